@@ -1,0 +1,3 @@
+"""Host tools for the borne charger firmware."""
+
+__version__ = "0.1.0"
