@@ -1,0 +1,39 @@
+# Thin entry point: choose the application slot, import it, run it, restart on a fatal error.
+# On the charger the application lives in app_a/ or app_b/ next to this file, and boot_slot names
+# the active one, so an over-the-air update can keep two versions and fall back to the old one.
+# With neither present, the application frozen into the firmware (or, under the unix port, the
+# folder this file is in) runs.
+import sys
+
+
+def _slot():
+    try:
+        with open("boot_slot") as f:
+            s = f.read().strip()
+    except OSError:
+        return None
+    return "app_" + s if s in ("a", "b") else None
+
+
+def _enter():
+    d = _slot()
+    if d:
+        sys.path.insert(0, d)
+    import app
+
+    return app
+
+
+try:
+    _enter().run()
+except SystemExit:
+    raise
+except Exception as e:
+    sys.print_exception(e)
+    try:
+        import board
+
+        board.Board().reset(True)
+    except Exception:
+        pass
+    raise

@@ -1,0 +1,48 @@
+# The charger's own settings: identity from provisioning, and the cloud endpoint from the claim
+# (or, in the simulation, from `borne sim --csms`). Persisted through the store; secrets are kept
+# here and never logged.
+import log
+
+_DOC = "settings"
+DEFAULTS = {
+    "cp_id": "",
+    "serial": "",
+    "model": "",
+    "vendor": "borne",
+    "csms_url": "",
+    "security_profile": 0,
+    "auth_key": "",  # secret: the OCPP AuthorizationKey (profiles 1 and 2)
+    "ca_pem": "",
+    "name": "",
+}
+_IDENTITY = ("cp_id", "serial", "model", "vendor")
+
+
+class Settings:
+    def __init__(self, store, provisioning):
+        self.store = store
+        d = store.load(_DOC, DEFAULTS)
+        changed = False
+        for k in _IDENTITY:
+            v = provisioning.get(k)
+            if v and d.get(k) != v:
+                d[k] = v
+                changed = True
+        url = provisioning.get("csms_url")
+        if url and d.get("csms_url") != url:
+            d["csms_url"] = url
+            changed = True
+        self.d = d
+        if changed:
+            store.save(_DOC, d)
+        log.info("settings", "charge point %s, CSMS %s", d["cp_id"], d["csms_url"] or "(none)")
+
+    def __getitem__(self, k):
+        return self.d[k]
+
+    def get(self, k, default=None):
+        return self.d.get(k, default)
+
+    def update(self, **kw):
+        self.d.update(kw)
+        self.store.save(_DOC, self.d)

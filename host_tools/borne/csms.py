@@ -1,0 +1,303 @@
+"""A CSMS built on the `ocpp` package (mobilityhouse) over `websockets`.
+
+Used three ways: embedded in `borne sim` as the development CSMS that accepts the charger,
+standalone as `borne csms`, and in tests, where it records every frame, checks each frame the
+charger sends against the OCPP 1.6 schemas (date-times included), and lets a test wait for a
+message or change how the CSMS answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import (
+    Action,
+    AuthorizationStatus,
+    DataTransferStatus,
+    RegistrationStatus,
+)
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from borne.ocpp_schema import FrameChecker
+
+log = logging.getLogger("borne.csms")
+
+Responder = Callable[[dict[str, Any]], Any]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{datetime.now(UTC).microsecond // 1000:03d}Z"
+    )
+
+
+@dataclass
+class Frame:
+    """One frame on the wire, as the CSMS saw it."""
+
+    cp_id: str
+    direction: str  # "in" (charge point -> CSMS) or "out"
+    raw: str
+    msg: Any
+    t: float = field(default_factory=time.monotonic)
+
+    @property
+    def action(self) -> str | None:
+        return self.msg[2] if self.is_call else None
+
+    @property
+    def is_call(self) -> bool:
+        return isinstance(self.msg, list) and len(self.msg) == 4 and self.msg[0] == 2
+
+    @property
+    def payload(self) -> Any:
+        if not isinstance(self.msg, list):
+            return None
+        return self.msg[3] if self.is_call else self.msg[2] if len(self.msg) > 2 else None
+
+
+class _Recorder:
+    """Wraps a websockets connection: records frames and schema-checks what the charger sends."""
+
+    def __init__(self, csms: Csms, conn: ServerConnection, cp_id: str) -> None:
+        self.csms = csms
+        self.conn = conn
+        self.cp_id = cp_id
+        self.checker = FrameChecker()
+
+    async def recv(self) -> str:
+        raw = await self.conn.recv()
+        text = raw if isinstance(raw, str) else raw.decode(errors="replace")
+        problems = self.checker.incoming(raw)
+        for p in problems:
+            log.error("%s sent an invalid frame: %s", self.cp_id, p)
+        self.csms.violations += [f"{self.cp_id}: {p}" for p in problems]
+        self.csms._record(Frame(self.cp_id, "in", text, _loads(text)))
+        return text
+
+    async def send(self, raw: str) -> None:
+        self.checker.outgoing(raw)
+        self.csms._record(Frame(self.cp_id, "out", raw, _loads(raw)))
+        await self.conn.send(raw)
+
+
+def _loads(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+class CentralChargePoint(ChargePoint):
+    """The CSMS's view of one charge point. Each answer can be replaced by `Csms.respond`."""
+
+    csms: Csms
+
+    def _answer(self, action: str, payload: dict[str, Any], default: Any) -> Any:
+        fn = self.csms.responders.get(action)
+        return fn(payload) if fn else default
+
+    @on(Action.boot_notification)
+    def on_boot(self, **kw: Any) -> Any:
+        return self._answer(
+            "BootNotification",
+            kw,
+            call_result.BootNotification(
+                current_time=now_iso(),
+                interval=self.csms.heartbeat_interval,
+                status=RegistrationStatus.accepted,
+            ),
+        )
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **kw: Any) -> Any:
+        return self._answer("Heartbeat", kw, call_result.Heartbeat(current_time=now_iso()))
+
+    @on(Action.status_notification)
+    def on_status(self, **kw: Any) -> Any:
+        return self._answer("StatusNotification", kw, call_result.StatusNotification())
+
+    @on(Action.authorize)
+    def on_authorize(self, **kw: Any) -> Any:
+        return self._answer(
+            "Authorize",
+            kw,
+            call_result.Authorize(id_tag_info={"status": AuthorizationStatus.accepted}),
+        )
+
+    @on(Action.start_transaction)
+    def on_start(self, **kw: Any) -> Any:
+        return self._answer(
+            "StartTransaction",
+            kw,
+            call_result.StartTransaction(
+                transaction_id=next(self.csms.tx_ids),
+                id_tag_info={"status": AuthorizationStatus.accepted},
+            ),
+        )
+
+    @on(Action.stop_transaction)
+    def on_stop(self, **kw: Any) -> Any:
+        return self._answer(
+            "StopTransaction",
+            kw,
+            call_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted}),
+        )
+
+    @on(Action.meter_values)
+    def on_meter_values(self, **kw: Any) -> Any:
+        return self._answer("MeterValues", kw, call_result.MeterValues())
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, **kw: Any) -> Any:
+        return self._answer(
+            "DataTransfer", kw, call_result.DataTransfer(status=DataTransferStatus.accepted)
+        )
+
+    @on(Action.firmware_status_notification)
+    def on_fw_status(self, **kw: Any) -> Any:
+        return self._answer(
+            "FirmwareStatusNotification", kw, call_result.FirmwareStatusNotification()
+        )
+
+    @on(Action.diagnostics_status_notification)
+    def on_diag_status(self, **kw: Any) -> Any:
+        return self._answer(
+            "DiagnosticsStatusNotification", kw, call_result.DiagnosticsStatusNotification()
+        )
+
+
+class Csms:
+    """The server. `await start()` returns its ws:// base URL; charge points append their id."""
+
+    def __init__(self, heartbeat_interval: int = 300, accept_ids: set[str] | None = None) -> None:
+        self.heartbeat_interval = heartbeat_interval
+        self.accept_ids = accept_ids
+        self.responders: dict[str, Responder] = {}
+        self.frames: list[Frame] = []
+        self.violations: list[str] = []
+        self.charge_points: dict[str, CentralChargePoint] = {}
+        self.connections: dict[str, ServerConnection] = {}
+        self.tx_ids = itertools.count(1)
+        self.connects = 0
+        self._changed = asyncio.Condition()
+        self._server: Server | None = None
+        self.url = ""
+
+    def respond(self, action: str, fn: Responder | None) -> None:
+        """Replace (or, with None, restore) how the CSMS answers `action`."""
+        if fn is None:
+            self.responders.pop(action, None)
+        else:
+            self.responders[action] = fn
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._server = await serve(
+            self._handler,
+            host,
+            port,
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            process_request=self._check_request,
+        )
+        sock = next(iter(self._server.sockets))
+        self.url = f"ws://{host}:{sock.getsockname()[1]}/ocpp"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    def _check_request(self, conn: ServerConnection, request: Any) -> Any:
+        protos = request.headers.get("Sec-WebSocket-Protocol", "")
+        if "ocpp1.6" not in [p.strip() for p in protos.split(",")]:
+            return conn.respond(400, "subprotocol ocpp1.6 required\n")
+        return None
+
+    async def _handler(self, conn: ServerConnection) -> None:
+        cp_id = (conn.request.path if conn.request else "").rstrip("/").rsplit("/", 1)[-1]
+        if self.accept_ids is not None and cp_id not in self.accept_ids:
+            await conn.close(1008, "unknown charge point")
+            return
+        cp = CentralChargePoint(cp_id, _Recorder(self, conn, cp_id))
+        cp.csms = self
+        self.charge_points[cp_id] = cp
+        self.connections[cp_id] = conn
+        self.connects += 1
+        await self._notify()
+        try:
+            await cp.start()
+        except Exception as e:  # the connection closed: normal end of a session
+            log.info("%s disconnected: %s", cp_id, e)
+        finally:
+            if self.connections.get(cp_id) is conn:
+                del self.connections[cp_id]
+            await self._notify()
+
+    def _record(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- for tests and tools ---------------------------------------------------------------
+    def calls(self, action: str | None = None, cp_id: str | None = None) -> list[Frame]:
+        """CALLs the charge points sent, oldest first."""
+        return [
+            f
+            for f in self.frames
+            if f.direction == "in"
+            and f.is_call
+            and (action is None or f.action == action)
+            and (cp_id is None or f.cp_id == cp_id)
+        ]
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float, what: str
+    ) -> Any:
+        """Wait until `predicate()` is truthy; fail with `what` after `timeout` seconds."""
+        async def loop() -> Any:
+            async with self._changed:
+                while True:
+                    value = predicate()
+                    if value:
+                        return value
+                    await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(loop(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+    async def wait_call(
+        self,
+        action: str,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 20,
+        after: int = 0,
+    ) -> Frame:
+        """The first CALL `action` (at index >= `after` in `frames`) whose payload matches."""
+
+        def find() -> Frame | None:
+            for f in self.frames[after:]:
+                if (f.direction == "in" and f.is_call and f.action == action
+                        and (match is None or match(f.payload))):
+                    return f
+            return None
+
+        frame: Frame = await self.wait_for(find, timeout, f"{action} from the charge point")
+        return frame

@@ -1,0 +1,1 @@
+"""The charger simulation: the agent under the unix port, with its hardware simulated here."""

@@ -1,0 +1,150 @@
+"""The agent process: the firmware's main.py under the MicroPython unix port.
+
+Power is the process: `power_cut` kills it at once (no clean shutdown), `power_on` starts it
+again on the same flash directory. A reset (exit code 4) or a crash reboots it, as the
+charger's watchdog would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from borne import paths
+
+log = logging.getLogger("borne.sim.agent")
+
+EXIT_RESET = 4
+
+
+class Agent:
+    def __init__(
+        self,
+        flash: Path,
+        io_addr: str,
+        cp_id: str,
+        csms_url: str | None,
+        gate_addr: str | None = None,
+        heapsize: str | None = None,
+        log_file: Path | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.flash = flash
+        self.io_addr = io_addr
+        self.cp_id = cp_id
+        self.csms_url = csms_url
+        self.gate_addr = gate_addr
+        self.heapsize = heapsize
+        self.log_file = log_file
+        self.on_line = on_line
+        self.lines: deque[str] = deque(maxlen=400)
+        self.all_lines: list[str] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self.powered = False
+        self.boots = 0
+        self.exit_codes: list[int] = []
+        self._supervisor: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    def argv(self) -> list[str]:
+        cmd = [paths.micropython()]
+        if self.heapsize:
+            cmd += ["-X", f"heapsize={self.heapsize}"]
+        cmd += [str(paths.FIRMWARE / "main.py"), "--flash", str(self.flash), "--io", self.io_addr,
+                "--id", self.cp_id]
+        if self.csms_url:
+            cmd += ["--csms", self.csms_url]
+        if self.gate_addr:
+            cmd += ["--gate", self.gate_addr]
+        return cmd
+
+    async def power_on(self) -> None:
+        if self.powered:
+            return
+        self.powered = True
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def power_cut(self) -> None:
+        self.powered = False
+        if self._supervisor:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await self._kill()
+
+    async def _kill(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def _supervise(self) -> None:
+        try:
+            while self.powered:
+                self.flash.mkdir(parents=True, exist_ok=True)
+                env = dict(os.environ, MICROPYPATH=paths.micropypath())
+                self.proc = await asyncio.create_subprocess_exec(
+                    *self.argv(),
+                    cwd=self.flash,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                self.boots += 1
+                await self._note(f"[sim] agent started (boot {self.boots}, pid {self.proc.pid})")
+                assert self.proc.stdout is not None
+                while raw := await self.proc.stdout.readline():
+                    await self._note(raw.decode(errors="replace").rstrip())
+                code = await self.proc.wait()
+                self.exit_codes.append(code)
+                what = "reset" if code == EXIT_RESET else f"exited with code {code}"
+                await self._note(f"[sim] agent {what}; rebooting")
+                await asyncio.sleep(0.2 if code == EXIT_RESET else 1.0)
+        except asyncio.CancelledError:
+            await self._kill()
+            raise
+
+    async def _note(self, line: str) -> None:
+        self.lines.append(line)
+        self.all_lines.append(line)
+        if self.log_file:
+            with self.log_file.open("a") as f:
+                f.write(line + "\n")
+        if self.on_line:
+            self.on_line(line)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_line(self, pattern: str, timeout: float = 20, start: int = 0) -> str:
+        """The first output line (from index `start`) matching the regular expression."""
+        rx = re.compile(pattern)
+
+        async def find() -> str:
+            async with self._changed:
+                while True:
+                    for line in self.all_lines[start:]:
+                        if rx.search(line):
+                            return line
+                    await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(find(), timeout)
+        except TimeoutError:
+            tail = "\n".join(list(self.lines)[-25:])
+            raise AssertionError(
+                f"agent printed no line matching {pattern!r} within {timeout} s; "
+                f"last lines:\n{tail}"
+            ) from None

@@ -1,0 +1,91 @@
+"""`borne sim`: run the charger simulation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from borne.sim import screen
+from borne.sim.simulator import Simulator, check_csms_url, check_flash_dir
+
+DEFAULT_CONTROL_PORT = 7700
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "sim",
+        help="run the charger under the MicroPython unix port against simulated hardware",
+        description="Run the firmware under the unix port with simulated EV, relay, RCD, LED and "
+        "buzzer; with no --csms, an embedded development CSMS accepts the charger.",
+    )
+    p.add_argument("--csms", metavar="URL", help="the CSMS to connect to (ws:// or wss://)")
+    p.add_argument("--id", default="borne-sim-0001", help="charge point id")
+    p.add_argument("--flash", default="sim-flash", help="the charger's persistent filesystem")
+    p.add_argument("--control", type=int, default=DEFAULT_CONTROL_PORT, metavar="PORT",
+                   help="control protocol port on 127.0.0.1 (0 picks a free one)")
+    p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
+    p.add_argument("--phases", type=int, choices=(1, 3), default=3)
+    p.add_argument("--heartbeat", type=int, default=300,
+                   help="heartbeat interval the embedded CSMS gives")
+    p.add_argument("--no-screen", action="store_true",
+                   help="print the agent's log instead of the live status screen")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.csms:
+            check_csms_url(args.csms)
+        flash = check_flash_dir(Path(args.flash))
+        if not args.id or len(args.id) > 48:
+            raise ValueError("--id must be 1 to 48 characters")
+    except ValueError as e:
+        print(f"borne sim: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        asyncio.run(_main(args, flash))
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        print(f"borne sim: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _main(args: argparse.Namespace, flash: Path) -> None:
+    sim = Simulator(flash, cp_id=args.id, csms_url=args.csms, heapsize=args.heapsize,
+                    phases=args.phases, heartbeat_interval=args.heartbeat)
+    live = sys.stdout.isatty() and not args.no_screen
+    if not live:
+        await sim.start()
+        assert sim.agent is not None
+        sim.agent.on_line = lambda line: print(line, flush=True)
+    else:
+        await sim.start()
+    try:
+        server = await sim.serve_control(args.control)
+    except OSError as e:
+        await sim.stop()
+        raise OSError(f"control port {args.control}: {e.strerror}") from None
+    port = server.sockets[0].getsockname()[1]
+    if not live:
+        print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {sim.csms_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    drawer = loop.create_task(screen.show(sim, port)) if live else None
+    try:
+        await stop.wait()
+    finally:
+        if drawer:
+            drawer.cancel()
+        server.close()
+        await sim.stop()

@@ -1,0 +1,61 @@
+"""The live one-screen status of `borne sim`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from borne.sim.simulator import Simulator
+
+_CLEAR = "\x1b[H\x1b[2J"
+_RGB_NAMES = {
+    "00ff00": "green", "0000ff": "blue", "ff0000": "red", "ffff00": "yellow",
+    "ffa500": "orange", "808080": "grey", "00ffff": "cyan", "ffffff": "white", "000000": "off",
+}
+
+
+def render(sim: Simulator, control_port: int | None) -> str:
+    st: dict[str, Any] = sim.state()
+    led = st["led"]
+    colour = _RGB_NAMES.get(led["color"].lower(), "#" + led["color"])
+    swatch = _swatch(led["color"]) if led["pattern"] != "off" else "  "
+    ocpp = st["ocpp"]
+    link = "online" if ocpp["connected"] else "OFFLINE"
+    lines = [
+        f"borne sim  -  {sim.cp_id}  -  CSMS {sim.csms_url}"
+        + ("  (embedded)" if sim.csms else ""),
+        f"control: 127.0.0.1:{control_port}" if control_port else "control: off",
+        "",
+        f"  supply     {'on' if st['powered'] else 'CUT'}       "
+        f"network {'up' if st['net'] else 'CUT'}",
+        f"  pilot      {st['cp']}        PWM {st['pwm_duty']:.1f} %",
+        f"  relay      {'CLOSED' if st['relay'] else 'open'}",
+        f"  LED        {swatch} {colour} {led['pattern']} ({led['brightness']} %)",
+        f"  OCPP       {link}, connector 1 {ocpp['status'] or '-'}",
+        f"  power      {st['power_w'] / 1000:.2f} kW   energy {st['energy_wh'] / 1000:.3f} kWh",
+        f"  session    {st['session'] or '-'}",
+        f"  faults     {', '.join(st['faults']) or 'none'}",
+        "",
+        "agent log:",
+    ]
+    tail = list(sim.agent.lines)[-12:] if sim.agent else []
+    return "\n".join(lines + ["  " + x[:110] for x in tail]) + "\n"
+
+
+def _swatch(rgb: str) -> str:
+    try:
+        r, g, b = (int(rgb[i : i + 2], 16) for i in (0, 2, 4))
+    except ValueError:
+        return "  "
+    return f"\x1b[48;2;{r};{g};{b}m  \x1b[0m"
+
+
+async def show(sim: Simulator, control_port: int | None, period: float = 0.5) -> None:
+    """Redraw the status while the simulation runs (only on a terminal)."""
+    if not sys.stdout.isatty():
+        return
+    while True:
+        sys.stdout.write(_CLEAR + render(sim, control_port))
+        sys.stdout.flush()
+        await asyncio.sleep(period)

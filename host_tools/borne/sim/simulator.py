@@ -1,0 +1,242 @@
+"""The whole simulation: hardware, network gate, optional embedded CSMS, the agent, and the
+control protocol of DESIGN.md section 4."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from borne.csms import Csms
+from borne.sim.agent import Agent
+from borne.sim.hardware import HW_FAULTS, Hardware
+from borne.sim.netgate import NetGate
+
+log = logging.getLogger("borne.sim")
+
+FAULT_KINDS = (*HW_FAULTS, "meter_down", "reader_down", "clear")
+
+
+class CommandError(Exception):
+    pass
+
+
+def check_csms_url(url: str) -> tuple[str, int]:
+    """Host and port of a CSMS URL, or a clear error before anything starts."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme not in ("ws", "wss"):
+        raise ValueError(f"--csms {url!r}: the URL must start with ws:// or wss://")
+    if not u.hostname:
+        raise ValueError(f"--csms {url!r}: the URL has no host")
+    try:
+        port = u.port or (443 if u.scheme == "wss" else 80)
+    except ValueError:
+        raise ValueError(f"--csms {url!r}: the port is not a number from 1 to 65535") from None
+    return u.hostname, port
+
+
+def check_flash_dir(flash: Path) -> Path:
+    """The flash directory must be a writable directory (created if missing)."""
+    if flash.exists() and not flash.is_dir():
+        raise ValueError(f"--flash {flash}: exists and is not a directory")
+    try:
+        flash.mkdir(parents=True, exist_ok=True)
+        probe = flash / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--flash {flash}: not writable ({e.strerror})") from None
+    return flash.resolve()
+
+
+class Simulator:
+    def __init__(
+        self,
+        flash: Path,
+        cp_id: str = "borne-sim-0001",
+        csms_url: str | None = None,
+        heapsize: str | None = None,
+        phases: int = 3,
+        heartbeat_interval: int = 300,
+        agent_log: Path | None = None,
+    ) -> None:
+        self.flash = check_flash_dir(flash)
+        self.cp_id = cp_id
+        if csms_url:
+            check_csms_url(csms_url)
+        self.csms_url = csms_url
+        self.csms: Csms | None = None
+        self.heartbeat_interval = heartbeat_interval
+        self.hw = Hardware(phases=phases)
+        self.heapsize = heapsize
+        self.agent_log = agent_log
+        self.gate: NetGate | None = None
+        self.agent: Agent | None = None
+        self._io_server: asyncio.Server | None = None
+        self._tick: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if not self.csms_url:
+            self.csms = Csms(heartbeat_interval=self.heartbeat_interval)
+            self.csms_url = await self.csms.start()
+        host, port = check_csms_url(self.csms_url)
+        self.gate = NetGate(host, port)
+        gate_port = await self.gate.start()
+        self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
+        io_port = self._io_server.sockets[0].getsockname()[1]
+        self.agent = Agent(
+            self.flash,
+            io_addr=f"127.0.0.1:{io_port}",
+            cp_id=self.cp_id,
+            csms_url=self.csms_url,
+            gate_addr=f"127.0.0.1:{gate_port}",
+            heapsize=self.heapsize,
+            log_file=self.agent_log,
+        )
+        await self.agent.power_on()
+        self._tick = asyncio.get_running_loop().create_task(self._integrate())
+
+    async def _integrate(self) -> None:
+        while True:
+            self.hw.integrate()
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self._tick:
+            self._tick.cancel()
+        if self.agent:
+            await self.agent.power_cut()
+        if self._io_server:
+            self._io_server.close()
+        if self.gate:
+            await self.gate.stop()
+        if self.csms:
+            await self.csms.stop()
+
+    # -- the control protocol ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        hw = self.hw
+        hw.integrate()
+        tel = hw.telemetry if self.agent and self.agent.running else {}
+        ocpp = tel.get("ocpp", {})
+        return {
+            "cp": hw.cp_state(),
+            "relay": hw.relay_contacts,
+            "pwm_duty": round(hw.pwm_duty, 2),
+            "led": dict(hw.led) if self.agent and self.agent.running else
+            {"color": "000000", "pattern": "off", "brightness": 0},
+            "ocpp": {"connected": bool(ocpp.get("connected")), "status": ocpp.get("status")},
+            "energy_wh": round(hw.energy_wh, 3),
+            "power_w": round(hw.power_w(), 1),
+            "session": tel.get("session"),
+            "powered": bool(self.agent and self.agent.powered),
+            "net": bool(self.gate and self.gate.up),
+            "faults": sorted(hw.faults),
+        }
+
+    async def command(self, req: Any) -> dict[str, Any]:
+        try:
+            if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+                raise CommandError('a request is a JSON object with a "cmd" string')
+            data = await self._run(req["cmd"], req)
+        except CommandError as e:
+            return {"ok": False, "error": str(e)}
+        reply: dict[str, Any] = {"ok": True}
+        if data:
+            reply.update(data)
+        return reply
+
+    async def _run(self, cmd: str, req: dict[str, Any]) -> dict[str, Any] | None:
+        hw = self.hw
+        assert self.agent is not None and self.gate is not None
+        if cmd == "plug":
+            hw.set_ev(plugged=True)
+        elif cmd == "charge":
+            if not hw.plugged:
+                raise CommandError("the EV is not plugged in: send plug first")
+            hw.set_ev(asking=True)
+        elif cmd == "pause":
+            hw.set_ev(asking=False)
+        elif cmd == "unplug":
+            hw.set_ev(plugged=False)
+        elif cmd == "load":
+            amps = req.get("amps")
+            if isinstance(amps, bool) or not isinstance(amps, int | float) or not 0 <= amps <= 80:
+                raise CommandError('load needs "amps", a number from 0 to 80')
+            hw.integrate()
+            hw.load_amps = float(amps)
+        elif cmd == "tap":
+            uid = req.get("uid")
+            if not isinstance(uid, str) or not uid or len(uid) > 20 or not _is_hex(uid):
+                raise CommandError('tap needs "uid", a hex string of up to 20 digits')
+            raise CommandError("tap: the RFID reader emulator is not part of this build yet")
+        elif cmd == "fault":
+            kind = req.get("kind")
+            if kind not in FAULT_KINDS:
+                raise CommandError(f'fault needs "kind", one of {", ".join(FAULT_KINDS)}')
+            if kind == "clear":
+                hw.clear_faults()
+            elif kind in HW_FAULTS:
+                hw.set_fault(kind)
+            else:
+                raise CommandError(
+                    f"fault {kind}: that device's emulator is not part of this build yet"
+                )
+        elif cmd == "net":
+            up = req.get("up")
+            if not isinstance(up, bool):
+                raise CommandError('net needs "up": true or false')
+            self.gate.set_up(up)
+        elif cmd == "power_cut":
+            await self.agent.power_cut()
+        elif cmd == "power_on":
+            await self.agent.power_on()
+        elif cmd == "state":
+            return self.state()
+        else:
+            raise CommandError(f"unknown command {cmd!r}")
+        return None
+
+    async def serve_control(self, port: int, host: str = "127.0.0.1") -> asyncio.Server:
+        """Newline-delimited JSON on `host:port`: one request per line, one reply per line."""
+
+        async def client(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            import json
+
+            try:
+                while True:
+                    try:
+                        line = await r.readline()
+                    except ValueError:  # a line over the stream limit
+                        w.write(b'{"ok": false, "error": "request line too long"}\n')
+                        break
+                    if not line:
+                        break
+                    if not line.strip():
+                        continue
+                    try:
+                        req = json.loads(line)
+                    except ValueError:
+                        reply: dict[str, Any] = {"ok": False, "error": "request is not valid JSON"}
+                    else:
+                        reply = await self.command(req)
+                    w.write(json.dumps(reply).encode() + b"\n")
+                    await w.drain()
+            except ConnectionError:
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    w.close()
+
+        return await asyncio.start_server(client, host, port, limit=64 * 1024)
+
+
+def _is_hex(s: str) -> bool:
+    try:
+        int(s, 16)
+    except ValueError:
+        return False
+    return True
