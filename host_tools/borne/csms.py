@@ -191,6 +191,7 @@ class Csms:
         self.connections: dict[str, ServerConnection] = {}
         self.tx_ids = itertools.count(1)
         self.connects = 0
+        self.close_at_once = 0  # this many next connections are closed right after the handshake
         self._changed = asyncio.Condition()
         self._server: Server | None = None
         self.url = ""
@@ -230,6 +231,12 @@ class Csms:
         cp_id = (conn.request.path if conn.request else "").rstrip("/").rsplit("/", 1)[-1]
         if self.accept_ids is not None and cp_id not in self.accept_ids:
             await conn.close(1008, "unknown charge point")
+            return
+        if self.close_at_once > 0:
+            self.close_at_once -= 1
+            self.connects += 1
+            await conn.close(1011, "going away")
+            await self._notify()
             return
         cp = CentralChargePoint(cp_id, _Recorder(self, conn, cp_id))
         cp.csms = self

@@ -1,0 +1,86 @@
+"""Fixtures for system tests: a CSMS on the `ocpp` package and the simulated charger.
+
+Every frame the charger sends passes the OCPP 1.6 schema check (date-time formats included);
+a test whose charger sent an invalid frame fails at teardown with the frames listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from borne.csms import Csms
+from borne.sim.simulator import Simulator
+
+CP_ID = "CP-TEST-1"
+
+
+@pytest.fixture
+async def csms() -> AsyncIterator[Csms]:
+    c = Csms(heartbeat_interval=300)
+    await c.start()
+    yield c
+    await c.stop()
+    assert not c.violations, "the charger sent frames that break the OCPP 1.6 schemas:\n" + (
+        "\n".join(c.violations)
+    )
+
+
+@pytest.fixture
+def flash(tmp_path: Path) -> Path:
+    return tmp_path / "flash"
+
+
+@pytest.fixture
+async def sim(csms: Csms, flash: Path) -> AsyncIterator[Simulator]:
+    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await s.start()
+    yield s
+    await s.stop()
+    # Shown by pytest only when the test fails.
+    print("---- agent log ----")
+    print("\n".join(s.agent.all_lines if s.agent else []))
+
+
+class Control:
+    """A client of the simulator's control protocol, over its real socket."""
+
+    def __init__(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.r, self.w = r, w
+
+    async def raw(self, line: bytes) -> dict[str, Any]:
+        self.w.write(line)
+        await self.w.drain()
+        reply = await asyncio.wait_for(self.r.readline(), 10)
+        assert reply, "the control socket closed"
+        data: dict[str, Any] = json.loads(reply)
+        return data
+
+    async def __call__(self, cmd: str, **args: Any) -> dict[str, Any]:
+        return await self.raw(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+
+    async def wait_state(self, pred: Any, what: str, timeout: float = 20) -> dict[str, Any]:
+        """Poll `state` until `pred(state)` holds; a bounded wait with a clear failure."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last: dict[str, Any] = {}
+        while loop.time() < deadline:
+            last = await self("state")
+            if pred(last):
+                return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}; state: {last}")
+
+
+@pytest.fixture
+async def control(sim: Simulator) -> AsyncIterator[Control]:
+    server = await sim.serve_control(0)
+    port = server.sockets[0].getsockname()[1]
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    yield Control(r, w)
+    w.close()
+    server.close()

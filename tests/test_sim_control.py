@@ -1,0 +1,125 @@
+"""The simulator's control protocol (DESIGN.md section 4), driven over its real socket, and
+`borne sim`'s refusal of bad arguments before anything starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from borne.csms import Csms
+from borne.sim.simulator import Simulator
+from conftest import Control
+
+STATE_KEYS = {"cp", "relay", "pwm_duty", "led", "ocpp", "energy_wh", "power_w", "session"}
+
+
+async def test_state_has_every_documented_field(control: Control, csms: Csms) -> None:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    st = await control.wait_state(lambda s: s["ocpp"]["connected"], "the charger online")
+    assert st["ok"] is True
+    assert set(st) >= STATE_KEYS
+    assert st["cp"] == "A" and st["relay"] is False and st["pwm_duty"] == 100
+    assert set(st["led"]) == {"color", "pattern", "brightness"}
+    assert set(st["ocpp"]) == {"connected", "status"}
+    assert st["ocpp"]["status"] == "Available"
+    assert st["energy_wh"] == 0 and st["power_w"] == 0
+
+
+async def test_plug_and_unplug_change_pilot_and_ocpp_status(control: Control, csms: Csms) -> None:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    assert (await control("plug"))["ok"]
+    await control.wait_state(lambda s: s["cp"] == "B", "pilot state B")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    assert (await control("unplug"))["ok"]
+    n = len(csms.frames)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+    st = await control.wait_state(lambda s: s["cp"] == "A", "pilot state A")
+    assert st["relay"] is False
+
+
+async def test_relay_stays_open_without_a_session(control: Control, csms: Csms) -> None:
+    # The EV asking for energy is not enough: no authorization, no relay.
+    await control("plug")
+    await control("charge")
+    await control("load", amps=16)
+    st = await control.wait_state(lambda s: s["cp"] == "C", "pilot state C")
+    assert st["relay"] is False and st["power_w"] == 0
+
+
+async def test_bad_requests_get_clear_errors_and_the_socket_survives(control: Control) -> None:
+    bad = [
+        (b"this is not json\n", "not valid JSON"),
+        (b"[1, 2]\n", '"cmd"'),
+        (b'{"cmd": "explode"}\n', "unknown command"),
+        (b'{"cmd": "load"}\n', "amps"),
+        (b'{"cmd": "load", "amps": -3}\n', "amps"),
+        (b'{"cmd": "load", "amps": true}\n', "amps"),
+        (b'{"cmd": "fault", "kind": "gremlins"}\n', "kind"),
+        (b'{"cmd": "net", "up": "yes"}\n', "up"),
+        (b'{"cmd": "tap", "uid": "not hex!"}\n', "uid"),
+    ]
+    for line, why in bad:
+        reply = await control.raw(line)
+        assert reply["ok"] is False, line
+        assert why in reply["error"], (line, reply)
+    assert (await control("state"))["ok"] is True
+
+
+async def test_commands_of_later_hardware_answer_not_ok_with_a_reason(control: Control) -> None:
+    for req in ({"cmd": "tap", "uid": "04A2B3C4"}, {"cmd": "fault", "kind": "meter_down"},
+                {"cmd": "fault", "kind": "reader_down"}):
+        reply = await control(**req)
+        assert reply["ok"] is False and "not part of this build" in reply["error"]
+
+
+async def test_faults_are_injected_and_cleared(control: Control) -> None:
+    for kind in ("rcd", "weld", "diode", "pilot_short"):
+        assert (await control("fault", kind=kind))["ok"]
+    st = await control("state")
+    assert st["cp"] == "E"
+    assert (await control("fault", kind="clear"))["ok"]
+    st = await control.wait_state(lambda s: s["cp"] == "A", "faults cleared")
+    assert st["relay"] is False
+
+
+async def test_power_cut_and_power_on(control: Control, csms: Csms, sim: Simulator) -> None:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    assert (await control("power_cut"))["ok"]
+    st = await control("state")
+    assert st["ocpp"]["connected"] is False and st["led"]["pattern"] == "off"
+    assert (await control("power_on"))["ok"]
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "a second boot")
+    await control.wait_state(lambda s: s["ocpp"]["connected"], "online after power on")
+
+
+async def test_network_cut_and_restore(control: Control, csms: Csms) -> None:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    assert (await control("net", up=False))["ok"]
+    assert (await control("state"))["net"] is False
+    connects = csms.connects
+    assert (await control("net", up=True))["ok"]
+    await csms.wait_for(lambda: csms.connects > connects, 30, "a reconnect after the cut")
+    await control.wait_state(lambda s: s["ocpp"]["connected"], "online again")
+    assert len(csms.calls("BootNotification")) == 1, "a reconnect is not a reboot"
+
+
+def _borne_sim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "borne.cli", "sim", "--no-screen", *args],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+
+
+def test_bad_csms_url_is_refused_before_start(tmp_path: Path) -> None:
+    for url in ("http://example.invalid/ocpp", "ws://", "ws://host:99999/x", "nonsense"):
+        r = _borne_sim("--csms", url, "--flash", str(tmp_path / "f"))
+        assert r.returncode == 2, (url, r.stdout, r.stderr)
+        assert "--csms" in r.stderr and "agent started" not in r.stdout
+
+
+def test_bad_flash_dir_is_refused_before_start(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    r = _borne_sim("--flash", str(not_a_dir))
+    assert r.returncode == 2 and "--flash" in r.stderr and "not a directory" in r.stderr
