@@ -24,6 +24,10 @@ async def _main():
     ocpp = OcppClient(settings, config, b, connector, events)
     light = StatusLight(b, connector, ocpp)
     log.info("app", "borne up on %s", board_mod.NAME)
+    if getattr(b, "diag", False):
+        import heapwatch
+
+        asyncio.create_task(heapwatch.run(b))
     await asyncio.gather(connector.run(), ocpp.run(), light.run())
 
 

@@ -33,6 +33,7 @@ class Agent:
         csms_url: str | None,
         gate_addr: str | None = None,
         heapsize: str | None = None,
+        diag: bool = False,
         log_file: Path | None = None,
         on_line: Callable[[str], None] | None = None,
     ) -> None:
@@ -42,6 +43,7 @@ class Agent:
         self.csms_url = csms_url
         self.gate_addr = gate_addr
         self.heapsize = heapsize
+        self.diag = diag
         self.log_file = log_file
         self.on_line = on_line
         self.lines: deque[str] = deque(maxlen=400)
@@ -63,6 +65,8 @@ class Agent:
             cmd += ["--csms", self.csms_url]
         if self.gate_addr:
             cmd += ["--gate", self.gate_addr]
+        if self.diag:
+            cmd += ["--diag", "1"]
         return cmd
 
     async def power_on(self) -> None:

@@ -62,6 +62,7 @@ class Simulator:
         phases: int = 3,
         heartbeat_interval: int = 300,
         agent_log: Path | None = None,
+        diag: bool = False,
     ) -> None:
         self.flash = check_flash_dir(flash)
         self.cp_id = cp_id
@@ -73,6 +74,7 @@ class Simulator:
         self.hw = Hardware(phases=phases)
         self.heapsize = heapsize
         self.agent_log = agent_log
+        self.diag = diag
         self.gate: NetGate | None = None
         self.agent: Agent | None = None
         self._io_server: asyncio.Server | None = None
@@ -94,6 +96,7 @@ class Simulator:
             csms_url=self.csms_url,
             gate_addr=f"127.0.0.1:{gate_port}",
             heapsize=self.heapsize,
+            diag=self.diag,
             log_file=self.agent_log,
         )
         await self.agent.power_on()

@@ -1,0 +1,13 @@
+"""The benchmark harness works (its figures are printed by `make bench`, not asserted here)."""
+
+from __future__ import annotations
+
+from borne import bench
+
+
+async def test_boot_scenario_reports_heap_and_fails_cleanly_when_starved() -> None:
+    heap = await bench.boot_scenario("256wK")
+    assert heap is not None, "the agent did not boot in a 256wK heap"
+    assert 0 < int(str(heap["peak"])) < int(str(heap["total"]))
+    # A heap far too small: the scenario reports failure instead of hanging or raising.
+    assert await bench.boot_scenario("8wK", timeout=10) is None
