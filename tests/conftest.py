@@ -7,14 +7,13 @@ a test whose charger sent an invalid frame fails at teardown with the frames lis
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
+from simctl import Control
 
 CP_ID = "CP-TEST-1"
 
@@ -44,36 +43,6 @@ async def sim(csms: Csms, flash: Path) -> AsyncIterator[Simulator]:
     # Shown by pytest only when the test fails.
     print("---- agent log ----")
     print("\n".join(s.agent.all_lines if s.agent else []))
-
-
-class Control:
-    """A client of the simulator's control protocol, over its real socket."""
-
-    def __init__(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        self.r, self.w = r, w
-
-    async def raw(self, line: bytes) -> dict[str, Any]:
-        self.w.write(line)
-        await self.w.drain()
-        reply = await asyncio.wait_for(self.r.readline(), 10)
-        assert reply, "the control socket closed"
-        data: dict[str, Any] = json.loads(reply)
-        return data
-
-    async def __call__(self, cmd: str, **args: Any) -> dict[str, Any]:
-        return await self.raw(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
-
-    async def wait_state(self, pred: Any, what: str, timeout: float = 20) -> dict[str, Any]:
-        """Poll `state` until `pred(state)` holds; a bounded wait with a clear failure."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        last: dict[str, Any] = {}
-        while loop.time() < deadline:
-            last = await self("state")
-            if pred(last):
-                return last
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}; state: {last}")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from conftest import Control
+from simctl import Control
 
 STATE_KEYS = {"cp", "relay", "pwm_duty", "led", "ocpp", "energy_wh", "power_w", "session"}
 

@@ -1,0 +1,211 @@
+# The one module that persists state. Everything the charger must remember across a power cut
+# (settings, OCPP configuration, the transaction queue, the event log) goes through here.
+#
+# A document <name> lives in up to three files under root:
+#   <name>.json   the current copy
+#   <name>.bak    the copy before it
+#   <name>.tmp    a save in progress (or an interrupted one)
+# Each starts with a header line "B1 <seq> <version> <crc32hex> <bodylen>\n", then the JSON body.
+# load() takes the valid file with the highest seq, so a power cut at any step of save() leaves
+# either the old or the new copy readable, never a half-written one as the only copy.
+#
+# Flash write budget: a save writes one new small file and renames twice: about 1-2 erase blocks
+# (4 KiB) of wear on LittleFS. Flash lasts ~100k erase cycles per block and LittleFS spreads the
+# wear, so callers save on events (a setting changed, a session started or ended), never on
+# timers; fast-moving values stay in RAM and are checkpointed at most about once a minute.
+import os
+import json
+from binascii import crc32
+
+import log
+
+_TAG = "store"
+_EXTS = (".json", ".tmp", ".bak")
+_ALL = _EXTS + (".log", ".log.tmp")  # documents and journals
+_MAX_BODY = const(65536)  # a corrupt length must not ask the heap for megabytes
+
+
+def _makedirs(path):
+    # os.makedirs does not exist in MicroPython: create each missing level.
+    cur = "" if path[:1] != "/" else "/"
+    for part in path.split("/"):
+        if not part:
+            continue
+        cur = cur + part if cur in ("", "/") else cur + "/" + part
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass  # exists (or a real failure, which the first open will report)
+
+
+def _remove(p):
+    try:
+        os.remove(p)
+        return True
+    except OSError:
+        return False
+
+
+def _copy(v):
+    # Defaults must never be shared with (and mutated through) a loaded document.
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
+
+
+def _read(p):
+    # -> (seq, version, data, None) for a valid file, (None, None, None, reason) otherwise.
+    # Never raises: a bad file is a reason, not an error.
+    try:
+        f = open(p, "rb")
+    except OSError:
+        return None, None, None, "missing"
+    try:
+        head = f.readline(64)  # bounded: a garbage file may have no newline at all
+        parts = head.split()
+        if len(parts) != 5 or parts[0] != b"B1" or head[-1:] != b"\n":
+            return None, None, None, "bad header"
+        seq = int(parts[1])
+        ver = int(parts[2])
+        crc = int(parts[3], 16)
+        n = int(parts[4])
+        if n > _MAX_BODY:
+            return None, None, None, "bad length"
+        body = f.read(n + 1)  # one byte more than promised reveals trailing junk
+        if len(body) != n:
+            return None, None, None, "truncated" if len(body) < n else "length mismatch"
+        if crc32(body) != crc:
+            return None, None, None, "checksum mismatch"
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            return None, None, None, "not an object"
+        return seq, ver, data, None
+    except (ValueError, OSError, MemoryError) as e:
+        # int() on garbage, invalid JSON, a flash read error, or a body too big for the heap
+        return None, None, None, "unreadable (%s)" % type(e).__name__
+    finally:
+        f.close()
+
+
+class Store:
+    def __init__(self, root):
+        self.root = root.rstrip("/") or "/"
+        _makedirs(self.root)
+        self._seq = {}  # name -> last seq written or read, so saves keep counting up
+        self._bad = {}  # name -> True when <name>.json was invalid at load: don't rotate it
+
+    def path(self, name, ext=".json"):
+        return "%s/%s%s" % (self.root, name, ext)
+
+    def load(self, name, defaults, version=1):
+        best = None  # (seq, ext, version, data)
+        bad = []
+        top = -1
+        for ext in _EXTS:
+            seq, ver, data, why = _read(self.path(name, ext))
+            if why is None:
+                if seq > top:
+                    top = seq
+                if best is None or seq > best[0]:
+                    best = (seq, ext, ver, data)
+            elif why != "missing" or ext == ".json":
+                bad.append((ext, why))
+        self._seq[name] = max(top, 0)
+        self._bad[name] = any(ext == ".json" for ext, _ in bad)
+        fn = name + ".json"
+        if best is None:
+            why = "; ".join(name + e + ": " + w for e, w in bad if w != "missing")
+            log.warn(_TAG, "%s, using defaults", why or fn + ": missing")
+            return _copy(defaults)
+        seq, ext, ver, data = best
+        for e, w in bad:
+            if e == ".tmp":
+                # The usual trace of a power cut during a save: the older copy is intact.
+                log.info(_TAG, "%s.tmp: %s (interrupted save), ignored", name, w)
+            elif ext == ".tmp" and w == "missing":
+                pass  # the save was cut between its two renames; reported just below
+            else:
+                log.warn(_TAG, "%s%s: %s, using last good %s", name, e, w, ext)
+        if ext == ".tmp":
+            log.warn(_TAG, "%s: save was interrupted after writing its .tmp, finishing it", fn)
+            self._finish(name)
+        if ver > version:
+            # Written by a newer firmware before a rollback: its meaning may differ; start clean.
+            log.warn(_TAG, "%s: version %d is newer than %d, using defaults", fn, ver, version)
+            return _copy(defaults)
+        for k in defaults:
+            if k not in data:
+                data[k] = _copy(defaults[k])
+        return data
+
+    def _finish(self, name):
+        # Complete an interrupted save whose .tmp is the newest valid copy, so the next save
+        # (which overwrites .tmp) cannot destroy it. Each step keeps a valid copy, like save().
+        try:
+            self._rotate(name)
+            os.rename(self.path(name, ".tmp"), self.path(name))
+        except OSError as e:
+            log.exc(_TAG, "%s: finishing interrupted save" % name, e)
+
+    def _rotate(self, name):
+        # .json -> .bak, dropping the old .bak first (FAT cannot rename over a file).
+        # An invalid .json is dropped instead, keeping the good .bak as the fallback.
+        cur = self.path(name)
+        if self._bad.get(name):
+            _remove(cur)
+            self._bad[name] = False
+            return
+        try:
+            os.stat(cur)
+        except OSError:
+            return
+        bak = self.path(name, ".bak")
+        _remove(bak)
+        os.rename(cur, bak)
+
+    def _last_seq(self, name):
+        seq = self._seq.get(name)
+        if seq is None:
+            # save() without load(): read the copies once to keep counting up.
+            seq = 0
+            for ext in _EXTS:
+                s, _, _, why = _read(self.path(name, ext))
+                if s is not None and s > seq:
+                    seq = s
+                if ext == ".json":
+                    self._bad[name] = why is not None
+        return seq
+
+    def save(self, name, data, version=1):
+        # Raises (OSError: flash full or failing, TypeError: not JSON-able) with the previous
+        # copy intact. Atomic replace. The states a power cut can leave, and what load() then finds:
+        #  1. .tmp partly written          -> .json (old) is newest valid
+        #  2. .tmp complete, .bak removed  -> .tmp (new) beats .json (old) by seq
+        #  3. .json renamed to .bak        -> .tmp (new), .bak (old)
+        #  4. .tmp renamed to .json        -> .json (new), .bak (old)
+        seq = self._last_seq(name) + 1
+        body = json.dumps(data).encode()  # bytes: the header counts bytes, not characters
+        tmp = self.path(name, ".tmp")
+        f = open(tmp, "wb")
+        try:
+            f.write("B1 %d %d %08x %d\n" % (seq, version, crc32(body), len(body)))
+            f.write(body)
+        finally:
+            f.close()  # closing flushes to flash on LittleFS
+        self._rotate(name)
+        os.rename(tmp, self.path(name))
+        self._seq[name] = seq
+
+    def remove(self, name):
+        # Every copy of the document and its journal (factory reset, unclaim).
+        for ext in _ALL:
+            _remove(self.path(name, ext))
+        self._seq.pop(name, None)
+        self._bad.pop(name, None)
+
+    def journal(self, name, max_records, ring=False):
+        from store.journal import Journal  # lazy: not every caller needs it
+
+        return Journal(self.path(name, ".log"), max_records, ring)

@@ -1,0 +1,280 @@
+# An append-only record log for what must survive power cuts, in order: the OCPP transaction
+# message queue (records acked once the CSMS answered) and the event log (ring=True).
+#
+# One line per entry:
+#   <seq> <crc32hex> <json>\n     a record
+#   <seq> <crc32hex> A\n          an ack: every record with seq <= <seq> is done
+# The crc covers the seq text and what follows it, so a flipped digit in either is caught.
+# A line is appended with open("ab") / write / close: it is durable once append() returns. A
+# power cut mid-write leaves a torn last line, which is skipped (and fenced off before the next
+# append so it cannot swallow the next record).
+#
+# Bounds: a queue (ring=False) never drops a pending record; once more than max_records lines are
+# on flash and at least half of them are dead (acked records, ack lines, bad lines) it compacts.
+# If the CSMS stays away, pending records can outgrow max_records: the caller watches len() and
+# decides what may go (e.g. intermediate MeterValues). A ring (ring=True) shows only its newest
+# max_records and compacts when the file reaches 2 x max_records lines.
+#
+# Compaction rewrites the live records to <path>.tmp and renames it over <path>; until the rename
+# the old file is whole, after it the new one is. At open a leftover .tmp is either a partial
+# rewrite (the main file still exists: dropped) or a finished one whose rename was cut on a
+# filesystem that cannot rename over a file (main missing: completed).
+#
+# Flash budget: an append or an ack writes one short line (LittleFS rewrites the file's last
+# block: ~1 erase). Compaction rewrites the live records, at most once every ~max_records/2
+# appends, because it waits until at least half the file is dead lines.
+import os
+import json
+from binascii import crc32
+
+import log
+
+_TAG = "journal"
+_ACK = b"A"
+# Longest line append() writes; a longer one on flash is garbage. Lines are read in chunks
+# (readline(n) allocates n bytes up front), so a corrupt file without newlines cannot exhaust
+# the heap and a usual line costs one small allocation.
+_MAX_LINE = const(8192)
+_CHUNK = const(256)
+
+
+def _crc(seq, payload):
+    return crc32(payload, crc32(b"%d" % seq))
+
+
+def _line(seq, payload):
+    return b"%d %08x %s\n" % (seq, _crc(seq, payload), payload)
+
+
+class Journal:
+    def __init__(self, path, max_records, ring=False):
+        self.path = path
+        self.max = max_records
+        self.ring = ring
+        self._recover_tmp()
+        self._scan()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _recover_tmp(self):
+        tmp = self.path + ".tmp"
+        try:
+            os.stat(tmp)
+        except OSError:
+            return
+        try:
+            os.stat(self.path)
+        except OSError:
+            os.rename(tmp, self.path)  # cut between remove and rename: the .tmp is complete
+            return
+        os.remove(tmp)  # compaction cut before its rename: the main file is intact
+        log.info(_TAG, "%s: dropped a partial compaction", self.path)
+
+    def _lines(self):
+        # -> (seq, payload or None for a bad line, raw line) one line at a time; never the
+        # whole file in RAM.
+        try:
+            f = open(self.path, "rb")
+        except OSError:
+            return
+        try:
+            while True:
+                ln = f.readline(_CHUNK)
+                if not ln:
+                    break
+                part = ln
+                over = False
+                while len(part) == _CHUNK and part[-1:] != b"\n":
+                    part = f.readline(_CHUNK)
+                    if over or len(ln) + len(part) > _MAX_LINE:
+                        over = True  # longer than any record: corrupt; read on to its end
+                    else:
+                        ln += part
+                if over:
+                    yield None, part or b"?"  # ends without a newline only at a torn end
+                else:
+                    yield self._parse(ln), ln
+        finally:
+            f.close()
+
+    @staticmethod
+    def _parse(ln):
+        # -> (seq, payload) or None; payload is _ACK or JSON bytes.
+        if ln[-1:] != b"\n":
+            return None
+        i = ln.find(b" ")
+        j = ln.find(b" ", i + 1)
+        if i <= 0 or j < 0:
+            return None
+        try:
+            seq = int(ln[:i])
+            crc = int(ln[i + 1 : j], 16)
+        except ValueError:
+            return None
+        payload = ln[j + 1 : -1]
+        if _crc(seq, payload) != crc:
+            return None
+        return seq, payload
+
+    def _scan(self):
+        # At open: one pass for the counters, then one to count what is still pending (the
+        # final ack watermark is only known at the end of the first).
+        nlines = nrec = top = acked = 0
+        nbad = 0
+        why = None
+        torn = False
+        for p, ln in self._lines():
+            nlines += 1
+            torn = ln[-1:] != b"\n"
+            if p is None:
+                nbad += 1
+                why = "torn last line" if torn else "corrupt line %d" % nlines
+                continue
+            seq, payload = p
+            if seq > top:
+                top = seq
+            if payload == _ACK:
+                if seq > acked:
+                    acked = seq
+            else:
+                nrec += 1
+        if nbad:
+            log.warn(_TAG, "%s: %d bad line(s) skipped (last: %s)", self.path, nbad, why)
+        self._nlines = nlines
+        self._nrec = nrec
+        self._seq = top
+        self._acked = acked
+        self._torn = torn
+        self._count_pending()
+
+    def _count_pending(self):
+        if self.ring and not self._acked:
+            self._npend = min(self._nrec, self.max)  # the usual ring: no acks, no reading
+            return
+        n = 0
+        for _ in self.pending():
+            n += 1
+        self._npend = n
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def records(self):
+        # (seq, obj) in order, acked or not; a ring shows only its newest max_records.
+        skip = self._nrec - self.max if self.ring else 0
+        for p, _ in self._lines():
+            if p is None or p[1] == _ACK:
+                continue
+            if skip > 0:
+                skip -= 1
+                continue
+            try:
+                obj = json.loads(p[1])
+            except ValueError:
+                continue  # crc matched but not JSON: written by something else; skip it
+            yield p[0], obj
+
+    def pending(self):
+        # Unacked records in order. Do not append or ack while iterating.
+        w = self._acked
+        for seq, obj in self.records():
+            if seq > w:
+                yield seq, obj
+
+    def __len__(self):
+        return self._npend
+
+    def last_seq(self):
+        return self._seq
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _append_line(self, line):
+        f = open(self.path, "ab")
+        try:
+            if self._torn:
+                # Fence off a torn line left by a power cut. The extra byte spoils its crc even
+                # if only the newline was missing: an append that never returned stays void.
+                f.write(b"~\n")
+                self._nlines += 1
+                self._torn = False
+            f.write(line)
+        finally:
+            f.close()
+        self._nlines += 1
+
+    def append(self, obj):
+        # -> seq, once the record is on flash. ValueError if its line exceeds _MAX_LINE bytes.
+        seq = self._seq + 1
+        line = _line(seq, json.dumps(obj).encode())
+        if len(line) > _MAX_LINE:
+            raise ValueError("record too big")
+        self._append_line(line)
+        self._seq = seq
+        self._nrec += 1
+        if self.ring:
+            self._count_pending()
+        else:
+            self._npend += 1
+        self._maybe_compact()
+        return seq
+
+    def ack(self, seq):
+        # Everything up to seq is done. Never beyond the last record: a later append must not
+        # be born acked.
+        if seq > self._seq:
+            seq = self._seq
+        if seq <= self._acked:
+            return
+        self._append_line(_line(seq, _ACK))
+        self._acked = seq
+        self._count_pending()
+        self._maybe_compact()
+
+    def _maybe_compact(self):
+        n = self._nlines
+        if n > self.max and (n - self._npend) * 2 >= n:
+            try:
+                self.compact()
+            except OSError as e:
+                # The record is already durable; a failed rewrite only postpones the trim.
+                log.exc(_TAG, "%s: compaction" % self.path, e)
+
+    def compact(self):
+        # Rewrite: one ack line carrying the watermark (so seqs keep counting up after a restart
+        # even when nothing is pending), then the live records, unchanged byte for byte.
+        tmp = self.path + ".tmp"
+        top = self._seq
+        w = self._acked
+        n = 1
+        f = open(tmp, "wb")
+        try:
+            # The watermark line keeps the top seq when every record is acked.
+            f.write(_line(top if self._npend == 0 else w, _ACK))
+            for ln in self._live_lines():
+                f.write(ln)
+                n += 1
+        finally:
+            f.close()
+        try:
+            os.rename(tmp, self.path)
+        except OSError:
+            # FAT cannot rename over a file; _recover_tmp() completes this if we are cut here.
+            os.remove(self.path)
+            os.rename(tmp, self.path)
+        self._nlines = n
+        self._nrec = n - 1
+        self._torn = False
+        if self._npend == 0:
+            self._acked = top
+
+    def _live_lines(self):
+        skip = self._nrec - self.max if self.ring else 0
+        w = self._acked
+        for p, ln in self._lines():
+            if p is None or p[1] == _ACK:
+                continue
+            if skip > 0:
+                skip -= 1
+                continue
+            if p[0] > w:
+                yield ln

@@ -1,0 +1,37 @@
+"""A client of the simulator's control protocol, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+
+class Control:
+    """A client of the simulator's control protocol, over its real socket."""
+
+    def __init__(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.r, self.w = r, w
+
+    async def raw(self, line: bytes) -> dict[str, Any]:
+        self.w.write(line)
+        await self.w.drain()
+        reply = await asyncio.wait_for(self.r.readline(), 10)
+        assert reply, "the control socket closed"
+        data: dict[str, Any] = json.loads(reply)
+        return data
+
+    async def __call__(self, cmd: str, **args: Any) -> dict[str, Any]:
+        return await self.raw(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+
+    async def wait_state(self, pred: Any, what: str, timeout: float = 20) -> dict[str, Any]:
+        """Poll `state` until `pred(state)` holds; a bounded wait with a clear failure."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last: dict[str, Any] = {}
+        while loop.time() < deadline:
+            last = await self("state")
+            if pred(last):
+                return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}; state: {last}")

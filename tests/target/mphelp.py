@@ -1,0 +1,127 @@
+# Helpers for on-target tests (MicroPython): log capture, file bytes, and power-cut injection.
+import os
+
+import log
+
+
+def read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def write(p, b):
+    with open(p, "wb") as f:
+        f.write(b)
+
+
+def exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+class Logs:
+    # Captures log lines: log.warn/info call log._emit through the module's globals.
+    def __init__(self):
+        self.lines = []
+        self._old = log._emit
+
+    def __enter__(self):
+        def emit(lvl, tag, msg, args):
+            self.lines.append((lvl, tag, msg % args if args else msg))
+
+        log._emit = emit
+        return self
+
+    def __exit__(self, *a):
+        log._emit = self._old
+
+    def warned(self, *words):
+        for lvl, _, text in self.lines:
+            if lvl >= log.WARN and all(w in text for w in words):
+                return True
+        return False
+
+    def warnings(self):
+        return [t for lvl, _, t in self.lines if lvl >= log.WARN]
+
+
+class Cut(Exception):
+    pass
+
+
+class Power:
+    # Runs the real file system until the k-th mutating step, then "cuts the power": that step
+    # happens only halfway (a write lands partly) and every later mutation is refused.
+    def __init__(self, k, fat=False):
+        self.k = k
+        self.fat = fat  # like FAT: rename onto an existing file fails
+        self.n = 0
+        self.dead = False
+        self.closed = []  # paths closed for writing before the cut
+
+    def step(self):
+        if self.dead:
+            raise Cut()
+        if self.n == self.k:
+            self.dead = True
+            return False
+        self.n += 1
+        return True
+
+    # os-like
+    def rename(self, a, b):
+        if self.fat and exists(b):
+            raise OSError(17)  # EEXIST, and nothing changed
+        if not self.step():
+            raise Cut()
+        os.rename(a, b)
+
+    def remove(self, p):
+        if not self.step():
+            raise Cut()
+        os.remove(p)
+
+    def stat(self, p):
+        return os.stat(p)
+
+    def mkdir(self, p):
+        return os.mkdir(p)
+
+    def open(self, p, mode="r"):
+        if "w" not in mode and "a" not in mode:
+            return open(p, mode)
+        if not self.step():
+            raise Cut()
+        return PFile(self, p, open(p, mode))
+
+
+class PFile:
+    def __init__(self, pw, p, f):
+        self.pw, self.p, self.f = pw, p, f
+
+    def write(self, b):
+        if isinstance(b, str):
+            b = b.encode()
+        if not self.pw.step():
+            self.f.write(b[: len(b) // 2])
+            raise Cut()
+        return self.f.write(b)
+
+    def close(self):
+        self.f.close()
+        if not self.pw.dead:
+            self.pw.closed.append(self.p)
+
+
+def powered(mod, pw):
+    # Route a module's file-system calls through pw (the module looks up os/open at call time).
+    mod.os = pw
+    mod.open = pw.open
+
+
+def unpowered(mod):
+    mod.os = os
+    del mod.open

@@ -1,0 +1,46 @@
+# The store, the journal and the event log in a small heap: the charger's ~100 KB heap also
+# holds TLS, the OCPP client and the drivers, so persistence must get by with a fraction.
+# heapsize: 48wK
+import gc
+
+from store import Store
+from eventlog import EventLog
+
+SETTINGS = {
+    "cp_id": "BORNE-0001", "serial": "SN123456", "model": "borne-22", "vendor": "borne",
+    "csms_url": "wss://csms.example.com/ocpp/BORNE-0001", "security_profile": 2,
+    "auth_key": "k" * 40, "ca_pem": "-----BEGIN CERTIFICATE-----\n" + "A" * 1800, "name": "Garage",
+}
+
+
+def test_store_in_small_heap():
+    gc.collect()
+    s = Store("flash")
+    for i in range(20):
+        d = dict(SETTINGS)
+        d["name"] = "Garage %d" % i
+        s.save("settings", d)
+        got = Store("flash").load("settings", SETTINGS)
+        assert got["name"] == "Garage %d" % i and got["ca_pem"] == SETTINGS["ca_pem"]
+        gc.collect()
+
+
+def test_journal_and_eventlog_in_small_heap():
+    s = Store("flash")
+    q = s.journal("txq", 50)
+    for i in range(120):
+        q.append({"action": "MeterValues", "transactionId": 7, "wh": 1000 + i})
+        if i % 4 == 3:
+            q.ack(q.last_seq() - 1)
+    assert len(q) == sum(1 for _ in q.pending())
+    ev = EventLog(s)  # 200 events: the file is far bigger than what is held in RAM at once
+    for i in range(450):
+        ev.add("meter", wh=i, tag="04A1B2C3D4E5F6")
+    gc.collect()
+    free = gc.mem_free()
+    r = ev.recent(20)
+    assert [e["wh"] for e in r] == list(range(449, 429, -1))
+    ev2 = EventLog(Store("flash"))
+    assert len(ev2) == 200
+    assert [e["wh"] for e in ev2.recent(50)][-1] == 400
+    assert free > 8000, free
