@@ -1,0 +1,507 @@
+# The ESP32 wallbox board: the charger's hardware on `machine`, behind the interface in
+# boards/README.md. Pins, dividers and wiring are documented in pins.py; this file only drives them.
+#
+# Safety first: Board() opens the contactor and puts the pilot at a steady +12 V (no offer) before
+# it touches anything else, and reset() does the same before restarting. Input interrupts only set
+# the `edge` flag; all the thinking happens in the connector state machine, on the event loop.
+#
+# Provisioning (factory identity and per-device secrets) lives in the ESP32's NVS partition, not in
+# the filesystem: namespace "borne", key "prov", one blob holding a UTF-8 JSON object of at most
+# 2048 bytes, e.g. {"cp_id", "serial", "model", "vendor", "ap_key", "claim_password", ...} and
+# optionally "rfid": "pn532_uart" | "pn532_i2c" | "mfrc522" (the reader fitted at the factory).
+# `borne provision` writes it once per device (esp32.NVS("borne").set_blob("prov", doc); commit()).
+# Why NVS: a factory reset wipes /data, and MicroPython reformats (or refuses) a filesystem it cannot
+# mount; the identity printed on the device's label must survive both. Only a full flash erase
+# removes it. Nothing here invents a default for a missing secret: an unprovisioned board returns
+# an empty dict and the application stays unprovisioned.
+import asyncio
+import io
+import os
+import time
+
+import machine
+import neopixel
+from machine import ADC, PWM, UART, Pin
+from micropython import const
+
+import pins
+
+NAME = "esp32_wallbox"
+
+_DUTY_FULL = const(65535)  # duty_u16 65535 = 100 %: the LEDC output stays high, no low pulse
+_BUZZ_DUTY = const(32768)  # square wave: loudest for a piezo
+_TONE_TIMER_ID = const(0)  # hardware timer 0 stops the buzzer; the board owns it
+
+# Pilot sampling. The ADC is not synchronised with the PWM, so the board reads it back to back and
+# keeps the extremes: the highest readings are the high plateau, the lowest the low plateau. The
+# second-highest and second-lowest are used, so one noisy reading cannot fake a level. One
+# read_uv() plus the loop takes roughly 25-40 us on the ESP32, and the loop is adaptive:
+# - at 0 % or 100 % duty the level is steady: _STEADY_SAMPLES readings suffice;
+# - while the PWM runs, it samples until it has seen at least _PHASE_SAMPLES readings above and
+#   below _SPLIT_MV (so on both plateaus) over at least one whole period, which takes 1-2 periods
+#   even at 10 % duty (100 us high).
+# - If one phase is still missing after 2 periods there is none (pilot shorted, EV fault): the
+#   extremes are what the pilot really shows.
+# Time only counts while sampling is dense (gaps under _GAP_US): if the task is interrupted (Wi-Fi,
+# a soft IRQ), the pause cannot hide a phase. _SAMPLE_CAP_US of wall time bounds the loop anyway;
+# the connector's debounce (3 equal readings) absorbs a reading cut short by that cap.
+_STEADY_SAMPLES = const(8)
+_PHASE_SAMPLES = const(3)
+_SPLIT_MV = const(1500)  # between the lowest high plateau (D, +3 V) and the low plateau (-12 V)
+_PERIOD_US = const(1000)  # 1 kHz
+_GAP_US = const(200)
+_SAMPLE_CAP_US = const(8000)
+_SAMPLE_FRESH_MS = const(15)  # pilot_mv() reuses a sample younger than this
+_PILOT_POLL_MS = const(20)  # the watcher samples 50 times a second: well inside the 100 ms budget
+_UV_CEILING = const(4000000)  # above any ADC reading (uV)
+
+_NVS_NAMESPACE = "borne"
+_NVS_KEY = "prov"
+_PROV_MAX = const(2048)
+
+# Stream ioctl requests and poll flags (MicroPython's stream protocol).
+_MP_STREAM_FLUSH = const(1)
+_MP_STREAM_POLL = const(3)
+_MP_STREAM_CLOSE = const(4)
+_EINVAL = const(22)
+_POLL_RD = const(1)
+_POLL_WR = const(4)
+
+_PARITY = {"N": None, "E": 0, "O": 1, None: None}
+
+
+def _cp_mv(uv):
+    # ADC microvolts -> pilot millivolts, through the divider documented in pins.py.
+    return (uv // 1000) * pins.CP_GAIN_X1000 // 1000 - pins.CP_OFFSET_MV
+
+
+def _civil(days):
+    # Days since 1970-01-01 -> (year, month, day), proleptic Gregorian. Shifts the year to start on
+    # 1 March so the leap day is the last day of the year, then counts 400-year eras of 146097 days.
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    return y, m, d
+
+
+class _Rs485(io.IOBase):
+    # The meter's byte stream: UART1 plus the transceiver's direction pin. write() drives the bus
+    # for as long as the bytes take to leave (UART.flush() returns after the last stop bit), then
+    # listens again, well before a meter may answer (Modbus leaves 3.5 characters of silence).
+    # It blocks for the frame's air time: 8.3 ms for an 8-byte request at 9600 baud.
+    # Reads pass straight through. As an io.IOBase with ioctl() it can be polled, so
+    # asyncio.StreamReader / StreamWriter work on it exactly as on a bare UART.
+    def __init__(self, uart, de):
+        self.uart = uart
+        self._de = de
+
+    def write(self, buf):
+        self._de.value(1)
+        try:
+            n = self.uart.write(buf)
+            self.uart.flush()
+        finally:
+            self._de.value(0)
+        return n
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            return self.uart.read()
+        return self.uart.read(n)
+
+    def readinto(self, buf, n=-1):
+        if n is None or n < 0:
+            return self.uart.readinto(buf)
+        return self.uart.readinto(buf, n)
+
+    def any(self):
+        return self.uart.any()
+
+    def ioctl(self, req, arg):
+        if req == _MP_STREAM_POLL:
+            ret = 0
+            if arg & _POLL_RD and self.uart.any():
+                ret |= _POLL_RD
+            if arg & _POLL_WR:
+                ret |= _POLL_WR
+            return ret
+        if req in (_MP_STREAM_FLUSH, _MP_STREAM_CLOSE):
+            return 0
+        return -_EINVAL  # no file descriptor, nothing else supported
+
+
+class Board:
+    flash_root = "/data"
+
+    def __init__(self):
+        # 1. Contactor open, before anything else (an external pull-down held it open until now).
+        self._relay = Pin(pins.RELAY, Pin.OUT, value=0)
+        # 2. Pilot at a steady +12 V: first as a plain GPIO driven high, then handed to the LEDC
+        #    at 100 % duty, so there is no instant at -12 V in between. The GPIO's own output latch
+        #    stays high underneath, so whenever the PWM is detached the pilot falls back to +12 V.
+        Pin(pins.CP_PWM, Pin.OUT, value=1)
+        self._cp_pwm = PWM(Pin(pins.CP_PWM), freq=pins.CP_PWM_HZ, duty_u16=_DUTY_FULL)
+        # 3. The other outputs at rest.
+        self._rcd_test = Pin(pins.RCD_TEST, Pin.OUT, value=0)
+        Pin(pins.BUZZER, Pin.OUT, value=0)
+        self._de = Pin(pins.RS485_DE_RE, Pin.OUT, value=0)  # listen
+
+        # Inputs. Their interrupts only set the flag; the connector reads the levels.
+        self.edge = asyncio.ThreadSafeFlag()
+        self._fb = Pin(pins.RELAY_FB, Pin.IN)
+        self._rcd = Pin(pins.RCD_TRIP, Pin.IN)
+        self._btn = Pin(pins.BUTTON, Pin.IN)
+        both = Pin.IRQ_RISING | Pin.IRQ_FALLING
+        for p in (self._fb, self._rcd, self._btn):
+            p.irq(handler=self._on_edge, trigger=both)
+        self._cp_adc = ADC(Pin(pins.CP_ADC), atten=ADC.ATTN_11DB)
+        self._duty = _DUTY_FULL
+        # ADC reading (uV) of a +1.5 V pilot: the inverse of _cp_mv().
+        self._split_uv = (_SPLIT_MV + pins.CP_OFFSET_MV) * 1000 // pins.CP_GAIN_X1000 * 1000
+        self._cp_high = 12000
+        self._cp_low = 12000
+        self._sampled = time.ticks_add(time.ticks_ms(), -10 * _SAMPLE_FRESH_MS)
+
+        self._np = neopixel.NeoPixel(Pin(pins.LED_WS2812, Pin.OUT), 1)
+        self._np[0] = (0, 0, 0)
+        self._np.write()
+
+        self._buzz = None
+        self._tone_timer = None
+        self._tone_off_cb = self._tone_off  # bound once: the timer callback allocates nothing
+        self._prov = None
+        self._rfid = None
+        self._meter = None
+        self._counter = None
+        self._watcher = None
+        try:
+            os.mkdir(self.flash_root)
+        except OSError:
+            pass  # already there
+
+    # ---- identity ----------------------------------------------------------------------------
+    def provisioning(self):
+        if self._prov is None:
+            self._prov = _read_provisioning()
+        return self._prov
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self):
+        # Buses open on first use (rfid_stream, meter_stream, ...); the pilot needs a watcher,
+        # because an analog level raises no interrupt.
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch_pilot())
+
+    def _on_edge(self, _pin):
+        self.edge.set()
+
+    async def _watch_pilot(self):
+        # Sample the pilot 50 times a second and wake the connector whenever either level moves
+        # to another 3 V band (A 12, B 9, C 6, D 3, E 0, F -12; the low level shows the diode).
+        last = None
+        while True:
+            self._sample()
+            band = ((self._cp_high + 1500) // 3000) * 16 + (self._cp_low + 1500) // 3000
+            if band != last:
+                last = band
+                self.edge.set()
+            await asyncio.sleep_ms(_PILOT_POLL_MS)
+
+    # ---- control pilot -----------------------------------------------------------------------
+    def _sample(self):
+        read = self._cp_adc.read_uv
+        split = self._split_uv
+        steady = self._duty == 0 or self._duty == _DUTY_FULL
+        hi1 = hi2 = -1
+        lo1 = lo2 = _UV_CEILING
+        n = n_hi = n_lo = 0
+        t0 = t_prev = time.ticks_us()
+        dense = 0  # microseconds of uninterrupted sampling
+        while True:
+            v = read()
+            n += 1
+            if v > split:
+                n_hi += 1
+            else:
+                n_lo += 1
+            if v > hi2:
+                if v > hi1:
+                    hi2 = hi1
+                    hi1 = v
+                else:
+                    hi2 = v
+            if v < lo2:
+                if v < lo1:
+                    lo2 = lo1
+                    lo1 = v
+                else:
+                    lo2 = v
+            if steady:
+                if n >= _STEADY_SAMPLES:
+                    break
+                continue
+            t = time.ticks_us()
+            gap = time.ticks_diff(t, t_prev)
+            t_prev = t
+            if gap < _GAP_US:
+                dense += gap
+            if n_hi >= _PHASE_SAMPLES and n_lo >= _PHASE_SAMPLES:
+                if dense >= _PERIOD_US:
+                    break
+            elif dense >= 2 * _PERIOD_US and (n_hi == 0 or n_lo == 0):
+                break  # one level only: no PWM on the line (short or fault)
+            if time.ticks_diff(t, t0) >= _SAMPLE_CAP_US:
+                break
+        if hi2 < 0:  # a single reading (cannot happen with the limits above)
+            hi2 = hi1
+        if lo2 == _UV_CEILING:
+            lo2 = lo1
+        self._cp_high = _cp_mv(hi2)
+        self._cp_low = _cp_mv(lo2)
+        self._sampled = time.ticks_ms()
+
+    def _fresh(self):
+        age = time.ticks_diff(time.ticks_ms(), self._sampled)
+        return 0 <= age <= _SAMPLE_FRESH_MS
+
+    def pilot_mv(self):
+        if not self._fresh():
+            self._sample()
+        return self._cp_high
+
+    def pilot_low_mv(self):
+        # At 100 % duty there is no low phase: the "low" level is then the high level.
+        if not self._fresh():
+            self._sample()
+        return self._cp_low
+
+    def set_pwm(self, duty_pct):
+        if duty_pct >= 100:
+            d = _DUTY_FULL
+        elif duty_pct <= 0:
+            d = 0
+        else:
+            d = int(duty_pct * 655.35 + 0.5)
+        self._cp_pwm.duty_u16(d)
+        self._duty = d
+        # The LEDC applies a new duty at the next period: let the cached sample expire 2 ms from
+        # now, so the next reading shows the new waveform.
+        self._sampled = time.ticks_add(time.ticks_ms(), 2 - _SAMPLE_FRESH_MS)
+
+    # ---- contactor and safety inputs ---------------------------------------------------------
+    def set_relay(self, on):
+        self._relay.value(1 if on else 0)
+
+    def relay_feedback(self):
+        return self._fb.value() == pins.RELAY_FB_CLOSED_LEVEL
+
+    def rcd_tripped(self):
+        return self._rcd.value() == pins.RCD_TRIPPED_LEVEL
+
+    def rcd_test(self, on):
+        # Extra to the common interface: inject the RCD module's test current (self-test before a
+        # session); rcd_tripped() must then turn True.
+        self._rcd_test.value(1 if on else 0)
+
+    def button(self):
+        # Extra to the common interface: the setup button, True while pressed; a press or release
+        # also sets `edge`. Held for pins.BUTTON_LONG_MS = claim mode.
+        return self._btn.value() == pins.BUTTON_PRESSED_LEVEL
+
+    def s0_pulses(self):
+        # Extra to the common interface: S0 pulses counted since the first call, by a PCNT unit
+        # (no interrupt per pulse). The glitch filter rejects spikes shorter than ~12 us.
+        if self._counter is None:
+            self._counter = machine.Counter(
+                pins.S0_COUNTER_ID,
+                Pin(pins.S0_PULSE, Pin.IN, Pin.PULL_UP),
+                edge=machine.Counter.FALLING,
+                filter_ns=12000,
+            )
+        return self._counter.value()
+
+    # ---- face --------------------------------------------------------------------------------
+    def led(self, r, g, b):
+        self._np[0] = (r, g, b)
+        self._np.write()
+
+    def led_state(self, color, pattern, brightness):
+        pass  # only the simulation shows the LED's meaning
+
+    def telemetry(self, key, value):
+        pass  # only the simulation shows agent facts
+
+    def tone(self, freq_hz, ms):
+        # Starts the tone and returns; a one-shot hardware timer sets the duty back to 0.
+        # (MicroPython 1.28 gives each distinct frequency its own LEDC timer and never retunes a
+        # timer another channel uses, so the buzzer cannot disturb the pilot's 1 kHz.)
+        if freq_hz <= 0 or ms <= 0:
+            self._tone_off(None)
+            return
+        try:
+            if self._buzz is None:
+                self._buzz = PWM(Pin(pins.BUZZER), freq=freq_hz, duty_u16=0)
+            else:
+                self._buzz.freq(freq_hz)
+            self._buzz.duty_u16(_BUZZ_DUTY)
+        except ValueError:
+            return  # a frequency the LEDC cannot make: stay silent rather than fail the caller
+        if self._tone_timer is None:
+            self._tone_timer = machine.Timer(_TONE_TIMER_ID)
+        self._tone_timer.init(mode=machine.Timer.ONE_SHOT, period=ms, callback=self._tone_off_cb)
+
+    def _tone_off(self, _timer):
+        if self._buzz is not None:
+            self._buzz.duty_u16(0)
+
+    # ---- buses -------------------------------------------------------------------------------
+    def rfid_kind(self):
+        return self.provisioning().get("rfid", "pn532_uart")
+
+    def rfid_stream(self):
+        # The PN532 in HSU mode: UART2, 115200 8N1, non-blocking reads (asyncio polls it).
+        if self.rfid_kind() != "pn532_uart":
+            return None
+        if self._rfid is None:
+            self._rfid = UART(
+                pins.RFID_UART_ID,
+                baudrate=pins.PN532_BAUD,
+                bits=8,
+                parity=None,
+                stop=1,
+                tx=pins.PN532_TX,
+                rx=pins.PN532_RX,
+                rxbuf=512,
+                timeout=0,
+                timeout_char=0,
+            )
+        return self._rfid
+
+    def rfid_i2c(self):
+        # Extra to the common interface: the PN532 in I2C mode (same two wires), or None.
+        if self.rfid_kind() != "pn532_i2c":
+            return None
+        if self._rfid is None:
+            self._rfid = machine.I2C(
+                pins.RFID_I2C_ID,
+                scl=Pin(pins.PN532_I2C_SCL),
+                sda=Pin(pins.PN532_I2C_SDA),
+                freq=pins.PN532_I2C_HZ,
+            )
+        return self._rfid
+
+    def rfid_spi(self):
+        # Extra to the common interface: (spi, ss_pin, rst_pin) for an MFRC522, or None.
+        if self.rfid_kind() != "mfrc522":
+            return None
+        if self._rfid is None:
+            ss = Pin(pins.MFRC522_SS, Pin.OUT, value=1)
+            rst = Pin(pins.MFRC522_RST, Pin.OUT, value=1)
+            spi = machine.SPI(
+                pins.RFID_SPI_ID,
+                baudrate=pins.MFRC522_SPI_HZ,
+                polarity=0,
+                phase=0,
+                sck=Pin(pins.MFRC522_SCK),
+                mosi=Pin(pins.MFRC522_MOSI),
+                miso=Pin(pins.MFRC522_MISO),
+            )
+            self._rfid = (spi, ss, rst)
+        return self._rfid
+
+    def meter_stream(self, config=None):
+        # The Modbus RTU meter on UART1 behind the RS-485 transceiver. `config` (from the meter
+        # settings) may give "baud", "parity" ("N", "E", "O") and "stop"; default 9600 8N1.
+        # Calling it again with a config re-initialises the same UART.
+        if self._meter is not None and config is None:
+            return self._meter
+        cfg = config or {}
+        uart = UART(
+            pins.METER_UART_ID,
+            baudrate=cfg.get("baud", pins.METER_BAUD),
+            bits=8,
+            parity=_PARITY.get(cfg.get("parity", "N")),
+            stop=cfg.get("stop", 1),
+            tx=pins.RS485_TX,
+            rx=pins.RS485_RX,
+            rxbuf=512,
+            timeout=0,
+            timeout_char=0,
+        )
+        if self._meter is None:
+            self._meter = _Rs485(uart, self._de)
+        else:
+            self._meter.uart = uart
+        return self._meter
+
+    def wlan(self, ap=False):
+        # The station interface, or with ap=True the access point (the hotspot's claim mode).
+        import network
+
+        return network.WLAN(network.WLAN.IF_AP if ap else network.WLAN.IF_STA)
+
+    # ---- clock and restart -------------------------------------------------------------------
+    def set_rtc(self, unix_seconds):
+        # The clock module passes seconds since 1970. The ESP32 port counts time.time() from 2000,
+        # so no epoch arithmetic is left to the port: the calendar date is computed here and the
+        # RTC is set from it (weekday 0 = Monday; 1970-01-01 was a Thursday).
+        s = int(unix_seconds)
+        days = s // 86400
+        rem = s - days * 86400
+        y, m, d = _civil(days)
+        wd = (days + 3) % 7
+        machine.RTC().datetime((y, m, d, wd, rem // 3600, rem // 60 % 60, rem % 60, 0))
+
+    def _safe(self):
+        # Relay open, then the pilot to a plain GPIO driven high (+12 V). A soft reset stops every
+        # LEDC channel with its output low, which would put -12 V on the pilot until the next
+        # Board(); detaching the PWM here first leaves the GPIO latch (high) in charge.
+        self._relay.value(0)
+        try:
+            self._cp_pwm.deinit()
+        except Exception:
+            pass
+        Pin(pins.CP_PWM, Pin.OUT, value=1)
+        if self._buzz is not None:
+            self._buzz.duty_u16(0)
+
+    def reset(self, hard):
+        self._safe()
+        if hard:
+            machine.reset()
+        machine.soft_reset()
+
+
+def _read_provisioning():
+    import esp32
+    import json
+
+    buf = bytearray(_PROV_MAX)
+    try:
+        n = esp32.NVS(_NVS_NAMESPACE).get_blob(_NVS_KEY, buf)
+    except OSError:
+        _warn("no provisioning in NVS %s/%s: device not provisioned", (_NVS_NAMESPACE, _NVS_KEY))
+        return {}
+    try:
+        doc = json.loads(bytes(memoryview(buf)[:n]))
+    except ValueError:
+        _warn("provisioning in NVS is not JSON: ignored", ())
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return doc
+
+
+def _warn(msg, args):
+    try:
+        import log
+
+        log.warn("board", msg, *args)
+    except ImportError:
+        pass

@@ -1,0 +1,53 @@
+# Freeze manifest of the borne ESP32 wallbox firmware. Build a custom image with:
+#
+#   cd micropython/ports/esp32
+#   make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/borne/boards/esp32_wallbox/manifest.py
+#
+# and write it with `borne flash --firmware build-ESP32_GENERIC/firmware.bin`.
+#
+# The frozen code is the factory application: compiled to bytecode at build time and run from
+# flash, it costs no RAM for code and is always there. Over-the-air updates never touch it: they
+# install an application into a slot folder (/app_a or /app_b) on the filesystem, and the
+# filesystem's main.py puts the active slot (named by /boot_slot) at the front of sys.path, so a
+# slot's modules override the frozen ones; with no valid slot the frozen factory application runs.
+# That is also why main.py itself is NOT frozen: MicroPython runs a frozen main.py in preference to
+# the filesystem's, and the slot choice must stay updatable.
+#
+# This file is executed by MicroPython's tools/manifestfile.py (CPython) with the current directory
+# set to this file's folder, so relative paths and os.getcwd() refer to boards/esp32_wallbox/.
+# $(PORT_DIR), $(BOARD_DIR), $(MPY_DIR) and $(MPY_LIB_DIR) are expanded in path arguments only.
+import os
+
+# The stock ESP32 set: _boot, inisetup, flashbdev, asyncio, neopixel, umqtt.simple/robust, ntptime,
+# requests, webrepl, mip, ...
+include("$(PORT_DIR)/boards/manifest.py")
+
+_BOARD = os.getcwd()
+_FIRMWARE = os.path.normpath(os.path.join(_BOARD, "..", "..", "firmware"))
+_NOT_FROZEN = ("main.py",)
+
+# Every package of the application (ocpp_client, rfid, meter, led, hotspot, ota, evse, store, ...)
+# and every top-level module, found by listing firmware/ so that a new package needs no edit here.
+# package() takes the .py files of a folder tree; a folder is a package if it holds any (MicroPython
+# imports folders without __init__.py as namespace packages). Non-Python files are not frozen: what
+# the charger serves must ship as Python modules (e.g. a page as a bytes constant).
+
+
+def _has_python(top):
+    for _dir, _subdirs, files in os.walk(top):
+        if any(f.endswith(".py") for f in files):
+            return True
+    return False
+
+
+for _name in sorted(os.listdir(_FIRMWARE)):
+    _path = os.path.join(_FIRMWARE, _name)
+    if os.path.isdir(_path):
+        if _name != "__pycache__" and _has_python(_path):
+            package(_name, base_path=_FIRMWARE)
+    elif _name.endswith(".py") and _name not in _NOT_FROZEN:
+        module(_name, base_path=_FIRMWARE)
+
+# This board's modules: `import board` and `import pins` find them in the frozen set.
+module("board.py", base_path=_BOARD)
+module("pins.py", base_path=_BOARD)
