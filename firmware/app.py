@@ -20,8 +20,9 @@ async def _main():
     settings = Settings(store, b.provisioning())
     config = Config(store)
     await b.start()
-    connector = Connector(b, events)
-    ocpp = OcppClient(settings, config, b, connector, events)
+    meter = None  # the energy meter driver plugs in here
+    connector = Connector(b, store, events, config, meter)
+    ocpp = OcppClient(settings, config, b, connector, events, store, meter)
     light = StatusLight(b, connector, ocpp)
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):

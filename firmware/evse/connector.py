@@ -1,45 +1,171 @@
-# The connector state machine: the single owner of plug state, relay and OCPP status.
-# Nothing else in the firmware calls board.set_relay(). This first version follows the pilot and
-# reports status; sessions, authorization and charging come with the charging-controller work,
-# so the relay is held open in every state here.
+# The connector state machine: the single owner of plug state, authorization, session, relay and
+# OCPP status. Nothing else in the firmware calls board.set_relay().
+#
+# Safety invariant (DESIGN.md section 8): the relay is closed only while the pilot is in C or D,
+# the session is authorized (or free charging is on), the connector is operative, no fault is
+# active and the offer is at least 6 A. Every input goes through _apply(), which opens the relay
+# first, before anything is reported.
 import asyncio
+import time
 
+import clock
 import log
 from evse import pilot
 
 _TAG = "evse"
 _POLL_MS = const(20)
+_FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
+_CHECKPOINT_S = const(60)  # session meter checkpoint: one flash write a minute while charging
+
+# fault -> (OCPP error code, blocks new sessions until cleared)
+_FAULT_CODES = {
+    "rcd": "GroundFailure",
+    "weld": "PowerSwitchFailure",
+    "relay": "PowerSwitchFailure",
+    "diode": "OtherError",
+    "pilot": "OtherError",
+    "meter": "PowerMeterFailure",
+}
+_FAULT_ORDER = ("rcd", "weld", "relay", "pilot", "diode", "meter")
+_SESSION_DOC = "session"
+_AVAIL_DOC = "availability"
 
 
 class Connector:
-    def __init__(self, board, events):
+    # Inputs: the board's pilot/feedback/RCD (polled and on edges), tags, OCPP commands.
+    # Outputs: relay + pilot PWM (here only), events to listeners:
+    #   on_status(cid, status, error_code), on_tx_start(session), on_tx_stop(session, reason)
+    def __init__(self, board, store, events, config, meter=None):
         self.board = board
+        self.store = store
         self.events = events
-        self.listeners = []  # fn(connector_id, status, error_code)
+        self.config = config  # OCPP Config: ConnectionTimeOut, StopTransactionOn..., vendor keys
+        self.meter = meter
+        self.listeners = []
+        self.authorize = None  # async fn(id_tag) -> (status, parent_id_tag); set by the OCPP client
         self.cp = "A"
         self._deb = pilot.Debounce(3, "A")
-        self._status = {0: ("Available", "NoError"), 1: ("Available", "NoError")}
         self.relay = False
+        self._relay_at = time.ticks_ms()
+        self.faults = {}  # kind -> error code
+        self.offer_a = self._hw_limit()
+        self.limit_a = None  # smart-charging limit, None = no limit
+        self.session = None  # dict, persisted; see _new_session
+        self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
+        self.finishing = False
+        self.reservation = None  # set by the reservation logic: object with .id_tag/.parent/.id
+        av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
+        self.operative = av["operative"]
+        self._scheduled = av["scheduled"]
+        self._status = {0: None, 1: None}
+        self._authorizing = False
+        self._checkpoint_t = 0
+        self.interrupted = store.load(_SESSION_DOC, {"open": False})
+        if not self.interrupted.get("open"):
+            self.interrupted = None
+
+    # -- small helpers ---------------------------------------------------------------------
+    def _cfg(self, key, default):
+        try:
+            return self.config.get(key)
+        except KeyError:
+            return default
+
+    def _hw_limit(self):
+        return self._cfg("BorneMaxCurrent", 32)
+
+    def energy_wh(self):
+        m = self.meter
+        if m is None:
+            return None
+        return m.energy_wh()
 
     def status_of(self, cid):
-        return self._status[cid]
+        st = self._status.get(cid)
+        return st if st else self._compute_status(cid)
 
-    def _set_status(self, cid, status, err="NoError"):
-        if self._status[cid] != (status, err):
-            self._status[cid] = (status, err)
-            log.info(_TAG, "connector %d: %s (%s)", cid, status, err)
-            for fn in self.listeners:
-                fn(cid, status, err)
+    def _emit(self, name, *args):
+        for lst in self.listeners:
+            fn = getattr(lst, name, None)
+            if fn is not None:
+                try:
+                    fn(*args)
+                except Exception as e:
+                    log.exc(_TAG, "listener %s" % name, e)
 
-    def _open_relay(self):
-        # Safe output first: called before any state is reported.
-        self.board.set_relay(False)
-        self.relay = False
+    # -- the safety core ---------------------------------------------------------------------
+    def relay_allowed(self):
+        s = self.session
+        return (
+            self.cp in ("C", "D")
+            and s is not None
+            and s["auth"]
+            and not s.get("stopped")
+            and self.operative_now()
+            and not self.faults
+            and self.offer_a >= 6
+        )
 
+    def operative_now(self):
+        return self.operative
+
+    def _apply(self):
+        want = self.relay_allowed()
+        if want != self.relay:
+            # Opening is never delayed; closing only happens when every condition holds.
+            self.board.set_relay(want)
+            self.relay = want
+            self._relay_at = time.ticks_ms()
+            log.info(_TAG, "relay %s", "closed" if want else "open")
+        duty = pilot.duty_for(self.offer_a) if self._offering() else 100
+        if duty != getattr(self, "_duty", None):
+            self._duty = duty
+            self.board.set_pwm(duty)
+        self._report()
+
+    def _offering(self):
+        # PWM runs while a session may draw energy; otherwise steady +12 V tells the EV "wait".
+        s = self.session
+        return (s is not None and s["auth"] and not s.get("stopped") and self.operative
+                and not self.faults and self.offer_a >= 6)
+
+    def _compute_offer(self):
+        lim = self._hw_limit()
+        if self.limit_a is not None and self.limit_a < lim:
+            lim = self.limit_a
+        return lim
+
+    def set_limit(self, amps):
+        # From smart charging: None = no limit. Below 6 A the offer pauses (SuspendedEVSE).
+        self.limit_a = amps
+        self.offer_a = self._compute_offer()
+        self._apply()
+
+    # -- faults ----------------------------------------------------------------------------
+    def _set_fault(self, kind, on):
+        if on and kind not in self.faults:
+            self.faults[kind] = _FAULT_CODES[kind]
+            self._apply()  # relay opens before the fault is reported or logged
+            log.warn(_TAG, "fault %s (%s)", kind, self.faults[kind])
+            self.events.add("fault", kind=kind)
+            self._report()
+        elif not on and kind in self.faults:
+            del self.faults[kind]
+            log.info(_TAG, "fault %s cleared", kind)
+            self.events.add("fault_cleared", kind=kind)
+            self._apply()
+
+    def meter_failed(self, failed):
+        self._set_fault("meter", failed)
+
+    # -- the loop ----------------------------------------------------------------------------
     async def run(self):
         b = self.board
-        self._open_relay()
+        b.set_relay(False)
+        self.relay = False
         b.set_pwm(100)
+        self._duty = 100
+        self._apply()
         while True:
             try:
                 await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
@@ -48,20 +174,300 @@ class Connector:
             self.step()
 
     def step(self):
-        st = self._deb.feed(pilot.classify(self.board.pilot_mv()))
+        b = self.board
+        # RCD first: it is the most urgent input.
+        self._set_fault("rcd", b.rcd_tripped())
+        raw = pilot.classify(b.pilot_mv())
+        st = self._deb.feed(raw)
+        pilot_fault = st in ("E", "F")
+        diode_bad = st in ("B", "C", "D") and not pilot.diode_ok(b.pilot_low_mv(), self._duty < 100)
         if st != self.cp:
             prev, self.cp = self.cp, st
-            if st not in ("C", "D"):
-                self._open_relay()
+            if st not in ("C", "D") and self.relay:
+                self._apply()  # EV stopped asking or left: open before anything else
             log.info(_TAG, "pilot %s -> %s", prev, st)
-            self.board.telemetry("cp", st)
-            if st == "A":
-                self.events.add("unplugged")
-            elif prev == "A":
-                self.events.add("plugged")
-        if self.cp == "A":
-            self._set_status(1, "Available")
-        elif self.cp in ("B", "C", "D"):
-            self._set_status(1, "Preparing")
+            b.telemetry("cp", st)
+            self._on_pilot(prev, st)
+        self._set_fault("pilot", pilot_fault)
+        self._set_fault("diode", diode_bad)
+        self._check_feedback()
+        self._check_timeouts()
+        self._apply()
+
+    def _check_feedback(self):
+        if time.ticks_diff(time.ticks_ms(), self._relay_at) < _FEEDBACK_MS:
+            return
+        fb = self.board.relay_feedback()
+        if fb and not self.relay:
+            self._set_fault("weld", True)
+        elif not fb and self.relay:
+            self._set_fault("relay", True)
         else:
-            self._set_status(1, "Faulted", "OtherError")
+            self._set_fault("weld", False)
+            if "relay" in self.faults and not self.relay:
+                self._set_fault("relay", False)
+
+    def _check_timeouts(self):
+        p = self.pending
+        if p and time.ticks_diff(time.ticks_ms(), p[2]) > 0:
+            log.info(_TAG, "no EV plugged within ConnectionTimeOut: authorization dropped")
+            self.pending = None
+            self.events.add("connection_timeout")
+        s = self.session
+        if s and self.relay and self.meter is not None:
+            now = clock.now()
+            if now - self._checkpoint_t >= _CHECKPOINT_S:
+                self._checkpoint(now)
+        r = self.reservation
+        if r is not None and r.expired(clock.now()):
+            log.info(_TAG, "reservation %d expired", r.id)
+            self.reservation = None
+
+    def _checkpoint(self, now):
+        e = self.energy_wh()
+        if e is not None and self.session:
+            self._checkpoint_t = now
+            self.session["last_wh"] = e
+            self.session["last_t"] = now
+            self.store.save(_SESSION_DOC, self.session)
+
+    def _on_pilot(self, prev, st):
+        if st == "A":
+            self.finishing = False
+            if prev != "A":
+                self.events.add("unplugged")
+            s = self.session
+            if s and not s.get("stopped"):
+                if self._cfg("StopTransactionOnEVSideDisconnect", True):
+                    self._stop("EVDisconnected")
+        elif prev == "A" and st in ("B", "C", "D"):
+            self.events.add("plugged")
+            self._try_start()
+
+    # -- sessions --------------------------------------------------------------------------
+    def can_start(self):
+        return (self.session is None and self.operative and not self.faults)
+
+    def _try_start(self):
+        if self.session is not None or self.cp not in ("B", "C", "D") or self.finishing:
+            return
+        if not self.can_start():
+            return
+        p = self.pending
+        if p:
+            self.pending = None
+            self._start(p[0], p[1], p[3])
+        elif self._cfg("BorneFreeCharging", False):
+            tag = self._cfg("BorneFreeChargingIdTag", "FREECHARGING")
+            self._start(tag, None, "free")
+
+    def _start(self, id_tag, parent, source):
+        now = clock.now()
+        e = self.energy_wh()
+        res = self.reservation
+        s = {
+            "open": True,
+            "ref": "%d-%d" % (now, time.ticks_ms() & 0xFFFF),
+            "tag": id_tag,
+            "parent": parent,
+            "auth": True,
+            "src": source,
+            "start": now,
+            "meter_start": e if e is not None else 0,
+            "last_wh": e if e is not None else 0,
+            "last_t": now,
+            "res": res.id if res is not None and res.matches(id_tag, parent) else None,
+        }
+        if s["res"] is not None:
+            self.reservation = None
+        self.session = s
+        self._checkpoint_t = now
+        # Persist before telling anyone: after a power cut this record ends the session.
+        self.store.save(_SESSION_DOC, s)
+        log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
+        self.events.add("session_start", tag=id_tag, src=source)
+        self._emit("on_tx_start", s)
+        self._apply()
+
+    def _stop(self, reason):
+        s = self.session
+        if s is None or s.get("stopped"):
+            return False
+        s["stopped"] = reason
+        self._apply()  # relay open first
+        e = self.energy_wh()
+        s["meter_stop"] = e if e is not None else s.get("last_wh", s["meter_start"])
+        s["stop_t"] = clock.now()
+        log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
+        self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
+        self._emit("on_tx_stop", s, reason)
+        # The stop is journaled by the listener before this record goes.
+        self.store.remove(_SESSION_DOC)
+        self.session = None
+        self.finishing = self.cp in ("B", "C", "D")
+        if self._scheduled is not None:
+            self._set_operative(self._scheduled)
+        self._apply()
+        return True
+
+    def take_interrupted(self):
+        # A session that was open when the power went: returned once, for the PowerLoss stop.
+        s = self.interrupted
+        self.interrupted = None
+        if s:
+            e = self.energy_wh()
+            if e is not None and e >= s.get("last_wh", 0):
+                s["meter_stop"] = e
+            else:
+                s["meter_stop"] = s.get("last_wh", s["meter_start"])
+            s["stop_t"] = s.get("last_t", s["start"])
+        return s
+
+    def forget_interrupted(self):
+        # Called once the PowerLoss stop is journaled.
+        self.store.remove(_SESSION_DOC)
+
+    # -- commands ----------------------------------------------------------------------------
+    def on_tag(self, id_tag):
+        # A card at the reader. Same card (or same parent, decided after authorization) stops;
+        # otherwise it authorizes a new session.
+        s = self.session
+        if s and not s.get("stopped") and id_tag == s["tag"]:
+            self._stop("Local")
+            return
+        if self._authorizing or self.authorize is None:
+            return
+        asyncio.create_task(self._authorize_tag(id_tag))
+
+    async def _authorize_tag(self, id_tag):
+        self._authorizing = True
+        try:
+            status, parent = await self.authorize(id_tag)
+        finally:
+            self._authorizing = False
+        s = self.session
+        if s and not s.get("stopped"):
+            if status == "Accepted" and parent and parent == s.get("parent"):
+                self._stop("Local")
+            return
+        if status != "Accepted":
+            log.info(_TAG, "tag %s refused: %s", id_tag, status)
+            self.events.add("tag_refused", tag=id_tag, status=status)
+            self.board.tone(200, 300)
+            return
+        r = self.reservation
+        if r is not None and not r.matches(id_tag, parent):
+            log.info(_TAG, "tag %s refused: connector reserved", id_tag)
+            self.board.tone(200, 300)
+            return
+        self.board.tone(2000, 80)
+        self._authorized(id_tag, parent, "tag")
+
+    def _authorized(self, id_tag, parent, source):
+        if not self.can_start():
+            return
+        timeout = self._cfg("ConnectionTimeOut", 60)
+        self.pending = (id_tag, parent, time.ticks_add(time.ticks_ms(), timeout * 1000), source)
+        self._try_start()
+        self._apply()
+
+    def remote_start(self, id_tag, authorized=True):
+        # RemoteStartTransaction: the OCPP client has checked the request (and authorized the
+        # tag if AuthorizeRemoteTxRequests). Returns "Accepted" or "Rejected".
+        if not self.can_start() or self.pending is not None:
+            return "Rejected"
+        r = self.reservation
+        if r is not None and not r.matches(id_tag, None):
+            return "Rejected"
+        if authorized:
+            self._authorized(id_tag, None, "remote")
+        return "Accepted"
+
+    def remote_stop(self, tx_match):
+        s = self.session
+        if s is None or s.get("stopped") or not tx_match(s):
+            return "Rejected"
+        self._stop("Remote")
+        return "Accepted"
+
+    def deauthorize(self, ref, stop):
+        # The CSMS refused the tag of a running session (StartTransaction.conf not Accepted).
+        s = self.session
+        if s is None or s["ref"] != ref:
+            return
+        if stop:
+            self._stop("DeAuthorized")
+        else:
+            s["auth"] = False  # keep the transaction, deliver no more energy
+            self._apply()
+
+    def stop_for(self, reason):
+        # Reset, unlock: end the session with this reason. True if one was running.
+        return self._stop(reason)
+
+    def unlock(self):
+        # A fixed cable has no lock to release: ending the session is all there is to do.
+        stopped = self._stop("UnlockCommand")
+        return "Unlocked" if stopped or self.session is None else "UnlockFailed"
+
+    def change_availability(self, operative):
+        if self.session is not None and not operative:
+            self._scheduled = operative
+            self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": operative})
+            return "Scheduled"
+        self._set_operative(operative)
+        return "Accepted"
+
+    def _set_operative(self, operative):
+        self._scheduled = None
+        if operative != self.operative:
+            self.operative = operative
+            self.pending = None if not operative else self.pending
+            log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
+        self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None})
+        self._apply()
+
+    # -- status ------------------------------------------------------------------------------
+    def _compute_status(self, cid):
+        if cid == 0:
+            if not self.operative:
+                return ("Unavailable", "NoError")
+            return ("Available", "NoError")
+        if self.faults:
+            for k in _FAULT_ORDER:
+                if k in self.faults:
+                    return ("Faulted", self.faults[k])
+        s = self.session
+        if s is not None:
+            if self.cp in ("C", "D"):
+                return ("Charging", "NoError") if self.relay else ("SuspendedEVSE", "NoError")
+            if self.cp == "B":
+                if not s["auth"] or self.offer_a < 6 or not self.operative:
+                    return ("SuspendedEVSE", "NoError")
+                return ("SuspendedEV", "NoError")
+            return ("Preparing", "NoError")
+        if self.finishing and self.cp in ("B", "C", "D"):
+            return ("Finishing", "NoError")
+        if not self.operative:
+            return ("Unavailable", "NoError")
+        if self.pending is not None or self.cp in ("B", "C", "D"):
+            return ("Preparing", "NoError")
+        if self.reservation is not None:
+            return ("Reserved", "NoError")
+        return ("Available", "NoError")
+
+    def _report(self):
+        for cid in (0, 1):
+            st = self._compute_status(cid)
+            if st != self._status[cid]:
+                self._status[cid] = st
+                log.info(_TAG, "connector %d: %s (%s)", cid, st[0], st[1])
+                if cid == 1:
+                    self.board.telemetry("session", self._session_view())
+                self._emit("on_status", cid, st[0], st[1])
+
+    def _session_view(self):
+        s = self.session
+        if s is None:
+            return None
+        return {"tag": s["tag"], "start": clock.iso(s["start"]), "meter_start": s["meter_start"]}

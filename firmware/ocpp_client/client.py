@@ -1,18 +1,23 @@
-# The OCPP 1.6J charge-point session: connect, boot, heartbeat, status notifications, and the
-# honest online/offline state. Protocol only: it learns about the hardware from the connector.
+# The OCPP 1.6J charge-point session: connect, boot, heartbeat, status notifications,
+# transactions (journaled), authorization, meter values, and the CSMS's calls. Protocol only:
+# it learns about the hardware from the connector and asks the connector to act.
 import asyncio
 import os
-import binascii
+import time
 
 import clock
 import log
 from ocpp_client import ws as wsmod
+from ocpp_client import handlers, meterdata
+from ocpp_client.auth import Auth
 from ocpp_client.rpc import Rpc, CallError, CallTimeout, Disconnected
+from ocpp_client.txqueue import TxQueue, START, STOP, METER
 
 _TAG = "ocpp"
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
+_AUTH_TIMEOUT_MS = const(8000)  # a tap waits this long for the CSMS before deciding offline
 
 
 def _rand_u16():
@@ -28,37 +33,243 @@ def backoff_ms(attempt):
 
 
 class OcppClient:
-    def __init__(self, settings, config, board, connector, events):
+    def __init__(self, settings, config, board, connector, events, store, meter=None):
         self.settings = settings
         self.config = config
         self.board = board
         self.connector = connector
         self.events = events
-        self.rpc = Rpc({})
+        self.store = store
+        self.meter = meter
+        self.txq = TxQueue(store, config)
+        self.txq.on_start_conf = self._start_conf
+        self.txq.on_stop_conf = self._stop_conf
+        self.auth = Auth(store, config)
+        self.auth.remote = self._authorize_remote
+        self.rpc = Rpc(handlers.build(self))
+        self.rpc.known_actions = handlers.UNSUPPORTED
+        self.rpc.after_reply = self._after_reply
         self.connected = False
         self.registration = None  # None until the first answer, then Accepted/Pending/Rejected
         self._boot_due_ms = 0
         self._status_dirty = {}  # connector id -> (status, error_code) not yet reported
         self._kick = asyncio.Event()
-        connector.listeners.append(self._on_status)
+        self._follow = []
+        self._tags = {}  # session ref -> idTag, for StopTransaction's idTag and conf handling
+        self._begin = {}  # session ref -> Transaction.Begin sampled values
+        connector.authorize = self._authorize
+        connector.listeners.append(self)
         for cid in (0, 1):
             self._status_dirty[cid] = connector.status_of(cid)
+        self._recover()
 
-    # -- connector events ------------------------------------------------------------
-    def _on_status(self, cid, status, error_code):
+    # -- connector events (listener interface) ---------------------------------------------
+    def on_status(self, cid, status, error_code):
         self._status_dirty[cid] = (status, error_code)
         self._kick.set()
         self._publish()
+
+    def on_tx_start(self, s):
+        req = {"connectorId": 1, "idTag": s["tag"], "meterStart": int(s["meter_start"]),
+               "timestamp": clock.iso(s["start"])}
+        if s.get("res") is not None:
+            req["reservationId"] = s["res"]
+        self.txq.add(START, req, s["ref"])
+        begin = meterdata.sampled(self.meter, self.connector,
+                                  self.config.measurands("StopTxnSampledData"), "Transaction.Begin")
+        if begin:
+            self._begin[s["ref"]] = meterdata.meter_value(begin, s["start"])
+        self._kick.set()
+
+    def on_tx_stop(self, s, reason):
+        req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso(s["stop_t"]),
+               "reason": reason, "idTag": s["tag"]}
+        data = []
+        if s["ref"] in self._begin:
+            data.append(self._begin.pop(s["ref"]))
+        end = meterdata.sampled(self.meter, self.connector,
+                                self.config.measurands("StopTxnSampledData"), "Transaction.End")
+        if end:
+            data.append(meterdata.meter_value(end, s["stop_t"]))
+        if data:
+            req["transactionData"] = data
+        self.txq.add(STOP, req, s["ref"])
+        self._kick.set()
+
+    def _recover(self):
+        # A session open at the last power cut ends now with PowerLoss and its last known meter
+        # value. Its StartTransaction is journaled first if the cut came before that.
+        s = self.connector.take_interrupted()
+        if not s:
+            return
+        starts = stops = False
+        for _, rec in self.txq.j.pending():
+            if rec["r"] == s["ref"]:
+                starts = starts or rec["a"] == START
+                stops = stops or rec["a"] == STOP
+        if not stops:
+            if not starts and self.txq.tx_id(s["ref"]) is None:
+                self.on_tx_start(s)
+            log.warn(_TAG, "session %s was open at power loss: stopping it", s["ref"])
+            self.on_tx_stop(s, "PowerLoss")
+            self.events.add("session_stop", reason="PowerLoss")
+        self.connector.forget_interrupted()
+
+    def _start_conf(self, ref, conf):
+        info = conf.get("idTagInfo") or {}
+        tag = self._tag_of(ref)
+        if tag:
+            self.auth.remember(tag, info)
+        if info.get("status") != "Accepted":
+            log.warn(_TAG, "CSMS refused the tag of session %s: %s", ref, info.get("status"))
+            self.connector.deauthorize(ref, self.config.get("StopTransactionOnInvalidId"))
+
+    def _stop_conf(self, ref, conf):
+        info = conf.get("idTagInfo")
+        tag = self._tag_of(ref)
+        if tag and info:
+            self.auth.remember(tag, info)
+
+    def _tag_of(self, ref):
+        s = self.connector.session
+        if s and s["ref"] == ref:
+            return s["tag"]
+        return None
 
     def _publish(self):
         self.board.telemetry(
             "ocpp",
             {"connected": self.connected, "status": self.connector.status_of(1)[0],
-             "registration": self.registration},
+             "registration": self.registration, "queued": len(self.txq)},
         )
 
-    # -- connection ------------------------------------------------------------------
+    # -- authorization ---------------------------------------------------------------------
+    def online(self):
+        return self.connected and self.registration == "Accepted"
+
+    async def _authorize(self, id_tag):
+        return await self.auth.authorize(id_tag, self.online())
+
+    async def _authorize_remote(self, id_tag):
+        conf = await self.rpc.call("Authorize", {"idTag": id_tag}, _AUTH_TIMEOUT_MS)
+        return conf.get("idTagInfo") or {"status": "Invalid"}
+
+    def data_transfer(self, p):
+        if p.get("vendorId") != "borne":
+            return {"status": "UnknownVendorId"}
+        if p.get("messageId") == "logbook":
+            # The driver logbook entry the cloud attaches to the current session.
+            self.events.add("logbook", data=str(p.get("data", ""))[:200])
+            return {"status": "Accepted"}
+        return {"status": "UnknownMessageId"}
+
+    # -- work after a .conf ------------------------------------------------------------------
+    def after(self, item):
+        self._follow.append(item)
+
+    def _after_reply(self, action, req, res):
+        items, self._follow = self._follow, []
+        for item in items:
+            asyncio.create_task(self._run_follow(item))
+
+    async def _run_follow(self, item):
+        kind = item[0]
+        try:
+            if kind == "reset":
+                await self._reset(item[1])
+            elif kind == "authorize_remote":
+                status, parent = await self._authorize(item[1])
+                if status == "Accepted":
+                    self.connector._authorized(item[1], parent, "remote")
+                else:
+                    log.info(_TAG, "remote start for %s refused: %s", item[1], status)
+                    self.connector.pending = None
+            elif kind == "trigger":
+                await self._trigger(item[1], item[2])
+        except (Disconnected, CallTimeout, CallError) as e:
+            log.warn(_TAG, "%s after the answer failed: %s", kind, _why(e))
+
+    async def _reset(self, kind):
+        hard = kind == "Hard"
+        self.events.add("reset", kind=kind)
+        self.board.tone(1000, 200)
+        self.connector.stop_for("HardReset" if hard else "SoftReset")
+        if not hard:
+            # A soft reset lets the StopTransaction go out first, if the link allows it.
+            for _ in range(50):
+                if not len(self.txq) or not self.online():
+                    break
+                await asyncio.sleep_ms(100)
+        log.info(_TAG, "%s reset", kind)
+        await asyncio.sleep_ms(50)
+        self.board.reset(hard)
+
+    async def _trigger(self, what, cid):
+        if what == "BootNotification":
+            await self._boot()
+        elif what == "Heartbeat":
+            conf = await self.rpc.call("Heartbeat", {})
+            self._apply_time(conf.get("currentTime"))
+        elif what == "StatusNotification":
+            for c in (0, 1) if cid is None else (cid,):
+                st, err = self.connector.status_of(c)
+                await self._send_status(c, st, err)
+        elif what == "MeterValues":
+            vals = meterdata.sampled(self.meter, self.connector,
+                                     self.config.measurands("MeterValuesSampledData"), "Trigger")
+            req = {"connectorId": 1 if cid is None else cid,
+                   "meterValue": [meterdata.meter_value(vals)]}
+            s = self.connector.session
+            tid = self.txq.tx_id(s["ref"]) if s else None
+            if tid is not None and tid >= 0:
+                req["transactionId"] = tid
+            await self.rpc.call("MeterValues", req)
+        elif what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+            await self.rpc.call(what, {"status": "Idle"})
+
+    # -- meter values ------------------------------------------------------------------------
+    async def _sampler(self):
+        # Periodic samples during a session (MeterValueSampleInterval) and clock-aligned ones
+        # (ClockAlignedDataInterval, aligned to midnight UTC). Transaction samples are journaled.
+        last_periodic = time.ticks_ms()
+        while True:
+            await asyncio.sleep_ms(500)
+            s = self.connector.session
+            interval = self.config.get("MeterValueSampleInterval")
+            now_ms = time.ticks_ms()
+            if s and interval > 0 and time.ticks_diff(now_ms, last_periodic) >= interval * 1000:
+                last_periodic = now_ms
+                self._meter_values(s, "MeterValuesSampledData", "Sample.Periodic")
+            elif not s:
+                last_periodic = now_ms
+            aligned = self.config.get("ClockAlignedDataInterval")
+            if aligned > 0 and clock.synced():
+                now = clock.now()
+                slot = now - now % aligned
+                if slot != getattr(self, "_aligned_slot", slot):
+                    self._meter_values(s, "MeterValuesAlignedData", "Sample.Clock", slot)
+                self._aligned_slot = slot
+
+    def _meter_values(self, s, key, context, ts=None):
+        vals = meterdata.sampled(self.meter, self.connector, self.config.measurands(key), context)
+        if not vals:
+            return
+        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
+        if s is not None:
+            self.txq.add(METER, req, s["ref"])
+        elif self.online():
+            asyncio.create_task(self._send_plain("MeterValues", req))
+
+    async def _send_plain(self, action, req):
+        try:
+            await self.rpc.call(action, req)
+        except Exception as e:
+            log.warn(_TAG, "%s not sent: %s", action, _why(e))
+
+    # -- connection ------------------------------------------------------------------------
     def _auth_header(self):
+        import binascii
+
         prof = self.settings.get("security_profile", 0)
         key = self.settings.get("auth_key", "")
         if prof in (1, 2) and key:
@@ -70,6 +281,7 @@ class OcppClient:
         return getattr(self.board, "route", None)
 
     async def run(self):
+        asyncio.create_task(self._sampler())
         attempt = 0
         while True:
             url = self.settings.get("csms_url")
@@ -91,12 +303,10 @@ class OcppClient:
             attempt = 0
             self.connected = True
             self._publish()
-            self.events.add("online")
             reason = await self._session(ws)
             ws.abort()
             self.connected = False
             self._publish()
-            self.events.add("offline")
             attempt += 1
             delay = backoff_ms(attempt)
             log.warn(_TAG, "link lost: %s; reconnect in %d ms", _why(reason), delay)
@@ -137,8 +347,6 @@ class OcppClient:
             await asyncio.sleep(interval)
             if ws.closed:
                 return
-            import time
-
             silent = time.ticks_diff(time.ticks_ms(), ws.last_rx_ms)
             if silent > 2 * interval * 1000:
                 log.warn(_TAG, "no frame for %d s: half-open socket, dropping it", silent // 1000)
@@ -151,15 +359,34 @@ class OcppClient:
                 return
 
     async def _work(self):
-        # Boot until accepted (once per power cycle), then heartbeat and report statuses.
+        # Boot until accepted (once per power cycle), then report, deliver the queue, heartbeat.
         try:
             while self.registration != "Accepted":
                 await self._boot()
-            await self._report_statuses()
-            await self._heartbeat_loop()
+            while True:
+                self._kick.clear()
+                self.txq.wake.clear()
+                await self._report_statuses()
+                await self.txq.deliver(self.rpc)
+                self._publish()
+                if self._status_dirty or len(self.txq):
+                    continue
+                interval = self.config.get("HeartbeatInterval")
+                try:
+                    await asyncio.wait_for(self._wake(), interval if interval > 0 else 86400)
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+                conf = await self.rpc.call("Heartbeat", {})
+                self._apply_time(conf.get("currentTime"))
         except (Disconnected, CallTimeout) as e:
             log.warn(_TAG, "call failed: %s", _why(e))
             self._stop(e)
+
+    async def _wake(self):
+        # Either a status changed or a transaction message was queued.
+        while not (self._kick.is_set() or self.txq.wake.is_set()):
+            await asyncio.sleep_ms(50)
 
     async def _boot(self):
         wait_ms = self._boot_due_ms
@@ -201,27 +428,22 @@ class OcppClient:
             except ValueError:
                 log.warn(_TAG, "CSMS sent a bad currentTime %r", t)
 
+    async def _send_status(self, cid, status, err):
+        await self.rpc.call(
+            "StatusNotification",
+            {"connectorId": cid, "status": status, "errorCode": err, "timestamp": clock.iso()},
+        )
+
     async def _report_statuses(self):
         while self._status_dirty:
             cid = min(self._status_dirty)
             status, err = self._status_dirty.pop(cid)
-            await self.rpc.call(
-                "StatusNotification",
-                {"connectorId": cid, "status": status, "errorCode": err, "timestamp": clock.iso()},
-            )
-
-    async def _heartbeat_loop(self):
-        while True:
-            self._kick.clear()
-            await self._report_statuses()
-            interval = self.config.get("HeartbeatInterval")
             try:
-                await asyncio.wait_for(self._kick.wait(), interval if interval > 0 else 86400)
-                continue  # a status changed: report it, then wait again
-            except asyncio.TimeoutError:
-                pass
-            conf = await self.rpc.call("Heartbeat", {})
-            self._apply_time(conf.get("currentTime"))
+                await self._send_status(cid, status, err)
+            except (Disconnected, CallTimeout):
+                # Not delivered: report the connector's status again after the reconnect.
+                self._status_dirty.setdefault(cid, self.connector.status_of(cid))
+                raise
 
 
 def _fw_version():

@@ -1,34 +1,98 @@
-# OCPP configuration keys (GetConfiguration / ChangeConfiguration): type, default, access.
-# Only changed values are persisted, so a firmware update can change defaults.
+# OCPP configuration keys (GetConfiguration / ChangeConfiguration): type, default, access, and
+# the check a new value must pass. Only changed values are persisted (one small document), so a
+# firmware update can change defaults; read-only keys cannot be changed over OCPP.
 import log
 
-# kind: "i" integer, "b" boolean, "s" string, "l" comma-separated list
-# access: "r" read-only, "w" read-write
+# kinds: "i" integer, "b" boolean, "s" string, "m" measurand list (CSL), "l" other CSL
+# access: "r" read-only, "w" read-write, "x" write-only (never returned)
+MEASURANDS = (
+    "Energy.Active.Import.Register",
+    "Power.Active.Import",
+    "Current.Import",
+    "Current.Offered",
+    "Power.Offered",
+    "Voltage",
+    "Frequency",
+)
+_MAX_MEASURANDS = const(8)
+PROFILES = "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+
 KEYS = {
-    "HeartbeatInterval": ("i", 86400, "w"),
+    "AllowOfflineTxForUnknownId": ("b", False, "w"),
+    "AuthorizationCacheEnabled": ("b", True, "w"),
+    "AuthorizeRemoteTxRequests": ("b", True, "w"),
+    "BlinkRepeat": ("i", 3, "w"),
+    "ClockAlignedDataInterval": ("i", 0, "w"),
     "ConnectionTimeOut": ("i", 60, "w"),
-    "WebSocketPingInterval": ("i", 30, "w"),
+    "ConnectorPhaseRotation": ("l", "0.RST,1.RST", "w"),
+    "ConnectorPhaseRotationMaxLength": ("i", 2, "r"),
+    "GetConfigurationMaxKeys": ("i", 64, "r"),
+    "HeartbeatInterval": ("i", 86400, "w"),
+    "LightIntensity": ("i", 80, "w"),
+    "LocalAuthorizeOffline": ("b", True, "w"),
+    "LocalPreAuthorize": ("b", False, "w"),
+    "MaxEnergyOnInvalidId": ("i", 0, "w"),
+    "MeterValuesAlignedData": ("m", "Energy.Active.Import.Register", "w"),
+    "MeterValuesAlignedDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
+    "MeterValuesSampledData": ("m", "Energy.Active.Import.Register,Power.Active.Import", "w"),
+    "MeterValuesSampledDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
+    "MeterValueSampleInterval": ("i", 60, "w"),
+    "MinimumStatusDuration": ("i", 0, "w"),
+    "NumberOfConnectors": ("i", 1, "r"),
     "ResetRetries": ("i", 1, "w"),
+    "StopTransactionOnEVSideDisconnect": ("b", True, "w"),
+    "StopTransactionOnInvalidId": ("b", True, "w"),
+    "StopTransactionMaxMeterValues": ("i", 20, "r"),
+    "StopTxnAlignedData": ("m", "", "w"),
+    "StopTxnAlignedDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
+    "StopTxnSampledData": ("m", "", "w"),
+    "StopTxnSampledDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
+    "SupportedFeatureProfiles": ("l", PROFILES, "r"),
     "TransactionMessageAttempts": ("i", 3, "w"),
     "TransactionMessageRetryInterval": ("i", 60, "w"),
-    "NumberOfConnectors": ("i", 1, "r"),
-    "SupportedFeatureProfiles": ("l", "Core", "r"),
+    "UnlockConnectorOnEVSideDisconnect": ("b", False, "r"),  # fixed cable: nothing to unlock
+    "WebSocketPingInterval": ("i", 30, "w"),
+    "LocalAuthListEnabled": ("b", True, "w"),
+    "LocalAuthListMaxLength": ("i", 1000, "r"),
+    "SendLocalListMaxLength": ("i", 1000, "r"),
+    "ReserveConnectorZeroSupported": ("b", False, "r"),
+    "ChargeProfileMaxStackLevel": ("i", 8, "r"),
+    "ChargingScheduleAllowedChargingRateUnit": ("l", "Current,Power", "r"),
+    "ChargingScheduleMaxPeriods": ("i", 24, "r"),
+    "MaxChargingProfilesInstalled": ("i", 8, "r"),
+    "ConnectorSwitch3to1PhaseSupported": ("b", False, "r"),
+    "SecurityProfile": ("i", 0, "w"),
+    "AuthorizationKey": ("s", "", "x"),
+    "CpoName": ("s", "", "w"),
+    # Vendor keys: the owner app's settings, changeable from the cloud.
+    "BorneFreeCharging": ("b", False, "w"),
+    "BorneFreeChargingIdTag": ("s", "FREECHARGING", "w"),
+    "BorneMaxCurrent": ("i", 32, "r"),  # installer's limit (cable, breaker): set on site only
 }
 _DOC = "ocpp_config"
+_ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")
 
 
 class Config:
     def __init__(self, store):
         self.store = store
         self.changed = store.load(_DOC, {})
+        self.runtime = {}
+        self.listeners = []  # fn(key, value) after a successful change
 
     def get(self, key):
+        if key in self.runtime:
+            return self.runtime[key]
         if key in self.changed:
             return self.changed[key]
         return KEYS[key][1]
 
+    def measurands(self, key):
+        v = self.get(key)
+        return [m for m in v.split(",") if m] if v else []
+
     def set(self, key, value):
-        # Validates and stores; returns an OCPP ConfigurationStatus.
+        # ChangeConfiguration: validates and stores; returns the OCPP ConfigurationStatus.
         spec = KEYS.get(key)
         if spec is None:
             return "NotSupported"
@@ -37,32 +101,84 @@ class Config:
             return "Rejected"
         try:
             v = _parse(kind, value)
-        except ValueError:
+            _check(key, v, self)
+        except ValueError as e:
+            log.info("config", "%s: value refused (%s)", key, e)
             return "Rejected"
+        self.runtime.pop(key, None)
         self.changed[key] = v
         self.store.save(_DOC, self.changed)
-        log.info("config", "%s set", key)
+        log.info("config", "%s changed", key)  # never the value: it may be a secret
+        for fn in self.listeners:
+            fn(key, v)
         return "Accepted"
+
+    def set_local(self, key, value):
+        # Set by the charger itself (installer tool, claim): no OCPP access checks.
+        self.changed[key] = value
+        self.store.save(_DOC, self.changed)
 
     def set_runtime(self, key, value):
         # A value the CSMS gives outside ChangeConfiguration (the boot interval): kept in RAM.
-        self.changed[key] = value
+        self.runtime[key] = value
+
+    def entries(self, keys=None):
+        # GetConfiguration: (configurationKey list, unknownKey list). Write-only keys are left out
+        # of a full listing and reported unknown when asked by name, so they never leak.
+        known, unknown = [], []
+        names = keys if keys else [k for k in KEYS if KEYS[k][2] != "x"]
+        for k in names:
+            spec = KEYS.get(k)
+            if spec is None or spec[2] == "x":
+                unknown.append(k)
+                continue
+            known.append({"key": k, "readonly": spec[2] == "r", "value": show(spec[0], self.get(k))})
+        return known, unknown
 
 
 def _parse(kind, value):
     if not isinstance(value, str):
-        raise ValueError
+        raise ValueError("not a string")
     if kind == "i":
-        n = int(value)
-        if n < 0:
-            raise ValueError
-        return n
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError("not an integer")
     if kind == "b":
-        lv = value.lower()
+        lv = value.strip().lower()
         if lv not in ("true", "false"):
-            raise ValueError
+            raise ValueError("not true/false")
         return lv == "true"
+    if kind == "m":
+        items = [m.strip() for m in value.split(",") if m.strip()]
+        for m in items:
+            if m not in MEASURANDS:
+                raise ValueError("unsupported measurand %s" % m)
+        if len(items) > _MAX_MEASURANDS:
+            raise ValueError("too many measurands")
+        return ",".join(items)
     return value
+
+
+def _check(key, v, cfg):
+    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+        raise ValueError("negative")
+    if key == "LightIntensity" and v > 100:
+        raise ValueError("over 100 %")
+    if key in ("HeartbeatInterval", "TransactionMessageRetryInterval") and v == 0:
+        raise ValueError("zero")
+    if key == "TransactionMessageAttempts" and v > 100:
+        raise ValueError("too many")
+    if key == "SecurityProfile":
+        if v > 3 or v < cfg.get("SecurityProfile"):
+            raise ValueError("the security profile is never lowered")
+    if key == "AuthorizationKey":
+        if not 16 <= len(v) <= 40:
+            raise ValueError("length")
+    if key == "ConnectorPhaseRotation" and len(v.split(",")) > 2:
+        raise ValueError("too many entries")
+    if key in _ALIGN and v and cfg.get("ClockAlignedDataInterval") < 0:
+        raise ValueError("bad interval")
 
 
 def show(kind, v):

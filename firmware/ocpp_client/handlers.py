@@ -1,0 +1,102 @@
+# Answers to the CSMS's calls (Core and Remote Trigger). Each handler gets the request payload,
+# already checked for shape, and returns the .conf payload. Work that must follow the .conf
+# (a reboot, a triggered message, an authorization) goes to Client.after().
+import log
+
+_TAG = "ocpp"
+_TRIGGERABLE = ("BootNotification", "DiagnosticsStatusNotification",
+                "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StatusNotification")
+
+
+def build(c):
+    conn = c.connector
+    cfg = c.config
+
+    async def remote_start(p):
+        cid = p.get("connectorId", 1)
+        if cid != 1:
+            return {"status": "Rejected"}  # one connector; 0 is not a connector to charge on
+        prof = p.get("chargingProfile")
+        if prof is not None and prof.get("chargingProfilePurpose") != "TxProfile":
+            return {"status": "Rejected"}
+        id_tag = p["idTag"]
+        authorize = cfg.get("AuthorizeRemoteTxRequests")
+        st = conn.remote_start(id_tag, authorized=not authorize)
+        if st == "Accepted" and authorize:
+            c.after(("authorize_remote", id_tag))
+        if st == "Accepted" and prof is not None:
+            c.after(("tx_profile", prof))
+        return {"status": st}
+
+    async def remote_stop(p):
+        tid = p["transactionId"]
+        return {"status": conn.remote_stop(lambda s: c.txq.tx_id(s["ref"]) == tid)}
+
+    async def reset(p):
+        c.after(("reset", p["type"]))
+        return {"status": "Accepted"}
+
+    async def change_availability(p):
+        cid = p["connectorId"]
+        if cid not in (0, 1):
+            return {"status": "Rejected"}
+        return {"status": conn.change_availability(p["type"] == "Operative")}
+
+    async def unlock(p):
+        if p["connectorId"] != 1:
+            return {"status": "NotSupported"}
+        return {"status": conn.unlock()}
+
+    async def get_configuration(p):
+        keys = p.get("key")
+        if keys and len(keys) > cfg.get("GetConfigurationMaxKeys"):
+            keys = keys[: cfg.get("GetConfigurationMaxKeys")]
+        known, unknown = cfg.entries(keys)
+        out = {"configurationKey": known}
+        if unknown:
+            out["unknownKey"] = unknown
+        return out
+
+    async def change_configuration(p):
+        return {"status": cfg.set(p["key"], p["value"])}
+
+    async def clear_cache(p):
+        return {"status": c.auth.clear_cache()}
+
+    async def data_transfer(p):
+        return c.data_transfer(p)
+
+    async def trigger(p):
+        what = p["requestedMessage"]
+        cid = p.get("connectorId")
+        if what not in _TRIGGERABLE:
+            return {"status": "NotImplemented"}
+        if cid is not None and cid not in (0, 1):
+            return {"status": "Rejected"}
+        if what == "BootNotification" and c.registration == "Accepted":
+            return {"status": "Rejected"}
+        c.after(("trigger", what, cid))
+        return {"status": "Accepted"}
+
+    return {
+        "RemoteStartTransaction": remote_start,
+        "RemoteStopTransaction": remote_stop,
+        "Reset": reset,
+        "ChangeAvailability": change_availability,
+        "UnlockConnector": unlock,
+        "GetConfiguration": get_configuration,
+        "ChangeConfiguration": change_configuration,
+        "ClearCache": clear_cache,
+        "DataTransfer": data_transfer,
+        "TriggerMessage": trigger,
+    }
+
+
+# Actions of OCPP 1.6 we know but do not support (yet): NotSupported, not NotImplemented.
+UNSUPPORTED = ("GetDiagnostics", "UpdateFirmware", "GetLocalListVersion", "SendLocalList",
+               "CancelReservation", "ReserveNow", "ClearChargingProfile", "GetCompositeSchedule",
+               "SetChargingProfile")
+
+
+def log_unsupported(action):
+    log.info(_TAG, "%s is not supported", action)

@@ -1,0 +1,61 @@
+# Sampled values for MeterValues and StopTransaction.transactionData, from the meter's latest
+# reading. Values the meter does not have are left out, never invented.
+import clock
+
+_UNITS = {
+    "Energy.Active.Import.Register": "Wh",
+    "Power.Active.Import": "W",
+    "Current.Import": "A",
+    "Current.Offered": "A",
+    "Power.Offered": "W",
+    "Voltage": "V",
+    "Frequency": None,
+}
+_PHASES = ("L1", "L2", "L3")
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        s = "%.1f" % v
+        return s[:-2] if s.endswith(".0") else s
+    return str(v)
+
+
+def sampled(meter, connector, measurands, context):
+    # -> list of SampledValue dicts (possibly empty)
+    r = meter.latest if meter is not None and getattr(meter, "latest", None) else {}
+    out = []
+    for m in measurands:
+        unit = _UNITS.get(m)
+        if m == "Energy.Active.Import.Register":
+            e = connector.energy_wh()
+            vals = [(None, e)] if e is not None else []
+        elif m == "Power.Active.Import":
+            vals = [(None, r.get("power_w"))]
+        elif m == "Current.Import":
+            vals = list(zip(_PHASES, r.get("current_a") or ()))
+        elif m == "Voltage":
+            vals = [(p + "-N", v) for p, v in zip(_PHASES, r.get("voltage_v") or ())]
+        elif m == "Frequency":
+            vals = [(None, r.get("frequency_hz"))]
+        elif m == "Current.Offered":
+            vals = [(None, connector.offer_a if connector.relay_allowed() else 0)]
+        elif m == "Power.Offered":
+            a = connector.offer_a if connector.relay_allowed() else 0
+            vals = [(None, a * 230 * 3)]
+        else:
+            vals = []
+        for phase, v in vals:
+            if v is None:
+                continue
+            sv = {"value": _fmt(v), "context": context, "measurand": m}
+            if phase:
+                sv["phase"] = phase
+            if unit:
+                sv["unit"] = unit
+            out.append(sv)
+    return out
+
+
+def meter_value(values, ts=None):
+    return {"timestamp": clock.iso(ts), "sampledValue": values}

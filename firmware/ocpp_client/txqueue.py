@@ -1,0 +1,105 @@
+# Transaction-related messages (StartTransaction, StopTransaction, transaction MeterValues),
+# journaled on flash before they are sent and acked only after the CSMS's answer, so a power cut
+# or an outage at any instant loses none and reorders none.
+#
+# A record names its session by a local reference; the transactionId is filled in at send time
+# from the StartTransaction.conf (kept in a small document), or -1 when that start could never
+# be delivered. Flash budget: one journal line per message plus one ack line; the id document
+# is rewritten once per StartTransaction.conf and once per StopTransaction.conf.
+import asyncio
+
+import log
+from ocpp_client.rpc import CallError
+
+_TAG = "txq"
+_IDS = "txids"
+_MAX_RECORDS = const(400)
+START = "StartTransaction"
+STOP = "StopTransaction"
+METER = "MeterValues"
+
+
+class TxQueue:
+    def __init__(self, store, config):
+        self.store = store
+        self.config = config
+        self.j = store.journal("txq", _MAX_RECORDS)
+        self.ids = store.load(_IDS, {})  # session ref -> transactionId
+        self.wake = asyncio.Event()
+        self.on_start_conf = None  # fn(ref, conf)
+        self.on_stop_conf = None  # fn(ref, conf)
+        self.delivered = 0
+
+    def __len__(self):
+        return len(self.j)
+
+    def add(self, action, payload, ref):
+        # Durable once this returns.
+        self.j.append({"a": action, "p": payload, "r": ref})
+        self.wake.set()
+
+    def tx_id(self, ref):
+        return self.ids.get(ref)
+
+    def ref_of(self, tx_id):
+        for ref, tid in self.ids.items():
+            if tid == tx_id:
+                return ref
+        return None
+
+    def _set_id(self, ref, tx_id):
+        self.ids[ref] = tx_id
+        self.store.save(_IDS, self.ids)
+
+    def _forget(self, ref):
+        if ref in self.ids:
+            del self.ids[ref]
+            self.store.save(_IDS, self.ids)
+
+    def _next(self):
+        for seq, rec in self.j.pending():
+            return seq, rec
+        return None, None
+
+    async def deliver(self, rpc):
+        # Sends queued messages in order until the queue is empty or the link fails (the
+        # exception propagates to the session, which reconnects).
+        attempts = 0
+        while True:
+            seq, rec = self._next()
+            if rec is None:
+                return
+            action, payload, ref = rec["a"], rec["p"], rec["r"]
+            if action != START:
+                tid = self.ids.get(ref)
+                payload["transactionId"] = tid if tid is not None else -1
+            try:
+                conf = await rpc.call(action, payload)
+            except CallError as e:
+                attempts += 1
+                limit = self.config.get("TransactionMessageAttempts")
+                if attempts >= limit:
+                    log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, e.code)
+                    if action == START:
+                        self._set_id(ref, -1)
+                    self.j.ack(seq)
+                    attempts = 0
+                    continue
+                wait = self.config.get("TransactionMessageRetryInterval") * attempts
+                log.warn(_TAG, "%s answered %s; retry %d in %d s", action, e.code, attempts, wait)
+                await asyncio.sleep(wait)
+                continue
+            attempts = 0
+            if action == START:
+                tid = conf.get("transactionId")
+                self._set_id(ref, tid if isinstance(tid, int) else -1)
+                self.j.ack(seq)
+                if self.on_start_conf:
+                    self.on_start_conf(ref, conf)
+            else:
+                self.j.ack(seq)
+                if action == STOP:
+                    self._forget(ref)
+                    if self.on_stop_conf:
+                        self.on_stop_conf(ref, conf)
+            self.delivered += 1
