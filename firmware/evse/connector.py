@@ -147,12 +147,12 @@ class Connector:
             self.faults[kind] = _FAULT_CODES[kind]
             self._apply()  # relay opens before the fault is reported or logged
             log.warn(_TAG, "fault %s (%s)", kind, self.faults[kind])
-            self.events.add("fault", kind=kind)
+            self.events.add("fault", what=kind)
             self._report()
         elif not on and kind in self.faults:
             del self.faults[kind]
             log.info(_TAG, "fault %s cleared", kind)
-            self.events.add("fault_cleared", kind=kind)
+            self.events.add("fault_cleared", what=kind)
             self._apply()
 
     def meter_failed(self, failed):
@@ -470,4 +470,12 @@ class Connector:
         s = self.session
         if s is None:
             return None
-        return {"tag": s["tag"], "start": clock.iso(s["start"]), "meter_start": s["meter_start"]}
+        return {"tag": s["tag"], "start": clock.iso(s["start"]), "meter_start": s["meter_start"],
+                "transaction_id": s.get("tx")}
+
+    def set_tx_id(self, ref, tx_id):
+        # The CSMS's transactionId for the running session (shown in the simulation's state).
+        s = self.session
+        if s is not None and s["ref"] == ref:
+            s["tx"] = tx_id
+            self.board.telemetry("session", self._session_view())

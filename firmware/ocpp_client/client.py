@@ -116,6 +116,7 @@ class OcppClient:
         self.connector.forget_interrupted()
 
     def _start_conf(self, ref, conf):
+        self.connector.set_tx_id(ref, self.txq.tx_id(ref))
         info = conf.get("idTagInfo") or {}
         tag = self._tag_of(ref)
         if tag:
@@ -191,7 +192,7 @@ class OcppClient:
 
     async def _reset(self, kind):
         hard = kind == "Hard"
-        self.events.add("reset", kind=kind)
+        self.events.add("reset", type=kind)
         self.board.tone(1000, 200)
         self.connector.stop_for("HardReset" if hard else "SoftReset")
         if not hard:

@@ -49,6 +49,7 @@ class Rpc:
         self._n = 0
         self._lock = asyncio.Lock()  # one outstanding CALL of ours
         self._pending_id = None
+        self._on_result = None
         self._answer = None
         self._event = asyncio.Event()
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
@@ -57,13 +58,16 @@ class Rpc:
         self._n += 1
         return "%s-%d" % (self._prefix, self._n)
 
-    async def call(self, action, payload, timeout_ms=30000):
+    async def call(self, action, payload, timeout_ms=30000, on_result=None):
+        # on_result(payload) runs the moment the CALLRESULT is read, before any later frame from
+        # the CSMS is handled (a RemoteStop right after a StartTransaction.conf must see its id).
         async with self._lock:
             ws = self.ws
             if ws is None:
                 raise Disconnected()
             mid = self._next_id()
             self._pending_id = mid
+            self._on_result = on_result
             self._answer = None
             self._event.clear()
             try:
@@ -128,6 +132,12 @@ class Rpc:
                 log.warn(_TAG, "malformed answer to %s: ignored", mid)
                 return
             self._answer = msg
+            self._pending_id = None
+            if kind == RESULT and self._on_result is not None:
+                try:
+                    self._on_result(msg[2])
+                except Exception as e:
+                    log.exc(_TAG, "result hook", e)
             self._event.set()
             return
         log.warn(_TAG, "unknown message type %r", kind)

@@ -70,11 +70,20 @@ class TxQueue:
             if rec is None:
                 return
             action, payload, ref = rec["a"], rec["p"], rec["r"]
+            if action == START and ref in self.ids:
+                # Answered before a power cut came between the id and the ack: never twice.
+                self.j.ack(seq)
+                continue
             if action != START:
                 tid = self.ids.get(ref)
                 payload["transactionId"] = tid if tid is not None else -1
+            hook = None
+            if action == START:
+                def hook(conf, ref=ref):
+                    tid = conf.get("transactionId")
+                    self._set_id(ref, tid if isinstance(tid, int) else -1)
             try:
-                conf = await rpc.call(action, payload)
+                conf = await rpc.call(action, payload, on_result=hook)
             except CallError as e:
                 attempts += 1
                 limit = self.config.get("TransactionMessageAttempts")
@@ -91,8 +100,6 @@ class TxQueue:
                 continue
             attempts = 0
             if action == START:
-                tid = conf.get("transactionId")
-                self._set_id(ref, tid if isinstance(tid, int) else -1)
                 self.j.ack(seq)
                 if self.on_start_conf:
                     self.on_start_conf(ref, conf)

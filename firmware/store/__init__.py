@@ -117,7 +117,10 @@ class Store:
         fn = name + ".json"
         if best is None:
             why = "; ".join(name + e + ": " + w for e, w in bad if w != "missing")
-            log.warn(_TAG, "%s, using defaults", why or fn + ": missing")
+            if why:
+                log.warn(_TAG, "%s, using defaults", why)
+            else:
+                log.info(_TAG, "%s: not written yet, using defaults", fn)
             return _copy(defaults)
         seq, ext, ver, data = best
         for e, w in bad:

@@ -308,3 +308,17 @@ class Csms:
 
         frame: Frame = await self.wait_for(find, timeout, f"{action} from the charge point")
         return frame
+
+    async def answer_to(self, frame: Frame, timeout: float = 10) -> Any:
+        """The payload the CSMS answered a charge point's CALL with."""
+
+        def find() -> Frame | None:
+            for f in self.frames:
+                if f.direction == "out" and f.cp_id == frame.cp_id and not f.is_call and (
+                    isinstance(f.msg, list) and len(f.msg) > 2 and f.msg[1] == frame.msg[1]
+                ):
+                    return f
+            return None
+
+        f: Frame = await self.wait_for(find, timeout, f"the answer to {frame.action}")
+        return f.msg[2]

@@ -44,6 +44,10 @@ class Logs:
                 return True
         return False
 
+    def said(self, *words):
+        # Any level: a line carrying all the words.
+        return any(all(w in t for w in words) for _, _, t in self.lines)
+
     def warnings(self):
         return [t for lvl, _, t in self.lines if lvl >= log.WARN]
 

@@ -1,0 +1,208 @@
+"""Charging sessions end to end: remote start/stop, free charging, EV-side disconnect, faults,
+availability, reset, power loss. The relay is checked at every step the way a user would see it
+(the simulator's `state`), the OCPP messages the way the CSMS sees them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from borne.csms import Csms
+from borne.sim.simulator import Simulator
+from ocpp.v16 import call
+from simctl import Control
+
+CP_ID = "CP-TEST-1"
+
+
+async def _ready(csms: Csms) -> Any:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    return csms.charge_points[CP_ID]
+
+
+async def _charging(csms: Csms, control: Control, tag: str = "REMOTE1") -> int:
+    """Remote start, plug, EV asks: returns the transaction id once the relay is closed."""
+    cp = await _ready(csms)
+    res = await cp.call(call.RemoteStartTransaction(id_tag=tag, connector_id=1))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("load", amps=16)
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == tag and start.payload["connectorId"] == 1
+    await control.wait_state(lambda s: s["relay"], "the relay to close")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging")
+    tx = int((await csms.answer_to(start))["transactionId"])
+    await control.wait_state(
+        lambda s: (s["session"] or {}).get("transaction_id") == tx, "the charger to know its id"
+    )
+    return tx
+
+
+async def test_remote_start_authorizes_then_charges_then_remote_stop(
+    csms: Csms, control: Control
+) -> None:
+    tx = await _charging(csms, control)
+    # AuthorizeRemoteTxRequests is true by default: the tag was authorized first.
+    assert csms.calls("Authorize")[0].payload == {"idTag": "REMOTE1"}
+    st = await control("state")
+    assert st["pwm_duty"] < 100 and st["power_w"] > 0 and st["ocpp"]["status"] == "Charging"
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    assert res.status == "Accepted"
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "Remote"
+    st = await control.wait_state(lambda s: not s["relay"], "the relay to open")
+    assert st["power_w"] == 0
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing")
+    await control("unplug")
+    n = len(csms.frames)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+
+
+async def test_remote_stop_of_an_unknown_transaction_is_rejected(
+    csms: Csms, control: Control
+) -> None:
+    tx = await _charging(csms, control)
+    res = await csms.charge_points[CP_ID].call(call.RemoteStopTransaction(transaction_id=tx + 99))
+    assert res.status == "Rejected"
+    assert (await control("state"))["relay"] is True
+
+
+async def test_remote_start_on_connector_0_or_2_is_rejected(csms: Csms, control: Control) -> None:
+    cp = await _ready(csms)
+    for cid in (0, 2):
+        res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=cid))
+        assert res.status == "Rejected"
+
+
+async def test_unplug_while_charging_opens_relay_and_stops_with_ev_disconnected(
+    csms: Csms, control: Control
+) -> None:
+    tx = await _charging(csms, control)
+    await control("unplug")
+    st = await control.wait_state(lambda s: not s["relay"], "the relay to open")
+    assert st["cp"] == "A"
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "EVDisconnected" and stop.payload["transactionId"] == tx
+
+
+async def test_ev_pausing_suspends_and_resuming_charges_again(
+    csms: Csms, control: Control
+) -> None:
+    await _charging(csms, control)
+    await control("pause")
+    await control.wait_state(lambda s: not s["relay"], "the relay to open when the EV pauses")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "SuspendedEV")
+    await control("charge")
+    await control.wait_state(lambda s: s["relay"], "the relay to close again")
+
+
+async def test_free_charging_starts_without_a_tag(csms: Csms, control: Control) -> None:
+    cp = await _ready(csms)
+    res = await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == "FREECHARGING"
+    await control.wait_state(lambda s: s["relay"], "the relay to close")
+
+
+async def test_without_free_charging_plugging_in_is_not_enough(
+    csms: Csms, control: Control
+) -> None:
+    await _ready(csms)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    st = await control("state")
+    assert st["relay"] is False and st["pwm_duty"] == 100
+    assert not csms.calls("StartTransaction")
+
+
+async def test_rcd_trip_opens_relay_reports_ground_failure_and_recovers(
+    csms: Csms, control: Control
+) -> None:
+    await _charging(csms, control)
+    await control("fault", kind="rcd")
+    st = await control.wait_state(lambda s: not s["relay"], "the relay to open on an RCD trip")
+    assert st["power_w"] == 0
+    await csms.wait_call(
+        "StatusNotification",
+        lambda p: p["status"] == "Faulted" and p["errorCode"] == "GroundFailure",
+    )
+    await control("fault", kind="clear")
+    n = len(csms.frames)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging", after=n)
+
+
+async def test_welded_relay_faults_and_blocks_new_sessions(csms: Csms, control: Control) -> None:
+    cp = await _ready(csms)
+    await control("fault", kind="weld")
+    await csms.wait_call(
+        "StatusNotification",
+        lambda p: p["status"] == "Faulted" and p["errorCode"] == "PowerSwitchFailure",
+    )
+    res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
+    assert res.status == "Rejected"
+
+
+async def test_change_availability_is_scheduled_during_a_session(
+    csms: Csms, control: Control
+) -> None:
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Scheduled"
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable")
+    res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
+    assert res.status == "Rejected"
+    res = await cp.call(call.ChangeAvailability(connector_id=0, type="Operative"))
+    assert res.status == "Accepted"
+
+
+async def test_unavailable_survives_a_reboot(csms: Csms, control: Control, sim: Simulator) -> None:
+    cp = await _ready(csms)
+    res = await cp.call(call.ChangeAvailability(connector_id=0, type="Inoperative"))
+    assert res.status == "Accepted"
+    await control("power_cut")
+    await control("power_on")
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
+    n = len(csms.frames)
+    s = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
+    assert s.payload["status"] == "Unavailable"
+
+
+async def test_power_cut_mid_session_ends_it_with_power_loss(
+    csms: Csms, control: Control
+) -> None:
+    tx = await _charging(csms, control)
+    await control("power_cut")
+    st = await control("state")
+    assert st["relay"] is False, "the contactor must drop when the power goes"
+    await control("power_on")
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "PowerLoss" and stop.payload["transactionId"] == tx
+    assert len(csms.calls("StartTransaction")) == 1 and len(csms.calls("StopTransaction")) == 1
+
+
+async def test_soft_reset_stops_the_session_then_reboots(csms: Csms, control: Control) -> None:
+    tx = await _charging(csms, control)
+    res = await csms.charge_points[CP_ID].call(call.Reset(type="Soft"))
+    assert res.status == "Accepted"
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "SoftReset" and stop.payload["transactionId"] == tx
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
+    assert len(csms.calls("StopTransaction")) == 1
+
+
+async def test_hard_reset_reboots_and_delivers_the_stop_after(
+    csms: Csms, control: Control
+) -> None:
+    tx = await _charging(csms, control)
+    await csms.charge_points[CP_ID].call(call.Reset(type="Hard"))
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "HardReset" and stop.payload["transactionId"] == tx
+    assert len(csms.calls("StopTransaction")) == 1
