@@ -218,6 +218,9 @@ class OcppClient:
         elif what == "MeterValues":
             vals = meterdata.sampled(self.meter, self.connector,
                                      self.config.measurands("MeterValuesSampledData"), "Trigger")
+            if not vals:
+                # No meter reading to give: the offer is the one value the EVSE itself knows.
+                vals = meterdata.sampled(None, self.connector, ("Current.Offered",), "Trigger")
             req = {"connectorId": 1 if cid is None else cid,
                    "meterValue": [meterdata.meter_value(vals)]}
             s = self.connector.session
@@ -339,25 +342,27 @@ class OcppClient:
 
     async def _watch(self, ws):
         # Ping at WebSocketPingInterval; no frame at all for two intervals means the socket is
-        # half-open: drop it rather than show "connected" on a dead link.
+        # half-open: drop it rather than show "connected" on a dead link. Checked every second,
+        # so a changed interval takes effect at once.
+        last_ping = time.ticks_ms()
         while True:
+            await asyncio.sleep(1)
             interval = self.config.get("WebSocketPingInterval")
-            if interval <= 0:
-                await asyncio.sleep(5)
+            if interval <= 0 or ws.closed:
                 continue
-            await asyncio.sleep(interval)
-            if ws.closed:
-                return
-            silent = time.ticks_diff(time.ticks_ms(), ws.last_rx_ms)
+            now = time.ticks_ms()
+            silent = time.ticks_diff(now, ws.last_rx_ms)
             if silent > 2 * interval * 1000:
                 log.warn(_TAG, "no frame for %d s: half-open socket, dropping it", silent // 1000)
                 self._stop(wsmod.WsError("half-open socket"))
                 return
-            try:
-                await ws.ping()
-            except Exception as e:
-                self._stop(e)
-                return
+            if time.ticks_diff(now, last_ping) >= interval * 1000:
+                last_ping = now
+                try:
+                    await ws.ping()
+                except Exception as e:
+                    self._stop(e)
+                    return
 
     async def _work(self):
         # Boot until accepted (once per power cycle), then report, deliver the queue, heartbeat.

@@ -1,0 +1,121 @@
+"""GetConfiguration / ChangeConfiguration (OCA 019, 021, 040_1/2), TriggerMessage (054, 055),
+ClearCache (061), DataTransfer (062)."""
+
+from __future__ import annotations
+
+from borne.csms import Csms
+from borne.sim.simulator import Simulator
+from ocpp.v16 import call
+
+CP_ID = "CP-TEST-1"
+REQUIRED = {
+    "AuthorizeRemoteTxRequests", "ClockAlignedDataInterval", "ConnectionTimeOut",
+    "ConnectorPhaseRotation", "GetConfigurationMaxKeys", "HeartbeatInterval",
+    "LocalAuthorizeOffline", "LocalPreAuthorize", "MeterValuesAlignedData",
+    "MeterValuesSampledData", "MeterValueSampleInterval", "NumberOfConnectors", "ResetRetries",
+    "StopTransactionOnInvalidId", "StopTxnAlignedData", "StopTxnSampledData",
+    "SupportedFeatureProfiles", "TransactionMessageAttempts", "TransactionMessageRetryInterval",
+    "UnlockConnectorOnEVSideDisconnect", "LocalAuthListEnabled", "LocalAuthListMaxLength",
+    "SendLocalListMaxLength", "ChargeProfileMaxStackLevel",
+    "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods",
+    "MaxChargingProfilesInstalled",
+}
+
+
+async def _cp(csms: Csms):  # type: ignore[no-untyped-def]
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    return csms.charge_points[CP_ID]
+
+
+async def test_get_configuration_lists_every_required_key(csms: Csms, sim: Simulator) -> None:
+    cp = await _cp(csms)
+    res = await cp.call(call.GetConfiguration())
+    keys = {k["key"]: k for k in res.configuration_key}
+    assert set(keys) >= REQUIRED, REQUIRED - set(keys)
+    assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True,
+                                          "value": "1"}
+    assert "AuthorizationKey" not in keys, "a write-only key leaked"
+
+
+async def test_get_configuration_by_name_reports_unknown_keys(csms: Csms, sim: Simulator) -> None:
+    cp = await _cp(csms)
+    res = await cp.call(call.GetConfiguration(key=["HeartbeatInterval", "NoSuchKey",
+                                                    "AuthorizationKey"]))
+    assert [k["key"] for k in res.configuration_key] == ["HeartbeatInterval"]
+    assert set(res.unknown_key) == {"NoSuchKey", "AuthorizationKey"}
+
+
+async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
+    cp = await _cp(csms)
+    cases = [
+        ("MeterValueSampleInterval", "15", "Accepted"),
+        ("MeterValueSampleInterval", "fifteen", "Rejected"),
+        ("WebSocketPingInterval", "-1", "Rejected"),
+        ("NumberOfConnectors", "2", "Rejected"),
+        ("NoSuchKey", "1", "NotSupported"),
+        ("LocalPreAuthorize", "maybe", "Rejected"),
+        ("LightIntensity", "101", "Rejected"),
+        ("AuthorizationKey", "0123456789abcdef0123", "Accepted"),
+    ]
+    for key, value, want in cases:
+        res = await cp.call(call.ChangeConfiguration(key=key, value=value))
+        assert res.status == want, (key, value, res.status)
+    res = await cp.call(call.GetConfiguration(key=["MeterValueSampleInterval"]))
+    assert res.configuration_key[0]["value"] == "15"
+
+
+async def test_a_measurand_list_with_one_unsupported_entry_changes_nothing(
+    csms: Csms, sim: Simulator
+) -> None:
+    cp = await _cp(csms)
+    before = (await cp.call(call.GetConfiguration(key=["MeterValuesSampledData"])))
+    res = await cp.call(call.ChangeConfiguration(
+        key="MeterValuesSampledData", value="Energy.Active.Import.Register,SoC"))
+    assert res.status == "Rejected"
+    after = (await cp.call(call.GetConfiguration(key=["MeterValuesSampledData"])))
+    assert after.configuration_key == before.configuration_key
+
+
+async def test_configuration_survives_a_reboot(csms: Csms, sim: Simulator) -> None:
+    cp = await _cp(csms)
+    await cp.call(call.ChangeConfiguration(key="ConnectionTimeOut", value="42"))
+    assert sim.agent is not None
+    await sim.agent.power_cut()
+    await sim.agent.power_on()
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
+    await csms.wait_for(lambda: CP_ID in csms.connections, 10, "the new connection")
+    res = await csms.charge_points[CP_ID].call(call.GetConfiguration(key=["ConnectionTimeOut"]))
+    assert res.configuration_key[0]["value"] == "42"
+
+
+async def test_trigger_message_answers_first_then_sends(csms: Csms, sim: Simulator) -> None:
+    cp = await _cp(csms)
+    for what in ("StatusNotification", "Heartbeat", "MeterValues",
+                 "DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+        n = len(csms.frames)
+        res = await cp.call(call.TriggerMessage(requested_message=what, connector_id=1)
+                            if what in ("StatusNotification", "MeterValues")
+                            else call.TriggerMessage(requested_message=what))
+        assert res.status == "Accepted", what
+        sent = await csms.wait_call(what, after=n)
+        conf = [i for i, f in enumerate(csms.frames) if i >= n and f.direction == "in"
+                and not f.is_call]
+        assert conf and conf[0] < csms.frames.index(sent), f"{what} came before the .conf"
+    res = await cp.call(call.TriggerMessage(requested_message="BootNotification"))
+    assert res.status == "Rejected"  # already accepted
+
+
+async def test_clear_cache_and_data_transfer(csms: Csms, sim: Simulator) -> None:
+    cp = await _cp(csms)
+    assert (await cp.call(call.ClearCache())).status == "Accepted"
+    res = await cp.call(call.DataTransfer(vendor_id="someone.else", message_id="x", data="y"))
+    assert res.status == "UnknownVendorId"
+    res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="logbook",
+                                          data='{"km": 12345}'))
+    assert res.status == "Accepted"
+
+
+async def test_unlock_connector(csms: Csms, sim: Simulator) -> None:
+    cp = await _cp(csms)
+    assert (await cp.call(call.UnlockConnector(connector_id=1))).status == "Unlocked"
+    assert (await cp.call(call.UnlockConnector(connector_id=2))).status == "NotSupported"

@@ -1,0 +1,95 @@
+"""Offline behaviour (OCA 036-039): half-open sockets are detected, transaction messages are
+queued and delivered in order after the link returns, never lost, never doubled; a start the
+CSMS never acknowledged leads to transactionId -1."""
+
+from __future__ import annotations
+
+from borne.csms import Csms
+from ocpp.v16 import call
+from simctl import Control
+
+CP_ID = "CP-TEST-1"
+
+
+async def _setup(csms: Csms, **keys: str):  # type: ignore[no-untyped-def]
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp = csms.charge_points[CP_ID]
+    for k, v in {"WebSocketPingInterval": "1", **keys}.items():
+        assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
+    return cp
+
+
+async def test_dead_link_is_noticed_and_the_led_and_state_tell_the_truth(
+    csms: Csms, control: Control
+) -> None:
+    await _setup(csms)
+    await control.wait_state(lambda s: s["ocpp"]["connected"], "online")
+    await control("net", up=False)
+    await control.wait_state(
+        lambda s: not s["ocpp"]["connected"] and s["led"]["color"] == "00ffff",
+        "offline, and the LED showing it (cyan)", timeout=10,
+    )
+    await control("net", up=True)
+    await control.wait_state(lambda s: s["ocpp"]["connected"], "online again", timeout=20)
+    assert len(csms.calls("BootNotification")) == 1
+
+
+async def test_session_stopped_offline_is_delivered_after_reconnect(
+    csms: Csms, control: Control
+) -> None:
+    await _setup(csms, BorneFreeCharging="true", MeterValueSampleInterval="1")
+    await control("plug")
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    tx = (await csms.answer_to(start))["transactionId"]
+    await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx, "tx id")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    n = len(csms.frames)
+    await control("unplug")
+    await control.wait_state(lambda s: not s["relay"], "the relay to open while offline")
+    await control("net", up=True)
+    stop = await csms.wait_call("StopTransaction", after=n, timeout=30)
+    assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "EVDisconnected"
+    assert len(csms.calls("StopTransaction")) == 1 and len(csms.calls("StartTransaction")) == 1
+    for mv in csms.calls("MeterValues"):
+        assert mv.payload.get("transactionId") == tx
+    assert len(csms.calls("BootNotification")) == 1
+
+
+async def test_session_started_and_stopped_offline_keeps_its_order(
+    csms: Csms, control: Control
+) -> None:
+    await _setup(csms, BorneFreeCharging="true")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control.wait_state(lambda s: s["relay"], "charging offline (free charging)")
+    await control("unplug")
+    await control.wait_state(lambda s: not s["relay"], "stopped offline")
+    await control("net", up=True)
+    stop = await csms.wait_call("StopTransaction", timeout=30)
+    start = csms.calls("StartTransaction")[0]
+    assert csms.frames.index(start) < csms.frames.index(stop)
+    tx = (await csms.answer_to(start))["transactionId"]
+    assert stop.payload["transactionId"] == tx
+
+
+async def test_start_never_accepted_gives_transaction_id_minus_one(
+    csms: Csms, control: Control
+) -> None:
+    await _setup(csms, BorneFreeCharging="true", TransactionMessageAttempts="2",
+                 TransactionMessageRetryInterval="1")
+
+    def fail(payload: object) -> object:
+        raise RuntimeError("CSMS database is down")
+
+    csms.respond("StartTransaction", fail)
+    await control("plug")
+    await control("charge")
+    await csms.wait_for(lambda: len(csms.calls("StartTransaction")) >= 2, 20, "a retry")
+    await control("unplug")
+    stop = await csms.wait_call("StopTransaction", timeout=20)
+    assert stop.payload["transactionId"] == -1
+    assert len(csms.calls("StartTransaction")) == 2, "attempts must stop at the configured count"
