@@ -8,6 +8,13 @@ WARN = const(30)
 ERROR = const(40)
 
 level = INFO
+try:
+    import os
+
+    if os.getenv("BORNE_DEBUG"):
+        level = DEBUG
+except Exception:
+    pass
 _NAMES = {DEBUG: "D", INFO: "I", WARN: "W", ERROR: "E"}
 
 

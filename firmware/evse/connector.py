@@ -15,7 +15,8 @@ from evse import pilot
 _TAG = "evse"
 _POLL_MS = const(20)
 _FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
-_CHECKPOINT_S = const(60)  # session meter checkpoint: one flash write a minute while charging
+_CHECKPOINT_S = const(60)
+_SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode check counts  # session meter checkpoint: one flash write a minute while charging
 
 # fault -> (OCPP error code, blocks new sessions until cleared)
 _FAULT_CODES = {
@@ -47,6 +48,8 @@ class Connector:
         self._deb = pilot.Debounce(3, "A")
         self.relay = False
         self._relay_at = time.ticks_ms()
+        self._pwm_at = self._relay_at
+        self._diode_bad = 0
         self.faults = {}  # kind -> error code
         self.offer_a = self._hw_limit()
         self.limit_a = None  # smart-charging limit, None = no limit
@@ -120,6 +123,7 @@ class Connector:
         duty = pilot.duty_for(self.offer_a) if self._offering() else 100
         if duty != getattr(self, "_duty", None):
             self._duty = duty
+            self._pwm_at = time.ticks_ms()
             self.board.set_pwm(duty)
         self._report()
 
@@ -180,7 +184,11 @@ class Connector:
         raw = pilot.classify(b.pilot_mv())
         st = self._deb.feed(raw)
         pilot_fault = st in ("E", "F")
-        diode_bad = st in ("B", "C", "D") and not pilot.diode_ok(b.pilot_low_mv(), self._duty < 100)
+        # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
+        pwm_on = self._duty < 100 and time.ticks_diff(time.ticks_ms(), self._pwm_at) > _SETTLE_MS
+        bad = st in ("B", "C", "D") and not pilot.diode_ok(b.pilot_low_mv(), pwm_on)
+        self._diode_bad = self._diode_bad + 1 if bad else 0
+        diode_bad = self._diode_bad >= 3 or ("diode" in self.faults and bad)
         if st != self.cp:
             prev, self.cp = self.cp, st
             if st not in ("C", "D") and self.relay:

@@ -77,11 +77,18 @@ class TxQueue:
             if action != START:
                 tid = self.ids.get(ref)
                 payload["transactionId"] = tid if tid is not None else -1
-            hook = None
-            if action == START:
-                def hook(conf, ref=ref):
+            def hook(conf, seq=seq, action=action, ref=ref):
+                # Runs the instant the answer is read: the id and the ack reach flash before
+                # anything else happens, which keeps the window for a retransmission after a
+                # power cut as small as it can be. (OCPP 1.6 delivers at least once: a cut
+                # between the CSMS's answer and this write still repeats the message.)
+                if action == START:
                     tid = conf.get("transactionId")
                     self._set_id(ref, tid if isinstance(tid, int) else -1)
+                self.j.ack(seq)
+                log.debug(_TAG, "%s %d acked", action, seq)
+
+            log.debug(_TAG, "sending %s %d", action, seq)
             try:
                 conf = await rpc.call(action, payload, on_result=hook)
             except CallError as e:
@@ -100,13 +107,10 @@ class TxQueue:
                 continue
             attempts = 0
             if action == START:
-                self.j.ack(seq)
                 if self.on_start_conf:
                     self.on_start_conf(ref, conf)
-            else:
-                self.j.ack(seq)
-                if action == STOP:
-                    self._forget(ref)
-                    if self.on_stop_conf:
-                        self.on_stop_conf(ref, conf)
+            elif action == STOP:
+                self._forget(ref)
+                if self.on_stop_conf:
+                    self.on_stop_conf(ref, conf)
             self.delivered += 1

@@ -138,11 +138,18 @@ class CentralChargePoint(ChargePoint):
 
     @on(Action.start_transaction)
     def on_start(self, **kw: Any) -> Any:
+        # A StartTransaction sent again with the same content (the charger lost power between
+        # our answer and its note of it) gets the same id: OCPP 1.6 has no other idempotency.
+        key = (self.id, kw.get("connector_id"), kw.get("id_tag"), kw.get("timestamp"),
+               kw.get("meter_start"))
+        tid = self.csms.started.get(key)
+        if tid is None:
+            tid = self.csms.started[key] = next(self.csms.tx_ids)
         return self._answer(
             "StartTransaction",
             kw,
             call_result.StartTransaction(
-                transaction_id=next(self.csms.tx_ids),
+                transaction_id=tid,
                 id_tag_info={"status": AuthorizationStatus.accepted},
             ),
         )
@@ -190,6 +197,7 @@ class Csms:
         self.charge_points: dict[str, CentralChargePoint] = {}
         self.connections: dict[str, ServerConnection] = {}
         self.tx_ids = itertools.count(1)
+        self.started: dict[tuple[Any, ...], int] = {}
         self.connects = 0
         self.close_at_once = 0  # this many next connections are closed right after the handshake
         self._changed = asyncio.Condition()
