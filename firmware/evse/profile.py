@@ -171,20 +171,24 @@ def _parse(req, connectors, tx_id, now):
     # A relative profile has no start of its own (the transaction gives it one).
     if kind == RELATIVE:
         start = None
-    return [pid, cid, purpose, kind, rec, stack, vfrom, vto, start, dur, UNITS.index(unit), mr,
-            txid, flat]
+    # Tuples: exactly sized (a list grown by append keeps spare slots) and never changed.
+    return (pid, cid, purpose, kind, rec, stack, vfrom, vto, start, dur, UNITS.index(unit), mr,
+            txid, tuple(flat))
 
 
-def sane(p, cid):
-    # Light shape check of a profile loaded from flash (the store's CRC already vouches for the
-    # bytes; this guards against a document written by another firmware version).
+def loaded(p, cid):
+    # A profile as read back from flash (JSON lists) -> the compact tuple, or None when it is
+    # malformed. The store's CRC already vouches for the bytes; this guards against a document
+    # written by another firmware version.
     try:
         ps = p[PERIODS]
-        return (len(p) == _NFIELDS and p[CONN] == cid and 0 <= p[PURPOSE] <= TX_DEFAULT
-                and 0 <= p[KIND] <= RELATIVE and len(ps) >= 3 and len(ps) % 3 == 0
-                and ps[0] == 0)
+        if (len(p) == _NFIELDS and p[CONN] == cid and 0 <= p[PURPOSE] <= TX_DEFAULT
+                and 0 <= p[KIND] <= RELATIVE and 0 <= p[REC] <= 2 and len(ps) >= 3
+                and len(ps) % 3 == 0 and ps[0] == 0):
+            return tuple(p[:PERIODS]) + (tuple(ps),)
     except (TypeError, IndexError, KeyError):
-        return False
+        pass
+    return None
 
 
 def _base(p, anchor):

@@ -60,7 +60,8 @@ class Smart:
         for c in range(connectors + 1):
             d = store.load(_doc(c), {"p": []})
             for p in d["p"]:
-                if pf.sane(p, c):
+                p = pf.loaded(p, c)
+                if p is not None:
                     self._p.append(p)
                 else:
                     log.warn(_TAG, "%s: dropped a malformed profile", _doc(c))
