@@ -35,8 +35,10 @@ class Reservations:
         self.zero_ok = zero_ok  # the ReserveConnectorZeroSupported configuration key
         self.listeners = []  # fn(connector_id, reservation or None): Reserved shown / cleared
         self._r = []
-        for r in store.load(_DOC, {"r": []})["r"]:
-            if isinstance(r, list) and len(r) == 5 and 0 <= r[_CID] <= connectors:
+        rs = store.load(_DOC, {"r": []})["r"]
+        for r in rs if isinstance(rs, list) else ():
+            if (isinstance(r, list) and len(r) == 5 and type(r[_CID]) is int
+                    and 0 <= r[_CID] <= connectors and type(r[_EXP]) is int):
                 self._r.append(r)
             else:
                 log.warn(_TAG, "dropped a malformed reservation")

@@ -58,8 +58,8 @@ class Smart:
         self.listeners = []  # fn(): called after any change, so a sleeper re-evaluates
         self._p = []
         for c in range(connectors + 1):
-            d = store.load(_doc(c), {"p": []})
-            for p in d["p"]:
+            d = store.load(_doc(c), {"p": []})["p"]
+            for p in d if isinstance(d, list) else ():
                 p = pf.loaded(p, c)
                 if p is not None:
                     self._p.append(p)
@@ -263,11 +263,13 @@ class Smart:
         # cap: the charger's own limit in A (installer setting), applied like a profile;
         # where nothing limits, MAX_A is reported. Without a transaction, relative schedules
         # are shown as if one started now. The duration is cut at MAX_COMPOSITE_PERIODS.
-        # ValueError for a duration < 1 or an unknown unit (the answer is then Rejected).
+        # ValueError for an unknown connector or unit, or a duration < 1 (answer Rejected).
         if now is None:
             now = clock.now()
         if not isinstance(duration, int) or duration < 1:
             raise ValueError("duration %r" % (duration,))
+        if type(connector) is not int or connector < 0 or connector > self.n:
+            raise ValueError("connector %r" % (connector,))
         if unit is None:
             unit = "A"
         if unit not in pf.UNITS:

@@ -140,3 +140,15 @@ def test_persisted_across_reload_and_listeners():
     assert not again.may_start("X") and again.may_start("Y", "P")
     assert r.cancel(70) == "Accepted"
     assert heard == [(1, 70), (1, None)]
+
+
+def test_malformed_document_on_flash():
+    st = Store(ROOT)
+    st.save("reservations", {"r": [[1, 5, T + 60, "A", None], [9, 6, T, "B", None],
+                                   ["1", 7, T, "C", None], [1, 8, "soon", "D", None], "x"]})
+    with Logs() as lg:
+        r = Reservations(Store(ROOT))
+    assert [x["reservationId"] for x in r.all()] == [5]
+    assert lg.warned("malformed")
+    st.save("reservations", {"r": 3})
+    assert Reservations(Store(ROOT)).all() == []

@@ -471,13 +471,13 @@ def test_composite_is_bounded_and_merged():
 
 def test_bad_composite_arguments():
     s = fresh()
-    for dur, unit in ((0, "A"), (-5, "A"), (H, "kW")):
+    for cid, dur, unit in ((1, 0, "A"), (1, -5, "A"), (1, H, "kW"), (2, H, "A"), (-1, H, "A")):
         try:
-            s.composite_schedule(1, dur, unit, T)
+            s.composite_schedule(cid, dur, unit, T)
         except ValueError:
             pass
         else:
-            raise AssertionError((dur, unit))
+            raise AssertionError((cid, dur, unit))
 
 
 def test_listeners_hear_changes():
@@ -488,3 +488,17 @@ def test_listeners_hear_changes():
     s.clear(id=99)  # nothing removed: no change
     s.clear(id=1)
     assert len(heard) == 2
+
+
+def test_malformed_documents_on_flash():
+    # Valid store documents (CRC fine) whose content this firmware cannot use: dropped with a
+    # log line, the rest kept, nothing raised at boot.
+    st = Store(ROOT)
+    good = [60, 0, 1, 0, 0, 2, None, None, None, None, 0, None, None, [0, 100, 0]]
+    st.save("smart0", {"p": [good, [1, 2, 3], "junk", good[:13] + [[5, 100, 0]]]})
+    st.save("smart1", {"p": "not a list"})
+    with Logs() as lg:
+        s = Smart(Store(ROOT))
+    assert s.profiles() == [(60, 0, "TxDefaultProfile", 2)]
+    assert lg.warned("smart0", "malformed")
+    assert s.limit_at(T, 1) == 10.0
