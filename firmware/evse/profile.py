@@ -1,0 +1,292 @@
+# One OCPP 1.6 charging profile: a SetChargingProfile payload checked and turned into a compact
+# list, and the time rules of its schedule (does it apply at t, which period, when can that
+# change next). No hardware, no network: evse/smart.py combines profiles, this file knows one.
+#
+# Compact, because the ESP32 heap is ~100 KB: a profile is one flat list (fields below) with
+# limits in tenths as small ints and times as unix seconds; the store keeps the same list as
+# JSON, so loading it allocates no dicts with OCPP's long key names.
+import clock
+
+PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
+CP_MAX = const(0)
+TX_DEFAULT = const(1)
+TX = const(2)
+KINDS = ("Absolute", "Recurring", "Relative")
+ABSOLUTE = const(0)
+RECURRING = const(1)
+RELATIVE = const(2)
+_RECURRENCY = ("Daily", "Weekly")  # stored as 1, 2 (0 = not recurring)
+_CYCLE = (0, 86400, 604800)  # seconds per recurrence
+UNITS = ("A", "W")
+
+# Advertised through ChargeProfileMaxStackLevel / ChargingScheduleMaxPeriods: they bound the
+# RAM and flash one profile may take.
+MAX_STACK_LEVEL = const(8)
+MAX_PERIODS = const(24)
+
+# Fields of the compact list.
+ID = const(0)
+CONN = const(1)
+PURPOSE = const(2)
+KIND = const(3)
+REC = const(4)  # 0, 1 Daily, 2 Weekly
+STACK = const(5)
+VFROM = const(6)  # unix s or None
+VTO = const(7)
+START = const(8)  # startSchedule, unix s or None
+DUR = const(9)  # seconds or None
+UNIT = const(10)  # 0 A, 1 W
+MINRATE = const(11)  # tenths or None (kept for the record; the EV's own minimum)
+TXID = const(12)  # TxProfile only
+PERIODS = const(13)  # flat: startPeriod, limit in tenths, numberPhases (0 = absent), ...
+_NFIELDS = const(14)
+
+# A limit compares across units as amps per phase. To keep the comparison exact in integers,
+# key = amps per phase x 13800 (tenths x 1380): an A limit in tenths is x 1380, a W limit in
+# tenths is W / (230 V x phases) x 13800 = tenths x 6 / phases (6 / phases is whole for 1-3).
+KEY_PER_DECIAMP = const(1380)
+
+
+def _isint(v):
+    return type(v) is int  # not bool, which isinstance(v, int) would let through
+
+
+def _isnum(v):
+    return type(v) is int or type(v) is float
+
+
+def _time(v, what):
+    # -> unix s, or None for an absent field; raises ValueError with the field's name.
+    if v is None:
+        return None
+    try:
+        return clock.parse_iso(v)
+    except ValueError:
+        raise ValueError("bad %s" % what)
+
+
+def parse(req, connectors, tx_id, now):
+    # SetChargingProfile.req -> (compact profile, None) or (None, reason). Nothing is changed
+    # here; the reason goes into a log line (and the caller's answer is Rejected).
+    try:
+        return _parse(req, connectors, tx_id, now), None
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        return None, str(e) or type(e).__name__
+
+
+def _parse(req, connectors, tx_id, now):
+    if not isinstance(req, dict):
+        raise ValueError("not an object")
+    cid = req.get("connectorId")
+    if not _isint(cid) or cid < 0 or cid > connectors:
+        raise ValueError("unknown connector %r" % (cid,))
+    cp = req.get("csChargingProfiles")
+    if not isinstance(cp, dict):
+        raise ValueError("no csChargingProfiles")
+    pid = cp.get("chargingProfileId")
+    if not _isint(pid):
+        raise ValueError("bad chargingProfileId")
+    stack = cp.get("stackLevel")
+    if not _isint(stack) or stack < 0 or stack > MAX_STACK_LEVEL:
+        raise ValueError("stackLevel must be 0..%d" % MAX_STACK_LEVEL)
+    name = cp.get("chargingProfilePurpose")
+    if name not in PURPOSES:
+        raise ValueError("unknown purpose %r" % (name,))
+    purpose = PURPOSES.index(name)
+    name = cp.get("chargingProfileKind")
+    if name not in KINDS:
+        raise ValueError("unknown kind %r" % (name,))
+    kind = KINDS.index(name)
+    rec = 0
+    if kind == RECURRING:
+        name = cp.get("recurrencyKind")
+        if name not in _RECURRENCY:
+            raise ValueError("Recurring needs recurrencyKind Daily or Weekly")
+        rec = _RECURRENCY.index(name) + 1
+    txid = cp.get("transactionId")
+    if purpose == CP_MAX and cid != 0:
+        raise ValueError("ChargePointMaxProfile only on connector 0")
+    if purpose == TX:
+        if cid == 0:
+            raise ValueError("TxProfile needs a connector, not 0")
+        if tx_id is None:
+            raise ValueError("TxProfile without an active transaction")
+        if txid is not None and txid != tx_id:
+            raise ValueError("transactionId %r is not the active transaction" % (txid,))
+        txid = tx_id
+    elif txid is not None:
+        raise ValueError("transactionId only with TxProfile")
+    vfrom = _time(cp.get("validFrom"), "validFrom")
+    vto = _time(cp.get("validTo"), "validTo")
+    if vfrom is not None and vto is not None and vfrom >= vto:
+        raise ValueError("validFrom not before validTo")
+    if vto is not None and vto <= now:
+        raise ValueError("validTo already passed")
+
+    sch = cp.get("chargingSchedule")
+    if not isinstance(sch, dict):
+        raise ValueError("no chargingSchedule")
+    unit = sch.get("chargingRateUnit")
+    if unit not in UNITS:
+        raise ValueError("chargingRateUnit must be A or W")
+    dur = sch.get("duration")
+    if dur is not None and (not _isint(dur) or dur <= 0):
+        raise ValueError("duration must be a positive integer")
+    start = _time(sch.get("startSchedule"), "startSchedule")
+    mr = sch.get("minChargingRate")
+    if mr is not None:
+        if not _isnum(mr) or mr < 0:
+            raise ValueError("bad minChargingRate")
+        mr = int(round(mr * 10))
+    ps = sch.get("chargingSchedulePeriod")
+    if not isinstance(ps, list) or not ps:
+        raise ValueError("no chargingSchedulePeriod")
+    if len(ps) > MAX_PERIODS:
+        raise ValueError("more than %d periods" % MAX_PERIODS)
+    flat = []
+    last = -1
+    for p in ps:
+        if not isinstance(p, dict):
+            raise ValueError("bad period")
+        sp = p.get("startPeriod")
+        lim = p.get("limit")
+        ph = p.get("numberPhases")
+        if not _isint(sp) or sp < 0:
+            raise ValueError("bad startPeriod")
+        if last < 0 and sp != 0:
+            raise ValueError("first startPeriod must be 0")
+        if sp <= last:
+            # equal starts overlap; a smaller one is out of order: both are ambiguous
+            raise ValueError("periods overlap or are not sorted (startPeriod %d)" % sp)
+        if not _isnum(lim) or lim < 0:
+            raise ValueError("bad limit at startPeriod %d" % sp)
+        if ph is None:
+            ph = 0
+        elif not _isint(ph) or ph < 1 or ph > 3:
+            raise ValueError("numberPhases must be 1..3")
+        last = sp
+        flat.append(sp)
+        flat.append(int(round(lim * 10)))  # OCPP limits have one decimal
+        flat.append(ph)
+    # A relative profile has no start of its own (the transaction gives it one).
+    if kind == RELATIVE:
+        start = None
+    # Tuples: exactly sized (a list grown by append keeps spare slots) and never changed.
+    return (pid, cid, purpose, kind, rec, stack, vfrom, vto, start, dur, UNITS.index(unit), mr,
+            txid, tuple(flat))
+
+
+def loaded(p, cid):
+    # A profile as read back from flash (JSON lists) -> the compact tuple, or None when it is
+    # malformed. The store's CRC already vouches for the bytes; this guards against a document
+    # written by another firmware version.
+    try:
+        ps = p[PERIODS]
+        if (len(p) == _NFIELDS and p[CONN] == cid and 0 <= p[PURPOSE] <= TX_DEFAULT
+                and 0 <= p[KIND] <= RELATIVE and 0 <= p[REC] <= 2 and len(ps) >= 3
+                and len(ps) % 3 == 0 and ps[0] == 0):
+            return tuple(p[:PERIODS]) + (tuple(ps),)
+    except (TypeError, IndexError, KeyError):
+        pass
+    return None
+
+
+def _base(p, anchor):
+    # When the schedule's offset 0 is. Relative schedules, and absolute or recurring ones without
+    # startSchedule ("relative to the start of charging", 1.6 ChargingSchedule), start with the
+    # transaction: anchor. anchor None = no transaction yet: the schedule would start with the
+    # next one, so its offset stays 0 (its first period).
+    if p[START] is None:
+        return anchor
+    return p[START]
+
+
+def offset(p, t, anchor):
+    # -> seconds into the schedule at t (into the current cycle for a recurring one), or -1 when
+    # the profile does not apply at t: outside validFrom/validTo, before its start, or past its
+    # duration (then the next lower stack level applies).
+    vf = p[VFROM]
+    vt = p[VTO]
+    if (vf is not None and t < vf) or (vt is not None and t >= vt):
+        return -1
+    base = _base(p, anchor)
+    if base is None:
+        return 0
+    off = t - base
+    if off < 0:
+        return -1  # a recurrence starts at startSchedule, it is not projected backwards
+    cyc = _CYCLE[p[REC]]
+    if cyc:
+        off %= cyc
+    d = p[DUR]
+    if d is not None and off >= d:
+        return -1
+    return off
+
+
+def period(p, off):
+    # -> index into p[PERIODS] of the period in force at offset off (the first one starts at 0)
+    ps = p[PERIODS]
+    i = 0
+    j = 3
+    n = len(ps)
+    while j < n and ps[j] <= off:
+        i = j
+        j += 3
+    return i
+
+
+def seg(p, off):
+    # The limit at offset off as (key, numberPhases or 0, unit index, limit in tenths).
+    ps = p[PERIODS]
+    i = period(p, off)
+    tenths = ps[i + 1]
+    ph = ps[i + 2]
+    if p[UNIT]:
+        key = tenths * (6 // (ph or 3))
+    else:
+        key = tenths * KEY_PER_DECIAMP
+    return (key, ph, p[UNIT], tenths)
+
+
+def next_edge(p, t, anchor):
+    # -> the first time after t at which offset() or period() may change, or None. Edges where
+    # nothing actually changes are harmless (callers re-evaluate and merge).
+    best = None
+    for e in (p[VFROM], p[VTO]):
+        if e is not None and e > t and (best is None or e < best):
+            best = e
+    base = _base(p, anchor)
+    if base is None:
+        return best
+    if t < base:
+        e = base
+    else:
+        cyc = _CYCLE[p[REC]]
+        o = t - base
+        if cyc:
+            o %= cyc
+        c = t - o  # start of the current cycle (the base itself when not recurring)
+        e = None
+        ps = p[PERIODS]
+        for k in range(3, len(ps), 3):
+            if ps[k] > o:
+                e = c + ps[k]
+                break
+        d = p[DUR]
+        if d is not None and d > o and (e is None or c + d < e):
+            e = c + d
+        if cyc and (e is None or c + cyc < e):
+            e = c + cyc
+    if e is not None and (best is None or e < best):
+        best = e
+    return best
+
+
+def dead(p, now):
+    # True when the profile can never apply again: validTo passed, or an absolute schedule with a
+    # start of its own whose duration is over. Such profiles are dropped to free RAM and flash.
+    if p[VTO] is not None and p[VTO] <= now:
+        return True
+    return (p[KIND] == ABSOLUTE and p[START] is not None and p[DUR] is not None
+            and p[START] + p[DUR] <= now)

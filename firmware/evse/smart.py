@@ -1,0 +1,313 @@
+# OCPP 1.6 Smart Charging on the charger: the installed charging profiles, and what they allow.
+# SetChargingProfile / ClearChargingProfile change the set; limit_at() gives the current limit
+# for the pilot, next_change() when to look again (the caller sleeps until then, no polling),
+# composite_schedule() answers GetCompositeSchedule. Pure logic: times are passed in (unix s UTC).
+#
+# Rules (OCPP 1.6 3.13 and 5.16, shared/OCPP16.md):
+# - within one purpose, the highest stackLevel that applies at t wins; a profile applies while t
+#   is within validFrom/validTo and within its schedule's duration, so when it ends the next
+#   lower level takes over;
+# - TxProfile (only during a transaction) wins over TxDefaultProfile; a TxDefaultProfile on the
+#   connector wins over one on connector 0 (which is for every connector);
+# - ChargePointMaxProfile (connector 0) caps the result: limit = min(max, tx) at every instant;
+# - same chargingProfileId, or same connector + purpose + stackLevel, replaces.
+#
+# Persistence: one store document per connector ("smart0", "smart1") with that connector's
+# ChargePointMaxProfile / TxDefaultProfile lists, saved only when a profile is set or cleared.
+# TxProfiles live in RAM only: they end with their transaction, and every reboot ends it.
+import clock
+import log
+from evse import profile as pf
+from evse.profile import CONN, ID, PURPOSE, STACK, TX, TX_DEFAULT, CP_MAX, KEY_PER_DECIAMP
+
+_TAG = "smart"
+# Advertised as MaxChargingProfilesInstalled: with MAX_PERIODS, bounds RAM to a few KB.
+MAX_PROFILES = const(10)
+# A composite answer is at most this many periods (its duration is cut there), so a CSMS asking
+# for a year of an hourly daily profile cannot exhaust the heap.
+MAX_COMPOSITE_PERIODS = const(48)
+# The most the pilot can signal (IEC 61851-1): what "no limit" means in a composite schedule.
+MAX_A = const(80)
+_SCAN = const(400)  # edges next_change() looks at before answering "look again then"
+
+
+def _doc(cid):
+    return "smart%d" % cid
+
+
+def _min(a, b):
+    # Segments (key, phases, unit, tenths); None = no limit. On a tie the first one stays.
+    if a is None:
+        return b
+    if b is None or a[0] <= b[0]:
+        return a
+    return b
+
+
+def _amps(s):
+    # Segment -> amps per phase rounded down to 0.1 A (never above the limit), or None.
+    if s is None:
+        return None
+    return (s[0] // KEY_PER_DECIAMP) / 10
+
+
+class Smart:
+    def __init__(self, store, connectors=1):
+        self.store = store
+        self.n = connectors
+        self.listeners = []  # fn(): called after any change, so a sleeper re-evaluates
+        self._p = []
+        for c in range(connectors + 1):
+            d = store.load(_doc(c), {"p": []})["p"]
+            for p in d if isinstance(d, list) else ():
+                p = pf.loaded(p, c)
+                if p is not None:
+                    self._p.append(p)
+                else:
+                    log.warn(_TAG, "%s: dropped a malformed profile", _doc(c))
+
+    # -- changing the set -----------------------------------------------------------------------
+
+    def set_profile(self, req, tx_id=None, now=None):
+        # SetChargingProfile.req -> ("Accepted", None) or ("Rejected", reason). tx_id: the active
+        # transaction on req's connector (None without one; TxProfiles need it). Nothing changes
+        # when Rejected.
+        if now is None:
+            now = clock.now()
+        p, why = pf.parse(req, self.n, tx_id, now)
+        if p is None:
+            log.warn(_TAG, "SetChargingProfile rejected: %s", why)
+            return "Rejected", why
+        keep = []
+        gone = []
+        for q in self._p:
+            if q[ID] == p[ID] or (q[CONN] == p[CONN] and q[PURPOSE] == p[PURPOSE]
+                                  and q[STACK] == p[STACK]):
+                gone.append(q)
+            else:
+                keep.append(q)
+        if len(keep) >= MAX_PROFILES:
+            why = "already %d profiles installed" % len(keep)
+            log.warn(_TAG, "SetChargingProfile rejected: %s", why)
+            return "Rejected", why
+        keep.append(p)
+        conns = [p[CONN]]
+        for q in gone:
+            if q[CONN] not in conns:
+                conns.append(q[CONN])
+        if not self._commit(keep, conns, p[PURPOSE] != TX or gone):
+            return "Rejected", "storage failed"
+        log.info(_TAG, "profile %d (%s, stack %d) on connector %d%s", p[ID],
+                 pf.PURPOSES[p[PURPOSE]], p[STACK], p[CONN], ", replacing" if gone else "")
+        return "Accepted", None
+
+    def clear(self, id=None, connector=None, purpose=None, stack=None):
+        # ClearChargingProfile.req: the given filters combine with AND; none = every profile.
+        # -> "Accepted" when at least one profile was removed, else "Unknown".
+        if purpose is not None:
+            if purpose not in pf.PURPOSES:
+                return "Unknown"
+            purpose = pf.PURPOSES.index(purpose)
+        keep = []
+        conns = []
+        for q in self._p:
+            if ((id is None or q[ID] == id) and (connector is None or q[CONN] == connector)
+                    and (purpose is None or q[PURPOSE] == purpose)
+                    and (stack is None or q[STACK] == stack)):
+                if q[CONN] not in conns:
+                    conns.append(q[CONN])
+            else:
+                keep.append(q)
+        if not conns:
+            return "Unknown"
+        n = len(self._p) - len(keep)
+        if not self._commit(keep, conns, True):
+            # The profiles stay in force; the CSMS may try again.
+            return "Unknown"
+        log.info(_TAG, "cleared %d profile(s)", n)
+        return "Accepted"
+
+    def end_tx(self, connector):
+        # The transaction on connector ended: its TxProfiles cease to be valid (RAM only).
+        keep = [q for q in self._p if not (q[PURPOSE] == TX and q[CONN] == connector)]
+        if len(keep) != len(self._p):
+            self._p = keep
+            self._changed()
+
+    def expire(self, now=None):
+        # Drop profiles that can never apply again (validTo passed, absolute schedule over).
+        # -> how many were dropped.
+        if now is None:
+            now = clock.now()
+        keep = []
+        conns = []
+        for q in self._p:
+            if pf.dead(q, now):
+                if q[CONN] not in conns:
+                    conns.append(q[CONN])
+            else:
+                keep.append(q)
+        n = len(self._p) - len(keep)
+        if n:
+            # A failed save only means the dead profile comes back after a reboot, to be
+            # dropped again; it cannot apply meanwhile.
+            self._commit(keep, conns, True)
+            log.info(_TAG, "%d expired profile(s) dropped", n)
+        return n
+
+    def _commit(self, new, conns, persist):
+        # Install `new` as the set; save the documents of the connectors in conns. On a flash
+        # failure the old set is restored (in RAM and, as far as possible, on flash).
+        old = self._p
+        self._p = new
+        if persist:
+            done = []
+            try:
+                for c in conns:
+                    self._save(c)
+                    done.append(c)
+            except (OSError, TypeError) as e:
+                log.exc(_TAG, "saving profiles", e)
+                self._p = old
+                for c in done:
+                    try:
+                        self._save(c)
+                    except (OSError, TypeError):
+                        pass
+                return False
+        self._changed()
+        return True
+
+    def _save(self, c):
+        self.store.save(_doc(c), {"p": [q for q in self._p if q[CONN] == c and q[PURPOSE] != TX]})
+
+    def _changed(self):
+        for fn in self.listeners:
+            fn()
+
+    def profiles(self, connector=None):
+        # -> [(id, connector, purpose name, stackLevel)] for logs, tests and diagnostics.
+        return [(q[ID], q[CONN], pf.PURPOSES[q[PURPOSE]], q[STACK]) for q in self._p
+                if connector is None or q[CONN] == connector]
+
+    # -- what the profiles allow --------------------------------------------------------------
+
+    def _best(self, t, purpose, cid, anchor):
+        # The segment of the highest-stack profile of purpose on connector cid applying at t.
+        top = None
+        for q in self._p:
+            if q[PURPOSE] == purpose and q[CONN] == cid and (top is None or q[STACK] > top[STACK]):
+                off = pf.offset(q, t, anchor)
+                if off >= 0:
+                    top = q
+                    at = off
+        return None if top is None else pf.seg(top, at)
+
+    def _at(self, t, cid, anchor, with_tx):
+        # The limit segment at t on connector cid (0: the charge point's maximum only).
+        cap = self._best(t, CP_MAX, 0, anchor)
+        if cid == 0:
+            return cap
+        s = self._best(t, TX, cid, anchor) if with_tx else None
+        if s is None:
+            s = self._best(t, TX_DEFAULT, cid, anchor)
+            if s is None:
+                s = self._best(t, TX_DEFAULT, 0, anchor)
+        return _min(cap, s)
+
+    def _edge(self, t, cid, anchor, with_tx):
+        # The first time after t at which _at() may change, or None.
+        best = None
+        for q in self._p:
+            pu = q[PURPOSE]
+            if pu == CP_MAX:
+                pass  # caps every connector
+            elif cid == 0 or (pu == TX and not with_tx):
+                continue
+            elif q[CONN] != cid and (pu == TX or q[CONN] != 0):
+                continue  # another connector's, and not a TxDefaultProfile for all
+            e = pf.next_edge(q, t, anchor)
+            if e is not None and (best is None or e < best):
+                best = e
+        return best
+
+    def limit_at(self, now, connector=1, tx_start=None):
+        # -> the limit in A per phase at now (W converted at 230 V x numberPhases, 3 when absent;
+        # rounded down to 0.1 A), or None when no profile limits the connector. tx_start: when
+        # the running transaction started (relative schedules count from it; None = no
+        # transaction: TxProfiles are ignored and relative schedules show their first period).
+        return _amps(self._at(now, connector, tx_start, tx_start is not None))
+
+    def next_change(self, now, connector=1, tx_start=None):
+        # -> the first time after now when limit_at() gives another value, or None if it never
+        # changes. When nothing changes within _SCAN edges (a steady recurring schedule) it
+        # answers the last edge looked at: not a change, a time to look again. Call again after
+        # any set/clear (listeners) and when a transaction starts or ends.
+        with_tx = tx_start is not None
+        v = _amps(self._at(now, connector, tx_start, with_tx))
+        t = now
+        for _ in range(_SCAN):
+            t = self._edge(t, connector, tx_start, with_tx)
+            if t is None:
+                return None
+            if _amps(self._at(t, connector, tx_start, with_tx)) != v:
+                return t
+        return t
+
+    def composite_schedule(self, connector, duration, unit=None, now=None, tx_start=None,
+                           cap=None):
+        # GetCompositeSchedule: -> {"startSchedule", "duration", "chargingRateUnit",
+        # "chargingSchedulePeriod": [{"startPeriod", "limit"[, "numberPhases"]}]} from now for
+        # duration s, equal neighbouring periods merged; or None when no profile applies at all
+        # in that time and no cap is given (nothing to report). unit "A" (default) or "W";
+        # cap: the charger's own limit in A (installer setting), applied like a profile;
+        # where nothing limits, MAX_A is reported. Without a transaction, relative schedules
+        # are shown as if one started now. The duration is cut at MAX_COMPOSITE_PERIODS.
+        # ValueError for an unknown connector or unit, or a duration < 1 (answer Rejected).
+        if now is None:
+            now = clock.now()
+        if not isinstance(duration, int) or duration < 1:
+            raise ValueError("duration %r" % (duration,))
+        if type(connector) is not int or connector < 0 or connector > self.n:
+            raise ValueError("connector %r" % (connector,))
+        if unit is None:
+            unit = "A"
+        if unit not in pf.UNITS:
+            raise ValueError("chargingRateUnit %r" % (unit,))
+        u = pf.UNITS.index(unit)
+        with_tx = tx_start is not None
+        anchor = tx_start if with_tx else now
+        c10 = int((MAX_A if cap is None else cap) * 10 + 0.001)
+        ceiling = (c10 * KEY_PER_DECIAMP, 0, 0, c10)
+        found = cap is not None
+        out = []
+        last = None
+        t = now
+        end = now + duration
+        while t < end:
+            s = self._at(t, connector, anchor, with_tx)
+            if s is not None:
+                found = True
+            key, ph, su, tenths = _min(ceiling, s)
+            if su != u:
+                # W -> A: tenths of W / (230 x phases); A -> W: the reverse, both rounded down.
+                tenths = key // KEY_PER_DECIAMP if u == 0 else key * (ph or 3) // 6
+            if last is None or last[0] != tenths or last[1] != ph:
+                if len(out) == MAX_COMPOSITE_PERIODS:
+                    end = t
+                    break
+                d = {"startPeriod": t - now, "limit": tenths / 10}
+                if ph:
+                    d["numberPhases"] = ph
+                out.append(d)
+                last = (tenths, ph)
+            e = self._edge(t, connector, anchor, with_tx)
+            t = end if e is None or e > end else e
+        if not found:
+            return None
+        return {
+            "startSchedule": clock.iso(now),
+            "duration": end - now,
+            "chargingRateUnit": unit,
+            "chargingSchedulePeriod": out,
+        }
