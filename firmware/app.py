@@ -7,6 +7,9 @@ from store import Store
 from eventlog import EventLog
 from settings import Settings
 from evse.connector import Connector
+from evse.limits import Limits
+from evse.reservation import Reservations
+from evse.smart import Smart
 from ocpp_client.config import Config
 from ocpp_client.client import OcppClient
 from led.status import StatusLight
@@ -22,14 +25,19 @@ async def _main():
     await b.start()
     meter = None  # the energy meter driver plugs in here
     connector = Connector(b, store, events, config, meter)
-    ocpp = OcppClient(settings, config, b, connector, events, store, meter)
+    smart = Smart(store)
+    reservations = Reservations(store, zero_ok=config.get("ReserveConnectorZeroSupported"))
+    connector.reservations = reservations
+    reservations.listeners.append(lambda cid, r: connector._apply())
+    limits = Limits(connector, smart)
+    ocpp = OcppClient(settings, config, b, connector, events, store, meter, smart, reservations)
     light = StatusLight(b, connector, ocpp)
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch
 
         asyncio.create_task(heapwatch.run(b))
-    await asyncio.gather(connector.run(), ocpp.run(), light.run())
+    await asyncio.gather(connector.run(), ocpp.run(), light.run(), limits.run())
 
 
 def run():

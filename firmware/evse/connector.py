@@ -10,7 +10,7 @@ import time
 
 import clock
 import log
-from evse import pilot
+from evse import offer, pilot
 
 _TAG = "evse"
 _POLL_MS = const(20)
@@ -56,7 +56,7 @@ class Connector:
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
-        self.reservation = None  # set by the reservation logic: object with .id_tag/.parent/.id
+        self.reservations = None  # evse.reservation.Reservations, set by the app
         av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
         self.operative = av["operative"]
         self._scheduled = av["scheduled"]
@@ -134,10 +134,7 @@ class Connector:
                 and not self.faults and self.offer_a >= 6)
 
     def _compute_offer(self):
-        lim = self._hw_limit()
-        if self.limit_a is not None and self.limit_a < lim:
-            lim = self.limit_a
-        return lim
+        return offer.offer(self._hw_limit(), self.limit_a)
 
     def set_limit(self, amps):
         # From smart charging: None = no limit. Below 6 A the offer pauses (SuspendedEVSE).
@@ -226,10 +223,11 @@ class Connector:
             now = clock.now()
             if now - self._checkpoint_t >= _CHECKPOINT_S:
                 self._checkpoint(now)
-        r = self.reservation
-        if r is not None and r.expired(clock.now()):
-            log.info(_TAG, "reservation %d expired", r.id)
-            self.reservation = None
+        r = self.reservations
+        if r is not None and r.next_expiry() is not None and r.next_expiry() <= clock.now():
+            for cid, rid in r.expired():
+                log.info(_TAG, "reservation %d expired", rid)
+                self.events.add("reservation_expired", id=rid)
 
     def _checkpoint(self, now):
         e = self.energy_wh()
@@ -253,6 +251,10 @@ class Connector:
             self._try_start()
 
     # -- sessions --------------------------------------------------------------------------
+    def _may_start(self, id_tag, parent):
+        r = self.reservations
+        return r is None or not r.reserved(1) or r.may_start(id_tag, parent, 1)
+
     def can_start(self):
         return (self.session is None and self.operative and not self.faults)
 
@@ -267,12 +269,14 @@ class Connector:
             self._start(p[0], p[1], p[3])
         elif self._cfg("BorneFreeCharging", False):
             tag = self._cfg("BorneFreeChargingIdTag", "FREECHARGING")
-            self._start(tag, None, "free")
+            if self._may_start(tag, None):
+                self._start(tag, None, "free")
 
     def _start(self, id_tag, parent, source):
         now = clock.now()
         e = self.energy_wh()
-        res = self.reservation
+        r = self.reservations
+        res = r.take(1, id_tag, parent) if r is not None and r.reserved(1) else None
         s = {
             "open": True,
             "ref": "%d-%d" % (now, time.ticks_ms() & 0xFFFF),
@@ -284,10 +288,8 @@ class Connector:
             "meter_start": e if e is not None else 0,
             "last_wh": e if e is not None else 0,
             "last_t": now,
-            "res": res.id if res is not None and res.matches(id_tag, parent) else None,
+            "res": res,
         }
-        if s["res"] is not None:
-            self.reservation = None
         self.session = s
         self._checkpoint_t = now
         # Persist before telling anyone: after a power cut this record ends the session.
@@ -363,8 +365,7 @@ class Connector:
             self.events.add("tag_refused", tag=id_tag, status=status)
             self.board.tone(200, 300)
             return
-        r = self.reservation
-        if r is not None and not r.matches(id_tag, parent):
+        if not self._may_start(id_tag, parent):
             log.info(_TAG, "tag %s refused: connector reserved", id_tag)
             self.board.tone(200, 300)
             return
@@ -384,8 +385,7 @@ class Connector:
         # tag if AuthorizeRemoteTxRequests). Returns "Accepted" or "Rejected".
         if not self.can_start() or self.pending is not None:
             return "Rejected"
-        r = self.reservation
-        if r is not None and not r.matches(id_tag, None):
+        if not self._may_start(id_tag, None):
             return "Rejected"
         if authorized:
             self._authorized(id_tag, None, "remote")
@@ -460,7 +460,7 @@ class Connector:
             return ("Unavailable", "NoError")
         if self.pending is not None or self.cp in ("B", "C", "D"):
             return ("Preparing", "NoError")
-        if self.reservation is not None:
+        if self.reservations is not None and self.reservations.reserved(1):
             return ("Reserved", "NoError")
         return ("Available", "NoError")
 

@@ -33,7 +33,8 @@ def backoff_ms(attempt):
 
 
 class OcppClient:
-    def __init__(self, settings, config, board, connector, events, store, meter=None):
+    def __init__(self, settings, config, board, connector, events, store, meter=None,
+                 smart=None, reservations=None):
         self.settings = settings
         self.config = config
         self.board = board
@@ -41,6 +42,9 @@ class OcppClient:
         self.events = events
         self.store = store
         self.meter = meter
+        self.smart = smart
+        self.reservations = reservations
+        self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
         self.txq = TxQueue(store, config)
         self.txq.on_start_conf = self._start_conf
         self.txq.on_stop_conf = self._stop_conf
@@ -116,7 +120,15 @@ class OcppClient:
         self.connector.forget_interrupted()
 
     def _start_conf(self, ref, conf):
-        self.connector.set_tx_id(ref, self.txq.tx_id(ref))
+        tid = self.txq.tx_id(ref)
+        self.connector.set_tx_id(ref, tid)
+        prof, self.tx_profile = self.tx_profile, None
+        if prof is not None and self.smart is not None and tid is not None and tid >= 0:
+            prof = dict(prof)
+            prof["transactionId"] = tid
+            st, why = self.smart.set_profile({"connectorId": 1, "csChargingProfiles": prof}, tid)
+            if why:
+                log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
         info = conf.get("idTagInfo") or {}
         tag = self._tag_of(ref)
         if tag:

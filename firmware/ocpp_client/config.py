@@ -59,7 +59,7 @@ KEYS = {
     "ChargeProfileMaxStackLevel": ("i", 8, "r"),
     "ChargingScheduleAllowedChargingRateUnit": ("l", "Current,Power", "r"),
     "ChargingScheduleMaxPeriods": ("i", 24, "r"),
-    "MaxChargingProfilesInstalled": ("i", 8, "r"),
+    "MaxChargingProfilesInstalled": ("i", 10, "r"),
     "ConnectorSwitch3to1PhaseSupported": ("b", False, "r"),
     "SecurityProfile": ("i", 0, "w"),
     "AuthorizationKey": ("s", "", "x"),

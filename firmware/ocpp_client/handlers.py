@@ -25,7 +25,7 @@ def build(c):
         if st == "Accepted" and authorize:
             c.after(("authorize_remote", id_tag))
         if st == "Accepted" and prof is not None:
-            c.after(("tx_profile", prof))
+            c.tx_profile = prof  # installed once the transaction has its id
         return {"status": st}
 
     async def remote_stop(p):
@@ -78,7 +78,71 @@ def build(c):
         c.after(("trigger", what, cid))
         return {"status": "Accepted"}
 
+    smart = c.smart
+    resv = c.reservations
+
+    async def set_profile(p):
+        if smart is None:
+            return {"status": "NotSupported"}
+        s = conn.session
+        tid = c.txq.tx_id(s["ref"]) if s else None
+        st, why = smart.set_profile(p, tx_id=tid)
+        if why:
+            log.info(_TAG, "SetChargingProfile rejected: %s", why)
+        return {"status": st}
+
+    async def clear_profile(p):
+        if smart is None:
+            return {"status": "Unknown"}
+        return {"status": smart.clear(p.get("id"), p.get("connectorId"),
+                                      p.get("chargingProfilePurpose"), p.get("stackLevel"))}
+
+    async def composite(p):
+        cid = p["connectorId"]
+        if smart is None or cid not in (0, 1):
+            return {"status": "Rejected"}
+        s = conn.session
+        try:
+            sched = smart.composite_schedule(cid, p["duration"], p.get("chargingRateUnit"),
+                                             None, s["start"] if s else None,
+                                             cap=conn._hw_limit())
+        except ValueError as e:
+            log.info(_TAG, "GetCompositeSchedule rejected: %s", e)
+            return {"status": "Rejected"}
+        if sched is None:
+            return {"status": "Rejected"}
+        return {"status": "Accepted", "connectorId": cid,
+                "scheduleStart": sched["startSchedule"], "chargingSchedule": sched}
+
+    async def reserve(p):
+        if resv is None:
+            return {"status": "Rejected"}
+        import clock
+
+        try:
+            expiry = clock.parse_iso(p["expiryDate"])
+        except ValueError:
+            return {"status": "Rejected"}
+        cid = p["connectorId"]
+        status = conn.status_of(cid if cid in (0, 1) else 1)[0]
+        st = resv.reserve(cid, expiry, p["idTag"], p.get("parentIdTag"), p["reservationId"],
+                          status)
+        conn._apply()
+        return {"status": st}
+
+    async def cancel_reservation(p):
+        if resv is None:
+            return {"status": "Rejected"}
+        st = resv.cancel(p["reservationId"])
+        conn._apply()
+        return {"status": st}
+
     return {
+        "SetChargingProfile": set_profile,
+        "ClearChargingProfile": clear_profile,
+        "GetCompositeSchedule": composite,
+        "ReserveNow": reserve,
+        "CancelReservation": cancel_reservation,
         "RemoteStartTransaction": remote_start,
         "RemoteStopTransaction": remote_stop,
         "Reset": reset,
@@ -93,9 +157,7 @@ def build(c):
 
 
 # Actions of OCPP 1.6 we know but do not support (yet): NotSupported, not NotImplemented.
-UNSUPPORTED = ("GetDiagnostics", "UpdateFirmware", "GetLocalListVersion", "SendLocalList",
-               "CancelReservation", "ReserveNow", "ClearChargingProfile", "GetCompositeSchedule",
-               "SetChargingProfile")
+UNSUPPORTED = ("GetDiagnostics", "UpdateFirmware", "GetLocalListVersion", "SendLocalList")
 
 
 def log_unsupported(action):
