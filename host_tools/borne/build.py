@@ -2,7 +2,7 @@
 
 Output, for ``--board B``::
 
-    build/B/app/      the application slot's contents: every firmware module and the board's
+    build/B/slot/     the application slot's contents: every firmware module and the board's
                       modules as .mpy (packages keep their folders), plus any non-Python asset
                       files of firmware/ copied as they are
     build/B/main.py   the entry point, kept as source: MicroPython only runs main.py (not .mpy)
@@ -132,7 +132,7 @@ def compile_tree(
     arch: str | None = None,
     opt: int | None = None,
 ) -> Path:
-    """Build ``build/<board>/app`` (or ``<out>/app``) and return that folder.
+    """Build ``build/<board>/slot`` (or ``<out>/slot``) and return that folder.
 
     The slot is assembled in a sibling folder and swapped in only when every module compiled, so
     a failed build never leaves a half-built slot behind.
@@ -141,8 +141,8 @@ def compile_tree(
     check_mpy_cross(tool)
     arch = arch or BOARD_ARCH.get(board)
     dest_root = out if out is not None else root / "build" / board
-    app = dest_root / "app"
-    staging = dest_root / "app.partial"
+    app = dest_root / "slot"
+    staging = dest_root / "slot.partial"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -175,7 +175,7 @@ def compile_tree(
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "build",
-        help="compile firmware/ and a board's modules to .mpy (build/<board>/app)",
+        help="compile firmware/ and a board's modules to .mpy (build/<board>/slot)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -199,7 +199,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         print(f"deploy: no board {args.board!r} under {paths.BOARDS}", file=sys.stderr)
         return 1
     out = paths.BUILD / args.board
-    app = out / "app"
+    app = out / "slot"
     if not (args.no_build or args.dry_run):
         try:
             app = compile_tree(args.board)

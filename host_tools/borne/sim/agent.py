@@ -34,6 +34,7 @@ class Agent:
         gate_addr: str | None = None,
         heapsize: str | None = None,
         diag: bool = False,
+        compiled: Path | None = None,
         log_file: Path | None = None,
         on_line: Callable[[str], None] | None = None,
     ) -> None:
@@ -44,6 +45,7 @@ class Agent:
         self.gate_addr = gate_addr
         self.heapsize = heapsize
         self.diag = diag
+        self.compiled = compiled  # a `borne build` output folder to run instead of the source
         self.log_file = log_file
         self.on_line = on_line
         self.lines: deque[str] = deque(maxlen=400)
@@ -59,7 +61,8 @@ class Agent:
         cmd = [paths.micropython()]
         if self.heapsize:
             cmd += ["-X", f"heapsize={self.heapsize}"]
-        cmd += [str(paths.FIRMWARE / "main.py"), "--flash", str(self.flash), "--io", self.io_addr,
+        main = self.compiled / "main.py" if self.compiled else paths.FIRMWARE / "main.py"
+        cmd += [str(main), "--flash", str(self.flash), "--io", self.io_addr,
                 "--id", self.cp_id]
         if self.csms_url:
             cmd += ["--csms", self.csms_url]
@@ -98,7 +101,11 @@ class Agent:
         try:
             while self.powered:
                 self.flash.mkdir(parents=True, exist_ok=True)
-                env = dict(os.environ, MICROPYPATH=paths.micropypath())
+                mpath = (
+                    f".frozen:{self.compiled / 'slot'}:{paths.MPLIB}"
+                    if self.compiled else paths.micropypath()
+                )
+                env = dict(os.environ, MICROPYPATH=mpath)
                 self.proc = await asyncio.create_subprocess_exec(
                     *self.argv(),
                     cwd=self.flash,

@@ -63,6 +63,7 @@ class Simulator:
         heartbeat_interval: int = 300,
         agent_log: Path | None = None,
         diag: bool = False,
+        compiled: Path | None = None,
     ) -> None:
         self.flash = check_flash_dir(flash)
         self.cp_id = cp_id
@@ -75,6 +76,7 @@ class Simulator:
         self.heapsize = heapsize
         self.agent_log = agent_log
         self.diag = diag
+        self.compiled = compiled
         self.gate: NetGate | None = None
         self.agent: Agent | None = None
         self._io_server: asyncio.Server | None = None
@@ -97,6 +99,7 @@ class Simulator:
             gate_addr=f"127.0.0.1:{gate_port}",
             heapsize=self.heapsize,
             diag=self.diag,
+            compiled=self.compiled,
             log_file=self.agent_log,
         )
         await self.agent.power_on()
