@@ -10,6 +10,7 @@ import log
 from ocpp_client import ws as wsmod
 from ocpp_client import handlers, meterdata
 from ocpp_client.auth import Auth
+from ocpp_client.locallist import LocalList
 from ocpp_client.rpc import Rpc, CallError, CallTimeout, Disconnected
 from ocpp_client.txqueue import TxQueue, START, STOP, METER
 
@@ -48,7 +49,7 @@ class OcppClient:
         self.txq = TxQueue(store, config)
         self.txq.on_start_conf = self._start_conf
         self.txq.on_stop_conf = self._stop_conf
-        self.auth = Auth(store, config)
+        self.auth = Auth(store, config, LocalList(store, config.get("LocalAuthListMaxLength")))
         self.auth.remote = self._authorize_remote
         self.rpc = Rpc(handlers.build(self))
         self.rpc.known_actions = handlers.UNSUPPORTED

@@ -137,7 +137,24 @@ def build(c):
         conn._apply()
         return {"status": st}
 
+    local = c.auth.local
+
+    async def list_version(p):
+        if local is None:
+            return {"listVersion": -1}
+        return {"listVersion": local.version if local.count or local.version else 0}
+
+    async def send_list(p):
+        if local is None:
+            return {"status": "NotSupported"}
+        entries = p.get("localAuthorizationList") or []
+        if len(entries) > cfg.get("SendLocalListMaxLength"):
+            return {"status": "Failed"}
+        return {"status": local.update(p["listVersion"], p["updateType"], entries)}
+
     return {
+        "GetLocalListVersion": list_version,
+        "SendLocalList": send_list,
         "SetChargingProfile": set_profile,
         "ClearChargingProfile": clear_profile,
         "GetCompositeSchedule": composite,
@@ -157,7 +174,7 @@ def build(c):
 
 
 # Actions of OCPP 1.6 we know but do not support (yet): NotSupported, not NotImplemented.
-UNSUPPORTED = ("GetDiagnostics", "UpdateFirmware", "GetLocalListVersion", "SendLocalList")
+UNSUPPORTED = ("GetDiagnostics", "UpdateFirmware")
 
 
 def log_unsupported(action):
