@@ -7,6 +7,7 @@ import binascii
 import clock
 import log
 from ocpp_client import ws as wsmod
+from ocpp_client import security
 from ocpp_client.rpc import Rpc, CallError, CallTimeout, Disconnected
 
 _TAG = "ocpp"
@@ -35,6 +36,7 @@ class OcppClient:
         self.connector = connector
         self.events = events
         self.rpc = Rpc({})
+        self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.connected = False
         self.registration = None  # None until the first answer, then Accepted/Pending/Rejected
         self._boot_due_ms = 0
@@ -58,14 +60,6 @@ class OcppClient:
         )
 
     # -- connection ------------------------------------------------------------------
-    def _auth_header(self):
-        prof = self.settings.get("security_profile", 0)
-        key = self.settings.get("auth_key", "")
-        if prof in (1, 2) and key:
-            tok = binascii.b2a_base64(("%s:%s" % (self.settings["cp_id"], key)).encode())[:-1]
-            return "Basic " + tok.decode()
-        return None
-
     def _route(self):
         return getattr(self.board, "route", None)
 
@@ -78,8 +72,9 @@ class OcppClient:
                 await asyncio.sleep(30)
                 continue
             try:
+                auth, tls = security.connect_args(self.settings, url, self.board)
                 ws = await wsmod.connect(
-                    url, self.settings["cp_id"], auth=self._auth_header(), route=self._route()
+                    url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route()
                 )
             except Exception as e:
                 attempt += 1

@@ -411,7 +411,16 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         proto = headers.get(b"sec-websocket-protocol", b"").decode()
         if proto != subprotocol:
             raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))
-    except BaseException:
+    except BaseException as e:
         _close_stream(w)
+        if secure and (isinstance(e, ValueError) or (isinstance(e, OSError) and _mbedtls(e))):
+            # mbedTLS: a failed certificate check (ValueError with the reasons, one per line) or
+            # a TLS alert (OSError with a negative code)
+            raise WsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
         raise
     return WebSocket(r, w, max_size)
+
+
+def _mbedtls(e):
+    a = e.args[0] if e.args else 0
+    return isinstance(a, int) and a < 0
