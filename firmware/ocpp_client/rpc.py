@@ -9,7 +9,6 @@ import os
 import binascii
 
 import log
-from ocpp_client import validate
 from ocpp_client.ws import WsError, WsTooBig
 
 CALL = const(2)
@@ -17,6 +16,7 @@ RESULT = const(3)
 ERROR = const(4)
 MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
+_FORMATION = "FormationViolation"
 _TAG = "rpc"
 
 
@@ -177,7 +177,7 @@ class Rpc:
         log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
                  e.size, e.limit, kind, mid)
         if kind == CALL and mid:
-            await self._error(mid, validate.FORMATION,
+            await self._error(mid, _FORMATION,
                               "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))
 
     async def _garbage(self, raw, why):
@@ -187,7 +187,7 @@ class Rpc:
             log.warn(_TAG, "answer %s is %s: ignored", mid, why)
             return
         log.warn(_TAG, "frame (%d bytes, id %s) is %s: FormationViolation", len(raw), mid, why)
-        await self._error(mid, validate.FORMATION, "frame is " + why)
+        await self._error(mid, _FORMATION, "frame is " + why)
 
     async def _dispatch(self, raw):
         try:
@@ -214,7 +214,7 @@ class Rpc:
         if not isinstance(mid, str) or not 0 < len(mid) <= MAX_ID:
             if kind == CALL:
                 log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
-                return await self._error(None, validate.FORMATION, "bad message id")
+                return await self._error(None, _FORMATION, "bad message id")
             log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
             return
         if kind == CALL:
@@ -237,8 +237,10 @@ class Rpc:
             return await self._error(mid, "ProtocolError", "CALL must be [2,id,action,{payload}]")
         if len(msg) > 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
             log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
-            return await self._error(mid, validate.FORMATION, "CALL must be [2,id,action,{payload}]")
+            return await self._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
         action, payload = msg[2], msg[3]
+        from ocpp_client import validate  # loaded with the first CALL the CSMS sends
+
         h = self.handlers.get(action)
         if h is None and not validate.known(action) and action not in self.known_actions:
             log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)

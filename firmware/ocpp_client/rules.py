@@ -2,181 +2,62 @@
 # JSON schemas of the `ocpp` package. Do not edit: run `python -m borne.gen_rules`.
 # tests/test_rules.py fails when this file and the schemas disagree.
 #
-# RULES: (action, fields); a field is (name, code, arg), code = kind | 16 if required.
-# Kinds: 1 string (arg: maxLength or 0), 2 integer (arg: (min, max) or None), 3 number
-# (arg: n for multipleOf 1/n, or 0), 4 boolean, 5 date-time, 6 URI (arg: maxLength or 0),
-# 7 enum string (arg: values), 8 object (arg: fields), 9 array (arg: (minItems, (kind,
-# arg) of the items)). Constant tuples: frozen into the firmware they stay in flash.
+# RULES alternates action names and their rules, each a compact JSON text that
+# validate.py parses only while it checks a payload (strings cost a fraction of the RAM
+# nested tuples would when the app runs from .mpy). Rules: [[name, code, arg], ...],
+# code = kind | 16 if required. Kinds: 1 string (arg: maxLength or 0), 2 integer (arg:
+# [min, max] or null), 3 number (arg: n for multipleOf 1/n, or 0), 4 boolean,
+# 5 date-time, 6 URI (arg: maxLength or 0), 7 enum string (arg: values), 8 object
+# (arg: rules), 9 array (arg: [minItems, [kind, arg] of the items]).
+# KNOWN: every action of OCPP 1.6 (both directions, security extension), space-separated.
 
 KNOWN = (
-    'Authorize',
-    'BootNotification',
-    'CancelReservation',
-    'CertificateSigned',
-    'ChangeAvailability',
-    'ChangeConfiguration',
-    'ClearCache',
-    'ClearChargingProfile',
-    'DataTransfer',
-    'DeleteCertificate',
-    'DiagnosticsStatusNotification',
-    'ExtendedTriggerMessage',
-    'FirmwareStatusNotification',
-    'GetCompositeSchedule',
-    'GetConfiguration',
-    'GetDiagnostics',
-    'GetInstalledCertificateIds',
-    'GetLocalListVersion',
-    'GetLog',
-    'Heartbeat',
-    'InstallCertificate',
-    'LogStatusNotification',
-    'MeterValues',
-    'RemoteStartTransaction',
-    'RemoteStopTransaction',
-    'ReserveNow',
-    'Reset',
-    'SecurityEventNotification',
-    'SendLocalList',
-    'SetChargingProfile',
-    'SignCertificate',
-    'SignedFirmwareStatusNotification',
-    'SignedUpdateFirmware',
-    'StartTransaction',
-    'StatusNotification',
-    'StopTransaction',
-    'TriggerMessage',
-    'UnlockConnector',
-    'UpdateFirmware',
+    ' Authorize BootNotification CancelReservation CertificateSigned ChangeAvailability ChangeConfiguration'
+    ' ClearCache ClearChargingProfile DataTransfer DeleteCertificate DiagnosticsStatusNotification ExtendedTriggerMessage'
+    ' FirmwareStatusNotification GetCompositeSchedule GetConfiguration GetDiagnostics GetInstalledCertificateIds GetLocalListVersion'
+    ' GetLog Heartbeat InstallCertificate LogStatusNotification MeterValues RemoteStartTransaction'
+    ' RemoteStopTransaction ReserveNow Reset SecurityEventNotification SendLocalList SetChargingProfile'
+    ' SignCertificate SignedFirmwareStatusNotification SignedUpdateFirmware StartTransaction StatusNotification StopTransaction'
+    ' TriggerMessage UnlockConnector UpdateFirmware '
 )
 
 RULES = (
-    ('ChangeAvailability', (
-        ('connectorId', 18, (0, None)),
-        ('type', 23, ('Inoperative', 'Operative')),
-    )),
-    ('ChangeConfiguration', (
-        ('key', 17, 50),
-        ('value', 17, 500),
-    )),
-    ('ClearCache', (
-    )),
-    ('DataTransfer', (
-        ('vendorId', 17, 255),
-        ('messageId', 1, 50),
-        ('data', 1, 0),
-    )),
-    ('GetConfiguration', (
-        ('key', 9, (0, (1, 50))),
-    )),
-    ('RemoteStartTransaction', (
-        ('connectorId', 2, (0, None)),
-        ('idTag', 17, 20),
-        ('chargingProfile', 8, (
-            ('chargingProfileId', 18, None),
-            ('transactionId', 2, None),
-            ('stackLevel', 18, (0, None)),
-            ('chargingProfilePurpose', 23, ('ChargePointMaxProfile', 'TxDefaultProfile', 'TxProfile')),
-            ('chargingProfileKind', 23, ('Absolute', 'Recurring', 'Relative')),
-            ('recurrencyKind', 7, ('Daily', 'Weekly')),
-            ('validFrom', 5, None),
-            ('validTo', 5, None),
-            ('chargingSchedule', 24, (
-                ('duration', 2, None),
-                ('startSchedule', 5, None),
-                ('chargingRateUnit', 23, ('A', 'W')),
-                ('chargingSchedulePeriod', 25, (0, (8, (
-                    ('startPeriod', 18, None),
-                    ('limit', 19, 10),
-                    ('numberPhases', 2, None),
-                )))),
-                ('minChargingRate', 3, 10),
-            )),
-        )),
-    )),
-    ('RemoteStopTransaction', (
-        ('transactionId', 18, None),
-    )),
-    ('Reset', (
-        ('type', 23, ('Hard', 'Soft')),
-    )),
-    ('UnlockConnector', (
-        ('connectorId', 18, (0, None)),
-    )),
-    ('GetDiagnostics', (
-        ('location', 22, 0),
-        ('retries', 2, None),
-        ('retryInterval', 2, None),
-        ('startTime', 5, None),
-        ('stopTime', 5, None),
-    )),
-    ('UpdateFirmware', (
-        ('location', 22, 0),
-        ('retries', 2, None),
-        ('retrieveDate', 21, None),
-        ('retryInterval', 2, None),
-    )),
-    ('GetLocalListVersion', (
-    )),
-    ('SendLocalList', (
-        ('listVersion', 18, None),
-        ('localAuthorizationList', 9, (0, (8, (
-            ('idTag', 17, 20),
-            ('idTagInfo', 8, (
-                ('expiryDate', 5, None),
-                ('parentIdTag', 1, 20),
-                ('status', 23, ('Accepted', 'Blocked', 'Expired', 'Invalid', 'ConcurrentTx')),
-            )),
-        )))),
-        ('updateType', 23, ('Differential', 'Full')),
-    )),
-    ('CancelReservation', (
-        ('reservationId', 18, None),
-    )),
-    ('ReserveNow', (
-        ('connectorId', 18, (0, None)),
-        ('expiryDate', 21, None),
-        ('idTag', 17, 20),
-        ('parentIdTag', 1, 20),
-        ('reservationId', 18, None),
-    )),
-    ('ClearChargingProfile', (
-        ('id', 2, None),
-        ('connectorId', 2, (0, None)),
-        ('chargingProfilePurpose', 7, ('ChargePointMaxProfile', 'TxDefaultProfile', 'TxProfile')),
-        ('stackLevel', 2, None),
-    )),
-    ('GetCompositeSchedule', (
-        ('connectorId', 18, (0, None)),
-        ('duration', 18, None),
-        ('chargingRateUnit', 7, ('A', 'W')),
-    )),
-    ('SetChargingProfile', (
-        ('connectorId', 18, (0, None)),
-        ('csChargingProfiles', 24, (
-            ('chargingProfileId', 18, None),
-            ('transactionId', 2, None),
-            ('stackLevel', 18, (0, None)),
-            ('chargingProfilePurpose', 23, ('ChargePointMaxProfile', 'TxDefaultProfile', 'TxProfile')),
-            ('chargingProfileKind', 23, ('Absolute', 'Recurring', 'Relative')),
-            ('recurrencyKind', 7, ('Daily', 'Weekly')),
-            ('validFrom', 5, None),
-            ('validTo', 5, None),
-            ('chargingSchedule', 24, (
-                ('duration', 2, None),
-                ('startSchedule', 5, None),
-                ('chargingRateUnit', 23, ('A', 'W')),
-                ('chargingSchedulePeriod', 25, (0, (8, (
-                    ('startPeriod', 18, None),
-                    ('limit', 19, 10),
-                    ('numberPhases', 2, None),
-                )))),
-                ('minChargingRate', 3, 10),
-            )),
-        )),
-    )),
-    ('TriggerMessage', (
-        ('requestedMessage', 23, ('BootNotification', 'DiagnosticsStatusNotification', 'FirmwareStatusNotification', 'Heartbeat', 'MeterValues', 'StatusNotification')),
-        ('connectorId', 2, (0, None)),
-    )),
+    'ChangeAvailability',
+    '[["connectorId",18,[0,null]],["type",23,["Inoperative","Operative"]]]',
+    'ChangeConfiguration',
+    '[["key",17,50],["value",17,500]]',
+    'ClearCache',
+    '[]',
+    'DataTransfer',
+    '[["vendorId",17,255],["messageId",1,50],["data",1,0]]',
+    'GetConfiguration',
+    '[["key",9,[0,[1,50]]]]',
+    'RemoteStartTransaction',
+    '[["connectorId",2,[0,null]],["idTag",17,20],["chargingProfile",8,[["chargingProfileId",18,null],["transactionId",2,null],["stackLevel",18,[0,null]],["chargingProfilePurpose",23,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind",23,["Absolute","Recurring","Relative"]],["recurrencyKind",7,["Daily","Weekly"]],["validFrom",5,null],["validTo",5,null],["chargingSchedule",24,[["duration",2,null],["startSchedule",5,null],["chargingRateUnit",23,["A","W"]],["chargingSchedulePeriod",25,[0,[8,[["startPeriod",18,null],["limit",19,10],["numberPhases",2,null]]]]],["minChargingRate",3,10]]]]]]',
+    'RemoteStopTransaction',
+    '[["transactionId",18,null]]',
+    'Reset',
+    '[["type",23,["Hard","Soft"]]]',
+    'UnlockConnector',
+    '[["connectorId",18,[0,null]]]',
+    'GetDiagnostics',
+    '[["location",22,0],["retries",2,null],["retryInterval",2,null],["startTime",5,null],["stopTime",5,null]]',
+    'UpdateFirmware',
+    '[["location",22,0],["retries",2,null],["retrieveDate",21,null],["retryInterval",2,null]]',
+    'GetLocalListVersion',
+    '[]',
+    'SendLocalList',
+    '[["listVersion",18,null],["localAuthorizationList",9,[0,[8,[["idTag",17,20],["idTagInfo",8,[["expiryDate",5,null],["parentIdTag",1,20],["status",23,["Accepted","Blocked","Expired","Invalid","ConcurrentTx"]]]]]]]],["updateType",23,["Differential","Full"]]]',
+    'CancelReservation',
+    '[["reservationId",18,null]]',
+    'ReserveNow',
+    '[["connectorId",18,[0,null]],["expiryDate",21,null],["idTag",17,20],["parentIdTag",1,20],["reservationId",18,null]]',
+    'ClearChargingProfile',
+    '[["id",2,null],["connectorId",2,[0,null]],["chargingProfilePurpose",7,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["stackLevel",2,null]]',
+    'GetCompositeSchedule',
+    '[["connectorId",18,[0,null]],["duration",18,null],["chargingRateUnit",7,["A","W"]]]',
+    'SetChargingProfile',
+    '[["connectorId",18,[0,null]],["csChargingProfiles",24,[["chargingProfileId",18,null],["transactionId",2,null],["stackLevel",18,[0,null]],["chargingProfilePurpose",23,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind",23,["Absolute","Recurring","Relative"]],["recurrencyKind",7,["Daily","Weekly"]],["validFrom",5,null],["validTo",5,null],["chargingSchedule",24,[["duration",2,null],["startSchedule",5,null],["chargingRateUnit",23,["A","W"]],["chargingSchedulePeriod",25,[0,[8,[["startPeriod",18,null],["limit",19,10],["numberPhases",2,null]]]]],["minChargingRate",3,10]]]]]]',
+    'TriggerMessage',
+    '[["requestedMessage",23,["BootNotification","DiagnosticsStatusNotification","FirmwareStatusNotification","Heartbeat","MeterValues","StatusNotification"]],["connectorId",2,[0,null]]]',
 )

@@ -7,6 +7,8 @@
 #   field the schema does not define           -> FormationViolation (not the action's PDU)
 # The walk follows the rule table, never the payload, so a deep or hostile payload costs no more
 # than the schema's own depth (at most four levels in OCPP 1.6).
+import json
+
 from ocpp_client.rules import RULES, KNOWN
 
 _STR = const(1)
@@ -28,16 +30,16 @@ FORMATION = "FormationViolation"
 
 
 def rules_for(action):
-    # The field rules of a CSMS -> charge point action, or None.
-    for a, fields in RULES:
-        if a == action:
-            return fields
+    # The field rules of a CSMS -> charge point action (parsed now, dropped after use), or None.
+    for i in range(0, len(RULES), 2):
+        if RULES[i] == action:
+            return json.loads(RULES[i + 1])
     return None
 
 
 def known(action):
     # An action of OCPP 1.6 (either direction, security extension included).
-    return action in KNOWN
+    return " " not in action and (" " + action + " ") in KNOWN
 
 
 def check(action, payload):

@@ -1,10 +1,10 @@
 # WebSocket client (RFC 6455) on MicroPython asyncio streams, for OCPP-J.
 # Text messages for the application; ping/pong, close and fragmentation handled here.
 #
-# Memory: messages are assembled in one preallocated receive buffer (`max_size` bytes, kept in a
-# small pool across reconnects so a long-running charger never needs a fresh 16 KiB block on a
-# fragmented heap) with readinto on memoryviews; frames go out through one preallocated send
-# buffer, masked in place by a native (viper) loop, so masking costs no per-byte Python work.
+# Memory: messages are assembled with readinto on memoryviews in one preallocated receive buffer
+# (RX_SIZE, grown up to `max_size` only if a longer message comes; kept across reconnects);
+# frames go out through one preallocated send buffer, masked in place by a native (viper) loop,
+# so masking costs no per-byte Python work.
 # A message over `max_size` is read to its end and dropped (WsTooBig, the connection lives on);
 # only past _DISCARD_MAX, or on a protocol violation, is the connection failed.
 import asyncio
@@ -26,7 +26,8 @@ _MAX_HEADERS = const(32)
 _MAX_HEADER_LINE = const(512)
 _HEAD_KEEP = const(80)  # bytes of an oversize message kept so the RPC layer can name it
 _DISCARD_MAX = const(1048576)  # an oversize message longer than this fails the connection
-TX_SIZE = const(4096)  # preallocated send buffer; larger frames allocate their own
+RX_SIZE = const(2048)  # receive buffer to start with; it grows (up to max_size) when needed
+TX_SIZE = const(1024)  # preallocated send buffer; larger frames allocate their own
 
 
 class WsError(Exception):
@@ -68,19 +69,10 @@ def apply_mask(buf, key):
     _mask(buf, len(buf), key)
 
 
-_pool = []  # free preallocated buffers, reused by the next connection
-
-
-def _take(size):
-    for i in range(len(_pool)):
-        if len(_pool[i]) == size:
-            return _pool.pop(i)
-    return bytearray(size)
-
-
-def _give(buf):
-    if buf is not None and len(_pool) < 4:
-        _pool.append(buf)
+# The buffers of the last connection, kept for the next one (a long-running charger then never
+# needs fresh blocks on a fragmented heap). One connection at a time, so one of each.
+_spare_rx = None
+_spare_tx = None
 
 
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
@@ -150,9 +142,11 @@ class WebSocket:
         self.max_size = max_size
         self.closed = False
         self.last_rx_ms = _ticks()
-        self._rx = _take(max_size)
+        global _spare_rx, _spare_tx
+        self._rx = _spare_rx or bytearray(RX_SIZE)
         self._rxv = memoryview(self._rx)
-        self._tx = _take(TX_SIZE)
+        self._tx = _spare_tx or bytearray(TX_SIZE)
+        _spare_rx = _spare_tx = None
         self._h = bytearray(8)
         self._hv = memoryview(self._h)
         self._ctl = bytearray(125)
@@ -235,6 +229,15 @@ class WebSocket:
         elif op != OP_PONG:
             await self._fail(1002, "unknown control opcode %d" % op)
 
+    def _grow(self, keep, need):
+        # A message longer than the receive buffer (still within max_size): a bigger buffer,
+        # kept from now on. Rare: OCPP messages are mostly well under RX_SIZE.
+        n = min(self.max_size, max(need, 2 * len(self._rx)))
+        buf = bytearray(n)
+        buf[:keep] = self._rxv[:keep]
+        self._rx = buf
+        self._rxv = memoryview(buf)
+
     async def recv_msg(self):
         # The next complete message (text or binary) as a memoryview into the receive buffer.
         # Pings are answered and fragments joined on the way. Raises WsTooBig for a dropped
@@ -268,6 +271,8 @@ class WebSocket:
                 if fin:
                     raise WsTooBig(over, self.max_size, bytes(self._rxv[: min(size, _HEAD_KEEP)]))
                 continue
+            if size + n > len(self._rx):
+                self._grow(size, size + n)
             if n:
                 await self._fill(self._rxv[size : size + n])
             size += n
@@ -332,9 +337,9 @@ class WebSocket:
         # Drop the connection at once; the buffers go back to the pool for the next one.
         self.closed = True
         _close_stream(self.w)
+        global _spare_rx, _spare_tx
         if self._rx is not None:
-            _give(self._rx)
-            _give(self._tx)
+            _spare_rx, _spare_tx = self._rx, self._tx
             self._rx = self._tx = None
 
 

@@ -414,9 +414,11 @@ class Csms:
         await self.send_raw(cp_id, text, expect_id=answer_id)
         return await self.wait_answer(answer_id, after=n, timeout=timeout, cp_id=cp_id)
 
-    def write_raw(self, cp_id: str, data: bytes) -> None:
+    def write_raw(self, cp_id: str, data: bytes, expect_id: str | None = None) -> None:
         """Write bytes straight onto the charge point's connection (hand-made WebSocket frames:
-        fragments, pings between them, frames cut short)."""
+        fragments, pings between them, frames cut short). `expect_id` as for send_raw."""
+        if expect_id is not None:
+            self.links[cp_id].checker.pending.setdefault(expect_id, "?")
         self.connections[cp_id].transport.write(data)
 
     def answers(self, cp_id: str | None = None) -> list[Frame]:

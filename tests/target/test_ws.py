@@ -224,18 +224,33 @@ async def test_sent_frames_are_masked_with_fresh_keys():
     assert k1 != k2
 
 
-async def test_abort_closes_the_socket_and_returns_buffers():
+async def test_abort_closes_the_socket_and_keeps_buffers_for_the_next():
     ws, s = sock(b"")
-    n = len(wsmod._pool)
+    rx, tx = ws._rx, ws._tx
     ws.abort()
     assert s.closed and ws.closed
-    assert len(wsmod._pool) == min(n + 2, 4)
+    assert wsmod._spare_rx is rx and wsmod._spare_tx is tx
     ws2, _ = sock(b"")  # takes them again
-    assert len(wsmod._pool) == n
+    assert ws2._rx is rx and ws2._tx is tx and wsmod._spare_rx is None
+    ws3, _ = sock(b"")  # a second live connection gets its own
+    assert ws3._rx is not rx
     ws2.abort()
     ws.abort()  # twice is harmless
     await raises(ws.send("x"), WsClosed)
     await raises(ws.ping(), WsClosed)
+
+
+async def test_receive_buffer_grows_for_long_messages_only():
+    ws, _ = sock(frame(1, "s" * 100) + frame(1, "L" * 5000) + frame(1, "t" * 10), max_size=8192,
+                 chunk=1000)
+    assert len(ws._rx) == wsmod.RX_SIZE
+    assert await ws.recv() == "s" * 100
+    assert len(ws._rx) == wsmod.RX_SIZE
+    assert await ws.recv() == "L" * 5000
+    assert wsmod.RX_SIZE < len(ws._rx) <= 8192
+    assert await ws.recv() == "t" * 10
+    ws2, _ = sock(frame(1, "a", fin=False) + frame(0, "b" * 3000) , max_size=4000, chunk=999)
+    assert await ws2.recv() == "a" + "b" * 3000  # grown mid-message, the start kept
 
 
 def test_mask_is_an_involution_at_every_length():
