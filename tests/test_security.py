@@ -131,3 +131,24 @@ async def test_profile_2_never_falls_back_to_ws(flash: Path, stack: list[object]
     assert sim.agent is not None
     await sim.agent.wait_line(r"cannot connect .*SecurityError security profile 2 needs a wss://")
     assert csms.connects == 0 and csms.auth_results == []
+
+
+def test_sim_command_line_security_options(tmp_path: Path) -> None:
+    from borne.cli import build_parser
+    from borne.sim.cli import security_from
+
+    def parse(*argv: str) -> Security | None:
+        return security_from(build_parser().parse_args(["sim", *argv]))
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert parse() is None
+    assert parse("--profile", "1", "--auth-key", "k") == Security(1, "k")
+    assert parse("--ca", str(ca)) == Security(0, None, ca)
+    for argv, words in [
+        (("--profile", "2"), "needs --auth-key"),
+        (("--profile", "3", "--ca", str(ca)), "needs --cert and --key"),
+        (("--ca", str(tmp_path / "missing.pem")), "no such file"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            parse(*argv)
