@@ -118,7 +118,11 @@ class Rpc:
             self._answer = None
             self._event.clear()
             try:
-                await ws.send(json.dumps([CALL, mid, action, payload]))
+                try:
+                    await ws.send(json.dumps([CALL, mid, action, payload]))
+                except (OSError, WsError) as e:
+                    log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
+                    raise Disconnected()
                 try:
                     await asyncio.wait_for_ms(self._event.wait(), timeout_ms or self.timeout_ms)
                 except asyncio.TimeoutError:

@@ -328,3 +328,18 @@ def test_sniff():
     assert sniff(b'{"a":1}') == (None, None)
     assert sniff(b"") == (None, None)
     assert sniff(memoryview(b'[4,"q"')) == (4, "q")
+
+
+async def test_a_call_that_cannot_be_sent_is_disconnected():
+    rpc = Rpc({})
+    ws = FakeWs()
+    ws.fail_send = OSError(32)
+    rpc.ws = ws
+    with Logs() as logs:
+        try:
+            await rpc.call("Heartbeat", {})
+            raise AssertionError("no Disconnected")
+        except Disconnected:
+            pass
+    assert logs.warned("Heartbeat", "not sent", "OSError")
+    assert rpc._pending_id is None
