@@ -12,10 +12,15 @@ DEFAULTS = {
     "csms_url": "",
     "security_profile": 0,
     "auth_key": "",  # secret: the OCPP AuthorizationKey (profiles 1 and 2)
-    "ca_pem": "",
+    "ca_pem": "",  # the CSMS's root CA(s), PEM: wss:// is checked against it
+    "cert_pem": "",  # the charger's client certificate (profile 3), PEM
+    "key_pem": "",  # secret: its private key, PEM
+    "call_timeout_s": 30,  # how long a CALL of ours waits for the CSMS's answer
     "name": "",
 }
 _IDENTITY = ("cp_id", "serial", "model", "vendor")
+# What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
+_PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem")
 
 
 class Settings:
@@ -28,10 +33,11 @@ class Settings:
             if v and d.get(k) != v:
                 d[k] = v
                 changed = True
-        url = provisioning.get("csms_url")
-        if url and d.get("csms_url") != url:
-            d["csms_url"] = url
-            changed = True
+        for k in _PROVISIONED:
+            v = provisioning.get(k)
+            if v is not None and v != "" and d.get(k) != v:
+                d[k] = v
+                changed = True
         self.d = d
         if changed:
             store.save(_DOC, d)

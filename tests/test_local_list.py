@@ -37,17 +37,35 @@ async def test_versions_full_and_differential(csms: Csms, control: Control) -> N
     assert (await cp.call(call.GetLocalListVersion())).list_version == 4
 
 
-async def test_more_than_send_local_list_max_length_fails(csms: Csms, control: Control) -> None:
+async def test_a_thousand_tags_in_updates_of_send_local_list_max_length(
+    csms: Csms, control: Control
+) -> None:
     cp = await _cp(csms)
-    await cp.call(call.SendLocalList(list_version=1, update_type="Full",
-                                     local_authorization_list=[_entry("A")]))
-    await cp.call(call.ChangeConfiguration(key="LocalAuthListEnabled", value="true"))
-    # SendLocalListMaxLength is 1000; the list store itself is tested with 1,000 tags on target.
-    too_many = [_entry(f"U{i:04d}") for i in range(1001)]
-    res = await cp.call(call.SendLocalList(list_version=2, update_type="Full",
+    per = int((await cp.call(call.GetConfiguration(key=["SendLocalListMaxLength"])))
+              .configuration_key[0]["value"])
+    total = int((await cp.call(call.GetConfiguration(key=["LocalAuthListMaxLength"])))
+                .configuration_key[0]["value"])
+    assert total >= 1000
+    first = [_entry(f"T{i:05d}") for i in range(per)]
+    res = await cp.call(call.SendLocalList(list_version=1, update_type="Full",
+                                           local_authorization_list=first))
+    assert res.status == "Accepted"
+    version = 1
+    for start in range(per, 1000, per):
+        version += 1
+        part = [_entry(f"T{i:05d}") for i in range(start, min(start + per, 1000))]
+        res = await cp.call(call.SendLocalList(list_version=version, update_type="Differential",
+                                               local_authorization_list=part))
+        assert res.status == "Accepted"
+    too_many = [_entry(f"U{i:05d}") for i in range(per + 1)]
+    res = await cp.call(call.SendLocalList(list_version=version + 1, update_type="Full",
                                            local_authorization_list=too_many))
     assert res.status == "Failed"
-    assert (await cp.call(call.GetLocalListVersion())).list_version == 1
+    more = [_entry("ONE-TOO-MANY")]
+    res = await cp.call(call.SendLocalList(list_version=version + 1, update_type="Differential",
+                                           local_authorization_list=more))
+    assert res.status == "Failed", "the list must not grow past LocalAuthListMaxLength"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == version
 
 
 async def test_local_pre_authorize_starts_without_asking_the_csms(

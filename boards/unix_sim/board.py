@@ -56,6 +56,16 @@ class Board:
         }
         if "csms" in a:
             p["csms_url"] = a["csms"]
+        # Security profile and credentials (`borne sim --profile N --auth-key K --ca/--cert/--key
+        # FILE`); certificate files are PEM, read here once.
+        if "profile" in a:
+            p["security_profile"] = int(a["profile"])
+        if "auth-key" in a:
+            p["auth_key"] = a["auth-key"]
+        for arg, key in (("ca", "ca_pem"), ("cert", "cert_pem"), ("key", "key_pem")):
+            if arg in a:
+                with open(a[arg]) as f:
+                    p[key] = f.read()
         return p
 
     async def start(self):

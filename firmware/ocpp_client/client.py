@@ -8,7 +8,7 @@ import time
 import clock
 import log
 from ocpp_client import ws as wsmod
-from ocpp_client import handlers, meterdata
+from ocpp_client import handlers, meterdata, security
 from ocpp_client.auth import Auth
 from ocpp_client.locallist import LocalList
 from ocpp_client.rpc import Rpc, CallError, CallTimeout, Disconnected
@@ -52,6 +52,7 @@ class OcppClient:
         self.auth = Auth(store, config, LocalList(store, config.get("LocalAuthListMaxLength")))
         self.auth.remote = self._authorize_remote
         self.rpc = Rpc(handlers.build(self))
+        self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.known_actions = handlers.UNSUPPORTED
         self.rpc.after_reply = self._after_reply
         self.connected = False
@@ -284,16 +285,6 @@ class OcppClient:
             log.warn(_TAG, "%s not sent: %s", action, _why(e))
 
     # -- connection ------------------------------------------------------------------------
-    def _auth_header(self):
-        import binascii
-
-        prof = self.settings.get("security_profile", 0)
-        key = self.settings.get("auth_key", "")
-        if prof in (1, 2) and key:
-            tok = binascii.b2a_base64(("%s:%s" % (self.settings["cp_id"], key)).encode())[:-1]
-            return "Basic " + tok.decode()
-        return None
-
     def _route(self):
         return getattr(self.board, "route", None)
 
@@ -307,8 +298,9 @@ class OcppClient:
                 await asyncio.sleep(30)
                 continue
             try:
+                auth, tls = security.connect_args(self.settings, url, self.board)
                 ws = await wsmod.connect(
-                    url, self.settings["cp_id"], auth=self._auth_header(), route=self._route()
+                    url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route()
                 )
             except Exception as e:
                 attempt += 1

@@ -54,7 +54,9 @@ KEYS = {
     "WebSocketPingInterval": ("i", 30, "w"),
     "LocalAuthListEnabled": ("b", True, "w"),
     "LocalAuthListMaxLength": ("i", 1000, "r"),
-    "SendLocalListMaxLength": ("i", 1000, "r"),
+    # One SendLocalList must fit a WebSocket message (16 KiB): 200 entries. The list itself holds
+    # 1,000 (several updates). Streaming large messages to flash would lift this.
+    "SendLocalListMaxLength": ("i", 200, "r"),
     "ReserveConnectorZeroSupported": ("b", False, "r"),
     "ChargeProfileMaxStackLevel": ("i", 8, "r"),
     "ChargingScheduleAllowedChargingRateUnit": ("l", "Current,Power", "r"),

@@ -1,16 +1,22 @@
 # OCPP-J RPC framing: CALL [2,id,action,payload], CALLRESULT [3,id,payload],
 # CALLERROR [4,id,code,description,details]. At most one outstanding CALL of ours; the CSMS's
-# calls are answered while we wait.
+# calls are answered while we wait. Every incoming CALL is checked against the 1.6 rules
+# (validate.py) before its handler runs, and every malformed frame gets the spec's reaction and a
+# log line; nothing the CSMS sends can end the session except a broken transport.
 import asyncio
 import json
 import os
 import binascii
 
 import log
+from ocpp_client.ws import WsError, WsTooBig
 
 CALL = const(2)
 RESULT = const(3)
 ERROR = const(4)
+MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
+_NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
+_FORMATION = "FormationViolation"
 _TAG = "rpc"
 
 
@@ -39,11 +45,55 @@ class Reject(Exception):
         self.description = description
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def sniff(raw):
+    # (message type, id) read from the start of a frame that may not parse (truncated, oversize,
+    # broken JSON): '[2, "abc", ...' -> (2, "abc"). Either is None when it cannot be read.
+    b = bytes(raw[:80]) if not isinstance(raw, str) else raw[:80].encode()
+    n = len(b)
+    i = 0
+
+    def skip(i):
+        while i < n and b[i] in b" \t\r\n":
+            i += 1
+        return i
+
+    i = skip(i)
+    if i >= n or b[i] != 0x5B:  # [
+        return None, None
+    i = skip(i + 1)
+    j = i
+    while i < n and 0x30 <= b[i] <= 0x39:
+        i += 1
+    if i == j or i - j > 3:
+        return None, None
+    kind = int(b[j:i])
+    i = skip(i)
+    if i >= n or b[i] != 0x2C:  # ,
+        return kind, None
+    i = skip(i + 1)
+    if i >= n or b[i] != 0x22:  # "
+        return kind, None
+    j = i + 1
+    k = b.find(b'"', j)
+    if k < 0 or k == j or k - j > MAX_ID:
+        return kind, None
+    mid = b[j:k]
+    for c in mid:
+        if c < 0x20 or c == 0x5C or c > 0x7E:  # control, backslash (escapes) or non-ASCII
+            return kind, None
+    return kind, mid.decode()
+
+
 class Rpc:
-    def __init__(self, handlers, max_id=36):
+    def __init__(self, handlers, max_id=MAX_ID):
         # handlers: action -> async fn(payload) -> response payload (dict)
         self.handlers = handlers
-        self.known_actions = ()  # actions of the spec we do not support -> NotSupported
+        self.known_actions = ()  # extra names answered NotSupported (the spec's are in rules.py)
+        self.timeout_ms = 30000  # how long a CALL of ours waits for its answer
         self.ws = None
         self._prefix = binascii.hexlify(os.urandom(4)).decode()
         self._n = 0
@@ -55,10 +105,11 @@ class Rpc:
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
 
     def _next_id(self):
-        self._n += 1
+        # Unique per boot (random prefix) and within a boot (counter): "1a2b3c4d-17", <= 28 chars.
+        self._n = self._n + 1 if self._n < 999999999 else 1
         return "%s-%d" % (self._prefix, self._n)
 
-    async def call(self, action, payload, timeout_ms=30000, on_result=None):
+    async def call(self, action, payload, timeout_ms=None, on_result=None):
         # on_result(payload) runs the moment the CALLRESULT is read, before any later frame from
         # the CSMS is handled (a RemoteStop right after a StartTransaction.conf must see its id).
         async with self._lock:
@@ -71,10 +122,16 @@ class Rpc:
             self._answer = None
             self._event.clear()
             try:
-                await ws.send(json.dumps([CALL, mid, action, payload]))
                 try:
-                    await asyncio.wait_for_ms(self._event.wait(), timeout_ms)
+                    await ws.send(json.dumps([CALL, mid, action, payload]))
+                except (OSError, WsError) as e:
+                    log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
+                    raise Disconnected()
+                try:
+                    await asyncio.wait_for_ms(self._event.wait(), timeout_ms or self.timeout_ms)
                 except asyncio.TimeoutError:
+                    log.warn(_TAG, "%s %s: no answer within %d ms", action, mid,
+                             timeout_ms or self.timeout_ms)
                     raise CallTimeout(action)
             finally:
                 self._pending_id = None
@@ -93,12 +150,23 @@ class Rpc:
             self._event.set()
 
     async def serve(self, ws):
-        # Reads frames until the socket fails; returns the exception that ended it.
+        # Reads frames until the transport fails; returns the exception that ended it. Bad frames
+        # never end it: each is answered or logged, and the next one is read.
         self.ws = ws
+        recv = getattr(ws, "recv_msg", None) or ws.recv
         try:
             while True:
-                raw = await ws.recv()
-                await self._dispatch(raw)
+                try:
+                    raw = await recv()
+                except WsTooBig as e:
+                    await self._too_big(e)
+                    continue
+                try:
+                    await self._dispatch(raw)
+                except (OSError, WsError):
+                    raise  # the transport failed while answering
+                except Exception as e:
+                    log.exc(_TAG, "frame handling failed (%d bytes)" % len(raw), e)
         except Exception as e:
             return e
         finally:
@@ -109,61 +177,104 @@ class Rpc:
         if ws is not None:
             await ws.send(json.dumps(frame))
 
+    async def _error(self, mid, code, description):
+        await self._reply([ERROR, mid or _NO_ID, code, description, {}])
+
+    async def _too_big(self, e):
+        kind, mid = sniff(e.head)
+        log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
+                 e.size, e.limit, kind, mid)
+        if kind == CALL and mid:
+            await self._error(mid, _FORMATION,
+                              "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))
+
+    async def _garbage(self, raw, why):
+        # A frame that does not parse: answer the CALL it seems to be, if any.
+        kind, mid = sniff(raw)
+        if kind in (RESULT, ERROR):
+            log.warn(_TAG, "answer %s is %s: ignored", mid, why)
+            return
+        log.warn(_TAG, "frame (%d bytes, id %s) is %s: FormationViolation", len(raw), mid, why)
+        await self._error(mid, _FORMATION, "frame is " + why)
+
     async def _dispatch(self, raw):
         try:
             msg = json.loads(raw)
-        except Exception:
-            log.warn(_TAG, "frame is not JSON (%d bytes): ignored", len(raw))
-            return await self._error_for_garbage(raw)
-        if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[1], str):
-            log.warn(_TAG, "frame is not an OCPP-J message array: %s", raw[:80])
-            mid = msg[1] if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str) else ""
-            return await self._reply([ERROR, mid, "FormationViolation", "not an OCPP-J message", {}])
-        kind, mid = msg[0], msg[1]
+        except MemoryError:
+            import gc
+
+            gc.collect()
+            kind, mid = sniff(raw)
+            log.warn(_TAG, "no memory to parse a frame of %d bytes (id %s)", len(raw), mid)
+            if kind == CALL:
+                await self._error(mid, "InternalError", "out of memory")
+            return
+        except ValueError:  # UnicodeError is a ValueError too
+            return await self._garbage(raw, "not valid JSON")
+        if not isinstance(msg, list) or not msg:
+            return await self._garbage(raw, "not an OCPP-J message array")
+        kind = msg[0]
+        if not _is_int(kind) or kind not in (CALL, RESULT, ERROR):
+            # OCPP-J 1.6 section 4.1.3: a message type not in the list is ignored.
+            log.warn(_TAG, "unknown message type %r: ignored", kind)
+            return
+        mid = msg[1] if len(msg) > 1 else None
+        if not isinstance(mid, str) or not 0 < len(mid) <= MAX_ID:
+            if kind == CALL:
+                log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
+                return await self._error(None, _FORMATION, "bad message id")
+            log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
+            return
         if kind == CALL:
             return await self._incoming(msg)
-        if kind in (RESULT, ERROR):
-            if mid != self._pending_id:
-                log.warn(_TAG, "answer with unknown id %s: ignored", mid)
-                return
-            if (kind == RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
-                kind == ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
-            ):
-                log.warn(_TAG, "malformed answer to %s: ignored", mid)
-                return
-            self._answer = msg
-            self._pending_id = None
-            if kind == RESULT and self._on_result is not None:
-                try:
-                    self._on_result(msg[2])
-                except Exception as e:
-                    log.exc(_TAG, "result hook", e)
-            self._event.set()
+        if mid != self._pending_id:
+            log.warn(_TAG, "answer with unknown id %s: ignored", mid)
             return
-        log.warn(_TAG, "unknown message type %r", kind)
-        await self._reply([ERROR, mid, "ProtocolError", "unknown message type", {}])
-
-    async def _error_for_garbage(self, raw):
-        # A CALLERROR needs an id; unparsable frames have none we can trust, so we answer with "".
-        await self._reply([ERROR, "", "FormationViolation", "frame is not valid JSON", {}])
+        if (kind == RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
+            kind == ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
+        ):
+            log.warn(_TAG, "malformed answer to %s: ignored", mid)
+            return
+        self._answer = msg
+        self._pending_id = None
+        if kind == RESULT and self._on_result is not None:
+            try:
+                self._on_result(msg[2])
+            except Exception as e:
+                log.exc(_TAG, "result hook", e)
+        self._event.set()
 
     async def _incoming(self, msg):
         mid = msg[1]
-        if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
-            return await self._reply([ERROR, mid, "FormationViolation", "CALL must be [2,id,action,{}]", {}])
+        if len(msg) < 4:
+            log.warn(_TAG, "CALL %s is incomplete: ProtocolError", mid)
+            return await self._error(mid, "ProtocolError", "CALL must be [2,id,action,{payload}]")
+        if len(msg) > 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
+            log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
+            return await self._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
         action, payload = msg[2], msg[3]
+        from ocpp_client import validate  # loaded with the first CALL the CSMS sends
+
         h = self.handlers.get(action)
+        if h is None and not validate.known(action) and action not in self.known_actions:
+            log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)
+            return await self._error(mid, "NotImplemented", "unknown action")
+        bad = validate.check(action, payload)
+        if bad is not None:
+            log.warn(_TAG, "%s %s: %s (%s)", action, mid, bad[0], bad[1])
+            return await self._error(mid, bad[0], bad[1])
         if h is None:
-            code = "NotSupported" if action in self.known_actions else "NotImplemented"
-            log.info(_TAG, "%s %s", code, action)
-            return await self._reply([ERROR, mid, code, "%s is not %s" % (action, "supported" if code == "NotSupported" else "implemented"), {}])
+            log.info(_TAG, "%s %s: NotSupported", action, mid)
+            return await self._error(mid, "NotSupported", "%s is not supported" % action)
         try:
             res = await h(payload)
+            if not isinstance(res, dict):
+                raise TypeError("handler returned %s" % type(res).__name__)
         except Reject as e:
-            return await self._reply([ERROR, mid, e.code, e.description, {}])
+            return await self._error(mid, e.code, e.description)
         except Exception as e:
             log.exc(_TAG, "handler for %s failed" % action, e)
-            return await self._reply([ERROR, mid, "InternalError", "handler failed", {}])
+            return await self._error(mid, "InternalError", "handler failed")
         await self._reply([RESULT, mid, res])
         if self.after_reply is not None:
             try:

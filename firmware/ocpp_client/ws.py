@@ -1,6 +1,12 @@
 # WebSocket client (RFC 6455) on MicroPython asyncio streams, for OCPP-J.
-# Text frames only for the application; ping/pong and close handled here. Client frames are
-# masked in place by a native (viper) loop, so masking costs no per-byte Python work.
+# Text messages for the application; ping/pong, close and fragmentation handled here.
+#
+# Memory: messages are assembled with readinto on memoryviews in one preallocated receive buffer
+# (RX_SIZE, grown up to `max_size` only if a longer message comes; kept across reconnects);
+# frames go out through one preallocated send buffer, masked in place by a native (viper) loop,
+# so masking costs no per-byte Python work.
+# A message over `max_size` is read to its end and dropped (WsTooBig, the connection lives on);
+# only past _DISCARD_MAX, or on a protocol violation, is the connection failed.
 import asyncio
 import binascii
 import hashlib
@@ -18,6 +24,10 @@ OP_PING = const(9)
 OP_PONG = const(10)
 _MAX_HEADERS = const(32)
 _MAX_HEADER_LINE = const(512)
+_HEAD_KEEP = const(80)  # bytes of an oversize message kept so the RPC layer can name it
+_DISCARD_MAX = const(1048576)  # an oversize message longer than this fails the connection
+RX_SIZE = const(2048)  # receive buffer to start with; it grows (up to max_size) when needed
+TX_SIZE = const(1024)  # preallocated send buffer; larger frames allocate their own
 
 
 class WsError(Exception):
@@ -26,6 +36,15 @@ class WsError(Exception):
 
 class WsClosed(WsError):
     pass
+
+
+class WsTooBig(WsError):
+    # A message over the size limit was read to its end and dropped; the connection is intact.
+    def __init__(self, size, limit, head):
+        super().__init__("message of %d bytes over the %d-byte limit" % (size, limit))
+        self.size = size
+        self.limit = limit
+        self.head = head  # its first bytes (which name the message: '[2,"id",...')
 
 
 try:
@@ -41,8 +60,8 @@ except Exception:  # a port without the native emitter: whole-buffer integer XOR
 
     def _mask(buf, n, key):
         k = (bytes(key) * ((n >> 2) + 1))[:n]
-        x = int.from_bytes(buf, "big") ^ int.from_bytes(k, "big")
-        buf[:] = x.to_bytes(n, "big")
+        x = int.from_bytes(bytes(buf[:n]), "big") ^ int.from_bytes(k, "big")
+        buf[:n] = x.to_bytes(n, "big")
 
 
 def apply_mask(buf, key):
@@ -50,11 +69,18 @@ def apply_mask(buf, key):
     _mask(buf, len(buf), key)
 
 
+# The buffers of the last connection, kept for the next one (a long-running charger then never
+# needs fresh blocks on a fragmented heap). One connection at a time, so one of each.
+_spare_rx = None
+_spare_tx = None
+
+
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 
 def quote(s):
-    # Percent-encoding of one path segment (RFC 3986 unreserved characters kept).
+    # Percent-encoding of one path segment: RFC 3986 unreserved characters kept, every other
+    # UTF-8 byte as %XX (so "/", "%", "?", "#", spaces and non-ASCII cannot change the URL).
     out = []
     for c in s.encode():
         if c in _UNRESERVED:
@@ -93,114 +119,207 @@ def parse_url(url):
     return secure, host, port, path
 
 
+def _close_stream(w):
+    # MicroPython's StreamWriter.close() does nothing: close the socket under it.
+    try:
+        s = getattr(w, "s", None)
+        if s is not None:
+            s.close()
+        else:
+            w.close()
+    except Exception:
+        pass
+
+
 class WebSocket:
-    # One connection. `recv()` returns the next text message (str); `send(str)` sends one.
+    # One connection. `recv_msg()` returns the next message as a memoryview of the receive buffer
+    # (valid until the next call); `recv()` the same as a str; `send(str)` sends one text message.
     def __init__(self, reader, writer, max_size):
+        if max_size < 256:
+            raise ValueError("max_size under 256 bytes")
         self.r = reader
         self.w = writer
         self.max_size = max_size
         self.closed = False
-        self.last_rx_ms = 0
-        self._hdr = bytearray(14)
-        self._key = bytearray(4)
+        self.last_rx_ms = _ticks()
+        global _spare_rx, _spare_tx
+        self._rx = _spare_rx or bytearray(RX_SIZE)
+        self._rxv = memoryview(self._rx)
+        self._tx = _spare_tx or bytearray(TX_SIZE)
+        _spare_rx = _spare_tx = None
+        self._h = bytearray(8)
+        self._hv = memoryview(self._h)
+        self._ctl = bytearray(125)
+        self._ctlv = memoryview(self._ctl)
         self._wlock = asyncio.Lock()
 
-    async def _read_exact(self, n):
-        b = await self.r.readexactly(n)
-        if len(b) != n:
-            raise WsClosed("connection closed mid-frame")
-        return b
+    # -- receiving -----------------------------------------------------------------------
+    async def _fill(self, mv):
+        # Fill mv completely from the stream.
+        n = len(mv)
+        got = 0
+        while got < n:
+            k = await self.r.readinto(mv[got:] if got else mv)
+            if k is None:
+                continue  # TLS: a record with no application data yet
+            if not k:
+                raise WsClosed("connection closed mid-frame (%d of %d bytes)" % (got, n))
+            got += k
 
-    async def _frame(self):
-        h = await self._read_exact(2)
-        fin = h[0] & 0x80
-        if h[0] & 0x70:
-            raise WsError("reserved bits set")
-        op = h[0] & 0x0F
-        if h[1] & 0x80:
-            raise WsError("server frames must not be masked")
-        n = h[1] & 0x7F
+    async def _skip(self, n):
+        # Read and drop n bytes, using the receive buffer past the kept head as scratch.
+        scratch = self._rxv[_HEAD_KEEP:]
+        while n > 0:
+            k = n if n < len(scratch) else len(scratch)
+            await self._fill(scratch[:k])
+            n -= k
+
+    async def _fail(self, code, why):
+        # A protocol violation: close with `code` (best effort) and raise.
+        if not self.closed:
+            self.closed = True
+            try:
+                await asyncio.wait_for_ms(self._send_frame(OP_CLOSE, struct.pack("!H", code)), 500)
+            except Exception:
+                pass
+        raise WsError(why)
+
+    async def _head(self):
+        # -> (fin, opcode, payload length) of the next frame.
+        h = self._h
+        await self._fill(self._hv[:2])
+        self.last_rx_ms = _ticks()
+        b0 = h[0]
+        b1 = h[1]
+        if b0 & 0x70:
+            await self._fail(1002, "reserved bits set")
+        if b1 & 0x80:
+            await self._fail(1002, "server frames must not be masked")
+        n = b1 & 0x7F
         if n == 126:
-            n = struct.unpack("!H", await self._read_exact(2))[0]
+            await self._fill(self._hv[:2])
+            n = h[0] << 8 | h[1]
         elif n == 127:
-            n = struct.unpack("!Q", await self._read_exact(8))[0]
-        if n > self.max_size:
-            raise WsError("frame of %d bytes over the %d limit" % (n, self.max_size))
-        data = await self._read_exact(n) if n else b""
-        return fin, op, data
+            await self._fill(self._hv[:8])
+            if h[0] & 0x80:
+                await self._fail(1002, "bad frame length")
+            n = struct.unpack("!Q", h)[0]
+        return b0 & 0x80, b0 & 0x0F, n
 
-    async def recv(self):
-        # Next complete text message; answers pings, follows fragmentation; raises WsClosed.
-        parts = None
-        size = 0
-        while True:
-            fin, op, data = await self._frame()
-            self.last_rx_ms = _ticks()
-            if op == OP_PING:
-                await self._send_frame(OP_PONG, data)
-                continue
-            if op == OP_PONG:
-                continue
-            if op == OP_CLOSE:
-                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-                if not self.closed:
-                    try:
-                        await self._send_frame(OP_CLOSE, struct.pack("!H", 1000))
-                    except Exception:
-                        pass
+    async def _control(self, op, n, fin):
+        if n > 125 or not fin:
+            await self._fail(1002, "control frame fragmented or over 125 bytes")
+        data = self._ctlv[:n]
+        await self._fill(data)
+        if op == OP_PING:
+            await self._send_frame(OP_PONG, data)
+        elif op == OP_CLOSE:
+            if n == 1:
+                await self._fail(1002, "close frame with a 1-byte body")
+            code = self._ctl[0] << 8 | self._ctl[1] if n >= 2 else 1005
+            if not self.closed:
                 self.closed = True
-                raise WsClosed("closed by peer (%d)" % code)
-            if op in (OP_TEXT, OP_BIN):
-                if parts is not None:
-                    raise WsError("new message inside a fragmented one")
-                if fin:
-                    return data.decode() if op == OP_TEXT else data
-                parts = [data]
-                size = len(data)
-                first = op
+                try:
+                    reply = struct.pack("!H", code) if n >= 2 else b""
+                    await asyncio.wait_for_ms(self._send_frame(OP_CLOSE, reply), 500)
+                except Exception:
+                    pass
+            reason = bytes(data[2:]).decode("utf-8", "replace") if n > 2 else ""
+            raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
+        elif op != OP_PONG:
+            await self._fail(1002, "unknown control opcode %d" % op)
+
+    def _grow(self, keep, need):
+        # A message longer than the receive buffer (still within max_size): a bigger buffer,
+        # kept from now on. Rare: OCPP messages are mostly well under RX_SIZE.
+        n = min(self.max_size, max(need, 2 * len(self._rx)))
+        buf = bytearray(n)
+        buf[:keep] = self._rxv[:keep]
+        self._rx = buf
+        self._rxv = memoryview(buf)
+
+    async def recv_msg(self):
+        # The next complete message (text or binary) as a memoryview into the receive buffer.
+        # Pings are answered and fragments joined on the way. Raises WsTooBig for a dropped
+        # oversize message (the connection is fine), WsClosed/WsError when it is not.
+        size = 0
+        first = -1  # opcode of the message being assembled
+        over = 0  # > 0: length so far of an oversize message being dropped
+        while True:
+            fin, op, n = await self._head()
+            if op >= 8:
+                await self._control(op, n, fin)
                 continue
             if op == OP_CONT:
-                if parts is None:
-                    raise WsError("continuation without a start")
-                size += len(data)
-                if size > self.max_size:
-                    raise WsError("message over the %d limit" % self.max_size)
-                parts.append(data)
+                if first < 0:
+                    await self._fail(1002, "continuation frame without a message")
+            elif op == OP_TEXT or op == OP_BIN:
+                if first >= 0:
+                    await self._fail(1002, "new message inside a fragmented one")
+                first = op
+            else:
+                await self._fail(1002, "unknown opcode %d" % op)
+            if over or size + n > self.max_size:
+                over = (over or size) + n
+                if over > _DISCARD_MAX:
+                    await self._fail(1009, "message over %d bytes" % _DISCARD_MAX)
+                keep = min(n, _HEAD_KEEP - size) if size < _HEAD_KEEP else 0
+                if keep:
+                    await self._fill(self._rxv[size : size + keep])
+                    size += keep
+                await self._skip(n - keep)
                 if fin:
-                    msg = b"".join(parts)
-                    return msg.decode() if first == OP_TEXT else msg
+                    raise WsTooBig(over, self.max_size, bytes(self._rxv[: min(size, _HEAD_KEEP)]))
                 continue
-            raise WsError("unknown opcode %d" % op)
+            if size + n > len(self._rx):
+                self._grow(size, size + n)
+            if n:
+                await self._fill(self._rxv[size : size + n])
+            size += n
+            if fin:
+                return self._rxv[:size]
 
+    async def recv(self):
+        # The next message as a str (text) or bytes (binary); see recv_msg.
+        return str(await self.recv_msg(), "utf-8")
+
+    # -- sending -------------------------------------------------------------------------
     async def _send_frame(self, op, payload):
-        n = len(payload)
-        h = self._hdr
-        h[0] = 0x80 | op
-        if n < 126:
-            h[1] = 0x80 | n
-            hl = 2
-        elif n < 65536:
-            h[1] = 0x80 | 126
-            struct.pack_into("!H", h, 2, n)
-            hl = 4
-        else:
-            h[1] = 0x80 | 127
-            struct.pack_into("!Q", h, 2, n)
-            hl = 10
-        key = os.urandom(4)
-        h[hl : hl + 4] = key
-        hl += 4
-        buf = bytearray(payload)
-        _mask(buf, n, key)
+        # payload: str (its UTF-8 bytes are read in place), bytes, bytearray or memoryview.
+        pv = memoryview(payload)
+        n = len(pv)
         async with self._wlock:
-            self.w.write(h[:hl])
-            self.w.write(buf)
+            buf = self._tx
+            if buf is None:
+                raise WsClosed("send on a closed socket")
+            if n + 14 > len(buf):
+                buf = bytearray(n + 14)
+            buf[0] = 0x80 | op
+            if n < 126:
+                buf[1] = 0x80 | n
+                hl = 2
+            elif n < 65536:
+                buf[1] = 0x80 | 126
+                struct.pack_into("!H", buf, 2, n)
+                hl = 4
+            else:
+                buf[1] = 0x80 | 127
+                struct.pack_into("!Q", buf, 2, n)
+                hl = 10
+            key = os.urandom(4)
+            bv = memoryview(buf)
+            bv[hl : hl + 4] = key
+            hl += 4
+            body = bv[hl : hl + n]
+            body[:] = pv
+            _mask(body, n, key)
+            self.w.write(bv[: hl + n])
             await self.w.drain()
 
     async def send(self, text):
         if self.closed:
             raise WsClosed("send on a closed socket")
-        await self._send_frame(OP_TEXT, text.encode() if isinstance(text, str) else text)
+        await self._send_frame(OP_TEXT, text)
 
     async def ping(self, data=b""):
         await self._send_frame(OP_PING, data)
@@ -215,11 +334,13 @@ class WebSocket:
         self.abort()
 
     def abort(self):
+        # Drop the connection at once; the buffers go back to the pool for the next one.
         self.closed = True
-        try:
-            self.w.close()
-        except Exception:
-            pass
+        _close_stream(self.w)
+        global _spare_rx, _spare_tx
+        if self._rx is not None:
+            _spare_rx, _spare_tx = self._rx, self._tx
+            self._rx = self._tx = None
 
 
 def _ticks():
@@ -240,9 +361,9 @@ async def _readline(r):
 async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, timeout_ms=10000,
                   max_size=16384, route=None):
     # Opens the socket, performs the handshake, checks the accept key and the subprotocol.
-    # `auth` is the ready "Basic ..." header value or None; `route(host, port)` may redirect the
-    # TCP connection (the board's network) while TLS and Host keep the URL's host.
-    # Raises WsError/OSError on failure.
+    # `auth` is the ready "Basic ..." header value or None; `ssl_ctx` the TLS context for wss://
+    # (security.tls_context); `route(host, port)` may redirect the TCP connection (the board's
+    # network) while TLS and Host keep the URL's host. Raises WsError/OSError/ValueError.
     secure, host, port, path = parse_url(url)
     if secure and ssl_ctx is None:
         raise WsError("wss:// needs a TLS context")
@@ -257,8 +378,9 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
     r, w = await asyncio.wait_for_ms(coro, timeout_ms)
     try:
         key = binascii.b2a_base64(os.urandom(16))[:-1]
+        hosthdr = ("[%s]" % host) if ":" in host else host
         req = [
-            b"GET ", path.encode(), b" HTTP/1.1\r\nHost: ", host.encode(),
+            b"GET ", path.encode(), b" HTTP/1.1\r\nHost: ", hosthdr.encode(),
             b":%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " % port, key,
             b"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ", subprotocol.encode(),
             b"\r\n",
@@ -266,12 +388,14 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         if auth:
             req.append(b"Authorization: " + auth.encode() + b"\r\n")
         req.append(b"\r\n")
-        w.write(b"".join(req))
+        w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
         await asyncio.wait_for_ms(w.drain(), timeout_ms)
         status = await asyncio.wait_for_ms(_readline(r), timeout_ms)
         parts = status.split(None, 2)
         if len(parts) < 2 or parts[1] != b"101":
             code = parts[1].decode() if len(parts) > 1 else "?"
+            if code == "401":
+                raise WsError("handshake refused: HTTP 401 (the CSMS did not accept our credentials)")
             raise WsError("handshake refused: HTTP %s" % code)
         headers = {}
         for _ in range(_MAX_HEADERS):
@@ -282,15 +406,26 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
             headers[k.strip().lower()] = v.strip()
         else:
             raise WsError("too many handshake headers")
+        if headers.get(b"upgrade", b"").lower() != b"websocket" or b"upgrade" not in (
+            headers.get(b"connection", b"").lower()
+        ):
+            raise WsError("server did not upgrade to websocket")
         want = binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
         if headers.get(b"sec-websocket-accept") != want:
             raise WsError("bad Sec-WebSocket-Accept")
         proto = headers.get(b"sec-websocket-protocol", b"").decode()
         if proto != subprotocol:
             raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))
-    except BaseException:
-        w.close()
+    except BaseException as e:
+        _close_stream(w)
+        if secure and (isinstance(e, ValueError) or (isinstance(e, OSError) and _mbedtls(e))):
+            # mbedTLS: a failed certificate check (ValueError with the reasons, one per line) or
+            # a TLS alert (OSError with a negative code)
+            raise WsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
         raise
-    ws = WebSocket(r, w, max_size)
-    ws.last_rx_ms = _ticks()
-    return ws
+    return WebSocket(r, w, max_size)
+
+
+def _mbedtls(e):
+    a = e.args[0] if e.args else 0
+    return isinstance(a, int) and a < 0

@@ -9,11 +9,15 @@ message or change how the CSMS answers.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import itertools
 import json
 import logging
+import ssl
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,14 +81,20 @@ class _Recorder:
         self.checker = FrameChecker()
 
     async def recv(self) -> str:
-        raw = await self.conn.recv()
-        text = raw if isinstance(raw, str) else raw.decode(errors="replace")
-        problems = self.checker.incoming(raw)
-        for p in problems:
-            log.error("%s sent an invalid frame: %s", self.cp_id, p)
-        self.csms.violations += [f"{self.cp_id}: {p}" for p in problems]
-        self.csms._record(Frame(self.cp_id, "in", text, _loads(text)))
-        return text
+        while True:
+            raw = await self.conn.recv()
+            text = raw if isinstance(raw, str) else raw.decode(errors="replace")
+            problems = self.checker.incoming(raw)
+            for p in problems:
+                log.error("%s sent an invalid frame: %s", self.cp_id, p)
+            self.csms.violations += [f"{self.cp_id}: {p}" for p in problems]
+            frame = Frame(self.cp_id, "in", text, _loads(text))
+            self.csms._record(frame)
+            action = frame.action
+            if action and self.csms.unanswered.get(action, 0) > 0:
+                self.csms.unanswered[action] -= 1  # a CSMS that never answers this one
+                continue
+            return text
 
     async def send(self, raw: str) -> None:
         self.checker.outgoing(raw)
@@ -185,12 +195,46 @@ class CentralChargePoint(ChargePoint):
         )
 
 
-class Csms:
-    """The server. `await start()` returns its ws:// base URL; charge points append their id."""
+def _cp_id(path: str) -> str:
+    """The charge point id: the last segment of the request path, percent-decoded."""
+    return urllib.parse.unquote(path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
 
-    def __init__(self, heartbeat_interval: int = 300, accept_ids: set[str] | None = None) -> None:
+
+def _basic_user(header: str) -> tuple[str, str] | None:
+    """(user, password) of an HTTP Basic Authorization header, or None."""
+    if not header.startswith("Basic "):
+        return None
+    try:
+        user, sep, pw = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, pw) if sep else None
+
+
+class Csms:
+    """The server. `await start()` returns its ws:// (or, with TLS, wss://) base URL; charge
+    points append their id.
+
+    Security profiles: `basic_auth` (charge point id -> AuthorizationKey) makes every connection
+    present HTTP Basic `id:key` (profiles 1 and 2); `start(ssl=...)` serves TLS (2 and 3); with
+    `client_cert_cn` the client certificate's common name must be the charge point id (3).
+    """
+
+    def __init__(
+        self,
+        heartbeat_interval: int = 300,
+        accept_ids: set[str] | None = None,
+        basic_auth: dict[str, str] | None = None,
+        client_cert_cn: bool = False,
+    ) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.accept_ids = accept_ids
+        self.basic_auth = basic_auth
+        self.client_cert_cn = client_cert_cn
+        self.auth_results: list[tuple[str, bool]] = []  # (charge point id, credentials ok)
+        self.client_cns: list[str] = []  # common names of the client certificates seen
+        self.unanswered: dict[str, int] = {}  # action -> how many next CALLs get no answer
+        self.links: dict[str, _Recorder] = {}
         self.responders: dict[str, Responder] = {}
         self.frames: list[Frame] = []
         self.violations: list[str] = []
@@ -211,16 +255,25 @@ class Csms:
         else:
             self.responders[action] = fn
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        url_host: str | None = None,
+    ) -> str:
+        """Listen on host:port; the URL names `url_host` (for TLS: the certificate's name)."""
         self._server = await serve(
             self._handler,
             host,
             port,
             subprotocols=["ocpp1.6"],  # type: ignore[list-item]
             process_request=self._check_request,
+            ssl=ssl_context,
         )
         sock = next(iter(self._server.sockets))
-        self.url = f"ws://{host}:{sock.getsockname()[1]}/ocpp"
+        scheme = "wss" if ssl_context else "ws"
+        self.url = f"{scheme}://{url_host or host}:{sock.getsockname()[1]}/ocpp"
         return self.url
 
     async def stop(self) -> None:
@@ -233,22 +286,42 @@ class Csms:
         protos = request.headers.get("Sec-WebSocket-Protocol", "")
         if "ocpp1.6" not in [p.strip() for p in protos.split(",")]:
             return conn.respond(400, "subprotocol ocpp1.6 required\n")
+        if self.basic_auth is not None:
+            cp_id = _cp_id(request.path)
+            cred = _basic_user(request.headers.get("Authorization", ""))
+            ok = cred is not None and cred[0] == cp_id and self.basic_auth.get(cp_id) == cred[1]
+            self.auth_results.append((cp_id, ok))
+            if not ok:
+                log.warning("%s: bad or missing HTTP Basic credentials", cp_id)
+                response = conn.respond(401, "bad or missing credentials\n")
+                response.headers["WWW-Authenticate"] = 'Basic realm="ocpp"'
+                return response
         return None
 
     async def _handler(self, conn: ServerConnection) -> None:
-        cp_id = (conn.request.path if conn.request else "").rstrip("/").rsplit("/", 1)[-1]
+        cp_id = _cp_id(conn.request.path if conn.request else "")
         if self.accept_ids is not None and cp_id not in self.accept_ids:
             await conn.close(1008, "unknown charge point")
             return
+        if self.client_cert_cn:
+            cert = conn.transport.get_extra_info("peercert") or {}
+            cns = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+            self.client_cns += cns
+            if cns != [cp_id]:
+                log.warning("%s: client certificate names %s", cp_id, cns)
+                await conn.close(1008, "client certificate does not name this charge point")
+                return
         if self.close_at_once > 0:
             self.close_at_once -= 1
             self.connects += 1
             await conn.close(1011, "going away")
             await self._notify()
             return
-        cp = CentralChargePoint(cp_id, _Recorder(self, conn, cp_id))
+        link = _Recorder(self, conn, cp_id)
+        cp = CentralChargePoint(cp_id, link)
         cp.csms = self
         self.charge_points[cp_id] = cp
+        self.links[cp_id] = link
         self.connections[cp_id] = conn
         self.connects += 1
         await self._notify()
@@ -330,3 +403,60 @@ class Csms:
 
         f: Frame = await self.wait_for(find, timeout, f"the answer to {frame.action}")
         return f.msg[2]
+
+    # -- raw frames: what the `ocpp` package would never send -----------------------------------
+    async def send_raw(self, cp_id: str, text: str, expect_id: str | None = None) -> None:
+        """Send one text frame exactly as given. `expect_id`: the id the charger's answer will
+        carry when the frame itself has no readable one (the frame checker then accepts it)."""
+        link = self.links[cp_id]
+        if expect_id is not None:
+            link.checker.pending.setdefault(expect_id, "?")
+        await link.send(text)
+
+    async def wait_answer(
+        self, answer_id: str, after: int = 0, timeout: float = 10, cp_id: str | None = None
+    ) -> Frame:
+        """The first CALLRESULT/CALLERROR the charger sent with `answer_id` (from index `after`)."""
+
+        def find() -> Frame | None:
+            for f in self.frames[after:]:
+                m = f.msg
+                if (f.direction == "in" and isinstance(m, list) and len(m) > 1
+                        and m[0] in (3, 4) and m[1] == answer_id
+                        and (cp_id is None or f.cp_id == cp_id)):
+                    return f
+            return None
+
+        frame: Frame = await self.wait_for(find, timeout, f"an answer with id {answer_id!r}")
+        return frame
+
+    async def call_raw(self, cp_id: str, text: str, answer_id: str, timeout: float = 10) -> Frame:
+        """Send a raw text frame and await the charger's raw answer carrying `answer_id`."""
+        n = len(self.frames)
+        await self.send_raw(cp_id, text, expect_id=answer_id)
+        return await self.wait_answer(answer_id, after=n, timeout=timeout, cp_id=cp_id)
+
+    def write_raw(self, cp_id: str, data: bytes, expect_id: str | None = None) -> None:
+        """Write bytes straight onto the charge point's connection (hand-made WebSocket frames:
+        fragments, pings between them, frames cut short). `expect_id` as for send_raw."""
+        if expect_id is not None:
+            self.links[cp_id].checker.pending.setdefault(expect_id, "?")
+        self.connections[cp_id].transport.write(data)
+
+    def answers(self, cp_id: str | None = None) -> list[Frame]:
+        """CALLRESULTs and CALLERRORs the charge points sent, oldest first."""
+        return [f for f in self.frames if f.direction == "in" and isinstance(f.msg, list)
+                and f.msg[:1] in ([3], [4]) and (cp_id is None or f.cp_id == cp_id)]
+
+
+def ws_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One unmasked server-to-client WebSocket frame (RFC 6455 5.2)."""
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | opcode
+    if n < 126:
+        head = bytes([b0, n])
+    elif n < 65536:
+        head = bytes([b0, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, 127]) + n.to_bytes(8, "big")
+    return head + payload

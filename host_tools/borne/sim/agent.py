@@ -15,6 +15,7 @@ import re
 import signal
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from borne import paths
@@ -22,6 +23,30 @@ from borne import paths
 log = logging.getLogger("borne.sim.agent")
 
 EXIT_RESET = 4
+
+
+@dataclass(frozen=True)
+class Security:
+    """The OCPP security profile the charger is provisioned with, and its credentials.
+
+    1 = ws:// + HTTP Basic (auth_key), 2 = wss:// + HTTP Basic, 3 = wss:// + client certificate.
+    `ca` is the CSMS's root CA (PEM file) every wss:// connection is checked against.
+    """
+
+    profile: int = 0
+    auth_key: str | None = None
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def argv(self) -> list[str]:
+        out = ["--profile", str(self.profile)]
+        if self.auth_key:
+            out += ["--auth-key", self.auth_key]
+        for name, path in (("--ca", self.ca), ("--cert", self.cert), ("--key", self.key)):
+            if path is not None:
+                out += [name, str(Path(path).resolve())]
+        return out
 
 
 class Agent:
@@ -37,6 +62,7 @@ class Agent:
         compiled: Path | None = None,
         log_file: Path | None = None,
         on_line: Callable[[str], None] | None = None,
+        security: Security | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -48,6 +74,7 @@ class Agent:
         self.compiled = compiled  # a `borne build` output folder to run instead of the source
         self.log_file = log_file
         self.on_line = on_line
+        self.security = security
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -70,6 +97,8 @@ class Agent:
             cmd += ["--gate", self.gate_addr]
         if self.diag:
             cmd += ["--diag", "1"]
+        if self.security:
+            cmd += self.security.argv()
         return cmd
 
     async def power_on(self) -> None:

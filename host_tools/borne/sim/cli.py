@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from borne.sim import screen
+from borne.sim.agent import Security
 from borne.sim.simulator import Simulator, check_csms_url, check_flash_dir
 
 DEFAULT_CONTROL_PORT = 7700
@@ -34,7 +35,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="heartbeat interval the embedded CSMS gives")
     p.add_argument("--no-screen", action="store_true",
                    help="print the agent's log instead of the live status screen")
+    p.add_argument("--profile", type=int, choices=(0, 1, 2, 3), default=None,
+                   help="OCPP security profile: 1 ws+Basic, 2 wss+Basic, 3 wss+client cert")
+    p.add_argument("--auth-key", metavar="KEY", help="AuthorizationKey for HTTP Basic (1, 2)")
+    p.add_argument("--ca", type=Path, metavar="PEM", help="the CSMS's root CA (wss:// checks it)")
+    p.add_argument("--cert", type=Path, metavar="PEM", help="client certificate (profile 3)")
+    p.add_argument("--key", type=Path, metavar="PEM", help="client private key (profile 3)")
     p.set_defaults(func=run)
+
+
+def security_from(args: argparse.Namespace) -> Security | None:
+    """The --profile/--auth-key/--ca/--cert/--key options, checked; None when none is given."""
+    given = [args.profile, args.auth_key, args.ca, args.cert, args.key]
+    if all(x is None for x in given):
+        return None
+    for opt, path in (("--ca", args.ca), ("--cert", args.cert), ("--key", args.key)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{opt} {path}: no such file")
+    prof = args.profile or 0
+    if prof in (1, 2) and not args.auth_key:
+        raise ValueError(f"--profile {prof} needs --auth-key")
+    if prof == 3 and (args.cert is None or args.key is None):
+        raise ValueError("--profile 3 needs --cert and --key")
+    return Security(prof, args.auth_key, args.ca, args.cert, args.key)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,12 +67,13 @@ def run(args: argparse.Namespace) -> int:
         flash = check_flash_dir(Path(args.flash))
         if not args.id or len(args.id) > 48:
             raise ValueError("--id must be 1 to 48 characters")
+        security = security_from(args)
     except ValueError as e:
         print(f"borne sim: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
-        asyncio.run(_main(args, flash))
+        asyncio.run(_main(args, flash, security))
     except KeyboardInterrupt:
         pass
     except OSError as e:
@@ -58,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _main(args: argparse.Namespace, flash: Path) -> None:
+async def _main(args: argparse.Namespace, flash: Path, security: Security | None) -> None:
     sim = Simulator(flash, cp_id=args.id, csms_url=args.csms, heapsize=args.heapsize,
-                    phases=args.phases, heartbeat_interval=args.heartbeat)
+                    phases=args.phases, heartbeat_interval=args.heartbeat, security=security)
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()

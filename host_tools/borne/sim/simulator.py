@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from borne.csms import Csms
-from borne.sim.agent import Agent
+from borne.sim.agent import Agent, Security
 from borne.sim.hardware import HW_FAULTS, Hardware
 from borne.sim.netgate import NetGate
 
@@ -64,8 +64,10 @@ class Simulator:
         agent_log: Path | None = None,
         diag: bool = False,
         compiled: Path | None = None,
+        security: Security | None = None,
     ) -> None:
         self.flash = check_flash_dir(flash)
+        self.security = security
         self.cp_id = cp_id
         if csms_url:
             check_csms_url(csms_url)
@@ -101,6 +103,7 @@ class Simulator:
             diag=self.diag,
             compiled=self.compiled,
             log_file=self.agent_log,
+            security=self.security,
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())

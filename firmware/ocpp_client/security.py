@@ -1,0 +1,139 @@
+# Credentials for the CSMS connection, by OCPP security profile (1.6 security whitepaper):
+#   0  no charger authentication (development; wss:// still checks the server)
+#   1  ws:// + HTTP Basic "<cp_id>:<AuthorizationKey>"
+#   2  wss:// + HTTP Basic; the server certificate checked against the CA from the settings
+#   3  wss:// + a client certificate (mutual TLS), no Basic
+# Every wss:// connection requires the server's certificate (CERT_REQUIRED; MicroPython's own
+# default is CERT_NONE) against `ca_pem`, for the URL's host name, and only once the clock is
+# set: a charger that booted at 2000-01-01 would otherwise find every certificate not yet valid.
+# MicroPython's mbedTLS may be built without PEM parsing, so PEM settings are decoded to DER here.
+# Secrets (auth_key, key_pem) are never logged.
+import binascii
+
+import clock
+import log
+
+_TAG = "security"
+CLOCK_FLOOR = const(1735689600)  # 2025-01-01T00:00:00Z: before this, the clock was never set
+
+_ctx_cache = None  # (ca, cert, key) -> context: parse the certificates once, not per reconnect
+
+
+class SecurityError(Exception):
+    pass
+
+
+def pem_to_der(pem, label):
+    # Every "-----BEGIN <label>-----" block of a PEM text, decoded: [bytes]. label may be a
+    # tuple of accepted labels (private keys come as PRIVATE KEY, EC PRIVATE KEY, RSA ...).
+    labels = (label,) if isinstance(label, str) else label
+    out = []
+    i = 0
+    while True:
+        i = pem.find("-----BEGIN ", i)
+        if i < 0:
+            return out
+        j = pem.find("-----", i + 11)
+        if j < 0:
+            return out
+        name = pem[i + 11 : j]
+        end = pem.find("-----END " + name + "-----", j + 5)
+        if end < 0:
+            raise SecurityError("PEM block %s has no END line" % name)
+        if name in labels:
+            body = pem[j + 5 : end]
+            if "Proc-Type" in body:
+                raise SecurityError("encrypted private keys are not supported")
+            try:
+                out.append(binascii.a2b_base64(body.replace("\r", "").replace("\n", "").strip()))
+            except ValueError:
+                raise SecurityError("PEM block %s is not valid base64" % name)
+        i = end + 9
+
+
+def basic_auth(cp_id, key):
+    # The Authorization header value for HTTP Basic "<cp_id>:<key>".
+    if ":" in cp_id:
+        raise SecurityError("a charge point id with ':' cannot use HTTP Basic")
+    tok = binascii.b2a_base64(("%s:%s" % (cp_id, key)).encode())[:-1]
+    return "Basic " + tok.decode()
+
+
+def clock_ok():
+    return clock.synced() or clock.now() >= CLOCK_FLOOR
+
+
+def check_clock(board=None):
+    # Certificates carry validity dates: the clock must be right before they are checked. A
+    # board that can get the time on its own (NTP) is asked first.
+    if clock_ok():
+        return
+    sync = getattr(board, "sync_time", None)
+    if sync is not None:
+        try:
+            sync()
+        except Exception as e:
+            log.exc(_TAG, "time sync", e)
+        if clock_ok():
+            return
+    raise SecurityError("clock not set (%s): cannot check the CSMS certificate" % clock.iso())
+
+
+def tls_context(ca_pem, cert_pem="", key_pem=""):
+    # An SSLContext that requires the server certificate (chain to one of the CAs in ca_pem) and,
+    # with cert_pem/key_pem, presents a client certificate.
+    global _ctx_cache
+    ident = (ca_pem, cert_pem, key_pem)
+    if _ctx_cache is not None and _ctx_cache[0] == ident:
+        return _ctx_cache[1]
+    import ssl
+
+    cas = pem_to_der(ca_pem, "CERTIFICATE")
+    if not cas:
+        raise SecurityError("no CA certificate configured (ca_pem): wss:// cannot be checked")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    for der in cas:
+        try:
+            ctx.load_verify_locations(cadata=der)
+        except (ValueError, OSError) as e:
+            raise SecurityError("CA certificate rejected: %s" % e)
+    if cert_pem or key_pem:
+        certs = pem_to_der(cert_pem, "CERTIFICATE")
+        keys = pem_to_der(key_pem, ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"))
+        if not certs or not keys:
+            raise SecurityError("client certificate or key missing")
+        try:
+            ctx.load_cert_chain(certs[0], keys[0])
+        except (ValueError, OSError) as e:
+            raise SecurityError("client certificate or key rejected: %s" % type(e).__name__)
+    _ctx_cache = (ident, ctx)
+    return ctx
+
+
+def connect_args(settings, url, board=None):
+    # -> (authorization header or None, TLS context or None) for connecting to `url`, checked
+    # against the configured security profile. Raises SecurityError with the reason.
+    prof = settings.get("security_profile", 0)
+    if prof not in (0, 1, 2, 3):
+        raise SecurityError("unknown security profile %r" % (prof,))
+    secure = url.startswith("wss://")
+    if prof >= 2 and not secure:
+        raise SecurityError("security profile %d needs a wss:// CSMS URL" % prof)
+    auth = None
+    if prof in (1, 2):
+        key = settings.get("auth_key", "")
+        if not key:
+            raise SecurityError("security profile %d needs an AuthorizationKey" % prof)
+        auth = basic_auth(settings["cp_id"], key)
+    ctx = None
+    if secure:
+        check_clock(board)
+        cert = key = ""
+        if prof == 3:
+            cert = settings.get("cert_pem", "")
+            key = settings.get("key_pem", "")
+            if not cert or not key:
+                raise SecurityError("security profile 3 needs a client certificate and key")
+        ctx = tls_context(settings.get("ca_pem", ""), cert, key)
+    return auth, ctx

@@ -1,0 +1,196 @@
+# Checks an incoming CALL's payload against the OCPP 1.6 rules (rules.py, generated from the
+# JSON schemas) and names the OCPP-J error code of the first problem found:
+#   field missing                              -> OccurenceConstraintViolation
+#   field of the wrong JSON type               -> TypeConstraintViolation
+#   bad enum value, string too long, out of range, bad date-time/URI, too few items,
+#   number not a multiple of the schema's step -> PropertyConstraintViolation
+#   field the schema does not define           -> FormationViolation (not the action's PDU)
+# The walk follows the rule table, never the payload, so a deep or hostile payload costs no more
+# than the schema's own depth (at most four levels in OCPP 1.6).
+import json
+
+from ocpp_client.rules import RULES, KNOWN
+
+_STR = const(1)
+_INT = const(2)
+_NUM = const(3)
+_BOOL = const(4)
+_DT = const(5)
+_URI = const(6)
+_ENUM = const(7)
+_OBJ = const(8)
+_ARR = const(9)
+_REQ = const(16)
+_MAX_DESC = const(200)
+
+OCCURENCE = "OccurenceConstraintViolation"
+TYPE = "TypeConstraintViolation"
+PROPERTY = "PropertyConstraintViolation"
+FORMATION = "FormationViolation"
+
+
+def rules_for(action):
+    # The field rules of a CSMS -> charge point action (parsed now, dropped after use), or None.
+    for i in range(0, len(RULES), 2):
+        if RULES[i] == action:
+            return json.loads(RULES[i + 1])
+    return None
+
+
+def known(action):
+    # An action of OCPP 1.6 (either direction, security extension included).
+    return " " not in action and (" " + action + " ") in KNOWN
+
+
+def check(action, payload):
+    # -> None when the payload is valid (or the action has no rules), else (code, description).
+    fields = rules_for(action)
+    if fields is None:
+        return None
+    if not isinstance(payload, dict):
+        return FORMATION, "payload of %s is not a JSON object" % action
+    return _obj(fields, payload, "")
+
+
+def _err(code, path, what):
+    d = "%s: %s" % (path or "payload", what)
+    return code, d[:_MAX_DESC]
+
+
+def _obj(fields, obj, path):
+    for k in obj:
+        for f in fields:
+            if f[0] == k:
+                break
+        else:
+            return _err(FORMATION, _join(path, k), "not a field of this message")
+    for name, code, arg in fields:
+        if name not in obj:
+            if code & _REQ:
+                return _err(OCCURENCE, _join(path, name), "required")
+            continue
+        r = _value(code & 15, arg, obj[name], _join(path, name))
+        if r is not None:
+            return r
+    return None
+
+
+def _join(path, name):
+    return path + "." + name if path else name
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _value(kind, arg, v, path):
+    if kind == _STR or kind == _ENUM or kind == _DT or kind == _URI:
+        if not isinstance(v, str):
+            return _err(TYPE, path, "must be a string")
+        if kind == _ENUM:
+            if v not in arg:
+                return _err(PROPERTY, path, "%r is not an allowed value" % v[:40])
+        elif kind == _DT:
+            if not is_datetime(v):
+                return _err(PROPERTY, path, "%r is not an RFC 3339 date-time" % v[:40])
+        elif arg and len(v) > arg:
+            return _err(PROPERTY, path, "longer than %d characters" % arg)
+        if kind == _URI and not is_uri(v):
+            return _err(PROPERTY, path, "not a URI")
+        return None
+    if kind == _INT:
+        if not _is_int(v):
+            return _err(TYPE, path, "must be an integer")
+        if arg is not None:
+            lo, hi = arg
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                return _err(PROPERTY, path, "%d is out of range" % v)
+        return None
+    if kind == _NUM:
+        if not (_is_int(v) or isinstance(v, float)):
+            return _err(TYPE, path, "must be a number")
+        if arg:
+            x = v * arg
+            if abs(x - round(x)) > 1e-6:
+                return _err(PROPERTY, path, "must be a multiple of 1/%d" % arg)
+        return None
+    if kind == _BOOL:
+        if not isinstance(v, bool):
+            return _err(TYPE, path, "must be true or false")
+        return None
+    if kind == _OBJ:
+        if not isinstance(v, dict):
+            return _err(TYPE, path, "must be an object")
+        return _obj(arg, v, path)
+    if kind == _ARR:
+        if not isinstance(v, list):
+            return _err(TYPE, path, "must be an array")
+        if len(v) < arg[0]:
+            return _err(PROPERTY, path, "needs at least %d item(s)" % arg[0])
+        ik, ia = arg[1]
+        for i in range(len(v)):
+            r = _value(ik, ia, v[i], "%s[%d]" % (path, i))
+            if r is not None:
+                return r
+        return None
+    return _err(PROPERTY, path, "no rule")  # a kind this firmware does not know: refuse
+
+
+def _digits(s, a, b):
+    for i in range(a, b):
+        c = s[i]
+        if c < "0" or c > "9":
+            return False
+    return True
+
+
+def is_datetime(s):
+    # RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), "t"/"z" allowed in lower
+    # case (RFC 3339 5.6), real calendar days, seconds up to 60 (a leap second).
+    n = len(s)
+    if n < 20 or s[4] != "-" or s[7] != "-" or s[10] not in "Tt" or s[13] != ":" or s[16] != ":":
+        return False
+    if not (_digits(s, 0, 4) and _digits(s, 5, 7) and _digits(s, 8, 10) and _digits(s, 11, 13)
+            and _digits(s, 14, 16) and _digits(s, 17, 19)):
+        return False
+    y, mo, d = int(s[0:4]), int(s[5:7]), int(s[8:10])
+    if not (1 <= mo <= 12 and 1 <= d <= _mdays(y, mo)):
+        return False
+    if int(s[11:13]) > 23 or int(s[14:16]) > 59 or int(s[17:19]) > 60:
+        return False
+    i = 19
+    if s[i] == ".":
+        i += 1
+        j = i
+        while i < n and "0" <= s[i] <= "9":
+            i += 1
+        if i == j:
+            return False
+    z = s[i:]
+    if z == "Z" or z == "z":
+        return True
+    return (len(z) == 6 and z[0] in "+-" and z[3] == ":" and _digits(z, 1, 3) and _digits(z, 4, 6)
+            and int(z[1:3]) <= 23 and int(z[4:6]) <= 59)
+
+
+def _mdays(y, m):
+    if m == 2:
+        return 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28
+    return 30 if m in (4, 6, 9, 11) else 31
+
+
+def is_uri(s):
+    # An absolute URI: a scheme (RFC 3986 3.1) and ":", no spaces or control characters.
+    i = s.find(":")
+    if i < 1:
+        return False
+    c = s[0]
+    if not ("a" <= c <= "z" or "A" <= c <= "Z"):
+        return False
+    for c in s[1:i]:
+        if not ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c in "+-."):
+            return False
+    for c in s:
+        if c <= " " or c == "\x7f":
+            return False
+    return True

@@ -1,0 +1,345 @@
+# On-target tests for ocpp_client.rpc: the spec's reaction (and a log line) for every kind of bad
+# frame, validation before handlers, unique ids, the call timeout, one outstanding CALL while the
+# CSMS's calls are still answered, answers with unknown ids, oversize messages.
+import asyncio
+import json
+
+from mphelp import Logs
+from ocpp_client.rpc import Rpc, Reject, CallError, CallTimeout, Disconnected, sniff
+from ocpp_client.ws import WsClosed, WsTooBig
+
+
+class FakeWs:
+    # Frames pushed by the test come out of recv_msg (as memoryviews, like the real one); what
+    # the RPC layer sends is kept, parsed.
+    def __init__(self, *frames):
+        self.q = list(frames)
+        self.ev = asyncio.Event()
+        self.sent = []
+        self.sent_ev = asyncio.Event()
+        self.eof = False
+        self.fail_send = None
+
+    def push(self, x):
+        self.q.append(x)
+        self.ev.set()
+
+    async def recv_msg(self):
+        while not self.q:
+            if self.eof:
+                raise WsClosed("eof")
+            self.ev.clear()
+            await self.ev.wait()
+        x = self.q.pop(0)
+        if isinstance(x, Exception):
+            raise x
+        if isinstance(x, str):
+            x = x.encode()
+        return memoryview(bytearray(x))
+
+    async def send(self, text):
+        if self.fail_send:
+            raise self.fail_send
+        self.sent.append(json.loads(text))
+        self.sent_ev.set()
+
+    def end(self):
+        self.eof = True
+        self.ev.set()
+
+
+async def serve_all(rpc, *frames):
+    # Feed frames, let the RPC layer answer them all, return (what it sent, why serve ended).
+    ws = FakeWs(*frames)
+    ws.eof = True
+    why = await rpc.serve(ws)
+    return ws.sent, why
+
+
+def errors(sent):
+    return [(m[1], m[2]) for m in sent if m[0] == 4]
+
+
+async def echo(p):
+    return {"echo": p}
+
+
+async def test_bad_frames_get_the_spec_codes_and_serve_goes_on():
+    rpc = Rpc({"Reset": echo})
+    with Logs() as logs:
+        sent, why = await serve_all(
+            rpc,
+            "this is not json",
+            '[2, "trunc-1", "Reset", {"type": ',  # truncated mid-frame: the id is still readable
+            '{"a": 1}',
+            "[]",
+            '[2, 17, "Reset", {"type": "Soft"}]',
+            '[2, "' + "x" * 37 + '", "Reset", {"type": "Soft"}]',
+            '[2, "short", "Reset"]',
+            '[2, "list", "Reset", []]',
+            '[2, "five", "Reset", {"type": "Soft"}, 1]',
+            '[2, "num", 5, {}]',
+            b'[2, "bad-utf8", "Reset", {"type": "\xff"}]',
+            '[2, "ok", "Reset", {"type": "Soft"}]',
+        )
+    assert isinstance(why, WsClosed)
+    assert errors(sent) == [
+        ("-1", "FormationViolation"),
+        ("trunc-1", "FormationViolation"),
+        ("-1", "FormationViolation"),
+        ("-1", "FormationViolation"),
+        ("-1", "FormationViolation"),
+        ("-1", "FormationViolation"),
+        ("short", "ProtocolError"),
+        ("list", "FormationViolation"),
+        ("five", "FormationViolation"),
+        ("num", "FormationViolation"),
+        ("bad-utf8", "FormationViolation"),
+    ]
+    assert sent[-1] == [3, "ok", {"echo": {"type": "Soft"}}]
+    assert all(len(m) == 5 and isinstance(m[3], str) and m[4] == {} for m in sent if m[0] == 4)
+    assert len(logs.warnings()) == 11, logs.warnings()
+
+
+async def test_unknown_message_types_are_ignored_with_a_log_line():
+    rpc = Rpc({})
+    with Logs() as logs:
+        sent, _ = await serve_all(rpc, '[7, "x", "Reset", {}]', '["2", "y", "Reset", {}]',
+                                  '[2.0, "z", "Reset", {}]', '[true, "t"]', '[5, "a"]')
+    assert sent == []
+    assert len([w for w in logs.warnings() if "unknown message type" in w]) == 5
+
+
+async def test_unknown_action_not_implemented_known_not_supported():
+    rpc = Rpc({})
+    rpc.known_actions = ("VendorKnown",)
+    with Logs() as logs:
+        sent, _ = await serve_all(
+            rpc,
+            '[2, "a", "FooBar", {}]',
+            '[2, "b", "GetLog", {"logType": "DiagnosticsLog", "requestId": 1, "log": {"remoteLocation": "x"}}]',
+            '[2, "c", "Heartbeat", {}]',  # a charge point -> CSMS action sent the wrong way
+            '[2, "d", "VendorKnown", {}]',
+            '[2, "e", "Reset", {"type": "Soft"}]',  # valid, but this build has no handler
+        )
+    assert errors(sent) == [("a", "NotImplemented"), ("b", "NotSupported"), ("c", "NotSupported"),
+                            ("d", "NotSupported"), ("e", "NotSupported")]
+    assert logs.warned("FooBar", "NotImplemented")
+
+
+async def test_payload_is_validated_before_the_handler():
+    seen = []
+
+    async def h(p):
+        seen.append(p)
+        return {"status": "Accepted"}
+
+    rpc = Rpc({"Reset": h, "ChangeAvailability": h})
+    with Logs() as logs:
+        sent, _ = await serve_all(
+            rpc,
+            '[2, "1", "Reset", {}]',
+            '[2, "2", "Reset", {"type": 1}]',
+            '[2, "3", "Reset", {"type": "Later"}]',
+            '[2, "4", "Reset", {"type": "Soft", "why": "x"}]',
+            '[2, "5", "ChangeAvailability", {"connectorId": -1, "type": "Operative"}]',
+            '[2, "6", "Reset", {"type": "Hard"}]',
+        )
+    assert errors(sent) == [("1", "OccurenceConstraintViolation"), ("2", "TypeConstraintViolation"),
+                            ("3", "PropertyConstraintViolation"), ("4", "FormationViolation"),
+                            ("5", "PropertyConstraintViolation")]
+    assert sent[-1] == [3, "6", {"status": "Accepted"}]
+    assert seen == [{"type": "Hard"}]
+    assert logs.warned("Reset", "TypeConstraintViolation", "type: must be a string")
+
+
+async def test_an_unsupported_action_with_a_bad_payload_names_the_violation():
+    sent, _ = await serve_all(Rpc({}), '[2, "u", "UnlockConnector", {"connectorId": "one"}]')
+    assert errors(sent) == [("u", "TypeConstraintViolation")]
+
+
+async def test_handler_failures_never_end_the_session():
+    async def boom(p):
+        raise RuntimeError("kaput")
+
+    async def rej(p):
+        raise Reject("NotSupported", "no such connector")
+
+    async def notdict(p):
+        return ["x"]
+
+    rpc = Rpc({"Reset": boom, "UnlockConnector": rej, "ClearCache": notdict})
+    with Logs() as logs:
+        sent, why = await serve_all(
+            rpc,
+            '[2, "1", "Reset", {"type": "Soft"}]',
+            '[2, "2", "UnlockConnector", {"connectorId": 3}]',
+            '[2, "3", "ClearCache", {}]',
+        )
+    assert errors(sent) == [("1", "InternalError"), ("2", "NotSupported"), ("3", "InternalError")]
+    assert sent[1][3] == "no such connector"
+    assert isinstance(why, WsClosed)
+    assert logs.warned("handler for Reset failed", "kaput")
+
+
+async def test_oversize_messages_are_answered_by_the_id_in_their_head():
+    rpc = Rpc({})
+    with Logs() as logs:
+        sent, why = await serve_all(
+            rpc,
+            WsTooBig(40000, 16384, b'[2,"big-7","DataTransfer",{"vendorId":"x","data":"zzzz'),
+            WsTooBig(40000, 16384, b'[3,"ans-1",{"x":"yyyy'),
+            WsTooBig(40000, 16384, b"garbage"),
+            '[2, "after", "FooBar", {}]',
+        )
+    assert errors(sent) == [("big-7", "FormationViolation"), ("after", "NotImplemented")]
+    assert "40000" in sent[0][3] and "16384" in sent[0][3]
+    assert isinstance(why, WsClosed)
+    assert logs.warned("40000 bytes over the 16384-byte limit")
+
+
+async def test_answers_with_unknown_ids_are_logged_and_ignored():
+    rpc = Rpc({})
+    with Logs() as logs:
+        sent, _ = await serve_all(rpc, '[3, "nobody", {}]', '[4, "nobody", "GenericError", "x", {}]',
+                                  '[3, 5, {}]', '[3, "garbled", {"a": ')
+    assert sent == []
+    assert len(logs.warnings()) == 4
+    assert logs.warned("unknown id nobody")
+
+
+def test_ids_are_unique_and_short():
+    a, b = Rpc({}), Rpc({})
+    ids = [a._next_id() for _ in range(1000)] + [b._next_id() for _ in range(1000)]
+    assert len(set(ids)) == 2000
+    assert max(len(i) for i in ids) <= 36
+    a._n = 999999998
+    assert len({a._next_id(), a._next_id(), a._next_id()}) == 3
+
+
+async def _run_with(rpc, ws):
+    task = asyncio.create_task(rpc.serve(ws))
+    await asyncio.sleep_ms(0)
+    return task
+
+
+async def _next_sent(ws, n):
+    while len(ws.sent) < n:
+        ws.sent_ev.clear()
+        await asyncio.wait_for_ms(ws.sent_ev.wait(), 2000)
+    return ws.sent[n - 1]
+
+
+async def test_call_gets_its_answer_while_csms_calls_are_answered():
+    rpc = Rpc({"ClearCache": lambda p: _ok()})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    call = asyncio.create_task(rpc.call("Heartbeat", {}))
+    req = await _next_sent(ws, 1)
+    assert req[0] == 2 and req[2] == "Heartbeat"
+    ws.push('[2, "csms-1", "ClearCache", {}]')  # the CSMS calls while ours is outstanding
+    assert await _next_sent(ws, 2) == [3, "csms-1", {"status": "Accepted"}]
+    ws.push('[3, "%s", {"currentTime": "2026-01-01T00:00:00Z"}]' % req[1])
+    assert await call == {"currentTime": "2026-01-01T00:00:00Z"}
+    ws.end()
+    await task
+
+
+async def _ok():
+    return {"status": "Accepted"}
+
+
+async def test_one_outstanding_call_at_a_time():
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    c1 = asyncio.create_task(rpc.call("A1", {}))
+    c2 = asyncio.create_task(rpc.call("A2", {}))
+    r1 = await _next_sent(ws, 1)
+    await asyncio.sleep_ms(20)
+    assert len(ws.sent) == 1, "second CALL sent before the first was answered"
+    ws.push('[4, "%s", "NotSupported", "no", {}]' % r1[1])
+    try:
+        await c1
+        raise AssertionError("no CallError")
+    except CallError as e:
+        assert e.code == "NotSupported"
+    r2 = await _next_sent(ws, 2)
+    assert r2[2] == "A2" and r2[1] != r1[1]
+    ws.push('[3, "%s", {}]' % r2[1])
+    assert await c2 == {}
+    ws.end()
+    await task
+
+
+async def test_call_timeout_then_late_answer_is_ignored():
+    rpc = Rpc({})
+    rpc.timeout_ms = 50
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    with Logs() as logs:
+        try:
+            await rpc.call("Heartbeat", {})
+            raise AssertionError("no timeout")
+        except CallTimeout:
+            pass
+        assert logs.warned("Heartbeat", "no answer within 50 ms")
+        late = ws.sent[0][1]
+        ws.push('[3, "%s", {}]' % late)
+        c = asyncio.create_task(rpc.call("Heartbeat", {}, timeout_ms=2000))
+        r = await _next_sent(ws, 2)
+        ws.push('[3, "%s", {"n": 2}]' % r[1])
+        assert await c == {"n": 2}
+        assert logs.warned("unknown id " + late)
+    ws.end()
+    await task
+
+
+async def test_link_loss_wakes_the_caller_and_send_failure_ends_serve():
+    rpc = Rpc({"ClearCache": lambda p: _ok()})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    c = asyncio.create_task(rpc.call("Heartbeat", {}))
+    await _next_sent(ws, 1)
+    ws.fail_send = OSError(104)
+    ws.push('[2, "x", "ClearCache", {}]')
+    why = await task
+    assert isinstance(why, OSError)
+    try:
+        await c
+        raise AssertionError("caller not woken")
+    except Disconnected:
+        pass
+    try:
+        await rpc.call("Heartbeat", {})
+        raise AssertionError("call without a link")
+    except Disconnected:
+        pass
+
+
+def test_sniff():
+    assert sniff(b'[2,"abc","Reset"') == (2, "abc")
+    assert sniff(b' [ 3 , "id-1" , {') == (3, "id-1")
+    assert sniff('[2,"é"]') == (2, None)
+    assert sniff(b'[2,"a\\"b"]') == (2, None)
+    assert sniff(b'[2,"' + b"x" * 37 + b'"') == (2, None)
+    assert sniff(b'[2,""') == (2, None)
+    assert sniff(b'[2,17,') == (2, None)
+    assert sniff(b'{"a":1}') == (None, None)
+    assert sniff(b"") == (None, None)
+    assert sniff(memoryview(b'[4,"q"')) == (4, "q")
+
+
+async def test_a_call_that_cannot_be_sent_is_disconnected():
+    rpc = Rpc({})
+    ws = FakeWs()
+    ws.fail_send = OSError(32)
+    rpc.ws = ws
+    with Logs() as logs:
+        try:
+            await rpc.call("Heartbeat", {})
+            raise AssertionError("no Disconnected")
+        except Disconnected:
+            pass
+    assert logs.warned("Heartbeat", "not sent", "OSError")
+    assert rpc._pending_id is None

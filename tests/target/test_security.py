@@ -1,0 +1,140 @@
+# On-target tests for ocpp_client.security: what each security profile demands before a
+# connection is even tried, PEM -> DER (this mbedTLS build parses DER only), the TLS context
+# (CERT_REQUIRED), HTTP Basic, and the refusal to check certificates with an unset clock.
+# The certificate and key below are a throwaway self-signed test pair (EC P-256, 2025-2099).
+import clock
+from ocpp_client import security
+from ocpp_client.security import SecurityError
+
+CERT = """-----BEGIN CERTIFICATE-----
+MIIBNDCB3KADAgECAgEHMAoGCCqGSM49BAMCMBkxFzAVBgNVBAMMDm9uLXRhcmdl
+dCB0ZXN0MCAXDTI1MDEwMTAwMDAwMFoYDzIwOTkwMTAxMDAwMDAwWjAZMRcwFQYD
+VQQDDA5vbi10YXJnZXQgdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABF6S
+FcsxmGhPy7KQAwYlYUI3fFiJeI8VvzJdK1c3WHgsHNBSI6U6EnGU+8FblmWtBLRH
+UY1aE4KNEfJCaVYHSFOjEzARMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
+RwAwRAIgbR2/lzjSoR8gebuA6aZhJeQPvRMw0nHd1puhOIc43VoCIAEQtoTG34Gf
+IG6qGCqzbcWC/OhJLoQhaDWla2NogSgY
+-----END CERTIFICATE-----
+"""
+KEY = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgYWdewmr1lF1F5iZy
+NtmsRBklLZCrAWsKN81Q8JwF+auhRANCAARekhXLMZhoT8uykAMGJWFCN3xYiXiP
+Fb8yXStXN1h4LBzQUiOlOhJxlPvBW5ZlrQS0R1GNWhOCjRHyQmlWB0hT
+-----END PRIVATE KEY-----
+"""
+EC_KEY = """-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIGFnXsJq9ZRdReYmcjbZrEQZJS2QqwFrCjfNUPCcBfmroAoGCCqGSM49
+AwEHoUQDQgAEXpIVyzGYaE/LspADBiVhQjd8WIl4jxW/Ml0rVzdYeCwc0FIjpToS
+cZT7wVuWZa0EtEdRjVoTgo0R8kJpVgdIUw==
+-----END EC PRIVATE KEY-----
+"""
+
+
+def settings(**kw):
+    d = {"cp_id": "CP1", "security_profile": 0, "auth_key": "", "ca_pem": "", "cert_pem": "",
+         "key_pem": ""}
+    d.update(kw)
+    return d
+
+
+def refused(fn, *words):
+    try:
+        fn()
+    except SecurityError as e:
+        for w in words:
+            assert w in str(e), (w, str(e))
+        return
+    raise AssertionError("not refused: " + " ".join(words))
+
+
+def reset_clock():
+    clock._off = 0
+    clock._source = None
+
+
+def test_pem_to_der():
+    ders = security.pem_to_der("junk\n" + CERT + "\r\n" + CERT.replace("\n", "\r\n"), "CERTIFICATE")
+    assert len(ders) == 2 and ders[0] == ders[1]
+    assert ders[0][0] == 0x30 and len(ders[0]) == 312  # a DER SEQUENCE
+    assert security.pem_to_der(KEY + CERT, "CERTIFICATE") == ders[:1]
+    assert len(security.pem_to_der(KEY, ("PRIVATE KEY", "EC PRIVATE KEY"))) == 1
+    assert security.pem_to_der("", "CERTIFICATE") == []
+    refused(lambda: security.pem_to_der("-----BEGIN CERTIFICATE-----\nAAAA\n", "CERTIFICATE"),
+            "no END")
+    enc = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END EC PRIVATE KEY-----\n"
+    refused(lambda: security.pem_to_der(enc, "EC PRIVATE KEY"), "encrypted")
+
+
+def test_basic_auth_header():
+    assert security.basic_auth("CP1", "secret") == "Basic Q1AxOnNlY3JldA=="
+    refused(lambda: security.basic_auth("a:b", "k"), "':'")
+
+
+def test_profile_requirements():
+    reset_clock()
+    ca = dict(ca_pem=CERT)
+    ca_args = security.connect_args(settings(**ca), "wss://h/ocpp")
+    assert ca_args[0] is None and ca_args[1] is not None
+    assert security.connect_args(settings(), "ws://h/ocpp") == (None, None)
+    auth, tls = security.connect_args(settings(security_profile=1, auth_key="k"), "ws://h/")
+    assert auth == security.basic_auth("CP1", "k") and tls is None
+    auth, tls = security.connect_args(settings(security_profile=2, auth_key="k", **ca), "wss://h/")
+    assert auth.startswith("Basic ") and tls is not None
+    auth, tls = security.connect_args(
+        settings(security_profile=3, cert_pem=CERT, key_pem=KEY, auth_key="k", **ca), "wss://h/")
+    assert auth is None and tls is not None  # profile 3 authenticates by certificate only
+    refused(lambda: security.connect_args(settings(security_profile=1), "ws://h/"), "AuthorizationKey")
+    refused(lambda: security.connect_args(settings(security_profile=2, auth_key="k", **ca), "ws://h/"),
+            "needs a wss://")
+    refused(lambda: security.connect_args(settings(security_profile=3, **ca), "ws://h/"), "wss://")
+    refused(lambda: security.connect_args(settings(security_profile=3, **ca), "wss://h/"),
+            "client certificate")
+    refused(lambda: security.connect_args(settings(security_profile=2, auth_key="k"), "wss://h/"),
+            "no CA certificate")
+    refused(lambda: security.connect_args(settings(security_profile=7), "ws://h/"), "unknown")
+    refused(lambda: security.connect_args(settings(ca_pem="-----BEGIN CERTIFICATE-----\nAAAA\n"
+                                                   "-----END CERTIFICATE-----\n"), "wss://h/"),
+            "CA certificate rejected")
+
+
+def test_tls_context_requires_the_server_certificate():
+    import ssl
+
+    ctx = security.tls_context(CERT)
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
+    assert security.tls_context(CERT) is ctx  # parsed once, reused on reconnects
+    ctx2 = security.tls_context(CERT + CERT, CERT, EC_KEY)  # two CAs, a traditional EC key
+    assert ctx2 is not ctx and ctx2.verify_mode == ssl.CERT_REQUIRED
+    refused(lambda: security.tls_context(CERT, CERT, ""), "missing")
+    refused(lambda: security.tls_context(CERT, CERT, KEY.replace("MIGHAg", "MIGHAh")), "rejected")
+
+
+class Board:
+    def __init__(self, fix):
+        self.fix = fix
+        self.calls = 0
+
+    def sync_time(self):
+        self.calls += 1
+        if self.fix:
+            clock.set_utc(1767225600, "ntp")  # 2026-01-01
+
+
+def test_unset_clock_refuses_certificate_checks():
+    reset_clock()
+    try:
+        clock._off = -clock.now() + 946684800  # the ESP32 after a cold boot: 2000-01-01
+        assert not security.clock_ok()
+        refused(lambda: security.connect_args(settings(ca_pem=CERT), "wss://h/"),
+                "clock not set (2000-01-01T")
+        assert security.connect_args(settings(), "ws://h/") == (None, None)  # no certs, no need
+        b = Board(fix=False)
+        refused(lambda: security.check_clock(b), "clock not set")
+        assert b.calls == 1
+        b = Board(fix=True)
+        security.check_clock(b)  # the board got the time: fine now
+        assert b.calls == 1 and security.clock_ok()
+        clock._off = -clock.now() + 946684800
+        assert security.clock_ok()  # once set from the network, trusted whatever it says
+    finally:
+        reset_clock()

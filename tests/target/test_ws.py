@@ -1,0 +1,394 @@
+# On-target tests for ocpp_client.ws: RFC 6455 framing fed through a fake stream (fragments,
+# pings inside fragments, close, oversize, truncation, masked server frames), the masks the client
+# puts on its own frames, and the charge point id's percent-encoding.
+import asyncio
+import struct
+
+from ocpp_client import ws as wsmod
+from ocpp_client.ws import WebSocket, WsClosed, WsError, WsTooBig
+
+
+class Stream:
+    # Reader and writer in one: serves `data` in slices of at most `chunk` bytes (a slow network
+    # splits frames anywhere), records what is written.
+    def __init__(self, data=b"", chunk=7, none_every=0):
+        self.data = bytes(data)
+        self.pos = 0
+        self.chunk = chunk
+        self.none_every = none_every  # every k-th read returns None (TLS: no app data yet)
+        self.reads = 0
+        self.out = bytearray()
+        self.closed = False
+
+    async def readinto(self, buf):
+        self.reads += 1
+        if self.none_every and self.reads % self.none_every == 0:
+            return None
+        n = min(len(buf), self.chunk, len(self.data) - self.pos)
+        buf[:n] = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def write(self, b):
+        self.out += bytes(b)
+
+    async def drain(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def frame(op, payload=b"", fin=True, mask=None, rsv=0):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | rsv | op
+    if n < 126:
+        h = bytes([b0, (0x80 if mask else 0) | n])
+    elif n < 65536:
+        h = bytes([b0, (0x80 if mask else 0) | 126]) + struct.pack("!H", n)
+    else:
+        h = bytes([b0, (0x80 if mask else 0) | 127]) + struct.pack("!Q", n)
+    if mask:
+        body = bytearray(payload)
+        wsmod.apply_mask(body, mask)
+        return h + mask + bytes(body)
+    return h + payload
+
+
+def client_frames(out):
+    # Parse what the client wrote: [(fin, op, unmasked payload)]; every frame must be masked.
+    res = []
+    i = 0
+    out = bytes(out)
+    while i < len(out):
+        b0, b1 = out[i], out[i + 1]
+        assert b1 & 0x80, "client frame not masked"
+        n = b1 & 0x7F
+        i += 2
+        if n == 126:
+            n = struct.unpack("!H", out[i : i + 2])[0]
+            i += 2
+        elif n == 127:
+            n = struct.unpack("!Q", out[i : i + 8])[0]
+            i += 8
+        key = out[i : i + 4]
+        i += 4
+        body = bytearray(out[i : i + n])
+        wsmod.apply_mask(body, key)
+        res.append((b0 & 0x80, b0 & 0x0F, bytes(body)))
+        i += n
+    return res
+
+
+def sock(data, max_size=1024, chunk=7, none_every=0):
+    s = Stream(data, chunk, none_every)
+    return WebSocket(s, s, max_size), s
+
+
+async def raises(coro, exc):
+    try:
+        await coro
+    except exc as e:
+        return e
+    raise AssertionError("no %s raised" % exc.__name__)
+
+
+async def test_single_text_frame_in_small_reads():
+    ws, _ = sock(frame(1, '[2,"1","Reset",{"type":"Soft"}]'), chunk=3)
+    assert await ws.recv() == '[2,"1","Reset",{"type":"Soft"}]'
+
+
+async def test_reads_that_return_none_are_retried():
+    ws, _ = sock(frame(1, "x" * 300), chunk=50, none_every=2)
+    assert await ws.recv() == "x" * 300
+
+
+async def test_16_and_64_bit_lengths():
+    ws, _ = sock(frame(1, "a" * 200) + frame(1, "b" * 70000), max_size=80000, chunk=4096)
+    assert await ws.recv() == "a" * 200
+    assert await ws.recv() == "b" * 70000
+
+
+async def test_fragmented_message_with_pings_between_fragments():
+    data = (frame(1, "[2,", fin=False) + frame(9, "p1") + frame(0, '"7","Heart', fin=False)
+            + frame(9, "") + frame(0, 'beat",{}]') + frame(1, "next"))
+    ws, s = sock(data)
+    assert await ws.recv() == '[2,"7","Heartbeat",{}]'
+    assert client_frames(s.out) == [(0x80, 10, b"p1"), (0x80, 10, b"")]  # pongs echo the data
+    assert await ws.recv() == "next"
+
+
+async def test_recv_msg_is_a_view_of_the_preallocated_buffer():
+    ws, _ = sock(frame(1, "abc") + frame(1, "defg"))
+    m1 = await ws.recv_msg()
+    assert isinstance(m1, memoryview) and bytes(m1) == b"abc"
+    m2 = await ws.recv_msg()
+    assert bytes(m2) == b"defg"
+    assert bytes(m1) == b"def"  # same buffer: a message is valid until the next recv
+
+
+async def test_pong_is_ignored_and_last_rx_moves():
+    ws, _ = sock(frame(10, "x") + frame(1, "hi"))
+    ws.last_rx_ms = 0
+    assert await ws.recv() == "hi"
+    assert ws.last_rx_ms != 0
+
+
+async def test_close_frame_is_answered_and_raises():
+    ws, s = sock(frame(8, struct.pack("!H", 1001) + b"bye"))
+    e = await raises(ws.recv(), WsClosed)
+    assert "1001" in str(e) and "bye" in str(e)
+    assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", 1001))]
+    assert ws.closed
+    await raises(ws.send("x"), WsClosed)
+
+
+async def test_masked_server_frame_fails_the_connection():
+    ws, s = sock(frame(1, "hello", mask=b"\x01\x02\x03\x04"))
+    e = await raises(ws.recv(), WsError)
+    assert "masked" in str(e)
+    assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", 1002))]
+
+
+async def test_protocol_violations_fail_the_connection():
+    cases = [
+        (frame(1, "x", rsv=0x40), "reserved"),
+        (frame(0, "x"), "continuation"),
+        (frame(1, "a", fin=False) + frame(1, "b"), "inside a fragmented"),
+        (frame(3, "x"), "opcode 3"),
+        (frame(9, "x" * 126), "control frame"),
+        (frame(9, "x", fin=False), "control frame"),
+        (frame(8, b"\x03"), "1-byte"),
+        (frame(11, ""), "control opcode 11"),
+    ]
+    for data, words in cases:
+        ws, _ = sock(data)
+        e = await raises(ws.recv(), WsError)
+        assert not isinstance(e, WsTooBig)
+        assert words in str(e), (words, str(e))
+
+
+async def test_truncated_frame_raises_closed():
+    data = frame(1, "0123456789" * 5)
+    for cut in (1, 2, 10, len(data) - 1):
+        ws, _ = sock(data[:cut])
+        e = await raises(ws.recv(), WsClosed)
+        assert "closed mid-frame" in str(e)
+    ws, _ = sock(frame(1, "a" * 200)[:3])  # inside the 16-bit length
+    await raises(ws.recv(), WsClosed)
+
+
+async def test_oversize_message_is_dropped_and_the_next_one_read():
+    big = '[2,"big-1","DataTransfer",{"vendorId":"x","data":"' + "z" * 3000 + '"}]'
+    ws, _ = sock(frame(1, big) + frame(1, '[2,"ok",0]'), max_size=1024, chunk=500)
+    e = await raises(ws.recv_msg(), WsTooBig)
+    assert e.size == len(big) and e.limit == 1024
+    assert e.head.startswith(b'[2,"big-1","DataTransfer"')
+    assert await ws.recv() == '[2,"ok",0]'
+    assert not ws.closed
+
+
+async def test_oversize_fragmented_message_with_ping_is_dropped():
+    parts = ['[2,"f-9","X",{"d":"', "y" * 700, "y" * 700, '"}]']
+    data = frame(1, parts[0], fin=False) + frame(0, parts[1], fin=False) + frame(9, "pp")
+    data += frame(0, parts[2], fin=False) + frame(0, parts[3]) + frame(1, "after")
+    ws, s = sock(data, max_size=1024)
+    e = await raises(ws.recv_msg(), WsTooBig)
+    assert e.size == sum(len(p) for p in parts)
+    assert e.head.startswith(b'[2,"f-9"')
+    assert client_frames(s.out) == [(0x80, 10, b"pp")]
+    assert await ws.recv() == "after"
+
+
+async def test_endless_message_fails_the_connection():
+    ws, s = sock(frame(1, "", fin=False) + struct.pack("!BBQ", 0x00, 127, 2 << 20), max_size=1024)
+    e = await raises(ws.recv(), WsError)
+    assert not isinstance(e, WsTooBig) and "over" in str(e)
+    assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", 1009))]
+
+
+async def test_sent_frames_are_masked_with_fresh_keys():
+    ws, s = sock(b"")
+    await ws.send("é" * 10)
+    await ws.send("x" * 200)
+    await ws.send("y" * 5000)  # over the preallocated send buffer
+    await ws.ping(b"\x00\x01")
+    fr = client_frames(s.out)
+    assert fr == [(0x80, 1, ("é" * 10).encode()), (0x80, 1, b"x" * 200), (0x80, 1, b"y" * 5000),
+                  (0x80, 9, b"\x00\x01")]
+    out = bytes(s.out)
+    k1 = out[2:6]  # the first frame's key (7-bit length)
+    k2 = out[6 + 20 + 4 : 6 + 20 + 8]  # the second's (16-bit length)
+    assert k1 != k2
+
+
+async def test_abort_closes_the_socket_and_keeps_buffers_for_the_next():
+    ws, s = sock(b"")
+    rx, tx = ws._rx, ws._tx
+    ws.abort()
+    assert s.closed and ws.closed
+    assert wsmod._spare_rx is rx and wsmod._spare_tx is tx
+    ws2, _ = sock(b"")  # takes them again
+    assert ws2._rx is rx and ws2._tx is tx and wsmod._spare_rx is None
+    ws3, _ = sock(b"")  # a second live connection gets its own
+    assert ws3._rx is not rx
+    ws2.abort()
+    ws.abort()  # twice is harmless
+    await raises(ws.send("x"), WsClosed)
+    await raises(ws.ping(), WsClosed)
+
+
+async def test_receive_buffer_grows_for_long_messages_only():
+    ws, _ = sock(frame(1, "s" * 100) + frame(1, "L" * 5000) + frame(1, "t" * 10), max_size=8192,
+                 chunk=1000)
+    assert len(ws._rx) == wsmod.RX_SIZE
+    assert await ws.recv() == "s" * 100
+    assert len(ws._rx) == wsmod.RX_SIZE
+    assert await ws.recv() == "L" * 5000
+    assert wsmod.RX_SIZE < len(ws._rx) <= 8192
+    assert await ws.recv() == "t" * 10
+    ws2, _ = sock(frame(1, "a", fin=False) + frame(0, "b" * 3000) , max_size=4000, chunk=999)
+    assert await ws2.recv() == "a" + "b" * 3000  # grown mid-message, the start kept
+
+
+def test_mask_is_an_involution_at_every_length():
+    for n in (0, 1, 3, 4, 5, 127, 1000):
+        b = bytearray(bytes(range(256)) * 4)[:n]
+        orig = bytes(b)
+        wsmod.apply_mask(b, b"\xa1\xb2\xc3\xd4")
+        if n:
+            assert bytes(b) != orig
+            assert b[0] == orig[0] ^ 0xA1
+        wsmod.apply_mask(b, b"\xa1\xb2\xc3\xd4")
+        assert bytes(b) == orig
+
+
+def test_percent_encoding_of_the_charge_point_id():
+    q = wsmod.quote
+    assert q("CP-01_a.b~c") == "CP-01_a.b~c"
+    assert q("a b") == "a%20b"
+    assert q("a/b") == "a%2Fb"
+    assert q("100%") == "100%25"
+    assert q("a?b#c") == "a%3Fb%23c"
+    assert q("é") == "%C3%A9"
+    assert q("x:y@z") == "x%3Ay%40z"
+    assert q("") == ""
+
+
+def test_parse_url():
+    p = wsmod.parse_url
+    assert p("ws://h/ocpp") == (False, "h", 80, "/ocpp")
+    assert p("wss://h:8443/a/b") == (True, "h", 8443, "/a/b")
+    assert p("wss://[::1]:9/x") == (True, "::1", 9, "/x")
+    assert p("ws://h") == (False, "h", 80, "/")
+    for bad in ("http://h/", "ws://", "ws://u:p@h/", "ws://h:0/", "ws://h:99999/", "ws://h:x/"):
+        try:
+            p(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+class HsStream(Stream):
+    # A server that answers the handshake with `reply` (computing the accept key if asked).
+    def __init__(self, reply_fn):
+        super().__init__(b"")
+        self.reply_fn = reply_fn
+
+    def write(self, b):
+        super().write(b)
+        req = bytes(self.out)
+        if b"\r\n\r\n" in req and not self.data:
+            self.data = self.reply_fn(req)
+
+    async def readline(self):
+        i = self.data.find(b"\n", self.pos)
+        end = len(self.data) if i < 0 else i + 1
+        line = self.data[self.pos : end]
+        self.pos = end
+        return line
+
+
+def _accept(req):
+    import binascii
+    import hashlib
+
+    key = [ln for ln in req.split(b"\r\n") if ln.lower().startswith(b"sec-websocket-key:")]
+    k = key[0].split(b":", 1)[1].strip()
+    return binascii.b2a_base64(hashlib.sha1(k + wsmod._GUID).digest())[:-1]
+
+
+async def _handshake(reply_fn, **kw):
+    s = HsStream(reply_fn)
+    real = asyncio.open_connection
+
+    async def fake_open(host, port, ssl=None, server_hostname=None):
+        s.target = (host, port, ssl, server_hostname)
+        return s, s
+
+    asyncio.open_connection = fake_open
+    try:
+        ws = await wsmod.connect(kw.pop("url", "ws://csms.example:9000/ocpp"), "CP 1/é", **kw)
+    finally:
+        asyncio.open_connection = real
+    return ws, s
+
+
+def _ok(proto=b"ocpp1.6"):
+    def fn(req):
+        return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + _accept(req) + b"\r\nSec-WebSocket-Protocol: " + proto
+                + b"\r\n\r\n")
+
+    return fn
+
+
+async def test_handshake_request_and_checks():
+    ws, s = await _handshake(_ok(), auth="Basic Q1A6a2V5")
+    req = bytes(s.out).split(b"\r\n")
+    assert req[0] == b"GET /ocpp/CP%201%2F%C3%A9 HTTP/1.1"
+    assert b"Host: csms.example:9000" in req
+    assert b"Sec-WebSocket-Protocol: ocpp1.6" in req
+    assert b"Authorization: Basic Q1A6a2V5" in req
+    assert s.target == ("csms.example", 9000, None, None)
+    ws.abort()
+
+
+async def test_handshake_routes_and_passes_tls_host():
+    ctx = object()
+    ws, s = await _handshake(_ok(), url="wss://csms.example/ocpp/", ssl_ctx=ctx,
+                             route=lambda h, p: ("127.0.0.1", 7000))
+    assert s.target == ("127.0.0.1", 7000, ctx, "csms.example")
+    assert b"Host: csms.example:443" in bytes(s.out)
+    assert b"GET /ocpp/CP%201%2F%C3%A9 " in bytes(s.out)
+    ws.abort()
+
+
+async def test_handshake_failures():
+    def status(code):
+        return lambda req: b"HTTP/1.1 " + code + b" Nope\r\n\r\n"
+
+    cases = [
+        (_ok(b"ocpp2.0.1"), "did not agree"),
+        (_ok(b""), "did not agree"),
+        (status(b"401"), "401"),
+        (status(b"404"), "HTTP 404"),
+        (lambda req: b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         b"Sec-WebSocket-Accept: AAAA\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n", "Accept"),
+        (lambda req: b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: " + _accept(req)
+         + b"\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n", "upgrade"),
+        (lambda req: b"", "closed during the handshake"),
+    ]
+    for fn, words in cases:
+        try:
+            await _handshake(fn)
+        except WsError as e:
+            assert words in str(e), (words, str(e))
+            continue
+        raise AssertionError(words)
+    try:
+        await _handshake(_ok(), url="wss://h/")
+    except WsError as e:
+        assert "TLS context" in str(e)

@@ -1,0 +1,172 @@
+"""Bad input from the CSMS, sent as raw frames (the `ocpp` package would never send them, and it
+swaps NotImplemented and NotSupported relative to the spec, so the codes are read off the wire).
+
+Each bad frame gets the spec's reaction and a log line; the connection and the session survive
+(one connection, one BootNotification) unless the transport itself breaks, and then the charger
+reconnects without a new boot. Every frame the charger sends is schema-checked (conftest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from borne.csms import Csms, Frame, now_iso, ws_frame
+from borne.sim.simulator import Simulator
+from flashdoc import seed
+from ocpp.v16 import call_result
+from ocpp.v16.enums import RegistrationStatus
+
+CP_ID = "CP-TEST-1"
+
+
+async def _booted(csms: Csms) -> None:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+
+
+def _code(f: Frame) -> str:
+    assert f.msg[0] == 4, f"expected a CALLERROR, got {f.raw}"
+    assert isinstance(f.msg[3], str) and isinstance(f.msg[4], dict) and len(f.msg) == 5
+    code: str = f.msg[2]
+    return code
+
+
+async def _err(csms: Csms, text: str, answer_id: str) -> str:
+    return _code(await csms.call_raw(CP_ID, text, answer_id))
+
+
+def _call(mid: str, action: str, payload: Any) -> str:
+    return json.dumps([2, mid, action, payload])
+
+
+async def test_malformed_calls_get_the_spec_codes_and_the_session_survives(
+    csms: Csms, sim: Simulator
+) -> None:
+    await _booted(csms)
+    assert sim.agent is not None
+    cases = [
+        ("this is not json", "-1", "FormationViolation"),
+        ('{"not": "an array"}', "-1", "FormationViolation"),
+        ('[2, "t-1", "Reset", {"type": "So', "t-1", "FormationViolation"),  # truncated JSON
+        ('[2, 42, "Reset", {"type": "Soft"}]', "-1", "FormationViolation"),  # id not a string
+        ('[2, "inc-1", "Reset"]', "inc-1", "ProtocolError"),  # no payload: incomplete
+        (_call("p-1", "Reset", []), "p-1", "FormationViolation"),  # payload not an object
+        (_call("miss-1", "Reset", {}), "miss-1", "OccurenceConstraintViolation"),
+        (_call("type-1", "ChangeAvailability", {"connectorId": "1", "type": "Operative"}),
+         "type-1", "TypeConstraintViolation"),
+        (_call("enum-1", "Reset", {"type": "Sideways"}), "enum-1", "PropertyConstraintViolation"),
+        (_call("len-1", "ChangeConfiguration", {"key": "K" * 51, "value": "1"}), "len-1",
+         "PropertyConstraintViolation"),
+        (_call("dt-1", "ReserveNow", {"connectorId": 1, "expiryDate": "tomorrow", "idTag": "T",
+                                      "reservationId": 1}), "dt-1", "PropertyConstraintViolation"),
+        (_call("extra-1", "ClearCache", {"please": True}), "extra-1", "FormationViolation"),
+        (_call("unk-1", "MakeCoffee", {}), "unk-1", "NotImplemented"),
+        (_call("sup-1", "GetLog", {"logType": "DiagnosticsLog", "requestId": 1,
+                                   "log": {"remoteLocation": "ftp://h/"}}),
+         "sup-1", "NotSupported"),
+    ]
+    for text, answer_id, code in cases:
+        got = await _err(csms, text, answer_id)
+        assert got == code, f"{text!r}: answered {got}, the spec says {code}"
+    # An unknown message type is ignored (OCPP-J 1.6 4.1.3), with a log line.
+    await csms.send_raw(CP_ID, '[7, "weird-1", "Reset", {}]')
+    await sim.agent.wait_line(r"unknown message type 7: ignored")
+    # Answers to calls the charger never made: logged, ignored.
+    await csms.send_raw(CP_ID, '[3, "nobody-1", {}]')
+    await csms.send_raw(CP_ID, '[4, "nobody-2", "InternalError", "", {}]')
+    await sim.agent.wait_line(r"answer with unknown id nobody-2: ignored")
+    assert [f for f in csms.answers() if f.msg[1] in ("weird-1", "nobody-1", "nobody-2")] == []
+    # Still the same session, still answering, never rebooted.
+    assert await _err(csms, _call("still-1", "MakeCoffee", {}), "still-1") == "NotImplemented"
+    assert csms.connects == 1 and len(csms.calls("BootNotification")) == 1
+    warned = [x for x in sim.agent.all_lines if x.startswith("W rpc:")]
+    assert len(warned) >= len(cases) + 3, warned
+
+
+async def test_oversize_and_hand_made_frames(csms: Csms, sim: Simulator) -> None:
+    await _booted(csms)
+    assert sim.agent is not None
+    # Over the charger's 16 KiB limit: dropped, answered by the id at its start, link kept.
+    big = _call("big-1", "DataTransfer", {"vendorId": "x", "data": "z" * 40000})
+    f = await csms.call_raw(CP_ID, big, "big-1")
+    assert _code(f) == "FormationViolation" and "limit" in f.msg[3]
+    await sim.agent.wait_line(r"message of \d+ bytes over the 16384-byte limit")
+    # A message in three fragments with a ping between them.
+    csms.write_raw(CP_ID, ws_frame(1, b'[2, "frag-1", "Make', fin=False) + ws_frame(9, b"hi")
+                   + ws_frame(0, b"Co", fin=False) + ws_frame(0, b'ffee", {}]'), expect_id="frag-1")
+    assert _code(await csms.wait_answer("frag-1")) == "NotImplemented"
+    assert csms.connects == 1
+    # A frame cut short by a dying connection: the charger reconnects, without a new boot.
+    csms.write_raw(CP_ID, ws_frame(1, b"x" * 100)[:40])
+    csms.connections[CP_ID].transport.abort()
+    await sim.agent.wait_line(r"link lost: WsClosed connection closed mid-frame")
+    await csms.wait_for(lambda: csms.connects >= 2 and CP_ID in csms.connections, 20,
+                        "the charger to reconnect")
+    assert await _err(csms, _call("after-1", "MakeCoffee", {}), "after-1") == "NotImplemented"
+    assert len(csms.calls("BootNotification")) == 1
+
+
+def _boot_interval_1(p: dict[str, Any]) -> Any:
+    return call_result.BootNotification(current_time=now_iso(), interval=1,
+                                        status=RegistrationStatus.accepted)
+
+
+async def test_csms_that_never_answers(csms: Csms, flash: Path) -> None:
+    # Heartbeat every second; the CSMS swallows the first Heartbeat; the call times out (2 s),
+    # the charger drops the link, reconnects (no new boot) and its heartbeats are answered again.
+    seed(flash, "settings", {"call_timeout_s": 2})
+    csms.respond("BootNotification", _boot_interval_1)
+    csms.unanswered["Heartbeat"] = 1
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await sim.start()
+    try:
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"Heartbeat \S+: no answer within 2000 ms")
+        await csms.wait_for(lambda: csms.connects >= 2, 20, "a reconnect after the timeout")
+        n = len(csms.frames)
+        await csms.wait_call("Heartbeat", after=n)
+        await csms.wait_for(
+            lambda: any(f.direction == "out" and f.msg[0] == 3 for f in csms.frames[n:]), 10,
+            "an answered heartbeat")
+        assert len(csms.calls("BootNotification")) == 1
+    finally:
+        await sim.stop()
+        print("\n".join(sim.agent.all_lines if sim.agent else []))
+
+
+async def _connected(sim: Simulator, want: bool, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while sim.state()["ocpp"]["connected"] != want:
+        assert loop.time() < end, f"ocpp.connected still {not want} after {timeout} s"
+        await asyncio.sleep(0.1)
+
+
+async def test_half_open_link_is_detected_by_ping(csms: Csms, flash: Path) -> None:
+    # WebSocketPingInterval 1 s; the network goes silent (the gate blackholes): within a few
+    # seconds the charger calls the link dead and says so; when the network is back it reconnects
+    # by itself, without a new boot.
+    seed(flash, "ocpp_config", {"WebSocketPingInterval": 1})
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await sim.start()
+    try:
+        assert sim.agent is not None and sim.gate is not None
+        await _booted(csms)
+        await _connected(sim, True, 5)
+        await asyncio.sleep(2.5)  # pings answered: no false alarm
+        assert sim.state()["ocpp"]["connected"] and csms.connects == 1
+        sim.gate.set_up(False)
+        t0 = asyncio.get_running_loop().time()
+        await sim.agent.wait_line(r"no frame for \d+ s: half-open socket", timeout=10)
+        await _connected(sim, False, 2)
+        assert asyncio.get_running_loop().time() - t0 < 6
+        sim.gate.set_up(True)
+        await csms.wait_for(lambda: csms.connects >= 2 and CP_ID in csms.connections, 30,
+                            "the charger to reconnect once the network is back")
+        await _connected(sim, True, 5)
+        assert len(csms.calls("BootNotification")) == 1
+    finally:
+        await sim.stop()
+        print("\n".join(sim.agent.all_lines if sim.agent else []))

@@ -1,0 +1,154 @@
+"""OCPP security profiles 1, 2 and 3 each connect, with certificates the test makes; and the
+charger refuses what it must refuse (bad credentials, a server certificate that is expired, for
+another host or from an unknown CA, a profile lowered to ws://).
+
+The CSMS is the `ocpp`-package one with TLS and an HTTP Basic check; the charger reaches it
+through the simulator's network gate at `localhost`, the name in the server certificate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from borne.csms import Csms
+from borne.sim.agent import Security
+from borne.sim.simulator import Simulator
+from tlscerts import Ca, server_context
+
+CP_ID = "CP-TEST-1"
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> Ca:
+    return Ca()
+
+
+async def _start(csms: Csms, flash: Path, security: Security) -> Simulator:
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, security=security)
+    await sim.start()
+    return sim
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[list[object]]:
+    # Whatever a test starts goes here and is stopped at the end, agent log printed on failure.
+    things: list[object] = []
+    yield things
+    for t in reversed(things):
+        if isinstance(t, Simulator):
+            await t.stop()
+            print("---- agent log ----")
+            print("\n".join(t.agent.all_lines if t.agent else []))
+        elif isinstance(t, Csms):
+            await t.stop()
+            assert not t.violations, t.violations
+
+
+async def _booted(csms: Csms) -> None:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
+
+
+async def test_profile_1_ws_with_basic_auth(flash: Path, stack: list[object]) -> None:
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start()
+    stack.append(csms)
+    assert csms.url.startswith("ws://")
+    stack.append(await _start(csms, flash, Security(1, KEY)))
+    await _booted(csms)
+    assert csms.auth_results and all(ok for _, ok in csms.auth_results)
+
+
+async def test_profile_1_wrong_key_is_refused_and_retried(flash: Path, stack: list[object]) -> None:
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start()
+    stack.append(csms)
+    sim = await _start(csms, flash, Security(1, "not-the-key"))
+    stack.append(sim)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"cannot connect .*HTTP 401.*retry in \d+")
+    n = len(sim.agent.all_lines)
+    await sim.agent.wait_line(r"cannot connect .*HTTP 401", start=n, timeout=10)
+    assert csms.auth_results and not any(ok for _, ok in csms.auth_results)
+    assert not csms.calls()
+    assert not [x for x in sim.agent.all_lines if "not-the-key" in x], "the key was logged"
+
+
+async def test_profile_2_tls_with_basic_auth(ca: Ca, tmp_path: Path, flash: Path,
+                                             stack: list[object]) -> None:
+    ctx = server_context(ca, ca.issue("localhost", ("localhost", "127.0.0.1")), tmp_path)
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    stack.append(csms)
+    assert csms.url.startswith("wss://localhost:")
+    stack.append(await _start(csms, flash, Security(2, KEY, ca=ca.write(tmp_path))))
+    await _booted(csms)
+    assert csms.auth_results and all(ok for _, ok in csms.auth_results)
+
+
+async def test_profile_3_mutual_tls(ca: Ca, tmp_path: Path, flash: Path,
+                                    stack: list[object]) -> None:
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms(client_cert_cn=True)
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    stack.append(csms)
+    cert, key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    stack.append(await _start(csms, flash,
+                              Security(3, ca=ca.write(tmp_path), cert=cert, key=key)))
+    await _booted(csms)
+    assert csms.client_cns == [CP_ID]
+
+
+@pytest.mark.parametrize("case", ["expired", "wrong-host", "unknown-ca", "no-client-cert"])
+async def test_bad_certificates_are_refused(case: str, ca: Ca, tmp_path: Path, flash: Path,
+                                            stack: list[object]) -> None:
+    names = ("other.example",) if case == "wrong-host" else ("localhost",)
+    days = (-10, -1) if case == "expired" else (-1, 30)
+    server = ca.issue(names[0], names, valid_days=days)
+    ctx = server_context(ca, server, tmp_path, require_client=case == "no-client-cert")
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    stack.append(csms)
+    trusted = Ca("someone else") if case == "unknown-ca" else ca
+    sim = await _start(csms, flash, Security(2, KEY, ca=trusted.write(tmp_path, "trusted")))
+    stack.append(sim)
+    assert sim.agent is not None
+    line = await sim.agent.wait_line(r"cannot connect to wss://localhost:\d+/ocpp: .*retry in")
+    await sim.agent.wait_line(r"cannot connect", start=sim.agent.all_lines.index(line) + 1)
+    assert csms.connects == 0 and not csms.calls()
+    if case != "no-client-cert":  # the server never saw a request: the charger stopped first
+        assert csms.auth_results == []
+
+
+async def test_profile_2_never_falls_back_to_ws(flash: Path, stack: list[object]) -> None:
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start()
+    stack.append(csms)
+    sim = await _start(csms, flash, Security(2, KEY))
+    stack.append(sim)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"cannot connect .*SecurityError security profile 2 needs a wss://")
+    assert csms.connects == 0 and csms.auth_results == []
+
+
+def test_sim_command_line_security_options(tmp_path: Path) -> None:
+    from borne.cli import build_parser
+    from borne.sim.cli import security_from
+
+    def parse(*argv: str) -> Security | None:
+        return security_from(build_parser().parse_args(["sim", *argv]))
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert parse() is None
+    assert parse("--profile", "1", "--auth-key", "k") == Security(1, "k")
+    assert parse("--ca", str(ca)) == Security(0, None, ca)
+    for argv, words in [
+        (("--profile", "2"), "needs --auth-key"),
+        (("--profile", "3", "--ca", str(ca)), "needs --cert and --key"),
+        (("--ca", str(tmp_path / "missing.pem")), "no such file"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            parse(*argv)
