@@ -22,6 +22,15 @@ async def _main():
     events.add("boot")
     settings = Settings(store, b.provisioning())
     config = Config(store)
+    config.set_runtime("SecurityProfile", settings.get("security_profile", 0))
+
+    def on_config(key, value):
+        if key == "AuthorizationKey":
+            settings.update(auth_key=value)
+        elif key == "SecurityProfile":
+            settings.update(security_profile=value)
+
+    config.listeners.append(on_config)
     await b.start()
     meter = None  # the energy meter driver plugs in here
     connector = Connector(b, store, events, config, meter)

@@ -119,3 +119,23 @@ async def test_unlock_connector(csms: Csms, sim: Simulator) -> None:
     cp = await _cp(csms)
     assert (await cp.call(call.UnlockConnector(connector_id=1))).status == "Unlocked"
     assert (await cp.call(call.UnlockConnector(connector_id=2))).status == "NotSupported"
+
+
+async def test_authorization_key_goes_to_the_settings_once_and_never_back(
+    csms: Csms, sim: Simulator
+) -> None:
+    cp = await _cp(csms)
+    key = "f00dcafe" * 4
+    res = await cp.call(call.ChangeConfiguration(key="AuthorizationKey", value=key))
+    assert res.status == "Accepted"
+    data = sim.flash / "data"
+    assert key in (data / "settings.json").read_text()
+    assert key not in (data / "ocpp_config.json").read_text() if (
+        data / "ocpp_config.json").exists() else True
+    full = await cp.call(call.GetConfiguration())
+    assert key not in str(full.configuration_key)
+    assert sim.agent is not None and not any(key in line for line in sim.agent.all_lines)
+    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="1"))
+    assert res.status == "Accepted"
+    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="0"))
+    assert res.status == "Rejected", "the security profile is never lowered"

@@ -107,10 +107,17 @@ class Config:
         except ValueError as e:
             log.info("config", "%s: value refused (%s)", key, e)
             return "Rejected"
+        log.info("config", "%s changed", key)  # never the value: it may be a secret
+        if access == "x" or key == "SecurityProfile":
+            # Connection credentials live in the settings (listeners write them there), never
+            # in this document: a secret is stored once.
+            self.runtime[key] = v
+            for fn in self.listeners:
+                fn(key, v)
+            return "Accepted"
         self.runtime.pop(key, None)
         self.changed[key] = v
         self.store.save(_DOC, self.changed)
-        log.info("config", "%s changed", key)  # never the value: it may be a secret
         for fn in self.listeners:
             fn(key, v)
         return "Accepted"
