@@ -49,7 +49,10 @@ class Connector:
         self.relay = False
         self._relay_at = time.ticks_ms()
         self._pwm_at = self._relay_at
+        self._duty = None  # nothing set yet: the first _apply() drives the PWM
         self._diode_bad = 0
+        self._diode_verified = False  # the diode check has passed since the PWM started
+        self.settle_ms = _SETTLE_MS
         self.faults = {}  # kind -> error code
         self.offer_a = self._hw_limit()
         self.limit_a = None  # smart-charging limit, None = no limit
@@ -107,6 +110,7 @@ class Connector:
             and self.operative_now()
             and not self.faults
             and self.offer_a >= 6
+            and self._diode_verified
         )
 
     def operative_now(self):
@@ -121,7 +125,9 @@ class Connector:
             self._relay_at = time.ticks_ms()
             log.info(_TAG, "relay %s", "closed" if want else "open")
         duty = pilot.duty_for(self.offer_a) if self._offering() else 100
-        if duty != getattr(self, "_duty", None):
+        if duty != self._duty:
+            if duty == 100 or self._duty is None or self._duty == 100:
+                self._diode_verified = False  # PWM (re)starts: the EV's diode is checked again
             self._duty = duty
             self._pwm_at = time.ticks_ms()
             self.board.set_pwm(duty)
@@ -182,9 +188,12 @@ class Connector:
         st = self._deb.feed(raw)
         pilot_fault = st in ("E", "F")
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
-        pwm_on = self._duty < 100 and time.ticks_diff(time.ticks_ms(), self._pwm_at) > _SETTLE_MS
+        pwm_on = (self._duty is not None and self._duty < 100
+                  and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)
         bad = st in ("B", "C", "D") and not pilot.diode_ok(b.pilot_low_mv(), pwm_on)
         self._diode_bad = self._diode_bad + 1 if bad else 0
+        if pwm_on and not bad and st in ("B", "C", "D"):
+            self._diode_verified = True
         diode_bad = self._diode_bad >= 3 or ("diode" in self.faults and bad)
         if st != self.cp:
             prev, self.cp = self.cp, st
@@ -417,6 +426,9 @@ class Connector:
         # A fixed cable has no lock to release: ending the session is all there is to do.
         stopped = self._stop("UnlockCommand")
         return "Unlocked" if stopped or self.session is None else "UnlockFailed"
+
+    def _scheduled_pending(self):
+        return self._scheduled is not None
 
     def change_availability(self, operative):
         if self.session is not None and not operative:

@@ -1,0 +1,227 @@
+# Property test of the relay invariant (DESIGN.md section 8), on the real connector state machine
+# in the unix port: thousands of random steps (plug, EV states, taps, remote start/stop, faults,
+# availability, smart-charging limits, free charging, power cuts), and after every step the
+# relay must be open unless every condition holds, judged from the simulated physical world,
+# not from the connector's own bookkeeping. Seeded: a failure names its seed and step.
+import asyncio
+import random
+
+from store import Store
+from eventlog import EventLog
+from ocpp_client.config import Config
+from evse.connector import Connector
+
+SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
+STEPS = 400
+_MV = {"A": 12000, "B": 9000, "C": 6000, "D": 3000, "E": 0}
+
+
+class World:
+    # The physical side: EV, faults, and what the board was told.
+    def __init__(self):
+        self.ev = "A"
+        self.short = False
+        self.diode = False
+        self.rcd = False
+        self.weld = False
+        self.relay = False
+        self.duty = 100
+        self.edge = asyncio.ThreadSafeFlag()
+
+    def cp(self):
+        return "E" if self.short else self.ev
+
+    # board interface
+    def pilot_mv(self):
+        return _MV[self.cp()]
+
+    def pilot_low_mv(self):
+        if self.duty >= 100:
+            return self.pilot_mv()
+        return 0 if (self.diode or self.short) else -12000
+
+    def set_pwm(self, d):
+        self.duty = d
+
+    def set_relay(self, on):
+        self.relay = on
+
+    def relay_feedback(self):
+        return self.relay or self.weld
+
+    def rcd_tripped(self):
+        return self.rcd
+
+    def telemetry(self, k, v):
+        pass
+
+    def tone(self, f, ms):
+        pass
+
+
+async def _allow(tag):
+    await asyncio.sleep_ms(0)
+    return ("Accepted", None) if tag.startswith("A") else ("Invalid", None)
+
+
+def _boot(world, store):
+    cfg = Config(store)
+    c = Connector(world, store, EventLog(store, 20), cfg)
+    c.authorize = _allow
+    c.settle_ms = 0  # the test's time does not pass; the pilot is settled at once
+    world.relay = False  # the coil drops with the power
+    world.duty = 100
+    s = c.take_interrupted()
+    if s:
+        c.forget_interrupted()
+    return c, cfg
+
+
+async def _settle(c):
+    for _ in range(4):  # the debounce needs three equal readings
+        await asyncio.sleep_ms(0)
+        c.step()
+
+
+def _check(w, c, limit, operative, seed, i, what):
+    if not w.relay:
+        return
+    s = c.session
+    why = None
+    if w.cp() not in ("C", "D"):
+        why = "EV not asking (pilot %s)" % w.cp()
+    elif w.rcd:
+        why = "RCD tripped"
+    elif w.short or w.diode:
+        why = "pilot fault"
+    elif s is None or not s["auth"] or s.get("stopped"):
+        why = "no authorized session"
+    elif not operative:
+        why = "connector inoperative"
+    elif limit is not None and limit < 6:
+        why = "offer below 6 A"
+    assert why is None, "seed %d step %d (%s): relay closed although %s" % (seed, i, what, why)
+
+
+async def _run(seed):
+    rng = random.Random(seed) if hasattr(random, "Random") else None
+    if rng is None:
+        random.seed(seed)
+        rng = random
+    store = Store("props%d" % seed)
+    w = World()
+    c, cfg = _boot(w, store)
+    limit = None
+    operative = True
+    closed = 0
+    for i in range(STEPS):
+        r = rng.getrandbits(5)
+        what = r
+        if r < 4:
+            w.ev = "B"  # plug, or pause
+        elif r < 8:
+            w.ev = "C"  # EV asks (only if plugged, but a buggy EV may jump)
+        elif r < 10:
+            w.ev = "A"
+        elif r == 10:
+            w.ev = "D"
+        elif r == 11:
+            c.remote_start("A-REMOTE")
+        elif r == 12:
+            c.remote_start("X-REMOTE")
+        elif r == 13:
+            c.on_tag("A-CARD")
+        elif r == 14:
+            c.on_tag("X-CARD")
+        elif r == 15:
+            c.remote_stop(lambda s: True)
+        elif r == 16:
+            w.rcd = not w.rcd
+        elif r == 17:
+            w.weld = not w.weld
+        elif r == 18:
+            w.short = not w.short
+        elif r == 19:
+            w.diode = not w.diode
+        elif r == 20:
+            st = c.change_availability(False)
+            operative = operative and st == "Scheduled"
+            if st == "Accepted":
+                operative = False
+        elif r == 21:
+            c.change_availability(True)
+            operative = True
+        elif r == 22:
+            limit = rng.getrandbits(6) if rng.getrandbits(1) else None
+            c.set_limit(limit)
+        elif r == 23:
+            cfg.set("BorneFreeCharging", "true" if rng.getrandbits(1) else "false")
+        elif r == 24:
+            c, cfg = _boot(w, store)  # power cut and restart on the same flash
+            operative = c.operative
+            limit = None
+        elif r == 25:
+            c.unlock()
+        else:
+            pass  # time passes
+        await _settle(c)
+        if not c._scheduled_pending():
+            operative = c.operative
+        _check(w, c, limit, operative, seed, i, what)
+        closed += w.relay
+    return closed
+
+
+def test_relay_invariant_holds_in_random_sequences():
+    total = 0
+    for seed in SEEDS:
+        total += asyncio.run(_run(seed))
+    # The test must also reach charging, or it proves nothing.
+    assert total > 50, "the random walks closed the relay only %d times" % total
+
+
+def test_every_fault_opens_a_closed_relay_at_once():
+    async def run():
+        w = World()
+        store = Store("faults")
+        c, cfg = _boot(w, store)
+        for fault in ("rcd", "short", "diode", "unplug", "pause", "inoperative", "limit"):
+            w.__init__()
+            c, cfg = _boot(w, store)
+            c.change_availability(True)  # the previous round may have left it inoperative
+            c.set_limit(None)
+            cfg.set("BorneFreeCharging", "true")
+            w.ev = "B"
+            await _settle(c)
+            w.ev = "C"
+            await _settle(c)
+            assert w.relay, "setup: charging did not start (%s %s %s %s)" % (
+                fault, c.session, c.faults, c._diode_verified)
+            if fault == "rcd":
+                w.rcd = True
+            elif fault == "short":
+                w.short = True
+            elif fault == "diode":
+                w.diode = True
+            elif fault == "unplug":
+                w.ev = "A"
+            elif fault == "pause":
+                w.ev = "B"
+            elif fault == "inoperative":
+                c.change_availability(False)
+                c.remote_stop(lambda s: True)
+            elif fault == "limit":
+                c.set_limit(3)
+            if fault in ("inoperative", "limit"):
+                assert not w.relay, "%s: relay still closed" % fault
+                continue
+            # One poll of the connector (20 ms on the charger) after the cause: open.
+            c.step()
+            if fault in ("diode", "unplug", "pause", "short"):
+                # debounced inputs: three readings, 60 ms at most
+                c.step()
+                c.step()
+            assert not w.relay, "%s: relay still closed" % fault
+            cfg.set("BorneFreeCharging", "false")
+
+    asyncio.run(run())
