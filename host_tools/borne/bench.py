@@ -211,6 +211,71 @@ async def ws_frames() -> list[str]:
     ]
 
 
+async def _relay_edge(sim: Simulator, want: bool, since: float, timeout: float = 5) -> float:
+    """Seconds from `since` until the agent commands the relay to `want`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for t, state in sim.hw.relay_log:
+            if t >= since and state == want:
+                return t - since
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"relay never went {'closed' if want else 'open'}")
+
+
+def _stats(xs: list[float]) -> str:
+    xs = sorted(x * 1000 for x in xs)
+    p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
+    return f"median {xs[len(xs) // 2]:.1f} ms, p95 {p95:.1f} ms, max {xs[-1]:.1f} ms (n={len(xs)})"
+
+
+@bench("relay-timing")
+async def relay_timing(rounds: int = 15) -> list[str]:
+    """EV asks (state C) -> relay closed; unplug / pause / RCD trip -> relay open, as commanded
+    to the simulated contactor (DESIGN section 6: open within 100 ms)."""
+    from ocpp.v16 import call
+
+    close, unplug, pause, rcd = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulator(Path(tmp))
+        await sim.start()
+        try:
+            assert sim.csms is not None
+            csms = sim.csms
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            cp = csms.charge_points[sim.cp_id]
+            await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+            for i in range(rounds):
+                await sim.command({"cmd": "plug"})
+                await asyncio.sleep(0.3)  # session started, PWM on, diode checked
+                t = time.monotonic()
+                await sim.command({"cmd": "charge"})
+                close.append(await _relay_edge(sim, True, t))
+                await asyncio.sleep(0.1)
+                t = time.monotonic()
+                kind = i % 3
+                if kind == 0:
+                    await sim.command({"cmd": "unplug"})
+                    unplug.append(await _relay_edge(sim, False, t))
+                elif kind == 1:
+                    await sim.command({"cmd": "pause"})
+                    pause.append(await _relay_edge(sim, False, t))
+                    await sim.command({"cmd": "unplug"})
+                else:
+                    await sim.command({"cmd": "fault", "kind": "rcd"})
+                    rcd.append(await _relay_edge(sim, False, t))
+                    await sim.command({"cmd": "unplug"})
+                    await sim.command({"cmd": "fault", "kind": "clear"})
+                await asyncio.sleep(0.3)
+        finally:
+            await sim.stop()
+    return [
+        f"relay-timing: EV asks (C) -> relay closed: {_stats(close)}",
+        f"relay-timing: unplug -> relay open: {_stats(unplug)}",
+        f"relay-timing: EV pauses (C->B) -> relay open: {_stats(pause)}",
+        f"relay-timing: RCD trip -> relay open: {_stats(rcd)}",
+    ]
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="print speed and memory figures measured in the simulation")
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {list(BENCHES)})")

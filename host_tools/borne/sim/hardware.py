@@ -49,6 +49,7 @@ class Hardware:
     telemetry: dict[str, Any] = field(default_factory=dict)
     energy_wh: float = 0.0
     resets: int = 0
+    relay_log: list[tuple[float, bool]] = field(default_factory=list)  # (when, coil command)
     _last_t: float = field(default_factory=time.monotonic)
     _writer: asyncio.StreamWriter | None = None
     _relay_task: asyncio.Task[None] | None = None
@@ -146,6 +147,8 @@ class Hardware:
         self.integrate()
         if cmd == "relay" and len(parts) > 1:
             self.relay_cmd = parts[1] == "1"
+            self.relay_log.append((time.monotonic(), self.relay_cmd))
+            del self.relay_log[:-100]
             self._schedule_feedback()
         elif cmd == "pwm" and len(parts) > 1:
             with contextlib.suppress(ValueError):
