@@ -14,6 +14,7 @@ from ocpp_client.rpc import CallError
 _TAG = "txq"
 _IDS = "txids"
 _MAX_RECORDS = const(400)
+_BATCH = const(8)  # records taken per pass over the journal: bounded RAM, few passes
 START = "StartTransaction"
 STOP = "StopTransaction"
 METER = "MeterValues"
@@ -56,23 +57,32 @@ class TxQueue:
             del self.ids[ref]
             self.store.save(_IDS, self.ids)
 
-    def _next(self):
+    def _batch(self):
+        # The next few pending records, read in one pass over the journal (it must not be
+        # written while it is read, and a pass per message would make delivery quadratic).
+        out = []
         for seq, rec in self.j.pending():
-            return seq, rec
-        return None, None
+            out.append((seq, rec))
+            if len(out) >= _BATCH:
+                break
+        return out
 
     async def deliver(self, rpc):
         # Sends queued messages in order until the queue is empty or the link fails (the
         # exception propagates to the session, which reconnects).
         attempts = 0
+        batch = []
         while True:
-            seq, rec = self._next()
-            if rec is None:
-                return
+            if not batch:
+                batch = self._batch()
+                if not batch:
+                    return
+            seq, rec = batch[0]
             action, payload, ref = rec["a"], rec["p"], rec["r"]
             if action == START and ref in self.ids:
                 # Answered before a power cut came between the id and the ack: never twice.
                 self.j.ack(seq)
+                batch.pop(0)
                 continue
             if action != START:
                 tid = self.ids.get(ref)
@@ -99,6 +109,7 @@ class TxQueue:
                     if action == START:
                         self._set_id(ref, -1)
                     self.j.ack(seq)
+                    batch.pop(0)
                     attempts = 0
                     continue
                 wait = self.config.get("TransactionMessageRetryInterval") * attempts
@@ -106,6 +117,7 @@ class TxQueue:
                 await asyncio.sleep(wait)
                 continue
             attempts = 0
+            batch.pop(0)
             if action == START:
                 if self.on_start_conf:
                     self.on_start_conf(ref, conf)

@@ -174,11 +174,22 @@ class Journal:
             yield p[0], obj
 
     def pending(self):
-        # Unacked records in order. Do not append or ack while iterating.
+        # Unacked records in order. Do not append or ack while iterating. Acked lines are
+        # skipped before they are parsed: a queue being drained is read again and again.
         w = self._acked
-        for seq, obj in self.records():
-            if seq > w:
-                yield seq, obj
+        if self.ring:
+            for seq, obj in self.records():
+                if seq > w:
+                    yield seq, obj
+            return
+        for p, _ in self._lines():
+            if p is None or p[1] == _ACK or p[0] <= w:
+                continue
+            try:
+                obj = json.loads(p[1])
+            except ValueError:
+                continue
+            yield p[0], obj
 
     def __len__(self):
         return self._npend
@@ -226,8 +237,13 @@ class Journal:
         if seq <= self._acked:
             return
         self._append_line(_line(seq, _ACK))
-        self._acked = seq
-        self._count_pending()
+        old, self._acked = self._acked, seq
+        # Record seqs are consecutive, so the count moves by arithmetic, not by a rescan (an ack
+        # per delivered message would make draining a queue quadratic). A skipped corrupt
+        # record can make this undercount; the next open recounts.
+        self._npend -= seq - old
+        if self._npend < 0 or self.ring:
+            self._count_pending()
         self._maybe_compact()
 
     def _maybe_compact(self):

@@ -276,6 +276,83 @@ async def relay_timing(rounds: int = 15) -> list[str]:
     ]
 
 
+_PRELOAD = """
+import sys
+from store import Store
+st = Store(sys.argv[1])
+st.save("txids", {"bench": 1})
+j = st.journal("txq", 400)
+for i in range(int(sys.argv[2])):
+    j.append({"a": "MeterValues", "r": "bench", "p": {"connectorId": 1, "meterValue": [
+        {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": str(i)}]}]}})
+"""
+
+
+async def _preload(flash: Path, n: int) -> None:
+    """Queue n transaction MeterValues on the flash with the firmware's own store module."""
+    import os
+
+    from borne import paths
+
+    script = flash / "preload.py"
+    script.write_text(_PRELOAD)
+    proc = await asyncio.create_subprocess_exec(
+        paths.micropython(), str(script), str(flash / "data"), str(n),
+        env=dict(os.environ, MICROPYPATH=paths.micropypath()),
+    )
+    assert await proc.wait() == 0, "preloading the queue failed"
+
+
+@bench("ocpp-queue")
+async def ocpp_queue(n: int = 500) -> list[str]:
+    """Delivery of a queue of n transaction messages after boot, and reconnect -> first
+    queued message."""
+    from ocpp.v16 import call
+
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        flash = Path(tmp)
+        (flash / "data").mkdir()
+        await _preload(flash, n)
+        sim = Simulator(flash)
+        await sim.start()
+        try:
+            assert sim.csms is not None
+            csms = sim.csms
+            boot = await csms.wait_call("BootNotification")
+            await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= n, 120,
+                                f"{n} queued MeterValues")
+            mvs = csms.calls("MeterValues")
+            first, last = mvs[0].t, mvs[n - 1].t
+            lines.append(
+                f"ocpp-queue: {n} queued messages delivered in {last - first:.2f} s after the "
+                f"first ({n / max(last - first, 1e-9):.0f} msg/s); boot -> first queued "
+                f"{(first - boot.t) * 1000:.0f} ms"
+            )
+            # Reconnect: cut the link, queue a few messages, restore it.
+            cp = csms.charge_points[sim.cp_id]
+            await cp.call(call.ChangeConfiguration(key="WebSocketPingInterval", value="1"))
+            await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+            await sim.command({"cmd": "plug"})
+            await sim.command({"cmd": "charge"})
+            await csms.wait_call("StartTransaction")
+            await sim.command({"cmd": "net", "up": False})
+            await asyncio.sleep(3.5)  # the watchdog finds the link dead
+            await sim.command({"cmd": "unplug"})  # StopTransaction queued offline
+            connects = csms.connects
+            await sim.command({"cmd": "net", "up": True})
+            await csms.wait_for(lambda: csms.connects > connects, 30, "the reconnect")
+            t_conn = time.monotonic()
+            stop = await csms.wait_call("StopTransaction", timeout=30)
+            lines.append(
+                f"ocpp-queue: new connection -> first queued message (StopTransaction) "
+                f"delivered: {(stop.t - t_conn) * 1000:.0f} ms"
+            )
+        finally:
+            await sim.stop()
+    return lines
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="print speed and memory figures measured in the simulation")
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {list(BENCHES)})")
