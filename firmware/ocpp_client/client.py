@@ -57,6 +57,10 @@ class OcppClient:
              "registration": self.registration},
         )
 
+    def wake(self):
+        # Something changed the endpoint or the link (a claim, the home Wi-Fi came up).
+        self._kick.set()
+
     # -- connection ------------------------------------------------------------------
     def _auth_header(self):
         prof = self.settings.get("security_profile", 0)
@@ -75,7 +79,11 @@ class OcppClient:
             url = self.settings.get("csms_url")
             if not url:
                 log.warn(_TAG, "no CSMS endpoint configured; waiting for a claim")
-                await asyncio.sleep(30)
+                self._kick.clear()
+                try:  # the claim (hotspot/) calls wake() when it sets the endpoint
+                    await asyncio.wait_for(self._kick.wait(), 30)
+                except asyncio.TimeoutError:
+                    pass
                 continue
             try:
                 ws = await wsmod.connect(
