@@ -14,6 +14,7 @@ import log
 _TAG = "dns"
 _MAX = const(512)  # classic DNS over UDP
 TTL = const(30)
+_POLL_MS = const(50)
 
 
 def answer(q, n, ip4, out):
@@ -113,11 +114,11 @@ class CaptiveDns:
         s = self._sock
         out = self._out
         while True:
-            await _readable(s)
             try:
                 q, addr = s.recvfrom(_MAX + 1)
-            except OSError:
-                continue  # EAGAIN, or an ICMP error reported on the socket
+            except OSError:  # EAGAIN (nothing pending), or an ICMP error on the socket
+                await _readable(s)
+                continue
             try:
                 k = answer(q, len(q), self.ip4, out)
             except Exception as e:  # a bug here must not stop the service
@@ -131,16 +132,8 @@ class CaptiveDns:
                     pass
 
 
-try:
-    from asyncio import core as _core
-
-    _core._io_queue.queue_read  # noqa: the loop's poller, as asyncio's own streams use it
-
-    async def _readable(s):
-        # MicroPython: park this task on the loop's poller until the socket is readable.
-        yield _core._io_queue.queue_read(s)
-
-except (ImportError, AttributeError):
-
-    async def _readable(s):
-        await asyncio.sleep_ms(20)
+async def _readable(s):
+    # Polled rather than parked on the loop's poller: with this UDP socket registered in
+    # select.poll, the unix port (MicroPython 1.28) crashed in poll_iternext now and then.
+    # A datagram waits at most _POLL_MS; _serve drains every pending one per wake-up.
+    await asyncio.sleep_ms(_POLL_MS)

@@ -36,6 +36,7 @@ class Agent:
         diag: bool = False,
         log_file: Path | None = None,
         on_line: Callable[[str], None] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -46,6 +47,7 @@ class Agent:
         self.diag = diag
         self.log_file = log_file
         self.on_line = on_line
+        self.extra_args = list(extra_args or [])  # more "--key value" pairs for the board
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -67,7 +69,7 @@ class Agent:
             cmd += ["--gate", self.gate_addr]
         if self.diag:
             cmd += ["--diag", "1"]
-        return cmd
+        return cmd + self.extra_args
 
     async def power_on(self) -> None:
         if self.powered:
