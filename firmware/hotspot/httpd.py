@@ -23,6 +23,9 @@ BODY_MAX = const(6144)
 HEAD_TIMEOUT_MS = const(5000)
 BODY_TIMEOUT_MS = const(5000)
 WRITE_TIMEOUT_MS = const(5000)
+DRAIN_MAX = const(65536)
+POLL_MS = const(20)
+DRAIN_MS = const(300)
 
 REASONS = {
     100: "Continue", 200: "OK", 202: "Accepted", 204: "No Content", 302: "Found",
@@ -65,8 +68,13 @@ class Request:
         v = self.headers.get(name)
         return v.decode() if v is not None else default
 
+    def body_length(self):
+        # Content-Length checked against the limits (411, 413) before anything is read.
+        return self._srv._body_length(self)
+
     async def read_body(self):
-        # The body as bytes (b"" without Content-Length). Raises HttpError.
+        # The body (b"" without Content-Length): bytes, or a memoryview into the server's one
+        # body buffer, valid until the caller's next await. Raises HttpError.
         return await self._srv._read_body(self)
 
 
@@ -126,9 +134,8 @@ def normalize_path(raw):
 
 def parse_head(buf, n):
     # Parses buf[:n] (ending with the blank line) into a Request. Raises HttpError.
-    mv = memoryview(buf)
-    end = bytes(mv[:n]).find(b"\r\n")
-    line = bytes(mv[:end])
+    end = buf.find(b"\r\n", 0, n)
+    line = bytes(buf[:end])
     parts = line.split(b" ")
     if len(parts) != 3:
         raise HttpError(400, "malformed request line")
@@ -159,9 +166,9 @@ def parse_head(buf, n):
     pos = end + 2
     headers = req.headers
     while pos < n - 2:
-        e = bytes(mv[pos:n]).find(b"\r\n")
-        hl = bytes(mv[pos : pos + e])
-        pos += e + 2
+        e = buf.find(b"\r\n", pos, n)
+        hl = bytes(buf[pos:e])
+        pos = e + 2
         count += 1
         if count > HEADERS_MAX:
             raise HttpError(431, "too many header fields")
@@ -176,6 +183,9 @@ def parse_head(buf, n):
         name = name.lower()
         if name in _KEEP:
             value = value.strip()
+            for c in value:
+                if c > 0x7E:
+                    raise HttpError(400, "non-ASCII byte in the %s header" % name.decode())
             old = headers.get(name)
             if old is not None and old != value:
                 raise HttpError(400, "conflicting repeated header %s" % name.decode())
@@ -212,6 +222,58 @@ def _json_error(status, message, field=None, extra=None):
     return status, "application/json", json.dumps(d).encode(), extra
 
 
+class _Conn:
+    # A client socket, polled: the hotspot's sockets stay out of the loop's select.poll set.
+    # (The unix port of MicroPython 1.28 crashed in poll_iternext now and then with them in
+    # it.) A read waits at most POLL_MS longer than it would otherwise; the hotspot is idle
+    # or serves one phone, so the wake-ups cost nothing that matters.
+    def __init__(self, s):
+        s.setblocking(False)
+        self.s = s
+        self._out = []
+
+    async def readinto(self, mv):
+        while True:
+            try:
+                n = self.s.readinto(mv)
+            except OSError as e:
+                if e.errno != _EAGAIN:
+                    raise
+                n = None
+            if n is not None:
+                return n
+            await asyncio.sleep_ms(POLL_MS)
+
+    def write(self, b):
+        self._out.append(b)
+
+    async def drain(self):
+        for b in self._out:
+            mv = memoryview(b)
+            while mv:
+                try:
+                    n = self.s.write(mv)
+                except OSError as e:
+                    if e.errno != _EAGAIN:
+                        raise
+                    n = None
+                if n:
+                    mv = mv[n:]
+                else:
+                    await asyncio.sleep_ms(POLL_MS)
+        self._out = []
+
+    def close(self):
+        self._out = []
+        self.s.close()
+
+    async def wait_closed(self):
+        pass
+
+
+_EAGAIN = const(11)
+
+
 class Server:
     # handler(req) -> (status, content_type, body_bytes, extra_headers_list_or_None);
     # it may raise HttpError. on_request() is called for every request (the idle timer).
@@ -221,25 +283,45 @@ class Server:
         self._slots = [bytearray(HEAD_MAX) for _ in range(MAX_CLIENTS)]
         self._free = list(range(MAX_CLIENTS))
         self._body_lock = asyncio.Lock()
+        self._body = bytearray(BODY_MAX)  # one body in RAM at a time (the lock)
         self._srv = None
         self.served = 0
 
     async def start(self, host, port):
-        self._srv = await asyncio.start_server(self._client, host, port, backlog=4)
+        import socket
+
+        ls = socket.socket()
+        try:
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        except (OSError, AttributeError):
+            pass
+        ls.bind(socket.getaddrinfo(host, port)[0][-1])
+        ls.listen(4)
+        ls.setblocking(False)
+        self._srv = ls
+        self._task = asyncio.create_task(self._accept(ls))
         log.info(_TAG, "serving on %s:%d", host, port)
 
     async def stop(self):
         if self._srv:
+            self._task.cancel()
             self._srv.close()
-            try:
-                await asyncio.wait_for_ms(self._srv.wait_closed(), 2000)
-            except Exception:
-                pass
             self._srv = None
+
+    async def _accept(self, ls):
+        while True:
+            try:
+                s, _ = ls.accept()
+            except OSError:  # EAGAIN: nobody waiting
+                await asyncio.sleep_ms(POLL_MS)
+                continue
+            c = _Conn(s)
+            asyncio.create_task(self._client(c, c))
 
     async def _client(self, r, w):
         if not self._free:
             await self._send(w, _json_error(503, "busy: too many clients"), False)
+            await self._drain(r, bytearray(128))
             await self._close(w)
             return
         slot = self._free.pop()
@@ -285,6 +367,28 @@ class Server:
             res = _json_error(500, "internal error")
         self.served += 1
         await self._send(w, res, head)
+        if res[0] >= 400:
+            await self._drain(r, buf)
+
+    async def _drain(self, r, buf):
+        # Read (and drop) what the client is still sending, for a moment, before closing: a
+        # close with unread input makes the kernel send a reset, which can destroy the answer
+        # before the client reads it. Bounded in bytes and time.
+        left = DRAIN_MAX
+
+        async def sink():
+            nonlocal left
+            mv = memoryview(buf)
+            while left > 0:
+                k = await r.readinto(mv)
+                if not k:
+                    return
+                left -= k
+
+        try:
+            await asyncio.wait_for_ms(sink(), DRAIN_MS)
+        except Exception:
+            pass
 
     async def _read_head(self, r, buf):
         # Reads until the blank line. -> (head length, bytes read past it). Raises HttpError.
@@ -292,7 +396,7 @@ class Server:
         got = 0
         while True:
             if got >= HEAD_MAX:
-                if bytes(mv[:LINE_MAX]).find(b"\r\n") < 0:
+                if buf.find(b"\r\n", 0, LINE_MAX) < 0:
                     raise HttpError(414, "request line too long")
                 raise HttpError(431, "request head too large")
             k = await r.readinto(mv[got:])
@@ -300,24 +404,30 @@ class Server:
                 raise EOFError()
             start = got - 3 if got > 3 else 0
             got += k
-            end = bytes(mv[start:got]).find(b"\r\n\r\n")
+            end = buf.find(b"\r\n\r\n", start, got)
             if end >= 0:
-                end += start + 4
-                if bytes(mv[: min(end, LINE_MAX + 2)]).find(b"\r\n") < 0:
+                end += 4
+                if buf.find(b"\r\n", 0, min(end, LINE_MAX + 2)) < 0:
                     raise HttpError(414, "request line too long")
-                return end, bytes(mv[end:got])
-            if got > LINE_MAX + 2 and bytes(mv[: LINE_MAX + 2]).find(b"\r\n") < 0:
+                return end, bytes(buf[end:got])
+            if got > LINE_MAX + 2 and buf.find(b"\r\n", 0, LINE_MAX + 2) < 0:
                 raise HttpError(414, "request line too long")
 
-    async def _read_body(self, req):
+    def _body_length(self, req):
         cl = req.headers.get(b"content-length")
         if cl is None:
             if req.method in ("POST", "PUT", "PATCH"):
                 raise HttpError(411, "Content-Length required")
-            return b""
+            return 0
         n = int(cl)
         if n > BODY_MAX:
             raise HttpError(413, "body over %d bytes" % BODY_MAX)
+        return n
+
+    async def _read_body(self, req):
+        n = self._body_length(req)
+        if not n and req.headers.get(b"content-length") is None:
+            return b""
         have = req.body
         if len(have) > n:
             raise HttpError(400, "more bytes than Content-Length")
@@ -330,7 +440,8 @@ class Server:
         try:
             if req.headers.get(b"expect", b"").lower() == b"100-continue":
                 req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = bytearray(n)
+                await req._w.drain()
+            body = self._body
             body[: len(have)] = have
             mv = memoryview(body)
             got = len(have)
@@ -347,7 +458,8 @@ class Server:
                 await asyncio.wait_for_ms(fill(), BODY_TIMEOUT_MS)
             except asyncio.TimeoutError:
                 raise HttpError(408, "request body not received in time")
-            return bytes(body)
+            # The shared buffer, allocated once: valid until the caller's next await.
+            return mv[:n]
         finally:
             self._body_lock.release()
 
