@@ -20,7 +20,8 @@ async def _main():
     store = Store(b.flash_root)
     events = EventLog(store)
     events.add("boot")
-    settings = Settings(store, b.provisioning())
+    prov = b.provisioning()
+    settings = Settings(store, prov)
     config = Config(store)
     config.set_runtime("SecurityProfile", settings.get("security_profile", 0))
 
@@ -40,13 +41,23 @@ async def _main():
     reservations.listeners.append(lambda cid, r: connector._apply())
     limits = Limits(connector, smart)
     ocpp = OcppClient(settings, config, b, connector, events, store, meter, smart, reservations)
-    light = StatusLight(b, connector, ocpp)
+    # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
+    hotspot = None
+    if b.wlan() is not None:
+        from hotspot.claim import Hotspot
+
+        hotspot = Hotspot(b, store, settings, prov, ocpp, connector, events)
+    del prov
+    light = StatusLight(b, connector, ocpp, hotspot=hotspot)
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch
 
         asyncio.create_task(heapwatch.run(b))
-    await asyncio.gather(connector.run(), ocpp.run(), light.run(), limits.run())
+    tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
+    if hotspot:
+        tasks.append(hotspot.run())
+    await asyncio.gather(*tasks)
 
 
 def run():

@@ -101,6 +101,12 @@ def iso(ts=None):
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (y, m, d, s // 3600, s // 60 % 60, s % 60)
 
 
+def iso_ms(ms):
+    # With milliseconds: "2026-11-21T05:37:00.123Z". Two sessions started in one second by one
+    # tag must not look like a retransmission of one StartTransaction.
+    return "%s.%03dZ" % (iso(ms // 1000)[:-1], ms % 1000)
+
+
 def _num(s, a, b):
     t = s[a:b]
     if len(t) != b - a or not t.isdigit():

@@ -1,6 +1,9 @@
 # The charger's own settings: identity from provisioning, and the cloud endpoint from the claim
 # (or, in the simulation, from `borne sim --csms`). Persisted through the store; secrets are kept
 # here and never logged.
+# Claim (hotspot/): the owner's name for the charger, home Wi-Fi and cloud endpoint. The
+# factory identity (cp_id from provisioning) stays; a claim may give another OCPP charge point id
+# ("claim_cp_id"), which then replaces cp_id. wipe_owner() is the unclaim / factory reset.
 import log
 
 _DOC = "settings"
@@ -17,7 +20,15 @@ DEFAULTS = {
     "key_pem": "",  # secret: its private key, PEM
     "call_timeout_s": 30,  # how long a CALL of ours waits for the CSMS's answer
     "name": "",
+    # -- claim (hotspot/) --
+    "claimed": False,
+    "claim_cp_id": "",  # OCPP charge point id given at claim; "" = the factory id
+    "wifi_ssid": "",
+    "wifi_pass": "",  # secret: home Wi-Fi password
 }
+# What an unclaim / factory reset clears: everything the owner gave (secrets included).
+_OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem", "name",
+          "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass")
 _IDENTITY = ("cp_id", "serial", "model", "vendor")
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
 _PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem")
@@ -28,6 +39,9 @@ class Settings:
         self.store = store
         d = store.load(_DOC, DEFAULTS)
         changed = False
+        self.factory_id = provisioning.get("cp_id") or d["cp_id"]
+        if d.get("claim_cp_id"):
+            provisioning = dict(provisioning, cp_id=d["claim_cp_id"])
         for k in _IDENTITY:
             v = provisioning.get(k)
             if v and d.get(k) != v:
@@ -38,6 +52,8 @@ class Settings:
             if v is not None and v != "" and d.get(k) != v:
                 d[k] = v
                 changed = True
+        # The simulation's --csms stands for an endpoint set at the factory: claimed already.
+        self.preset = bool(provisioning.get("csms_url"))
         self.d = d
         if changed:
             store.save(_DOC, d)
@@ -51,4 +67,15 @@ class Settings:
 
     def update(self, **kw):
         self.d.update(kw)
+        self.store.save(_DOC, self.d)
+
+    def is_claimed(self):
+        return bool(self.d.get("claimed")) or self.preset
+
+    def wipe_owner(self):
+        # Unclaim / factory reset: the owner's data and secrets go, the factory identity stays.
+        for k in _OWNER:
+            self.d[k] = DEFAULTS[k]
+        self.d["cp_id"] = self.factory_id
+        self.preset = False
         self.store.save(_DOC, self.d)

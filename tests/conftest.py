@@ -29,6 +29,15 @@ async def csms() -> AsyncIterator[Csms]:
     )
 
 
+@pytest.fixture(scope="session")
+def compiled_firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The firmware as `borne build` makes it for the unix port (.mpy, as deployed): what a
+    memory-bounded test should run, since source compiles into the heap at import."""
+    from borne.build import compile_tree
+
+    return compile_tree("unix_sim", out=tmp_path_factory.mktemp("build")).parent
+
+
 @pytest.fixture
 def flash(tmp_path: Path) -> Path:
     return tmp_path / "flash"

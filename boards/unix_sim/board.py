@@ -5,6 +5,8 @@
 # I/O socket lines, host -> agent:  "cp <high_mv> <low_mv>", "fb <0|1>", "rcd <0|1>"
 #                   agent -> host:  "relay <0|1>", "pwm <duty>", "led <rrggbb> <pattern> <bright>",
 #                                   "tone <hz> <ms>", "tel <key> <json>", "reset <0|1>"
+# Setup button (hotspot/): host -> agent "btn <ms>", one press of that length.
+import os
 import sys
 import socket
 import asyncio
@@ -45,6 +47,8 @@ class Board:
         self._rcd = False
         self._relay = False
         self._last_led = None
+        self.on_button = None  # fn(ms): the hotspot's setup-button handler
+        self._radio = None
 
     def provisioning(self):
         a = self.args
@@ -66,7 +70,16 @@ class Board:
             if arg in a:
                 with open(a[arg]) as f:
                     p[key] = f.read()
+        p.update(_factory_secrets(a))
         return p
+
+    def hotspot_options(self):
+        # Test knobs: idle timeout, lockout base, grace before closing after a claim.
+        out = {}
+        for k in ("hotspot-idle-s", "lockout-base-ms", "close-grace-ms"):
+            if k in self.args:
+                out[k.replace("-", "_")] = int(self.args[k])
+        return out
 
     async def start(self):
         if "io" not in self.args:
@@ -94,6 +107,10 @@ class Board:
                     self._fb = p[1] == b"1"
                 elif p[0] == b"rcd":
                     self._rcd = p[1] == b"1"
+                elif p[0] == b"btn":
+                    if self.on_button:
+                        self.on_button(int(p[1]))
+                    continue
             except (IndexError, ValueError):
                 continue
             self.edge.set()
@@ -155,11 +172,15 @@ class Board:
         return None
 
     def wlan(self):
-        return None
+        if self._radio is None:
+            self._radio = SimRadio(self.args)
+        return self._radio
 
     def route(self, host, port):
         # The simulation's network: every connection to the CSMS passes its gate, which can cut
         # the link. Hostnames stay as given (TLS checks them).
+        if "wifi-env" in self.args and not self.wlan().sta_up():
+            raise OSError(113, "no Wi-Fi link")  # EHOSTUNREACH: the station is not joined
         if "gate" in self.args:
             return _hostport(self.args["gate"])
         return host, port
@@ -171,3 +192,100 @@ class Board:
         self._send("reset %d" % (1 if hard else 0))
         # Exit code 4 asks the simulation to start the agent again: a reboot.
         sys.exit(4)
+
+
+# -- Wi-Fi (hotspot/) ----------------------------------------------------------------------
+# The radio is simulated: the access point "opens" and the hotspot's DNS and HTTP servers bind
+# real loopback sockets (ports from --dns-port/--http-port); the visible networks and their
+# passwords come from the JSON file --wifi-env, re-read at each scan and join:
+#   {"networks": [{"ssid": "Home", "password": "secret99", "rssi": -50}, ...]}
+# ("password": "" is an open network). Joining succeeds only with the right password.
+
+_KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 symbols: 5 bits each, no 0/o, 1/l
+
+
+def make_secret(groups):
+    # groups of 4 symbols: 4 groups = 80 bits of entropy
+    out = []
+    for i, b in enumerate(os.urandom(groups * 4)):
+        if i and i % 4 == 0:
+            out.append("-")
+        out.append(_KEY_ALPHABET[b & 31])
+    return "".join(out)
+
+
+def _factory_secrets(a):
+    # Per-device secrets set at provisioning. The simulation keeps them in <flash>/factory.json,
+    # outside the store (the factory partition survives a factory reset), creating them on the
+    # first boot; --hotspot-key / --conn-password override (and are written there).
+    path = a.get("flash", ".") + "/factory.json"
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        d = {}
+    want = dict(d)
+    if "hotspot-key" in a:
+        want["hotspot_key"] = a["hotspot-key"]
+    if "conn-password" in a:
+        want["conn_password"] = a["conn-password"]
+    if not want.get("hotspot_key"):
+        want["hotspot_key"] = make_secret(4)
+    if not want.get("conn_password"):
+        want["conn_password"] = make_secret(3)
+    if want != d:
+        with open(path, "w") as f:
+            json.dump(want, f)
+    return {"hotspot_key": want["hotspot_key"], "conn_password": want["conn_password"]}
+
+
+class SimRadio:
+    AP_IP = "127.0.0.1"
+
+    def __init__(self, args):
+        self.args = args
+        self.ap = None  # (ssid, key) while the access point is up
+        self._sta = None  # ssid joined
+
+    def _networks(self):
+        try:
+            with open(self.args["wifi-env"]) as f:
+                nets = json.load(f).get("networks", [])
+        except (KeyError, OSError, ValueError, AttributeError):
+            return []
+        return [n for n in nets if isinstance(n, dict) and isinstance(n.get("ssid"), str)]
+
+    # access point
+    def ap_open(self, ssid, key):
+        self.ap = (ssid, key)
+        return self.AP_IP
+
+    def ap_close(self):
+        self.ap = None
+
+    def listen_addr(self, service):
+        # where the hotspot's servers bind: "http" or "dns"
+        return self.AP_IP, int(self.args.get(service + "-port", 0))
+
+    # station
+    def scan(self):
+        return [(n["ssid"], int(n.get("rssi", -60)), bool(n.get("password")))
+                for n in self._networks()]
+
+    async def join(self, ssid, password, timeout_ms=15000):
+        self._sta = None
+        await asyncio.sleep_ms(200)  # association and DHCP take a moment
+        for n in self._networks():
+            if n["ssid"] == ssid:
+                if n.get("password", "") != password:
+                    return "wrong_password"
+                self._sta = ssid
+                return "ok"
+        await asyncio.sleep_ms(300)  # a real radio scans every channel before giving up
+        return "not_found"
+
+    def leave(self):
+        self._sta = None
+
+    def sta_up(self):
+        return self._sta is not None

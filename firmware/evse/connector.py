@@ -282,7 +282,8 @@ class Connector:
                 self._start(tag, None, "free")
 
     def _start(self, id_tag, parent, source):
-        now = clock.now()
+        now_ms = clock.now_ms()
+        now = now_ms // 1000
         e = self.energy_wh()
         r = self.reservations
         res = r.take(1, id_tag, parent) if r is not None and r.reserved(1) else None
@@ -294,6 +295,7 @@ class Connector:
             "auth": True,
             "src": source,
             "start": now,
+            "start_ms": now_ms,
             "meter_start": e if e is not None else 0,
             "last_wh": e if e is not None else 0,
             "last_t": now,

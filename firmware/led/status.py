@@ -15,23 +15,31 @@ _COLORS = {
 }
 
 
-def appearance(status, online):
+CLAIM_MODE = ("ff00ff", "breathe")  # hotspot open: magenta, breathing
+
+
+def appearance(status, online, claiming=False):
     color, pattern = _COLORS.get(status, ("ff0000", "fast_blink"))
+    if claiming and status != "Faulted":
+        return CLAIM_MODE
     if not online and status == "Available":
         return "00ffff", "slow_blink"  # offline but usable: cyan
     return color, pattern
 
 
 class StatusLight:
-    def __init__(self, board, connector, link, brightness=80):
+    def __init__(self, board, connector, link, brightness=80, hotspot=None):
         self.board = board
         self.connector = connector
         self.link = link  # object with .connected
         self.brightness = brightness
+        self.hotspot = hotspot  # object with .open (claim mode), or None
 
     async def run(self):
         while True:
-            color, pattern = appearance(self.connector.status_of(1)[0], self.link.connected)
+            claiming = self.hotspot is not None and self.hotspot.open
+            color, pattern = appearance(self.connector.status_of(1)[0], self.link.connected,
+                                        claiming)
             self.board.led_state(color, pattern, self.brightness)
             r, g, b = (int(color[i : i + 2], 16) * self.brightness // 100 for i in (0, 2, 4))
             self.board.led(r, g, b)

@@ -76,8 +76,9 @@ class OcppClient:
         self._publish()
 
     def on_tx_start(self, s):
+        ts = clock.iso_ms(s["start_ms"]) if "start_ms" in s else clock.iso(s["start"])
         req = {"connectorId": 1, "idTag": s["tag"], "meterStart": int(s["meter_start"]),
-               "timestamp": clock.iso(s["start"])}
+               "timestamp": ts}
         if s.get("res") is not None:
             req["reservationId"] = s["res"]
         self.txq.add(START, req, s["ref"])
@@ -157,6 +158,10 @@ class OcppClient:
             {"connected": self.connected, "status": self.connector.status_of(1)[0],
              "registration": self.registration, "queued": len(self.txq)},
         )
+
+    def wake(self):
+        # Something changed the endpoint or the link (a claim, the home Wi-Fi came up).
+        self._kick.set()
 
     # -- authorization ---------------------------------------------------------------------
     def online(self):
@@ -295,7 +300,11 @@ class OcppClient:
             url = self.settings.get("csms_url")
             if not url:
                 log.warn(_TAG, "no CSMS endpoint configured; waiting for a claim")
-                await asyncio.sleep(30)
+                self._kick.clear()
+                try:  # the claim (hotspot/) calls wake() when it sets the endpoint
+                    await asyncio.wait_for(self._kick.wait(), 30)
+                except asyncio.TimeoutError:
+                    pass
                 continue
             try:
                 auth, tls = security.connect_args(self.settings, url, self.board)

@@ -16,6 +16,8 @@ _SUBCOMMAND_MODULES = (
     "borne.build",
     "borne.boardcheck",
     "borne.deploy",
+    "borne.claim",
+    "borne.label",
 )
 
 

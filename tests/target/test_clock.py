@@ -178,3 +178,9 @@ def test_rtc_hook():
         assert clock.now() == 1795239500
     finally:
         reset()
+
+
+def test_iso_ms_keeps_milliseconds():
+    assert clock.iso_ms(1795240000123) == clock.iso(1795240000)[:-1] + ".123Z"
+    assert clock.iso_ms(1795240000007).endswith(":40.007Z")
+    assert clock.parse_iso(clock.iso_ms(1795240000999)) == 1795240000

@@ -63,6 +63,7 @@ class Agent:
         log_file: Path | None = None,
         on_line: Callable[[str], None] | None = None,
         security: Security | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -75,6 +76,7 @@ class Agent:
         self.log_file = log_file
         self.on_line = on_line
         self.security = security
+        self.extra_args = list(extra_args or [])  # more "--key value" pairs for the board
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -99,7 +101,7 @@ class Agent:
             cmd += ["--diag", "1"]
         if self.security:
             cmd += self.security.argv()
-        return cmd
+        return cmd + self.extra_args
 
     async def power_on(self) -> None:
         if self.powered:

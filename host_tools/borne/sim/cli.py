@@ -12,7 +12,7 @@ from pathlib import Path
 
 from borne.sim import screen
 from borne.sim.agent import Security
-from borne.sim.simulator import Simulator, check_csms_url, check_flash_dir
+from borne.sim.simulator import ClaimOptions, Simulator, check_csms_url, check_flash_dir
 
 DEFAULT_CONTROL_PORT = 7700
 
@@ -41,6 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--ca", type=Path, metavar="PEM", help="the CSMS's root CA (wss:// checks it)")
     p.add_argument("--cert", type=Path, metavar="PEM", help="client certificate (profile 3)")
     p.add_argument("--key", type=Path, metavar="PEM", help="client private key (profile 3)")
+    c = p.add_argument_group("claim mode (the charger starts unclaimed, its hotspot open)")
+    c.add_argument("--claim", action="store_true",
+                   help="start unclaimed: no CSMS; claim it with `borne claim` or the page")
+    c.add_argument("--wifi-env", metavar="FILE",
+                   help='visible networks: {"networks": [{"ssid", "password", "rssi"}]}')
+    c.add_argument("--http-port", type=int, default=8080, help="hotspot HTTP port (loopback)")
+    c.add_argument("--dns-port", type=int, default=0, help="captive DNS port (0: a free one)")
+    c.add_argument("--hotspot-key", help="the per-device WPA2 key (default: generated once)")
+    c.add_argument("--conn-password", help="the connection password (default: generated once)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.csms:
             check_csms_url(args.csms)
+        if args.wifi_env:
+            args.wifi_env = Path(args.wifi_env).resolve()
+            if not args.wifi_env.is_file():
+                raise ValueError(f"--wifi-env {args.wifi_env}: no such file")
+        if args.claim and args.csms:
+            raise ValueError("--claim starts unclaimed: the claim gives the CSMS, not --csms")
         flash = check_flash_dir(Path(args.flash))
         if not args.id or len(args.id) > 48:
             raise ValueError("--id must be 1 to 48 characters")
@@ -83,8 +98,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace, flash: Path, security: Security | None) -> None:
+    claim = None
+    if args.claim:
+        claim = ClaimOptions(wifi_env=args.wifi_env,
+                             hotspot_key=args.hotspot_key, conn_password=args.conn_password,
+                             http_port=args.http_port, dns_port=args.dns_port)
     sim = Simulator(flash, cp_id=args.id, csms_url=args.csms, heapsize=args.heapsize,
-                    phases=args.phases, heartbeat_interval=args.heartbeat, security=security)
+                    phases=args.phases, heartbeat_interval=args.heartbeat, security=security,
+                    claim=claim)
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()
@@ -100,6 +121,9 @@ async def _main(args: argparse.Namespace, flash: Path, security: Security | None
     port = server.sockets[0].getsockname()[1]
     if not live:
         print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {sim.csms_url}", flush=True)
+        if claim:
+            print(f"[sim] claim page and API on {sim.hotspot_url}/; secrets in "
+                  f"{flash}/factory.json", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -172,6 +172,10 @@ class Hardware:
             self.resets += 1
         self.changed.set()
 
+    def press_button(self, ms: int) -> None:
+        """The setup button held for `ms` milliseconds (the board reports the press length)."""
+        self._send(f"btn {ms}")
+
     async def serve_agent(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One agent process's I/O socket; a new agent (after a reboot) replaces the old one."""
         if self._writer is not None:

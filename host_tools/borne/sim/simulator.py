@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import socket
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -65,9 +67,11 @@ class Simulator:
         diag: bool = False,
         compiled: Path | None = None,
         security: Security | None = None,
+        claim: ClaimOptions | None = None,
     ) -> None:
         self.flash = check_flash_dir(flash)
         self.security = security
+        self.claim = claim  # start unclaimed: no CSMS, hotspot on loopback ports
         self.cp_id = cp_id
         if csms_url:
             check_csms_url(csms_url)
@@ -85,6 +89,9 @@ class Simulator:
         self._tick: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.claim is not None:
+            await self._start_claim_mode()
+            return
         if not self.csms_url:
             self.csms = Csms(heartbeat_interval=self.heartbeat_interval)
             self.csms_url = await self.csms.start()
@@ -107,6 +114,46 @@ class Simulator:
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
+
+    async def _start_claim_mode(self) -> None:
+        # The charger starts unclaimed: no CSMS and no gate (the claim gives the endpoint and
+        # the agent connects where it says); its hotspot serves on loopback ports.
+        assert self.claim is not None
+        c = self.claim
+        c.http_port = c.http_port or _free_port(socket.SOCK_STREAM)
+        c.dns_port = c.dns_port or _free_port(socket.SOCK_DGRAM)
+        env = c.wifi_env
+        if env is None:
+            env = self.flash.parent / f"{self.flash.name}-wifi.json"
+            env.write_text(json.dumps({"networks": c.networks}))
+        self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
+        io_port = self._io_server.sockets[0].getsockname()[1]
+        extra = ["--http-port", str(c.http_port), "--dns-port", str(c.dns_port),
+                 "--wifi-env", str(env)]
+        knobs = (("--hotspot-key", c.hotspot_key), ("--conn-password", c.conn_password),
+                 ("--hotspot-idle-s", c.idle_s), ("--lockout-base-ms", c.lockout_base_ms),
+                 ("--close-grace-ms", c.close_grace_ms))
+        for flag, value in knobs:
+            if value is not None:
+                extra += [flag, str(value)]
+        self.agent = Agent(
+            self.flash,
+            io_addr=f"127.0.0.1:{io_port}",
+            cp_id=self.cp_id,
+            csms_url=None,
+            heapsize=self.heapsize,
+            diag=self.diag,
+            log_file=self.agent_log,
+            extra_args=extra,
+        )
+        await self.agent.power_on()
+        self._tick = asyncio.get_running_loop().create_task(self._integrate())
+
+    @property
+    def hotspot_url(self) -> str:
+        """The claim page and API (claim mode only)."""
+        assert self.claim is not None, "the simulator is not in claim mode"
+        return f"http://127.0.0.1:{self.claim.http_port}"
 
     async def _integrate(self) -> None:
         while True:
@@ -144,6 +191,7 @@ class Simulator:
             "powered": bool(self.agent and self.agent.powered),
             "net": bool(self.gate and self.gate.up),
             "faults": sorted(hw.faults),
+            "hotspot": tel.get("hotspot"),
         }
 
     async def command(self, req: Any) -> dict[str, Any]:
@@ -160,7 +208,7 @@ class Simulator:
 
     async def _run(self, cmd: str, req: dict[str, Any]) -> dict[str, Any] | None:
         hw = self.hw
-        assert self.agent is not None and self.gate is not None
+        assert self.agent is not None
         if cmd == "plug":
             hw.set_ev(plugged=True)
         elif cmd == "charge":
@@ -198,7 +246,14 @@ class Simulator:
             up = req.get("up")
             if not isinstance(up, bool):
                 raise CommandError('net needs "up": true or false')
+            if self.gate is None:
+                raise CommandError("net: no network gate in claim mode")
             self.gate.set_up(up)
+        elif cmd == "button":
+            ms = req.get("ms")
+            if isinstance(ms, bool) or not isinstance(ms, int) or not 0 < ms <= 60000:
+                raise CommandError('button needs "ms", the press length from 1 to 60000')
+            hw.press_button(ms)
         elif cmd == "power_cut":
             await self.agent.power_cut()
         elif cmd == "power_on":
@@ -241,6 +296,47 @@ class Simulator:
                     w.close()
 
         return await asyncio.start_server(client, host, port, limit=64 * 1024)
+
+
+# The home network the simulated radio sees in claim mode, unless a --wifi-env file says otherwise.
+DEFAULT_NETWORKS: list[dict[str, Any]] = [
+    {"ssid": "borne-sim-home", "password": "home-wifi-pass", "rssi": -48},
+    {"ssid": "Neighbours", "password": "not-yours-123", "rssi": -71},
+    {"ssid": "Cafe Libre", "password": "", "rssi": -80},
+]
+
+
+class ClaimOptions:
+    """Claim mode of the simulation: the agent starts unclaimed with its hotspot up."""
+
+    def __init__(
+        self,
+        networks: list[dict[str, Any]] | None = None,
+        wifi_env: Path | None = None,
+        hotspot_key: str | None = None,
+        conn_password: str | None = None,
+        idle_s: int | None = None,
+        lockout_base_ms: int | None = None,
+        close_grace_ms: int | None = None,
+        http_port: int = 0,
+        dns_port: int = 0,
+    ) -> None:
+        self.networks = DEFAULT_NETWORKS if networks is None else networks
+        self.wifi_env = wifi_env
+        self.hotspot_key = hotspot_key
+        self.conn_password = conn_password
+        self.idle_s = idle_s
+        self.lockout_base_ms = lockout_base_ms
+        self.close_grace_ms = close_grace_ms
+        self.http_port = http_port
+        self.dns_port = dns_port
+
+
+def _free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _is_hex(s: str) -> bool:

@@ -1,0 +1,220 @@
+# Claim mode: the charger's own access point, captive DNS and the provisioning API, and the
+# claim flow that takes the owner's name, home Wi-Fi and cloud endpoint, tries them, and closes
+# the hotspot. Also keeps the station joined to the home network once claimed, and handles the
+# setup button (long press: claim mode; very long press: factory reset).
+#
+# Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
+# press; it closes after a successful claim (CLOSE_GRACE_MS later, so the app can read the
+# result) and after IDLE_S without a request. See README.md "Provisioning API".
+import asyncio
+import time
+
+import log
+from hotspot.guard import Guard
+
+_TAG = "hotspot"
+LONG_PRESS_MS = const(3000)
+VERY_LONG_PRESS_MS = const(10000)
+IDLE_S = const(900)
+CLOSE_GRACE_MS = const(10000)
+JOIN_TIMEOUT_MS = const(20000)
+CSMS_TIMEOUT_MS = const(10000)
+SCAN_CACHE_MS = const(20000)
+_RESET_DELAY_MS = const(700)
+_SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+# The claim's progress, as GET /api/claim reports it.
+IDLE = "idle"
+JOINING = "joining_wifi"
+CHECKING = "checking_csms"
+DONE = "done"
+FAILED = "failed"
+MESSAGES = {
+    "wifi_wrong_password": "the home Wi-Fi refused the password",
+    "wifi_not_found": "the home Wi-Fi network was not found",
+    "wifi_failed": "could not join the home Wi-Fi",
+    "csms_unreachable": "the home network works but the CSMS cannot be reached",
+    "csms_refused": "the CSMS refused the charger (check the charge point id and auth_key)",
+    "csms_tls": "the TLS connection to the CSMS failed (check the URL and ca_pem)",
+}
+
+
+def ssid_for(cp_id):
+    s = "".join(c for c in cp_id if c in _SSID_CHARS)
+    return ("borne-" + s)[:32]
+
+
+class Hotspot:
+    def __init__(self, board, store, settings, provisioning, ocpp=None, connector=None,
+                 events=None):
+        self.board = board
+        self.store = store
+        self.settings = settings
+        self.ocpp = ocpp
+        self.connector = connector
+        self.events = events
+        self.radio = board.wlan()
+        opts = board.hotspot_options() if hasattr(board, "hotspot_options") else {}
+        self.idle_s = opts.get("hotspot_idle_s", IDLE_S)
+        self.grace_ms = opts.get("close_grace_ms", CLOSE_GRACE_MS)
+        self.ssid = ssid_for(settings.factory_id)
+        self._key = provisioning.get("hotspot_key", "")
+        self.guard = Guard(store, provisioning.get("conn_password"),
+                           opts.get("lockout_base_ms", 2000))
+        self.open = False
+        self.ip = None
+        self.state = IDLE
+        self.error = None
+        self._http = None
+        self._dns = None
+        self._last_ms = 0
+        self._close_at = None
+        self._claim_task = None
+        self._scan = None  # (ticks_ms, list)
+        self._want_open = False
+        self._reset_at = None
+        self._sta_next = 0
+        self._sta_backoff = 5000
+
+    # -- the mode ---------------------------------------------------------------------
+    async def open_ap(self, why):
+        if self.open or self.radio is None:
+            return
+        if len(self._key) < 8:
+            log.error(_TAG, "no per-device hotspot key provisioned: claim mode unavailable")
+            return
+        self.ip = self.radio.ap_open(self.ssid, self._key)
+        import gc
+
+        gc.collect()  # the servers' modules compile into the heap (frozen on a charger)
+        from hotspot import api, httpd
+        from hotspot.dns import CaptiveDns
+
+        self._http = httpd.Server(lambda req: api.handle(self, req), self._touch)
+        try:
+            host, port = self.radio.listen_addr("http")
+            await self._http.start(host, port or 80)
+            self._dns = CaptiveDns(self.ip)
+            host, port = self.radio.listen_addr("dns")
+            self._dns.start(host, port or 53)
+        except (OSError, MemoryError) as e:
+            log.exc(_TAG, "cannot start the hotspot servers", e)
+            await self._teardown()
+            return
+        self.open = True
+        self.state = IDLE
+        self.error = None
+        self._touch()
+        log.info(_TAG, "claim mode (%s): access point %s at %s", why, self.ssid, self.ip)
+        if self.events:
+            self.events.add("hotspot_open")
+        self._publish()
+
+    async def close_ap(self, why):
+        if not self.open:
+            return
+        await self._teardown()
+        self.open = False
+        self._close_at = None
+        self.guard.drop_tokens()
+        log.info(_TAG, "hotspot closed (%s)", why)
+        if self.events:
+            self.events.add("hotspot_closed")
+        self._publish()
+
+    async def _teardown(self):
+        if self._dns:
+            self._dns.stop()
+            self._dns = None
+        if self._http:
+            await self._http.stop()
+            self._http = None
+        if self.radio:
+            self.radio.ap_close()
+
+    def _publish(self):
+        self.board.telemetry("hotspot", {"open": self.open, "ssid": self.ssid,
+                                         "claim": self.state, "error": self.error,
+                                         "claimed": self.settings.is_claimed()})
+
+    def _touch(self):
+        self._last_ms = time.ticks_ms()
+
+    def button(self, ms):
+        # From the board: one press of `ms` milliseconds on the setup button.
+        if ms >= VERY_LONG_PRESS_MS:
+            log.warn(_TAG, "setup button held %d ms: factory reset", ms)
+            self._factory_reset()
+        elif ms >= LONG_PRESS_MS:
+            log.info(_TAG, "setup button held %d ms: claim mode", ms)
+            self._want_open = True
+
+    async def run(self):
+        if self.radio is None:
+            log.warn(_TAG, "this board has no Wi-Fi radio: no claim mode")
+            return
+        self.board.on_button = self.button
+        if not self.settings.is_claimed():
+            await self.open_ap("not claimed")
+        else:
+            self._publish()
+        while True:
+            await asyncio.sleep_ms(200)
+            now = time.ticks_ms()
+            if self._reset_at is not None and time.ticks_diff(now, self._reset_at) >= 0:
+                self.board.reset(True)
+            if self._want_open:
+                self._want_open = False
+                await self.open_ap("setup button")
+            if self.open:
+                busy = self._claim_task is not None
+                if self._close_at is not None and time.ticks_diff(now, self._close_at) >= 0:
+                    await self.close_ap("claimed")
+                elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
+                    await self.close_ap("idle for %d s" % self.idle_s)
+            self._keep_station(now)
+
+    def _keep_station(self, now):
+        # Once claimed, stay joined to the home network (retrying with backoff).
+        s = self.settings
+        if (self._claim_task is not None or not s.get("wifi_ssid") or self.radio.sta_up()
+                or time.ticks_diff(now, self._sta_next) < 0):
+            return
+        self._sta_next = time.ticks_add(now, 1 << 30)  # until this join ends
+        asyncio.create_task(self._join_home())
+
+    async def _join_home(self):
+        s = self.settings
+        res = await self.radio.join(s["wifi_ssid"], s["wifi_pass"], JOIN_TIMEOUT_MS)
+        if res == "ok":
+            log.info(_TAG, "joined the home Wi-Fi")
+            self._sta_backoff = 5000
+            if self.ocpp and hasattr(self.ocpp, "wake"):
+                self.ocpp.wake()
+        else:
+            log.warn(_TAG, "home Wi-Fi: %s; retry in %d s", res, self._sta_backoff // 1000)
+            self._sta_backoff = min(self._sta_backoff * 2, 300000)
+        self._sta_next = time.ticks_add(time.ticks_ms(),
+                                        0 if res == "ok" else self._sta_backoff)
+
+    # -- unclaim / factory reset --------------------------------------------------------
+    def _factory_reset(self):
+        # Wipes what the owner gave (name, home Wi-Fi, cloud endpoint and credentials, OCPP
+        # configuration) and reboots into claim mode. The factory identity and the per-device
+        # secrets stay: they are the label's.
+        self.settings.wipe_owner()
+        self.store.remove("ocpp_config")
+        if self.radio:
+            self.radio.leave()
+        if self.events:
+            self.events.add("factory_reset")
+        log.warn(_TAG, "owner data wiped; restarting into claim mode")
+        self._reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
+
+    # -- the claim flow -----------------------------------------------------------------
+    def _set(self, state, error=None):
+        self.state = state
+        self.error = error
+        if error:
+            log.warn(_TAG, "claim failed: %s", error)
+        self._publish()

@@ -1,0 +1,480 @@
+# A small, strict HTTP/1.1 server on asyncio streams, for the hotspot only.
+#
+# Everything here comes from an untrusted radio, so every input is bounded:
+#   request head    HEAD_MAX bytes in a buffer preallocated per client slot; request line
+#                   LINE_MAX (414 past it), HEADERS_MAX header lines (431), head in HEAD_TIMEOUT
+#   body            Content-Length only (no chunked: 501), BODY_MAX bytes (413), one body in RAM
+#                   at a time (a lock), read within BODY_TIMEOUT (408)
+#   clients         MAX_CLIENTS at once; one more gets 503 at once
+#   responses       written within WRITE_TIMEOUT, then the connection closes (no keep-alive:
+#                   nothing lingers, and a slow or silent client costs one slot for seconds)
+# The path is percent-decoded and normalised (dot segments resolved; NUL, control characters,
+# backslashes, encoded slashes and escapes above the root refused with 400).
+import asyncio
+
+import log
+
+_TAG = "http"
+MAX_CLIENTS = const(3)
+HEAD_MAX = const(2048)
+LINE_MAX = const(1024)
+HEADERS_MAX = const(32)
+BODY_MAX = const(6144)
+HEAD_TIMEOUT_MS = const(5000)
+BODY_TIMEOUT_MS = const(5000)
+WRITE_TIMEOUT_MS = const(5000)
+DRAIN_MAX = const(65536)
+POLL_MS = const(20)
+DRAIN_MS = const(300)
+
+REASONS = {
+    100: "Continue", 200: "OK", 202: "Accepted", 204: "No Content", 302: "Found",
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
+    411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
+    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+}
+_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE",
+            b"CONNECT")
+# Headers kept from a request; the rest are checked for form and dropped.
+_KEEP = (b"host", b"content-length", b"content-type", b"authorization", b"transfer-encoding",
+         b"expect", b"origin")
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SECURITY = (
+    b"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+    b"X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
+    b"Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
+)
+
+
+class HttpError(Exception):
+    def __init__(self, status, message, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "version", "headers", "body", "_srv", "_r", "_w")
+
+    def __init__(self):
+        self.body = b""
+        self.headers = {}
+
+    def header(self, name, default=None):
+        v = self.headers.get(name)
+        return v.decode() if v is not None else default
+
+    def body_length(self):
+        # Content-Length checked against the limits (411, 413) before anything is read.
+        return self._srv._body_length(self)
+
+    async def read_body(self):
+        # The body (b"" without Content-Length): bytes, or a memoryview into the server's one
+        # body buffer, valid until the caller's next await. Raises HttpError.
+        return await self._srv._read_body(self)
+
+
+def _is_token(b):
+    if not b:
+        return False
+    for c in b:
+        if c not in _TCHAR:
+            return False
+    return True
+
+
+def _unhex(c):
+    if 48 <= c <= 57:
+        return c - 48
+    c |= 0x20
+    if 97 <= c <= 102:
+        return c - 87
+    return -1
+
+
+def normalize_path(raw):
+    # bytes target (origin-form, query removed) -> str path, or HttpError(400).
+    out = bytearray()
+    i = 0
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 37:  # %
+            if i + 2 >= n:
+                raise HttpError(400, "bad percent-escape in the path")
+            hi = _unhex(raw[i + 1])
+            lo = _unhex(raw[i + 2])
+            if hi < 0 or lo < 0:
+                raise HttpError(400, "bad percent-escape in the path")
+            c = hi << 4 | lo
+            if c == 47:
+                raise HttpError(400, "encoded '/' in the path")
+            i += 3
+        else:
+            i += 1
+        if c < 0x21 or c > 0x7E or c == 92:
+            raise HttpError(400, "control, non-ASCII or backslash character in the path")
+        out.append(c)
+    segs = []
+    for s in bytes(out).split(b"/"):
+        if s in (b"", b"."):
+            continue
+        if s == b"..":
+            if not segs:
+                raise HttpError(400, "path goes above the root")
+            segs.pop()
+            continue
+        segs.append(s)
+    return "/" + "/".join(x.decode() for x in segs)
+
+
+def parse_head(buf, n):
+    # Parses buf[:n] (ending with the blank line) into a Request. Raises HttpError.
+    end = buf.find(b"\r\n", 0, n)
+    line = bytes(buf[:end])
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line")
+    method, target, version = parts
+    if not _is_token(method) or len(method) > 16:
+        raise HttpError(400, "malformed method")
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if (len(version) == 8 and version[:5] == b"HTTP/" and 48 <= version[5] <= 57
+                and version[6] == 46 and 48 <= version[7] <= 57):
+            raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are served")
+        raise HttpError(400, "malformed HTTP version")
+    if method not in _METHODS:
+        raise HttpError(501, "method not implemented")
+    if target[:1] != b"/":
+        raise HttpError(400, "the request target must be a path starting with /")
+    if b"#" in target:
+        raise HttpError(400, "fragment in the request target")
+    path, _, query = target.partition(b"?")
+    req = Request()
+    req.method = method.decode()
+    req.version = version
+    req.path = normalize_path(path)
+    for c in query:
+        if c < 0x21 or c > 0x7E:
+            raise HttpError(400, "control or non-ASCII character in the query")
+    req.query = query.decode()
+    count = 0
+    pos = end + 2
+    headers = req.headers
+    while pos < n - 2:
+        e = buf.find(b"\r\n", pos, n)
+        hl = bytes(buf[pos:e])
+        pos = e + 2
+        count += 1
+        if count > HEADERS_MAX:
+            raise HttpError(431, "too many header fields")
+        if hl[:1] in (b" ", b"\t"):
+            raise HttpError(400, "obsolete line folding in the header")
+        name, sep, value = hl.partition(b":")
+        if not sep or not _is_token(name):
+            raise HttpError(400, "malformed header field")
+        for c in value:
+            if (c < 0x20 and c != 9) or c == 0x7F:
+                raise HttpError(400, "control character in a header value")
+        name = name.lower()
+        if name in _KEEP:
+            value = value.strip()
+            for c in value:
+                if c > 0x7E:
+                    raise HttpError(400, "non-ASCII byte in the %s header" % name.decode())
+            old = headers.get(name)
+            if old is not None and old != value:
+                raise HttpError(400, "conflicting repeated header %s" % name.decode())
+            headers[name] = value
+    if version == b"HTTP/1.1" and b"host" not in headers:
+        raise HttpError(400, "Host header missing")
+    if b"transfer-encoding" in headers:
+        raise HttpError(501, "Transfer-Encoding is not supported; send Content-Length")
+    cl = headers.get(b"content-length")
+    if cl is not None:
+        if not cl or len(cl) > 9 or not cl.isdigit():
+            raise HttpError(400, "bad Content-Length")
+    return req
+
+
+def response_head(status, ctype=None, length=0, extra=None):
+    h = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status").encode())
+    if ctype:
+        h += b"Content-Type: " + ctype.encode() + b"\r\n"
+    h += b"Content-Length: %d\r\nConnection: close\r\n" % length
+    h += _SECURITY
+    if extra:
+        for k, v in extra:
+            h += k.encode() + b": " + v.encode() + b"\r\n"
+    return h + b"\r\n"
+
+
+def _json_error(status, message, field=None, extra=None):
+    import json
+
+    d = {"error": message}
+    if field:
+        d["field"] = field
+    return status, "application/json", json.dumps(d).encode(), extra
+
+
+class _Conn:
+    # A client socket, polled: the hotspot's sockets stay out of the loop's select.poll set.
+    # (The unix port of MicroPython 1.28 crashed in poll_iternext now and then with them in
+    # it.) A read waits at most POLL_MS longer than it would otherwise; the hotspot is idle
+    # or serves one phone, so the wake-ups cost nothing that matters.
+    def __init__(self, s):
+        s.setblocking(False)
+        self.s = s
+        self._out = []
+
+    async def readinto(self, mv):
+        while True:
+            try:
+                n = self.s.readinto(mv)
+            except OSError as e:
+                if e.errno != _EAGAIN:
+                    raise
+                n = None
+            if n is not None:
+                return n
+            await asyncio.sleep_ms(POLL_MS)
+
+    def write(self, b):
+        self._out.append(b)
+
+    async def drain(self):
+        for b in self._out:
+            mv = memoryview(b)
+            while mv:
+                try:
+                    n = self.s.write(mv)
+                except OSError as e:
+                    if e.errno != _EAGAIN:
+                        raise
+                    n = None
+                if n:
+                    mv = mv[n:]
+                else:
+                    await asyncio.sleep_ms(POLL_MS)
+        self._out = []
+
+    def close(self):
+        self._out = []
+        self.s.close()
+
+    async def wait_closed(self):
+        pass
+
+
+_EAGAIN = const(11)
+
+
+class Server:
+    # handler(req) -> (status, content_type, body_bytes, extra_headers_list_or_None);
+    # it may raise HttpError. on_request() is called for every request (the idle timer).
+    def __init__(self, handler, on_request=None):
+        self.handler = handler
+        self.on_request = on_request
+        self._slots = [bytearray(HEAD_MAX) for _ in range(MAX_CLIENTS)]
+        self._free = list(range(MAX_CLIENTS))
+        self._body_lock = asyncio.Lock()
+        self._body = bytearray(BODY_MAX)  # one body in RAM at a time (the lock)
+        self._srv = None
+        self.served = 0
+
+    async def start(self, host, port):
+        import socket
+
+        ls = socket.socket()
+        try:
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        except (OSError, AttributeError):
+            pass
+        ls.bind(socket.getaddrinfo(host, port)[0][-1])
+        ls.listen(4)
+        ls.setblocking(False)
+        self._srv = ls
+        self._task = asyncio.create_task(self._accept(ls))
+        log.info(_TAG, "serving on %s:%d", host, port)
+
+    async def stop(self):
+        if self._srv:
+            self._task.cancel()
+            self._srv.close()
+            self._srv = None
+
+    async def _accept(self, ls):
+        while True:
+            try:
+                s, _ = ls.accept()
+            except OSError:  # EAGAIN: nobody waiting
+                await asyncio.sleep_ms(POLL_MS)
+                continue
+            c = _Conn(s)
+            asyncio.create_task(self._client(c, c))
+
+    async def _client(self, r, w):
+        if not self._free:
+            await self._send(w, _json_error(503, "busy: too many clients"), False)
+            await self._drain(r, bytearray(128))
+            await self._close(w)
+            return
+        slot = self._free.pop()
+        try:
+            await self._serve_one(r, w, self._slots[slot])
+        except Exception as e:  # never let one client take the server down
+            log.exc(_TAG, "client", e)
+        finally:
+            self._free.append(slot)
+            await self._close(w)
+
+    async def _close(self, w):
+        try:
+            w.close()
+            await asyncio.wait_for_ms(w.wait_closed(), 1000)
+        except Exception:
+            pass
+
+    async def _serve_one(self, r, w, buf):
+        head = False
+        try:
+            n, extra = await asyncio.wait_for_ms(self._read_head(r, buf), HEAD_TIMEOUT_MS)
+            req = parse_head(buf, n)
+            head = req.method == "HEAD"
+            req._srv, req._r, req._w = self, r, w
+            req.body = extra  # bytes that came with the head, belong to the body
+            if self.on_request:
+                self.on_request()
+            res = await self.handler(req)
+        except asyncio.TimeoutError:
+            res = _json_error(408, "request head not received in time")
+        except HttpError as e:
+            res = _json_error(e.status, e.message, extra=e.headers)
+        except (OSError, EOFError):
+            return  # the client went away
+        except MemoryError:
+            import gc
+
+            gc.collect()
+            res = _json_error(503, "out of memory, try again")
+        except Exception as e:
+            log.exc(_TAG, "handler", e)
+            res = _json_error(500, "internal error")
+        self.served += 1
+        await self._send(w, res, head)
+        if res[0] >= 400:
+            await self._drain(r, buf)
+
+    async def _drain(self, r, buf):
+        # Read (and drop) what the client is still sending, for a moment, before closing: a
+        # close with unread input makes the kernel send a reset, which can destroy the answer
+        # before the client reads it. Bounded in bytes and time.
+        left = DRAIN_MAX
+
+        async def sink():
+            nonlocal left
+            mv = memoryview(buf)
+            while left > 0:
+                k = await r.readinto(mv)
+                if not k:
+                    return
+                left -= k
+
+        try:
+            await asyncio.wait_for_ms(sink(), DRAIN_MS)
+        except Exception:
+            pass
+
+    async def _read_head(self, r, buf):
+        # Reads until the blank line. -> (head length, bytes read past it). Raises HttpError.
+        mv = memoryview(buf)
+        got = 0
+        while True:
+            if got >= HEAD_MAX:
+                if buf.find(b"\r\n", 0, LINE_MAX) < 0:
+                    raise HttpError(414, "request line too long")
+                raise HttpError(431, "request head too large")
+            k = await r.readinto(mv[got:])
+            if not k:
+                raise EOFError()
+            start = got - 3 if got > 3 else 0
+            got += k
+            end = buf.find(b"\r\n\r\n", start, got)
+            if end >= 0:
+                end += 4
+                if buf.find(b"\r\n", 0, min(end, LINE_MAX + 2)) < 0:
+                    raise HttpError(414, "request line too long")
+                return end, bytes(buf[end:got])
+            if got > LINE_MAX + 2 and buf.find(b"\r\n", 0, LINE_MAX + 2) < 0:
+                raise HttpError(414, "request line too long")
+
+    def _body_length(self, req):
+        cl = req.headers.get(b"content-length")
+        if cl is None:
+            if req.method in ("POST", "PUT", "PATCH"):
+                raise HttpError(411, "Content-Length required")
+            return 0
+        n = int(cl)
+        if n > BODY_MAX:
+            raise HttpError(413, "body over %d bytes" % BODY_MAX)
+        return n
+
+    async def _read_body(self, req):
+        n = self._body_length(req)
+        if not n and req.headers.get(b"content-length") is None:
+            return b""
+        have = req.body
+        if len(have) > n:
+            raise HttpError(400, "more bytes than Content-Length")
+        if len(have) == n:
+            return have
+        try:
+            await asyncio.wait_for_ms(self._body_lock.acquire(), BODY_TIMEOUT_MS)
+        except asyncio.TimeoutError:
+            raise HttpError(503, "busy: try again")
+        try:
+            if req.headers.get(b"expect", b"").lower() == b"100-continue":
+                req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await req._w.drain()
+            body = self._body
+            body[: len(have)] = have
+            mv = memoryview(body)
+            got = len(have)
+
+            async def fill():
+                nonlocal got
+                while got < n:
+                    k = await req._r.readinto(mv[got:])
+                    if not k:
+                        raise HttpError(400, "body shorter than Content-Length")
+                    got += k
+
+            try:
+                await asyncio.wait_for_ms(fill(), BODY_TIMEOUT_MS)
+            except asyncio.TimeoutError:
+                raise HttpError(408, "request body not received in time")
+            # The shared buffer, allocated once: valid until the caller's next await.
+            return mv[:n]
+        finally:
+            self._body_lock.release()
+
+    async def _send(self, w, res, head_only):
+        status, ctype, body, extra = res
+        if body is None:
+            body = b""
+        try:
+            w.write(response_head(status, ctype, len(body), extra))
+            if body and not head_only:
+                w.write(body)
+            await asyncio.wait_for_ms(w.drain(), WRITE_TIMEOUT_MS)
+        except Exception:
+            pass  # a client that does not read its answer loses it
+
+
+def error(status, message, field=None, extra=None):
+    return _json_error(status, message, field, extra)

@@ -1,0 +1,120 @@
+# The claim page, served by the charger itself: one HTML file, one script, one style sheet, all
+# in the firmware (no CDN, nothing fetched from elsewhere; the Content-Security-Policy header
+# forbids it anyway). Text from the charger is only ever set with textContent.
+
+_HTML = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Claim your charger</title><link rel="stylesheet" href="/app.css"></head>
+<body><main>
+<h1>Claim your charger</h1>
+<p id="who" class="muted">Charger</p>
+<form id="login">
+<label>Connection password <small>(from the label)</small>
+<input id="password" type="password" autocomplete="off" autocapitalize="off" required></label>
+<button id="login-btn" type="submit">Connect</button>
+</form>
+<form id="claim" hidden>
+<label>Charger name <input id="name" maxlength="32" required></label>
+<label>Home Wi-Fi <select id="wifi_ssid_pick"></select></label>
+<label id="ssid_row" hidden>Network name <input id="wifi_ssid" maxlength="32"></label>
+<label>Wi-Fi password <input id="wifi_password" type="password" maxlength="64"
+ autocomplete="off"></label>
+<details><summary>Cloud (CSMS)</summary>
+<label>CSMS URL <input id="csms_url" placeholder="wss://csms.example.com/ocpp"></label>
+<label>Charge point id <input id="cp_id" maxlength="48"></label>
+<label>Security profile <select id="security_profile">
+<option value="0">0: none</option><option value="1">1: password</option>
+<option value="2" selected>2: TLS + password</option></select></label>
+<label id="key_row">AuthorizationKey <input id="auth_key" type="password"
+ autocomplete="off" maxlength="40"></label>
+<label id="ca_row">CA certificate (PEM) <textarea id="ca_pem" rows="4"></textarea></label>
+</details>
+<button id="claim-btn" type="submit">Claim</button>
+</form>
+<p id="msg" role="status"></p>
+</main><script src="/app.js"></script></body></html>
+"""
+
+_JS = b"""'use strict';
+var tok = null, $ = function (i) { return document.getElementById(i); };
+function say(t, bad) { var m = $('msg'); m.textContent = t; m.className = bad ? 'bad' : ''; }
+function api(method, path, body) {
+  var h = {};
+  if (tok) h.Authorization = 'Bearer ' + tok;
+  if (body !== undefined) h['Content-Type'] = 'application/json';
+  return fetch(path, {method: method, headers: h, cache: 'no-store',
+    body: body === undefined ? undefined : JSON.stringify(body)})
+    .then(function (r) { return r.json().catch(function () { return {}; })
+      .then(function (d) { d._status = r.status; return d; }); });
+}
+function field(d) {
+  if (d.field && $(d.field)) { $(d.field).setAttribute('aria-invalid', 'true'); $(d.field).focus(); }
+}
+api('GET', '/api/identity').then(function (d) {
+  $('who').textContent = (d.model || 'Charger') + ' ' + (d.cp_id || '') +
+    (d.claimed ? ' (already claimed)' : '');
+  $('cp_id').value = d.cp_id || '';
+});
+$('login').addEventListener('submit', function (e) {
+  e.preventDefault();
+  api('POST', '/api/login', {password: $('password').value}).then(function (d) {
+    if (d._status !== 200) { say(d.error || 'error ' + d._status, true); return; }
+    tok = d.token; $('login').hidden = true; $('claim').hidden = false; say('');
+    return api('GET', '/api/networks').then(function (n) {
+      var s = $('wifi_ssid_pick');
+      (n.networks || []).forEach(function (w) {
+        var o = document.createElement('option'); o.value = w.ssid;
+        o.textContent = w.ssid + (w.secure ? '' : ' (open)'); s.appendChild(o);
+      });
+      var o = document.createElement('option'); o.value = ''; o.textContent = 'Other...';
+      s.appendChild(o); pick();
+    });
+  }).catch(function () { say('The charger did not answer.', true); });
+});
+function pick() { $('ssid_row').hidden = $('wifi_ssid_pick').value !== ''; }
+function prof() {
+  var p = $('security_profile').value;
+  $('key_row').hidden = p === '0'; $('ca_row').hidden = p !== '2';
+}
+$('wifi_ssid_pick').addEventListener('change', pick);
+$('security_profile').addEventListener('change', prof); prof();
+function poll() {
+  api('GET', '/api/claim').then(function (d) {
+    if (d.state === 'done') { say('Done: the charger is joining your network and its cloud.'); return; }
+    if (d.state === 'failed') { say(d.message || d.error, true); $('claim-btn').disabled = false; return; }
+    say(d.state === 'checking_csms' ? 'Reaching the cloud...' : 'Joining your Wi-Fi...');
+    setTimeout(poll, 700);
+  }).catch(function () { setTimeout(poll, 1500); });
+}
+$('claim').addEventListener('submit', function (e) {
+  e.preventDefault();
+  var p = +$('security_profile').value, b = {
+    name: $('name').value, wifi_ssid: $('wifi_ssid_pick').value || $('wifi_ssid').value,
+    wifi_password: $('wifi_password').value, csms_url: $('csms_url').value.trim(),
+    cp_id: $('cp_id').value.trim(), security_profile: p};
+  if (p > 0) b.auth_key = $('auth_key').value;
+  if (p === 2) b.ca_pem = $('ca_pem').value;
+  document.querySelectorAll('[aria-invalid]').forEach(function (x) { x.removeAttribute('aria-invalid'); });
+  $('claim-btn').disabled = true;
+  api('POST', '/api/claim', b).then(function (d) {
+    if (d._status === 202) { poll(); return; }
+    say(d.error || 'error ' + d._status, true); field(d); $('claim-btn').disabled = false;
+  });
+});
+"""
+
+_CSS = b"""body{font:16px/1.4 system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
+main{max-width:28rem;margin:0 auto;padding:1rem}h1{font-size:1.4rem}
+label{display:block;margin:.8rem 0}input,select,textarea,button{display:block;width:100%;
+box-sizing:border-box;font:inherit;padding:.6rem;margin-top:.25rem;border:1px solid #9aa5b1;
+border-radius:.4rem;background:#fff}button{background:#0b6e4f;color:#fff;border:0;margin-top:1rem}
+button:disabled{opacity:.5}[aria-invalid]{border-color:#c62828}.muted{color:#52606d}
+.bad{color:#c62828}#msg{min-height:1.5em;font-weight:600}summary{margin-top:1rem;cursor:pointer}
+"""
+
+ASSETS = {
+    "/": ("text/html; charset=utf-8", _HTML),
+    "/app.js": ("text/javascript; charset=utf-8", _JS),
+    "/app.css": ("text/css; charset=utf-8", _CSS),
+}

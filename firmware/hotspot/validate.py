@@ -1,0 +1,192 @@
+# Validation of a claim request: every field checked for type, length, charset and form, with a
+# message the owner can act on. claim(d) -> (cleaned dict, None) or (None, (field, message)).
+# Nothing here echoes a secret back: messages name the field, never its value.
+
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+_ID_CHARS = _HOST_CHARS + "._"
+_PATH_CHARS = _ID_CHARS + "~/%:@!$&'()*+,;="
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+NAME_FORBIDDEN = "<>\"\\`"
+FIELDS = ("name", "wifi_ssid", "wifi_password", "csms_url", "cp_id", "security_profile",
+          "auth_key", "ca_pem")
+
+
+class Invalid(Exception):
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _str(d, k, required=True):
+    v = d.get(k)
+    if v is None:
+        if required:
+            raise Invalid(k, "%s is required" % k)
+        return ""
+    if not isinstance(v, str):
+        raise Invalid(k, "%s must be a string" % k)
+    return v
+
+
+def _only(s, chars):
+    for c in s:
+        if c not in chars:
+            return False
+    return True
+
+
+def name(v):
+    v = v.strip()
+    if not v:
+        raise Invalid("name", "name must not be empty")
+    if len(v) > 32:
+        raise Invalid("name", "name must be at most 32 characters")
+    for c in v:
+        o = ord(c)
+        if o < 0x20 or 0x7F <= o < 0xA0 or c in NAME_FORBIDDEN:
+            raise Invalid("name", "name must not contain control characters or any of < > \" \\ `")
+    return v
+
+
+def ssid(v):
+    n = len(v.encode())
+    if n < 1 or n > 32:
+        raise Invalid("wifi_ssid", "wifi_ssid must be 1 to 32 bytes")
+    for c in v:
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            raise Invalid("wifi_ssid", "wifi_ssid must not contain control characters")
+    return v
+
+
+def wifi_password(v):
+    # WPA2-PSK: 8-63 printable ASCII characters, or the 64-hex-digit key; "" = open network.
+    if v == "":
+        return v
+    if len(v) == 64 and _only(v, "0123456789abcdefABCDEF"):
+        return v
+    if not 8 <= len(v) <= 63:
+        raise Invalid("wifi_password", "wifi_password must be 8 to 63 characters (WPA2)")
+    for c in v:
+        if not 0x20 <= ord(c) <= 0x7E:
+            raise Invalid("wifi_password", "wifi_password must be printable ASCII")
+    return v
+
+
+def _hostname(h):
+    if len(h) > 253:
+        return False
+    parts = h.split(".")
+    if all(p.isdigit() for p in parts):  # dotted IPv4
+        return len(parts) == 4 and all(len(p) <= 3 and int(p) <= 255 for p in parts)
+    for p in parts:
+        if not 1 <= len(p) <= 63 or not _only(p, _HOST_CHARS) or p[0] == "-" or p[-1] == "-":
+            return False
+    return True
+
+
+def csms_url(v, profile):
+    f = "csms_url"
+    if len(v) > 200:
+        raise Invalid(f, "csms_url must be at most 200 characters")
+    if v.startswith("ws://"):
+        secure, rest = False, v[5:]
+    elif v.startswith("wss://"):
+        secure, rest = True, v[6:]
+    else:
+        raise Invalid(f, "csms_url must start with ws:// or wss://")
+    hostport, sep, path = rest.partition("/")
+    if "@" in hostport:
+        raise Invalid(f, "csms_url must not carry credentials (use auth_key)")
+    if hostport.startswith("["):
+        raise Invalid(f, "csms_url: IPv6 addresses are not supported; use a host name")
+    host, c, port = hostport.partition(":")
+    if not host or not _hostname(host):
+        raise Invalid(f, "csms_url has no valid host name")
+    if c:
+        if not port.isdigit() or len(port) > 5 or not 0 < int(port) < 65536:
+            raise Invalid(f, "csms_url: the port must be a number from 1 to 65535")
+    if not _only(path, _PATH_CHARS):
+        raise Invalid(f, "csms_url: the path has characters that are not allowed (? # space ...)")
+    if profile >= 2 and not secure:
+        raise Invalid(f, "security profile %d needs a wss:// URL" % profile)
+    if profile < 2 and secure:
+        raise Invalid(f, "a wss:// URL needs security profile 2 (TLS)")
+    return v
+
+
+def cp_id(v):
+    if not 1 <= len(v) <= 48 or not _only(v, _ID_CHARS):
+        raise Invalid("cp_id", "cp_id must be 1 to 48 of A-Z a-z 0-9 . _ -")
+    return v
+
+
+def auth_key(v):
+    # OCPP 1.6 security: AuthorizationKey, 16 to 40 printable characters (HTTP Basic password).
+    if not 16 <= len(v) <= 40:
+        raise Invalid("auth_key", "auth_key must be 16 to 40 characters")
+    for c in v:
+        if not 0x21 <= ord(c) <= 0x7E:
+            raise Invalid("auth_key", "auth_key must be printable ASCII without spaces")
+    return v
+
+
+def ca_pem(v):
+    f = "ca_pem"
+    if len(v) > 4096:
+        raise Invalid(f, "ca_pem must be at most 4096 characters")
+    v = v.strip().replace("\r\n", "\n")
+    head = "-----BEGIN CERTIFICATE-----"
+    tail = "-----END CERTIFICATE-----"
+    if not v.startswith(head) or not v.endswith(tail):
+        raise Invalid(f, "ca_pem must be one PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    body = v[len(head) : -len(tail)].replace("\n", "")
+    if not body or len(body) % 4 or not _only(body, _B64):
+        raise Invalid(f, "ca_pem: the certificate body is not base64")
+    return v + "\n"
+
+
+def profile(d):
+    v = d.get("security_profile", 0)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise Invalid("security_profile", "security_profile must be an integer: 0, 1 or 2")
+    if v == 3:
+        raise Invalid("security_profile",
+                      "security profile 3 (client certificates) cannot be set by a claim")
+    if v not in (0, 1, 2):
+        raise Invalid("security_profile", "security_profile must be 0, 1 or 2")
+    return v
+
+
+def claim(d, default_cp_id):
+    # -> cleaned dict with every field of FIELDS. Raises Invalid.
+    if not isinstance(d, dict):
+        raise Invalid("", "the body must be a JSON object")
+    for k in d:
+        if k not in FIELDS:
+            raise Invalid(k, "unknown field %s" % (k if _only(k, _ID_CHARS) and len(k) < 32
+                                                   else "(unprintable)"))
+    out = {"security_profile": profile(d)}
+    out["name"] = name(_str(d, "name"))
+    out["wifi_ssid"] = ssid(_str(d, "wifi_ssid"))
+    out["wifi_password"] = wifi_password(_str(d, "wifi_password", False))
+    out["csms_url"] = csms_url(_str(d, "csms_url"), out["security_profile"])
+    out["cp_id"] = cp_id(_str(d, "cp_id", False) or default_cp_id)
+    p = out["security_profile"]
+    key = _str(d, "auth_key", False)
+    if p in (1, 2):
+        out["auth_key"] = auth_key(key)
+    elif key:
+        raise Invalid("auth_key", "auth_key is only used with security profile 1 or 2")
+    else:
+        out["auth_key"] = ""
+    pem = _str(d, "ca_pem", False)
+    if p == 2:
+        if not pem:
+            raise Invalid("ca_pem", "security profile 2 needs the CSMS's CA certificate (ca_pem)")
+        out["ca_pem"] = ca_pem(pem)
+    elif pem:
+        raise Invalid("ca_pem", "ca_pem is only used with security profile 2")
+    else:
+        out["ca_pem"] = ""
+    return out

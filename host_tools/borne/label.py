@@ -1,0 +1,185 @@
+"""`borne label`: the charger's label as SVG and PNG.
+
+It carries the charger id, the hotspot SSID, the network password (the per-device WPA2 key),
+the connection password, a QR code to join the hotspot (the standard Wi-Fi QR format,
+`WIFI:T:WPA;S:<ssid>;P:<key>;;` with `\\ ; , : "` escaped) and a Scan & Charge QR code with the
+charger id and connector. QR codes are made with `segno` (its PNG writer draws the codes
+embedded in the SVG); the SVG layout is composed here; the PNG is the QR sticker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import segno
+
+SCAN_AND_CHARGE = "borne:charge?cp={cp}&connector={connector}"
+_SSID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def ssid_for(cp_id: str) -> str:
+    """The hotspot SSID the firmware derives from the charger id (hotspot/claim.py)."""
+    return ("borne-" + "".join(c for c in cp_id if c in _SSID_CHARS))[:32]
+
+
+def wifi_escape(s: str) -> str:
+    """Escape a value for the Wi-Fi QR format (backslash first)."""
+    for ch in ("\\", ";", ",", ":", '"'):
+        s = s.replace(ch, "\\" + ch)
+    return s
+
+
+def wifi_qr_text(ssid: str, key: str) -> str:
+    return f"WIFI:T:WPA;S:{wifi_escape(ssid)};P:{wifi_escape(key)};;"
+
+
+@dataclass
+class Label:
+    cp_id: str
+    hotspot_key: str
+    conn_password: str
+    connector: int = 1
+
+    @property
+    def ssid(self) -> str:
+        return ssid_for(self.cp_id)
+
+    def wifi_qr(self) -> segno.QRCode:
+        return segno.make_qr(wifi_qr_text(self.ssid, self.hotspot_key), error="m")
+
+    def charge_qr(self) -> segno.QRCode:
+        return segno.make_qr(SCAN_AND_CHARGE.format(cp=self.cp_id, connector=self.connector),
+                             error="m")
+
+    def svg(self) -> str:
+        """The label, 90 x 55 mm (a business card), as a standalone SVG document."""
+        w, h = 90, 55
+        qr = 30
+
+        def embed(code: segno.QRCode, x: float, y: float, size: float) -> str:
+            buf = io.BytesIO()
+            code.save(buf, kind="png", scale=10, border=1)  # segno's PNG writer
+            data = base64.b64encode(buf.getvalue()).decode()
+            return (f'<image x="{x}" y="{y}" width="{size}" height="{size}" '
+                    f'href="data:image/png;base64,{data}" style="image-rendering:pixelated"/>')
+
+        rows = [
+            ("Charger", self.cp_id),
+            ("Wi-Fi (SSID)", self.ssid),
+            ("Network password", self.hotspot_key),
+            ("Connection password", self.conn_password),
+        ]
+        text = []
+        y = 8.0
+        for name, value in rows:
+            text.append(f'<text x="4" y="{y}" font-size="2.4" fill="#52606d">{escape(name)}</text>')
+            text.append(f'<text x="4" y="{y + 3.6}" font-size="3.4" font-family="monospace" '
+                        f'font-weight="bold">{escape(value)}</text>')
+            y += 9.5
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}mm" height="{h}mm" '
+            f'viewBox="0 0 {w} {h}" font-family="sans-serif">'
+            f'<rect width="{w}" height="{h}" rx="3" fill="#fff" stroke="#1d2733" '
+            'stroke-width="0.4"/>'
+            + "".join(text)
+            + embed(self.wifi_qr(), 56, 3, qr)
+            + '<text x="71" y="35.5" font-size="2.4" text-anchor="middle">Join the hotspot</text>'
+            + f'<line x1="4" y1="{y - 3}" x2="52" y2="{y - 3}" stroke="#9aa5b1" '
+            'stroke-width="0.2"/>'
+            + f'<text x="4" y="{y + 1}" font-size="2.4">Scan &amp; Charge: connector '
+            f"{self.connector}</text>"
+            + embed(self.charge_qr(), 62.5, 37, 17)
+            + "</svg>"
+        )
+
+    def png(self, path: Path, scale: int = 8) -> None:
+        """The raster sticker: both QR codes side by side, as PNG."""
+        _png_label(self, path, scale)
+
+
+def _png_label(label: Label, path: Path, scale: int) -> None:
+    # The raster sticker: the two QR codes side by side (Wi-Fi join left, Scan & Charge right),
+    # from segno's matrices. The texts, case-sensitive secrets included, are on the SVG label,
+    # drawn by a real font rather than an approximation here.
+    wifi = _matrix(label.wifi_qr())
+    charge = _matrix(label.charge_qr())
+    gap = 4
+    width = len(wifi[0]) + gap + len(charge[0])
+    grid: list[list[int]] = []
+    for y in range(max(len(wifi), len(charge))):
+        row = [0] * width
+        for x, v in enumerate(wifi[y] if y < len(wifi) else []):
+            row[x] = v
+        off = len(wifi[0]) + gap
+        for x, v in enumerate(charge[y] if y < len(charge) else []):
+            row[off + x] = v
+        grid.append(row)
+    _write_png(path, grid, scale)
+
+
+def _matrix(code: segno.QRCode) -> list[list[int]]:
+    return [list(row) for row in code.matrix_iter(scale=1, border=2)]
+
+
+def _write_png(path: Path, grid: list[list[int]], scale: int) -> None:
+    import struct
+    import zlib
+
+    h = len(grid) * scale
+    w = len(grid[0]) * scale
+    raw = bytearray()
+    for row in grid:
+        line = bytearray([0])
+        for v in row:
+            line += (b"\x00" if v else b"\xff") * scale
+        raw += bytes(line) * scale
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + chunk(b"IEND", b"")
+    path.write_bytes(png)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("label", help="print the charger's label (SVG and PNG) with its QR codes",
+                       description="The secrets come from the factory file (the simulation's "
+                       "<flash>/factory.json) or from the options.")
+    p.add_argument("--flash", help="a simulated charger's flash directory (reads factory.json)")
+    p.add_argument("--id", dest="cp_id", help="charger id")
+    p.add_argument("--hotspot-key", help="the per-device WPA2 key")
+    p.add_argument("--conn-password", help="the connection password")
+    p.add_argument("--connector", type=int, default=1)
+    p.add_argument("--out", default="label", help="output path without extension")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    key, pw, cp_id = args.hotspot_key, args.conn_password, args.cp_id
+    if args.flash:
+        try:
+            d = json.loads((Path(args.flash) / "factory.json").read_text())
+        except (OSError, ValueError) as e:
+            print(f"borne label: {args.flash}/factory.json: {e}", file=sys.stderr)
+            return 2
+        key = key or d.get("hotspot_key")
+        pw = pw or d.get("conn_password")
+    if not (cp_id and key and pw):
+        print("borne label: --id, and --hotspot-key/--conn-password (or --flash) are required",
+              file=sys.stderr)
+        return 2
+    label = Label(cp_id, key, pw, args.connector)
+    out = Path(args.out)
+    out.with_suffix(".svg").write_text(label.svg())
+    label.png(out.with_suffix(".png"))
+    print(f"wrote {out.with_suffix('.svg')} and {out.with_suffix('.png')}")
+    return 0

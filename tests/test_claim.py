@@ -1,0 +1,252 @@
+"""Claiming over the hotspot, end to end under the unix port (issue 6).
+
+The agent starts unclaimed; its hotspot's HTTP and DNS servers run on loopback ports and the
+radio is simulated (visible networks with their passwords). `borne.claim.ProvisioningClient`
+plays the owner's app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from borne.claim import ClaimError, ProvisioningClient
+from borne.csms import Csms
+from borne.sim.simulator import ClaimOptions, Simulator
+from simctl import Control
+
+CP_ID = "CP-CLAIM-1"
+KEY = "abcd-efgh-ijkm-npqr"
+PASSWORD = "wxyz-2345-6789"
+HOME = {"ssid": "Home Net", "password": "correct horse 42", "rssi": -50}
+
+
+def claim_options(**kw: Any) -> ClaimOptions:
+    base: dict[str, Any] = dict(
+        networks=[HOME, {"ssid": "Other", "password": "whatever-123", "rssi": -80}],
+        hotspot_key=KEY, conn_password=PASSWORD, lockout_base_ms=1000, close_grace_ms=1500,
+    )
+    base.update(kw)
+    return ClaimOptions(**base)
+
+
+@pytest.fixture
+async def csim(flash: Path) -> AsyncIterator[Simulator]:
+    s = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    await s.start()
+    yield s
+    await s.stop()
+    print("---- agent log ----")
+    print("\n".join(s.agent.all_lines if s.agent else []))
+
+
+@pytest.fixture
+async def ctl(csim: Simulator) -> AsyncIterator[Control]:
+    server = await csim.serve_control(0)
+    port = server.sockets[0].getsockname()[1]
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    yield Control(r, w)
+    w.close()
+    server.close()
+
+
+async def hotspot_up(ctl: Control, open_: bool = True, timeout: float = 20) -> dict[str, Any]:
+    return await ctl.wait_state(
+        lambda s: (s.get("hotspot") or {}).get("open") is open_,
+        f"the hotspot {'open' if open_ else 'closed'}", timeout)
+
+
+async def call(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+def fields(csms_url: str, **kw: Any) -> dict[str, Any]:
+    f: dict[str, Any] = {"name": "Garage", "wifi_ssid": HOME["ssid"],
+                         "wifi_password": HOME["password"], "csms_url": csms_url,
+                         "security_profile": 0}
+    f.update(kw)
+    return f
+
+
+async def claim_and_wait(c: ProvisioningClient, f: dict[str, Any]) -> dict[str, Any]:
+    await call(c.claim, f)
+    result: dict[str, Any] = await call(c.wait, 30.0)
+    return result
+
+
+def dns_query(port: int, name: bytes = b"\x07example\x03com\x00") -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.sendto(b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name + b"\x00\x01\x00\x01",
+                 ("127.0.0.1", port))
+        return s.recvfrom(512)[0]
+
+
+async def test_unclaimed_charger_opens_its_hotspot(csim: Simulator, ctl: Control) -> None:
+    st = await hotspot_up(ctl)
+    assert st["hotspot"]["ssid"] == "borne-CP-CLAIM-1"
+    await ctl.wait_state(lambda s: s["led"]["color"] == "ff00ff", "the LED showing claim mode", 5)
+    c = ProvisioningClient(csim.hotspot_url)
+    ident = await call(c.identity)
+    assert ident["cp_id"] == CP_ID and ident["claimed"] is False and ident["firmware"]
+    assert set(ident) == {"cp_id", "vendor", "model", "firmware", "ssid", "claimed"}
+    for method, path in (("GET", "/api/networks"), ("GET", "/api/claim"),
+                         ("POST", "/api/claim"), ("POST", "/api/unclaim")):
+        status, data = await call(c.request, method, path, {} if method == "POST" else None)
+        assert status == 401, (path, status, data)
+    # captive DNS: any name is the charger
+    assert csim.claim is not None
+    reply = await call(dns_query, csim.claim.dns_port)
+    assert reply[:2] == b"\xab\xcd" and reply[-4:] == bytes([127, 0, 0, 1])
+    await call(c.login, PASSWORD.upper().replace("-", " "))  # as typed from the label
+    nets = await call(c.networks)
+    assert [n["ssid"] for n in nets] == ["Home Net", "Other"]
+
+
+async def test_wrong_connection_password_locks_out_growing(csim: Simulator, ctl: Control) -> None:
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    waits = []
+    for _ in range(3):
+        with pytest.raises(ClaimError) as e:
+            await call(c.login, "nope-nope-nope")
+        assert e.value.status == 401
+        waits.append(e.value.retry_after)
+    assert waits[:2] == [0, 0] and waits[2] >= 1, waits
+    # locked: even the right password is refused, with Retry-After
+    with pytest.raises(ClaimError) as e:
+        await call(c.login, PASSWORD)
+    assert e.value.status == 429 and e.value.retry_after >= 1
+    await asyncio.sleep(e.value.retry_after + 0.2)
+    with pytest.raises(ClaimError) as e:
+        await call(c.login, "still-wrong")
+    assert e.value.status == 401 and e.value.retry_after > waits[2], "the lockout did not grow"
+    # the count survives a reboot
+    assert csim.agent is not None
+    await csim.agent.power_cut()
+    await csim.agent.power_on()
+    await hotspot_up(ctl)
+    status, data = await call(c.request, "POST", "/api/login", {"password": PASSWORD})
+    assert status == 429, (status, data)
+    await asyncio.sleep(data["retry_after"] + 0.2)
+    await call(c.login, PASSWORD)
+    assert not [x for x in csim.agent.all_lines if "nope" in x or PASSWORD in x]
+
+
+async def test_claim_flow_reports_each_failure_then_comes_online(
+    csms: Csms, csim: Simulator, ctl: Control
+) -> None:
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    # a bad field: refused before anything is tried
+    with pytest.raises(ClaimError) as e:
+        await call(c.claim, fields("http://x"))
+    assert e.value.status == 422 and e.value.data["field"] == "csms_url"
+    # wrong Wi-Fi password
+    st = await claim_and_wait(c, fields(csms.url, wifi_password="wrong-password"))
+    assert (st["state"], st["error"]) == ("failed", "wifi_wrong_password")
+    assert "password" in st["message"]
+    # a network that is not there
+    st = await claim_and_wait(c, fields(csms.url, wifi_ssid="Nowhere"))
+    assert (st["state"], st["error"]) == ("failed", "wifi_not_found")
+    # the home network works but the CSMS does not answer
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    st = await claim_and_wait(c, fields(f"ws://127.0.0.1:{dead}/ocpp"))
+    assert (st["state"], st["error"]) == ("failed", "csms_unreachable")
+    assert not csms.calls(), "the charger talked OCPP before the claim succeeded"
+    # right this time
+    st = await claim_and_wait(c, fields(csms.url, cp_id="GARAGE-7"))
+    assert st["state"] == "done" and st["cp_id"] == "GARAGE-7"
+    boot = await csms.wait_call("BootNotification", timeout=30)
+    assert boot.cp_id == "GARAGE-7"
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    st = await hotspot_up(ctl, open_=False)
+    assert st["hotspot"]["claimed"] is True
+    await ctl.wait_state(lambda s: s["led"]["color"] != "ff00ff", "the LED out of claim mode", 5)
+    with pytest.raises(OSError):
+        await call(c.identity)  # nothing listens any more
+    # it stays claimed across a power cycle: no hotspot, straight to the CSMS
+    assert csim.agent is not None
+    await csim.agent.power_cut()
+    await csim.agent.power_on()
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 30, "a second boot")
+    st = await ctl("state")
+    assert not st["hotspot"]["open"]
+    # secrets never reach the log
+    text = "\n".join(csim.agent.all_lines)
+    for secret in (HOME["password"], PASSWORD, KEY):
+        assert secret not in text
+    settings = (csim.flash / "data" / "settings.json").read_text()
+    assert json.loads(settings.split("\n", 1)[1])["wifi_pass"] == HOME["password"]
+
+
+async def test_long_press_reopens_and_unclaim_wipes_owner_data(
+    csms: Csms, csim: Simulator, ctl: Control
+) -> None:
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
+    await csms.wait_call("BootNotification", timeout=30)
+    await hotspot_up(ctl, open_=False)
+    assert (await ctl("button", ms=500))["ok"]  # a short press does nothing
+    await asyncio.sleep(0.6)
+    assert not (await ctl("state"))["hotspot"]["open"]
+    assert (await ctl("button", ms=4000))["ok"]  # long press: claim mode, still claimed
+    st = await hotspot_up(ctl)
+    assert st["hotspot"]["claimed"] is True
+    c = ProvisioningClient(csim.hotspot_url)
+    assert (await call(c.identity))["claimed"] is True
+    await call(c.login, PASSWORD)
+    await call(c.unclaim)
+    assert csim.agent is not None
+    await csim.agent.wait_line(r"owner data wiped")
+    await ctl.wait_state(lambda s: (s.get("hotspot") or {}).get("claimed") is False,
+                         "the charger back unclaimed after its restart")
+    st = await hotspot_up(ctl)
+    ident = await call(ProvisioningClient(csim.hotspot_url).identity)
+    assert ident == {**ident, "claimed": False, "cp_id": CP_ID}
+    doc = json.loads((csim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
+    assert doc["wifi_pass"] == "" and doc["csms_url"] == "" and doc["cp_id"] == CP_ID
+    assert json.loads((csim.flash / "factory.json").read_text())["hotspot_key"] == KEY
+
+
+async def test_very_long_press_is_a_factory_reset(
+    csms: Csms, csim: Simulator, ctl: Control
+) -> None:
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
+    await hotspot_up(ctl, open_=False)
+    assert csim.agent is not None
+    boots = csim.agent.boots
+    assert (await ctl("button", ms=12000))["ok"]
+    await ctl.wait_state(lambda s: (s.get("hotspot") or {}).get("open") is True
+                         and csim.agent is not None and csim.agent.boots > boots,
+                         "claim mode after the factory reset")
+    assert (await call(ProvisioningClient(csim.hotspot_url).identity))["claimed"] is False
+
+
+async def test_hotspot_closes_after_idle_timeout(flash: Path) -> None:
+    sim = Simulator(flash, cp_id=CP_ID, claim=claim_options(idle_s=2))
+    await sim.start()
+    try:
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"claim mode \(not claimed\)")
+        await sim.agent.wait_line(r"hotspot closed \(idle for 2 s\)", timeout=10)
+        for _ in range(40):  # the telemetry line follows the log line
+            if sim.state()["hotspot"]["open"] is False:
+                break
+            await asyncio.sleep(0.05)
+        assert sim.state()["hotspot"]["open"] is False
+    finally:
+        await sim.stop()

@@ -1,0 +1,40 @@
+"""`borne label`: the Wi-Fi QR text format and the label files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from borne.cli import main
+from borne.label import Label, ssid_for, wifi_qr_text
+
+
+def test_wifi_qr_text_escapes_special_characters() -> None:
+    assert wifi_qr_text("borne-CP1", "abcd-efgh") == "WIFI:T:WPA;S:borne-CP1;P:abcd-efgh;;"
+    assert wifi_qr_text('a;b,c', 'k\\e:y"') == 'WIFI:T:WPA;S:a\\;b\\,c;P:k\\\\e\\:y\\";;'
+
+
+def test_ssid_matches_the_firmware_rule() -> None:
+    assert ssid_for("CP-TEST-1") == "borne-CP-TEST-1"
+    assert ssid_for("a b/c<d>" + "x" * 40) == ("borne-abcd" + "x" * 40)[:32]
+
+
+def test_label_files(tmp_path: Path) -> None:
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "factory.json").write_text(
+        '{"hotspot_key": "abcd-efgh-ijkm-npqr", "conn_password": "wxyz-2345-6789"}')
+    out = tmp_path / "lbl"
+    assert main(["label", "--flash", str(flash), "--id", "CP<1>", "--out", str(out)]) == 0
+    svg = (tmp_path / "lbl.svg").read_text()
+    for text in ("CP&lt;1&gt;", "borne-CP1", "abcd-efgh-ijkm-npqr", "wxyz-2345-6789",
+                 "Scan &amp; Charge: connector 1"):
+        assert text in svg
+    assert "<1>" not in svg
+    assert svg.count("data:image/png;base64,") == 2
+    png = (tmp_path / "lbl.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert Label("CP1", "k" * 16, "p" * 12).charge_qr().designator
+
+
+def test_label_needs_its_secrets(tmp_path: Path) -> None:
+    assert main(["label", "--id", "CP1", "--out", str(tmp_path / "x")]) == 2
