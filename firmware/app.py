@@ -10,6 +10,7 @@ from evse.connector import Connector
 from ocpp_client.config import Config
 from ocpp_client.client import OcppClient
 from led.status import StatusLight
+from peripherals import Peripherals
 
 
 async def _main():
@@ -23,12 +24,13 @@ async def _main():
     connector = Connector(b, events)
     ocpp = OcppClient(settings, config, b, connector, events)
     light = StatusLight(b, connector, ocpp)
+    dev = Peripherals(b, settings, connector)  # RFID reader, meter, buzzer
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch
 
         asyncio.create_task(heapwatch.run(b))
-    await asyncio.gather(connector.run(), ocpp.run(), light.run())
+    await asyncio.gather(connector.run(), ocpp.run(), light.run(), *dev.tasks())
 
 
 def run():

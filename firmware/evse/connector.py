@@ -65,3 +65,27 @@ class Connector:
             self._set_status(1, "Preparing")
         else:
             self._set_status(1, "Faulted", "OtherError")
+
+    # -- peripherals (RFID, meter) --------------------------------------------------------
+    # Stubs for the drivers' events: the charging-controller work replaces them with the real
+    # authorisation and fault handling. They only log and record.
+    last_tag = None
+    device_faults = ()
+
+    def on_tag(self, id_tag):
+        # A card was presented (one call per presentation; idTag = upper-case hex UID).
+        self.last_tag = id_tag
+        log.info(_TAG, "tag %s presented at connector 1", id_tag)
+        self.board.telemetry("tag", id_tag)
+
+    def device_fault(self, code, active):
+        # A peripheral fault: ReaderFailure, PowerMeterFailure (OCPP ChargePointErrorCode).
+        faults = set(self.device_faults)
+        if active:
+            faults.add(code)
+            log.warn(_TAG, "%s", code)
+        else:
+            faults.discard(code)
+            log.info(_TAG, "%s cleared", code)
+        self.device_faults = tuple(sorted(faults))
+        self.board.telemetry("device_faults", list(self.device_faults))

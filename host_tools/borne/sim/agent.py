@@ -36,6 +36,8 @@ class Agent:
         diag: bool = False,
         log_file: Path | None = None,
         on_line: Callable[[str], None] | None = None,
+        rfid_addr: str | None = None,
+        meter_addr: str | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -46,6 +48,8 @@ class Agent:
         self.diag = diag
         self.log_file = log_file
         self.on_line = on_line
+        self.rfid_addr = rfid_addr
+        self.meter_addr = meter_addr
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -65,6 +69,10 @@ class Agent:
             cmd += ["--csms", self.csms_url]
         if self.gate_addr:
             cmd += ["--gate", self.gate_addr]
+        if self.rfid_addr:
+            cmd += ["--rfid", self.rfid_addr]
+        if self.meter_addr:
+            cmd += ["--meter", self.meter_addr]
         if self.diag:
             cmd += ["--diag", "1"]
         return cmd

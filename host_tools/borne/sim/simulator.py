@@ -14,6 +14,7 @@ from borne.csms import Csms
 from borne.sim.agent import Agent
 from borne.sim.hardware import HW_FAULTS, Hardware
 from borne.sim.netgate import NetGate
+from borne.sim.pn532_emu import Pn532Emulator
 
 log = logging.getLogger("borne.sim")
 
@@ -77,7 +78,9 @@ class Simulator:
         self.diag = diag
         self.gate: NetGate | None = None
         self.agent: Agent | None = None
+        self.reader = Pn532Emulator()
         self._io_server: asyncio.Server | None = None
+        self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -89,6 +92,8 @@ class Simulator:
         gate_port = await self.gate.start()
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
         io_port = self._io_server.sockets[0].getsockname()[1]
+        self._rfid_server = await asyncio.start_server(self.reader.serve, "127.0.0.1", 0)
+        rfid_port = self._rfid_server.sockets[0].getsockname()[1]
         self.agent = Agent(
             self.flash,
             io_addr=f"127.0.0.1:{io_port}",
@@ -98,6 +103,7 @@ class Simulator:
             heapsize=self.heapsize,
             diag=self.diag,
             log_file=self.agent_log,
+            rfid_addr=f"127.0.0.1:{rfid_port}",
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
@@ -112,8 +118,9 @@ class Simulator:
             self._tick.cancel()
         if self.agent:
             await self.agent.power_cut()
-        if self._io_server:
-            self._io_server.close()
+        for server in (self._io_server, self._rfid_server):
+            if server:
+                server.close()
         if self.gate:
             await self.gate.stop()
         if self.csms:
@@ -137,8 +144,16 @@ class Simulator:
             "session": tel.get("session"),
             "powered": bool(self.agent and self.agent.powered),
             "net": bool(self.gate and self.gate.up),
-            "faults": sorted(hw.faults),
+            "faults": sorted(self.faults()),
+            "device_faults": tel.get("device_faults", []),
         }
+
+    def faults(self) -> set[str]:
+        """Injected faults: the hardware's and the emulated devices'."""
+        out = set(self.hw.faults)
+        if self.reader.down:
+            out.add("reader_down")
+        return out
 
     async def command(self, req: Any) -> dict[str, Any]:
         try:
@@ -175,15 +190,25 @@ class Simulator:
             uid = req.get("uid")
             if not isinstance(uid, str) or not uid or len(uid) > 20 or not _is_hex(uid):
                 raise CommandError('tap needs "uid", a hex string of up to 20 digits')
-            raise CommandError("tap: the RFID reader emulator is not part of this build yet")
+            if len(uid) not in (8, 14, 20):
+                raise CommandError(
+                    "tap: uid must be 8, 14 or 20 hex digits (an ISO 14443A UID of 4, 7 or 10 bytes)"
+                )
+            hold = req.get("hold", self.reader.presentation_s)
+            if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold <= 60:
+                raise CommandError('tap: "hold" is the seconds the card stays, from 0 to 60')
+            self.reader.present(bytes.fromhex(uid), float(hold))
         elif cmd == "fault":
             kind = req.get("kind")
             if kind not in FAULT_KINDS:
                 raise CommandError(f'fault needs "kind", one of {", ".join(FAULT_KINDS)}')
             if kind == "clear":
                 hw.clear_faults()
+                self.reader.set_down(False)
             elif kind in HW_FAULTS:
                 hw.set_fault(kind)
+            elif kind == "reader_down":
+                self.reader.set_down(True)
             else:
                 raise CommandError(
                     f"fault {kind}: that device's emulator is not part of this build yet"
