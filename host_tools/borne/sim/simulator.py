@@ -146,6 +146,8 @@ class Simulator:
             "net": bool(self.gate and self.gate.up),
             "faults": sorted(self.faults()),
             "device_faults": tel.get("device_faults", []),
+            "tag": tel.get("tag"),
+            "card": self.reader.card() is not None,
         }
 
     def faults(self) -> set[str]:
@@ -192,7 +194,8 @@ class Simulator:
                 raise CommandError('tap needs "uid", a hex string of up to 20 digits')
             if len(uid) not in (8, 14, 20):
                 raise CommandError(
-                    "tap: uid must be 8, 14 or 20 hex digits (an ISO 14443A UID of 4, 7 or 10 bytes)"
+                    "tap: uid must be 8, 14 or 20 hex digits "
+                    "(an ISO 14443A UID of 4, 7 or 10 bytes)"
                 )
             hold = req.get("hold", self.reader.presentation_s)
             if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold <= 60:
