@@ -31,6 +31,46 @@ class Peripherals:
             self._tasks.append(self.rfid.run())
         else:
             log.info(_TAG, "no RFID reader on this board")
+        self.meter = self._meter(board, settings, connector)
+        if self.meter:
+            self._tasks.append(self.meter.run())
+
+    def _meter(self, board, settings, connector):
+        from meter.meter import Meter
+
+        model = settings.get("meter_model", "sdm630")
+        if model == "pulse":
+            pulses = getattr(board, "meter_pulses", lambda: None)()
+            if pulses is None:
+                log.warn(_TAG, "meter model is pulse but the board has no S0 input")
+                return None
+            from meter.pulse import PulseMeter
+
+            source = PulseMeter(pulses, settings.get("meter_wh_per_pulse", 1.0), settings.store)
+        else:
+            s = board.meter_stream()
+            if s is None:
+                log.info(_TAG, "no meter on this board")
+                return None
+            from link import Link
+            from meter.modbus import Master
+            from meter.meter import ModbusMeter
+
+            # RS-485 at 8E1 (11 bits a character), the Eastron/ABB/Carlo Gavazzi default parity
+            link = Link(s, baud=settings.get("meter_baud", 9600), bits_per_char=11)
+            try:
+                source = ModbusMeter(Master(link), model, settings.get("meter_addr", 1))
+            except ValueError as e:
+                log.error(_TAG, "%s", e)
+                return None
+        log.info(_TAG, "meter: %s", model)
+        return Meter(
+            source,
+            max_current_a=settings.get("max_current_a", 32),
+            phases=settings.get("phases", 3),
+            on_failure=lambda on: connector.device_fault("PowerMeterFailure", on),
+            publish=board.telemetry,
+        )
 
     def tasks(self):
         return self._tasks

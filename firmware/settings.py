@@ -14,8 +14,17 @@ DEFAULTS = {
     "auth_key": "",  # secret: the OCPP AuthorizationKey (profiles 1 and 2)
     "ca_pem": "",
     "name": "",
+    # installation (factory provisioning or the installer): what the meter and the limits are
+    "meter_model": "sdm630",  # meter.maps.MODELS, or "pulse" for an S0 meter
+    "meter_addr": 1,
+    "meter_baud": 9600,
+    "meter_wh_per_pulse": 1.0,
+    "max_current_a": 32,  # the circuit's rating: plausibility limits for meter readings
+    "phases": 3,
+    "led_brightness": 80,  # 0-100: the OCPP LightIntensity / app LED brightness
 }
 _IDENTITY = ("cp_id", "serial", "model", "vendor")
+_INSTALLATION = ("meter_model",)
 
 
 class Settings:
@@ -24,6 +33,11 @@ class Settings:
         d = store.load(_DOC, DEFAULTS)
         changed = False
         for k in _IDENTITY:
+            v = provisioning.get(k)
+            if v and d.get(k) != v:
+                d[k] = v
+                changed = True
+        for k in _INSTALLATION:
             v = provisioning.get(k)
             if v and d.get(k) != v:
                 d[k] = v

@@ -59,6 +59,8 @@ class Board:
         }
         if "csms" in a:
             p["csms_url"] = a["csms"]
+        if "meter-model" in a:
+            p["meter_model"] = a["meter-model"]
         return p
 
     async def start(self):

@@ -38,6 +38,7 @@ class Agent:
         on_line: Callable[[str], None] | None = None,
         rfid_addr: str | None = None,
         meter_addr: str | None = None,
+        meter_model: str | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -50,6 +51,7 @@ class Agent:
         self.on_line = on_line
         self.rfid_addr = rfid_addr
         self.meter_addr = meter_addr
+        self.meter_model = meter_model
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -73,6 +75,8 @@ class Agent:
             cmd += ["--rfid", self.rfid_addr]
         if self.meter_addr:
             cmd += ["--meter", self.meter_addr]
+        if self.meter_model:
+            cmd += ["--meter-model", self.meter_model]
         if self.diag:
             cmd += ["--diag", "1"]
         return cmd

@@ -13,6 +13,8 @@ from typing import Any
 from borne.csms import Csms
 from borne.sim.agent import Agent
 from borne.sim.hardware import HW_FAULTS, Hardware
+from borne.sim.meter_emu import MODELS as METER_MODELS
+from borne.sim.meter_emu import MeterEmulator
 from borne.sim.netgate import NetGate
 from borne.sim.pn532_emu import Pn532Emulator
 
@@ -64,7 +66,10 @@ class Simulator:
         heartbeat_interval: int = 300,
         agent_log: Path | None = None,
         diag: bool = False,
+        meter_model: str = "sdm630",
     ) -> None:
+        if meter_model not in METER_MODELS:
+            raise ValueError(f"meter model {meter_model!r}: one of {', '.join(METER_MODELS)}")
         self.flash = check_flash_dir(flash)
         self.cp_id = cp_id
         if csms_url:
@@ -79,6 +84,7 @@ class Simulator:
         self.gate: NetGate | None = None
         self.agent: Agent | None = None
         self.reader = Pn532Emulator()
+        self.meter = MeterEmulator(self.hw, meter_model)
         self._io_server: asyncio.Server | None = None
         self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
@@ -94,6 +100,7 @@ class Simulator:
         io_port = self._io_server.sockets[0].getsockname()[1]
         self._rfid_server = await asyncio.start_server(self.reader.serve, "127.0.0.1", 0)
         rfid_port = self._rfid_server.sockets[0].getsockname()[1]
+        meter_port = await self.meter.start()
         self.agent = Agent(
             self.flash,
             io_addr=f"127.0.0.1:{io_port}",
@@ -104,6 +111,8 @@ class Simulator:
             diag=self.diag,
             log_file=self.agent_log,
             rfid_addr=f"127.0.0.1:{rfid_port}",
+            meter_addr=f"127.0.0.1:{meter_port}",
+            meter_model=self.meter.model,
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
@@ -121,6 +130,7 @@ class Simulator:
         for server in (self._io_server, self._rfid_server):
             if server:
                 server.close()
+        await self.meter.stop()
         if self.gate:
             await self.gate.stop()
         if self.csms:
@@ -148,6 +158,7 @@ class Simulator:
             "device_faults": tel.get("device_faults", []),
             "tag": tel.get("tag"),
             "card": self.reader.card() is not None,
+            "meter": tel.get("meter"),
         }
 
     def faults(self) -> set[str]:
@@ -155,6 +166,8 @@ class Simulator:
         out = set(self.hw.faults)
         if self.reader.down:
             out.add("reader_down")
+        if self.meter.down:
+            out.add("meter_down")
         return out
 
     async def command(self, req: Any) -> dict[str, Any]:
@@ -208,14 +221,14 @@ class Simulator:
             if kind == "clear":
                 hw.clear_faults()
                 self.reader.set_down(False)
+                self.meter.down = False
+                self.meter.nonsense = None
             elif kind in HW_FAULTS:
                 hw.set_fault(kind)
             elif kind == "reader_down":
                 self.reader.set_down(True)
             else:
-                raise CommandError(
-                    f"fault {kind}: that device's emulator is not part of this build yet"
-                )
+                self.meter.down = True
         elif cmd == "net":
             up = req.get("up")
             if not isinstance(up, bool):
