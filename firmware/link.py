@@ -56,9 +56,13 @@ class Link:
         # first. Returns how many arrived (< n means the deadline passed: a timeout).
         got = 0
         while True:
-            got += self._read(buf, off + got, n - got)
-            if got >= n:
-                return got
+            while True:  # take everything that is there (a UART hands it out in pieces)
+                k = self._read(buf, off + got, n - got)
+                got += k
+                if got >= n:
+                    return got
+                if not k:
+                    break
             left = time.ticks_diff(deadline, time.ticks_ms())
             if left <= 0:
                 return got

@@ -121,3 +121,74 @@ class MiniPn532:
     def power_cycle(self):
         self.low_vbat = True
         self.silent = False
+
+
+def crc16(b):
+    c = 0xFFFF
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+    return c
+
+
+def rtu(b):
+    c = crc16(b)
+    return bytes(b) + bytes([c & 0xFF, c >> 8])
+
+
+class MiniModbus:
+    # A Modbus RTU server model: registers by address (same for functions 3 and 4 unless
+    # `only` names one), with fault injection.
+    def __init__(self, addr=1, only=None):
+        self.addr = addr
+        self.only = only
+        self.regs = {}
+        self.requests = []
+        self.bad_requests = 0
+        self.silent = False
+        self.corrupt_next = 0
+        self.truncate_next = 0
+        self.wrong_addr_next = 0
+        self.busy_next = 0
+        self.garbage = b""
+
+    def set(self, start, words):
+        for i, w in enumerate(words):
+            self.regs[start + i] = w
+
+    def __call__(self, b):
+        if len(b) != 8 or crc16(b[:6]) != b[6] | b[7] << 8:
+            self.bad_requests += 1
+            return b""
+        if self.silent or b[0] != self.addr:
+            return b""
+        fc, start, count = b[1], b[2] << 8 | b[3], b[4] << 8 | b[5]
+        self.requests.append((fc, start, count))
+        if self.busy_next:
+            self.busy_next -= 1
+            out = rtu(bytes([self.addr, fc | 0x80, 6]))
+        elif fc not in (3, 4) or (self.only and fc != self.only):
+            out = rtu(bytes([self.addr, fc | 0x80, 1]))
+        elif any(start + i not in self.regs for i in range(count)):
+            out = rtu(bytes([self.addr, fc | 0x80, 2]))
+        else:
+            data = bytearray()
+            for i in range(count):
+                w = self.regs[start + i]
+                data.append(w >> 8)
+                data.append(w & 0xFF)
+            out = rtu(bytes([self.addr, fc, 2 * count]) + data)
+        if self.wrong_addr_next:
+            self.wrong_addr_next -= 1
+            out = rtu(bytes([self.addr + 1]) + out[1:-2])
+        if self.corrupt_next:
+            self.corrupt_next -= 1
+            out = out[:-1] + bytes([out[-1] ^ 0xFF])
+        if self.truncate_next:
+            self.truncate_next -= 1
+            out = out[: len(out) // 2]
+        if self.garbage:
+            out = self.garbage + out
+            self.garbage = b""
+        return out
