@@ -23,8 +23,8 @@ async def _main():
     await b.start()
     connector = Connector(b, events)
     ocpp = OcppClient(settings, config, b, connector, events)
-    light = StatusLight(b, connector, ocpp)
-    dev = Peripherals(b, settings, connector)  # RFID reader, meter, buzzer
+    light = StatusLight(b, connector, ocpp, settings.get("led_brightness", 80))
+    dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch

@@ -8,10 +8,12 @@ _TAG = "periph"
 
 
 class Peripherals:
-    def __init__(self, board, settings, connector):
+    def __init__(self, board, settings, connector, light=None):
         from led.buzzer import Buzzer
 
         self.board = board
+        self.settings = settings
+        self.light = light
         self.buzzer = Buzzer(board)
         self.rfid = None
         self.meter = None
@@ -74,3 +76,22 @@ class Peripherals:
 
     def tasks(self):
         return self._tasks
+
+    # -- for the charging logic and the OCPP client -------------------------------------------
+    def tag_feedback(self, accepted):
+        # An authorisation's answer at the charger: LED flash and buzzer tune.
+        if self.light:
+            self.light.tag_feedback(accepted)
+        if accepted:
+            self.buzzer.accepted()
+        else:
+            self.buzzer.rejected()
+
+    def set_brightness(self, pct):
+        # LightIntensity (0-100): the light follows at once, the setting survives a reboot.
+        pct = max(0, min(100, int(pct)))
+        if self.light:
+            self.light.set_brightness(pct)
+        if self.settings.get("led_brightness") != pct:
+            self.settings.update(led_brightness=pct)
+        return pct
