@@ -77,6 +77,9 @@ class Reader:
             log.warn(_TAG, "%s: %s (%d in a row)", why, e, self._errors)
         if self._errors >= self.fail_after:
             self.ready = False
+            # The card in the field is kept (the same card still held after the reader comes
+            # back is no new presentation), but a different card is welcome at once then.
+            self._event_ms = time.ticks_add(time.ticks_ms(), -self.hold_ms)
             if not self.failed:
                 self.failed = True
                 log.error(_TAG, "reader not answering: ReaderFailure")

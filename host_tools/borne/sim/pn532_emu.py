@@ -86,6 +86,10 @@ class Pn532Emulator:
         self._card = uid
         self._card_until = time.monotonic() + (self.presentation_s if seconds is None else seconds)
 
+    def remove(self) -> None:
+        """Take the card away."""
+        self._card = None
+
     def card(self) -> bytes | None:
         if self._card is not None and time.monotonic() >= self._card_until:
             self._card = None
