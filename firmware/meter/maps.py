@@ -101,25 +101,42 @@ EM340 = {
 MODELS = {"sdm630": SDM630, "sdm120": SDM120, "abb_b23": ABB_B23, "em340": EM340}
 
 
+# Decoders: one small function per type (MicroPython allocates the frame of a function that
+# needs more than ~11 slots on the heap; these stay under, so decoding allocates only the
+# float results).
+
+
 def _w(b, o):
     return b[o] << 8 | b[o + 1]
 
 
+def _f32(b, o):
+    hi = b[o] << 8 | b[o + 1]
+    e = (hi >> 7) & 0xFF
+    if e == 0xFF:
+        return None  # NaN or infinity: no meter value may be that
+    m = (hi & 0x7F) << 16 | b[o + 2] << 8 | b[o + 3]
+    v = math.ldexp(m | 0x800000, e - 150) if e else math.ldexp(m, -149)
+    return -v if hi & 0x8000 else v
+
+
+def _s32(hi, lo):
+    if hi & 0x8000:  # two's complement, staying in small ints
+        return -((((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)) + 1)
+    return hi << 16 | lo
+
+
+def _u64(b, o):
+    # Energy counters: the top words are zero for any plausible meter.
+    v = _w(b, o) << 16 | _w(b, o + 2)
+    return (v << 16 | _w(b, o + 4)) << 16 | _w(b, o + 6)
+
+
 def decode(b, o, typ):
     # The raw value of type typ at byte offset o of b: an int, or a float for F32
-    # (None for NaN and infinities, which no meter value may be).
+    # (None for NaN and infinities).
     if typ == F32:
-        hi = _w(b, o)
-        lo = _w(b, o + 2)
-        e = (hi >> 7) & 0xFF
-        m = (hi & 0x7F) << 16 | lo
-        if e == 0xFF:
-            return None
-        if e:
-            v = math.ldexp(m | 0x800000, e - 150)
-        else:
-            v = math.ldexp(m, -149)
-        return -v if hi & 0x8000 else v
+        return _f32(b, o)
     if typ == U16:
         return _w(b, o)
     if typ == S16:
@@ -127,19 +144,10 @@ def decode(b, o, typ):
         return v - 0x10000 if v & 0x8000 else v
     if typ == U32:
         return _w(b, o) << 16 | _w(b, o + 2)
-    if typ == S32 or typ == S32L:
-        if typ == S32:
-            hi, lo = _w(b, o), _w(b, o + 2)
-        else:
-            lo, hi = _w(b, o), _w(b, o + 2)
-        if hi & 0x8000:  # two's complement, staying in small ints
-            return -((((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)) + 1)
-        return hi << 16 | lo
+    if typ == S32:
+        return _s32(_w(b, o), _w(b, o + 2))
+    if typ == S32L:
+        return _s32(_w(b, o + 2), _w(b, o))
     if typ == U64:
-        # Energy counters: the top word is zero for any plausible meter; keep small ints
-        # where the value allows it.
-        v = 0
-        for k in range(4):
-            v = v << 16 | _w(b, o + 2 * k)
-        return v
+        return _u64(b, o)
     raise ValueError("register type %d" % typ)

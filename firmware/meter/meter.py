@@ -33,6 +33,7 @@ class Meter:
         self.publish = publish  # fn(key, value): board.telemetry (a no-op on hardware)
         # the circuit's limits: rated current on each phase at the highest plausible voltage
         self.max_power_w = phases * _V_MAX * max_current_a * 5 // 4
+        self._max_i = max_current_a * 1.25 + 1  # a current beyond this is not plausible
         self.latest = {
             "energy_wh": None, "power_w": None, "current_a": [None, None, None],
             "voltage_v": [None, None, None], "frequency_hz": None, "ok": False, "ts": None,
@@ -114,48 +115,75 @@ class Meter:
             if self.on_failure:
                 self.on_failure(False)
 
+    # The checks are split into small functions on purpose: MicroPython puts the frame of a
+    # function needing more than ~11 slots on the heap, at every call, every second.
     def check(self, v, now):
         # -> None for a plausible reading, else the reason it is not.
-        e = v[maps.E]
-        if e is None:
-            return "no energy register"
-        if e < 0:
-            return "negative energy %d Wh" % e
-        last = self.latest["energy_wh"]
-        if last is not None:
-            if e < last:
-                return "energy went backwards (%d Wh after %d Wh)" % (e, last)
-            dt = time.ticks_diff(now, self._last_ms)
-            most = self.max_power_w * dt * 3 // 7200000 + 20  # 1.5 x the rating, + rounding
-            if e - last > most:
-                return "energy rose %d Wh in %d ms (at most %d Wh possible)" % (e - last, dt, most)
-        p = v[maps.P]
-        if p is not None and not -self.max_power_w <= p <= self.max_power_w:
-            return "power %d W beyond the circuit's %d W" % (p, self.max_power_w)
-        lim_i = self.max_current_a * 1.25 + 1
-        vi = 0.0
-        known = True
-        for k in range(3):
-            i = v[maps.I1 + k]
-            u = v[maps.V1 + k]
-            if i is None or u is None:
-                known = False
-                continue
-            if not -0.5 <= i <= lim_i:
-                return "current L%d %.1f A beyond %.1f A" % (k + 1, i, lim_i)
-            if u > _V_ABSENT or k == 0:
-                if not _V_MIN <= u <= _V_MAX:
-                    return "voltage L%d %.1f V out of range" % (k + 1, u)
-            elif i > 0.5:
-                return "current on L%d without voltage" % (k + 1)
-            vi += u * i
-        if known and p is not None and abs(p) > vi * 1.1 + 50:
-            return "power %d W beyond V x I (%d VA)" % (p, vi)
+        why = self._check_energy(v[maps.E], now)
+        if why:
+            return why
+        why = self._check_phases(v)
+        if why:
+            return why
         f = v[maps.F]
         if f is not None and not 45 <= f <= 65:
             return "frequency %.2f Hz out of range" % f
         return None
 
+    def _check_phases(self, v):
+        p = v[maps.P]
+        if p is not None and not -self.max_power_w <= p <= self.max_power_w:
+            return "power %d W beyond the circuit's %d W" % (p, self.max_power_w)
+        for k in range(3):
+            why = self._check_phase(v, k)
+            if why:
+                return why
+        if p is not None:
+            return self._check_va(p, v)
+        return None
+
+    def _check_va(self, p, v):
+        # |P| cannot exceed the sum of V x I (plus a margin for rounding and idle draw).
+        vi = 0.0
+        for k in range(3):
+            i = v[maps.I1 + k]
+            u = v[maps.V1 + k]
+            if i is None or u is None:
+                return None
+            vi += u * i
+        if abs(p) > vi * 1.1 + 50:
+            return "power %d W beyond V x I (%d VA)" % (p, vi)
+        return None
+
+    def _check_energy(self, e, now):
+        if e is None:
+            return "no energy register"
+        if e < 0:
+            return "negative energy %d Wh" % e
+        last = self.latest["energy_wh"]
+        if last is None:
+            return None
+        if e < last:
+            return "energy went backwards (%d Wh after %d Wh)" % (e, last)
+        dt = time.ticks_diff(now, self._last_ms)
+        most = self.max_power_w * dt * 3 // 7200000 + 20  # 1.5 x the rating, + rounding
+        if e - last > most:
+            return "energy rose %d Wh in %d ms (at most %d Wh possible)" % (e - last, dt, most)
+        return None
+
+    def _check_phase(self, v, k):
+        i = v[maps.I1 + k]
+        u = v[maps.V1 + k]
+        if i is None or u is None:
+            return None
+        if not -0.5 <= i <= self._max_i:
+            return "current L%d %.1f A beyond %.1f A" % (k + 1, i, self._max_i)
+        if u > _V_ABSENT or k == 0:
+            if not _V_MIN <= u <= _V_MAX:
+                return "voltage L%d %.1f V out of range" % (k + 1, u)
+        elif i > 0.5:
+            return "current on L%d without voltage" % (k + 1)
+        return None
 
 class ModbusMeter:
     # A Modbus RTU meter of a known model (maps.MODELS) at a bus address.

@@ -10,7 +10,9 @@
 #   response (function | 0x80, exception code) raises ModbusException. Timeouts, CRC errors and
 #   malformed answers are retried (`retries` times); exceptions are not, except 0x05/0x06
 #   (acknowledge / server busy).
-# Buffers are preallocated; a transaction allocates nothing but its own coroutine.
+# Buffers are preallocated; a transaction allocates nothing but its own coroutine and asyncio's
+# scheduling of its (two) sleeps. Hot functions keep their frames small: MicroPython puts a
+# function's frame on the heap when it needs more than ~11 slots of locals and stack.
 import time
 import asyncio
 
@@ -33,12 +35,14 @@ def _table():
     return _TABLE
 
 
-def crc16(buf, n, start=0):
-    # CRC-16/MODBUS of buf[start:start+n].
+def crc16(buf, n):
+    # CRC-16/MODBUS of buf[:n] (table-driven; a small frame, so a call allocates nothing).
     t = _table()
     c = 0xFFFF
-    for i in range(start, start + n):
+    i = 0
+    while i < n:
         c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
+        i += 1
     return c
 
 
@@ -68,6 +72,7 @@ class Master:
         self.t35_ms = (max(35 * cu // 10, 1750) + 999) // 1000
         self.tx = bytearray(8)
         self.rx = bytearray(_RX)
+        self._rx5 = memoryview(self.rx)[5:]  # the rest of an answer after its first 5 bytes
         self._tx_end = time.ticks_ms()
         # counters (diagnostics, benchmarks)
         self.requests = 0
@@ -109,41 +114,60 @@ class Master:
         raise last
 
     async def _transact(self, addr, fc, start, count):
+        # Each wait is one sleep for as long as the bytes take on the wire, so a transaction
+        # costs two scheduler rounds when the meter answers in time (asyncio allocates a little
+        # at every round: fewer rounds, less garbage).
         link = self.link
-        # Silence before the request: the previous frame (ours or an answer) must be over.
-        wait = self.t35_ms - time.ticks_diff(time.ticks_ms(), self._tx_end)
-        if wait > 0:
-            await asyncio.sleep_ms(wait)
-        await link.quiet(self.t35_ms, self.timeout_ms)
+        # Silence before the request: t3.5 since our last frame and since the last byte heard.
+        now = time.ticks_ms()
+        quiet = min(time.ticks_diff(now, self._tx_end), time.ticks_diff(now, link.last_rx_ms))
+        if quiet < self.t35_ms:
+            await asyncio.sleep_ms(self.t35_ms - quiet)
+        if link.discard():
+            # Bytes nobody asked for (a late answer, noise): wait for the line to go quiet.
+            await link.quiet(self.t35_ms, self.timeout_ms)
         self.request(addr, fc, start, count)
         self.requests += 1
-        await link.send(self.tx, 8)
+        if link.send_now(self.tx, 8) < 8:
+            await link.send(self.tx, 8)  # (never on a UART: it buffers the whole frame)
+        n = 2 * count
         self._tx_end = time.ticks_add(time.ticks_ms(), link.wire_ms(8))
         deadline = time.ticks_add(self._tx_end, self.timeout_ms)
+        # The answer cannot be complete before request and answer have crossed the wire.
+        await asyncio.sleep_ms(link.wire_ms(8 + 5 + n))
         rx = self.rx
-        # Header: address, function, byte count (or exception code).
-        if await link.recv(rx, 0, 3, deadline) < 3:
-            self.timeouts += 1
-            raise ModbusTimeout("no answer from meter %d" % addr)
+        # The shortest frame first: an exception response is 5 bytes (address, function | 0x80,
+        # code, CRC); a normal one starts with address, function, byte count.
+        got = link.take(rx, 0, 5)
+        while got < 5:
+            left = time.ticks_diff(deadline, time.ticks_ms())
+            if left <= 0:
+                self.timeouts += 1
+                raise ModbusTimeout("no answer from meter %d" % addr)
+            await asyncio.sleep_ms(min(left, link.wire_ms(5 + n - got)))
+            got += link.take(rx, got, 5 - got)
         if rx[0] != addr:
             self.bad_frames += 1
             raise ModbusError("answer from address %d, not %d" % (rx[0], addr))
         if rx[1] == fc | 0x80:
-            if await link.recv(rx, 3, 2, deadline) < 2:
-                self.timeouts += 1
-                raise ModbusTimeout("exception response cut short")
             if crc16(rx, 3) != rx[3] | rx[4] << 8:
                 self.crc_errors += 1
                 raise ModbusError("CRC error")
             self.exceptions += 1
+            self._tx_end = time.ticks_ms()
             raise ModbusException(rx[2])
-        n = 2 * count
         if rx[1] != fc or rx[2] != n:
             self.bad_frames += 1
             raise ModbusError("malformed answer (function %d, %d bytes)" % (rx[1], rx[2]))
-        if await link.recv(rx, 3, n + 2, deadline) < n + 2:
-            self.timeouts += 1
-            raise ModbusTimeout("answer cut short")
+        rest = self._rx5
+        got = link.take(rest, 0, n)
+        while got < n:
+            left = time.ticks_diff(deadline, time.ticks_ms())
+            if left <= 0:
+                self.timeouts += 1
+                raise ModbusTimeout("answer cut short")
+            await asyncio.sleep_ms(min(left, link.wire_ms(n - got)))
+            got += link.take(rest, got, n - got)
         if crc16(rx, 3 + n) != rx[3 + n] | rx[4 + n] << 8:
             self.crc_errors += 1
             raise ModbusError("CRC error")

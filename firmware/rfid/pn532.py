@@ -88,23 +88,28 @@ class Hsu:
     def flush(self):
         return self.link.discard()
 
+    def send_now(self, buf, n):
+        return self.link.send_now(buf, n)
+
     async def send(self, buf, n):
         await self.link.send(buf, n)
 
-    async def read(self, buf, off, n, deadline):
-        return await self.link.recv(buf, off, n, deadline)
+    def take(self, buf, off, n):
+        return self.link.take(buf, off, n)
+
+    def wait_ms(self, n):
+        return self.link.wire_ms(n)
 
 
 class I2c:
     # I2C: bus has writeto(addr, buf) and readfrom_into(addr, buf) (machine.I2C / SoftI2C).
-    # A read returns the status byte, then the frame from its first byte.
+    # A read returns the status byte (bit 0 = RDY), then the frame from its first byte.
     def __init__(self, bus, addr=0x24, poll_ms=2):
         self.bus = bus
         self.addr = addr
         self.poll_ms = poll_ms
         self._st = bytearray(1)
         self._buf = bytearray(1 + _RX)
-        self._mv = memoryview(self._buf)
         self._pos = 0
         self._end = 0  # 0: no frame fetched since begin()
 
@@ -123,27 +128,34 @@ class I2c:
         self.begin()
         return 0
 
-    async def send(self, buf, n):
+    def send_now(self, buf, n):
         self.bus.writeto(self.addr, memoryview(buf)[:n])
+        return n
 
-    async def read(self, buf, off, n, deadline):
-        if not self._end:
-            while True:
-                self.bus.readfrom_into(self.addr, self._st)
-                if self._st[0] & 0x01:
-                    break
-                if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
-                    return 0
-                await asyncio.sleep_ms(self.poll_ms)
-            self.bus.readfrom_into(self.addr, self._buf)
-            self._pos = 1  # past the status byte
-            self._end = len(self._buf)
+    async def send(self, buf, n):
+        self.send_now(buf, n)
+
+    def _fetch(self):
+        self.bus.readfrom_into(self.addr, self._st)
+        if not self._st[0] & 0x01:
+            return False  # not ready yet
+        self.bus.readfrom_into(self.addr, self._buf)
+        self._pos = 1  # past the status byte
+        self._end = len(self._buf)
+        return True
+
+    def take(self, buf, off, n):
+        if not self._end and not self._fetch():
+            return 0
         got = 0
         while got < n and self._pos < self._end:
             buf[off + got] = self._buf[self._pos]
             self._pos += 1
             got += 1
         return got
+
+    def wait_ms(self, n):
+        return self.poll_ms
 
 
 class Pn532:
@@ -157,50 +169,68 @@ class Pn532:
         self.firmware = None
 
     # -- frames ------------------------------------------------------------------------
-    async def _need(self, have, k, deadline):
-        # Make rx hold at least k bytes (it holds `have`); raises on a timeout.
-        if have < k:
-            got = await self.t.read(self.rx, have, k - have, deadline)
-            if have + got < k:
-                raise Pn532Timeout("no complete frame from the PN532")
-            have = k
-        return have
-
     async def read_frame(self, deadline):
         # -> ACK, NACK, or the length of TFI..PDn (in rx[0:]); raises Pn532Timeout.
-        # Scans for the start code 00 FF, checks LEN/LCS (a bad one is noise: keep scanning)
-        # and DCS (a bad one raises, so the caller can ask for the frame again with a NACK).
+        # Scans for the start code 00 FF, checks LEN/LCS (a bad one is noise: scan on) and DCS
+        # (a bad one raises _BadChecksum, so the caller can ask again with a NACK).
+        # One coroutine, reading what has arrived and sleeping only while bytes are missing.
         rx = self.rx
-        self.t.begin()
+        t = self.t
+        t.begin()
+        state = 0  # 0: looking for 00 FF, 1: LEN LCS, 2: TFI..PDn DCS postamble
+        have = 0
+        want = 2
         while True:
-            have = 0
-            while True:
-                # Find 00 FF, keeping the last byte so a start code split over reads is seen.
-                have = await self._need(have, 2, deadline)
+            if have < want:
+                have += t.take(rx, have, want - have)
+                if have < want:
+                    left = time.ticks_diff(deadline, time.ticks_ms())
+                    if left <= 0:
+                        raise Pn532Timeout("no complete frame from the PN532")
+                    await asyncio.sleep_ms(min(left, t.wait_ms(want - have)))
+                    continue
+            if state == 0:
                 if rx[0] == 0x00 and rx[1] == 0xFF:
-                    break
-                rx[0] = rx[1]
-                have = 1
-                self.noise += 1
-            await self._need(0, 2, deadline)
-            ln = rx[0]
-            lcs = rx[1]
-            if ln == 0x00 and lcs == 0xFF:
-                return ACK
-            if ln == 0xFF and lcs == 0x00:
-                return NACK
-            if ln == 0xFF and lcs == 0xFF:
-                # Extended frame: never sent for the commands this driver uses.
-                raise Pn532Error("unexpected extended frame")
-            if (ln + lcs) & 0xFF == 0 and ln:
-                break
-            self.noise += 2  # a false start code in noise: scan on from here
+                    state, have = 1, 0
+                else:
+                    # keep the last byte: a start code split over two reads is still found
+                    rx[0] = rx[1]
+                    have = 1
+                    self.noise += 1
+                continue
+            if state == 1:
+                r = self._length(rx[0], rx[1])
+                if r == 0:
+                    state, have, want = 0, 0, 2  # a false start code in noise: scan on
+                elif r < 0:
+                    return r  # ACK or NACK
+                else:
+                    state, have, want = 2, 0, r + 2  # TFI..PDn, DCS, postamble
+                continue
+            return self._check(want - 2)
+
+    def _length(self, ln, lcs):
+        # -> ACK, NACK, the frame's LEN, or 0 for a bad LEN/LCS pair.
+        if ln == 0x00 and lcs == 0xFF:
+            return ACK
+        if ln == 0xFF and lcs == 0x00:
+            return NACK
+        if ln == 0xFF and lcs == 0xFF:
+            raise Pn532Error("unexpected extended frame")  # never sent for our commands
+        if (ln + lcs) & 0xFF or ln == 0:
+            self.noise += 2
+            return 0
         if ln + 2 > _RX:
             raise Pn532Error("frame of %d bytes is too long" % ln)
-        await self._need(0, ln + 2, deadline)  # TFI..PDn, DCS, postamble
+        return ln
+
+    def _check(self, ln):
+        rx = self.rx
         s = 0
-        for i in range(ln + 1):
+        i = 0
+        while i <= ln:
             s += rx[i]
+            i += 1
         if s & 0xFF:
             self.noise += 1
             raise _BadChecksum("bad data checksum")
@@ -218,7 +248,8 @@ class Pn532:
         last = None
         for _ in range(self.retries + 1):
             self.t.flush()
-            await self.t.send(self.tx, n)
+            if self.t.send_now(self.tx, n) < n:
+                await self.t.send(self.tx, n)
             try:
                 r = await self.read_frame(time.ticks_add(time.ticks_ms(), _ACK_MS))
                 if r != ACK:
