@@ -7,13 +7,13 @@
 #   RS-485) and at 115200; heap allocated per poll (micropython.mem_total, GC disabled while
 #   measuring), after a warm-up.
 # - reader poll: one InListPassiveTarget exchange with no card, and its heap.
+import asyncio
 import gc
 import json
 import socket
 import sys
 import time
 
-import asyncio
 import micropython
 from link import Link
 from meter.meter import Meter, ModbusMeter
@@ -57,12 +57,12 @@ async def main():
             src = ModbusMeter(Master(link), model)
             m = Meter(src)
 
-            async def poll():
+            async def poll(m=m):
                 if not await m.poll():
                     raise RuntimeError("poll failed")
 
             ms, heap = await measure(poll)
-            out["meter"]["%s@%d" % (model, baud)] = {"ms": round(ms, 1), "heap": heap,
+            out["meter"][f"{model}@{baud}"] = {"ms": round(ms, 1), "heap": heap,
                                                      "blocks": len(src.map["blocks"])}
     d = Pn532(Hsu(Link(connect(CFG["pn532"]), baud=115200)))
     await d.init()
@@ -73,6 +73,11 @@ async def main():
 
     ms, heap = await measure(rpoll)
     out["reader"] = {"ms": round(ms, 2), "heap": heap}
+
+    async def bare():
+        await asyncio.sleep_ms(1)
+
+    out["sleep_heap"] = (await measure(bare))[1]
     print(json.dumps(out))
 
 
