@@ -11,7 +11,8 @@
 #   (on_failure(False)).
 # - Learning mode (the app's "Scan Physical Tag"): learn(cb) makes the next card go to cb
 #   instead of on_tag, confirmed by a buzzer click; cb(None) when nobody presented one in time.
-# The driver needs: async init() -> firmware text, async poll(uid_buf) -> UID length or 0.
+# The driver (rfid.pn532.Pn532 or rfid.mfrc522.Mfrc522) needs: async init() -> firmware text,
+# async poll(uid_buf) -> UID length (4, 7, 10) or 0.
 import asyncio
 import time
 import binascii
@@ -90,7 +91,7 @@ class Reader:
         self.ready = True
         self._errors = 0
         self.inits += 1
-        log.info(_TAG, "reader ready (PN532 firmware %s)", fw)
+        log.info(_TAG, "reader ready (firmware %s)", fw)
         if self.failed:
             self.failed = False
             log.info(_TAG, "reader answering again: ReaderFailure cleared")
