@@ -60,18 +60,19 @@ async def test_every_model_reads_the_hardware(model_sim: Simulator) -> None:
     assert abs(m["energy_wh"] - sim.hw.energy_wh) <= res, (m, sim.hw.energy_wh)
     assert m["voltage_v"][0] == pytest.approx(230, abs=0.1)
     assert m["frequency_hz"] == pytest.approx(50, abs=0.01)
-    flow(sim, 16)
+    flow(sim, 32)
     phases = 1 if model == "sdm120" else 3
     st = await meter_state(sim, lambda s: s["meter"]["power_w"] > 1000, "power flowing")
     m = st["meter"]
-    assert m["power_w"] == pytest.approx(phases * 230 * 16, rel=0.01)
-    assert m["current_a"][:phases] == pytest.approx([16] * phases, abs=0.01)
+    assert m["power_w"] == pytest.approx(phases * 230 * 32, rel=0.01)
+    assert m["current_a"][:phases] == pytest.approx([32] * phases, abs=0.01)
     if res > 10:
-        return  # 100 Wh steps take half a minute at 11 kW: the register decode is checked above
+        return  # 100 Wh steps take 16 s at 22 kW: the register decode is checked above
     e0 = m["energy_wh"]
     st = await meter_state(sim, lambda s: s["meter"]["energy_wh"] >= e0 + res + 5, "energy rising",
                            timeout=20)
-    assert abs(st["meter"]["energy_wh"] - st["energy_wh"]) <= res + 11040 * 2 / 3600
+    # the meter's figure lags the hardware by at most a poll (1 s) and its resolution
+    assert abs(st["meter"]["energy_wh"] - st["energy_wh"]) <= res + 22080 * 2 / 3600
 
 
 async def test_meter_down_is_reported_and_energy_is_never_invented(
