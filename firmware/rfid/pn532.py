@@ -15,8 +15,9 @@
 #
 # Power-up (PN532 C106 starts in LowVbat mode, UM0701-02 7.2.10 / AN10609): on HSU the host sends
 # 0x55 0x55 and zeros to wake the chip, then SAMConfiguration must be the first command.
-# On I2C the PN532 answers at 7-bit address 0x24; each read starts with a status byte whose
-# bit 0 (RDY) says a frame follows.
+# The transport: Hsu below (the UART), or rfid.pn532_i2c.I2c (kept apart: imported only by a
+# board that wires the PN532 to I2C). A transport has wake(), begin(), flush(), send_now(),
+# send(), take(buf, off, n) (what has arrived, without waiting) and wait_ms(n).
 import asyncio
 import time
 
@@ -99,63 +100,6 @@ class Hsu:
 
     def wait_ms(self, n):
         return self.link.wire_ms(n)
-
-
-class I2c:
-    # I2C: bus has writeto(addr, buf) and readfrom_into(addr, buf) (machine.I2C / SoftI2C).
-    # A read returns the status byte (bit 0 = RDY), then the frame from its first byte.
-    def __init__(self, bus, addr=0x24, poll_ms=2):
-        self.bus = bus
-        self.addr = addr
-        self.poll_ms = poll_ms
-        self._st = bytearray(1)
-        self._buf = bytearray(1 + _RX)
-        self._pos = 0
-        self._end = 0  # 0: no frame fetched since begin()
-
-    async def wake(self):
-        # The PN532 wakes on its own address; a write of nothing is that address on the bus.
-        try:
-            self.bus.writeto(self.addr, b"")
-        except OSError:
-            pass  # no ACK while waking up is expected
-        await asyncio.sleep_ms(2)
-
-    def begin(self):
-        self._pos = self._end = 0
-
-    def flush(self):
-        self.begin()
-        return 0
-
-    def send_now(self, buf, n):
-        self.bus.writeto(self.addr, memoryview(buf)[:n])
-        return n
-
-    async def send(self, buf, n):
-        self.send_now(buf, n)
-
-    def _fetch(self):
-        self.bus.readfrom_into(self.addr, self._st)
-        if not self._st[0] & 0x01:
-            return False  # not ready yet
-        self.bus.readfrom_into(self.addr, self._buf)
-        self._pos = 1  # past the status byte
-        self._end = len(self._buf)
-        return True
-
-    def take(self, buf, off, n):
-        if not self._end and not self._fetch():
-            return 0
-        got = 0
-        while got < n and self._pos < self._end:
-            buf[off + got] = self._buf[self._pos]
-            self._pos += 1
-            got += 1
-        return got
-
-    def wait_ms(self, n):
-        return self.poll_ms
 
 
 class Pn532:

@@ -5,7 +5,8 @@ import asyncio
 
 from link import Link
 from rfid import pn532
-from rfid.pn532 import Pn532, Hsu, I2c, Pn532Error, Pn532Timeout
+from rfid.pn532 import Pn532, Hsu, Pn532Error, Pn532Timeout
+from rfid.pn532_i2c import I2c
 from fakewire import Wire, MiniPn532, pn532_frame, ACK, NACK
 
 H = bytes.fromhex
