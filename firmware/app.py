@@ -25,6 +25,7 @@ async def _main():
     ocpp = OcppClient(settings, config, b, connector, events)
     light = StatusLight(b, connector, ocpp, settings.get("led_brightness", 80))
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
+    connector.meter = dev.meter  # readings for sessions: dev.meter.latest / energy_wh()
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch

@@ -71,6 +71,7 @@ class Connector:
     # authorisation and fault handling. They only log and record.
     last_tag = None
     device_faults = ()
+    meter = None  # set by the app: meter.meter.Meter (.latest, .energy_wh()), or None
 
     def on_tag(self, id_tag):
         # A card was presented (one call per presentation; idTag = upper-case hex UID).

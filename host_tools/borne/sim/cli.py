@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--meter-model", default="sdm630", choices=METER_MODELS,
-                   help="the Modbus meter the simulation fits (and the agent is told about)")
+                   help="the Modbus meter the simulation fits (and the agent is told about); "
+                   "sdm120 is single-phase and makes the installation single-phase")
     p.add_argument("--heartbeat", type=int, default=300,
                    help="heartbeat interval the embedded CSMS gives")
     p.add_argument("--no-screen", action="store_true",

@@ -77,7 +77,8 @@ class Simulator:
         self.csms_url = csms_url
         self.csms: Csms | None = None
         self.heartbeat_interval = heartbeat_interval
-        self.hw = Hardware(phases=phases)
+        # a single-phase meter (SDM120) sits on a single-phase installation
+        self.hw = Hardware(phases=1 if meter_model == "sdm120" else phases)
         self.heapsize = heapsize
         self.agent_log = agent_log
         self.diag = diag
