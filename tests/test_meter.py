@@ -97,12 +97,31 @@ async def test_meter_down_is_reported_and_energy_is_never_invented(
     assert abs(st["meter"]["energy_wh"] - st["energy_wh"]) < 10
 
 
-async def test_nonsense_readings_are_rejected_with_a_reason(control: Control, sim: Simulator
-                                                            ) -> None:
+@pytest.fixture
+async def preset(csms: Csms, flash: Path) -> AsyncIterator[tuple[Simulator, Control]]:
+    """A simulation whose meter already counts 50 kWh when the agent first reads it."""
+    import asyncio
+
+    s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url)
+    s.hw.energy_wh = 50_000.0
+    await s.start()
+    server = await s.serve_control(0)
+    r, w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    yield s, Control(r, w)
+    w.close()
+    server.close()
+    await s.stop()
+    print("\n".join(s.agent.all_lines if s.agent else []))
+
+
+async def test_nonsense_readings_are_rejected_with_a_reason(
+    preset: tuple[Simulator, Control]
+) -> None:
+    sim, control = preset
     assert sim.agent is not None
-    sim.hw.energy_wh = 50_000.0  # before the agent's first reading (it boots for ~1 s)
     await control.wait_state(lambda s: s["meter"] and s["meter"]["ok"], "a reading")
     good = (await control("state"))["meter"]["energy_wh"]
+    assert good == 50_000
     for kind, why in (("backwards", "energy went backwards"), ("negative", "negative energy"),
                       ("megawatt", "beyond the circuit")):
         start = len(sim.agent.all_lines)
