@@ -18,14 +18,12 @@ class Peripherals:
         self.rfid = None
         self.meter = None
         self._tasks = []
-        s = board.rfid_stream()
-        if s is not None:
-            from link import Link
-            from rfid.pn532 import Pn532, Hsu
+        drv = self._rfid_driver(board)
+        if drv is not None:
             from rfid.reader import Reader
 
             self.rfid = Reader(
-                Pn532(Hsu(Link(s, baud=115200))),
+                drv,
                 connector.on_tag,
                 on_failure=lambda on: connector.device_fault("ReaderFailure", on),
                 buzzer=self.buzzer,
@@ -36,6 +34,21 @@ class Peripherals:
         self.meter = self._meter(board, settings, connector)
         if self.meter:
             self._tasks.append(self.meter.run())
+
+    @staticmethod
+    def _rfid_driver(board):
+        # A board may build its reader itself (rfid_driver(): an MFRC522 on SPI, a PN532 on
+        # I2C); otherwise a PN532 on the UART that rfid_stream() gives.
+        make = getattr(board, "rfid_driver", None)
+        if make is not None:
+            return make()
+        s = board.rfid_stream()
+        if s is None:
+            return None
+        from link import Link
+        from rfid.pn532 import Pn532, Hsu
+
+        return Pn532(Hsu(Link(s, baud=115200)))
 
     def _meter(self, board, settings, connector):
         from meter.meter import Meter
