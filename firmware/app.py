@@ -13,6 +13,7 @@ from evse.smart import Smart
 from ocpp_client.config import Config
 from ocpp_client.client import OcppClient
 from led.status import StatusLight
+from peripherals import Peripherals
 
 
 async def _main():
@@ -33,14 +34,13 @@ async def _main():
 
     config.listeners.append(on_config)
     await b.start()
-    meter = None  # the energy meter driver plugs in here
-    connector = Connector(b, store, events, config, meter)
+    connector = Connector(b, store, events, config)
     smart = Smart(store)
     reservations = Reservations(store, zero_ok=config.get("ReserveConnectorZeroSupported"))
     connector.reservations = reservations
     reservations.listeners.append(lambda cid, r: connector._apply())
     limits = Limits(connector, smart)
-    ocpp = OcppClient(settings, config, b, connector, events, store, meter, smart, reservations)
+    ocpp = OcppClient(settings, config, b, connector, events, store, None, smart, reservations)
     # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
     hotspot = None
     if b.wlan() is not None:
@@ -48,13 +48,17 @@ async def _main():
 
         hotspot = Hotspot(b, store, settings, prov, ocpp, connector, events)
     del prov
-    light = StatusLight(b, connector, ocpp, hotspot=hotspot)
+    light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
+    dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
+    # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
+    connector.meter = ocpp.meter = dev.meter
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch
 
         asyncio.create_task(heapwatch.run(b))
     tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
+    tasks.extend(dev.tasks())
     if hotspot:
         tasks.append(hotspot.run())
     await asyncio.gather(*tasks)

@@ -25,6 +25,14 @@ DEFAULTS = {
     "claim_cp_id": "",  # OCPP charge point id given at claim; "" = the factory id
     "wifi_ssid": "",
     "wifi_pass": "",  # secret: home Wi-Fi password
+    # installation (factory provisioning or the installer): what the meter and the limits are
+    "meter_model": "sdm630",  # meter.maps.MODELS, or "pulse" for an S0 meter
+    "meter_addr": 1,
+    "meter_baud": 9600,
+    "meter_wh_per_pulse": 1.0,
+    "max_current_a": 32,  # the circuit's rating: plausibility limits for meter readings
+    "phases": 3,
+    "led_brightness": 80,  # 0-100: the OCPP LightIntensity / app LED brightness
 }
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
 _OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem", "name",
@@ -32,6 +40,7 @@ _OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key
 _IDENTITY = ("cp_id", "serial", "model", "vendor")
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
 _PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem")
+_INSTALLATION = ("meter_model",)
 
 
 class Settings:
@@ -54,6 +63,11 @@ class Settings:
                 changed = True
         # The simulation's --csms stands for an endpoint set at the factory: claimed already.
         self.preset = bool(provisioning.get("csms_url"))
+        for k in _INSTALLATION:
+            v = provisioning.get(k)
+            if v and d.get(k) != v:
+                d[k] = v
+                changed = True
         self.d = d
         if changed:
             store.save(_DOC, d)

@@ -66,13 +66,6 @@ async def test_bad_requests_get_clear_errors_and_the_socket_survives(control: Co
     assert (await control("state"))["ok"] is True
 
 
-async def test_commands_of_later_hardware_answer_not_ok_with_a_reason(control: Control) -> None:
-    for req in ({"cmd": "tap", "uid": "04A2B3C4"}, {"cmd": "fault", "kind": "meter_down"},
-                {"cmd": "fault", "kind": "reader_down"}):
-        reply = await control(**req)
-        assert reply["ok"] is False and "not part of this build" in reply["error"]
-
-
 async def test_faults_are_injected_and_cleared(control: Control) -> None:
     for kind in ("rcd", "weld", "diode", "pilot_short"):
         assert (await control("fault", kind=kind))["ok"]

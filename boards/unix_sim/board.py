@@ -2,6 +2,9 @@
 # (`borne sim`). Pins travel as short text lines on one I/O socket; the RFID reader and the meter
 # get byte-exact sockets of their own, so their drivers run unchanged.
 #
+# Byte sockets: --rfid HOST:PORT is the PN532's HSU (UART) line, --meter HOST:PORT the meter's
+# RS-485 line (Modbus RTU frames); each is a plain non-blocking socket, as a UART would be.
+#
 # I/O socket lines, host -> agent:  "cp <high_mv> <low_mv>", "fb <0|1>", "rcd <0|1>"
 #                   agent -> host:  "relay <0|1>", "pwm <duty>", "led <rrggbb> <pattern> <bright>",
 #                                   "tone <hz> <ms>", "tel <key> <json>", "reset <0|1>"
@@ -71,6 +74,8 @@ class Board:
                 with open(a[arg]) as f:
                     p[key] = f.read()
         p.update(_factory_secrets(a))
+        if "meter-model" in a:
+            p["meter_model"] = a["meter-model"]
         return p
 
     def hotspot_options(self):
@@ -164,12 +169,20 @@ class Board:
     def telemetry(self, key, value):
         self._send("tel %s %s" % (key, json.dumps(value)))
 
-    # buses (the drivers' issue fills these in)
+    # buses: raw non-blocking byte streams, like machine.UART(timeout=0) on the charger
+    def _byte_socket(self, key):
+        if key not in self.args:
+            return None
+        s = socket.socket()
+        s.connect(socket.getaddrinfo(*_hostport(self.args[key]))[0][-1])
+        s.setblocking(False)
+        return s
+
     def rfid_stream(self):
-        return None
+        return self._byte_socket("rfid")
 
     def meter_stream(self):
-        return None
+        return self._byte_socket("meter")
 
     def wlan(self):
         if self._radio is None:

@@ -54,6 +54,9 @@ class Connector:
         self._diode_verified = False  # the diode check has passed since the PWM started
         self.settle_ms = _SETTLE_MS
         self.faults = {}  # kind -> error code
+        self.reader_failed = False
+        self.device_faults = ()
+        self.last_tag = None
         self.offer_a = self._hw_limit()
         self.limit_a = None  # smart-charging limit, None = no limit
         self.session = None  # dict, persisted; see _new_session
@@ -164,6 +167,23 @@ class Connector:
 
     def meter_failed(self, failed):
         self._set_fault("meter", failed)
+
+    def device_fault(self, code, active):
+        # A peripheral fault from the drivers (OCPP ChargePointErrorCode). A failed meter opens
+        # the relay (no energy may flow that cannot be measured); a failed reader is reported
+        # but charging by remote start goes on.
+        if code == "PowerMeterFailure":
+            self._set_fault("meter", active)
+        elif code == "ReaderFailure":
+            if active != self.reader_failed:
+                self.reader_failed = active
+                (log.warn if active else log.info)(_TAG, "ReaderFailure%s",
+                                                   "" if active else " cleared")
+                self._report()
+        faults = set(self.device_faults)
+        (faults.add if active else faults.discard)(code)
+        self.device_faults = tuple(sorted(faults))
+        self.board.telemetry("device_faults", list(self.device_faults))
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self):
@@ -350,8 +370,12 @@ class Connector:
 
     # -- commands ----------------------------------------------------------------------------
     def on_tag(self, id_tag):
-        # A card at the reader. Same card (or same parent, decided after authorization) stops;
-        # otherwise it authorizes a new session.
+        # A card at the reader (one call per presentation; idTag = upper-case hex UID). Same
+        # card (or same parent, decided after authorization) stops; otherwise it authorizes a
+        # new session.
+        self.last_tag = id_tag
+        log.info(_TAG, "tag %s presented at connector 1", id_tag)
+        self.board.telemetry("tag", id_tag)
         s = self.session
         if s and not s.get("stopped") and id_tag == s["tag"]:
             self._stop("Local")
@@ -455,6 +479,12 @@ class Connector:
             if not self.operative:
                 return ("Unavailable", "NoError")
             return ("Available", "NoError")
+        st = self._status_1()
+        if self.reader_failed and st[1] == "NoError":
+            return (st[0], "ReaderFailure")
+        return st
+
+    def _status_1(self):
         if self.faults:
             for k in _FAULT_ORDER:
                 if k in self.faults:

@@ -90,8 +90,10 @@ class Hotspot:
         from hotspot import api, httpd
         from hotspot.dns import CaptiveDns
 
-        self._http = httpd.Server(lambda req: api.handle(self, req), self._touch)
         try:
+            # Inside the try: the server's buffers are allocated here, and a heap too fragmented
+            # for them must leave the charger running (hotspot closed, logged), not crash it.
+            self._http = httpd.Server(lambda req: api.handle(self, req), self._touch)
             host, port = self.radio.listen_addr("http")
             await self._http.start(host, port or 80)
             self._dns = CaptiveDns(self.ip)

@@ -1,30 +1,27 @@
-# What the status light means: connector status and link state -> colour and pattern.
-# The board renders it (WS2812 or RGB PWM on hardware; reported to the simulation under unix).
+# What the status light means: connector status, link state and the charger's modes -> a look
+# (colour and animation, led/patterns.py), rendered through the board (board.led(r, g, b): a
+# WS2812 or RGB PWM back end on hardware) at the brightness setting, and reported to the
+# simulation (board.led_state). Animations run on the one loop and never block it: static looks
+# are drawn once, blinks wake only at their edges, breathing at 20 frames a second.
+#
+# Priority: a transient tag feedback (accepted / rejected, ~1.5 s) > a mode (claim, update) >
+# the connector's status (offline replaces "available" when the cloud cannot be reached).
 import asyncio
+import time
 
-_COLORS = {
-    "Available": ("00ff00", "solid"),
-    "Preparing": ("0000ff", "solid"),
-    "Charging": ("0000ff", "breathe"),
-    "SuspendedEV": ("0000ff", "slow_blink"),
-    "SuspendedEVSE": ("ffa500", "slow_blink"),
-    "Finishing": ("0000ff", "slow_blink"),
-    "Reserved": ("ffff00", "solid"),
-    "Unavailable": ("808080", "solid"),
-    "Faulted": ("ff0000", "fast_blink"),
-}
+from led import patterns
+
+_FRAME_MS = const(50)
+_CHECK_MS = const(100)  # how often the status and link state are looked at
+_FEEDBACK_MS = const(1500)
 
 
-CLAIM_MODE = ("ff00ff", "breathe")  # hotspot open: magenta, breathing
-
-
-def appearance(status, online, claiming=False):
-    color, pattern = _COLORS.get(status, ("ff0000", "fast_blink"))
-    if claiming and status != "Faulted":
-        return CLAIM_MODE
-    if not online and status == "Available":
-        return "00ffff", "slow_blink"  # offline but usable: cyan
-    return color, pattern
+def appearance(status, online):
+    # (colour, animation) for an OCPP status of connector 1 and the link state.
+    look = patterns.STATUS_LOOK.get(status, "faulted")
+    if not online and look == "available":
+        look = "offline"
+    return patterns.LOOKS[look]
 
 
 class StatusLight:
@@ -32,15 +29,71 @@ class StatusLight:
         self.board = board
         self.connector = connector
         self.link = link  # object with .connected
-        self.brightness = brightness
+        self.brightness = max(0, min(100, int(brightness)))
+        self.mode = None  # "claim", "update" or None
         self.hotspot = hotspot  # object with .open (claim mode), or None
+        self._feedback = None
+        self._feedback_until = 0
+        self.frames = 0  # frames drawn (tests, benchmarks)
+
+    # -- what others set -------------------------------------------------------------------
+    def set_brightness(self, pct):
+        # 0-100 (the OCPP LightIntensity key / the app's LED brightness). Returns the value
+        # used; out-of-range values are clamped.
+        self.brightness = max(0, min(100, int(pct)))
+        return self.brightness
+
+    def set_mode(self, mode):
+        # "claim" (hotspot open), "update" (firmware update running) or None.
+        if mode is not None and mode not in patterns.LOOKS:
+            raise ValueError("unknown light mode %r" % mode)
+        self.mode = mode
+
+    def tag_feedback(self, accepted):
+        # Short confirmation of an authorisation: green, or blinking red.
+        self._feedback = "tag_accepted" if accepted else "tag_rejected"
+        self._feedback_until = time.ticks_add(time.ticks_ms(), _FEEDBACK_MS)
+
+    # -- the look now ----------------------------------------------------------------------
+    def look(self, now):
+        # -> (name, colour, animation)
+        if self._feedback and time.ticks_diff(self._feedback_until, now) > 0:
+            name = self._feedback
+        else:
+            self._feedback = None
+            if self.mode:
+                name = self.mode
+            elif self.hotspot is not None and self.hotspot.open:
+                name = "claim"
+            else:
+                name = patterns.STATUS_LOOK.get(self.connector.status_of(1)[0], "faulted")
+                if name == "available" and not self.link.connected:
+                    name = "offline"
+        color, anim = patterns.LOOKS[name]
+        return name, color, anim
 
     async def run(self):
+        # Changes (status, mode, brightness, feedback) show within _CHECK_MS.
+        b = self.board
+        name = br = None
+        r = g = bl = 0
+        sr = sg = sb = -1
+        t0 = time.ticks_ms()
         while True:
-            claiming = self.hotspot is not None and self.hotspot.open
-            color, pattern = appearance(self.connector.status_of(1)[0], self.link.connected,
-                                        claiming)
-            self.board.led_state(color, pattern, self.brightness)
-            r, g, b = (int(color[i : i + 2], 16) * self.brightness // 100 for i in (0, 2, 4))
-            self.board.led(r, g, b)
-            await asyncio.sleep_ms(100)
+            now = time.ticks_ms()
+            n, color, anim = self.look(now)
+            if n != name or self.brightness != br:
+                name, br = n, self.brightness
+                r, g, bl = patterns.rgb(color)
+                t0 = now  # each look starts its animation from the beginning
+                b.led_state(color, anim, br)
+            t = time.ticks_diff(now, t0)
+            lvl = patterns.level(anim, t)
+            nr, ng, nb = patterns.scaled(r, lvl, br), patterns.scaled(g, lvl, br), \
+                patterns.scaled(bl, lvl, br)
+            if nr != sr or ng != sg or nb != sb:
+                sr, sg, sb = nr, ng, nb
+                b.led(nr, ng, nb)
+                self.frames += 1
+            wait = patterns.next_change_ms(anim, t, _FRAME_MS)
+            await asyncio.sleep_ms(_CHECK_MS if wait is None or wait > _CHECK_MS else wait)

@@ -4,6 +4,9 @@ CPython never imports them. For each file pytest gets a collector that lists the
 ``test_*`` functions with ``ast``; the first test to run starts the whole file once in
 ``micropython`` (mprunner.py), and every item then reports its own line of the result.
 A ``# heapsize: 64wK`` comment in a test file runs it with ``-X heapsize=64wK``.
+A ``# emulators: host`` comment starts the host's device emulators (``borne.sim.emu_serve``:
+the PN532 and the pymodbus meters on loopback sockets) for that file; their ports reach the
+MicroPython side in the ``BORNE_EMU`` environment variable (see emu.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ RUNNER = HERE / "mprunner.py"
 TIMEOUT_S = 120
 TAIL = 3000  # characters of output shown when a test has no result line
 _HEAPSIZE = re.compile(r"^#\s*heapsize:\s*(\d+w?[kKmM]?)\s*$", re.MULTILINE)
+_EMULATORS = re.compile(r"^#\s*emulators:\s*host\s*$", re.MULTILINE)
 
 
 def micropython() -> Path:
@@ -89,11 +93,15 @@ class MpFile(pytest.File):
             cmd += ["-X", "heapsize=" + m.group(1)]
         scratch = self._scratch()
         cmd += [str(RUNNER), str(self.path), str(scratch), *self._names()]
+        env = mp_env()
+        emu = None
+        if _EMULATORS.search(self.path.read_text(encoding="utf-8")):
+            emu, env["BORNE_EMU"] = start_emulators()
         try:
             proc = subprocess.run(
                 cmd,
                 cwd=scratch,
-                env=mp_env(),
+                env=env,
                 capture_output=True,
                 text=True,
                 errors="replace",
@@ -106,6 +114,9 @@ class MpFile(pytest.File):
             out = _text(e.stdout)
             err = _text(e.stderr)
             why = f"micropython timed out after {TIMEOUT_S} s (a test hangs?)"
+        finally:
+            if emu is not None:
+                stop_emulators(emu)
         self._results = parse_output(out)
         running = self._results.pop("@@running", None)
         if running:
@@ -134,6 +145,30 @@ class MpItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name}::{self.name}"
+
+
+def start_emulators() -> tuple[subprocess.Popen[str], str]:
+    """The host's device emulators in a process of their own; -> (process, their JSON line)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "borne.sim.emu_serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("{"):
+        stop_emulators(proc)
+        raise RuntimeError(f"the device emulators did not start: {line!r}")
+    return proc, line.strip()
+
+
+def stop_emulators(proc: subprocess.Popen[str]) -> None:
+    if proc.stdin:
+        proc.stdin.close()  # asks it to end
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def parse_output(out: str) -> dict[str, tuple[str, str]]:

@@ -64,6 +64,9 @@ class Agent:
         on_line: Callable[[str], None] | None = None,
         security: Security | None = None,
         extra_args: list[str] | None = None,
+        rfid_addr: str | None = None,
+        meter_addr: str | None = None,
+        meter_model: str | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -77,6 +80,9 @@ class Agent:
         self.on_line = on_line
         self.security = security
         self.extra_args = list(extra_args or [])  # more "--key value" pairs for the board
+        self.rfid_addr = rfid_addr
+        self.meter_addr = meter_addr
+        self.meter_model = meter_model
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -97,6 +103,12 @@ class Agent:
             cmd += ["--csms", self.csms_url]
         if self.gate_addr:
             cmd += ["--gate", self.gate_addr]
+        if self.rfid_addr:
+            cmd += ["--rfid", self.rfid_addr]
+        if self.meter_addr:
+            cmd += ["--meter", self.meter_addr]
+        if self.meter_model:
+            cmd += ["--meter-model", self.meter_model]
         if self.diag:
             cmd += ["--diag", "1"]
         if self.security:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from borne.sim import screen
 from borne.sim.agent import Security
+from borne.sim.meter_emu import MODELS as METER_MODELS
 from borne.sim.simulator import ClaimOptions, Simulator, check_csms_url, check_flash_dir
 
 DEFAULT_CONTROL_PORT = 7700
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="control protocol port on 127.0.0.1 (0 picks a free one)")
     p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
+    p.add_argument("--meter-model", default="sdm630", choices=METER_MODELS,
+                   help="the Modbus meter the simulation fits (and the agent is told about); "
+                   "sdm120 is single-phase and makes the installation single-phase")
     p.add_argument("--heartbeat", type=int, default=300,
                    help="heartbeat interval the embedded CSMS gives")
     p.add_argument("--no-screen", action="store_true",
@@ -105,7 +109,7 @@ async def _main(args: argparse.Namespace, flash: Path, security: Security | None
                              http_port=args.http_port, dns_port=args.dns_port)
     sim = Simulator(flash, cp_id=args.id, csms_url=args.csms, heapsize=args.heapsize,
                     phases=args.phases, heartbeat_interval=args.heartbeat, security=security,
-                    claim=claim)
+                    claim=claim, meter_model=args.meter_model)
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()

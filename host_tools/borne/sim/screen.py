@@ -12,6 +12,7 @@ _CLEAR = "\x1b[H\x1b[2J"
 _RGB_NAMES = {
     "00ff00": "green", "0000ff": "blue", "ff0000": "red", "ffff00": "yellow",
     "ffa500": "orange", "808080": "grey", "00ffff": "cyan", "ffffff": "white", "000000": "off",
+    "ff00ff": "magenta",
 }
 
 
@@ -34,13 +35,26 @@ def render(sim: Simulator, control_port: int | None) -> str:
         f"  LED        {swatch} {colour} {led['pattern']} ({led['brightness']} %)",
         f"  OCPP       {link}, connector 1 {ocpp['status'] or '-'}",
         f"  power      {st['power_w'] / 1000:.2f} kW   energy {st['energy_wh'] / 1000:.3f} kWh",
+        f"  meter      {_meter(st.get('meter'), sim.meter.model)}",
+        f"  RFID       {'card at the reader' if st.get('card') else 'no card'}, "
+        f"last tag {st.get('tag') or '-'}",
         f"  session    {st['session'] or '-'}",
-        f"  faults     {', '.join(st['faults']) or 'none'}",
+        f"  faults     {', '.join(st['faults']) or 'none'}"
+        + (f"   agent reports {', '.join(st['device_faults'])}" if st.get("device_faults") else ""),
         "",
         "agent log:",
     ]
     tail = list(sim.agent.lines)[-12:] if sim.agent else []
     return "\n".join(lines + ["  " + x[:110] for x in tail]) + "\n"
+
+
+def _meter(m: dict[str, Any] | None, model: str) -> str:
+    """The agent's latest meter reading, as it knows it."""
+    if not m or m.get("energy_wh") is None:
+        return f"{model}: no reading yet"
+    state = "ok" if m.get("ok") else "FAILING (last good reading)"
+    return (f"{model}: {m['energy_wh'] / 1000:.3f} kWh, {(m.get('power_w') or 0) / 1000:.2f} kW "
+            f"[{state}]")
 
 
 def _swatch(rgb: str) -> str:

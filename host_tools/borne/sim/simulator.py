@@ -15,7 +15,10 @@ from typing import Any
 from borne.csms import Csms
 from borne.sim.agent import Agent, Security
 from borne.sim.hardware import HW_FAULTS, Hardware
+from borne.sim.meter_emu import MODELS as METER_MODELS
+from borne.sim.meter_emu import MeterEmulator
 from borne.sim.netgate import NetGate
+from borne.sim.pn532_emu import Pn532Emulator
 
 log = logging.getLogger("borne.sim")
 
@@ -68,7 +71,10 @@ class Simulator:
         compiled: Path | None = None,
         security: Security | None = None,
         claim: ClaimOptions | None = None,
+        meter_model: str = "sdm630",
     ) -> None:
+        if meter_model not in METER_MODELS:
+            raise ValueError(f"meter model {meter_model!r}: one of {', '.join(METER_MODELS)}")
         self.flash = check_flash_dir(flash)
         self.security = security
         self.claim = claim  # start unclaimed: no CSMS, hotspot on loopback ports
@@ -78,14 +84,18 @@ class Simulator:
         self.csms_url = csms_url
         self.csms: Csms | None = None
         self.heartbeat_interval = heartbeat_interval
-        self.hw = Hardware(phases=phases)
+        # a single-phase meter (SDM120) sits on a single-phase installation
+        self.hw = Hardware(phases=1 if meter_model == "sdm120" else phases)
         self.heapsize = heapsize
         self.agent_log = agent_log
         self.diag = diag
         self.compiled = compiled
         self.gate: NetGate | None = None
         self.agent: Agent | None = None
+        self.reader = Pn532Emulator()
+        self.meter = MeterEmulator(self.hw, meter_model)
         self._io_server: asyncio.Server | None = None
+        self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -100,6 +110,9 @@ class Simulator:
         gate_port = await self.gate.start()
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
         io_port = self._io_server.sockets[0].getsockname()[1]
+        self._rfid_server = await asyncio.start_server(self.reader.serve, "127.0.0.1", 0)
+        rfid_port = self._rfid_server.sockets[0].getsockname()[1]
+        meter_port = await self.meter.start()
         self.agent = Agent(
             self.flash,
             io_addr=f"127.0.0.1:{io_port}",
@@ -111,6 +124,9 @@ class Simulator:
             compiled=self.compiled,
             log_file=self.agent_log,
             security=self.security,
+            rfid_addr=f"127.0.0.1:{rfid_port}",
+            meter_addr=f"127.0.0.1:{meter_port}",
+            meter_model=self.meter.model,
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
@@ -165,8 +181,10 @@ class Simulator:
             self._tick.cancel()
         if self.agent:
             await self.agent.power_cut()
-        if self._io_server:
-            self._io_server.close()
+        for server in (self._io_server, self._rfid_server):
+            if server:
+                server.close()
+        await self.meter.stop()
         if self.gate:
             await self.gate.stop()
         if self.csms:
@@ -190,9 +208,22 @@ class Simulator:
             "session": tel.get("session"),
             "powered": bool(self.agent and self.agent.powered),
             "net": bool(self.gate and self.gate.up),
-            "faults": sorted(hw.faults),
+            "faults": sorted(self.faults()),
             "hotspot": tel.get("hotspot"),
+            "device_faults": tel.get("device_faults", []),
+            "tag": tel.get("tag"),
+            "card": self.reader.card() is not None,
+            "meter": tel.get("meter"),
         }
+
+    def faults(self) -> set[str]:
+        """Injected faults: the hardware's and the emulated devices'."""
+        out = set(self.hw.faults)
+        if self.reader.down:
+            out.add("reader_down")
+        if self.meter.down:
+            out.add("meter_down")
+        return out
 
     async def command(self, req: Any) -> dict[str, Any]:
         try:
@@ -229,19 +260,30 @@ class Simulator:
             uid = req.get("uid")
             if not isinstance(uid, str) or not uid or len(uid) > 20 or not _is_hex(uid):
                 raise CommandError('tap needs "uid", a hex string of up to 20 digits')
-            raise CommandError("tap: the RFID reader emulator is not part of this build yet")
+            if len(uid) not in (8, 14, 20):
+                raise CommandError(
+                    "tap: uid must be 8, 14 or 20 hex digits "
+                    "(an ISO 14443A UID of 4, 7 or 10 bytes)"
+                )
+            hold = req.get("hold", self.reader.presentation_s)
+            if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold <= 60:
+                raise CommandError('tap: "hold" is the seconds the card stays, from 0 to 60')
+            self.reader.present(bytes.fromhex(uid), float(hold))
         elif cmd == "fault":
             kind = req.get("kind")
             if kind not in FAULT_KINDS:
                 raise CommandError(f'fault needs "kind", one of {", ".join(FAULT_KINDS)}')
             if kind == "clear":
                 hw.clear_faults()
+                self.reader.set_down(False)
+                self.meter.down = False
+                self.meter.nonsense = None
             elif kind in HW_FAULTS:
                 hw.set_fault(kind)
+            elif kind == "reader_down":
+                self.reader.set_down(True)
             else:
-                raise CommandError(
-                    f"fault {kind}: that device's emulator is not part of this build yet"
-                )
+                self.meter.down = True
         elif cmd == "net":
             up = req.get("up")
             if not isinstance(up, bool):

@@ -1,0 +1,153 @@
+# Register maps of common DIN-rail energy meters, and the decoding of their register types.
+#
+# A map: function code, the register blocks read each poll (start, count), and for each value
+# the block, the register offset in it, the data type and the scale to SI units (V, A, W, Hz; Wh
+# for energy). Addresses are as on the wire (0-based PDU addresses).
+#
+# Eastron SDM630 (Modbus Protocol V1.7; SDM630MCT/SDM630-Modbus): input registers, function
+#   0x04; every value an IEEE 754 32-bit float in two registers, high word first (ABCD).
+#   30001 (0x0000) L1-N V, 0x0002 L2-N, 0x0004 L3-N; 30007 (0x0006) L1 A, 0x0008 L2, 0x000A L3;
+#   30053 (0x0034) total system power W; 30071 (0x0046) frequency Hz;
+#   30073 (0x0048) total import kWh.
+# Eastron SDM120 (SDM120-Modbus protocol): the same layout on one phase: 0x0000 V, 0x0006 A,
+#   0x000C active power W, 0x0046 Hz, 0x0048 import active energy kWh; floats, function 0x04.
+# ABB B23/B24 (User Manual 2CMC485003M0201 rev A, 9.3 mapping tables): holding registers,
+#   function 0x03 only; unsigned/signed integers, high word first:
+#   0x5000 active import energy, 4 registers (U64), 0.01 kWh;
+#   0x5B00/02/04 voltage L1-N/L2-N/L3-N, U32, 0.1 V; 0x5B0C/0E/10 current L1/L2/L3, U32, 0.01 A;
+#   0x5B14 active power total, S32, 0.01 W; 0x5B2C frequency, U16, 0.01 Hz.
+# Carlo Gavazzi EM340 (EM300/ET300 series communication protocol v2 r17): functions 0x03 and
+#   0x04 alike; INT32 values with the LEAST significant word first (word order CDAB):
+#   0x0000/02/04 V L1-N/L2-N/L3-N, V*10; 0x000C/0E/10 A L1/L2/L3, A*1000;
+#   0x0028 W sys, W*10; 0x0033 Hz, INT16, Hz*10; 0x0034 kWh (+) TOT, kWh*10.
+import math
+
+F32 = const(0)  # IEEE 754 float, high word first
+U32 = const(1)  # unsigned, high word first
+S32 = const(2)  # signed, high word first
+S32L = const(3)  # signed, low word first (Carlo Gavazzi)
+U16 = const(4)
+S16 = const(5)
+U64 = const(6)  # 4 registers, high word first
+
+# value slots filled by a poll
+V1 = const(0)
+V2 = const(1)
+V3 = const(2)
+I1 = const(3)
+I2 = const(4)
+I3 = const(5)
+P = const(6)
+F = const(7)
+E = const(8)  # energy, Wh
+NVALUES = const(9)
+
+SDM630 = {
+    "name": "Eastron SDM630",
+    "fc": 4,
+    "phases": 3,
+    "blocks": ((0x0000, 12), (0x0034, 22)),
+    "values": (
+        (V1, 0, 0x00, F32, 1), (V2, 0, 0x02, F32, 1), (V3, 0, 0x04, F32, 1),
+        (I1, 0, 0x06, F32, 1), (I2, 0, 0x08, F32, 1), (I3, 0, 0x0A, F32, 1),
+        (P, 1, 0x00, F32, 1),  # 0x0034
+        (F, 1, 0x12, F32, 1),  # 0x0046
+        (E, 1, 0x14, F32, 1000),  # 0x0048, kWh
+    ),
+}
+
+SDM120 = {
+    "name": "Eastron SDM120",
+    "fc": 4,
+    "phases": 1,
+    "blocks": ((0x0000, 14), (0x0046, 4)),
+    "values": (
+        (V1, 0, 0x00, F32, 1),
+        (I1, 0, 0x06, F32, 1),
+        (P, 0, 0x0C, F32, 1),
+        (F, 1, 0x00, F32, 1),  # 0x0046
+        (E, 1, 0x02, F32, 1000),  # 0x0048, kWh
+    ),
+}
+
+ABB_B23 = {
+    "name": "ABB B23",
+    "fc": 3,
+    "phases": 3,
+    "blocks": ((0x5000, 4), (0x5B00, 45)),
+    "values": (
+        (E, 0, 0x00, U64, 10),  # 0.01 kWh = 10 Wh
+        (V1, 1, 0x00, U32, 0.1), (V2, 1, 0x02, U32, 0.1), (V3, 1, 0x04, U32, 0.1),
+        (I1, 1, 0x0C, U32, 0.01), (I2, 1, 0x0E, U32, 0.01), (I3, 1, 0x10, U32, 0.01),
+        (P, 1, 0x14, S32, 0.01),
+        (F, 1, 0x2C, U16, 0.01),
+    ),
+}
+
+EM340 = {
+    "name": "Carlo Gavazzi EM340",
+    "fc": 4,
+    "phases": 3,
+    "blocks": ((0x0000, 18), (0x0028, 14)),
+    "values": (
+        (V1, 0, 0x00, S32L, 0.1), (V2, 0, 0x02, S32L, 0.1), (V3, 0, 0x04, S32L, 0.1),
+        (I1, 0, 0x0C, S32L, 0.001), (I2, 0, 0x0E, S32L, 0.001), (I3, 0, 0x10, S32L, 0.001),
+        (P, 1, 0x00, S32L, 0.1),  # 0x0028
+        (F, 1, 0x0B, S16, 0.1),  # 0x0033
+        (E, 1, 0x0C, S32L, 100),  # 0x0034, kWh * 10: 100 Wh
+    ),
+}
+
+MODELS = {"sdm630": SDM630, "sdm120": SDM120, "abb_b23": ABB_B23, "em340": EM340}
+
+
+# Decoders: one small function per type (MicroPython allocates the frame of a function that
+# needs more than ~11 slots on the heap; these stay under, so decoding allocates only the
+# float results).
+
+
+def _w(b, o):
+    return b[o] << 8 | b[o + 1]
+
+
+def _f32(b, o):
+    hi = b[o] << 8 | b[o + 1]
+    e = (hi >> 7) & 0xFF
+    if e == 0xFF:
+        return None  # NaN or infinity: no meter value may be that
+    m = (hi & 0x7F) << 16 | b[o + 2] << 8 | b[o + 3]
+    v = math.ldexp(m | 0x800000, e - 150) if e else math.ldexp(m, -149)
+    return -v if hi & 0x8000 else v
+
+
+def _s32(hi, lo):
+    if hi & 0x8000:  # two's complement, staying in small ints
+        return -((((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)) + 1)
+    return hi << 16 | lo
+
+
+def _u64(b, o):
+    # Energy counters: the top words are zero for any plausible meter.
+    v = _w(b, o) << 16 | _w(b, o + 2)
+    return (v << 16 | _w(b, o + 4)) << 16 | _w(b, o + 6)
+
+
+def decode(b, o, typ):
+    # The raw value of type typ at byte offset o of b: an int, or a float for F32
+    # (None for NaN and infinities).
+    if typ == F32:
+        return _f32(b, o)
+    if typ == U16:
+        return _w(b, o)
+    if typ == S16:
+        v = _w(b, o)
+        return v - 0x10000 if v & 0x8000 else v
+    if typ == U32:
+        return _w(b, o) << 16 | _w(b, o + 2)
+    if typ == S32:
+        return _s32(_w(b, o), _w(b, o + 2))
+    if typ == S32L:
+        return _s32(_w(b, o + 2), _w(b, o))
+    if typ == U64:
+        return _u64(b, o)
+    raise ValueError("register type %d" % typ)

@@ -1,0 +1,220 @@
+# The meter task: polls the energy meter, checks every reading, and keeps the latest good one in
+# `latest` (updated in place; a dict of energy_wh, power_w, current_a [3], voltage_v [3],
+# frequency_hz, ok, ts).
+#
+# A reading is rejected, with a logged reason, when it is not plausible for this installation:
+# negative energy, energy going backwards or rising faster than the circuit can deliver, power
+# or current beyond the circuit's rating, power beyond V x I, voltage or frequency out of range.
+# Energy is never invented: while the meter fails, `latest` keeps the last good reading with its
+# timestamp and ok = False, and energy_wh() answers None. fail_after failed or rejected polls in
+# a row are a PowerMeterFailure (on_failure(True)); the first good reading clears it.
+import asyncio
+import time
+
+import clock
+import log
+from meter import maps
+
+_TAG = "meter"
+_V_MIN = const(180)  # a connected phase: 230 V -20 % .. +15 %, well outside EN 50160's +-10 %
+_V_MAX = const(265)
+_V_ABSENT = const(50)  # below this a phase is not connected (a single-phase installation)
+
+
+class Meter:
+    def __init__(self, source, max_current_a=32, phases=3, period_ms=1000, on_failure=None,
+                 fail_after=3, publish=None):
+        self.source = source  # async read(values) filling a list of maps.NVALUES (None: unknown)
+        self.max_current_a = max_current_a
+        self.phases = phases
+        self.period_ms = period_ms
+        self.on_failure = on_failure
+        self.fail_after = fail_after
+        self.publish = publish  # fn(key, value): board.telemetry (a no-op on hardware)
+        # the circuit's limits: rated current on each phase at the highest plausible voltage
+        self.max_power_w = phases * _V_MAX * max_current_a * 5 // 4
+        self._max_i = max_current_a * 1.25 + 1  # a current beyond this is not plausible
+        self.latest = {
+            "energy_wh": None, "power_w": None, "current_a": [None, None, None],
+            "voltage_v": [None, None, None], "frequency_hz": None, "ok": False, "ts": None,
+        }
+        self.failed = False
+        self.polls = 0
+        self.rejected = 0
+        self.errors = 0
+        self._bad = 0  # failed or rejected polls in a row
+        self._vals = [None] * maps.NVALUES
+        self._last_ms = 0
+        self._why = None
+
+    def energy_wh(self):
+        # The meter's import register (Wh) when the meter is healthy, else None: callers
+        # never get a stale or invented figure as if it were current.
+        return self.latest["energy_wh"] if self.latest["ok"] else None
+
+    async def run(self):
+        while True:
+            t0 = time.ticks_ms()
+            await self.poll()
+            spent = time.ticks_diff(time.ticks_ms(), t0)
+            await asyncio.sleep_ms(max(10, self.period_ms - spent))
+
+    async def poll(self):
+        # One reading: True when it was good and accepted.
+        self.polls += 1
+        v = self._vals
+        try:
+            await self.source.read(v)
+        except Exception as e:
+            self.errors += 1
+            self._failed("no reading: %s" % e)
+            return False
+        now = time.ticks_ms()
+        why = self.check(v, now)
+        if why:
+            self.rejected += 1
+            self._failed("reading rejected: " + why)
+            return False
+        self._accept(v, now)
+        return True
+
+    def _failed(self, why):
+        self._bad += 1
+        if why != self._why or self._bad % 60 == 0:
+            log.warn(_TAG, "%s (%d in a row)", why, self._bad)
+            self._why = why
+        if self._bad >= self.fail_after:
+            self.latest["ok"] = False
+            if not self.failed:
+                self.failed = True
+                log.error(_TAG, "meter failing: PowerMeterFailure")
+                if self.publish:
+                    self.publish("meter", self.latest)
+                if self.on_failure:
+                    self.on_failure(True)
+
+    def _accept(self, v, now):
+        L = self.latest
+        L["energy_wh"] = v[maps.E]
+        L["power_w"] = v[maps.P]
+        c = L["current_a"]
+        u = L["voltage_v"]
+        c[0], c[1], c[2] = v[maps.I1], v[maps.I2], v[maps.I3]
+        u[0], u[1], u[2] = v[maps.V1], v[maps.V2], v[maps.V3]
+        L["frequency_hz"] = v[maps.F]
+        L["ts"] = clock.now()
+        L["ok"] = True
+        self._last_ms = now
+        self._bad = 0
+        self._why = None
+        if self.publish:
+            self.publish("meter", L)
+        if self.failed:
+            self.failed = False
+            log.info(_TAG, "meter answering again: PowerMeterFailure cleared")
+            if self.on_failure:
+                self.on_failure(False)
+
+    # The checks are split into small functions on purpose: MicroPython puts the frame of a
+    # function needing more than ~11 slots on the heap, at every call, every second.
+    def check(self, v, now):
+        # -> None for a plausible reading, else the reason it is not.
+        why = self._check_energy(v[maps.E], now)
+        if why:
+            return why
+        why = self._check_phases(v)
+        if why:
+            return why
+        f = v[maps.F]
+        if f is not None and not 45 <= f <= 65:
+            return "frequency %.2f Hz out of range" % f
+        return None
+
+    def _check_phases(self, v):
+        p = v[maps.P]
+        if p is not None and not -self.max_power_w <= p <= self.max_power_w:
+            return "power %d W beyond the circuit's %d W" % (p, self.max_power_w)
+        for k in range(3):
+            why = self._check_phase(v, k)
+            if why:
+                return why
+        if p is not None:
+            return self._check_va(p, v)
+        return None
+
+    def _check_va(self, p, v):
+        # |P| cannot exceed the sum of V x I (plus a margin for rounding and idle draw).
+        vi = 0.0
+        for k in range(3):
+            i = v[maps.I1 + k]
+            u = v[maps.V1 + k]
+            if i is None or u is None:
+                return None
+            vi += u * i
+        if abs(p) > vi * 1.1 + 50:
+            return "power %d W beyond V x I (%d VA)" % (p, vi)
+        return None
+
+    def _check_energy(self, e, now):
+        if e is None:
+            return "no energy register"
+        if e < 0:
+            return "negative energy %d Wh" % e
+        last = self.latest["energy_wh"]
+        if last is None:
+            return None
+        if e < last:
+            return "energy went backwards (%d Wh after %d Wh)" % (e, last)
+        dt = time.ticks_diff(now, self._last_ms)
+        most = self.max_power_w * dt * 3 // 7200000 + 20  # 1.5 x the rating, + rounding
+        if e - last > most:
+            return "energy rose %d Wh in %d ms (at most %d Wh possible)" % (e - last, dt, most)
+        return None
+
+    def _check_phase(self, v, k):
+        i = v[maps.I1 + k]
+        u = v[maps.V1 + k]
+        if i is None or u is None:
+            return None
+        if not -0.5 <= i <= self._max_i:
+            return "current L%d %.1f A beyond %.1f A" % (k + 1, i, self._max_i)
+        if u > _V_ABSENT or k == 0:
+            if not _V_MIN <= u <= _V_MAX:
+                return "voltage L%d %.1f V out of range" % (k + 1, u)
+        elif i > 0.5:
+            return "current on L%d without voltage" % (k + 1)
+        return None
+
+class ModbusMeter:
+    # A Modbus RTU meter of a known model (maps.MODELS) at a bus address.
+    def __init__(self, master, model, addr=1):
+        if model not in maps.MODELS:
+            raise ValueError("unknown meter model %r (known: %s)" % (model, ", ".join(maps.MODELS)))
+        self.m = master
+        self.model = model
+        self.map = maps.MODELS[model]
+        self.addr = addr
+
+    async def read(self, out):
+        mp = self.map
+        fc = mp["fc"]
+        values = mp["values"]
+        for k in range(maps.NVALUES):
+            out[k] = None
+        if mp["phases"] == 1:
+            for k in (maps.V2, maps.V3, maps.I2, maps.I3):
+                out[k] = 0.0
+        bi = 0
+        for start, count in mp["blocks"]:
+            await self.m.read(self.addr, fc, start, count)
+            rx = self.m.rx
+            for slot, b, off, typ, scale in values:
+                if b == bi:
+                    raw = maps.decode(rx, 3 + 2 * off, typ)
+                    if raw is None:
+                        raise ValueError("register %d+%d is not a number" % (start, off))
+                    out[slot] = raw * scale
+            bi += 1
+        e = out[maps.E]
+        if e is not None and not isinstance(e, int):
+            out[maps.E] = int(e + 0.5) if e >= 0 else -int(-e + 0.5)
