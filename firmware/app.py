@@ -52,6 +52,14 @@ async def _main():
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.meter = ocpp.meter = dev.meter
+    connector.feedback = dev.tag_feedback
+    ocpp.reader = dev.rfid
+
+    def on_light(key, value):
+        if key == "LightIntensity":
+            light.set_brightness(value)  # the app's LED brightness, from the cloud
+
+    config.listeners.append(on_light)
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch

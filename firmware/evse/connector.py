@@ -44,6 +44,7 @@ class Connector:
         self.meter = meter
         self.listeners = []
         self.authorize = None  # async fn(id_tag) -> (status, parent_id_tag); set by the OCPP client
+        self.feedback = None  # fn(accepted): LED flash + buzzer at the charger; set by the app
         self.cp = "A"
         self._deb = pilot.Debounce(3, "A")
         self.relay = False
@@ -398,14 +399,18 @@ class Connector:
         if status != "Accepted":
             log.info(_TAG, "tag %s refused: %s", id_tag, status)
             self.events.add("tag_refused", tag=id_tag, status=status)
-            self.board.tone(200, 300)
+            self._feedback(False)
             return
         if not self._may_start(id_tag, parent):
             log.info(_TAG, "tag %s refused: connector reserved", id_tag)
-            self.board.tone(200, 300)
+            self._feedback(False)
             return
-        self.board.tone(2000, 80)
+        self._feedback(True)
         self._authorized(id_tag, parent, "tag")
+
+    def _feedback(self, accepted):
+        if self.feedback is not None:
+            self.feedback(accepted)
 
     def _authorized(self, id_tag, parent, source):
         if not self.can_start():

@@ -46,6 +46,7 @@ class OcppClient:
         self.smart = smart
         self.reservations = reservations
         self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
+        self.reader = None  # rfid.reader.Reader for tag learning, set by the app
         self.txq = TxQueue(store, config)
         self.txq.on_start_conf = self._start_conf
         self.txq.on_stop_conf = self._stop_conf
@@ -177,11 +178,29 @@ class OcppClient:
     def data_transfer(self, p):
         if p.get("vendorId") != "borne":
             return {"status": "UnknownVendorId"}
+        if p.get("messageId") == "learnTag":
+            # The app's "Scan Physical Tag": the next card read goes to the cloud, not to a
+            # session.
+            if self.reader is None:
+                return {"status": "Rejected"}
+            self.reader.learn(self._learned)
+            self.events.add("learn_tag")
+            return {"status": "Accepted"}
         if p.get("messageId") == "logbook":
             # The driver logbook entry the cloud attaches to the current session.
             self.events.add("logbook", data=str(p.get("data", ""))[:200])
             return {"status": "Accepted"}
         return {"status": "UnknownMessageId"}
+
+    def _learned(self, id_tag):
+        if id_tag is None:
+            log.info(_TAG, "tag learning timed out")
+            return
+        req = {"vendorId": "borne", "messageId": "tagLearned", "data": id_tag}
+        if self.online():
+            asyncio.create_task(self._send_plain("DataTransfer", req))
+        else:
+            log.warn(_TAG, "tag %s learned while offline: not reported", id_tag)
 
     # -- work after a .conf ------------------------------------------------------------------
     def after(self, item):

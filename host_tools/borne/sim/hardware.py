@@ -196,6 +196,7 @@ class Hardware:
         finally:
             if self._writer is writer:
                 self._writer = None
+                self.telemetry = {}  # what a dead agent said is no longer true
                 # Power gone: the coil drops, the contacts open (unless welded).
                 self.integrate()
                 self.relay_cmd = False

@@ -1,0 +1,143 @@
+"""RFID taps through the real PN532 emulator: identification first (OCA 004_1), cached id
+offline (007), invalid id (023), stop with the same or a sibling card (068, 069), tag learning
+(the app's "Scan Physical Tag") and the LED brightness from the cloud."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from borne.csms import Csms
+from ocpp.v16 import call, call_result
+from simctl import Control
+
+CP_ID = "CP-TEST-1"
+CARD = "04A1B2C3"
+# The reader counts a card as gone after 0.5 s out of the field (its debounce: a held card is
+# one presentation). Nothing outside the charger signals that moment, so a test waits as an
+# owner would between two taps.
+BETWEEN_TAPS_S = 1.0
+SIBLING = "04D4E5F6"
+
+
+async def _cp(csms: Csms) -> Any:
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    return csms.charge_points[CP_ID]
+
+
+def _authorize_as(table: dict[str, dict[str, Any]]) -> Any:
+    return lambda p: call_result.Authorize(
+        id_tag_info=table.get(p["id_tag"], {"status": "Invalid"}))
+
+
+async def test_identification_first_then_plug_then_same_card_stops(
+    csms: Csms, control: Control
+) -> None:
+    await _cp(csms)
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
+    assert (await control("tap", uid=CARD))["ok"]
+    auth = await csms.wait_call("Authorize")
+    assert auth.payload == {"idTag": CARD}
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    await control("plug")
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == CARD
+    await control.wait_state(lambda s: s["relay"], "charging after tap + plug")
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=CARD)
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == CARD
+    await control.wait_state(lambda s: not s["relay"], "the relay open after the second tap")
+
+
+async def test_invalid_card_starts_nothing(csms: Csms, control: Control) -> None:
+    await _cp(csms)
+    csms.respond("Authorize", _authorize_as({}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("Authorize")
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash")
+    assert st["relay"] is False
+    assert not csms.calls("StartTransaction")
+
+
+async def test_sibling_card_with_the_same_parent_stops_the_session(
+    csms: Csms, control: Control
+) -> None:
+    await _cp(csms)
+    family = {"status": "Accepted", "parentIdTag": "FAMILY"}
+    csms.respond("Authorize", _authorize_as({CARD: family, SIBLING: family}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await control.wait_state(lambda s: not s["card"], "the first card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=SIBLING)
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "Local"
+
+
+async def test_cached_card_starts_offline_and_the_start_is_delivered_later(
+    csms: Csms, control: Control
+) -> None:
+    cp = await _cp(csms)
+    await cp.call(call.ChangeConfiguration(key="WebSocketPingInterval", value="1"))
+    await cp.call(call.ChangeConfiguration(key="ConnectionTimeOut", value="1"))
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
+    await control("tap", uid=CARD)  # online: Authorize fills the cache
+    await csms.wait_call("Authorize")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    # No EV within ConnectionTimeOut: the authorization lapses; then the link dies.
+    n = len(csms.frames)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "charging offline from the cache")
+    await control("net", up=True)
+    start = await csms.wait_call("StartTransaction", timeout=30)
+    assert start.payload["idTag"] == CARD
+    assert len(csms.calls("Authorize")) == 1
+
+
+async def test_unknown_card_offline_follows_allow_offline_tx_for_unknown_id(
+    csms: Csms, control: Control
+) -> None:
+    cp = await _cp(csms)
+    await cp.call(call.ChangeConfiguration(key="WebSocketPingInterval", value="1"))
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline")
+    assert (await control("state"))["relay"] is False
+
+
+async def test_tag_learning_reports_the_card_instead_of_charging(
+    csms: Csms, control: Control
+) -> None:
+    cp = await _cp(csms)
+    res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="learnTag"))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("tap", uid=CARD)
+    learned = await csms.wait_call("DataTransfer")
+    assert learned.payload == {"vendorId": "borne", "messageId": "tagLearned", "data": CARD}
+    assert not csms.calls("Authorize") and not csms.calls("StartTransaction")
+
+
+async def test_light_intensity_from_the_cloud(csms: Csms, control: Control) -> None:
+    cp = await _cp(csms)
+    res = await cp.call(call.ChangeConfiguration(key="LightIntensity", value="30"))
+    assert res.status == "Accepted"
+    await control.wait_state(lambda s: s["led"]["brightness"] == 30, "the LED dimmed to 30 %")
