@@ -442,6 +442,41 @@ async def drivers() -> list[str]:
     return lines
 
 
+@bench("tap-to-relay")
+async def tap_to_relay(rounds: int = 8) -> list[str]:
+    """A card the charger has cached (LocalPreAuthorize: no network wait) presented to the
+    reader with the EV already asking: time until the relay closes."""
+    from ocpp.v16 import call, call_result
+
+    card = "04A1B2C3"
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulator(Path(tmp))
+        await sim.start()
+        try:
+            assert sim.csms is not None
+            csms = sim.csms
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            cp = csms.charge_points[sim.cp_id]
+            await cp.call(call.ChangeConfiguration(key="LocalPreAuthorize", value="true"))
+            csms.respond("Authorize", lambda p: call_result.Authorize(
+                id_tag_info={"status": "Accepted"}))
+            for i in range(rounds + 1):
+                await sim.command({"cmd": "plug"})
+                await sim.command({"cmd": "charge"})
+                await asyncio.sleep(0.3)
+                t = time.monotonic()
+                await sim.command({"cmd": "tap", "uid": card, "hold": 0.5})
+                dt = await _relay_edge(sim, True, t)
+                if i:  # the first tap fills the cache (an Authorize.req to the CSMS)
+                    times.append(dt)
+                await sim.command({"cmd": "unplug"})
+                await asyncio.sleep(1.2)  # the card leaves the field; the session ends
+        finally:
+            await sim.stop()
+    return [f"tap-to-relay (cached id, EV asking): {_stats(times)}"]
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="print speed and memory figures measured in the simulation")
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {list(BENCHES)})")
