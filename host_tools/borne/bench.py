@@ -477,6 +477,65 @@ async def tap_to_relay(rounds: int = 8) -> list[str]:
     return [f"tap-to-relay (cached id, EV asking): {_stats(times)}"]
 
 
+async def session_scenario(
+    heapsize: str | None, samples: int, compiled: Path | None
+) -> dict[str, object] | None:
+    """Free-charging session with MeterValues every second until `samples` have reached the
+    CSMS; the agent must not restart. Returns its heap telemetry, or None on failure."""
+    from ocpp.v16 import call
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulator(Path(tmp), heapsize=heapsize, diag=True, compiled=compiled)
+        await sim.start()
+        try:
+            assert sim.csms is not None and sim.agent is not None
+            csms = sim.csms
+            try:
+                await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                     timeout=15)
+                cp = csms.charge_points[sim.cp_id]
+                await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+                await cp.call(call.ChangeConfiguration(key="MeterValueSampleInterval",
+                                                       value="1"))
+                await sim.command({"cmd": "plug"})
+                await sim.command({"cmd": "charge"})
+                await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= samples,
+                                    samples * 1.5 + 20, f"{samples} MeterValues")
+                await sim.command({"cmd": "unplug"})
+                await csms.wait_call("StopTransaction", timeout=15)
+            except (AssertionError, TimeoutError):
+                return None
+            if sim.agent.boots != 1:
+                return None
+            return dict(sim.hw.telemetry.get("heap") or {})
+        finally:
+            await sim.stop()
+
+
+@bench("session-memory")
+async def session_memory(samples: int = 120) -> list[str]:
+    """Heap for a charging session with periodic MeterValues, from the mpy-cross build. Time is
+    compressed: one sample a second instead of every 10 s (the work per sample is the same)."""
+    from borne.build import compile_tree
+
+    with tempfile.TemporaryDirectory() as tmp:
+        built = compile_tree("unix_sim", out=Path(tmp)).parent
+        heap = await session_scenario("512wK", samples, built)
+        peak = int(str((heap or {}).get("peak", 0)))
+        lo, hi = 32, 512
+        while hi - lo > 4:  # bisection to 4wK, on a shorter session
+            mid = (lo + hi) // 2
+            if await session_scenario(f"{mid}wK", 20, built) is not None:
+                hi = mid
+            else:
+                lo = mid
+    return [
+        f"session-memory: {samples} MeterValues at 1 s (an hour's 360 at 10 s, compressed): "
+        f"peak heap in use {peak} bytes here (~{peak * 4 / WORD / 1024:.1f} KiB in 32-bit "
+        f"words); smallest heap for a 20-sample session: -X heapsize={hi}wK (compiled .mpy)"
+    ]
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="print speed and memory figures measured in the simulation")
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {list(BENCHES)})")
