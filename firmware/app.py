@@ -54,6 +54,7 @@ async def _main():
     connector.meter = ocpp.meter = dev.meter
     connector.feedback = dev.tag_feedback
     ocpp.reader = dev.rfid
+    ocpp.restart_tune = dev.buzzer.restart
 
     def on_light(key, value):
         if key == "LightIntensity":

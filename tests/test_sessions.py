@@ -206,3 +206,19 @@ async def test_hard_reset_reboots_and_delivers_the_stop_after(
     stop = await csms.wait_call("StopTransaction")
     assert stop.payload["reason"] == "HardReset" and stop.payload["transactionId"] == tx
     assert len(csms.calls("StopTransaction")) == 1
+
+
+async def test_meter_register_values_frame_the_energy_delivered(
+    csms: Csms, control: Control
+) -> None:
+    # meterStart/meterStop come from the Modbus meter's import register: their difference is
+    # the energy the simulated EV really took while the relay was closed.
+    tx = await _charging(csms, control)
+    start = csms.calls("StartTransaction")[0].payload["meterStart"]
+    before = (await control("state"))["energy_wh"]
+    await control.wait_state(lambda s: s["energy_wh"] >= before + 5, "some energy delivered")
+    await csms.charge_points[CP_ID].call(call.RemoteStopTransaction(transaction_id=tx))
+    stop = (await csms.wait_call("StopTransaction")).payload
+    delivered = (await control("state"))["energy_wh"]
+    assert stop["meterStop"] > start
+    assert abs(stop["meterStop"] - start - delivered) <= 2, (start, stop["meterStop"], delivered)

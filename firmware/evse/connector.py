@@ -29,6 +29,7 @@ _FAULT_CODES = {
 }
 _FAULT_ORDER = ("rcd", "weld", "relay", "pilot", "diode", "meter")
 _SESSION_DOC = "session"
+_STOPPING_DOC = "stopping"  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = "availability"
 
 
@@ -70,9 +71,16 @@ class Connector:
         self._status = {0: None, 1: None}
         self._authorizing = False
         self._checkpoint_t = 0
-        self.interrupted = store.load(_SESSION_DOC, {"open": False})
-        if not self.interrupted.get("open"):
-            self.interrupted = None
+        # Sessions the last power cut left unfinished: one stopped and waiting for its final
+        # meter reading (its reason is known), and/or one still open (PowerLoss).
+        self.interrupted = []
+        st = store.load(_STOPPING_DOC, {"open": False})
+        if st.get("open"):
+            self.interrupted.append(st)
+        op = store.load(_SESSION_DOC, {"open": False})
+        if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
+            self.interrupted.append(op)
+        self._finishing_stops = 0
 
     # -- small helpers ---------------------------------------------------------------------
     def _cfg(self, key, default):
@@ -340,33 +348,64 @@ class Connector:
         e = self.energy_wh()
         s["meter_stop"] = e if e is not None else s.get("last_wh", s["meter_start"])
         s["stop_t"] = clock.now()
-        log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
-        self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
-        self._emit("on_tx_stop", s, reason)
-        # The stop is journaled by the listener before this record goes.
-        self.store.remove(_SESSION_DOC)
         self.session = None
         self.finishing = self.cp in ("B", "C", "D")
+        m = self.meter
+        if m is not None and hasattr(m, "fresh") and not self._finishing_stops:
+            # The register is read once more now that no current flows, so meterStop is exact,
+            # not up to one poll old. The stop is on flash meanwhile: a power cut still ends the
+            # session with this reason.
+            self.store.save(_STOPPING_DOC, s)
+            self.store.remove(_SESSION_DOC)
+            self._finishing_stops += 1
+            asyncio.create_task(self._finish_stop(s, reason))
+        else:
+            self._journal_stop(s, reason)
+            self.store.remove(_SESSION_DOC)
         if self._scheduled is not None:
             self._set_operative(self._scheduled)
         self._apply()
         return True
 
-    def take_interrupted(self):
-        # A session that was open when the power went: returned once, for the PowerLoss stop.
-        s = self.interrupted
-        self.interrupted = None
-        if s:
-            e = self.energy_wh()
-            if e is not None and e >= s.get("last_wh", 0):
+    async def _finish_stop(self, s, reason):
+        try:
+            e = await self.meter.fresh()
+            if e is not None and e >= s["meter_start"]:
                 s["meter_stop"] = e
-            else:
-                s["meter_stop"] = s.get("last_wh", s["meter_start"])
-            s["stop_t"] = s.get("last_t", s["start"])
-        return s
+        except Exception as ex:
+            log.exc(_TAG, "final meter reading", ex)
+        self._journal_stop(s, reason)
+        self.store.remove(_STOPPING_DOC)
+        self._finishing_stops -= 1
+
+    def stops_pending(self):
+        # Stopped sessions whose StopTransaction waits for the final meter reading.
+        return self._finishing_stops
+
+    def _journal_stop(self, s, reason):
+        log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
+        self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
+        self._emit("on_tx_stop", s, reason)
+
+    def take_interrupted(self):
+        # Sessions a power cut left unfinished, each once: (session, reason). A stopped one
+        # keeps its reason; an open one ends with PowerLoss at its last known meter value.
+        out = []
+        for s in self.interrupted:
+            if "meter_stop" not in s:
+                e = self.energy_wh()
+                if e is not None and e >= s.get("last_wh", 0):
+                    s["meter_stop"] = e
+                else:
+                    s["meter_stop"] = s.get("last_wh", s["meter_start"])
+                s["stop_t"] = s.get("last_t", s["start"])
+            out.append((s, s.get("stopped") or "PowerLoss"))
+        self.interrupted = []
+        return out
 
     def forget_interrupted(self):
-        # Called once the PowerLoss stop is journaled.
+        # Called once the stops of the interrupted sessions are journaled.
+        self.store.remove(_STOPPING_DOC)
         self.store.remove(_SESSION_DOC)
 
     # -- commands ----------------------------------------------------------------------------

@@ -46,6 +46,10 @@ class Meter:
         self._vals = [None] * maps.NVALUES
         self._last_ms = 0
         self._why = None
+        self._started = 0  # polls begun
+        self._done = 0  # the number of the last poll that finished
+        self._kick = asyncio.Event()
+        self._done_evt = asyncio.Event()
 
     def energy_wh(self):
         # The meter's import register (Wh) when the meter is healthy, else None: callers
@@ -55,9 +59,34 @@ class Meter:
     async def run(self):
         while True:
             t0 = time.ticks_ms()
+            self._started += 1
             await self.poll()
+            self._done = self._started
+            self._done_evt.set()
             spent = time.ticks_diff(time.ticks_ms(), t0)
-            await asyncio.sleep_ms(max(10, self.period_ms - spent))
+            self._kick.clear()
+            try:
+                await asyncio.wait_for_ms(self._kick.wait(), max(10, self.period_ms - spent))
+            except asyncio.TimeoutError:
+                pass
+
+    async def fresh(self, timeout_ms=2000):
+        # The register as it is now: wakes the poll loop and waits for a poll that started
+        # after this call (one bus, one master: no concurrent request). Used at a session's
+        # end, when the relay is already open and the register has stopped moving.
+        want = self._started + 1
+        self._kick.set()
+        t_end = time.ticks_add(time.ticks_ms(), timeout_ms)
+        while self._done < want:
+            left = time.ticks_diff(t_end, time.ticks_ms())
+            if left <= 0:
+                return self.energy_wh()
+            self._done_evt.clear()
+            try:
+                await asyncio.wait_for_ms(self._done_evt.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return self.energy_wh()
 
     async def poll(self):
         # One reading: True when it was good and accepted.
@@ -107,6 +136,10 @@ class Meter:
         self._last_ms = now
         self._bad = 0
         self._why = None
+        self._started = 0  # polls begun
+        self._done = 0  # the number of the last poll that finished
+        self._kick = asyncio.Event()
+        self._done_evt = asyncio.Event()
         if self.publish:
             self.publish("meter", L)
         if self.failed:

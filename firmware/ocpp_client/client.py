@@ -47,6 +47,7 @@ class OcppClient:
         self.reservations = reservations
         self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
         self.reader = None  # rfid.reader.Reader for tag learning, set by the app
+        self.restart_tune = None  # fn(): the buzzer's restart tune, set by the app
         self.txq = TxQueue(store, config)
         self.txq.on_start_conf = self._start_conf
         self.txq.on_stop_conf = self._stop_conf
@@ -105,22 +106,22 @@ class OcppClient:
         self._kick.set()
 
     def _recover(self):
-        # A session open at the last power cut ends now with PowerLoss and its last known meter
-        # value. Its StartTransaction is journaled first if the cut came before that.
-        s = self.connector.take_interrupted()
-        if not s:
+        # Sessions a power cut left unfinished end now: an open one with PowerLoss and its last
+        # known meter value, a stopped one with its own reason. A StartTransaction is journaled
+        # first if the cut came before that; a stop already journaled is not repeated.
+        todo = self.connector.take_interrupted()
+        if not todo:
             return
-        starts = stops = False
-        for _, rec in self.txq.j.pending():
-            if rec["r"] == s["ref"]:
-                starts = starts or rec["a"] == START
-                stops = stops or rec["a"] == STOP
-        if not stops:
-            if not starts and self.txq.tx_id(s["ref"]) is None:
+        pending = [(rec["a"], rec["r"]) for _, rec in self.txq.j.pending()]
+        for s, reason in todo:
+            if (STOP, s["ref"]) in pending:
+                continue
+            if (START, s["ref"]) not in pending and self.txq.tx_id(s["ref"]) is None:
                 self.on_tx_start(s)
-            log.warn(_TAG, "session %s was open at power loss: stopping it", s["ref"])
-            self.on_tx_stop(s, "PowerLoss")
-            self.events.add("session_stop", reason="PowerLoss")
+            log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
+                     s["ref"], reason)
+            self.on_tx_stop(s, reason)
+            self.events.add("session_stop", reason=reason)
         self.connector.forget_interrupted()
 
     def _start_conf(self, ref, conf):
@@ -231,10 +232,16 @@ class OcppClient:
     async def _reset(self, kind):
         hard = kind == "Hard"
         self.events.add("reset", type=kind)
-        self.board.tone(1000, 200)
+        if self.restart_tune is not None:
+            self.restart_tune()  # the owner hears the restart (sound + LED change)
         self.connector.stop_for("HardReset" if hard else "SoftReset")
+        # The StopTransaction waits for the final meter reading (a second at most); a soft reset
+        # also lets it go out first, if the link allows it.
+        for _ in range(30):
+            if not self.connector.stops_pending():
+                break
+            await asyncio.sleep_ms(100)
         if not hard:
-            # A soft reset lets the StopTransaction go out first, if the link allows it.
             for _ in range(50):
                 if not len(self.txq) or not self.online():
                     break
