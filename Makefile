@@ -9,6 +9,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MPLIB := build/mplib/umqtt/simple.py
 SIM_ARGS ?=
+# The browser the claim page test drives (tests/test_claim_page.py): Debian's chromium, installed
+# by `make test` when missing. Overridable to check the rule, or to use another Chromium.
+CHROMIUM ?= /usr/bin/chromium
+APT_GET ?= apt-get
 
 .PHONY: setup sim test bench lint lock clean
 
@@ -28,9 +32,25 @@ $(MPLIB): $(STAMP) host_tools/borne/mplib.py
 sim: setup
 	$(BIN)/borne sim $(SIM_ARGS)
 
-test: setup
+test: setup $(CHROMIUM)
 	$(BIN)/ruff check host_tools tests
-	$(BIN)/python -m pytest
+	BORNE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+# Installed once: a second run finds the file and does nothing. As root, or through `sudo -n`.
+# If it cannot be installed, this says why and the run goes on: every other test runs, and
+# tests/test_claim_page.py fails saying Chromium is missing (so `make test` fails too).
+$(CHROMIUM):
+	-@if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "make: $@ is missing and this user can neither apt-get install it nor sudo -n:" \
+	  "install Debian's chromium (apt-get install chromium), or run make test CHROMIUM=/path/to/chromium" >&2; \
+	  exit 1; fi; \
+	echo "installing Debian's chromium for the claim page test (tests/test_claim_page.py)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends chromium \
+	  || { echo "make: apt-get could not install chromium (see above): tests/test_claim_page.py needs it" >&2; exit 1; }; \
+	test -x $@ || { echo "make: chromium was installed but $@ is still missing:" \
+	  "set CHROMIUM=/path/to/chromium" >&2; exit 1; }
 
 bench: setup
 	$(BIN)/borne bench

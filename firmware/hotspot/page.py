@@ -38,7 +38,10 @@ _HTML = b"""<!doctype html>
 
 _JS = b"""'use strict';
 var tok = null, $ = function (i) { return document.getElementById(i); };
-function say(t, bad) { var m = $('msg'); m.textContent = t; m.className = bad ? 'bad' : ''; }
+function say(t, cls) {
+  var m = $('msg'); m.textContent = t; m.className = cls || '';
+  if (t) m.scrollIntoView({block: 'nearest'});
+}
 function api(method, path, body) {
   var h = {};
   if (tok) h.Authorization = 'Bearer ' + tok;
@@ -48,21 +51,35 @@ function api(method, path, body) {
     .then(function (r) { return r.json().catch(function () { return {}; })
       .then(function (d) { d._status = r.status; return d; }); });
 }
+function lost() { say('The charger did not answer: are you still on its Wi-Fi?', 'bad'); }
+function relogin(d) {
+  tok = null; $('claim').hidden = true; $('login').hidden = false;
+  say(d.error || 'Log in again.', 'bad');
+}
 function field(d) {
-  if (d.field && $(d.field)) { $(d.field).setAttribute('aria-invalid', 'true'); $(d.field).focus(); }
+  var f = d.field && $(d.field);
+  if (f && f.id === 'wifi_ssid' && $('ssid_row').hidden) f = $('wifi_ssid_pick');
+  if (!f) return;
+  var box = f.closest('details');
+  if (box) box.open = true;
+  f.setAttribute('aria-invalid', 'true'); f.focus();
 }
 api('GET', '/api/identity').then(function (d) {
   $('who').textContent = (d.model || 'Charger') + ' ' + (d.cp_id || '') +
     (d.claimed ? ' (already claimed)' : '');
   $('cp_id').value = d.cp_id || '';
-});
+}).catch(lost);
 $('login').addEventListener('submit', function (e) {
   e.preventDefault();
+  $('login-btn').disabled = true;
   api('POST', '/api/login', {password: $('password').value}).then(function (d) {
-    if (d._status !== 200) { say(d.error || 'error ' + d._status, true); return; }
-    tok = d.token; $('login').hidden = true; $('claim').hidden = false; say('');
+    $('login-btn').disabled = false;
+    if (d._status !== 200) { say(d.error || 'error ' + d._status, 'bad'); field(d); return; }
+    tok = d.token; $('password').value = ''; $('login').hidden = true; $('claim').hidden = false;
+    say('');
     return api('GET', '/api/networks').then(function (n) {
       var s = $('wifi_ssid_pick');
+      s.textContent = '';
       (n.networks || []).forEach(function (w) {
         var o = document.createElement('option'); o.value = w.ssid;
         o.textContent = w.ssid + (w.secure ? '' : ' (open)'); s.appendChild(o);
@@ -70,7 +87,7 @@ $('login').addEventListener('submit', function (e) {
       var o = document.createElement('option'); o.value = ''; o.textContent = 'Other...';
       s.appendChild(o); pick();
     });
-  }).catch(function () { say('The charger did not answer.', true); });
+  }).catch(function () { $('login-btn').disabled = false; lost(); });
 });
 function pick() { $('ssid_row').hidden = $('wifi_ssid_pick').value !== ''; }
 function prof() {
@@ -79,14 +96,26 @@ function prof() {
 }
 $('wifi_ssid_pick').addEventListener('change', pick);
 $('security_profile').addEventListener('change', prof); prof();
-function poll() {
+function poll(name) {
   api('GET', '/api/claim').then(function (d) {
-    if (d.state === 'done') { say('Done: the charger is joining your network and its cloud.'); return; }
-    if (d.state === 'failed') { say(d.message || d.error, true); $('claim-btn').disabled = false; return; }
+    if (d._status === 401) { relogin(d); return; }
+    if (d._status !== 200) { say(d.error || 'error ' + d._status, 'bad'); busy(false); return; }
+    if (d.state === 'done') {
+      $('claim').hidden = true;
+      say(name + ' (' + d.cp_id + ') is claimed and going online. The charger closes this ' +
+        'Wi-Fi now: you can rejoin your own.', 'ok');
+      return;
+    }
+    if (d.state === 'failed') {
+      say(d.message || d.error, 'bad'); busy(false);
+      field({field: {wifi_wrong_password: 'wifi_password', wifi_not_found: 'wifi_ssid'}[d.error]});
+      return;
+    }
     say(d.state === 'checking_csms' ? 'Reaching the cloud...' : 'Joining your Wi-Fi...');
-    setTimeout(poll, 700);
-  }).catch(function () { setTimeout(poll, 1500); });
+    setTimeout(function () { poll(name); }, 700);
+  }).catch(function () { setTimeout(function () { poll(name); }, 1500); });
 }
+function busy(b) { $('claim-btn').disabled = b; }
 $('claim').addEventListener('submit', function (e) {
   e.preventDefault();
   var p = +$('security_profile').value, b = {
@@ -96,21 +125,25 @@ $('claim').addEventListener('submit', function (e) {
   if (p > 0) b.auth_key = $('auth_key').value;
   if (p === 2) b.ca_pem = $('ca_pem').value;
   document.querySelectorAll('[aria-invalid]').forEach(function (x) { x.removeAttribute('aria-invalid'); });
-  $('claim-btn').disabled = true;
+  busy(true); say('Sending...');
   api('POST', '/api/claim', b).then(function (d) {
-    if (d._status === 202) { poll(); return; }
-    say(d.error || 'error ' + d._status, true); field(d); $('claim-btn').disabled = false;
-  });
+    if (d._status === 202) { poll(b.name); return; }
+    busy(false);
+    if (d._status === 401) { relogin(d); return; }
+    say(d.error || 'error ' + d._status, 'bad'); field(d);
+  }).catch(function () { busy(false); lost(); });
 });
 """
 
-_CSS = b"""body{font:16px/1.4 system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
+_CSS = b"""[hidden]{display:none!important}
+body{font:16px/1.4 system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
 main{max-width:28rem;margin:0 auto;padding:1rem}h1{font-size:1.4rem}
 label{display:block;margin:.8rem 0}input,select,textarea,button{display:block;width:100%;
 box-sizing:border-box;font:inherit;padding:.6rem;margin-top:.25rem;border:1px solid #9aa5b1;
 border-radius:.4rem;background:#fff}button{background:#0b6e4f;color:#fff;border:0;margin-top:1rem}
 button:disabled{opacity:.5}[aria-invalid]{border-color:#c62828}.muted{color:#52606d}
-.bad{color:#c62828}#msg{min-height:1.5em;font-weight:600}summary{margin-top:1rem;cursor:pointer}
+.bad{color:#c62828}.ok{color:#0b6e4f}#msg{min-height:1.5em;font-weight:600}
+summary{margin-top:1rem;padding:.4rem 0;cursor:pointer}
 """
 
 ASSETS = {
