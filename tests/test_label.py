@@ -33,6 +33,19 @@ def test_label_files(tmp_path: Path) -> None:
     assert svg.count("data:image/png;base64,") == 2
     png = (tmp_path / "lbl.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    # The raster label carries the texts too: ink where the four rows of text stand, and
+    # the two QR codes where the SVG puts them (90 x 55 mm at 12 px/mm).
+    from PIL import Image
+
+    img = Image.open(tmp_path / "lbl.png").convert("L")
+    assert img.size == (1080, 660)
+    for row in range(4):
+        y = round((8.0 + 9.5 * row + 3.6) * 12) - 10
+        band = img.crop((48, y - 20, 600, y + 5))
+        assert band.getextrema()[0] < 100, f"no text in row {row} of the PNG label"
+    for box in ((672, 36, 1032, 396), (750, 444, 954, 648)):
+        lo, hi = img.crop(box).getextrema()
+        assert lo < 50 and hi > 200, f"no QR code at {box}"
     assert Label("CP1", "k" * 16, "p" * 12).charge_qr().designator
 
 

@@ -4,7 +4,7 @@ It carries the charger id, the hotspot SSID, the network password (the per-devic
 the connection password, a QR code to join the hotspot (the standard Wi-Fi QR format,
 `WIFI:T:WPA;S:<ssid>;P:<key>;;` with `\\ ; , : "` escaped) and a Scan & Charge QR code with the
 charger id and connector. QR codes are made with `segno` (its PNG writer draws the codes
-embedded in the SVG); the SVG layout is composed here; the PNG is the QR sticker.
+embedded in the SVG); the SVG layout is composed here, and drawn again as PNG with Pillow.
 """
 
 from __future__ import annotations
@@ -70,15 +70,9 @@ class Label:
             return (f'<image x="{x}" y="{y}" width="{size}" height="{size}" '
                     f'href="data:image/png;base64,{data}" style="image-rendering:pixelated"/>')
 
-        rows = [
-            ("Charger", self.cp_id),
-            ("Wi-Fi (SSID)", self.ssid),
-            ("Network password", self.hotspot_key),
-            ("Connection password", self.conn_password),
-        ]
         text = []
         y = 8.0
-        for name, value in rows:
+        for name, value in self.rows():
             text.append(f'<text x="4" y="{y}" font-size="2.4" fill="#52606d">{escape(name)}</text>')
             text.append(f'<text x="4" y="{y + 3.6}" font-size="3.4" font-family="monospace" '
                         f'font-weight="bold">{escape(value)}</text>')
@@ -99,55 +93,49 @@ class Label:
             + "</svg>"
         )
 
-    def png(self, path: Path, scale: int = 8) -> None:
-        """The raster sticker: both QR codes side by side, as PNG."""
-        _png_label(self, path, scale)
+    def png(self, path: Path, px_per_mm: int = 12) -> None:
+        """The same label as a raster PNG (90 x 55 mm at `px_per_mm`), for printers and
+        screens that take no SVG: the texts, both passwords included, and both QR codes."""
+        _png_label(self, path, px_per_mm)
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("Charger", self.cp_id),
+            ("Wi-Fi (SSID)", self.ssid),
+            ("Network password", self.hotspot_key),
+            ("Connection password", self.conn_password),
+        ]
 
 
-def _png_label(label: Label, path: Path, scale: int) -> None:
-    # The raster sticker: the two QR codes side by side (Wi-Fi join left, Scan & Charge right),
-    # from segno's matrices. The texts, case-sensitive secrets included, are on the SVG label,
-    # drawn by a real font rather than an approximation here.
-    wifi = _matrix(label.wifi_qr())
-    charge = _matrix(label.charge_qr())
-    gap = 4
-    width = len(wifi[0]) + gap + len(charge[0])
-    grid: list[list[int]] = []
-    for y in range(max(len(wifi), len(charge))):
-        row = [0] * width
-        for x, v in enumerate(wifi[y] if y < len(wifi) else []):
-            row[x] = v
-        off = len(wifi[0]) + gap
-        for x, v in enumerate(charge[y] if y < len(charge) else []):
-            row[off + x] = v
-        grid.append(row)
-    _write_png(path, grid, scale)
+def _png_label(label: Label, path: Path, k: int) -> None:
+    # Drawn with Pillow's bundled font (FreeType): case-sensitive secrets print as they are.
+    from PIL import Image, ImageDraw, ImageFont
 
+    def mm(v: float) -> int:
+        return round(v * k)
 
-def _matrix(code: segno.QRCode) -> list[list[int]]:
-    return [list(row) for row in code.matrix_iter(scale=1, border=2)]
-
-
-def _write_png(path: Path, grid: list[list[int]], scale: int) -> None:
-    import struct
-    import zlib
-
-    h = len(grid) * scale
-    w = len(grid[0]) * scale
-    raw = bytearray()
-    for row in grid:
-        line = bytearray([0])
-        for v in row:
-            line += (b"\x00" if v else b"\xff") * scale
-        raw += bytes(line) * scale
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        c = struct.pack(">I", len(data)) + kind + data
-        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + chunk(b"IEND", b"")
-    path.write_bytes(png)
+    img = Image.new("RGB", (mm(90), mm(55)), "white")
+    d = ImageDraw.Draw(img)
+    d.rounded_rectangle((0, 0, mm(90) - 1, mm(55) - 1), radius=mm(3), outline="#1d2733",
+                        width=max(1, mm(0.4)))
+    small = ImageFont.load_default(size=mm(2.4))
+    big = ImageFont.load_default(size=mm(3.4))
+    y = 8.0
+    for name, value in label.rows():
+        d.text((mm(4), mm(y)), name, fill="#52606d", font=small, anchor="ls")
+        d.text((mm(4), mm(y + 3.6)), value, fill="black", font=big, anchor="ls")
+        y += 9.5
+    d.line((mm(4), mm(y - 3), mm(52), mm(y - 3)), fill="#9aa5b1", width=max(1, mm(0.2)))
+    d.text((mm(4), mm(y + 1)), f"Scan & Charge: connector {label.connector}", fill="black",
+           font=small, anchor="ls")
+    for code, x, top, size in ((label.wifi_qr(), 56, 3, 30), (label.charge_qr(), 62.5, 37, 17)):
+        buf = io.BytesIO()
+        code.save(buf, kind="png", scale=10, border=1)
+        buf.seek(0)
+        qr = Image.open(buf).convert("RGB").resize((mm(size), mm(size)), Image.NEAREST)
+        img.paste(qr, (mm(x), mm(top)))
+    d.text((mm(71), mm(35.5)), "Join the hotspot", fill="black", font=small, anchor="ms")
+    img.save(path, "PNG")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
