@@ -147,6 +147,7 @@ class Board:
         #    stays high underneath, so whenever the PWM is detached the pilot falls back to +12 V.
         Pin(pins.CP_PWM, Pin.OUT, value=1)
         self._cp_pwm = PWM(Pin(pins.CP_PWM), freq=pins.CP_PWM_HZ, duty_u16=_DUTY_FULL)
+        self._radio = None  # radio.Radio, made on first use (claim mode, home Wi-Fi)
         # 3. The other outputs at rest.
         self._rcd_test = Pin(pins.RCD_TEST, Pin.OUT, value=0)
         Pin(pins.BUZZER, Pin.OUT, value=0)
@@ -440,11 +441,14 @@ class Board:
             self._meter.uart = uart
         return self._meter
 
-    def wlan(self, ap=False):
-        # The station interface, or with ap=True the access point (the hotspot's claim mode).
-        import network
+    def wlan(self):
+        # The Wi-Fi radio (access point for claim mode, station for the home network) behind
+        # the interface hotspot/ uses: radio.Radio on network.WLAN. One instance per boot.
+        if self._radio is None:
+            from radio import Radio
 
-        return network.WLAN(network.WLAN.IF_AP if ap else network.WLAN.IF_STA)
+            self._radio = Radio()
+        return self._radio
 
     # ---- clock and restart -------------------------------------------------------------------
     def set_rtc(self, unix_seconds):
