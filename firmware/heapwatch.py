@@ -4,12 +4,13 @@ import asyncio
 import gc
 
 
-async def run(board, period_ms=50):
+async def run(board, period_ms=50, code=0):
+    # code: heap held by loaded modules (app.CODE_HEAP), reported beside the peak
     peak = 0
     while True:
         gc.collect()
         used = gc.mem_alloc()
         if used > peak:
             peak = used
-            board.telemetry("heap", {"peak": peak, "total": used + gc.mem_free()})
+            board.telemetry("heap", {"peak": peak, "total": used + gc.mem_free(), "code": code})
         await asyncio.sleep_ms(period_ms)

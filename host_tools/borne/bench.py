@@ -101,10 +101,13 @@ async def boot_memory() -> list[str]:
                 continue
             heap = await boot_scenario("256wK", compiled=compiled) or {}
             peak = int(str(heap.get("peak", 0)))
+            code = int(str(heap.get("code", 0)))
             lines.append(
                 f"boot-memory [{label}]: smallest heap -X heapsize={n}wK "
                 f"(= {n} KiB on a 32-bit ESP32); peak heap in use {peak} bytes here "
-                f"(~{peak * 4 / WORD / 1024:.1f} KiB in 32-bit words)"
+                f"(~{peak * 4 / WORD / 1024:.1f} KiB in 32-bit words), of which the app's "
+                f"top-level modules hold {code} bytes (~{code * 4 / WORD / 1024:.1f} KiB) "
+                f"once imported"
             )
     return lines
 
