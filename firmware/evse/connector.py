@@ -16,7 +16,8 @@ _TAG = "evse"
 _POLL_MS = const(20)
 _FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
 _CHECKPOINT_S = const(60)
-_SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode check counts  # session meter checkpoint: one flash write a minute while charging
+_SETTLE_MS = const(100)
+_INVALID_READINGS = const(5)  # 100 ms of pilot readings between bands: a pilot fault  # pilot settling after a PWM change before the diode check counts  # session meter checkpoint: one flash write a minute while charging
 
 # fault -> (OCPP error code, blocks new sessions until cleared)
 _FAULT_CODES = {
@@ -53,6 +54,7 @@ class Connector:
         self._pwm_at = self._relay_at
         self._duty = None  # nothing set yet: the first _apply() drives the PWM
         self._diode_bad = 0
+        self._invalid = 0  # consecutive pilot readings between bands
         self._diode_verified = False  # the diode check has passed since the PWM started
         self.settle_ms = _SETTLE_MS
         self.faults = {}  # kind -> error code
@@ -215,7 +217,10 @@ class Connector:
         self._set_fault("rcd", b.rcd_tripped())
         raw = pilot.classify(b.pilot_mv())
         st = self._deb.feed(raw)
-        pilot_fault = st in ("E", "F")
+        # A glitch between bands keeps the last stable state; a voltage that stays between
+        # bands is a broken pilot circuit: a fault, the relay opens.
+        self._invalid = self._invalid + 1 if raw is None else 0
+        pilot_fault = st in ("E", "F") or self._invalid >= _INVALID_READINGS
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
         pwm_on = (self._duty is not None and self._duty < 100
                   and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)

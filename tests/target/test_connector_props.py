@@ -225,3 +225,42 @@ def test_every_fault_opens_a_closed_relay_at_once():
             cfg.set("BorneFreeCharging", "false")
 
     asyncio.run(run())
+
+
+def test_pilot_between_bands_and_flickering():
+    # IEC 61851-1 bands: a glitch between them changes nothing; a voltage that stays between
+    # them is a fault (relay open, Faulted); flicker between B and C never closes a relay that
+    # was open, and a stable C again after the fault clears charges again.
+    async def run():
+        w = World()
+        store = Store("bands")
+        c, cfg = _boot(w, store)
+        cfg.set("BorneFreeCharging", "true")
+        w.ev = "B"
+        await _settle(c)
+        w.ev = "C"
+        await _settle(c)
+        assert w.relay, "setup: charging"
+        mv = World.pilot_mv
+        World.pilot_mv = lambda self: 7500  # between B (8-10 V) and C (5-7 V)
+        c.step()
+        c.step()
+        assert w.relay, "a short glitch must not interrupt charging"
+        for _ in range(4):
+            c.step()
+        assert not w.relay, "a pilot stuck between bands must open the relay"
+        assert c.status_of(1)[0] == "Faulted"
+        World.pilot_mv = mv
+        await _settle(c)
+        await _settle(c)
+        assert w.relay and c.status_of(1)[0] == "Charging", "back once the pilot is sound"
+        # Flicker: B and C alternating every reading, starting from an open relay.
+        w.ev = "B"
+        await _settle(c)
+        assert not w.relay
+        for i in range(30):
+            w.ev = "C" if i % 2 else "B"
+            c.step()
+            assert not w.relay, "flicker closed the relay at reading %d" % i
+
+    asyncio.run(run())
