@@ -311,7 +311,7 @@ class OcppClient:
                 auth, tls = security.connect_args(self.settings, url, self.board)
                 ws = await wsmod.connect(
                     url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
-                    spool=self.spool,
+                    spool=self.spool, spool_if=self.rpc.spool_wanted,
                 )
             except Exception as e:
                 attempt += 1

@@ -18,6 +18,9 @@ MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
 _FORMATION = "FormationViolation"
 _TAG = "rpc"
+# Actions whose CALL may legitimately be longer than the WebSocket's RAM limit: spooled to flash
+# and read from there as a stream (spooled.py), with the array field that makes them long.
+STREAMED = {"SendLocalList": "localAuthorizationList"}
 
 
 class CallError(Exception):
@@ -121,6 +124,12 @@ class Rpc:
         self._event = asyncio.Event()
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
 
+    def spool_wanted(self, head):
+        # ws.py's spool_if: is a message over the RAM limit worth writing to flash? Only a CALL
+        # this side can read from there (anything else is refused by its head alone).
+        kind, mid, action = sniff_call(head)
+        return kind == CALL and mid is not None and action in STREAMED and action in self.handlers
+
     def _next_id(self):
         # Unique per boot (random prefix) and within a boot (counter): "1a2b3c4d-17", <= 28 chars.
         self._n = self._n + 1 if self._n < 999999999 else 1
@@ -211,14 +220,15 @@ class Rpc:
 
     async def _spooled(self, m):
         # A message over the RAM limit, spooled to flash (ws.Spooled). Only a CALL of an action
-        # that may legitimately be this long (spooled.STREAMED) is read, from the file as a
-        # stream; any other gets the oversize answer. The file is removed once handled.
+        # that may legitimately be this long (STREAMED) is read, from the file as a stream; any
+        # other (ws.py spools only those when spool_wanted is its filter) gets the oversize
+        # answer. The file is removed once handled.
         try:
             kind, mid, action = sniff_call(m.head)
             from ocpp_client import spooled
 
             h = self.handlers.get(action) if kind == CALL and mid else None
-            if h is None or action not in spooled.STREAMED:
+            if h is None or action not in STREAMED:
                 return await self._too_big(m)
             log.info(_TAG, "%s %s: %d bytes, read from flash", action, mid, m.size)
             try:

@@ -6,10 +6,11 @@
 # frames go out through one preallocated send buffer, masked in place by a native (viper) loop,
 # so masking costs no per-byte Python work.
 # A message over `max_size` (the RAM limit) is written to a spool file on flash as it arrives, if
-# the connection has one and the message stays within `spool_max`, and handed up as a Spooled
-# object (path, size, head) instead of a buffer; over that it is read to its end and dropped
-# (WsTooBig, the connection lives on). Only past _DISCARD_MAX, or on a protocol violation, is the
-# connection failed.
+# the connection has one, the message stays within `spool_max` and its head names a message the
+# receiver can read from flash (`spool_if(head)`: anything else would only wear the flash), and
+# handed up as a Spooled object (path, size, head) instead of a buffer; otherwise it is read to its
+# end and dropped (WsTooBig, the connection lives on). Only past _DISCARD_MAX, or on a protocol
+# violation, is the connection failed.
 import asyncio
 import binascii
 import hashlib
@@ -163,8 +164,9 @@ def _close_stream(w):
 class WebSocket:
     # One connection. `recv_msg()` returns the next message as a memoryview of the receive buffer
     # (valid until the next call), or a Spooled one; `recv()` the same as a str; `send(str)` sends
-    # one text message. `spool` (a store.Spool, or None) takes messages over max_size.
-    def __init__(self, reader, writer, max_size, spool=None, spool_max=SPOOL_MAX):
+    # one text message. `spool` (a store.Spool, or None) takes messages over max_size whose head
+    # (first _HEAD_KEEP bytes) `spool_if` accepts (None: all).
+    def __init__(self, reader, writer, max_size, spool=None, spool_max=SPOOL_MAX, spool_if=None):
         if max_size < 256:
             raise ValueError("max_size under 256 bytes")
         self.r = reader
@@ -172,6 +174,7 @@ class WebSocket:
         self.max_size = max_size
         self.spool = spool
         self.spool_max = spool_max if spool is not None else max_size
+        self.spool_if = spool_if
         self.closed = False
         self.last_rx_ms = _ticks()
         global _spare_rx, _spare_tx
@@ -320,9 +323,18 @@ class WebSocket:
                     first = op
                 else:
                     await self._fail(1002, "unknown opcode %d" % op)
+                if size + n > _DISCARD_MAX:
+                    await self._fail(1009, "message over %d bytes" % _DISCARD_MAX)
                 if mode == _RAM and size + n > self.max_size:
                     mode = _DROP
-                    if size + n <= self.spool_max:
+                    if size < _HEAD_KEEP:
+                        # Complete the head first (this frame brings at least the rest of it:
+                        # max_size >= 256): it names the message, and decides.
+                        k = min(n, _HEAD_KEEP - size)
+                        await self._fill(self._rxv[size : size + k])
+                        size += k
+                        n -= k
+                    if size + n <= self.spool_max and self._spool_wanted(size):
                         f = self._spool_start(size)
                         if f is not None:
                             mode = _SPOOL
@@ -341,13 +353,7 @@ class WebSocket:
                         f = None
                         mode = _DROP
                 else:
-                    if size + n > _DISCARD_MAX:
-                        await self._fail(1009, "message over %d bytes" % _DISCARD_MAX)
-                    # keep the head (which names the message) for the RPC layer's answer
-                    keep = min(n, _HEAD_KEEP - size) if size < _HEAD_KEEP else 0
-                    if keep:
-                        await self._fill(self._rxv[size : size + keep])
-                    await self._skip(n - keep)
+                    await self._skip(n)  # (the head is kept: it was completed above)
                 size += n
                 if not fin:
                     continue
@@ -359,12 +365,22 @@ class WebSocket:
                     f = None
                     if kept:
                         return Spooled(self.spool, size, self.max_size, bytes(head), self._rx)
-                # over the flash limit, or within it while the flash failed
+                # over the flash limit, or not spooled (not wanted, no spool, the flash failed)
                 limit = self.spool_max if size > self.spool_max else self.max_size
                 raise WsTooBig(size, limit, bytes(head))
         finally:
             if f is not None:  # the connection failed mid-message
                 self._spool_end(f, False)
+
+    def _spool_wanted(self, size):
+        if self.spool is None:
+            return False
+        if self.spool_if is None:
+            return True
+        try:
+            return self.spool_if(self._rxv[: min(size, _HEAD_KEEP)])
+        except Exception:
+            return False
 
     def _spool_start(self, size):
         # The message outgrows RAM: open the spool file and write what is already in the buffer.
@@ -482,12 +498,12 @@ async def _readline(r):
 
 
 async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, timeout_ms=10000,
-                  max_size=16384, route=None, spool=None, spool_max=SPOOL_MAX):
+                  max_size=16384, route=None, spool=None, spool_max=SPOOL_MAX, spool_if=None):
     # Opens the socket, performs the handshake, checks the accept key and the subprotocol.
     # `auth` is the ready "Basic ..." header value or None; `ssl_ctx` the TLS context for wss://
     # (security.tls_context); `route(host, port)` may redirect the TCP connection (the board's
     # network) while TLS and Host keep the URL's host; `spool` (a store.Spool) takes messages over
-    # max_size, up to spool_max. Raises WsError/OSError/ValueError.
+    # max_size, up to spool_max, whose head `spool_if` accepts. Raises WsError/OSError/ValueError.
     secure, host, port, path = parse_url(url)
     if secure and ssl_ctx is None:
         raise WsError("wss:// needs a TLS context")
@@ -547,7 +563,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
             # a TLS alert (OSError with a negative code)
             raise WsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
         raise
-    return WebSocket(r, w, max_size, spool, spool_max)
+    return WebSocket(r, w, max_size, spool, spool_max, spool_if)
 
 
 def _mbedtls(e):

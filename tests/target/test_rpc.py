@@ -431,6 +431,18 @@ async def test_other_spooled_messages_get_the_oversize_answer():
     assert errors(sent) == [("s-1", "FormationViolation")]
 
 
+def test_only_streamed_calls_with_a_handler_are_worth_spooling():
+    async def h(p):
+        return {}
+
+    rpc = Rpc({"SendLocalList": h, "DataTransfer": h})
+    assert rpc.spool_wanted(b'[2, "a", "SendLocalList", {"listVersion": 1, "localAuth')
+    assert not rpc.spool_wanted(b'[2, "a", "DataTransfer", {"vendorId": "x", "data": "zz')
+    assert not rpc.spool_wanted(b'[3, "a", {"status": "Accepted"')
+    assert not rpc.spool_wanted(b'[2, "a\\u0030", "SendLocalList", {')  # no readable id
+    assert not Rpc({}).spool_wanted(b'[2, "a", "SendLocalList", {"listVersion": 1, "loc')
+
+
 async def test_an_unreadable_spool_file_is_an_internal_error():
     async def h(p):
         raise AssertionError("never called")

@@ -362,6 +362,37 @@ async def test_a_flash_failure_while_spooling_drops_the_message():
         assert await ws.recv() == "next"
 
 
+class NoFlash(Spool):
+    # A spool that must never be written.
+    def create(self):
+        raise AssertionError("a message that is not wanted was spooled")
+
+
+async def test_only_messages_the_receiver_can_read_from_flash_are_spooled():
+    # spool_if sees the head (always complete when the decision is made, even when the message
+    # starts with a tiny fragment) and decides; the others never touch the flash.
+    heads = []
+
+    def wanted(head):
+        heads.append(bytes(head))
+        return b'"SendLocalList"' in heads[-1]
+
+    dt = '[2,"dt-1","DataTransfer",{"vendorId":"x","data":"' + "z" * 5000 + '"}]'
+    sll = '[2,"s-1","SendLocalList",{"listVersion":1,"pad":"' + "z" * 5000 + '"}]'
+    data = (frame(1, dt[:3], fin=False) + frame(0, dt[3:]) + frame(1, sll[:10], fin=False)
+            + frame(0, sll[10:]) + frame(1, "next"))
+    s = Stream(data, 333)
+    ws = WebSocket(s, s, 1024, NoFlash("flash/rx.spool"), 8192, wanted)
+    e = await raises(ws.recv_msg(), WsTooBig)
+    assert e.size == len(dt) and e.limit == 1024 and e.head == dt[:128].encode()
+    assert heads == [dt[:128].encode()]
+    ws.spool = Store("flash").spool("rx")
+    m = await ws.recv_msg()
+    assert isinstance(m, Spooled) and read(m.spool.path) == sll.encode()
+    assert heads[1] == sll[:128].encode()
+    assert await ws.recv() == "next"
+
+
 def test_a_spool_file_left_by_a_reboot_is_removed():
     Store("flash")
     write("flash/rx.spool", b'[2,"old","SendLocalList",{')
