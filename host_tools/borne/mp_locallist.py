@@ -10,7 +10,7 @@
 #   buckets; the answer), and pass 1 alone;
 # - heap: the live heap (after a collection) sampled every 20th entry parsed, over what was live
 #   before the message was handled; in a separate run (the sampling costs time);
-# - flash: blocks erased and bytes programmed by the update.
+# - flash: blocks erased and bytes programmed by the update, and by writing the spool file.
 import asyncio
 import gc
 import json
@@ -125,9 +125,13 @@ def spool(version):
 async def main():
     rpc = Rpc(handlers.build(Client(store)))
     out = {"entries": N}
-    # pass 1 alone
+    # the spool file, as ws.py writes it while the message arrives
+    e0, p0 = dev.erases, dev.programmed
     m = spool(1)
     out["bytes"] = m.size
+    out["spool_erases"] = dev.erases - e0
+    out["spool_programmed"] = dev.programmed - p0
+    # pass 1 alone
     t = time.ticks_us()
     with m.open() as f:
         await spooled.read(f, RX, "SendLocalList")
