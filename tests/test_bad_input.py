@@ -85,14 +85,22 @@ async def test_malformed_calls_get_the_spec_codes_and_the_session_survives(
     assert len(warned) >= len(cases) + 3, warned
 
 
-async def test_oversize_and_hand_made_frames(csms: Csms, sim: Simulator) -> None:
+async def test_oversize_and_hand_made_frames(csms: Csms, sim: Simulator, flash: Path) -> None:
     await _booted(csms)
     assert sim.agent is not None
-    # Over the charger's 16 KiB limit: dropped, answered by the id at its start, link kept.
+    # Over the charger's 16 KiB RAM limit: spooled to flash, but only SendLocalList is read
+    # from there; any other is answered by the id at its start, the link kept.
     big = _call("big-1", "DataTransfer", {"vendorId": "x", "data": "z" * 40000})
     f = await csms.call_raw(CP_ID, big, "big-1")
     assert _code(f) == "FormationViolation" and "limit" in f.msg[3]
     await sim.agent.wait_line(r"message of \d+ bytes over the 16384-byte limit")
+    # Over the 256 KiB flash limit: read to its end and dropped; no spool file is left.
+    huge = _call("huge-1", "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                             "localAuthorizationList": [],
+                                             "pad": "z" * 300000})
+    f = await csms.call_raw(CP_ID, huge, "huge-1")
+    assert _code(f) == "FormationViolation" and "262144-byte limit" in f.msg[3]
+    assert not (flash / "data" / "rx.spool").exists()
     # A message in three fragments with a ping between them.
     csms.write_raw(CP_ID, ws_frame(1, b'[2, "frag-1", "Make', fin=False) + ws_frame(9, b"hi")
                    + ws_frame(0, b"Co", fin=False) + ws_frame(0, b'ffee", {}]'), expect_id="frag-1")

@@ -1,11 +1,14 @@
-"""Local Auth List Management (OCA 042, 043): versions, Full and Differential updates, and
-authorization from the list without asking the CSMS."""
+"""Local Auth List Management (OCA 042, 043): versions, Full and Differential updates, 1,000 tags
+in one SendLocalList, and authorization from the list without asking the CSMS."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from borne.csms import Csms
+from borne.sim.simulator import Simulator
 from ocpp.v16 import call
 from simctl import Control
 
@@ -17,8 +20,15 @@ async def _cp(csms: Csms) -> Any:
     return csms.charge_points[CP_ID]
 
 
-def _entry(tag: str, status: str = "Accepted") -> dict[str, Any]:
-    return {"id_tag": tag, "id_tag_info": {"status": status}}
+def _entry(tag: str, status: str = "Accepted", expiry: str | None = None) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": status}
+    if expiry:
+        info["expiry_date"] = expiry
+    return {"id_tag": tag, "id_tag_info": info}
+
+
+def _raw_entry(tag: str) -> dict[str, Any]:
+    return {"idTag": tag, "idTagInfo": {"status": "Accepted", "parentIdTag": "PARENT"}}
 
 
 async def test_versions_full_and_differential(csms: Csms, control: Control) -> None:
@@ -37,35 +47,73 @@ async def test_versions_full_and_differential(csms: Csms, control: Control) -> N
     assert (await cp.call(call.GetLocalListVersion())).list_version == 4
 
 
-async def test_a_thousand_tags_in_updates_of_send_local_list_max_length(
+async def _max_length(cp: Any, key: str) -> int:
+    res = await cp.call(call.GetConfiguration(key=[key]))
+    return int(res.configuration_key[0]["value"])
+
+
+async def test_one_send_local_list_of_1000_tags(
+    csms: Csms, sim: Simulator, control: Control, flash: Path
+) -> None:
+    """1,000 tags in one message (~75 KB: over the WebSocket's 16 KiB RAM limit, spooled to flash
+    and streamed into the list); 1,001 fail and leave the list as it was."""
+    cp = await _cp(csms)
+    assert await _max_length(cp, "SendLocalListMaxLength") >= 1000
+    assert await _max_length(cp, "LocalAuthListMaxLength") >= 1000
+    tags = [_entry(f"T{i:05d}", expiry="2031-01-01T00:00:00Z") for i in range(1000)]
+    res = await cp.call(call.SendLocalList(list_version=1, update_type="Full",
+                                           local_authorization_list=tags))
+    assert res.status == "Accepted"
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"rpc: SendLocalList \S+: \d{5} bytes, read from flash")
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 1
+    assert not (flash / "data" / "rx.spool").exists(), "the spool file is removed once handled"
+
+    # 1,001 entries, updateType after the list (key order is the sender's choice): Failed
+    too_many = [_raw_entry(f"U{i:05d}") for i in range(1001)]
+    text = json.dumps([2, "sll-1001", "SendLocalList", {
+        "listVersion": 2, "localAuthorizationList": too_many, "updateType": "Full"}])
+    f = await csms.call_raw(CP_ID, text, "sll-1001", timeout=30)
+    assert f.msg == [3, "sll-1001", {"status": "Failed"}]
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 1
+    # nor may a Differential grow the list past LocalAuthListMaxLength
+    res = await cp.call(call.SendLocalList(list_version=2, update_type="Differential",
+                                           local_authorization_list=[_entry("ONE-TOO-MANY")]))
+    assert res.status == "Failed"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 1
+
+    # The old list answers: a listed tag starts without an Authorize.req (LocalPreAuthorize,
+    # AuthorizeRemoteTxRequests), a tag of the failed update is not listed.
+    await cp.call(call.ChangeConfiguration(key="LocalPreAuthorize", value="true"))
+    res = await cp.call(call.RemoteStartTransaction(id_tag="T00777", connector_id=1))
+    assert res.status == "Accepted"
+    await control("plug")
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == "T00777"
+    assert not csms.calls("Authorize"), "a locally listed tag needs no Authorize.req"
+    await control("unplug")
+    await csms.wait_call("StopTransaction")
+    res = await cp.call(call.RemoteStartTransaction(id_tag="U00000", connector_id=1))
+    assert res.status == "Accepted"
+    auth = await csms.wait_call("Authorize")
+    assert auth.payload["idTag"] == "U00000", "not on the list: the CSMS is asked"
+
+
+async def test_a_malformed_large_send_local_list_changes_nothing(
     csms: Csms, control: Control
 ) -> None:
     cp = await _cp(csms)
-    per = int((await cp.call(call.GetConfiguration(key=["SendLocalListMaxLength"])))
-              .configuration_key[0]["value"])
-    total = int((await cp.call(call.GetConfiguration(key=["LocalAuthListMaxLength"])))
-                .configuration_key[0]["value"])
-    assert total >= 1000
-    first = [_entry(f"T{i:05d}") for i in range(per)]
-    res = await cp.call(call.SendLocalList(list_version=1, update_type="Full",
-                                           local_authorization_list=first))
+    res = await cp.call(call.SendLocalList(list_version=5, update_type="Full",
+                                           local_authorization_list=[_entry("KEEP")]))
     assert res.status == "Accepted"
-    version = 1
-    for start in range(per, 1000, per):
-        version += 1
-        part = [_entry(f"T{i:05d}") for i in range(start, min(start + per, 1000))]
-        res = await cp.call(call.SendLocalList(list_version=version, update_type="Differential",
-                                               local_authorization_list=part))
-        assert res.status == "Accepted"
-    too_many = [_entry(f"U{i:05d}") for i in range(per + 1)]
-    res = await cp.call(call.SendLocalList(list_version=version + 1, update_type="Full",
-                                           local_authorization_list=too_many))
-    assert res.status == "Failed"
-    more = [_entry("ONE-TOO-MANY")]
-    res = await cp.call(call.SendLocalList(list_version=version + 1, update_type="Differential",
-                                           local_authorization_list=more))
-    assert res.status == "Failed", "the list must not grow past LocalAuthListMaxLength"
-    assert (await cp.call(call.GetLocalListVersion())).list_version == version
+    entries = [_raw_entry(f"B{i:05d}") for i in range(600)]
+    entries[432]["idTagInfo"]["status"] = "Sometimes"
+    text = json.dumps([2, "bad-1", "SendLocalList", {
+        "listVersion": 6, "localAuthorizationList": entries, "updateType": "Full"}])
+    f = await csms.call_raw(CP_ID, text, "bad-1", timeout=30)
+    assert f.msg[:3] == [4, "bad-1", "PropertyConstraintViolation"]
+    assert "localAuthorizationList[432]" in f.msg[3]
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 5
 
 
 async def test_local_pre_authorize_starts_without_asking_the_csms(

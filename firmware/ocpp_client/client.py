@@ -53,6 +53,7 @@ class OcppClient:
         self.txq.on_stop_conf = self._stop_conf
         self.auth = Auth(store, config, LocalList(store, config.get("LocalAuthListMaxLength")))
         self.auth.remote = self._authorize_remote
+        self.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot
         self.rpc = Rpc(handlers.build(self))
         self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.known_actions = handlers.UNSUPPORTED
@@ -335,7 +336,8 @@ class OcppClient:
             try:
                 auth, tls = security.connect_args(self.settings, url, self.board)
                 ws = await wsmod.connect(
-                    url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route()
+                    url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
+                    spool=self.spool, spool_if=self.rpc.spool_wanted,
                 )
             except Exception as e:
                 attempt += 1

@@ -54,9 +54,9 @@ KEYS = {
     "WebSocketPingInterval": ("i", 30, "w"),
     "LocalAuthListEnabled": ("b", True, "w"),
     "LocalAuthListMaxLength": ("i", 1000, "r"),
-    # One SendLocalList must fit a WebSocket message (16 KiB): 200 entries. The list itself holds
-    # 1,000 (several updates). Streaming large messages to flash would lift this.
-    "SendLocalListMaxLength": ("i", 200, "r"),
+    # 1,000 entries in one SendLocalList (~55-100 KB of JSON): a message over the WebSocket's RAM
+    # limit is spooled to flash and the list streamed from there (ws.py, spooled.py).
+    "SendLocalListMaxLength": ("i", 1000, "r"),
     "ReserveConnectorZeroSupported": ("b", False, "r"),
     "ChargeProfileMaxStackLevel": ("i", 8, "r"),
     "ChargingScheduleAllowedChargingRateUnit": ("l", "Current,Power", "r"),

@@ -147,10 +147,11 @@ def build(c):
     async def send_list(p):
         if local is None:
             return {"status": "NotSupported"}
-        entries = p.get("localAuthorizationList") or []
-        if len(entries) > cfg.get("SendLocalListMaxLength"):
-            return {"status": "Failed"}
-        return {"status": local.update(p["listVersion"], p["updateType"], entries)}
+        # The entries are a list, or a generator reading them from flash (a message too long for
+        # RAM): counted as they stream past, never len()'d.
+        entries = _at_most(p.get("localAuthorizationList") or (),
+                           cfg.get("SendLocalListMaxLength"))
+        return {"status": await local.apply(p["listVersion"], p["updateType"], entries)}
 
     return {
         "GetLocalListVersion": list_version,
@@ -171,6 +172,18 @@ def build(c):
         "DataTransfer": data_transfer,
         "TriggerMessage": trigger,
     }
+
+
+def _at_most(entries, limit):
+    # The entries, failing the update (TooLong: it keeps the old list) past `limit` of them.
+    from ocpp_client.locallist import TooLong
+
+    n = 0
+    for e in entries:
+        n += 1
+        if n > limit:
+            raise TooLong("more than SendLocalListMaxLength (%d) entries" % limit)
+        yield e
 
 
 # Actions of OCPP 1.6 we know but do not support (yet): NotSupported, not NotImplemented.

@@ -9,7 +9,7 @@ import os
 import binascii
 
 import log
-from ocpp_client.ws import WsError, WsTooBig
+from ocpp_client.ws import Spooled, WsError, WsTooBig
 
 CALL = const(2)
 RESULT = const(3)
@@ -18,6 +18,9 @@ MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
 _FORMATION = "FormationViolation"
 _TAG = "rpc"
+# Actions whose CALL may legitimately be longer than the WebSocket's RAM limit: spooled to flash
+# and read from there as a stream (spooled.py), with the array field that makes them long.
+STREAMED = {"SendLocalList": "localAuthorizationList"}
 
 
 class CallError(Exception):
@@ -52,40 +55,57 @@ def _is_int(v):
 def sniff(raw):
     # (message type, id) read from the start of a frame that may not parse (truncated, oversize,
     # broken JSON): '[2, "abc", ...' -> (2, "abc"). Either is None when it cannot be read.
-    b = bytes(raw[:80]) if not isinstance(raw, str) else raw[:80].encode()
+    kind, mid, _ = sniff_call(raw)
+    return kind, mid
+
+
+def sniff_call(raw):
+    # (message type, id, action) from the start of a frame, as sniff(); the action is None when
+    # it cannot be read ('[2, "abc", "SendLocalList", ...' -> (2, "abc", "SendLocalList")).
+    b = bytes(raw[:128]) if not isinstance(raw, str) else raw[:128].encode()
     n = len(b)
-    i = 0
-
-    def skip(i):
-        while i < n and b[i] in b" \t\r\n":
-            i += 1
-        return i
-
-    i = skip(i)
+    i = _blank(b, 0)
     if i >= n or b[i] != 0x5B:  # [
-        return None, None
-    i = skip(i + 1)
+        return None, None, None
+    i = _blank(b, i + 1)
     j = i
     while i < n and 0x30 <= b[i] <= 0x39:
         i += 1
     if i == j or i - j > 3:
-        return None, None
+        return None, None, None
     kind = int(b[j:i])
-    i = skip(i)
+    mid, i = _name(b, i)
+    if mid is None:
+        return kind, None, None
+    action, _ = _name(b, i)
+    return kind, mid, action
+
+
+def _blank(b, i):
+    n = len(b)
+    while i < n and b[i] in b" \t\r\n":
+        i += 1
+    return i
+
+
+def _name(b, i):
+    # ', "<printable ASCII, no escapes, 1..36>"' at b[i:] -> (the str, index past it) or (None, i)
+    n = len(b)
+    i = _blank(b, i)
     if i >= n or b[i] != 0x2C:  # ,
-        return kind, None
-    i = skip(i + 1)
+        return None, i
+    i = _blank(b, i + 1)
     if i >= n or b[i] != 0x22:  # "
-        return kind, None
+        return None, i
     j = i + 1
     k = b.find(b'"', j)
     if k < 0 or k == j or k - j > MAX_ID:
-        return kind, None
-    mid = b[j:k]
-    for c in mid:
+        return None, i
+    s = b[j:k]
+    for c in s:
         if c < 0x20 or c == 0x5C or c > 0x7E:  # control, backslash (escapes) or non-ASCII
-            return kind, None
-    return kind, mid.decode()
+            return None, i
+    return s.decode(), k + 1
 
 
 class Rpc:
@@ -103,6 +123,12 @@ class Rpc:
         self._answer = None
         self._event = asyncio.Event()
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
+
+    def spool_wanted(self, head):
+        # ws.py's spool_if: is a message over the RAM limit worth writing to flash? Only a CALL
+        # this side can read from there (anything else is refused by its head alone).
+        kind, mid, action = sniff_call(head)
+        return kind == CALL and mid is not None and action in STREAMED and action in self.handlers
 
     def _next_id(self):
         # Unique per boot (random prefix) and within a boot (counter): "1a2b3c4d-17", <= 28 chars.
@@ -162,7 +188,10 @@ class Rpc:
                     await self._too_big(e)
                     continue
                 try:
-                    await self._dispatch(raw)
+                    if isinstance(raw, Spooled):
+                        await self._spooled(raw)
+                    else:
+                        await self._dispatch(raw)
                 except (OSError, WsError):
                     raise  # the transport failed while answering
                 except Exception as e:
@@ -181,12 +210,46 @@ class Rpc:
         await self._reply([ERROR, mid or _NO_ID, code, description, {}])
 
     async def _too_big(self, e):
+        # e: a WsTooBig, or a Spooled message that is not read from flash
         kind, mid = sniff(e.head)
         log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
                  e.size, e.limit, kind, mid)
         if kind == CALL and mid:
             await self._error(mid, _FORMATION,
                               "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))
+
+    async def _spooled(self, m):
+        # A message over the RAM limit, spooled to flash (ws.Spooled). Only a CALL of an action
+        # that may legitimately be this long (STREAMED) is read, from the file as a stream; any
+        # other (ws.py spools only those when spool_wanted is its filter) gets the oversize
+        # answer. The file is removed once handled.
+        try:
+            kind, mid, action = sniff_call(m.head)
+            from ocpp_client import spooled
+
+            h = self.handlers.get(action) if kind == CALL and mid else None
+            if h is None or action not in STREAMED:
+                return await self._too_big(m)
+            log.info(_TAG, "%s %s: %d bytes, read from flash", action, mid, m.size)
+            try:
+                f = m.open()
+            except OSError as e:
+                log.warn(_TAG, "%s %s: spool file unreadable (%s): InternalError", action, mid, e)
+                return await self._error(mid, "InternalError", "cannot read the message")
+            try:
+                try:
+                    payload = await spooled.read(f, m.scratch, action)
+                except spooled.Bad as e:
+                    log.warn(_TAG, "%s %s: %s (%s)", action, mid, e.code, e.description)
+                    return await self._error(mid, e.code, e.description)
+                except (OSError, MemoryError) as e:
+                    log.exc(_TAG, "%s %s: reading it from flash" % (action, mid), e)
+                    return await self._error(mid, "InternalError", "cannot read the message")
+                await self._handle(mid, action, h, payload)
+            finally:
+                f.close()
+        finally:
+            m.remove()
 
     async def _garbage(self, raw, why):
         # A frame that does not parse: answer the CALL it seems to be, if any.
@@ -266,6 +329,10 @@ class Rpc:
         if h is None:
             log.info(_TAG, "%s %s: NotSupported", action, mid)
             return await self._error(mid, "NotSupported", "%s is not supported" % action)
+        await self._handle(mid, action, h, payload)
+
+    async def _handle(self, mid, action, h, payload):
+        # Run the handler of a checked CALL and answer it.
         try:
             res = await h(payload)
             if not isinstance(res, dict):

@@ -42,14 +42,23 @@ def known(action):
     return " " not in action and (" " + action + " ") in KNOWN
 
 
-def check(action, payload):
+def check(action, payload, streamed=None):
     # -> None when the payload is valid (or the action has no rules), else (code, description).
+    # streamed: {field: (number of items, (code, description) of the first bad one or None)} for
+    # a top-level array whose items were checked one by one with check_value() as they streamed
+    # past (a CALL too long for RAM, spooled.py); payload[field] is then only a stand-in.
     fields = rules_for(action)
     if fields is None:
         return None
     if not isinstance(payload, dict):
         return FORMATION, "payload of %s is not a JSON object" % action
-    return _obj(fields, payload, "")
+    return _obj(fields, payload, "", streamed)
+
+
+def check_value(code, arg, v, path):
+    # One value against its rule (an entry of rules_for(); for an array's items, the array's
+    # item rule).
+    return _value(code & 15, arg, v, path)
 
 
 def _err(code, path, what):
@@ -57,7 +66,7 @@ def _err(code, path, what):
     return code, d[:_MAX_DESC]
 
 
-def _obj(fields, obj, path):
+def _obj(fields, obj, path, streamed=None):
     for k in obj:
         for f in fields:
             if f[0] == k:
@@ -68,6 +77,13 @@ def _obj(fields, obj, path):
         if name not in obj:
             if code & _REQ:
                 return _err(OCCURENCE, _join(path, name), "required")
+            continue
+        if streamed and name in streamed:
+            n, bad = streamed[name]
+            if n < arg[0]:
+                return _err(PROPERTY, name, "needs at least %d item(s)" % arg[0])
+            if bad is not None:
+                return bad
             continue
         r = _value(code & 15, arg, obj[name], _join(path, name))
         if r is not None:

@@ -5,8 +5,12 @@
 # (RX_SIZE, grown up to `max_size` only if a longer message comes; kept across reconnects);
 # frames go out through one preallocated send buffer, masked in place by a native (viper) loop,
 # so masking costs no per-byte Python work.
-# A message over `max_size` is read to its end and dropped (WsTooBig, the connection lives on);
-# only past _DISCARD_MAX, or on a protocol violation, is the connection failed.
+# A message over `max_size` (the RAM limit) is written to a spool file on flash as it arrives, if
+# the connection has one, the message stays within `spool_max` and its head names a message the
+# receiver can read from flash (`spool_if(head)`: anything else would only wear the flash), and
+# handed up as a Spooled object (path, size, head) instead of a buffer; otherwise it is read to its
+# end and dropped (WsTooBig, the connection lives on). Only past _DISCARD_MAX, or on a protocol
+# violation, is the connection failed.
 import asyncio
 import binascii
 import hashlib
@@ -24,10 +28,14 @@ OP_PING = const(9)
 OP_PONG = const(10)
 _MAX_HEADERS = const(32)
 _MAX_HEADER_LINE = const(512)
-_HEAD_KEEP = const(80)  # bytes of an oversize message kept so the RPC layer can name it
+_HEAD_KEEP = const(128)  # bytes of an oversize message kept so the RPC layer can name it
 _DISCARD_MAX = const(1048576)  # an oversize message longer than this fails the connection
+SPOOL_MAX = const(262144)  # flash limit: a longer message is dropped, not spooled
 RX_SIZE = const(2048)  # receive buffer to start with; it grows (up to max_size) when needed
 TX_SIZE = const(1024)  # preallocated send buffer; larger frames allocate their own
+_RAM = const(0)  # recv_msg: assembling the message in the receive buffer
+_SPOOL = const(1)  # writing it to the spool file
+_DROP = const(2)  # reading it to its end to drop it
 
 
 class WsError(Exception):
@@ -45,6 +53,28 @@ class WsTooBig(WsError):
         self.size = size
         self.limit = limit
         self.head = head  # its first bytes (which name the message: '[2,"id",...')
+
+
+class Spooled:
+    # A complete message over the RAM limit, in the spool file (a store.Spool). The receiver reads
+    # it with open() and must remove() it once handled; the next spooled message overwrites it.
+    # `scratch` is the connection's receive buffer, idle until the next recv_msg(): the reader of
+    # the file may use it instead of allocating its own.
+    def __init__(self, spool, size, limit, head, scratch):
+        self.spool = spool
+        self.size = size
+        self.limit = limit  # the RAM limit it is over
+        self.head = head
+        self.scratch = scratch
+
+    def __len__(self):
+        return self.size
+
+    def open(self):
+        return self.spool.open()
+
+    def remove(self):
+        self.spool.remove()
 
 
 try:
@@ -133,13 +163,18 @@ def _close_stream(w):
 
 class WebSocket:
     # One connection. `recv_msg()` returns the next message as a memoryview of the receive buffer
-    # (valid until the next call); `recv()` the same as a str; `send(str)` sends one text message.
-    def __init__(self, reader, writer, max_size):
+    # (valid until the next call), or a Spooled one; `recv()` the same as a str; `send(str)` sends
+    # one text message. `spool` (a store.Spool, or None) takes messages over max_size whose head
+    # (first _HEAD_KEEP bytes) `spool_if` accepts (None: all).
+    def __init__(self, reader, writer, max_size, spool=None, spool_max=SPOOL_MAX, spool_if=None):
         if max_size < 256:
             raise ValueError("max_size under 256 bytes")
         self.r = reader
         self.w = writer
         self.max_size = max_size
+        self.spool = spool
+        self.spool_max = spool_max if spool is not None else max_size
+        self.spool_if = spool_if
         self.closed = False
         self.last_rx_ms = _ticks()
         global _spare_rx, _spare_tx
@@ -173,6 +208,32 @@ class WebSocket:
             k = n if n < len(scratch) else len(scratch)
             await self._fill(scratch[:k])
             n -= k
+
+    async def _spool_in(self, f, n, done):
+        # Read n bytes of the message into the spool file `f` through the receive buffer past the
+        # kept head (chunks as large as that space, written straight from the buffer), keeping the
+        # message's first _HEAD_KEEP bytes at the buffer's start; `done`: bytes already in the
+        # file. -> False when writing failed (flash full or failing): the rest of the n bytes is
+        # then only read (the head still kept), and the caller gives up spooling.
+        rxv = self._rxv
+        scratch = rxv[_HEAD_KEEP:]
+        ok = True
+        while n > 0:
+            k = n if n < len(scratch) else len(scratch)
+            c = scratch[:k]
+            await self._fill(c)
+            n -= k
+            if done < _HEAD_KEEP:
+                h = min(k, _HEAD_KEEP - done)
+                rxv[done : done + h] = c[:h]
+            done += k
+            if ok:
+                try:
+                    f.write(c)
+                except OSError as e:
+                    _log_spool(e)
+                    ok = False
+        return ok
 
     async def _fail(self, code, why):
         # A protocol violation: close with `code` (best effort) and raise.
@@ -239,49 +300,121 @@ class WebSocket:
         self._rxv = memoryview(buf)
 
     async def recv_msg(self):
-        # The next complete message (text or binary) as a memoryview into the receive buffer.
-        # Pings are answered and fragments joined on the way. Raises WsTooBig for a dropped
-        # oversize message (the connection is fine), WsClosed/WsError when it is not.
-        size = 0
+        # The next complete message (text or binary) as a memoryview into the receive buffer, or
+        # a Spooled one when it is over max_size and within the flash limit. Pings are answered
+        # and fragments joined on the way. Raises WsTooBig for a dropped oversize message (the
+        # connection is fine), WsClosed/WsError when it is not.
+        size = 0  # bytes of the message so far
         first = -1  # opcode of the message being assembled
-        over = 0  # > 0: length so far of an oversize message being dropped
-        while True:
-            fin, op, n = await self._head()
-            if op >= 8:
-                await self._control(op, n, fin)
-                continue
-            if op == OP_CONT:
-                if first < 0:
-                    await self._fail(1002, "continuation frame without a message")
-            elif op == OP_TEXT or op == OP_BIN:
-                if first >= 0:
-                    await self._fail(1002, "new message inside a fragmented one")
-                first = op
-            else:
-                await self._fail(1002, "unknown opcode %d" % op)
-            if over or size + n > self.max_size:
-                over = (over or size) + n
-                if over > _DISCARD_MAX:
+        mode = _RAM
+        f = None  # the spool file while spooling
+        try:
+            while True:
+                fin, op, n = await self._head()
+                if op >= 8:
+                    await self._control(op, n, fin)
+                    continue
+                if op == OP_CONT:
+                    if first < 0:
+                        await self._fail(1002, "continuation frame without a message")
+                elif op == OP_TEXT or op == OP_BIN:
+                    if first >= 0:
+                        await self._fail(1002, "new message inside a fragmented one")
+                    first = op
+                else:
+                    await self._fail(1002, "unknown opcode %d" % op)
+                if size + n > _DISCARD_MAX:
                     await self._fail(1009, "message over %d bytes" % _DISCARD_MAX)
-                keep = min(n, _HEAD_KEEP - size) if size < _HEAD_KEEP else 0
-                if keep:
-                    await self._fill(self._rxv[size : size + keep])
-                    size += keep
-                await self._skip(n - keep)
-                if fin:
-                    raise WsTooBig(over, self.max_size, bytes(self._rxv[: min(size, _HEAD_KEEP)]))
-                continue
-            if size + n > len(self._rx):
-                self._grow(size, size + n)
-            if n:
-                await self._fill(self._rxv[size : size + n])
-            size += n
-            if fin:
-                return self._rxv[:size]
+                if mode == _RAM and size + n > self.max_size:
+                    mode = _DROP
+                    if size < _HEAD_KEEP:
+                        # Complete the head first (this frame brings at least the rest of it:
+                        # max_size >= 256): it names the message, and decides.
+                        k = min(n, _HEAD_KEEP - size)
+                        await self._fill(self._rxv[size : size + k])
+                        size += k
+                        n -= k
+                    if size + n <= self.spool_max and self._spool_wanted(size):
+                        f = self._spool_start(size)
+                        if f is not None:
+                            mode = _SPOOL
+                if mode == _SPOOL and size + n > self.spool_max:
+                    self._spool_end(f, False)
+                    f = None
+                    mode = _DROP
+                if mode == _RAM:
+                    if size + n > len(self._rx):
+                        self._grow(size, size + n)
+                    if n:
+                        await self._fill(self._rxv[size : size + n])
+                elif mode == _SPOOL:
+                    if not await self._spool_in(f, n, size):
+                        self._spool_end(f, False)
+                        f = None
+                        mode = _DROP
+                else:
+                    await self._skip(n)  # (the head is kept: it was completed above)
+                size += n
+                if not fin:
+                    continue
+                head = self._rxv[: min(size, _HEAD_KEEP)]
+                if mode == _RAM:
+                    return self._rxv[:size]
+                if mode == _SPOOL:
+                    kept = self._spool_end(f, True)
+                    f = None
+                    if kept:
+                        return Spooled(self.spool, size, self.max_size, bytes(head), self._rx)
+                # over the flash limit, or not spooled (not wanted, no spool, the flash failed)
+                limit = self.spool_max if size > self.spool_max else self.max_size
+                raise WsTooBig(size, limit, bytes(head))
+        finally:
+            if f is not None:  # the connection failed mid-message
+                self._spool_end(f, False)
+
+    def _spool_wanted(self, size):
+        if self.spool is None:
+            return False
+        if self.spool_if is None:
+            return True
+        try:
+            return self.spool_if(self._rxv[: min(size, _HEAD_KEEP)])
+        except Exception:
+            return False
+
+    def _spool_start(self, size):
+        # The message outgrows RAM: open the spool file and write what is already in the buffer.
+        # -> the open file, or None (no spool, or flash failing: the message is dropped instead).
+        if self.spool is None:
+            return None
+        f = None
+        try:
+            f = self.spool.create()
+            if size:
+                f.write(self._rxv[:size])
+            return f
+        except OSError as e:
+            _log_spool(e)
+            if f is not None:
+                self._spool_end(f, False)
+            return None
+
+    def _spool_end(self, f, keep):
+        # Close the spool file; remove it unless it holds a complete message. -> kept
+        if f is not None:
+            try:
+                f.close()  # closing flushes to flash
+            except OSError as e:
+                _log_spool(e)
+                keep = False
+        if not keep:
+            self.spool.remove()
+        return keep
 
     async def recv(self):
-        # The next message as a str (text) or bytes (binary); see recv_msg.
-        return str(await self.recv_msg(), "utf-8")
+        # The next message as a str (a Spooled one as it is); see recv_msg.
+        m = await self.recv_msg()
+        return m if isinstance(m, Spooled) else str(m, "utf-8")
 
     # -- sending -------------------------------------------------------------------------
     async def _send_frame(self, op, payload):
@@ -343,6 +476,12 @@ class WebSocket:
             self._rx = self._tx = None
 
 
+def _log_spool(e):
+    import log
+
+    log.warn("ws", "cannot spool a long message to flash (%s): dropping it", e)
+
+
 def _ticks():
     import time
 
@@ -359,11 +498,12 @@ async def _readline(r):
 
 
 async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, timeout_ms=10000,
-                  max_size=16384, route=None):
+                  max_size=16384, route=None, spool=None, spool_max=SPOOL_MAX, spool_if=None):
     # Opens the socket, performs the handshake, checks the accept key and the subprotocol.
     # `auth` is the ready "Basic ..." header value or None; `ssl_ctx` the TLS context for wss://
     # (security.tls_context); `route(host, port)` may redirect the TCP connection (the board's
-    # network) while TLS and Host keep the URL's host. Raises WsError/OSError/ValueError.
+    # network) while TLS and Host keep the URL's host; `spool` (a store.Spool) takes messages over
+    # max_size, up to spool_max, whose head `spool_if` accepts. Raises WsError/OSError/ValueError.
     secure, host, port, path = parse_url(url)
     if secure and ssl_ctx is None:
         raise WsError("wss:// needs a TLS context")
@@ -423,7 +563,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
             # a TLS alert (OSError with a negative code)
             raise WsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
         raise
-    return WebSocket(r, w, max_size)
+    return WebSocket(r, w, max_size, spool, spool_max, spool_if)
 
 
 def _mbedtls(e):

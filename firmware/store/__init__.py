@@ -208,7 +208,32 @@ class Store:
         self._seq.pop(name, None)
         self._bad.pop(name, None)
 
+    def spool(self, name):
+        # A scratch file for one large incoming message (ws.py writes it, rpc.py reads it back);
+        # any copy left by a reboot mid-message is dropped here, so call this once at boot.
+        return Spool(self.path(name, ".spool"))
+
     def journal(self, name, max_records, ring=False):
         from store.journal import Journal  # lazy: not every caller needs it
 
         return Journal(self.path(name, ".log"), max_records, ring)
+
+
+class Spool:
+    # A message too long for RAM, on its way through flash: written once in chunks as it arrives,
+    # read back once, removed. Not a document: no copies, no CRC (the WebSocket layer knows its
+    # length, and a power cut makes it worthless anyway: the CSMS gets no answer and repeats).
+    # Flash budget: one write of the message (at most the WebSocket's flash limit) per message
+    # over the RAM limit; those are rare (a SendLocalList of more than ~200 tags).
+    def __init__(self, path):
+        self.path = path
+        _remove(path)
+
+    def create(self):
+        return open(self.path, "wb")
+
+    def open(self):
+        return open(self.path, "rb")
+
+    def remove(self):
+        _remove(self.path)

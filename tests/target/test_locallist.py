@@ -1,10 +1,13 @@
 # The local authorization list on flash: 1,000 tags in a small heap, Full and Differential
-# updates, versions, bounds, and a Full update cut short by a power cut.
+# updates (all or nothing), versions, bounds, and updates cut short by a power cut.
 # heapsize: 64wK
+import asyncio
 import gc
 import os
+from binascii import crc32
 
 from store import Store
+from ocpp_client import locallist
 from ocpp_client.locallist import LocalList
 
 ROOT = "ll_store"
@@ -37,7 +40,13 @@ def test_over_the_maximum_fails_and_keeps_the_old_list():
     assert ll.update(2, "Full", _entries(11, "NEW")) == "Failed"
     assert ll.version == 1 and ll.lookup("TAG00004") is not None and ll.lookup("NEW00000") is None
     assert ll.update(3, "Differential", _entries(6, "MORE")) == "Failed"
-    assert ll.version == 1
+    assert ll.version == 1 and ll.count == 5
+    # nothing of the failed update is on the list, before or after a reboot
+    for l2 in (ll, LocalList(Store(ROOT), 10)):
+        assert all(l2.lookup("MORE%05d" % i) is None for i in range(6))
+        assert all(l2.lookup("TAG%05d" % i) is not None for i in range(5))
+        assert l2.lookup("NEW00000") is None
+    assert sorted(os.listdir(ROOT)) == ["ll", "locallist.json"]
 
 
 def test_differential_adds_updates_deletes_and_checks_the_version():
@@ -82,3 +91,125 @@ def test_full_update_cut_while_writing_keeps_the_old_list():
     after = LocalList(Store(ROOT), 100)
     assert after.version == 1 and after.lookup("OLD00001") is not None
     assert after.lookup("NEW00000") is None
+
+
+def test_differential_of_1000_changes_in_a_small_heap():
+    ll = LocalList(Store(ROOT), 1000)
+    assert ll.update(1, "Full", _entries(600)) == "Accepted"
+
+    def changes():
+        for i in range(400):
+            yield {"idTag": "ADD%05d" % i, "idTagInfo": {"status": "Accepted"}}
+        for i in range(500):
+            yield {"idTag": "TAG%05d" % i, "idTagInfo": {"status": "Blocked"}}
+        for i in range(500, 600):
+            yield {"idTag": "tag%05d" % i}  # removed (any case)
+
+    gc.collect()
+    assert ll.update(2, "Differential", changes()) == "Accepted"
+    assert ll.version == 2 and ll.count == 900
+    assert ll.lookup("ADD00399") == {"status": "Accepted"}
+    assert ll.lookup("TAG00123") == {"status": "Blocked"}
+    assert ll.lookup("TAG00555") is None
+    assert LocalList(Store(ROOT), 1000).count == 900
+
+
+def _same_bucket(n, b=0):
+    # n tags that all land in bucket b
+    out = []
+    i = 0
+    while len(out) < n:
+        t = "B%06d" % i
+        if crc32(t.encode()) % 32 == b:
+            out.append(t)
+        i += 1
+    return out
+
+
+def test_a_bucket_with_more_changes_than_fit_in_ram_is_merged_in_order():
+    tags = _same_bucket(150)  # ~6 KB of change lines for one bucket: several portions
+    ll = LocalList(Store(ROOT), 1000)
+    ll.update(1, "Full", [{"idTag": tags[0], "idTagInfo": {"status": "Accepted"}}])
+    ch = [{"idTag": t, "idTagInfo": {"status": "Accepted", "parentIdTag": "P" * 20}} for t in tags]
+    ch.insert(3, {"idTag": tags[140], "idTagInfo": {"status": "Blocked"}})  # early, then again
+    ch.append({"idTag": tags[5]})  # added early, removed last
+    ch.append({"idTag": tags[0], "idTagInfo": {"status": "Expired"}})
+    assert ll.update(2, "Differential", ch) == "Accepted"
+    assert ll.count == 149
+    assert ll.lookup(tags[140])["status"] == "Accepted"
+    assert ll.lookup(tags[5]) is None
+    assert ll.lookup(tags[0]) == {"status": "Expired"}
+    with open(ROOT + "/ll/00", "rb") as f:
+        assert sum(1 for _ in f) == 149
+
+
+def test_differential_cut_before_or_after_its_done_mark():
+    ll = LocalList(Store(ROOT), 100)
+    ll.update(1, "Full", _entries(3, "OLD"))
+    # after the mark, before (or during) moving the buckets in: finished at boot
+    orig = ll._recover
+    ll._recover = lambda: None
+    ll.update(2, "Differential", _entries(20, "NEW"))
+    ll._recover = orig
+    names = os.listdir(ROOT + "/ll.new")
+    assert "done" in names
+    first = [n for n in names if len(n) == 2][0]
+    os.rename(ROOT + "/ll.new/" + first, ROOT + "/ll/" + first)  # one already moved
+    after = LocalList(Store(ROOT), 100)
+    assert after.version == 2 and after.count == 23
+    assert all(after.lookup("NEW%05d" % i) is not None for i in range(20))
+    assert after.lookup("OLD00002") is not None
+    assert "ll.new" not in os.listdir(ROOT)
+    # before the mark: dropped at boot, the list as it was
+    os.mkdir(ROOT + "/ll.new")
+    with open(ROOT + "/ll.new/07.c", "wb") as f:
+        f.write(b"OLD00000\t\n")
+    again = LocalList(Store(ROOT), 100)
+    assert again.version == 2 and again.lookup("OLD00000") is not None
+    assert "ll.new" not in os.listdir(ROOT)
+
+
+def test_a_tag_that_would_break_the_lines_fails_the_update():
+    ll = LocalList(Store(ROOT), 100)
+    ll.update(1, "Full", _entries(3))
+    bad = [{"idTag": "A\tB", "idTagInfo": {"status": "Accepted"}}]
+    assert ll.update(2, "Full", bad) == "Failed"
+    assert ll.update(2, "Differential", [{"idTag": "X\nY"}]) == "Failed"
+    assert ll.version == 1 and ll.lookup("TAG00002") is not None
+
+
+class FastClock:
+    # Each reading 7 ms later than the one before.
+    def __init__(self):
+        self.t = 0
+
+    def ticks_ms(self):
+        self.t += 7
+        return self.t
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+
+async def test_apply_lets_other_tasks_run_between_slices():
+    ll = LocalList(Store(ROOT), 1000)
+    turns = [0]
+
+    async def other():
+        while True:
+            turns[0] += 1
+            await asyncio.sleep_ms(0)
+
+    t = asyncio.create_task(other())
+    real = locallist.time
+    locallist.time = FastClock()
+    try:
+        assert await ll.apply(1, "Full", _entries(200)) == "Accepted"
+        n = turns[0]
+        assert n >= 50, n
+        assert await ll.apply(2, "Differential", _entries(50, "D")) == "Accepted"
+        assert turns[0] > n
+    finally:
+        locallist.time = real
+        t.cancel()
+    assert ll.count == 250

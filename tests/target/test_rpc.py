@@ -4,9 +4,10 @@
 import asyncio
 import json
 
-from mphelp import Logs
-from ocpp_client.rpc import Rpc, Reject, CallError, CallTimeout, Disconnected, sniff
-from ocpp_client.ws import WsClosed, WsTooBig
+from mphelp import Logs, exists, write
+from ocpp_client.rpc import Rpc, Reject, CallError, CallTimeout, Disconnected, sniff, sniff_call
+from ocpp_client.ws import Spooled, WsClosed, WsTooBig
+from store import Store
 
 
 class FakeWs:
@@ -33,6 +34,8 @@ class FakeWs:
         x = self.q.pop(0)
         if isinstance(x, Exception):
             raise x
+        if isinstance(x, Spooled):
+            return x
         if isinstance(x, str):
             x = x.encode()
         return memoryview(bytearray(x))
@@ -328,6 +331,127 @@ def test_sniff():
     assert sniff(b'{"a":1}') == (None, None)
     assert sniff(b"") == (None, None)
     assert sniff(memoryview(b'[4,"q"')) == (4, "q")
+    assert sniff_call(b'[2, "m-7" ,\n"SendLocalList", {"listVersion"') == (2, "m-7", "SendLocalList")
+    assert sniff_call(b'[2,"m-7","Send') == (2, "m-7", None)
+    assert sniff_call(b'[2,"m-7","S\\u0065nd"') == (2, "m-7", None)
+    assert sniff_call(b'[2,"m-7",5') == (2, "m-7", None)
+    assert sniff_call(b'[3,"m-7",{') == (3, "m-7", None)
+    assert sniff_call(b"x") == (None, None, None)
+
+
+# -- messages spooled to flash ----------------------------------------------------------------
+
+def spooled(text, limit=1024):
+    # The message as ws.py hands it up once spooled (every call reuses the one spool file).
+    sp = Store("flash").spool("rx")
+    b = text.encode()
+    write(sp.path, b)
+    return Spooled(sp, len(b), limit, b[:128], bytearray(2048))
+
+
+def entries(n):
+    return [{"idTag": "T%04d" % i, "idTagInfo": {"status": "Accepted"}} for i in range(n)]
+
+
+async def test_a_spooled_send_local_list_is_streamed_from_flash_to_its_handler():
+    got = []
+
+    async def h(p):
+        assert not isinstance(p["localAuthorizationList"], list), "a generator, not a list"
+        got.append((p["listVersion"], p["updateType"], list(p["localAuthorizationList"])))
+        return {"status": "Accepted"}
+
+    after = []
+    rpc = Rpc({"SendLocalList": h})
+    rpc.after_reply = lambda a, req, res: after.append((a, res))
+    m = spooled(json.dumps([2, "big-1", "SendLocalList", {
+        "listVersion": 7, "localAuthorizationList": entries(40), "updateType": "Full"}]))
+    with Logs() as logs:
+        sent, _ = await serve_all(rpc, m, '[2, "next", "FooBar", {}]')
+    assert got == [(7, "Full", entries(40))]
+    assert sent[0] == [3, "big-1", {"status": "Accepted"}]
+    assert errors(sent) == [("next", "NotImplemented")]
+    assert after == [("SendLocalList", {"status": "Accepted"})]
+    assert not exists(m.spool.path), "the spool file is removed once handled"
+    assert logs.said("SendLocalList", "big-1", "read from flash")
+
+
+async def test_a_malformed_spooled_call_is_answered_and_never_reaches_the_handler():
+    seen = []
+
+    async def h(p):
+        seen.append(p)
+        return {"status": "Accepted"}
+
+    bad = entries(40)
+    bad[33]["idTagInfo"]["status"] = "Perhaps"
+    frames = [
+        json.dumps([2, "b-1", "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                                "localAuthorizationList": bad}]),
+        json.dumps([2, "b-2", "SendLocalList", {"listVersion": 1,
+                                                "localAuthorizationList": entries(40)}]),
+        json.dumps([2, "b-3", "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                                "localAuthorizationList": entries(40)}])[:-9],
+    ]
+    rpc = Rpc({"SendLocalList": h})
+    sent = []
+    for text in frames:  # one at a time: they share the one spool file, as on the charger
+        m = spooled(text)
+        sent += (await serve_all(rpc, m))[0]
+        assert not exists(m.spool.path)
+    assert errors(sent) == [("b-1", "PropertyConstraintViolation"),
+                            ("b-2", "OccurenceConstraintViolation"), ("b-3", "FormationViolation")]
+    assert "localAuthorizationList[33].idTagInfo.status" in sent[0][3]
+    assert seen == []
+
+
+async def test_other_spooled_messages_get_the_oversize_answer():
+    async def h(p):
+        raise AssertionError("never called")
+
+    rpc = Rpc({"DataTransfer": h, "SendLocalList": h})
+    frames = [
+        json.dumps([2, "dt-1", "DataTransfer", {"vendorId": "x", "data": "z" * 3000}]),
+        json.dumps([3, "res-1", {"x": "y" * 3000}]),
+        "garbage" * 500,
+        json.dumps([2, "x" * 40, "SendLocalList", {}]) + " " * 3000,  # no readable id
+    ]
+    ms = [spooled(t) for t in frames]
+    with Logs() as logs:
+        sent, why = await serve_all(Rpc({"DataTransfer": h}), *ms)
+    assert errors(sent) == [("dt-1", "FormationViolation")]
+    assert "over the 1024-byte limit" in sent[0][3]
+    assert logs.warned("over the 1024-byte limit")
+    for m in ms:
+        assert not exists(m.spool.path)
+    # SendLocalList without a handler: the oversize answer too
+    sent, _ = await serve_all(Rpc({}), spooled(json.dumps(
+        [2, "s-1", "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                     "localAuthorizationList": entries(40)}])))
+    assert errors(sent) == [("s-1", "FormationViolation")]
+
+
+def test_only_streamed_calls_with_a_handler_are_worth_spooling():
+    async def h(p):
+        return {}
+
+    rpc = Rpc({"SendLocalList": h, "DataTransfer": h})
+    assert rpc.spool_wanted(b'[2, "a", "SendLocalList", {"listVersion": 1, "localAuth')
+    assert not rpc.spool_wanted(b'[2, "a", "DataTransfer", {"vendorId": "x", "data": "zz')
+    assert not rpc.spool_wanted(b'[3, "a", {"status": "Accepted"')
+    assert not rpc.spool_wanted(b'[2, "a\\u0030", "SendLocalList", {')  # no readable id
+    assert not Rpc({}).spool_wanted(b'[2, "a", "SendLocalList", {"listVersion": 1, "loc')
+
+
+async def test_an_unreadable_spool_file_is_an_internal_error():
+    async def h(p):
+        raise AssertionError("never called")
+
+    m = spooled(json.dumps([2, "gone", "SendLocalList", {"listVersion": 1, "updateType": "Full"}]))
+    m.remove()
+    sent, why = await serve_all(Rpc({"SendLocalList": h}), m, '[2, "next", "FooBar", {}]')
+    assert errors(sent) == [("gone", "InternalError"), ("next", "NotImplemented")]
+    assert isinstance(why, WsClosed)
 
 
 async def test_a_call_that_cannot_be_sent_is_disconnected():

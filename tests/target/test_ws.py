@@ -1,11 +1,14 @@
 # On-target tests for ocpp_client.ws: RFC 6455 framing fed through a fake stream (fragments,
-# pings inside fragments, close, oversize, truncation, masked server frames), the masks the client
-# puts on its own frames, and the charge point id's percent-encoding.
+# pings inside fragments, close, oversize, truncation, masked server frames), messages over the
+# RAM limit spooled to flash (and dropped over the flash limit or when the flash fails), the
+# masks the client puts on its own frames, and the charge point id's percent-encoding.
 import asyncio
 import struct
 
+from mphelp import exists, read, write
 from ocpp_client import ws as wsmod
-from ocpp_client.ws import WebSocket, WsClosed, WsError, WsTooBig
+from ocpp_client.ws import Spooled, WebSocket, WsClosed, WsError, WsTooBig
+from store import Spool, Store
 
 
 class Stream:
@@ -251,6 +254,150 @@ async def test_receive_buffer_grows_for_long_messages_only():
     assert await ws.recv() == "t" * 10
     ws2, _ = sock(frame(1, "a", fin=False) + frame(0, "b" * 3000) , max_size=4000, chunk=999)
     assert await ws2.recv() == "a" + "b" * 3000  # grown mid-message, the start kept
+
+
+# -- messages over the RAM limit: spooled to flash --------------------------------------------
+
+def spool_sock(data, max_size=1024, spool_max=8192, chunk=333, spool=None):
+    s = Stream(data, chunk)
+    sp = spool or Store("flash").spool("rx")
+    return WebSocket(s, s, max_size, sp, spool_max), s, sp
+
+
+async def test_a_message_over_the_ram_limit_is_spooled_to_flash():
+    big = '[2,"big-1","SendLocalList",{"x":"' + "z" * 5000 + '"}]'
+    small = '[2,"ok",0]'
+    ws, _, sp = spool_sock(frame(1, small) + frame(1, big) + frame(1, small))
+    assert await ws.recv() == small
+    m = await ws.recv_msg()
+    assert isinstance(m, Spooled) and len(m) == m.size == len(big) and m.limit == 1024
+    assert m.head == big[:128].encode()
+    assert read(sp.path) == big.encode()
+    with m.open() as f:
+        assert f.read(12) == b'[2,"big-1","'
+    assert len(ws._rx) == wsmod.RX_SIZE, "the receive buffer must not grow for it"
+    assert m.scratch is ws._rx  # lent to the reader of the file
+    m.remove()
+    assert not exists(sp.path)
+    assert await ws.recv() == small
+    assert not ws.closed
+
+
+async def test_a_fragmented_message_starts_in_ram_and_moves_to_flash():
+    parts = ['[2,"f-1","SendLocalList",{"d":"', "a" * 600, "b" * 300, "c" * 3000, '"}]']
+    data = (frame(1, parts[0], fin=False) + frame(0, parts[1], fin=False) + frame(9, "pp")
+            + frame(0, parts[2], fin=False) + frame(0, parts[3], fin=False) + frame(0, parts[4])
+            + frame(1, "after"))
+    for chunk in (7, 100, 4096):
+        ws, s, sp = spool_sock(data, chunk=chunk)
+        m = await ws.recv_msg()
+        assert isinstance(m, Spooled) and m.size == sum(len(p) for p in parts)
+        assert read(sp.path) == "".join(parts).encode()
+        assert m.head == "".join(parts).encode()[:128]
+        assert client_frames(s.out) == [(0x80, 10, b"pp")]
+        assert await ws.recv() == "after"
+
+
+async def test_over_the_flash_limit_the_message_is_dropped_and_its_file_removed():
+    big = '[2,"huge","SendLocalList",{"x":"' + "z" * 9000 + '"}]'
+    ws, _, sp = spool_sock(frame(1, big) + frame(1, "next"), spool_max=8192)
+    e = await raises(ws.recv_msg(), WsTooBig)
+    assert e.size == len(big) and e.limit == 8192 and e.head == big[:128].encode()
+    assert not exists(sp.path)
+    assert await ws.recv() == "next"
+    # fragmented: spooling starts, then the message outgrows the flash limit
+    parts = ['[2,"g","SendLocalList",{"x":"', "y" * 5000, "y" * 5000, '"}]']
+    data = (frame(1, parts[0], fin=False) + frame(0, parts[1], fin=False)
+            + frame(0, parts[2], fin=False) + frame(0, parts[3]) + frame(1, "next"))
+    ws, _, sp = spool_sock(data, spool_max=8192)
+    e = await raises(ws.recv_msg(), WsTooBig)
+    assert e.size == sum(len(p) for p in parts) and e.head == "".join(parts).encode()[:128]
+    assert not exists(sp.path)
+    assert await ws.recv() == "next"
+
+
+async def test_a_connection_lost_mid_message_leaves_no_spool_file():
+    big = '[2,"cut","SendLocalList",{"x":"' + "z" * 5000 + '"}]'
+    ws, _, sp = spool_sock(frame(1, big)[:3000])
+    await raises(ws.recv_msg(), WsClosed)
+    assert not exists(sp.path)
+
+
+class FailingFile:
+    # A file on a flash that fills up after `room` bytes.
+    def __init__(self, f, room):
+        self.f = f
+        self.room = room
+
+    def write(self, b):
+        if len(b) > self.room:
+            raise OSError(28)  # ENOSPC
+        self.room -= len(b)
+        return self.f.write(b)
+
+    def close(self):
+        self.f.close()
+
+
+class FailingSpool(Spool):
+    def __init__(self, path, room):
+        super().__init__(path)
+        self.room = room
+
+    def create(self):
+        if self.room < 0:
+            raise OSError(5)
+        return FailingFile(open(self.path, "wb"), self.room)
+
+
+async def test_a_flash_failure_while_spooling_drops_the_message():
+    big = '[2,"full","SendLocalList",{"x":"' + "z" * 5000 + '"}]'
+    for room in (-1, 0, 100, 2000):
+        sp = FailingSpool("flash/rx.spool", room)
+        ws, _, _ = spool_sock(frame(1, big) + frame(1, "next"), spool=sp)
+        e = await raises(ws.recv_msg(), WsTooBig)
+        assert e.size == len(big) and e.limit == 1024, room  # what fits in RAM
+        assert e.head == big[:128].encode(), room
+        assert not exists(sp.path)
+        assert await ws.recv() == "next"
+
+
+class NoFlash(Spool):
+    # A spool that must never be written.
+    def create(self):
+        raise AssertionError("a message that is not wanted was spooled")
+
+
+async def test_only_messages_the_receiver_can_read_from_flash_are_spooled():
+    # spool_if sees the head (always complete when the decision is made, even when the message
+    # starts with a tiny fragment) and decides; the others never touch the flash.
+    heads = []
+
+    def wanted(head):
+        heads.append(bytes(head))
+        return b'"SendLocalList"' in heads[-1]
+
+    dt = '[2,"dt-1","DataTransfer",{"vendorId":"x","data":"' + "z" * 5000 + '"}]'
+    sll = '[2,"s-1","SendLocalList",{"listVersion":1,"pad":"' + "z" * 5000 + '"}]'
+    data = (frame(1, dt[:3], fin=False) + frame(0, dt[3:]) + frame(1, sll[:10], fin=False)
+            + frame(0, sll[10:]) + frame(1, "next"))
+    s = Stream(data, 333)
+    ws = WebSocket(s, s, 1024, NoFlash("flash/rx.spool"), 8192, wanted)
+    e = await raises(ws.recv_msg(), WsTooBig)
+    assert e.size == len(dt) and e.limit == 1024 and e.head == dt[:128].encode()
+    assert heads == [dt[:128].encode()]
+    ws.spool = Store("flash").spool("rx")
+    m = await ws.recv_msg()
+    assert isinstance(m, Spooled) and read(m.spool.path) == sll.encode()
+    assert heads[1] == sll[:128].encode()
+    assert await ws.recv() == "next"
+
+
+def test_a_spool_file_left_by_a_reboot_is_removed():
+    Store("flash")
+    write("flash/rx.spool", b'[2,"old","SendLocalList",{')
+    Store("flash").spool("rx")
+    assert not exists("flash/rx.spool")
 
 
 def test_mask_is_an_involution_at_every_length():

@@ -1,0 +1,126 @@
+# A 1,000-entry SendLocalList (~130 KB of JSON, several times the free heap) spooled to flash and
+# applied through the RPC layer and the real handler, in a small heap: the message is never in
+# RAM, only one entry at a time; then 1,001 entries fail and leave the list as it was.
+# (Under the unix port the modules' bytecode, frozen on the charger, takes most of this heap:
+# about 90 KB of it on a 64-bit host, so the others are imported inside the test.)
+# heapsize: 64wK
+import gc
+import json
+
+from store import Store
+from ocpp_client.ws import Spooled, WsClosed
+from ocpp_client.rpc import Rpc
+from ocpp_client import spooled
+from ocpp_client.locallist import LocalList
+
+
+class FakeWs:
+    def __init__(self, *frames):
+        self.q = list(frames)
+        self.sent = []
+
+    async def recv_msg(self):
+        if not self.q:
+            raise WsClosed("eof")
+        return self.q.pop(0)
+
+    async def send(self, text):
+        self.sent.append(json.loads(text))
+
+
+class Client:
+    # What handlers.build() takes from the OCPP client.
+    def __init__(self, store):
+        from ocpp_client.auth import Auth
+        from ocpp_client.config import Config
+
+        self.config = Config(store)
+        self.auth = Auth(store, self.config, LocalList(store, 1000))
+        self.connector = self.smart = self.reservations = None
+
+
+RX = bytearray(2048)  # the WebSocket's receive buffer, lent to the reader as on the charger
+
+
+def spool_list(store, n, prefix, version):
+    # Writes the CALL as the `ocpp` package sends it (updateType after the list), a few entries
+    # at a time: the whole text never exists in this heap.
+    sp = store.spool("rx")
+    size = 0
+    with sp.create() as f:
+        def put(s):
+            nonlocal size
+            b = s.encode()
+            f.write(b)
+            size += len(b)
+
+        put('[2, "sll-%d", "SendLocalList", {"listVersion": %d, "localAuthorizationList": ['
+            % (version, version))
+        for i in range(n):
+            info = {"status": "Accepted", "expiryDate": "2031-01-01T00:00:00.000Z",
+                    "parentIdTag": "FAMILY%d" % (i % 7)}
+            put((", " if i else "") + json.dumps({"idTag": "%s%05d" % (prefix, i),
+                                                  "idTagInfo": info}))
+        put('], "updateType": "Full"}]')
+    with sp.open() as f:
+        head = f.read(128)
+    return Spooled(sp, size, 16384, head, RX)
+
+
+class Peak:
+    # Stands in for the json module in spooled.py: the live heap (after a collection) sampled
+    # every 20th entry parsed, in both passes (the second runs inside the list's update).
+    def __init__(self):
+        self.n = 0
+        self.peak = 0
+
+    def loads(self, text):
+        self.n += 1
+        if self.n % 20 == 0:
+            gc.collect()
+            self.peak = max(self.peak, gc.mem_alloc())
+        return json.loads(text)
+
+
+async def send(store, rpc, n, prefix, version):
+    m = spool_list(store, n, prefix, version)
+    ws = FakeWs(m)
+    gc.collect()
+    base = gc.mem_alloc()
+    peak = Peak()
+    real = spooled.json
+    spooled.json = peak  # the spooled reader's json.loads, wrapped to sample the heap
+    try:
+        await rpc.serve(ws)
+    finally:
+        spooled.json = real
+    return m, ws.sent, peak.peak - base
+
+
+async def test_1000_entries_from_flash_in_a_small_heap():
+    gc.collect()
+    from ocpp_client import handlers
+
+    store = Store("flash")
+    c = Client(store)
+    rpc = Rpc(handlers.build(c))
+    gc.collect()
+    free = gc.mem_free()
+    print("free heap before: %d bytes" % free)
+    m, sent, grew = await send(store, rpc, 1000, "TAG", 3)
+    assert m.size > 2 * free, (m.size, free)  # the message could never be in this heap
+    assert sent == [[3, "sll-3", {"status": "Accepted"}]], sent
+    ll = c.auth.local
+    assert ll.version == 3 and ll.count == 1000
+    assert ll.lookup("tag00999") == {"status": "Accepted", "expiryDate": "2031-01-01T00:00:00.000Z",
+                                     "parentIdTag": "FAMILY5"}
+    print("heap grew by at most %d bytes while applying %d bytes" % (grew, m.size))
+    assert grew < 8192, grew
+    # one more than SendLocalListMaxLength: Failed, and the list is still the old one
+    m, sent, _ = await send(store, rpc, 1001, "NEW", 4)
+    assert sent == [[3, "sll-4", {"status": "Failed"}]], sent
+    assert ll.version == 3 and ll.count == 1000
+    assert ll.lookup("TAG00500") is not None and ll.lookup("NEW00000") is None
+    again = LocalList(Store("flash"), 1000)  # and after a reboot
+    assert again.version == 3 and again.lookup("NEW00000") is None
+    assert again.lookup("TAG00001")["parentIdTag"] == "FAMILY1"
