@@ -595,7 +595,7 @@ async def session_scenario(
 
 
 @bench("session-memory")
-async def session_memory(samples: int = 120) -> list[str]:
+async def session_memory(samples: int = 360, short: int = 60) -> list[str]:
     """Heap for a charging session with periodic MeterValues, from the mpy-cross build. Time is
     compressed: one sample a second instead of every 10 s (the work per sample is the same)."""
     from borne.build import compile_tree
@@ -607,14 +607,15 @@ async def session_memory(samples: int = 120) -> list[str]:
         lo, hi = 32, 512
         while hi - lo > 4:  # bisection to 4wK, on a shorter session
             mid = (lo + hi) // 2
-            if await session_scenario(f"{mid}wK", 20, built) is not None:
+            if await session_scenario(f"{mid}wK", short, built) is not None:
                 hi = mid
             else:
                 lo = mid
     return [
-        f"session-memory: {samples} MeterValues at 1 s (an hour's 360 at 10 s, compressed): "
-        f"peak heap in use {peak} bytes here (~{peak * 4 / WORD / 1024:.1f} KiB in 32-bit "
-        f"words); smallest heap for a 20-sample session: -X heapsize={hi}wK (compiled .mpy)"
+        f"session-memory: {samples} MeterValues at 1 s (an hour's 360 at 10 s, time "
+        f"compressed): peak heap in use {peak} bytes here (~{peak * 4 / WORD / 1024:.1f} KiB "
+        f"in 32-bit words); smallest heap for a {short}-sample session: -X heapsize={hi}wK "
+        f"(compiled .mpy)"
     ]
 
 
