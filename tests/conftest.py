@@ -6,14 +6,13 @@ a test whose charger sent an invalid frame fails at teardown with the frames lis
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from simctl import Control
+from simctl import Control, controlling
 
 CP_ID = "CP-TEST-1"
 
@@ -56,9 +55,5 @@ async def sim(csms: Csms, flash: Path) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def control(sim: Simulator) -> AsyncIterator[Control]:
-    server = await sim.serve_control(0)
-    port = server.sockets[0].getsockname()[1]
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    yield Control(r, w)
-    w.close()
-    server.close()
+    async with controlling(sim) as c:
+        yield c

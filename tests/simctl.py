@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 
@@ -35,3 +37,15 @@ class Control:
                 return last
             await asyncio.sleep(0.05)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}; state: {last}")
+
+
+@contextlib.asynccontextmanager
+async def controlling(sim: Any) -> AsyncIterator[Control]:
+    """A control-protocol client of a running Simulator, over a socket of its own."""
+    server = await sim.serve_control(0)
+    r, w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        yield Control(r, w)
+    finally:
+        w.close()
+        server.close()

@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from borne import boardcheck, build, deploy
+from borne import boardcheck, build, cli, deploy
 
 REPO = Path(__file__).resolve().parents[1]
 BOARD = REPO / "boards" / "esp32_wallbox"
@@ -118,7 +118,7 @@ def test_check_board_passes_on_the_tree(stubs: boardcheck.StubIndex) -> None:
 
 
 def test_check_board_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert boardcheck.main(["check-board"]) == 0
+    assert cli.main(["check-board"]) == 0
     assert "check-board:" in capsys.readouterr().out
 
 
@@ -186,7 +186,7 @@ def test_check_board_catches_hardware_imports_in_firmware(
     assert all("imports '" in f.message for f in findings)
     # An allow-listed driver module may import them (and its names are still checked).
     assert boardcheck.check_tree(tmp_path, index=stubs, allow={"evse/relay.py"}) == []
-    assert boardcheck.main(["check-board", "--root", str(tmp_path)]) == 1
+    assert cli.main(["check-board", "--root", str(tmp_path)]) == 1
 
 
 # ---- the freeze manifest ---------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_manifest_freezes_the_app_but_not_main(tmp_path: Path) -> None:
 
 
 def test_deploy_dry_run_prints_the_mpremote_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert deploy.main(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"]) == 0
+    assert cli.main(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"]) == 0
     out = capsys.readouterr().out
     app = REPO / "build" / "esp32_wallbox" / "slot"
     main_py = REPO / "build" / "esp32_wallbox" / "main.py"
@@ -260,7 +260,7 @@ def test_deploy_device_code_runs(tmp_path: Path) -> None:
 
 
 def test_flash_dry_run_prints_the_esptool_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = deploy.main(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware", "fw.bin",
+    rc = cli.main(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware", "fw.bin",
                       "--baud", "921600"])
     assert rc == 0
     lines = capsys.readouterr().out.splitlines()

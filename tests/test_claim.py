@@ -18,7 +18,7 @@ import pytest
 from borne.claim import ClaimError, ProvisioningClient
 from borne.csms import Csms
 from borne.sim.simulator import ClaimOptions, Simulator
-from simctl import Control
+from simctl import Control, controlling
 
 CP_ID = "CP-CLAIM-1"
 KEY = "abcd-efgh-ijkm-npqr"
@@ -47,12 +47,8 @@ async def csim(flash: Path) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def ctl(csim: Simulator) -> AsyncIterator[Control]:
-    server = await csim.serve_control(0)
-    port = server.sockets[0].getsockname()[1]
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    yield Control(r, w)
-    w.close()
-    server.close()
+    async with controlling(csim) as c:
+        yield c
 
 
 async def hotspot_up(ctl: Control, open_: bool = True, timeout: float = 20) -> dict[str, Any]:

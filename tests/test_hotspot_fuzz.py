@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from borne.claim import ProvisioningClient
 from borne.sim.simulator import ClaimOptions, Simulator
-from simctl import Control
+from simctl import Control, controlling
 
 PASSWORD = "wxyz-2345-6789"
 HEAP = "224wK"  # see the module docstring: the memory diet is open work
@@ -40,12 +40,8 @@ async def fsim(flash: Path, compiled_firmware: Path) -> AsyncIterator[Simulator]
 
 @pytest.fixture
 async def fctl(fsim: Simulator) -> AsyncIterator[Control]:
-    server = await fsim.serve_control(0)
-    port = server.sockets[0].getsockname()[1]
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    yield Control(r, w)
-    w.close()
-    server.close()
+    async with controlling(fsim) as c:
+        yield c
 
 
 async def exchange(port: int, data: bytes, timeout: float = 10, pace: float = 0,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from simctl import Control
+from simctl import Control, controlling
 
 # The meters' energy resolution: float32 kWh (SDM), 0.01 kWh (ABB), 0.1 kWh (EM340)
 RESOLUTION_WH = {"sdm630": 2, "sdm120": 2, "abb_b23": 10, "em340": 100}
@@ -39,15 +39,8 @@ async def model_sim(request: pytest.FixtureRequest, csms: Csms, flash: Path
 
 
 async def meter_state(sim: Simulator, pred: Any, what: str, timeout: float = 10) -> dict:
-    server = await sim.serve_control(0)
-    import asyncio
-
-    r, w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
-    try:
-        st = await Control(r, w).wait_state(lambda s: s["meter"] and pred(s), what, timeout)
-    finally:
-        w.close()
-        server.close()
+    async with controlling(sim) as c:
+        st = await c.wait_state(lambda s: s["meter"] and pred(s), what, timeout)
     return st
 
 
@@ -100,16 +93,12 @@ async def test_meter_down_is_reported_and_energy_is_never_invented(
 @pytest.fixture
 async def preset(csms: Csms, flash: Path) -> AsyncIterator[tuple[Simulator, Control]]:
     """A simulation whose meter already counts 50 kWh when the agent first reads it."""
-    import asyncio
 
     s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url)
     s.hw.energy_wh = 50_000.0
     await s.start()
-    server = await s.serve_control(0)
-    r, w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
-    yield s, Control(r, w)
-    w.close()
-    server.close()
+    async with controlling(s) as c:
+        yield s, c
     await s.stop()
     print("\n".join(s.agent.all_lines if s.agent else []))
 

@@ -534,15 +534,3 @@ def _cmd_check_board(args: argparse.Namespace) -> int:
     print(f"check-board: {n} files use only the MicroPython ESP32 API ({STUBS_DIST} "
           f"{index.version}); no hardware imports outside boards/")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="borne")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    rc: int = args.func(args)
-    return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -199,15 +199,3 @@ def _cmd_build(args: argparse.Namespace) -> int:
     extra = " + main.py" if (app.parent / "main.py").exists() else ""
     print(f"build: {n} files -> {rel}{extra}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="borne")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    rc: int = args.func(args)
-    return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -220,15 +220,3 @@ def _cmd_flash(args: argparse.Namespace) -> int:
         return 1
     cmds = flash_commands(args.firmware, args.port, args.baud, erase=not args.no_erase)
     return run_commands(cmds, args.dry_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="borne")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    rc: int = args.func(args)
-    return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())
