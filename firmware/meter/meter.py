@@ -136,10 +136,6 @@ class Meter:
         self._last_ms = now
         self._bad = 0
         self._why = None
-        self._started = 0  # polls begun
-        self._done = 0  # the number of the last poll that finished
-        self._kick = asyncio.Event()
-        self._done_evt = asyncio.Event()
         if self.publish:
             self.publish("meter", L)
         if self.failed:
