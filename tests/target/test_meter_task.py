@@ -151,3 +151,23 @@ async def test_pulse_meter():
     v = [None] * maps.NVALUES
     await src2.read(v)
     assert v[maps.E] == 12
+
+
+async def test_fresh_reading_comes_from_a_poll_begun_after_the_request():
+    # At a session's end the register is read once more (the relay is open, it stopped
+    # moving): fresh() must return that poll's value promptly, not the stale one, and not
+    # only after its timeout.
+    src = Scripted()
+    m = Meter(src, period_ms=5000)  # the loop would otherwise sleep 5 s between polls
+    task = asyncio.create_task(m.run())
+    await asyncio.sleep_ms(50)
+    assert m.energy_wh() == 1000
+    src.next = vals(e=1003)
+    t0 = time.ticks_ms()
+    e = await m.fresh(timeout_ms=2000)
+    took = time.ticks_diff(time.ticks_ms(), t0)
+    assert e == 1003, e
+    assert took < 500, "fresh() took %d ms: it waited for its timeout" % took
+    e = await m.fresh(timeout_ms=2000)  # and again: its counters survive a good poll
+    assert time.ticks_diff(time.ticks_ms(), t0) < 1000
+    task.cancel()
