@@ -31,6 +31,9 @@ async def _main():
     settings = Settings(store, prov)
     config = Config(store)
     config.set_runtime("SecurityProfile", settings.get("security_profile", 0))
+    for key, name in (("BorneGridMeter", "grid_meter_model"), ("BorneMainFuse", "main_fuse_a"),
+                      ("BorneGridFallback", "grid_fallback_a")):
+        config.set_runtime(key, settings.get(name, config.get(key)))  # installation: read-only
 
     def on_config(key, value):
         if key == "AuthorizationKey":

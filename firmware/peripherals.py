@@ -17,7 +17,16 @@ class Peripherals:
         self.buzzer = Buzzer(board)
         self.rfid = None
         self.meter = None
+        self.supply = None
         self._tasks = []
+        self._master = None
+        # Load balancing: a grid meter shares the RS-485 bus, so every meter on it takes turns.
+        grid = settings.get("grid_meter_model", "")
+        self._bus = None
+        if grid:
+            from supply import Bus
+
+            self._bus = Bus()
         drv = self._rfid_driver(board)
         if drv is not None:
             from rfid.reader import Reader
@@ -34,6 +43,10 @@ class Peripherals:
         self.meter = self._meter(board, settings, connector)
         if self.meter:
             self._tasks.append(self.meter.run())
+        if grid:
+            self.supply = self._supply(board, settings, connector, grid)
+            if self.supply:
+                self._tasks.append(self.supply.run())
 
     @staticmethod
     def _rfid_driver(board):
@@ -63,21 +76,21 @@ class Peripherals:
 
             source = PulseMeter(pulses, settings.get("meter_wh_per_pulse", 1.0), settings.store)
         else:
-            s = board.meter_stream()
-            if s is None:
+            master = self._modbus(board, settings)
+            if master is None:
                 log.info(_TAG, "no meter on this board")
                 return None
-            from link import Link
-            from meter.modbus import Master
             from meter.meter import ModbusMeter
 
-            # RS-485 at 8E1 (11 bits a character), the Eastron/ABB/Carlo Gavazzi default parity
-            link = Link(s, baud=settings.get("meter_baud", 9600), bits_per_char=11)
             try:
-                source = ModbusMeter(Master(link), model, settings.get("meter_addr", 1))
+                source = ModbusMeter(master, model, settings.get("meter_addr", 1))
             except ValueError as e:
                 log.error(_TAG, "%s", e)
                 return None
+            if self._bus is not None:
+                from supply import Shared
+
+                source = Shared(self._bus, source)
         log.info(_TAG, "meter: %s", model)
         return Meter(
             source,
@@ -86,6 +99,50 @@ class Peripherals:
             on_failure=lambda on: connector.device_fault("PowerMeterFailure", on),
             publish=board.telemetry,
         )
+
+    def _modbus(self, board, settings):
+        # The RS-485 bus: one link and one Modbus master for every meter on it.
+        if self._master is None:
+            s = board.meter_stream()
+            if s is None:
+                return None
+            from link import Link
+            from meter.modbus import Master
+
+            # RS-485 at 8E1 (11 bits a character), the Eastron/ABB/Carlo Gavazzi default parity
+            self._master = Master(Link(s, baud=settings.get("meter_baud", 9600), bits_per_char=11))
+        return self._master
+
+    def _supply(self, board, settings, connector, model):
+        # The grid meter and the load-balancing task. Without a working set-up the offer stays
+        # at the fallback and the failure is reported: no headroom known is not "no limit".
+        from meter.meter import Meter, ModbusMeter
+        from supply import Supply
+
+        fallback = settings.get("grid_fallback_a", 6)
+        fuse = settings.get("main_fuse_a", 25)
+        master = self._modbus(board, settings)
+        try:
+            if master is None:
+                raise ValueError("no RS-485 bus on this board")
+            source = ModbusMeter(master, model, settings.get("grid_meter_addr", 2))
+        except ValueError as e:
+            log.error(_TAG, "grid meter: %s; offer capped at the fallback %d A", e, fallback)
+            connector.set_headroom(fallback)
+            connector.device_fault("GridMeterFailure", True)
+            return None
+        if self.meter is None or not self._bus.shared:
+            log.warn(_TAG, "the charger's own current is not measured: it counts as house load")
+        grid = Meter(
+            source,
+            max_current_a=2 * fuse,  # plausibility only: an overload must still be seen
+            phases=source.map["phases"],
+            on_failure=lambda on: connector.device_fault("GridMeterFailure", on),
+            publish=lambda k, v: board.telemetry("grid", v),
+        )
+        log.info(_TAG, "grid meter: %s at address %d, main fuse %d A", model, source.addr, fuse)
+        return Supply(connector, grid, self._bus, own=self.meter, fuse_a=fuse, fallback_a=fallback,
+                      publish=board.telemetry)
 
     def tasks(self):
         return self._tasks

@@ -32,6 +32,11 @@ DEFAULTS = {
     "meter_wh_per_pulse": 1.0,
     "max_current_a": 32,  # the circuit's rating: plausibility limits for meter readings
     "phases": 3,
+    # load balancing (supply.py): a supply-side meter on the same RS-485 bus as the charger's
+    "grid_meter_model": "",  # meter.maps.MODELS; "" = none, no load balancing
+    "grid_meter_addr": 2,
+    "main_fuse_a": 25,  # the supply's main fuse, per phase
+    "grid_fallback_a": 6,  # the headroom while the grid meter is silent (0: pause)
     "led_brightness": 80,  # 0-100: the OCPP LightIntensity / app LED brightness
 }
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
@@ -40,7 +45,8 @@ _OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key
 _IDENTITY = ("cp_id", "serial", "model", "vendor")
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
 _PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem")
-_INSTALLATION = ("meter_model",)
+_INSTALLATION = ("meter_model", "grid_meter_model", "grid_meter_addr", "main_fuse_a",
+                 "grid_fallback_a")
 
 
 class Settings:
@@ -64,8 +70,8 @@ class Settings:
         # The simulation's --csms stands for an endpoint set at the factory: claimed already.
         self.preset = bool(provisioning.get("csms_url"))
         for k in _INSTALLATION:
-            v = provisioning.get(k)
-            if v and d.get(k) != v:
+            v = provisioning.get(k)  # "" and 0 are values here (no grid meter, pause)
+            if v is not None and d.get(k) != v:
                 d[k] = v
                 changed = True
         self.d = d

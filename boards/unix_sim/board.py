@@ -3,7 +3,8 @@
 # get byte-exact sockets of their own, so their drivers run unchanged.
 #
 # Byte sockets: --rfid HOST:PORT is the PN532's HSU (UART) line, --meter HOST:PORT the meter's
-# RS-485 line (Modbus RTU frames); each is a plain non-blocking socket, as a UART would be.
+# RS-485 line (Modbus RTU frames; the grid meter of --grid-meter-model answers on it too, at
+# --grid-meter-addr); each is a plain non-blocking socket, as a UART would be.
 #
 # I/O socket lines, host -> agent:  "cp <high_mv> <low_mv>", "fb <0|1>", "rcd <0|1>"
 #                   agent -> host:  "relay <0|1>", "pwm <duty>", "led <rrggbb> <pattern> <bright>",
@@ -76,6 +77,13 @@ class Board:
         p.update(_factory_secrets(a))
         if "meter-model" in a:
             p["meter_model"] = a["meter-model"]
+        # Load balancing: the grid meter on the same RS-485 socket ("" = none), the main fuse.
+        if "grid-meter-model" in a:
+            p["grid_meter_model"] = a["grid-meter-model"]
+        for arg, key in (("grid-meter-addr", "grid_meter_addr"), ("main-fuse", "main_fuse_a"),
+                         ("grid-fallback", "grid_fallback_a")):
+            if arg in a:
+                p[key] = int(a[arg])
         return p
 
     def hotspot_options(self):

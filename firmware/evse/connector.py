@@ -63,6 +63,8 @@ class Connector:
         self.last_tag = None
         self.offer_a = self._hw_limit()
         self.limit_a = None  # smart-charging limit, None = no limit
+        self.headroom_a = None  # what the main fuse leaves per phase (supply.py), None = no limit
+        self.grid_failed = False  # the supply-side meter is silent: headroom at its fallback
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
@@ -154,13 +156,29 @@ class Connector:
                 and not self.faults and self.offer_a >= 6)
 
     def _compute_offer(self):
-        return offer.offer(self._hw_limit(), self.limit_a)
+        return offer.offer(self._hw_limit(), self.limit_a, self.headroom_a)
 
     def set_limit(self, amps):
         # From smart charging: None = no limit. Below 6 A the offer pauses (SuspendedEVSE).
         self.limit_a = amps
         self.offer_a = self._compute_offer()
         self._apply()
+
+    def set_headroom(self, amps):
+        # From load balancing (supply.py): the supply's per-phase headroom, None = no limit. The
+        # hysteresis is the caller's; a drop reaches the pilot (or opens the relay) here at once.
+        if amps == self.headroom_a:
+            return
+        self.headroom_a = amps
+        self.offer_a = self._compute_offer()
+        self._apply()
+
+    def output_ms(self):
+        # When the relay or the pilot's offer last changed (time.ticks_ms): the EV's draw may
+        # still be moving for a while after it.
+        if time.ticks_diff(self._pwm_at, self._relay_at) > 0:
+            return self._pwm_at
+        return self._relay_at
 
     # -- faults ----------------------------------------------------------------------------
     def _set_fault(self, kind, on):
@@ -185,6 +203,15 @@ class Connector:
         # but charging by remote start goes on.
         if code == "PowerMeterFailure":
             self._set_fault("meter", active)
+        elif code == "GridMeterFailure":
+            # The supply-side meter (load balancing): not a fault of this connector, charging
+            # goes on at the fallback offer. Reported as OtherError + vendorErrorCode, not as
+            # PowerMeterFailure, which a CSMS reads as "this charger's energy figures are bad".
+            if active != self.grid_failed:
+                self.grid_failed = active
+                (log.warn if active else log.info)(_TAG, "grid meter %s", "failing: offer at the "
+                                                   "fallback" if active else "answering again")
+                self._report()
         elif code == "ReaderFailure":
             if active != self.reader_failed:
                 self.reader_failed = active
@@ -529,9 +556,17 @@ class Connector:
                 return ("Unavailable", "NoError")
             return ("Available", "NoError")
         st = self._status_1()
+        if self.grid_failed and st[1] == "NoError":
+            return (st[0], "OtherError")  # vendor_error() says which
         if self.reader_failed and st[1] == "NoError":
             return (st[0], "ReaderFailure")
         return st
+
+    def vendor_error(self, cid, status, error_code):
+        # vendorErrorCode for a status being reported, or None.
+        if cid == 1 and error_code == "OtherError" and status != "Faulted" and self.grid_failed:
+            return "GridMeterFailure"
+        return None
 
     def _status_1(self):
         if self.faults:

@@ -477,10 +477,12 @@ class OcppClient:
                 log.warn(_TAG, "CSMS sent a bad currentTime %r", t)
 
     async def _send_status(self, cid, status, err):
-        await self.rpc.call(
-            "StatusNotification",
-            {"connectorId": cid, "status": status, "errorCode": err, "timestamp": clock.iso()},
-        )
+        req = {"connectorId": cid, "status": status, "errorCode": err, "timestamp": clock.iso()}
+        vendor = self.connector.vendor_error(cid, status, err)
+        if vendor:
+            req["vendorErrorCode"] = vendor
+            req["info"] = "grid meter silent: offer at its fallback"
+        await self.rpc.call("StatusNotification", req)
 
     async def _report_statuses(self):
         while self._status_dirty:

@@ -70,6 +70,10 @@ KEYS = {
     "BorneFreeCharging": ("b", False, "w"),
     "BorneFreeChargingIdTag": ("s", "FREECHARGING", "w"),
     "BorneMaxCurrent": ("i", 32, "r"),  # installer's limit (cable, breaker): set on site only
+    # Load balancing, from the installation settings (shown, never changed over OCPP):
+    "BorneGridMeter": ("s", "", "r"),  # the supply-side meter's model, "" = none
+    "BorneMainFuse": ("i", 25, "r"),  # the supply's main fuse per phase, A
+    "BorneGridFallback": ("i", 6, "r"),  # the headroom while the grid meter is silent, A
 }
 _DOC = "ocpp_config"
 _ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")

@@ -283,6 +283,61 @@ async def relay_timing(rounds: int = 15) -> list[str]:
     ]
 
 
+async def _duty_edge(sim: Simulator, amps: float, since: float, timeout: float = 10) -> float:
+    """Seconds from `since` until the pilot offers `amps` (its PWM duty, as the EV sees it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if abs(sim.hw.pwm_duty - amps / 0.6) < 0.01:
+            return time.monotonic() - since
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"the pilot never offered {amps} A")
+
+
+@bench("load-balance")
+async def load_balance(rounds: int = 8) -> list[str]:
+    """A house load spike behind a 25 A main fuse (grid meter on the charger's RS-485 line) ->
+    the pilot's offer lowered / the relay opened; a house load gone -> charging resumes (after
+    the rise hysteresis). The spikes land at random moments of the 1 s meter poll cycle."""
+    import random
+
+    from ocpp.v16 import call
+
+    lower, pause, resume = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulator(Path(tmp), grid_meter="sdm630", main_fuse_a=25)
+        await sim.start()
+        try:
+            assert sim.csms is not None
+            await sim.csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            cp = sim.csms.charge_points[sim.cp_id]
+            await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+            await sim.command({"cmd": "plug"})
+            await sim.command({"cmd": "load", "amps": 16})
+            await sim.command({"cmd": "charge"})
+            await _duty_edge(sim, 25, time.monotonic(), timeout=15)  # 25 A fuse, empty house
+            for _ in range(rounds):
+                await asyncio.sleep(1 + random.random())
+                t = time.monotonic()
+                await sim.command({"cmd": "house", "amps": 15})  # 25 - 15: 10 A left
+                lower.append(await _duty_edge(sim, 10, t))
+                await asyncio.sleep(1.5 + random.random())
+                t = time.monotonic()
+                await sim.command({"cmd": "house", "amps": 22})  # 3 A left: pause
+                pause.append(await _relay_edge(sim, False, t))
+                await asyncio.sleep(0.5 + random.random())
+                t = time.monotonic()
+                await sim.command({"cmd": "house", "amps": 0})
+                resume.append(await _relay_edge(sim, True, t, timeout=15))
+                await _duty_edge(sim, 25, t, timeout=15)
+        finally:
+            await sim.stop()
+    return [
+        f"load-balance: house spike -> PWM offer lowered (25 -> 10 A): {_stats(lower)}",
+        f"load-balance: house spike -> relay open (3 A left, paused): {_stats(pause)}",
+        f"load-balance: house load gone -> relay closed (rise hysteresis 5 s): {_stats(resume)}",
+    ]
+
+
 _PRELOAD = """
 import sys
 from store import Store

@@ -1,6 +1,7 @@
 # Property test of the relay invariant (DESIGN.md section 8), on the real connector state machine
 # in the unix port: thousands of random steps (plug, EV states, taps, remote start/stop, faults,
-# availability, smart-charging limits, free charging, power cuts), and after every step the
+# availability, smart-charging limits, supply headroom (load balancing), free charging, power
+# cuts), and after every step the
 # relay must be open unless every condition holds, judged from the simulated physical world,
 # not from the connector's own bookkeeping. Seeded: a failure names its seed and step.
 import asyncio
@@ -83,7 +84,7 @@ async def _settle(c):
         c.step()
 
 
-def _check(w, c, limit, operative, seed, i, what):
+def _check(w, c, limit, headroom, operative, seed, i, what):
     if not w.relay:
         return
     s = c.session
@@ -100,6 +101,10 @@ def _check(w, c, limit, operative, seed, i, what):
         why = "connector inoperative"
     elif limit is not None and limit < 6:
         why = "offer below 6 A"
+    elif headroom is not None and headroom < 6:
+        why = "supply headroom below 6 A"
+    elif not 10 <= w.duty < 100:
+        why = "the pilot offers less than 6 A (duty %s)" % w.duty
     assert why is None, "seed %d step %d (%s): relay closed although %s" % (seed, i, what, why)
 
 
@@ -112,6 +117,7 @@ async def _run(seed):
     w = World()
     c, cfg = _boot(w, store)
     limit = None
+    headroom = None
     operative = True
     closed = 0
     for i in range(STEPS):
@@ -160,14 +166,19 @@ async def _run(seed):
             c, cfg = _boot(w, store)  # power cut and restart on the same flash
             operative = c.operative
             limit = None
+            headroom = None
         elif r == 25:
             c.unlock()
+        elif r == 26:
+            # load balancing: what the main fuse leaves, fractional, or no limit
+            headroom = rng.getrandbits(6) / 2 if rng.getrandbits(2) else None
+            c.set_headroom(headroom)
         else:
             pass  # time passes
         await _settle(c)
         if not c._scheduled_pending():
             operative = c.operative
-        _check(w, c, limit, operative, seed, i, what)
+        _check(w, c, limit, headroom, operative, seed, i, what)
         closed += w.relay
     return closed
 
@@ -185,7 +196,8 @@ def test_every_fault_opens_a_closed_relay_at_once():
         w = World()
         store = Store("faults")
         c, cfg = _boot(w, store)
-        for fault in ("rcd", "short", "diode", "unplug", "pause", "inoperative", "limit"):
+        for fault in ("rcd", "short", "diode", "unplug", "pause", "inoperative", "limit",
+                      "headroom"):
             w.__init__()
             c, cfg = _boot(w, store)
             c.change_availability(True)  # the previous round may have left it inoperative
@@ -212,7 +224,9 @@ def test_every_fault_opens_a_closed_relay_at_once():
                 c.remote_stop(lambda s: True)
             elif fault == "limit":
                 c.set_limit(3)
-            if fault in ("inoperative", "limit"):
+            elif fault == "headroom":
+                c.set_headroom(3)  # a house load spike: the main fuse leaves 3 A
+            if fault in ("inoperative", "limit", "headroom"):
                 assert not w.relay, "%s: relay still closed" % fault
                 continue
             # One poll of the connector (20 ms on the charger) after the cause: open.

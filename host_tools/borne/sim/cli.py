@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--meter-model", default="sdm630", choices=METER_MODELS,
                    help="the Modbus meter the simulation fits (and the agent is told about); "
                    "sdm120 is single-phase and makes the installation single-phase")
+    p.add_argument("--grid-meter", choices=METER_MODELS, metavar="MODEL",
+                   help="load balancing: a supply-side meter of this model on the same RS-485 "
+                   "line (it sees the house load plus the EV); the `house` command sets the load")
+    p.add_argument("--grid-meter-addr", type=int, default=2, metavar="N",
+                   help="the grid meter's Modbus address (default 2; the charger's meter is 1)")
+    p.add_argument("--main-fuse", type=int, default=25, metavar="A",
+                   help="the supply's main fuse per phase, in amps (default 25)")
     p.add_argument("--heartbeat", type=int, default=300,
                    help="heartbeat interval the embedded CSMS gives")
     p.add_argument("--no-screen", action="store_true",
@@ -109,7 +116,8 @@ async def _main(args: argparse.Namespace, flash: Path, security: Security | None
                              http_port=args.http_port, dns_port=args.dns_port)
     sim = Simulator(flash, cp_id=args.id, csms_url=args.csms, heapsize=args.heapsize,
                     phases=args.phases, heartbeat_interval=args.heartbeat, security=security,
-                    claim=claim, meter_model=args.meter_model)
+                    claim=claim, meter_model=args.meter_model, grid_meter=args.grid_meter,
+                    grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse)
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()

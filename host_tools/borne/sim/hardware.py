@@ -1,5 +1,6 @@
 """The simulated hardware around the agent: the EV on the control pilot, the contactor with its
-feedback contact, the RCD, the status LED and the buzzer.
+feedback contact, the RCD, the status LED and the buzzer, and the house load behind the main
+fuse (what a supply-side meter sees besides the EV).
 
 The physics stay honest: the EV draws current only while the relay is closed and it asks for
 energy (state C), never more than the pilot's PWM offer, and energy rises only then.
@@ -48,6 +49,10 @@ class Hardware:
     tones: list[tuple[int, int]] = field(default_factory=list)
     telemetry: dict[str, Any] = field(default_factory=dict)
     energy_wh: float = 0.0
+    # The rest of the house behind the main fuse (load balancing): amps on L1-L3 besides the EV,
+    # and the import register of the supply-side (grid) meter that sees house + EV.
+    house_amps: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    grid_energy_wh: float = 0.0
     resets: int = 0
     relay_log: list[tuple[float, bool]] = field(default_factory=list)  # (when, coil command)
     _last_t: float = field(default_factory=time.monotonic)
@@ -84,9 +89,21 @@ class Hardware:
     def power_w(self) -> float:
         return self.current_amps() * VOLTS * self.phases
 
+    def grid_amps(self) -> list[float]:
+        """What the supply's main fuse carries per phase: the house, plus the EV on its phases."""
+        ev = self.current_amps()
+        return [h + (ev if k < self.phases else 0.0) for k, h in enumerate(self.house_amps)]
+
+    def set_house(self, amps: list[float]) -> None:
+        self.integrate()
+        self.house_amps = [float(a) for a in amps]
+        self.changed.set()
+
     def integrate(self) -> None:
         now = time.monotonic()
-        self.energy_wh += self.power_w() * (now - self._last_t) / 3600.0
+        dt_h = (now - self._last_t) / 3600.0
+        self.energy_wh += self.power_w() * dt_h
+        self.grid_energy_wh += sum(self.grid_amps()) * VOLTS * dt_h
         self._last_t = now
 
     def set_ev(self, *, plugged: bool | None = None, asking: bool | None = None) -> None:

@@ -15,6 +15,11 @@ with the firmware's `meter/maps.py`), so a mistake on either side shows up as a 
   significant word first. 0x0000.. V*10; 0x000C.. A*1000; 0x0012.. W*10 per phase; 0x0028 W sys
   *10; 0x0033 Hz*10 (INT16); 0x0034 kWh(+) TOT *10.
 
+Several meters share one RS-485 line as on a real bus: `others` are served by the same server
+at their own slave addresses (pymodbus takes a list of devices), each with its own registers
+and faults. A meter with `grid=True` is the supply-side meter of load balancing: it measures
+the house load plus the EV (`Hardware.grid_amps()`), not the EV alone.
+
 Faults: `down` makes the meter silent (no answer at all, as a dead meter on the bus); `nonsense`
 makes it report implausible values ("backwards", "negative", "megawatt"); `corrupt` damages
 the CRC of the next n answers; `garbage` puts bytes of line noise before the next answer.
@@ -27,7 +32,7 @@ import contextlib
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymodbus import FramerType
 from pymodbus.server import ModbusTcpServer
@@ -127,20 +132,28 @@ class MeterEmulator:
     corrupt: int = 0
     garbage: bytes = b""
     requests: int = 0
+    grid: bool = False
+    others: list[MeterEmulator] = field(default_factory=list)
     _server: ModbusTcpServer | None = None
     port: int = 0
 
     def reading(self) -> Reading:
         hw = self.hw
         hw.integrate()
-        phases = 1 if self.model == "sdm120" else hw.phases
-        amps = hw.current_amps()
+        if self.grid:
+            phases = 1 if self.model == "sdm120" else 3
+            cur = [a if k < phases else 0.0 for k, a in enumerate(hw.grid_amps())]
+            energy = hw.grid_energy_wh
+        else:
+            phases = 1 if self.model == "sdm120" else hw.phases
+            amps = hw.current_amps()
+            cur = [amps if k < phases else 0.0 for k in range(3)]
+            energy = hw.energy_wh
         volts = [VOLTS if k < phases else 0.0 for k in range(3)]
-        cur = [amps if k < phases else 0.0 for k in range(3)]
         watts = [v * a for v, a in zip(volts, cur, strict=True)]
-        r = Reading(volts, cur, watts, sum(watts), 50.0, hw.energy_wh)
+        r = Reading(volts, cur, watts, sum(watts), 50.0, energy)
         if self.nonsense == "backwards":
-            r.import_wh = max(0.0, hw.energy_wh - 5000.0)
+            r.import_wh = max(0.0, energy - 5000.0)
         elif self.nonsense == "negative":
             r.import_wh = -1000.0
         elif self.nonsense == "megawatt":
@@ -159,8 +172,13 @@ class MeterEmulator:
                     registers[k] = w
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
+        if not sending or not data:
             return data
+        # An answer starts with the address of the meter that gives it.
+        me = next((m for m in (self, *self.others) if m.address == data[0]), self)
+        return me._damage(data)
+
+    def _damage(self, data: bytes) -> bytes:
         if self.down:
             return b""  # a dead meter: nothing on the line
         if self.corrupt and data:
@@ -170,16 +188,22 @@ class MeterEmulator:
             data, self.garbage = self.garbage + data, b""
         return data
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    def _device(self) -> SimDevice:
         if self.model not in MODELS:
             raise ValueError(f"unknown meter model {self.model!r}; known: {', '.join(MODELS)}")
         holding, inputs = _blocks(self.model)
         coil = [SimData(address=0, values=False, datatype=DataType.BITS)]
-        device = SimDevice(
+        return SimDevice(
             id=self.address, simdata=(coil, list(coil), holding, inputs), action=self._fill
         )
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        addresses = [m.address for m in (self, *self.others)]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError(f"two meters at one bus address: {addresses}")
+        devices = [m._device() for m in (self, *self.others)]
         self._server = ModbusTcpServer(
-            device,
+            devices,
             framer=FramerType.RTU,
             address=(host, port),
             ignore_missing_devices=True,  # other addresses on the bus: silence, as RS-485
@@ -189,6 +213,8 @@ class MeterEmulator:
         transport = self._server.transport
         sockets: list = getattr(transport, "sockets", None) or []
         self.port = sockets[0].getsockname()[1]
+        for m in self.others:
+            m.port = self.port
         return self.port
 
     async def stop(self) -> None:

@@ -22,7 +22,7 @@ from borne.sim.pn532_emu import Pn532Emulator
 
 log = logging.getLogger("borne.sim")
 
-FAULT_KINDS = (*HW_FAULTS, "meter_down", "reader_down", "clear")
+FAULT_KINDS = (*HW_FAULTS, "meter_down", "reader_down", "grid_down", "clear")
 
 
 class CommandError(Exception):
@@ -72,9 +72,13 @@ class Simulator:
         security: Security | None = None,
         claim: ClaimOptions | None = None,
         meter_model: str = "sdm630",
+        grid_meter: str | None = None,
+        grid_meter_addr: int = 2,
+        main_fuse_a: int = 25,
     ) -> None:
-        if meter_model not in METER_MODELS:
-            raise ValueError(f"meter model {meter_model!r}: one of {', '.join(METER_MODELS)}")
+        for m in (meter_model, grid_meter or meter_model):
+            if m not in METER_MODELS:
+                raise ValueError(f"meter model {m!r}: one of {', '.join(METER_MODELS)}")
         self.flash = check_flash_dir(flash)
         self.security = security
         self.claim = claim  # start unclaimed: no CSMS, hotspot on loopback ports
@@ -94,6 +98,12 @@ class Simulator:
         self.agent: Agent | None = None
         self.reader = Pn532Emulator()
         self.meter = MeterEmulator(self.hw, meter_model)
+        # Load balancing: a supply-side meter on the same RS-485 line, at its own address.
+        self.grid: MeterEmulator | None = None
+        if grid_meter:
+            self.grid = MeterEmulator(self.hw, grid_meter, address=grid_meter_addr, grid=True)
+            self.meter.others.append(self.grid)
+        self.main_fuse_a = main_fuse_a
         self._io_server: asyncio.Server | None = None
         self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
@@ -127,6 +137,7 @@ class Simulator:
             rfid_addr=f"127.0.0.1:{rfid_port}",
             meter_addr=f"127.0.0.1:{meter_port}",
             meter_model=self.meter.model,
+            extra_args=self._installation_args(),
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
@@ -164,6 +175,13 @@ class Simulator:
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
+
+    def _installation_args(self) -> list[str]:
+        """The installer's load-balancing settings, given at every boot ("" = no grid meter)."""
+        g = self.grid
+        return ["--grid-meter-model", g.model if g else "",
+                "--grid-meter-addr", str(g.address if g else 2),
+                "--main-fuse", str(self.main_fuse_a)]
 
     @property
     def hotspot_url(self) -> str:
@@ -214,6 +232,9 @@ class Simulator:
             "tag": tel.get("tag"),
             "card": self.reader.card() is not None,
             "meter": tel.get("meter"),
+            "house": list(hw.house_amps),
+            "grid": tel.get("grid"),
+            "supply": tel.get("supply"),
         }
 
     def faults(self) -> set[str]:
@@ -223,6 +244,8 @@ class Simulator:
             out.add("reader_down")
         if self.meter.down:
             out.add("meter_down")
+        if self.grid and self.grid.down:
+            out.add("grid_down")
         return out
 
     async def command(self, req: Any) -> dict[str, Any]:
@@ -256,6 +279,8 @@ class Simulator:
                 raise CommandError('load needs "amps", a number from 0 to 80')
             hw.integrate()
             hw.load_amps = float(amps)
+        elif cmd == "house":
+            hw.set_house(_house_amps(req.get("amps")))
         elif cmd == "tap":
             uid = req.get("uid")
             if not isinstance(uid, str) or not uid or len(uid) > 20 or not _is_hex(uid):
@@ -278,10 +303,16 @@ class Simulator:
                 self.reader.set_down(False)
                 self.meter.down = False
                 self.meter.nonsense = None
+                if self.grid:
+                    self.grid.down = False
             elif kind in HW_FAULTS:
                 hw.set_fault(kind)
             elif kind == "reader_down":
                 self.reader.set_down(True)
+            elif kind == "grid_down":
+                if self.grid is None:
+                    raise CommandError("fault grid_down: no grid meter in this simulation")
+                self.grid.down = True
             else:
                 self.meter.down = True
         elif cmd == "net":
@@ -379,6 +410,19 @@ def _free_port(kind: socket.SocketKind) -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _house_amps(amps: Any) -> list[float]:
+    """`house` amps: one number for every phase, or [L1, L2, L3]; each from 0 to 200 A."""
+
+    def ok(a: Any) -> bool:
+        return not isinstance(a, bool) and isinstance(a, int | float) and 0 <= a <= 200
+
+    if ok(amps):
+        return [float(amps)] * 3
+    if isinstance(amps, list) and len(amps) == 3 and all(ok(a) for a in amps):
+        return [float(a) for a in amps]
+    raise CommandError('house needs "amps": a number, or [L1, L2, L3], each from 0 to 200')
 
 
 def _is_hex(s: str) -> bool:
