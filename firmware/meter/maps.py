@@ -103,7 +103,15 @@ MODELS = {"sdm630": SDM630, "sdm120": SDM120, "abb_b23": ABB_B23, "em340": EM340
 
 # Decoders: one small function per type (MicroPython allocates the frame of a function that
 # needs more than ~11 slots on the heap; these stay under, so decoding allocates only the
-# float results).
+# float results: one per F32 value, none for a zero).
+
+
+_NEG_ZERO = -0.0
+
+
+def width(typ):
+    # Bytes a value of type typ takes on the wire.
+    return 2 if typ == U16 or typ == S16 else 8 if typ == U64 else 4
 
 
 def _w(b, o):
@@ -116,8 +124,15 @@ def _f32(b, o):
     if e == 0xFF:
         return None  # NaN or infinity: no meter value may be that
     m = (hi & 0x7F) << 16 | b[o + 2] << 8 | b[o + 3]
-    v = math.ldexp(m | 0x800000, e - 150) if e else math.ldexp(m, -149)
-    return -v if hi & 0x8000 else v
+    if not m and not e:
+        return _NEG_ZERO if hi & 0x8000 else 0.0  # made once: no float per zero
+    if e:
+        m |= 0x800000
+        e -= 150
+    else:
+        e = -149  # denormal
+    # the sign on the integer mantissa, so the value is the one float ldexp makes
+    return math.ldexp(-m if hi & 0x8000 else m, e)
 
 
 def _s32(hi, lo):

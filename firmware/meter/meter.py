@@ -8,12 +8,23 @@
 # Energy is never invented: while the meter fails, `latest` keeps the last good reading with its
 # timestamp and ok = False, and energy_wh() answers None. fail_after failed or rejected polls in
 # a row are a PowerMeterFailure (on_failure(True)); the first good reading clears it.
+#
+# A poll allocates nothing of its own in the steady state (the bench `drivers` measures it):
+# poll() is a link.Looped exchange (no coroutine per call), the pause between polls is a sleep
+# fresh() can cut short (an Event under wait_for_ms was a task, a coroutine and a TimeoutError
+# every second), and the checks stay in integers whenever that settles them. What remains is
+# inherent to publishing floats: every value whose register changed since the last poll is a
+# new float object (a float is a heap object in MicroPython; meter.modbusmeter), and on the unix
+# port clock.now()'s time.time() is a float too (an int on the ESP32).
 import asyncio
+from asyncio import core
 import time
 
 import clock
 import log
+from link import Looped, ret
 from meter import maps
+from meter.modbusmeter import ModbusMeter  # noqa: F401 (its users import it from here)
 
 _TAG = "meter"
 _V_MIN = const(180)  # a connected phase: 230 V -20 % .. +15 %, well outside EN 50160's +-10 %
@@ -48,8 +59,10 @@ class Meter:
         self._why = None
         self._started = 0  # polls begun
         self._done = 0  # the number of the last poll that finished
-        self._kick = asyncio.Event()
+        self._kicked = False  # fresh() wants a poll now
         self._done_evt = asyncio.Event()
+        self._napper = None  # the run task while it sleeps between polls
+        self._poll = Looped(self._polls, True, False)
 
     def energy_wh(self):
         # The meter's import register (Wh) when the meter is healthy, else None: callers
@@ -59,23 +72,39 @@ class Meter:
     async def run(self):
         while True:
             t0 = time.ticks_ms()
+            self._kicked = False
             self._started += 1
             await self.poll()
             self._done = self._started
             self._done_evt.set()
+            if self._kicked:
+                continue  # a fresh() during the poll wants the next one at once
             spent = time.ticks_diff(time.ticks_ms(), t0)
-            self._kick.clear()
+            self._napper = asyncio.current_task()
             try:
-                await asyncio.wait_for_ms(self._kick.wait(), max(10, self.period_ms - spent))
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.sleep_ms(max(10, self.period_ms - spent))
+            finally:
+                self._napper = None
+
+    def _wake(self):
+        # Ends the sleep between polls now: the sleeping task goes from its place in asyncio's
+        # run queue (its wake-up time) to the front, as Task.cancel() moves a sleeping task, but
+        # without the exception. (A wait on an Event under wait_for_ms would do it too, at the
+        # cost of a task, a coroutine and a TimeoutError at every poll.)
+        t = self._napper
+        if t is not None:
+            self._napper = None
+            q = core._task_queue
+            q.remove(t)
+            q.push(t)
 
     async def fresh(self, timeout_ms=2000):
         # The register as it is now: wakes the poll loop and waits for a poll that started
         # after this call (one bus, one master: no concurrent request). Used at a session's
         # end, when the relay is already open and the register has stopped moving.
         want = self._started + 1
-        self._kick.set()
+        self._kicked = True
+        self._wake()
         t_end = time.ticks_add(time.ticks_ms(), timeout_ms)
         while self._done < want:
             left = time.ticks_diff(t_end, time.ticks_ms())
@@ -88,16 +117,25 @@ class Meter:
                 pass
         return self.energy_wh()
 
-    async def poll(self):
-        # One reading: True when it was good and accepted.
+    def poll(self):
+        # One reading: `await meter.poll()` is True when it was good and accepted. One poll at a
+        # time (the run loop's, or a test's).
         self.polls += 1
+        return self._poll.begin()
+
+    def _polls(self):
+        # Every poll, one pass of the loop each (see link.Looped).
+        while True:
+            try:
+                yield from self.source.read(self._vals)
+            except Exception as e:
+                yield ret(self._unread(e))
+                continue
+            yield ret(self._judge())
+
+    def _judge(self):
+        # The source has filled self._vals: check the reading, keep it or count it as failed.
         v = self._vals
-        try:
-            await self.source.read(v)
-        except Exception as e:
-            self.errors += 1
-            self._failed("no reading: %s" % e)
-            return False
         now = time.ticks_ms()
         why = self.check(v, now)
         if why:
@@ -106,6 +144,11 @@ class Meter:
             return False
         self._accept(v, now)
         return True
+
+    def _unread(self, e):
+        self.errors += 1
+        self._failed("no reading: %s" % e)
+        return False
 
     def _failed(self, why):
         self._bad += 1
@@ -172,7 +215,19 @@ class Meter:
         return None
 
     def _check_va(self, p, v):
-        # |P| cannot exceed the sum of V x I (plus a margin for rounding and idle draw).
+        # |P| cannot exceed the sum of V x I (plus a margin for rounding and idle draw). Float
+        # arithmetic makes a heap object per result, so a lower bound of the sum in integers
+        # settles the usual reading; the exact sum is worked out only when the bound is not
+        # enough (or a value is negative).
+        lb = _va_floor(v)
+        if lb == -1:
+            return None
+        lim = (11 * lb + 500) // 10 - 1  # below 1.1 x lb + 50, itself <= the exact limit
+        if lb >= 0 and -lim <= p <= lim:
+            return None
+        return self._check_va_exact(p, v)
+
+    def _check_va_exact(self, p, v):
         vi = 0.0
         for k in range(3):
             i = v[maps.I1 + k]
@@ -214,36 +269,17 @@ class Meter:
             return "current on L%d without voltage" % (k + 1)
         return None
 
-class ModbusMeter:
-    # A Modbus RTU meter of a known model (maps.MODELS) at a bus address.
-    def __init__(self, master, model, addr=1):
-        if model not in maps.MODELS:
-            raise ValueError("unknown meter model %r (known: %s)" % (model, ", ".join(maps.MODELS)))
-        self.m = master
-        self.model = model
-        self.map = maps.MODELS[model]
-        self.addr = addr
 
-    async def read(self, out):
-        mp = self.map
-        fc = mp["fc"]
-        values = mp["values"]
-        for k in range(maps.NVALUES):
-            out[k] = None
-        if mp["phases"] == 1:
-            for k in (maps.V2, maps.V3, maps.I2, maps.I3):
-                out[k] = 0.0
-        bi = 0
-        for start, count in mp["blocks"]:
-            await self.m.read(self.addr, fc, start, count)
-            rx = self.m.rx
-            for slot, b, off, typ, scale in values:
-                if b == bi:
-                    raw = maps.decode(rx, 3 + 2 * off, typ)
-                    if raw is None:
-                        raise ValueError("register %d+%d is not a number" % (start, off))
-                    out[slot] = raw * scale
-            bi += 1
-        e = out[maps.E]
-        if e is not None and not isinstance(e, int):
-            out[maps.E] = int(e + 0.5) if e >= 0 else -int(-e + 0.5)
+def _va_floor(v):
+    # The sum of whole volts x whole amps over the phases (<= the sum of V x I); -1 when a value
+    # is unknown, -2 when one is negative (before any unknown one: the exact check sorts it out).
+    s = 0
+    for k in range(3):
+        i = v[maps.I1 + k]
+        u = v[maps.V1 + k]
+        if i is None or u is None:
+            return -1
+        if i < 0 or u < 0:
+            return -2
+        s += int(u) * int(i)
+    return s

@@ -10,11 +10,15 @@
 #   response (function | 0x80, exception code) raises ModbusException. Timeouts, CRC errors and
 #   malformed answers are retried (`retries` times); exceptions are not, except 0x05/0x06
 #   (acknowledge / server busy).
-# Buffers are preallocated; a transaction allocates nothing but its own coroutine and asyncio's
-# scheduling of its (two) sleeps. Hot functions keep their frames small: MicroPython puts a
-# function's frame on the heap when it needs more than ~11 slots of locals and stack.
+#
+# A transaction allocates nothing: read() hands out a link.Looped whose generator, made once,
+# runs every transaction of this master (a coroutine per call would be a new heap object each
+# time); each wait is one sleep for as long as the bytes take on the wire, so a transaction costs
+# two scheduler rounds when the meter answers in time. Only a failure allocates (its exception).
 import time
 import asyncio
+
+from link import Looped, ret
 
 _RX = const(260)  # the longest RTU frame (256) with room
 _TABLE = None
@@ -74,6 +78,11 @@ class Master:
         self.rx = bytearray(_RX)
         self._rx5 = memoryview(self.rx)[5:]  # the rest of an answer after its first 5 bytes
         self._tx_end = time.ticks_ms()
+        self._addr = 0  # the transaction asked for
+        self._fc = 0
+        self._start = 0
+        self._count = 0
+        self._op = Looped(self._transactions)  # (its values, 2 x count, made by the meter)
         # counters (diagnostics, benchmarks)
         self.requests = 0
         self.timeouts = 0
@@ -95,81 +104,107 @@ class Master:
         t[7] = c >> 8
         return t
 
-    async def read(self, addr, fc, start, count):
-        # Reads `count` registers; their bytes are in self.rx[3:3 + 2 * count] (big-endian
-        # words, as on the wire). Raises ModbusTimeout, ModbusException or ModbusError.
+    def read(self, addr, fc, start, count):
+        # Reads `count` registers: `await master.read(...)` gives 2 * count, and their bytes are
+        # in self.rx[3:3 + 2 * count] (big-endian words, as on the wire). Raises ModbusTimeout,
+        # ModbusException or ModbusError. One transaction at a time (one bus).
         if fc not in (3, 4) or not 1 <= count <= 125:
             raise ValueError("read: function 3 or 4, 1 to 125 registers")
-        last = None
-        for attempt in range(self.retries + 1):
-            try:
-                return await self._transact(addr, fc, start, count)
-            except ModbusException as e:
-                if e.code not in (5, 6):
-                    raise
-                last = e
-                await asyncio.sleep_ms(50 * (attempt + 1))
-            except ModbusError as e:
-                last = e
-        raise last
+        self._addr = addr
+        self._fc = fc
+        self._start = start
+        self._count = count
+        return self._op.begin()
 
-    async def _transact(self, addr, fc, start, count):
-        # Each wait is one sleep for as long as the bytes take on the wire, so a transaction
-        # costs two scheduler rounds when the meter answers in time (asyncio allocates a little
-        # at every round: fewer rounds, less garbage).
+    def _transactions(self):
+        # Every transaction of this master, one pass of the loop each (see link.Looped): yields
+        # None while it waits, then ret(2 * count) or the exception.
         link = self.link
-        # Silence before the request: t3.5 since our last frame and since the last byte heard.
-        now = time.ticks_ms()
-        quiet = min(time.ticks_diff(now, self._tx_end), time.ticks_diff(now, link.last_rx_ms))
-        if quiet < self.t35_ms:
-            await asyncio.sleep_ms(self.t35_ms - quiet)
-        if link.discard():
-            # Bytes nobody asked for (a late answer, noise): wait for the line to go quiet.
-            await link.quiet(self.t35_ms, self.timeout_ms)
-        self.request(addr, fc, start, count)
-        self.requests += 1
-        if link.send_now(self.tx, 8) < 8:
-            await link.send(self.tx, 8)  # (never on a UART: it buffers the whole frame)
-        n = 2 * count
-        self._tx_end = time.ticks_add(time.ticks_ms(), link.wire_ms(8))
-        deadline = time.ticks_add(self._tx_end, self.timeout_ms)
-        # The answer cannot be complete before request and answer have crossed the wire.
-        await asyncio.sleep_ms(link.wire_ms(8 + 5 + n))
         rx = self.rx
-        # The shortest frame first: an exception response is 5 bytes (address, function | 0x80,
-        # code, CRC); a normal one starts with address, function, byte count.
-        got = link.take(rx, 0, 5)
-        while got < 5:
-            left = time.ticks_diff(deadline, time.ticks_ms())
-            if left <= 0:
-                self.timeouts += 1
-                raise ModbusTimeout("no answer from meter %d" % addr)
-            await asyncio.sleep_ms(min(left, link.wire_ms(5 + n - got)))
-            got += link.take(rx, got, 5 - got)
-        if rx[0] != addr:
-            self.bad_frames += 1
-            raise ModbusError("answer from address %d, not %d" % (rx[0], addr))
-        if rx[1] == fc | 0x80:
-            if crc16(rx, 3) != rx[3] | rx[4] << 8:
-                self.crc_errors += 1
-                raise ModbusError("CRC error")
-            self.exceptions += 1
-            self._tx_end = time.ticks_ms()
-            raise ModbusException(rx[2])
-        if rx[1] != fc or rx[2] != n:
-            self.bad_frames += 1
-            raise ModbusError("malformed answer (function %d, %d bytes)" % (rx[1], rx[2]))
-        rest = self._rx5
-        got = link.take(rest, 0, n)
-        while got < n:
-            left = time.ticks_diff(deadline, time.ticks_ms())
-            if left <= 0:
-                self.timeouts += 1
-                raise ModbusTimeout("answer cut short")
-            await asyncio.sleep_ms(min(left, link.wire_ms(n - got)))
-            got += link.take(rest, got, n - got)
-        if crc16(rx, 3 + n) != rx[3 + n] | rx[4 + n] << 8:
-            self.crc_errors += 1
-            raise ModbusError("CRC error")
-        self._tx_end = time.ticks_ms()
-        return n
+        while True:
+            addr = self._addr
+            fc = self._fc
+            n = 2 * self._count
+            res = None
+            for attempt in range(self.retries + 1):
+                # Silence before the request: t3.5 since our last frame and the last byte heard.
+                now = time.ticks_ms()
+                quiet = min(time.ticks_diff(now, self._tx_end),
+                            time.ticks_diff(now, link.last_rx_ms))
+                if quiet < self.t35_ms:
+                    yield from asyncio.sleep_ms(self.t35_ms - quiet)
+                if link.discard():
+                    # Bytes nobody asked for (a late answer, noise): wait for the line to go
+                    # quiet (at most timeout_ms), discarding what arrives.
+                    t0 = time.ticks_ms()
+                    while True:
+                        now = time.ticks_ms()
+                        quiet = time.ticks_diff(now, link.last_rx_ms)
+                        if quiet >= self.t35_ms or time.ticks_diff(now, t0) >= self.timeout_ms:
+                            break
+                        yield from asyncio.sleep_ms(self.t35_ms - quiet)
+                        link.discard()
+                self.request(addr, fc, self._start, n >> 1)
+                self.requests += 1
+                k = link.send_now(self.tx, 8)
+                while k < 8:  # (never on a UART: it buffers the whole frame)
+                    yield from asyncio.sleep_ms(1)
+                    k += link.send_now(self.tx, 8, k)
+                self._tx_end = time.ticks_add(time.ticks_ms(), link.wire_ms(8))
+                deadline = time.ticks_add(self._tx_end, self.timeout_ms)
+                # The answer cannot be complete before request and answer have crossed the wire.
+                yield from asyncio.sleep_ms(link.wire_ms(8 + 5 + n))
+                # The shortest frame first: an exception response is 5 bytes (address,
+                # function | 0x80, code, CRC); a normal one starts with address, function, count.
+                got = link.take(rx, 0, 5)
+                while got < 5:
+                    left = time.ticks_diff(deadline, time.ticks_ms())
+                    if left <= 0:
+                        break
+                    yield from asyncio.sleep_ms(min(left, link.wire_ms(5 + n - got)))
+                    got += link.take(rx, got, 5 - got)
+                if got < 5:
+                    self.timeouts += 1
+                    res = ModbusTimeout("no answer from meter %d" % addr)
+                    continue
+                if rx[0] != addr:
+                    self.bad_frames += 1
+                    res = ModbusError("answer from address %d, not %d" % (rx[0], addr))
+                    continue
+                if rx[1] == fc | 0x80:
+                    if crc16(rx, 3) != rx[3] | rx[4] << 8:
+                        self.crc_errors += 1
+                        res = ModbusError("CRC error")
+                        continue
+                    self.exceptions += 1
+                    self._tx_end = time.ticks_ms()
+                    res = ModbusException(rx[2])
+                    if rx[2] not in (5, 6):
+                        break  # the meter's answer: not retried
+                    # acknowledge / server busy: the same request again after a pause
+                    yield from asyncio.sleep_ms(50 * (attempt + 1))
+                    continue
+                if rx[1] != fc or rx[2] != n:
+                    self.bad_frames += 1
+                    res = ModbusError("malformed answer (function %d, %d bytes)" % (rx[1], rx[2]))
+                    continue
+                rest = self._rx5
+                got = link.take(rest, 0, n)
+                while got < n:
+                    left = time.ticks_diff(deadline, time.ticks_ms())
+                    if left <= 0:
+                        break
+                    yield from asyncio.sleep_ms(min(left, link.wire_ms(n - got)))
+                    got += link.take(rest, got, n - got)
+                if got < n:
+                    self.timeouts += 1
+                    res = ModbusTimeout("answer cut short")
+                    continue
+                if crc16(rx, 3 + n) != rx[3 + n] | rx[4 + n] << 8:
+                    self.crc_errors += 1
+                    res = ModbusError("CRC error")
+                    continue
+                self._tx_end = time.ticks_ms()
+                res = ret(n)
+                break
+            yield res

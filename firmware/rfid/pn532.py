@@ -16,10 +16,17 @@
 # Power-up (PN532 C106 starts in LowVbat mode, UM0701-02 7.2.10 / AN10609): on HSU the host sends
 # 0x55 0x55 and zeros to wake the chip, then SAMConfiguration must be the first command.
 # The transport: Hsu below (the UART), or rfid.pn532_i2c.I2c (kept apart: imported only by a
-# board that wires the PN532 to I2C). A transport has wake(), begin(), flush(), send_now(),
-# send(), take(buf, off, n) (what has arrived, without waiting) and wait_ms(n).
+# board that wires the PN532 to I2C). A transport has wake(), begin(), flush(),
+# send_now(buf, n, off=0), take(buf, off, n) (what has arrived, without waiting) and wait_ms(n).
+#
+# An exchange allocates nothing: call() and poll() hand out a link.Looped whose generator, made
+# once, runs every exchange (a coroutine per call would be a new heap object each time); frames
+# are read by a synchronous scanner over what has arrived, sleeping only while bytes are missing.
+# Only a failure allocates (its exception).
 import asyncio
 import time
+
+from link import Looped, ret
 
 ACK = const(-1)
 NACK = const(-2)
@@ -39,6 +46,14 @@ _ACK_MS = const(30)  # the PN532 ACKs within ~1 ms; generous for slow UARTs and 
 _WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 _ACK_FRAME = b"\x00\x00\xff\x00\xff\x00"
 _NACK_FRAME = b"\x00\x00\xff\xff\x00\x00"
+_POLL_PARAMS = b"\x01\x00"  # InListPassiveTarget: MaxTg 1, BrTy 0x00 (106 kbps type A)
+
+# what reading a frame ends with, besides ACK, NACK and the frame's length (> 0)
+_TIMEOUT = const(-3)
+_BADSUM = const(-4)  # a bad data checksum: ask again with a NACK
+_CORRUPT = const(-5)  # a bad data checksum three times
+_EXTENDED = const(-6)  # an extended frame (never sent for our commands)
+_TOO_LONG = const(-7)
 
 
 class Pn532Error(Exception):
@@ -55,23 +70,32 @@ class _BadChecksum(Pn532Error):
 
 def frame(buf, cmd, params=b""):
     # Builds a host -> PN532 normal information frame in buf; returns its length.
+    # (Its work is split with _put_params to keep each frame under ~11 slots of locals and
+    # stack, over which MicroPython allocates the frame on the heap at every call.)
     n = len(params)
-    ln = n + 2  # TFI, command code, parameters
     buf[0] = 0x00
     buf[1] = 0x00
     buf[2] = 0xFF
-    buf[3] = ln
-    buf[4] = (-ln) & 0xFF
+    buf[3] = n + 2  # LEN: TFI, command code, parameters
+    buf[4] = (-(n + 2)) & 0xFF
     buf[5] = _TFI_HOST
     buf[6] = cmd
-    s = _TFI_HOST + cmd
-    for i in range(n):
-        b = params[i]
-        buf[7 + i] = b
-        s += b
+    s = _TFI_HOST + cmd + _put_params(buf, params, n)
     buf[7 + n] = (-s) & 0xFF
     buf[8 + n] = 0x00
     return 9 + n
+
+
+def _put_params(buf, params, n):
+    # Copies the parameters into buf[7:]; -> their sum (for the data checksum).
+    s = 0
+    i = 0
+    while i < n:
+        b = params[i]
+        buf[7 + i] = b
+        s += b
+        i += 1
+    return s
 
 
 class Hsu:
@@ -89,11 +113,8 @@ class Hsu:
     def flush(self):
         return self.link.discard()
 
-    def send_now(self, buf, n):
-        return self.link.send_now(buf, n)
-
-    async def send(self, buf, n):
-        await self.link.send(buf, n)
+    def send_now(self, buf, n, off=0):
+        return self.link.send_now(buf, n, off)
 
     def take(self, buf, off, n):
         return self.link.take(buf, off, n)
@@ -111,61 +132,34 @@ class Pn532:
         self.rx_len = 0
         self.noise = 0  # bytes skipped while looking for a start code, bad checksums
         self.firmware = None
+        # the exchange asked for
+        self._cmd = 0
+        self._params = b""
+        self._timeout_ms = 0
+        self._uid = None  # poll(): where the UID goes
+        self._bad_len = 0  # the LEN of a frame too long to take
+        self._op = Looped(self._exchanges, 0, 4, 7, 10)  # UID lengths, data lengths
 
     # -- frames ------------------------------------------------------------------------
-    async def read_frame(self, deadline):
-        # -> ACK, NACK, or the length of TFI..PDn (in rx[0:]); raises Pn532Timeout.
-        # Scans for the start code 00 FF, checks LEN/LCS (a bad one is noise: scan on) and DCS
-        # (a bad one raises _BadChecksum, so the caller can ask again with a NACK).
-        # One coroutine, reading what has arrived and sleeping only while bytes are missing.
-        rx = self.rx
-        t = self.t
-        t.begin()
-        state = 0  # 0: looking for 00 FF, 1: LEN LCS, 2: TFI..PDn DCS postamble
-        have = 0
-        want = 2
-        while True:
-            if have < want:
-                have += t.take(rx, have, want - have)
-                if have < want:
-                    left = time.ticks_diff(deadline, time.ticks_ms())
-                    if left <= 0:
-                        raise Pn532Timeout("no complete frame from the PN532")
-                    await asyncio.sleep_ms(min(left, t.wait_ms(want - have)))
-                    continue
-            if state == 0:
-                if rx[0] == 0x00 and rx[1] == 0xFF:
-                    state, have = 1, 0
-                else:
-                    # keep the last byte: a start code split over two reads is still found
-                    rx[0] = rx[1]
-                    have = 1
-                    self.noise += 1
-                continue
-            if state == 1:
-                r = self._length(rx[0], rx[1])
-                if r == 0:
-                    state, have, want = 0, 0, 2  # a false start code in noise: scan on
-                elif r < 0:
-                    return r  # ACK or NACK
-                else:
-                    state, have, want = 2, 0, r + 2  # TFI..PDn, DCS, postamble
-                continue
-            return self._check(want - 2)
-
+    # A frame is read by the exchange's generator: it scans for the start code 00 FF, checks
+    # LEN/LCS (a bad pair is noise: it scans on) and the DCS (a bad one: _BADSUM, the response
+    # is asked for again with a NACK), reading what has arrived and sleeping only while bytes
+    # are missing. The helpers keep their frames small: MicroPython heap-allocates a frame of
+    # more than ~11 slots of locals and stack at every call.
     def _length(self, ln, lcs):
-        # -> ACK, NACK, the frame's LEN, or 0 for a bad LEN/LCS pair.
+        # -> ACK, NACK, the frame's LEN, 0 for a bad LEN/LCS pair (noise), or an error code.
         if ln == 0x00 and lcs == 0xFF:
             return ACK
         if ln == 0xFF and lcs == 0x00:
             return NACK
         if ln == 0xFF and lcs == 0xFF:
-            raise Pn532Error("unexpected extended frame")  # never sent for our commands
+            return _EXTENDED
         if (ln + lcs) & 0xFF or ln == 0:
             self.noise += 2
             return 0
         if ln + 2 > _RX:
-            raise Pn532Error("frame of %d bytes is too long" % ln)
+            self._bad_len = ln
+            return _TOO_LONG
         return ln
 
     def _check(self, ln):
@@ -177,51 +171,125 @@ class Pn532:
             i += 1
         if s & 0xFF:
             self.noise += 1
-            raise _BadChecksum("bad data checksum")
+            return _BADSUM
         self.rx_len = ln
         return ln
 
-    async def _send_raw(self, b):
-        await self.t.send(b, len(b))
+    def _error(self, r):
+        # The exception for a frame that is not taken.
+        if r == _CORRUPT:
+            return Pn532Error("response corrupted three times")
+        if r == _BADSUM:
+            return _BadChecksum("bad data checksum")
+        if r == _EXTENDED:
+            return Pn532Error("unexpected extended frame")  # never sent for our commands
+        return Pn532Error("frame of %d bytes is too long" % self._bad_len)
 
-    async def call(self, cmd, params=b"", timeout_ms=100):
-        # Sends a command, waits for its ACK and response; -> number of data bytes after the
-        # response code (in rx[2:]). Retries on a missing ACK, noise or a timeout; asks for a
-        # corrupted response again with a NACK.
-        n = frame(self.tx, cmd, params)
-        last = None
-        for _ in range(self.retries + 1):
-            self.t.flush()
-            if self.t.send_now(self.tx, n) < n:
-                await self.t.send(self.tx, n)
-            try:
-                r = await self.read_frame(time.ticks_add(time.ticks_ms(), _ACK_MS))
-                if r != ACK:
-                    raise Pn532Error("expected an ACK")
-                deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
-                for _ in range(3):
-                    try:
-                        r = await self.read_frame(deadline)
+    # -- exchanges ---------------------------------------------------------------------
+    def call(self, cmd, params=b"", timeout_ms=100):
+        # Sends a command, waits for its ACK and response: `await pn532.call(...)` gives the
+        # number of data bytes after the response code (in rx[2:]). Retries on a missing ACK,
+        # noise or a timeout; asks for a corrupted response again with a NACK.
+        self._cmd = cmd
+        self._params = params
+        self._timeout_ms = timeout_ms
+        self._uid = None
+        return self._op.begin()
+
+    def _exchanges(self):
+        # Every exchange, one pass of the loop each (see link.Looped): yields None while it
+        # waits, then ret(value) or the exception.
+        t = self.t
+        tx = self.tx
+        rx = self.rx
+        while True:
+            n = frame(tx, self._cmd, self._params)
+            res = Pn532Timeout("no answer") if self.retries < 0 else None
+            for _ in range(self.retries + 1):
+                t.flush()
+                k = t.send_now(tx, n)
+                while k < n:  # (a socket with a full buffer; a UART takes the frame at once)
+                    yield from asyncio.sleep_ms(1)
+                    k += t.send_now(tx, n, k)
+                # The ACK, then the response (a corrupted one asked for again with a NACK).
+                acked = False
+                nacks = 0
+                deadline = time.ticks_add(time.ticks_ms(), _ACK_MS)
+                while True:
+                    t.begin()
+                    state = 0  # 0: looking for 00 FF, 1: LEN LCS, 2: TFI..PDn DCS postamble
+                    have = 0
+                    want = 2
+                    r = 0
+                    while not r:
+                        if have < want:
+                            have += t.take(rx, have, want - have)
+                            if have < want:
+                                left = time.ticks_diff(deadline, time.ticks_ms())
+                                if left <= 0:
+                                    r = _TIMEOUT
+                                    break
+                                yield from asyncio.sleep_ms(min(left, t.wait_ms(want - have)))
+                                continue
+                        if state == 0:
+                            if rx[0] == 0x00 and rx[1] == 0xFF:
+                                state = 1
+                                have = 0
+                            else:
+                                # keep the last byte: a start code split over two reads is found
+                                rx[0] = rx[1]
+                                have = 1
+                                self.noise += 1
+                        elif state == 1:
+                            r = self._length(rx[0], rx[1])
+                            if r > 0:  # TFI..PDn, DCS, postamble
+                                state = 2
+                                have = 0
+                                want = r + 2
+                                r = 0
+                            elif not r:  # a false start code in noise: scan on
+                                state = 0
+                                have = 0
+                        else:
+                            r = self._check(want - 2)
+                    if not acked:
+                        if r != ACK:
+                            break
+                        acked = True
+                        deadline = time.ticks_add(time.ticks_ms(), self._timeout_ms)
+                        continue
+                    if r != _BADSUM:
                         break
-                    except _BadChecksum:
-                        await self._send_raw(_NACK_FRAME)
-                else:
-                    raise Pn532Error("response corrupted three times")
-            except Pn532Timeout as e:
-                last = e
-                await self._send_raw(_ACK_FRAME)  # abort whatever the chip may still be doing
-                continue
-            except Pn532Error as e:
-                last = e
-                continue
-            rx = self.rx
-            if rx[0] == _TFI_ERROR:
-                raise Pn532Error("the PN532 answered a syntax error frame")
-            if r < 2 or rx[0] != _TFI_PN532 or rx[1] != cmd + 1:
-                last = Pn532Error("unexpected response %02x %02x" % (rx[0], rx[1]))
-                continue
-            return r - 2
-        raise last if last else Pn532Timeout("no answer")
+                    k = t.send_now(_NACK_FRAME, 6)  # "send your last answer again"
+                    while k < 6:
+                        yield from asyncio.sleep_ms(1)
+                        k += t.send_now(_NACK_FRAME, 6, k)
+                    nacks += 1
+                    if nacks == 3:
+                        r = _CORRUPT
+                        break
+                if not acked and r >= NACK:
+                    res = Pn532Error("expected an ACK")
+                    continue
+                if r == _TIMEOUT:
+                    res = Pn532Timeout("no complete frame from the PN532")
+                    k = t.send_now(_ACK_FRAME, 6)  # abort whatever the chip may still be doing
+                    while k < 6:
+                        yield from asyncio.sleep_ms(1)
+                        k += t.send_now(_ACK_FRAME, 6, k)
+                    continue
+                if r < NACK:
+                    res = self._error(r)
+                    continue
+                if rx[0] == _TFI_ERROR:
+                    res = Pn532Error("the PN532 answered a syntax error frame")
+                    break
+                if r < 2 or rx[0] != _TFI_PN532 or rx[1] != self._cmd + 1:
+                    res = Pn532Error("unexpected response %02x %02x" % (rx[0], rx[1]))
+                    continue
+                res = ret(r - 2) if self._uid is None else self._target(r - 2)
+                break
+            yield res
 
     # -- commands ----------------------------------------------------------------------
     async def init(self):
@@ -246,26 +314,37 @@ class Pn532:
         rx = self.rx
         return rx[2], rx[3], rx[4], rx[5]
 
-    async def poll(self, uid):
+    def poll(self, uid):
         # One ISO/IEC 14443 type A passive poll (InListPassiveTarget, MaxTg 1, BrTy 0x00 =
-        # 106 kbps type A). Copies the UID into uid (a bytearray of 10) and returns its length
-        # (4, 7 or 10), or 0 when no card answered.
-        # Response data: NbTg, then Tg, SENS_RES (2), SEL_RES, NFCIDLength, NFCID1..n,
-        # [ATSLength, ATS...] (UM0701-02 7.3.5).
-        n = await self.call(CMD_IN_LIST_PASSIVE_TARGET, b"\x01\x00", timeout_ms=150)
+        # 106 kbps type A): `await pn532.poll(uid)` copies the UID into uid (a bytearray of
+        # 10) and gives its length (4, 7 or 10), or 0 when no card answered.
+        self.call(CMD_IN_LIST_PASSIVE_TARGET, _POLL_PARAMS, 150)
+        self._uid = uid
+        return self._op
+
+    def _target(self, n):
+        # InListPassiveTarget's answer (n data bytes): NbTg, then Tg, SENS_RES (2), SEL_RES,
+        # NFCIDLength, NFCID1..n, [ATSLength, ATS...] (UM0701-02 7.3.5). -> ret(UID length), or
+        # the error.
         rx = self.rx
         if n < 1:
-            raise Pn532Error("empty InListPassiveTarget answer")
+            return Pn532Error("empty InListPassiveTarget answer")
         if rx[2] == 0:
-            return 0
+            return ret(0)
         if rx[2] != 1 or n < 6:
-            raise Pn532Error("bad InListPassiveTarget answer")
-        sak = rx[6]
+            return Pn532Error("bad InListPassiveTarget answer")
         k = rx[7]
         if k not in (4, 7, 10) or n < 6 + k:
-            raise Pn532Error("bad UID length %d" % k)
-        if sak & 0x04:
-            raise Pn532Error("UID not complete (cascade bit set in SEL_RES)")
-        for i in range(k):
-            uid[i] = rx[8 + i]
-        return k
+            return Pn532Error("bad UID length %d" % k)
+        if rx[6] & 0x04:  # SEL_RES
+            return Pn532Error("UID not complete (cascade bit set in SEL_RES)")
+        _copy(self._uid, 0, rx, 8, k)
+        return ret(k)
+
+
+def _copy(dst, do, src, so, n):
+    n += so
+    while so < n:
+        dst[do] = src[so]
+        do += 1
+        so += 1

@@ -17,6 +17,9 @@ class I2c:
         self._buf = bytearray(1 + _RX)
         self._pos = 0
         self._end = 0  # 0: no frame fetched since begin()
+        self._vb = None  # the view of the last frame written, kept for the next one like it
+        self._vn = 0
+        self._v = None
 
     async def wake(self):
         # The PN532 wakes on its own address; a write of nothing is that address on the bus.
@@ -33,12 +36,19 @@ class I2c:
         self.begin()
         return 0
 
-    def send_now(self, buf, n):
-        self.bus.writeto(self.addr, memoryview(buf)[:n])
+    def send_now(self, buf, n, off=0):
+        # An I2C write is a whole frame (off is always 0). The view of buf's first n bytes is
+        # kept: a poll writes the same frame every time, and a new memoryview is a heap object.
+        if n == len(buf):
+            v = buf
+        else:
+            if buf is not self._vb or n != self._vn:
+                self._vb = buf
+                self._vn = n
+                self._v = memoryview(buf)[:n]
+            v = self._v
+        self.bus.writeto(self.addr, v)
         return n
-
-    async def send(self, buf, n):
-        self.send_now(buf, n)
 
     def _fetch(self):
         self.bus.readfrom_into(self.addr, self._st)

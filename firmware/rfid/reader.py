@@ -120,20 +120,18 @@ class Reader:
             self.seen(n, time.ticks_ms())
             await asyncio.sleep_ms(self.poll_ms)
 
+    # seen() runs after every poll: it and the helpers below keep their frames small, since
+    # MicroPython heap-allocates a frame of more than ~11 slots of locals and stack at every call.
     def seen(self, n, now):
         # One poll's result: n = UID length in self._uid, 0 for no card.
         self._learn_check(now)
-        if n == 0:
-            if self._cur_len and time.ticks_diff(now, self._seen_ms) >= self.gone_ms:
-                self._cur_len = 0  # the card left the field
-            return
-        same = n == self._cur_len
-        if same:
-            for i in range(n):
-                if self._uid[i] != self._cur[i]:
-                    same = False
-                    break
-        if same:
+        if n:
+            self._card(n, now)
+        elif self._cur_len and time.ticks_diff(now, self._seen_ms) >= self.gone_ms:
+            self._cur_len = 0  # the card left the field
+
+    def _card(self, n, now):
+        if self._is_current(n):
             self._seen_ms = now  # still held: no new event
             return
         if self._cur_len and time.ticks_diff(now, self._event_ms) < self.hold_ms:
@@ -142,6 +140,20 @@ class Reader:
                 log.warn(_TAG, "another card within %d ms of the last one: ignored (%d)",
                          self.hold_ms, self.ignored)
             return
+        self._presented(n, now)
+
+    def _is_current(self, n):
+        # The UID read is the card already in the field.
+        if n != self._cur_len:
+            return False
+        uid = self._uid
+        cur = self._cur
+        for i in range(n):
+            if uid[i] != cur[i]:
+                return False
+        return True
+
+    def _presented(self, n, now):
         for i in range(n):
             self._cur[i] = self._uid[i]
         self._cur_len = n

@@ -236,3 +236,49 @@ def test_unknown_model():
         assert "sdm630" in str(e)
     else:
         raise AssertionError("unknown model accepted")
+
+
+async def test_unchanged_registers_give_the_same_values_changed_ones_new():
+    # A poll decodes only the values whose register bytes changed (a float is a heap object):
+    # the others are the same objects as before, and every value is still right.
+    dev = MiniModbus(only=4)
+    dev.set(0x0000, f32(231.5) + f32(229.0) + f32(230.2) + f32(16.0) + f32(15.5) + f32(0.0))
+    for a in range(0x34, 0x4A, 2):
+        dev.set(a, f32(0.0))
+    dev.set(0x0034, f32(7400.0))
+    dev.set(0x0046, f32(49.98))
+    dev.set(0x0048, f32(1234.567))
+    src = ModbusMeter(Master(Link(Wire(dev), baud=115200), 60, 0), "sdm630")
+    v1 = [None] * maps.NVALUES
+    await src.read(v1)
+    v2 = [None] * maps.NVALUES
+    await src.read(v2)
+    assert all(a is b for a, b in zip(v1, v2)), "unchanged registers: the same objects"
+    dev.set(0x0002, f32(-0.0))  # V2: to -0.0, sign only
+    dev.set(0x0008, f32(15.75))  # I2
+    dev.set(0x0048, f32(1234.625))  # the energy register
+    await src.read(v2)
+    assert v2[maps.I2] == 15.75 and v2[maps.E] == 1234625 and str(v2[maps.V2]) == "-0.0"
+    for k in range(maps.NVALUES):
+        if k not in (maps.V2, maps.I2, maps.E):
+            assert v2[k] is v1[k], k
+    dev.set(0x0008, f32(16.0))  # back to a value it had: decoded again, equal
+    await src.read(v2)
+    assert v2[maps.I2] == 16.0
+
+
+async def test_a_cancelled_read_leaves_the_master_usable():
+    dev, w, m = bus(timeout_ms=200)
+    dev.set(0, [1, 2])
+    dev.silent = True
+    try:
+        await asyncio.wait_for_ms(m.read(1, 4, 0, 2), 20)  # cancelled while waiting
+    except asyncio.TimeoutError:
+        pass
+    else:
+        raise AssertionError("a silent meter answered")
+    dev.silent = False
+    assert await m.read(1, 4, 0, 2) == 4
+    assert bytes(m.rx[3:7]) == H("00010002")
+    # and the exchange runs as a task of its own too
+    assert await asyncio.create_task(m.read(1, 4, 0, 2)) == 4

@@ -208,3 +208,21 @@ async def test_i2c_framing():
     uid = bytearray(10)
     assert await d.poll(uid) == 7
     assert bytes(uid[:7]) == H("04112233445566")
+
+
+async def test_a_cancelled_poll_leaves_the_driver_usable():
+    c, w, d = chip()
+    await d.init()
+    c.uid = H("04a2b3c4")
+    uid = bytearray(10)
+    c.silent = True
+    try:
+        await asyncio.wait_for_ms(d.poll(uid), 10)  # cancelled while it waits for the ACK
+    except asyncio.TimeoutError:
+        pass
+    else:
+        raise AssertionError("a silent chip answered")
+    c.silent = False
+    assert await d.poll(uid) == 4
+    assert await asyncio.create_task(d.poll(uid)) == 4  # an exchange as a task of its own
+    assert await d.firmware_version() == (0x32, 1, 6, 7)
