@@ -11,26 +11,7 @@ from meter.pulse import PulseMeter
 from store import Store
 from fakewire import Wire, MiniModbus
 from mphelp import Logs
-
-
-def vals(e=1000, p=7360.0, i=(10.7, 10.7, 10.7), u=(230.0, 230.0, 230.0), f=50.0):
-    v = [None] * maps.NVALUES
-    v[maps.E], v[maps.P], v[maps.F] = e, p, f
-    v[maps.I1], v[maps.I2], v[maps.I3] = i
-    v[maps.V1], v[maps.V2], v[maps.V3] = u
-    return v
-
-
-class Scripted:
-    # A meter source returning prepared readings (or raising).
-    def __init__(self):
-        self.next = vals()
-
-    async def read(self, out):
-        if isinstance(self.next, Exception):
-            raise self.next
-        for k in range(maps.NVALUES):
-            out[k] = self.next[k]
+from meterscript import Scripted, vals
 
 
 def test_plausible_reading_passes():
