@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from simctl import Control, controlling
+from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
 
@@ -44,13 +44,8 @@ def flash(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def sim(csms: Csms, flash: Path) -> AsyncIterator[Simulator]:
-    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
-    await s.start()
-    yield s
-    await s.stop()
-    # Shown by pytest only when the test fails.
-    print("---- agent log ----")
-    print("\n".join(s.agent.all_lines if s.agent else []))
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as s:
+        yield s
 
 
 @pytest.fixture

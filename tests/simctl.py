@@ -40,6 +40,20 @@ class Control:
 
 
 @contextlib.asynccontextmanager
+async def running(sim: Any, tail: int | None = None) -> AsyncIterator[Any]:
+    """Start a Simulator, stop it afterwards, and print the agent's log (its last `tail`
+    lines), which pytest shows only when the test failed."""
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+        lines = sim.agent.all_lines if sim.agent else []
+        print("---- agent log ----")
+        print("\n".join(lines[-tail:] if tail else lines))
+
+
+@contextlib.asynccontextmanager
 async def controlling(sim: Any) -> AsyncIterator[Control]:
     """A control-protocol client of a running Simulator, over a socket of its own."""
     server = await sim.serve_control(0)

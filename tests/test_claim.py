@@ -18,7 +18,7 @@ import pytest
 from borne.claim import ClaimError, ProvisioningClient
 from borne.csms import Csms
 from borne.sim.simulator import ClaimOptions, Simulator
-from simctl import Control, controlling
+from simctl import Control, controlling, running
 
 CP_ID = "CP-CLAIM-1"
 KEY = "abcd-efgh-ijkm-npqr"
@@ -37,12 +37,8 @@ def claim_options(**kw: Any) -> ClaimOptions:
 
 @pytest.fixture
 async def csim(flash: Path) -> AsyncIterator[Simulator]:
-    s = Simulator(flash, cp_id=CP_ID, claim=claim_options())
-    await s.start()
-    yield s
-    await s.stop()
-    print("---- agent log ----")
-    print("\n".join(s.agent.all_lines if s.agent else []))
+    async with running(Simulator(flash, cp_id=CP_ID, claim=claim_options())) as s:
+        yield s
 
 
 @pytest.fixture

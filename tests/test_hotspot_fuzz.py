@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from borne.claim import ProvisioningClient
 from borne.sim.simulator import ClaimOptions, Simulator
-from simctl import Control, controlling
+from simctl import Control, controlling, running
 
 PASSWORD = "wxyz-2345-6789"
 HEAP = "224wK"  # see the module docstring: the memory diet is open work
@@ -31,11 +31,8 @@ HEAP = "224wK"  # see the module docstring: the memory diet is open work
 async def fsim(flash: Path, compiled_firmware: Path) -> AsyncIterator[Simulator]:
     s = Simulator(flash, cp_id="CP-FUZZ", heapsize=HEAP, compiled=compiled_firmware,
                   claim=ClaimOptions(conn_password=PASSWORD, lockout_base_ms=200))
-    await s.start()
-    yield s
-    await s.stop()
-    print("---- agent log ----")
-    print("\n".join(s.agent.all_lines[-200:] if s.agent else []))
+    async with running(s, tail=200):
+        yield s
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from simctl import Control, controlling
+from simctl import Control, controlling, running
 
 # The meters' energy resolution: float32 kWh (SDM), 0.01 kWh (ABB), 0.1 kWh (EM340)
 RESOLUTION_WH = {"sdm630": 2, "sdm120": 2, "abb_b23": 10, "em340": 100}
@@ -32,10 +32,8 @@ async def model_sim(request: pytest.FixtureRequest, csms: Csms, flash: Path
                     ) -> AsyncIterator[Simulator]:
     s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url, meter_model=request.param)
     s.hw.energy_wh = 7_654_321.0
-    await s.start()
-    yield s
-    await s.stop()
-    print("\n".join(s.agent.all_lines if s.agent else []))
+    async with running(s):
+        yield s
 
 
 async def meter_state(sim: Simulator, pred: Any, what: str, timeout: float = 10) -> dict:
@@ -96,11 +94,8 @@ async def preset(csms: Csms, flash: Path) -> AsyncIterator[tuple[Simulator, Cont
 
     s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url)
     s.hw.energy_wh = 50_000.0
-    await s.start()
-    async with controlling(s) as c:
+    async with running(s), controlling(s) as c:
         yield s, c
-    await s.stop()
-    print("\n".join(s.agent.all_lines if s.agent else []))
 
 
 async def test_nonsense_readings_are_rejected_with_a_reason(
