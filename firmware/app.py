@@ -79,6 +79,10 @@ async def _main():
     tasks.extend(dev.tasks())
     if hotspot:
         tasks.append(hotspot.run())
+    # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
+    from console import Console
+
+    tasks.append(Console(b, settings, connector, hotspot).run())
     await asyncio.gather(*tasks)
 
 

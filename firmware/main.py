@@ -28,6 +28,16 @@ try:
     _enter().run()
 except SystemExit:
     raise
+except KeyboardInterrupt:
+    # Ctrl-C on the serial line (mpremote, a technician): the program stops here and the pins keep
+    # their state, so drive the outputs safe first (Board() opens the contactor before anything).
+    try:
+        import board
+
+        board.Board()
+    except Exception:
+        pass
+    raise
 except Exception as e:
     sys.print_exception(e)
     try:

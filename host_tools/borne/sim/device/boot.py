@@ -1,0 +1,191 @@
+# What a MicroPython board does between reset and its REPL, for the unix port behind the serial
+# device of host_tools/borne/sim/serialdev.py (MicroPython code; runs as `micropython -i boot.py`).
+#
+# 1. The board's filesystem: the host folder BORNE_DEV_FLASH becomes "/", through a small VFS that
+#    enforces the partition's size (BORNE_DEV_CAPACITY bytes, in 4 KiB blocks as LittleFS counts
+#    them): a write past it fails with OSError(ENOSPC), as on the chip, and os.statvfs("/") reports
+#    the figures. Host folders (BORNE_DEV_BUILTIN, ":"-separated: the ESP32 API emulation, the
+#    libraries a stock image freezes) are mounted read-only out of the way and put on sys.path where
+#    the board has its built-in and frozen modules. BORNE_DEV_ARGV (space-separated) becomes
+#    sys.argv, for a simulated board that takes arguments.
+# 2. boot.py then main.py from that filesystem, unless BORNE_DEV_REPL_ONLY is set (a soft reboot
+#    asked from the raw REPL does not run them). An exception in main.py is printed and the REPL
+#    follows, as on the board (the unix port's -i gives the REPL).
+import io
+import os
+import sys
+import vfs
+
+_BLOCK = 4096
+
+
+class _Quota:
+    # VfsPosix over the flash folder, with a size limit. Paths reach it absolute ("/app_a/x.mpy").
+    def __init__(self, root, capacity):
+        self.root = root
+        self.inner = vfs.VfsPosix(root)
+        self.capacity = capacity
+        self.cwd = "/"
+
+    def _abs(self, p):
+        if not p.startswith("/"):
+            p = (self.cwd.rstrip("/") + "/" + p) if p else self.cwd
+        return p
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def used(self):
+        # Blocks in use, as LittleFS would count them: one per folder, files rounded up.
+        def walk(p):
+            n = 1
+            for e in self.inner.ilistdir(p):
+                q = p.rstrip("/") + "/" + e[0]
+                if e[1] & 0x4000:
+                    n += walk(q)
+                else:
+                    n += (self.inner.stat(q)[6] + _BLOCK - 1) // _BLOCK
+            return n
+
+        return walk("/") * _BLOCK
+
+    def ilistdir(self, p):
+        return self.inner.ilistdir(self._abs(p))
+
+    def chdir(self, p):
+        p = self._abs(p)
+        if not self.inner.stat(p)[0] & 0x4000:
+            raise OSError(20)  # ENOTDIR
+        self.cwd = p
+
+    def getcwd(self):
+        return self.cwd
+
+    def stat(self, p):
+        return self.inner.stat(self._abs(p))
+
+    def statvfs(self, p):
+        total = self.capacity // _BLOCK
+        free = max(0, total - self.used() // _BLOCK)
+        return (_BLOCK, _BLOCK, total, free, free, 0, 0, 0, 0, 255)
+
+    def mkdir(self, p):
+        if self.used() + _BLOCK > self.capacity:
+            raise OSError(28)  # ENOSPC
+        return self.inner.mkdir(self._abs(p))
+
+    def remove(self, p):
+        return self.inner.remove(self._abs(p))
+
+    def rmdir(self, p):
+        return self.inner.rmdir(self._abs(p))
+
+    def rename(self, a, b):
+        # VfsPosix joins only one absolute path at a time correctly: give it two relative to the
+        # process's working directory, which is the flash folder.
+        return self.inner.rename(self._abs(a)[1:], self._abs(b)[1:])
+
+    def open(self, p, mode):
+        f = self.inner.open(self._abs(p), mode)
+        if "r" in mode and "+" not in mode:
+            return f
+        return _QuotaFile(f, self, self.used())
+
+
+class _QuotaFile(io.IOBase):
+    # A stream (json.dump and friends write through it) that counts what it adds.
+    def __init__(self, f, fs, used):
+        self.f = f
+        self.fs = fs
+        self.used = used  # the filesystem with this file as opened (truncated for "w")
+        self.size = f.seek(0, 2)
+        self.pos = self.size
+
+    def write(self, b):
+        end = self.pos + len(b)
+        if end > self.size:
+            grow = (end + _BLOCK - 1) // _BLOCK - (self.size + _BLOCK - 1) // _BLOCK
+            if self.used + grow * _BLOCK > self.fs.capacity:
+                raise OSError(28)  # ENOSPC: the partition is full
+            self.used += grow * _BLOCK
+            self.size = end
+        n = self.f.write(b)
+        self.pos = end
+        return n
+
+    def seek(self, off, whence=0):
+        self.pos = self.f.seek(off, whence)
+        return self.pos
+
+    def tell(self):
+        return self.pos
+
+    def read(self, *a):
+        r = self.f.read(*a)
+        self.pos = self.f.tell()
+        return r
+
+    def readinto(self, b):
+        n = self.f.readinto(b)
+        self.pos = self.f.tell()
+        return n
+
+    def ioctl(self, req, arg):
+        if req == 1:  # flush
+            self.f.flush()
+        elif req == 4:  # close
+            self.f.close()
+        return 0
+
+    def flush(self):
+        return self.f.flush()
+
+    def close(self):
+        return self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.f.close()
+
+
+def _setup():
+    root = os.getenv("BORNE_DEV_FLASH")
+    cap = int(os.getenv("BORNE_DEV_CAPACITY") or 2 * 1024 * 1024)
+    builtin = [p for p in (os.getenv("BORNE_DEV_BUILTIN") or "").split(":") if p]
+    os.chdir(root)  # the process's own directory: see _Quota.rename
+    vfs.umount("/")
+    vfs.mount(_Quota(root, cap), "/")
+    path = ["", ".frozen", "/lib"]
+    for i, p in enumerate(builtin):
+        at = "/.builtin%d" % i
+        vfs.mount(vfs.VfsPosix(p), at, readonly=True)
+        path.append(at)
+    sys.path[:] = path
+    # The emulated hardware's own settings (the unix_sim board reads "--key value" arguments).
+    sys.argv[:] = ["main.py"] + [a for a in (os.getenv("BORNE_DEV_ARGV") or "").split(" ") if a]
+    os.chdir("/")
+    return not os.getenv("BORNE_DEV_REPL_ONLY")
+
+
+def _run(name):
+    try:
+        os.stat(name)
+    except OSError:
+        return
+    try:
+        exec(open(name).read(), {"__name__": "__main__", "__file__": name})
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001  (the board prints it and goes on to the REPL)
+        sys.print_exception(e)
+
+
+if _setup():
+    _run("boot.py")
+    _run("main.py")
+del _setup, _run
