@@ -16,6 +16,9 @@ _SUBCOMMAND_MODULES = (
     "borne.build",
     "borne.boardcheck",
     "borne.deploy",
+    "borne.flash",
+    "borne.provision",
+    "borne.monitor",
     "borne.claim",
     "borne.label",
 )

@@ -65,6 +65,8 @@ class SerialDevice:
         port: Path,
         *,
         builtin: list[Path] | None = None,
+        chip: Path | None = None,
+        argv: list[str] | None = None,
         capacity: int = 2 * 1024 * 1024,
         heapsize: str | None = None,
         env: dict[str, str] | None = None,
@@ -72,6 +74,9 @@ class SerialDevice:
         self.flash = Path(flash)
         self.port = str(port)
         self.builtin = [Path(p) for p in (builtin or [])]
+        # NVS and OTA data: beside the filesystem's folder, not in it (a full erase wipes both).
+        self.chip = Path(chip) if chip else self.flash.with_name(self.flash.name + ".chip")
+        self.argv = list(argv or [])
         self.capacity = capacity
         self.heapsize = heapsize
         self.env = dict(env or {})
@@ -93,6 +98,7 @@ class SerialDevice:
     # ---- life -----------------------------------------------------------------------------
     def start(self) -> SerialDevice:
         self.flash.mkdir(parents=True, exist_ok=True)
+        self.chip.mkdir(parents=True, exist_ok=True)
         self._console = os.openpty()
         self._console_mode(self._console[1])
         os.set_blocking(self._console[0], False)
@@ -144,6 +150,9 @@ class SerialDevice:
             BORNE_DEV_FLASH=str(self.flash.resolve()),
             BORNE_DEV_CAPACITY=str(self.capacity),
             BORNE_DEV_BUILTIN=":".join(str(p.resolve()) for p in self.builtin),
+            BORNE_DEV_CHIP=str(self.chip.resolve()),
+            BORNE_ESP32_STATE="/.chip",
+            BORNE_DEV_ARGV=" ".join(self.argv),
             **self.env,
         )
         env.pop("BORNE_DEV_REPL_ONLY", None)
@@ -325,6 +334,7 @@ class SerialDevice:
 
 @contextlib.contextmanager
 def running(flash: Path, port: Path, **kw: object) -> Iterator[SerialDevice]:
+    """A started device, stopped at the end."""
     dev = SerialDevice(flash, port, **kw)  # type: ignore[arg-type]
     dev.start()
     try:

@@ -7,7 +7,9 @@
 #    the figures. Host folders (BORNE_DEV_BUILTIN, ":"-separated: the ESP32 API emulation, the
 #    libraries a stock image freezes) are mounted read-only out of the way and put on sys.path where
 #    the board has its built-in and frozen modules. BORNE_DEV_ARGV (space-separated) becomes
-#    sys.argv, for a simulated board that takes arguments.
+#    sys.argv, for a simulated board that takes arguments. BORNE_DEV_CHIP, a host folder, holds
+#    the chip's flash outside the filesystem (NVS, OTA data: host_tools/borne/sim/mpy/esp32.py),
+#    mounted at /.chip, out of the filesystem's listing and size.
 # 2. boot.py then main.py from that filesystem, unless BORNE_DEV_REPL_ONLY is set (a soft reboot
 #    asked from the raw REPL does not run them). An exception in main.py is printed and the REPL
 #    follows, as on the board (the unix port's -i gives the REPL).
@@ -19,18 +21,20 @@ import vfs
 _BLOCK = 4096
 
 
-class _Quota:
-    # VfsPosix over the flash folder, with a size limit. Paths reach it absolute ("/app_a/x.mpy").
-    def __init__(self, root, capacity):
-        self.root = root
-        self.inner = vfs.VfsPosix(root)
+class _HostDir:
+    # A host folder as a filesystem, with a size limit (None: none). Paths reach it absolute
+    # ("/app_a/x.mpy"); it joins them to the folder itself, on a VfsPosix without a root (whose
+    # rename() with a root joins both paths in one buffer and renames the wrong file).
+    def __init__(self, root, capacity=None):
+        self.root = root.rstrip("/")
+        self.inner = vfs.VfsPosix()
         self.capacity = capacity
         self.cwd = "/"
 
     def _abs(self, p):
         if not p.startswith("/"):
             p = (self.cwd.rstrip("/") + "/" + p) if p else self.cwd
-        return p
+        return self.root + p
 
     def mount(self, readonly, mkfs):
         pass
@@ -40,6 +44,9 @@ class _Quota:
 
     def used(self):
         # Blocks in use, as LittleFS would count them: one per folder, files rounded up.
+        if self.capacity is None:
+            return 0
+
         def walk(p):
             n = 1
             for e in self.inner.ilistdir(p):
@@ -50,16 +57,15 @@ class _Quota:
                     n += (self.inner.stat(q)[6] + _BLOCK - 1) // _BLOCK
             return n
 
-        return walk("/") * _BLOCK
+        return walk(self.root) * _BLOCK
 
     def ilistdir(self, p):
         return self.inner.ilistdir(self._abs(p))
 
     def chdir(self, p):
-        p = self._abs(p)
-        if not self.inner.stat(p)[0] & 0x4000:
+        if not self.inner.stat(self._abs(p))[0] & 0x4000:
             raise OSError(20)  # ENOTDIR
-        self.cwd = p
+        self.cwd = self._abs(p)[len(self.root):] or "/"
 
     def getcwd(self):
         return self.cwd
@@ -68,12 +74,12 @@ class _Quota:
         return self.inner.stat(self._abs(p))
 
     def statvfs(self, p):
-        total = self.capacity // _BLOCK
+        total = (self.capacity or 1 << 30) // _BLOCK
         free = max(0, total - self.used() // _BLOCK)
         return (_BLOCK, _BLOCK, total, free, free, 0, 0, 0, 0, 255)
 
     def mkdir(self, p):
-        if self.used() + _BLOCK > self.capacity:
+        if self.capacity is not None and self.used() + _BLOCK > self.capacity:
             raise OSError(28)  # ENOSPC
         return self.inner.mkdir(self._abs(p))
 
@@ -84,13 +90,11 @@ class _Quota:
         return self.inner.rmdir(self._abs(p))
 
     def rename(self, a, b):
-        # VfsPosix joins only one absolute path at a time correctly: give it two relative to the
-        # process's working directory, which is the flash folder.
-        return self.inner.rename(self._abs(a)[1:], self._abs(b)[1:])
+        return self.inner.rename(self._abs(a), self._abs(b))
 
     def open(self, p, mode):
         f = self.inner.open(self._abs(p), mode)
-        if "r" in mode and "+" not in mode:
+        if ("r" in mode and "+" not in mode) or self.capacity is None:
             return f
         return _QuotaFile(f, self, self.used())
 
@@ -157,15 +161,17 @@ def _setup():
     root = os.getenv("BORNE_DEV_FLASH")
     cap = int(os.getenv("BORNE_DEV_CAPACITY") or 2 * 1024 * 1024)
     builtin = [p for p in (os.getenv("BORNE_DEV_BUILTIN") or "").split(":") if p]
-    os.chdir(root)  # the process's own directory: see _Quota.rename
     vfs.umount("/")
-    vfs.mount(_Quota(root, cap), "/")
+    vfs.mount(_HostDir(root, cap), "/")
     path = ["", ".frozen", "/lib"]
     for i, p in enumerate(builtin):
         at = "/.builtin%d" % i
         vfs.mount(vfs.VfsPosix(p), at, readonly=True)
         path.append(at)
     sys.path[:] = path
+    chip = os.getenv("BORNE_DEV_CHIP")
+    if chip:  # the chip's flash outside the filesystem (NVS, OTA data): the esp32 emulation's
+        vfs.mount(_HostDir(chip), "/.chip")  # BORNE_ESP32_STATE names this mount
     # The emulated hardware's own settings (the unix_sim board reads "--key value" arguments).
     sys.argv[:] = ["main.py"] + [a for a in (os.getenv("BORNE_DEV_ARGV") or "").split(" ") if a]
     os.chdir("/")
