@@ -30,6 +30,7 @@ import argparse
 import ast
 import hashlib
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +47,14 @@ ARCH_NAMES = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv
 BOOT_WAIT_S = 30.0
 
 Say = Callable[[str], None]
+
+
+def tool(name: str) -> str:
+    """A pinned tool from this venv (esptool, mpremote); the bare name if it is not installed."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    return shutil.which(name) or name
 
 
 def local_version() -> str:
@@ -209,7 +218,7 @@ os.mkdir({slot!r})""")
     if bad:
         raise DeviceError(
             f"{slot} on the charger differs from the build ({bad[0]}"
-            f"{' and %d more' % (len(bad) - 1) if len(bad) > 1 else ''}): the active application "
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the active application "
             "is unchanged; run the deploy again"
         )
     say(f"verified: {len(want)} files, SHA-256 read back from the charger")

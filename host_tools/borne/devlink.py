@@ -14,6 +14,7 @@ Two ways to talk, both over the same line:
 from __future__ import annotations
 
 import ast
+import contextlib
 import errno
 import json
 import os
@@ -25,7 +26,7 @@ from struct import error as struct_error  # mpremote unpacks a short read
 
 import serial
 import serial.tools.list_ports
-from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
 DEFAULT_TIMEOUT = 5.0  # seconds of silence after which a device counts as not answering
@@ -142,10 +143,8 @@ class Device:
                 self.t.exit_raw_repl()
         except (OSError, serial.SerialException):
             pass
-        try:
+        with contextlib.suppress(OSError, serial.SerialException):
             self.serial.close()
-        except (OSError, serial.SerialException):
-            pass
 
     # ---- raw REPL ------------------------------------------------------------------------
     def raw(self, soft_reset: bool = False) -> None:

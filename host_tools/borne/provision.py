@@ -235,9 +235,8 @@ n.commit()""")
 
 # ---- the command -----------------------------------------------------------------------------
 def provision(args: argparse.Namespace, say: Say = print) -> int:
-    from borne.deploy import make_safe, wait_for_app
-
     from borne import paths
+    from borne.deploy import make_safe, wait_for_app
 
     reg = Register.load(Path(args.register))
     if args.id and not _ID_RX.match(args.id):

@@ -91,6 +91,7 @@ class SerialDevice:
         self._last_in = b""  # the last byte the host sent
         self._cr = False  # the last byte out was \r
         self._hung = False
+        self._mode = "boot"
         self._stop = False
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
@@ -103,7 +104,7 @@ class SerialDevice:
         self._console_mode(self._console[1])
         os.set_blocking(self._console[0], False)
         self.plug()
-        self._spawn(repl_only=False)
+        self._spawn("boot")
         self._thread = threading.Thread(target=self._pump, name="serialdev", daemon=True)
         self._thread.start()
         return self
@@ -142,7 +143,11 @@ class SerialDevice:
         cc[termios.VTIME] = 0
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
-    def _spawn(self, repl_only: bool) -> None:
+    def _spawn(self, mode: str) -> None:
+        # "boot": boot.py and main.py, as after a reset (the process ends when main.py does);
+        # "repl": the friendly REPL after main.py ended; "raw": the raw REPL after a soft reboot
+        # asked from it. (The unix port's -i would give the REPL after main.py in one process,
+        # but it also swallows the SystemExit that stands for machine.reset().)
         assert self._console is not None
         slave = self._console[1]
         env = dict(
@@ -156,12 +161,13 @@ class SerialDevice:
             **self.env,
         )
         env.pop("BORNE_DEV_REPL_ONLY", None)
-        if repl_only:
-            env["BORNE_DEV_REPL_ONLY"] = "1"
         cmd = [paths.micropython()]
         if self.heapsize:
             cmd += ["-X", f"heapsize={self.heapsize}"]
-        cmd += ["-i", str(BOOT_SCRIPT)]
+        if mode != "boot":
+            env["BORNE_DEV_REPL_ONLY"] = "1"
+            cmd.append("-i")
+        cmd.append(str(BOOT_SCRIPT))
 
         def ctty() -> None:  # runs in the child: its console pty becomes its controlling tty
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -170,10 +176,13 @@ class SerialDevice:
             cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=self.flash,
             start_new_session=True, preexec_fn=ctty,
         )
-        self.boots += 1
-        if repl_only:
+        self._mode = mode
+        if mode == "boot":
+            self.boots += 1
+        if mode == "raw":
             # Back to the raw REPL: enter it in the new process and show only its prompt.
             os.write(self._console[0], b"\x01")
+            self._swallow_until_raw()
 
     def _kill(self) -> None:
         p = self._proc
@@ -268,10 +277,8 @@ class SerialDevice:
         self._last_in = data[-1:]
         if self._hung:
             return  # nothing reads the UART
-        try:
+        with contextlib.suppress(BlockingIOError):  # input buffer full: lost, as on a UART
             os.write(console, data)
-        except BlockingIOError:
-            pass  # the device's input buffer is full: bytes are lost, as on a UART
 
     def _note(self, data: bytes) -> None:
         self.output += data
@@ -304,18 +311,17 @@ class SerialDevice:
                     raise
 
     def _reboot(self, code: int) -> None:
-        soft_raw = self._raw and self._last_in == b"\x04"
-        if code == EXIT_RESET or code < 0:
-            self._send(b"\r\nets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13\r\n")
-        else:
-            self._send(b"MPY: soft reboot\r\n")
+        soft_raw = self._mode != "boot" and self._raw and self._last_in == b"\x04"
         self._raw = False
         self._last_in = b""
-        if soft_raw:
-            self._spawn(repl_only=True)
-            self._swallow_until_raw()
+        if code == EXIT_RESET or code < 0:  # machine.reset(), a power cycle
+            self._send(b"\r\nets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13\r\n")
+            self._spawn("boot")
+        elif self._mode == "boot" and code == 0:
+            self._spawn("repl")  # main.py ended (or was interrupted): the REPL follows
         else:
-            self._spawn(repl_only=False)
+            self._send(b"MPY: soft reboot\r\n")
+            self._spawn("raw" if soft_raw else "boot")
 
     def _swallow_until_raw(self) -> None:
         # The new process prints its friendly banner before the raw REPL's: show only the latter.

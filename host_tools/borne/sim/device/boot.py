@@ -1,5 +1,5 @@
 # What a MicroPython board does between reset and its REPL, for the unix port behind the serial
-# device of host_tools/borne/sim/serialdev.py (MicroPython code; runs as `micropython -i boot.py`).
+# device of host_tools/borne/sim/serialdev.py (MicroPython code, run by the unix port).
 #
 # 1. The board's filesystem: the host folder BORNE_DEV_FLASH becomes "/", through a small VFS that
 #    enforces the partition's size (BORNE_DEV_CAPACITY bytes, in 4 KiB blocks as LittleFS counts
@@ -10,9 +10,9 @@
 #    sys.argv, for a simulated board that takes arguments. BORNE_DEV_CHIP, a host folder, holds
 #    the chip's flash outside the filesystem (NVS, OTA data: host_tools/borne/sim/mpy/esp32.py),
 #    mounted at /.chip, out of the filesystem's listing and size.
-# 2. boot.py then main.py from that filesystem, unless BORNE_DEV_REPL_ONLY is set (a soft reboot
-#    asked from the raw REPL does not run them). An exception in main.py is printed and the REPL
-#    follows, as on the board (the unix port's -i gives the REPL).
+# 2. boot.py then main.py from that filesystem; an exception in main.py is printed and the process
+#    ends, and the bridge starts the REPL (`micropython -i boot.py` with BORNE_DEV_REPL_ONLY set,
+#    which mounts the filesystem and runs nothing), as the board goes on to its REPL.
 import io
 import os
 import sys
