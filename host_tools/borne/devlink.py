@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import errno
+import io
 import json
 import os
 import re
@@ -115,6 +116,23 @@ print(repr((sys.platform, tuple(sys.implementation.version), getattr(sys.impleme
 """
 
 
+class _Transport(SerialTransport):
+    # mpremote's transport with every wait for the device bounded by our timeout (mpremote's
+    # own are 10 s between characters, or none), and its diagnostic prints kept off the
+    # technician's terminal (our errors say what happened).
+    char_timeout = DEFAULT_TIMEOUT
+
+    def read_until(self, min_num_bytes, ending, timeout=10, data_consumer=None,  # type: ignore[no-untyped-def]
+                   timeout_overall=None):
+        t = self.char_timeout if timeout is None else min(timeout, self.char_timeout)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return super().read_until(min_num_bytes, ending, t, data_consumer, timeout_overall)
+
+    def enter_raw_repl(self, soft_reset=True, timeout_overall=10):  # type: ignore[no-untyped-def]
+        with contextlib.redirect_stdout(io.StringIO()):
+            return super().enter_raw_repl(soft_reset, timeout_overall)
+
+
 class Device:
     """An open line to a charger. Use as a context manager; ``close()`` leaves the REPL."""
 
@@ -122,7 +140,8 @@ class Device:
         self.port = port
         self.timeout = timeout
         self.serial = open_serial(port, timeout)
-        t = SerialTransport.__new__(SerialTransport)  # on our already-open port
+        t = _Transport.__new__(_Transport)  # on our already-open port
+        t.char_timeout = timeout
         t.serial = self.serial
         t.in_raw_repl = False
         t.use_raw_paste = True
@@ -182,7 +201,7 @@ class Device:
             raise self._lost(e) from None
         if err:
             text = err.decode(errors="replace").strip()
-            if f"Errno {_ENOSPC}" in text or "ENOSPC" in text:
+            if re.search(rf"OSError: (\[Errno {_ENOSPC}\]|{_ENOSPC}\b)|ENOSPC", text):
                 raise DeviceError(
                     f"the charger's filesystem is full while {self.step}: nothing was "
                     "switched over; free space (remove old files) or flash a larger partition"
@@ -208,7 +227,7 @@ class Device:
             raise DeviceError(f"the device on {self.port} gave an unexpected description: {v!r}")
         return Facts(*v)  # type: ignore[arg-type]
 
-    def put(self, dest: str, data: bytes, chunk: int = 512) -> None:
+    def put(self, dest: str, data: bytes, chunk: int = 2048) -> None:
         """Write a file (through a temp name first is the caller's business)."""
         self.exec(f"f=open({dest!r},'wb')\nw=f.write")
         for i in range(0, len(data), chunk):
@@ -270,7 +289,8 @@ def _walk(p, rel):
 
     # ---- the maintenance console ----------------------------------------------------------
     def console(self, name: str, timeout: float | None = None) -> dict[str, object]:
-        """Send "@name" to the running application; its answer's data."""
+        """Send "@name" to the running application; its answer's data. TimeoutError when no
+        application answers (at once if a REPL answers instead: nothing runs)."""
         self.step = f"asking the application for @{name}"
         rx = re.compile(rb"@(ok|err) " + re.escape(name.encode()) + rb" ?(.*?)\r?\n")
         try:
@@ -288,6 +308,8 @@ def _walk(p, rel):
                         )
                     data = json.loads(m.group(2) or b"{}")
                     return data if isinstance(data, dict) else {}
+                if b"SyntaxError" in buf and buf.rstrip().endswith(b">>>"):
+                    break  # the friendly REPL read our line: no application is running
         except (OSError, serial.SerialException) as e:
             raise self._lost(e) from None
         raise TimeoutError(f"no answer to @{name}")

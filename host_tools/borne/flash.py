@@ -23,6 +23,7 @@ charger is left in); 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -45,10 +46,10 @@ Say = Callable[[str], None]
 # esptool's words -> (cause, what to do); checked in order against its output.
 _ESPTOOL_CAUSES = (
     ("exclusively lock", "the port is in use by another program (a monitor?): close it"),
-    ("port is busy", "the port is in use by another program (a monitor?) or is gone: close "
-     "the other program, check the cable and --port"),
     ("No such file or directory", "no device on that port: plug the charger's USB cable in, "
      "check --port"),
+    ("port is busy", "the port is in use by another program (a monitor?) or is gone: close "
+     "the other program, check the cable and --port"),
     ("Permission denied", "no permission to open the port: add your user to the 'dialout' group"),
     ("Wrong --chip argument", "this is not a plain ESP32 (see esptool's message): wrong board"),
     ("This chip is", "this is not a plain ESP32 (see esptool's message): wrong board"),
@@ -142,6 +143,9 @@ def flash(args: argparse.Namespace, say: Say = print) -> int:
     cmds = flash_commands(args.firmware, args.port, args.baud, erase=not args.no_erase,
                           esptool_cmd=esp, connect_attempts=args.connect_attempts)
     check_image(args.firmware)
+    if args.port.startswith("/") and not os.path.exists(args.port):
+        raise DeviceError(f"no device on that port ({args.port}): plug the charger's USB cable "
+                          "in, check --port; nothing was written")
     erased = False
     for cmd in cmds:
         step = "erase-flash" if "erase-flash" in cmd else "write-flash"
