@@ -298,6 +298,11 @@ def test_provision_writes_nvs_verifies_registers_and_labels(
             assert doc[key].encode() not in dev.output
         assert (tmp_path / "label.svg").is_file() and (tmp_path / "label.png").is_file()
 
+        # The label again, from the register.
+        assert cli.main(["label", "--register", str(reg), "--id", "borne-000001", "--out",
+                         str(tmp_path / "again")]) == 0
+        assert (tmp_path / "again.svg").read_text() == (tmp_path / "label.svg").read_text()
+
         # Again: verified, nothing changed.
         rc, out, _ = run_cli(["provision", "--port", dev.port, "--register", str(reg),
                               "--label", str(tmp_path / "label")], capsys)
