@@ -397,3 +397,18 @@ class Partition:
 
 def mcu_temperature():
     return 45  # degrees C; the chip's internal sensor, roughly where a closed box sits
+
+
+def _efuse_mac():
+    # The factory MAC (machine.unique_id()): random once per simulated device, then fixed.
+    d = _load_json("efuse.json")
+    if not isinstance(d, dict) or "mac" not in d:
+        import binascii
+
+        mac = bytearray(os.urandom(6))
+        mac[0] = (mac[0] & 0xFC) | 0x00  # a unicast, globally administered address
+        d = {"mac": binascii.hexlify(mac).decode()}
+        _save_json("efuse.json", d)
+    import binascii
+
+    return binascii.unhexlify(d["mac"])
