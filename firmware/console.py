@@ -3,8 +3,9 @@
 # "@ok <name> <json>" or "@err <name> <text>". Only safe commands exist: none closes the contactor
 # or reveals a secret. Bytes that are not a command are ignored (the REPL's Ctrl-C still
 # interrupts the program: the UART handles it before anything reads).
-#   @safe      end the session (reason Reboot) and hold the contactor open until the next boot:
-#              what `borne deploy` asks before it stops the application
+#   @safe      end the session (reason Reboot), open the contactor, then restart into a
+#              maintenance boot (main.py: application and watchdog not started, contactor open)
+#              for the tools' work at the REPL: what `borne deploy` and `provision` ask first
 #   @restart   end the session, then restart the charger
 #   @hotspot   open the claim hotspot (as a 3 s press of the setup button)
 #   @identity  charger id, serial, model, vendor, firmware version, board (no secret)
@@ -63,11 +64,14 @@ class Console:
     def safe(self):
         c = self.connector
         c.stop_for("Reboot")
-        # Inoperative until the next boot, in RAM only: the relay may not close again.
+        # Inoperative until the restart, in RAM only: the relay may not close again.
         c.operative_now = lambda: False
         c._apply()
-        log.warn(_TAG, "maintenance: contactor held open until restart")
-        return {"relay": c.relay}
+        with open("maint", "w") as f:
+            f.write("1")  # main.py's one-shot marker, beside it (the working directory)
+        log.warn(_TAG, "maintenance: contactor open; restarting into a maintenance boot")
+        asyncio.create_task(self._restart())
+        return {"relay": c.relay, "restart": True}
 
     async def command(self, name):
         if name == "safe":
@@ -89,7 +93,7 @@ class Console:
 
     async def _restart(self):
         await asyncio.sleep_ms(300)  # the answer and the stop's journal reach the line first
-        log.warn(_TAG, "restart asked on the console")
+        log.warn(_TAG, "restarting")
         self.board.reset(True)
 
     async def _states(self):

@@ -15,17 +15,38 @@ def _slot():
     return "app_" + s if s in ("a", "b") else None
 
 
+def _maintenance():
+    # A one-shot marker left by the console's @safe (console.py): this boot does not start the
+    # application, so the watchdog (which nothing stops once started) is not running while a
+    # technician's tool works at the REPL. The board is still built: it opens the contactor.
+    try:
+        import os
+
+        os.remove("maint")
+    except OSError:
+        return False
+    import board
+
+    board.Board()
+    print("borne: maintenance boot: application not started, contactor open; reset to run it")
+    return True
+
+
 def _enter():
     d = _slot()
     if d:
         sys.path.insert(0, d)
+    if _maintenance():
+        return None
     import app
 
     return app
 
 
 try:
-    _enter().run()
+    a = _enter()
+    if a:
+        a.run()
 except SystemExit:
     raise
 except KeyboardInterrupt:

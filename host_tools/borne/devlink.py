@@ -278,7 +278,9 @@ def _walk(p, rel):
         reboot (Ctrl-D at the friendly REPL), which also runs main.py again."""
         self.step = "resetting the charger"
         try:
-            if b"True" in self.exec("import machine\nprint(hasattr(machine, 'reset'))"):
+            has = self.exec("try:\n    import machine\n    r = hasattr(machine, 'reset')\n"
+                            "except Exception:\n    r = False\nprint(r)")
+            if b"True" in has:
                 self.t.exec_raw_no_follow("import machine\nmachine.reset()")
             else:
                 self.t.exit_raw_repl()

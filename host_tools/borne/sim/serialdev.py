@@ -11,8 +11,10 @@ This bridge adds only what a board does and a process does not:
 - **Soft reboot**: Ctrl-D makes the unix port exit; the bridge starts it again, printing
   ``MPY: soft reboot`` as a board does. Asked from the raw REPL, the new process comes back in the
   raw REPL without running ``main.py`` (the board's rule, which mpremote relies on).
-- **Reset**: the application's ``machine.reset()`` (exit code 4 on the unix port, as
-  ``borne sim`` uses it) restarts it with ``main.py``; so does any other exit.
+- **Reset**: ``machine.reset()`` or the watchdog (the process ends: exit code 4, or killed, as
+  the ESP32 emulation does it) boots it again with ``main.py``.
+- **The board's UART buffer**: after a Ctrl-C to a running program, what the host sends next
+  waits until the REPL is up (the unix port flushes its terminal's input when its REPL starts).
 - **The board's line discipline**: ``\\n`` leaves the device as ``\\r\\n`` (the unix port on a pty
   would send ``\\r\\r\\n`` for the REPL's own line ends); Ctrl-C interrupts a running program (the
   device's own pty delivers SIGINT, which the unix port turns into KeyboardInterrupt).
@@ -92,6 +94,9 @@ class SerialDevice:
         self._cr = False  # the last byte out was \r
         self._hung = False
         self._mode = "boot"
+        self._at_repl = False
+        self._held: bytearray | None = None  # host bytes kept while the REPL starts
+        self._held_since = 0.0
         self._stop = False
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
@@ -144,12 +149,11 @@ class SerialDevice:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
     def _spawn(self, mode: str) -> None:
-        # "boot": boot.py and main.py, as after a reset (the process ends when main.py does);
-        # "repl": the friendly REPL after main.py ended; "raw": the raw REPL after a soft reboot
-        # asked from it. (The unix port's -i would give the REPL after main.py in one process,
-        # but it also swallows the SystemExit that stands for machine.reset().)
+        # "boot": boot.py and main.py, then the REPL, as after a reset; "raw": the raw REPL
+        # after a soft reboot asked from it (main.py does not run).
         assert self._console is not None
         slave = self._console[1]
+        self._console_mode(slave)  # a REPL killed in raw mode left the terminal so
         env = dict(
             os.environ,
             BORNE_DEV_FLASH=str(self.flash.resolve()),
@@ -166,8 +170,7 @@ class SerialDevice:
             cmd += ["-X", f"heapsize={self.heapsize}"]
         if mode != "boot":
             env["BORNE_DEV_REPL_ONLY"] = "1"
-            cmd.append("-i")
-        cmd.append(str(BOOT_SCRIPT))
+        cmd += ["-i", str(BOOT_SCRIPT)]
 
         def ctty() -> None:  # runs in the child: its console pty becomes its controlling tty
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -177,6 +180,8 @@ class SerialDevice:
             start_new_session=True, preexec_fn=ctty,
         )
         self._mode = mode
+        self._at_repl = False
+        self._tail = b""
         if mode == "boot":
             self.boots += 1
         if mode == "raw":
@@ -251,6 +256,8 @@ class SerialDevice:
                 continue  # the port was closed under us (unplug)
             if self._wake_r in ready:
                 os.read(self._wake_r, 64)
+            if self._held is not None and time.monotonic() - self._held_since > 2:
+                self._release()  # the program caught Ctrl-C and goes on: hold no longer
             if console in ready and not self._hung:
                 self._from_device(console)
             if client is not None and client in ready:
@@ -277,12 +284,36 @@ class SerialDevice:
         self._last_in = data[-1:]
         if self._hung:
             return  # nothing reads the UART
+        if self._held is None and not self._at_repl and b"\x03" in data:
+            # Ctrl-C to a running program: what follows waits in the "UART buffer" until the
+            # REPL is up (the unix port flushes its terminal's input when the REPL starts; a
+            # board's UART keeps it).
+            cut = data.index(b"\x03") + 1
+            self._write_console(console, data[:cut])
+            self._held = bytearray(data[cut:])
+            self._held_since = time.monotonic()
+            return
+        if self._held is not None:
+            self._held += data
+            return
+        self._write_console(console, data)
+
+    def _write_console(self, console: int, data: bytes) -> None:
         with contextlib.suppress(BlockingIOError):  # input buffer full: lost, as on a UART
             os.write(console, data)
+
+    def _release(self) -> None:
+        assert self._console is not None
+        if self._held is not None:
+            held, self._held = bytes(self._held), None
+            self._write_console(self._console[0], held)
 
     def _note(self, data: bytes) -> None:
         self.output += data
         tail = self._tail + data
+        if b">>> " in tail or RAW_BANNER in tail:
+            self._at_repl = True
+            self._release()
         if RAW_BANNER in tail:
             self._raw = True
         if FRIENDLY_BANNER in tail:
@@ -311,15 +342,13 @@ class SerialDevice:
                     raise
 
     def _reboot(self, code: int) -> None:
-        soft_raw = self._mode != "boot" and self._raw and self._last_in == b"\x04"
+        soft_raw = self._raw and self._last_in == b"\x04"
         self._raw = False
         self._last_in = b""
-        if code == EXIT_RESET or code < 0:  # machine.reset(), a power cycle
+        if code == EXIT_RESET or code < 0:  # machine.reset(), the watchdog, a power cycle
             self._send(b"\r\nets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13\r\n")
             self._spawn("boot")
-        elif self._mode == "boot" and code == 0:
-            self._spawn("repl")  # main.py ended (or was interrupted): the REPL follows
-        else:
+        else:  # Ctrl-D: the unix port's REPL ends, the board's reboots softly
             self._send(b"MPY: soft reboot\r\n")
             self._spawn("raw" if soft_raw else "boot")
 

@@ -10,9 +10,11 @@
 #    sys.argv, for a simulated board that takes arguments. BORNE_DEV_CHIP, a host folder, holds
 #    the chip's flash outside the filesystem (NVS, OTA data: host_tools/borne/sim/mpy/esp32.py),
 #    mounted at /.chip, out of the filesystem's listing and size.
-# 2. boot.py then main.py from that filesystem; an exception in main.py is printed and the process
-#    ends, and the bridge starts the REPL (`micropython -i boot.py` with BORNE_DEV_REPL_ONLY set,
-#    which mounts the filesystem and runs nothing), as the board goes on to its REPL.
+# 2. boot.py then main.py from that filesystem (unless BORNE_DEV_REPL_ONLY: a soft reboot asked
+#    from the raw REPL); an exception in main.py is printed, and the unix port's REPL (-i)
+#    follows in the same process, as on the board: what main.py started (a watchdog, threads)
+#    goes on running. machine.reset() (SystemExit, which -i would swallow) stops the process at
+#    once, as the emulated chip's own resets do (sim/mpy/_wires.py), and the bridge boots it.
 import io
 import os
 import sys
@@ -186,8 +188,8 @@ def _run(name):
     try:
         exec(open(name).read(), {"__name__": "__main__", "__file__": name})
     except SystemExit:
-        raise
-    except BaseException as e:  # noqa: BLE001  (the board prints it and goes on to the REPL)
+        os.system("kill -9 $PPID")  # a reset: the process stops here (no os._exit on unix)
+    except BaseException as e:  # the board prints it and goes on to the REPL
         sys.print_exception(e)
 
 
