@@ -253,6 +253,12 @@ class Board(BoardBase):
             self._prov = _read_provisioning()
         return self._prov
 
+    def hotspot_options(self):
+        # Knobs for tests and the factory (hotspot_idle_s, lockout_base_ms, close_grace_ms):
+        # provisioning's "hotspot" object; a charger in the field has none.
+        opts = self.provisioning().get("hotspot")
+        return opts if isinstance(opts, dict) else {}
+
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self):
         # Buses open on first use (rfid_stream, meter_stream, ...); the pilot needs a watcher,

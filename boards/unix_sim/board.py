@@ -49,6 +49,8 @@ class _Pulses:
 
 
 class Board(BoardBase):
+    EXTRAS = ("args",)  # the simulation's --key value arguments
+
     def __init__(self, argv=None):
         super().__init__()
         self.args = a = _args(argv or sys.argv)
@@ -191,8 +193,8 @@ class Board(BoardBase):
             self._last_led = st
             self._send("led %s %s %d" % st)
 
-    def tone(self, freq, ms):
-        self._send("tone %d %d" % (freq, ms))
+    def tone(self, freq_hz, ms):
+        self._send("tone %d %d" % (freq_hz, ms))
 
     def telemetry(self, key, value):
         self._send("tel %s %s" % (key, json.dumps(value)))

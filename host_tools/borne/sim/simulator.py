@@ -262,7 +262,22 @@ class Simulator:
         doc["hotspot_key"] = (c and c.hotspot_key) or prev.get("hotspot_key") or make_secret(4)
         doc["conn_password"] = ((c and c.conn_password) or prev.get("conn_password")
                                 or make_secret(3))
+        if c is not None:
+            knobs = {"hotspot_idle_s": c.idle_s, "lockout_base_ms": c.lockout_base_ms,
+                     "close_grace_ms": c.close_grace_ms}
+            doc["hotspot"] = {k: v for k, v in knobs.items() if v is not None}
         esp32state.provision(self.flash, doc)
+
+    def factory_secrets(self) -> dict[str, str]:
+        """The per-device secrets as the factory left them: in NVS on the ESP32 board, in
+        <flash>/factory.json for unix_sim."""
+        if self.board == "esp32_wallbox":
+            from borne.sim import esp32state
+
+            doc = json.loads(esp32state.nvs_read(self.flash)["borne"]["prov"])
+        else:
+            doc = json.loads((self.flash / "factory.json").read_text())
+        return {k: doc[k] for k in ("hotspot_key", "conn_password")}
 
     @property
     def hotspot_url(self) -> str:

@@ -63,22 +63,24 @@ def on(word, fn):
 isr = [0]  # 1 while a hard IRQ handler runs (the heap locked on this thread)
 
 
+def outside_isr(fn, a, b):
+    # fn(a, b) with the heap unlocked: the emulated circuit's bookkeeping may allocate even when
+    # a hard IRQ handler (whose allocations are refused) drives a pin. Allocates nothing itself.
+    if not isr[0]:
+        return fn(a, b)
+    import micropython
+
+    isr[0] = 0
+    micropython.heap_unlock()
+    try:
+        return fn(a, b)
+    finally:
+        micropython.heap_lock()
+        isr[0] = 1
+
+
 def send(line):
     # One line to the host; safe from any thread. Without a simulation, nothing is sent.
-    # The emulation's own bookkeeping may allocate inside a hard IRQ: the circuit is not the ISR.
-    if isr[0]:
-        import micropython
-
-        micropython.heap_unlock()
-        try:
-            _send(line)
-        finally:
-            micropython.heap_lock()
-    else:
-        _send(line)
-
-
-def _send(line):
     s = _start()
     if s is None:
         return

@@ -85,7 +85,11 @@ def _set_input(g, v):
 
 
 def _output(g, v):
-    # The chip drives a pin: tell the circuit what it does.
+    # The chip drives a pin: tell the circuit what it does (from a hard IRQ too).
+    _wires.outside_isr(_drive, g, v)
+
+
+def _drive(g, v):
     v = 1 if v else 0
     changed = _level[g] != v
     _level[g] = v
