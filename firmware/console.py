@@ -46,7 +46,7 @@ class Console:
         s = self.settings
         return {"cp_id": s["cp_id"], "serial": s["serial"], "model": s["model"],
                 "vendor": s["vendor"], "firmware": version.VERSION,
-                "board": getattr(self.board, "NAME", None) or _board_name(),
+                "board": _board_name(),
                 "claimed": s.is_claimed()}
 
     def stats(self):
@@ -130,6 +130,6 @@ class Console:
 
 
 def _board_name():
-    import board
+    import board as board_mod
 
-    return board.NAME
+    return board_mod.NAME
