@@ -466,18 +466,32 @@ def test_flash_reports_esptool_failures(tmp_path: Path,
 
 def test_flash_whole_install(tmp_path: Path, built: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    # esptool replaced by a stand-in that does what erase-flash does to this device (wipes its
-    # filesystem and NVS); every step after it runs for real.
+    # esptool replaced by a stand-in that does what esptool does to this device: erase-flash
+    # wipes its filesystem and NVS (not the eFuse, the factory MAC), and after write-flash the
+    # chip is reset (esptool's RTS pulse; here the test power-cycles the device when asked).
     fw = _image(tmp_path)
     with make_device(tmp_path) as dev:
         (dev.flash / "old.txt").write_text("from before")
         stub = tmp_path / "esptool-standin"
         calls = tmp_path / "calls.txt"
+        reset = tmp_path / "reset-asked"
         stub.write_text(
             "#!/bin/sh\n"
             f"echo \"$*\" >> {calls}\n"
-            f"case \"$*\" in *erase-flash*) rm -rf {dev.flash}/* {dev.chip}/*;; esac\n")
+            f"case \"$*\" in *erase-flash*) rm -rf {dev.flash}/* {dev.chip}/nvs.json;; esac\n"
+            f"case \"$*\" in *write-flash*) touch {reset}; "
+            f"while [ -e {reset} ]; do sleep 0.05; done;; esac\n")
         stub.chmod(0o755)
+        stop = threading.Event()
+
+        def reset_line() -> None:
+            while not stop.wait(0.05):
+                if reset.exists():
+                    dev.power_cycle()
+                    reset.unlink()
+
+        watcher = threading.Thread(target=reset_line, daemon=True)
+        watcher.start()
         reg = tmp_path / "register.json"
         rc, out, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--board",
                                 BOARD, "--no-build", "--esptool", str(stub), "--register",
@@ -492,6 +506,20 @@ def test_flash_whole_install(tmp_path: Path, built: Path,
         assert last.startswith("installed: borne-000001") and deploy.local_version() in last
         digest = hashlib.sha256((built / "main.py").read_bytes()).hexdigest()
         assert hashlib.sha256((dev.flash / "main.py").read_bytes()).hexdigest() == digest
+        entry = json.loads(reg.read_text())["devices"][0]
+        for key in ("hotspot_key", "conn_password"):
+            assert entry[key] not in out + err and entry[key].encode() not in dev.output
+        # Again on the same charger: erased and installed anew, with the same identity (the
+        # register knows the chip), so the printed label stays right.
+        rc, out, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--board",
+                                BOARD, "--no-build", "--esptool", str(stub), "--register",
+                                str(reg), "--label", str(tmp_path / "label2")], capsys)
+        assert rc == 0, err + out
+        assert out.strip().splitlines()[-1].startswith("installed: borne-000001")
+        assert len(json.loads(reg.read_text())["devices"]) == 1
+        assert (tmp_path / "label2.svg").read_text() == (tmp_path / "label.svg").read_text()
+        stop.set()
+        watcher.join()
 
 
 def test_help_reads_as_a_manual(capsys: pytest.CaptureFixture[str]) -> None:

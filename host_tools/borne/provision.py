@@ -23,7 +23,9 @@ and then:
  5. restarts the charger, and if an application is installed, checks it reports the new id;
  6. prints the label (SVG and PNG, --label PATH without extension; `borne label` reprints).
 
-Safe to repeat: run again on the same charger, it verifies what is there and says so. It refuses
+Safe to repeat: run again on the same charger, it verifies what is there and says so; on a chip
+the register knows (by its factory MAC) whose NVS was erased, it writes the same identity again,
+so the printed label stays right. It refuses
 to reuse an id of the register, to overwrite a charger provisioned by someone else (unless
 --force), and a register it cannot read. Secrets never go to the terminal or a log, except
 with --show-secrets.
@@ -303,8 +305,12 @@ def provision(args: argparse.Namespace, say: Say = print) -> int:
 
 def _new_entry(reg: Register, args: argparse.Namespace, unique_id: str | None,
                mine: dict[str, Any] | None) -> dict[str, Any]:
-    if mine is not None and mine.get("state") == "writing" and not args.id:
-        return mine  # an interrupted run on this charger: same identity again
+    if mine is not None and not args.id and (
+        mine.get("state") == "writing" or (unique_id and mine.get("unique_id") == unique_id)
+    ):
+        # An interrupted run on this charger, or this chip again after a full erase (a second
+        # `borne flash`): the same identity, so its label stays right.
+        return mine
     seq = reg.next_seq()
     cp_id = args.id or f"{args.prefix}-{seq:06d}"
     if reg.find(cp_id) is not None:
