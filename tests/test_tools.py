@@ -237,6 +237,9 @@ def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     rc, _, err = run_cli(["deploy", "--port", str(tmp_path / "ttyUSB9"), "--board", BOARD],
                          capsys)
     assert rc == 1 and "no device at" in one_line_error(err)
+    rc, _, err = run_cli(["monitor", "--port", str(tmp_path / "ttyUSB9"), "--log",
+                          str(tmp_path / "m.log")], capsys)
+    assert rc == 1 and "no device at" in one_line_error(err)
 
     # Not MicroPython: something on the line that prints its own talk and ignores ours.
     master, slave = pty.openpty()
@@ -269,6 +272,9 @@ def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         holder = serial.Serial(dev.port, exclusive=True)
         try:
             rc, _, err = run_cli(["deploy", "--port", dev.port, "--board", BOARD], capsys)
+            assert rc == 1 and "in use by another program" in one_line_error(err)
+            rc, _, err = run_cli(["provision", "--port", dev.port, "--register",
+                                  str(tmp_path / "reg.json")], capsys)
             assert rc == 1 and "in use by another program" in one_line_error(err)
         finally:
             holder.close()

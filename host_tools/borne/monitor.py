@@ -25,6 +25,7 @@ Exit status: 0 after quit / Ctrl-C / --duration; 1 the port could not be opened.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -128,7 +129,7 @@ class Monitor:
                     chunk = ser.read(ser.in_waiting or 1)
                 except (OSError, serial.SerialException, TypeError):
                     # TypeError: pyserial reading a port whose file descriptor was closed
-                    with _quiet():
+                    with contextlib.suppress(Exception):
                         ser.close()
                     self.note(f"cable disconnected: waiting for {self.port} to come back")
                     ser = self._open(first=False)
@@ -145,7 +146,7 @@ class Monitor:
                         self.show(*decode(line))
         finally:
             if ser is not None:
-                with _quiet():
+                with contextlib.suppress(Exception):
                     ser.close()
             self.log.close()
         return 0
@@ -160,15 +161,12 @@ class Monitor:
             self.note(f"sent {cmd}")
 
 
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
-
-
 def _stdin_commands(mon: Monitor) -> None:
+    with contextlib.suppress(OSError, ValueError):  # no keyboard to read: follow only
+        _read_commands(mon)
+
+
+def _read_commands(mon: Monitor) -> None:
     for line in sys.stdin:
         word = line.strip().lower()
         if not word:

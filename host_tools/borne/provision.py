@@ -313,7 +313,11 @@ def _new_entry(reg: Register, args: argparse.Namespace, unique_id: str | None,
         return mine
     seq = reg.next_seq()
     cp_id = args.id or f"{args.prefix}-{seq:06d}"
-    if reg.find(cp_id) is not None:
+    same = reg.find(cp_id)
+    if same is not None and same.get("state") == "writing" and unique_id and \
+            same.get("unique_id") == unique_id:
+        return same  # this id was being written to this very chip when the run stopped
+    if same is not None:
         raise RegisterError(
             f"{cp_id} is in the register {reg.path} already: a charge point id is used once; "
             "choose another --id (or leave it out for the next free one)"
