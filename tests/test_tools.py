@@ -161,6 +161,14 @@ def test_deploy_is_atomic_verified_and_repeatable(device: SerialDevice, built: P
     safe = device.output.partition(b"@ok safe ")[2].partition(b"\n")[0]
     assert b'"relay": false' in safe
     assert b"maintenance boot: application not started" in device.output
+
+    # Why: once the application runs, its watchdog cannot be stopped, so a tool that only
+    # interrupted it (Ctrl-C) would see the chip reset a few seconds into its work.
+    with Device(device.port) as d:
+        d.wait_output(rb"@state", 20)  # the application is up (the watchdog with it)
+        boots = device.boots
+        d.raw()
+        wait_for(lambda: device.boots > boots, 10, "the watchdog to reset the chip")
     assert (device.flash / "boot_slot").read_text() == "b"
     assert deploy.local_hashes(device.flash / "app_b") == want
     assert deploy.local_hashes(device.flash / "app_a") == want
