@@ -283,6 +283,30 @@ async def relay_timing(rounds: int = 15) -> list[str]:
     ]
 
 
+@bench("safety-stall")
+async def safety_stall(rounds: int = 6) -> list[str]:
+    """The ESP32 board on the emulated chip, its loop blocked for 300 ms: RCD trip / unplug ->
+    relay open, from the pin's hard interrupt (issue 10: within 20 ms)."""
+    from borne.sim import safety
+
+    rcd, unplug = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulator(Path(tmp), board="esp32_wallbox")
+        await sim.start()
+        try:
+            await safety.free_charging(sim)
+            for i in range(rounds):
+                kind = "rcd" if i % 2 else "unplug"
+                dt = await safety.stalled_trip(sim, kind)
+                (rcd if kind == "rcd" else unplug).append(dt)
+        finally:
+            await sim.stop()
+    return [
+        f"safety-stall: RCD trip -> relay open, loop blocked 300 ms: {_stats(rcd)}",
+        f"safety-stall: unplug -> relay open, loop blocked 300 ms: {_stats(unplug)}",
+    ]
+
+
 async def _duty_edge(sim: Simulator, amps: float, since: float, timeout: float = 10) -> float:
     """Seconds from `since` until the pilot offers `amps` (its PWM duty, as the EV sees it)."""
     deadline = time.monotonic() + timeout

@@ -48,6 +48,15 @@ _pwm = [None] * _NPINS  # the PWM on a pin, if any
 _cp = [12000, 12000]  # the pilot's high and low levels (mV), from the host
 _host_rcd = [0]  # the RCD module's trip output as the host drives it
 _wifi = [0]  # set by network.WLAN: ADC2 cannot be read while the radio runs
+# What the chip did to its outputs, in order (the last 200): ("out", gpio, level),
+# ("pwm", gpio, freq, duty_u16), ("deinit", gpio). For tests of the board's sequences.
+events = []
+
+
+def _event(e):
+    events.append(e)
+    if len(events) > 200:
+        del events[0]
 
 
 def _gpio(id):
@@ -91,6 +100,7 @@ def _output(g, v):
 
 def _drive(g, v):
     v = 1 if v else 0
+    _event(("out", g, v))
     changed = _level[g] != v
     _level[g] = v
     if g == pins.RELAY and changed:
@@ -320,19 +330,23 @@ class PWM:
         self._t0 = None
         if _pwm[g] is not None:
             _pwm[g]._detach()
-        _pwm[g] = self
         _out[g] = 1
         self.init(freq=freq, duty_u16=duty_u16, duty_ns=duty_ns)
 
     def init(self, *, freq=None, duty_u16=None, duty_ns=None):
-        if freq is not None:
-            self.freq(freq)
-        if duty_u16 is not None:
-            self.duty_u16(duty_u16)
-        elif duty_ns is not None:
-            self.duty_ns(duty_ns)
-        else:
-            self._changed()
+        # One configuration of the LEDC channel: frequency and duty take effect together.
+        g = self._g
+        _pwm[g] = None  # not attached while half-configured: no glitch reaches the circuit
+        try:
+            if freq is not None:
+                self.freq(freq)
+            if duty_u16 is not None:
+                self.duty_u16(duty_u16)
+            elif duty_ns is not None:
+                self.duty_ns(duty_ns)
+        finally:
+            _pwm[g] = self
+        self._changed()
 
     def freq(self, value=None):
         if value is None:
@@ -365,6 +379,7 @@ class PWM:
         g = self._g
         if _pwm[g] is not self:
             return
+        _event(("pwm", g, self._freq, self._duty))
         if g == pins.CP_PWM:
             _wires.send("pwm %s" % _pct(self._duty))
         elif g == pins.BUZZER:
@@ -384,6 +399,7 @@ class PWM:
     def deinit(self):
         g = self._g
         if _pwm[g] is self:
+            _event(("deinit", g))
             self._detach()
             # The GPIO's own latch is in charge again.
             if g == pins.CP_PWM:
