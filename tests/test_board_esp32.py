@@ -495,3 +495,208 @@ def test_board_on_the_emulated_chip(tmp_path: Path) -> None:
     assert r["reset"][1:3] == [["deinit", cp], ["out", cp, 1]]
     assert r["exit"] == 4
     assert not [e for e in r["reset"] if e[:2] == ["out", de] and e[2] == 1]
+
+
+# ---- the emulation itself: the ESP32 port's API, nothing invented ------------------------------
+
+EMULATION = REPO / "host_tools" / "borne" / "sim" / "mpy"
+CHECKED = ("machine", "esp32", "neopixel", "network", "ntptime")
+
+
+def _stub_params(stubs: boardcheck.StubIndex, module: str, qual: str | None, name: str
+                 ) -> list[set[str]] | None:
+    """Parameter names of every overload of a stub function/method; None when any accepts
+    *args/**kwargs (anything goes)."""
+    import ast
+
+    mod = stubs.module(module)
+    assert mod is not None
+    for d in stubs.dirs:
+        for cand in (d / f"{module}.pyi", d / module / "__init__.pyi"):
+            if cand.is_file():
+                tree = ast.parse(cand.read_text())
+                body = tree.body
+                if qual:
+                    cls = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == qual),
+                               None)
+                    if cls is None:
+                        continue
+                    body = cls.body
+                out = []
+                for n in body:
+                    if isinstance(n, ast.FunctionDef) and n.name == name:
+                        a = n.args
+                        if a.vararg or a.kwarg:
+                            return None
+                        out.append({x.arg for x in a.posonlyargs + a.args + a.kwonlyargs})
+                if out:
+                    return out
+    return None
+
+
+@pytest.mark.parametrize("module", CHECKED)
+def test_emulated_names_and_signatures_exist_in_the_stubs(module: str,
+                                                          stubs: boardcheck.StubIndex) -> None:
+    # Every public name the emulation offers exists in micropython-esp32-stubs (1.28), and every
+    # parameter name of its functions and methods is one the stubs know: it cannot invent an
+    # API the chip lacks.
+    import ast
+
+    tree = ast.parse((EMULATION / f"{module}.py").read_text())
+    bad = []
+
+    def check_fn(qual: str | None, fn: ast.FunctionDef) -> None:
+        params = _stub_params(stubs, module, qual, fn.name)
+        if params is None:
+            return
+        a = fn.args
+        mine = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs} - {"self", "cls"}
+        if not mine <= set().union(*params):
+            bad.append(f"{module}.{qual + '.' if qual else ''}{fn.name}{sorted(mine)}: the stubs "
+                       f"have {[sorted(p - {'self', 'cls'}) for p in params]}")
+
+    for node in tree.body:
+        names: list[str] = []
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names = [node.name]
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        for name in names:
+            if name.startswith("_") or name in ("events",):
+                continue
+            exists, _ = stubs.module_attr(module, name)
+            if not exists:
+                bad.append(f"{module}.{name}: not in the stubs")
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            check_fn(None, node)
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            cls = stubs.cls(module, node.name)
+            if cls is None:
+                continue
+            for item in node.body:
+                member = None
+                if isinstance(item, ast.FunctionDef):
+                    member = item.name
+                elif isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name):
+                    member = item.targets[0].id
+                if member is None or (member.startswith("_") and member != "__init__"):
+                    continue
+                if member != "__init__" and not stubs.class_attr(cls, member)[0]:
+                    bad.append(f"{module}.{node.name}.{member}: not in the stubs")
+                elif isinstance(item, ast.FunctionDef):
+                    check_fn(node.name, item)
+    assert not bad, "the emulation offers what the ESP32 port lacks:\n" + "\n".join(bad)
+
+
+_ERRORS = '''
+import json, machine, network, esp32
+out = {}
+def err(fn):
+    try:
+        fn()
+    except Exception as e:
+        return [type(e).__name__] + [a for a in e.args]
+    return None
+out["flash"] = err(lambda: machine.Pin(6, machine.Pin.OUT))
+out["missing"] = err(lambda: machine.Pin(24))
+out["beyond"] = err(lambda: machine.Pin(40))
+out["input_only"] = err(lambda: machine.Pin(34, machine.Pin.OUT))
+out["input_ok"] = err(lambda: machine.Pin(34, machine.Pin.IN))
+out["adc_none"] = err(lambda: machine.ADC(machine.Pin(5)))
+a = machine.ADC(machine.Pin(4), atten=machine.ADC.ATTN_11DB)
+out["adc2_idle"] = err(a.read_uv)
+network.WLAN(network.STA_IF).active(True)
+out["adc2_wifi"] = err(a.read_uv)
+out["adc1_wifi"] = err(machine.ADC(machine.Pin(36)).read_uv)
+out["uart1_default"] = err(lambda: machine.UART(1, 9600))
+out["uart3"] = err(lambda: machine.UART(3))
+n = esp32.NVS("borne")
+out["nvs_missing"] = err(lambda: n.get_i32("x"))
+n.set_blob("b", b"12345")
+out["nvs_short"] = err(lambda: n.get_blob("b", bytearray(2)))
+out["nvs_type"] = err(lambda: n.get_i32("b"))
+out["nvs_key"] = err(lambda: n.set_i32("k" * 16, 1))
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_emulation_refuses_what_the_chip_refuses(tmp_path: Path) -> None:
+    r = _run_emulated(tmp_path, _ERRORS)
+    assert r["flash"] == r["missing"] == r["beyond"] == ["ValueError", "invalid pin"]
+    assert r["input_only"] == ["ValueError", "pin can only be input"]
+    assert r["input_ok"] is None
+    assert r["adc_none"] == ["ValueError", "invalid pin"]
+    assert r["adc2_idle"] is None and r["adc1_wifi"] is None
+    assert r["adc2_wifi"] == ["OSError", 110, "ESP_ERR_TIMEOUT"]
+    assert r["uart1_default"] == ["ValueError", "invalid pin"]  # 9/10 are the flash's
+    assert r["uart3"] == ["ValueError", "UART(3) does not exist"]
+    assert r["nvs_missing"] == ["OSError", -0x1102, "ESP_ERR_NVS_NOT_FOUND"]
+    assert r["nvs_short"] == ["OSError", -0x110C, "ESP_ERR_NVS_INVALID_LENGTH"]
+    assert r["nvs_type"] == ["OSError", -0x1103, "ESP_ERR_NVS_TYPE_MISMATCH"]
+    assert r["nvs_key"] == ["OSError", -0x1109, "ESP_ERR_NVS_KEY_TOO_LONG"]
+
+
+_NVS_PART = '''
+import json, sys, esp32
+P = esp32.Partition
+out = {}
+step = sys.argv[1]
+n = esp32.NVS("borne")
+run = P(P.RUNNING)
+out["running"] = run.info()[4]
+if step == "1":
+    n.set_i32("kept", 7)
+    n.commit()
+    n.set_i32("lost", 1)  # never committed: a power cut loses it
+    nxt = run.get_next_update()
+    out["next"] = nxt.info()[4]
+    out["blocks"] = [nxt.ioctl(4, 0), nxt.ioctl(5, 0)]
+    try:
+        nxt.set_boot()
+    except OSError as e:
+        out["blank"] = list(e.args)
+    img = bytearray(4096)
+    img[0] = 0xE9
+    nxt.writeblocks(0, img)
+    nxt.writeblocks(1, b"\\x0f" * 8, 0)
+    nxt.writeblocks(1, b"\\xf3" * 8, 0)  # no erase in between: bits only clear
+    b = bytearray(8)
+    nxt.readblocks(1, b)
+    out["nor"] = list(b[:2])
+    nxt.set_boot()
+    out["boot"] = P(P.BOOT).info()[4]
+elif step == "3":
+    P.mark_app_valid_cancel_rollback()
+try:
+    out["kept"] = n.get_i32("kept")
+    out["lost"] = n.get_i32("lost")
+except OSError:
+    out["lost"] = None
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_nvs_and_partitions_persist_as_on_the_chip(tmp_path: Path) -> None:
+    # Process = boot. Boot 1 writes an image to the other slot and chooses it; boot 2 runs it
+    # (pending) and does not confirm it: boot 3 is back on the old slot (rollback), and a
+    # confirmed update stays. NVS keeps what was committed only.
+    from borne.sim import esp32state
+
+    def boot(step: str) -> dict:
+        return _run_emulated(tmp_path, _NVS_PART.replace("sys.argv[1]", repr(step)))
+
+    r = boot("1")
+    assert r["running"] == "ota_0" and r["next"] == "ota_1"
+    assert r["blocks"] == [384, 4096]
+    assert r["blank"] == [-0x1503, "ESP_ERR_OTA_VALIDATE_FAILED"]
+    assert r["nor"] == [0x03, 0x03]
+    assert r["boot"] == "ota_1" and r["kept"] == 7
+    r = boot("2")
+    assert r["running"] == "ota_1" and r["lost"] is None and r["kept"] == 7
+    assert esp32state.otadata(tmp_path)["state"] == "pending"
+    r = boot("2")  # never confirmed: the bootloader rolls back
+    assert r["running"] == "ota_0"
+    assert esp32state.otadata(tmp_path)["state"] == "aborted"
+    assert esp32state.nvs_read(tmp_path)["borne"] == {"kept": 7}
+    esp32state.nvs_write(tmp_path, "borne", "host", b"\x01\x02")
+    assert esp32state.nvs_read(tmp_path)["borne"]["host"] == b"\x01\x02"

@@ -199,11 +199,11 @@ class Pin:
     DRIVE_2 = 2
     DRIVE_3 = 3
 
-    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         self.id = _gpio(id)
         self.init(mode, pull, value=value)
 
-    def init(self, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+    def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         g = self.id
         if mode is not None and mode != -1:
             if mode & 2 and g >= _FIRST_INPUT_ONLY:  # GPIO_MODE_DEF_OUTPUT
@@ -311,16 +311,16 @@ class ADC:
     def read(self):
         return self.read_u16() >> 4
 
-    def atten(self, a):
-        self._atten = a
+    def atten(self, atten):
+        self._atten = atten
 
-    def width(self, w):
+    def width(self, bits):
         pass
 
 
 # ---- PWM (LEDC) --------------------------------------------------------------------------------
 class PWM:
-    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=False):
+    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None):
         g = _gpio(dest)
         if g >= _FIRST_INPUT_ONLY:
             raise ValueError("pin can only be input")
@@ -428,8 +428,7 @@ class UART:
     IRQ_RXIDLE = 4096
 
     def __init__(self, id, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None,
-                 rts=-1, cts=-1, txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0,
-                 flow=0):
+                 txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0):
         if id not in (0, 1, 2):
             raise ValueError("UART(%d) does not exist" % id)
         self._id = id
@@ -439,8 +438,8 @@ class UART:
         self._rs485 = False
         self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, timeout=timeout)
 
-    def init(self, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None, rts=-1,
-             cts=-1, txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0, flow=0):
+    def init(self, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None,
+             txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0):
         if bits not in (5, 6, 7, 8):
             raise ValueError("invalid data bits")
         if parity not in (None, 0, 1):
@@ -540,21 +539,11 @@ class UART:
     def sendbreak(self):
         pass
 
-    def ioctl(self, req, arg):
-        # The stream protocol for select.poll / asyncio: readable when bytes wait.
-        if req == 3:  # MP_STREAM_POLL
-            r = 0
-            if arg & 1 and self.any():
-                r |= 1
-            if arg & 4:
-                r |= 4
-            return r
-        return 0
 
 
 # ---- I2C and SPI -------------------------------------------------------------------------------
 class I2C:
-    def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
+    def __init__(self, id=0, *, scl=None, sda=None, freq=400000):
         if id not in (0, 1):
             raise ValueError("I2C(%d) doesn't exist" % id)
         scl = _gpio(scl) if scl is not None else (18, 25)[id]
@@ -566,9 +555,6 @@ class I2C:
             self._dev = _pn532_i2c.Bridge(pins.PN532_I2C_ADDR)
 
     def init(self, *, scl=None, sda=None, freq=400000):
-        pass
-
-    def deinit(self):
         pass
 
     def _target(self, addr):
