@@ -700,3 +700,64 @@ def test_nvs_and_partitions_persist_as_on_the_chip(tmp_path: Path) -> None:
     assert esp32state.nvs_read(tmp_path)["borne"] == {"kept": 7}
     esp32state.nvs_write(tmp_path, "borne", "host", b"\x01\x02")
     assert esp32state.nvs_read(tmp_path)["borne"]["host"] == b"\x01\x02"
+
+
+# ---- safety that does not wait for the loop (the ESP32 board in the simulation) ----------------
+
+
+async def test_relay_opens_within_20_ms_while_the_loop_is_stalled(tmp_path: Path) -> None:
+    import asyncio
+    import time as _time
+
+    from borne.sim import safety
+    from borne.sim.simulator import Simulator
+    from simctl import running
+
+    async with running(Simulator(tmp_path / "flash", board="esp32_wallbox")) as sim:
+        await safety.free_charging(sim)
+        for kind in ("rcd", "unplug", "rcd", "unplug"):
+            dt = await safety.stalled_trip(sim, kind, stall_ms=300, after_ms=50)
+            assert dt < 0.020, f"{kind}: relay open after {dt * 1000:.1f} ms"
+        # The stall is real: what only the loop handles (the EV pausing, C -> B) waits for it.
+        await sim.command({"cmd": "plug"})
+        await asyncio.sleep(0.3)
+        t = _time.monotonic()
+        await sim.command({"cmd": "charge"})
+        await safety.relay_edge(sim, True, t, timeout=10)
+        await asyncio.sleep(0.2)
+        await sim.command({"cmd": "stall", "ms": 300})
+        await asyncio.sleep(0.05)
+        t = _time.monotonic()
+        await sim.command({"cmd": "pause"})
+        dt = await safety.relay_edge(sim, False, t)
+        assert dt > 0.15, f"the loop answered a pause {dt * 1000:.0f} ms into a 300 ms stall"
+
+
+async def test_watchdog_resets_a_hung_loop_with_the_relay_open(tmp_path: Path) -> None:
+    import asyncio
+    import time as _time
+
+    from borne.sim import safety
+    from borne.sim.simulator import Simulator
+    from simctl import running
+
+    async with running(Simulator(tmp_path / "flash", board="esp32_wallbox")) as sim:
+        await safety.free_charging(sim)
+        assert sim.agent is not None
+        await sim.command({"cmd": "plug"})
+        await asyncio.sleep(0.3)
+        t = _time.monotonic()
+        await sim.command({"cmd": "charge"})
+        await safety.relay_edge(sim, True, t, timeout=10)
+        boots = sim.agent.boots
+        await sim.command({"cmd": "stall", "ms": 8000})  # hung longer than the 5 s watchdog
+        t = _time.monotonic()
+        while sim.hw.resets == 0 and _time.monotonic() - t < 8:
+            await asyncio.sleep(0.05)
+        assert sim.hw.resets == 1, "the watchdog never reset the chip"
+        assert 4.5 <= _time.monotonic() - t <= 7
+        st = await sim.command({"cmd": "state"})
+        assert st["relay"] is False
+        await sim.agent.wait_line(r"borne up on esp32_wallbox", start=len(sim.agent.all_lines) - 1,
+                                  timeout=20)
+        assert sim.agent.boots == boots + 1
