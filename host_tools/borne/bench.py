@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from borne import paths
+from borne.sim.safety import relay_edge as _relay_edge
 from borne.sim.simulator import Simulator
 
 Bench = Callable[[], Awaitable[list[str]]]
@@ -216,17 +217,6 @@ async def ws_frames() -> list[str]:
         f"ws-frames: send it (copy, mask, write): {f['send_frame_us']:.1f} us; json.loads: "
         f"{f['json_loads_us']:.1f} us; rule check: {f['validate_us']:.1f} us",
     ]
-
-
-async def _relay_edge(sim: Simulator, want: bool, since: float, timeout: float = 5) -> float:
-    """Seconds from `since` until the agent commands the relay to `want`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for t, state in sim.hw.relay_log:
-            if t >= since and state == want:
-                return t - since
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"relay never went {'closed' if want else 'open'}")
 
 
 def _stats(xs: list[float]) -> str:
