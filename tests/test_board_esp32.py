@@ -395,7 +395,10 @@ out["corrupt"] = board.Board().provisioning()
 nvs.set_blob("prov", json.dumps({"rfid": "rc999"}).encode())
 nvs.commit()
 b4 = board.Board()
-out["unknown_reader"] = [b4.rfid_stream(), b4.rfid_driver()]
+try:
+    b4.rfid_driver()
+except ValueError as e:
+    out["unknown_reader"] = [b4.rfid_stream(), str(e)]
 
 m = b2.meter_stream(9600, "E")
 out["meter_cfg"] = [list(m.uart._cfg)]
@@ -487,7 +490,7 @@ def test_board_on_the_emulated_chip(tmp_path: Path) -> None:
     assert r["rfid_other"] == [True, "Mfrc522"]
     assert r["s0"] == [5, True]
     assert r["corrupt"] == {}
-    assert r["unknown_reader"] == [None, None]
+    assert r["unknown_reader"] == [None, "unknown RFID reader 'rc999' in provisioning"]
     assert r["meter_cfg"] == [[9600, 8, "E", 1], [19200, 8, "N", 1]]
 
     # reset(): contactor open, PWM detached, pilot held high as a GPIO, then the restart.
@@ -766,3 +769,38 @@ async def test_watchdog_resets_a_hung_loop_with_the_relay_open(tmp_path: Path) -
         await sim.agent.wait_line(r"borne up on esp32_wallbox", start=len(sim.agent.all_lines) - 1,
                                   timeout=20)
         assert sim.agent.boots == boots + 1
+
+
+async def test_bad_provisioning_keeps_the_charger_safe_and_running(tmp_path: Path) -> None:
+    # NVS provisioning that is corrupt, then one naming an unknown reader and meter: the charger
+    # boots, keeps the relay open and the pilot at +12 V, says why, reports what it can, and
+    # does not crash-loop.
+    import asyncio
+
+    from borne.sim import esp32state
+    from borne.sim.simulator import Simulator
+    from simctl import running
+
+    async with running(Simulator(tmp_path / "flash", board="esp32_wallbox")) as sim:
+        agent = sim.agent
+        assert agent is not None
+        await agent.wait_line(r"borne up on esp32_wallbox")
+        await sim.command({"cmd": "power_cut"})
+        esp32state.nvs_write(sim.flash, "borne", "prov", b"\xff{not json")
+        n = len(agent.all_lines)
+        await sim.command({"cmd": "power_on"})
+        await agent.wait_line(r"provisioning in NVS is not JSON", start=n)
+        await agent.wait_line(r"borne up on esp32_wallbox", start=n)
+        await sim.command({"cmd": "power_cut"})
+        doc = sim.provisioning() | {"rfid": "rc999", "meter_model": "nonsense"}
+        esp32state.provision(sim.flash, doc)
+        n = len(agent.all_lines)
+        await sim.command({"cmd": "power_on"})
+        await agent.wait_line(r"unknown RFID reader 'rc999'", start=n)
+        await agent.wait_line(r"borne up on esp32_wallbox", start=n)
+        await asyncio.sleep(2)
+        st = await sim.command({"cmd": "state"})
+        assert st["relay"] is False and st["pwm_duty"] == 100.0
+        assert "ReaderFailure" in st["device_faults"], st["device_faults"]
+        assert "PowerMeterFailure" in st["device_faults"], st["device_faults"]
+        assert agent.boots == 3, "the charger restarted on its own"
