@@ -804,3 +804,12 @@ async def test_bad_provisioning_keeps_the_charger_safe_and_running(tmp_path: Pat
         assert "ReaderFailure" in st["device_faults"], st["device_faults"]
         assert "PowerMeterFailure" in st["device_faults"], st["device_faults"]
         assert agent.boots == 3, "the charger restarted on its own"
+        # A meter line set up at the wrong parity (8N1 on an 8E1 bus) gets no valid answer.
+        await sim.command({"cmd": "power_cut"})
+        esp32state.provision(sim.flash, sim.provisioning() | {"meter_parity": "N"})
+        n = len(agent.all_lines)
+        await sim.command({"cmd": "power_on"})
+        await agent.wait_line(r"borne up on esp32_wallbox", start=n)
+        await agent.wait_line(r"PowerMeterFailure", start=n, timeout=20)
+        st = await sim.command({"cmd": "state"})
+        assert "PowerMeterFailure" in st["device_faults"] and st["relay"] is False
