@@ -27,7 +27,14 @@ class Peripherals:
             from supply import Bus
 
             self._bus = Bus()
-        drv = self._rfid_driver(board)
+        try:
+            drv = self._rfid_driver(board)
+        except (ValueError, OSError) as e:
+            # A reader the board cannot build (an unknown kind in its provisioning, a dead bus):
+            # reported as the reader's fault; the charger runs on without it.
+            log.error(_TAG, "RFID reader: %s", e)
+            connector.device_fault("ReaderFailure", True)
+            drv = None
         if drv is not None:
             from rfid.reader import Reader
 
@@ -86,6 +93,7 @@ class Peripherals:
                 source = ModbusMeter(master, model, settings.get("meter_addr", 1))
             except ValueError as e:
                 log.error(_TAG, "%s", e)
+                connector.device_fault("PowerMeterFailure", True)
                 return None
             if self._bus is not None:
                 from supply import Shared

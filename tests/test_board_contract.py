@@ -107,7 +107,7 @@ class _Uses(ast.NodeVisitor):
 
     def _is_board(self, e: ast.expr) -> bool:
         if isinstance(e, ast.Name):
-            return e.id == "board" and e.id not in self.module_aliases or any(
+            return (e.id == "board" and e.id not in self.module_aliases) or any(
                 e.id in s for s in self.scopes)
         if isinstance(e, ast.Attribute):
             return e.attr == "board"
@@ -165,7 +165,7 @@ def _firmware_uses() -> list[tuple[Path, str, int, str]]:
 
 
 def test_the_firmware_uses_only_contract_members() -> None:
-    methods, members = _contract()
+    _, members = _contract()
     uses = _firmware_uses()
     found = {m for _, m, _, k in uses if k == "board"}
     # The scan sees the members the application is known to use (it would find nothing if it

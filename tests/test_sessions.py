@@ -8,8 +8,8 @@ from typing import Any
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from ocpp.v16 import call
 from conftest import BOTH_BOARDS
+from ocpp.v16 import call
 from simctl import Control
 
 CP_ID = "CP-TEST-1"

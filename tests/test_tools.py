@@ -421,6 +421,7 @@ def test_monitor_decodes_lines() -> None:
         "state", "STATE Charging, contactor CLOSED, pilot C, offer 16 A, session running")
     assert decode("@err restart unknown command") == ("err", "REFUSED restart unknown command")
     assert decode("E evse: fault rcd (GroundFailure)")[0] == "E"
+    assert decode('@tel meter {"power_w": 0}') == ("D", 'TEL meter {"power_w": 0}')
 
 
 # ---- flash -----------------------------------------------------------------------------------

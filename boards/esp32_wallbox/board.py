@@ -472,10 +472,7 @@ class Board(BoardBase):
     # ---- buses -------------------------------------------------------------------------------
     def _rfid_kind(self):
         kind = self.provisioning().get("rfid", "pn532_uart")
-        if kind not in _READERS:
-            _warn("unknown RFID reader %r in provisioning: no reader", (kind,))
-            return None
-        return kind
+        return kind if kind in _READERS else None
 
     def rfid_stream(self):
         # The PN532 in HSU mode: UART2, 115200 8N1, non-blocking reads (asyncio polls it).
@@ -498,8 +495,12 @@ class Board(BoardBase):
 
     def rfid_driver(self):
         # The readers the board builds itself: a PN532 on I2C (the same two wires), an MFRC522
-        # on SPI. None for the PN532 on the UART (rfid_stream()).
+        # on SPI. None for the PN532 on the UART (rfid_stream()); ValueError for a reader the
+        # provisioning names and this board does not know.
         kind = self._rfid_kind()
+        if kind is None:
+            raise ValueError("unknown RFID reader %r in provisioning"
+                             % (self.provisioning().get("rfid"),))
         if kind == "pn532_i2c":
             from rfid.pn532 import Pn532
             from rfid.pn532_i2c import I2c

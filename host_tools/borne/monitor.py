@@ -3,7 +3,8 @@
 Every line the charger prints is shown with the time it arrived, coloured by level (E errors
 red, W warnings yellow, D debug dim), and written to the session log file (--log; default
 monitor-<date>-<time>.log in the current folder, without colours). The charger's state lines
-("@state {...}") are decoded into words: status, contactor, pilot state, current offered.
+("@state {...}") are decoded into words: status, contactor, pilot state, current offered; the
+board's telemetry lines ("@tel", "@led") are shown dimmed.
 
 Type a command and Enter to send it to the charger's maintenance console:
 
@@ -69,6 +70,8 @@ def decode(line: str) -> tuple[str, str]:
         return "ok", f"{name.upper()}: {body or 'done'}"
     if line.startswith("@err "):
         return "err", f"REFUSED {line[5:]}"
+    if line.startswith(("@tel ", "@led ")):
+        return "D", line[1:].upper()[:3] + line[4:]  # the board's telemetry: shown dimmed
     if len(line) > 2 and line[1] == " " and line[0] in "EWID":
         return line[0], line
     return "", line

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--board", default="unix_sim", choices=BOARDS,
-                   help="the board code that runs: unix_sim, or esp32_wallbox (boards/esp32_wallbox "
+                   help="the board code that runs: unix_sim, or esp32_wallbox (its board.py "
                    "unchanged, on the emulated ESP32: machine, network, esp32, ... for the unix "
                    "port; its provisioning is written to the emulated NVS)")
     p.add_argument("--reader", default="pn532_uart", choices=READERS,

@@ -10,13 +10,19 @@ _chip = None
 _until = [0]
 
 
+class _Fielded:
+    # The chip as the SPI bus sees it: the card leaves the field when its time is up.
+    def write_readinto(self, w, r):
+        _expire()
+        _chip.write_readinto(w, r)
+
+
 def chip():
     global _chip
     if _chip is None:
         _chip = Mfrc522Emu()
         _wires.on("card", _on_card)
-    _expire()
-    return _chip
+    return _Fielded()
 
 
 def _on_card(w):

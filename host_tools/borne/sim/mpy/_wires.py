@@ -14,7 +14,7 @@
 # (Pin.irq(hard=True)) runs on that thread at once, whatever the main thread is doing, with the
 # heap locked as in an ISR; a soft one is scheduled (micropython.schedule) and runs between the
 # main thread's bytecodes.
-import socket as _so
+import usocket as _so  # the host's sockets: the wires are not the chip's network
 import sys
 
 import _thread

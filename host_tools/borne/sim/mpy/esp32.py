@@ -268,12 +268,12 @@ class Partition:
         return isinstance(other, Partition) and other._row[0] == self._row[0]
 
     @staticmethod
-    def find(type=0, subtype=0xFF, label=None, block_size=_SECTOR):
+    def find(type=0, subtype=0xFF, label=None):
         out = []
         for r in _TABLE:
             if r[1] == type and (subtype == 0xFF or r[2] == subtype) and (
                     label is None or r[0] == label):
-                out.append(Partition(r[0], block_size))
+                out.append(Partition(r[0]))
         return out
 
     def info(self):
@@ -393,10 +393,6 @@ class Partition:
 
 
 # ---- misc ------------------------------------------------------------------------------------
-
-
-def mcu_temperature():
-    return 45  # degrees C; the chip's internal sensor, roughly where a closed box sits
 
 
 def _efuse_mac():

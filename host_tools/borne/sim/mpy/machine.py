@@ -48,6 +48,15 @@ _pwm = [None] * _NPINS  # the PWM on a pin, if any
 _cp = [12000, 12000]  # the pilot's high and low levels (mV), from the host
 _host_rcd = [0]  # the RCD module's trip output as the host drives it
 _wifi = [0]  # set by network.WLAN: ADC2 cannot be read while the radio runs
+# What the chip did to its outputs, in order (the last 200): ("out", gpio, level),
+# ("pwm", gpio, freq, duty_u16), ("deinit", gpio). For tests of the board's sequences.
+events = []
+
+
+def _event(e):
+    events.append(e)
+    if len(events) > 200:
+        del events[0]
 
 
 def _gpio(id):
@@ -91,6 +100,7 @@ def _output(g, v):
 
 def _drive(g, v):
     v = 1 if v else 0
+    _event(("out", g, v))
     changed = _level[g] != v
     _level[g] = v
     if g == pins.RELAY and changed:
@@ -189,11 +199,11 @@ class Pin:
     DRIVE_2 = 2
     DRIVE_3 = 3
 
-    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         self.id = _gpio(id)
         self.init(mode, pull, value=value)
 
-    def init(self, mode=-1, pull=-1, *, value=None, drive=None, hold=None):
+    def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         g = self.id
         if mode is not None and mode != -1:
             if mode & 2 and g >= _FIRST_INPUT_ONLY:  # GPIO_MODE_DEF_OUTPUT
@@ -301,16 +311,16 @@ class ADC:
     def read(self):
         return self.read_u16() >> 4
 
-    def atten(self, a):
-        self._atten = a
+    def atten(self, atten):
+        self._atten = atten
 
-    def width(self, w):
+    def width(self, bits):
         pass
 
 
 # ---- PWM (LEDC) --------------------------------------------------------------------------------
 class PWM:
-    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None, invert=False):
+    def __init__(self, dest, *, freq=None, duty_u16=None, duty_ns=None):
         g = _gpio(dest)
         if g >= _FIRST_INPUT_ONLY:
             raise ValueError("pin can only be input")
@@ -320,19 +330,23 @@ class PWM:
         self._t0 = None
         if _pwm[g] is not None:
             _pwm[g]._detach()
-        _pwm[g] = self
         _out[g] = 1
         self.init(freq=freq, duty_u16=duty_u16, duty_ns=duty_ns)
 
     def init(self, *, freq=None, duty_u16=None, duty_ns=None):
-        if freq is not None:
-            self.freq(freq)
-        if duty_u16 is not None:
-            self.duty_u16(duty_u16)
-        elif duty_ns is not None:
-            self.duty_ns(duty_ns)
-        else:
-            self._changed()
+        # One configuration of the LEDC channel: frequency and duty take effect together.
+        g = self._g
+        _pwm[g] = None  # not attached while half-configured: no glitch reaches the circuit
+        try:
+            if freq is not None:
+                self.freq(freq)
+            if duty_u16 is not None:
+                self.duty_u16(duty_u16)
+            elif duty_ns is not None:
+                self.duty_ns(duty_ns)
+        finally:
+            _pwm[g] = self
+        self._changed()
 
     def freq(self, value=None):
         if value is None:
@@ -365,6 +379,7 @@ class PWM:
         g = self._g
         if _pwm[g] is not self:
             return
+        _event(("pwm", g, self._freq, self._duty))
         if g == pins.CP_PWM:
             _wires.send("pwm %s" % _pct(self._duty))
         elif g == pins.BUZZER:
@@ -384,6 +399,7 @@ class PWM:
     def deinit(self):
         g = self._g
         if _pwm[g] is self:
+            _event(("deinit", g))
             self._detach()
             # The GPIO's own latch is in charge again.
             if g == pins.CP_PWM:
@@ -412,8 +428,7 @@ class UART:
     IRQ_RXIDLE = 4096
 
     def __init__(self, id, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None,
-                 rts=-1, cts=-1, txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0,
-                 flow=0):
+                 txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0):
         if id not in (0, 1, 2):
             raise ValueError("UART(%d) does not exist" % id)
         self._id = id
@@ -423,8 +438,8 @@ class UART:
         self._rs485 = False
         self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, timeout=timeout)
 
-    def init(self, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None, rts=-1,
-             cts=-1, txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0, flow=0):
+    def init(self, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None,
+             txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0):
         if bits not in (5, 6, 7, 8):
             raise ValueError("invalid data bits")
         if parity not in (None, 0, 1):
@@ -524,21 +539,11 @@ class UART:
     def sendbreak(self):
         pass
 
-    def ioctl(self, req, arg):
-        # The stream protocol for select.poll / asyncio: readable when bytes wait.
-        if req == 3:  # MP_STREAM_POLL
-            r = 0
-            if arg & 1 and self.any():
-                r |= 1
-            if arg & 4:
-                r |= 4
-            return r
-        return 0
 
 
 # ---- I2C and SPI -------------------------------------------------------------------------------
 class I2C:
-    def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
+    def __init__(self, id=0, *, scl=None, sda=None, freq=400000):
         if id not in (0, 1):
             raise ValueError("I2C(%d) doesn't exist" % id)
         scl = _gpio(scl) if scl is not None else (18, 25)[id]
@@ -550,9 +555,6 @@ class I2C:
             self._dev = _pn532_i2c.Bridge(pins.PN532_I2C_ADDR)
 
     def init(self, *, scl=None, sda=None, freq=400000):
-        pass
-
-    def deinit(self):
         pass
 
     def _target(self, addr):

@@ -86,11 +86,11 @@ class WLAN:
         if not self._active:
             raise OSError("Wifi Not Started" if self._if == STA_IF else "AP Not Started")
 
-    def connect(self, ssid=None, key=None, *, bssid=None):
+    def connect(self, ssid=None, password=None, *, bssid=None):
         self._need_active()
         if self._if != STA_IF:
             raise OSError("STA required")
-        self._target = (ssid, key or "", utime.ticks_ms())
+        self._target = (ssid, password or "", utime.ticks_ms())
         self._status = STAT_CONNECTING
 
     def disconnect(self):
@@ -154,7 +154,7 @@ class WLAN:
                 raise OSError("ESP_ERR_WIFI_PASSWORD")
             self._cfg[k] = v
 
-    def ifconfig(self, configtuple=None):
+    def ifconfig(self, ip_mask_gateway_dns=None):
         if self._if == AP_IF:
             return ("192.168.4.1", "255.255.255.0", "192.168.4.1", "0.0.0.0")
         if self.isconnected():
@@ -170,11 +170,12 @@ def country(code=None):
     return "XX"
 
 
-def sta_up():
+def _sta_up():
+    # for the emulated socket module: does the station have an IP?
     w = _ifaces[STA_IF]
     return w is not None and w.isconnected()
 
 
-def ap_up():
+def _ap_up():
     w = _ifaces[AP_IF]
     return w is not None and w._active

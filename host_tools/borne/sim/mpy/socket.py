@@ -35,14 +35,14 @@ def _route(host, port):
     import network
 
     if host == _AP_IP:
-        if not network.ap_up():
+        if not network._ap_up():
             raise OSError(-202)
         if port == 80 and _wires.arg("http-port"):
             return "127.0.0.1", int(_wires.arg("http-port"))
         if port == 53 and _wires.arg("dns-port"):
             return "127.0.0.1", int(_wires.arg("dns-port"))
         return "127.0.0.1", port
-    if _wires.arg("wifi-env") and not network.sta_up():
+    if _wires.arg("wifi-env") and not network._sta_up():
         raise OSError(-202)  # no interface with an IP: the lookup fails
     if port == 123 and _wires.arg("sntp"):
         return _wires.hostport(_wires.arg("sntp"))
