@@ -473,6 +473,14 @@ def test_flash_reports_esptool_failures(tmp_path: Path,
                           "--esptool", str(fake)], capsys)
     assert rc == 1
     assert "write-flash failed" in err and "the flash is ERASED" in one_line_error(err)
+    # A provisioning that cannot succeed is refused before esptool erases anything.
+    (tmp_path / "corrupt.json").write_text("{")
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(fw), "--esptool",
+                          str(fake), "--register", str(tmp_path / "corrupt.json")], capsys)
+    assert rc == 1 and "corrupt" in one_line_error(err) and "esptool erase" not in err
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(fw), "--esptool",
+                          str(fake), "--sp3"], capsys)
+    assert rc == 1 and "--sp3 needs the installer's CA" in one_line_error(err)
     not_image = tmp_path / "notes.txt"
     not_image.write_text("hello")
     rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(not_image)], capsys)

@@ -143,6 +143,7 @@ def flash(args: argparse.Namespace, say: Say = print) -> int:
     cmds = flash_commands(args.firmware, args.port, args.baud, erase=not args.no_erase,
                           esptool_cmd=esp, connect_attempts=args.connect_attempts)
     check_image(args.firmware)
+    prov.precheck(args)  # a bad register or CA is refused before anything is erased
     if args.port.startswith("/") and not os.path.exists(args.port):
         raise DeviceError(f"no device on that port ({args.port}): plug the charger's USB cable "
                           "in, check --port; nothing was written")

@@ -236,16 +236,24 @@ n.commit()""")
 
 
 # ---- the command -----------------------------------------------------------------------------
+def precheck(args: argparse.Namespace) -> Register:
+    """What can be refused before touching a charger: the register, the id, the CA."""
+    reg = Register.load(Path(args.register))
+    if args.id and not _ID_RX.match(args.id):
+        raise RegisterError(f"--id {args.id!r}: a charge point id is 1-48 of A-Z a-z 0-9 . _ -")
+    if args.sp3:
+        if not args.ca:
+            raise RegisterError("--sp3 needs the installer's CA: --ca DIR (create one with "
+                                "--create-ca DIR)")
+        client_cert(Path(args.ca), "check", "check")  # the CA can sign
+    return reg
+
+
 def provision(args: argparse.Namespace, say: Say = print) -> int:
     from borne import paths
     from borne.deploy import make_safe, wait_for_app
 
-    reg = Register.load(Path(args.register))
-    if args.id and not _ID_RX.match(args.id):
-        raise RegisterError(f"--id {args.id!r}: a charge point id is 1-48 of A-Z a-z 0-9 . _ -")
-    if args.sp3 and not args.ca:
-        raise RegisterError("--sp3 needs the installer's CA: --ca DIR (create one with "
-                            "--create-ca DIR)")
+    reg = precheck(args)
     with Device(args.port, args.timeout) as dev:
         make_safe(dev, paths.BOARDS / "esp32_wallbox", say)
         facts = dev.probe()
