@@ -39,7 +39,7 @@ from pathlib import Path
 
 from borne import paths
 from borne.build import BOARD_ARCH, BuildError, compile_tree
-from borne.devlink import Device, DeviceError, Facts, read_mpy_header
+from borne.devlink import Device, DeviceError, Facts, add_line_args, read_mpy_header
 
 SLOTS = ("a", "b")
 # mpy-cross -march names by the native-architecture number in sys.implementation._mpy.
@@ -348,15 +348,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", required=True, help="the charger's serial port, e.g. /dev/ttyUSB0")
+    add_line_args(p)
     p.add_argument("--board", default="esp32_wallbox",
                    help="board folder under boards/ (default esp32_wallbox)")
     p.add_argument("--no-build", action="store_true",
                    help="copy the existing build/<board>/ as it is")
     p.add_argument("--no-reset", action="store_true",
                    help="leave the charger at the REPL after switching")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="seconds of silence after which the charger counts as not answering")
     p.add_argument("--dry-run", action="store_true", help="print the steps, touch nothing")
     p.set_defaults(func=_cmd_deploy)
 

@@ -13,6 +13,7 @@ Two ways to talk, both over the same line:
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import errno
@@ -32,6 +33,16 @@ from mpremote.transport_serial import SerialTransport
 
 DEFAULT_TIMEOUT = 5.0  # seconds of silence after which a device counts as not answering
 _ENOSPC = 28
+
+
+def add_line_args(p: argparse.ArgumentParser, required: bool = True,
+                  timeout: bool = True) -> None:
+    """--port (and --timeout): how every technician's tool names and waits for the charger."""
+    p.add_argument("--port", required=required,
+                   help="the charger's serial port, e.g. /dev/ttyUSB0")
+    if timeout:
+        p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                       help="seconds of silence after which the charger counts as not answering")
 
 
 class DeviceError(Exception):

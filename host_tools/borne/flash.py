@@ -33,7 +33,7 @@ from pathlib import Path
 
 from borne import provision as prov
 from borne.deploy import deploy, local_version
-from borne.devlink import Device, DeviceError
+from borne.devlink import Device, DeviceError, add_line_args
 
 ESP32_CHIP = "esp32"
 ESP32_FIRMWARE_OFFSET = 0x1000  # plain ESP32 (S3/C3 images start at 0x0)
@@ -200,7 +200,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", required=True, help="the charger's serial port, e.g. /dev/ttyUSB0")
+    add_line_args(p)
     p.add_argument("--firmware", required=True, type=Path, metavar="FILE",
                    help="the MicroPython ESP32 image (.bin)")
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate while writing")
@@ -213,8 +213,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="esptool's attempts to reach the bootloader (default esptool's, 7)")
     p.add_argument("--boot-wait", type=float, default=BOOT_WAIT_S, metavar="S",
                    help="how long to wait for MicroPython, then the application, to answer")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="seconds of silence after which the charger counts as not answering")
     p.add_argument("--dry-run", action="store_true", help="print every step, touch nothing")
     g = p.add_argument_group("provisioning (as `borne provision`)")
     g.add_argument("--register", default="borne-register.json", metavar="FILE")

@@ -39,7 +39,7 @@ from typing import TextIO
 
 import serial
 
-from borne.devlink import DeviceError, open_serial
+from borne.devlink import DeviceError, add_line_args, open_serial
 
 COMMANDS = ("identity", "stats", "hotspot", "restart")
 _COLOURS = {"E": "\x1b[31m", "W": "\x1b[33m", "D": "\x1b[2m", "state": "\x1b[36m",
@@ -194,7 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", required=True, help="the charger's serial port, e.g. /dev/ttyUSB0")
+    add_line_args(p, timeout=False)
     p.add_argument("--log", type=Path, metavar="FILE",
                    help="session log file (default monitor-<date>-<time>.log)")
     p.add_argument("--send", action="append", choices=COMMANDS, default=[], metavar="CMD",

@@ -14,7 +14,8 @@ It creates, for one charger on the serial line:
 
 and then:
 
- 1. asks the running application to hold the contactor open, stops it (Ctrl-C);
+ 1. asks the running application to end any session, open the contactor and restart into a
+    maintenance boot (as `borne deploy` does), or stops what runs with Ctrl-C;
  2. checks the device is an ESP32 with NVS and reads what it holds already;
  3. records the charger in the register (--register FILE, default ./borne-register.json, kept
     by the installer, mode 0600: it holds the secrets so labels can be printed again);
@@ -49,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from borne.devlink import Device, DeviceError
+from borne.devlink import Device, DeviceError, add_line_args
 
 ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 symbols (5 bits), no 0/o or 1/l
 SECRET_SYMBOLS = 16  # 80 bits
@@ -363,7 +364,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", help="the charger's serial port, e.g. /dev/ttyUSB0")
+    add_line_args(p, required=False)
     p.add_argument("--register", default="borne-register.json", metavar="FILE",
                    help="the installer's register of provisioned chargers")
     p.add_argument("--prefix", default="borne", help="charge point id prefix (default borne)")
@@ -380,8 +381,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="replace the identity of a charger provisioned before")
     p.add_argument("--show-secrets", action="store_true",
                    help="print the hotspot key and connection password on the terminal")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
-                   help="seconds of silence after which the charger counts as not answering")
     p.set_defaults(func=_cmd)
 
 
