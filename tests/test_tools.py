@@ -196,6 +196,7 @@ def test_deploy_cut_mid_copy_leaves_the_old_application(
         assert result["rc"] == 1
         err = one_line_error(capsys.readouterr().err)
         assert ("lost the device" in err) if fault == "unplug" else ("stopped answering" in err)
+        assert "starts its old application at its next reset" in err
         # The switch never happened: after power comes back, the old application runs.
         assert (dev.flash / "boot_slot").read_text() == "a"
         dev.plug() if fault == "unplug" else dev.resume()

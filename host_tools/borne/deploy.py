@@ -300,7 +300,13 @@ def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
             f"active slot {facts.boot_slot or '(none)'}, {facts.flash_free // 1024} KiB free")
         app, main_py = build_for(board, facts, no_build)
         check_loadable(app, facts)
-        install(dev, app, main_py, facts, say)
+        try:
+            install(dev, app, main_py, facts, say)
+        except DeviceError as e:
+            if "unchanged" in str(e) or "nothing was" in str(e):
+                raise
+            raise DeviceError(f"{e} (/boot_slot was not switched: the charger starts its old "
+                              "application at its next reset or power cycle)") from None
         if not reset:
             say("left at the REPL (--no-reset): the new application starts at the next reset")
             return 0
