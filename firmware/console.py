@@ -63,14 +63,11 @@ class Console:
 
     def safe(self):
         c = self.connector
-        c.stop_for("Reboot")
-        # Inoperative until the restart, in RAM only: the relay may not close again.
-        c.operative_now = lambda: False
-        c._apply()
+        c.stop_for("Reboot")  # opens the relay first; the stop is on flash before the restart
         with open("maint", "w") as f:
             f.write("1")  # main.py's one-shot marker, beside it (the working directory)
         log.warn(_TAG, "maintenance: contactor open; restarting into a maintenance boot")
-        asyncio.create_task(self._restart())
+        asyncio.create_task(self._restart())  # board.reset() opens the contactor too
         return {"relay": c.relay, "restart": True}
 
     async def command(self, name):
