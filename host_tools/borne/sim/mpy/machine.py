@@ -436,6 +436,7 @@ class UART:
         self._rx = bytearray()
         self._line = None
         self._rs485 = False
+        self._unsent = 0  # bytes written and not yet on the wire (flush() waits for them)
         self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, timeout=timeout)
 
     def init(self, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None,
@@ -514,6 +515,7 @@ class UART:
 
     def write(self, buf):
         n = len(buf)
+        self._unsent += n
         if self._sock is None:
             return n
         if self._rs485 and not _level[pins.RS485_DE_RE]:
@@ -530,8 +532,12 @@ class UART:
         return n
 
     def flush(self):
-        # Returns once the last stop bit has left: the bytes' air time.
-        pass
+        # Returns once the last stop bit has left: the air time of what write() queued.
+        n = self._unsent
+        self._unsent = 0
+        if n:
+            baud, bits, parity, stop = self._cfg
+            utime.sleep_us(n * (1 + bits + (parity != "N") + stop) * 1000000 // baud)
 
     def txdone(self):
         return True
