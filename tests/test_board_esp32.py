@@ -503,7 +503,7 @@ def test_board_on_the_emulated_chip(tmp_path: Path) -> None:
 # ---- the emulation itself: the ESP32 port's API, nothing invented ------------------------------
 
 EMULATION = REPO / "host_tools" / "borne" / "sim" / "mpy"
-CHECKED = ("machine", "esp32", "neopixel", "network", "ntptime")
+CHECKED = ("machine", "esp32", "neopixel", "network", "ntptime", "time", "socket")
 
 
 def _stub_params(stubs: boardcheck.StubIndex, module: str, qual: str | None, name: str
