@@ -178,7 +178,9 @@ class Hardware:
         self.integrate()
         if cmd == "relay" and len(parts) > 1:
             self.relay_cmd = parts[1] == "1"
-            self.relay_log.append((time.monotonic(), self.relay_cmd))
+            # "relay <0|1> [<monotonic us>]": the emulated ESP32 stamps the coil's switching
+            when = int(parts[2]) / 1e6 if len(parts) > 2 and parts[2].isdigit() else None
+            self.relay_log.append((when or time.monotonic(), self.relay_cmd))
             del self.relay_log[:-100]
             self._schedule_feedback()
         elif cmd == "pwm" and len(parts) > 1:

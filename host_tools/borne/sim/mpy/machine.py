@@ -104,7 +104,9 @@ def _drive(g, v):
     changed = _level[g] != v
     _level[g] = v
     if g == pins.RELAY and changed:
-        _wires.send("relay %d" % v)
+        # Stamped with the chip's clock (CLOCK_MONOTONIC, as the host's time.monotonic()): when
+        # the coil switched, not when the host got round to reading it.
+        _wires.send("relay %d %d" % (v, utime.ticks_us()))
     elif g == pins.CP_PWM and _pwm[g] is None:
         _wires.send("pwm %d" % (100 if v else 0))
     elif g == pins.RCD_TEST:
