@@ -813,3 +813,14 @@ async def test_bad_provisioning_keeps_the_charger_safe_and_running(tmp_path: Pat
         async with controlling(sim) as c:
             await c.wait_state(lambda s: "PowerMeterFailure" in s["device_faults"]
                                and s["relay"] is False, "PowerMeterFailure reported", 20)
+
+
+def test_sim_refuses_reader_variants_the_board_lacks(tmp_path: Path) -> None:
+    from borne.sim.simulator import Simulator
+
+    with pytest.raises(ValueError, match="only the esp32_wallbox board"):
+        Simulator(tmp_path / "f", reader="mfrc522")
+    with pytest.raises(ValueError, match="board 'pico'"):
+        Simulator(tmp_path / "f", board="pico")
+    with pytest.raises(ValueError, match="reader 'rc522'"):
+        Simulator(tmp_path / "f", board="esp32_wallbox", reader="rc522")
