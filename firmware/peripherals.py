@@ -156,12 +156,3 @@ class Peripherals:
             self.buzzer.accepted()
         else:
             self.buzzer.rejected()
-
-    def set_brightness(self, pct):
-        # LightIntensity (0-100): the light follows at once, the setting survives a reboot.
-        pct = max(0, min(100, int(pct)))
-        if self.light:
-            self.light.set_brightness(pct)
-        if self.settings.get("led_brightness") != pct:
-            self.settings.update(led_brightness=pct)
-        return pct

@@ -35,18 +35,21 @@ _AVAIL_DOC = "availability"
 
 
 class Connector:
-    # Inputs: the board's pilot/feedback/RCD (polled and on edges), tags, OCPP commands.
-    # Outputs: relay + pilot PWM (here only), events to listeners:
+    # Inputs: the board's pilot/feedback/RCD (polled and on edges), tags, OCPP commands,
+    # reservation changes (it listens to them).
+    # Outputs: relay + pilot PWM (here only), events to the objects given to listen(), each
+    # called if it has the method (the listener convention of the firmware):
     #   on_status(cid, status, error_code), on_tx_start(session), on_tx_stop(session, reason)
-    def __init__(self, board, store, events, config, meter=None):
+    # The session dict an event carries is the listener's to read, never to change.
+    def __init__(self, board, store, events, config, meter=None, *, reservations=None):
         self.board = board
         self.store = store
         self.events = events
         self.config = config  # OCPP Config: ConnectionTimeOut, StopTransactionOn..., vendor keys
         self.meter = meter
         self.listeners = []
-        self.authorize = None  # async fn(id_tag) -> (status, parent_id_tag); set by the OCPP client
-        self.feedback = None  # fn(accepted): LED flash + buzzer at the charger; set by the app
+        self._authorize = None  # async fn(id_tag) -> (status, parent_id_tag): set_authorizer()
+        self.feedback = None  # fn(accepted): LED flash + buzzer at the charger: use()
         self.cp = "A"
         self._deb = pilot.Debounce(3, "A")
         self.relay = False
@@ -61,14 +64,16 @@ class Connector:
         self.reader_failed = False
         self.device_faults = ()
         self.last_tag = None
-        self.offer_a = self._hw_limit()
+        self.offer_a = self.hw_limit_a
         self.limit_a = None  # smart-charging limit, None = no limit
         self.headroom_a = None  # what the main fuse leaves per phase (supply.py), None = no limit
         self.grid_failed = False  # the supply-side meter is silent: headroom at its fallback
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
-        self.reservations = None  # evse.reservation.Reservations, set by the app
+        self.reservations = reservations  # evse.reservation.Reservations, or None
+        if reservations is not None:
+            reservations.listen(self)
         av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
         self.operative = av["operative"]
         self._scheduled = av["scheduled"]
@@ -86,15 +91,54 @@ class Connector:
             self.interrupted.append(op)
         self._finishing_stops = 0
 
-    # -- small helpers ---------------------------------------------------------------------
-    def _cfg(self, key, default):
-        try:
-            return self.config.get(key)
-        except KeyError:
-            return default
+    # -- wiring ------------------------------------------------------------------------------
+    def listen(self, obj):
+        self.listeners.append(obj)
 
-    def _hw_limit(self):
-        return self._cfg("BorneMaxCurrent", 32)
+    def set_authorizer(self, fn):
+        # async fn(id_tag) -> (status, parent_id_tag): how a tap is decided (the OCPP client).
+        self._authorize = fn
+
+    def use(self, meter=None, feedback=None):
+        # The peripherals, built after the connector: the meter (energy_wh(), fresh()) and
+        # fn(accepted), the LED flash + buzzer at the charger.
+        self.meter = meter
+        self.feedback = feedback
+
+    def on_reservation(self, cid, r):
+        # A reservation was made, cancelled, taken or expired: the status follows at once.
+        self._apply()
+
+    # -- read-only views ---------------------------------------------------------------------
+    @property
+    def hw_limit_a(self):
+        # The installer's limit (cable, breaker): the most any offer can be.
+        return self.config.get("BorneMaxCurrent")
+
+    @property
+    def session_ref(self):
+        s = self.session
+        return s["ref"] if s else None
+
+    @property
+    def session_start(self):
+        # Unix seconds the running session started, or None.
+        s = self.session
+        return s["start"] if s else None
+
+    @property
+    def session_tag(self):
+        s = self.session
+        return s["tag"] if s else None
+
+    @property
+    def availability_scheduled(self):
+        # A ChangeAvailability waits for the running session to end.
+        return self._scheduled is not None
+
+    @property
+    def diode_verified(self):
+        return self._diode_verified
 
     def energy_wh(self):
         m = self.meter
@@ -156,7 +200,7 @@ class Connector:
                 and not self.faults and self.offer_a >= 6)
 
     def _compute_offer(self):
-        return offer.offer(self._hw_limit(), self.limit_a, self.headroom_a)
+        return offer.offer(self.hw_limit_a, self.limit_a, self.headroom_a)
 
     def set_limit(self, amps):
         # From smart charging: None = no limit. Below 6 A the offer pauses (SuspendedEVSE).
@@ -193,9 +237,6 @@ class Connector:
             log.info(_TAG, "fault %s cleared", kind)
             self.events.add("fault_cleared", what=kind)
             self._apply()
-
-    def meter_failed(self, failed):
-        self._set_fault("meter", failed)
 
     def device_fault(self, code, active):
         # A peripheral fault from the drivers (OCPP ChargePointErrorCode). A failed meter opens
@@ -314,7 +355,7 @@ class Connector:
                 self.events.add("unplugged")
             s = self.session
             if s and not s.get("stopped"):
-                if self._cfg("StopTransactionOnEVSideDisconnect", True):
+                if self.config.get("StopTransactionOnEVSideDisconnect"):
                     self._stop("EVDisconnected")
         elif prev == "A" and st in ("B", "C", "D"):
             self.events.add("plugged")
@@ -337,8 +378,8 @@ class Connector:
         if p:
             self.pending = None
             self._start(p[0], p[1], p[3])
-        elif self._cfg("BorneFreeCharging", False):
-            tag = self._cfg("BorneFreeChargingIdTag", "FREECHARGING")
+        elif self.config.get("BorneFreeCharging"):
+            tag = self.config.get("BorneFreeChargingIdTag")
             if self._may_start(tag, None):
                 self._start(tag, None, "free")
 
@@ -452,14 +493,14 @@ class Connector:
         if s and not s.get("stopped") and id_tag == s["tag"]:
             self._stop("Local")
             return
-        if self._authorizing or self.authorize is None:
+        if self._authorizing or self._authorize is None:
             return
         asyncio.create_task(self._authorize_tag(id_tag))
 
     async def _authorize_tag(self, id_tag):
         self._authorizing = True
         try:
-            status, parent = await self.authorize(id_tag)
+            status, parent = await self._authorize(id_tag)
         finally:
             self._authorizing = False
         s = self.session
@@ -486,7 +527,7 @@ class Connector:
     def _authorized(self, id_tag, parent, source):
         if not self.can_start():
             return
-        timeout = self._cfg("ConnectionTimeOut", 60)
+        timeout = self.config.get("ConnectionTimeOut")
         self.pending = (id_tag, parent, time.ticks_add(time.ticks_ms(), timeout * 1000), source)
         self._try_start()
         self._apply()
@@ -501,6 +542,16 @@ class Connector:
         if authorized:
             self._authorized(id_tag, None, "remote")
         return "Accepted"
+
+    def remote_authorized(self, id_tag, parent):
+        # The CSMS accepted the tag of a RemoteStartTransaction (AuthorizeRemoteTxRequests).
+        self._authorized(id_tag, parent, "remote")
+
+    def remote_refused(self, id_tag):
+        # ... or refused it: the remote start waiting for the plug is dropped.
+        p = self.pending
+        if p is not None and p[0] == id_tag:
+            self.pending = None
 
     def remote_stop(self, tx_match):
         s = self.session
@@ -528,9 +579,6 @@ class Connector:
         # A fixed cable has no lock to release: ending the session is all there is to do.
         stopped = self._stop("UnlockCommand")
         return "Unlocked" if stopped or self.session is None else "UnlockFailed"
-
-    def _scheduled_pending(self):
-        return self._scheduled is not None
 
     def change_availability(self, operative):
         if self.session is not None and not operative:
