@@ -66,9 +66,10 @@ class OcppClient:
         self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.after_reply = self._after_reply
         connector.listen(self)
+        connector.set_authorizer(self._authorize)  # authorization.py, loaded at the first tap
         for cid in (0, 1):
             self._status_dirty[cid] = connector.status_of(cid)
-        self.rpc.handlers = features.handlers(self)
+        features.handlers(self, out=self.rpc.handlers)
 
     def use(self, meter=None, reader=None, restart_tune=None):
         # The peripherals, built after the session (they need the status light, which needs it).
@@ -77,8 +78,16 @@ class OcppClient:
         self.restart_tune = restart_tune
 
     def feature(self, name):
-        # A loaded feature's state object, or None (not loaded, failed, or keeps none).
+        # A feature's state object, the feature attached first if it is a lazy one not loaded
+        # yet; None if it failed or keeps none.
+        features.need(self, self.rpc.handlers, name)
         return self.features.get(name)
+
+    async def _authorize(self, id_tag):
+        a = self.feature("authorization")  # it sets itself as the authorizer from then on
+        if a is None:
+            return "Invalid", None  # cannot decide: no session starts
+        return await a.authorize_now(id_tag)
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):

@@ -9,7 +9,7 @@
 # answers a CALLERROR. ARCHITECTURE.md ("OCPP client") shows the path of a new message.
 #
 # An eager feature is attached at boot (it listens to the connector from the start); a lazy one
-# at the first CALL of one of its actions. A feature that cannot be loaded (file missing on a
+# at the first CALL of one of its actions, or when another asks for it (s.feature(name)). A feature that cannot be loaded (file missing on a
 # damaged filesystem, no memory) is logged once; its actions are answered NotSupported (missing)
 # or InternalError (anything else) from then on. Charging never depends on a feature: the
 # connector runs the relay on its own.
@@ -19,7 +19,7 @@ import log
 TABLE = (
     ("transactions", True, ("RemoteStartTransaction", "RemoteStopTransaction")),
     ("metering", True, ()),
-    ("authorization", True, ("ClearCache", "GetLocalListVersion", "SendLocalList")),
+    ("authorization", False, ("ClearCache", "GetLocalListVersion", "SendLocalList")),
     ("smartcharging", False, ("SetChargingProfile", "ClearChargingProfile",
                               "GetCompositeSchedule")),
     ("reservations", False, ("ReserveNow", "CancelReservation")),
@@ -30,10 +30,10 @@ TABLE = (
 _TAG = "ocpp"
 
 
-def handlers(s, table=TABLE):
-    # -> the action -> handler dict of the session: eager features attached, lazy ones as stubs
-    # that attach their feature on first use.
-    out = {}
+def handlers(s, table=TABLE, out=None):
+    # -> the action -> handler dict of the session (`out`, filled): eager features attached,
+    # lazy ones as stubs that attach their feature on first use.
+    out = {} if out is None else out
     for name, eager, actions in table:
         if eager:
             load(s, out, name, actions)
@@ -43,8 +43,18 @@ def handlers(s, table=TABLE):
     return out
 
 
+def need(s, out, name, table=TABLE):
+    # Feature `name` attached now if it never was (s.feature() asks for a lazy one it needs).
+    if name not in s.features:
+        for n, _, actions in table:
+            if n == name:
+                load(s, out, name, actions)
+
+
 def load(s, out, name, actions):
     # Attaches feature `name`, its handlers into `out`; on failure its actions answer the error.
+    # s.features gets an entry either way (None for a failed one or one that keeps no state).
+    s.features.setdefault(name, None)
     for a in actions:
         out.pop(a, None)  # its stubs: an action attach() does not answer is NotSupported
     try:
