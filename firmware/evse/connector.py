@@ -3,7 +3,7 @@
 #
 # Safety invariant (DESIGN.md section 8): the relay is closed only while the pilot is in C or D,
 # the session is authorized (or free charging is on), the connector is operative, no fault is
-# active and the offer is at least 6 A. Every input goes through _apply(), which opens the relay
+# active and the offer is at least offer.MIN_A (6 A). Every input goes through _apply(), which opens the relay
 # first, before anything is reported.
 import asyncio
 import time
@@ -15,9 +15,9 @@ from evse import offer, pilot
 _TAG = "evse"
 _POLL_MS = const(20)
 _FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
-_CHECKPOINT_S = const(60)
-_SETTLE_MS = const(100)
-_INVALID_READINGS = const(5)  # 100 ms of pilot readings between bands: a pilot fault  # pilot settling after a PWM change before the diode check counts  # session meter checkpoint: one flash write a minute while charging
+_CHECKPOINT_S = const(60)  # session meter checkpoint: one flash write a minute while charging
+_SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode check counts
+_INVALID_READINGS = const(5)  # 100 ms of pilot readings between bands: a pilot fault
 
 # fault -> (OCPP error code, blocks new sessions until cleared)
 _FAULT_CODES = {
@@ -167,14 +167,11 @@ class Connector:
             and s is not None
             and s["auth"]
             and not s.get("stopped")
-            and self.operative_now()
+            and self.operative
             and not self.faults
-            and self.offer_a >= 6
+            and not offer.paused(self.offer_a)
             and self._diode_verified
         )
-
-    def operative_now(self):
-        return self.operative
 
     def _apply(self):
         want = self.relay_allowed()
@@ -197,7 +194,7 @@ class Connector:
         # PWM runs while a session may draw energy; otherwise steady +12 V tells the EV "wait".
         s = self.session
         return (s is not None and s["auth"] and not s.get("stopped") and self.operative
-                and not self.faults and self.offer_a >= 6)
+                and not self.faults and not offer.paused(self.offer_a))
 
     def _compute_offer(self):
         return offer.offer(self.hw_limit_a, self.limit_a, self.headroom_a)
@@ -626,7 +623,7 @@ class Connector:
             if self.cp in ("C", "D"):
                 return ("Charging", "NoError") if self.relay else ("SuspendedEVSE", "NoError")
             if self.cp == "B":
-                if not s["auth"] or self.offer_a < 6 or not self.operative:
+                if not s["auth"] or offer.paused(self.offer_a) or not self.operative:
                     return ("SuspendedEVSE", "NoError")
                 return ("SuspendedEV", "NoError")
             return ("Preparing", "NoError")

@@ -222,9 +222,6 @@ class Hotspot:
         self.error = None
         self._claim_task = asyncio.create_task(claimflow.run(self, c))
 
-    def claiming(self):
-        return self._claim_task is not None
-
     def claim_status(self):
         # GET /api/claim
         d = {"state": self.state}
