@@ -1,34 +1,20 @@
 # The connector state machine: the single owner of plug state, authorization, session, relay and
 # OCPP status. Nothing else in the firmware calls board.set_relay().
 #
-# Safety invariant (DESIGN.md section 8): the relay is closed only while the pilot is in C or D,
-# the session is authorized (or free charging is on), the connector is operative, no fault is
-# active and the offer is at least offer.MIN_A (6 A). Every input goes through _apply(), which opens the relay
-# first, before anything is reported.
+# Safety invariant (DESIGN.md section 8): safety.py states it and watches the pilot. Every input
+# goes through _apply(), which opens the relay first, before anything is reported.
 import asyncio
 import time
 
 import clock
 import log
-from evse import offer, pilot
+from evse import offer, pilot, safety
 
 _TAG = "evse"
 _POLL_MS = const(20)
 _FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
 _CHECKPOINT_S = const(60)  # session meter checkpoint: one flash write a minute while charging
 _SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode check counts
-_INVALID_READINGS = const(5)  # 100 ms of pilot readings between bands: a pilot fault
-
-# fault -> (OCPP error code, blocks new sessions until cleared)
-_FAULT_CODES = {
-    "rcd": "GroundFailure",
-    "weld": "PowerSwitchFailure",
-    "relay": "PowerSwitchFailure",
-    "diode": "OtherError",
-    "pilot": "OtherError",
-    "meter": "PowerMeterFailure",
-}
-_FAULT_ORDER = ("rcd", "weld", "relay", "pilot", "diode", "meter")
 _SESSION_DOC = "session"
 _STOPPING_DOC = "stopping"  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = "availability"
@@ -51,14 +37,11 @@ class Connector:
         self._authorize = None  # async fn(id_tag) -> (status, parent_id_tag): set_authorizer()
         self.feedback = None  # fn(accepted): LED flash + buzzer at the charger: use()
         self.cp = "A"
-        self._deb = pilot.Debounce(3, "A")
+        self._watch = safety.PilotWatch()
         self.relay = False
         self._relay_at = time.ticks_ms()
         self._pwm_at = self._relay_at
         self._duty = None  # nothing set yet: the first _apply() drives the PWM
-        self._diode_bad = 0
-        self._invalid = 0  # consecutive pilot readings between bands
-        self._diode_verified = False  # the diode check has passed since the PWM started
         self.settle_ms = _SETTLE_MS
         self.faults = {}  # kind -> error code
         self.reader_failed = False
@@ -138,7 +121,7 @@ class Connector:
 
     @property
     def diode_verified(self):
-        return self._diode_verified
+        return self._watch.diode_verified
 
     def energy_wh(self):
         m = self.meter
@@ -161,17 +144,8 @@ class Connector:
 
     # -- the safety core ---------------------------------------------------------------------
     def relay_allowed(self):
-        s = self.session
-        return (
-            self.cp in ("C", "D")
-            and s is not None
-            and s["auth"]
-            and not s.get("stopped")
-            and self.operative
-            and not self.faults
-            and not offer.paused(self.offer_a)
-            and self._diode_verified
-        )
+        return safety.relay_allowed(self.cp, self.session, self.operative, self.faults,
+                                    self.offer_a, self._watch.diode_verified)
 
     def _apply(self):
         want = self.relay_allowed()
@@ -184,17 +158,14 @@ class Connector:
         duty = pilot.duty_for(self.offer_a) if self._offering() else 100
         if duty != self._duty:
             if duty == 100 or self._duty is None or self._duty == 100:
-                self._diode_verified = False  # PWM (re)starts: the EV's diode is checked again
+                self._watch.diode_verified = False  # PWM (re)starts: the diode is checked again
             self._duty = duty
             self._pwm_at = time.ticks_ms()
             self.board.set_pwm(duty)
         self._report()
 
     def _offering(self):
-        # PWM runs while a session may draw energy; otherwise steady +12 V tells the EV "wait".
-        s = self.session
-        return (s is not None and s["auth"] and not s.get("stopped") and self.operative
-                and not self.faults and not offer.paused(self.offer_a))
+        return safety.offering(self.session, self.operative, self.faults, self.offer_a)
 
     def _compute_offer(self):
         return offer.offer(self.hw_limit_a, self.limit_a, self.headroom_a)
@@ -224,7 +195,7 @@ class Connector:
     # -- faults ----------------------------------------------------------------------------
     def _set_fault(self, kind, on):
         if on and kind not in self.faults:
-            self.faults[kind] = _FAULT_CODES[kind]
+            self.faults[kind] = safety.FAULT_CODES[kind]
             self._apply()  # relay opens before the fault is reported or logged
             log.warn(_TAG, "fault %s (%s)", kind, self.faults[kind])
             self.events.add("fault", what=kind)
@@ -280,20 +251,11 @@ class Connector:
         b = self.board
         # RCD first: it is the most urgent input.
         self._set_fault("rcd", b.rcd_tripped())
-        raw = pilot.classify(b.pilot_mv())
-        st = self._deb.feed(raw)
-        # A glitch between bands keeps the last stable state; a voltage that stays between
-        # bands is a broken pilot circuit: a fault, the relay opens.
-        self._invalid = self._invalid + 1 if raw is None else 0
-        pilot_fault = st in ("E", "F") or self._invalid >= _INVALID_READINGS
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
         pwm_on = (self._duty is not None and self._duty < 100
                   and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)
-        bad = st in ("B", "C", "D") and not pilot.diode_ok(b.pilot_low_mv(), pwm_on)
-        self._diode_bad = self._diode_bad + 1 if bad else 0
-        if pwm_on and not bad and st in ("B", "C", "D"):
-            self._diode_verified = True
-        diode_bad = self._diode_bad >= 3 or ("diode" in self.faults and bad)
+        st, pilot_fault, diode_bad = self._watch.feed(b.pilot_mv(), b.pilot_low_mv, pwm_on,
+                                                      "diode" in self.faults)
         if st != self.cp:
             prev, self.cp = self.cp, st
             if st not in ("C", "D") and self.relay:
@@ -615,7 +577,7 @@ class Connector:
 
     def _status_1(self):
         if self.faults:
-            for k in _FAULT_ORDER:
+            for k in safety.FAULT_ORDER:
                 if k in self.faults:
                     return ("Faulted", self.faults[k])
         s = self.session
