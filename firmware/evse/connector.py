@@ -513,8 +513,9 @@ class Connector:
             self.pending = None
 
     def remote_stop(self, tx_match):
+        # tx_match(session ref): is the running session the one the CSMS names?
         s = self.session
-        if s is None or s.get("stopped") or not tx_match(s):
+        if s is None or s.get("stopped") or not tx_match(s["ref"]):
             return "Rejected"
         self._stop("Remote")
         return "Accepted"

@@ -136,7 +136,7 @@ class Transactions:
 
     async def remote_stop(self, p):
         tid = p["transactionId"]
-        return {"status": self.connector.remote_stop(lambda s: self.txq.tx_id(s["ref"]) == tid)}
+        return {"status": self.connector.remote_stop(lambda ref: self.txq.tx_id(ref) == tid)}
 
 
 def attach(s):
