@@ -17,7 +17,7 @@ class Transactions:
         self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
         self._begin = {}  # session ref -> Transaction.Begin sampled values
         q = self.txq = TxQueue(s.store, s.config)
-        q.wake = s  # add() calls s.kick(): the session delivers it
+        q.session = s  # add() calls s.kick(): the session delivers it
         q.on_start_conf = self._start_conf
         q.on_stop_conf = self._stop_conf
         s.queue = q

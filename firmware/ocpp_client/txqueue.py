@@ -26,7 +26,7 @@ class TxQueue:
         self.config = config
         self.j = store.journal("txq", _MAX_RECORDS)
         self.ids = store.load(_IDS, {})  # session ref -> transactionId
-        self.wake = None  # object with kick(): told when a message is queued
+        self.session = None  # object with kick(): told when a message is queued
         self.on_start_conf = None  # fn(ref, conf)
         self.on_stop_conf = None  # fn(ref, conf)
         self.delivered = 0
@@ -37,8 +37,8 @@ class TxQueue:
     def add(self, action, payload, ref):
         # Durable once this returns.
         self.j.append({"a": action, "p": payload, "r": ref})
-        if self.wake is not None:
-            self.wake.kick()
+        if self.session is not None:
+            self.session.kick()
 
     def tx_id(self, ref):
         return self.ids.get(ref)
