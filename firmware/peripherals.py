@@ -94,7 +94,7 @@ class Peripherals:
         log.info(_TAG, "meter: %s", model)
         return Meter(
             source,
-            max_current_a=settings.get("max_current_a", 32),
+            max_current_a=connector.hw_limit_a,  # the circuit's rating: plausibility limits
             phases=settings.get("phases", 3),
             on_failure=lambda on: connector.device_fault("PowerMeterFailure", on),
             publish=board.telemetry,

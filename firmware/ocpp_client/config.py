@@ -72,7 +72,9 @@ KEYS = {
     # Vendor keys: the owner app's settings, changeable from the cloud.
     "BorneFreeCharging": ("b", False, "w"),
     "BorneFreeChargingIdTag": ("s", "FREECHARGING", "w"),
-    "BorneMaxCurrent": ("i", 32, "r"),  # installer's limit (cable, breaker): set on site only
+    # The circuit's rating (cable, breaker): the offer's cap and the meter's plausibility limits.
+    # The installer's: set on site only.
+    "BorneMaxCurrent": ("i", 32, "r"),
     # Load balancing, from the installation settings (shown, never changed over OCPP):
     "BorneGridMeter": ("s", None, "r"),  # the supply-side meter's model, "" = none
     "BorneMainFuse": ("i", None, "r"),  # the supply's main fuse per phase, A
