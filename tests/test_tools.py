@@ -49,10 +49,11 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
-def make_device(tmp: Path, name: str = "dev", esp32: bool = True, **kw: object) -> SerialDevice:
+def make_device(tmp: Path, name: str = "dev", esp32: bool = True, argv: list[str] | None = None,
+                **kw: object) -> SerialDevice:
     """A charger: the ESP32 emulation with the wallbox's circuit (pins.py), or with esp32=False
     a MicroPython board that is no ESP32. Its hotspot's servers on free loopback ports."""
-    argv = ["--http-port", str(_free_port()), "--dns-port", str(_free_port(socket.SOCK_DGRAM))]
+    line = ["--http-port", str(_free_port()), "--dns-port", str(_free_port(socket.SOCK_DGRAM))]
     builtin = [paths.MPLIB]
     if esp32:
         pcb = tmp / name / "pcb"
@@ -60,7 +61,7 @@ def make_device(tmp: Path, name: str = "dev", esp32: bool = True, **kw: object) 
         shutil.copy(paths.BOARDS / BOARD / "pins.py", pcb)
         builtin = [paths.EMULATION, paths.CHIPS, pcb, *builtin]
     return SerialDevice(tmp / name / "flash", tmp / name / "ttyUSB0", builtin=builtin,
-                        argv=argv, **kw)  # type: ignore[arg-type]
+                        argv=[*line, *(argv or [])], **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -172,6 +173,49 @@ def test_deploy_is_atomic_verified_and_repeatable(device: SerialDevice, built: P
     assert (device.flash / "boot_slot").read_text() == "b"
     assert deploy.local_hashes(device.flash / "app_b") == want
     assert deploy.local_hashes(device.flash / "app_a") == want
+
+
+def test_deploy_opens_the_contactor_of_a_charging_session(tmp_path: Path, built: Path) -> None:
+    # The simulated EV and contactor (borne.sim.hardware, as `borne sim` uses it) on the
+    # emulated chip's wires; an S0 meter and free charging, so a session runs by itself.
+    import asyncio
+
+    from borne.sim.hardware import Hardware
+    from flashdoc import seed
+
+    loop = asyncio.new_event_loop()
+    th = threading.Thread(target=loop.run_forever, daemon=True)
+    th.start()
+
+    async def start() -> tuple[Hardware, asyncio.Server]:
+        hw = Hardware()
+        server = await asyncio.start_server(hw.serve_agent, "127.0.0.1", 0)
+        return hw, server
+
+    hw, server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    io = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        with make_device(tmp_path, argv=["--io", io]) as dev:
+            esp32state.provision(dev.chip, {"cp_id": "CP-1", "serial": "S1", "model": "m",
+                                            "vendor": "borne", "meter_model": "pulse"})
+            seed(dev.flash, "ocpp_config", {"BorneFreeCharging": True})
+            assert deploy.deploy(dev.port, BOARD, no_build=True, say=lambda s: None) == 0
+            loop.call_soon_threadsafe(lambda: hw.set_ev(plugged=True, asking=True))
+            wait_for(lambda: hw.relay_cmd, 30, "the contactor to close (a free session)")
+            said, say = lines()
+            assert deploy.deploy(dev.port, BOARD, no_build=True, say=say) == 0  # type: ignore[arg-type]
+            assert said[0].startswith("contactor open: the application ended any session")
+            # The coil opened once, before the application stopped (the console's answer says
+            # so: it reports the connector's relay after ending the session).
+            closes = [t for t, on in hw.relay_log if on]
+            opens = [t for t, on in hw.relay_log if not on and t > closes[0]]
+            assert opens, hw.relay_log
+            safe = dev.output.partition(b"@ok safe ")[2].partition(b"\n")[0]
+            assert b'"relay": false' in safe
+    finally:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
 
 
 @pytest.mark.parametrize("fault", ["unplug", "hang"])
