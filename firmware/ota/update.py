@@ -127,6 +127,8 @@ class Updater:
         d = self.doc
         note = self.slots.take_note()
         self.trial = self.slots.trial()
+        if (self.trial or d["phase"] in (_IDLE, _TRIAL)) and exists(self.bundle):
+            remove(self.bundle)  # a cut came after the install, before the bundle went
         if self.trial:
             log.info(_TAG, "running slot %s on trial", self.trial)
             d["phase"] = _TRIAL
@@ -327,7 +329,7 @@ class Updater:
         log.info(_TAG, "version %s installed in slot %s: restarting to try it",
                  self.doc["version"], s)
         # Let the Installing notification go out first (bounded), then restart into the trial.
-        for _ in range(50):
+        for _ in range(50 if self.listeners else 0):
             if self.doc["sent"]:
                 break
             await asyncio.sleep_ms(100)
@@ -348,9 +350,14 @@ class Updater:
             if up >= limit and ran:
                 why = "%d s without a crash" % (up // 1000)
                 break
-        s = self.trial
+        self.commit(why)
+
+    def commit(self, why):
+        # The trial version proved itself: it becomes the committed one (a key rotation it
+        # carries takes effect now), and the CSMS hears Installed.
         from ota import bundle, keys
 
+        s = self.trial
         m = bundle.read_manifest(self.slots.manifest_path(s)) or {}
         if "keys" in m:
             try:
