@@ -215,11 +215,12 @@ async def test_bad_bundles_are_refused_and_change_nothing(
         ("404", "nothing.bin", r"HTTP 404"),
         ("500", "status/500/x", r"HTTP 500"),
         ("redirect loop", "loop/x", r"more than 5 redirects"),
+        ("1 byte a second", "trickle/b.bin", r"server too slow: \d+ bytes in 10000 ms"),
     ]:
         n = len(csms.frames)
         start = len(sim.agent.all_lines)
         await _update(csms, www.url(path), retries=1)
-        assert await _final(csms, n) == "DownloadFailed", what
+        assert await _final(csms, n, timeout=30) == "DownloadFailed", what
         await sim.agent.wait_line(reason, start=start, timeout=5)
     state = await ctl("state")
     assert state["relay"] and state["ocpp"]["status"] == "Charging"
@@ -248,3 +249,25 @@ async def test_installation_waits_for_the_session_to_end(
     assert await _final(csms) == "Installed"
     stops = csms.calls("StopTransaction")
     assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"
+
+
+async def test_download_resumes_after_network_cuts_and_a_second_request_replaces_a_stuck_one(
+        csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
+        signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]]) -> None:
+    (www.root / "fw.bin").write_bytes(
+        release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+    size = (www.root / "fw.bin").stat().st_size
+    # First a server that trickles a byte a second: the download stalls; a second UpdateFirmware
+    # replaces it (the stalled job is dropped, as OCPP 2.0.1 L01.FR.24 does; 1.6's answer has no
+    # status to say so).
+    await _update(csms, www.url("trickle/fw.bin"))
+    await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Downloading")
+    await asyncio.sleep(1)
+    # Then the connection drops after every 60 kB: each retry resumes where the last one ended.
+    n = len(csms.frames)
+    await _update(csms, www.url("cut/60000/fw.bin"), retries=10, retry_interval=1)
+    assert await _final(csms, n, timeout=90) == "Installed"
+    ranges = [r.headers.get("range") for r in www.requests("GET") if r.path.startswith("/cut/")]
+    want = [None] + [f"bytes={k}-" for k in range(60000, size, 60000)]
+    assert ranges == want, ranges
+    assert _versions(csms)[-1] == NEW
