@@ -271,3 +271,10 @@ async def test_download_resumes_after_network_cuts_and_a_second_request_replaces
     want = [None] + [f"bytes={k}-" for k in range(60000, size, 60000)]
     assert ranges == want, ranges
     assert _versions(csms)[-1] == NEW
+
+
+async def test_ota_bench_runs_inside_micropython() -> None:
+    from borne.bench_ota import ota_figures
+
+    f = await ota_figures()
+    assert f["files"] > 10 and f["install_erases"] > 0 and f["rsa_us"] > 0, f
