@@ -30,6 +30,7 @@ _IDLE, _WAIT, _DOWNLOAD, _VERIFY, _INSTALL, _TRIAL = ("idle", "wait", "download"
 # away, after `ota_trial_s` seconds (setting, default TRIAL_S) without a crash.
 TRIAL_S = const(600)
 _SETTLE_MS = const(2000)
+CURRENT = None  # the charger's Updater, for the hotspot's local upload (ota/local.py)
 
 DEFAULTS = {
     "phase": _IDLE,
@@ -76,6 +77,8 @@ class Updater:
         self._task = None
         self._wake = asyncio.Event()
         self._boot()
+        global CURRENT
+        CURRENT = self
 
     # -- state ---------------------------------------------------------------------------
     def _save(self):
