@@ -278,3 +278,58 @@ async def test_ota_bench_runs_inside_micropython() -> None:
 
     f = await ota_figures()
     assert f["files"] > 10 and f["install_erases"] > 0 and f["rsa_us"] > 0, f
+
+
+# ---- the interpreter itself: an image into the next OTA partition (the ESP32 board) ----------
+
+
+def _image_bundle(key: rsa.RSAPrivateKey) -> bytes:
+    import random
+
+    image = b"\xe9" + random.Random(7).randbytes(200_000)  # an ESP32 app image's magic byte
+    return release.pack([("firmware.bin", image)], key, version="1.0.0", board="esp32_wallbox",
+                        extra={"kind": "image"})
+
+
+@pytest.fixture
+async def esp32(csms: Csms, flash: Path, signing_key: rsa.RSAPrivateKey
+                ) -> AsyncIterator[Simulator]:
+    _provision(flash, signing_key)
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                                 board="esp32_wallbox")) as sim:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
+        yield sim
+
+
+async def test_an_interpreter_image_boots_once_on_trial_and_is_marked_valid(
+        csms: Csms, esp32: Simulator, www: FileServer, signing_key: rsa.RSAPrivateKey,
+        flash: Path) -> None:
+    from borne.sim import esp32state
+
+    (www.root / "image.bin").write_bytes(_image_bundle(signing_key))
+    await _update(csms, www.url("image.bin"))
+    assert await _final(csms, timeout=60) == "Installed"
+    assert _statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
+    od = esp32state.otadata(flash)
+    assert (od["boot"], od["state"]) == ("ota_1", "valid"), od
+    assert len(csms.calls("BootNotification")) == 2
+
+
+async def test_an_image_that_does_not_prove_itself_is_rolled_back_by_the_bootloader(
+        csms: Csms, esp32: Simulator, www: FileServer, signing_key: rsa.RSAPrivateKey,
+        flash: Path) -> None:
+    from borne.sim import esp32state
+
+    assert esp32.agent is not None
+    (www.root / "image.bin").write_bytes(_image_bundle(signing_key))
+    await _update(csms, www.url("image.bin"))
+    # The image's first boot dies before it proved itself (a crash, a hang and the watchdog,
+    # a power cut: the bootloader sees the same thing).
+    await esp32.agent.wait_line(r"running image ota_1 on trial", timeout=60)
+    await esp32.agent.power_cut()
+    await esp32.agent.power_on()
+    assert await _final(csms, timeout=60) == "InstallationFailed"
+    await esp32.agent.wait_line(r"rolled back: image ota_1 not proven, the bootloader went back "
+                                r"to ota_0")
+    od = esp32state.otadata(flash)
+    assert (od["boot"], od["state"]) == ("ota_0", "aborted"), od

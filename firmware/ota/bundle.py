@@ -145,9 +145,13 @@ def _manifest(raw, board, running_version, allow_downgrade):
             raise Refused("manifest lacks %s" % k)
     if m["board"] != board:
         raise Refused("bundle for board %s, this is %s" % (m["board"], board))
+    kind = m.get("kind", "app")
+    if kind not in ("app", "image"):
+        raise Refused("unknown bundle kind %r" % kind)
     need = version_tuple(m["micropython"])[:2]
     have = _running_mpy()
-    if need > have:
+    # An application needs this interpreter; an image brings its own.
+    if kind == "app" and need > have:
         raise Refused("bundle needs MicroPython %s, this runs %d.%d" % (m["micropython"],
                                                                        have[0], have[1]))
     if version_tuple(m["version"]) < version_tuple(running_version) and not allow_downgrade:
@@ -166,7 +170,10 @@ def _manifest(raw, board, running_version, allow_downgrade):
         if e[0] in seen:
             raise Refused("file %s listed twice" % e[0])
         seen.add(e[0])
-    if "app.mpy" not in seen and "app.py" not in seen:
+    if kind == "image":
+        if len(files) != 1 or files[0][0] != "firmware.bin":
+            raise Refused("an image bundle holds firmware.bin alone")
+    elif "app.mpy" not in seen and "app.py" not in seen:
         raise Refused("bundle has no application (app.mpy)")
     return m
 

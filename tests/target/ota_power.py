@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from fakeboard import FakeBoard
 import main
 import mphelp
 from mphelp import Cut
@@ -21,7 +22,7 @@ class Reset(Exception):
     pass
 
 
-class Board:
+class Board(FakeBoard):
     def reset(self, hard):
         raise Reset()
 

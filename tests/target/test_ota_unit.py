@@ -4,6 +4,7 @@
 import json
 import os
 
+from fakeboard import FakeBoard
 import main
 from ota import bundle, keys, slots, update
 from store import Store
@@ -11,7 +12,7 @@ from store import Store
 CFG = json.loads(os.getenv("BORNE_FILESRV") or "{}")
 
 
-class Board:
+class Board(FakeBoard):
     def reset(self, hard):
         raise AssertionError("no reset expected")
 
