@@ -69,6 +69,7 @@ class Agent:
         meter_model: str | None = None,
         board: str = "unix_sim",
         on_device: Callable[[str], None] | None = None,
+        on_boot: Callable[[], None] | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -88,6 +89,7 @@ class Agent:
         self.board = board  # unix_sim, or esp32_wallbox on the emulated chip (sim/mpy/)
         # Console lines "@tel ..." / "@led ..." (the ESP32 board's telemetry), without the "@"
         self.on_device = on_device
+        self.on_boot = on_boot  # called as each agent process starts
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -163,6 +165,8 @@ class Agent:
                     stderr=asyncio.subprocess.STDOUT,
                 )
                 self.boots += 1
+                if self.on_boot:
+                    self.on_boot()
                 await self._note(f"[sim] agent started (boot {self.boots}, pid {self.proc.pid})")
                 assert self.proc.stdout is not None
                 while raw := await self.proc.stdout.readline():

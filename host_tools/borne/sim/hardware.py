@@ -58,6 +58,9 @@ class Hardware:
     # An S0 meter (Wh a pulse; None: no S0 meter): pulses since the agent started, sent as
     # "s0 <count>"; and the last colour the ESP32's WS2812 shows.
     s0_wh: float | None = None
+    # The agent's telemetry comes on its console (the ESP32 board), not on the I/O socket: it is
+    # reset when a process starts (boot()), not when the socket connects, which may come later.
+    console_telemetry: bool = False
     pixel: str = "000000"
     _s0_base: float = 0.0
     _s0_sent: int = -1
@@ -175,7 +178,9 @@ class Hardware:
         self.integrate()
         if cmd == "relay" and len(parts) > 1:
             self.relay_cmd = parts[1] == "1"
-            self.relay_log.append((time.monotonic(), self.relay_cmd))
+            # "relay <0|1> [<monotonic us>]": the emulated ESP32 stamps the coil's switching
+            when = int(parts[2]) / 1e6 if len(parts) > 2 and parts[2].isdigit() else None
+            self.relay_log.append((when or time.monotonic(), self.relay_cmd))
             del self.relay_log[:-100]
             self._schedule_feedback()
         elif cmd == "pwm" and len(parts) > 1:
@@ -211,6 +216,10 @@ class Hardware:
         call): only its hard interrupts run meanwhile."""
         self._send(f"stall {ms}")
 
+    def boot(self) -> None:
+        """A new agent process starts: what the last one said is no longer true."""
+        self.telemetry = {}
+
     def device_line(self, line: str) -> None:
         """A line the ESP32 board prints on its console: "tel ..." or "led ..." (as unix_sim
         sends them on its I/O socket)."""
@@ -225,7 +234,8 @@ class Hardware:
         if self._writer is not None:
             self._writer.close()
         self._writer = writer
-        self.telemetry = {}
+        if not self.console_telemetry:
+            self.telemetry = {}
         self._s0_base = self.energy_wh  # the chip counts pulses from its boot
         self._s0_sent = -1
         # The agent boots with the relay open: the contacts follow the coil (unless welded).

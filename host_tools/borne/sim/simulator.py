@@ -118,6 +118,7 @@ class Simulator:
         # An S0 meter counts pulses off the hardware's energy (1 Wh a pulse); the Modbus
         # emulator still answers on the RS-485 line, which the charger then does not use.
         self.hw.s0_wh = 1.0 if meter_model == PULSE else None
+        self.hw.console_telemetry = board == "esp32_wallbox"
         self.meter = MeterEmulator(self.hw, "sdm630" if meter_model == PULSE else meter_model)
         self.sntp = SntpServer()  # the network's time source (the ESP32 asks it before TLS)
         # Load balancing: a supply-side meter on the same RS-485 line, at its own address.
@@ -166,6 +167,7 @@ class Simulator:
             extra_args=self._installation_args() + self._chip_args(),
             board=self.board,
             on_device=self.hw.device_line,
+            on_boot=self.hw.boot,
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
@@ -205,6 +207,7 @@ class Simulator:
             extra_args=extra + self._chip_args(),
             board=self.board,
             on_device=self.hw.device_line,
+            on_boot=self.hw.boot,
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())

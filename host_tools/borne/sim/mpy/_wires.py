@@ -9,7 +9,8 @@
 #                 "btn <ms>" (the setup button held that long), "s0 <pulses>" (the S0 meter's
 #                 total), "card <hex>|-" (a card in the MFRC522's field), "stall <ms>" (the
 #                 chip's loop blocked that long, for safety tests)
-#   chip -> host: "relay 0|1", "pwm <duty %>", "pixel <rrggbb>", "tone <hz> <ms>", "reset 0|1"
+#   chip -> host: "relay 0|1 <monotonic us>", "pwm <duty %>", "pixel <rrggbb>",
+#                 "tone <hz> <ms>", "reset 0|1"
 # A thread reads the socket: it is the chip's interrupt controller. A hard IRQ handler
 # (Pin.irq(hard=True)) runs on that thread at once, whatever the main thread is doing, with the
 # heap locked as in an ISR; a soft one is scheduled (micropython.schedule) and runs between the

@@ -104,7 +104,9 @@ def _drive(g, v):
     changed = _level[g] != v
     _level[g] = v
     if g == pins.RELAY and changed:
-        _wires.send("relay %d" % v)
+        # Stamped with the chip's clock (CLOCK_MONOTONIC, as the host's time.monotonic()): when
+        # the coil switched, not when the host got round to reading it.
+        _wires.send("relay %d %d" % (v, utime.ticks_us()))
     elif g == pins.CP_PWM and _pwm[g] is None:
         _wires.send("pwm %d" % (100 if v else 0))
     elif g == pins.RCD_TEST:
@@ -436,6 +438,7 @@ class UART:
         self._rx = bytearray()
         self._line = None
         self._rs485 = False
+        self._unsent = 0  # bytes written and not yet on the wire (flush() waits for them)
         self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, timeout=timeout)
 
     def init(self, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None,
@@ -514,6 +517,7 @@ class UART:
 
     def write(self, buf):
         n = len(buf)
+        self._unsent += n
         if self._sock is None:
             return n
         if self._rs485 and not _level[pins.RS485_DE_RE]:
@@ -530,8 +534,12 @@ class UART:
         return n
 
     def flush(self):
-        # Returns once the last stop bit has left: the bytes' air time.
-        pass
+        # Returns once the last stop bit has left: the air time of what write() queued.
+        n = self._unsent
+        self._unsent = 0
+        if n:
+            baud, bits, parity, stop = self._cfg
+            utime.sleep_us(n * (1 + bits + (parity != "N") + stop) * 1000000 // baud)
 
     def txdone(self):
         return True

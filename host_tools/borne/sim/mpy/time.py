@@ -27,8 +27,9 @@ def gmtime(secs=None):
 localtime = gmtime  # the ESP32 keeps UTC unless a TZ is set, which this firmware never does
 
 
-def mktime(t):
+def mktime(local_time):
     # UTC, whatever the host's time zone (the unix port's mktime is local time)
+    t = local_time
     y, m, d, hh, mm, ss = t[0], t[1], t[2], t[3], t[4], t[5]
     y -= m <= 2
     era = y // 400
