@@ -321,12 +321,12 @@ class Updater:
             log.info(_TAG, "installation waits for the transaction to end")
             while conn.session is not None:
                 await asyncio.sleep(1)
-        _hold(conn, True)
+        conn.hold(True)
         self._status("Installing")
         try:
             b = await self._check()
             if b is None:
-                _hold(conn, False)
+                conn.hold(False)
                 return
             if b.manifest.get("kind") == "image":
                 s = await self._install_image(b)
@@ -337,7 +337,7 @@ class Updater:
                 await bundle.install(b, self.slots.dir(s))
                 self.slots.start_trial(s)
         except BaseException as e:
-            _hold(conn, False)
+            conn.hold(False)
             if isinstance(e, Exception):
                 self._fail("InstallationFailed", "%s: %s" % (type(e).__name__, e))
                 return
@@ -417,7 +417,7 @@ class Updater:
         while True:
             await asyncio.sleep_ms(250)
             up = time.ticks_diff(time.ticks_ms(), t0)
-            ran = getattr(conn, "_duty", None) is not None
+            ran = conn.started()
             if up >= _SETTLE_MS and ran and self.proof is not None and self.proof():
                 why = "BootNotification accepted"
                 break
@@ -481,17 +481,6 @@ class Updater:
             self.doc["sent"] = True
             if self.doc["phase"] in (_IDLE, _TRIAL, _ITRIAL):
                 self._save()  # final states only: a lost Downloading is not worth a write
-
-
-def _hold(conn, on):
-    # Unavailable while installing, not persisted: the restart that follows ends it (or, on a
-    # failure, the stored availability comes back).
-    if on:
-        conn._ota_operative = conn.operative
-        conn.operative = False
-    else:
-        conn.operative = getattr(conn, "_ota_operative", True)
-    conn._apply()
 
 
 def _size(p):

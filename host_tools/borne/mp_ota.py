@@ -82,10 +82,11 @@ class Board:
 
 class Conn:
     session = None
-    operative = True
-    _duty = 100
 
-    def _apply(self):
+    def started(self):
+        return True
+
+    def hold(self, on):
         pass
 
 

@@ -29,10 +29,11 @@ class Board(FakeBoard):
 
 class Conn:
     session = None
-    operative = True
-    _duty = 100
 
-    def _apply(self):
+    def started(self):
+        return True
+
+    def hold(self, on):
         pass
 
 
