@@ -60,11 +60,12 @@ def check_path(p):
 
 
 class Bundle:
-    # A checked bundle: manifest (dict), its raw bytes and signature, where the files start.
-    def __init__(self, path, manifest, raw, sig, kid, data_off):
+    # A checked bundle: manifest (dict; its raw bytes stay in the file, at _HEAD, mlen long),
+    # signature, where the files start.
+    def __init__(self, path, manifest, mlen, sig, kid, data_off):
         self.path = path
         self.manifest = manifest
-        self.raw = raw
+        self.mlen = mlen
         self.sig = sig
         self.kid = kid
         self.data_off = data_off
@@ -116,6 +117,7 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
         if not rsa.verify(key[0], key[1], sig, hashlib.sha256(raw).digest()):
             raise Refused("bad signature (key %s)" % kid)
         m = _manifest(raw, board, running_version, allow_downgrade)
+        del raw  # parsed: its bytes are read again from the file when installed
         data_off = _HEAD + mlen + 2 + _SIG
         need = data_off + sum(e[1] for e in m["files"])
         if total < need:
@@ -125,7 +127,7 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
         size = need - data_off
         if room is not None and size > room:
             raise Refused("needs %d bytes of flash, %d free" % (size, room))
-        b = Bundle(path, m, raw, sig, kid, data_off)
+        b = Bundle(path, m, mlen, sig, kid, data_off)
         await _hash_files(f, m["files"], buf or bytearray(_BUF))
         return b
     finally:
@@ -234,7 +236,17 @@ async def install(b, dest, buf=None):
     finally:
         f.close()
     slots.write(dest + "/.sig", "%s %s" % (b.kid, _hex(b.sig)))
-    slots.write(dest + "/.manifest", b.raw.decode())
+    f = open(b.path, "rb")
+    try:
+        f.seek(_HEAD)
+        out = open(dest + "/.manifest.tmp", "wb")
+        try:
+            await _copy(f, b.mlen, buf, out)
+        finally:
+            out.close()
+    finally:
+        f.close()
+    os.rename(dest + "/.manifest.tmp", dest + "/.manifest")
 
 
 async def verify_slot(dest, ring, buf=None):
