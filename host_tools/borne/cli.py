@@ -21,6 +21,7 @@ _SUBCOMMAND_MODULES = (
     "borne.monitor",
     "borne.claim",
     "borne.label",
+    "borne.release",
 )
 
 
