@@ -561,10 +561,17 @@ def test_flash_whole_install(tmp_path: Path, built: Path,
         watcher = threading.Thread(target=reset_line, daemon=True)
         watcher.start()
         reg = tmp_path / "register.json"
+        assert cli.main(["keygen", "--out", str(tmp_path / "keys")]) == 0
+        keys = tmp_path / "keys" / "keys.json"
+        capsys.readouterr()
         rc, out, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--board",
                                 BOARD, "--no-build", "--esptool", str(stub), "--register",
-                                str(reg), "--label", str(tmp_path / "label")], capsys)
+                                str(reg), "--label", str(tmp_path / "label"), "--ota-keys",
+                                str(keys)], capsys)
         assert rc == 0, err + out
+        # The firmware-update keyring beside main.py, outside both slots (firmware/ota/keys.py).
+        assert (dev.flash / "ota_keys.json").read_bytes() == keys.read_bytes()
+        assert "firmware-update keyring installed" in out
         assert calls.read_text().splitlines()[1].endswith(f"write-flash -z 0x1000 {fw}")
         assert not (dev.flash / "old.txt").exists()
         assert (dev.flash / "boot_slot").read_text() == "a"

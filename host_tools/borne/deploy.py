@@ -16,7 +16,9 @@ What it does, in order (each step is printed; --dry-run prints them without a de
  5. Only then switches: /main.py if it changed (temp file + rename), then /boot_slot names the
     new slot (temp file + rename: one atomic step). A cut cable or a reset before this point
     leaves the old application starting as before.
- 6. Resets the charger and waits until the new application answers with the expected firmware
+ 6. With --ota-keys FILE, installs the firmware-update keyring (`borne keygen`'s keys.json) as
+    /ota_keys.json beside main.py, outside both slots (temp file, hash read back, rename).
+ 7. Resets the charger and waits until the new application answers with the expected firmware
     version (unless --no-reset).
 
 Safe to repeat: a deploy that stopped half-way is simply run again.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import json
 import re
 import shutil
 import sys
@@ -256,6 +259,31 @@ print(open("/boot_slot").read())""")
     return new
 
 
+def install_keys(dev: Device, keys: Path, say: Say) -> None:
+    """The firmware-update keyring (`borne keygen`'s keys.json) as /ota_keys.json beside
+    main.py, outside both slots (firmware/ota/keys.py): temp file, hash read back, rename."""
+    try:
+        data = keys.read_bytes()
+        ring = json.loads(data)
+        ids = [k["id"] for k in ring["keys"] if int(k["n"], 16) and int(k["e"])]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DeviceError(f"{keys} is not a keyring from `borne keygen` ({e}): nothing was "
+                          "written") from None
+    if not ids:
+        raise DeviceError(f"{keys} holds no key: the charger would accept no update")
+    digest = hashlib.sha256(data).hexdigest()
+    dev.step = "checking /ota_keys.json"
+    if dev.hash_file("/ota_keys.json") == digest:
+        say(f"firmware-update keyring unchanged ({', '.join(ids)})")
+        return
+    dev.step = "writing /ota_keys.json"
+    dev.put("/ota_keys.json.new", data)
+    if dev.hash_file("/ota_keys.json.new") != digest:
+        raise DeviceError("/ota_keys.json.new differs from the keyring sent: run again")
+    dev.exec("import os\nos.rename('/ota_keys.json.new', '/ota_keys.json')")
+    say(f"firmware-update keyring installed: {', '.join(ids)} (verified)")
+
+
 def wait_for_app(dev: Device, say: Say, timeout: float = BOOT_WAIT_S) -> dict[str, object]:
     """After a reset: ask the application for its identity until it answers."""
     dev.step = "waiting for the charger to start the application"
@@ -288,7 +316,7 @@ def build_for(board: str, facts: Facts | None, no_build: bool) -> tuple[Path, Pa
 
 
 def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
-           timeout: float = 5.0, say: Say = print) -> int:
+           timeout: float = 5.0, ota_keys: Path | None = None, say: Say = print) -> int:
     board_dir = paths.BOARDS / board
     if not board_dir.is_dir():
         raise DeviceError(f"no board {board!r} under {paths.BOARDS}")
@@ -307,6 +335,8 @@ def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
                 raise
             raise DeviceError(f"{e} (/boot_slot was not switched: the charger starts its old "
                               "application at its next reset or power cycle)") from None
+        if ota_keys is not None:
+            install_keys(dev, ota_keys, say)
         if not reset:
             say("left at the REPL (--no-reset): the new application starts at the next reset")
             return 0
@@ -338,6 +368,7 @@ def dry_run(port: str, board: str, no_build: bool, reset: bool) -> None:
         "read back every file's SHA-256 from the device and compare",
         "write /main.py.new, verify, rename to /main.py (only if it changed)",
         "write /boot_slot.new naming the new slot, rename to /boot_slot (the atomic switch)",
+        "with --ota-keys: write the keyring as /ota_keys.json (temp file, hash, rename)",
     ]
     if reset:
         steps += ["machine.reset()", "wait for the application's '@identity' answer and check "
@@ -361,6 +392,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="copy the existing build/<board>/ as it is")
     p.add_argument("--no-reset", action="store_true",
                    help="leave the charger at the REPL after switching")
+    p.add_argument("--ota-keys", type=Path, metavar="FILE",
+                   help="also install this firmware-update keyring (`borne keygen`'s keys.json) "
+                   "as /ota_keys.json")
     p.add_argument("--dry-run", action="store_true", help="print the steps, touch nothing")
     p.set_defaults(func=_cmd_deploy)
 
@@ -371,7 +405,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         return 0
     try:
         return deploy(args.port, args.board, no_build=args.no_build, reset=not args.no_reset,
-                      timeout=args.timeout)
+                      timeout=args.timeout, ota_keys=args.ota_keys)
     except DeviceError as e:
         print(f"deploy: {e}", file=sys.stderr)
         return 1

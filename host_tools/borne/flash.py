@@ -144,6 +144,9 @@ def flash(args: argparse.Namespace, say: Say = print) -> int:
                           esptool_cmd=esp, connect_attempts=args.connect_attempts)
     check_image(args.firmware)
     prov.precheck(args)  # a bad register or CA is refused before anything is erased
+    if args.ota_keys is not None and not args.ota_keys.is_file():
+        raise DeviceError(f"no keyring {args.ota_keys}: make one with `borne keygen`; nothing "
+                          "was written")
     if args.port.startswith("/") and not os.path.exists(args.port):
         raise DeviceError(f"no device on that port ({args.port}): plug the charger's USB cable "
                           "in, check --port; nothing was written")
@@ -156,7 +159,7 @@ def flash(args: argparse.Namespace, say: Say = print) -> int:
     wait_for_micropython(args.port, args.boot_wait, say)
     say("== application")
     deploy(args.port, args.board, no_build=args.no_build, reset=False, timeout=args.timeout,
-           say=say)
+           ota_keys=args.ota_keys, say=say)
     say("== provisioning")
     prov.provision(args, say=say)
     with Device(args.port, args.timeout) as dev:
@@ -180,8 +183,9 @@ def dry_run(args: argparse.Namespace) -> None:
     steps += [
         f"wait up to {args.boot_wait:.0f} s for MicroPython's raw REPL on {args.port}",
         f"borne deploy --port {args.port} --board {args.board} --no-reset"
-        f"{' --no-build' if args.no_build else ''}  (build for the chip, copy to /app_a, verify "
-        "SHA-256, switch /boot_slot)",
+        f"{' --no-build' if args.no_build else ''}"
+        f"{' --ota-keys ' + str(args.ota_keys) if args.ota_keys else ''}  (build for the chip, "
+        "copy to /app_a, verify SHA-256, switch /boot_slot)",
         f"borne provision --port {args.port} --register {args.register}"
         f"{' --id ' + args.id if args.id else ''}"
         f"{' --sp3 --ca ' + str(args.ca) if args.sp3 else ''}"
@@ -208,6 +212,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="keep the filesystem and NVS; write the image only")
     p.add_argument("--board", default="esp32_wallbox", help="board folder under boards/")
     p.add_argument("--no-build", action="store_true", help="copy the existing build as it is")
+    p.add_argument("--ota-keys", type=Path, metavar="FILE",
+                   help="the firmware-update keyring to install (`borne keygen`'s keys.json)")
     p.add_argument("--esptool", metavar="CMD", help="the esptool to run (default: this venv's)")
     p.add_argument("--connect-attempts", type=int, metavar="N",
                    help="esptool's attempts to reach the bootloader (default esptool's, 7)")
