@@ -218,6 +218,40 @@ def test_deploy_opens_the_contactor_of_a_charging_session(tmp_path: Path, built:
         th.join(5)
 
 
+def test_deploy_a_signed_release(tmp_path: Path, built: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # A release bundle as `borne release` signs it (here of the x64 build this device runs),
+    # checked against the charger's own keyring, installed as a slot with its manifest.
+    from borne import release
+
+    key = release.generate()
+    ring = tmp_path / "keys.json"
+    ring.write_text(json.dumps(release.keyring([key.public_key()])))
+    slot = built / "slot"
+    files = [(p.relative_to(slot).as_posix(), p.read_bytes())
+             for p in sorted(slot.rglob("*")) if p.is_file()]
+    fw = tmp_path / "borne.fw"
+    fw.write_bytes(release.pack(files, key, version=deploy.local_version(), board=BOARD))
+    with make_device(tmp_path) as dev:
+        rc, out, err = run_cli(["deploy", "--port", dev.port, "--bundle", str(fw), "--ota-keys",
+                                str(ring)], capsys)
+        assert rc == 0, err + out
+        assert (dev.flash / "app_a" / ".manifest").is_file()
+        assert (dev.flash / "ota_keys.json").read_bytes() == ring.read_bytes()
+        # Against the keyring the charger holds now: a bundle of an unknown key is refused.
+        other = release.generate()
+        bad = tmp_path / "other.fw"
+        bad.write_bytes(release.pack(files, other, version="9.9.9", board=BOARD))
+        rc, _, err = run_cli(["deploy", "--port", dev.port, "--bundle", str(bad)], capsys)
+        assert rc == 1 and "does not trust" in one_line_error(err)
+        assert "restarted into its application" in err
+        assert (dev.flash / "boot_slot").read_text() == "a"
+        wrong = tmp_path / "unix.fw"
+        wrong.write_bytes(release.pack(files, key, version="9.9.9", board="unix_sim"))
+        rc, _, err = run_cli(["deploy", "--port", dev.port, "--bundle", str(wrong)], capsys)
+        assert rc == 1 and "built for board 'unix_sim'" in one_line_error(err)
+
+
 @pytest.mark.parametrize("fault", ["unplug", "hang"])
 def test_deploy_cut_mid_copy_leaves_the_old_application(
     tmp_path: Path, built: Path, fault: str, capsys: pytest.CaptureFixture[str]
@@ -240,7 +274,8 @@ def test_deploy_cut_mid_copy_leaves_the_old_application(
         assert result["rc"] == 1
         err = one_line_error(capsys.readouterr().err)
         assert ("lost the device" in err) if fault == "unplug" else ("stopped answering" in err)
-        assert "starts its old application at its next reset" in err
+        assert "/boot_slot was not switched" in err
+        assert "starts its application, unchanged, at its next reset or power cycle" in err
         # The switch never happened: after power comes back, the old application runs.
         assert (dev.flash / "boot_slot").read_text() == "a"
         dev.plug() if fault == "unplug" else dev.resume()

