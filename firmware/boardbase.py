@@ -143,6 +143,12 @@ class BoardBase:
         # Set the hardware clock from network time (the clock module calls it).
         pass
 
+    def app_partitions(self):
+        # Interpreter (firmware image) updates, ota/image.py: -> (running, next) app
+        # partitions with esp32.Partition's API (readblocks, writeblocks, ioctl, info(),
+        # set_boot(), mark_app_valid_cancel_rollback()), or None on a board that cannot.
+        return None
+
     def sync_time(self):
         # Ask a network time source (SNTP) and set the clock from it; -> True when it did.
         # Blocks for at most about a second. Called before a TLS connection while the clock is

@@ -605,6 +605,12 @@ class Board(BoardBase):
             machine.reset()
         machine.soft_reset()
 
+    def app_partitions(self):
+        # The OTA app partitions (MicroPython's ESP32_GENERIC-OTA table: ota_0, ota_1); the
+        # bootloader rolls back an image that was not marked valid before the next boot.
+        run = esp32.Partition(esp32.Partition.RUNNING)
+        return run, run.get_next_update()
+
 
 def _read_provisioning():
     import json

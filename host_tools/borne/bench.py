@@ -654,3 +654,6 @@ def run(args: argparse.Namespace) -> int:
 
     asyncio.run(all_())
     return 0
+
+
+import borne.bench_ota  # noqa: E402, F401  (registers `ota`)
