@@ -25,6 +25,9 @@ CODE_HEAP = gc.mem_alloc()
 async def _main():
     b = board_mod.Board()
     store = Store(b.flash_root)
+    from diag import agentlog
+
+    alog = agentlog.install(store.root)  # from here on, log lines reach flash too
     events = EventLog(store)
     events.add("boot")
     prov = b.provisioning()
@@ -57,6 +60,9 @@ async def _main():
 
         hotspot = Hotspot(b, store, settings, prov, ocpp, connector, events)
     del prov
+    from diag.feature import Diag  # diagnostics, logs, security events, certificates
+
+    diag = Diag(b, store, settings, config, events, ocpp, connector, alog)
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
@@ -77,6 +83,7 @@ async def _main():
         asyncio.create_task(heapwatch.run(b, code=CODE_HEAP))
     tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
     tasks.extend(dev.tasks())
+    tasks.extend(diag.tasks())
     if hotspot:
         tasks.append(hotspot.run())
     await asyncio.gather(*tasks)

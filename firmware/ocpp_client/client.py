@@ -58,6 +58,7 @@ class OcppClient:
         self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.known_actions = handlers.UNSUPPORTED
         self.rpc.after_reply = self._after_reply
+        self.on_link_error = None  # optional fn(exception): a connection attempt failed (diag/)
         self.connected = False
         self.registration = None  # None until the first answer, then Accepted/Pending/Rejected
         self._boot_due_ms = 0
@@ -343,6 +344,8 @@ class OcppClient:
                 attempt += 1
                 delay = backoff_ms(attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
+                if self.on_link_error is not None:
+                    self.on_link_error(e)
                 await asyncio.sleep_ms(delay)
                 continue
             log.info(_TAG, "connected to %s", url)

@@ -37,6 +37,9 @@ CSMS_TO_CP = (
     "CancelReservation", "ReserveNow",
     "ClearChargingProfile", "GetCompositeSchedule", "SetChargingProfile",
     "TriggerMessage",
+    # the security extension (OCA "Improved security for OCPP 1.6-J", edition 3)
+    "CertificateSigned", "DeleteCertificate", "ExtendedTriggerMessage",
+    "GetInstalledCertificateIds", "GetLog", "InstallCertificate", "SignedUpdateFirmware",
 )
 
 # Ranges from the spec's field tables (OCPP 1.6 edition 2, chapters 6 and 7) that the JSON
@@ -58,7 +61,21 @@ RANGES: dict[tuple[str, str], tuple[int | None, int | None]] = {
 STR, INT, NUM, BOOL, DT, URI, ENUM, OBJ, ARR = 1, 2, 3, 4, 5, 6, 7, 8, 9
 REQ = 16
 _HANDLED = {"type", "properties", "required", "additionalProperties", "enum", "maxLength",
-            "format", "items", "multipleOf", "minItems", "$schema", "title", "$id"}
+            "format", "items", "multipleOf", "minItems", "$schema", "title", "$id", "definitions"}
+_DEFS: dict[str, Any] = {}  # the definitions of the schema being read (security extension)
+
+
+def _resolve(action: str, path: str, s: dict[str, Any]) -> dict[str, Any]:
+    """A node with its "$ref" (to "#/definitions/<name>", as the security schemas use) resolved."""
+    ref = s.get("$ref")
+    if ref is None:
+        return s
+    if set(s) != {"$ref"} or not ref.startswith("#/definitions/"):
+        raise SchemaError(f"{action} {path}: $ref {ref!r} is not handled")
+    target = _DEFS.get(ref[len("#/definitions/"):])
+    if target is None:
+        raise SchemaError(f"{action} {path}: $ref {ref!r} has no definition")
+    return target
 
 
 class SchemaError(Exception):
@@ -81,6 +98,7 @@ def all_actions() -> tuple[str, ...]:
 
 def _node(action: str, path: str, s: dict[str, Any]) -> tuple[int, Any]:
     """(code, arg) for one schema node."""
+    s = _resolve(action, path, s)
     extra = set(s) - _HANDLED
     if extra:
         raise SchemaError(f"{action} {path}: keywords {sorted(extra)} are not handled")
@@ -89,6 +107,8 @@ def _node(action: str, path: str, s: dict[str, Any]) -> tuple[int, Any]:
     if rng is not None and t != "integer":
         raise SchemaError(f"{action} {path}: a range for a {t}")
     if t == "string":
+        if s.get("additionalProperties", False) is not False:
+            raise SchemaError(f"{action} {path}: additionalProperties on a string")
         if "enum" in s:
             vals = s["enum"]
             if not all(isinstance(v, str) for v in vals):
@@ -145,6 +165,8 @@ def table() -> tuple[tuple[str, Any], ...]:
     rules = []
     for action in CSMS_TO_CP:
         s = _schema(action)
+        _DEFS.clear()
+        _DEFS.update(s.get("definitions", {}))
         if s.get("type") != "object":
             raise SchemaError(f"{action}: the payload is not an object")
         rules.append((action, _fields(action, "", s)))

@@ -1,0 +1,326 @@
+# Diagnostics and the OCPP 1.6 security extension's logging, as one feature of the OCPP client:
+# the agent log on flash (agentlog.py), security events (secevents.py), GetDiagnostics with
+# DiagnosticsStatusNotification, GetLog with LogStatusNotification, ExtendedTriggerMessage, and
+# the certificate messages (certs.py). Handlers are added to the client's RPC table; work after a
+# .conf runs from the RPC's after_reply hook (chained), so a triggered message always follows
+# its answer. One upload at a time, in its own task: a new request cancels the one running.
+import asyncio
+
+import clock
+import log
+from diag import secevents
+
+_TAG = "diag"
+_DEF_ATTEMPTS = const(3)  # uploads tried when the CSMS gives no `retries`
+_DEF_RETRY_S = const(30)
+_MAX_RETRY_S = const(3600)
+_MAX_ATTEMPTS = const(10)
+_SCRATCH = "diag.out"  # the file being uploaded, in the store's folder
+_EXT_TRIGGERS = ("BootNotification", "LogStatusNotification", "FirmwareStatusNotification",
+                 "Heartbeat", "MeterValues", "SignChargePointCertificate", "StatusNotification")
+
+
+class Diag:
+    def __init__(self, board, store, settings, config, events, ocpp, connector, agentlog=None):
+        self.board = board
+        self.store = store
+        self.root = store.root
+        self.settings = settings
+        self.config = config
+        self.events = events
+        self.ocpp = ocpp
+        self.connector = connector
+        self.agentlog = agentlog
+        self.sec = secevents.SecurityEvents(store, ocpp.txq)
+        secevents.current = self.sec
+        self.diag_status = "Idle"  # DiagnosticsStatusNotification's current state
+        self.log_status = "Idle"  # LogStatusNotification's, with its requestId
+        self.log_request = None
+        self._task = None
+        self._follow = []
+        from diag import certs
+
+        self.certs = certs.CertStore(store, settings, self.sec)
+        settings.roots = self.certs.central_roots  # wss:// trusts these (security.py)
+        self._hook()
+        self._boot_events()
+
+    # -- wiring -----------------------------------------------------------------------------
+    def _hook(self):
+        rpc = self.ocpp.rpc
+        h = rpc.handlers
+        self._trigger = h.get("TriggerMessage")
+        h["TriggerMessage"] = self._on_trigger
+        h["GetDiagnostics"] = self._on_get_diagnostics
+        h["GetLog"] = self._on_get_log
+        h["ExtendedTriggerMessage"] = self._on_ext_trigger
+        self.certs.register(h, self.ocpp)
+        rpc.known_actions = tuple(a for a in rpc.known_actions if a not in h)
+        prev = rpc.after_reply
+
+        def after(action, req, res):
+            items, self._follow = self._follow, []
+            for fn in items:
+                asyncio.create_task(self._run(fn))
+            if prev is not None:
+                prev(action, req, res)
+
+        rpc.after_reply = after
+        rpc.on_bad = self.sec.add
+        self.ocpp.on_link_error = self._link_error
+        clock.listeners.append(self._clock_set)
+        self.config.listeners.append(self._config_changed)
+        if self.agentlog is not None:
+            reset = self.board.reset
+
+            def flush_then_reset(hard):
+                self.agentlog.flush()  # the last lines before a reboot are the ones wanted
+                reset(hard)
+
+            self.board.reset = flush_then_reset
+
+    def tasks(self):
+        return [self.agentlog.run()] if self.agentlog is not None else []
+
+    async def _run(self, fn):
+        try:
+            await fn()
+        except Exception as e:
+            log.exc(_TAG, "after the answer", e)
+
+    async def _send(self, action, payload):
+        # A status notification: sent if the link is up, else lost (the CSMS asks with a trigger).
+        try:
+            await self.ocpp.rpc.call(action, payload)
+        except Exception as e:
+            log.warn(_TAG, "%s %s not sent: %s", action, payload.get("status"), type(e).__name__)
+
+    # -- security events the charger detects ------------------------------------------------
+    def _boot_events(self):
+        # StartupOfTheDevice every boot; ResetOrReboot when the boot before ended in a reset the
+        # CSMS (or the owner) asked for; FirmwareUpdated when the firmware version changed.
+        prev = None
+        n = 0
+        for rec in self.events.recent(2):
+            n += 1
+            if n == 2:
+                prev = rec
+        self.sec.add("StartupOfTheDevice")
+        if prev is not None and prev.get("k") in ("reset", "factory_reset"):
+            self.sec.add("ResetOrReboot", "%s reset" % prev.get("type", "factory"))
+        fw = self.firmware_version()
+        doc = self.store.load("diag_boot", {"fw": ""})
+        if doc["fw"] != fw:
+            if doc["fw"]:
+                self.sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
+            doc["fw"] = fw
+            try:
+                self.store.save("diag_boot", doc)
+            except OSError as e:
+                log.exc(_TAG, "diag_boot", e)
+
+    def _clock_set(self, step, source):
+        if step > 60 or step < -60:
+            self.sec.add("SettingSystemTime", "step %d s from %s" % (step, source))
+
+    def _config_changed(self, key, value):
+        if key in ("SecurityProfile", "AuthorizationKey"):
+            self.sec.add("ReconfigurationOfSecurityParameters", key)
+
+    def _link_error(self, e):
+        text = "%s %s" % (type(e).__name__, e)
+        up = text.upper()
+        if "HTTP 401" in text:
+            self.sec.add("FailedToAuthenticateAtCentralSystem", text[:120])
+        elif "X509" in up or "CERT" in up or "VERIFY" in up:
+            self.sec.add("InvalidCentralSystemCertificate", text[:120])
+
+    # -- identity (the diagnostics file) ------------------------------------------------------
+    def firmware_version(self):
+        try:
+            import version
+
+            return version.VERSION
+        except ImportError:
+            return "dev"
+
+    def board_name(self):
+        import board
+
+        return getattr(board, "NAME", "?")
+
+    # -- TriggerMessage / ExtendedTriggerMessage ----------------------------------------------
+    async def _on_trigger(self, p):
+        if p["requestedMessage"] == "DiagnosticsStatusNotification":
+            cid = p.get("connectorId")
+            if cid is not None and cid not in (0, 1):
+                return {"status": "Rejected"}
+            self._follow.append(self._diag_now)
+            return {"status": "Accepted"}
+        return await self._trigger(p)
+
+    async def _diag_now(self):
+        await self._send("DiagnosticsStatusNotification", {"status": self.diag_status})
+
+    async def _log_now(self):
+        req = {"status": self.log_status}
+        if self.log_request is not None and self.log_status != "Idle":
+            req["requestId"] = self.log_request
+        await self._send("LogStatusNotification", req)
+
+    async def _on_ext_trigger(self, p):
+        what = p["requestedMessage"]
+        cid = p.get("connectorId")
+        if cid is not None and cid not in (0, 1):
+            return {"status": "Rejected"}
+        if what == "LogStatusNotification":
+            self._follow.append(self._log_now)
+            return {"status": "Accepted"}
+        if what == "SignChargePointCertificate":
+            # The charger cannot make a key pair of its own (see certs.py): nothing to sign.
+            return {"status": "Rejected"}
+        core = {"requestedMessage": what}
+        if cid is not None:
+            core["connectorId"] = cid
+        res = await self._trigger(core)
+        st = res.get("status")
+        return {"status": st if st in ("Accepted", "Rejected") else "NotImplemented"}
+
+    # -- GetDiagnostics / GetLog ------------------------------------------------------------
+    def _window(self, a, b):
+        out = []
+        for s in (a, b):
+            if s is None:
+                out.append(None)
+                continue
+            try:
+                out.append(clock.parse_iso(s))
+            except ValueError:
+                out.append(None)
+        return out
+
+    def _file_name(self, kind):
+        t = clock.iso().replace(":", "").replace("-", "")
+        cp = "".join(c for c in self.settings.get("cp_id", "cp") if c.isalpha() or c.isdigit()
+                     or c in "._-")[:48] or "cp"
+        return "%s-%s-%s.txt" % (cp, kind, t[:15])
+
+    def _start(self, job):
+        # One upload at a time: a new request ends the one running.
+        old, self._task = self._task, None
+        if old is not None:
+            log.info(_TAG, "an upload in progress is cancelled by a new request")
+            old.cancel()
+        self._follow.append(lambda: self._spawn(job))
+        return old is not None
+
+    async def _spawn(self, job):
+        self._task = asyncio.create_task(job())
+
+    def _attempts(self, p):
+        n = p.get("retries")
+        n = _DEF_ATTEMPTS if n is None else max(1, min(n, _MAX_ATTEMPTS))
+        wait = p.get("retryInterval")
+        wait = _DEF_RETRY_S if wait is None else max(0, min(wait, _MAX_RETRY_S))
+        return n, wait
+
+    async def _on_get_diagnostics(self, p):
+        from diag import location
+
+        url = p["location"]
+        name = self._file_name("diag")
+        try:
+            location.parse(url, name)
+        except location.BadLocation as e:
+            log.warn(_TAG, "GetDiagnostics to %s refused: %s", location.show(url), e)
+            self.diag_status = "Idle"
+            self._follow.append(lambda: self._send("DiagnosticsStatusNotification",
+                                                   {"status": "UploadFailed"}))
+            return {}
+        since, until = self._window(p.get("startTime"), p.get("stopTime"))
+        n, wait = self._attempts(p)
+
+        async def job():
+            await self._upload(url, name, n, wait, "diag", since, until)
+
+        self._start(job)
+        return {"fileName": name}
+
+    async def _on_get_log(self, p):
+        from diag import location
+
+        lp = p["log"]
+        url = lp["remoteLocation"]
+        kind = "security" if p["logType"] == "SecurityLog" else "diag"
+        name = self._file_name("securitylog" if kind == "security" else "diag")
+        try:
+            location.parse(url, name)
+        except location.BadLocation as e:
+            log.warn(_TAG, "GetLog to %s refused: %s", location.show(url), e)
+            return {"status": "Rejected"}
+        since, until = self._window(lp.get("oldestTimestamp"), lp.get("latestTimestamp"))
+        n, wait = self._attempts(p)
+        rid = p["requestId"]
+
+        async def job():
+            await self._upload(url, name, n, wait, kind, since, until, rid)
+
+        canceled = self._start(job)
+        return {"status": "AcceptedCanceled" if canceled else "Accepted", "filename": name}
+
+    async def _status(self, rid, status):
+        if rid is None:
+            self.diag_status = status if status == "Uploading" else "Idle"
+            await self._send("DiagnosticsStatusNotification", {"status": status})
+        else:
+            self.log_status = status
+            self.log_request = rid
+            await self._send("LogStatusNotification", {"status": status, "requestId": rid})
+            if status != "Uploading":
+                self.log_status = "Idle"
+
+    async def _upload(self, url, name, attempts, wait_s, kind, since, until, rid=None):
+        from diag import location, report, upload
+
+        self._n = getattr(self, "_n", 0) + 1
+        path = self.store.path("%s%d" % (_SCRATCH, self._n), "")  # never the cancelled one's
+        shown = location.show(url)
+        ok = False
+        try:
+            if kind == "security":
+                report.security_log(path, self.sec, since, until)
+            else:
+                report.diagnostics(path, self, since, until)
+            for i in range(attempts):
+                await self._status(rid, "Uploading")
+                try:
+                    n = await upload.upload(url, name, path, self.board, self.settings)
+                    log.info(_TAG, "%s uploaded to %s (%d bytes)", name, shown, n)
+                    ok = True
+                    break
+                except upload.UploadError as e:
+                    log.warn(_TAG, "upload %d/%d of %s to %s failed: %s", i + 1, attempts, name,
+                             shown, e)
+                if i + 1 < attempts:
+                    await asyncio.sleep(wait_s)
+        except OSError as e:
+            log.exc(_TAG, "writing %s" % name, e)
+        except asyncio.CancelledError:
+            log.info(_TAG, "upload of %s cancelled", name)
+            if rid is None:
+                self.diag_status = "Idle"
+            else:
+                self.log_status = "Idle"
+            raise
+        finally:
+            try:
+                import os
+
+                os.remove(path)
+            except OSError:
+                pass
+        if rid is None:
+            await self._status(None, "Uploaded" if ok else "UploadFailed")
+        else:
+            await self._status(rid, "Uploaded" if ok else "UploadFailure")
+        self._task = None

@@ -1,0 +1,108 @@
+"""GetDiagnostics and GetLog: the charger writes its diagnostics (event log, agent log,
+configuration without secrets, identity, heap and flash, faults) and uploads them to real
+servers; DiagnosticsStatusNotification / LogStatusNotification tell the CSMS how it went; bad
+locations and refusing servers get the spec's status and a log line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from borne.csms import Csms
+from ocpp.v16 import call
+from simctl import Control
+from uploads import FTP_PASSWORD, ftp_server
+
+CP_ID = "CP-TEST-1"
+
+
+async def _booted(csms: Csms):  # type: ignore[no-untyped-def]
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    return csms.charge_points[CP_ID]
+
+
+def _statuses(csms: Csms, action: str = "DiagnosticsStatusNotification") -> list[str]:
+    return [f.payload["status"] for f in csms.calls(action)]
+
+
+async def test_get_diagnostics_uploads_to_ftp(csms: Csms, control: Control, sim,
+                                              tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    await control("plug")
+    await control.wait_state(lambda s: s["ocpp"]["status"] == "Preparing", "Preparing")
+    await control("unplug")
+    await control.wait_state(lambda s: s["ocpp"]["status"] == "Available", "Available")
+    with ftp_server(tmp_path / "ftp") as ftp:
+        (tmp_path / "ftp" / "diag").mkdir()
+        res = await cp.call(call.GetDiagnostics(location=ftp.url("/diag/")))
+        assert res.file_name and res.file_name.startswith(CP_ID)
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        assert _statuses(csms) == ["Uploading", "Uploaded"]
+        files = ftp.files()
+        assert [f.name for f in files] == [res.file_name]
+        assert files[0].parent.name == "diag"
+        text = files[0].read_text()
+    for part in ("== identity", f"cp_id: {CP_ID}", "firmware:", "board: unix_sim", "heap:",
+                 "flash:", "== OCPP configuration", "HeartbeatInterval", "== event log",
+                 "plugged", "unplugged", "== agent log", "boot Accepted", "== last faults"):
+        assert part in text, f"{part!r} missing from the diagnostics file"
+    assert FTP_PASSWORD not in text
+    assert FTP_PASSWORD not in "\n".join(sim.agent.all_lines)
+    # TriggerMessage answers the current state: done, so Idle.
+    n = len(csms.frames)
+    assert (await cp.call(call.TriggerMessage(
+        requested_message="DiagnosticsStatusNotification"))).status == "Accepted"
+    f = await csms.wait_call("DiagnosticsStatusNotification", after=n)
+    assert f.payload["status"] == "Idle"
+
+
+async def test_diagnostics_window_filters_the_logs(csms: Csms, control: Control, tmp_path: Path
+                                                   ) -> None:
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        res = await cp.call(call.GetDiagnostics(
+            location=ftp.url(), start_time="2001-01-01T00:00:00Z",
+            stop_time="2001-01-02T00:00:00Z"))
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        text = (ftp.root / res.file_name).read_text()
+    ev = text.split("== event log\n", 1)[1].split("==", 1)[0]
+    ag = text.split("== agent log\n", 1)[1].split("==", 1)[0]
+    assert ev.strip() == "" and ag.strip() == "", "nothing happened in 2001"
+    assert "== OCPP configuration" in text
+
+
+async def test_wrong_ftp_password_fails_after_the_retries(csms: Csms, control: Control, sim,
+                                                          tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        await cp.call(call.GetDiagnostics(location=ftp.url(password="wrong-one"), retries=2,
+                                          retry_interval=1))
+        await csms.wait_for(lambda: "UploadFailed" in _statuses(csms), 30, "UploadFailed")
+        assert _statuses(csms) == ["Uploading", "Uploading", "UploadFailed"]
+        assert ftp.files() == [] and [ok for _, ok in ftp.logins] == [False, False]
+    await sim.agent.wait_line(r"upload 2/2 of .* to ftp://\*\*\*@127.0.0.1:\d+/ failed: "
+                              r"FTP: login refused: 530")
+    assert "wrong-one" not in "\n".join(sim.agent.all_lines)
+
+
+async def test_unreachable_server_and_bad_locations(csms: Csms, control: Control, sim,
+                                                    tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    # nothing listens there
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    await cp.call(call.GetDiagnostics(location=f"ftp://u:p@127.0.0.1:{port}/", retries=1))
+    await csms.wait_for(lambda: "UploadFailed" in _statuses(csms), 30, "UploadFailed")
+    await sim.agent.wait_line(r"upload 1/1 .* failed: ftp: OSError")
+    for bad, why in (("gopher://127.0.0.1/x", "scheme gopher is not supported"),
+                     ("ftp://u:p@127.0.0.1/../etc/", "path escapes its folder"),
+                     ("ftp://u:p@127.0.0.1/a/%2e%2e/b/", "path escapes its folder")):
+        n = len(csms.frames)
+        res = await cp.call(call.GetDiagnostics(location=bad))
+        assert res.file_name is None
+        f = await csms.wait_call("DiagnosticsStatusNotification", after=n)
+        assert f.payload["status"] == "UploadFailed"
+        await sim.agent.wait_line("GetDiagnostics to .* refused: " + why)
