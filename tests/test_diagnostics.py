@@ -106,3 +106,89 @@ async def test_unreachable_server_and_bad_locations(csms: Csms, control: Control
         f = await csms.wait_call("DiagnosticsStatusNotification", after=n)
         assert f.payload["status"] == "UploadFailed"
         await sim.agent.wait_line("GetDiagnostics to .* refused: " + why)
+
+
+async def test_get_log_diagnostics_to_http_put(csms: Csms, control: Control, tmp_path: Path
+                                               ) -> None:
+    from borne.sim.filesrv import FileServer
+
+    cp = await _booted(csms)
+    srv = FileServer(tmp_path / "www")
+    await srv.start()
+    try:
+        res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=7,
+                                        log={"remoteLocation": srv.url("/upload/")}))
+        assert res.status == "Accepted" and res.filename
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms, "LogStatusNotification"),
+                            30, "LogStatusNotification Uploaded")
+        frames = csms.calls("LogStatusNotification")
+        assert [(f.payload["status"], f.payload.get("requestId")) for f in frames] == [
+            ("Uploading", 7), ("Uploaded", 7)]
+        put = srv.requests("PUT")
+        assert len(put) == 1 and put[0].path == "/upload/" + res.filename
+        text = (srv.root / "uploads" / res.filename).read_text()
+        assert "== agent log" in text and f"cp_id: {CP_ID}" in text
+        # ExtendedTriggerMessage LogStatusNotification: the current state, Idle once done.
+        n = len(csms.frames)
+        assert (await cp.call(call.ExtendedTriggerMessage(
+            requested_message="LogStatusNotification"))).status == "Accepted"
+        f = await csms.wait_call("LogStatusNotification", after=n)
+        assert f.payload == {"status": "Idle"}
+        # A refusing server: UploadFailure after the retries, nothing stored there.
+        res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=8, retries=2,
+                                        retry_interval=0,
+                                        log={"remoteLocation": srv.url("/status/403/")}))
+        await csms.wait_for(
+            lambda: "UploadFailure" in _statuses(csms, "LogStatusNotification"), 30,
+            "LogStatusNotification UploadFailure")
+        assert [f.payload["status"] for f in csms.calls("LogStatusNotification")][-3:] == [
+            "Uploading", "Uploading", "UploadFailure"]
+        assert len(srv.requests("PUT")) == 3
+        # An unknown scheme: Rejected at once.
+        res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=9,
+                                        log={"remoteLocation": "tftp://127.0.0.1/x/"}))
+        assert res.status == "Rejected"
+    finally:
+        await srv.stop()
+
+
+async def test_security_log_over_https_checks_the_ca(csms: Csms, flash: Path, tmp_path: Path
+                                                     ) -> None:
+    from borne.sim.agent import Security
+    from borne.sim.filesrv import FileServer, self_signed
+    from borne.sim.simulator import Simulator
+    from simctl import running
+
+    ctx, ca = self_signed(tmp_path / "tls")
+    srv = FileServer(tmp_path / "www", ssl_ctx=ctx)
+    await srv.start()
+    try:
+        async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                                     security=Security(0, ca=ca))) as sim:
+            cp = await _booted(csms)
+            url = srv.url("/upload/", tls=True, host="localhost")
+            res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=1,
+                                            log={"remoteLocation": url}))
+            assert res.status == "Accepted"
+            await csms.wait_for(lambda: "Uploaded" in _statuses(csms, "LogStatusNotification"),
+                                30, "Uploaded")
+            text = (srv.root / "uploads" / res.filename).read_text()
+            assert "StartupOfTheDevice" in text.splitlines()[1]
+            # A server whose certificate the charger's roots do not sign: refused.
+            ctx2, _ = self_signed(tmp_path / "tls2")
+            other = FileServer(tmp_path / "www2", ssl_ctx=ctx2)
+            await other.start()
+            try:
+                res = await cp.call(call.GetLog(
+                    log_type="SecurityLog", request_id=2, retries=1,
+                    log={"remoteLocation": other.url("/upload/", tls=True, host="localhost")}))
+                await csms.wait_for(
+                    lambda: "UploadFailure" in _statuses(csms, "LogStatusNotification"), 30,
+                    "UploadFailure")
+                assert other.requests() == []
+                assert sim.agent is not None
+                await sim.agent.wait_line(r"upload 1/1 .* failed: https: TLS handshake")
+            finally:
+                await other.stop()
+    finally:
+        await srv.stop()
