@@ -84,8 +84,8 @@ async def test_bad_frames_clock_steps_and_updated_firmware(csms: Csms, flash: Pa
     async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim:
         cp = await _booted(csms)
         await csms.wait_for(lambda: "FirmwareUpdated" in _events(csms), 20, "FirmwareUpdated")
-        fu = [f.payload for f in csms.calls("SecurityEventNotification")
-              if f.payload["type"] == "FirmwareUpdated"][0]
+        fu = next(f.payload for f in csms.calls("SecurityEventNotification")
+                  if f.payload["type"] == "FirmwareUpdated")
         assert fu["techInfo"].startswith("0.0.1-old -> ")
         for i in range(3):  # three bad frames: one event (throttled)
             await csms.call_raw(CP_ID, f'[2, "bad-{i}", "Reset", {{"type": "Warm"}}]', f"bad-{i}")
