@@ -132,32 +132,47 @@ class CertStore:
         return [c.hash_data() for c, _ in self.certs(kind)]
 
     # -- DeleteCertificate ----------------------------------------------------------------------
-    def delete(self, hd, secure_link):
-        # -> "Accepted" | "Failed" | "NotFound". secure_link: the CSMS is reached over wss://,
-        # so its last central root is what the next connection needs: never deleted.
+    def find(self, hd):
+        # The installed certificate with this hash data: (kind, pem, serial) or None.
         if hd.get("hashAlgorithm") != "SHA256":
             log.info(_TAG, "DeleteCertificate: only SHA256 hash data is kept")
-            return "NotFound"
+            return None
         want = (hd["issuerNameHash"].lower(), hd["issuerKeyHash"].lower(),
                 hd["serialNumber"].lower().lstrip("0") or "0")
-        for kind, key in ((CS, "cs"), (MFR, "mfr")):
+        for kind in (CS, MFR):
             for c, pem in self.certs(kind):
                 h = c.hash_data()
-                if (h["issuerNameHash"], h["issuerKeyHash"], h["serialNumber"]) != want:
-                    continue
-                d = self._copy()
-                if kind == CS and secure_link and len(d["cs"]) <= 1:
-                    log.warn(_TAG, "DeleteCertificate refused: the last central system root, "
-                             "which the wss:// connection needs")
-                    return "Failed"
-                d[key].remove(pem)
-                if not self._save(d):
-                    return "Failed"
-                log.info(_TAG, "%s deleted: serial %s", kind, h["serialNumber"])
-                if self.sec is not None:
-                    self.sec.add("ReconfigurationOfSecurityParameters", "%s deleted" % kind)
-                return "Accepted"
-        return "NotFound"
+                if (h["issuerNameHash"], h["issuerKeyHash"], h["serialNumber"]) == want:
+                    return kind, pem, h["serialNumber"]
+        return None
+
+    async def delete(self, hd, url=None, route=None):
+        # -> "Accepted" | "Failed" | "NotFound". `url`: the CSMS endpoint; when it is wss://, a
+        # central root is deleted only if a TLS handshake with the CSMS still succeeds on the
+        # roots that remain (it is not the root the connection needs), and never the last one.
+        found = self.find(hd)
+        if found is None:
+            return "NotFound"
+        kind, pem, serial = found
+        d = self._copy()
+        key = "cs" if kind == CS else "mfr"
+        d[key].remove(pem)
+        if kind == CS and url and url.startswith("wss://"):
+            if not d["cs"]:
+                log.warn(_TAG, "DeleteCertificate refused: the last central system root, "
+                         "which the wss:// connection needs")
+                return "Failed"
+            why = await _probe(url, "".join(d["cs"]), route)
+            if why:
+                log.warn(_TAG, "DeleteCertificate refused: without it the CSMS's certificate "
+                         "is not trusted (%s)", why)
+                return "Failed"
+        if not self._save(d):
+            return "Failed"
+        log.info(_TAG, "%s deleted: serial %s", kind, serial)
+        if self.sec is not None:
+            self.sec.add("ReconfigurationOfSecurityParameters", "%s deleted" % kind)
+        return "Accepted"
 
     # -- OCPP handlers --------------------------------------------------------------------------
     def register(self, handlers, ocpp):
@@ -178,7 +193,8 @@ class CertStore:
 
         async def delete(p):
             url = ocpp.settings.get("csms_url", "") or ""
-            return {"status": self.delete(p["certificateHashData"], url.startswith("wss://"))}
+            route = getattr(ocpp.board, "route", None)
+            return {"status": await self.delete(p["certificateHashData"], url, route)}
 
         async def signed(p):
             chain = p["certificateChain"]
@@ -195,3 +211,37 @@ class CertStore:
         handlers["GetInstalledCertificateIds"] = get_ids
         handlers["DeleteCertificate"] = delete
         handlers["CertificateSigned"] = signed
+
+
+async def _probe(url, roots_pem, route=None, timeout_ms=10000):
+    # One TLS handshake with the CSMS trusting only `roots_pem`: None when it succeeds, else the
+    # reason. (MicroPython's TLS sockets do not tell which root verified a peer, so asking the
+    # server again is how to know whether a root is still needed.)
+    import asyncio
+
+    from ocpp_client import security
+    from ocpp_client.ws import parse_url
+
+    w = None
+    try:
+        _, host, port, path = parse_url(url)
+        ctx = security.tls_context(roots_pem)
+        chost, cport = route(host, port) if route else (host, port)
+        r, w = await asyncio.wait_for_ms(
+            asyncio.open_connection(chost, cport, ssl=ctx, server_hostname=host), timeout_ms)
+        # The handshake runs with the first write; any HTTP answer means it passed.
+        w.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                % (path.encode(), host.encode()))
+        await asyncio.wait_for_ms(w.drain(), timeout_ms)
+        line = await asyncio.wait_for_ms(r.readline(), timeout_ms)
+        if not line.startswith(b"HTTP/1."):
+            return "no HTTP answer"
+        return None
+    except Exception as e:
+        return "%s %s" % (type(e).__name__, " ".join(str(e).split()))
+    finally:
+        if w is not None:
+            try:
+                w.s.close()
+            except Exception:
+                pass
