@@ -5,6 +5,7 @@ certificates are refused and change nothing stored."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from borne.csms import Csms
@@ -124,8 +125,8 @@ async def test_bad_certificates_are_refused_and_nothing_changes(csms: Csms, cont
         assert res.status == "Rejected", why
     # Longer than the schema's 5500 characters: the frame itself is refused.
     long = root.pem + "x" * 5500
-    text = ('[2, "long-1", "InstallCertificate", {"certificateType": "%s", "certificate": "%s"}]'
-            % (MFR, long.replace("\n", "\\n")))
+    text = json.dumps([2, "long-1", "InstallCertificate",
+                       {"certificateType": MFR, "certificate": long}])
     ans = await csms.call_raw(CP_ID, text, "long-1")
     assert ans.msg[2] == "PropertyConstraintViolation"
     # CertificateStoreMaxLength: 8 in all; the 9th is refused.
