@@ -53,6 +53,10 @@ async def _main():
     reservations.listeners.append(lambda cid, r: connector._apply())
     limits = Limits(connector, smart)
     ocpp = OcppClient(settings, config, b, connector, events, store, None, smart, reservations)
+    # Firmware updates (ota/): UpdateFirmware, the trial's proof and commit, rollback reports.
+    from ota.ocpp import Firmware
+
+    firmware = Firmware(b, board_mod.NAME, store, settings, connector, events, ocpp)
     # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
     hotspot = None
     if b.wlan() is not None:
@@ -84,6 +88,7 @@ async def _main():
     tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
     tasks.extend(dev.tasks())
     tasks.extend(diag.tasks())
+    tasks.extend(firmware.tasks())
     if hotspot:
         tasks.append(hotspot.run())
     await asyncio.gather(*tasks)

@@ -50,7 +50,7 @@ class Diag:
         rpc = self.ocpp.rpc
         h = rpc.handlers
         self._trigger = h.get("TriggerMessage")
-        h["TriggerMessage"] = self._on_trigger
+        self.ocpp.feature_status["DiagnosticsStatusNotification"] = lambda: self.diag_status
         h["GetDiagnostics"] = self._on_get_diagnostics
         h["GetLog"] = self._on_get_log
         h["ExtendedTriggerMessage"] = self._on_ext_trigger
@@ -150,18 +150,6 @@ class Diag:
         return getattr(board, "NAME", "?")
 
     # -- TriggerMessage / ExtendedTriggerMessage ----------------------------------------------
-    async def _on_trigger(self, p):
-        if p["requestedMessage"] == "DiagnosticsStatusNotification":
-            cid = p.get("connectorId")
-            if cid is not None and cid not in (0, 1):
-                return {"status": "Rejected"}
-            self._follow.append(self._diag_now)
-            return {"status": "Accepted"}
-        return await self._trigger(p)
-
-    async def _diag_now(self):
-        await self._send("DiagnosticsStatusNotification", {"status": self.diag_status})
-
     async def _log_now(self):
         req = {"status": self.log_status}
         if self.log_request is not None and self.log_status != "Idle":

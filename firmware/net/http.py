@@ -239,12 +239,16 @@ class Response:
             self.left -= k
         return k
 
-    async def into_file(self, f, chunk, progress=None, done=0, total=None, rate=None):
+    async def into_file(self, f, chunk, progress=None, done=0, total=None, rate=None,
+                        sync_every=0):
         # Stream the whole body into the open file f through `chunk` (a bytearray), keeping a
         # minimum rate (bytes, per ms); -> bytes written. progress(done, total) after each chunk.
+        # sync_every: flush the file to flash every that many bytes (LittleFS keeps nothing of
+        # an open file's new data through a power cut until it is flushed or closed).
         min_rate, window = rate or (MIN_RATE, RATE_WINDOW_MS)
         mv = memoryview(chunk)
         n = 0
+        unsynced = 0
         win_start = time.ticks_ms()
         win_bytes = 0
         while True:
@@ -254,6 +258,10 @@ class Response:
             f.write(mv[:k] if k < len(mv) else mv)
             n += k
             win_bytes += k
+            unsynced += k
+            if sync_every and unsynced >= sync_every:
+                f.flush()
+                unsynced = 0
             if time.ticks_diff(time.ticks_ms(), win_start) >= window:
                 if win_bytes < min_rate:
                     raise HttpError("server too slow: %d bytes in %d ms" % (win_bytes, window))
@@ -393,7 +401,8 @@ def _size(path):
 
 
 async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress=None,
-                   route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS, chunk=None, rate=None):
+                   route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS, chunk=None, rate=None,
+                   sync_every=0):
     # GET url into the file at `path`, streamed. With `resume` and a partial file there, asks
     # for the rest (Range) and appends; a server that ignores Range sends it all again (file
     # rewritten). -> the file's complete size. `max_size` refuses a longer body before a byte of
@@ -425,7 +434,8 @@ async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress
             raise HttpError("%d bytes: more than the %d that fit" % (total, max_size), st)
         f = open(path, mode)
         try:
-            n = await resp.into_file(f, chunk or bytearray(CHUNK), progress, have, total, rate)
+            n = await resp.into_file(f, chunk or bytearray(CHUNK), progress, have, total, rate,
+                                     sync_every)
         finally:
             f.close()
         size = have + n

@@ -48,6 +48,8 @@ class OcppClient:
         self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
         self.reader = None  # rfid.reader.Reader for tag learning, set by the app
         self.restart_tune = None  # fn(): the buzzer's restart tune, set by the app
+        # TriggerMessage of a feature's status notification -> fn() giving its current status
+        self.feature_status = {}
         self.txq = TxQueue(store, config)
         self.txq.on_start_conf = self._start_conf
         self.txq.on_stop_conf = self._stop_conf
@@ -276,7 +278,8 @@ class OcppClient:
                 req["transactionId"] = tid
             await self.rpc.call("MeterValues", req)
         elif what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
-            await self.rpc.call(what, {"status": "Idle"})
+            fn = self.feature_status.get(what)
+            await self.rpc.call(what, {"status": fn() if fn else "Idle"})
 
     # -- meter values ------------------------------------------------------------------------
     async def _sampler(self):

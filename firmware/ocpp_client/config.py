@@ -15,7 +15,7 @@ MEASURANDS = (
     "Frequency",
 )
 _MAX_MEASURANDS = const(8)
-PROFILES = "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+PROFILES = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
 
 KEYS = {
     "AllowOfflineTxForUnknownId": ("b", False, "w"),
@@ -74,6 +74,8 @@ KEYS = {
     "BorneGridMeter": ("s", "", "r"),  # the supply-side meter's model, "" = none
     "BorneMainFuse": ("i", 25, "r"),  # the supply's main fuse per phase, A
     "BorneGridFallback": ("i", 6, "r"),  # the headroom while the grid meter is silent, A
+    # Firmware updates (ota/): true lets UpdateFirmware install an older version than the running
+    "BorneAllowDowngrade": ("b", False, "w"),
 }
 _DOC = "ocpp_config"
 _ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")

@@ -187,7 +187,7 @@ def _at_most(entries, limit):
 
 
 # Actions of OCPP 1.6 we know but do not support (yet): NotSupported, not NotImplemented.
-UNSUPPORTED = ("GetDiagnostics", "UpdateFirmware")
+UNSUPPORTED = ("GetDiagnostics", "UpdateFirmware")  # until a feature registers a handler
 
 
 def log_unsupported(action):
