@@ -66,7 +66,7 @@ async def _main():
     del prov
     from diag.feature import Diag  # diagnostics, logs, security events, certificates
 
-    diag = Diag(b, store, settings, config, events, ocpp, connector, alog)
+    diag = Diag(b, store, settings, config, events, ocpp, connector, alog, firmware)
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).

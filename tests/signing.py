@@ -24,8 +24,9 @@ class Rsa:
     """An RSA key and a certificate: a root (self-signed CA) or one issued by `issuer`."""
 
     def __init__(self, cn: str, issuer: Rsa | None = None, ca: bool = True,
-                 days: tuple[int, int] = (-1, 365), bits: int = 2048) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+                 days: tuple[int, int] = (-1, 365), bits: int = 2048,
+                 key: rsa.RSAPrivateKey | None = None) -> None:
+        self.key = key or rsa.generate_private_key(public_exponent=65537, key_size=bits)
         now = dt.datetime.now(dt.UTC)
         signer = issuer or self
         b = (x509.CertificateBuilder().subject_name(_name(cn))

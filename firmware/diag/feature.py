@@ -21,7 +21,8 @@ _EXT_TRIGGERS = ("BootNotification", "LogStatusNotification", "FirmwareStatusNot
 
 
 class Diag:
-    def __init__(self, board, store, settings, config, events, ocpp, connector, agentlog=None):
+    def __init__(self, board, store, settings, config, events, ocpp, connector, agentlog=None,
+                 firmware=None):
         self.board = board
         self.store = store
         self.root = store.root
@@ -43,6 +44,9 @@ class Diag:
         self.certs = certs.CertStore(store, settings, self.sec)
         settings.roots = self.certs.central_roots  # wss:// trusts these (security.py)
         self._hook()
+        from diag.signedfw import SignedFirmware
+
+        self.signedfw = SignedFirmware(self, firmware)  # firmware: ota.ocpp.Firmware
         self._boot_events()
 
     # -- wiring -----------------------------------------------------------------------------
@@ -261,11 +265,9 @@ class Diag:
             self.diag_status = status if status == "Uploading" else "Idle"
             await self._send("DiagnosticsStatusNotification", {"status": status})
         else:
-            self.log_status = status
+            self.log_status = status if status == "Uploading" else "Idle"
             self.log_request = rid
             await self._send("LogStatusNotification", {"status": status, "requestId": rid})
-            if status != "Uploading":
-                self.log_status = "Idle"
 
     async def _upload(self, url, name, attempts, wait_s, kind, since, until, rid=None):
         from diag import location, report, upload

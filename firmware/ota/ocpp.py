@@ -25,6 +25,9 @@ class Firmware:
         if st:
             self._queue.append(st)
         self._kick = asyncio.Event()
+        # fn(status) -> (action, payload) or None: a SignedUpdateFirmware job (diag/signedfw.py)
+        # takes the statuses of the install it handed over, as SignedFirmwareStatusNotification.
+        self.signed = None
         client.rpc.handlers["UpdateFirmware"] = self._update
         client.feature_status["FirmwareStatusNotification"] = u.current
 
@@ -66,8 +69,9 @@ class Firmware:
                     pass
                 continue
             st = self._queue[0]
+            sent = self.signed(st) if self.signed is not None else None
             try:
-                await c.rpc.call("FirmwareStatusNotification", {"status": st})
+                await c.rpc.call(*(sent or ("FirmwareStatusNotification", {"status": st})))
             except Exception as e:
                 log.warn(_TAG, "FirmwareStatusNotification %s not sent: %s", st, e)
                 await asyncio.sleep(2)
