@@ -47,11 +47,16 @@ async def www(tmp_path: Path) -> AsyncIterator[FileServer]:
     await srv.stop()
 
 
+def _provision(flash: Path, key: rsa.RSAPrivateKey) -> None:
+    """The keyring ota/ checks every bundle against (as `borne deploy` writes it)."""
+    flash.mkdir(parents=True, exist_ok=True)
+    (flash / "ota_keys.json").write_text(json.dumps(release.keyring([key.public_key()])))
+
+
 @pytest.fixture
 async def charger(csms: Csms, flash: Path, release_key: rsa.RSAPrivateKey
                   ) -> AsyncIterator[Simulator]:
-    flash.mkdir(parents=True, exist_ok=True)
-    (flash / "ota_keys.json").write_text(json.dumps(release.keyring([release_key.public_key()])))
+    _provision(flash, release_key)
     async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
             controlling(sim):
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
