@@ -5,6 +5,7 @@ locations and refusing servers get the spec's status and a log line."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from borne.csms import Csms
@@ -192,3 +193,25 @@ async def test_security_log_over_https_checks_the_ca(csms: Csms, flash: Path, tm
                 await other.stop()
     finally:
         await srv.stop()
+
+
+async def test_a_slow_upload_delays_no_relay_decision_nor_transaction_message(
+        csms: Csms, control: Control, tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    with ftp_server(tmp_path / "ftp", rate=1000) as ftp:  # ~1 KB/s: the upload takes seconds
+        await cp.call(call.GetDiagnostics(location=ftp.url()))
+        await csms.wait_for(lambda: "Uploading" in _statuses(csms), 10, "Uploading")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await control("plug")
+        await control("charge")
+        await control.wait_state(lambda s: s["relay"], "the relay to close", timeout=5)
+        closed = loop.time() - t0
+        start = await csms.wait_call("StartTransaction", timeout=5)
+        assert "Uploaded" not in _statuses(csms), "the upload was over too soon to prove this"
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 60, "Uploaded")
+        done = next(f for f in csms.calls("DiagnosticsStatusNotification")
+                    if f.payload["status"] == "Uploaded")
+        assert start.t < done.t
+    assert closed < 2.0, f"relay closed {closed:.2f} s after the EV asked, during an upload"
