@@ -215,3 +215,25 @@ async def test_a_slow_upload_delays_no_relay_decision_nor_transaction_message(
                     if f.payload["status"] == "Uploaded")
         assert start.t < done.t
     assert closed < 2.0, f"relay closed {closed:.2f} s after the EV asked, during an upload"
+
+
+async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, control: Control
+                                                                   ) -> None:
+    cp = await _booted(csms)
+    expect = {"Heartbeat": "Heartbeat", "MeterValues": "MeterValues",
+              "StatusNotification": "StatusNotification",
+              "FirmwareStatusNotification": "FirmwareStatusNotification",
+              "LogStatusNotification": "LogStatusNotification"}
+    for what, action in expect.items():
+        n = len(csms.frames)
+        res = await cp.call(call.ExtendedTriggerMessage(requested_message=what, connector_id=1
+                                                        if what == "MeterValues" else None))
+        assert res.status == "Accepted", what
+        await csms.wait_call(action, after=n)
+    # Already accepted: a BootNotification is not sent again; no key pair to certify.
+    for what in ("BootNotification", "SignChargePointCertificate"):
+        res = await cp.call(call.ExtendedTriggerMessage(requested_message=what))
+        assert res.status == "Rejected", what
+    res = await cp.call(call.ExtendedTriggerMessage(requested_message="Heartbeat",
+                                                    connector_id=5))
+    assert res.status == "Rejected"

@@ -121,3 +121,15 @@ async def test_untrusted_csms_certificate_is_a_security_event(flash: Path, tmp_p
         assert csms.calls() == []
     finally:
         await csms.stop()
+
+
+async def test_a_cleared_security_log_is_reported(csms: Csms, control: Control, flash: Path
+                                                  ) -> None:
+    await _booted(csms)
+    await csms.wait_for(lambda: _events(csms) == ["StartupOfTheDevice"], 20, "StartupOfTheDevice")
+    await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "its answer read")
+    await control("power_cut")
+    (flash / "data" / "seclog.log").unlink()
+    await control("power_on")
+    await csms.wait_for(lambda: len(_events(csms)) >= 3, 30, "the events of the second boot")
+    assert _events(csms) == ["StartupOfTheDevice", "SecurityLogWasCleared", "StartupOfTheDevice"]

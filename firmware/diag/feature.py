@@ -102,26 +102,30 @@ class Diag:
     # -- security events the charger detects ------------------------------------------------
     def _boot_events(self):
         # StartupOfTheDevice every boot; ResetOrReboot when the boot before ended in a reset the
-        # CSMS (or the owner) asked for; FirmwareUpdated when the firmware version changed.
+        # CSMS (or the owner) asked for; FirmwareUpdated when the firmware version changed;
+        # SecurityLogWasCleared when the security log holds less than at the last boot (its
+        # file was removed or lost). One small store save per boot.
         prev = None
         n = 0
         for rec in self.events.recent(2):
             n += 1
             if n == 2:
                 prev = rec
+        doc = self.store.load("diag_boot", {"fw": "", "sec": 0})
+        if self.sec.j.last_seq() < doc["sec"]:
+            self.sec.add("SecurityLogWasCleared", "%d records before" % doc["sec"])
         self.sec.add("StartupOfTheDevice")
         if prev is not None and prev.get("k") in ("reset", "factory_reset"):
             self.sec.add("ResetOrReboot", "%s reset" % prev.get("type", "factory"))
         fw = self.firmware_version()
-        doc = self.store.load("diag_boot", {"fw": ""})
-        if doc["fw"] != fw:
-            if doc["fw"]:
-                self.sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
-            doc["fw"] = fw
-            try:
-                self.store.save("diag_boot", doc)
-            except OSError as e:
-                log.exc(_TAG, "diag_boot", e)
+        if doc["fw"] != fw and doc["fw"]:
+            self.sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
+        doc["fw"] = fw
+        doc["sec"] = self.sec.j.last_seq()
+        try:
+            self.store.save("diag_boot", doc)
+        except OSError as e:
+            log.exc(_TAG, "diag_boot", e)
 
     def _clock_set(self, step, source):
         if step > 60 or step < -60:
