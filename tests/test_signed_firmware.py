@@ -82,13 +82,19 @@ async def _request(csms: Csms, url: str, cert: Rsa, signature: bytes, rid: int) 
     return status
 
 
+async def _manufacturer_root(csms: Csms) -> Rsa:
+    """A manufacturer root, installed on the charger by the CSMS."""
+    root = Rsa("borne manufacturer root")
+    res = await csms.charge_points[CP_ID].call(
+        call.InstallCertificate(certificate_type=MFR, certificate=root.pem))
+    assert res.status == "Accepted"
+    return root
+
+
 async def test_signed_update_is_checked_installed_and_reported(
         csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
         release_key: rsa.RSAPrivateKey) -> None:
-    cp = csms.charge_points[CP_ID]
-    root = Rsa("borne manufacturer root")
-    assert (await cp.call(call.InstallCertificate(certificate_type=MFR, certificate=root.pem))
-            ).status == "Accepted"
+    root = await _manufacturer_root(csms)
     signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
     (www.root / "fw.bin").write_bytes(bundle)
     assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 41) == "Accepted"
@@ -106,10 +112,7 @@ async def test_signed_update_is_checked_installed_and_reported(
 async def test_bad_certificates_and_signatures_are_refused(
         csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
         release_key: rsa.RSAPrivateKey) -> None:
-    cp = csms.charge_points[CP_ID]
-    root = Rsa("borne manufacturer root")
-    assert (await cp.call(call.InstallCertificate(certificate_type=MFR, certificate=root.pem))
-            ).status == "Accepted"
+    root = await _manufacturer_root(csms)
     (www.root / "fw.bin").write_bytes(bundle)
     url = www.url("fw.bin")
     stranger = Rsa("someone's root")
