@@ -237,3 +237,17 @@ async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, c
     res = await cp.call(call.ExtendedTriggerMessage(requested_message="Heartbeat",
                                                     connector_id=5))
     assert res.status == "Rejected"
+
+
+async def test_http_post_only_server_and_basic_credentials(csms: Csms, control: Control) -> None:
+    import base64
+
+    from uploads import post_only_server
+
+    cp = await _booted(csms)
+    with post_only_server() as srv:
+        res = await cp.call(call.GetDiagnostics(location=srv.url(cred="diag:Up-Pass-77")))
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        assert srv.methods == ["PUT", "POST"]
+        assert srv.auth == ["Basic " + base64.b64encode(b"diag:Up-Pass-77").decode()]
+        assert b"== agent log" in srv.bodies[f"/incoming/{res.file_name}"]

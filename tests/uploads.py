@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pyftpdlib.authorizers import DummyAuthorizer
@@ -61,4 +62,53 @@ def ftp_server(root: Path, rate: int = 0) -> Iterator[Ftp]:
         yield Ftp(root, port, seen)
     finally:
         server.close_all()
+        t.join(5)
+
+
+@dataclass
+class PostOnly:
+    """An HTTP server that takes uploads by POST only (PUT: 405), with HTTP Basic."""
+
+    port: int
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)
+    auth: list[str] = field(default_factory=list)
+
+    def url(self, path: str = "/incoming/", cred: str = "") -> str:
+        return f"http://{cred + '@' if cred else ''}127.0.0.1:{self.port}{path}"
+
+
+@contextmanager
+def post_only_server() -> Iterator[PostOnly]:
+    state = PostOnly(0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_PUT(self) -> None:
+            state.methods.append("PUT")
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(405)
+            self.send_header("Allow", "POST")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            state.methods.append("POST")
+            state.auth.append(self.headers.get("Authorization", ""))
+            state.bodies[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    t.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
         t.join(5)

@@ -1,5 +1,5 @@
 # Uploads one file from flash to a GetDiagnostics / GetLog location: ftp:// (net/ftp.py, passive
-# mode) or http(s):// (net/http.py, PUT; https:// trusts the central system roots, like the CSMS
+# mode) or http(s):// (net/http.py, PUT, POST after a 405; https:// trusts the central system roots, like the CSMS
 # link). Runs in its own task and moves the file in 1 KiB chunks, awaiting the socket after each:
 # the connector and the OCPP link go on meanwhile. A failure raises UploadError with a reason fit
 # for a log line (never the credentials).
@@ -61,8 +61,15 @@ async def _http(scheme, host, port, user, password, rpath, path, board, settings
         except security.SecurityError as e:
             raise UploadError("https: %s" % e)
     try:
-        await http.upload("PUT", url, path, headers=headers, ssl_ctx=ctx, route=route,
-                          timeout_ms=timeout_ms)
+        try:
+            await http.upload("PUT", url, path, headers=headers, ssl_ctx=ctx, route=route,
+                              timeout_ms=timeout_ms)
+        except http.HttpError as e:
+            if e.status != 405:
+                raise
+            # A server that takes uploads by POST only says so with 405.
+            await http.upload("POST", url, path, headers=headers, ssl_ctx=ctx, route=route,
+                              timeout_ms=timeout_ms)
     except http.HttpError as e:
         raise UploadError("%s: %s" % (scheme, e))
     return os.stat(path)[6]
