@@ -10,6 +10,7 @@
 # 5 date-time, 6 URI (arg: maxLength or 0), 7 enum string (arg: values), 8 object
 # (arg: rules), 9 array (arg: [minItems, [kind, arg] of the items]).
 # KNOWN: every action of OCPP 1.6 (both directions, security extension), space-separated.
+# EXT: the security extension's CSMS -> charge point actions, ruled in rules_ext.py.
 
 KNOWN = (
     ' Authorize BootNotification CancelReservation CertificateSigned ChangeAvailability ChangeConfiguration'
@@ -19,6 +20,11 @@ KNOWN = (
     ' RemoteStopTransaction ReserveNow Reset SecurityEventNotification SendLocalList SetChargingProfile'
     ' SignCertificate SignedFirmwareStatusNotification SignedUpdateFirmware StartTransaction StatusNotification StopTransaction'
     ' TriggerMessage UnlockConnector UpdateFirmware '
+)
+
+EXT = (
+    ' CertificateSigned DeleteCertificate ExtendedTriggerMessage GetInstalledCertificateIds GetLog InstallCertificate'
+    ' SignedUpdateFirmware '
 )
 
 RULES = (
@@ -60,18 +66,4 @@ RULES = (
     '[["connectorId",18,[0,null]],["csChargingProfiles",24,[["chargingProfileId",18,null],["transactionId",2,null],["stackLevel",18,[0,null]],["chargingProfilePurpose",23,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind",23,["Absolute","Recurring","Relative"]],["recurrencyKind",7,["Daily","Weekly"]],["validFrom",5,null],["validTo",5,null],["chargingSchedule",24,[["duration",2,null],["startSchedule",5,null],["chargingRateUnit",23,["A","W"]],["chargingSchedulePeriod",25,[0,[8,[["startPeriod",18,null],["limit",19,10],["numberPhases",2,null]]]]],["minChargingRate",3,10]]]]]]',
     'TriggerMessage',
     '[["requestedMessage",23,["BootNotification","DiagnosticsStatusNotification","FirmwareStatusNotification","Heartbeat","MeterValues","StatusNotification"]],["connectorId",2,[0,null]]]',
-    'CertificateSigned',
-    '[["certificateChain",17,10000]]',
-    'DeleteCertificate',
-    '[["certificateHashData",24,[["hashAlgorithm",23,["SHA256","SHA384","SHA512"]],["issuerNameHash",17,128],["issuerKeyHash",17,128],["serialNumber",17,40]]]]',
-    'ExtendedTriggerMessage',
-    '[["requestedMessage",23,["BootNotification","LogStatusNotification","FirmwareStatusNotification","Heartbeat","MeterValues","SignChargePointCertificate","StatusNotification"]],["connectorId",2,null]]',
-    'GetInstalledCertificateIds',
-    '[["certificateType",23,["CentralSystemRootCertificate","ManufacturerRootCertificate"]]]',
-    'GetLog',
-    '[["log",24,[["remoteLocation",17,512],["oldestTimestamp",5,null],["latestTimestamp",5,null]]],["logType",23,["DiagnosticsLog","SecurityLog"]],["requestId",18,null],["retries",2,null],["retryInterval",2,null]]',
-    'InstallCertificate',
-    '[["certificateType",23,["CentralSystemRootCertificate","ManufacturerRootCertificate"]],["certificate",17,5500]]',
-    'SignedUpdateFirmware',
-    '[["retries",2,null],["retryInterval",2,null],["requestId",18,null],["firmware",24,[["location",17,512],["retrieveDateTime",21,null],["installDateTime",5,null],["signingCertificate",17,5500],["signature",17,800]]]]',
 )

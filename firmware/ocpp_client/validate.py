@@ -9,7 +9,7 @@
 # than the schema's own depth (at most four levels in OCPP 1.6).
 import json
 
-from ocpp_client.rules import RULES, KNOWN
+from ocpp_client.rules import RULES, KNOWN, EXT
 
 _STR = const(1)
 _INT = const(2)
@@ -31,9 +31,13 @@ FORMATION = "FormationViolation"
 
 def rules_for(action):
     # The field rules of a CSMS -> charge point action (parsed now, dropped after use), or None.
-    for i in range(0, len(RULES), 2):
-        if RULES[i] == action:
-            return json.loads(RULES[i + 1])
+    # The security extension's are in rules_ext.py, imported for them only.
+    table = RULES
+    if " " not in action and (" " + action + " ") in EXT:
+        from ocpp_client.rules_ext import RULES as table
+    for i in range(0, len(table), 2):
+        if table[i] == action:
+            return json.loads(table[i + 1])
     return None
 
 
