@@ -175,12 +175,14 @@ class CertStore:
         return "Accepted"
 
     # -- OCPP handlers --------------------------------------------------------------------------
-    def register(self, handlers, ocpp):
+    def handlers(self, s):
+        # -> the certificate actions' handlers for the session `s`; the store's configuration
+        # keys join the table (read-only: shown by GetConfiguration).
         from ocpp_client import config as cfgmod
 
         for k, v in KEYS.items():
             cfgmod.KEYS.setdefault(k, v)
-        self.config = ocpp.config
+        ocpp = s
 
         async def install(p):
             return {"status": self.install(p["certificateType"], p["certificate"])}
@@ -207,10 +209,8 @@ class CertStore:
                          "its own (no SignCertificate was sent); provisioning installs it")
             return {"status": "Rejected"}
 
-        handlers["InstallCertificate"] = install
-        handlers["GetInstalledCertificateIds"] = get_ids
-        handlers["DeleteCertificate"] = delete
-        handlers["CertificateSigned"] = signed
+        return {"InstallCertificate": install, "GetInstalledCertificateIds": get_ids,
+                "DeleteCertificate": delete, "CertificateSigned": signed}
 
 
 async def _probe(url, roots_pem, route=None, timeout_ms=10000):

@@ -1,9 +1,10 @@
-# Diagnostics and the OCPP 1.6 security extension's logging, as one feature of the OCPP client:
-# the agent log on flash (agentlog.py), security events (secevents.py), GetDiagnostics with
-# DiagnosticsStatusNotification, GetLog with LogStatusNotification, ExtendedTriggerMessage, and
-# the certificate messages (certs.py). Handlers are added to the client's RPC table; work after a
-# .conf runs from the RPC's after_reply hook (chained), so a triggered message always follows
-# its answer. One upload at a time, in its own task: a new request cancels the one running.
+# Diagnostics and the OCPP 1.6 security extension, the work behind the feature module
+# ocpp_client/security_ext.py: the agent log on flash (agentlog.py), security events
+# (secevents.py), GetDiagnostics with DiagnosticsStatusNotification, GetLog with
+# LogStatusNotification, ExtendedTriggerMessage, the certificate messages (certs.py) and
+# SignedUpdateFirmware (signedfw.py). Work after a .conf goes through the session's after(), so a
+# triggered message always follows its answer. One upload at a time, in its own task: a new
+# request cancels the one running.
 import asyncio
 
 import clock
@@ -16,64 +17,51 @@ _DEF_RETRY_S = const(30)
 _MAX_RETRY_S = const(3600)
 _MAX_ATTEMPTS = const(10)
 _SCRATCH = "diag.out"  # the file being uploaded, in the store's folder
-_EXT_TRIGGERS = ("BootNotification", "LogStatusNotification", "FirmwareStatusNotification",
-                 "Heartbeat", "MeterValues", "SignChargePointCertificate", "StatusNotification")
 
 
 class Diag:
-    def __init__(self, board, store, settings, config, events, ocpp, connector, agentlog=None,
-                 firmware=None):
-        self.board = board
-        self.store = store
-        self.root = store.root
-        self.settings = settings
-        self.config = config
-        self.events = events
-        self.ocpp = ocpp
-        self.connector = connector
+    def __init__(self, s, agentlog=None):
+        # s: the OCPP session (client.OcppClient); the transactions feature is attached (s.queue)
+        self.s = s
+        self.board = s.board
+        self.store = s.store
+        self.root = s.store.root
+        self.settings = s.settings
+        self.config = s.config
+        self.events = s.events
+        self.connector = s.connector
         self.agentlog = agentlog
-        self.sec = secevents.SecurityEvents(store, ocpp.txq)
+        self.sec = secevents.SecurityEvents(s.store, s.queue)
         secevents.current = self.sec
         self.diag_status = "Idle"  # DiagnosticsStatusNotification's current state
         self.log_status = "Idle"  # LogStatusNotification's, with its requestId
         self.log_request = None
         self._task = None
-        self._follow = []
         from diag import certs
-
-        self.certs = certs.CertStore(store, settings, self.sec)
-        settings.roots = self.certs.central_roots  # wss:// trusts these (security.py)
-        self._hook()
         from diag.signedfw import SignedFirmware
 
-        self.signedfw = SignedFirmware(self, firmware)  # firmware: ota.ocpp.Firmware
+        self.certs = certs.CertStore(s.store, s.settings, self.sec, s.config)
+        self.settings.roots = self.certs.central_roots  # wss:// trusts these (security.py)
+        self.signedfw = SignedFirmware(self)
+        self._hook()
         self._boot_events()
 
     # -- wiring -----------------------------------------------------------------------------
+    def handlers(self):
+        h = {"GetDiagnostics": self._on_get_diagnostics, "GetLog": self._on_get_log,
+             "ExtendedTriggerMessage": self._on_ext_trigger,
+             "SignedUpdateFirmware": self.signedfw.on_request}
+        h.update(self.certs.handlers(self.s))
+        return h
+
     def _hook(self):
-        rpc = self.ocpp.rpc
-        h = rpc.handlers
-        self._trigger = h.get("TriggerMessage")
-        self.ocpp.feature_status["DiagnosticsStatusNotification"] = lambda: self.diag_status
-        h["GetDiagnostics"] = self._on_get_diagnostics
-        h["GetLog"] = self._on_get_log
-        h["ExtendedTriggerMessage"] = self._on_ext_trigger
-        self.certs.register(h, self.ocpp)
-        rpc.known_actions = tuple(a for a in rpc.known_actions if a not in h)
-        prev = rpc.after_reply
-
-        def after(action, req, res):
-            items, self._follow = self._follow, []
-            for fn in items:
-                asyncio.create_task(self._run(fn))
-            if prev is not None:
-                prev(action, req, res)
-
-        rpc.after_reply = after
-        rpc.on_bad = self.sec.add
-        self.ocpp.on_link_error = self._link_error
+        s = self.s
+        s.triggers["DiagnosticsStatusNotification"] = self._diag_now
+        s.triggers["LogStatusNotification"] = self._log_now  # ExtendedTriggerMessage only
+        s.rpc.on_bad = self.sec.add
+        s.on_link_error = self._link_error
         clock.listeners.append(self._clock_set)
-        self.config.listeners.append(self._config_changed)
+        s.config.listen(self)
         if self.agentlog is not None:
             reset = self.board.reset
 
@@ -84,20 +72,14 @@ class Diag:
             self.board.reset = flush_then_reset
 
     def tasks(self):
-        return [self.agentlog.run()] if self.agentlog is not None else []
-
-    async def _run(self, fn):
-        try:
-            await fn()
-        except Exception as e:
-            log.exc(_TAG, "after the answer", e)
+        out = [self.signedfw.run()]
+        if self.agentlog is not None:
+            out.append(self.agentlog.run())
+        return out
 
     async def _send(self, action, payload):
         # A status notification: sent if the link is up, else lost (the CSMS asks with a trigger).
-        try:
-            await self.ocpp.rpc.call(action, payload)
-        except Exception as e:
-            log.warn(_TAG, "%s %s not sent: %s", action, payload.get("status"), type(e).__name__)
+        await self.s.send(action, payload)
 
     # -- security events the charger detects ------------------------------------------------
     def _boot_events(self):
@@ -131,7 +113,7 @@ class Diag:
         if step > 60 or step < -60:
             self.sec.add("SettingSystemTime", "step %d s from %s" % (step, source))
 
-    def _config_changed(self, key, value):
+    def on_config(self, key, value):
         if key in ("SecurityProfile", "AuthorizationKey"):
             self.sec.add("ReconfigurationOfSecurityParameters", key)
 
@@ -157,30 +139,38 @@ class Diag:
 
         return getattr(board, "NAME", "?")
 
-    # -- TriggerMessage / ExtendedTriggerMessage ----------------------------------------------
-    async def _log_now(self):
+    # -- triggers ----------------------------------------------------------------------------
+    async def _diag_now(self, cid=None):
+        await self._send("DiagnosticsStatusNotification", {"status": self.diag_status})
+
+    async def _log_now(self, cid=None):
         req = {"status": self.log_status}
         if self.log_request is not None and self.log_status != "Idle":
             req["requestId"] = self.log_request
         await self._send("LogStatusNotification", req)
 
     async def _on_ext_trigger(self, p):
+        # The messages of TriggerMessage (the session's triggers) and LogStatusNotification;
+        # SignChargePointCertificate: no key pair to certify (see certs.py).
+        s = self.s
         what = p["requestedMessage"]
         cid = p.get("connectorId")
         if cid is not None and cid not in (0, 1):
             return {"status": "Rejected"}
-        if what == "LogStatusNotification":
-            self._follow.append(self._log_now)
-            return {"status": "Accepted"}
         if what == "SignChargePointCertificate":
-            # The charger cannot make a key pair of its own (see certs.py): nothing to sign.
             return {"status": "Rejected"}
-        core = {"requestedMessage": what}
-        if cid is not None:
-            core["connectorId"] = cid
-        res = await self._trigger(core)
-        st = res.get("status")
-        return {"status": st if st in ("Accepted", "Rejected") else "NotImplemented"}
+        if what == "BootNotification" and s.registration == "Accepted":
+            return {"status": "Rejected"}
+        fn = s.triggers.get(what)
+        if fn is None and what == "FirmwareStatusNotification":
+            fn = self._fw_idle  # no update feature in this build: nothing is going on
+        if fn is None:
+            return {"status": "NotImplemented"}
+        s.after(fn, cid)
+        return {"status": "Accepted"}
+
+    async def _fw_idle(self, cid=None):
+        await self._send("FirmwareStatusNotification", {"status": "Idle"})
 
     # -- GetDiagnostics / GetLog ------------------------------------------------------------
     def _window(self, a, b):
@@ -207,7 +197,7 @@ class Diag:
         if old is not None:
             log.info(_TAG, "an upload in progress is cancelled by a new request")
             old.cancel()
-        self._follow.append(lambda: self._spawn(job))
+        self.s.after(self._spawn, job)
         return old is not None
 
     async def _spawn(self, job):
@@ -230,8 +220,7 @@ class Diag:
         except location.BadLocation as e:
             log.warn(_TAG, "GetDiagnostics to %s refused: %s", location.show(url), e)
             self.diag_status = "Idle"
-            self._follow.append(lambda: self._send("DiagnosticsStatusNotification",
-                                                   {"status": "UploadFailed"}))
+            self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"})
             return {}
         since, until = self._window(p.get("startTime"), p.get("stopTime"))
         n, wait = self._attempts(p)

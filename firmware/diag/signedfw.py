@@ -22,17 +22,26 @@ _FINAL = ("Installed", "InstallationFailed", "DownloadFailed", "InvalidSignature
 
 
 class SignedFirmware:
-    def __init__(self, diag, firmware):
+    def __init__(self, diag):
         self.diag = diag
-        self.fw = firmware  # ota.ocpp.Firmware (its updater does the install)
         self.store = diag.store
         self.doc = self.store.load(_DOC, {"rid": None})
         self._task = None
         self._last = None
-        h = diag.ocpp.rpc.handlers
-        h["SignedUpdateFirmware"] = self._on_request
-        if firmware is not None:
-            firmware.signed = self._route  # ota's statuses, while a signed job is on
+
+    @property
+    def fw(self):
+        # The firmware update feature's state (ota/ocpp.py: its updater does the install).
+        fw = self.diag.s.features.get("firmware")
+        if fw is not None and getattr(fw, "signed", None) is None:
+            fw.signed = self._route  # ota's statuses, while a signed job is on
+        return fw
+
+    async def run(self):
+        # Once every part is built: take ota's statuses from the start (a trial boot's Installed
+        # belongs to the signed job that started it).
+        await asyncio.sleep_ms(0)
+        self.fw
 
     def _save(self):
         try:
@@ -86,7 +95,7 @@ class SignedFirmware:
         return None, "not issued by an installed ManufacturerRootCertificate"
 
     # -- SignedUpdateFirmware -----------------------------------------------------------------
-    async def _on_request(self, p):
+    async def on_request(self, p):
         fw = p["firmware"]
         rid = p["requestId"]
         cert, why = self.check_certificate(fw["signingCertificate"])
@@ -119,7 +128,7 @@ class SignedFirmware:
             self._task = None
         job = (fw["location"], at, 3 if retries is None else max(1, retries),
                60 if interval is None else max(0, interval), cert.rsa, sig, rid)
-        self.diag._follow.append(lambda: self._spawn(job))
+        self.diag.s.after(self._spawn, job)
         return {"status": "AcceptedCanceled" if canceled else "Accepted"}
 
     async def _spawn(self, job):

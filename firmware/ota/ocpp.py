@@ -29,7 +29,11 @@ class Firmware:
         # takes the statuses of the install it handed over, as SignedFirmwareStatusNotification.
         self.signed = None
         client.rpc.handlers["UpdateFirmware"] = self._update
-        client.feature_status["FirmwareStatusNotification"] = u.current
+        client.triggers["FirmwareStatusNotification"] = self._trigger
+        client.features["firmware"] = self
+
+    async def _trigger(self, cid=None):
+        await self.client.rpc.call("FirmwareStatusNotification", {"status": self.updater.current()})
 
     async def _update(self, p):
         cfg = self.client.config
