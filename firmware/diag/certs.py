@@ -19,11 +19,7 @@ _TAG = "certs"
 _DOC = "certs"
 CS = "CentralSystemRootCertificate"
 MFR = "ManufacturerRootCertificate"
-KEYS = {
-    "CertificateStoreMaxLength": ("i", 8, "r"),  # installed certificates, both kinds together
-    "CertificateSignedMaxChainSize": ("i", 5500, "r"),  # bytes of a CertificateSigned chain
-    "AdditionalRootCertificateCheck": ("b", False, "r"),
-}
+_MAX = const(8)  # CertificateStoreMaxLength's default (ocpp_client/config.py has the keys)
 
 
 def _split(pem):
@@ -43,8 +39,7 @@ class CertStore:
         self.d = store.load(_DOC, {"base": None, "cs": [], "mfr": []})
 
     def _max(self):
-        return self.config.get("CertificateStoreMaxLength") if self.config else KEYS[
-            "CertificateStoreMaxLength"][1]
+        return self.config.get("CertificateStoreMaxLength") if self.config else _MAX
 
     def central_roots(self):
         # The PEM text wss:// trusts (security.connect_args asks at each connection).
@@ -176,12 +171,7 @@ class CertStore:
 
     # -- OCPP handlers --------------------------------------------------------------------------
     def handlers(self, s):
-        # -> the certificate actions' handlers for the session `s`; the store's configuration
-        # keys join the table (read-only: shown by GetConfiguration).
-        from ocpp_client import config as cfgmod
-
-        for k, v in KEYS.items():
-            cfgmod.KEYS.setdefault(k, v)
+        # -> the certificate actions' handlers for the session `s`.
         ocpp = s
 
         async def install(p):
