@@ -9,7 +9,7 @@
 # than the schema's own depth (at most four levels in OCPP 1.6).
 import json
 
-from ocpp_client.rules import RULES, KNOWN, EXT
+from ocpp_client.rules import RULES, KNOWN
 
 _STR = const(1)
 _INT = const(2)
@@ -31,10 +31,16 @@ FORMATION = "FormationViolation"
 
 def rules_for(action):
     # The field rules of a CSMS -> charge point action (parsed now, dropped after use), or None.
-    # The security extension's are in rules_ext.py, imported for them only.
-    table = RULES
-    if " " not in action and (" " + action + " ") in EXT:
-        from ocpp_client.rules_ext import RULES as table
+    # The security extension's are in rules_ext.py, imported only for an action not found here.
+    r = _find(RULES, action)
+    if r is None and known(action):
+        from ocpp_client.rules_ext import RULES as ext
+
+        r = _find(ext, action)
+    return r
+
+
+def _find(table, action):
     for i in range(0, len(table), 2):
         if table[i] == action:
             return json.loads(table[i + 1])

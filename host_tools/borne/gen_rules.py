@@ -234,14 +234,13 @@ def _rules(actions: tuple[str, ...]) -> list[str]:
 
 
 def render() -> str:
-    """rules.py: KNOWN, EXT (the actions whose rules are in rules_ext.py) and the core RULES."""
+    """rules.py: KNOWN and the core RULES (the security extension's are in rules_ext.py)."""
     lines = [*_HEADER,
              "# KNOWN: every action of OCPP 1.6 (both directions, security extension), "
              "space-separated.",
-             "# EXT: the security extension's CSMS -> charge point actions, ruled in rules_ext.py.",
+             "# The security extension's CSMS -> charge point actions are ruled in rules_ext.py.",
              ""]
     lines += _names("KNOWN", all_actions())
-    lines += ["", *_names("EXT", SECURITY_EXT)]
     lines += ["", *_rules(CSMS_TO_CP)]
     return "\n".join(lines) + "\n"
 
