@@ -24,6 +24,9 @@ CODE_HEAP = gc.mem_alloc()
 
 async def _main():
     b = board_mod.Board()
+    import clock
+
+    clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
     store = Store(b.flash_root)
     from diag import agentlog
 
@@ -40,10 +43,6 @@ async def _main():
     limits = Limits(connector, smart)
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
                       events=events, store=store, smart=smart, reservations=reservations)
-    # Firmware updates (ota/): UpdateFirmware, the trial's proof and commit, rollback reports.
-    from ota.ocpp import Firmware
-
-    firmware = Firmware(b, board_mod.NAME, store, settings, connector, events, ocpp)
     # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
     hotspot = None
     if b.wlan() is not None:
@@ -64,7 +63,6 @@ async def _main():
         asyncio.create_task(heapwatch.run(b, code=CODE_HEAP))
     tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
     tasks.extend(dev.tasks())
-    tasks.extend(firmware.tasks())
     if hotspot:
         tasks.append(hotspot.run())
     await asyncio.gather(*tasks)

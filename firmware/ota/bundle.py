@@ -60,11 +60,14 @@ def check_path(p):
 
 
 class Bundle:
-    # A checked bundle: manifest (dict), its raw bytes, where the files' data starts.
-    def __init__(self, path, manifest, raw, data_off):
+    # A checked bundle: manifest (dict; its raw bytes stay in the file, at _HEAD, mlen long),
+    # signature, where the files start.
+    def __init__(self, path, manifest, mlen, sig, kid, data_off):
         self.path = path
         self.manifest = manifest
-        self.raw = raw
+        self.mlen = mlen
+        self.sig = sig
+        self.kid = kid
         self.data_off = data_off
 
     @property
@@ -113,8 +116,8 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
         await asyncio.sleep_ms(0)
         if not rsa.verify(key[0], key[1], sig, hashlib.sha256(raw).digest()):
             raise Refused("bad signature (key %s)" % kid)
-        del sig
         m = _manifest(raw, board, running_version, allow_downgrade)
+        del raw  # parsed: its bytes are read again from the file when installed
         data_off = _HEAD + mlen + 2 + _SIG
         need = data_off + sum(e[1] for e in m["files"])
         if total < need:
@@ -124,7 +127,7 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
         size = need - data_off
         if room is not None and size > room:
             raise Refused("needs %d bytes of flash, %d free" % (size, room))
-        b = Bundle(path, m, raw, data_off)
+        b = Bundle(path, m, mlen, sig, kid, data_off)
         await _hash_files(f, m["files"], buf or bytearray(_BUF))
         return b
     finally:
@@ -144,9 +147,13 @@ def _manifest(raw, board, running_version, allow_downgrade):
             raise Refused("manifest lacks %s" % k)
     if m["board"] != board:
         raise Refused("bundle for board %s, this is %s" % (m["board"], board))
+    kind = m.get("kind", "app")
+    if kind not in ("app", "image"):
+        raise Refused("unknown bundle kind %r" % kind)
     need = version_tuple(m["micropython"])[:2]
     have = _running_mpy()
-    if need > have:
+    # An application needs this interpreter; an image brings its own.
+    if kind == "app" and need > have:
         raise Refused("bundle needs MicroPython %s, this runs %d.%d" % (m["micropython"],
                                                                        have[0], have[1]))
     if version_tuple(m["version"]) < version_tuple(running_version) and not allow_downgrade:
@@ -165,7 +172,10 @@ def _manifest(raw, board, running_version, allow_downgrade):
         if e[0] in seen:
             raise Refused("file %s listed twice" % e[0])
         seen.add(e[0])
-    if "app.mpy" not in seen and "app.py" not in seen:
+    if kind == "image":
+        if len(files) != 1 or files[0][0] != "firmware.bin":
+            raise Refused("an image bundle holds firmware.bin alone")
+    elif "app.mpy" not in seen and "app.py" not in seen:
         raise Refused("bundle has no application (app.mpy)")
     return m
 
@@ -195,7 +205,9 @@ async def _hash_files(f, files, buf):
 
 async def install(b, dest, buf=None):
     # Unpack a checked bundle into the folder `dest` (emptied first), each file hashed as it is
-    # written and read back after; the manifest goes last (.manifest), marking the slot complete.
+    # written and read back after; then the signature (.sig: key id, signature hex) and last the
+    # manifest (.manifest), which marks the slot complete: an installed slot can be checked
+    # again against the keyring (verify_slot).
     # Raises Refused (a file changed on flash since the check) or OSError (flash full, failing).
     buf = buf or bytearray(_BUF)
     slots.rmtree(dest)
@@ -223,7 +235,47 @@ async def install(b, dest, buf=None):
                 raise Refused("file %s reads back wrong from flash" % name)
     finally:
         f.close()
-    slots.write(dest + "/.manifest", b.raw.decode())
+    slots.write(dest + "/.sig", "%s %s" % (b.kid, _hex(b.sig)))
+    f = open(b.path, "rb")
+    try:
+        f.seek(_HEAD)
+        out = open(dest + "/.manifest.tmp", "wb")
+        try:
+            await _copy(f, b.mlen, buf, out)
+        finally:
+            out.close()
+    finally:
+        f.close()
+    os.rename(dest + "/.manifest.tmp", dest + "/.manifest")
+
+
+async def verify_slot(dest, ring, buf=None):
+    # An installed slot checked again: its manifest's signature and every file's size and hash.
+    # -> the manifest; raises Refused. (Tests use it; a charger could at boot, ~1 s per 200 KB.)
+    try:
+        with open(dest + "/.sig") as f:
+            kid, sig = f.read().split()
+        with open(dest + "/.manifest", "rb") as f:
+            raw = f.read()
+    except (OSError, ValueError):
+        raise Refused("slot incomplete")
+    key = ring.get(kid)
+    if key is None or not rsa.verify(key[0], key[1], bytes.fromhex(sig),
+                                     hashlib.sha256(raw).digest()):
+        raise Refused("slot signature invalid")
+    m = json.loads(raw)
+    buf = buf or bytearray(_BUF)
+    for name, size, sha in m["files"]:
+        try:
+            f = open(dest + "/" + name, "rb")
+        except OSError:
+            raise Refused("slot file %s missing" % name)
+        try:
+            if os.stat(dest + "/" + name)[6] != size or await _copy(f, size, buf) != sha:
+                raise Refused("slot file %s differs" % name)
+        finally:
+            f.close()
+    return m
 
 
 def read_manifest(path):

@@ -1,9 +1,10 @@
-# OCPP 1.6 Firmware Management, the update half: UpdateFirmware starts a job (ota/update.py),
-# every status change goes out as FirmwareStatusNotification (in order, once online; a final
-# status a reboot interrupted is sent after the next boot), TriggerMessage answers the job's
-# current state (Idle when there is none). The feature registers itself on the OCPP client.
+# OCPP 1.6 Firmware Management, the update half (attached by ocpp_client/firmware.py):
+# UpdateFirmware starts a job (ota/update.py), every status change goes out as
+# FirmwareStatusNotification (in order, once online; a final status a reboot interrupted is sent
+# after the next boot), TriggerMessage answers the job's current state (Idle when there is none).
 import asyncio
 
+import board as board_mod
 import clock
 import log
 from ota.update import Updater
@@ -15,10 +16,11 @@ _QUEUE = const(8)
 
 
 class Firmware:
-    def __init__(self, board, board_name, store, settings, connector, events, client):
-        self.client = client
-        self.updater = u = Updater(store, board, settings, connector, events, board_name)
-        u.proof = lambda: client.registration == "Accepted"
+    def __init__(self, s):
+        self.s = s
+        self.updater = u = Updater(s.store, s.board, s.settings, s.connector, s.events,
+                                   board_mod.NAME)
+        u.proof = lambda: s.registration == "Accepted"
         u.listeners.append(self._changed)
         self._queue = []
         st = u.unsent()
@@ -28,15 +30,8 @@ class Firmware:
         # fn(status) -> (action, payload) or None: a SignedUpdateFirmware job (diag/signedfw.py)
         # takes the statuses of the install it handed over, as SignedFirmwareStatusNotification.
         self.signed = None
-        client.rpc.handlers["UpdateFirmware"] = self._update
-        client.triggers["FirmwareStatusNotification"] = self._trigger
-        client.features["firmware"] = self
 
-    async def _trigger(self, cid=None):
-        await self.client.rpc.call("FirmwareStatusNotification", {"status": self.updater.current()})
-
-    async def _update(self, p):
-        cfg = self.client.config
+    async def update(self, p):
         try:
             at = clock.parse_iso(p["retrieveDate"])
         except ValueError:
@@ -47,11 +42,14 @@ class Firmware:
             p["location"], at,
             _DEFAULT_RETRIES if retries is None else retries,
             _DEFAULT_INTERVAL_S if interval is None else interval,
-            allow_downgrade=bool(cfg.get("BorneAllowDowngrade")))
+            allow_downgrade=bool(self.s.config.get("BorneAllowDowngrade")))
         if why:
             # 1.6 gives UpdateFirmware.conf no status: the request is answered and logged.
             log.warn(_TAG, "UpdateFirmware ignored: %s", why)
         return {}
+
+    async def trigger(self, cid):
+        await self.s.rpc.call("FirmwareStatusNotification", {"status": self.updater.current()})
 
     def _changed(self, st):
         if len(self._queue) >= _QUEUE:
@@ -63,9 +61,9 @@ class Firmware:
         return [self.updater.run(), self._send()]
 
     async def _send(self):
-        c = self.client
+        s = self.s
         while True:
-            if not self._queue or not c.online():
+            if not self._queue or not s.online():
                 self._kick.clear()
                 try:
                     await asyncio.wait_for(self._kick.wait(), 2)
@@ -75,7 +73,7 @@ class Firmware:
             st = self._queue[0]
             sent = self.signed(st) if self.signed is not None else None
             try:
-                await c.rpc.call(*(sent or ("FirmwareStatusNotification", {"status": st})))
+                await s.rpc.call(*(sent or ("FirmwareStatusNotification", {"status": st})))
             except Exception as e:
                 log.warn(_TAG, "FirmwareStatusNotification %s not sent: %s", st, e)
                 await asyncio.sleep(2)

@@ -25,11 +25,14 @@ SYNC_BYTES = const(32768)
 _RESERVE = const(16384)  # flash kept free for the store and journals during an update
 _IDLE, _WAIT, _DOWNLOAD, _VERIFY, _INSTALL, _TRIAL = ("idle", "wait", "download", "verify",
                                                     "install", "trial")
+_ITRIAL = "itrial"  # an interpreter image on trial (ota/image.py)
+_KEEP = "boot_slot.img"  # the committed slot, set aside while an image's frozen app is tried
 # PROOF: the trial version commits once every part was built and runs (this task is gathered
 # with them), the connector task has run, and BootNotification was Accepted; or, with the CSMS
 # away, after `ota_trial_s` seconds (setting, default TRIAL_S) without a crash.
 TRIAL_S = const(600)
 _SETTLE_MS = const(2000)
+CURRENT = None  # the charger's Updater, for the hotspot's local upload (ota/local.py)
 
 DEFAULTS = {
     "phase": _IDLE,
@@ -74,8 +77,11 @@ class Updater:
         self.progress = None  # (bytes, total or None) while downloading
         self.trial = None
         self._task = None
+        self._restart = False
         self._wake = asyncio.Event()
         self._boot()
+        global CURRENT
+        CURRENT = self
 
     # -- state ---------------------------------------------------------------------------
     def _save(self):
@@ -127,6 +133,12 @@ class Updater:
         d = self.doc
         note = self.slots.take_note()
         self.trial = self.slots.trial()
+        if (self.trial or d["phase"] in (_IDLE, _TRIAL, _ITRIAL)) and exists(self.bundle):
+            remove(self.bundle)  # a cut came after the install, before the bundle went
+        if d["phase"] == _ITRIAL:
+            if self._image_boot():
+                self.trial = "image"
+            return
         if self.trial:
             log.info(_TAG, "running slot %s on trial", self.trial)
             d["phase"] = _TRIAL
@@ -150,7 +162,7 @@ class Updater:
         # still waiting or downloading is replaced (its download dropped); one that is checking
         # or installing cannot be stopped.
         d = self.doc
-        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL):
+        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
             return "an update is being installed (%s)" % d["phase"]
         if not (location.startswith("http://") or location.startswith("https://")):
             return "location must be http:// or https://"
@@ -166,7 +178,7 @@ class Updater:
     def local(self, path, allow_downgrade=False):
         # A bundle uploaded at the charger (hotspot), already on flash at `path`.
         d = self.doc
-        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL):
+        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
             remove(path)
             return "an update is being installed (%s)" % d["phase"]
         self._stop_task()
@@ -194,6 +206,13 @@ class Updater:
     async def run(self):
         if self.trial:
             asyncio.create_task(self._prove())
+        if self._restart:
+            # Back from an image rollback with a slot to run: report, then restart into it.
+            for _ in range(100 if self.listeners else 0):
+                if self.doc["sent"]:
+                    break
+                await asyncio.sleep_ms(100)
+            self.board.reset(True)
         while True:
             if self.doc["phase"] in (_WAIT, _DOWNLOAD, _VERIFY, _INSTALL):
                 self._task = asyncio.create_task(self._job())
@@ -302,36 +321,93 @@ class Updater:
             log.info(_TAG, "installation waits for the transaction to end")
             while conn.session is not None:
                 await asyncio.sleep(1)
-        _hold(conn, True)
+        conn.hold(True)
         self._status("Installing")
         try:
             b = await self._check()
             if b is None:
-                _hold(conn, False)
+                conn.hold(False)
                 return
-            s = self.slots.inactive()
-            from ota import bundle
+            if b.manifest.get("kind") == "image":
+                s = await self._install_image(b)
+            else:
+                s = self.slots.inactive()
+                from ota import bundle
 
-            await bundle.install(b, self.slots.dir(s))
-            self.slots.start_trial(s)
+                await bundle.install(b, self.slots.dir(s))
+                self.slots.start_trial(s)
         except BaseException as e:
-            _hold(conn, False)
+            conn.hold(False)
             if isinstance(e, Exception):
                 self._fail("InstallationFailed", "%s: %s" % (type(e).__name__, e))
                 return
             raise
-        self.doc["slot"] = s
-        self._phase(_TRIAL)
+        if self.doc["phase"] != _ITRIAL:
+            self.doc["slot"] = s
+            self._phase(_TRIAL)
         remove(self.bundle)
         self.events.add("fw_trial", version=self.doc["version"], slot=s)
         log.info(_TAG, "version %s installed in slot %s: restarting to try it",
                  self.doc["version"], s)
         # Let the Installing notification go out first (bounded), then restart into the trial.
-        for _ in range(50):
+        for _ in range(50 if self.listeners else 0):
             if self.doc["sent"]:
                 break
             await asyncio.sleep_ms(100)
         self.board.reset(True)
+
+    async def _install_image(self, b):
+        # The image into the next app partition, then the boot choice; the slot in use is set
+        # aside so the image's own (frozen) application runs. -> the partition's label.
+        parts = self.board.app_partitions()
+        if parts is None:
+            raise ValueError("this board cannot update its interpreter")
+        from ota import image
+
+        nxt = parts[1]
+        name, size, sha = b.manifest["files"][0]
+        f = open(b.path, "rb")
+        try:
+            f.seek(b.data_off)
+            await image.write(nxt, f, size, sha)
+        finally:
+            f.close()
+        keep = self.slots.path(_KEEP)
+        if self.slots.committed() and not exists(keep):
+            import os
+
+            os.rename(self.slots.path("boot_slot"), keep)
+        # The phase first: a cut after set_boot() must find the image on trial, never install
+        # it again over the partition that is now the fallback.
+        self.doc["slot"] = image.label(nxt)
+        self._phase(_ITRIAL)
+        try:
+            nxt.set_boot()
+        except OSError:
+            self._phase(_INSTALL)
+            raise
+        log.info(_TAG, "image %s written to %s, set to boot once", b.version, image.label(nxt))
+        return image.label(nxt)
+
+    def _image_boot(self):
+        # A boot after an image was installed: running it (on trial), or the bootloader went
+        # back. -> True when on trial.
+        from ota import image
+
+        parts = self.board.app_partitions()
+        running = image.label(parts[0]) if parts else None
+        if running == self.doc["slot"]:
+            log.info(_TAG, "running image %s on trial", running)
+            return True
+        keep = self.slots.path(_KEEP)
+        if exists(keep):
+            import os
+
+            os.rename(keep, self.slots.path("boot_slot"))
+            self._restart = True  # the slot's application comes back at the next boot
+        self._fail("InstallationFailed", "rolled back: image %s not proven, the bootloader "
+                   "went back to %s" % (self.doc["slot"], running))
+        return False
 
     # -- trial ---------------------------------------------------------------------------
     async def _prove(self):
@@ -341,16 +417,24 @@ class Updater:
         while True:
             await asyncio.sleep_ms(250)
             up = time.ticks_diff(time.ticks_ms(), t0)
-            ran = getattr(conn, "_duty", None) is not None
+            ran = conn.started()
             if up >= _SETTLE_MS and ran and self.proof is not None and self.proof():
                 why = "BootNotification accepted"
                 break
             if up >= limit and ran:
                 why = "%d s without a crash" % (up // 1000)
                 break
-        s = self.trial
+        self.commit(why)
+
+    def commit(self, why):
+        # The trial version proved itself: it becomes the committed one (a key rotation it
+        # carries takes effect now), and the CSMS hears Installed.
         from ota import bundle, keys
 
+        s = self.trial
+        if s == "image":
+            self._commit_image(why)
+            return
         m = bundle.read_manifest(self.slots.manifest_path(s)) or {}
         if "keys" in m:
             try:
@@ -362,6 +446,20 @@ class Updater:
         self.slots.commit(s)
         self.trial = None
         log.info(_TAG, "slot %s proved itself (%s)", s, why)
+        self._installed()
+
+    def _commit_image(self, why):
+        # The image proved itself: the bootloader keeps it; the application frozen in it is
+        # the one that runs from now on, so the slots (older applications) go.
+        from ota.slots import rmtree
+
+        self.board.app_partitions()[0].mark_app_valid_cancel_rollback()
+        for name in ("app_a", "app_b"):
+            rmtree(self.slots.path(name))
+        remove(self.slots.path(_KEEP))
+        remove(self.slots.path("boot_slot"))
+        self.trial = None
+        log.info(_TAG, "image %s proved itself (%s)", self.doc["slot"], why)
         self._installed()
 
     def _installed(self):
@@ -381,19 +479,8 @@ class Updater:
     def delivered(self, st):
         if self.doc["status"] == st and not self.doc["sent"]:
             self.doc["sent"] = True
-            if self.doc["phase"] in (_IDLE, _TRIAL):
+            if self.doc["phase"] in (_IDLE, _TRIAL, _ITRIAL):
                 self._save()  # final states only: a lost Downloading is not worth a write
-
-
-def _hold(conn, on):
-    # Unavailable while installing, not persisted: the restart that follows ends it (or, on a
-    # failure, the stored availability comes back).
-    if on:
-        conn._ota_operative = conn.operative
-        conn.operative = False
-    else:
-        conn.operative = getattr(conn, "_ota_operative", True)
-    conn._apply()
 
 
 def _size(p):

@@ -18,7 +18,10 @@ Manifest: ``{"format": 1, "version": "0.2.0", "micropython": "1.28", "board": "e
 "created": ISO time, "files": [[slot path, size, sha256 hex], ...], "keys"?: keyring}``. The
 signature covers the manifest, the manifest covers every file by size and hash, so the bundle is
 checked file by file against one signature. ``keys`` (optional, ``--rotate KEYRING``) asks the
-charger to replace its trusted keyring (see firmware/ota/keys.py for the rule).
+charger to replace its trusted keyring (see firmware/ota/keys.py for the rule). ``--image
+firmware.bin`` makes an interpreter bundle instead (``"kind": "image"``, the one file
+``firmware.bin``: MicroPython with the application frozen in it), written by the charger into
+its next OTA app partition (firmware/ota/image.py).
 """
 
 from __future__ import annotations
@@ -108,11 +111,23 @@ def slot_files(board: str, version: str | None, out: Path) -> tuple[list[tuple[s
 
 
 def release(board: str, key: rsa.RSAPrivateKey, version: str | None = None,
-            out: Path | None = None, rotate: dict[str, Any] | None = None) -> Path:
-    with tempfile.TemporaryDirectory(prefix="borne-release-") as tmp:
-        files, version = slot_files(board, version, Path(tmp))
-    extra = {"keys": rotate} if rotate else None
-    data = pack(files, key, version=version, board=board, extra=extra)
+            out: Path | None = None, rotate: dict[str, Any] | None = None,
+            image: Path | None = None, micropython: str = MPY_CROSS_VERSION) -> Path:
+    extra: dict[str, Any] = {"keys": rotate} if rotate else {}
+    if image is not None:
+        # MicroPython itself with the application frozen in it: one file, an ESP32 app image.
+        data = image.read_bytes()
+        if data[:1] != b"\xe9":
+            raise ValueError(f"{image}: not an ESP32 app image (no 0xE9 magic byte)")
+        if version is None:
+            raise ValueError("an image release needs --version")
+        files = [("firmware.bin", data)]
+        extra["kind"] = "image"
+    else:
+        with tempfile.TemporaryDirectory(prefix="borne-release-") as tmp:
+            files, version = slot_files(board, version, Path(tmp))
+    data = pack(files, key, version=version, board=board, micropython=micropython,
+                extra=extra or None)
     dest = out or paths.BUILD / board / f"borne-{version}-{board}.fw"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(data)
@@ -131,6 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--version", help="the release's version (default: firmware/version.py)")
     p.add_argument("--out", help="bundle file (default build/<board>/borne-<version>-<board>.fw)")
     p.add_argument("--rotate", help="a keyring (keys.json) the charger should trust from now on")
+    p.add_argument("--image", help="release a whole firmware image (MicroPython with the app "
+                   "frozen, built from boards/<board>/manifest.py) instead of the app slot")
+    p.add_argument("--micropython", default=MPY_CROSS_VERSION,
+                   help="the MicroPython version the image runs (with --image)")
     p.set_defaults(func=_cmd_release)
 
 
@@ -157,7 +176,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
         key = load_key(Path(args.key))
         rotate = json.loads(Path(args.rotate).read_text()) if args.rotate else None
         dest = release(args.board, key, args.version, Path(args.out) if args.out else None,
-                       rotate)
+                       rotate, Path(args.image) if args.image else None, args.micropython)
     except (BuildError, ValueError, OSError) as e:
         print(f"release: {e}", file=sys.stderr)
         return 1

@@ -41,7 +41,8 @@ def micropython() -> Path:
 
 
 def mp_env() -> dict[str, str]:
-    paths = [".frozen", REPO / "firmware", REPO / "boards/unix_sim", REPO / "build/mplib", HERE]
+    paths = [".frozen", REPO / "firmware", REPO / "boards/unix_sim", REPO / "build/mplib", HERE,
+             REPO / "host_tools/borne/sim/chips"]  # chip models shared with the ESP32 emulation
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(str(p) for p in paths)
     return env
