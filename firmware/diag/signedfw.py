@@ -113,7 +113,7 @@ class SignedFirmware:
         if up is None:
             log.warn(_TAG, "SignedUpdateFirmware %d rejected: no update path in this build", rid)
             return {"status": "Rejected"}
-        if up.doc["phase"] in ("verify", "install", "trial"):
+        if up.doc["phase"] in ("verify", "install", "trial", "itrial"):
             log.warn(_TAG, "SignedUpdateFirmware %d rejected: an update is being installed", rid)
             return {"status": "Rejected"}
         try:
