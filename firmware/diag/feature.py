@@ -1,15 +1,13 @@
-# Diagnostics and the OCPP 1.6 security extension, the work behind the feature module
-# ocpp_client/security_ext.py: the agent log on flash (agentlog.py), security events
-# (secevents.py), GetDiagnostics with DiagnosticsStatusNotification, GetLog with
-# LogStatusNotification, ExtendedTriggerMessage, the certificate messages (certs.py) and
-# SignedUpdateFirmware (signedfw.py). Work after a .conf goes through the session's after(), so a
-# triggered message always follows its answer. One upload at a time, in its own task: a new
+# The security extension's CALLs, loaded at the first one (ocpp_client/security_ext.py; the part
+# that runs from boot is diag/events.py): GetDiagnostics with DiagnosticsStatusNotification,
+# GetLog with LogStatusNotification, ExtendedTriggerMessage, the certificate messages (certs.py)
+# and SignedUpdateFirmware (signedfw.py). Work after a .conf goes through the session's after(),
+# so a triggered message always follows its answer. One upload at a time, in its own task: a new
 # request cancels the one running.
 import asyncio
 
 import clock
 import log
-from diag import secevents
 
 _TAG = "diag"
 _DEF_ATTEMPTS = const(3)  # uploads tried when the CSMS gives no `retries`
@@ -20,8 +18,8 @@ _SCRATCH = "diag.out"  # the file being uploaded, in the store's folder
 
 
 class Diag:
-    def __init__(self, s, agentlog=None):
-        # s: the OCPP session (client.OcppClient); the transactions feature is attached (s.queue)
+    def __init__(self, s, logging):
+        # s: the OCPP session; logging: diag.events.SecurityLogging (the part that runs from boot)
         self.s = s
         self.board = s.board
         self.store = s.store
@@ -30,109 +28,34 @@ class Diag:
         self.config = s.config
         self.events = s.events
         self.connector = s.connector
-        self.agentlog = agentlog
-        self.sec = secevents.SecurityEvents(s.store, s.queue)
-        secevents.current = self.sec
+        self.agentlog = logging.agentlog
+        self.sec = logging.sec
+        self.certs = logging.certs()
         self.diag_status = "Idle"  # DiagnosticsStatusNotification's current state
         self.log_status = "Idle"  # LogStatusNotification's, with its requestId
         self.log_request = None
         self._task = None
-        from diag import certs
         from diag.signedfw import SignedFirmware
 
-        self.certs = certs.CertStore(s.store, s.settings, self.sec, s.config)
-        self.settings.roots = self.certs.central_roots  # wss:// trusts these (security.py)
         self.signedfw = SignedFirmware(self)
-        self._hook()
-        self._boot_events()
-
-    # -- wiring -----------------------------------------------------------------------------
-    def handlers(self):
         h = {"GetDiagnostics": self._on_get_diagnostics, "GetLog": self._on_get_log,
              "ExtendedTriggerMessage": self._on_ext_trigger,
              "SignedUpdateFirmware": self.signedfw.on_request}
-        h.update(self.certs.handlers(self.s))
-        return h
+        h.update(self.certs.handlers(s))
+        self._handlers = h
 
-    def _hook(self):
-        s = self.s
-        s.triggers["DiagnosticsStatusNotification"] = self._diag_now
-        s.triggers["LogStatusNotification"] = self._log_now  # ExtendedTriggerMessage only
-        s.rpc.on_bad = self.sec.add
-        s.on_link_error = self._link_error
-        clock.listeners.append(self._clock_set)
-        s.config.listen(self)
-        if self.agentlog is not None:
-            reset = self.board.reset
-
-            def flush_then_reset(hard):
-                self.agentlog.flush()  # the last lines before a reboot are the ones wanted
-                reset(hard)
-
-            self.board.reset = flush_then_reset
-
-    def tasks(self):
-        out = [self.signedfw.run()]
-        if self.agentlog is not None:
-            out.append(self.agentlog.run())
-        return out
+    def handlers(self):
+        return self._handlers
 
     async def _send(self, action, payload):
         # A status notification: sent if the link is up, else lost (the CSMS asks with a trigger).
         await self.s.send(action, payload)
 
-    # -- security events the charger detects ------------------------------------------------
-    def _boot_events(self):
-        # StartupOfTheDevice every boot; ResetOrReboot when the boot before ended in a reset the
-        # CSMS (or the owner) asked for; FirmwareUpdated when the firmware version changed;
-        # SecurityLogWasCleared when the security log holds less than at the last boot (its
-        # file was removed or lost). One small store save per boot.
-        prev = None
-        n = 0
-        for rec in self.events.recent(2):
-            n += 1
-            if n == 2:
-                prev = rec
-        doc = self.store.load("diag_boot", {"fw": "", "sec": 0})
-        if self.sec.j.last_seq() < doc["sec"]:
-            self.sec.add("SecurityLogWasCleared", "%d records before" % doc["sec"])
-        self.sec.add("StartupOfTheDevice")
-        if prev is not None and prev.get("k") in ("reset", "factory_reset"):
-            self.sec.add("ResetOrReboot", "%s reset" % prev.get("type", "factory"))
-        fw = self.firmware_version()
-        if doc["fw"] != fw and doc["fw"]:
-            self.sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
-        doc["fw"] = fw
-        doc["sec"] = self.sec.j.last_seq()
-        try:
-            self.store.save("diag_boot", doc)
-        except OSError as e:
-            log.exc(_TAG, "diag_boot", e)
-
-    def _clock_set(self, step, source):
-        if step > 60 or step < -60:
-            self.sec.add("SettingSystemTime", "step %d s from %s" % (step, source))
-
-    def on_config(self, key, value):
-        if key in ("SecurityProfile", "AuthorizationKey"):
-            self.sec.add("ReconfigurationOfSecurityParameters", key)
-
-    def _link_error(self, e):
-        text = "%s %s" % (type(e).__name__, e)
-        up = text.upper()
-        if "HTTP 401" in text:
-            self.sec.add("FailedToAuthenticateAtCentralSystem", text[:120])
-        elif "X509" in up or "CERT" in up or "VERIFY" in up:
-            self.sec.add("InvalidCentralSystemCertificate", text[:120])
-
     # -- identity (the diagnostics file) ------------------------------------------------------
     def firmware_version(self):
-        try:
-            import version
+        from diag.secevents import firmware_version
 
-            return version.VERSION
-        except ImportError:
-            return "dev"
+        return firmware_version()
 
     def board_name(self):
         import board
@@ -140,15 +63,6 @@ class Diag:
         return getattr(board, "NAME", "?")
 
     # -- triggers ----------------------------------------------------------------------------
-    async def _diag_now(self, cid=None):
-        await self._send("DiagnosticsStatusNotification", {"status": self.diag_status})
-
-    async def _log_now(self, cid=None):
-        req = {"status": self.log_status}
-        if self.log_request is not None and self.log_status != "Idle":
-            req["requestId"] = self.log_request
-        await self._send("LogStatusNotification", req)
-
     async def _on_ext_trigger(self, p):
         # The messages of TriggerMessage (the session's triggers) and LogStatusNotification;
         # SignChargePointCertificate: no key pair to certify (see certs.py).

@@ -22,6 +22,16 @@ current = None  # the app's SecurityEvents, for parts that have no handle on it 
 _MAX_INFO = const(255)  # techInfo's maxLength in the schema
 
 
+def firmware_version():
+    # The running firmware's version (FirmwareUpdated when it changed since the last boot).
+    try:
+        import version
+
+        return version.VERSION
+    except ImportError:
+        return "dev"
+
+
 class SecurityEvents:
     def __init__(self, store, txq):
         self.j = store.journal("seclog", MAX_RECORDS, True)

@@ -28,20 +28,14 @@ class SignedFirmware:
         self.doc = self.store.load(_DOC, {"rid": None})
         self._task = None
         self._last = None
+        fw = self.fw
+        if fw is not None:
+            fw.signed = self._route  # ota's statuses, while a signed job is on
 
     @property
     def fw(self):
         # The firmware update feature's state (ota/ocpp.py: its updater does the install).
-        fw = self.diag.s.features.get("firmware")
-        if fw is not None and getattr(fw, "signed", None) is None:
-            fw.signed = self._route  # ota's statuses, while a signed job is on
-        return fw
-
-    async def run(self):
-        # Once every part is built: take ota's statuses from the start (a trial boot's Installed
-        # belongs to the signed job that started it).
-        await asyncio.sleep_ms(0)
-        self.fw
+        return self.diag.s.features.get("firmware")
 
     def _save(self):
         try:
