@@ -18,6 +18,7 @@ _TAG = "ocpp"
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
+_ECONNREFUSED = const(111)
 _AUTH_TIMEOUT_MS = const(8000)  # a tap waits this long for the CSMS before deciding offline
 
 
@@ -31,6 +32,18 @@ def backoff_ms(attempt):
     # not come back together, and no charger retries faster than the base.
     ceil = min(_BACKOFF_MAX_MS, _BACKOFF_MIN_MS << min(attempt, 16))
     return ceil // 2 + (ceil // 2) * _rand_u16() // 65535
+
+
+def retry_ms(e, attempt):
+    # The pause before the next connection attempt. A CSMS that answered and refused (HTTP
+    # status, TLS, connection refused) is backed off exponentially: a fleet must not hammer it.
+    # A path that gave no answer (timeout, reset, unreachable) costs the CSMS nothing: retried
+    # at the base (1-2 s), so the charger is back within ~2 s of the network however long it
+    # was gone (an attempt hanging on a dead path ends at its own timeout).
+    if isinstance(e, wsmod.WsError) or (isinstance(e, OSError) and e.args
+                                        and e.args[0] == _ECONNREFUSED):
+        return backoff_ms(attempt)
+    return backoff_ms(1)
 
 
 class OcppClient:
@@ -70,7 +83,6 @@ class OcppClient:
         connector.listeners.append(self)
         for cid in (0, 1):
             self._status_dirty[cid] = connector.status_of(cid)
-        self._recover()
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):
@@ -88,11 +100,13 @@ class OcppClient:
         begin = meterdata.sampled(self.meter, self.connector,
                                   self.config.measurands("StopTxnSampledData"), "Transaction.Begin")
         if begin:
-            self._begin[s["ref"]] = meterdata.meter_value(begin, s["start"])
+            self._begin[s["ref"]] = meterdata.meter_value(begin, _start_ms(s), True)
         self._kick.set()
 
     def on_tx_stop(self, s, reason):
-        req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso(s["stop_t"]),
+        # Times with the start's resolution (ms), never before it.
+        stop_ms = max(s.get("stop_ms", s["stop_t"] * 1000), _start_ms(s))
+        req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso_ms(stop_ms),
                "reason": reason, "idTag": s["tag"]}
         data = []
         if s["ref"] in self._begin:
@@ -100,23 +114,33 @@ class OcppClient:
         end = meterdata.sampled(self.meter, self.connector,
                                 self.config.measurands("StopTxnSampledData"), "Transaction.End")
         if end:
-            data.append(meterdata.meter_value(end, s["stop_t"]))
+            data.append(meterdata.meter_value(end, stop_ms, True))
         if data:
             req["transactionData"] = data
         self.txq.add(STOP, req, s["ref"])
         self._kick.set()
 
-    def _recover(self):
-        # Sessions a power cut left unfinished end now: an open one with PowerLoss and its last
-        # known meter value, a stopped one with its own reason. A StartTransaction is journaled
-        # first if the cut came before that; a stop already journaled is not repeated.
-        todo = self.connector.take_interrupted()
-        if not todo:
+    async def _recover(self):
+        # Sessions a power cut left unfinished end now: an open one with PowerLoss, a stopped
+        # one with its own reason. A StartTransaction is journaled first if the cut came before
+        # that; a stop already journaled is not repeated. The bill is exact: the meter is read
+        # now (the register stood still while the charger was off), and an open session's stop
+        # is never below a register already reported for it nor earlier than the last instant
+        # the charger knew it was running (its last MeterValues or minute checkpoint).
+        if not self.connector.interrupted:
             return
+        m = self.meter
+        if m is not None and hasattr(m, "fresh"):
+            try:
+                await m.fresh(3000)
+            except Exception as e:
+                log.exc(_TAG, "meter at boot", e)
+        todo = self.connector.take_interrupted()
         pending = [(rec["a"], rec["r"]) for _, rec in self.txq.j.pending()]
         for s, reason in todo:
             if (STOP, s["ref"]) in pending:
                 continue
+            _floor(s, *self.txq.reported(s["ref"]))
             if (START, s["ref"]) not in pending and self.txq.tx_id(s["ref"]) is None:
                 self.on_tx_start(s)
             log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
@@ -304,10 +328,15 @@ class OcppClient:
         vals = meterdata.sampled(self.meter, self.connector, self.config.measurands(key), context)
         if not vals:
             return
-        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
         if s is not None:
-            self.txq.add(METER, req, s["ref"])
-        elif self.online():
+            # A transaction's values: times with the start's resolution, never before it; the
+            # register and the time kept with the record, for an exact bill after a power cut.
+            ms = max(ts * 1000 if ts is not None else clock.now_ms(), _start_ms(s))
+            req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ms, True)]}
+            self.txq.add(METER, req, s["ref"], {"wh": self.connector.energy_wh(), "ms": ms})
+            return
+        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
+        if self.online():
             asyncio.create_task(self._send_plain("MeterValues", req))
 
     async def _send_plain(self, action, req):
@@ -321,6 +350,7 @@ class OcppClient:
         return getattr(self.board, "route", None)
 
     async def run(self):
+        await self._recover()
         asyncio.create_task(self._sampler())
         attempt = 0
         while True:
@@ -341,7 +371,7 @@ class OcppClient:
                 )
             except Exception as e:
                 attempt += 1
-                delay = backoff_ms(attempt)
+                delay = retry_ms(e, attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
                 await asyncio.sleep_ms(delay)
                 continue
@@ -494,6 +524,21 @@ class OcppClient:
                 # Not delivered: report the connector's status again after the reconnect.
                 self._status_dirty.setdefault(cid, self.connector.status_of(cid))
                 raise
+
+
+def _start_ms(s):
+    return s["start_ms"] if "start_ms" in s else s["start"] * 1000
+
+
+def _floor(s, wh, ms):
+    # An interrupted open session's stop: never below a register already reported for it, never
+    # before the last time it was known running (nor its start).
+    if "stop_ms" not in s:
+        s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
+    if wh is not None and wh > s["meter_stop"]:
+        s["meter_stop"] = wh
+    if ms is not None and ms > s["stop_ms"]:
+        s["stop_ms"] = ms
 
 
 def _fw_version():
