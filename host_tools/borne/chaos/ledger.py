@@ -76,7 +76,7 @@ def judge(csms: Csms, cp_id: str, complete: bool = True) -> Ledger:
     stops: dict[int, list[Frame]] = defaultdict(list)
     values: dict[int, list[Frame]] = defaultdict(list)
     order = {mid: i for i, mid in enumerate(first)}
-    for mid, f in first.items():
+    for f in first.values():
         tid = f.payload.get("transactionId")
         if f.action == "StopTransaction":
             stops[tid].append(f)
@@ -117,7 +117,7 @@ def judge(csms: Csms, cp_id: str, complete: bool = True) -> Ledger:
         seq = [order[v.msg[1]] for v in values.get(tid, [])]
         if seq and min(seq) < order[sf.msg[1]]:
             led.bad("out_of_order", f"transaction {tid}: meter values before the start")
-        if order[fs[0].msg[1]] < max(seq + [order[sf.msg[1]]]):
+        if order[fs[0].msg[1]] < max([*seq, order[sf.msg[1]]]):
             led.bad("out_of_order", f"transaction {tid}: stop before one of its messages")
     return led
 
