@@ -1,5 +1,5 @@
-# Strings of a parsed message made valid Unicode. Loaded only when a frame holds an escaped
-# surrogate (rpc._has_u_escape), which honest CSMSs rarely send.
+# Strings of a parsed message made valid Unicode, and the strict UTF-8 check MicroPython's own
+# lacks. Loaded only for a frame that may need them (rpc._suspect).
 
 
 def unsurrogate(v):
@@ -46,3 +46,36 @@ def _mend(b):
         out.append(c)
         i += 1
     return str(out, "utf-8")
+
+
+def utf8_ok(raw):
+    # Strict UTF-8 (RFC 3629): no overlong forms, no encoded surrogates, nothing past U+10FFFF.
+    b = bytes(raw) if not isinstance(raw, str) else raw.encode()
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k, lo, hi = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            lo = 0xA0 if c == 0xE0 else 0x80
+            hi = 0x9F if c == 0xED else 0xBF
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF
+        else:
+            return False
+        if i + k >= n:
+            return False
+        if not lo <= b[i + 1] <= hi:
+            return False
+        for j in range(2, k + 1):
+            if not 0x80 <= b[i + j] <= 0xBF:
+                return False
+        i += k + 1
+    return True

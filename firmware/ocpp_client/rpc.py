@@ -109,10 +109,17 @@ def _name(b, i):
     return s.decode(), k + 1
 
 
-def _has_u_escape(raw):
-    # Could the frame hold a \\u escape of a UTF-16 surrogate (mend.py)?
+def _suspect(raw):
+    # Could the frame hold a \\u escape of a UTF-16 surrogate, or bytes MicroPython takes for
+    # UTF-8 that are not (overlong forms, encoded surrogates, past U+10FFFF: lead bytes C0 C1 E0
+    # ED F0 F4..FF)? Such a frame goes through mend.py. Plain ASCII and most text never do.
     b = bytes(raw) if not isinstance(raw, str) else raw.encode()
-    return b.find(b"\\ud") >= 0 or b.find(b"\\uD") >= 0
+    if b.find(b"\\ud") >= 0 or b.find(b"\\uD") >= 0:
+        return True
+    for c in b"\xc0\xc1\xe0\xed\xf0\xf4\xf5\xf6\xf7":
+        if b.find(bytes((c,))) >= 0:
+            return True
+    return False
 
 
 class Rpc:
@@ -310,10 +317,12 @@ class Rpc:
             return
         except ValueError:  # UnicodeError is a ValueError too
             return await self._garbage(raw, "not valid JSON")
-        if _has_u_escape(raw):
-            from ocpp_client.mend import unsurrogate  # loaded the first time it is needed
+        if _suspect(raw):
+            from ocpp_client import mend  # loaded the first time it is needed
 
-            msg = unsurrogate(msg)
+            if not mend.utf8_ok(raw):
+                return await self._garbage(raw, "not valid UTF-8")
+            msg = mend.unsurrogate(msg)
         if not isinstance(msg, list) or not msg:
             return await self._garbage(raw, "not an OCPP-J message array")
         kind = msg[0]

@@ -88,7 +88,7 @@ class _Recorder:
             problems = self.checker.incoming(raw)
             for p in problems:
                 log.error("%s sent an invalid frame: %s", self.cp_id, p)
-            self.csms.violations += [f"{self.cp_id}: {p}" for p in problems]
+            self.csms.violations += [f"{self.cp_id}: {p} (frame {text[:120]!r})" for p in problems]
             frame = Frame(self.cp_id, "in", text, _loads(text))
             self.csms._record(frame)
             action = frame.action

@@ -93,8 +93,26 @@ async def test_escaped_surrogates_never_reach_the_wire_as_invalid_utf8():
 def test_unsurrogate_leaves_clean_strings_alone():
     v = {"a": ["x", "é", 1, None, {"b": "\U0001F600"}]}
     assert mend.unsurrogate(v) == {"a": ["x", "é", 1, None, {"b": "\U0001F600"}]}
-    assert not rpcmod._has_u_escape(b'[2,"a","B",{"c":"\\u0041"}]')
-    assert rpcmod._has_u_escape(b'[2,"a","B",{"c":"\\uDE00"}]')
+    assert not rpcmod._suspect(b'[2,"a","B",{"c":"\\u0041 \xc3\xa9"}]')
+    assert rpcmod._suspect(b'[2,"a","B",{"c":"\\uDE00"}]')
+    for ok in (b"a\xc3\xa9", b"\xf0\x9f\x98\x80", b"\xe2\x82\xac", b"\xf4\x8f\xbf\xbf"):
+        assert mend.utf8_ok(ok), ok
+    for bad in (b"\xc0\x80", b"\xe0\x80\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+                b"\xf8\x88\x80\x80", b"\xe2\x82", b"\xc3"):
+        assert not mend.utf8_ok(bad), bad
+
+
+async def test_raw_bytes_that_are_not_utf8_get_formation_violation():
+    async def dt(p):
+        return {"status": "Accepted", "data": p.get("data", "")}
+
+    r = Rpc({"DataTransfer": dt})
+    frames = [b'[2, "u%d", "DataTransfer", {"vendorId": "v", "data": "' + bad + b'"}]'
+              for bad in (b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\xe0\x80\x80")]
+    frames = [f.replace(b"%d", str(i).encode()) for i, f in enumerate(frames)]
+    sent = await serve_all(r, *frames)
+    assert [json.loads(t)[:3] for t in sent] == [[4, "u%d" % i, "FormationViolation"]
+                                                 for i in range(4)], sent
 
 
 async def test_absurd_numbers_get_a_callerror_never_a_result():

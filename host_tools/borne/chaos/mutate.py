@@ -131,8 +131,9 @@ def mutated_frames(rng: random.Random) -> Iterator[tuple[str, str | None, str | 
         elif kind == "unknown_action":
             text = json.dumps([2, mid, rng.choice(("MakeCoffee", "", "A" * 200, "Reset2")), p])
         elif kind == "bad_id":
-            bad = rng.choice(("5", '""', '"' + "i" * 37 + '"', "null", '["x"]', '"\\u0000"',
-                              '"q\\"q"'))
+            # (ids a CSMS may send once: unique, so answers are told apart)
+            bad = rng.choice(("5", '""', '"' + "i" * 37 + '"', "null", '["x"]',
+                              f'"\\u0000{n}"', f'"q\\"q{n}"'))
             text = f'[2, {bad}, "{action}", {json.dumps(p)}]'
             answer = None
         elif kind == "bad_type":
