@@ -38,8 +38,9 @@ CP_ID = "CP-CHAOS"
 # Full campaign sizes (issue 11) and the slice `make test` runs.
 FULL = {"power": 500, "net": 200, "frames": 100_000, "hotspot": 10_000, "noise": 2_000,
         "props": 10_000, "soak": 96}
-SLICE = {"power": 8, "net": 6, "frames": 1_500, "hotspot": 300, "noise": 100, "props": 100,
-         "soak": 4}
+SLICE = {"power": 6, "net": 4, "frames": 1_500, "hotspot": 300, "noise": 50, "props": 100,
+         "soak": 3}
+SLICE_LONGEST_CUT_S = 4.0
 
 
 @dataclass

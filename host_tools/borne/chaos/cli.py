@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from borne.chaos.campaigns import CAMPAIGNS, FULL, SLICE, run
+from borne.chaos.campaigns import CAMPAIGNS, FULL, SLICE, SLICE_LONGEST_CUT_S, run
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help=f"comma-separated campaigns, of: {', '.join(CAMPAIGNS)}")
     p.add_argument("--size", action="append", default=[], metavar="NAME=N",
                    help="override one campaign's size (e.g. power=100)")
-    p.add_argument("--longest-cut", type=float, default=60.0,
-                   help="longest network cut in seconds (log-uniform from 0.2 s)")
+    p.add_argument("--longest-cut", type=float, default=None,
+                   help="longest network cut in seconds, log-uniform from 0.2 s (default 60, "
+                   f"{SLICE_LONGEST_CUT_S:g} with --slice)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="keep flash folders and agent logs here (default: a temporary folder)")
     p.set_defaults(func=_cmd)
@@ -36,8 +37,8 @@ def _cmd(args: argparse.Namespace) -> int:
     for n in names:
         if n not in CAMPAIGNS:
             raise SystemExit(f"--only: unknown campaign {n!r} (one of {', '.join(CAMPAIGNS)})")
-    results = asyncio.run(run(names, sizes, args.seed, args.workdir,
-                              longest_cut=args.longest_cut))
+    longest = args.longest_cut or (SLICE_LONGEST_CUT_S if args.slice else 60.0)
+    results = asyncio.run(run(names, sizes, args.seed, args.workdir, longest_cut=longest))
     bad = [r for r in results if r.violations]
     clean = len(results) - len(bad)
     print(f"chaos: {clean} of {len(results)} campaign(s) clean (seed {args.seed})")
