@@ -386,7 +386,7 @@ async def frames(rng: random.Random, n: int, workdir: Path, window: int = 8) -> 
             unanswered += 1
             res.bad(f"CALL {k} ({kind}) got no answer")
         scan()
-        twice = [k for k, c in answers.items() if c > 1 and re.fullmatch(r"c\d+", k)]
+        twice = [k for k, c in answers.items() if c > 1 and re.fullmatch(r"c\d{7}", k)]
         for k in twice[:10]:
             res.bad(f"CALL {k} answered {answers[k]} times")
         # Results to CALLs the CSMS sent damaged (its json refused them; the charger's read
