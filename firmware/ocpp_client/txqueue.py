@@ -11,7 +11,7 @@ import binascii
 import os
 
 import log
-from ocpp_client.rpc import CallError
+from ocpp_client.errors import CallError
 
 _TAG = "txq"
 _IDS = "txids"
@@ -28,7 +28,7 @@ class TxQueue:
         self.config = config
         self.j = store.journal("txq", _MAX_RECORDS)
         self.ids = store.load(_IDS, {})  # session ref -> transactionId
-        self.wake = asyncio.Event()
+        self.session = None  # object with kick(): told when a message is queued
         self.on_start_conf = None  # fn(ref, conf)
         self.on_stop_conf = None  # fn(ref, conf)
         self.delivered = 0
@@ -50,7 +50,8 @@ class TxQueue:
         if extra:
             rec.update(extra)
         self.j.append(rec)
-        self.wake.set()
+        if self.session is not None:
+            self.session.kick()
 
     def reported(self, ref):
         # (highest Energy.Active.Import.Register in Wh, latest time in ms) of the MeterValues
@@ -67,12 +68,6 @@ class TxQueue:
 
     def tx_id(self, ref):
         return self.ids.get(ref)
-
-    def ref_of(self, tx_id):
-        for ref, tid in self.ids.items():
-            if tid == tx_id:
-                return ref
-        return None
 
     def _set_id(self, ref, tx_id):
         self.ids[ref] = tx_id
