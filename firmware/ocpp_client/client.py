@@ -35,9 +35,12 @@ def backoff_ms(attempt):
 def retry_ms(e, attempt):
     # The pause before the next connection attempt. A CSMS that answered and refused (HTTP
     # status, TLS, connection refused) is backed off exponentially: a fleet must not hammer it.
-    # A path that gave no answer (timeout, reset, unreachable) costs the CSMS nothing: retried
-    # at the base (1-2 s), so the charger is back within ~2 s of the network however long it
-    # was gone (an attempt hanging on a dead path ends at its own timeout).
+    # A path that gave no answer (timeout, reset, unreachable, closed mid-handshake: what a dead
+    # network does, `borne chaos net` found the last) costs the CSMS nothing: retried at the base
+    # (1-2 s), so the charger is back within ~2 s of the network however long it was gone (an
+    # attempt hanging on a dead path ends at its own timeout).
+    if isinstance(e, wsmod.WsClosed):
+        return backoff_ms(1)
     if isinstance(e, wsmod.WsError) or (isinstance(e, OSError) and e.args
                                         and e.args[0] == _ECONNREFUSED):
         return backoff_ms(attempt)
