@@ -14,7 +14,7 @@ SIM_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 APT_GET ?= apt-get
 
-.PHONY: setup sim test bench lint lock clean
+.PHONY: setup sim test bench chaos lint lock clean
 
 setup: $(STAMP) $(MPLIB)
 
@@ -54,6 +54,13 @@ $(CHROMIUM):
 
 bench: setup
 	$(BIN)/borne bench
+
+# The full reliability campaign (issue 11): power cuts, network cuts, mutated CSMS frames, hostile
+# hotspot requests, serial noise, connector property sequences, a soak. Figures printed; exits
+# non-zero on any violation. CHAOS_ARGS e.g. --only power,net --seed 7. `make test` runs a slice.
+CHAOS_ARGS ?=
+chaos: setup
+	$(BIN)/borne chaos $(CHAOS_ARGS)
 
 lint: setup
 	$(BIN)/ruff check host_tools tests

@@ -15,6 +15,7 @@ try:
         level = DEBUG
 except Exception:
     pass
+_MAX = const(400)  # characters of a message shown
 _NAMES = {DEBUG: "D", INFO: "I", WARN: "W", ERROR: "E"}
 # fn(level, tag, text): the agent log on flash (diag/agentlog.py) gets every printed line too.
 sink = None
@@ -28,6 +29,13 @@ def _emit(lvl, tag, msg, args):
             msg = msg % args
         except Exception:
             msg = "%s %r" % (msg, args)
+    # A line is a line: text from the network (ids, keys, tags) can carry newlines or escape
+    # codes, or be long; it is bounded and shown escaped, never able to forge another line.
+    if len(msg) > _MAX:
+        msg = msg[:_MAX] + "..."
+    for c in "\n\r\x1b":
+        if c in msg:
+            msg = msg.replace(c, "\\x%02x" % ord(c))
     sys.stdout.write("%s %s: %s\n" % (_NAMES[lvl], tag, msg))
     if sink is not None:
         try:

@@ -43,6 +43,7 @@ class Peripherals:
                 connector.on_tag,
                 on_failure=lambda on: connector.device_fault("ReaderFailure", on),
                 buzzer=self.buzzer,
+                confirm=2,  # a UID read twice in a row: line noise never makes a tag
             )
             self._tasks.append(self.rfid.run())
         else:

@@ -110,6 +110,12 @@ class Connector:
         return s["start"] if s else None
 
     @property
+    def session_start_ms(self):
+        # Unix milliseconds the running session started (its StartTransaction's time), or None.
+        s = self.session
+        return (s["start_ms"] if "start_ms" in s else s["start"] * 1000) if s else None
+
+    @property
     def session_tag(self):
         s = self.session
         return s["tag"] if s else None
@@ -305,6 +311,7 @@ class Connector:
             self._checkpoint_t = now
             self.session["last_wh"] = e
             self.session["last_t"] = now
+            self.session["last_ms"] = clock.now_ms()
             self.store.save(_SESSION_DOC, self.session)
 
     def _on_pilot(self, prev, st):
@@ -326,7 +333,10 @@ class Connector:
         return r is None or not r.reserved(1) or r.may_start(id_tag, parent, 1)
 
     def can_start(self):
-        return (self.session is None and self.operative and not self.faults)
+        # Not before the sessions a power cut interrupted are ended (the client does it at boot,
+        # after one meter reading): their documents must not be mistaken for a new one's.
+        return (self.session is None and self.operative and not self.faults
+                and not self.interrupted)
 
     def _try_start(self):
         if self.session is not None or self.cp not in ("B", "C", "D") or self.finishing:
@@ -360,6 +370,7 @@ class Connector:
             "meter_start": e if e is not None else 0,
             "last_wh": e if e is not None else 0,
             "last_t": now,
+            "last_ms": now_ms,
             "res": res,
         }
         self.session = s
@@ -379,7 +390,8 @@ class Connector:
         self._apply()  # relay open first
         e = self.energy_wh()
         s["meter_stop"] = e if e is not None else s.get("last_wh", s["meter_start"])
-        s["stop_t"] = clock.now()
+        s["stop_ms"] = clock.now_ms()
+        s["stop_t"] = s["stop_ms"] // 1000
         self.session = None
         self.finishing = self.cp in ("B", "C", "D")
         m = self.meter
@@ -431,6 +443,7 @@ class Connector:
                 else:
                     s["meter_stop"] = s.get("last_wh", s["meter_start"])
                 s["stop_t"] = s.get("last_t", s["start"])
+                s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
             out.append((s, s.get("stopped") or "PowerLoss"))
         self.interrupted = []
         return out

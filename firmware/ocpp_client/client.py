@@ -17,6 +17,7 @@ _TAG = "ocpp"
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
+_ECONNREFUSED = const(111)
 
 
 def _rand_u16():
@@ -29,6 +30,21 @@ def backoff_ms(attempt):
     # not come back together, and no charger retries faster than the base.
     ceil = min(_BACKOFF_MAX_MS, _BACKOFF_MIN_MS << min(attempt, 16))
     return ceil // 2 + (ceil // 2) * _rand_u16() // 65535
+
+
+def retry_ms(e, attempt):
+    # The pause before the next connection attempt. A CSMS that answered and refused (HTTP
+    # status, TLS, connection refused) is backed off exponentially: a fleet must not hammer it.
+    # A path that gave no answer (timeout, reset, unreachable, closed mid-handshake: what a dead
+    # network does, `borne chaos net` found the last) costs the CSMS nothing: retried at the base
+    # (1-2 s), so the charger is back within ~2 s of the network however long it was gone (an
+    # attempt hanging on a dead path ends at its own timeout).
+    if isinstance(e, wsmod.WsClosed):
+        return backoff_ms(1)
+    if isinstance(e, wsmod.WsError) or (isinstance(e, OSError) and e.args
+                                        and e.args[0] == _ECONNREFUSED):
+        return backoff_ms(attempt)
+    return backoff_ms(1)
 
 
 class OcppClient:
@@ -178,7 +194,7 @@ class OcppClient:
                 )
             except Exception as e:
                 attempt += 1
-                delay = backoff_ms(attempt)
+                delay = retry_ms(e, attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
                 if self.on_link_error is not None:
                     self.on_link_error(e)

@@ -28,8 +28,10 @@ def sampled(meter, connector, measurands, context):
     for m in measurands:
         unit = _UNITS.get(m)
         if m == "Energy.Active.Import.Register":
+            # In whole Wh, as meterStart/meterStop are: a register sent here is never above the
+            # transaction's meterStop (a rounded-up "1234.6" would be).
             e = connector.energy_wh()
-            vals = [(None, e)] if e is not None else []
+            vals = [(None, int(e))] if e is not None else []
         elif m == "Power.Active.Import":
             vals = [(None, r.get("power_w"))]
         elif m == "Current.Import":
@@ -57,5 +59,7 @@ def sampled(meter, connector, measurands, context):
     return out
 
 
-def meter_value(values, ts=None):
-    return {"timestamp": clock.iso(ts), "sampledValue": values}
+def meter_value(values, ts=None, ms=False):
+    # ts: unix seconds (None: now), or milliseconds with ms=True (a transaction's values carry
+    # its start's resolution).
+    return {"timestamp": clock.iso_ms(ts) if ms else clock.iso(ts), "sampledValue": values}

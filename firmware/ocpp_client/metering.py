@@ -45,12 +45,19 @@ class Metering:
         vals = self._sampled(key, context)
         if not vals:
             return
-        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
         s = self.s
         if ref is not None:
+            # A transaction's values: times with the start's resolution (ms), never before it;
+            # the register and the time kept with the record, for an exact bill after a power
+            # cut (transactions.py).
+            c = s.connector
+            ms = max(ts * 1000 if ts is not None else clock.now_ms(), c.session_start_ms or 0)
+            req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ms, True)]}
             if s.queue is not None:
-                s.queue.add(METER, req, ref)
-        elif s.online():
+                s.queue.add(METER, req, ref, {"wh": c.energy_wh(), "ms": ms})
+            return
+        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
+        if s.online():
             asyncio.create_task(s.send("MeterValues", req))
 
     async def trigger(self, cid):

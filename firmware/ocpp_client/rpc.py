@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import binascii
+import time
 
 import log
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, Reject
@@ -81,6 +82,19 @@ def _name(b, i):
     return s.decode(), k + 1
 
 
+def _suspect(raw):
+    # Could the frame hold a \\u escape of a UTF-16 surrogate, or bytes MicroPython takes for
+    # UTF-8 that are not (overlong forms, encoded surrogates, past U+10FFFF: lead bytes C0 C1 E0
+    # ED F0 F4..FF)? Such a frame goes through mend.py. Plain ASCII and most text never do.
+    b = bytes(raw) if not isinstance(raw, str) else raw.encode()
+    if b.find(b"\\ud") >= 0 or b.find(b"\\uD") >= 0:
+        return True
+    for c in b"\xc0\xc1\xe0\xed\xf0\xf4\xf5\xf6\xf7":
+        if b.find(bytes((c,))) >= 0:
+            return True
+    return False
+
+
 class Rpc:
     def __init__(self, handlers, max_id=MAX_ID):
         # handlers: action -> async fn(payload) -> response payload (dict)
@@ -95,6 +109,7 @@ class Rpc:
         self._on_result = None
         self._answer = None
         self._event = asyncio.Event()
+        self._answered = None  # the id of the last answer sent for the frame being handled
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
         self.on_bad = None  # fn(kind, info), never raising: a bad frame (security events)
 
@@ -111,14 +126,27 @@ class Rpc:
         self._n = self._n + 1 if self._n < 999999999 else 1
         return "%s-%d" % (self._prefix, self._n)
 
-    async def call(self, action, payload, timeout_ms=None, on_result=None):
+    async def call(self, action, payload, timeout_ms=None, on_result=None, mid=None):
         # on_result(payload) runs the moment the CALLRESULT is read, before any later frame from
         # the CSMS is handled (a RemoteStop right after a StartTransaction.conf must see its id).
-        async with self._lock:
+        # mid: the message id to send under (a journaled message keeps its first id, so a repeat
+        # after a reconnect or a power cut is the same frame, which a CSMS can recognise).
+        # The timeout counts from this call, waiting for an earlier CALL of ours included: a tap
+        # behind a call on a dead link must not wait out that call's timeout first.
+        limit = timeout_ms or self.timeout_ms
+        t0 = time.ticks_ms()
+        try:  # (wait_for_ms makes a task: only when the lock is taken)
+            await (asyncio.wait_for_ms(self._lock.acquire(), limit) if self._lock.locked()
+                   else self._lock.acquire())
+        except asyncio.TimeoutError:
+            log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
+            raise CallTimeout(action)
+        try:
             ws = self.ws
             if ws is None:
                 raise Disconnected()
-            mid = self._next_id()
+            if mid is None:
+                mid = self._next_id()
             self._pending_id = mid
             self._on_result = on_result
             self._answer = None
@@ -129,20 +157,22 @@ class Rpc:
                 except (OSError, WsError) as e:
                     log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
                     raise Disconnected()
+                left = limit - time.ticks_diff(time.ticks_ms(), t0)
                 try:
-                    await asyncio.wait_for_ms(self._event.wait(), timeout_ms or self.timeout_ms)
+                    await asyncio.wait_for_ms(self._event.wait(), left if left > 1 else 1)
                 except asyncio.TimeoutError:
-                    log.warn(_TAG, "%s %s: no answer within %d ms", action, mid,
-                             timeout_ms or self.timeout_ms)
+                    log.warn(_TAG, "%s %s: no answer within %d ms", action, mid, limit)
                     raise CallTimeout(action)
             finally:
                 self._pending_id = None
-            ans = self._answer
-            if ans is None:
-                raise Disconnected()
-            if ans[0] == RESULT:
-                return ans[2]
-            raise CallError(ans[2], ans[3] if len(ans) > 3 else "", ans[4] if len(ans) > 4 else None)
+        finally:
+            self._lock.release()
+        ans = self._answer
+        if ans is None:
+            raise Disconnected()
+        if ans[0] == RESULT:
+            return ans[2]
+        raise CallError(ans[2], ans[3] if len(ans) > 3 else "", ans[4] if len(ans) > 4 else None)
 
     def drop(self):
         # The link is gone: wake any waiting caller with Disconnected.
@@ -163,6 +193,7 @@ class Rpc:
                 except WsTooBig as e:
                     await self._too_big(e)
                     continue
+                self._answered = None
                 try:
                     if isinstance(raw, Spooled):
                         await self._spooled(raw)
@@ -171,7 +202,7 @@ class Rpc:
                 except (OSError, WsError):
                     raise  # the transport failed while answering
                 except Exception as e:
-                    log.exc(_TAG, "frame handling failed (%d bytes)" % len(raw), e)
+                    await self._last_resort(raw, e)
         except Exception as e:
             return e
         finally:
@@ -181,7 +212,19 @@ class Rpc:
         ws = self.ws
         if ws is not None:
             await ws.send(json.dumps(frame))
+            self._answered = frame[1]
 
+    async def _last_resort(self, raw, e):
+        # Handling a frame failed outside any handler (no memory to parse or answer it, a bug):
+        # a CALL still gets one answer, InternalError, built without json from the id sniffed
+        # off its head (printable ASCII, no quote or backslash: safe between quotes).
+        import gc
+
+        gc.collect()
+        kind, mid = sniff(raw.head if isinstance(raw, Spooled) else raw)
+        log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
+        if kind == CALL and mid and mid != self._answered and self.ws:
+            await self.ws.send('[4,"%s","InternalError","cannot handle the call",{}]' % mid)
     async def _error(self, mid, code, description):
         await self._reply([ERROR, mid or _NO_ID, code, description, {}])
 
@@ -254,6 +297,12 @@ class Rpc:
             return
         except ValueError:  # UnicodeError is a ValueError too
             return await self._garbage(raw, "not valid JSON")
+        if _suspect(raw):
+            from ocpp_client import mend  # loaded the first time it is needed
+
+            if not mend.utf8_ok(raw):
+                return await self._garbage(raw, "not valid UTF-8")
+            msg = mend.unsurrogate(msg)
         if not isinstance(msg, list) or not msg:
             return await self._garbage(raw, "not an OCPP-J message array")
         kind = msg[0]

@@ -22,7 +22,7 @@ class Transactions:
         q.on_stop_conf = self._stop_conf
         s.queue = q
         s.connector.listen(self)
-        self._recover()
+        s.tasks.append(self._recover())  # at boot, once the meter can be read
 
     def tx_id_now(self):
         # The CSMS's transactionId of the running session, or None.
@@ -39,17 +39,19 @@ class Transactions:
         self.txq.add(START, req, s["ref"])
         begin = self._sampled("Transaction.Begin")
         if begin:
-            self._begin[s["ref"]] = meterdata.meter_value(begin, s["start"])
+            self._begin[s["ref"]] = meterdata.meter_value(begin, _start_ms(s), True)
 
     def on_tx_stop(self, s, reason):
-        req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso(s["stop_t"]),
+        # Times with the start's resolution (ms), never before it.
+        stop_ms = max(s.get("stop_ms", s["stop_t"] * 1000), _start_ms(s))
+        req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso_ms(stop_ms),
                "reason": reason, "idTag": s["tag"]}
         data = []
         if s["ref"] in self._begin:
             data.append(self._begin.pop(s["ref"]))
         end = self._sampled("Transaction.End")
         if end:
-            data.append(meterdata.meter_value(end, s["stop_t"]))
+            data.append(meterdata.meter_value(end, stop_ms, True))
         if data:
             req["transactionData"] = data
         self.txq.add(STOP, req, s["ref"])
@@ -58,17 +60,28 @@ class Transactions:
         return meterdata.sampled(self.s.meter, self.connector,
                                  self.config.measurands("StopTxnSampledData"), context)
 
-    def _recover(self):
-        # Sessions a power cut left unfinished end now: an open one with PowerLoss and its last
-        # known meter value, a stopped one with its own reason. A StartTransaction is journaled
-        # first if the cut came before that; a stop already journaled is not repeated.
-        todo = self.connector.take_interrupted()
-        if not todo:
+    async def _recover(self):
+        # Sessions a power cut left unfinished end now: an open one with PowerLoss, a stopped
+        # one with its own reason. A StartTransaction is journaled first if the cut came before
+        # that; a stop already journaled is not repeated. The bill is exact: the meter is read
+        # now (the register stood still while the charger was off), and an open session's stop
+        # is never below a register already reported for it nor earlier than the last instant
+        # the charger knew it was running (its last MeterValues or minute checkpoint). The
+        # connector starts no new session before this is done.
+        if not self.connector.interrupted:
             return
+        m = self.s.meter
+        if m is not None and hasattr(m, "fresh"):
+            try:
+                await m.fresh(3000)
+            except Exception as e:
+                log.exc(_TAG, "meter at boot", e)
+        todo = self.connector.take_interrupted()
         pending = [(rec["a"], rec["r"]) for _, rec in self.txq.j.pending()]
         for s, reason in todo:
             if (STOP, s["ref"]) in pending:
                 continue
+            _floor(s, *self.txq.reported(s["ref"]))
             if (START, s["ref"]) not in pending and self.txq.tx_id(s["ref"]) is None:
                 self.on_tx_start(s)
             log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
@@ -137,6 +150,21 @@ class Transactions:
     async def remote_stop(self, p):
         tid = p["transactionId"]
         return {"status": self.connector.remote_stop(lambda ref: self.txq.tx_id(ref) == tid)}
+
+
+def _start_ms(s):
+    return s["start_ms"] if "start_ms" in s else s["start"] * 1000
+
+
+def _floor(s, wh, ms):
+    # An interrupted open session's stop: never below a register already reported for it, never
+    # before the last time it was known running (nor its start).
+    if "stop_ms" not in s:
+        s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
+    if wh is not None and wh > s["meter_stop"]:
+        s["meter_stop"] = wh
+    if ms is not None and ms > s["stop_ms"]:
+        s["stop_ms"] = ms
 
 
 def attach(s):

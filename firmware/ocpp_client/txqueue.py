@@ -7,6 +7,8 @@
 # be delivered. Flash budget: one journal line per message plus one ack line; the id document
 # is rewritten once per StartTransaction.conf and once per StopTransaction.conf.
 import asyncio
+import binascii
+import os
 
 import log
 from ocpp_client.errors import CallError
@@ -30,15 +32,39 @@ class TxQueue:
         self.on_start_conf = None  # fn(ref, conf)
         self.on_stop_conf = None  # fn(ref, conf)
         self.delivered = 0
+        self._prefix = binascii.hexlify(os.urandom(4)).decode()
+        self._n = 0
 
     def __len__(self):
         return len(self.j)
 
-    def add(self, action, payload, ref):
-        # Durable once this returns.
-        self.j.append({"a": action, "p": payload, "r": ref})
+    def add(self, action, payload, ref, extra=None):
+        # Durable once this returns. The record carries the message id it is sent under, every
+        # time: a repeat after a reconnect or a power cut is the first frame byte for byte (the
+        # frame is built from the record as read back from flash, the same text each time). The
+        # id is unique across boots and factory resets (random per boot + a counter).
+        # extra: more fields kept with the record (a MeterValues' register and time, read back
+        # when a power cut ends the session).
+        self._n += 1
+        rec = {"a": action, "p": payload, "r": ref, "i": "%s-q%d" % (self._prefix, self._n)}
+        if extra:
+            rec.update(extra)
+        self.j.append(rec)
         if self.session is not None:
             self.session.kick()
+
+    def reported(self, ref):
+        # (highest Energy.Active.Import.Register in Wh, latest time in ms) of the MeterValues
+        # journaled for a session and still on flash, or (None, None).
+        wh = t = None
+        for _, rec in self.j.records():
+            if rec.get("r") == ref and rec.get("a") == METER:
+                w, ms = rec.get("wh"), rec.get("ms")
+                if w is not None and (wh is None or w > wh):
+                    wh = w
+                if ms is not None and (t is None or ms > t):
+                    t = ms
+        return wh, t
 
     def tx_id(self, ref):
         return self.ids.get(ref)
@@ -95,7 +121,12 @@ class TxQueue:
 
             log.debug(_TAG, "sending %s %d", action, seq)
             try:
-                conf = await rpc.call(action, payload, on_result=hook)
+                # A retry after a CALLERROR is a new attempt: a CSMS that recognises repeats by
+                # id would only give the same error again.
+                mid = rec.get("i")
+                if mid is not None and attempts:
+                    mid = "%s.%d" % (mid, attempts)
+                conf = await rpc.call(action, payload, on_result=hook, mid=mid)
             except CallError as e:
                 attempts += 1
                 limit = self.config.get("TransactionMessageAttempts")

@@ -22,6 +22,7 @@ _OBJ = const(8)
 _ARR = const(9)
 _REQ = const(16)
 _MAX_DESC = const(200)
+_NUM_MAX = 1e7  # the largest number field value taken (W)
 
 OCCURENCE = "OccurenceConstraintViolation"
 TYPE = "TypeConstraintViolation"
@@ -135,6 +136,11 @@ def _value(kind, arg, v, path):
     if kind == _NUM:
         if not (_is_int(v) or isinstance(v, float)):
             return _err(TYPE, path, "must be a number")
+        # Every number OCPP 1.6 sends a charger is a rate or a limit (A or W): never negative, and
+        # 10 MW is far past any wallbox. Catches inf (json reads 1e400 as inf) and nan too, which
+        # would otherwise overflow the arithmetic below or a handler's.
+        if not 0 <= v <= _NUM_MAX:
+            return _err(PROPERTY, path, "%s is out of range (0 to 1e7)" % ("%g" % v)[:24])
         if arg:
             x = v * arg
             if abs(x - round(x)) > 1e-6:

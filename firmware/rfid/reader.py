@@ -5,6 +5,10 @@
 # - A different card while the last one is still in the field and within hold_ms of its event
 #   is ignored: a card swapped in a flash, or noise producing "a different card every poll",
 #   cannot flood the charger with events (at most one per hold_ms).
+# - A new card counts once the same UID was read on `confirm` polls in a row (the charger uses
+#   2): line noise that passes a frame's checksum (the PN532's is an 8-bit sum, which two flips
+#   that cancel pass) does not repeat itself, so it cannot start a session with a tag nobody
+#   presented (found by `borne chaos noise`). It costs one poll of latency.
 # - idTag: the UID as upper-case hex, at most 20 characters (10-byte UIDs).
 # - A reader that stops answering (fail_after failed exchanges in a row) is reported once
 #   through on_failure(True) (OCPP ReaderFailure), then re-initialised until it answers again
@@ -30,7 +34,7 @@ def id_tag(uid, n):
 
 class Reader:
     def __init__(self, driver, on_tag, on_failure=None, buzzer=None, poll_ms=150,
-                 gone_ms=500, hold_ms=1000, fail_after=3, retry_ms=1000):
+                 gone_ms=500, hold_ms=1000, fail_after=3, retry_ms=1000, confirm=1):
         self.drv = driver
         self.on_tag = on_tag
         self.on_failure = on_failure
@@ -40,6 +44,10 @@ class Reader:
         self.hold_ms = hold_ms
         self.fail_after = fail_after
         self.retry_ms = retry_ms
+        self.confirm = confirm
+        self._cand = bytearray(_UID_MAX)  # a new UID read, waiting to be read again
+        self._cand_len = 0
+        self._cand_n = 0
         self.ready = False
         self.failed = False
         self.events = 0
@@ -127,7 +135,9 @@ class Reader:
         self._learn_check(now)
         if n:
             self._card(n, now)
-        elif self._cur_len and time.ticks_diff(now, self._seen_ms) >= self.gone_ms:
+            return
+        self._cand_n = 0  # a confirmation is reads in a row
+        if self._cur_len and time.ticks_diff(now, self._seen_ms) >= self.gone_ms:
             self._cur_len = 0  # the card left the field
 
     def _card(self, n, now):
@@ -140,7 +150,29 @@ class Reader:
                 log.warn(_TAG, "another card within %d ms of the last one: ignored (%d)",
                          self.hold_ms, self.ignored)
             return
+        if self.confirm > 1 and not self._confirmed(n):
+            return
         self._presented(n, now)
+
+    def _confirmed(self, n):
+        # The same new UID on `confirm` polls in a row?
+        uid = self._uid
+        cand = self._cand
+        same = n == self._cand_len and self._cand_n > 0
+        for i in range(n if same else 0):
+            if uid[i] != cand[i]:
+                same = False
+                break
+        if not same:
+            for i in range(n):
+                cand[i] = uid[i]
+            self._cand_len = n
+            self._cand_n = 0
+        self._cand_n += 1
+        if self._cand_n < self.confirm:
+            return False
+        self._cand_n = 0
+        return True
 
     def _is_current(self, n):
         # The UID read is the card already in the field.

@@ -22,6 +22,7 @@ _SUBCOMMAND_MODULES = (
     "borne.claim",
     "borne.label",
     "borne.release",
+    "borne.chaos.cli",
 )
 
 

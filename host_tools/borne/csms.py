@@ -79,6 +79,7 @@ class _Recorder:
         self.conn = conn
         self.cp_id = cp_id
         self.checker = FrameChecker()
+        self.current_id: str | None = None  # the message id of the CALL being handled
 
     async def recv(self) -> str:
         while True:
@@ -87,18 +88,46 @@ class _Recorder:
             problems = self.checker.incoming(raw)
             for p in problems:
                 log.error("%s sent an invalid frame: %s", self.cp_id, p)
-            self.csms.violations += [f"{self.cp_id}: {p}" for p in problems]
+            self.csms.violations += [f"{self.cp_id}: {p} (frame {text[:120]!r})" for p in problems]
             frame = Frame(self.cp_id, "in", text, _loads(text))
             self.csms._record(frame)
             action = frame.action
+            if action and await self._repeat(frame):
+                continue
+            self.current_id = frame.msg[1] if action else None
             if action and self.csms.unanswered.get(action, 0) > 0:
                 self.csms.unanswered[action] -= 1  # a CSMS that never answers this one
                 continue
             return text
 
+    async def _repeat(self, frame: Frame) -> bool:
+        """A CALL whose message id this CSMS has seen from this charge point (OCPP-J ids are
+        unique per sender; a repeat after a reconnect or a power cut keeps its id): recognised,
+        answered as the first time, never handled twice. A repeat must be the first frame byte
+        for byte. True when it was one."""
+        key = (self.cp_id, frame.msg[1])
+        first = self.csms.first_frames.get(key)
+        if first is None:
+            self.csms.first_frames[key] = frame.raw
+            return False
+        self.csms.repeats.append(frame)
+        if first != frame.raw:
+            self.csms.violations.append(
+                f"{self.cp_id}: repeat of message id {frame.msg[1]} differs from the first: "
+                f"{first} / {frame.raw}")
+        answer = self.csms.answered.get(key)
+        if answer is not None:
+            await self.send(answer)
+            return True
+        return False  # the first never got its answer (the link died before it): handle it
+
     async def send(self, raw: str) -> None:
         self.checker.outgoing(raw)
-        self.csms._record(Frame(self.cp_id, "out", raw, _loads(raw)))
+        frame = Frame(self.cp_id, "out", raw, _loads(raw))
+        self.csms._record(frame)
+        m = frame.msg
+        if isinstance(m, list) and len(m) > 1 and m[0] in (3, 4) and isinstance(m[1], str):
+            self.csms.answered[(self.cp_id, m[1])] = raw
         await self.conn.send(raw)
 
 
@@ -148,10 +177,10 @@ class CentralChargePoint(ChargePoint):
 
     @on(Action.start_transaction)
     def on_start(self, **kw: Any) -> Any:
-        # A StartTransaction sent again with the same content (the charger lost power between
-        # our answer and its note of it) gets the same id: OCPP 1.6 has no other idempotency.
-        key = (self.id, kw.get("connector_id"), kw.get("id_tag"), kw.get("timestamp"),
-               kw.get("meter_start"))
+        # One transaction per StartTransaction message id: a repeat under the same id (the
+        # charger lost power or the link between our answer and its note of it) is answered
+        # before it gets here (_Recorder._repeat); one under a new id would open a second.
+        key = (self.id, self.csms.links[self.id].current_id)
         tid = self.csms.started.get(key)
         if tid is None:
             tid = self.csms.started[key] = next(self.csms.tx_ids)
@@ -258,7 +287,10 @@ class Csms:
         self.charge_points: dict[str, CentralChargePoint] = {}
         self.connections: dict[str, ServerConnection] = {}
         self.tx_ids = itertools.count(1)
-        self.started: dict[tuple[Any, ...], int] = {}
+        self.started: dict[tuple[Any, ...], int] = {}  # (charge point, message id) -> tx id
+        self.first_frames: dict[tuple[str, str], str] = {}  # (cp, message id) -> first raw CALL
+        self.answered: dict[tuple[str, str], str] = {}  # (cp, message id) -> our raw answer
+        self.repeats: list[Frame] = []  # CALLs received again under an id seen before
         self.connects = 0
         self.close_at_once = 0  # this many next connections are closed right after the handshake
         self._changed = asyncio.Condition()

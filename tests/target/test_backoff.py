@@ -83,3 +83,22 @@ def test_real_random_source_spreads_too():
     assert min(draws) >= 4000 and max(draws) <= 8000
     h = histogram(draws, 4000, 8000, 4)
     assert min(h) > 350 and max(h) < 650, h
+
+
+def test_a_dead_path_is_retried_at_the_base_a_refusal_backs_off():
+    # borne chaos net: a long network cut made handshakes end in "connection closed" (the path
+    # died under them); counted as refusals, they backed off to 25 s after the network was back.
+    from ocpp_client import ws
+
+    orig = client._rand_u16
+    try:
+        client._rand_u16 = lambda: 65535
+        dead = (ws.WsClosed("connection closed during the handshake"), OSError(104),
+                OSError(113), Exception("timeout"))
+        for e in dead:
+            assert client.retry_ms(e, 8) == 2000, e
+        refused = (ws.WsError("handshake refused: HTTP 503"), OSError(111))
+        for e in refused:
+            assert client.retry_ms(e, 8) == 120000, e
+    finally:
+        restore(orig)

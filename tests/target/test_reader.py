@@ -131,3 +131,24 @@ async def until(pred, what, ms=3000):
         if time.ticks_diff(time.ticks_ms(), t0) > ms:
             raise AssertionError("timed out waiting for " + what)
         await asyncio.sleep_ms(5)
+
+
+def test_with_confirm_a_new_card_counts_when_read_twice_in_a_row():
+    # Line noise that passes the frame checksum gives a UID once; a card gives it every poll.
+    r, tags = reader(gone_ms=500, hold_ms=1000, confirm=2)
+    show(r, H("05a0b2c3"), 1000)  # noise: once
+    show(r, H("04a1b2c3"), 1150)  # the card, first read
+    assert tags == []
+    show(r, H("04a1b2c3"), 1300)  # the card again: now it counts
+    assert tags == ["04A1B2C3"]
+    for i in range(10):
+        show(r, H("04a1b2c3"), 1450 + 150 * i)
+    assert tags == ["04A1B2C3"]
+    for i in range(5):
+        show(r, None, 3000 + 150 * i)  # gone
+    show(r, H("04112233"), 4000)
+    show(r, None, 4150)  # a dropout between two reads: not a confirmation
+    show(r, H("04112233"), 4300)
+    assert tags == ["04A1B2C3"]
+    show(r, H("04112233"), 4450)
+    assert tags == ["04A1B2C3", "04112233"]

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--control", type=int, default=DEFAULT_CONTROL_PORT, metavar="PORT",
                    help="control protocol port on 127.0.0.1 (0 picks a free one)")
     p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
+    p.add_argument("--diag", action="store_true",
+                   help="the agent reports its heap (state's `heap`: peak, used, total)")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--board", default="unix_sim", choices=BOARDS,
                    help="the board code that runs: unix_sim, or esp32_wallbox (its board.py "
@@ -133,7 +135,7 @@ async def _main(args: argparse.Namespace, flash: Path, security: Security | None
                     phases=args.phases, heartbeat_interval=args.heartbeat, security=security,
                     claim=claim, meter_model=args.meter_model, grid_meter=args.grid_meter,
                     grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse,
-                    board=args.board, reader=args.reader)
+                    board=args.board, reader=args.reader, diag=args.diag)
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("borne.sim.pn532")
@@ -70,6 +71,8 @@ def target_data(uid: bytes) -> bytes:
 class Pn532Emulator:
     presentation_s: float = 1.0  # how long a `tap` holds the card to the reader
     down: bool = False
+    # fn(bytes) -> bytes applied to what the reader sends (line noise), or None
+    line_noise: Callable[[bytes], bytes] | None = None
     awake: bool = False  # woken by 0x55 on HSU since power-up
     low_vbat: bool = True  # until the first SAMConfiguration
     commands: list[int] = field(default_factory=list)  # command codes answered, for tests
@@ -189,6 +192,8 @@ class Pn532Emulator:
         try:
             while data := await reader.read(512):
                 out = self.feed(data)
+                if out and self.line_noise is not None:
+                    out = self.line_noise(out)  # a noisy line (borne chaos): bytes changed
                 if out:
                     writer.write(out)
                     await writer.drain()

@@ -313,6 +313,8 @@ class Simulator:
             {"color": "000000", "pattern": "off", "brightness": 0},
             "ocpp": {"connected": bool(ocpp.get("connected")), "status": ocpp.get("status"),
                      "queued": ocpp.get("queued", 0)},  # journaled messages not yet answered
+            # the agent's heap (with diag: heapwatch.py): peak, used after a collection, total
+            "heap": tel.get("heap"),
             "energy_wh": round(hw.energy_wh, 3),
             "power_w": round(hw.power_w(), 1),
             "session": tel.get("session"),

@@ -1,0 +1,795 @@
+"""The campaigns of `borne chaos`, each against a fresh simulator (agent under the MicroPython
+unix port, the embedded test CSMS on the `ocpp` package that recognises repeats by message id).
+
+Each takes a seeded random generator and a size, and returns a `Result`: figures to print and
+violations (any fails the run). Sizes of a full campaign are in `FULL`; `make test` runs a slice
+(`SLICE`) through tests/test_chaos.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from borne import paths
+from borne.chaos.ledger import judge
+from borne.chaos.mutate import mutated_frames
+from borne.csms import Csms, ws_frame
+from borne.sim.simulator import ClaimOptions, Simulator
+
+CP_ID = "CP-CHAOS"
+
+# Full campaign sizes (issue 11) and the slice `make test` runs.
+FULL = {"power": 500, "net": 200, "frames": 100_000, "hotspot": 10_000, "noise": 2_000,
+        "props": 10_000, "soak": 96}
+SLICE = {"power": 6, "net": 4, "frames": 1_500, "hotspot": 300, "noise": 50, "props": 100,
+         "soak": 3}
+SLICE_LONGEST_CUT_S = 4.0
+
+
+@dataclass
+class Result:
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def bad(self, text: str) -> None:
+        if len(self.violations) < 40:
+            self.violations.append(text)
+        self.figures["violations"] = self.figures.get("violations", 0) + 1
+
+
+class Rig:
+    """A simulator and its CSMS, driven in-process (the control protocol's commands)."""
+
+    def __init__(self, sim: Simulator, csms: Csms | None) -> None:
+        self.sim = sim
+        self.csms = csms
+
+    async def cmd(self, cmd: str, **args: Any) -> dict[str, Any]:
+        r = await self.sim.command({"cmd": cmd, **args})
+        if not r.get("ok"):
+            raise RuntimeError(f"{cmd}: {r}")
+        return r
+
+    def state(self) -> dict[str, Any]:
+        return self.sim.state()
+
+    async def until(self, pred: Callable[[dict[str, Any]], Any], what: str,
+                    timeout: float = 30) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        st: dict[str, Any] = {}
+        while loop.time() < end:
+            st = self.state()
+            if pred(st):
+                return st
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+    async def configure(self, **keys: str) -> None:
+        from ocpp.v16 import call
+
+        assert self.csms is not None
+        cp = self.csms.charge_points[CP_ID]
+        for k, v in keys.items():
+            res = await cp.call(call.ChangeConfiguration(key=k, value=v))
+            if res.status != "Accepted":
+                raise RuntimeError(f"ChangeConfiguration {k}={v}: {res.status}")
+
+    def boots(self) -> int:
+        return self.sim.agent.boots if self.sim.agent else 0
+
+    def unexpected_exits(self) -> list[int]:
+        return [c for c in (self.sim.agent.exit_codes if self.sim.agent else []) if c != -9]
+
+
+@contextlib.asynccontextmanager
+async def rig(workdir: Path, name: str, diag: bool = False,
+              claim: ClaimOptions | None = None, heartbeat: int = 300) -> AsyncIterator[Rig]:
+    flash = workdir / f"flash-{name}"
+    shutil.rmtree(flash, ignore_errors=True)  # a fresh charger every run
+    (workdir / f"agent-{name}.log").unlink(missing_ok=True)
+    csms: Csms | None = None
+    if claim is None:
+        csms = Csms(heartbeat_interval=heartbeat)
+        await csms.start()
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url if csms else None, diag=diag,
+                    agent_log=workdir / f"agent-{name}.log", claim=claim)
+    await sim.start()
+    try:
+        r = Rig(sim, csms)
+        if csms is not None:
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, 60)
+        yield r
+    finally:
+        await sim.stop()
+        if csms is not None:
+            await csms.stop()
+
+
+def _check_csms(res: Result, r: Rig) -> None:
+    assert r.csms is not None
+    for v in r.csms.violations[:20]:
+        res.bad(f"invalid frame from the charger: {v}")
+    res.figures["invalid_frames"] = len(r.csms.violations)
+
+
+def _ledger(res: Result, r: Rig) -> None:
+    assert r.csms is not None
+    led = judge(r.csms, CP_ID)
+    res.figures.update(led.figures())
+    for v in led.violations:
+        res.bad(v)
+
+
+async def _drained(r: Rig, timeout: float = 90) -> None:
+    """Online, the queue empty and every started transaction stopped."""
+    assert r.csms is not None
+    csms = r.csms
+    await r.until(lambda s: s["ocpp"]["connected"], "online", timeout)
+
+    def done() -> bool:
+        stopped = {f.payload.get("transactionId") for f in csms.calls("StopTransaction")}
+        return set(csms.started.values()) <= stopped
+
+    await csms.wait_for(done, timeout, "every started transaction to be stopped")
+    await asyncio.sleep(1.5)  # anything sent twice would arrive now
+
+
+def _answer_times(csms: Csms) -> list[float]:
+    """How long the CSMS took to answer the charger's transaction messages (seconds): the part
+    of the repeat window a cut falls into between our answer leaving and the charger's ack."""
+    t_in: dict[str, float] = {}
+    out: list[float] = []
+    for f in csms.frames:
+        m = f.msg
+        if f.direction == "in" and f.is_call and f.action in (
+                "StartTransaction", "StopTransaction", "MeterValues"):
+            t_in.setdefault(m[1], f.t)
+        elif f.direction == "out" and isinstance(m, list) and m[:1] == [3] and m[1] in t_in:
+            out.append(f.t - t_in.pop(m[1]))
+    return out
+
+
+# -- power cuts ----------------------------------------------------------------------------------
+
+
+async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
+    res = Result("power cuts")
+    async with rig(workdir, "power") as r:
+        await r.configure(BorneFreeCharging="true", MeterValueSampleInterval="1")
+        where: Counter[str] = Counter()
+        for _ in range(n):
+            await r.until(lambda s: s["ocpp"]["connected"], "online after a power cut", 60)
+            x = rng.random()
+            if x < 0.1:
+                where["idle"] += 1  # no session: a cut during heartbeats/statuses
+                await asyncio.sleep(rng.uniform(0, 1.0))
+            else:
+                await r.cmd("plug")
+                await r.cmd("charge")
+                if x < 0.3:
+                    where["starting"] += 1  # the StartTransaction in flight
+                    await asyncio.sleep(rng.uniform(0, 0.3))
+                elif x < 0.75:
+                    where["charging"] += 1
+                    await asyncio.sleep(rng.uniform(0.3, 3.0))
+                else:
+                    where["stopping"] += 1  # the EV leaves: the stop in flight
+                    await asyncio.sleep(rng.uniform(0.3, 2.0))
+                    await r.cmd("unplug")
+                    await asyncio.sleep(rng.uniform(0, 0.4))
+            await r.cmd("power_cut")
+            if r.state()["relay"]:
+                res.bad("relay closed with the power cut")
+            await r.cmd("unplug")
+            await r.cmd("power_on")
+            if rng.random() < 0.2:
+                # A second cut during the reboot's redelivery.
+                where["redelivery"] += 1
+                await r.until(lambda s: s["ocpp"]["connected"], "online", 60)
+                await asyncio.sleep(rng.uniform(0, 0.5))
+                await r.cmd("power_cut")
+                await r.cmd("power_on")
+        await _drained(r)
+        _ledger(res, r)
+        _check_csms(res, r)
+        assert r.csms is not None
+        reasons = Counter(f.payload["reason"] for f in r.csms.calls("StopTransaction"))
+        res.figures["cuts"] = n + where["redelivery"]
+        res.figures["instants"] = dict(where)
+        res.figures["stop_reasons"] = dict(reasons)
+        res.figures["boots"] = r.boots()
+        t = _answer_times(r.csms)
+        if t:
+            res.figures["csms_answer_ms_median"] = round(statistics.median(t) * 1000, 1)
+            res.figures["csms_answer_ms_max"] = round(max(t) * 1000, 1)
+        for code in r.unexpected_exits():
+            res.bad(f"the agent exited with code {code} (a crash, not a cut)")
+    return res
+
+
+# -- network cuts --------------------------------------------------------------------------------
+
+
+async def net_cuts(rng: random.Random, n: int, workdir: Path, longest: float = 60.0) -> Result:
+    res = Result("network cuts")
+    restore: list[float] = []
+    detect: list[float] = []
+    async with rig(workdir, "net") as r:
+        await r.configure(BorneFreeCharging="true", MeterValueSampleInterval="2",
+                          WebSocketPingInterval="5")
+        assert r.csms is not None
+        csms = r.csms
+        plugged = False
+        for _ in range(n):
+            await r.until(lambda s: s["ocpp"]["connected"], "online between cuts", 60)
+            if not plugged:
+                await r.cmd("plug")
+                await r.cmd("charge")
+                plugged = True
+            await asyncio.sleep(rng.uniform(0.5, 3.0))
+            dur = math.exp(rng.uniform(math.log(0.2), math.log(longest)))
+            loop = asyncio.get_running_loop()
+            t_down = loop.time()
+            await r.cmd("net", up=False)
+            if rng.random() < 0.4:  # the session ends (and maybe a new one starts) offline
+                await asyncio.sleep(rng.uniform(0, dur / 2))
+                await r.cmd("unplug")
+                plugged = False
+                if rng.random() < 0.5:
+                    await asyncio.sleep(rng.uniform(0, 0.5))
+                    await r.cmd("plug")
+                    await r.cmd("charge")
+                    plugged = True
+            left = dur - (loop.time() - t_down)
+            if left > 0:
+                await asyncio.sleep(left)
+            if not r.state()["ocpp"]["connected"]:
+                detect.append(loop.time() - t_down)
+            t_up = time.monotonic()
+            up_at = len(csms.frames)
+            await r.cmd("net", up=True)
+            # Restore: the first transaction message the CSMS gets after the network is back
+            # (the queue is never empty for long: MeterValues every 2 s while charging).
+            try:
+                f = await csms.wait_call("MeterValues", after=up_at, timeout=30) if plugged \
+                    else None
+                for f2 in csms.frames[up_at:]:
+                    if f2.direction == "in" and f2.is_call and f2.action in (
+                            "StartTransaction", "StopTransaction", "MeterValues"):
+                        f = f2
+                        break
+                if f is not None:
+                    restore.append(f.t - t_up)
+            except AssertionError:
+                res.bad(f"nothing delivered within 30 s of the network's return ({dur:.1f} s cut)")
+        await r.cmd("unplug")
+        await _drained(r)
+        _ledger(res, r)
+        _check_csms(res, r)
+        res.figures["cuts"] = n
+        res.figures["longest_cut_s"] = longest
+        res.figures["boots"] = r.boots()
+        if restore:
+            res.figures["restore_s_median"] = round(statistics.median(restore), 2)
+            res.figures["restore_s_max"] = round(max(restore), 2)
+            slow = [x for x in restore if x > 3.0]
+            for x in slow[:10]:
+                res.bad(f"restore to the first delivered message took {x:.2f} s (> 3 s)")
+        if r.boots() != 1:
+            res.bad(f"the agent rebooted during network cuts ({r.boots()} boots)")
+    return res
+
+
+# -- mutated CSMS frames -------------------------------------------------------------------------
+
+
+async def frames(rng: random.Random, n: int, workdir: Path, window: int = 8) -> Result:
+    res = Result("mutated CSMS frames")
+    async with rig(workdir, "frames", diag=True) as r:
+        assert r.csms is not None
+        csms = r.csms
+        await r.configure(BorneFreeCharging="true", MeterValueSampleInterval="10")
+        await r.cmd("plug")
+        await r.cmd("charge")
+        await r.until(lambda s: s["relay"] and (s["session"] or {}).get("transaction_id"),
+                      "a charging session with its transaction id")
+        tx = r.state()["session"]["transaction_id"]
+        connects = csms.connects
+        kinds: Counter[str] = Counter()
+        codes: Counter[str] = Counter()
+        expect: dict[str, str] = {}  # message id -> mutation kind, awaiting exactly one answer
+        answers: Counter[str] = Counter()
+        scanned = 0
+        unanswered = 0
+        absurd_ok = 0
+
+        def scan() -> None:
+            nonlocal scanned, absurd_ok
+            for f in csms.frames[scanned:]:
+                m = f.msg
+                if f.direction == "in" and isinstance(m, list) and len(m) > 2 and m[0] in (3, 4):
+                    mid = m[1]
+                    if not isinstance(mid, str):
+                        continue
+                    answers[mid] += 1
+                    kind = expect.pop(mid, None)
+                    if kind is None:
+                        continue
+                    code = "Result" if m[0] == 3 else str(m[2])
+                    codes[code] += 1
+                    if kind == "absurd_number" and m[0] == 3:
+                        absurd_ok += 1
+                elif f.direction == "in" and f.msg is None:
+                    res.bad(f"the charger sent a frame that is not JSON: {f.raw[:120]!r}")
+            scanned = len(csms.frames)
+
+        gen = mutated_frames(rng)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        sent = 0
+        deadline: dict[str, float] = {}
+        while sent < n:
+            if CP_ID not in csms.connections:
+                await r.until(lambda s: s["ocpp"]["connected"], "the link back", 60)
+                await csms.wait_for(lambda: CP_ID in csms.connections, 30, "the link")
+            kind, mid, data, binary = next(gen)
+            try:
+                # Straight onto the connection: the CSMS's own json would choke on some
+                # (3,000 nested arrays, a list for an id); _lenient registers what it can read.
+                _lenient(csms, data)
+                raw = data if isinstance(data, bytes) else data.encode()
+                csms.write_raw(CP_ID, ws_frame(0x2 if binary else 0x1, raw))
+                kinds[kind] += 1
+            except Exception as e:  # the link just went, or the CSMS could not send it
+                why = f"send_failures_{type(e).__name__}"
+                res.figures[why] = res.figures.get(why, 0) + 1
+                await asyncio.sleep(0.1)
+                continue
+            sent += 1
+            if mid is not None:
+                expect[mid] = kind
+                deadline[mid] = loop.time() + 15
+            while len(expect) >= window:
+                await asyncio.sleep(0.002)
+                scan()
+                now = loop.time()
+                for k in [k for k in expect if deadline[k] < now]:
+                    unanswered += 1
+                    res.bad(f"CALL {k} ({expect.pop(k)}) got no answer within 15 s")
+            if sent % 200 == 0:
+                scan()
+        end = loop.time() + 15
+        while expect and loop.time() < end:
+            await asyncio.sleep(0.05)
+            scan()
+        for k, kind in expect.items():
+            unanswered += 1
+            res.bad(f"CALL {k} ({kind}) got no answer")
+        scan()
+        twice = [k for k, c in answers.items() if c > 1 and re.fullmatch(r"c\d{7}", k)]
+        for k in twice[:10]:
+            res.bad(f"CALL {k} answered {answers[k]} times")
+        # Results to CALLs the CSMS sent damaged (its json refused them; the charger's read
+        # them): kept for the report, with the frame that got them.
+        sent_by_id = {}
+        for f in csms.frames:
+            if f.direction == "out" and f.msg is None:
+                m = _HEAD.match(f.raw)
+                if m:
+                    sent_by_id[m.group(1)] = f.raw
+        lax = [f for f in csms.frames if f.direction == "in" and isinstance(f.msg, list)
+               and f.msg[:1] == [3] and f.msg[1] in sent_by_id]
+        res.figures["results_to_damaged_json"] = len(lax)
+        with (workdir / "lax-json.txt").open("w") as fh:
+            for f in lax:
+                fh.write(f"{sent_by_id[f.msg[1]]!r}\n  -> {f.raw[:200]!r}\n")
+        if absurd_ok:
+            res.bad(f"{absurd_ok} CALLs with an absurd number got a CALLRESULT")
+        st = r.state()
+        if not st["relay"] or (st["session"] or {}).get("transaction_id") != tx:
+            res.bad(f"the charging session did not survive (state {st['session']})")
+        if csms.calls("StopTransaction"):
+            res.bad("the session was stopped during the campaign")
+        res.figures["frames"] = sent
+        res.figures["kinds"] = len(kinds)
+        res.figures["per_kind"] = dict(sorted(kinds.items()))
+        res.figures["answers"] = dict(sorted(codes.items()))
+        res.figures["unanswered"] = unanswered
+        res.figures["answered_twice"] = len(twice)
+        res.figures["link_drops"] = csms.connects - connects
+        res.figures["boots"] = r.boots()
+        res.figures["frames_per_s"] = round(sent / max(loop.time() - t0, 1e-6))
+        heap = st.get("heap") or {}
+        res.figures["heap_peak"] = heap.get("peak")
+        res.figures["heap_total"] = heap.get("total")
+        if r.boots() != 1:
+            res.bad(f"the agent rebooted ({r.boots()} boots)")
+        if csms.connects != connects:
+            res.bad(f"the link dropped {csms.connects - connects} time(s)")
+        # A CALLRESULT to a frame so damaged that this CSMS cannot tell its action (MicroPython's
+        # json reads some frames CPython's refuses): counted, not judged (the answer's schema is
+        # unknown); every other frame the charger sent is judged.
+        lax = [v for v in csms.violations if "?: no such OCPP 1.6 action" in v]
+        csms.violations = [v for v in csms.violations if v not in lax]
+        res.figures["results_to_unreadable_calls"] = len(lax)
+        _check_csms(res, r)
+    return res
+
+
+class _AnyAnswer(dict):  # type: ignore[type-arg]
+    """The frame checker's pending CALLs, for mutated frames: an answer to an id the CSMS never
+    sent readably (the charger sniffed it off a damaged frame, or "-1") is checked as a frame of
+    an unknown action ("?"), which only a CALLERROR passes."""
+
+    def pop(self, k: Any, d: Any = None) -> Any:
+        return super().pop(k, "?")
+
+
+_HEAD = re.compile(r'^\s*\[\s*2\s*,?\s*"([^"\\]{1,36})"\s*,?\s*"([^"]{1,40})"')
+
+
+def _lenient(csms: Csms, data: str | bytes) -> None:
+    """Register the CALL the charger will read in `data` (by its head, as the charger sniffs
+    it), so its answer is checked against that action's schema even where CPython's json would
+    refuse the frame (MicroPython's is laxer: trailing commas, bad escapes)."""
+    link = csms.links[CP_ID]
+    if not isinstance(link.checker.pending, _AnyAnswer):
+        link.checker.pending = _AnyAnswer(link.checker.pending)
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    m = _HEAD.match(text)
+    if m:
+        link.checker.pending[m.group(1)] = m.group(2)
+
+
+# -- hostile hotspot requests --------------------------------------------------------------------
+
+_HS_BASE = [
+    b"GET / HTTP/1.1\r\nHost: 192.168.4.1\r\n\r\n",
+    b"GET /api/identity HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/networks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123\r\n\r\n",
+    b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 17\r\n\r\n{\"password\": \"x\"}",
+    b"POST /api/claim HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
+    b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n",
+]
+
+
+def _hostile_request(rng: random.Random) -> bytes:
+    b = bytearray(rng.choice(_HS_BASE))
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(7)
+        i = rng.randrange(len(b) + 1)
+        if op == 0 and b:  # flip a byte
+            b[min(i, len(b) - 1)] = rng.randrange(256)
+        elif op == 1:  # insert bytes
+            b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif op == 2:  # truncate
+            del b[i:]
+        elif op == 3:  # a long run
+            b[i:i] = bytes([rng.choice(b"a/%[{\"\r\n: ")]) * rng.choice((100, 1000, 5000))
+        elif op == 4:  # duplicate a line
+            j = b.find(b"\r\n", i)
+            if j > 0:
+                b[j:j] = b[b.rfind(b"\r\n", 0, j) + 2 if b.rfind(b"\r\n", 0, j) >= 0 else 0:j]
+        elif op == 5:  # a hostile header
+            b[i:i] = rng.choice((b"Content-Length: 99999999999\r\n", b"Transfer-Encoding: x\r\n",
+                                 b"Host: \xff\xfe\r\n", b"X: " + b"y" * 3000 + b"\r\n"))
+        else:  # a surrogate escape in a JSON body
+            b[i:i] = b'"\\ud83d\\ude00\\udc00"'
+    return bytes(b)
+
+
+async def _http(port: int, data: bytes, timeout: float) -> bytes | None:
+    """The answer until EOF; None when the server neither answered nor closed in time."""
+    try:
+        rd, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    except (OSError, TimeoutError):
+        return b""
+    try:
+        w.write(data)
+        await w.drain()
+        with contextlib.suppress(OSError):
+            w.write_eof()
+        return await asyncio.wait_for(rd.read(), timeout)
+    except TimeoutError:
+        return None
+    except OSError:
+        return b""
+    finally:
+        w.close()
+
+
+async def hotspot(rng: random.Random, n: int, workdir: Path, parallel: int = 3) -> Result:
+    res = Result("hostile hotspot requests")
+    statuses: Counter[str] = Counter()
+    claim = ClaimOptions(conn_password="wxyz-2345-6789", lockout_base_ms=50)
+    async with rig(workdir, "hotspot", claim=claim, diag=True) as r:
+        await r.until(lambda s: (s.get("hotspot") or {}).get("open"), "the hotspot", 30)
+        port = claim.http_port
+        reqs = [_hostile_request(rng) for _ in range(n)]
+        hangs = 0
+
+        async def worker(k: int) -> None:
+            nonlocal hangs
+            for i in range(k, n, parallel):
+                ans = await _http(port, reqs[i], 10)
+                if ans is None:
+                    hangs += 1
+                    res.bad(f"request {i} neither answered nor closed in 10 s: {reqs[i][:80]!r}")
+                elif not ans:
+                    statuses["dropped"] += 1
+                else:
+                    parts = ans.split(b"\r\n", 1)[0].split(b" ")
+                    ok = len(parts) >= 2 and parts[0] == b"HTTP/1.1" and parts[1].isdigit()
+                    statuses[parts[1].decode() if ok else "not HTTP"] += 1
+                    if not ok:
+                        res.bad(f"request {i}: answer is not HTTP: {ans[:80]!r}")
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker(k) for k in range(parallel)))
+        # Afterwards it still serves.
+        final = await _http(port, _HS_BASE[1], 10)
+        if not final or not final.startswith(b"HTTP/1.1 200"):
+            res.bad(f"the hotspot no longer serves: {final[:80] if final else final!r}")
+        st = r.state()
+        res.figures["requests"] = n
+        res.figures["statuses"] = dict(sorted(statuses.items()))
+        res.figures["hangs"] = hangs
+        res.figures["boots"] = r.boots()
+        res.figures["requests_per_s"] = round(n / max(time.monotonic() - t0, 1e-6))
+        heap = st.get("heap") or {}
+        res.figures["heap_peak"] = heap.get("peak")
+        if r.boots() != 1:
+            res.bad(f"the agent rebooted ({r.boots()} boots)")
+    return res
+
+
+# -- serial noise on the reader and meter lines --------------------------------------------------
+
+
+async def noise(rng: random.Random, n: int, workdir: Path) -> Result:
+    """n noise events on the PN532 HSU line and the RS-485 line during a charging session, with
+    the card presented now and then: no tag but the one presented, no energy the EV did not
+    take (every register reported within the simulated meter's true reading)."""
+    res = Result("serial noise")
+    async with rig(workdir, "noise") as r:
+        assert r.csms is not None
+        csms = r.csms
+        await r.configure(BorneFreeCharging="true", MeterValueSampleInterval="1")
+        await r.cmd("plug")
+        await r.cmd("charge")
+        await r.until(lambda s: s["relay"], "charging")
+        sim = r.sim
+        card = "04A1B2C3"
+        events: Counter[str] = Counter()
+        top_true = 0.0
+        for i in range(n):
+            k = rng.randrange(4)
+            if k == 0:
+                sim.meter.garbage = bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
+                events["meter_garbage"] += 1
+            elif k == 1:
+                sim.meter.corrupt = rng.randint(1, 3)
+                events["meter_crc"] += 1
+            elif k == 2:
+                sim.reader.line_noise = _noisy(rng)
+                events["reader_noise"] += 1
+            else:
+                await r.cmd("tap", uid=card, hold=0.3)
+                events["taps"] += 1
+            await asyncio.sleep(rng.uniform(0.02, 0.3))
+            top_true = max(top_true, r.state()["energy_wh"])
+            if i % 50 == 49:
+                sim.reader.line_noise = None
+        sim.reader.line_noise = None
+        await asyncio.sleep(2)
+        tags = {f.payload.get("idTag") for f in csms.calls("Authorize")} | {
+            f.payload.get("idTag") for f in csms.calls("StartTransaction")}
+        tags.discard(None)
+        tags.discard("FREECHARGING")
+        for t in tags - {card}:
+            res.bad(f"a tag that was never presented: {t}")
+        true_now = r.state()["energy_wh"]
+        for f in csms.calls("MeterValues"):
+            for mv in f.payload["meterValue"]:
+                for sv in mv["sampledValue"]:
+                    if (sv.get("measurand") == "Energy.Active.Import.Register"
+                            and float(sv["value"]) > true_now + 1):
+                        res.bad(f"register {sv['value']} Wh above the true {true_now:.1f} Wh")
+        res.figures["events"] = dict(events)
+        res.figures["tags_seen"] = sorted(tags)
+        res.figures["boots"] = r.boots()
+        res.figures["true_wh"] = round(true_now, 1)
+        _check_csms(res, r)
+        if r.boots() != 1:
+            res.bad(f"the agent rebooted ({r.boots()} boots)")
+    return res
+
+
+def _noisy(rng: random.Random) -> Callable[[bytes], bytes]:
+    seed = rng.randrange(1 << 30)
+    local = random.Random(seed)
+
+    def f(data: bytes) -> bytes:
+        b = bytearray(data)
+        for _ in range(local.randint(0, 3)):
+            op = local.randrange(3)
+            i = local.randrange(len(b) + 1)
+            if op == 0 and b:
+                b[min(i, len(b) - 1)] ^= 1 << local.randrange(8)
+            elif op == 1:
+                b[i:i] = bytes(local.randrange(256) for _ in range(local.randint(1, 6)))
+            elif b:
+                del b[min(i, len(b) - 1)]
+        return bytes(b)
+
+    return f
+
+
+# -- connector property sequences ----------------------------------------------------------------
+
+
+def props(rng: random.Random, n: int, workdir: Path, steps: int = 400) -> Result:
+    """n random sequences (steps each) of the connector property test
+    (tests/target/test_connector_props.py) in the unix port, two processes."""
+    res = Result("connector property sequences")
+    first = rng.randrange(1 << 20)
+    here = Path(__file__).resolve().parent
+    tests_target = paths.REPO / "tests" / "target"
+    mpath = ":".join([".frozen", str(paths.FIRMWARE), str(paths.REPO / "boards" / "unix_sim"),
+                      str(tests_target)])
+    half = (n + 1) // 2
+    procs = []
+    for k, (a, c) in enumerate(((first, half), (first + half, n - half))):
+        if c <= 0:
+            continue
+        d = workdir / f"props-{k}"
+        d.mkdir(parents=True, exist_ok=True)
+        procs.append(subprocess.Popen(
+            [str(paths.micropython()), str(here / "mp_props.py"), str(a), str(c), str(steps)],
+            cwd=d, env=dict(os.environ, MICROPYPATH=mpath), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    seqs = total_steps = closings = fails = 0
+    for p in procs:
+        out, _ = p.communicate(timeout=7200)
+        line = [x for x in out.splitlines() if x.startswith("props ")]
+        if p.returncode != 0 or not line:
+            res.bad(f"the property run failed: {out[-800:]}")
+            continue
+        _, a, b, c, d = line[0].split()
+        seqs += int(a)
+        total_steps += int(b)
+        closings += int(c)
+        fails += int(d)
+        for x in out.splitlines():
+            if x.startswith("FAIL "):
+                res.bad(x[5:])
+    res.figures.update(sequences=seqs, steps=total_steps, relay_closings=closings,
+                       failed_sequences=fails, first_seed=first)
+    if seqs and closings < seqs // 10:
+        res.bad(f"the walks closed the relay only {closings} times: they prove little")
+    return res
+
+
+# -- soak ----------------------------------------------------------------------------------------
+
+
+async def soak(rng: random.Random, sessions: int, workdir: Path) -> Result:
+    """A day of sessions, time compressed: `sessions` sessions back to back (96 = one every 15
+    minutes of a day) with MeterValues every second, heartbeats every 2 s and clock-aligned
+    values every 5 s; the heap in use (after a collection) must stay flat."""
+    res = Result("soak")
+    used: list[int] = []
+    async with rig(workdir, "soak", diag=True, heartbeat=2) as r:
+        await r.configure(BorneFreeCharging="true", MeterValueSampleInterval="1",
+                          ClockAlignedDataInterval="5")
+        for i in range(sessions):
+            await r.cmd("plug")
+            await r.cmd("charge")
+            await r.until(lambda s: s["relay"], f"session {i} charging")
+            await asyncio.sleep(rng.uniform(1.5, 3.5))
+            if rng.random() < 0.3:
+                await r.cmd("pause")
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
+                await r.cmd("charge")
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
+            await r.cmd("unplug")
+            await r.until(lambda s: not s["relay"], "unplugged")
+            await asyncio.sleep(1.2)  # a heap report after the session
+            h = (r.state().get("heap") or {}).get("used")
+            if h:
+                used.append(int(h))
+        await _drained(r)
+        _ledger(res, r)
+        _check_csms(res, r)
+        res.figures["sessions"] = sessions
+        res.figures["boots"] = r.boots()
+        if len(used) >= 4:
+            q = max(1, len(used) // 4)
+            early, late = statistics.median(used[:q]), statistics.median(used[-q:])
+            res.figures["heap_used_first_quarter"] = int(early)
+            res.figures["heap_used_last_quarter"] = int(late)
+            res.figures["heap_used_max"] = max(used)
+            if late > early + 4096:
+                res.bad(f"the heap grew from {early:.0f} to {late:.0f} bytes over the soak")
+        if r.boots() != 1:
+            res.bad(f"the agent rebooted ({r.boots()} boots)")
+    return res
+
+
+CAMPAIGNS = ("power", "net", "frames", "hotspot", "noise", "props", "soak")
+
+
+async def run(names: list[str], sizes: dict[str, int], seed: int, workdir: Path | None = None,
+              out: Callable[[str], None] = print, longest_cut: float = 60.0) -> list[Result]:
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="borne-chaos-") as tmp:
+        wd = workdir or Path(tmp)
+        wd.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            rng = random.Random(f"{seed}-{name}")
+            t0 = time.monotonic()
+            n = sizes[name]
+            out(f"chaos: {name} x {n} (seed {seed}) ...")
+            try:
+                if name == "power":
+                    res = await power_cuts(rng, n, wd)
+                elif name == "net":
+                    res = await net_cuts(rng, n, wd, longest_cut)
+                elif name == "frames":
+                    res = await frames(rng, n, wd)
+                elif name == "hotspot":
+                    res = await hotspot(rng, n, wd)
+                elif name == "noise":
+                    res = await noise(rng, n, wd)
+                elif name == "props":
+                    res = await asyncio.to_thread(props, rng, n, wd)
+                elif name == "soak":
+                    res = await soak(rng, n, wd)
+                else:
+                    raise ValueError(name)
+            except Exception as e:  # the campaign itself broke: that is a finding too
+                res = Result(name)
+                res.bad(f"campaign aborted: {type(e).__name__}: {e}")
+            res.seconds = round(time.monotonic() - t0, 1)
+            results.append(res)
+            out(report(res))
+    return results
+
+
+def report(res: Result) -> str:
+    verdict = "ok" if not res.violations else f"{len(res.violations)} VIOLATION(S)"
+    lines = [f"chaos: {res.name}: {verdict} in {res.seconds} s",
+             "  " + json.dumps(res.figures, sort_keys=True)]
+    lines += [f"  ! {v}" for v in res.violations[:20]]
+    return "\n".join(lines)
+
+
+def _main() -> None:  # for `python -m borne.chaos.campaigns` during development
+    names = sys.argv[1:] or list(CAMPAIGNS)
+    asyncio.run(run(names, SLICE, 1))
+
+
+if __name__ == "__main__":
+    _main()
