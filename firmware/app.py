@@ -70,6 +70,10 @@ async def _main():
             light.set_brightness(value)  # the app's LED brightness, from the cloud
 
     config.listeners.append(on_light)
+    # MQTT (mqtt/): the owner's broker and Home Assistant; the feature loads once one is set.
+    from mqtt import keys as mqtt_keys
+
+    mqtt_keys.attach(b, settings, config, connector, ocpp, events, store)
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch

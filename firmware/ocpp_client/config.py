@@ -74,6 +74,12 @@ KEYS = {
     "BorneGridMeter": ("s", "", "r"),  # the supply-side meter's model, "" = none
     "BorneMainFuse": ("i", 25, "r"),  # the supply's main fuse per phase, A
     "BorneGridFallback": ("i", 6, "r"),  # the headroom while the grid meter is silent, A
+    # MQTT (mqtt/keys.py): the owner's broker; the settings hold the values, these mirror them.
+    "BorneMqttUrl": ("s", "", "w"),
+    "BorneMqttUser": ("s", "", "w"),
+    "BorneMqttPassword": ("s", "", "x"),
+    "BorneMqttPrefix": ("s", "borne", "w"),
+    "BorneMqttControls": ("b", False, "r"),
 }
 _DOC = "ocpp_config"
 _ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")
@@ -192,6 +198,10 @@ def _check(key, v, cfg):
         raise ValueError("too many entries")
     if key in _ALIGN and v and cfg.get("ClockAlignedDataInterval") < 0:
         raise ValueError("bad interval")
+    if key.startswith("BorneMqtt"):
+        from mqtt import keys
+
+        keys.check(key, v)
 
 
 def show(kind, v):

@@ -17,6 +17,7 @@ from borne.sim.agent import Agent, Security
 from borne.sim.hardware import HW_FAULTS, Hardware
 from borne.sim.meter_emu import MODELS as METER_MODELS
 from borne.sim.meter_emu import MeterEmulator
+from borne.sim.mqttopts import MqttOptions
 from borne.sim.netgate import NetGate
 from borne.sim.pn532_emu import Pn532Emulator
 
@@ -75,6 +76,7 @@ class Simulator:
         grid_meter: str | None = None,
         grid_meter_addr: int = 2,
         main_fuse_a: int = 25,
+        mqtt: MqttOptions | None = None,
     ) -> None:
         for m in (meter_model, grid_meter or meter_model):
             if m not in METER_MODELS:
@@ -104,6 +106,7 @@ class Simulator:
             self.grid = MeterEmulator(self.hw, grid_meter, address=grid_meter_addr, grid=True)
             self.meter.others.append(self.grid)
         self.main_fuse_a = main_fuse_a
+        self.mqtt = mqtt  # the owner's broker (mqtt/), None = no MQTT
         self._io_server: asyncio.Server | None = None
         self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
@@ -137,7 +140,7 @@ class Simulator:
             rfid_addr=f"127.0.0.1:{rfid_port}",
             meter_addr=f"127.0.0.1:{meter_port}",
             meter_model=self.meter.model,
-            extra_args=self._installation_args(),
+            extra_args=self._installation_args() + (self.mqtt.argv() if self.mqtt else []),
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())

@@ -1,0 +1,93 @@
+# Home Assistant MQTT discovery: one device, its sensors, binary sensors and (when the
+# installation enables them) controls. Messages use HA's abbreviations and the "~" base topic
+# (HA's MQTT integration, "Discovery messages"), so each fits the link's buffer; they are made
+# one at a time (messages() is a generator) and published retained, so HA finds the charger
+# after a restart of either. tests/test_mqtt_discovery.py checks each against HA's schema.
+import json
+
+from mqtt import topics
+
+PREFIX = "homeassistant"
+STATUSES = ("Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
+            "Reserved", "Unavailable", "Faulted")
+
+# key, component, name, extra fields
+_ENTITIES = (
+    ("status", "sensor", "Status", {"dev_cla": "enum", "ops": STATUSES}),
+    ("energy", "sensor", "Energy", {"dev_cla": "energy", "stat_cla": "total_increasing",
+                                    "unit_of_meas": "kWh"}),
+    ("power", "sensor", "Power", {"dev_cla": "power", "stat_cla": "measurement",
+                                  "unit_of_meas": "W"}),
+    ("current_l1", "sensor", "Current L1", {"dev_cla": "current", "stat_cla": "measurement",
+                                            "unit_of_meas": "A"}),
+    ("current_l2", "sensor", "Current L2", {"dev_cla": "current", "stat_cla": "measurement",
+                                            "unit_of_meas": "A"}),
+    ("current_l3", "sensor", "Current L3", {"dev_cla": "current", "stat_cla": "measurement",
+                                            "unit_of_meas": "A"}),
+    ("voltage_l1", "sensor", "Voltage L1", {"dev_cla": "voltage", "stat_cla": "measurement",
+                                            "unit_of_meas": "V"}),
+    ("voltage_l2", "sensor", "Voltage L2", {"dev_cla": "voltage", "stat_cla": "measurement",
+                                            "unit_of_meas": "V"}),
+    ("voltage_l3", "sensor", "Voltage L3", {"dev_cla": "voltage", "stat_cla": "measurement",
+                                            "unit_of_meas": "V"}),
+    ("session_energy", "sensor", "Session energy",
+     {"dev_cla": "energy", "stat_cla": "total_increasing", "unit_of_meas": "kWh",
+      "stat_t": "~/session", "val_tpl": "{{ value_json.energy_kwh }}"}),
+    ("offer", "sensor", "Offered current", {"dev_cla": "current", "stat_cla": "measurement",
+                                            "unit_of_meas": "A", "ent_cat": "diagnostic"}),
+    ("pilot", "sensor", "Control pilot", {"dev_cla": "enum", "ops": ("A", "B", "C", "D", "E",
+                                                                     "F"),
+                                          "ent_cat": "diagnostic"}),
+    ("firmware", "sensor", "Firmware", {"ent_cat": "diagnostic"}),
+    ("plugged", "binary_sensor", "Plugged in", {"dev_cla": "plug"}),
+    ("charging", "binary_sensor", "Charging", {"dev_cla": "battery_charging"}),
+    ("ocpp", "binary_sensor", "Online", {"dev_cla": "connectivity", "pl_on": "online",
+                                         "pl_off": "offline", "ent_cat": "diagnostic"}),
+    ("fault", "binary_sensor", "Fault", {"dev_cla": "problem",
+                                         "json_attr_t": "~/faults",
+                                         "json_attr_tpl": "{{ {'faults': value_json} | tojson }}"}),
+)
+
+
+def _controls(max_a):
+    return (
+        ("paused", "switch", "Pause charging",
+         {"cmd_t": "~/set", "pl_on": '{"pause":true}', "pl_off": '{"pause":false}',
+          "stat_on": "ON", "stat_off": "OFF"}),
+        ("limit", "number", "Current limit",
+         {"cmd_t": "~/set", "cmd_tpl": '{"current_limit":{{ value }}}', "min": 6, "max": max_a,
+          "step": 1, "unit_of_meas": "A", "dev_cla": "current", "mode": "slider"}),
+        ("free", "switch", "Free charging",
+         {"cmd_t": "~/set", "pl_on": '{"free_charging":true}', "pl_off": '{"free_charging":false}',
+          "stat_on": "ON", "stat_off": "OFF"}),
+    )
+
+
+def node_id(cp_id):
+    out = []
+    for c in cp_id:
+        out.append(c if c.isalpha() or c.isdigit() or c in "_-" else "_")
+    return "borne_" + "".join(out)
+
+
+def messages(base, cp_id, device, controls, max_a):
+    # -> (topic, payload bytes), one at a time. device: name, manufacturer, model, sw, serial.
+    node = node_id(cp_id)
+    dev = {"ids": [node], "name": device["name"], "mf": device["mf"], "mdl": device["mdl"],
+           "sw": device["sw"]}
+    if device.get("sn"):
+        dev["sn"] = device["sn"]
+    ents = _ENTITIES + (_controls(max_a) if controls else ())
+    for key, comp, name, extra in ents:
+        d = {"~": base, "name": name, "uniq_id": "%s_%s" % (node, key),
+             "stat_t": "~/" + key, "avty_t": "~/" + topics.AVAILABILITY, "dev": dev}
+        d.update(extra)
+        yield ("%s/%s/%s/%s/config" % (PREFIX, comp, node, key), json.dumps(d).encode())
+
+
+def retired(cp_id):
+    # The control entities' topics: emptied (retained, zero length) when controls are off, so
+    # HA removes entities a previous configuration had.
+    node = node_id(cp_id)
+    for key, comp, _, _ in _controls(0):
+        yield "%s/%s/%s/%s/config" % (PREFIX, comp, node, key)

@@ -1,0 +1,81 @@
+# Always loaded, small: the MQTT settings as OCPP vendor configuration keys, and the start of the
+# feature (mqtt/feature.py) once a broker is configured. The settings are the one source (given
+# at the claim, by provisioning or `borne sim --mqtt`); the keys show them and a CSMS may change
+# them: BorneMqttUrl, BorneMqttUser, BorneMqttPassword (write-only), BorneMqttPrefix, and
+# BorneMqttControls (read-only: the installation decides).
+import asyncio
+
+import log
+
+_TAG = "mqtt"
+_KEYS = {"BorneMqttUrl": "mqtt_url", "BorneMqttUser": "mqtt_user",
+         "BorneMqttPassword": "mqtt_pass", "BorneMqttPrefix": "mqtt_prefix",
+         "BorneMqttControls": "mqtt_controls"}
+feature = None  # the running Mqtt, once started
+
+
+def parse_url(url):
+    # mqtt://host[:port] or mqtts://host[:port] -> (tls, host, port). Raises ValueError.
+    if url.startswith("mqtts://"):
+        tls, rest = True, url[8:]
+    elif url.startswith("mqtt://"):
+        tls, rest = False, url[7:]
+    else:
+        raise ValueError("the broker URL must start with mqtt:// or mqtts://")
+    if len(url) > 200:
+        raise ValueError("the broker URL is too long")
+    rest = rest.split("/", 1)[0]
+    if "@" in rest:
+        raise ValueError("the broker URL must not carry credentials")
+    host, _, port = rest.partition(":")
+    if not host:
+        raise ValueError("the broker URL has no host")
+    if port:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("the broker URL's port must be 1 to 65535")
+        return tls, host, int(port)
+    return tls, host, 8883 if tls else 1883
+
+
+def check(key, v):
+    # A new value for one of the keys, as Config._check wants it: ValueError when refused.
+    if key == "BorneMqttUrl" and v:
+        parse_url(v)
+    elif key == "BorneMqttPrefix":
+        if not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/":
+            raise ValueError("prefix: 1-32 characters, no + # and no leading or trailing /")
+    elif key in ("BorneMqttUser", "BorneMqttPassword") and len(v) > 64:
+        raise ValueError("too long")
+
+
+def attach(board, settings, config, connector, ocpp, events, store):
+    deps = (board, settings, config, connector, ocpp, events, store)
+    for k, name in _KEYS.items():
+        if k != "BorneMqttPassword":
+            config.set_runtime(k, settings.get(name))
+
+    def on_config(key, value):
+        name = _KEYS.get(key)
+        if name is None:
+            return
+        settings.update(**{name: value})
+        if feature is not None:
+            feature.reload()
+        elif key == "BorneMqttUrl" and value:
+            start(deps)
+
+    config.listeners.append(on_config)
+    if settings.get("mqtt_url"):
+        start(deps)
+
+
+def start(deps):
+    global feature
+    try:
+        from mqtt.feature import Mqtt
+
+        feature = Mqtt(*deps)
+    except Exception as e:  # a damaged file or no memory: charging goes on without MQTT
+        log.exc(_TAG, "MQTT could not start", e)
+        return
+    asyncio.create_task(feature.run())
