@@ -6,7 +6,7 @@
 # public commands only (set_owner_pause, set_owner_limit, set_free_charging), which can lower the
 # offer or start a free session but never close the relay by themselves: the relay invariants
 # and the smart-charging limit hold as for OCPP. Each accepted command goes to the event log. A
-# burst is cut by a token bucket (5 at once, then 1 a second), so a flood costs neither the loop
+# burst is cut by a token bucket (10 at once, then 4 a second), so a flood costs neither the loop
 # nor the flash (one event-log line per command).
 import json
 import time
@@ -17,8 +17,8 @@ _TAG = "mqtt"
 DOC = "owner_controls"
 _FIELDS = ("id", "pause", "current_limit", "free_charging")
 _MAX_PAYLOAD = const(256)
-_BUCKET = const(5)
-_REFILL_MS = const(1000)
+_BUCKET = const(10)
+_REFILL_MS = const(250)
 
 
 class Bad(Exception):
