@@ -13,6 +13,9 @@ SIM_ARGS ?=
 # by `make test` when missing. Overridable to check the rule, or to use another Chromium.
 CHROMIUM ?= /usr/bin/chromium
 APT_GET ?= apt-get
+# The MQTT broker the MQTT tests start per test (tests/mqttpeer.py): Debian's mosquitto,
+# installed by `make test` when missing, the same way.
+MOSQUITTO ?= /usr/sbin/mosquitto
 
 .PHONY: setup sim test bench lint lock clean
 
@@ -32,9 +35,9 @@ $(MPLIB): $(STAMP) host_tools/borne/mplib.py
 sim: setup
 	$(BIN)/borne sim $(SIM_ARGS)
 
-test: setup $(CHROMIUM)
+test: setup $(CHROMIUM) $(MOSQUITTO)
 	$(BIN)/ruff check host_tools tests
-	BORNE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+	BORNE_CHROMIUM=$(CHROMIUM) BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/python -m pytest
 
 # Installed once: a second run finds the file and does nothing. As root, or through `sudo -n`.
 # If it cannot be installed, this says why and the run goes on: every other test runs, and
@@ -52,8 +55,23 @@ $(CHROMIUM):
 	test -x $@ || { echo "make: chromium was installed but $@ is still missing:" \
 	  "set CHROMIUM=/path/to/chromium" >&2; exit 1; }
 
-bench: setup
-	$(BIN)/borne bench
+# Like chromium: as root or through `sudo -n`; if it cannot be installed, the run goes on and
+# the MQTT tests fail saying mosquitto is missing.
+$(MOSQUITTO):
+	-@if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "make: $@ is missing and this user can neither apt-get install it nor sudo -n:" \
+	  "install Debian's mosquitto (apt-get install mosquitto), or run make test MOSQUITTO=/path/to/mosquitto" >&2; \
+	  exit 1; fi; \
+	echo "installing Debian's mosquitto for the MQTT tests (tests/test_mqtt*.py)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends mosquitto \
+	  || { echo "make: apt-get could not install mosquitto (see above): the MQTT tests need it" >&2; exit 1; }; \
+	test -x $@ || { echo "make: mosquitto was installed but $@ is still missing:" \
+	  "set MOSQUITTO=/path/to/mosquitto" >&2; exit 1; }
+
+bench: setup $(MOSQUITTO)
+	BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/borne bench
 
 lint: setup
 	$(BIN)/ruff check host_tools tests

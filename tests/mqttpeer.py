@@ -21,7 +21,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO = os.environ.get("BORNE_MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 USER, PASSWORD = "borne-owner", "s3cret-broker-pw"
 
