@@ -79,6 +79,10 @@ async def _main():
         import heapwatch
 
         asyncio.create_task(heapwatch.run(b, code=CODE_HEAP))
+    if getattr(b, "stallwatch", False):
+        import stallwatch  # the loop's longest stall, for `borne bench mqtt-stall`
+
+        asyncio.create_task(stallwatch.run(b))
     tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
     tasks.extend(dev.tasks())
     if hotspot:

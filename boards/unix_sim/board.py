@@ -43,6 +43,7 @@ class Board:
         self.args = a = _args(argv or sys.argv)
         self.flash_root = a.get("flash", ".") + "/data"
         self.diag = a.get("diag") == "1"  # heap sampling for the benchmarks
+        self.stallwatch = a.get("stallwatch") == "1"  # the loop's longest stall (benchmarks)
         self.edge = asyncio.ThreadSafeFlag()
         self._io = None
         self._cp_high = 12000  # state A until the simulation says otherwise

@@ -272,6 +272,11 @@ class Link(MQTTClient):
         b = self.rx
         t = b[i] & 0xF0
         if t == 0x30:  # PUBLISH: umqtt's decoder, reading this one packet
+            if b[i] & 0x06 > 0x02:
+                # QoS 2 (or the invalid 3): we subscribe at QoS 0 and never asked for it;
+                # umqtt would run the callback and then fail an assertion.
+                log.warn(_TAG, "PUBLISH with QoS %d dropped", (b[i] >> 1) & 3)
+                return
             p = self.pipe
             p.pkt = memoryview(b)[i:i + total]
             p.pos = 0

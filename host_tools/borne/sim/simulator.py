@@ -77,6 +77,7 @@ class Simulator:
         grid_meter_addr: int = 2,
         main_fuse_a: int = 25,
         mqtt: MqttOptions | None = None,
+        stallwatch: bool = False,
     ) -> None:
         for m in (meter_model, grid_meter or meter_model):
             if m not in METER_MODELS:
@@ -107,6 +108,7 @@ class Simulator:
             self.meter.others.append(self.grid)
         self.main_fuse_a = main_fuse_a
         self.mqtt = mqtt  # the owner's broker (mqtt/), None = no MQTT
+        self.stallwatch = stallwatch  # the agent reports its loop's longest stall (benchmarks)
         self._io_server: asyncio.Server | None = None
         self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
@@ -140,7 +142,8 @@ class Simulator:
             rfid_addr=f"127.0.0.1:{rfid_port}",
             meter_addr=f"127.0.0.1:{meter_port}",
             meter_model=self.meter.model,
-            extra_args=self._installation_args() + (self.mqtt.argv() if self.mqtt else []),
+            extra_args=self._installation_args() + (self.mqtt.argv() if self.mqtt else [])
+            + (["--stallwatch", "1"] if self.stallwatch else []),
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
