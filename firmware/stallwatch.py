@@ -1,9 +1,9 @@
 # The event loop's longest stall, for the benchmarks (`borne bench mqtt-stall`): a task that asks
 # to run again every millisecond and measures how late it runs. The simulation enables it
-# (board.stallwatch); a charger never runs it. Telemetry "stall": the longest lateness (ms) since
-# the last `reset` line on the I/O socket... kept simple: the longest since boot and since the
-# last report, reported when it grows and once a second.
+# (board.stallwatch); a charger never runs it. Telemetry "stall" once a second: the report's
+# number, the longest lateness (ms) since boot and within the last second.
 import asyncio
+import sys
 import time
 
 
@@ -12,6 +12,8 @@ async def run(board, period_ms=1):
     window = 0  # since the last report
     last = time.ticks_ms()
     reported = last
+    n = 0
+    prof = None
     while True:
         await asyncio.sleep_ms(period_ms)
         now = time.ticks_ms()
@@ -22,6 +24,13 @@ async def run(board, period_ms=1):
         if late > worst:
             worst = late
         if time.ticks_diff(now, reported) >= 1000:
-            board.telemetry("stall", {"max_ms": worst, "last_s_ms": window})
+            n += 1
+            rep = {"n": n, "max_ms": worst, "last_s_ms": window}
+            mod = sys.modules.get("mqtt.prof")
+            if mod is not None:
+                if prof is None:
+                    prof = mod.PROF = {}
+                rep["mqtt_us"] = prof  # the MQTT feature's longest stretches without a yield
+            board.telemetry("stall", rep)
             window = 0
             reported = now

@@ -7,8 +7,10 @@ import asyncio
 import os
 import socket
 import struct
+import time
 
 import log
+from mqtt.prof import note
 
 _TAG = "mqtt"
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, lwIP)
@@ -107,15 +109,18 @@ async def resolve(host, server, timeout_ms=2000, tries=2):
             s.sendto(q, addr)
             waited = 0
             while waited < timeout_ms:
+                t0 = time.ticks_us()
                 try:
                     d = s.recv(512)
                 except OSError as e:
                     if e.errno not in _EAGAIN:
                         raise
+                    note("dns", t0)
                     await asyncio.sleep_ms(20)
                     waited += 20
                     continue
                 ip = parse(d, qid)
+                note("dns", t0)
                 if ip is not None:
                     return ip
         raise DnsError("the resolver did not answer")

@@ -18,6 +18,7 @@ import clock
 import log
 from mqtt import commands, discovery, keys, topics
 from mqtt.link import Link, Refused
+from mqtt.prof import note
 
 _TAG = "mqtt"
 _TICK_MS = const(500)
@@ -36,6 +37,13 @@ def _fw():
         return version.VERSION
     except ImportError:
         return "dev"
+
+
+def _tls_error(e):
+    if isinstance(e, ValueError):
+        return True
+    a = e.args[0] if isinstance(e, OSError) and e.args else 0
+    return isinstance(a, int) and a < 0
 
 
 class Mqtt:
@@ -129,7 +137,9 @@ class Mqtt:
             try:
                 if self._reload or self.link is None:
                     self.link = None
+                    t0 = time.ticks_us()
                     self.link = self._build()
+                    note("build", t0)
                 if self.link is None:
                     await asyncio.sleep(2)  # no broker configured
                     continue
@@ -145,7 +155,12 @@ class Mqtt:
                 log.warn(_TAG, "%s", e)
                 wait_s = _REFUSED_S
             except Exception as e:
-                log.warn(_TAG, "broker: %s %s", type(e).__name__, e)
+                why = " ".join(str(e).split())
+                if self.link is not None and self.link.ctx is not None and _tls_error(e):
+                    # mbedTLS: a failed certificate check (ValueError) or a TLS alert (OSError
+                    # with a negative code)
+                    why = "TLS handshake failed (certificate, CA or host name) %s" % why
+                log.warn(_TAG, "broker: %s %s", type(e).__name__, why)
             # An outage never touches charging or OCPP: only this task waits. The backoff
             # doubles per failed attempt (a connection that lasted a minute starts again from
             # the bottom), with jitter, so chargers behind one broker do not all come back at once.
@@ -200,9 +215,11 @@ class Mqtt:
     # -- feeding the link -------------------------------------------------------------------
     async def _feed(self, link):
         while True:
+            t0 = time.ticks_us()
             self._sample(False)
             if link.up:
                 self._publish(link)
+            note("publish", t0)
             await asyncio.sleep_ms(_TICK_MS)
 
     def _publish(self, link):

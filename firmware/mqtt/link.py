@@ -23,6 +23,7 @@ from umqtt.simple import MQTTClient
 
 import log
 from mqtt import dns
+from mqtt.prof import note
 
 _TAG = "mqtt"
 OUT_SIZE = const(1536)  # what may wait for the socket: a discovery message fits, with room
@@ -111,6 +112,8 @@ class Link(MQTTClient):
             pass  # QoS 1: umqtt would wait for the PUBACK here; _dispatch() takes it later
         except OSError:
             p.n = mark
+            if not self.dropped:
+                log.warn(_TAG, "the broker takes nothing: values wait (latest kept)")
             self.dropped += 1
             return None
         return self.pid if qos else 0
@@ -131,7 +134,7 @@ class Link(MQTTClient):
         else:
             coro = asyncio.open_connection(ip, self.port)
         r, w = await asyncio.wait_for_ms(coro, _OPEN_MS)
-        self.pipe.n = self.rn = self.skip = 0
+        self.pipe.n = self.rn = self.skip = self.dropped = 0
         self._err = None
         self.up = False
         reader = None
@@ -203,7 +206,9 @@ class Link(MQTTClient):
             n = self.pipe.n
             if n:
                 # Stream.write sends what the socket takes now and copies only the rest.
+                t0 = time.ticks_us()
                 w.write(memoryview(self.pipe.out)[:n])
+                note("write", t0)
                 self.pipe.n = 0
                 self._tx_ms = now
                 await asyncio.wait_for_ms(w.drain(), _DRAIN_MS)
@@ -227,7 +232,9 @@ class Link(MQTTClient):
                         self.rx[0:n - k] = bytes(mv[k:n])
                     n -= k
                 self.rn += n
+                t0 = time.ticks_us()
                 self._frames()
+                note("receive", t0)
         except Exception as e:
             self._err = e
 
