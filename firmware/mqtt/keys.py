@@ -12,6 +12,7 @@ _KEYS = {"BorneMqttUrl": "mqtt_url", "BorneMqttUser": "mqtt_user",
          "BorneMqttPassword": "mqtt_pass", "BorneMqttPrefix": "mqtt_prefix",
          "BorneMqttControls": "mqtt_controls"}
 feature = None  # the running Mqtt, once started
+_deps = None
 
 
 def parse_url(url):
@@ -49,7 +50,8 @@ def check(key, v):
 
 
 def attach(board, settings, config, connector, ocpp, events, store):
-    deps = (board, settings, config, connector, ocpp, events, store)
+    global _deps
+    _deps = deps = (board, settings, config, connector, ocpp, events, store)
     for k, name in _KEYS.items():
         if k != "BorneMqttPassword":
             config.set_runtime(k, settings.get(name))
@@ -67,6 +69,14 @@ def attach(board, settings, config, connector, ocpp, events, store):
     config.listeners.append(on_config)
     if settings.get("mqtt_url"):
         start(deps)
+
+
+def changed():
+    # The settings changed outside OCPP (the claim): reconnect, or start now that a broker is set.
+    if feature is not None:
+        feature.reload()
+    elif _deps is not None and _deps[1].get("mqtt_url"):
+        start(_deps)
 
 
 def start(deps):

@@ -50,18 +50,23 @@ async def _charge(sim: Simulator) -> None:
     await sim.command({"cmd": "charge"})
 
 
+async def _charging_sim(sim: Simulator) -> None:
+    # free charging: the EV charges from the plug on (relay, pilot, meter values)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"ocpp: boot Accepted", 30)
+    assert sim.csms is not None
+    cp = sim.csms.charge_points[sim.cp_id]
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await _charge(sim)
+
+
 async def scenario(folder: Path, opts: MqttOptions | None, seconds: float = 10,
                    during: Hook | None = None, wait_line: str | None = None) -> str:
     sim = Simulator(folder / "flash", mqtt=opts, stallwatch=True)
     await sim.start()
     try:
         assert sim.agent is not None
-        # free charging: the EV charges from the plug on (relay, pilot, meter values)
-        await sim.agent.wait_line(r"ocpp: boot Accepted", 30)
-        assert sim.csms is not None
-        cp = sim.csms.charge_points[sim.cp_id]
-        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
-        await _charge(sim)
+        await _charging_sim(sim)  # free charging: relay, pilot, meter values
         if during is not None:
             await during(sim)
         if wait_line:
@@ -135,3 +140,43 @@ async def mqtt_stall() -> list[str]:
                  "scheduling noise (see the baseline); the MQTT stretches are the feature's own "
                  "work between two yields, timed inside the agent")
     return lines
+
+
+async def _peak(folder: Path, opts: MqttOptions | None, compiled: Path, seconds: float) -> int:
+    sim = Simulator(folder / "flash", mqtt=opts, diag=True, compiled=compiled)
+    await sim.start()
+    try:
+        assert sim.agent is not None
+        await _charging_sim(sim)
+        if opts is not None:
+            await sim.agent.wait_line(r"mqtt: connected to the broker", 30)
+        await asyncio.sleep(seconds)  # discovery, state, meter values, a command or two
+        return int(str((sim.hw.telemetry.get("heap") or {}).get("peak", 0)))
+    finally:
+        await sim.stop()
+
+
+@bench("mqtt-memory")
+async def mqtt_memory() -> list[str]:
+    """Peak heap in use of the agent charging, with and without MQTT (connected to mosquitto,
+    discovery and controls on), as deployed (.mpy): the feature's heap cost."""
+    from borne.bench import WORD
+    from borne.build import compile_tree
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        built = compile_tree("unix_sim", out=root / "build").parent
+        broker = Broker(root / "broker")
+        broker.start()
+        try:
+            (root / "a").mkdir()
+            (root / "b").mkdir()
+            without = await _peak(root / "a", None, built, 12)
+            opts = MqttOptions(broker.url, USER, PASSWORD, controls=True)
+            with_ = await _peak(root / "b", opts, built, 12)
+        finally:
+            broker.stop()
+    d = with_ - without
+    return [f"mqtt-memory: peak heap in use while charging {without} bytes without MQTT, "
+            f"{with_} with it (compiled .mpy): MQTT costs {d} bytes here "
+            f"(~{d * 4 / WORD / 1024:.1f} KiB in 32-bit words)"]
