@@ -158,3 +158,32 @@ async def test_tls_with_the_ca_checked_and_the_name_resolved_without_blocking(
     finally:
         dns.stop()
         broker.stop()
+
+
+async def test_the_broker_set_over_ocpp(csms: Csms, flash: Path, broker: Broker) -> None:
+    # Provisioned with a broker that is not there; the CSMS gives the right one and the
+    # credentials through the vendor keys, and the charger connects with them.
+    from mqttpeer import free_port
+
+    opts = MqttOptions(f"mqtt://127.0.0.1:{free_port()}")
+    sub = Subscriber(broker, [f"{BASE}/#"])
+    try:
+        async with running(_sim(csms, flash, opts)) as sim:
+            await sim.agent.wait_line(r"W mqtt: broker: ")
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            cp = csms.charge_points[CP_ID]
+            for key, value, want in (("BorneMqttUrl", "http://x", "Rejected"),
+                                     ("BorneMqttPrefix", "a/#", "Rejected"),
+                                     ("BorneMqttControls", "true", "Rejected"),
+                                     ("BorneMqttUser", USER, "Accepted"),
+                                     ("BorneMqttPassword", PASSWORD, "Accepted"),
+                                     ("BorneMqttUrl", broker.url, "Accepted")):
+                res = await cp.call(call.ChangeConfiguration(key=key, value=value))
+                assert res.status == want, (key, res.status)
+            await sub.value(f"{BASE}/availability", "online", timeout=30)
+            res = await cp.call(call.GetConfiguration(key=["BorneMqttPassword", "BorneMqttUser"]))
+            assert res.unknown_key == ["BorneMqttPassword"], "write-only: never shown"
+            assert res.configuration_key[0]["value"] == USER
+            assert not any(PASSWORD in ln for ln in sim.agent.all_lines)
+    finally:
+        sub.close()

@@ -55,6 +55,7 @@ class FakeBroker:
         self.connects = 0
         self.received = 0
         self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -75,6 +76,10 @@ class FakeBroker:
             self.server.close()
         for w in self._writers:
             w.close()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
         if self.server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
@@ -82,6 +87,9 @@ class FakeBroker:
     async def _serve(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         self.connects += 1
         self._writers.append(w)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         try:
             if self.mode == "silent":
                 while await r.read(4096):
@@ -112,7 +120,9 @@ class FakeBroker:
                 return
             while data := await r.read(4096):
                 self.received += len(data)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             w.close()
+            if task is not None:
+                self._tasks.discard(task)
