@@ -227,5 +227,9 @@ async def test_controls_are_off_unless_the_installation_enables_them(
         assert json.loads(ans.payload) == {
             "ok": False, "error": "controls are off (installation setting mqtt_controls)"}
         await sub.value(f"{BASE}/paused", "OFF")
-        configs = [m.topic for m in sub.msgs if m.topic.startswith("homeassistant/")]
+        await sub.wait(lambda m: m.topic.endswith("/free/config"), "the last discovery message")
+        configs = [m.topic for m in sub.msgs if m.topic.startswith("homeassistant/") and m.payload]
         assert configs and not any("/switch/" in t or "/number/" in t for t in configs)
+        removed = {m.topic for m in sub.msgs if m.topic.startswith("homeassistant/")
+                   and not m.payload}
+        assert len(removed) == 3, "an empty retained message removes each control from HA"

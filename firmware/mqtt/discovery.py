@@ -77,17 +77,14 @@ def messages(base, cp_id, device, controls, max_a):
            "sw": device["sw"]}
     if device.get("sn"):
         dev["sn"] = device["sn"]
-    ents = _ENTITIES + (_controls(max_a) if controls else ())
-    for key, comp, name, extra in ents:
+    for key, comp, name, extra in _ENTITIES + _controls(max_a):
+        topic = "%s/%s/%s/%s/config" % (PREFIX, comp, node, key)
+        if comp in ("switch", "number") and not controls:
+            # Controls off: an empty retained message removes them from HA (and the broker),
+            # should an earlier configuration have had them.
+            yield topic, b""
+            continue
         d = {"~": base, "name": name, "uniq_id": "%s_%s" % (node, key),
              "stat_t": "~/" + key, "avty_t": "~/" + topics.AVAILABILITY, "dev": dev}
         d.update(extra)
-        yield ("%s/%s/%s/%s/config" % (PREFIX, comp, node, key), json.dumps(d).encode())
-
-
-def retired(cp_id):
-    # The control entities' topics: emptied (retained, zero length) when controls are off, so
-    # HA removes entities a previous configuration had.
-    node = node_id(cp_id)
-    for key, comp, _, _ in _controls(0):
-        yield "%s/%s/%s/%s/config" % (PREFIX, comp, node, key)
+        yield topic, json.dumps(d).encode()

@@ -93,10 +93,13 @@ class Mqtt:
             if s.get("tx") is not None:
                 rec["transaction_id"] = s["tx"]
             if len(self.queue) >= QUEUE_MAX:
-                for seq, _ in self.queue.pending():
-                    self.queue.ack(seq)  # the oldest goes: the journal stays bounded
-                    log.warn(_TAG, "session queue full (%d): the oldest dropped", QUEUE_MAX)
-                    break
+                g = self.queue.pending()
+                try:
+                    seq, _ = next(g)
+                finally:
+                    g.close()
+                self.queue.ack(seq)  # the oldest goes: the journal stays bounded
+                log.warn(_TAG, "session queue full (%d): the oldest dropped", QUEUE_MAX)
             self.queue.append(rec)
         except Exception as e:  # full flash: the session is in the OCPP queue all the same
             log.exc(_TAG, "queue finished session", e)
@@ -215,6 +218,9 @@ class Mqtt:
     # -- feeding the link -------------------------------------------------------------------
     async def _feed(self, link):
         while True:
+            if self._reload:
+                link.close("the MQTT settings changed")  # run() connects with the new ones
+                return
             t0 = time.ticks_us()
             self._sample(False)
             if link.up:

@@ -124,6 +124,10 @@ class Link(MQTTClient):
         except _Pending:
             pass  # the SUBACK is checked when it arrives
 
+    def close(self, why):
+        # Ends the running session (session() raises OSError(why)).
+        self._err = OSError(why)
+
     # -- one connection -----------------------------------------------------------------------
     async def session(self):
         # Connects, logs in, then moves bytes until the connection fails; raises why.
