@@ -11,56 +11,47 @@ PREFIX = "homeassistant"
 STATUSES = ("Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing",
             "Reserved", "Unavailable", "Faulted")
 
-# key, component, name, extra fields
-_ENTITIES = (
-    ("status", "sensor", "Status", {"dev_cla": "enum", "ops": STATUSES}),
-    ("energy", "sensor", "Energy", {"dev_cla": "energy", "stat_cla": "total_increasing",
-                                    "unit_of_meas": "kWh"}),
-    ("power", "sensor", "Power", {"dev_cla": "power", "stat_cla": "measurement",
-                                  "unit_of_meas": "W"}),
-    ("current_l1", "sensor", "Current L1", {"dev_cla": "current", "stat_cla": "measurement",
-                                            "unit_of_meas": "A"}),
-    ("current_l2", "sensor", "Current L2", {"dev_cla": "current", "stat_cla": "measurement",
-                                            "unit_of_meas": "A"}),
-    ("current_l3", "sensor", "Current L3", {"dev_cla": "current", "stat_cla": "measurement",
-                                            "unit_of_meas": "A"}),
-    ("voltage_l1", "sensor", "Voltage L1", {"dev_cla": "voltage", "stat_cla": "measurement",
-                                            "unit_of_meas": "V"}),
-    ("voltage_l2", "sensor", "Voltage L2", {"dev_cla": "voltage", "stat_cla": "measurement",
-                                            "unit_of_meas": "V"}),
-    ("voltage_l3", "sensor", "Voltage L3", {"dev_cla": "voltage", "stat_cla": "measurement",
-                                            "unit_of_meas": "V"}),
-    ("session_energy", "sensor", "Session energy",
-     {"dev_cla": "energy", "stat_cla": "total_increasing", "unit_of_meas": "kWh",
-      "stat_t": "~/session", "val_tpl": "{{ value_json.energy_kwh }}"}),
-    ("offer", "sensor", "Offered current", {"dev_cla": "current", "stat_cla": "measurement",
-                                            "unit_of_meas": "A", "ent_cat": "diagnostic"}),
-    ("pilot", "sensor", "Control pilot", {"dev_cla": "enum", "ops": ("A", "B", "C", "D", "E",
-                                                                     "F"),
-                                          "ent_cat": "diagnostic"}),
-    ("firmware", "sensor", "Firmware", {"ent_cat": "diagnostic"}),
-    ("plugged", "binary_sensor", "Plugged in", {"dev_cla": "plug"}),
-    ("charging", "binary_sensor", "Charging", {"dev_cla": "battery_charging"}),
-    ("ocpp", "binary_sensor", "Online", {"dev_cla": "connectivity", "pl_on": "online",
-                                         "pl_off": "offline", "ent_cat": "diagnostic"}),
-    ("fault", "binary_sensor", "Fault", {"dev_cla": "problem",
-                                         "json_attr_t": "~/faults",
-                                         "json_attr_tpl": "{{ {'faults': value_json} | tojson }}"}),
-)
 
-
-def _controls(max_a):
-    return (
-        ("paused", "switch", "Pause charging",
-         {"cmd_t": "~/set", "pl_on": '{"pause":true}', "pl_off": '{"pause":false}',
-          "stat_on": "ON", "stat_off": "OFF"}),
-        ("limit", "number", "Current limit",
-         {"cmd_t": "~/set", "cmd_tpl": '{"current_limit":{{ value }}}', "min": 6, "max": max_a,
-          "step": 1, "unit_of_meas": "A", "dev_cla": "current", "mode": "slider"}),
-        ("free", "switch", "Free charging",
-         {"cmd_t": "~/set", "pl_on": '{"free_charging":true}', "pl_off": '{"free_charging":false}',
-          "stat_on": "ON", "stat_off": "OFF"}),
-    )
+def _entities(max_a):
+    # (key, component, name, extra fields), one at a time: the table lives only while the
+    # messages are being made, not in the heap for the charger's lifetime.
+    yield "status", "sensor", "Status", {"dev_cla": "enum", "ops": STATUSES}
+    yield "energy", "sensor", "Energy", {"dev_cla": "energy", "stat_cla": "total_increasing",
+                                         "unit_of_meas": "kWh"}
+    yield "power", "sensor", "Power", {"dev_cla": "power", "stat_cla": "measurement",
+                                       "unit_of_meas": "W"}
+    for i in "123":
+        yield "current_l" + i, "sensor", "Current L" + i, {
+            "dev_cla": "current", "stat_cla": "measurement", "unit_of_meas": "A"}
+    for i in "123":
+        yield "voltage_l" + i, "sensor", "Voltage L" + i, {
+            "dev_cla": "voltage", "stat_cla": "measurement", "unit_of_meas": "V"}
+    yield "session_energy", "sensor", "Session energy", {
+        "dev_cla": "energy", "stat_cla": "total_increasing", "unit_of_meas": "kWh",
+        "stat_t": "~/session", "val_tpl": "{{ value_json.energy_kwh }}"}
+    yield "offer", "sensor", "Offered current", {
+        "dev_cla": "current", "stat_cla": "measurement", "unit_of_meas": "A",
+        "ent_cat": "diagnostic"}
+    yield "pilot", "sensor", "Control pilot", {"dev_cla": "enum", "ops": "ABCDEF",
+                                               "ent_cat": "diagnostic"}
+    yield "firmware", "sensor", "Firmware", {"ent_cat": "diagnostic"}
+    yield "plugged", "binary_sensor", "Plugged in", {"dev_cla": "plug"}
+    yield "charging", "binary_sensor", "Charging", {"dev_cla": "battery_charging"}
+    yield "ocpp", "binary_sensor", "Online", {"dev_cla": "connectivity", "pl_on": "online",
+                                              "pl_off": "offline", "ent_cat": "diagnostic"}
+    yield "fault", "binary_sensor", "Fault", {
+        "dev_cla": "problem", "json_attr_t": "~/faults",
+        "json_attr_tpl": "{{ {'faults': value_json} | tojson }}"}
+    # the owner's controls (only when the installation enables them)
+    yield "paused", "switch", "Pause charging", {
+        "cmd_t": "~/set", "pl_on": '{"pause":true}', "pl_off": '{"pause":false}',
+        "stat_on": "ON", "stat_off": "OFF"}
+    yield "limit", "number", "Current limit", {
+        "cmd_t": "~/set", "cmd_tpl": '{"current_limit":{{ value }}}', "min": 6, "max": max_a,
+        "step": 1, "unit_of_meas": "A", "dev_cla": "current", "mode": "slider"}
+    yield "free", "switch", "Free charging", {
+        "cmd_t": "~/set", "pl_on": '{"free_charging":true}', "pl_off": '{"free_charging":false}',
+        "stat_on": "ON", "stat_off": "OFF"}
 
 
 def node_id(cp_id):
@@ -77,7 +68,7 @@ def messages(base, cp_id, device, controls, max_a):
            "sw": device["sw"]}
     if device.get("sn"):
         dev["sn"] = device["sn"]
-    for key, comp, name, extra in _ENTITIES + _controls(max_a):
+    for key, comp, name, extra in _entities(max_a):
         topic = "%s/%s/%s/%s/config" % (PREFIX, comp, node, key)
         if comp in ("switch", "number") and not controls:
             # Controls off: an empty retained message removes them from HA (and the broker),
@@ -87,4 +78,6 @@ def messages(base, cp_id, device, controls, max_a):
         d = {"~": base, "name": name, "uniq_id": "%s_%s" % (node, key),
              "stat_t": "~/" + key, "avty_t": "~/" + topics.AVAILABILITY, "dev": dev}
         d.update(extra)
+        if "ops" in d:
+            d["ops"] = list(d["ops"])  # a string of one-letter options, or the tuple
         yield topic, json.dumps(d).encode()
