@@ -1,8 +1,9 @@
-# Always loaded, small: the MQTT settings as OCPP vendor configuration keys, and the start of the
-# feature (mqtt/feature.py) once a broker is configured. The settings are the one source (given
-# at the claim, by provisioning or `borne sim --mqtt`); the keys show them and a CSMS may change
-# them: BorneMqttUrl, BorneMqttUser, BorneMqttPassword (write-only), BorneMqttPrefix, and
-# BorneMqttControls (read-only: the installation decides).
+# Always loaded, small: the MQTT settings as OCPP vendor configuration keys (added to the key
+# table here, so the feature owns them), and the start of the feature (mqtt/feature.py) once a
+# broker is configured. The settings are the one source (given at the claim, by provisioning or
+# `borne sim --mqtt`); the keys show them and a CSMS may change them: BorneMqttUrl,
+# BorneMqttUser, BorneMqttPassword (write-only), BorneMqttPrefix, and BorneMqttControls
+# (read-only: the installation decides).
 import asyncio
 
 import log
@@ -11,6 +12,11 @@ _TAG = "mqtt"
 _KEYS = {"BorneMqttUrl": "mqtt_url", "BorneMqttUser": "mqtt_user",
          "BorneMqttPassword": "mqtt_pass", "BorneMqttPrefix": "mqtt_prefix",
          "BorneMqttControls": "mqtt_controls"}
+# key: (kind, default, access) as in ocpp_client/config.py; the password is write-only, the
+# controls read-only (the installation decides)
+_SPEC = {"BorneMqttUrl": ("s", "", "w"), "BorneMqttUser": ("s", "", "w"),
+         "BorneMqttPassword": ("s", "", "x"), "BorneMqttPrefix": ("s", "borne", "w"),
+         "BorneMqttControls": ("b", False, "r")}
 feature = None  # the running Mqtt, once started
 _deps = None
 
@@ -38,20 +44,30 @@ def parse_url(url):
     return tls, host, 8883 if tls else 1883
 
 
-def check(key, v):
-    # A new value for one of the keys, as Config._check wants it: ValueError when refused.
-    if key == "BorneMqttUrl" and v:
+def _check_url(v):
+    if v:
         parse_url(v)
-    elif key == "BorneMqttPrefix":
-        if not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/":
-            raise ValueError("prefix: 1-32 characters, no + # and no leading or trailing /")
-    elif key in ("BorneMqttUser", "BorneMqttPassword") and len(v) > 64:
+
+
+def _check_prefix(v):
+    if not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/":
+        raise ValueError("prefix: 1-32 characters, no + # and no leading or trailing /")
+
+
+def _check_secret(v):
+    if len(v) > 64:
         raise ValueError("too long")
 
 
 def attach(board, settings, config, connector, ocpp, events, store):
     global _deps
     _deps = deps = (board, settings, config, connector, ocpp, events, store)
+    from ocpp_client import config as config_mod
+
+    config_mod.KEYS.update(_SPEC)
+    config_mod.CHECKS.update({"BorneMqttUrl": _check_url, "BorneMqttPrefix": _check_prefix,
+                              "BorneMqttUser": _check_secret,
+                              "BorneMqttPassword": _check_secret})
     for k, name in _KEYS.items():
         if k != "BorneMqttPassword":
             config.set_runtime(k, settings.get(name))

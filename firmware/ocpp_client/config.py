@@ -74,13 +74,10 @@ KEYS = {
     "BorneGridMeter": ("s", "", "r"),  # the supply-side meter's model, "" = none
     "BorneMainFuse": ("i", 25, "r"),  # the supply's main fuse per phase, A
     "BorneGridFallback": ("i", 6, "r"),  # the headroom while the grid meter is silent, A
-    # MQTT (mqtt/keys.py): the owner's broker; the settings hold the values, these mirror them.
-    "BorneMqttUrl": ("s", "", "w"),
-    "BorneMqttUser": ("s", "", "w"),
-    "BorneMqttPassword": ("s", "", "x"),
-    "BorneMqttPrefix": ("s", "borne", "w"),
-    "BorneMqttControls": ("b", False, "r"),
 }
+# Feature modules add their keys to KEYS and their checks here (key -> fn(value), ValueError
+# when refused): mqtt/keys.py.
+CHECKS = {}
 _DOC = "ocpp_config"
 _ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")
 
@@ -198,10 +195,9 @@ def _check(key, v, cfg):
         raise ValueError("too many entries")
     if key in _ALIGN and v and cfg.get("ClockAlignedDataInterval") < 0:
         raise ValueError("bad interval")
-    if key.startswith("BorneMqtt"):
-        from mqtt import keys
-
-        keys.check(key, v)
+    chk = CHECKS.get(key)
+    if chk is not None:
+        chk(v)
 
 
 def show(kind, v):
