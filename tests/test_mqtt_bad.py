@@ -187,3 +187,27 @@ async def test_the_broker_set_over_ocpp(csms: Csms, flash: Path, broker: Broker)
             assert not any(PASSWORD in ln for ln in sim.agent.all_lines)
     finally:
         sub.close()
+
+
+def test_sim_mqtt_options_are_checked(tmp_path: Path) -> None:
+    import argparse
+
+    from borne.sim.cli import mqtt_from
+
+    def ns(**kw: object) -> argparse.Namespace:
+        base: dict[str, object] = dict(mqtt=None, mqtt_user=None, mqtt_pass=None, mqtt_ca=None,
+                                       mqtt_controls=False)
+        base.update(kw)
+        return argparse.Namespace(**base)
+
+    assert mqtt_from(ns()) is None
+    opts = mqtt_from(ns(mqtt="mqtt://broker.lan:1884", mqtt_user="u", mqtt_pass="p",
+                        mqtt_controls=True))
+    assert opts is not None and opts.argv() == [
+        "--mqtt", "mqtt://broker.lan:1884", "--mqtt-controls", "1", "--mqtt-user", "u",
+        "--mqtt-pass", "p"]
+    for bad in (dict(mqtt="http://x"), dict(mqtt="mqtt://u:p@x"), dict(mqtt="mqtt://x:99999"),
+                dict(mqtt="mqtts://x"), dict(mqtt_user="u"),
+                dict(mqtt="mqtts://x", mqtt_ca=tmp_path / "missing.pem")):
+        with pytest.raises(ValueError):
+            mqtt_from(ns(**bad))
