@@ -119,8 +119,10 @@ class Mqtt:
         if tls:
             from ocpp_client import security
 
+            if not st.get("mqtt_ca_pem"):
+                raise security.SecurityError("mqtts:// needs the broker's CA (mqtt_ca_pem)")
             security.check_clock(self.board)
-            ctx = security.tls_context(st.get("mqtt_ca_pem", ""))
+            ctx = security.tls_context(st.get("mqtt_ca_pem"))
         resolver = getattr(self.board, "dns_server", None)
         link = Link("borne-" + cp, host, port, st.get("mqtt_user"), st.get("mqtt_pass"), ctx,
                     _KEEPALIVE_S, resolver() if resolver else None)

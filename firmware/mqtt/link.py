@@ -106,6 +106,7 @@ class Link(MQTTClient):
             return None
         p = self.pipe
         mark = p.n
+        self._wrap_pid()
         try:
             MQTTClient.publish(self, topic, msg, retain, qos)
         except _Pending:
@@ -118,7 +119,13 @@ class Link(MQTTClient):
             return None
         return self.pid if qos else 0
 
+    def _wrap_pid(self):
+        # umqtt counts packet ids up without end; MQTT's are 1..65535
+        if self.pid >= 65535:
+            self.pid = 0
+
     def subscribe_nowait(self, topic):
+        self._wrap_pid()
         try:
             MQTTClient.subscribe(self, topic, 0)
         except _Pending:

@@ -110,6 +110,13 @@ def test_publish_into_the_pipe_and_rollback_when_full():
     assert lk.pipe.n == n, "a message that does not fit leaves nothing behind"
 
 
+def test_packet_ids_wrap():
+    lk, _ = _link()
+    lk.up = True
+    lk.pid = 65535
+    assert lk.send("a/s", b"{}", False, 1) == 1
+
+
 def test_connect_packet():
     lk, _ = _link()
     lk.set_last_will("a/availability", "offline", True, 1)
