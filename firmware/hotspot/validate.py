@@ -204,7 +204,7 @@ def mqtt(d, out):
             if v:
                 raise Invalid(k, "%s is only used with mqtt_url" % k)
         return
-    from mqtt.keys import parse_url
+    from mqtt.url import parse_url
 
     try:
         tls, host, _ = parse_url(url)

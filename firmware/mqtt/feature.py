@@ -16,9 +16,10 @@ import time
 
 import clock
 import log
-from mqtt import commands, discovery, keys, topics
+from mqtt import commands, discovery, topics
 from mqtt.link import Link, Refused
 from mqtt.prof import note
+from mqtt.url import parse_url
 
 _TAG = "mqtt"
 _TICK_MS = const(500)
@@ -111,7 +112,7 @@ class Mqtt:
         url = st.get("mqtt_url")
         if not url:
             return None
-        tls, host, port = keys.parse_url(url)
+        tls, host, port = parse_url(url)
         cp = st["cp_id"]
         self.base = topics.base(st.get("mqtt_prefix") or "borne", cp)
         self.set_topic = (self.base + "/" + topics.SET).encode()
