@@ -105,6 +105,9 @@ async def test_sessions_wait_on_flash_while_the_broker_is_away(
             await control.wait_state(lambda s: not s["relay"], "the relay to open")
             queued = list((flash / "data").glob("mqtt_sessions*"))
             assert queued and b"EVDisconnected" in queued[0].read_bytes(), "queued on flash"
+            # the queue survives a power cut
+            await sim.agent.power_cut()
+            await sim.agent.power_on()
             broker.start()
             sub = Subscriber(broker, [f"{BASE}/#"])
             done = await sub.wait(lambda m: m.topic == f"{BASE}/sessions", "the queued session",

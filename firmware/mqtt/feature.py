@@ -126,7 +126,7 @@ class Mqtt:
             ctx = security.tls_context(st.get("mqtt_ca_pem"))
         resolver = getattr(self.board, "dns_server", None)
         link = Link("borne-" + cp, host, port, st.get("mqtt_user"), st.get("mqtt_pass"), ctx,
-                    _KEEPALIVE_S, resolver() if resolver else None)
+                    _KEEPALIVE_S, resolver)
         link.set_callback(self._on_msg)
         link.set_last_will(self.base + "/" + topics.AVAILABILITY, "offline", True, 1)
         link.on_up = self._on_up

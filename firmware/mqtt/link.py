@@ -84,7 +84,7 @@ class Link(MQTTClient):
                          keepalive)
         self.pipe = self.sock = _Pipe()
         self.ctx = ssl_ctx
-        self.resolver = resolver  # (ip, port) of a DNS resolver, or None
+        self.resolver = resolver  # fn() -> (ip, port) of the DNS resolver or None; or None
         self.rx = bytearray(IN_SIZE)
         self.rn = 0
         self.skip = 0  # bytes of an oversized packet still to drop
@@ -139,7 +139,7 @@ class Link(MQTTClient):
     async def session(self):
         # Connects, logs in, then moves bytes until the connection fails; raises why.
         tls, host = self.ctx is not None, self.server
-        ip = await dns.resolve(host, self.resolver)
+        ip = await dns.resolve(host, self.resolver() if self.resolver else None)
         if tls:
             coro = asyncio.open_connection(ip, self.port, ssl=self.ctx, server_hostname=host)
         else:
