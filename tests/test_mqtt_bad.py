@@ -116,6 +116,9 @@ async def test_sessions_wait_on_flash_while_the_broker_is_away(
             assert rec["reason"] == "EVDisconnected" and rec["tag"] == "FR********NG"
             assert done.qos == 1
             await sub.value(f"{BASE}/status", "Available")
+            await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 30,
+                                "the boot after the power cut")
+            cp = csms.charge_points[CP_ID]  # the connection after the power cut
             assert (await cp.call(call.GetConfiguration(key=["BorneMqttUrl"]))
                     ).configuration_key[0]["value"] == broker.url
     finally:
