@@ -217,3 +217,24 @@ def test_sim_mqtt_options_are_checked(tmp_path: Path) -> None:
                 dict(mqtt="mqtts://x", mqtt_ca=tmp_path / "missing.pem")):
         with pytest.raises(ValueError):
             mqtt_from(ns(**bad))
+
+
+async def test_a_session_a_power_cut_ended_is_published(
+    csms: Csms, flash: Path, broker: Broker
+) -> None:
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    sub = Subscriber(broker, [f"{BASE}/#"])
+    try:
+        async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+            await sub.value(f"{BASE}/availability", "online")
+            await _charge(csms, control)
+            await sub.value(f"{BASE}/charging", "ON")
+            await sim.agent.power_cut()
+            await sim.agent.power_on()
+            done = await sub.wait(lambda m: m.topic == f"{BASE}/sessions", "the cut session",
+                                  timeout=30)
+            assert json.loads(done.payload)["reason"] == "PowerLoss"
+            stop = await csms.wait_call("StopTransaction")
+            assert stop.payload["reason"] == "PowerLoss"
+    finally:
+        sub.close()

@@ -87,6 +87,7 @@ class Connector:
         if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
             self.interrupted.append(op)
         self._finishing_stops = 0
+        self.power_cut_stops = ()  # take_interrupted()'s answer, kept for this boot
 
     # -- small helpers ---------------------------------------------------------------------
     def _cfg(self, key, default):
@@ -440,6 +441,7 @@ class Connector:
                 s["stop_t"] = s.get("last_t", s["start"])
             out.append((s, s.get("stopped") or "PowerLoss"))
         self.interrupted = []
+        self.power_cut_stops = out  # read-only, for listeners that start later (mqtt/)
         return out
 
     def forget_interrupted(self):

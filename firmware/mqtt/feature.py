@@ -69,6 +69,11 @@ class Mqtt:
         self.cmds = commands.Commands(connector, events, store, bool(settings.get("mqtt_controls")),
                                       self._max_a)
         self.cmds.restore()
+        # Sessions a power cut ended (the OCPP client took them at its start): published like
+        # any other. Should the power go again before the OCPP client has journaled them, they
+        # are queued once more at the next boot (QoS 1 is at least once anyway: the id tells).
+        for si, reason in connector.power_cut_stops:
+            self.on_tx_stop(si, reason)
         connector.listeners.append(self)
 
     def _max_a(self):
