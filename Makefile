@@ -39,36 +39,29 @@ test: setup $(CHROMIUM) $(MOSQUITTO)
 	$(BIN)/ruff check host_tools tests
 	BORNE_CHROMIUM=$(CHROMIUM) BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/python -m pytest
 
-# Installed once: a second run finds the file and does nothing. As root, or through `sudo -n`.
-# If it cannot be installed, this says why and the run goes on: every other test runs, and
-# tests/test_claim_page.py fails saying Chromium is missing (so `make test` fails too).
-$(CHROMIUM):
+# Debian packages the tests need, installed once: a second run finds the file and does nothing.
+# As root, or through `sudo -n`. If one cannot be installed, this says why and the run goes on:
+# every other test runs, and the tests that need it fail naming it (so `make test` fails too).
+# $(call apt_install,PACKAGE,VARIABLE,WHAT NEEDS IT)
+define apt_install
 	-@if [ "$$(id -u)" = 0 ]; then sudo=; \
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
 	else echo "make: $@ is missing and this user can neither apt-get install it nor sudo -n:" \
-	  "install Debian's chromium (apt-get install chromium), or run make test CHROMIUM=/path/to/chromium" >&2; \
+	  "install Debian's $(1) (apt-get install $(1)), or run make test $(2)=/path/to/$(1)" >&2; \
 	  exit 1; fi; \
-	echo "installing Debian's chromium for the claim page test (tests/test_claim_page.py)"; \
+	echo "installing Debian's $(1) for $(3)"; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends chromium \
-	  || { echo "make: apt-get could not install chromium (see above): tests/test_claim_page.py needs it" >&2; exit 1; }; \
-	test -x $@ || { echo "make: chromium was installed but $@ is still missing:" \
-	  "set CHROMIUM=/path/to/chromium" >&2; exit 1; }
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends $(1) \
+	  || { echo "make: apt-get could not install $(1) (see above): $(3) needs it" >&2; exit 1; }; \
+	test -x $@ || { echo "make: $(1) was installed but $@ is still missing:" \
+	  "set $(2)=/path/to/$(1)" >&2; exit 1; }
+endef
 
-# Like chromium: as root or through `sudo -n`; if it cannot be installed, the run goes on and
-# the MQTT tests fail saying mosquitto is missing.
+$(CHROMIUM):
+	$(call apt_install,chromium,CHROMIUM,the claim page test (tests/test_claim_page.py))
+
 $(MOSQUITTO):
-	-@if [ "$$(id -u)" = 0 ]; then sudo=; \
-	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
-	else echo "make: $@ is missing and this user can neither apt-get install it nor sudo -n:" \
-	  "install Debian's mosquitto (apt-get install mosquitto), or run make test MOSQUITTO=/path/to/mosquitto" >&2; \
-	  exit 1; fi; \
-	echo "installing Debian's mosquitto for the MQTT tests (tests/test_mqtt*.py)"; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends mosquitto \
-	  || { echo "make: apt-get could not install mosquitto (see above): the MQTT tests need it" >&2; exit 1; }; \
-	test -x $@ || { echo "make: mosquitto was installed but $@ is still missing:" \
-	  "set MOSQUITTO=/path/to/mosquitto" >&2; exit 1; }
+	$(call apt_install,mosquitto,MOSQUITTO,the MQTT tests (tests/test_mqtt*.py))
 
 bench: setup $(MOSQUITTO)
 	BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/borne bench

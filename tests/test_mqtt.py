@@ -15,18 +15,12 @@ from borne.sim.mqttopts import MqttOptions
 from borne.sim.simulator import Simulator
 from mqttpeer import PASSWORD, USER, Broker, Subscriber
 from ocpp.v16 import call
-from simctl import Control, controlling, running
+from simctl import controlling, running
+from test_sessions import _charging
 
 CP_ID = "CP-TEST-1"
+TAG = "04A1B2C3D4"  # published masked
 BASE = f"borne/{CP_ID}"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture
@@ -38,19 +32,6 @@ def sub(broker: Broker) -> AsyncIterator[Subscriber]:
 
 def _sim(csms: Csms, flash: Path, opts: MqttOptions) -> Simulator:
     return Simulator(flash, cp_id=CP_ID, csms_url=csms.url, mqtt=opts)
-
-
-async def _charging(csms: Csms, control: Control, tag: str = "04A1B2C3D4") -> int:
-    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-    cp = csms.charge_points[CP_ID]
-    res = await cp.call(call.RemoteStartTransaction(id_tag=tag, connector_id=1))
-    assert res.status == "Accepted"
-    await control("plug")
-    await control("load", amps=16)
-    await control("charge")
-    start = await csms.wait_call("StartTransaction")
-    await control.wait_state(lambda s: s["relay"], "the relay to close")
-    return int((await csms.answer_to(start))["transactionId"])
 
 
 async def test_state_sessions_and_availability_are_published(
@@ -76,7 +57,7 @@ async def test_state_sessions_and_availability_are_published(
             assert fw.retain and fw.text and energy.retain and float(energy.text) >= 0
         finally:
             late.close()
-        tx = await _charging(csms, control)
+        tx = await _charging(csms, control, TAG)
         await sub.value(f"{BASE}/status", "Charging")
         await sub.value(f"{BASE}/relay", "ON")
         await sub.value(f"{BASE}/plugged", "ON")
@@ -135,7 +116,7 @@ async def test_owner_controls_go_through_the_connector(
     async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
         await sub.value(f"{BASE}/availability", "online")
         await sub.value(f"{BASE}/limit", "32")
-        await _charging(csms, control)
+        await _charging(csms, control, TAG)
 
         async def command(payload: str | bytes) -> dict[str, object]:
             n = len(sub.msgs)
@@ -199,7 +180,7 @@ async def test_command_flood_is_cut_and_the_charger_answers(
     opts = MqttOptions(broker.url, USER, PASSWORD, controls=True)
     async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
         await sub.value(f"{BASE}/availability", "online")
-        await _charging(csms, control)
+        await _charging(csms, control, TAG)
         for i in range(300):
             sub.c.publish(f"{BASE}/set", '{"pause": %s}' % ("true" if i % 2 else "false"))
         sub.c.publish(f"{BASE}/set", "x" * 2000)  # longer than any command: dropped whole

@@ -6,7 +6,6 @@ never a relay change; charging and OCPP go on; finished sessions wait on flash f
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,6 @@ from tlscerts import Ca
 
 CP_ID = "CP-TEST-1"
 BASE = f"borne/{CP_ID}"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 def _sim(csms: Csms, flash: Path, opts: MqttOptions) -> Simulator:

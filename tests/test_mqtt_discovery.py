@@ -5,7 +5,6 @@ subscriber (HA after a restart) receives it, checked against HA's discovery sche
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import hadiscovery
@@ -18,14 +17,6 @@ from simctl import running
 
 CP_ID = "CP-TEST-1"
 BASE = f"borne/{CP_ID}"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 def test_the_schema_catches_what_ha_refuses() -> None:
