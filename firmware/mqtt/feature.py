@@ -27,7 +27,7 @@ _METER_MS = const(5000)  # meter values and the running session at most this oft
 _KEEPALIVE_S = const(60)
 QUEUE = "mqtt_sessions"
 QUEUE_MAX = const(50)  # finished sessions kept for the broker (~200 bytes each on flash)
-_BACKOFF_S = (2, 300)  # first retry, ceiling; doubled per failure, with jitter
+_BACKOFF_S = (2, 300)  # first retry, ceiling (backoff_s)
 _REFUSED_S = const(60)  # after the broker refused our credentials: no faster than this
 
 
@@ -38,6 +38,19 @@ def _fw():
         return version.VERSION
     except ImportError:
         return "dev"
+
+
+def backoff_s(fails, floor, r):
+    # Seconds before the next attempt: doubles per failed attempt (a connection that lasted a
+    # minute starts again from the bottom) from 2 s to 5 min, never under `floor` (refused
+    # credentials), plus 0-50 % jitter from r (0-255), so that chargers behind one broker do
+    # not all come back at once.
+    base = _BACKOFF_S[0] << min(fails - 1, 8)
+    if base > _BACKOFF_S[1]:
+        base = _BACKOFF_S[1]
+    if base < floor:
+        base = floor
+    return base + base * r // 510
 
 
 def _tls_error(e):
@@ -172,12 +185,9 @@ class Mqtt:
                     # with a negative code)
                     why = "TLS handshake failed (certificate, CA or host name) %s" % why
                 log.warn(_TAG, "broker: %s %s", type(e).__name__, why)
-            # An outage never touches charging or OCPP: only this task waits. The backoff
-            # doubles per failed attempt (a connection that lasted a minute starts again from
-            # the bottom), with jitter, so chargers behind one broker do not all come back at once.
+            # An outage never touches charging or OCPP: only this task waits.
             fails = 1 if lasted else fails + 1
-            d = max(wait_s, min(_BACKOFF_S[1], _BACKOFF_S[0] << min(fails - 1, 8)))
-            d = d // 2 + os.urandom(1)[0] * d // 512  # 50-100 %
+            d = backoff_s(fails, wait_s, os.urandom(1)[0])
             log.info(_TAG, "reconnecting in %d s", d)
             for _ in range(d * 4 + 1):
                 if self._reload:

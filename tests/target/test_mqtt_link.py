@@ -162,3 +162,13 @@ def test_command_checks():
             assert False, bad
         except commands.Bad:
             pass
+
+
+def test_backoff_doubles_caps_and_jitters():
+    from mqtt.feature import backoff_s
+
+    assert [backoff_s(n, 0, 0) for n in (1, 2, 3, 8, 9, 50)] == [2, 4, 8, 256, 300, 300]
+    assert [backoff_s(n, 0, 255) for n in (1, 2, 9)] == [3, 6, 450]
+    assert backoff_s(1, 60, 0) == 60 and backoff_s(1, 60, 255) == 90  # refused credentials
+    seen = {backoff_s(5, 0, r) for r in range(256)}
+    assert min(seen) == 32 and max(seen) == 48 and len(seen) > 10
