@@ -29,27 +29,14 @@ async def _main():
     events.add("boot")
     prov = b.provisioning()
     settings = Settings(store, prov)
-    config = Config(store)
-    config.set_runtime("SecurityProfile", settings.get("security_profile", 0))
-    for key, name in (("BorneGridMeter", "grid_meter_model"), ("BorneMainFuse", "main_fuse_a"),
-                      ("BorneGridFallback", "grid_fallback_a")):
-        config.set_runtime(key, settings.get(name, config.get(key)))  # installation: read-only
-
-    def on_config(key, value):
-        if key == "AuthorizationKey":
-            settings.update(auth_key=value)
-        elif key == "SecurityProfile":
-            settings.update(security_profile=value)
-
-    config.listeners.append(on_config)
+    config = Config(store, settings)  # keys that are settings read and write them there
     await b.start()
-    connector = Connector(b, store, events, config)
-    smart = Smart(store)
     reservations = Reservations(store, zero_ok=config.get("ReserveConnectorZeroSupported"))
-    connector.reservations = reservations
-    reservations.listeners.append(lambda cid, r: connector._apply())
+    connector = Connector(b, store, events, config, reservations=reservations)
+    smart = Smart(store)
     limits = Limits(connector, smart)
-    ocpp = OcppClient(settings, config, b, connector, events, store, None, smart, reservations)
+    ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
+                      events=events, store=store, smart=smart, reservations=reservations)
     # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
     hotspot = None
     if b.wlan() is not None:
@@ -58,18 +45,11 @@ async def _main():
         hotspot = Hotspot(b, store, settings, prov, ocpp, connector, events)
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
+    config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
-    connector.meter = ocpp.meter = dev.meter
-    connector.feedback = dev.tag_feedback
-    ocpp.reader = dev.rfid
-    ocpp.restart_tune = dev.buzzer.restart
-
-    def on_light(key, value):
-        if key == "LightIntensity":
-            light.set_brightness(value)  # the app's LED brightness, from the cloud
-
-    config.listeners.append(on_light)
+    connector.use(meter=dev.meter, feedback=dev.tag_feedback)
+    ocpp.use(meter=dev.meter, reader=dev.rfid, restart_tune=dev.buzzer.restart)
     # MQTT (mqtt/): the owner's broker and Home Assistant; the feature loads once one is set.
     from mqtt import keys as mqtt_keys
 

@@ -94,7 +94,7 @@ class Peripherals:
         log.info(_TAG, "meter: %s", model)
         return Meter(
             source,
-            max_current_a=settings.get("max_current_a", 32),
+            max_current_a=connector.hw_limit_a,  # the circuit's rating: plausibility limits
             phases=settings.get("phases", 3),
             on_failure=lambda on: connector.device_fault("PowerMeterFailure", on),
             publish=board.telemetry,
@@ -156,12 +156,3 @@ class Peripherals:
             self.buzzer.accepted()
         else:
             self.buzzer.rejected()
-
-    def set_brightness(self, pct):
-        # LightIntensity (0-100): the light follows at once, the setting survives a reboot.
-        pct = max(0, min(100, int(pct)))
-        if self.light:
-            self.light.set_brightness(pct)
-        if self.settings.get("led_brightness") != pct:
-            self.settings.update(led_brightness=pct)
-        return pct

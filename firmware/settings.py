@@ -30,7 +30,6 @@ DEFAULTS = {
     "meter_addr": 1,
     "meter_baud": 9600,
     "meter_wh_per_pulse": 1.0,
-    "max_current_a": 32,  # the circuit's rating: plausibility limits for meter readings
     "phases": 3,
     # load balancing (supply.py): a supply-side meter on the same RS-485 bus as the charger's
     "grid_meter_model": "",  # meter.maps.MODELS; "" = none, no load balancing

@@ -91,7 +91,7 @@ class Supply:
         self._good_ms = time.ticks_ms()
         self._shown = None
         self._shown_ok = None
-        connector.config.listeners.append(self._on_config)
+        connector.config.listen(self)
         connector.set_headroom(fallback_a)  # until the first reading: the conservative figure
 
     def _cfg(self, key):
@@ -100,7 +100,8 @@ class Supply:
         except KeyError:
             return None
 
-    def _on_config(self, key, value):
+    def on_config(self, key, value):
+        # The OCPP configuration listener: the phase rotation may change at any time.
         if key == "ConnectorPhaseRotation":
             self.rot = balance.rotation(value)
 

@@ -1,67 +1,53 @@
 # The connector state machine: the single owner of plug state, authorization, session, relay and
 # OCPP status. Nothing else in the firmware calls board.set_relay().
 #
-# Safety invariant (DESIGN.md section 8): the relay is closed only while the pilot is in C or D,
-# the session is authorized (or free charging is on), the connector is operative, no fault is
-# active and the offer is at least 6 A. Every input goes through _apply(), which opens the relay
-# first, before anything is reported.
+# Safety invariant (DESIGN.md section 8): safety.py states it and watches the pilot. Every input
+# goes through _apply(), which opens the relay first, before anything is reported.
 import asyncio
 import time
 
 import clock
 import log
-from evse import offer, pilot
+from evse import offer, pilot, safety
 
 _TAG = "evse"
 _POLL_MS = const(20)
 _FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
-_CHECKPOINT_S = const(60)
-_SETTLE_MS = const(100)
-_INVALID_READINGS = const(5)  # 100 ms of pilot readings between bands: a pilot fault  # pilot settling after a PWM change before the diode check counts  # session meter checkpoint: one flash write a minute while charging
-
-# fault -> (OCPP error code, blocks new sessions until cleared)
-_FAULT_CODES = {
-    "rcd": "GroundFailure",
-    "weld": "PowerSwitchFailure",
-    "relay": "PowerSwitchFailure",
-    "diode": "OtherError",
-    "pilot": "OtherError",
-    "meter": "PowerMeterFailure",
-}
-_FAULT_ORDER = ("rcd", "weld", "relay", "pilot", "diode", "meter")
+_CHECKPOINT_S = const(60)  # session meter checkpoint: one flash write a minute while charging
+_SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode check counts
 _SESSION_DOC = "session"
 _STOPPING_DOC = "stopping"  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = "availability"
 
 
 class Connector:
-    # Inputs: the board's pilot/feedback/RCD (polled and on edges), tags, OCPP commands.
-    # Outputs: relay + pilot PWM (here only), events to listeners:
+    # Inputs: the board's pilot/feedback/RCD (polled and on edges), tags, OCPP commands,
+    # reservation changes (it listens to them).
+    # Outputs: relay + pilot PWM (here only), events to the objects given to listen(), each
+    # called if it has the method (the listener convention of the firmware):
     #   on_status(cid, status, error_code), on_tx_start(session), on_tx_stop(session, reason)
-    def __init__(self, board, store, events, config, meter=None):
+    # The session dict an event carries is the listener's to read, never to change.
+    def __init__(self, board, store, events, config, meter=None, *, reservations=None):
         self.board = board
         self.store = store
         self.events = events
         self.config = config  # OCPP Config: ConnectionTimeOut, StopTransactionOn..., vendor keys
         self.meter = meter
         self.listeners = []
-        self.authorize = None  # async fn(id_tag) -> (status, parent_id_tag); set by the OCPP client
-        self.feedback = None  # fn(accepted): LED flash + buzzer at the charger; set by the app
+        self._authorize = None  # async fn(id_tag) -> (status, parent_id_tag): set_authorizer()
+        self.feedback = None  # fn(accepted): LED flash + buzzer at the charger: use()
         self.cp = "A"
-        self._deb = pilot.Debounce(3, "A")
+        self._watch = safety.PilotWatch()
         self.relay = False
         self._relay_at = time.ticks_ms()
         self._pwm_at = self._relay_at
         self._duty = None  # nothing set yet: the first _apply() drives the PWM
-        self._diode_bad = 0
-        self._invalid = 0  # consecutive pilot readings between bands
-        self._diode_verified = False  # the diode check has passed since the PWM started
         self.settle_ms = _SETTLE_MS
         self.faults = {}  # kind -> error code
         self.reader_failed = False
         self.device_faults = ()
         self.last_tag = None
-        self.offer_a = self._hw_limit()
+        self.offer_a = self.hw_limit_a
         self.limit_a = None  # smart-charging limit, None = no limit
         self.headroom_a = None  # what the main fuse leaves per phase (supply.py), None = no limit
         self.grid_failed = False  # the supply-side meter is silent: headroom at its fallback
@@ -70,7 +56,9 @@ class Connector:
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
-        self.reservations = None  # evse.reservation.Reservations, set by the app
+        self.reservations = reservations  # evse.reservation.Reservations, or None
+        if reservations is not None:
+            reservations.listen(self)
         av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
         self.operative = av["operative"]
         self._scheduled = av["scheduled"]
@@ -89,15 +77,54 @@ class Connector:
         self._finishing_stops = 0
         self.power_cut_stops = ()  # take_interrupted()'s answer, kept for this boot
 
-    # -- small helpers ---------------------------------------------------------------------
-    def _cfg(self, key, default):
-        try:
-            return self.config.get(key)
-        except KeyError:
-            return default
+    # -- wiring ------------------------------------------------------------------------------
+    def listen(self, obj):
+        self.listeners.append(obj)
 
-    def _hw_limit(self):
-        return self._cfg("BorneMaxCurrent", 32)
+    def set_authorizer(self, fn):
+        # async fn(id_tag) -> (status, parent_id_tag): how a tap is decided (the OCPP client).
+        self._authorize = fn
+
+    def use(self, meter=None, feedback=None):
+        # The peripherals, built after the connector: the meter (energy_wh(), fresh()) and
+        # fn(accepted), the LED flash + buzzer at the charger.
+        self.meter = meter
+        self.feedback = feedback
+
+    def on_reservation(self, cid, r):
+        # A reservation was made, cancelled, taken or expired: the status follows at once.
+        self._apply()
+
+    # -- read-only views ---------------------------------------------------------------------
+    @property
+    def hw_limit_a(self):
+        # The installer's limit (cable, breaker): the most any offer can be.
+        return self.config.get("BorneMaxCurrent")
+
+    @property
+    def session_ref(self):
+        s = self.session
+        return s["ref"] if s else None
+
+    @property
+    def session_start(self):
+        # Unix seconds the running session started, or None.
+        s = self.session
+        return s["start"] if s else None
+
+    @property
+    def session_tag(self):
+        s = self.session
+        return s["tag"] if s else None
+
+    @property
+    def availability_scheduled(self):
+        # A ChangeAvailability waits for the running session to end.
+        return self._scheduled is not None
+
+    @property
+    def diode_verified(self):
+        return self._watch.diode_verified
 
     def energy_wh(self):
         m = self.meter
@@ -120,20 +147,8 @@ class Connector:
 
     # -- the safety core ---------------------------------------------------------------------
     def relay_allowed(self):
-        s = self.session
-        return (
-            self.cp in ("C", "D")
-            and s is not None
-            and s["auth"]
-            and not s.get("stopped")
-            and self.operative_now()
-            and not self.faults
-            and self.offer_a >= 6
-            and self._diode_verified
-        )
-
-    def operative_now(self):
-        return self.operative
+        return safety.relay_allowed(self.cp, self.session, self.operative, self.faults,
+                                    self.offer_a, self._watch.diode_verified)
 
     def _apply(self):
         want = self.relay_allowed()
@@ -146,20 +161,17 @@ class Connector:
         duty = pilot.duty_for(self.offer_a) if self._offering() else 100
         if duty != self._duty:
             if duty == 100 or self._duty is None or self._duty == 100:
-                self._diode_verified = False  # PWM (re)starts: the EV's diode is checked again
+                self._watch.diode_verified = False  # PWM (re)starts: the diode is checked again
             self._duty = duty
             self._pwm_at = time.ticks_ms()
             self.board.set_pwm(duty)
         self._report()
 
     def _offering(self):
-        # PWM runs while a session may draw energy; otherwise steady +12 V tells the EV "wait".
-        s = self.session
-        return (s is not None and s["auth"] and not s.get("stopped") and self.operative
-                and not self.faults and self.offer_a >= 6)
+        return safety.offering(self.session, self.operative, self.faults, self.offer_a)
 
     def _compute_offer(self):
-        a = offer.offer(self._hw_limit(), self.limit_a, self.headroom_a)
+        a = offer.offer(self.hw_limit_a, self.limit_a, self.headroom_a)
         if self.owner_paused:
             return 0
         if self.owner_limit_a is not None and a > self.owner_limit_a:
@@ -191,7 +203,7 @@ class Connector:
     # -- faults ----------------------------------------------------------------------------
     def _set_fault(self, kind, on):
         if on and kind not in self.faults:
-            self.faults[kind] = _FAULT_CODES[kind]
+            self.faults[kind] = safety.FAULT_CODES[kind]
             self._apply()  # relay opens before the fault is reported or logged
             log.warn(_TAG, "fault %s (%s)", kind, self.faults[kind])
             self.events.add("fault", what=kind)
@@ -201,9 +213,6 @@ class Connector:
             log.info(_TAG, "fault %s cleared", kind)
             self.events.add("fault_cleared", what=kind)
             self._apply()
-
-    def meter_failed(self, failed):
-        self._set_fault("meter", failed)
 
     def device_fault(self, code, active):
         # A peripheral fault from the drivers (OCPP ChargePointErrorCode). A failed meter opens
@@ -250,20 +259,11 @@ class Connector:
         b = self.board
         # RCD first: it is the most urgent input.
         self._set_fault("rcd", b.rcd_tripped())
-        raw = pilot.classify(b.pilot_mv())
-        st = self._deb.feed(raw)
-        # A glitch between bands keeps the last stable state; a voltage that stays between
-        # bands is a broken pilot circuit: a fault, the relay opens.
-        self._invalid = self._invalid + 1 if raw is None else 0
-        pilot_fault = st in ("E", "F") or self._invalid >= _INVALID_READINGS
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
         pwm_on = (self._duty is not None and self._duty < 100
                   and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)
-        bad = st in ("B", "C", "D") and not pilot.diode_ok(b.pilot_low_mv(), pwm_on)
-        self._diode_bad = self._diode_bad + 1 if bad else 0
-        if pwm_on and not bad and st in ("B", "C", "D"):
-            self._diode_verified = True
-        diode_bad = self._diode_bad >= 3 or ("diode" in self.faults and bad)
+        st, pilot_fault, diode_bad = self._watch.feed(b.pilot_mv(), b.pilot_low_mv, pwm_on,
+                                                      "diode" in self.faults)
         if st != self.cp:
             prev, self.cp = self.cp, st
             if st not in ("C", "D") and self.relay:
@@ -322,7 +322,7 @@ class Connector:
                 self.events.add("unplugged")
             s = self.session
             if s and not s.get("stopped"):
-                if self._cfg("StopTransactionOnEVSideDisconnect", True):
+                if self.config.get("StopTransactionOnEVSideDisconnect"):
                     self._stop("EVDisconnected")
         elif prev == "A" and st in ("B", "C", "D"):
             self.events.add("plugged")
@@ -345,8 +345,8 @@ class Connector:
         if p:
             self.pending = None
             self._start(p[0], p[1], p[3])
-        elif self._cfg("BorneFreeCharging", False):
-            tag = self._cfg("BorneFreeChargingIdTag", "FREECHARGING")
+        elif self.config.get("BorneFreeCharging"):
+            tag = self.config.get("BorneFreeChargingIdTag")
             if self._may_start(tag, None):
                 self._start(tag, None, "free")
 
@@ -461,14 +461,14 @@ class Connector:
         if s and not s.get("stopped") and id_tag == s["tag"]:
             self._stop("Local")
             return
-        if self._authorizing or self.authorize is None:
+        if self._authorizing or self._authorize is None:
             return
         asyncio.create_task(self._authorize_tag(id_tag))
 
     async def _authorize_tag(self, id_tag):
         self._authorizing = True
         try:
-            status, parent = await self.authorize(id_tag)
+            status, parent = await self._authorize(id_tag)
         finally:
             self._authorizing = False
         s = self.session
@@ -495,7 +495,7 @@ class Connector:
     def _authorized(self, id_tag, parent, source):
         if not self.can_start():
             return
-        timeout = self._cfg("ConnectionTimeOut", 60)
+        timeout = self.config.get("ConnectionTimeOut")
         self.pending = (id_tag, parent, time.ticks_add(time.ticks_ms(), timeout * 1000), source)
         self._try_start()
         self._apply()
@@ -511,9 +511,20 @@ class Connector:
             self._authorized(id_tag, None, "remote")
         return "Accepted"
 
+    def remote_authorized(self, id_tag, parent):
+        # The CSMS accepted the tag of a RemoteStartTransaction (AuthorizeRemoteTxRequests).
+        self._authorized(id_tag, parent, "remote")
+
+    def remote_refused(self, id_tag):
+        # ... or refused it: the remote start waiting for the plug is dropped.
+        p = self.pending
+        if p is not None and p[0] == id_tag:
+            self.pending = None
+
     def remote_stop(self, tx_match):
+        # tx_match(session ref): is the running session the one the CSMS names?
         s = self.session
-        if s is None or s.get("stopped") or not tx_match(s):
+        if s is None or s.get("stopped") or not tx_match(s["ref"]):
             return "Rejected"
         self._stop("Remote")
         return "Accepted"
@@ -537,9 +548,6 @@ class Connector:
         # A fixed cable has no lock to release: ending the session is all there is to do.
         stopped = self._stop("UnlockCommand")
         return "Unlocked" if stopped or self.session is None else "UnlockFailed"
-
-    def _scheduled_pending(self):
-        return self._scheduled is not None
 
     def change_availability(self, operative):
         if self.session is not None and not operative:
@@ -568,7 +576,7 @@ class Connector:
 
     def set_owner_limit(self, amps):
         # amps: None (no limit of the owner's) or 6 .. the installer's maximum; checked here too.
-        if amps is not None and not offer.MIN_A <= amps <= self._hw_limit():
+        if amps is not None and not offer.MIN_A <= amps <= self.hw_limit_a:
             raise ValueError("limit out of range")
         self.owner_limit_a = amps
         self.offer_a = self._compute_offer()
@@ -604,7 +612,7 @@ class Connector:
 
     def _status_1(self):
         if self.faults:
-            for k in _FAULT_ORDER:
+            for k in safety.FAULT_ORDER:
                 if k in self.faults:
                     return ("Faulted", self.faults[k])
         s = self.session
@@ -612,7 +620,7 @@ class Connector:
             if self.cp in ("C", "D"):
                 return ("Charging", "NoError") if self.relay else ("SuspendedEVSE", "NoError")
             if self.cp == "B":
-                if not s["auth"] or self.offer_a < 6 or not self.operative:
+                if not s["auth"] or offer.paused(self.offer_a) or not self.operative:
                     return ("SuspendedEVSE", "NoError")
                 return ("SuspendedEV", "NoError")
             return ("Preparing", "NoError")

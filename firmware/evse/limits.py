@@ -12,10 +12,13 @@ class Limits:
         self.connector = connector
         self.smart = smart
         self.wake = asyncio.Event()
-        smart.listeners.append(self.wake.set)
-        connector.listeners.append(self)
+        smart.listen(self)
+        connector.listen(self)
 
-    # connector listener interface
+    # listener interface (the smart-charging profiles, the connector)
+    def on_profiles(self):
+        self.wake.set()
+
     def on_tx_start(self, s):
         self.wake.set()
 
@@ -23,15 +26,11 @@ class Limits:
         self.smart.end_tx(1)  # a TxProfile lives as long as its transaction
         self.wake.set()
 
-    def tx_start(self):
-        s = self.connector.session
-        return s["start"] if s else None
-
     async def run(self):
         while True:
             self.wake.clear()
             now = clock.now()
-            start = self.tx_start()
+            start = self.connector.session_start
             self.smart.expire(now)
             self.connector.set_limit(self.smart.limit_at(now, 1, start))
             nxt = self.smart.next_change(now, 1, start)

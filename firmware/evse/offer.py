@@ -5,7 +5,7 @@
 # resumes by itself when the limit rises again.
 from evse import pilot
 
-MIN_A = const(6)
+MIN_A = pilot.MIN_A
 MAX_A = const(80)  # the highest current a pilot duty cycle can express
 
 

@@ -29,9 +29,12 @@ def diode_ok(low_mv, pwm_running):
     return (not pwm_running) or low_mv <= -11000
 
 
+MIN_A = const(6)  # IEC 61851-1: no duty cycle below 6 A (evse/offer.py pauses the offer there)
+
+
 def duty_for(amps):
     # Duty cycle in percent for a current offer; 100 means no offer (steady +12 V).
-    if amps < 6:
+    if amps < MIN_A:
         return 100
     if amps <= 51:
         return amps / 0.6

@@ -33,7 +33,7 @@ class Reservations:
         self.store = store
         self.n = connectors
         self.zero_ok = zero_ok  # the ReserveConnectorZeroSupported configuration key
-        self.listeners = []  # fn(connector_id, reservation or None): Reserved shown / cleared
+        self.listeners = []  # objects with on_reservation(connector_id, reservation or None)
         self._r = []
         rs = store.load(_DOC, {"r": []})["r"]
         for r in rs if isinstance(rs, list) else ():
@@ -65,9 +65,12 @@ class Reservations:
         self._r = new
         return True
 
+    def listen(self, obj):
+        self.listeners.append(obj)
+
     def _tell(self, cid, r):
-        for fn in self.listeners:
-            fn(cid, None if r is None else self.info(r))
+        for lst in self.listeners:
+            lst.on_reservation(cid, None if r is None else self.info(r))
 
     def reserve(self, connector_id, expiry, id_tag, parent_id_tag, reservation_id,
                 connector_status, now=None):

@@ -55,7 +55,7 @@ class Smart:
     def __init__(self, store, connectors=1):
         self.store = store
         self.n = connectors
-        self.listeners = []  # fn(): called after any change, so a sleeper re-evaluates
+        self.listeners = []  # objects with on_profiles(): after any change, a sleeper re-evaluates
         self._p = []
         for c in range(connectors + 1):
             d = store.load(_doc(c), {"p": []})["p"]
@@ -181,9 +181,12 @@ class Smart:
     def _save(self, c):
         self.store.save(_doc(c), {"p": [q for q in self._p if q[CONN] == c and q[PURPOSE] != TX]})
 
+    def listen(self, obj):
+        self.listeners.append(obj)
+
     def _changed(self):
-        for fn in self.listeners:
-            fn()
+        for lst in self.listeners:
+            lst.on_profiles()
 
     def profiles(self, connector=None):
         # -> [(id, connector, purpose name, stackLevel)] for logs, tests and diagnostics.

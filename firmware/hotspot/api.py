@@ -1,97 +1,21 @@
-# The provisioning API and the claim flow behind it (README "Provisioning API"). Imported only
+# The provisioning API (README "Provisioning API"), on the public methods of hotspot.claim.Hotspot
+# (the claim flow itself: claimflow.py). Imported only
 # while the hotspot is open, so a claimed charger never compiles it into its heap.
 #   GET  /api/identity   public: cp_id, vendor, model, firmware, ssid, claimed
 #   POST /api/login      {"password"} -> {"token"}; growing lockout after wrong passwords
 #   GET  /api/networks   Wi-Fi scan list                                   (Bearer token)
 #   POST /api/claim      the claim -> 202, then GET /api/claim for progress (Bearer token)
 #   POST /api/unclaim    {"confirm": true} -> 202, factory reset           (Bearer token)
-import asyncio
 import json
-import time
 
 import log
 from hotspot import httpd
-from hotspot.claim import (JOINING, CHECKING, DONE, FAILED, MESSAGES, SCAN_CACHE_MS,
-                           JOIN_TIMEOUT_MS, CSMS_TIMEOUT_MS, _TAG)
+
+_TAG = "hotspot"
 
 
 def _json(status, d, extra=None):
     return status, "application/json", json.dumps(d).encode(), extra
-
-
-async def claim(hs, c):
-    was_claimed = hs.settings.is_claimed()
-    try:
-        hs._set(JOINING)
-        res = await hs.radio.join(c["wifi_ssid"], c["wifi_password"], JOIN_TIMEOUT_MS)
-        if res != "ok":
-            code = {"wrong_password": "wifi_wrong_password",
-                    "not_found": "wifi_not_found"}.get(res, "wifi_failed")
-            hs.radio.leave()
-            hs._set(FAILED, code)
-            return
-        hs._set(CHECKING)
-        code = await _probe(hs, c)
-        if code:
-            hs.radio.leave()
-            hs._set(FAILED, code)
-            return
-        hs.settings.update(
-            name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
-            csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
-            security_profile=c["security_profile"], auth_key=c["auth_key"],
-            ca_pem=c["ca_pem"], claimed=True,
-            mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
-            mqtt_ca_pem=c["mqtt_ca_pem"])
-        from mqtt import keys as mqtt_keys
-
-        mqtt_keys.changed()  # the owner's broker, if the claim gave one
-        hs.settings.preset = False
-        if hs.events:
-            hs.events.add("claimed")
-        log.info(_TAG, "claimed as %s; CSMS %s", c["cp_id"], c["csms_url"])
-        hs._set(DONE)
-        hs._close_at = time.ticks_add(time.ticks_ms(), hs.grace_ms)
-        if was_claimed:
-            # A new endpoint for a charger that was online: start clean.
-            hs._reset_at = time.ticks_add(time.ticks_ms(), hs.grace_ms + 500)
-        elif hs.ocpp and hasattr(hs.ocpp, "wake"):
-            hs.ocpp.wake()
-    except Exception as e:
-        log.exc(_TAG, "claim", e)
-        hs._set(FAILED, "wifi_failed")
-    finally:
-        hs._claim_task = None
-
-
-async def _probe(hs, c):
-    # One WebSocket handshake with the new endpoint and credentials, closed at once.
-    # -> None when the CSMS answered, or an error code.
-    from ocpp_client import ws as wsmod
-
-    auth = None
-    if c["security_profile"] in (1, 2):
-        import binascii
-
-        tok = binascii.b2a_base64(("%s:%s" % (c["cp_id"], c["auth_key"])).encode())[:-1]
-        auth = "Basic " + tok.decode()
-    ctx = None
-    try:
-        if c["security_profile"] == 2:
-            ctx = _tls_context(c["ca_pem"])
-        conn = await wsmod.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
-                                   timeout_ms=CSMS_TIMEOUT_MS, route=hs.board.route)
-    except wsmod.WsError as e:
-        log.warn(_TAG, "CSMS check: %s", e)
-        return "csms_refused" if "refused" in str(e) else "csms_unreachable"
-    except (OSError, asyncio.TimeoutError) as e:
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "csms_unreachable"
-    except Exception as e:  # TLS and certificate errors (ValueError/ssl errors)
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "csms_tls"
-    await conn.close()
-    return None
 
 
 async def handle(hs, req):
@@ -139,10 +63,10 @@ def _only(hs, method, allowed):
 def _identity(hs):
     # Public: what the label already shows, plus what the app needs to choose its screens.
     s = hs.settings
-    from ocpp_client.client import _fw_version
+    from ocpp_client.client import fw_version
 
     return _json(200, {"cp_id": s.factory_id, "vendor": s["vendor"], "model": s["model"],
-                       "firmware": _fw_version(), "ssid": hs.ssid,
+                       "firmware": fw_version(), "ssid": hs.ssid,
                        "claimed": s.is_claimed()})
 
 
@@ -210,38 +134,17 @@ def _locked(hs, wait):
 
 
 def _networks(hs):
-    now = time.ticks_ms()
-    fresh = hs._scan and time.ticks_diff(now, hs._scan[0]) < SCAN_CACHE_MS
-    relay = hs.connector is not None and getattr(hs.connector, "relay", False)
-    if not fresh and not (relay and hs._scan):
-        # A scan blocks the radio (and on the ESP32 the loop) for a moment: cached, and
-        # never repeated while the relay is closed.
-        seen = {}
-        for ssid, rssi, secure in hs.radio.scan():
-            if ssid and (ssid not in seen or seen[ssid][0] < rssi):
-                seen[ssid] = (rssi, secure)
-        nets = [{"ssid": k, "rssi": v[0], "secure": v[1]} for k, v in seen.items()]
-        nets.sort(key=lambda n: -n["rssi"])
-        hs._scan = (now, nets[:30])
-    return _json(200, {"networks": hs._scan[1]})
+    return _json(200, {"networks": hs.networks()})
 
 
 def _claim_status(hs):
-    d = {"state": hs.state}
-    if hs.error:
-        d["error"] = hs.error
-        d["message"] = MESSAGES.get(hs.error, hs.error)
-    if hs.state == DONE:
-        d["cp_id"] = hs.settings["cp_id"]
-        d["closes_in_ms"] = max(0, time.ticks_diff(hs._close_at or 0, time.ticks_ms()))
-    return _json(200, d)
+    return _json(200, hs.claim_status())
 
 
 async def _post_claim(hs, req):
-    if hs._claim_task is not None:
-        return httpd.error(409, "a claim is already in progress")
-    if hs.state == DONE:
-        return httpd.error(409, "already claimed; the hotspot is closing")
+    busy = hs.claim_refused()
+    if busy:
+        return httpd.error(409, busy)
     d = await _json_body(hs, req)
     from hotspot import validate
 
@@ -249,30 +152,14 @@ async def _post_claim(hs, req):
         c = validate.claim(d, hs.settings.factory_id)
     except validate.Invalid as e:
         return httpd.error(422, e.message, e.field or None)
-    hs.state = JOINING
-    hs.error = None
-    hs._claim_task = asyncio.create_task(claim(hs, c))
-    return _json(202, {"state": JOINING})
+    hs.start_claim(c)
+    return _json(202, {"state": hs.state})
 
 
 async def _unclaim(hs, req):
     d = await _json_body(hs, req)
     if not isinstance(d, dict) or d.get("confirm") is not True:
         return httpd.error(422, 'send {"confirm": true} to unclaim', "confirm")
-    if hs._claim_task is not None:
+    if not hs.unclaim():
         return httpd.error(409, "a claim is in progress")
-    hs._factory_reset()
     return _json(202, {"state": "unclaiming"})
-
-
-
-def _tls_context(pem):
-    import ssl
-    import binascii
-
-    body = pem.strip().split("\n")[1:-1]
-    der = binascii.a2b_base64("".join(body))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=der)
-    return ctx

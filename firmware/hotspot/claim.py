@@ -1,6 +1,6 @@
-# Claim mode: the charger's own access point, captive DNS and the provisioning API, and the
-# claim flow that takes the owner's name, home Wi-Fi and cloud endpoint, tries them, and closes
-# the hotspot. Also keeps the station joined to the home network once claimed, and handles the
+# Claim mode: the charger's own access point, captive DNS and the provisioning API (api.py), and
+# the claim's state; the claim flow itself (claimflow.py: take the owner's name, home Wi-Fi and
+# cloud endpoint, try them) is loaded only when a claim is made. Closes the hotspot after. Also keeps the station joined to the home network once claimed, and handles the
 # setup button (long press: claim mode; very long press: factory reset).
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
@@ -17,8 +17,7 @@ LONG_PRESS_MS = const(3000)
 VERY_LONG_PRESS_MS = const(10000)
 IDLE_S = const(900)
 CLOSE_GRACE_MS = const(10000)
-JOIN_TIMEOUT_MS = const(20000)
-CSMS_TIMEOUT_MS = const(10000)
+JOIN_TIMEOUT_MS = const(20000)  # the home Wi-Fi, once claimed (the claim's own: claimflow.py)
 SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -29,14 +28,6 @@ JOINING = "joining_wifi"
 CHECKING = "checking_csms"
 DONE = "done"
 FAILED = "failed"
-MESSAGES = {
-    "wifi_wrong_password": "the home Wi-Fi refused the password",
-    "wifi_not_found": "the home Wi-Fi network was not found",
-    "wifi_failed": "could not join the home Wi-Fi",
-    "csms_unreachable": "the home network works but the CSMS cannot be reached",
-    "csms_refused": "the CSMS refused the charger (check the charge point id and auth_key)",
-    "csms_tls": "the TLS connection to the CSMS failed (check the URL and ca_pem)",
-}
 
 
 def ssid_for(cp_id):
@@ -93,7 +84,7 @@ class Hotspot:
         try:
             # Inside the try: the server's buffers are allocated here, and a heap too fragmented
             # for them must leave the charger running (hotspot closed, logged), not crash it.
-            self._http = httpd.Server(lambda req: api.handle(self, req), self._touch)
+            self._http = httpd.Server(lambda req: api.handle(self, req), self.touch)
             host, port = self.radio.listen_addr("http")
             await self._http.start(host, port or 80)
             self._dns = CaptiveDns(self.ip)
@@ -106,7 +97,7 @@ class Hotspot:
         self.open = True
         self.state = IDLE
         self.error = None
-        self._touch()
+        self.touch()
         log.info(_TAG, "claim mode (%s): access point %s at %s", why, self.ssid, self.ip)
         if self.events:
             self.events.add("hotspot_open")
@@ -139,14 +130,15 @@ class Hotspot:
                                          "claim": self.state, "error": self.error,
                                          "claimed": self.settings.is_claimed()})
 
-    def _touch(self):
+    def touch(self):
+        # A request came in: the hotspot is in use.
         self._last_ms = time.ticks_ms()
 
     def button(self, ms):
         # From the board: one press of `ms` milliseconds on the setup button.
         if ms >= VERY_LONG_PRESS_MS:
             log.warn(_TAG, "setup button held %d ms: factory reset", ms)
-            self._factory_reset()
+            self.factory_reset()
         elif ms >= LONG_PRESS_MS:
             log.info(_TAG, "setup button held %d ms: claim mode", ms)
             self._want_open = True
@@ -191,7 +183,7 @@ class Hotspot:
         if res == "ok":
             log.info(_TAG, "joined the home Wi-Fi")
             self._sta_backoff = 5000
-            if self.ocpp and hasattr(self.ocpp, "wake"):
+            if self.ocpp is not None:
                 self.ocpp.wake()
         else:
             log.warn(_TAG, "home Wi-Fi: %s; retry in %d s", res, self._sta_backoff // 1000)
@@ -200,7 +192,7 @@ class Hotspot:
                                         0 if res == "ok" else self._sta_backoff)
 
     # -- unclaim / factory reset --------------------------------------------------------
-    def _factory_reset(self):
+    def factory_reset(self):
         # Wipes what the owner gave (name, home Wi-Fi, cloud endpoint and credentials, OCPP
         # configuration) and reboots into claim mode. The factory identity and the per-device
         # secrets stay: they are the label's.
@@ -213,7 +205,85 @@ class Hotspot:
         log.warn(_TAG, "owner data wiped; restarting into claim mode")
         self._reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
 
-    # -- the claim flow -----------------------------------------------------------------
+    # -- the claim (api.py asks, claimflow.py reports) -----------------------------------
+    def claim_refused(self):
+        # -> why a claim cannot start now, or None.
+        if self._claim_task is not None:
+            return "a claim is already in progress"
+        if self.state == DONE:
+            return "already claimed; the hotspot is closing"
+        return None
+
+    def start_claim(self, c):
+        # c: a claim checked by hotspot/validate.py (and claim_refused() None).
+        from hotspot import claimflow
+
+        self.state = JOINING
+        self.error = None
+        self._claim_task = asyncio.create_task(claimflow.run(self, c))
+
+    def claim_status(self):
+        # GET /api/claim
+        d = {"state": self.state}
+        if self.error:
+            from hotspot.claimflow import MESSAGES  # an error comes from there: loaded
+
+            d["error"] = self.error
+            d["message"] = MESSAGES.get(self.error, self.error)
+        if self.state == DONE:
+            d["cp_id"] = self.settings["cp_id"]
+            d["closes_in_ms"] = max(0, time.ticks_diff(self._close_at or 0, time.ticks_ms()))
+        return d
+
+    def unclaim(self):
+        # POST /api/unclaim: False while a claim runs.
+        if self._claim_task is not None:
+            return False
+        self.factory_reset()
+        return True
+
+    def networks(self):
+        # The Wi-Fi networks in reach, strongest first. A scan blocks the radio (and on the
+        # ESP32 the loop) for a moment: cached, and never repeated while the relay is closed.
+        now = time.ticks_ms()
+        fresh = self._scan and time.ticks_diff(now, self._scan[0]) < SCAN_CACHE_MS
+        relay = self.connector is not None and self.connector.relay
+        if not fresh and not (relay and self._scan):
+            seen = {}
+            for ssid, rssi, secure in self.radio.scan():
+                if ssid and (ssid not in seen or seen[ssid][0] < rssi):
+                    seen[ssid] = (rssi, secure)
+            nets = [{"ssid": k, "rssi": v[0], "secure": v[1]} for k, v in seen.items()]
+            nets.sort(key=lambda n: -n["rssi"])
+            self._scan = (now, nets[:30])
+        return self._scan[1]
+
+    def joining(self):
+        self._set(JOINING)
+
+    def checking(self):
+        self._set(CHECKING)
+
+    def failed(self, code):
+        self._set(FAILED, code)
+
+    def claimed(self, restart):
+        # The claim is stored: the hotspot closes after the grace period (the app reads the
+        # result meanwhile); a charger that had another endpoint restarts clean, a new one
+        # connects at once.
+        if self.events:
+            self.events.add("claimed")
+        self._set(DONE)
+        now = time.ticks_ms()
+        self._close_at = time.ticks_add(now, self.grace_ms)
+        if restart:
+            self._reset_at = time.ticks_add(now, self.grace_ms + 500)
+        elif self.ocpp is not None:
+            self.ocpp.wake()
+
+    def claim_ended(self):
+        self._claim_task = None
+
     def _set(self, state, error=None):
         self.state = state
         self.error = error

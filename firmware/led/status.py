@@ -43,6 +43,11 @@ class StatusLight:
         self.brightness = max(0, min(100, int(pct)))
         return self.brightness
 
+    def on_config(self, key, value):
+        # The OCPP configuration listener: LightIntensity is this light's brightness.
+        if key == "LightIntensity":
+            self.set_brightness(value)
+
     def set_mode(self, mode):
         # "claim" (hotspot open), "update" (firmware update running) or None.
         if mode is not None and mode not in patterns.LOOKS:

@@ -38,9 +38,6 @@ class PulseMeter:
         n = self.pulses.count - self._count0
         return self.base_wh + int(n * self.wh_per_pulse)
 
-    async def wait_pulse(self):
-        await self.pulses.flag.wait()
-
     def _observe(self, now):
         n = self.pulses.count
         if n != self._last_count:

@@ -87,7 +87,7 @@ class Mqtt:
         # are queued once more at the next boot (QoS 1 is at least once anyway: the id tells).
         for si, reason in connector.power_cut_stops:
             self.on_tx_stop(si, reason)
-        connector.listeners.append(self)
+        connector.listen(self)
 
     def _max_a(self):
         return self.config.get("BorneMaxCurrent")

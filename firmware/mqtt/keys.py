@@ -37,32 +37,27 @@ def _check_secret(v):
         raise ValueError("too long")
 
 
+class _Listener:
+    # The configuration's listener (on_config): a key of ours changed (config.py has already
+    # written it to the settings): reconnect, or start now that a broker is set.
+    def on_config(self, key, value):
+        if key in _SPEC:
+            changed()
+
+
 def attach(board, settings, config, connector, ocpp, events, store):
     global _deps
-    _deps = deps = (board, settings, config, connector, ocpp, events, store)
+    _deps = (board, settings, config, connector, ocpp, events, store)
     from ocpp_client import config as config_mod
 
     config_mod.KEYS.update(_SPEC)
+    config_mod.SETTINGS.update(_KEYS)  # the settings hold the values: one source
     config_mod.CHECKS.update({"BorneMqttUrl": _check_url, "BorneMqttPrefix": _check_prefix,
                               "BorneMqttUser": _check_secret,
                               "BorneMqttPassword": _check_secret})
-    for k, name in _KEYS.items():
-        if k != "BorneMqttPassword":
-            config.set_runtime(k, settings.get(name))
-
-    def on_config(key, value):
-        name = _KEYS.get(key)
-        if name is None:
-            return
-        settings.update(**{name: value})
-        if feature is not None:
-            feature.reload()
-        elif key == "BorneMqttUrl" and value:
-            start(deps)
-
-    config.listeners.append(on_config)
+    config.listen(_Listener())
     if settings.get("mqtt_url"):
-        start(deps)
+        start(_deps)
 
 
 def changed():

@@ -1,6 +1,7 @@
-# The OCPP 1.6J charge-point session: connect, boot, heartbeat, status notifications,
-# transactions (journaled), authorization, meter values, and the CSMS's calls. Protocol only:
-# it learns about the hardware from the connector and asks the connector to act.
+# The OCPP 1.6J session: connect, boot, beat. It connects with backoff, sends BootNotification
+# once per power cycle (nothing else before Accepted), reports connector statuses, delivers the
+# transaction queue and heartbeats, and drops half-open sockets. Everything else the CSMS and the
+# charger say to each other lives in a feature module (features.py: the table and the contract).
 import asyncio
 import os
 import time
@@ -8,17 +9,14 @@ import time
 import clock
 import log
 from ocpp_client import ws as wsmod
-from ocpp_client import handlers, meterdata, security
-from ocpp_client.auth import Auth
-from ocpp_client.locallist import LocalList
-from ocpp_client.rpc import Rpc, CallError, CallTimeout, Disconnected
-from ocpp_client.txqueue import TxQueue, START, STOP, METER
+from ocpp_client import features, security
+from ocpp_client.errors import CallError, CallTimeout, Disconnected
+from ocpp_client.rpc import Rpc
 
 _TAG = "ocpp"
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
-_AUTH_TIMEOUT_MS = const(8000)  # a tap waits this long for the CSMS before deciding offline
 
 
 def _rand_u16():
@@ -34,43 +32,62 @@ def backoff_ms(attempt):
 
 
 class OcppClient:
-    def __init__(self, settings, config, board, connector, events, store, meter=None,
-                 smart=None, reservations=None):
+    # What a feature may use (features.py): settings, config, board, connector, events, store,
+    # smart, reservations, meter, reader, restart_tune, rpc, features, triggers, tasks, queue;
+    # online(), after(), send(), kick(), feature().
+    def __init__(self, *, settings, config, board, connector, events, store, smart=None,
+                 reservations=None):
         self.settings = settings
         self.config = config
         self.board = board
         self.connector = connector
         self.events = events
         self.store = store
-        self.meter = meter
         self.smart = smart
         self.reservations = reservations
-        self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
-        self.reader = None  # rfid.reader.Reader for tag learning, set by the app
-        self.restart_tune = None  # fn(): the buzzer's restart tune, set by the app
-        self.txq = TxQueue(store, config)
-        self.txq.on_start_conf = self._start_conf
-        self.txq.on_stop_conf = self._stop_conf
-        self.auth = Auth(store, config, LocalList(store, config.get("LocalAuthListMaxLength")))
-        self.auth.remote = self._authorize_remote
-        self.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot
-        self.rpc = Rpc(handlers.build(self))
-        self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
-        self.rpc.known_actions = handlers.UNSUPPORTED
-        self.rpc.after_reply = self._after_reply
+        self.meter = None  # the energy meter (meter.latest, energy_wh()): use()
+        self.reader = None  # rfid.reader.Reader, for tag learning: use()
+        self.restart_tune = None  # fn(): the buzzer's restart tune: use()
         self.connected = False
         self.registration = None  # None until the first answer, then Accepted/Pending/Rejected
+        self.queue = None  # the transaction queue (transactions.py): delivered after the statuses
+        self.features = {}  # feature name -> its state object, where it keeps one
+        self.tasks = []  # coroutines of eager features, started by run()
+        # TriggerMessage: requestedMessage -> async fn(connector_id or None)
+        self.triggers = {"BootNotification": self._trigger_boot,
+                         "Heartbeat": self._heartbeat,
+                         "StatusNotification": self._trigger_status}
         self._boot_due_ms = 0
         self._status_dirty = {}  # connector id -> (status, error_code) not yet reported
-        self._kick = asyncio.Event()
+        self._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
         self._follow = []
-        self._tags = {}  # session ref -> idTag, for StopTransaction's idTag and conf handling
-        self._begin = {}  # session ref -> Transaction.Begin sampled values
-        connector.authorize = self._authorize
-        connector.listeners.append(self)
+        self.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot
+        self.rpc = Rpc({})
+        self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
+        self.rpc.after_reply = self._after_reply
+        connector.listen(self)
+        connector.set_authorizer(self._authorize)  # authorization.py, loaded at the first tap
         for cid in (0, 1):
             self._status_dirty[cid] = connector.status_of(cid)
-        self._recover()
+        features.handlers(self, out=self.rpc.handlers)
+
+    def use(self, meter=None, reader=None, restart_tune=None):
+        # The peripherals, built after the session (they need the status light, which needs it).
+        self.meter = meter
+        self.reader = reader
+        self.restart_tune = restart_tune
+
+    def feature(self, name):
+        # A feature's state object, the feature attached first if it is a lazy one not loaded
+        # yet; None if it failed or keeps none.
+        features.need(self, self.rpc.handlers, name)
+        return self.features.get(name)
+
+    async def _authorize(self, id_tag):
+        a = self.feature("authorization")  # it sets itself as the authorizer from then on
+        if a is None:
+            return "Invalid", None  # cannot decide: no session starts
+        return await a.authorize_now(id_tag)
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):
@@ -78,250 +95,69 @@ class OcppClient:
         self._kick.set()
         self._publish()
 
-    def on_tx_start(self, s):
-        ts = clock.iso_ms(s["start_ms"]) if "start_ms" in s else clock.iso(s["start"])
-        req = {"connectorId": 1, "idTag": s["tag"], "meterStart": int(s["meter_start"]),
-               "timestamp": ts}
-        if s.get("res") is not None:
-            req["reservationId"] = s["res"]
-        self.txq.add(START, req, s["ref"])
-        begin = meterdata.sampled(self.meter, self.connector,
-                                  self.config.measurands("StopTxnSampledData"), "Transaction.Begin")
-        if begin:
-            self._begin[s["ref"]] = meterdata.meter_value(begin, s["start"])
-        self._kick.set()
-
-    def on_tx_stop(self, s, reason):
-        req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso(s["stop_t"]),
-               "reason": reason, "idTag": s["tag"]}
-        data = []
-        if s["ref"] in self._begin:
-            data.append(self._begin.pop(s["ref"]))
-        end = meterdata.sampled(self.meter, self.connector,
-                                self.config.measurands("StopTxnSampledData"), "Transaction.End")
-        if end:
-            data.append(meterdata.meter_value(end, s["stop_t"]))
-        if data:
-            req["transactionData"] = data
-        self.txq.add(STOP, req, s["ref"])
-        self._kick.set()
-
-    def _recover(self):
-        # Sessions a power cut left unfinished end now: an open one with PowerLoss and its last
-        # known meter value, a stopped one with its own reason. A StartTransaction is journaled
-        # first if the cut came before that; a stop already journaled is not repeated.
-        todo = self.connector.take_interrupted()
-        if not todo:
-            return
-        pending = [(rec["a"], rec["r"]) for _, rec in self.txq.j.pending()]
-        for s, reason in todo:
-            if (STOP, s["ref"]) in pending:
-                continue
-            if (START, s["ref"]) not in pending and self.txq.tx_id(s["ref"]) is None:
-                self.on_tx_start(s)
-            log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
-                     s["ref"], reason)
-            self.on_tx_stop(s, reason)
-            self.events.add("session_stop", reason=reason)
-        self.connector.forget_interrupted()
-
-    def _start_conf(self, ref, conf):
-        tid = self.txq.tx_id(ref)
-        self.connector.set_tx_id(ref, tid)
-        prof, self.tx_profile = self.tx_profile, None
-        if prof is not None and self.smart is not None and tid is not None and tid >= 0:
-            prof = dict(prof)
-            prof["transactionId"] = tid
-            st, why = self.smart.set_profile({"connectorId": 1, "csChargingProfiles": prof}, tid)
-            if why:
-                log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
-        info = conf.get("idTagInfo") or {}
-        tag = self._tag_of(ref)
-        if tag:
-            self.auth.remember(tag, info)
-        if info.get("status") != "Accepted":
-            log.warn(_TAG, "CSMS refused the tag of session %s: %s", ref, info.get("status"))
-            self.connector.deauthorize(ref, self.config.get("StopTransactionOnInvalidId"))
-
-    def _stop_conf(self, ref, conf):
-        info = conf.get("idTagInfo")
-        tag = self._tag_of(ref)
-        if tag and info:
-            self.auth.remember(tag, info)
-
-    def _tag_of(self, ref):
-        s = self.connector.session
-        if s and s["ref"] == ref:
-            return s["tag"]
-        return None
-
     def _publish(self):
+        q = self.queue
         self.board.telemetry(
             "ocpp",
             {"connected": self.connected, "status": self.connector.status_of(1)[0],
-             "registration": self.registration, "queued": len(self.txq)},
+             "registration": self.registration, "queued": len(q) if q is not None else 0},
         )
 
     def wake(self):
         # Something changed the endpoint or the link (a claim, the home Wi-Fi came up).
         self._kick.set()
 
-    # -- authorization ---------------------------------------------------------------------
+    kick = wake  # a feature queued something for the session to send
+
     def online(self):
         return self.connected and self.registration == "Accepted"
 
-    async def _authorize(self, id_tag):
-        return await self.auth.authorize(id_tag, self.online())
-
-    async def _authorize_remote(self, id_tag):
-        conf = await self.rpc.call("Authorize", {"idTag": id_tag}, _AUTH_TIMEOUT_MS)
-        return conf.get("idTagInfo") or {"status": "Invalid"}
-
-    def data_transfer(self, p):
-        if p.get("vendorId") != "borne":
-            return {"status": "UnknownVendorId"}
-        if p.get("messageId") == "learnTag":
-            # The app's "Scan Physical Tag": the next card read goes to the cloud, not to a
-            # session.
-            if self.reader is None:
-                return {"status": "Rejected"}
-            self.reader.learn(self._learned)
-            self.events.add("learn_tag")
-            return {"status": "Accepted"}
-        if p.get("messageId") == "logbook":
-            # The driver logbook entry the cloud attaches to the current session.
-            self.events.add("logbook", data=str(p.get("data", ""))[:200])
-            return {"status": "Accepted"}
-        return {"status": "UnknownMessageId"}
-
-    def _learned(self, id_tag):
-        if id_tag is None:
-            log.info(_TAG, "tag learning timed out")
-            return
-        req = {"vendorId": "borne", "messageId": "tagLearned", "data": id_tag}
-        if self.online():
-            asyncio.create_task(self._send_plain("DataTransfer", req))
-        else:
-            log.warn(_TAG, "tag %s learned while offline: not reported", id_tag)
+    async def send(self, action, req):
+        # A CALL whose loss is only logged (not journaled): tagLearned, MeterValues off-session.
+        try:
+            return await self.rpc.call(action, req)
+        except Exception as e:
+            log.warn(_TAG, "%s not sent: %s", action, _why(e))
 
     # -- work after a .conf ------------------------------------------------------------------
-    def after(self, item):
-        self._follow.append(item)
+    def after(self, fn, *args):
+        # Runs `await fn(*args)` once the .conf of the CALL being handled has been sent.
+        self._follow.append((fn, args))
 
     def _after_reply(self, action, req, res):
         items, self._follow = self._follow, []
-        for item in items:
-            asyncio.create_task(self._run_follow(item))
+        for fn, args in items:
+            asyncio.create_task(self._run_follow(fn, args))
 
-    async def _run_follow(self, item):
-        kind = item[0]
+    async def _run_follow(self, fn, args):
         try:
-            if kind == "reset":
-                await self._reset(item[1])
-            elif kind == "authorize_remote":
-                status, parent = await self._authorize(item[1])
-                if status == "Accepted":
-                    self.connector._authorized(item[1], parent, "remote")
-                else:
-                    log.info(_TAG, "remote start for %s refused: %s", item[1], status)
-                    self.connector.pending = None
-            elif kind == "trigger":
-                await self._trigger(item[1], item[2])
+            await fn(*args)
         except (Disconnected, CallTimeout, CallError) as e:
-            log.warn(_TAG, "%s after the answer failed: %s", kind, _why(e))
+            log.warn(_TAG, "work after the answer failed: %s", _why(e))
+        except Exception as e:  # a feature's bug: logged, the session goes on
+            log.exc(_TAG, "work after the answer", e)
 
-    async def _reset(self, kind):
-        hard = kind == "Hard"
-        self.events.add("reset", type=kind)
-        if self.restart_tune is not None:
-            self.restart_tune()  # the owner hears the restart (sound + LED change)
-        self.connector.stop_for("HardReset" if hard else "SoftReset")
-        # The StopTransaction waits for the final meter reading (a second at most); a soft reset
-        # also lets it go out first, if the link allows it.
-        for _ in range(30):
-            if not self.connector.stops_pending():
-                break
-            await asyncio.sleep_ms(100)
-        if not hard:
-            for _ in range(50):
-                if not len(self.txq) or not self.online():
-                    break
-                await asyncio.sleep_ms(100)
-        log.info(_TAG, "%s reset", kind)
-        await asyncio.sleep_ms(50)
-        self.board.reset(hard)
+    # -- triggers the session itself answers -----------------------------------------------
+    async def _trigger_boot(self, cid):
+        await self._boot()
 
-    async def _trigger(self, what, cid):
-        if what == "BootNotification":
-            await self._boot()
-        elif what == "Heartbeat":
-            conf = await self.rpc.call("Heartbeat", {})
-            self._apply_time(conf.get("currentTime"))
-        elif what == "StatusNotification":
-            for c in (0, 1) if cid is None else (cid,):
-                st, err = self.connector.status_of(c)
-                await self._send_status(c, st, err)
-        elif what == "MeterValues":
-            vals = meterdata.sampled(self.meter, self.connector,
-                                     self.config.measurands("MeterValuesSampledData"), "Trigger")
-            if not vals:
-                # No meter reading to give: the offer is the one value the EVSE itself knows.
-                vals = meterdata.sampled(None, self.connector, ("Current.Offered",), "Trigger")
-            req = {"connectorId": 1 if cid is None else cid,
-                   "meterValue": [meterdata.meter_value(vals)]}
-            s = self.connector.session
-            tid = self.txq.tx_id(s["ref"]) if s else None
-            if tid is not None and tid >= 0:
-                req["transactionId"] = tid
-            await self.rpc.call("MeterValues", req)
-        elif what in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
-            await self.rpc.call(what, {"status": "Idle"})
+    async def _heartbeat(self, cid=None):
+        conf = await self.rpc.call("Heartbeat", {})
+        self._apply_time(conf.get("currentTime"))
 
-    # -- meter values ------------------------------------------------------------------------
-    async def _sampler(self):
-        # Periodic samples during a session (MeterValueSampleInterval) and clock-aligned ones
-        # (ClockAlignedDataInterval, aligned to midnight UTC). Transaction samples are journaled.
-        last_periodic = time.ticks_ms()
-        while True:
-            await asyncio.sleep_ms(500)
-            s = self.connector.session
-            interval = self.config.get("MeterValueSampleInterval")
-            now_ms = time.ticks_ms()
-            if s and interval > 0 and time.ticks_diff(now_ms, last_periodic) >= interval * 1000:
-                last_periodic = now_ms
-                self._meter_values(s, "MeterValuesSampledData", "Sample.Periodic")
-            elif not s:
-                last_periodic = now_ms
-            aligned = self.config.get("ClockAlignedDataInterval")
-            if aligned > 0 and clock.synced():
-                now = clock.now()
-                slot = now - now % aligned
-                if slot != getattr(self, "_aligned_slot", slot):
-                    self._meter_values(s, "MeterValuesAlignedData", "Sample.Clock", slot)
-                self._aligned_slot = slot
-
-    def _meter_values(self, s, key, context, ts=None):
-        vals = meterdata.sampled(self.meter, self.connector, self.config.measurands(key), context)
-        if not vals:
-            return
-        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
-        if s is not None:
-            self.txq.add(METER, req, s["ref"])
-        elif self.online():
-            asyncio.create_task(self._send_plain("MeterValues", req))
-
-    async def _send_plain(self, action, req):
-        try:
-            await self.rpc.call(action, req)
-        except Exception as e:
-            log.warn(_TAG, "%s not sent: %s", action, _why(e))
+    async def _trigger_status(self, cid):
+        for c in (0, 1) if cid is None else (cid,):
+            st, err = self.connector.status_of(c)
+            await self._send_status(c, st, err)
 
     # -- connection ------------------------------------------------------------------------
     def _route(self):
         return getattr(self.board, "route", None)
 
     async def run(self):
-        asyncio.create_task(self._sampler())
+        for coro in self.tasks:
+            asyncio.create_task(coro)
+        self.tasks = None
         attempt = 0
         while True:
             url = self.settings.get("csms_url")
@@ -413,28 +249,23 @@ class OcppClient:
                 await self._boot()
             while True:
                 self._kick.clear()
-                self.txq.wake.clear()
                 await self._report_statuses()
-                await self.txq.deliver(self.rpc)
+                q = self.queue
+                if q is not None:
+                    await q.deliver(self.rpc)
                 self._publish()
-                if self._status_dirty or len(self.txq):
+                if self._status_dirty or (q is not None and len(q)):
                     continue
                 interval = self.config.get("HeartbeatInterval")
-                try:
-                    await asyncio.wait_for(self._wake(), interval if interval > 0 else 86400)
+                try:  # a status changed, a message was queued (both set _kick)
+                    await asyncio.wait_for(self._kick.wait(), interval if interval > 0 else 86400)
                     continue
                 except asyncio.TimeoutError:
                     pass
-                conf = await self.rpc.call("Heartbeat", {})
-                self._apply_time(conf.get("currentTime"))
+                await self._heartbeat()
         except (Disconnected, CallTimeout) as e:
             log.warn(_TAG, "call failed: %s", _why(e))
             self._stop(e)
-
-    async def _wake(self):
-        # Either a status changed or a transaction message was queued.
-        while not (self._kick.is_set() or self.txq.wake.is_set()):
-            await asyncio.sleep_ms(50)
 
     async def _boot(self):
         wait_ms = self._boot_due_ms
@@ -444,7 +275,7 @@ class OcppClient:
         req = {"chargePointVendor": s["vendor"][:20], "chargePointModel": s["model"][:20]}
         if s.get("serial"):
             req["chargePointSerialNumber"] = s["serial"][:25]
-        req["firmwareVersion"] = _fw_version()
+        req["firmwareVersion"] = fw_version()
         try:
             conf = await self.rpc.call("BootNotification", req)
         except CallError as e:
@@ -496,7 +327,7 @@ class OcppClient:
                 raise
 
 
-def _fw_version():
+def fw_version():
     try:
         import version
 

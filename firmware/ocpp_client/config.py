@@ -1,7 +1,10 @@
 # OCPP configuration keys (GetConfiguration / ChangeConfiguration): type, default, access, and
 # the check a new value must pass. Only changed values are persisted (one small document), so a
-# firmware update can change defaults; read-only keys cannot be changed over OCPP.
+# firmware update can change defaults; read-only keys cannot be changed over OCPP. A key that
+# is one of the charger's settings (SETTINGS below) is read from and written to the settings, its
+# default there: one value, whichever side changes it.
 import log
+from settings import DEFAULTS as _SETTINGS_DEFAULTS
 
 # kinds: "i" integer, "b" boolean, "s" string, "m" measurand list (CSL), "l" other CSL
 # access: "r" read-only, "w" read-write, "x" write-only (never returned)
@@ -28,7 +31,7 @@ KEYS = {
     "ConnectorPhaseRotationMaxLength": ("i", 2, "r"),
     "GetConfigurationMaxKeys": ("i", 64, "r"),
     "HeartbeatInterval": ("i", 86400, "w"),
-    "LightIntensity": ("i", 80, "w"),
+    "LightIntensity": ("i", None, "w"),
     "LocalAuthorizeOffline": ("b", True, "w"),
     "LocalPreAuthorize": ("b", False, "w"),
     "MaxEnergyOnInvalidId": ("i", 0, "w"),
@@ -63,17 +66,29 @@ KEYS = {
     "ChargingScheduleMaxPeriods": ("i", 24, "r"),
     "MaxChargingProfilesInstalled": ("i", 10, "r"),
     "ConnectorSwitch3to1PhaseSupported": ("b", False, "r"),
-    "SecurityProfile": ("i", 0, "w"),
-    "AuthorizationKey": ("s", "", "x"),
+    "SecurityProfile": ("i", None, "w"),
+    "AuthorizationKey": ("s", None, "x"),
     "CpoName": ("s", "", "w"),
     # Vendor keys: the owner app's settings, changeable from the cloud.
     "BorneFreeCharging": ("b", False, "w"),
     "BorneFreeChargingIdTag": ("s", "FREECHARGING", "w"),
-    "BorneMaxCurrent": ("i", 32, "r"),  # installer's limit (cable, breaker): set on site only
+    # The circuit's rating (cable, breaker): the offer's cap and the meter's plausibility limits.
+    # The installer's: set on site only.
+    "BorneMaxCurrent": ("i", 32, "r"),
     # Load balancing, from the installation settings (shown, never changed over OCPP):
-    "BorneGridMeter": ("s", "", "r"),  # the supply-side meter's model, "" = none
-    "BorneMainFuse": ("i", 25, "r"),  # the supply's main fuse per phase, A
-    "BorneGridFallback": ("i", 6, "r"),  # the headroom while the grid meter is silent, A
+    "BorneGridMeter": ("s", None, "r"),  # the supply-side meter's model, "" = none
+    "BorneMainFuse": ("i", None, "r"),  # the supply's main fuse per phase, A
+    "BorneGridFallback": ("i", None, "r"),  # the headroom while the grid meter is silent, A
+}
+# Keys that are settings (settings.py: the connection credentials, the installation, the LED):
+# key -> setting. Their default is the setting's.
+SETTINGS = {
+    "SecurityProfile": "security_profile",
+    "AuthorizationKey": "auth_key",
+    "LightIntensity": "led_brightness",
+    "BorneGridMeter": "grid_meter_model",
+    "BorneMainFuse": "main_fuse_a",
+    "BorneGridFallback": "grid_fallback_a",
 }
 # Feature modules add their keys to KEYS and their checks here (key -> fn(value), ValueError
 # when refused): mqtt/keys.py.
@@ -83,15 +98,24 @@ _ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")
 
 
 class Config:
-    def __init__(self, store):
+    def __init__(self, store, settings=None):
         self.store = store
+        self.settings = settings  # settings.Settings (the keys in SETTINGS), or None: defaults
         self.changed = store.load(_DOC, {})
         self.runtime = {}
-        self.listeners = []  # fn(key, value) after a successful change
+        self.listeners = []  # objects with on_config(key, value), told after a change
+
+    def listen(self, obj):
+        self.listeners.append(obj)
 
     def get(self, key):
         if key in self.runtime:
             return self.runtime[key]
+        name = SETTINGS.get(key)
+        if name is not None:
+            st = self.settings
+            v = st.get(name) if st is not None else None
+            return _SETTINGS_DEFAULTS[name] if v is None else v
         if key in self.changed:
             return self.changed[key]
         return KEYS[key][1]
@@ -115,24 +139,18 @@ class Config:
             log.info("config", "%s: value refused (%s)", key, e)
             return "Rejected"
         log.info("config", "%s changed", key)  # never the value: it may be a secret
-        if access == "x" or key == "SecurityProfile":
-            # Connection credentials live in the settings (listeners write them there), never
-            # in this document: a secret is stored once.
-            self.runtime[key] = v
-            for fn in self.listeners:
-                fn(key, v)
-            return "Accepted"
         self.runtime.pop(key, None)
-        self.changed[key] = v
-        self.store.save(_DOC, self.changed)
-        for fn in self.listeners:
-            fn(key, v)
+        name = SETTINGS.get(key)
+        if name is not None and self.settings is not None:
+            self.settings.update(**{name: v})  # a secret is stored once, in the settings
+        elif name is not None:
+            self.runtime[key] = v
+        else:
+            self.changed[key] = v
+            self.store.save(_DOC, self.changed)
+        for lst in self.listeners:
+            lst.on_config(key, v)
         return "Accepted"
-
-    def set_local(self, key, value):
-        # Set by the charger itself (installer tool, claim): no OCPP access checks.
-        self.changed[key] = value
-        self.store.save(_DOC, self.changed)
 
     def set_runtime(self, key, value):
         # A value the CSMS gives outside ChangeConfiguration (the boot interval): kept in RAM.

@@ -9,6 +9,7 @@ import os
 import binascii
 
 import log
+from ocpp_client.errors import CallError, CallTimeout, Disconnected, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
 
 CALL = const(2)
@@ -18,34 +19,6 @@ MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
 _FORMATION = "FormationViolation"
 _TAG = "rpc"
-# Actions whose CALL may legitimately be longer than the WebSocket's RAM limit: spooled to flash
-# and read from there as a stream (spooled.py), with the array field that makes them long.
-STREAMED = {"SendLocalList": "localAuthorizationList"}
-
-
-class CallError(Exception):
-    # The CSMS answered our CALL with a CALLERROR.
-    def __init__(self, code, description="", details=None):
-        super().__init__(code, description)
-        self.code = code
-        self.description = description
-        self.details = details or {}
-
-
-class CallTimeout(Exception):
-    pass
-
-
-class Disconnected(Exception):
-    pass
-
-
-class Reject(Exception):
-    # Raised by a handler to answer an incoming CALL with a CALLERROR.
-    def __init__(self, code, description=""):
-        super().__init__(code, description)
-        self.code = code
-        self.description = description
 
 
 def _is_int(v):
@@ -127,6 +100,8 @@ class Rpc:
     def spool_wanted(self, head):
         # ws.py's spool_if: is a message over the RAM limit worth writing to flash? Only a CALL
         # this side can read from there (anything else is refused by its head alone).
+        from ocpp_client.spooled import STREAMED
+
         kind, mid, action = sniff_call(head)
         return kind == CALL and mid is not None and action in STREAMED and action in self.handlers
 
@@ -228,7 +203,7 @@ class Rpc:
             from ocpp_client import spooled
 
             h = self.handlers.get(action) if kind == CALL and mid else None
-            if h is None or action not in STREAMED:
+            if h is None or action not in spooled.STREAMED:
                 return await self._too_big(m)
             log.info(_TAG, "%s %s: %d bytes, read from flash", action, mid, m.size)
             try:
@@ -239,7 +214,7 @@ class Rpc:
             try:
                 try:
                     payload = await spooled.read(f, m.scratch, action)
-                except spooled.Bad as e:
+                except Reject as e:
                     log.warn(_TAG, "%s %s: %s (%s)", action, mid, e.code, e.description)
                     return await self._error(mid, e.code, e.description)
                 except (OSError, MemoryError) as e:

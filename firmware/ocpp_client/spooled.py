@@ -1,6 +1,6 @@
 # A CALL too long for RAM (ws.Spooled: written to flash as it arrived), read from its file as a
 # stream. Only an action with one array field that may legitimately be this long is read
-# (rpc.STREAMED); the rest of its payload is small. Two passes over the file:
+# (STREAMED); the rest of its payload is small. Two passes over the file:
 #  1. the frame [2, id, action, {payload}] is walked; every field but the array is parsed; each
 #     array item is parsed and checked on its own (validate.check_value) and counted; the
 #     payload is then checked against the action's rules exactly as a CALL in RAM would be
@@ -16,20 +16,16 @@ import time
 
 from ocpp_client import validate
 from ocpp_client.jsonstream import Reader
-from ocpp_client.rpc import STREAMED  # action -> its array field that may not fit in RAM
+from ocpp_client.errors import Reject as Bad  # a malformed message: answered with its code
+
+# Actions whose CALL may legitimately be longer than the WebSocket's RAM limit: spooled to flash
+# and read from here as a stream, with the array field that makes them long.
+STREAMED = {"SendLocalList": "localAuthorizationList"}
 _ITEM_MAX = const(1024)  # longest text of one item (an entry with every character \u-escaped fits)
 _VALUE_MAX = const(256)  # longest text of any other field's value
 _KEY_MAX = const(64)  # longest key text (a longer one is no field of OCPP 1.6)
 _SLICE_MS = const(20)  # longest stretch of pass 1 between two turns of the other tasks
 _SHAPE = "CALL must be [2,id,action,{payload}]"
-
-
-class Bad(Exception):
-    # The CALL is malformed: answer it with this OCPP-J error code.
-    def __init__(self, code, description):
-        super().__init__(code, description)
-        self.code = code
-        self.description = description
 
 
 async def read(f, buf, action):

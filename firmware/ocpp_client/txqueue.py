@@ -9,7 +9,7 @@
 import asyncio
 
 import log
-from ocpp_client.rpc import CallError
+from ocpp_client.errors import CallError
 
 _TAG = "txq"
 _IDS = "txids"
@@ -26,7 +26,7 @@ class TxQueue:
         self.config = config
         self.j = store.journal("txq", _MAX_RECORDS)
         self.ids = store.load(_IDS, {})  # session ref -> transactionId
-        self.wake = asyncio.Event()
+        self.session = None  # object with kick(): told when a message is queued
         self.on_start_conf = None  # fn(ref, conf)
         self.on_stop_conf = None  # fn(ref, conf)
         self.delivered = 0
@@ -37,16 +37,11 @@ class TxQueue:
     def add(self, action, payload, ref):
         # Durable once this returns.
         self.j.append({"a": action, "p": payload, "r": ref})
-        self.wake.set()
+        if self.session is not None:
+            self.session.kick()
 
     def tx_id(self, ref):
         return self.ids.get(ref)
-
-    def ref_of(self, tx_id):
-        for ref, tid in self.ids.items():
-            if tid == tx_id:
-                return ref
-        return None
 
     def _set_id(self, ref, tx_id):
         self.ids[ref] = tx_id

@@ -58,10 +58,8 @@ dev = CountingFlash(256)  # 1 MiB
 vfs.VfsLfs2.mkfs(dev)
 vfs.mount(vfs.VfsLfs2(dev, readsize=32, progsize=32, lookahead=32), "/flash")
 
-from ocpp_client import handlers, spooled  # noqa: E402  (after the mount: the store is there)
-from ocpp_client.auth import Auth  # noqa: E402
+from ocpp_client import authorization, spooled  # noqa: E402  (after the mount: the store is there)
 from ocpp_client.config import Config  # noqa: E402
-from ocpp_client.locallist import LocalList  # noqa: E402
 from ocpp_client.rpc import Rpc  # noqa: E402
 from ocpp_client.ws import Spooled, WsClosed  # noqa: E402
 from store import Store  # noqa: E402
@@ -81,11 +79,19 @@ class FakeWs:
         self.sent.append(json.loads(text))
 
 
-class Client:
+class Session:
+    # What the authorization feature takes from the OCPP session (and the connector's hook).
     def __init__(self, store):
         self.config = Config(store)
-        self.auth = Auth(store, self.config, LocalList(store, 1000))
-        self.connector = self.smart = self.reservations = None
+        self.store = store
+        self.features = {}
+        self.connector = self
+
+    def set_authorizer(self, fn):
+        pass
+
+    def online(self):
+        return False
 
 
 class Peak:
@@ -123,7 +129,7 @@ def spool(version):
 
 
 async def main():
-    rpc = Rpc(handlers.build(Client(store)))
+    rpc = Rpc(authorization.attach(Session(store)))
     out = {"entries": N}
     # the spool file, as ws.py writes it while the message arrives
     e0, p0 = dev.erases, dev.programmed

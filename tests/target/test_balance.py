@@ -122,6 +122,9 @@ class FakeConfig:
         self.listeners = []
         self.rot = "0.RST,1.RST"
 
+    def listen(self, obj):
+        self.listeners.append(obj)
+
     def get(self, key):
         if key == "ConnectorPhaseRotation":
             return self.rot
@@ -230,7 +233,7 @@ def test_supply_follows_a_changed_phase_rotation():
     c.relay = True
     s.update(0, True)
     assert c.headroom_a == 5  # RST: the grid's L2 carries 20 A of house
-    s._on_config("ConnectorPhaseRotation", "0.RST,1.STR")  # the EV's L1 is the grid's L2
+    s.on_config("ConnectorPhaseRotation", "0.RST,1.STR")  # the EV's L1 is the grid's L2
     s.update(1000, True)
     s.update(6000, True)
     assert c.headroom_a == 20

@@ -68,7 +68,7 @@ async def _allow(tag):
 def _boot(world, store):
     cfg = Config(store)
     c = Connector(world, store, EventLog(store, 20), cfg)
-    c.authorize = _allow
+    c.set_authorizer(_allow)
     c.settle_ms = 0  # the test's time does not pass; the pilot is settled at once
     world.relay = False  # the coil drops with the power
     world.duty = 100
@@ -176,7 +176,7 @@ async def _run(seed):
         else:
             pass  # time passes
         await _settle(c)
-        if not c._scheduled_pending():
+        if not c.availability_scheduled:
             operative = c.operative
         _check(w, c, limit, headroom, operative, seed, i, what)
         closed += w.relay
@@ -208,7 +208,7 @@ def test_every_fault_opens_a_closed_relay_at_once():
             w.ev = "C"
             await _settle(c)
             assert w.relay, "setup: charging did not start (%s %s %s %s)" % (
-                fault, c.session, c.faults, c._diode_verified)
+                fault, c.session, c.faults, c.diode_verified)
             if fault == "rcd":
                 w.rcd = True
             elif fault == "short":

@@ -133,7 +133,11 @@ def test_expiry():
 def test_persisted_across_reload_and_listeners():
     r = fresh()
     heard = []
-    r.listeners.append(lambda cid, res: heard.append((cid, res and res["reservationId"])))
+    class Ear:
+        def on_reservation(self, cid, res):
+            heard.append((cid, res and res["reservationId"]))
+
+    r.listen(Ear())
     assert r.reserve(1, EXP, "TAG", "P", 70, "Available", T) == "Accepted"
     again = Reservations(Store(ROOT))
     assert again.all() == r.all()

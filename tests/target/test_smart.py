@@ -483,7 +483,11 @@ def test_bad_composite_arguments():
 def test_listeners_hear_changes():
     s = fresh()
     heard = []
-    s.listeners.append(lambda: heard.append(1))
+    class Ear:
+        def on_profiles(self):
+            heard.append(1)
+
+    s.listen(Ear())
     ok(s, 1, prof(1, "TxDefaultProfile", 0, [(0, 16)]))
     s.clear(id=99)  # nothing removed: no change
     s.clear(id=1)

@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 import urllib.parse
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,14 +162,7 @@ class Simulator:
             env.write_text(json.dumps({"networks": c.networks}))
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
         io_port = self._io_server.sockets[0].getsockname()[1]
-        extra = ["--http-port", str(c.http_port), "--dns-port", str(c.dns_port),
-                 "--wifi-env", str(env)]
-        knobs = (("--hotspot-key", c.hotspot_key), ("--conn-password", c.conn_password),
-                 ("--hotspot-idle-s", c.idle_s), ("--lockout-base-ms", c.lockout_base_ms),
-                 ("--close-grace-ms", c.close_grace_ms))
-        for flag, value in knobs:
-            if value is not None:
-                extra += [flag, str(value)]
+        extra = replace(c, wifi_env=env).argv()
         self.agent = Agent(
             self.flash,
             io_addr=f"127.0.0.1:{io_port}",
@@ -183,11 +177,8 @@ class Simulator:
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
 
     def _installation_args(self) -> list[str]:
-        """The installer's load-balancing settings, given at every boot ("" = no grid meter)."""
         g = self.grid
-        return ["--grid-meter-model", g.model if g else "",
-                "--grid-meter-addr", str(g.address if g else 2),
-                "--main-fuse", str(self.main_fuse_a)]
+        return Installation(g.model if g else "", g.address if g else 2, self.main_fuse_a).argv()
 
     @property
     def hotspot_url(self) -> str:
@@ -385,30 +376,47 @@ DEFAULT_NETWORKS: list[dict[str, Any]] = [
 ]
 
 
+@dataclass
 class ClaimOptions:
-    """Claim mode of the simulation: the agent starts unclaimed with its hotspot up."""
+    """Claim mode of the simulation: the agent starts unclaimed with its hotspot up.
 
-    def __init__(
-        self,
-        networks: list[dict[str, Any]] | None = None,
-        wifi_env: Path | None = None,
-        hotspot_key: str | None = None,
-        conn_password: str | None = None,
-        idle_s: int | None = None,
-        lockout_base_ms: int | None = None,
-        close_grace_ms: int | None = None,
-        http_port: int = 0,
-        dns_port: int = 0,
-    ) -> None:
-        self.networks = DEFAULT_NETWORKS if networks is None else networks
-        self.wifi_env = wifi_env
-        self.hotspot_key = hotspot_key
-        self.conn_password = conn_password
-        self.idle_s = idle_s
-        self.lockout_base_ms = lockout_base_ms
-        self.close_grace_ms = close_grace_ms
-        self.http_port = http_port
-        self.dns_port = dns_port
+    None = the board's default; ports 0 = free ones chosen at start."""
+
+    networks: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_NETWORKS))
+    wifi_env: Path | None = None
+    hotspot_key: str | None = None
+    conn_password: str | None = None
+    idle_s: int | None = None
+    lockout_base_ms: int | None = None
+    close_grace_ms: int | None = None
+    http_port: int = 0
+    dns_port: int = 0
+
+    def argv(self) -> list[str]:
+        out = ["--http-port", str(self.http_port), "--dns-port", str(self.dns_port)]
+        if self.wifi_env is not None:
+            out += ["--wifi-env", str(self.wifi_env)]
+        knobs = (("--hotspot-key", self.hotspot_key), ("--conn-password", self.conn_password),
+                 ("--hotspot-idle-s", self.idle_s), ("--lockout-base-ms", self.lockout_base_ms),
+                 ("--close-grace-ms", self.close_grace_ms))
+        for flag, value in knobs:
+            if value is not None:
+                out += [flag, str(value)]
+        return out
+
+
+@dataclass
+class Installation:
+    """The installer's load-balancing settings, given to the agent at every boot."""
+
+    grid_meter_model: str = ""  # "" = no grid meter
+    grid_meter_addr: int = 2
+    main_fuse_a: int = 25
+
+    def argv(self) -> list[str]:
+        return ["--grid-meter-model", self.grid_meter_model,
+                "--grid-meter-addr", str(self.grid_meter_addr),
+                "--main-fuse", str(self.main_fuse_a)]
 
 
 def _free_port(kind: socket.SocketKind) -> int:

@@ -1,0 +1,63 @@
+# The relay invariant (DESIGN.md section 8) in one page: pure functions and the pilot watch, no
+# I/O. The connector (connector.py) feeds them and is the only one to act on the answer: its
+# _apply() opens the relay first, before anything is reported.
+#
+# The relay may be closed only while all of these hold:
+#   the pilot is in C or D (the EV asks for energy),
+#   a session is running, authorized (or free charging) and not stopped,
+#   the connector is operative,
+#   no fault is active (FAULT_CODES),
+#   the offer is at least offer.MIN_A (6 A),
+#   the EV's diode has been seen on the pilot's low plateau since the PWM (re)started.
+from evse import offer, pilot
+
+# fault -> the OCPP error code it is reported as; every one opens the relay
+FAULT_CODES = {
+    "rcd": "GroundFailure",
+    "weld": "PowerSwitchFailure",
+    "relay": "PowerSwitchFailure",
+    "diode": "OtherError",
+    "pilot": "OtherError",
+    "meter": "PowerMeterFailure",
+}
+FAULT_ORDER = ("rcd", "weld", "relay", "pilot", "diode", "meter")  # which one the status names
+_INVALID_READINGS = const(5)  # 100 ms of pilot readings between bands: a pilot fault
+_DIODE_BAD_READINGS = const(3)
+
+
+def offering(session, operative, faults, offer_a):
+    # PWM runs while a session may draw energy; otherwise steady +12 V tells the EV "wait".
+    return (session is not None and session["auth"] and not session.get("stopped")
+            and operative and not faults and not offer.paused(offer_a))
+
+
+def relay_allowed(cp, session, operative, faults, offer_a, diode_verified):
+    return (cp in ("C", "D") and offering(session, operative, faults, offer_a)
+            and diode_verified)
+
+
+class PilotWatch:
+    # The pilot's readings, debounced into a state (A-F), with the two faults they can show:
+    # a voltage that stays between bands (a broken pilot circuit) and a missing EV diode.
+    def __init__(self):
+        self._deb = pilot.Debounce(3, "A")
+        self._invalid = 0  # consecutive readings between bands
+        self._diode_bad = 0  # consecutive readings with no diode while PWM runs
+        self.diode_verified = False  # the diode check has passed since the PWM (re)started
+
+    def feed(self, mv, low_mv, pwm_on, diode_fault):
+        # One reading: mv the high plateau, low_mv() reads the low one (only when it is used),
+        # pwm_on: PWM runs and has settled, diode_fault: the diode fault is active now.
+        # -> (state, pilot fault, diode fault)
+        raw = pilot.classify(mv)
+        st = self._deb.feed(raw)
+        # A glitch between bands keeps the last stable state; a voltage that stays between
+        # bands is a fault, the relay opens.
+        self._invalid = self._invalid + 1 if raw is None else 0
+        pilot_fault = st in ("E", "F") or self._invalid >= _INVALID_READINGS
+        plugged = st in ("B", "C", "D")
+        bad = plugged and not pilot.diode_ok(low_mv(), pwm_on)
+        self._diode_bad = self._diode_bad + 1 if bad else 0
+        if pwm_on and not bad and plugged:
+            self.diode_verified = True
+        return st, pilot_fault, self._diode_bad >= _DIODE_BAD_READINGS or (diode_fault and bad)

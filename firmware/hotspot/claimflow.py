@@ -1,0 +1,81 @@
+# The claim flow, loaded only when a claim is made: join the home Wi-Fi, one WebSocket handshake
+# with the new CSMS (credentials and TLS set up by ocpp_client/security.py, as for the real
+# connection), then store. It drives the Hotspot only through its public methods.
+import asyncio
+
+import log
+
+_TAG = "hotspot"
+JOIN_TIMEOUT_MS = const(20000)
+CSMS_TIMEOUT_MS = const(10000)
+# The claim's failures, as GET /api/claim reports them.
+MESSAGES = {
+    "wifi_wrong_password": "the home Wi-Fi refused the password",
+    "wifi_not_found": "the home Wi-Fi network was not found",
+    "wifi_failed": "could not join the home Wi-Fi",
+    "csms_unreachable": "the home network works but the CSMS cannot be reached",
+    "csms_refused": "the CSMS refused the charger (check the charge point id and auth_key)",
+    "csms_tls": "the TLS connection to the CSMS failed (check the URL and ca_pem)",
+}
+
+
+async def run(hs, c):
+    # c: a claim checked by hotspot/validate.py. Progress goes to the Hotspot's methods.
+    was_claimed = hs.settings.is_claimed()
+    try:
+        hs.joining()
+        res = await hs.radio.join(c["wifi_ssid"], c["wifi_password"], JOIN_TIMEOUT_MS)
+        if res != "ok":
+            code = {"wrong_password": "wifi_wrong_password",
+                    "not_found": "wifi_not_found"}.get(res, "wifi_failed")
+            hs.radio.leave()
+            hs.failed(code)
+            return
+        hs.checking()
+        code = await _probe(hs, c)
+        if code:
+            hs.radio.leave()
+            hs.failed(code)
+            return
+        hs.settings.update(
+            name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
+            csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
+            security_profile=c["security_profile"], auth_key=c["auth_key"],
+            ca_pem=c["ca_pem"], claimed=True,
+            mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
+            mqtt_ca_pem=c["mqtt_ca_pem"])
+        hs.settings.preset = False
+        from mqtt import keys as mqtt_keys
+
+        mqtt_keys.changed()  # the owner's broker, if the claim gave one
+        log.info(_TAG, "claimed as %s; CSMS %s", c["cp_id"], c["csms_url"])
+        hs.claimed(restart=was_claimed)
+    except Exception as e:
+        log.exc(_TAG, "claim", e)
+        hs.failed("wifi_failed")
+    finally:
+        hs.claim_ended()
+
+
+async def _probe(hs, c):
+    # One WebSocket handshake with the new endpoint and credentials, closed at once.
+    # -> None when the CSMS answered, or an error code.
+    from ocpp_client import ws as wsmod
+    from ocpp_client.security import connect_args
+
+    try:
+        auth, ctx = connect_args(c, c["csms_url"], hs.board)
+        conn = await wsmod.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
+                                   timeout_ms=CSMS_TIMEOUT_MS,
+                                   route=getattr(hs.board, "route", None))
+    except wsmod.WsError as e:
+        log.warn(_TAG, "CSMS check: %s", e)
+        return "csms_refused" if "refused" in str(e) else "csms_unreachable"
+    except (OSError, asyncio.TimeoutError) as e:
+        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+        return "csms_unreachable"
+    except Exception as e:  # SecurityError, TLS and certificate errors (ValueError/ssl errors)
+        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+        return "csms_tls"
+    await conn.close()
+    return None

@@ -1,0 +1,71 @@
+# Feature: meter values. Periodic samples during a session (MeterValueSampleInterval) and
+# clock-aligned ones (ClockAlignedDataInterval, aligned to midnight UTC); a session's samples are
+# journaled with its transaction messages. Also the MeterValues of TriggerMessage.
+import asyncio
+import time
+
+import clock
+from ocpp_client import meterdata
+from ocpp_client.txqueue import METER
+
+
+class Metering:
+    def __init__(self, s):
+        self.s = s
+        self._aligned_slot = None
+        s.tasks.append(self.run())
+        s.triggers["MeterValues"] = self.trigger
+
+    def _sampled(self, key, context):
+        s = self.s
+        return meterdata.sampled(s.meter, s.connector, s.config.measurands(key), context)
+
+    async def run(self):
+        s = self.s
+        last_periodic = time.ticks_ms()
+        while True:
+            await asyncio.sleep_ms(500)
+            ref = s.connector.session_ref
+            interval = s.config.get("MeterValueSampleInterval")
+            now_ms = time.ticks_ms()
+            if ref and interval > 0 and time.ticks_diff(now_ms, last_periodic) >= interval * 1000:
+                last_periodic = now_ms
+                self._meter_values(ref, "MeterValuesSampledData", "Sample.Periodic")
+            elif not ref:
+                last_periodic = now_ms
+            aligned = s.config.get("ClockAlignedDataInterval")
+            if aligned > 0 and clock.synced():
+                now = clock.now()
+                slot = now - now % aligned
+                if self._aligned_slot is not None and slot != self._aligned_slot:
+                    self._meter_values(ref, "MeterValuesAlignedData", "Sample.Clock", slot)
+                self._aligned_slot = slot
+
+    def _meter_values(self, ref, key, context, ts=None):
+        vals = self._sampled(key, context)
+        if not vals:
+            return
+        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
+        s = self.s
+        if ref is not None:
+            if s.queue is not None:
+                s.queue.add(METER, req, ref)
+        elif s.online():
+            asyncio.create_task(s.send("MeterValues", req))
+
+    async def trigger(self, cid):
+        vals = self._sampled("MeterValuesSampledData", "Trigger")
+        if not vals:
+            # No meter reading to give: the offer is the one value the EVSE itself knows.
+            vals = meterdata.sampled(None, self.s.connector, ("Current.Offered",), "Trigger")
+        req = {"connectorId": 1 if cid is None else cid, "meterValue": [meterdata.meter_value(vals)]}
+        tx = self.s.feature("transactions")
+        tid = tx.tx_id_now() if tx is not None else None
+        if tid is not None and tid >= 0:
+            req["transactionId"] = tid
+        await self.s.rpc.call("MeterValues", req)
+
+
+def attach(s):
+    s.features["metering"] = Metering(s)
+    return {}

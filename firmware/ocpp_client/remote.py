@@ -1,0 +1,76 @@
+# Feature: remote control. Reset (after its .conf: the session's stop, then the reboot),
+# TriggerMessage (the messages features offer in session.triggers), UnlockConnector,
+# ChangeAvailability.
+import asyncio
+
+import log
+
+_TAG = "ocpp"
+# Triggerable with nothing to report until a feature offers them: answered with status Idle.
+_IDLE = ("DiagnosticsStatusNotification", "FirmwareStatusNotification")
+
+
+def attach(s):
+    conn = s.connector
+
+    async def reset(p):
+        s.after(_reset, s, p["type"])
+        return {"status": "Accepted"}
+
+    async def change_availability(p):
+        if p["connectorId"] not in (0, 1):
+            return {"status": "Rejected"}
+        return {"status": conn.change_availability(p["type"] == "Operative")}
+
+    async def unlock(p):
+        if p["connectorId"] != 1:
+            return {"status": "NotSupported"}
+        return {"status": conn.unlock()}
+
+    async def trigger(p):
+        what = p["requestedMessage"]
+        cid = p.get("connectorId")
+        fn = s.triggers.get(what)
+        if fn is None and what in _IDLE:
+            fn = _idle(s, what)
+        if fn is None:
+            return {"status": "NotImplemented"}
+        if cid is not None and cid not in (0, 1):
+            return {"status": "Rejected"}
+        if what == "BootNotification" and s.registration == "Accepted":
+            return {"status": "Rejected"}
+        s.after(fn, cid)
+        return {"status": "Accepted"}
+
+    return {"Reset": reset, "ChangeAvailability": change_availability,
+            "UnlockConnector": unlock, "TriggerMessage": trigger}
+
+
+def _idle(s, what):
+    async def send(cid):
+        await s.rpc.call(what, {"status": "Idle"})
+
+    return send
+
+
+async def _reset(s, kind):
+    hard = kind == "Hard"
+    s.events.add("reset", type=kind)
+    if s.restart_tune is not None:
+        s.restart_tune()  # the owner hears the restart (sound + LED change)
+    conn = s.connector
+    conn.stop_for("HardReset" if hard else "SoftReset")
+    # The StopTransaction waits for the final meter reading (a second at most); a soft reset
+    # also lets it go out first, if the link allows it.
+    for _ in range(30):
+        if not conn.stops_pending():
+            break
+        await asyncio.sleep_ms(100)
+    if not hard:
+        for _ in range(50):
+            if s.queue is None or not len(s.queue) or not s.online():
+                break
+            await asyncio.sleep_ms(100)
+    log.info(_TAG, "%s reset", kind)
+    await asyncio.sleep_ms(50)
+    s.board.reset(hard)

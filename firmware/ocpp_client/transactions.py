@@ -1,0 +1,144 @@
+# Feature: transactions. StartTransaction / StopTransaction (journaled in txqueue.py before they
+# are sent), the sessions a power cut left unfinished, RemoteStartTransaction and
+# RemoteStopTransaction. Listens to the connector's on_tx_start / on_tx_stop.
+import clock
+import log
+from ocpp_client import meterdata
+from ocpp_client.txqueue import TxQueue, START, STOP
+
+_TAG = "ocpp"
+
+
+class Transactions:
+    def __init__(self, s):
+        self.s = s
+        self.connector = s.connector
+        self.config = s.config
+        self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
+        self._begin = {}  # session ref -> Transaction.Begin sampled values
+        q = self.txq = TxQueue(s.store, s.config)
+        q.session = s  # add() calls s.kick(): the session delivers it
+        q.on_start_conf = self._start_conf
+        q.on_stop_conf = self._stop_conf
+        s.queue = q
+        s.connector.listen(self)
+        self._recover()
+
+    def tx_id_now(self):
+        # The CSMS's transactionId of the running session, or None.
+        ref = self.connector.session_ref
+        return self.txq.tx_id(ref) if ref is not None else None
+
+    # -- connector events --------------------------------------------------------------------
+    def on_tx_start(self, s):
+        ts = clock.iso_ms(s["start_ms"]) if "start_ms" in s else clock.iso(s["start"])
+        req = {"connectorId": 1, "idTag": s["tag"], "meterStart": int(s["meter_start"]),
+               "timestamp": ts}
+        if s.get("res") is not None:
+            req["reservationId"] = s["res"]
+        self.txq.add(START, req, s["ref"])
+        begin = self._sampled("Transaction.Begin")
+        if begin:
+            self._begin[s["ref"]] = meterdata.meter_value(begin, s["start"])
+
+    def on_tx_stop(self, s, reason):
+        req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso(s["stop_t"]),
+               "reason": reason, "idTag": s["tag"]}
+        data = []
+        if s["ref"] in self._begin:
+            data.append(self._begin.pop(s["ref"]))
+        end = self._sampled("Transaction.End")
+        if end:
+            data.append(meterdata.meter_value(end, s["stop_t"]))
+        if data:
+            req["transactionData"] = data
+        self.txq.add(STOP, req, s["ref"])
+
+    def _sampled(self, context):
+        return meterdata.sampled(self.s.meter, self.connector,
+                                 self.config.measurands("StopTxnSampledData"), context)
+
+    def _recover(self):
+        # Sessions a power cut left unfinished end now: an open one with PowerLoss and its last
+        # known meter value, a stopped one with its own reason. A StartTransaction is journaled
+        # first if the cut came before that; a stop already journaled is not repeated.
+        todo = self.connector.take_interrupted()
+        if not todo:
+            return
+        pending = [(rec["a"], rec["r"]) for _, rec in self.txq.j.pending()]
+        for s, reason in todo:
+            if (STOP, s["ref"]) in pending:
+                continue
+            if (START, s["ref"]) not in pending and self.txq.tx_id(s["ref"]) is None:
+                self.on_tx_start(s)
+            log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
+                     s["ref"], reason)
+            self.on_tx_stop(s, reason)
+            self.s.events.add("session_stop", reason=reason)
+        self.connector.forget_interrupted()
+
+    # -- answers to our messages -------------------------------------------------------------
+    def _start_conf(self, ref, conf):
+        tid = self.txq.tx_id(ref)
+        self.connector.set_tx_id(ref, tid)
+        prof, self.tx_profile = self.tx_profile, None
+        smart = self.s.smart
+        if prof is not None and smart is not None and tid is not None and tid >= 0:
+            prof = dict(prof)
+            prof["transactionId"] = tid
+            st, why = smart.set_profile({"connectorId": 1, "csChargingProfiles": prof}, tid)
+            if why:
+                log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
+        info = conf.get("idTagInfo") or {}
+        self._remember(ref, info)
+        if info.get("status") != "Accepted":
+            log.warn(_TAG, "CSMS refused the tag of session %s: %s", ref, info.get("status"))
+            self.connector.deauthorize(ref, self.config.get("StopTransactionOnInvalidId"))
+
+    def _stop_conf(self, ref, conf):
+        info = conf.get("idTagInfo")
+        if info:
+            self._remember(ref, info)
+
+    def _remember(self, ref, info):
+        # Every idTagInfo updates the authorization cache (of the running session's tag).
+        c = self.connector
+        tag = c.session_tag if c.session_ref == ref else None
+        auth = self.s.feature("authorization")
+        if tag and auth is not None:
+            auth.remember(tag, info)
+
+    # -- the CSMS's calls --------------------------------------------------------------------
+    async def remote_start(self, p):
+        cid = p.get("connectorId", 1)
+        if cid != 1:
+            return {"status": "Rejected"}  # one connector; 0 is not a connector to charge on
+        prof = p.get("chargingProfile")
+        if prof is not None and prof.get("chargingProfilePurpose") != "TxProfile":
+            return {"status": "Rejected"}
+        id_tag = p["idTag"]
+        authorize = self.config.get("AuthorizeRemoteTxRequests")
+        st = self.connector.remote_start(id_tag, authorized=not authorize)
+        if st == "Accepted" and authorize:
+            self.s.after(self._authorize_remote, id_tag)
+        if st == "Accepted" and prof is not None:
+            self.tx_profile = prof  # installed once the transaction has its id
+        return {"status": st}
+
+    async def _authorize_remote(self, id_tag):
+        auth = self.s.feature("authorization")
+        status, parent = await auth.authorize_now(id_tag) if auth else ("Invalid", None)
+        if status == "Accepted":
+            self.connector.remote_authorized(id_tag, parent)
+        else:
+            log.info(_TAG, "remote start for %s refused: %s", id_tag, status)
+            self.connector.remote_refused(id_tag)
+
+    async def remote_stop(self, p):
+        tid = p["transactionId"]
+        return {"status": self.connector.remote_stop(lambda ref: self.txq.tx_id(ref) == tid)}
+
+
+def attach(s):
+    t = s.features["transactions"] = Transactions(s)
+    return {"RemoteStartTransaction": t.remote_start, "RemoteStopTransaction": t.remote_stop}

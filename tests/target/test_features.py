@@ -1,0 +1,85 @@
+# On-target tests for ocpp_client.features: the feature table's loader. Lazy features attach at
+# their first CALL; a feature that cannot be loaded (missing file, no memory) is logged once and
+# its actions are answered with the spec's error, while the rest of the session answers on.
+import sys
+
+from mphelp import Logs
+from ocpp_client import features
+from ocpp_client.rpc import Rpc
+from test_rpc import serve_all
+
+
+class Session:
+    def __init__(self):
+        self.features = {}
+        self.attached = []
+
+
+class Loud:
+    # A feature module, put in sys.modules under ocpp_client.loud: counts its attaches.
+    @staticmethod
+    def attach(s):
+        s.attached.append("loud")
+
+        async def hello(p):
+            return {"status": "Accepted"}
+
+        return {"ClearCache": hello}
+
+
+class Broken:
+    @staticmethod
+    def attach(s):
+        raise MemoryError("memory allocation failed")
+
+
+sys.modules["ocpp_client.loud"] = Loud
+sys.modules["ocpp_client.broken"] = Broken
+
+TABLE = (
+    ("loud", False, ("ClearCache",)),
+    ("gone", False, ("UpdateFirmware", "GetDiagnostics")),  # no such file
+    ("broken", False, ("Reset",)),
+)
+
+
+async def test_lazy_feature_attaches_once_on_its_first_call():
+    s = Session()
+    rpc = Rpc(features.handlers(s, TABLE))
+    assert s.attached == []  # nothing loaded at boot
+    sent, _ = await serve_all(rpc, '[2, "a", "ClearCache", {}]', '[2, "b", "ClearCache", {}]')
+    assert sent == [[3, "a", {"status": "Accepted"}], [3, "b", {"status": "Accepted"}]], sent
+    assert s.attached == ["loud"]
+
+
+async def test_missing_feature_answers_not_supported_logged_once():
+    s = Session()
+    rpc = Rpc(features.handlers(s, TABLE))
+    with Logs() as logs:
+        sent, _ = await serve_all(
+            rpc,
+            '[2, "a", "UpdateFirmware", {"location": "http://x/f.bin", "retrieveDate": '
+            '"2030-01-01T00:00:00Z"}]',
+            '[2, "b", "GetDiagnostics", {"location": "ftp://x/"}]',
+            '[2, "c", "ClearCache", {}]')
+    assert [m[:4] if m[0] == 4 else m for m in sent] == [
+        [4, "a", "NotSupported", "feature gone is not available"],
+        [4, "b", "NotSupported", "feature gone is not available"],
+        [3, "c", {"status": "Accepted"}]], sent
+    assert len([w for w in logs.warnings() if "feature gone" in w]) == 1, logs.lines
+
+
+async def test_feature_out_of_memory_answers_internal_error_logged_once():
+    s = Session()
+    rpc = Rpc(features.handlers(s, TABLE))
+    with Logs() as logs:
+        sent, _ = await serve_all(rpc, '[2, "a", "Reset", {"type": "Soft"}]',
+                                  '[2, "b", "Reset", {"type": "Hard"}]')
+    assert [m[2] for m in sent] == ["InternalError", "InternalError"], sent
+    assert len([w for w in logs.warnings() if "feature broken" in w]) == 1, logs.lines
+
+
+def test_an_eager_feature_that_fails_leaves_the_others():
+    s = Session()
+    h = features.handlers(s, (("broken", True, ("Reset",)), ("loud", True, ("ClearCache",))))
+    assert s.attached == ["loud"] and set(h) == {"Reset", "ClearCache"}
