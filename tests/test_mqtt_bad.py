@@ -51,7 +51,7 @@ async def test_refused_credentials_are_logged_and_charging_goes_on(
         assert not any(wrong in ln or PASSWORD in ln for ln in sim.agent.all_lines)
 
 
-@pytest.mark.parametrize("mode", ["garbage", "midpacket"])
+@pytest.mark.parametrize("mode", ["garbage", "midpacket", "silent"])
 async def test_a_broken_broker_costs_only_the_connection(
     csms: Csms, flash: Path, mode: str
 ) -> None:
@@ -67,8 +67,10 @@ async def test_a_broken_broker_costs_only_the_connection(
                 await sim.agent.wait_line(r"W mqtt: PUBLISH with QoS 2 dropped")
                 await sim.agent.wait_line(r"W mqtt: malformed PUBLISH dropped")
                 await sim.agent.wait_line(r"W mqtt: broker: ValueError unexpected packet")
-            else:
+            elif mode == "midpacket":
                 await sim.agent.wait_line(r"W mqtt: broker: OSError .*closed the connection")
+            else:  # silent: accepts, never answers CONNECT
+                await sim.agent.wait_line(r"W mqtt: broker: OSError no CONNACK", timeout=30)
             await sim.agent.wait_line(r"I mqtt: reconnecting in \d+ s")
             st = await control("state")
             assert st["relay"], "nothing the broker sent opened the relay"
