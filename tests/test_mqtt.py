@@ -214,3 +214,27 @@ async def test_controls_are_off_unless_the_installation_enables_them(
         removed = {m.topic for m in sub.msgs if m.topic.startswith("homeassistant/")
                    and not m.payload}
         assert len(removed) == 3, "an empty retained message removes each control from HA"
+
+
+async def test_no_command_closes_the_relay_against_the_invariants(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    opts = MqttOptions(broker.url, USER, PASSWORD, controls=True)
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        await control("fault", kind="rcd")
+        await control.wait_state(lambda s: not s["relay"], "the RCD trip to open the relay")
+        await sub.value(f"{BASE}/fault", "ON")
+        await sub.value(f"{BASE}/error", "GroundFailure")
+        for payload in ('{"pause": false}', '{"current_limit": 32}', '{"free_charging": true}'):
+            n = len(sub.msgs)
+            sub.publish(f"{BASE}/set", payload)
+            await sub.wait(lambda m: m.topic == f"{BASE}/result", "a result", after=n)
+        st = await control("state")
+        assert not st["relay"] and st["pwm_duty"] == 100, "a fault keeps the relay open"
+        await control("unplug")
+        await control("fault", kind="clear")
+        await sub.value(f"{BASE}/fault", "OFF")
+        st = await control("state")
+        assert not st["relay"], "no EV asking: nothing to close"
