@@ -222,7 +222,12 @@ class Link(MQTTClient):
                 note("write", t0)
                 self.pipe.n = 0
                 self._tx_ms = now
-                await asyncio.wait_for_ms(w.drain(), _DRAIN_MS)
+                if getattr(w, "out_buf", True):
+                    # the socket did not take it all: wait until it has, bounded (wait_for
+                    # costs a few objects, so only then)
+                    await asyncio.wait_for_ms(w.drain(), _DRAIN_MS)
+                else:
+                    await asyncio.sleep_ms(0)
             else:
                 await asyncio.sleep_ms(_POLL_MS)
 
