@@ -14,6 +14,10 @@ Encoded from Home Assistant core (github.com/home-assistant/core, homeassistant/
 - sensor/const.py: SensorDeviceClass, SensorStateClass, DEVICE_CLASS_UNITS and
   DEVICE_CLASS_STATE_CLASSES for the classes we use; binary_sensor/__init__.py:
   BinarySensorDeviceClass; number/const.py: NumberMode, NumberDeviceClass units.
+The abbreviations were taken from a stored copy of HA core's abbreviations.py; the platform and
+device-class rules follow the modules named above and HA's sensor.mqtt documentation ("the
+entity category must be diagnostic for sensors"), encoded by hand: a new HA release may add
+keys or units, never making a payload that passes here invalid.
 `check()` is stricter than HA in one way: an unknown key is an error here, where HA's discovery
 schemas drop extra keys (a misspelt key would silently lose its setting there).
 """
