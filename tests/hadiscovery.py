@@ -16,8 +16,8 @@ Encoded from Home Assistant core (github.com/home-assistant/core, homeassistant/
   BinarySensorDeviceClass; number/const.py: NumberMode, NumberDeviceClass units.
 The abbreviations were taken from a stored copy of HA core's abbreviations.py; the platform and
 device-class rules follow the modules named above and HA's sensor.mqtt documentation ("the
-entity category must be diagnostic for sensors"), encoded by hand: a new HA release may add
-keys or units, never making a payload that passes here invalid.
+entity category must be diagnostic for sensors"), encoded by hand: a later HA release may add
+keys or units, or deprecate some (as it did `object_id`), so this is a snapshot.
 `check()` is stricter than HA in one way: an unknown key is an error here, where HA's discovery
 schemas drop extra keys (a misspelt key would silently lose its setting there).
 """
