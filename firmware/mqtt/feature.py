@@ -240,9 +240,14 @@ class Mqtt:
                 link.close("the MQTT settings changed")  # run() connects with the new ones
                 return
             t0 = time.ticks_us()
-            self._sample(False)
-            if link.up:
-                self._publish(link)
+            try:
+                self._sample(False)
+                if link.up:
+                    self._publish(link)
+            except Exception as e:  # a bug here must not end publishing for good
+                log.exc(_TAG, "publish", e)
+                link.close("publishing failed")
+                return
             note("publish", t0)
             await asyncio.sleep_ms(_TICK_MS)
 
