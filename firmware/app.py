@@ -24,6 +24,9 @@ CODE_HEAP = gc.mem_alloc()
 
 async def _main():
     b = board_mod.Board()
+    import clock
+
+    clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
     store = Store(b.flash_root)
     events = EventLog(store)
     events.add("boot")

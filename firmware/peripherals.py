@@ -27,7 +27,14 @@ class Peripherals:
             from supply import Bus
 
             self._bus = Bus()
-        drv = self._rfid_driver(board)
+        try:
+            drv = self._rfid_driver(board)
+        except (ValueError, OSError) as e:
+            # A reader the board cannot build (an unknown kind in its provisioning, a dead bus):
+            # reported as the reader's fault; the charger runs on without it.
+            log.error(_TAG, "RFID reader: %s", e)
+            connector.device_fault("ReaderFailure", True)
+            drv = None
         if drv is not None:
             from rfid.reader import Reader
 
@@ -52,9 +59,9 @@ class Peripherals:
     def _rfid_driver(board):
         # A board may build its reader itself (rfid_driver(): an MFRC522 on SPI, a PN532 on
         # I2C); otherwise a PN532 on the UART that rfid_stream() gives.
-        make = getattr(board, "rfid_driver", None)
-        if make is not None:
-            return make()
+        drv = board.rfid_driver()
+        if drv is not None:
+            return drv
         s = board.rfid_stream()
         if s is None:
             return None
@@ -68,7 +75,7 @@ class Peripherals:
 
         model = settings.get("meter_model", "sdm630")
         if model == "pulse":
-            pulses = getattr(board, "meter_pulses", lambda: None)()
+            pulses = board.meter_pulses()
             if pulses is None:
                 log.warn(_TAG, "meter model is pulse but the board has no S0 input")
                 return None
@@ -86,6 +93,7 @@ class Peripherals:
                 source = ModbusMeter(master, model, settings.get("meter_addr", 1))
             except ValueError as e:
                 log.error(_TAG, "%s", e)
+                connector.device_fault("PowerMeterFailure", True)
                 return None
             if self._bus is not None:
                 from supply import Shared
@@ -103,14 +111,20 @@ class Peripherals:
     def _modbus(self, board, settings):
         # The RS-485 bus: one link and one Modbus master for every meter on it.
         if self._master is None:
-            s = board.meter_stream()
+            # The line settings are the installation's: 8 data bits, parity "E" (the Eastron/ABB/
+            # Carlo Gavazzi default: 11 bits a character), "N" or "O", 1 stop bit.
+            baud = settings.get("meter_baud", 9600)
+            parity = settings.get("meter_parity", "E")
+            if parity not in ("N", "E", "O"):
+                log.error(_TAG, "meter parity %r: one of N, E, O; using E", parity)
+                parity = "E"
+            s = board.meter_stream(baud, parity)
             if s is None:
                 return None
             from link import Link
             from meter.modbus import Master
 
-            # RS-485 at 8E1 (11 bits a character), the Eastron/ABB/Carlo Gavazzi default parity
-            self._master = Master(Link(s, baud=settings.get("meter_baud", 9600), bits_per_char=11))
+            self._master = Master(Link(s, baud=baud, bits_per_char=10 if parity == "N" else 11))
         return self._master
 
     def _supply(self, board, settings, connector, model):

@@ -29,6 +29,7 @@ DEFAULTS = {
     "meter_model": "sdm630",  # meter.maps.MODELS, or "pulse" for an S0 meter
     "meter_addr": 1,
     "meter_baud": 9600,
+    "meter_parity": "E",  # RS-485 line: 8 data bits, this parity ("N", "E", "O"), 1 stop bit
     "meter_wh_per_pulse": 1.0,
     "phases": 3,
     # load balancing (supply.py): a supply-side meter on the same RS-485 bus as the charger's
@@ -55,8 +56,8 @@ _IDENTITY = ("cp_id", "serial", "model", "vendor")
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
 _PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem",
                 "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix")
-_INSTALLATION = ("meter_model", "grid_meter_model", "grid_meter_addr", "main_fuse_a",
-                 "grid_fallback_a", "mqtt_controls")
+_INSTALLATION = ("meter_model", "meter_baud", "meter_parity", "grid_meter_model",
+                 "grid_meter_addr", "main_fuse_a", "grid_fallback_a", "mqtt_controls")
 
 
 class Settings:

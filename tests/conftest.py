@@ -16,6 +16,23 @@ from borne.sim.simulator import Simulator
 from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
+# The system tests that matter run on both boards: unix_sim, and the ESP32 board's own code on
+# the emulated chip. `@BOTH_BOARDS` on a test (or `board` among its parametrized arguments)
+# selects them; everything else runs on unix_sim only.
+BOARDS = ("unix_sim", "esp32_wallbox")
+BOTH_BOARDS = pytest.mark.parametrize("board", BOARDS, indirect=True)
+
+
+@pytest.fixture
+def board(request: pytest.FixtureRequest) -> str:
+    """The board code the simulated charger runs (unix_sim unless a test parametrizes it)."""
+    return getattr(request, "param", "unix_sim")
+
+
+@pytest.fixture
+def reader(request: pytest.FixtureRequest) -> str:
+    """The RFID reader variant fitted (the ESP32 board's provisioning)."""
+    return getattr(request, "param", "pn532_uart")
 
 
 @pytest.fixture
@@ -44,8 +61,9 @@ def flash(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def sim(csms: Csms, flash: Path) -> AsyncIterator[Simulator]:
-    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as s:
+async def sim(csms: Csms, flash: Path, board: str, reader: str) -> AsyncIterator[Simulator]:
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url, board=board,
+                                 reader=reader)) as s:
         yield s
 
 

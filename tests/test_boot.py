@@ -13,6 +13,7 @@ from pathlib import Path
 
 from borne.csms import Csms, now_iso
 from borne.sim.simulator import Simulator
+from conftest import BOTH_BOARDS
 from ocpp.v16 import call_result
 from ocpp.v16.enums import RegistrationStatus
 
@@ -23,6 +24,7 @@ def _calls(csms: Csms) -> list[str]:
     return [f.action or "" for f in csms.calls()]
 
 
+@BOTH_BOARDS
 async def test_boot_accepted_then_status_of_both_connectors(csms: Csms, sim: Simulator) -> None:
     boot = await csms.wait_call("BootNotification")
     assert boot.cp_id == CP_ID

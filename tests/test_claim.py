@@ -18,6 +18,7 @@ import pytest
 from borne.claim import ClaimError, ProvisioningClient
 from borne.csms import Csms
 from borne.sim.simulator import ClaimOptions, Simulator
+from conftest import BOTH_BOARDS
 from simctl import Control, controlling, running
 
 CP_ID = "CP-CLAIM-1"
@@ -36,8 +37,8 @@ def claim_options(**kw: Any) -> ClaimOptions:
 
 
 @pytest.fixture
-async def csim(flash: Path) -> AsyncIterator[Simulator]:
-    async with running(Simulator(flash, cp_id=CP_ID, claim=claim_options())) as s:
+async def csim(flash: Path, board: str) -> AsyncIterator[Simulator]:
+    async with running(Simulator(flash, cp_id=CP_ID, claim=claim_options(), board=board)) as s:
         yield s
 
 
@@ -130,6 +131,7 @@ async def test_wrong_connection_password_locks_out_growing(csim: Simulator, ctl:
     assert not [x for x in csim.agent.all_lines if "nope" in x or PASSWORD in x]
 
 
+@BOTH_BOARDS
 async def test_claim_flow_reports_each_failure_then_comes_online(
     csms: Csms, csim: Simulator, ctl: Control
 ) -> None:
@@ -180,6 +182,7 @@ async def test_claim_flow_reports_each_failure_then_comes_online(
     assert json.loads(settings.split("\n", 1)[1])["wifi_pass"] == HOME["password"]
 
 
+@BOTH_BOARDS
 async def test_long_press_reopens_and_unclaim_wipes_owner_data(
     csms: Csms, csim: Simulator, ctl: Control
 ) -> None:
@@ -192,7 +195,7 @@ async def test_long_press_reopens_and_unclaim_wipes_owner_data(
     assert (await ctl("button", ms=500))["ok"]  # a short press does nothing
     await asyncio.sleep(0.6)
     assert not (await ctl("state"))["hotspot"]["open"]
-    assert (await ctl("button", ms=4000))["ok"]  # long press: claim mode, still claimed
+    assert (await ctl("button", ms=3100))["ok"]  # long press: claim mode, still claimed
     st = await hotspot_up(ctl)
     assert st["hotspot"]["claimed"] is True
     c = ProvisioningClient(csim.hotspot_url)
@@ -208,9 +211,10 @@ async def test_long_press_reopens_and_unclaim_wipes_owner_data(
     assert ident == {**ident, "claimed": False, "cp_id": CP_ID}
     doc = json.loads((csim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
     assert doc["wifi_pass"] == "" and doc["csms_url"] == "" and doc["cp_id"] == CP_ID
-    assert json.loads((csim.flash / "factory.json").read_text())["hotspot_key"] == KEY
+    assert csim.factory_secrets()["hotspot_key"] == KEY  # the factory's survive
 
 
+@BOTH_BOARDS
 async def test_very_long_press_is_a_factory_reset(
     csms: Csms, csim: Simulator, ctl: Control
 ) -> None:
@@ -221,7 +225,7 @@ async def test_very_long_press_is_a_factory_reset(
     await hotspot_up(ctl, open_=False)
     assert csim.agent is not None
     boots = csim.agent.boots
-    assert (await ctl("button", ms=12000))["ok"]
+    assert (await ctl("button", ms=10100))["ok"]
     await ctl.wait_state(lambda s: (s.get("hotspot") or {}).get("open") is True
                          and csim.agent is not None and csim.agent.boots > boots,
                          "claim mode after the factory reset")

@@ -117,3 +117,33 @@ async def test_nonsense_readings_are_rejected_with_a_reason(
     sim.meter.nonsense = None
     await control.wait_state(lambda s: not s["device_faults"], "recovered", 10)
     assert sim.agent.boots == 1, "the agent kept running"
+
+
+# The energy a session books against what the EV took: a Modbus meter (on the ESP32 board
+# through its UART at the installation's 8E1) and an S0 meter (pulses counted in a pin IRQ),
+# on both boards.
+@pytest.mark.parametrize(("board", "model"), [
+    ("unix_sim", "sdm630"), ("unix_sim", "pulse"), ("esp32_wallbox", "sdm630"),
+    ("esp32_wallbox", "pulse")])
+async def test_session_energy_matches_the_ev_within_2_wh(csms: Csms, flash: Path, board: str,
+                                                         model: str) -> None:
+    from ocpp.v16 import call
+
+    s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url, meter_model=model, board=board)
+    async with running(s), controlling(s) as c:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        cp = csms.charge_points["CP-METER"]
+        assert (await cp.call(call.RemoteStartTransaction(id_tag="E1", connector_id=1))
+                ).status == "Accepted"
+        await c("plug")
+        await c("load", amps=16)
+        await c("charge")
+        start = await csms.wait_call("StartTransaction")
+        e0 = (await c.wait_state(lambda st: st["relay"], "charging"))["energy_wh"]
+        await c.wait_state(lambda st: st["energy_wh"] >= e0 + 20, "20 Wh into the EV", 30)
+        await c("unplug")
+        e1 = (await c.wait_state(lambda st: not st["relay"], "the relay open"))["energy_wh"]
+        stop = await csms.wait_call("StopTransaction")
+        booked = stop.payload["meterStop"] - start.payload["meterStart"]
+        # the EV's energy from the first to the last moment the contacts were closed
+        assert abs(booked - (e1 - e0)) <= 2, (booked, e0, e1)

@@ -15,6 +15,7 @@ import pytest
 from borne.csms import Csms
 from borne.sim.agent import Security
 from borne.sim.simulator import Simulator
+from conftest import BOTH_BOARDS
 from tlscerts import Ca, server_context
 
 CP_ID = "CP-TEST-1"
@@ -26,8 +27,10 @@ def ca(tmp_path: Path) -> Ca:
     return Ca()
 
 
-async def _start(csms: Csms, flash: Path, security: Security) -> Simulator:
-    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, security=security)
+async def _start(csms: Csms, flash: Path, security: Security, board: str = "unix_sim",
+                 sntp: bool = True) -> Simulator:
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, security=security, board=board)
+    sim.sntp.silent = not sntp
     await sim.start()
     return sim
 
@@ -76,16 +79,46 @@ async def test_profile_1_wrong_key_is_refused_and_retried(flash: Path, stack: li
     assert not [x for x in sim.agent.all_lines if "not-the-key" in x], "the key was logged"
 
 
+@BOTH_BOARDS
 async def test_profile_2_tls_with_basic_auth(ca: Ca, tmp_path: Path, flash: Path,
-                                             stack: list[object]) -> None:
+                                             stack: list[object], board: str) -> None:
+    # On the ESP32 board this is a cold boot: its clock starts at 2000-01-01 (the port's
+    # epoch), so the certificate can only be checked once SNTP has given the time.
     ctx = server_context(ca, ca.issue("localhost", ("localhost", "127.0.0.1")), tmp_path)
     csms = Csms(basic_auth={CP_ID: KEY})
     await csms.start(ssl_context=ctx, url_host="localhost")
     stack.append(csms)
     assert csms.url.startswith("wss://localhost:")
-    stack.append(await _start(csms, flash, Security(2, KEY, ca=ca.write(tmp_path))))
+    sim = await _start(csms, flash, Security(2, KEY, ca=ca.write(tmp_path)), board)
+    stack.append(sim)
     await _booted(csms)
     assert csms.auth_results and all(ok for _, ok in csms.auth_results)
+    if board == "esp32_wallbox":
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"clock: set from sntp")
+        assert sim.sntp.requests >= 1
+
+
+async def test_esp32_without_a_time_source_waits_for_one_before_wss(
+        ca: Ca, tmp_path: Path, flash: Path, stack: list[object]) -> None:
+    # Stated behaviour: with no time source answering, a cold ESP32 cannot check the CSMS's
+    # certificate, so it does not connect over wss:// (never falls back, never trusts the
+    # clock at 2000); it asks SNTP again at every connection attempt (the client's backoff) and
+    # connects once a source answers.
+    ctx = server_context(ca, ca.issue("localhost", ("localhost", "127.0.0.1")), tmp_path)
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    stack.append(csms)
+    sim = await _start(csms, flash, Security(2, KEY, ca=ca.write(tmp_path)), "esp32_wallbox",
+                       sntp=False)
+    stack.append(sim)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"no time from SNTP", timeout=30)
+    await sim.agent.wait_line(r"clock not set \(2000-01-01T", timeout=30)
+    assert not csms.calls()
+    sim.sntp.silent = False
+    await _booted(csms)
+    await sim.agent.wait_line(r"clock: set from sntp")
 
 
 async def test_profile_3_mutual_tls(ca: Ca, tmp_path: Path, flash: Path,

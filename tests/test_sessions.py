@@ -8,6 +8,7 @@ from typing import Any
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
+from conftest import BOTH_BOARDS
 from ocpp.v16 import call
 from simctl import Control
 
@@ -75,6 +76,7 @@ async def test_remote_start_on_connector_0_or_2_is_rejected(csms: Csms, control:
         assert res.status == "Rejected"
 
 
+@BOTH_BOARDS
 async def test_unplug_while_charging_opens_relay_and_stops_with_ev_disconnected(
     csms: Csms, control: Control
 ) -> None:
@@ -120,6 +122,7 @@ async def test_without_free_charging_plugging_in_is_not_enough(
     assert not csms.calls("StartTransaction")
 
 
+@BOTH_BOARDS
 async def test_rcd_trip_opens_relay_reports_ground_failure_and_recovers(
     csms: Csms, control: Control
 ) -> None:
@@ -136,6 +139,24 @@ async def test_rcd_trip_opens_relay_reports_ground_failure_and_recovers(
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging", after=n)
 
 
+@BOTH_BOARDS
+async def test_every_pilot_fault_opens_the_relay_and_charging_resumes_after(
+    csms: Csms, control: Control
+) -> None:
+    # The EV's diode missing, the pilot shorted to PE (the RCD and the weld have tests of their
+    # own): each opens the relay and faults the connector; cleared, the session charges again.
+    await _charging(csms, control)
+    for kind in ("diode", "pilot_short"):
+        assert (await control("fault", kind=kind))["ok"]
+        st = await control.wait_state(lambda s: not s["relay"], f"the relay open on {kind}")
+        assert st["power_w"] == 0
+        n = len(csms.frames)
+        await control("fault", kind="clear")
+        await control.wait_state(lambda s: s["relay"], f"charging again after {kind} cleared")
+        await csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging", after=n)
+
+
+@BOTH_BOARDS
 async def test_welded_relay_faults_and_blocks_new_sessions(csms: Csms, control: Control) -> None:
     cp = await _ready(csms)
     await control("fault", kind="weld")
@@ -174,6 +195,7 @@ async def test_unavailable_survives_a_reboot(csms: Csms, control: Control, sim: 
     assert s.payload["status"] == "Unavailable"
 
 
+@BOTH_BOARDS
 async def test_power_cut_mid_session_ends_it_with_power_loss(
     csms: Csms, control: Control
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from borne.csms import Csms
 from ocpp.v16 import call, call_result
 from simctl import Control
@@ -30,6 +31,11 @@ def _authorize_as(table: dict[str, dict[str, Any]]) -> Any:
         id_tag_info=table.get(p["id_tag"], {"status": "Invalid"}))
 
 
+# Each reader variant: the PN532 on the UART on both boards, on I2C and an MFRC522 on SPI on the
+# ESP32 board (its provisioning says which is fitted).
+@pytest.mark.parametrize(("board", "reader"), [
+    ("unix_sim", "pn532_uart"), ("esp32_wallbox", "pn532_uart"), ("esp32_wallbox", "pn532_i2c"),
+    ("esp32_wallbox", "mfrc522")], indirect=True)
 async def test_identification_first_then_plug_then_same_card_stops(
     csms: Csms, control: Control
 ) -> None:

@@ -2,13 +2,23 @@
 # boards/README.md. Pins, dividers and wiring are documented in pins.py; this file only drives them.
 #
 # Safety first: Board() opens the contactor and puts the pilot at a steady +12 V (no offer) before
-# it touches anything else, and reset() does the same before restarting. Input interrupts only set
-# the `edge` flag; all the thinking happens in the connector state machine, on the event loop.
+# it touches anything else, and reset() does the same before restarting. Two inputs do not wait
+# for the event loop: an RCD trip and the loss of the pilot (pins.CP_LOST) open the contactor in
+# their hard interrupt handlers (which allocate nothing), so a loop stalled by a garbage
+# collection or a blocking call cannot delay it; set_relay(True) is refused while either says no.
+# Everything else (and the session, its status and its report) is the connector state machine's,
+# on the event loop: the other interrupts only set the `edge` flag. A watchdog (machine.WDT, fed
+# by a task of the loop) resets a loop hung for WDT_MS; the contactor's pull-down holds it open
+# through the reset.
 #
 # Provisioning (factory identity and per-device secrets) lives in the ESP32's NVS partition, not in
 # the filesystem: namespace "borne", key "prov", one blob holding a UTF-8 JSON object of at most
-# 2048 bytes, e.g. {"cp_id", "serial", "model", "vendor", "ap_key", "claim_password", ...} and
-# optionally "rfid": "pn532_uart" | "pn532_i2c" | "mfrc522" (the reader fitted at the factory).
+# 2048 bytes, e.g. {"cp_id", "serial", "model", "vendor", "hotspot_key", "conn_password", ...},
+# the installation ("meter_model": a Modbus model or "pulse", "meter_baud", "meter_parity", ...)
+# and "rfid": "pn532_uart" (the default) | "pn532_i2c" | "mfrc522" (the reader fitted at the
+# factory). Provisioning that is missing or corrupt gives {}: the charger stays unprovisioned and
+# safe (relay open, pilot +12 V) and says why in the log; an unknown reader is logged and there is
+# no reader.
 # `borne provision` writes it once per device (esp32.NVS("borne").set_blob("prov", doc); commit()).
 # Why NVS: a factory reset wipes /data, and MicroPython reformats (or refuses) a filesystem it cannot
 # mount; the identity printed on the device's label must survive both. Only a full flash erase
@@ -19,12 +29,14 @@ import io
 import os
 import time
 
+import esp32
 import machine
 import neopixel
 from machine import ADC, PWM, UART, Pin
 from micropython import const
 
 import pins
+from boardbase import BoardBase
 
 NAME = "esp32_wallbox"
 
@@ -67,7 +79,12 @@ _EINVAL = const(22)
 _POLL_RD = const(1)
 _POLL_WR = const(4)
 
-_PARITY = {"N": None, "E": 0, "O": 1, None: None}
+_PARITY = {"N": None, "E": 0, "O": 1}
+_READERS = ("pn532_uart", "pn532_i2c", "mfrc522")
+_BUTTON_MIN_MS = const(50)  # shorter is contact bounce, not a press
+_WDT_MS = const(5000)  # the loop must feed the watchdog within this, or the chip resets
+_WDT_FEED_MS = const(1000)
+_EPOCH_2000 = 946684800  # unix seconds at the ESP32 port's epoch
 
 
 def _cp_mv(uv):
@@ -136,8 +153,44 @@ class _Rs485(io.IOBase):
         return -_EINVAL  # no file descriptor, nothing else supported
 
 
-class Board:
-    flash_root = "/data"
+def _root():
+    # The filesystem's root as the charger sees it: "/" at boot. (Under the unix port's
+    # emulation of the chip it is the simulated device's flash directory.)
+    d = os.getcwd()
+    return d if d.endswith("/") else d + "/"
+
+
+class _S0:
+    # S0 pulses since boot, counted on falling edges in the pin's hard IRQ (the PulseMeter reads
+    # .count and waits on .flag).
+    def __init__(self):
+        self.count = 0
+        self.flag = asyncio.ThreadSafeFlag()
+        self._pin = Pin(pins.S0_PULSE, Pin.IN, Pin.PULL_UP)
+        self._pin.irq(handler=self._on_pulse, trigger=Pin.IRQ_FALLING, hard=True)
+
+    def _on_pulse(self, _pin):
+        self.count += 1
+        self.flag.set()
+
+
+class _SpiDevice:
+    # An SPI device for drivers that take write_readinto(w, r): chip select held for it.
+    def __init__(self, spi, cs):
+        self.spi = spi
+        self.cs = cs
+
+    def write_readinto(self, w, r):
+        self.cs.value(0)
+        try:
+            self.spi.write_readinto(w, r)
+        finally:
+            self.cs.value(1)
+
+
+class Board(BoardBase):
+    flash_root = _root() + "data"
+    EXTRAS = ("rcd_test", "button")
 
     def __init__(self):
         # 1. Contactor open, before anything else (an external pull-down held it open until now).
@@ -153,14 +206,21 @@ class Board:
         Pin(pins.BUZZER, Pin.OUT, value=0)
         self._de = Pin(pins.RS485_DE_RE, Pin.OUT, value=0)  # listen
 
-        # Inputs. Their interrupts only set the flag; the connector reads the levels.
-        self.edge = asyncio.ThreadSafeFlag()
+        super().__init__()
+        # Inputs. The RCD and the pilot-loss comparator open the contactor in their hard IRQ;
+        # the other interrupts only set the flag; the connector reads the levels.
         self._fb = Pin(pins.RELAY_FB, Pin.IN)
         self._rcd = Pin(pins.RCD_TRIP, Pin.IN)
+        self._cp_lost = Pin(pins.CP_LOST, Pin.IN)
         self._btn = Pin(pins.BUTTON, Pin.IN)
         both = Pin.IRQ_RISING | Pin.IRQ_FALLING
-        for p in (self._fb, self._rcd, self._btn):
-            p.irq(handler=self._on_edge, trigger=both)
+        self._fb.irq(handler=self._on_edge, trigger=both)
+        self._rcd.irq(handler=self._on_trip, trigger=both, hard=True)
+        self._cp_lost.irq(handler=self._on_trip, trigger=both, hard=True)
+        self._pressed_at = None  # ticks_ms of the press in progress
+        self._press_ms = 0  # the last press's length, for the button task
+        self._pressed = asyncio.ThreadSafeFlag()
+        self._btn.irq(handler=self._on_button, trigger=both)
         self._cp_adc = ADC(Pin(pins.CP_ADC), atten=ADC.ATTN_11DB)
         self._duty = _DUTY_FULL
         # ADC reading (uV) of a +1.5 V pilot: the inverse of _cp_mv().
@@ -179,8 +239,9 @@ class Board:
         self._prov = None
         self._rfid = None
         self._meter = None
-        self._counter = None
+        self._s0 = None
         self._watcher = None
+        self._wdt = None
         try:
             os.mkdir(self.flash_root)
         except OSError:
@@ -192,15 +253,60 @@ class Board:
             self._prov = _read_provisioning()
         return self._prov
 
+    def hotspot_options(self):
+        # Knobs for tests and the factory (hotspot_idle_s, lockout_base_ms, close_grace_ms):
+        # provisioning's "hotspot" object; a charger in the field has none.
+        opts = self.provisioning().get("hotspot")
+        return opts if isinstance(opts, dict) else {}
+
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self):
         # Buses open on first use (rfid_stream, meter_stream, ...); the pilot needs a watcher,
-        # because an analog level raises no interrupt.
+        # because an analog level raises no interrupt; the button a task that reports presses;
+        # the watchdog a task that feeds it (so it starves when the loop hangs).
         if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_pilot())
+            asyncio.create_task(self._button_task())
+            self._wdt = machine.WDT(timeout=_WDT_MS)
+            asyncio.create_task(self._feed())
+
+    async def _feed(self):
+        while True:
+            self._wdt.feed()
+            await asyncio.sleep_ms(_WDT_FEED_MS)
 
     def _on_edge(self, _pin):
         self.edge.set()
+
+    def _on_trip(self, _pin):
+        # Hard IRQ: nothing allocated. An RCD trip or a lost pilot opens the contactor now; the
+        # connector sees the inputs at its next look and owns the rest.
+        if self._rcd.value() == pins.RCD_TRIPPED_LEVEL or self._cp_lost.value():
+            self._relay.value(0)
+        self.edge.set()
+
+    def _on_button(self, pin):
+        now = time.ticks_ms()
+        if pin.value() == pins.BUTTON_PRESSED_LEVEL:
+            if self._pressed_at is None:
+                self._pressed_at = now
+        elif self._pressed_at is not None:
+            ms = time.ticks_diff(now, self._pressed_at)
+            self._pressed_at = None
+            if ms >= _BUTTON_MIN_MS:
+                self._press_ms = ms
+                self._pressed.set()
+
+    async def _button_task(self):
+        # One on_button(ms) call per press, on the loop, after the release.
+        while True:
+            await self._pressed.wait()
+            fn = self.on_button
+            if fn is not None:
+                try:
+                    fn(self._press_ms)
+                except Exception as e:
+                    _warn("setup button handler: %r", (e,))
 
     async def _watch_pilot(self):
         # Sample the pilot 50 times a second and wake the connector whenever either level moves
@@ -297,6 +403,8 @@ class Board:
 
     # ---- contactor and safety inputs ---------------------------------------------------------
     def set_relay(self, on):
+        if on and (self.rcd_tripped() or self._cp_lost.value()):
+            on = False  # the safety inputs say no: never close against them
         self._relay.value(1 if on else 0)
 
     def relay_feedback(self):
@@ -311,21 +419,16 @@ class Board:
         self._rcd_test.value(1 if on else 0)
 
     def button(self):
-        # Extra to the common interface: the setup button, True while pressed; a press or release
-        # also sets `edge`. Held for pins.BUTTON_LONG_MS = claim mode.
+        # Extra to the common interface: the setup button, True while pressed. Each press is
+        # timed here and reported through on_button(ms) after the release.
         return self._btn.value() == pins.BUTTON_PRESSED_LEVEL
 
-    def s0_pulses(self):
-        # Extra to the common interface: S0 pulses counted since the first call, by a PCNT unit
-        # (no interrupt per pulse). The glitch filter rejects spikes shorter than ~12 us.
-        if self._counter is None:
-            self._counter = machine.Counter(
-                pins.S0_COUNTER_ID,
-                Pin(pins.S0_PULSE, Pin.IN, Pin.PULL_UP),
-                edge=machine.Counter.FALLING,
-                filter_ns=12000,
-            )
-        return self._counter.value()
+    def meter_pulses(self):
+        if self.provisioning().get("meter_model") != "pulse":
+            return None
+        if self._s0 is None:
+            self._s0 = _S0()
+        return self._s0
 
     # ---- face --------------------------------------------------------------------------------
     def led(self, r, g, b):
@@ -333,10 +436,15 @@ class Board:
         self._np.write()
 
     def led_state(self, color, pattern, brightness):
-        pass  # only the simulation shows the LED's meaning
+        # What the light means, on the console next to the telemetry ("@led ...").
+        print("@led", color, pattern, brightness)
 
     def telemetry(self, key, value):
-        pass  # only the simulation shows agent facts
+        # Agent facts on the console (UART0), one line each: `borne monitor` and the simulation
+        # read them ("@tel <key> <json>").
+        import json
+
+        print("@tel", key, json.dumps(value))
 
     def tone(self, freq_hz, ms):
         # Starts the tone and returns; a one-shot hardware timer sets the duty back to 0.
@@ -362,12 +470,13 @@ class Board:
             self._buzz.duty_u16(0)
 
     # ---- buses -------------------------------------------------------------------------------
-    def rfid_kind(self):
-        return self.provisioning().get("rfid", "pn532_uart")
+    def _rfid_kind(self):
+        kind = self.provisioning().get("rfid", "pn532_uart")
+        return kind if kind in _READERS else None
 
     def rfid_stream(self):
         # The PN532 in HSU mode: UART2, 115200 8N1, non-blocking reads (asyncio polls it).
-        if self.rfid_kind() != "pn532_uart":
+        if self._rfid_kind() != "pn532_uart":
             return None
         if self._rfid is None:
             self._rfid = UART(
@@ -384,26 +493,30 @@ class Board:
             )
         return self._rfid
 
-    def rfid_i2c(self):
-        # Extra to the common interface: the PN532 in I2C mode (same two wires), or None.
-        if self.rfid_kind() != "pn532_i2c":
-            return None
-        if self._rfid is None:
-            self._rfid = machine.I2C(
+    def rfid_driver(self):
+        # The readers the board builds itself: a PN532 on I2C (the same two wires), an MFRC522
+        # on SPI. None for the PN532 on the UART (rfid_stream()); ValueError for a reader the
+        # provisioning names and this board does not know.
+        kind = self._rfid_kind()
+        if kind is None:
+            raise ValueError("unknown RFID reader %r in provisioning"
+                             % (self.provisioning().get("rfid"),))
+        if kind == "pn532_i2c":
+            from rfid.pn532 import Pn532
+            from rfid.pn532_i2c import I2c
+
+            bus = machine.I2C(
                 pins.RFID_I2C_ID,
                 scl=Pin(pins.PN532_I2C_SCL),
                 sda=Pin(pins.PN532_I2C_SDA),
                 freq=pins.PN532_I2C_HZ,
             )
-        return self._rfid
+            return Pn532(I2c(bus, pins.PN532_I2C_ADDR))
+        if kind == "mfrc522":
+            from rfid.mfrc522 import Mfrc522
 
-    def rfid_spi(self):
-        # Extra to the common interface: (spi, ss_pin, rst_pin) for an MFRC522, or None.
-        if self.rfid_kind() != "mfrc522":
-            return None
-        if self._rfid is None:
             ss = Pin(pins.MFRC522_SS, Pin.OUT, value=1)
-            rst = Pin(pins.MFRC522_RST, Pin.OUT, value=1)
+            Pin(pins.MFRC522_RST, Pin.OUT, value=1)  # out of hard power-down
             spi = machine.SPI(
                 pins.RFID_SPI_ID,
                 baudrate=pins.MFRC522_SPI_HZ,
@@ -413,22 +526,19 @@ class Board:
                 mosi=Pin(pins.MFRC522_MOSI),
                 miso=Pin(pins.MFRC522_MISO),
             )
-            self._rfid = (spi, ss, rst)
-        return self._rfid
+            return Mfrc522(_SpiDevice(spi, ss))
+        return None
 
-    def meter_stream(self, config=None):
-        # The Modbus RTU meter on UART1 behind the RS-485 transceiver. `config` (from the meter
-        # settings) may give "baud", "parity" ("N", "E", "O") and "stop"; default 9600 8N1.
-        # Calling it again with a config re-initialises the same UART.
-        if self._meter is not None and config is None:
-            return self._meter
-        cfg = config or {}
+    def meter_stream(self, baud, parity):
+        # The Modbus RTU meter on UART1 behind the RS-485 transceiver, at the line settings the
+        # installation gives (8 data bits, parity "N", "E" or "O", 1 stop bit). Calling it again
+        # re-initialises the same UART.
         uart = UART(
             pins.METER_UART_ID,
-            baudrate=cfg.get("baud", pins.METER_BAUD),
+            baudrate=baud,
             bits=8,
-            parity=_PARITY.get(cfg.get("parity", "N")),
-            stop=cfg.get("stop", 1),
+            parity=_PARITY[parity],
+            stop=1,
             tx=pins.RS485_TX,
             rx=pins.RS485_RX,
             rxbuf=512,
@@ -455,6 +565,20 @@ class Board:
         return self._radio
 
     # ---- clock and restart -------------------------------------------------------------------
+    def sync_time(self):
+        # SNTP (ntptime, frozen in the firmware): one request, up to ntptime.timeout (1 s) of
+        # blocking. Sets the clock (and through it the RTC) when a server answers.
+        import ntptime
+        import clock
+
+        try:
+            t = ntptime.time()
+        except (OSError, OverflowError, IndexError) as e:
+            _warn("no time from SNTP (%s): %r", (ntptime.host, e))
+            return False
+        clock.set_utc(t + (_EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0), "sntp")
+        return True
+
     def set_rtc(self, unix_seconds):
         # The clock module passes seconds since 1970. The ESP32 port counts time.time() from 2000,
         # so no epoch arithmetic is left to the port: the calendar date is computed here and the
@@ -485,9 +609,14 @@ class Board:
             machine.reset()
         machine.soft_reset()
 
+    def app_partitions(self):
+        # The OTA app partitions (MicroPython's ESP32_GENERIC-OTA table: ota_0, ota_1); the
+        # bootloader rolls back an image that was not marked valid before the next boot.
+        run = esp32.Partition(esp32.Partition.RUNNING)
+        return run, run.get_next_update()
+
 
 def _read_provisioning():
-    import esp32
     import json
 
     buf = bytearray(_PROV_MAX)
@@ -502,6 +631,7 @@ def _read_provisioning():
         _warn("provisioning in NVS is not JSON: ignored", ())
         return {}
     if not isinstance(doc, dict):
+        _warn("provisioning in NVS is not a JSON object: ignored", ())
         return {}
     return doc
 

@@ -7,8 +7,9 @@
 # - GPIO 1/3 are UART0, the REPL and the link mpremote and esptool use: left alone.
 # - Strapping pins are read at reset and decide the boot mode: 0 (download mode when low), 2 (must
 #   be low or floating for download), 5 (SDIO timing), 12 (flash voltage: high selects 1.8 V and the
-#   module does not boot), 15 (boot log). None of them drives anything that can hurt: 0, 2, 12 and
-#   15 are unused; 5 is only the RFID reader's chip select, which idles high anyway.
+#   module does not boot), 15 (boot log). None of them drives anything that can hurt: 0, 2 and 12
+#   are unused; 5 is only the RFID reader's chip select, which idles high anyway; 15 is an input
+#   (the pilot-loss comparator), whose level at reset only decides whether the boot log prints.
 # - GPIO 34, 35, 36 and 39 are inputs only, with no internal pull resistors: they take the inputs
 #   that have an external pull-up or are analog.
 # - ADC2 (GPIO 0, 2, 4, 12-15, 25-27) cannot be read while Wi-Fi runs: the pilot sense uses ADC1.
@@ -57,6 +58,16 @@ CP_ADC = const(36)
 CP_GAIN_X1000 = const(11824)
 CP_OFFSET_MV = const(15349)
 
+# Pilot loss: a comparator (LM393, open collector) on the pilot line through the same kind of
+# divider, threshold +10.5 V: its output is released (high, external 10 k pull-up) while the
+# pilot's high level is above +10.5 V, which is state A (no EV, or the pilot wire lost: the EV's
+# resistor is gone). An unplug while charging makes it rise; its interrupt opens the contactor at
+# once, without waiting for the event loop (and the ADC sampling above). With the PWM running
+# and no EV it follows the PWM (1 kHz of edges), which only repeats "relay open".
+# GPIO 15 is a strapping pin: its level at reset only selects the boot log; it outputs a short
+# PWM at boot, so a 1 k series resistor keeps that from fighting the comparator's output.
+CP_LOST = const(15)
+
 # ---- Contactor -------------------------------------------------------------------------------
 # Relay coil driver (logic-level MOSFET, flyback diode on the coil): high = coil energised = main
 # contacts closed. An external 100 k pull-down on the gate keeps the contactor open while the
@@ -87,10 +98,9 @@ LED_WS2812 = const(4)
 # matters, sits here.
 BUZZER = const(14)
 # Setup button to GND, external 10 k pull-up (39 has no internal pulls). Pressed = low.
-# A long press (held for BUTTON_LONG_MS) enters claim mode.
+# The board times each press; what a press length means is the hotspot's (hotspot/claim.py).
 BUTTON = const(39)
 BUTTON_PRESSED_LEVEL = const(0)
-BUTTON_LONG_MS = const(5000)
 
 # ---- RFID reader -----------------------------------------------------------------------------
 # PN532 on UART2 (HSU, 115200 8N1). ESP32 TX -> PN532 RXD, ESP32 RX <- PN532 TXD.
@@ -130,6 +140,5 @@ RS485_DE_RE = const(32)
 METER_BAUD = const(9600)
 # S0 pulse output of a pulse meter (DIN 43864 / IEC 62053-31: open collector, pulses >= 30 ms).
 # External 4.7 k pull-up to 3V3 (the internal ~45 k is too weak for a cable); counted on falling
-# edges by a PCNT unit (machine.Counter), so no interrupt per pulse.
+# edges in the pin's interrupt (at most ~10 pulses a second at 1000 imp/kWh and 32 A x 3).
 S0_PULSE = const(33)
-S0_COUNTER_ID = const(0)

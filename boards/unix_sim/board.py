@@ -10,11 +10,14 @@
 #                   agent -> host:  "relay <0|1>", "pwm <duty>", "led <rrggbb> <pattern> <bright>",
 #                                   "tone <hz> <ms>", "tel <key> <json>", "reset <0|1>"
 # Setup button (hotspot/): host -> agent "btn <ms>", one press of that length.
+# S0 meter (meter model "pulse"): host -> agent "s0 <pulses since the agent started>".
 import os
 import sys
 import socket
 import asyncio
 import json
+
+from boardbase import BoardBase
 
 NAME = "unix_sim"
 
@@ -38,13 +41,22 @@ def _hostport(s):
     return host or "127.0.0.1", int(port)
 
 
-class Board:
+class _Pulses:
+    # S0 pulses as the simulation counts them (.count, .flag: what an S0 pin IRQ would keep).
+    def __init__(self):
+        self.count = 0
+        self.flag = asyncio.ThreadSafeFlag()
+
+
+class Board(BoardBase):
+    EXTRAS = ("args",)  # the simulation's --key value arguments
+
     def __init__(self, argv=None):
+        super().__init__()
         self.args = a = _args(argv or sys.argv)
-        self.flash_root = a.get("flash", ".") + "/data"
         self.diag = a.get("diag") == "1"  # heap sampling for the benchmarks
         self.stallwatch = a.get("stallwatch") == "1"  # the loop's longest stall (benchmarks)
-        self.edge = asyncio.ThreadSafeFlag()
+        self._pulses = None
         self._io = None
         self._cp_high = 12000  # state A until the simulation says otherwise
         self._cp_low = 12000
@@ -52,8 +64,11 @@ class Board:
         self._rcd = False
         self._relay = False
         self._last_led = None
-        self.on_button = None  # fn(ms): the hotspot's setup-button handler
         self._radio = None
+
+    @property
+    def flash_root(self):
+        return self.args.get("flash", ".") + "/data"
 
     def provisioning(self):
         a = self.args
@@ -78,6 +93,8 @@ class Board:
         p.update(_factory_secrets(a))
         if "meter-model" in a:
             p["meter_model"] = a["meter-model"]
+        if "meter-baud" in a:
+            p["meter_baud"] = int(a["meter-baud"])
         # Load balancing: the grid meter on the same RS-485 socket ("" = none), the main fuse.
         if "grid-meter-model" in a:
             p["grid_meter_model"] = a["grid-meter-model"]
@@ -140,6 +157,11 @@ class Board:
                     if self.on_button:
                         self.on_button(int(p[1]))
                     continue
+                elif p[0] == b"s0":
+                    if self._pulses is not None:
+                        self._pulses.count = int(p[1])
+                        self._pulses.flag.set()
+                    continue
             except (IndexError, ValueError):
                 continue
             self.edge.set()
@@ -187,8 +209,8 @@ class Board:
             self._last_led = st
             self._send("led %s %s %d" % st)
 
-    def tone(self, freq, ms):
-        self._send("tone %d %d" % (freq, ms))
+    def tone(self, freq_hz, ms):
+        self._send("tone %d %d" % (freq_hz, ms))
 
     def telemetry(self, key, value):
         self._send("tel %s %s" % (key, json.dumps(value)))
@@ -205,8 +227,17 @@ class Board:
     def rfid_stream(self):
         return self._byte_socket("rfid")
 
-    def meter_stream(self):
+    def meter_stream(self, baud, parity):
+        # The simulated RS-485 line carries bytes, not bits: baud and parity do not matter here
+        # (the ESP32 emulation checks them against the line's).
         return self._byte_socket("meter")
+
+    def meter_pulses(self):
+        if self.args.get("meter-model") != "pulse":
+            return None
+        if self._pulses is None:
+            self._pulses = _Pulses()
+        return self._pulses
 
     def wlan(self):
         if self._radio is None:

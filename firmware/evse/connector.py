@@ -657,3 +657,19 @@ class Connector:
         if s is not None and s["ref"] == ref:
             s["tx"] = tx_id
             self.board.telemetry("session", self._session_view())
+
+    # -- firmware updates (ota/) -------------------------------------------------------------
+    def started(self):
+        # The connector task has driven the outputs at least once (a trial version's proof).
+        return self._duty is not None
+
+    def hold(self, on):
+        # Unavailable while a firmware update installs (never during a session: the updater
+        # waits for it to end), not persisted: the restart that follows ends it, or hold(False)
+        # when the installation failed.
+        if on:
+            self._held = self.operative
+            self.operative = False
+        else:
+            self.operative = getattr(self, "_held", self.operative)
+        self._apply()

@@ -41,6 +41,10 @@ async def handle(hs, req):
         if m == "POST":
             return await _post_claim(hs, req)
         return _claim_status(hs)
+    if p == "/api/firmware":  # local firmware update (ota/local.py)
+        from ota import local
+
+        return await local.handle(hs, req, _only, _json)
     if p in ("/", "/app.js", "/app.css"):
         from hotspot import page
 

@@ -77,6 +77,12 @@ class Request:
         # body buffer, valid until the caller's next await. Raises HttpError.
         return await self._srv._read_body(self)
 
+    async def body_to(self, f, limit):
+        # A long body (a firmware bundle) streamed into the open file f through the body buffer:
+        # Content-Length required (411), at most `limit` bytes (413), every read within
+        # BODY_TIMEOUT (408). -> bytes written. Raises HttpError.
+        return await self._srv._body_to(self, f, limit)
+
 
 def _is_token(b):
     if not b:
@@ -460,6 +466,42 @@ class Server:
                 raise HttpError(408, "request body not received in time")
             # The shared buffer, allocated once: valid until the caller's next await.
             return mv[:n]
+        finally:
+            self._body_lock.release()
+
+    async def _body_to(self, req, f, limit):
+        cl = req.headers.get(b"content-length")
+        if cl is None:
+            raise HttpError(411, "Content-Length required")
+        n = int(cl)
+        if n > limit:
+            raise HttpError(413, "body over %d bytes" % limit)
+        have = req.body
+        if len(have) > n:
+            raise HttpError(400, "more bytes than Content-Length")
+        f.write(have)
+        got = len(have)
+        try:
+            await asyncio.wait_for_ms(self._body_lock.acquire(), BODY_TIMEOUT_MS)
+        except asyncio.TimeoutError:
+            raise HttpError(503, "busy: try again")
+        try:
+            if req.headers.get(b"expect", b"").lower() == b"100-continue":
+                req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await req._w.drain()
+            mv = memoryview(self._body)
+            while got < n:
+                want = n - got
+                try:
+                    k = await asyncio.wait_for_ms(
+                        req._r.readinto(mv if want >= len(mv) else mv[:want]), BODY_TIMEOUT_MS)
+                except asyncio.TimeoutError:
+                    raise HttpError(408, "request body stalled")
+                if not k:
+                    raise HttpError(400, "body shorter than Content-Length")
+                f.write(mv[:k])
+                got += k
+            return got
         finally:
             self._body_lock.release()
 

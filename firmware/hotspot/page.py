@@ -39,6 +39,10 @@ _HTML = b"""<!doctype html>
 </details>
 <button id="claim-btn" type="submit">Claim</button>
 </form>
+<form id="fw" hidden><details><summary>Firmware update</summary>
+<label>Signed bundle (.fw) <input id="fw_file" type="file" accept=".fw" required></label>
+<button id="fw-btn" type="submit">Install</button>
+<p id="fw_msg" role="status"></p></details></form>
 <p id="msg" role="status"></p>
 </main><script src="/app.js"></script></body></html>
 """
@@ -83,6 +87,7 @@ $('login').addEventListener('submit', function (e) {
     $('login-btn').disabled = false;
     if (d._status !== 200) { say(d.error || 'error ' + d._status, 'bad'); field(d); return; }
     tok = d.token; $('password').value = ''; $('login').hidden = true; $('claim').hidden = false;
+    $('fw').hidden = false;
     say('');
     return api('GET', '/api/networks').then(function (n) {
       var s = $('wifi_ssid_pick');
@@ -146,6 +151,44 @@ $('claim').addEventListener('submit', function (e) {
     if (d._status === 401) { relogin(d); return; }
     say(d.error || 'error ' + d._status, 'bad'); field(d);
   }).catch(function () { busy(false); lost(); });
+});
+function fwsay(t, cls) { var m = $('fw_msg'); m.textContent = t; m.className = cls || ''; }
+var FW = {Downloaded: 'Checking the signature and every file...',
+  Installing: 'Installing: the charger restarts when it is done...'};
+function fwpoll(ver) {
+  // While it installs, then while it restarts (no answer), then until it runs the new version.
+  var next = function () { setTimeout(function () { fwpoll(ver); }, 700); };
+  if (ver) {
+    api('GET', '/api/identity').then(function (d) {
+      if (d.firmware === ver) { fwsay('Version ' + ver + ' is running.', 'ok'); return; }
+      next();
+    }).catch(next);
+    return;
+  }
+  api('GET', '/api/firmware').then(function (d) {
+    if (d._status !== 200) { fwsay(d.error || 'error ' + d._status, 'bad'); return; }
+    if (/Failed$/.test(d.status)) {
+      fwsay('Not installed: ' + (d.why || d.status), 'bad'); $('fw-btn').disabled = false;
+      return;
+    }
+    fwsay(FW[d.status] || d.status);
+    if (d.phase === 'trial' || (d.status === 'Installing' && d.version)) { fwpoll(d.version); return; }
+    next();
+  }).catch(next);
+}
+$('fw').addEventListener('submit', function (e) {
+  e.preventDefault();
+  var f = $('fw_file').files[0];
+  if (!f) return;
+  $('fw-btn').disabled = true; fwsay('Sending ' + f.size + ' bytes...');
+  fetch('/api/firmware', {method: 'PUT', body: f, cache: 'no-store', headers: {
+    Authorization: 'Bearer ' + tok, 'Content-Type': 'application/octet-stream'}})
+    .then(function (r) { return r.json().then(function (d) { d._status = r.status; return d; }); })
+    .then(function (d) {
+      if (d._status !== 202) { fwsay(d.error || 'error ' + d._status, 'bad');
+        $('fw-btn').disabled = false; return; }
+      fwpoll(null);
+    }).catch(function () { $('fw-btn').disabled = false; lost(); });
 });
 """
 

@@ -142,9 +142,8 @@ class Mqtt:
                 raise security.SecurityError("mqtts:// needs the broker's CA (mqtt_ca_pem)")
             security.check_clock(self.board)
             ctx = security.tls_context(st.get("mqtt_ca_pem"))
-        resolver = getattr(self.board, "dns_server", None)
         link = Link("borne-" + cp, host, port, st.get("mqtt_user"), st.get("mqtt_pass"), ctx,
-                    _KEEPALIVE_S, resolver)
+                    _KEEPALIVE_S, self.board.dns_server)
         link.set_callback(self._on_msg)
         link.set_last_will(self.base + "/" + topics.AVAILABILITY, "offline", True, 1)
         link.on_up = self._on_up

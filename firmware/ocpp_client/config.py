@@ -18,7 +18,7 @@ MEASURANDS = (
     "Frequency",
 )
 _MAX_MEASURANDS = const(8)
-PROFILES = "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+PROFILES = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
 
 KEYS = {
     "AllowOfflineTxForUnknownId": ("b", False, "w"),
@@ -79,6 +79,8 @@ KEYS = {
     "BorneGridMeter": ("s", None, "r"),  # the supply-side meter's model, "" = none
     "BorneMainFuse": ("i", None, "r"),  # the supply's main fuse per phase, A
     "BorneGridFallback": ("i", None, "r"),  # the headroom while the grid meter is silent, A
+    # Firmware updates (ota/): true lets UpdateFirmware install an older version than the running
+    "BorneAllowDowngrade": ("b", False, "w"),
 }
 # Keys that are settings (settings.py: the connection credentials, the installation, the LED):
 # key -> setting. Their default is the setting's.

@@ -28,6 +28,7 @@ TABLE = (
     ("remote", False, ("Reset", "TriggerMessage", "UnlockConnector", "ChangeAvailability")),
     ("configuration", False, ("GetConfiguration", "ChangeConfiguration")),
     ("vendor", False, ("DataTransfer",)),
+    ("firmware", True, ("UpdateFirmware",)),
 )
 _TAG = "ocpp"
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from borne import paths
+from borne.sim.safety import relay_edge as _relay_edge
 from borne.sim.simulator import Simulator
 
 Bench = Callable[[], Awaitable[list[str]]]
@@ -141,17 +142,6 @@ async def ws_frames() -> list[str]:
     ]
 
 
-async def _relay_edge(sim: Simulator, want: bool, since: float, timeout: float = 5) -> float:
-    """Seconds from `since` until the agent commands the relay to `want`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for t, state in sim.hw.relay_log:
-            if t >= since and state == want:
-                return t - since
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"relay never went {'closed' if want else 'open'}")
-
-
 def _stats(xs: list[float]) -> str:
     xs = sorted(x * 1000 for x in xs)
     p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
@@ -203,6 +193,30 @@ async def relay_timing(rounds: int = 15) -> list[str]:
         f"relay-timing: unplug -> relay open: {_stats(unplug)}",
         f"relay-timing: EV pauses (C->B) -> relay open: {_stats(pause)}",
         f"relay-timing: RCD trip -> relay open: {_stats(rcd)}",
+    ]
+
+
+@bench("safety-stall")
+async def safety_stall(rounds: int = 6) -> list[str]:
+    """The ESP32 board on the emulated chip, its loop blocked for 300 ms: RCD trip / unplug ->
+    relay open, from the pin's hard interrupt (issue 10: within 20 ms)."""
+    from borne.sim import safety
+
+    rcd, unplug = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulator(Path(tmp), board="esp32_wallbox")
+        await sim.start()
+        try:
+            await safety.free_charging(sim)
+            for i in range(rounds):
+                kind = "rcd" if i % 2 else "unplug"
+                dt = await safety.stalled_trip(sim, kind)
+                (rcd if kind == "rcd" else unplug).append(dt)
+        finally:
+            await sim.stop()
+    return [
+        f"safety-stall: RCD trip -> relay open, loop blocked 300 ms: {_stats(rcd)}",
+        f"safety-stall: unplug -> relay open, loop blocked 300 ms: {_stats(unplug)}",
     ]
 
 
@@ -644,3 +658,6 @@ def run(args: argparse.Namespace) -> int:
 
     asyncio.run(all_())
     return 0
+
+
+import borne.bench_ota  # noqa: E402, F401  (registers `ota`)

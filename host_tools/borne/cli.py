@@ -18,6 +18,7 @@ _SUBCOMMAND_MODULES = (
     "borne.deploy",
     "borne.claim",
     "borne.label",
+    "borne.release",
 )
 
 

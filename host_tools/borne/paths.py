@@ -24,8 +24,18 @@ def micropython() -> str:
     return found
 
 
+# The ESP32 chip's MicroPython API emulated for the unix port (machine, network, esp32, ...),
+# and the peripheral chip models it drives: on the path only when the esp32_wallbox board runs.
+EMULATION = REPO / "host_tools" / "borne" / "sim" / "mpy"
+CHIPS = REPO / "host_tools" / "borne" / "sim" / "chips"
+
+
 def micropypath(board: str = "unix_sim", extra: list[Path] | None = None) -> str:
-    """MICROPYPATH for the agent: frozen modules, the firmware, the board, the MicroPython libs."""
-    parts = [".frozen", str(FIRMWARE), str(BOARDS / board), str(MPLIB)]
+    """MICROPYPATH for the agent: frozen modules, the firmware, the board, the MicroPython libs
+    (and for the ESP32 board, the emulated chip)."""
+    parts = [".frozen"]
+    if board == "esp32_wallbox":
+        parts += [str(EMULATION), str(CHIPS)]
+    parts += [str(FIRMWARE), str(BOARDS / board), str(MPLIB)]
     parts += [str(p) for p in extra or []]
     return ":".join(parts)

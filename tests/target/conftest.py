@@ -7,6 +7,8 @@ A ``# heapsize: 64wK`` comment in a test file runs it with ``-X heapsize=64wK``.
 A ``# emulators: host`` comment starts the host's device emulators (``borne.sim.emu_serve``:
 the PN532 and the pymodbus meters on loopback sockets) for that file; their ports reach the
 MicroPython side in the ``BORNE_EMU`` environment variable (see emu.py).
+A ``# servers: http`` comment starts a real HTTP(S) file server (``borne.sim.filesrv``, its own CA)
+for that file; its ports, CA and document root reach MicroPython in ``BORNE_FILESRV``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ TIMEOUT_S = 120
 TAIL = 3000  # characters of output shown when a test has no result line
 _HEAPSIZE = re.compile(r"^#\s*heapsize:\s*(\d+w?[kKmM]?)\s*$", re.MULTILINE)
 _EMULATORS = re.compile(r"^#\s*emulators:\s*host\s*$", re.MULTILINE)
+_FILESRV = re.compile(r"^#\s*servers:\s*http\s*$", re.MULTILINE)
 
 
 def micropython() -> Path:
@@ -38,7 +41,8 @@ def micropython() -> Path:
 
 
 def mp_env() -> dict[str, str]:
-    paths = [".frozen", REPO / "firmware", REPO / "boards/unix_sim", REPO / "build/mplib", HERE]
+    paths = [".frozen", REPO / "firmware", REPO / "boards/unix_sim", REPO / "build/mplib", HERE,
+             REPO / "host_tools/borne/sim/chips"]  # chip models shared with the ESP32 emulation
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(str(p) for p in paths)
     return env
@@ -97,6 +101,9 @@ class MpFile(pytest.File):
         emu = None
         if _EMULATORS.search(self.path.read_text(encoding="utf-8")):
             emu, env["BORNE_EMU"] = start_emulators()
+        srv = None
+        if _FILESRV.search(self.path.read_text(encoding="utf-8")):
+            srv, env["BORNE_FILESRV"] = start_filesrv(scratch / "www")
         try:
             proc = subprocess.run(
                 cmd,
@@ -117,6 +124,8 @@ class MpFile(pytest.File):
         finally:
             if emu is not None:
                 stop_emulators(emu)
+            if srv is not None:
+                stop_emulators(srv)
         self._results = parse_output(out)
         running = self._results.pop("@@running", None)
         if running:
@@ -158,6 +167,20 @@ def start_emulators() -> tuple[subprocess.Popen[str], str]:
     if not line.startswith("{"):
         stop_emulators(proc)
         raise RuntimeError(f"the device emulators did not start: {line!r}")
+    return proc, line.strip()
+
+
+def start_filesrv(root: Path) -> tuple[subprocess.Popen[str], str]:
+    """The HTTP(S) file server in a process of its own; -> (process, its JSON line)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "borne.sim.filesrv", "--tls", "--root", str(root)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("{"):
+        stop_emulators(proc)
+        raise RuntimeError(f"the file server did not start: {line!r}")
     return proc, line.strip()
 
 

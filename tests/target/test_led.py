@@ -8,10 +8,12 @@ from led.status import StatusLight, appearance
 from led.ws2812 import Ws2812
 from led.rgbpwm import RgbPwm
 from led.buzzer import Buzzer, ACCEPTED
+from fakeboard import FakeBoard
 
 
-class Board:
+class Board(FakeBoard):
     def __init__(self):
+        super().__init__()
         self.leds = []
         self.states = []
         self.tones = []
@@ -22,8 +24,8 @@ class Board:
     def led_state(self, color, pattern, brightness):
         self.states.append((color, pattern, brightness))
 
-    def tone(self, f, ms):
-        self.tones.append((f, ms, time.ticks_ms()))
+    def tone(self, freq_hz, ms):
+        self.tones.append((freq_hz, ms, time.ticks_ms()))
 
 
 class Conn:

@@ -5,6 +5,7 @@
 import clock
 from ocpp_client import security
 from ocpp_client.security import SecurityError
+from fakeboard import FakeBoard
 
 CERT = """-----BEGIN CERTIFICATE-----
 MIIBNDCB3KADAgECAgEHMAoGCCqGSM49BAMCMBkxFzAVBgNVBAMMDm9uLXRhcmdl
@@ -109,8 +110,9 @@ def test_tls_context_requires_the_server_certificate():
     refused(lambda: security.tls_context(CERT, CERT, KEY.replace("MIGHAg", "MIGHAh")), "rejected")
 
 
-class Board:
+class Board(FakeBoard):
     def __init__(self, fix):
+        super().__init__()
         self.fix = fix
         self.calls = 0
 
@@ -118,6 +120,7 @@ class Board:
         self.calls += 1
         if self.fix:
             clock.set_utc(1767225600, "ntp")  # 2026-01-01
+        return self.fix
 
 
 def test_unset_clock_refuses_certificate_checks():

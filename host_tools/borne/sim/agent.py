@@ -67,6 +67,9 @@ class Agent:
         rfid_addr: str | None = None,
         meter_addr: str | None = None,
         meter_model: str | None = None,
+        board: str = "unix_sim",
+        on_device: Callable[[str], None] | None = None,
+        on_boot: Callable[[], None] | None = None,
     ) -> None:
         self.flash = flash
         self.io_addr = io_addr
@@ -83,6 +86,10 @@ class Agent:
         self.rfid_addr = rfid_addr
         self.meter_addr = meter_addr
         self.meter_model = meter_model
+        self.board = board  # unix_sim, or esp32_wallbox on the emulated chip (sim/mpy/)
+        # Console lines "@tel ..." / "@led ..." (the ESP32 board's telemetry), without the "@"
+        self.on_device = on_device
+        self.on_boot = on_boot  # called as each agent process starts
         self.lines: deque[str] = deque(maxlen=400)
         self.all_lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
@@ -146,7 +153,7 @@ class Agent:
                 self.flash.mkdir(parents=True, exist_ok=True)
                 mpath = (
                     f".frozen:{self.compiled / 'slot'}:{paths.MPLIB}"
-                    if self.compiled else paths.micropypath()
+                    if self.compiled else paths.micropypath(self.board)
                 )
                 env = dict(os.environ, MICROPYPATH=mpath)
                 self.proc = await asyncio.create_subprocess_exec(
@@ -158,6 +165,8 @@ class Agent:
                     stderr=asyncio.subprocess.STDOUT,
                 )
                 self.boots += 1
+                if self.on_boot:
+                    self.on_boot()
                 await self._note(f"[sim] agent started (boot {self.boots}, pid {self.proc.pid})")
                 assert self.proc.stdout is not None
                 while raw := await self.proc.stdout.readline():
@@ -172,6 +181,8 @@ class Agent:
             raise
 
     async def _note(self, line: str) -> None:
+        if line.startswith(("@tel ", "@led ")) and self.on_device:
+            self.on_device(line[1:])
         self.lines.append(line)
         self.all_lines.append(line)
         if self.log_file:

@@ -14,7 +14,15 @@ from borne.sim import screen
 from borne.sim.agent import Security
 from borne.sim.meter_emu import MODELS as METER_MODELS
 from borne.sim.mqttopts import MqttOptions, check_mqtt_url
-from borne.sim.simulator import ClaimOptions, Simulator, check_csms_url, check_flash_dir
+from borne.sim.simulator import (
+    BOARDS,
+    PULSE,
+    READERS,
+    ClaimOptions,
+    Simulator,
+    check_csms_url,
+    check_flash_dir,
+)
 
 DEFAULT_CONTROL_PORT = 7700
 
@@ -33,9 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="control protocol port on 127.0.0.1 (0 picks a free one)")
     p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
-    p.add_argument("--meter-model", default="sdm630", choices=METER_MODELS,
+    p.add_argument("--board", default="unix_sim", choices=BOARDS,
+                   help="the board code that runs: unix_sim, or esp32_wallbox (its board.py "
+                   "unchanged, on the emulated ESP32: machine, network, esp32, ... for the unix "
+                   "port; its provisioning is written to the emulated NVS)")
+    p.add_argument("--reader", default="pn532_uart", choices=READERS,
+                   help="the RFID reader fitted (esp32_wallbox): PN532 on UART or I2C, MFRC522")
+    p.add_argument("--meter-model", default="sdm630", choices=(*METER_MODELS, PULSE),
                    help="the Modbus meter the simulation fits (and the agent is told about); "
-                   "sdm120 is single-phase and makes the installation single-phase")
+                   "sdm120 is single-phase and makes the installation single-phase; pulse: an "
+                   "S0 meter (1 Wh a pulse)")
     p.add_argument("--grid-meter", choices=METER_MODELS, metavar="MODEL",
                    help="load balancing: a supply-side meter of this model on the same RS-485 "
                    "line (it sees the house load plus the EV); the `house` command sets the load")
@@ -143,7 +158,8 @@ async def _main(args: argparse.Namespace, flash: Path, security: Security | None
     sim = Simulator(flash, cp_id=args.id, csms_url=args.csms, heapsize=args.heapsize,
                     phases=args.phases, heartbeat_interval=args.heartbeat, security=security,
                     claim=claim, meter_model=args.meter_model, grid_meter=args.grid_meter,
-                    grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse, mqtt=mqtt)
+                    grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse,
+                    board=args.board, reader=args.reader, mqtt=mqtt)
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()

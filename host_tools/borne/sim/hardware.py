@@ -55,6 +55,15 @@ class Hardware:
     grid_energy_wh: float = 0.0
     resets: int = 0
     relay_log: list[tuple[float, bool]] = field(default_factory=list)  # (when, coil command)
+    # An S0 meter (Wh a pulse; None: no S0 meter): pulses since the agent started, sent as
+    # "s0 <count>"; and the last colour the ESP32's WS2812 shows.
+    s0_wh: float | None = None
+    # The agent's telemetry comes on its console (the ESP32 board), not on the I/O socket: it is
+    # reset when a process starts (boot()), not when the socket connects, which may come later.
+    console_telemetry: bool = False
+    pixel: str = "000000"
+    _s0_base: float = 0.0
+    _s0_sent: int = -1
     _last_t: float = field(default_factory=time.monotonic)
     _writer: asyncio.StreamWriter | None = None
     _relay_task: asyncio.Task[None] | None = None
@@ -105,6 +114,11 @@ class Hardware:
         self.energy_wh += self.power_w() * dt_h
         self.grid_energy_wh += sum(self.grid_amps()) * VOLTS * dt_h
         self._last_t = now
+        if self.s0_wh:
+            n = int(self.energy_wh / self.s0_wh) - int(self._s0_base / self.s0_wh)
+            if n != self._s0_sent and self._writer is not None:
+                self._s0_sent = n
+                self._send(f"s0 {n}")
 
     def set_ev(self, *, plugged: bool | None = None, asking: bool | None = None) -> None:
         self.integrate()
@@ -164,7 +178,9 @@ class Hardware:
         self.integrate()
         if cmd == "relay" and len(parts) > 1:
             self.relay_cmd = parts[1] == "1"
-            self.relay_log.append((time.monotonic(), self.relay_cmd))
+            # "relay <0|1> [<monotonic us>]": the emulated ESP32 stamps the coil's switching
+            when = int(parts[2]) / 1e6 if len(parts) > 2 and parts[2].isdigit() else None
+            self.relay_log.append((when or time.monotonic(), self.relay_cmd))
             del self.relay_log[:-100]
             self._schedule_feedback()
         elif cmd == "pwm" and len(parts) > 1:
@@ -187,7 +203,27 @@ class Hardware:
                 self.telemetry[parts[1]] = json.loads(parts[2])
         elif cmd == "reset":
             self.resets += 1
+        elif cmd == "pixel" and len(parts) > 1:
+            self.pixel = parts[1]
         self.changed.set()
+
+    def card(self, uid_hex: str, hold_s: float) -> None:
+        """A card held to an MFRC522 (the ESP32 board's SPI reader) for hold_s seconds."""
+        self._send(f"card {uid_hex} {int(hold_s * 1000)}")
+
+    def stall(self, ms: int) -> None:
+        """The emulated chip's main thread blocks for `ms` (a garbage collection, a blocking
+        call): only its hard interrupts run meanwhile."""
+        self._send(f"stall {ms}")
+
+    def boot(self) -> None:
+        """A new agent process starts: what the last one said is no longer true."""
+        self.telemetry = {}
+
+    def device_line(self, line: str) -> None:
+        """A line the ESP32 board prints on its console: "tel ..." or "led ..." (as unix_sim
+        sends them on its I/O socket)."""
+        self._on_line(line)
 
     def press_button(self, ms: int) -> None:
         """The setup button held for `ms` milliseconds (the board reports the press length)."""
@@ -198,7 +234,10 @@ class Hardware:
         if self._writer is not None:
             self._writer.close()
         self._writer = writer
-        self.telemetry = {}
+        if not self.console_telemetry:
+            self.telemetry = {}
+        self._s0_base = self.energy_wh  # the chip counts pulses from its boot
+        self._s0_sent = -1
         # The agent boots with the relay open: the contacts follow the coil (unless welded).
         self.relay_cmd = False
         self._schedule_feedback()

@@ -21,10 +21,15 @@ from borne.sim.meter_emu import MeterEmulator
 from borne.sim.mqttopts import MqttOptions
 from borne.sim.netgate import NetGate
 from borne.sim.pn532_emu import Pn532Emulator
+from borne.sim.sntp import SntpServer
 
 log = logging.getLogger("borne.sim")
 
 FAULT_KINDS = (*HW_FAULTS, "meter_down", "reader_down", "grid_down", "clear")
+BOARDS = ("unix_sim", "esp32_wallbox")
+READERS = ("pn532_uart", "pn532_i2c", "mfrc522")  # the ESP32 board's reader variants
+PULSE = "pulse"  # an S0 meter instead of a Modbus one
+METER_LINE = "9600 8 E 1"  # the simulated RS-485 line: baud, data bits, parity, stop bits
 
 
 class CommandError(Exception):
@@ -77,12 +82,24 @@ class Simulator:
         grid_meter: str | None = None,
         grid_meter_addr: int = 2,
         main_fuse_a: int = 25,
+        board: str = "unix_sim",
+        reader: str = "pn532_uart",
+        meter_baud: int | None = None,
         mqtt: MqttOptions | None = None,
         stallwatch: bool = False,
     ) -> None:
-        for m in (meter_model, grid_meter or meter_model):
-            if m not in METER_MODELS:
-                raise ValueError(f"meter model {m!r}: one of {', '.join(METER_MODELS)}")
+        for m in (meter_model, grid_meter or "sdm630"):
+            if m not in (*METER_MODELS, PULSE):
+                raise ValueError(f"meter model {m!r}: one of {', '.join(METER_MODELS)}, pulse")
+        if board not in BOARDS:
+            raise ValueError(f"board {board!r}: one of {', '.join(BOARDS)}")
+        if reader not in READERS:
+            raise ValueError(f"reader {reader!r}: one of {', '.join(READERS)}")
+        if reader != "pn532_uart" and board != "esp32_wallbox":
+            raise ValueError(f"reader {reader}: only the esp32_wallbox board has that variant")
+        self.board = board
+        self.reader_kind = reader
+        self.meter_baud = meter_baud  # the charger's setting; the line runs at METER_LINE
         self.flash = check_flash_dir(flash)
         self.security = security
         self.claim = claim  # start unclaimed: no CSMS, hotspot on loopback ports
@@ -101,7 +118,13 @@ class Simulator:
         self.gate: NetGate | None = None
         self.agent: Agent | None = None
         self.reader = Pn532Emulator()
-        self.meter = MeterEmulator(self.hw, meter_model)
+        self.meter_model = meter_model
+        # An S0 meter counts pulses off the hardware's energy (1 Wh a pulse); the Modbus
+        # emulator still answers on the RS-485 line, which the charger then does not use.
+        self.hw.s0_wh = 1.0 if meter_model == PULSE else None
+        self.hw.console_telemetry = board == "esp32_wallbox"
+        self.meter = MeterEmulator(self.hw, "sdm630" if meter_model == PULSE else meter_model)
+        self.sntp = SntpServer()  # the network's time source (the ESP32 asks it before TLS)
         # Load balancing: a supply-side meter on the same RS-485 line, at its own address.
         self.grid: MeterEmulator | None = None
         if grid_meter:
@@ -113,6 +136,7 @@ class Simulator:
         self._io_server: asyncio.Server | None = None
         self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
+        self._sntp_port = 0
 
     async def start(self) -> None:
         if self.claim is not None:
@@ -129,6 +153,9 @@ class Simulator:
         self._rfid_server = await asyncio.start_server(self.reader.serve, "127.0.0.1", 0)
         rfid_port = self._rfid_server.sockets[0].getsockname()[1]
         meter_port = await self.meter.start()
+        self._sntp_port = await self.sntp.start()
+        if self.board == "esp32_wallbox":
+            self._provision_nvs()
         self.agent = Agent(
             self.flash,
             io_addr=f"127.0.0.1:{io_port}",
@@ -142,9 +169,13 @@ class Simulator:
             security=self.security,
             rfid_addr=f"127.0.0.1:{rfid_port}",
             meter_addr=f"127.0.0.1:{meter_port}",
-            meter_model=self.meter.model,
-            extra_args=self._installation_args() + (self.mqtt.argv() if self.mqtt else [])
+            meter_model=self.meter_model,
+            extra_args=self._installation_args() + self._chip_args()
+            + (self.mqtt.argv() if self.mqtt else [])
             + (["--stallwatch", "1"] if self.stallwatch else []),
+            board=self.board,
+            on_device=self.hw.device_line,
+            on_boot=self.hw.boot,
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
@@ -163,6 +194,9 @@ class Simulator:
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
         io_port = self._io_server.sockets[0].getsockname()[1]
         extra = replace(c, wifi_env=env).argv()
+        self._sntp_port = await self.sntp.start()
+        if self.board == "esp32_wallbox":
+            self._provision_nvs()
         self.agent = Agent(
             self.flash,
             io_addr=f"127.0.0.1:{io_port}",
@@ -171,7 +205,10 @@ class Simulator:
             heapsize=self.heapsize,
             diag=self.diag,
             log_file=self.agent_log,
-            extra_args=extra,
+            extra_args=extra + self._chip_args(),
+            board=self.board,
+            on_device=self.hw.device_line,
+            on_boot=self.hw.boot,
         )
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
@@ -179,6 +216,69 @@ class Simulator:
     def _installation_args(self) -> list[str]:
         g = self.grid
         return Installation(g.model if g else "", g.address if g else 2, self.main_fuse_a).argv()
+
+    def _chip_args(self) -> list[str]:
+        """What the emulated ESP32 reads from the simulation (the circuit around the chip);
+        the unix_sim board ignores them."""
+        out = ["--sntp", f"127.0.0.1:{self._sntp_port}", "--meter-line", METER_LINE]
+        if self.meter_baud:
+            out += ["--meter-baud", str(self.meter_baud)]
+        return out
+
+    def provisioning(self) -> dict[str, Any]:
+        """What the factory writes into the ESP32's NVS for this simulation: the identity, the
+        CSMS and its credentials, the installation and the reader fitted."""
+        doc: dict[str, Any] = {"cp_id": self.cp_id, "serial": "SIM0001", "model": "borne-esp32",
+                               "vendor": "borne", "rfid": self.reader_kind,
+                               "meter_model": self.meter_model}
+        if self.claim is None and self.csms_url:
+            doc["csms_url"] = self.csms_url
+        sec = self.security
+        if sec is not None:
+            doc["security_profile"] = sec.profile
+            if sec.auth_key:
+                doc["auth_key"] = sec.auth_key
+            for key, path in (("ca_pem", sec.ca), ("cert_pem", sec.cert), ("key_pem", sec.key)):
+                if path is not None:
+                    doc[key] = Path(path).read_text()
+        if self.meter_baud:
+            doc["meter_baud"] = self.meter_baud
+        g = self.grid
+        doc.update(grid_meter_model=g.model if g else "", grid_meter_addr=g.address if g else 2,
+                   main_fuse_a=self.main_fuse_a)
+        return doc
+
+    def _provision_nvs(self) -> None:
+        # Per-device secrets are made once, like the unix_sim board's factory.json; the claim
+        # options may set them.
+        from borne.sim import esp32state
+
+        old = esp32state.nvs_read(self.flash).get("borne", {}).get("prov", b"")
+        try:
+            prev = json.loads(old) if old else {}
+        except ValueError:
+            prev = {}
+        doc = self.provisioning()
+        c = self.claim
+        doc["hotspot_key"] = (c and c.hotspot_key) or prev.get("hotspot_key") or make_secret(4)
+        doc["conn_password"] = ((c and c.conn_password) or prev.get("conn_password")
+                                or make_secret(3))
+        if c is not None:
+            knobs = {"hotspot_idle_s": c.idle_s, "lockout_base_ms": c.lockout_base_ms,
+                     "close_grace_ms": c.close_grace_ms}
+            doc["hotspot"] = {k: v for k, v in knobs.items() if v is not None}
+        esp32state.provision(self.flash, doc)
+
+    def factory_secrets(self) -> dict[str, str]:
+        """The per-device secrets as the factory left them: in NVS on the ESP32 board, in
+        <flash>/factory.json for unix_sim."""
+        if self.board == "esp32_wallbox":
+            from borne.sim import esp32state
+
+            doc = json.loads(esp32state.nvs_read(self.flash)["borne"]["prov"])
+        else:
+            doc = json.loads((self.flash / "factory.json").read_text())
+        return {k: doc[k] for k in ("hotspot_key", "conn_password")}
 
     @property
     def hotspot_url(self) -> str:
@@ -200,6 +300,7 @@ class Simulator:
             if server:
                 server.close()
         await self.meter.stop()
+        self.sntp.stop()
         if self.gate:
             await self.gate.stop()
         if self.csms:
@@ -291,6 +392,7 @@ class Simulator:
             if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold <= 60:
                 raise CommandError('tap: "hold" is the seconds the card stays, from 0 to 60')
             self.reader.present(bytes.fromhex(uid), float(hold))
+            hw.card(uid, float(hold))  # the same card in an MFRC522's field (ESP32 board)
         elif cmd == "fault":
             kind = req.get("kind")
             if kind not in FAULT_KINDS:
@@ -324,6 +426,13 @@ class Simulator:
             if isinstance(ms, bool) or not isinstance(ms, int) or not 0 < ms <= 60000:
                 raise CommandError('button needs "ms", the press length from 1 to 60000')
             hw.press_button(ms)
+        elif cmd == "stall":
+            ms = req.get("ms")
+            if isinstance(ms, bool) or not isinstance(ms, int) or not 0 < ms <= 30000:
+                raise CommandError('stall needs "ms", from 1 to 30000')
+            if self.board != "esp32_wallbox":
+                raise CommandError("stall: only the emulated ESP32 can block its loop")
+            hw.stall(ms)
         elif cmd == "power_cut":
             await self.agent.power_cut()
         elif cmd == "power_on":
@@ -417,6 +526,17 @@ class Installation:
         return ["--grid-meter-model", self.grid_meter_model,
                 "--grid-meter-addr", str(self.grid_meter_addr),
                 "--main-fuse", str(self.main_fuse_a)]
+
+
+_KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # as the unix_sim board's: 5 bits a symbol
+
+
+def make_secret(groups: int) -> str:
+    """A per-device secret of `groups` groups of 4 symbols (20 bits each), e.g. abcd-efgh."""
+    import secrets
+
+    return "-".join("".join(secrets.choice(_KEY_ALPHABET) for _ in range(4))
+                    for _ in range(groups))
 
 
 def _free_port(kind: socket.SocketKind) -> int:

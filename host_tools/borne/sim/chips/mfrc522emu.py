@@ -1,3 +1,4 @@
+# (Host side only: MicroPython code, on the path of the target tests and of the emulated ESP32.)
 # A small register-level MFRC522 with an ISO/IEC 14443-3 type A card, for on-target tests of
 # rfid.mfrc522: SPI address bytes, registers, the FIFO, SoftReset and Transceive, and a card
 # that answers WUPA/REQA, anticollision and select per cascade level, and HLTA.

@@ -1,0 +1,79 @@
+# OCPP 1.6 Firmware Management, the update half (attached by ocpp_client/firmware.py):
+# UpdateFirmware starts a job (ota/update.py), every status change goes out as
+# FirmwareStatusNotification (in order, once online; a final status a reboot interrupted is sent
+# after the next boot), TriggerMessage answers the job's current state (Idle when there is none).
+import asyncio
+
+import board as board_mod
+import clock
+import log
+from ota.update import Updater
+
+_TAG = "ota"
+_DEFAULT_RETRIES = const(3)
+_DEFAULT_INTERVAL_S = const(60)
+_QUEUE = const(8)
+
+
+class Firmware:
+    def __init__(self, s):
+        self.s = s
+        self.updater = u = Updater(s.store, s.board, s.settings, s.connector, s.events,
+                                   board_mod.NAME)
+        u.proof = lambda: s.registration == "Accepted"
+        u.listeners.append(self._changed)
+        self._queue = []
+        st = u.unsent()
+        if st:
+            self._queue.append(st)
+        self._kick = asyncio.Event()
+
+    async def update(self, p):
+        try:
+            at = clock.parse_iso(p["retrieveDate"])
+        except ValueError:
+            at = 0
+        retries = p.get("retries")
+        interval = p.get("retryInterval")
+        why = self.updater.request(
+            p["location"], at,
+            _DEFAULT_RETRIES if retries is None else retries,
+            _DEFAULT_INTERVAL_S if interval is None else interval,
+            allow_downgrade=bool(self.s.config.get("BorneAllowDowngrade")))
+        if why:
+            # 1.6 gives UpdateFirmware.conf no status: the request is answered and logged.
+            log.warn(_TAG, "UpdateFirmware ignored: %s", why)
+        return {}
+
+    async def trigger(self, cid):
+        await self.s.rpc.call("FirmwareStatusNotification", {"status": self.updater.current()})
+
+    def _changed(self, st):
+        if len(self._queue) >= _QUEUE:
+            self._queue.pop(0)
+        self._queue.append(st)
+        self._kick.set()
+
+    def tasks(self):
+        return [self.updater.run(), self._send()]
+
+    async def _send(self):
+        s = self.s
+        while True:
+            if not self._queue or not s.online():
+                self._kick.clear()
+                try:
+                    await asyncio.wait_for(self._kick.wait(), 2)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            st = self._queue[0]
+            try:
+                await s.rpc.call("FirmwareStatusNotification", {"status": st})
+            except Exception as e:
+                log.warn(_TAG, "FirmwareStatusNotification %s not sent: %s", st, e)
+                await asyncio.sleep(2)
+                continue
+            if self._queue and self._queue[0] == st:
+                self._queue.pop(0)
+            self.updater.delivered(st)

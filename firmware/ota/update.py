@@ -1,0 +1,498 @@
+# The firmware update job: download (or a local upload) -> check -> install into the inactive
+# slot -> trial boot -> commit after proof, or rollback. One job at a time; its phase is a store
+# document written at each phase change (never per chunk), so a power cut anywhere resumes it:
+#   wait      until retrieveDate
+#   download  the bundle streamed to flash (ota_bundle.fw beside main.py), HTTP Range resumes it
+#             after a network cut or a power cut (the file is synced every SYNC_BYTES)
+#   verify    signature, manifest, every file's hash (bundle.check)
+#   install   waits until no transaction runs, holds the connector Unavailable, checks again,
+#             unpacks into the inactive slot, sets the trial boot record, resets
+#   trial     the new version runs on trial (main.py counts its boots); it commits itself once
+#             it proved itself (PROOF below), else main.py falls back and the old version,
+#             finding boot_note, reports InstallationFailed with the reason
+# Status changes go to `listeners` (fn(status)): the OCPP module sends FirmwareStatusNotification.
+import asyncio
+import time
+
+import clock
+import log
+from ota.slots import Slots, exists, remove
+
+_TAG = "ota"
+_DOC = "ota"
+BUNDLE = "ota_bundle.fw"
+SYNC_BYTES = const(32768)
+_RESERVE = const(16384)  # flash kept free for the store and journals during an update
+_IDLE, _WAIT, _DOWNLOAD, _VERIFY, _INSTALL, _TRIAL = ("idle", "wait", "download", "verify",
+                                                    "install", "trial")
+_ITRIAL = "itrial"  # an interpreter image on trial (ota/image.py)
+_KEEP = "boot_slot.img"  # the committed slot, set aside while an image's frozen app is tried
+# PROOF: the trial version commits once every part was built and runs (this task is gathered
+# with them), the connector task has run, and BootNotification was Accepted; or, with the CSMS
+# away, after `ota_trial_s` seconds (setting, default TRIAL_S) without a crash.
+TRIAL_S = const(600)
+_SETTLE_MS = const(2000)
+CURRENT = None  # the charger's Updater, for the hotspot's local upload (ota/local.py)
+
+DEFAULTS = {
+    "phase": _IDLE,
+    "status": "Idle",  # the last FirmwareStatus
+    "sent": True,  # that status reached the CSMS
+    "loc": "",
+    "at": 0,  # retrieveDate, unix seconds
+    "retries": 0,
+    "interval": 0,
+    "tries": 0,
+    "version": "",  # the bundle's version, once checked
+    "slot": "",  # the slot on trial
+    "why": "",  # the last failure's reason
+    "down": False,  # a downgrade was allowed for this job
+    "local": False,  # the bundle came from a local upload
+}
+
+
+def running_version():
+    try:
+        import version
+
+        return version.VERSION
+    except ImportError:
+        return "0"
+
+
+class Updater:
+    def __init__(self, store, board, settings, connector, events, board_name, root=""):
+        self.store = store
+        self.board = board
+        self.settings = settings
+        self.connector = connector
+        self.events = events
+        self.board_name = board_name
+        self.root = root.rstrip("/") + "/" if root else ""
+        self.slots = Slots(root)
+        self.bundle = self.root + BUNDLE
+        self.doc = store.load(_DOC, DEFAULTS)
+        self.listeners = []
+        self.proof = None  # fn() -> True once the CSMS accepted our BootNotification
+        self.progress = None  # (bytes, total or None) while downloading
+        self.trial = None
+        self._task = None
+        self._restart = False
+        self._wake = asyncio.Event()
+        self._boot()
+        global CURRENT
+        CURRENT = self
+
+    # -- state ---------------------------------------------------------------------------
+    def _save(self):
+        try:
+            self.store.save(_DOC, self.doc)
+        except OSError as e:
+            log.exc(_TAG, "saving the update state", e)
+
+    def _status(self, st, why=None):
+        d = self.doc
+        d["status"] = st
+        d["sent"] = False
+        if why is not None:
+            d["why"] = why
+        for fn in self.listeners:
+            try:
+                fn(st)
+            except Exception as e:
+                log.exc(_TAG, "status listener", e)
+
+    def _phase(self, ph):
+        self.doc["phase"] = ph
+        self._save()
+
+    def busy(self):
+        return self.doc["phase"] != _IDLE
+
+    def current(self):
+        # What TriggerMessage(FirmwareStatusNotification) answers: the job's state, or Idle.
+        d = self.doc
+        if d["phase"] in (_IDLE, _WAIT):
+            return "Idle"
+        if d["phase"] == _DOWNLOAD:
+            return "Downloading"
+        if d["phase"] == _VERIFY:
+            return "Downloaded"
+        return "Installing"
+
+    def _fail(self, st, why):
+        log.warn(_TAG, "firmware update failed (%s): %s", st, why)
+        self.events.add("fw_failed", status=st, why=why[:80])
+        remove(self.bundle)
+        self.doc["phase"] = _IDLE
+        self._status(st, why)
+        self._save()
+
+    def _boot(self):
+        # What a boot finds: a trial running, a trial given up, or a job to resume.
+        d = self.doc
+        note = self.slots.take_note()
+        self.trial = self.slots.trial()
+        if (self.trial or d["phase"] in (_IDLE, _TRIAL, _ITRIAL)) and exists(self.bundle):
+            remove(self.bundle)  # a cut came after the install, before the bundle went
+        if d["phase"] == _ITRIAL:
+            if self._image_boot():
+                self.trial = "image"
+            return
+        if self.trial:
+            log.info(_TAG, "running slot %s on trial", self.trial)
+            d["phase"] = _TRIAL
+            d["slot"] = self.trial
+            return
+        if note:
+            log.warn(_TAG, "new firmware rolled back: %s", note)
+            self._fail("InstallationFailed", "rolled back: " + note)
+            return
+        if d["phase"] == _TRIAL:
+            if self.slots.committed() == d["slot"]:
+                self._installed()  # committed just before a power cut
+            else:
+                self._fail("InstallationFailed", "slot %s was not booted" % d["slot"])
+        elif d["phase"] in (_VERIFY, _INSTALL) and not exists(self.bundle):
+            self._fail("InstallationFailed", "bundle lost before installation")
+
+    # -- requests ------------------------------------------------------------------------
+    def request(self, location, retrieve_at, retries=0, interval=0, allow_downgrade=False):
+        # UpdateFirmware. -> None when accepted, or the reason it is ignored. A job that is
+        # still waiting or downloading is replaced (its download dropped); one that is checking
+        # or installing cannot be stopped.
+        d = self.doc
+        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
+            return "an update is being installed (%s)" % d["phase"]
+        if not (location.startswith("http://") or location.startswith("https://")):
+            return "location must be http:// or https://"
+        self._stop_task()
+        remove(self.bundle)
+        d.update(loc=location, at=retrieve_at, retries=max(0, retries), interval=max(0, interval),
+                 tries=0, version="", why="", down=allow_downgrade, local=False)
+        self.events.add("fw_update", loc=location[:80])
+        self._phase(_WAIT)
+        self._start()
+        return None
+
+    def local(self, path, allow_downgrade=False):
+        # A bundle uploaded at the charger (hotspot), already on flash at `path`.
+        d = self.doc
+        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
+            remove(path)
+            return "an update is being installed (%s)" % d["phase"]
+        self._stop_task()
+        if path != self.bundle:
+            remove(self.bundle)
+            import os
+
+            os.rename(path, self.bundle)
+        d.update(loc="local", tries=0, version="", why="", down=allow_downgrade, local=True)
+        self.events.add("fw_update", loc="local")
+        self._status("Downloaded")
+        self._phase(_VERIFY)
+        self._start()
+        return None
+
+    def _stop_task(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def _start(self):
+        self._wake.set()
+
+    # -- the job -------------------------------------------------------------------------
+    async def run(self):
+        if self.trial:
+            asyncio.create_task(self._prove())
+        if self._restart:
+            # Back from an image rollback with a slot to run: report, then restart into it.
+            for _ in range(100 if self.listeners else 0):
+                if self.doc["sent"]:
+                    break
+                await asyncio.sleep_ms(100)
+            self.board.reset(True)
+        while True:
+            if self.doc["phase"] in (_WAIT, _DOWNLOAD, _VERIFY, _INSTALL):
+                self._task = asyncio.create_task(self._job())
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
+                except Exception as e:
+                    log.exc(_TAG, "update job", e)
+                    self._fail("InstallationFailed", "%s: %s" % (type(e).__name__, e))
+                self._task = None
+            if self.doc["phase"] in (_WAIT, _DOWNLOAD, _VERIFY, _INSTALL):
+                continue  # a new request replaced the job
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _job(self):
+        d = self.doc
+        if d["phase"] == _WAIT:
+            while True:
+                left = d["at"] - clock.now()
+                if left <= 0:
+                    break
+                await asyncio.sleep(min(left, 60))
+            self._phase(_DOWNLOAD)
+        if d["phase"] == _DOWNLOAD:
+            if not await self._download():
+                return
+        if d["phase"] == _VERIFY:
+            if await self._check() is None:
+                return
+            self._phase(_INSTALL)
+        if d["phase"] == _INSTALL:
+            await self._install()
+
+    def _room(self):
+        # Flash for the bundle and its unpacked copy: free space, plus the inactive slot (the
+        # job replaces it) and any partial download.
+        free = self.slots.free_bytes()
+        if free is None:
+            return None
+        other = self.slots.dir(self.slots.inactive())
+        return free + self.slots.tree_bytes(other) + self.slots.tree_bytes(self.bundle) - _RESERVE
+
+    async def _download(self):
+        from net import http
+
+        d = self.doc
+        url = d["loc"]
+        self._status("Downloading")
+        while True:
+            room = self._room()
+            try:
+                ctx = http.tls(self.settings, self.board) if url.startswith("https:") else None
+                n = await http.download(url, self.bundle, ssl_ctx=ctx, resume=True,
+                                        max_size=None if room is None else room // 2,
+                                        progress=self._progress, sync_every=SYNC_BYTES)
+                log.info(_TAG, "downloaded %d bytes from %s", n, url.split("?")[0])
+                self.progress = None
+                self._status("Downloaded")
+                self._phase(_VERIFY)
+                return True
+            except Exception as e:  # HttpError, SecurityError, OSError (flash full)
+                why = str(e) if isinstance(e, http.HttpError) else "%s: %s" % (type(e).__name__, e)
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                d["tries"] += 1
+                if d["tries"] >= max(1, d["retries"]) or _final(e):
+                    self.progress = None
+                    self._fail("DownloadFailed", why)
+                    return False
+                log.warn(_TAG, "download try %d of %d failed: %s; again in %d s", d["tries"],
+                         d["retries"], why, d["interval"])
+                self._save()
+                await asyncio.sleep(d["interval"])
+
+    def _progress(self, done, total):
+        self.progress = (done, total)
+
+    async def _check(self):
+        from ota import bundle, keys
+
+        d = self.doc
+        room = self._room()
+        try:
+            b = await bundle.check(self.bundle, keys.load(self.root), self.board_name,
+                                   running_version(), d["down"],
+                                   None if room is None else room - _size(self.bundle))
+        except bundle.Refused as e:
+            self._fail("InstallationFailed", str(e))
+            return None
+        if "keys" in b.manifest:
+            try:
+                keys.check_rotation(keys.load(self.root), b.manifest["keys"])
+            except ValueError as e:
+                self._fail("InstallationFailed", str(e))
+                return None
+        d["version"] = b.version
+        log.info(_TAG, "bundle %s checked: %d files, %d bytes", b.version,
+                 len(b.manifest["files"]), b.size())
+        return b
+
+    async def _install(self):
+        conn = self.connector
+        if conn.session is not None:
+            log.info(_TAG, "installation waits for the transaction to end")
+            while conn.session is not None:
+                await asyncio.sleep(1)
+        conn.hold(True)
+        self._status("Installing")
+        try:
+            b = await self._check()
+            if b is None:
+                conn.hold(False)
+                return
+            if b.manifest.get("kind") == "image":
+                s = await self._install_image(b)
+            else:
+                s = self.slots.inactive()
+                from ota import bundle
+
+                await bundle.install(b, self.slots.dir(s))
+                self.slots.start_trial(s)
+        except BaseException as e:
+            conn.hold(False)
+            if isinstance(e, Exception):
+                self._fail("InstallationFailed", "%s: %s" % (type(e).__name__, e))
+                return
+            raise
+        if self.doc["phase"] != _ITRIAL:
+            self.doc["slot"] = s
+            self._phase(_TRIAL)
+        remove(self.bundle)
+        self.events.add("fw_trial", version=self.doc["version"], slot=s)
+        log.info(_TAG, "version %s installed in slot %s: restarting to try it",
+                 self.doc["version"], s)
+        # Let the Installing notification go out first (bounded), then restart into the trial.
+        for _ in range(50 if self.listeners else 0):
+            if self.doc["sent"]:
+                break
+            await asyncio.sleep_ms(100)
+        self.board.reset(True)
+
+    async def _install_image(self, b):
+        # The image into the next app partition, then the boot choice; the slot in use is set
+        # aside so the image's own (frozen) application runs. -> the partition's label.
+        parts = self.board.app_partitions()
+        if parts is None:
+            raise ValueError("this board cannot update its interpreter")
+        from ota import image
+
+        nxt = parts[1]
+        name, size, sha = b.manifest["files"][0]
+        f = open(b.path, "rb")
+        try:
+            f.seek(b.data_off)
+            await image.write(nxt, f, size, sha)
+        finally:
+            f.close()
+        keep = self.slots.path(_KEEP)
+        if self.slots.committed() and not exists(keep):
+            import os
+
+            os.rename(self.slots.path("boot_slot"), keep)
+        # The phase first: a cut after set_boot() must find the image on trial, never install
+        # it again over the partition that is now the fallback.
+        self.doc["slot"] = image.label(nxt)
+        self._phase(_ITRIAL)
+        try:
+            nxt.set_boot()
+        except OSError:
+            self._phase(_INSTALL)
+            raise
+        log.info(_TAG, "image %s written to %s, set to boot once", b.version, image.label(nxt))
+        return image.label(nxt)
+
+    def _image_boot(self):
+        # A boot after an image was installed: running it (on trial), or the bootloader went
+        # back. -> True when on trial.
+        from ota import image
+
+        parts = self.board.app_partitions()
+        running = image.label(parts[0]) if parts else None
+        if running == self.doc["slot"]:
+            log.info(_TAG, "running image %s on trial", running)
+            return True
+        keep = self.slots.path(_KEEP)
+        if exists(keep):
+            import os
+
+            os.rename(keep, self.slots.path("boot_slot"))
+            self._restart = True  # the slot's application comes back at the next boot
+        self._fail("InstallationFailed", "rolled back: image %s not proven, the bootloader "
+                   "went back to %s" % (self.doc["slot"], running))
+        return False
+
+    # -- trial ---------------------------------------------------------------------------
+    async def _prove(self):
+        t0 = time.ticks_ms()
+        limit = self.settings.get("ota_trial_s", TRIAL_S) * 1000
+        conn = self.connector
+        while True:
+            await asyncio.sleep_ms(250)
+            up = time.ticks_diff(time.ticks_ms(), t0)
+            ran = conn.started()
+            if up >= _SETTLE_MS and ran and self.proof is not None and self.proof():
+                why = "BootNotification accepted"
+                break
+            if up >= limit and ran:
+                why = "%d s without a crash" % (up // 1000)
+                break
+        self.commit(why)
+
+    def commit(self, why):
+        # The trial version proved itself: it becomes the committed one (a key rotation it
+        # carries takes effect now), and the CSMS hears Installed.
+        from ota import bundle, keys
+
+        s = self.trial
+        if s == "image":
+            self._commit_image(why)
+            return
+        m = bundle.read_manifest(self.slots.manifest_path(s)) or {}
+        if "keys" in m:
+            try:
+                ring = keys.check_rotation(keys.load(self.root), m["keys"])
+                keys.apply_rotation(m["keys"], self.root)
+                self.events.add("fw_keys", keys=",".join(sorted(ring)))
+            except ValueError as e:
+                log.warn(_TAG, "key rotation not applied: %s", e)
+        self.slots.commit(s)
+        self.trial = None
+        log.info(_TAG, "slot %s proved itself (%s)", s, why)
+        self._installed()
+
+    def _commit_image(self, why):
+        # The image proved itself: the bootloader keeps it; the application frozen in it is
+        # the one that runs from now on, so the slots (older applications) go.
+        from ota.slots import rmtree
+
+        self.board.app_partitions()[0].mark_app_valid_cancel_rollback()
+        for name in ("app_a", "app_b"):
+            rmtree(self.slots.path(name))
+        remove(self.slots.path(_KEEP))
+        remove(self.slots.path("boot_slot"))
+        self.trial = None
+        log.info(_TAG, "image %s proved itself (%s)", self.doc["slot"], why)
+        self._installed()
+
+    def _installed(self):
+        d = self.doc
+        d["phase"] = _IDLE
+        d["why"] = ""
+        self.events.add("fw_installed", version=running_version())
+        self._status("Installed")
+        self._save()
+
+    # -- reporting -----------------------------------------------------------------------
+    def unsent(self):
+        # A final status a reboot kept from the CSMS (Installed, *Failed), to send once.
+        d = self.doc
+        return None if d["sent"] else d["status"]
+
+    def delivered(self, st):
+        if self.doc["status"] == st and not self.doc["sent"]:
+            self.doc["sent"] = True
+            if self.doc["phase"] in (_IDLE, _TRIAL, _ITRIAL):
+                self._save()  # final states only: a lost Downloading is not worth a write
+
+
+def _size(p):
+    try:
+        import os
+
+        return os.stat(p)[6]
+    except OSError:
+        return 0
+
+
+def _final(e):
+    # Failures a retry cannot mend: the bundle does not fit, the URL is wrong.
+    s = getattr(e, "status", None)
+    return "fit" in str(e) or s in (400, 401, 403, 404, 410)

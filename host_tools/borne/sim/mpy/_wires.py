@@ -1,0 +1,132 @@
+# The emulated ESP32's wires to the host simulation (host side only, never shipped).
+#
+# The simulation starts the agent with the same arguments as for the unix_sim board (--io,
+# --rfid, --meter, --gate, --sntp, --wifi-env, --http-port, --dns-port, ...); the board itself
+# ignores them, the emulated chip reads them here: they are the printed circuit board around it.
+#
+# One I/O socket carries the pin-level signals as text lines (the protocol of unix_sim):
+#   host -> chip: "cp <high_mv> <low_mv>" (the pilot's levels), "fb 0|1", "rcd 0|1",
+#                 "btn <ms>" (the setup button held that long), "s0 <pulses>" (the S0 meter's
+#                 total), "card <hex>|-" (a card in the MFRC522's field), "stall <ms>" (the
+#                 chip's loop blocked that long, for safety tests)
+#   chip -> host: "relay 0|1 <monotonic us>", "pwm <duty %>", "pixel <rrggbb>",
+#                 "tone <hz> <ms>", "reset 0|1"
+# A thread reads the socket: it is the chip's interrupt controller. A hard IRQ handler
+# (Pin.irq(hard=True)) runs on that thread at once, whatever the main thread is doing, with the
+# heap locked as in an ISR; a soft one is scheduled (micropython.schedule) and runs between the
+# main thread's bytecodes.
+import usocket as _so  # the host's sockets: the wires are not the chip's network
+import sys
+
+import _thread
+
+_args = {}
+_i = 1
+while _i < len(sys.argv):
+    a = sys.argv[_i]
+    if a.startswith("--") and _i + 1 < len(sys.argv):
+        _args[a[2:]] = sys.argv[_i + 1]
+        _i += 2
+    else:
+        _i += 1
+
+
+def arg(name, default=None):
+    return _args.get(name, default)
+
+
+def hostport(s):
+    host, _, port = s.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def connect(name):
+    # A blocking TCP connection to the simulation's socket for `name` (--rfid, --meter, --io),
+    # or None when the simulation has none.
+    addr = arg(name)
+    if not addr:
+        return None
+    s = _so.socket()
+    s.connect(_so.getaddrinfo(*hostport(addr))[0][-1])
+    return s
+
+
+_io = None
+_lock = _thread.allocate_lock()
+_handlers = {}  # first word of a host line -> fn(words); registered by the emulated devices
+
+
+def on(word, fn):
+    _handlers[word] = fn
+    _start()
+
+
+isr = [0]  # 1 while a hard IRQ handler runs (the heap locked on this thread)
+
+
+def outside_isr(fn, a, b):
+    # fn(a, b) with the heap unlocked: the emulated circuit's bookkeeping may allocate even when
+    # a hard IRQ handler (whose allocations are refused) drives a pin. Allocates nothing itself.
+    if not isr[0]:
+        return fn(a, b)
+    import micropython
+
+    isr[0] = 0
+    micropython.heap_unlock()
+    try:
+        return fn(a, b)
+    finally:
+        micropython.heap_lock()
+        isr[0] = 1
+
+
+def send(line):
+    # One line to the host; safe from any thread. Without a simulation, nothing is sent.
+    s = _start()
+    if s is None:
+        return
+    b = line.encode() + b"\n"
+    with _lock:
+        while b:
+            n = s.send(b)
+            b = b[n:]
+
+
+def die():
+    # The chip stops at once, from any thread (the unix port has no os._exit): a SIGKILL to
+    # this process, as a power cut or a reset would stop the real chip mid-instruction.
+    import os
+
+    os.system("kill -9 $PPID")
+
+
+def _start():
+    global _io
+    if _io is None and arg("io"):
+        _io = connect("io")
+        _thread.start_new_thread(_reader, (_io,))
+    return _io
+
+
+def _reader(s):
+    buf = b""
+    while True:
+        try:
+            chunk = s.recv(256)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            # The simulation went away: that is the power going off.
+            die()
+        buf += chunk
+        while b"\n" in buf:
+            line, _, buf = buf.partition(b"\n")
+            words = line.split()
+            if not words:
+                continue
+            fn = _handlers.get(words[0].decode())
+            if fn is not None:
+                try:
+                    fn(words)
+                except Exception as e:  # a bad line must not stop the interrupt controller
+                    sys.print_exception(e)

@@ -1,0 +1,105 @@
+# servers: http
+# ota/ pieces on their own: the refusal of a bundle larger than the free flash (before a byte is
+# written), path rules, version order, the key rotation rule, main.py's trial bookkeeping.
+import json
+import os
+
+from fakeboard import FakeBoard
+import main
+from ota import bundle, keys, slots, update
+from store import Store
+
+CFG = json.loads(os.getenv("BORNE_FILESRV") or "{}")
+
+
+class Board(FakeBoard):
+    def reset(self, hard):
+        raise AssertionError("no reset expected")
+
+
+class Conn:
+    session = None
+
+    def started(self):
+        return True
+
+    def hold(self, on):
+        pass
+
+
+class Events:
+    def __init__(self):
+        self.kinds = []
+
+    def add(self, kind, **kw):
+        self.kinds.append((kind, kw))
+
+
+async def test_a_bundle_larger_than_the_free_flash_is_refused_before_writing():
+    with open(CFG["root"] + "/big.fw", "wb") as f:
+        f.write(b"x" * 50000)
+    ev = Events()
+    u = update.Updater(Store("data"), Board(), {}, Conn(), ev, "unix_sim")
+    u.slots.free_bytes = lambda: 16384 + 60000  # room for the bundle, not for it unpacked too
+    seen = []
+    u.listeners.append(seen.append)
+    assert u.request("http://127.0.0.1:%d/big.fw" % CFG["http"], 0, 3, 0) is None
+    await u._job()
+    assert seen == ["Downloading", "DownloadFailed"], seen
+    assert "fit" in u.doc["why"] and u.doc["phase"] == "idle"
+    assert not slots.exists(update.BUNDLE)
+    assert ev.kinds[-1][0] == "fw_failed"
+
+
+def test_paths_outside_the_slot_are_refused():
+    for bad in ("../main.py", "/main.py", "a/../../b.mpy", "a//b.mpy", "./a.mpy", "a\\b.mpy",
+                ".manifest", "", "a b.mpy", "x" * 81):
+        try:
+            bundle.check_path(bad)
+        except bundle.Refused:
+            continue
+        raise AssertionError(bad)
+    for good in ("app.mpy", "ocpp_client/client.mpy", "hotspot/page.mpy", "a-b_c.1.mpy"):
+        bundle.check_path(good)
+
+
+def test_versions_compare_as_numbers():
+    vt = bundle.version_tuple
+    assert vt("0.10.0") > vt("0.9.9") and vt("1.2.3rc1") == vt("1.2.3") and vt("2") > vt("1.9")
+
+
+def _ring(*ids):
+    n = (1 << 2047) | 12345
+    return {"keys": [{"id": i, "n": "%x" % n, "e": 65537} for i in ids]}
+
+
+def test_key_rotation_keeps_a_trusted_key():
+    cur = keys._parse(_ring("aa", "bb"))
+    assert sorted(keys.check_rotation(cur, _ring("bb", "cc"))) == ["bb", "cc"]
+    for bad in (_ring("cc"), {"keys": []}, {"nope": 1}, {"keys": [{"id": "bb"}]}):
+        try:
+            keys.check_rotation(cur, bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_main_counts_trial_boots_and_gives_up():
+    os.mkdir("app_b")
+    slots.write("app_b/.manifest", "{}")
+    slots.write("boot_slot", "a")
+    slots.write("boot_trial", "b 0")
+    for n in range(1, main.TRIAL_BOOTS + 1):
+        assert main.choose() == ("b", True)
+        assert main._read("boot_trial") == "b %d" % n
+    assert main.choose() == ("a", False)
+    assert "not proven after 3 boots" in slots.Slots().take_note()
+    assert not slots.exists("boot_trial")
+    # an incomplete slot is never tried
+    os.remove("app_b/.manifest")
+    slots.write("boot_trial", "b 0")
+    assert main.choose() == ("a", False)
+    assert "incomplete" in slots.Slots().take_note()
+    # a trial record naming the committed slot (a cut inside the commit) is just dropped
+    slots.write("boot_trial", "a 1")
+    assert main.choose() == ("a", False) and not slots.exists("boot_note")
