@@ -3,6 +3,7 @@ import asyncio
 import gc
 
 import board as board_mod
+import clock
 import log
 from store import Store
 from eventlog import EventLog
@@ -24,8 +25,6 @@ CODE_HEAP = gc.mem_alloc()
 
 async def _main():
     b = board_mod.Board()
-    import clock
-
     clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
     store = Store(b.flash_root)
     events = EventLog(store)

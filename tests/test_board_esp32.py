@@ -619,6 +619,7 @@ n.set_blob("b", b"12345")
 out["nvs_short"] = err(lambda: n.get_blob("b", bytearray(2)))
 out["nvs_type"] = err(lambda: n.get_i32("b"))
 out["nvs_key"] = err(lambda: n.set_i32("k" * 16, 1))
+out["mac"] = [len(machine.unique_id()), machine.unique_id() == network.WLAN().config("mac")]
 print("RESULT " + json.dumps(out))
 '''
 
@@ -637,6 +638,7 @@ def test_emulation_refuses_what_the_chip_refuses(tmp_path: Path) -> None:
     assert r["nvs_short"] == ["OSError", -0x110C, "ESP_ERR_NVS_INVALID_LENGTH"]
     assert r["nvs_type"] == ["OSError", -0x1103, "ESP_ERR_NVS_TYPE_MISMATCH"]
     assert r["nvs_key"] == ["OSError", -0x1109, "ESP_ERR_NVS_KEY_TOO_LONG"]
+    assert r["mac"] == [6, True]
 
 
 _NVS_PART = '''
@@ -785,6 +787,13 @@ async def test_bad_provisioning_keeps_the_charger_safe_and_running(tmp_path: Pat
         agent = sim.agent
         assert agent is not None
         await agent.wait_line(r"borne up on esp32_wallbox")
+        # No provisioning at all (a chip fresh from the line): unprovisioned, safe, running.
+        await sim.command({"cmd": "power_cut"})
+        (sim.flash / esp32state.NVS_FILE).unlink()
+        n = len(agent.all_lines)
+        await sim.command({"cmd": "power_on"})
+        await agent.wait_line(r"no provisioning in NVS borne/prov", start=n)
+        await agent.wait_line(r"borne up on esp32_wallbox", start=n)
         await sim.command({"cmd": "power_cut"})
         esp32state.nvs_write(sim.flash, "borne", "prov", b"\xff{not json")
         n = len(agent.all_lines)
@@ -803,7 +812,7 @@ async def test_bad_provisioning_keeps_the_charger_safe_and_running(tmp_path: Pat
                                     <= set(s["device_faults"]), "both faults reported", 10)
         assert st["relay"] is False and st["pwm_duty"] == 100.0
         await asyncio.sleep(1)
-        assert agent.boots == 3, "the charger restarted on its own"
+        assert agent.boots == 4, "the charger restarted on its own"
         # A meter line set up at the wrong parity (8N1 on an 8E1 bus) gets no valid answer.
         await sim.command({"cmd": "power_cut"})
         esp32state.provision(sim.flash, sim.provisioning() | {"meter_parity": "N"})
