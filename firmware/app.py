@@ -27,6 +27,9 @@ async def _main():
     b = board_mod.Board()
     clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
     store = Store(b.flash_root)
+    from diag import agentlog
+
+    agentlog.install(store.root)  # from here on, log lines reach flash too
     events = EventLog(store)
     events.add("boot")
     prov = b.provisioning()
@@ -69,6 +72,10 @@ async def _main():
     tasks.extend(dev.tasks())
     if hotspot:
         tasks.append(hotspot.run())
+    # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
+    from console import Console
+
+    tasks.append(Console(b, settings, connector, hotspot).run())
     await asyncio.gather(*tasks)
 
 

@@ -13,6 +13,8 @@ EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 # A board may install fn(unix_seconds) to set its hardware RTC when the network gives the time.
 rtc_hook = None
+# fn(step_seconds, source) after each setting (the SettingSystemTime security event, diag/).
+listeners = []
 
 _off = 0  # unix UTC = local seconds + _off
 _source = None
@@ -49,6 +51,8 @@ def set_utc(unix_seconds, source="net"):
     if _source is None or step > 2 or step < -2:
         log.info("clock", "set from %s to %s (step %ds)", source, iso(unix_seconds), step)
     _source = source
+    for fn in listeners:
+        fn(step, source)
 
 
 def synced():

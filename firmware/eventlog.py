@@ -34,5 +34,9 @@ class EventLog:
         buf.reverse()
         return buf
 
+    def records(self):
+        # Every record, oldest first, one at a time (bounded RAM): (seq, record).
+        return self._j.records()
+
     def __len__(self):
         return len(self._j)

@@ -16,6 +16,8 @@ try:
 except Exception:
     pass
 _NAMES = {DEBUG: "D", INFO: "I", WARN: "W", ERROR: "E"}
+# fn(level, tag, text): the agent log on flash (diag/agentlog.py) gets every printed line too.
+sink = None
 
 
 def _emit(lvl, tag, msg, args):
@@ -27,6 +29,11 @@ def _emit(lvl, tag, msg, args):
         except Exception:
             msg = "%s %r" % (msg, args)
     sys.stdout.write("%s %s: %s\n" % (_NAMES[lvl], tag, msg))
+    if sink is not None:
+        try:
+            sink(lvl, tag, msg)
+        except Exception:
+            pass  # the console line is out; a failing flash log must not break the caller
 
 
 def debug(tag, msg, *args):

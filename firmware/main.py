@@ -92,11 +92,39 @@ def _enter(d):
     return app
 
 
-if __name__ == "__main__":
+def _maintenance():
+    # A one-shot marker left by the console's @safe (console.py): this boot does not start the
+    # application (nor count as a trial), so the watchdog, which nothing stops once started, is
+    # not running while a technician's tool works at the REPL. The board is still built: it
+    # opens the contactor.
+    if not _exists("maint"):
+        return False
+    _remove("maint")
+    cur = _read("boot_slot")
+    if cur in ("a", "b"):
+        sys.path.insert(0, "app_" + cur)
+    import board
+
+    board.Board()
+    print("borne: maintenance boot: application not started, contactor open; reset to run it")
+    return True
+
+
+if __name__ == "__main__" and not _maintenance():
     slot, trial = choose()
     try:
         _enter(slot).run()
     except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        # Ctrl-C on the serial line (mpremote, a technician): the program stops here and the
+        # pins keep their state, so drive the outputs safe first (Board() opens the contactor).
+        try:
+            import board
+
+            board.Board()
+        except Exception:
+            pass
         raise
     except Exception as e:
         sys.print_exception(e)

@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from borne import boardcheck, build, cli, deploy
+from borne import boardcheck, build, cli
 
 REPO = Path(__file__).resolve().parents[1]
 BOARD = REPO / "boards" / "esp32_wallbox"
@@ -221,56 +221,7 @@ def test_manifest_freezes_the_app_but_not_main(tmp_path: Path) -> None:
             assert (p.name, str(FIRMWARE)) in modules
 
 
-# ---- deploy / flash --------------------------------------------------------------------------
-
-
-def test_deploy_dry_run_prints_the_mpremote_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"]) == 0
-    out = capsys.readouterr().out
-    app = REPO / "build" / "esp32_wallbox" / "slot"
-    main_py = REPO / "build" / "esp32_wallbox" / "main.py"
-    assert "mpremote connect /dev/ttyUSB0 exec " in out
-    assert f"+ fs cp -r {app} :/app_a.new +" in out
-    assert f"+ fs cp {main_py} :/main.py +" in out
-    assert out.rstrip().endswith("+ reset")
-
-    [cmd] = deploy.deploy_commands(app, main_py, "/dev/ttyUSB0", BOARD)
-    assert Path(cmd[0]).name == "mpremote"
-    assert cmd[1:3] == ["connect", "/dev/ttyUSB0"]
-    # The first step makes the outputs safe, with the pins of pins.py.
-    assert cmd[3] == "exec"
-    assert "Pin(26, Pin.OUT, value=0)" in cmd[4] and "Pin(25, Pin.OUT, value=1)" in cmd[4]
-    swap = cmd[cmd.index(":/main.py") + 3]
-    assert 'os.rename("/app_a.new", "/app_a")' in swap
-    assert 'f.write("a")' in swap
-
-
-def test_deploy_device_code_runs(tmp_path: Path) -> None:
-    # The device-side snippets are MicroPython: run the tree removal under the unix port.
-    if not MICROPYTHON.exists():
-        pytest.skip("the unix port is not installed")
-    (tmp_path / "app_a.new" / "evse").mkdir(parents=True)
-    (tmp_path / "app_a.new" / "evse" / "x.mpy").write_bytes(b"M")
-    (tmp_path / "app_a.new" / "y.mpy").write_bytes(b"M")
-    code = deploy._RMTREE + '_rm("app_a.new")\n_rm("missing")\n'
-    out = subprocess.run([str(MICROPYTHON), "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, check=False, timeout=30)
-    assert out.returncode == 0, out.stderr
-    assert not (tmp_path / "app_a.new").exists()
-
-
-def test_flash_dry_run_prints_the_esptool_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = cli.main(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware", "fw.bin",
-                      "--baud", "921600"])
-    assert rc == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
-    assert lines[0].endswith("esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 erase-flash")
-    assert lines[1].endswith(
-        "esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 write-flash -z 0x1000 fw.bin"
-    )
-    cmds = deploy.flash_commands(Path("fw.bin"), None, erase=False)
-    assert len(cmds) == 1 and "--port" not in cmds[0] and "erase-flash" not in cmds[0]
+# deploy / flash: tests/test_tools.py (against a device on a serial line).
 
 
 # ---- board.py on the emulated chip, under the unix port ----------------------------------------

@@ -129,6 +129,9 @@ async def test_wrong_connection_password_locks_out_growing(csim: Simulator, ctl:
     await asyncio.sleep(data["retry_after"] + 0.2)
     await call(c.login, PASSWORD)
     assert not [x for x in csim.agent.all_lines if "nope" in x or PASSWORD in x]
+    # the lockouts are security events (queued for the CSMS, in the security log on flash)
+    seclog = (csim.flash / "data" / "seclog.log").read_text()
+    assert "HotspotRepeatedFailedLogins" in seclog and PASSWORD not in seclog
 
 
 @BOTH_BOARDS
@@ -174,10 +177,13 @@ async def test_claim_flow_reports_each_failure_then_comes_online(
     await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 30, "a second boot")
     st = await ctl("state")
     assert not st["hotspot"]["open"]
-    # secrets never reach the log
-    text = "\n".join(csim.agent.all_lines)
-    for secret in (HOME["password"], PASSWORD, KEY):
-        assert secret not in text
+    # secrets never reach the log: the console, nor the agent, event and security logs on flash
+    data = csim.flash / "data"
+    logs = [p.read_text() for p in (*(data / "agentlog").glob("*.log"), data / "events.log",
+                                     data / "seclog.log")]
+    for text in ("\n".join(csim.agent.all_lines), *logs):
+        for secret in (HOME["password"], PASSWORD, KEY):
+            assert secret not in text
     settings = (csim.flash / "data" / "settings.json").read_text()
     assert json.loads(settings.split("\n", 1)[1])["wifi_pass"] == HOME["password"]
 

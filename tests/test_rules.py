@@ -34,6 +34,9 @@ def test_committed_rule_table_matches_the_schemas() -> None:
     assert gen_rules.OUT.read_text() == gen_rules.render(), (
         "firmware/ocpp_client/rules.py is stale: run `.venv/bin/python -m borne.gen_rules`"
     )
+    assert gen_rules.OUT_EXT.read_text() == gen_rules.render_ext(), (
+        "firmware/ocpp_client/rules_ext.py is stale: run `.venv/bin/python -m borne.gen_rules`"
+    )
 
 
 def test_generator_refuses_what_it_does_not_understand() -> None:
@@ -148,10 +151,22 @@ def _expected(action: str, path: tuple[Any, ...], payload: Any) -> str | None:
     return None
 
 
+def _inline(s: Any, defs: dict[str, Any]) -> Any:
+    """The schema with its "#/definitions/..." references (security extension) replaced."""
+    if isinstance(s, dict):
+        if "$ref" in s:
+            return _inline(defs[s["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in s.items() if k != "definitions"}
+    if isinstance(s, list):
+        return [_inline(v, defs) for v in s]
+    return s
+
+
 def _cases() -> list[tuple[str, Any, str | None]]:
     cases: list[tuple[str, Any, str | None]] = []
-    for action in gen_rules.CSMS_TO_CP:
-        s = schema(action, False)
+    for action in gen_rules.CSMS_TO_CP + gen_rules.SECURITY_EXT:
+        raw = schema(action, False)
+        s = _inline(raw, raw.get("definitions", {}))
         good = _example(s)
         cases.append((action, good, None))
         cases.append((action, {}, _expected(action, (), {})))

@@ -21,7 +21,7 @@ async def test_state_has_every_documented_field(control: Control, csms: Csms) ->
     assert set(st) >= STATE_KEYS
     assert st["cp"] == "A" and st["relay"] is False and st["pwm_duty"] == 100
     assert set(st["led"]) == {"color", "pattern", "brightness"}
-    assert set(st["ocpp"]) == {"connected", "status"}
+    assert set(st["ocpp"]) == {"connected", "status", "queued"}
     assert st["ocpp"]["status"] == "Available"
     assert st["energy_wh"] == 0 and st["power_w"] == 0
 

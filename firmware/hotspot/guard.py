@@ -28,6 +28,15 @@ def same(a, b):
     return diff == 0
 
 
+def _security_event(fails, lock_ms):
+    # Repeated failed logins reach the CSMS as a security event (diag/secevents.py).
+    from diag import secevents
+
+    if secevents.current is not None:
+        secevents.current.add(secevents.HOTSPOT_LOCKOUT,
+                              "%d failed logins in a row; locked %d s" % (fails, lock_ms // 1000))
+
+
 class Guard:
     def __init__(self, store, password, base_ms=2000):
         self.store = store
@@ -60,6 +69,7 @@ class Guard:
             self.fails += 1
             if self.fails >= FREE_TRIES:
                 self._until = time.ticks_add(time.ticks_ms(), self._lock_ms())
+                _security_event(self.fails, self._lock_ms())
             self._save()
             return "wrong", self.retry_after_s()
         if self.fails:

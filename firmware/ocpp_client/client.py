@@ -53,6 +53,7 @@ class OcppClient:
         self.queue = None  # the transaction queue (transactions.py): delivered after the statuses
         self.features = {}  # feature name -> its state object, where it keeps one
         self.tasks = []  # coroutines of eager features, started by run()
+        self.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
         # TriggerMessage: requestedMessage -> async fn(connector_id or None)
         self.triggers = {"BootNotification": self._trigger_boot,
                          "Heartbeat": self._heartbeat,
@@ -179,6 +180,8 @@ class OcppClient:
                 attempt += 1
                 delay = backoff_ms(attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
+                if self.on_link_error is not None:
+                    self.on_link_error(e)
                 await asyncio.sleep_ms(delay)
                 continue
             log.info(_TAG, "connected to %s", url)

@@ -81,6 +81,10 @@ KEYS = {
     "BorneGridFallback": ("i", None, "r"),  # the headroom while the grid meter is silent, A
     # Firmware updates (ota/): true lets UpdateFirmware install an older version than the running
     "BorneAllowDowngrade": ("b", False, "w"),
+    # The security extension's certificate store (diag/certs.py):
+    "CertificateStoreMaxLength": ("i", 8, "r"),  # installed certificates, both kinds together
+    "CertificateSignedMaxChainSize": ("i", 5500, "r"),  # bytes of a CertificateSigned chain
+    "AdditionalRootCertificateCheck": ("b", False, "r"),
 }
 # Keys that are settings (settings.py: the connection credentials, the installation, the LED):
 # key -> setting. Their default is the setting's.

@@ -29,6 +29,9 @@ TABLE = (
     ("configuration", False, ("GetConfiguration", "ChangeConfiguration")),
     ("vendor", False, ("DataTransfer",)),
     ("firmware", True, ("UpdateFirmware",)),
+    ("security_ext", True, ("GetDiagnostics", "GetLog", "ExtendedTriggerMessage",
+                            "InstallCertificate", "GetInstalledCertificateIds",
+                            "DeleteCertificate", "CertificateSigned", "SignedUpdateFirmware")),
 )
 _TAG = "ocpp"
 

@@ -96,6 +96,7 @@ class Rpc:
         self._answer = None
         self._event = asyncio.Event()
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
+        self.on_bad = None  # fn(kind, info), never raising: a bad frame (security events)
 
     def spool_wanted(self, head):
         # ws.py's spool_if: is a message over the RAM limit worth writing to flash? Only a CALL
@@ -229,6 +230,8 @@ class Rpc:
     async def _garbage(self, raw, why):
         # A frame that does not parse: answer the CALL it seems to be, if any.
         kind, mid = sniff(raw)
+        if self.on_bad:
+            self.on_bad("InvalidMessages", why)
         if kind in (RESULT, ERROR):
             log.warn(_TAG, "answer %s is %s: ignored", mid, why)
             return
@@ -244,6 +247,8 @@ class Rpc:
             gc.collect()
             kind, mid = sniff(raw)
             log.warn(_TAG, "no memory to parse a frame of %d bytes (id %s)", len(raw), mid)
+            if self.on_bad:
+                self.on_bad("MemoryExhaustion", None)
             if kind == CALL:
                 await self._error(mid, "InternalError", "out of memory")
             return
@@ -300,6 +305,8 @@ class Rpc:
         bad = validate.check(action, payload)
         if bad is not None:
             log.warn(_TAG, "%s %s: %s (%s)", action, mid, bad[0], bad[1])
+            if self.on_bad:
+                self.on_bad("InvalidMessages", action)
             return await self._error(mid, bad[0], bad[1])
         if h is None:
             log.info(_TAG, "%s %s: NotSupported", action, mid)

@@ -10,6 +10,7 @@
 # 5 date-time, 6 URI (arg: maxLength or 0), 7 enum string (arg: values), 8 object
 # (arg: rules), 9 array (arg: [minItems, [kind, arg] of the items]).
 # KNOWN: every action of OCPP 1.6 (both directions, security extension), space-separated.
+# The security extension's CSMS -> charge point actions are ruled in rules_ext.py.
 
 KNOWN = (
     ' Authorize BootNotification CancelReservation CertificateSigned ChangeAvailability ChangeConfiguration'

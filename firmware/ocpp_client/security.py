@@ -135,5 +135,7 @@ def connect_args(settings, url, board=None):
             key = settings.get("key_pem", "")
             if not cert or not key:
                 raise SecurityError("security profile 3 needs a client certificate and key")
-        ctx = tls_context(settings.get("ca_pem", ""), cert, key)
+        # The central system roots: the certificate store's when one runs (diag/certs.py).
+        roots = getattr(settings, "roots", None)
+        ctx = tls_context(roots() if roots else settings.get("ca_pem", ""), cert, key)
     return auth, ctx

@@ -79,7 +79,7 @@ class TxQueue:
                 self.j.ack(seq)
                 batch.pop(0)
                 continue
-            if action != START:
+            if action in (STOP, METER):  # (a SecurityEventNotification is queued here too)
                 tid = self.ids.get(ref)
                 payload["transactionId"] = tid if tid is not None else -1
             def hook(conf, seq=seq, action=action, ref=ref):

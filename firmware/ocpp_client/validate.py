@@ -31,9 +31,19 @@ FORMATION = "FormationViolation"
 
 def rules_for(action):
     # The field rules of a CSMS -> charge point action (parsed now, dropped after use), or None.
-    for i in range(0, len(RULES), 2):
-        if RULES[i] == action:
-            return json.loads(RULES[i + 1])
+    # The security extension's are in rules_ext.py, imported only for an action not found here.
+    r = _find(RULES, action)
+    if r is None and known(action):
+        from ocpp_client.rules_ext import RULES as ext
+
+        r = _find(ext, action)
+    return r
+
+
+def _find(table, action):
+    for i in range(0, len(table), 2):
+        if table[i] == action:
+            return json.loads(table[i + 1])
     return None
 
 

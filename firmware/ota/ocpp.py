@@ -27,6 +27,9 @@ class Firmware:
         if st:
             self._queue.append(st)
         self._kick = asyncio.Event()
+        # fn(status) -> (action, payload) or None: a SignedUpdateFirmware job (diag/signedfw.py)
+        # takes the statuses of the install it handed over, as SignedFirmwareStatusNotification.
+        self.signed = None
 
     async def update(self, p):
         try:
@@ -68,8 +71,9 @@ class Firmware:
                     pass
                 continue
             st = self._queue[0]
+            sent = self.signed(st) if self.signed is not None else None
             try:
-                await s.rpc.call("FirmwareStatusNotification", {"status": st})
+                await s.rpc.call(*(sent or ("FirmwareStatusNotification", {"status": st})))
             except Exception as e:
                 log.warn(_TAG, "FirmwareStatusNotification %s not sent: %s", st, e)
                 await asyncio.sleep(2)

@@ -632,6 +632,63 @@ async def session_memory(samples: int = 360, short: int = 60) -> list[str]:
     ]
 
 
+
+@bench("diag-upload")
+async def diag_upload() -> list[str]:
+    """GetDiagnostics with a full agent log ring (4 x 16 KiB) to a local FTP server: request ->
+    Uploaded, the file's size, and the agent's heap peak before and during the upload."""
+    from ocpp.v16 import call
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        flash = Path(tmp) / "flash"
+        logs = flash / "data" / "agentlog"
+        logs.mkdir(parents=True)
+        t = int(time.time()) - 3600
+        for n in range(1, 5):
+            with (logs / f"{n}.log").open("w") as f:
+                while f.tell() < 16000:
+                    t += 1
+                    f.write(f"{t} I ocpp: a line of the kind the agent writes, number {t}\n")
+        root = Path(tmp) / "ftp"
+        root.mkdir()
+        auth = DummyAuthorizer()
+        auth.add_user("u", "p", str(root), perm="elradfmwMT")
+        handler = type("H", (FTPHandler,), {"authorizer": auth})
+        server = ThreadedFTPServer(("127.0.0.1", 0), handler)
+        port = server.socket.getsockname()[1]
+        import threading
+
+        th = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True)
+        th.start()
+        sim = Simulator(flash, diag=True)
+        await sim.start()
+        try:
+            assert sim.csms is not None
+            csms = sim.csms
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, 20)
+            await asyncio.sleep(1)
+            before = int(str((sim.hw.telemetry.get("heap") or {}).get("peak", 0)))
+            cp = csms.charge_points[sim.cp_id]
+            t0 = time.monotonic()
+            res = await cp.call(call.GetDiagnostics(location=f"ftp://u:p@127.0.0.1:{port}/"))
+            done = await csms.wait_call("DiagnosticsStatusNotification",
+                                        lambda p: p["status"] != "Uploading", 60)
+            took = time.monotonic() - t0
+            await asyncio.sleep(0.5)
+            during = int(str((sim.hw.telemetry.get("heap") or {}).get("peak", 0)))
+            size = (root / res.file_name).stat().st_size if res.file_name else 0
+        finally:
+            await sim.stop()
+            server.close_all()
+            th.join(5)
+    return [f"diag-upload: {done.payload['status']}: {size} bytes in {took * 1000:.0f} ms "
+            f"(GetDiagnostics -> Uploaded, FTP on loopback); heap peak {before} bytes before, "
+            f"{during} with the upload (the agent log and event log streamed from flash)"]
+
+
 # Benchmarks in modules of their own register themselves on import.
 from borne import mqttbench  # noqa: E402,F401  (mqtt-stall)
 

@@ -194,6 +194,23 @@ class CentralChargePoint(ChargePoint):
             "DiagnosticsStatusNotification", kw, call_result.DiagnosticsStatusNotification()
         )
 
+    # -- the security extension ------------------------------------------------------------
+    @on(Action.security_event_notification)
+    def on_security_event(self, **kw: Any) -> Any:
+        return self._answer(
+            "SecurityEventNotification", kw, call_result.SecurityEventNotification()
+        )
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, **kw: Any) -> Any:
+        return self._answer("LogStatusNotification", kw, call_result.LogStatusNotification())
+
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_fw_status(self, **kw: Any) -> Any:
+        return self._answer(
+            "SignedFirmwareStatusNotification", kw, call_result.SignedFirmwareStatusNotification()
+        )
+
 
 def _cp_id(path: str) -> str:
     """The charge point id: the last segment of the request path, percent-decoded."""

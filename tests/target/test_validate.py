@@ -56,10 +56,26 @@ def test_valid_payloads_pass():
         ("GetCompositeSchedule", {"connectorId": 1, "duration": 3600, "chargingRateUnit": "W"}),
         ("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": PROFILE}),
         ("TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 1}),
+        # the security extension
+        ("CertificateSigned", {"certificateChain": "-----BEGIN CERTIFICATE-----"}),
+        ("DeleteCertificate", {"certificateHashData": {
+            "hashAlgorithm": "SHA256", "issuerNameHash": "ab", "issuerKeyHash": "cd",
+            "serialNumber": "01"}}),
+        ("ExtendedTriggerMessage", {"requestedMessage": "LogStatusNotification"}),
+        ("GetInstalledCertificateIds", {"certificateType": "ManufacturerRootCertificate"}),
+        ("GetLog", {"logType": "SecurityLog", "requestId": 3, "retries": 1, "log": {
+            "remoteLocation": "ftp://h/", "oldestTimestamp": "2026-01-01T00:00:00Z"}}),
+        ("InstallCertificate", {"certificateType": "CentralSystemRootCertificate",
+                                "certificate": "-----BEGIN CERTIFICATE-----"}),
+        ("SignedUpdateFirmware", {"requestId": 1, "retries": 2, "firmware": {
+            "location": "https://h/fw", "retrieveDateTime": "2026-01-01T00:00:00Z",
+            "signingCertificate": "pem", "signature": "c2ln"}}),
     ]
     for action, payload in ok:
         assert validate.check(action, payload) is None, (action, validate.check(action, payload))
-    assert len(set(a for a, _ in ok)) == len(RULES) // 2 == 19
+    from ocpp_client.rules_ext import RULES as EXT
+
+    assert len(set(a for a, _ in ok)) == (len(RULES) + len(EXT)) // 2 == 26
 
 
 def test_missing_required_field_is_occurence():

@@ -318,7 +318,8 @@ class Simulator:
             "pwm_duty": round(hw.pwm_duty, 2),
             "led": dict(hw.led) if self.agent and self.agent.running else
             {"color": "000000", "pattern": "off", "brightness": 0},
-            "ocpp": {"connected": bool(ocpp.get("connected")), "status": ocpp.get("status")},
+            "ocpp": {"connected": bool(ocpp.get("connected")), "status": ocpp.get("status"),
+                     "queued": ocpp.get("queued", 0)},  # journaled messages not yet answered
             "energy_wh": round(hw.energy_wh, 3),
             "power_w": round(hw.power_w(), 1),
             "session": tel.get("session"),

@@ -1,0 +1,175 @@
+# The agent log on flash: what log.py prints, kept across reboots for diagnostics (GetDiagnostics,
+# GetLog DiagnosticsLog). Separate from the event log (eventlog.py, the owner's "last operations").
+#
+# A ring of FILES files, each closed at FILE_BYTES: "<dir>/<seq>.log", the highest seq the one
+# being written. Lines are "<unix seconds> <level> <tag>: <text>\n"; log.py's callers never pass
+# secrets, and upload URLs are shown without their user:password (net/url.py).
+#
+# Flash-wear budget: lines gather in RAM (at most BUF_BYTES) and reach flash in one append when
+# the buffer fills, FLUSH_S after its first line, at an ERROR line, and before a reset. A busy
+# charger (~1 line/s, ~80 bytes) thus appends ~2 KiB every ~25 s; a quiet one once a minute at
+# most. Each append rewrites the file's last LittleFS block (~1 erase of 4 KiB): at most ~3,500
+# erases a day, spread by LittleFS's wear levelling over the partition's ~500+ blocks (~7 erases
+# per block a day against ~100,000 cycles: decades). A power cut loses at most the buffered lines
+# (FLUSH_S worth). The ring holds FILES x FILE_BYTES (64 KiB) on flash; RAM: the buffer.
+import os
+import time
+
+import clock
+import log
+
+FILES = const(4)
+FILE_BYTES = const(16384)
+BUF_BYTES = const(2048)
+FLUSH_S = const(60)
+_LINE_MAX = const(240)  # a longer line is cut: one line never dominates the ring
+_LETTERS = {log.DEBUG: "D", log.INFO: "I", log.WARN: "W", log.ERROR: "E"}
+
+
+def _seqs(d):
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    out = []
+    for n in names:
+        if n.endswith(".log") and n[:-4].isdigit():
+            out.append(int(n[:-4]))
+    out.sort()
+    return out
+
+
+class AgentLog:
+    def __init__(self, root, files=FILES, file_bytes=FILE_BYTES, buf_bytes=BUF_BYTES):
+        self.dir = root + "/agentlog"
+        self.files = files
+        self.file_bytes = file_bytes
+        self.buf_bytes = buf_bytes
+        from store import _makedirs
+
+        _makedirs(self.dir)
+        seqs = _seqs(self.dir)
+        self.seq = seqs[-1] if seqs else 1
+        self.size = self._size(self.seq)
+        self._buf = []
+        self._n = 0  # bytes buffered
+        self._first_ms = 0
+        self.flushes = 0  # appends to flash since boot (the wear budget, for tests and bench)
+        self.failed = False
+
+    def _path(self, seq):
+        return "%s/%d.log" % (self.dir, seq)
+
+    def _size(self, seq):
+        try:
+            return os.stat(self._path(seq))[6]
+        except OSError:
+            return 0
+
+    # -- writing (log.sink) ---------------------------------------------------------------
+    def write(self, lvl, tag, text):
+        # Called for every line log.py emits; must never raise nor log.
+        if len(text) > _LINE_MAX:
+            text = text[:_LINE_MAX] + "..."
+        line = "%d %s %s: %s\n" % (clock.now(), _LETTERS.get(lvl, "?"), tag, text)
+        if not self._buf:
+            self._first_ms = time.ticks_ms()
+        self._buf.append(line)
+        self._n += len(line)
+        if self._n >= self.buf_bytes or lvl >= log.ERROR:
+            self.flush()
+
+    def due(self):
+        # The periodic flush: FLUSH_S after the first buffered line.
+        return self._buf and time.ticks_diff(time.ticks_ms(), self._first_ms) >= FLUSH_S * 1000
+
+    def flush(self):
+        if not self._buf:
+            return
+        buf, self._buf, n, self._n = self._buf, [], self._n, 0
+        try:
+            if self.size + n > self.file_bytes and self.size:
+                self._rotate()
+            f = open(self._path(self.seq), "a")
+            try:
+                for line in buf:
+                    f.write(line)
+            finally:
+                f.close()
+            self.size += n
+            self.flushes += 1
+            self.failed = False
+        except OSError:
+            # Flash full or failing: the lines are lost (the console still had them); the next
+            # flush tries again. Logging here would recurse.
+            self.failed = True
+
+    def _rotate(self):
+        self.seq += 1
+        self.size = 0
+        for s in _seqs(self.dir):
+            if s <= self.seq - self.files:
+                try:
+                    os.remove(self._path(s))
+                except OSError:
+                    pass
+
+    async def run(self):
+        import asyncio
+
+        while True:
+            await asyncio.sleep(5)
+            if self.due():
+                self.flush()
+
+    # -- reading ----------------------------------------------------------------------------
+    def lines(self, since=None, until=None):
+        # The lines (bytes) on flash and those still buffered, oldest first, one at a time: bounded RAM.
+        # since/until: unix seconds, inclusive; lines are kept in order within the window.
+        self.flush()
+        for s in _seqs(self.dir):
+            try:
+                f = open(self._path(s), "rb")
+            except OSError:
+                continue
+            try:
+                while True:
+                    ln = f.readline(_LINE_MAX + 64)  # bounded even on a corrupt file
+                    if not ln:
+                        break
+                    if since is not None or until is not None:
+                        sp = ln.find(b" ")
+                        try:
+                            t = int(ln[:sp])
+                        except ValueError:
+                            continue
+                        if (since is not None and t < since) or (until is not None and t > until):
+                            continue
+                    yield ln
+            finally:
+                f.close()
+
+    def clear(self):
+        self._buf, self._n = [], 0
+        for s in _seqs(self.dir):
+            try:
+                os.remove(self._path(s))
+            except OSError:
+                pass
+        self.seq += 1
+        self.size = 0
+
+
+_log = None
+
+
+def install(root):
+    # The app's one agent log: log.py hands it every line it prints.
+    global _log
+    _log = AgentLog(root)
+    log.sink = _log.write
+    return _log
+
+
+def get():
+    return _log

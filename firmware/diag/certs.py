@@ -1,0 +1,237 @@
+# The certificate store of the security extension: CentralSystemRootCertificate (the roots every
+# wss:// connection to the CSMS is checked against) and ManufacturerRootCertificate (the roots a
+# firmware signing certificate must chain to). One store document ("certs"), saved atomically
+# before an answer says Accepted: a refused or failed request changes nothing.
+#
+# The central roots start as the provisioned `ca_pem` setting (factory, claim or `borne sim
+# --ca`); once the CSMS installs or deletes one, this document is what wss:// trusts, until a new
+# provisioning changes `ca_pem` (then that wins again, as a claim must).
+#
+# Key pairs: the charger cannot make its own (no key generation in MicroPython's ssl module, and
+# no RSA/EC arithmetic fast enough in Python to make a private key safely), so SignCertificate /
+# CertificateSigned are not offered: ExtendedTriggerMessage SignChargePointCertificate is
+# Rejected and CertificateSigned answers Rejected. The host's provisioning tool makes the key and
+# the client certificate (security profile 3) instead.
+import log
+from diag import x509
+
+_TAG = "certs"
+_DOC = "certs"
+CS = "CentralSystemRootCertificate"
+MFR = "ManufacturerRootCertificate"
+_MAX = const(8)  # CertificateStoreMaxLength's default (ocpp_client/config.py has the keys)
+
+
+def _split(pem):
+    # A PEM text -> [PEM of each certificate]; [] for "" or unreadable text.
+    try:
+        return [x509.to_pem(d) for d in x509.from_pem(pem)] if pem else []
+    except x509.BadCert:
+        return []
+
+
+class CertStore:
+    def __init__(self, store, settings, sec=None, config=None):
+        self.store = store
+        self.settings = settings
+        self.sec = sec
+        self.config = config
+        self.d = store.load(_DOC, {"base": None, "cs": [], "mfr": []})
+
+    def _max(self):
+        return self.config.get("CertificateStoreMaxLength") if self.config else _MAX
+
+    def central_roots(self):
+        # The PEM text wss:// trusts (security.connect_args asks at each connection).
+        ca = self.settings.get("ca_pem", "")
+        if self.d["base"] != ca:
+            if self.d["base"] is not None:
+                log.info(_TAG, "ca_pem provisioned anew: the central system roots follow it")
+            self.d = {"base": ca, "cs": _split(ca), "mfr": self.d["mfr"]}
+            try:
+                self.store.save(_DOC, self.d)
+            except OSError as e:
+                log.exc(_TAG, "saving", e)
+        return "".join(self.d["cs"])
+
+    def _list(self, kind):
+        if kind == CS:
+            self.central_roots()
+            return self.d["cs"]
+        return self.d["mfr"]
+
+    def certs(self, kind):
+        # -> [(x509.Cert, pem)]; unreadable entries are skipped.
+        out = []
+        for pem in self._list(kind):
+            try:
+                out.append((x509.Cert(x509.from_pem(pem)[0]), pem))
+            except x509.BadCert:
+                pass
+        return out
+
+    def _save(self, d):
+        try:
+            self.store.save(_DOC, d)
+        except OSError as e:
+            log.exc(_TAG, "saving", e)
+            return False
+        self.d = d
+        return True
+
+    def _copy(self):
+        return {"base": self.d["base"], "cs": list(self.d["cs"]), "mfr": list(self.d["mfr"])}
+
+    # -- InstallCertificate ---------------------------------------------------------------------
+    def install(self, kind, pem):
+        # -> "Accepted" | "Rejected" | "Failed", with a log line for every refusal.
+        import clock
+        from ocpp_client import security
+
+        try:
+            ders = x509.from_pem(pem)
+            if len(ders) != 1:
+                raise x509.BadCert("%d certificates: one root certificate expected" % len(ders))
+            c = x509.Cert(ders[0])
+        except (x509.BadCert, ValueError, IndexError) as e:
+            log.warn(_TAG, "InstallCertificate %s rejected: %s", kind, e)
+            return "Rejected"
+        if not c.self_issued() or not c.ca:
+            log.warn(_TAG, "InstallCertificate %s rejected: not a root CA certificate", kind)
+            return "Rejected"
+        if security.clock_ok() and not c.valid_at(clock.now()):
+            log.warn(_TAG, "InstallCertificate %s rejected: not valid now (%s .. %s)", kind,
+                     clock.iso(c.not_before), clock.iso(c.not_after))
+            return "Rejected"
+        self._list(kind)
+        d = self._copy()
+        lst = d["cs" if kind == CS else "mfr"]
+        new = x509.to_pem(ders[0])
+        if new in lst:
+            log.info(_TAG, "InstallCertificate %s: already installed", kind)
+            return "Accepted"
+        if len(d["cs"]) + len(d["mfr"]) >= self._max():
+            log.warn(_TAG, "InstallCertificate %s rejected: the store holds %d (CertificateStore"
+                     "MaxLength)", kind, self._max())
+            return "Rejected"
+        lst.append(new)
+        if not self._save(d):
+            return "Failed"
+        log.info(_TAG, "%s installed: serial %s", kind, c.serial_hex())
+        if self.sec is not None:
+            self.sec.add("ReconfigurationOfSecurityParameters", "%s installed" % kind)
+        return "Accepted"
+
+    # -- GetInstalledCertificateIds -----------------------------------------------------------
+    def ids(self, kind):
+        return [c.hash_data() for c, _ in self.certs(kind)]
+
+    # -- DeleteCertificate ----------------------------------------------------------------------
+    def find(self, hd):
+        # The installed certificate with this hash data: (kind, pem, serial) or None.
+        if hd.get("hashAlgorithm") != "SHA256":
+            log.info(_TAG, "DeleteCertificate: only SHA256 hash data is kept")
+            return None
+        want = (hd["issuerNameHash"].lower(), hd["issuerKeyHash"].lower(),
+                hd["serialNumber"].lower().lstrip("0") or "0")
+        for kind in (CS, MFR):
+            for c, pem in self.certs(kind):
+                h = c.hash_data()
+                if (h["issuerNameHash"], h["issuerKeyHash"], h["serialNumber"]) == want:
+                    return kind, pem, h["serialNumber"]
+        return None
+
+    async def delete(self, hd, url=None, route=None):
+        # -> "Accepted" | "Failed" | "NotFound". `url`: the CSMS endpoint; when it is wss://, a
+        # central root is deleted only if a TLS handshake with the CSMS still succeeds on the
+        # roots that remain (it is not the root the connection needs), and never the last one.
+        found = self.find(hd)
+        if found is None:
+            return "NotFound"
+        kind, pem, serial = found
+        d = self._copy()
+        key = "cs" if kind == CS else "mfr"
+        d[key].remove(pem)
+        if kind == CS and url and url.startswith("wss://"):
+            if not d["cs"]:
+                log.warn(_TAG, "DeleteCertificate refused: the last central system root, "
+                         "which the wss:// connection needs")
+                return "Failed"
+            why = await _probe(url, "".join(d["cs"]), route)
+            if why:
+                log.warn(_TAG, "DeleteCertificate refused: without it the CSMS's certificate "
+                         "is not trusted (%s)", why)
+                return "Failed"
+        if not self._save(d):
+            return "Failed"
+        log.info(_TAG, "%s deleted: serial %s", kind, serial)
+        if self.sec is not None:
+            self.sec.add("ReconfigurationOfSecurityParameters", "%s deleted" % kind)
+        return "Accepted"
+
+    # -- OCPP handlers --------------------------------------------------------------------------
+    def handlers(self, s):
+        # -> the certificate actions' handlers for the session `s`.
+        ocpp = s
+
+        async def install(p):
+            return {"status": self.install(p["certificateType"], p["certificate"])}
+
+        async def get_ids(p):
+            ids = self.ids(p["certificateType"])
+            if not ids:
+                return {"status": "NotFound"}
+            return {"status": "Accepted", "certificateHashData": ids}
+
+        async def delete(p):
+            url = ocpp.settings.get("csms_url", "") or ""
+            route = getattr(ocpp.board, "route", None)
+            return {"status": await self.delete(p["certificateHashData"], url, route)}
+
+        async def signed(p):
+            chain = p["certificateChain"]
+            limit = ocpp.config.get("CertificateSignedMaxChainSize")
+            if len(chain) > limit:
+                log.warn(_TAG, "CertificateSigned rejected: chain of %d bytes over %d",
+                         len(chain), limit)
+            else:
+                log.warn(_TAG, "CertificateSigned rejected: this charger makes no key pair of "
+                         "its own (no SignCertificate was sent); provisioning installs it")
+            return {"status": "Rejected"}
+
+        return {"InstallCertificate": install, "GetInstalledCertificateIds": get_ids,
+                "DeleteCertificate": delete, "CertificateSigned": signed}
+
+
+async def _probe(url, roots_pem, route=None, timeout_ms=10000):
+    # One TLS handshake with the CSMS trusting only `roots_pem`: None when it succeeds, else the
+    # reason. (MicroPython's TLS sockets do not tell which root verified a peer, so asking the
+    # server again is how to know whether a root is still needed.)
+    import asyncio
+
+    from ocpp_client import security
+    from ocpp_client.ws import parse_url
+
+    w = None
+    try:
+        _, host, port, path = parse_url(url)
+        ctx = security.tls_context(roots_pem)
+        chost, cport = route(host, port) if route else (host, port)
+        r, w = await asyncio.wait_for_ms(
+            asyncio.open_connection(chost, cport, ssl=ctx, server_hostname=host), timeout_ms)
+        # The handshake runs with the first write; any HTTP answer means it passed.
+        w.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                % (path.encode(), host.encode()))
+        await asyncio.wait_for_ms(w.drain(), timeout_ms)
+        line = await asyncio.wait_for_ms(r.readline(), timeout_ms)
+        if not line.startswith(b"HTTP/1."):
+            return "no HTTP answer"
+        return None
+    except Exception as e:
+        return "%s %s" % (type(e).__name__, " ".join(str(e).split()))
+    finally:
+        if w is not None:
+            try:
+                w.s.close()
+            except Exception:
+                pass

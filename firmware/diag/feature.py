@@ -1,0 +1,223 @@
+# The security extension's CALLs, loaded at the first one (ocpp_client/security_ext.py; the part
+# that runs from boot is diag/events.py): GetDiagnostics with DiagnosticsStatusNotification,
+# GetLog with LogStatusNotification, ExtendedTriggerMessage, the certificate messages (certs.py)
+# and SignedUpdateFirmware (signedfw.py). Work after a .conf goes through the session's after(),
+# so a triggered message always follows its answer. One upload at a time, in its own task: a new
+# request cancels the one running.
+import asyncio
+
+import clock
+import log
+
+_TAG = "diag"
+_DEF_ATTEMPTS = const(3)  # uploads tried when the CSMS gives no `retries`
+_DEF_RETRY_S = const(30)
+_MAX_RETRY_S = const(3600)
+_MAX_ATTEMPTS = const(10)
+_SCRATCH = "diag.out"  # the file being uploaded, in the store's folder
+
+
+class Diag:
+    def __init__(self, s, logging):
+        # s: the OCPP session; logging: diag.events.SecurityLogging (the part that runs from boot)
+        self.s = s
+        self.board = s.board
+        self.store = s.store
+        self.root = s.store.root
+        self.settings = s.settings
+        self.config = s.config
+        self.events = s.events
+        self.connector = s.connector
+        self.agentlog = logging.agentlog
+        self.sec = logging.sec
+        self.certs = logging.certs()
+        self.diag_status = "Idle"  # DiagnosticsStatusNotification's current state
+        self.log_status = "Idle"  # LogStatusNotification's, with its requestId
+        self.log_request = None
+        self._task = None
+        from diag.signedfw import SignedFirmware
+
+        self.signedfw = SignedFirmware(self)
+        h = {"GetDiagnostics": self._on_get_diagnostics, "GetLog": self._on_get_log,
+             "ExtendedTriggerMessage": self._on_ext_trigger,
+             "SignedUpdateFirmware": self.signedfw.on_request}
+        h.update(self.certs.handlers(s))
+        self._handlers = h
+
+    def handlers(self):
+        return self._handlers
+
+    async def _send(self, action, payload):
+        # A status notification: sent if the link is up, else lost (the CSMS asks with a trigger).
+        await self.s.send(action, payload)
+
+    # -- identity (the diagnostics file) ------------------------------------------------------
+    def firmware_version(self):
+        from diag.secevents import firmware_version
+
+        return firmware_version()
+
+    def board_name(self):
+        import board
+
+        return getattr(board, "NAME", "?")
+
+    # -- triggers ----------------------------------------------------------------------------
+    async def _on_ext_trigger(self, p):
+        # The messages of TriggerMessage (the session's triggers) and LogStatusNotification;
+        # SignChargePointCertificate: no key pair to certify (see certs.py).
+        s = self.s
+        what = p["requestedMessage"]
+        cid = p.get("connectorId")
+        if cid is not None and cid not in (0, 1):
+            return {"status": "Rejected"}
+        if what == "SignChargePointCertificate":
+            return {"status": "Rejected"}
+        if what == "BootNotification" and s.registration == "Accepted":
+            return {"status": "Rejected"}
+        fn = s.triggers.get(what)
+        if fn is None and what == "FirmwareStatusNotification":
+            fn = self._fw_idle  # no update feature in this build: nothing is going on
+        if fn is None:
+            return {"status": "NotImplemented"}
+        s.after(fn, cid)
+        return {"status": "Accepted"}
+
+    async def _fw_idle(self, cid=None):
+        await self._send("FirmwareStatusNotification", {"status": "Idle"})
+
+    # -- GetDiagnostics / GetLog ------------------------------------------------------------
+    def _window(self, a, b):
+        out = []
+        for s in (a, b):
+            if s is None:
+                out.append(None)
+                continue
+            try:
+                out.append(clock.parse_iso(s))
+            except ValueError:
+                out.append(None)
+        return out
+
+    def _file_name(self, kind):
+        t = clock.iso().replace(":", "").replace("-", "")
+        cp = "".join(c for c in self.settings.get("cp_id", "cp") if c.isalpha() or c.isdigit()
+                     or c in "._-")[:48] or "cp"
+        return "%s-%s-%s.txt" % (cp, kind, t[:15])
+
+    def _start(self, job):
+        # One upload at a time: a new request ends the one running.
+        old, self._task = self._task, None
+        if old is not None:
+            log.info(_TAG, "an upload in progress is cancelled by a new request")
+            old.cancel()
+        self.s.after(self._spawn, job)
+        return old is not None
+
+    async def _spawn(self, job):
+        self._task = asyncio.create_task(job())
+
+    def _attempts(self, p):
+        n = p.get("retries")
+        n = _DEF_ATTEMPTS if n is None else max(1, min(n, _MAX_ATTEMPTS))
+        wait = p.get("retryInterval")
+        wait = _DEF_RETRY_S if wait is None else max(0, min(wait, _MAX_RETRY_S))
+        return n, wait
+
+    async def _on_get_diagnostics(self, p):
+        from diag import location
+
+        url = p["location"]
+        name = self._file_name("diag")
+        try:
+            location.parse(url, name)
+        except location.BadLocation as e:
+            log.warn(_TAG, "GetDiagnostics to %s refused: %s", location.show(url), e)
+            self.diag_status = "Idle"
+            self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"})
+            return {}
+        since, until = self._window(p.get("startTime"), p.get("stopTime"))
+        n, wait = self._attempts(p)
+
+        async def job():
+            await self._upload(url, name, n, wait, "diag", since, until)
+
+        self._start(job)
+        return {"fileName": name}
+
+    async def _on_get_log(self, p):
+        from diag import location
+
+        lp = p["log"]
+        url = lp["remoteLocation"]
+        kind = "security" if p["logType"] == "SecurityLog" else "diag"
+        name = self._file_name("securitylog" if kind == "security" else "diag")
+        try:
+            location.parse(url, name)
+        except location.BadLocation as e:
+            log.warn(_TAG, "GetLog to %s refused: %s", location.show(url), e)
+            return {"status": "Rejected"}
+        since, until = self._window(lp.get("oldestTimestamp"), lp.get("latestTimestamp"))
+        n, wait = self._attempts(p)
+        rid = p["requestId"]
+
+        async def job():
+            await self._upload(url, name, n, wait, kind, since, until, rid)
+
+        canceled = self._start(job)
+        return {"status": "AcceptedCanceled" if canceled else "Accepted", "filename": name}
+
+    async def _status(self, rid, status):
+        if rid is None:
+            self.diag_status = status if status == "Uploading" else "Idle"
+            await self._send("DiagnosticsStatusNotification", {"status": status})
+        else:
+            self.log_status = status if status == "Uploading" else "Idle"
+            self.log_request = rid
+            await self._send("LogStatusNotification", {"status": status, "requestId": rid})
+
+    async def _upload(self, url, name, attempts, wait_s, kind, since, until, rid=None):
+        from diag import location, report, upload
+
+        self._n = getattr(self, "_n", 0) + 1
+        path = self.store.path("%s%d" % (_SCRATCH, self._n), "")  # never the cancelled one's
+        shown = location.show(url)
+        ok = False
+        try:
+            if kind == "security":
+                report.security_log(path, self.sec, since, until)
+            else:
+                report.diagnostics(path, self, since, until)
+            for i in range(attempts):
+                await self._status(rid, "Uploading")
+                try:
+                    n = await upload.upload(url, name, path, self.board, self.settings)
+                    log.info(_TAG, "%s uploaded to %s (%d bytes)", name, shown, n)
+                    ok = True
+                    break
+                except upload.UploadError as e:
+                    log.warn(_TAG, "upload %d/%d of %s to %s failed: %s", i + 1, attempts, name,
+                             shown, e)
+                if i + 1 < attempts:
+                    await asyncio.sleep(wait_s)
+        except OSError as e:
+            log.exc(_TAG, "writing %s" % name, e)
+        except asyncio.CancelledError:
+            log.info(_TAG, "upload of %s cancelled", name)
+            if rid is None:
+                self.diag_status = "Idle"
+            else:
+                self.log_status = "Idle"
+            raise
+        finally:
+            try:
+                import os
+
+                os.remove(path)
+            except OSError:
+                pass
+        if rid is None:
+            await self._status(None, "Uploaded" if ok else "UploadFailed")
+        else:
+            await self._status(rid, "Uploaded" if ok else "UploadFailure")
+        self._task = None

@@ -1,0 +1,109 @@
+# The diagnostics file (GetDiagnostics, GetLog DiagnosticsLog) and the security log file (GetLog
+# SecurityLog), written to flash line by line (bounded RAM: one record at a time), then uploaded
+# from there. Nothing secret goes in: configuration keys come from Config.entries() (write-only
+# keys such as AuthorizationKey are never listed), settings from a list of the harmless ones.
+import gc
+import json
+import os
+
+import clock
+
+# Settings shown in the diagnostics: identity, endpoint, installation. Never a key, a password,
+# a Wi-Fi name of the owner's home or a certificate.
+_SETTINGS = ("cp_id", "serial", "model", "vendor", "csms_url", "security_profile",
+             "call_timeout_s", "claimed", "meter_model", "meter_addr", "meter_baud", "phases",
+             "grid_meter_model", "grid_meter_addr", "main_fuse_a",
+             "grid_fallback_a")
+_FAULTS = ("fault", "fault_cleared", "connection_timeout", "factory_reset", "reset")
+
+
+def _iso(t):
+    return clock.iso(t) if t is not None else "-"
+
+
+def _url_safe(u):
+    from diag.location import show
+
+    return show(u) if isinstance(u, str) else u
+
+
+def diagnostics(path, d, since=None, until=None, faults=20):
+    # d: the Diag feature (settings, config, events, agent log, board, connector).
+    f = open(path, "w")
+    try:
+        w = f.write
+        s = d.settings
+        w("borne diagnostics\n")
+        w("generated %s; window %s .. %s\n" % (clock.iso(), _iso(since), _iso(until)))
+        w("\n== identity\n")
+        for k in ("cp_id", "vendor", "model", "serial"):
+            w("%s: %s\n" % (k, s.get(k, "")))
+        w("firmware: %s\n" % d.firmware_version())
+        w("board: %s\n" % d.board_name())
+        w("\n== resources\n")
+        gc.collect()
+        w("heap: %d bytes free, %d used\n" % (gc.mem_free(), gc.mem_alloc()))
+        try:
+            st = os.statvfs(d.root)
+            w("flash: %d of %d KiB free\n" % (st[0] * st[3] // 1024, st[0] * st[2] // 1024))
+        except (OSError, AttributeError):
+            w("flash: unknown\n")
+        w("\n== settings (no secrets)\n")
+        for k in _SETTINGS:
+            v = s.get(k)
+            if k == "csms_url":
+                v = _url_safe(v)
+            w("%s: %s\n" % (k, json.dumps(v)))
+        w("\n== OCPP configuration (write-only keys never shown)\n")
+        known, _ = d.config.entries()
+        for e in known:
+            w("%s%s: %s\n" % (e["key"], " (r)" if e["readonly"] else "", e["value"]))
+        w("\n== faults now\n")
+        conn = d.connector
+        if conn is not None:
+            w("connector: %s\n" % json.dumps(sorted(conn.faults.values())))
+            w("devices: %s\n" % json.dumps(list(conn.device_faults)))
+        w("\n== last faults (newest first)\n")
+        for rec in _last(d.events, _FAULTS, faults):
+            w(_event_line(rec))
+        w("\n== event log\n")
+        for _, rec in d.events.records():
+            t = rec.get("t", 0)
+            if (since is None or t >= since) and (until is None or t <= until):
+                w(_event_line(rec))
+        w("\n== agent log\n")
+        if d.agentlog is not None:
+            for ln in d.agentlog.lines(since, until):
+                w(ln.decode("utf-8", "replace") if isinstance(ln, bytes) else ln)
+        w("\n== end\n")
+    finally:
+        f.close()
+
+
+def _event_line(rec):
+    rec = dict(rec)
+    t = rec.pop("t", None)
+    k = rec.pop("k", "?")
+    return "%s %s %s\n" % (_iso(t), k, json.dumps(rec) if rec else "")
+
+
+def _last(events, kinds, n):
+    buf = []
+    for _, rec in events.records():
+        if rec.get("k") in kinds:
+            buf.append(rec)
+            if len(buf) > n:
+                buf.pop(0)
+    buf.reverse()
+    return buf
+
+
+def security_log(path, sec, since=None, until=None):
+    f = open(path, "w")
+    try:
+        f.write("borne security log; generated %s; window %s .. %s\n"
+                % (clock.iso(), _iso(since), _iso(until)))
+        for t, kind, info in sec.records(since, until):
+            f.write("%s %s%s\n" % (clock.iso(t), kind, (" " + info) if info else ""))
+    finally:
+        f.close()

@@ -1,0 +1,75 @@
+# Uploads one file from flash to a GetDiagnostics / GetLog location: ftp:// (net/ftp.py, passive
+# mode) or http(s):// (net/http.py, PUT, POST after a 405; https:// trusts the central system roots, like the CSMS
+# link). Runs in its own task and moves the file in 1 KiB chunks, awaiting the socket after each:
+# the connector and the OCPP link go on meanwhile. A failure raises UploadError with a reason fit
+# for a log line (never the credentials).
+import os
+
+from diag import location
+
+
+class UploadError(Exception):
+    pass
+
+
+async def upload(url, filename, path, board=None, settings=None, timeout_ms=10000):
+    # -> bytes sent
+    try:
+        scheme, host, port, user, password, rpath = location.parse(url, filename)
+    except location.BadLocation as e:
+        raise UploadError("bad location: %s" % e)
+    route = None  # straight to the server (the simulation's network gate is the CSMS link's)
+    try:
+        if scheme == "ftp":
+            from net import ftp
+
+            f = open(path, "rb")
+            try:
+                return await ftp.stor(host, port, user, password, rpath, f, timeout_ms,
+                                      route=route)
+            except ftp.FtpError as e:
+                raise UploadError("FTP: %s" % e)
+            finally:
+                f.close()
+        return await _http(scheme, host, port, user, password, rpath, path, board, settings,
+                           timeout_ms, route)
+    except OSError as e:
+        raise UploadError("%s: %s %s" % (scheme, type(e).__name__, e))
+
+
+async def _http(scheme, host, port, user, password, rpath, path, board, settings, timeout_ms,
+                route):
+    # Credentials in the URL become HTTP Basic (net/http.py takes none in URLs).
+    import binascii
+
+    from net import http
+
+    hosthdr = ("[%s]" % host) if ":" in host else host
+    url = "%s://%s:%d%s" % (scheme, hosthdr, port, rpath)
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if user is not None:
+        tok = binascii.b2a_base64(("%s:%s" % (user, password or "")).encode())[:-1].decode()
+        headers["Authorization"] = "Basic " + tok
+    ctx = None
+    if scheme == "https":
+        from ocpp_client import security
+
+        try:
+            security.check_clock(board)
+            roots = getattr(settings, "roots", None)
+            ctx = security.tls_context(roots() if roots else settings.get("ca_pem", ""))
+        except security.SecurityError as e:
+            raise UploadError("https: %s" % e)
+    try:
+        try:
+            await http.upload("PUT", url, path, headers=headers, ssl_ctx=ctx, route=route,
+                              timeout_ms=timeout_ms)
+        except http.HttpError as e:
+            if e.status != 405:
+                raise
+            # A server that takes uploads by POST only says so with 405.
+            await http.upload("POST", url, path, headers=headers, ssl_ctx=ctx, route=route,
+                              timeout_ms=timeout_ms)
+    except http.HttpError as e:
+        raise UploadError("%s: %s" % (scheme, e))
+    return os.stat(path)[6]

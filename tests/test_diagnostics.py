@@ -1,0 +1,253 @@
+"""GetDiagnostics and GetLog: the charger writes its diagnostics (event log, agent log,
+configuration without secrets, identity, heap and flash, faults) and uploads them to real
+servers; DiagnosticsStatusNotification / LogStatusNotification tell the CSMS how it went; bad
+locations and refusing servers get the spec's status and a log line."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from borne.csms import Csms
+from ocpp.v16 import call
+from simctl import Control
+from uploads import FTP_PASSWORD, ftp_server
+
+CP_ID = "CP-TEST-1"
+
+
+async def _booted(csms: Csms):  # type: ignore[no-untyped-def]
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    return csms.charge_points[CP_ID]
+
+
+def _statuses(csms: Csms, action: str = "DiagnosticsStatusNotification") -> list[str]:
+    return [f.payload["status"] for f in csms.calls(action)]
+
+
+async def test_get_diagnostics_uploads_to_ftp(csms: Csms, control: Control, sim,
+                                              tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    await control("plug")
+    await control.wait_state(lambda s: s["ocpp"]["status"] == "Preparing", "Preparing")
+    await control("unplug")
+    await control.wait_state(lambda s: s["ocpp"]["status"] == "Available", "Available")
+    with ftp_server(tmp_path / "ftp") as ftp:
+        (tmp_path / "ftp" / "diag").mkdir()
+        res = await cp.call(call.GetDiagnostics(location=ftp.url("/diag/")))
+        assert res.file_name and res.file_name.startswith(CP_ID)
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        assert _statuses(csms) == ["Uploading", "Uploaded"]
+        files = ftp.files()
+        assert [f.name for f in files] == [res.file_name]
+        assert files[0].parent.name == "diag"
+        text = files[0].read_text()
+    for part in ("== identity", f"cp_id: {CP_ID}", "firmware:", "board: unix_sim", "heap:",
+                 "flash:", "== OCPP configuration", "HeartbeatInterval", "== event log",
+                 "plugged", "unplugged", "== agent log", "boot Accepted", "== last faults"):
+        assert part in text, f"{part!r} missing from the diagnostics file"
+    assert FTP_PASSWORD not in text
+    assert FTP_PASSWORD not in "\n".join(sim.agent.all_lines)
+    # TriggerMessage answers the current state: done, so Idle.
+    n = len(csms.frames)
+    assert (await cp.call(call.TriggerMessage(
+        requested_message="DiagnosticsStatusNotification"))).status == "Accepted"
+    f = await csms.wait_call("DiagnosticsStatusNotification", after=n)
+    assert f.payload["status"] == "Idle"
+
+
+async def test_diagnostics_window_filters_the_logs(csms: Csms, control: Control, tmp_path: Path
+                                                   ) -> None:
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        res = await cp.call(call.GetDiagnostics(
+            location=ftp.url(), start_time="2001-01-01T00:00:00Z",
+            stop_time="2001-01-02T00:00:00Z"))
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        text = (ftp.root / res.file_name).read_text()
+    ev = text.split("== event log\n", 1)[1].split("==", 1)[0]
+    ag = text.split("== agent log\n", 1)[1].split("==", 1)[0]
+    assert ev.strip() == "" and ag.strip() == "", "nothing happened in 2001"
+    assert "== OCPP configuration" in text
+
+
+async def test_wrong_ftp_password_fails_after_the_retries(csms: Csms, control: Control, sim,
+                                                          tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        await cp.call(call.GetDiagnostics(location=ftp.url(password="wrong-one"), retries=2,
+                                          retry_interval=1))
+        await csms.wait_for(lambda: "UploadFailed" in _statuses(csms), 30, "UploadFailed")
+        assert _statuses(csms) == ["Uploading", "Uploading", "UploadFailed"]
+        assert ftp.files() == [] and [ok for _, ok in ftp.logins] == [False, False]
+    await sim.agent.wait_line(r"upload 2/2 of .* to ftp://\*\*\*@127.0.0.1:\d+/ failed: "
+                              r"FTP: login refused: 530")
+    assert "wrong-one" not in "\n".join(sim.agent.all_lines)
+
+
+async def test_unreachable_server_and_bad_locations(csms: Csms, control: Control, sim,
+                                                    tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    # nothing listens there
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    await cp.call(call.GetDiagnostics(location=f"ftp://u:p@127.0.0.1:{port}/", retries=1))
+    await csms.wait_for(lambda: "UploadFailed" in _statuses(csms), 30, "UploadFailed")
+    await sim.agent.wait_line(r"upload 1/1 .* failed: ftp: OSError")
+    for bad, why in (("gopher://127.0.0.1/x", "scheme gopher is not supported"),
+                     ("ftp://u:p@127.0.0.1/../etc/", "path escapes its folder"),
+                     ("ftp://u:p@127.0.0.1/a/%2e%2e/b/", "path escapes its folder")):
+        n = len(csms.frames)
+        res = await cp.call(call.GetDiagnostics(location=bad))
+        assert res.file_name is None
+        f = await csms.wait_call("DiagnosticsStatusNotification", after=n)
+        assert f.payload["status"] == "UploadFailed"
+        await sim.agent.wait_line("GetDiagnostics to .* refused: " + why)
+
+
+async def test_get_log_diagnostics_to_http_put(csms: Csms, control: Control, tmp_path: Path
+                                               ) -> None:
+    from borne.sim.filesrv import FileServer
+
+    cp = await _booted(csms)
+    srv = FileServer(tmp_path / "www")
+    await srv.start()
+    try:
+        res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=7,
+                                        log={"remoteLocation": srv.url("/upload/")}))
+        assert res.status == "Accepted" and res.filename
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms, "LogStatusNotification"),
+                            30, "LogStatusNotification Uploaded")
+        frames = csms.calls("LogStatusNotification")
+        assert [(f.payload["status"], f.payload.get("requestId")) for f in frames] == [
+            ("Uploading", 7), ("Uploaded", 7)]
+        put = srv.requests("PUT")
+        assert len(put) == 1 and put[0].path == "/upload/" + res.filename
+        text = (srv.root / "uploads" / res.filename).read_text()
+        assert "== agent log" in text and f"cp_id: {CP_ID}" in text
+        # ExtendedTriggerMessage LogStatusNotification: the current state, Idle once done.
+        n = len(csms.frames)
+        assert (await cp.call(call.ExtendedTriggerMessage(
+            requested_message="LogStatusNotification"))).status == "Accepted"
+        f = await csms.wait_call("LogStatusNotification", after=n)
+        assert f.payload == {"status": "Idle"}
+        # A refusing server: UploadFailure after the retries, nothing stored there.
+        res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=8, retries=2,
+                                        retry_interval=0,
+                                        log={"remoteLocation": srv.url("/status/403/")}))
+        await csms.wait_for(
+            lambda: "UploadFailure" in _statuses(csms, "LogStatusNotification"), 30,
+            "LogStatusNotification UploadFailure")
+        assert [f.payload["status"] for f in csms.calls("LogStatusNotification")][-3:] == [
+            "Uploading", "Uploading", "UploadFailure"]
+        assert len(srv.requests("PUT")) == 3
+        # An unknown scheme: Rejected at once.
+        res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=9,
+                                        log={"remoteLocation": "tftp://127.0.0.1/x/"}))
+        assert res.status == "Rejected"
+    finally:
+        await srv.stop()
+
+
+async def test_security_log_over_https_checks_the_ca(csms: Csms, flash: Path, tmp_path: Path
+                                                     ) -> None:
+    from borne.sim.agent import Security
+    from borne.sim.filesrv import FileServer, self_signed
+    from borne.sim.simulator import Simulator
+    from simctl import running
+
+    ctx, ca = self_signed(tmp_path / "tls")
+    srv = FileServer(tmp_path / "www", ssl_ctx=ctx)
+    await srv.start()
+    try:
+        async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                                     security=Security(0, ca=ca))) as sim:
+            cp = await _booted(csms)
+            url = srv.url("/upload/", tls=True, host="localhost")
+            res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=1,
+                                            log={"remoteLocation": url}))
+            assert res.status == "Accepted"
+            await csms.wait_for(lambda: "Uploaded" in _statuses(csms, "LogStatusNotification"),
+                                30, "Uploaded")
+            text = (srv.root / "uploads" / res.filename).read_text()
+            assert "StartupOfTheDevice" in text.splitlines()[1]
+            # A server whose certificate the charger's roots do not sign: refused.
+            ctx2, _ = self_signed(tmp_path / "tls2")
+            other = FileServer(tmp_path / "www2", ssl_ctx=ctx2)
+            await other.start()
+            try:
+                res = await cp.call(call.GetLog(
+                    log_type="SecurityLog", request_id=2, retries=1,
+                    log={"remoteLocation": other.url("/upload/", tls=True, host="localhost")}))
+                await csms.wait_for(
+                    lambda: "UploadFailure" in _statuses(csms, "LogStatusNotification"), 30,
+                    "UploadFailure")
+                assert other.requests() == []
+                assert sim.agent is not None
+                await sim.agent.wait_line(r"upload 1/1 .* failed: https: TLS handshake")
+            finally:
+                await other.stop()
+    finally:
+        await srv.stop()
+
+
+async def test_a_slow_upload_delays_no_relay_decision_nor_transaction_message(
+        csms: Csms, control: Control, tmp_path: Path) -> None:
+    cp = await _booted(csms)
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    with ftp_server(tmp_path / "ftp", rate=1000) as ftp:  # ~1 KB/s: the upload takes seconds
+        await cp.call(call.GetDiagnostics(location=ftp.url()))
+        await csms.wait_for(lambda: "Uploading" in _statuses(csms), 10, "Uploading")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await control("plug")
+        await control("charge")
+        await control.wait_state(lambda s: s["relay"], "the relay to close", timeout=5)
+        closed = loop.time() - t0
+        start = await csms.wait_call("StartTransaction", timeout=5)
+        assert "Uploaded" not in _statuses(csms), "the upload was over too soon to prove this"
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 60, "Uploaded")
+        done = next(f for f in csms.calls("DiagnosticsStatusNotification")
+                    if f.payload["status"] == "Uploaded")
+        assert start.t < done.t
+    assert closed < 2.0, f"relay closed {closed:.2f} s after the EV asked, during an upload"
+
+
+async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, control: Control
+                                                                   ) -> None:
+    cp = await _booted(csms)
+    expect = {"Heartbeat": "Heartbeat", "MeterValues": "MeterValues",
+              "StatusNotification": "StatusNotification",
+              "FirmwareStatusNotification": "FirmwareStatusNotification",
+              "LogStatusNotification": "LogStatusNotification"}
+    for what, action in expect.items():
+        n = len(csms.frames)
+        res = await cp.call(call.ExtendedTriggerMessage(requested_message=what, connector_id=1
+                                                        if what == "MeterValues" else None))
+        assert res.status == "Accepted", what
+        await csms.wait_call(action, after=n)
+    # Already accepted: a BootNotification is not sent again; no key pair to certify.
+    for what in ("BootNotification", "SignChargePointCertificate"):
+        res = await cp.call(call.ExtendedTriggerMessage(requested_message=what))
+        assert res.status == "Rejected", what
+    res = await cp.call(call.ExtendedTriggerMessage(requested_message="Heartbeat",
+                                                    connector_id=5))
+    assert res.status == "Rejected"
+
+
+async def test_http_post_only_server_and_basic_credentials(csms: Csms, control: Control) -> None:
+    import base64
+
+    from uploads import post_only_server
+
+    cp = await _booted(csms)
+    with post_only_server() as srv:
+        res = await cp.call(call.GetDiagnostics(location=srv.url(cred="diag:Up-Pass-77")))
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        assert srv.methods == ["PUT", "POST"]
+        assert srv.auth == ["Basic " + base64.b64encode(b"diag:Up-Pass-77").decode()]
+        assert b"== agent log" in srv.bodies[f"/incoming/{res.file_name}"]

@@ -1,0 +1,135 @@
+"""Security events (OCPP 1.6 security extension): what the charger detects reaches the CSMS as
+SecurityEventNotification through the transaction message journal (never lost offline, in
+order with the transaction messages), and is written to the security log on flash."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from borne.csms import Csms
+from borne.sim.simulator import Simulator
+from flashdoc import seed
+from ocpp.v16 import call, call_result
+from simctl import Control, running
+
+CP_ID = "CP-TEST-1"
+
+
+def _events(csms: Csms) -> list[str]:
+    return [f.payload["type"] for f in csms.calls("SecurityEventNotification")]
+
+
+def _seclog(flash: Path) -> str:
+    p = flash / "data" / "seclog.log"
+    return p.read_text() if p.exists() else ""
+
+
+async def _booted(csms: Csms):  # type: ignore[no-untyped-def]
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    return csms.charge_points[CP_ID]
+
+
+async def test_startup_reset_and_reconfiguration(csms: Csms, control: Control, flash: Path
+                                                 ) -> None:
+    cp = await _booted(csms)
+    await csms.wait_for(lambda: _events(csms) == ["StartupOfTheDevice"], 20, "StartupOfTheDevice")
+    assert (await cp.call(call.ChangeConfiguration(key="AuthorizationKey",
+                                                   value="A-new-key-0123456789"))).status == (
+        "Accepted")
+    await csms.wait_for(lambda: "ReconfigurationOfSecurityParameters" in _events(csms), 20,
+                        "ReconfigurationOfSecurityParameters")
+    ev = csms.calls("SecurityEventNotification")[-1].payload
+    assert ev.get("techInfo") == "AuthorizationKey"
+    assert (await cp.call(call.Reset(type="Soft"))).status == "Accepted"
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 30, "the reboot")
+    await csms.wait_for(lambda: _events(csms)[-2:] == ["StartupOfTheDevice", "ResetOrReboot"],
+                        20, "StartupOfTheDevice and ResetOrReboot after the reset")
+    assert csms.calls("SecurityEventNotification")[-1].payload["techInfo"] == "Soft reset"
+    log = _seclog(flash)
+    for kind in ("StartupOfTheDevice", "ReconfigurationOfSecurityParameters", "ResetOrReboot"):
+        assert kind in log
+    assert "A-new-key-0123456789" not in log
+
+
+async def test_events_made_offline_arrive_in_order_with_the_transactions(
+    csms: Csms, control: Control
+) -> None:
+    cp = await _booted(csms)
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await cp.call(call.ChangeConfiguration(key="WebSocketPingInterval", value="1"))
+    await csms.wait_for(lambda: _events(csms) == ["StartupOfTheDevice"], 20, "first startup")
+    # ... and its answer read by the charger (else it is sent again: at least once).
+    await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue empty")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    n = len(csms.frames)
+    await control("plug")
+    await control("charge")
+    await control.wait_state(lambda s: s["relay"], "charging offline")
+    await control("power_cut")
+    await control("power_on")  # still offline: StartupOfTheDevice and the PowerLoss stop queue
+    await control.wait_state(lambda s: s["powered"] and not s["relay"], "rebooted", timeout=20)
+    await control("net", up=True)
+    await csms.wait_for(lambda: len(_events(csms)) >= 2, 40, "the second startup event")
+    order = [f.action for f in csms.frames[n:] if f.direction == "in" and f.action in (
+        "StartTransaction", "StopTransaction", "SecurityEventNotification")]
+    # The stop of the session the power cut ended is journaled at boot before anything else.
+    assert order == ["StartTransaction", "StopTransaction", "SecurityEventNotification"], order
+    assert _events(csms) == ["StartupOfTheDevice", "StartupOfTheDevice"]
+
+
+async def test_bad_frames_clock_steps_and_updated_firmware(csms: Csms, flash: Path) -> None:
+    seed(flash, "diag_boot", {"fw": "0.0.1-old"})
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim:
+        cp = await _booted(csms)
+        await csms.wait_for(lambda: "FirmwareUpdated" in _events(csms), 20, "FirmwareUpdated")
+        fu = next(f.payload for f in csms.calls("SecurityEventNotification")
+                  if f.payload["type"] == "FirmwareUpdated")
+        assert fu["techInfo"].startswith("0.0.1-old -> ")
+        for i in range(3):  # three bad frames: one event (throttled)
+            await csms.call_raw(CP_ID, f'[2, "bad-{i}", "Reset", {{"type": "Warm"}}]', f"bad-{i}")
+        await csms.wait_for(lambda: "InvalidMessages" in _events(csms), 20, "InvalidMessages")
+        later = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        csms.respond("Heartbeat", lambda p: call_result.Heartbeat(current_time=later))
+        await cp.call(call.TriggerMessage(requested_message="Heartbeat"))
+        await csms.wait_for(lambda: "SettingSystemTime" in _events(csms), 20,
+                            "SettingSystemTime")
+        assert _events(csms).count("InvalidMessages") == 1
+        assert sim.agent is not None
+
+
+async def test_untrusted_csms_certificate_is_a_security_event(flash: Path, tmp_path: Path
+                                                              ) -> None:
+    from borne.sim.agent import Security
+    from tlscerts import Ca, server_context
+
+    ca = Ca()
+    server = ca.issue("localhost", ("localhost",), valid_days=(-1, 30))
+    csms = Csms()
+    await csms.start(ssl_context=server_context(ca, server, tmp_path), url_host="localhost")
+    try:
+        stranger = Ca("someone else").write(tmp_path, "trusted")
+        async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                                     security=Security(0, ca=stranger))) as sim:
+            assert sim.agent is not None
+            await sim.agent.wait_line(r"security event InvalidCentralSystemCertificate")
+            n = len(sim.agent.all_lines)
+            await sim.agent.wait_line(r"cannot connect", start=n)  # retried: one event an hour
+            assert sum("InvalidCentralSystemCertificate" in ln for ln in sim.agent.all_lines) == 1
+        assert "InvalidCentralSystemCertificate" in _seclog(flash)
+        assert csms.calls() == []
+    finally:
+        await csms.stop()
+
+
+async def test_a_cleared_security_log_is_reported(csms: Csms, control: Control, flash: Path
+                                                  ) -> None:
+    await _booted(csms)
+    await csms.wait_for(lambda: _events(csms) == ["StartupOfTheDevice"], 20, "StartupOfTheDevice")
+    await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "its answer read")
+    await control("power_cut")
+    (flash / "data" / "seclog.log").unlink()
+    await control("power_on")
+    await csms.wait_for(lambda: len(_events(csms)) >= 3, 30, "the events of the second boot")
+    assert _events(csms) == ["StartupOfTheDevice", "SecurityLogWasCleared", "StartupOfTheDevice"]

@@ -1,0 +1,145 @@
+"""SignedUpdateFirmware (security extension): the signing certificate is checked against an
+installed ManufacturerRootCertificate (validity, issuer, RSA signature) and the firmware's
+signature against the certificate's key, on the charger; then the bundle goes the way of every
+update (ota/: its own signature, install into the other slot, trial, commit). Every step is a
+SignedFirmwareStatusNotification with the requestId; a bad certificate or signature is refused,
+reported as a security event, and the running version stays."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from borne import release
+from borne.csms import Csms
+from borne.sim.filesrv import FileServer
+from borne.sim.simulator import Simulator
+from cryptography.hazmat.primitives.asymmetric import rsa
+from ocpp.v16 import call
+from signing import Rsa
+from simctl import controlling, running
+
+CP_ID = "CP-TEST-1"
+NEW = "0.3.0"
+MFR = "ManufacturerRootCertificate"
+
+
+@pytest.fixture(scope="module")
+def release_key() -> rsa.RSAPrivateKey:
+    return release.generate()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory, release_key: rsa.RSAPrivateKey) -> bytes:
+    files, _ = release.slot_files("unix_sim", NEW, tmp_path_factory.mktemp("rel"))
+    return release.pack(files, release_key, version=NEW, board="unix_sim")
+
+
+@pytest.fixture
+async def www(tmp_path: Path) -> AsyncIterator[FileServer]:
+    srv = FileServer(tmp_path / "www")
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+def _provision(flash: Path, key: rsa.RSAPrivateKey) -> None:
+    """The keyring ota/ checks every bundle against (as `borne deploy` writes it)."""
+    flash.mkdir(parents=True, exist_ok=True)
+    (flash / "ota_keys.json").write_text(json.dumps(release.keyring([key.public_key()])))
+
+
+@pytest.fixture
+async def charger(csms: Csms, flash: Path, release_key: rsa.RSAPrivateKey
+                  ) -> AsyncIterator[Simulator]:
+    _provision(flash, release_key)
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
+            controlling(sim):
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
+        yield sim
+
+
+def _statuses(csms: Csms) -> list[tuple[str, int]]:
+    return [(f.payload["status"], f.payload["requestId"])
+            for f in csms.calls("SignedFirmwareStatusNotification")]
+
+
+def _events(csms: Csms) -> list[str]:
+    return [f.payload["type"] for f in csms.calls("SecurityEventNotification")]
+
+
+async def _request(csms: Csms, url: str, cert: Rsa, signature: bytes, rid: int) -> str:
+    cp = csms.charge_points[CP_ID]
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    res = await cp.call(call.SignedUpdateFirmware(request_id=rid, retries=1, retry_interval=1,
+        firmware={"location": url, "retrieveDateTime": now, "signingCertificate": cert.pem,
+                  "signature": base64.b64encode(signature).decode()}))
+    status: str = res.status
+    return status
+
+
+async def _manufacturer_root(csms: Csms) -> Rsa:
+    """A manufacturer root, installed on the charger by the CSMS."""
+    root = Rsa("borne manufacturer root")
+    res = await csms.charge_points[CP_ID].call(
+        call.InstallCertificate(certificate_type=MFR, certificate=root.pem))
+    assert res.status == "Accepted"
+    return root
+
+
+async def test_signed_update_is_checked_installed_and_reported(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 41) == "Accepted"
+    await csms.wait_for(lambda: ("Installed", 41) in _statuses(csms), 90, "Installed")
+    got = [s for s, _ in _statuses(csms)]
+    assert got[:3] == ["Downloading", "Downloaded", "SignatureVerified"], got
+    assert got[-2:] == ["Installing", "Installed"], got
+    assert {r for _, r in _statuses(csms)} == {41}
+    assert csms.calls("FirmwareStatusNotification") == []
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert boots[-1] == NEW and boots[0] != NEW
+    await csms.wait_for(lambda: "FirmwareUpdated" in _events(csms), 20, "FirmwareUpdated")
+
+
+async def test_bad_certificates_and_signatures_are_refused(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    root = await _manufacturer_root(csms)
+    (www.root / "fw.bin").write_bytes(bundle)
+    url = www.url("fw.bin")
+    stranger = Rsa("someone's root")
+    cases = {
+        "unknown issuer": Rsa("signing", issuer=stranger, ca=False),
+        "expired": Rsa("signing", issuer=root, ca=False, days=(-30, -1)),
+    }
+    for rid, (why, cert) in enumerate(cases.items(), start=1):
+        assert await _request(csms, url, cert, cert.sign(bundle), rid) == "InvalidCertificate", why
+        await csms.wait_for(
+            lambda rid=rid: _events(csms).count("InvalidFirmwareSigningCertificate") == rid, 20,
+            f"the InvalidFirmwareSigningCertificate security event for {why}")
+    assert _statuses(csms) == []
+    assert www.requests() == [], "nothing is downloaded for a bad certificate"
+    # A good certificate, but the signature is not the file's.
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    assert await _request(csms, url, signer, signer.sign(b"another file"), 9) == "Accepted"
+    await csms.wait_for(lambda: ("InvalidSignature", 9) in _statuses(csms), 30,
+                        "InvalidSignature")
+    assert [s for s, r in _statuses(csms) if r == 9] == ["Downloading", "Downloaded",
+                                                         "InvalidSignature"]
+    await csms.wait_for(lambda: "InvalidFirmwareSignature" in _events(csms), 20,
+                        "the InvalidFirmwareSignature security event")
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert NEW not in boots
+    assert charger.agent is not None
+    await charger.agent.wait_line("SignedUpdateFirmware 1 refused: not issued by an installed "
+                                  "ManufacturerRootCertificate")
+    await charger.agent.wait_line("SignedUpdateFirmware 2 refused: signing certificate not "
+                                  "valid now")

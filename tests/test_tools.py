@@ -1,0 +1,644 @@
+"""The technicians' tools against a charger on a serial line, with no hardware.
+
+The charger is borne.sim.serialdev.SerialDevice: the MicroPython unix port behind a
+pseudo-terminal, speaking the friendly REPL, the raw REPL and raw-paste itself, with a sized
+filesystem, running the esp32_wallbox application on the ESP32 emulation (host_tools/borne/sim/
+mpy: machine, esp32 with NVS, network, its watchdog). The tools open it with pyserial and
+mpremote exactly as they would /dev/ttyUSB0. The application is built for the host's CPU (x64):
+the ESP32 build's native modules (xtensawin) cannot run here.
+
+esptool cannot run against this device: `borne flash` is tested on its command lines, on the
+real esptool failing against the pty, and with a stand-in for esptool for the steps after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pty
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+from borne import cli, deploy, paths
+from borne.devlink import Device, DeviceError
+from borne.monitor import Monitor, decode
+from borne.sim import esp32state
+from borne.sim.serialdev import SerialDevice
+
+pytestmark = pytest.mark.timeout(180)
+
+VENV_BIN = Path(sys.executable).parent
+BOARD = "esp32_wallbox"
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_device(tmp: Path, name: str = "dev", esp32: bool = True, argv: list[str] | None = None,
+                **kw: object) -> SerialDevice:
+    """A charger: the ESP32 emulation with the wallbox's circuit (pins.py), or with esp32=False
+    a MicroPython board that is no ESP32. Its hotspot's servers on free loopback ports."""
+    line = ["--http-port", str(_free_port()), "--dns-port", str(_free_port(socket.SOCK_DGRAM))]
+    builtin = [paths.MPLIB]
+    if esp32:
+        pcb = tmp / name / "pcb"
+        pcb.mkdir(parents=True)
+        shutil.copy(paths.BOARDS / BOARD / "pins.py", pcb)
+        builtin = [paths.EMULATION, paths.CHIPS, pcb, *builtin]
+    return SerialDevice(tmp / name / "flash", tmp / name / "ttyUSB0", builtin=builtin,
+                        argv=[*line, *(argv or [])], **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[SerialDevice]:
+    with make_device(tmp_path) as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build of the application for the device's CPU (x64), for every test."""
+    from borne.build import compile_tree
+
+    root = tmp_path_factory.mktemp("tools-build")
+    compile_tree(BOARD, out=root / f"{BOARD}-x64", arch="x64")
+    return root
+
+
+@pytest.fixture
+def built(build_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(paths, "BUILD", build_dir)  # where deploy looks for its build
+    return build_dir / f"{BOARD}-x64"
+
+
+def lines() -> tuple[list[str], object]:
+    out: list[str] = []
+    return out, out.append
+
+
+def wait_for(cond: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    rc = cli.main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def one_line_error(err: str) -> str:
+    text = err.strip()
+    assert text and "\n" not in text, f"expected a one-line error, got:\n{err}"
+    assert "Traceback" not in text
+    return text
+
+
+# ---- the device itself, with the real mpremote ---------------------------------------------
+
+
+def test_mpremote_talks_to_the_emulated_board(tmp_path: Path) -> None:
+    # The real mpremote command: raw REPL (+ raw-paste), the board's filesystem, Ctrl-C
+    # interrupting main.py, a soft reset.
+    with make_device(tmp_path, esp32=False) as dev:
+        (dev.flash / "main.py").write_text("import time\nprint('main up')\n"
+                                           "while True:\n    time.sleep(0.1)\n")
+        dev.power_cycle()
+        wait_for(lambda: b"main up" in dev.output, 10, "main.py to run")
+        src = tmp_path / "hello.txt"
+        src.write_bytes(b"hello board\n" * 100)
+        mp = str(VENV_BIN / "mpremote")
+        r = subprocess.run(
+            [mp, "connect", dev.port, "fs", "cp", str(src), ":/hello.txt", "+", "fs", "ls", ":/",
+             "+", "exec", "import os; print(os.statvfs('/')[2] * 4096)", "+", "soft-reset",
+             "+", "eval", "1 + 2"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "hello.txt" in r.stdout and "main.py" in r.stdout
+        assert str(2 * 1024 * 1024) in r.stdout  # the partition's size, not the host disk's
+        assert r.stdout.rstrip().endswith("3")
+        assert (dev.flash / "hello.txt").read_bytes() == src.read_bytes()
+        assert b"KeyboardInterrupt" in dev.output  # mpremote's Ctrl-C stopped main.py
+
+
+# ---- deploy ----------------------------------------------------------------------------------
+
+
+def test_deploy_is_atomic_verified_and_repeatable(device: SerialDevice, built: Path) -> None:
+    said, say = lines()
+    assert deploy.deploy(device.port, BOARD, no_build=True, say=say) == 0  # type: ignore[arg-type]
+    assert (device.flash / "boot_slot").read_text() == "a"
+    assert any("verified:" in s and "SHA-256" in s for s in said)
+    assert said[-1].startswith("running: ") and deploy.local_version() in said[-1]
+    want = deploy.local_hashes(built / "slot")
+    assert deploy.local_hashes(device.flash / "app_a") == want
+
+    # Again, with the application running: it opens the contactor itself, the other slot is
+    # written, and the first one stays as it was.
+    said2, say2 = lines()
+    assert deploy.deploy(device.port, BOARD, no_build=True, say=say2) == 0  # type: ignore[arg-type]
+    # The application answered: session ended, contactor open, and a maintenance boot, so the
+    # ESP32's watchdog (which nothing stops once started) is not running while it copies.
+    assert said2[0].startswith("contactor open: the application ended any session")
+    safe = device.output.partition(b"@ok safe ")[2].partition(b"\n")[0]
+    assert b'"relay": false' in safe
+    assert b"maintenance boot: application not started" in device.output
+
+    # Why: once the application runs, its watchdog cannot be stopped, so a tool that only
+    # interrupted it (Ctrl-C) would see the chip reset a few seconds into its work.
+    with Device(device.port) as d:
+        d.wait_output(rb"@state", 20)  # the application is up (the watchdog with it)
+        boots = device.boots
+        d.raw()
+        wait_for(lambda: device.boots > boots, 10, "the watchdog to reset the chip")
+    assert (device.flash / "boot_slot").read_text() == "b"
+    assert deploy.local_hashes(device.flash / "app_b") == want
+    assert deploy.local_hashes(device.flash / "app_a") == want
+
+
+def test_deploy_opens_the_contactor_of_a_charging_session(tmp_path: Path, built: Path) -> None:
+    # The simulated EV and contactor (borne.sim.hardware, as `borne sim` uses it) on the
+    # emulated chip's wires; an S0 meter and free charging, so a session runs by itself.
+    import asyncio
+
+    from borne.sim.hardware import Hardware
+    from flashdoc import seed
+
+    loop = asyncio.new_event_loop()
+    th = threading.Thread(target=loop.run_forever, daemon=True)
+    th.start()
+
+    async def start() -> tuple[Hardware, asyncio.Server]:
+        hw = Hardware()
+        server = await asyncio.start_server(hw.serve_agent, "127.0.0.1", 0)
+        return hw, server
+
+    hw, server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    io = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        with make_device(tmp_path, argv=["--io", io]) as dev:
+            esp32state.provision(dev.chip, {"cp_id": "CP-1", "serial": "S1", "model": "m",
+                                            "vendor": "borne", "meter_model": "pulse"})
+            seed(dev.flash, "ocpp_config", {"BorneFreeCharging": True})
+            assert deploy.deploy(dev.port, BOARD, no_build=True, say=lambda s: None) == 0
+            loop.call_soon_threadsafe(lambda: hw.set_ev(plugged=True, asking=True))
+            wait_for(lambda: hw.relay_cmd, 30, "the contactor to close (a free session)")
+            said, say = lines()
+            assert deploy.deploy(dev.port, BOARD, no_build=True, say=say) == 0  # type: ignore[arg-type]
+            assert said[0].startswith("contactor open: the application ended any session")
+            # The coil opened once, before the application stopped (the console's answer says
+            # so: it reports the connector's relay after ending the session).
+            closes = [t for t, on in hw.relay_log if on]
+            opens = [t for t, on in hw.relay_log if not on and t > closes[0]]
+            assert opens, hw.relay_log
+            safe = dev.output.partition(b"@ok safe ")[2].partition(b"\n")[0]
+            assert b'"relay": false' in safe
+    finally:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
+
+
+def test_deploy_a_signed_release(tmp_path: Path, built: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # A release bundle as `borne release` signs it (here of the x64 build this device runs),
+    # checked against the charger's own keyring, installed as a slot with its manifest.
+    from borne import release
+
+    key = release.generate()
+    ring = tmp_path / "keys.json"
+    ring.write_text(json.dumps(release.keyring([key.public_key()])))
+    slot = built / "slot"
+    files = [(p.relative_to(slot).as_posix(), p.read_bytes())
+             for p in sorted(slot.rglob("*")) if p.is_file()]
+    fw = tmp_path / "borne.fw"
+    fw.write_bytes(release.pack(files, key, version=deploy.local_version(), board=BOARD))
+    with make_device(tmp_path) as dev:
+        rc, out, err = run_cli(["deploy", "--port", dev.port, "--bundle", str(fw), "--ota-keys",
+                                str(ring)], capsys)
+        assert rc == 0, err + out
+        assert (dev.flash / "app_a" / ".manifest").is_file()
+        assert (dev.flash / "ota_keys.json").read_bytes() == ring.read_bytes()
+        # Against the keyring the charger holds now: a bundle of an unknown key is refused.
+        other = release.generate()
+        bad = tmp_path / "other.fw"
+        bad.write_bytes(release.pack(files, other, version="9.9.9", board=BOARD))
+        rc, _, err = run_cli(["deploy", "--port", dev.port, "--bundle", str(bad)], capsys)
+        assert rc == 1 and "does not trust" in one_line_error(err)
+        assert "restarted into its application" in err
+        assert (dev.flash / "boot_slot").read_text() == "a"
+        wrong = tmp_path / "unix.fw"
+        wrong.write_bytes(release.pack(files, key, version="9.9.9", board="unix_sim"))
+        rc, _, err = run_cli(["deploy", "--port", dev.port, "--bundle", str(wrong)], capsys)
+        assert rc == 1 and "built for board 'unix_sim'" in one_line_error(err)
+
+
+@pytest.mark.parametrize("fault", ["unplug", "hang"])
+def test_deploy_cut_mid_copy_leaves_the_old_application(
+    tmp_path: Path, built: Path, fault: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with make_device(tmp_path) as dev:
+        assert deploy.deploy(dev.port, BOARD, no_build=True, say=lambda s: None) == 0
+        assert (dev.flash / "boot_slot").read_text() == "a"
+        result: dict[str, int] = {}
+
+        def run() -> None:
+            result["rc"] = cli.main(["deploy", "--port", dev.port, "--board", BOARD,
+                                     "--no-build", "--timeout", "2"])
+
+        t = threading.Thread(target=run)
+        t.start()
+        wait_for(lambda: len(list((dev.flash / "app_b").rglob("*.mpy"))) >= 5
+                 if (dev.flash / "app_b").is_dir() else False, 60, "the copy to start")
+        dev.unplug() if fault == "unplug" else dev.hang()
+        t.join(60)
+        assert result["rc"] == 1
+        err = one_line_error(capsys.readouterr().err)
+        assert ("lost the device" in err) if fault == "unplug" else ("stopped answering" in err)
+        assert "/boot_slot was not switched" in err
+        assert "starts its application, unchanged, at its next reset or power cycle" in err
+        # The switch never happened: after power comes back, the old application runs.
+        assert (dev.flash / "boot_slot").read_text() == "a"
+        dev.plug() if fault == "unplug" else dev.resume()
+        dev.power_cycle()
+        with Device(dev.port) as d:
+            assert deploy.wait_for_app(d, print)["firmware"] == deploy.local_version()
+        assert (dev.flash / "boot_slot").read_text() == "a"
+
+
+def test_deploy_full_filesystem(tmp_path: Path, built: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    with make_device(tmp_path, capacity=128 * 1024) as dev:
+        rc, _, err = run_cli(["deploy", "--port", dev.port, "--board", BOARD, "--no-build"],
+                             capsys)
+        assert rc == 1
+        err = one_line_error(err)
+        assert "filesystem is full" in err and "needs" in err
+        assert not (dev.flash / "boot_slot").exists() and not (dev.flash / "app_a").exists()
+    # The partition fills while writing (the room check cannot see it coming: here another
+    # file grows into the space): ENOSPC from the device, named, nothing switched.
+    with make_device(tmp_path, "dev2", capacity=512 * 1024) as dev, Device(dev.port) as d:
+        d.raw()
+        d.step = "writing a test file"
+        with pytest.raises(DeviceError, match="filesystem is full"):
+            d.put("/big.bin", b"x" * 600 * 1024, chunk=4096)
+
+
+def test_deploy_refuses_another_micropython_version(
+    device: SerialDevice, built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mpy = built / "slot" / "clock.mpy"
+    original = mpy.read_bytes()
+    mpy.write_bytes(original[:1] + bytes([5]) + original[2:])  # .mpy version 5 (MicroPython 1.19)
+    try:
+        rc, _, err = run_cli(["deploy", "--port", device.port, "--board", BOARD, "--no-build"],
+                             capsys)
+    finally:
+        mpy.write_bytes(original)
+    assert rc == 1
+    err = one_line_error(err)
+    assert "clock.mpy is built for .mpy 5" in err and "rebuild" in err
+    assert not (device.flash / "app_a").exists()
+
+
+def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # No device.
+    rc, _, err = run_cli(["deploy", "--port", str(tmp_path / "ttyUSB9"), "--board", BOARD],
+                         capsys)
+    assert rc == 1 and "no device at" in one_line_error(err)
+    rc, _, err = run_cli(["monitor", "--port", str(tmp_path / "ttyUSB9"), "--log",
+                          str(tmp_path / "m.log")], capsys)
+    assert rc == 1 and "no device at" in one_line_error(err)
+
+    # Not MicroPython: something on the line that prints its own talk and ignores ours.
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = tmp_path / "ttyGPS"
+    link.symlink_to(os.ttyname(slave))
+    stop = threading.Event()
+
+    def gps() -> None:
+        while not stop.wait(0.05):
+            os.write(master, b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,,*47\r\n")
+            with contextlib.suppress(BlockingIOError):
+                os.read(master, 4096)  # what the tool sends: ignored
+
+    os.set_blocking(master, False)
+    th = threading.Thread(target=gps, daemon=True)
+    th.start()
+    try:
+        rc, _, err = run_cli(["deploy", "--port", str(link), "--board", BOARD, "--timeout",
+                              "2"], capsys)
+        assert rc == 1 and "does not answer as MicroPython" in one_line_error(err)
+    finally:
+        stop.set()
+        th.join()
+        os.close(master)
+        os.close(slave)
+
+    # Busy: another program holds the port.
+    with make_device(tmp_path, esp32=False) as dev:
+        holder = serial.Serial(dev.port, exclusive=True)
+        try:
+            rc, _, err = run_cli(["deploy", "--port", dev.port, "--board", BOARD], capsys)
+            assert rc == 1 and "in use by another program" in one_line_error(err)
+            rc, _, err = run_cli(["provision", "--port", dev.port, "--register",
+                                  str(tmp_path / "reg.json")], capsys)
+            assert rc == 1 and "in use by another program" in one_line_error(err)
+        finally:
+            holder.close()
+        # The wrong board: MicroPython, but no ESP32 (no esp32.NVS).
+        rc, _, err = run_cli(["deploy", "--port", dev.port, "--board", "esp32_wallbox",
+                              "--no-build"], capsys)
+        assert rc == 1 and "not on an ESP32" in one_line_error(err)
+        rc, _, err = run_cli(["provision", "--port", dev.port, "--register",
+                              str(tmp_path / "reg.json")], capsys)
+        assert rc == 1 and "not an ESP32 charger" in one_line_error(err)
+        assert not (tmp_path / "reg.json").exists()
+
+
+# ---- provision -------------------------------------------------------------------------------
+
+
+def test_provision_writes_nvs_verifies_registers_and_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = tmp_path / "register.json"
+    with make_device(tmp_path) as dev:
+        rc, out, err = run_cli(["provision", "--port", dev.port, "--register", str(reg),
+                                "--label", str(tmp_path / "label")], capsys)
+        assert rc == 0, err
+        entry = json.loads(reg.read_text())["devices"][0]
+        assert entry["cp_id"] == "borne-000001" and entry["serial"].startswith("BW")
+        assert entry["serial"].endswith("000001") and entry["state"] == "done"
+        assert stat.S_IMODE(reg.stat().st_mode) == 0o600
+        # What the ESP32 board reads: NVS borne/prov, JSON, at most 2048 bytes.
+        blob = esp32state.nvs_read(dev.chip)["borne"]["prov"]
+        assert isinstance(blob, bytes) and len(blob) <= 2048
+        doc = json.loads(blob)
+        assert doc["cp_id"] == "borne-000001" and doc["hotspot_key"] == entry["hotspot_key"]
+        for key in ("hotspot_key", "conn_password"):
+            assert len(doc[key].replace("-", "")) * 5 >= 64
+            # Never on the terminal nor in what the charger printed.
+            assert doc[key] not in out + err
+            assert doc[key].encode() not in dev.output
+        assert (tmp_path / "label.svg").is_file() and (tmp_path / "label.png").is_file()
+
+        # The label again, from the register.
+        assert cli.main(["label", "--register", str(reg), "--id", "borne-000001", "--out",
+                         str(tmp_path / "again")]) == 0
+        assert (tmp_path / "again.svg").read_text() == (tmp_path / "label.svg").read_text()
+
+        # Again: verified, nothing changed.
+        rc, out, _ = run_cli(["provision", "--port", dev.port, "--register", str(reg),
+                              "--label", str(tmp_path / "label")], capsys)
+        assert rc == 0 and "already provisioned as borne-000001" in out
+        assert esp32state.nvs_read(dev.chip)["borne"]["prov"] == blob
+
+    with make_device(tmp_path, "other") as dev2:
+        # An id of the register is refused; nothing reaches the charger.
+        rc, _, err = run_cli(["provision", "--port", dev2.port, "--register", str(reg),
+                              "--id", "borne-000001"], capsys)
+        assert rc == 1 and "borne-000001 is in the register" in one_line_error(err)
+        assert "borne" not in esp32state.nvs_read(dev2.chip)
+        # A corrupt register: refused, nothing written.
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"devices": [{"cp_id": "x"}')
+        rc, _, err = run_cli(["provision", "--port", dev2.port, "--register", str(bad)], capsys)
+        assert rc == 1 and "register" in err and "corrupt" in one_line_error(err)
+        assert "borne" not in esp32state.nvs_read(dev2.chip)
+        # Security profile 3: a client certificate from the installer's CA.
+        ca = tmp_path / "ca"
+        assert cli.main(["provision", "--create-ca", str(ca)]) == 0
+        rc, _, err = run_cli(["provision", "--port", dev2.port, "--register", str(reg), "--sp3",
+                              "--ca", str(ca), "--label", str(tmp_path / "l2")], capsys)
+        assert rc == 0, err
+        doc = json.loads(esp32state.nvs_read(dev2.chip)["borne"]["prov"])
+        assert doc["cp_id"] == "borne-000002" and doc["security_profile"] == 3
+        _check_client_cert(ca, doc)
+        assert doc["key_pem"].encode() not in dev2.output
+
+
+def _check_client_cert(ca: Path, doc: dict[str, object]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    cert = x509.load_pem_x509_certificate(str(doc["cert_pem"]).encode())
+    ca_cert = x509.load_pem_x509_certificate((ca / "ca.cert.pem").read_bytes())
+    cert.verify_directly_issued_by(ca_cert)
+    cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+    assert cn == doc["cp_id"]
+    key = load_pem_private_key(str(doc["key_pem"]).encode(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+
+
+# ---- monitor ---------------------------------------------------------------------------------
+
+
+def test_monitor_follows_decodes_commands_and_reconnects(
+    tmp_path: Path, built: Path
+) -> None:
+    import io
+
+    with make_device(tmp_path) as dev:
+        deploy.deploy(dev.port, BOARD, no_build=True, say=lambda s: None)
+        out = io.StringIO()
+        log = tmp_path / "session.log"
+        mon = Monitor(dev.port, out, log, colour=True)
+        t = threading.Thread(target=mon.run, daemon=True)
+        t.start()
+        try:
+            mon.send("identity")
+            mon.send("stats")
+            wait_for(lambda: "STATS:" in out.getvalue(), 15, "the stats answer")
+            dev.unplug()
+            wait_for(lambda: "cable disconnected" in out.getvalue(), 10, "the unplug noticed")
+            dev.plug()
+            wait_for(lambda: mon.reconnects == 1, 10, "the reconnect")
+            mon.send("restart")
+            wait_for(lambda: "STATE Available, contactor open" in
+                     out.getvalue().rpartition("RESTART")[2], 30, "the charger back after restart")
+            mon.send("hotspot")
+            wait_for(lambda: "HOTSPOT: done" in out.getvalue(), 10, "the hotspot answer")
+        finally:
+            mon.stop.set()
+            t.join(10)
+        text = out.getvalue()
+        ident = text.partition("IDENTITY: ")[2].partition("\n")[0]
+        assert f"firmware={deploy.local_version()}" in ident and "board=esp32_wallbox" in ident
+        assert "\x1b[36m" in text  # state lines in colour on the terminal
+        logged = log.read_text()
+        assert "STATE Available, contactor open, pilot A" in logged and "\x1b[" not in logged
+        assert "[monitor] reconnected" in logged
+        # Every line starts with a time of day.
+        assert all(ln[2] == ":" and ln[8] == "." for ln in logged.splitlines())
+
+
+def test_monitor_decodes_lines() -> None:
+    assert decode('@state {"status": "Charging", "relay": true, "cp": "C", "offer_a": 16, '
+                  '"error": "NoError", "session": true}') == (
+        "state", "STATE Charging, contactor CLOSED, pilot C, offer 16 A, session running")
+    assert decode("@err restart unknown command") == ("err", "REFUSED restart unknown command")
+    assert decode("E evse: fault rcd (GroundFailure)")[0] == "E"
+    assert decode('@tel meter {"power_w": 0}') == ("D", 'TEL meter {"power_w": 0}')
+
+
+# ---- flash -----------------------------------------------------------------------------------
+
+
+def _image(tmp_path: Path) -> Path:
+    fw = tmp_path / "ESP32_GENERIC-v1.28.0.bin"
+    fw.write_bytes(bytes([0xE9]) + b"\x00" * 255)
+    return fw
+
+
+def test_flash_dry_run_prints_every_step(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    fw = _image(tmp_path)
+    rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware", str(fw),
+                          "--baud", "921600"], capsys)
+    assert rc == 0
+    steps = out.splitlines()
+    assert steps[0].endswith("esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 "
+                             "erase-flash")
+    assert steps[1].endswith(f"--baud 921600 write-flash -z 0x1000 {fw}")
+    assert "borne deploy --port /dev/ttyUSB0" in steps[3]
+    assert "borne provision --port /dev/ttyUSB0" in steps[4]
+    assert "identity" in steps[5]
+    rc, out, _ = run_cli(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"], capsys)
+    assert rc == 0 and "@safe" in out and "inactive slot" in out and "SHA-256" in out
+
+
+def test_flash_reports_esptool_failures(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fw = _image(tmp_path)
+    with make_device(tmp_path, esp32=False) as dev:
+        # The real esptool against the emulated device: no ROM bootloader answers.
+        rc, _, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw),
+                              "--connect-attempts", "1"], capsys)
+        assert rc == 1
+        err = one_line_error(err)
+        assert "esptool erase-flash failed" in err and "bootloader" in err
+        assert "nothing was written" in err
+    rc, _, err = run_cli(["flash", "--port", str(tmp_path / "ttyUSB7"), "--firmware", str(fw),
+                          "--connect-attempts", "1"], capsys)
+    assert rc == 1 and "no device on that port" in one_line_error(err)
+    # Erased, then the write fails: the state is named.
+    fake = tmp_path / "esptool-fails-write"
+    fake.write_text("#!/bin/sh\ncase \"$*\" in *write-flash*) echo 'A fatal error occurred: "
+                    "Timed out waiting for packet header'; exit 2;; esac\n")
+    fake.chmod(0o755)
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(fw),
+                          "--esptool", str(fake)], capsys)
+    assert rc == 1
+    assert "write-flash failed" in err and "the flash is ERASED" in one_line_error(err)
+    # A provisioning that cannot succeed is refused before esptool erases anything.
+    (tmp_path / "corrupt.json").write_text("{")
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(fw), "--esptool",
+                          str(fake), "--register", str(tmp_path / "corrupt.json")], capsys)
+    assert rc == 1 and "corrupt" in one_line_error(err) and "esptool erase" not in err
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(fw), "--esptool",
+                          str(fake), "--sp3"], capsys)
+    assert rc == 1 and "--sp3 needs the installer's CA" in one_line_error(err)
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(not_image)], capsys)
+    assert rc == 1 and "not an ESP32 firmware image" in one_line_error(err)
+
+
+def test_flash_whole_install(tmp_path: Path, built: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    # esptool replaced by a stand-in that does what esptool does to this device: erase-flash
+    # wipes its filesystem and NVS (not the eFuse, the factory MAC), and after write-flash the
+    # chip is reset (esptool's RTS pulse; here the test power-cycles the device when asked).
+    fw = _image(tmp_path)
+    with make_device(tmp_path) as dev:
+        (dev.flash / "old.txt").write_text("from before")
+        stub = tmp_path / "esptool-standin"
+        calls = tmp_path / "calls.txt"
+        reset = tmp_path / "reset-asked"
+        stub.write_text(
+            "#!/bin/sh\n"
+            f"echo \"$*\" >> {calls}\n"
+            f"case \"$*\" in *erase-flash*) rm -rf {dev.flash}/* {dev.chip}/nvs.json;; esac\n"
+            f"case \"$*\" in *write-flash*) touch {reset}; "
+            f"while [ -e {reset} ]; do sleep 0.05; done;; esac\n")
+        stub.chmod(0o755)
+        stop = threading.Event()
+
+        def reset_line() -> None:
+            while not stop.wait(0.05):
+                if reset.exists():
+                    dev.power_cycle()
+                    reset.unlink()
+
+        watcher = threading.Thread(target=reset_line, daemon=True)
+        watcher.start()
+        reg = tmp_path / "register.json"
+        assert cli.main(["keygen", "--out", str(tmp_path / "keys")]) == 0
+        keys = tmp_path / "keys" / "keys.json"
+        capsys.readouterr()
+        rc, out, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--board",
+                                BOARD, "--no-build", "--esptool", str(stub), "--register",
+                                str(reg), "--label", str(tmp_path / "label"), "--ota-keys",
+                                str(keys)], capsys)
+        assert rc == 0, err + out
+        # The firmware-update keyring beside main.py, outside both slots (firmware/ota/keys.py).
+        assert (dev.flash / "ota_keys.json").read_bytes() == keys.read_bytes()
+        assert "firmware-update keyring installed" in out
+        assert calls.read_text().splitlines()[1].endswith(f"write-flash -z 0x1000 {fw}")
+        assert not (dev.flash / "old.txt").exists()
+        assert (dev.flash / "boot_slot").read_text() == "a"
+        assert json.loads(esp32state.nvs_read(dev.chip)["borne"]["prov"])["cp_id"] == \
+            "borne-000001"
+        last = out.strip().splitlines()[-1]
+        assert last.startswith("installed: borne-000001") and deploy.local_version() in last
+        digest = hashlib.sha256((built / "main.py").read_bytes()).hexdigest()
+        assert hashlib.sha256((dev.flash / "main.py").read_bytes()).hexdigest() == digest
+        entry = json.loads(reg.read_text())["devices"][0]
+        for key in ("hotspot_key", "conn_password"):
+            assert entry[key] not in out + err and entry[key].encode() not in dev.output
+        # Again on the same charger: erased and installed anew, with the same identity (the
+        # register knows the chip), so the printed label stays right.
+        rc, out, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--board",
+                                BOARD, "--no-build", "--esptool", str(stub), "--register",
+                                str(reg), "--label", str(tmp_path / "label2")], capsys)
+        assert rc == 0, err + out
+        assert out.strip().splitlines()[-1].startswith("installed: borne-000001")
+        assert len(json.loads(reg.read_text())["devices"]) == 1
+        assert (tmp_path / "label2.svg").read_text() == (tmp_path / "label.svg").read_text()
+        stop.set()
+        watcher.join()
+
+
+def test_help_reads_as_a_manual(capsys: pytest.CaptureFixture[str]) -> None:
+    for tool, words in (("provision", ("register", "NVS", "CSPRNG", "label")),
+                        ("flash", ("esptool", "BOOT", "provision")),
+                        ("deploy", ("contactor", "INACTIVE slot", "SHA-256")),
+                        ("monitor", ("restart", "hotspot", "cable", "log"))):
+        with pytest.raises(SystemExit):
+            cli.main([tool, "--help"])
+        text = capsys.readouterr().out
+        for w in words:
+            assert w in text, f"borne {tool} --help does not mention {w!r}"
