@@ -13,6 +13,9 @@ SIM_ARGS ?=
 # by `make test` when missing. Overridable to check the rule, or to use another Chromium.
 CHROMIUM ?= /usr/bin/chromium
 APT_GET ?= apt-get
+# The MQTT broker the MQTT tests start per test (tests/mqttpeer.py): Debian's mosquitto,
+# installed by `make test` when missing, the same way.
+MOSQUITTO ?= /usr/sbin/mosquitto
 
 .PHONY: setup sim test bench chaos lint lock clean
 
@@ -32,28 +35,36 @@ $(MPLIB): $(STAMP) host_tools/borne/mplib.py
 sim: setup
 	$(BIN)/borne sim $(SIM_ARGS)
 
-test: setup $(CHROMIUM)
+test: setup $(CHROMIUM) $(MOSQUITTO)
 	$(BIN)/ruff check host_tools tests
-	BORNE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+	BORNE_CHROMIUM=$(CHROMIUM) BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/python -m pytest
 
-# Installed once: a second run finds the file and does nothing. As root, or through `sudo -n`.
-# If it cannot be installed, this says why and the run goes on: every other test runs, and
-# tests/test_claim_page.py fails saying Chromium is missing (so `make test` fails too).
-$(CHROMIUM):
+# Debian packages the tests need, installed once: a second run finds the file and does nothing.
+# As root, or through `sudo -n`. If one cannot be installed, this says why and the run goes on:
+# every other test runs, and the tests that need it fail naming it (so `make test` fails too).
+# $(call apt_install,PACKAGE,VARIABLE,WHAT NEEDS IT)
+define apt_install
 	-@if [ "$$(id -u)" = 0 ]; then sudo=; \
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
 	else echo "make: $@ is missing and this user can neither apt-get install it nor sudo -n:" \
-	  "install Debian's chromium (apt-get install chromium), or run make test CHROMIUM=/path/to/chromium" >&2; \
+	  "install Debian's $(1) (apt-get install $(1)), or run make test $(2)=/path/to/$(1)" >&2; \
 	  exit 1; fi; \
-	echo "installing Debian's chromium for the claim page test (tests/test_claim_page.py)"; \
+	echo "installing Debian's $(1) for $(3)"; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends chromium \
-	  || { echo "make: apt-get could not install chromium (see above): tests/test_claim_page.py needs it" >&2; exit 1; }; \
-	test -x $@ || { echo "make: chromium was installed but $@ is still missing:" \
-	  "set CHROMIUM=/path/to/chromium" >&2; exit 1; }
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends $(1) \
+	  || { echo "make: apt-get could not install $(1) (see above): $(3) needs it" >&2; exit 1; }; \
+	test -x $@ || { echo "make: $(1) was installed but $@ is still missing:" \
+	  "set $(2)=/path/to/$(1)" >&2; exit 1; }
+endef
 
-bench: setup
-	$(BIN)/borne bench
+$(CHROMIUM):
+	$(call apt_install,chromium,CHROMIUM,the claim page test (tests/test_claim_page.py))
+
+$(MOSQUITTO):
+	$(call apt_install,mosquitto,MOSQUITTO,the MQTT tests (tests/test_mqtt*.py))
+
+bench: setup $(MOSQUITTO)
+	BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/borne bench
 
 # The full reliability campaign (issue 11): power cuts, network cuts, mutated CSMS frames, hostile
 # hotspot requests, serial noise, connector property sequences, a soak. Figures printed; exits

@@ -55,11 +55,19 @@ async def _main():
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.use(meter=dev.meter, feedback=dev.tag_feedback)
     ocpp.use(meter=dev.meter, reader=dev.rfid, restart_tune=dev.buzzer.restart)
+    # MQTT (mqtt/): the owner's broker and Home Assistant; the feature loads once one is set.
+    from mqtt import keys as mqtt_keys
+
+    mqtt_keys.attach(b, settings, config, connector, ocpp, events, store)
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch
 
         asyncio.create_task(heapwatch.run(b, code=CODE_HEAP))
+    if getattr(b, "stallwatch", False):
+        import stallwatch  # the loop's longest stall, for `borne bench mqtt-stall`
+
+        asyncio.create_task(stallwatch.run(b))
     tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
     tasks.extend(dev.tasks())
     if hotspot:

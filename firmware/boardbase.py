@@ -95,6 +95,7 @@ class BoardBase:
         # length in ms, after the release.
         self.on_button = None
         self.diag = False  # heap sampling for the benchmarks
+        self.stallwatch = False  # the loop's longest stall, for the benchmarks (stallwatch.py)
 
     def led_state(self, color, pattern, brightness):
         # What the LED means, for the simulation's `state`.
@@ -129,6 +130,11 @@ class BoardBase:
         # ap_close(), listen_addr("http"|"dns") -> (host, port), scan() -> [(ssid, rssi,
         # secure)], async join(ssid, password, timeout_ms) -> "ok" | "wrong_password" |
         # "not_found" | "failed", leave(), sta_up().
+        return None
+
+    def dns_server(self):
+        # -> (ip, port) of the network's DNS resolver (mqtt/dns.py asks it on a UDP socket,
+        # without blocking), or None: names are then resolved by getaddrinfo, which blocks.
         return None
 
     def hotspot_options(self):

@@ -38,15 +38,26 @@ DEFAULTS = {
     "main_fuse_a": 25,  # the supply's main fuse, per phase
     "grid_fallback_a": 6,  # the headroom while the grid meter is silent (0: pause)
     "led_brightness": 80,  # 0-100: the OCPP LightIntensity / app LED brightness
+    # MQTT (mqtt/): the owner's broker; "" = off. mqtt:// or mqtts:// (TLS, checked against
+    # mqtt_ca_pem). Given at the claim, by provisioning, or by the OCPP vendor keys BorneMqtt*.
+    "mqtt_url": "",
+    "mqtt_user": "",
+    "mqtt_pass": "",  # secret: the broker password
+    "mqtt_ca_pem": "",
+    "mqtt_prefix": "borne",  # topics: <prefix>/<cp_id>/...
+    "mqtt_discovery": True,  # Home Assistant discovery messages under homeassistant/
+    "mqtt_controls": False,  # installation: pause, current limit, free charging over MQTT
 }
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
 _OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem", "name",
-          "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass")
+          "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
+          "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix", "mqtt_discovery")
 _IDENTITY = ("cp_id", "serial", "model", "vendor")
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
-_PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem")
+_PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem",
+                "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix")
 _INSTALLATION = ("meter_model", "meter_baud", "meter_parity", "grid_meter_model",
-                 "grid_meter_addr", "main_fuse_a", "grid_fallback_a")
+                 "grid_meter_addr", "main_fuse_a", "grid_fallback_a", "mqtt_controls")
 
 
 class Settings:

@@ -6,11 +6,12 @@ a test whose charger sent an invalid frame fails at teardown with the frames lis
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from borne.csms import Csms
+from borne.mosquitto import Broker
 from borne.sim.simulator import Simulator
 from simctl import Control, controlling, running
 
@@ -70,3 +71,12 @@ async def sim(csms: Csms, flash: Path, board: str, reader: str) -> AsyncIterator
 async def control(sim: Simulator) -> AsyncIterator[Control]:
     async with controlling(sim) as c:
         yield c
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A mosquitto of the test's own (tests/test_mqtt*.py): free ports, one user, no TLS."""
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()

@@ -551,6 +551,10 @@ class Board(BoardBase):
             self._meter.uart = uart
         return self._meter
 
+    def dns_server(self):
+        # The home network's resolver, for name lookups that must not block (mqtt/dns.py).
+        return self.wlan().dns_server()
+
     def wlan(self):
         # The Wi-Fi radio (access point for claim mode, station for the home network) behind
         # the interface hotspot/ uses: radio.Radio on network.WLAN. One instance per boot.

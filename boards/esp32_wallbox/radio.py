@@ -4,6 +4,7 @@
 #   ap_open(ssid, key) -> ip    ap_close()    listen_addr("http"|"dns") -> (host, port)
 #   scan() -> [(ssid, rssi, secure)]    async join(ssid, password, timeout_ms) -> "ok" |
 #   "wrong_password" | "not_found" | "failed"    leave()    sta_up() -> bool
+#   dns_server() -> (ip, port) | None (mqtt/dns.py asks it without blocking the loop)
 import asyncio
 import time
 
@@ -85,3 +86,10 @@ class Radio:
 
     def sta_up(self):
         return self._sta.isconnected()
+
+    def dns_server(self):
+        # The resolver DHCP gave the station, (ip, 53), or None while it is not joined.
+        if not self._sta.isconnected():
+            return None
+        ip = self._sta.ifconfig()[3]
+        return (ip, 53) if ip and ip != "0.0.0.0" else None

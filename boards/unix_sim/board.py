@@ -55,6 +55,7 @@ class Board(BoardBase):
         super().__init__()
         self.args = a = _args(argv or sys.argv)
         self.diag = a.get("diag") == "1"  # heap sampling for the benchmarks
+        self.stallwatch = a.get("stallwatch") == "1"  # the loop's longest stall (benchmarks)
         self._pulses = None
         self._io = None
         self._cp_high = 12000  # state A until the simulation says otherwise
@@ -101,7 +102,22 @@ class Board(BoardBase):
                          ("grid-fallback", "grid_fallback_a")):
             if arg in a:
                 p[key] = int(a[arg])
+        # MQTT (`borne sim --mqtt URL`, mqtt/): the owner's broker, credentials, CA; controls.
+        for arg, key in (("mqtt", "mqtt_url"), ("mqtt-user", "mqtt_user"),
+                         ("mqtt-pass", "mqtt_pass"), ("mqtt-prefix", "mqtt_prefix")):
+            if arg in a:
+                p[key] = a[arg]
+        if "mqtt-ca" in a:
+            with open(a["mqtt-ca"]) as f:
+                p["mqtt_ca_pem"] = f.read()
+        if "mqtt-controls" in a:
+            p["mqtt_controls"] = a["mqtt-controls"] == "1"
         return p
+
+    def dns_server(self):
+        # The resolver the network gave (DHCP): (ip, port). `--dns HOST:PORT` in the simulation;
+        # None = ask getaddrinfo (blocking).
+        return _hostport(self.args["dns"]) if "dns" in self.args else None
 
     def hotspot_options(self):
         # Test knobs: idle timeout, lockout base, grace before closing after a claim.

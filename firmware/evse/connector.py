@@ -51,6 +51,8 @@ class Connector:
         self.limit_a = None  # smart-charging limit, None = no limit
         self.headroom_a = None  # what the main fuse leaves per phase (supply.py), None = no limit
         self.grid_failed = False  # the supply-side meter is silent: headroom at its fallback
+        self.owner_paused = False  # the owner's pause (mqtt/): the offer is 0 while it holds
+        self.owner_limit_a = None  # the owner's current limit (mqtt/), None = none
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
@@ -73,6 +75,7 @@ class Connector:
         if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
             self.interrupted.append(op)
         self._finishing_stops = 0
+        self.power_cut_stops = ()  # take_interrupted()'s answer, kept for this boot
 
     # -- wiring ------------------------------------------------------------------------------
     def listen(self, obj):
@@ -174,7 +177,12 @@ class Connector:
         return safety.offering(self.session, self.operative, self.faults, self.offer_a)
 
     def _compute_offer(self):
-        return offer.offer(self.hw_limit_a, self.limit_a, self.headroom_a)
+        a = offer.offer(self.hw_limit_a, self.limit_a, self.headroom_a)
+        if self.owner_paused:
+            return 0
+        if self.owner_limit_a is not None and a > self.owner_limit_a:
+            a = offer.offer(self.owner_limit_a)  # rounded and floored at 6 A like the others
+        return a
 
     def set_limit(self, amps):
         # From smart charging: None = no limit. Below 6 A the offer pauses (SuspendedEVSE).
@@ -446,6 +454,7 @@ class Connector:
                 s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
             out.append((s, s.get("stopped") or "PowerLoss"))
         self.interrupted = []
+        self.power_cut_stops = out  # read-only, for listeners that start later (mqtt/)
         return out
 
     def forget_interrupted(self):
@@ -569,6 +578,31 @@ class Connector:
             log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
         self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None})
         self._apply()
+
+    # -- owner controls (mqtt/, home automation) ---------------------------------------------
+    # They only lower the offer or switch free charging: the relay still follows _apply(), and
+    # the smart-charging limit and the supply's headroom still cap whatever the owner sets.
+    def set_owner_pause(self, paused):
+        self.owner_paused = bool(paused)
+        self.offer_a = self._compute_offer()
+        self._apply()
+
+    def set_owner_limit(self, amps):
+        # amps: None (no limit of the owner's) or 6 .. the installer's maximum; checked here too.
+        if amps is not None and not offer.MIN_A <= amps <= self.hw_limit_a:
+            raise ValueError("limit out of range")
+        self.owner_limit_a = amps
+        self.offer_a = self._compute_offer()
+        self._apply()
+
+    def set_free_charging(self, on):
+        # The BorneFreeCharging vendor key (the same one the CSMS may change); an EV already
+        # plugged in starts at once when it goes on.
+        st = self.config.set("BorneFreeCharging", "true" if on else "false")
+        if st == "Accepted" and on:
+            self._try_start()
+        self._apply()
+        return st
 
     # -- status ------------------------------------------------------------------------------
     def _compute_status(self, cid):

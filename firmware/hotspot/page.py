@@ -30,6 +30,13 @@ _HTML = b"""<!doctype html>
  autocomplete="off" maxlength="40"></label>
 <label id="ca_row">CA certificate (PEM) <textarea id="ca_pem" rows="4"></textarea></label>
 </details>
+<details><summary>Home automation (MQTT, optional)</summary>
+<label>Broker URL <input id="mqtt_url" placeholder="mqtt://192.168.1.10:1883"></label>
+<label>Broker user <input id="mqtt_user" autocomplete="off" maxlength="64"></label>
+<label>Broker password <input id="mqtt_password" type="password" autocomplete="off"
+ maxlength="64"></label>
+<label>Broker CA (PEM, for mqtts://) <textarea id="mqtt_ca_pem" rows="4"></textarea></label>
+</details>
 <button id="claim-btn" type="submit">Claim</button>
 </form>
 <form id="fw" hidden><details><summary>Firmware update</summary>
@@ -129,6 +136,13 @@ $('claim').addEventListener('submit', function (e) {
     cp_id: $('cp_id').value.trim(), security_profile: p};
   if (p > 0) b.auth_key = $('auth_key').value;
   if (p === 2) b.ca_pem = $('ca_pem').value;
+  var mu = $('mqtt_url').value.trim();
+  if (mu) {
+    b.mqtt_url = mu;
+    if ($('mqtt_user').value) b.mqtt_user = $('mqtt_user').value;
+    if ($('mqtt_password').value) b.mqtt_password = $('mqtt_password').value;
+    if (mu.indexOf('mqtts://') === 0) b.mqtt_ca_pem = $('mqtt_ca_pem').value;
+  }
   document.querySelectorAll('[aria-invalid]').forEach(function (x) { x.removeAttribute('aria-invalid'); });
   busy(true); say('Sending...');
   api('POST', '/api/claim', b).then(function (d) {

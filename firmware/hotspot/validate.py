@@ -8,7 +8,7 @@ _PATH_CHARS = _ID_CHARS + "~/%:@!$&'()*+,;="
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 NAME_FORBIDDEN = "<>\"\\`"
 FIELDS = ("name", "wifi_ssid", "wifi_password", "csms_url", "cp_id", "security_profile",
-          "auth_key", "ca_pem")
+          "auth_key", "ca_pem", "mqtt_url", "mqtt_user", "mqtt_password", "mqtt_ca_pem")
 
 
 class Invalid(Exception):
@@ -131,18 +131,17 @@ def auth_key(v):
     return v
 
 
-def ca_pem(v):
-    f = "ca_pem"
+def ca_pem(v, f="ca_pem"):
     if len(v) > 4096:
-        raise Invalid(f, "ca_pem must be at most 4096 characters")
+        raise Invalid(f, "%s must be at most 4096 characters" % f)
     v = v.strip().replace("\r\n", "\n")
     head = "-----BEGIN CERTIFICATE-----"
     tail = "-----END CERTIFICATE-----"
     if not v.startswith(head) or not v.endswith(tail):
-        raise Invalid(f, "ca_pem must be one PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+        raise Invalid(f, "%s must be one PEM certificate (-----BEGIN CERTIFICATE----- ...)" % f)
     body = v[len(head) : -len(tail)].replace("\n", "")
     if not body or len(body) % 4 or not _only(body, _B64):
-        raise Invalid(f, "ca_pem: the certificate body is not base64")
+        raise Invalid(f, "%s: the certificate body is not base64" % f)
     return v + "\n"
 
 
@@ -189,4 +188,39 @@ def claim(d, default_cp_id):
         raise Invalid("ca_pem", "ca_pem is only used with security profile 2")
     else:
         out["ca_pem"] = ""
+    mqtt(d, out)
     return out
+
+
+def mqtt(d, out):
+    # Optional: the owner's MQTT broker (mqtt/). "" or absent = none.
+    url = _str(d, "mqtt_url", False)
+    user = _str(d, "mqtt_user", False)
+    pw = _str(d, "mqtt_password", False)
+    pem = _str(d, "mqtt_ca_pem", False)
+    out["mqtt_url"] = out["mqtt_user"] = out["mqtt_pass"] = out["mqtt_ca_pem"] = ""
+    if not url:
+        for k, v in (("mqtt_user", user), ("mqtt_password", pw), ("mqtt_ca_pem", pem)):
+            if v:
+                raise Invalid(k, "%s is only used with mqtt_url" % k)
+        return
+    from mqtt.url import parse_url
+
+    try:
+        tls, host, _ = parse_url(url)
+    except ValueError as e:
+        raise Invalid("mqtt_url", "mqtt_url: %s" % e)
+    if not _hostname(host):
+        raise Invalid("mqtt_url", "mqtt_url has no valid host name")
+    for k, v in (("mqtt_user", user), ("mqtt_password", pw)):
+        if len(v) > 64 or not _only(v, "".join(chr(c) for c in range(0x21, 0x7F))):
+            raise Invalid(k, "%s must be up to 64 printable characters without spaces" % k)
+    if pw and not user:
+        raise Invalid("mqtt_password", "mqtt_password needs mqtt_user")
+    if tls:
+        if not pem:
+            raise Invalid("mqtt_ca_pem", "an mqtts:// broker needs its CA certificate (mqtt_ca_pem)")
+        out["mqtt_ca_pem"] = ca_pem(pem, "mqtt_ca_pem")
+    elif pem:
+        raise Invalid("mqtt_ca_pem", "mqtt_ca_pem is only used with mqtts://")
+    out["mqtt_url"], out["mqtt_user"], out["mqtt_pass"] = url, user, pw

@@ -96,6 +96,9 @@ SETTINGS = {
     "BorneMainFuse": "main_fuse_a",
     "BorneGridFallback": "grid_fallback_a",
 }
+# Feature modules add their keys to KEYS and their checks here (key -> fn(value), ValueError
+# when refused): mqtt/keys.py.
+CHECKS = {}
 _DOC = "ocpp_config"
 _ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")
 
@@ -216,6 +219,9 @@ def _check(key, v, cfg):
         raise ValueError("too many entries")
     if key in _ALIGN and v and cfg.get("ClockAlignedDataInterval") < 0:
         raise ValueError("bad interval")
+    chk = CHECKS.get(key)
+    if chk is not None:
+        chk(v)
 
 
 def show(kind, v):

@@ -689,6 +689,10 @@ async def diag_upload() -> list[str]:
             f"{during} with the upload (the agent log and event log streamed from flash)"]
 
 
+# Benchmarks in modules of their own register themselves on import.
+from borne import mqttbench  # noqa: E402,F401  (mqtt-stall)
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="print speed and memory figures measured in the simulation")
     p.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {list(BENCHES)})")

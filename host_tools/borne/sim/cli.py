@@ -13,6 +13,7 @@ from pathlib import Path
 from borne.sim import screen
 from borne.sim.agent import Security
 from borne.sim.meter_emu import MODELS as METER_MODELS
+from borne.sim.mqttopts import MqttOptions, check_mqtt_url
 from borne.sim.simulator import (
     BOARDS,
     PULSE,
@@ -69,6 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--ca", type=Path, metavar="PEM", help="the CSMS's root CA (wss:// checks it)")
     p.add_argument("--cert", type=Path, metavar="PEM", help="client certificate (profile 3)")
     p.add_argument("--key", type=Path, metavar="PEM", help="client private key (profile 3)")
+    m = p.add_argument_group("MQTT (the owner's broker, Home Assistant discovery)")
+    m.add_argument("--mqtt", metavar="URL", help="the broker: mqtt://host[:port] or mqtts://...")
+    m.add_argument("--mqtt-user", metavar="NAME", help="broker user name")
+    m.add_argument("--mqtt-pass", metavar="PASSWORD", help="broker password")
+    m.add_argument("--mqtt-ca", type=Path, metavar="PEM",
+                   help="the broker's CA (mqtts:// checks it)")
+    m.add_argument("--mqtt-controls", action="store_true",
+                   help="the installation enables pause, current limit and free charging over MQTT")
     c = p.add_argument_group("claim mode (the charger starts unclaimed, its hotspot open)")
     c.add_argument("--claim", action="store_true",
                    help="start unclaimed: no CSMS; claim it with `borne claim` or the page")
@@ -111,12 +120,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.id or len(args.id) > 48:
             raise ValueError("--id must be 1 to 48 characters")
         security = security_from(args)
+        mqtt = mqtt_from(args)
     except ValueError as e:
         print(f"borne sim: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
-        asyncio.run(_main(args, flash, security))
+        asyncio.run(_main(args, flash, security, mqtt))
     except KeyboardInterrupt:
         pass
     except OSError as e:
@@ -125,7 +135,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _main(args: argparse.Namespace, flash: Path, security: Security | None) -> None:
+def mqtt_from(args: argparse.Namespace) -> MqttOptions | None:
+    """The --mqtt* options, checked; None without --mqtt."""
+    if not args.mqtt:
+        if args.mqtt_user or args.mqtt_pass or args.mqtt_ca or args.mqtt_controls:
+            raise ValueError("--mqtt-user/--mqtt-pass/--mqtt-ca/--mqtt-controls need --mqtt URL")
+        return None
+    check_mqtt_url(args.mqtt)
+    if args.mqtt_ca is not None and not args.mqtt_ca.is_file():
+        raise ValueError(f"--mqtt-ca {args.mqtt_ca}: no such file")
+    if args.mqtt.startswith("mqtts://") and args.mqtt_ca is None:
+        raise ValueError("--mqtt mqtts://... needs --mqtt-ca (the broker's certificate is checked)")
+    return MqttOptions(args.mqtt, args.mqtt_user, args.mqtt_pass, args.mqtt_ca,
+                       controls=args.mqtt_controls)
+
+
+async def _main(args: argparse.Namespace, flash: Path, security: Security | None,
+                mqtt: MqttOptions | None = None) -> None:
     claim = None
     if args.claim:
         claim = ClaimOptions(wifi_env=args.wifi_env,
@@ -135,7 +161,7 @@ async def _main(args: argparse.Namespace, flash: Path, security: Security | None
                     phases=args.phases, heartbeat_interval=args.heartbeat, security=security,
                     claim=claim, meter_model=args.meter_model, grid_meter=args.grid_meter,
                     grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse,
-                    board=args.board, reader=args.reader, diag=args.diag)
+                    board=args.board, reader=args.reader, diag=args.diag, mqtt=mqtt)
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()

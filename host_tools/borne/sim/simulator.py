@@ -18,6 +18,7 @@ from borne.sim.agent import Agent, Security
 from borne.sim.hardware import HW_FAULTS, Hardware
 from borne.sim.meter_emu import MODELS as METER_MODELS
 from borne.sim.meter_emu import MeterEmulator
+from borne.sim.mqttopts import MqttOptions
 from borne.sim.netgate import NetGate
 from borne.sim.pn532_emu import Pn532Emulator
 from borne.sim.sntp import SntpServer
@@ -84,6 +85,8 @@ class Simulator:
         board: str = "unix_sim",
         reader: str = "pn532_uart",
         meter_baud: int | None = None,
+        mqtt: MqttOptions | None = None,
+        stallwatch: bool = False,
     ) -> None:
         for m in (meter_model, grid_meter or "sdm630"):
             if m not in (*METER_MODELS, PULSE):
@@ -128,6 +131,8 @@ class Simulator:
             self.grid = MeterEmulator(self.hw, grid_meter, address=grid_meter_addr, grid=True)
             self.meter.others.append(self.grid)
         self.main_fuse_a = main_fuse_a
+        self.mqtt = mqtt  # the owner's broker (mqtt/), None = no MQTT
+        self.stallwatch = stallwatch  # the agent reports its loop's longest stall (benchmarks)
         self._io_server: asyncio.Server | None = None
         self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
@@ -165,7 +170,9 @@ class Simulator:
             rfid_addr=f"127.0.0.1:{rfid_port}",
             meter_addr=f"127.0.0.1:{meter_port}",
             meter_model=self.meter_model,
-            extra_args=self._installation_args() + self._chip_args(),
+            extra_args=self._installation_args() + self._chip_args()
+            + (self.mqtt.argv() if self.mqtt else [])
+            + (["--stallwatch", "1"] if self.stallwatch else []),
             board=self.board,
             on_device=self.hw.device_line,
             on_boot=self.hw.boot,

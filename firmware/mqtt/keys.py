@@ -1,0 +1,80 @@
+# Always loaded, small: the MQTT settings as OCPP vendor configuration keys (added to the key
+# table here, so the feature owns them), and the start of the feature (mqtt/feature.py) once a
+# broker is configured. The settings are the one source (given at the claim, by provisioning or
+# `borne sim --mqtt`); the keys show them and a CSMS may change them: BorneMqttUrl,
+# BorneMqttUser, BorneMqttPassword (write-only), BorneMqttPrefix, and BorneMqttControls
+# (read-only: the installation decides).
+import asyncio
+
+import log
+from mqtt.url import parse_url
+
+_TAG = "mqtt"
+_KEYS = {"BorneMqttUrl": "mqtt_url", "BorneMqttUser": "mqtt_user",
+         "BorneMqttPassword": "mqtt_pass", "BorneMqttPrefix": "mqtt_prefix",
+         "BorneMqttControls": "mqtt_controls"}
+# key: (kind, default, access) as in ocpp_client/config.py; the password is write-only, the
+# controls read-only (the installation decides)
+_SPEC = {"BorneMqttUrl": ("s", "", "w"), "BorneMqttUser": ("s", "", "w"),
+         "BorneMqttPassword": ("s", "", "x"), "BorneMqttPrefix": ("s", "borne", "w"),
+         "BorneMqttControls": ("b", False, "r")}
+feature = None  # the running Mqtt, once started
+_deps = None
+
+
+def _check_url(v):
+    if v:
+        parse_url(v)
+
+
+def _check_prefix(v):
+    if not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/":
+        raise ValueError("prefix: 1-32 characters, no + # and no leading or trailing /")
+
+
+def _check_secret(v):
+    if len(v) > 64:
+        raise ValueError("too long")
+
+
+class _Listener:
+    # The configuration's listener (on_config): a key of ours changed (config.py has already
+    # written it to the settings): reconnect, or start now that a broker is set.
+    def on_config(self, key, value):
+        if key in _SPEC:
+            changed()
+
+
+def attach(board, settings, config, connector, ocpp, events, store):
+    global _deps
+    _deps = (board, settings, config, connector, ocpp, events, store)
+    from ocpp_client import config as config_mod
+
+    config_mod.KEYS.update(_SPEC)
+    config_mod.SETTINGS.update(_KEYS)  # the settings hold the values: one source
+    config_mod.CHECKS.update({"BorneMqttUrl": _check_url, "BorneMqttPrefix": _check_prefix,
+                              "BorneMqttUser": _check_secret,
+                              "BorneMqttPassword": _check_secret})
+    config.listen(_Listener())
+    if settings.get("mqtt_url"):
+        start(_deps)
+
+
+def changed():
+    # The settings changed outside OCPP (the claim): reconnect, or start now that a broker is set.
+    if feature is not None:
+        feature.reload()
+    elif _deps is not None and _deps[1].get("mqtt_url"):
+        start(_deps)
+
+
+def start(deps):
+    global feature
+    try:
+        from mqtt.feature import Mqtt
+
+        feature = Mqtt(*deps)
+    except Exception as e:  # a damaged file or no memory: charging goes on without MQTT
+        log.exc(_TAG, "MQTT could not start", e)
+        return
+    asyncio.create_task(feature.run())

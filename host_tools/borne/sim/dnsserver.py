@@ -1,0 +1,61 @@
+"""A small DNS server on a loopback UDP port: what the simulated charger's resolver is.
+
+It answers A queries for the names it is given, NXDOMAIN for the others, or, with `silent`,
+nothing at all (a resolver that is down: the charger must not wait on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+
+def _qname(d: bytes, i: int) -> tuple[str, int]:
+    labels = []
+    while d[i]:
+        n = d[i]
+        labels.append(d[i + 1 : i + 1 + n].decode(errors="replace"))
+        i += n + 1
+    return ".".join(labels), i + 1
+
+
+class DnsServer(asyncio.DatagramProtocol):
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        self.names = dict(names or {})
+        self.silent = False
+        self.queries: list[str] = []
+        self.transport: asyncio.DatagramTransport | None = None
+        self.addr = ""
+
+    async def start(self) -> str:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=("127.0.0.1", 0))
+        self.transport = transport  # type: ignore[assignment]
+        port = transport.get_extra_info("sockname")[1]
+        self.addr = f"127.0.0.1:{port}"
+        return self.addr
+
+    def stop(self) -> None:
+        if self.transport:
+            self.transport.close()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        try:
+            qid, _flags, qd = struct.unpack_from("!HHH", data)
+            name, end = _qname(data, 12)
+        except (struct.error, IndexError):
+            return
+        self.queries.append(name)
+        if self.silent or qd != 1 or self.transport is None:
+            return
+        question = data[12 : end + 4]
+        ip = self.names.get(name.lower())
+        if ip is None:
+            head = struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0)  # NXDOMAIN
+            self.transport.sendto(head + question, addr)
+            return
+        head = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
+        answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes(
+            int(x) for x in ip.split("."))
+        self.transport.sendto(head + question + answer, addr)

@@ -1,0 +1,174 @@
+# On-target tests of the MQTT link's pieces that need no broker: the framing of incoming bytes
+# however they are cut, umqtt's packets written into the pipe (and rolled back when full), the
+# DNS answer parser, the command checks.
+import struct
+
+from mqtt import commands, dns
+from mqtt.link import OUT_SIZE, Link, Refused
+
+
+def _link():
+    got = {"msgs": [], "acks": [], "up": 0}
+    lk = Link("borne-T", "127.0.0.1", 1883, "u", "p", None, 60, None)
+    lk.set_callback(lambda t, m: got["msgs"].append((t, m)))
+    lk.on_puback = got["acks"].append
+
+    def up():
+        got["up"] += 1
+
+    lk.on_up = up
+    return lk, got
+
+
+def _feed(lk, data, step):
+    for i in range(0, len(data), step):
+        chunk = data[i:i + step]
+        if lk.skip:
+            k = min(lk.skip, len(chunk))
+            lk.skip -= k
+            chunk = chunk[k:]
+        lk.rx[lk.rn:lk.rn + len(chunk)] = chunk
+        lk.rn += len(chunk)
+        lk._frames()
+
+
+def _publish(topic, payload):
+    t = topic.encode()
+    body = struct.pack("!H", len(t)) + t + payload
+    n = len(body)
+    head = bytearray(b"\x30")
+    while True:
+        head.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            break
+    return bytes(head) + body
+
+
+def test_framing_whatever_the_cut():
+    stream = (b"\x20\x02\x00\x00" + _publish("a/set", b'{"pause":true}') + b"\x40\x02\x00\x07"
+              + b"\xd0\x00" + _publish("a/set", b"x" * 300))
+    for step in (1, 2, 3, 7, 64, len(stream)):
+        lk, got = _link()
+        _feed(lk, stream, step)
+        assert got["up"] == 1 and lk.up
+        assert got["msgs"] == [(b"a/set", b'{"pause":true}'), (b"a/set", b"x" * 300)], step
+        assert got["acks"] == [7]
+        assert lk.rn == 0
+
+
+def test_an_oversized_packet_is_skipped_and_the_next_one_read():
+    lk, got = _link()
+    stream = (b"\x20\x02\x00\x00" + _publish("a/set", b"y" * 2000)
+              + _publish("a/set", b'{"pause":false}'))
+    _feed(lk, stream, 100)
+    assert got["msgs"] == [(b"a/set", b'{"pause":false}')]
+
+
+def test_refused_connack_and_bad_packets_raise():
+    lk, _ = _link()
+    try:
+        _feed(lk, b"\x20\x02\x00\x04", 4)
+        assert False, "a refused CONNACK must raise"
+    except Refused as e:
+        assert "bad user name or password" in str(e)
+    lk, _ = _link()
+    try:
+        _feed(lk, b"\x20\x02\x00\x00\x00\x00", 6)
+        assert False, "a reserved packet type must raise"
+    except ValueError:
+        pass
+    lk, _ = _link()
+    try:
+        _feed(lk, b"\x30\xff\xff\xff\xff\x7f", 6)
+        assert False, "a length over 4 bytes must raise"
+    except ValueError:
+        pass
+
+
+def test_malformed_and_qos2_publish_are_dropped_not_run():
+    lk, got = _link()
+    qos2 = bytearray(_publish("a/set", b'{"pause":true}'))
+    qos2[0] |= 0x04
+    _feed(lk, b"\x20\x02\x00\x00" + bytes(qos2) + b"\x30\x04\x00\x09ab", 3)
+    assert got["msgs"] == []
+    assert lk.up
+
+
+def test_publish_into_the_pipe_and_rollback_when_full():
+    lk, _ = _link()
+    assert lk.send("t", b"v") is None  # not connected: dropped
+    lk.up = True
+    assert lk.send("a/b", b"hello", True, 0) == 0
+    assert bytes(lk.pipe.out[:lk.pipe.n]) == b"\x31\x0a\x00\x03a/bhello"
+    start = lk.pipe.n
+    pid = lk.send("a/s", b"{}", False, 1)
+    assert pid == 1
+    assert bytes(lk.pipe.out[start:lk.pipe.n]) == b"\x32\x09\x00\x03a/s\x00\x01{}"
+    n = lk.pipe.n
+    assert lk.send("a/big", b"z" * OUT_SIZE) is None
+    assert lk.pipe.n == n, "a message that does not fit leaves nothing behind"
+
+
+def test_packet_ids_wrap():
+    lk, _ = _link()
+    lk.up = True
+    lk.pid = 65535
+    assert lk.send("a/s", b"{}", False, 1) == 1
+
+
+def test_connect_packet():
+    lk, _ = _link()
+    lk.set_last_will("a/availability", "offline", True, 1)
+    lk._connect_packet()
+    p = bytes(lk.pipe.out[:lk.pipe.n])
+    assert p[0] == 0x10 and p[2:9] == b"\x00\x04MQTT\x04"
+    assert p[9] == 0x02 | 0x04 | 0x08 | 0x20 | 0x80 | 0x40
+    assert p[10:12] == b"\x00\x3c"
+    assert p.endswith(b"\x00\x01u\x00\x01p")
+
+
+def _answer(qid, rcode=0, ip=None):
+    q = b"\x06broker\x04home\x00\x00\x01\x00\x01"
+    an = 1 if ip else 0
+    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, an, 0, 0)
+    body = q
+    if ip:
+        body += b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes(ip)
+    return head + body
+
+
+def test_dns_answers():
+    assert dns.parse(_answer(7, ip=(10, 1, 2, 3)), 7) == "10.1.2.3"
+    assert dns.parse(_answer(8, ip=(10, 1, 2, 3)), 7) is None  # not our query
+    for bad, why in ((_answer(7, rcode=3), "does not exist"), (_answer(7), "no address"),
+                     (_answer(7, ip=(1, 2, 3, 4))[:-6], "malformed")):
+        try:
+            dns.parse(bad, 7)
+            assert False, why
+        except dns.DnsError as e:
+            assert why in str(e), (why, e)
+    assert dns.numeric("192.168.1.20") and not dns.numeric("broker.lan")
+    assert not dns.numeric("1.2.3.256")
+
+
+def test_command_checks():
+    assert commands.parse(b'{"current_limit": 6}', 32) == (None, {"current_limit": 6})
+    assert commands.parse(b'{"id": "x", "current_limit": null}', 32) == ("x", {"current_limit": None})
+    for bad in (b'{"current_limit": 33}', b'{"current_limit": true}', b'{"pause": 1}',
+                b'{"free_charging": null}', b"1", b'"s"', b'{"a": 1}', b"{" * 300):
+        try:
+            commands.parse(bad, 32)
+            assert False, bad
+        except commands.Bad:
+            pass
+
+
+def test_backoff_doubles_caps_and_jitters():
+    from mqtt.feature import backoff_s
+
+    assert [backoff_s(n, 0, 0) for n in (1, 2, 3, 8, 9, 50)] == [2, 4, 8, 256, 300, 300]
+    assert [backoff_s(n, 0, 255) for n in (1, 2, 9)] == [3, 6, 450]
+    assert backoff_s(1, 60, 0) == 60 and backoff_s(1, 60, 255) == 90  # refused credentials
+    seen = {backoff_s(5, 0, r) for r in range(256)}
+    assert min(seen) == 32 and max(seen) == 48 and len(seen) > 10
