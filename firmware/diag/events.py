@@ -34,7 +34,10 @@ class SecurityLogging:
                 reset(hard)
 
             s.board.reset = flush_then_reset
-        self._boot_events()
+        if s.connector.interrupted:
+            s.tasks.append(self._boot_events_after_recovery())
+        else:
+            self._boot_events()
         if s.store.load("signedfw", {"rid": None})["rid"] is not None:
             self.need()  # a signed update is installing: its statuses are the signed job's
 
@@ -78,6 +81,12 @@ class SecurityLogging:
         await self.s.send("LogStatusNotification", req)
 
     # -- security events the charger detects ------------------------------------------------
+    async def _boot_events_after_recovery(self):
+        # A power cut ended a session: its StopTransaction happened before this boot, so it is
+        # journaled first (the transactions feature reads the meter, then journals it).
+        await self.s.feature("transactions").recovered.wait()
+        self._boot_events()
+
     def _boot_events(self):
         # StartupOfTheDevice every boot; ResetOrReboot when the boot before ended in a reset the
         # CSMS (or the owner) asked for; FirmwareUpdated when the firmware version changed;

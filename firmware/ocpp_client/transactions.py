@@ -1,6 +1,8 @@
 # Feature: transactions. StartTransaction / StopTransaction (journaled in txqueue.py before they
 # are sent), the sessions a power cut left unfinished, RemoteStartTransaction and
 # RemoteStopTransaction. Listens to the connector's on_tx_start / on_tx_stop.
+import asyncio
+
 import clock
 import log
 from ocpp_client import meterdata
@@ -22,6 +24,9 @@ class Transactions:
         q.on_stop_conf = self._stop_conf
         s.queue = q
         s.connector.listen(self)
+        # Set once the sessions a power cut left unfinished are journaled: what this boot
+        # journals of its own (security events) comes after them, as it happened.
+        self.recovered = asyncio.Event()
         s.tasks.append(self._recover())  # at boot, once the meter can be read
 
     def tx_id_now(self):
@@ -61,6 +66,12 @@ class Transactions:
                                  self.config.measurands("StopTxnSampledData"), context)
 
     async def _recover(self):
+        try:
+            await self._end_interrupted()
+        finally:
+            self.recovered.set()
+
+    async def _end_interrupted(self):
         # Sessions a power cut left unfinished end now: an open one with PowerLoss, a stopped
         # one with its own reason. A StartTransaction is journaled first if the cut came before
         # that; a stop already journaled is not repeated. The bill is exact: the meter is read
