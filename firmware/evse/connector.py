@@ -455,6 +455,8 @@ class Connector:
             out.append((s, s.get("stopped") or "PowerLoss"))
         self.interrupted = []
         self.power_cut_stops = out  # read-only, for listeners that start later (mqtt/)
+        for s, reason in out:  # listeners that started before (mqtt/) hear of them now
+            self._emit("on_power_cut_stop", s, reason)
         return out
 
     def forget_interrupted(self):

@@ -97,6 +97,10 @@ class Mqtt:
         self._reload = True
 
     # -- connector events -------------------------------------------------------------------
+    def on_power_cut_stop(self, s, reason):
+        # A session a power cut ended, taken by the OCPP client after this feature started.
+        self.on_tx_stop(s, reason)
+
     def on_status(self, cid, status, error_code):
         if cid == 1:
             self._sample(False)
