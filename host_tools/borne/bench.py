@@ -276,26 +276,13 @@ async def load_balance(rounds: int = 8) -> list[str]:
     ]
 
 
-_PRELOAD = """
-import sys
-from store import Store
-st = Store(sys.argv[1])
-st.save("txids", {"bench": 1})
-j = st.journal("txq", 400)
-for i in range(int(sys.argv[2])):
-    j.append({"a": "MeterValues", "r": "bench", "p": {"connectorId": 1, "meterValue": [
-        {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": str(i)}]}]}})
-"""
-
-
 async def _preload(flash: Path, n: int) -> None:
     """Queue n transaction MeterValues on the flash with the firmware's own store module."""
     import os
 
     from borne import paths
 
-    script = flash / "preload.py"
-    script.write_text(_PRELOAD)
+    script = Path(__file__).with_name("mp_preload.py")
     proc = await asyncio.create_subprocess_exec(
         paths.micropython(), str(script), str(flash / "data"), str(n),
         env=dict(os.environ, MICROPYPATH=paths.micropypath()),
