@@ -24,6 +24,8 @@ class Runtime:
     application it runs (the firmware source, or a `borne build` output folder), the benchmark
     probes it starts (heap sampling, the loop's longest stall) and the file its output goes to."""
 
+    # Another way to run the application (say a ROMFS image) is one more field here, read by
+    # interpreter() and micropypath(); the Simulator and the Agent pass the object on unchanged.
     heapsize: str | None = None
     compiled: Path | None = None  # a `borne build` output folder to run instead of the source
     diag: bool = False  # heapwatch.py: the state's `heap` (peak, used, total)
