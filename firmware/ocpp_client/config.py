@@ -8,84 +8,84 @@ from settings import DEFAULTS as _SETTINGS_DEFAULTS
 
 # kinds: "i" integer, "b" boolean, "s" string, "m" measurand list (CSL), "l" other CSL
 # access: "r" read-only, "w" read-write, "x" write-only (never returned)
-MEASURANDS = (
-    "Energy.Active.Import.Register",
-    "Power.Active.Import",
-    "Current.Import",
-    "Current.Offered",
-    "Power.Offered",
-    "Voltage",
-    "Frequency",
-)
-_MAX_MEASURANDS = const(8)
-PROFILES = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+# The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
+_MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered"
+               ",Power.Offered,Voltage,Frequency,")
+_MAX_MEASURANDS = const(8)  # the *MaxLength keys below say 8
 
-KEYS = {
-    "AllowOfflineTxForUnknownId": ("b", False, "w"),
-    "AuthorizationCacheEnabled": ("b", True, "w"),
-    "AuthorizeRemoteTxRequests": ("b", True, "w"),
-    "BlinkRepeat": ("i", 3, "w"),
-    "ClockAlignedDataInterval": ("i", 0, "w"),
-    "ConnectionTimeOut": ("i", 60, "w"),
-    "ConnectorPhaseRotation": ("l", "0.RST,1.RST", "w"),
-    "ConnectorPhaseRotationMaxLength": ("i", 2, "r"),
-    "GetConfigurationMaxKeys": ("i", 64, "r"),
-    "HeartbeatInterval": ("i", 86400, "w"),
-    "LightIntensity": ("i", None, "w"),
-    "LocalAuthorizeOffline": ("b", True, "w"),
-    "LocalPreAuthorize": ("b", False, "w"),
-    "MaxEnergyOnInvalidId": ("i", 0, "w"),
-    "MeterValuesAlignedData": ("m", "Energy.Active.Import.Register", "w"),
-    "MeterValuesAlignedDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "MeterValuesSampledData": ("m", "Energy.Active.Import.Register,Power.Active.Import", "w"),
-    "MeterValuesSampledDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "MeterValueSampleInterval": ("i", 60, "w"),
-    "MinimumStatusDuration": ("i", 0, "w"),
-    "NumberOfConnectors": ("i", 1, "r"),
-    "ResetRetries": ("i", 1, "w"),
-    "StopTransactionOnEVSideDisconnect": ("b", True, "w"),
-    "StopTransactionOnInvalidId": ("b", True, "w"),
-    "StopTransactionMaxMeterValues": ("i", 20, "r"),
-    "StopTxnAlignedData": ("m", "", "w"),
-    "StopTxnAlignedDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "StopTxnSampledData": ("m", "", "w"),
-    "StopTxnSampledDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "SupportedFeatureProfiles": ("l", PROFILES, "r"),
-    "TransactionMessageAttempts": ("i", 3, "w"),
-    "TransactionMessageRetryInterval": ("i", 60, "w"),
-    "UnlockConnectorOnEVSideDisconnect": ("b", False, "r"),  # fixed cable: nothing to unlock
-    "WebSocketPingInterval": ("i", 30, "w"),
-    "LocalAuthListEnabled": ("b", True, "w"),
-    "LocalAuthListMaxLength": ("i", 1000, "r"),
+# One line a key: "<name> <kind><access> <default>", the default as text: "-" = none (None),
+# booleans 0 / 1, integers in decimal, strings as they are (up to the end of the line). One
+# string constant, so that with the code in flash (frozen, ROMFS) the table takes no heap: a
+# dict of tuples took ~3 KB of it, for lookups that are rare (spec() scans the text).
+_TABLE = (
+    "\n"
+    "AllowOfflineTxForUnknownId bw 0\n"
+    "AuthorizationCacheEnabled bw 1\n"
+    "AuthorizeRemoteTxRequests bw 1\n"
+    "BlinkRepeat iw 3\n"
+    "ClockAlignedDataInterval iw 0\n"
+    "ConnectionTimeOut iw 60\n"
+    "ConnectorPhaseRotation lw 0.RST,1.RST\n"
+    "ConnectorPhaseRotationMaxLength ir 2\n"
+    "GetConfigurationMaxKeys ir 64\n"
+    "HeartbeatInterval iw 86400\n"
+    "LightIntensity iw -\n"
+    "LocalAuthorizeOffline bw 1\n"
+    "LocalPreAuthorize bw 0\n"
+    "MaxEnergyOnInvalidId iw 0\n"
+    "MeterValuesAlignedData mw Energy.Active.Import.Register\n"
+    "MeterValuesAlignedDataMaxLength ir 8\n"
+    "MeterValuesSampledData mw Energy.Active.Import.Register,Power.Active.Import\n"
+    "MeterValuesSampledDataMaxLength ir 8\n"
+    "MeterValueSampleInterval iw 60\n"
+    "MinimumStatusDuration iw 0\n"
+    "NumberOfConnectors ir 1\n"
+    "ResetRetries iw 1\n"
+    "StopTransactionOnEVSideDisconnect bw 1\n"
+    "StopTransactionOnInvalidId bw 1\n"
+    "StopTransactionMaxMeterValues ir 20\n"
+    "StopTxnAlignedData mw \n"
+    "StopTxnAlignedDataMaxLength ir 8\n"
+    "StopTxnSampledData mw \n"
+    "StopTxnSampledDataMaxLength ir 8\n"
+    "SupportedFeatureProfiles lr Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger\n"
+    "TransactionMessageAttempts iw 3\n"
+    "TransactionMessageRetryInterval iw 60\n"
+    "UnlockConnectorOnEVSideDisconnect br 0\n"  # fixed cable: nothing to unlock
+    "WebSocketPingInterval iw 30\n"
+    "LocalAuthListEnabled bw 1\n"
+    "LocalAuthListMaxLength ir 1000\n"
     # 1,000 entries in one SendLocalList (~55-100 KB of JSON): a message over the WebSocket's RAM
     # limit is spooled to flash and the list streamed from there (ws.py, spooled.py).
-    "SendLocalListMaxLength": ("i", 1000, "r"),
-    "ReserveConnectorZeroSupported": ("b", False, "r"),
-    "ChargeProfileMaxStackLevel": ("i", 8, "r"),
-    "ChargingScheduleAllowedChargingRateUnit": ("l", "Current,Power", "r"),
-    "ChargingScheduleMaxPeriods": ("i", 24, "r"),
-    "MaxChargingProfilesInstalled": ("i", 10, "r"),
-    "ConnectorSwitch3to1PhaseSupported": ("b", False, "r"),
-    "SecurityProfile": ("i", None, "w"),
-    "AuthorizationKey": ("s", None, "x"),
-    "CpoName": ("s", "", "w"),
+    "SendLocalListMaxLength ir 1000\n"
+    "ReserveConnectorZeroSupported br 0\n"
+    "ChargeProfileMaxStackLevel ir 8\n"
+    "ChargingScheduleAllowedChargingRateUnit lr Current,Power\n"
+    "ChargingScheduleMaxPeriods ir 24\n"
+    "MaxChargingProfilesInstalled ir 10\n"
+    "ConnectorSwitch3to1PhaseSupported br 0\n"
+    "SecurityProfile iw -\n"
+    "AuthorizationKey sx -\n"
+    "CpoName sw \n"
     # Vendor keys: the owner app's settings, changeable from the cloud.
-    "BorneFreeCharging": ("b", False, "w"),
-    "BorneFreeChargingIdTag": ("s", "FREECHARGING", "w"),
+    "BorneFreeCharging bw 0\n"
+    "BorneFreeChargingIdTag sw FREECHARGING\n"
     # The circuit's rating (cable, breaker): the offer's cap and the meter's plausibility limits.
     # The installer's: set on site only.
-    "BorneMaxCurrent": ("i", 32, "r"),
+    "BorneMaxCurrent ir 32\n"
     # Load balancing, from the installation settings (shown, never changed over OCPP):
-    "BorneGridMeter": ("s", None, "r"),  # the supply-side meter's model, "" = none
-    "BorneMainFuse": ("i", None, "r"),  # the supply's main fuse per phase, A
-    "BorneGridFallback": ("i", None, "r"),  # the headroom while the grid meter is silent, A
+    "BorneGridMeter sr -\n"  # the supply-side meter's model, "" = none
+    "BorneMainFuse ir -\n"  # the supply's main fuse per phase, A
+    "BorneGridFallback ir -\n"  # the headroom while the grid meter is silent, A
     # Firmware updates (ota/): true lets UpdateFirmware install an older version than the running
-    "BorneAllowDowngrade": ("b", False, "w"),
+    "BorneAllowDowngrade bw 0\n"
     # The security extension's certificate store (diag/certs.py):
-    "CertificateStoreMaxLength": ("i", 8, "r"),  # installed certificates, both kinds together
-    "CertificateSignedMaxChainSize": ("i", 5500, "r"),  # bytes of a CertificateSigned chain
-    "AdditionalRootCertificateCheck": ("b", False, "r"),
-}
+    "CertificateStoreMaxLength ir 8\n"  # installed certificates, both kinds together
+    "CertificateSignedMaxChainSize ir 5500\n"  # bytes of a CertificateSigned chain
+    "AdditionalRootCertificateCheck br 0\n"
+)
+# Keys a feature module adds (mqtt/keys.py): key -> (kind, default, access).
+KEYS = {}
 # Keys that are settings (settings.py: the connection credentials, the installation, the LED):
 # key -> setting. Their default is the setting's.
 SETTINGS = {
@@ -124,7 +124,10 @@ class Config:
             return _SETTINGS_DEFAULTS[name] if v is None else v
         if key in self.changed:
             return self.changed[key]
-        return KEYS[key][1]
+        sp = spec(key)
+        if sp is None:
+            raise KeyError(key)
+        return sp[1]
 
     def measurands(self, key):
         v = self.get(key)
@@ -132,10 +135,10 @@ class Config:
 
     def set(self, key, value):
         # ChangeConfiguration: validates and stores; returns the OCPP ConfigurationStatus.
-        spec = KEYS.get(key)
-        if spec is None:
+        sp = spec(key)
+        if sp is None:
             return "NotSupported"
-        kind, _, access = spec
+        kind, _, access = sp
         if access == "r":
             return "Rejected"
         try:
@@ -166,14 +169,48 @@ class Config:
         # GetConfiguration: (configurationKey list, unknownKey list). Write-only keys are left out
         # of a full listing and reported unknown when asked by name, so they never leak.
         known, unknown = [], []
-        names = keys if keys else [k for k in KEYS if KEYS[k][2] != "x"]
-        for k in names:
-            spec = KEYS.get(k)
-            if spec is None or spec[2] == "x":
-                unknown.append(k)
+        for k in keys or names():
+            sp = spec(k)
+            if sp is None or sp[2] == "x":
+                if keys:
+                    unknown.append(k)
                 continue
-            known.append({"key": k, "readonly": spec[2] == "r", "value": show(spec[0], self.get(k))})
+            known.append({"key": k, "readonly": sp[2] == "r", "value": show(sp[0], self.get(k))})
         return known, unknown
+
+
+def spec(key):
+    # -> (kind, default, access) of a key, or None when the charger has no such key.
+    sp = KEYS.get(key)
+    if sp is not None or type(key) is not str or " " in key or "\n" in key:
+        return sp
+    i = _TABLE.find("\n" + key + " ")
+    if i < 0:
+        return None
+    i += len(key) + 2
+    kind = _TABLE[i]
+    v = _TABLE[i + 3:_TABLE.find("\n", i)]
+    if v == "-":
+        v = None
+    elif kind == "i":
+        v = int(v)
+    elif kind == "b":
+        v = v == "1"
+    return kind, v, _TABLE[i + 1]
+
+
+def names():
+    # Every key, in table order then the features' keys.
+    out = []
+    i = 0
+    while True:
+        j = _TABLE.find(" ", i + 1)
+        if j < 0:
+            break
+        out.append(_TABLE[i + 1:j])
+        i = _TABLE.find("\n", j)
+    out.extend(KEYS)
+    return out
 
 
 def _parse(kind, value):
@@ -192,7 +229,7 @@ def _parse(kind, value):
     if kind == "m":
         items = [m.strip() for m in value.split(",") if m.strip()]
         for m in items:
-            if m not in MEASURANDS:
+            if ("," + m + ",") not in _MEASURANDS:
                 raise ValueError("unsupported measurand %s" % m)
         if len(items) > _MAX_MEASURANDS:
             raise ValueError("too many measurands")
