@@ -84,8 +84,8 @@ _TABLE = (
     "CertificateSignedMaxChainSize ir 5500\n"  # bytes of a CertificateSigned chain
     "AdditionalRootCertificateCheck br 0\n"
 )
-# Keys a feature module adds (mqtt/keys.py): key -> (kind, default, access).
-KEYS = {}
+# The key tables: this one, then those a feature module adds, in the same format (mqtt/keys.py).
+TABLES = [_TABLE]
 # Keys that are settings (settings.py: the connection credentials, the installation, the LED):
 # key -> setting. Their default is the setting's.
 SETTINGS = {
@@ -96,7 +96,7 @@ SETTINGS = {
     "BorneMainFuse": "main_fuse_a",
     "BorneGridFallback": "grid_fallback_a",
 }
-# Feature modules add their keys to KEYS and their checks here (key -> fn(value), ValueError
+# Feature modules add their key tables to TABLES and their checks here (key -> fn(value), ValueError
 # when refused): mqtt/keys.py.
 CHECKS = {}
 _DOC = "ocpp_config"
@@ -181,35 +181,37 @@ class Config:
 
 def spec(key):
     # -> (kind, default, access) of a key, or None when the charger has no such key.
-    sp = KEYS.get(key)
-    if sp is not None or type(key) is not str or " " in key or "\n" in key:
-        return sp
-    i = _TABLE.find("\n" + key + " ")
-    if i < 0:
+    if type(key) is not str or " " in key or "\n" in key:
+        return None
+    for t in TABLES:
+        i = t.find("\n" + key + " ")
+        if i >= 0:
+            break
+    else:
         return None
     i += len(key) + 2
-    kind = _TABLE[i]
-    v = _TABLE[i + 3:_TABLE.find("\n", i)]
+    kind = t[i]
+    v = t[i + 3:t.find("\n", i)]
     if v == "-":
         v = None
     elif kind == "i":
         v = int(v)
     elif kind == "b":
         v = v == "1"
-    return kind, v, _TABLE[i + 1]
+    return kind, v, t[i + 1]
 
 
 def names():
-    # Every key, in table order then the features' keys.
+    # Every key, in table order.
     out = []
-    i = 0
-    while True:
-        j = _TABLE.find(" ", i + 1)
-        if j < 0:
-            break
-        out.append(_TABLE[i + 1:j])
-        i = _TABLE.find("\n", j)
-    out.extend(KEYS)
+    for t in TABLES:
+        i = 0
+        while True:
+            j = t.find(" ", i + 1)
+            if j < 0:
+                break
+            out.append(t[i + 1:j])
+            i = t.find("\n", j)
     return out
 
 
