@@ -4,7 +4,7 @@
 # is one of the charger's settings (SETTINGS below) is read from and written to the settings, its
 # default there: one value, whichever side changes it.
 import log
-from settings import DEFAULTS as _SETTINGS_DEFAULTS
+import settings as _settings
 
 # kinds: "i" integer, "b" boolean, "s" string, "m" measurand list (CSL), "l" other CSL
 # access: "r" read-only, "w" read-write, "x" write-only (never returned)
@@ -121,7 +121,7 @@ class Config:
         if name is not None:
             st = self.settings
             v = st.get(name) if st is not None else None
-            return _SETTINGS_DEFAULTS[name] if v is None else v
+            return _settings.defaults()[name] if v is None else v
         if key in self.changed:
             return self.changed[key]
         sp = spec(key)
