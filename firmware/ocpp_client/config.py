@@ -202,17 +202,15 @@ def spec(key):
 
 
 def names():
-    # Every key, in table order.
-    out = []
+    # Every key, in table order, one at a time (a full listing keeps no list of them).
     for t in TABLES:
         i = 0
         while True:
             j = t.find(" ", i + 1)
             if j < 0:
                 break
-            out.append(t[i + 1:j])
+            yield t[i + 1:j]
             i = t.find("\n", j)
-    return out
 
 
 def _parse(kind, value):
