@@ -11,6 +11,10 @@
 #                                   "tone <hz> <ms>", "tel <key> <json>", "reset <0|1>"
 # Setup button (hotspot/): host -> agent "btn <ms>", one press of that length.
 # S0 meter (meter model "pulse"): host -> agent "s0 <pulses since the agent started>".
+# Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes>" takes the heap
+# until at most that many bytes are free (held in small blocks, as fragmentation would leave
+# it); "squeeze -1" gives it all back. Answered "tel squeeze {held, free}".
+import gc
 import os
 import sys
 import socket
@@ -65,6 +69,7 @@ class Board(BoardBase):
         self._relay = False
         self._last_led = None
         self._radio = None
+        self._ballast = []  # "squeeze": the heap taken away from the application
 
     @property
     def flash_root(self):
@@ -157,6 +162,9 @@ class Board(BoardBase):
                     if self.on_button:
                         self.on_button(int(p[1]))
                     continue
+                elif p[0] == b"squeeze":
+                    self._squeeze(int(p[1]))
+                    continue
                 elif p[0] == b"s0":
                     if self._pulses is not None:
                         self._pulses.count = int(p[1])
@@ -166,10 +174,24 @@ class Board(BoardBase):
                 continue
             self.edge.set()
 
+    def _squeeze(self, free):
+        self._ballast = []
+        gc.collect()
+        if free >= 0:
+            try:
+                while gc.mem_free() > free + 512:
+                    self._ballast.append(bytearray(480))
+            except MemoryError:
+                pass
+        gc.collect()
+        self.telemetry("squeeze", {"held": len(self._ballast) * 480, "free": gc.mem_free()})
+
     def _send(self, line):
         if self._io is None:
             return
-        b = line.encode() + b"\n"
+        self._put(line.encode() + b"\n")
+
+    def _put(self, b):
         while b:
             try:
                 n = self._io.send(b)
@@ -191,7 +213,9 @@ class Board(BoardBase):
     # relay
     def set_relay(self, on):
         self._relay = bool(on)
-        self._send("relay 1" if on else "relay 0")
+        if self._io is not None:
+            # Constant lines: opening the relay allocates nothing (no memory left is no excuse).
+            self._put(b"relay 1\n" if on else b"relay 0\n")
 
     def relay_feedback(self):
         return self._fb

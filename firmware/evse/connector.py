@@ -4,6 +4,7 @@
 # Safety invariant (DESIGN.md section 8): safety.py states it and watches the pilot. Every input
 # goes through _apply(), which opens the relay first, before anything is reported.
 import asyncio
+import gc
 import time
 
 import clock
@@ -18,6 +19,7 @@ _SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode ch
 _SESSION_DOC = "session"
 _STOPPING_DOC = "stopping"  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = "availability"
+_OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
 
 
 class Connector:
@@ -38,6 +40,11 @@ class Connector:
         self.feedback = None  # fn(accepted): LED flash + buzzer at the charger: use()
         self.cp = "A"
         self._watch = safety.PilotWatch()
+        self._low_mv = board.pilot_low_mv  # bound once: the poll allocates no method object
+        self._oom_at = None  # ticks_ms of the last MemoryError in the poll (relay held open)
+        self.oom_count = 0  # MemoryErrors the poll survived (fail safe: relay opened)
+        self._duty_offer = None  # the offer the cached duty below is for
+        self._duty_val = 100
         self.relay = False
         self._relay_at = time.ticks_ms()
         self._pwm_at = self._relay_at
@@ -143,16 +150,24 @@ class Connector:
         return st if st else self._compute_status(cid)
 
     def _emit(self, name, *args):
+        # A listener's failure (a MemoryError included) is its own: logged, the others and the
+        # connector go on.
         for lst in self.listeners:
-            fn = getattr(lst, name, None)
-            if fn is not None:
-                try:
+            try:
+                fn = getattr(lst, name, None)
+                if fn is not None:
                     fn(*args)
-                except Exception as e:
-                    log.exc(_TAG, "listener %s" % name, e)
+            except Exception as e:
+                log.exc(_TAG, "listener %s" % name, e)
 
     # -- the safety core ---------------------------------------------------------------------
     def relay_allowed(self):
+        if self._oom_at is not None:
+            # Held open after a MemoryError in the poll (_fail_safe): no relay chatter while the
+            # heap is exhausted; the first complete poll after the hold decides afresh.
+            if time.ticks_diff(time.ticks_ms(), self._oom_at) < _OOM_HOLD_MS:
+                return False
+            self._oom_at = None
         return safety.relay_allowed(self.cp, self.session, self.operative, self.faults,
                                     self.offer_a, self._watch.diode_verified)
 
@@ -164,7 +179,7 @@ class Connector:
             self.relay = want
             self._relay_at = time.ticks_ms()
             log.info(_TAG, "relay %s", "closed" if want else "open")
-        duty = pilot.duty_for(self.offer_a) if self._offering() else 100
+        duty = self._duty_for() if self._offering() else 100
         if duty != self._duty:
             if duty == 100 or self._duty is None or self._duty == 100:
                 self._watch.diode_verified = False  # PWM (re)starts: the diode is checked again
@@ -172,6 +187,24 @@ class Connector:
             self._pwm_at = time.ticks_ms()
             self.board.set_pwm(duty)
         self._report()
+
+    def _duty_for(self):
+        # pilot.duty_for() of the offer, computed when the offer changes: a duty is a float
+        # (an allocation), the poll asks for it every 20 ms.
+        a = self.offer_a
+        if a != self._duty_offer:
+            self._duty_val = pilot.duty_for(a)
+            self._duty_offer = a
+        return self._duty_val
+
+    def _fail_safe(self):
+        # No memory somewhere in the poll or a decision: whatever the step left half done, the
+        # relay opens now, allocating nothing (board.set_relay(False) must not allocate either),
+        # and stays open for _OOM_HOLD_MS. Already open, it stays open: never a close from here.
+        self.board.set_relay(False)
+        self.relay = False
+        self._relay_at = self._oom_at = time.ticks_ms()
+        self.oom_count += 1
 
     def _offering(self):
         return safety.offering(self.session, self.operative, self.faults, self.offer_a)
@@ -248,18 +281,34 @@ class Connector:
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self):
+        # Never ends: a MemoryError (or a bug) in a step opens the relay (_fail_safe) and the
+        # poll goes on; app.py restarts this task should it end anyway, and a restart opens the
+        # relay first.
         b = self.board
         b.set_relay(False)
         self.relay = False
         b.set_pwm(100)
         self._duty = 100
         self._apply()
+        burst = 0
         while True:
             try:
                 await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
             except asyncio.TimeoutError:
                 pass
-            self.step()
+            except MemoryError:
+                # wait_for_ms makes a task (~2 KB): without the memory for one, poll on a plain
+                # sleep (asyncio's preallocated singleton) instead.
+                await asyncio.sleep_ms(_POLL_MS)
+            try:
+                self.step()
+                burst = 0
+            except Exception as e:
+                self._fail_safe()
+                gc.collect()
+                if not burst:  # once per burst: a log line needs memory too
+                    log.exc(_TAG, "poll failed: relay opened", e)
+                burst += 1
 
     def step(self):
         b = self.board
@@ -268,7 +317,7 @@ class Connector:
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
         pwm_on = (self._duty is not None and self._duty < 100
                   and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)
-        st, pilot_fault, diode_bad = self._watch.feed(b.pilot_mv(), b.pilot_low_mv, pwm_on,
+        st, pilot_fault, diode_bad = self._watch.feed(b.pilot_mv(), self._low_mv, pwm_on,
                                                       "diode" in self.faults)
         if st != self.cp:
             prev, self.cp = self.cp, st
@@ -410,7 +459,14 @@ class Connector:
             self.store.save(_STOPPING_DOC, s)
             self.store.remove(_SESSION_DOC)
             self._finishing_stops += 1
-            asyncio.create_task(self._finish_stop(s, reason))
+            try:
+                asyncio.create_task(self._finish_stop(s, reason))
+            except MemoryError:
+                # No memory for the task: the stop is journaled now, at the last reading.
+                gc.collect()
+                self._journal_stop(s, reason)
+                self.store.remove(_STOPPING_DOC)
+                self._finishing_stops -= 1
         else:
             self._journal_stop(s, reason)
             self.store.remove(_SESSION_DOC)
@@ -654,10 +710,12 @@ class Connector:
             st = self._compute_status(cid)
             if st != self._status[cid]:
                 self._status[cid] = st
+                # Listeners first: a MemoryError in the log line or the telemetry after this
+                # must not keep the new status from the OCPP client.
+                self._emit("on_status", cid, st[0], st[1])
                 log.info(_TAG, "connector %d: %s (%s)", cid, st[0], st[1])
                 if cid == 1:
                     self.board.telemetry("session", self._session_view())
-                self._emit("on_status", cid, st[0], st[1])
 
     def _session_view(self):
         s = self.session

@@ -20,6 +20,12 @@ CLOSE_GRACE_MS = const(10000)
 JOIN_TIMEOUT_MS = const(20000)  # the home Wi-Fi, once claimed (the claim's own: claimflow.py)
 SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
+# Free heap (bytes, after a collection) the hotspot needs to open: its servers' modules and
+# buffers, a login, a scan and a claim's request (measured: `borne bench hotspot-room`, see
+# ARCHITECTURE.md "Out of memory"). Below it, opening is refused with a logged reason and tried
+# again every _ROOM_RETRY_MS until memory frees.
+NEED_FREE = 24 * 1024
+_ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 # The claim's progress, as GET /api/claim reports it.
@@ -66,6 +72,9 @@ class Hotspot:
         self._reset_at = None
         self._sta_next = 0
         self._sta_backoff = 5000
+        self.need_free = opts.get("hotspot_need_free", NEED_FREE)
+        self._deferred = None  # why the hotspot should open, refused for want of memory
+        self._retry_at = 0
 
     # -- the mode ---------------------------------------------------------------------
     async def open_ap(self, why):
@@ -74,10 +83,23 @@ class Hotspot:
         if len(self._key) < 8:
             log.error(_TAG, "no per-device hotspot key provisioned: claim mode unavailable")
             return
-        self.ip = self.radio.ap_open(self.ssid, self._key)
         import gc
 
         gc.collect()  # the servers' modules compile into the heap (frozen on a charger)
+        free = gc.mem_free()
+        if free < self.need_free:
+            # Charging first: the hotspot waits until the heap has room for it.
+            if self._deferred is None:
+                log.warn(_TAG, "claim mode (%s) refused: %d bytes of heap free, it needs %d; "
+                         "it opens once memory frees", why, free, self.need_free)
+            self._deferred = why
+            self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
+            self._publish()
+            return
+        if self._deferred is not None:
+            log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
+            self._deferred = None
+        self.ip = self.radio.ap_open(self.ssid, self._key)
         from hotspot import api, httpd
         from hotspot.dns import CaptiveDns
 
@@ -128,7 +150,8 @@ class Hotspot:
     def _publish(self):
         self.board.telemetry("hotspot", {"open": self.open, "ssid": self.ssid,
                                          "claim": self.state, "error": self.error,
-                                         "claimed": self.settings.is_claimed()})
+                                         "claimed": self.settings.is_claimed(),
+                                         "refused": self._deferred is not None})
 
     def touch(self):
         # A request came in: the hotspot is in use.
@@ -160,6 +183,9 @@ class Hotspot:
             if self._want_open:
                 self._want_open = False
                 await self.open_ap("setup button")
+            elif (self._deferred is not None and not self.open
+                  and time.ticks_diff(now, self._retry_at) >= 0):
+                await self.open_ap(self._deferred)
             if self.open:
                 busy = self._claim_task is not None
                 if self._close_at is not None and time.ticks_diff(now, self._close_at) >= 0:

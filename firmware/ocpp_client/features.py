@@ -70,7 +70,19 @@ def load(s, out, name, actions):
     except ImportError as e:
         code = "NotSupported"
         log.warn(_TAG, "feature %s missing (%s): its messages are answered %s", name, e, code)
-    except Exception as e:  # MemoryError, a damaged file: it may work after a reboot
+    except MemoryError as e:
+        # No memory now: this call is answered InternalError (logged once per feature), and
+        # the next one (or the next s.feature()) tries again, so the feature comes back once
+        # memory frees.
+        s.features.pop(name, None)
+        if name not in _NO_MEMORY:
+            _NO_MEMORY.append(name)
+            log.exc(_TAG, "feature %s failed to load: its messages are answered InternalError "
+                    "until it loads" % name, e)
+        for a in actions:
+            out[a] = _stub(s, out, name, actions, a)
+        return None
+    except Exception as e:  # a damaged file: it may work after a reboot
         code = "InternalError"
         log.exc(_TAG, "feature %s failed to load: its messages are answered %s" % (name, code), e)
     for a in actions:
@@ -78,10 +90,16 @@ def load(s, out, name, actions):
     return False
 
 
+_NO_MEMORY = []  # features that failed to load for want of memory (logged once)
+
+
 def _stub(s, out, name, actions, action):
     async def first(p):
         # The first CALL of this feature: attach it, then answer with its own handler.
-        load(s, out, name, actions)
+        if load(s, out, name, actions) is None:
+            # No memory: the RPC layer answers as for any CALL that ran out of it (InternalError;
+            # SendLocalList: Failed); the next call tries again.
+            raise MemoryError("feature %s not loaded" % name)
         h = out.get(action)
         if h is None:
             from ocpp_client.errors import Reject
