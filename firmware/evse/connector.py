@@ -42,6 +42,8 @@ class Connector:
         self._watch = safety.PilotWatch()
         self._low_mv = board.pilot_low_mv  # bound once: the poll allocates no method object
         self._oom_at = None  # ticks_ms of the last MemoryError in the poll (relay held open)
+        self.oom_hold_ms = _OOM_HOLD_MS
+        self._burst = 0
         self.oom_count = 0  # MemoryErrors the poll survived (fail safe: relay opened)
         self._duty_offer = None  # the offer the cached duty below is for
         self._duty_val = 100
@@ -71,7 +73,7 @@ class Connector:
         self._scheduled = av["scheduled"]
         self._status = {0: None, 1: None}
         self._authorizing = False
-        self._checkpoint_t = 0
+        self._checkpoint_ms = 0  # time.ticks_ms of the last checkpoint (or the start)
         # Sessions the last power cut left unfinished: one stopped and waiting for its final
         # meter reading (its reason is known), and/or one still open (PowerLoss).
         self.interrupted = []
@@ -165,7 +167,7 @@ class Connector:
         if self._oom_at is not None:
             # Held open after a MemoryError in the poll (_fail_safe): no relay chatter while the
             # heap is exhausted; the first complete poll after the hold decides afresh.
-            if time.ticks_diff(time.ticks_ms(), self._oom_at) < _OOM_HOLD_MS:
+            if time.ticks_diff(time.ticks_ms(), self._oom_at) < self.oom_hold_ms:
                 return False
             self._oom_at = None
         return safety.relay_allowed(self.cp, self.session, self.operative, self.faults,
@@ -290,7 +292,6 @@ class Connector:
         b.set_pwm(100)
         self._duty = 100
         self._apply()
-        burst = 0
         while True:
             try:
                 await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
@@ -300,15 +301,26 @@ class Connector:
                 # wait_for_ms makes a task (~2 KB): without the memory for one, poll on a plain
                 # sleep (asyncio's preallocated singleton) instead.
                 await asyncio.sleep_ms(_POLL_MS)
-            try:
-                self.step()
-                burst = 0
-            except Exception as e:
-                self._fail_safe()
-                gc.collect()
-                if not burst:  # once per burst: a log line needs memory too
+            self.poll()
+
+    def poll(self):
+        # One look at the inputs (step()), failing safe: a MemoryError (or a bug) anywhere in
+        # it, whatever it left half done, opens the relay (_fail_safe) and is logged once per
+        # burst. -> True if the step completed.
+        try:
+            self.step()
+            self._burst = 0
+            return True
+        except Exception as e:
+            self._fail_safe()
+            gc.collect()
+            if not self._burst:  # once per burst: a log line needs memory too
+                try:
                     log.exc(_TAG, "poll failed: relay opened", e)
-                burst += 1
+                except MemoryError:
+                    pass
+            self._burst += 1
+            return False
 
     def step(self):
         b = self.board
@@ -317,8 +329,8 @@ class Connector:
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
         pwm_on = (self._duty is not None and self._duty < 100
                   and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)
-        st, pilot_fault, diode_bad = self._watch.feed(b.pilot_mv(), self._low_mv, pwm_on,
-                                                      "diode" in self.faults)
+        w = self._watch
+        st = w.feed(b.pilot_mv(), self._low_mv, pwm_on, "diode" in self.faults)
         if st != self.cp:
             prev, self.cp = self.cp, st
             if st not in ("C", "D") and self.relay:
@@ -326,8 +338,8 @@ class Connector:
             log.info(_TAG, "pilot %s -> %s", prev, st)
             b.telemetry("cp", st)
             self._on_pilot(prev, st)
-        self._set_fault("pilot", pilot_fault)
-        self._set_fault("diode", diode_bad)
+        self._set_fault("pilot", w.pilot_fault)
+        self._set_fault("diode", w.diode_fault)
         self._check_feedback()
         self._check_timeouts()
         self._apply()
@@ -353,9 +365,9 @@ class Connector:
             self.events.add("connection_timeout")
         s = self.session
         if s and self.relay and self.meter is not None:
-            now = clock.now()
-            if now - self._checkpoint_t >= _CHECKPOINT_S:
-                self._checkpoint(now)
+            # ticks, not clock.now(): the poll allocates nothing while charging steadily
+            if time.ticks_diff(time.ticks_ms(), self._checkpoint_ms) >= _CHECKPOINT_S * 1000:
+                self._checkpoint(clock.now())
         r = self.reservations
         if r is not None and r.next_expiry() is not None and r.next_expiry() <= clock.now():
             for cid, rid in r.expired():
@@ -365,24 +377,25 @@ class Connector:
     def _checkpoint(self, now):
         e = self.energy_wh()
         if e is not None and self.session:
-            self._checkpoint_t = now
+            self._checkpoint_ms = time.ticks_ms()
             self.session["last_wh"] = e
             self.session["last_t"] = now
             self.session["last_ms"] = clock.now_ms()
             self.store.save(_SESSION_DOC, self.session)
 
     def _on_pilot(self, prev, st):
+        # What the charge needs first, the event log's line after it (it needs memory).
         if st == "A":
             self.finishing = False
-            if prev != "A":
-                self.events.add("unplugged")
             s = self.session
             if s and not s.get("stopped"):
                 if self.config.get("StopTransactionOnEVSideDisconnect"):
                     self._stop("EVDisconnected")
+            if prev != "A":
+                self.events.add("unplugged")
         elif prev == "A" and st in ("B", "C", "D"):
-            self.events.add("plugged")
             self._try_start()
+            self.events.add("plugged")
 
     # -- sessions --------------------------------------------------------------------------
     def _may_start(self, id_tag, parent):
@@ -431,7 +444,7 @@ class Connector:
             "res": res,
         }
         self.session = s
-        self._checkpoint_t = now
+        self._checkpoint_ms = time.ticks_ms()
         # Persist before telling anyone: after a power cut this record ends the session.
         self.store.save(_SESSION_DOC, s)
         log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
