@@ -48,3 +48,19 @@ async def supervise(name, fn, *args):
             except MemoryError:
                 pass
             await asyncio.sleep_ms(min(_MAX_MS, _FIRST_MS << min(fails - 1, 6)))
+
+
+def heap_room(need, block):
+    # Has the heap room for a feature? -> (yes?, free bytes): at least `need` bytes free after a
+    # collection, and one contiguous block of `block` bytes (its largest buffer: a fragmented heap
+    # can have plenty free in holes too small for it), probed by allocating it once.
+    gc.collect()
+    free = gc.mem_free()
+    if free < need:
+        return False, free
+    try:
+        b = bytearray(block)
+    except MemoryError:
+        return False, free
+    b = None
+    return True, free

@@ -11,9 +11,9 @@
 #                                   "tone <hz> <ms>", "tel <key> <json>", "reset <0|1>"
 # Setup button (hotspot/): host -> agent "btn <ms>", one press of that length.
 # S0 meter (meter model "pulse"): host -> agent "s0 <pulses since the agent started>".
-# Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes>" takes the heap
-# until at most that many bytes are free (held in small blocks, as fragmentation would leave
-# it); "squeeze -1" gives it all back. Answered "tel squeeze {held, free}".
+# Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes>" takes every free
+# block of the heap at least that long (what is left free is in smaller holes, as in a
+# fragmented heap); "squeeze -1" gives them back. Answered "tel squeeze {held, free}".
 import gc
 import os
 import sys
@@ -69,7 +69,8 @@ class Board(BoardBase):
         self._relay = False
         self._last_led = None
         self._radio = None
-        self._ballast = []  # "squeeze": the heap taken away from the application
+        self._ballast = None  # "squeeze": the heap taken away from the application
+        self._squeeze_block = -1
 
     @property
     def flash_root(self):
@@ -174,17 +175,36 @@ class Board(BoardBase):
                 continue
             self.edge.set()
 
-    def _squeeze(self, free):
-        self._ballast = []
+    def _squeeze(self, block):
+        # Takes every free block of at least `block` bytes (as a fragmented heap would have
+        # none left), and goes on taking those that free up, every 100 ms, until -1 gives them
+        # back. Chained (each holds the one before): a list's growing array would need bigger
+        # and bigger blocks.
+        self._ballast = None
+        self._squeeze_block = block
         gc.collect()
-        if free >= 0:
-            try:
-                while gc.mem_free() > free + 512:
-                    self._ballast.append(bytearray(480))
-            except MemoryError:
-                pass
-        gc.collect()
-        self.telemetry("squeeze", {"held": len(self._ballast) * 480, "free": gc.mem_free()})
+        held = self._take(block) if block > 0 else 0
+        self.telemetry("squeeze", {"held": held, "free": gc.mem_free()})
+        if block > 0 and not getattr(self, "_squeezing", False):
+            self._squeezing = True
+            asyncio.create_task(self._squeezer())
+
+    def _take(self, block):
+        held = 0
+        try:
+            while True:
+                self._ballast = (self._ballast, bytearray(block - 32))  # (32: the objects)
+                held += block
+        except MemoryError:
+            pass
+        return held
+
+    async def _squeezer(self):
+        while self._squeeze_block > 0:
+            await asyncio.sleep_ms(100)
+            if self._squeeze_block > 0:
+                self._take(self._squeeze_block)
+        self._squeezing = False
 
     def _send(self, line):
         if self._io is None:

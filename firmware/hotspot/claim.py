@@ -7,6 +7,7 @@
 # press; it closes after a successful claim (CLOSE_GRACE_MS later, so the app can read the
 # result) and after IDLE_S without a request. See README.md "Provisioning API".
 import asyncio
+import sys
 import time
 
 import log
@@ -21,10 +22,14 @@ JOIN_TIMEOUT_MS = const(20000)  # the home Wi-Fi, once claimed (the claim's own:
 SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 # Free heap (bytes, after a collection) the hotspot needs to open: its servers' modules and
-# buffers, a login, a scan and a claim's request (measured: `borne bench hotspot-room`, see
-# ARCHITECTURE.md "Out of memory"). Below it, opening is refused with a logged reason and tried
-# again every _ROOM_RETRY_MS until memory frees.
-NEED_FREE = 24 * 1024
+# buffers, plus a request's working room. Measured on the unix port from the .mpy build (64-bit
+# objects, bytecode in the heap): ~36 KB held once open, ~12 KB more for requests;
+# tests/test_low_memory.py checks the held part stays below this. A 32-bit port (the ESP32)
+# needs about half (objects of half the size), an estimate until measured on the charger. Below
+# it, opening is refused with a logged reason and tried again every _ROOM_RETRY_MS until memory
+# frees.
+NEED_FREE = (48 if sys.maxsize > 1 << 32 else 24) * 1024
+_BLOCK = const(6144)  # its largest buffer: httpd.py's body buffer (BODY_MAX)
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -83,15 +88,16 @@ class Hotspot:
         if len(self._key) < 8:
             log.error(_TAG, "no per-device hotspot key provisioned: claim mode unavailable")
             return
-        import gc
+        from supervisor import heap_room
 
-        gc.collect()  # the servers' modules compile into the heap (frozen on a charger)
-        free = gc.mem_free()
-        if free < self.need_free:
+        # (a collection first: the servers' modules load into the heap, frozen on a charger)
+        ok, free = heap_room(self.need_free, _BLOCK)
+        if not ok:
             # Charging first: the hotspot waits until the heap has room for it.
             if self._deferred is None:
-                log.warn(_TAG, "claim mode (%s) refused: %d bytes of heap free, it needs %d; "
-                         "it opens once memory frees", why, free, self.need_free)
+                log.warn(_TAG, "claim mode (%s) refused: %d bytes of heap free, it needs %d "
+                         "with a block of %d; it opens once memory frees", why, free,
+                         self.need_free, _BLOCK)
             self._deferred = why
             self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
             self._publish()

@@ -120,9 +120,13 @@ class Rpc:
     def spool_wanted(self, head):
         # ws.py's spool_if: is a message over the RAM limit worth writing to flash? Only a CALL
         # this side can read from there (anything else is refused by its head alone).
-        from ocpp_client.spooled import STREAMED
-
         kind, mid, action = sniff_call(head)
+        try:
+            from ocpp_client.spooled import STREAMED
+        except MemoryError:
+            # No memory to load the reader: spooled all the same if its action has an answer
+            # for that (SendLocalList: Failed), given when it is read.
+            STREAMED = _NO_MEMORY
         return kind == CALL and mid is not None and action in STREAMED and action in self.handlers
 
     def _next_id(self):
@@ -225,10 +229,14 @@ class Rpc:
         import gc
 
         gc.collect()
-        kind, mid = sniff(raw.head if isinstance(raw, Spooled) else raw)
+        kind, mid, action = sniff_call(raw.head if isinstance(raw, Spooled) else raw)
         log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
         if kind == CALL and mid and mid != self._answered and self.ws:
-            await self.ws.send('[4,"%s","InternalError","cannot handle the call",{}]' % mid)
+            ans = _NO_MEMORY.get(action) if isinstance(e, MemoryError) else None
+            if ans is not None:  # (SendLocalList: Failed, the list as it was)
+                await self.ws.send('[3,"%s",%s]' % (mid, ans))
+            else:
+                await self.ws.send('[4,"%s","InternalError","cannot handle the call",{}]' % mid)
     async def _no_memory(self, mid, action):
         # The answer to CALL mid (action, or None when unknown) that ran out of memory, built
         # without json after a collection.

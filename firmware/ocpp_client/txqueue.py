@@ -69,8 +69,8 @@ class TxQueue:
                 return
             except MemoryError:
                 gc.collect()
-        if self._nheld >= _HELD:
-            raise MemoryError("transaction records: journal and RAM slots full")
+        if self._nheld >= (_HELD if rec["a"] != METER else _HELD - 2):  # (2 kept for a stop)
+            raise MemoryError("no memory to journal a %s, none left to hold it" % rec["a"])
         self._held[self._nheld] = rec
         self._nheld += 1
         log.warn(_TAG, "%s kept in RAM: no memory to journal it yet", rec["a"])
