@@ -4,8 +4,9 @@
 # result a dict {action: async fn(payload) -> .conf payload}. In attach() a feature may keep its
 # state object in s.features[name] (others get it with s.feature(name)), listen to the connector
 # (s.connector.listen(obj)) or the configuration (s.config.listen(obj)), offer a TriggerMessage
-# (s.triggers[message] = async fn(connector_id)), add a coroutine to s.tasks (eager features:
-# started with the session), and do work after a .conf with s.after(async fn, *args). The
+# (s.triggers[message] = async fn(connector_id)), add to s.tasks a coroutine (run once) or a
+# (name, async fn) (supervised: restarted after a failure, supervisor.py), eager features only:
+# started with the session, and do work after a .conf with s.after(async fn, *args). The
 # payload a handler gets is already checked against the 1.6 rules (validate.py); raising
 # errors.Reject answers a CALLERROR. Adding a feature: its module and one row of TABLE.
 # ARCHITECTURE.md ("OCPP client") shows the path of a new message.
@@ -14,7 +15,9 @@
 # at the first CALL of one of its actions, or when another asks for it (s.feature(name)). A
 # feature that cannot be loaded (file missing on a damaged filesystem, no memory) is logged
 # once; its actions are answered NotSupported (missing) or InternalError (anything else) from
-# then on. Charging never depends on a feature: the connector runs the relay on its own.
+# then on, except for want of memory: that call is answered as any CALL that ran out of memory
+# (rpc.py: InternalError, SendLocalList Failed) and the next one tries to load it again.
+# Charging never depends on a feature: the connector runs the relay on its own.
 import log
 
 # (module in ocpp_client/, attached at boot, the CSMS's actions it answers)
