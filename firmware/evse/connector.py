@@ -448,9 +448,9 @@ class Connector:
         # Persist before telling anyone: after a power cut this record ends the session.
         self.store.save(_SESSION_DOC, s)
         log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
-        self.events.add("session_start", tag=id_tag, src=source)
-        self._emit("on_tx_start", s)
+        self._emit("on_tx_start", s)  # (before the event log's line: that one needs memory)
         self._apply()
+        self.events.add("session_start", tag=id_tag, src=source)
 
     def _stop(self, reason):
         s = self.session
@@ -465,11 +465,11 @@ class Connector:
         self.session = None
         self.finishing = self.cp in ("B", "C", "D")
         m = self.meter
-        if m is not None and hasattr(m, "fresh") and not self._finishing_stops:
+        if (m is not None and hasattr(m, "fresh") and not self._finishing_stops
+                and self._save_stopping(s)):
             # The register is read once more now that no current flows, so meterStop is exact,
             # not up to one poll old. The stop is on flash meanwhile: a power cut still ends the
             # session with this reason.
-            self.store.save(_STOPPING_DOC, s)
             self.store.remove(_SESSION_DOC)
             self._finishing_stops += 1
             try:
@@ -488,6 +488,16 @@ class Connector:
         self._apply()
         return True
 
+    def _save_stopping(self, s):
+        # -> False without the memory to write it: the stop is journaled at once instead, at
+        # the last reading (not lost, nor left to the next boot).
+        try:
+            self.store.save(_STOPPING_DOC, s)
+            return True
+        except MemoryError:
+            gc.collect()
+            return False
+
     async def _finish_stop(self, s, reason):
         try:
             e = await self.meter.fresh()
@@ -504,9 +514,11 @@ class Connector:
         return self._finishing_stops
 
     def _journal_stop(self, s, reason):
+        # The listeners (the StopTransaction's journal) first: a MemoryError in the log line or
+        # the event log after them loses nothing of the bill.
+        self._emit("on_tx_stop", s, reason)
         log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
         self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
-        self._emit("on_tx_stop", s, reason)
 
     def take_interrupted(self):
         # Sessions a power cut left unfinished, each once: (session, reason). A stopped one

@@ -320,3 +320,51 @@ def test_no_memory_for_the_ack_sends_the_message_again_never_drops_it():
         assert q.tx_id("r1") == 7
 
     asyncio.run(run())
+
+
+class Meter:
+    def __init__(self):
+        self.wh = 1000
+
+    def energy_wh(self):
+        return self.wh
+
+    async def fresh(self, timeout_ms=None):
+        return self.wh
+
+
+class Stops:
+    def __init__(self):
+        self.stops = []
+
+    def on_tx_stop(self, s, reason):
+        self.stops.append((s["ref"], reason, s["meter_stop"]))
+
+
+def test_no_memory_at_a_stop_still_journals_it_once():
+    # The stop's document ("stopping", for the final meter reading) cannot be written: the stop
+    # goes to the listeners (the StopTransaction's journal) at once, at the last reading.
+    async def run():
+        boom = Boom()
+        w, c = _connector("stopmem", boom)
+        m = Meter()
+        c.use(meter=m)
+        rec = Stops()
+        c.listen(rec)
+        _charging(w, c)
+        m.wh = 1234
+        real = c.store.save
+
+        def save(name, doc):
+            if name == "stopping":
+                raise MemoryError("injected: store")
+            return real(name, doc)
+
+        c.store.save = save
+        assert c.remote_stop(lambda ref: True) == "Accepted"
+        assert not w.relay
+        assert len(rec.stops) == 1 and rec.stops[0][1:] == ("Remote", 1234), rec.stops
+        await asyncio.sleep_ms(50)
+        assert len(rec.stops) == 1, "journaled once"
+
+    asyncio.run(run())
