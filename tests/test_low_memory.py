@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from borne.csms import Csms
+from borne.sim.options import Runtime
 from borne.sim.simulator import Simulator
 from ocpp.v16 import call
 from simctl import Control, controlling, running
@@ -46,8 +47,8 @@ OLD_TAG = "0A0B0C0D"  # on the local list before the squeeze
 
 @pytest.fixture
 async def lsim(csms: Csms, flash: Path, compiled_firmware: Path) -> AsyncIterator[Simulator]:
-    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, heapsize=f"{LOW_HEAP_WK}wK",
-                  compiled=compiled_firmware)
+    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                  runtime=Runtime(heapsize=f"{LOW_HEAP_WK}wK", compiled=compiled_firmware))
     async with running(s, tail=300):
         yield s
 
