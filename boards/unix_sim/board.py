@@ -177,8 +177,8 @@ class Board(BoardBase):
 
     def _squeeze(self, block):
         # Takes every free block of at least `block` bytes (as a fragmented heap would have
-        # none left), and goes on taking those that free up, every 100 ms, until -1 gives them
-        # back. Chained (each holds the one before): a list's growing array would need bigger
+        # none left), and goes on taking those that free up (a collection every 20 ms: what
+        # the application lets go must not leave a block), until -1 gives them back. Chained (each holds the one before): a list's growing array would need bigger
         # and bigger blocks.
         self._ballast = None
         self._squeeze_block = block
@@ -201,8 +201,9 @@ class Board(BoardBase):
 
     async def _squeezer(self):
         while self._squeeze_block > 0:
-            await asyncio.sleep_ms(100)
+            await asyncio.sleep_ms(20)
             if self._squeeze_block > 0:
+                gc.collect()
                 self._take(self._squeeze_block)
         self._squeezing = False
 
