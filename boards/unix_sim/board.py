@@ -213,13 +213,16 @@ class Board(BoardBase):
         self._put(line.encode() + b"\n")
 
     def _put(self, b):
-        while b:
+        while True:
             try:
                 n = self._io.send(b)
-                b = b[n:]
             except OSError as e:
                 if e.errno != 11:  # EAGAIN: loopback buffer full, try again
                     raise
+                continue
+            if n >= len(b):
+                return  # (no slice: a whole line sent allocates nothing)
+            b = b[n:]
 
     # control pilot
     def pilot_mv(self):

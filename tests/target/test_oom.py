@@ -368,3 +368,27 @@ def test_no_memory_at_a_stop_still_journals_it_once():
         assert len(rec.stops) == 1, "journaled once"
 
     asyncio.run(run())
+
+
+class Sock:
+    def __init__(self):
+        self.n = 0
+
+    def send(self, b):
+        self.n += 1
+        return len(b)
+
+
+def test_the_simulation_board_opens_the_relay_allocating_nothing():
+    import board as simboard  # boards/unix_sim: its relay line is a constant
+
+    b = simboard.Board(["agent"])
+    b._io = s = Sock()
+    b.set_relay(True)
+    gc.collect()
+    micropython.heap_lock()
+    try:
+        b.set_relay(False)
+    finally:
+        micropython.heap_unlock()
+    assert s.n == 2 and not b._relay
