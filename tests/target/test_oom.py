@@ -17,6 +17,10 @@ from ocpp_client.txqueue import TxQueue
 from evse.connector import Connector
 from supervisor import supervise
 import supervisor
+import sys
+from ocpp_client import features
+from ocpp_client.rpc import Rpc
+from test_rpc import serve_all
 
 _MV = {"A": 12000, "B": 9000, "C": 6000, "D": 3000}
 
@@ -392,3 +396,63 @@ def test_the_simulation_board_opens_the_relay_allocating_nothing():
     finally:
         micropython.heap_unlock()
     assert s.n == 2 and not b._relay
+
+
+class Hungry:
+    # A feature module (ocpp_client.hungry) without the memory to attach the first time.
+    tries = 0
+
+    @staticmethod
+    def attach(s):
+        Hungry.tries += 1
+        if Hungry.tries == 1:
+            raise MemoryError("memory allocation failed")
+
+        async def send_list(p):
+            return {"status": "Accepted"}
+
+        return {"SendLocalList": send_list}
+
+
+class Fs:
+    def __init__(self):
+        self.features = {}
+
+
+def test_a_feature_without_memory_to_load_is_tried_again_at_its_next_call():
+    sys.modules["ocpp_client.hungry"] = Hungry
+    s = Fs()
+    rpc = Rpc(features.handlers(s, (("hungry", False, ("SendLocalList",)),)))
+    frame = '[2, "%s", "SendLocalList", {"listVersion": 1, "updateType": "Full"}]'
+
+    async def run():
+        return await serve_all(rpc, frame % "a", frame % "b")
+
+    with Logs() as logs:
+        sent, _ = asyncio.run(run())
+    # The first: Failed (what a SendLocalList without memory gets), the second loads it.
+    assert sent == [[3, "a", {"status": "Failed"}], [3, "b", {"status": "Accepted"}]], sent
+    assert Hungry.tries == 2
+    assert len([w for w in logs.warnings() if "feature hungry failed" in w]) == 1, logs.lines
+
+
+def test_a_list_update_out_of_memory_half_way_fails_and_keeps_the_old_list():
+    from ocpp_client.locallist import LocalList
+
+    ll = LocalList(Store("llmem"), 1000)
+    ok = [{"idTag": "OLD%d" % i, "idTagInfo": {"status": "Accepted"}} for i in range(5)]
+    assert ll.update(1, "Full", ok) == "Accepted"
+
+    def entries(kind):
+        for i in range(300):
+            if i == 200:
+                raise MemoryError("injected: list entry")
+            yield {"idTag": "NEW%d" % i, "idTagInfo": {"status": "Accepted"}}
+
+    for kind in ("Full", "Differential"):
+        with Logs() as logs:
+            st = asyncio.run(ll.apply(2, kind, entries(kind)))
+        assert st == "Failed", (kind, st)
+        assert logs.warned("update failed: no memory"), logs.lines
+        assert ll.version == 1 and ll.count == 5
+        assert ll.lookup("OLD3") is not None and ll.lookup("NEW5") is None
