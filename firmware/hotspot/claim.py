@@ -94,13 +94,14 @@ class Hotspot:
         ok, free = heap_room(self.need_free, _BLOCK)
         if not ok:
             # Charging first: the hotspot waits until the heap has room for it.
-            if self._deferred is None:
+            first = self._deferred is None
+            self._deferred = why
+            self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
+            if first:
                 log.warn(_TAG, "claim mode (%s) refused: %d bytes of heap free, it needs %d "
                          "with a block of %d; it opens once memory frees", why, free,
                          self.need_free, _BLOCK)
-            self._deferred = why
-            self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
-            self._publish()
+                self._publish()
             return
         if self._deferred is not None:
             log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
