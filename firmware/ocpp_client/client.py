@@ -109,7 +109,10 @@ class OcppClient:
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):
-        self._status_dirty[cid] = (status, error_code)
+        try:
+            self._status_dirty[cid] = (status, error_code)
+        except MemoryError:  # the connector's own (status, code): no new tuple
+            self._status_dirty[cid] = self.connector.status_of(cid)
         self._kick.set()
         self._publish()
 
