@@ -291,17 +291,20 @@ class Connector:
         self.relay = False
         b.set_pwm(100)
         self._duty = 100
-        self._apply()
-        while True:
-            try:
-                await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
-            except asyncio.TimeoutError:
-                pass
-            except MemoryError:
-                # wait_for_ms makes a task (~2 KB): without the memory for one, poll on a plain
-                # sleep (asyncio's preallocated singleton) instead.
-                await asyncio.sleep_ms(_POLL_MS)
-            self.poll()
+        try:
+            self._apply()
+            while True:
+                try:
+                    await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
+                except asyncio.TimeoutError:
+                    pass
+                except MemoryError:
+                    # wait_for_ms makes a task (~2 KB): without the memory for one, poll on a
+                    # plain sleep (asyncio's preallocated singleton) instead.
+                    await asyncio.sleep_ms(_POLL_MS)
+                self.poll()
+        finally:
+            self._fail_safe()  # ended anyway (cancelled, a bug): nobody watches the inputs
 
     def poll(self):
         # One look at the inputs (step()), failing safe: a MemoryError (or a bug) anywhere in
