@@ -5,7 +5,7 @@ budget, and the test then takes more of its heap away (the unix_sim board's `squ
 small blocks, as a fragmented heap would be) while a session charges. The charger keeps charging
 safely with features shed: the hotspot (the owner's setup button) is refused with a logged reason
 and a 1,000-tag SendLocalList is answered Failed, the old list kept. Once the memory is given
-back the hotspot opens by itself. Throughout: the session is billed exactly, no journaled
+back the hotspot opens by itself and the same list update is Accepted. Throughout: the session is billed exactly, no journaled
 transaction message is lost or repeated, the agent never reboots, keeps answering, and opens the
 relay when the EV stops.
 """
@@ -161,6 +161,12 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
     stop2 = (await csms.wait_call("StopTransaction", lambda p: p["idTag"] == OLD_TAG,
                                   timeout=20)).payload
     assert stop2["meterStop"] >= start2["meterStart"]
+
+    # With its memory back, the same list update goes through.
+    res = await cp.call(call.SendLocalList(list_version=2, update_type="Full",
+                                           local_authorization_list=tags))
+    assert res.status == "Accepted"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 2
 
     # Nothing journaled was lost or repeated; the agent never rebooted.
     await lctl.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue to drain", 20)
