@@ -1,13 +1,13 @@
 """Running out of memory is bad input too (issue 12, "Bad input").
 
 The agent runs from the mpy-cross build (as `borne deploy` installs it) in a heap 10% below the
-budget, and the test then takes more of its heap away (the unix_sim board's `squeeze`: held in
-small blocks, as a fragmented heap would be) while a session charges. The charger keeps charging
-safely with features shed: the hotspot (the owner's setup button) is refused with a logged reason
-and a 1,000-tag SendLocalList is answered Failed, the old list kept. Once the memory is given
-back the hotspot opens by itself and the same list update is Accepted. Throughout: the session is billed exactly, no journaled
-transaction message is lost or repeated, the agent never reboots, keeps answering, and opens the
-relay when the EV stops.
+budget, and the test then takes more of its heap away (the unix_sim board's `squeeze`: every free
+block of 2 KB or more, as a fragmented heap would have none) while a session charges. The charger
+keeps charging safely with features shed: the hotspot (the owner's setup button) is refused with a
+logged reason and a 1,000-tag SendLocalList is answered Failed, the old list kept. Once the memory
+is given back the hotspot opens by itself and the same list update is Accepted. Throughout: the
+session is billed exactly, no journaled transaction message is lost or repeated, the agent never
+reboots, keeps answering, and opens the relay when the EV stops.
 """
 
 from __future__ import annotations
