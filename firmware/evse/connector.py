@@ -387,18 +387,25 @@ class Connector:
             self.store.save(_SESSION_DOC, self.session)
 
     def _on_pilot(self, prev, st):
-        # What the charge needs first, the event log's line after it (it needs memory).
         if st == "A":
             self.finishing = False
+            if prev != "A":
+                self._event("unplugged")
             s = self.session
             if s and not s.get("stopped"):
                 if self.config.get("StopTransactionOnEVSideDisconnect"):
                     self._stop("EVDisconnected")
-            if prev != "A":
-                self.events.add("unplugged")
         elif prev == "A" and st in ("B", "C", "D"):
+            self._event("plugged")
             self._try_start()
-            self.events.add("plugged")
+
+    def _event(self, name):
+        # A line of the event log, which needs memory: without it, the line is left out and
+        # what the charge needs next still happens.
+        try:
+            self.events.add(name)
+        except MemoryError:
+            pass
 
     # -- sessions --------------------------------------------------------------------------
     def _may_start(self, id_tag, parent):
@@ -450,10 +457,13 @@ class Connector:
         self._checkpoint_ms = time.ticks_ms()
         # Persist before telling anyone: after a power cut this record ends the session.
         self.store.save(_SESSION_DOC, s)
-        log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
-        self._emit("on_tx_start", s)  # (before the event log's line: that one needs memory)
+        self._emit("on_tx_start", s)  # first: the StartTransaction's journal
+        try:  # lines that need memory: without it they are left out, the session goes on
+            log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
+            self.events.add("session_start", tag=id_tag, src=source)
+        except MemoryError:
+            pass
         self._apply()
-        self.events.add("session_start", tag=id_tag, src=source)
 
     def _stop(self, reason):
         s = self.session
@@ -520,8 +530,11 @@ class Connector:
         # The listeners (the StopTransaction's journal) first: a MemoryError in the log line or
         # the event log after them loses nothing of the bill.
         self._emit("on_tx_stop", s, reason)
-        log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
-        self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
+        try:
+            log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
+            self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
+        except MemoryError:
+            pass
 
     def take_interrupted(self):
         # Sessions a power cut left unfinished, each once: (session, reason). A stopped one
