@@ -248,6 +248,10 @@ class Rpc:
         if ans is None:
             return await self._error(mid, "InternalError", "out of memory")
         if self.ws is not None and mid:
+            for c in mid:
+                if not " " <= c <= "~" or c in '"\\':  # not safe between quotes as it is
+                    await self._reply([RESULT, mid, json.loads(ans)])
+                    return
             await self.ws.send('[3,"%s",%s]' % (mid, ans))
             self._answered = mid
 

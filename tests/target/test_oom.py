@@ -456,3 +456,20 @@ def test_a_list_update_out_of_memory_half_way_fails_and_keeps_the_old_list():
         assert logs.warned("update failed: no memory"), logs.lines
         assert ll.version == 1 and ll.count == 5
         assert ll.lookup("OLD3") is not None and ll.lookup("NEW5") is None
+
+
+def test_an_odd_message_id_still_gets_valid_json_when_out_of_memory():
+    import json
+
+    async def boom(p):
+        raise MemoryError("no memory")
+
+    rpc = Rpc({"SendLocalList": boom})
+    frame = '[2, "q\\"x", "SendLocalList", {"listVersion": 1, "updateType": "Full"}]'
+
+    async def run():
+        return await serve_all(rpc, frame)
+
+    sent, _ = asyncio.run(run())
+    assert sent == [[3, 'q"x', {"status": "Failed"}]], sent
+    json.dumps(sent)
