@@ -14,9 +14,10 @@ _MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Impor
 _MAX_MEASURANDS = const(8)  # the *MaxLength keys below say 8
 
 # One line a key: "<name> <kind><access> <default>", the default as text: "-" = none (None),
-# booleans 0 / 1, integers in decimal, strings as they are (up to the end of the line). One
-# string constant, so that with the code in flash (frozen, ROMFS) the table takes no heap: a
-# dict of tuples took ~3 KB of it, for lookups that are rare (spec() scans the text).
+# booleans 0 / 1, integers in decimal (none negative), strings as they are (up to the end of
+# the line). One string constant, so that with the code in flash (frozen, ROMFS) the table takes
+# no heap (a dict of tuples took ~5 KB of it on the 64-bit unix port); get() reads an integer or
+# boolean default from the text without allocating, spec() and GetConfiguration parse lines.
 _TABLE = (
     "\n"
     "AllowOfflineTxForUnknownId bw 0\n"
@@ -84,7 +85,8 @@ _TABLE = (
     "CertificateSignedMaxChainSize ir 5500\n"  # bytes of a CertificateSigned chain
     "AdditionalRootCertificateCheck br 0\n"
 )
-# The key tables: this one, then those a feature module adds, in the same format (mqtt/keys.py).
+# The key tables: this one, then those a feature module adds, in the same format (mqtt/keys.py;
+# at most 8 tables, see _at()).
 TABLES = [_TABLE]
 # Keys that are settings (settings.py: the connection credentials, the installation, the LED):
 # key -> setting. Their default is the setting's.
@@ -124,10 +126,7 @@ class Config:
             return _settings.defaults()[name] if v is None else v
         if key in self.changed:
             return self.changed[key]
-        sp = spec(key)
-        if sp is None:
-            raise KeyError(key)
-        return sp[1]
+        return _default(key)
 
     def measurands(self, key):
         v = self.get(key)
@@ -179,26 +178,57 @@ class Config:
         return known, unknown
 
 
+def _at(key):
+    # Where a key's line is: its table's number + 8 x the index of its kind letter in it, or -1.
+    # (One small int, and no iterator: get() reads defaults without allocating.)
+    if type(key) is not str or " " in key or "\n" in key:
+        return -1
+    n = len(key)
+    k = 0
+    while k < len(TABLES):
+        t = TABLES[k]
+        i = t.find(key)
+        while i > 0 and (t[i - 1] != "\n" or t[i + n] != " "):  # a whole name: its line's start
+            i = t.find(key, i + 1)
+        if i > 0:
+            return k + 8 * (i + n + 1)
+        k += 1
+    return -1
+
+
+def _default(key):
+    # A key's default; KeyError when the charger has no such key. Integers and booleans are
+    # read without allocating (called every second by the session and metering loops).
+    p = _at(key)
+    if p < 0:
+        raise KeyError(key)
+    t = TABLES[p & 7]
+    i = p >> 3
+    kind = t[i]
+    i += 3
+    c = t[i]
+    if c == "-":
+        return None
+    if kind == "b":
+        return c == "1"
+    if kind == "i":
+        v = 0
+        while c != "\n":
+            v = v * 10 + ord(c) - 48
+            i += 1
+            c = t[i]
+        return v
+    return t[i:t.find("\n", i)]
+
+
 def spec(key):
     # -> (kind, default, access) of a key, or None when the charger has no such key.
-    if type(key) is not str or " " in key or "\n" in key:
+    p = _at(key)
+    if p < 0:
         return None
-    for t in TABLES:
-        i = t.find("\n" + key + " ")
-        if i >= 0:
-            break
-    else:
-        return None
-    i += len(key) + 2
-    kind = t[i]
-    v = t[i + 3:t.find("\n", i)]
-    if v == "-":
-        v = None
-    elif kind == "i":
-        v = int(v)
-    elif kind == "b":
-        v = v == "1"
-    return kind, v, t[i + 1]
+    t = TABLES[p & 7]
+    i = p >> 3
+    return t[i], _default(key), t[i + 1]
 
 
 def names():
