@@ -77,6 +77,7 @@ class Result:
     used: dict[str, int] = field(default_factory=dict)  # heap in use after each step
     steps: list[str] = field(default_factory=list)  # the steps passed, in order
     heapmap: list[str] = field(default_factory=list)  # the last block map (heapmap=True)
+    violations: list[str] = field(default_factory=list)  # frames that break the 1.6 schemas
 
     def summary(self) -> str:
         what = "passed" if self.ok else f"FAILED at {self.step!r}: {self.reason}"
@@ -371,6 +372,7 @@ async def reference(
             await run.stop()
             await sim.stop()
             await csms.stop()
+            res.violations = list(csms.violations)
     res.seconds = time.monotonic() - t0
     return res
 
@@ -448,6 +450,7 @@ async def claim(
             await run.stop()
             await sim.stop()
             await csms.stop()
+            res.violations = list(csms.violations)
     res.seconds = time.monotonic() - t0
     return res
 
