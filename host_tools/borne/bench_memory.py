@@ -39,8 +39,9 @@ from borne.sim import romboot
 BLOCK = 4 * WORD  # MicroPython's GC block
 MICROOCPP = ("MicroOcpp (C++, github.com/matth-x/MicroOcpp), its published ESP32 figures "
              "as issue 12 cites them: 12.3 KB heap idle, 21.9 KB peak")
-TYPES = {"h": "other objects and buffers", "T": "tuples", "L": "lists", "D": "dicts",
-         "S": "str/bytes", "A": "bytearrays/arrays", "F": "floats", "B": "functions",
+TYPES = {"h": "other (instances, buffers, dict tables, code records)", "T": "tuples",
+         "L": "lists", "D": "dicts", "S": "str/bytes", "A": "bytearrays/arrays",
+         "F": "floats", "B": "functions",
          "M": "modules", "Q": "qstr pools"}
 # Feature -> the modules it loads on top of the boot modules (ARCHITECTURE.md's feature table).
 FEATURES: list[tuple[str, tuple[str, ...]]] = [
@@ -140,10 +141,30 @@ def allocations(heapmap: list[str], skip_bytes: int = 0) -> list[tuple[int, str]
     return out
 
 
+def _qstr_pool_sizes() -> dict[int, int]:
+    """Block-rounded size -> entries of MicroPython's qstr pools (10 entries, then each pool
+    twice the last): a header of 6 words, then per entry a pointer, a 2-byte hash, a length
+    byte. A map's 'h' of exactly such a size is taken for a pool."""
+    out = {}
+    n = 10
+    while n < 1 << 16:
+        size = 6 * WORD + n * (WORD + 3)
+        out[-(-size // BLOCK) * BLOCK] = n
+        n *= 2
+    return out
+
+
+def label(nbytes: int, c: str) -> str:
+    if c == "h" and nbytes >= 512 and nbytes in _qstr_pool_sizes():
+        return f"qstr pool ({_qstr_pool_sizes()[nbytes]} entries)"
+    return TYPES.get(c, c)
+
+
 def by_type(allocs: list[tuple[int, str]]) -> list[tuple[int, str]]:
     totals: dict[str, int] = {}
     for n, c in allocs:
-        totals[c] = totals.get(c, 0) + n
+        key = "Q" if label(n, c).startswith("qstr") else c
+        totals[key] = totals.get(key, 0) + n
     return sorted(((n, TYPES.get(c, c)) for c, n in totals.items()), reverse=True)
 
 
@@ -371,12 +392,12 @@ async def figures(full_hour: bool = True) -> list[str]:
             rpeak = peaks[(scenario, "rom")].heap.get("peak", 0)
             if nm and nr:
                 bytecode = max(0, (nm - nr) * 1024 * WORD // 4)
-                say(f"memory-budget: {scenario}: ESP32 estimate, .mpy on the filesystem: "
+                say(f"memory-budget: {scenario}: ESP32 estimate for the .mpy build: "
                     f"~{nr + kib(bytecode):.0f} KiB of heap (the ROM run's {nr}wK of data + "
-                    f"{kib(bytecode):.0f} KiB of bytecode resident, the .mpy run's extra "
-                    f"{nm - nr}wK counted at full size); bytecode in ROM: {nr}wK; data peak "
-                    f"{wk(rpeak):.1f} wK (target {workload.ROM_TARGET_KIB} KiB); budget "
-                    f"target {workload.TARGET_WK}wK")
+                    f"~{kib(bytecode):.0f} KiB of bytecode and its fragments: the .mpy run's "
+                    f"extra {nm - nr}wK, bytes that count half here, at full size); "
+                    f"target {workload.TARGET_WK} KiB. With the bytecode in ROM: {nr}wK, data "
+                    f"peak {wk(rpeak):.1f} wK (target {workload.ROM_TARGET_KIB} KiB)")
         say(f"memory-budget: boot modules (`import app`, {len(boot)} modules): data "
             f"{data_boot} bytes = {wk(data_boot):.1f} wK with the bytecode in ROM; their "
             f"bytecode {code_boot} bytes ({kib(code_boot):.1f} KiB, the same on an ESP32) "
@@ -396,7 +417,7 @@ async def figures(full_hour: bool = True) -> list[str]:
             types = ", ".join(f"{t} {wk(n):.1f}" for n, t in by_type(allocs)[:8])
             say(f"memory-budget: reference peak by type (block map, {wk(total):.1f} wK in "
                 f"{len(allocs)} allocations): {types}")
-            big = ", ".join(f"{n} B {TYPES.get(c, c)}" for n, c in allocs[:10])
+            big = ", ".join(f"{n} B {label(n, c)}" for n, c in allocs[:10])
             say(f"memory-budget: largest single allocations at the peak: {big}")
         # The hour, once, at the ROM run's smallest heap: nothing grows per MeterValues.
         nr = found.get(("reference", "rom"))
@@ -419,9 +440,9 @@ async def figures(full_hour: bool = True) -> list[str]:
             say(f"memory-budget:   {label:34} {wk(d):6.1f} | {kib(m - d):6.1f} | "
                 f"{wk(d) + kib(m - d):6.1f}{note}")
     # TLS and the peers.
-    held_tls, freed = await tls_heap()
+    held_tls, _ = await tls_heap()
     say(f"memory-budget: TLS: a live TLS 1.2 connection (CA-checked, the CSMS's certificate) "
-        f"holds {held_tls} bytes of the GC heap (the socket object; {freed} after its close); "
+        f"adds {held_tls} bytes to the GC heap (the socket object); "
         f"mbedTLS's record buffers (16 KiB in + 4 KiB out) and "
         f"handshake state are calloc'd outside the GC heap on the unix port (its mbedTLS "
         f"config is not bare-metal: libc calloc), as on an ESP32 (ESP-IDF heap), so every "

@@ -182,12 +182,12 @@ class _Run:
         agent = self.sim.agent
         assert agent is not None
         work = asyncio.ensure_future(fn())
-        while not work.done():
-            if len(agent.exit_codes) > self.exits_allowed:
-                work.cancel()
-                self.check_agent()
-                raise StepFailed("the agent stopped")
-            await asyncio.wait({work}, timeout=0.1)
+        try:
+            while not work.done():
+                self.check_agent()  # a restart or a MemoryError fails the step at once
+                await asyncio.wait({work}, timeout=0.1)
+        finally:
+            work.cancel()
         return work.result()
 
 
