@@ -260,10 +260,10 @@ def per_package(modules: list[str], figures: dict[str, Any]) -> dict[str, int]:
 def feature_costs(runtime: str, folder: Path) -> list[tuple[str, int, list[str]]]:
     """(feature, heap its modules add over the boot modules, errors)."""
     out = []
-    for label, mods in FEATURES:
+    for name, mods in FEATURES:
         f = mp_imports(["app", *mods], runtime, folder)
         errors = [f"{m}: {v}" for m, v in f.items() if not isinstance(v, int)]
-        out.append((label, sum(v for m, v in f.items() if m != "app" and isinstance(v, int)),
+        out.append((name, sum(v for m, v in f.items() if m != "app" and isinstance(v, int)),
                     errors))
     return out
 
@@ -345,7 +345,11 @@ async def peer(samples: int) -> dict[str, int]:
 # -- the benchmark --------------------------------------------------------------------------
 async def figures(full_hour: bool = True) -> list[str]:
     lines: list[str] = []
-    say = lines.append
+
+    def say(line: str) -> None:  # kept for the report; shown at once on stderr (a long run)
+        lines.append(line)
+        print(f"({line})", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="borne-mem-") as tmp:
         folders = {rt: workload.build(rt, Path(tmp) / rt) for rt in ("mpy", "rom")}
         folder_mpy, folder_rom = folders["mpy"], folders["rom"]
@@ -435,9 +439,9 @@ async def figures(full_hour: bool = True) -> list[str]:
         rows_mpy = feature_costs("mpy", folder_mpy)
         say("memory-budget: per feature, heap its modules add over the boot modules: "
             "data wK (bytecode in ROM) | + bytecode KiB (.mpy) | ESP32 .mpy estimate KiB")
-        for (label, d, err), (_, m, _) in zip(rows_rom, rows_mpy, strict=True):
+        for (name, d, err), (_, m, _) in zip(rows_rom, rows_mpy, strict=True):
             note = f"  ({'; '.join(err)[:160]})" if err else ""
-            say(f"memory-budget:   {label:34} {wk(d):6.1f} | {kib(m - d):6.1f} | "
+            say(f"memory-budget:   {name:34} {wk(d):6.1f} | {kib(m - d):6.1f} | "
                 f"{wk(d) + kib(m - d):6.1f}{note}")
     # TLS and the peers.
     held_tls, _ = await tls_heap()
