@@ -43,9 +43,11 @@ from borne.sim.options import Runtime
 from borne.sim.simulator import ClaimOptions, Simulator
 
 # The memory budget, in -X heapsize=NwK (N KiB of 32-bit words: N KiB on an ESP32), for the
-# .mpy build (what `borne deploy` installs): tests/test_memory_budget.py runs both scenarios
-# at these figures and fails when a change no longer fits. The one place they are written.
-BUDGET_WK = {"reference": 218, "claim": 206}
+# .mpy build (what `borne deploy` installs), and the data heap with the bytecode in ROM
+# ("_rom": a ROMFS image executed in place): tests/test_memory_budget.py runs both scenarios
+# at these figures and fails when a change no longer fits. The one place they are written:
+# what `borne bench memory-budget` reaches plus ~3 %, lowered as reductions land.
+BUDGET_WK = {"reference": 225, "claim": 211, "reference_rom": 156, "claim_rom": 143}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
