@@ -15,10 +15,11 @@ missing answer, a timeout, an agent restart the scenario did not ask for, or a M
 the agent's log (one caught and survived still means the workload did not fit).
 
 Time is compressed, never skipped: MeterValues are sampled every second with a clock-aligned
-reading every second too (instead of every 10 s), so the hour's 360 MeterValues take three
-minutes (`samples=360`, the benchmark's full run); the budget test and the bisections run a
-shorter session (`SHORT_SAMPLES`): the heap holds nothing per sample (the benchmark's full run
-shows the heap in use after the last sample against the first).
+reading every second too (instead of every 10 s), so the hour's 360 MeterValues take about
+three minutes (`samples=310` online, then the 50 queued offline: the benchmark's full run);
+the budget test and the bisections run a shorter session (`SHORT_SAMPLES` before the cut): the
+heap holds nothing per sample (the benchmark's full run shows the heap in use after its session
+against the short run's).
 
 The code runs as `runtime` says: "source" (compiled at import, unix port only), "mpy" (the
 `borne build` output as .mpy files, what `borne deploy` installs) or "rom" (the same as a
