@@ -28,7 +28,8 @@ TABLE = (
     ("remote", False, ("Reset", "TriggerMessage", "UnlockConnector", "ChangeAvailability")),
     ("configuration", False, ("GetConfiguration", "ChangeConfiguration")),
     ("vendor", False, ("DataTransfer",)),
-    ("firmware", True, ("UpdateFirmware",)),
+    ("firmware", False, ("UpdateFirmware",)),
+    ("fwboot", True, ()),  # after "firmware": attaches it at boot when an update left work
     ("security_ext", True, ("GetDiagnostics", "GetLog", "ExtendedTriggerMessage",
                             "InstallCertificate", "GetInstalledCertificateIds",
                             "DeleteCertificate", "CertificateSigned", "SignedUpdateFirmware")),
