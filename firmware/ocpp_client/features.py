@@ -34,6 +34,10 @@ TABLE = (
                             "InstallCertificate", "GetInstalledCertificateIds",
                             "DeleteCertificate", "CertificateSigned", "SignedUpdateFirmware")),
 )
+# Transient features: attached for one CALL and dropped once it is answered (their module out of
+# the heap: rpc.drop). They keep no state of their own (it lives in config.py, evse/, the store)
+# and listen to nothing; work they leave for after the .conf (s.after) still runs.
+TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations")
 _TAG = "ocpp"
 
 
@@ -88,9 +92,26 @@ def _stub(s, out, name, actions, action):
             from ocpp_client.errors import Reject
 
             raise Reject("NotSupported", "%s is not supported" % action)
-        return await h(p)
+        if name not in TRANSIENT:
+            return await h(p)
+        try:
+            return await h(p)
+        finally:
+            unload(s, out, name, actions)
 
     return first
+
+
+def unload(s, out, name, actions):
+    # A transient feature dropped: its stubs back in place, its module out of the heap.
+    if name not in s.features:
+        return
+    del s.features[name]
+    for a in actions:
+        out[a] = _stub(s, out, name, actions, a)
+    from ocpp_client.rpc import drop
+
+    drop("ocpp_client." + name)
 
 
 def _failed(code, name):

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import binascii
+import sys
 import time
 
 import log
@@ -20,6 +21,23 @@ MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
 _FORMATION = "FormationViolation"
 _TAG = "rpc"
+
+
+def drop(*names):
+    # Modules loaded on use, out of the heap again: removed from sys.modules and from their
+    # package (which keeps each imported submodule as an attribute); their code is freed once
+    # nothing refers to it, and the next use imports them again.
+    for n in names:
+        if sys.modules.pop(n, None) is not None:
+            pkg, _, leaf = n.rpartition(".")
+            try:
+                delattr(sys.modules[pkg], leaf)
+            except (KeyError, AttributeError):
+                pass
+
+
+# Loaded with a CALL of the CSMS and dropped once it is checked: the 1.6 rules (~8wK).
+_RULES = ("ocpp_client.validate", "ocpp_client.rules", "ocpp_client.rules_ext")
 
 
 def _is_int(v):
@@ -345,13 +363,17 @@ class Rpc:
             log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
             return await self._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
         action, payload = msg[2], msg[3]
-        from ocpp_client import validate  # loaded with the first CALL the CSMS sends
+        from ocpp_client import validate  # loaded for each CALL the CSMS sends, then dropped
 
         h = self.handlers.get(action)
-        if h is None and not validate.known(action) and action not in self.known_actions:
+        known = validate.known(action)
+        bad = validate.check(action, payload)
+        validate = None
+        if "ocpp_client.spooled" not in sys.modules:  # the streamed reader keeps them loaded
+            drop(*_RULES)
+        if h is None and not known and action not in self.known_actions:
             log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)
             return await self._error(mid, "NotImplemented", "unknown action")
-        bad = validate.check(action, payload)
         if bad is not None:
             log.warn(_TAG, "%s %s: %s (%s)", action, mid, bad[0], bad[1])
             if self.on_bad:

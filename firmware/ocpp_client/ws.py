@@ -419,14 +419,14 @@ class WebSocket:
     # -- sending -------------------------------------------------------------------------
     async def _send_frame(self, op, payload):
         # payload: str (its UTF-8 bytes are read in place), bytes, bytearray or memoryview.
+        # A payload longer than the send buffer goes out in pieces through it (masked piece by
+        # piece: each a multiple of 4 bytes, so the key stays aligned), never copied whole.
         pv = memoryview(payload)
         n = len(pv)
         async with self._wlock:
             buf = self._tx
             if buf is None:
                 raise WsClosed("send on a closed socket")
-            if n + 14 > len(buf):
-                buf = bytearray(n + 14)
             buf[0] = 0x80 | op
             if n < 126:
                 buf[1] = 0x80 | n
@@ -443,11 +443,24 @@ class WebSocket:
             bv = memoryview(buf)
             bv[hl : hl + 4] = key
             hl += 4
-            body = bv[hl : hl + n]
-            body[:] = pv
-            _mask(body, n, key)
-            self.w.write(bv[: hl + n])
-            await self.w.drain()
+            if hl + n <= len(buf):
+                body = bv[hl : hl + n]
+                body[:] = pv
+                _mask(body, n, key)
+                self.w.write(bv[: hl + n])
+                await self.w.drain()
+                return
+            self.w.write(bv[:hl])
+            step = len(buf) & ~3
+            i = 0
+            while i < n:
+                k = min(step, n - i)
+                body = bv[:k]
+                body[:] = pv[i : i + k]
+                _mask(body, k, key)
+                self.w.write(body)
+                await self.w.drain()
+                i += k
 
     async def send(self, text):
         if self.closed:
