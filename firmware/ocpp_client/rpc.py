@@ -229,7 +229,11 @@ class Rpc:
     async def _reply(self, frame):
         ws = self.ws
         if ws is not None:
-            await ws.send(json.dumps(frame))
+            sj = getattr(ws, "send_json", None)  # a long answer is never built whole (ws.py)
+            if sj is not None:
+                await sj(frame)
+            else:
+                await ws.send(json.dumps(frame))
             self._answered = frame[1]
 
     async def _last_resort(self, raw, e):
