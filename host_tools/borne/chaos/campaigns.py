@@ -31,6 +31,7 @@ from borne import paths
 from borne.chaos.ledger import judge
 from borne.chaos.mutate import mutated_frames
 from borne.csms import Csms, ws_frame
+from borne.sim.options import Runtime
 from borne.sim.simulator import ClaimOptions, Simulator
 
 CP_ID = "CP-CHAOS"
@@ -111,8 +112,8 @@ async def rig(workdir: Path, name: str, diag: bool = False,
     if claim is None:
         csms = Csms(heartbeat_interval=heartbeat)
         await csms.start()
-    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url if csms else None, diag=diag,
-                    agent_log=workdir / f"agent-{name}.log", claim=claim)
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url if csms else None, claim=claim,
+                    runtime=Runtime(diag=diag, log_file=workdir / f"agent-{name}.log"))
     await sim.start()
     try:
         r = Rig(sim, csms)
