@@ -113,7 +113,7 @@ class Hotspot:
             return
         await self._teardown()
         # The servers, the page and the API go out of the heap until the hotspot opens again.
-        from ocpp_client.rpc import drop
+        from ocpp_client.features import drop
 
         drop(*_LOADED)
         self.open = False

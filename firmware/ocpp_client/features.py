@@ -35,7 +35,7 @@ TABLE = (
                             "DeleteCertificate", "CertificateSigned", "SignedUpdateFirmware")),
 )
 # Transient features: attached for one CALL and dropped once it is answered (their module out of
-# the heap: rpc.drop). They keep no state of their own (it lives in config.py, evse/, the store)
+# the heap: drop()). They keep no state of their own (it lives in config.py, evse/, the store)
 # and listen to nothing; work they leave for after the .conf (s.after) still runs.
 TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations")
 _TAG = "ocpp"
@@ -109,9 +109,22 @@ def unload(s, out, name, actions):
     del s.features[name]
     for a in actions:
         out[a] = _stub(s, out, name, actions, a)
-    from ocpp_client.rpc import drop
-
     drop("ocpp_client." + name)
+
+
+def drop(*names):
+    # Modules loaded on use, out of the heap again: removed from sys.modules and from their
+    # package (which keeps each imported submodule as an attribute); their code is freed once
+    # nothing refers to it, and the next use imports them again.
+    import sys
+
+    for n in names:
+        if sys.modules.pop(n, None) is not None:
+            pkg, _, leaf = n.rpartition(".")
+            try:
+                delattr(sys.modules[pkg], leaf)
+            except (KeyError, AttributeError):
+                pass
 
 
 def _failed(code, name):

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import binascii
-import sys
 import time
 
 import log
@@ -23,21 +22,10 @@ _FORMATION = "FormationViolation"
 _TAG = "rpc"
 
 
-def drop(*names):
-    # Modules loaded on use, out of the heap again: removed from sys.modules and from their
-    # package (which keeps each imported submodule as an attribute); their code is freed once
-    # nothing refers to it, and the next use imports them again.
-    for n in names:
-        if sys.modules.pop(n, None) is not None:
-            pkg, _, leaf = n.rpartition(".")
-            try:
-                delattr(sys.modules[pkg], leaf)
-            except (KeyError, AttributeError):
-                pass
-
-
-# Loaded with a CALL of the CSMS and dropped once it is checked: the 1.6 rules (~8wK).
-_RULES = ("ocpp_client.validate", "ocpp_client.rules", "ocpp_client.rules_ext")
+# Loaded with a CALL of the CSMS and dropped once it is checked: the 1.6 rules (~8wK), and the
+# reader of a CALL too long for RAM (spooled.py, which holds the rules) left by the last one.
+_RULES = ("ocpp_client.spooled", "ocpp_client.jsonstream", "ocpp_client.validate",
+          "ocpp_client.rules", "ocpp_client.rules_ext")
 
 
 def _is_int(v):
@@ -291,6 +279,8 @@ class Rpc:
                 f.close()
         finally:
             m.remove()
+            # The reader and the rules stay loaded for the next long CALL (a list is often sent
+            # in several); the next CALL read in RAM drops them (_RULES).
 
     async def _garbage(self, raw, why):
         # A frame that does not parse: answer the CALL it seems to be, if any.
@@ -373,8 +363,9 @@ class Rpc:
         known = validate.known(action)
         bad = validate.check(action, payload)
         validate = None
-        if "ocpp_client.spooled" not in sys.modules:  # the streamed reader keeps them loaded
-            drop(*_RULES)
+        from ocpp_client.features import drop
+
+        drop(*_RULES)
         if h is None and not known and action not in self.known_actions:
             log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)
             return await self._error(mid, "NotImplemented", "unknown action")

@@ -5,8 +5,8 @@
 # (RX_SIZE, grown up to `max_size` only if a longer message comes; kept across reconnects);
 # frames go out through one preallocated send buffer, masked in place by a native (viper) loop,
 # so masking costs no per-byte Python work; a longer frame goes through it in pieces, and
-# send_json() writes a long JSON message as json.dump makes it (its length counted first), so
-# neither the frame nor the text is ever built whole.
+# send_json() writes a long JSON message as json.dump makes it (wsjson.py), so neither the frame
+# nor the text is ever built whole.
 # A message over `max_size` (the RAM limit) is written to a spool file on flash as it arrives, if
 # the connection has one, the message stays within `spool_max` and its head names a message the
 # receiver can read from flash (`spool_if(head)`: anything else would only wear the flash), and
@@ -16,8 +16,6 @@
 import asyncio
 import binascii
 import hashlib
-import io
-import json
 import os
 import struct
 
@@ -143,46 +141,6 @@ def _close_stream(w):
             w.close()
     except Exception:
         pass
-
-
-class _Count(io.IOBase):
-    # json.dump's stream for the first pass: the UTF-8 length of the text, nothing kept.
-    def __init__(self):
-        self.n = 0
-
-    def write(self, b):
-        self.n += len(b)
-        return len(b)
-
-
-class _Pieces(io.IOBase):
-    # json.dump's stream for the second pass: the text into the send buffer, each full piece (a
-    # multiple of 4 bytes: the mask key stays aligned) masked and handed to the stream writer.
-    def __init__(self, w, buf, key):
-        self.w = w
-        self.bv = memoryview(buf)
-        self.step = len(buf) & ~3
-        self.key = key
-        self.k = 0
-
-    def write(self, b):
-        n = len(b)
-        i = 0
-        while i < n:
-            k = min(self.step - self.k, n - i)
-            self.bv[self.k : self.k + k] = b if k == n else b[i : i + k]
-            self.k += k
-            i += k
-            if self.k == self.step:
-                self.flush()
-        return n
-
-    def flush(self):
-        if self.k:
-            body = self.bv[: self.k]
-            _mask(body, self.k, self.key)
-            self.w.write(body)
-            self.k = 0
 
 
 class WebSocket:
@@ -492,45 +450,12 @@ class WebSocket:
         await self._send_frame(OP_TEXT, text)
 
     async def send_json(self, obj):
-        # A text message of json.dumps(obj). A short one is sent as such; a longer one (over
-        # the send buffer) is counted in a first pass (which also raises on what JSON cannot
-        # hold, before anything is sent), then written piece by piece as json.dump makes it.
+        # A text message of json.dumps(obj); a long one is never built whole (wsjson.py).
         if self.closed:
             raise WsClosed("send on a closed socket")
-        c = _Count()
-        json.dump(obj, c)
-        n = c.n
-        async with self._wlock:
-            buf = self._tx
-            if buf is None:
-                raise WsClosed("send on a closed socket")
-            if n + 14 <= len(buf):
-                text = json.dumps(obj)
-            else:
-                text = None
-                h = bytearray(14)
-                h[0] = 0x80 | OP_TEXT
-                if n < 65536:
-                    h[1] = 0x80 | 126
-                    struct.pack_into("!H", h, 2, n)
-                    hl = 4
-                else:
-                    h[1] = 0x80 | 127
-                    struct.pack_into("!Q", h, 2, n)
-                    hl = 10
-                key = os.urandom(4)
-                h[hl : hl + 4] = key
-                self.w.write(memoryview(h)[: hl + 4])
-                p = _Pieces(self.w, buf, key)
-                try:
-                    json.dump(obj, p)
-                    p.flush()
-                    await self.w.drain()
-                except BaseException:
-                    self.abort()  # a frame cut short: the link cannot go on
-                    raise
-        if text is not None:
-            await self._send_frame(OP_TEXT, text)
+        from ocpp_client import wsjson
+
+        await wsjson.send(self, obj, _mask)
 
     async def ping(self, data=b""):
         await self._send_frame(OP_PING, data)
