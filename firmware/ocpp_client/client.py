@@ -188,11 +188,15 @@ class OcppClient:
                 continue
             try:
                 auth, tls = security.connect_args(self.settings, url, self.board)
-                ws = await wsmod.connect(
+                from ocpp_client import wsopen  # the handshake: loaded for it, dropped after
+
+                ws = await wsopen.connect(
                     url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
                     spool=self.spool, spool_if=self.rpc.spool_wanted,
                 )
             except Exception as e:
+                wsopen = None
+                features.drop("ocpp_client.wsopen")
                 attempt += 1
                 delay = retry_ms(e, attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
@@ -200,6 +204,8 @@ class OcppClient:
                     self.on_link_error(e)
                 await asyncio.sleep_ms(delay)
                 continue
+            wsopen = None
+            features.drop("ocpp_client.wsopen")
             log.info(_TAG, "connected to %s", url)
             attempt = 0
             self.connected = True

@@ -7,6 +7,7 @@ import struct
 
 from mphelp import exists, read, write
 from ocpp_client import ws as wsmod
+from ocpp_client import wsopen
 from ocpp_client.ws import Spooled, WebSocket, WsClosed, WsError, WsTooBig
 from store import Spool, Store
 
@@ -413,7 +414,7 @@ def test_mask_is_an_involution_at_every_length():
 
 
 def test_percent_encoding_of_the_charge_point_id():
-    q = wsmod.quote
+    q = wsopen.quote
     assert q("CP-01_a.b~c") == "CP-01_a.b~c"
     assert q("a b") == "a%20b"
     assert q("a/b") == "a%2Fb"
@@ -425,7 +426,7 @@ def test_percent_encoding_of_the_charge_point_id():
 
 
 def test_parse_url():
-    p = wsmod.parse_url
+    p = wsopen.parse_url
     assert p("ws://h/ocpp") == (False, "h", 80, "/ocpp")
     assert p("wss://h:8443/a/b") == (True, "h", 8443, "/a/b")
     assert p("wss://[::1]:9/x") == (True, "::1", 9, "/x")
@@ -464,7 +465,7 @@ def _accept(req):
 
     key = [ln for ln in req.split(b"\r\n") if ln.lower().startswith(b"sec-websocket-key:")]
     k = key[0].split(b":", 1)[1].strip()
-    return binascii.b2a_base64(hashlib.sha1(k + wsmod._GUID).digest())[:-1]
+    return binascii.b2a_base64(hashlib.sha1(k + wsopen._GUID).digest())[:-1]
 
 
 async def _handshake(reply_fn, **kw):
@@ -477,7 +478,7 @@ async def _handshake(reply_fn, **kw):
 
     asyncio.open_connection = fake_open
     try:
-        ws = await wsmod.connect(kw.pop("url", "ws://csms.example:9000/ocpp"), "CP 1/é", **kw)
+        ws = await wsopen.connect(kw.pop("url", "ws://csms.example:9000/ocpp"), "CP 1/é", **kw)
     finally:
         asyncio.open_connection = real
     return ws, s
