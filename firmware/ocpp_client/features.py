@@ -85,14 +85,15 @@ def load(s, out, name, actions):
 
 def _stub(s, out, name, actions, action):
     async def first(p):
-        # The first CALL of this feature: attach it, then answer with its own handler.
-        load(s, out, name, actions)
+        # The first CALL of this feature: attach it, then answer with its own handler. A
+        # transient one is dropped after (one that failed to load stays failed, logged once).
+        ok = load(s, out, name, actions)
         h = out.get(action)
         if h is None:
             from ocpp_client.errors import Reject
 
             raise Reject("NotSupported", "%s is not supported" % action)
-        if name not in TRANSIENT:
+        if not ok or name not in TRANSIENT:
             return await h(p)
         try:
             return await h(p)

@@ -3,6 +3,8 @@
 # RAM limit spooled to flash (and dropped over the flash limit or when the flash fails), the
 # masks the client puts on its own frames, and the charge point id's percent-encoding.
 import asyncio
+import gc
+import json
 import struct
 
 from mphelp import exists, read, write
@@ -226,6 +228,41 @@ async def test_sent_frames_are_masked_with_fresh_keys():
     k1 = out[2:6]  # the first frame's key (7-bit length)
     k2 = out[6 + 20 + 4 : 6 + 20 + 8]  # the second's (16-bit length)
     assert k1 != k2
+
+
+class Sink:
+    # A writer into a preallocated buffer that samples the live heap at every write.
+    def __init__(self, n):
+        self.buf = bytearray(n)
+        self.n = 0
+        self.peak = 0
+
+    def write(self, b):
+        self.buf[self.n : self.n + len(b)] = b
+        self.n += len(b)
+        gc.collect()
+        self.peak = max(self.peak, gc.mem_alloc())
+
+    async def drain(self):
+        pass
+
+
+async def test_send_json_writes_a_long_message_without_building_it():
+    # An answer longer than the send buffer (a GetConfiguration) goes out as json.dump makes
+    # it: one frame, the same JSON; the heap never holds its text or the frame.
+    big = [3, "b", {"configurationKey": [{"key": "Key%d" % i, "readonly": i % 2 == 0,
+                                          "value": "v\u00e9\"%d" % i} for i in range(200)]}]
+    text = json.dumps(big)
+    n = len(text.encode())
+    ws, _ = sock(b"")
+    await ws.send_json([3, "a", {}])  # loads wsjson.py
+    sink = ws.w = Sink(n + 64)
+    gc.collect()
+    before = gc.mem_alloc()
+    await ws.send_json(big)
+    fr = client_frames(sink.buf[: sink.n])
+    assert len(fr) == 1 and fr[0][2] == text.encode(), fr[0][2][:80]
+    assert n > 8000 and sink.peak - before < n // 8, (sink.peak - before, n)
 
 
 async def test_abort_closes_the_socket_and_keeps_buffers_for_the_next():
