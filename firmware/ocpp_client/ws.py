@@ -96,10 +96,12 @@ def apply_mask(buf, key):
     _mask(buf, len(buf), key)
 
 
-# The buffers of the last connection, kept for the next one (a long-running charger then never
-# needs fresh blocks on a fragmented heap). One connection at a time, so one of each.
-_spare_rx = None
-_spare_tx = None
+# The buffers of the connection: made when this module is imported (at boot, before the heap
+# fragments: the first connection is made after code loaded on use came and went) and kept
+# from one connection to the next, so a long-running charger never needs fresh blocks for
+# them. One connection at a time, so one of each.
+_spare_rx = bytearray(RX_SIZE)
+_spare_tx = bytearray(TX_SIZE)
 
 
 def _close_stream(w):
