@@ -78,4 +78,6 @@ def start(deps):
     except Exception as e:  # a damaged file or no memory: charging goes on without MQTT
         log.exc(_TAG, "MQTT could not start", e)
         return
-    asyncio.create_task(feature.run())
+    from supervisor import supervise
+
+    asyncio.create_task(supervise("mqtt", feature.run))  # restarted after a failure

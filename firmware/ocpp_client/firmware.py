@@ -12,8 +12,12 @@ def attach(s):
     s.features["firmware"] = fw
     s.triggers["FirmwareStatusNotification"] = fw.trigger
     for t in fw.tasks():
-        if s.tasks is None:  # attached after the session started: its tasks start now
-            asyncio.create_task(t)
-        else:
+        if s.tasks is not None:  # attached at boot: started with the session (client.run)
             s.tasks.append(t)
+        elif isinstance(t, tuple):  # attached later: started now, (name, fn) supervised
+            from supervisor import supervise
+
+            asyncio.create_task(supervise(*t))
+        else:
+            asyncio.create_task(t)
     return {"UpdateFirmware": fw.update}
