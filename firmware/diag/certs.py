@@ -210,7 +210,7 @@ async def _probe(url, roots_pem, route=None, timeout_ms=10000):
     import asyncio
 
     from ocpp_client import security
-    from ocpp_client.ws import parse_url
+    from ocpp_client.wsopen import parse_url
 
     w = None
     try:

@@ -35,8 +35,9 @@ class SignedFirmware:
 
     @property
     def fw(self):
-        # The firmware update feature's state (ota/ocpp.py: its updater does the install).
-        return self.diag.s.features.get("firmware")
+        # The firmware update feature's state (ota/ocpp.py: its updater does the install),
+        # attached now if it was not yet (it is lazy).
+        return self.diag.s.feature("firmware")
 
     def _save(self):
         try:

@@ -46,6 +46,11 @@ def ssid_for(cp_id):
     return ("borne-" + s)[:32]
 
 
+# Loaded while the hotspot is open (open_ap, the API's routes) and dropped when it closes.
+_LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.page", "hotspot.validate",
+           "ota.local")
+
+
 class Hotspot:
     def __init__(self, board, store, settings, provisioning, ocpp=None, connector=None,
                  events=None):
@@ -136,6 +141,10 @@ class Hotspot:
         if not self.open:
             return
         await self._teardown()
+        # The servers, the page and the API go out of the heap until the hotspot opens again.
+        from ocpp_client.features import drop
+
+        drop(*_LOADED)
         self.open = False
         self._close_at = None
         self.guard.drop_tokens()

@@ -61,11 +61,12 @@ async def _probe(hs, c):
     # One WebSocket handshake with the new endpoint and credentials, closed at once.
     # -> None when the CSMS answered, or an error code.
     from ocpp_client import ws as wsmod
+    from ocpp_client import wsopen
     from ocpp_client.security import connect_args
 
     try:
         auth, ctx = connect_args(c, c["csms_url"], hs.board)
-        conn = await wsmod.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
+        conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
                                    timeout_ms=CSMS_TIMEOUT_MS,
                                    route=getattr(hs.board, "route", None))
     except wsmod.WsError as e:

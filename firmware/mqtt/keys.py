@@ -7,7 +7,6 @@
 import asyncio
 
 import log
-from mqtt.url import parse_url
 
 _TAG = "mqtt"
 _KEYS = {"BorneMqttUrl": "mqtt_url", "BorneMqttUser": "mqtt_user",
@@ -29,6 +28,8 @@ _deps = None
 
 def _check_url(v):
     if v:
+        from mqtt.url import parse_url  # loaded on use: a charger without a broker never does
+
         parse_url(v)
 
 

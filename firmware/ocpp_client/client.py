@@ -10,7 +10,7 @@ import time
 import clock
 import log
 from ocpp_client import ws as wsmod
-from ocpp_client import features, security
+from ocpp_client import features
 from ocpp_client.errors import CallError, CallTimeout, Disconnected
 from ocpp_client.rpc import Rpc
 
@@ -19,6 +19,7 @@ _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
 _ECONNREFUSED = const(111)
+_OPEN = ("ocpp_client.security", "ocpp_client.wsopen")  # used only while connecting
 
 
 def _rand_u16():
@@ -196,12 +197,17 @@ class OcppClient:
                     pass
                 continue
             try:
+                # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
+                from ocpp_client import security, wsopen
+
                 auth, tls = security.connect_args(self.settings, url, self.board)
-                ws = await wsmod.connect(
+                ws = await wsopen.connect(
                     url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
                     spool=self.spool, spool_if=self.rpc.spool_wanted,
                 )
             except Exception as e:
+                security = wsopen = None
+                features.drop(*_OPEN)
                 attempt += 1
                 delay = retry_ms(e, attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
@@ -209,6 +215,8 @@ class OcppClient:
                     self.on_link_error(e)
                 await asyncio.sleep_ms(delay)
                 continue
+            security = wsopen = None
+            features.drop(*_OPEN)
             log.info(_TAG, "connected to %s", url)
             attempt = 0
             self.connected = True

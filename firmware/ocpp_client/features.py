@@ -31,11 +31,16 @@ TABLE = (
     ("remote", False, ("Reset", "TriggerMessage", "UnlockConnector", "ChangeAvailability")),
     ("configuration", False, ("GetConfiguration", "ChangeConfiguration")),
     ("vendor", False, ("DataTransfer",)),
-    ("firmware", True, ("UpdateFirmware",)),
+    ("firmware", False, ("UpdateFirmware",)),
+    ("fwboot", True, ()),  # after "firmware": attaches it at boot when an update left work
     ("security_ext", True, ("GetDiagnostics", "GetLog", "ExtendedTriggerMessage",
                             "InstallCertificate", "GetInstalledCertificateIds",
                             "DeleteCertificate", "CertificateSigned", "SignedUpdateFirmware")),
 )
+# Transient features: attached for one CALL and dropped once it is answered (their module out of
+# the heap: drop()). They keep no state of their own (it lives in config.py, evse/, the store)
+# and listen to nothing; work they leave for after the .conf (s.after) still runs.
+TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations")
 _TAG = "ocpp"
 
 
@@ -98,8 +103,10 @@ _NO_MEMORY = []  # features that failed to load for want of memory (logged once)
 
 def _stub(s, out, name, actions, action):
     async def first(p):
-        # The first CALL of this feature: attach it, then answer with its own handler.
-        if load(s, out, name, actions) is None:
+        # The first CALL of this feature: attach it, then answer with its own handler. A
+        # transient one is dropped after (one that failed to load stays failed, logged once).
+        ok = load(s, out, name, actions)
+        if ok is None:
             # No memory: the RPC layer answers as for any CALL that ran out of it (InternalError;
             # SendLocalList: Failed); the next call tries again.
             raise MemoryError("feature %s not loaded" % name)
@@ -108,9 +115,39 @@ def _stub(s, out, name, actions, action):
             from ocpp_client.errors import Reject
 
             raise Reject("NotSupported", "%s is not supported" % action)
-        return await h(p)
+        if not ok or name not in TRANSIENT:
+            return await h(p)
+        try:
+            return await h(p)
+        finally:
+            unload(s, out, name, actions)
 
     return first
+
+
+def unload(s, out, name, actions):
+    # A transient feature dropped: its stubs back in place, its module out of the heap.
+    if name not in s.features:
+        return
+    del s.features[name]
+    for a in actions:
+        out[a] = _stub(s, out, name, actions, a)
+    drop("ocpp_client." + name)
+
+
+def drop(*names):
+    # Modules loaded on use, out of the heap again: removed from sys.modules and from their
+    # package (which keeps each imported submodule as an attribute); their code is freed once
+    # nothing refers to it, and the next use imports them again.
+    import sys
+
+    for n in names:
+        if sys.modules.pop(n, None) is not None:
+            pkg, _, leaf = n.rpartition(".")
+            try:
+                delattr(sys.modules[pkg], leaf)
+            except (KeyError, AttributeError):
+                pass
 
 
 def _failed(code, name):

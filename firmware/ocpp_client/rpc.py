@@ -26,6 +26,12 @@ _TAG = "rpc"
 _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 
 
+# Loaded with a CALL of the CSMS and dropped once it is checked: the 1.6 rules (~8wK), and the
+# reader of a CALL too long for RAM (spooled.py, which holds the rules) left by the last one.
+_RULES = ("ocpp_client.spooled", "ocpp_client.jsonstream", "ocpp_client.validate",
+          "ocpp_client.rules", "ocpp_client.rules_ext")
+
+
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -219,7 +225,11 @@ class Rpc:
     async def _reply(self, frame):
         ws = self.ws
         if ws is not None:
-            await ws.send(json.dumps(frame))
+            sj = getattr(ws, "send_json", None)  # a long answer is never built whole (ws.py)
+            if sj is not None:
+                await sj(frame)
+            else:
+                await ws.send(json.dumps(frame))
             self._answered = frame[1]
 
     async def _last_resort(self, raw, e):
@@ -302,6 +312,8 @@ class Rpc:
                 f.close()
         finally:
             m.remove()
+            # The reader and the rules stay loaded for the next long CALL (a list is often sent
+            # in several); the next CALL read in RAM drops them (_RULES).
 
     async def _garbage(self, raw, why):
         # A frame that does not parse: answer the CALL it seems to be, if any.
@@ -378,13 +390,18 @@ class Rpc:
             log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
             return await self._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
         action, payload = msg[2], msg[3]
-        from ocpp_client import validate  # loaded with the first CALL the CSMS sends
+        from ocpp_client import validate  # loaded for each CALL the CSMS sends, then dropped
 
         h = self.handlers.get(action)
-        if h is None and not validate.known(action) and action not in self.known_actions:
+        known = validate.known(action)
+        bad = validate.check(action, payload)
+        validate = None
+        from ocpp_client.features import drop
+
+        drop(*_RULES)
+        if h is None and not known and action not in self.known_actions:
             log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)
             return await self._error(mid, "NotImplemented", "unknown action")
-        bad = validate.check(action, payload)
         if bad is not None:
             log.warn(_TAG, "%s %s: %s (%s)", action, mid, bad[0], bad[1])
             if self.on_bad:

@@ -4,7 +4,9 @@
 # Memory: messages are assembled with readinto on memoryviews in one preallocated receive buffer
 # (RX_SIZE, grown up to `max_size` only if a longer message comes; kept across reconnects);
 # frames go out through one preallocated send buffer, masked in place by a native (viper) loop,
-# so masking costs no per-byte Python work.
+# so masking costs no per-byte Python work; a longer frame goes through it in pieces, and
+# send_json() writes a long JSON message as json.dump makes it (wsjson.py), so neither the frame
+# nor the text is ever built whole.
 # A message over `max_size` (the RAM limit) is written to a spool file on flash as it arrives, if
 # the connection has one, the message stays within `spool_max` and its head names a message the
 # receiver can read from flash (`spool_if(head)`: anything else would only wear the flash), and
@@ -12,23 +14,17 @@
 # end and dropped (WsTooBig, the connection lives on). Only past _DISCARD_MAX, or on a protocol
 # violation, is the connection failed.
 import asyncio
-import binascii
-import hashlib
 import os
 import struct
 
 import micropython
-from net.url import split as split_url
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT = const(0)
 OP_TEXT = const(1)
 OP_BIN = const(2)
 OP_CLOSE = const(8)
 OP_PING = const(9)
 OP_PONG = const(10)
-_MAX_HEADERS = const(32)
-_MAX_HEADER_LINE = const(512)
 _HEAD_KEEP = const(128)  # bytes of an oversize message kept so the RPC layer can name it
 _DISCARD_MAX = const(1048576)  # an oversize message longer than this fails the connection
 SPOOL_MAX = const(262144)  # flash limit: a longer message is dropped, not spooled
@@ -101,33 +97,12 @@ def apply_mask(buf, key):
     _mask(buf, len(buf), key)
 
 
-# The buffers of the last connection, kept for the next one (a long-running charger then never
-# needs fresh blocks on a fragmented heap). One connection at a time, so one of each.
-_spare_rx = None
-_spare_tx = None
-
-
-_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-
-
-def quote(s):
-    # Percent-encoding of one path segment: RFC 3986 unreserved characters kept, every other
-    # UTF-8 byte as %XX (so "/", "%", "?", "#", spaces and non-ASCII cannot change the URL).
-    out = []
-    for c in s.encode():
-        if c in _UNRESERVED:
-            out.append(chr(c))
-        else:
-            out.append("%%%02X" % c)
-    return "".join(out)
-
-
-def parse_url(url):
-    # -> (secure, host, port, path) of a ws:// or wss:// URL (net/url.py). Raises ValueError.
-    scheme, user, host, port, rest = split_url(url, ("ws", "wss"))
-    if user is not None:
-        raise ValueError("credentials in the URL are not accepted")
-    return scheme == "wss", host, port, rest if rest.startswith("/") else "/" + rest
+# The buffers of the connection: made when this module is imported (at boot, before the heap
+# fragments: the first connection is made after code loaded on use came and went) and kept
+# from one connection to the next, so a long-running charger never needs fresh blocks for
+# them. One connection at a time, so one of each.
+_spare_rx = bytearray(RX_SIZE)
+_spare_tx = bytearray(TX_SIZE)
 
 
 def _close_stream(w):
@@ -407,14 +382,14 @@ class WebSocket:
     # -- sending -------------------------------------------------------------------------
     async def _send_frame(self, op, payload):
         # payload: str (its UTF-8 bytes are read in place), bytes, bytearray or memoryview.
+        # A payload longer than the send buffer goes out in pieces through it (masked piece by
+        # piece: each a multiple of 4 bytes, so the key stays aligned), never copied whole.
         pv = memoryview(payload)
         n = len(pv)
         async with self._wlock:
             buf = self._tx
             if buf is None:
                 raise WsClosed("send on a closed socket")
-            if n + 14 > len(buf):
-                buf = bytearray(n + 14)
             buf[0] = 0x80 | op
             if n < 126:
                 buf[1] = 0x80 | n
@@ -431,16 +406,37 @@ class WebSocket:
             bv = memoryview(buf)
             bv[hl : hl + 4] = key
             hl += 4
-            body = bv[hl : hl + n]
-            body[:] = pv
-            _mask(body, n, key)
-            self.w.write(bv[: hl + n])
-            await self.w.drain()
+            if hl + n <= len(buf):
+                body = bv[hl : hl + n]
+                body[:] = pv
+                _mask(body, n, key)
+                self.w.write(bv[: hl + n])
+                await self.w.drain()
+                return
+            self.w.write(bv[:hl])
+            step = len(buf) & ~3
+            i = 0
+            while i < n:
+                k = min(step, n - i)
+                body = bv[:k]
+                body[:] = pv[i : i + k]
+                _mask(body, k, key)
+                self.w.write(body)
+                await self.w.drain()
+                i += k
 
     async def send(self, text):
         if self.closed:
             raise WsClosed("send on a closed socket")
         await self._send_frame(OP_TEXT, text)
+
+    async def send_json(self, obj):
+        # A text message of json.dumps(obj); a long one is never built whole (wsjson.py).
+        if self.closed:
+            raise WsClosed("send on a closed socket")
+        from ocpp_client import wsjson
+
+        await wsjson.send(self, obj, _mask)
 
     async def ping(self, data=b""):
         await self._send_frame(OP_PING, data)
@@ -482,86 +478,3 @@ def _ticks():
     import time
 
     return time.ticks_ms()
-
-
-async def _readline(r):
-    line = await r.readline()
-    if not line:
-        raise WsClosed("connection closed during the handshake")
-    if len(line) > _MAX_HEADER_LINE:
-        raise WsError("handshake header line too long")
-    return line
-
-
-async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, timeout_ms=10000,
-                  max_size=16384, route=None, spool=None, spool_max=SPOOL_MAX, spool_if=None):
-    # Opens the socket, performs the handshake, checks the accept key and the subprotocol.
-    # `auth` is the ready "Basic ..." header value or None; `ssl_ctx` the TLS context for wss://
-    # (security.tls_context); `route(host, port)` may redirect the TCP connection (the board's
-    # network) while TLS and Host keep the URL's host; `spool` (a store.Spool) takes messages over
-    # max_size, up to spool_max, whose head `spool_if` accepts. Raises WsError/OSError/ValueError.
-    secure, host, port, path = parse_url(url)
-    if secure and ssl_ctx is None:
-        raise WsError("wss:// needs a TLS context")
-    if not path.endswith("/"):
-        path += "/"
-    path += quote(cp_id)
-    chost, cport = route(host, port) if route else (host, port)
-    if secure:
-        coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
-    else:
-        coro = asyncio.open_connection(chost, cport)
-    r, w = await asyncio.wait_for_ms(coro, timeout_ms)
-    try:
-        key = binascii.b2a_base64(os.urandom(16))[:-1]
-        hosthdr = ("[%s]" % host) if ":" in host else host
-        req = [
-            b"GET ", path.encode(), b" HTTP/1.1\r\nHost: ", hosthdr.encode(),
-            b":%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " % port, key,
-            b"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ", subprotocol.encode(),
-            b"\r\n",
-        ]
-        if auth:
-            req.append(b"Authorization: " + auth.encode() + b"\r\n")
-        req.append(b"\r\n")
-        w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
-        await asyncio.wait_for_ms(w.drain(), timeout_ms)
-        status = await asyncio.wait_for_ms(_readline(r), timeout_ms)
-        parts = status.split(None, 2)
-        if len(parts) < 2 or parts[1] != b"101":
-            code = parts[1].decode() if len(parts) > 1 else "?"
-            if code == "401":
-                raise WsError("handshake refused: HTTP 401 (the CSMS did not accept our credentials)")
-            raise WsError("handshake refused: HTTP %s" % code)
-        headers = {}
-        for _ in range(_MAX_HEADERS):
-            line = await asyncio.wait_for_ms(_readline(r), timeout_ms)
-            if line in (b"\r\n", b"\n"):
-                break
-            k, _, v = line.partition(b":")
-            headers[k.strip().lower()] = v.strip()
-        else:
-            raise WsError("too many handshake headers")
-        if headers.get(b"upgrade", b"").lower() != b"websocket" or b"upgrade" not in (
-            headers.get(b"connection", b"").lower()
-        ):
-            raise WsError("server did not upgrade to websocket")
-        want = binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
-        if headers.get(b"sec-websocket-accept") != want:
-            raise WsError("bad Sec-WebSocket-Accept")
-        proto = headers.get(b"sec-websocket-protocol", b"").decode()
-        if proto != subprotocol:
-            raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))
-    except BaseException as e:
-        _close_stream(w)
-        if secure and (isinstance(e, ValueError) or (isinstance(e, OSError) and _mbedtls(e))):
-            # mbedTLS: a failed certificate check (ValueError with the reasons, one per line) or
-            # a TLS alert (OSError with a negative code)
-            raise WsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
-        raise
-    return WebSocket(r, w, max_size, spool, spool_max, spool_if)
-
-
-def _mbedtls(e):
-    a = e.args[0] if e.args else 0
-    return isinstance(a, int) and a < 0

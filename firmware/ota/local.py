@@ -22,6 +22,9 @@ async def handle(hs, req, only, as_json):
         return httpd.error(401, "log in with the connection password first",
                            extra=(("WWW-Authenticate", 'Bearer realm="borne"'),))
     u = update.CURRENT
+    if u is None and hs.ocpp is not None:
+        hs.ocpp.feature("firmware")  # a lazy feature: attached at the first update
+        u = update.CURRENT
     if u is None:
         return httpd.error(503, "firmware updates are not available")
     if req.method != "PUT":

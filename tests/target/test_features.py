@@ -83,3 +83,20 @@ def test_an_eager_feature_that_fails_leaves_the_others():
     s = Session()
     h = features.handlers(s, (("broken", True, ("Reset",)), ("loud", True, ("ClearCache",))))
     assert s.attached == ["loud"] and set(h) == {"Reset", "ClearCache"}
+
+
+async def test_a_transient_feature_is_dropped_after_its_call():
+    # features.TRANSIENT (vendor among them) keep no state: loaded for a CALL, out of
+    # sys.modules and their package (so out of the heap) once it is answered, loaded again.
+    import ocpp_client
+
+    assert "vendor" in features.TRANSIENT
+    s = Session()
+    rpc = Rpc(features.handlers(s, (("vendor", False, ("DataTransfer",)),)))
+    for mid in ("a", "b"):
+        sent, _ = await serve_all(rpc, '[2, "%s", "DataTransfer", {"vendorId": "x"}]' % mid)
+        assert sent == [[3, mid, {"status": "UnknownVendorId"}]], sent
+        assert "ocpp_client.vendor" not in sys.modules and "vendor" not in s.features
+        assert not hasattr(ocpp_client, "vendor")
+    # the 1.6 rules went too, once the CALL was checked
+    assert "ocpp_client.validate" not in sys.modules and "ocpp_client.rules" not in sys.modules

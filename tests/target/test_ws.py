@@ -3,10 +3,13 @@
 # RAM limit spooled to flash (and dropped over the flash limit or when the flash fails), the
 # masks the client puts on its own frames, and the charge point id's percent-encoding.
 import asyncio
+import gc
+import json
 import struct
 
 from mphelp import exists, read, write
 from ocpp_client import ws as wsmod
+from ocpp_client import wsopen
 from ocpp_client.ws import Spooled, WebSocket, WsClosed, WsError, WsTooBig
 from store import Spool, Store
 
@@ -227,6 +230,41 @@ async def test_sent_frames_are_masked_with_fresh_keys():
     assert k1 != k2
 
 
+class Sink:
+    # A writer into a preallocated buffer that samples the live heap at every write.
+    def __init__(self, n):
+        self.buf = bytearray(n)
+        self.n = 0
+        self.peak = 0
+
+    def write(self, b):
+        self.buf[self.n : self.n + len(b)] = b
+        self.n += len(b)
+        gc.collect()
+        self.peak = max(self.peak, gc.mem_alloc())
+
+    async def drain(self):
+        pass
+
+
+async def test_send_json_writes_a_long_message_without_building_it():
+    # An answer longer than the send buffer (a GetConfiguration) goes out as json.dump makes
+    # it: one frame, the same JSON; the heap never holds its text or the frame.
+    big = [3, "b", {"configurationKey": [{"key": "Key%d" % i, "readonly": i % 2 == 0,
+                                          "value": "v\u00e9\"%d" % i} for i in range(200)]}]
+    text = json.dumps(big)
+    n = len(text.encode())
+    ws, _ = sock(b"")
+    await ws.send_json([3, "a", {}])  # loads wsjson.py
+    sink = ws.w = Sink(n + 64)
+    gc.collect()
+    before = gc.mem_alloc()
+    await ws.send_json(big)
+    fr = client_frames(sink.buf[: sink.n])
+    assert len(fr) == 1 and fr[0][2] == text.encode(), fr[0][2][:80]
+    assert n > 8000 and sink.peak - before < n // 8, (sink.peak - before, n)
+
+
 async def test_abort_closes_the_socket_and_keeps_buffers_for_the_next():
     ws, s = sock(b"")
     rx, tx = ws._rx, ws._tx
@@ -413,7 +451,7 @@ def test_mask_is_an_involution_at_every_length():
 
 
 def test_percent_encoding_of_the_charge_point_id():
-    q = wsmod.quote
+    q = wsopen.quote
     assert q("CP-01_a.b~c") == "CP-01_a.b~c"
     assert q("a b") == "a%20b"
     assert q("a/b") == "a%2Fb"
@@ -425,7 +463,7 @@ def test_percent_encoding_of_the_charge_point_id():
 
 
 def test_parse_url():
-    p = wsmod.parse_url
+    p = wsopen.parse_url
     assert p("ws://h/ocpp") == (False, "h", 80, "/ocpp")
     assert p("wss://h:8443/a/b") == (True, "h", 8443, "/a/b")
     assert p("wss://[::1]:9/x") == (True, "::1", 9, "/x")
@@ -464,7 +502,7 @@ def _accept(req):
 
     key = [ln for ln in req.split(b"\r\n") if ln.lower().startswith(b"sec-websocket-key:")]
     k = key[0].split(b":", 1)[1].strip()
-    return binascii.b2a_base64(hashlib.sha1(k + wsmod._GUID).digest())[:-1]
+    return binascii.b2a_base64(hashlib.sha1(k + wsopen._GUID).digest())[:-1]
 
 
 async def _handshake(reply_fn, **kw):
@@ -477,7 +515,7 @@ async def _handshake(reply_fn, **kw):
 
     asyncio.open_connection = fake_open
     try:
-        ws = await wsmod.connect(kw.pop("url", "ws://csms.example:9000/ocpp"), "CP 1/é", **kw)
+        ws = await wsopen.connect(kw.pop("url", "ws://csms.example:9000/ocpp"), "CP 1/é", **kw)
     finally:
         asyncio.open_connection = real
     return ws, s

@@ -1,0 +1,119 @@
+# The WebSocket opening handshake (RFC 6455 section 4) of the OCPP connection: the URL, the TCP
+# or TLS connection, the HTTP Upgrade with the subprotocol and credentials, the accept key. Used
+# only while connecting: the session drops it from the heap once connected (client.py); the
+# connection itself is ws.WebSocket.
+import asyncio
+import binascii
+import hashlib
+import os
+
+from net.url import split as split_url
+from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError, _close_stream
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_MAX_HEADERS = const(32)
+_MAX_HEADER_LINE = const(512)
+_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+
+
+def quote(s):
+    # Percent-encoding of one path segment: RFC 3986 unreserved characters kept, every other
+    # UTF-8 byte as %XX (so "/", "%", "?", "#", spaces and non-ASCII cannot change the URL).
+    out = []
+    for c in s.encode():
+        if c in _UNRESERVED:
+            out.append(chr(c))
+        else:
+            out.append("%%%02X" % c)
+    return "".join(out)
+
+
+def parse_url(url):
+    # -> (secure, host, port, path) of a ws:// or wss:// URL (net/url.py). Raises ValueError.
+    scheme, user, host, port, rest = split_url(url, ("ws", "wss"))
+    if user is not None:
+        raise ValueError("credentials in the URL are not accepted")
+    return scheme == "wss", host, port, rest if rest.startswith("/") else "/" + rest
+
+
+async def _readline(r):
+    line = await r.readline()
+    if not line:
+        raise WsClosed("connection closed during the handshake")
+    if len(line) > _MAX_HEADER_LINE:
+        raise WsError("handshake header line too long")
+    return line
+
+
+async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, timeout_ms=10000,
+                  max_size=16384, route=None, spool=None, spool_max=SPOOL_MAX, spool_if=None):
+    # Opens the socket, performs the handshake, checks the accept key and the subprotocol.
+    # `auth` is the ready "Basic ..." header value or None; `ssl_ctx` the TLS context for wss://
+    # (security.tls_context); `route(host, port)` may redirect the TCP connection (the board's
+    # network) while TLS and Host keep the URL's host; `spool` (a store.Spool) takes messages over
+    # max_size, up to spool_max, whose head `spool_if` accepts. Raises WsError/OSError/ValueError.
+    secure, host, port, path = parse_url(url)
+    if secure and ssl_ctx is None:
+        raise WsError("wss:// needs a TLS context")
+    if not path.endswith("/"):
+        path += "/"
+    path += quote(cp_id)
+    chost, cport = route(host, port) if route else (host, port)
+    if secure:
+        coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
+    else:
+        coro = asyncio.open_connection(chost, cport)
+    r, w = await asyncio.wait_for_ms(coro, timeout_ms)
+    try:
+        key = binascii.b2a_base64(os.urandom(16))[:-1]
+        hosthdr = ("[%s]" % host) if ":" in host else host
+        req = [
+            b"GET ", path.encode(), b" HTTP/1.1\r\nHost: ", hosthdr.encode(),
+            b":%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " % port, key,
+            b"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ", subprotocol.encode(),
+            b"\r\n",
+        ]
+        if auth:
+            req.append(b"Authorization: " + auth.encode() + b"\r\n")
+        req.append(b"\r\n")
+        w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
+        await asyncio.wait_for_ms(w.drain(), timeout_ms)
+        status = await asyncio.wait_for_ms(_readline(r), timeout_ms)
+        parts = status.split(None, 2)
+        if len(parts) < 2 or parts[1] != b"101":
+            code = parts[1].decode() if len(parts) > 1 else "?"
+            if code == "401":
+                raise WsError("handshake refused: HTTP 401 (the CSMS did not accept our credentials)")
+            raise WsError("handshake refused: HTTP %s" % code)
+        headers = {}
+        for _ in range(_MAX_HEADERS):
+            line = await asyncio.wait_for_ms(_readline(r), timeout_ms)
+            if line in (b"\r\n", b"\n"):
+                break
+            k, _, v = line.partition(b":")
+            headers[k.strip().lower()] = v.strip()
+        else:
+            raise WsError("too many handshake headers")
+        if headers.get(b"upgrade", b"").lower() != b"websocket" or b"upgrade" not in (
+            headers.get(b"connection", b"").lower()
+        ):
+            raise WsError("server did not upgrade to websocket")
+        want = binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
+        if headers.get(b"sec-websocket-accept") != want:
+            raise WsError("bad Sec-WebSocket-Accept")
+        proto = headers.get(b"sec-websocket-protocol", b"").decode()
+        if proto != subprotocol:
+            raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))
+    except BaseException as e:
+        _close_stream(w)
+        if secure and (isinstance(e, ValueError) or (isinstance(e, OSError) and _mbedtls(e))):
+            # mbedTLS: a failed certificate check (ValueError with the reasons, one per line) or
+            # a TLS alert (OSError with a negative code)
+            raise WsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
+        raise
+    return WebSocket(r, w, max_size, spool, spool_max, spool_if)
+
+
+def _mbedtls(e):
+    a = e.args[0] if e.args else 0
+    return isinstance(a, int) and a < 0
