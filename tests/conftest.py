@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from borne.csms import Csms
 from borne.mosquitto import Broker
+from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from simctl import Control, controlling, running
 
@@ -62,8 +63,8 @@ def flash(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def sim(csms: Csms, flash: Path, board: str, reader: str) -> AsyncIterator[Simulator]:
-    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url, board=board,
-                                 reader=reader)) as s:
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                                 fitted=Fitted(board=board, reader=reader))) as s:
         yield s
 
 

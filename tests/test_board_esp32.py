@@ -666,10 +666,11 @@ async def test_relay_opens_within_20_ms_while_the_loop_is_stalled(tmp_path: Path
     import time as _time
 
     from borne.sim import safety
+    from borne.sim.options import Fitted
     from borne.sim.simulator import Simulator
     from simctl import running
 
-    async with running(Simulator(tmp_path / "flash", board="esp32_wallbox")) as sim:
+    async with running(Simulator(tmp_path / "flash", fitted=Fitted(board="esp32_wallbox"))) as sim:
         await safety.free_charging(sim)
         for kind in ("rcd", "unplug", "rcd", "unplug"):
             dt = await safety.stalled_trip(sim, kind, stall_ms=300, after_ms=50)
@@ -694,10 +695,11 @@ async def test_watchdog_resets_a_hung_loop_with_the_relay_open(tmp_path: Path) -
     import time as _time
 
     from borne.sim import safety
+    from borne.sim.options import Fitted
     from borne.sim.simulator import Simulator
     from simctl import controlling, running
 
-    async with running(Simulator(tmp_path / "flash", board="esp32_wallbox")) as sim:
+    async with running(Simulator(tmp_path / "flash", fitted=Fitted(board="esp32_wallbox"))) as sim:
         await safety.free_charging(sim)
         assert sim.agent is not None
         await sim.command({"cmd": "plug"})
@@ -731,10 +733,11 @@ async def test_bad_provisioning_keeps_the_charger_safe_and_running(tmp_path: Pat
     import asyncio
 
     from borne.sim import esp32state
+    from borne.sim.options import Fitted
     from borne.sim.simulator import Simulator
     from simctl import controlling, running
 
-    async with running(Simulator(tmp_path / "flash", board="esp32_wallbox")) as sim:
+    async with running(Simulator(tmp_path / "flash", fitted=Fitted(board="esp32_wallbox"))) as sim:
         agent = sim.agent
         assert agent is not None
         await agent.wait_line(r"borne up on esp32_wallbox")
@@ -776,11 +779,12 @@ async def test_bad_provisioning_keeps_the_charger_safe_and_running(tmp_path: Pat
 
 
 def test_sim_refuses_reader_variants_the_board_lacks(tmp_path: Path) -> None:
+    from borne.sim.options import Fitted
     from borne.sim.simulator import Simulator
 
     with pytest.raises(ValueError, match="only the esp32_wallbox board"):
-        Simulator(tmp_path / "f", reader="mfrc522")
+        Simulator(tmp_path / "f", fitted=Fitted(reader="mfrc522"))
     with pytest.raises(ValueError, match="board 'pico'"):
-        Simulator(tmp_path / "f", board="pico")
+        Simulator(tmp_path / "f", fitted=Fitted(board="pico"))
     with pytest.raises(ValueError, match="reader 'rc522'"):
-        Simulator(tmp_path / "f", board="esp32_wallbox", reader="rc522")
+        Simulator(tmp_path / "f", fitted=Fitted(board="esp32_wallbox", reader="rc522"))

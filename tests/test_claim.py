@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from borne.claim import ClaimError, ProvisioningClient
 from borne.csms import Csms
+from borne.sim.options import Fitted
 from borne.sim.simulator import ClaimOptions, Simulator
 from conftest import BOTH_BOARDS
 from simctl import Control, controlling, running
@@ -38,7 +39,8 @@ def claim_options(**kw: Any) -> ClaimOptions:
 
 @pytest.fixture
 async def csim(flash: Path, board: str) -> AsyncIterator[Simulator]:
-    async with running(Simulator(flash, cp_id=CP_ID, claim=claim_options(), board=board)) as s:
+    async with running(Simulator(flash, cp_id=CP_ID, claim=claim_options(),
+                                 fitted=Fitted(board=board))) as s:
         yield s
 
 

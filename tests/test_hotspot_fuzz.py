@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from borne.claim import ProvisioningClient
+from borne.sim.options import Runtime
 from borne.sim.simulator import ClaimOptions, Simulator
 from simctl import Control, controlling, running
 
@@ -29,7 +30,8 @@ HEAP = "224wK"  # see the module docstring: the memory diet is open work
 
 @pytest.fixture
 async def fsim(flash: Path, compiled_firmware: Path) -> AsyncIterator[Simulator]:
-    s = Simulator(flash, cp_id="CP-FUZZ", heapsize=HEAP, compiled=compiled_firmware,
+    s = Simulator(flash, cp_id="CP-FUZZ",
+                  runtime=Runtime(heapsize=HEAP, compiled=compiled_firmware),
                   claim=ClaimOptions(conn_password=PASSWORD, lockout_base_ms=200))
     async with running(s, tail=200):
         yield s

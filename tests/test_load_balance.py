@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from borne.csms import Csms
+from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from flashdoc import seed
 from ocpp.v16 import call
@@ -29,7 +30,8 @@ def duty(amps: float) -> float:
 async def lb(csms: Csms, flash: Path) -> AsyncIterator[tuple[Simulator, Control]]:
     # The installer's hardware limit is 16 A; free charging starts a session without a tag.
     seed(flash, "ocpp_config", {"BorneMaxCurrent": 16, "BorneFreeCharging": True})
-    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, grid_meter="sdm630", main_fuse_a=25)
+    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                  fitted=Fitted(grid_meter="sdm630", main_fuse_a=25))
     await s.start()
     server = await s.serve_control(0)
     r, w = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from borne.csms import Csms
+from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from simctl import Control, controlling, running
 
@@ -30,7 +31,8 @@ def flow(sim: Simulator, amps: float) -> None:
 @pytest.fixture(params=list(RESOLUTION_WH))
 async def model_sim(request: pytest.FixtureRequest, csms: Csms, flash: Path
                     ) -> AsyncIterator[Simulator]:
-    s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url, meter_model=request.param)
+    s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url,
+                  fitted=Fitted(meter_model=request.param))
     s.hw.energy_wh = 7_654_321.0
     async with running(s):
         yield s
@@ -129,7 +131,8 @@ async def test_session_energy_matches_the_ev_within_2_wh(csms: Csms, flash: Path
                                                          model: str) -> None:
     from ocpp.v16 import call
 
-    s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url, meter_model=model, board=board)
+    s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url,
+                  fitted=Fitted(meter_model=model, board=board))
     async with running(s), controlling(s) as c:
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
         cp = csms.charge_points["CP-METER"]

@@ -17,6 +17,7 @@ from borne import release
 from borne.csms import Csms
 from borne.sim.agent import Security
 from borne.sim.filesrv import FileServer, self_signed
+from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flashdoc import seed
@@ -296,7 +297,7 @@ async def esp32(csms: Csms, flash: Path, signing_key: rsa.RSAPrivateKey
                 ) -> AsyncIterator[Simulator]:
     _provision(flash, signing_key)
     async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
-                                 board="esp32_wallbox")) as sim:
+                                 fitted=Fitted(board="esp32_wallbox"))) as sim:
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
         yield sim
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from borne.csms import Csms
 from borne.sim.agent import Security
+from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from conftest import BOTH_BOARDS
 from tlscerts import Ca, server_context
@@ -29,7 +30,8 @@ def ca(tmp_path: Path) -> Ca:
 
 async def _start(csms: Csms, flash: Path, security: Security, board: str = "unix_sim",
                  sntp: bool = True) -> Simulator:
-    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, security=security, board=board)
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, security=security,
+                    fitted=Fitted(board=board))
     sim.sntp.silent = not sntp
     await sim.start()
     return sim

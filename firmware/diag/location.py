@@ -3,7 +3,9 @@
 # A path that could leave the folder the CSMS named ("..", encoded or not), or bytes an FTP
 # command line cannot carry (CR, LF, NUL), are refused here.
 
-SCHEMES = {"ftp": 21, "http": 80, "https": 443}
+from net.url import split as split_url
+
+SCHEMES = ("ftp", "http", "https")  # default ports: net/url.py
 
 
 class BadLocation(ValueError):
@@ -43,35 +45,18 @@ def parse(url, filename):
     scheme = url[:i].lower()
     if scheme not in SCHEMES:
         raise BadLocation("scheme %s is not supported" % scheme[:10])
-    rest = url[i + 3 :]
-    j = rest.find("/")
-    auth_host, path = (rest, "/") if j < 0 else (rest[:j], rest[j:])
-    q = path.find("?")
-    query = ""
-    if q >= 0:
-        path, query = path[:q], path[q:]
-    if "#" in path:
-        path = path[: path.find("#")]
+    try:
+        _, cred, host, port, rest = split_url(url, SCHEMES)
+    except ValueError as e:
+        raise BadLocation(str(e))
+    path, q, query = rest.split("#")[0].partition("?")
+    query = q + query
+    path = path or "/"
     user = password = None
-    at = auth_host.rfind("@")
-    if at >= 0:
-        cred, auth_host = auth_host[:at], auth_host[at + 1 :]
+    if cred is not None:
         c = cred.find(":")
         user, password = (cred, "") if c < 0 else (cred[:c], cred[c + 1 :])
         user, password = _unquote(user), _unquote(password)
-    host, port = auth_host, SCHEMES[scheme]
-    if host.startswith("["):
-        k = host.find("]")
-        if k < 0:
-            raise BadLocation("bad host")
-        if host[k + 1 : k + 2] == ":":
-            port = _port(host[k + 2 :])
-        host = host[1:k]
-    elif ":" in host:
-        host, p = host.rsplit(":", 1)
-        port = _port(p)
-    if not host:
-        raise BadLocation("no host")
     raw = path
     path = _unquote(path)
     for seg in path.split("/"):
@@ -87,16 +72,6 @@ def parse(url, filename):
     if scheme == "ftp":
         return scheme, host, port, user or "anonymous", password or "", path
     return scheme, host, port, user, password, raw + query
-
-
-def _port(p):
-    try:
-        n = int(p)
-    except ValueError:
-        raise BadLocation("bad port")
-    if not 0 < n < 65536:
-        raise BadLocation("bad port")
-    return n
 
 
 def show(url):

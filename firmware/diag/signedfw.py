@@ -13,6 +13,7 @@ import hashlib
 import clock
 import log
 from diag import x509
+from ota import rsa
 
 _TAG = "signedfw"
 _DOC = "signedfw"
@@ -158,7 +159,7 @@ class SignedFirmware:
                 return
             await self._notify("Downloaded", rid)
             digest = await _sha256(path)
-            if not x509.rsa_sha256_ok(key, digest, sig):
+            if not rsa.verify(key[0], key[1], sig, digest):
                 log.warn(_TAG, "firmware of request %d: signature does not verify", rid)
                 self.diag.sec.add("InvalidFirmwareSignature", "request %d" % rid)
                 await self._notify("InvalidSignature", rid)

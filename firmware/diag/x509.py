@@ -1,19 +1,19 @@
 # A small X.509 (DER) reader for the certificates the CSMS installs and for firmware signing
 # certificates: serial, issuer and subject names (as DER, for hashing and comparison), validity,
 # the public key (RSA modulus and exponent; other kinds kept as bytes), basic constraints, the
-# signature algorithm and value. And RSA PKCS#1 v1.5 signature checks with SHA-256, done with
-# the interpreter's big integers (pow(s, e, n)). ECDSA is not verified here: too slow in
+# signature algorithm and value; signed_by() checks an RSA PKCS#1 v1.5 / SHA-256 certificate
+# signature with the firmware's one RSA check (ota/rsa.py). ECDSA is not verified here: too slow in
 # Python on an ESP32 and no curve arithmetic in MicroPython; certificates with EC keys can be
 # installed as trust anchors for TLS (mbedTLS checks those), not used to verify firmware.
 import binascii
 import hashlib
 
+from ota import rsa
+
 OID_RSA = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # rsaEncryption
 OID_RSA_SHA256 = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0b"  # sha256WithRSAEncryption
 OID_EC = b"\x2a\x86\x48\xce\x3d\x02\x01"  # id-ecPublicKey
 OID_BASIC = b"\x55\x1d\x13"  # basicConstraints
-# DigestInfo prefix of a SHA-256 hash in an RSA PKCS#1 v1.5 signature (RFC 8017, 9.2 note 1)
-_SHA256_INFO = binascii.unhexlify("3031300d060960864801650304020105000420")
 
 
 class BadCert(ValueError):
@@ -166,33 +166,8 @@ class Cert:
         # Is this certificate's signature made by `issuer`'s RSA key (sha256WithRSAEncryption)?
         if self.sig_alg != OID_RSA_SHA256 or issuer.rsa is None or self.issuer != issuer.subject:
             return False
-        return rsa_sha256_ok(issuer.rsa, hashlib.sha256(self.tbs).digest(), self.sig)
-
-
-def rsa_sha256_ok(key, digest, sig):
-    # RSA PKCS#1 v1.5 verification of a SHA-256 digest: sig^e mod n must be
-    # 00 01 FF..FF 00 DigestInfo(SHA-256, digest), exactly as long as the modulus.
-    n, e = key
-    k = (_bits(n) + 7) // 8
-    if len(sig) != k or k < 128:  # under 1024-bit keys: refused
-        return False
-    s = int.from_bytes(sig, "big")
-    if s >= n:
-        return False
-    em = pow(s, e, n).to_bytes(k, "big")
-    tail = _SHA256_INFO + digest
-    pad = k - 3 - len(tail)
-    if pad < 8:
-        return False
-    return em == b"\x00\x01" + b"\xff" * pad + b"\x00" + tail
-
-
-def _bits(n):
-    c = 0
-    while n:
-        n >>= 8
-        c += 8
-    return c
+        n, e = issuer.rsa
+        return rsa.verify(n, e, self.sig, hashlib.sha256(self.tbs).digest())
 
 
 def from_pem(text):

@@ -89,23 +89,23 @@ def csms_url(v, profile):
     f = "csms_url"
     if len(v) > 200:
         raise Invalid(f, "csms_url must be at most 200 characters")
-    if v.startswith("ws://"):
-        secure, rest = False, v[5:]
-    elif v.startswith("wss://"):
-        secure, rest = True, v[6:]
-    else:
+    if not (v.startswith("ws://") or v.startswith("wss://")):
         raise Invalid(f, "csms_url must start with ws:// or wss://")
-    hostport, sep, path = rest.partition("/")
-    if "@" in hostport:
-        raise Invalid(f, "csms_url must not carry credentials (use auth_key)")
-    if hostport.startswith("["):
-        raise Invalid(f, "csms_url: IPv6 addresses are not supported; use a host name")
-    host, c, port = hostport.partition(":")
-    if not host or not _hostname(host):
-        raise Invalid(f, "csms_url has no valid host name")
-    if c:
-        if not port.isdigit() or len(port) > 5 or not 0 < int(port) < 65536:
+    from net.url import split
+
+    try:
+        scheme, user, host, _, path = split(v, ("ws", "wss"))
+    except ValueError as e:
+        if "port" in str(e):
             raise Invalid(f, "csms_url: the port must be a number from 1 to 65535")
+        raise Invalid(f, "csms_url has no valid host name")
+    secure = scheme == "wss"
+    if user is not None:
+        raise Invalid(f, "csms_url must not carry credentials (use auth_key)")
+    if v[len(scheme) + 3] == "[":
+        raise Invalid(f, "csms_url: IPv6 addresses are not supported; use a host name")
+    if not _hostname(host):
+        raise Invalid(f, "csms_url has no valid host name")
     if not _only(path, _PATH_CHARS):
         raise Invalid(f, "csms_url: the path has characters that are not allowed (? # space ...)")
     if profile >= 2 and not secure:

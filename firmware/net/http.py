@@ -12,6 +12,8 @@ import asyncio
 import os
 import time
 
+from net.url import split as split_url
+
 HEAD_MAX = const(2048)
 CHUNK = const(1024)
 TIMEOUT_MS = const(10000)
@@ -37,40 +39,21 @@ def tls(settings, board=None):
 
 
 def parse_url(url):
-    # -> (secure, host, port, path). Raises HttpError.
-    if url.startswith("http://"):
-        secure, rest, port = False, url[7:], 80
-    elif url.startswith("https://"):
-        secure, rest, port = True, url[8:], 443
-    else:
-        raise HttpError("URL must start with http:// or https://")
-    i = 0
-    while i < len(rest) and rest[i] not in "/?#":
-        i += 1
-    hostport, path = rest[:i], rest[i:]
-    path = path.split("#")[0]
+    # -> (secure, host, port, path) of an http:// or https:// URL (net/url.py), the fragment
+    # dropped. Raises HttpError.
+    try:
+        scheme, user, host, port, rest = split_url(url, ("http", "https"))
+    except ValueError as e:
+        raise HttpError(str(e))
+    if user is not None:
+        raise HttpError("credentials in the URL are not accepted")
+    path = rest.split("#")[0]
     if not path.startswith("/"):
         path = "/" + path
-    if "@" in hostport:
-        raise HttpError("credentials in the URL are not accepted")
-    if hostport.startswith("["):
-        host, _, p = hostport[1:].partition("]")
-        p = p[1:] if p.startswith(":") else ""
-    else:
-        host, _, p = hostport.partition(":")
-    if not host:
-        raise HttpError("URL has no host")
-    if p:
-        try:
-            port = int(p)
-        except ValueError:
-            raise HttpError("bad port in URL")
-        if not 0 < port < 65536:
-            raise HttpError("bad port in URL")
     for c in path:
         if ord(c) <= 32 or ord(c) >= 127:
             raise HttpError("URL path must be ASCII without spaces (percent-encode it)")
-    return secure, host, port, path
+    return scheme == "https", host, port, path
 
 
 def _join(base, loc):

@@ -18,6 +18,7 @@ import os
 import struct
 
 import micropython
+from net.url import split as split_url
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT = const(0)
@@ -121,32 +122,11 @@ def quote(s):
 
 
 def parse_url(url):
-    # -> (secure, host, port, path). Raises ValueError with the reason.
-    if url.startswith("ws://"):
-        secure, rest, port = False, url[5:], 80
-    elif url.startswith("wss://"):
-        secure, rest, port = True, url[6:], 443
-    else:
-        raise ValueError("URL must start with ws:// or wss://")
-    hostport, sep, path = rest.partition("/")
-    path = "/" + path if sep else "/"
-    if "@" in hostport:
+    # -> (secure, host, port, path) of a ws:// or wss:// URL (net/url.py). Raises ValueError.
+    scheme, user, host, port, rest = split_url(url, ("ws", "wss"))
+    if user is not None:
         raise ValueError("credentials in the URL are not accepted")
-    if hostport.startswith("["):
-        host, _, p = hostport[1:].partition("]")
-        p = p[1:] if p.startswith(":") else ""
-    else:
-        host, _, p = hostport.partition(":")
-    if not host:
-        raise ValueError("URL has no host")
-    if p:
-        try:
-            port = int(p)
-        except ValueError:
-            raise ValueError("bad port")
-        if not 0 < port < 65536:
-            raise ValueError("bad port")
-    return secure, host, port, path
+    return scheme == "wss", host, port, rest if rest.startswith("/") else "/" + rest
 
 
 def _close_stream(w):

@@ -114,7 +114,7 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
         if len(sig) != _SIG:
             raise Refused("truncated bundle (%d bytes)" % total)
         await asyncio.sleep_ms(0)
-        if not rsa.verify(key[0], key[1], sig, hashlib.sha256(raw).digest()):
+        if not rsa.verify(key[0], key[1], sig, hashlib.sha256(raw).digest(), 2048):
             raise Refused("bad signature (key %s)" % kid)
         m = _manifest(raw, board, running_version, allow_downgrade)
         del raw  # parsed: its bytes are read again from the file when installed
@@ -261,7 +261,7 @@ async def verify_slot(dest, ring, buf=None):
         raise Refused("slot incomplete")
     key = ring.get(kid)
     if key is None or not rsa.verify(key[0], key[1], bytes.fromhex(sig),
-                                     hashlib.sha256(raw).digest()):
+                                     hashlib.sha256(raw).digest(), 2048):
         raise Refused("slot signature invalid")
     m = json.loads(raw)
     buf = buf or bytearray(_BUF)

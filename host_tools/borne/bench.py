@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from borne import paths
+from borne.sim.options import Fitted, Runtime
 from borne.sim.safety import relay_edge as _relay_edge
 from borne.sim.simulator import Simulator
 
@@ -44,7 +45,7 @@ async def boot_scenario(
     Returns the agent's heap telemetry on success, None if the agent failed (out of memory,
     crashed, or did not finish in time)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulator(Path(tmp), heapsize=heapsize, diag=True, compiled=compiled)
+        sim = Simulator(Path(tmp), runtime=Runtime(heapsize=heapsize, diag=True, compiled=compiled))
         await sim.start()
         try:
             assert sim.csms is not None and sim.agent is not None
@@ -204,7 +205,7 @@ async def safety_stall(rounds: int = 6) -> list[str]:
 
     rcd, unplug = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulator(Path(tmp), board="esp32_wallbox")
+        sim = Simulator(Path(tmp), fitted=Fitted(board="esp32_wallbox"))
         await sim.start()
         try:
             await safety.free_charging(sim)
@@ -241,7 +242,7 @@ async def load_balance(rounds: int = 8) -> list[str]:
 
     lower, pause, resume = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulator(Path(tmp), grid_meter="sdm630", main_fuse_a=25)
+        sim = Simulator(Path(tmp), fitted=Fitted(grid_meter="sdm630", main_fuse_a=25))
         await sim.start()
         try:
             assert sim.csms is not None
@@ -275,26 +276,13 @@ async def load_balance(rounds: int = 8) -> list[str]:
     ]
 
 
-_PRELOAD = """
-import sys
-from store import Store
-st = Store(sys.argv[1])
-st.save("txids", {"bench": 1})
-j = st.journal("txq", 400)
-for i in range(int(sys.argv[2])):
-    j.append({"a": "MeterValues", "r": "bench", "p": {"connectorId": 1, "meterValue": [
-        {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": str(i)}]}]}})
-"""
-
-
 async def _preload(flash: Path, n: int) -> None:
     """Queue n transaction MeterValues on the flash with the firmware's own store module."""
     import os
 
     from borne import paths
 
-    script = flash / "preload.py"
-    script.write_text(_PRELOAD)
+    script = Path(__file__).with_name("mp_preload.py")
     proc = await asyncio.create_subprocess_exec(
         paths.micropython(), str(script), str(flash / "data"), str(n),
         env=dict(os.environ, MICROPYPATH=paths.micropypath()),
@@ -507,7 +495,7 @@ async def local_list(n: int = 1000) -> list[str]:
         f"+ ~{flash_s(s_erases, s_programmed):.1f} s of flash time on the charger",
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulator(Path(tmp), diag=True)
+        sim = Simulator(Path(tmp), runtime=Runtime(diag=True))
         await sim.start()
         try:
             assert sim.csms is not None
@@ -580,7 +568,7 @@ async def session_scenario(
     from ocpp.v16 import call
 
     with tempfile.TemporaryDirectory() as tmp:
-        sim = Simulator(Path(tmp), heapsize=heapsize, diag=True, compiled=compiled)
+        sim = Simulator(Path(tmp), runtime=Runtime(heapsize=heapsize, diag=True, compiled=compiled))
         await sim.start()
         try:
             assert sim.csms is not None and sim.agent is not None
@@ -663,7 +651,7 @@ async def diag_upload() -> list[str]:
 
         th = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True)
         th.start()
-        sim = Simulator(flash, diag=True)
+        sim = Simulator(flash, runtime=Runtime(diag=True))
         await sim.start()
         try:
             assert sim.csms is not None

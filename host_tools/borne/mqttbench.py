@@ -20,6 +20,7 @@ from borne.mosquitto import PASSWORD, USER, Broker
 from borne.sim.dnsserver import DnsServer
 from borne.sim.fakebroker import FakeBroker
 from borne.sim.mqttopts import MqttOptions
+from borne.sim.options import Runtime
 from borne.sim.simulator import Simulator
 
 Hook = Callable[[Simulator], Awaitable[None]]
@@ -62,7 +63,7 @@ async def _charging_sim(sim: Simulator) -> None:
 
 async def scenario(folder: Path, opts: MqttOptions | None, seconds: float = 10,
                    during: Hook | None = None, wait_line: str | None = None) -> str:
-    sim = Simulator(folder / "flash", mqtt=opts, stallwatch=True)
+    sim = Simulator(folder / "flash", mqtt=opts, runtime=Runtime(stallwatch=True))
     await sim.start()
     try:
         assert sim.agent is not None
@@ -143,7 +144,7 @@ async def mqtt_stall() -> list[str]:
 
 
 async def _peak(folder: Path, opts: MqttOptions | None, compiled: Path, seconds: float) -> int:
-    sim = Simulator(folder / "flash", mqtt=opts, diag=True, compiled=compiled)
+    sim = Simulator(folder / "flash", mqtt=opts, runtime=Runtime(diag=True, compiled=compiled))
     await sim.start()
     try:
         assert sim.agent is not None

@@ -4,6 +4,7 @@
 import time
 
 from diag import x509
+from ota import rsa  # the one RSA check x509 uses
 
 ROOT = '-----BEGIN CERTIFICATE-----\nMIIC+TCCAeGgAwIBAgIUFRaW5R5WVhS3Reo/d/lO5d4vCEwwDQYJKoZIhvcNAQEL\nBQAwLDEUMBIGA1UECgwLYm9ybmUgdGVzdHMxFDASBgNVBAMMC3ZlY3RvciByb290\nMB4XDTI2MTIwMTA5MjA1MVoXDTI3MTIwMjA5MjA1MVowLDEUMBIGA1UECgwLYm9y\nbmUgdGVzdHMxFDASBgNVBAMMC3ZlY3RvciByb290MIIBIjANBgkqhkiG9w0BAQEF\nAAOCAQ8AMIIBCgKCAQEAumHvlcbbhUlo8ENXygAYonBPSxYzULgU1oWYgdft2fDv\nJgA1HsA80yWr/Nqr9mtSkvhzLCFGklfAP0urGmfNx4e94gUv3SqA6Du/t+iN/qC5\nkUtU8v+M094fNKGqSZ2crMS2wmS+JANzrbMxz90Nd3NDoBgd3bQlEo1sK/3YCRlh\nQkeGiyWdj3ZXQ4Q236mhmemqNWIPjATwIOBqKT+hr+4pT/ZdCeRgS1ypwv7qIzTY\nqrKCbzIXPLWNWL6h7Qnwg2zqqgURFepTR9c/c4PrtD+1pbPhAW2FPRuhk0bo0mm4\nJGgTvoHIoTsu0LQRHtn0HZLqxP9h2Yjo8yq2UHl+JwIDAQABoxMwETAPBgNVHRMB\nAf8EBTADAQH/MA0GCSqGSIb3DQEBCwUAA4IBAQAhzlpFjbSVWwfNTd9YTexEesan\n4b9Kb74R56hroEvkrpTC0IpDmHUxmLc1WY/cnpuHg9H09pf/1BM7/DDWnLGhWBWk\nf7mDlTyUjWcBPcNvMUAHeCk4kTYPxhFiBwFo0g/IWQEB4+qxKOmCDnrOgf0B2L/5\n0T9FwifnJmAichKexSJxY35HpxQh9d1BMUv2QtxtWeEt0aqMtnp5mFPFJcmsBETx\nA1U+94d1mMgcSdYsdIB+mpELwZuHImexU4Tm/+7pGim4sCjeMd80TRUdVRqa87oG\nxI6oHDMRJRfYOIhuyyDYT4rppb/GzNXLhSOMcYh5kWYGwrsZRsyTlvhsvVR8\n-----END CERTIFICATE-----\n'
 LEAF = '-----BEGIN CERTIFICATE-----\nMIIC+TCCAeGgAwIBAgIUFJZMv57mrfPHnUjsavGVETXuDw4wDQYJKoZIhvcNAQEL\nBQAwLDEUMBIGA1UECgwLYm9ybmUgdGVzdHMxFDASBgNVBAMMC3ZlY3RvciByb290\nMB4XDTI2MTIwMTA5MjA1MVoXDTM2MTEyOTA5MjA1MVowLzEUMBIGA1UECgwLYm9y\nbmUgdGVzdHMxFzAVBgNVBAMMDnZlY3RvciBzaWduaW5nMIIBIjANBgkqhkiG9w0B\nAQEFAAOCAQ8AMIIBCgKCAQEAmp3+sgdoPZrSeHsuK5R7QAki6H1vEnC5AnsuzRRx\nCaMvTD3S9lA70PnouFwiVoLWFc5znzNjsnm7e+mFJzsFZycJGsdWIb03Irkh8gKG\nJAC2pxi6Y24sEH3iu6dMxX/MDbxhNYQVyXXXfLOPa6Nfwo3PwDsogS3MRjxQJLsI\nK69Us+LBRXNWQ9fS9SpINEq2jVPAyfKrShLaUz0GJRIgJgt9SXB0lGOf8Gm1pGES\n9XmQO7vnRj3wdtCtAd8EENFryb2pxKj9TiGh5TCuABkihkglBJbtndfsk5NAfPRf\nyUo5dxABUM8WDnEjdcOIPxUCSx59hXw4tkVvKf5zg8wUSQIDAQABoxAwDjAMBgNV\nHRMBAf8EAjAAMA0GCSqGSIb3DQEBCwUAA4IBAQCQyUvJmkiOQHGs9bQ14V65OTIz\nezjZ/4NatO4YIZvClfZw/9Jyga83P4rq01jswaJnOGyafgWJKitI2eWSnZ1FzDAl\nBMRevjYchtfEHElYUMLz7EAPdmHj8NBVdY9q/yauEhYYaoMMjTdOlnLHl5TEM+Zi\nUPdeb1PvyxeRqu3xcxPkO0pI04Z6k6sdips7vsjgjhZzYy7Lr89lWOSYdArVLMgo\nSnsSzeAnVYShHH+Ro+jPWeAmqCXdDhD43jazXuALCEa+B/Q7mUFNHlEZG0AV3Kt6\nLbDJBnWYbTk6kEV6YQgIiq+Ww8fxq4ZAXXEierqvClPHE6FYMrEtEHxeRL9f\n-----END CERTIFICATE-----\n'
@@ -38,12 +39,13 @@ def test_signatures_verify_and_forgeries_do_not():
     us = time.ticks_diff(time.ticks_us(), t0)
     print("x509: RSA-2048 certificate signature checked in %d us" % us)
     assert not leaf.signed_by(other)
-    assert x509.rsa_sha256_ok(leaf.rsa, MSG_DIGEST, MSG_SIG)
+    n, e = leaf.rsa
+    assert rsa.verify(n, e, MSG_SIG, MSG_DIGEST)
     bad = bytearray(MSG_SIG)
     bad[-1] ^= 1
-    assert not x509.rsa_sha256_ok(leaf.rsa, MSG_DIGEST, bytes(bad))
-    assert not x509.rsa_sha256_ok(leaf.rsa, b"\x00" * 32, MSG_SIG)
-    assert not x509.rsa_sha256_ok(leaf.rsa, MSG_DIGEST, MSG_SIG[1:])
+    assert not rsa.verify(n, e, bytes(bad), MSG_DIGEST)
+    assert not rsa.verify(n, e, MSG_SIG, b"\x00" * 32)
+    assert not rsa.verify(n, e, MSG_SIG[1:], MSG_DIGEST)
 
 
 def test_bad_input_raises_badcert():

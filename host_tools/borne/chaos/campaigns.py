@@ -32,6 +32,7 @@ from borne import paths
 from borne.chaos.ledger import judge, parse_time
 from borne.chaos.mutate import mutated_frames
 from borne.csms import Csms, ws_frame
+from borne.sim.options import Runtime
 from borne.sim.simulator import ClaimOptions, Simulator
 
 CP_ID = "CP-CHAOS"
@@ -131,8 +132,8 @@ async def rig(workdir: Path, name: str, diag: bool = False,
         if clock_shift:
             _shifted_clock(csms, clock_shift)
         await csms.start()
-    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url if csms else None, diag=diag,
-                    agent_log=workdir / f"agent-{name}.log", claim=claim)
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url if csms else None, claim=claim,
+                    runtime=Runtime(diag=diag, log_file=workdir / f"agent-{name}.log"))
     await sim.start()
     try:
         r = Rig(sim, csms)

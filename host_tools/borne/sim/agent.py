@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from borne import paths
+from borne.sim.options import Runtime
 
 log = logging.getLogger("borne.sim.agent")
 
@@ -50,43 +50,25 @@ class Security:
 
 
 class Agent:
+    """The agent process on `flash`: `runtime` says how the interpreter runs, `board` which
+    board's code it loads, `args` are the board's `--key value` arguments (identity, wires,
+    hardware, security, ...: the option objects' `argv()`, put together by the Simulator)."""
+
     def __init__(
         self,
         flash: Path,
-        io_addr: str,
-        cp_id: str,
-        csms_url: str | None,
-        gate_addr: str | None = None,
-        heapsize: str | None = None,
-        diag: bool = False,
-        compiled: Path | None = None,
-        log_file: Path | None = None,
-        on_line: Callable[[str], None] | None = None,
-        security: Security | None = None,
-        extra_args: list[str] | None = None,
-        rfid_addr: str | None = None,
-        meter_addr: str | None = None,
-        meter_model: str | None = None,
+        args: list[str],
+        runtime: Runtime | None = None,
         board: str = "unix_sim",
+        on_line: Callable[[str], None] | None = None,
         on_device: Callable[[str], None] | None = None,
         on_boot: Callable[[], None] | None = None,
     ) -> None:
         self.flash = flash
-        self.io_addr = io_addr
-        self.cp_id = cp_id
-        self.csms_url = csms_url
-        self.gate_addr = gate_addr
-        self.heapsize = heapsize
-        self.diag = diag
-        self.compiled = compiled  # a `borne build` output folder to run instead of the source
-        self.log_file = log_file
-        self.on_line = on_line
-        self.security = security
-        self.extra_args = list(extra_args or [])  # more "--key value" pairs for the board
-        self.rfid_addr = rfid_addr
-        self.meter_addr = meter_addr
-        self.meter_model = meter_model
+        self.args = list(args)
+        self.runtime = runtime or Runtime()
         self.board = board  # unix_sim, or esp32_wallbox on the emulated chip (sim/mpy/)
+        self.on_line = on_line
         # Console lines "@tel ..." / "@led ..." (the ESP32 board's telemetry), without the "@"
         self.on_device = on_device
         self.on_boot = on_boot  # called as each agent process starts
@@ -100,27 +82,8 @@ class Agent:
         self._changed = asyncio.Condition()
 
     def argv(self) -> list[str]:
-        cmd = [paths.micropython()]
-        if self.heapsize:
-            cmd += ["-X", f"heapsize={self.heapsize}"]
-        main = self.compiled / "main.py" if self.compiled else paths.FIRMWARE / "main.py"
-        cmd += [str(main), "--flash", str(self.flash), "--io", self.io_addr,
-                "--id", self.cp_id]
-        if self.csms_url:
-            cmd += ["--csms", self.csms_url]
-        if self.gate_addr:
-            cmd += ["--gate", self.gate_addr]
-        if self.rfid_addr:
-            cmd += ["--rfid", self.rfid_addr]
-        if self.meter_addr:
-            cmd += ["--meter", self.meter_addr]
-        if self.meter_model:
-            cmd += ["--meter-model", self.meter_model]
-        if self.diag:
-            cmd += ["--diag", "1"]
-        if self.security:
-            cmd += self.security.argv()
-        return cmd + self.extra_args
+        return [*self.runtime.interpreter(), "--flash", str(self.flash), *self.args,
+                *self.runtime.argv()]
 
     async def power_on(self) -> None:
         if self.powered:
@@ -151,11 +114,7 @@ class Agent:
         try:
             while self.powered:
                 self.flash.mkdir(parents=True, exist_ok=True)
-                mpath = (
-                    f".frozen:{self.compiled / 'slot'}:{paths.MPLIB}"
-                    if self.compiled else paths.micropypath(self.board)
-                )
-                env = dict(os.environ, MICROPYPATH=mpath)
+                env = dict(os.environ, MICROPYPATH=self.runtime.micropypath(self.board))
                 self.proc = await asyncio.create_subprocess_exec(
                     *self.argv(),
                     cwd=self.flash,
@@ -185,8 +144,8 @@ class Agent:
             self.on_device(line[1:])
         self.lines.append(line)
         self.all_lines.append(line)
-        if self.log_file:
-            with self.log_file.open("a") as f:
+        if self.runtime.log_file:
+            with self.runtime.log_file.open("a") as f:
                 f.write(line + "\n")
         if self.on_line:
             self.on_line(line)

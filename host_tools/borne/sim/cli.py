@@ -14,15 +14,8 @@ from borne.sim import screen
 from borne.sim.agent import Security
 from borne.sim.meter_emu import MODELS as METER_MODELS
 from borne.sim.mqttopts import MqttOptions, check_mqtt_url
-from borne.sim.simulator import (
-    BOARDS,
-    PULSE,
-    READERS,
-    ClaimOptions,
-    Simulator,
-    check_csms_url,
-    check_flash_dir,
-)
+from borne.sim.options import BOARDS, PULSE, READERS, Fitted, Runtime
+from borne.sim.simulator import ClaimOptions, Simulator, check_csms_url, check_flash_dir
 
 DEFAULT_CONTROL_PORT = 7700
 
@@ -119,20 +112,36 @@ def run(args: argparse.Namespace) -> int:
         flash = check_flash_dir(Path(args.flash))
         if not args.id or len(args.id) > 48:
             raise ValueError("--id must be 1 to 48 characters")
-        security = security_from(args)
-        mqtt = mqtt_from(args)
+        sim = simulator_from(args, flash)
     except ValueError as e:
         print(f"borne sim: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
-        asyncio.run(_main(args, flash, security, mqtt))
+        asyncio.run(_main(args, sim))
     except KeyboardInterrupt:
         pass
     except OSError as e:
         print(f"borne sim: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def simulator_from(args: argparse.Namespace, flash: Path) -> Simulator:
+    """The simulation the options describe, each option checked (ValueError)."""
+    security, mqtt = security_from(args), mqtt_from(args)
+    claim = None
+    if args.claim:
+        claim = ClaimOptions(wifi_env=args.wifi_env,
+                             hotspot_key=args.hotspot_key, conn_password=args.conn_password,
+                             http_port=args.http_port, dns_port=args.dns_port)
+    fitted = Fitted(board=args.board, reader=args.reader, meter_model=args.meter_model,
+                    phases=args.phases, grid_meter=args.grid_meter,
+                    grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse)
+    return Simulator(flash, cp_id=args.id, csms_url=args.csms,
+                     fitted=fitted, runtime=Runtime(heapsize=args.heapsize, diag=args.diag),
+                     security=security, claim=claim, mqtt=mqtt,
+                     heartbeat_interval=args.heartbeat)
 
 
 def mqtt_from(args: argparse.Namespace) -> MqttOptions | None:
@@ -150,18 +159,7 @@ def mqtt_from(args: argparse.Namespace) -> MqttOptions | None:
                        controls=args.mqtt_controls)
 
 
-async def _main(args: argparse.Namespace, flash: Path, security: Security | None,
-                mqtt: MqttOptions | None = None) -> None:
-    claim = None
-    if args.claim:
-        claim = ClaimOptions(wifi_env=args.wifi_env,
-                             hotspot_key=args.hotspot_key, conn_password=args.conn_password,
-                             http_port=args.http_port, dns_port=args.dns_port)
-    sim = Simulator(flash, cp_id=args.id, csms_url=args.csms, heapsize=args.heapsize,
-                    phases=args.phases, heartbeat_interval=args.heartbeat, security=security,
-                    claim=claim, meter_model=args.meter_model, grid_meter=args.grid_meter,
-                    grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse,
-                    board=args.board, reader=args.reader, diag=args.diag, mqtt=mqtt)
+async def _main(args: argparse.Namespace, sim: Simulator) -> None:
     live = sys.stdout.isatty() and not args.no_screen
     if not live:
         await sim.start()
@@ -177,9 +175,9 @@ async def _main(args: argparse.Namespace, flash: Path, security: Security | None
     port = server.sockets[0].getsockname()[1]
     if not live:
         print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {sim.csms_url}", flush=True)
-        if claim:
+        if sim.claim:
             print(f"[sim] claim page and API on {sim.hotspot_url}/; secrets in "
-                  f"{flash}/factory.json", flush=True)
+                  f"{sim.flash}/factory.json", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,20 +16,16 @@ from typing import Any
 from borne.csms import Csms
 from borne.sim.agent import Agent, Security
 from borne.sim.hardware import HW_FAULTS, Hardware
-from borne.sim.meter_emu import MODELS as METER_MODELS
 from borne.sim.meter_emu import MeterEmulator
 from borne.sim.mqttopts import MqttOptions
 from borne.sim.netgate import NetGate
+from borne.sim.options import PULSE, Fitted, Runtime, Wires
 from borne.sim.pn532_emu import Pn532Emulator
 from borne.sim.sntp import SntpServer
 
 log = logging.getLogger("borne.sim")
 
 FAULT_KINDS = (*HW_FAULTS, "meter_down", "reader_down", "grid_down", "clear")
-BOARDS = ("unix_sim", "esp32_wallbox")
-READERS = ("pn532_uart", "pn532_i2c", "mfrc522")  # the ESP32 board's reader variants
-PULSE = "pulse"  # an S0 meter instead of a Modbus one
-METER_LINE = "9600 8 E 1"  # the simulated RS-485 line: baud, data bits, parity, stop bits
 
 
 class CommandError(Exception):
@@ -65,41 +61,26 @@ def check_flash_dir(flash: Path) -> Path:
 
 
 class Simulator:
+    """One simulated charger on `flash`. The options: `fitted` (board, reader, meters,
+    installation), `runtime` (how the agent's interpreter runs), `security`, `claim` (start
+    unclaimed, hotspot up: no CSMS), `mqtt` (the owner's broker); with no `csms_url` an embedded
+    CSMS giving `heartbeat_interval` accepts the charger."""
+
     def __init__(
         self,
         flash: Path,
+        *,
         cp_id: str = "borne-sim-0001",
         csms_url: str | None = None,
-        heapsize: str | None = None,
-        phases: int = 3,
-        heartbeat_interval: int = 300,
-        agent_log: Path | None = None,
-        diag: bool = False,
-        compiled: Path | None = None,
+        fitted: Fitted | None = None,
+        runtime: Runtime | None = None,
         security: Security | None = None,
         claim: ClaimOptions | None = None,
-        meter_model: str = "sdm630",
-        grid_meter: str | None = None,
-        grid_meter_addr: int = 2,
-        main_fuse_a: int = 25,
-        board: str = "unix_sim",
-        reader: str = "pn532_uart",
-        meter_baud: int | None = None,
         mqtt: MqttOptions | None = None,
-        stallwatch: bool = False,
+        heartbeat_interval: int = 300,
     ) -> None:
-        for m in (meter_model, grid_meter or "sdm630"):
-            if m not in (*METER_MODELS, PULSE):
-                raise ValueError(f"meter model {m!r}: one of {', '.join(METER_MODELS)}, pulse")
-        if board not in BOARDS:
-            raise ValueError(f"board {board!r}: one of {', '.join(BOARDS)}")
-        if reader not in READERS:
-            raise ValueError(f"reader {reader!r}: one of {', '.join(READERS)}")
-        if reader != "pn532_uart" and board != "esp32_wallbox":
-            raise ValueError(f"reader {reader}: only the esp32_wallbox board has that variant")
-        self.board = board
-        self.reader_kind = reader
-        self.meter_baud = meter_baud  # the charger's setting; the line runs at METER_LINE
+        self.fitted = fitted = fitted or Fitted()
+        self.runtime = runtime or Runtime()
         self.flash = check_flash_dir(flash)
         self.security = security
         self.claim = claim  # start unclaimed: no CSMS, hotspot on loopback ports
@@ -109,34 +90,27 @@ class Simulator:
         self.csms_url = csms_url
         self.csms: Csms | None = None
         self.heartbeat_interval = heartbeat_interval
-        # a single-phase meter (SDM120) sits on a single-phase installation
-        self.hw = Hardware(phases=1 if meter_model == "sdm120" else phases)
-        self.heapsize = heapsize
-        self.agent_log = agent_log
-        self.diag = diag
-        self.compiled = compiled
+        self.hw = Hardware(phases=fitted.supply_phases)
         self.gate: NetGate | None = None
         self.agent: Agent | None = None
         self.reader = Pn532Emulator()
-        self.meter_model = meter_model
         # An S0 meter counts pulses off the hardware's energy (1 Wh a pulse); the Modbus
         # emulator still answers on the RS-485 line, which the charger then does not use.
-        self.hw.s0_wh = 1.0 if meter_model == PULSE else None
-        self.hw.console_telemetry = board == "esp32_wallbox"
-        self.meter = MeterEmulator(self.hw, "sdm630" if meter_model == PULSE else meter_model)
+        pulse = fitted.meter_model == PULSE
+        self.hw.s0_wh = 1.0 if pulse else None
+        self.hw.console_telemetry = fitted.board == "esp32_wallbox"
+        self.meter = MeterEmulator(self.hw, "sdm630" if pulse else fitted.meter_model)
         self.sntp = SntpServer()  # the network's time source (the ESP32 asks it before TLS)
         # Load balancing: a supply-side meter on the same RS-485 line, at its own address.
         self.grid: MeterEmulator | None = None
-        if grid_meter:
-            self.grid = MeterEmulator(self.hw, grid_meter, address=grid_meter_addr, grid=True)
+        if fitted.grid_meter:
+            self.grid = MeterEmulator(self.hw, fitted.grid_meter, address=fitted.grid_meter_addr,
+                                      grid=True)
             self.meter.others.append(self.grid)
-        self.main_fuse_a = main_fuse_a
         self.mqtt = mqtt  # the owner's broker (mqtt/), None = no MQTT
-        self.stallwatch = stallwatch  # the agent reports its loop's longest stall (benchmarks)
         self._io_server: asyncio.Server | None = None
         self._rfid_server: asyncio.Server | None = None
         self._tick: asyncio.Task[None] | None = None
-        self._sntp_port = 0
 
     async def start(self) -> None:
         if self.claim is not None:
@@ -149,36 +123,18 @@ class Simulator:
         self.gate = NetGate(host, port)
         gate_port = await self.gate.start()
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
-        io_port = self._io_server.sockets[0].getsockname()[1]
         self._rfid_server = await asyncio.start_server(self.reader.serve, "127.0.0.1", 0)
-        rfid_port = self._rfid_server.sockets[0].getsockname()[1]
         meter_port = await self.meter.start()
-        self._sntp_port = await self.sntp.start()
-        if self.board == "esp32_wallbox":
-            self._provision_nvs()
-        self.agent = Agent(
-            self.flash,
-            io_addr=f"127.0.0.1:{io_port}",
-            cp_id=self.cp_id,
-            csms_url=self.csms_url,
-            gate_addr=f"127.0.0.1:{gate_port}",
-            heapsize=self.heapsize,
-            diag=self.diag,
-            compiled=self.compiled,
-            log_file=self.agent_log,
-            security=self.security,
-            rfid_addr=f"127.0.0.1:{rfid_port}",
-            meter_addr=f"127.0.0.1:{meter_port}",
-            meter_model=self.meter_model,
-            extra_args=self._installation_args() + self._chip_args()
-            + (self.mqtt.argv() if self.mqtt else [])
-            + (["--stallwatch", "1"] if self.stallwatch else []),
-            board=self.board,
-            on_device=self.hw.device_line,
-            on_boot=self.hw.boot,
-        )
-        await self.agent.power_on()
-        self._tick = asyncio.get_running_loop().create_task(self._integrate())
+        wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}",
+                      gate=f"127.0.0.1:{gate_port}", rfid=_addr(self._rfid_server),
+                      meter=f"127.0.0.1:{meter_port}")
+        args = ["--id", self.cp_id, "--csms", self.csms_url, *wires.argv(),
+                *self.fitted.argv()]
+        if self.security:
+            args += self.security.argv()
+        if self.mqtt:
+            args += self.mqtt.argv()
+        await self._power_on(args)
 
     async def _start_claim_mode(self) -> None:
         # The charger starts unclaimed: no CSMS and no gate (the claim gives the endpoint and
@@ -192,45 +148,25 @@ class Simulator:
             env = self.flash.parent / f"{self.flash.name}-wifi.json"
             env.write_text(json.dumps({"networks": c.networks}))
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
-        io_port = self._io_server.sockets[0].getsockname()[1]
-        extra = replace(c, wifi_env=env).argv()
-        self._sntp_port = await self.sntp.start()
-        if self.board == "esp32_wallbox":
+        wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}")
+        await self._power_on(["--id", self.cp_id, *wires.argv(),
+                              *replace(c, wifi_env=env).argv()])
+
+    async def _power_on(self, args: list[str]) -> None:
+        if self.fitted.board == "esp32_wallbox":
             self._provision_nvs()
-        self.agent = Agent(
-            self.flash,
-            io_addr=f"127.0.0.1:{io_port}",
-            cp_id=self.cp_id,
-            csms_url=None,
-            heapsize=self.heapsize,
-            diag=self.diag,
-            log_file=self.agent_log,
-            extra_args=extra + self._chip_args(),
-            board=self.board,
-            on_device=self.hw.device_line,
-            on_boot=self.hw.boot,
-        )
+        self.agent = Agent(self.flash, args, self.runtime, self.fitted.board,
+                           on_device=self.hw.device_line, on_boot=self.hw.boot)
         await self.agent.power_on()
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
-
-    def _installation_args(self) -> list[str]:
-        g = self.grid
-        return Installation(g.model if g else "", g.address if g else 2, self.main_fuse_a).argv()
-
-    def _chip_args(self) -> list[str]:
-        """What the emulated ESP32 reads from the simulation (the circuit around the chip);
-        the unix_sim board ignores them."""
-        out = ["--sntp", f"127.0.0.1:{self._sntp_port}", "--meter-line", METER_LINE]
-        if self.meter_baud:
-            out += ["--meter-baud", str(self.meter_baud)]
-        return out
 
     def provisioning(self) -> dict[str, Any]:
         """What the factory writes into the ESP32's NVS for this simulation: the identity, the
         CSMS and its credentials, the installation and the reader fitted."""
+        f = self.fitted
         doc: dict[str, Any] = {"cp_id": self.cp_id, "serial": "SIM0001", "model": "borne-esp32",
-                               "vendor": "borne", "rfid": self.reader_kind,
-                               "meter_model": self.meter_model}
+                               "vendor": "borne", "rfid": f.reader,
+                               "meter_model": f.meter_model}
         if self.claim is None and self.csms_url:
             doc["csms_url"] = self.csms_url
         sec = self.security
@@ -241,11 +177,10 @@ class Simulator:
             for key, path in (("ca_pem", sec.ca), ("cert_pem", sec.cert), ("key_pem", sec.key)):
                 if path is not None:
                     doc[key] = Path(path).read_text()
-        if self.meter_baud:
-            doc["meter_baud"] = self.meter_baud
-        g = self.grid
-        doc.update(grid_meter_model=g.model if g else "", grid_meter_addr=g.address if g else 2,
-                   main_fuse_a=self.main_fuse_a)
+        if f.meter_baud:
+            doc["meter_baud"] = f.meter_baud
+        doc.update(grid_meter_model=f.grid_meter or "", grid_meter_addr=f.grid_meter_addr,
+                   main_fuse_a=f.main_fuse_a)
         return doc
 
     def _provision_nvs(self) -> None:
@@ -272,7 +207,7 @@ class Simulator:
     def factory_secrets(self) -> dict[str, str]:
         """The per-device secrets as the factory left them: in NVS on the ESP32 board, in
         <flash>/factory.json for unix_sim."""
-        if self.board == "esp32_wallbox":
+        if self.fitted.board == "esp32_wallbox":
             from borne.sim import esp32state
 
             doc = json.loads(esp32state.nvs_read(self.flash)["borne"]["prov"])
@@ -433,7 +368,7 @@ class Simulator:
             ms = req.get("ms")
             if isinstance(ms, bool) or not isinstance(ms, int) or not 0 < ms <= 30000:
                 raise CommandError('stall needs "ms", from 1 to 30000')
-            if self.board != "esp32_wallbox":
+            if self.fitted.board != "esp32_wallbox":
                 raise CommandError("stall: only the emulated ESP32 can block its loop")
             hw.stall(ms)
         elif cmd == "power_cut":
@@ -517,20 +452,6 @@ class ClaimOptions:
         return out
 
 
-@dataclass
-class Installation:
-    """The installer's load-balancing settings, given to the agent at every boot."""
-
-    grid_meter_model: str = ""  # "" = no grid meter
-    grid_meter_addr: int = 2
-    main_fuse_a: int = 25
-
-    def argv(self) -> list[str]:
-        return ["--grid-meter-model", self.grid_meter_model,
-                "--grid-meter-addr", str(self.grid_meter_addr),
-                "--main-fuse", str(self.main_fuse_a)]
-
-
 _KEY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # as the unix_sim board's: 5 bits a symbol
 
 
@@ -540,6 +461,10 @@ def make_secret(groups: int) -> str:
 
     return "-".join("".join(secrets.choice(_KEY_ALPHABET) for _ in range(4))
                     for _ in range(groups))
+
+
+def _addr(server: asyncio.Server) -> str:
+    return f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
 
 def _free_port(kind: socket.SocketKind) -> int:
