@@ -729,6 +729,7 @@ SOAK_CONFIG = {  # the day's values -> the soak's (seconds)
     "WebSocketPingInterval": (480, 5),
 }
 SOAK_CUTS_PER_DAY = 4  # network cuts, 2 to 20 minutes of the day each
+_AGENTLOG_FILES = 4  # the agent log ring's files (firmware/diag/agentlog.py FILES)
 _SOAK_TAGS = ("04A1B2C3", "04D5E6F7", "0A0B0C0D", "04112233445566", "04C0FFEE")
 
 
@@ -931,7 +932,7 @@ async def soak(rng: random.Random, sessions: int, workdir: Path) -> Result:
         if sessions >= SOAK_PER_DAY:
             if watch.compactions == 0:
                 res.bad("the transaction journal never compacted in a day")
-            if max(watch.log_seqs, default=0) <= 4:
+            if max(watch.log_seqs, default=0) <= _AGENTLOG_FILES:
                 res.bad("the agent log ring never wrapped in a day")
         if len(used) >= 4:
             q = max(1, len(used) // 4)
