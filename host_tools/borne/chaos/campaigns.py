@@ -218,6 +218,8 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
                     await asyncio.sleep(rng.uniform(0.3, 2.0))
                     await r.cmd("unplug")
                     await asyncio.sleep(rng.uniform(0, 0.4))
+            if r.state()["relay"]:
+                where["relay_closed_at_cut"] += 1  # the plug before it was served
             await r.cmd("power_cut")
             if r.state()["relay"]:
                 res.bad("relay closed with the power cut")
@@ -236,6 +238,7 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
         assert r.csms is not None
         reasons = Counter(f.payload["reason"] for f in r.csms.calls("StopTransaction"))
         res.figures["cuts"] = n + where["redelivery"]
+        res.figures["relay_closed_at_cut"] = where.pop("relay_closed_at_cut", 0)
         res.figures["instants"] = dict(where)
         res.figures["stop_reasons"] = dict(reasons)
         res.figures["boots"] = r.boots()
