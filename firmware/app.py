@@ -16,6 +16,7 @@ from ocpp_client.config import Config
 from ocpp_client.client import OcppClient
 from led.status import StatusLight
 from peripherals import Peripherals
+from supervisor import supervise
 
 gc.collect()
 # Heap held once the modules above are loaded: bytecode under the unix port or from .mpy files,
@@ -68,15 +69,19 @@ async def _main():
         import stallwatch  # the loop's longest stall, for `borne bench mqtt-stall`
 
         asyncio.create_task(stallwatch.run(b))
-    tasks = [connector.run(), ocpp.run(), light.run(), limits.run()]
+    # Every long-lived task is supervised (supervisor.py): a MemoryError or a bug in one is
+    # logged and the task restarted after a backoff; the connector's own poll never ends on one
+    # (it opens the relay and polls on), and its restart would open the relay first.
+    tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
+             ("limits", limits.run)]
     tasks.extend(dev.tasks())
     if hotspot:
-        tasks.append(hotspot.run())
+        tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
     from console import Console
 
-    tasks.append(Console(b, settings, connector, hotspot).run())
-    await asyncio.gather(*tasks)
+    tasks.append(("console", Console(b, settings, connector, hotspot).run))
+    await asyncio.gather(*[supervise(name, fn) for name, fn in tasks])
 
 
 def run():

@@ -110,7 +110,9 @@ class Console:
         p.register(sys.stdin, select.POLLIN)
         if p.poll(0) and not sys.stdin.buffer.read(1):
             return
-        asyncio.create_task(self._states())
+        if not getattr(self, "_stating", False):  # once, though app.py may restart run()
+            self._stating = True
+            asyncio.create_task(self._states())
         r = asyncio.StreamReader(sys.stdin)
         while True:
             line = await r.readline()

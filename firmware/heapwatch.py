@@ -1,22 +1,62 @@
-# Heap sampling for the memory benchmark: the simulation enables it (board.diag); a charger
+# Heap sampling for the memory benchmarks: the simulation enables it (board.diag); a charger
 # never runs it, since a collection every period costs CPU for nothing there.
+#
+# Every period: a collection (timed), then the heap in use. Telemetry "heap" (the simulation's
+# `state` shows it): "peak" and "used" (after a collection; sent about once a second and at once
+# when the peak rises), "total", "code" (heap held by the modules app.py imports), "rom" (bytes
+# of the heap that hold a ROMFS image under `borne sim --rom`: the image is ROM on a charger,
+# so peak/used leave it out), "gc_us" (the collection at the peak), "gc_max_us".
+# With a file "heapmap.on" in the working folder (the flash), each time the peak rises by 2 KiB
+# the heap's block map is printed between "@heapmap <peak>" and "@heapmap end" lines
+# (micropython.mem_info(1): one character per block, its type; the memory benchmark reads the
+# largest allocations from the last one).
 import asyncio
 import gc
+import os
+import time
+
+
+def _maps():
+    try:
+        os.stat("heapmap.on")
+        return True
+    except OSError:
+        return False
 
 
 async def run(board, period_ms=50, code=0):
-    # code: heap held by loaded modules (app.CODE_HEAP), reported beside the peak
-    # "used": the heap in use after a collection, sent about once a second (the simulation's
-    # `state` shows it, so campaigns can watch for a leak), and at once when the peak rises.
+    import micropython
+
+    try:
+        rom = ROM_HELD  # noqa: F821 (set in builtins by the ROM boot stub)
+    except NameError:
+        rom = 0
+    code -= rom if code else 0
+    maps = _maps()
     peak = 0
+    mapped = 0
+    gc_peak = 0
+    gc_max = 0
     n = 0
     while True:
+        t = time.ticks_us()
         gc.collect()
-        used = gc.mem_alloc()
+        dt = time.ticks_diff(time.ticks_us(), t)
+        used = gc.mem_alloc() - rom
         n += 1
+        if dt > gc_max:
+            gc_max = dt
         if used > peak or n * period_ms >= 1000:
             n = 0
-            peak = max(peak, used)
-            board.telemetry("heap", {"peak": peak, "used": used, "total": used + gc.mem_free(),
-                                     "code": code})
+            if used > peak:
+                peak = used
+                gc_peak = dt
+            board.telemetry("heap", {"peak": peak, "used": used,
+                                     "total": used + gc.mem_free(), "code": code, "rom": rom,
+                                     "gc_us": gc_peak, "gc_max_us": gc_max})
+            if maps and peak >= mapped + 2048:
+                mapped = peak
+                print("@heapmap", peak)
+                micropython.mem_info(1)
+                print("@heapmap end")
         await asyncio.sleep_ms(period_ms)

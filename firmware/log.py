@@ -19,11 +19,26 @@ _MAX = const(400)  # characters of a message shown
 _NAMES = {DEBUG: "D", INFO: "I", WARN: "W", ERROR: "E"}
 # fn(level, tag, text): the agent log on flash (diag/agentlog.py) gets every printed line too.
 sink = None
+# Logging never raises MemoryError into its caller (the connector logs on its safety path): a
+# line that cannot be formatted is dropped and counted, and the next line that can be printed
+# says how many went. The count is a small int: updating it allocates nothing.
+dropped = 0
 
 
 def _emit(lvl, tag, msg, args):
+    global dropped
     if lvl < level:
         return
+    try:
+        if dropped:
+            _line(WARN, "log", "%d line(s) dropped: no memory" % dropped, ())
+            dropped = 0
+        _line(lvl, tag, msg, args)
+    except MemoryError:
+        dropped += 1
+
+
+def _line(lvl, tag, msg, args):
     if args:
         try:
             msg = msg % args

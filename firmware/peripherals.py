@@ -45,16 +45,16 @@ class Peripherals:
                 buzzer=self.buzzer,
                 confirm=2,  # a UID read twice in a row: line noise never makes a tag
             )
-            self._tasks.append(self.rfid.run())
+            self._tasks.append(("rfid", self.rfid.run))
         else:
             log.info(_TAG, "no RFID reader on this board")
         self.meter = self._meter(board, settings, connector)
         if self.meter:
-            self._tasks.append(self.meter.run())
+            self._tasks.append(("meter", self.meter.run))
         if grid:
             self.supply = self._supply(board, settings, connector, grid)
             if self.supply:
-                self._tasks.append(self.supply.run())
+                self._tasks.append(("supply", self.supply.run))
 
     @staticmethod
     def _rfid_driver(board):
@@ -160,6 +160,8 @@ class Peripherals:
                       publish=board.telemetry)
 
     def tasks(self):
+        # (name, async fn) of each task to run: app.py supervises them (restarted after a
+        # failure), so a function, not a coroutine.
         return self._tasks
 
     # -- for the charging logic and the OCPP client -------------------------------------------

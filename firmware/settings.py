@@ -7,47 +7,54 @@
 import log
 
 _DOC = "settings"
-DEFAULTS = {
-    "cp_id": "",
-    "serial": "",
-    "model": "",
-    "vendor": "borne",
-    "csms_url": "",
-    "security_profile": 0,
-    "auth_key": "",  # secret: the OCPP AuthorizationKey (profiles 1 and 2)
-    "ca_pem": "",  # the CSMS's root CA(s), PEM: wss:// is checked against it
-    "cert_pem": "",  # the charger's client certificate (profile 3), PEM
-    "key_pem": "",  # secret: its private key, PEM
-    "call_timeout_s": 30,  # how long a CALL of ours waits for the CSMS's answer
-    "name": "",
-    # -- claim (hotspot/) --
-    "claimed": False,
-    "claim_cp_id": "",  # OCPP charge point id given at claim; "" = the factory id
-    "wifi_ssid": "",
-    "wifi_pass": "",  # secret: home Wi-Fi password
-    # installation (factory provisioning or the installer): what the meter and the limits are
-    "meter_model": "sdm630",  # meter.maps.MODELS, or "pulse" for an S0 meter
-    "meter_addr": 1,
-    "meter_baud": 9600,
-    "meter_parity": "E",  # RS-485 line: 8 data bits, this parity ("N", "E", "O"), 1 stop bit
-    "meter_wh_per_pulse": 1.0,
-    "phases": 3,
-    # load balancing (supply.py): a supply-side meter on the same RS-485 bus as the charger's
-    "grid_meter_model": "",  # meter.maps.MODELS; "" = none, no load balancing
-    "grid_meter_addr": 2,
-    "main_fuse_a": 25,  # the supply's main fuse, per phase
-    "grid_fallback_a": 6,  # the headroom while the grid meter is silent (0: pause)
-    "led_brightness": 80,  # 0-100: the OCPP LightIntensity / app LED brightness
-    # MQTT (mqtt/): the owner's broker; "" = off. mqtt:// or mqtts:// (TLS, checked against
-    # mqtt_ca_pem). Given at the claim, by provisioning, or by the OCPP vendor keys BorneMqtt*.
-    "mqtt_url": "",
-    "mqtt_user": "",
-    "mqtt_pass": "",  # secret: the broker password
-    "mqtt_ca_pem": "",
-    "mqtt_prefix": "borne",  # topics: <prefix>/<cp_id>/...
-    "mqtt_discovery": True,  # Home Assistant discovery messages under homeassistant/
-    "mqtt_controls": False,  # installation: pause, current limit, free charging over MQTT
-}
+
+
+def defaults():
+    # Every setting and its default: a new dict at each call (made from the code, which stays in
+    # flash: no module-level dict kept in the heap for what is read at boot and at a reset).
+    return {
+        "cp_id": "",
+        "serial": "",
+        "model": "",
+        "vendor": "borne",
+        "csms_url": "",
+        "security_profile": 0,
+        "auth_key": "",  # secret: the OCPP AuthorizationKey (profiles 1 and 2)
+        "ca_pem": "",  # the CSMS's root CA(s), PEM: wss:// is checked against it
+        "cert_pem": "",  # the charger's client certificate (profile 3), PEM
+        "key_pem": "",  # secret: its private key, PEM
+        "call_timeout_s": 30,  # how long a CALL of ours waits for the CSMS's answer
+        "name": "",
+        # -- claim (hotspot/) --
+        "claimed": False,
+        "claim_cp_id": "",  # OCPP charge point id given at claim; "" = the factory id
+        "wifi_ssid": "",
+        "wifi_pass": "",  # secret: home Wi-Fi password
+        # installation (factory provisioning or the installer): what the meter and the limits are
+        "meter_model": "sdm630",  # meter.maps.names(), or "pulse" for an S0 meter
+        "meter_addr": 1,
+        "meter_baud": 9600,
+        "meter_parity": "E",  # RS-485 line: 8 data bits, this parity ("N", "E", "O"), 1 stop bit
+        "meter_wh_per_pulse": 1.0,
+        "phases": 3,
+        # load balancing (supply.py): a supply-side meter on the same RS-485 bus as the charger's
+        "grid_meter_model": "",  # meter.maps.names(); "" = none, no load balancing
+        "grid_meter_addr": 2,
+        "main_fuse_a": 25,  # the supply's main fuse, per phase
+        "grid_fallback_a": 6,  # the headroom while the grid meter is silent (0: pause)
+        "led_brightness": 80,  # 0-100: the OCPP LightIntensity / app LED brightness
+        # MQTT (mqtt/): the owner's broker; "" = off. mqtt:// or mqtts:// (TLS, checked against
+        # mqtt_ca_pem). Given at the claim, by provisioning, or by the OCPP vendor keys BorneMqtt*.
+        "mqtt_url": "",
+        "mqtt_user": "",
+        "mqtt_pass": "",  # secret: the broker password
+        "mqtt_ca_pem": "",
+        "mqtt_prefix": "borne",  # topics: <prefix>/<cp_id>/...
+        "mqtt_discovery": True,  # Home Assistant discovery messages under homeassistant/
+        "mqtt_controls": False,  # installation: pause, current limit, free charging over MQTT
+    }
+
+
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
 _OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem", "name",
           "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
@@ -63,7 +70,7 @@ _INSTALLATION = ("meter_model", "meter_baud", "meter_parity", "grid_meter_model"
 class Settings:
     def __init__(self, store, provisioning):
         self.store = store
-        d = store.load(_DOC, DEFAULTS)
+        d = store.load(_DOC, defaults())
         changed = False
         self.factory_id = provisioning.get("cp_id") or d["cp_id"]
         if d.get("claim_cp_id"):
@@ -105,8 +112,9 @@ class Settings:
 
     def wipe_owner(self):
         # Unclaim / factory reset: the owner's data and secrets go, the factory identity stays.
+        dflt = defaults()
         for k in _OWNER:
-            self.d[k] = DEFAULTS[k]
+            self.d[k] = dflt[k]
         self.d["cp_id"] = self.factory_id
         self.preset = False
         self.store.save(_DOC, self.d)

@@ -107,7 +107,8 @@ class Supply:
 
     async def run(self):
         bus = self.bus
-        if bus.shared:
+        if bus.shared and not getattr(self, "_watching", False):  # once: run() may restart
+            self._watching = True
             asyncio.create_task(self._watchdog())
         while True:
             if bus.shared:

@@ -11,6 +11,10 @@
 #                                   "tone <hz> <ms>", "tel <key> <json>", "reset <0|1>"
 # Setup button (hotspot/): host -> agent "btn <ms>", one press of that length.
 # S0 meter (meter model "pulse"): host -> agent "s0 <pulses since the agent started>".
+# Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes>" takes every free
+# block of the heap at least that long (what is left free is in smaller holes, as in a
+# fragmented heap); "squeeze -1" gives them back. Answered "tel squeeze {held, free}".
+import gc
 import os
 import sys
 import socket
@@ -65,6 +69,8 @@ class Board(BoardBase):
         self._relay = False
         self._last_led = None
         self._radio = None
+        self._ballast = None  # "squeeze": the heap taken away from the application
+        self._squeeze_block = -1
 
     @property
     def flash_root(self):
@@ -157,6 +163,9 @@ class Board(BoardBase):
                     if self.on_button:
                         self.on_button(int(p[1]))
                     continue
+                elif p[0] == b"squeeze":
+                    self._squeeze(int(p[1]))
+                    continue
                 elif p[0] == b"s0":
                     if self._pulses is not None:
                         self._pulses.count = int(p[1])
@@ -166,17 +175,54 @@ class Board(BoardBase):
                 continue
             self.edge.set()
 
+    def _squeeze(self, block):
+        # Takes every free block of at least `block` bytes (as a fragmented heap would have
+        # none left), and goes on taking those that free up (a collection every 20 ms: what
+        # the application lets go must not leave a block), until -1 gives them back. Chained (each holds the one before): a list's growing array would need bigger
+        # and bigger blocks.
+        self._ballast = None
+        self._squeeze_block = block
+        gc.collect()
+        held = self._take(block) if block > 0 else 0
+        self.telemetry("squeeze", {"held": held, "free": gc.mem_free()})
+        if block > 0 and not getattr(self, "_squeezing", False):
+            self._squeezing = True
+            asyncio.create_task(self._squeezer())
+
+    def _take(self, block):
+        held = 0
+        try:
+            while True:
+                self._ballast = (self._ballast, bytearray(block - 32))  # (32: the objects)
+                held += block
+        except MemoryError:
+            pass
+        return held
+
+    async def _squeezer(self):
+        while self._squeeze_block > 0:
+            await asyncio.sleep_ms(20)
+            if self._squeeze_block > 0:
+                gc.collect()
+                self._take(self._squeeze_block)
+        self._squeezing = False
+
     def _send(self, line):
         if self._io is None:
             return
-        b = line.encode() + b"\n"
-        while b:
+        self._put(line.encode() + b"\n")
+
+    def _put(self, b):
+        while True:
             try:
                 n = self._io.send(b)
-                b = b[n:]
             except OSError as e:
                 if e.errno != 11:  # EAGAIN: loopback buffer full, try again
                     raise
+                continue
+            if n >= len(b):
+                return  # (no slice: a whole line sent allocates nothing)
+            b = b[n:]
 
     # control pilot
     def pilot_mv(self):
@@ -191,7 +237,9 @@ class Board(BoardBase):
     # relay
     def set_relay(self, on):
         self._relay = bool(on)
-        self._send("relay 1" if on else "relay 0")
+        if self._io is not None:
+            # Constant lines: opening the relay allocates nothing (no memory left is no excuse).
+            self._put(b"relay 1\n" if on else b"relay 0\n")
 
     def relay_feedback(self):
         return self._fb

@@ -1,27 +1,27 @@
 # The agent log on flash: what log.py prints, kept across reboots for diagnostics (GetDiagnostics,
 # GetLog DiagnosticsLog). Separate from the event log (eventlog.py, the owner's "last operations").
 #
-# A ring of FILES files, each closed at FILE_BYTES: "<dir>/<seq>.log", the highest seq the one
+# A ring of _FILES files, each closed at _FILE_BYTES: "<dir>/<seq>.log", the highest seq the one
 # being written. Lines are "<unix seconds> <level> <tag>: <text>\n"; log.py's callers never pass
 # secrets, and upload URLs are shown without their user:password (net/url.py).
 #
-# Flash-wear budget: lines gather in RAM (at most BUF_BYTES) and reach flash in one append when
-# the buffer fills, FLUSH_S after its first line, at an ERROR line, and before a reset. A busy
+# Flash-wear budget: lines gather in RAM (at most _BUF_BYTES) and reach flash in one append when
+# the buffer fills, _FLUSH_S after its first line, at an ERROR line, and before a reset. A busy
 # charger (~1 line/s, ~80 bytes) thus appends ~2 KiB every ~25 s; a quiet one once a minute at
 # most. Each append rewrites the file's last LittleFS block (~1 erase of 4 KiB): at most ~3,500
 # erases a day, spread by LittleFS's wear levelling over the partition's ~500+ blocks (~7 erases
 # per block a day against ~100,000 cycles: decades). A power cut loses at most the buffered lines
-# (FLUSH_S worth). The ring holds FILES x FILE_BYTES (64 KiB) on flash; RAM: the buffer.
+# (_FLUSH_S worth). The ring holds _FILES x _FILE_BYTES (64 KiB) on flash; RAM: the buffer.
 import os
 import time
 
 import clock
 import log
 
-FILES = const(4)
-FILE_BYTES = const(16384)
-BUF_BYTES = const(2048)
-FLUSH_S = const(60)
+_FILES = const(4)
+_FILE_BYTES = const(16384)
+_BUF_BYTES = const(2048)
+_FLUSH_S = const(60)
 _LINE_MAX = const(240)  # a longer line is cut: one line never dominates the ring
 _LETTERS = {log.DEBUG: "D", log.INFO: "I", log.WARN: "W", log.ERROR: "E"}
 
@@ -40,7 +40,7 @@ def _seqs(d):
 
 
 class AgentLog:
-    def __init__(self, root, files=FILES, file_bytes=FILE_BYTES, buf_bytes=BUF_BYTES):
+    def __init__(self, root, files=_FILES, file_bytes=_FILE_BYTES, buf_bytes=_BUF_BYTES):
         self.dir = root + "/agentlog"
         self.files = files
         self.file_bytes = file_bytes
@@ -80,8 +80,8 @@ class AgentLog:
             self.flush()
 
     def due(self):
-        # The periodic flush: FLUSH_S after the first buffered line.
-        return self._buf and time.ticks_diff(time.ticks_ms(), self._first_ms) >= FLUSH_S * 1000
+        # The periodic flush: _FLUSH_S after the first buffered line.
+        return self._buf and time.ticks_diff(time.ticks_ms(), self._first_ms) >= _FLUSH_S * 1000
 
     def flush(self):
         if not self._buf:

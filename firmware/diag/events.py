@@ -66,7 +66,8 @@ class SecurityLogging:
         return self.certs().central_roots()
 
     def tasks(self):
-        return [self.agentlog.run()] if self.agentlog is not None else []
+        # (name, fn): supervised by the session (client.py), restarted after a failure
+        return [("agentlog", self.agentlog.run)] if self.agentlog is not None else []
 
     # -- triggers: Idle until an upload ran ------------------------------------------------------
     async def _diag_now(self, cid=None):

@@ -200,6 +200,11 @@ class Diag:
                              shown, e)
                 if i + 1 < attempts:
                     await asyncio.sleep(wait_s)
+        except MemoryError:
+            import gc
+
+            gc.collect()  # shed: charging and OCPP go on, the CSMS hears UploadFailed
+            log.warn(_TAG, "%s not uploaded: no memory for it", name)
         except OSError as e:
             log.exc(_TAG, "writing %s" % name, e)
         except asyncio.CancelledError:

@@ -3,7 +3,7 @@
 # GetLog SecurityLog) and queued as a SecurityEventNotification in the transaction message
 # journal (ocpp_client/txqueue.py): durable before add() returns, delivered in order after an
 # outage, never lost. Noisy kinds (bad frames, no memory) are throttled so a hostile peer cannot
-# fill the queue; the security log keeps its newest MAX_RECORDS.
+# fill the queue; the security log keeps its newest _MAX_RECORDS.
 import time
 
 import clock
@@ -11,7 +11,7 @@ import log
 
 _TAG = "security"
 ACTION = "SecurityEventNotification"
-MAX_RECORDS = const(200)
+_MAX_RECORDS = const(200)
 # The hotspot's connection password failed FREE_TRIES times in a row (a lockout began or grew):
 # not in the extension's list, which knows no local login; a vendor type under its rules.
 HOTSPOT_LOCKOUT = "HotspotRepeatedFailedLogins"
@@ -34,7 +34,7 @@ def firmware_version():
 
 class SecurityEvents:
     def __init__(self, store, txq):
-        self.j = store.journal("seclog", MAX_RECORDS, True)
+        self.j = store.journal("seclog", _MAX_RECORDS, True)
         self.txq = txq
         self._last = {}  # kind -> ticks_ms of the last one sent (throttled kinds)
         self.listeners = []  # fn(kind): the security log changed

@@ -4,6 +4,7 @@
 # Safety invariant (DESIGN.md section 8): safety.py states it and watches the pilot. Every input
 # goes through _apply(), which opens the relay first, before anything is reported.
 import asyncio
+import gc
 import time
 
 import clock
@@ -18,6 +19,7 @@ _SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode ch
 _SESSION_DOC = "session"
 _STOPPING_DOC = "stopping"  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = "availability"
+_OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
 
 
 class Connector:
@@ -38,6 +40,13 @@ class Connector:
         self.feedback = None  # fn(accepted): LED flash + buzzer at the charger: use()
         self.cp = "A"
         self._watch = safety.PilotWatch()
+        self._low_mv = board.pilot_low_mv  # bound once: the poll allocates no method object
+        self._oom_at = None  # ticks_ms of the last MemoryError in the poll (relay held open)
+        self.oom_hold_ms = _OOM_HOLD_MS
+        self._burst = 0
+        self.oom_count = 0  # MemoryErrors the poll survived (fail safe: relay opened)
+        self._duty_offer = None  # the offer the cached duty below is for
+        self._duty_val = 100
         self.relay = False
         self._relay_at = time.ticks_ms()
         self._pwm_at = self._relay_at
@@ -64,7 +73,7 @@ class Connector:
         self._scheduled = av["scheduled"]
         self._status = {0: None, 1: None}
         self._authorizing = False
-        self._checkpoint_t = 0
+        self._checkpoint_ms = 0  # time.ticks_ms of the last checkpoint (or the start)
         # Sessions the last power cut left unfinished: one stopped and waiting for its final
         # meter reading (its reason is known), and/or one still open (PowerLoss).
         self.interrupted = []
@@ -143,16 +152,24 @@ class Connector:
         return st if st else self._compute_status(cid)
 
     def _emit(self, name, *args):
+        # A listener's failure (a MemoryError included) is its own: logged, the others and the
+        # connector go on.
         for lst in self.listeners:
-            fn = getattr(lst, name, None)
-            if fn is not None:
-                try:
+            try:
+                fn = getattr(lst, name, None)
+                if fn is not None:
                     fn(*args)
-                except Exception as e:
-                    log.exc(_TAG, "listener %s" % name, e)
+            except Exception as e:
+                log.exc(_TAG, "listener %s" % name, e)
 
     # -- the safety core ---------------------------------------------------------------------
     def relay_allowed(self):
+        if self._oom_at is not None:
+            # Held open after a MemoryError in the poll (_fail_safe): no relay chatter while the
+            # heap is exhausted; the first complete poll after the hold decides afresh.
+            if time.ticks_diff(time.ticks_ms(), self._oom_at) < self.oom_hold_ms:
+                return False
+            self._oom_at = None
         return safety.relay_allowed(self.cp, self.session, self.operative, self.faults,
                                     self.offer_a, self._watch.diode_verified)
 
@@ -164,7 +181,7 @@ class Connector:
             self.relay = want
             self._relay_at = time.ticks_ms()
             log.info(_TAG, "relay %s", "closed" if want else "open")
-        duty = pilot.duty_for(self.offer_a) if self._offering() else 100
+        duty = self._duty_for() if self._offering() else 100
         if duty != self._duty:
             if duty == 100 or self._duty is None or self._duty == 100:
                 self._watch.diode_verified = False  # PWM (re)starts: the diode is checked again
@@ -172,6 +189,24 @@ class Connector:
             self._pwm_at = time.ticks_ms()
             self.board.set_pwm(duty)
         self._report()
+
+    def _duty_for(self):
+        # pilot.duty_for() of the offer, computed when the offer changes: a duty is a float
+        # (an allocation), the poll asks for it every 20 ms.
+        a = self.offer_a
+        if a != self._duty_offer:
+            self._duty_val = pilot.duty_for(a)
+            self._duty_offer = a
+        return self._duty_val
+
+    def _fail_safe(self):
+        # No memory somewhere in the poll or a decision: whatever the step left half done, the
+        # relay opens now, allocating nothing (board.set_relay(False) must not allocate either),
+        # and stays open for _OOM_HOLD_MS. Already open, it stays open: never a close from here.
+        self.board.set_relay(False)
+        self.relay = False
+        self._relay_at = self._oom_at = time.ticks_ms()
+        self.oom_count += 1
 
     def _offering(self):
         return safety.offering(self.session, self.operative, self.faults, self.offer_a)
@@ -248,18 +283,47 @@ class Connector:
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self):
+        # Never ends: a MemoryError (or a bug) in a step opens the relay (_fail_safe) and the
+        # poll goes on; app.py restarts this task should it end anyway, and a restart opens the
+        # relay first.
         b = self.board
         b.set_relay(False)
         self.relay = False
         b.set_pwm(100)
         self._duty = 100
-        self._apply()
-        while True:
-            try:
-                await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
-            except asyncio.TimeoutError:
-                pass
+        try:
+            self._apply()
+            while True:
+                try:
+                    await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
+                except asyncio.TimeoutError:
+                    pass
+                except MemoryError:
+                    # wait_for_ms makes a task (~2 KB): without the memory for one, poll on a
+                    # plain sleep (asyncio's preallocated singleton) instead.
+                    await asyncio.sleep_ms(_POLL_MS)
+                self.poll()
+        finally:
+            self._fail_safe()  # ended anyway (cancelled, a bug): nobody watches the inputs
+
+    def poll(self):
+        # One look at the inputs (step()), failing safe: a MemoryError (or a bug) anywhere in
+        # it, whatever it left half done, opens the relay (_fail_safe) and is logged once per
+        # burst. -> True if the step completed.
+        try:
             self.step()
+            self._burst = 0
+            return True
+        except Exception as e:
+            self._fail_safe()
+            gc.collect()
+            if not self._burst:  # once per burst: a log line needs memory too
+                try:
+                    log.exc(_TAG, "poll failed: relay opened", e)
+                except MemoryError:
+                    pass
+            self._burst += 1
+            return False
 
     def step(self):
         b = self.board
@@ -268,8 +332,8 @@ class Connector:
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
         pwm_on = (self._duty is not None and self._duty < 100
                   and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)
-        st, pilot_fault, diode_bad = self._watch.feed(b.pilot_mv(), b.pilot_low_mv, pwm_on,
-                                                      "diode" in self.faults)
+        w = self._watch
+        st = w.feed(b.pilot_mv(), self._low_mv, pwm_on, "diode" in self.faults)
         if st != self.cp:
             prev, self.cp = self.cp, st
             if st not in ("C", "D") and self.relay:
@@ -277,8 +341,8 @@ class Connector:
             log.info(_TAG, "pilot %s -> %s", prev, st)
             b.telemetry("cp", st)
             self._on_pilot(prev, st)
-        self._set_fault("pilot", pilot_fault)
-        self._set_fault("diode", diode_bad)
+        self._set_fault("pilot", w.pilot_fault)
+        self._set_fault("diode", w.diode_fault)
         self._check_feedback()
         self._check_timeouts()
         self._apply()
@@ -304,9 +368,9 @@ class Connector:
             self.events.add("connection_timeout")
         s = self.session
         if s and self.relay and self.meter is not None:
-            now = clock.now()
-            if now - self._checkpoint_t >= _CHECKPOINT_S:
-                self._checkpoint(now)
+            # ticks, not clock.now(): the poll allocates nothing while charging steadily
+            if time.ticks_diff(time.ticks_ms(), self._checkpoint_ms) >= _CHECKPOINT_S * 1000:
+                self._checkpoint(clock.now())
         r = self.reservations
         if r is not None and r.next_expiry() is not None and r.next_expiry() <= clock.now():
             for cid, rid in r.expired():
@@ -316,7 +380,7 @@ class Connector:
     def _checkpoint(self, now):
         e = self.energy_wh()
         if e is not None and self.session:
-            self._checkpoint_t = now
+            self._checkpoint_ms = time.ticks_ms()
             self.session["last_wh"] = e
             self.session["last_t"] = now
             self.session["last_ms"] = clock.now_ms()
@@ -326,14 +390,22 @@ class Connector:
         if st == "A":
             self.finishing = False
             if prev != "A":
-                self.events.add("unplugged")
+                self._event("unplugged")
             s = self.session
             if s and not s.get("stopped"):
                 if self.config.get("StopTransactionOnEVSideDisconnect"):
                     self._stop("EVDisconnected")
         elif prev == "A" and st in ("B", "C", "D"):
-            self.events.add("plugged")
+            self._event("plugged")
             self._try_start()
+
+    def _event(self, name):
+        # A line of the event log, which needs memory: without it, the line is left out and
+        # what the charge needs next still happens.
+        try:
+            self.events.add(name)
+        except MemoryError:
+            pass
 
     # -- sessions --------------------------------------------------------------------------
     def _may_start(self, id_tag, parent):
@@ -382,12 +454,15 @@ class Connector:
             "res": res,
         }
         self.session = s
-        self._checkpoint_t = now
+        self._checkpoint_ms = time.ticks_ms()
         # Persist before telling anyone: after a power cut this record ends the session.
         self.store.save(_SESSION_DOC, s)
-        log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
-        self.events.add("session_start", tag=id_tag, src=source)
-        self._emit("on_tx_start", s)
+        self._emit("on_tx_start", s)  # first: the StartTransaction's journal
+        try:  # lines that need memory: without it they are left out, the session goes on
+            log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
+            self.events.add("session_start", tag=id_tag, src=source)
+        except MemoryError:
+            pass
         self._apply()
 
     def _stop(self, reason):
@@ -403,14 +478,21 @@ class Connector:
         self.session = None
         self.finishing = self.cp in ("B", "C", "D")
         m = self.meter
-        if m is not None and hasattr(m, "fresh") and not self._finishing_stops:
+        if (m is not None and hasattr(m, "fresh") and not self._finishing_stops
+                and self._save_stopping(s)):
             # The register is read once more now that no current flows, so meterStop is exact,
             # not up to one poll old. The stop is on flash meanwhile: a power cut still ends the
             # session with this reason.
-            self.store.save(_STOPPING_DOC, s)
             self.store.remove(_SESSION_DOC)
             self._finishing_stops += 1
-            asyncio.create_task(self._finish_stop(s, reason))
+            try:
+                asyncio.create_task(self._finish_stop(s, reason))
+            except MemoryError:
+                # No memory for the task: the stop is journaled now, at the last reading.
+                gc.collect()
+                self._journal_stop(s, reason)
+                self.store.remove(_STOPPING_DOC)
+                self._finishing_stops -= 1
         else:
             self._journal_stop(s, reason)
             self.store.remove(_SESSION_DOC)
@@ -418,6 +500,16 @@ class Connector:
             self._set_operative(self._scheduled)
         self._apply()
         return True
+
+    def _save_stopping(self, s):
+        # -> False without the memory to write it: the stop is journaled at once instead, at
+        # the last reading (not lost, nor left to the next boot).
+        try:
+            self.store.save(_STOPPING_DOC, s)
+            return True
+        except MemoryError:
+            gc.collect()
+            return False
 
     async def _finish_stop(self, s, reason):
         try:
@@ -435,9 +527,14 @@ class Connector:
         return self._finishing_stops
 
     def _journal_stop(self, s, reason):
-        log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
-        self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
+        # The listeners (the StopTransaction's journal) first: a MemoryError in the log line or
+        # the event log after them loses nothing of the bill.
         self._emit("on_tx_stop", s, reason)
+        try:
+            log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
+            self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
+        except MemoryError:
+            pass
 
     def take_interrupted(self):
         # Sessions a power cut left unfinished, each once: (session, reason). A stopped one
@@ -657,10 +754,12 @@ class Connector:
             st = self._compute_status(cid)
             if st != self._status[cid]:
                 self._status[cid] = st
+                # Listeners first: a MemoryError in the log line or the telemetry after this
+                # must not keep the new status from the OCPP client.
+                self._emit("on_status", cid, st[0], st[1])
                 log.info(_TAG, "connector %d: %s (%s)", cid, st[0], st[1])
                 if cid == 1:
                     self.board.telemetry("session", self._session_view())
-                self._emit("on_status", cid, st[0], st[1])
 
     def _session_view(self):
         s = self.session

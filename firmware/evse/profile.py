@@ -11,10 +11,10 @@ PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
 CP_MAX = const(0)
 TX_DEFAULT = const(1)
 TX = const(2)
-KINDS = ("Absolute", "Recurring", "Relative")
-ABSOLUTE = const(0)
-RECURRING = const(1)
-RELATIVE = const(2)
+_KINDS = ("Absolute", "Recurring", "Relative")
+_ABSOLUTE = const(0)
+_RECURRING = const(1)
+_RELATIVE = const(2)
 _RECURRENCY = ("Daily", "Weekly")  # stored as 1, 2 (0 = not recurring)
 _CYCLE = (0, 86400, 604800)  # seconds per recurrence
 UNITS = ("A", "W")
@@ -28,17 +28,17 @@ MAX_PERIODS = const(24)
 ID = const(0)
 CONN = const(1)
 PURPOSE = const(2)
-KIND = const(3)
-REC = const(4)  # 0, 1 Daily, 2 Weekly
+_KIND = const(3)
+_REC = const(4)  # 0, 1 Daily, 2 Weekly
 STACK = const(5)
-VFROM = const(6)  # unix s or None
-VTO = const(7)
-START = const(8)  # startSchedule, unix s or None
-DUR = const(9)  # seconds or None
-UNIT = const(10)  # 0 A, 1 W
-MINRATE = const(11)  # tenths or None (kept for the record; the EV's own minimum)
-TXID = const(12)  # TxProfile only
-PERIODS = const(13)  # flat: startPeriod, limit in tenths, numberPhases (0 = absent), ...
+_VFROM = const(6)  # unix s or None
+_VTO = const(7)
+_START = const(8)  # startSchedule, unix s or None
+_DUR = const(9)  # seconds or None
+_UNIT = const(10)  # 0 A, 1 W
+_MINRATE = const(11)  # tenths or None (kept for the record; the EV's own minimum)
+_TXID = const(12)  # TxProfile only
+_PERIODS = const(13)  # flat: startPeriod, limit in tenths, numberPhases (0 = absent), ...
 _NFIELDS = const(14)
 
 # A limit compares across units as amps per phase. To keep the comparison exact in integers,
@@ -94,11 +94,11 @@ def _parse(req, connectors, tx_id, now):
         raise ValueError("unknown purpose %r" % (name,))
     purpose = PURPOSES.index(name)
     name = cp.get("chargingProfileKind")
-    if name not in KINDS:
+    if name not in _KINDS:
         raise ValueError("unknown kind %r" % (name,))
-    kind = KINDS.index(name)
+    kind = _KINDS.index(name)
     rec = 0
-    if kind == RECURRING:
+    if kind == _RECURRING:
         name = cp.get("recurrencyKind")
         if name not in _RECURRENCY:
             raise ValueError("Recurring needs recurrencyKind Daily or Weekly")
@@ -169,7 +169,7 @@ def _parse(req, connectors, tx_id, now):
         flat.append(int(round(lim * 10)))  # OCPP limits have one decimal
         flat.append(ph)
     # A relative profile has no start of its own (the transaction gives it one).
-    if kind == RELATIVE:
+    if kind == _RELATIVE:
         start = None
     # Tuples: exactly sized (a list grown by append keeps spare slots) and never changed.
     return (pid, cid, purpose, kind, rec, stack, vfrom, vto, start, dur, UNITS.index(unit), mr,
@@ -181,11 +181,11 @@ def loaded(p, cid):
     # malformed. The store's CRC already vouches for the bytes; this guards against a document
     # written by another firmware version.
     try:
-        ps = p[PERIODS]
+        ps = p[_PERIODS]
         if (len(p) == _NFIELDS and p[CONN] == cid and 0 <= p[PURPOSE] <= TX_DEFAULT
-                and 0 <= p[KIND] <= RELATIVE and 0 <= p[REC] <= 2 and len(ps) >= 3
+                and 0 <= p[_KIND] <= _RELATIVE and 0 <= p[_REC] <= 2 and len(ps) >= 3
                 and len(ps) % 3 == 0 and ps[0] == 0):
-            return tuple(p[:PERIODS]) + (tuple(ps),)
+            return tuple(p[:_PERIODS]) + (tuple(ps),)
     except (TypeError, IndexError, KeyError):
         pass
     return None
@@ -196,17 +196,17 @@ def _base(p, anchor):
     # startSchedule ("relative to the start of charging", 1.6 ChargingSchedule), start with the
     # transaction: anchor. anchor None = no transaction yet: the schedule would start with the
     # next one, so its offset stays 0 (its first period).
-    if p[START] is None:
+    if p[_START] is None:
         return anchor
-    return p[START]
+    return p[_START]
 
 
 def offset(p, t, anchor):
     # -> seconds into the schedule at t (into the current cycle for a recurring one), or -1 when
     # the profile does not apply at t: outside validFrom/validTo, before its start, or past its
     # duration (then the next lower stack level applies).
-    vf = p[VFROM]
-    vt = p[VTO]
+    vf = p[_VFROM]
+    vt = p[_VTO]
     if (vf is not None and t < vf) or (vt is not None and t >= vt):
         return -1
     base = _base(p, anchor)
@@ -215,18 +215,18 @@ def offset(p, t, anchor):
     off = t - base
     if off < 0:
         return -1  # a recurrence starts at startSchedule, it is not projected backwards
-    cyc = _CYCLE[p[REC]]
+    cyc = _CYCLE[p[_REC]]
     if cyc:
         off %= cyc
-    d = p[DUR]
+    d = p[_DUR]
     if d is not None and off >= d:
         return -1
     return off
 
 
 def period(p, off):
-    # -> index into p[PERIODS] of the period in force at offset off (the first one starts at 0)
-    ps = p[PERIODS]
+    # -> index into p[_PERIODS] of the period in force at offset off (the first one starts at 0)
+    ps = p[_PERIODS]
     i = 0
     j = 3
     n = len(ps)
@@ -238,22 +238,22 @@ def period(p, off):
 
 def seg(p, off):
     # The limit at offset off as (key, numberPhases or 0, unit index, limit in tenths).
-    ps = p[PERIODS]
+    ps = p[_PERIODS]
     i = period(p, off)
     tenths = ps[i + 1]
     ph = ps[i + 2]
-    if p[UNIT]:
+    if p[_UNIT]:
         key = tenths * (6 // (ph or 3))
     else:
         key = tenths * KEY_PER_DECIAMP
-    return (key, ph, p[UNIT], tenths)
+    return (key, ph, p[_UNIT], tenths)
 
 
 def next_edge(p, t, anchor):
     # -> the first time after t at which offset() or period() may change, or None. Edges where
     # nothing actually changes are harmless (callers re-evaluate and merge).
     best = None
-    for e in (p[VFROM], p[VTO]):
+    for e in (p[_VFROM], p[_VTO]):
         if e is not None and e > t and (best is None or e < best):
             best = e
     base = _base(p, anchor)
@@ -262,18 +262,18 @@ def next_edge(p, t, anchor):
     if t < base:
         e = base
     else:
-        cyc = _CYCLE[p[REC]]
+        cyc = _CYCLE[p[_REC]]
         o = t - base
         if cyc:
             o %= cyc
         c = t - o  # start of the current cycle (the base itself when not recurring)
         e = None
-        ps = p[PERIODS]
+        ps = p[_PERIODS]
         for k in range(3, len(ps), 3):
             if ps[k] > o:
                 e = c + ps[k]
                 break
-        d = p[DUR]
+        d = p[_DUR]
         if d is not None and d > o and (e is None or c + d < e):
             e = c + d
         if cyc and (e is None or c + cyc < e):
@@ -286,7 +286,7 @@ def next_edge(p, t, anchor):
 def dead(p, now):
     # True when the profile can never apply again: validTo passed, or an absolute schedule with a
     # start of its own whose duration is over. Such profiles are dropped to free RAM and flash.
-    if p[VTO] is not None and p[VTO] <= now:
+    if p[_VTO] is not None and p[_VTO] <= now:
         return True
-    return (p[KIND] == ABSOLUTE and p[START] is not None and p[DUR] is not None
-            and p[START] + p[DUR] <= now)
+    return (p[_KIND] == _ABSOLUTE and p[_START] is not None and p[_DUR] is not None
+            and p[_START] + p[_DUR] <= now)

@@ -44,11 +44,13 @@ class PilotWatch:
         self._invalid = 0  # consecutive readings between bands
         self._diode_bad = 0  # consecutive readings with no diode while PWM runs
         self.diode_verified = False  # the diode check has passed since the PWM (re)started
+        self.pilot_fault = False  # the last feed()'s faults (attributes, not a returned
+        self.diode_fault = False  # tuple: a reading allocates nothing)
 
     def feed(self, mv, low_mv, pwm_on, diode_fault):
         # One reading: mv the high plateau, low_mv() reads the low one (only when it is used),
         # pwm_on: PWM runs and has settled, diode_fault: the diode fault is active now.
-        # -> (state, pilot fault, diode fault)
+        # -> the state; sets pilot_fault and diode_fault
         raw = pilot.classify(mv)
         st = self._deb.feed(raw)
         # A glitch between bands keeps the last stable state; a voltage that stays between
@@ -60,4 +62,6 @@ class PilotWatch:
         self._diode_bad = self._diode_bad + 1 if bad else 0
         if pwm_on and not bad and plugged:
             self.diode_verified = True
-        return st, pilot_fault, self._diode_bad >= _DIODE_BAD_READINGS or (diode_fault and bad)
+        self.pilot_fault = pilot_fault
+        self.diode_fault = self._diode_bad >= _DIODE_BAD_READINGS or (diode_fault and bad)
+        return st

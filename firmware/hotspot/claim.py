@@ -7,6 +7,7 @@
 # press; it closes after a successful claim (CLOSE_GRACE_MS later, so the app can read the
 # result) and after IDLE_S without a request. See README.md "Provisioning API".
 import asyncio
+import sys
 import time
 
 import log
@@ -20,6 +21,16 @@ CLOSE_GRACE_MS = const(10000)
 JOIN_TIMEOUT_MS = const(20000)  # the home Wi-Fi, once claimed (the claim's own: claimflow.py)
 SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
+# Free heap (bytes, after a collection) the hotspot needs to open: its servers' modules and
+# buffers, plus a request's working room. Measured on the unix port from the .mpy build (64-bit
+# objects, bytecode in the heap): ~36 KB held once open, ~12 KB more for requests;
+# tests/test_low_memory.py checks the held part stays below this. A 32-bit port (the ESP32)
+# needs about half (objects of half the size), an estimate until measured on the charger. Below
+# it, opening is refused with a logged reason and tried again every _ROOM_RETRY_MS until memory
+# frees.
+NEED_FREE = (48 if sys.maxsize > 1 << 32 else 24) * 1024
+_BLOCK = const(6144)  # its largest buffer: httpd.py's body buffer (BODY_MAX)
+_ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 # The claim's progress, as GET /api/claim reports it.
@@ -66,6 +77,9 @@ class Hotspot:
         self._reset_at = None
         self._sta_next = 0
         self._sta_backoff = 5000
+        self.need_free = opts.get("hotspot_need_free", NEED_FREE)
+        self._deferred = None  # why the hotspot should open, refused for want of memory
+        self._retry_at = 0
 
     # -- the mode ---------------------------------------------------------------------
     async def open_ap(self, why):
@@ -74,10 +88,25 @@ class Hotspot:
         if len(self._key) < 8:
             log.error(_TAG, "no per-device hotspot key provisioned: claim mode unavailable")
             return
-        self.ip = self.radio.ap_open(self.ssid, self._key)
-        import gc
+        from supervisor import heap_room
 
-        gc.collect()  # the servers' modules compile into the heap (frozen on a charger)
+        # (a collection first: the servers' modules load into the heap, frozen on a charger)
+        ok, free = heap_room(self.need_free, _BLOCK)
+        if not ok:
+            # Charging first: the hotspot waits until the heap has room for it.
+            first = self._deferred is None
+            self._deferred = why
+            self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
+            if first:
+                log.warn(_TAG, "claim mode (%s) refused: %d bytes of heap free, it needs %d "
+                         "with a block of %d; it opens once memory frees", why, free,
+                         self.need_free, _BLOCK)
+                self._publish()
+            return
+        if self._deferred is not None:
+            log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
+            self._deferred = None
+        self.ip = self.radio.ap_open(self.ssid, self._key)
         from hotspot import api, httpd
         from hotspot.dns import CaptiveDns
 
@@ -128,7 +157,8 @@ class Hotspot:
     def _publish(self):
         self.board.telemetry("hotspot", {"open": self.open, "ssid": self.ssid,
                                          "claim": self.state, "error": self.error,
-                                         "claimed": self.settings.is_claimed()})
+                                         "claimed": self.settings.is_claimed(),
+                                         "refused": self._deferred is not None})
 
     def touch(self):
         # A request came in: the hotspot is in use.
@@ -160,6 +190,9 @@ class Hotspot:
             if self._want_open:
                 self._want_open = False
                 await self.open_ap("setup button")
+            elif (self._deferred is not None and not self.open
+                  and time.ticks_diff(now, self._retry_at) >= 0):
+                await self.open_ap(self._deferred)
             if self.open:
                 busy = self._claim_task is not None
                 if self._close_at is not None and time.ticks_diff(now, self._close_at) >= 0:

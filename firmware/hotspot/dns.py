@@ -119,6 +119,9 @@ class CaptiveDns:
             except OSError:  # EAGAIN (nothing pending), or an ICMP error on the socket
                 await _readable(s)
                 continue
+            except MemoryError:  # no memory for this query: unanswered, the service goes on
+                await _readable(s)
+                continue
             try:
                 k = answer(q, len(q), self.ip4, out)
             except Exception as e:  # a bug here must not stop the service
@@ -128,7 +131,7 @@ class CaptiveDns:
                 try:
                     s.sendto(memoryview(out)[:k], addr)
                     self.answered += 1
-                except OSError:
+                except (OSError, MemoryError):
                     pass
 
 

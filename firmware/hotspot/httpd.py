@@ -321,8 +321,16 @@ class Server:
             except OSError:  # EAGAIN: nobody waiting
                 await asyncio.sleep_ms(POLL_MS)
                 continue
-            c = _Conn(s)
-            asyncio.create_task(self._client(c, c))
+            try:
+                c = _Conn(s)
+                asyncio.create_task(self._client(c, c))
+            except MemoryError:
+                # No memory for this client: it is turned away (closed), the server goes on.
+                s.close()
+                import gc
+
+                gc.collect()
+                await asyncio.sleep_ms(POLL_MS)
 
     async def _client(self, r, w):
         if not self._free:

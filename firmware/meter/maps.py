@@ -42,63 +42,69 @@ F = const(7)
 E = const(8)  # energy, Wh
 NVALUES = const(9)
 
-SDM630 = {
-    "name": "Eastron SDM630",
-    "fc": 4,
-    "phases": 3,
-    "blocks": ((0x0000, 12), (0x0034, 22)),
-    "values": (
-        (V1, 0, 0x00, F32, 1), (V2, 0, 0x02, F32, 1), (V3, 0, 0x04, F32, 1),
-        (I1, 0, 0x06, F32, 1), (I2, 0, 0x08, F32, 1), (I3, 0, 0x0A, F32, 1),
-        (P, 1, 0x00, F32, 1),  # 0x0034
-        (F, 1, 0x12, F32, 1),  # 0x0046
-        (E, 1, 0x14, F32, 1000),  # 0x0048, kWh
-    ),
-}
+# The maps, one line a model: "<model> <fc> <phases> | <block start> <count>, ... |
+# <value> <block> <register offset in it> <type> <scale>, ... | <maker and name>", numbers in
+# decimal but addresses and offsets in hex. One text constant: with the code in flash it takes
+# no heap, where dicts of tuples (and floats) took ~5 KB of it for four models of which a charger
+# uses one or two; model() builds the map of one when its meter is set up.
+_MAPS = (
+    "\nsdm630 4 3 | 0000 12, 0034 22 |"
+    " V1 0 00 F32 1, V2 0 02 F32 1, V3 0 04 F32 1, I1 0 06 F32 1, I2 0 08 F32 1, I3 0 0A F32 1,"
+    " P 1 00 F32 1, F 1 12 F32 1, E 1 14 F32 1000 | Eastron SDM630"  # P 0x0034, F 0x0046, E kWh 0x0048
+    "\nsdm120 4 1 | 0000 14, 0046 4 |"
+    " V1 0 00 F32 1, I1 0 06 F32 1, P 0 0C F32 1, F 1 00 F32 1, E 1 02 F32 1000"  # F 0x0046, E kWh
+    " | Eastron SDM120"
+    "\nabb_b23 3 3 | 5000 4, 5B00 45 |"
+    " E 0 00 U64 10,"  # 0.01 kWh = 10 Wh
+    " V1 1 00 U32 0.1, V2 1 02 U32 0.1, V3 1 04 U32 0.1,"
+    " I1 1 0C U32 0.01, I2 1 0E U32 0.01, I3 1 10 U32 0.01, P 1 14 S32 0.01, F 1 2C U16 0.01"
+    " | ABB B23"
+    "\nem340 4 3 | 0000 18, 0028 14 |"
+    " V1 0 00 S32L 0.1, V2 0 02 S32L 0.1, V3 0 04 S32L 0.1,"
+    " I1 0 0C S32L 0.001, I2 0 0E S32L 0.001, I3 0 10 S32L 0.001,"
+    " P 1 00 S32L 0.1, F 1 0B S16 0.1, E 1 0C S32L 100"  # P 0x0028, F 0x0033, E kWh * 10 0x0034
+    " | Carlo Gavazzi EM340"
+    "\n"
+)
+_VALUES = "V1 V2 V3 I1 I2 I3 P F E"  # slot names, in slot order
+_TYPES = "F32 U32 S32 S32L U16 S16 U64"  # type names, in the order of the constants above
 
-SDM120 = {
-    "name": "Eastron SDM120",
-    "fc": 4,
-    "phases": 1,
-    "blocks": ((0x0000, 14), (0x0046, 4)),
-    "values": (
-        (V1, 0, 0x00, F32, 1),
-        (I1, 0, 0x06, F32, 1),
-        (P, 0, 0x0C, F32, 1),
-        (F, 1, 0x00, F32, 1),  # 0x0046
-        (E, 1, 0x02, F32, 1000),  # 0x0048, kWh
-    ),
-}
 
-ABB_B23 = {
-    "name": "ABB B23",
-    "fc": 3,
-    "phases": 3,
-    "blocks": ((0x5000, 4), (0x5B00, 45)),
-    "values": (
-        (E, 0, 0x00, U64, 10),  # 0.01 kWh = 10 Wh
-        (V1, 1, 0x00, U32, 0.1), (V2, 1, 0x02, U32, 0.1), (V3, 1, 0x04, U32, 0.1),
-        (I1, 1, 0x0C, U32, 0.01), (I2, 1, 0x0E, U32, 0.01), (I3, 1, 0x10, U32, 0.01),
-        (P, 1, 0x14, S32, 0.01),
-        (F, 1, 0x2C, U16, 0.01),
-    ),
-}
+def names():
+    # The models known, in table order.
+    out = []
+    i = 0
+    while True:
+        j = _MAPS.find(" ", i + 1)
+        if j < 0:
+            return out
+        out.append(_MAPS[i + 1:j])
+        i = _MAPS.find("\n", j)
 
-EM340 = {
-    "name": "Carlo Gavazzi EM340",
-    "fc": 4,
-    "phases": 3,
-    "blocks": ((0x0000, 18), (0x0028, 14)),
-    "values": (
-        (V1, 0, 0x00, S32L, 0.1), (V2, 0, 0x02, S32L, 0.1), (V3, 0, 0x04, S32L, 0.1),
-        (I1, 0, 0x0C, S32L, 0.001), (I2, 0, 0x0E, S32L, 0.001), (I3, 0, 0x10, S32L, 0.001),
-        (P, 1, 0x00, S32L, 0.1),  # 0x0028
-        (F, 1, 0x0B, S16, 0.1),  # 0x0033
-        (E, 1, 0x0C, S32L, 100),  # 0x0034, kWh * 10: 100 Wh
-    ),
-}
 
-MODELS = {"sdm630": SDM630, "sdm120": SDM120, "abb_b23": ABB_B23, "em340": EM340}
+def model(name):
+    # The map of a model, or None for an unknown one: {"name", "fc", "phases", "blocks": ((start,
+    # count), ...), "values": ((slot, block, register offset, type, scale), ...)}.
+    if type(name) is not str or " " in name or "\n" in name:
+        return None
+    i = _MAPS.find("\n" + name + " ")
+    if i < 0:
+        return None
+    head, blocks, values, title = _MAPS[i + 1:_MAPS.find("\n", i + 1)].split(" | ")
+    head = head.split()
+    slots = _VALUES.split()
+    types = _TYPES.split()
+    bl = []
+    for b in blocks.split(", "):
+        start, count = b.split()
+        bl.append((int(start, 16), int(count)))
+    vs = []
+    for v in values.split(", "):
+        slot, block, off, typ, scale = v.split()
+        vs.append((slots.index(slot), int(block), int(off, 16), types.index(typ),
+                   float(scale) if "." in scale else int(scale)))
+    return {"name": title, "fc": int(head[1]), "phases": int(head[2]), "blocks": tuple(bl),
+            "values": tuple(vs)}
 
 
 # Decoders: one small function per type (MicroPython allocates the frame of a function that

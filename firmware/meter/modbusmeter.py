@@ -15,13 +15,13 @@ _ONE_PHASE_ZERO = (maps.V2, maps.V3, maps.I2, maps.I3)
 
 
 class ModbusMeter:
-    # A Modbus RTU meter of a known model (maps.MODELS) at a bus address.
+    # A Modbus RTU meter of a known model (maps.names()) at a bus address.
     def __init__(self, master, model, addr=1):
-        if model not in maps.MODELS:
-            raise ValueError("unknown meter model %r (known: %s)" % (model, ", ".join(maps.MODELS)))
+        self.map = maps.model(model)
+        if self.map is None:
+            raise ValueError("unknown meter model %r (known: %s)" % (model, ", ".join(maps.names())))
         self.m = master
         self.model = model
-        self.map = maps.MODELS[model]
         self.addr = addr
         self._last = bytearray(8 * maps.NVALUES)  # each value's register bytes, at slot * 8
         self._at = bytearray(maps.NVALUES)  # where each value is in its answer, and its width

@@ -13,11 +13,16 @@ _TAG = "mqtt"
 _KEYS = {"BorneMqttUrl": "mqtt_url", "BorneMqttUser": "mqtt_user",
          "BorneMqttPassword": "mqtt_pass", "BorneMqttPrefix": "mqtt_prefix",
          "BorneMqttControls": "mqtt_controls"}
-# key: (kind, default, access) as in ocpp_client/config.py; the password is write-only, the
-# controls read-only (the installation decides)
-_SPEC = {"BorneMqttUrl": ("s", "", "w"), "BorneMqttUser": ("s", "", "w"),
-         "BorneMqttPassword": ("s", "", "x"), "BorneMqttPrefix": ("s", "borne", "w"),
-         "BorneMqttControls": ("b", False, "r")}
+# Their lines in ocpp_client/config.py's table format ("<key> <kind><access> <default>"); the
+# password is write-only, the controls read-only (the installation decides)
+_TABLE = (
+    "\nBorneMqttUrl sw "
+    "\nBorneMqttUser sw "
+    "\nBorneMqttPassword sx "
+    "\nBorneMqttPrefix sw borne"
+    "\nBorneMqttControls br 0"
+    "\n"
+)
 feature = None  # the running Mqtt, once started
 _deps = None
 
@@ -41,7 +46,7 @@ class _Listener:
     # The configuration's listener (on_config): a key of ours changed (config.py has already
     # written it to the settings): reconnect, or start now that a broker is set.
     def on_config(self, key, value):
-        if key in _SPEC:
+        if key in _KEYS:
             changed()
 
 
@@ -50,7 +55,8 @@ def attach(board, settings, config, connector, ocpp, events, store):
     _deps = (board, settings, config, connector, ocpp, events, store)
     from ocpp_client import config as config_mod
 
-    config_mod.KEYS.update(_SPEC)
+    if _TABLE not in config_mod.TABLES:
+        config_mod.TABLES.append(_TABLE)
     config_mod.SETTINGS.update(_KEYS)  # the settings hold the values: one source
     config_mod.CHECKS.update({"BorneMqttUrl": _check_url, "BorneMqttPrefix": _check_prefix,
                               "BorneMqttUser": _check_secret,
@@ -77,4 +83,6 @@ def start(deps):
     except Exception as e:  # a damaged file or no memory: charging goes on without MQTT
         log.exc(_TAG, "MQTT could not start", e)
         return
-    asyncio.create_task(feature.run())
+    from supervisor import supervise
+
+    asyncio.create_task(supervise("mqtt", feature.run))  # restarted after a failure

@@ -4,6 +4,14 @@
 from ocpp_client.auth import Auth
 from ocpp_client.locallist import LocalList, TooLong
 
+import log
+
+# Free heap (bytes, after a collection) a SendLocalList update needs beyond its message: the
+# entries stream from RAM or flash into 32 open bucket files (on the charger's LittleFS ~8 KB of
+# file objects and caches) plus the merge buffer; measured ~10 KB on the unix port (64-bit
+# objects). Below it the update is answered Failed before it starts, the list as it was.
+ROOM = 12 * 1024
+_BLOCK = const(2048)  # its largest buffer: the merge buffer (locallist.py _BUF)
 _AUTH_TIMEOUT_MS = const(7000)  # a tap waits this long (from the tap, a busy link included)
 # for the CSMS before deciding offline: with the reader and the relay, a listed tag charges
 # within 9 s of the tap whatever the link does (tests/test_dead_waits.py)
@@ -35,9 +43,19 @@ class Authorization(Auth):
     async def send_list(self, p):
         # The entries are a list, or a generator reading them from flash (a message too long for
         # RAM): counted as they stream past, never len()'d.
+        local = self.local
+        if p["updateType"] == "Full" or p["listVersion"] > local.version:
+            from supervisor import heap_room
+
+            ok, free = heap_room(ROOM, _BLOCK)
+            if not ok:
+                log.warn("ocpp", "SendLocalList (version %d) refused: %d bytes of heap free, "
+                         "an update needs %d with a block of %d; Failed, the list stays as it "
+                         "was", p["listVersion"], free, ROOM, _BLOCK)
+                return {"status": "Failed"}
         entries = _at_most(p.get("localAuthorizationList") or (),
                            self.config.get("SendLocalListMaxLength"))
-        return {"status": await self.local.apply(p["listVersion"], p["updateType"], entries)}
+        return {"status": await local.apply(p["listVersion"], p["updateType"], entries)}
 
 
 def _at_most(entries, limit):

@@ -3,6 +3,7 @@
 # transaction queue and heartbeats, and drops half-open sockets. Everything else the CSMS and the
 # charger say to each other lives in a feature module (features.py: the table and the contract).
 import asyncio
+import gc
 import os
 import time
 
@@ -108,7 +109,10 @@ class OcppClient:
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):
-        self._status_dirty[cid] = (status, error_code)
+        try:
+            self._status_dirty[cid] = (status, error_code)
+        except MemoryError:  # the connector's own (status, code): no new tuple
+            self._status_dirty[cid] = self.connector.status_of(cid)
         self._kick.set()
         self._publish()
 
@@ -172,8 +176,13 @@ class OcppClient:
         return getattr(self.board, "route", None)
 
     async def run(self):
-        for coro in self.tasks:
-            asyncio.create_task(coro)
+        # Supervised by app.py: after a failure it runs again (the features' tasks start once).
+        if self.tasks:
+            from supervisor import supervise
+
+            for t in self.tasks:
+                # (name, async fn): supervised, restarted after a failure; a coroutine: once
+                asyncio.create_task(supervise(*t) if isinstance(t, tuple) else t)
         self.tasks = None
         attempt = 0
         while True:
@@ -204,9 +213,11 @@ class OcppClient:
             attempt = 0
             self.connected = True
             self._publish()
-            reason = await self._session(ws)
-            ws.abort()
-            self.connected = False
+            try:
+                reason = await self._session(ws)
+            finally:  # a failure (no memory) leaves no socket open behind the restart
+                ws.abort()
+                self.connected = False
             self._publish()
             attempt += 1
             delay = backoff_ms(attempt)
@@ -244,47 +255,72 @@ class OcppClient:
         last_ping = time.ticks_ms()
         while True:
             await asyncio.sleep(1)
-            interval = self.config.get("WebSocketPingInterval")
-            if interval <= 0 or ws.closed:
-                continue
-            now = time.ticks_ms()
-            silent = time.ticks_diff(now, ws.last_rx_ms)
-            if silent > 2 * interval * 1000:
-                log.warn(_TAG, "no frame for %d s: half-open socket, dropping it", silent // 1000)
-                self._stop(wsmod.WsError("half-open socket"))
-                return
-            if time.ticks_diff(now, last_ping) >= interval * 1000:
-                last_ping = now
-                try:
-                    await ws.ping()
-                except Exception as e:
-                    self._stop(e)
+            try:
+                interval = self.config.get("WebSocketPingInterval")
+                if interval <= 0 or ws.closed:
+                    continue
+                now = time.ticks_ms()
+                silent = time.ticks_diff(now, ws.last_rx_ms)
+                if silent > 2 * interval * 1000:
+                    log.warn(_TAG, "no frame for %d s: half-open socket, dropping it",
+                             silent // 1000)
+                    self._stop(wsmod.WsError("half-open socket"))
                     return
+                if time.ticks_diff(now, last_ping) >= interval * 1000:
+                    last_ping = now
+                    try:
+                        await ws.ping()
+                    except MemoryError:
+                        raise
+                    except Exception as e:
+                        self._stop(e)
+                        return
+            except MemoryError:
+                gc.collect()  # the watch goes on: a ping missed is sent at the next second
 
     async def _work(self):
+        # The session's worker; a MemoryError (or a bug) in it leaves the link up: logged once
+        # per burst, the work resumes after a pause (what was not delivered is still journaled
+        # or still marked to report). A dead link ends the session.
+        fails = 0
+        while True:
+            t0 = time.ticks_ms()
+            try:
+                await self._work_loop()
+                return
+            except (Disconnected, CallTimeout) as e:
+                log.warn(_TAG, "call failed: %s", _why(e))
+                self._stop(e)
+                return
+            except Exception as e:
+                gc.collect()
+                if time.ticks_diff(time.ticks_ms(), t0) >= 30000:
+                    fails = 0
+                if not fails:
+                    log.exc(_TAG, "session work failed; resuming it", e)
+                fails += 1
+                await asyncio.sleep_ms(min(5000, 250 << min(fails, 5)))
+
+    async def _work_loop(self):
         # Boot until accepted (once per power cycle), then report, deliver the queue, heartbeat.
-        try:
-            while self.registration != "Accepted":
-                await self._boot()
-            while True:
-                self._kick.clear()
-                await self._report_statuses()
-                q = self.queue
-                if q is not None:
-                    await q.deliver(self.rpc)
-                self._publish()
-                if self._status_dirty or (q is not None and len(q)):
-                    continue
-                interval = self.config.get("HeartbeatInterval")
-                try:  # a status changed, a message was queued (both set _kick)
-                    await asyncio.wait_for(self._kick.wait(), interval if interval > 0 else 86400)
-                    continue
-                except asyncio.TimeoutError:
-                    pass
-                await self._heartbeat()
-        except (Disconnected, CallTimeout) as e:
-            log.warn(_TAG, "call failed: %s", _why(e))
-            self._stop(e)
+        while self.registration != "Accepted":
+            await self._boot()
+        while True:
+            self._kick.clear()
+            await self._report_statuses()
+            q = self.queue
+            if q is not None:
+                await q.deliver(self.rpc)
+            self._publish()
+            if self._status_dirty or (q is not None and len(q)):
+                continue
+            interval = self.config.get("HeartbeatInterval")
+            try:  # a status changed, a message was queued (both set _kick)
+                await asyncio.wait_for(self._kick.wait(), interval if interval > 0 else 86400)
+                continue
+            except asyncio.TimeoutError:
+                pass
+            await self._heartbeat()
 
     async def _boot(self):
         wait_ms = self._boot_due_ms
@@ -340,8 +376,9 @@ class OcppClient:
             status, err = self._status_dirty.pop(cid)
             try:
                 await self._send_status(cid, status, err)
-            except (Disconnected, CallTimeout):
-                # Not delivered: report the connector's status again after the reconnect.
+            except Exception:
+                # Not delivered (a dead link, no memory): report the connector's status again
+                # after the reconnect or the pause.
                 self._status_dirty.setdefault(cid, self.connector.status_of(cid))
                 raise
 

@@ -4,88 +4,90 @@
 # is one of the charger's settings (SETTINGS below) is read from and written to the settings, its
 # default there: one value, whichever side changes it.
 import log
-from settings import DEFAULTS as _SETTINGS_DEFAULTS
+import settings as _settings
 
 # kinds: "i" integer, "b" boolean, "s" string, "m" measurand list (CSL), "l" other CSL
 # access: "r" read-only, "w" read-write, "x" write-only (never returned)
-MEASURANDS = (
-    "Energy.Active.Import.Register",
-    "Power.Active.Import",
-    "Current.Import",
-    "Current.Offered",
-    "Power.Offered",
-    "Voltage",
-    "Frequency",
-)
-_MAX_MEASURANDS = const(8)
-PROFILES = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
+# The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
+_MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered"
+               ",Power.Offered,Voltage,Frequency,")
+_MAX_MEASURANDS = const(8)  # the *MaxLength keys below say 8
 
-KEYS = {
-    "AllowOfflineTxForUnknownId": ("b", False, "w"),
-    "AuthorizationCacheEnabled": ("b", True, "w"),
-    "AuthorizeRemoteTxRequests": ("b", True, "w"),
-    "BlinkRepeat": ("i", 3, "w"),
-    "ClockAlignedDataInterval": ("i", 0, "w"),
-    "ConnectionTimeOut": ("i", 60, "w"),
-    "ConnectorPhaseRotation": ("l", "0.RST,1.RST", "w"),
-    "ConnectorPhaseRotationMaxLength": ("i", 2, "r"),
-    "GetConfigurationMaxKeys": ("i", 64, "r"),
-    "HeartbeatInterval": ("i", 86400, "w"),
-    "LightIntensity": ("i", None, "w"),
-    "LocalAuthorizeOffline": ("b", True, "w"),
-    "LocalPreAuthorize": ("b", False, "w"),
-    "MaxEnergyOnInvalidId": ("i", 0, "w"),
-    "MeterValuesAlignedData": ("m", "Energy.Active.Import.Register", "w"),
-    "MeterValuesAlignedDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "MeterValuesSampledData": ("m", "Energy.Active.Import.Register,Power.Active.Import", "w"),
-    "MeterValuesSampledDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "MeterValueSampleInterval": ("i", 60, "w"),
-    "MinimumStatusDuration": ("i", 0, "w"),
-    "NumberOfConnectors": ("i", 1, "r"),
-    "ResetRetries": ("i", 1, "w"),
-    "StopTransactionOnEVSideDisconnect": ("b", True, "w"),
-    "StopTransactionOnInvalidId": ("b", True, "w"),
-    "StopTransactionMaxMeterValues": ("i", 20, "r"),
-    "StopTxnAlignedData": ("m", "", "w"),
-    "StopTxnAlignedDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "StopTxnSampledData": ("m", "", "w"),
-    "StopTxnSampledDataMaxLength": ("i", _MAX_MEASURANDS, "r"),
-    "SupportedFeatureProfiles": ("l", PROFILES, "r"),
-    "TransactionMessageAttempts": ("i", 3, "w"),
-    "TransactionMessageRetryInterval": ("i", 60, "w"),
-    "UnlockConnectorOnEVSideDisconnect": ("b", False, "r"),  # fixed cable: nothing to unlock
-    "WebSocketPingInterval": ("i", 30, "w"),
-    "LocalAuthListEnabled": ("b", True, "w"),
-    "LocalAuthListMaxLength": ("i", 1000, "r"),
+# One line a key: "<name> <kind><access> <default>", the default as text: "-" = none (None),
+# booleans 0 / 1, integers in decimal (none negative), strings as they are (up to the end of
+# the line). One string constant, so that with the code in flash (frozen, ROMFS) the table takes
+# no heap (a dict of tuples took ~5 KB of it on the 64-bit unix port); get() reads an integer or
+# boolean default from the text without allocating, spec() and GetConfiguration parse lines.
+_TABLE = (
+    "\n"
+    "AllowOfflineTxForUnknownId bw 0\n"
+    "AuthorizationCacheEnabled bw 1\n"
+    "AuthorizeRemoteTxRequests bw 1\n"
+    "BlinkRepeat iw 3\n"
+    "ClockAlignedDataInterval iw 0\n"
+    "ConnectionTimeOut iw 60\n"
+    "ConnectorPhaseRotation lw 0.RST,1.RST\n"
+    "ConnectorPhaseRotationMaxLength ir 2\n"
+    "GetConfigurationMaxKeys ir 64\n"
+    "HeartbeatInterval iw 86400\n"
+    "LightIntensity iw -\n"
+    "LocalAuthorizeOffline bw 1\n"
+    "LocalPreAuthorize bw 0\n"
+    "MaxEnergyOnInvalidId iw 0\n"
+    "MeterValuesAlignedData mw Energy.Active.Import.Register\n"
+    "MeterValuesAlignedDataMaxLength ir 8\n"
+    "MeterValuesSampledData mw Energy.Active.Import.Register,Power.Active.Import\n"
+    "MeterValuesSampledDataMaxLength ir 8\n"
+    "MeterValueSampleInterval iw 60\n"
+    "MinimumStatusDuration iw 0\n"
+    "NumberOfConnectors ir 1\n"
+    "ResetRetries iw 1\n"
+    "StopTransactionOnEVSideDisconnect bw 1\n"
+    "StopTransactionOnInvalidId bw 1\n"
+    "StopTransactionMaxMeterValues ir 20\n"
+    "StopTxnAlignedData mw \n"
+    "StopTxnAlignedDataMaxLength ir 8\n"
+    "StopTxnSampledData mw \n"
+    "StopTxnSampledDataMaxLength ir 8\n"
+    "SupportedFeatureProfiles lr Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger\n"
+    "TransactionMessageAttempts iw 3\n"
+    "TransactionMessageRetryInterval iw 60\n"
+    "UnlockConnectorOnEVSideDisconnect br 0\n"  # fixed cable: nothing to unlock
+    "WebSocketPingInterval iw 30\n"
+    "LocalAuthListEnabled bw 1\n"
+    "LocalAuthListMaxLength ir 1000\n"
     # 1,000 entries in one SendLocalList (~55-100 KB of JSON): a message over the WebSocket's RAM
     # limit is spooled to flash and the list streamed from there (ws.py, spooled.py).
-    "SendLocalListMaxLength": ("i", 1000, "r"),
-    "ReserveConnectorZeroSupported": ("b", False, "r"),
-    "ChargeProfileMaxStackLevel": ("i", 8, "r"),
-    "ChargingScheduleAllowedChargingRateUnit": ("l", "Current,Power", "r"),
-    "ChargingScheduleMaxPeriods": ("i", 24, "r"),
-    "MaxChargingProfilesInstalled": ("i", 10, "r"),
-    "ConnectorSwitch3to1PhaseSupported": ("b", False, "r"),
-    "SecurityProfile": ("i", None, "w"),
-    "AuthorizationKey": ("s", None, "x"),
-    "CpoName": ("s", "", "w"),
+    "SendLocalListMaxLength ir 1000\n"
+    "ReserveConnectorZeroSupported br 0\n"
+    "ChargeProfileMaxStackLevel ir 8\n"
+    "ChargingScheduleAllowedChargingRateUnit lr Current,Power\n"
+    "ChargingScheduleMaxPeriods ir 24\n"
+    "MaxChargingProfilesInstalled ir 10\n"
+    "ConnectorSwitch3to1PhaseSupported br 0\n"
+    "SecurityProfile iw -\n"
+    "AuthorizationKey sx -\n"
+    "CpoName sw \n"
     # Vendor keys: the owner app's settings, changeable from the cloud.
-    "BorneFreeCharging": ("b", False, "w"),
-    "BorneFreeChargingIdTag": ("s", "FREECHARGING", "w"),
+    "BorneFreeCharging bw 0\n"
+    "BorneFreeChargingIdTag sw FREECHARGING\n"
     # The circuit's rating (cable, breaker): the offer's cap and the meter's plausibility limits.
     # The installer's: set on site only.
-    "BorneMaxCurrent": ("i", 32, "r"),
+    "BorneMaxCurrent ir 32\n"
     # Load balancing, from the installation settings (shown, never changed over OCPP):
-    "BorneGridMeter": ("s", None, "r"),  # the supply-side meter's model, "" = none
-    "BorneMainFuse": ("i", None, "r"),  # the supply's main fuse per phase, A
-    "BorneGridFallback": ("i", None, "r"),  # the headroom while the grid meter is silent, A
+    "BorneGridMeter sr -\n"  # the supply-side meter's model, "" = none
+    "BorneMainFuse ir -\n"  # the supply's main fuse per phase, A
+    "BorneGridFallback ir -\n"  # the headroom while the grid meter is silent, A
     # Firmware updates (ota/): true lets UpdateFirmware install an older version than the running
-    "BorneAllowDowngrade": ("b", False, "w"),
+    "BorneAllowDowngrade bw 0\n"
     # The security extension's certificate store (diag/certs.py):
-    "CertificateStoreMaxLength": ("i", 8, "r"),  # installed certificates, both kinds together
-    "CertificateSignedMaxChainSize": ("i", 5500, "r"),  # bytes of a CertificateSigned chain
-    "AdditionalRootCertificateCheck": ("b", False, "r"),
-}
+    "CertificateStoreMaxLength ir 8\n"  # installed certificates, both kinds together
+    "CertificateSignedMaxChainSize ir 5500\n"  # bytes of a CertificateSigned chain
+    "AdditionalRootCertificateCheck br 0\n"
+)
+# The key tables: this one, then those a feature module adds, in the same format (mqtt/keys.py;
+# at most 8 tables, see _at()).
+TABLES = [_TABLE]
 # Keys that are settings (settings.py: the connection credentials, the installation, the LED):
 # key -> setting. Their default is the setting's.
 SETTINGS = {
@@ -96,7 +98,7 @@ SETTINGS = {
     "BorneMainFuse": "main_fuse_a",
     "BorneGridFallback": "grid_fallback_a",
 }
-# Feature modules add their keys to KEYS and their checks here (key -> fn(value), ValueError
+# Feature modules add their key tables to TABLES and their checks here (key -> fn(value), ValueError
 # when refused): mqtt/keys.py.
 CHECKS = {}
 _DOC = "ocpp_config"
@@ -121,10 +123,10 @@ class Config:
         if name is not None:
             st = self.settings
             v = st.get(name) if st is not None else None
-            return _SETTINGS_DEFAULTS[name] if v is None else v
+            return _settings.defaults()[name] if v is None else v
         if key in self.changed:
             return self.changed[key]
-        return KEYS[key][1]
+        return _default(key)
 
     def measurands(self, key):
         v = self.get(key)
@@ -132,10 +134,10 @@ class Config:
 
     def set(self, key, value):
         # ChangeConfiguration: validates and stores; returns the OCPP ConfigurationStatus.
-        spec = KEYS.get(key)
-        if spec is None:
+        sp = spec(key)
+        if sp is None:
             return "NotSupported"
-        kind, _, access = spec
+        kind, _, access = sp
         if access == "r":
             return "Rejected"
         try:
@@ -166,14 +168,79 @@ class Config:
         # GetConfiguration: (configurationKey list, unknownKey list). Write-only keys are left out
         # of a full listing and reported unknown when asked by name, so they never leak.
         known, unknown = [], []
-        names = keys if keys else [k for k in KEYS if KEYS[k][2] != "x"]
-        for k in names:
-            spec = KEYS.get(k)
-            if spec is None or spec[2] == "x":
-                unknown.append(k)
+        for k in keys or names():
+            sp = spec(k)
+            if sp is None or sp[2] == "x":
+                if keys:
+                    unknown.append(k)
                 continue
-            known.append({"key": k, "readonly": spec[2] == "r", "value": show(spec[0], self.get(k))})
+            known.append({"key": k, "readonly": sp[2] == "r", "value": show(sp[0], self.get(k))})
         return known, unknown
+
+
+def _at(key):
+    # Where a key's line is: its table's number + 8 x the index of its kind letter in it, or -1.
+    # (One small int, and no iterator: get() reads defaults without allocating.)
+    if type(key) is not str or " " in key or "\n" in key:
+        return -1
+    n = len(key)
+    k = 0
+    while k < len(TABLES):
+        t = TABLES[k]
+        i = t.find(key)
+        while i > 0 and (t[i - 1] != "\n" or t[i + n] != " "):  # a whole name: its line's start
+            i = t.find(key, i + 1)
+        if i > 0:
+            return k + 8 * (i + n + 1)
+        k += 1
+    return -1
+
+
+def _default(key):
+    # A key's default; KeyError when the charger has no such key. Integers and booleans are
+    # read without allocating (called every second by the session and metering loops).
+    p = _at(key)
+    if p < 0:
+        raise KeyError(key)
+    t = TABLES[p & 7]
+    i = p >> 3
+    kind = t[i]
+    i += 3
+    c = t[i]
+    if c == "-":
+        return None
+    if kind == "b":
+        return c == "1"
+    if kind == "i":
+        v = 0
+        while c != "\n":
+            v = v * 10 + ord(c) - 48
+            i += 1
+            c = t[i]
+        return v
+    return t[i:t.find("\n", i)]
+
+
+def spec(key):
+    # -> (kind, default, access) of a key, or None when the charger has no such key.
+    p = _at(key)
+    if p < 0:
+        return None
+    t = TABLES[p & 7]
+    i = p >> 3
+    return t[i], _default(key), t[i + 1]
+
+
+def names():
+    # Every key, in table order, one at a time (a full listing keeps no list of them).
+    for t in TABLES:
+        i = 0
+        while True:
+            j = t.find(" ", i + 1)
+            if j < 0:
+                break
+            yield t[i + 1:j]
+            i = t.find("\n", j)
 
 
 def _parse(kind, value):
@@ -192,7 +259,7 @@ def _parse(kind, value):
     if kind == "m":
         items = [m.strip() for m in value.split(",") if m.strip()]
         for m in items:
-            if m not in MEASURANDS:
+            if ("," + m + ",") not in _MEASURANDS:
                 raise ValueError("unsupported measurand %s" % m)
         if len(items) > _MAX_MEASURANDS:
             raise ValueError("too many measurands")

@@ -4,8 +4,9 @@
 # result a dict {action: async fn(payload) -> .conf payload}. In attach() a feature may keep its
 # state object in s.features[name] (others get it with s.feature(name)), listen to the connector
 # (s.connector.listen(obj)) or the configuration (s.config.listen(obj)), offer a TriggerMessage
-# (s.triggers[message] = async fn(connector_id)), add a coroutine to s.tasks (eager features:
-# started with the session), and do work after a .conf with s.after(async fn, *args). The
+# (s.triggers[message] = async fn(connector_id)), add to s.tasks a coroutine (run once) or a
+# (name, async fn) (supervised: restarted after a failure, supervisor.py), eager features only:
+# started with the session, and do work after a .conf with s.after(async fn, *args). The
 # payload a handler gets is already checked against the 1.6 rules (validate.py); raising
 # errors.Reject answers a CALLERROR. Adding a feature: its module and one row of TABLE.
 # ARCHITECTURE.md ("OCPP client") shows the path of a new message.
@@ -14,7 +15,9 @@
 # at the first CALL of one of its actions, or when another asks for it (s.feature(name)). A
 # feature that cannot be loaded (file missing on a damaged filesystem, no memory) is logged
 # once; its actions are answered NotSupported (missing) or InternalError (anything else) from
-# then on. Charging never depends on a feature: the connector runs the relay on its own.
+# then on, except for want of memory: that call is answered as any CALL that ran out of memory
+# (rpc.py: InternalError, SendLocalList Failed) and the next one tries to load it again.
+# Charging never depends on a feature: the connector runs the relay on its own.
 import log
 
 # (module in ocpp_client/, attached at boot, the CSMS's actions it answers)
@@ -70,7 +73,19 @@ def load(s, out, name, actions):
     except ImportError as e:
         code = "NotSupported"
         log.warn(_TAG, "feature %s missing (%s): its messages are answered %s", name, e, code)
-    except Exception as e:  # MemoryError, a damaged file: it may work after a reboot
+    except MemoryError as e:
+        # No memory now: this call is answered InternalError (logged once per feature), and
+        # the next one (or the next s.feature()) tries again, so the feature comes back once
+        # memory frees.
+        s.features.pop(name, None)
+        if name not in _NO_MEMORY:
+            _NO_MEMORY.append(name)
+            log.exc(_TAG, "feature %s failed to load: its messages are answered InternalError "
+                    "until it loads" % name, e)
+        for a in actions:
+            out[a] = _stub(s, out, name, actions, a)
+        return None
+    except Exception as e:  # a damaged file: it may work after a reboot
         code = "InternalError"
         log.exc(_TAG, "feature %s failed to load: its messages are answered %s" % (name, code), e)
     for a in actions:
@@ -78,10 +93,16 @@ def load(s, out, name, actions):
     return False
 
 
+_NO_MEMORY = []  # features that failed to load for want of memory (logged once)
+
+
 def _stub(s, out, name, actions, action):
     async def first(p):
         # The first CALL of this feature: attach it, then answer with its own handler.
-        load(s, out, name, actions)
+        if load(s, out, name, actions) is None:
+            # No memory: the RPC layer answers as for any CALL that ran out of it (InternalError;
+            # SendLocalList: Failed); the next call tries again.
+            raise MemoryError("feature %s not loaded" % name)
         h = out.get(action)
         if h is None:
             from ocpp_client.errors import Reject

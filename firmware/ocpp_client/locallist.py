@@ -176,6 +176,7 @@ class LocalList:
             yield "VersionMismatch"
             return
         new = self.dir + ".new"
+        done = False
         try:
             _rmtree(new)
             os.mkdir(new)
@@ -191,9 +192,25 @@ class LocalList:
             self.store.save(_DOC + "_new", {"version": version, "count": count})
             with open(new + "/done", "wb") as f:
                 f.write(b"F" if kind == "Full" else b"D")
+            done = True  # from here on the update happens (at the next boot if not now)
             self._recover()
         except TooLong as e:
             log.warn(_TAG, "%s update refused: %s", kind, e)
+            yield "Failed"
+            return
+        except MemoryError:
+            # (ll.new is dropped here, or at the next update or boot: never moved in)
+            import gc
+
+            gc.collect()
+            if done:  # marked done: moved in now, or at the next boot
+                try:
+                    self._recover()
+                except MemoryError:
+                    log.warn(_TAG, "%s update: finished at the next boot (no memory)", kind)
+                yield "Accepted"
+                return
+            log.warn(_TAG, "%s update failed: no memory for it; the list stays as it was", kind)
             yield "Failed"
             return
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

@@ -13,7 +13,7 @@ class Metering:
     def __init__(self, s):
         self.s = s
         self._aligned_slot = None
-        s.tasks.append(self.run())
+        s.tasks.append(("metering", self.run))  # supervised: restarted after a failure
         s.triggers["MeterValues"] = self.trigger
 
     def _sampled(self, key, context):

@@ -20,6 +20,10 @@ MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
 _FORMATION = "FormationViolation"
 _TAG = "rpc"
+# A CALL that ran out of memory is answered InternalError, except an action with an answer of
+# its own for that case: a SendLocalList too large for the memory available is Failed (the
+# list stays as it was: locallist.py applies all or nothing). Payloads as JSON text.
+_NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 
 
 def _is_int(v):
@@ -116,9 +120,13 @@ class Rpc:
     def spool_wanted(self, head):
         # ws.py's spool_if: is a message over the RAM limit worth writing to flash? Only a CALL
         # this side can read from there (anything else is refused by its head alone).
-        from ocpp_client.spooled import STREAMED
-
         kind, mid, action = sniff_call(head)
+        try:
+            from ocpp_client.spooled import STREAMED
+        except MemoryError:
+            # No memory to load the reader: spooled all the same if its action has an answer
+            # for that (SendLocalList: Failed), given when it is read.
+            STREAMED = _NO_MEMORY
         return kind == CALL and mid is not None and action in STREAMED and action in self.handlers
 
     def _next_id(self):
@@ -221,10 +229,32 @@ class Rpc:
         import gc
 
         gc.collect()
-        kind, mid = sniff(raw.head if isinstance(raw, Spooled) else raw)
+        kind, mid, action = sniff_call(raw.head if isinstance(raw, Spooled) else raw)
         log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
         if kind == CALL and mid and mid != self._answered and self.ws:
-            await self.ws.send('[4,"%s","InternalError","cannot handle the call",{}]' % mid)
+            ans = _NO_MEMORY.get(action) if isinstance(e, MemoryError) else None
+            if ans is not None:  # (SendLocalList: Failed, the list as it was)
+                await self.ws.send('[3,"%s",%s]' % (mid, ans))
+            else:
+                await self.ws.send('[4,"%s","InternalError","cannot handle the call",{}]' % mid)
+    async def _no_memory(self, mid, action):
+        # The answer to CALL mid (action, or None when unknown) that ran out of memory, built
+        # without json after a collection.
+        import gc
+
+        gc.collect()
+        log.warn(_TAG, "%s %s: out of memory", action, mid)
+        ans = _NO_MEMORY.get(action)
+        if ans is None:
+            return await self._error(mid, "InternalError", "out of memory")
+        if self.ws is not None and mid:
+            for c in mid:
+                if not " " <= c <= "~" or c in '"\\':  # not safe between quotes as it is
+                    await self._reply([RESULT, mid, json.loads(ans)])
+                    return
+            await self.ws.send('[3,"%s",%s]' % (mid, ans))
+            self._answered = mid
+
     async def _error(self, mid, code, description):
         await self._reply([ERROR, mid or _NO_ID, code, description, {}])
 
@@ -261,7 +291,10 @@ class Rpc:
                 except Reject as e:
                     log.warn(_TAG, "%s %s: %s (%s)", action, mid, e.code, e.description)
                     return await self._error(mid, e.code, e.description)
-                except (OSError, MemoryError) as e:
+                except MemoryError:
+                    payload = None  # (the generator, pass 1, let go before the answer)
+                    return await self._no_memory(mid, action)
+                except OSError as e:
                     log.exc(_TAG, "%s %s: reading it from flash" % (action, mid), e)
                     return await self._error(mid, "InternalError", "cannot read the message")
                 await self._handle(mid, action, h, payload)
@@ -288,12 +321,12 @@ class Rpc:
             import gc
 
             gc.collect()
-            kind, mid = sniff(raw)
+            kind, mid, action = sniff_call(raw)
             log.warn(_TAG, "no memory to parse a frame of %d bytes (id %s)", len(raw), mid)
             if self.on_bad:
                 self.on_bad("MemoryExhaustion", None)
             if kind == CALL:
-                await self._error(mid, "InternalError", "out of memory")
+                await self._no_memory(mid, action)
             return
         except ValueError:  # UnicodeError is a ValueError too
             return await self._garbage(raw, "not valid JSON")
@@ -370,6 +403,8 @@ class Rpc:
                 raise TypeError("handler returned %s" % type(res).__name__)
         except Reject as e:
             return await self._error(mid, e.code, e.description)
+        except MemoryError:
+            return await self._no_memory(mid, action)
         except Exception as e:
             log.exc(_TAG, "handler for %s failed" % action, e)
             return await self._error(mid, "InternalError", "handler failed")

@@ -14,7 +14,7 @@ import clock
 import log
 
 _TAG = "security"
-CLOCK_FLOOR = const(1735689600)  # 2025-01-01T00:00:00Z: before this, the clock was never set
+_CLOCK_FLOOR = const(1735689600)  # 2025-01-01T00:00:00Z: before this, the clock was never set
 
 _ctx_cache = None  # (ca, cert, key) -> context: parse the certificates once, not per reconnect
 
@@ -60,7 +60,7 @@ def basic_auth(cp_id, key):
 
 
 def clock_ok():
-    return clock.synced() or clock.now() >= CLOCK_FLOOR
+    return clock.synced() or clock.now() >= _CLOCK_FLOOR
 
 
 def check_clock(board=None):

@@ -2,6 +2,7 @@
 # are sent), the sessions a power cut left unfinished, RemoteStartTransaction and
 # RemoteStopTransaction. Listens to the connector's on_tx_start / on_tx_stop.
 import asyncio
+import gc
 
 import clock
 import log
@@ -35,31 +36,54 @@ class Transactions:
         return self.txq.tx_id(ref) if ref is not None else None
 
     # -- connector events --------------------------------------------------------------------
+    # No memory while a StartTransaction or StopTransaction is built: it is built again after a
+    # collection (its journaling is its last step: all or nothing), a stop the second time
+    # without its optional transactionData; the Transaction.Begin values are optional too.
     def on_tx_start(self, s):
+        try:
+            self._tx_start(s)
+        except MemoryError:
+            gc.collect()
+            self._tx_start(s)
+        try:
+            begin = self._sampled("Transaction.Begin")
+            if begin:
+                self._begin[s["ref"]] = meterdata.meter_value(begin, _start_ms(s), True)
+        except MemoryError:
+            log.warn(_TAG, "no memory for the Transaction.Begin values: left out")
+
+    def _tx_start(self, s):
         ts = clock.iso_ms(s["start_ms"]) if "start_ms" in s else clock.iso(s["start"])
         req = {"connectorId": 1, "idTag": s["tag"], "meterStart": int(s["meter_start"]),
                "timestamp": ts}
         if s.get("res") is not None:
             req["reservationId"] = s["res"]
         self.txq.add(START, req, s["ref"])
-        begin = self._sampled("Transaction.Begin")
-        if begin:
-            self._begin[s["ref"]] = meterdata.meter_value(begin, _start_ms(s), True)
 
     def on_tx_stop(self, s, reason):
+        try:
+            self._tx_stop(s, reason, True)
+        except MemoryError:
+            gc.collect()
+            log.warn(_TAG, "no memory for the StopTransaction's transactionData: left out")
+            self._tx_stop(s, reason, False)
+
+    def _tx_stop(self, s, reason, data):
         # Times with the start's resolution (ms), never before it.
         stop_ms = max(s.get("stop_ms", s["stop_t"] * 1000), _start_ms(s))
         req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso_ms(stop_ms),
                "reason": reason, "idTag": s["tag"]}
-        data = []
-        if s["ref"] in self._begin:
-            data.append(self._begin.pop(s["ref"]))
-        end = self._sampled("Transaction.End")
-        if end:
-            data.append(meterdata.meter_value(end, stop_ms, True))
         if data:
-            req["transactionData"] = data
+            data = []
+            if s["ref"] in self._begin:
+                data.append(self._begin[s["ref"]])
+            end = self._sampled("Transaction.End")
+            if end:
+                data.append(meterdata.meter_value(end, stop_ms, True))
+            if data:
+                req["transactionData"] = data
         self.txq.add(STOP, req, s["ref"])
+        self._begin.pop(s["ref"], None)
 
     def _sampled(self, context):
         return meterdata.sampled(self.s.meter, self.connector,

@@ -8,6 +8,7 @@
 # is rewritten once per StartTransaction.conf and once per StopTransaction.conf.
 import asyncio
 import binascii
+import gc
 import os
 
 import log
@@ -17,6 +18,8 @@ _TAG = "txq"
 _IDS = "txids"
 _MAX_RECORDS = const(400)
 _BATCH = const(8)  # records taken per pass over the journal: bounded RAM, few passes
+_HELD = const(8)  # records kept in RAM while the journal has no memory to write them
+_HELD_RETRY_MS = const(1000)
 START = "StartTransaction"
 STOP = "StopTransaction"
 METER = "MeterValues"
@@ -34,9 +37,15 @@ class TxQueue:
         self.delivered = 0
         self._prefix = binascii.hexlify(os.urandom(4)).decode()
         self._n = 0
+        # No memory to journal a record even after the journal's own retries: the record (built
+        # already) waits here, in order, and is journaled before anything newer, by the next
+        # add() or by the session's deliver() (which sends nothing that is not on flash). The
+        # slots are preallocated: keeping a record in one allocates nothing.
+        self._held = [None] * _HELD
+        self._nheld = 0
 
     def __len__(self):
-        return len(self.j)
+        return len(self.j) + self._nheld
 
     def add(self, action, payload, ref, extra=None):
         # Durable once this returns. The record carries the message id it is sent under, every
@@ -49,9 +58,42 @@ class TxQueue:
         rec = {"a": action, "p": payload, "r": ref, "i": "%s-q%d" % (self._prefix, self._n)}
         if extra:
             rec.update(extra)
-        self.j.append(rec)
+        self._journal(rec)
         if self.session is not None:
             self.session.kick()
+
+    def _journal(self, rec):
+        if not self._nheld or self.flush_held():
+            try:
+                self.j.append(rec)  # retried after a collection by the journal itself
+                return
+            except MemoryError:
+                gc.collect()
+        if self._nheld >= (_HELD if rec["a"] != METER else _HELD - 2):  # (2 kept for a stop)
+            raise MemoryError("no memory to journal a %s, none left to hold it" % rec["a"])
+        self._held[self._nheld] = rec
+        self._nheld += 1
+        log.warn(_TAG, "%s kept in RAM: no memory to journal it yet", rec["a"])
+
+    def flush_held(self):
+        # Journal the records kept in RAM, oldest first. -> True when none is left.
+        n = self._nheld
+        i = 0
+        try:
+            while i < n:
+                self.j.append(self._held[i])
+                self._held[i] = None
+                i += 1
+        except MemoryError:
+            gc.collect()
+        if i:
+            h = self._held
+            for k in range(i, n):
+                h[k - i] = h[k]
+                h[k] = None
+            self._nheld = n - i
+            log.info(_TAG, "%d record(s) kept in RAM journaled", i)
+        return not self._nheld
 
     def reported(self, ref):
         # (highest Energy.Active.Import.Register in Wh, latest time in ms) of the MeterValues
@@ -95,9 +137,11 @@ class TxQueue:
         batch = []
         while True:
             if not batch:
+                if self._nheld and not self.flush_held():
+                    await asyncio.sleep_ms(_HELD_RETRY_MS)  # still no memory: later, no spin
                 batch = self._batch()
                 if not batch:
-                    return
+                    return  # (records still held: the session calls again, a second later)
             seq, rec = batch[0]
             action, payload, ref = rec["a"], rec["p"], rec["r"]
             if action == START and ref in self.ids:
@@ -112,11 +156,18 @@ class TxQueue:
                 # Runs the instant the answer is read: the id and the ack reach flash before
                 # anything else happens, which keeps the window for a retransmission after a
                 # power cut as small as it can be. (OCPP 1.6 delivers at least once: a cut
-                # between the CSMS's answer and this write still repeats the message.)
-                if action == START:
-                    tid = conf.get("transactionId")
-                    self._set_id(ref, tid if isinstance(tid, int) else -1)
-                self.j.ack(seq)
+                # between the CSMS's answer and this write still repeats the message.) Both
+                # writes are idempotent: no memory for them, they are tried again after a
+                # collection; failing still, the record stays unacked and is sent again.
+                for _ in range(2):
+                    try:
+                        if action == START:
+                            tid = conf.get("transactionId")
+                            self._set_id(ref, tid if isinstance(tid, int) else -1)
+                        self.j.ack(seq)
+                        break
+                    except MemoryError:
+                        gc.collect()
                 log.debug(_TAG, "%s %d acked", action, seq)
 
             log.debug(_TAG, "sending %s %d", action, seq)

@@ -42,10 +42,14 @@ def rules_for(action):
 
 
 def _find(table, action):
-    for i in range(0, len(table), 2):
-        if table[i] == action:
-            return json.loads(table[i + 1])
-    return None
+    # table: "\n<action> <rules JSON>" lines (rules.py)
+    if " " in action or "\n" in action:
+        return None
+    i = table.find("\n" + action + " ")
+    if i < 0:
+        return None
+    i += len(action) + 2
+    return json.loads(table[i:table.find("\n", i)])
 
 
 def known(action):

@@ -36,6 +36,7 @@ RX_SIZE = const(2048)  # receive buffer to start with; it grows (up to max_size)
 TX_SIZE = const(1024)  # preallocated send buffer; larger frames allocate their own
 _RAM = const(0)  # recv_msg: assembling the message in the receive buffer
 _SPOOL = const(1)  # writing it to the spool file
+_ROOMLESS = const(3)  # no memory to grow the receive buffer: handled as over the RAM limit
 _DROP = const(2)  # reading it to its end to drop it
 
 
@@ -305,7 +306,16 @@ class WebSocket:
                     await self._fail(1002, "unknown opcode %d" % op)
                 if size + n > _DISCARD_MAX:
                     await self._fail(1009, "message over %d bytes" % _DISCARD_MAX)
-                if mode == _RAM and size + n > self.max_size:
+                if mode == _RAM and len(self._rx) < size + n <= self.max_size:
+                    try:
+                        self._grow(size, size + n)
+                    except MemoryError:
+                        # No room for a bigger buffer: the message goes as one over the RAM
+                        # limit does (to flash if its receiver reads it there, else dropped
+                        # with its answer); the link lives on.
+                        _log_no_room(size + n)
+                        mode = _ROOMLESS
+                if (mode == _RAM and size + n > self.max_size) or mode == _ROOMLESS:
                     mode = _DROP
                     if size < _HEAD_KEEP:
                         # Complete the head first (this frame brings at least the rest of it:
@@ -323,8 +333,6 @@ class WebSocket:
                     f = None
                     mode = _DROP
                 if mode == _RAM:
-                    if size + n > len(self._rx):
-                        self._grow(size, size + n)
                     if n:
                         await self._fill(self._rxv[size : size + n])
                 elif mode == _SPOOL:
@@ -454,6 +462,14 @@ class WebSocket:
         if self._rx is not None:
             _spare_rx, _spare_tx = self._rx, self._tx
             self._rx = self._tx = None
+
+
+def _log_no_room(size):
+    import gc
+    import log
+
+    gc.collect()
+    log.warn("ws", "no memory for a %d-byte receive buffer: message taken as over the limit", size)
 
 
 def _log_spool(e):

@@ -58,7 +58,7 @@ class Firmware:
         self._kick.set()
 
     def tasks(self):
-        return [self.updater.run(), self._send()]
+        return [self.updater.run(), ("fwstatus", self._send)]  # (name, fn): supervised
 
     async def _send(self):
         s = self.s

@@ -31,11 +31,11 @@ from link import Looped, ret
 ACK = const(-1)
 NACK = const(-2)
 
-CMD_GET_FIRMWARE_VERSION = const(0x02)
-CMD_SAM_CONFIGURATION = const(0x14)
-CMD_RF_CONFIGURATION = const(0x32)
-CMD_IN_LIST_PASSIVE_TARGET = const(0x4A)
-CMD_IN_RELEASE = const(0x52)
+_CMD_GET_FIRMWARE_VERSION = const(0x02)
+_CMD_SAM_CONFIGURATION = const(0x14)
+_CMD_RF_CONFIGURATION = const(0x32)
+_CMD_IN_LIST_PASSIVE_TARGET = const(0x4A)
+_CMD_IN_RELEASE = const(0x52)
 
 _TFI_HOST = const(0xD4)
 _TFI_PN532 = const(0xD5)
@@ -296,19 +296,19 @@ class Pn532:
         # Wake the chip, leave LowVbat with SAMConfiguration (normal mode, 1 s timeout, IRQ),
         # check it is a PN532, and make passive polls return at once when no card is there.
         await self.t.wake()
-        await self.call(CMD_SAM_CONFIGURATION, b"\x01\x14\x01")
-        n = await self.call(CMD_GET_FIRMWARE_VERSION)
+        await self.call(_CMD_SAM_CONFIGURATION, b"\x01\x14\x01")
+        n = await self.call(_CMD_GET_FIRMWARE_VERSION)
         rx = self.rx
         if n != 4 or rx[2] != 0x32:
             raise Pn532Error("not a PN532 (IC %02x)" % (rx[2] if n else 0))
         self.firmware = "%d.%d" % (rx[3], rx[4])
         # RFConfiguration item 5 (MaxRetries): MxRtyATR 0xFF, MxRtyPSL 1,
         # MxRtyPassiveActivation 1 (one try, then NbTg = 0).
-        await self.call(CMD_RF_CONFIGURATION, b"\x05\xff\x01\x01")
+        await self.call(_CMD_RF_CONFIGURATION, b"\x05\xff\x01\x01")
         return self.firmware
 
     async def firmware_version(self):
-        n = await self.call(CMD_GET_FIRMWARE_VERSION)
+        n = await self.call(_CMD_GET_FIRMWARE_VERSION)
         if n != 4:
             raise Pn532Error("bad GetFirmwareVersion answer")
         rx = self.rx
@@ -318,7 +318,7 @@ class Pn532:
         # One ISO/IEC 14443 type A passive poll (InListPassiveTarget, MaxTg 1, BrTy 0x00 =
         # 106 kbps type A): `await pn532.poll(uid)` copies the UID into uid (a bytearray of
         # 10) and gives its length (4, 7 or 10), or 0 when no card answered.
-        self.call(CMD_IN_LIST_PASSIVE_TARGET, _POLL_PARAMS, 150)
+        self.call(_CMD_IN_LIST_PASSIVE_TARGET, _POLL_PARAMS, 150)
         self._uid = uid
         return self._op
 

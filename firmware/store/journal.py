@@ -20,9 +20,15 @@
 # rewrite (the main file still exists: dropped) or a finished one whose rename was cut on a
 # filesystem that cannot rename over a file (main missing: completed).
 #
+# No memory: append() and ack() retry a MemoryError after a collection (_TRIES in all) and raise
+# it only when nothing reached flash, so a caller may try again later without a duplicate; what
+# may run after the line is on flash (compaction, a ring's recount) never raises it. A record's
+# JSON text is written as it is, not copied into one line first (a third of the peak).
+#
 # Flash budget: an append or an ack writes one short line (LittleFS rewrites the file's last
 # block: ~1 erase). Compaction rewrites the live records, at most once every ~max_records/2
 # appends, because it waits until at least half the file is dead lines.
+import gc
 import os
 import json
 from binascii import crc32
@@ -36,6 +42,7 @@ _ACK = b"A"
 # the heap and a usual line costs one small allocation.
 _MAX_LINE = const(8192)
 _CHUNK = const(256)
+_TRIES = const(3)
 
 
 def _crc(seq, payload):
@@ -199,8 +206,10 @@ class Journal:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _append_line(self, line):
+    def _append_line(self, line, payload=None):
+        # line, then payload (the record's JSON, str or bytes) and its newline if given
         f = open(self.path, "ab")
+        done = False
         try:
             if self._torn:
                 # Fence off a torn line left by a power cut. The extra byte spoils its crc even
@@ -209,49 +218,84 @@ class Journal:
                 self._nlines += 1
                 self._torn = False
             f.write(line)
+            if payload is not None:
+                f.write(payload)
+                f.write(b"\n")
+            done = True
         finally:
             f.close()
+            if not done:
+                self._torn = True  # whatever part reached flash is fenced off by the next one
         self._nlines += 1
 
     def append(self, obj):
         # -> seq, once the record is on flash. ValueError if its line exceeds _MAX_LINE bytes.
+        # MemoryError only when the record is not on flash (see the header).
+        tries = _TRIES
+        while True:
+            try:
+                seq = self._append(obj)
+                break
+            except MemoryError:
+                tries -= 1
+                if not tries:
+                    raise
+                gc.collect()
+        self._after_write(not self.ring)
+        return seq
+
+    def _append(self, obj):
         seq = self._seq + 1
-        line = _line(seq, json.dumps(obj).encode())
-        if len(line) > _MAX_LINE:
+        payload = json.dumps(obj)  # str: crc32() and write() take its UTF-8 bytes as they are
+        head = b"%d %08x " % (seq, _crc(seq, payload))
+        if len(head) + len(payload) + 1 > _MAX_LINE:
             raise ValueError("record too big")
-        self._append_line(line)
+        self._append_line(head, payload)
         self._seq = seq
         self._nrec += 1
-        if self.ring:
-            self._count_pending()
-        else:
-            self._npend += 1
-        self._maybe_compact()
         return seq
+
+    def _after_write(self, counted):
+        # The line is on flash: bookkeeping that may allocate, never raising MemoryError.
+        try:
+            if counted:
+                self._npend += 1
+            elif self.ring or self._npend < 0:
+                self._count_pending()
+            self._maybe_compact()
+        except MemoryError:
+            gc.collect()  # a ring's count stays as it was; the trim waits for the next write
 
     def ack(self, seq):
         # Everything up to seq is done. Never beyond the last record: a later append must not
-        # be born acked.
+        # be born acked. MemoryError only when the ack is not on flash.
         if seq > self._seq:
             seq = self._seq
         if seq <= self._acked:
             return
-        self._append_line(_line(seq, _ACK))
+        tries = _TRIES
+        while True:
+            try:
+                self._append_line(_line(seq, _ACK))
+                break
+            except MemoryError:
+                tries -= 1
+                if not tries:
+                    raise
+                gc.collect()
         old, self._acked = self._acked, seq
         # Record seqs are consecutive, so the count moves by arithmetic, not by a rescan (an ack
         # per delivered message would make draining a queue quadratic). A skipped corrupt
         # record can make this undercount; the next open recounts.
         self._npend -= seq - old
-        if self._npend < 0 or self.ring:
-            self._count_pending()
-        self._maybe_compact()
+        self._after_write(False)
 
     def _maybe_compact(self):
         n = self._nlines
         if n > self.max and (n - self._npend) * 2 >= n:
             try:
                 self.compact()
-            except OSError as e:
+            except (OSError, MemoryError) as e:
                 # The record is already durable; a failed rewrite only postpones the trim.
                 log.exc(_TAG, "%s: compaction" % self.path, e)
 

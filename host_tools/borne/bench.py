@@ -705,4 +705,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+import borne.bench_memory  # noqa: E402  (registers `memory-budget`)
 import borne.bench_ota  # noqa: E402, F401  (registers `ota`)

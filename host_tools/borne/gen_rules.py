@@ -204,9 +204,10 @@ _HEADER = [
     "# JSON schemas of the `ocpp` package. Do not edit: run `python -m borne.gen_rules`.",
     "# tests/test_rules.py fails when this file and the schemas disagree.",
     "#",
-    "# RULES alternates action names and their rules, each a compact JSON text that",
-    "# validate.py parses only while it checks a payload (strings cost a fraction of the RAM",
-    "# nested tuples would when the app runs from .mpy). Rules: [[name, code, arg], ...],",
+    "# RULES: one line per action, after a newline: the action's name, a space, and its rules",
+    "# as a compact JSON text that validate.py parses only while it checks a payload. One string",
+    "# constant: with the code in flash it takes no heap (a tuple of strings takes an object",
+    "# per string, nested tuples far more). Rules: [[name, code, arg], ...],",
     "# code = kind | 16 if required. Kinds: 1 string (arg: maxLength or 0), 2 integer (arg:",
     "# [min, max] or null), 3 number (arg: n for multipleOf 1/n, or 0), 4 boolean,",
     "# 5 date-time, 6 URI (arg: maxLength or 0), 7 enum string (arg: values), 8 object",
@@ -227,8 +228,8 @@ def _rules(actions: tuple[str, ...]) -> list[str]:
     lines = ["RULES = ("]
     for action, fields in table(actions):
         text = json.dumps(_json(fields), separators=(",", ":"), ensure_ascii=True)
-        lines.append(f"    {action!r},")
-        lines.append(f"    {text!r},")
+        lines.append(f"    {chr(10) + action + ' ' + text!r}")
+    lines.append("    '\\n'")
     lines.append(")")
     return lines
 

@@ -35,6 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
     p.add_argument("--diag", action="store_true",
                    help="the agent reports its heap (state's `heap`: peak, used, total)")
+    run_as = p.add_mutually_exclusive_group()
+    run_as.add_argument("--compiled", action="store_true",
+                        help="run the mpy-cross build (`borne build`, into build/sim-BOARD/) "
+                        "instead of the source: the .mpy files `borne deploy` installs, their "
+                        "bytecode in the heap; check the memory budget with --heapsize")
+    run_as.add_argument("--rom", action="store_true",
+                        help="run that build as a ROMFS image executed in place (bytecode out "
+                        "of the heap, as a production image holds it); --heapsize is then the "
+                        "heap for the data, the image's block added to it")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--board", default="unix_sim", choices=BOARDS,
                    help="the board code that runs: unix_sim, or esp32_wallbox (its board.py "
@@ -139,9 +148,28 @@ def simulator_from(args: argparse.Namespace, flash: Path) -> Simulator:
                     phases=args.phases, grid_meter=args.grid_meter,
                     grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse)
     return Simulator(flash, cp_id=args.id, csms_url=args.csms,
-                     fitted=fitted, runtime=Runtime(heapsize=args.heapsize, diag=args.diag),
+                     fitted=fitted, runtime=runtime_from(args),
                      security=security, claim=claim, mqtt=mqtt,
                      heartbeat_interval=args.heartbeat)
+
+
+def runtime_from(args: argparse.Namespace) -> Runtime:
+    """--heapsize, --diag and how the application runs (--compiled, --rom: built here)."""
+    if not (args.compiled or args.rom):
+        return Runtime(heapsize=args.heapsize, diag=args.diag)
+    from borne import paths
+    from borne.build import BuildError, compile_tree
+    from borne.sim import romboot
+
+    out = paths.BUILD / f"sim-{args.board}"
+    try:
+        compile_tree(args.board, out=out / "build", arch="x64")  # this host's native code
+    except BuildError as e:
+        raise ValueError(f"--{'rom' if args.rom else 'compiled'}: {e}") from None
+    if args.rom:
+        return Runtime(heapsize=args.heapsize, diag=args.diag,
+                       rom=romboot.prepare(out / "build", out / "rom"))
+    return Runtime(heapsize=args.heapsize, diag=args.diag, compiled=out / "build")
 
 
 def mqtt_from(args: argparse.Namespace) -> MqttOptions | None:

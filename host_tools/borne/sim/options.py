@@ -21,29 +21,46 @@ METER_LINE = "9600 8 E 1"  # the simulated RS-485 line: baud, data bits, parity,
 @dataclass(frozen=True)
 class Runtime:
     """How the agent's interpreter runs: its heap (`-X heapsize=`, e.g. "100wK"), the
-    application it runs (the firmware source, or a `borne build` output folder), the benchmark
-    probes it starts (heap sampling, the loop's longest stall) and the file its output goes to."""
+    application it runs (the firmware source, a `borne build` output folder, or that build as a
+    ROMFS image executed in place), the benchmark probes it starts (heap sampling, the loop's
+    longest stall) and the file its output goes to."""
 
-    # Another way to run the application (say a ROMFS image) is one more field here, read by
-    # interpreter() and micropypath(); the Simulator and the Agent pass the object on unchanged.
     heapsize: str | None = None
     compiled: Path | None = None  # a `borne build` output folder to run instead of the source
+    # A ROM run folder (`sim/romboot.py` prepare()): the build as a ROMFS image mounted from a
+    # buffer, bytecode executed in place. The heap is made larger by the image's block, so
+    # `heapsize` stays the application's data heap; heapwatch leaves the image out.
+    rom: Path | None = None
     diag: bool = False  # heapwatch.py: the state's `heap` (peak, used, total)
     stallwatch: bool = False  # stallwatch.py: the loop's longest stall
     log_file: Path | None = None  # every line the agent prints, appended
 
+    def __post_init__(self) -> None:
+        if self.rom is not None and self.compiled is not None:
+            raise ValueError("a runtime runs either a build (compiled) or a ROM image (rom)")
+
     def interpreter(self) -> list[str]:
         """The command up to the script's own arguments: micropython, its options, main.py."""
         cmd = [paths.micropython()]
-        if self.heapsize:
-            cmd += ["-X", f"heapsize={self.heapsize}"]
-        main = self.compiled / "main.py" if self.compiled else paths.FIRMWARE / "main.py"
+        heapsize = self.heapsize
+        if heapsize and self.rom is not None:
+            from borne.sim import romboot
+
+            heapsize = romboot.rom_heapsize(heapsize, self.rom)
+        if heapsize:
+            cmd += ["-X", f"heapsize={heapsize}"]
+        folder = self.rom or self.compiled
+        main = folder / "main.py" if folder else paths.FIRMWARE / "main.py"
         return [*cmd, str(main)]
 
     def micropypath(self, board: str) -> str:
-        """MICROPYPATH: where the application's and the board's modules are found."""
-        if self.compiled:
-            return f".frozen:{self.compiled / 'slot'}:{paths.MPLIB}"
+        """MICROPYPATH: where the application's and the board's modules are found (a ROM
+        image puts itself at /rom, after .frozen)."""
+        folder = self.rom or self.compiled
+        if folder:
+            emulation = f"{paths.EMULATION}:{paths.CHIPS}:" if board == "esp32_wallbox" else ""
+            slot = "" if self.rom else f"{folder / 'slot'}:"
+            return f".frozen:{emulation}{slot}{paths.MPLIB}"
         return paths.micropypath(board)
 
     def argv(self) -> list[str]:

@@ -1,0 +1,466 @@
+"""`borne bench memory-budget`: the memory figures of issue 12, on the reference workloads of
+`borne/workload.py` (ARCHITECTURE.md "Memory" says what each figure includes).
+
+- the smallest heap (-X heapsize=NwK, bisection) for both scenarios, for the .mpy build (the
+  bytecode in the heap, as `borne deploy` installs it) and for the ROMFS image executed in place
+  (bytecode out of the heap: the data working set);
+- the data peak (heap in use after a collection, sampled every 50 ms) with the bytecode in ROM,
+  the duration of a gc.collect() at that peak, the hour-long session run once at the ROM budget;
+- the peak by object type and the largest single allocations (the heap's block map at the
+  peak), the module data and bytecode per package once the boot modules are imported;
+- the heap each feature costs once loaded (the modules `import app` loads are the baseline);
+- TLS: what a wss:// connection adds to the GC heap (mbedTLS's buffers are outside it);
+- peers: the `ocpp` package's charge point in CPython on the same boot and session, and
+  MicroOcpp's published ESP32 figures.
+
+64-bit unix port: "NwK" is N KiB of 32-bit words, so pointer-sized data scales as on an ESP32
+but bytes (bytecode, strings, buffers) count half here; the ESP32 estimate adds the bytecode's
+other half back (data in wK + bytecode bytes).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from borne import paths, workload
+from borne.bench import WORD, bench
+from borne.sim import romboot
+
+BLOCK = 4 * WORD  # MicroPython's GC block
+MICROOCPP = ("MicroOcpp (C++, github.com/matth-x/MicroOcpp), its published ESP32 figures "
+             "as issue 12 cites them: 12.3 KB heap idle, 21.9 KB peak")
+TYPES = {"h": "other (instances, buffers, dict tables, code records)", "T": "tuples",
+         "L": "lists", "D": "dicts", "S": "str/bytes", "A": "bytearrays/arrays",
+         "F": "floats", "B": "functions",
+         "M": "modules", "Q": "qstr pools"}
+# Feature -> the modules it loads on top of the boot modules (ARCHITECTURE.md's feature table).
+FEATURES: list[tuple[str, tuple[str, ...]]] = [
+    ("ocpp transactions (eager)", ("ocpp_client.transactions",)),
+    ("ocpp metering (eager)", ("ocpp_client.metering",)),
+    ("ocpp firmware (eager)", ("ocpp_client.firmware",)),
+    ("ocpp security_ext (eager)", ("ocpp_client.security_ext",)),
+    ("ocpp authorization", ("ocpp_client.authorization",)),
+    ("ocpp smartcharging", ("ocpp_client.smartcharging",)),
+    ("ocpp reservations", ("ocpp_client.reservations",)),
+    ("ocpp remote", ("ocpp_client.remote",)),
+    ("ocpp configuration", ("ocpp_client.configuration",)),
+    ("ocpp vendor", ("ocpp_client.vendor",)),
+    ("ota (update job)", ("ota.update",)),
+    ("diag (GetDiagnostics...)", ("diag.feature",)),
+    ("mqtt (broker set)", ("mqtt.feature",)),
+    ("hotspot claim.py (radio boards)", ("hotspot.claim",)),
+    ("hotspot open (servers, page)", ("hotspot.claim", "hotspot.httpd", "hotspot.dns",
+                                      "hotspot.api", "hotspot.guard", "hotspot.validate",
+                                      "hotspot.page")),
+    ("hotspot claim flow", ("hotspot.claim", "hotspot.claimflow")),
+]
+
+
+def wk(nbytes: float) -> float:
+    """Bytes of this port's heap in KiB of 32-bit words (the unit of -X heapsize=NwK)."""
+    return nbytes * 4 / WORD / 1024
+
+
+def kib(nbytes: float) -> float:
+    return nbytes / 1024
+
+
+# -- smallest heap -----------------------------------------------------------------------------
+async def smallest(scenario: str, runtime: str, folder: Path, peak: int, step: int
+                   ) -> tuple[int | None, workload.Result | None, int]:
+    """Smallest N (wK, to `step`) under which `scenario` passes, bisecting from its live peak
+    (a heap smaller than the data live at the peak cannot pass). -> (N, its run, runs made)."""
+    lo = max(8, math.floor(wk(peak)))
+    hi = math.ceil(wk(peak) * 1.15) + 4
+    runs = 0
+    ok: workload.Result | None = None
+    while True:
+        r = await workload.run_scenario(scenario, f"{hi}wK", runtime, folder)
+        runs += 1
+        if r.ok:
+            ok = r
+            break
+        lo = hi
+        if hi >= 512:
+            return None, None, runs
+        hi = min(512, math.ceil(hi * 1.3))
+    while hi - lo > step:
+        mid = (lo + hi) // 2
+        r = await workload.run_scenario(scenario, f"{mid}wK", runtime, folder)
+        runs += 1
+        if r.ok:
+            hi, ok = mid, r
+        else:
+            lo = mid
+    return hi, ok, runs
+
+
+# -- the heap's block map ----------------------------------------------------------------------
+def allocations(heapmap: list[str], skip_bytes: int = 0) -> list[tuple[int, str]]:
+    """(bytes, type letter) of every allocation in a micropython.mem_info(1) block map; the
+    ROM image's block (`skip_bytes`, the largest) left out."""
+    blocks: dict[int, str] = {}
+    for line in heapmap:
+        head, sep, body = line.partition(": ")
+        if not sep:
+            continue
+        try:
+            off = int(head.strip(), 16)
+        except ValueError:
+            continue
+        for i, c in enumerate(body.rstrip()):
+            blocks[off // BLOCK + i] = c
+    out: list[tuple[int, str]] = []
+    cur: list[Any] | None = None
+    for b in sorted(blocks):
+        c = blocks[b]
+        if c == "=" and cur is not None and b == cur[2] + 1:
+            cur[1] += 1
+            cur[2] = b
+            continue
+        if cur is not None:
+            out.append((cur[1] * BLOCK, cur[0]))
+            cur = None
+        if c not in ".=":
+            cur = [c, 1, b]
+    if cur is not None:
+        out.append((cur[1] * BLOCK, cur[0]))
+    out.sort(reverse=True)
+    if skip_bytes and out and abs(out[0][0] - skip_bytes) <= BLOCK:
+        out = out[1:]
+    return out
+
+
+def _qstr_pool_sizes() -> dict[int, int]:
+    """Block-rounded size -> entries of MicroPython's qstr pools (10 entries, then each pool
+    twice the last): a header of 6 words, then per entry a pointer, a 2-byte hash, a length
+    byte. A map's 'h' of exactly such a size is taken for a pool."""
+    out = {}
+    n = 10
+    while n < 1 << 16:
+        size = 6 * WORD + n * (WORD + 3)
+        out[-(-size // BLOCK) * BLOCK] = n
+        n *= 2
+    return out
+
+
+def label(nbytes: int, c: str) -> str:
+    if c == "h" and nbytes >= 512 and nbytes in _qstr_pool_sizes():
+        return f"qstr pool ({_qstr_pool_sizes()[nbytes]} entries)"
+    return TYPES.get(c, c)
+
+
+def by_type(allocs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    totals: dict[str, int] = {}
+    for n, c in allocs:
+        key = "Q" if label(n, c).startswith("qstr") else c
+        totals[key] = totals.get(key, 0) + n
+    return sorted(((n, TYPES.get(c, c)) for c, n in totals.items()), reverse=True)
+
+
+# -- module data per package, per feature -------------------------------------------------------
+def _module_files() -> dict[str, Path]:
+    mods: dict[str, Path] = {}
+    for p in sorted(paths.FIRMWARE.rglob("*.py")):
+        rel = p.relative_to(paths.FIRMWARE).with_suffix("")
+        parts = list(rel.parts)
+        if parts == ["main"]:
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = p
+    for p in sorted((paths.BOARDS / "unix_sim").glob("*.py")):
+        if p.name != "manifest.py":
+            mods.setdefault(p.stem, p)
+    return mods
+
+
+def _top_imports(path: Path, name: str, known: set[str]) -> list[str]:
+    """Firmware modules `path` imports at module level (not inside functions)."""
+    out: list[str] = []
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.parse(path.read_text()).body:
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                base = ".".join([*up, base] if base else up)
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        for t in targets:
+            parts = t.split(".")
+            for i in range(1, len(parts) + 1):  # a.b.c imports a, a.b, a.b.c
+                m = ".".join(parts[:i])
+                if m in known and m not in out:
+                    out.append(m)
+    return out
+
+
+def boot_order(root: str = "app") -> list[str]:
+    """The modules `import app` loads, dependencies first."""
+    files = _module_files()
+    known = set(files)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(m: str) -> None:
+        if m in seen:
+            return
+        seen.add(m)
+        for d in _top_imports(files[m], m, known):
+            visit(d)
+        order.append(m)
+
+    visit(root)
+    return order
+
+
+def mp_imports(modules: list[str], runtime: str, folder: Path) -> dict[str, Any]:
+    """Run mp_memory.py: the heap each module adds when imported in this order."""
+    script = Path(__file__).with_name("mp_memory.py")
+    if runtime == "rom":
+        args = ["--rom", str(folder / romboot.IMAGE)]
+        mpath = f".frozen:{paths.MPLIB}"
+    else:
+        args = []
+        mpath = f".frozen:{folder / 'slot'}:{paths.MPLIB}"
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run([paths.micropython(), "-X", "heapsize=8M", str(script), *args,
+                            *modules], env=dict(os.environ, MICROPYPATH=mpath), cwd=tmp,
+                           capture_output=True, text=True, timeout=120, check=False)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"mp_memory failed: {r.stdout[-400:]} {r.stderr[-1200:]}")
+    out: dict[str, Any] = json.loads(lines[-1])
+    return out
+
+
+def per_package(modules: list[str], figures: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in modules:
+        v = figures.get(m)
+        if isinstance(v, int):
+            pkg = m.split(".")[0] if "." in m or (paths.FIRMWARE / m).is_dir() else "(top level)"
+            out[pkg] = out.get(pkg, 0) + v
+    return out
+
+
+def feature_costs(runtime: str, folder: Path) -> list[tuple[str, int, list[str]]]:
+    """(feature, heap its modules add over the boot modules, errors)."""
+    out = []
+    for name, mods in FEATURES:
+        f = mp_imports(["app", *mods], runtime, folder)
+        errors = [f"{m}: {v}" for m, v in f.items() if not isinstance(v, int)]
+        out.append((name, sum(v for m, v in f.items() if m != "app" and isinstance(v, int)),
+                    errors))
+    return out
+
+
+# -- TLS ------------------------------------------------------------------------------------
+_TLS_PROBE = """
+import gc, socket, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(cadata=open(ca, "rb").read())
+gc.collect(); a = gc.mem_alloc()
+s = socket.socket()
+s.connect(socket.getaddrinfo(host, port)[0][-1])
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.write(b"ping")
+t.read(4)
+gc.collect(); b = gc.mem_alloc()
+t.close()
+gc.collect(); c = gc.mem_alloc()
+print(b - a, c - a)
+"""
+
+
+async def tls_heap() -> tuple[int, int]:
+    """(GC heap a live TLS connection holds, what stays after its close) under the unix port:
+    a CA-checked TLS 1.2 client connection to a CPython server, one exchange."""
+    import ssl
+
+    from borne.sim.filesrv import self_signed
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx, ca = self_signed(Path(tmp) / "pki")
+
+        async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            w.write(await r.readexactly(4))
+            await w.drain()
+            await r.read()
+            w.close()
+
+        srv = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=ctx)
+        port = srv.sockets[0].getsockname()[1]
+        probe = Path(tmp) / "probe.py"
+        probe.write_text(_TLS_PROBE)
+        der = Path(tmp) / "ca.der"
+        der.write_bytes(ssl.PEM_cert_to_DER_cert(ca.read_text()))
+        proc = await asyncio.create_subprocess_exec(
+            paths.micropython(), str(probe), "127.0.0.1", str(port), str(der),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        srv.close()
+    text = out.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"the TLS probe failed: {text[-800:]}")
+    held, freed = (int(x) for x in text.split()[:2])
+    return held, freed
+
+
+# -- peers ----------------------------------------------------------------------------------
+async def peer(samples: int) -> dict[str, int]:
+    from borne.csms import Csms
+
+    csms = Csms()
+    url = await csms.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "borne.peer_ocpp", url, str(samples),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        await csms.stop()
+    lines = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"peer_ocpp failed: {err.decode()[-1500:]}")
+    figures: dict[str, int] = json.loads(lines[-1])
+    return figures
+
+
+# -- the benchmark --------------------------------------------------------------------------
+async def figures(full_hour: bool = True) -> list[str]:
+    lines: list[str] = []
+
+    def say(line: str) -> None:  # kept for the report; shown at once on stderr (a long run)
+        lines.append(line)
+        print(f"({line})", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="borne-mem-") as tmp:
+        folders = {rt: workload.build(rt, Path(tmp) / rt) for rt in ("mpy", "rom")}
+        folder_mpy, folder_rom = folders["mpy"], folders["rom"]
+        assert folder_mpy is not None and folder_rom is not None
+        held = romboot.held_bytes(folder_rom)
+        say(f"memory-budget: unix port, {WORD * 8}-bit: NwK = N KiB of 32-bit words (pointer-"
+            f"sized data as on an ESP32; bytes, i.e. bytecode, strings, buffers, count half "
+            f"here). ROM image {held} bytes ({held // 1024} KiB) of bytecode and tables, "
+            f"executed in place")
+        found: dict[tuple[str, str], int | None] = {}
+        peaks: dict[tuple[str, str], workload.Result] = {}
+        for scenario, step in (("claim", 1), ("reference", 2)):
+            for rt in ("mpy", "rom"):
+                folder = folders[rt]
+                assert folder is not None
+                t0 = time.monotonic()
+                print(f"(memory-budget: {scenario} [{rt}] ...)", file=sys.stderr, flush=True)
+                free = await workload.run_scenario(scenario, None, rt, folder,
+                                                   heapmap=(scenario == "reference"
+                                                            and rt == "rom"))
+                peaks[(scenario, rt)] = free
+                if not free.ok:
+                    say(f"memory-budget: {free.summary()}")
+                    found[(scenario, rt)] = None
+                    continue
+                peak = free.heap.get("peak", 0)
+                n, _, runs = await smallest(scenario, rt, folder, peak, step)
+                found[(scenario, rt)] = n
+                what = ".mpy in the heap" if rt == "mpy" else "bytecode in ROM"
+                smallest_txt = f"-X heapsize={n}wK" if n else "did not pass at 512wK"
+                say(f"memory-budget: {scenario} [{what}]: smallest heap {smallest_txt} (to "
+                    f"{step}wK, {runs} runs, {time.monotonic() - t0:.0f} s); data peak "
+                    f"{peak} bytes = {wk(peak):.1f} wK; gc.collect() at the peak "
+                    f"{free.heap.get('gc_us', 0) / 1000:.2f} ms (longest "
+                    f"{free.heap.get('gc_max_us', 0) / 1000:.2f} ms) on this host")
+        # ESP32 estimates: the .mpy's bytecode is the difference between the two at boot.
+        boot = boot_order()
+        rom_mods = mp_imports(boot, "rom", folder_rom)
+        mpy_mods = mp_imports(boot, "mpy", folder_mpy)
+        data_boot = sum(v for v in rom_mods.values() if isinstance(v, int))
+        code_boot = sum(v for v in mpy_mods.values() if isinstance(v, int)) - data_boot
+        for scenario in ("reference", "claim"):
+            nm, nr = found.get((scenario, "mpy")), found.get((scenario, "rom"))
+            rpeak = peaks[(scenario, "rom")].heap.get("peak", 0)
+            if nm and nr:
+                bytecode = max(0, (nm - nr) * 1024 * WORD // 4)
+                say(f"memory-budget: {scenario}: ESP32 estimate for the .mpy build: "
+                    f"~{nr + kib(bytecode):.0f} KiB of heap (the ROM run's {nr}wK of data + "
+                    f"~{kib(bytecode):.0f} KiB of bytecode and its fragments: the .mpy run's "
+                    f"extra {nm - nr}wK, bytes that count half here, at full size); "
+                    f"target {workload.TARGET_WK} KiB. With the bytecode in ROM: {nr}wK, data "
+                    f"peak {wk(rpeak):.1f} wK (target {workload.ROM_TARGET_KIB} KiB)")
+        say(f"memory-budget: boot modules (`import app`, {len(boot)} modules): data "
+            f"{data_boot} bytes = {wk(data_boot):.1f} wK with the bytecode in ROM; their "
+            f"bytecode {code_boot} bytes ({kib(code_boot):.1f} KiB, the same on an ESP32) "
+            f"when loaded from .mpy files")
+        rom_pkg, mpy_pkg = per_package(boot, rom_mods), per_package(boot, mpy_mods)
+        parts = ", ".join(f"{p} {wk(n):.1f} + {kib(mpy_pkg.get(p, 0) - n):.1f}"
+                          for p, n in sorted(rom_pkg.items(), key=lambda x: -x[1]))
+        say(f"memory-budget: per package at boot, data wK + bytecode KiB: {parts}")
+        bad = [f"{m} ({v})" for m, v in rom_mods.items() if not isinstance(v, int)]
+        if bad:
+            say(f"memory-budget: modules that did not import alone: {'; '.join(bad)}")
+        # The block map at the reference workload's peak (ROM run, bytecode out of the heap).
+        ref = peaks[("reference", "rom")]
+        allocs = allocations(ref.heapmap, held)
+        if allocs:
+            total = sum(n for n, _ in allocs)
+            types = ", ".join(f"{t} {wk(n):.1f}" for n, t in by_type(allocs)[:8])
+            say(f"memory-budget: reference peak by type (block map, {wk(total):.1f} wK in "
+                f"{len(allocs)} allocations): {types}")
+            big = ", ".join(f"{n} B {label(n, c)}" for n, c in allocs[:10])
+            say(f"memory-budget: largest single allocations at the peak: {big}")
+        # The hour, once, at the ROM run's smallest heap: nothing grows per MeterValues.
+        nr = found.get(("reference", "rom"))
+        if full_hour and nr:
+            hour = await workload.reference(f"{nr + 2}wK", "rom", folder_rom,
+                                            samples=360 - workload.QUEUED)
+            key = next((k for k in hour.used if k.startswith("tap-started")), "")
+            short_key = next((k for k in ref.used if k.startswith("tap-started")), "")
+            say(f"memory-budget: the hour (360 MeterValues, 1 s apart + clock-aligned) at "
+                f"{nr + 2}wK, bytecode in ROM: {'passed' if hour.ok else hour.summary()}; "
+                f"heap in use after the session {hour.used.get(key, 0)} bytes vs "
+                f"{ref.used.get(short_key, 0)} after {workload.SHORT_SAMPLES} samples")
+        # Per feature.
+        rows_rom = feature_costs("rom", folder_rom)
+        rows_mpy = feature_costs("mpy", folder_mpy)
+        say("memory-budget: per feature, heap its modules add over the boot modules: "
+            "data wK (bytecode in ROM) | + bytecode KiB (.mpy) | ESP32 .mpy estimate KiB")
+        for (name, d, err), (_, m, _) in zip(rows_rom, rows_mpy, strict=True):
+            note = f"  ({'; '.join(err)[:160]})" if err else ""
+            say(f"memory-budget:   {name:34} {wk(d):6.1f} | {kib(m - d):6.1f} | "
+                f"{wk(d) + kib(m - d):6.1f}{note}")
+    # TLS and the peers.
+    held_tls, _ = await tls_heap()
+    say(f"memory-budget: TLS: a live TLS 1.2 connection (CA-checked, the CSMS's certificate) "
+        f"adds {held_tls} bytes to the GC heap (the socket object); "
+        f"mbedTLS's record buffers (16 KiB in + 4 KiB out) and "
+        f"handshake state are calloc'd outside the GC heap on the unix port (its mbedTLS "
+        f"config is not bare-metal: libc calloc), as on an ESP32 (ESP-IDF heap), so every "
+        f"figure above leaves them out; an ESP32 needs ~35 KB of ESP-IDF heap beside the GC "
+        f"heap for them")
+    p = await peer(360)
+    say(f"memory-budget: peer, the `ocpp` package's charge point (CPython "
+        f"{sys.version.split()[0]}, ws://, boot + session with 360 MeterValues): tracemalloc "
+        f"peak {kib(p['traced_peak']):.0f} KiB ({kib(p['traced_imports']):.0f} KiB of it its "
+        f"imports), peak RSS {p['rss_max_kib'] / 1024:.1f} MiB")
+    say(f"memory-budget: {MICROOCPP} (its code in flash: compare with the ROM data peak)")
+    return lines
+
+
+@bench("memory-budget")
+async def memory_budget() -> list[str]:
+    return await figures()

@@ -1,0 +1,478 @@
+"""The reference workloads every memory figure is measured on (issue 12), and the budget.
+
+`reference()`: boot; connect with security profile 2 (wss://, the CSMS's certificate checked
+against a CA made here, HTTP Basic); GetConfiguration of every key; a tap-started session with
+MeterValues, during which the network is cut until 50 messages are queued, then restored and
+the queue delivered; a remote-started session with a TxProfile; a SendLocalList of 1,000 tags;
+a reset and the boot after it.
+
+`claim()`: the charger unclaimed with its hotspot open; the owner's app logs in, scans Wi-Fi and
+claims it for a wss:// CSMS (profile 2); the charger checks the CSMS, then boots onto it.
+
+Each returns a `Result`: pass/fail, the step that failed and why, the agent's heap telemetry
+(`firmware/heapwatch.py`, sampled every 50 ms after a collection). A step fails on a wrong or
+missing answer, a timeout, an agent restart the scenario did not ask for, or a MemoryError in
+the agent's log (one caught and survived still means the workload did not fit).
+
+Time is compressed, never skipped: MeterValues are sampled every second with a clock-aligned
+reading every second too (instead of every 10 s), so the hour's 360 MeterValues take about
+three minutes (`samples=310` online, then the 50 queued offline: the benchmark's full run);
+the budget test and the bisections run a shorter session (`SHORT_SAMPLES` before the cut): the
+heap holds nothing per sample (the benchmark's full run shows the heap in use after its session
+against the short run's).
+
+The code runs as `runtime` says: "source" (compiled at import, unix port only), "mpy" (the
+`borne build` output as .mpy files, what `borne deploy` installs) or "rom" (the same as a
+ROMFS image executed in place: `borne/sim/romboot.py`, bytecode out of the heap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from borne.csms import Csms
+from borne.sim import romboot
+from borne.sim.agent import Security
+from borne.sim.options import Runtime
+from borne.sim.simulator import ClaimOptions, Simulator
+
+# The memory budget, in -X heapsize=NwK (N KiB of 32-bit words: N KiB on an ESP32), for the
+# .mpy build (what `borne deploy` installs), and the data heap with the bytecode in ROM
+# ("_rom": a ROMFS image executed in place): tests/test_memory_budget.py runs both scenarios
+# at these figures and fails when a change no longer fits. The one place they are written:
+# what `borne bench memory-budget` reaches plus ~3 %, lowered as reductions land.
+BUDGET_WK = {"reference": 225, "claim": 211, "reference_rom": 156, "claim_rom": 143}
+TARGET_WK = 100  # issue 12: the budget to reach
+ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
+
+SHORT_SAMPLES = 30  # MeterValues of the budget runs' session (before the 50 queued offline)
+QUEUED = 50  # messages queued while the network is cut
+LIST_TAGS = 1000
+CP_ID = "borne-mem-0001"
+AUTH_KEY = "0123456789abcdef0123456789abcdef"
+CARD = "04A1B2C3"
+HOME = {"ssid": "Home Net", "password": "correct horse 42", "rssi": -50}
+HOTSPOT_KEY = "abcd-efgh-ijkm-npqr"
+CONN_PASSWORD = "wxyz-2345-6789"
+RUNTIMES = ("source", "mpy", "rom")
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class Result:
+    scenario: str
+    runtime: str
+    heapsize: str | None
+    ok: bool = False
+    step: str = ""  # the step that failed ("" when ok)
+    reason: str = ""
+    seconds: float = 0.0
+    heap: dict[str, int] = field(default_factory=dict)  # highest figures seen (all boots)
+    used: dict[str, int] = field(default_factory=dict)  # heap in use after each step
+    steps: list[str] = field(default_factory=list)  # the steps passed, in order
+    heapmap: list[str] = field(default_factory=list)  # the last block map (heapmap=True)
+    violations: list[str] = field(default_factory=list)  # frames that break the 1.6 schemas
+
+    def summary(self) -> str:
+        what = "passed" if self.ok else f"FAILED at {self.step!r}: {self.reason}"
+        return (f"{self.scenario} [{self.runtime}, heapsize {self.heapsize}]: {what} "
+                f"({self.seconds:.0f} s; heap peak {self.heap.get('peak', 0)} bytes)")
+
+
+def build(runtime: str, out: Path, board: str = "unix_sim") -> Path | None:
+    """The folder `Simulator(compiled=...)` runs for a runtime (None: the source tree)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+    if runtime == "source":
+        return None
+    from borne.build import compile_tree
+
+    compile_tree(board, out=out / "build")
+    if runtime == "mpy":
+        return out / "build"
+    return romboot.prepare(out / "build", out / "rom")
+
+
+def runtime_for(runtime: str, heapsize: str | None, folder: Path | None) -> Runtime:
+    """The agent's Runtime: heap sampling on, the build or ROM image `folder` (see build())."""
+    if runtime == "rom":
+        return Runtime(heapsize=heapsize, rom=folder, diag=True)
+    return Runtime(heapsize=heapsize, compiled=folder, diag=True)
+
+
+class _Run:
+    """One scenario run: the simulator, its heap telemetry watched, the steps."""
+
+    def __init__(self, res: Result, sim: Simulator, heapmap: bool) -> None:
+        self.res = res
+        self.sim = sim
+        self.exits_allowed = 0  # agent exits the scenario asks for (a reset)
+        self.heapmap = heapmap
+        self._watch: asyncio.Task[None] | None = None
+        self._line0 = 0
+
+    def _sample(self) -> None:
+        h = self.sim.hw.telemetry.get("heap") or {}
+        best = self.res.heap
+        for k in ("peak", "gc_max_us", "total", "code", "rom"):
+            v = h.get(k)
+            if isinstance(v, int) and v > best.get(k, -1):
+                best[k] = v
+                if k == "peak":
+                    best["gc_us"] = int(h.get("gc_us", 0))
+
+    async def watch(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(0.05)
+
+    def start_watch(self) -> None:
+        self._watch = asyncio.get_running_loop().create_task(self.watch())
+
+    async def stop(self) -> None:
+        if self._watch:
+            self._watch.cancel()
+        self._sample()
+        if self.heapmap and self.sim.agent:
+            self.res.heapmap = last_heapmap(self.sim.agent.all_lines)
+
+    def check_agent(self) -> None:
+        agent = self.sim.agent
+        assert agent is not None
+        for line in agent.all_lines[self._line0:]:
+            if "MemoryError" in line:
+                raise StepFailed(f"the agent logged a MemoryError: {line.strip()[:200]}")
+        self._line0 = len(agent.all_lines)
+        if len(agent.exit_codes) > self.exits_allowed:
+            tail = " | ".join(agent.all_lines[-6:])[-600:]
+            raise StepFailed(f"the agent restarted (boot {agent.boots}, exit codes "
+                             f"{agent.exit_codes}); last lines: {tail}")
+
+    async def step(self, name: str, fn: Callable[[], Awaitable[Any]], timeout: float) -> Any:
+        self.res.step = name
+        try:
+            value = await asyncio.wait_for(self._guarded(fn), timeout)
+        except TimeoutError:
+            self.check_agent()
+            raise StepFailed(f"did not finish within {timeout} s") from None
+        except AssertionError as e:
+            self.check_agent()
+            raise StepFailed(str(e)[:400]) from None
+        except (StepFailed, asyncio.CancelledError):
+            raise
+        except Exception as e:  # the CSMS's link dropped, a refused HTTP request, ...
+            self.check_agent()
+            raise StepFailed(f"{type(e).__name__}: {e}"[:400]) from None
+        self.check_agent()
+        await asyncio.sleep(0.15)  # the next heap sample
+        h = self.sim.hw.telemetry.get("heap") or {}
+        self.res.used[name] = int(h.get("used", 0))
+        self.res.steps.append(name)
+        return value
+
+    async def _guarded(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        # The step, raced against the agent dying (a restart fails the step at once).
+        agent = self.sim.agent
+        assert agent is not None
+        work = asyncio.ensure_future(fn())
+        try:
+            while not work.done():
+                self.check_agent()  # a restart or a MemoryError fails the step at once
+                await asyncio.wait({work}, timeout=0.1)
+        finally:
+            work.cancel()
+        return work.result()
+
+
+def last_heapmap(lines: list[str]) -> list[str]:
+    """The last complete heap block map the agent printed (heapwatch.py, "heapmap.on")."""
+    end = None
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("@heapmap end"):
+            end = i
+        elif lines[i].startswith("@heapmap ") and end is not None:
+            return lines[i:end]
+    return []
+
+
+async def until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def _tls_csms(tmp: Path) -> tuple[Csms, Path]:
+    from borne.sim.filesrv import self_signed
+
+    ctx, ca = self_signed(tmp / "pki")
+    csms = Csms(basic_auth={CP_ID: AUTH_KEY})
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    return csms, ca
+
+
+def _tx_profile(limit: float) -> dict[str, Any]:
+    return {"chargingProfileId": 7, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A",
+                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}}
+
+
+async def reference(
+    heapsize: str | None = None,
+    runtime: str = "mpy",
+    folder: Path | None = None,
+    samples: int = SHORT_SAMPLES,
+    heapmap: bool = False,
+) -> Result:
+    """The reference workload. `folder`: a ready `build()` output for `runtime` (else built
+    here); `samples`: MeterValues before the cut (the hour: 360 - 50)."""
+    from ocpp.v16 import call
+
+    res = Result("reference", runtime, heapsize)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="borne-wl-") as tmp_:
+        tmp = Path(tmp_)
+        if folder is None and runtime != "source":
+            folder = build(runtime, tmp / "b")
+        csms, ca = await _tls_csms(tmp)
+        flash = tmp / "flash"
+        flash.mkdir()
+        if heapmap:
+            (flash / "heapmap.on").write_text("")
+        sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                        runtime=runtime_for(runtime, heapsize, folder),
+                        security=Security(2, AUTH_KEY, ca=ca))
+        run = _Run(res, sim, heapmap)
+        try:
+            await sim.start()
+            run.start_watch()
+
+            class _Cp:  # the CSMS's side of the charger's current connection
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(csms.charge_points[CP_ID], name)
+
+            cp: Any = _Cp()
+
+            async def boot() -> None:
+                await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, 60)
+                assert csms.auth_results and all(ok for _, ok in csms.auth_results)
+
+            await run.step("boot (wss://, profile 2)", boot, 60)
+
+            async def get_configuration() -> None:
+                r = await cp.call(call.GetConfiguration())
+                keys = r.configuration_key or []
+                assert len(keys) >= 40 and not r.unknown_key, f"{len(keys)} keys"
+
+            await run.step("GetConfiguration (every key)", get_configuration, 20)
+
+            rate = [1.0]  # MeterValues a second, measured online
+
+            async def tap_session() -> None:
+                for key, value in (("MeterValueSampleInterval", "1"),
+                                   ("ClockAlignedDataInterval", "1"),
+                                   ("WebSocketPingInterval", "2")):
+                    r = await cp.call(call.ChangeConfiguration(key=key, value=value))
+                    assert r.status == "Accepted", (key, r.status)
+                await sim.command({"cmd": "plug"})
+                await sim.command({"cmd": "tap", "uid": CARD, "hold": 0.5})
+                await sim.command({"cmd": "charge"})
+                start = await csms.wait_call("StartTransaction", timeout=20)
+                assert start.payload["idTag"] == CARD
+                await csms.wait_call("MeterValues", timeout=20, after=csms.frames.index(start))
+                n, t = len(csms.calls("MeterValues")), time.monotonic()
+                await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= n + samples,
+                                    samples + 30, f"{samples} MeterValues")
+                rate[0] = samples / (time.monotonic() - t)
+
+            await run.step(f"tap-started session ({samples} MeterValues)", tap_session,
+                           samples + 60)
+
+            def delivered(n: int) -> int:
+                return len([f for f in csms.calls()[n:]
+                            if f.action in ("MeterValues", "StopTransaction")])
+
+            async def network_cut() -> None:
+                await sim.command({"cmd": "net", "up": False})
+                # MeterValues go on being sampled and journaled; the charger finds the link
+                # dead (pings) and queues them. The unplug's StopTransaction is the 50th.
+                await asyncio.sleep((QUEUED - 1) / rate[0] + 0.5)
+                await sim.command({"cmd": "unplug"})
+                await asyncio.sleep(1.0)
+                n = len(csms.calls())
+                await sim.command({"cmd": "net", "up": True})
+                await csms.wait_call("StopTransaction", timeout=60)
+                await csms.wait_for(lambda: delivered(n) >= QUEUED, 60,
+                                    f"{QUEUED} queued messages delivered")
+
+            await run.step(f"network cut, {QUEUED} queued, delivered", network_cut,
+                           QUEUED + 150)
+
+            async def remote_session() -> None:
+                for key in ("MeterValueSampleInterval", "ClockAlignedDataInterval"):
+                    await cp.call(call.ChangeConfiguration(key=key, value="0"))
+                r = await cp.call(call.RemoteStartTransaction(
+                    id_tag="REMOTE01", connector_id=1, charging_profile=_tx_profile(10)))
+                assert r.status == "Accepted", r.status
+                k = len(csms.frames)
+                await sim.command({"cmd": "plug"})
+                await sim.command({"cmd": "charge"})
+                start = await csms.wait_call("StartTransaction", after=k, timeout=20)
+                assert start.payload["idTag"] == "REMOTE01"
+                await until(lambda: abs(sim.hw.pwm_duty - 10 / 0.6) < 0.5, 15,
+                            "the pilot offering the TxProfile's 10 A")
+                stops = len(csms.calls("StopTransaction"))
+                tid = (await csms.answer_to(start)).get("transactionId")
+                r = await cp.call(call.RemoteStopTransaction(transaction_id=tid))
+                assert r.status == "Accepted", r.status
+                await csms.wait_for(lambda: len(csms.calls("StopTransaction")) > stops, 20,
+                                    "StopTransaction")
+                await sim.command({"cmd": "unplug"})
+
+            await run.step("remote-started session with a TxProfile", remote_session, 60)
+
+            async def local_list() -> None:
+                tags = [{"id_tag": f"TAG{i:05d}", "id_tag_info": {"status": "Accepted"}}
+                        for i in range(LIST_TAGS)]
+                r = await cp.call(call.SendLocalList(list_version=3, update_type="Full",
+                                                     local_authorization_list=tags))
+                assert r.status == "Accepted", r.status
+                v = await cp.call(call.GetLocalListVersion())
+                assert v.list_version == 3, v.list_version
+
+            await run.step(f"SendLocalList ({LIST_TAGS} tags)", local_list, 60)
+
+            async def reset() -> None:
+                boots = len(csms.calls("BootNotification"))
+                run.exits_allowed = 1
+                r = await cp.call(call.Reset(type="Soft"))
+                assert r.status == "Accepted", r.status
+                await csms.wait_for(lambda: len(csms.calls("BootNotification")) > boots, 60,
+                                    "the BootNotification after the reset")
+                k = len(csms.frames) - 1
+                await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                     30, after=k)
+                await asyncio.sleep(0.5)
+
+            await run.step("reset and boot", reset, 90)
+            res.ok, res.step = True, ""
+        except StepFailed as e:
+            res.reason = str(e)
+        finally:
+            await run.stop()
+            await sim.stop()
+            await csms.stop()
+            res.violations = list(csms.violations)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+async def claim(
+    heapsize: str | None = None,
+    runtime: str = "mpy",
+    folder: Path | None = None,
+    heapmap: bool = False,
+) -> Result:
+    """The claim scenario: hotspot open, login, Wi-Fi scan, a claim for a wss:// CSMS."""
+    from borne.claim import ProvisioningClient
+
+    res = Result("claim", runtime, heapsize)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="borne-wl-") as tmp_:
+        tmp = Path(tmp_)
+        if folder is None and runtime != "source":
+            folder = build(runtime, tmp / "b")
+        csms, ca = await _tls_csms(tmp)
+        flash = tmp / "flash"
+        flash.mkdir()
+        if heapmap:
+            (flash / "heapmap.on").write_text("")
+        opts = ClaimOptions(networks=[HOME, {"ssid": "Other", "password": "whatever-123",
+                                             "rssi": -80}],
+                            hotspot_key=HOTSPOT_KEY, conn_password=CONN_PASSWORD)
+        sim = Simulator(flash, cp_id=CP_ID, claim=opts,
+                        runtime=runtime_for(runtime, heapsize, folder))
+        run = _Run(res, sim, heapmap)
+        try:
+            await sim.start()
+            run.start_watch()
+            client = ProvisioningClient(sim.hotspot_url, timeout=15)
+
+            async def hotspot_open() -> None:
+                await until(lambda: (sim.state().get("hotspot") or {}).get("open") is True, 60,
+                            "the hotspot open")
+
+            await run.step("hotspot open", hotspot_open, 70)
+
+            async def login() -> None:
+                await asyncio.to_thread(client.login, CONN_PASSWORD)
+
+            await run.step("login", login, 30)
+
+            async def scan() -> None:
+                nets = await asyncio.to_thread(client.networks)
+                assert HOME["ssid"] in [n["ssid"] for n in nets], nets
+
+            await run.step("Wi-Fi scan", scan, 30)
+
+            async def claim_it() -> None:
+                fields = {"name": "Garage", "wifi_ssid": HOME["ssid"],
+                          "wifi_password": HOME["password"], "csms_url": csms.url,
+                          "cp_id": CP_ID, "security_profile": 2, "auth_key": AUTH_KEY,
+                          "ca_pem": ca.read_text()}
+                await asyncio.to_thread(client.claim, fields)
+                st = await asyncio.to_thread(client.wait, 60.0)
+                assert st["state"] == "done", st
+
+            await run.step("claim (wss://, profile 2)", claim_it, 90)
+
+            async def online() -> None:
+                await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, 60)
+                assert csms.auth_results and all(ok for _, ok in csms.auth_results)
+                await asyncio.sleep(0.5)
+
+            await run.step("boot onto the CSMS", online, 70)
+            res.ok, res.step = True, ""
+        except StepFailed as e:
+            res.reason = str(e)
+        finally:
+            await run.stop()
+            await sim.stop()
+            await csms.stop()
+            res.violations = list(csms.violations)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+SCENARIOS = {"reference": reference, "claim": claim}
+
+
+async def run_scenario(name: str, heapsize: str | None, runtime: str, folder: Path | None,
+                       **kw: Any) -> Result:
+    fn: Any = SCENARIOS[name]
+    res: Result = await fn(heapsize, runtime, folder, **kw)
+    return res
+
+
+_WK = re.compile(r"^(\d+)wK$")
+
+
+def wk(heapsize: str) -> int:
+    m = _WK.match(heapsize)
+    if not m:
+        raise ValueError(f"{heapsize!r}: expected NwK")
+    return int(m.group(1))

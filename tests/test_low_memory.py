@@ -1,0 +1,181 @@
+"""Running out of memory is bad input too (issue 12, "Bad input").
+
+The agent runs from the mpy-cross build (as `borne deploy` installs it) in a heap 10% below the
+budget, and the test then takes more of its heap away (the unix_sim board's `squeeze`: every free
+block of 2 KB or more, as a fragmented heap would have none) while a session charges. The charger
+keeps charging safely with features shed: the hotspot (the owner's setup button) is refused with a
+logged reason and a 1,000-tag SendLocalList is answered Failed, the old list kept. Once the memory
+is given back the hotspot opens by itself and the same list update is Accepted. Throughout: the
+session is billed exactly, no journaled transaction message is lost or repeated, the agent never
+reboots, keeps answering, and opens the relay when the EV stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from borne.csms import Csms
+from borne.sim.options import Runtime
+from borne.sim.simulator import Simulator
+from ocpp.v16 import call
+from simctl import Control, controlling, running
+
+pytestmark = pytest.mark.system
+
+# 10% below the memory budget: to be wired to host_tools/borne/workload.py BUDGET_WK * 9 // 10
+# once issue 12's budget lands. Until then a heap where today's .mpy build charges and, memory
+# given back, still finds a 6 KB block for the hotspot (at 224wK, where the hotspot fuzz test
+# runs, the charging heap is too fragmented for one). The squeeze below makes the shedding
+# independent of this figure; the hotspot opening again once memory frees is what depends on it.
+LOW_HEAP_WK = 256
+CP_ID = "CP-LOWMEM"
+# While squeezed the agent keeps only the free blocks shorter than this: room for its small
+# allocations (OCPP frames, journal lines), none for the hotspot's 6 KB body buffer or a list
+# update's 2 KB merge buffer (hotspot/claim.py, ocpp_client/authorization.py check both).
+SQUEEZE_BLOCK = 2048
+HOTSPOT_NEED = 48 * 1024
+OLD_TAG = "0A0B0C0D"  # on the local list before the squeeze
+
+
+@pytest.fixture
+async def lsim(csms: Csms, flash: Path, compiled_firmware: Path) -> AsyncIterator[Simulator]:
+    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                  runtime=Runtime(heapsize=f"{LOW_HEAP_WK}wK", compiled=compiled_firmware))
+    async with running(s, tail=300):
+        yield s
+
+
+@pytest.fixture
+async def lctl(lsim: Simulator) -> AsyncIterator[Control]:
+    async with controlling(lsim) as c:
+        yield c
+
+
+async def squeeze(sim: Simulator, block: int | None) -> dict[str, Any]:
+    """The agent takes every free block of its heap of `block` bytes or more (None: gives them
+    back); its report: held and free bytes."""
+    sim.hw.squeeze_heap(block)
+    for _ in range(200):
+        rep = sim.hw.telemetry.get("squeeze")
+        if rep is not None:
+            return dict(rep)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the agent did not answer the squeeze")
+
+
+def _entry(tag: str) -> dict[str, Any]:
+    return {"id_tag": tag, "id_tag_info": {"status": "Accepted"}}
+
+
+async def test_low_memory_sheds_features_and_keeps_charging_safely(
+    csms: Csms, lsim: Simulator, lctl: Control
+) -> None:
+    agent = lsim.agent
+    assert agent is not None
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    cp = csms.charge_points[CP_ID]
+    for k, v in (("MeterValueSampleInterval", "2"), ("LocalPreAuthorize", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
+    res = await cp.call(call.SendLocalList(list_version=1, update_type="Full",
+                                           local_authorization_list=[_entry(OLD_TAG)]))
+    assert res.status == "Accepted"
+
+    # A session charges.
+    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1"))).status == "Accepted"
+    await lctl("plug")
+    await lctl("load", amps=16)
+    await lctl("charge")
+    st = await lctl.wait_state(lambda s: s["relay"], "the relay to close", 30)
+    start = (await csms.wait_call("StartTransaction")).payload
+    assert abs(start["meterStart"] - st["energy_wh"]) <= 2
+    roomy = await squeeze(lsim, 10**9)  # nothing held: the free heap while charging
+    print(f"heap {LOW_HEAP_WK}wK: {roomy['free']} bytes free while charging")
+
+    # Memory taken away while charging.
+    n_mv = len(csms.frames)
+    rep = await squeeze(lsim, SQUEEZE_BLOCK)
+    print(f"squeezed: {rep}")
+    assert rep["held"] > 0, rep
+    mark = len(agent.all_lines)
+    await lctl("button", ms=3500)
+    line = await agent.wait_line(r"hotspot: claim mode \(setup button\) refused: \d+ bytes of "
+                                 r"heap free, it needs \d+ with a block of \d+", start=mark)
+    print(line)
+    st = await lctl.wait_state(lambda s: (s["hotspot"] or {}).get("refused"), "the refusal", 10)
+    assert not st["hotspot"]["open"]
+
+    tags = [_entry(f"T{i:05d}") for i in range(1000)]
+    mark = len(agent.all_lines)
+    res = await cp.call(call.SendLocalList(list_version=2, update_type="Full",
+                                           local_authorization_list=tags))
+    assert res.status == "Failed"
+    line = await agent.wait_line(r"SendLocalList.*(refused|out of memory)|update failed: no "
+                                 r"memory", start=mark)
+    print(line)
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 1
+
+    # Still charging, still metering, still answering.
+    await csms.wait_call("MeterValues", after=n_mv, timeout=20)
+    st = await lctl("state")
+    assert st["relay"] and st["power_w"] > 0 and st["ocpp"]["status"] == "Charging"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 1
+
+    # Memory given back: the hotspot opens by itself.
+    mark = len(agent.all_lines)
+    await squeeze(lsim, None)
+    await lctl.wait_state(lambda s: (s["hotspot"] or {}).get("open"), "the hotspot to open", 15)
+    await agent.wait_line(r"hotspot: memory freed \(\d+ bytes\): opening claim mode", start=mark)
+    held = roomy["free"] - (await squeeze(lsim, 10**9))["free"]
+    print(f"the open hotspot holds {held} bytes of heap (NEED_FREE {HOTSPOT_NEED})")
+    assert held < HOTSPOT_NEED, "hotspot/claim.py NEED_FREE is below what the hotspot takes"
+    await squeeze(lsim, None)
+
+    # The EV stops: the relay opens; the session ends billed exactly.
+    await lctl("pause")
+    await lctl.wait_state(lambda s: not s["relay"], "the relay to open", 5)
+    tx = int((await csms.answer_to(await csms.wait_call("StartTransaction")))["transactionId"])
+    assert (await cp.call(call.RemoteStopTransaction(transaction_id=tx))).status == "Accepted"
+    stop = (await csms.wait_call("StopTransaction", timeout=20)).payload
+    at_stop = (await lctl("state"))["energy_wh"]
+    assert stop["transactionId"] == tx and stop["reason"] == "Remote"
+    assert abs(stop["meterStop"] - at_stop) <= 2, (stop["meterStop"], at_stop)
+    n = len(csms.frames)
+    await lctl("unplug")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+
+    # The old list still works: the listed tag starts without asking the CSMS.
+    n_auth = len(csms.calls("Authorize"))
+    await lctl("plug")
+    await lctl("tap", uid=OLD_TAG)
+    start2 = (await csms.wait_call("StartTransaction", lambda p: p["idTag"] == OLD_TAG,
+                                   timeout=20)).payload
+    assert len(csms.calls("Authorize")) == n_auth, "a listed tag is decided locally"
+    await lctl("charge")
+    await lctl.wait_state(lambda s: s["relay"], "the relay to close", 20)
+    await lctl("unplug")
+    await lctl.wait_state(lambda s: not s["relay"], "the relay to open", 5)
+    stop2 = (await csms.wait_call("StopTransaction", lambda p: p["idTag"] == OLD_TAG,
+                                  timeout=20)).payload
+    assert stop2["meterStop"] >= start2["meterStart"]
+
+    # With its memory back, the same list update goes through.
+    res = await cp.call(call.SendLocalList(list_version=2, update_type="Full",
+                                           local_authorization_list=tags))
+    assert res.status == "Accepted"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 2
+
+    # Nothing journaled was lost or repeated; the agent never rebooted.
+    await lctl.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue to drain", 20)
+    starts = [f.payload for f in csms.calls("StartTransaction")]
+    stops = [f.payload for f in csms.calls("StopTransaction")]
+    assert len(starts) == 2 and len(stops) == 2, (starts, stops)
+    ids = {int((await csms.answer_to(f))["transactionId"]) for f in csms.calls("StartTransaction")}
+    assert {s["transactionId"] for s in stops} == ids
+    for f in csms.calls("MeterValues"):
+        if "transactionId" in f.payload:
+            assert f.payload["transactionId"] in ids
+    assert agent.boots == 1, "the agent rebooted"
