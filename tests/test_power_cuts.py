@@ -56,3 +56,26 @@ async def test_power_cut_at_random_instants_loses_and_doubles_nothing(
     assert ledger.transactions >= 1
     reasons = Counter(f.payload["reason"] for f in csms.calls("StopTransaction"))
     assert set(reasons) <= {"PowerLoss", "EVDisconnected"}, reasons
+
+
+async def test_an_ev_plugged_through_a_power_cut_charges_again(
+    csms: Csms, control: Control
+) -> None:
+    """The power comes back with the EV still plugged in and asking: once the interrupted
+    session is ended (PowerLoss), a new one starts by itself (free charging here; a plug or
+    tap during that recovery is not forgotten)."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp = csms.charge_points[CP_ID]
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await control("plug")
+    await control("charge")
+    first = await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "the relay to close")
+    n = len(csms.frames)
+    await control("power_cut")
+    await control("power_on")
+    stop = await csms.wait_call("StopTransaction", after=n, timeout=30)
+    assert stop.payload["reason"] == "PowerLoss"
+    second = await csms.wait_call("StartTransaction", after=n, timeout=30)
+    assert second.msg[1] != first.msg[1]
+    await control.wait_state(lambda s: s["relay"], "the relay to close again", timeout=30)

@@ -75,6 +75,11 @@ async def test_events_made_offline_arrive_in_order_with_the_transactions(
     order = [f.action for f in csms.frames[n:] if f.direction == "in" and f.action in (
         "StartTransaction", "StopTransaction", "SecurityEventNotification")]
     # The stop of the session the power cut ended is journaled at boot before anything else.
+    # The EV is still plugged in and asking: a new session starts after that stop (its
+    # StartTransaction, the second, is left out of the order checked here).
+    starts = [i for i, a in enumerate(order) if a == "StartTransaction"]
+    assert len(starts) == 2 and starts[1] > order.index("StopTransaction"), order
+    del order[starts[1]]
     assert order == ["StartTransaction", "StopTransaction", "SecurityEventNotification"], order
     assert _events(csms) == ["StartupOfTheDevice", "StartupOfTheDevice"]
 

@@ -557,9 +557,12 @@ class Connector:
         return out
 
     def forget_interrupted(self):
-        # Called once the stops of the interrupted sessions are journaled.
+        # Called once the stops of the interrupted sessions are journaled. An EV plugged in
+        # meanwhile (or still plugged in from before the cut) starts now: its plug was refused
+        # by can_start() while the old session's documents were still there.
         self.store.remove(_STOPPING_DOC)
         self.store.remove(_SESSION_DOC)
+        self._try_start()
 
     # -- commands ----------------------------------------------------------------------------
     def on_tag(self, id_tag):

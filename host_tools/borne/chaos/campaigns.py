@@ -24,11 +24,12 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from borne import paths
-from borne.chaos.ledger import judge
+from borne.chaos.ledger import judge, parse_time
 from borne.chaos.mutate import mutated_frames
 from borne.csms import Csms, ws_frame
 from borne.sim.options import Runtime
@@ -102,15 +103,34 @@ class Rig:
         return [c for c in (self.sim.agent.exit_codes if self.sim.agent else []) if c != -9]
 
 
+def _shifted_clock(csms: Csms, shift: float) -> None:
+    """The CSMS's clock runs `shift` seconds off the host's (BootNotification and Heartbeat
+    currentTime, which set the charger's clock)."""
+    from ocpp.v16 import call_result
+    from ocpp.v16.enums import RegistrationStatus
+
+    def iso() -> str:
+        t = datetime.fromtimestamp(time.time() + shift, UTC)
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+    csms.respond("BootNotification", lambda p: call_result.BootNotification(
+        current_time=iso(), interval=csms.heartbeat_interval,
+        status=RegistrationStatus.accepted))
+    csms.respond("Heartbeat", lambda p: call_result.Heartbeat(current_time=iso()))
+
+
 @contextlib.asynccontextmanager
 async def rig(workdir: Path, name: str, diag: bool = False,
-              claim: ClaimOptions | None = None, heartbeat: int = 300) -> AsyncIterator[Rig]:
+              claim: ClaimOptions | None = None, heartbeat: int = 300,
+              clock_shift: float = 0.0) -> AsyncIterator[Rig]:
     flash = workdir / f"flash-{name}"
     shutil.rmtree(flash, ignore_errors=True)  # a fresh charger every run
     (workdir / f"agent-{name}.log").unlink(missing_ok=True)
     csms: Csms | None = None
     if claim is None:
         csms = Csms(heartbeat_interval=heartbeat)
+        if clock_shift:
+            _shifted_clock(csms, clock_shift)
         await csms.start()
     sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url if csms else None, claim=claim,
                     runtime=Runtime(diag=diag, log_file=workdir / f"agent-{name}.log"))
@@ -198,6 +218,8 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
                     await asyncio.sleep(rng.uniform(0.3, 2.0))
                     await r.cmd("unplug")
                     await asyncio.sleep(rng.uniform(0, 0.4))
+            if r.state()["relay"]:
+                where["relay_closed_at_cut"] += 1  # the plug before it was served
             await r.cmd("power_cut")
             if r.state()["relay"]:
                 res.bad("relay closed with the power cut")
@@ -216,6 +238,7 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
         assert r.csms is not None
         reasons = Counter(f.payload["reason"] for f in r.csms.calls("StopTransaction"))
         res.figures["cuts"] = n + where["redelivery"]
+        res.figures["relay_closed_at_cut"] = where.pop("relay_closed_at_cut", 0)
         res.figures["instants"] = dict(where)
         res.figures["stop_reasons"] = dict(reasons)
         res.figures["boots"] = r.boots()
@@ -696,36 +719,224 @@ def props(rng: random.Random, n: int, workdir: Path, steps: int = 400) -> Result
 # -- soak ----------------------------------------------------------------------------------------
 
 
+# A day at the charger, compressed: every interval the charger is configured with, and every
+# duration the soak plays, is the day's divided by SOAK_COMPRESS (the wall clock itself is not
+# compressed: the run is placed across midnight instead).
+DAY_S = 86400
+SOAK_COMPRESS = 96  # a day in 900 s
+SOAK_PER_DAY = 96  # sessions a day: one every 15 minutes
+SOAK_CONFIG = {  # the day's values -> the soak's (seconds)
+    "HeartbeatInterval": (300, 3),  # 288 a day -> 300 in 900 s
+    "MeterValueSampleInterval": (60, 1),  # 1 s is the least OCPP can say: 96 s of the day
+    "ClockAlignedDataInterval": (900, 9),  # 96 a day -> 100 in 900 s (9 s divides a day)
+    "WebSocketPingInterval": (480, 5),
+}
+SOAK_CUTS_PER_DAY = 4  # network cuts, 2 to 20 minutes of the day each
+_AGENTLOG_FILES = 4  # the agent log ring's files (firmware/diag/agentlog.py FILES)
+_SOAK_TAGS = ("04A1B2C3", "04D5E6F7", "0A0B0C0D", "04112233445566", "04C0FFEE")
+
+
+def _day_s(real: float) -> float:
+    return real * SOAK_COMPRESS
+
+
+def _real_s(day: float) -> float:
+    return day / SOAK_COMPRESS
+
+
+class _FlashWatch:
+    """The charger's flash as the soak sees it: the agent log ring's files and the transaction
+    journal's compactions (its line count dropping)."""
+
+    def __init__(self, flash: Path) -> None:
+        self.data = flash / "data"
+        self.log_seqs: set[int] = set()
+        self.txq_lines = 0
+        self.txq_max = 0
+        self.compactions = 0
+
+    def poll(self) -> None:
+        with contextlib.suppress(OSError):
+            for n in os.listdir(self.data / "agentlog"):
+                if n.endswith(".log") and n[:-4].isdigit():
+                    self.log_seqs.add(int(n[:-4]))
+        try:
+            with (self.data / "txq.log").open("rb") as fh:
+                n = sum(1 for _ in fh)
+        except OSError:
+            return
+        if n < self.txq_lines:
+            self.compactions += 1
+        self.txq_lines = n
+        self.txq_max = max(self.txq_max, n)
+
+
 async def soak(rng: random.Random, sessions: int, workdir: Path) -> Result:
-    """A day of sessions, time compressed: `sessions` sessions back to back (96 = one every 15
-    minutes of a day) with MeterValues every second, heartbeats every 2 s and clock-aligned
-    values every 5 s; the heap in use (after a collection) must stay flat."""
+    """A day at the charger in compressed time (SOAK_COMPRESS): `sessions` sessions, one every
+    15 minutes of the day (96 make the day), each started by a tap (Authorize), a remote start
+    or a reservation, charging 3 to 12 minutes, sometimes paused by the EV, ended by unplugging,
+    a tap or a remote stop; heartbeats, sampled and clock-aligned meter values at the configured
+    intervals (SOAK_CONFIG); network cuts (SOAK_CUTS_PER_DAY, some during a session); the wall
+    clock crosses midnight halfway. The heap in use (after a collection) must stay flat, the
+    ledger clean, and the journal and the log ring must cycle in a full day."""
+    from ocpp.v16 import call
+
     res = Result("soak")
     used: list[int] = []
-    async with rig(workdir, "soak", diag=True, heartbeat=2) as r:
-        await r.configure(BorneFreeCharging="true", MeterValueSampleInterval="1",
-                          ClockAlignedDataInterval="5")
+    slot = _real_s(DAY_S / SOAK_PER_DAY)  # real seconds per session
+    length = sessions * slot
+    start = time.time()
+    midnight = (int(start) // DAY_S + 1) * DAY_S
+    shift = round(midnight - length / 2 - start)  # the charger's clock reaches midnight halfway
+    cuts_n = max(1, round(SOAK_CUTS_PER_DAY * sessions / SOAK_PER_DAY))
+    cut_slots = set(rng.sample(range(sessions), min(cuts_n, sessions)))
+    starts: Counter[str] = Counter()
+    ends: Counter[str] = Counter()
+    cut_s: list[float] = []
+    cut_tasks: list[asyncio.Task[None]] = []
+    known: set[str] = set()  # tags the CSMS has accepted (in the authorization cache)
+    async with rig(workdir, "soak", diag=True, heartbeat=SOAK_CONFIG["HeartbeatInterval"][1],
+                   clock_shift=shift) as r:
+        assert r.csms is not None
+        csms = r.csms
+        watch = _FlashWatch(workdir / "flash-soak")
+        await r.configure(**{k: str(v[1]) for k, v in SOAK_CONFIG.items()
+                             if k != "HeartbeatInterval"})
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+
+        def cp() -> Any:
+            return csms.charge_points[CP_ID]
+
+        async def online() -> None:
+            for t in cut_tasks:
+                await t  # the cut is over and the charger back
+            await r.until(lambda s: s["ocpp"]["connected"], "the charger online", 60)
+            await csms.wait_for(lambda: CP_ID in csms.connections, 30, "the link")
+
+        async def cut(dur: float) -> None:
+            await r.cmd("net", up=False)
+            await asyncio.sleep(dur)
+            c0 = csms.connects
+            await r.cmd("net", up=True)  # the links that lived through the cut are reset
+            await csms.wait_for(lambda: csms.connects > c0, 60, "the charger to reconnect")
+
+        def cutting() -> bool:
+            return any(not t.done() for t in cut_tasks)
+
+        async def sleep_until(t: float) -> None:
+            watch.poll()
+            if t > loop.time():
+                await asyncio.sleep(t - loop.time())
+
         for i in range(sessions):
+            slot_t = t0 + i * slot
+            await sleep_until(slot_t + rng.uniform(0, 0.15) * slot)  # the EV arrives
+            tag = rng.choice(_SOAK_TAGS)
+            how = rng.choices(("tap", "remote", "reservation"), (6, 2, 2))[0]
+            if how == "tap" and cutting() and tag in known:
+                how = "offline tap"  # the authorization cache knows the tag
+            else:
+                await online()
+            known.add(tag)
+            starts[how] += 1
+            n0 = len(csms.frames)
+            if how == "reservation":
+                expiry = datetime.fromtimestamp(time.time() + shift + 600, UTC)
+                res_id = 1000 + i
+                ans = await cp().call(call.ReserveNow(
+                    connector_id=1, expiry_date=expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    id_tag=tag, reservation_id=res_id))
+                if ans.status != "Accepted":
+                    res.bad(f"session {i}: ReserveNow {ans.status}")
+                await asyncio.sleep(_real_s(rng.uniform(60, 300)))  # the driver on the way
             await r.cmd("plug")
+            if how == "remote":
+                ans = await cp().call(call.RemoteStartTransaction(id_tag=tag, connector_id=1))
+                if ans.status != "Accepted":
+                    res.bad(f"session {i}: RemoteStartTransaction {ans.status}")
+            else:
+                await r.cmd("tap", uid=tag, hold=0.5)
             await r.cmd("charge")
-            await r.until(lambda s: s["relay"], f"session {i} charging")
-            await asyncio.sleep(rng.uniform(1.5, 3.5))
-            if rng.random() < 0.3:
+            st = await r.until(lambda s: s["relay"] and (s["session"] or {}).get(
+                "transaction_id"), f"session {i} ({how}) charging", 30)
+            tx = st["session"]["transaction_id"]
+            if how == "reservation":
+                f = await csms.wait_call("StartTransaction", after=n0, timeout=10)
+                if f.payload.get("reservationId") != res_id:
+                    res.bad(f"session {i}: StartTransaction without its reservation "
+                            f"{res_id}: {f.payload}")
+            charge_end = loop.time() + _real_s(rng.uniform(180, 720))
+            if i in cut_slots:  # the network goes, now or a little later
+                dur = _real_s(rng.uniform(120, 1200))
+                cut_s.append(_day_s(dur))
+                await asyncio.sleep(rng.uniform(0, 1.0))
+                cut_tasks.append(asyncio.create_task(cut(dur)))
+            if rng.random() < 0.25:  # the EV pauses (SuspendedEV) and goes on
+                await sleep_until(loop.time() + (charge_end - loop.time()) * rng.random())
                 await r.cmd("pause")
-                await asyncio.sleep(rng.uniform(0.2, 1.0))
+                await asyncio.sleep(_real_s(rng.uniform(30, 120)))
                 await r.cmd("charge")
-                await asyncio.sleep(rng.uniform(0.2, 1.0))
+            await sleep_until(charge_end)
+            stop = rng.choices(("unplug", "tap", "remote"), (6, 2, 2))[0]
+            if stop == "remote" and not (r.state()["ocpp"]["connected"]
+                                         and CP_ID in csms.connections):
+                stop = "tap"  # no remote stop through a cut link
+            ends[stop] += 1
+            if stop == "remote":
+                ans = await cp().call(call.RemoteStopTransaction(transaction_id=tx))
+                if ans.status != "Accepted":
+                    res.bad(f"session {i}: RemoteStopTransaction {ans.status}")
+            elif stop == "tap":
+                await r.cmd("tap", uid=tag, hold=0.5)
+            if stop != "unplug":
+                await r.until(lambda s: not s["relay"], f"session {i} stopped by {stop}", 30)
+                await asyncio.sleep(_real_s(rng.uniform(30, 120)))  # the driver walks back
             await r.cmd("unplug")
-            await r.until(lambda s: not s["relay"], "unplugged")
-            await asyncio.sleep(1.2)  # a heap report after the session
+            await r.until(lambda s: not s["relay"] and not s["session"]
+                          and s["ocpp"]["status"] == "Available", f"session {i} over", 30)
+            await sleep_until(slot_t + slot - 0.05)
             h = (r.state().get("heap") or {}).get("used")
             if h:
                 used.append(int(h))
+        for t in cut_tasks:
+            await t
+        real = loop.time() - t0
         await _drained(r)
+        watch.poll()
         _ledger(res, r)
         _check_csms(res, r)
-        res.figures["sessions"] = sessions
-        res.figures["boots"] = r.boots()
+        hb = csms.calls("Heartbeat")
+        clock_mv = [mv["timestamp"] for f in csms.calls("MeterValues")
+                    for mv in f.payload["meterValue"]
+                    if any(sv.get("context") == "Sample.Clock" for sv in mv["sampledValue"])]
+        stamps = [f.payload["timestamp"] for f in csms.calls("StartTransaction")]
+        days = sorted({t[:10] for t in stamps + clock_mv})
+        res.figures.update(
+            sessions=sessions, real_s=round(real), day_s=round(_day_s(real)),
+            compress=SOAK_COMPRESS, starts=dict(starts), ends=dict(ends),
+            stop_reasons=dict(Counter(f.payload.get("reason", "Local")
+                                      for f in csms.calls("StopTransaction"))),
+            reservations_used=sum(1 for f in csms.calls("StartTransaction")
+                                  if "reservationId" in f.payload),
+            heartbeats=len(hb), clock_aligned=len(clock_mv),
+            net_cuts_day_s=[round(x) for x in cut_s], dates=days,
+            agentlog_files=len(watch.log_seqs),
+            agentlog_seq=[min(watch.log_seqs, default=0), max(watch.log_seqs, default=0)],
+            txq_compactions=watch.compactions, txq_lines_max=watch.txq_max,
+            boots=r.boots())
+        if len(days) < 2:
+            res.bad(f"the charger's clock did not cross midnight: {days}")
+        misaligned = [t for t in clock_mv
+                      if round(parse_time(t).timestamp()) % SOAK_CONFIG[
+                          "ClockAlignedDataInterval"][1]]
+        if misaligned:
+            res.bad(f"{len(misaligned)} clock-aligned values off the interval: {misaligned[:3]}")
+        if sessions >= SOAK_PER_DAY:
+            if watch.compactions == 0:
+                res.bad("the transaction journal never compacted in a day")
+            if max(watch.log_seqs, default=0) <= _AGENTLOG_FILES:
+                res.bad("the agent log ring never wrapped in a day")
         if len(used) >= 4:
             q = max(1, len(used) // 4)
             early, late = statistics.median(used[:q]), statistics.median(used[-q:])
@@ -736,6 +947,8 @@ async def soak(rng: random.Random, sessions: int, workdir: Path) -> Result:
                 res.bad(f"the heap grew from {early:.0f} to {late:.0f} bytes over the soak")
         if r.boots() != 1:
             res.bad(f"the agent rebooted ({r.boots()} boots)")
+        for code in r.unexpected_exits():
+            res.bad(f"the agent exited with code {code}")
     return res
 
 
