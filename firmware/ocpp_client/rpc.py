@@ -26,10 +26,11 @@ _TAG = "rpc"
 _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 
 
-# Loaded with a CALL of the CSMS and dropped once it is checked: the 1.6 rules (~8wK), and the
-# reader of a CALL too long for RAM (spooled.py, which holds the rules) left by the last one.
-_RULES = ("ocpp_client.spooled", "ocpp_client.jsonstream", "ocpp_client.validate",
-          "ocpp_client.rules", "ocpp_client.rules_ext")
+# The reader of a CALL too long for RAM (spooled.py) left by the last one, dropped at the next
+# CALL read in RAM. The 1.6 rules (validate.py, rules.py: one string) stay once loaded: reloading
+# them at every CALL needs a 3 KB block, which a fragmented heap may not have, and then no CALL
+# could be answered at all (tests/test_low_memory.py).
+_READER = ("ocpp_client.spooled", "ocpp_client.jsonstream")
 
 
 def _is_int(v):
@@ -313,7 +314,7 @@ class Rpc:
         finally:
             m.remove()
             # The reader and the rules stay loaded for the next long CALL (a list is often sent
-            # in several); the next CALL read in RAM drops them (_RULES).
+            # in several); the next CALL read in RAM drops the reader (_READER).
 
     async def _garbage(self, raw, why):
         # A frame that does not parse: answer the CALL it seems to be, if any.
@@ -390,15 +391,14 @@ class Rpc:
             log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
             return await self._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
         action, payload = msg[2], msg[3]
-        from ocpp_client import validate  # loaded for each CALL the CSMS sends, then dropped
+        from ocpp_client import validate
 
         h = self.handlers.get(action)
         known = validate.known(action)
         bad = validate.check(action, payload)
-        validate = None
         from ocpp_client.features import drop
 
-        drop(*_RULES)
+        drop(*_READER)
         if h is None and not known and action not in self.known_actions:
             log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)
             return await self._error(mid, "NotImplemented", "unknown action")

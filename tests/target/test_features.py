@@ -98,5 +98,5 @@ async def test_a_transient_feature_is_dropped_after_its_call():
         assert sent == [[3, mid, {"status": "UnknownVendorId"}]], sent
         assert "ocpp_client.vendor" not in sys.modules and "vendor" not in s.features
         assert not hasattr(ocpp_client, "vendor")
-    # the 1.6 rules went too, once the CALL was checked
-    assert "ocpp_client.validate" not in sys.modules and "ocpp_client.rules" not in sys.modules
+    # the 1.6 rules stay (reloading them needs a block a fragmented heap may lack)
+    assert "ocpp_client.validate" in sys.modules
