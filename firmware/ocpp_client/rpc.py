@@ -10,6 +10,7 @@ import binascii
 import time
 
 import log
+from ocpp_client import validate  # with the rules: loaded at boot, before the heap fragments
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
 
@@ -27,9 +28,9 @@ _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 
 
 # The reader of a CALL too long for RAM (spooled.py) left by the last one, dropped at the next
-# CALL read in RAM. The 1.6 rules (validate.py, rules.py: one string) stay once loaded: reloading
-# them at every CALL needs a 3 KB block, which a fragmented heap may not have, and then no CALL
-# could be answered at all (tests/test_low_memory.py).
+# CALL read in RAM. The 1.6 rules (validate.py, rules.py: one 3 KB string) are loaded with this
+# module and stay: loaded later, or again at every CALL, they need a 3 KB block that a fragmented
+# heap may lack, and then no CALL could be answered at all (tests/test_low_memory.py).
 _READER = ("ocpp_client.spooled", "ocpp_client.jsonstream")
 
 
@@ -391,8 +392,6 @@ class Rpc:
             log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
             return await self._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
         action, payload = msg[2], msg[3]
-        from ocpp_client import validate
-
         h = self.handlers.get(action)
         known = validate.known(action)
         bad = validate.check(action, payload)
