@@ -117,6 +117,26 @@ def _close_stream(w):
         pass
 
 
+def _head(bv, op, n):
+    # A client frame's head into bv (a memoryview, 14 bytes at least): FIN + op, the payload
+    # length n, a fresh mask key. -> (the head's length, the key)
+    bv[0] = 0x80 | op
+    if n < 126:
+        bv[1] = 0x80 | n
+        hl = 2
+    elif n < 65536:
+        bv[1] = 0x80 | 126
+        struct.pack_into("!H", bv, 2, n)
+        hl = 4
+    else:
+        bv[1] = 0x80 | 127
+        struct.pack_into("!Q", bv, 2, n)
+        hl = 10
+    key = os.urandom(4)
+    bv[hl : hl + 4] = key
+    return hl + 4, key
+
+
 class WebSocket:
     # One connection. `recv_msg()` returns the next message as a memoryview of the receive buffer
     # (valid until the next call), or a Spooled one; `recv()` the same as a str; `send(str)` sends
@@ -390,22 +410,8 @@ class WebSocket:
             buf = self._tx
             if buf is None:
                 raise WsClosed("send on a closed socket")
-            buf[0] = 0x80 | op
-            if n < 126:
-                buf[1] = 0x80 | n
-                hl = 2
-            elif n < 65536:
-                buf[1] = 0x80 | 126
-                struct.pack_into("!H", buf, 2, n)
-                hl = 4
-            else:
-                buf[1] = 0x80 | 127
-                struct.pack_into("!Q", buf, 2, n)
-                hl = 10
-            key = os.urandom(4)
             bv = memoryview(buf)
-            bv[hl : hl + 4] = key
-            hl += 4
+            hl, key = _head(bv, op, n)
             if hl + n <= len(buf):
                 body = bv[hl : hl + n]
                 body[:] = pv
@@ -436,7 +442,7 @@ class WebSocket:
             raise WsClosed("send on a closed socket")
         from ocpp_client import wsjson
 
-        await wsjson.send(self, obj, _mask)
+        await wsjson.send(self, obj, _mask, _head)
 
     async def ping(self, data=b""):
         await self._send_frame(OP_PING, data)

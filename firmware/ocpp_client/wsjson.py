@@ -4,8 +4,6 @@
 # written through the send buffer piece by piece as a second pass makes it.
 import io
 import json
-import os
-import struct
 
 _OP_TEXT = const(1)
 
@@ -51,8 +49,9 @@ class _Pieces(io.IOBase):
             self.k = 0
 
 
-async def send(ws, obj, mask):
-    # ws: the WebSocket (its send buffer, lock and stream writer); mask: its masking function.
+async def send(ws, obj, mask, head):
+    # ws: the WebSocket (its send buffer, lock and stream writer); mask, head: its masking and
+    # frame-head functions (ws.py's, passed in: this module is ws.py's on-use half).
     c = _Count()
     json.dump(obj, c)
     n = c.n
@@ -62,19 +61,9 @@ async def send(ws, obj, mask):
             text = json.dumps(obj)
         else:
             text = None
-            h = bytearray(14)
-            h[0] = 0x80 | _OP_TEXT
-            if n < 65536:
-                h[1] = 0x80 | 126
-                struct.pack_into("!H", h, 2, n)
-                hl = 4
-            else:
-                h[1] = 0x80 | 127
-                struct.pack_into("!Q", h, 2, n)
-                hl = 10
-            key = os.urandom(4)
-            h[hl : hl + 4] = key
-            ws.w.write(memoryview(h)[: hl + 4])
+            h = memoryview(bytearray(14))
+            hl, key = head(h, _OP_TEXT, n)
+            ws.w.write(h[:hl])
             p = _Pieces(ws.w, buf, key, mask)
             try:
                 json.dump(obj, p)
