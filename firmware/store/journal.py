@@ -53,6 +53,19 @@ def _line(seq, payload):
     return b"%d %08x %s\n" % (seq, _crc(seq, payload), payload)
 
 
+def _retry(fn, arg):
+    # fn(arg), tried _TRIES times with a collection between: MemoryError only if the last fails.
+    tries = _TRIES
+    while True:
+        try:
+            return fn(arg)
+        except MemoryError:
+            tries -= 1
+            if not tries:
+                raise
+            gc.collect()
+
+
 class Journal:
     def __init__(self, path, max_records, ring=False):
         self.path = path
@@ -206,6 +219,9 @@ class Journal:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def _append_ack(self, seq):
+        self._append_line(_line(seq, _ACK))
+
     def _append_line(self, line, payload=None):
         # line, then payload (the record's JSON, str or bytes) and its newline if given
         f = open(self.path, "ab")
@@ -231,16 +247,7 @@ class Journal:
     def append(self, obj):
         # -> seq, once the record is on flash. ValueError if its line exceeds _MAX_LINE bytes.
         # MemoryError only when the record is not on flash (see the header).
-        tries = _TRIES
-        while True:
-            try:
-                seq = self._append(obj)
-                break
-            except MemoryError:
-                tries -= 1
-                if not tries:
-                    raise
-                gc.collect()
+        seq = _retry(self._append, obj)
         self._after_write(not self.ring)
         return seq
 
@@ -273,16 +280,7 @@ class Journal:
             seq = self._seq
         if seq <= self._acked:
             return
-        tries = _TRIES
-        while True:
-            try:
-                self._append_line(_line(seq, _ACK))
-                break
-            except MemoryError:
-                tries -= 1
-                if not tries:
-                    raise
-                gc.collect()
+        _retry(self._append_ack, seq)
         old, self._acked = self._acked, seq
         # Record seqs are consecutive, so the count moves by arithmetic, not by a rescan (an ack
         # per delivered message would make draining a queue quadratic). A skipped corrupt
