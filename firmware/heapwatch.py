@@ -9,10 +9,12 @@
 # With a file "heapmap.on" in the working folder (the flash), each time the peak rises by 2 KiB
 # the heap's block map is printed between "@heapmap <peak>" and "@heapmap end" lines
 # (micropython.mem_info(1): one character per block, its type; the memory benchmark reads the
-# largest allocations from the last one).
+# largest allocations from the last one), and before the end line "@modules" and the modules
+# loaded at that moment.
 import asyncio
 import gc
 import os
+import sys
 import time
 
 
@@ -58,5 +60,6 @@ async def run(board, period_ms=50, code=0):
                 mapped = peak
                 print("@heapmap", peak)
                 micropython.mem_info(1)
+                print("@modules", " ".join(sorted(sys.modules)))
                 print("@heapmap end")
         await asyncio.sleep_ms(period_ms)
