@@ -423,6 +423,10 @@ async def figures(full_hour: bool = True) -> list[str]:
                 f"{len(allocs)} allocations): {types}")
             big = ", ".join(f"{n} B {label(n, c)}" for n, c in allocs[:10])
             say(f"memory-budget: largest single allocations at the peak: {big}")
+        mods = [ln.split()[1:] for ln in ref.heapmap if ln.startswith("@modules")]
+        if mods:
+            say(f"memory-budget: modules loaded at the reference peak ({len(mods[-1])}): "
+                f"{' '.join(mods[-1])}")
         # The hour, once, at the ROM run's smallest heap: nothing grows per MeterValues.
         nr = found.get(("reference", "rom"))
         if full_hour and nr:
