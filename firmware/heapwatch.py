@@ -10,7 +10,7 @@
 # the heap's block map is printed between "@heapmap <peak>" and "@heapmap end" lines
 # (micropython.mem_info(1): one character per block, its type; the memory benchmark reads the
 # largest allocations from the last one), and before the end line "@modules" and the modules
-# loaded at that moment.
+# loaded at that moment, then the qstr pools' figures ("qstr pool: n_pool=...").
 import asyncio
 import gc
 import os
@@ -61,5 +61,6 @@ async def run(board, period_ms=50, code=0):
                 print("@heapmap", peak)
                 micropython.mem_info(1)
                 print("@modules", " ".join(sorted(sys.modules)))
+                micropython.qstr_info()
                 print("@heapmap end")
         await asyncio.sleep_ms(period_ms)

@@ -423,6 +423,9 @@ async def figures(full_hour: bool = True) -> list[str]:
                 f"{len(allocs)} allocations): {types}")
             big = ", ".join(f"{n} B {label(n, c)}" for n, c in allocs[:10])
             say(f"memory-budget: largest single allocations at the peak: {big}")
+        qs = [ln for ln in ref.heapmap if ln.startswith("qstr pool:")]
+        if qs:  # names interned at run time (the port's own are in ROM); never freed
+            say(f"memory-budget: qstrs at the reference peak: {qs[-1][len('qstr pool: '):]}")
         mods = [ln.split()[1:] for ln in ref.heapmap if ln.startswith("@modules")]
         if mods:
             say(f"memory-budget: modules loaded at the reference peak ({len(mods[-1])}): "
