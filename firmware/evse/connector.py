@@ -23,6 +23,12 @@ _RESERVATIONS_DOC = "reservations"  # evse/reservation.py's document
 _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
 
 
+def _drop_reservations():
+    from ocpp_client.features import drop
+
+    drop("evse.reservation")
+
+
 class Connector:
     # Inputs: the board's pilot/feedback/RCD (polled and on edges), tags, OCPP commands,
     # reservation changes (it listens to them; the reservations are loaded on use: reserving()).
@@ -109,9 +115,14 @@ class Connector:
         # -> the reservations (evse.reservation.Reservations), loaded first if none is held.
         r = self.reservations
         if r is None:
-            from evse.reservation import Reservations
+            try:
+                from evse.reservation import Reservations
 
-            r = Reservations(self.store, zero_ok=self.config.get("ReserveConnectorZeroSupported"))
+                r = Reservations(self.store,
+                                 zero_ok=self.config.get("ReserveConnectorZeroSupported"))
+            except MemoryError:
+                _drop_reservations()  # half loaded: out again, the next use tries anew
+                raise
             r.listen(self)
             self.reservations = r
         return r
@@ -122,9 +133,7 @@ class Connector:
         if r is not None and r.next_expiry() is None:
             self.reservations = None
             r = None
-            from ocpp_client.features import drop
-
-            drop("evse.reservation")
+            _drop_reservations()
 
     def on_reservation(self, cid, r):
         # A reservation was made, cancelled, taken or expired: the status follows at once.

@@ -32,9 +32,13 @@ class Limits:
         # -> the profiles (evse.smart.Smart), loaded first when none is installed.
         sm = self.smart
         if sm is None:
-            from evse.smart import Smart
+            try:
+                from evse.smart import Smart
 
-            sm = Smart(self.store)
+                sm = Smart(self.store)
+            except MemoryError:
+                _drop()  # half loaded: out again, the next need() tries anew
+                raise
             sm.listen(self)
             self.smart = sm
         return sm
@@ -46,9 +50,7 @@ class Limits:
         if sm is not None and not sm.installed():
             self.smart = None
             sm = None
-            from ocpp_client.features import drop
-
-            drop("evse.smart", "evse.profile")
+            _drop()
             self.wake.set()
 
     # listener interface (the smart-charging profiles, the connector)
@@ -93,3 +95,9 @@ class Limits:
         c.set_limit(sm.limit_at(now, 1, start))
         nxt = sm.next_change(now, 1, start)
         return _MAX_SLEEP_S if nxt is None else max(1, min(_MAX_SLEEP_S, nxt - now))
+
+
+def _drop():
+    from ocpp_client.features import drop
+
+    drop("evse.smart", "evse.profile")

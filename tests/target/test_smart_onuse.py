@@ -190,3 +190,39 @@ async def test_reservations_load_when_made_and_drop_when_used_or_cancelled():
     # Nothing on flash any more: the next boot loads nothing.
     _, c, _ = boot("resv")
     assert c.reservations is None and loaded("evse.reservation") == []
+
+
+class Scarce(Store):
+    # A store whose next load of one document runs out of memory (the heap is full just then).
+    fail = None
+
+    def load(self, name, defaults, version=1):
+        if name == self.fail:
+            self.fail = None
+            raise MemoryError("memory allocation failed")
+        return Store.load(self, name, defaults, version)
+
+
+def test_no_memory_to_load_leaves_nothing_half_loaded_and_the_next_use_loads():
+    store = Scarce("scarce")
+    w = World()
+    c = Connector(w, store, EventLog(store, 20), Config(store))
+    lim = Limits(c, store)
+    store.fail = "smart1"  # evse.smart imported, its object not built
+    try:
+        lim.need()
+        assert False, "no MemoryError"
+    except MemoryError:
+        pass
+    assert lim.smart is None and loaded(*SMART) == []
+    assert set_profile(lim, prof(1, "TxDefaultProfile", 10)) == "Accepted"  # memory again
+    lim._apply()
+    assert c.limit_a == 10
+    store.fail = "reservations"
+    try:
+        c.reserving()
+        assert False, "no MemoryError"
+    except MemoryError:
+        pass
+    assert c.reservations is None and loaded("evse.reservation") == []
+    assert c.reserving().reserve(1, clock.now() + 60, "T", None, 1, "Available") == "Accepted"
