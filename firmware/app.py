@@ -10,8 +10,6 @@ from eventlog import EventLog
 from settings import Settings
 from evse.connector import Connector
 from evse.limits import Limits
-from evse.reservation import Reservations
-from evse.smart import Smart
 from ocpp_client.config import Config
 from ocpp_client.client import OcppClient
 from led.status import StatusLight
@@ -37,12 +35,12 @@ async def _main():
     settings = Settings(store, prov)
     config = Config(store, settings)  # keys that are settings read and write them there
     await b.start()
-    reservations = Reservations(store, zero_ok=config.get("ReserveConnectorZeroSupported"))
-    connector = Connector(b, store, events, config, reservations=reservations)
-    smart = Smart(store)
-    limits = Limits(connector, smart)
+    # Smart charging and reservations load on use (evse/limits.py, Connector.reserving()): at
+    # boot only when the flash holds a profile or a reservation.
+    connector = Connector(b, store, events, config)
+    limits = Limits(connector, store)
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
-                      events=events, store=store, smart=smart, reservations=reservations)
+                      events=events, store=store, limits=limits)
     # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
     hotspot = None
     if b.wlan() is not None:

@@ -19,17 +19,24 @@ _SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode ch
 _SESSION_DOC = "session"
 _STOPPING_DOC = "stopping"  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = "availability"
+_RESERVATIONS_DOC = "reservations"  # evse/reservation.py's document
 _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
+
+
+def _drop_reservations():
+    from ocpp_client.features import drop
+
+    drop("evse.reservation")
 
 
 class Connector:
     # Inputs: the board's pilot/feedback/RCD (polled and on edges), tags, OCPP commands,
-    # reservation changes (it listens to them).
+    # reservation changes (it listens to them; the reservations are loaded on use: reserving()).
     # Outputs: relay + pilot PWM (here only), events to the objects given to listen(), each
     # called if it has the method (the listener convention of the firmware):
     #   on_status(cid, status, error_code), on_tx_start(session), on_tx_stop(session, reason)
     # The session dict an event carries is the listener's to read, never to change.
-    def __init__(self, board, store, events, config, meter=None, *, reservations=None):
+    def __init__(self, board, store, events, config, meter=None):
         self.board = board
         self.store = store
         self.events = events
@@ -65,9 +72,12 @@ class Connector:
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
-        self.reservations = reservations  # evse.reservation.Reservations, or None
-        if reservations is not None:
-            reservations.listen(self)
+        # evse.reservation.Reservations while one is held (or found on flash), else None: the
+        # module is out of the heap and nothing is reserved.
+        self.reservations = None
+        if store.load(_RESERVATIONS_DOC, {"r": []})["r"]:
+            self.reserving()
+            self.release_reservations()  # none of them loaded (malformed): out again
         av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
         self.operative = av["operative"]
         self._scheduled = av["scheduled"]
@@ -100,8 +110,35 @@ class Connector:
         self.meter = meter
         self.feedback = feedback
 
+    # -- reservations, loaded on use (like an OCPP feature: ocpp_client/features.py) ----------
+    def reserving(self):
+        # -> the reservations (evse.reservation.Reservations), loaded first if none is held.
+        r = self.reservations
+        if r is None:
+            try:
+                from evse.reservation import Reservations
+
+                r = Reservations(self.store,
+                                 zero_ok=self.config.get("ReserveConnectorZeroSupported"))
+            except MemoryError:
+                _drop_reservations()  # half loaded: out again, the next use tries anew
+                raise
+            r.listen(self)
+            self.reservations = r
+        return r
+
+    def release_reservations(self):
+        # When no reservation is left, the object and its module leave the heap (features.drop).
+        r = self.reservations
+        if r is not None and r.next_expiry() is None:
+            self.reservations = None
+            r = None
+            _drop_reservations()
+
     def on_reservation(self, cid, r):
         # A reservation was made, cancelled, taken or expired: the status follows at once.
+        if r is None:
+            self.release_reservations()  # the last one ended: out of the heap
         self._apply()
 
     # -- read-only views ---------------------------------------------------------------------

@@ -15,6 +15,8 @@
 # Persistence: one store document per connector ("smart0", "smart1") with that connector's
 # ChargePointMaxProfile / TxDefaultProfile lists, saved only when a profile is set or cleared.
 # TxProfiles live in RAM only: they end with their transaction, and every reboot ends it.
+# Loaded on use: evse/limits.py imports this module (and profile.py) only while a profile is
+# installed or asked about, and drops both when none is left.
 import clock
 import log
 from evse import profile as pf
@@ -187,6 +189,10 @@ class Smart:
     def _changed(self):
         for lst in self.listeners:
             lst.on_profiles()
+
+    def installed(self):
+        # -> how many profiles are installed (evse/limits.py drops this module at 0).
+        return len(self._p)
 
     def profiles(self, connector=None):
         # -> [(id, connector, purpose name, stackLevel)] for logs, tests and diagnostics.

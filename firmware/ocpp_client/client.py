@@ -51,18 +51,16 @@ def retry_ms(e, attempt):
 
 class OcppClient:
     # What a feature may use (features.py): settings, config, board, connector, events, store,
-    # smart, reservations, meter, reader, restart_tune, rpc, features, triggers, tasks, queue;
+    # limits, meter, reader, restart_tune, rpc, features, triggers, tasks, queue;
     # online(), after(), send(), kick(), feature().
-    def __init__(self, *, settings, config, board, connector, events, store, smart=None,
-                 reservations=None):
+    def __init__(self, *, settings, config, board, connector, events, store, limits=None):
         self.settings = settings
         self.config = config
         self.board = board
         self.connector = connector
         self.events = events
         self.store = store
-        self.smart = smart
-        self.reservations = reservations
+        self.limits = limits  # evse.limits.Limits: smart charging (the reservations: connector)
         self.meter = None  # the energy meter (meter.latest, energy_wh()): use()
         self.reader = None  # rfid.reader.Reader, for tag learning: use()
         self.restart_tune = None  # fn(): the buzzer's restart tune: use()

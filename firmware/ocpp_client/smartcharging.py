@@ -1,13 +1,13 @@
 # Feature: smart charging. SetChargingProfile, ClearChargingProfile, GetCompositeSchedule on the
-# installed profiles (evse/smart.py); the limit they set reaches the connector through
-# evse/limits.py.
+# installed profiles (evse/smart.py), which evse/limits.py loads on use (need()) and drops once
+# none is left (release()); the limit they set reaches the connector through it.
 import log
 
 _TAG = "ocpp"
 
 
 def attach(s):
-    smart = s.smart
+    lim = s.limits
     conn = s.connector
 
     def tx_id():
@@ -15,29 +15,38 @@ def attach(s):
         return tx.tx_id_now() if tx is not None else None
 
     async def set_profile(p):
-        if smart is None:
+        if lim is None:
             return {"status": "NotSupported"}
-        st, why = smart.set_profile(p, tx_id=tx_id())
+        try:
+            st, why = lim.need().set_profile(p, tx_id=tx_id())
+        finally:
+            lim.release()  # rejected with none installed: out of the heap again
         if why:
             log.info(_TAG, "SetChargingProfile rejected: %s", why)
         return {"status": st}
 
     async def clear_profile(p):
-        if smart is None:
-            return {"status": "Unknown"}
-        return {"status": smart.clear(p.get("id"), p.get("connectorId"),
-                                      p.get("chargingProfilePurpose"), p.get("stackLevel"))}
+        if lim is None or lim.smart is None:
+            return {"status": "Unknown"}  # no profile installed: none matches
+        try:
+            st = lim.smart.clear(p.get("id"), p.get("connectorId"),
+                                 p.get("chargingProfilePurpose"), p.get("stackLevel"))
+        finally:
+            lim.release()
+        return {"status": st}
 
     async def composite(p):
         cid = p["connectorId"]
-        if smart is None or cid not in (0, 1):
+        if lim is None or cid not in (0, 1):
             return {"status": "Rejected"}
         try:
-            sched = smart.composite_schedule(cid, p["duration"], p.get("chargingRateUnit"),
-                                             None, conn.session_start, cap=conn.hw_limit_a)
+            sched = lim.need().composite_schedule(cid, p["duration"], p.get("chargingRateUnit"),
+                                                  None, conn.session_start, cap=conn.hw_limit_a)
         except ValueError as e:
             log.info(_TAG, "GetCompositeSchedule rejected: %s", e)
             return {"status": "Rejected"}
+        finally:
+            lim.release()  # asked with none installed: loaded for this answer only
         if sched is None:
             return {"status": "Rejected"}
         return {"status": "Accepted", "connectorId": cid,

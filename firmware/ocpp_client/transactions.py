@@ -130,11 +130,15 @@ class Transactions:
         tid = self.txq.tx_id(ref)
         self.connector.set_tx_id(ref, tid)
         prof, self.tx_profile = self.tx_profile, None
-        smart = self.s.smart
-        if prof is not None and smart is not None and tid is not None and tid >= 0:
+        lim = self.s.limits  # evse/limits.py: the profiles, loaded on use
+        if prof is not None and lim is not None and tid is not None and tid >= 0:
             prof = dict(prof)
             prof["transactionId"] = tid
-            st, why = smart.set_profile({"connectorId": 1, "csChargingProfiles": prof}, tid)
+            try:
+                st, why = lim.need().set_profile({"connectorId": 1, "csChargingProfiles": prof},
+                                                 tid)
+            finally:
+                lim.release()
             if why:
                 log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
         info = conf.get("idTagInfo") or {}

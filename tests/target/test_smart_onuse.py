@@ -1,0 +1,228 @@
+# On-target tests: smart charging (evse/smart.py, evse/profile.py) and reservations
+# (evse/reservation.py) are in the heap only while a profile or a reservation exists. A charger
+# with none holds neither module; one set loads it, the last one gone drops it (out of
+# sys.modules, every reference released: the heap comes back), a reboot finds the persisted ones
+# and loads them again, and the limit a profile sets still reaches the pilot throughout.
+import asyncio
+import gc
+import sys
+
+import clock
+import evse
+from store import Store
+from eventlog import EventLog
+from ocpp_client.config import Config
+from evse.connector import Connector
+from evse.limits import Limits
+from mphelp import Logs
+from test_connector_props import World
+
+SMART = ("evse.smart", "evse.profile")
+
+
+def boot(root):
+    # The charger after a power-up on the flash at root (app.py's order).
+    store = Store(root)
+    w = World()
+    c = Connector(w, store, EventLog(store, 20), Config(store))
+    c.settle_ms = 0
+    lim = Limits(c, store)
+    return w, c, lim
+
+
+def loaded(*names):
+    return [n for n in names if n in sys.modules or hasattr(evse, n.split(".")[1])]
+
+
+def prof(pid, purpose, limit, **kw):
+    cp = {"chargingProfileId": pid, "stackLevel": 0, "chargingProfilePurpose": purpose,
+          "chargingProfileKind": "Relative",
+          "chargingSchedule": {"chargingRateUnit": "A",
+                               "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}}
+    for k in kw:
+        cp[k] = kw[k]
+    return {"connectorId": 1 if purpose != "ChargePointMaxProfile" else 0,
+            "csChargingProfiles": cp}
+
+
+def set_profile(lim, req, tx_id=None):
+    # What ocpp_client/smartcharging.py does for SetChargingProfile.
+    try:
+        return lim.need().set_profile(req, tx_id)[0]
+    finally:
+        lim.release()
+
+
+def test_without_profiles_nothing_of_smart_charging_is_loaded():
+    _, c, lim = boot("none")
+    assert lim.smart is None and loaded(*SMART) == []
+    lim._apply()
+    assert c.limit_a is None
+
+
+def test_a_profile_loads_it_its_clearing_drops_it_and_frees_the_heap():
+    _, c, lim = boot("flash")
+    assert set_profile(lim, prof(1, "TxDefaultProfile", 10)) == "Accepted"
+    assert loaded(*SMART) == list(SMART)
+    lim._apply()
+    assert c.limit_a == 10 and c.offer_a <= 10  # the pilot never offers above the profile
+    # Persisted: after a reboot the profile is found on flash, loaded, and limits at once.
+    _, c2, lim2 = boot("flash")
+    assert lim2.smart is not None and lim2.smart.installed() == 1
+    lim2._apply()
+    assert c2.limit_a == 10
+    del c2, lim2
+    # Cleared: no profile left, the modules go and the limit is lifted.
+    assert lim.smart.clear() == "Accepted"
+    lim.release()
+    assert lim.smart is None and loaded(*SMART) == []
+    lim._apply()
+    assert c.limit_a is None
+    # The next boot finds nothing to load.
+    _, _, lim3 = boot("flash")
+    assert lim3.smart is None and loaded(*SMART) == []
+
+
+def test_dropping_releases_every_reference():
+    # Set and cleared again and again: the heap comes back each time (nothing but the names,
+    # qstrs, which are never freed, stays from the first time; no function, class or profile).
+    _, c, lim = boot("flash")
+
+    def cycle():
+        assert set_profile(lim, prof(1, "TxDefaultProfile", 10)) == "Accepted"
+        lim._apply()
+        assert c.limit_a == 10
+        lim.smart.clear()
+        lim.release()
+        lim._apply()
+        assert c.limit_a is None and loaded(*SMART) == []
+
+    with Logs():
+        cycle()  # the names are interned, the store's bookkeeping made
+        gc.collect()
+        base = gc.mem_alloc()
+        assert set_profile(lim, prof(1, "TxDefaultProfile", 10)) == "Accepted"
+        gc.collect()
+        held = gc.mem_alloc() - base
+        lim.smart.clear()
+        lim.release()
+        for _ in range(3):
+            cycle()
+    gc.collect()
+    left = gc.mem_alloc() - base
+    assert held > 4000 and left < 256, (held, left)
+
+
+def test_a_rejected_profile_or_a_question_leaves_nothing_loaded():
+    _, c, lim = boot("flash")
+    assert set_profile(lim, prof(1, "TxProfile", 10)) == "Rejected"  # no transaction
+    assert lim.smart is None and loaded(*SMART) == []
+    try:
+        s = lim.need().composite_schedule(1, 600, cap=c.hw_limit_a)
+    finally:
+        lim.release()
+    assert s["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": c.hw_limit_a}]
+    assert lim.smart is None and loaded(*SMART) == []
+
+
+def test_the_transaction_end_drops_its_txprofile_and_the_modules():
+    _, c, lim = boot("flash")
+    assert set_profile(lim, prof(3, "TxProfile", 8), tx_id=42) == "Accepted"
+    assert lim.smart.installed() == 1
+    lim.on_tx_stop(None, "Local")
+    assert lim.smart is None and loaded(*SMART) == []
+    lim._apply()
+    assert c.limit_a is None
+
+
+def test_an_expired_profile_found_at_boot_is_dropped_with_the_modules():
+    _, _, lim = boot("flash")
+    now = clock.now()
+    with Logs():
+        st, _ = lim.need().set_profile(
+            prof(4, "TxDefaultProfile", 12, validTo=clock.iso(now + 60)), None, now - 3600)
+    assert st == "Accepted"
+    # A reboot after validTo: the document holds the profile, which can never apply again.
+    _, c, lim = boot("flash")
+    assert lim.smart is not None
+    lim.smart.expire(now + 120)
+    lim.release()
+    assert lim.smart is None and loaded(*SMART) == []
+    lim._apply()
+    assert c.limit_a is None
+
+
+def test_a_malformed_document_loads_nothing_for_long():
+    Store("bad").save("smart1", {"p": [[1, 2, 3]]})
+    with Logs() as logs:
+        _, _, lim = boot("bad")
+    assert logs.warned("malformed")
+    assert lim.smart is None and loaded(*SMART) == []
+
+
+async def _settle(c):
+    for _ in range(4):  # the pilot's debounce needs three equal readings
+        await asyncio.sleep_ms(0)
+        c.step()
+
+
+async def test_reservations_load_when_made_and_drop_when_used_or_cancelled():
+    w, c, _ = boot("resv")
+    assert c.reservations is None and loaded("evse.reservation") == []
+    exp = clock.now() + 3600
+    assert c.reserving().reserve(1, exp, "OWNER", None, 5, "Available") == "Accepted"
+    assert loaded("evse.reservation") == ["evse.reservation"]
+    assert c.status_of(1)[0] == "Reserved"
+    # Persisted: a reboot finds it and the connector is Reserved again.
+    w, c, _ = boot("resv")
+    assert c.reservations is not None and c.status_of(1)[0] == "Reserved"
+    assert c.reservations.cancel(5) == "Accepted"
+    assert c.reservations is None and loaded("evse.reservation") == []
+    assert c.status_of(1)[0] == "Available"
+    # Used: the reserving tag starts a session; the reservation ends and the module goes.
+    assert c.reserving().reserve(1, exp, "OWNER", None, 6, "Available") == "Accepted"
+    c.set_authorizer(lambda tag: None)
+    c.remote_start("OWNER")
+    w.ev = "B"
+    await _settle(c)
+    assert c.session is not None and c.session["res"] == 6
+    assert c.reservations is None and loaded("evse.reservation") == []
+    # Nothing on flash any more: the next boot loads nothing.
+    _, c, _ = boot("resv")
+    assert c.reservations is None and loaded("evse.reservation") == []
+
+
+class Scarce(Store):
+    # A store whose next load of one document runs out of memory (the heap is full just then).
+    fail = None
+
+    def load(self, name, defaults, version=1):
+        if name == self.fail:
+            self.fail = None
+            raise MemoryError("memory allocation failed")
+        return Store.load(self, name, defaults, version)
+
+
+def test_no_memory_to_load_leaves_nothing_half_loaded_and_the_next_use_loads():
+    store = Scarce("scarce")
+    w = World()
+    c = Connector(w, store, EventLog(store, 20), Config(store))
+    lim = Limits(c, store)
+    store.fail = "smart1"  # evse.smart imported, its object not built
+    try:
+        lim.need()
+        assert False, "no MemoryError"
+    except MemoryError:
+        pass
+    assert lim.smart is None and loaded(*SMART) == []
+    assert set_profile(lim, prof(1, "TxDefaultProfile", 10)) == "Accepted"  # memory again
+    lim._apply()
+    assert c.limit_a == 10
+    store.fail = "reservations"
+    try:
+        c.reserving()
+        assert False, "no MemoryError"
+    except MemoryError:
+        pass
+    assert c.reservations is None and loaded("evse.reservation") == []
+    assert c.reserving().reserve(1, clock.now() + 60, "T", None, 1, "Available") == "Accepted"
