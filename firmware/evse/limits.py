@@ -20,6 +20,7 @@ class Limits:
         self.connector = connector
         self.store = store
         self.smart = None  # evse.smart.Smart while a profile is installed, else None
+        self.pending = False  # a remote start's TxProfile waits for its transaction: kept loaded
         self.wake = asyncio.Event()
         connector.listen(self)
         for d in _DOCS:
@@ -47,7 +48,7 @@ class Limits:
         # After a change: when no profile is left, the profiles and their modules leave the heap
         # (the next need() imports them again) and the task lifts the limit.
         sm = self.smart
-        if sm is not None and not sm.installed():
+        if sm is not None and not self.pending and not sm.installed():
             self.smart = None
             sm = None
             _drop()

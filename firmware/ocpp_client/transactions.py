@@ -131,14 +131,22 @@ class Transactions:
         self.connector.set_tx_id(ref, tid)
         prof, self.tx_profile = self.tx_profile, None
         lim = self.s.limits  # evse/limits.py: the profiles, loaded on use
-        if prof is not None and lim is not None and tid is not None and tid >= 0:
-            prof = dict(prof)
-            prof["transactionId"] = tid
-            try:
-                st, why = lim.need().set_profile({"connectorId": 1, "csChargingProfiles": prof},
-                                                 tid)
-            finally:
-                lim.release()
+        if prof is not None and lim is not None:
+            lim.pending = False
+            why = None
+            if tid is not None and tid >= 0:
+                prof = dict(prof)
+                prof["transactionId"] = tid
+                try:
+                    why = lim.need().set_profile({"connectorId": 1, "csChargingProfiles": prof},
+                                                 tid)[1]
+                except MemoryError:
+                    # The CSMS's limit cannot be applied: charging without it is not an option.
+                    log.error(_TAG, "TxProfile of the remote start not installed (no memory): "
+                              "session stopped")
+                    self.connector.stop_for("Other")
+                finally:
+                    lim.release()
             if why:
                 log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
         info = conf.get("idTagInfo") or {}
@@ -169,12 +177,25 @@ class Transactions:
         if prof is not None and prof.get("chargingProfilePurpose") != "TxProfile":
             return {"status": "Rejected"}
         id_tag = p["idTag"]
+        lim = self.s.limits
+        if prof is not None and lim is not None:
+            # The profiles are loaded now, while the CSMS can still be told no, and kept until
+            # the transaction's id lets the TxProfile be installed (_start_conf).
+            try:
+                lim.need()
+            except MemoryError:
+                log.warn(_TAG, "remote start with a TxProfile refused: no memory for profiles")
+                return {"status": "Rejected"}
         authorize = self.config.get("AuthorizeRemoteTxRequests")
         st = self.connector.remote_start(id_tag, authorized=not authorize)
         if st == "Accepted" and authorize:
             self.s.after(self._authorize_remote, id_tag)
         if st == "Accepted" and prof is not None:
             self.tx_profile = prof  # installed once the transaction has its id
+            if lim is not None:
+                lim.pending = True
+        elif prof is not None and lim is not None:
+            lim.release()
         return {"status": st}
 
     async def _authorize_remote(self, id_tag):

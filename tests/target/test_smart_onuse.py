@@ -226,3 +226,20 @@ def test_no_memory_to_load_leaves_nothing_half_loaded_and_the_next_use_loads():
         pass
     assert c.reservations is None and loaded("evse.reservation") == []
     assert c.reserving().reserve(1, clock.now() + 60, "T", None, 1, "Available") == "Accepted"
+
+
+
+def test_a_remote_starts_txprofile_keeps_the_profiles_loaded_until_its_transaction():
+    # ocpp_client/transactions.py loads them when the RemoteStartTransaction comes (refused
+    # there if memory lacks) and installs the TxProfile once the transaction has its id: a
+    # ClearChargingProfile meanwhile must not drop them.
+    _, _, lim = boot("pending")
+    lim.need()
+    lim.pending = True
+    assert set_profile(lim, prof(2, "TxDefaultProfile", 12)) == "Accepted"
+    lim.smart.clear()
+    lim.release()
+    assert lim.smart is not None and loaded(*SMART) == list(SMART)
+    lim.pending = False  # the transaction's id came: TxProfile installed (or not), then
+    lim.release()
+    assert lim.smart is None and loaded(*SMART) == []
