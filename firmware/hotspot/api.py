@@ -80,35 +80,36 @@ async def _json_body(hs, req):
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise httpd.HttpError(415, "send Content-Type: application/json")
     body = await req.read_body()
-    if _too_deep(body, 8):
+    if _too_deep(body.chunks, 8):
         raise httpd.HttpError(400, "the JSON is nested too deeply")
     try:
-        return json.loads(bytes(body))  # no await before this: body is the shared buffer
+        return json.load(body)  # streamed from its pieces: the body never in one block
     except (ValueError, UnicodeError, MemoryError, RuntimeError):
         raise httpd.HttpError(400, "the body is not valid JSON")
 
 
-def _too_deep(b, limit):
+def _too_deep(chunks, limit):
     # A claim is a flat object: refuse deep nesting before the parser spends the heap on it.
     depth = 0
     in_str = False
     esc = False
-    for c in b:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 92:  # backslash
-                esc = True
+    for b in chunks:
+        for c in b:
+            if in_str:
+                if esc:
+                    esc = False
+                elif c == 92:  # backslash
+                    esc = True
+                elif c == 34:
+                    in_str = False
             elif c == 34:
-                in_str = False
-        elif c == 34:
-            in_str = True
-        elif c in (91, 123):  # [ {
-            depth += 1
-            if depth > limit:
-                return True
-        elif c in (93, 125):
-            depth -= 1
+                in_str = True
+            elif c in (91, 123):  # [ {
+                depth += 1
+                if depth > limit:
+                    return True
+            elif c in (93, 125):
+                depth -= 1
     return False
 
 
