@@ -47,8 +47,10 @@ async def handle(hs, req):
         return await local.handle(hs, req, _only, _json)
     if p in ("/", "/app.js", "/app.css"):
         from hotspot import page
+        from ocpp_client.features import drop
 
         asset = page.ASSETS[p]
+        drop("hotspot.page")  # out of the heap once this answer is written
         bad = _only(hs, m, ("GET", "HEAD"))
         return bad or (200, asset[0], asset[1], None)
     host = req.header(b"host", "")
@@ -152,11 +154,14 @@ async def _post_claim(hs, req):
         return httpd.error(409, busy)
     d = await _json_body(hs, req)
     from hotspot import validate
+    from ocpp_client.features import drop
 
     try:
         c = validate.claim(d, hs.settings.factory_id)
     except validate.Invalid as e:
         return httpd.error(422, e.message, e.field or None)
+    finally:
+        drop("hotspot.validate")  # out of the heap until the next claim
     hs.start_claim(c)
     return _json(202, {"state": hs.state})
 

@@ -46,9 +46,11 @@ def ssid_for(cp_id):
     return ("borne-" + s)[:32]
 
 
-# Loaded while the hotspot is open (open_ap, the API's routes) and dropped when it closes.
+# Loaded while the hotspot is open (open_ap, the API's routes, a claim) and dropped when it
+# closes (page.py after each page served, validate.py after each claim checked, claimflow.py
+# when its claim ends).
 _LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.page", "hotspot.validate",
-           "ota.local")
+           "hotspot.claimflow", "ota.local")
 
 
 class Hotspot:
@@ -72,6 +74,7 @@ class Hotspot:
         self.ip = None
         self.state = IDLE
         self.error = None
+        self._message = None  # the error's, for the owner
         self._http = None
         self._dns = None
         self._last_ms = 0
@@ -147,6 +150,7 @@ class Hotspot:
         drop(*_LOADED)
         self.open = False
         self._close_at = None
+        self._scan = None
         self.guard.drop_tokens()
         log.info(_TAG, "hotspot closed (%s)", why)
         if self.events:
@@ -268,10 +272,8 @@ class Hotspot:
         # GET /api/claim
         d = {"state": self.state}
         if self.error:
-            from hotspot.claimflow import MESSAGES  # an error comes from there: loaded
-
             d["error"] = self.error
-            d["message"] = MESSAGES.get(self.error, self.error)
+            d["message"] = self._message or self.error
         if self.state == DONE:
             d["cp_id"] = self.settings["cp_id"]
             d["closes_in_ms"] = max(0, time.ticks_diff(self._close_at or 0, time.ticks_ms()))
@@ -306,7 +308,8 @@ class Hotspot:
     def checking(self):
         self._set(CHECKING)
 
-    def failed(self, code):
+    def failed(self, code, message=None):
+        self._message = message
         self._set(FAILED, code)
 
     def claimed(self, restart):
@@ -325,6 +328,9 @@ class Hotspot:
 
     def claim_ended(self):
         self._claim_task = None
+        from ocpp_client.features import drop
+
+        drop("hotspot.claimflow")  # out of the heap (its task ends now) until the next claim
 
     def _set(self, state, error=None):
         self.state = state
