@@ -50,11 +50,10 @@ def reason(status):
     return _REASONS[i + 5 : _REASONS.find("\n", i + 5)]
 
 
-_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE",
-            b"CONNECT")
+# Word lists as text constants, each word between spaces (tokens never hold one).
+_METHODS = b" GET HEAD POST PUT DELETE OPTIONS PATCH TRACE CONNECT "
 # Headers kept from a request; the rest are checked for form and dropped.
-_KEEP = (b"host", b"content-length", b"content-type", b"authorization", b"transfer-encoding",
-         b"expect", b"origin")
+_KEEP = b" host content-length content-type authorization transfer-encoding expect origin "
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SECURITY = (
     b"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
@@ -200,7 +199,7 @@ def parse_head(buf, n):
                 and version[6] == 46 and 48 <= version[7] <= 57):
             raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are served")
         raise HttpError(400, "malformed HTTP version")
-    if method not in _METHODS:
+    if b" " + method + b" " not in _METHODS:
         raise HttpError(501, "method not implemented")
     if target[:1] != b"/":
         raise HttpError(400, "the request target must be a path starting with /")
@@ -234,7 +233,7 @@ def parse_head(buf, n):
             if (c < 0x20 and c != 9) or c == 0x7F:
                 raise HttpError(400, "control character in a header value")
         name = name.lower()
-        if name in _KEEP:
+        if b" " + name + b" " in _KEEP:
             value = value.strip()
             for c in value:
                 if c > 0x7E:
@@ -320,9 +319,6 @@ class _Conn:
         self._out = []
         self.s.close()
 
-    async def wait_closed(self):
-        pass
-
 
 _EAGAIN = const(11)
 
@@ -403,7 +399,6 @@ class Server:
     async def _close(self, w):
         try:
             w.close()
-            await asyncio.wait_for_ms(w.wait_closed(), 1000)
         except Exception:
             pass
 
@@ -495,39 +490,9 @@ class Server:
         n = self._body_length(req)
         if not n and req.headers.get(b"content-length") is None:
             return Body([], 0)
-        have = req.body
-        if len(have) > n:
-            raise HttpError(400, "more bytes than Content-Length")
-        chunks = [have] if have else []
-        if len(have) == n:
-            return Body(chunks, n)
-        try:
-            await asyncio.wait_for_ms(self._body_lock.acquire(), BODY_TIMEOUT_MS)
-        except asyncio.TimeoutError:
-            raise HttpError(503, "busy: try again")
-        try:
-            if req.headers.get(b"expect", b"").lower() == b"100-continue":
-                req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                await req._w.drain()
-            mv = memoryview(req._buf)  # the head is parsed: its buffer is free
-            got = len(have)
-
-            async def fill():
-                nonlocal got
-                while got < n:
-                    k = await req._r.readinto(mv[: min(CHUNK, n - got)])
-                    if not k:
-                        raise HttpError(400, "body shorter than Content-Length")
-                    chunks.append(bytes(mv[:k]))
-                    got += k
-
-            try:
-                await asyncio.wait_for_ms(fill(), BODY_TIMEOUT_MS)
-            except asyncio.TimeoutError:
-                raise HttpError(408, "request body not received in time")
-            return Body(chunks, n)
-        finally:
-            self._body_lock.release()
+        chunks = [req.body] if req.body else []
+        await self._recv(req, n, lambda mv: chunks.append(bytes(mv)), CHUNK, False)
+        return Body(chunks, n)
 
     async def _body_to(self, req, f, limit):
         cl = req.headers.get(b"content-length")
@@ -536,11 +501,20 @@ class Server:
         n = int(cl)
         if n > limit:
             raise HttpError(413, "body over %d bytes" % limit)
-        have = req.body
-        if len(have) > n:
+        if len(req.body) <= n:
+            f.write(req.body)
+        return await self._recv(req, n, f.write, HEAD_MAX, True)
+
+    async def _recv(self, req, n, put, piece, stream):
+        # The rest of a body of n bytes (req.body came with the head), read through the client's
+        # buffer (the head is parsed: it is free) and given to put() in pieces of at most
+        # `piece` bytes. A stream (a file upload) may take as long as it keeps coming (each read
+        # within BODY_TIMEOUT); any other body arrives whole within BODY_TIMEOUT. -> n.
+        got = len(req.body)
+        if got > n:
             raise HttpError(400, "more bytes than Content-Length")
-        f.write(have)
-        got = len(have)
+        if got == n:
+            return n
         try:
             await asyncio.wait_for_ms(self._body_lock.acquire(), BODY_TIMEOUT_MS)
         except asyncio.TimeoutError:
@@ -549,19 +523,32 @@ class Server:
             if req.headers.get(b"expect", b"").lower() == b"100-continue":
                 req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 await req._w.drain()
-            mv = memoryview(req._buf)  # the head is parsed: its buffer is free
-            while got < n:
-                want = n - got
+            mv = memoryview(req._buf)
+
+            async def fill():
+                nonlocal got
+                while got < n:
+                    r = req._r.readinto(mv[: min(piece, n - got)])
+                    if stream:
+                        try:
+                            k = await asyncio.wait_for_ms(r, BODY_TIMEOUT_MS)
+                        except asyncio.TimeoutError:
+                            raise HttpError(408, "request body stalled")
+                    else:
+                        k = await r
+                    if not k:
+                        raise HttpError(400, "body shorter than Content-Length")
+                    put(mv[:k])
+                    got += k
+
+            if stream:
+                await fill()
+            else:
                 try:
-                    k = await asyncio.wait_for_ms(
-                        req._r.readinto(mv if want >= len(mv) else mv[:want]), BODY_TIMEOUT_MS)
+                    await asyncio.wait_for_ms(fill(), BODY_TIMEOUT_MS)
                 except asyncio.TimeoutError:
-                    raise HttpError(408, "request body stalled")
-                if not k:
-                    raise HttpError(400, "body shorter than Content-Length")
-                f.write(mv[:k])
-                got += k
-            return got
+                    raise HttpError(408, "request body not received in time")
+            return n
         finally:
             self._body_lock.release()
 
