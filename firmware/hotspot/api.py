@@ -86,8 +86,10 @@ async def _json_body(hs, req):
         raise httpd.HttpError(400, "the JSON is nested too deeply")
     try:
         return json.load(body)  # streamed from its pieces: the body never in one block
-    except (ValueError, UnicodeError, MemoryError, RuntimeError):
+    except (ValueError, UnicodeError, RuntimeError):
         raise httpd.HttpError(400, "the body is not valid JSON")
+    except MemoryError:  # a long string needs a block of its length: the heap has none now
+        raise httpd.HttpError(503, "out of memory, try again")
 
 
 def _too_deep(chunks, limit):

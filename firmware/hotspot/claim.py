@@ -23,13 +23,17 @@ SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 # Free heap (bytes, after a collection) the hotspot needs to open: its servers' modules and
 # buffers, plus a request's working room. Measured on the unix port from the .mpy build (64-bit
-# objects, bytecode in the heap): ~36 KB held once open, ~12 KB more for requests;
-# tests/test_low_memory.py checks the held part stays below this. A 32-bit port (the ESP32)
-# needs about half (objects of half the size), an estimate until measured on the charger. Below
-# it, opening is refused with a logged reason and tried again every _ROOM_RETRY_MS until memory
-# frees.
-NEED_FREE = (48 if sys.maxsize > 1 << 32 else 24) * 1024
-_BLOCK = const(6144)  # its largest buffer: httpd.py's body buffer (BODY_MAX)
+# objects, bytecode in the heap): ~26 KB held once open (idle: no request buffer), ~14 KB more
+# for a request (its 2 KB head buffer, a 6 KB body in pieces and what it parses into);
+# tests/test_low_memory.py checks the held part stays below its own figure. A 32-bit port (the
+# ESP32) needs about half (objects of half the size), an estimate until measured on the
+# charger. Below it, opening is refused with a logged reason and tried again every
+# _ROOM_RETRY_MS until memory frees.
+NEED_FREE = (40 if sys.maxsize > 1 << 32 else 20) * 1024
+# Its largest block: a client's head buffer (httpd.py HEAD_MAX); a body comes in 512-byte
+# pieces. (A claim's long certificate needs a block of its own length when parsed: without
+# one, that request gets 503 and can be sent again.)
+_BLOCK = const(2048)
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
