@@ -1,8 +1,8 @@
 # A small, strict HTTP/1.1 server on asyncio streams, for the hotspot only.
 #
 # Everything here comes from an untrusted radio, so every input is bounded:
-#   request head    HEAD_MAX bytes in a buffer of the client's own (allocated when it connects,
-#                   freed when it leaves: an idle server holds none); request line LINE_MAX
+#   request head    HEAD_MAX bytes in a buffer of the client's own (one kept between clients,
+#                   others allocated when they connect, freed when they leave); request line LINE_MAX
 #                   (414 past it), HEADERS_MAX header lines (431), head in HEAD_TIMEOUT
 #   body            Content-Length only (no chunked: 501), BODY_MAX bytes (413), read within
 #                   BODY_TIMEOUT (408) through the client's head buffer into CHUNK-byte pieces
@@ -330,6 +330,9 @@ class Server:
         self.handler = handler
         self.on_request = on_request
         self._clients = 0
+        # One head buffer kept between clients (an app's requests come one after another): a
+        # request then needs no new block; a second and third client at once allocate their own.
+        self._spare = bytearray(HEAD_MAX)
         self._body_lock = asyncio.Lock()  # one body being read at a time
         self._srv = None
         self.served = 0
@@ -377,10 +380,13 @@ class Server:
         busy = self._clients >= MAX_CLIENTS
         buf = None
         if not busy:
-            try:
-                buf = bytearray(HEAD_MAX)  # this client's, dropped when it leaves
-            except MemoryError:
-                pass
+            buf = self._spare
+            self._spare = None
+            if buf is None:
+                try:
+                    buf = bytearray(HEAD_MAX)  # this client's, dropped when it leaves
+                except MemoryError:
+                    pass
         if buf is None:
             await self._send(w, _json_error(503, "busy: too many clients" if busy else
                                             "out of memory, try again"), False)
@@ -394,6 +400,8 @@ class Server:
             log.exc(_TAG, "client", e)
         finally:
             self._clients -= 1
+            if self._spare is None:
+                self._spare = buf
             await self._close(w)
 
     async def _close(self, w):
