@@ -500,6 +500,7 @@ class Server:
             return Body([], 0)
         chunks = [req.body] if req.body else []
         await self._recv(req, n, lambda mv: chunks.append(bytes(mv)), CHUNK, False)
+        req.body = b""  # the Body holds it now: its reader lets go of it
         return Body(chunks, n)
 
     async def _body_to(self, req, f, limit):
@@ -511,7 +512,9 @@ class Server:
             raise HttpError(413, "body over %d bytes" % limit)
         if len(req.body) <= n:
             f.write(req.body)
-        return await self._recv(req, n, f.write, HEAD_MAX, True)
+        n = await self._recv(req, n, f.write, HEAD_MAX, True)
+        req.body = b""
+        return n
 
     async def _recv(self, req, n, put, piece, stream):
         # The rest of a body of n bytes (req.body came with the head), read through the client's
