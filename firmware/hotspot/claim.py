@@ -23,8 +23,8 @@ SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 # Free heap (bytes, after a collection) the hotspot needs to open: its servers' modules and
 # buffers, plus a request's working room. Measured on the unix port from the .mpy build (64-bit
-# objects, bytecode in the heap): ~26 KB held once open (idle: no request buffer), ~14 KB more
-# for a request (its 2 KB head buffer, a 6 KB body in pieces and what it parses into);
+# objects, bytecode in the heap): ~28 KB held once open (with one 2 KB head buffer), ~14 KB more
+# for a request (a 6 KB body in pieces and what it parses into, its answer);
 # tests/test_low_memory.py checks the held part stays below its own figure. A 32-bit port (the
 # ESP32) needs about half (objects of half the size), an estimate until measured on the
 # charger. Below it, opening is refused with a logged reason and tried again every
