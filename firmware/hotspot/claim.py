@@ -30,10 +30,11 @@ _RESET_DELAY_MS = const(700)
 # charger. Below it, opening is refused with a logged reason and tried again every
 # _ROOM_RETRY_MS until memory frees.
 NEED_FREE = (40 if sys.maxsize > 1 << 32 else 20) * 1024
-# Its largest block: a client's head buffer (httpd.py HEAD_MAX); a body comes in 512-byte
-# pieces. (A claim's long certificate needs a block of its own length when parsed: without
-# one, that request gets 503 and can be sent again.)
-_BLOCK = const(2048)
+# Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string, and
+# the TLS context of the claim's CSMS check (~3 KB); the servers' own are smaller (a client's
+# 2 KB head buffer, a body in 512-byte pieces). A claim that finds no such block anyway gets
+# 503 (the body) or csms_tls (the check) and can be sent again.
+_BLOCK = const(4096)
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
