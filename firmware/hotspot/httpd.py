@@ -2,8 +2,8 @@
 #
 # Everything here comes from an untrusted radio, so every input is bounded:
 #   request head    HEAD_MAX bytes in a buffer of the client's own (one kept between clients,
-#                   others allocated when they connect, freed when they leave); request line LINE_MAX
-#                   (414 past it), HEADERS_MAX header lines (431), head in HEAD_TIMEOUT
+#                   others allocated when they connect, freed when they leave); request line
+#                   LINE_MAX (414 past it), HEADERS_MAX header lines (431), head in HEAD_TIMEOUT
 #   body            Content-Length only (no chunked: 501), BODY_MAX bytes (413), read within
 #                   BODY_TIMEOUT (408) through the client's head buffer into CHUNK-byte pieces
 #                   (no large block: a JSON body goes to the parser as a stream, Body), one body
@@ -93,8 +93,7 @@ class Request:
 
     async def body_to(self, f, limit):
         # A long body (a firmware bundle) streamed into the open file f through the client's
-        # buffer:
-        # Content-Length required (411), at most `limit` bytes (413), every read within
+        # buffer: Content-Length required (411), at most `limit` bytes (413), every read within
         # BODY_TIMEOUT (408). -> bytes written. Raises HttpError.
         return await self._srv._body_to(self, f, limit)
 
