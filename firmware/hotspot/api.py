@@ -47,8 +47,10 @@ async def handle(hs, req):
         return await local.handle(hs, req, _only, _json)
     if p in ("/", "/app.js", "/app.css"):
         from hotspot import page
+        from ocpp_client.features import drop
 
         asset = page.ASSETS[p]
+        drop("hotspot.page")  # out of the heap once this answer is written
         bad = _only(hs, m, ("GET", "HEAD"))
         return bad or (200, asset[0], asset[1], None)
     host = req.header(b"host", "")
@@ -80,35 +82,38 @@ async def _json_body(hs, req):
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise httpd.HttpError(415, "send Content-Type: application/json")
     body = await req.read_body()
-    if _too_deep(body, 8):
+    if _too_deep(body.chunks, 8):
         raise httpd.HttpError(400, "the JSON is nested too deeply")
     try:
-        return json.loads(bytes(body))  # no await before this: body is the shared buffer
-    except (ValueError, UnicodeError, MemoryError, RuntimeError):
+        return json.load(body)  # streamed from its pieces: the body never in one block
+    except (ValueError, UnicodeError, RuntimeError):
         raise httpd.HttpError(400, "the body is not valid JSON")
+    except MemoryError:  # a long string needs a block of its length: the heap has none now
+        raise httpd.HttpError(503, "out of memory, try again")
 
 
-def _too_deep(b, limit):
+def _too_deep(chunks, limit):
     # A claim is a flat object: refuse deep nesting before the parser spends the heap on it.
     depth = 0
     in_str = False
     esc = False
-    for c in b:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 92:  # backslash
-                esc = True
+    for b in chunks:
+        for c in b:
+            if in_str:
+                if esc:
+                    esc = False
+                elif c == 92:  # backslash
+                    esc = True
+                elif c == 34:
+                    in_str = False
             elif c == 34:
-                in_str = False
-        elif c == 34:
-            in_str = True
-        elif c in (91, 123):  # [ {
-            depth += 1
-            if depth > limit:
-                return True
-        elif c in (93, 125):
-            depth -= 1
+                in_str = True
+            elif c in (91, 123):  # [ {
+                depth += 1
+                if depth > limit:
+                    return True
+            elif c in (93, 125):
+                depth -= 1
     return False
 
 
@@ -151,11 +156,14 @@ async def _post_claim(hs, req):
         return httpd.error(409, busy)
     d = await _json_body(hs, req)
     from hotspot import validate
+    from ocpp_client.features import drop
 
     try:
         c = validate.claim(d, hs.settings.factory_id)
     except validate.Invalid as e:
         return httpd.error(422, e.message, e.field or None)
+    finally:
+        drop("hotspot.validate")  # out of the heap until the next claim
     hs.start_claim(c)
     return _json(202, {"state": hs.state})
 

@@ -23,13 +23,18 @@ SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 # Free heap (bytes, after a collection) the hotspot needs to open: its servers' modules and
 # buffers, plus a request's working room. Measured on the unix port from the .mpy build (64-bit
-# objects, bytecode in the heap): ~36 KB held once open, ~12 KB more for requests;
-# tests/test_low_memory.py checks the held part stays below this. A 32-bit port (the ESP32)
-# needs about half (objects of half the size), an estimate until measured on the charger. Below
-# it, opening is refused with a logged reason and tried again every _ROOM_RETRY_MS until memory
-# frees.
-NEED_FREE = (48 if sys.maxsize > 1 << 32 else 24) * 1024
-_BLOCK = const(6144)  # its largest buffer: httpd.py's body buffer (BODY_MAX)
+# objects, bytecode in the heap): ~28 KB held once open (with one 2 KB head buffer), ~14 KB more
+# for a request (a 6 KB body in pieces and what it parses into, its answer);
+# tests/test_low_memory.py checks the held part stays below its own figure. A 32-bit port (the
+# ESP32) needs about half (objects of half the size), an estimate until measured on the
+# charger. Below it, opening is refused with a logged reason and tried again every
+# _ROOM_RETRY_MS until memory frees.
+NEED_FREE = (40 if sys.maxsize > 1 << 32 else 20) * 1024
+# Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string, and
+# the TLS context of the claim's CSMS check (~3 KB); the servers' own are smaller (a client's
+# 2 KB head buffer, a body in 512-byte pieces). A claim that finds no such block anyway gets
+# 503 (the body) or csms_tls (the check) and can be sent again.
+_BLOCK = const(4096)
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -46,9 +51,11 @@ def ssid_for(cp_id):
     return ("borne-" + s)[:32]
 
 
-# Loaded while the hotspot is open (open_ap, the API's routes) and dropped when it closes.
+# Loaded while the hotspot is open (open_ap, the API's routes, a claim) and dropped when it
+# closes (page.py after each page served, validate.py after each claim checked, claimflow.py
+# when its claim ends).
 _LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.page", "hotspot.validate",
-           "ota.local")
+           "hotspot.claimflow", "ota.local")
 
 
 class Hotspot:
@@ -72,6 +79,7 @@ class Hotspot:
         self.ip = None
         self.state = IDLE
         self.error = None
+        self._message = None  # the error's, for the owner
         self._http = None
         self._dns = None
         self._last_ms = 0
@@ -147,6 +155,7 @@ class Hotspot:
         drop(*_LOADED)
         self.open = False
         self._close_at = None
+        self._scan = None
         self.guard.drop_tokens()
         log.info(_TAG, "hotspot closed (%s)", why)
         if self.events:
@@ -268,10 +277,8 @@ class Hotspot:
         # GET /api/claim
         d = {"state": self.state}
         if self.error:
-            from hotspot.claimflow import MESSAGES  # an error comes from there: loaded
-
             d["error"] = self.error
-            d["message"] = MESSAGES.get(self.error, self.error)
+            d["message"] = self._message or self.error
         if self.state == DONE:
             d["cp_id"] = self.settings["cp_id"]
             d["closes_in_ms"] = max(0, time.ticks_diff(self._close_at or 0, time.ticks_ms()))
@@ -306,7 +313,8 @@ class Hotspot:
     def checking(self):
         self._set(CHECKING)
 
-    def failed(self, code):
+    def failed(self, code, message=None):
+        self._message = message
         self._set(FAILED, code)
 
     def claimed(self, restart):
@@ -325,6 +333,9 @@ class Hotspot:
 
     def claim_ended(self):
         self._claim_task = None
+        from ocpp_client.features import drop
+
+        drop("hotspot.claimflow")  # out of the heap (its task ends now) until the next claim
 
     def _set(self, state, error=None):
         self.state = state

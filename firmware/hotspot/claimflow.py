@@ -1,6 +1,7 @@
-# The claim flow, loaded only when a claim is made: join the home Wi-Fi, one WebSocket handshake
-# with the new CSMS (credentials and TLS set up by ocpp_client/security.py, as for the real
-# connection), then store. It drives the Hotspot only through its public methods.
+# The claim flow, loaded only when a claim is made (and dropped when it ends): join the home
+# Wi-Fi, one WebSocket handshake with the new CSMS (credentials and TLS set up by
+# ocpp_client/security.py, as for the real connection), then store. It drives the Hotspot only
+# through its public methods.
 import asyncio
 
 import log
@@ -29,13 +30,13 @@ async def run(hs, c):
             code = {"wrong_password": "wifi_wrong_password",
                     "not_found": "wifi_not_found"}.get(res, "wifi_failed")
             hs.radio.leave()
-            hs.failed(code)
+            _failed(hs, code)
             return
         hs.checking()
         code = await _probe(hs, c)
         if code:
             hs.radio.leave()
-            hs.failed(code)
+            _failed(hs, code)
             return
         hs.settings.update(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
@@ -52,9 +53,14 @@ async def run(hs, c):
         hs.claimed(restart=was_claimed)
     except Exception as e:
         log.exc(_TAG, "claim", e)
-        hs.failed("wifi_failed")
+        _failed(hs, "wifi_failed")
     finally:
         hs.claim_ended()
+
+
+def _failed(hs, code):
+    # The Hotspot keeps the message: this module leaves the heap when the claim ends.
+    hs.failed(code, MESSAGES.get(code, code))
 
 
 async def _probe(hs, c):

@@ -1,16 +1,20 @@
 # A small, strict HTTP/1.1 server on asyncio streams, for the hotspot only.
 #
 # Everything here comes from an untrusted radio, so every input is bounded:
-#   request head    HEAD_MAX bytes in a buffer preallocated per client slot; request line
+#   request head    HEAD_MAX bytes in a buffer of the client's own (one kept between clients,
+#                   others allocated when they connect, freed when they leave); request line
 #                   LINE_MAX (414 past it), HEADERS_MAX header lines (431), head in HEAD_TIMEOUT
-#   body            Content-Length only (no chunked: 501), BODY_MAX bytes (413), one body in RAM
-#                   at a time (a lock), read within BODY_TIMEOUT (408)
+#   body            Content-Length only (no chunked: 501), BODY_MAX bytes (413), read within
+#                   BODY_TIMEOUT (408) through the client's head buffer into CHUNK-byte pieces
+#                   (no large block: a JSON body goes to the parser as a stream, Body), one body
+#                   being read at a time (a lock)
 #   clients         MAX_CLIENTS at once; one more gets 503 at once
 #   responses       written within WRITE_TIMEOUT, then the connection closes (no keep-alive:
 #                   nothing lingers, and a slow or silent client costs one slot for seconds)
 # The path is percent-decoded and normalised (dot segments resolved; NUL, control characters,
 # backslashes, encoded slashes and escapes above the root refused with 400).
 import asyncio
+import io
 
 import log
 
@@ -20,6 +24,7 @@ HEAD_MAX = const(2048)
 LINE_MAX = const(1024)
 HEADERS_MAX = const(32)
 BODY_MAX = const(6144)
+CHUNK = const(512)  # the body's pieces
 HEAD_TIMEOUT_MS = const(5000)
 BODY_TIMEOUT_MS = const(5000)
 WRITE_TIMEOUT_MS = const(5000)
@@ -27,20 +32,28 @@ DRAIN_MAX = const(65536)
 POLL_MS = const(20)
 DRAIN_MS = const(300)
 
-REASONS = {
-    100: "Continue", 200: "OK", 202: "Accepted", 204: "No Content", 302: "Found",
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-    411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
-}
-_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE",
-            b"CONNECT")
+# The reason phrases, one text constant (it stays in the bytecode: no dict in the heap).
+_REASONS = (
+    "\n100 Continue\n200 OK\n202 Accepted\n204 No Content\n302 Found\n400 Bad Request"
+    "\n401 Unauthorized\n403 Forbidden\n404 Not Found\n405 Method Not Allowed"
+    "\n408 Request Timeout\n409 Conflict\n411 Length Required\n413 Content Too Large"
+    "\n414 URI Too Long\n415 Unsupported Media Type\n422 Unprocessable Content"
+    "\n429 Too Many Requests\n431 Request Header Fields Too Large\n500 Internal Server Error"
+    "\n501 Not Implemented\n503 Service Unavailable\n505 HTTP Version Not Supported\n"
+)
+
+
+def reason(status):
+    i = _REASONS.find("\n%d " % status)
+    if i < 0:
+        return "Status"
+    return _REASONS[i + 5 : _REASONS.find("\n", i + 5)]
+
+
+# Word lists as text constants, each word between spaces (tokens never hold one).
+_METHODS = b" GET HEAD POST PUT DELETE OPTIONS PATCH TRACE CONNECT "
 # Headers kept from a request; the rest are checked for form and dropped.
-_KEEP = (b"host", b"content-length", b"content-type", b"authorization", b"transfer-encoding",
-         b"expect", b"origin")
+_KEEP = b" host content-length content-type authorization transfer-encoding expect origin "
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SECURITY = (
     b"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
@@ -58,7 +71,8 @@ class HttpError(Exception):
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "version", "headers", "body", "_srv", "_r", "_w")
+    __slots__ = ("method", "path", "query", "version", "headers", "body", "_srv", "_r", "_w",
+                 "_buf")
 
     def __init__(self):
         self.body = b""
@@ -73,15 +87,46 @@ class Request:
         return self._srv._body_length(self)
 
     async def read_body(self):
-        # The body (b"" without Content-Length): bytes, or a memoryview into the server's one
-        # body buffer, valid until the caller's next await. Raises HttpError.
+        # The body (empty without Content-Length), as a Body: a stream (json.load(body)) over
+        # pieces of at most CHUNK bytes. Raises HttpError.
         return await self._srv._read_body(self)
 
     async def body_to(self, f, limit):
-        # A long body (a firmware bundle) streamed into the open file f through the body buffer:
-        # Content-Length required (411), at most `limit` bytes (413), every read within
+        # A long body (a firmware bundle) streamed into the open file f through the client's
+        # buffer: Content-Length required (411), at most `limit` bytes (413), every read within
         # BODY_TIMEOUT (408). -> bytes written. Raises HttpError.
         return await self._srv._body_to(self, f, limit)
+
+
+class Body(io.IOBase):
+    # A request body held as pieces (no block of its length), read as a stream: json.load()
+    # takes it. `chunks` (the pieces) and len() for callers that walk it themselves.
+    def __init__(self, chunks, n):
+        self.chunks = chunks
+        self._n = n
+        self._i = 0
+        self._o = 0
+
+    def __len__(self):
+        return self._n
+
+    def readinto(self, buf):
+        c = self.chunks
+        while self._i < len(c):
+            ch = c[self._i]
+            o = self._o
+            if o < len(ch):
+                if len(buf) == 1:  # how the JSON parser reads: no allocation
+                    buf[0] = ch[o]
+                    self._o = o + 1
+                    return 1
+                k = min(len(buf), len(ch) - o)
+                buf[:k] = memoryview(ch)[o : o + k]
+                self._o = o + k
+                return k
+            self._i += 1
+            self._o = 0
+        return 0
 
 
 def _is_token(b):
@@ -153,7 +198,7 @@ def parse_head(buf, n):
                 and version[6] == 46 and 48 <= version[7] <= 57):
             raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are served")
         raise HttpError(400, "malformed HTTP version")
-    if method not in _METHODS:
+    if b" " + method + b" " not in _METHODS:
         raise HttpError(501, "method not implemented")
     if target[:1] != b"/":
         raise HttpError(400, "the request target must be a path starting with /")
@@ -187,7 +232,7 @@ def parse_head(buf, n):
             if (c < 0x20 and c != 9) or c == 0x7F:
                 raise HttpError(400, "control character in a header value")
         name = name.lower()
-        if name in _KEEP:
+        if b" " + name + b" " in _KEEP:
             value = value.strip()
             for c in value:
                 if c > 0x7E:
@@ -208,7 +253,7 @@ def parse_head(buf, n):
 
 
 def response_head(status, ctype=None, length=0, extra=None):
-    h = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status").encode())
+    h = b"HTTP/1.1 %d %s\r\n" % (status, reason(status).encode())
     if ctype:
         h += b"Content-Type: " + ctype.encode() + b"\r\n"
     h += b"Content-Length: %d\r\nConnection: close\r\n" % length
@@ -273,9 +318,6 @@ class _Conn:
         self._out = []
         self.s.close()
 
-    async def wait_closed(self):
-        pass
-
 
 _EAGAIN = const(11)
 
@@ -286,10 +328,11 @@ class Server:
     def __init__(self, handler, on_request=None):
         self.handler = handler
         self.on_request = on_request
-        self._slots = [bytearray(HEAD_MAX) for _ in range(MAX_CLIENTS)]
-        self._free = list(range(MAX_CLIENTS))
-        self._body_lock = asyncio.Lock()
-        self._body = bytearray(BODY_MAX)  # one body in RAM at a time (the lock)
+        self._clients = 0
+        # One head buffer kept between clients (an app's requests come one after another): a
+        # request then needs no new block; a second and third client at once allocate their own.
+        self._spare = bytearray(HEAD_MAX)
+        self._body_lock = asyncio.Lock()  # one body being read at a time
         self._srv = None
         self.served = 0
 
@@ -333,24 +376,36 @@ class Server:
                 await asyncio.sleep_ms(POLL_MS)
 
     async def _client(self, r, w):
-        if not self._free:
-            await self._send(w, _json_error(503, "busy: too many clients"), False)
+        busy = self._clients >= MAX_CLIENTS
+        buf = None
+        if not busy:
+            buf = self._spare
+            self._spare = None
+            if buf is None:
+                try:
+                    buf = bytearray(HEAD_MAX)  # this client's, dropped when it leaves
+                except MemoryError:
+                    pass
+        if buf is None:
+            await self._send(w, _json_error(503, "busy: too many clients" if busy else
+                                            "out of memory, try again"), False)
             await self._drain(r, bytearray(128))
             await self._close(w)
             return
-        slot = self._free.pop()
+        self._clients += 1
         try:
-            await self._serve_one(r, w, self._slots[slot])
+            await self._serve_one(r, w, buf)
         except Exception as e:  # never let one client take the server down
             log.exc(_TAG, "client", e)
         finally:
-            self._free.append(slot)
+            self._clients -= 1
+            if self._spare is None:
+                self._spare = buf
             await self._close(w)
 
     async def _close(self, w):
         try:
             w.close()
-            await asyncio.wait_for_ms(w.wait_closed(), 1000)
         except Exception:
             pass
 
@@ -360,7 +415,7 @@ class Server:
             n, extra = await asyncio.wait_for_ms(self._read_head(r, buf), HEAD_TIMEOUT_MS)
             req = parse_head(buf, n)
             head = req.method == "HEAD"
-            req._srv, req._r, req._w = self, r, w
+            req._srv, req._r, req._w, req._buf = self, r, w, buf
             req.body = extra  # bytes that came with the head, belong to the body
             if self.on_request:
                 self.on_request()
@@ -441,41 +496,11 @@ class Server:
     async def _read_body(self, req):
         n = self._body_length(req)
         if not n and req.headers.get(b"content-length") is None:
-            return b""
-        have = req.body
-        if len(have) > n:
-            raise HttpError(400, "more bytes than Content-Length")
-        if len(have) == n:
-            return have
-        try:
-            await asyncio.wait_for_ms(self._body_lock.acquire(), BODY_TIMEOUT_MS)
-        except asyncio.TimeoutError:
-            raise HttpError(503, "busy: try again")
-        try:
-            if req.headers.get(b"expect", b"").lower() == b"100-continue":
-                req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                await req._w.drain()
-            body = self._body
-            body[: len(have)] = have
-            mv = memoryview(body)
-            got = len(have)
-
-            async def fill():
-                nonlocal got
-                while got < n:
-                    k = await req._r.readinto(mv[got:])
-                    if not k:
-                        raise HttpError(400, "body shorter than Content-Length")
-                    got += k
-
-            try:
-                await asyncio.wait_for_ms(fill(), BODY_TIMEOUT_MS)
-            except asyncio.TimeoutError:
-                raise HttpError(408, "request body not received in time")
-            # The shared buffer, allocated once: valid until the caller's next await.
-            return mv[:n]
-        finally:
-            self._body_lock.release()
+            return Body([], 0)
+        chunks = [req.body] if req.body else []
+        await self._recv(req, n, lambda mv: chunks.append(bytes(mv)), CHUNK, False)
+        req.body = b""  # the Body holds it now: its reader lets go of it
+        return Body(chunks, n)
 
     async def _body_to(self, req, f, limit):
         cl = req.headers.get(b"content-length")
@@ -484,11 +509,22 @@ class Server:
         n = int(cl)
         if n > limit:
             raise HttpError(413, "body over %d bytes" % limit)
-        have = req.body
-        if len(have) > n:
+        if len(req.body) <= n:
+            f.write(req.body)
+        n = await self._recv(req, n, f.write, HEAD_MAX, True)
+        req.body = b""
+        return n
+
+    async def _recv(self, req, n, put, piece, stream):
+        # The rest of a body of n bytes (req.body came with the head), read through the client's
+        # buffer (the head is parsed: it is free) and given to put() in pieces of at most
+        # `piece` bytes. A stream (a file upload) may take as long as it keeps coming (each read
+        # within BODY_TIMEOUT); any other body arrives whole within BODY_TIMEOUT. -> n.
+        got = len(req.body)
+        if got > n:
             raise HttpError(400, "more bytes than Content-Length")
-        f.write(have)
-        got = len(have)
+        if got == n:
+            return n
         try:
             await asyncio.wait_for_ms(self._body_lock.acquire(), BODY_TIMEOUT_MS)
         except asyncio.TimeoutError:
@@ -497,19 +533,32 @@ class Server:
             if req.headers.get(b"expect", b"").lower() == b"100-continue":
                 req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 await req._w.drain()
-            mv = memoryview(self._body)
-            while got < n:
-                want = n - got
+            mv = memoryview(req._buf)
+
+            async def fill():
+                nonlocal got
+                while got < n:
+                    r = req._r.readinto(mv[: min(piece, n - got)])
+                    if stream:
+                        try:
+                            k = await asyncio.wait_for_ms(r, BODY_TIMEOUT_MS)
+                        except asyncio.TimeoutError:
+                            raise HttpError(408, "request body stalled")
+                    else:
+                        k = await r
+                    if not k:
+                        raise HttpError(400, "body shorter than Content-Length")
+                    put(mv[:k])
+                    got += k
+
+            if stream:
+                await fill()
+            else:
                 try:
-                    k = await asyncio.wait_for_ms(
-                        req._r.readinto(mv if want >= len(mv) else mv[:want]), BODY_TIMEOUT_MS)
+                    await asyncio.wait_for_ms(fill(), BODY_TIMEOUT_MS)
                 except asyncio.TimeoutError:
-                    raise HttpError(408, "request body stalled")
-                if not k:
-                    raise HttpError(400, "body shorter than Content-Length")
-                f.write(mv[:k])
-                got += k
-            return got
+                    raise HttpError(408, "request body not received in time")
+            return n
         finally:
             self._body_lock.release()
 
