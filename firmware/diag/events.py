@@ -56,14 +56,22 @@ class SecurityLogging:
         return h
 
     def certs(self):
+        # The certificate store, kept once diag/feature.py needs it.
         if self._certs is None:
-            from diag.certs import CertStore
-
-            self._certs = CertStore(self.s.store, self.s.settings, self.sec, self.s.config)
+            self._certs = self._store()
         return self._certs
 
+    def _store(self):
+        from diag.certs import CertStore
+
+        return CertStore(self.s.store, self.s.settings, self.sec, self.s.config)
+
     def roots(self):
-        return self.certs().central_roots()
+        # The central system roots, asked at each connection (security.connect_args): a store
+        # made for the question, not kept, so diag/certs.py leaves the heap with the rest of the
+        # connection set-up (client.py drops it once the link is up).
+        c = self._certs
+        return (c if c is not None else self._store()).central_roots()
 
     def tasks(self):
         # (name, fn): supervised by the session (client.py), restarted after a failure
