@@ -24,6 +24,51 @@ gc.collect()
 CODE_HEAP = gc.mem_alloc()
 
 
+def _hotspot(*args):
+    from hotspot.claim import Hotspot
+
+    return Hotspot(*args)
+
+
+class _Setup:
+    # The setup button of a claimed charger with no home Wi-Fi to keep joined: hotspot/claim.py
+    # (claim mode, its login guard) stays out of the heap until the first press (or the console's
+    # @hotspot); then the hotspot is built, runs as its own supervised task and takes the button.
+    def __init__(self, make):
+        self._make = make
+        self.h = None
+
+    @property
+    def open(self):  # for the status light
+        return self.h is not None and self.h.open
+
+    def button(self, ms):
+        h = self.h
+        if h is None:
+            h = self.h = self._make()
+            asyncio.create_task(supervise("hotspot", h.run))
+        h.button(ms)
+
+
+def _console(*args):
+    # The console's task: one Console across restarts; out of the heap once it finds no console
+    # attached (its run() returns: the simulation's agent, a line at its end).
+    one = []
+
+    async def run():
+        if not one:
+            from console import Console
+
+            one.append(Console(*args))
+        await one[0].run()
+        one.clear()
+        from ocpp_client.features import drop
+
+        drop("console")
+
+    return run
+
+
 async def _main():
     b = board_mod.Board()
     clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
@@ -43,12 +88,16 @@ async def _main():
     limits = Limits(connector, smart)
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
                       events=events, store=store, smart=smart, reservations=reservations)
-    # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
+    # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio,
+    # and waits for the setup button on a claimed charger with no home Wi-Fi to keep (_Setup).
     hotspot = None
     if b.wlan() is not None:
-        from hotspot.claim import Hotspot
-
-        hotspot = Hotspot(b, store, settings, prov, ocpp, connector, events)
+        if settings.is_claimed() and not settings.get("wifi_ssid"):
+            hotspot = _Setup(lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
+                                              connector, events))
+            b.on_button = hotspot.button
+        else:
+            hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events)
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
@@ -75,12 +124,10 @@ async def _main():
     tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
              ("limits", limits.run)]
     tasks.extend(dev.tasks())
-    if hotspot:
+    if hotspot is not None and not isinstance(hotspot, _Setup):
         tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
-    from console import Console
-
-    tasks.append(("console", Console(b, settings, connector, hotspot).run))
+    tasks.append(("console", _console(b, settings, connector, hotspot)))
     await asyncio.gather(*[supervise(name, fn) for name, fn in tasks])
 
 
