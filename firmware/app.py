@@ -31,23 +31,50 @@ def _hotspot(*args):
 
 
 class _Setup:
-    # The setup button of a claimed charger with no home Wi-Fi to keep joined: hotspot/claim.py
-    # (claim mode, its login guard) stays out of the heap until the first press (or the console's
-    # @hotspot); then the hotspot is built, runs as its own supervised task and takes the button.
-    def __init__(self, make):
+    # The setup button of a claimed charger: hotspot/claim.py (claim mode, its login guard) stays
+    # out of the heap until the first press (or the console's @hotspot); then the hotspot is
+    # built, runs as its own supervised task and takes the button and the home Wi-Fi (station).
+    # With no memory to load it, the press is kept and claim mode loads once memory frees.
+    def __init__(self, board, make, station=None):
         self._make = make
+        self.station = station
         self.h = None
+        self._press = None  # a press waiting for memory (ms)
+        # the hotspot's telemetry until it loads (its ssid is its own: hotspot/claim.py)
+        board.telemetry("hotspot", {"open": False, "claim": "idle", "error": None,
+                                    "claimed": True, "refused": False})
 
     @property
     def open(self):  # for the status light
         return self.h is not None and self.h.open
 
     def button(self, ms):
-        h = self.h
-        if h is None:
-            h = self.h = self._make()
+        if self.h is None:
+            try:
+                h = self._make()
+            except MemoryError:
+                if self._press is None:
+                    log.warn("app", "claim mode refused: no memory to load it; it opens once "
+                             "memory frees")
+                    asyncio.create_task(self._retry())
+                self._press = ms
+                return
+            except Exception as e:  # a damaged file: the charger runs on without claim mode
+                log.exc("app", "claim mode cannot load", e)
+                return
+            if self.station is not None:
+                self.station.stop()
+                self.station = None
+            self.h = h
             asyncio.create_task(supervise("hotspot", h.run))
-        h.button(ms)
+        self.h.button(ms)
+
+    async def _retry(self):
+        while self.h is None:
+            await asyncio.sleep_ms(2000)
+            gc.collect()
+            self.button(self._press)
+        self._press = None
 
 
 def _console(*args):
@@ -88,13 +115,17 @@ async def _main():
     limits = Limits(connector, smart)
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
                       events=events, store=store, smart=smart, reservations=reservations)
-    # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio,
-    # and waits for the setup button on a claimed charger with no home Wi-Fi to keep (_Setup).
-    hotspot = None
+    # Claim mode and the home Wi-Fi (hotspot/): skipped on boards without a radio; on a claimed
+    # charger it waits for the setup button (_Setup), the home Wi-Fi kept by station.py till then.
+    hotspot = station = None
     if b.wlan() is not None:
-        if settings.is_claimed() and not settings.get("wifi_ssid"):
-            hotspot = _Setup(lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
-                                              connector, events))
+        if settings.is_claimed():
+            if settings.get("wifi_ssid"):
+                from station import Station
+
+                station = Station(b.wlan(), settings, ocpp.wake)
+            hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
+                                              connector, events), station)
             b.on_button = hotspot.button
         else:
             hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events)
@@ -124,7 +155,9 @@ async def _main():
     tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
              ("limits", limits.run)]
     tasks.extend(dev.tasks())
-    if hotspot is not None and not isinstance(hotspot, _Setup):
+    if station is not None:
+        tasks.append(("wifi", station.run))
+    elif hotspot is not None and not isinstance(hotspot, _Setup):
         tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
     tasks.append(("console", _console(b, settings, connector, hotspot)))
