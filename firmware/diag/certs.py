@@ -13,14 +13,14 @@
 # Rejected and CertificateSigned answers Rejected. The host's provisioning tool makes the key and
 # the client certificate (security profile 3) instead.
 #
-# Every connection reads the central roots from here (security.connect_args, through
-# diag/events.py): that path needs no certificate parsing unless `ca_pem` changed, so x509.py (and
-# ota/rsa.py under it) loads only when a certificate is read; the connection drops what it
-# loaded once the link is up (ocpp_client/client.py).
+# A connection reads the central roots from the document alone (diag/roots.py); this store loads
+# for it only when `ca_pem` changed, and x509.py (with ota/rsa.py) only when a certificate is
+# read; the connection drops what it loaded once the link is up (ocpp_client/client.py).
 import log
+from diag import roots
 
 _TAG = "certs"
-_DOC = "certs"
+_DOC = roots.DOC
 CS = "CentralSystemRootCertificate"
 MFR = "ManufacturerRootCertificate"
 _MAX = const(8)  # CertificateStoreMaxLength's default (ocpp_client/config.py has the keys)
@@ -44,7 +44,7 @@ class CertStore:
         self.settings = settings
         self.sec = sec
         self.config = config
-        self.d = store.load(_DOC, {"base": None, "cs": [], "mfr": []})
+        self.d = roots.load(store)
 
     def _max(self):
         return self.config.get("CertificateStoreMaxLength") if self.config else _MAX

@@ -67,11 +67,18 @@ class SecurityLogging:
         return CertStore(self.s.store, self.s.settings, self.sec, self.s.config)
 
     def roots(self):
-        # The central system roots, asked at each connection (security.connect_args): a store
-        # made for the question, not kept, so diag/certs.py leaves the heap with the rest of the
-        # connection set-up (client.py drops it once the link is up).
+        # The central system roots, asked at each connection (security.connect_args): read from
+        # the store's document (diag/roots.py); the store itself (diag/certs.py) only when they
+        # must follow a new ca_pem, and not kept: the connection drops both once the link is up.
         c = self._certs
-        return (c if c is not None else self._store()).central_roots()
+        if c is None:
+            from diag import roots
+
+            pem = roots.pem(roots.load(self.s.store), self.s.settings)
+            if pem is not None:
+                return pem
+            c = self._store()
+        return c.central_roots()
 
     def tasks(self):
         # (name, fn): supervised by the session (client.py), restarted after a failure

@@ -21,11 +21,12 @@ _BACKOFF_MAX_MS = const(120000)
 _REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
 _ECONNREFUSED = const(111)
 # Used only while connecting: the credentials and the TLS context (with the ssl module and the
-# central roots from the certificate store, x509.py and rsa.py when a certificate is read), the
-# URL and the handshake. Each attempt drops those it loaded once the link is up or the attempt
-# failed (one already in use elsewhere when it began stays); a package once none of it is left.
-_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.certs",
-         "diag.x509", "ota.rsa", "net", "ota")
+# central roots: diag/roots.py, the certificate store, x509.py and rsa.py when ca_pem changed),
+# the URL and the handshake. Each attempt drops those it loaded once the link is up or the
+# attempt failed (one already in use elsewhere when it began stays); a package once none of it
+# is left.
+_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.roots",
+         "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
 
 
 def _drop_open(held):
@@ -245,10 +246,12 @@ class OcppClient:
             finally:  # a failure (no memory) leaves no socket open behind the restart
                 ws.abort()
                 self.connected = False
+            ws = None  # its socket and TLS context are garbage through the pause
             self._publish()
             attempt += 1
             delay = backoff_ms(attempt)
             log.warn(_TAG, "link lost: %s; reconnect in %d ms", _why(reason), delay)
+            reason = None
             await asyncio.sleep_ms(delay)
 
     async def _session(self, ws):
