@@ -90,6 +90,7 @@ class OcppClient:
         self.features = {}  # feature name -> its state object, where it keeps one
         self.tasks = []  # coroutines of eager features, started by run()
         self.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
+        self._tls = []  # the TLS context, kept from one connection to the next (security.py)
         # TriggerMessage: requestedMessage -> async fn(connector_id or None)
         self.triggers = {"BootNotification": self._trigger_boot,
                          "Heartbeat": self._heartbeat,
@@ -219,7 +220,7 @@ class OcppClient:
                 # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
                 from ocpp_client import security, wsopen
 
-                auth, tls = security.connect_args(self.settings, url, self.board)
+                auth, tls = security.connect_args(self.settings, url, self.board, self._tls)
                 ws = await wsopen.connect(
                     url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
                     spool=self.spool, spool_if=self.rpc.spool_wanted,
