@@ -105,16 +105,18 @@ def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
     ident = (ca_pem, cert_pem, key_pem)
     if _ctx_cache is not None and _ctx_cache[0] == ident:
         return _ctx_cache[1]
-    import ssl
+    # tls: the C module under MicroPython's ssl.py, whose wrapper (file paths, a CERT_NONE
+    # default) adds nothing used here and would load ~1 KB of module into the heap per connection
+    import tls
 
     cas = pem_to_der(ca_pem, "CERTIFICATE")
     if not cas:
         raise SecurityError("no CA certificate configured (ca_pem): wss:// cannot be checked")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED
     for der in cas:
         try:
-            ctx.load_verify_locations(cadata=der)
+            ctx.load_verify_locations(der)
         except (ValueError, OSError) as e:
             raise SecurityError("CA certificate rejected: %s" % e)
     if cert_pem or key_pem:
