@@ -22,6 +22,78 @@ gc.collect()
 CODE_HEAP = gc.mem_alloc()
 
 
+def _hotspot(*args):
+    from hotspot.claim import Hotspot
+
+    return Hotspot(*args)
+
+
+class _Setup:
+    # The setup button of a claimed charger: hotspot/claim.py (claim mode, its login guard) stays
+    # out of the heap until the first press (or the console's @hotspot); then the hotspot is
+    # built, runs as its own supervised task and takes the button and the home Wi-Fi (station).
+    # With no memory to load it, the press is kept and claim mode loads once memory frees.
+    def __init__(self, board, make, station=None):
+        self._make = make
+        self.station = station
+        self.h = None
+        self._press = None  # a press waiting for memory (ms)
+        # the hotspot's telemetry until it loads (its ssid is its own: hotspot/claim.py)
+        board.telemetry("hotspot", {"open": False, "claim": "idle", "error": None,
+                                    "claimed": True, "refused": False})
+
+    @property
+    def open(self):  # for the status light
+        return self.h is not None and self.h.open
+
+    def button(self, ms):
+        if self.h is None:
+            try:
+                h = self._make()
+            except MemoryError:
+                if self._press is None:
+                    log.warn("app", "claim mode refused: no memory to load it; it opens once "
+                             "memory frees")
+                    asyncio.create_task(self._retry())
+                self._press = ms
+                return
+            except Exception as e:  # a damaged file: the charger runs on without claim mode
+                log.exc("app", "claim mode cannot load", e)
+                return
+            if self.station is not None:
+                self.station.stop()
+                self.station = None
+            self.h = h
+            asyncio.create_task(supervise("hotspot", h.run))
+        self.h.button(ms)
+
+    async def _retry(self):
+        while self.h is None:
+            await asyncio.sleep_ms(2000)
+            gc.collect()
+            self.button(self._press)
+        self._press = None
+
+
+def _console(*args):
+    # The console's task: one Console across restarts; out of the heap once it finds no console
+    # attached (its run() returns: the simulation's agent, a line at its end).
+    one = []
+
+    async def run():
+        if not one:
+            from console import Console
+
+            one.append(Console(*args))
+        await one[0].run()
+        one.clear()
+        from ocpp_client.features import drop
+
+        drop("console")
+
+    return run
+
+
 async def _main():
     b = board_mod.Board()
     clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
@@ -41,12 +113,20 @@ async def _main():
     limits = Limits(connector, store)
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
                       events=events, store=store, limits=limits)
-    # Claim mode and the home Wi-Fi (hotspot/); its import is skipped on boards without a radio.
-    hotspot = None
+    # Claim mode and the home Wi-Fi (hotspot/): skipped on boards without a radio; on a claimed
+    # charger it waits for the setup button (_Setup), the home Wi-Fi kept by station.py till then.
+    hotspot = station = None
     if b.wlan() is not None:
-        from hotspot.claim import Hotspot
+        if settings.is_claimed():
+            if settings.get("wifi_ssid"):
+                from station import Station
 
-        hotspot = Hotspot(b, store, settings, prov, ocpp, connector, events)
+                station = Station(b.wlan(), settings, ocpp.wake)
+            hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
+                                              connector, events), station)
+            b.on_button = hotspot.button
+        else:
+            hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events)
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
@@ -73,12 +153,12 @@ async def _main():
     tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
              ("limits", limits.run)]
     tasks.extend(dev.tasks())
-    if hotspot:
+    if station is not None:
+        tasks.append(("wifi", station.run))
+    elif hotspot is not None and not isinstance(hotspot, _Setup):
         tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
-    from console import Console
-
-    tasks.append(("console", Console(b, settings, connector, hotspot).run))
+    tasks.append(("console", _console(b, settings, connector, hotspot)))
     await asyncio.gather(*[supervise(name, fn) for name, fn in tasks])
 
 

@@ -12,11 +12,15 @@
 # CertificateSigned are not offered: ExtendedTriggerMessage SignChargePointCertificate is
 # Rejected and CertificateSigned answers Rejected. The host's provisioning tool makes the key and
 # the client certificate (security profile 3) instead.
+#
+# A connection reads the central roots from the document alone (diag/roots.py); this store loads
+# for it only when `ca_pem` changed, and x509.py (with ota/rsa.py) only when a certificate is
+# read; the connection drops what it loaded once the link is up (ocpp_client/client.py).
 import log
-from diag import x509
+from diag import roots
 
 _TAG = "certs"
-_DOC = "certs"
+_DOC = roots.DOC
 CS = "CentralSystemRootCertificate"
 MFR = "ManufacturerRootCertificate"
 _MAX = const(8)  # CertificateStoreMaxLength's default (ocpp_client/config.py has the keys)
@@ -24,8 +28,12 @@ _MAX = const(8)  # CertificateStoreMaxLength's default (ocpp_client/config.py ha
 
 def _split(pem):
     # A PEM text -> [PEM of each certificate]; [] for "" or unreadable text.
+    if not pem:
+        return []
+    from diag import x509
+
     try:
-        return [x509.to_pem(d) for d in x509.from_pem(pem)] if pem else []
+        return [x509.to_pem(d) for d in x509.from_pem(pem)]
     except x509.BadCert:
         return []
 
@@ -36,7 +44,7 @@ class CertStore:
         self.settings = settings
         self.sec = sec
         self.config = config
-        self.d = store.load(_DOC, {"base": None, "cs": [], "mfr": []})
+        self.d = roots.load(store)
 
     def _max(self):
         return self.config.get("CertificateStoreMaxLength") if self.config else _MAX
@@ -62,6 +70,8 @@ class CertStore:
 
     def certs(self, kind):
         # -> [(x509.Cert, pem)]; unreadable entries are skipped.
+        from diag import x509
+
         out = []
         for pem in self._list(kind):
             try:
@@ -86,6 +96,7 @@ class CertStore:
     def install(self, kind, pem):
         # -> "Accepted" | "Rejected" | "Failed", with a log line for every refusal.
         import clock
+        from diag import x509
         from ocpp_client import security
 
         try:

@@ -56,14 +56,29 @@ class SecurityLogging:
         return h
 
     def certs(self):
+        # The certificate store, kept once diag/feature.py needs it.
         if self._certs is None:
-            from diag.certs import CertStore
-
-            self._certs = CertStore(self.s.store, self.s.settings, self.sec, self.s.config)
+            self._certs = self._store()
         return self._certs
 
+    def _store(self):
+        from diag.certs import CertStore
+
+        return CertStore(self.s.store, self.s.settings, self.sec, self.s.config)
+
     def roots(self):
-        return self.certs().central_roots()
+        # The central system roots, asked at each connection (security.connect_args): read from
+        # the store's document (diag/roots.py); the store itself (diag/certs.py) only when they
+        # must follow a new ca_pem, and not kept: the connection drops both once the link is up.
+        c = self._certs
+        if c is None:
+            from diag import roots
+
+            pem = roots.pem(roots.load(self.s.store), self.s.settings)
+            if pem is not None:
+                return pem
+            c = self._store()
+        return c.central_roots()
 
     def tasks(self):
         # (name, fn): supervised by the session (client.py), restarted after a failure

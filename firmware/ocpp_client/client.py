@@ -5,6 +5,7 @@
 import asyncio
 import gc
 import os
+import sys
 import time
 
 import clock
@@ -19,7 +20,24 @@ _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
 _ECONNREFUSED = const(111)
-_OPEN = ("ocpp_client.security", "ocpp_client.wsopen")  # used only while connecting
+# Used only while connecting: the credentials and the TLS context (with the ssl module and the
+# central roots: diag/roots.py, the certificate store, x509.py and rsa.py when ca_pem changed),
+# the URL and the handshake. Each attempt drops those it loaded once the link is up or the
+# attempt failed (one already in use elsewhere when it began stays); a package once none of it
+# is left.
+_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.roots",
+         "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
+
+
+def _drop_open(held):
+    for n in _OPEN:
+        if n not in held:
+            p = n + "."
+            for m in sys.modules:
+                if m.startswith(p):
+                    break
+            else:
+                features.drop(n)
 
 
 def _rand_u16():
@@ -70,6 +88,7 @@ class OcppClient:
         self.features = {}  # feature name -> its state object, where it keeps one
         self.tasks = []  # coroutines of eager features, started by run()
         self.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
+        self._tls = []  # the TLS context, kept from one connection to the next (security.py)
         # TriggerMessage: requestedMessage -> async fn(connector_id or None)
         self.triggers = {"BootNotification": self._trigger_boot,
                          "Heartbeat": self._heartbeat,
@@ -194,18 +213,19 @@ class OcppClient:
                 except asyncio.TimeoutError:
                     pass
                 continue
+            held = [n for n in _OPEN if n in sys.modules]
             try:
                 # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
                 from ocpp_client import security, wsopen
 
-                auth, tls = security.connect_args(self.settings, url, self.board)
+                auth, tls = security.connect_args(self.settings, url, self.board, self._tls)
                 ws = await wsopen.connect(
                     url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
                     spool=self.spool, spool_if=self.rpc.spool_wanted,
                 )
             except Exception as e:
-                security = wsopen = None
-                features.drop(*_OPEN)
+                security = wsopen = auth = tls = None
+                _drop_open(held)
                 attempt += 1
                 delay = retry_ms(e, attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
@@ -213,8 +233,9 @@ class OcppClient:
                     self.on_link_error(e)
                 await asyncio.sleep_ms(delay)
                 continue
-            security = wsopen = None
-            features.drop(*_OPEN)
+            security = wsopen = auth = tls = None  # the socket keeps its TLS context
+            _drop_open(held)
+            held = None
             log.info(_TAG, "connected to %s", url)
             attempt = 0
             self.connected = True
@@ -224,10 +245,12 @@ class OcppClient:
             finally:  # a failure (no memory) leaves no socket open behind the restart
                 ws.abort()
                 self.connected = False
+            ws = None  # its socket and TLS context are garbage through the pause
             self._publish()
             attempt += 1
             delay = backoff_ms(attempt)
             log.warn(_TAG, "link lost: %s; reconnect in %d ms", _why(reason), delay)
+            reason = None
             await asyncio.sleep_ms(delay)
 
     async def _session(self, ws):

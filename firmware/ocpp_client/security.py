@@ -79,23 +79,44 @@ def check_clock(board=None):
     raise SecurityError("clock not set (%s): cannot check the CSMS certificate" % clock.iso())
 
 
-def tls_context(ca_pem, cert_pem="", key_pem=""):
+def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
     # An SSLContext that requires the server certificate (chain to one of the CAs in ca_pem) and,
-    # with cert_pem/key_pem, presents a client certificate.
+    # with cert_pem/key_pem, presents a client certificate. `keep`: a list the caller holds
+    # across connections ([digest of the credentials, context]), for a caller that drops this
+    # module between them: the context (one ~3 KB block with mbedTLS's state inside, which a
+    # long-running heap may no longer have in one piece) is made once and reused while the
+    # credentials stay the same.
     global _ctx_cache
+    if keep is not None:
+        import hashlib
+
+        h = hashlib.sha256(ca_pem)
+        for part in ("\0", cert_pem, "\0", key_pem):
+            h.update(part)
+        ident = h.digest()
+        if keep and keep[0] == ident:
+            return keep[1]
+        keep.clear()  # the old context goes before the new one is made
+        ctx = tls_context(ca_pem, cert_pem, key_pem)
+        keep.append(ident)
+        keep.append(ctx)
+        _ctx_cache = None
+        return ctx
     ident = (ca_pem, cert_pem, key_pem)
     if _ctx_cache is not None and _ctx_cache[0] == ident:
         return _ctx_cache[1]
-    import ssl
+    # tls: the C module under MicroPython's ssl.py, whose wrapper (file paths, a CERT_NONE
+    # default) adds nothing used here and would load ~1 KB of module into the heap per connection
+    import tls
 
     cas = pem_to_der(ca_pem, "CERTIFICATE")
     if not cas:
         raise SecurityError("no CA certificate configured (ca_pem): wss:// cannot be checked")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED
     for der in cas:
         try:
-            ctx.load_verify_locations(cadata=der)
+            ctx.load_verify_locations(der)
         except (ValueError, OSError) as e:
             raise SecurityError("CA certificate rejected: %s" % e)
     if cert_pem or key_pem:
@@ -111,9 +132,10 @@ def tls_context(ca_pem, cert_pem="", key_pem=""):
     return ctx
 
 
-def connect_args(settings, url, board=None):
+def connect_args(settings, url, board=None, keep=None):
     # -> (authorization header or None, TLS context or None) for connecting to `url`, checked
-    # against the configured security profile. Raises SecurityError with the reason.
+    # against the configured security profile (`keep`: tls_context's). Raises SecurityError
+    # with the reason.
     prof = settings.get("security_profile", 0)
     if prof not in (0, 1, 2, 3):
         raise SecurityError("unknown security profile %r" % (prof,))
@@ -137,5 +159,5 @@ def connect_args(settings, url, board=None):
                 raise SecurityError("security profile 3 needs a client certificate and key")
         # The central system roots: the certificate store's when one runs (diag/certs.py).
         roots = getattr(settings, "roots", None)
-        ctx = tls_context(roots() if roots else settings.get("ca_pem", ""), cert, key)
+        ctx = tls_context(roots() if roots else settings.get("ca_pem", ""), cert, key, keep)
     return auth, ctx

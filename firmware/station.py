@@ -1,0 +1,43 @@
+# A claimed charger's link to its home Wi-Fi (the settings' wifi_ssid / wifi_pass): joined at boot
+# and again whenever it drops, with a pause doubling from 5 s to 5 min after each failed attempt;
+# the OCPP session is woken once joined. app.py runs it while claim mode (hotspot/claim.py) is out
+# of the heap: once the setup button loads the hotspot, stop() hands the station over to it.
+import asyncio
+
+import log
+
+_TAG = "hotspot"
+_JOIN_TIMEOUT_MS = const(20000)
+_PAUSE_MIN_MS = const(5000)
+_PAUSE_MAX_MS = const(300000)
+_POLL_MS = const(1000)
+
+
+class Station:
+    def __init__(self, radio, settings, wake):
+        self.radio = radio
+        self.settings = settings
+        self.wake = wake  # fn(): the link is up (the OCPP session connects at once)
+        self.on = True
+
+    def stop(self):
+        self.on = False
+
+    async def run(self):
+        pause = _PAUSE_MIN_MS
+        while self.on:
+            s = self.settings
+            if s.get("wifi_ssid") and not self.radio.sta_up():
+                res = await self.radio.join(s["wifi_ssid"], s["wifi_pass"], _JOIN_TIMEOUT_MS)
+                if not self.on:
+                    return
+                if res == "ok":
+                    log.info(_TAG, "joined the home Wi-Fi")
+                    pause = _PAUSE_MIN_MS
+                    self.wake()
+                else:
+                    log.warn(_TAG, "home Wi-Fi: %s; retry in %d s", res, pause // 1000)
+                    await asyncio.sleep_ms(pause)
+                    pause = min(pause * 2, _PAUSE_MAX_MS)
+                    continue
+            await asyncio.sleep_ms(_POLL_MS)

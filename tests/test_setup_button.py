@@ -1,0 +1,51 @@
+"""A claimed charger after a reboot: claim mode (hotspot/claim.py) stays out of the heap until the
+owner presses the setup button, the home Wi-Fi is joined without it (station.py), and a long
+press still opens claim mode (app.py `_Setup`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from borne.claim import ProvisioningClient
+from borne.csms import Csms
+from borne.sim.simulator import Simulator
+from simctl import controlling
+from test_claim import PASSWORD, call, claim_and_wait, claim_options, fields, hotspot_up
+
+CP_ID = "CP-CLAIM-1"
+
+
+async def test_claimed_charger_rejoins_wifi_and_loads_claim_mode_at_the_press(
+    csms: Csms, flash: object
+) -> None:
+    sim = Simulator(flash, cp_id=CP_ID, claim=claim_options())  # type: ignore[arg-type]
+    await sim.start()
+    try:
+        async with controlling(sim) as ctl:
+            await hotspot_up(ctl)
+            c = ProvisioningClient(sim.hotspot_url)
+            await call(c.login, PASSWORD)
+            assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
+            await csms.wait_call("BootNotification", timeout=30)
+        agent = sim.agent
+        assert agent is not None
+        boots = len(csms.calls("BootNotification"))
+        await agent.power_cut()
+        line0 = len(agent.all_lines)
+        await agent.power_on()
+        # Back online through the home Wi-Fi (the simulated route needs the station joined).
+        await agent.wait_line(r"joined the home Wi-Fi", 30, start=line0)
+        await csms.wait_for(lambda: len(csms.calls("BootNotification")) > boots, 30,
+                            "the BootNotification after the power cut")
+        assert not any("claim mode" in ln for ln in agent.all_lines[line0:])
+        async with controlling(sim) as ctl:
+            assert (await ctl("button", ms=3100))["ok"]  # long press: claim mode, still claimed
+            st = await hotspot_up(ctl)
+            assert st["hotspot"]["claimed"] is True
+            ident = await call(ProvisioningClient(sim.hotspot_url).identity)
+            assert ident["claimed"] is True and ident["cp_id"] == CP_ID
+            # The charger stays online meanwhile (the hotspot keeps the station from here on).
+            await asyncio.sleep(1.0)
+            assert (await ctl("state"))["ocpp"]["connected"] is True
+    finally:
+        await sim.stop()
