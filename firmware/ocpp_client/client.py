@@ -81,7 +81,7 @@ class OcppClient:
         self._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
         self._follow = []
         self.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot
-        self.rpc = Rpc({})
+        self.rpc = Rpc(features.Handlers(self))  # a feature's handlers made on use
         self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.after_reply = self._after_reply
         connector.listen(self)
