@@ -19,7 +19,7 @@ class Settings:
         self.factory_id = ""  # the cp_id provisioning gave (a claim may give another)
         self.preset = False  # an endpoint set at the factory (`borne sim --csms`): claimed
         self.d = None
-        _doc().load(self, provisioning)  # the document, merged with provisioning
+        _doc().load(self, provisioning, DOC)  # the document, merged with provisioning
 
     def __getitem__(self, k):
         return self.d[k]
@@ -36,7 +36,7 @@ class Settings:
 
     def wipe_owner(self):
         # Unclaim / factory reset: the owner's data and secrets go, the factory identity stays.
-        _doc().wipe_owner(self)
+        _doc().wipe_owner(self, DOC)
 
 
 DOC = "settings"

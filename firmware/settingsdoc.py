@@ -1,8 +1,7 @@
 # The settings document's defaults and what provisioning and a wipe change in it (settings.py
 # loads this module at boot and for an unclaim / factory reset, and drops it after: none of it
-# stays in the heap). self: the settings.Settings.
+# stays in the heap). self: the settings.Settings; doc: the name of its document.
 import log
-from settings import DOC
 
 
 def defaults():
@@ -63,10 +62,10 @@ _INSTALLATION = ("meter_model", "meter_baud", "meter_parity", "grid_meter_model"
                  "grid_meter_addr", "main_fuse_a", "grid_fallback_a", "mqtt_controls")
 
 
-def load(self, provisioning):
+def load(self, provisioning, doc):
     # Settings(): the document (defaults for what it lacks), merged with provisioning.
     store = self.store
-    d = store.load(DOC, defaults())
+    d = store.load(doc, defaults())
     changed = False
     self.factory_id = provisioning.get("cp_id") or d["cp_id"]
     if d.get("claim_cp_id"):
@@ -90,15 +89,15 @@ def load(self, provisioning):
             changed = True
     self.d = d
     if changed:
-        store.save(DOC, d)
+        store.save(doc, d)
     log.info("settings", "charge point %s, CSMS %s", d["cp_id"], d["csms_url"] or "(none)")
 
 
-def wipe_owner(self):
+def wipe_owner(self, doc):
     # Settings.wipe_owner(): the owner's data and secrets go, the factory identity stays.
     dflt = defaults()
     for k in _OWNER:
         self.d[k] = dflt[k]
     self.d["cp_id"] = self.factory_id
     self.preset = False
-    self.store.save(DOC, self.d)
+    self.store.save(doc, self.d)

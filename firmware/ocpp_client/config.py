@@ -128,7 +128,7 @@ class Config:
 
     def set(self, key, value):
         # ChangeConfiguration: validates and stores; returns the OCPP ConfigurationStatus.
-        return _on_use().set_key(self, key, value)
+        return _on_use().set_key(self, _keys(), key, value)
 
     def set_runtime(self, key, value):
         # A value the CSMS gives outside ChangeConfiguration (the boot interval): kept in RAM.
@@ -136,7 +136,14 @@ class Config:
 
     def entries(self, keys=None):
         # GetConfiguration: (configurationKey list, unknownKey list); write-only keys never.
-        return _on_use().entries(self, keys)
+        return _on_use().entries(self, _keys(), keys)
+
+
+def _keys():
+    # This module, handed to configuration.py (which does not import it back).
+    import sys
+
+    return sys.modules[__name__]
 
 
 def _on_use():

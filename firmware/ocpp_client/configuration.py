@@ -1,9 +1,9 @@
 # Feature: the configuration keys over OCPP. GetConfiguration and ChangeConfiguration on config.py
 # (the key table: types, defaults, access). Also the work of Config.set() and Config.entries(),
 # which load this module for a change or a listing (from the cloud, MQTT, the diagnostics
-# report): the check a new value must pass, the listing's text.
+# report): the check a new value must pass, the listing's text. `kt`: the config module (its
+# spec(), names(), SETTINGS, CHECKS, DOC), handed over by Config.
 import log
-from ocpp_client import config
 
 # The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
 _MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered"
@@ -31,9 +31,9 @@ def attach(s):
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}
 
 
-def set_key(cfg, key, value):
+def set_key(cfg, kt, key, value):
     # Config.set(): ChangeConfiguration validated and stored; -> the OCPP ConfigurationStatus.
-    sp = config.spec(key)
+    sp = kt.spec(key)
     if sp is None:
         return "NotSupported"
     kind, _, access = sp
@@ -41,31 +41,31 @@ def set_key(cfg, key, value):
         return "Rejected"
     try:
         v = _parse(kind, value)
-        _check(key, v, cfg)
+        _check(key, v, cfg, kt)
     except ValueError as e:
         log.info("config", "%s: value refused (%s)", key, e)
         return "Rejected"
     log.info("config", "%s changed", key)  # never the value: it may be a secret
     cfg.runtime.pop(key, None)
-    name = config.SETTINGS.get(key)
+    name = kt.SETTINGS.get(key)
     if name is not None and cfg.settings is not None:
         cfg.settings.update(**{name: v})  # a secret is stored once, in the settings
     elif name is not None:
         cfg.runtime[key] = v
     else:
         cfg.changed[key] = v
-        cfg.store.save(config.DOC, cfg.changed)
+        cfg.store.save(kt.DOC, cfg.changed)
     for lst in cfg.listeners:
         lst.on_config(key, v)
     return "Accepted"
 
 
-def entries(cfg, keys=None):
+def entries(cfg, kt, keys=None):
     # Config.entries(), GetConfiguration: (configurationKey list, unknownKey list). Write-only
     # keys are left out of a full listing and reported unknown when asked by name: no leak.
     known, unknown = [], []
-    for k in keys or config.names():
-        sp = config.spec(k)
+    for k in keys or kt.names():
+        sp = kt.spec(k)
         if sp is None or sp[2] == "x":
             if keys:
                 unknown.append(k)
@@ -98,7 +98,7 @@ def _parse(kind, value):
     return value
 
 
-def _check(key, v, cfg):
+def _check(key, v, cfg, kt):
     if isinstance(v, int) and not isinstance(v, bool) and v < 0:
         raise ValueError("negative")
     if key == "LightIntensity" and v > 100:
@@ -117,7 +117,7 @@ def _check(key, v, cfg):
         raise ValueError("too many entries")
     if key in ("MeterValuesAlignedData", "StopTxnAlignedData") and v and cfg.get("ClockAlignedDataInterval") < 0:
         raise ValueError("bad interval")
-    chk = config.CHECKS.get(key)
+    chk = kt.CHECKS.get(key)
     if chk is not None:
         chk(v)
 
