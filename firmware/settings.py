@@ -4,98 +4,22 @@
 # Claim (hotspot/): the owner's name for the charger, home Wi-Fi and cloud endpoint. The
 # factory identity (cp_id from provisioning) stays; a claim may give another OCPP charge point id
 # ("claim_cp_id"), which then replaces cp_id. wipe_owner() is the unclaim / factory reset.
-import log
-
-_DOC = "settings"
+# What runs only at boot or for a wipe (the defaults, which keys provisioning sets, which the
+# owner's) is in settingsdoc.py, loaded for it and dropped after.
 
 
 def defaults():
-    # Every setting and its default: a new dict at each call (made from the code, which stays in
-    # flash: no module-level dict kept in the heap for what is read at boot and at a reset).
-    return {
-        "cp_id": "",
-        "serial": "",
-        "model": "",
-        "vendor": "borne",
-        "csms_url": "",
-        "security_profile": 0,
-        "auth_key": "",  # secret: the OCPP AuthorizationKey (profiles 1 and 2)
-        "ca_pem": "",  # the CSMS's root CA(s), PEM: wss:// is checked against it
-        "cert_pem": "",  # the charger's client certificate (profile 3), PEM
-        "key_pem": "",  # secret: its private key, PEM
-        "call_timeout_s": 30,  # how long a CALL of ours waits for the CSMS's answer
-        "name": "",
-        # -- claim (hotspot/) --
-        "claimed": False,
-        "claim_cp_id": "",  # OCPP charge point id given at claim; "" = the factory id
-        "wifi_ssid": "",
-        "wifi_pass": "",  # secret: home Wi-Fi password
-        # installation (factory provisioning or the installer): what the meter and the limits are
-        "meter_model": "sdm630",  # meter.maps.names(), or "pulse" for an S0 meter
-        "meter_addr": 1,
-        "meter_baud": 9600,
-        "meter_parity": "E",  # RS-485 line: 8 data bits, this parity ("N", "E", "O"), 1 stop bit
-        "meter_wh_per_pulse": 1.0,
-        "phases": 3,
-        # load balancing (supply.py): a supply-side meter on the same RS-485 bus as the charger's
-        "grid_meter_model": "",  # meter.maps.names(); "" = none, no load balancing
-        "grid_meter_addr": 2,
-        "main_fuse_a": 25,  # the supply's main fuse, per phase
-        "grid_fallback_a": 6,  # the headroom while the grid meter is silent (0: pause)
-        "led_brightness": 80,  # 0-100: the OCPP LightIntensity / app LED brightness
-        # MQTT (mqtt/): the owner's broker; "" = off. mqtt:// or mqtts:// (TLS, checked against
-        # mqtt_ca_pem). Given at the claim, by provisioning, or by the OCPP vendor keys BorneMqtt*.
-        "mqtt_url": "",
-        "mqtt_user": "",
-        "mqtt_pass": "",  # secret: the broker password
-        "mqtt_ca_pem": "",
-        "mqtt_prefix": "borne",  # topics: <prefix>/<cp_id>/...
-        "mqtt_discovery": True,  # Home Assistant discovery messages under homeassistant/
-        "mqtt_controls": False,  # installation: pause, current limit, free charging over MQTT
-    }
-
-
-# What an unclaim / factory reset clears: everything the owner gave (secrets included).
-_OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem", "name",
-          "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
-          "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix", "mqtt_discovery")
-_IDENTITY = ("cp_id", "serial", "model", "vendor")
-# What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
-_PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem",
-                "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix")
-_INSTALLATION = ("meter_model", "meter_baud", "meter_parity", "grid_meter_model",
-                 "grid_meter_addr", "main_fuse_a", "grid_fallback_a", "mqtt_controls")
+    # Every setting and its default: a new dict at each call (settingsdoc.py).
+    return _doc().defaults()
 
 
 class Settings:
     def __init__(self, store, provisioning):
         self.store = store
-        d = store.load(_DOC, defaults())
-        changed = False
-        self.factory_id = provisioning.get("cp_id") or d["cp_id"]
-        if d.get("claim_cp_id"):
-            provisioning = dict(provisioning, cp_id=d["claim_cp_id"])
-        for k in _IDENTITY:
-            v = provisioning.get(k)
-            if v and d.get(k) != v:
-                d[k] = v
-                changed = True
-        for k in _PROVISIONED:
-            v = provisioning.get(k)
-            if v is not None and v != "" and d.get(k) != v:
-                d[k] = v
-                changed = True
-        # The simulation's --csms stands for an endpoint set at the factory: claimed already.
-        self.preset = bool(provisioning.get("csms_url"))
-        for k in _INSTALLATION:
-            v = provisioning.get(k)  # "" and 0 are values here (no grid meter, pause)
-            if v is not None and d.get(k) != v:
-                d[k] = v
-                changed = True
-        self.d = d
-        if changed:
-            store.save(_DOC, d)
-        log.info("settings", "charge point %s, CSMS %s", d["cp_id"], d["csms_url"] or "(none)")
+        self.factory_id = ""  # the cp_id provisioning gave (a claim may give another)
+        self.preset = False  # an endpoint set at the factory (`borne sim --csms`): claimed
+        self.d = None
+        _doc().load(self, provisioning, DOC)  # the document, merged with provisioning
 
     def __getitem__(self, k):
         return self.d[k]
@@ -105,16 +29,22 @@ class Settings:
 
     def update(self, **kw):
         self.d.update(kw)
-        self.store.save(_DOC, self.d)
+        self.store.save(DOC, self.d)
 
     def is_claimed(self):
         return bool(self.d.get("claimed")) or self.preset
 
     def wipe_owner(self):
         # Unclaim / factory reset: the owner's data and secrets go, the factory identity stays.
-        dflt = defaults()
-        for k in _OWNER:
-            self.d[k] = dflt[k]
-        self.d["cp_id"] = self.factory_id
-        self.preset = False
-        self.store.save(_DOC, self.d)
+        _doc().wipe_owner(self, DOC)
+
+
+DOC = "settings"
+
+
+def _doc():
+    import sys
+    import settingsdoc
+
+    sys.modules.pop("settingsdoc", None)
+    return settingsdoc

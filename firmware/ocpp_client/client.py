@@ -97,8 +97,10 @@ class OcppClient:
         self._status_dirty = {}  # connector id -> (status, error_code) not yet reported
         self._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
         self._follow = []
+        self._idle_ms = None  # ticks_ms since the worker waits for a kick (None: busy)
+        self._beat = False  # the watchdog found a heartbeat due (_beat_due)
         self.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot
-        self.rpc = Rpc({})
+        self.rpc = Rpc(features.Handlers(self))  # a feature's handlers made on use
         self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.after_reply = self._after_reply
         connector.listen(self)
@@ -258,6 +260,8 @@ class OcppClient:
         # watchdog. The first to find the link dead ends the session; the others are cancelled.
         self._end = asyncio.Event()
         self._end_reason = None
+        self._idle_ms = None
+        self._beat = False
 
         async def reader():
             self._stop(await self.rpc.serve(ws))
@@ -280,11 +284,13 @@ class OcppClient:
     async def _watch(self, ws):
         # Ping at WebSocketPingInterval; no frame at all for two intervals means the socket is
         # half-open: drop it rather than show "connected" on a dead link. Checked every second,
-        # so a changed interval takes effect at once.
+        # so a changed interval takes effect at once. The heartbeat's timer too (_beat_due): no
+        # timeout task kept by the idle worker.
         last_ping = time.ticks_ms()
         while True:
             await asyncio.sleep(1)
             try:
+                self._beat_due()
                 interval = self.config.get("WebSocketPingInterval")
                 if interval <= 0 or ws.closed:
                     continue
@@ -343,13 +349,26 @@ class OcppClient:
             self._publish()
             if self._status_dirty or (q is not None and len(q)):
                 continue
-            interval = self.config.get("HeartbeatInterval")
-            try:  # a status changed, a message was queued (both set _kick)
-                await asyncio.wait_for(self._kick.wait(), interval if interval > 0 else 86400)
-                continue
-            except asyncio.TimeoutError:
-                pass
-            await self._heartbeat()
+            # Idle until a status changes or a message is queued (both set _kick), or until the
+            # watchdog finds no kick came for HeartbeatInterval (it sets _kick and _beat).
+            self._idle_ms = time.ticks_ms()
+            await self._kick.wait()
+            self._idle_ms = None
+            if self._beat:
+                self._beat = False
+                await self._heartbeat()
+
+    def _beat_due(self):
+        # Called every second by the watchdog: the worker idle for HeartbeatInterval is woken
+        # to send a heartbeat (at most a second late).
+        idle = self._idle_ms
+        if idle is None:
+            return
+        interval = self.config.get("HeartbeatInterval")
+        if time.ticks_diff(time.ticks_ms(), idle) >= (interval if interval > 0 else 86400) * 1000:
+            self._idle_ms = None
+            self._beat = True
+            self._kick.set()
 
     async def _boot(self):
         wait_ms = self._boot_due_ms

@@ -1,18 +1,13 @@
-# OCPP configuration keys (GetConfiguration / ChangeConfiguration): type, default, access, and
-# the check a new value must pass. Only changed values are persisted (one small document), so a
-# firmware update can change defaults; read-only keys cannot be changed over OCPP. A key that
-# is one of the charger's settings (SETTINGS below) is read from and written to the settings, its
-# default there: one value, whichever side changes it.
-import log
+# OCPP configuration keys (GetConfiguration / ChangeConfiguration): type, default, access. Only
+# changed values are persisted (one small document), so a firmware update can change defaults;
+# read-only keys cannot be changed over OCPP. A key that is one of the charger's settings
+# (SETTINGS below) is read from and written to the settings, its default there: one value,
+# whichever side changes it. What runs only for a change or a listing (the checks a new value
+# must pass, the listing's text) is in configuration.py, loaded for it (set(), entries()).
 import settings as _settings
 
 # kinds: "i" integer, "b" boolean, "s" string, "m" measurand list (CSL), "l" other CSL
 # access: "r" read-only, "w" read-write, "x" write-only (never returned)
-# The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
-_MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered"
-               ",Power.Offered,Voltage,Frequency,")
-_MAX_MEASURANDS = const(8)  # the *MaxLength keys below say 8
-
 # One line a key: "<name> <kind><access> <default>", the default as text: "-" = none (None),
 # booleans 0 / 1, integers in decimal (none negative), strings as they are (up to the end of
 # the line). One string constant, so that with the code in flash (frozen, ROMFS) the table takes
@@ -101,15 +96,14 @@ SETTINGS = {
 # Feature modules add their key tables to TABLES and their checks here (key -> fn(value), ValueError
 # when refused): mqtt/keys.py.
 CHECKS = {}
-_DOC = "ocpp_config"
-_ALIGN = ("MeterValuesAlignedData", "StopTxnAlignedData")
+DOC = "ocpp_config"
 
 
 class Config:
     def __init__(self, store, settings=None):
         self.store = store
         self.settings = settings  # settings.Settings (the keys in SETTINGS), or None: defaults
-        self.changed = store.load(_DOC, {})
+        self.changed = store.load(DOC, {})
         self.runtime = {}
         self.listeners = []  # objects with on_config(key, value), told after a change
 
@@ -134,48 +128,31 @@ class Config:
 
     def set(self, key, value):
         # ChangeConfiguration: validates and stores; returns the OCPP ConfigurationStatus.
-        sp = spec(key)
-        if sp is None:
-            return "NotSupported"
-        kind, _, access = sp
-        if access == "r":
-            return "Rejected"
-        try:
-            v = _parse(kind, value)
-            _check(key, v, self)
-        except ValueError as e:
-            log.info("config", "%s: value refused (%s)", key, e)
-            return "Rejected"
-        log.info("config", "%s changed", key)  # never the value: it may be a secret
-        self.runtime.pop(key, None)
-        name = SETTINGS.get(key)
-        if name is not None and self.settings is not None:
-            self.settings.update(**{name: v})  # a secret is stored once, in the settings
-        elif name is not None:
-            self.runtime[key] = v
-        else:
-            self.changed[key] = v
-            self.store.save(_DOC, self.changed)
-        for lst in self.listeners:
-            lst.on_config(key, v)
-        return "Accepted"
+        return _on_use().set_key(self, _keys(), key, value)
 
     def set_runtime(self, key, value):
         # A value the CSMS gives outside ChangeConfiguration (the boot interval): kept in RAM.
         self.runtime[key] = value
 
     def entries(self, keys=None):
-        # GetConfiguration: (configurationKey list, unknownKey list). Write-only keys are left out
-        # of a full listing and reported unknown when asked by name, so they never leak.
-        known, unknown = [], []
-        for k in keys or names():
-            sp = spec(k)
-            if sp is None or sp[2] == "x":
-                if keys:
-                    unknown.append(k)
-                continue
-            known.append({"key": k, "readonly": sp[2] == "r", "value": show(sp[0], self.get(k))})
-        return known, unknown
+        # GetConfiguration: (configurationKey list, unknownKey list); write-only keys never.
+        return _on_use().entries(self, _keys(), keys)
+
+
+def _keys():
+    # This module, handed to configuration.py (which does not import it back).
+    import sys
+
+    return sys.modules[__name__]
+
+
+def _on_use():
+    # configuration.py (the Get/ChangeConfiguration feature) does the checks and the listing:
+    # loaded for the call and out of the heap again after (features.drop).
+    from ocpp_client import configuration, features
+
+    features.drop("ocpp_client.configuration")
+    return configuration
 
 
 def _at(key):
@@ -241,57 +218,3 @@ def names():
                 break
             yield t[i + 1:j]
             i = t.find("\n", j)
-
-
-def _parse(kind, value):
-    if not isinstance(value, str):
-        raise ValueError("not a string")
-    if kind == "i":
-        try:
-            return int(value.strip())
-        except ValueError:
-            raise ValueError("not an integer")
-    if kind == "b":
-        lv = value.strip().lower()
-        if lv not in ("true", "false"):
-            raise ValueError("not true/false")
-        return lv == "true"
-    if kind == "m":
-        items = [m.strip() for m in value.split(",") if m.strip()]
-        for m in items:
-            if ("," + m + ",") not in _MEASURANDS:
-                raise ValueError("unsupported measurand %s" % m)
-        if len(items) > _MAX_MEASURANDS:
-            raise ValueError("too many measurands")
-        return ",".join(items)
-    return value
-
-
-def _check(key, v, cfg):
-    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
-        raise ValueError("negative")
-    if key == "LightIntensity" and v > 100:
-        raise ValueError("over 100 %")
-    if key in ("HeartbeatInterval", "TransactionMessageRetryInterval") and v == 0:
-        raise ValueError("zero")
-    if key == "TransactionMessageAttempts" and v > 100:
-        raise ValueError("too many")
-    if key == "SecurityProfile":
-        if v > 3 or v < cfg.get("SecurityProfile"):
-            raise ValueError("the security profile is never lowered")
-    if key == "AuthorizationKey":
-        if not 16 <= len(v) <= 40:
-            raise ValueError("length")
-    if key == "ConnectorPhaseRotation" and len(v.split(",")) > 2:
-        raise ValueError("too many entries")
-    if key in _ALIGN and v and cfg.get("ClockAlignedDataInterval") < 0:
-        raise ValueError("bad interval")
-    chk = CHECKS.get(key)
-    if chk is not None:
-        chk(v)
-
-
-def show(kind, v):
-    if kind == "b":
-        return "true" if v else "false"
-    return str(v)

@@ -1,5 +1,14 @@
 # Feature: the configuration keys over OCPP. GetConfiguration and ChangeConfiguration on config.py
-# (the key table: types, defaults, access, checks).
+# (the key table: types, defaults, access). Also the work of Config.set() and Config.entries(),
+# which load this module for a change or a listing (from the cloud, MQTT, the diagnostics
+# report): the check a new value must pass, the listing's text. `kt`: the config module (its
+# spec(), names(), SETTINGS, CHECKS, DOC), handed over by Config.
+import log
+
+# The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
+_MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered"
+               ",Power.Offered,Voltage,Frequency,")
+_MAX_MEASURANDS = const(8)  # the *MaxLength keys of config.py say 8
 
 
 def attach(s):
@@ -20,3 +29,100 @@ def attach(s):
         return {"status": cfg.set(p["key"], p["value"])}
 
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}
+
+
+def set_key(cfg, kt, key, value):
+    # Config.set(): ChangeConfiguration validated and stored; -> the OCPP ConfigurationStatus.
+    sp = kt.spec(key)
+    if sp is None:
+        return "NotSupported"
+    kind, _, access = sp
+    if access == "r":
+        return "Rejected"
+    try:
+        v = _parse(kind, value)
+        _check(key, v, cfg, kt)
+    except ValueError as e:
+        log.info("config", "%s: value refused (%s)", key, e)
+        return "Rejected"
+    log.info("config", "%s changed", key)  # never the value: it may be a secret
+    cfg.runtime.pop(key, None)
+    name = kt.SETTINGS.get(key)
+    if name is not None and cfg.settings is not None:
+        cfg.settings.update(**{name: v})  # a secret is stored once, in the settings
+    elif name is not None:
+        cfg.runtime[key] = v
+    else:
+        cfg.changed[key] = v
+        cfg.store.save(kt.DOC, cfg.changed)
+    for lst in cfg.listeners:
+        lst.on_config(key, v)
+    return "Accepted"
+
+
+def entries(cfg, kt, keys=None):
+    # Config.entries(), GetConfiguration: (configurationKey list, unknownKey list). Write-only
+    # keys are left out of a full listing and reported unknown when asked by name: no leak.
+    known, unknown = [], []
+    for k in keys or kt.names():
+        sp = kt.spec(k)
+        if sp is None or sp[2] == "x":
+            if keys:
+                unknown.append(k)
+            continue
+        known.append({"key": k, "readonly": sp[2] == "r", "value": show(sp[0], cfg.get(k))})
+    return known, unknown
+
+
+def _parse(kind, value):
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    if kind == "i":
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError("not an integer")
+    if kind == "b":
+        lv = value.strip().lower()
+        if lv not in ("true", "false"):
+            raise ValueError("not true/false")
+        return lv == "true"
+    if kind == "m":
+        items = [m.strip() for m in value.split(",") if m.strip()]
+        for m in items:
+            if ("," + m + ",") not in _MEASURANDS:
+                raise ValueError("unsupported measurand %s" % m)
+        if len(items) > _MAX_MEASURANDS:
+            raise ValueError("too many measurands")
+        return ",".join(items)
+    return value
+
+
+def _check(key, v, cfg, kt):
+    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+        raise ValueError("negative")
+    if key == "LightIntensity" and v > 100:
+        raise ValueError("over 100 %")
+    if key in ("HeartbeatInterval", "TransactionMessageRetryInterval") and v == 0:
+        raise ValueError("zero")
+    if key == "TransactionMessageAttempts" and v > 100:
+        raise ValueError("too many")
+    if key == "SecurityProfile":
+        if v > 3 or v < cfg.get("SecurityProfile"):
+            raise ValueError("the security profile is never lowered")
+    if key == "AuthorizationKey":
+        if not 16 <= len(v) <= 40:
+            raise ValueError("length")
+    if key == "ConnectorPhaseRotation" and len(v.split(",")) > 2:
+        raise ValueError("too many entries")
+    if key in ("MeterValuesAlignedData", "StopTxnAlignedData") and v and cfg.get("ClockAlignedDataInterval") < 0:
+        raise ValueError("bad interval")
+    chk = kt.CHECKS.get(key)
+    if chk is not None:
+        chk(v)
+
+
+def show(kind, v):
+    if kind == "b":
+        return "true" if v else "false"
+    return str(v)

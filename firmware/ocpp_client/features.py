@@ -8,7 +8,9 @@
 # (name, async fn) (supervised: restarted after a failure, supervisor.py), eager features only:
 # started with the session, and do work after a .conf with s.after(async fn, *args). The
 # payload a handler gets is already checked against the 1.6 rules (validate.py); raising
-# errors.Reject answers a CALLERROR. Adding a feature: its module and one row of TABLE.
+# errors.Reject answers a CALLERROR. Actions attach() leaves out are answered by the handler
+# its state object's handler(action) makes at each use, if it has one (security_ext), else
+# NotSupported. Adding a feature: its module and one line of TABLE.
 # ARCHITECTURE.md ("OCPP client") shows the path of a new message.
 #
 # An eager feature is attached at boot (it listens to the connector from the start); a lazy one
@@ -20,22 +22,23 @@
 # Charging never depends on a feature: the connector runs the relay on its own.
 import log
 
-# (module in ocpp_client/, attached at boot, the CSMS's actions it answers)
+# One line a feature: "<module in ocpp_client/> <e: attached at boot | l: on use> <the CSMS's
+# actions it answers...>". One string constant, no tuples in the heap (rows() reads it; a table
+# may also be given as (name, eager, actions) tuples, as the tests do).
 TABLE = (
-    ("transactions", True, ("RemoteStartTransaction", "RemoteStopTransaction")),
-    ("metering", True, ()),
-    ("authorization", False, ("ClearCache", "GetLocalListVersion", "SendLocalList")),
-    ("smartcharging", False, ("SetChargingProfile", "ClearChargingProfile",
-                              "GetCompositeSchedule")),
-    ("reservations", False, ("ReserveNow", "CancelReservation")),
-    ("remote", False, ("Reset", "TriggerMessage", "UnlockConnector", "ChangeAvailability")),
-    ("configuration", False, ("GetConfiguration", "ChangeConfiguration")),
-    ("vendor", False, ("DataTransfer",)),
-    ("firmware", False, ("UpdateFirmware",)),
-    ("fwboot", True, ()),  # after "firmware": attaches it at boot when an update left work
-    ("security_ext", True, ("GetDiagnostics", "GetLog", "ExtendedTriggerMessage",
-                            "InstallCertificate", "GetInstalledCertificateIds",
-                            "DeleteCertificate", "CertificateSigned", "SignedUpdateFirmware")),
+    "transactions e RemoteStartTransaction RemoteStopTransaction\n"
+    "metering e\n"
+    "authorization l ClearCache GetLocalListVersion SendLocalList\n"
+    "smartcharging l SetChargingProfile ClearChargingProfile GetCompositeSchedule\n"
+    "reservations l ReserveNow CancelReservation\n"
+    "remote l Reset TriggerMessage UnlockConnector ChangeAvailability\n"
+    "configuration l GetConfiguration ChangeConfiguration\n"
+    "vendor l DataTransfer\n"
+    "firmware l UpdateFirmware\n"
+    "fwboot e\n"  # after "firmware": attaches it at boot when an update left work
+    # Its actions answered by its state object's handler(action) (diag/events.py), made on use:
+    "security_ext e GetDiagnostics GetLog ExtendedTriggerMessage InstallCertificate"
+    " GetInstalledCertificateIds DeleteCertificate CertificateSigned SignedUpdateFirmware\n"
 )
 # Transient features: attached for one CALL and dropped once it is answered (their module out of
 # the heap: drop()). They keep no state of their own (it lives in config.py, evse/, the store)
@@ -44,23 +47,67 @@ TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations
 _TAG = "ocpp"
 
 
+def rows(table=TABLE):
+    # (name, eager, actions) of each feature of a table, one at a time.
+    if not isinstance(table, str):
+        for row in table:
+            yield row
+        return
+    i = 0
+    while True:
+        j = table.find("\n", i)
+        if j < 0:
+            return
+        parts = table[i:j].split(" ")
+        yield parts[0], parts[1] == "e", tuple(parts[2:])
+        i = j + 1
+
+
+class Handlers(dict):
+    # The session's action -> handler dict (rpc.py reads it with get() and `in`): the attached
+    # features' handlers. A lazy feature's action not attached yet gets a stub made when asked
+    # for (it attaches the feature), and an attached feature's action it left out gets its state
+    # object's handler(action) if it has one: nothing in the heap per action until it is used.
+    def __init__(self, s, table=TABLE):
+        super().__init__()
+        self.s = s
+        self.table = table
+
+    def get(self, action, default=None):
+        h = super().get(action)
+        if h is None:
+            h = _on_use(self, action)
+        return default if h is None else h
+
+    def __contains__(self, action):
+        return self.get(action) is not None
+
+
+def _on_use(out, action):
+    s = out.s
+    for name, _, actions in rows(out.table):
+        if action in actions:
+            if name not in s.features:
+                return _stub(s, out, name, actions, action)
+            fn = getattr(s.features[name], "handler", None)
+            return fn(action) if fn is not None else None
+    return None
+
+
 def handlers(s, table=TABLE, out=None):
-    # -> the action -> handler dict of the session (`out`, filled): eager features attached,
-    # lazy ones as stubs that attach their feature on first use.
-    out = {} if out is None else out
-    for name, eager, actions in table:
+    # -> the action -> handler dict of the session (`out`, a Handlers, filled): eager features
+    # attached; lazy ones attach on first use (Handlers.get).
+    out = Handlers(s, table) if out is None else out
+    for name, eager, actions in rows(table):
         if eager:
             load(s, out, name, actions)
-        else:
-            for a in actions:
-                out[a] = _stub(s, out, name, actions, a)
     return out
 
 
-def need(s, out, name, table=TABLE):
+def need(s, out, name, table=None):
     # Feature `name` attached now if it never was (s.feature() asks for a lazy one it needs).
     if name not in s.features:
-        for n, _, actions in table:
+        for n, _, actions in rows(out.table if table is None else table):
             if n == name:
                 load(s, out, name, actions)
 
@@ -70,7 +117,7 @@ def load(s, out, name, actions):
     # s.features gets an entry either way (None for a failed one or one that keeps no state).
     s.features.setdefault(name, None)
     for a in actions:
-        out.pop(a, None)  # its stubs: an action attach() does not answer is NotSupported
+        out.pop(a, None)  # an action attach() does not answer is NotSupported
     try:
         mod = __import__("ocpp_client." + name, None, None, ("attach",))
         out.update(mod.attach(s))
@@ -126,12 +173,13 @@ def _stub(s, out, name, actions, action):
 
 
 def unload(s, out, name, actions):
-    # A transient feature dropped: its stubs back in place, its module out of the heap.
+    # A transient feature dropped: its handlers out (stubs again on use), its module out of
+    # the heap.
     if name not in s.features:
         return
     del s.features[name]
     for a in actions:
-        out[a] = _stub(s, out, name, actions, a)
+        out.pop(a, None)
     drop("ocpp_client." + name)
 
 

@@ -2,8 +2,8 @@
 # transactions (security events go through its queue): the security events, their hooks and the
 # certificate store's roots run from boot (diag/events.py, small); GetDiagnostics, GetLog,
 # ExtendedTriggerMessage, InstallCertificate, GetInstalledCertificateIds, DeleteCertificate,
-# CertificateSigned and SignedUpdateFirmware load diag/feature.py at the first of them.
-from ocpp_client import features
+# CertificateSigned and SignedUpdateFirmware load diag/feature.py at the first of them (their
+# handlers made at each call by the state object's handler(action): features.py).
 
 
 def attach(s):
@@ -13,7 +13,4 @@ def attach(s):
     ev = SecurityLogging(s, agentlog.get())
     s.features["security_ext"] = ev
     s.tasks.extend(ev.tasks())
-    for name, _, actions in features.TABLE:
-        if name == "security_ext":
-            return {a: ev.handler(a) for a in actions}
     return {}

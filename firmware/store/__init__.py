@@ -23,6 +23,7 @@ _TAG = "store"
 _EXTS = (".json", ".tmp", ".bak")
 _ALL = _EXTS + (".log", ".log.tmp")  # documents and journals
 _MAX_BODY = const(65536)  # a corrupt length must not ask the heap for megabytes
+_PIECE = const(128)  # bytes of a document's body checked at a time
 
 
 def _makedirs(path):
@@ -73,12 +74,26 @@ def _read(p):
         n = int(parts[4])
         if n > _MAX_BODY:
             return None, None, None, "bad length"
-        body = f.read(n + 1)  # one byte more than promised reveals trailing junk
-        if len(body) != n:
-            return None, None, None, "truncated" if len(body) < n else "length mismatch"
-        if crc32(body) != crc:
+        # The body is checked in small pieces, then parsed from the file: no block of its length
+        # (a document holding certificates is a few KB, and the heap may be fragmented then).
+        buf = bytearray(_PIECE)
+        got = 0
+        c = 0
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                break
+            got += k
+            if got > n:  # more than promised: trailing junk
+                return None, None, None, "length mismatch"
+            c = crc32(memoryview(buf)[:k], c)
+        if got < n:
+            return None, None, None, "truncated"
+        if c != crc:
             return None, None, None, "checksum mismatch"
-        data = json.loads(body)
+        buf = None
+        f.seek(len(head))
+        data = json.load(f)
         if not isinstance(data, dict):
             return None, None, None, "not an object"
         return seq, ver, data, None
