@@ -17,6 +17,9 @@ _FIRST_MS = const(100)
 _MAX_MS = const(5000)
 CALM_MS = const(30000)
 
+# The TLS context of the CSMS link, ((ca, cert, key), SSLContext), kept here, in a module that
+# stays loaded, across reconnects (ocpp_client/security.py tls_context).
+tls = None
 restarts = {}  # task name -> restarts since boot (the console and the tests read it)
 
 

@@ -16,7 +16,6 @@ import log
 _TAG = "security"
 _CLOCK_FLOOR = const(1735689600)  # 2025-01-01T00:00:00Z: before this, the clock was never set
 
-_ctx_cache = None  # (ca, cert, key) -> context: parse the certificates once, not per reconnect
 
 
 class SecurityError(Exception):
@@ -81,11 +80,17 @@ def check_clock(board=None):
 
 def tls_context(ca_pem, cert_pem="", key_pem=""):
     # An SSLContext that requires the server certificate (chain to one of the CAs in ca_pem) and,
-    # with cert_pem/key_pem, presents a client certificate.
-    global _ctx_cache
+    # with cert_pem/key_pem, presents a client certificate. Made once and kept across reconnects
+    # in supervisor.tls (this module is dropped once connected): the context is one 3 KB block
+    # of the GC heap (64-bit unix port), which a heap fragmented by a session lacks at the
+    # reconnect after a network cut (the first allocation the smallest-heap bisection failed on).
+    import supervisor
+
     ident = (ca_pem, cert_pem, key_pem)
-    if _ctx_cache is not None and _ctx_cache[0] == ident:
-        return _ctx_cache[1]
+    cache = supervisor.tls
+    if cache is not None and cache[0] == ident:
+        return cache[1]
+    supervisor.tls = None  # (new certificates: the old context's memory first)
     import ssl
 
     cas = pem_to_der(ca_pem, "CERTIFICATE")
@@ -107,7 +112,7 @@ def tls_context(ca_pem, cert_pem="", key_pem=""):
             ctx.load_cert_chain(certs[0], keys[0])
         except (ValueError, OSError) as e:
             raise SecurityError("client certificate or key rejected: %s" % type(e).__name__)
-    _ctx_cache = (ident, ctx)
+    supervisor.tls = (ident, ctx)
     return ctx
 
 
