@@ -35,6 +35,10 @@ async def _main():
     events.add("boot")
     prov = b.provisioning()
     settings = Settings(store, prov)
+    if settings.get("csms_url", "").startswith("wss://"):
+        from supervisor import reserve_tls
+
+        reserve_tls()  # the TLS context's block, while the heap is whole
     config = Config(store, settings)  # keys that are settings read and write them there
     await b.start()
     reservations = Reservations(store, zero_ok=config.get("ReserveConnectorZeroSupported"))

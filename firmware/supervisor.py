@@ -18,8 +18,11 @@ _MAX_MS = const(5000)
 CALM_MS = const(30000)
 
 # The TLS context of the CSMS link, ((ca, cert, key), SSLContext), kept here, in a module that
-# stays loaded, across reconnects (ocpp_client/security.py tls_context).
+# stays loaded, across reconnects (ocpp_client/security.py tls_context); before the first
+# connection, (None, the block reserved for it at boot: reserve_tls()).
 tls = None
+# An SSLContext is one block of the GC heap: 3,048 bytes on the 64-bit unix port.
+_TLS_BLOCK = const(3072)
 restarts = {}  # task name -> restarts since boot (the console and the tests read it)
 
 
@@ -70,3 +73,15 @@ def heap_room(need, block, count=1):
         return False, free
     held = None
     return True, free
+
+
+def reserve_tls():
+    # At boot, while the heap is whole, for a wss:// CSMS: the block the TLS context will take,
+    # held until tls_context() makes the context (a session fragments the heap: the first
+    # connection after one found no such block in the smallest heaps).
+    global tls
+    if tls is None:
+        try:
+            tls = (None, bytearray(_TLS_BLOCK))
+        except MemoryError:
+            pass

@@ -90,12 +90,14 @@ def tls_context(ca_pem, cert_pem="", key_pem=""):
     cache = supervisor.tls
     if cache is not None and cache[0] == ident:
         return cache[1]
-    supervisor.tls = None  # (new certificates: the old context's memory first)
     import ssl
 
     cas = pem_to_der(ca_pem, "CERTIFICATE")
     if not cas:
         raise SecurityError("no CA certificate configured (ca_pem): wss:// cannot be checked")
+    # (the old context, or the block reserved at boot, given up just before: its hole takes it,
+    # freed by the collection the allocation makes when it finds no other block)
+    cache = supervisor.tls = None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = ssl.CERT_REQUIRED
     for der in cas:
