@@ -28,6 +28,18 @@ def _hotspot(*args):
     return Hotspot(*args)
 
 
+def _tls_reserve(settings):
+    # For a wss:// CSMS, the TLS context's block (one ~3 KB allocation) taken while the heap is
+    # whole: the first context is made in its place (security.tls_context's `keep` list gives it
+    # up just before), where a session's fragmented heap may have no such block left.
+    if settings.get("csms_url", "").startswith("wss://"):
+        try:
+            return [None, bytearray(3072)]
+        except MemoryError:
+            pass
+    return []
+
+
 class _Setup:
     # The setup button of a claimed charger: hotspot/claim.py (claim mode, its login guard) stays
     # out of the heap until the first press (or the console's @hotspot); then the hotspot is
@@ -105,6 +117,7 @@ async def _main():
     events.add("boot")
     prov = b.provisioning()
     settings = Settings(store, prov)
+    tls = _tls_reserve(settings)
     config = Config(store, settings)  # keys that are settings read and write them there
     await b.start()
     # Smart charging and reservations load on use (evse/limits.py, Connector.reserving()): at
@@ -112,7 +125,8 @@ async def _main():
     connector = Connector(b, store, events, config)
     limits = Limits(connector, store)
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
-                      events=events, store=store, limits=limits)
+                      events=events, store=store, limits=limits, tls=tls)
+    del tls
     # Claim mode and the home Wi-Fi (hotspot/): skipped on boards without a radio; on a claimed
     # charger it waits for the setup button (_Setup), the home Wi-Fi kept by station.py till then.
     hotspot = station = None

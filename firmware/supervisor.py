@@ -50,17 +50,21 @@ async def supervise(name, fn, *args):
             await asyncio.sleep_ms(min(_MAX_MS, _FIRST_MS << min(fails - 1, 6)))
 
 
-def heap_room(need, block):
+def heap_room(need, block, count=1):
     # Has the heap room for a feature? -> (yes?, free bytes): at least `need` bytes free after a
-    # collection, and one contiguous block of `block` bytes (its largest buffer: a fragmented heap
-    # can have plenty free in holes too small for it), probed by allocating it once.
+    # collection, and `count` contiguous blocks of `block` bytes at once (its largest buffers: a
+    # fragmented heap can have plenty free in holes too small for them), probed by allocating
+    # them once.
     gc.collect()
     free = gc.mem_free()
     if free < need:
         return False, free
+    held = None
     try:
-        b = bytearray(block)
+        for _ in range(count):
+            held = (held, bytearray(block))
     except MemoryError:
         return False, free
-    b = None
+    held = None
     return True, free
+

@@ -71,7 +71,8 @@ class OcppClient:
     # What a feature may use (features.py): settings, config, board, connector, events, store,
     # limits, meter, reader, restart_tune, rpc, features, triggers, tasks, queue;
     # online(), after(), send(), kick(), feature().
-    def __init__(self, *, settings, config, board, connector, events, store, limits=None):
+    def __init__(self, *, settings, config, board, connector, events, store, limits=None,
+                 tls=None):
         self.settings = settings
         self.config = config
         self.board = board
@@ -88,7 +89,9 @@ class OcppClient:
         self.features = {}  # feature name -> its state object, where it keeps one
         self.tasks = []  # coroutines of eager features, started by run()
         self.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
-        self._tls = []  # the TLS context, kept from one connection to the next (security.py)
+        # the TLS context, kept from one connection to the next (security.py); from app.py, the
+        # block reserved for it at boot
+        self._tls = [] if tls is None else tls
         # TriggerMessage: requestedMessage -> async fn(connector_id or None)
         self.triggers = {"BootNotification": self._trigger_boot,
                          "Heartbeat": self._heartbeat,

@@ -8,7 +8,8 @@
 # and only once it is complete and within LocalAuthListMaxLength is it marked done and moved in.
 # A Full update swaps the folders; a Differential one moves its rewritten buckets into the list.
 # An update that fails (too many entries, a bad entry, flash full) leaves the old list as it was;
-# a power cut after the done mark is finished at boot, one before it leaves the old list.
+# a power cut (or no memory) after the done mark is finished at the next update or boot, one
+# before it leaves the old list.
 #
 # Flash budget: a Full update writes the whole list once; a Differential one writes each entry
 # twice (sorted by bucket into a change file, then merged) and rewrites each bucket it touches.
@@ -23,7 +24,11 @@ import log
 _TAG = "locallist"
 _BUCKETS = const(32)
 _DOC = "locallist"
-_BUF = const(2048)  # RAM for one bucket's changes while a Differential update merges them
+# A Differential update merges a bucket's changes this many at a time, in two lists allocated
+# once per bucket (no growing table: on a fragmented heap a 2 KB merge buffer, or a dict's table,
+# found no block where 256-byte ones did); a bucket with more changes is merged in several
+# portions, each rewriting the bucket (a 1,000-tag update gives a bucket ~31).
+_PORTION = const(32)
 _SLICE_MS = const(20)  # apply(): longest stretch of work between two turns of the other tasks
 
 
@@ -99,16 +104,17 @@ class LocalList:
             log.warn(_TAG, "finishing an update cut short by a power cut")
         if kind == b"D":
             # Differential: its merged buckets replace theirs one by one (a cut mid-way leaves
-            # the rest in ll.new, still marked done, for the next boot).
+            # the rest in ll.new, still marked done, for the next update or boot).
             try:
                 os.mkdir(self.dir)
             except OSError:
                 pass
-            for n in os.listdir(new):
-                if len(n) == 2:
-                    p = self.dir + "/" + n
+            for b in range(_BUCKETS):  # (no listing: its list is a 512-byte block)
+                src = self._path(b, new)
+                if _exists(src):
+                    p = self._path(b)
                     _remove(p)  # FAT cannot rename over a file
-                    os.rename(new + "/" + n, p)
+                    os.rename(src, p)
         elif kind is not None:  # Full (written empty by earlier firmware)
             if _exists(self.dir):
                 _rmtree(old)
@@ -172,13 +178,13 @@ class LocalList:
 
     def _steps(self, version, kind, entries):
         # The update; yields None between slices, the status last.
-        if kind == "Differential" and version <= self.version:
-            yield "VersionMismatch"
-            return
         new = self.dir + ".new"
         done = False
         try:
-            _rmtree(new)
+            self._recover()  # first one accepted but not moved in yet (no memory then)
+            if kind == "Differential" and version <= self.version:
+                yield "VersionMismatch"
+                return
             os.mkdir(new)
             try:
                 if kind == "Full":
@@ -192,7 +198,7 @@ class LocalList:
             self.store.save(_DOC + "_new", {"version": version, "count": count})
             with open(new + "/done", "wb") as f:
                 f.write(b"F" if kind == "Full" else b"D")
-            done = True  # from here on the update happens (at the next boot if not now)
+            done = True  # from here on the update happens (now, else at the next update or boot)
             self._recover()
         except TooLong as e:
             log.warn(_TAG, "%s update refused: %s", kind, e)
@@ -203,11 +209,12 @@ class LocalList:
             import gc
 
             gc.collect()
-            if done:  # marked done: moved in now, or at the next boot
+            if done:  # marked done: moved in now, or at the next update or boot
                 try:
                     self._recover()
                 except MemoryError:
-                    log.warn(_TAG, "%s update: finished at the next boot (no memory)", kind)
+                    log.warn(_TAG, "%s update: finished at the next update or boot (no "
+                             "memory)", kind)
                 yield "Accepted"
                 return
             log.warn(_TAG, "%s update failed: no memory for it; the list stays as it was", kind)
@@ -282,37 +289,41 @@ class LocalList:
         return count
 
     def _merge(self, b, new, chg):
-        # Bucket b's changes applied to its current file, into new/NN, taking at most _BUF bytes
-        # of changes into RAM at a time (a bucket gets ~1/32 of them: one portion as a rule;
-        # more portions are applied one after the other, in order). -> tags added - removed
+        # Bucket b's changes applied to its current file, into new/NN, at most _PORTION changes
+        # in RAM at a time (one portion as a rule; more are applied one after the other, in
+        # order). -> tags added - removed
         out = self._path(b, new)
         alt = out + ".t"
         cur = self._path(b)
         delta = 0
+        tags = [None] * _PORTION
+        lines = [None] * _PORTION
         with open(chg, "rb") as cf:
             while True:
-                ch = {}
-                size = 0
-                while size < _BUF:
+                n = 0
+                while n < _PORTION:
                     line = cf.readline()
                     if not line:
                         break
-                    i = line.find(b"\t")
-                    ch[line[:i]] = line[i + 1 :]  # the later change to a tag wins
-                    size += len(line)
-                if not ch:
+                    tag = line[: line.find(b"\t")]
+                    i = _find(tags, n, tag)
+                    tags[i] = tag
+                    lines[i] = line  # the later change to a tag wins
+                    if i == n:
+                        n += 1
+                if not n:
                     break
                 dst = alt if cur == out else out
-                delta += self._apply(cur, dst, ch)
+                delta += self._apply(cur, dst, tags, lines, n)
                 cur = dst
         if cur == alt:
             _remove(out)
             os.rename(alt, out)
         return delta
 
-    def _apply(self, src, dst, ch):
-        # Copy bucket file src to dst without the tags in ch, then add ch's lines (a bare "\n"
-        # removes). -> tags added - removed
+    def _apply(self, src, dst, tags, lines, n):
+        # Copy bucket file src to dst without the n tags of the portion, then add its lines (a
+        # tag with nothing after its tab removes). -> tags added - removed
         d = 0
         with open(dst, "wb") as out:
             try:
@@ -325,12 +336,21 @@ class LocalList:
                         line = f.readline()
                         if not line:
                             break
-                        if line[: line.find(b"\t")] in ch:
+                        if _find(tags, n, line[: line.find(b"\t")]) < n:
                             d -= 1  # replaced or removed below
                             continue
                         out.write(line)
-            for tag, info in ch.items():
-                if info != b"\n":
-                    out.write(tag + b"\t" + info)
+            for i in range(n):
+                line = lines[i]
+                if len(line) > len(tags[i]) + 2:  # "<IDTAG>\t\n": a removal
+                    out.write(line)
                     d += 1
         return d
+
+
+def _find(tags, n, tag):
+    # -> index of tag among the first n of tags, else n
+    i = 0
+    while i < n and tags[i] != tag:
+        i += 1
+    return i

@@ -96,7 +96,7 @@ def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
         ident = h.digest()
         if keep and keep[0] == ident:
             return keep[1]
-        keep.clear()  # the old context goes before the new one is made
+        keep.clear()  # the old context (or the block app.py reserved) goes before the new one
         ctx = tls_context(ca_pem, cert_pem, key_pem)
         keep.append(ident)
         keep.append(ctx)
