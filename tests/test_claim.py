@@ -254,3 +254,29 @@ async def test_hotspot_closes_after_idle_timeout(flash: Path) -> None:
         assert sim.state()["hotspot"]["open"] is False
     finally:
         await sim.stop()
+
+
+async def test_a_claim_out_of_memory_says_so_and_can_be_sent_again(
+    csms: Csms, csim: Simulator, ctl: Control
+) -> None:
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    # The claim is accepted, then the heap runs short while the charger joins the home Wi-Fi
+    # (the unix_sim board's squeeze: no free block of 2 KB left, as tests/test_low_memory.py
+    # does): the owner reads that memory ran out, not a Wi-Fi or TLS failure.
+    await call(c.claim, fields(csms.url))
+    csim.hw.squeeze_heap(2048)
+    st = await ctl.wait_state(
+        lambda s: (s.get("hotspot") or {}).get("claim") not in ("joining_wifi", "checking_csms"),
+        "the claim to end", 20)
+    csim.hw.squeeze_heap(None)
+    assert st["hotspot"]["claim"] == "failed", st["hotspot"]
+    st = await call(c.status)
+    assert (st["state"], st["error"]) == ("failed", "out_of_memory"), st
+    assert "memory" in st["message"] and "try again" in st["message"]
+    assert not csms.calls()
+    # memory back, the same claim goes through
+    st = await claim_and_wait(c, fields(csms.url))
+    assert st["state"] == "done", st
+    await csms.wait_call("BootNotification", timeout=30)

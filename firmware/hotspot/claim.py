@@ -21,20 +21,25 @@ CLOSE_GRACE_MS = const(10000)
 JOIN_TIMEOUT_MS = const(20000)  # the home Wi-Fi, once claimed (the claim's own: claimflow.py)
 SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
-# Free heap (bytes, after a collection) the hotspot needs to open: its servers' modules and
-# buffers, plus a request's working room. Measured on the unix port from the .mpy build (64-bit
-# objects, bytecode in the heap): ~28 KB held once open (with one 2 KB head buffer), ~14 KB more
-# for a request (a 6 KB body in pieces and what it parses into, its answer);
-# tests/test_low_memory.py checks the held part stays below its own figure. A 32-bit port (the
-# ESP32) needs about half (objects of half the size), an estimate until measured on the
-# charger. Below it, opening is refused with a logged reason and tried again every
-# _ROOM_RETRY_MS until memory frees.
-NEED_FREE = (40 if sys.maxsize > 1 << 32 else 20) * 1024
-# Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string, and
-# the TLS context of the claim's CSMS check (~3 KB); the servers' own are smaller (a client's
-# 2 KB head buffer, a body in 512-byte pieces). A claim that finds no such block anyway gets
-# 503 (the body) or csms_tls (the check) and can be sent again.
+# Free heap (bytes, after a collection) the hotspot needs to open: what it holds once open, and a
+# request's working room. Measured on the unix port from the .mpy build (64-bit objects, bytecode
+# in the heap), as tests/test_low_memory.py measures it (and checks against this figure, which
+# the refusal logs): ~50 KB held once open on a claimed charger (this module and its login guard,
+# loaded by the first press of the setup button, the servers with one 2 KB head buffer, the
+# TLS block below), ~10 KB more for a request (another client's head buffer, a body of up to
+# 6 KB read in 512-byte pieces and what it parses into, its answer). A 32-bit port (the ESP32)
+# needs about half (objects of half the size), an estimate until measured on the charger. Below
+# it, opening is refused with a logged reason and tried again every _ROOM_RETRY_MS until memory
+# frees.
+NEED_FREE = (60 if sys.maxsize > 1 << 32 else 30) * 1024
+# Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string; the
+# servers' own are smaller (a client's 2 KB head buffer, a body in 512-byte pieces). A claim that
+# finds no such block anyway gets 503 and can be sent again.
 _BLOCK = const(4096)
+# The TLS context of the claim's CSMS check (one ~3 KB allocation): reserved when claim mode
+# opens, as app.py reserves the OCPP client's, and made in its place (security.tls_context's
+# `keep` list gives the block up just before).
+_TLS_BLOCK = const(3072)
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -93,6 +98,7 @@ class Hotspot:
         self.need_free = opts.get("hotspot_need_free", NEED_FREE)
         self._deferred = None  # why the hotspot should open, refused for want of memory
         self._retry_at = 0
+        self.tls = []  # the claim's TLS context (security.tls_context's `keep`), while open
 
     # -- the mode ---------------------------------------------------------------------
     async def open_ap(self, why):
@@ -119,6 +125,10 @@ class Hotspot:
         if self._deferred is not None:
             log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
             self._deferred = None
+        try:
+            self.tls = [None, bytearray(_TLS_BLOCK)]  # taken first, the heap still in one piece
+        except MemoryError:
+            self.tls = []  # the check tries without it
         self.ip = self.radio.ap_open(self.ssid, self._key)
         from hotspot import api, httpd
         from hotspot.dns import CaptiveDns
@@ -169,6 +179,7 @@ class Hotspot:
         if self._http:
             await self._http.stop()
             self._http = None
+        self.tls = []
         if self.radio:
             self.radio.ap_close()
 
@@ -329,6 +340,11 @@ class Hotspot:
         if restart:
             self._reset_at = time.ticks_add(now, self.grace_ms + 500)
         elif self.ocpp is not None:
+            # The claim's TLS context is the client's now (the same credentials: reused, not
+            # made again while the hotspot is still open; other roots: given up before theirs).
+            if self.tls:
+                self.ocpp._tls[:] = self.tls
+            self.tls = []
             self.ocpp.wake()
 
     def claim_ended(self):

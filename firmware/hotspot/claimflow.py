@@ -17,6 +17,7 @@ MESSAGES = {
     "csms_unreachable": "the home network works but the CSMS cannot be reached",
     "csms_refused": "the CSMS refused the charger (check the charge point id and auth_key)",
     "csms_tls": "the TLS connection to the CSMS failed (check the URL and ca_pem)",
+    "out_of_memory": "the charger ran out of memory; try again",
 }
 
 
@@ -51,6 +52,9 @@ async def run(hs, c):
         mqtt_keys.changed()  # the owner's broker, if the claim gave one
         log.info(_TAG, "claimed as %s; CSMS %s", c["cp_id"], c["csms_url"])
         hs.claimed(restart=was_claimed)
+    except MemoryError as e:
+        log.exc(_TAG, "claim", e)
+        _failed(hs, "out_of_memory")
     except Exception as e:
         log.exc(_TAG, "claim", e)
         _failed(hs, "wifi_failed")
@@ -71,7 +75,8 @@ async def _probe(hs, c):
     from ocpp_client.security import connect_args
 
     try:
-        auth, ctx = connect_args(c, c["csms_url"], hs.board)
+        # (the TLS context made in the block the hotspot reserved when it opened)
+        auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
         conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
                                    timeout_ms=CSMS_TIMEOUT_MS,
                                    route=getattr(hs.board, "route", None))
@@ -81,6 +86,9 @@ async def _probe(hs, c):
     except (OSError, asyncio.TimeoutError) as e:
         log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
         return "csms_unreachable"
+    except MemoryError as e:
+        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+        return "out_of_memory"
     except Exception as e:  # SecurityError, TLS and certificate errors (ValueError/ssl errors)
         log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
         return "csms_tls"
