@@ -19,6 +19,7 @@ from borne.claim import ClaimError, ProvisioningClient
 from borne.csms import Csms
 from borne.sim.options import Fitted
 from borne.sim.simulator import ClaimOptions, Simulator
+from borne.workload import until
 from conftest import BOTH_BOARDS
 from simctl import Control, controlling, running
 
@@ -271,6 +272,8 @@ async def test_a_claim_out_of_memory_says_so_and_can_be_sent_again(
         lambda s: (s.get("hotspot") or {}).get("claim") not in ("joining_wifi", "checking_csms"),
         "the claim to end", 20)
     csim.hw.squeeze_heap(None)
+    await until(lambda: csim.hw.telemetry.get("squeeze") is not None, 10,
+                "the agent giving its heap back")
     assert st["hotspot"]["claim"] == "failed", st["hotspot"]
     st = await call(c.status)
     assert (st["state"], st["error"]) == ("failed", "out_of_memory"), st

@@ -78,6 +78,7 @@ class Board(BoardBase):
         self._radio = None
         self._ballast = None  # "squeeze" (simboard.py): the heap taken from the application
         self._squeeze_block = -1
+        self._squeeze_mod = None  # simboard while the heap is squeezed
 
     @property
     def flash_root(self):
@@ -130,7 +131,11 @@ class Board(BoardBase):
                         self.on_button(int(p[1]))
                     continue
                 elif p[0] == b"squeeze":
-                    _on_use().squeeze(self, int(p[1]))
+                    # kept while squeezing: giving the heap back must not need an import
+                    m = self._squeeze_mod or _on_use()
+                    block = int(p[1])
+                    self._squeeze_mod = m if block > 0 else None
+                    m.squeeze(self, block)
                     continue
                 elif p[0] == b"s0":
                     if self._pulses is not None:
