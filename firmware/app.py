@@ -148,10 +148,15 @@ async def _main():
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.use(meter=dev.meter, feedback=dev.tag_feedback)
     ocpp.use(meter=dev.meter, reader=dev.rfid, restart_tune=dev.buzzer.restart)
-    # MQTT (mqtt/): the owner's broker and Home Assistant; the feature loads once one is set.
-    from mqtt import keys as mqtt_keys
+    # MQTT (mqtt/): the owner's broker and Home Assistant; mqtt/keys.py and the feature load
+    # once one is set (now, a key's change or the claim).
+    from ocpp_client import config as config_mod
 
-    mqtt_keys.attach(b, settings, config, connector, ocpp, events, store)
+    config_mod.MQTT_DEPS = (b, settings, config, connector, ocpp, events, store)
+    if settings.get("mqtt_url"):
+        from mqtt import keys as mqtt_keys
+
+        mqtt_keys.changed()
     log.info("app", "borne up on %s", board_mod.NAME)
     if getattr(b, "diag", False):
         import heapwatch

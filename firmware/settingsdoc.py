@@ -26,14 +26,14 @@ def defaults():
         "wifi_ssid": "",
         "wifi_pass": "",  # secret: home Wi-Fi password
         # installation (factory provisioning or the installer): what the meter and the limits are
-        "meter_model": "sdm630",  # meter.maps.names(), or "pulse" for an S0 meter
+        "meter_model": "sdm630",  # meter.models.names(), or "pulse" for an S0 meter
         "meter_addr": 1,
         "meter_baud": 9600,
         "meter_parity": "E",  # RS-485 line: 8 data bits, this parity ("N", "E", "O"), 1 stop bit
         "meter_wh_per_pulse": 1.0,
         "phases": 3,
         # load balancing (supply.py): a supply-side meter on the same RS-485 bus as the charger's
-        "grid_meter_model": "",  # meter.maps.names(); "" = none, no load balancing
+        "grid_meter_model": "",  # meter.models.names(); "" = none, no load balancing
         "grid_meter_addr": 2,
         "main_fuse_a": 25,  # the supply's main fuse, per phase
         "grid_fallback_a": 6,  # the headroom while the grid meter is silent (0: pause)

@@ -18,10 +18,10 @@ _FEEDBACK_MS = const(1500)
 
 def appearance(status, online):
     # (colour, animation) for an OCPP status of connector 1 and the link state.
-    look = patterns.STATUS_LOOK.get(status, "faulted")
+    look = patterns.status_look(status)
     if not online and look == "available":
         look = "offline"
-    return patterns.LOOKS[look]
+    return patterns.look(look)
 
 
 class StatusLight:
@@ -35,6 +35,8 @@ class StatusLight:
         self._feedback = None
         self._feedback_until = 0
         self.frames = 0  # frames drawn (tests, benchmarks)
+        self._name = None  # the look last read from the table, and its (colour, animation)
+        self._look = None
 
     # -- what others set -------------------------------------------------------------------
     def set_brightness(self, pct):
@@ -50,8 +52,11 @@ class StatusLight:
 
     def set_mode(self, mode):
         # "claim" (hotspot open), "update" (firmware update running) or None.
-        if mode is not None and mode not in patterns.LOOKS:
-            raise ValueError("unknown light mode %r" % mode)
+        if mode is not None:
+            try:
+                patterns.look(mode)
+            except KeyError:
+                raise ValueError("unknown light mode %r" % mode)
         self.mode = mode
 
     def tag_feedback(self, accepted):
@@ -71,11 +76,13 @@ class StatusLight:
             elif self.hotspot is not None and self.hotspot.open:
                 name = "claim"
             else:
-                name = patterns.STATUS_LOOK.get(self.connector.status_of(1)[0], "faulted")
+                name = patterns.status_look(self.connector.status_of(1)[0])
                 if name == "available" and not self.link.connected:
                     name = "offline"
-        color, anim = patterns.LOOKS[name]
-        return name, color, anim
+        if name != self._name:  # the table is read when the look changes, not every check
+            self._name = name
+            self._look = patterns.look(name)
+        return name, self._look[0], self._look[1]
 
     async def run(self):
         # Changes (status, mode, brightness, feedback) show within _CHECK_MS.

@@ -1,5 +1,5 @@
 # A Modbus RTU meter as a source for meter.meter.Meter: read(out) reads every register block of
-# the model's map (meter.maps) through a meter.modbus.Master and decodes the values into out.
+# the model's map (meter.models) through a meter.modbus.Master and decodes the values into out.
 # (Kept apart from meter.meter, which re-exports it, so that neither module is big to compile:
 # from source, MicroPython needs one module's whole parse tree in RAM at once.)
 #
@@ -15,11 +15,15 @@ _ONE_PHASE_ZERO = (maps.V2, maps.V3, maps.I2, maps.I3)
 
 
 class ModbusMeter:
-    # A Modbus RTU meter of a known model (maps.names()) at a bus address.
+    # A Modbus RTU meter of a known model (meter.models.names()) at a bus address.
     def __init__(self, master, model, addr=1):
-        self.map = maps.model(model)
+        from meter import models  # the register maps: set-up only, out of the heap again after
+        from ocpp_client.features import drop
+
+        drop("meter.models")
+        self.map = models.model(model)
         if self.map is None:
-            raise ValueError("unknown meter model %r (known: %s)" % (model, ", ".join(maps.names())))
+            raise ValueError("unknown meter model %r (known: %s)" % (model, ", ".join(models.names())))
         self.m = master
         self.model = model
         self.addr = addr
@@ -28,7 +32,7 @@ class ModbusMeter:
         self._wd = bytearray(maps.NVALUES)
         for slot, _, off, typ, _ in self.map["values"]:
             self._at[slot] = 3 + 2 * off
-            self._wd[slot] = maps.width(typ)
+            self._wd[slot] = models.width(typ)
         self._vals = [None] * maps.NVALUES  # and the value made from them (None: none yet)
         self._out = None
         self._op = Looped(self._reads, None)

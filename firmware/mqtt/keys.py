@@ -1,78 +1,50 @@
-# Always loaded, small: the MQTT settings as OCPP vendor configuration keys (added to the key
-# table here, so the feature owns them), and the start of the feature (mqtt/feature.py) once a
-# broker is configured. The settings are the one source (given at the claim, by provisioning or
-# `borne sim --mqtt`); the keys show them and a CSMS may change them: BorneMqttUrl,
-# BorneMqttUser, BorneMqttPassword (write-only), BorneMqttPrefix, and BorneMqttControls
-# (read-only: the installation decides).
+# Loaded on use: the checks of the MQTT settings' OCPP vendor keys and the start of the feature
+# (mqtt/feature.py). The keys themselves (BorneMqttUrl, BorneMqttUser, BorneMqttPassword
+# (write-only), BorneMqttPrefix, BorneMqttControls (read-only: the installation decides)) are in
+# ocpp_client/config.py's table, mapped to the settings (the one source: given at the claim, by
+# provisioning or `borne sim --mqtt`), so reading them needs nothing here. This module is
+# imported at boot only when a broker is configured, by a change of one of the keys
+# (configuration.py) and by the claim; it leaves the heap again while no broker runs (idle()).
 import asyncio
 
 import log
 
 _TAG = "mqtt"
-_KEYS = {"BorneMqttUrl": "mqtt_url", "BorneMqttUser": "mqtt_user",
-         "BorneMqttPassword": "mqtt_pass", "BorneMqttPrefix": "mqtt_prefix",
-         "BorneMqttControls": "mqtt_controls"}
-# Their lines in ocpp_client/config.py's table format ("<key> <kind><access> <default>"); the
-# password is write-only, the controls read-only (the installation decides)
-_TABLE = (
-    "\nBorneMqttUrl sw "
-    "\nBorneMqttUser sw "
-    "\nBorneMqttPassword sx "
-    "\nBorneMqttPrefix sw borne"
-    "\nBorneMqttControls br 0"
-    "\n"
-)
 feature = None  # the running Mqtt, once started
-_deps = None
 
 
-def _check_url(v):
-    if v:
-        from mqtt.url import parse_url  # loaded on use: a charger without a broker never does
+def check(key, v):
+    # ChangeConfiguration of a BorneMqtt* key: ValueError when the value is refused.
+    if key == "BorneMqttUrl":
+        if v:
+            from mqtt.url import parse_url
 
-        parse_url(v)
-
-
-def _check_prefix(v):
-    if not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/":
-        raise ValueError("prefix: 1-32 characters, no + # and no leading or trailing /")
-
-
-def _check_secret(v):
-    if len(v) > 64:
+            parse_url(v)
+    elif key == "BorneMqttPrefix":
+        if not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/":
+            raise ValueError("prefix: 1-32 characters, no + # and no leading or trailing /")
+    elif len(v) > 64:  # user, password
         raise ValueError("too long")
 
 
-class _Listener:
-    # The configuration's listener (on_config): a key of ours changed (config.py has already
-    # written it to the settings): reconnect, or start now that a broker is set.
-    def on_config(self, key, value):
-        if key in _KEYS:
-            changed()
+def _deps():
+    # (board, settings, config, connector, ocpp, events, store), or None before app.py set it.
+    # Looked up, not imported: config.py's configuration.py imports this module.
+    import sys
 
-
-def attach(board, settings, config, connector, ocpp, events, store):
-    global _deps
-    _deps = (board, settings, config, connector, ocpp, events, store)
-    from ocpp_client import config as config_mod
-
-    if _TABLE not in config_mod.TABLES:
-        config_mod.TABLES.append(_TABLE)
-    config_mod.SETTINGS.update(_KEYS)  # the settings hold the values: one source
-    config_mod.CHECKS.update({"BorneMqttUrl": _check_url, "BorneMqttPrefix": _check_prefix,
-                              "BorneMqttUser": _check_secret,
-                              "BorneMqttPassword": _check_secret})
-    config.listen(_Listener())
-    if settings.get("mqtt_url"):
-        start(_deps)
+    c = sys.modules.get("ocpp_client.config")
+    return c.MQTT_DEPS if c is not None else None
 
 
 def changed():
-    # The settings changed outside OCPP (the claim): reconnect, or start now that a broker is set.
+    # The settings changed (a key, the claim): reconnect, or start now that a broker is set;
+    # out of the heap again when none runs.
+    d = _deps()
     if feature is not None:
         feature.reload()
-    elif _deps is not None and _deps[1].get("mqtt_url"):
-        start(_deps)
+    elif d is not None and d[1].get("mqtt_url"):
+        start(d)
+    idle()
 
 
 def start(deps):
@@ -87,3 +59,11 @@ def start(deps):
     from supervisor import supervise
 
     asyncio.create_task(supervise("mqtt", feature.run))  # restarted after a failure
+
+
+def idle():
+    # No broker running: this module (and the URL parser a check loaded) leaves the heap.
+    if feature is None:
+        from ocpp_client import features
+
+        features.drop("mqtt.keys", "mqtt.url", "mqtt.feature", "mqtt")

@@ -79,9 +79,17 @@ _TABLE = (
     "CertificateStoreMaxLength ir 8\n"  # installed certificates, both kinds together
     "CertificateSignedMaxChainSize ir 5500\n"  # bytes of a CertificateSigned chain
     "AdditionalRootCertificateCheck br 0\n"
+    # MQTT (mqtt/): the owner's broker, from the settings; the password write-only, the controls
+    # read-only (the installation decides). Their checks and the start of the feature are in
+    # mqtt/keys.py, loaded only when a broker is configured or one of these keys is changed.
+    "BorneMqttUrl sw \n"
+    "BorneMqttUser sw \n"
+    "BorneMqttPassword sx \n"
+    "BorneMqttPrefix sw borne\n"
+    "BorneMqttControls br 0\n"
 )
-# The key tables: this one, then those a feature module adds, in the same format (mqtt/keys.py;
-# at most 8 tables, see _at()).
+# The key tables: this one, then those a feature module adds, in the same format (at most 8
+# tables, see _at()).
 TABLES = [_TABLE]
 # Keys that are settings (settings.py: the connection credentials, the installation, the LED):
 # key -> setting. Their default is the setting's.
@@ -92,10 +100,17 @@ SETTINGS = {
     "BorneGridMeter": "grid_meter_model",
     "BorneMainFuse": "main_fuse_a",
     "BorneGridFallback": "grid_fallback_a",
+    "BorneMqttUrl": "mqtt_url",
+    "BorneMqttUser": "mqtt_user",
+    "BorneMqttPassword": "mqtt_pass",
+    "BorneMqttPrefix": "mqtt_prefix",
+    "BorneMqttControls": "mqtt_controls",
 }
 # Feature modules add their key tables to TABLES and their checks here (key -> fn(value), ValueError
-# when refused): mqtt/keys.py.
+# when refused). The BorneMqtt* keys are checked by mqtt/keys.py, loaded for the change
+# (configuration.py), and MQTT_DEPS is what mqtt/keys.py starts the feature with (set by app.py).
 CHECKS = {}
+MQTT_DEPS = None
 DOC = "ocpp_config"
 
 

@@ -57,7 +57,17 @@ def set_key(cfg, kt, key, value):
         cfg.store.save(kt.DOC, cfg.changed)
     for lst in cfg.listeners:
         lst.on_config(key, v)
+    if key.startswith("BorneMqtt"):
+        _mqtt().changed()  # reconnect, or start now that a broker is set
     return "Accepted"
+
+
+def _mqtt():
+    # mqtt/keys.py: the BorneMqtt* keys' checks and the feature's start, loaded on use (and out
+    # of the heap again when no broker runs: mqtt/keys.py drops itself).
+    from mqtt import keys
+
+    return keys
 
 
 def entries(cfg, kt, keys=None):
@@ -120,6 +130,8 @@ def _check(key, v, cfg, kt):
     chk = kt.CHECKS.get(key)
     if chk is not None:
         chk(v)
+    if key.startswith("BorneMqtt"):
+        _mqtt().check(key, v)
 
 
 def show(kind, v):

@@ -64,10 +64,6 @@ class Pn532Timeout(Pn532Error):
     pass
 
 
-class _BadChecksum(Pn532Error):
-    pass
-
-
 def frame(buf, cmd, params=b""):
     # Builds a host -> PN532 normal information frame in buf; returns its length.
     # (Its work is split with _put_params to keep each frame under ~11 slots of locals and
@@ -180,7 +176,7 @@ class Pn532:
         if r == _CORRUPT:
             return Pn532Error("response corrupted three times")
         if r == _BADSUM:
-            return _BadChecksum("bad data checksum")
+            return Pn532Error("bad data checksum")
         if r == _EXTENDED:
             return Pn532Error("unexpected extended frame")  # never sent for our commands
         return Pn532Error("frame of %d bytes is too long" % self._bad_len)

@@ -3,7 +3,7 @@ frames, CRC-16 and all) over a loopback TCP socket, whose registers are filled f
 simulated hardware at every request, laid out as the chosen meter model's documentation says.
 
 The register maps are written here from the manufacturers' documents on their own (not shared
-with the firmware's `meter/maps.py`), so a mistake on either side shows up as a wrong reading:
+with the firmware's `meter/models.py`), so a mistake on either side shows up as a wrong reading:
 
 - Eastron SDM630 / SDM120 (Modbus protocol V1.7 / SDM120-Modbus): input registers (function 4),
   IEEE 754 float32, high word first. 0x0000/2/4 V L1-L3 N, 0x0006/8/A A L1-L3, 0x000C/E/10
