@@ -4,8 +4,6 @@
 # `borne sim --mqtt`); the keys show them and a CSMS may change them: BorneMqttUrl,
 # BorneMqttUser, BorneMqttPassword (write-only), BorneMqttPrefix, and BorneMqttControls
 # (read-only: the installation decides).
-import asyncio
-
 import log
 
 _TAG = "mqtt"
@@ -84,6 +82,6 @@ def start(deps):
     except Exception as e:  # a damaged file or no memory: charging goes on without MQTT
         log.exc(_TAG, "MQTT could not start", e)
         return
-    from supervisor import supervise
+    from supervisor import start
 
-    asyncio.create_task(supervise("mqtt", feature.run))  # restarted after a failure
+    start("mqtt", feature.run)  # restarted after a failure

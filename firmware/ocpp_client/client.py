@@ -201,11 +201,14 @@ class OcppClient:
     async def run(self):
         # Supervised by app.py: after a failure it runs again (the features' tasks start once).
         if self.tasks:
-            from supervisor import supervise
+            from supervisor import start
 
             for t in self.tasks:
                 # (name, async fn): supervised, restarted after a failure; a coroutine: once
-                asyncio.create_task(supervise(*t) if isinstance(t, tuple) else t)
+                if isinstance(t, tuple):
+                    start(*t)
+                else:
+                    asyncio.create_task(t)
         self.tasks = None
         attempt = 0
         while True:
