@@ -152,15 +152,16 @@ def _check():
     return nxt
 
 
-async def keep(tasks=()):
-    # The keeper: starts `tasks` ((name, fn) pairs), then restarts any supervised task that
-    # failed, for ever (app.py's main task; the first start() makes one otherwise). Waits on
-    # the callback's event while nothing is to restart, else sleeps till the next restart, at
-    # most 100 ms at a time (a failure meanwhile is due no earlier).
+async def keep(tasks=None):
+    # The keeper: starts `tasks` (a list of (name, fn) pairs, emptied), then restarts any
+    # supervised task that failed, for ever (app.py's main task; the first start() makes one
+    # otherwise). Waits on the callback's event while nothing is to restart, else sleeps till
+    # the next restart, at most 100 ms at a time (a failure meanwhile is due no earlier).
     global _kept
     _kept = True
-    for name, fn in tasks:
-        start(name, fn)
+    while tasks:  # emptied as started: no frame of this loop keeps the list or its pairs
+        start(*tasks[0])
+        tasks.pop(0)
     tasks = None
     while True:
         try:

@@ -200,16 +200,20 @@ class OcppClient:
 
     async def run(self):
         # Supervised by app.py: after a failure it runs again (the features' tasks start once).
-        if self.tasks:
+        ts = self.tasks
+        if ts:
             from supervisor import start
 
-            for t in self.tasks:
+            while ts:  # each taken out once started (a restart starts the rest)
+                t = ts[0]
                 # (name, async fn): supervised, restarted after a failure; a coroutine: once
                 if isinstance(t, tuple):
                     start(*t)
                 else:
                     asyncio.create_task(t)
-        self.tasks = None
+                ts.pop(0)
+            t = start = None
+        ts = self.tasks = None
         attempt = 0
         while True:
             url = self.settings.get("csms_url")
