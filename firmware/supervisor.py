@@ -46,6 +46,7 @@ _kept = False  # a keep() loop runs
 
 def start(name, fn, *args):
     # Starts `fn(*args)` as a supervised task: restarted after a failure until it returns.
+    # -> its slot (for stop()).
     global _kept
     s = _slots
     i = 0
@@ -67,6 +68,7 @@ def start(name, fn, *args):
     if not _kept:
         _kept = True
         asyncio.create_task(keep())
+    return i
 
 
 def _run(i):
@@ -176,17 +178,33 @@ async def keep(tasks=None):
             await asyncio.sleep_ms(_FIRST_MS)
 
 
+def stop(i):
+    # Ends the supervised task of slot i (cancelled, not restarted).
+    s = _slots
+    r = s[i + _RUN]
+    if r is not None and not isinstance(r, Exception):
+        r.cancel()  # _ended() frees the slot
+    else:
+        s[i + _RUN] = None
+        s[i + _FN] = None
+        s[i + _ARGS] = ()
+
+
 async def supervise(name, fn, *args):
-    # start() awaited: returns once `fn(*args)` returned (a wrapper frame while it runs: for
-    # the tests and short work; the agent's tasks use start()).
+    # start() awaited: returns once `fn(*args)` returned; cancelled, it stops the task (a
+    # wrapper frame while it runs: for the tests and short work; the agent's tasks use start()).
     done = asyncio.Event()
 
     async def once():
         await fn(*args)
         done.set()
 
-    start(name, once)
-    await done.wait()
+    i = start(name, once)
+    try:
+        await done.wait()
+    finally:
+        if not done.state:
+            stop(i)
 
 
 def heap_room(need, block, count=1):
