@@ -14,7 +14,7 @@ from ocpp_client.config import Config
 from ocpp_client.client import OcppClient
 from led.status import StatusLight
 from peripherals import Peripherals
-from supervisor import supervise
+import supervisor
 
 gc.collect()
 # Heap held once the modules above are loaded: bytecode under the unix port or from .mpy files,
@@ -76,7 +76,7 @@ class _Setup:
                 self.station.stop()
                 self.station = None
             self.h = h
-            asyncio.create_task(supervise("hotspot", h.run))
+            supervisor.start("hotspot", h.run)
         self.h.button(ms)
 
     async def _retry(self):
@@ -106,7 +106,8 @@ def _console(*args):
     return run
 
 
-async def _main():
+async def _build():
+    # Builds every part; -> the (name, fn) of the long-lived tasks.
     b = board_mod.Board()
     clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
     store = Store(b.flash_root)
@@ -166,9 +167,10 @@ async def _main():
         import stallwatch  # the loop's longest stall, for `borne bench mqtt-stall`
 
         asyncio.create_task(stallwatch.run(b))
-    # Every long-lived task is supervised (supervisor.py): a MemoryError or a bug in one is
-    # logged and the task restarted after a backoff; the connector's own poll never ends on one
-    # (it opens the relay and polls on), and its restart would open the relay first.
+    # Every long-lived task is supervised (supervisor.py, started by _main): a MemoryError or a
+    # bug in one is logged and the task restarted after a backoff; the connector's own poll
+    # never ends on one (it opens the relay and polls on), and its restart would open the relay
+    # first.
     tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
              ("limits", limits.run)]
     tasks.extend(dev.tasks())
@@ -178,7 +180,13 @@ async def _main():
         tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
     tasks.append(("console", _console(b, settings, connector, hotspot)))
-    await asyncio.gather(*[supervise(name, fn) for name, fn in tasks])
+    return tasks
+
+
+async def _main():
+    # The main task: builds the agent (its frame gone once built), then keeps its tasks for
+    # ever (supervisor.keep(): restarts any that fails).
+    await supervisor.keep(await _build())
 
 
 def run():

@@ -1,11 +1,20 @@
-# Task supervision: every long-lived task of the agent runs under supervise(), so a MemoryError
+# Task supervision: every long-lived task of the agent is started by start(), so a MemoryError
 # (or a bug) in one is logged and the task restarted, and the rest of the charger never runs on
 # without it. A task that returns normally is done (a board without a radio has no hotspot).
+#
+# One keeper for all (keep(): app.py's main task; started by the first start() otherwise), no
+# wrapper per task: a supervised task is the function's own coroutine in an asyncio Task whose
+# completion callback (`state`, as asyncio.gather sets it) is _ended(). The callback allocates
+# nothing (it runs inside the scheduler: an exception there would stop the loop): it marks the
+# task's slot and wakes the keeper, which logs and restarts it. Each task costs one slot of _W
+# words in one list (name, fn, args, the Task, its failure counts and a time): no generator
+# frame, closure or bound method per task beyond the function given.
 #
 # A failure is logged once per burst (a log line needs memory too, and a task failing again and
 # again must not flood the agent log); the restart waits a backoff (100 ms, doubling, at most
 # 5 s: never a busy loop) after a gc.collect(). A task that then runs CALM_MS without failing
-# ends its burst: the next failure is logged again, with the count of the burst before it.
+# ends its burst: the next failure is logged again, with the count of the burst before it. A
+# restart that finds no memory to make the task counts as a failure of it (the next try later).
 import asyncio
 import gc
 import time
@@ -19,35 +28,183 @@ CALM_MS = const(30000)
 
 restarts = {}  # task name -> restarts since boot (the console and the tests read it)
 
+# The slots, _W entries each: _RUN is the Task while it runs, the exception that ended it until
+# the keeper saw it, None while it waits for its restart (or for ever once ended, fn None: the
+# slot is free); _MS the time it started, then when it failed, then when it restarts.
+_NAME = const(0)
+_FN = const(1)
+_ARGS = const(2)
+_RUN = const(3)
+_FAILS = const(4)
+_BURST = const(5)
+_MS = const(6)
+_W = const(7)
+_slots = []
+_wake = asyncio.Event()
+_kept = False  # a keep() loop runs
+
+
+def start(name, fn, *args):
+    # Starts `fn(*args)` as a supervised task: restarted after a failure until it returns.
+    # -> its slot (for stop()).
+    global _kept
+    s = _slots
+    i = 0
+    while i < len(s) and s[i + _FN] is not None:
+        i += _W
+    if i == len(s):
+        s.extend((None, None, (), None, 0, 0, 0))
+    s[i + _NAME] = name
+    s[i + _FN] = fn
+    s[i + _ARGS] = args
+    s[i + _FAILS] = 0
+    s[i + _BURST] = 0
+    try:
+        _run(i)
+    except BaseException:
+        s[i + _FN] = None  # the slot back: the caller gets the error
+        s[i + _ARGS] = ()
+        raise
+    if not _kept:
+        _kept = True
+        asyncio.create_task(keep())
+    return i
+
+
+def _run(i):
+    s = _slots
+    t = asyncio.create_task(s[i + _FN](*s[i + _ARGS]))
+    t.state = _ended  # called by the scheduler when it ends (no one awaits it)
+    s[i + _RUN] = t
+    s[i + _MS] = time.ticks_ms()
+
+
+def _ended(t, er):
+    # The scheduler's completion callback: no allocation, nothing raised.
+    try:
+        s = _slots
+        for i in range(0, len(s), _W):
+            if s[i + _RUN] is t:
+                if isinstance(er, StopIteration) or not isinstance(er, Exception):
+                    s[i + _RUN] = None  # returned (or cancelled): done, the slot free
+                    s[i + _FN] = None
+                    s[i + _ARGS] = ()
+                else:
+                    now = time.ticks_ms()
+                    if time.ticks_diff(now, s[i + _MS]) >= CALM_MS:
+                        s[i + _FAILS] = 0
+                    s[i + _RUN] = er
+                    s[i + _MS] = now
+                    _wake.set()
+                return
+    except Exception:
+        pass
+
+
+def _failed(i, e):
+    # A failure of slot i's task (`e`): logged once per burst, its restart scheduled.
+    s = _slots
+    name = s[i + _NAME]
+    fails = s[i + _FAILS]
+    if not fails:
+        try:
+            if s[i + _BURST]:
+                log.warn(_TAG, "task %s: %d failure(s) in its last burst", name, s[i + _BURST])
+            log.exc(_TAG, "task %s failed, restarting it" % name, e)
+        except MemoryError:
+            pass
+        s[i + _BURST] = 0
+    fails += 1
+    s[i + _FAILS] = fails
+    s[i + _BURST] += 1
+    try:
+        restarts[name] = restarts.get(name, 0) + 1
+    except MemoryError:
+        pass
+    s[i + _RUN] = None
+    s[i + _MS] = time.ticks_add(s[i + _MS], min(_MAX_MS, _FIRST_MS << min(fails - 1, 6)))
+
+
+def _check():
+    # Handles the failures the callback marked and makes the restarts that are due; -> ms to
+    # the next restart, or -1 when none waits.
+    s = _slots
+    nxt = -1
+    for i in range(0, len(s), _W):
+        if s[i + _FN] is None:
+            continue
+        r = s[i + _RUN]
+        if r is not None and not isinstance(r, Exception):
+            continue  # running
+        if r is not None:
+            gc.collect()
+            _failed(i, r)
+            r = None
+        wait = time.ticks_diff(s[i + _MS], time.ticks_ms())
+        if wait <= 0:
+            try:
+                _run(i)
+                continue
+            except Exception as e:  # no memory to make it: a failure, tried again later
+                s[i + _MS] = time.ticks_ms()
+                _failed(i, e)
+                wait = time.ticks_diff(s[i + _MS], time.ticks_ms())
+        if nxt < 0 or wait < nxt:
+            nxt = wait
+    return nxt
+
+
+async def keep(tasks=None):
+    # The keeper: starts `tasks` (a list of (name, fn) pairs, emptied), then restarts any
+    # supervised task that failed, for ever (app.py's main task; the first start() makes one
+    # otherwise). Waits on the callback's event while nothing is to restart, else sleeps till
+    # the next restart, at most 100 ms at a time (a failure meanwhile is due no earlier).
+    global _kept
+    _kept = True
+    while tasks:  # emptied as started: no frame of this loop keeps the list or its pairs
+        start(*tasks[0])
+        tasks.pop(0)
+    tasks = None
+    while True:
+        try:
+            _wake.clear()
+            wait = _check()
+            if wait < 0:
+                await _wake.wait()
+            else:
+                await asyncio.sleep_ms(min(wait, _FIRST_MS))
+        except Exception:
+            gc.collect()
+            await asyncio.sleep_ms(_FIRST_MS)
+
+
+def stop(i):
+    # Ends the supervised task of slot i (cancelled, not restarted).
+    s = _slots
+    r = s[i + _RUN]
+    if r is not None and not isinstance(r, Exception):
+        r.cancel()  # _ended() frees the slot
+    else:
+        s[i + _RUN] = None
+        s[i + _FN] = None
+        s[i + _ARGS] = ()
+
 
 async def supervise(name, fn, *args):
-    # Runs `await fn(*args)` until it returns; restarts it after a failure.
-    fails = 0
-    burst = 0
-    while True:
-        t0 = time.ticks_ms()
-        try:
-            await fn(*args)
-            return
-        except Exception as e:
-            gc.collect()
-            if time.ticks_diff(time.ticks_ms(), t0) >= CALM_MS:
-                fails = 0
-            if not fails:
-                try:
-                    if burst:
-                        log.warn(_TAG, "task %s: %d failure(s) in its last burst", name, burst)
-                    log.exc(_TAG, "task %s failed, restarting it" % name, e)
-                except MemoryError:
-                    pass
-                burst = 0
-            fails += 1
-            burst += 1
-            try:
-                restarts[name] = restarts.get(name, 0) + 1
-            except MemoryError:
-                pass
-            await asyncio.sleep_ms(min(_MAX_MS, _FIRST_MS << min(fails - 1, 6)))
+    # start() awaited: returns once `fn(*args)` returned; cancelled, it stops the task (a
+    # wrapper frame while it runs: for the tests and short work; the agent's tasks use start()).
+    done = asyncio.Event()
+
+    async def once():
+        await fn(*args)
+        done.set()
+
+    i = start(name, once)
+    try:
+        await done.wait()
+    finally:
+        if not done.state:
+            stop(i)
 
 
 def heap_room(need, block, count=1):
@@ -67,4 +224,3 @@ def heap_room(need, block, count=1):
         return False, free
     held = None
     return True, free
-

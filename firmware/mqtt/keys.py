@@ -5,8 +5,6 @@
 # provisioning or `borne sim --mqtt`), so reading them needs nothing here. This module is
 # imported at boot only when a broker is configured, by a change of one of the keys
 # (configuration.py) and by the claim; it leaves the heap again while no broker runs (idle()).
-import asyncio
-
 import log
 
 _TAG = "mqtt"
@@ -56,9 +54,9 @@ def start(deps):
     except Exception as e:  # a damaged file or no memory: charging goes on without MQTT
         log.exc(_TAG, "MQTT could not start", e)
         return
-    from supervisor import supervise
+    import supervisor
 
-    asyncio.create_task(supervise("mqtt", feature.run))  # restarted after a failure
+    supervisor.start("mqtt", feature.run)  # restarted after a failure
 
 
 def idle():

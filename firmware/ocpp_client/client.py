@@ -200,13 +200,20 @@ class OcppClient:
 
     async def run(self):
         # Supervised by app.py: after a failure it runs again (the features' tasks start once).
-        if self.tasks:
-            from supervisor import supervise
+        ts = self.tasks
+        if ts:
+            from supervisor import start
 
-            for t in self.tasks:
+            while ts:  # each taken out once started (a restart starts the rest)
+                t = ts[0]
                 # (name, async fn): supervised, restarted after a failure; a coroutine: once
-                asyncio.create_task(supervise(*t) if isinstance(t, tuple) else t)
-        self.tasks = None
+                if isinstance(t, tuple):
+                    start(*t)
+                else:
+                    asyncio.create_task(t)
+                ts.pop(0)
+            t = start = None
+        ts = self.tasks = None
         attempt = 0
         while True:
             url = self.settings.get("csms_url")
@@ -218,29 +225,16 @@ class OcppClient:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            held = [n for n in _OPEN if n in sys.modules]
-            try:
-                # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
-                from ocpp_client import security, wsopen
-
-                auth, tls = security.connect_args(self.settings, url, self.board, self._tls)
-                ws = await wsopen.connect(
-                    url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
-                    spool=self.spool, spool_if=self.rpc.spool_wanted,
-                )
-            except Exception as e:
-                security = wsopen = auth = tls = None
-                _drop_open(held)
+            ws = await self._connect(url)
+            if isinstance(ws, Exception):
                 attempt += 1
-                delay = retry_ms(e, attempt)
-                log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(e), delay)
+                delay = retry_ms(ws, attempt)
+                log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(ws), delay)
                 if self.on_link_error is not None:
-                    self.on_link_error(e)
+                    self.on_link_error(ws)
+                ws = None
                 await asyncio.sleep_ms(delay)
                 continue
-            security = wsopen = auth = tls = None  # the socket keeps its TLS context
-            _drop_open(held)
-            held = None
             log.info(_TAG, "connected to %s", url)
             attempt = 0
             self.connected = True
@@ -258,6 +252,25 @@ class OcppClient:
             reason = None
             await asyncio.sleep_ms(delay)
 
+    async def _connect(self, url):
+        # One attempt: -> the WebSocket, or the exception it failed with. Its own frame, gone
+        # once connected: the session's long-lived run() holds none of this.
+        held = [n for n in _OPEN if n in sys.modules]
+        try:
+            # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
+            from ocpp_client import security, wsopen
+
+            auth, tls = security.connect_args(self.settings, url, self.board, self._tls)
+            ws = await wsopen.connect(
+                url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
+                spool=self.spool, spool_if=self.rpc.spool_wanted,
+            )
+        except Exception as e:
+            ws = e
+        security = wsopen = auth = tls = None  # the socket keeps its TLS context
+        _drop_open(held)
+        return ws
+
     async def _session(self, ws):
         # Three tasks share the link: the reader, the worker (boot, heartbeat, reports) and the
         # watchdog. The first to find the link dead ends the session; the others are cancelled.
@@ -265,12 +278,8 @@ class OcppClient:
         self._end_reason = None
         self._idle_ms = None
         self._beat = False
-
-        async def reader():
-            self._stop(await self.rpc.serve(ws))
-
-        tasks = [asyncio.create_task(reader()), asyncio.create_task(self._work()),
-                 asyncio.create_task(self._watch(ws))]
+        tasks = (asyncio.create_task(self._read(ws)), asyncio.create_task(self._work()),
+                 asyncio.create_task(self._watch(ws)))
         try:
             await self._end.wait()
         finally:
@@ -278,6 +287,9 @@ class OcppClient:
                 t.cancel()
             self.rpc.drop()
         return self._end_reason
+
+    async def _read(self, ws):
+        self._stop(await self.rpc.serve(ws))
 
     def _stop(self, reason):
         if not self._end.is_set():

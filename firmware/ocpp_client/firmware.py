@@ -15,9 +15,9 @@ def attach(s):
         if s.tasks is not None:  # attached at boot: started with the session (client.run)
             s.tasks.append(t)
         elif isinstance(t, tuple):  # attached later: started now, (name, fn) supervised
-            from supervisor import supervise
+            from supervisor import start
 
-            asyncio.create_task(supervise(*t))
+            start(*t)
         else:
             asyncio.create_task(t)
     return {"UpdateFirmware": fw.update}
