@@ -11,6 +11,7 @@
 import gc
 import json
 
+import supervisor  # noqa: F401  (always loaded in the agent: app.py; heap_room)
 from store import Store
 from ocpp_client.ws import Spooled, WsClosed
 from ocpp_client.rpc import Rpc
