@@ -46,13 +46,17 @@ class _Setup:
     # built, runs as its own supervised task and takes the button and the home Wi-Fi (station).
     # With no memory to load it, the press is kept and claim mode loads once memory frees.
     def __init__(self, board, make, station=None):
+        self._board = board
         self._make = make
         self.station = station
         self.h = None
         self._press = None  # a press waiting for memory (ms)
+        self._tel(False)
+
+    def _tel(self, refused):
         # the hotspot's telemetry until it loads (its ssid is its own: hotspot/claim.py)
-        board.telemetry("hotspot", {"open": False, "claim": "idle", "error": None,
-                                    "claimed": True, "refused": False})
+        self._board.telemetry("hotspot", {"open": False, "claim": "idle", "error": None,
+                                          "claimed": True, "refused": refused})
 
     @property
     def open(self):  # for the status light
@@ -66,7 +70,11 @@ class _Setup:
                 if self._press is None:
                     log.warn("app", "claim mode refused: no memory to load it; it opens once "
                              "memory frees")
-                    asyncio.create_task(self._retry())
+                    self._tel(True)
+                    try:
+                        asyncio.create_task(self._retry())
+                    except MemoryError:  # not even that: the next press tries again
+                        return
                 self._press = ms
                 return
             except Exception as e:  # a damaged file: the charger runs on without claim mode

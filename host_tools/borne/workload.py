@@ -48,8 +48,11 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # .mpy build (what `borne deploy` installs), and the data heap with the bytecode in ROM
 # ("_rom": a ROMFS image executed in place): tests/test_memory_budget.py runs both scenarios
 # at these figures and fails when a change no longer fits. The one place they are written:
-# what `borne bench memory-budget` reaches plus ~3 %, lowered as reductions land.
-BUDGET_WK = {"reference": 206, "claim": 196, "reference_rom": 145, "claim_rom": 131}
+# what `borne bench memory-budget` reaches plus ~3 %, lowered as reductions land; except the
+# .mpy reference, bound by the low-memory guarantee at 90 % of it (tests/test_low_memory.py:
+# charging with features shed under a squeeze, then the list update back): that holds at
+# 165-167wK, not at 160, while the workload alone passes at 158wK.
+BUDGET_WK = {"reference": 186, "claim": 168, "reference_rom": 111, "claim_rom": 113}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
