@@ -107,7 +107,7 @@ def _console(*args):
             one.append(Console(*args))
         await one[0].run()
         one.clear()
-        from ocpp_client.features import drop
+        from supervisor import drop
 
         drop("console")
 

@@ -8,7 +8,7 @@
 
 class Peripherals:
     def __init__(self, board, settings, connector, light=None):
-        from ocpp_client.features import drop
+        from supervisor import drop
         import periphsetup
 
         drop("periphsetup")

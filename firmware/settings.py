@@ -43,8 +43,8 @@ DOC = "settings"
 
 
 def _doc():
-    import sys
     import settingsdoc
+    from supervisor import drop
 
-    sys.modules.pop("settingsdoc", None)
+    drop("settingsdoc")
     return settingsdoc

@@ -190,6 +190,21 @@ def stop(i):
         s[i + _ARGS] = ()
 
 
+def drop(*names):
+    # Modules loaded on use, out of the heap again: removed from sys.modules and from their
+    # package (which keeps each imported submodule as an attribute); their code is freed once
+    # nothing refers to it, and the next use imports them again.
+    import sys
+
+    for n in names:
+        if sys.modules.pop(n, None) is not None:
+            pkg, _, leaf = n.rpartition(".")
+            try:
+                delattr(sys.modules[pkg], leaf)
+            except (KeyError, AttributeError):
+                pass
+
+
 async def supervise(name, fn, *args):
     # start() awaited: returns once `fn(*args)` returned; cancelled, it stops the task (a
     # wrapper frame while it runs: for the tests and short work; the agent's tasks use start()).

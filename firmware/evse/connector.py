@@ -24,7 +24,7 @@ _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError
 
 
 def _drop_reservations():
-    from ocpp_client.features import drop
+    from supervisor import drop
 
     drop("evse.reservation")
 
@@ -128,7 +128,7 @@ class Connector:
         return r
 
     def release_reservations(self):
-        # When no reservation is left, the object and its module leave the heap (features.drop).
+        # When no reservation is left, the object and its module leave the heap (supervisor.drop).
         r = self.reservations
         if r is not None and r.next_expiry() is None:
             self.reservations = None

@@ -5,7 +5,7 @@
 # Loaded on use, like an OCPP feature (ocpp_client/features.py, fwboot.py): the profiles' modules
 # are imported at boot only when the flash holds a profile, else by the first SetChargingProfile,
 # GetCompositeSchedule or remote start with a TxProfile (need()); once no profile is left
-# (cleared, expired, its transaction ended) they are dropped again (release(): features.drop),
+# (cleared, expired, its transaction ended) they are dropped again (release(): supervisor.drop),
 # and nothing limits the connector, which is what an empty set of profiles means.
 import asyncio
 
@@ -99,6 +99,6 @@ class Limits:
 
 
 def _drop():
-    from ocpp_client.features import drop
+    from supervisor import drop
 
     drop("evse.smart", "evse.profile")

@@ -47,7 +47,7 @@ async def handle(hs, req):
         return await local.handle(hs, req, _only, _json)
     if p in ("/", "/app.js", "/app.css"):
         from hotspot import page
-        from ocpp_client.features import drop
+        from supervisor import drop
 
         asset = page.ASSETS[p]
         drop("hotspot.page")  # out of the heap once this answer is written
@@ -156,7 +156,7 @@ async def _post_claim(hs, req):
         return httpd.error(409, busy)
     d = await _json_body(hs, req)
     from hotspot import validate
-    from ocpp_client.features import drop
+    from supervisor import drop
 
     try:
         c = validate.claim(d, hs.settings.factory_id)

@@ -160,7 +160,7 @@ class Hotspot:
             return
         await self._teardown()
         # The servers, the page and the API go out of the heap until the hotspot opens again.
-        from ocpp_client.features import drop
+        from supervisor import drop
 
         drop(*_LOADED)
         self.open = False
@@ -343,13 +343,13 @@ class Hotspot:
             # The claim's TLS context is the client's now (the same credentials: reused, not
             # made again while the hotspot is still open; other roots: given up before theirs).
             if self.tls:
-                self.ocpp._tls[:] = self.tls
+                self.ocpp.tls_keep[:] = self.tls
             self.tls = []
             self.ocpp.wake()
 
     def claim_ended(self):
         self._claim_task = None
-        from ocpp_client.features import drop
+        from supervisor import drop
 
         drop("hotspot.claimflow")  # out of the heap (its task ends now) until the next claim
 

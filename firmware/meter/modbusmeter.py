@@ -18,7 +18,7 @@ class ModbusMeter:
     # A Modbus RTU meter of a known model (meter.models.names()) at a bus address.
     def __init__(self, master, model, addr=1):
         from meter import models  # the register maps: set-up only, out of the heap again after
-        from ocpp_client.features import drop
+        from supervisor import drop
 
         drop("meter.models")
         self.map = models.model(model)

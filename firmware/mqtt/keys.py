@@ -62,6 +62,6 @@ def start(deps):
 def idle():
     # No broker running: this module (and the URL parser a check loaded) leaves the heap.
     if feature is None:
-        from ocpp_client import features
+        from supervisor import drop
 
-        features.drop("mqtt.keys", "mqtt.url", "mqtt.feature", "mqtt")
+        drop("mqtt.keys", "mqtt.url", "mqtt.feature", "mqtt")

@@ -90,8 +90,8 @@ class OcppClient:
         self.tasks = []  # coroutines of eager features, started by run()
         self.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
         # the TLS context, kept from one connection to the next (security.py); from app.py, the
-        # block reserved for it at boot
-        self._tls = [] if tls is None else tls
+        # block reserved for it at boot; a claim hands over its own (hotspot/claim.py)
+        self.tls_keep = [] if tls is None else tls
         # TriggerMessage: requestedMessage -> async fn(connector_id or None)
         self.triggers = {"BootNotification": self._trigger_boot,
                          "Heartbeat": self._heartbeat,
@@ -260,7 +260,7 @@ class OcppClient:
             # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
             from ocpp_client import security, wsopen
 
-            auth, tls = security.connect_args(self.settings, url, self.board, self._tls)
+            auth, tls = security.connect_args(self.settings, url, self.board, self.tls_keep)
             ws = await wsopen.connect(
                 url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
                 spool=self.spool, spool_if=self.rpc.spool_wanted,

@@ -21,6 +21,7 @@
 # (rpc.py: InternalError, SendLocalList Failed) and the next one tries to load it again.
 # Charging never depends on a feature: the connector runs the relay on its own.
 import log
+from supervisor import drop  # noqa: F401  (features.drop: the one unload)
 
 # One line a feature: "<module in ocpp_client/> <e: attached at boot | l: on use> <the CSMS's
 # actions it answers...>". One string constant, no tuples in the heap (rows() reads it; a table
@@ -181,21 +182,6 @@ def unload(s, out, name, actions):
     for a in actions:
         out.pop(a, None)
     drop("ocpp_client." + name)
-
-
-def drop(*names):
-    # Modules loaded on use, out of the heap again: removed from sys.modules and from their
-    # package (which keeps each imported submodule as an attribute); their code is freed once
-    # nothing refers to it, and the next use imports them again.
-    import sys
-
-    for n in names:
-        if sys.modules.pop(n, None) is not None:
-            pkg, _, leaf = n.rpartition(".")
-            try:
-                delattr(sys.modules[pkg], leaf)
-            except (KeyError, AttributeError):
-                pass
 
 
 def _failed(code, name):

@@ -395,7 +395,7 @@ class Rpc:
         h = self.handlers.get(action)
         known = validate.known(action)
         bad = validate.check(action, payload)
-        from ocpp_client.features import drop
+        from supervisor import drop
 
         drop(*_READER)
         if h is None and not known and action not in self.known_actions:
