@@ -52,7 +52,7 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # .mpy reference, bound by the low-memory guarantee at 90 % of it (tests/test_low_memory.py:
 # charging with features shed under a squeeze, then the list update back): that holds at
 # 165-167wK, not at 160, while the workload alone passes at 158wK.
-BUDGET_WK = {"reference": 186, "claim": 168, "reference_rom": 111, "claim_rom": 113}
+BUDGET_WK = {"reference": 186, "claim": 168, "reference_rom": 116, "claim_rom": 113}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
