@@ -34,7 +34,9 @@ class Connector:
     # reservation changes (it listens to them; the reservations are loaded on use: reserving()).
     # Outputs: relay + pilot PWM (here only), events to the objects given to listen(), each
     # called if it has the method (the listener convention of the firmware):
-    #   on_status(cid, status, error_code), on_tx_start(session), on_tx_stop(session, reason)
+    #   on_status(cid, status, error_code), on_tx_start(session), on_tx_stop(session, reason),
+    #   on_start_dropped(id_tag, source, why): an authorized start (source "tag", "remote")
+    #   will not become a session (ConnectionTimeOut, refused, unavailable, another start)
     # The session dict an event carries is the listener's to read, never to change.
     def __init__(self, board, store, events, config, meter=None):
         self.board = board
@@ -401,7 +403,7 @@ class Connector:
         p = self.pending
         if p and time.ticks_diff(time.ticks_ms(), p[2]) > 0:
             log.info(_TAG, "no EV plugged within ConnectionTimeOut: authorization dropped")
-            self.pending = None
+            self._drop_pending("ConnectionTimeOut")
             self.events.add("connection_timeout")
         s = self.session
         if s and self.relay and self.meter is not None:
@@ -645,12 +647,21 @@ class Connector:
             self.feedback(accepted)
 
     def _authorized(self, id_tag, parent, source):
+        # -> False when no session can start now.
         if not self.can_start():
-            return
+            return False
         timeout = self.config.get("ConnectionTimeOut")
+        self._drop_pending("another start")  # the last authorization wins
         self.pending = (id_tag, parent, time.ticks_add(time.ticks_ms(), timeout * 1000), source)
         self._try_start()
         self._apply()
+        return True
+
+    def _drop_pending(self, why):
+        p = self.pending
+        if p is not None:
+            self.pending = None
+            self._emit("on_start_dropped", p[0], p[3], why)
 
     def remote_start(self, id_tag, authorized=True):
         # RemoteStartTransaction: the OCPP client has checked the request (and authorized the
@@ -665,13 +676,15 @@ class Connector:
 
     def remote_authorized(self, id_tag, parent):
         # The CSMS accepted the tag of a RemoteStartTransaction (AuthorizeRemoteTxRequests).
-        self._authorized(id_tag, parent, "remote")
+        if not self._authorized(id_tag, parent, "remote"):
+            self._emit("on_start_dropped", id_tag, "remote", "cannot start now")
 
     def remote_refused(self, id_tag):
         # ... or refused it: the remote start waiting for the plug is dropped.
         p = self.pending
         if p is not None and p[0] == id_tag:
             self.pending = None
+        self._emit("on_start_dropped", id_tag, "remote", "idTag refused")
 
     def remote_stop(self, tx_match):
         # tx_match(session ref): is the running session the one the CSMS names?
@@ -713,7 +726,8 @@ class Connector:
         self._scheduled = None
         if operative != self.operative:
             self.operative = operative
-            self.pending = None if not operative else self.pending
+            if not operative:
+                self._drop_pending("unavailable")
             log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
         self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None})
         self._apply()

@@ -7,9 +7,21 @@
 # GetCompositeSchedule or remote start with a TxProfile (need()); once no profile is left
 # (cleared, expired, its transaction ended) they are dropped again (release(): supervisor.drop),
 # and nothing limits the connector, which is what an empty set of profiles means.
+#
+# A RemoteStartTransaction's TxProfile (OCPP 1.6 5.11) belongs to the session that remote start
+# begins, and to no other: expect() checks it and holds it (the profiles kept loaded) while the
+# start waits for its authorization and the plug; the connector's session of that remote start
+# installs it as it starts (on_tx_start: the pilot's first offer is already the profile's, with
+# or without StartTransaction.conf; the transactionId that comes with it changes nothing here),
+# and it ends with that session (end_tx). A start that never becomes that session (no plug
+# within ConnectionTimeOut, the idTag refused, the connector unavailable, another start or
+# session first) discards it (on_start_dropped, on_tx_start): it never limits anyone else.
 import asyncio
 
 import clock
+import log
+
+_TAG = "smart"
 
 _MAX_SLEEP_S = const(60)  # re-check at least this often: the clock may be set meanwhile
 _DOCS = ("smart0", "smart1")  # evse/smart.py's documents (connector 0, connector 1)
@@ -20,7 +32,9 @@ class Limits:
         self.connector = connector
         self.store = store
         self.smart = None  # evse.smart.Smart while a profile is installed, else None
-        self.pending = False  # a remote start's TxProfile waits for its transaction: kept loaded
+        # A remote start's TxProfile waiting for its session, (idTag, profile, the session's
+        # ref once it started), else False; the profiles stay loaded meanwhile (release()).
+        self.pending = False
         self.wake = asyncio.Event()
         connector.listen(self)
         for d in _DOCS:
@@ -54,12 +68,56 @@ class Limits:
             _drop()
             self.wake.set()
 
+    def expect(self, id_tag, prof):
+        # A RemoteStartTransaction's chargingProfile (a TxProfile), checked now, while the CSMS
+        # can still be told no, and held for the session of that remote start. -> None, or why
+        # it cannot be used (the remote start is refused). MemoryError: nothing held or loaded.
+        if self.pending:
+            return "another remote start's TxProfile is pending"
+        try:
+            prof = dict(prof)
+            prof.pop("transactionId", None)  # the transaction does not exist yet
+            # tx_id -1: the profile's transaction is the session it will start with
+            p, why = self.need().parse({"connectorId": 1, "csChargingProfiles": prof}, -1)
+        except MemoryError:
+            self.release()
+            raise
+        if p is None:
+            self.release()
+            return why
+        self.pending = (id_tag, p, None)
+
+    def drop(self, why):
+        # The remote start's TxProfile will have no session: discarded, the profiles released
+        # when nothing else holds them.
+        p = self.pending
+        if p:
+            self.pending = False
+            log.info(_TAG, "TxProfile %d of the remote start for %s discarded: %s", p[1][0],
+                     p[0], why)
+            self.release()
+
     # listener interface (the smart-charging profiles, the connector)
     def on_profiles(self):
         self.wake.set()
 
+    def on_start_dropped(self, id_tag, source, why):
+        # A start waiting for its plug (or its authorization) will not happen.
+        p = self.pending
+        if p and p[2] is None and source == "remote" and p[0] == id_tag:
+            self.drop(why)
+
     def on_tx_start(self, s):
+        p = self.pending
+        if p:
+            if s["src"] == "remote" and s["tag"] == p[0]:
+                self.pending = (p[0], p[1], s["ref"])  # its session: installed by _apply()
+            else:
+                self.drop("session %s started first" % s["ref"])
         self.wake.set()
+        if self.smart is not None:
+            # Now, not a loop turn later: the session's first offer is already limited.
+            self._apply()
 
     def on_tx_stop(self, s, reason):
         if self.smart is not None:
@@ -84,6 +142,20 @@ class Limits:
         # without profiles. The profiles are never held across the task's sleep.
         c = self.connector
         sm = self.smart
+        p = self.pending
+        if p and p[2] is not None:
+            if p[2] == c.session_ref:
+                try:
+                    why = sm.install(p[1])[1]
+                except MemoryError:
+                    # Never above the CSMS's limit: nothing offered until it is in.
+                    c.set_limit(0)
+                    return 1
+                if why:
+                    log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
+            self.pending = False  # in, or its session ended first
+            self.release()
+            sm = self.smart
         if sm is not None:
             now = clock.now()
             if sm.expire(now):

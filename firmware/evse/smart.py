@@ -74,12 +74,20 @@ class Smart:
         # SetChargingProfile.req -> ("Accepted", None) or ("Rejected", reason). tx_id: the active
         # transaction on req's connector (None without one; TxProfiles need it). Nothing changes
         # when Rejected.
-        if now is None:
-            now = clock.now()
-        p, why = pf.parse(req, self.n, tx_id, now)
+        p, why = self.parse(req, tx_id, now)
         if p is None:
             log.warn(_TAG, "SetChargingProfile rejected: %s", why)
             return "Rejected", why
+        return self.install(p)
+
+    def parse(self, req, tx_id=None, now=None):
+        # SetChargingProfile.req -> (profile, None) for install(), or (None, reason); checked
+        # against the set's connectors, nothing changed.
+        return pf.parse(req, self.n, tx_id, clock.now() if now is None else now)
+
+    def install(self, p):
+        # A parsed profile into the set, replacing its namesakes -> ("Accepted", None) or
+        # ("Rejected", reason), nothing changed then.
         keep = []
         gone = []
         for q in self._p:

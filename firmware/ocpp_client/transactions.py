@@ -17,7 +17,7 @@ class Transactions:
         self.s = s
         self.connector = s.connector
         self.config = s.config
-        self.tx_profile = None  # a RemoteStart's TxProfile, waiting for its transaction id
+        self._authorizing = None  # the idTag of a remote start whose Authorize.req is out
         self._begin = {}  # session ref -> Transaction.Begin sampled values
         q = self.txq = TxQueue(s.store, s.config)
         q.session = s  # add() calls s.kick(): the session delivers it
@@ -127,28 +127,8 @@ class Transactions:
 
     # -- answers to our messages -------------------------------------------------------------
     def _start_conf(self, ref, conf):
-        tid = self.txq.tx_id(ref)
-        self.connector.set_tx_id(ref, tid)
-        prof, self.tx_profile = self.tx_profile, None
-        lim = self.s.limits  # evse/limits.py: the profiles, loaded on use
-        if prof is not None and lim is not None:
-            lim.pending = False
-            why = None
-            if tid is not None and tid >= 0:
-                prof = dict(prof)
-                prof["transactionId"] = tid
-                try:
-                    why = lim.need().set_profile({"connectorId": 1, "csChargingProfiles": prof},
-                                                 tid)[1]
-                except MemoryError:
-                    # The CSMS's limit cannot be applied: charging without it is not an option.
-                    log.error(_TAG, "TxProfile of the remote start not installed (no memory): "
-                              "session stopped")
-                    self.connector.stop_for("Other")
-                finally:
-                    lim.release()
-            if why:
-                log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
+        # (A remote start's TxProfile is in force since its session started: evse/limits.py.)
+        self.connector.set_tx_id(ref, self.txq.tx_id(ref))
         info = conf.get("idTagInfo") or {}
         self._remember(ref, info)
         if info.get("status") != "Accepted":
@@ -176,36 +156,45 @@ class Transactions:
         prof = p.get("chargingProfile")
         if prof is not None and prof.get("chargingProfilePurpose") != "TxProfile":
             return {"status": "Rejected"}
+        if self._authorizing is not None:
+            return {"status": "Rejected"}  # one remote start at a time, like the connector
         id_tag = p["idTag"]
         lim = self.s.limits
-        if prof is not None and lim is not None:
-            # The profiles are loaded now, while the CSMS can still be told no, and kept until
-            # the transaction's id lets the TxProfile be installed (_start_conf).
+        if prof is None or lim is None:
+            prof = None
+        else:
+            # Checked and held now, while the CSMS can still be told no; it limits the session
+            # of this remote start from its first instant, and no other (evse/limits.py).
             try:
-                lim.need()
+                why = lim.expect(id_tag, prof)
             except MemoryError:
-                log.warn(_TAG, "remote start with a TxProfile refused: no memory for profiles")
+                why = "no memory for profiles"
+            if why:
+                log.warn(_TAG, "remote start with a TxProfile refused: %s", why)
                 return {"status": "Rejected"}
         authorize = self.config.get("AuthorizeRemoteTxRequests")
         st = self.connector.remote_start(id_tag, authorized=not authorize)
-        if st == "Accepted" and authorize:
+        if st != "Accepted":
+            if prof is not None:
+                lim.drop("remote start rejected")
+        elif authorize:
+            self._authorizing = id_tag
             self.s.after(self._authorize_remote, id_tag)
-        if st == "Accepted" and prof is not None:
-            self.tx_profile = prof  # installed once the transaction has its id
-            if lim is not None:
-                lim.pending = True
-        elif prof is not None and lim is not None:
-            lim.release()
         return {"status": st}
 
     async def _authorize_remote(self, id_tag):
-        auth = self.s.feature("authorization")
-        status, parent = await auth.authorize_now(id_tag) if auth else ("Invalid", None)
-        if status == "Accepted":
-            self.connector.remote_authorized(id_tag, parent)
-        else:
-            log.info(_TAG, "remote start for %s refused: %s", id_tag, status)
-            self.connector.remote_refused(id_tag)
+        status = "Invalid"
+        try:
+            auth = self.s.feature("authorization")
+            if auth is not None:
+                status, parent = await auth.authorize_now(id_tag)
+        finally:  # no answer (an error) refuses it too: the start (and its TxProfile) dropped
+            self._authorizing = None
+            if status == "Accepted":
+                self.connector.remote_authorized(id_tag, parent)
+            else:
+                log.info(_TAG, "remote start for %s refused: %s", id_tag, status)
+                self.connector.remote_refused(id_tag)
 
     async def remote_stop(self, p):
         tid = p["transactionId"]
