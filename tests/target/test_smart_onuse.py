@@ -243,3 +243,45 @@ def test_a_remote_starts_txprofile_keeps_the_profiles_loaded_until_its_transacti
     lim.pending = False  # the transaction's id came: TxProfile installed (or not), then
     lim.release()
     assert lim.smart is None and loaded(*SMART) == []
+
+
+def test_a_remote_starts_txprofile_limits_its_session_from_the_first_offer_and_no_other():
+    # ocpp_client/transactions.py hands the RemoteStartTransaction's TxProfile over (expect())
+    # before the connector starts anything: with the EV already asking, the session starts
+    # inside remote_start() and the pilot's very first duty is already the profile's 10 A.
+    from evse import pilot
+
+    w, c, lim = boot("txprof")
+    duties = []
+
+    def set_pwm(d):
+        duties.append(d)
+        w.duty = d
+
+    w.set_pwm = set_pwm
+    w.ev = "C"
+    for _ in range(4):
+        c.step()
+    assert c.session is None and duties == [100]
+    tx = prof(7, "TxProfile", 10)["csChargingProfiles"]
+    assert lim.expect("R1", tx) is None and loaded(*SMART) == list(SMART)
+    assert lim.expect("R2", tx)  # one at a time
+    assert c.remote_start("R1") == "Accepted"
+    assert c.session_tag == "R1" and c.limit_a == 10
+    assert duties == [100, pilot.duty_for(10)], duties
+    assert lim.pending is False and lim.smart.profiles() == [(7, 1, "TxProfile", 0)]
+    c.stop_for("Remote")  # it ends with its session, and the modules leave the heap
+    lim._apply()
+    assert lim.smart is None and loaded(*SMART) == [] and c.limit_a is None
+    # Held for a remote start that never starts: dropped with it, nothing left for the next one.
+    w.ev = "A"
+    for _ in range(4):
+        c.step()
+    for drop in (lambda: c.remote_refused("R3"), lambda: c.change_availability(False)):
+        c.change_availability(True)
+        with Logs() as lg:
+            assert lim.expect("R3", tx) is None
+            assert c.remote_start("R3") == "Accepted" and c.pending is not None
+            drop()
+        assert lg.said("TxProfile 7 of the remote start for R3 discarded"), lg.lines
+        assert lim.pending is False and lim.smart is None and loaded(*SMART) == []
