@@ -75,10 +75,7 @@ class Limits:
         if self.pending:
             return "another remote start's TxProfile is pending"
         try:
-            prof = dict(prof)
-            prof.pop("transactionId", None)  # the transaction does not exist yet
-            # tx_id -1: the profile's transaction is the session it will start with
-            p, why = self.need().parse({"connectorId": 1, "csChargingProfiles": prof}, -1)
+            p, why = self.need().parse_remote(prof)
         except MemoryError:
             self.release()
             raise
@@ -113,7 +110,7 @@ class Limits:
             if s["src"] == "remote" and s["tag"] == p[0]:
                 self.pending = (p[0], p[1], s["ref"])  # its session: installed by _apply()
             else:
-                self.drop("session %s started first" % s["ref"])
+                self.drop("another session started")
         self.wake.set()
         if self.smart is not None:
             # Now, not a loop turn later: the session's first offer is already limited.
@@ -146,13 +143,11 @@ class Limits:
         if p and p[2] is not None:
             if p[2] == c.session_ref:
                 try:
-                    why = sm.install(p[1])[1]
+                    sm.install(p[1])  # Rejected (10 installed): logged there
                 except MemoryError:
                     # Never above the CSMS's limit: nothing offered until it is in.
                     c.set_limit(0)
                     return 1
-                if why:
-                    log.warn(_TAG, "TxProfile of the remote start not installed: %s", why)
             self.pending = False  # in, or its session ended first
             self.release()
             sm = self.smart

@@ -85,6 +85,13 @@ class Smart:
         # against the set's connectors, nothing changed.
         return pf.parse(req, self.n, tx_id, clock.now() if now is None else now)
 
+    def parse_remote(self, prof):
+        # A RemoteStartTransaction's chargingProfile -> parse()'s answer, for connector 1. Its
+        # transaction does not exist yet (tx_id -1): the session it starts with is its own.
+        prof = dict(prof)
+        prof.pop("transactionId", None)
+        return self.parse({"connectorId": 1, "csChargingProfiles": prof}, -1)
+
     def install(self, p):
         # A parsed profile into the set, replacing its namesakes -> ("Accepted", None) or
         # ("Rejected", reason), nothing changed then.
