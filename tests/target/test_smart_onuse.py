@@ -285,3 +285,26 @@ def test_a_remote_starts_txprofile_limits_its_session_from_the_first_offer_and_n
             drop()
         assert lg.said("TxProfile 7 of the remote start for R3 discarded"), lg.lines
         assert lim.pending is False and lim.smart is None and loaded(*SMART) == []
+
+
+def test_no_memory_to_install_a_remote_starts_txprofile_offers_nothing_until_it_is_in():
+    from evse import pilot
+
+    w, c, lim = boot("txprof-oom")
+    w.ev = "C"
+    for _ in range(4):
+        c.step()
+    assert lim.expect("R1", prof(7, "TxProfile", 10)["csChargingProfiles"]) is None
+    sm = lim.smart
+    real = sm.install
+
+    def scarce(p):
+        raise MemoryError("memory allocation failed")
+
+    sm.install = scarce
+    assert c.remote_start("R1") == "Accepted" and c.session_tag == "R1"
+    assert c.limit_a == 0 and w.duty == 100 and not w.relay  # never the full offer meanwhile
+    assert lim._apply() == 1 and c.limit_a == 0  # the task tries again a second later
+    sm.install = real
+    lim._apply()
+    assert c.limit_a == 10 and w.duty == pilot.duty_for(10) and lim.pending is False
