@@ -43,12 +43,12 @@ def _tls_reserve(settings):
 class _Setup:
     # The setup button of a claimed charger: hotspot/claim.py (claim mode, its login guard) stays
     # out of the heap until the first press (or the console's @hotspot); then the hotspot is
-    # built, runs as its own supervised task and takes the button and the home Wi-Fi (station).
+    # built, runs as its own supervised task and takes the button (station.py keeps the home
+    # Wi-Fi either way).
     # With no memory to load it, the press is kept and claim mode loads once memory frees.
-    def __init__(self, board, make, station=None):
+    def __init__(self, board, make):
         self._board = board
         self._make = make
-        self.station = station
         self.h = None
         self._press = None  # a press waiting for memory (ms)
         self._tel(False)
@@ -80,9 +80,6 @@ class _Setup:
             except Exception as e:  # a damaged file: the charger runs on without claim mode
                 log.exc("app", "claim mode cannot load", e)
                 return
-            if self.station is not None:
-                self.station.stop()
-                self.station = None
             self.h = h
             supervisor.start("hotspot", h.run)
         self.h.button(ms)
@@ -136,20 +133,22 @@ async def _build():
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
                       events=events, store=store, limits=limits, tls=tls)
     del tls
-    # Claim mode and the home Wi-Fi (hotspot/): skipped on boards without a radio; on a claimed
-    # charger it waits for the setup button (_Setup), the home Wi-Fi kept by station.py till then.
+    # Claim mode and the home Wi-Fi: skipped on boards without a radio. station.py joins the
+    # home Wi-Fi (once claimed); claim mode (hotspot/) runs on an unclaimed charger, and on a
+    # claimed one waits for the setup button (_Setup).
     hotspot = station = None
     if b.wlan() is not None:
-        if settings.is_claimed():
-            if settings.get("wifi_ssid"):
-                from station import Station
+        claimed = settings.is_claimed()
+        if not claimed or settings.get("wifi_ssid"):
+            from station import Station
 
-                station = Station(b.wlan(), settings, ocpp.wake)
+            station = Station(b.wlan(), settings, ocpp.wake)
+        if claimed:
             hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
-                                              connector, events), station)
+                                              connector, events, station))
             b.on_button = hotspot.button
         else:
-            hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events)
+            hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events, station)
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
@@ -184,7 +183,7 @@ async def _build():
     tasks.extend(dev.tasks())
     if station is not None:
         tasks.append(("wifi", station.run))
-    elif hotspot is not None and not isinstance(hotspot, _Setup):
+    if hotspot is not None and not isinstance(hotspot, _Setup):
         tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
     tasks.append(("console", _console(b, settings, connector, hotspot)))

@@ -1,7 +1,8 @@
-# A claimed charger's link to its home Wi-Fi (the settings' wifi_ssid / wifi_pass): joined at boot
-# and again whenever it drops, with a pause doubling from 5 s to 5 min after each failed attempt;
-# the OCPP session is woken once joined. app.py runs it while claim mode (hotspot/claim.py) is out
-# of the heap: once the setup button loads the hotspot, stop() hands the station over to it.
+# The charger's link to its home Wi-Fi (the settings' wifi_ssid / wifi_pass, once claimed): joined
+# at boot and again whenever it drops, with a pause doubling from 5 s to 5 min after each failed
+# attempt; the OCPP session is woken once joined. The one joiner, run by app.py whether claim mode
+# (hotspot/claim.py) is loaded or not; a claim in progress holds it (`hold`), as the claim joins
+# the owner's network itself (hotspot/claimflow.py) to check it.
 import asyncio
 
 import log
@@ -18,19 +19,16 @@ class Station:
         self.radio = radio
         self.settings = settings
         self.wake = wake  # fn(): the link is up (the OCPP session connects at once)
-        self.on = True
-
-    def stop(self):
-        self.on = False
+        self.hold = False  # True while a claim drives the radio
 
     async def run(self):
         pause = _PAUSE_MIN_MS
-        while self.on:
+        while True:
             s = self.settings
-            if s.get("wifi_ssid") and not self.radio.sta_up():
+            if s.get("wifi_ssid") and not self.hold and not self.radio.sta_up():
                 res = await self.radio.join(s["wifi_ssid"], s["wifi_pass"], _JOIN_TIMEOUT_MS)
-                if not self.on:
-                    return
+                if self.hold:
+                    continue  # a claim began meanwhile: its own join decides
                 if res == "ok":
                     log.info(_TAG, "joined the home Wi-Fi")
                     pause = _PAUSE_MIN_MS

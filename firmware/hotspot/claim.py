@@ -1,6 +1,6 @@
 # Claim mode: the charger's own access point, captive DNS and the provisioning API (api.py), and
 # the claim's state; the claim flow itself (claimflow.py: take the owner's name, home Wi-Fi and
-# cloud endpoint, try them) is loaded only when a claim is made. Closes the hotspot after. Also keeps the station joined to the home network once claimed, and handles the
+# cloud endpoint, try them) is loaded only when a claim is made. Closes the hotspot after. Holds the home Wi-Fi's joiner (station.py) while a claim runs, and handles the
 # setup button (long press: claim mode; very long press: factory reset).
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
@@ -18,7 +18,6 @@ LONG_PRESS_MS = const(3000)
 VERY_LONG_PRESS_MS = const(10000)
 IDLE_S = const(900)
 CLOSE_GRACE_MS = const(10000)
-JOIN_TIMEOUT_MS = const(20000)  # the home Wi-Fi, once claimed (the claim's own: claimflow.py)
 SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 # Free heap (bytes, after a collection) the hotspot needs to open: what it holds once open, and a
@@ -65,13 +64,14 @@ _LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.page", "hotsp
 
 class Hotspot:
     def __init__(self, board, store, settings, provisioning, ocpp=None, connector=None,
-                 events=None):
+                 events=None, station=None):
         self.board = board
         self.store = store
         self.settings = settings
         self.ocpp = ocpp
         self.connector = connector
         self.events = events
+        self.station = station  # station.py: the home Wi-Fi's joiner, held while a claim runs
         self.radio = board.wlan()
         opts = board.hotspot_options() if hasattr(board, "hotspot_options") else {}
         self.idle_s = opts.get("hotspot_idle_s", IDLE_S)
@@ -93,8 +93,6 @@ class Hotspot:
         self._scan = None  # (ticks_ms, list)
         self._want_open = False
         self._reset_at = None
-        self._sta_next = 0
-        self._sta_backoff = 5000
         self.need_free = opts.get("hotspot_need_free", NEED_FREE)
         self._deferred = None  # why the hotspot should open, refused for want of memory
         self._retry_at = 0
@@ -228,30 +226,6 @@ class Hotspot:
                     await self.close_ap("claimed")
                 elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
                     await self.close_ap("idle for %d s" % self.idle_s)
-            self._keep_station(now)
-
-    def _keep_station(self, now):
-        # Once claimed, stay joined to the home network (retrying with backoff).
-        s = self.settings
-        if (self._claim_task is not None or not s.get("wifi_ssid") or self.radio.sta_up()
-                or time.ticks_diff(now, self._sta_next) < 0):
-            return
-        self._sta_next = time.ticks_add(now, 1 << 30)  # until this join ends
-        asyncio.create_task(self._join_home())
-
-    async def _join_home(self):
-        s = self.settings
-        res = await self.radio.join(s["wifi_ssid"], s["wifi_pass"], JOIN_TIMEOUT_MS)
-        if res == "ok":
-            log.info(_TAG, "joined the home Wi-Fi")
-            self._sta_backoff = 5000
-            if self.ocpp is not None:
-                self.ocpp.wake()
-        else:
-            log.warn(_TAG, "home Wi-Fi: %s; retry in %d s", res, self._sta_backoff // 1000)
-            self._sta_backoff = min(self._sta_backoff * 2, 300000)
-        self._sta_next = time.ticks_add(time.ticks_ms(),
-                                        0 if res == "ok" else self._sta_backoff)
 
     # -- unclaim / factory reset --------------------------------------------------------
     def factory_reset(self):
@@ -283,6 +257,7 @@ class Hotspot:
         self.state = JOINING
         self.error = None
         self._claim_task = asyncio.create_task(claimflow.run(self, c))
+        self._hold(True)
 
     def claim_status(self):
         # GET /api/claim
@@ -349,9 +324,14 @@ class Hotspot:
 
     def claim_ended(self):
         self._claim_task = None
+        self._hold(False)
         from supervisor import drop
 
         drop("hotspot.claimflow")  # out of the heap (its task ends now) until the next claim
+
+    def _hold(self, on):
+        if self.station is not None:
+            self.station.hold = on
 
     def _set(self, state, error=None):
         self.state = state
