@@ -81,7 +81,7 @@ def image_bytes(tree: Path) -> bytes:
 
 def _mplib_compiled(dest: Path) -> None:
     """build/mplib (umqtt, ...) compiled to .mpy into dest, as a production image holds it."""
-    from borne.build import check_mpy_cross, mpy_cross
+    from borne.build import check_mpy_cross, module_name, mpy_cross
 
     tool = mpy_cross()
     check_mpy_cross(tool)
@@ -91,7 +91,7 @@ def _mplib_compiled(dest: Path) -> None:
         rel = src.relative_to(paths.MPLIB)
         out = dest / rel.with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([tool, "-o", str(out), "-s", rel.as_posix(), str(src)], check=True,
+        subprocess.run([tool, "-o", str(out), "-s", module_name(rel), str(src)], check=True,
                        capture_output=True)
 
 
