@@ -99,7 +99,7 @@ def _needs_arch(src: Path) -> bool:
 
 
 def module_name(rel: Path) -> str:
-    """The dotted module name of a slot-relative source path (``evse/__init__.py`` -> ``evse``).
+    """The dotted module name of a slot-relative source path (``store/__init__.py`` -> ``store``).
 
     mpy-cross stores it as the module's source name (``-s``), which tracebacks print: the module
     name is interned anyway when the module is imported, while a file name would take one more
