@@ -173,11 +173,9 @@ def _value(kind, arg, v, path):
 
 
 def _digits(s, a, b):
-    for i in range(a, b):
-        c = s[i]
-        if c < "0" or c > "9":
-            return False
-    return True
+    # s[a:b] all ASCII digits (MicroPython's isdigit), as a slice: one-character strings taken
+    # from s would each be interned as a qstr for good
+    return s[a:b].isdigit()
 
 
 def is_datetime(s):
@@ -197,11 +195,10 @@ def is_datetime(s):
     i = 19
     if s[i] == ".":
         i += 1
-        j = i
-        while i < n and "0" <= s[i] <= "9":
-            i += 1
-        if i == j:
+        k = n - i - len(s[i:].lstrip("0123456789"))  # the fraction's digits
+        if k == 0:
             return False
+        i += k
     z = s[i:]
     if z == "Z" or z == "z":
         return True
