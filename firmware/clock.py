@@ -137,11 +137,13 @@ def parse_iso(s):
     n = len(s)
     if i < n and s[i] in ".,":
         i += 1
-        j = i
-        while i < n and s[i].isdigit():
-            i += 1
-        if i == j:
+        # The fraction's digits, skipped without taking them one by one (each one-character
+        # string would be interned as a qstr for good)
+        z = s[i:]
+        k = len(z) - len(z.lstrip("0123456789"))
+        if k == 0:
             raise ValueError("bad date-time: %s" % s)
+        i += k
     off = 0
     if i < n:
         z = s[i:]

@@ -51,15 +51,17 @@ def defaults():
 
 
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
-_OWNER = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem", "name",
-          "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
-          "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix", "mqtt_discovery")
-_IDENTITY = ("cp_id", "serial", "model", "vendor")
+_OWNER = const(("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem",
+                "name", "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
+                "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix",
+                "mqtt_discovery"))
+_IDENTITY = const(("cp_id", "serial", "model", "vendor"))
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
-_PROVISIONED = ("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem",
-                "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix")
-_INSTALLATION = ("meter_model", "meter_baud", "meter_parity", "grid_meter_model",
-                 "grid_meter_addr", "main_fuse_a", "grid_fallback_a", "mqtt_controls")
+_PROVISIONED = const(("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem",
+                      "key_pem", "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem",
+                      "mqtt_prefix"))
+_INSTALLATION = const(("meter_model", "meter_baud", "meter_parity", "grid_meter_model",
+                       "grid_meter_addr", "main_fuse_a", "grid_fallback_a", "mqtt_controls"))
 
 
 def load(self, provisioning, doc):

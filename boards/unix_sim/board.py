@@ -14,6 +14,7 @@
 # Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes>" takes every free
 # block of the heap at least that long (what is left free is in smaller holes, as in a
 # fragmented heap); "squeeze -1" gives them back. Answered "tel squeeze {held, free}".
+import os
 import sys
 import socket
 import asyncio
@@ -24,8 +25,13 @@ from boardbase import BoardBase
 NAME = "unix_sim"
 
 
-def _args(argv):
-    # --key value pairs after the script name
+def _args(argv=None):
+    # --key value pairs after the script name, or in BORNE_ARGS one a line, as the simulation
+    # passes them (the unix port would intern each command-line argument as a qstr, which a
+    # charger never holds: the memory figures would count some 40 of them)
+    if argv is None:
+        env = os.getenv("BORNE_ARGS")
+        argv = ["main.py"] + env.split("\n") if env else sys.argv
     out = {}
     i = 1
     while i < len(argv):
@@ -64,7 +70,7 @@ class Board(BoardBase):
 
     def __init__(self, argv=None):
         super().__init__()
-        self.args = a = _args(argv or sys.argv)
+        self.args = a = _args(argv)
         self.diag = a.get("diag") == "1"  # heap sampling for the benchmarks
         self.stallwatch = a.get("stallwatch") == "1"  # the loop's longest stall (benchmarks)
         self._pulses = None

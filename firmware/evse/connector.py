@@ -16,10 +16,10 @@ _POLL_MS = const(20)
 _FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
 _CHECKPOINT_S = const(60)  # session meter checkpoint: one flash write a minute while charging
 _SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode check counts
-_SESSION_DOC = "session"
-_STOPPING_DOC = "stopping"  # a stopped session waiting for its final meter reading
-_AVAIL_DOC = "availability"
-_RESERVATIONS_DOC = "reservations"  # evse/reservation.py's document
+_SESSION_DOC = const("session")
+_STOPPING_DOC = const("stopping")  # a stopped session waiting for its final meter reading
+_AVAIL_DOC = const("availability")
+_RESERVATIONS_DOC = const("reservations")  # evse/reservation.py's document
 _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
 
 

@@ -3,13 +3,13 @@
 # the caller keeps the last stable state.
 
 # (state, low mV, high mV) for the positive plateau
-_BANDS = (
+_BANDS = const((
     ("A", 11000, 13000),
     ("B", 8000, 10000),
     ("C", 5000, 7000),
     ("D", 2000, 4000),
     ("E", -1000, 1000),
-)
+))
 _F_MAX_MV = const(-11000)  # -12 V steady: the EVSE itself signals F
 
 

@@ -4,8 +4,8 @@
 # setup button (long press: claim mode; very long press: factory reset).
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
-# press; it closes after a successful claim (CLOSE_GRACE_MS later, so the app can read the
-# result) and after IDLE_S without a request. See README.md "Provisioning API".
+# press; it closes after a successful claim (_CLOSE_GRACE_MS later, so the app can read the
+# result) and after _IDLE_S without a request. See README.md "Provisioning API".
 import asyncio
 import sys
 import time
@@ -14,11 +14,11 @@ import log
 from hotspot.guard import Guard
 
 _TAG = "hotspot"
-LONG_PRESS_MS = const(3000)
-VERY_LONG_PRESS_MS = const(10000)
-IDLE_S = const(900)
-CLOSE_GRACE_MS = const(10000)
-SCAN_CACHE_MS = const(20000)
+_LONG_PRESS_MS = const(3000)
+_VERY_LONG_PRESS_MS = const(10000)
+_IDLE_S = const(900)
+_CLOSE_GRACE_MS = const(10000)
+_SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 # Free heap (bytes, after a collection) the hotspot needs to open: what it holds once open, and a
 # request's working room. Measured on the unix port from the .mpy build (64-bit objects, bytecode
@@ -40,14 +40,14 @@ _BLOCK = const(4096)
 # `keep` list gives the block up just before).
 _TLS_BLOCK = const(3072)
 _ROOM_RETRY_MS = const(2000)
-_SSID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # The claim's progress, as GET /api/claim reports it.
-IDLE = "idle"
-JOINING = "joining_wifi"
-CHECKING = "checking_csms"
-DONE = "done"
-FAILED = "failed"
+_IDLE = const("idle")
+_JOINING = const("joining_wifi")
+_CHECKING = const("checking_csms")
+_DONE = const("done")
+_FAILED = const("failed")
 
 
 def ssid_for(cp_id):
@@ -74,15 +74,15 @@ class Hotspot:
         self.station = station  # station.py: the home Wi-Fi's joiner, held while a claim runs
         self.radio = board.wlan()
         opts = board.hotspot_options() if hasattr(board, "hotspot_options") else {}
-        self.idle_s = opts.get("hotspot_idle_s", IDLE_S)
-        self.grace_ms = opts.get("close_grace_ms", CLOSE_GRACE_MS)
+        self.idle_s = opts.get("hotspot_idle_s", _IDLE_S)
+        self.grace_ms = opts.get("close_grace_ms", _CLOSE_GRACE_MS)
         self.ssid = ssid_for(settings.factory_id)
         self._key = provisioning.get("hotspot_key", "")
         self.guard = Guard(store, provisioning.get("conn_password"),
                            opts.get("lockout_base_ms", 2000))
         self.open = False
         self.ip = None
-        self.state = IDLE
+        self.state = _IDLE
         self.error = None
         self._message = None  # the error's, for the owner
         self._http = None
@@ -145,7 +145,7 @@ class Hotspot:
             await self._teardown()
             return
         self.open = True
-        self.state = IDLE
+        self.state = _IDLE
         self.error = None
         self.touch()
         log.info(_TAG, "claim mode (%s): access point %s at %s", why, self.ssid, self.ip)
@@ -193,10 +193,10 @@ class Hotspot:
 
     def button(self, ms):
         # From the board: one press of `ms` milliseconds on the setup button.
-        if ms >= VERY_LONG_PRESS_MS:
+        if ms >= _VERY_LONG_PRESS_MS:
             log.warn(_TAG, "setup button held %d ms: factory reset", ms)
             self.factory_reset()
-        elif ms >= LONG_PRESS_MS:
+        elif ms >= _LONG_PRESS_MS:
             log.info(_TAG, "setup button held %d ms: claim mode", ms)
             self._want_open = True
 
@@ -246,7 +246,7 @@ class Hotspot:
         # -> why a claim cannot start now, or None.
         if self._claim_task is not None:
             return "a claim is already in progress"
-        if self.state == DONE:
+        if self.state == _DONE:
             return "already claimed; the hotspot is closing"
         return None
 
@@ -254,7 +254,7 @@ class Hotspot:
         # c: a claim checked by hotspot/validate.py (and claim_refused() None).
         from hotspot import claimflow
 
-        self.state = JOINING
+        self.state = _JOINING
         self.error = None
         self._claim_task = asyncio.create_task(claimflow.run(self, c))
         self._hold(True)
@@ -265,7 +265,7 @@ class Hotspot:
         if self.error:
             d["error"] = self.error
             d["message"] = self._message or self.error
-        if self.state == DONE:
+        if self.state == _DONE:
             d["cp_id"] = self.settings["cp_id"]
             d["closes_in_ms"] = max(0, time.ticks_diff(self._close_at or 0, time.ticks_ms()))
         return d
@@ -281,7 +281,7 @@ class Hotspot:
         # The Wi-Fi networks in reach, strongest first. A scan blocks the radio (and on the
         # ESP32 the loop) for a moment: cached, and never repeated while the relay is closed.
         now = time.ticks_ms()
-        fresh = self._scan and time.ticks_diff(now, self._scan[0]) < SCAN_CACHE_MS
+        fresh = self._scan and time.ticks_diff(now, self._scan[0]) < _SCAN_CACHE_MS
         relay = self.connector is not None and self.connector.relay
         if not fresh and not (relay and self._scan):
             seen = {}
@@ -294,14 +294,14 @@ class Hotspot:
         return self._scan[1]
 
     def joining(self):
-        self._set(JOINING)
+        self._set(_JOINING)
 
     def checking(self):
-        self._set(CHECKING)
+        self._set(_CHECKING)
 
     def failed(self, code, message=None):
         self._message = message
-        self._set(FAILED, code)
+        self._set(_FAILED, code)
 
     def claimed(self, restart):
         # The claim is stored: the hotspot closes after the grace period (the app reads the
@@ -309,7 +309,7 @@ class Hotspot:
         # connects at once.
         if self.events:
             self.events.add("claimed")
-        self._set(DONE)
+        self._set(_DONE)
         now = time.ticks_ms()
         self._close_at = time.ticks_add(now, self.grace_ms)
         if restart:

@@ -7,8 +7,8 @@ import asyncio
 import log
 
 _TAG = "hotspot"
-JOIN_TIMEOUT_MS = const(20000)
-CSMS_TIMEOUT_MS = const(10000)
+_JOIN_TIMEOUT_MS = const(20000)
+_CSMS_TIMEOUT_MS = const(10000)
 # The claim's failures, as GET /api/claim reports them.
 MESSAGES = {
     "wifi_wrong_password": "the home Wi-Fi refused the password",
@@ -26,7 +26,7 @@ async def run(hs, c):
     was_claimed = hs.settings.is_claimed()
     try:
         hs.joining()
-        res = await hs.radio.join(c["wifi_ssid"], c["wifi_password"], JOIN_TIMEOUT_MS)
+        res = await hs.radio.join(c["wifi_ssid"], c["wifi_password"], _JOIN_TIMEOUT_MS)
         if res != "ok":
             code = {"wrong_password": "wifi_wrong_password",
                     "not_found": "wifi_not_found"}.get(res, "wifi_failed")
@@ -78,7 +78,7 @@ async def _probe(hs, c):
         # (the TLS context made in the block the hotspot reserved when it opened)
         auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
         conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
-                                   timeout_ms=CSMS_TIMEOUT_MS,
+                                   timeout_ms=_CSMS_TIMEOUT_MS,
                                    route=getattr(hs.board, "route", None))
     except wsmod.WsError as e:
         log.warn(_TAG, "CSMS check: %s", e)

@@ -13,7 +13,7 @@ import log
 
 _TAG = "dns"
 _MAX = const(512)  # classic DNS over UDP
-TTL = const(30)
+_TTL = const(30)
 _POLL_MS = const(50)
 
 
@@ -73,7 +73,7 @@ def answer(q, n, ip4, out):
         return qend  # NOERROR, no answer: only IPv4 addresses exist here
     out[7] = 1  # ANCOUNT
     a = qend
-    out[a : a + 12] = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00" + bytes((TTL,)) + b"\x00\x04"
+    out[a : a + 12] = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00" + bytes((_TTL,)) + b"\x00\x04"
     out[a + 12 : a + 16] = ip4
     return a + 16
 

@@ -7,10 +7,10 @@ import os
 import time
 
 _DOC = "claim_guard"
-FREE_TRIES = const(3)  # failures before the first lockout
-MAX_LOCK_S = const(3600)
-MAX_TOKENS = const(4)
-TOKEN_TTL_MS = const(900000)  # 15 min without use
+_FREE_TRIES = const(3)  # failures before the first lockout
+_MAX_LOCK_S = const(3600)
+_MAX_TOKENS = const(4)
+_TOKEN_TTL_MS = const(900000)  # 15 min without use
 
 
 def _norm(s):
@@ -45,14 +45,14 @@ class Guard:
         d = store.load(_DOC, {"fails": 0})
         self.fails = d["fails"] if isinstance(d.get("fails"), int) else 0
         self._until = 0  # ticks_ms deadline of the lock (RAM: starts over from boot)
-        if self.fails >= FREE_TRIES:
+        if self.fails >= _FREE_TRIES:
             self._until = time.ticks_add(time.ticks_ms(), self._lock_ms())
         self._tokens = {}  # token -> last use (ticks_ms)
 
     def _lock_ms(self):
-        n = self.fails - FREE_TRIES
+        n = self.fails - _FREE_TRIES
         ms = self.base_ms << min(n, 20)
-        return min(ms, MAX_LOCK_S * 1000)
+        return min(ms, _MAX_LOCK_S * 1000)
 
     def retry_after_s(self):
         # Seconds until a new attempt is allowed (0: now).
@@ -67,7 +67,7 @@ class Guard:
         if not isinstance(attempt, str) or len(attempt) > 128 or not same(_norm(attempt),
                                                                             self._secret):
             self.fails += 1
-            if self.fails >= FREE_TRIES:
+            if self.fails >= _FREE_TRIES:
                 self._until = time.ticks_add(time.ticks_ms(), self._lock_ms())
                 _security_event(self.fails, self._lock_ms())
             self._save()
@@ -86,7 +86,7 @@ class Guard:
     def _new_token(self):
         now = time.ticks_ms()
         self._expire(now)
-        if len(self._tokens) >= MAX_TOKENS:
+        if len(self._tokens) >= _MAX_TOKENS:
             oldest = min(self._tokens, key=lambda t: time.ticks_diff(self._tokens[t], now))
             del self._tokens[oldest]
         tok = binascii.hexlify(os.urandom(16)).decode()
@@ -95,7 +95,7 @@ class Guard:
 
     def _expire(self, now):
         for t in [t for t, used in self._tokens.items()
-                  if time.ticks_diff(now, used) > TOKEN_TTL_MS]:
+                  if time.ticks_diff(now, used) > _TOKEN_TTL_MS]:
             del self._tokens[t]
 
     def check(self, header):

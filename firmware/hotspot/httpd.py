@@ -1,14 +1,14 @@
 # A small, strict HTTP/1.1 server on asyncio streams, for the hotspot only.
 #
 # Everything here comes from an untrusted radio, so every input is bounded:
-#   request head    HEAD_MAX bytes in a buffer of the client's own (one kept between clients,
+#   request head    _HEAD_MAX bytes in a buffer of the client's own (one kept between clients,
 #                   others allocated when they connect, freed when they leave); request line
-#                   LINE_MAX (414 past it), HEADERS_MAX header lines (431), head in HEAD_TIMEOUT
-#   body            Content-Length only (no chunked: 501), BODY_MAX bytes (413), read within
-#                   BODY_TIMEOUT (408) through the client's head buffer into CHUNK-byte pieces
+#                   _LINE_MAX (414 past it), _HEADERS_MAX header lines (431), head in HEAD_TIMEOUT
+#   body            Content-Length only (no chunked: 501), _BODY_MAX bytes (413), read within
+#                   BODY_TIMEOUT (408) through the client's head buffer into _CHUNK-byte pieces
 #                   (no large block: a JSON body goes to the parser as a stream, Body), one body
 #                   being read at a time (a lock)
-#   clients         MAX_CLIENTS at once; one more gets 503 at once
+#   clients         _MAX_CLIENTS at once; one more gets 503 at once
 #   responses       written within WRITE_TIMEOUT, then the connection closes (no keep-alive:
 #                   nothing lingers, and a slow or silent client costs one slot for seconds)
 # The path is percent-decoded and normalised (dot segments resolved; NUL, control characters,
@@ -19,21 +19,22 @@ import io
 import log
 
 _TAG = "http"
-MAX_CLIENTS = const(3)
-HEAD_MAX = const(2048)
-LINE_MAX = const(1024)
-HEADERS_MAX = const(32)
-BODY_MAX = const(6144)
-CHUNK = const(512)  # the body's pieces
-HEAD_TIMEOUT_MS = const(5000)
-BODY_TIMEOUT_MS = const(5000)
-WRITE_TIMEOUT_MS = const(5000)
-DRAIN_MAX = const(65536)
-POLL_MS = const(20)
-DRAIN_MS = const(300)
+_MAX_CLIENTS = const(3)
+_HEAD_MAX = const(2048)
+_LINE_MAX = const(1024)
+_HEADERS_MAX = const(32)
+_BODY_MAX = const(6144)
+_CHUNK = const(512)  # the body's pieces
+_HEAD_TIMEOUT_MS = const(5000)
+_BODY_TIMEOUT_MS = const(5000)
+_WRITE_TIMEOUT_MS = const(5000)
+_DRAIN_MAX = const(65536)
+_POLL_MS = const(20)
+_DRAIN_MS = const(300)
+_EAGAIN = const(11)  # errno of a non-blocking socket with nothing to read or no room
 
 # The reason phrases, one text constant (it stays in the bytecode: no dict in the heap).
-_REASONS = (
+_REASONS = const(
     "\n100 Continue\n200 OK\n202 Accepted\n204 No Content\n302 Found\n400 Bad Request"
     "\n401 Unauthorized\n403 Forbidden\n404 Not Found\n405 Method Not Allowed"
     "\n408 Request Timeout\n409 Conflict\n411 Length Required\n413 Content Too Large"
@@ -51,11 +52,11 @@ def reason(status):
 
 
 # Word lists as text constants, each word between spaces (tokens never hold one).
-_METHODS = b" GET HEAD POST PUT DELETE OPTIONS PATCH TRACE CONNECT "
+_METHODS = const(b" GET HEAD POST PUT DELETE OPTIONS PATCH TRACE CONNECT ")
 # Headers kept from a request; the rest are checked for form and dropped.
-_KEEP = b" host content-length content-type authorization transfer-encoding expect origin "
-_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_SECURITY = (
+_KEEP = const(b" host content-length content-type authorization transfer-encoding expect origin ")
+_TCHAR = const(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SECURITY = const(
     b"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
     b"X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
     b"Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
@@ -88,7 +89,7 @@ class Request:
 
     async def read_body(self):
         # The body (empty without Content-Length), as a Body: a stream (json.load(body)) over
-        # pieces of at most CHUNK bytes. Raises HttpError.
+        # pieces of at most _CHUNK bytes. Raises HttpError.
         return await self._srv._read_body(self)
 
     async def body_to(self, f, limit):
@@ -221,7 +222,7 @@ def parse_head(buf, n):
         hl = bytes(buf[pos:e])
         pos = e + 2
         count += 1
-        if count > HEADERS_MAX:
+        if count > _HEADERS_MAX:
             raise HttpError(431, "too many header fields")
         if hl[:1] in (b" ", b"\t"):
             raise HttpError(400, "obsolete line folding in the header")
@@ -276,7 +277,7 @@ def _json_error(status, message, field=None, extra=None):
 class _Conn:
     # A client socket, polled: the hotspot's sockets stay out of the loop's select.poll set.
     # (The unix port of MicroPython 1.28 crashed in poll_iternext now and then with them in
-    # it.) A read waits at most POLL_MS longer than it would otherwise; the hotspot is idle
+    # it.) A read waits at most _POLL_MS longer than it would otherwise; the hotspot is idle
     # or serves one phone, so the wake-ups cost nothing that matters.
     def __init__(self, s):
         s.setblocking(False)
@@ -293,7 +294,7 @@ class _Conn:
                 n = None
             if n is not None:
                 return n
-            await asyncio.sleep_ms(POLL_MS)
+            await asyncio.sleep_ms(_POLL_MS)
 
     def write(self, b):
         self._out.append(b)
@@ -311,15 +312,12 @@ class _Conn:
                 if n:
                     mv = mv[n:]
                 else:
-                    await asyncio.sleep_ms(POLL_MS)
+                    await asyncio.sleep_ms(_POLL_MS)
         self._out = []
 
     def close(self):
         self._out = []
         self.s.close()
-
-
-_EAGAIN = const(11)
 
 
 class Server:
@@ -331,7 +329,7 @@ class Server:
         self._clients = 0
         # One head buffer kept between clients (an app's requests come one after another): a
         # request then needs no new block; a second and third client at once allocate their own.
-        self._spare = bytearray(HEAD_MAX)
+        self._spare = bytearray(_HEAD_MAX)
         self._body_lock = asyncio.Lock()  # one body being read at a time
         self._srv = None
         self.served = 0
@@ -362,7 +360,7 @@ class Server:
             try:
                 s, _ = ls.accept()
             except OSError:  # EAGAIN: nobody waiting
-                await asyncio.sleep_ms(POLL_MS)
+                await asyncio.sleep_ms(_POLL_MS)
                 continue
             try:
                 c = _Conn(s)
@@ -373,17 +371,17 @@ class Server:
                 import gc
 
                 gc.collect()
-                await asyncio.sleep_ms(POLL_MS)
+                await asyncio.sleep_ms(_POLL_MS)
 
     async def _client(self, r, w):
-        busy = self._clients >= MAX_CLIENTS
+        busy = self._clients >= _MAX_CLIENTS
         buf = None
         if not busy:
             buf = self._spare
             self._spare = None
             if buf is None:
                 try:
-                    buf = bytearray(HEAD_MAX)  # this client's, dropped when it leaves
+                    buf = bytearray(_HEAD_MAX)  # this client's, dropped when it leaves
                 except MemoryError:
                     pass
         if buf is None:
@@ -412,7 +410,7 @@ class Server:
     async def _serve_one(self, r, w, buf):
         head = False
         try:
-            n, extra = await asyncio.wait_for_ms(self._read_head(r, buf), HEAD_TIMEOUT_MS)
+            n, extra = await asyncio.wait_for_ms(self._read_head(r, buf), _HEAD_TIMEOUT_MS)
             req = parse_head(buf, n)
             head = req.method == "HEAD"
             req._srv, req._r, req._w, req._buf = self, r, w, buf
@@ -443,7 +441,7 @@ class Server:
         # Read (and drop) what the client is still sending, for a moment, before closing: a
         # close with unread input makes the kernel send a reset, which can destroy the answer
         # before the client reads it. Bounded in bytes and time.
-        left = DRAIN_MAX
+        left = _DRAIN_MAX
 
         async def sink():
             nonlocal left
@@ -455,7 +453,7 @@ class Server:
                 left -= k
 
         try:
-            await asyncio.wait_for_ms(sink(), DRAIN_MS)
+            await asyncio.wait_for_ms(sink(), _DRAIN_MS)
         except Exception:
             pass
 
@@ -464,8 +462,8 @@ class Server:
         mv = memoryview(buf)
         got = 0
         while True:
-            if got >= HEAD_MAX:
-                if buf.find(b"\r\n", 0, LINE_MAX) < 0:
+            if got >= _HEAD_MAX:
+                if buf.find(b"\r\n", 0, _LINE_MAX) < 0:
                     raise HttpError(414, "request line too long")
                 raise HttpError(431, "request head too large")
             k = await r.readinto(mv[got:])
@@ -476,10 +474,10 @@ class Server:
             end = buf.find(b"\r\n\r\n", start, got)
             if end >= 0:
                 end += 4
-                if buf.find(b"\r\n", 0, min(end, LINE_MAX + 2)) < 0:
+                if buf.find(b"\r\n", 0, min(end, _LINE_MAX + 2)) < 0:
                     raise HttpError(414, "request line too long")
                 return end, bytes(buf[end:got])
-            if got > LINE_MAX + 2 and buf.find(b"\r\n", 0, LINE_MAX + 2) < 0:
+            if got > _LINE_MAX + 2 and buf.find(b"\r\n", 0, _LINE_MAX + 2) < 0:
                 raise HttpError(414, "request line too long")
 
     def _body_length(self, req):
@@ -489,8 +487,8 @@ class Server:
                 raise HttpError(411, "Content-Length required")
             return 0
         n = int(cl)
-        if n > BODY_MAX:
-            raise HttpError(413, "body over %d bytes" % BODY_MAX)
+        if n > _BODY_MAX:
+            raise HttpError(413, "body over %d bytes" % _BODY_MAX)
         return n
 
     async def _read_body(self, req):
@@ -498,7 +496,7 @@ class Server:
         if not n and req.headers.get(b"content-length") is None:
             return Body([], 0)
         chunks = [req.body] if req.body else []
-        await self._recv(req, n, lambda mv: chunks.append(bytes(mv)), CHUNK, False)
+        await self._recv(req, n, lambda mv: chunks.append(bytes(mv)), _CHUNK, False)
         req.body = b""  # the Body holds it now: its reader lets go of it
         return Body(chunks, n)
 
@@ -511,7 +509,7 @@ class Server:
             raise HttpError(413, "body over %d bytes" % limit)
         if len(req.body) <= n:
             f.write(req.body)
-        n = await self._recv(req, n, f.write, HEAD_MAX, True)
+        n = await self._recv(req, n, f.write, _HEAD_MAX, True)
         req.body = b""
         return n
 
@@ -526,7 +524,7 @@ class Server:
         if got == n:
             return n
         try:
-            await asyncio.wait_for_ms(self._body_lock.acquire(), BODY_TIMEOUT_MS)
+            await asyncio.wait_for_ms(self._body_lock.acquire(), _BODY_TIMEOUT_MS)
         except asyncio.TimeoutError:
             raise HttpError(503, "busy: try again")
         try:
@@ -541,7 +539,7 @@ class Server:
                     r = req._r.readinto(mv[: min(piece, n - got)])
                     if stream:
                         try:
-                            k = await asyncio.wait_for_ms(r, BODY_TIMEOUT_MS)
+                            k = await asyncio.wait_for_ms(r, _BODY_TIMEOUT_MS)
                         except asyncio.TimeoutError:
                             raise HttpError(408, "request body stalled")
                     else:
@@ -555,7 +553,7 @@ class Server:
                 await fill()
             else:
                 try:
-                    await asyncio.wait_for_ms(fill(), BODY_TIMEOUT_MS)
+                    await asyncio.wait_for_ms(fill(), _BODY_TIMEOUT_MS)
                 except asyncio.TimeoutError:
                     raise HttpError(408, "request body not received in time")
             return n
@@ -570,7 +568,7 @@ class Server:
             w.write(response_head(status, ctype, len(body), extra))
             if body and not head_only:
                 w.write(body)
-            await asyncio.wait_for_ms(w.drain(), WRITE_TIMEOUT_MS)
+            await asyncio.wait_for_ms(w.drain(), _WRITE_TIMEOUT_MS)
         except Exception:
             pass  # a client that does not read its answer loses it
 

@@ -5,10 +5,10 @@
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _ID_CHARS = _HOST_CHARS + "._"
 _PATH_CHARS = _ID_CHARS + "~/%:@!$&'()*+,;="
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
-NAME_FORBIDDEN = "<>\"\\`"
-FIELDS = ("name", "wifi_ssid", "wifi_password", "csms_url", "cp_id", "security_profile",
-          "auth_key", "ca_pem", "mqtt_url", "mqtt_user", "mqtt_password", "mqtt_ca_pem")
+_B64 = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+_NAME_FORBIDDEN = const("<>\"\\`")
+_FIELDS = const(("name", "wifi_ssid", "wifi_password", "csms_url", "cp_id", "security_profile",
+                 "auth_key", "ca_pem", "mqtt_url", "mqtt_user", "mqtt_password", "mqtt_ca_pem"))
 
 
 class Invalid(Exception):
@@ -30,10 +30,9 @@ def _str(d, k, required=True):
 
 
 def _only(s, chars):
-    for c in s:
-        if c not in chars:
-            return False
-    return True
+    # Every character of s is one of chars (stripped away; no one-character strings made: each
+    # new one would take a qstr for good).
+    return not s.strip(chars)
 
 
 def name(v):
@@ -44,7 +43,7 @@ def name(v):
         raise Invalid("name", "name must be at most 32 characters")
     for c in v:
         o = ord(c)
-        if o < 0x20 or 0x7F <= o < 0xA0 or c in NAME_FORBIDDEN:
+        if o < 0x20 or 0x7F <= o < 0xA0 or c in _NAME_FORBIDDEN:
             raise Invalid("name", "name must not contain control characters or any of < > \" \\ `")
     return v
 
@@ -53,8 +52,8 @@ def ssid(v):
     n = len(v.encode())
     if n < 1 or n > 32:
         raise Invalid("wifi_ssid", "wifi_ssid must be 1 to 32 bytes")
-    for c in v:
-        if ord(c) < 0x20 or ord(c) == 0x7F:
+    for c in memoryview(v):  # UTF-8 bytes: the control characters are the same bytes
+        if c < 0x20 or c == 0x7F:
             raise Invalid("wifi_ssid", "wifi_ssid must not contain control characters")
     return v
 
@@ -67,8 +66,8 @@ def wifi_password(v):
         return v
     if not 8 <= len(v) <= 63:
         raise Invalid("wifi_password", "wifi_password must be 8 to 63 characters (WPA2)")
-    for c in v:
-        if not 0x20 <= ord(c) <= 0x7E:
+    for c in memoryview(v):  # UTF-8 bytes: anything not ASCII has bytes past 0x7E
+        if not 0x20 <= c <= 0x7E:
             raise Invalid("wifi_password", "wifi_password must be printable ASCII")
     return v
 
@@ -125,8 +124,8 @@ def auth_key(v):
     # OCPP 1.6 security: AuthorizationKey, 16 to 40 printable characters (HTTP Basic password).
     if not 16 <= len(v) <= 40:
         raise Invalid("auth_key", "auth_key must be 16 to 40 characters")
-    for c in v:
-        if not 0x21 <= ord(c) <= 0x7E:
+    for c in memoryview(v):  # UTF-8 bytes: anything not ASCII has bytes past 0x7E
+        if not 0x21 <= c <= 0x7E:
             raise Invalid("auth_key", "auth_key must be printable ASCII without spaces")
     return v
 
@@ -141,11 +140,12 @@ def ca_pem(v, f="ca_pem"):
     tail = "-----END CERTIFICATE-----"
     if not v.startswith(head) or not v.endswith(tail):
         raise Invalid(f, "%s must be one PEM certificate (-----BEGIN CERTIFICATE----- ...)" % f)
-    # The body's base64, walked in place (no copies of a certificate that may be 4 KB long).
+    # The body's base64, walked in place as bytes (no copy of a certificate that may be 4 KB
+    # long, and no one-character strings: each new one would take a qstr for good).
     n = 0
-    for i in range(len(head), len(v) - len(tail)):
-        c = v[i]
-        if c != "\n":
+    body = memoryview(v)
+    for c in body[len(head) : len(body) - len(tail)]:
+        if c != 0x0A:  # newline
             if c not in _B64:
                 n = -1
                 break
@@ -168,11 +168,11 @@ def profile(d):
 
 
 def claim(d, default_cp_id):
-    # -> cleaned dict with every field of FIELDS. Raises Invalid.
+    # -> cleaned dict with every field of _FIELDS. Raises Invalid.
     if not isinstance(d, dict):
         raise Invalid("", "the body must be a JSON object")
     for k in d:
-        if k not in FIELDS:
+        if k not in _FIELDS:
             raise Invalid(k, "unknown field %s" % (k if _only(k, _ID_CHARS) and len(k) < 32
                                                    else "(unprintable)"))
     out = {"security_profile": profile(d)}

@@ -14,8 +14,8 @@ import time
 
 from net.url import split as split_url
 
-HEAD_MAX = const(2048)
-CHUNK = const(1024)
+_HEAD_MAX = const(2048)
+_CHUNK = const(1024)
 TIMEOUT_MS = const(10000)
 RATE_WINDOW_MS = const(10000)
 MIN_RATE = const(512)  # bytes per window: ~50 B/s, far below any working link
@@ -284,7 +284,7 @@ async def request(method, url, headers=None, body=None, ssl_ctx=None, route=None
         raise HttpError("cannot connect to %s:%d within %d ms" % (host, port, timeout_ms))
     except OSError as e:
         raise HttpError("cannot connect to %s:%d: %s" % (host, port, _oserr(e)))
-    resp = Response(r, w, timeout_ms, bytearray(HEAD_MAX))
+    resp = Response(r, w, timeout_ms, bytearray(_HEAD_MAX))
     try:
         hosthdr = ("[%s]" % host) if ":" in host else host
         if port != (443 if secure else 80):
@@ -301,7 +301,7 @@ async def request(method, url, headers=None, body=None, ssl_ctx=None, route=None
         w.write("".join(head).encode())
         await _drain(w, timeout_ms)
         if isinstance(body, tuple):
-            await _send_file(w, body[0], body[1], chunk or bytearray(CHUNK), timeout_ms)
+            await _send_file(w, body[0], body[1], chunk or bytearray(_CHUNK), timeout_ms)
         elif body:
             w.write(body)
             await _drain(w, timeout_ms)
@@ -417,7 +417,7 @@ async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress
             raise HttpError("%d bytes: more than the %d that fit" % (total, max_size), st)
         f = open(path, mode)
         try:
-            n = await resp.into_file(f, chunk or bytearray(CHUNK), progress, have, total, rate,
+            n = await resp.into_file(f, chunk or bytearray(_CHUNK), progress, have, total, rate,
                                      sync_every)
         finally:
             f.close()

@@ -15,7 +15,7 @@ import log
 from ocpp_client.errors import CallError
 
 _TAG = "txq"
-_IDS = "txids"
+_IDS = const("txids")
 _MAX_RECORDS = const(400)
 _BATCH = const(8)  # records taken per pass over the journal: bounded RAM, few passes
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them

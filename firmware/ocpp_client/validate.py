@@ -22,11 +22,11 @@ _OBJ = const(8)
 _ARR = const(9)
 _REQ = const(16)
 _MAX_DESC = const(200)
-_NUM_MAX = 1e7  # the largest number field value taken (W)
+_NUM_MAX = const(1e7)  # the largest number field value taken (W)
 
-OCCURENCE = "OccurenceConstraintViolation"
-TYPE = "TypeConstraintViolation"
-PROPERTY = "PropertyConstraintViolation"
+_OCCURENCE = const("OccurenceConstraintViolation")
+_TYPE = const("TypeConstraintViolation")
+_PROPERTY = const("PropertyConstraintViolation")
 FORMATION = "FormationViolation"
 
 
@@ -91,12 +91,12 @@ def _obj(fields, obj, path, streamed=None):
     for name, code, arg in fields:
         if name not in obj:
             if code & _REQ:
-                return _err(OCCURENCE, _join(path, name), "required")
+                return _err(_OCCURENCE, _join(path, name), "required")
             continue
         if streamed and name in streamed:
             n, bad = streamed[name]
             if n < arg[0]:
-                return _err(PROPERTY, name, "needs at least %d item(s)" % arg[0])
+                return _err(_PROPERTY, name, "needs at least %d item(s)" % arg[0])
             if bad is not None:
                 return bad
             continue
@@ -117,67 +117,65 @@ def _is_int(v):
 def _value(kind, arg, v, path):
     if kind == _STR or kind == _ENUM or kind == _DT or kind == _URI:
         if not isinstance(v, str):
-            return _err(TYPE, path, "must be a string")
+            return _err(_TYPE, path, "must be a string")
         if kind == _ENUM:
             if v not in arg:
-                return _err(PROPERTY, path, "%r is not an allowed value" % v[:40])
+                return _err(_PROPERTY, path, "%r is not an allowed value" % v[:40])
         elif kind == _DT:
             if not is_datetime(v):
-                return _err(PROPERTY, path, "%r is not an RFC 3339 date-time" % v[:40])
+                return _err(_PROPERTY, path, "%r is not an RFC 3339 date-time" % v[:40])
         elif arg and len(v) > arg:
-            return _err(PROPERTY, path, "longer than %d characters" % arg)
+            return _err(_PROPERTY, path, "longer than %d characters" % arg)
         if kind == _URI and not is_uri(v):
-            return _err(PROPERTY, path, "not a URI")
+            return _err(_PROPERTY, path, "not a URI")
         return None
     if kind == _INT:
         if not _is_int(v):
-            return _err(TYPE, path, "must be an integer")
+            return _err(_TYPE, path, "must be an integer")
         if arg is not None:
             lo, hi = arg
             if (lo is not None and v < lo) or (hi is not None and v > hi):
-                return _err(PROPERTY, path, "%d is out of range" % v)
+                return _err(_PROPERTY, path, "%d is out of range" % v)
         return None
     if kind == _NUM:
         if not (_is_int(v) or isinstance(v, float)):
-            return _err(TYPE, path, "must be a number")
+            return _err(_TYPE, path, "must be a number")
         # Every number OCPP 1.6 sends a charger is a rate or a limit (A or W): never negative, and
         # 10 MW is far past any wallbox. Catches inf (json reads 1e400 as inf) and nan too, which
         # would otherwise overflow the arithmetic below or a handler's.
         if not 0 <= v <= _NUM_MAX:
-            return _err(PROPERTY, path, "%s is out of range (0 to 1e7)" % ("%g" % v)[:24])
+            return _err(_PROPERTY, path, "%s is out of range (0 to 1e7)" % ("%g" % v)[:24])
         if arg:
             x = v * arg
             if abs(x - round(x)) > 1e-6:
-                return _err(PROPERTY, path, "must be a multiple of 1/%d" % arg)
+                return _err(_PROPERTY, path, "must be a multiple of 1/%d" % arg)
         return None
     if kind == _BOOL:
         if not isinstance(v, bool):
-            return _err(TYPE, path, "must be true or false")
+            return _err(_TYPE, path, "must be true or false")
         return None
     if kind == _OBJ:
         if not isinstance(v, dict):
-            return _err(TYPE, path, "must be an object")
+            return _err(_TYPE, path, "must be an object")
         return _obj(arg, v, path)
     if kind == _ARR:
         if not isinstance(v, list):
-            return _err(TYPE, path, "must be an array")
+            return _err(_TYPE, path, "must be an array")
         if len(v) < arg[0]:
-            return _err(PROPERTY, path, "needs at least %d item(s)" % arg[0])
+            return _err(_PROPERTY, path, "needs at least %d item(s)" % arg[0])
         ik, ia = arg[1]
         for i in range(len(v)):
             r = _value(ik, ia, v[i], "%s[%d]" % (path, i))
             if r is not None:
                 return r
         return None
-    return _err(PROPERTY, path, "no rule")  # a kind this firmware does not know: refuse
+    return _err(_PROPERTY, path, "no rule")  # a kind this firmware does not know: refuse
 
 
 def _digits(s, a, b):
-    for i in range(a, b):
-        c = s[i]
-        if c < "0" or c > "9":
-            return False
-    return True
+    # s[a:b] all ASCII digits (MicroPython's isdigit), as a slice: one-character strings taken
+    # from s would each be interned as a qstr for good
+    return s[a:b].isdigit()
 
 
 def is_datetime(s):
@@ -197,11 +195,10 @@ def is_datetime(s):
     i = 19
     if s[i] == ".":
         i += 1
-        j = i
-        while i < n and "0" <= s[i] <= "9":
-            i += 1
-        if i == j:
+        k = n - i - len(s[i:].lstrip("0123456789"))  # the fraction's digits
+        if k == 0:
             return False
+        i += k
     z = s[i:]
     if z == "Z" or z == "z":
         return True

@@ -13,7 +13,7 @@ from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError, _close_strea
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEADERS = const(32)
 _MAX_HEADER_LINE = const(512)
-_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+_UNRESERVED = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def quote(s):

@@ -5,7 +5,7 @@
 # modular squarings/multiplications of 2048-bit numbers (`borne bench ota` measures it).
 _MIN_K = const(128)  # bytes of the smallest modulus accepted (1024 bits)
 # DER DigestInfo prefix for SHA-256 (RFC 8017 9.2, note 1)
-_DI = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
+_DI = const(b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20")
 
 
 def verify(n, e, sig, digest, bits=0):

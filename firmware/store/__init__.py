@@ -20,8 +20,8 @@ from binascii import crc32
 import log
 
 _TAG = "store"
-_EXTS = (".json", ".tmp", ".bak")
-_ALL = _EXTS + (".log", ".log.tmp")  # documents and journals
+_EXTS = const((".json", ".tmp", ".bak"))
+_ALL = const((".json", ".tmp", ".bak", ".log", ".log.tmp"))  # documents and journals
 _MAX_BODY = const(65536)  # a corrupt length must not ask the heap for megabytes
 _PIECE = const(128)  # bytes of a document's body checked at a time
 

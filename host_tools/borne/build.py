@@ -98,6 +98,19 @@ def _needs_arch(src: Path) -> bool:
     return any(marker in text for marker in _NATIVE_MARKERS)
 
 
+def module_name(rel: Path) -> str:
+    """The dotted module name of a slot-relative source path (``store/__init__.py`` -> ``store``).
+
+    mpy-cross stores it as the module's source name (``-s``), which tracebacks print: the module
+    name is interned anyway when the module is imported, while a file name would take one more
+    qstr pool entry per module loaded, for the charger's whole run.
+    """
+    parts = rel.with_suffix("").parts
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
 def compile_file(
     tool: str,
     src: Path,
@@ -107,7 +120,7 @@ def compile_file(
     native: bool = False,
     opt: int | None = None,
 ) -> None:
-    """Compile one module; ``name`` is the file name embedded for tracebacks (slot-relative)."""
+    """Compile one module; ``name`` is the source name embedded for tracebacks (module_name())."""
     cmd = [tool, "-o", str(dest), "-s", name]
     if arch and (native or _needs_arch(src)):
         cmd.append(f"-march={arch}")
@@ -153,7 +166,7 @@ def compile_tree(
                 root_files.append((src, dest_root / rel.name))
             elif src.suffix == ".py":
                 compile_file(
-                    tool, src, staging / rel.with_suffix(".mpy"), rel.as_posix(),
+                    tool, src, staging / rel.with_suffix(".mpy"), module_name(rel),
                     arch=arch, native=native, opt=opt,
                 )
             else:

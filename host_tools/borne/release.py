@@ -105,7 +105,7 @@ def slot_files(board: str, version: str | None, out: Path) -> tuple[list[tuple[s
     else:
         src = out / "version.py"
         src.write_text(f'VERSION = "{version}"\n')
-        compile_file(mpy_cross(), src, slot / "version.mpy", "version.py")
+        compile_file(mpy_cross(), src, slot / "version.mpy", "version")
     files = sorted(p for p in slot.rglob("*") if p.is_file())
     return [(p.relative_to(slot).as_posix(), p.read_bytes()) for p in files], version
 

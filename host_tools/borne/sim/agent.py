@@ -81,9 +81,12 @@ class Agent:
         self._supervisor: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
 
+    def board_args(self) -> list[str]:
+        """The board's `--key value` arguments (given in BORNE_ARGS, see `_supervise`)."""
+        return ["--flash", str(self.flash), *self.args, *self.runtime.argv()]
+
     def argv(self) -> list[str]:
-        return [*self.runtime.interpreter(), "--flash", str(self.flash), *self.args,
-                *self.runtime.argv()]
+        return [*self.runtime.interpreter(), *self.board_args()]
 
     async def power_on(self) -> None:
         if self.powered:
@@ -114,9 +117,13 @@ class Agent:
         try:
             while self.powered:
                 self.flash.mkdir(parents=True, exist_ok=True)
-                env = dict(os.environ, MICROPYPATH=self.runtime.micropypath(self.board))
+                # The board's arguments go in the environment, one a line, not on the command
+                # line: the unix port interns every command-line argument as a qstr, which a
+                # charger never holds (the memory figures would count some 40 of them).
+                env = dict(os.environ, MICROPYPATH=self.runtime.micropypath(self.board),
+                           BORNE_ARGS="\n".join(self.board_args()))
                 self.proc = await asyncio.create_subprocess_exec(
-                    *self.argv(),
+                    *self.runtime.interpreter(),
                     cwd=self.flash,
                     env=env,
                     stdin=asyncio.subprocess.DEVNULL,

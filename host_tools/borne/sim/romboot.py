@@ -34,28 +34,32 @@ _BLOCK = 4 * WORD  # MicroPython's GC block: 4 words
 STUB = '''\
 # borne ROM boot (host_tools/borne/sim/romboot.py): mount the application image at /rom from a
 # buffer and run the firmware's main.py; the image's heap block is reported as ROM_HELD.
+# Its names are a function's locals: a module's globals would be qstrs a charger never holds.
 import builtins
 import gc
 import os
 import sys
 import vfs
 
-_d = __file__.rsplit("/", 1)[0]
+
+def boot():
+    d = __file__.rsplit("/", 1)[0]
+    gc.collect()
+    a = gc.mem_alloc()
+    img = bytearray(os.stat(d + "/app.rom")[6])
+    builtins.ROM_HELD = gc.mem_alloc() - a
+    with open(d + "/app.rom", "rb") as f:
+        f.readinto(img)
+    vfs.mount(vfs.VfsRom(img), "/rom")
+    sys.path.insert(1 if sys.path and sys.path[0] == ".frozen" else 0, "/rom")
+    with open(d + "/boot.py") as f:
+        return compile(f.read(), "main.py", "exec")
+
+
+code = boot()
+del boot
 gc.collect()
-_a = gc.mem_alloc()
-_img = bytearray(os.stat(_d + "/app.rom")[6])
-builtins.ROM_HELD = gc.mem_alloc() - _a
-with open(_d + "/app.rom", "rb") as _f:
-    _f.readinto(_img)
-vfs.mount(vfs.VfsRom(_img), "/rom")
-sys.path.insert(1 if sys.path and sys.path[0] == ".frozen" else 0, "/rom")
-del _f, _a
-with open(_d + "/boot.py") as _f:
-    _src = _f.read()
-_code = compile(_src, "main.py", "exec")
-del _f, _src
-gc.collect()
-exec(_code, {"__name__": "__main__", "__file__": "main.py"})
+exec(code, {"__name__": "__main__", "__file__": "main.py"})
 '''
 
 
@@ -81,7 +85,7 @@ def image_bytes(tree: Path) -> bytes:
 
 def _mplib_compiled(dest: Path) -> None:
     """build/mplib (umqtt, ...) compiled to .mpy into dest, as a production image holds it."""
-    from borne.build import check_mpy_cross, mpy_cross
+    from borne.build import check_mpy_cross, module_name, mpy_cross
 
     tool = mpy_cross()
     check_mpy_cross(tool)
@@ -91,7 +95,7 @@ def _mplib_compiled(dest: Path) -> None:
         rel = src.relative_to(paths.MPLIB)
         out = dest / rel.with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([tool, "-o", str(out), "-s", rel.as_posix(), str(src)], check=True,
+        subprocess.run([tool, "-o", str(out), "-s", module_name(rel), str(src)], check=True,
                        capture_output=True)
 
 

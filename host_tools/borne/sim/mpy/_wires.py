@@ -16,16 +16,21 @@
 # heap locked as in an ISR; a soft one is scheduled (micropython.schedule) and runs between the
 # main thread's bytecodes.
 import usocket as _so  # the host's sockets: the wires are not the chip's network
+import os
 import sys
 
 import _thread
 
 _args = {}
+# BORNE_ARGS, one a line, when the simulation passes them so (it keeps them off the command
+# line, which the unix port interns as qstrs); else the command line
+_argv = os.getenv("BORNE_ARGS")
+_argv = ["main.py"] + _argv.split("\n") if _argv else sys.argv
 _i = 1
-while _i < len(sys.argv):
-    a = sys.argv[_i]
-    if a.startswith("--") and _i + 1 < len(sys.argv):
-        _args[a[2:]] = sys.argv[_i + 1]
+while _i < len(_argv):
+    a = _argv[_i]
+    if a.startswith("--") and _i + 1 < len(_argv):
+        _args[a[2:]] = _argv[_i + 1]
         _i += 2
     else:
         _i += 1
