@@ -1,13 +1,10 @@
 # The part of the security extension that runs from boot (the feature ocpp_client/security_ext.py
-# attaches it; kept small for the boot heap): security events the charger detects, the hooks
-# that detect them, the central system roots wss:// trusts, the agent log's periodic flush, and
-# the status triggers. Everything else (uploads, certificate messages, signed updates) is in
-# diag/feature.py, loaded at the first CALL that needs it.
+# attaches it and records the boot's events; kept small for the boot heap): security events the
+# charger detects, the hooks that detect them, the central system roots wss:// trusts, the agent
+# log's periodic flush, and the status triggers. Everything else (uploads, certificate
+# messages, signed updates) is in diag/feature.py, loaded at the first CALL that needs it.
 import clock
-import log
 from diag import secevents
-
-_TAG = "diag"
 
 
 class SecurityLogging:
@@ -27,19 +24,8 @@ class SecurityLogging:
         clock.listeners.append(self._clock_set)
         s.config.listen(self)
         if agentlog is not None:
-            reset = s.board.reset
-
-            def flush_then_reset(hard):
-                agentlog.flush()  # the last lines before a reboot are the ones wanted
-                reset(hard)
-
-            s.board.reset = flush_then_reset
-        if s.connector.interrupted:
-            s.tasks.append(self._boot_events_after_recovery())
-        else:
-            self._boot_events()
-        if s.store.load("signedfw", {"rid": None})["rid"] is not None:
-            self.need()  # a signed update is installing: its statuses are the signed job's
+            self._reset = s.board.reset
+            s.board.reset = self._flush_then_reset
 
     # -- the rest, on demand ------------------------------------------------------------------
     def need(self):
@@ -73,7 +59,9 @@ class SecurityLogging:
         c = self._certs
         if c is None:
             from diag import roots
+            from supervisor import drop
 
+            drop("diag.roots")  # read once a connection: not kept
             pem = roots.pem(roots.load(self.s.store), self.s.settings)
             if pem is not None:
                 return pem
@@ -96,41 +84,10 @@ class SecurityLogging:
             req["requestId"] = d.log_request
         await self.s.send("LogStatusNotification", req)
 
-    # -- security events the charger detects ------------------------------------------------
-    async def _boot_events_after_recovery(self):
-        # A power cut ended a session: its StopTransaction happened before this boot, so it is
-        # journaled first (the transactions feature reads the meter, then journals it).
-        await self.s.feature("transactions").recovered.wait()
-        self._boot_events()
-
-    def _boot_events(self):
-        # StartupOfTheDevice every boot; ResetOrReboot when the boot before ended in a reset the
-        # CSMS (or the owner) asked for; FirmwareUpdated when the firmware version changed;
-        # SecurityLogWasCleared when the security log holds less than at the last boot (its
-        # file was removed or lost). One small store save per boot.
-        store = self.s.store
-        sec = self.sec
-        prev = None
-        n = 0
-        for rec in self.s.events.recent(2):
-            n += 1
-            if n == 2:
-                prev = rec
-        doc = store.load("diag_boot", {"fw": "", "sec": 0})
-        if sec.j.last_seq() < doc["sec"]:
-            sec.add("SecurityLogWasCleared", "%d records before" % doc["sec"])
-        sec.add("StartupOfTheDevice")
-        if prev is not None and prev.get("k") in ("reset", "factory_reset"):
-            sec.add("ResetOrReboot", "%s reset" % prev.get("type", "factory"))
-        fw = secevents.firmware_version()
-        if doc["fw"] != fw and doc["fw"]:
-            sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
-        doc["fw"] = fw
-        doc["sec"] = sec.j.last_seq()
-        try:
-            store.save("diag_boot", doc)
-        except OSError as e:
-            log.exc(_TAG, "diag_boot", e)
+    # -- security events the charger detects (those of each boot: ocpp_client/security_ext.py) --
+    def _flush_then_reset(self, hard):
+        self.agentlog.flush()  # the last lines before a reboot are the ones wanted
+        self._reset(hard)
 
     def _clock_set(self, step, source):
         if step > 60 or step < -60:
