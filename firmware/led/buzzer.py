@@ -1,6 +1,7 @@
 # Buzzer tones: short melodies played by one asyncio task, never blocking the loop. The board
 # starts each tone (board.tone(freq_hz, ms) returns at once; freq 0 = silence); a new melody
-# replaces one still playing.
+# replaces one still playing. An authorisation's answer (feedback()) is a tune and the status
+# light's flash.
 
 # Melodies: (frequency / 20 Hz, duration / 5 ms) byte pairs; a 0 frequency is a pause. Bytes
 # constants stay in flash with the code, where tuples of (Hz, ms) tuples took ~450 bytes of heap.
@@ -13,9 +14,10 @@ LEARNED = b"\x87\x08\x00\x08\x87\x08"  # 2700 Hz 40 ms, pause 40 ms, 2700 Hz 40 
 
 
 class Buzzer:
-    def __init__(self, board, enabled=True):
+    def __init__(self, board, enabled=True, light=None):
         self.board = board
         self.enabled = enabled
+        self.light = light  # led.status.StatusLight: feedback() flashes it
         self.played = 0
         self._task = None
 
@@ -53,3 +55,9 @@ class Buzzer:
 
     def restart(self):
         self.play(RESTART)
+
+    def feedback(self, accepted):
+        # An authorisation's answer at the charger (Connector.feedback): LED flash and tune.
+        if self.light is not None:
+            self.light.tag_feedback(accepted)
+        self.play(ACCEPTED if accepted else REJECTED)
