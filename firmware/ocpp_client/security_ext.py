@@ -1,12 +1,13 @@
 # Feature: diagnostics and the OCPP 1.6 security extension (the work is in diag/). Eager, after
 # transactions (security events go through its queue): the security events, their hooks and the
-# certificate store's roots run from boot (diag/events.py, small); GetDiagnostics, GetLog,
+# certificate store's roots run from boot (diag/secevents.py, small); GetDiagnostics, GetLog,
 # ExtendedTriggerMessage, InstallCertificate, GetInstalledCertificateIds, DeleteCertificate,
 # CertificateSigned and SignedUpdateFirmware load diag/feature.py at the first of them (their
 # handlers made at each call by the state object's handler(action): features.py).
-# This module is boot only: attach() records the boot's security events (after the recovered
-# sessions' stops when a power cut ended one) and is out of the heap again after
-# (supervisor.drop).
+# This module is boot only: attach() sets the hooks (ARCHITECTURE.md, "Diagnostics and the
+# security extension"), records the boot's security events (after the recovered sessions' stops
+# when a power cut ended one) and is out of the heap again after (supervisor.drop).
+import clock
 import log
 from diag import secevents
 
@@ -15,19 +16,31 @@ _TAG = "diag"
 
 def attach(s):
     from diag import agentlog
-    from diag.events import SecurityLogging
     from supervisor import drop
 
-    ev = SecurityLogging(s, agentlog.get())
-    s.features["security_ext"] = ev
-    if s.connector.interrupted:
-        s.tasks.append(_after_recovery(s, ev.sec))
-    else:
-        _boot_events(s, ev.sec)
-    if s.store.load("signedfw", {"rid": None})["rid"] is not None:
-        ev.need()  # a signed update is installing: its statuses are the signed job's
-    s.tasks.extend(ev.tasks())
     drop("ocpp_client.security_ext")
+    # s: the OCPP session; the transactions feature is attached (s.queue)
+    sec = secevents.current = secevents.SecurityEvents(s.store, s.queue)
+    sec.s = s
+    al = sec.agentlog = agentlog.get()
+    s.features["security_ext"] = sec
+    s.triggers["DiagnosticsStatusNotification"] = sec.trigger_diag
+    s.triggers["LogStatusNotification"] = sec.trigger_log  # ExtendedTriggerMessage only
+    s.rpc.on_bad = sec.add
+    s.on_link_error = sec.on_link_error
+    s.settings.roots = sec.roots  # wss:// trusts the certificate store's roots
+    clock.listeners.append(sec.on_clock)
+    s.config.listen(sec)
+    if s.connector.interrupted:
+        s.tasks.append(_after_recovery(s, sec))
+    else:
+        _boot_events(s, sec)
+    if s.store.load("signedfw", {"rid": None})["rid"] is not None:
+        sec.need()  # a signed update is installing: its statuses are the signed job's
+    if al is not None:
+        sec.reset = s.board.reset
+        s.board.reset = sec.flush_then_reset
+        s.tasks.append(("agentlog", al.run))  # supervised by the session (client.py)
     return {}
 
 
@@ -56,7 +69,7 @@ def _boot_events(s, sec):
     sec.add("StartupOfTheDevice")
     if prev is not None and prev.get("k") in ("reset", "factory_reset"):
         sec.add("ResetOrReboot", "%s reset" % prev.get("type", "factory"))
-    fw = secevents.firmware_version()
+    fw = _firmware_version()
     if doc["fw"] != fw and doc["fw"]:
         sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
     doc["fw"] = fw
@@ -65,3 +78,13 @@ def _boot_events(s, sec):
         store.save("diag_boot", doc)
     except OSError as e:
         log.exc(_TAG, "diag_boot", e)
+
+
+def _firmware_version():
+    # The running firmware's version (FirmwareUpdated when it changed since the last boot).
+    try:
+        import version
+
+        return version.VERSION
+    except ImportError:
+        return "dev"
