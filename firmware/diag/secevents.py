@@ -22,11 +22,19 @@ _MAX_RECORDS = const(200)
 # The hotspot's connection password failed FREE_TRIES times in a row (a lockout began or grew):
 # not in the extension's list, which knows no local login; a vendor type under its rules.
 HOTSPOT_LOCKOUT = "HotspotRepeatedFailedLogins"
-_THROTTLE_S = {"InvalidMessages": 600, "MemoryExhaustion": 600,
-               "InvalidCentralSystemCertificate": 3600, "FailedToAuthenticateAtCentralSystem": 3600,
-               HOTSPOT_LOCKOUT: 300}
 current = None  # the app's SecurityEvents, for parts that have no handle on it (hotspot/guard.py)
 _MAX_INFO = const(255)  # techInfo's maxLength in the schema
+
+
+def _throttle_s(kind):
+    # The least time between two events of a noisy kind, or None (every one counts).
+    if kind == "InvalidMessages" or kind == "MemoryExhaustion":
+        return 600
+    if kind == "InvalidCentralSystemCertificate" or kind == "FailedToAuthenticateAtCentralSystem":
+        return 3600
+    if kind == HOTSPOT_LOCKOUT:
+        return 300
+    return None
 
 
 class SecurityEvents:
@@ -44,7 +52,7 @@ class SecurityEvents:
 
     def add(self, kind, info=None):
         # -> True when recorded and queued, False when throttled.
-        every = _THROTTLE_S.get(kind)
+        every = _throttle_s(kind)
         now = time.ticks_ms()
         if every is not None:
             last = self._last.get(kind)
