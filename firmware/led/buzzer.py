@@ -10,7 +10,6 @@ TAG_READ = b"\x87\x0c"  # 2700 Hz 60 ms
 ACCEPTED = b"\x64\x10\x00\x08\x87\x18"  # 2000 Hz 80 ms, pause 40 ms, 2700 Hz 120 ms
 REJECTED = b"\x23\x24\x00\x0c\x19\x3c"  # 700 Hz 180 ms, pause 60 ms, 500 Hz 300 ms
 RESTART = b"\x4b\x14\x64\x14\x7d\x1e"  # 1500 Hz 100 ms, 2000 Hz 100 ms, 2500 Hz 150 ms
-LEARNED = b"\x87\x08\x00\x08\x87\x08"  # 2700 Hz 40 ms, pause 40 ms, 2700 Hz 40 ms
 
 
 class Buzzer:
