@@ -53,12 +53,9 @@ class Diag:
 
     # -- identity (the diagnostics file) ------------------------------------------------------
     def firmware_version(self):
-        try:
-            import version
+        from ocpp_client.client import fw_version
 
-            return version.VERSION
-        except ImportError:
-            return "dev"
+        return fw_version()
 
     def board_name(self):
         import board

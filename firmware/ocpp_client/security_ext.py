@@ -69,7 +69,9 @@ def _boot_events(s, sec):
     sec.add("StartupOfTheDevice")
     if prev is not None and prev.get("k") in ("reset", "factory_reset"):
         sec.add("ResetOrReboot", "%s reset" % prev.get("type", "factory"))
-    fw = _firmware_version()
+    from ocpp_client.client import fw_version  # the running firmware's
+
+    fw = fw_version()
     if doc["fw"] != fw and doc["fw"]:
         sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
     doc["fw"] = fw
@@ -78,13 +80,3 @@ def _boot_events(s, sec):
         store.save("diag_boot", doc)
     except OSError as e:
         log.exc(_TAG, "diag_boot", e)
-
-
-def _firmware_version():
-    # The running firmware's version (FirmwareUpdated when it changed since the last boot).
-    try:
-        import version
-
-        return version.VERSION
-    except ImportError:
-        return "dev"
