@@ -3,37 +3,21 @@
 # own task on the one loop; their events go to the connector (the only owner of sessions,
 # status and the relay).
 # The set-up (which reader, which meter, the RS-485 bus, the grid meter) runs once at boot: it is
-# in periphsetup.py, loaded for it and out of the heap again after.
+# in periphsetup.py, loaded for it and out of the heap again after, with the object it returns
+# (nothing the devices keep refers to it). This module stays for the callbacks they keep.
 
 
-class Peripherals:
-    def __init__(self, board, settings, connector, light=None):
-        from supervisor import drop
-        import periphsetup
+def Peripherals(board, settings, connector, light=None):
+    # -> the devices (periphsetup.Devices): .rfid, .meter, .buzzer, .supply (None when absent),
+    # .tag_feedback(accepted) (an authorisation's answer at the charger: LED flash and buzzer
+    # tune: the buzzer's, which flashes the light too) and .tasks(): (name, async fn) of each
+    # task to run (app.py supervises them: restarted after a failure, so a function, not a
+    # coroutine).
+    from supervisor import drop
+    import periphsetup
 
-        drop("periphsetup")
-        self.light = light
-        self.buzzer = None
-        self.rfid = None
-        self.meter = None
-        self.supply = None
-        self._tasks = []
-        periphsetup.build(self, board, settings, connector, _callback)
-
-    def tasks(self):
-        # (name, async fn) of each task to run: app.py supervises them (restarted after a
-        # failure), so a function, not a coroutine.
-        return self._tasks
-
-    # -- for the charging logic and the OCPP client -------------------------------------------
-    def tag_feedback(self, accepted):
-        # An authorisation's answer at the charger: LED flash and buzzer tune.
-        if self.light:
-            self.light.tag_feedback(accepted)
-        if accepted:
-            self.buzzer.accepted()
-        else:
-            self.buzzer.rejected()
+    drop("periphsetup")
+    return periphsetup.build(board, settings, connector, light, _callback)
 
 
 def _callback(obj, name):

@@ -1,16 +1,33 @@
 # The peripherals' set-up (peripherals.py): which RFID reader, which meter, the RS-485 bus and the
 # grid meter, built from what the board offers and the settings. Run once at boot: loaded for it
 # and out of the heap again after (the callbacks the devices keep are made by peripherals.py's
-# cb, so nothing here stays referenced).
+# cb, the tag feedback is the buzzer's, so nothing here stays referenced once app.py has taken
+# the devices from the Devices it got).
 import log
 
 _TAG = "periph"
 
 
-def build(p, board, settings, connector, cb):
+class Devices:
+    # What the set-up built (peripherals.Peripherals() says what each is).
+    def __init__(self):
+        self.buzzer = None
+        self.rfid = None
+        self.meter = None
+        self.supply = None
+        self.tag_feedback = None
+        self._tasks = []
+
+    def tasks(self):
+        return self._tasks
+
+
+def build(board, settings, connector, light, cb):
     from led.buzzer import Buzzer
 
-    p.buzzer = Buzzer(board)
+    p = Devices()
+    p.buzzer = Buzzer(board, light=light)
+    p.tag_feedback = p.buzzer.feedback
     p._master = None  # the RS-485 bus's one Modbus master, while setting up
     # Load balancing: a grid meter shares the RS-485 bus, so every meter on it takes turns.
     grid = settings.get("grid_meter_model", "")
@@ -49,6 +66,7 @@ def build(p, board, settings, connector, cb):
             p._tasks.append(("supply", p.supply.run))
     del p._master
     del p._bus
+    return p
 
 
 def _rfid_driver(board):

@@ -4,6 +4,8 @@
   there is still two modules that cannot be understood one without the other).
 - No module outside evse/ touches an underscore name of the connector: other packages use its
   public surface (ARCHITECTURE.md, "Sessions and transactions").
+- The meter modules' private copies of meter/maps.py's layout (`_E = const(8)`: const() does not
+  cross modules, and the firmware never loads maps.py) agree with it.
 """
 
 import ast
@@ -125,3 +127,29 @@ def test_the_reach_in_scan_sees_one():
     assert reach_ins("x = self.connector._apply()\ny = conn.status_of(1)") == [
         "x = self.connector._apply()"]
     assert reach_ins('getattr(connector, "_hw")') == ['getattr(connector, "_hw")']
+
+
+_CONST = re.compile(r"^(_?)([A-Z][A-Z0-9_]*) = const\((-?\w+)\)", re.M)
+
+
+def consts(text: str) -> dict[str, tuple[bool, int]]:
+    # name (without its underscore) -> (private, value) of each `NAME = const(n)` of a module
+    return {m[2]: (m[1] == "_", int(m[3], 0)) for m in _CONST.finditer(text)}
+
+
+def test_meter_layout_copies_agree_with_meter_maps():
+    layout = {k: v for k, (private, v) in consts((FIRMWARE / "meter/maps.py").read_text()).items()
+              if not private}
+    assert {"E", "NVALUES", "F32", "U64"} <= layout.keys(), "the scan found no layout"
+    checked = 0
+    for name in ("meter.py", "modbusmeter.py", "pulse.py"):
+        for k, (private, v) in consts((FIRMWARE / "meter" / name).read_text()).items():
+            if private and k in layout:
+                assert v == layout[k], f"meter/{name}: _{k} = {v}, meter/maps.py: {k} = {layout[k]}"
+                checked += 1
+    assert checked >= 15, "the scan found too few copies to mean anything"
+
+
+def test_the_layout_scan_reads_private_and_public_consts():
+    assert consts("_E = const(8)\nNVALUES = const(9)\nx = 1") == {"E": (True, 8),
+                                                                    "NVALUES": (False, 9)}

@@ -1,5 +1,5 @@
 # The security extension's CALLs, loaded at the first one (ocpp_client/security_ext.py; the part
-# that runs from boot is diag/events.py): GetDiagnostics with DiagnosticsStatusNotification,
+# that runs from boot is diag/secevents.py): GetDiagnostics with DiagnosticsStatusNotification,
 # GetLog with LogStatusNotification, ExtendedTriggerMessage, the certificate messages (certs.py)
 # and SignedUpdateFirmware (signedfw.py). Work after a .conf goes through the session's after(),
 # so a triggered message always follows its answer. One upload at a time, in its own task: a new
@@ -19,7 +19,7 @@ _SCRATCH = "diag.out"  # the file being uploaded, in the store's folder
 
 class Diag:
     def __init__(self, s, logging):
-        # s: the OCPP session; logging: diag.events.SecurityLogging (the part that runs from boot)
+        # s: the OCPP session; logging: diag.secevents.SecurityEvents (what runs from boot)
         self.s = s
         self.board = s.board
         self.store = s.store
@@ -29,7 +29,7 @@ class Diag:
         self.events = s.events
         self.connector = s.connector
         self.agentlog = logging.agentlog
-        self.sec = logging.sec
+        self.sec = logging
         self.certs = logging.certs()
         self.diag_status = "Idle"  # DiagnosticsStatusNotification's current state
         self.log_status = "Idle"  # LogStatusNotification's, with its requestId
@@ -53,9 +53,9 @@ class Diag:
 
     # -- identity (the diagnostics file) ------------------------------------------------------
     def firmware_version(self):
-        from diag.secevents import firmware_version
+        from ocpp_client.client import fw_version
 
-        return firmware_version()
+        return fw_version()
 
     def board_name(self):
         import board

@@ -1,7 +1,7 @@
 # The central system roots every wss:// connection trusts, as a connection reads them
-# (security.connect_args through diag/events.py): straight from the certificate store's document
-# (diag/certs.py keeps it), so a connection loads this, not the store. None when ca_pem was
-# provisioned anew since the document was written: certs.py then makes the roots follow it.
+# (security.connect_args through diag/secevents.py): straight from the certificate store's
+# document (diag/certs.py keeps it), so a connection loads this, not the store. None when ca_pem
+# was provisioned anew since the document was written: certs.py then makes the roots follow it.
 DOC = "certs"
 
 

@@ -4,6 +4,13 @@
 # journal (ocpp_client/txqueue.py): durable before add() returns, delivered in order after an
 # outage, never lost. Noisy kinds (bad frames, no memory) are throttled so a hostile peer cannot
 # fill the queue; the security log keeps its newest _MAX_RECORDS.
+#
+# The one part of the security extension that runs from boot (kept small for the boot heap):
+# SecurityEvents is also the feature's state object, whose hooks the feature
+# ocpp_client/security_ext.py sets at boot (it records the boot's events too): the hooks that
+# detect events, the central system roots wss:// trusts, the agent log's flush before a reset,
+# and the status triggers. Everything else (uploads, certificate messages, signed updates) is in
+# diag/feature.py, loaded at the first CALL that needs it (need()).
 import time
 
 import clock
@@ -15,21 +22,19 @@ _MAX_RECORDS = const(200)
 # The hotspot's connection password failed FREE_TRIES times in a row (a lockout began or grew):
 # not in the extension's list, which knows no local login; a vendor type under its rules.
 HOTSPOT_LOCKOUT = "HotspotRepeatedFailedLogins"
-_THROTTLE_S = {"InvalidMessages": 600, "MemoryExhaustion": 600,
-               "InvalidCentralSystemCertificate": 3600, "FailedToAuthenticateAtCentralSystem": 3600,
-               HOTSPOT_LOCKOUT: 300}
 current = None  # the app's SecurityEvents, for parts that have no handle on it (hotspot/guard.py)
 _MAX_INFO = const(255)  # techInfo's maxLength in the schema
 
 
-def firmware_version():
-    # The running firmware's version (FirmwareUpdated when it changed since the last boot).
-    try:
-        import version
-
-        return version.VERSION
-    except ImportError:
-        return "dev"
+def _throttle_s(kind):
+    # The least time between two events of a noisy kind, or None (every one counts).
+    if kind == "InvalidMessages" or kind == "MemoryExhaustion":
+        return 600
+    if kind == "InvalidCentralSystemCertificate" or kind == "FailedToAuthenticateAtCentralSystem":
+        return 3600
+    if kind == HOTSPOT_LOCKOUT:
+        return 300
+    return None
 
 
 class SecurityEvents:
@@ -38,10 +43,16 @@ class SecurityEvents:
         self.txq = txq
         self._last = {}  # kind -> ticks_ms of the last one sent (throttled kinds)
         self.listeners = []  # fn(kind): the security log changed
+        # as the feature's state object (ocpp_client/security_ext.py sets these):
+        self.s = None  # the OCPP session (client.OcppClient)
+        self.agentlog = None  # diag.agentlog.AgentLog
+        self.reset = None  # the board's reset, which flush_then_reset() wraps
+        self.diag = None  # diag.feature.Diag, once a CALL needed it
+        self._certs = None
 
     def add(self, kind, info=None):
         # -> True when recorded and queued, False when throttled.
-        every = _THROTTLE_S.get(kind)
+        every = _throttle_s(kind)
         now = time.ticks_ms()
         if every is not None:
             last = self._last.get(kind)
@@ -77,3 +88,77 @@ class SecurityEvents:
 
     def __len__(self):
         return len(self.j)
+
+    # -- the rest of the extension, on demand --------------------------------------------------
+    def need(self):
+        if self.diag is None:
+            from diag.feature import Diag
+
+            self.diag = Diag(self.s, self)
+        return self.diag
+
+    def handler(self, action):
+        async def h(p):
+            return await self.need().handlers()[action](p)
+
+        return h
+
+    def certs(self):
+        # The certificate store, kept once diag/feature.py needs it.
+        if self._certs is None:
+            self._certs = self._store()
+        return self._certs
+
+    def _store(self):
+        from diag.certs import CertStore
+
+        return CertStore(self.s.store, self.s.settings, self, self.s.config)
+
+    def roots(self):
+        # The central system roots, asked at each connection (security.connect_args): read from
+        # the store's document (diag/roots.py); the store itself (diag/certs.py) only when they
+        # must follow a new ca_pem, and not kept: the connection drops both once the link is up.
+        c = self._certs
+        if c is None:
+            from diag import roots
+            from supervisor import drop
+
+            drop("diag.roots")  # read once a connection: not kept
+            pem = roots.pem(roots.load(self.s.store), self.s.settings)
+            if pem is not None:
+                return pem
+            c = self._store()
+        return c.central_roots()
+
+    # -- triggers: Idle until an upload ran ------------------------------------------------------
+    async def trigger_diag(self, cid=None):
+        st = self.diag.diag_status if self.diag is not None else "Idle"
+        await self.s.send("DiagnosticsStatusNotification", {"status": st})
+
+    async def trigger_log(self, cid=None):
+        d = self.diag
+        req = {"status": d.log_status if d is not None else "Idle"}
+        if d is not None and d.log_request is not None and d.log_status != "Idle":
+            req["requestId"] = d.log_request
+        await self.s.send("LogStatusNotification", req)
+
+    # -- hooks: the events the charger detects (those of each boot: ocpp_client/security_ext.py) --
+    def flush_then_reset(self, hard):
+        self.agentlog.flush()  # the last lines before a reboot are the ones wanted
+        self.reset(hard)
+
+    def on_clock(self, step, source):
+        if step > 60 or step < -60:
+            self.add("SettingSystemTime", "step %d s from %s" % (step, source))
+
+    def on_config(self, key, value):
+        if key in ("SecurityProfile", "AuthorizationKey"):
+            self.add("ReconfigurationOfSecurityParameters", key)
+
+    def on_link_error(self, e):
+        text = "%s %s" % (type(e).__name__, e)
+        up = text.upper()
+        if "HTTP 401" in text:
+            self.add("FailedToAuthenticateAtCentralSystem", text[:120])
+        elif "X509" in up or "CERT" in up or "VERIFY" in up:
+            self.add("InvalidCentralSystemCertificate", text[:120])

@@ -1,6 +1,7 @@
 # Buzzer tones: short melodies played by one asyncio task, never blocking the loop. The board
 # starts each tone (board.tone(freq_hz, ms) returns at once; freq 0 = silence); a new melody
-# replaces one still playing.
+# replaces one still playing. An authorisation's answer (feedback()) is a tune and the status
+# light's flash.
 
 # Melodies: (frequency / 20 Hz, duration / 5 ms) byte pairs; a 0 frequency is a pause. Bytes
 # constants stay in flash with the code, where tuples of (Hz, ms) tuples took ~450 bytes of heap.
@@ -9,13 +10,13 @@ TAG_READ = b"\x87\x0c"  # 2700 Hz 60 ms
 ACCEPTED = b"\x64\x10\x00\x08\x87\x18"  # 2000 Hz 80 ms, pause 40 ms, 2700 Hz 120 ms
 REJECTED = b"\x23\x24\x00\x0c\x19\x3c"  # 700 Hz 180 ms, pause 60 ms, 500 Hz 300 ms
 RESTART = b"\x4b\x14\x64\x14\x7d\x1e"  # 1500 Hz 100 ms, 2000 Hz 100 ms, 2500 Hz 150 ms
-LEARNED = b"\x87\x08\x00\x08\x87\x08"  # 2700 Hz 40 ms, pause 40 ms, 2700 Hz 40 ms
 
 
 class Buzzer:
-    def __init__(self, board, enabled=True):
+    def __init__(self, board, enabled=True, light=None):
         self.board = board
         self.enabled = enabled
+        self.light = light  # led.status.StatusLight: feedback() flashes it
         self.played = 0
         self._task = None
 
@@ -53,3 +54,9 @@ class Buzzer:
 
     def restart(self):
         self.play(RESTART)
+
+    def feedback(self, accepted):
+        # An authorisation's answer at the charger (Connector.feedback): LED flash and tune.
+        if self.light is not None:
+            self.light.tag_feedback(accepted)
+        self.play(ACCEPTED if accepted else REJECTED)

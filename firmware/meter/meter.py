@@ -23,10 +23,21 @@ import time
 import clock
 import log
 from link import Looped, ret
-from meter import maps
 from meter.modbusmeter import ModbusMeter  # noqa: F401 (its users import it from here)
 
 _TAG = "meter"
+# The value slots of a reading: meter/maps.py's layout, as private copies (const() does not cross
+# modules; tests/test_structure.py checks them against it).
+_V1 = const(0)
+_V2 = const(1)
+_V3 = const(2)
+_I1 = const(3)
+_I2 = const(4)
+_I3 = const(5)
+_P = const(6)
+_F = const(7)
+_E = const(8)
+_NVALUES = const(9)
 _V_MIN = const(180)  # a connected phase: 230 V -20 % .. +15 %, well outside EN 50160's +-10 %
 _V_MAX = const(265)
 _V_ABSENT = const(50)  # below this a phase is not connected (a single-phase installation)
@@ -35,7 +46,7 @@ _V_ABSENT = const(50)  # below this a phase is not connected (a single-phase ins
 class Meter:
     def __init__(self, source, max_current_a=32, phases=3, period_ms=1000, on_failure=None,
                  fail_after=3, publish=None):
-        self.source = source  # async read(values) filling a list of maps.NVALUES (None: unknown)
+        self.source = source  # async read(values) filling a list of _NVALUES (None: unknown)
         self.max_current_a = max_current_a
         self.phases = phases
         self.period_ms = period_ms
@@ -54,7 +65,7 @@ class Meter:
         self.rejected = 0
         self.errors = 0
         self._bad = 0  # failed or rejected polls in a row
-        self._vals = [None] * maps.NVALUES
+        self._vals = [None] * _NVALUES
         self._last_ms = 0
         self._why = None
         self._started = 0  # polls begun
@@ -167,13 +178,13 @@ class Meter:
 
     def _accept(self, v, now):
         L = self.latest
-        L["energy_wh"] = v[maps.E]
-        L["power_w"] = v[maps.P]
+        L["energy_wh"] = v[_E]
+        L["power_w"] = v[_P]
         c = L["current_a"]
         u = L["voltage_v"]
-        c[0], c[1], c[2] = v[maps.I1], v[maps.I2], v[maps.I3]
-        u[0], u[1], u[2] = v[maps.V1], v[maps.V2], v[maps.V3]
-        L["frequency_hz"] = v[maps.F]
+        c[0], c[1], c[2] = v[_I1], v[_I2], v[_I3]
+        u[0], u[1], u[2] = v[_V1], v[_V2], v[_V3]
+        L["frequency_hz"] = v[_F]
         L["ts"] = clock.now()
         L["ok"] = True
         self._last_ms = now
@@ -191,19 +202,19 @@ class Meter:
     # function needing more than ~11 slots on the heap, at every call, every second.
     def check(self, v, now):
         # -> None for a plausible reading, else the reason it is not.
-        why = self._check_energy(v[maps.E], now)
+        why = self._check_energy(v[_E], now)
         if why:
             return why
         why = self._check_phases(v)
         if why:
             return why
-        f = v[maps.F]
+        f = v[_F]
         if f is not None and not 45 <= f <= 65:
             return "frequency %.2f Hz out of range" % f
         return None
 
     def _check_phases(self, v):
-        p = v[maps.P]
+        p = v[_P]
         if p is not None and not -self.max_power_w <= p <= self.max_power_w:
             return "power %d W beyond the circuit's %d W" % (p, self.max_power_w)
         for k in range(3):
@@ -230,8 +241,8 @@ class Meter:
     def _check_va_exact(self, p, v):
         vi = 0.0
         for k in range(3):
-            i = v[maps.I1 + k]
-            u = v[maps.V1 + k]
+            i = v[_I1 + k]
+            u = v[_V1 + k]
             if i is None or u is None:
                 return None
             vi += u * i
@@ -256,8 +267,8 @@ class Meter:
         return None
 
     def _check_phase(self, v, k):
-        i = v[maps.I1 + k]
-        u = v[maps.V1 + k]
+        i = v[_I1 + k]
+        u = v[_V1 + k]
         if i is None or u is None:
             return None
         if not -0.5 <= i <= self._max_i:
@@ -275,8 +286,8 @@ def _va_floor(v):
     # is unknown, -2 when one is negative (before any unknown one: the exact check sorts it out).
     s = 0
     for k in range(3):
-        i = v[maps.I1 + k]
-        u = v[maps.V1 + k]
+        i = v[_I1 + k]
+        u = v[_V1 + k]
         if i is None or u is None:
             return -1
         if i < 0 or u < 0:

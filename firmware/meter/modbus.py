@@ -21,31 +21,24 @@ import asyncio
 from link import Looped, ret
 
 _RX = const(260)  # the longest RTU frame (256) with room
-_TABLE = None
-
-
-def _table():
-    global _TABLE
-    if _TABLE is None:
-        from array import array
-
-        t = array("H", bytearray(512))
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
-            t[i] = c
-        _TABLE = t
-    return _TABLE
+# CRC-16/MODBUS (reflected polynomial 0xA001) four bits at a time: the step of each nibble k,
+# 0x0000, 0xCC01, 0xD801, ... 0x4400, low byte first at 2k. A bytes constant stays in flash with
+# the code, where a byte-wise table of 256 entries took 512 bytes of heap.
+_NIB = (b"\x00\x00\x01\xcc\x01\xd8\x00\x14\x01\xf0\x00\x3c\x00\x28\x01\xe4"
+        b"\x01\xa0\x00\x6c\x00\x78\x01\xb4\x00\x50\x01\x9c\x01\x88\x00\x44")
 
 
 def crc16(buf, n):
-    # CRC-16/MODBUS of buf[:n] (table-driven; a small frame, so a call allocates nothing).
-    t = _table()
+    # CRC-16/MODBUS of buf[:n] (a call allocates nothing).
+    t = _NIB
     c = 0xFFFF
     i = 0
     while i < n:
-        c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
+        c ^= buf[i]
+        k = (c & 0xF) << 1
+        c = (c >> 4) ^ (t[k] | t[k + 1] << 8)
+        k = (c & 0xF) << 1
+        c = (c >> 4) ^ (t[k] | t[k + 1] << 8)
         i += 1
     return c
 

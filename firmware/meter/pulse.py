@@ -10,9 +10,12 @@
 # which makes the register lag, never jump or run backwards.
 import time
 
-from meter import maps
-
 _DOC = "pulse_meter"
+# The value slots of a reading: meter/maps.py's layout, as private copies (const() does not cross
+# modules; tests/test_structure.py checks them against it).
+_P = const(6)
+_E = const(8)
+_NVALUES = const(9)
 _CHECKPOINT_MS = const(60000)
 _IDLE_MS = const(60000)  # no pulse for this long: power is taken as 0
 
@@ -49,17 +52,17 @@ class PulseMeter:
     async def read(self, out):
         now = time.ticks_ms()
         self._observe(now)
-        for k in range(maps.NVALUES):
+        for k in range(_NVALUES):
             out[k] = None
         e = self.energy_wh()
-        out[maps.E] = e
+        out[_E] = e
         iv = self._interval_ms
         if self._last_pulse_ms is None or time.ticks_diff(now, self._last_pulse_ms) > _IDLE_MS:
-            out[maps.P] = 0.0
+            out[_P] = 0.0
         elif iv:
             # power from the last pulse interval, decaying if the next pulse is overdue
             since = time.ticks_diff(now, self._last_pulse_ms)
-            out[maps.P] = 3600000.0 * self.wh_per_pulse / max(iv, since)
+            out[_P] = 3600000.0 * self.wh_per_pulse / max(iv, since)
         if self.store and e != self._saved_wh and time.ticks_diff(now, self._saved_ms) >= _CHECKPOINT_MS:
             self.checkpoint(now)
 

@@ -37,7 +37,7 @@ TABLE = (
     "vendor l DataTransfer\n"
     "firmware l UpdateFirmware\n"
     "fwboot e\n"  # after "firmware": attaches it at boot when an update left work
-    # Its actions answered by its state object's handler(action) (diag/events.py), made on use:
+    # Its actions answered by its state object's handler(action) (diag/secevents.py), made on use:
     "security_ext e GetDiagnostics GetLog ExtendedTriggerMessage InstallCertificate"
     " GetInstalledCertificateIds DeleteCertificate CertificateSigned SignedUpdateFirmware\n"
 )

@@ -21,6 +21,10 @@ def _left(s):
 
 
 def attach(s):
+    # Boot only: out of the heap again once it looked.
+    from supervisor import drop
+
+    drop("ocpp_client.fwboot")
     if _left(s):
         s.feature("firmware")
     return {}

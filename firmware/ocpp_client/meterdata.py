@@ -2,15 +2,6 @@
 # reading. Values the meter does not have are left out, never invented.
 import clock
 
-_UNITS = {
-    "Energy.Active.Import.Register": "Wh",
-    "Power.Active.Import": "W",
-    "Current.Import": "A",
-    "Current.Offered": "A",
-    "Power.Offered": "W",
-    "Voltage": "V",
-    "Frequency": None,
-}
 _PHASES = ("L1", "L2", "L3")
 
 
@@ -26,25 +17,30 @@ def sampled(meter, connector, measurands, context):
     r = meter.latest if meter is not None and getattr(meter, "latest", None) else {}
     out = []
     for m in measurands:
-        unit = _UNITS.get(m)
+        unit = "A"  # each branch sets its measurand's values and unit (None: no unit)
         if m == "Energy.Active.Import.Register":
             # In whole Wh, as meterStart/meterStop are: a register sent here is never above the
             # transaction's meterStop (a rounded-up "1234.6" would be).
             e = connector.energy_wh()
             vals = [(None, int(e))] if e is not None else []
+            unit = "Wh"
         elif m == "Power.Active.Import":
             vals = [(None, r.get("power_w"))]
+            unit = "W"
         elif m == "Current.Import":
             vals = list(zip(_PHASES, r.get("current_a") or ()))
         elif m == "Voltage":
             vals = [(p + "-N", v) for p, v in zip(_PHASES, r.get("voltage_v") or ())]
+            unit = "V"
         elif m == "Frequency":
             vals = [(None, r.get("frequency_hz"))]
+            unit = None
         elif m == "Current.Offered":
             vals = [(None, connector.offer_a if connector.relay_allowed() else 0)]
         elif m == "Power.Offered":
             a = connector.offer_a if connector.relay_allowed() else 0
             vals = [(None, a * 230 * 3)]
+            unit = "W"
         else:
             vals = []
         for phase, v in vals:

@@ -189,3 +189,19 @@ async def test_buzzer_plays_without_blocking_and_a_new_tune_replaces_the_old():
         fn()
     await asyncio.sleep_ms(400)
     assert z.played >= 3
+
+
+async def test_an_authorisations_answer_is_a_flash_and_a_tune():
+    # Connector.feedback is the buzzer's feedback(): the light shows the answer, the tune plays.
+    b = Board()
+    light = StatusLight(b, Conn("Preparing"), Link())
+    z = Buzzer(b, light=light)
+    z.feedback(False)
+    assert light.look(time.ticks_ms())[0] == "tag_rejected"
+    await asyncio.sleep_ms(20)
+    assert [f for f, _, _ in b.tones] == [700], b.tones
+    z.feedback(True)
+    assert light.look(time.ticks_ms())[0] == "tag_accepted"
+    await asyncio.sleep_ms(20)
+    assert [f for f, _, _ in b.tones][-1] == 2000, b.tones
+    Buzzer(b).feedback(True)  # no light: the tune alone
