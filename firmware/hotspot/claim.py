@@ -11,7 +11,6 @@ import sys
 import time
 
 import log
-from hotspot.guard import Guard
 
 _TAG = "hotspot"
 _LONG_PRESS_MS = const(3000)
@@ -79,8 +78,8 @@ def ssid_for(cp_id):
 # Loaded while the hotspot is open (open_ap, the API's routes, a claim) and dropped when it
 # closes (page.py after each page served, validate.py after each claim checked, claimflow.py
 # when its claim ends).
-_LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.page", "hotspot.validate",
-           "hotspot.claimflow", "ota.local")
+_LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.guard", "hotspot.page",
+           "hotspot.validate", "hotspot.claimflow", "ota.local")
 
 
 class Hotspot:
@@ -99,8 +98,10 @@ class Hotspot:
         self.grace_ms = opts.get("close_grace_ms", _CLOSE_GRACE_MS)
         self.ssid = ssid_for(settings.factory_id)
         self._key = provisioning.get("hotspot_key", "")
-        self.guard = Guard(store, provisioning.get("conn_password"),
-                           opts.get("lockout_base_ms", 2000))
+        # The login guard (hotspot/guard.py): made when the hotspot opens (its failure count
+        # from the store, a lockout in force again), dropped with its tokens when it closes.
+        self._pw = (provisioning.get("conn_password"), opts.get("lockout_base_ms", 2000))
+        self.guard = None
         self.open = False
         self.ip = None
         self.state = _IDLE
@@ -152,8 +153,10 @@ class Hotspot:
         self.ip = self.radio.ap_open(self.ssid, self._key)
         from hotspot import api, httpd
         from hotspot.dns import CaptiveDns
+        from hotspot.guard import Guard
 
         try:
+            self.guard = Guard(self.store, *self._pw)
             # Inside the try: the server's buffers are allocated here, and a heap too fragmented
             # for them must leave the charger running (hotspot closed, logged), not crash it.
             self._http = httpd.Server(lambda req: api.handle(self, req), self.touch)
@@ -186,7 +189,6 @@ class Hotspot:
         self.open = False
         self._close_at = None
         self._scan = None
-        self.guard.drop_tokens()
         log.info(_TAG, "hotspot closed (%s)", why)
         if self._wake:
             # The claim's CSMS: connected now that the servers have left the heap (the session
@@ -205,6 +207,7 @@ class Hotspot:
             await self._http.stop()
             self._http = None
         self.tls = []
+        self.guard = None  # and its tokens
         if self.radio:
             self.radio.ap_close()
 
@@ -309,8 +312,10 @@ class Hotspot:
         return True
 
     def networks(self):
-        # The Wi-Fi networks in reach, strongest first. A scan blocks the radio (and on the
-        # ESP32 the loop) for a moment: cached, and never repeated while the relay is closed.
+        # The Wi-Fi networks in reach, strongest first, as GET /api/networks answers them (JSON
+        # bytes: the cache is one block, not a dict per network). A scan blocks the radio (and
+        # on the ESP32 the loop) for a moment: cached, and never repeated while the relay is
+        # closed.
         now = time.ticks_ms()
         fresh = self._scan and time.ticks_diff(now, self._scan[0]) < _SCAN_CACHE_MS
         relay = self.connector is not None and self.connector.relay
@@ -320,8 +325,12 @@ class Hotspot:
                 if ssid and (ssid not in seen or seen[ssid][0] < rssi):
                     seen[ssid] = (rssi, secure)
             nets = [{"ssid": k, "rssi": v[0], "secure": v[1]} for k, v in seen.items()]
+            seen = None
             nets.sort(key=lambda n: -n["rssi"])
-            self._scan = (now, nets[:30])
+            import json
+
+            self._scan = None
+            self._scan = (now, json.dumps({"networks": nets[:30]}).encode())
         return self._scan[1]
 
     def joining(self):

@@ -9,6 +9,9 @@ import log
 _TAG = "hotspot"
 _JOIN_TIMEOUT_MS = const(20000)
 _CSMS_TIMEOUT_MS = const(10000)
+# What the CSMS check loads (as each of ocpp_client/client.py's attempts does): out of the heap
+# again after it, those it loaded (the session's own attempt loads and drops them in turn).
+_OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url"))
 # The claim's failures, as GET /api/claim reports them.
 MESSAGES = {
     "wifi_wrong_password": "the home Wi-Fi refused the password",
@@ -70,6 +73,18 @@ def _failed(hs, code):
 async def _probe(hs, c):
     # One WebSocket handshake with the new endpoint and credentials, closed at once.
     # -> None when the CSMS answered, or an error code.
+    import sys
+
+    from supervisor import drop
+
+    new = [n for n in _OPEN if n not in sys.modules]
+    try:
+        return await _check(hs, c)
+    finally:
+        drop(*new)
+
+
+async def _check(hs, c):
     from ocpp_client import ws as wsmod
     from ocpp_client import wsopen
     from ocpp_client.security import connect_args
