@@ -28,7 +28,7 @@ _RESET_DELAY_MS = const(700)
 # the heap (.mpy or .py files; not a ROMFS image or frozen modules, which run it in place) the
 # servers' bytecode too (~12 KB) and a claimed charger's claim.py and login guard, loaded by the
 # first press of the setup button (~14 KB): _NEED_CODE; tests/test_low_memory.py measures what
-# the open hotspot holds from the .mpy build against the figure the refusal logs (~50 KB of 60).
+# the open hotspot holds from the .mpy build against the figure the refusal logs (~48 KB of 60).
 # A 32-bit port (the ESP32) needs about half the data (objects of half the size) and the same
 # bytecode, an estimate until measured on the charger. Below it, opening is refused with a
 # logged reason and tried again every _ROOM_RETRY_MS until memory frees.
