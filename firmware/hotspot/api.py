@@ -28,8 +28,12 @@ async def handle(hs, req):
     if p == "/api/login":
         return _only(hs, m, ("POST",)) or await _login(hs, req)
     if p in ("/api/networks", "/api/claim", "/api/unclaim"):
-        allowed = {"/api/networks": ("GET", "HEAD"), "/api/claim": ("GET", "HEAD", "POST"),
-                   "/api/unclaim": ("POST",)}[p]
+        if p == "/api/networks":
+            allowed = ("GET", "HEAD")
+        elif p == "/api/claim":
+            allowed = ("GET", "HEAD", "POST")
+        else:
+            allowed = ("POST",)
         bad = _only(hs, m, allowed)
         if bad:
             return bad
@@ -161,7 +165,10 @@ async def _post_claim(hs, req):
 
     from supervisor import drop
 
-    new = [n for n in _PARSERS if n not in sys.modules]
+    new = []
+    for n in _PARSERS:
+        if n not in sys.modules:
+            new.append(n)
     from hotspot import validate
 
     try:

@@ -77,35 +77,34 @@ async def _probe(hs, c):
 
     from supervisor import drop
 
-    new = [n for n in _OPEN if n not in sys.modules]
+    new = []
+    for n in _OPEN:
+        if n not in sys.modules:
+            new.append(n)
     try:
-        return await _check(hs, c)
+        from ocpp_client import ws as wsmod
+        from ocpp_client import wsopen
+        from ocpp_client.security import connect_args
+
+        try:
+            # (the TLS context made in the block the hotspot reserved when it opened)
+            auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
+            conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
+                                       timeout_ms=_CSMS_TIMEOUT_MS,
+                                       route=getattr(hs.board, "route", None))
+        except wsmod.WsError as e:
+            log.warn(_TAG, "CSMS check: %s", e)
+            return "csms_refused" if "refused" in str(e) else "csms_unreachable"
+        except (OSError, asyncio.TimeoutError) as e:
+            log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+            return "csms_unreachable"
+        except MemoryError as e:
+            log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+            return "out_of_memory"
+        except Exception as e:  # SecurityError, TLS and certificate errors (ValueError/ssl)
+            log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+            return "csms_tls"
+        await conn.close()
+        return None
     finally:
-        drop(*new)
-
-
-async def _check(hs, c):
-    from ocpp_client import ws as wsmod
-    from ocpp_client import wsopen
-    from ocpp_client.security import connect_args
-
-    try:
-        # (the TLS context made in the block the hotspot reserved when it opened)
-        auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
-        conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
-                                   timeout_ms=_CSMS_TIMEOUT_MS,
-                                   route=getattr(hs.board, "route", None))
-    except wsmod.WsError as e:
-        log.warn(_TAG, "CSMS check: %s", e)
-        return "csms_refused" if "refused" in str(e) else "csms_unreachable"
-    except (OSError, asyncio.TimeoutError) as e:
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "csms_unreachable"
-    except MemoryError as e:
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "out_of_memory"
-    except Exception as e:  # SecurityError, TLS and certificate errors (ValueError/ssl errors)
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "csms_tls"
-    await conn.close()
-    return None
+        drop(*new)  # what the check loaded (the session's attempt loads them in turn)
