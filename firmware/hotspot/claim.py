@@ -5,7 +5,8 @@
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
 # press; it closes after a successful claim (_READ_MS after the app read the result, at the
-# latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request. See README.md "Provisioning API".
+# latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request. See README.md
+# "Provisioning API".
 import asyncio
 import sys
 import time
