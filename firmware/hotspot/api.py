@@ -12,6 +12,8 @@ import log
 from hotspot import httpd
 
 _TAG = "hotspot"
+# A claim's validation and the URL parsers it loads (those not loaded before leave after it).
+_PARSERS = const(("hotspot.validate", "net.url", "mqtt.url"))
 
 
 def _json(status, d, extra=None):
@@ -26,8 +28,12 @@ async def handle(hs, req):
     if p == "/api/login":
         return _only(hs, m, ("POST",)) or await _login(hs, req)
     if p in ("/api/networks", "/api/claim", "/api/unclaim"):
-        allowed = {"/api/networks": ("GET", "HEAD"), "/api/claim": ("GET", "HEAD", "POST"),
-                   "/api/unclaim": ("POST",)}[p]
+        if p == "/api/networks":
+            allowed = ("GET", "HEAD")
+        elif p == "/api/claim":
+            allowed = ("GET", "HEAD", "POST")
+        else:
+            allowed = ("POST",)
         bad = _only(hs, m, allowed)
         if bad:
             return bad
@@ -143,7 +149,7 @@ def _locked(hs, wait):
 
 
 def _networks(hs):
-    return _json(200, {"networks": hs.networks()})
+    return 200, "application/json", hs.networks(), None
 
 
 def _claim_status(hs):
@@ -155,15 +161,22 @@ async def _post_claim(hs, req):
     if busy:
         return httpd.error(409, busy)
     d = await _json_body(hs, req)
-    from hotspot import validate
+    import sys
+
     from supervisor import drop
+
+    new = []
+    for n in _PARSERS:
+        if n not in sys.modules:
+            new.append(n)
+    from hotspot import validate
 
     try:
         c = validate.claim(d, hs.settings.factory_id)
     except validate.Invalid as e:
         return httpd.error(422, e.message, e.field or None)
     finally:
-        drop("hotspot.validate")  # out of the heap until the next claim
+        drop(*new)  # out of the heap until the next claim
     hs.start_claim(c)
     return _json(202, {"state": hs.state})
 

@@ -4,33 +4,37 @@
 # setup button (long press: claim mode; very long press: factory reset).
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
-# press; it closes after a successful claim (_CLOSE_GRACE_MS later, so the app can read the
-# result) and after _IDLE_S without a request. See README.md "Provisioning API".
+# press; it closes after a successful claim (_READ_MS after the app read the result, at the
+# latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request. See README.md
+# "Provisioning API".
 import asyncio
 import sys
 import time
 
 import log
-from hotspot.guard import Guard
 
 _TAG = "hotspot"
 _LONG_PRESS_MS = const(3000)
 _VERY_LONG_PRESS_MS = const(10000)
 _IDLE_S = const(900)
 _CLOSE_GRACE_MS = const(10000)
+_READ_MS = const(1000)  # after the app read a claim's success: its answer is written by then
 _SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
 # Free heap (bytes, after a collection) the hotspot needs to open: what it holds once open, and a
-# request's working room. Measured on the unix port from the .mpy build (64-bit objects, bytecode
-# in the heap), as tests/test_low_memory.py measures it (and checks against this figure, which
-# the refusal logs): ~50 KB held once open on a claimed charger (this module and its login guard,
-# loaded by the first press of the setup button, the servers with one 2 KB head buffer, the
-# TLS block below), ~10 KB more for a request (another client's head buffer, a body of up to
-# 6 KB read in 512-byte pieces and what it parses into, its answer). A 32-bit port (the ESP32)
-# needs about half (objects of half the size), an estimate until measured on the charger. Below
-# it, opening is refused with a logged reason and tried again every _ROOM_RETRY_MS until memory
-# frees.
-NEED_FREE = (60 if sys.maxsize > 1 << 32 else 30) * 1024
+# request's working room, measured on the unix port (64-bit objects) and computed for the runtime
+# (need_free()). Its data: the servers' module data, one 2 KB head buffer, the TLS block below
+# (~18 KB), and a request (another client's head buffer, a body of up to 6 KB read in 512-byte
+# pieces and what it parses into, its answer: ~10 KB): _NEED_DATA. Where the bytecode loads into
+# the heap (.mpy or .py files; not a ROMFS image or frozen modules, which run it in place) the
+# servers' bytecode too (~12 KB) and a claimed charger's claim.py and login guard, loaded by the
+# first press of the setup button (~14 KB): _NEED_CODE; tests/test_low_memory.py measures what
+# the open hotspot holds from the .mpy build against the figure the refusal logs (~48 KB of 60).
+# A 32-bit port (the ESP32) needs about half the data (objects of half the size) and the same
+# bytecode, an estimate until measured on the charger. Below it, opening is refused with a
+# logged reason and tried again every _ROOM_RETRY_MS until memory frees.
+_NEED_DATA = const(32768)
+_NEED_CODE = const(28672)
 # Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string; the
 # servers' own are smaller (a client's 2 KB head buffer, a body in 512-byte pieces). A claim that
 # finds no such block anyway gets 503 and can be sent again.
@@ -50,6 +54,23 @@ _DONE = const("done")
 _FAILED = const("failed")
 
 
+def need_free():
+    # -> _NEED_DATA (halved on a 32-bit port), and _NEED_CODE where the bytecode is in the heap:
+    # read from a file, not run in place from a ROMFS image (mounted at /rom) or frozen (its
+    # __file__ then names no file, or there is none).
+    n = _NEED_DATA if sys.maxsize > 1 << 32 else _NEED_DATA // 2
+    try:
+        f = __file__
+        if f.startswith("/rom/"):
+            return n
+        import os
+
+        os.stat(f)
+    except (NameError, OSError):
+        return n
+    return n + _NEED_CODE
+
+
 def ssid_for(cp_id):
     s = "".join(c for c in cp_id if c in _SSID_CHARS)
     return ("borne-" + s)[:32]
@@ -58,8 +79,8 @@ def ssid_for(cp_id):
 # Loaded while the hotspot is open (open_ap, the API's routes, a claim) and dropped when it
 # closes (page.py after each page served, validate.py after each claim checked, claimflow.py
 # when its claim ends).
-_LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.page", "hotspot.validate",
-           "hotspot.claimflow", "ota.local")
+_LOADED = ("hotspot.api", "hotspot.httpd", "hotspot.dns", "hotspot.guard", "hotspot.page",
+           "hotspot.validate", "hotspot.claimflow", "ota.local")
 
 
 class Hotspot:
@@ -78,8 +99,10 @@ class Hotspot:
         self.grace_ms = opts.get("close_grace_ms", _CLOSE_GRACE_MS)
         self.ssid = ssid_for(settings.factory_id)
         self._key = provisioning.get("hotspot_key", "")
-        self.guard = Guard(store, provisioning.get("conn_password"),
-                           opts.get("lockout_base_ms", 2000))
+        # The login guard (hotspot/guard.py): made when the hotspot opens (its failure count
+        # from the store, a lockout in force again), dropped with its tokens when it closes.
+        self._pw = (provisioning.get("conn_password"), opts.get("lockout_base_ms", 2000))
+        self.guard = None
         self.open = False
         self.ip = None
         self.state = _IDLE
@@ -89,11 +112,12 @@ class Hotspot:
         self._dns = None
         self._last_ms = 0
         self._close_at = None
+        self._wake = False  # the OCPP session waits for the hotspot to close after a claim
         self._claim_task = None
         self._scan = None  # (ticks_ms, list)
         self._want_open = False
         self._reset_at = None
-        self.need_free = opts.get("hotspot_need_free", NEED_FREE)
+        self.need_free = opts.get("hotspot_need_free") or need_free()
         self._deferred = None  # why the hotspot should open, refused for want of memory
         self._retry_at = 0
         self.tls = []  # the claim's TLS context (security.tls_context's `keep`), while open
@@ -130,8 +154,10 @@ class Hotspot:
         self.ip = self.radio.ap_open(self.ssid, self._key)
         from hotspot import api, httpd
         from hotspot.dns import CaptiveDns
+        from hotspot.guard import Guard
 
         try:
+            self.guard = Guard(self.store, *self._pw)
             # Inside the try: the server's buffers are allocated here, and a heap too fragmented
             # for them must leave the charger running (hotspot closed, logged), not crash it.
             self._http = httpd.Server(lambda req: api.handle(self, req), self.touch)
@@ -164,8 +190,12 @@ class Hotspot:
         self.open = False
         self._close_at = None
         self._scan = None
-        self.guard.drop_tokens()
         log.info(_TAG, "hotspot closed (%s)", why)
+        if self._wake:
+            # The claim's CSMS: connected now that the servers have left the heap (the session
+            # and the open hotspot are never in it at once, the heap's peak of a claim).
+            self._wake = False
+            self.ocpp.wake()
         if self.events:
             self.events.add("hotspot_closed")
         self._publish()
@@ -178,6 +208,7 @@ class Hotspot:
             await self._http.stop()
             self._http = None
         self.tls = []
+        self.guard = None  # and its tokens
         if self.radio:
             self.radio.ap_close()
 
@@ -266,8 +297,12 @@ class Hotspot:
             d["error"] = self.error
             d["message"] = self._message or self.error
         if self.state == _DONE:
+            now = time.ticks_ms()
+            soon = time.ticks_add(now, _READ_MS)
+            if self._close_at is not None and time.ticks_diff(self._close_at, soon) > 0:
+                self._close_at = soon  # the app has the result: the hotspot closes
             d["cp_id"] = self.settings["cp_id"]
-            d["closes_in_ms"] = max(0, time.ticks_diff(self._close_at or 0, time.ticks_ms()))
+            d["closes_in_ms"] = max(0, time.ticks_diff(self._close_at or 0, now))
         return d
 
     def unclaim(self):
@@ -278,8 +313,10 @@ class Hotspot:
         return True
 
     def networks(self):
-        # The Wi-Fi networks in reach, strongest first. A scan blocks the radio (and on the
-        # ESP32 the loop) for a moment: cached, and never repeated while the relay is closed.
+        # The Wi-Fi networks in reach, strongest first, as GET /api/networks answers them (JSON
+        # bytes: the cache is one block, not a dict per network). A scan blocks the radio (and
+        # on the ESP32 the loop) for a moment: cached, and never repeated while the relay is
+        # closed.
         now = time.ticks_ms()
         fresh = self._scan and time.ticks_diff(now, self._scan[0]) < _SCAN_CACHE_MS
         relay = self.connector is not None and self.connector.relay
@@ -289,8 +326,12 @@ class Hotspot:
                 if ssid and (ssid not in seen or seen[ssid][0] < rssi):
                     seen[ssid] = (rssi, secure)
             nets = [{"ssid": k, "rssi": v[0], "secure": v[1]} for k, v in seen.items()]
+            seen = None
             nets.sort(key=lambda n: -n["rssi"])
-            self._scan = (now, nets[:30])
+            import json
+
+            self._scan = None
+            self._scan = (now, json.dumps({"networks": nets[:30]}).encode())
         return self._scan[1]
 
     def joining(self):
@@ -316,11 +357,12 @@ class Hotspot:
             self._reset_at = time.ticks_add(now, self.grace_ms + 500)
         elif self.ocpp is not None:
             # The claim's TLS context is the client's now (the same credentials: reused, not
-            # made again while the hotspot is still open; other roots: given up before theirs).
+            # made again; other roots: given up before theirs). The session connects once the
+            # hotspot has closed (close_ap()).
             if self.tls:
                 self.ocpp.tls_keep[:] = self.tls
             self.tls = []
-            self.ocpp.wake()
+            self._wake = True
 
     def claim_ended(self):
         self._claim_task = None

@@ -9,6 +9,9 @@ import log
 _TAG = "hotspot"
 _JOIN_TIMEOUT_MS = const(20000)
 _CSMS_TIMEOUT_MS = const(10000)
+# What the CSMS check loads (as each of ocpp_client/client.py's attempts does): out of the heap
+# again after it, those it loaded (the session's own attempt loads and drops them in turn).
+_OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url"))
 # The claim's failures, as GET /api/claim reports them.
 MESSAGES = {
     "wifi_wrong_password": "the home Wi-Fi refused the password",
@@ -70,27 +73,38 @@ def _failed(hs, code):
 async def _probe(hs, c):
     # One WebSocket handshake with the new endpoint and credentials, closed at once.
     # -> None when the CSMS answered, or an error code.
-    from ocpp_client import ws as wsmod
-    from ocpp_client import wsopen
-    from ocpp_client.security import connect_args
+    import sys
 
+    from supervisor import drop
+
+    new = []
+    for n in _OPEN:
+        if n not in sys.modules:
+            new.append(n)
     try:
-        # (the TLS context made in the block the hotspot reserved when it opened)
-        auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
-        conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
-                                   timeout_ms=_CSMS_TIMEOUT_MS,
-                                   route=getattr(hs.board, "route", None))
-    except wsmod.WsError as e:
-        log.warn(_TAG, "CSMS check: %s", e)
-        return "csms_refused" if "refused" in str(e) else "csms_unreachable"
-    except (OSError, asyncio.TimeoutError) as e:
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "csms_unreachable"
-    except MemoryError as e:
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "out_of_memory"
-    except Exception as e:  # SecurityError, TLS and certificate errors (ValueError/ssl errors)
-        log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
-        return "csms_tls"
-    await conn.close()
-    return None
+        from ocpp_client import ws as wsmod
+        from ocpp_client import wsopen
+        from ocpp_client.security import connect_args
+
+        try:
+            # (the TLS context made in the block the hotspot reserved when it opened)
+            auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
+            conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
+                                       timeout_ms=_CSMS_TIMEOUT_MS,
+                                       route=getattr(hs.board, "route", None))
+        except wsmod.WsError as e:
+            log.warn(_TAG, "CSMS check: %s", e)
+            return "csms_refused" if "refused" in str(e) else "csms_unreachable"
+        except (OSError, asyncio.TimeoutError) as e:
+            log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+            return "csms_unreachable"
+        except MemoryError as e:
+            log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+            return "out_of_memory"
+        except Exception as e:  # SecurityError, TLS and certificate errors (ValueError/ssl)
+            log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)
+            return "csms_tls"
+        await conn.close()
+        return None
+    finally:
+        drop(*new)  # what the check loaded (the session's attempt loads them in turn)

@@ -85,18 +85,42 @@ class Request:
 
     def body_length(self):
         # Content-Length checked against the limits (411, 413) before anything is read.
-        return self._srv._body_length(self)
+        cl = self.headers.get(b"content-length")
+        if cl is None:
+            if self.method in ("POST", "PUT", "PATCH"):
+                raise HttpError(411, "Content-Length required")
+            return 0
+        n = int(cl)
+        if n > _BODY_MAX:
+            raise HttpError(413, "body over %d bytes" % _BODY_MAX)
+        return n
 
     async def read_body(self):
         # The body (empty without Content-Length), as a Body: a stream (json.load(body)) over
         # pieces of at most _CHUNK bytes. Raises HttpError.
-        return await self._srv._read_body(self)
+        n = self.body_length()
+        if not n and self.headers.get(b"content-length") is None:
+            return Body([], 0)
+        chunks = [self.body] if self.body else []
+        await self._srv._recv(self, n, lambda mv: chunks.append(bytes(mv)), _CHUNK, False)
+        self.body = b""  # the Body holds it now: its reader lets go of it
+        return Body(chunks, n)
 
     async def body_to(self, f, limit):
         # A long body (a firmware bundle) streamed into the open file f through the client's
         # buffer: Content-Length required (411), at most `limit` bytes (413), every read within
         # BODY_TIMEOUT (408). -> bytes written. Raises HttpError.
-        return await self._srv._body_to(self, f, limit)
+        cl = self.headers.get(b"content-length")
+        if cl is None:
+            raise HttpError(411, "Content-Length required")
+        n = int(cl)
+        if n > limit:
+            raise HttpError(413, "body over %d bytes" % limit)
+        if len(self.body) <= n:
+            f.write(self.body)
+        n = await self._srv._recv(self, n, f.write, _HEAD_MAX, True)
+        self.body = b""
+        return n
 
 
 class Body(io.IOBase):
@@ -265,7 +289,8 @@ def response_head(status, ctype=None, length=0, extra=None):
     return h + b"\r\n"
 
 
-def _json_error(status, message, field=None, extra=None):
+def error(status, message, field=None, extra=None):
+    # -> a JSON error answer (the handler's tuple): {"error": message, "field"?}.
     import json
 
     d = {"error": message}
@@ -385,7 +410,7 @@ class Server:
                 except MemoryError:
                     pass
         if buf is None:
-            await self._send(w, _json_error(503, "busy: too many clients" if busy else
+            await self._send(w, error(503, "busy: too many clients" if busy else
                                             "out of memory, try again"), False)
             await self._drain(r, bytearray(128))
             await self._close(w)
@@ -419,19 +444,19 @@ class Server:
                 self.on_request()
             res = await self.handler(req)
         except asyncio.TimeoutError:
-            res = _json_error(408, "request head not received in time")
+            res = error(408, "request head not received in time")
         except HttpError as e:
-            res = _json_error(e.status, e.message, extra=e.headers)
+            res = error(e.status, e.message, extra=e.headers)
         except (OSError, EOFError):
             return  # the client went away
         except MemoryError:
             import gc
 
             gc.collect()
-            res = _json_error(503, "out of memory, try again")
+            res = error(503, "out of memory, try again")
         except Exception as e:
             log.exc(_TAG, "handler", e)
-            res = _json_error(500, "internal error")
+            res = error(500, "internal error")
         self.served += 1
         await self._send(w, res, head)
         if res[0] >= 400:
@@ -479,39 +504,6 @@ class Server:
                 return end, bytes(buf[end:got])
             if got > _LINE_MAX + 2 and buf.find(b"\r\n", 0, _LINE_MAX + 2) < 0:
                 raise HttpError(414, "request line too long")
-
-    def _body_length(self, req):
-        cl = req.headers.get(b"content-length")
-        if cl is None:
-            if req.method in ("POST", "PUT", "PATCH"):
-                raise HttpError(411, "Content-Length required")
-            return 0
-        n = int(cl)
-        if n > _BODY_MAX:
-            raise HttpError(413, "body over %d bytes" % _BODY_MAX)
-        return n
-
-    async def _read_body(self, req):
-        n = self._body_length(req)
-        if not n and req.headers.get(b"content-length") is None:
-            return Body([], 0)
-        chunks = [req.body] if req.body else []
-        await self._recv(req, n, lambda mv: chunks.append(bytes(mv)), _CHUNK, False)
-        req.body = b""  # the Body holds it now: its reader lets go of it
-        return Body(chunks, n)
-
-    async def _body_to(self, req, f, limit):
-        cl = req.headers.get(b"content-length")
-        if cl is None:
-            raise HttpError(411, "Content-Length required")
-        n = int(cl)
-        if n > limit:
-            raise HttpError(413, "body over %d bytes" % limit)
-        if len(req.body) <= n:
-            f.write(req.body)
-        n = await self._recv(req, n, f.write, _HEAD_MAX, True)
-        req.body = b""
-        return n
 
     async def _recv(self, req, n, put, piece, stream):
         # The rest of a body of n bytes (req.body came with the head), read through the client's
@@ -572,6 +564,3 @@ class Server:
         except Exception:
             pass  # a client that does not read its answer loses it
 
-
-def error(status, message, field=None, extra=None):
-    return _json_error(status, message, field, extra)
