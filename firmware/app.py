@@ -1,6 +1,38 @@
 # The application: builds every part from the board and runs them on one asyncio loop.
 import asyncio
 import gc
+import sys
+
+# The qstr pool of 1,280 names: MicroPython grows its table of interned names in pools of twice
+# the last one's entries (..., 640, 1,280), and the boot interns its ~1,260th name late in
+# _build (the peripherals' modules), when the heap is scattered with module data and has no
+# such block in one piece (its MemoryError says "allocating 1280 bytes": the entries). So the
+# block is taken here, while the heap is whole, at its top end (a filler below it for the
+# moment: the GC allocates first-fit from the bottom, so the hole it leaves is the last one
+# small objects fill), and given up in _build just before the names cross the step: the pool
+# opens in that hole. Its size: a header of 4 words, a word, a length byte and a 2-byte hash
+# per entry (14,144 bytes on a 64-bit port, 8,976 on an ESP32).
+_W = 8 if sys.maxsize > 0xFFFFFFFF else 4
+_QPOOL = 4 * _W + 1280 * (_W + 3)
+
+
+def _take_room():
+    gc.collect()
+    n = gc.mem_free() - _QPOOL - 12288
+    fill = None
+    while n > 0 and fill is None:
+        try:
+            fill = bytearray(n)
+        except MemoryError:
+            n -= 4096
+    try:
+        return bytearray(_QPOOL)
+    except MemoryError:
+        return None
+
+
+_room = _take_room()
+del _take_room
 
 import board as board_mod
 import clock
@@ -152,6 +184,8 @@ async def _build():
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
+    global _room
+    _room = None  # the qstr pool's block (see the top): its names cross the step in here
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.use(meter=dev.meter, feedback=dev.tag_feedback)
