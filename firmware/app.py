@@ -10,10 +10,10 @@ import sys
 # block is taken here, while the heap is whole, at its top end (a filler below it for the
 # moment: the GC allocates first-fit from the bottom, so the hole it leaves is the last one
 # small objects fill), and given up in _build just before the names cross the step: the pool
-# opens in that hole. Its size: a header of 4 words, a word, a length byte and a 2-byte hash
-# per entry (14,144 bytes on a 64-bit port, 8,976 on an ESP32).
+# opens in that hole. Its size: a header of 6 words, then a word, a 2-byte hash and a length
+# byte per entry (14,128 bytes on a 64-bit port: 442 blocks of 32; 8,984 on an ESP32).
 _W = 8 if sys.maxsize > 0xFFFFFFFF else 4
-_QPOOL = 4 * _W + 1280 * (_W + 3)
+_QPOOL = 6 * _W + 1280 * (_W + 3)
 
 
 def _take_room():
@@ -185,7 +185,10 @@ async def _build():
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
     global _room
-    _room = None  # the qstr pool's block (see the top): its names cross the step in here
+    # The qstr pool's block (see the top): its names cross the step in here. The garbage goes
+    # first, so that the objects made until then find room below the hole, not in it.
+    gc.collect()
+    _room = None
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.use(meter=dev.meter, feedback=dev.tag_feedback)
