@@ -96,8 +96,11 @@ def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
         ident = h.digest()
         if keep and keep[0] == ident:
             return keep[1]
-        keep.clear()  # the old context (or the block app.py reserved) goes before the new one
-        ctx = tls_context(ca_pem, cert_pem, key_pem)
+        ders = _decode(ca_pem, cert_pem, key_pem)
+        # The old context (or the block app.py reserved) goes only now, with the certificates
+        # decoded: the decoding's garbage is not left in its hole, the new context takes it.
+        keep.clear()
+        ctx = _make(ders)
         keep.append(ident)
         keep.append(ctx)
         _ctx_cache = None
@@ -105,13 +108,31 @@ def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
     ident = (ca_pem, cert_pem, key_pem)
     if _ctx_cache is not None and _ctx_cache[0] == ident:
         return _ctx_cache[1]
+    ctx = _make(_decode(ca_pem, cert_pem, key_pem))
+    _ctx_cache = (ident, ctx)
+    return ctx
+
+
+def _decode(ca_pem, cert_pem, key_pem):
+    # The credentials as DER: -> (CA certificates, client certificate or None, its key or None)
+    cas = pem_to_der(ca_pem, "CERTIFICATE")
+    if not cas:
+        raise SecurityError("no CA certificate configured (ca_pem): wss:// cannot be checked")
+    if not (cert_pem or key_pem):
+        return cas, None, None
+    certs = pem_to_der(cert_pem, "CERTIFICATE")
+    keys = pem_to_der(key_pem, ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"))
+    if not certs or not keys:
+        raise SecurityError("client certificate or key missing")
+    return cas, certs[0], keys[0]
+
+
+def _make(ders):
     # tls: the C module under MicroPython's ssl.py, whose wrapper (file paths, a CERT_NONE
     # default) adds nothing used here and would load ~1 KB of module into the heap per connection
     import tls
 
-    cas = pem_to_der(ca_pem, "CERTIFICATE")
-    if not cas:
-        raise SecurityError("no CA certificate configured (ca_pem): wss:// cannot be checked")
+    cas, cert, key = ders
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = tls.CERT_REQUIRED
     for der in cas:
@@ -119,16 +140,11 @@ def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
             ctx.load_verify_locations(der)
         except (ValueError, OSError) as e:
             raise SecurityError("CA certificate rejected: %s" % e)
-    if cert_pem or key_pem:
-        certs = pem_to_der(cert_pem, "CERTIFICATE")
-        keys = pem_to_der(key_pem, ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"))
-        if not certs or not keys:
-            raise SecurityError("client certificate or key missing")
+    if cert is not None:
         try:
-            ctx.load_cert_chain(certs[0], keys[0])
+            ctx.load_cert_chain(cert, key)
         except (ValueError, OSError) as e:
             raise SecurityError("client certificate or key rejected: %s" % type(e).__name__)
-    _ctx_cache = (ident, ctx)
     return ctx
 
 
