@@ -28,7 +28,11 @@ OP_PONG = const(10)
 _HEAD_KEEP = const(128)  # bytes of an oversize message kept so the RPC layer can name it
 _DISCARD_MAX = const(1048576)  # an oversize message longer than this fails the connection
 SPOOL_MAX = const(262144)  # flash limit: a longer message is dropped, not spooled
-RX_SIZE = const(2048)  # receive buffer to start with; it grows (up to max_size) when needed
+# The receive buffer to start with (kept for good): an OCPP call is mostly well under it; a
+# longer one grows it (up to max_size), one over max_size goes to flash (a 1,000-tag list).
+# As the idle buffer lent to the reader of a spooled message (jsonstream.Reader), it also
+# bounds one list entry's text (1,023 bytes; one with every character \u-escaped: ~800).
+RX_SIZE = const(1024)
 TX_SIZE = const(1024)  # preallocated send buffer; larger frames allocate their own
 _RAM = const(0)  # recv_msg: assembling the message in the receive buffer
 _SPOOL = const(1)  # writing it to the spool file
