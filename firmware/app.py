@@ -33,6 +33,10 @@ def _take_room():
 
 _room = _take_room()
 del _take_room
+# The filler freed now, from the module's shallow frame: collected from inside a deeper call
+# later, a stale copy of its address in the C stack (the GC scans the stack conservatively)
+# could keep all of it.
+gc.collect()
 
 import board as board_mod
 import clock
