@@ -107,7 +107,7 @@ class OcppClient:
         self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.after_reply = self._after_reply
         connector.listen(self)
-        connector.set_authorizer(self._authorize)  # authorization.py, loaded at the first tap
+        connector.set_authorizer(self._authorize)  # authorization.py, loaded for each tap
         for cid in (0, 1):
             self._status_dirty[cid] = connector.status_of(cid)
         features.handlers(self, out=self.rpc.handlers)
@@ -124,11 +124,26 @@ class OcppClient:
         features.need(self, self.rpc.handlers, name)
         return self.features.get(name)
 
+    def hold(self, name):
+        # feature(), a transient feature kept attached until let_go(name) (features.hold()).
+        return features.hold(self, self.rpc.handlers, name)
+
+    def let_go(self, name):
+        features.let_go(self, self.rpc.handlers, name)
+
     async def _authorize(self, id_tag):
-        a = self.feature("authorization")  # it sets itself as the authorizer from then on
-        if a is None:
+        # A tap: the authorization feature attached for it (from flash: the cache and the
+        # local list are there) and dropped once it is decided.
+        try:
+            a = self.hold("authorization")
+        except MemoryError:
             return "Invalid", None  # cannot decide: no session starts
-        return await a.authorize_now(id_tag)
+        try:
+            if a is None:
+                return "Invalid", None
+            return await a.authorize_now(id_tag)
+        finally:
+            self.let_go("authorization")
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):
