@@ -120,30 +120,21 @@ class OcppClient:
 
     def feature(self, name):
         # A feature's state object, the feature attached first if it is a lazy one not loaded
-        # yet; None if it failed or keeps none.
+        # yet; None if it failed or keeps none. A transient one (authorization) stays attached
+        # until features.release().
         features.need(self, self.rpc.handlers, name)
         return self.features.get(name)
-
-    def hold(self, name):
-        # feature(), a transient feature kept attached until let_go(name) (features.hold()).
-        return features.hold(self, self.rpc.handlers, name)
-
-    def let_go(self, name):
-        features.let_go(self, self.rpc.handlers, name)
 
     async def _authorize(self, id_tag):
         # A tap: the authorization feature attached for it (from flash: the cache and the
         # local list are there) and dropped once it is decided.
-        try:
-            a = self.hold("authorization")
-        except MemoryError:
-            return "Invalid", None  # cannot decide: no session starts
+        a = self.feature("authorization")
         try:
             if a is None:
-                return "Invalid", None
+                return "Invalid", None  # cannot decide: no session starts
             return await a.authorize_now(id_tag)
         finally:
-            self.let_go("authorization")
+            features.release(self, self.rpc.handlers, "authorization")
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):

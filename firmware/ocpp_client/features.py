@@ -41,7 +41,7 @@ TABLE = (
     "security_ext e GetDiagnostics GetLog ExtendedTriggerMessage InstallCertificate"
     " GetInstalledCertificateIds DeleteCertificate CertificateSigned SignedUpdateFirmware\n"
 )
-# Transient features: attached for one CALL (or one hold(): authorization for a tap) and dropped
+# Transient features: attached for one CALL (or a need(): authorization for a tap) and dropped
 # once it is answered and no one holds them (their module out of the heap: drop()). They keep no
 # state of their own in RAM (it lives in config.py, evse/, the store: authorization's cache and
 # local list are on flash) and listen to nothing; work left for after the .conf (s.after) runs.
@@ -76,7 +76,7 @@ class Handlers(dict):
         super().__init__()
         self.s = s
         self.table = table
-        self.live = {}  # a transient feature attached: name -> [users, its handlers]
+        self.held = {}  # a transient feature attached: name -> [users, its handlers]
 
     def get(self, action, default=None):
         h = super().get(action)
@@ -92,7 +92,7 @@ def _on_use(out, action):
     s = out.s
     for name, _, actions in rows(out.table):
         if action in actions:
-            if name not in s.features or name in out.live:
+            if name not in s.features or name in out.held:
                 return _stub(s, out, name, actions, action)
             fn = getattr(s.features[name], "handler", None)
             return fn(action) if fn is not None else None
@@ -110,29 +110,20 @@ def handlers(s, table=TABLE, out=None):
 
 
 def need(s, out, name, table=None):
-    # Feature `name` attached now if it never was (s.feature() asks for a lazy one it needs).
+    # Feature `name` attached now if it never was (s.feature() asks for a lazy one it needs); a
+    # transient one stays attached until release() (one release() a need(), whatever it gave).
     if name not in s.features:
         for n, _, actions in rows(out.table if table is None else table):
             if n == name:
                 load(s, out, name, actions)
-
-
-def hold(s, out, name):
-    # -> feature `name`'s state object (None if it failed or keeps none), attached first if it
-    # is not; a transient one stays attached until let_go(). MemoryError: not loaded.
-    if name not in s.features:
-        for n, _, actions in rows(out.table):
-            if n == name and load(s, out, name, actions) is None:
-                raise MemoryError("feature %s not loaded" % name)
-    e = out.live.get(name)
+    e = out.held.get(name)
     if e is not None:
         e[0] += 1
-    return s.features.get(name)
 
 
-def let_go(s, out, name):
-    # The end of a hold(): a transient feature no one holds any more is dropped.
-    e = out.live.get(name)
+def release(s, out, name):
+    # The end of a need(): a transient feature no one needs any more is dropped.
+    e = out.held.get(name)
     if e is not None:
         e[0] -= 1
         if e[0] <= 0:
@@ -149,7 +140,7 @@ def load(s, out, name, actions):
         mod = __import__("ocpp_client." + name, None, None, ("attach",))
         h = mod.attach(s)
         if name in TRANSIENT:
-            out.live[name] = [0, h]
+            out.held[name] = [0, h]
         else:
             out.update(h)
         return True
@@ -188,7 +179,7 @@ def _stub(s, out, name, actions, action):
             # No memory: the RPC layer answers as for any CALL that ran out of it (InternalError;
             # SendLocalList: Failed); the next call tries again.
             raise MemoryError("feature %s not loaded" % name)
-        e = out.live.get(name)
+        e = out.held.get(name)
         h = out.get(action) if e is None else e[1].get(action)
         if h is None:
             from ocpp_client.errors import Reject
@@ -200,7 +191,7 @@ def _stub(s, out, name, actions, action):
         try:
             return await h(p)
         finally:
-            let_go(s, out, name)
+            release(s, out, name)
 
     return first
 
@@ -211,7 +202,7 @@ def unload(s, out, name):
     if name not in s.features:
         return
     del s.features[name]
-    out.live.pop(name, None)
+    out.held.pop(name, None)
     for n, _, actions in rows(out.table):
         if n == name:
             for a in actions:

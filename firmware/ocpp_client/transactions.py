@@ -145,16 +145,15 @@ class Transactions:
         c = self.connector
         tag = c.session_tag if c.session_ref == ref else None
         if tag:
+            from ocpp_client.features import release
+
             s = self.s
-            try:
-                auth = s.hold("authorization")
-            except MemoryError:
-                return  # (the cache as it was)
+            auth = s.feature("authorization")  # (transient: dropped again by release)
             try:
                 if auth is not None:
                     auth.remember(tag, info)
             finally:
-                s.let_go("authorization")
+                release(s, s.rpc.handlers, "authorization")
 
     # -- the CSMS's calls --------------------------------------------------------------------
     async def remote_start(self, p):
