@@ -57,7 +57,7 @@ class Limits:
                 raise
             sm.listen(self)
             self.smart = sm
-            self._start()
+        self._start()  # (a no-op while the loop runs)
         return sm
 
     def release(self):
