@@ -5,7 +5,11 @@
 # factory identity (cp_id from provisioning) stays; a claim may give another OCPP charge point id
 # ("claim_cp_id"), which then replaces cp_id. wipe_owner() is the unclaim / factory reset.
 # What runs only at boot or for a wipe (the defaults, which keys provisioning sets, which the
-# owner's) is in settingsdoc.py, loaded for it and dropped after.
+# owner's) is in settingsdoc.py, loaded for it and dropped after. The PEM texts (the CSMS's and
+# the broker's CA, a client certificate and key: KBs) stay on flash: the document in RAM holds
+# True for one that is set, and get() reads it from flash (a connection's set-up, security.py).
+
+_PEMS = const(("ca_pem", "cert_pem", "key_pem", "mqtt_ca_pem"))
 
 
 def defaults():
@@ -20,16 +24,37 @@ class Settings:
         self.preset = False  # an endpoint set at the factory (`borne sim --csms`): claimed
         self.d = None
         _doc().load(self, provisioning, DOC)  # the document, merged with provisioning
+        self._shelve()
 
     def __getitem__(self, k):
-        return self.d[k]
+        v = self.d[k]
+        return self._pems()[k] if v is True and k in _PEMS else v
 
     def get(self, k, default=None):
-        return self.d.get(k, default)
+        v = self.d.get(k, default)
+        return self._pems().get(k, default) if v is True and k in _PEMS else v
 
     def update(self, **kw):
-        self.d.update(kw)
-        self.store.save(DOC, self.d)
+        d = self.d
+        f = None
+        for k in _PEMS:  # the PEM texts back from flash for the save
+            if d.get(k) is True:
+                f = f or self._pems()
+                d[k] = f.get(k, "")
+        f = None
+        d.update(kw)
+        self.store.save(DOC, d)
+        self._shelve()
+
+    def _pems(self):
+        # The document as on flash (a set PEM's text is only there).
+        return self.store.load(DOC, {})
+
+    def _shelve(self):
+        d = self.d
+        for k in _PEMS:
+            if d.get(k):
+                d[k] = True
 
     def is_claimed(self):
         return bool(self.d.get("claimed")) or self.preset

@@ -12,7 +12,7 @@
 #
 # A failure is logged once per burst (a log line needs memory too, and a task failing again and
 # again must not flood the agent log); the restart waits a backoff (100 ms, doubling, at most
-# 5 s: never a busy loop) after a gc.collect(). A task that then runs CALM_MS without failing
+# 5 s: never a busy loop) after a gc.collect(). A task that then runs _CALM_MS without failing
 # ends its burst: the next failure is logged again, with the count of the burst before it. A
 # restart that finds no memory to make the task counts as a failure of it (the next try later).
 import asyncio
@@ -24,7 +24,7 @@ import log
 _TAG = "app"
 _FIRST_MS = const(100)
 _MAX_MS = const(5000)
-CALM_MS = const(30000)
+_CALM_MS = const(30000)
 
 restarts = {}  # task name -> restarts since boot (the console and the tests read it)
 
@@ -91,7 +91,7 @@ def _ended(t, er):
                     s[i + _ARGS] = ()
                 else:
                     now = time.ticks_ms()
-                    if time.ticks_diff(now, s[i + _MS]) >= CALM_MS:
+                    if time.ticks_diff(now, s[i + _MS]) >= _CALM_MS:
                         s[i + _FAILS] = 0
                     s[i + _RUN] = er
                     s[i + _MS] = now

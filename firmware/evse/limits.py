@@ -36,6 +36,7 @@ class Limits:
         # ref once it started), else False; the profiles stay loaded meanwhile (release()).
         self.pending = False
         self.wake = asyncio.Event()
+        self.active = None  # the loop runs (supervised: _run); None until app.py's run()
         connector.listen(self)
         for d in _DOCS:
             if store.load(d, {"p": []})["p"]:
@@ -56,6 +57,7 @@ class Limits:
                 raise
             sm.listen(self)
             self.smart = sm
+        self._start()  # (a no-op while the loop runs)
         return sm
 
     def release(self):
@@ -123,11 +125,30 @@ class Limits:
         self.wake.set()
 
     async def run(self):
+        # app.py's task: returns at once. The loop (_run) runs only while profiles are loaded
+        # (need() starts it; it ends once none is left): no task, no frame without any.
+        self.active = False
+        self._start()
+
+    def _start(self):
+        if self.active is False and (self.smart is not None or self.pending):
+            from supervisor import start
+
+            self.active = True
+            try:
+                start("limits", self._run)
+            except MemoryError:
+                self.active = False  # the next need() tries again; a session start applies it
+
+    async def _run(self):
         while True:
             self.wake.clear()
             wait = self._apply()
             if wait is None:
-                await self.wake.wait()  # no profile: nothing changes until one is set
+                if self.smart is None and not self.pending:
+                    self.active = False  # no profile: nothing changes until one is set (need())
+                    return
+                await self.wake.wait()  # a TxProfile waiting for its session
                 continue
             try:
                 await asyncio.wait_for(self.wake.wait(), wait)

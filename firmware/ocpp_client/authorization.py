@@ -1,6 +1,8 @@
 # Feature: authorization. Decides a tap (auth.py: the local list, the cache, the CSMS's Authorize)
 # for the connector, and answers ClearCache, GetLocalListVersion and SendLocalList (the list on
-# flash: locallist.py; a SendLocalList too long for RAM arrives as a stream, spooled.py).
+# flash: locallist.py; a SendLocalList too long for RAM arrives as a stream, spooled.py). A
+# transient feature (features.py): attached for a tap (client.feature()) or one of its CALLs, its
+# modules dropped after; the cache and the list are read from flash again at the next.
 from ocpp_client.auth import Auth
 from ocpp_client.locallist import LocalList, TooLong
 
@@ -30,7 +32,6 @@ class Authorization(Auth):
         super().__init__(s.store, cfg, LocalList(s.store, cfg.get("LocalAuthListMaxLength")))
         self.s = s
         self.remote = self._remote
-        s.connector.set_authorizer(self.authorize_now)
 
     async def authorize_now(self, id_tag):
         # -> (status, parent_id_tag): the CSMS asked while it is there, else decided offline.

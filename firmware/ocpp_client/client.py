@@ -107,7 +107,7 @@ class OcppClient:
         self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
         self.rpc.after_reply = self._after_reply
         connector.listen(self)
-        connector.set_authorizer(self._authorize)  # authorization.py, loaded at the first tap
+        connector.set_authorizer(self._authorize)  # authorization.py, loaded for each tap
         for cid in (0, 1):
             self._status_dirty[cid] = connector.status_of(cid)
         features.handlers(self, out=self.rpc.handlers)
@@ -120,15 +120,21 @@ class OcppClient:
 
     def feature(self, name):
         # A feature's state object, the feature attached first if it is a lazy one not loaded
-        # yet; None if it failed or keeps none.
+        # yet; None if it failed or keeps none. A transient one (authorization) stays attached
+        # until features.release().
         features.need(self, self.rpc.handlers, name)
         return self.features.get(name)
 
     async def _authorize(self, id_tag):
-        a = self.feature("authorization")  # it sets itself as the authorizer from then on
-        if a is None:
-            return "Invalid", None  # cannot decide: no session starts
-        return await a.authorize_now(id_tag)
+        # A tap: the authorization feature attached for it (from flash: the cache and the
+        # local list are there) and dropped once it is decided.
+        a = self.feature("authorization")
+        try:
+            if a is None:
+                return "Invalid", None  # cannot decide: no session starts
+            return await a.authorize_now(id_tag)
+        finally:
+            features.release(self, self.rpc.handlers, "authorization")
 
     # -- connector events (listener interface) ---------------------------------------------
     def on_status(self, cid, status, error_code):

@@ -29,7 +29,7 @@ from supervisor import drop  # noqa: F401  (features.drop: the one unload)
 TABLE = (
     "transactions e RemoteStartTransaction RemoteStopTransaction\n"
     "metering e\n"
-    "authorization l ClearCache GetLocalListVersion SendLocalList\n"
+    "authorization l ClearCache GetLocalListVersion SendLocalList\n"  # transient, held by a tap
     "smartcharging l SetChargingProfile ClearChargingProfile GetCompositeSchedule\n"
     "reservations l ReserveNow CancelReservation\n"
     "remote l Reset TriggerMessage UnlockConnector ChangeAvailability\n"
@@ -41,10 +41,13 @@ TABLE = (
     "security_ext e GetDiagnostics GetLog ExtendedTriggerMessage InstallCertificate"
     " GetInstalledCertificateIds DeleteCertificate CertificateSigned SignedUpdateFirmware\n"
 )
-# Transient features: attached for one CALL and dropped once it is answered (their module out of
-# the heap: drop()). They keep no state of their own (it lives in config.py, evse/, the store)
-# and listen to nothing; work they leave for after the .conf (s.after) still runs.
-TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations")
+# Transient features: attached for one CALL (or a need(): authorization for a tap) and dropped
+# once it is answered and no one holds them (their module out of the heap: drop()). They keep no
+# state of their own in RAM (it lives in config.py, evse/, the store: authorization's cache and
+# local list are on flash) and listen to nothing; work left for after the .conf (s.after) runs.
+# Their handlers are not kept in the session's dict: a stub made at each use calls them.
+TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations",
+             "authorization")
 _TAG = "ocpp"
 
 
@@ -73,6 +76,7 @@ class Handlers(dict):
         super().__init__()
         self.s = s
         self.table = table
+        self.held = {}  # a transient feature attached: name -> [users, its handlers]
 
     def get(self, action, default=None):
         h = super().get(action)
@@ -88,7 +92,7 @@ def _on_use(out, action):
     s = out.s
     for name, _, actions in rows(out.table):
         if action in actions:
-            if name not in s.features:
+            if name not in s.features or name in out.held:
                 return _stub(s, out, name, actions, action)
             fn = getattr(s.features[name], "handler", None)
             return fn(action) if fn is not None else None
@@ -106,11 +110,24 @@ def handlers(s, table=TABLE, out=None):
 
 
 def need(s, out, name, table=None):
-    # Feature `name` attached now if it never was (s.feature() asks for a lazy one it needs).
+    # Feature `name` attached now if it never was (s.feature() asks for a lazy one it needs); a
+    # transient one stays attached until release() (one release() a need(), whatever it gave).
     if name not in s.features:
         for n, _, actions in rows(out.table if table is None else table):
             if n == name:
                 load(s, out, name, actions)
+    e = out.held.get(name)
+    if e is not None:
+        e[0] += 1
+
+
+def release(s, out, name):
+    # The end of a need(): a transient feature no one needs any more is dropped.
+    e = out.held.get(name)
+    if e is not None:
+        e[0] -= 1
+        if e[0] <= 0:
+            unload(s, out, name)
 
 
 def load(s, out, name, actions):
@@ -121,7 +138,11 @@ def load(s, out, name, actions):
         out.pop(a, None)  # an action attach() does not answer is NotSupported
     try:
         mod = __import__("ocpp_client." + name, None, None, ("attach",))
-        out.update(mod.attach(s))
+        h = mod.attach(s)
+        if name in TRANSIENT:
+            out.held[name] = [0, h]
+        else:
+            out.update(h)
         return True
     except ImportError as e:
         code = "NotSupported"
@@ -151,37 +172,44 @@ _NO_MEMORY = []  # features that failed to load for want of memory (logged once)
 
 def _stub(s, out, name, actions, action):
     async def first(p):
-        # The first CALL of this feature: attach it, then answer with its own handler. A
-        # transient one is dropped after (one that failed to load stays failed, logged once).
-        ok = load(s, out, name, actions)
-        if ok is None:
+        # A CALL of this feature: attached first if it is not, then answered by its own
+        # handler. A transient one is dropped after, unless held (one that failed to load
+        # stays failed, logged once).
+        if name not in s.features and load(s, out, name, actions) is None:
             # No memory: the RPC layer answers as for any CALL that ran out of it (InternalError;
             # SendLocalList: Failed); the next call tries again.
             raise MemoryError("feature %s not loaded" % name)
-        h = out.get(action)
+        e = out.held.get(name)
+        h = out.get(action) if e is None else e[1].get(action)
         if h is None:
             from ocpp_client.errors import Reject
 
             raise Reject("NotSupported", "%s is not supported" % action)
-        if not ok or name not in TRANSIENT:
+        if e is None:
             return await h(p)
+        e[0] += 1
         try:
             return await h(p)
         finally:
-            unload(s, out, name, actions)
+            release(s, out, name)
 
     return first
 
 
-def unload(s, out, name, actions):
-    # A transient feature dropped: its handlers out (stubs again on use), its module out of
+def unload(s, out, name):
+    # A transient feature dropped: its handlers out (stubs again on use), its modules out of
     # the heap.
     if name not in s.features:
         return
     del s.features[name]
-    for a in actions:
-        out.pop(a, None)
+    out.held.pop(name, None)
+    for n, _, actions in rows(out.table):
+        if n == name:
+            for a in actions:
+                out.pop(a, None)  # (stubs left by a load that lacked memory)
     drop("ocpp_client." + name)
+    if name == "authorization":  # its modules of its own
+        drop("ocpp_client.auth", "ocpp_client.locallist")
 
 
 def _failed(code, name):

@@ -14,10 +14,10 @@ from ocpp_client import validate  # with the rules: loaded at boot, before the h
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
 
-CALL = const(2)
-RESULT = const(3)
-ERROR = const(4)
-MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
+_CALL = const(2)
+_RESULT = const(3)
+_ERROR = const(4)
+_MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
 _FORMATION = "FormationViolation"
 _TAG = "rpc"
@@ -85,7 +85,7 @@ def _name(b, i):
         return None, i
     j = i + 1
     k = b.find(b'"', j)
-    if k < 0 or k == j or k - j > MAX_ID:
+    if k < 0 or k == j or k - j > _MAX_ID:
         return None, i
     s = b[j:k]
     for c in s:
@@ -108,7 +108,7 @@ def _suspect(raw):
 
 
 class Rpc:
-    def __init__(self, handlers, max_id=MAX_ID):
+    def __init__(self, handlers, max_id=_MAX_ID):
         # handlers: action -> async fn(payload) -> response payload (dict)
         self.handlers = handlers
         self.known_actions = ()  # extra names answered NotSupported (the spec's are in rules.py)
@@ -135,7 +135,7 @@ class Rpc:
             # No memory to load the reader: spooled all the same if its action has an answer
             # for that (SendLocalList: Failed), given when it is read.
             STREAMED = _NO_MEMORY
-        return kind == CALL and mid is not None and action in STREAMED and action in self.handlers
+        return kind == _CALL and mid is not None and action in STREAMED and action in self.handlers
 
     def _next_id(self):
         # Unique per boot (random prefix) and within a boot (counter): "1a2b3c4d-17", <= 28 chars.
@@ -169,7 +169,7 @@ class Rpc:
             self._event.clear()
             try:
                 try:
-                    await ws.send(json.dumps([CALL, mid, action, payload]))
+                    await ws.send(json.dumps([_CALL, mid, action, payload]))
                 except (OSError, WsError) as e:
                     log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
                     raise Disconnected()
@@ -186,7 +186,7 @@ class Rpc:
         ans = self._answer
         if ans is None:
             raise Disconnected()
-        if ans[0] == RESULT:
+        if ans[0] == _RESULT:
             return ans[2]
         raise CallError(ans[2], ans[3] if len(ans) > 3 else "", ans[4] if len(ans) > 4 else None)
 
@@ -243,7 +243,7 @@ class Rpc:
         gc.collect()
         kind, mid, action = sniff_call(raw.head if isinstance(raw, Spooled) else raw)
         log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
-        if kind == CALL and mid and mid != self._answered and self.ws:
+        if kind == _CALL and mid and mid != self._answered and self.ws:
             ans = _NO_MEMORY.get(action) if isinstance(e, MemoryError) else None
             if ans is not None:  # (SendLocalList: Failed, the list as it was)
                 await self.ws.send('[3,"%s",%s]' % (mid, ans))
@@ -262,20 +262,20 @@ class Rpc:
         if self.ws is not None and mid:
             for c in mid:
                 if not " " <= c <= "~" or c in '"\\':  # not safe between quotes as it is
-                    await self._reply([RESULT, mid, json.loads(ans)])
+                    await self._reply([_RESULT, mid, json.loads(ans)])
                     return
             await self.ws.send('[3,"%s",%s]' % (mid, ans))
             self._answered = mid
 
     async def _error(self, mid, code, description):
-        await self._reply([ERROR, mid or _NO_ID, code, description, {}])
+        await self._reply([_ERROR, mid or _NO_ID, code, description, {}])
 
     async def _too_big(self, e):
         # e: a WsTooBig, or a Spooled message that is not read from flash
         kind, mid = sniff(e.head)
         log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
                  e.size, e.limit, kind, mid)
-        if kind == CALL and mid:
+        if kind == _CALL and mid:
             await self._error(mid, _FORMATION,
                               "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))
 
@@ -288,7 +288,7 @@ class Rpc:
             kind, mid, action = sniff_call(m.head)
             from ocpp_client import spooled
 
-            h = self.handlers.get(action) if kind == CALL and mid else None
+            h = self.handlers.get(action) if kind == _CALL and mid else None
             if h is None or action not in spooled.STREAMED:
                 return await self._too_big(m)
             log.info(_TAG, "%s %s: %d bytes, read from flash", action, mid, m.size)
@@ -322,7 +322,7 @@ class Rpc:
         kind, mid = sniff(raw)
         if self.on_bad:
             self.on_bad("InvalidMessages", why)
-        if kind in (RESULT, ERROR):
+        if kind in (_RESULT, _ERROR):
             log.warn(_TAG, "answer %s is %s: ignored", mid, why)
             return
         log.warn(_TAG, "frame (%d bytes, id %s) is %s: FormationViolation", len(raw), mid, why)
@@ -339,7 +339,7 @@ class Rpc:
             log.warn(_TAG, "no memory to parse a frame of %d bytes (id %s)", len(raw), mid)
             if self.on_bad:
                 self.on_bad("MemoryExhaustion", None)
-            if kind == CALL:
+            if kind == _CALL:
                 await self._no_memory(mid, action)
             return
         except ValueError:  # UnicodeError is a ValueError too
@@ -353,30 +353,30 @@ class Rpc:
         if not isinstance(msg, list) or not msg:
             return await self._garbage(raw, "not an OCPP-J message array")
         kind = msg[0]
-        if not _is_int(kind) or kind not in (CALL, RESULT, ERROR):
+        if not _is_int(kind) or kind not in (_CALL, _RESULT, _ERROR):
             # OCPP-J 1.6 section 4.1.3: a message type not in the list is ignored.
             log.warn(_TAG, "unknown message type %r: ignored", kind)
             return
         mid = msg[1] if len(msg) > 1 else None
-        if not isinstance(mid, str) or not 0 < len(mid) <= MAX_ID:
-            if kind == CALL:
+        if not isinstance(mid, str) or not 0 < len(mid) <= _MAX_ID:
+            if kind == _CALL:
                 log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
                 return await self._error(None, _FORMATION, "bad message id")
             log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
             return
-        if kind == CALL:
+        if kind == _CALL:
             return await self._incoming(msg)
         if mid != self._pending_id:
             log.warn(_TAG, "answer with unknown id %s: ignored", mid)
             return
-        if (kind == RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
-            kind == ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
+        if (kind == _RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
+            kind == _ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
         ):
             log.warn(_TAG, "malformed answer to %s: ignored", mid)
             return
         self._answer = msg
         self._pending_id = None
-        if kind == RESULT and self._on_result is not None:
+        if kind == _RESULT and self._on_result is not None:
             try:
                 self._on_result(msg[2])
             except Exception as e:
@@ -424,7 +424,7 @@ class Rpc:
         except Exception as e:
             log.exc(_TAG, "handler for %s failed" % action, e)
             return await self._error(mid, "InternalError", "handler failed")
-        await self._reply([RESULT, mid, res])
+        await self._reply([_RESULT, mid, res])
         if self.after_reply is not None:
             try:
                 self.after_reply(action, payload, res)

@@ -144,9 +144,16 @@ class Transactions:
         # Every idTagInfo updates the authorization cache (of the running session's tag).
         c = self.connector
         tag = c.session_tag if c.session_ref == ref else None
-        auth = self.s.feature("authorization")
-        if tag and auth is not None:
-            auth.remember(tag, info)
+        if tag:
+            from ocpp_client.features import release
+
+            s = self.s
+            auth = s.feature("authorization")  # (transient: dropped again by release)
+            try:
+                if auth is not None:
+                    auth.remember(tag, info)
+            finally:
+                release(s, s.rpc.handlers, "authorization")
 
     # -- the CSMS's calls --------------------------------------------------------------------
     async def remote_start(self, p):
@@ -185,9 +192,7 @@ class Transactions:
     async def _authorize_remote(self, id_tag):
         status = "Invalid"
         try:
-            auth = self.s.feature("authorization")
-            if auth is not None:
-                status, parent = await auth.authorize_now(id_tag)
+            status, parent = await self.s._authorize(id_tag)
         finally:  # no answer (an error) refuses it too: the start (and its TxProfile) dropped
             self._authorizing = None
             if status == "Accepted":

@@ -127,6 +127,7 @@ class Store:
                     best = (seq, ext, ver, data)
             elif why != "missing" or ext == ".json":
                 bad.append((ext, why))
+        seen = name in self._seq  # loaded (or saved) before since boot
         self._seq[name] = max(top, 0)
         self._bad[name] = any(ext == ".json" for ext, _ in bad)
         fn = name + ".json"
@@ -134,7 +135,7 @@ class Store:
             why = "; ".join(name + e + ": " + w for e, w in bad if w != "missing")
             if why:
                 log.warn(_TAG, "%s, using defaults", why)
-            else:
+            elif not seen:  # the normal state of many documents: said once a boot
                 log.info(_TAG, "%s: not written yet, using defaults", fn)
             return _copy(defaults)
         seq, ext, ver, data = best

@@ -100,3 +100,38 @@ async def test_a_transient_feature_is_dropped_after_its_call():
         assert not hasattr(ocpp_client, "vendor")
     # the 1.6 rules stay (reloading them needs a block a fragmented heap may lack)
     assert "ocpp_client.validate" in sys.modules
+
+
+async def test_authorization_is_transient_held_while_in_use():
+    # A tap holds the authorization feature (need() ... release()): a CALL of it meanwhile uses
+    # the same one, and the modules (authorization, auth, locallist) go once the last lets go.
+    import asyncio
+    from ocpp_client.config import Config
+    from store import Store
+
+    class Tap(Session):
+        def __init__(self):
+            super().__init__()
+            self.store = Store("flash/auth")
+            self.config = Config(self.store)
+            self.connector = self
+
+        def online(self):
+            return False
+
+    assert "authorization" in features.TRANSIENT
+    s = Tap()
+    h = features.handlers(s, (("authorization", False,
+                               ("ClearCache", "GetLocalListVersion", "SendLocalList")),))
+    features.need(s, h, "authorization")
+    a = s.features["authorization"]
+    assert "ocpp_client.locallist" in sys.modules
+    assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
+    assert s.features["authorization"] is a and "ocpp_client.auth" in sys.modules  # still held
+    await asyncio.sleep_ms(0)
+    features.release(s, h, "authorization")
+    assert "authorization" not in s.features and not h.held
+    for m in ("ocpp_client.authorization", "ocpp_client.auth", "ocpp_client.locallist"):
+        assert m not in sys.modules, m
+    assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}  # loaded for it, dropped
+    assert "ocpp_client.authorization" not in sys.modules and "authorization" not in s.features

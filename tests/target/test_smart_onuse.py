@@ -308,3 +308,25 @@ def test_no_memory_to_install_a_remote_starts_txprofile_offers_nothing_until_it_
     sm.install = real
     lim._apply()
     assert c.limit_a == 10 and w.duty == pilot.duty_for(10) and lim.pending is False
+
+
+async def test_the_loop_runs_only_while_profiles_are_loaded():
+    # app.py's limits task returns at once without profiles: no task, no frame; a profile
+    # starts the loop (supervised), the last one gone ends it, the limit lifted.
+    import supervisor
+
+    kept = supervisor._kept
+    _, c, lim = boot("loop")
+    await lim.run()
+    assert lim.active is False and lim.smart is None
+    try:
+        assert set_profile(lim, prof(1, "TxDefaultProfile", 10)) == "Accepted"
+        assert lim.active is True
+        await asyncio.sleep_ms(20)
+        assert c.limit_a == 10
+        assert lim.smart.clear() == "Accepted"
+        lim.release()
+        await asyncio.sleep_ms(20)
+        assert lim.active is False and c.limit_a is None and loaded(*SMART) == []
+    finally:
+        supervisor._kept = kept

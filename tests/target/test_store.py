@@ -46,6 +46,11 @@ def test_missing_gives_copy_of_defaults_and_logs():
     assert d == DEFAULTS
     assert lg.said("settings.json", "not written yet", "defaults"), lg.lines
     assert not lg.warnings(), lg.lines
+    with Logs() as lg:  # loaded on use again (smart charging's documents): said once a boot
+        s = Store(ROOT)
+        s.load("settings", DEFAULTS)
+        s.load("settings", DEFAULTS)
+    assert len([x for x in lg.lines if "not written yet" in str(x)]) == 1, lg.lines
     d["tags"].append("x")
     d["net"]["ssid"] = "changed"
     assert DEFAULTS["tags"] == [] and DEFAULTS["net"]["ssid"] == ""  # defaults not shared

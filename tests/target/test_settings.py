@@ -1,0 +1,31 @@
+# On-target tests for settings.Settings: the PEM texts stay on flash, read when asked for.
+import gc
+
+from settings import Settings
+from store import Store
+
+CA = "-----BEGIN CERTIFICATE-----\n" + "A" * 1200 + "\n-----END CERTIFICATE-----\n"
+
+
+def test_a_pem_is_read_from_flash_and_kept_across_updates():
+    store = Store("flash/state")
+    s = Settings(store, {"cp_id": "CP1", "ca_pem": CA, "security_profile": 2})
+    assert s.d["ca_pem"] is True and s.d["cert_pem"] == ""  # not in RAM: only "set"
+    assert s.get("ca_pem") == CA and s["ca_pem"] == CA and s.get("cert_pem") == ""
+    s.update(name="Garage")  # a save writes the text from flash back
+    assert s.d["ca_pem"] is True and s.get("name") == "Garage"
+    assert store.load("settings", {})["ca_pem"] == CA
+    again = Settings(Store("flash/state"), {"cp_id": "CP1"})
+    assert again.get("ca_pem") == CA and again.get("name") == "Garage"
+    s.update(ca_pem="")  # cleared
+    assert s.get("ca_pem") == "" and store.load("settings", {})["ca_pem"] == ""
+    gc.collect()
+
+
+def test_wipe_owner_clears_the_pems():
+    store = Store("flash/w")
+    s = Settings(store, {"cp_id": "CP1"})
+    s.update(mqtt_ca_pem=CA)
+    assert s.d["mqtt_ca_pem"] is True and s.get("mqtt_ca_pem") == CA
+    s.wipe_owner()
+    assert s.get("mqtt_ca_pem") == "" and store.load("settings", {})["mqtt_ca_pem"] == ""
