@@ -137,3 +137,32 @@ def test_parse_counts_records_tables_and_constants(tmp_path: Path) -> None:
     assert f.kept_records == 6 * 32
     # the tuple (6 words -> 2 blocks), the str and bytes headers, the float, the big int
     assert f.consts == 64 + 32 + 32 + 32 + 32 + 32
+
+
+def test_frozen_estimate_takes_out_loader_heap_and_module_qstrs() -> None:
+    from borne import bench_memory, workload
+
+    port = mpyinfo.Port(word=8)
+    res = workload.Result("reference", "rom", None, heap={"peak": 100_000})
+    res.heapmap = ["@heapmap 100000", "@modules a asyncio b",
+                   "qstr pool: n_pool=4, n_qstr=250, n_str_data_bytes=3000, "
+                   "n_total_bytes=6000"]
+    empty = mpyinfo.Code(mpyinfo.KIND_BYTECODE, "<module>")
+    mods = {m: mpyinfo.Mpy(0, [], [], empty, file=f"{m}.mpy") for m in ("a", "b", "c")}
+
+    def fig(name: str, tables: int, qstrs: list[str]) -> mpyinfo.Loaded:
+        return mpyinfo.Loaded(name, tables, 0, 0, 0, 0, 0, qstrs)
+
+    figs = {"a": fig("a", 320, [f"a{i}" for i in range(100)]),
+            "b": fig("b", 160, [f"b{i}" for i in range(100)]),
+            "c": fig("c", 96, ["c0"])}
+    fz = bench_memory.frozen_estimate(res, mods, figs, port)
+    assert fz is not None
+    assert fz.modules == ["a", "b"] and fz.loader == 480
+    # 250 qstrs: 200 the modules' names, 2 their file names, so at most 48 made at run time:
+    # the pools for those (20 + 40 entries) stay, the rest (3000 bytes of pools) go
+    assert fz.runtime_qstrs == 48
+    assert fz.qstr_saved == 3000 - port.pool_bytes(48)
+    assert fz.file_text == len("/rom/a.mpy") + 1 + len("/rom/b.mpy") + 1
+    assert fz.figure == 100_000 - 480 - fz.qstr_saved - fz.file_text
+    assert fz.lowest <= fz.figure

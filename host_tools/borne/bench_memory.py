@@ -9,6 +9,10 @@
 - the peak by object type and the largest single allocations (the heap's block map at the
   peak), the module data and bytecode per package once the boot modules are imported;
 - the heap each feature costs once loaded (the modules `import app` loads are the baseline);
+- the frozen-image estimate: each ROM peak less what the .mpy loader put in the heap for the
+  modules loaded at that peak (records, tables, constants: `borne/mpyinfo.py`, calibrated in
+  tests/test_mpyinfo.py) and less the qstr pool entries of their names, which mpy-tool -f
+  keeps in flash; the boot modules by loader heap and by the data that stays;
 - TLS: what a wss:// connection adds to the GC heap (mbedTLS's buffers are outside it);
 - peers: the `ocpp` package's charge point in CPython on the same boot and session, and
   MicroOcpp's published ESP32 figures.
@@ -29,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -318,16 +322,18 @@ class Frozen:
     qstr_saved: int  # pool bytes a frozen image does not need (conservative)
     qstr_saved_max: int  # ... if every module of the image had been loaded once
     module_qstrs: int  # distinct non-static qstrs of the modules loaded at the peak
+    file_text: int  # text of their file names' qstrs (/rom/...: static when frozen)
     runtime_qstrs: int  # upper bound: the qstrs at the peak not in those modules
     modules: list[str]
+    per_module: list[tuple[str, int]] = field(default_factory=list)  # loader heap, largest first
 
     @property
     def figure(self) -> int:
-        return self.rom_peak - self.loader - self.qstr_saved
+        return self.rom_peak - self.loader - self.qstr_saved - self.file_text
 
     @property
     def lowest(self) -> int:
-        return self.rom_peak - self.loader - self.qstr_saved_max
+        return self.rom_peak - self.loader - self.qstr_saved_max - self.file_text
 
 
 def frozen_estimate(res: workload.Result, mods: dict[str, mpyinfo.Mpy],
@@ -337,7 +343,9 @@ def frozen_estimate(res: workload.Result, mods: dict[str, mpyinfo.Mpy],
     and the pools do not say who made an entry, so the runtime-made ones (main.py compiled
     at boot, names made by getattr/setattr with computed strings, file names) are bounded:
     at most the pool entries that are not a name of a module loaded at the peak; a frozen
-    image keeps those in pools of its own (20 entries, then doubling), all else in flash."""
+    image keeps those in pools of its own (20 entries, then doubling), all else in flash.
+    A ROM import also interns the module's file name (/rom/<path>.mpy, its text in the heap):
+    a frozen module's file name is a static qstr, so those entries and their text go too."""
     listed = [ln.split()[1:] for ln in res.heapmap if ln.startswith("@modules")]
     info = qstr_info(res.heapmap)
     peak = res.heap.get("peak", 0)
@@ -351,27 +359,35 @@ def frozen_estimate(res: workload.Result, mods: dict[str, mpyinfo.Mpy],
     for f in figs.values():
         every |= set(f.new_qstrs)
     pools = info["n_total_bytes"] - info["n_str_data_bytes"]
-    runtime_hi = max(0, info["n_qstr"] - len(names))
-    runtime_lo = max(0, info["n_qstr"] - len(every))
+    files = [f"/rom/{mods[m].file}" for m in at_peak if m in mods and mods[m].file]
+    runtime_hi = max(0, info["n_qstr"] - len(names) - len(files))
+    runtime_lo = max(0, info["n_qstr"] - len(every) - len(files))
     return Frozen(rom_peak=peak, loader=sum(figs[m].retained() for m in at_peak),
                   qstr_saved=max(0, pools - port.pool_bytes(runtime_hi)),
                   qstr_saved_max=max(0, pools - port.pool_bytes(runtime_lo)),
-                  module_qstrs=len(names), runtime_qstrs=runtime_hi, modules=at_peak)
+                  module_qstrs=len(names), file_text=sum(len(f) + 1 for f in files),
+                  runtime_qstrs=runtime_hi, modules=at_peak,
+                  per_module=sorted(((m, figs[m].retained()) for m in at_peak),
+                                    key=lambda x: -x[1]))
 
 
 def frozen_lines(scenario: str, fz: Frozen) -> list[str]:
     return [
         f"memory-budget: {scenario}: frozen image estimate: {wk(fz.figure):.1f} wK data peak "
         f"(ROM peak {wk(fz.rom_peak):.1f} wK - loader records {wk(fz.loader):.1f} wK - qstr "
-        f"pools {wk(fz.qstr_saved):.1f} wK; {wk(fz.lowest):.1f} wK if every module's names "
-        f"were in the pools at the peak). It includes: module globals dicts, function, class "
+        f"pools {wk(fz.qstr_saved):.1f} wK - file-name qstr text {wk(fz.file_text):.1f} wK; "
+        f"{wk(fz.lowest):.1f} wK if every module's names were in the pools at the peak). "
+        f"It includes: module globals dicts, function, class "
         f"and closure objects, instances and all run-time data, the qstrs made at run time "
         f"(<= {fz.runtime_qstrs}: main.py compiled at boot, computed names; pools and text). "
         f"It leaves out what mpy-tool -f puts in flash: per module loaded at the peak "
         f"({len(fz.modules)}) the raw-code records, children tables, qstr/constant tables, "
         f"str/bytes headers and constant tuples, and the pool entries of the modules' "
-        f"{fz.module_qstrs} names; TLS buffers are outside the GC heap as in every figure. "
+        f"{fz.module_qstrs} names and file names; TLS buffers are outside the GC heap as in "
+        f"every figure. "
         f"Target {workload.ROM_TARGET_KIB} KiB; MicroOcpp 12.3 KB idle / 21.9 KB peak",
+        f"memory-budget: {scenario}: loader heap at the peak by module (wK, in flash when "
+        f"frozen): " + ", ".join(f"{m} {wk(n):.1f}" for m, n in fz.per_module[:10]),
     ]
 
 

@@ -116,6 +116,7 @@ class Mpy:
     qstrs: list[tuple[str, bool]]  # (text, marked static in the .mpy: the fixed list)
     consts: list[Const]
     top: Code
+    file: str = ""  # its path in the image (load_image_tree)
 
     def names(self) -> set[str]:
         return {q for q, _ in self.qstrs}
@@ -392,7 +393,9 @@ def load_image_tree(tree: Path) -> dict[str, Mpy]:
         parts = list(p.relative_to(tree).with_suffix("").parts)
         if parts[-1] == "__init__" and len(parts) > 1:
             parts = parts[:-1]
-        out[".".join(parts)] = parse(p.read_bytes())
+        mpy = parse(p.read_bytes())
+        mpy.file = p.relative_to(tree).as_posix()
+        out[".".join(parts)] = mpy
     return out
 
 
