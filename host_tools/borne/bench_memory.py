@@ -9,6 +9,10 @@
 - the peak by object type and the largest single allocations (the heap's block map at the
   peak), the module data and bytecode per package once the boot modules are imported;
 - the heap each feature costs once loaded (the modules `import app` loads are the baseline);
+- the frozen-image estimate: each ROM peak less what the .mpy loader put in the heap for the
+  modules loaded at that peak (records, tables, constants: `borne/mpyinfo.py`, calibrated in
+  tests/test_mpyinfo.py) and less the qstr pool entries of their names, which mpy-tool -f
+  keeps in flash; the boot modules by loader heap and by the data that stays;
 - TLS: what a wss:// connection adds to the GC heap (mbedTLS's buffers are outside it);
 - peers: the `ocpp` package's charge point in CPython on the same boot and session, and
   MicroOcpp's published ESP32 figures.
@@ -29,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from borne import paths, workload
+from borne import mpyinfo, paths, workload
 from borne.bench import WORD, bench
 from borne.sim import romboot
 
@@ -273,6 +278,133 @@ def feature_costs(runtime: str, folder: Path) -> list[tuple[str, int, list[str]]
     return out
 
 
+# -- the frozen-image estimate --------------------------------------------------------------
+def image_modules(folder_rom: Path) -> dict[str, mpyinfo.Mpy]:
+    """The .mpy files the ROM image holds (the build's slot and build/mplib compiled), parsed:
+    `folder_rom` is `workload.build("rom", out)`'s folder (out/rom, the build at out/build)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp)
+        romboot._mplib_compiled(tree)
+        mods = mpyinfo.load_image_tree(tree)
+    mods.update(mpyinfo.load_image_tree(folder_rom.parent / "build" / "slot"))
+    return mods
+
+
+def image_sources() -> dict[str, Path]:
+    """Each image module's source (the firmware, the board, build/mplib)."""
+    from borne.build import module_name
+
+    out = {module_name(p.relative_to(paths.MPLIB)): p for p in paths.MPLIB.rglob("*.py")}
+    out.update(_module_files())
+    return out
+
+
+_QSTR_INFO = ("n_pool", "n_qstr", "n_str_data_bytes", "n_total_bytes")
+
+
+def qstr_info(heapmap: list[str]) -> dict[str, int]:
+    """The qstr figures heapwatch printed with the block map (dynamic pools only)."""
+    line = next((ln for ln in reversed(heapmap) if ln.startswith("qstr pool:")), "")
+    out = {}
+    for part in line[len("qstr pool:"):].split(","):
+        k, _, v = part.strip().partition("=")
+        if k in _QSTR_INFO and v.isdigit():
+            out[k] = int(v)
+    return out
+
+
+@dataclass
+class Frozen:
+    """The ROM peak with what a frozen image keeps in flash taken out (mpyinfo.py)."""
+
+    rom_peak: int
+    loader: int  # records, tables, constants of the modules loaded at the peak
+    qstr_saved: int  # pool bytes a frozen image does not need (conservative)
+    qstr_saved_max: int  # ... if every module of the image had been loaded once
+    module_qstrs: int  # distinct non-static qstrs of the modules loaded at the peak
+    file_text: int  # text of their file names' qstrs (/rom/...: static when frozen)
+    runtime_qstrs: int  # upper bound: the qstrs at the peak not in those modules
+    modules: list[str]
+    per_module: list[tuple[str, int]] = field(default_factory=list)  # loader heap, largest first
+
+    @property
+    def figure(self) -> int:
+        return self.rom_peak - self.loader - self.qstr_saved - self.file_text
+
+    @property
+    def lowest(self) -> int:
+        return self.rom_peak - self.loader - self.qstr_saved_max - self.file_text
+
+
+def frozen_estimate(res: workload.Result, mods: dict[str, mpyinfo.Mpy],
+                    figs: dict[str, mpyinfo.Loaded], port: mpyinfo.Port) -> Frozen | None:
+    """A ROM run's peak minus the loader's heap for the modules loaded at that peak (the last
+    block map's "@modules") and minus the qstr pools their names take. qstrs are never freed
+    and the pools do not say who made an entry, so the runtime-made ones (main.py compiled
+    at boot, names made by getattr/setattr with computed strings, file names) are bounded:
+    at most the pool entries that are not a name of a module loaded at the peak; a frozen
+    image keeps those in pools of its own (20 entries, then doubling), all else in flash.
+    A ROM import also interns the module's file name (/rom/<path>.mpy, its text in the heap):
+    a frozen module's file name is a static qstr, so those entries and their text go too."""
+    listed = [ln.split()[1:] for ln in res.heapmap if ln.startswith("@modules")]
+    info = qstr_info(res.heapmap)
+    peak = res.heap.get("peak", 0)
+    if not listed or not info or not peak:
+        return None
+    at_peak = [m for m in listed[-1] if m in figs]
+    names: set[str] = set()
+    for m in at_peak:
+        names |= set(figs[m].new_qstrs)
+    every: set[str] = set()
+    for f in figs.values():
+        every |= set(f.new_qstrs)
+    pools = info["n_total_bytes"] - info["n_str_data_bytes"]
+    files = [f"/rom/{mods[m].file}" for m in at_peak if m in mods and mods[m].file]
+    runtime_hi = max(0, info["n_qstr"] - len(names) - len(files))
+    runtime_lo = max(0, info["n_qstr"] - len(every) - len(files))
+    return Frozen(rom_peak=peak, loader=sum(figs[m].retained() for m in at_peak),
+                  qstr_saved=max(0, pools - port.pool_bytes(runtime_hi)),
+                  qstr_saved_max=max(0, pools - port.pool_bytes(runtime_lo)),
+                  module_qstrs=len(names), file_text=sum(len(f) + 1 for f in files),
+                  runtime_qstrs=runtime_hi, modules=at_peak,
+                  per_module=sorted(((m, figs[m].retained()) for m in at_peak),
+                                    key=lambda x: -x[1]))
+
+
+def frozen_lines(scenario: str, fz: Frozen) -> list[str]:
+    return [
+        f"memory-budget: {scenario}: frozen image estimate: {wk(fz.figure):.1f} wK data peak "
+        f"(ROM peak {wk(fz.rom_peak):.1f} wK - loader records {wk(fz.loader):.1f} wK - qstr "
+        f"pools {wk(fz.qstr_saved):.1f} wK - file-name qstr text {wk(fz.file_text):.1f} wK; "
+        f"{wk(fz.lowest):.1f} wK if every module's names were in the pools at the peak). "
+        f"It includes: module globals dicts, function, class "
+        f"and closure objects, instances and all run-time data, the qstrs made at run time "
+        f"(<= {fz.runtime_qstrs}: main.py compiled at boot, computed names; pools and text). "
+        f"It leaves out what mpy-tool -f puts in flash: per module loaded at the peak "
+        f"({len(fz.modules)}) the raw-code records, children tables, qstr/constant tables, "
+        f"str/bytes headers and constant tuples, and the pool entries of the modules' "
+        f"{fz.module_qstrs} names and file names; TLS buffers are outside the GC heap as in "
+        f"every figure. "
+        f"Target {workload.ROM_TARGET_KIB} KiB; MicroOcpp 12.3 KB idle / 21.9 KB peak",
+        f"memory-budget: {scenario}: loader heap at the peak by module (wK, in flash when "
+        f"frozen): " + ", ".join(f"{m} {wk(n):.1f}" for m, n in fz.per_module[:10]),
+    ]
+
+
+def module_table(figs: dict[str, mpyinfo.Loaded], rom_mods: dict[str, Any], top: int = 8
+                 ) -> str:
+    """The boot modules by loader heap (frozen: in flash) and by the data left (stays)."""
+    rows = [(m, figs[m].retained(), v - figs[m].retained()) for m, v in rom_mods.items()
+            if isinstance(v, int) and m in figs]
+    by_loader = ", ".join(f"{m} {wk(a):.1f}" for m, a, _ in sorted(rows, key=lambda r: -r[1])
+                          [:top])
+    by_data = ", ".join(f"{m} {wk(d):.1f}" for m, _, d in sorted(rows, key=lambda r: -r[2])
+                        [:top])
+    return (f"memory-budget: boot modules, wK: by loader heap (in flash when frozen; total "
+            f"{wk(sum(r[1] for r in rows)):.1f}): {by_loader}; by the data that stays "
+            f"(total {wk(sum(r[2] for r in rows)):.1f}): {by_data}")
+
+
 # -- TLS ------------------------------------------------------------------------------------
 _TLS_PROBE = """
 import gc, socket, ssl, sys
@@ -373,8 +505,7 @@ async def figures(full_hour: bool = True) -> list[str]:
                 t0 = time.monotonic()
                 print(f"(memory-budget: {scenario} [{rt}] ...)", file=sys.stderr, flush=True)
                 free = await workload.run_scenario(scenario, None, rt, folder,
-                                                   heapmap=(scenario == "reference"
-                                                            and rt == "rom"))
+                                                   heapmap=(rt == "rom"))
                 peaks[(scenario, rt)] = free
                 if not free.ok:
                     say(f"memory-budget: {free.summary()}")
@@ -435,6 +566,16 @@ async def figures(full_hour: bool = True) -> list[str]:
         if mods:
             say(f"memory-budget: modules loaded at the reference peak ({len(mods[-1])}): "
                 f"{' '.join(mods[-1])}")
+        # The frozen-image estimate: each ROM peak less what mpy-tool -f keeps in flash.
+        port = mpyinfo.Port.host()
+        image = image_modules(folder_rom)
+        loader = mpyinfo.loader_figures(image, paths.micropython(), port, order=boot,
+                                        sources=image_sources())
+        for scenario in ("reference", "claim"):
+            fz = frozen_estimate(peaks[(scenario, "rom")], image, loader, port)
+            for line in frozen_lines(scenario, fz) if fz else []:
+                say(line)
+        say(module_table(loader, rom_mods))
         # The hour, once, at the ROM run's smallest heap: nothing grows per MeterValues.
         nr = found.get(("reference", "rom"))
         if full_hour and nr:
