@@ -39,10 +39,9 @@ _NEED_CODE = const(28672)
 # servers' own are smaller (a client's 2 KB head buffer, a body in 512-byte pieces). A claim that
 # finds no such block anyway gets 503 and can be sent again.
 _BLOCK = const(4096)
-# The TLS context of the claim's CSMS check (one ~3 KB allocation): reserved when claim mode
-# opens, as app.py reserves the OCPP client's, and made in its place (security.tls_context's
-# `keep` list gives the block up just before).
-_TLS_BLOCK = const(3072)
+# The TLS context of the claim's CSMS check (one ~3 KB allocation) is reserved when claim mode
+# opens, as app.py reserves the OCPP client's: an unconfigured context, the size of the one to
+# come, given up just before it is made (security.tls_context's `keep` list).
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -148,7 +147,9 @@ class Hotspot:
             log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
             self._deferred = None
         try:
-            self.tls = [None, bytearray(_TLS_BLOCK)]  # taken first, the heap still in one piece
+            import tls
+
+            self.tls = [None, tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)]  # while the heap is whole
         except MemoryError:
             self.tls = []  # the check tries without it
         self.ip = self.radio.ap_open(self.ssid, self._key)
