@@ -24,6 +24,7 @@ from borne import workload
 from borne.csms import Csms
 from borne.sim.options import Runtime
 from borne.sim.simulator import Simulator
+from ocpp.exceptions import InternalError
 from ocpp.v16 import call
 from simctl import Control, controlling, running
 
@@ -46,6 +47,9 @@ SQUEEZE_BLOCK = 1024
 # line: the record waits in RAM), the relay holds.
 LIST_SQUEEZE_BLOCK = 512
 OLD_TAG = "0A0B0C0D"  # on the local list before the squeeze
+# What claim mode leaves free beside it on a claimed charger (hotspot/claim.py _CHARGING_ROOM):
+# a tap's authorization and a list update load after it opens.
+CHARGING_ROOM = 16384
 
 
 @pytest.fixture(params=[LOW_HEAP_WK])
@@ -73,6 +77,20 @@ async def squeeze(sim: Simulator, block: int | None) -> dict[str, Any]:
             return dict(rep)
         await asyncio.sleep(0.05)
     raise AssertionError("the agent did not answer the squeeze")
+
+
+async def list_version_or_shed(cp: Any, agent: Any, version: int) -> None:
+    """GetLocalListVersion while squeezed: the list's version, or, shed, a CALLERROR
+    InternalError with the reason in the agent's log (authorization is a feature loaded on use:
+    its module may find no block to load into; it comes back once memory frees)."""
+    mark = len(agent.all_lines)
+    try:
+        res = await cp.call(call.GetLocalListVersion(), suppress=False)
+    except InternalError:
+        await agent.wait_line(r"GetLocalListVersion .*out of memory|feature authorization failed "
+                              r"to load|frame handling failed.*MemoryError", start=mark)
+        return
+    assert res.list_version == version, res
 
 
 def _entry(tag: str) -> dict[str, Any]:
@@ -137,7 +155,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
         print(line)
     else:
         version = 2
-    assert (await cp.call(call.GetLocalListVersion())).list_version == version
+    await list_version_or_shed(cp, agent, version)
     await squeeze(lsim, SQUEEZE_BLOCK)
     n_mv = len(csms.frames)
 
@@ -145,7 +163,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
     await csms.wait_call("MeterValues", after=n_mv, timeout=20)
     st = await lctl("state")
     assert st["relay"] and st["power_w"] > 0 and st["ocpp"]["status"] == "Charging"
-    assert (await cp.call(call.GetLocalListVersion())).list_version == version
+    await list_version_or_shed(cp, agent, version)
 
     # Memory given back (the squeeze ends); the hotspot waits for room while the session runs.
     await squeeze(lsim, None)
@@ -232,7 +250,7 @@ async def test_the_hotspot_opens_once_memory_frees(
                                     r"of heap free, it needs \d+ with a block of \d+", start=mark)
     m = re.search(r"it needs (\d+)", refused)
     assert m, refused
-    need = int(m.group(1))  # hotspot/claim.py NEED_FREE
+    need = int(m.group(1))  # hotspot/claim.py need_free() and the room it leaves for charging
     assert not (await lctl.wait_state(lambda s: (s["hotspot"] or {}).get("refused"),
                                       "the refusal", 10))["hotspot"]["open"]
     mark = len(agent.all_lines)
@@ -240,6 +258,7 @@ async def test_the_hotspot_opens_once_memory_frees(
     await lctl.wait_state(lambda s: (s["hotspot"] or {}).get("open"), "the hotspot to open", 15)
     await agent.wait_line(r"hotspot: memory freed \(\d+ bytes\): opening claim mode", start=mark)
     held = roomy["free"] - (await squeeze(lsim, 10**9))["free"]
-    print(f"the open hotspot holds {held} bytes of heap (NEED_FREE {need})")
-    assert held < need, "hotspot/claim.py NEED_FREE is below what the open hotspot holds"
+    print(f"the open hotspot holds {held} bytes of heap (it needs {need} free to open)")
+    assert held <= need - CHARGING_ROOM, (
+        "the open hotspot takes the room hotspot/claim.py leaves for charging's features")
     await squeeze(lsim, None)

@@ -35,6 +35,11 @@ _RESET_DELAY_MS = const(700)
 # logged reason and tried again every _ROOM_RETRY_MS until memory frees.
 _NEED_DATA = const(32768)
 _NEED_CODE = const(28672)
+# On a claimed charger, room left beside the open hotspot for charging's own features loaded on
+# use: a tap's authorization, a SendLocalList's update (ocpp_client/authorization.py ROOM, 12 KB)
+# with the fragments they meet. Without it a press deferred for memory opened the hotspot the
+# moment a session ended and the next list update was refused for the room it took.
+_CHARGING_ROOM = const(16384)
 # Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string; the
 # servers' own are smaller (a client's 2 KB head buffer, a body in 512-byte pieces). A claim that
 # finds no such block anyway gets 503 and can be sent again.
@@ -43,6 +48,7 @@ _BLOCK = const(4096)
 # opens, as app.py reserves the OCPP client's: an unconfigured context, the size of the one to
 # come, given up just before it is made (security.tls_context's `keep` list).
 _ROOM_RETRY_MS = const(2000)
+_UNCLAIMED = const("not claimed")  # why claim mode opens on a charger with nothing to charge for
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # The claim's progress, as GET /api/claim reports it.
@@ -131,7 +137,8 @@ class Hotspot:
         from supervisor import heap_room
 
         # (a collection first: the servers' modules load into the heap, frozen on a charger)
-        ok, free = heap_room(self.need_free, _BLOCK)
+        need = self.need_free if why == _UNCLAIMED else self.need_free + _CHARGING_ROOM
+        ok, free = heap_room(need, _BLOCK)
         if not ok:
             # Charging first: the hotspot waits until the heap has room for it.
             first = self._deferred is None
@@ -140,7 +147,7 @@ class Hotspot:
             if first:
                 log.warn(_TAG, "claim mode (%s) refused: %d bytes of heap free, it needs %d "
                          "with a block of %d; it opens once memory frees", why, free,
-                         self.need_free, _BLOCK)
+                         need, _BLOCK)
                 self._publish()
             return
         if self._deferred is not None:
@@ -238,7 +245,7 @@ class Hotspot:
             return
         self.board.on_button = self.button
         if not self.settings.is_claimed():
-            await self.open_ap("not claimed")
+            await self.open_ap(_UNCLAIMED)
         else:
             self._publish()
         while True:

@@ -1,8 +1,9 @@
 # Feature: authorization. Decides a tap (auth.py: the local list, the cache, the CSMS's Authorize)
 # for the connector, and answers ClearCache, GetLocalListVersion and SendLocalList (the list on
-# flash: locallist.py; a SendLocalList too long for RAM arrives as a stream, spooled.py). A
-# transient feature (features.py): attached for a tap (client.feature()) or one of its CALLs, its
-# modules dropped after; the cache and the list are read from flash again at the next.
+# flash: locallist.py; a SendLocalList too long for RAM arrives as a stream, spooled.py).
+# Attached at the first tap (client.feature()) or CALL of it and kept: not transient, because a
+# tap or a GetLocalListVersion in a fragmented heap must not depend on loading three modules
+# (tests/test_low_memory.py answers the CSMS under a squeeze).
 from ocpp_client.auth import Auth
 from ocpp_client.locallist import LocalList, TooLong
 

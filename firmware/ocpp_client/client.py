@@ -120,14 +120,13 @@ class OcppClient:
 
     def feature(self, name):
         # A feature's state object, the feature attached first if it is a lazy one not loaded
-        # yet; None if it failed or keeps none. A transient one (authorization) stays attached
-        # until features.release().
+        # yet; None if it failed or keeps none. A transient one stays attached until
+        # features.release().
         features.need(self, self.rpc.handlers, name)
         return self.features.get(name)
 
     async def _authorize(self, id_tag):
-        # A tap: the authorization feature attached for it (from flash: the cache and the
-        # local list are there) and dropped once it is decided.
+        # A tap: the authorization feature attached for it (loaded at the first tap, kept).
         a = self.feature("authorization")
         try:
             if a is None:

@@ -41,13 +41,13 @@ TABLE = (
     "security_ext e GetDiagnostics GetLog ExtendedTriggerMessage InstallCertificate"
     " GetInstalledCertificateIds DeleteCertificate CertificateSigned SignedUpdateFirmware\n"
 )
-# Transient features: attached for one CALL (or a need(): authorization for a tap) and dropped
+# Transient features: attached for one CALL (or from a need() to its release()) and dropped
 # once it is answered and no one holds them (their module out of the heap: drop()). They keep no
-# state of their own in RAM (it lives in config.py, evse/, the store: authorization's cache and
-# local list are on flash) and listen to nothing; work left for after the .conf (s.after) runs.
+# state of their own in RAM (it lives in config.py, evse/, the store) and listen to nothing;
+# work left for after the .conf (s.after) runs. Authorization is not one: a tap or its CALLs in a
+# fragmented heap must not need a load of three modules (tests/test_low_memory.py).
 # Their handlers are not kept in the session's dict: a stub made at each use calls them.
-TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations",
-             "authorization")
+TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations")
 _TAG = "ocpp"
 
 

@@ -148,7 +148,7 @@ class Transactions:
             from ocpp_client.features import release
 
             s = self.s
-            auth = s.feature("authorization")  # (transient: dropped again by release)
+            auth = s.feature("authorization")  # (need() ... release(): it may be transient)
             try:
                 if auth is not None:
                     auth.remember(tag, info)
