@@ -80,6 +80,12 @@ def _tls_reserve(settings):
     return []
 
 
+# Free heap below which claim mode is not even loaded for a press: it would refuse to open and
+# its module would hold ~10 KB the charging features need (hotspot/claim.py wants more than this
+# on any port: its servers' data and the room it leaves for charging).
+_CLAIM_FLOOR = const(32768)
+
+
 class _Setup:
     # The setup button of a claimed charger: hotspot/claim.py (claim mode, its login guard) stays
     # out of the heap until the first press (or the console's @hotspot); then the hotspot is
@@ -104,12 +110,16 @@ class _Setup:
 
     def button(self, ms):
         if self.h is None:
+            gc.collect()
+            free = gc.mem_free()
             try:
+                if free < _CLAIM_FLOOR:
+                    raise MemoryError
                 h = self._make()
             except MemoryError:
                 if self._press is None:
-                    log.warn("app", "claim mode refused: no memory to load it; it opens once "
-                             "memory frees")
+                    log.warn("app", "claim mode refused: no memory to load it (%d bytes free); "
+                             "it opens once memory frees", free)
                     self._tel(True)
                     try:
                         asyncio.create_task(self._retry())
