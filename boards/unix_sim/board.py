@@ -41,13 +41,19 @@ def _on_use():
 
 
 class Board(BoardBase):
-    EXTRAS = ("args",)  # the simulation's --key value arguments
+    # args: the simulation's --key value arguments the board reads after boot (simboard.KEPT;
+    # provisioning reads them all again: the rest, paths and keys a charger never holds, is
+    # not kept in the heap)
+    EXTRAS = ("args",)
 
     def __init__(self, argv=None):
         super().__init__()
-        self.args = a = _on_use().args(argv)
+        m = _on_use()
+        a = m.args(argv)
         self.diag = a.get("diag") == "1"  # heap sampling for the benchmarks
         self.stallwatch = a.get("stallwatch") == "1"  # the loop's longest stall (benchmarks)
+        self.args = m.kept(a)
+        self._argv = argv
         self._pulses = None
         self._io = None
         self._cp_high = 12000  # state A until the simulation says otherwise
@@ -64,7 +70,8 @@ class Board(BoardBase):
         return self.args.get("flash", ".") + "/data"
 
     def provisioning(self):
-        return _on_use().provisioning(self.args)  # read once, at boot
+        m = _on_use()
+        return m.provisioning(m.args(self._argv))  # at boot (and when the hotspot opens)
 
     def dns_server(self):
         # The resolver the network gave (DHCP): (ip, port). `--dns HOST:PORT` in the simulation;

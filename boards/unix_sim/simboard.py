@@ -28,6 +28,16 @@ def args(argv=None):
     return out
 
 
+# The arguments Board keeps (its .args) for what it reads after boot: the flash folder, the
+# sockets and their addresses, the meter model, the radio's world and the hotspot's knobs.
+KEPT = ("flash", "io", "rfid", "meter", "meter-model", "dns", "gate", "wifi-env", "http-port",
+        "dns-port", "hotspot-idle-s", "lockout-base-ms", "close-grace-ms")
+
+
+def kept(a):
+    return {k: a[k] for k in KEPT if k in a}
+
+
 def hotspot_options(a):
     # Board.hotspot_options(): the test knobs (idle timeout, lockout base, grace before closing
     # after a claim) from the arguments.
