@@ -224,8 +224,8 @@ class Board(BoardBase):
             return _hostport(self.args["gate"])
         return host, port
 
-    def set_rtc(self, unix_seconds):
-        pass  # the host's clock is already right; the clock module keeps the offset
+    # set_rtc(): BoardBase's (nothing): the host's clock is already right; the clock module
+    # keeps the offset
 
     def reset(self, hard):
         self._send("reset %d" % (1 if hard else 0))
