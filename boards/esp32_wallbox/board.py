@@ -67,10 +67,6 @@ _SAMPLE_FRESH_MS = const(15)  # pilot_mv() reuses a sample younger than this
 _PILOT_POLL_MS = const(20)  # the watcher samples 50 times a second: well inside the 100 ms budget
 _UV_CEILING = const(4000000)  # above any ADC reading (uV)
 
-_NVS_NAMESPACE = "borne"
-_NVS_KEY = "prov"
-_PROV_MAX = const(2048)
-
 # Stream ioctl requests and poll flags (MicroPython's stream protocol).
 _MP_STREAM_FLUSH = const(1)
 _MP_STREAM_POLL = const(3)
@@ -79,32 +75,15 @@ _EINVAL = const(22)
 _POLL_RD = const(1)
 _POLL_WR = const(4)
 
-_PARITY = {"N": None, "E": 0, "O": 1}
 _READERS = ("pn532_uart", "pn532_i2c", "mfrc522")
 _BUTTON_MIN_MS = const(50)  # shorter is contact bounce, not a press
 _WDT_MS = const(5000)  # the loop must feed the watchdog within this, or the chip resets
 _WDT_FEED_MS = const(1000)
-_EPOCH_2000 = 946684800  # unix seconds at the ESP32 port's epoch
 
 
 def _cp_mv(uv):
     # ADC microvolts -> pilot millivolts, through the divider documented in pins.py.
     return (uv // 1000) * pins.CP_GAIN_X1000 // 1000 - pins.CP_OFFSET_MV
-
-
-def _civil(days):
-    # Days since 1970-01-01 -> (year, month, day), proleptic Gregorian. Shifts the year to start on
-    # 1 March so the leap day is the last day of the year, then counts 400-year eras of 146097 days.
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return y, m, d
 
 
 class _Rs485(io.IOBase):
@@ -160,36 +139,8 @@ def _root():
     return d if d.endswith("/") else d + "/"
 
 
-class _S0:
-    # S0 pulses since boot, counted on falling edges in the pin's hard IRQ (the PulseMeter reads
-    # .count and waits on .flag).
-    def __init__(self):
-        self.count = 0
-        self.flag = asyncio.ThreadSafeFlag()
-        self._pin = Pin(pins.S0_PULSE, Pin.IN, Pin.PULL_UP)
-        self._pin.irq(handler=self._on_pulse, trigger=Pin.IRQ_FALLING, hard=True)
-
-    def _on_pulse(self, _pin):
-        self.count += 1
-        self.flag.set()
-
-
-class _SpiDevice:
-    # An SPI device for drivers that take write_readinto(w, r): chip select held for it.
-    def __init__(self, spi, cs):
-        self.spi = spi
-        self.cs = cs
-
-    def write_readinto(self, w, r):
-        self.cs.value(0)
-        try:
-            self.spi.write_readinto(w, r)
-        finally:
-            self.cs.value(1)
-
-
 class Board(BoardBase):
-    flash_root = _root() + "data"
+    flash_root = _root() + "data"  # (_root is deleted below, once used)
     EXTRAS = ("rcd_test", "button")
 
     def __init__(self):
@@ -250,7 +201,7 @@ class Board(BoardBase):
     # ---- identity ----------------------------------------------------------------------------
     def provisioning(self):
         if self._prov is None:
-            self._prov = _read_provisioning()
+            self._prov = _once().read_provisioning()
         return self._prov
 
     def hotspot_options(self):
@@ -427,7 +378,9 @@ class Board(BoardBase):
         if self.provisioning().get("meter_model") != "pulse":
             return None
         if self._s0 is None:
-            self._s0 = _S0()
+            from boardparts import S0
+
+            self._s0 = S0()
         return self._s0
 
     # ---- face --------------------------------------------------------------------------------
@@ -496,38 +449,14 @@ class Board(BoardBase):
     def rfid_driver(self):
         # The readers the board builds itself: a PN532 on I2C (the same two wires), an MFRC522
         # on SPI. None for the PN532 on the UART (rfid_stream()); ValueError for a reader the
-        # provisioning names and this board does not know.
+        # provisioning names and this board does not know. (Built once, at boot: boardonce.py.)
         kind = self._rfid_kind()
         if kind is None:
             raise ValueError("unknown RFID reader %r in provisioning"
                              % (self.provisioning().get("rfid"),))
-        if kind == "pn532_i2c":
-            from rfid.pn532 import Pn532
-            from rfid.pn532_i2c import I2c
-
-            bus = machine.I2C(
-                pins.RFID_I2C_ID,
-                scl=Pin(pins.PN532_I2C_SCL),
-                sda=Pin(pins.PN532_I2C_SDA),
-                freq=pins.PN532_I2C_HZ,
-            )
-            return Pn532(I2c(bus, pins.PN532_I2C_ADDR))
-        if kind == "mfrc522":
-            from rfid.mfrc522 import Mfrc522
-
-            ss = Pin(pins.MFRC522_SS, Pin.OUT, value=1)
-            Pin(pins.MFRC522_RST, Pin.OUT, value=1)  # out of hard power-down
-            spi = machine.SPI(
-                pins.RFID_SPI_ID,
-                baudrate=pins.MFRC522_SPI_HZ,
-                polarity=0,
-                phase=0,
-                sck=Pin(pins.MFRC522_SCK),
-                mosi=Pin(pins.MFRC522_MOSI),
-                miso=Pin(pins.MFRC522_MISO),
-            )
-            return Mfrc522(_SpiDevice(spi, ss))
-        return None
+        if kind == "pn532_uart":
+            return None
+        return _once().rfid_driver(kind)
 
     def meter_stream(self, baud, parity):
         # The Modbus RTU meter on UART1 behind the RS-485 transceiver, at the line settings the
@@ -537,7 +466,7 @@ class Board(BoardBase):
             pins.METER_UART_ID,
             baudrate=baud,
             bits=8,
-            parity=_PARITY[parity],
+            parity={"N": None, "E": 0, "O": 1}[parity],
             stop=1,
             tx=pins.RS485_TX,
             rx=pins.RS485_RX,
@@ -568,25 +497,19 @@ class Board(BoardBase):
     def sync_time(self):
         # SNTP (ntptime, frozen in the firmware): one request, up to ntptime.timeout (1 s) of
         # blocking. Sets the clock (and through it the RTC) when a server answers.
-        import ntptime
-        import clock
-
-        try:
-            t = ntptime.time()
-        except (OSError, OverflowError, IndexError) as e:
-            _warn("no time from SNTP (%s): %r", (ntptime.host, e))
-            return False
-        clock.set_utc(t + (_EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0), "sntp")
-        return True
+        return _once().sync_time()
 
     def set_rtc(self, unix_seconds):
         # The clock module passes seconds since 1970. The ESP32 port counts time.time() from 2000,
-        # so no epoch arithmetic is left to the port: the calendar date is computed here and the
-        # RTC is set from it (weekday 0 = Monday; 1970-01-01 was a Thursday).
+        # so no epoch arithmetic is left to the port: the calendar date is computed here (by the
+        # clock module's calendar) and the RTC is set from it (weekday 0 = Monday; 1970-01-01 was
+        # a Thursday).
+        import clock
+
         s = int(unix_seconds)
         days = s // 86400
         rem = s - days * 86400
-        y, m, d = _civil(days)
+        y, m, d = clock.civil_from_days(days)
         wd = (days + 3) % 7
         machine.RTC().datetime((y, m, d, wd, rem // 3600, rem // 60 % 60, rem % 60, 0))
 
@@ -616,24 +539,19 @@ class Board(BoardBase):
         return run, run.get_next_update()
 
 
-def _read_provisioning():
-    import json
+del _root
 
-    buf = bytearray(_PROV_MAX)
-    try:
-        n = esp32.NVS(_NVS_NAMESPACE).get_blob(_NVS_KEY, buf)
-    except OSError:
-        _warn("no provisioning in NVS %s/%s: device not provisioned", (_NVS_NAMESPACE, _NVS_KEY))
-        return {}
-    try:
-        doc = json.loads(bytes(memoryview(buf)[:n]))
-    except ValueError:
-        _warn("provisioning in NVS is not JSON: ignored", ())
-        return {}
-    if not isinstance(doc, dict):
-        _warn("provisioning in NVS is not a JSON object: ignored", ())
-        return {}
-    return doc
+
+def _once():
+    # boardonce.py: the board's parts used once or seldom (provisioning, the RFID reader's
+    # set-up, SNTP), imported for one use and out of sys.modules again, so their code
+    # records and names leave the heap after. (boardparts.py: the S0 counter and the SPI
+    # device, kept once made, imported when first asked for.)
+    import boardonce
+    import sys
+
+    sys.modules.pop("boardonce", None)
+    return boardonce
 
 
 def _warn(msg, args):

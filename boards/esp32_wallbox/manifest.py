@@ -48,7 +48,10 @@ for _name in sorted(os.listdir(_FIRMWARE)):
     elif _name.endswith(".py") and _name not in _NOT_FROZEN:
         module(_name, base_path=_FIRMWARE)
 
-# This board's modules: `import board`, `pins` and `radio` find them in the frozen set.
+# This board's modules: `import board`, `pins`, `radio`, `boardonce` and `boardparts` find them
+# in the frozen set.
 module("board.py", base_path=_BOARD)
 module("pins.py", base_path=_BOARD)
 module("radio.py", base_path=_BOARD)
+module("boardonce.py", base_path=_BOARD)
+module("boardparts.py", base_path=_BOARD)

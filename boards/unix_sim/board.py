@@ -14,7 +14,6 @@
 # Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes>" takes every free
 # block of the heap at least that long (what is left free is in smaller holes, as in a
 # fragmented heap); "squeeze -1" gives them back. Answered "tel squeeze {held, free}".
-import os
 import sys
 import socket
 import asyncio
@@ -25,54 +24,36 @@ from boardbase import BoardBase
 NAME = "unix_sim"
 
 
-def _args(argv=None):
-    # --key value pairs after the script name, or in BORNE_ARGS one a line, as the simulation
-    # passes them (the unix port would intern each command-line argument as a qstr, which a
-    # charger never holds: the memory figures would count some 40 of them)
-    if argv is None:
-        env = os.getenv("BORNE_ARGS")
-        argv = ["main.py"] + env.split("\n") if env else sys.argv
-    out = {}
-    i = 1
-    while i < len(argv):
-        a = argv[i]
-        if a.startswith("--") and i + 1 < len(argv):
-            out[a[2:]] = argv[i + 1]
-            i += 2
-        else:
-            i += 1
-    return out
-
-
 def _hostport(s):
     host, _, port = s.rpartition(":")
     return host or "127.0.0.1", int(port)
 
 
 def _on_use():
-    # simboard.py: the board's parts used once or seldom (provisioning, the heap squeeze),
-    # imported for one use and out of sys.modules again, so their data leaves the heap after.
+    # simboard.py: the board's parts used once or seldom (the arguments and provisioning at
+    # boot, the hotspot's test knobs, the heap squeeze), imported for one use and out of
+    # sys.modules again, so their data leaves the heap after. (simparts.py: the S0 counter, a
+    # part kept once made but seldom needed, imported when first asked for.)
     import simboard
 
     sys.modules.pop("simboard", None)
     return simboard
 
 
-class _Pulses:
-    # S0 pulses as the simulation counts them (.count, .flag: what an S0 pin IRQ would keep).
-    def __init__(self):
-        self.count = 0
-        self.flag = asyncio.ThreadSafeFlag()
-
-
 class Board(BoardBase):
-    EXTRAS = ("args",)  # the simulation's --key value arguments
+    # args: the simulation's --key value arguments the board reads after boot (simboard.KEPT;
+    # provisioning reads them all again: the rest, paths and keys a charger never holds, is
+    # not kept in the heap)
+    EXTRAS = ("args",)
 
     def __init__(self, argv=None):
         super().__init__()
-        self.args = a = _args(argv)
+        m = _on_use()
+        a = m.args(argv)
         self.diag = a.get("diag") == "1"  # heap sampling for the benchmarks
         self.stallwatch = a.get("stallwatch") == "1"  # the loop's longest stall (benchmarks)
+        self.args = m.kept(a)
+        self._argv = argv
         self._pulses = None
         self._io = None
         self._cp_high = 12000  # state A until the simulation says otherwise
@@ -82,16 +63,15 @@ class Board(BoardBase):
         self._relay = False
         self._last_led = None
         self._radio = None
-        self._ballast = None  # "squeeze" (simboard.py): the heap taken from the application
-        self._squeeze_block = -1
-        self._squeeze_mod = None  # simboard while the heap is squeezed
+        # (simboard.py's squeeze sets _ballast, _squeeze_block and _squeeze_mod when asked)
 
     @property
     def flash_root(self):
         return self.args.get("flash", ".") + "/data"
 
     def provisioning(self):
-        return _on_use().provisioning(self.args)  # read once, at boot
+        m = _on_use()
+        return m.provisioning(m.args(self._argv))  # at boot (and when the hotspot opens)
 
     def dns_server(self):
         # The resolver the network gave (DHCP): (ip, port). `--dns HOST:PORT` in the simulation;
@@ -100,11 +80,7 @@ class Board(BoardBase):
 
     def hotspot_options(self):
         # Test knobs: idle timeout, lockout base, grace before closing after a claim.
-        out = {}
-        for k in ("hotspot-idle-s", "lockout-base-ms", "close-grace-ms"):
-            if k in self.args:
-                out[k.replace("-", "_")] = int(self.args[k])
-        return out
+        return _on_use().hotspot_options(self.args)
 
     async def start(self):
         if "io" not in self.args:
@@ -138,7 +114,7 @@ class Board(BoardBase):
                     continue
                 elif p[0] == b"squeeze":
                     # kept while squeezing: giving the heap back must not need an import
-                    m = self._squeeze_mod or _on_use()
+                    m = getattr(self, "_squeeze_mod", None) or _on_use()
                     block = int(p[1])
                     self._squeeze_mod = m if block > 0 else None
                     m.squeeze(self, block)
@@ -229,7 +205,9 @@ class Board(BoardBase):
         if self.args.get("meter-model") != "pulse":
             return None
         if self._pulses is None:
-            self._pulses = _Pulses()
+            from simparts import Pulses
+
+            self._pulses = Pulses()
         return self._pulses
 
     def wlan(self):
@@ -246,8 +224,8 @@ class Board(BoardBase):
             return _hostport(self.args["gate"])
         return host, port
 
-    def set_rtc(self, unix_seconds):
-        pass  # the host's clock is already right; the clock module keeps the offset
+    # set_rtc(): BoardBase's (nothing): the host's clock is already right; the clock module
+    # keeps the offset
 
     def reset(self, hard):
         self._send("reset %d" % (1 if hard else 0))
@@ -261,6 +239,7 @@ class Board(BoardBase):
 # passwords come from the JSON file --wifi-env, re-read at each scan and join:
 #   {"networks": [{"ssid": "Home", "password": "secret99", "rssi": -50}, ...]}
 # ("password": "" is an open network). Joining succeeds only with the right password.
+
 
 class SimRadio:
     AP_IP = "127.0.0.1"

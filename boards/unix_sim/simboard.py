@@ -1,11 +1,51 @@
 # The unix_sim board's parts used once or seldom, imported on use and dropped after (board.py's
-# _on_use()), so that only what runs all the time stays in the heap: the provisioning read at
-# boot with the per-device secrets, and the heap squeeze of the low-memory tests (board.py's
-# header: "squeeze <bytes>"; self is the Board).
+# _on_use()), so that only what runs all the time stays in the heap: the arguments and the
+# provisioning read at boot with the per-device secrets, the hotspot's test knobs, and the heap
+# squeeze of the low-memory tests (board.py's header: "squeeze <bytes>"; self is the Board).
 import asyncio
 import gc
 import json
 import os
+import sys
+
+
+def args(argv=None):
+    # Board(): --key value pairs after the script name, or in BORNE_ARGS one a line, as the
+    # simulation passes them (the unix port would intern each command-line argument as a qstr,
+    # which a charger never holds: the memory figures would count some 40 of them)
+    if argv is None:
+        env = os.getenv("BORNE_ARGS")
+        argv = ["main.py"] + env.split("\n") if env else sys.argv
+    out = {}
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--") and i + 1 < len(argv):
+            out[a[2:]] = argv[i + 1]
+            i += 2
+        else:
+            i += 1
+    return out
+
+
+# The arguments Board keeps (its .args) for what it reads after boot: the flash folder, the
+# sockets and their addresses, the meter model, the radio's world and the hotspot's knobs.
+KEPT = ("flash", "io", "rfid", "meter", "meter-model", "dns", "gate", "wifi-env", "http-port",
+        "dns-port", "hotspot-idle-s", "lockout-base-ms", "close-grace-ms")
+
+
+def kept(a):
+    return {k: a[k] for k in KEPT if k in a}
+
+
+def hotspot_options(a):
+    # Board.hotspot_options(): the test knobs (idle timeout, lockout base, grace before closing
+    # after a claim) from the arguments.
+    out = {}
+    for k in ("hotspot-idle-s", "lockout-base-ms", "close-grace-ms"):
+        if k in a:
+            out[k.replace("-", "_")] = int(a[k])
+    return out
 
 
 def provisioning(a):
@@ -58,6 +98,7 @@ def squeeze(self, block):
     # left), and goes on taking those that free up (a collection every 20 ms: what the
     # application lets go must not leave a block), until -1 gives them back. Chained (each
     # holds the one before): a list's growing array would need bigger and bigger blocks.
+    # (The board's _ballast, _squeeze_block and _squeeze_mod are made by the first squeeze.)
     self._ballast = None
     self._squeeze_block = block
     gc.collect()

@@ -46,12 +46,7 @@ class Buzzer:
     def tag_read(self):
         self.play(TAG_READ)
 
-    def accepted(self):
-        self.play(ACCEPTED)
-
-    def rejected(self):
-        self.play(REJECTED)
-
+    # (An authorisation's answer is feedback(accepted) below: no method of its own per tune.)
     def restart(self):
         self.play(RESTART)
 

@@ -16,14 +16,6 @@ _CHECK_MS = const(100)  # how often the status and link state are looked at
 _FEEDBACK_MS = const(1500)
 
 
-def appearance(status, online):
-    # (colour, animation) for an OCPP status of connector 1 and the link state.
-    look = patterns.status_look(status)
-    if not online and look == "available":
-        look = "offline"
-    return patterns.look(look)
-
-
 class StatusLight:
     def __init__(self, board, connector, link, brightness=80, hotspot=None):
         self.board = board

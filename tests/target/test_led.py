@@ -4,10 +4,10 @@ import asyncio
 import time
 
 from led import patterns
-from led.status import StatusLight, appearance
+from led.status import StatusLight
 from led.ws2812 import Ws2812
 from led.rgbpwm import RgbPwm
-from led.buzzer import Buzzer, ACCEPTED
+from led.buzzer import Buzzer, ACCEPTED, REJECTED
 from fakeboard import FakeBoard
 
 
@@ -66,6 +66,14 @@ def test_brightness_scaling():
     assert patterns.scaled(255, 255, 0) == 0
     assert patterns.scaled(255, 255, 50) == 63  # perceptual: half as bright looking
     assert patterns.scaled(255, 255, 10) >= 1  # low settings are still lit
+
+
+def appearance(status, online):
+    # (colour, animation) a StatusLight shows for connector 1's status and the link state.
+    link = Link()
+    link.connected = online
+    look = StatusLight(Board(), Conn(status), link).look(time.ticks_ms())
+    return look[1], look[2]
 
 
 def test_appearance_of_statuses():
@@ -174,13 +182,13 @@ async def test_buzzer_plays_without_blocking_and_a_new_tune_replaces_the_old():
     b = Board()
     z = Buzzer(b)
     t0 = time.ticks_ms()
-    z.accepted()
+    z.play(ACCEPTED)
     assert time.ticks_diff(time.ticks_ms(), t0) < 5, "play() returns at once"
     await asyncio.sleep_ms(300)
     hz = [ACCEPTED[i] * 20 for i in range(0, len(ACCEPTED), 2)]  # (Hz / 20, ms / 5) byte pairs
     assert [f for f, _, _ in b.tones] == [f for f in hz if f]
     b.tones.clear()
-    z.rejected()
+    z.play(REJECTED)
     await asyncio.sleep_ms(10)
     z.click()
     await asyncio.sleep_ms(100)

@@ -1,0 +1,87 @@
+# The ESP32 wallbox board's parts used once or seldom, imported on use and dropped after
+# (board.py's _once()), so that only what runs all the time stays in the heap: the provisioning
+# read from NVS at boot (board.py's header), the RFID reader the board builds itself (I2C or
+# SPI), and the SNTP request.
+import time
+
+import esp32
+import machine
+from machine import Pin
+from micropython import const
+
+import pins
+from board import _warn
+
+_NVS_NAMESPACE = "borne"
+_NVS_KEY = "prov"
+_PROV_MAX = const(2048)
+_EPOCH_2000 = 946684800  # unix seconds at the ESP32 port's epoch
+
+
+def read_provisioning():
+    import json
+
+    buf = bytearray(_PROV_MAX)
+    try:
+        n = esp32.NVS(_NVS_NAMESPACE).get_blob(_NVS_KEY, buf)
+    except OSError:
+        _warn("no provisioning in NVS %s/%s: device not provisioned", (_NVS_NAMESPACE, _NVS_KEY))
+        return {}
+    try:
+        doc = json.loads(bytes(memoryview(buf)[:n]))
+    except ValueError:
+        _warn("provisioning in NVS is not JSON: ignored", ())
+        return {}
+    if not isinstance(doc, dict):
+        _warn("provisioning in NVS is not a JSON object: ignored", ())
+        return {}
+    return doc
+
+
+def rfid_driver(kind):
+    # Board.rfid_driver() for the readers the board builds itself: "pn532_i2c" (the PN532 on
+    # I2C, the same two wires) or "mfrc522" (on SPI).
+    if kind == "pn532_i2c":
+        from rfid.pn532 import Pn532
+        from rfid.pn532_i2c import I2c
+
+        bus = machine.I2C(
+            pins.RFID_I2C_ID,
+            scl=Pin(pins.PN532_I2C_SCL),
+            sda=Pin(pins.PN532_I2C_SDA),
+            freq=pins.PN532_I2C_HZ,
+        )
+        return Pn532(I2c(bus, pins.PN532_I2C_ADDR))
+    if kind == "mfrc522":
+        from rfid.mfrc522 import Mfrc522
+        from boardparts import SpiDevice
+
+        ss = Pin(pins.MFRC522_SS, Pin.OUT, value=1)
+        Pin(pins.MFRC522_RST, Pin.OUT, value=1)  # out of hard power-down
+        spi = machine.SPI(
+            pins.RFID_SPI_ID,
+            baudrate=pins.MFRC522_SPI_HZ,
+            polarity=0,
+            phase=0,
+            sck=Pin(pins.MFRC522_SCK),
+            mosi=Pin(pins.MFRC522_MOSI),
+            miso=Pin(pins.MFRC522_MISO),
+        )
+        return Mfrc522(SpiDevice(spi, ss))
+    return None
+
+
+def sync_time():
+    # Board.sync_time(): SNTP (ntptime, frozen in the firmware), one request, up to
+    # ntptime.timeout (1 s) of blocking. Sets the clock (and through it the RTC) when a server
+    # answers.
+    import ntptime
+    import clock
+
+    try:
+        t = ntptime.time()
+    except (OSError, OverflowError, IndexError) as e:
+        _warn("no time from SNTP (%s): %r", (ntptime.host, e))
+        return False
+    clock.set_utc(t + (_EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0), "sntp")
+    return True
