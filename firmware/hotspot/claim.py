@@ -42,6 +42,15 @@ _BLOCK = const(4096)
 # The TLS context of the claim's CSMS check (one ~3 KB allocation) is reserved when claim mode
 # opens, as app.py reserves the OCPP client's: an unconfigured context, the size of the one to
 # come, given up just before it is made (security.tls_context's `keep` list).
+# Two more of a claim's allocations need one block each, which the heap fragmented by the
+# requests before it may no longer have: the save of the settings (their JSON text, with the
+# CA's PEM: ~2 KB growing in one block, then its bytes), and sys.modules' table, grown (into a
+# new block, never shrunk) when the check's modules join the servers'. The save gets the
+# servers' kept 2 KB head buffer's block (room_for_save(): the save runs between two awaits, no
+# client is served meanwhile, the next one makes a new one); the table is grown when claim mode
+# opens, for _MODULES more entries than it holds (the servers, the claim flow, the check's
+# ocpp_client.security, wsopen and net.url with its package, validate's parsers).
+_MODULES = const(12)
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -68,6 +77,16 @@ def need_free():
     except (NameError, OSError):
         return n
     return n + _NEED_CODE
+
+
+def _grow_modules():
+    # sys.modules' table made room for _MODULES more entries: placeholders added and removed
+    # (a table keeps its size, a removed entry's slot is taken again).
+    m = sys.modules
+    for i in range(_MODULES):
+        m["_claim%d" % i] = None
+    for i in range(_MODULES):
+        del m["_claim%d" % i]
 
 
 def ssid_for(cp_id):
@@ -146,6 +165,7 @@ class Hotspot:
         if self._deferred is not None:
             log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
             self._deferred = None
+        _grow_modules()
         try:
             import tls
 
@@ -364,6 +384,12 @@ class Hotspot:
                 self.ocpp.tls_keep[:] = self.tls
             self.tls = []
             self._wake = True
+
+    def room_for_save(self):
+        # Just before a claim's save (no await until it is done): the servers' kept head buffer
+        # let go, its block the save's.
+        if self._http is not None:
+            self._http.release()
 
     def claim_ended(self):
         self._claim_task = None

@@ -124,8 +124,9 @@ class Request:
 
 
 class Body(io.IOBase):
-    # A request body held as pieces (no block of its length), read as a stream: json.load()
-    # takes it. `chunks` (the pieces) and len() for callers that walk it themselves.
+    # A request body held as pieces (no block of its length), read once as a stream: json.load()
+    # takes it, each piece let go once read (what it parses into takes their room). `chunks`
+    # (the pieces) and len() for callers that walk it themselves before.
     def __init__(self, chunks, n):
         self.chunks = chunks
         self._n = n
@@ -149,6 +150,7 @@ class Body(io.IOBase):
                 buf[:k] = memoryview(ch)[o : o + k]
                 self._o = o + k
                 return k
+            c[self._i] = None
             self._i += 1
             self._o = 0
         return 0
@@ -358,6 +360,11 @@ class Server:
         self._body_lock = asyncio.Lock()  # one body being read at a time
         self._srv = None
         self.served = 0
+
+    def release(self):
+        # The kept head buffer let go, for its block (see claim.py room_for_save()); the next
+        # client allocates a new one, kept after it.
+        self._spare = None
 
     async def start(self, host, port):
         import socket
