@@ -46,10 +46,10 @@ _BLOCK = const(4096)
 # requests before it may no longer have: the save of the settings (their JSON text, with the
 # CA's PEM: ~2 KB growing in one block, then its bytes), and sys.modules' table, grown (into a
 # new block, never shrunk) when the check's modules join the servers'. The save gets the
-# servers' kept 2 KB head buffer's block (room_for_save(): the save runs between two awaits, no
-# client is served meanwhile, the next one makes a new one); the table is grown when claim mode
-# opens, for _MODULES more entries than it holds (the servers, the claim flow, the check's
-# ocpp_client.security, wsopen and net.url with its package, validate's parsers).
+# servers' kept 2 KB head buffer's block (save(): let go for it and taken again after); the
+# table is grown when claim mode opens, for _MODULES more entries than it holds (the servers,
+# the claim flow, the check's ocpp_client.security, wsopen and net.url with its package,
+# validate's parsers).
 _MODULES = const(12)
 _ROOM_RETRY_MS = const(2000)
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -385,11 +385,18 @@ class Hotspot:
             self.tls = []
             self._wake = True
 
-    def room_for_save(self):
-        # Just before a claim's save (no await until it is done): the servers' kept head buffer
-        # let go, its block the save's.
-        if self._http is not None:
-            self._http.release()
+    def save(self, **kw):
+        # A claim's save of the settings, in the block of the servers' kept head buffer: let go
+        # for it (no await until the save is done: no client is served meanwhile) and taken
+        # again after (the app's next poll needs one).
+        http = self._http
+        if http is not None:
+            http.release()
+        try:
+            self.settings.update(**kw)
+        finally:
+            if http is not None:
+                http.retake()
 
     def claim_ended(self):
         self._claim_task = None

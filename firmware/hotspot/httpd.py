@@ -362,9 +362,16 @@ class Server:
         self.served = 0
 
     def release(self):
-        # The kept head buffer let go, for its block (see claim.py room_for_save()); the next
-        # client allocates a new one, kept after it.
+        # The kept head buffer let go, its block for the caller's next step (claim.py save());
+        # retake() after it. A client's buffer (one is being served) stays its own, kept after.
         self._spare = None
+
+    def retake(self):
+        if self._spare is None and not self._clients:
+            try:
+                self._spare = bytearray(_HEAD_MAX)
+            except MemoryError:
+                pass  # the next client allocates its own (503 without it), kept after it
 
     async def start(self, host, port):
         import socket
