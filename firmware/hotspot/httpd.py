@@ -62,6 +62,14 @@ _SECURITY = const(
     b"Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
 )
 
+# The answer of a request the heap has no room for (not even for its answer's head): written as
+# it is, so the client reads why instead of a closed connection.
+_NO_MEMORY = const(
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 37\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
+    b'{"error": "out of memory, try again"}'
+)
+
 
 class HttpError(Exception):
     def __init__(self, status, message, headers=None):
@@ -405,7 +413,11 @@ class Server:
                 c = _Conn(s)
                 asyncio.create_task(self._client(c, c))
             except MemoryError:
-                # No memory for this client: it is turned away (closed), the server goes on.
+                # No memory for this client: it is turned away (503, closed), the server goes on.
+                try:
+                    s.send(_NO_MEMORY)
+                except OSError:
+                    pass
                 s.close()
                 import gc
 
@@ -571,7 +583,11 @@ class Server:
         if body is None:
             body = b""
         try:
-            w.write(response_head(status, ctype, len(body), extra))
+            try:
+                h = response_head(status, ctype, len(body), extra)
+            except MemoryError:
+                h, body = _NO_MEMORY, None
+            w.write(h)
             if body and not head_only:
                 w.write(body)
             await asyncio.wait_for_ms(w.drain(), _WRITE_TIMEOUT_MS)
