@@ -177,6 +177,7 @@ async def _post_claim(hs, req):
         return httpd.error(422, e.message, e.field or None)
     finally:
         drop(*new)  # out of the heap until the next claim
+    validate = d = None  # (this frame's references: the claim flow loads in their room)
     hs.start_claim(c)
     return _json(202, {"state": hs.state})
 

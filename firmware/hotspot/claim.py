@@ -47,6 +47,15 @@ _BLOCK = const(4096)
 # The TLS context of the claim's CSMS check (one ~3 KB allocation) is reserved when claim mode
 # opens, as app.py reserves the OCPP client's: an unconfigured context, the size of the one to
 # come, given up just before it is made (security.tls_context's `keep` list).
+# Two more of a claim's allocations need one block each, which the heap fragmented by the
+# requests before it may no longer have: the save of the settings (their JSON text, with the
+# CA's PEM: ~2 KB growing in one block, then its bytes), and sys.modules' table, grown (into a
+# new block, never shrunk) when the check's modules join the servers'. The save gets the
+# servers' kept 2 KB head buffer's block (save(): let go for it and taken again after); the
+# table is grown when claim mode opens, for _MODULES more entries than it holds (the servers,
+# the claim flow, the check's ocpp_client.security, wsopen and net.url with its package,
+# validate's parsers).
+_MODULES = const(12)
 _ROOM_RETRY_MS = const(2000)
 _UNCLAIMED = const("not claimed")  # why claim mode opens on a charger with nothing to charge for
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -74,6 +83,16 @@ def need_free():
     except (NameError, OSError):
         return n
     return n + _NEED_CODE
+
+
+def _grow_modules():
+    # sys.modules' table made room for _MODULES more entries: placeholders added and removed
+    # (a table keeps its size, a removed entry's slot is taken again).
+    m = sys.modules
+    for i in range(_MODULES):
+        m["_claim%d" % i] = None
+    for i in range(_MODULES):
+        del m["_claim%d" % i]
 
 
 def ssid_for(cp_id):
@@ -153,6 +172,7 @@ class Hotspot:
         if self._deferred is not None:
             log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
             self._deferred = None
+        _grow_modules()
         try:
             import tls
 
@@ -371,6 +391,19 @@ class Hotspot:
                 self.ocpp.tls_keep[:] = self.tls
             self.tls = []
             self._wake = True
+
+    def save(self, **kw):
+        # A claim's save of the settings, in the block of the servers' kept head buffer: let go
+        # for it (no await until the save is done: no client is served meanwhile) and taken
+        # again after (the app's next poll needs one).
+        http = self._http
+        if http is not None:
+            http.release()
+        try:
+            self.settings.update(**kw)
+        finally:
+            if http is not None:
+                http.retake()
 
     def claim_ended(self):
         self._claim_task = None

@@ -42,7 +42,7 @@ async def run(hs, c):
             hs.radio.leave()
             _failed(hs, code)
             return
-        hs.settings.update(
+        hs.save(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
             csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
             security_profile=c["security_profile"], auth_key=c["auth_key"],

@@ -62,6 +62,14 @@ _SECURITY = const(
     b"Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n"
 )
 
+# The answer of a request the heap has no room for (not even for its answer's head): written as
+# it is, so the client reads why instead of a closed connection.
+_NO_MEMORY = const(
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 37\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
+    b'{"error": "out of memory, try again"}'
+)
+
 
 class HttpError(Exception):
     def __init__(self, status, message, headers=None):
@@ -124,8 +132,9 @@ class Request:
 
 
 class Body(io.IOBase):
-    # A request body held as pieces (no block of its length), read as a stream: json.load()
-    # takes it. `chunks` (the pieces) and len() for callers that walk it themselves.
+    # A request body held as pieces (no block of its length), read once as a stream: json.load()
+    # takes it, each piece let go once read (what it parses into takes their room). `chunks`
+    # (the pieces) and len() for callers that walk it themselves before.
     def __init__(self, chunks, n):
         self.chunks = chunks
         self._n = n
@@ -149,6 +158,7 @@ class Body(io.IOBase):
                 buf[:k] = memoryview(ch)[o : o + k]
                 self._o = o + k
                 return k
+            c[self._i] = None
             self._i += 1
             self._o = 0
         return 0
@@ -359,6 +369,18 @@ class Server:
         self._srv = None
         self.served = 0
 
+    def release(self):
+        # The kept head buffer let go, its block for the caller's next step (claim.py save());
+        # retake() after it. A client's buffer (one is being served) stays its own, kept after.
+        self._spare = None
+
+    def retake(self):
+        if self._spare is None and not self._clients:
+            try:
+                self._spare = bytearray(_HEAD_MAX)
+            except MemoryError:
+                pass  # the next client allocates its own (503 without it), kept after it
+
     async def start(self, host, port):
         import socket
 
@@ -391,7 +413,11 @@ class Server:
                 c = _Conn(s)
                 asyncio.create_task(self._client(c, c))
             except MemoryError:
-                # No memory for this client: it is turned away (closed), the server goes on.
+                # No memory for this client: it is turned away (503, closed), the server goes on.
+                try:
+                    s.send(_NO_MEMORY)
+                except OSError:
+                    pass
                 s.close()
                 import gc
 
@@ -557,7 +583,11 @@ class Server:
         if body is None:
             body = b""
         try:
-            w.write(response_head(status, ctype, len(body), extra))
+            try:
+                h = response_head(status, ctype, len(body), extra)
+            except MemoryError:
+                h, body = _NO_MEMORY, None
+            w.write(h)
             if body and not head_only:
                 w.write(body)
             await asyncio.wait_for_ms(w.drain(), _WRITE_TIMEOUT_MS)

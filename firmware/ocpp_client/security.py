@@ -41,11 +41,15 @@ def pem_to_der(pem, label):
         if end < 0:
             raise SecurityError("PEM block %s has no END line" % name)
         if name in labels:
-            body = pem[j + 5 : end]
-            if "Proc-Type" in body:
+            if pem.find("Proc-Type", j, end) >= 0:
                 raise SecurityError("encrypted private keys are not supported")
+            # Decoded where it lies (a2b_base64 skips line breaks and spaces): no copy of a text
+            # of KBs, whose block a fragmented heap may lack; an ASCII text's offsets are its
+            # bytes' (any other is sliced).
+            mv = memoryview(pem)
             try:
-                out.append(binascii.a2b_base64(body.replace("\r", "").replace("\n", "").strip()))
+                out.append(binascii.a2b_base64(mv[j + 5 : end] if len(mv) == len(pem)
+                                               else pem[j + 5 : end]))
             except ValueError:
                 raise SecurityError("PEM block %s is not valid base64" % name)
         i = end + 9

@@ -60,6 +60,8 @@ def test_pem_to_der():
     assert security.pem_to_der(KEY + CERT, "CERTIFICATE") == ders[:1]
     assert len(security.pem_to_der(KEY, ("PRIVATE KEY", "EC PRIVATE KEY"))) == 1
     assert security.pem_to_der("", "CERTIFICATE") == []
+    # decoded in place over the text's bytes; a text with non-ASCII (offsets not its bytes') too
+    assert security.pem_to_der("Zertifikat \u00e4\u00f6\n" + CERT, "CERTIFICATE") == ders[:1]
     refused(lambda: security.pem_to_der("-----BEGIN CERTIFICATE-----\nAAAA\n", "CERTIFICATE"),
             "no END")
     enc = "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END EC PRIVATE KEY-----\n"
