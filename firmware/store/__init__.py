@@ -58,7 +58,7 @@ def _copy(v):
 
 def _read(p):
     # -> (seq, version, data, None) for a valid file, (None, None, None, reason) otherwise.
-    # Never raises: a bad file is a reason, not an error.
+    # A bad file is a reason, not an error; only a MemoryError goes through.
     try:
         f = open(p, "rb")
     except OSError:
@@ -97,8 +97,12 @@ def _read(p):
         if not isinstance(data, dict):
             return None, None, None, "not an object"
         return seq, ver, data, None
-    except (ValueError, OSError, MemoryError) as e:
-        # int() on garbage, invalid JSON, a flash read error, or a body too big for the heap
+    except MemoryError:
+        # Not the file's fault: counted as unreadable, an older copy would be used in its place
+        # and the good one dropped at the next save. The caller runs out of memory instead.
+        raise
+    except (ValueError, OSError) as e:
+        # int() on garbage, invalid JSON, a flash read error
         return None, None, None, "unreadable (%s)" % type(e).__name__
     finally:
         f.close()

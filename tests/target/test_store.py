@@ -162,6 +162,32 @@ def test_save_without_load_after_bad_json_keeps_good_bak():
     assert Store(ROOT).load("settings", DEFAULTS)["name"] == "v3"
 
 
+def test_no_memory_to_read_is_not_a_bad_file():
+    # A load that runs out of memory raises: it neither falls back to the older .bak (stale
+    # settings) nor marks the good copy bad (the next save would drop it instead of keeping it).
+    s = Store(ROOT)
+    s.save("settings", doc(1))
+    s.save("settings", doc(2))
+
+    class NoMemory:
+        @staticmethod
+        def load(f):
+            raise MemoryError("memory allocation failed")
+
+    real = store_mod.json
+    store_mod.json = NoMemory
+    try:
+        s.load("settings", DEFAULTS)
+        assert False, "the load should have run out of memory"
+    except MemoryError:
+        pass
+    finally:
+        store_mod.json = real
+    s.save("settings", doc(3))
+    assert read(s.path("settings", ".bak")) == doc_bytes(doc(2), 2)
+    assert Store(ROOT).load("settings", DEFAULTS)["name"] == "v3"
+
+
 def _old_and_new(s):
     s.save("settings", doc(1))
     s.save("settings", doc(2))  # .json = v2 (seq 2), .bak = v1 (seq 1)
