@@ -507,9 +507,10 @@ class Connector:
             self.store.remove(_SESSION_DOC)
             self._finishing_stops += 1
             try:
-                asyncio.create_task(self._finish_stop(s, reason))
+                asyncio.create_task(_rare("finish_stop", self, s, reason))
             except MemoryError:
-                # No memory for the task: the stop is journaled now, at the last reading.
+                # No memory for the task (or its code, connrare.py): the stop is journaled now,
+                # at the last reading.
                 gc.collect()
                 self._journal_stop(s, reason)
                 self.store.remove(_STOPPING_DOC)
@@ -531,17 +532,6 @@ class Connector:
         except MemoryError:
             gc.collect()
             return False
-
-    async def _finish_stop(self, s, reason):
-        try:
-            e = await self.meter.fresh()
-            if e is not None and e >= s["meter_start"]:
-                s["meter_stop"] = e
-        except Exception as ex:
-            log.exc(_TAG, "final meter reading", ex)
-        self._journal_stop(s, reason)
-        self.store.remove(_STOPPING_DOC)
-        self._finishing_stops -= 1
 
     def stops_pending(self):
         # Stopped sessions whose StopTransaction waits for the final meter reading.
@@ -580,30 +570,9 @@ class Connector:
             return
         if self._authorizing or self._authorize is None:
             return
-        asyncio.create_task(self._authorize_tag(id_tag))
-
-    async def _authorize_tag(self, id_tag):
-        self._authorizing = True
-        try:
-            status, parent = await self._authorize(id_tag)
-        finally:
-            self._authorizing = False
-        s = self.session
-        if s and not s.get("stopped"):
-            if status == "Accepted" and parent and parent == s.get("parent"):
-                self._stop("Local")
-            return
-        if status != "Accepted":
-            log.info(_TAG, "tag %s refused: %s", id_tag, status)
-            self.events.add("tag_refused", tag=id_tag, status=status)
-            self._feedback(False)
-            return
-        if not self._may_start(id_tag, parent):
-            log.info(_TAG, "tag %s refused: connector reserved", id_tag)
-            self._feedback(False)
-            return
-        self._feedback(True)
-        self._authorized(id_tag, parent, "tag")
+        # Decided in connrare.authorize_tag(): without the memory for it, the tap is lost, as
+        # without the memory for its task (the next one tries again).
+        asyncio.create_task(_rare("authorize_tag", self, id_tag))
 
     def _feedback(self, accepted):
         if self.feedback is not None:
