@@ -30,8 +30,9 @@ def _drop_reservations():
 
 def _rare(name, *args):
     # A seldom-run path (evse/connrare.py: the set-up at boot, the power-cut recovery,
-    # ChangeAvailability, the owner's controls, most device faults): loaded for the call, out of
-    # the heap after it. A MemoryError loading it reaches the caller, nothing changed.
+    # ChangeAvailability, the owner's controls, most device faults, the tasks of a tap's decision
+    # and a stop's final reading): loaded for the call, out of the heap after it (a task holds
+    # its code while it runs). A MemoryError loading it reaches the caller, nothing changed.
     from supervisor import rare
 
     return rare("evse.connrare", name, *args)
