@@ -5,7 +5,6 @@
 import asyncio
 import gc
 import os
-import sys
 import time
 
 import clock
@@ -19,24 +18,6 @@ _TAG = "ocpp"
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _ECONNREFUSED = const(111)
-# Used only while connecting: the credentials and the TLS context (with the ssl module and the
-# central roots: diag/roots.py, the certificate store, x509.py and rsa.py when ca_pem changed),
-# the URL and the handshake. Each attempt drops those it loaded once the link is up or the
-# attempt failed (one already in use elsewhere when it began stays); a package once none of it
-# is left.
-_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.roots",
-         "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
-
-
-def _drop_open(held):
-    for n in _OPEN:
-        if n not in held:
-            p = n + "."
-            for m in sys.modules:
-                if m.startswith(p):
-                    break
-            else:
-                features.drop(n)
 
 
 def _rare(name, *args):
@@ -220,23 +201,16 @@ class OcppClient:
             await asyncio.sleep_ms(delay)
 
     async def _connect(self, url):
-        # One attempt: -> the WebSocket, or the exception it failed with. Its own frame, gone
-        # once connected: the session's long-lived run() holds none of this.
-        held = [n for n in _OPEN if n in sys.modules]
-        try:
-            # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
-            from ocpp_client import security, wsopen
+        # One attempt (connect.py: the credentials, the TLS context and the handshake, loaded
+        # for it and dropped after): -> the WebSocket, or the exception it failed with. Its own
+        # frame, gone once connected: the session's long-lived run() holds none of this.
+        from supervisor import rare
 
-            auth, tls = security.connect_args(self.settings, url, self.board, self.tls_keep)
-            ws = await wsopen.connect(
-                url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
-                spool=self.spool, spool_if=self.rpc.spool_wanted,
-            )
-        except Exception as e:
-            ws = e
-        security = wsopen = auth = tls = None  # the socket keeps its TLS context
-        _drop_open(held)
-        return ws
+        try:
+            attempt = rare("ocpp_client.connect", "attempt", self, url)
+        except Exception as e:  # no memory to load it: a failed attempt, tried again later
+            return e
+        return await attempt
 
     async def _session(self, ws):
         # Three tasks share the link: the reader, the worker (boot, heartbeat, reports) and the
