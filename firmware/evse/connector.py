@@ -30,12 +30,19 @@ def _drop_reservations():
 
 def _rare(name, *args):
     # A seldom-run path (evse/connrare.py: the set-up at boot, the power-cut recovery,
-    # ChangeAvailability, the owner's controls, most device faults, the tasks of a tap's decision
-    # and a stop's final reading): loaded for the call, out of the heap after it (a task holds
-    # its code while it runs). A MemoryError loading it reaches the caller, nothing changed.
+    # ChangeAvailability, the owner's controls, most device faults): loaded for the call, out of
+    # the heap after it. A MemoryError loading it reaches the caller, nothing changed.
     from supervisor import rare
 
     return rare("evse.connrare", name, *args)
+
+
+def _task(name, *args):
+    # The coroutine of a task at a session's edge (evse/conntask.py: a tap's decision, a stop's
+    # final reading), its module out of the heap again once the task ends.
+    from supervisor import rare
+
+    return rare("evse.conntask", name, *args)
 
 
 class Connector:
@@ -508,9 +515,9 @@ class Connector:
             self.store.remove(_SESSION_DOC)
             self._finishing_stops += 1
             try:
-                asyncio.create_task(_rare("finish_stop", self, s, reason))
+                asyncio.create_task(_task("finish_stop", self, s, reason))
             except MemoryError:
-                # No memory for the task (or its code, connrare.py): the stop is journaled now,
+                # No memory for the task (or its code, conntask.py): the stop is journaled now,
                 # at the last reading.
                 gc.collect()
                 self._journal_stop(s, reason)
@@ -571,9 +578,9 @@ class Connector:
             return
         if self._authorizing or self._authorize is None:
             return
-        # Decided in connrare.authorize_tag(): without the memory for it, the tap is lost, as
+        # Decided in conntask.authorize_tag(): without the memory for it, the tap is lost, as
         # without the memory for its task (the next one tries again).
-        asyncio.create_task(_rare("authorize_tag", self, id_tag))
+        asyncio.create_task(_task("authorize_tag", self, id_tag))
 
     def _feedback(self, accepted):
         if self.feedback is not None:

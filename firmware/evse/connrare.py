@@ -1,16 +1,15 @@
 # The connector's (evse/connector.py) seldom-run paths, out of the heap between their calls:
-# the set-up at boot, the power-cut recovery, ChangeAvailability, the owner's controls (mqtt/),
-# the peripherals' fault reports other than the meter's, and two tasks at a session's edges (a
-# tap's decision, a stop's final meter reading). Each is a function of the connector `c`, loaded
-# by connector.py's _rare() for the call and dropped after it (with .mpy files, a module's
-# bytecode is in the heap while it is imported; a task holds its code while it runs).
+# the set-up at boot, the power-cut recovery, ChangeAvailability, the owner's controls (mqtt/)
+# and the peripherals' fault reports other than the meter's (the tasks at a session's edges:
+# conntask.py). Each is a function of the connector `c`, loaded by connector.py's _rare() for
+# the call and dropped after it (with .mpy files, a module's bytecode is in the heap while it is
+# imported).
 #
 # The safety core stays in connector.py: nothing here closes the relay or stands between an
 # input and the relay opening (every path ends in c._apply(); a stop here is c._stop(), which
 # opens it first), and the poll, a session's start and a stop's journaling on no memory never
 # load this module. A path that cannot load (MemoryError) raises to its caller before it changed
-# anything: the command is answered or logged as failed there; a stop whose final-reading task
-# cannot start is journaled at once (connector _stop()).
+# anything: the command is answered or logged as failed there.
 import log
 from evse import offer
 
@@ -128,45 +127,3 @@ def set_free_charging(c, on):
         c._try_start()
     c._apply()
     return st
-
-
-# -- a session's edges, run in their own task ------------------------------------------------
-async def authorize_tag(c, id_tag):
-    # A tap decided (connector.on_tag() made the task; the same card's stop is there): the
-    # parent's card stops the running session, an accepted one starts a session (or waits for
-    # the plug), a refused one is signalled.
-    c._authorizing = True
-    try:
-        status, parent = await c._authorize(id_tag)
-    finally:
-        c._authorizing = False
-    s = c.session
-    if s and not s.get("stopped"):
-        if status == "Accepted" and parent and parent == s.get("parent"):
-            c._stop("Local")
-        return
-    if status != "Accepted":
-        log.info(_TAG, "tag %s refused: %s", id_tag, status)
-        c.events.add("tag_refused", tag=id_tag, status=status)
-        c._feedback(False)
-        return
-    if not c._may_start(id_tag, parent):
-        log.info(_TAG, "tag %s refused: connector reserved", id_tag)
-        c._feedback(False)
-        return
-    c._feedback(True)
-    c._authorized(id_tag, parent, "tag")
-
-
-async def finish_stop(c, s, reason):
-    # A stopped session's final meter reading, then its StopTransaction's journal (connector
-    # _stop(): the relay is open and the stop on flash meanwhile).
-    try:
-        e = await c.meter.fresh()
-        if e is not None and e >= s["meter_start"]:
-            s["meter_stop"] = e
-    except Exception as ex:
-        log.exc(_TAG, "final meter reading", ex)
-    c._journal_stop(s, reason)
-    c.store.remove(_STOPPING_DOC)
-    c._finishing_stops -= 1
