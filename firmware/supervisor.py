@@ -205,6 +205,17 @@ def drop(*names):
                 pass
 
 
+def rare(mod, name, *args):
+    # -> mod.name(*args), the module (a seldom-run path: set-up at boot, recovery, a rare
+    # command) imported for the call and dropped after it: with .mpy files, its bytecode is in
+    # the heap only meanwhile. A coroutine function's coroutine runs after the drop (it holds its
+    # code). A MemoryError (or an ImportError) loading it reaches the caller, nothing run.
+    try:
+        return getattr(__import__(mod, None, None, (name,)), name)(*args)
+    finally:
+        drop(mod)
+
+
 async def supervise(name, fn, *args):
     # start() awaited: returns once `fn(*args)` returned; cancelled, it stops the task (a
     # wrapper frame while it runs: for the tests and short work; the agent's tasks use start()).

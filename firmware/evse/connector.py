@@ -19,7 +19,6 @@ _SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode ch
 _SESSION_DOC = const("session")
 _STOPPING_DOC = const("stopping")  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = const("availability")
-_RESERVATIONS_DOC = const("reservations")  # evse/reservation.py's document
 _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
 
 
@@ -27,6 +26,23 @@ def _drop_reservations():
     from supervisor import drop
 
     drop("evse.reservation")
+
+
+def _rare(name, *args):
+    # A seldom-run path (evse/connrare.py: the set-up at boot, the power-cut recovery,
+    # ChangeAvailability, the owner's controls, most device faults): loaded for the call, out of
+    # the heap after it. A MemoryError loading it reaches the caller, nothing changed.
+    from supervisor import rare
+
+    return rare("evse.connrare", name, *args)
+
+
+def _task(name, *args):
+    # The coroutine of a task at a session's edge (evse/conntask.py: a tap's decision, a stop's
+    # final reading), its module out of the heap again once the task ends.
+    from supervisor import rare
+
+    return rare("evse.conntask", name, *args)
 
 
 class Connector:
@@ -77,26 +93,18 @@ class Connector:
         # evse.reservation.Reservations while one is held (or found on flash), else None: the
         # module is out of the heap and nothing is reserved.
         self.reservations = None
-        if store.load(_RESERVATIONS_DOC, {"r": []})["r"]:
-            self.reserving()
-            self.release_reservations()  # none of them loaded (malformed): out again
-        av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
-        self.operative = av["operative"]
-        self._scheduled = av["scheduled"]
+        self.operative = True
+        self._scheduled = None
         self._status = {0: None, 1: None}
         self._authorizing = False
         self._checkpoint_ms = 0  # time.ticks_ms of the last checkpoint (or the start)
-        # Sessions the last power cut left unfinished: one stopped and waiting for its final
-        # meter reading (its reason is known), and/or one still open (PowerLoss).
+        # Sessions the last power cut left unfinished (stopped, waiting for the final reading;
+        # still open: PowerLoss), ended by the client at boot (take_interrupted()).
         self.interrupted = []
-        st = store.load(_STOPPING_DOC, {"open": False})
-        if st.get("open"):
-            self.interrupted.append(st)
-        op = store.load(_SESSION_DOC, {"open": False})
-        if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
-            self.interrupted.append(op)
         self._finishing_stops = 0
         self.power_cut_stops = ()  # take_interrupted()'s answer, kept for this boot
+        # From the flash: reservations, availability, the sessions a power cut left open.
+        _rare("init", self, store)
 
     # -- wiring ------------------------------------------------------------------------------
     def listen(self, obj):
@@ -296,29 +304,11 @@ class Connector:
 
     def device_fault(self, code, active):
         # A peripheral fault from the drivers (OCPP ChargePointErrorCode). A failed meter opens
-        # the relay (no energy may flow that cannot be measured); a failed reader is reported
-        # but charging by remote start goes on.
+        # the relay here first (no energy may flow that cannot be measured); a failed reader is
+        # reported but charging by remote start goes on (connrare.py: the rest of it).
         if code == "PowerMeterFailure":
             self._set_fault("meter", active)
-        elif code == "GridMeterFailure":
-            # The supply-side meter (load balancing): not a fault of this connector, charging
-            # goes on at the fallback offer. Reported as OtherError + vendorErrorCode, not as
-            # PowerMeterFailure, which a CSMS reads as "this charger's energy figures are bad".
-            if active != self.grid_failed:
-                self.grid_failed = active
-                (log.warn if active else log.info)(_TAG, "grid meter %s", "failing: offer at the "
-                                                   "fallback" if active else "answering again")
-                self._report()
-        elif code == "ReaderFailure":
-            if active != self.reader_failed:
-                self.reader_failed = active
-                (log.warn if active else log.info)(_TAG, "ReaderFailure%s",
-                                                   "" if active else " cleared")
-                self._report()
-        faults = set(self.device_faults)
-        (faults.add if active else faults.discard)(code)
-        self.device_faults = tuple(sorted(faults))
-        self.board.telemetry("device_faults", list(self.device_faults))
+        _rare("device_fault", self, code, active)
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self):
@@ -525,9 +515,10 @@ class Connector:
             self.store.remove(_SESSION_DOC)
             self._finishing_stops += 1
             try:
-                asyncio.create_task(self._finish_stop(s, reason))
+                asyncio.create_task(_task("finish_stop", self, s, reason))
             except MemoryError:
-                # No memory for the task: the stop is journaled now, at the last reading.
+                # No memory for the task (or its code, conntask.py): the stop is journaled now,
+                # at the last reading.
                 gc.collect()
                 self._journal_stop(s, reason)
                 self.store.remove(_STOPPING_DOC)
@@ -550,17 +541,6 @@ class Connector:
             gc.collect()
             return False
 
-    async def _finish_stop(self, s, reason):
-        try:
-            e = await self.meter.fresh()
-            if e is not None and e >= s["meter_start"]:
-                s["meter_stop"] = e
-        except Exception as ex:
-            log.exc(_TAG, "final meter reading", ex)
-        self._journal_stop(s, reason)
-        self.store.remove(_STOPPING_DOC)
-        self._finishing_stops -= 1
-
     def stops_pending(self):
         # Stopped sessions whose StopTransaction waits for the final meter reading.
         return self._finishing_stops
@@ -576,32 +556,13 @@ class Connector:
             pass
 
     def take_interrupted(self):
-        # Sessions a power cut left unfinished, each once: (session, reason). A stopped one
-        # keeps its reason; an open one ends with PowerLoss at its last known meter value.
-        out = []
-        for s in self.interrupted:
-            if "meter_stop" not in s:
-                e = self.energy_wh()
-                if e is not None and e >= s.get("last_wh", 0):
-                    s["meter_stop"] = e
-                else:
-                    s["meter_stop"] = s.get("last_wh", s["meter_start"])
-                s["stop_t"] = s.get("last_t", s["start"])
-                s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
-            out.append((s, s.get("stopped") or "PowerLoss"))
-        self.interrupted = []
-        self.power_cut_stops = out  # read-only, for listeners that start later (mqtt/)
-        for s, reason in out:  # listeners that started before (mqtt/) hear of them now
-            self._emit("on_power_cut_stop", s, reason)
-        return out
+        # Sessions a power cut left unfinished, each once: (session, reason) (connrare.py).
+        return _rare("take_interrupted", self)
 
     def forget_interrupted(self):
-        # Called once the stops of the interrupted sessions are journaled. An EV plugged in
-        # meanwhile (or still plugged in from before the cut) starts now: its plug was refused
-        # by can_start() while the old session's documents were still there.
-        self.store.remove(_STOPPING_DOC)
-        self.store.remove(_SESSION_DOC)
-        self._try_start()
+        # Once the stops of the interrupted sessions are journaled: their documents go, and an
+        # EV plugged in meanwhile starts now (connrare.py).
+        _rare("forget_interrupted", self)
 
     # -- commands ----------------------------------------------------------------------------
     def on_tag(self, id_tag):
@@ -617,30 +578,9 @@ class Connector:
             return
         if self._authorizing or self._authorize is None:
             return
-        asyncio.create_task(self._authorize_tag(id_tag))
-
-    async def _authorize_tag(self, id_tag):
-        self._authorizing = True
-        try:
-            status, parent = await self._authorize(id_tag)
-        finally:
-            self._authorizing = False
-        s = self.session
-        if s and not s.get("stopped"):
-            if status == "Accepted" and parent and parent == s.get("parent"):
-                self._stop("Local")
-            return
-        if status != "Accepted":
-            log.info(_TAG, "tag %s refused: %s", id_tag, status)
-            self.events.add("tag_refused", tag=id_tag, status=status)
-            self._feedback(False)
-            return
-        if not self._may_start(id_tag, parent):
-            log.info(_TAG, "tag %s refused: connector reserved", id_tag)
-            self._feedback(False)
-            return
-        self._feedback(True)
-        self._authorized(id_tag, parent, "tag")
+        # Decided in conntask.authorize_tag(): without the memory for it, the tap is lost, as
+        # without the memory for its task (the next one tries again).
+        asyncio.create_task(_task("authorize_tag", self, id_tag))
 
     def _feedback(self, accepted):
         if self.feedback is not None:
@@ -715,12 +655,8 @@ class Connector:
         return "Unlocked" if stopped or self.session is None else "UnlockFailed"
 
     def change_availability(self, operative):
-        if self.session is not None and not operative:
-            self._scheduled = operative
-            self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": operative})
-            return "Scheduled"
-        self._set_operative(operative)
-        return "Accepted"
+        # -> "Accepted", or "Scheduled" while a session runs and it goes inoperative.
+        return _rare("change_availability", self, operative)
 
     def _set_operative(self, operative):
         self._scheduled = None
@@ -732,30 +668,18 @@ class Connector:
         self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None})
         self._apply()
 
-    # -- owner controls (mqtt/, home automation) ---------------------------------------------
-    # They only lower the offer or switch free charging: the relay still follows _apply(), and
-    # the smart-charging limit and the supply's headroom still cap whatever the owner sets.
+    # -- owner controls (mqtt/, home automation; connrare.py) -------------------------------
+    # They only lower the offer or switch free charging: the relay still follows _apply().
     def set_owner_pause(self, paused):
-        self.owner_paused = bool(paused)
-        self.offer_a = self._compute_offer()
-        self._apply()
+        _rare("set_owner_pause", self, paused)
 
     def set_owner_limit(self, amps):
-        # amps: None (no limit of the owner's) or 6 .. the installer's maximum; checked here too.
-        if amps is not None and not offer.MIN_A <= amps <= self.hw_limit_a:
-            raise ValueError("limit out of range")
-        self.owner_limit_a = amps
-        self.offer_a = self._compute_offer()
-        self._apply()
+        # amps: None (no limit of the owner's) or 6 .. the installer's maximum (ValueError).
+        _rare("set_owner_limit", self, amps)
 
     def set_free_charging(self, on):
-        # The BorneFreeCharging vendor key (the same one the CSMS may change); an EV already
-        # plugged in starts at once when it goes on.
-        st = self.config.set("BorneFreeCharging", "true" if on else "false")
-        if st == "Accepted" and on:
-            self._try_start()
-        self._apply()
-        return st
+        # The BorneFreeCharging vendor key; an EV already plugged in starts at once. -> status
+        return _rare("set_free_charging", self, on)
 
     # -- status ------------------------------------------------------------------------------
     def _compute_status(self, cid):

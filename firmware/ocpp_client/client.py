@@ -5,7 +5,6 @@
 import asyncio
 import gc
 import os
-import sys
 import time
 
 import clock
@@ -13,31 +12,20 @@ import log
 from ocpp_client import ws as wsmod
 from ocpp_client import features
 from ocpp_client.errors import CallError, CallTimeout, Disconnected
-from ocpp_client.rpc import Rpc
+from ocpp_client.rpc import Rpc  # noqa: F401 (loaded at boot; clientrare.init uses it)
 
 _TAG = "ocpp"
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
-_REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
 _ECONNREFUSED = const(111)
-# Used only while connecting: the credentials and the TLS context (with the ssl module and the
-# central roots: diag/roots.py, the certificate store, x509.py and rsa.py when ca_pem changed),
-# the URL and the handshake. Each attempt drops those it loaded once the link is up or the
-# attempt failed (one already in use elsewhere when it began stays); a package once none of it
-# is left.
-_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.roots",
-         "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
 
 
-def _drop_open(held):
-    for n in _OPEN:
-        if n not in held:
-            p = n + "."
-            for m in sys.modules:
-                if m.startswith(p):
-                    break
-            else:
-                features.drop(n)
+def _rare(name, *args):
+    # A seldom-run path of the session (clientrare.py: the set-up, the BootNotification), loaded
+    # for the call and out of the heap after it (supervisor.rare).
+    from supervisor import rare
+
+    return rare("ocpp_client.clientrare", name, *args)
 
 
 def _rand_u16():
@@ -73,44 +61,9 @@ class OcppClient:
     # online(), after(), send(), kick(), feature().
     def __init__(self, *, settings, config, board, connector, events, store, limits=None,
                  tls=None):
-        self.settings = settings
-        self.config = config
-        self.board = board
-        self.connector = connector
-        self.events = events
-        self.store = store
-        self.limits = limits  # evse.limits.Limits: smart charging (the reservations: connector)
-        self.meter = None  # the energy meter (meter.latest, energy_wh()): use()
-        self.reader = None  # rfid.reader.Reader, for tag learning: use()
-        self.restart_tune = None  # fn(): the buzzer's restart tune: use()
-        self.connected = False
-        self.registration = None  # None until the first answer, then Accepted/Pending/Rejected
-        self.queue = None  # the transaction queue (transactions.py): delivered after the statuses
-        self.features = {}  # feature name -> its state object, where it keeps one
-        self.tasks = []  # coroutines of eager features, started by run()
-        self.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
-        # the TLS context, kept from one connection to the next (security.py); from app.py, the
-        # block reserved for it at boot; a claim hands over its own (hotspot/claim.py)
-        self.tls_keep = [] if tls is None else tls
-        # TriggerMessage: requestedMessage -> async fn(connector_id or None)
-        self.triggers = {"BootNotification": self._trigger_boot,
-                         "Heartbeat": self._heartbeat,
-                         "StatusNotification": self._trigger_status}
-        self._boot_due_ms = 0
-        self._status_dirty = {}  # connector id -> (status, error_code) not yet reported
-        self._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
-        self._follow = []
-        self._idle_ms = None  # ticks_ms since the worker waits for a kick (None: busy)
-        self._beat = False  # the watchdog found a heartbeat due (_beat_due)
-        self.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot
-        self.rpc = Rpc(features.Handlers(self))  # a feature's handlers made on use
-        self.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
-        self.rpc.after_reply = self._after_reply
-        connector.listen(self)
-        connector.set_authorizer(self._authorize)  # authorization.py, loaded for each tap
-        for cid in (0, 1):
-            self._status_dirty[cid] = connector.status_of(cid)
-        features.handlers(self, out=self.rpc.handlers)
+        # limits: evse.limits.Limits (smart charging); tls: the TLS context's block reserved at
+        # boot (app.py), kept across reconnects (tls_keep). The fields: clientrare.init().
+        _rare("init", self, settings, config, board, connector, events, store, limits, tls)
 
     def use(self, meter=None, reader=None, restart_tune=None):
         # The peripherals, built after the session (they need the status light, which needs it).
@@ -205,20 +158,9 @@ class OcppClient:
 
     async def run(self):
         # Supervised by app.py: after a failure it runs again (the features' tasks start once).
-        ts = self.tasks
-        if ts:
-            from supervisor import start
-
-            while ts:  # each taken out once started (a restart starts the rest)
-                t = ts[0]
-                # (name, async fn): supervised, restarted after a failure; a coroutine: once
-                if isinstance(t, tuple):
-                    start(*t)
-                else:
-                    asyncio.create_task(t)
-                ts.pop(0)
-            t = start = None
-        ts = self.tasks = None
+        if self.tasks:  # the eager features' tasks, each started once
+            _rare("start_tasks", self)
+        self.tasks = None
         attempt = 0
         while True:
             url = self.settings.get("csms_url")
@@ -258,23 +200,16 @@ class OcppClient:
             await asyncio.sleep_ms(delay)
 
     async def _connect(self, url):
-        # One attempt: -> the WebSocket, or the exception it failed with. Its own frame, gone
-        # once connected: the session's long-lived run() holds none of this.
-        held = [n for n in _OPEN if n in sys.modules]
-        try:
-            # The credentials and the handshake: loaded to connect, dropped after (_OPEN).
-            from ocpp_client import security, wsopen
+        # One attempt (connect.py: the credentials, the TLS context and the handshake, loaded
+        # for it and dropped after): -> the WebSocket, or the exception it failed with. Its own
+        # frame, gone once connected: the session's long-lived run() holds none of this.
+        from supervisor import rare
 
-            auth, tls = security.connect_args(self.settings, url, self.board, self.tls_keep)
-            ws = await wsopen.connect(
-                url, self.settings["cp_id"], auth=auth, ssl_ctx=tls, route=self._route(),
-                spool=self.spool, spool_if=self.rpc.spool_wanted,
-            )
-        except Exception as e:
-            ws = e
-        security = wsopen = auth = tls = None  # the socket keeps its TLS context
-        _drop_open(held)
-        return ws
+        try:
+            attempt = rare("ocpp_client.connect", "attempt", self, url)
+        except Exception as e:  # no memory to load it: a failed attempt, tried again later
+            return e
+        return await attempt
 
     async def _session(self, ws):
         # Three tasks share the link: the reader, the worker (boot, heartbeat, reports) and the
@@ -391,37 +326,8 @@ class OcppClient:
             self._kick.set()
 
     async def _boot(self):
-        wait_ms = self._boot_due_ms
-        if wait_ms:
-            await asyncio.sleep_ms(wait_ms)
-        s = self.settings
-        req = {"chargePointVendor": s["vendor"][:20], "chargePointModel": s["model"][:20]}
-        if s.get("serial"):
-            req["chargePointSerialNumber"] = s["serial"][:25]
-        req["firmwareVersion"] = fw_version()
-        try:
-            conf = await self.rpc.call("BootNotification", req)
-        except CallError as e:
-            log.warn(_TAG, "BootNotification answered %s", e.code)
-            self._boot_due_ms = _REJECTED_RETRY_S * 1000
-            return
-        status = conf.get("status")
-        interval = conf.get("interval")
-        self._apply_time(conf.get("currentTime"))
-        if status not in ("Accepted", "Pending", "Rejected") or not isinstance(interval, int):
-            log.warn(_TAG, "BootNotification answer not understood: %r", conf)
-            self._boot_due_ms = _REJECTED_RETRY_S * 1000
-            return
-        self.registration = status
-        self._publish()
-        log.info(_TAG, "boot %s, interval %d s", status, interval)
-        if status == "Accepted":
-            if interval > 0:
-                self.config.set_runtime("HeartbeatInterval", interval)
-            self.events.add("boot_accepted")
-            self._boot_due_ms = 0
-        else:
-            self._boot_due_ms = (interval if interval > 0 else _REJECTED_RETRY_S) * 1000
+        # BootNotification (clientrare.py), sent once per power cycle until Accepted.
+        await _rare("boot", self)
 
     def _apply_time(self, t):
         if isinstance(t, str):

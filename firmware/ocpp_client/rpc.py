@@ -19,7 +19,6 @@ _RESULT = const(3)
 _ERROR = const(4)
 _MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
-_FORMATION = "FormationViolation"
 _TAG = "rpc"
 # A CALL that ran out of memory is answered InternalError, except an action with an answer of
 # its own for that case: a SendLocalList too large for the memory available is Failed (the
@@ -32,6 +31,14 @@ _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 # module and stay: loaded later, or again at every CALL, they need a 3 KB block that a fragmented
 # heap may lack, and then no CALL could be answered at all (tests/test_low_memory.py).
 _READER = ("ocpp_client.spooled", "ocpp_client.jsonstream")
+
+
+def _rare(name, *args):
+    # A seldom-run path (rpcrare.py: a frame that breaks the rules, a message over the RAM limit,
+    # a CALL refused before its handler), loaded for the frame and out of the heap after it.
+    from supervisor import rare
+
+    return rare("ocpp_client.rpcrare", name, *args)
 
 
 def _is_int(v):
@@ -207,12 +214,13 @@ class Rpc:
                 try:
                     raw = await recv()
                 except WsTooBig as e:
-                    await self._too_big(e)
-                    continue
+                    raw = e  # read to its end and dropped: answered as the oversize it is
                 self._answered = None
                 try:
                     if isinstance(raw, Spooled):
                         await self._spooled(raw)
+                    elif isinstance(raw, WsTooBig):
+                        await _rare("too_big", self, raw)
                     else:
                         await self._dispatch(raw)
                 except (OSError, WsError):
@@ -241,7 +249,10 @@ class Rpc:
         import gc
 
         gc.collect()
-        kind, mid, action = sniff_call(raw.head if isinstance(raw, Spooled) else raw)
+        head = getattr(raw, "head", None)  # an oversize message: its head names it
+        kind, mid, action = sniff_call(raw if head is None else head)
+        if isinstance(raw, Spooled):
+            raw.remove()  # (read or not: its file goes)
         log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
         if kind == _CALL and mid and mid != self._answered and self.ws:
             ans = _NO_MEMORY.get(action) if isinstance(e, MemoryError) else None
@@ -270,27 +281,18 @@ class Rpc:
     async def _error(self, mid, code, description):
         await self._reply([_ERROR, mid or _NO_ID, code, description, {}])
 
-    async def _too_big(self, e):
-        # e: a WsTooBig, or a Spooled message that is not read from flash
-        kind, mid = sniff(e.head)
-        log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
-                 e.size, e.limit, kind, mid)
-        if kind == _CALL and mid:
-            await self._error(mid, _FORMATION,
-                              "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))
-
     async def _spooled(self, m):
         # A message over the RAM limit, spooled to flash (ws.Spooled). Only a CALL of an action
         # that may legitimately be this long (STREAMED) is read, from the file as a stream; any
         # other (ws.py spools only those when spool_wanted is its filter) gets the oversize
-        # answer. The file is removed once handled.
+        # answer (rpcrare.too_big). The file is removed once handled.
         try:
             kind, mid, action = sniff_call(m.head)
             from ocpp_client import spooled
 
             h = self.handlers.get(action) if kind == _CALL and mid else None
             if h is None or action not in spooled.STREAMED:
-                return await self._too_big(m)
+                return await _rare("too_big", self, m)
             log.info(_TAG, "%s %s: %d bytes, read from flash", action, mid, m.size)
             try:
                 f = m.open()
@@ -317,17 +319,6 @@ class Rpc:
             # The reader and the rules stay loaded for the next long CALL (a list is often sent
             # in several); the next CALL read in RAM drops the reader (_READER).
 
-    async def _garbage(self, raw, why):
-        # A frame that does not parse: answer the CALL it seems to be, if any.
-        kind, mid = sniff(raw)
-        if self.on_bad:
-            self.on_bad("InvalidMessages", why)
-        if kind in (_RESULT, _ERROR):
-            log.warn(_TAG, "answer %s is %s: ignored", mid, why)
-            return
-        log.warn(_TAG, "frame (%d bytes, id %s) is %s: FormationViolation", len(raw), mid, why)
-        await self._error(mid, _FORMATION, "frame is " + why)
-
     async def _dispatch(self, raw):
         try:
             msg = json.loads(raw)
@@ -343,37 +334,26 @@ class Rpc:
                 await self._no_memory(mid, action)
             return
         except ValueError:  # UnicodeError is a ValueError too
-            return await self._garbage(raw, "not valid JSON")
+            return await _rare("garbage", self, raw, "not valid JSON")
         if _suspect(raw):
             from ocpp_client import mend  # loaded the first time it is needed
 
             if not mend.utf8_ok(raw):
-                return await self._garbage(raw, "not valid UTF-8")
+                return await _rare("garbage", self, raw, "not valid UTF-8")
             msg = mend.unsurrogate(msg)
-        if not isinstance(msg, list) or not msg:
-            return await self._garbage(raw, "not an OCPP-J message array")
-        kind = msg[0]
-        if not _is_int(kind) or kind not in (_CALL, _RESULT, _ERROR):
-            # OCPP-J 1.6 section 4.1.3: a message type not in the list is ignored.
-            log.warn(_TAG, "unknown message type %r: ignored", kind)
-            return
-        mid = msg[1] if len(msg) > 1 else None
-        if not isinstance(mid, str) or not 0 < len(mid) <= _MAX_ID:
-            if kind == _CALL:
-                log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
-                return await self._error(None, _FORMATION, "bad message id")
-            log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
-            return
+        # Not an array, an unknown message type, a bad message id: rpcrare.bad_frame().
+        kind = msg[0] if isinstance(msg, list) and msg else None
+        mid = msg[1] if kind is not None and len(msg) > 1 else None
+        if (not _is_int(kind) or kind not in (_CALL, _RESULT, _ERROR)
+                or not isinstance(mid, str) or not 0 < len(mid) <= _MAX_ID):
+            return await _rare("bad_frame", self, raw, msg)
         if kind == _CALL:
             return await self._incoming(msg)
-        if mid != self._pending_id:
-            log.warn(_TAG, "answer with unknown id %s: ignored", mid)
-            return
-        if (kind == _RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
+        if mid != self._pending_id or (
+            kind == _RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
             kind == _ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
         ):
-            log.warn(_TAG, "malformed answer to %s: ignored", mid)
-            return
+            return _rare("bad_answer", self, msg)  # ignored, logged
         self._answer = msg
         self._pending_id = None
         if kind == _RESULT and self._on_result is not None:
@@ -385,12 +365,8 @@ class Rpc:
 
     async def _incoming(self, msg):
         mid = msg[1]
-        if len(msg) < 4:
-            log.warn(_TAG, "CALL %s is incomplete: ProtocolError", mid)
-            return await self._error(mid, "ProtocolError", "CALL must be [2,id,action,{payload}]")
-        if len(msg) > 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
-            log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
-            return await self._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
+        if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
+            return await _rare("bad_call", self, msg)  # ProtocolError, FormationViolation
         action, payload = msg[2], msg[3]
         h = self.handlers.get(action)
         known = validate.known(action)
@@ -398,17 +374,8 @@ class Rpc:
         from supervisor import drop
 
         drop(*_READER)
-        if h is None and not known and action not in self.known_actions:
-            log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)
-            return await self._error(mid, "NotImplemented", "unknown action")
-        if bad is not None:
-            log.warn(_TAG, "%s %s: %s (%s)", action, mid, bad[0], bad[1])
-            if self.on_bad:
-                self.on_bad("InvalidMessages", action)
-            return await self._error(mid, bad[0], bad[1])
-        if h is None:
-            log.info(_TAG, "%s %s: NotSupported", action, mid)
-            return await self._error(mid, "NotSupported", "%s is not supported" % action)
+        if h is None or bad is not None:  # NotImplemented, the rule broken, NotSupported
+            return await _rare("refuse", self, mid, action, h, known, bad)
         await self._handle(mid, action, h, payload)
 
     async def _handle(self, mid, action, h, payload):

@@ -38,6 +38,17 @@ _RAM = const(0)  # recv_msg: assembling the message in the receive buffer
 _SPOOL = const(1)  # writing it to the spool file
 _ROOMLESS = const(3)  # no memory to grow the receive buffer: handled as over the RAM limit
 _DROP = const(2)  # reading it to its end to drop it
+# Protocol violations of the server, said by wsrare.fail() (its _WHY, in this order), which
+# closes the connection and raises WsError.
+_RSV = const(0)
+_MASKED = const(1)
+_LENGTH = const(2)
+_CTL = const(3)
+_CTL_OP = const(5)
+_CONT = const(6)
+_NESTED = const(7)
+_OPCODE = const(8)
+_HUGE = const(9)  # (1009: too big; the others 1002)
 
 
 class WsError(Exception):
@@ -215,15 +226,9 @@ class WebSocket:
                     ok = False
         return ok
 
-    async def _fail(self, code, why):
-        # A protocol violation: close with `code` (best effort) and raise.
-        if not self.closed:
-            self.closed = True
-            try:
-                await asyncio.wait_for_ms(self._send_frame(OP_CLOSE, struct.pack("!H", code)), 500)
-            except Exception:
-                pass
-        raise WsError(why)
+    async def _fail(self, why, arg=None):
+        # A protocol violation (_RSV ..): said, the connection closed, WsError (wsrare.py).
+        await _rare("fail", self, why, arg)
 
     async def _head(self):
         # -> (fin, opcode, payload length) of the next frame.
@@ -233,9 +238,9 @@ class WebSocket:
         b0 = h[0]
         b1 = h[1]
         if b0 & 0x70:
-            await self._fail(1002, "reserved bits set")
+            await self._fail(_RSV)
         if b1 & 0x80:
-            await self._fail(1002, "server frames must not be masked")
+            await self._fail(_MASKED)
         n = b1 & 0x7F
         if n == 126:
             await self._fill(self._hv[:2])
@@ -243,32 +248,21 @@ class WebSocket:
         elif n == 127:
             await self._fill(self._hv[:8])
             if h[0] & 0x80:
-                await self._fail(1002, "bad frame length")
+                await self._fail(_LENGTH)
             n = struct.unpack("!Q", h)[0]
         return b0 & 0x80, b0 & 0x0F, n
 
     async def _control(self, op, n, fin):
         if n > 125 or not fin:
-            await self._fail(1002, "control frame fragmented or over 125 bytes")
+            await self._fail(_CTL)
         data = self._ctlv[:n]
         await self._fill(data)
         if op == OP_PING:
             await self._send_frame(OP_PONG, data)
         elif op == OP_CLOSE:
-            if n == 1:
-                await self._fail(1002, "close frame with a 1-byte body")
-            code = self._ctl[0] << 8 | self._ctl[1] if n >= 2 else 1005
-            if not self.closed:
-                self.closed = True
-                try:
-                    reply = struct.pack("!H", code) if n >= 2 else b""
-                    await asyncio.wait_for_ms(self._send_frame(OP_CLOSE, reply), 500)
-                except Exception:
-                    pass
-            reason = bytes(data[2:]).decode("utf-8", "replace") if n > 2 else ""
-            raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
+            await _rare("closed", self, n)  # echoed, WsClosed raised (wsrare.py)
         elif op != OP_PONG:
-            await self._fail(1002, "unknown control opcode %d" % op)
+            await self._fail(_CTL_OP, op)
 
     def _grow(self, keep, need):
         # A message longer than the receive buffer (still within max_size): a bigger buffer,
@@ -296,15 +290,15 @@ class WebSocket:
                     continue
                 if op == OP_CONT:
                     if first < 0:
-                        await self._fail(1002, "continuation frame without a message")
+                        await self._fail(_CONT)
                 elif op == OP_TEXT or op == OP_BIN:
                     if first >= 0:
-                        await self._fail(1002, "new message inside a fragmented one")
+                        await self._fail(_NESTED)
                     first = op
                 else:
-                    await self._fail(1002, "unknown opcode %d" % op)
+                    await self._fail(_OPCODE, op)
                 if size + n > _DISCARD_MAX:
-                    await self._fail(1009, "message over %d bytes" % _DISCARD_MAX)
+                    await self._fail(_HUGE, _DISCARD_MAX)
                 if mode == _RAM and len(self._rx) < size + n <= self.max_size:
                     try:
                         self._grow(size, size + n)
@@ -468,6 +462,14 @@ class WebSocket:
         if self._rx is not None:
             _spare_rx, _spare_tx = self._rx, self._tx
             self._rx = self._tx = None
+
+
+def _rare(name, *args):
+    # A seldom-run path (wsrare.py: a protocol violation, the server's close), loaded for it and
+    # out of the heap after (supervisor.rare).
+    from supervisor import rare
+
+    return rare("ocpp_client.wsrare", name, *args)
 
 
 def _log_no_room(size):

@@ -71,24 +71,13 @@ class Journal:
         self.path = path
         self.max = max_records
         self.ring = ring
-        self._recover_tmp()
-        self._scan()
+        # A compaction cut short completed or dropped, then the counters read from the file
+        # (store/jopen.py: loaded for the opening, out of the heap after it).
+        from supervisor import rare
+
+        rare("store.jopen", "prepare", self)
 
     # -- opening -----------------------------------------------------------------------------
-
-    def _recover_tmp(self):
-        tmp = self.path + ".tmp"
-        try:
-            os.stat(tmp)
-        except OSError:
-            return
-        try:
-            os.stat(self.path)
-        except OSError:
-            os.rename(tmp, self.path)  # cut between remove and rename: the .tmp is complete
-            return
-        os.remove(tmp)  # compaction cut before its rename: the main file is intact
-        log.info(_TAG, "%s: dropped a partial compaction", self.path)
 
     def _lines(self):
         # -> (seq, payload or None for a bad line, raw line) one line at a time; never the
@@ -135,37 +124,6 @@ class Journal:
         if _crc(seq, payload) != crc:
             return None
         return seq, payload
-
-    def _scan(self):
-        # At open: one pass for the counters, then one to count what is still pending (the
-        # final ack watermark is only known at the end of the first).
-        nlines = nrec = top = acked = 0
-        nbad = 0
-        why = None
-        torn = False
-        for p, ln in self._lines():
-            nlines += 1
-            torn = ln[-1:] != b"\n"
-            if p is None:
-                nbad += 1
-                why = "torn last line" if torn else "corrupt line %d" % nlines
-                continue
-            seq, payload = p
-            if seq > top:
-                top = seq
-            if payload == _ACK:
-                if seq > acked:
-                    acked = seq
-            else:
-                nrec += 1
-        if nbad:
-            log.warn(_TAG, "%s: %d bad line(s) skipped (last: %s)", self.path, nbad, why)
-        self._nlines = nlines
-        self._nrec = nrec
-        self._seq = top
-        self._acked = acked
-        self._torn = torn
-        self._count_pending()
 
     def _count_pending(self):
         if self.ring and not self._acked:
@@ -316,7 +274,7 @@ class Journal:
         try:
             os.rename(tmp, self.path)
         except OSError:
-            # FAT cannot rename over a file; _recover_tmp() completes this if we are cut here.
+            # FAT cannot rename over a file; the next open (jopen.py) completes this if cut here.
             os.remove(self.path)
             os.rename(tmp, self.path)
         self._nlines = n

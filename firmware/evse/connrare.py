@@ -1,0 +1,129 @@
+# The connector's (evse/connector.py) seldom-run paths, out of the heap between their calls:
+# the set-up at boot, the power-cut recovery, ChangeAvailability, the owner's controls (mqtt/)
+# and the peripherals' fault reports other than the meter's (the tasks at a session's edges:
+# conntask.py). Each is a function of the connector `c`, loaded by connector.py's _rare() for
+# the call and dropped after it (with .mpy files, a module's bytecode is in the heap while it is
+# imported).
+#
+# The safety core stays in connector.py: nothing here closes the relay or stands between an
+# input and the relay opening (every path ends in c._apply(); a stop here is c._stop(), which
+# opens it first), and the poll, a session's start and a stop's journaling on no memory never
+# load this module. A path that cannot load (MemoryError) raises to its caller before it changed
+# anything: the command is answered or logged as failed there.
+import log
+from evse import offer
+
+_TAG = "evse"
+_SESSION_DOC = const("session")
+_STOPPING_DOC = const("stopping")
+_AVAIL_DOC = const("availability")
+_RESERVATIONS_DOC = const("reservations")
+
+
+def init(c, store):
+    # The constructor's reading of the flash (connector.py sets its fields first).
+    if store.load(_RESERVATIONS_DOC, {"r": []})["r"]:
+        c.reserving()
+        c.release_reservations()  # none of them loaded (malformed): out again
+    av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
+    c.operative = av["operative"]
+    c._scheduled = av["scheduled"]
+    # Sessions the last power cut left unfinished: one stopped and waiting for its final
+    # meter reading (its reason is known), and/or one still open (PowerLoss).
+    st = store.load(_STOPPING_DOC, {"open": False})
+    if st.get("open"):
+        c.interrupted.append(st)
+    op = store.load(_SESSION_DOC, {"open": False})
+    if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
+        c.interrupted.append(op)
+
+
+def device_fault(c, code, active):
+    # connector.device_fault() past the meter's own fault (which opens the relay there, before
+    # this module is loaded).
+    if code == "GridMeterFailure":
+        # The supply-side meter (load balancing): not a fault of this connector, charging
+        # goes on at the fallback offer. Reported as OtherError + vendorErrorCode, not as
+        # PowerMeterFailure, which a CSMS reads as "this charger's energy figures are bad".
+        if active != c.grid_failed:
+            c.grid_failed = active
+            (log.warn if active else log.info)(_TAG, "grid meter %s", "failing: offer at the "
+                                               "fallback" if active else "answering again")
+            c._report()
+    elif code == "ReaderFailure":
+        if active != c.reader_failed:
+            c.reader_failed = active
+            (log.warn if active else log.info)(_TAG, "ReaderFailure%s",
+                                               "" if active else " cleared")
+            c._report()
+    faults = set(c.device_faults)
+    (faults.add if active else faults.discard)(code)
+    c.device_faults = tuple(sorted(faults))
+    c.board.telemetry("device_faults", list(c.device_faults))
+
+
+def take_interrupted(c):
+    # Sessions a power cut left unfinished, each once: (session, reason). A stopped one
+    # keeps its reason; an open one ends with PowerLoss at its last known meter value.
+    out = []
+    for s in c.interrupted:
+        if "meter_stop" not in s:
+            e = c.energy_wh()
+            if e is not None and e >= s.get("last_wh", 0):
+                s["meter_stop"] = e
+            else:
+                s["meter_stop"] = s.get("last_wh", s["meter_start"])
+            s["stop_t"] = s.get("last_t", s["start"])
+            s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
+        out.append((s, s.get("stopped") or "PowerLoss"))
+    c.interrupted = []
+    c.power_cut_stops = out  # read-only, for listeners that start later (mqtt/)
+    for s, reason in out:  # listeners that started before (mqtt/) hear of them now
+        c._emit("on_power_cut_stop", s, reason)
+    return out
+
+
+def forget_interrupted(c):
+    # Called once the stops of the interrupted sessions are journaled. An EV plugged in
+    # meanwhile (or still plugged in from before the cut) starts now: its plug was refused
+    # by can_start() while the old session's documents were still there.
+    c.store.remove(_STOPPING_DOC)
+    c.store.remove(_SESSION_DOC)
+    c._try_start()
+
+
+def change_availability(c, operative):
+    if c.session is not None and not operative:
+        c._scheduled = operative
+        c.store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": operative})
+        return "Scheduled"
+    c._set_operative(operative)
+    return "Accepted"
+
+
+# -- owner controls (mqtt/, home automation) -------------------------------------------------
+# They only lower the offer or switch free charging: the relay still follows _apply(), and
+# the smart-charging limit and the supply's headroom still cap whatever the owner sets.
+def set_owner_pause(c, paused):
+    c.owner_paused = bool(paused)
+    c.offer_a = c._compute_offer()
+    c._apply()
+
+
+def set_owner_limit(c, amps):
+    # amps: None (no limit of the owner's) or 6 .. the installer's maximum; checked here too.
+    if amps is not None and not offer.MIN_A <= amps <= c.hw_limit_a:
+        raise ValueError("limit out of range")
+    c.owner_limit_a = amps
+    c.offer_a = c._compute_offer()
+    c._apply()
+
+
+def set_free_charging(c, on):
+    # The BorneFreeCharging vendor key (the same one the CSMS may change); an EV already
+    # plugged in starts at once when it goes on.
+    st = c.config.set("BorneFreeCharging", "true" if on else "false")
+    if st == "Accepted" and on:
+        c._try_start()
+    c._apply()
+    return st

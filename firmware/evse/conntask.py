@@ -1,0 +1,52 @@
+# The connector's (evse/connector.py) two tasks at a session's edges, out of the heap between
+# them: a tap's decision (Authorize may take a round trip) and a stopped session's final meter
+# reading. Each coroutine is made by connector.py's _rare(), the module dropped at once: the
+# running task holds its code (and this small module's globals) until it ends. Without the
+# memory to load it, the tap is lost as without memory for its task (the next one tries again),
+# and the stop is journaled at once, at the last reading (connector _stop()). A stop decided
+# here is connector._stop(): the relay opens first, there.
+import log
+
+_TAG = "evse"
+_STOPPING_DOC = const("stopping")
+
+
+async def authorize_tag(c, id_tag):
+    # A tap decided (connector.on_tag() made the task; the same card's stop is there): the
+    # parent's card stops the running session, an accepted one starts a session (or waits for
+    # the plug), a refused one is signalled.
+    c._authorizing = True
+    try:
+        status, parent = await c._authorize(id_tag)
+    finally:
+        c._authorizing = False
+    s = c.session
+    if s and not s.get("stopped"):
+        if status == "Accepted" and parent and parent == s.get("parent"):
+            c._stop("Local")
+        return
+    if status != "Accepted":
+        log.info(_TAG, "tag %s refused: %s", id_tag, status)
+        c.events.add("tag_refused", tag=id_tag, status=status)
+        c._feedback(False)
+        return
+    if not c._may_start(id_tag, parent):
+        log.info(_TAG, "tag %s refused: connector reserved", id_tag)
+        c._feedback(False)
+        return
+    c._feedback(True)
+    c._authorized(id_tag, parent, "tag")
+
+
+async def finish_stop(c, s, reason):
+    # A stopped session's final meter reading, then its StopTransaction's journal (connector
+    # _stop(): the relay is open and the stop on flash meanwhile).
+    try:
+        e = await c.meter.fresh()
+        if e is not None and e >= s["meter_start"]:
+            s["meter_stop"] = e
+    except Exception as ex:
+        log.exc(_TAG, "final meter reading", ex)
+    c._journal_stop(s, reason)
+    c.store.remove(_STOPPING_DOC)
+    c._finishing_stops -= 1

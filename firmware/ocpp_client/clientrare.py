@@ -1,0 +1,107 @@
+# The session's (client.py) seldom-run paths, out of the heap between their calls: its set-up at
+# boot, the start of the features' tasks and the BootNotification (once per power cycle, or a
+# retry while the CSMS has not accepted it). Each is a function of the session `cl`, loaded by
+# supervisor.rare() for the call and dropped after it (with .mpy files, a module's bytecode is in
+# the heap while it is imported). A MemoryError loading it reaches the caller: the boot fails as
+# it would have, the session's worker pauses and boots again (client.py _work).
+import asyncio
+
+import log
+from ocpp_client import features
+from ocpp_client.errors import CallError
+from ocpp_client.rpc import Rpc
+
+_TAG = "ocpp"
+_REJECTED_RETRY_S = const(60)  # if the CSMS gives no usable interval with Rejected/Pending
+
+
+def init(cl, settings, config, board, connector, events, store, limits, tls):
+    cl.settings = settings
+    cl.config = config
+    cl.board = board
+    cl.connector = connector
+    cl.events = events
+    cl.store = store
+    cl.limits = limits  # evse.limits.Limits: smart charging (the reservations: connector)
+    cl.meter = None  # the energy meter (meter.latest, energy_wh()): use()
+    cl.reader = None  # rfid.reader.Reader, for tag learning: use()
+    cl.restart_tune = None  # fn(): the buzzer's restart tune: use()
+    cl.connected = False
+    cl.registration = None  # None until the first answer, then Accepted/Pending/Rejected
+    cl.queue = None  # the transaction queue (transactions.py): delivered after the statuses
+    cl.features = {}  # feature name -> its state object, where it keeps one
+    cl.tasks = []  # coroutines of eager features, started by run()
+    cl.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
+    # the TLS context, kept from one connection to the next (security.py); from app.py, the
+    # block reserved for it at boot; a claim hands over its own (hotspot/claim.py)
+    cl.tls_keep = [] if tls is None else tls
+    # TriggerMessage: requestedMessage -> async fn(connector_id or None)
+    cl.triggers = {"BootNotification": cl._trigger_boot,
+                   "Heartbeat": cl._heartbeat,
+                   "StatusNotification": cl._trigger_status}
+    cl._boot_due_ms = 0
+    cl._status_dirty = {}  # connector id -> (status, error_code) not yet reported
+    cl._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
+    cl._follow = []
+    cl._idle_ms = None  # ticks_ms since the worker waits for a kick (None: busy)
+    cl._beat = False  # the watchdog found a heartbeat due (_beat_due)
+    cl.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot
+    cl.rpc = Rpc(features.Handlers(cl))  # a feature's handlers made on use
+    cl.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
+    cl.rpc.after_reply = cl._after_reply
+    connector.listen(cl)
+    connector.set_authorizer(cl._authorize)  # authorization.py, loaded for each tap
+    for cid in (0, 1):
+        cl._status_dirty[cid] = connector.status_of(cid)
+    features.handlers(cl, out=cl.rpc.handlers)
+
+
+def start_tasks(cl):
+    # The eager features' tasks, each taken out of cl.tasks once started (a restart of run()
+    # starts the rest): (name, async fn) supervised, restarted after a failure; a coroutine once.
+    from supervisor import start
+
+    ts = cl.tasks
+    while ts:
+        t = ts[0]
+        if isinstance(t, tuple):
+            start(*t)
+        else:
+            asyncio.create_task(t)
+        ts.pop(0)
+
+
+async def boot(cl):
+    wait_ms = cl._boot_due_ms
+    if wait_ms:
+        await asyncio.sleep_ms(wait_ms)
+    from ocpp_client.client import fw_version
+
+    s = cl.settings
+    req = {"chargePointVendor": s["vendor"][:20], "chargePointModel": s["model"][:20]}
+    if s.get("serial"):
+        req["chargePointSerialNumber"] = s["serial"][:25]
+    req["firmwareVersion"] = fw_version()
+    try:
+        conf = await cl.rpc.call("BootNotification", req)
+    except CallError as e:
+        log.warn(_TAG, "BootNotification answered %s", e.code)
+        cl._boot_due_ms = _REJECTED_RETRY_S * 1000
+        return
+    status = conf.get("status")
+    interval = conf.get("interval")
+    cl._apply_time(conf.get("currentTime"))
+    if status not in ("Accepted", "Pending", "Rejected") or not isinstance(interval, int):
+        log.warn(_TAG, "BootNotification answer not understood: %r", conf)
+        cl._boot_due_ms = _REJECTED_RETRY_S * 1000
+        return
+    cl.registration = status
+    cl._publish()
+    log.info(_TAG, "boot %s, interval %d s", status, interval)
+    if status == "Accepted":
+        if interval > 0:
+            cl.config.set_runtime("HeartbeatInterval", interval)
+        cl.events.add("boot_accepted")
+        cl._boot_due_ms = 0
+    else:
+        cl._boot_due_ms = (interval if interval > 0 else _REJECTED_RETRY_S) * 1000

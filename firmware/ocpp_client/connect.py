@@ -1,0 +1,41 @@
+# One connection attempt of the session (client.py _connect()), loaded for it and dropped
+# before it runs (supervisor.rare(): its coroutine holds its code): the credentials and the TLS
+# context (with the ssl module and the central roots: diag/roots.py, the certificate store,
+# x509.py and rsa.py when ca_pem changed), the URL and the handshake. The attempt drops those it
+# loaded once the link is up or the attempt failed (one already in use elsewhere when it began
+# stays); a package once none of it is left.
+import sys
+
+from supervisor import drop
+
+_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.roots",
+         "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
+
+
+def _drop_open(held):
+    for n in _OPEN:
+        if n not in held:
+            p = n + "."
+            for m in sys.modules:
+                if m.startswith(p):
+                    break
+            else:
+                drop(n)
+
+
+async def attempt(cl, url):
+    # -> the WebSocket, or the exception the attempt failed with.
+    held = [n for n in _OPEN if n in sys.modules]
+    try:
+        from ocpp_client import security, wsopen
+
+        auth, tls = security.connect_args(cl.settings, url, cl.board, cl.tls_keep)
+        ws = await wsopen.connect(
+            url, cl.settings["cp_id"], auth=auth, ssl_ctx=tls, route=cl._route(),
+            spool=cl.spool, spool_if=cl.rpc.spool_wanted,
+        )
+    except Exception as e:
+        ws = e
+    security = wsopen = auth = tls = None  # the socket keeps its TLS context
+    _drop_open(held)
+    return ws

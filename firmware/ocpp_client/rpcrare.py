@@ -1,0 +1,90 @@
+# The RPC layer's (rpc.py) seldom-run paths, out of the heap between their uses: the frames that
+# break the OCPP-J rules (each answered or logged as the spec says), a message over the RAM limit
+# that is not read (dropped with its answer) and a CALL refused before its handler
+# (NotImplemented, a 1.6 rule broken, NotSupported). Each is a function of the Rpc `r`, loaded by
+# supervisor.rare() for the frame and dropped after it. A MemoryError loading it reaches
+# Rpc.serve(), which answers the CALL InternalError (SendLocalList: Failed) as for any frame the
+# memory ran out on (rpc.py _last_resort); what runs without memory (no room to parse, to
+# answer) stays in rpc.py.
+import log
+from ocpp_client.rpc import sniff
+
+_CALL = const(2)
+_RESULT = const(3)
+_ERROR = const(4)
+_FORMATION = "FormationViolation"
+_TAG = "rpc"
+
+
+async def garbage(r, raw, why):
+    # A frame that does not parse: answer the CALL it seems to be, if any.
+    kind, mid = sniff(raw)
+    if r.on_bad:
+        r.on_bad("InvalidMessages", why)
+    if kind in (_RESULT, _ERROR):
+        log.warn(_TAG, "answer %s is %s: ignored", mid, why)
+        return
+    log.warn(_TAG, "frame (%d bytes, id %s) is %s: FormationViolation", len(raw), mid, why)
+    await r._error(mid, _FORMATION, "frame is " + why)
+
+
+async def bad_frame(r, raw, msg):
+    # Parsed, but not an OCPP-J message with a usable type and id (rpc.py _dispatch).
+    if not isinstance(msg, list) or not msg:
+        return await garbage(r, raw, "not an OCPP-J message array")
+    kind = msg[0]
+    if isinstance(kind, bool) or not isinstance(kind, int) or kind not in (_CALL, _RESULT,
+                                                                         _ERROR):
+        # OCPP-J 1.6 section 4.1.3: a message type not in the list is ignored.
+        log.warn(_TAG, "unknown message type %r: ignored", kind)
+        return
+    mid = msg[1] if len(msg) > 1 else None
+    if kind == _CALL:
+        log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
+        return await r._error(None, _FORMATION, "bad message id")
+    log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
+
+
+def bad_answer(r, msg):
+    # An answer that is not to our pending CALL, or is malformed: ignored.
+    mid = msg[1]
+    if mid != r._pending_id:
+        log.warn(_TAG, "answer with unknown id %s: ignored", mid)
+    else:
+        log.warn(_TAG, "malformed answer to %s: ignored", mid)
+
+
+async def bad_call(r, msg):
+    # A CALL that is not [2, id, action, {payload}].
+    mid = msg[1]
+    if len(msg) < 4:
+        log.warn(_TAG, "CALL %s is incomplete: ProtocolError", mid)
+        return await r._error(mid, "ProtocolError", "CALL must be [2,id,action,{payload}]")
+    log.warn(_TAG, "CALL %s is not [2,id,action,{}]: FormationViolation", mid)
+    return await r._error(mid, _FORMATION, "CALL must be [2,id,action,{payload}]")
+
+
+async def refuse(r, mid, action, h, known, bad):
+    # A well-formed CALL that gets no handler: an unknown action, a 1.6 rule broken, or an
+    # action this charger does not support (rpc.py _incoming decided there is one of them).
+    if h is None and not known and action not in r.known_actions:
+        log.warn(_TAG, "%s %s: NotImplemented", action[:40], mid)
+        return await r._error(mid, "NotImplemented", "unknown action")
+    if bad is not None:
+        log.warn(_TAG, "%s %s: %s (%s)", action, mid, bad[0], bad[1])
+        if r.on_bad:
+            r.on_bad("InvalidMessages", action)
+        return await r._error(mid, bad[0], bad[1])
+    log.info(_TAG, "%s %s: NotSupported", action, mid)
+    return await r._error(mid, "NotSupported", "%s is not supported" % action)
+
+
+async def too_big(r, e):
+    # e: a WsTooBig (read to its end and dropped), or a Spooled message that is not read from
+    # flash (rpc.py _spooled)
+    kind, mid = sniff(e.head)
+    log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
+             e.size, e.limit, kind, mid)
+    if kind == _CALL and mid:
+        await r._error(mid, _FORMATION,
+                       "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))

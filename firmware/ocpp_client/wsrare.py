@@ -1,0 +1,46 @@
+# The WebSocket's (ws.py) seldom-run paths, out of the heap between their uses: a protocol
+# violation by the server (said, closed with its status code, raised as WsError) and the
+# server's close frame (answered, raised as WsClosed). Both end the connection; each is loaded
+# by supervisor.rare() for it and dropped after. A MemoryError loading it ends the connection
+# all the same (raised from recv_msg(), as any failure of the link: the session reconnects).
+import asyncio
+import struct
+
+from ocpp_client.ws import OP_CLOSE, WsClosed, WsError
+
+# ws.py's violation numbers (_RSV .. _HUGE) -> what is wrong; the last is a 1009 (too big),
+# the others 1002 (protocol error).
+_WHY = ("reserved bits set", "server frames must not be masked", "bad frame length",
+        "control frame fragmented or over 125 bytes", "close frame with a 1-byte body",
+        "unknown control opcode %d", "continuation frame without a message",
+        "new message inside a fragmented one", "unknown opcode %d", "message over %d bytes")
+
+
+async def _close(ws, payload):
+    # Our close frame, best effort, once.
+    if not ws.closed:
+        ws.closed = True
+        try:
+            await asyncio.wait_for_ms(ws._send_frame(OP_CLOSE, payload), 500)
+        except Exception:
+            pass
+
+
+async def fail(ws, why, arg=None):
+    # A protocol violation (_WHY[why], its %d from `arg`): close with its code and raise.
+    text = _WHY[why]
+    if arg is not None:
+        text = text % arg
+    await _close(ws, struct.pack("!H", 1009 if why == len(_WHY) - 1 else 1002))
+    raise WsError(text)
+
+
+async def closed(ws, n):
+    # The server's close frame, its n-byte body in ws._ctl: echo its code, raise WsClosed.
+    if n == 1:
+        await fail(ws, 4)  # a 1-byte body
+    ctl = ws._ctl
+    code = ctl[0] << 8 | ctl[1] if n >= 2 else 1005
+    await _close(ws, struct.pack("!H", code) if n >= 2 else b"")
+    reason = bytes(ctl[2:n]).decode("utf-8", "replace") if n > 2 else ""
+    raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
