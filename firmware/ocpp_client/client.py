@@ -78,7 +78,7 @@ class OcppClient:
         features.need(self, self.rpc.handlers, name)
         return self.features.get(name)
 
-    async def _authorize(self, id_tag):
+    async def authorize(self, id_tag):
         # A tap: the authorization feature attached for it (loaded at the first tap, kept).
         a = self.feature("authorization")
         try:

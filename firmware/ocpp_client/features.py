@@ -29,7 +29,7 @@ from supervisor import drop  # noqa: F401  (features.drop: the one unload)
 TABLE = (
     "transactions e RemoteStartTransaction RemoteStopTransaction\n"
     "metering e\n"
-    "authorization l ClearCache GetLocalListVersion SendLocalList\n"  # transient, held by a tap
+    "authorization l ClearCache GetLocalListVersion SendLocalList\n"  # loaded by a tap too
     "smartcharging l SetChargingProfile ClearChargingProfile GetCompositeSchedule\n"
     "reservations l ReserveNow CancelReservation\n"
     "remote l Reset TriggerMessage UnlockConnector ChangeAvailability\n"
@@ -208,8 +208,6 @@ def unload(s, out, name):
             for a in actions:
                 out.pop(a, None)  # (stubs left by a load that lacked memory)
     drop("ocpp_client." + name)
-    if name == "authorization":  # its modules of its own
-        drop("ocpp_client.auth", "ocpp_client.locallist")
 
 
 def _failed(code, name):

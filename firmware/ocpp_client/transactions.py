@@ -192,7 +192,7 @@ class Transactions:
     async def _authorize_remote(self, id_tag):
         status = "Invalid"
         try:
-            status, parent = await self.s._authorize(id_tag)
+            status, parent = await self.s.authorize(id_tag)
         finally:  # no answer (an error) refuses it too: the start (and its TxProfile) dropped
             self._authorizing = None
             if status == "Accepted":
