@@ -11,9 +11,10 @@
 #                                   "tone <hz> <ms>", "tel <key> <json>", "reset <0|1>"
 # Setup button (hotspot/): host -> agent "btn <ms>", one press of that length.
 # S0 meter (meter model "pulse"): host -> agent "s0 <pulses since the agent started>".
-# Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes>" takes every free
-# block of the heap at least that long (what is left free is in smaller holes, as in a
-# fragmented heap); "squeeze -1" gives them back. Answered "tel squeeze {held, free}".
+# Memory pressure (tests/test_low_memory.py): host -> agent "squeeze <bytes> [<cap>]" takes every
+# free block of the heap at least that long (what is left free is in smaller holes, as in a
+# fragmented heap), and with a cap more until at most <cap> bytes stay free; "squeeze -1" gives
+# them back. Answered "tel squeeze {held, free}".
 import sys
 import socket
 import asyncio
@@ -117,7 +118,7 @@ class Board(BoardBase):
                     m = getattr(self, "_squeeze_mod", None) or _on_use()
                     block = int(p[1])
                     self._squeeze_mod = m if block > 0 else None
-                    m.squeeze(self, block)
+                    m.squeeze(self, block, int(p[2]) if len(p) > 2 else 0)
                     continue
                 elif p[0] == b"s0":
                     if self._pulses is not None:

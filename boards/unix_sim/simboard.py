@@ -93,30 +93,40 @@ def provisioning(a):
     return p
 
 
-def squeeze(self, block):
+_PIECE = const(96)  # what a cap is taken in (smaller holes stay free, as in a fragmented heap)
+
+
+def squeeze(self, block, cap=0):
     # Takes every free block of at least `block` bytes (as a fragmented heap would have none
-    # left), and goes on taking those that free up (a collection every 20 ms: what the
-    # application lets go must not leave a block), until -1 gives them back. Chained (each
-    # holds the one before): a list's growing array would need bigger and bigger blocks.
-    # (The board's _ballast, _squeeze_block and _squeeze_mod are made by the first squeeze.)
+    # left), then, with a `cap`, small pieces until at most `cap` bytes stay free (a heap short
+    # of memory in total, not only of large blocks), and goes on taking what frees up (a
+    # collection every 20 ms: what the application lets go must not leave a block or room),
+    # until -1 gives them back. Chained (each holds the one before): a list's growing array
+    # would need bigger and bigger blocks.
+    # (The board's _ballast, _squeeze_block, _squeeze_cap and _squeeze_mod are made by the first
+    # squeeze.)
     self._ballast = None
     self._squeeze_block = block
+    self._squeeze_cap = cap
     gc.collect()
-    held = _take(self, block) if block > 0 else 0
+    held = _take(self) if block > 0 else 0
     self.telemetry("squeeze", {"held": held, "free": gc.mem_free()})
     if block > 0 and not getattr(self, "_squeezing", False):
         self._squeezing = True
         asyncio.create_task(_squeezer(self))
 
 
-def _take(self, block):
+def _take(self):
     held = 0
-    try:
-        while True:
-            self._ballast = (self._ballast, bytearray(block - 32))  # (32: the objects)
-            held += block
-    except MemoryError:
-        pass
+    for n in (self._squeeze_block, _PIECE):
+        try:
+            while n == self._squeeze_block or gc.mem_free() > self._squeeze_cap:
+                self._ballast = (self._ballast, bytearray(n - 32))  # (32: the objects)
+                held += n
+        except MemoryError:
+            pass
+        if not self._squeeze_cap:
+            break
     return held
 
 
@@ -125,7 +135,7 @@ async def _squeezer(self):
         await asyncio.sleep_ms(20)
         if self._squeeze_block > 0:
             gc.collect()
-            _take(self, self._squeeze_block)
+            _take(self)
     self._squeezing = False
 
 

@@ -3,7 +3,7 @@
 # flash: locallist.py; a SendLocalList too long for RAM arrives as a stream, spooled.py).
 # Attached at the first tap (client.feature()) or CALL of it and kept: not transient, because a
 # tap or a GetLocalListVersion in a fragmented heap must not depend on loading three modules
-# (tests/test_low_memory.py answers the CSMS under a squeeze).
+# (tests/test_low_memory.py answers the CSMS under a squeeze). So does the list's reader (attach).
 from ocpp_client.auth import Auth
 from ocpp_client.locallist import LocalList, TooLong
 
@@ -78,6 +78,11 @@ def _at_most(entries, limit):
 
 
 def attach(s):
+    # The reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) loads with the
+    # feature and stays: loaded at each such message, in a heap a session has fragmented, its code
+    # found no block (1,168 bytes) with 40 KB free, and a list update was Failed for good.
+    from ocpp_client import spooled
+
     a = s.features["authorization"] = Authorization(s)
     return {"ClearCache": a.clear_cache_h, "GetLocalListVersion": a.list_version,
             "SendLocalList": a.send_list}

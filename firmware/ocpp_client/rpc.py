@@ -26,11 +26,6 @@ _TAG = "rpc"
 _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 
 
-# The reader of a CALL too long for RAM (spooled.py) left by the last one, dropped at the next
-# CALL read in RAM. The 1.6 rules (validate.py, rules.py: one 3 KB string) are loaded with this
-# module and stay: loaded later, or again at every CALL, they need a 3 KB block that a fragmented
-# heap may lack, and then no CALL could be answered at all (tests/test_low_memory.py).
-_READER = ("ocpp_client.spooled", "ocpp_client.jsonstream")
 
 
 def _rare(name, *args):
@@ -316,8 +311,7 @@ class Rpc:
                 f.close()
         finally:
             m.remove()
-            # The reader and the rules stay loaded for the next long CALL (a list is often sent
-            # in several); the next CALL read in RAM drops the reader (_READER).
+            # The reader stays loaded, with the authorization feature (authorization.py).
 
     async def _dispatch(self, raw):
         try:
@@ -371,9 +365,6 @@ class Rpc:
         h = self.handlers.get(action)
         known = validate.known(action)
         bad = validate.check(action, payload)
-        from supervisor import drop
-
-        drop(*_READER)
         if h is None or bad is not None:  # NotImplemented, the rule broken, NotSupported
             return await _rare("refuse", self, mid, action, h, known, bad)
         await self._handle(mid, action, h, payload)

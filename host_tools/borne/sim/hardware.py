@@ -229,11 +229,12 @@ class Hardware:
         """The setup button held for `ms` milliseconds (the board reports the press length)."""
         self._send(f"btn {ms}")
 
-    def squeeze_heap(self, block: int | None) -> None:
+    def squeeze_heap(self, block: int | None, cap: int = 0) -> None:
         """Memory pressure on the unix_sim agent: it takes every free block of its heap of at
-        least `block` bytes (None: gives them back); it answers with the `squeeze` telemetry."""
+        least `block` bytes (None: gives them back), and with a `cap` more until at most `cap`
+        bytes stay free; it answers with the `squeeze` telemetry."""
         self.telemetry.pop("squeeze", None)
-        self._send(f"squeeze {-1 if block is None else block}")
+        self._send(f"squeeze {-1 if block is None else block} {cap}")
 
     async def serve_agent(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One agent process's I/O socket; a new agent (after a reboot) replaces the old one."""
