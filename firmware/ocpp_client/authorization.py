@@ -80,8 +80,12 @@ def _at_most(entries, limit):
 def attach(s):
     # The reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) loads with the
     # feature and stays: loaded at each such message, in a heap a session has fragmented, its code
-    # found no block (1,168 bytes) with 40 KB free, and a list update was Failed for good.
-    from ocpp_client import spooled
+    # found no block (1,168 bytes) with 40 KB free, and a list update was Failed for good. With
+    # no room for it now, taps are decided all the same and it loads with the first long list.
+    try:
+        from ocpp_client import spooled
+    except MemoryError:
+        pass
 
     a = s.features["authorization"] = Authorization(s)
     return {"ClearCache": a.clear_cache_h, "GetLocalListVersion": a.list_version,
