@@ -90,6 +90,7 @@ class Connector:
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
+        self.restarting = False  # stop_for(): a restart comes, no session starts before it
         # evse.reservation.Reservations while one is held (or found on flash), else None: the
         # module is out of the heap and nothing is reserved.
         self.reservations = None
@@ -445,7 +446,7 @@ class Connector:
         # Not before the sessions a power cut interrupted are ended (the client does it at boot,
         # after one meter reading): their documents must not be mistaken for a new one's.
         return (self.session is None and self.operative and not self.faults
-                and not self.interrupted)
+                and not self.interrupted and not self.restarting)
 
     def _try_start(self):
         if self.session is not None or self.cp not in ("B", "C", "D") or self.finishing:
@@ -646,7 +647,11 @@ class Connector:
             self._apply()
 
     def stop_for(self, reason):
-        # Reset, unlock: end the session with this reason. True if one was running.
+        # Reset, reboot: end the session with this reason, and start none before the restart (a
+        # start authorized for the next plug-in is dropped, a tap or remote start meanwhile is
+        # refused: the restart would cut it off). True if one was running.
+        self.restarting = True
+        self._drop_pending(reason)
         return self._stop(reason)
 
     def unlock(self):
