@@ -270,7 +270,8 @@ def test_a_remote_starts_txprofile_limits_its_session_from_the_first_offer_and_n
     assert c.session_tag == "R1" and c.limit_a == 10
     assert duties == [100, pilot.duty_for(10)], duties
     assert lim.pending is False and lim.smart.profiles() == [(7, 1, "TxProfile", 0)]
-    c.stop_for("Remote")  # it ends with its session, and the modules leave the heap
+    assert c.remote_stop(lambda ref: True) == "Accepted"  # it ends with its session, and the
+    # modules leave the heap
     lim._apply()
     assert lim.smart is None and loaded(*SMART) == [] and c.limit_a is None
     # Held for a remote start that never starts: dropped with it, nothing left for the next one.
