@@ -5,7 +5,8 @@
 #   <name>.json   the current copy
 #   <name>.bak    the copy before it
 #   <name>.tmp    a save in progress (or an interrupted one)
-# Each starts with a header line "B1 <seq> <version> <crc32hex> <bodylen>\n", then the JSON body.
+# Each starts with a header line "B1 <seq> <version> <crc32hex> <bodylen>\n", then the JSON body
+# (save() zero-pads the length; any width loads).
 # load() takes the valid file with the highest seq, so a power cut at any step of save() leaves
 # either the old or the new copy readable, never a half-written one as the only copy.
 #
@@ -13,6 +14,7 @@
 # (4 KiB) of wear on LittleFS. Flash lasts ~100k erase cycles per block and LittleFS spreads the
 # wear, so callers save on events (a setting changed, a session started or ended), never on
 # timers; fast-moving values stay in RAM and are checkpointed at most about once a minute.
+import io
 import os
 import json
 from binascii import crc32
@@ -24,6 +26,23 @@ _EXTS = const((".json", ".tmp", ".bak"))
 _ALL = const((".json", ".tmp", ".bak", ".log", ".log.tmp"))  # documents and journals
 _MAX_BODY = const(65536)  # a corrupt length must not ask the heap for megabytes
 _PIECE = const(128)  # bytes of a document's body checked at a time
+
+
+_BLANK = const("00000000 0000000000\n")  # a header's checksum and length before they are known
+
+
+class _Summed(io.IOBase):
+    # What json.dump writes, passed on to the file with its CRC-32 and length summed on the way.
+    def __init__(self, f):
+        self.f = f
+        self.crc = 0
+        self.n = 0
+
+    def write(self, b):
+        self.crc = crc32(b, self.crc)
+        n = self.f.write(b)
+        self.n += n
+        return n
 
 
 def _makedirs(path):
@@ -203,18 +222,26 @@ class Store:
 
     def save(self, name, data, version=1):
         # Raises (OSError: flash full or failing, TypeError: not JSON-able) with the previous
-        # copy intact. Atomic replace. The states a power cut can leave, and what load() then finds:
+        # copy intact (a .tmp left unfinished, which load() passes over). Atomic replace. The states a power cut can leave, and what load() then finds:
         #  1. .tmp partly written          -> .json (old) is newest valid
         #  2. .tmp complete, .bak removed  -> .tmp (new) beats .json (old) by seq
         #  3. .json renamed to .bak        -> .tmp (new), .bak (old)
         #  4. .tmp renamed to .json        -> .json (new), .bak (old)
         seq = self._last_seq(name) + 1
-        body = json.dumps(data).encode()  # bytes: the header counts bytes, not characters
         tmp = self.path(name, ".tmp")
         f = open(tmp, "wb")
         try:
-            f.write("B1 %d %d %08x %d\n" % (seq, version, crc32(body), len(body)))
-            f.write(body)
+            # The body streams from json.dump (no block of its length: a document holding
+            # certificates is a few KB, and the heap may be fragmented then); the header goes
+            # first with its checksum and length zero, and is written again once they are known
+            # (the same width: zero-padded). A cut before that leaves a .tmp load() rejects.
+            head = "B1 %d %d " % (seq, version)
+            f.write(head)
+            f.write(_BLANK)
+            w = _Summed(f)
+            json.dump(data, w)
+            f.seek(len(head))
+            f.write("%08x %010d\n" % (w.crc, w.n))
         finally:
             f.close()  # closing flushes to flash on LittleFS
         self._rotate(name)

@@ -114,6 +114,9 @@ class PFile:
             raise Cut()
         return self.f.write(b)
 
+    def seek(self, *a):  # moves nothing on flash: no step
+        return self.f.seek(*a)
+
     def close(self):
         self.f.close()
         if not self.pw.dead:

@@ -13,9 +13,10 @@ DEFAULTS = {"name": "", "brightness": 80, "free": False, "tags": [], "net": {"ss
 
 
 def doc_bytes(data, seq, version=1):
-    # The documented on-flash format, built independently of the implementation.
+    # The documented on-flash format as save() writes it (the length zero-padded: its header is
+    # written before the body and filled in after), built independently of the implementation.
     body = json.dumps(data).encode()
-    return b"B1 %d %d %08x %d\n" % (seq, version, crc32(body), len(body)) + body
+    return b"B1 %d %d %08x %010d\n" % (seq, version, crc32(body), len(body)) + body
 
 
 def doc(v):
