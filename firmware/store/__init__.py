@@ -29,20 +29,40 @@ _PIECE = const(128)  # bytes of a document's body checked at a time
 
 
 _BLANK = const("00000000 0000000000\n")  # a header's checksum and length before they are known
+_CHUNK = const(256)  # bytes of a saved body per write (json.dump writes it in small pieces)
 
 
 class _Summed(io.IOBase):
-    # What json.dump writes, passed on to the file with its CRC-32 and length summed on the way.
+    # What json.dump writes, gathered into _CHUNK-byte writes to the file (a few per document,
+    # not one per piece) with its CRC-32 and length summed on the way; done() writes the rest.
     def __init__(self, f):
         self.f = f
         self.crc = 0
         self.n = 0
+        self.buf = bytearray(_CHUNK)
+        self.k = 0
 
     def write(self, b):
-        self.crc = crc32(b, self.crc)
-        n = self.f.write(b)
-        self.n += n
+        n = len(b)
+        k = self.k
+        if k + n > _CHUNK:
+            self.done()
+            k = 0
+            if n > _CHUNK:
+                self._out(b)
+                return n
+        self.buf[k:k + n] = b
+        self.k = k + n
         return n
+
+    def done(self):
+        if self.k:
+            self._out(memoryview(self.buf)[:self.k])
+            self.k = 0
+
+    def _out(self, b):
+        self.crc = crc32(b, self.crc)
+        self.n += self.f.write(b)
 
 
 def _makedirs(path):
@@ -236,10 +256,10 @@ class Store:
             # first with its checksum and length zero, and is written again once they are known
             # (the same width: zero-padded). A cut before that leaves a .tmp load() rejects.
             head = "B1 %d %d " % (seq, version)
-            f.write(head)
-            f.write(_BLANK)
+            f.write(head + _BLANK)
             w = _Summed(f)
             json.dump(data, w)
+            w.done()
             f.seek(len(head))
             f.write("%08x %010d\n" % (w.crc, w.n))
         finally:

@@ -53,10 +53,11 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # it (tests/test_low_memory.py: charging with features shed under a squeeze, then the 1,000-tag
 # list update back: it passes at 146-151wK in 11 runs of 11 and fails below ~143wK, where the
 # first update finds no room; 153wK leaves that margin), while the workload alone passes at
-# 149-154wK; and the claim's ROM figure, 101 for a smallest of 94-97wK: at 99 one full
-# `make test` in six saw the claim's check find no 1 KB block (the owner's app polling the
-# claim's status meanwhile, as the test client does, fragments the heap by timing).
-BUDGET_WK = {"reference": 170, "claim": 150, "reference_rom": 102, "claim_rom": 101}
+# 149-154wK; and the ROM figures, 104 and 101 for smallest heaps of 99-100 and 93-97wK: in
+# full `make test` runs (timing differs there: the claim's status polls, a session's tasks)
+# the reference failed once at 102 (a 417-byte block in the remote start's session work) and
+# the claim once at 99 (a 1 KB block in the claim), neither reproduced alone.
+BUDGET_WK = {"reference": 170, "claim": 150, "reference_rom": 104, "claim_rom": 101}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
