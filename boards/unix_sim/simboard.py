@@ -117,16 +117,21 @@ def squeeze(self, block, cap=0):
 
 
 def _take(self):
+    held = _fill(self, self._squeeze_block, 0)
+    if self._squeeze_cap:
+        held += _fill(self, _PIECE, self._squeeze_cap)
+    return held
+
+
+def _fill(self, n, cap):
+    # Blocks of n bytes onto the ballast until none fits (or, with a cap, at most cap stay free).
     held = 0
-    for n in (self._squeeze_block, _PIECE):
-        try:
-            while n == self._squeeze_block or gc.mem_free() > self._squeeze_cap:
-                self._ballast = (self._ballast, bytearray(n - 32))  # (32: the objects)
-                held += n
-        except MemoryError:
-            pass
-        if not self._squeeze_cap:
-            break
+    try:
+        while not cap or gc.mem_free() > cap:
+            self._ballast = (self._ballast, bytearray(n - 32))  # (32: the objects)
+            held += n
+    except MemoryError:
+        pass
     return held
 
 

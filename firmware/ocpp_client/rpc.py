@@ -26,8 +26,6 @@ _TAG = "rpc"
 _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 
 
-
-
 def _rare(name, *args):
     # A seldom-run path (rpcrare.py: a frame that breaks the rules, a message over the RAM limit,
     # a CALL refused before its handler), loaded for the frame and out of the heap after it.

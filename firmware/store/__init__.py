@@ -242,7 +242,8 @@ class Store:
 
     def save(self, name, data, version=1):
         # Raises (OSError: flash full or failing, TypeError: not JSON-able) with the previous
-        # copy intact (a .tmp left unfinished, which load() passes over). Atomic replace. The states a power cut can leave, and what load() then finds:
+        # copy intact (a .tmp left unfinished, which load() passes over). Atomic replace. The
+        # states a power cut can leave, and what load() then finds:
         #  1. .tmp partly written          -> .json (old) is newest valid
         #  2. .tmp complete, .bak removed  -> .tmp (new) beats .json (old) by seq
         #  3. .json renamed to .bak        -> .tmp (new), .bak (old)
