@@ -237,8 +237,11 @@ def boot_order(root: str = "app") -> list[str]:
     return order
 
 
-def mp_imports(modules: list[str], runtime: str, folder: Path) -> dict[str, Any]:
-    """Run mp_memory.py: the heap each module adds when imported in this order."""
+def mp_imports(modules: list[str], runtime: str, folder: Path,
+               parts: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """Run mp_memory.py: the heap each module adds when imported in this order. `parts`, if
+    given, gets the two parts of those figures that are not the module's data: "names" (the
+    qstrs it interned, pool steps included) and "room" (a block it holds for later)."""
     script = Path(__file__).with_name("mp_memory.py")
     if runtime == "rom":
         args = ["--rom", str(folder / romboot.IMAGE)]
@@ -250,11 +253,34 @@ def mp_imports(modules: list[str], runtime: str, folder: Path) -> dict[str, Any]
         r = subprocess.run([paths.micropython(), "-X", "heapsize=8M", str(script), *args,
                             *modules], env=dict(os.environ, MICROPYPATH=mpath), cwd=tmp,
                            capture_output=True, text=True, timeout=120, check=False)
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
-    if r.returncode != 0 or not lines:
+    lines = r.stdout.splitlines()
+    figs = [ln for ln in lines if ln.startswith("{")]
+    if r.returncode != 0 or not figs:
         raise RuntimeError(f"mp_memory failed: {r.stdout[-400:]} {r.stderr[-1200:]}")
-    out: dict[str, Any] = json.loads(lines[-1])
+    out: dict[str, Any] = json.loads(figs[-1])
+    if parts is not None:
+        names: dict[str, int] = {}
+        room: dict[str, int] = {}
+        before: dict[str, int] = {}
+        for ln, nxt in zip(lines, [*lines[1:], ""], strict=True):
+            if ln.startswith("#names ") and nxt.startswith("qstr pool:"):
+                m = ln.split()[1]
+                n = qstr_info([nxt]).get("n_total_bytes", 0)
+                if m in before:
+                    names[m] = n - before.pop(m)
+                else:
+                    before[m] = n
+            elif ln.startswith("#room "):
+                _, m, n = ln.split()
+                room[m] = mpyinfo.Port.host().blocks(int(n))
+        parts["names"], parts["room"] = names, room
     return out
+
+
+def data_only(figs: dict[str, Any], parts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Each module's figure less its names and its room: the data it holds."""
+    return {m: v - parts["names"].get(m, 0) - parts["room"].get(m, 0)
+            for m, v in figs.items() if isinstance(v, int)}
 
 
 def per_package(modules: list[str], figures: dict[str, Any]) -> dict[str, int]:
@@ -393,7 +419,8 @@ def frozen_lines(scenario: str, fz: Frozen) -> list[str]:
 
 def module_table(figs: dict[str, mpyinfo.Loaded], rom_mods: dict[str, Any], top: int = 8
                  ) -> str:
-    """The boot modules by loader heap (frozen: in flash) and by the data left (stays)."""
+    """The boot modules by loader heap (frozen: in flash) and by the data left (stays):
+    `rom_mods` their data (`data_only`: names and room out)."""
     rows = [(m, figs[m].retained(), v - figs[m].retained()) for m, v in rom_mods.items()
             if isinstance(v, int) and m in figs]
     by_loader = ", ".join(f"{m} {wk(a):.1f}" for m, a, _ in sorted(rows, key=lambda r: -r[1])
@@ -523,10 +550,12 @@ async def figures(full_hour: bool = True) -> list[str]:
                     f"{free.heap.get('gc_max_us', 0) / 1000:.2f} ms) on this host")
         # ESP32 estimates: the .mpy's bytecode is the difference between the two at boot.
         boot = boot_order()
-        rom_mods = mp_imports(boot, "rom", folder_rom)
+        parts: dict[str, dict[str, int]] = {}
+        rom_mods = mp_imports(boot, "rom", folder_rom, parts)
         mpy_mods = mp_imports(boot, "mpy", folder_mpy)
         data_boot = sum(v for v in rom_mods.values() if isinstance(v, int))
         code_boot = sum(v for v in mpy_mods.values() if isinstance(v, int)) - data_boot
+        names_boot, room_boot = sum(parts["names"].values()), sum(parts["room"].values())
         for scenario in ("reference", "claim"):
             nm, nr = found.get((scenario, "mpy")), found.get((scenario, "rom"))
             rpeak = peaks[(scenario, "rom")].heap.get("peak", 0)
@@ -538,14 +567,20 @@ async def figures(full_hour: bool = True) -> list[str]:
                     f"extra {nm - nr}wK, bytes that count half here, at full size); "
                     f"target {workload.TARGET_WK} KiB. With the bytecode in ROM: {nr}wK, data "
                     f"peak {wk(rpeak):.1f} wK (target {workload.ROM_TARGET_KIB} KiB)")
-        say(f"memory-budget: boot modules (`import app`, {len(boot)} modules): data "
-            f"{data_boot} bytes = {wk(data_boot):.1f} wK with the bytecode in ROM; their "
-            f"bytecode {code_boot} bytes ({kib(code_boot):.1f} KiB, the same on an ESP32) "
-            f"when loaded from .mpy files")
+        say(f"memory-budget: boot modules (`import app`, {len(boot)} modules): "
+            f"{data_boot} bytes = {wk(data_boot):.1f} wK with the bytecode in ROM: "
+            f"{wk(names_boot):.1f} wK of it their names (qstr pools and text), "
+            f"{wk(room_boot):.1f} wK app.py's room for the qstr pool to come, "
+            f"{wk(data_boot - names_boot - room_boot):.1f} wK data; their bytecode "
+            f"{code_boot} bytes ({kib(code_boot):.1f} KiB, the same on an ESP32) when loaded "
+            f"from .mpy files")
+        rom_data = data_only(rom_mods, parts)
+        data_pkg = per_package(boot, rom_data)
         rom_pkg, mpy_pkg = per_package(boot, rom_mods), per_package(boot, mpy_mods)
-        parts = ", ".join(f"{p} {wk(n):.1f} + {kib(mpy_pkg.get(p, 0) - n):.1f}"
-                          for p, n in sorted(rom_pkg.items(), key=lambda x: -x[1]))
-        say(f"memory-budget: per package at boot, data wK + bytecode KiB: {parts}")
+        pkgs = ", ".join(f"{p} {wk(n):.1f} + {kib(mpy_pkg.get(p, 0) - rom_pkg.get(p, 0)):.1f}"
+                         for p, n in sorted(data_pkg.items(), key=lambda x: -x[1]))
+        say(f"memory-budget: per package at boot, data wK (names and room apart) + bytecode "
+            f"KiB: {pkgs}")
         bad = [f"{m} ({v})" for m, v in rom_mods.items() if not isinstance(v, int)]
         if bad:
             say(f"memory-budget: modules that did not import alone: {'; '.join(bad)}")
@@ -575,7 +610,7 @@ async def figures(full_hour: bool = True) -> list[str]:
             fz = frozen_estimate(peaks[(scenario, "rom")], image, loader, port)
             for line in frozen_lines(scenario, fz) if fz else []:
                 say(line)
-        say(module_table(loader, rom_mods))
+        say(module_table(loader, rom_data))
         # The hour, once, at the ROM run's smallest heap: nothing grows per MeterValues.
         nr = found.get(("reference", "rom"))
         if full_hour and nr:

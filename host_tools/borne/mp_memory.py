@@ -5,10 +5,17 @@
 # With --rom the image is mounted at /rom from a buffer, as the ROM boot stub does
 # (borne/sim/romboot.py): bytecode stays in the image, only the modules' data is counted.
 # Given in dependency order (dependencies first), each module's figure is its own.
+# Two parts of a figure are also printed apart, for the host to take out where it counts data:
+# the names a module interns (micropython.qstr_info()'s n_total_bytes before and after: its
+# qstrs, and a whole new pool whenever the table grows past a step, so a small module can show
+# 7 KB it does not hold; never freed; in flash when frozen), and a block a module holds for
+# later (app.py's `_room`, the qstr pool's, given up in its _build).
 import gc
 import json
 import os
 import sys
+
+import micropython
 
 args = sys.argv[1:]
 if args and args[0] == "--rom":
@@ -24,12 +31,19 @@ if args and args[0] == "--rom":
 out = {}
 for name in args:
     gc.collect()
+    print("#names", name)  # the host pairs each with the qstr_info() line after it
+    micropython.qstr_info()
     a = gc.mem_alloc()
     try:
-        __import__(name)
+        mod = __import__(name, None, None, ("_room",))
     except Exception as e:  # reported, not fatal: the next module is measured
         out[name] = "error: " + type(e).__name__ + ": " + str(e)
         continue
     gc.collect()
     out[name] = gc.mem_alloc() - a
+    print("#names", name)
+    micropython.qstr_info()
+    room = getattr(mod, "_room", None)
+    if isinstance(room, bytearray):
+        print("#room", name, len(room))
 print(json.dumps(out))
