@@ -87,51 +87,80 @@ _CLAIM_FLOOR = const(32768)
 
 
 class _Setup:
-    # The setup button of a claimed charger: hotspot/claim.py (claim mode, its login guard) stays
-    # out of the heap until the first press (or the console's @hotspot); then the hotspot is
-    # built, runs as its own supervised task and takes the button (station.py keeps the home
-    # Wi-Fi either way).
-    # With no memory to load it, the press is kept and claim mode loads once memory frees.
-    def __init__(self, board, make):
+    # Claim mode on demand: hotspot/claim.py (the hotspot, its login guard) is in the heap only
+    # while claim mode runs: from boot on an unclaimed charger, else from a press of the setup
+    # button (or the console's @hotspot) until it is over (closed after a claim or idle, nothing
+    # pending); then the object and its module go and this takes the button back. The hotspot
+    # runs as its own supervised task and takes the button meanwhile (station.py keeps the home
+    # Wi-Fi either way). With no memory to load it, a press is kept and claim mode loads once
+    # memory frees.
+    def __init__(self, board, make, claimed):
         self._board = board
         self._make = make
+        self._claimed = claimed  # settings.is_claimed
         self.h = None
         self._press = None  # a press waiting for memory (ms)
         self._tel(False)
 
     def _tel(self, refused):
-        # the hotspot's telemetry until it loads (its ssid is its own: hotspot/claim.py)
+        # the hotspot's telemetry while it is not loaded (its ssid is its own: hotspot/claim.py)
         self._board.telemetry("hotspot", {"open": False, "claim": "idle", "error": None,
-                                          "claimed": True, "refused": refused})
+                                          "claimed": self._claimed(), "refused": refused})
 
     @property
     def open(self):  # for the status light
         return self.h is not None and self.h.open
 
+    def load(self, go=True):
+        # -> True once the hotspot is built, its task started unless not `go` (the boot's: in
+        # _build's list); False: refused, logged.
+        gc.collect()
+        free = gc.mem_free()
+        try:
+            if free < _CLAIM_FLOOR:
+                raise MemoryError
+            h = self._make()
+        except MemoryError:
+            if self._press is None:
+                log.warn("app", "claim mode refused: no memory to load it (%d bytes free); "
+                         "it opens once memory frees", free)
+                self._tel(True)
+            return False
+        except Exception as e:  # a damaged file: the charger runs on without claim mode
+            log.exc("app", "claim mode cannot load", e)
+            return False
+        h.ends = True
+        self.h = h
+        if go:
+            supervisor.start("hotspot", self._run)
+        return True
+
+    async def _run(self):
+        # The hotspot's task (restarted by the supervisor if it fails): over once its run()
+        # returns. Not loaded at boot for want of memory: as a press, tried again until it is.
+        if self.h is None:
+            self.button(0)
+            return
+        await self.h.run()
+        self.h = None
+        self._board.on_button = self.button
+        supervisor.drop("hotspot.claim")
+        if not [m for m in sys.modules if m.startswith("hotspot.")]:
+            supervisor.drop("hotspot")
+        self._tel(False)
+        log.info("app", "claim mode over: out of the heap until the setup button")
+
     def button(self, ms):
         if self.h is None:
-            gc.collect()
-            free = gc.mem_free()
-            try:
-                if free < _CLAIM_FLOOR:
-                    raise MemoryError
-                h = self._make()
-            except MemoryError:
-                if self._press is None:
-                    log.warn("app", "claim mode refused: no memory to load it (%d bytes free); "
-                             "it opens once memory frees", free)
-                    self._tel(True)
+            waiting = self._press is not None
+            if not self.load():
+                if not waiting:
                     try:
                         asyncio.create_task(self._retry())
                     except MemoryError:  # not even that: the next press tries again
                         return
                 self._press = ms
                 return
-            except Exception as e:  # a damaged file: the charger runs on without claim mode
-                log.exc("app", "claim mode cannot load", e)
-                return
-            self.h = h
-            supervisor.start("hotspot", h.run)
         self.h.button(ms)
 
     async def _retry(self):
@@ -184,8 +213,8 @@ async def _build():
                       events=events, store=store, limits=limits, tls=tls)
     del tls
     # Claim mode and the home Wi-Fi: skipped on boards without a radio. station.py joins the
-    # home Wi-Fi (once claimed); claim mode (hotspot/) runs on an unclaimed charger, and on a
-    # claimed one waits for the setup button (_Setup).
+    # home Wi-Fi (once claimed); claim mode (hotspot/, _Setup) runs on an unclaimed charger,
+    # and on a claimed one from a press of the setup button.
     hotspot = station = None
     if b.wlan() is not None:
         claimed = settings.is_claimed()
@@ -193,12 +222,11 @@ async def _build():
             from station import Station
 
             station = Station(b.wlan(), settings, ocpp.wake)
-        if claimed:
-            hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
-                                              connector, events, station))
-            b.on_button = hotspot.button
-        else:
-            hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events, station)
+        hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
+                                          connector, events, station), settings.is_claimed)
+        b.on_button = hotspot.button
+        if not claimed:
+            hotspot.load(False)  # claim mode from boot: its task is in the list below
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
@@ -236,10 +264,10 @@ async def _build():
     tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
              ("limits", limits.run)]
     tasks.extend(dev.tasks())
+    if hotspot is not None and not settings.is_claimed():
+        tasks.append(("hotspot", hotspot._run))
     if station is not None:
         tasks.append(("wifi", station.run))
-    if hotspot is not None and not isinstance(hotspot, _Setup):
-        tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
     tasks.append(("console", _console(b, settings, connector, hotspot)))
     return tasks

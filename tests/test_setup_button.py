@@ -1,6 +1,7 @@
-"""A claimed charger after a reboot: claim mode (hotspot/claim.py) stays out of the heap until the
-owner presses the setup button, the home Wi-Fi is joined without it (station.py), and a long
-press still opens claim mode (app.py `_Setup`)."""
+"""Claim mode (hotspot/claim.py) is in the heap only while it runs (app.py `_Setup`): it leaves
+after the claim; a claimed charger after a reboot joins the home Wi-Fi without it (station.py)
+and loads it at a long press of the setup button; closed again (idle), it leaves the heap and the
+next press opens it anew."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ CP_ID = "CP-CLAIM-1"
 async def test_claimed_charger_rejoins_wifi_and_loads_claim_mode_at_the_press(
     csms: Csms, flash: object
 ) -> None:
-    sim = Simulator(flash, cp_id=CP_ID, claim=claim_options())  # type: ignore[arg-type]
+    sim = Simulator(flash, cp_id=CP_ID, claim=claim_options(idle_s=4))  # type: ignore[arg-type]
     await sim.start()
     try:
         async with controlling(sim) as ctl:
@@ -29,6 +30,7 @@ async def test_claimed_charger_rejoins_wifi_and_loads_claim_mode_at_the_press(
             await csms.wait_call("BootNotification", timeout=30)
         agent = sim.agent
         assert agent is not None
+        await agent.wait_line(r"claim mode over: out of the heap", 15)  # after the claim
         boots = len(csms.calls("BootNotification"))
         await agent.power_cut()
         line0 = len(agent.all_lines)
@@ -46,6 +48,13 @@ async def test_claimed_charger_rejoins_wifi_and_loads_claim_mode_at_the_press(
             assert ident["claimed"] is True and ident["cp_id"] == CP_ID
             # The charger stays online meanwhile (the hotspot keeps the station from here on).
             await asyncio.sleep(1.0)
+            assert (await ctl("state"))["ocpp"]["connected"] is True
+            # Idle, it closes and leaves the heap; the button is _Setup's again.
+            line1 = len(agent.all_lines)
+            await hotspot_up(ctl, open_=False)
+            await agent.wait_line(r"claim mode over: out of the heap", 15, start=line1)
+            assert (await ctl("button", ms=3100))["ok"]
+            await hotspot_up(ctl)
             assert (await ctl("state"))["ocpp"]["connected"] is True
     finally:
         await sim.stop()

@@ -145,6 +145,9 @@ class Hotspot:
         self._deferred = None  # why the hotspot should open, refused for want of memory
         self._retry_at = 0
         self.tls = []  # the claim's TLS context (security.tls_context's `keep`), while open
+        # run() returns once claim mode is over (closed, nothing pending): app.py's _Setup then
+        # lets this object and module go until the next press of the setup button.
+        self.ends = False
 
     # -- the mode ---------------------------------------------------------------------
     async def open_ap(self, why):
@@ -285,6 +288,9 @@ class Hotspot:
                     await self.close_ap("claimed")
                 elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
                     await self.close_ap("idle for %d s" % self.idle_s)
+            elif (self.ends and self._deferred is None and self._reset_at is None
+                  and self._claim_task is None and not self._want_open):
+                return
 
     # -- unclaim / factory reset --------------------------------------------------------
     def factory_reset(self):
