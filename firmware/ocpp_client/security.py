@@ -171,6 +171,14 @@ def connect_args(settings, url, board=None, keep=None):
     ctx = None
     if secure:
         check_clock(board)
+        # A reconnect with no document saved since the context was made (the store's write
+        # count, kept after it in `keep`) takes it as it is: the PEMs (the settings' document,
+        # the certificate store's) are not read and hashed again, nor their modules loaded, in
+        # what may be a fragmented heap by then. After any save, tls_context() compares them.
+        st = getattr(settings, "store", None)
+        stamp = None if st is None else (prof, st.writes)
+        if keep and stamp is not None and keep[2:] == [stamp]:
+            return auth, keep[1]
         cert = key = ""
         if prof == 3:
             cert = settings.get("cert_pem", "")
@@ -180,4 +188,7 @@ def connect_args(settings, url, board=None, keep=None):
         # The central system roots: the certificate store's when one runs (diag/certs.py).
         roots = getattr(settings, "roots", None)
         ctx = tls_context(roots() if roots else settings.get("ca_pem", ""), cert, key, keep)
+        if keep and stamp is not None:
+            del keep[2:]
+            keep.append(stamp)
     return auth, ctx

@@ -112,6 +112,44 @@ def test_tls_context_requires_the_server_certificate():
     refused(lambda: security.tls_context(CERT, CERT, KEY.replace("MIGHAg", "MIGHAh")), "rejected")
 
 
+class _Writes:
+    writes = 0  # as Store.writes: documents saved or removed
+
+
+class _Counted(dict):
+    # settings over a store, their PEM reads counted (each one a document read from flash)
+    def __init__(self, store, **kw):
+        super().__init__(settings(**kw))
+        self.store = store
+        self.reads = 0
+
+    def get(self, k, default=None):
+        if k.endswith("_pem"):
+            self.reads += 1
+        return super().get(k, default)
+
+
+def test_a_reconnect_takes_the_context_as_it_is_until_a_document_is_saved():
+    reset_clock()
+    st = _Writes()
+    s = _Counted(st, security_profile=2, auth_key="k", ca_pem=CERT)
+    keep = []
+    _, ctx = security.connect_args(s, "wss://h/", None, keep)
+    assert ctx is not None and s.reads == 1
+    auth, again = security.connect_args(s, "wss://h/", None, keep)
+    assert again is ctx and s.reads == 1 and auth == security.basic_auth("CP1", "k")
+    st.writes += 1  # a save (any document): the PEMs are read and compared again
+    assert security.connect_args(s, "wss://h/", None, keep)[1] is ctx and s.reads == 2
+    assert security.connect_args(s, "wss://h/", None, keep)[1] is ctx and s.reads == 2
+    s["ca_pem"] = CERT + CERT  # a new CA, saved
+    st.writes += 1
+    new = security.connect_args(s, "wss://h/", None, keep)[1]
+    assert new is not ctx and s.reads == 3
+    s["security_profile"] = 3  # another profile: the client certificate read, a new context
+    s["cert_pem"], s["key_pem"] = CERT, KEY
+    assert security.connect_args(s, "wss://h/", None, keep)[1] is not new and s.reads > 3
+
+
 class Board(FakeBoard):
     def __init__(self, fix):
         super().__init__()
