@@ -17,6 +17,9 @@ _TAG = "security"
 _CLOCK_FLOOR = const(1735689600)  # 2025-01-01T00:00:00Z: before this, the clock was never set
 
 _ctx_cache = None  # (ca, cert, key) -> context: parse the certificates once, not per reconnect
+# The store documents the credentials come from: settings.DOC (the PEMs) and the certificate
+# store's (diag/roots.py DOC, the central roots).
+_DOCS = const(("settings", "certs"))
 
 
 class SecurityError(Exception):
@@ -171,13 +174,12 @@ def connect_args(settings, url, board=None, keep=None):
     ctx = None
     if secure:
         check_clock(board)
-        # A reconnect with no document saved since the context was made (the store's write
-        # count, kept after it in `keep`) takes it as it is: the PEMs (the settings' document,
-        # the certificate store's) are not read and hashed again, nor their modules loaded, in
-        # what may be a fragmented heap by then. After any save, tls_context() compares them.
+        # A reconnect with neither credentials document saved since the context was made (their
+        # counts in Store.changes, kept after it in `keep`) takes it as it is: the PEMs are not
+        # read and hashed again, nor their modules loaded, in what may be a fragmented heap by
+        # then. After a save of either, tls_context() compares them.
         st = getattr(settings, "store", None)
-        stamp = None if st is None else (prof, st.writes)
-        if keep and stamp is not None and keep[2:] == [stamp]:
+        if keep and st is not None and keep[2:] == [_stamp(prof, st)]:
             return auth, keep[1]
         cert = key = ""
         if prof == 3:
@@ -188,7 +190,13 @@ def connect_args(settings, url, board=None, keep=None):
         # The central system roots: the certificate store's when one runs (diag/certs.py).
         roots = getattr(settings, "roots", None)
         ctx = tls_context(roots() if roots else settings.get("ca_pem", ""), cert, key, keep)
-        if keep and stamp is not None:
+        if keep and st is not None:
+            # taken after the reads: the roots' first read may save the certificate store
             del keep[2:]
-            keep.append(stamp)
+            keep.append(_stamp(prof, st))
     return auth, ctx
+
+
+def _stamp(prof, store):
+    ch = store.changes
+    return (prof, ch.get(_DOCS[0], 0), ch.get(_DOCS[1], 0))

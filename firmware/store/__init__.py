@@ -153,9 +153,10 @@ class Store:
         _makedirs(self.root)
         self._seq = {}  # name -> last seq written or read, so saves keep counting up
         self._bad = {}  # name -> True when <name>.json was invalid at load: don't rotate it
-        # Documents saved or removed since boot: a reader that derived something from them
-        # (security.py's TLS context from the PEMs) knows nothing changed while it is the same.
-        self.writes = 0
+        # name -> times the document was saved or removed since boot: a reader that derived
+        # something from it (security.py's TLS context from the PEMs) knows it did not change
+        # while the count stays the same.
+        self.changes = {}
 
     def path(self, name, ext=".json"):
         return "%s/%s%s" % (self.root, name, ext)
@@ -268,14 +269,17 @@ class Store:
             f.write("%08x %010d\n" % (w.crc, w.n))
         finally:
             f.close()  # closing flushes to flash on LittleFS
-        self.writes += 1  # counted before the renames: a save cut after one may have changed it
+        self._changed(name)  # before the renames: a save cut after one may have changed it
         self._rotate(name)
         os.rename(tmp, self.path(name))
         self._seq[name] = seq
 
+    def _changed(self, name):
+        self.changes[name] = self.changes.get(name, 0) + 1
+
     def remove(self, name):
         # Every copy of the document and its journal (factory reset, unclaim).
-        self.writes += 1
+        self._changed(name)
         for ext in _ALL:
             _remove(self.path(name, ext))
         self._seq.pop(name, None)
