@@ -87,17 +87,15 @@ _CLAIM_FLOOR = const(32768)
 
 
 class _Setup:
-    # Claim mode on demand: hotspot/claim.py (the hotspot, its login guard) is in the heap only
-    # while claim mode runs: from boot on an unclaimed charger, else from a press of the setup
-    # button (or the console's @hotspot) until it is over (closed after a claim or idle, nothing
-    # pending); then the object and its module go and this takes the button back. The hotspot
-    # runs as its own supervised task and takes the button meanwhile (station.py keeps the home
-    # Wi-Fi either way). With no memory to load it, a press is kept and claim mode loads once
-    # memory frees.
-    def __init__(self, board, make, claimed):
+    # The setup button of a claimed charger: hotspot/claim.py (claim mode, its login guard) is in
+    # the heap only from a press (or the console's @hotspot) until claim mode is over (closed,
+    # nothing pending: Hotspot.run() returns); then the object and its module go and this takes
+    # the button back. The hotspot runs as its own supervised task and takes the button
+    # meanwhile (station.py keeps the home Wi-Fi either way). With no memory to load it, the
+    # press is kept and claim mode loads once memory frees.
+    def __init__(self, board, make):
         self._board = board
         self._make = make
-        self._claimed = claimed  # settings.is_claimed
         self.h = None
         self._press = None  # a press waiting for memory (ms)
         self._tel(False)
@@ -105,15 +103,15 @@ class _Setup:
     def _tel(self, refused):
         # the hotspot's telemetry while it is not loaded (its ssid is its own: hotspot/claim.py)
         self._board.telemetry("hotspot", {"open": False, "claim": "idle", "error": None,
-                                          "claimed": self._claimed(), "refused": refused})
+                                          "claimed": True, "refused": refused})
 
     @property
     def open(self):  # for the status light
         return self.h is not None and self.h.open
 
-    def load(self, go=True):
-        # -> True once the hotspot is built, its task started unless not `go` (the boot's: in
-        # _build's list); False: refused, logged.
+    def load(self):
+        # -> True once the hotspot is built and its task started; False: no memory (logged);
+        # None: it cannot load (a damaged file, logged): the charger runs on without it.
         gc.collect()
         free = gc.mem_free()
         try:
@@ -126,21 +124,17 @@ class _Setup:
                          "it opens once memory frees", free)
                 self._tel(True)
             return False
-        except Exception as e:  # a damaged file: the charger runs on without claim mode
+        except Exception as e:
             log.exc("app", "claim mode cannot load", e)
-            return False
+            return None
         h.ends = True
         self.h = h
-        if go:
-            supervisor.start("hotspot", self._run)
+        supervisor.start("hotspot", self._run)
         return True
 
     async def _run(self):
         # The hotspot's task (restarted by the supervisor if it fails): over once its run()
-        # returns. Not loaded at boot for want of memory: as a press, tried again until it is.
-        if self.h is None:
-            self.button(0)
-            return
+        # returns.
         await self.h.run()
         self.h = None
         self._board.on_button = self.button
@@ -153,7 +147,10 @@ class _Setup:
     def button(self, ms):
         if self.h is None:
             waiting = self._press is not None
-            if not self.load():
+            ok = self.load()
+            if ok is None:
+                return
+            if not ok:
                 if not waiting:
                     try:
                         asyncio.create_task(self._retry())
@@ -213,8 +210,8 @@ async def _build():
                       events=events, store=store, limits=limits, tls=tls)
     del tls
     # Claim mode and the home Wi-Fi: skipped on boards without a radio. station.py joins the
-    # home Wi-Fi (once claimed); claim mode (hotspot/, _Setup) runs on an unclaimed charger,
-    # and on a claimed one from a press of the setup button.
+    # home Wi-Fi (once claimed); claim mode (hotspot/) runs on an unclaimed charger, and on a
+    # claimed one from a press of the setup button (_Setup).
     hotspot = station = None
     if b.wlan() is not None:
         claimed = settings.is_claimed()
@@ -222,11 +219,12 @@ async def _build():
             from station import Station
 
             station = Station(b.wlan(), settings, ocpp.wake)
-        hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
-                                          connector, events, station), settings.is_claimed)
-        b.on_button = hotspot.button
-        if not claimed:
-            hotspot.load(False)  # claim mode from boot: its task is in the list below
+        if claimed:
+            hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
+                                              connector, events, station))
+            b.on_button = hotspot.button
+        else:
+            hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events, station)
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
@@ -264,8 +262,8 @@ async def _build():
     tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
              ("limits", limits.run)]
     tasks.extend(dev.tasks())
-    if hotspot is not None and not settings.is_claimed():
-        tasks.append(("hotspot", hotspot._run))
+    if hotspot is not None and not isinstance(hotspot, _Setup):
+        tasks.append(("hotspot", hotspot.run))
     if station is not None:
         tasks.append(("wifi", station.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
