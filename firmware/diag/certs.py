@@ -13,9 +13,9 @@
 # Rejected and CertificateSigned answers Rejected. The host's provisioning tool makes the key and
 # the client certificate (security profile 3) instead.
 #
-# A connection reads the central roots from the document alone (diag/roots.py); this store loads
-# for it only when `ca_pem` changed, and x509.py (with ota/rsa.py) only when a certificate is
-# read; the connection drops what it loaded once the link is up (ocpp_client/client.py).
+# A connection reads the central roots from the document alone (diag/roots.py), or `ca_pem`
+# itself while the document has not followed a new one yet (diag/secevents.py roots()): this
+# store, and x509.py (with ota/rsa.py) with it, load when the CSMS asks about certificates.
 import log
 from diag import roots
 

@@ -116,8 +116,10 @@ class SecurityEvents:
 
     def roots(self):
         # The central system roots, asked at each connection (security.connect_args): read from
-        # the store's document (diag/roots.py); the store itself (diag/certs.py) only when they
-        # must follow a new ca_pem, and not kept: the connection drops both once the link is up.
+        # the store's document (diag/roots.py). When ca_pem was provisioned anew (a claim), the
+        # roots are its certificates: the connection trusts the text itself, and the store
+        # (diag/certs.py, with x509.py to split it) follows it the next time it is used
+        # (central_roots()), not in the heap of the first connection after a claim.
         c = self._certs
         if c is None:
             from diag import roots
@@ -125,9 +127,7 @@ class SecurityEvents:
 
             drop("diag.roots")  # read once a connection: not kept
             pem = roots.pem(roots.load(self.s.store), self.s.settings)
-            if pem is not None:
-                return pem
-            c = self._store()
+            return self.s.settings.get("ca_pem", "") if pem is None else pem
         return c.central_roots()
 
     # -- triggers: Idle until an upload ran ------------------------------------------------------
