@@ -262,10 +262,10 @@ async def _build():
     tasks = [("connector", connector.run), ("ocpp", ocpp.run), ("light", light.run),
              ("limits", limits.run)]
     tasks.extend(dev.tasks())
-    if hotspot is not None and not isinstance(hotspot, _Setup):
-        tasks.append(("hotspot", hotspot.run))
     if station is not None:
         tasks.append(("wifi", station.run))
+    if hotspot is not None and not isinstance(hotspot, _Setup):
+        tasks.append(("hotspot", hotspot.run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
     tasks.append(("console", _console(b, settings, connector, hotspot)))
     return tasks
