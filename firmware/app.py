@@ -138,9 +138,7 @@ class _Setup:
         await self.h.run()
         self.h = None
         self._board.on_button = self.button
-        supervisor.drop("hotspot.claim")
-        if not [m for m in sys.modules if m.startswith("hotspot.")]:
-            supervisor.drop("hotspot")
+        supervisor.drop("hotspot.claim")  # (its package stays, as close_ap() leaves it)
         self._tel(False)
         log.info("app", "claim mode over: out of the heap until the setup button")
 
