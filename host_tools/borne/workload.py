@@ -330,6 +330,8 @@ async def reference(
                                ("WebSocketPingInterval", "2")):
                 r = await cp.call(call.ChangeConfiguration(key=key, value=value))
                 assert r.status == "Accepted", (key, r.status)
+            assert sim.agent is not None  # a tap before the reader polls is lost (test_taps)
+            await sim.agent.wait_line(r"rfid: reader ready", 15)
             await sim.command({"cmd": "plug"})
             await sim.command({"cmd": "tap", "uid": CARD, "hold": 0.5})
             await sim.command({"cmd": "charge"})
