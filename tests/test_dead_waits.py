@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from borne.csms import Csms
+from borne.sim.simulator import Simulator
 from ocpp.v16 import call
 from simctl import Control
 
@@ -16,8 +17,10 @@ CP_ID = "CP-TEST-1"
 CARD = "04A1B2C3"
 
 
-async def _listed(csms: Csms, **keys: str) -> Any:
+async def _listed(csms: Csms, sim: Simulator, **keys: str) -> Any:
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    assert sim.agent is not None  # a tap before the reader polls is lost (test_taps.py)
+    await sim.agent.wait_line(r"rfid: reader ready", 15)
     cp = csms.charge_points[CP_ID]
     for k, v in keys.items():
         assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
@@ -46,18 +49,18 @@ async def _tap_behind_a_dead_call(csms: Csms, control: Control) -> float:
 
 
 async def test_listed_tag_behind_a_call_on_a_dead_link_charges_within_9_s(
-    csms: Csms, control: Control
+    csms: Csms, sim: Simulator, control: Control
 ) -> None:
-    await _listed(csms)
+    await _listed(csms, sim)
     waited = await _tap_behind_a_dead_call(csms, control)
     print(f"tap to relay closed: {waited:.2f} s (LocalAuthorizeOffline, a call on a dead link)")
     assert waited <= 9.0, f"the tap waited {waited:.1f} s"
 
 
 async def test_listed_tag_with_local_pre_authorize_charges_within_1_s(
-    csms: Csms, control: Control
+    csms: Csms, sim: Simulator, control: Control
 ) -> None:
-    await _listed(csms, LocalPreAuthorize="true")
+    await _listed(csms, sim, LocalPreAuthorize="true")
     waited = await _tap_behind_a_dead_call(csms, control)
     print(f"tap to relay closed: {waited:.2f} s (LocalPreAuthorize, a call on a dead link)")
     assert waited <= 1.0, f"the tap waited {waited:.1f} s"

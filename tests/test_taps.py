@@ -27,6 +27,7 @@ async def _cp(csms: Csms, sim: Simulator) -> Any:
     boot goes unanswered (a busy host's emulator) is tried again a second later, and a tap in
     that second would be gone before the first poll: an owner's too, on a real charger."""
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    assert sim.agent is not None
     await sim.agent.wait_line(r"rfid: reader ready", 15)
     return csms.charge_points[CP_ID]
 
