@@ -12,6 +12,7 @@ OCPP payloads (not from the firmware's compact form) with exact fractions.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import copy
 import datetime as dt
 import importlib
@@ -19,6 +20,7 @@ import itertools
 import json
 import math
 import sys
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -28,23 +30,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 FIRMWARE = Path(__file__).resolve().parents[1] / "firmware"
-_FW_MODULES = ("log", "clock", "store", "evse")
+_FW_MODULES = ("log", "clock", "store", "evse", "supervisor")
+_LOADED: dict[str, ModuleType] = {}  # the firmware's modules, between two uses
 
 
-def _load_firmware() -> ModuleType:
+@contextlib.contextmanager
+def _firmware() -> Iterator[None]:
+    """firmware/ importable as on the charger while in the block (const() a builtin, the
+    modules loaded before back in sys.modules), and out of sys.modules again afterwards. The
+    firmware imports some modules when first used (evse/smart.py its profile parser)."""
     saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in _FW_MODULES}
     had_const = hasattr(builtins, "const")
     builtins.const = lambda x: x  # type: ignore[attr-defined]
     sys.path.insert(0, str(FIRMWARE))
+    sys.modules.update(_LOADED)
     try:
-        smart = importlib.import_module("evse.smart")
+        yield
     finally:
         sys.path.remove(str(FIRMWARE))
         if not had_const:
             del builtins.const  # type: ignore[attr-defined]
         for n in [n for n in sys.modules if n.split(".")[0] in _FW_MODULES]:
-            del sys.modules[n]
+            _LOADED[n] = sys.modules.pop(n)
         sys.modules.update(saved)
+
+
+def _load_firmware() -> ModuleType:
+    with _firmware():
+        smart = importlib.import_module("evse.smart")
     smart.log.level = smart.log.ERROR  # the firmware logs every change to stdout
     return smart
 
@@ -209,7 +222,8 @@ def profile_sets(draw: st.DrawFn) -> list[Req]:
 def install(reqs: list[Req], store: MemStore | None = None) -> Any:
     s = SMART.Smart(store or MemStore(), 1)
     for r in reqs:
-        st_, why = s.set_profile(copy.deepcopy(r), 77, SET_AT)
+        with _firmware():  # the parser loads on use
+            st_, why = s.set_profile(copy.deepcopy(r), 77, SET_AT)
         assert st_ == "Accepted", (why, r)
     return s
 
@@ -344,6 +358,7 @@ def test_bad_profile_changes_nothing(reqs: list[Req], data: st.DataObject) -> No
         cp["chargingProfilePurpose"] = "TxProfile"  # without a transaction (tx_id None below)
     else:
         cp["chargingSchedule"]["chargingSchedulePeriod"][0]["startPeriod"] = 5
-    st_, why = s.set_profile(bad, None, SET_AT)
+    with _firmware():
+        st_, why = s.set_profile(bad, None, SET_AT)
     assert st_ == "Rejected" and why
     assert (s.profiles(), store.docs) == before

@@ -1,21 +1,18 @@
-# One OCPP 1.6 charging profile: a SetChargingProfile payload checked and turned into a compact
-# list, and the time rules of its schedule (does it apply at t, which period, when can that
-# change next). No hardware, no network: evse/smart.py combines profiles, this file knows one.
+# One OCPP 1.6 charging profile: its compact form and the time rules of its schedule (does it
+# apply at t, which period, when can that change next). No hardware, no network: evse/smart.py
+# combines profiles, this file knows one; evse/profparse.py turns a SetChargingProfile payload
+# into one (loaded for that call only).
 #
 # Compact, because the ESP32 heap is ~100 KB: a profile is one flat list (fields below) with
 # limits in tenths as small ints and times as unix seconds; the store keeps the same list as
 # JSON, so loading it allocates no dicts with OCPP's long key names.
-import clock
-
 PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
 CP_MAX = const(0)
 TX_DEFAULT = const(1)
 TX = const(2)
-_KINDS = ("Absolute", "Recurring", "Relative")
+# chargingProfileKind: Absolute, Recurring, Relative (evse/profparse.py reads the names)
 _ABSOLUTE = const(0)
-_RECURRING = const(1)
 _RELATIVE = const(2)
-_RECURRENCY = ("Daily", "Weekly")  # stored as 1, 2 (0 = not recurring)
 _CYCLE = (0, 86400, 604800)  # seconds per recurrence
 UNITS = ("A", "W")
 
@@ -45,135 +42,6 @@ _NFIELDS = const(14)
 # key = amps per phase x 13800 (tenths x 1380): an A limit in tenths is x 1380, a W limit in
 # tenths is W / (230 V x phases) x 13800 = tenths x 6 / phases (6 / phases is whole for 1-3).
 KEY_PER_DECIAMP = const(1380)
-
-
-def _isint(v):
-    return type(v) is int  # not bool, which isinstance(v, int) would let through
-
-
-def _isnum(v):
-    return type(v) is int or type(v) is float
-
-
-def _time(v, what):
-    # -> unix s, or None for an absent field; raises ValueError with the field's name.
-    if v is None:
-        return None
-    try:
-        return clock.parse_iso(v)
-    except ValueError:
-        raise ValueError("bad %s" % what)
-
-
-def parse(req, connectors, tx_id, now):
-    # SetChargingProfile.req -> (compact profile, None) or (None, reason). Nothing is changed
-    # here; the reason goes into a log line (and the caller's answer is Rejected).
-    try:
-        return _parse(req, connectors, tx_id, now), None
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
-        return None, str(e) or type(e).__name__
-
-
-def _parse(req, connectors, tx_id, now):
-    if not isinstance(req, dict):
-        raise ValueError("not an object")
-    cid = req.get("connectorId")
-    if not _isint(cid) or cid < 0 or cid > connectors:
-        raise ValueError("unknown connector %r" % (cid,))
-    cp = req.get("csChargingProfiles")
-    if not isinstance(cp, dict):
-        raise ValueError("no csChargingProfiles")
-    pid = cp.get("chargingProfileId")
-    if not _isint(pid):
-        raise ValueError("bad chargingProfileId")
-    stack = cp.get("stackLevel")
-    if not _isint(stack) or stack < 0 or stack > MAX_STACK_LEVEL:
-        raise ValueError("stackLevel must be 0..%d" % MAX_STACK_LEVEL)
-    name = cp.get("chargingProfilePurpose")
-    if name not in PURPOSES:
-        raise ValueError("unknown purpose %r" % (name,))
-    purpose = PURPOSES.index(name)
-    name = cp.get("chargingProfileKind")
-    if name not in _KINDS:
-        raise ValueError("unknown kind %r" % (name,))
-    kind = _KINDS.index(name)
-    rec = 0
-    if kind == _RECURRING:
-        name = cp.get("recurrencyKind")
-        if name not in _RECURRENCY:
-            raise ValueError("Recurring needs recurrencyKind Daily or Weekly")
-        rec = _RECURRENCY.index(name) + 1
-    txid = cp.get("transactionId")
-    if purpose == CP_MAX and cid != 0:
-        raise ValueError("ChargePointMaxProfile only on connector 0")
-    if purpose == TX:
-        if cid == 0:
-            raise ValueError("TxProfile needs a connector, not 0")
-        if tx_id is None:
-            raise ValueError("TxProfile without an active transaction")
-        if txid is not None and txid != tx_id:
-            raise ValueError("transactionId %r is not the active transaction" % (txid,))
-        txid = tx_id
-    elif txid is not None:
-        raise ValueError("transactionId only with TxProfile")
-    vfrom = _time(cp.get("validFrom"), "validFrom")
-    vto = _time(cp.get("validTo"), "validTo")
-    if vfrom is not None and vto is not None and vfrom >= vto:
-        raise ValueError("validFrom not before validTo")
-    if vto is not None and vto <= now:
-        raise ValueError("validTo already passed")
-
-    sch = cp.get("chargingSchedule")
-    if not isinstance(sch, dict):
-        raise ValueError("no chargingSchedule")
-    unit = sch.get("chargingRateUnit")
-    if unit not in UNITS:
-        raise ValueError("chargingRateUnit must be A or W")
-    dur = sch.get("duration")
-    if dur is not None and (not _isint(dur) or dur <= 0):
-        raise ValueError("duration must be a positive integer")
-    start = _time(sch.get("startSchedule"), "startSchedule")
-    mr = sch.get("minChargingRate")
-    if mr is not None:
-        if not _isnum(mr) or mr < 0:
-            raise ValueError("bad minChargingRate")
-        mr = int(round(mr * 10))
-    ps = sch.get("chargingSchedulePeriod")
-    if not isinstance(ps, list) or not ps:
-        raise ValueError("no chargingSchedulePeriod")
-    if len(ps) > MAX_PERIODS:
-        raise ValueError("more than %d periods" % MAX_PERIODS)
-    flat = []
-    last = -1
-    for p in ps:
-        if not isinstance(p, dict):
-            raise ValueError("bad period")
-        sp = p.get("startPeriod")
-        lim = p.get("limit")
-        ph = p.get("numberPhases")
-        if not _isint(sp) or sp < 0:
-            raise ValueError("bad startPeriod")
-        if last < 0 and sp != 0:
-            raise ValueError("first startPeriod must be 0")
-        if sp <= last:
-            # equal starts overlap; a smaller one is out of order: both are ambiguous
-            raise ValueError("periods overlap or are not sorted (startPeriod %d)" % sp)
-        if not _isnum(lim) or lim < 0:
-            raise ValueError("bad limit at startPeriod %d" % sp)
-        if ph is None:
-            ph = 0
-        elif not _isint(ph) or ph < 1 or ph > 3:
-            raise ValueError("numberPhases must be 1..3")
-        last = sp
-        flat.append(sp)
-        flat.append(int(round(lim * 10)))  # OCPP limits have one decimal
-        flat.append(ph)
-    # A relative profile has no start of its own (the transaction gives it one).
-    if kind == _RELATIVE:
-        start = None
-    # Tuples: exactly sized (a list grown by append keeps spare slots) and never changed.
-    return (pid, cid, purpose, kind, rec, stack, vfrom, vto, start, dur, UNITS.index(unit), mr,
-            txid, tuple(flat))
 
 
 def loaded(p, cid):

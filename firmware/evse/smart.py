@@ -82,8 +82,11 @@ class Smart:
 
     def parse(self, req, tx_id=None, now=None):
         # SetChargingProfile.req -> (profile, None) for install(), or (None, reason); checked
-        # against the set's connectors, nothing changed.
-        return pf.parse(req, self.n, tx_id, clock.now() if now is None else now)
+        # against the set's connectors, nothing changed. The parser loads for the call only.
+        from supervisor import rare
+
+        return rare("evse.profparse", "parse", req, self.n, tx_id,
+                    clock.now() if now is None else now)
 
     def parse_remote(self, prof):
         # A RemoteStartTransaction's chargingProfile -> parse()'s answer, for connector 1. Its
