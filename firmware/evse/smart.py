@@ -1,7 +1,8 @@
 # OCPP 1.6 Smart Charging on the charger: the installed charging profiles, and what they allow.
 # SetChargingProfile / ClearChargingProfile change the set; limit_at() gives the current limit
 # for the pilot, next_change() when to look again (the caller sleeps until then, no polling),
-# composite_schedule() answers GetCompositeSchedule. Pure logic: times are passed in (unix s UTC).
+# composite_schedule() answers GetCompositeSchedule (evse/composite.py, loaded for the call).
+# Pure logic: times are passed in (unix s UTC).
 #
 # Rules (OCPP 1.6 3.13 and 5.16, shared/OCPP16.md):
 # - within one purpose, the highest stackLevel that applies at t wins; a profile applies while t
@@ -25,11 +26,6 @@ from evse.profile import CONN, ID, PURPOSE, STACK, TX, TX_DEFAULT, CP_MAX, KEY_P
 _TAG = "smart"
 # Advertised as MaxChargingProfilesInstalled: with MAX_PERIODS, bounds RAM to a few KB.
 MAX_PROFILES = const(10)
-# A composite answer is at most this many periods (its duration is cut there), so a CSMS asking
-# for a year of an hourly daily profile cannot exhaust the heap.
-MAX_COMPOSITE_PERIODS = const(48)
-# The most the pilot can signal (IEC 61851-1): what "no limit" means in a composite schedule.
-MAX_A = const(80)
 _SCAN = const(400)  # edges next_change() looks at before answering "look again then"
 
 
@@ -283,58 +279,9 @@ class Smart:
 
     def composite_schedule(self, connector, duration, unit=None, now=None, tx_start=None,
                            cap=None):
-        # GetCompositeSchedule: -> {"startSchedule", "duration", "chargingRateUnit",
-        # "chargingSchedulePeriod": [{"startPeriod", "limit"[, "numberPhases"]}]} from now for
-        # duration s, equal neighbouring periods merged; or None when no profile applies at all
-        # in that time and no cap is given (nothing to report). unit "A" (default) or "W";
-        # cap: the charger's own limit in A (installer setting), applied like a profile;
-        # where nothing limits, MAX_A is reported. Without a transaction, relative schedules
-        # are shown as if one started now. The duration is cut at MAX_COMPOSITE_PERIODS.
-        # ValueError for an unknown connector or unit, or a duration < 1 (answer Rejected).
-        if now is None:
-            now = clock.now()
-        if not isinstance(duration, int) or duration < 1:
-            raise ValueError("duration %r" % (duration,))
-        if type(connector) is not int or connector < 0 or connector > self.n:
-            raise ValueError("connector %r" % (connector,))
-        if unit is None:
-            unit = "A"
-        if unit not in pf.UNITS:
-            raise ValueError("chargingRateUnit %r" % (unit,))
-        u = pf.UNITS.index(unit)
-        with_tx = tx_start is not None
-        anchor = tx_start if with_tx else now
-        c10 = int((MAX_A if cap is None else cap) * 10 + 0.001)
-        ceiling = (c10 * KEY_PER_DECIAMP, 0, 0, c10)
-        found = cap is not None
-        out = []
-        last = None
-        t = now
-        end = now + duration
-        while t < end:
-            s = self._at(t, connector, anchor, with_tx)
-            if s is not None:
-                found = True
-            key, ph, su, tenths = _min(ceiling, s)
-            if su != u:
-                # W -> A: tenths of W / (230 x phases); A -> W: the reverse, both rounded down.
-                tenths = key // KEY_PER_DECIAMP if u == 0 else key * (ph or 3) // 6
-            if last is None or last[0] != tenths or last[1] != ph:
-                if len(out) == MAX_COMPOSITE_PERIODS:
-                    end = t
-                    break
-                d = {"startPeriod": t - now, "limit": tenths / 10}
-                if ph:
-                    d["numberPhases"] = ph
-                out.append(d)
-                last = (tenths, ph)
-            e = self._edge(t, connector, anchor, with_tx)
-            t = end if e is None or e > end else e
-        if not found:
-            return None
-        return {
-            "startSchedule": clock.iso(now),
-            "duration": end - now,
-            "chargingRateUnit": unit,
-            "chargingSchedulePeriod": out,
-        }
+        # GetCompositeSchedule's answer (evse/composite.py, loaded for the call only) -> the
+        # schedule dict, or None when nothing applies; ValueError for a request to reject.
+        from supervisor import rare
+
+        return rare("evse.composite", "schedule", self, connector, duration, unit,
+                    clock.now() if now is None else now, tx_start, cap)

@@ -14,7 +14,8 @@
 import clock
 from store import Store
 from evse import profile as pf
-from evse.smart import Smart, MAX_PROFILES, MAX_COMPOSITE_PERIODS
+from evse.smart import Smart, MAX_PROFILES
+from evse.composite import MAX_PERIODS as MAX_COMPOSITE_PERIODS
 from mphelp import Logs, exists, read
 
 ROOT = "flash"
