@@ -328,6 +328,15 @@ def image_sources() -> dict[str, Path]:
 _QSTR_INFO = ("n_pool", "n_qstr", "n_str_data_bytes", "n_total_bytes")
 
 
+def esp32_pools_extra(n_qstr: int) -> float:
+    """KiB an ESP32 needs beyond this host's wK for the qstr pools of n_qstr run-time names.
+    The chain is the same there (mpy-tool gives the frozen pool an alloc of 10, so the first
+    dynamic pool has 20 entries on every port), but an entry is a 4-byte pointer, a 2-byte hash
+    and a length byte: 7 bytes, of which 3 count only half in wK here."""
+    esp32 = mpyinfo.Port(word=4)
+    return esp32.pool_bytes(n_qstr) / 1024 - wk(mpyinfo.Port.host().pool_bytes(n_qstr))
+
+
 def qstr_info(heapmap: list[str]) -> dict[str, int]:
     """The qstr figures heapwatch printed with the block map (dynamic pools only)."""
     line = next((ln for ln in reversed(heapmap) if ln.startswith("qstr pool:")), "")
@@ -559,14 +568,20 @@ async def figures(full_hour: bool = True) -> list[str]:
         for scenario in ("reference", "claim"):
             nm, nr = found.get((scenario, "mpy")), found.get((scenario, "rom"))
             rpeak = peaks[(scenario, "rom")].heap.get("peak", 0)
+            names = qstr_info(peaks[(scenario, "rom")].heapmap).get("n_qstr", 0)
+            pools = esp32_pools_extra(names)
             if nm and nr:
                 bytecode = max(0, (nm - nr) * 1024 * WORD // 4)
                 say(f"memory-budget: {scenario}: ESP32 estimate for the .mpy build: "
-                    f"~{nr + kib(bytecode):.0f} KiB of heap (the ROM run's {nr}wK of data + "
+                    f"~{nr + pools + kib(bytecode):.0f} KiB of heap (the ROM run's {nr}wK of "
+                    f"data + {pools:.1f} KiB for its {names} names' qstr pools + "
                     f"~{kib(bytecode):.0f} KiB of bytecode and its fragments: the .mpy run's "
                     f"extra {nm - nr}wK, bytes that count half here, at full size); "
-                    f"target {workload.TARGET_WK} KiB. With the bytecode in ROM: {nr}wK, data "
-                    f"peak {wk(rpeak):.1f} wK (target {workload.ROM_TARGET_KIB} KiB)")
+                    f"target {workload.TARGET_WK} KiB. With the bytecode in ROM: "
+                    f"~{nr + pools:.0f} KiB ({nr}wK + {pools:.1f}), data peak "
+                    f"{wk(rpeak):.1f} wK (target {workload.ROM_TARGET_KIB} KiB). Both leave "
+                    f"out the other half of the data's own bytes (buffers, strings made at run "
+                    f"time), which count half here")
         say(f"memory-budget: boot modules (`import app`, {len(boot)} modules): "
             f"{data_boot} bytes = {wk(data_boot):.1f} wK with the bytecode in ROM: "
             f"{wk(names_boot):.1f} wK of it their names (qstr pools and text), "
