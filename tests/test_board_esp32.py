@@ -192,27 +192,51 @@ def test_check_board_catches_hardware_imports_in_firmware(
 # ---- the freeze manifest ---------------------------------------------------------------------
 
 
-def test_manifest_freezes_the_app_but_not_main(tmp_path: Path) -> None:
+def _manifest_calls(manifest: Path) -> list[tuple[str, str, str]]:
+    """What a freeze manifest asks of MicroPython's tools/manifestfile.py: its calls, with the
+    board's own includes followed (run from their folder, as manifestfile.py runs them) and the
+    port's ($(...)) recorded only."""
     calls: list[tuple[str, str, str]] = []
+
+    def run(path: Path) -> None:
+        cwd = os.getcwd()
+        os.chdir(path.parent)  # manifestfile.py runs a manifest from its own folder
+        try:
+            exec(compile(path.read_text(), str(path), "exec"), dict(api))
+        finally:
+            os.chdir(cwd)
+
+    def include(p: str, **kw: object) -> None:
+        calls.append(("include", p, ""))
+        if not p.startswith("$("):
+            run(Path(os.path.abspath(p)))
+
     api = {
-        "include": lambda p, **kw: calls.append(("include", p, "")),
+        "include": include,
         "package": lambda p, files=None, base_path=".", opt=None: calls.append(
             ("package", p, base_path)
         ),
         "module": lambda p, base_path=".", opt=None: calls.append(("module", p, base_path)),
         "freeze": lambda p, script=None, opt=None: calls.append(("freeze", p, str(script))),
     }
-    cwd = os.getcwd()
-    os.chdir(BOARD)  # MicroPython's manifestfile.py runs a manifest from its own folder
-    try:
-        exec(compile((BOARD / "manifest.py").read_text(), "manifest.py", "exec"), dict(api))
-    finally:
-        os.chdir(cwd)
-    assert ("include", "$(PORT_DIR)/boards/manifest.py", "") in calls
+    run(manifest)
+    return calls
+
+
+@pytest.mark.parametrize(("board", "port_set", "own"), [
+    ("esp32_wallbox", "$(PORT_DIR)/boards/manifest.py", ("board.py", "pins.py", "radio.py")),
+    ("unix_sim", "$(PORT_DIR)/variants/standard/manifest.py",
+     ("board.py", "simboard.py", "simparts.py")),
+])
+def test_manifest_freezes_the_app_but_not_main(board: str, port_set: str,
+                                               own: tuple[str, ...]) -> None:
+    folder = REPO / "boards" / board
+    calls = _manifest_calls(folder / "manifest.py")
+    assert ("include", port_set, "") in calls
     modules = {(p, os.path.normpath(b)) for kind, p, b in calls if kind == "module"}
     packages = {p for kind, p, _ in calls if kind == "package"}
-    assert ("board.py", str(BOARD)) in modules
-    assert ("pins.py", str(BOARD)) in modules
+    for name in own:
+        assert (name, str(folder)) in modules
     assert ("main.py", str(FIRMWARE)) not in modules
     for p in FIRMWARE.iterdir():
         if p.is_dir() and p.name != "__pycache__" and any(p.rglob("*.py")):

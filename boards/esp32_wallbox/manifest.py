@@ -21,32 +21,10 @@ import os
 # The stock ESP32 set: _boot, inisetup, flashbdev, asyncio, neopixel, umqtt.simple/robust, ntptime,
 # requests, webrepl, mip, ...
 include("$(PORT_DIR)/boards/manifest.py")
+# The application: every firmware module but main.py (boards/firmware_manifest.py).
+include("../firmware_manifest.py")
 
 _BOARD = os.getcwd()
-_FIRMWARE = os.path.normpath(os.path.join(_BOARD, "..", "..", "firmware"))
-_NOT_FROZEN = ("main.py",)
-
-# Every package of the application (ocpp_client, rfid, meter, led, hotspot, ota, evse, store, ...)
-# and every top-level module, found by listing firmware/ so that a new package needs no edit here.
-# package() takes the .py files of a folder tree; a folder is a package if it holds any (MicroPython
-# imports folders without __init__.py as namespace packages). Non-Python files are not frozen: what
-# the charger serves must ship as Python modules (e.g. a page as a bytes constant).
-
-
-def _has_python(top):
-    for _dir, _subdirs, files in os.walk(top):
-        if any(f.endswith(".py") for f in files):
-            return True
-    return False
-
-
-for _name in sorted(os.listdir(_FIRMWARE)):
-    _path = os.path.join(_FIRMWARE, _name)
-    if os.path.isdir(_path):
-        if _name != "__pycache__" and _has_python(_path):
-            package(_name, base_path=_FIRMWARE)
-    elif _name.endswith(".py") and _name not in _NOT_FROZEN:
-        module(_name, base_path=_FIRMWARE)
 
 # This board's modules: `import board`, `pins`, `radio`, `boardonce` and `boardparts` find them
 # in the frozen set.

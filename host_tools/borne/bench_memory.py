@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -626,6 +627,7 @@ async def figures(full_hour: bool = True) -> list[str]:
             for line in frozen_lines(scenario, fz) if fz else []:
                 say(line)
         say(module_table(loader, rom_data))
+        await frozen_measured(say)
         # The hour, once, at the ROM run's smallest heap: nothing grows per MeterValues.
         nr = found.get(("reference", "rom"))
         if full_hour and nr:
@@ -662,6 +664,29 @@ async def figures(full_hour: bool = True) -> list[str]:
         f"imports), peak RSS {p['rss_max_kib'] / 1024:.1f} MiB")
     say(f"memory-budget: {MICROOCPP} (its code in flash: compare with the ROM data peak)")
     return lines
+
+
+async def frozen_measured(say: Callable[[str], None]) -> None:
+    """The frozen image measured, not estimated: both workloads on a unix port with the
+    application frozen into it (workload.FROZEN_ENV), when one has been built here."""
+    try:
+        interp = workload.frozen_interpreter()
+    except ValueError:
+        say(f"memory-budget: frozen, measured: not run ({workload.FROZEN_ENV} unset: "
+            f"boards/unix_sim/manifest.py says how to build the interpreter)")
+        return
+    for scenario in ("reference", "claim"):
+        free = await workload.run_scenario(scenario, None, "frozen", interp, heapmap=True)
+        if not free.ok:
+            say(f"memory-budget: frozen, measured: {free.summary()}")
+            continue
+        peak = free.heap.get("peak", 0)
+        n, _, runs = await smallest(scenario, "frozen", interp, peak, 1)
+        names = qstr_info(free.heapmap).get("n_qstr", 0)
+        types = ", ".join(f"{t} {wk(b):.1f}" for b, t in by_type(allocations(free.heapmap))[:6])
+        say(f"memory-budget: {scenario} [frozen, measured on {interp.name}]: smallest heap "
+            f"{f'-X heapsize={n}wK' if n else 'none up to 512wK'} ({runs} runs); data peak "
+            f"{wk(peak):.1f} wK ({types}); {names} names made at run time")
 
 
 @bench("memory-budget")

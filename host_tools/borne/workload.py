@@ -22,8 +22,11 @@ heap holds nothing per sample (the benchmark's full run shows the heap in use af
 against the short run's).
 
 The code runs as `runtime` says: "source" (compiled at import, unix port only), "mpy" (the
-`borne build` output as .mpy files, what `borne deploy` installs) or "rom" (the same as a
-ROMFS image executed in place: `borne/sim/romboot.py`, bytecode out of the heap).
+`borne build` output as .mpy files, what `borne deploy` installs), "rom" (the same as a
+ROMFS image executed in place: `borne/sim/romboot.py`, bytecode out of the heap) or "frozen"
+(a unix port with the application frozen into it, as the ESP32 image holds it: bytecode, its
+tables and its names out of the heap; built from a MicroPython checkout with
+boards/unix_sim/manifest.py and named by FROZEN_ENV, so only where one has been built).
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ CARD = "04A1B2C3"
 HOME = {"ssid": "Home Net", "password": "correct horse 42", "rssi": -50}
 HOTSPOT_KEY = "abcd-efgh-ijkm-npqr"
 CONN_PASSWORD = "wxyz-2345-6789"
-RUNTIMES = ("source", "mpy", "rom")
+RUNTIMES = ("source", "mpy", "rom", "frozen")
+FROZEN_ENV = "BORNE_FROZEN_MICROPYTHON"  # the frozen interpreter, for the "frozen" runtime
 
 
 class StepFailed(Exception):
@@ -104,6 +108,8 @@ def build(runtime: str, out: Path, board: str = "unix_sim") -> Path | None:
         raise ValueError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
     if runtime == "source":
         return None
+    if runtime == "frozen":
+        return frozen_interpreter()
     from borne.build import compile_tree
 
     compile_tree(board, out=out / "build")
@@ -112,10 +118,24 @@ def build(runtime: str, out: Path, board: str = "unix_sim") -> Path | None:
     return romboot.prepare(out / "build", out / "rom")
 
 
+def frozen_interpreter() -> Path:
+    """The unix port with the application frozen in, from FROZEN_ENV (ValueError: none)."""
+    import os
+
+    path = os.environ.get(FROZEN_ENV, "")
+    if not path or not os.access(path, os.X_OK):
+        raise ValueError(f"the frozen runtime needs {FROZEN_ENV} set to a unix port built with "
+                         f"boards/unix_sim/manifest.py (it says how); got {path!r}")
+    return Path(path).resolve()
+
+
 def runtime_for(runtime: str, heapsize: str | None, folder: Path | None) -> Runtime:
-    """The agent's Runtime: heap sampling on, the build or ROM image `folder` (see build())."""
+    """The agent's Runtime: heap sampling on, the build or ROM image `folder`, or the frozen
+    interpreter (see build())."""
     if runtime == "rom":
         return Runtime(heapsize=heapsize, rom=folder, diag=True)
+    if runtime == "frozen":
+        return Runtime(heapsize=heapsize, frozen=folder, diag=True)
     return Runtime(heapsize=heapsize, compiled=folder, diag=True)
 
 

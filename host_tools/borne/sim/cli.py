@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -44,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="run that build as a ROMFS image executed in place (bytecode out "
                         "of the heap, as a production image holds it); --heapsize is then the "
                         "heap for the data, the image's block added to it")
+    run_as.add_argument("--frozen", type=Path, metavar="MICROPYTHON",
+                        help="run a unix port built with the application frozen into it "
+                        "(boards/unix_sim/manifest.py says how): bytecode and names in the "
+                        "image, as on a charger's firmware; unix_sim board only")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--board", default="unix_sim", choices=BOARDS,
                    help="the board code that runs: unix_sim, or esp32_wallbox (its board.py "
@@ -154,7 +159,14 @@ def simulator_from(args: argparse.Namespace, flash: Path) -> Simulator:
 
 
 def runtime_from(args: argparse.Namespace) -> Runtime:
-    """--heapsize, --diag and how the application runs (--compiled, --rom: built here)."""
+    """--heapsize, --diag and how the application runs (--compiled, --rom: built here;
+    --frozen: an interpreter holding it)."""
+    if args.frozen is not None:
+        if args.board != "unix_sim":
+            raise ValueError("--frozen: the frozen interpreter holds the unix_sim board")
+        if not os.access(args.frozen, os.X_OK):
+            raise ValueError(f"--frozen {args.frozen}: not an executable")
+        return Runtime(heapsize=args.heapsize, diag=args.diag, frozen=args.frozen.resolve())
     if not (args.compiled or args.rom):
         return Runtime(heapsize=args.heapsize, diag=args.diag)
     from borne import paths

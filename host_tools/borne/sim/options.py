@@ -6,6 +6,7 @@ mode (`simulator.ClaimOptions`) and MQTT (`mqttopts.MqttOptions`) are the others
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,9 @@ METER_LINE = "9600 8 E 1"  # the simulated RS-485 line: baud, data bits, parity,
 @dataclass(frozen=True)
 class Runtime:
     """How the agent's interpreter runs: its heap (`-X heapsize=`, e.g. "100wK"), the
-    application it runs (the firmware source, a `borne build` output folder, or that build as a
-    ROMFS image executed in place), the benchmark probes it starts (heap sampling, the loop's
-    longest stall) and the file its output goes to."""
+    application it runs (the firmware source, a `borne build` output folder, that build as a
+    ROMFS image executed in place, or an interpreter with it frozen in), the benchmark probes
+    it starts (heap sampling, the loop's longest stall) and the file its output goes to."""
 
     heapsize: str | None = None
     compiled: Path | None = None  # a `borne build` output folder to run instead of the source
@@ -31,17 +32,22 @@ class Runtime:
     # buffer, bytecode executed in place. The heap is made larger by the image's block, so
     # `heapsize` stays the application's data heap; heapwatch leaves the image out.
     rom: Path | None = None
+    # A unix port built with the application frozen into it (boards/unix_sim/manifest.py) to
+    # run instead of this venv's: bytecode, its tables and its names in the interpreter's image,
+    # as in the ESP32 image; main.py is the firmware's own, every other module the frozen one.
+    frozen: Path | None = None
     diag: bool = False  # heapwatch.py: the state's `heap` (peak, used, total)
     stallwatch: bool = False  # stallwatch.py: the loop's longest stall
     log_file: Path | None = None  # every line the agent prints, appended
 
     def __post_init__(self) -> None:
-        if self.rom is not None and self.compiled is not None:
-            raise ValueError("a runtime runs either a build (compiled) or a ROM image (rom)")
+        if sum(x is not None for x in (self.rom, self.compiled, self.frozen)) > 1:
+            raise ValueError("a runtime runs one of a build (compiled), a ROM image (rom) or a "
+                             "frozen interpreter (frozen)")
 
     def interpreter(self) -> list[str]:
         """The command up to the script's own arguments: micropython, its options, main.py."""
-        cmd = [paths.micropython()]
+        cmd = [str(self.frozen) if self.frozen else paths.micropython()]
         heapsize = self.heapsize
         if heapsize and self.rom is not None:
             from borne.sim import romboot
@@ -51,12 +57,20 @@ class Runtime:
             cmd += ["-X", f"heapsize={heapsize}"]
         folder = self.rom or self.compiled
         main = folder / "main.py" if folder else paths.FIRMWARE / "main.py"
+        if self.frozen:
+            # main.py alone in a folder: the script's folder heads sys.path, where the firmware's
+            # sources would be imported before the frozen modules.
+            main = paths.BUILD / "frozen-main" / "main.py"
+            main.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(paths.FIRMWARE / "main.py", main)
         return [*cmd, str(main)]
 
     def micropypath(self, board: str) -> str:
         """MICROPYPATH: where the application's and the board's modules are found (a ROM
         image puts itself at /rom, after .frozen)."""
         folder = self.rom or self.compiled
+        if self.frozen:
+            return f".frozen:{paths.MPLIB}"
         if folder:
             emulation = f"{paths.EMULATION}:{paths.CHIPS}:" if board == "esp32_wallbox" else ""
             slot = "" if self.rom else f"{folder / 'slot'}:"

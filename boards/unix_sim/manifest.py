@@ -1,0 +1,25 @@
+# Freeze manifest of a unix port that holds the application frozen, as the ESP32 image does
+# (boards/esp32_wallbox/manifest.py): the memory benchmark measures the data heap with the
+# bytecode, its tables and its names in the interpreter's image instead of estimating it. From a
+# MicroPython 1.28 checkout (with its lib/mbedtls and lib/micropython-lib submodules):
+#
+#   cd micropython/ports/unix
+#   make MICROPY_PY_BTREE=0 MPY_CROSS_FLAGS=-march=x64 BUILD=build-borne PROG=micropython-borne \
+#       FROZEN_MANIFEST=/path/to/borne/boards/unix_sim/manifest.py
+#
+# (-march: ocpp_client/ws.py has native code; BTREE needs a submodule nothing here uses), then
+# `borne sim --frozen build-borne/micropython-borne`, or BORNE_FROZEN_MICROPYTHON set to it for
+# `borne bench memory-budget`. Run from this folder by MicroPython's tools/manifestfile.py.
+import os
+
+# The unix port's own set (asyncio, ssl, mip, ...), as in the stock interpreter.
+include("$(PORT_DIR)/variants/standard/manifest.py")
+# The application: every firmware module but main.py (boards/firmware_manifest.py).
+include("../firmware_manifest.py")
+
+_BOARD = os.getcwd()
+
+# This board's modules.
+module("board.py", base_path=_BOARD)
+module("simboard.py", base_path=_BOARD)
+module("simparts.py", base_path=_BOARD)
