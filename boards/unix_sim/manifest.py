@@ -9,7 +9,8 @@
 #
 # (-march: ocpp_client/ws.py has native code; BTREE needs a submodule nothing here uses), then
 # `borne sim --frozen build-borne/micropython-borne`, or BORNE_FROZEN_MICROPYTHON set to it for
-# `borne bench memory-budget`. Run from this folder by MicroPython's tools/manifestfile.py.
+# `borne bench memory-budget`. The interpreter holds the firmware as it was when built: build it
+# again after a change. Run from this folder by MicroPython's tools/manifestfile.py.
 import os
 
 # The unix port's own set (asyncio, ssl, mip, ...), as in the stock interpreter.
