@@ -3,11 +3,12 @@
 # bytecode, its tables and its names in the interpreter's image instead of estimating it. From a
 # MicroPython 1.28 checkout (with its lib/mbedtls and lib/micropython-lib submodules):
 #
-#   cd micropython/ports/unix
+#   cd micropython && make -C mpy-cross && cd ports/unix
 #   make MICROPY_PY_BTREE=0 MPY_CROSS_FLAGS=-march=x64 BUILD=build-borne PROG=micropython-borne \
 #       FROZEN_MANIFEST=/path/to/borne/boards/unix_sim/manifest.py
 #
-# (-march: ocpp_client/ws.py has native code; BTREE needs a submodule nothing here uses), then
+# (-march: ocpp_client/ws.py has native code; BTREE needs a submodule nothing here uses; the
+# port's ffi module links the system's libffi, Debian's libffi-dev), then
 # `borne sim --frozen build-borne/micropython-borne`, or BORNE_FROZEN_MICROPYTHON set to it for
 # `borne bench memory-budget`. The interpreter holds the firmware as it was when built: build it
 # again after a change. Run from this folder by MicroPython's tools/manifestfile.py.
