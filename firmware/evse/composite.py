@@ -1,10 +1,10 @@
 # GetCompositeSchedule's answer from the installed profiles (OCPP 1.6 5.7): loaded for the call
 # only (evse/smart.py's composite_schedule(), supervisor.rare()), so a profile's whole life does
-# not keep it in the heap. It walks Smart's own limit rules (_at, _edge) edge by edge.
+# not keep it in the heap. It walks Smart's limit rules (segment_at, edge_after) edge by edge.
 import clock
 from evse import profile as pf
 from evse.profile import KEY_PER_DECIAMP
-from evse.smart import _min
+from evse.smart import min_segment
 
 # A composite answer is at most this many periods (its duration is cut there), so a CSMS asking
 # for a year of an hourly daily profile cannot exhaust the heap.
@@ -41,10 +41,10 @@ def schedule(smart, connector, duration, unit, now, tx_start, cap):
     t = now
     end = now + duration
     while t < end:
-        s = smart._at(t, connector, anchor, with_tx)
+        s = smart.segment_at(t, connector, anchor, with_tx)
         if s is not None:
             found = True
-        key, ph, su, tenths = _min(ceiling, s)
+        key, ph, su, tenths = min_segment(ceiling, s)
         if su != u:
             # W -> A: tenths of W / (230 x phases); A -> W: the reverse, both rounded down.
             tenths = key // KEY_PER_DECIAMP if u == 0 else key * (ph or 3) // 6
@@ -57,7 +57,7 @@ def schedule(smart, connector, duration, unit, now, tx_start, cap):
                 d["numberPhases"] = ph
             out.append(d)
             last = (tenths, ph)
-        e = smart._edge(t, connector, anchor, with_tx)
+        e = smart.edge_after(t, connector, anchor, with_tx)
         t = end if e is None or e > end else e
     if not found:
         return None

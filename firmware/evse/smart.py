@@ -33,7 +33,7 @@ def _doc(cid):
     return "smart%d" % cid
 
 
-def _min(a, b):
+def min_segment(a, b):
     # Segments (key, phases, unit, tenths); None = no limit. On a tie the first one stays.
     if a is None:
         return b
@@ -226,7 +226,7 @@ class Smart:
                     at = off
         return None if top is None else pf.seg(top, at)
 
-    def _at(self, t, cid, anchor, with_tx):
+    def segment_at(self, t, cid, anchor, with_tx):
         # The limit segment at t on connector cid (0: the charge point's maximum only).
         cap = self._best(t, CP_MAX, 0, anchor)
         if cid == 0:
@@ -236,10 +236,10 @@ class Smart:
             s = self._best(t, TX_DEFAULT, cid, anchor)
             if s is None:
                 s = self._best(t, TX_DEFAULT, 0, anchor)
-        return _min(cap, s)
+        return min_segment(cap, s)
 
-    def _edge(self, t, cid, anchor, with_tx):
-        # The first time after t at which _at() may change, or None.
+    def edge_after(self, t, cid, anchor, with_tx):
+        # The first time after t at which segment_at() may change, or None.
         best = None
         for q in self._p:
             pu = q[PURPOSE]
@@ -259,7 +259,7 @@ class Smart:
         # rounded down to 0.1 A), or None when no profile limits the connector. tx_start: when
         # the running transaction started (relative schedules count from it; None = no
         # transaction: TxProfiles are ignored and relative schedules show their first period).
-        return _amps(self._at(now, connector, tx_start, tx_start is not None))
+        return _amps(self.segment_at(now, connector, tx_start, tx_start is not None))
 
     def next_change(self, now, connector=1, tx_start=None):
         # -> the first time after now when limit_at() gives another value, or None if it never
@@ -267,13 +267,13 @@ class Smart:
         # answers the last edge looked at: not a change, a time to look again. Call again after
         # any set/clear (listeners) and when a transaction starts or ends.
         with_tx = tx_start is not None
-        v = _amps(self._at(now, connector, tx_start, with_tx))
+        v = _amps(self.segment_at(now, connector, tx_start, with_tx))
         t = now
         for _ in range(_SCAN):
-            t = self._edge(t, connector, tx_start, with_tx)
+            t = self.edge_after(t, connector, tx_start, with_tx)
             if t is None:
                 return None
-            if _amps(self._at(t, connector, tx_start, with_tx)) != v:
+            if _amps(self.segment_at(t, connector, tx_start, with_tx)) != v:
                 return t
         return t
 
