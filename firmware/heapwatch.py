@@ -10,7 +10,9 @@
 # the heap's block map is printed between "@heapmap <peak>" and "@heapmap end" lines
 # (micropython.mem_info(1): one character per block, its type; the memory benchmark reads the
 # largest allocations from the last one), and before the end line "@modules" and the modules
-# loaded at that moment, then the qstr pools' figures ("qstr pool: n_pool=...").
+# loaded at that moment, then the qstr pools' figures ("qstr pool: n_pool=..."). On a unix port
+# built with boards/unix_sim/cmodules (the frozen interpreter), "@mem" lines follow the map: the
+# heap by object type (memtypes.c).
 import asyncio
 import gc
 import os
@@ -35,6 +37,10 @@ async def run(board, period_ms=50, code=0):
         rom = 0
     code -= rom if code else 0
     maps = _maps()
+    try:
+        import memtypes  # only in a diagnostic build (boards/unix_sim/cmodules)
+    except ImportError:
+        memtypes = None
     peak = 0
     mapped = 0
     gc_peak = 0
@@ -60,6 +66,8 @@ async def run(board, period_ms=50, code=0):
                 mapped = peak
                 print("@heapmap", peak)
                 micropython.mem_info(1)
+                if memtypes:
+                    memtypes.dump()
                 print("@modules", " ".join(sorted(sys.modules)))
                 micropython.qstr_info()
                 print("@heapmap end")

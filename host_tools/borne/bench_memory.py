@@ -87,12 +87,14 @@ def kib(nbytes: float) -> float:
 
 
 # -- smallest heap -----------------------------------------------------------------------------
-async def smallest(scenario: str, runtime: str, folder: Path, peak: int, step: int
-                   ) -> tuple[int | None, workload.Result | None, int]:
+async def smallest(scenario: str, runtime: str, folder: Path, peak: int, step: int,
+                   word: int = WORD) -> tuple[int | None, workload.Result | None, int]:
     """Smallest N (wK, to `step`) under which `scenario` passes, bisecting from its live peak
-    (a heap smaller than the data live at the peak cannot pass). -> (N, its run, runs made)."""
-    lo = max(8, math.floor(wk(peak)))
-    hi = math.ceil(wk(peak) * 1.15) + 4
+    (a heap smaller than the data live at the peak cannot pass). -> (N, its run, runs made).
+    `word`: the interpreter's word size (NwK is N KiB of 4-byte words, whatever it is)."""
+    unit = 256 * word
+    lo = max(8, math.floor(peak / unit))
+    hi = math.ceil(peak / unit * 1.15) + 4
     runs = 0
     ok: workload.Result | None = None
     while True:
@@ -117,9 +119,12 @@ async def smallest(scenario: str, runtime: str, folder: Path, peak: int, step: i
 
 
 # -- the heap's block map ----------------------------------------------------------------------
-def allocations(heapmap: list[str], skip_bytes: int = 0) -> list[tuple[int, str]]:
-    """(bytes, type letter) of every allocation in a micropython.mem_info(1) block map; the
-    ROM image's block (`skip_bytes`, the largest) left out."""
+def allocations(heapmap: list[str], skip_bytes: int = 0, word: int = WORD
+                ) -> list[tuple[int, str]]:
+    """(bytes, type letter) of every allocation in a micropython.mem_info(1) block map of an
+    interpreter with `word`-byte words; the ROM image's block (`skip_bytes`, the largest) left
+    out."""
+    block = 4 * word
     blocks: dict[int, str] = {}
     for line in heapmap:
         head, sep, body = line.partition(": ")
@@ -130,7 +135,7 @@ def allocations(heapmap: list[str], skip_bytes: int = 0) -> list[tuple[int, str]
         except ValueError:
             continue
         for i, c in enumerate(body.rstrip()):
-            blocks[off // BLOCK + i] = c
+            blocks[off // block + i] = c
     out: list[tuple[int, str]] = []
     cur: list[Any] | None = None
     for b in sorted(blocks):
@@ -140,43 +145,72 @@ def allocations(heapmap: list[str], skip_bytes: int = 0) -> list[tuple[int, str]
             cur[2] = b
             continue
         if cur is not None:
-            out.append((cur[1] * BLOCK, cur[0]))
+            out.append((cur[1] * block, cur[0]))
             cur = None
         if c not in ".=":
             cur = [c, 1, b]
     if cur is not None:
-        out.append((cur[1] * BLOCK, cur[0]))
+        out.append((cur[1] * block, cur[0]))
     out.sort(reverse=True)
-    if skip_bytes and out and abs(out[0][0] - skip_bytes) <= BLOCK:
+    if skip_bytes and out and abs(out[0][0] - skip_bytes) <= block:
         out = out[1:]
     return out
 
 
-def _qstr_pool_sizes() -> dict[int, int]:
+def _qstr_pool_sizes(word: int = WORD) -> dict[int, int]:
     """Block-rounded size -> entries of MicroPython's qstr pools (10 entries, then each pool
     twice the last): a header of 6 words, then per entry a pointer, a 2-byte hash, a length
     byte. A map's 'h' of exactly such a size is taken for a pool."""
     out = {}
     n = 10
+    block = 4 * word
     while n < 1 << 16:
-        size = 6 * WORD + n * (WORD + 3)
-        out[-(-size // BLOCK) * BLOCK] = n
+        size = 6 * word + n * (word + 3)
+        out[-(-size // block) * block] = n
         n *= 2
     return out
 
 
-def label(nbytes: int, c: str) -> str:
-    if c == "h" and nbytes >= 512 and nbytes in _qstr_pool_sizes():
-        return f"qstr pool ({_qstr_pool_sizes()[nbytes]} entries)"
+def label(nbytes: int, c: str, word: int = WORD) -> str:
+    pools = _qstr_pool_sizes(word)
+    if c == "h" and nbytes >= 512 and nbytes in pools:
+        return f"qstr pool ({pools[nbytes]} entries)"
     return TYPES.get(c, c)
 
 
-def by_type(allocs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def by_type(allocs: list[tuple[int, str]], word: int = WORD) -> list[tuple[int, str]]:
     totals: dict[str, int] = {}
     for n, c in allocs:
-        key = "Q" if label(n, c).startswith("qstr") else c
+        key = "Q" if label(n, c, word).startswith("qstr") else c
         totals[key] = totals.get(key, 0) + n
     return sorted(((n, TYPES.get(c, c)) for c, n in totals.items()), reverse=True)
+
+
+def by_kind(heapmap: list[str]) -> list[tuple[int, int, str, str]]:
+    """(bytes, objects, kind, name) from the "@mem" lines a block map carries on a unix port
+    built with boards/unix_sim/cmodules (memtypes.c: the heap by object type), largest first."""
+    out = []
+    for line in heapmap:
+        if line.startswith("@mem "):
+            _, n, nbytes, kind, *name = line.split()
+            out.append((int(nbytes), int(n), kind, " ".join(name) or "?"))
+    return sorted(out, reverse=True)
+
+
+def kind_lines(rows: list[tuple[int, int, str, str]], unit: Callable[[float], float]
+               ) -> tuple[str, str]:
+    """The peak by kind of object ("classes 10.9 (66), ...") and its largest single entries."""
+    kinds: dict[str, list[int]] = {}
+    for nbytes, n, kind, name in rows:
+        key = f"{kind} {name}" if kind == "builtin" else kind
+        k = kinds.setdefault(key, [0, 0])
+        k[0] += nbytes
+        k[1] += n
+    total = ", ".join(f"{k} {unit(v[0]):.1f}" + (f" ({v[1]})" if v[1] else "")
+                      for k, v in sorted(kinds.items(), key=lambda kv: -kv[1][0])[:12])
+    named = [r for r in rows if r[2] in ("class", "module", "instance")]
+    big = ", ".join(f"{kind} {name} {unit(b):.2f}" for b, _, kind, name in named[:10])
+    return total, big
 
 
 # -- module data per package, per feature -------------------------------------------------------
@@ -668,25 +702,38 @@ async def figures(full_hour: bool = True) -> list[str]:
 
 async def frozen_measured(say: Callable[[str], None]) -> None:
     """The frozen image measured, not estimated: both workloads on a unix port with the
-    application frozen into it (workload.FROZEN_ENV), when one has been built here."""
+    application frozen into it (workload.FROZEN_ENV), when one has been built here. Built
+    32-bit (boards/unix_sim/manifest.py says how), its figures are in true KiB: an ESP32's word
+    and GC block size, bytes at full size; a 64-bit build's are in wK as elsewhere."""
     try:
         interp = workload.frozen_interpreter()
     except ValueError:
         say(f"memory-budget: frozen, measured: not run ({workload.FROZEN_ENV} unset: "
             f"boards/unix_sim/manifest.py says how to build the interpreter)")
         return
+    word = workload.word_bytes(interp)
+    unit, sign = (kib, "KiB") if word == 4 else (wk, "wK")
+    build = "32-bit build: an ESP32's word size" if word == 4 else "64-bit build"
     for scenario in ("reference", "claim"):
         free = await workload.run_scenario(scenario, None, "frozen", interp, heapmap=True)
         if not free.ok:
             say(f"memory-budget: frozen, measured: {free.summary()}")
             continue
         peak = free.heap.get("peak", 0)
-        n, _, runs = await smallest(scenario, "frozen", interp, peak, 1)
+        n, _, runs = await smallest(scenario, "frozen", interp, peak, 1, word)
         names = qstr_info(free.heapmap).get("n_qstr", 0)
-        types = ", ".join(f"{t} {wk(b):.1f}" for b, t in by_type(allocations(free.heapmap))[:6])
-        say(f"memory-budget: {scenario} [frozen, measured on {interp.name}]: smallest heap "
-            f"{f'-X heapsize={n}wK' if n else 'none up to 512wK'} ({runs} runs); data peak "
-            f"{wk(peak):.1f} wK ({types}); {names} names made at run time")
+        allocs = allocations(free.heapmap, 0, word)
+        types = ", ".join(f"{t} {unit(b):.1f}" for b, t in by_type(allocs, word)[:6])
+        heap = f"-X heapsize={n}wK" if n else "none up to 512wK"
+        heap += f" (= {n} KiB)" if n and word == 4 else ""
+        say(f"memory-budget: {scenario} [frozen, measured on {interp.name}, {build}]: smallest "
+            f"heap {heap} ({runs} runs); data peak {unit(peak):.1f} {sign} ({types}); {names} "
+            f"names made at run time")
+        kinds = by_kind(free.heapmap)
+        if kinds:
+            total, big = kind_lines(kinds, unit)
+            say(f"memory-budget: {scenario} [frozen] the peak by kind of object, {sign} (objects):"
+                f" {total}; the largest classes, modules and instances: {big}")
 
 
 @bench("memory-budget")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -127,6 +128,13 @@ def frozen_interpreter() -> Path:
         raise ValueError(f"the frozen runtime needs {FROZEN_ENV} set to a unix port built with "
                          f"boards/unix_sim/manifest.py (it says how); got {path!r}")
     return Path(path).resolve()
+
+
+def word_bytes(interp: Path) -> int:
+    """The word size of a MicroPython interpreter: 4 for a 32-bit build, 8 for a 64-bit one."""
+    r = subprocess.run([str(interp), "-c", "import sys; print(4 if sys.maxsize < 1 << 32 else 8)"],
+                       capture_output=True, text=True, timeout=30, check=True)
+    return int(r.stdout.strip())
 
 
 def runtime_for(runtime: str, heapsize: str | None, folder: Path | None) -> Runtime:

@@ -1,0 +1,200 @@
+// memtypes.dump(): the GC heap by object type, for `borne bench memory-budget` on a unix port
+// built with the application frozen in (boards/unix_sim/manifest.py says how). The stock
+// micropython.mem_info(1) names only a few types per block (tuple, list, dict, str, function,
+// module); every other object, and every table an object owns, is an anonymous "h". This walks
+// the same heap and prints one line per type:
+//
+//   @mem <objects> <bytes> <kind> <name>
+//
+// kind: "class" (a class made at run time: its type object, locals dict and table; name is the
+// class's), "module" (its object, globals dict and table; name is the module's), "instance" (of
+// a Python class: the object and its members table; name is the class's), "function" (a def;
+// name "async" for an async def's or a generator's), "coroutine" (a running async def's or
+// generator's frame), "builtin" (any other typed object, with the table or data block it owns:
+// dict, list, str, bytearray, ...), "untyped" (blocks no typed object owns: raw buffers that
+// belong to C code, such as a socket's or the qstr pools). Bytes are whole GC blocks.
+//
+// Unix only: a block's first word is read as a type pointer only when it points into the heap
+// or into the executable's own image (the linker's __executable_start.._end), so raw data is
+// never dereferenced. Diagnostic: not part of any charger's firmware.
+#include <stdint.h>
+
+#include "py/gc.h"
+#include "py/mpstate.h"
+#include "py/obj.h"
+#include "py/objarray.h"
+#include "py/objlist.h"
+#include "py/objmodule.h"
+#include "py/objstr.h"
+#include "py/objtype.h"
+#include "py/runtime.h"
+
+#if MICROPY_ENABLE_GC && !MICROPY_GC_SPLIT_HEAP
+
+extern char __executable_start, _end;
+
+#define AT_HEAD (1)
+#define AT_TAIL (2)
+#define KINDS (512)   // distinct type keys kept; more are summed under "other types"
+#define OWNERS (2048) // dicts owned by a module or a class, not counted twice
+
+static size_t kind_of(size_t block) {
+    const byte *atb = MP_STATE_MEM(area).gc_alloc_table_start;
+    return (atb[block / 4] >> (2 * (block & 3))) & 3;
+}
+
+static size_t n_blocks(void) {
+    return MP_STATE_MEM(area).gc_alloc_table_byte_len * 4;
+}
+
+static bool is_head(const void *p) {
+    const byte *start = MP_STATE_MEM(area).gc_pool_start;
+    return ((uintptr_t)p & (MICROPY_BYTES_PER_GC_BLOCK - 1)) == 0
+           && (const byte *)p >= start && (const byte *)p < MP_STATE_MEM(area).gc_pool_end
+           && kind_of(((const byte *)p - start) / MICROPY_BYTES_PER_GC_BLOCK) == AT_HEAD;
+}
+
+static bool is_static(const void *p) {
+    return ((uintptr_t)p & (sizeof(void *) - 1)) == 0
+           && (const char *)p >= &__executable_start && (const char *)p < &_end;
+}
+
+// Bytes of the heap block at p, or 0 if p is not the head of one.
+static size_t owned(const void *p) {
+    return (p != NULL && is_head(p)) ? gc_nbytes(p) : 0;
+}
+
+static size_t dict_bytes(const mp_obj_dict_t *d) {
+    return owned(d) + (is_head(d) ? owned(d->map.table) : 0);
+}
+
+typedef struct {
+    const void *key;
+    const char *kind;
+    qstr name;
+    size_t n;
+    size_t bytes;
+} row_t;
+
+static row_t rows[KINDS];
+static const void *owners[OWNERS];
+
+static void add(size_t *nr, const void *key, const char *kind, qstr name, size_t bytes) {
+    size_t i = 0;
+    while (i < *nr && !(rows[i].key == key && rows[i].kind == kind)) {
+        i++;
+    }
+    if (i == *nr) {
+        if (*nr == KINDS) {
+            i = KINDS - 1;  // the last row takes the rest
+            rows[i].kind = "builtin";
+            rows[i].name = MP_QSTR_object;
+        } else {
+            rows[i].key = key;
+            rows[i].kind = kind;
+            rows[i].name = name;
+            rows[i].n = rows[i].bytes = 0;
+            (*nr)++;
+        }
+    }
+    rows[i].n++;
+    rows[i].bytes += bytes;
+}
+
+static mp_obj_t memtypes_dump(void) {
+    const byte *start = MP_STATE_MEM(area).gc_pool_start;
+    size_t nb = n_blocks();
+    size_t n_own = 0;
+    // First pass: the dicts that belong to a module or a class are counted with it.
+    for (size_t b = 0; b < nb; b++) {
+        if (kind_of(b) != AT_HEAD) {
+            continue;
+        }
+        void **p = (void **)(start + b * MICROPY_BYTES_PER_GC_BLOCK);
+        if (n_own == OWNERS) {
+            break;
+        }
+        if (*p == &mp_type_module) {
+            owners[n_own++] = ((mp_obj_module_t *)p)->globals;
+        } else if (*p == &mp_type_type && MP_OBJ_TYPE_HAS_SLOT((mp_obj_type_t *)p, locals_dict)) {
+            owners[n_own++] = MP_OBJ_TYPE_GET_SLOT((mp_obj_type_t *)p, locals_dict);
+        }
+    }
+    size_t nr = 0, typed = 0, all = 0;
+    for (size_t b = 0; b < nb; b++) {
+        if (kind_of(b) != AT_HEAD) {
+            continue;
+        }
+        void **p = (void **)(start + b * MICROPY_BYTES_PER_GC_BLOCK);
+        size_t bytes = gc_nbytes(p);
+        all += bytes;
+        const mp_obj_type_t *t = (const mp_obj_type_t *)*p;
+        if (t == NULL || !(is_head(t) || is_static(t)) || t->base.type != &mp_type_type) {
+            continue;  // not an object: a table, a buffer, a raw block
+        }
+        if (t == &mp_type_dict) {
+            size_t i = 0;
+            while (i < n_own && owners[i] != (void *)p) {
+                i++;
+            }
+            if (i < n_own) {
+                continue;  // counted with its module or class
+            }
+            bytes += owned(((mp_obj_dict_t *)p)->map.table);
+            add(&nr, t, "builtin", t->name, bytes);
+        } else if (t == &mp_type_module) {
+            mp_obj_dict_t *g = ((mp_obj_module_t *)p)->globals;
+            bytes += dict_bytes(g);
+            mp_map_elem_t *e = mp_map_lookup(&g->map, MP_OBJ_NEW_QSTR(MP_QSTR___name__), MP_MAP_LOOKUP);
+            qstr name = (e != NULL && mp_obj_is_qstr(e->value)) ? MP_OBJ_QSTR_VALUE(e->value) : MP_QSTR_;
+            add(&nr, p, "module", name, bytes);
+        } else if (t == &mp_type_type) {
+            const mp_obj_type_t *c = (const mp_obj_type_t *)p;
+            if (MP_OBJ_TYPE_HAS_SLOT(c, locals_dict)) {
+                bytes += dict_bytes(MP_OBJ_TYPE_GET_SLOT(c, locals_dict));
+            }
+            add(&nr, p, "class", c->name, bytes);
+        } else if (mp_obj_is_instance_type(t)) {
+            bytes += owned(((mp_obj_instance_t *)p)->members.table);
+            add(&nr, t, "instance", t->name, bytes);
+        } else if (t == &mp_type_fun_bc) {
+            add(&nr, t, "function", MP_QSTR_def, bytes);
+        } else if (t == &mp_type_gen_wrap) {
+            add(&nr, t, "function", MP_QSTR_async, bytes);
+        } else if (t == &mp_type_gen_instance) {
+            add(&nr, t, "coroutine", t->name, bytes);
+        } else {
+            if (t == &mp_type_list) {
+                bytes += owned(((mp_obj_list_t *)p)->items);
+            } else if (t == &mp_type_bytearray) {
+                bytes += owned(((mp_obj_array_t *)p)->items);
+            } else if (t == &mp_type_str || t == &mp_type_bytes) {
+                bytes += owned(((mp_obj_str_t *)p)->data);
+            }
+            add(&nr, t, "builtin", t->name, bytes);
+        }
+    }
+    for (size_t i = 0; i < nr; i++) {
+        typed += rows[i].bytes;
+        mp_printf(&mp_plat_print, "@mem %u %u %s %s\n", (uint)rows[i].n, (uint)rows[i].bytes,
+            rows[i].kind, qstr_str(rows[i].name));
+    }
+    mp_printf(&mp_plat_print, "@mem 0 %u untyped -\n", (uint)(all - typed));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(memtypes_dump_obj, memtypes_dump);
+
+static const mp_rom_map_elem_t memtypes_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_memtypes) },
+    { MP_ROM_QSTR(MP_QSTR_dump), MP_ROM_PTR(&memtypes_dump_obj) },
+};
+static MP_DEFINE_CONST_DICT(memtypes_globals, memtypes_globals_table);
+
+const mp_obj_module_t memtypes_module = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&memtypes_globals,
+};
+
+MP_REGISTER_MODULE(MP_QSTR_memtypes, memtypes_module);
+
+#endif

@@ -1,0 +1,40 @@
+"""How `borne bench memory-budget` reads the heap the agent prints (heapwatch.py): the block map
+of micropython.mem_info(1) for either word size, and the "@mem" lines of a diagnostic build
+(boards/unix_sim/cmodules/memtypes.c), so that a figure means the same on a 32-bit interpreter
+as on the 64-bit one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from borne import bench_memory, paths, workload
+
+
+def test_the_block_map_is_read_in_the_interpreters_block_size() -> None:
+    line = ["00000000: hh=.B==T"]
+    assert bench_memory.allocations(line, word=8) == [(96, "B"), (64, "h"), (32, "h"),
+                                                      (32, "T")]
+    assert bench_memory.allocations(line, word=4) == [(48, "B"), (32, "h"), (16, "h"),
+                                                      (16, "T")]
+    # A qstr pool is told by its size (6 words, then a word and 3 bytes an entry, in whole
+    # blocks), which depends on the word.
+    assert bench_memory.label(592, "h", word=4) == "qstr pool (80 entries)"
+    assert bench_memory.label(928, "h", word=8) == "qstr pool (80 entries)"
+
+
+def test_the_heap_by_kind_sums_classes_functions_and_modules() -> None:
+    heapmap = ["@heapmap 4096", "00000000: hh", "@mem 3 336 class Connector",
+               "@mem 10 160 function def", "@mem 4 96 function async", "@mem 1 208 module app",
+               "@mem 2 64 builtin str", "@mem 0 48 untyped -", "@mem 1 64 class ",
+               "@heapmap end"]
+    rows = bench_memory.by_kind(heapmap)
+    assert rows[0] == (336, 3, "class", "Connector")
+    assert (64, 1, "class", "?") in rows  # a class made without a name
+    total, big = bench_memory.kind_lines(rows, lambda n: n)
+    assert total.split(", ") == ["class 400.0 (4)", "function 256.0 (14)", "module 208.0 (1)",
+                                 "builtin str 64.0 (2)", "untyped 48.0"]
+    assert big.startswith("class Connector 336.00, module app 208.00")
+
+
+def test_the_word_size_is_asked_of_the_interpreter() -> None:
+    assert workload.word_bytes(Path(paths.micropython())) == 8  # the venv's: a 64-bit build
