@@ -233,6 +233,23 @@ async def supervise(name, fn, *args):
             stop(i)
 
 
+def code_in_heap():
+    # Is the application's bytecode in the heap? It is when read from a file (.py or .mpy); not
+    # when run in place from a ROMFS image (mounted at /rom) or frozen into the firmware (its
+    # __file__ then names no file, or there is none). Where it is not, loading a module makes
+    # only small objects (functions, classes, its globals): it needs no large free block.
+    try:
+        f = __file__
+        if f.startswith("/rom/"):
+            return False
+        import os
+
+        os.stat(f)
+    except (NameError, OSError):
+        return False
+    return True
+
+
 def heap_room(need, block, count=1):
     # Has the heap room for a feature? -> (yes?, free bytes): at least `need` bytes free after a
     # collection, and `count` contiguous blocks of `block` bytes at once (its largest buffers: a

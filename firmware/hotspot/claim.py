@@ -69,20 +69,12 @@ _FAILED = const("failed")
 
 
 def need_free():
-    # -> _NEED_DATA (halved on a 32-bit port), and _NEED_CODE where the bytecode is in the heap:
-    # read from a file, not run in place from a ROMFS image (mounted at /rom) or frozen (its
-    # __file__ then names no file, or there is none).
-    n = _NEED_DATA if sys.maxsize > 1 << 32 else _NEED_DATA // 2
-    try:
-        f = __file__
-        if f.startswith("/rom/"):
-            return n
-        import os
+    # -> _NEED_DATA (halved on a 32-bit port), and _NEED_CODE where the bytecode is in the heap
+    # (supervisor.code_in_heap()).
+    from supervisor import code_in_heap
 
-        os.stat(f)
-    except (NameError, OSError):
-        return n
-    return n + _NEED_CODE
+    n = _NEED_DATA if sys.maxsize > 1 << 32 else _NEED_DATA // 2
+    return n + _NEED_CODE if code_in_heap() else n
 
 
 def _grow_modules():

@@ -1,14 +1,20 @@
 # Feature: authorization. Decides a tap (auth.py: the local list, the cache, the CSMS's Authorize)
 # for the connector, and answers ClearCache, GetLocalListVersion and SendLocalList (the list on
 # flash: locallist.py; a SendLocalList too long for RAM arrives as a stream, spooled.py).
-# Attached at the first tap (client.feature()) or CALL of it and kept: not transient, because a
-# tap or a GetLocalListVersion in a fragmented heap must not depend on loading three modules
-# (tests/test_low_memory.py answers the CSMS under a squeeze). So does the list's reader (attach).
+# Attached at the first tap (client.feature()) or CALL of it and kept where the bytecode is in the
+# heap (.mpy files): a tap or a GetLocalListVersion in a fragmented heap must not depend on
+# loading its modules (tests/test_low_memory.py answers the CSMS under a squeeze), and so does
+# the list's reader (attach). Frozen or in a ROMFS image it is transient (features.py): held
+# from a tap or CALL to its end, then out of the heap with the modules OWN names; its state is
+# on flash (the cache, the list), read again at the next load.
 from ocpp_client.auth import Auth
 from ocpp_client.locallist import LocalList, TooLong
 
 import log
 
+# The modules only this feature loads: dropped with it when it is transient (features.unload).
+OWN = ("ocpp_client.auth", "ocpp_client.locallist", "ocpp_client.spooled",
+       "ocpp_client.jsonstream")
 # Free heap (bytes, after a collection) a SendLocalList update needs beyond its message: the
 # entries stream from RAM or flash into 32 open bucket files (on the charger's LittleFS ~8 KB of
 # file objects and caches) plus a merge's portion; measured ~10 KB on the unix port (64-bit

@@ -20,8 +20,10 @@
 # then on, except for want of memory: that call is answered as any CALL that ran out of memory
 # (rpc.py: InternalError, SendLocalList Failed) and the next one tries to load it again.
 # Charging never depends on a feature: the connector runs the relay on its own.
+import sys
+
 import log
-from supervisor import drop  # noqa: F401  (features.drop: the one unload)
+from supervisor import code_in_heap, drop  # noqa: F401  (features.drop: the one unload)
 
 # One line a feature: "<module in ocpp_client/> <e: attached at boot | l: on use> <the CSMS's
 # actions it answers...>". One string constant, no tuples in the heap (rows() reads it; a table
@@ -42,12 +44,17 @@ TABLE = (
     " GetInstalledCertificateIds DeleteCertificate CertificateSigned SignedUpdateFirmware\n"
 )
 # Transient features: attached for one CALL (or from a need() to its release()) and dropped
-# once it is answered and no one holds them (their module out of the heap: drop()). They keep no
-# state of their own in RAM (it lives in config.py, evse/, the store) and listen to nothing;
-# work left for after the .conf (s.after) runs. Authorization is not one: a tap or its CALLs in a
-# fragmented heap must not need a load of three modules (tests/test_low_memory.py).
+# once it is answered and no one holds them (their module out of the heap: drop(), with the
+# modules its OWN names). They keep no state of their own in RAM (it lives in config.py, evse/,
+# the store) and listen to nothing; work left for after the .conf (s.after) runs.
 # Their handlers are not kept in the session's dict: a stub made at each use calls them.
 TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations")
+# Authorization (a tap, its CALLs; with its cache and the list's reader ~3 KB) is one only where
+# the bytecode is out of the heap (frozen, or a ROMFS image): there a load makes small objects
+# only. With .mpy files in the heap, a tap or its CALLs in a fragmented heap must not need a
+# load of five modules, whose code may find no block (tests/test_low_memory.py): kept there.
+if not code_in_heap():
+    TRANSIENT += ("authorization",)
 _TAG = "ocpp"
 
 
@@ -207,7 +214,8 @@ def unload(s, out, name):
         if n == name:
             for a in actions:
                 out.pop(a, None)  # (stubs left by a load that lacked memory)
-    drop("ocpp_client." + name)
+    mod = "ocpp_client." + name
+    drop(mod, *getattr(sys.modules.get(mod), "OWN", ()))
 
 
 def _failed(code, name):

@@ -309,7 +309,7 @@ class Rpc:
                 f.close()
         finally:
             m.remove()
-            # The reader stays loaded, with the authorization feature (authorization.py).
+            # The reader stays loaded as long as the authorization feature (authorization.py).
 
     async def _dispatch(self, raw):
         try:

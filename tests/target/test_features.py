@@ -102,27 +102,32 @@ async def test_a_transient_feature_is_dropped_after_its_call():
     assert "ocpp_client.validate" in sys.modules
 
 
+class Tap(Session):
+    # A session the authorization feature can attach to: a store, the configuration, offline.
+    def __init__(self, folder):
+        super().__init__()
+        from ocpp_client.config import Config
+        from store import Store
+
+        self.store = Store(folder)
+        self.config = Config(self.store)
+        self.connector = self
+
+    def online(self):
+        return False
+
+
+AUTH = (("authorization", False, ("ClearCache", "GetLocalListVersion", "SendLocalList")),)
+
+
 async def test_authorization_loads_on_use_and_stays():
-    # Loaded by the first tap (need() ... release()) or CALL of it, then kept: under memory
-    # pressure a tap or a GetLocalListVersion must not need a module load (its modules may find
-    # no block to load into: tests/test_low_memory.py).
-    from ocpp_client.config import Config
-    from store import Store
-
-    class Tap(Session):
-        def __init__(self):
-            super().__init__()
-            self.store = Store("flash/auth")
-            self.config = Config(self.store)
-            self.connector = self
-
-        def online(self):
-            return False
-
+    # Loaded by the first tap (need() ... release()) or CALL of it, then kept where the bytecode
+    # is in the heap (here: source files): under memory pressure a tap or a GetLocalListVersion
+    # must not need a module load (its modules may find no block to load into:
+    # tests/test_low_memory.py).
     assert "authorization" not in features.TRANSIENT
-    s = Tap()
-    h = features.handlers(s, (("authorization", False,
-                               ("ClearCache", "GetLocalListVersion", "SendLocalList")),))
+    s = Tap("flash/auth")
+    h = features.handlers(s, AUTH)
     assert "authorization" not in s.features  # not at boot
     features.need(s, h, "authorization")
     a = s.features["authorization"]
@@ -131,3 +136,30 @@ async def test_authorization_loads_on_use_and_stays():
     assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
     assert s.features["authorization"] is a and "ocpp_client.auth" in sys.modules
 
+
+async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
+    # Frozen or in a ROMFS image (supervisor.code_in_heap() False) a load makes small objects
+    # only: the feature is held from a tap or CALL to its end, then out of the heap with the
+    # modules only it loads; its state is on flash and read again at the next load.
+    from ocpp_client.authorization import OWN
+
+    saved = features.TRANSIENT
+    features.TRANSIENT = saved + ("authorization",)
+    try:
+        s = Tap("flash/auth-transient")
+        h = features.handlers(s, AUTH)
+        features.need(s, h, "authorization")  # a tap
+        s.features["authorization"].remember("04A1B2C3", {"status": "Accepted"})
+        features.release(s, h, "authorization")
+        assert "authorization" not in s.features
+        for m in ("ocpp_client.authorization",) + OWN:
+            assert m not in sys.modules, m
+        # A CALL of it: loaded, answered, dropped again.
+        assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
+        assert "ocpp_client.authorization" not in sys.modules and "authorization" not in s.features
+        features.need(s, h, "authorization")  # the next tap finds the cache it left on flash
+        assert s.features["authorization"].cache["04A1B2C3"][0] == {"status": "Accepted"}
+        features.release(s, h, "authorization")
+        assert "ocpp_client.auth" not in sys.modules
+    finally:
+        features.TRANSIENT = saved
