@@ -38,3 +38,13 @@ def test_the_heap_by_kind_sums_classes_functions_and_modules() -> None:
 
 def test_the_word_size_is_asked_of_the_interpreter() -> None:
     assert workload.word_bytes(Path(paths.micropython())) == 8  # the venv's: a 64-bit build
+
+
+def test_the_block_map_read_is_the_one_at_the_peak_across_reboots() -> None:
+    lines = ["@heapmap 1000", "00000000: h", "@heapmap end", "@heapmap 3000", "00000000: hh",
+             "@mem 1 16 class Peak", "@heapmap end", "[sim] agent reset; rebooting",
+             "@heapmap 1100", "00000000: h", "@heapmap end", "@heapmap 2000", "00000000: h"]
+    # The reset's boot printed later maps, lower; the last one is cut short.
+    assert workload.peak_heapmap(lines) == ["@heapmap 3000", "00000000: hh",
+                                            "@mem 1 16 class Peak"]
+    assert workload.peak_heapmap(["@heapmap 10", "00000000: h"]) == []

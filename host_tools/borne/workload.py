@@ -94,7 +94,7 @@ class Result:
     heap: dict[str, int] = field(default_factory=dict)  # highest figures seen (all boots)
     used: dict[str, int] = field(default_factory=dict)  # heap in use after each step
     steps: list[str] = field(default_factory=list)  # the steps passed, in order
-    heapmap: list[str] = field(default_factory=list)  # the last block map (heapmap=True)
+    heapmap: list[str] = field(default_factory=list)  # the block map at the peak (heapmap=True)
     violations: list[str] = field(default_factory=list)  # frames that break the 1.6 schemas
 
     def summary(self) -> str:
@@ -181,7 +181,7 @@ class _Run:
             self._watch.cancel()
         self._sample()
         if self.heapmap and self.sim.agent:
-            self.res.heapmap = last_heapmap(self.sim.agent.all_lines)
+            self.res.heapmap = peak_heapmap(self.sim.agent.all_lines)
 
     def check_agent(self) -> None:
         agent = self.sim.agent
@@ -231,15 +231,23 @@ class _Run:
         return work.result()
 
 
-def last_heapmap(lines: list[str]) -> list[str]:
-    """The last complete heap block map the agent printed (heapwatch.py, "heapmap.on")."""
-    end = None
-    for i in range(len(lines) - 1, -1, -1):
-        if lines[i].startswith("@heapmap end"):
-            end = i
-        elif lines[i].startswith("@heapmap ") and end is not None:
-            return lines[i:end]
-    return []
+def peak_heapmap(lines: list[str]) -> list[str]:
+    """The complete heap block map the agent printed nearest its peak (heapwatch.py,
+    "heapmap.on": one each time its peak rose by 2 KiB, "@heapmap <peak>"), across its reboots:
+    the one with the highest peak, not the last (a reset's boot prints its own, lower ones)."""
+    best: list[str] = []
+    top = -1
+    start = None
+    for i, line in enumerate(lines):
+        if line.startswith("@heapmap end"):
+            if start is not None:
+                n = int(lines[start].split()[1])
+                if n > top:
+                    best, top = lines[start:i], n
+            start = None
+        elif line.startswith("@heapmap "):
+            start = i
+    return best
 
 
 async def until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
