@@ -9,10 +9,10 @@
 # With a file "heapmap.on" in the working folder (the flash), each time the peak rises by 2 KiB
 # the heap's block map is printed between "@heapmap <peak>" and "@heapmap end" lines
 # (micropython.mem_info(1): one character per block, its type; the memory benchmark reads the
-# largest allocations from the one with the highest peak), and before the end line "@modules" and the modules
-# loaded at that moment, then the qstr pools' figures ("qstr pool: n_pool=..."). On a unix port
-# built with boards/unix_sim/cmodules (the frozen interpreter), "@mem" lines follow the map: the
-# heap by object type (memtypes.c).
+# largest allocations from the one with the highest peak), and before the end line "@modules"
+# and the modules loaded at that moment, then the qstr pools' figures ("qstr pool: n_pool=...").
+# On a unix port built with boards/unix_sim/cmodules (the frozen interpreter), "@mem" lines
+# follow the map: the heap by object type (memtypes.c).
 import asyncio
 import gc
 import os

@@ -19,7 +19,9 @@
 
 64-bit unix port: "NwK" is N KiB of 32-bit words, so pointer-sized data scales as on an ESP32
 but bytes (bytecode, strings, buffers) count half here; the ESP32 estimate adds the bytecode's
-other half back (data in wK + bytecode bytes).
+other half back (data in wK + bytecode bytes). A frozen interpreter built 32-bit is measured in
+true KiB (its word, block and byte sizes are an ESP32's), with the peak by kind of object when
+it has boards/unix_sim/cmodules' memtypes.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ from borne import mpyinfo, paths, workload
 from borne.bench import WORD, bench
 from borne.sim import romboot
 
-BLOCK = 4 * WORD  # MicroPython's GC block
 MICROOCPP = ("MicroOcpp (C++, github.com/matth-x/MicroOcpp), its published ESP32 figures "
              "as issue 12 cites them: 12.3 KB heap idle, 21.9 KB peak")
 TYPES = {"h": "other (instances, buffers, dict tables, code records)", "T": "tuples",
@@ -199,7 +200,8 @@ def by_kind(heapmap: list[str]) -> list[tuple[int, int, str, str]]:
 
 def kind_lines(rows: list[tuple[int, int, str, str]], unit: Callable[[float], float]
                ) -> tuple[str, str]:
-    """The peak by kind of object ("classes 10.9 (66), ...") and its largest single entries."""
+    """The peak by kind of object ("class 10.9 (66), ...": its bytes in `unit`, its objects)
+    and the largest classes, modules and instances."""
     kinds: dict[str, list[int]] = {}
     for nbytes, n, kind, name in rows:
         key = f"{kind} {name}" if kind == "builtin" else kind
