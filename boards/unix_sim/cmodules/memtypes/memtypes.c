@@ -35,7 +35,7 @@ extern char __executable_start, _end;
 
 #define AT_HEAD (1)
 #define AT_TAIL (2)
-#define KINDS (512)   // distinct type keys kept; more are summed under "other types"
+#define KINDS (512)   // rows: distinct types, the last one for any beyond
 #define OWNERS (2048) // dicts owned by a module or a class, not counted twice
 
 static size_t kind_of(size_t block) {
@@ -79,22 +79,27 @@ typedef struct {
 static row_t rows[KINDS];
 static const void *owners[OWNERS];
 
+// Counts an object in its row, made at its first one. The last row is keyed by nothing and
+// named "builtin object": it takes every type that finds no row left.
 static void add(size_t *nr, const void *key, const char *kind, qstr name, size_t bytes) {
     size_t i = 0;
     while (i < *nr && !(rows[i].key == key && rows[i].kind == kind)) {
         i++;
     }
     if (i == *nr) {
-        if (*nr == KINDS) {
-            i = KINDS - 1;  // the last row takes the rest
-            rows[i].kind = "builtin";
-            rows[i].name = MP_QSTR_object;
-        } else {
+        if (*nr == KINDS - 1) {
+            key = NULL;
+            kind = "builtin";
+            name = MP_QSTR_object;
+        }
+        if (*nr < KINDS) {
             rows[i].key = key;
             rows[i].kind = kind;
             rows[i].name = name;
             rows[i].n = rows[i].bytes = 0;
             (*nr)++;
+        } else {
+            i = KINDS - 1;
         }
     }
     rows[i].n++;
