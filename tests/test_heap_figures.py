@@ -24,16 +24,19 @@ def test_the_block_map_is_read_in_the_interpreters_block_size() -> None:
 
 def test_the_heap_by_kind_sums_classes_functions_and_modules() -> None:
     heapmap = ["@heapmap 4096", "00000000: hh", "@mem 3 336 class Connector",
-               "@mem 10 160 function def", "@mem 4 96 function async", "@mem 1 208 module app",
+               "@mem 10 160 function app", "@mem 4 96 function ws", "@mem 2 32 function ws",
+               "@mem 1 208 module app",
                "@mem 2 64 builtin str", "@mem 0 48 untyped -", "@mem 1 64 class ",
                "@heapmap end"]
     rows = bench_memory.by_kind(heapmap)
     assert rows[0] == (336, 3, "class", "Connector")
     assert (64, 1, "class", "?") in rows  # a class made without a name
-    total, big = bench_memory.kind_lines(rows, lambda n: n)
-    assert total.split(", ") == ["class 400.0 (4)", "function 256.0 (14)", "module 208.0 (1)",
+    total, big, fns = bench_memory.kind_lines(rows, lambda n: n)
+    assert total.split(", ") == ["class 400.0 (4)", "function 288.0 (16)", "module 208.0 (1)",
                                  "builtin str 64.0 (2)", "untyped 48.0"]
     assert big.startswith("class Connector 336.00, module app 208.00")
+    # Function rows are per module (a def's and an async def's apart): summed by module.
+    assert fns == "app 160.00 (10), ws 128.00 (6)"
 
 
 def test_the_word_size_is_asked_of_the_interpreter() -> None:

@@ -199,20 +199,26 @@ def by_kind(heapmap: list[str]) -> list[tuple[int, int, str, str]]:
 
 
 def kind_lines(rows: list[tuple[int, int, str, str]], unit: Callable[[float], float]
-               ) -> tuple[str, str]:
-    """The peak by kind of object ("class 10.9 (66), ...": its bytes in `unit`, its objects)
-    and the largest classes, modules and instances."""
+               ) -> tuple[str, str, str]:
+    """The peak by kind of object ("class 10.9 (66), ...": its bytes in `unit`, its objects),
+    the largest classes, modules and instances, and the modules whose function objects weigh
+    most (memtypes.c names a function row for the module that defined it)."""
     kinds: dict[str, list[int]] = {}
+    defs: dict[str, list[int]] = {}
     for nbytes, n, kind, name in rows:
         key = f"{kind} {name}" if kind == "builtin" else kind
-        k = kinds.setdefault(key, [0, 0])
-        k[0] += nbytes
-        k[1] += n
+        for table, k in ((kinds, key), (defs, name if kind == "function" else "")):
+            if k:
+                v = table.setdefault(k, [0, 0])
+                v[0] += nbytes
+                v[1] += n
     total = ", ".join(f"{k} {unit(v[0]):.1f}" + (f" ({v[1]})" if v[1] else "")
                       for k, v in sorted(kinds.items(), key=lambda kv: -kv[1][0])[:12])
     named = [r for r in rows if r[2] in ("class", "module", "instance")]
     big = ", ".join(f"{kind} {name} {unit(b):.2f}" for b, _, kind, name in named[:10])
-    return total, big
+    fns = ", ".join(f"{k} {unit(v[0]):.2f} ({v[1]})"
+                    for k, v in sorted(defs.items(), key=lambda kv: -kv[1][0])[:10])
+    return total, big, fns
 
 
 # -- module data per package, per feature -------------------------------------------------------
@@ -733,9 +739,10 @@ async def frozen_measured(say: Callable[[str], None]) -> None:
             f"names made at run time")
         kinds = by_kind(free.heapmap)
         if kinds:
-            total, big = kind_lines(kinds, unit)
+            total, big, fns = kind_lines(kinds, unit)
             say(f"memory-budget: {scenario} [frozen] the peak by kind of object, {sign} (objects):"
-                f" {total}; the largest classes, modules and instances: {big}")
+                f" {total}; the largest classes, modules and instances: {big}; function "
+                f"objects by the module that defined them: {fns}")
 
 
 @bench("memory-budget")

@@ -8,21 +8,29 @@
 //
 // kind: "class" (a class made at run time: its type object, locals dict and table; name is the
 // class's), "module" (its object, globals dict and table; name is the module's), "instance" (of
-// a Python class: the object and its members table; name is the class's), "function" (a def;
-// name "async" for an async def's or a generator's), "coroutine" (a running async def's or
-// generator's frame), "builtin" (any other typed object, with the table or data block it owns:
+// a Python class: the object and its members table; name is the class's), "function" (a def, an
+// async def or a generator function: a row per module that defined them, named for it, a def's
+// and an async def's apart), "coroutine" (a running async def's or generator's frame, a row per
+// module of its code), "builtin" (any other typed object, with the table or data block it owns:
 // dict, list, str, bytearray, ...), "untyped" (blocks no typed object owns: raw buffers that
 // belong to C code, such as a socket's or the qstr pools). Bytes are whole GC blocks.
+//
+// memtypes.holders(class_name, depth): who keeps an object alive. For each instance of that
+// class, the blocks that point at it ("@holder <level> <address> <kind> <name> +<word>"), then
+// theirs for untyped blocks and plain objects, `depth` levels up (a debugging aid: a socket
+// still referenced after its connection ended, say).
 //
 // Unix only: a block's first word is read as a type pointer only when it points into the heap
 // or into the executable's own image (the linker's __executable_start.._end), so raw data is
 // never dereferenced. Diagnostic: not part of any charger's firmware.
 #include <stdint.h>
 
+#include "py/bc.h"
 #include "py/gc.h"
 #include "py/mpstate.h"
 #include "py/obj.h"
 #include "py/objarray.h"
+#include "py/objfun.h"
 #include "py/objlist.h"
 #include "py/objmodule.h"
 #include "py/objstr.h"
@@ -62,6 +70,27 @@ static bool is_static(const void *p) {
 // Bytes of the heap block at p, or 0 if p is not the head of one.
 static size_t owned(const void *p) {
     return (p != NULL && is_head(p)) ? gc_nbytes(p) : 0;
+}
+
+// py/objgenerator.c's mp_obj_gen_instance_t, which no header exports.
+typedef struct {
+    mp_obj_base_t base;
+    mp_obj_t pend_exc;
+    mp_code_state_t code_state;
+} gen_t;
+
+// The name of the module whose code a function runs ("" where it cannot be read).
+static qstr module_of(const mp_obj_fun_bc_t *f) {
+    const mp_module_context_t *c = f->context;
+    if (c == NULL || !(is_head(c) || is_static(c))) {
+        return MP_QSTR_;
+    }
+    const mp_obj_dict_t *g = c->module.globals;
+    if (g == NULL || !(is_head(g) || is_static(g))) {
+        return MP_QSTR_;
+    }
+    mp_map_elem_t *e = mp_map_lookup((mp_map_t *)&g->map, MP_OBJ_NEW_QSTR(MP_QSTR___name__), MP_MAP_LOOKUP);
+    return (e != NULL && mp_obj_is_qstr(e->value)) ? MP_OBJ_QSTR_VALUE(e->value) : MP_QSTR_;
 }
 
 static size_t dict_bytes(const mp_obj_dict_t *d) {
@@ -162,12 +191,13 @@ static mp_obj_t memtypes_dump(void) {
         } else if (mp_obj_is_instance_type(t)) {
             bytes += owned(((mp_obj_instance_t *)p)->members.table);
             add(&nr, t, "instance", t->name, bytes);
-        } else if (t == &mp_type_fun_bc) {
-            add(&nr, t, "function", MP_QSTR_def, bytes);
-        } else if (t == &mp_type_gen_wrap) {
-            add(&nr, t, "function", MP_QSTR_async, bytes);
+        } else if (t == &mp_type_fun_bc || t == &mp_type_gen_wrap) {
+            const mp_obj_fun_bc_t *f = (const mp_obj_fun_bc_t *)p;
+            // Async defs apart (keyed one byte on), under the same kind and name.
+            add(&nr, (const byte *)f->context + (t == &mp_type_gen_wrap), "function", module_of(f), bytes);
         } else if (t == &mp_type_gen_instance) {
-            add(&nr, t, "coroutine", t->name, bytes);
+            const mp_obj_fun_bc_t *f = ((const gen_t *)p)->code_state.fun_bc;
+            add(&nr, f == NULL ? NULL : f->context, "coroutine", f == NULL ? t->name : module_of(f), bytes);
         } else {
             if (t == &mp_type_list) {
                 bytes += owned(((mp_obj_list_t *)p)->items);
@@ -189,9 +219,83 @@ static mp_obj_t memtypes_dump(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(memtypes_dump_obj, memtypes_dump);
 
+
+// The kind of object at heap block p, its name in *name.
+static const char *type_name(const void *p, qstr *name) {
+    const mp_obj_type_t *t = (const mp_obj_type_t *)*(void *const *)p;
+    *name = MP_QSTR_;
+    if (t == NULL || !(is_head(t) || is_static(t)) || t->base.type != &mp_type_type) {
+        return "untyped";
+    }
+    *name = t->name;
+    if (t == &mp_type_fun_bc || t == &mp_type_gen_wrap) {
+        *name = module_of((const mp_obj_fun_bc_t *)p);
+        return "function";
+    }
+    if (t == &mp_type_gen_instance) {
+        const mp_obj_fun_bc_t *f = ((const gen_t *)p)->code_state.fun_bc;
+        *name = f ? module_of(f) : MP_QSTR_;
+        return "coroutine";
+    }
+    return "object";
+}
+
+// The blocks (at most 12 a level) whose words point at obj, printed; an untyped block's or a
+// plain object's own holders in turn, up to level max.
+static void holders_of(const void *obj, int depth, int max) {
+    const byte *start = MP_STATE_MEM(area).gc_pool_start;
+    size_t nb = n_blocks();
+    size_t shown = 0;
+    for (size_t b = 0; b < nb && shown < 12; b++) {
+        if (kind_of(b) != AT_HEAD) {
+            continue;
+        }
+        void **p = (void **)(start + b * MICROPY_BYTES_PER_GC_BLOCK);
+        if ((const void *)p == obj) {
+            continue;
+        }
+        size_t words = gc_nbytes(p) / sizeof(void *);
+        for (size_t w = 0; w < words; w++) {
+            if (p[w] == obj) {
+                qstr n;
+                const char *k = type_name(p, &n);
+                mp_printf(&mp_plat_print, "@holder %d %p %s %s +%u\n", depth, p, k, qstr_str(n), (uint)w);
+                shown++;
+                if (depth < max && (k[0] == 'u' || k[0] == 'o')) {
+                    holders_of(p, depth + 1, max);
+                }
+                break;
+            }
+        }
+    }
+}
+
+static mp_obj_t memtypes_holders(mp_obj_t name_in, mp_obj_t depth_in) {
+    qstr name = mp_obj_str_get_qstr(name_in);
+    const byte *start = MP_STATE_MEM(area).gc_pool_start;
+    size_t nb = n_blocks();
+    for (size_t b = 0; b < nb; b++) {
+        if (kind_of(b) != AT_HEAD) {
+            continue;
+        }
+        void **p = (void **)(start + b * MICROPY_BYTES_PER_GC_BLOCK);
+        const mp_obj_type_t *t = (const mp_obj_type_t *)*p;
+        if (t == NULL || !(is_head(t) || is_static(t)) || t->base.type != &mp_type_type) {
+            continue;
+        }
+        if (t->name == name) {
+            mp_printf(&mp_plat_print, "@holder 0 %p %s\n", p, qstr_str(name));
+            holders_of(p, 1, mp_obj_get_int(depth_in));
+        }
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(memtypes_holders_obj, memtypes_holders);
+
 static const mp_rom_map_elem_t memtypes_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_memtypes) },
     { MP_ROM_QSTR(MP_QSTR_dump), MP_ROM_PTR(&memtypes_dump_obj) },
+    { MP_ROM_QSTR(MP_QSTR_holders), MP_ROM_PTR(&memtypes_holders_obj) },
 };
 static MP_DEFINE_CONST_DICT(memtypes_globals, memtypes_globals_table);
 
