@@ -33,7 +33,10 @@ SPOOL_MAX = const(262144)  # flash limit: a longer message is dropped, not spool
 # As the idle buffer lent to the reader of a spooled message (jsonstream.Reader), it also
 # bounds one list entry's text (1,023 bytes; one with every character \u-escaped: ~800).
 RX_SIZE = const(1024)
-TX_SIZE = const(1024)  # preallocated send buffer; larger frames allocate their own
+# The send buffer, where a frame is masked: a longer one goes out through it in pieces (a
+# MeterValues of five measurands, ~600 bytes, in two). Half the receive buffer: an outgoing
+# message is in RAM whole already (its text), this is only the masking's room.
+TX_SIZE = const(512)
 _RAM = const(0)  # recv_msg: assembling the message in the receive buffer
 _SPOOL = const(1)  # writing it to the spool file
 _ROOMLESS = const(3)  # no memory to grow the receive buffer: handled as over the RAM limit

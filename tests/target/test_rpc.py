@@ -156,6 +156,31 @@ async def test_payload_is_validated_before_the_handler():
     assert logs.warned("Reset", "TypeConstraintViolation", "type: must be a string")
 
 
+async def test_out_of_the_heap_the_checker_is_loaded_for_each_call_and_dropped():
+    # Frozen or in a ROMFS image (supervisor.code_in_heap() False) the checker and its rules are
+    # not kept between CALLs: each is checked as before, and they are out of sys.modules after.
+    import sys
+
+    from ocpp_client import rpc as rpcmod
+
+    saved = rpcmod.validate
+    rpcmod.validate = None
+    try:
+        rpcmod.drop(*rpcmod._CHECKER)
+        sent, _ = await serve_all(Rpc({"Reset": _ok_reset}), '[2, "1", "Reset", {"type": 1}]',
+                                  '[2, "2", "Reset", {"type": "Soft"}]')
+        assert errors(sent) == [("1", "TypeConstraintViolation")]
+        assert sent[-1] == [3, "2", {"status": "Accepted"}]
+        for m in rpcmod._CHECKER:
+            assert m not in sys.modules, m
+    finally:
+        rpcmod.validate = saved
+
+
+async def _ok_reset(p):
+    return {"status": "Accepted"}
+
+
 async def test_an_unsupported_action_with_a_bad_payload_names_the_violation():
     sent, _ = await serve_all(Rpc({}), '[2, "u", "UnlockConnector", {"connectorId": "one"}]')
     assert errors(sent) == [("u", "TypeConstraintViolation")]
