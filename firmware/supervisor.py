@@ -205,6 +205,19 @@ def drop(*names):
                 pass
 
 
+def wake(task):
+    # Ends a task's asyncio.sleep now: it goes from its place in asyncio's run queue (its wake-up
+    # time) to the front, as Task.cancel() moves a sleeping task, but without the exception. A
+    # loop that pauses between polls and must also answer an event at once sleeps, and whoever
+    # sees the event wakes it: an Event or a ThreadSafeFlag under wait_for_ms would do it too, at
+    # the cost of a task, two coroutines and a TimeoutError at every pause.
+    from asyncio import core
+
+    q = core._task_queue
+    q.remove(task)
+    q.push(task)
+
+
 def rare(mod, name, *args):
     # -> mod.name(*args), the module (a seldom-run path: set-up at boot, recovery, a rare
     # command) imported for the call and dropped after it: with .mpy files, its bytecode is in

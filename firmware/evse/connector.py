@@ -10,6 +10,7 @@ import time
 import clock
 import log
 from evse import offer, pilot, safety
+from supervisor import wake
 
 _TAG = "evse"
 _POLL_MS = const(20)
@@ -67,6 +68,8 @@ class Connector:
         self._watch = safety.PilotWatch()
         self._low_mv = board.pilot_low_mv  # bound once: the poll allocates no method object
         self._oom_at = None  # ticks_ms of the last MemoryError in the poll (relay held open)
+        self._napper = None  # run()'s task while it pauses between polls (_edges wakes it)
+        self._edged = False  # an edge came during a poll: the next one now
         self.oom_hold_ms = _OOM_HOLD_MS
         self._burst = 0
         self.oom_count = 0  # MemoryErrors the poll survived (fail safe: relay opened)
@@ -321,20 +324,42 @@ class Connector:
         self.relay = False
         b.set_pwm(100)
         self._duty = 100
+        edges = None
         try:
             self._apply()
+            # The pause between polls is a plain sleep (asyncio's preallocated singleton) that
+            # an edge ends at once (_edges); without the memory for that task, polls alone.
+            try:
+                edges = asyncio.create_task(self._edges())
+            except MemoryError:
+                pass
             while True:
-                try:
-                    await asyncio.wait_for_ms(b.edge.wait(), _POLL_MS)
-                except asyncio.TimeoutError:
-                    pass
-                except MemoryError:
-                    # wait_for_ms makes a task (~2 KB): without the memory for one, poll on a
-                    # plain sleep (asyncio's preallocated singleton) instead.
-                    await asyncio.sleep_ms(_POLL_MS)
+                if not self._edged:
+                    self._napper = asyncio.current_task()
+                    try:
+                        await asyncio.sleep_ms(_POLL_MS)
+                    finally:
+                        self._napper = None
+                self._edged = False
                 self.poll()
         finally:
             self._fail_safe()  # ended anyway (cancelled, a bug): nobody watches the inputs
+            if edges is not None:
+                edges.cancel()
+
+    async def _edges(self):
+        # The board's edges (a ThreadSafeFlag an interrupt sets) wake run() out of its pause:
+        # one waiter for good, where a wait_for_ms at each pause made a task, two coroutines and
+        # a TimeoutError 50 times a second. An edge during a poll makes the next one at once.
+        flag = self.board.edge
+        while True:
+            await flag.wait()
+            t = self._napper
+            if t is None:
+                self._edged = True
+            else:
+                self._napper = None
+                wake(t)
 
     def poll(self):
         # One look at the inputs (step()), failing safe: a MemoryError (or a bug) anywhere in

@@ -17,13 +17,13 @@
 # new float object (a float is a heap object in MicroPython; meter.modbusmeter), and on the unix
 # port clock.now()'s time.time() is a float too (an int on the ESP32).
 import asyncio
-from asyncio import core
 import time
 
 import clock
 import log
 from link import Looped, ret
 from meter.modbusmeter import ModbusMeter  # noqa: F401 (its users import it from here)
+from supervisor import wake
 
 _TAG = "meter"
 # The value slots of a reading: meter/maps.py's layout, as private copies (const() does not cross
@@ -98,16 +98,11 @@ class Meter:
                 self._napper = None
 
     def _wake(self):
-        # Ends the sleep between polls now: the sleeping task goes from its place in asyncio's
-        # run queue (its wake-up time) to the front, as Task.cancel() moves a sleeping task, but
-        # without the exception. (A wait on an Event under wait_for_ms would do it too, at the
-        # cost of a task, a coroutine and a TimeoutError at every poll.)
+        # Ends the sleep between polls now (supervisor.wake()).
         t = self._napper
         if t is not None:
             self._napper = None
-            q = core._task_queue
-            q.remove(t)
-            q.push(t)
+            wake(t)
 
     async def fresh(self, timeout_ms=2000):
         # The register as it is now: wakes the poll loop and waits for a poll that started

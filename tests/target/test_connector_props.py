@@ -278,3 +278,50 @@ def test_pilot_between_bands_and_flickering():
             assert not w.relay, "flicker closed the relay at reading %d" % i
 
     asyncio.run(run())
+
+
+async def test_an_edge_ends_the_pause_between_polls_and_a_pause_allocates_nothing():
+    # The connector polls every 20 ms; an edge (the board's ThreadSafeFlag, set by an interrupt)
+    # wakes it out of its pause at once. The pause is a plain sleep: it allocates nothing, where
+    # a wait_for_ms per pause made a task, two coroutines and a TimeoutError 50 times a second.
+    import gc
+
+    import evse.connector as cm
+
+    w = World()
+    c, _ = _boot(w, Store("edges"))
+    polls = []
+    c.poll = lambda: polls.append(1)  # run() calls self.poll(): counted, nothing else
+    woke = []
+    real = cm.wake
+    cm.wake = lambda t: (woke.append(t), real(t))
+    task = asyncio.create_task(c.run())
+    try:
+        for _ in range(100):
+            await asyncio.sleep_ms(0)
+            if c._napper is task:
+                break
+        assert c._napper is task, "the connector never paused between polls"
+        n = len(polls)
+        w.edge.set()
+        for _ in range(100):
+            await asyncio.sleep_ms(0)
+            if woke and len(polls) > n:
+                break
+        assert woke == [task] and len(polls) > n, (woke, len(polls) - n)
+        gc.collect()
+        gc.disable()
+        try:
+            before = gc.mem_alloc()
+            k = len(polls)
+            await asyncio.sleep_ms(120)
+            grown = gc.mem_alloc() - before
+        finally:
+            gc.enable()
+        assert len(polls) - k >= 3, "the loop did not poll on its own"
+        assert grown < 64 * (len(polls) - k), "%d bytes over %d pauses" % (grown, len(polls) - k)
+    finally:
+        task.cancel()
+        cm.wake = real
+        await asyncio.sleep_ms(0)
+    assert not w.relay
