@@ -242,31 +242,36 @@ class OcppClient:
         # so a changed interval takes effect at once. The heartbeat's timer too (_beat_due): no
         # timeout task kept by the idle worker.
         last_ping = time.ticks_ms()
-        while True:
-            await asyncio.sleep(1)
-            try:
-                self._beat_due()
-                interval = self.config.get("WebSocketPingInterval")
-                if interval <= 0 or ws.closed:
-                    continue
-                now = time.ticks_ms()
-                silent = time.ticks_diff(now, ws.last_rx_ms)
-                if silent > 2 * interval * 1000:
-                    log.warn(_TAG, "no frame for %d s: half-open socket, dropping it",
-                             silent // 1000)
-                    self._stop(wsmod.WsError("half-open socket"))
-                    return
-                if time.ticks_diff(now, last_ping) >= interval * 1000:
-                    last_ping = now
-                    try:
-                        await ws.ping()
-                    except MemoryError:
-                        raise
-                    except Exception as e:
-                        self._stop(e)
+        try:
+            while True:
+                await asyncio.sleep(1)
+                try:
+                    self._beat_due()
+                    interval = self.config.get("WebSocketPingInterval")
+                    if interval <= 0 or ws.closed:
+                        continue
+                    now = time.ticks_ms()
+                    silent = time.ticks_diff(now, ws.last_rx_ms)
+                    if silent > 2 * interval * 1000:
+                        log.warn(_TAG, "no frame for %d s: half-open socket, dropping it",
+                                 silent // 1000)
+                        self._stop(wsmod.WsError("half-open socket"))
                         return
-            except MemoryError:
-                gc.collect()  # the watch goes on: a ping missed is sent at the next second
+                    if time.ticks_diff(now, last_ping) >= interval * 1000:
+                        last_ping = now
+                        try:
+                            await ws.ping()
+                        except MemoryError:
+                            raise
+                        except Exception as e:
+                            self._stop(e)
+                            return
+                except MemoryError:
+                    gc.collect()  # the watch goes on: a ping missed is sent at the next second
+        finally:
+            # A finished task may stay referenced a while (asyncio's run queue can keep one: a
+            # pairing heap's stale child_last), and its frame with it: not the connection.
+            ws = None
 
     async def _work(self):
         # The session's worker; a MemoryError (or a bug) in it leaves the link up: logged once

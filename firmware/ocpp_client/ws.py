@@ -187,8 +187,11 @@ class WebSocket:
         # Fill mv completely from the stream.
         n = len(mv)
         got = 0
+        r = self.r
+        if r is None:
+            raise WsClosed("connection aborted")
         while got < n:
-            k = await self.r.readinto(mv[got:] if got else mv)
+            k = await r.readinto(mv[got:] if got else mv)
             if k is None:
                 continue  # TLS: a record with no application data yet
             if not k:
@@ -408,7 +411,7 @@ class WebSocket:
         pv = memoryview(payload)
         n = len(pv)
         async with self._wlock:
-            buf = self._tx
+            buf, w = self._tx, self.w  # (w kept: an abort() meanwhile lets self.w go)
             if buf is None:
                 raise WsClosed("send on a closed socket")
             bv = memoryview(buf)
@@ -417,19 +420,21 @@ class WebSocket:
                 body = bv[hl : hl + n]
                 body[:] = pv
                 _mask(body, n, key)
-                self.w.write(bv[: hl + n])
-                await self.w.drain()
+                w.write(bv[: hl + n])
+                await w.drain()
                 return
-            self.w.write(bv[:hl])
+            w.write(bv[:hl])
             step = len(buf) & ~3
             i = 0
             while i < n:
+                if self._tx is not buf:  # aborted during a drain: the buffer went to the pool
+                    raise WsClosed("connection aborted while sending")
                 k = min(step, n - i)
                 body = bv[:k]
                 body[:] = pv[i : i + k]
                 _mask(body, k, key)
-                self.w.write(body)
-                await self.w.drain()
+                w.write(body)
+                await w.drain()
                 i += k
 
     async def send(self, text):
@@ -458,9 +463,13 @@ class WebSocket:
         self.abort()
 
     def abort(self):
-        # Drop the connection at once; the buffers go back to the pool for the next one.
+        # Drop the connection at once; the buffers go back to the pool for the next one, and the
+        # stream and its socket are let go: a finished task's frame may hold this object for a
+        # while after (asyncio's run queue can keep a finished task: a pairing heap's stale
+        # child_last), and then only the shell stays, not the socket (a reconnect's peak).
         self.closed = True
         _close_stream(self.w)
+        self.r = self.w = None
         global _spare_rx, _spare_tx
         if self._rx is not None:
             _spare_rx, _spare_tx = self._rx, self._tx

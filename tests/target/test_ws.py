@@ -279,6 +279,10 @@ async def test_abort_closes_the_socket_and_keeps_buffers_for_the_next():
     ws.abort()  # twice is harmless
     await raises(ws.send("x"), WsClosed)
     await raises(ws.ping(), WsClosed)
+    # The aborted object lets its stream go (a finished task may keep it a while: then only the
+    # shell stays, not the socket) and a read on it says it is closed.
+    assert ws.r is None and ws.w is None
+    await raises(ws.recv(), WsClosed)
 
 
 async def test_receive_buffer_grows_for_long_messages_only():

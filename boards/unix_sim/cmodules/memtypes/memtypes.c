@@ -16,8 +16,8 @@
 // belong to C code, such as a socket's or the qstr pools). Bytes are whole GC blocks.
 //
 // memtypes.holders(class_name, depth): who keeps an object alive. For each instance of that
-// class, the blocks that point at it ("@holder <level> <address> <kind> <name> +<word>"), then
-// theirs for untyped blocks and plain objects, `depth` levels up (a debugging aid: a socket
+// class, the blocks that point at it ("@holder <level> <address> <kind> <name> +<word>", and a
+// coroutine's function), then theirs, `depth` levels up (a debugging aid: a socket
 // still referenced after its connection ended, say).
 //
 // Unix only: a block's first word is read as a type pointer only when it points into the heap
@@ -240,8 +240,8 @@ static const char *type_name(const void *p, qstr *name) {
     return "object";
 }
 
-// The blocks (at most 12 a level) whose words point at obj, printed; an untyped block's or a
-// plain object's own holders in turn, up to level max.
+// The blocks (at most 12 a level) whose words point at obj, printed (a coroutine with its
+// function's name); their own holders in turn (but a function's), up to level max.
 static void holders_of(const void *obj, int depth, int max) {
     const byte *start = MP_STATE_MEM(area).gc_pool_start;
     size_t nb = n_blocks();
@@ -259,9 +259,14 @@ static void holders_of(const void *obj, int depth, int max) {
             if (p[w] == obj) {
                 qstr n;
                 const char *k = type_name(p, &n);
-                mp_printf(&mp_plat_print, "@holder %d %p %s %s +%u\n", depth, p, k, qstr_str(n), (uint)w);
+                mp_printf(&mp_plat_print, "@holder %d %p %s %s +%u", depth, p, k, qstr_str(n), (uint)w);
+                if (k[0] == 'c') {  // a coroutine: its function's name too
+                    const mp_obj_fun_bc_t *f = ((const gen_t *)p)->code_state.fun_bc;
+                    mp_printf(&mp_plat_print, " %s", f ? qstr_str(mp_obj_fun_bc_get_name(f)) : "?");
+                }
+                mp_printf(&mp_plat_print, "\n");
                 shown++;
-                if (depth < max && (k[0] == 'u' || k[0] == 'o')) {
+                if (depth < max && k[0] != 'f') {
                     holders_of(p, depth + 1, max);
                 }
                 break;
