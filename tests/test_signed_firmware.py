@@ -72,11 +72,13 @@ def _events(csms: Csms) -> list[str]:
     return [f.payload["type"] for f in csms.calls("SecurityEventNotification")]
 
 
-async def _request(csms: Csms, url: str, cert: Rsa, signature: bytes, rid: int) -> str:
+async def _request(csms: Csms, url: str, cert: Rsa, signature: bytes, rid: int,
+                   later_s: int = 0) -> str:
     cp = csms.charge_points[CP_ID]
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=later_s)
     res = await cp.call(call.SignedUpdateFirmware(request_id=rid, retries=1, retry_interval=1,
-        firmware={"location": url, "retrieveDateTime": now, "signingCertificate": cert.pem,
+        firmware={"location": url, "retrieveDateTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "signingCertificate": cert.pem,
                   "signature": base64.b64encode(signature).decode()}))
     status: str = res.status
     return status
@@ -127,13 +129,15 @@ async def test_bad_certificates_and_signatures_are_refused(
             f"the InvalidFirmwareSigningCertificate security event for {why}")
     assert _statuses(csms) == []
     assert www.requests() == [], "nothing is downloaded for a bad certificate"
-    # A good certificate, but the signature is not the file's.
+    # A good certificate, but the signature is not the file's; retrieved a few seconds later,
+    # so the download is announced as scheduled first.
     signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
-    assert await _request(csms, url, signer, signer.sign(b"another file"), 9) == "Accepted"
+    assert await _request(csms, url, signer, signer.sign(b"another file"), 9,
+                          later_s=6) == "Accepted"
     await csms.wait_for(lambda: ("InvalidSignature", 9) in _statuses(csms), 30,
                         "InvalidSignature")
-    assert [s for s, r in _statuses(csms) if r == 9] == ["Downloading", "Downloaded",
-                                                         "InvalidSignature"]
+    assert [s for s, r in _statuses(csms) if r == 9] == ["DownloadScheduled", "Downloading",
+                                                         "Downloaded", "InvalidSignature"]
     await csms.wait_for(lambda: "InvalidFirmwareSignature" in _events(csms), 20,
                         "the InvalidFirmwareSignature security event")
     boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]

@@ -135,7 +135,9 @@ class SignedFirmware:
 
         path = self.store.path(_FILE, "")
         try:
-            if at > clock.now():
+            # A retrieve time within the clock's own granularity (whole seconds, set from the
+            # CSMS's) is "now": it is waited for but not announced as a schedule.
+            if at > clock.now() + 2:
                 await self._notify("DownloadScheduled", rid)
                 while at > clock.now():
                     await asyncio.sleep(min(at - clock.now(), 60))
