@@ -229,7 +229,11 @@ class OcppClient:
         return self._end_reason
 
     async def _read(self, ws):
-        self._stop(await self.rpc.serve(ws))
+        try:
+            reason = await self.rpc.serve(ws)
+        finally:
+            ws = None  # as in _watch: a finished task's frame must not keep the connection
+        self._stop(reason)
 
     def _stop(self, reason):
         if not self._end.is_set():
