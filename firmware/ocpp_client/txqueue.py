@@ -17,7 +17,6 @@ from ocpp_client.errors import CallError
 _TAG = "txq"
 _IDS = const("txids")
 _MAX_RECORDS = const(400)
-_BATCH = const(8)  # records taken per pass over the journal: bounded RAM, few passes
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them
 _HELD_RETRY_MS = const(1000)
 START = "StartTransaction"
@@ -120,34 +119,36 @@ class TxQueue:
             del self.ids[ref]
             self.store.save(_IDS, self.ids)
 
-    def _batch(self):
-        # The next few pending records, read in one pass over the journal (it must not be
-        # written while it is read, and a pass per message would make delivery quadratic).
-        out = []
-        for seq, rec in self.j.pending():
-            out.append((seq, rec))
-            if len(out) >= _BATCH:
-                break
-        return out
+    def _next(self):
+        # The oldest pending record, or None: one in RAM at a time (a MeterValues record is
+        # ~0.4 KB as objects). Cheap to ask per message: the journal's pass starts where its
+        # last one found the oldest, and it is closed before the record is sent and acked.
+        g = self.j.pending()
+        try:
+            for item in g:
+                return item
+        finally:
+            g.close()
+        return None
 
     async def deliver(self, rpc):
         # Sends queued messages in order until the queue is empty or the link fails (the
         # exception propagates to the session, which reconnects).
         attempts = 0
-        batch = []
+        item = None
         while True:
-            if not batch:
+            if item is None:
                 if self._nheld and not self.flush_held():
                     await asyncio.sleep_ms(_HELD_RETRY_MS)  # still no memory: later, no spin
-                batch = self._batch()
-                if not batch:
+                item = self._next()
+                if item is None:
                     return  # (records still held: the session calls again, a second later)
-            seq, rec = batch[0]
+            seq, rec = item
             action, payload, ref = rec["a"], rec["p"], rec["r"]
             if action == START and ref in self.ids:
                 # Answered before a power cut came between the id and the ack: never twice.
                 self.j.ack(seq)
-                batch.pop(0)
+                item = None
                 continue
             if action in (STOP, METER):  # (a SecurityEventNotification is queued here too)
                 tid = self.ids.get(ref)
@@ -186,7 +187,7 @@ class TxQueue:
                     if action == START:
                         self._set_id(ref, -1)
                     self.j.ack(seq)
-                    batch.pop(0)
+                    item = None
                     attempts = 0
                     continue
                 wait = self.config.get("TransactionMessageRetryInterval") * attempts
@@ -194,7 +195,7 @@ class TxQueue:
                 await asyncio.sleep(wait)
                 continue
             attempts = 0
-            batch.pop(0)
+            item = None
             if action == START:
                 if self.on_start_conf:
                     self.on_start_conf(ref, conf)

@@ -71,6 +71,12 @@ class Journal:
         self.path = path
         self.max = max_records
         self.ring = ring
+        # Where a queue's reading may start: the offset of a line that held its oldest pending
+        # record at the last pass. Every line before it is acked, an ack or bad, and the file
+        # only grows until a compaction (which resets it), so a pass over a queue being drained
+        # reads a few lines, not the whole file. _at: the offset of the line _lines() yielded.
+        self._from = self._from_seq = 0
+        self._at = 0
         # A compaction cut short completed or dropped, then the counters read from the file
         # (store/jopen.py: loaded for the opening, out of the heap after it).
         from supervisor import rare
@@ -79,15 +85,18 @@ class Journal:
 
     # -- opening -----------------------------------------------------------------------------
 
-    def _lines(self):
-        # -> (seq, payload or None for a bad line, raw line) one line at a time; never the
-        # whole file in RAM.
+    def _lines(self, start=0):
+        # -> (seq, payload or None for a bad line, raw line) one line at a time, from byte
+        # offset start; never the whole file in RAM.
         try:
             f = open(self.path, "rb")
         except OSError:
             return
         try:
+            if start:
+                f.seek(start)
             while True:
+                self._at = f.tell()
                 ln = f.readline(_CHUNK)
                 if not ln:
                     break
@@ -152,22 +161,45 @@ class Journal:
             yield p[0], obj
 
     def pending(self):
-        # Unacked records in order. Do not append or ack while iterating. Acked lines are
-        # skipped before they are parsed: a queue being drained is read again and again.
+        # Unacked records in order. Do not append or ack while iterating; close() an iteration
+        # left early. A queue being drained is read again and again: each pass starts where the
+        # last found its oldest pending record (_from), and skips acked lines unparsed.
         w = self._acked
         if self.ring:
             for seq, obj in self.records():
                 if seq > w:
                     yield seq, obj
             return
-        for p, _ in self._lines():
-            if p is None or p[1] == _ACK or p[0] <= w:
-                continue
+        start = self._from
+        while True:
+            check = bool(start)  # the line at start must be the record line it was
+            found = False
+            lines = self._lines(start)
             try:
-                obj = json.loads(p[1])
-            except ValueError:
-                continue
-            yield p[0], obj
+                for p, _ in lines:
+                    if check:
+                        check = False
+                        if p is None or p[0] != self._from_seq:
+                            break
+                    if p is None or p[1] == _ACK or p[0] <= w:
+                        continue
+                    if not found:
+                        found = True
+                        self._from = self._at
+                        self._from_seq = p[0]
+                    try:
+                        obj = json.loads(p[1])
+                    except ValueError:
+                        continue
+                    yield p[0], obj
+                else:
+                    if not check:
+                        return
+            finally:
+                lines.close()  # the file, now, not at a collection: it may be appended next
+            # No line, or not the record (seq) it was, where the last pass left off: the file
+            # was replaced behind this object (removed by a reset). Read it all.
+            start = self._from = 0
 
     def __len__(self):
         return self._npend
@@ -280,6 +312,7 @@ class Journal:
         self._nlines = n
         self._nrec = n - 1
         self._torn = False
+        self._from = 0
         if self._npend == 0:
             self._acked = top
 
