@@ -62,12 +62,12 @@ def test_compile_tree_builds_the_slot(tmp_path: Path) -> None:
     assert (app / "board.mpy").read_bytes()[:2] == b"M\x06"  # .mpy format 6 (MicroPython 1.28)
     assert (app / "pins.mpy").is_file()
     assert not (app / "manifest.mpy").exists()
-    assert not (app / "main.mpy").exists()
-    if (FIRMWARE / "main.py").exists():
-        assert (tmp_path / "main.py").read_text() == (FIRMWARE / "main.py").read_text()
+    for name in build.ROOT_FILES:  # at the filesystem's root, as source, not in the slot
+        assert not (app / name).with_suffix(".mpy").exists()
+        assert (tmp_path / name).read_text() == (FIRMWARE / name).read_text()
     for src in FIRMWARE.rglob("*.py"):
         rel = src.relative_to(FIRMWARE)
-        if rel.as_posix() != "main.py" and "__pycache__" not in rel.parts:
+        if rel.as_posix() not in build.ROOT_FILES and "__pycache__" not in rel.parts:
             assert (app / rel.with_suffix(".mpy")).is_file(), rel
     assert not (tmp_path / "slot.partial").exists()
 

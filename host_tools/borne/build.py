@@ -6,7 +6,9 @@ Output, for ``--board B``::
                       modules as .mpy (packages keep their folders), plus any non-Python asset
                       files of firmware/ copied as they are
     build/B/main.py   the entry point, kept as source: MicroPython only runs main.py (not .mpy)
-                      from the filesystem root, and main.py chooses the slot
+                      from the filesystem root
+    build/B/slotchoice.py  what main.py chooses the slot with, beside it: it runs before a slot
+                      is chosen (source: compiled at boot, out of the heap once the app runs)
 
 By default the output is plain bytecode, which any MicroPython 1.28 runs, compiled with ``-O3``
 (OPT): without line numbers. A .mpy's bytecode stays in the heap for as long as its module is
@@ -31,8 +33,9 @@ from borne import paths
 MPY_CROSS_VERSION = "1.28"
 # The CPU each board's native code is compiled for (mpy-cross -march).
 BOARD_ARCH = {"esp32_wallbox": "xtensawin", "unix_sim": "x64"}
-# Files that stay source at the filesystem root instead of going into the slot.
-ROOT_FILES = ("main.py",)
+# Files that stay source at the filesystem root instead of going into the slot; `borne deploy`
+# writes them in this order (slotchoice.py keeps its names: an old main.py runs with a new one).
+ROOT_FILES = ("slotchoice.py", "main.py")
 # Files of a board folder that run on the host, not on the charger.
 BOARD_HOST_FILES = ("manifest.py",)
 _SKIP_DIRS = {"__pycache__"}
@@ -215,6 +218,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1
     n = sum(1 for p in app.rglob("*") if p.is_file())
     rel = app.relative_to(paths.REPO) if app.is_relative_to(paths.REPO) else app
-    extra = " + main.py" if (app.parent / "main.py").exists() else ""
+    extra = "".join(f" + {n}" for n in ROOT_FILES if (app.parent / n).exists())
     print(f"build: {n} files -> {rel}{extra}")
     return 0

@@ -16,7 +16,8 @@ What it does, in order (each step is printed; --dry-run prints them without a de
     load (another .mpy version or CPU).
  4. Copies it into the INACTIVE slot (/app_a or /app_b: the running one is never touched),
     then reads every file's SHA-256 back from the device and compares.
- 5. Only then switches: /main.py if it changed (temp file + rename), then /boot_slot names the
+ 5. Only then switches: /slotchoice.py then /main.py, each if it changed (temp file + rename),
+    then /boot_slot names the
     new slot (temp file + rename: one atomic step). A cut cable or a reset before this point
     leaves the old application starting as before.
  6. With --ota-keys FILE, installs the firmware-update keyring (`borne keygen`'s keys.json) as
@@ -44,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from borne import paths
-from borne.build import BOARD_ARCH, BuildError, compile_tree
+from borne.build import BOARD_ARCH, ROOT_FILES, BuildError, compile_tree
 from borne.devlink import Device, DeviceError, Facts, add_line_args, read_mpy_header
 
 SLOTS = ("a", "b")
@@ -185,8 +186,9 @@ def make_safe(dev: Device, board_dir: Path, say: Say) -> None:
             say(f"warning: could not drive the contactor pin ({e})")
 
 
-def install(dev: Device, app: Path, main_py: Path, facts: Facts, say: Say) -> str:
-    """Steps 4-5: copy into the inactive slot, verify, switch. The new slot's name."""
+def install(dev: Device, app: Path, root: Path, facts: Facts, say: Say) -> str:
+    """Steps 4-5: copy into the inactive slot, verify, switch. The new slot's name. `root`: the
+    folder holding the files of the filesystem's root (ROOT_FILES: main.py and what it uses)."""
     new = "b" if facts.boot_slot == "a" else "a"
     slot = f"/app_{new}"
     need = footprint(app)
@@ -250,17 +252,19 @@ os.mkdir({slot!r})""")
             "is unchanged; run the deploy again"
         )
     say(f"verified: {len(want)} files, SHA-256 read back from the charger")
-    main_hash = hashlib.sha256(main_py.read_bytes()).hexdigest()
-    dev.step = "checking /main.py"
-    cur = dev.hash_file("/main.py")
-    if cur != main_hash:
-        dev.step = "writing /main.py"
-        dev.put("/main.py.new", main_py.read_bytes())
-        if dev.hash_file("/main.py.new") != main_hash:
-            raise DeviceError("/main.py.new differs from the build: the active application is "
+    for name in ROOT_FILES:  # in this order: an old main.py runs with a new slotchoice.py
+        data = (root / name).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        dev.step = f"checking /{name}"
+        if dev.hash_file(f"/{name}") == digest:
+            continue
+        dev.step = f"writing /{name}"
+        dev.put(f"/{name}.new", data)
+        if dev.hash_file(f"/{name}.new") != digest:
+            raise DeviceError(f"/{name}.new differs from the build: the active application is "
                               "unchanged; run the deploy again")
-        dev.exec("import os\nos.rename('/main.py.new', '/main.py')")
-        say("main.py updated")
+        dev.exec(f"import os\nos.rename('/{name}.new', '/{name}')")
+        say(f"{name} updated")
     dev.step = "switching /boot_slot"
     dev.exec(f"""import os
 with open("/boot_slot.new", "w") as f:
@@ -368,7 +372,8 @@ def wait_for_app(dev: Device, say: Say, timeout: float = BOOT_WAIT_S) -> dict[st
 
 
 def build_for(board: str, facts: Facts | None, no_build: bool) -> tuple[Path, Path]:
-    """The slot folder and main.py to copy, built for the device's CPU."""
+    """The slot folder and the folder of the root files (main.py, ...) to copy, built for the
+    device's CPU."""
     arch = ARCH_NAMES.get(facts.arch) if facts else None
     default = BOARD_ARCH.get(board)
     out = paths.BUILD / board if arch in (None, default) else paths.BUILD / f"{board}-{arch}"
@@ -377,10 +382,10 @@ def build_for(board: str, facts: Facts | None, no_build: bool) -> tuple[Path, Pa
             compile_tree(board, out=out, arch=arch or default)
         except BuildError as e:
             raise DeviceError(f"the build failed: {e}") from None
-    app, main_py = out / "slot", out / "main.py"
-    if not (app.is_dir() and main_py.is_file()):
+    app = out / "slot"
+    if not (app.is_dir() and all((out / n).is_file() for n in ROOT_FILES)):
         raise DeviceError(f"{out} holds no build: run without --no-build (or `borne build`)")
-    return app, main_py
+    return app, out
 
 
 def _back_to_app(dev: Device) -> str:
@@ -404,9 +409,9 @@ def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path
     want = local_version()
     tmp = None
     if bundle is None:
-        app, main_py = build_for(board, facts, no_build)
+        app, root = build_for(board, facts, no_build)
     else:
-        main_py = paths.FIRMWARE / "main.py"  # a release never carries it (ota/ leaves it)
+        root = paths.FIRMWARE  # a release never carries the root files (ota/ leaves them)
         import tempfile
 
         dev.step = "reading the charger's keyring"
@@ -418,7 +423,7 @@ def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path
         say(f"bundle {bundle.name}: version {want}, signature and every file checked")
     check_loadable(app, facts)
     try:
-        install(dev, app, main_py, facts, say)
+        install(dev, app, root, facts, say)
     except DeviceError as e:
         if "unchanged" in str(e) or "nothing was" in str(e):
             raise
@@ -468,7 +473,8 @@ def dry_run(port: str, board: str, no_build: bool, reset: bool) -> None:
         "; refuse .mpy files of another version or CPU",
         "copy the build into the inactive slot (/app_b if /boot_slot says a, else /app_a)",
         "read back every file's SHA-256 from the device and compare",
-        "write /main.py.new, verify, rename to /main.py (only if it changed)",
+        "write /slotchoice.py.new and /main.py.new, verify, rename each in place (only if it "
+        "changed)",
         "write /boot_slot.new naming the new slot, rename to /boot_slot (the atomic switch)",
         "with --ota-keys: write the keyring as /ota_keys.json (temp file, hash, rename)",
     ]

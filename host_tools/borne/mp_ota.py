@@ -151,10 +151,10 @@ async def main():
     await phase("install", u._install(), out)
     assert u.doc["phase"] == "trial", u.doc
     # the next boot: main.py's trial record, then the commit after proof
-    import main
+    import slotchoice
 
     e0 = dev.erases
-    main.choose()
+    slotchoice.choose()
     u2 = update.Updater(Store("data"), Board(), {}, Conn(), Events(), BOARD)
     u2.commit("bench")
     out["boot_commit_erases"] = dev.erases - e0

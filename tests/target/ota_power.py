@@ -9,7 +9,7 @@ import os
 import sys
 
 from fakeboard import FakeBoard
-import main
+import slotchoice
 import mphelp
 from mphelp import Cut
 from ota import bundle, keys, slots, update
@@ -73,7 +73,7 @@ class PFile(mphelp.PFile):
 
 
 mphelp.PFile = PFile
-_MODS = (main, slots, bundle, store_mod, http_mod)
+_MODS = (slotchoice, slots, bundle, store_mod, http_mod)
 
 
 def power(pw):
@@ -90,7 +90,7 @@ def unpower():
 def bootable(ring):
     # What main.py boots now: None (the factory application, in flash) or a slot, which must
     # verify against the keyring file by file. -> (slot, on trial, version)
-    s, trial = main.choose()
+    s, trial = slotchoice.choose()
     if s is None:
         return None, trial, "factory"
     m = run(bundle.verify_slot("app_" + s, ring))
@@ -130,7 +130,7 @@ def one_round(k, url, ring):
         r = run(job(u))
         if u.trial is None and r == "reset":
             pass
-        s, trial = main.choose()  # boot 2 starts: the trial, if any
+        s, trial = slotchoice.choose()  # boot 2 starts: the trial, if any
         u = updater()
         if u.trial:
             u.commit("test")

@@ -1,11 +1,12 @@
 # servers: http
 # ota/ pieces on their own: the refusal of a bundle larger than the free flash (before a byte is
-# written), path rules, version order, the key rotation rule, main.py's trial bookkeeping.
+# written), path rules, version order, the key rotation rule, the trial bookkeeping main.py does
+# (slotchoice.py).
 import json
 import os
 
 from fakeboard import FakeBoard
-import main
+import slotchoice
 from ota import bundle, keys, slots, update
 from store import Store
 
@@ -89,17 +90,17 @@ def test_main_counts_trial_boots_and_gives_up():
     slots.write("app_b/.manifest", "{}")
     slots.write("boot_slot", "a")
     slots.write("boot_trial", "b 0")
-    for n in range(1, main.TRIAL_BOOTS + 1):
-        assert main.choose() == ("b", True)
-        assert main._read("boot_trial") == "b %d" % n
-    assert main.choose() == ("a", False)
+    for n in range(1, slotchoice.TRIAL_BOOTS + 1):
+        assert slotchoice.choose() == ("b", True)
+        assert slotchoice._read("boot_trial") == "b %d" % n
+    assert slotchoice.choose() == ("a", False)
     assert "not proven after 3 boots" in slots.Slots().take_note()
     assert not slots.exists("boot_trial")
     # an incomplete slot is never tried
     os.remove("app_b/.manifest")
     slots.write("boot_trial", "b 0")
-    assert main.choose() == ("a", False)
+    assert slotchoice.choose() == ("a", False)
     assert "incomplete" in slots.Slots().take_note()
     # a trial record naming the committed slot (a cut inside the commit) is just dropped
     slots.write("boot_trial", "a 1")
-    assert main.choose() == ("a", False) and not slots.exists("boot_note")
+    assert slotchoice.choose() == ("a", False) and not slots.exists("boot_note")

@@ -15,7 +15,8 @@ and never freed: it does not fragment the rest.
 Layout of a ROM run folder (`prepare()`), which `Agent(compiled=folder)` runs as it runs a
 `borne build` output: `main.py` (this stub), `app.rom` (the image: the slot's .mpy files and the
 MicroPython libraries of build/mplib compiled), `boot.py` (the firmware's main.py, kept as
-source: a charger runs main.py from its filesystem, compiled at boot) and an empty `slot/`.
+source: a charger runs main.py from its filesystem, compiled at boot), `slotchoice.py` beside it
+(as on the charger's flash) and an empty `slot/`.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def prepare(built: Path, out: Path) -> Path:
     shutil.rmtree(tree)
     (out / "slot").mkdir(exist_ok=True)
     shutil.copyfile(built / "main.py", out / "boot.py")
+    shutil.copyfile(built / "slotchoice.py", out / "slotchoice.py")  # beside it, as on flash
     (out / "main.py").write_text(STUB)
     return out
 
