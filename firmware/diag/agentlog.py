@@ -5,13 +5,15 @@
 # being written. Lines are "<unix seconds> <level> <tag>: <text>\n"; log.py's callers never pass
 # secrets, and upload URLs are shown without their user:password (net/url.py).
 #
-# Flash-wear budget: lines gather in RAM (at most _BUF_BYTES) and reach flash in one append when
-# the buffer fills, _FLUSH_S after its first line, at an ERROR line, and before a reset. A busy
-# charger (~1 line/s, ~80 bytes) thus appends ~2 KiB every ~25 s; a quiet one once a minute at
-# most. Each append rewrites the file's last LittleFS block (~1 erase of 4 KiB): at most ~3,500
-# erases a day, spread by LittleFS's wear levelling over the partition's ~500+ blocks (~7 erases
-# per block a day against ~100,000 cycles: decades). A power cut loses at most the buffered lines
-# (_FLUSH_S worth). The ring holds _FILES x _FILE_BYTES (64 KiB) on flash; RAM: the buffer.
+# Flash-wear budget: lines gather in RAM (one preallocated buffer of _BUF_BYTES) and reach flash
+# in one append when the next line would not fit, _FLUSH_S after its first line, at an ERROR line,
+# and before a reset. A busy charger (~1 line/s, ~80 bytes) thus appends ~1 KiB every ~13 s; a
+# quiet one once a minute at most. Each append rewrites the file's last LittleFS block (~1 erase
+# of 4 KiB): at most ~6,600 erases a day, spread by LittleFS's wear levelling over the
+# partition's ~500+ blocks (~13 erases per block a day against ~100,000 cycles: some 20 years).
+# A power cut loses at most the buffered lines (_FLUSH_S worth). The ring holds _FILES x
+# _FILE_BYTES (64 KiB) on flash; RAM: the buffer, 1 KiB whatever is in it (the lines kept as str
+# objects took half as much again in headers and rounding, up to ~3 KiB at a busy boot).
 import os
 import time
 
@@ -20,7 +22,7 @@ import log
 
 _FILES = const(4)
 _FILE_BYTES = const(16384)
-_BUF_BYTES = const(2048)
+_BUF_BYTES = const(1024)
 _FLUSH_S = const(60)
 _LINE_MAX = const(240)  # a longer line is cut: one line never dominates the ring
 _LETTERS = {log.DEBUG: "D", log.INFO: "I", log.WARN: "W", log.ERROR: "E"}
@@ -44,14 +46,13 @@ class AgentLog:
         self.dir = root + "/agentlog"
         self.files = files
         self.file_bytes = file_bytes
-        self.buf_bytes = buf_bytes
         from store import _makedirs
 
         _makedirs(self.dir)
         seqs = _seqs(self.dir)
         self.seq = seqs[-1] if seqs else 1
         self.size = self._size(self.seq)
-        self._buf = []
+        self._buf = bytearray(buf_bytes)
         self._n = 0  # bytes buffered
         self._first_ms = 0
         self.flushes = 0  # appends to flash since boot (the wear budget, for tests and bench)
@@ -71,29 +72,36 @@ class AgentLog:
         # Called for every line log.py emits; must never raise nor log.
         if len(text) > _LINE_MAX:
             text = text[:_LINE_MAX] + "..."
-        line = "%d %s %s: %s\n" % (clock.now(), _LETTERS.get(lvl, "?"), tag, text)
-        if not self._buf:
+        line = ("%d %s %s: %s\n" % (clock.now(), _LETTERS.get(lvl, "?"), tag, text)).encode()
+        n = len(line)
+        if self._n + n > len(self._buf):
+            self.flush()
+            if n > len(self._buf):  # (only a long line of multi-byte text): straight to flash
+                self._append(line, n)
+                return
+        if not self._n:
             self._first_ms = time.ticks_ms()
-        self._buf.append(line)
-        self._n += len(line)
-        if self._n >= self.buf_bytes or lvl >= log.ERROR:
+        self._buf[self._n : self._n + n] = line
+        self._n += n
+        if lvl >= log.ERROR:
             self.flush()
 
     def due(self):
         # The periodic flush: _FLUSH_S after the first buffered line.
-        return self._buf and time.ticks_diff(time.ticks_ms(), self._first_ms) >= _FLUSH_S * 1000
+        return self._n and time.ticks_diff(time.ticks_ms(), self._first_ms) >= _FLUSH_S * 1000
 
     def flush(self):
-        if not self._buf:
-            return
-        buf, self._buf, n, self._n = self._buf, [], self._n, 0
+        n, self._n = self._n, 0
+        if n:
+            self._append(memoryview(self._buf)[:n], n)
+
+    def _append(self, data, n):
         try:
             if self.size + n > self.file_bytes and self.size:
                 self._rotate()
-            f = open(self._path(self.seq), "a")
+            f = open(self._path(self.seq), "ab")
             try:
-                for line in buf:
-                    f.write(line)
+                f.write(data)
             finally:
                 f.close()
             self.size += n
@@ -150,7 +158,7 @@ class AgentLog:
                 f.close()
 
     def clear(self):
-        self._buf, self._n = [], 0
+        self._n = 0
         for s in _seqs(self.dir):
             try:
                 os.remove(self._path(s))

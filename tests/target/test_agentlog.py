@@ -22,6 +22,31 @@ def test_lines_reach_flash_in_batches_not_one_write_each():
     assert len(got) == 40 and got[0].split(" ", 1)[1] == "I t: line 0\n"
 
 
+def test_the_buffer_is_one_preallocated_block_and_keeps_every_line():
+    # Buffering allocates nothing that stays (the lines are copied into one bytearray), a line
+    # that does not fit flushes what is buffered first, and a line longer than the whole buffer
+    # (multi-byte text) goes to flash on its own: none is lost or cut off mid-way.
+    import gc
+
+    a = AgentLog("fg", buf_bytes=512)
+    a.write(log.INFO, "t", "warm-up")
+    gc.collect()
+    before = gc.mem_alloc()
+    for i in range(20):
+        a.write(log.INFO, "t", "line %d" % i)
+    gc.collect()
+    # (20 lines kept as str objects: 640 bytes or more; a stale pointer may keep the last one)
+    assert a.flushes == 0 and gc.mem_alloc() - before <= 96, gc.mem_alloc() - before
+    a.write(log.INFO, "t", "z" * 150)  # does not fit: the buffer goes to flash first
+    a.write(log.INFO, "t", "y" * 150)
+    a.write(log.WARN, "t", "\u00e9" * 240)  # 480 bytes of UTF-8 and more: over the whole buffer
+    a.write(log.INFO, "t", "after")
+    want = ["I t: warm-up"] + ["I t: line %d" % i for i in range(20)] + [
+        "I t: " + "z" * 150, "I t: " + "y" * 150, "W t: " + "\u00e9" * 240, "I t: after"]
+    got = b"".join(a.lines()).decode().split("\n")
+    assert [ln.split(" ", 1)[1] for ln in got[:-1]] == want and got[-1] == ""
+
+
 def test_error_lines_are_written_at_once():
     a = AgentLog("fb")
     a.write(log.ERROR, "t", "bad thing")
