@@ -153,6 +153,7 @@ class Store:
         _makedirs(self.root)
         self._seq = {}  # name -> last seq written or read, so saves keep counting up
         self._bad = {}  # name -> True when <name>.json was invalid at load: don't rotate it
+        # (only those: an entry for every valid document was a table of Falses kept all run)
         # name -> times the document was saved or removed since boot: a reader that derived
         # something from it (security.py's TLS context from the PEMs) knows it did not change
         # while the count stays the same.
@@ -176,7 +177,7 @@ class Store:
                 bad.append((ext, why))
         seen = name in self._seq  # loaded (or saved) before since boot
         self._seq[name] = max(top, 0)
-        self._bad[name] = any(ext == ".json" for ext, _ in bad)
+        self._mark_bad(name, any(ext == ".json" for ext, _ in bad))
         fn = name + ".json"
         if best is None:
             why = "; ".join(name + e + ": " + w for e, w in bad if w != "missing")
@@ -221,7 +222,7 @@ class Store:
         cur = self.path(name)
         if self._bad.get(name):
             _remove(cur)
-            self._bad[name] = False
+            del self._bad[name]
             return
         try:
             os.stat(cur)
@@ -241,8 +242,14 @@ class Store:
                 if s is not None and s > seq:
                     seq = s
                 if ext == ".json":
-                    self._bad[name] = why is not None
+                    self._mark_bad(name, why is not None)
         return seq
+
+    def _mark_bad(self, name, bad):
+        if bad:
+            self._bad[name] = True
+        else:
+            self._bad.pop(name, None)
 
     def save(self, name, data, version=1):
         # Raises (OSError: flash full or failing, TypeError: not JSON-able) with the previous
