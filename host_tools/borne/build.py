@@ -218,6 +218,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1
     n = sum(1 for p in app.rglob("*") if p.is_file())
     rel = app.relative_to(paths.REPO) if app.is_relative_to(paths.REPO) else app
-    extra = "".join(f" + {n}" for n in ROOT_FILES if (app.parent / n).exists())
+    extra = "".join(f" + {name}" for name in ROOT_FILES if (app.parent / name).exists())
     print(f"build: {n} files -> {rel}{extra}")
     return 0
