@@ -9,9 +9,9 @@
 # and nothing limits the connector, which is what an empty set of profiles means.
 #
 # A RemoteStartTransaction's TxProfile (OCPP 1.6 5.11) belongs to the session that remote start
-# begins, and to no other: expect() checks it and holds it (the profiles kept loaded) while the
-# start waits for its authorization and the plug; the connector's session of that remote start
-# installs it as it starts (on_tx_start: the pilot's first offer is already the profile's, with
+# begins, and to no other: expect() checks it and holds it (parsed: a tuple) while the start waits
+# for its authorization and the plug; the connector's session of that remote start installs it
+# as it starts (on_tx_start: the pilot's first offer is already the profile's, with
 # or without StartTransaction.conf; the transactionId that comes with it changes nothing here),
 # and it ends with that session (end_tx). A start that never becomes that session (no plug
 # within ConnectionTimeOut, the idTag refused, the connector unavailable, another start or
@@ -20,6 +20,14 @@ import asyncio
 
 import clock
 import log
+from supervisor import code_in_heap
+
+# Where the bytecode is in the heap (.mpy files), the profiles' modules stay loaded while a
+# TxProfile waits for its session, which must not need a load in a heap the wait fragmented. Out
+# of it (frozen, a ROMFS image: a load makes small objects only) they leave meanwhile, unless
+# other profiles are installed: the start's Authorize (the authorization feature, ~2 KB) then
+# does not find them loaded, and the session's start loads them again (_apply).
+_HOLD = code_in_heap()
 
 _TAG = "smart"
 
@@ -33,7 +41,7 @@ class Limits:
         self.store = store
         self.smart = None  # evse.smart.Smart while a profile is installed, else None
         # A remote start's TxProfile waiting for its session, (idTag, profile, the session's
-        # ref once it started), else False; the profiles stay loaded meanwhile (release()).
+        # ref once it started), else False; the loop waits for it (_run).
         self.pending = False
         self.wake = asyncio.Event()
         self.active = None  # the loop runs (supervised: _run); None until app.py's run()
@@ -64,7 +72,7 @@ class Limits:
         # After a change: when no profile is left, the profiles and their modules leave the heap
         # (the next need() imports them again) and the task lifts the limit.
         sm = self.smart
-        if sm is not None and not self.pending and not sm.installed():
+        if sm is not None and not sm.installed() and not (_HOLD and self.pending):
             self.smart = None
             sm = None
             _drop()
@@ -81,10 +89,9 @@ class Limits:
         except MemoryError:
             self.release()
             raise
-        if p is None:
-            self.release()
-            return why
-        self.pending = (id_tag, p, None)
+        self.pending = (id_tag, p, None) if p is not None else False
+        self.release()
+        return why
 
     def drop(self, why):
         # The remote start's TxProfile will have no session: discarded, the profiles released
@@ -114,7 +121,7 @@ class Limits:
             else:
                 self.drop("another session started")
         self.wake.set()
-        if self.smart is not None:
+        if self.smart is not None or self.pending:
             # Now, not a loop turn later: the session's first offer is already limited.
             self._apply()
 
@@ -164,6 +171,7 @@ class Limits:
         if p and p[2] is not None:
             if p[2] == c.session_ref:
                 try:
+                    sm = self.need()
                     sm.install(p[1])  # Rejected (10 installed): logged there
                 except MemoryError:
                     # Never above the CSMS's limit: nothing offered until it is in.

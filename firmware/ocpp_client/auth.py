@@ -29,6 +29,7 @@ class Auth:
         self.local = local_list  # object with .lookup(id_tag) -> idTagInfo or None
         self.cache = store.load(_CACHE, {})  # id_tag -> [idTagInfo, last_used]
         self.remote = None  # async fn(id_tag) -> idTagInfo; raises when offline
+        self.memo = None  # object whose .cached the last (id_tag, info) remembered goes to
 
     def _local_info(self, id_tag):
         if self.local is not None and self.config.get("LocalAuthListEnabled"):
@@ -82,17 +83,20 @@ class Auth:
             return  # the local list wins; the cache does not shadow it
         entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
         old = self.cache.get(id_tag)
-        if old and old[0] == entry:
-            return
-        self.cache[id_tag] = [entry, clock.now()]
-        if len(self.cache) > _CACHE_MAX:
-            oldest = min(self.cache, key=lambda k: self.cache[k][1])
-            del self.cache[oldest]
-        self.store.save(_CACHE, self.cache)
+        if not old or old[0] != entry:
+            self.cache[id_tag] = [entry, clock.now()]
+            if len(self.cache) > _CACHE_MAX:
+                oldest = min(self.cache, key=lambda k: self.cache[k][1])
+                del self.cache[oldest]
+            self.store.save(_CACHE, self.cache)
+        if self.memo is not None:
+            self.memo.cached = (id_tag, info)
 
     def clear_cache(self):
         if not self.config.get("AuthorizationCacheEnabled") and not self.cache:
             return "Rejected"
         self.cache = {}
         self.store.save(_CACHE, self.cache)
+        if self.memo is not None:
+            self.memo.cached = None
         return "Accepted"

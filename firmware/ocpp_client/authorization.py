@@ -39,6 +39,7 @@ class Authorization(Auth):
         super().__init__(s.store, cfg, LocalList(s.store, cfg.get("LocalAuthListMaxLength")))
         self.s = s
         self.remote = self._remote
+        self.memo = s  # (s.cached: what transactions.py need not remember again)
 
     async def authorize_now(self, id_tag):
         # -> (status, parent_id_tag): the CSMS asked while it is there, else decided offline.
@@ -84,14 +85,20 @@ def _at_most(entries, limit):
 
 
 def attach(s):
-    # The reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) loads with the
-    # feature and stays: loaded at each such message, in a heap a session has fragmented, its code
-    # found no block (1,168 bytes) with 40 KB free, and a list update was Failed for good. With
-    # no room for it now, taps are decided all the same and it loads with the first long list.
-    try:
-        from ocpp_client import spooled
-    except MemoryError:
-        pass
+    # Where the feature is kept (code in the heap), the reader of a SendLocalList too long for
+    # RAM (spooled.py, jsonstream.py) loads with it and stays: loaded at each such message, in a
+    # heap a session has fragmented, its code found no block (1,168 bytes) with 40 KB free, and a
+    # list update was Failed for good. With no room for it now, taps are decided all the same and
+    # it loads with the first long list. Where the feature is transient, a load makes small
+    # objects only: a tap or a remember() does without it (~2 KB: with the checker it imports),
+    # and rpc.py loads it for the long list that needs it.
+    from supervisor import code_in_heap
+
+    if code_in_heap():
+        try:
+            from ocpp_client import spooled
+        except MemoryError:
+            pass
 
     a = s.features["authorization"] = Authorization(s)
     return {"ClearCache": a.clear_cache_h, "GetLocalListVersion": a.list_version,

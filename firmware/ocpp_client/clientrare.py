@@ -30,6 +30,10 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     cl.registration = None  # None until the first answer, then Accepted/Pending/Rejected
     cl.queue = None  # the transaction queue (transactions.py): delivered after the statuses
     cl.features = {}  # feature name -> its state object, where it keeps one
+    # (idTag, idTagInfo) the authorization cache holds as the CSMS last gave it (auth.py
+    # remember()): the same again (a session's StartTransaction.conf after its Authorize) needs
+    # no load of the feature (transactions.py).
+    cl.cached = None
     cl.tasks = []  # coroutines of eager features, started by run()
     cl.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
     # the TLS context, kept from one connection to the next (security.py); from app.py, the

@@ -144,10 +144,10 @@ class Transactions:
         # Every idTagInfo updates the authorization cache (of the running session's tag).
         c = self.connector
         tag = c.session_tag if c.session_ref == ref else None
-        if tag:
+        s = self.s
+        if tag and s.cached != (tag, info):  # (as the Authorize of its start: in the cache)
             from ocpp_client.features import release
 
-            s = self.s
             auth = s.feature("authorization")  # (need() ... release(): it may be transient)
             try:
                 if auth is not None:

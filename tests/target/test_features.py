@@ -141,15 +141,23 @@ async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
     # Frozen or in a ROMFS image (supervisor.code_in_heap() False) a load makes small objects
     # only: the feature is held from a tap or CALL to its end, then out of the heap with the
     # modules only it loads; its state is on flash and read again at the next load.
+    # A tap loads neither the reader of long lists nor the checker it imports; and the session
+    # keeps what the cache was last told (s.cached), which transactions.py need not tell again.
+    import supervisor
     from ocpp_client.authorization import OWN
 
-    saved = features.TRANSIENT
-    features.TRANSIENT = saved + ("authorization",)
+    saved = features.TRANSIENT, supervisor.code_in_heap
+    features.TRANSIENT = saved[0] + ("authorization",)
+    supervisor.code_in_heap = lambda: False
     try:
+        supervisor.drop("ocpp_client.spooled", "ocpp_client.jsonstream", "ocpp_client.validate")
         s = Tap("flash/auth-transient")
         h = features.handlers(s, AUTH)
         features.need(s, h, "authorization")  # a tap
+        for m in ("ocpp_client.spooled", "ocpp_client.jsonstream", "ocpp_client.validate"):
+            assert m not in sys.modules, m
         s.features["authorization"].remember("04A1B2C3", {"status": "Accepted"})
+        assert s.cached == ("04A1B2C3", {"status": "Accepted"})
         features.release(s, h, "authorization")
         assert "authorization" not in s.features
         for m in ("ocpp_client.authorization",) + OWN:
@@ -159,7 +167,8 @@ async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
         assert "ocpp_client.authorization" not in sys.modules and "authorization" not in s.features
         features.need(s, h, "authorization")  # the next tap finds the cache it left on flash
         assert s.features["authorization"].cache["04A1B2C3"][0] == {"status": "Accepted"}
+        assert s.features["authorization"].clear_cache() == "Accepted" and s.cached is None
         features.release(s, h, "authorization")
         assert "ocpp_client.auth" not in sys.modules
     finally:
-        features.TRANSIENT = saved
+        features.TRANSIENT, supervisor.code_in_heap = saved

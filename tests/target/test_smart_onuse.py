@@ -311,6 +311,54 @@ def test_no_memory_to_install_a_remote_starts_txprofile_offers_nothing_until_it_
     assert c.limit_a == 10 and w.duty == pilot.duty_for(10) and lim.pending is False
 
 
+def test_out_of_the_heap_a_pending_txprofile_holds_no_module_its_session_loads_them():
+    # Frozen or in a ROMFS image (supervisor.code_in_heap() False: limits._HOLD) a load makes
+    # small objects only: while the remote start waits for its Authorize (the authorization
+    # feature loaded then) the TxProfile is held parsed, the modules out; the session's start
+    # loads them and its first offer is already the profile's. No memory to load them then:
+    # nothing offered until they are in.
+    from evse import limits, pilot
+
+    saved = limits._HOLD
+    limits._HOLD = False
+    try:
+        w, c, lim = boot("txprof-out")
+        w.ev = "C"
+        for _ in range(4):
+            c.step()
+        tx = prof(7, "TxProfile", 10)["csChargingProfiles"]
+        assert lim.expect("R1", tx) is None and lim.pending and lim.smart is None
+        assert loaded(*SMART) == []
+        assert lim.expect("R2", tx)  # still one at a time
+        assert c.remote_start("R1") == "Accepted" and c.session_tag == "R1" and c.limit_a == 10
+        assert w.duty == pilot.duty_for(10)
+        assert lim.pending is False and lim.smart.profiles() == [(7, 1, "TxProfile", 0)]
+        assert c.remote_stop(lambda ref: True) == "Accepted"
+        lim._apply()
+        assert lim.smart is None and loaded(*SMART) == []
+
+        w.ev = "A"
+        for _ in range(4):
+            c.step()
+        assert lim.expect("R3", tx) is None and loaded(*SMART) == []
+
+        def scarce():
+            raise MemoryError("memory allocation failed")
+
+        lim.need = scarce
+        w.ev = "C"
+        assert c.remote_start("R3") == "Accepted"
+        for _ in range(4):
+            c.step()
+        assert c.session_tag == "R3" and c.limit_a == 0 and not w.relay
+        assert lim._apply() == 1 and c.limit_a == 0  # the task tries again a second later
+        del lim.need
+        lim._apply()
+        assert c.limit_a == 10 and lim.pending is False and loaded(*SMART) == list(SMART)
+    finally:
+        limits._HOLD = saved
+
+
 async def test_the_loop_runs_only_while_profiles_are_loaded():
     # app.py's limits task returns at once without profiles: no task, no frame; a profile
     # starts the loop (supervised), the last one gone ends it, the limit lifted.
