@@ -301,6 +301,8 @@ class Rpc:
             try:
                 try:
                     payload = await spooled.read(f, m.scratch, action)
+                    if validate is None:
+                        drop(*_CHECKER)  # checked: the handler works without it (as _incoming)
                 except Reject as e:
                     log.warn(_TAG, "%s %s: %s (%s)", action, mid, e.code, e.description)
                     return await self._error(mid, e.code, e.description)
@@ -315,7 +317,10 @@ class Rpc:
                 f.close()
         finally:
             m.remove()
-            # The reader stays loaded as long as the authorization feature (authorization.py).
+            # The reader stays loaded as long as the authorization feature (authorization.py)
+            # where that is kept; out of the heap, not past this message.
+            if validate is None:
+                drop("ocpp_client.spooled", "ocpp_client.jsonstream", *_CHECKER)
 
     async def _dispatch(self, raw):
         try:

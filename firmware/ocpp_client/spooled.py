@@ -14,7 +14,6 @@ import asyncio
 import json
 import time
 
-from ocpp_client import validate
 from ocpp_client.jsonstream import Reader
 from ocpp_client.errors import Reject as Bad  # a malformed message: answered with its code
 
@@ -31,14 +30,18 @@ _SHAPE = "CALL must be [2,id,action,{payload}]"
 async def read(f, buf, action):
     # -> the payload of the CALL in file f, its STREAMED[action] array (when present) a generator
     # of the items; raises Bad. `buf`: a bytearray to read through (None: one is allocated).
+    # The checker is imported for pass 1 only, not held by this module: pass 2 (the handler's
+    # work) does without it, and rpc.py drops it meanwhile where the code is out of the heap.
+    from ocpp_client import validate
+
     r = Reader(f, buf)
     try:
-        return await _read(r, action)
+        return await _read(r, action, validate)
     except ValueError as e:  # jsonstream.JsonError, or json.loads on a value
         raise Bad(validate.FORMATION, "frame is not valid JSON (%s)" % e)
 
 
-async def _read(r, action):
+async def _read(r, action, validate):
     r.expect(0x5B)  # [
     if r.load(8) != 2:
         raise Bad(validate.FORMATION, _SHAPE)
@@ -52,7 +55,7 @@ async def _read(r, action):
     r.expect(0x2C)
     if r.peek() != 0x7B:  # {
         raise Bad(validate.FORMATION, _SHAPE)
-    payload, pos, streamed = await _payload(r, action)
+    payload, pos, streamed = await _payload(r, action, validate)
     if r.next_is(0x2C):
         raise Bad(validate.FORMATION, _SHAPE)
     r.expect(0x5D)
@@ -66,7 +69,7 @@ async def _read(r, action):
     return payload
 
 
-async def _payload(r, action):
+async def _payload(r, action, validate):
     # Pass 1 over the payload object. -> (payload without the array's items, file offset of the
     # array or -1, the array's result for validate.check)
     fields = validate.rules_for(action)

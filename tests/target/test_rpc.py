@@ -401,6 +401,35 @@ async def test_a_spooled_send_local_list_is_streamed_from_flash_to_its_handler()
     assert logs.said("SendLocalList", "big-1", "read from flash")
 
 
+async def test_out_of_the_heap_a_spooled_lists_handler_runs_without_the_checker():
+    # Frozen or in a ROMFS image the checker is loaded for pass 1 only (spooled.py): the
+    # handler's work (the list applied, its 32 bucket files) runs with it out of sys.modules,
+    # and the reader leaves with the message.
+    import sys
+
+    from ocpp_client import rpc as rpcmod
+
+    out = rpcmod._CHECKER + ("ocpp_client.spooled", "ocpp_client.jsonstream")
+    seen = []
+
+    async def h(p):
+        seen.append([m for m in rpcmod._CHECKER if m in sys.modules])
+        return {"status": "Accepted", "n": len(list(p["localAuthorizationList"]))}
+
+    saved = rpcmod.validate
+    rpcmod.validate = None
+    try:
+        m = spooled(json.dumps([2, "big-2", "SendLocalList", {
+            "listVersion": 8, "localAuthorizationList": entries(40), "updateType": "Full"}]))
+        sent, _ = await serve_all(Rpc({"SendLocalList": h}), m)
+        assert sent == [[3, "big-2", {"status": "Accepted", "n": 40}]], sent
+        assert seen == [[]], seen
+        for name in out:
+            assert name not in sys.modules, name
+    finally:
+        rpcmod.validate = saved
+
+
 async def test_a_malformed_spooled_call_is_answered_and_never_reaches_the_handler():
     seen = []
 
