@@ -233,7 +233,8 @@ async def _build():
     _room = None
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
-    connector.use(meter=dev.meter, feedback=dev.tag_feedback)
+    connector.meter = dev.meter
+    connector.feedback = dev.tag_feedback  # fn(accepted): the LED flash + buzzer at the charger
     ocpp.use(meter=dev.meter, reader=dev.rfid, restart_tune=dev.buzzer.restart)
     # MQTT (mqtt/): the owner's broker and Home Assistant; mqtt/keys.py and the feature load
     # once one is set (now, a key's change or the claim).

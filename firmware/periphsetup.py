@@ -115,7 +115,8 @@ def _meter(p, board, settings, connector, cb):
     log.info(_TAG, "meter: %s", model)
     return Meter(
         source,
-        max_current_a=connector.hw_limit_a,  # the circuit's rating: plausibility limits
+        # the circuit's rating (the installer's limit): plausibility limits
+        max_current_a=connector.config.get("BorneMaxCurrent"),
         phases=settings.get("phases", 3),
         on_failure=cb(connector, "PowerMeterFailure"),
         publish=board.telemetry,

@@ -20,6 +20,8 @@ _SETTLE_MS = const(100)  # pilot settling after a PWM change before the diode ch
 _SESSION_DOC = const("session")
 _STOPPING_DOC = const("stopping")  # a stopped session waiting for its final meter reading
 _AVAIL_DOC = const("availability")
+# The installer's limit (cable, breaker) in A, a configuration key: the most any offer can be.
+_MAX_KEY = const("BorneMaxCurrent")
 _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
 
 
@@ -27,6 +29,15 @@ def _drop_reservations():
     from supervisor import drop
 
     drop("evse.reservation")
+
+
+def _session_view(c):
+    # The running session as the simulation's state shows it.
+    s = c.session
+    if s is None:
+        return None
+    return {"tag": s["tag"], "start": clock.iso(s["start"]), "meter_start": s["meter_start"],
+            "transaction_id": s.get("tx")}
 
 
 def _rare(name, *args):
@@ -62,8 +73,10 @@ class Connector:
         self.config = config  # OCPP Config: ConnectionTimeOut, StopTransactionOn..., vendor keys
         self.meter = meter
         self.listeners = []
-        self._authorize = None  # async fn(id_tag) -> (status, parent_id_tag): set_authorizer()
-        self.feedback = None  # fn(accepted): LED flash + buzzer at the charger: use()
+        # async fn(id_tag) -> (status, parent_id_tag): how a tap is decided (the OCPP client
+        # sets it: clientrare.py)
+        self.authorizer = None
+        self.feedback = None  # fn(accepted): LED flash + buzzer at the charger (app.py sets it)
         self.cp = "A"
         self._watch = safety.PilotWatch()
         self._low_mv = board.pilot_low_mv  # bound once: the poll allocates no method object
@@ -84,7 +97,7 @@ class Connector:
         self.reader_failed = False
         self.device_faults = ()
         self.last_tag = None
-        self.offer_a = self.hw_limit_a
+        self.offer_a = self.config.get(_MAX_KEY)
         self.limit_a = None  # smart-charging limit, None = no limit
         self.headroom_a = None  # what the main fuse leaves per phase (supply.py), None = no limit
         self.grid_failed = False  # the supply-side meter is silent: headroom at its fallback
@@ -105,7 +118,7 @@ class Connector:
         # Sessions the last power cut left unfinished (stopped, waiting for the final reading;
         # still open: PowerLoss), ended by the client at boot (take_interrupted()).
         self.interrupted = []
-        self._finishing_stops = 0
+        self.finishing_stops = 0
         self.power_cut_stops = ()  # take_interrupted()'s answer, kept for this boot
         # From the flash: reservations, availability, the sessions a power cut left open.
         _rare("init", self, store)
@@ -113,16 +126,6 @@ class Connector:
     # -- wiring ------------------------------------------------------------------------------
     def listen(self, obj):
         self.listeners.append(obj)
-
-    def set_authorizer(self, fn):
-        # async fn(id_tag) -> (status, parent_id_tag): how a tap is decided (the OCPP client).
-        self._authorize = fn
-
-    def use(self, meter=None, feedback=None):
-        # The peripherals, built after the connector: the meter (energy_wh(), fresh()) and
-        # fn(accepted), the LED flash + buzzer at the charger.
-        self.meter = meter
-        self.feedback = feedback
 
     # -- reservations, loaded on use (like an OCPP feature: ocpp_client/features.py) ----------
     def reserving(self):
@@ -157,11 +160,6 @@ class Connector:
 
     # -- read-only views ---------------------------------------------------------------------
     @property
-    def hw_limit_a(self):
-        # The installer's limit (cable, breaker): the most any offer can be.
-        return self.config.get("BorneMaxCurrent")
-
-    @property
     def session_ref(self):
         s = self.session
         return s["ref"] if s else None
@@ -182,15 +180,6 @@ class Connector:
     def session_tag(self):
         s = self.session
         return s["tag"] if s else None
-
-    @property
-    def availability_scheduled(self):
-        # A ChangeAvailability waits for the running session to end.
-        return self._scheduled is not None
-
-    @property
-    def diode_verified(self):
-        return self._watch.diode_verified
 
     def energy_wh(self):
         m = self.meter
@@ -263,7 +252,7 @@ class Connector:
         return safety.offering(self.session, self.operative, self.faults, self.offer_a)
 
     def _compute_offer(self):
-        a = offer.offer(self.hw_limit_a, self.limit_a, self.headroom_a)
+        a = offer.offer(self.config.get(_MAX_KEY), self.limit_a, self.headroom_a)
         if self.owner_paused:
             return 0
         if self.owner_limit_a is not None and a > self.owner_limit_a:
@@ -533,13 +522,13 @@ class Connector:
         self.session = None
         self.finishing = self.cp in ("B", "C", "D")
         m = self.meter
-        if (m is not None and hasattr(m, "fresh") and not self._finishing_stops
+        if (m is not None and hasattr(m, "fresh") and not self.finishing_stops
                 and self._save_stopping(s)):
             # The register is read once more now that no current flows, so meterStop is exact,
             # not up to one poll old. The stop is on flash meanwhile: a power cut still ends the
             # session with this reason.
             self.store.remove(_SESSION_DOC)
-            self._finishing_stops += 1
+            self.finishing_stops += 1
             try:
                 asyncio.create_task(_task("finish_stop", self, s, reason))
             except MemoryError:
@@ -548,7 +537,7 @@ class Connector:
                 gc.collect()
                 self._journal_stop(s, reason)
                 self.store.remove(_STOPPING_DOC)
-                self._finishing_stops -= 1
+                self.finishing_stops -= 1
         else:
             self._journal_stop(s, reason)
             self.store.remove(_SESSION_DOC)
@@ -567,10 +556,6 @@ class Connector:
             gc.collect()
             return False
 
-    def stops_pending(self):
-        # Stopped sessions whose StopTransaction waits for the final meter reading.
-        return self._finishing_stops
-
     def _journal_stop(self, s, reason):
         # The listeners (the StopTransaction's journal) first: a MemoryError in the log line or
         # the event log after them loses nothing of the bill.
@@ -580,15 +565,6 @@ class Connector:
             self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
         except MemoryError:
             pass
-
-    def take_interrupted(self):
-        # Sessions a power cut left unfinished, each once: (session, reason) (connrare.py).
-        return _rare("take_interrupted", self)
-
-    def forget_interrupted(self):
-        # Once the stops of the interrupted sessions are journaled: their documents go, and an
-        # EV plugged in meanwhile starts now (connrare.py).
-        _rare("forget_interrupted", self)
 
     # -- commands ----------------------------------------------------------------------------
     def on_tag(self, id_tag):
@@ -602,7 +578,7 @@ class Connector:
         if s and not s.get("stopped") and id_tag == s["tag"]:
             self._stop("Local")
             return
-        if self._authorizing or self._authorize is None:
+        if self._authorizing or self.authorizer is None:
             return
         # Decided in conntask.authorize_tag(): without the memory for it, the tap is lost, as
         # without the memory for its task (the next one tries again).
@@ -660,17 +636,6 @@ class Connector:
         self._stop("Remote")
         return "Accepted"
 
-    def deauthorize(self, ref, stop):
-        # The CSMS refused the tag of a running session (StartTransaction.conf not Accepted).
-        s = self.session
-        if s is None or s["ref"] != ref:
-            return
-        if stop:
-            self._stop("DeAuthorized")
-        else:
-            s["auth"] = False  # keep the transaction, deliver no more energy
-            self._apply()
-
     def stop_for(self, reason):
         # Reset, reboot: end the session with this reason, and start none before the restart (a
         # start authorized for the next plug-in is dropped, a tap or remote start meanwhile is
@@ -678,11 +643,6 @@ class Connector:
         self.restarting = True
         self._drop_pending(reason)
         return self._stop(reason)
-
-    def unlock(self):
-        # A fixed cable has no lock to release: ending the session is all there is to do.
-        stopped = self._stop("UnlockCommand")
-        return "Unlocked" if stopped or self.session is None else "UnlockFailed"
 
     def change_availability(self, operative):
         # -> "Accepted", or "Scheduled" while a session runs and it goes inoperative.
@@ -697,19 +657,6 @@ class Connector:
             log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
         self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None})
         self._apply()
-
-    # -- owner controls (mqtt/, home automation; connrare.py) -------------------------------
-    # They only lower the offer or switch free charging: the relay still follows _apply().
-    def set_owner_pause(self, paused):
-        _rare("set_owner_pause", self, paused)
-
-    def set_owner_limit(self, amps):
-        # amps: None (no limit of the owner's) or 6 .. the installer's maximum (ValueError).
-        _rare("set_owner_limit", self, amps)
-
-    def set_free_charging(self, on):
-        # The BorneFreeCharging vendor key; an EV already plugged in starts at once. -> status
-        return _rare("set_free_charging", self, on)
 
     # -- status ------------------------------------------------------------------------------
     def _compute_status(self, cid):
@@ -764,21 +711,14 @@ class Connector:
                 self._emit("on_status", cid, st[0], st[1])
                 log.info(_TAG, "connector %d: %s (%s)", cid, st[0], st[1])
                 if cid == 1:
-                    self.board.telemetry("session", self._session_view())
-
-    def _session_view(self):
-        s = self.session
-        if s is None:
-            return None
-        return {"tag": s["tag"], "start": clock.iso(s["start"]), "meter_start": s["meter_start"],
-                "transaction_id": s.get("tx")}
+                    self.board.telemetry("session", _session_view(self))
 
     def set_tx_id(self, ref, tx_id):
         # The CSMS's transactionId for the running session (shown in the simulation's state).
         s = self.session
         if s is not None and s["ref"] == ref:
             s["tx"] = tx_id
-            self.board.telemetry("session", self._session_view())
+            self.board.telemetry("session", _session_view(self))
 
     # -- firmware updates (ota/) -------------------------------------------------------------
     def started(self):
@@ -788,7 +728,7 @@ class Connector:
     def hold(self, on):
         # Unavailable while a firmware update installs (never during a session: the updater
         # waits for it to end), not persisted: the restart that follows ends it, or hold(False)
-        # when the installation failed.
+        # when the installation failed (a method: that must not need a load).
         if on:
             self._held = self.operative
             self.operative = False

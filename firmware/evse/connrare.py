@@ -1,9 +1,10 @@
 # The connector's (evse/connector.py) seldom-run paths, out of the heap between their calls:
-# the set-up at boot, the power-cut recovery, ChangeAvailability, the owner's controls (mqtt/)
-# and the peripherals' fault reports other than the meter's (the tasks at a session's edges:
-# conntask.py). Each is a function of the connector `c`, loaded by connector.py's _rare() for
-# the call and dropped after it (with .mpy files, a module's bytecode is in the heap while it is
-# imported).
+# the set-up at boot, the power-cut recovery, ChangeAvailability, UnlockConnector, a tag the
+# CSMS refused mid-session, the owner's controls (mqtt/) and the peripherals' fault reports other than the meter's (the tasks at a session's edges:
+# conntask.py). Each is a function of the connector `c`, loaded for the call by supervisor.rare()
+# (connector.py's _rare(), or its caller's: those no resident code calls are not methods, which
+# would be in the heap for good) and dropped after it (with .mpy files, a module's bytecode is in
+# the heap while it is imported).
 #
 # The safety core stays in connector.py: nothing here closes the relay or stands between an
 # input and the relay opening (every path ends in c._apply(); a stop here is c._stop(), which
@@ -92,6 +93,25 @@ def forget_interrupted(c):
     c._try_start()
 
 
+def deauthorize(c, ref, stop):
+    # The CSMS refused the tag of a running session (StartTransaction.conf not Accepted).
+    s = c.session
+    if s is None or s["ref"] != ref:
+        return
+    if stop:
+        c._stop("DeAuthorized")
+    else:
+        s["auth"] = False  # keep the transaction, deliver no more energy
+        c._apply()
+
+
+def unlock(c):
+    # UnlockConnector: a fixed cable has no lock to release; ending the session is all there is
+    # to do.
+    stopped = c._stop("UnlockCommand")
+    return "Unlocked" if stopped or c.session is None else "UnlockFailed"
+
+
 def change_availability(c, operative):
     if c.session is not None and not operative:
         c._scheduled = operative
@@ -112,7 +132,7 @@ def set_owner_pause(c, paused):
 
 def set_owner_limit(c, amps):
     # amps: None (no limit of the owner's) or 6 .. the installer's maximum; checked here too.
-    if amps is not None and not offer.MIN_A <= amps <= c.hw_limit_a:
+    if amps is not None and not offer.MIN_A <= amps <= c.config.get("BorneMaxCurrent"):
         raise ValueError("limit out of range")
     c.owner_limit_a = amps
     c.offer_a = c._compute_offer()

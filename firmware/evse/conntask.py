@@ -17,7 +17,7 @@ async def authorize_tag(c, id_tag):
     # the plug), a refused one is signalled.
     c._authorizing = True
     try:
-        status, parent = await c._authorize(id_tag)
+        status, parent = await c.authorizer(id_tag)
     finally:
         c._authorizing = False
     s = c.session
@@ -49,4 +49,4 @@ async def finish_stop(c, s, reason):
         log.exc(_TAG, "final meter reading", ex)
     c._journal_stop(s, reason)
     c.store.remove(_STOPPING_DOC)
-    c._finishing_stops -= 1
+    c.finishing_stops -= 1

@@ -3,9 +3,9 @@
 # with an optional "id" (a string up to 32 characters) echoed in the answer on <base>/result:
 #   {"id": ..., "ok": true} or {"id": ..., "ok": false, "error": "..."}.
 # Off unless the installation enables them (mqtt_controls). They go through the connector's
-# public commands only (set_owner_pause, set_owner_limit, set_free_charging), which can lower the
-# offer or start a free session but never close the relay by themselves: the relay invariants
-# and the smart-charging limit hold as for OCPP. Each accepted command goes to the event log. A
+# owner controls only (evse/connrare.py: set_owner_pause, set_owner_limit, set_free_charging,
+# loaded for the call), which can lower the offer or start a free session but never close the
+# relay by themselves: the relay invariants and the smart-charging limit hold as for OCPP. Each accepted command goes to the event log. A
 # burst is cut by a token bucket (10 at once, then 4 a second), so a flood costs neither the loop
 # nor the flash (one event-log line per command).
 import json
@@ -19,6 +19,13 @@ _FIELDS = ("id", "pause", "current_limit", "free_charging")
 _MAX_PAYLOAD = const(256)
 _BUCKET = const(10)
 _REFILL_MS = const(250)
+
+
+def _owner(name, c, *args):
+    # One of the connector's owner controls (evse/connrare.py), loaded for the call.
+    from supervisor import rare
+
+    return rare("evse.connrare", name, c, *args)
 
 
 class Bad(Exception):
@@ -109,14 +116,14 @@ class Commands:
     def _apply(self, cmd):
         c = self.connector
         if "pause" in cmd:
-            c.set_owner_pause(cmd["pause"])
+            _owner("set_owner_pause", c, cmd["pause"])
         if "current_limit" in cmd:
             try:
-                c.set_owner_limit(cmd["current_limit"])
+                _owner("set_owner_limit", c, cmd["current_limit"])
             except ValueError as e:
                 raise Bad(str(e))
         if "free_charging" in cmd:
-            st = c.set_free_charging(cmd["free_charging"])
+            st = _owner("set_free_charging", c, cmd["free_charging"])
             if st != "Accepted":
                 raise Bad("free charging could not be set (%s)" % st)
         log.info(_TAG, "command done: %s", ", ".join(sorted(cmd)))
@@ -133,9 +140,9 @@ class Commands:
             return
         c = self.connector
         if d["paused"]:
-            c.set_owner_pause(True)
+            _owner("set_owner_pause", c, True)
         if d["limit"] is not None:
             try:
-                c.set_owner_limit(d["limit"])
+                _owner("set_owner_limit", c, d["limit"])
             except ValueError:
                 pass  # the installer lowered the maximum since: the limit no longer applies

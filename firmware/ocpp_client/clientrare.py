@@ -54,7 +54,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     cl.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
     cl.rpc.after_reply = cl._after_reply
     connector.listen(cl)
-    connector.set_authorizer(cl.authorize)  # authorization.py, loaded at the first tap
+    connector.authorizer = cl.authorize  # authorization.py, loaded at the first tap
     for cid in (0, 1):
         cl._status_dirty[cid] = connector.status_of(cid)
     features.handlers(cl, out=cl.rpc.handlers)

@@ -25,7 +25,9 @@ def attach(s):
     async def unlock(p):
         if p["connectorId"] != 1:
             return {"status": "NotSupported"}
-        return {"status": conn.unlock()}
+        from supervisor import rare
+
+        return {"status": rare("evse.connrare", "unlock", conn)}
 
     async def trigger(p):
         what = p["requestedMessage"]
@@ -63,7 +65,7 @@ async def _reset(s, kind):
     # The StopTransaction waits for the final meter reading (a second at most); a soft reset
     # also lets it go out first, if the link allows it.
     for _ in range(30):
-        if not conn.stops_pending():
+        if not conn.finishing_stops:
             break
         await asyncio.sleep_ms(100)
     if not hard:

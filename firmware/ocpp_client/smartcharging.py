@@ -41,7 +41,8 @@ def attach(s):
             return {"status": "Rejected"}
         try:
             sched = lim.need().composite_schedule(cid, p["duration"], p.get("chargingRateUnit"),
-                                                  None, conn.session_start, cap=conn.hw_limit_a)
+                                                  None, conn.session_start,
+                                                  cap=conn.config.get("BorneMaxCurrent"))
         except ValueError as e:
             log.info(_TAG, "GetCompositeSchedule rejected: %s", e)
             return {"status": "Rejected"}

@@ -8,8 +8,10 @@ import clock
 import log
 from ocpp_client import meterdata
 from ocpp_client.txqueue import TxQueue, START, STOP
+from supervisor import rare
 
 _TAG = "ocpp"
+_CONN = const("evse.connrare")  # the connector's seldom-run paths, loaded for the call
 
 
 class Transactions:
@@ -111,7 +113,7 @@ class Transactions:
                 await m.fresh(3000)
             except Exception as e:
                 log.exc(_TAG, "meter at boot", e)
-        todo = self.connector.take_interrupted()
+        todo = rare(_CONN, "take_interrupted", self.connector)
         pending = [(rec["a"], rec["r"]) for _, rec in self.txq.j.pending()]
         for s, reason in todo:
             if (STOP, s["ref"]) in pending:
@@ -123,7 +125,7 @@ class Transactions:
                      s["ref"], reason)
             self.on_tx_stop(s, reason)
             self.s.events.add("session_stop", reason=reason)
-        self.connector.forget_interrupted()
+        rare(_CONN, "forget_interrupted", self.connector)
 
     # -- answers to our messages -------------------------------------------------------------
     def _start_conf(self, ref, conf):
@@ -133,7 +135,8 @@ class Transactions:
         self._remember(ref, info)
         if info.get("status") != "Accepted":
             log.warn(_TAG, "CSMS refused the tag of session %s: %s", ref, info.get("status"))
-            self.connector.deauthorize(ref, self.config.get("StopTransactionOnInvalidId"))
+            rare(_CONN, "deauthorize", self.connector, ref,
+                 self.config.get("StopTransactionOnInvalidId"))
 
     def _stop_conf(self, ref, conf):
         info = conf.get("idTagInfo")

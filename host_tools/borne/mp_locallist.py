@@ -87,9 +87,6 @@ class Session:
         self.features = {}
         self.connector = self
 
-    def set_authorizer(self, fn):
-        pass
-
     def online(self):
         return False
 

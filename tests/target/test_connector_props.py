@@ -10,6 +10,7 @@ import random
 from store import Store
 from eventlog import EventLog
 from ocpp_client.config import Config
+from evse import connrare
 from evse.connector import Connector
 
 SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -68,13 +69,13 @@ async def _allow(tag):
 def _boot(world, store):
     cfg = Config(store)
     c = Connector(world, store, EventLog(store, 20), cfg)
-    c.set_authorizer(_allow)
+    c.authorizer = _allow
     c.settle_ms = 0  # the test's time does not pass; the pilot is settled at once
     world.relay = False  # the coil drops with the power
     world.duty = 100
-    s = c.take_interrupted()
+    s = connrare.take_interrupted(c)
     if s:
-        c.forget_interrupted()
+        connrare.forget_interrupted(c)
     return c, cfg
 
 
@@ -168,7 +169,7 @@ async def _run(seed):
             limit = None
             headroom = None
         elif r == 25:
-            c.unlock()
+            connrare.unlock(c)
         elif r == 26:
             # load balancing: what the main fuse leaves, fractional, or no limit
             headroom = rng.getrandbits(6) / 2 if rng.getrandbits(2) else None
@@ -176,7 +177,7 @@ async def _run(seed):
         else:
             pass  # time passes
         await _settle(c)
-        if not c.availability_scheduled:
+        if c._scheduled is None:  # (a ChangeAvailability waiting for the session: not yet)
             operative = c.operative
         _check(w, c, limit, headroom, operative, seed, i, what)
         closed += w.relay
@@ -208,7 +209,7 @@ def test_every_fault_opens_a_closed_relay_at_once():
             w.ev = "C"
             await _settle(c)
             assert w.relay, "setup: charging did not start (%s %s %s %s)" % (
-                fault, c.session, c.faults, c.diode_verified)
+                fault, c.session, c.faults, c._watch.diode_verified)
             if fault == "rcd":
                 w.rcd = True
             elif fault == "short":

@@ -104,7 +104,7 @@ def _connector(name, boom):
     store = Store(name)
     w = World(boom)
     c = Connector(w, store, Events(store, boom), Config(store))
-    c.set_authorizer(_accept)
+    c.authorizer = _accept
     c.settle_ms = 0
     c.oom_hold_ms = 0  # the hold is tested on its own below
     return w, c
@@ -352,7 +352,7 @@ def test_no_memory_at_a_stop_still_journals_it_once():
         boom = Boom()
         w, c = _connector("stopmem", boom)
         m = Meter()
-        c.use(meter=m)
+        c.meter = m
         rec = Stops()
         c.listen(rec)
         _charging(w, c)

@@ -118,10 +118,10 @@ def test_a_rejected_profile_or_a_question_leaves_nothing_loaded():
     assert set_profile(lim, prof(1, "TxProfile", 10)) == "Rejected"  # no transaction
     assert lim.smart is None and loaded(*SMART) == []
     try:
-        s = lim.need().composite_schedule(1, 600, cap=c.hw_limit_a)
+        s = lim.need().composite_schedule(1, 600, cap=c.config.get("BorneMaxCurrent"))
     finally:
         lim.release()
-    assert s["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": c.hw_limit_a}]
+    assert s["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": c.config.get("BorneMaxCurrent")}]
     assert lim.smart is None and loaded(*SMART) == []
 
 
@@ -181,7 +181,7 @@ async def test_reservations_load_when_made_and_drop_when_used_or_cancelled():
     assert c.status_of(1)[0] == "Available"
     # Used: the reserving tag starts a session; the reservation ends and the module goes.
     assert c.reserving().reserve(1, exp, "OWNER", None, 6, "Available") == "Accepted"
-    c.set_authorizer(lambda tag: None)
+    c.authorizer = lambda tag: None
     c.remote_start("OWNER")
     w.ev = "B"
     await _settle(c)

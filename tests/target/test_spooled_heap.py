@@ -44,9 +44,6 @@ class Client:
         self.features = {}
         self.connector = self
 
-    def set_authorizer(self, fn):
-        pass
-
     def online(self):
         return False
 
