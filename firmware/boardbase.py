@@ -12,8 +12,8 @@
 import asyncio
 
 # The required members, one string (split when a board is built: no tuple kept in the heap)
-_REQUIRED = ("flash_root provisioning start pilot_mv pilot_low_mv set_pwm set_relay "
-             "relay_feedback rcd_tripped led tone reset")
+_REQUIRED = const(("flash_root provisioning start pilot_mv pilot_low_mv set_pwm set_relay "
+             "relay_feedback rcd_tripped led tone reset"))
 
 
 class BoardBase:

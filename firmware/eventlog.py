@@ -5,7 +5,7 @@
 import clock
 import log
 
-_NAME = "events"
+_NAME = const("events")
 
 
 class EventLog:

@@ -21,7 +21,7 @@ import time
 
 import log
 
-_TAG = "app"
+_TAG = const("app")
 _FIRST_MS = const(100)
 _MAX_MS = const(5000)
 _CALM_MS = const(30000)

@@ -16,7 +16,7 @@ import time
 import clock
 import log
 
-_TAG = "security"
+_TAG = const("security")
 ACTION = "SecurityEventNotification"
 _MAX_RECORDS = const(200)
 # The hotspot's connection password failed FREE_TRIES times in a row (a lockout began or grew):

@@ -12,7 +12,7 @@ import log
 from evse import offer, pilot, safety
 from supervisor import wake
 
-_TAG = "evse"
+_TAG = const("evse")
 _POLL_MS = const(20)
 _FEEDBACK_MS = const(250)  # contactor + auxiliary contact settle time before we judge feedback
 _CHECKPOINT_S = const(60)  # session meter checkpoint: one flash write a minute while charging

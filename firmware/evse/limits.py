@@ -29,10 +29,10 @@ from supervisor import code_in_heap
 # does not find them loaded, and the session's start loads them again (_apply).
 _HOLD = code_in_heap()
 
-_TAG = "smart"
+_TAG = const("smart")
 
 _MAX_SLEEP_S = const(60)  # re-check at least this often: the clock may be set meanwhile
-_DOCS = ("smart0", "smart1")  # evse/smart.py's documents (connector 0, connector 1)
+_DOCS = const(("smart0", "smart1"))  # evse/smart.py's documents (connector 0, connector 1)
 
 
 class Limits:

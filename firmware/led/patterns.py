@@ -4,7 +4,7 @@
 
 # meaning -> colour rrggbb and animation, one line each: a text constant, in flash with the code
 # (dicts of tuples took ~1 KB of heap); look() reads a line when the light's look changes.
-_LOOKS = (
+_LOOKS = const((
     "\navailable 00ff00 solid"
     "\npreparing 0000ff solid"
     "\ncharging 0000ff breathe"  # animated: energy is flowing
@@ -20,7 +20,7 @@ _LOOKS = (
     "\ntag_rejected ff0000 fast_blink"
     "\noff 000000 off"
     "\n"
-)
+))
 
 
 def look(name):

@@ -25,7 +25,7 @@ from link import Looped, ret
 from meter.modbusmeter import ModbusMeter  # noqa: F401 (its users import it from here)
 from supervisor import wake
 
-_TAG = "meter"
+_TAG = const("meter")
 # The value slots of a reading: meter/maps.py's layout, as private copies (const() does not cross
 # modules; tests/test_structure.py checks them against it).
 _V1 = const(0)

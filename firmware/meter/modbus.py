@@ -24,8 +24,8 @@ _RX = const(260)  # the longest RTU frame (256) with room
 # CRC-16/MODBUS (reflected polynomial 0xA001) four bits at a time: the step of each nibble k,
 # 0x0000, 0xCC01, 0xD801, ... 0x4400, low byte first at 2k. A bytes constant stays in flash with
 # the code, where a byte-wise table of 256 entries took 512 bytes of heap.
-_NIB = (b"\x00\x00\x01\xcc\x01\xd8\x00\x14\x01\xf0\x00\x3c\x00\x28\x01\xe4"
-        b"\x01\xa0\x00\x6c\x00\x78\x01\xb4\x00\x50\x01\x9c\x01\x88\x00\x44")
+_NIB = const((b"\x00\x00\x01\xcc\x01\xd8\x00\x14\x01\xf0\x00\x3c\x00\x28\x01\xe4"
+        b"\x01\xa0\x00\x6c\x00\x78\x01\xb4\x00\x50\x01\x9c\x01\x88\x00\x44"))
 
 
 def crc16(buf, n):

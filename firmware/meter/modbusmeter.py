@@ -27,7 +27,7 @@ _S16 = const(5)
 _U64 = const(6)
 
 # The values a single-phase meter does not have: 0, not unknown.
-_ONE_PHASE_ZERO = (_V2, _V3, _I2, _I3)
+_ONE_PHASE_ZERO = const((_V2, _V3, _I2, _I3))
 
 
 class ModbusMeter:

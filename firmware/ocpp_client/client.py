@@ -14,7 +14,7 @@ from ocpp_client import features
 from ocpp_client.errors import CallError, CallTimeout, Disconnected
 from ocpp_client.rpc import Rpc  # noqa: F401 (loaded at boot; clientrare.init uses it)
 
-_TAG = "ocpp"
+_TAG = const("ocpp")
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _ECONNREFUSED = const(111)

@@ -13,7 +13,7 @@ import settings as _settings
 # the line). One string constant, so that with the code in flash (frozen, ROMFS) the table takes
 # no heap (a dict of tuples took ~5 KB of it on the 64-bit unix port); get() reads an integer or
 # boolean default from the text without allocating, spec() and GetConfiguration parse lines.
-_TABLE = (
+_TABLE = const((
     "\n"
     "AllowOfflineTxForUnknownId bw 0\n"
     "AuthorizationCacheEnabled bw 1\n"
@@ -87,7 +87,7 @@ _TABLE = (
     "BorneMqttPassword sx \n"
     "BorneMqttPrefix sw borne\n"
     "BorneMqttControls br 0\n"
-)
+))
 # The key tables: this one, then those a feature module adds, in the same format (at most 8
 # tables, see _at()).
 TABLES = [_TABLE]

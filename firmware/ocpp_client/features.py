@@ -55,7 +55,7 @@ TRANSIENT = ("configuration", "remote", "vendor", "smartcharging", "reservations
 # load of five modules, whose code may find no block (tests/test_low_memory.py): kept there.
 if not code_in_heap():
     TRANSIENT += ("authorization",)
-_TAG = "ocpp"
+_TAG = const("ocpp")
 
 
 def rows(table=TABLE):

@@ -2,7 +2,7 @@
 # reading. Values the meter does not have are left out, never invented.
 import clock
 
-_PHASES = ("L1", "L2", "L3")
+_PHASES = const(("L1", "L2", "L3"))
 
 
 def _fmt(v):

@@ -18,8 +18,8 @@ _CALL = const(2)
 _RESULT = const(3)
 _ERROR = const(4)
 _MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
-_NO_ID = "-1"  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1 does)
-_TAG = "rpc"
+_NO_ID = const("-1")  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1)
+_TAG = const("rpc")
 # A CALL that ran out of memory is answered InternalError, except an action with an answer of
 # its own for that case: a SendLocalList too large for the memory available is Failed (the
 # list stays as it was: locallist.py applies all or nothing). Payloads as JSON text.

@@ -10,7 +10,7 @@ from ocpp_client import meterdata
 from ocpp_client.txqueue import TxQueue, START, STOP
 from supervisor import rare
 
-_TAG = "ocpp"
+_TAG = const("ocpp")
 _CONN = const("evse.connrare")  # the connector's seldom-run paths, loaded for the call
 
 

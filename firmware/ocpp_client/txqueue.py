@@ -14,7 +14,7 @@ import os
 import log
 from ocpp_client.errors import CallError
 
-_TAG = "txq"
+_TAG = const("txq")
 _IDS = const("txids")
 _MAX_RECORDS = const(400)
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them

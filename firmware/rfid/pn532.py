@@ -43,10 +43,10 @@ _TFI_ERROR = const(0x7F)
 _RX = const(96)  # largest response accepted: a 10-byte UID plus an ATS fits with room
 _TX = const(32)
 _ACK_MS = const(30)  # the PN532 ACKs within ~1 ms; generous for slow UARTs and the sim
-_WAKE = b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-_ACK_FRAME = b"\x00\x00\xff\x00\xff\x00"
-_NACK_FRAME = b"\x00\x00\xff\xff\x00\x00"
-_POLL_PARAMS = b"\x01\x00"  # InListPassiveTarget: MaxTg 1, BrTy 0x00 (106 kbps type A)
+_WAKE = const(b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+_ACK_FRAME = const(b"\x00\x00\xff\x00\xff\x00")
+_NACK_FRAME = const(b"\x00\x00\xff\xff\x00\x00")
+_POLL_PARAMS = const(b"\x01\x00")  # InListPassiveTarget: MaxTg 1, BrTy 0x00 (106 kbps type A)
 
 # what reading a frame ends with, besides ACK, NACK and the frame's length (> 0)
 _TIMEOUT = const(-3)

@@ -23,7 +23,7 @@ import binascii
 
 import log
 
-_TAG = "rfid"
+_TAG = const("rfid")
 _UID_MAX = const(10)
 
 

@@ -21,7 +21,7 @@ from binascii import crc32
 
 import log
 
-_TAG = "store"
+_TAG = const("store")
 _EXTS = const((".json", ".tmp", ".bak"))
 _ALL = const((".json", ".tmp", ".bak", ".log", ".log.tmp"))  # documents and journals
 _MAX_BODY = const(65536)  # a corrupt length must not ask the heap for megabytes

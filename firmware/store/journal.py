@@ -35,7 +35,7 @@ from binascii import crc32
 
 import log
 
-_TAG = "journal"
+_TAG = const("journal")
 _ACK = const(b"A")
 # Longest line append() writes; a longer one on flash is garbage. Lines are read in chunks
 # (readline(n) allocates n bytes up front), so a corrupt file without newlines cannot exhaust
