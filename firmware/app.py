@@ -12,13 +12,11 @@ import sys
 # small objects fill), and given up in _build just before the names cross the step: the pool
 # opens in that hole. Its size: a header of 6 words, then a word, a 2-byte hash and a length
 # byte per entry (14,128 bytes on a 64-bit port: 442 blocks of 32; 8,984 on an ESP32).
-_W = 8 if sys.maxsize > 0xFFFFFFFF else 4
-_QPOOL = 6 * _W + 1280 * (_W + 3)
-
-
 def _take_room():
+    w = 8 if sys.maxsize > 0xFFFFFFFF else 4
+    pool = 6 * w + 1280 * (w + 3)
     gc.collect()
-    n = gc.mem_free() - _QPOOL - 12288
+    n = gc.mem_free() - pool - 12288
     fill = None
     while n > 0 and fill is None:
         try:
@@ -26,7 +24,7 @@ def _take_room():
         except MemoryError:
             n -= 4096
     try:
-        return bytearray(_QPOOL)
+        return bytearray(pool)
     except MemoryError:
         return None
 
@@ -41,16 +39,14 @@ gc.collect()
 import board as board_mod
 import clock
 import log
-from store import Store
-from eventlog import EventLog
-from settings import Settings
-from evse.connector import Connector
-from evse.limits import Limits
-from ocpp_client.config import Config
-from ocpp_client.client import OcppClient
-from led.status import StatusLight
-from peripherals import Peripherals
 import supervisor
+
+# The parts _build() makes, loaded now (CODE_HEAP counts them); their classes are named in
+# _build() only: a name here would hold a slot of this module's globals for good.
+for _m in ("store", "eventlog", "settings", "evse.connector", "evse.limits", "ocpp_client.config",
+           "ocpp_client.client", "led.status", "peripherals"):
+    __import__(_m)
+del _m
 
 gc.collect()
 # Heap held once the modules above are loaded: bytecode under the unix port or from .mpy files,
@@ -187,6 +183,16 @@ def _console(*args):
 
 async def _build():
     # Builds every part; -> the (name, fn) of the long-lived tasks.
+    from store import Store
+    from eventlog import EventLog
+    from settings import Settings
+    from evse.connector import Connector
+    from evse.limits import Limits
+    from ocpp_client.config import Config
+    from ocpp_client.client import OcppClient
+    from led.status import StatusLight
+    from peripherals import Peripherals
+
     b = board_mod.Board()
     clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
     store = Store(b.flash_root)
@@ -235,7 +241,9 @@ async def _build():
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.meter = dev.meter
     connector.feedback = dev.tag_feedback  # fn(accepted): the LED flash + buzzer at the charger
-    ocpp.use(meter=dev.meter, reader=dev.rfid, restart_tune=dev.buzzer.restart)
+    ocpp.meter = dev.meter
+    ocpp.reader = dev.rfid  # for tag learning
+    ocpp.restart_tune = dev.buzzer.restart
     # MQTT (mqtt/): the owner's broker and Home Assistant; mqtt/keys.py and the feature load
     # once one is set (now, a key's change or the claim).
     from ocpp_client import config as config_mod

@@ -65,12 +65,6 @@ class OcppClient:
         # boot (app.py), kept across reconnects (tls_keep). The fields: clientrare.init().
         _rare("init", self, settings, config, board, connector, events, store, limits, tls)
 
-    def use(self, meter=None, reader=None, restart_tune=None):
-        # The peripherals, built after the session (they need the status light, which needs it).
-        self.meter = meter
-        self.reader = reader
-        self.restart_tune = restart_tune
-
     def feature(self, name):
         # A feature's state object, the feature attached first if it is a lazy one not loaded
         # yet; None if it failed or keeps none. A transient one stays attached until
@@ -140,12 +134,9 @@ class OcppClient:
             log.exc(_TAG, "work after the answer", e)
 
     # -- triggers the session itself answers -----------------------------------------------
-    async def _trigger_boot(self, cid):
-        await self._boot()
-
     async def _heartbeat(self, cid=None):
         conf = await self.rpc.call("Heartbeat", {})
-        self._apply_time(conf.get("currentTime"))
+        apply_time(conf.get("currentTime"))
 
     async def _trigger_status(self, cid):
         for c in (0, 1) if cid is None else (cid,):
@@ -153,9 +144,6 @@ class OcppClient:
             await self._send_status(c, st, err)
 
     # -- connection ------------------------------------------------------------------------
-    def _route(self):
-        return getattr(self.board, "route", None)
-
     async def run(self):
         # Supervised by app.py: after a failure it runs again (the features' tasks start once).
         if self.tasks:  # the eager features' tasks, each started once
@@ -334,16 +322,10 @@ class OcppClient:
             self._beat = True
             self._kick.set()
 
-    async def _boot(self):
-        # BootNotification (clientrare.py), sent once per power cycle until Accepted.
+    async def _boot(self, cid=None):
+        # BootNotification (clientrare.py), sent once per power cycle until Accepted; also
+        # TriggerMessage's (cid: its connectorId, unused).
         await _rare("boot", self)
-
-    def _apply_time(self, t):
-        if isinstance(t, str):
-            try:
-                clock.set_utc(clock.parse_iso(t), "csms")
-            except ValueError:
-                log.warn(_TAG, "CSMS sent a bad currentTime %r", t)
 
     async def _send_status(self, cid, status, err):
         req = {"connectorId": cid, "status": status, "errorCode": err, "timestamp": clock.iso()}
@@ -364,6 +346,15 @@ class OcppClient:
                 # after the reconnect or the pause.
                 self._status_dirty.setdefault(cid, self.connector.status_of(cid))
                 raise
+
+
+def apply_time(t):
+    # The CSMS's currentTime (Heartbeat, BootNotification) sets the clock.
+    if isinstance(t, str):
+        try:
+            clock.set_utc(clock.parse_iso(t), "csms")
+        except ValueError:
+            log.warn(_TAG, "CSMS sent a bad currentTime %r", t)
 
 
 def fw_version():

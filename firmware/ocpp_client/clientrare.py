@@ -7,7 +7,7 @@
 import asyncio
 
 import log
-from ocpp_client import features
+from ocpp_client import client, features
 from ocpp_client.errors import CallError
 from ocpp_client.rpc import Rpc
 
@@ -23,9 +23,11 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     cl.events = events
     cl.store = store
     cl.limits = limits  # evse.limits.Limits: smart charging (the reservations: connector)
-    cl.meter = None  # the energy meter (meter.latest, energy_wh()): use()
-    cl.reader = None  # rfid.reader.Reader, for tag learning: use()
-    cl.restart_tune = None  # fn(): the buzzer's restart tune: use()
+    # the peripherals, built after the session (they need the status light, which needs it):
+    # app.py sets them
+    cl.meter = None  # the energy meter (meter.latest, energy_wh())
+    cl.reader = None  # rfid.reader.Reader, for tag learning
+    cl.restart_tune = None  # fn(): the buzzer's restart tune
     cl.connected = False
     cl.registration = None  # None until the first answer, then Accepted/Pending/Rejected
     cl.queue = None  # the transaction queue (transactions.py): delivered after the statuses
@@ -40,7 +42,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     # block reserved for it at boot; a claim hands over its own (hotspot/claim.py)
     cl.tls_keep = [] if tls is None else tls
     # TriggerMessage: requestedMessage -> async fn(connector_id or None)
-    cl.triggers = {"BootNotification": cl._trigger_boot,
+    cl.triggers = {"BootNotification": cl._boot,
                    "Heartbeat": cl._heartbeat,
                    "StatusNotification": cl._trigger_status}
     cl._boot_due_ms = 0
@@ -94,7 +96,7 @@ async def boot(cl):
         return
     status = conf.get("status")
     interval = conf.get("interval")
-    cl._apply_time(conf.get("currentTime"))
+    client.apply_time(conf.get("currentTime"))
     if status not in ("Accepted", "Pending", "Rejected") or not isinstance(interval, int):
         log.warn(_TAG, "BootNotification answer not understood: %r", conf)
         cl._boot_due_ms = _REJECTED_RETRY_S * 1000

@@ -31,8 +31,8 @@ async def attempt(cl, url):
 
         auth, tls = security.connect_args(cl.settings, url, cl.board, cl.tls_keep)
         ws = await wsopen.connect(
-            url, cl.settings["cp_id"], auth=auth, ssl_ctx=tls, route=cl._route(),
-            spool=cl.spool, spool_if=cl.rpc.spool_wanted,
+            url, cl.settings["cp_id"], auth=auth, ssl_ctx=tls,
+            route=getattr(cl.board, "route", None), spool=cl.spool, spool_if=cl.rpc.spool_wanted,
         )
     except Exception as e:
         ws = e
