@@ -1,12 +1,55 @@
 # Authorization of idTags: the local authorization list, the authorization cache, and the CSMS.
 # Follows LocalPreAuthorize, LocalAuthorizeOffline, AllowOfflineTxForUnknownId and
 # AuthorizationCacheEnabled. The cache is bounded and persisted (written when an entry changes).
+#
+# The cache is never in RAM whole: 64 tags with expiry and parent took ~15 KB of heap (32-bit),
+# for good where the feature is kept, at every tap where it is transient. Its tags are spread
+# over _BUCKETS documents by a hash of the tag; a lookup or an update loads the one document of
+# its tag (at most _PER_BUCKET entries, ~2 KB) and lets it go. A full bucket forgets the tag the
+# CSMS told of longest ago (64 tags in all).
+from binascii import crc32
+
 import clock
 import log
 
-_TAG = "auth"
-_CACHE = "authcache"
-_CACHE_MAX = const(64)
+_TAG = const("auth")
+_OLD_CACHE = const("authcache")  # earlier firmware's one document: spread into buckets once
+_BUCKETS = const(8)
+_PER_BUCKET = const(8)
+
+
+def _doc(id_tag):
+    # The document of a tag's bucket: {id_tag: [idTagInfo, last_used]}.
+    return "authc%d" % (crc32(id_tag.encode()) % _BUCKETS)
+
+
+def _migrate(store):
+    # The cache as earlier firmware kept it (one document, up to 64 tags), spread into the
+    # buckets once, each keeping its most recently used. Loaded whole this one time: without
+    # the memory for it, it is dropped (a cache; the CSMS answers again).
+    import os
+
+    try:
+        os.stat(store.path(_OLD_CACHE))
+    except OSError:
+        return
+    try:
+        old = store.load(_OLD_CACHE, {})
+        for i in range(_BUCKETS):
+            doc = "authc%d" % i
+            b = store.load(doc, {})
+            for tag in old:
+                if _doc(tag) == doc and isinstance(old[tag], list) and tag not in b:
+                    b[tag] = old[tag]
+            while len(b) > _PER_BUCKET:
+                del b[min(b, key=lambda k: b[k][1])]
+            if b:
+                store.save(doc, b)
+        log.info(_TAG, "authorization cache of %d tags moved into %d buckets", len(old), _BUCKETS)
+    except Exception as e:  # no memory for it whole, a malformed entry
+        log.warn(_TAG, "old authorization cache dropped: %s", type(e).__name__)
+    old = None
+    store.remove(_OLD_CACHE)
 
 
 def _valid(info, now):
@@ -27,7 +70,7 @@ class Auth:
         self.store = store
         self.config = config
         self.local = local_list  # object with .lookup(id_tag) -> idTagInfo or None
-        self.cache = store.load(_CACHE, {})  # id_tag -> [idTagInfo, last_used]
+        _migrate(store)
         self.remote = None  # async fn(id_tag) -> idTagInfo; raises when offline
         self.memo = None  # object whose .cached the last (id_tag, info) remembered goes to
 
@@ -37,7 +80,7 @@ class Auth:
             if info is not None:
                 return info
         if self.config.get("AuthorizationCacheEnabled"):
-            e = self.cache.get(id_tag)
+            e = self.cache_entry(id_tag)
             if e:
                 return e[0]
         return None
@@ -82,21 +125,31 @@ class Auth:
         if self.local is not None and self.local.lookup(id_tag) is not None:
             return  # the local list wins; the cache does not shadow it
         entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
-        old = self.cache.get(id_tag)
+        doc = _doc(id_tag)
+        b = self.store.load(doc, {})
+        old = b.get(id_tag)
         if not old or old[0] != entry:
-            self.cache[id_tag] = [entry, clock.now()]
-            if len(self.cache) > _CACHE_MAX:
-                oldest = min(self.cache, key=lambda k: self.cache[k][1])
-                del self.cache[oldest]
-            self.store.save(_CACHE, self.cache)
+            b[id_tag] = [entry, clock.now()]
+            if len(b) > _PER_BUCKET:
+                del b[min(b, key=lambda k: b[k][1])]
+            self.store.save(doc, b)
         if self.memo is not None:
             self.memo.cached = (id_tag, info)
 
+    def cache_entry(self, id_tag):
+        # -> the cache's [idTagInfo, last_used] of a tag, or None.
+        return self.store.load(_doc(id_tag), {}).get(id_tag)
+
     def clear_cache(self):
-        if not self.config.get("AuthorizationCacheEnabled") and not self.cache:
+        st = self.store
+        had = False
+        for i in range(_BUCKETS):
+            doc = "authc%d" % i
+            if st.load(doc, {}):
+                had = True
+                st.remove(doc)
+        if not had and not self.config.get("AuthorizationCacheEnabled"):
             return "Rejected"
-        self.cache = {}
-        self.store.save(_CACHE, self.cache)
         if self.memo is not None:
             self.memo.cached = None
         return "Accepted"

@@ -166,7 +166,7 @@ async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
         assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
         assert "ocpp_client.authorization" not in sys.modules and "authorization" not in s.features
         features.need(s, h, "authorization")  # the next tap finds the cache it left on flash
-        assert s.features["authorization"].cache["04A1B2C3"][0] == {"status": "Accepted"}
+        assert s.features["authorization"].cache_entry("04A1B2C3")[0] == {"status": "Accepted"}
         assert s.features["authorization"].clear_cache() == "Accepted" and s.cached is None
         features.release(s, h, "authorization")
         assert "ocpp_client.auth" not in sys.modules
