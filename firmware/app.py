@@ -42,11 +42,17 @@ import log
 import supervisor
 
 # The parts _build() makes, loaded now (CODE_HEAP counts them); their classes are named in
-# _build() only: a name here would hold a slot of this module's globals for good.
-for _m in ("store", "eventlog", "settings", "evse.connector", "evse.limits", "ocpp_client.config",
-           "ocpp_client.client", "led.status", "peripherals"):
-    __import__(_m)
-del _m
+# _build() only: a name here holds a slot of this module's globals for good (a package's import
+# binds the package alone).
+import store
+import eventlog
+import settings
+import evse.connector
+import evse.limits
+import ocpp_client.config
+import ocpp_client.client
+import led.status
+import peripherals
 
 gc.collect()
 # Heap held once the modules above are loaded: bytecode under the unix port or from .mpy files,
