@@ -60,8 +60,11 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # 149-154wK; and the ROM figures, 104 and 101 for smallest heaps of 99-100 and 93-97wK: in
 # full `make test` runs (timing differs there: the claim's status polls, a session's tasks)
 # the reference failed once at 102 (a 417-byte block in the remote start's session work) and
-# the claim once at 99 (a 1 KB block in the claim), neither reproduced alone.
-BUDGET_WK = {"reference": 170, "claim": 150, "reference_rom": 104, "claim_rom": 101}
+# the claim once at 99 (a 1 KB block in the claim), neither reproduced alone. Lowered on
+# 2026-12-04 after a bench of 145/140wK (.mpy) and 94/88wK (ROM): the claim's to 146 and 96
+# (the ROM one with the same ~8wK over its smallest heap as the flake above had); the
+# references stay (the low-memory guarantee, the flake at 102).
+BUDGET_WK = {"reference": 170, "claim": 146, "reference_rom": 104, "claim_rom": 96}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
