@@ -1,10 +1,11 @@
 # The connector's (evse/connector.py) seldom-run paths, out of the heap between their calls:
 # the set-up at boot, the power-cut recovery, ChangeAvailability, UnlockConnector, a tag the
-# CSMS refused mid-session, the owner's controls (mqtt/) and the peripherals' fault reports other than the meter's (the tasks at a session's edges:
-# conntask.py). Each is a function of the connector `c`, loaded for the call by supervisor.rare()
-# (connector.py's _rare(), or its caller's: those no resident code calls are not methods, which
-# would be in the heap for good) and dropped after it (with .mpy files, a module's bytecode is in
-# the heap while it is imported).
+# CSMS refused mid-session, the owner's controls (mqtt/) and the peripherals' fault reports
+# other than the meter's (the tasks at a session's edges: conntask.py). Each is a function of
+# the connector `c`, loaded for the call by supervisor.rare() (connector.py's _rare(), or its
+# caller's: those no resident code calls are not methods, which would be in the heap for good)
+# and dropped after it (with .mpy files, a module's bytecode is in the heap while it is
+# imported).
 #
 # The safety core stays in connector.py: nothing here closes the relay or stands between an
 # input and the relay opening (every path ends in c._apply(); a stop here is c._stop(), which

@@ -5,9 +5,9 @@
 # Off unless the installation enables them (mqtt_controls). They go through the connector's
 # owner controls only (evse/connrare.py: set_owner_pause, set_owner_limit, set_free_charging,
 # loaded for the call), which can lower the offer or start a free session but never close the
-# relay by themselves: the relay invariants and the smart-charging limit hold as for OCPP. Each accepted command goes to the event log. A
-# burst is cut by a token bucket (10 at once, then 4 a second), so a flood costs neither the loop
-# nor the flash (one event-log line per command).
+# relay by themselves: the relay invariants and the smart-charging limit hold as for OCPP. Each
+# accepted command goes to the event log. A burst is cut by a token bucket (10 at once, then 4
+# a second), so a flood costs neither the loop nor the flash (one event-log line per command).
 import json
 import time
 
