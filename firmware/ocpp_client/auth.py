@@ -18,9 +18,14 @@ _BUCKETS = const(8)
 _PER_BUCKET = const(8)
 
 
+def _bucket(i):
+    # The document of bucket i: {id_tag: [idTagInfo, last_used]}.
+    return "authc%d" % i
+
+
 def _doc(id_tag):
-    # The document of a tag's bucket: {id_tag: [idTagInfo, last_used]}.
-    return "authc%d" % (crc32(id_tag.encode()) % _BUCKETS)
+    # The document of a tag's bucket.
+    return _bucket(crc32(id_tag.encode()) % _BUCKETS)
 
 
 def _migrate(store):
@@ -36,7 +41,7 @@ def _migrate(store):
     try:
         old = store.load(_OLD_CACHE, {})
         for i in range(_BUCKETS):
-            doc = "authc%d" % i
+            doc = _bucket(i)
             b = store.load(doc, {})
             for tag in old:
                 if _doc(tag) == doc and isinstance(old[tag], list) and tag not in b:
@@ -144,7 +149,7 @@ class Auth:
         st = self.store
         had = False
         for i in range(_BUCKETS):
-            doc = "authc%d" % i
+            doc = _bucket(i)
             if st.load(doc, {}):
                 had = True
                 st.remove(doc)
