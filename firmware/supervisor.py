@@ -210,7 +210,11 @@ def wake(task):
     # time) to the front, as Task.cancel() moves a sleeping task, but without the exception. A
     # loop that pauses between polls and must also answer an event at once sleeps, and whoever
     # sees the event wakes it: an Event or a ThreadSafeFlag under wait_for_ms would do it too, at
-    # the cost of a task, two coroutines and a TimeoutError at every pause.
+    # the cost of a task, two coroutines and a TimeoutError at every pause. A task with an
+    # exception to throw in (cancelled: asyncio put it at the front already) is left as it is:
+    # push() would clear it.
+    if task.data is not None:
+        return
     from asyncio import core
 
     q = core._task_queue

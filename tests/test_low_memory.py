@@ -44,14 +44,14 @@ CP_ID = "CP-LOWMEM"
 SQUEEZE_BLOCK = 1024
 # Squeezed harder while a list update arrives: none for its largest allocations, 512 bytes, and
 # less free in all than it needs beside its message (ocpp_client/authorization.py checks both:
-# ROOM, 12 KB); metering may pause then (no block for a journal line: the record waits in RAM),
+# ROOM, 8 KB); metering may pause then (no block for a journal line: the record waits in RAM),
 # the relay holds.
 LIST_SQUEEZE_BLOCK = 512
-LIST_SQUEEZE_CAP = 8192
+LIST_SQUEEZE_CAP = 6144
 OLD_TAG = "0A0B0C0D"  # on the local list before the squeeze
 # What claim mode leaves free beside it on a claimed charger (hotspot/claim.py _CHARGING_ROOM):
 # a tap's authorization and a list update load after it opens.
-CHARGING_ROOM = 16384
+CHARGING_ROOM = 12288
 
 
 @pytest.fixture(params=[LOW_HEAP_WK])

@@ -1,7 +1,8 @@
 # Claim mode: the charger's own access point, captive DNS and the provisioning API (api.py), and
 # the claim's state; the claim flow itself (claimflow.py: take the owner's name, home Wi-Fi and
-# cloud endpoint, try them) is loaded only when a claim is made. Closes the hotspot after. Holds the home Wi-Fi's joiner (station.py) while a claim runs, and handles the
-# setup button (long press: claim mode; very long press: factory reset).
+# cloud endpoint, try them) is loaded only when a claim is made. Holds the home Wi-Fi's joiner
+# (station.py) while a claim runs, and handles the setup button (long press: claim mode; very
+# long press: factory reset).
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
 # press; it closes after a successful claim (_READ_MS after the app read the result, at the
@@ -36,10 +37,10 @@ _RESET_DELAY_MS = const(700)
 _NEED_DATA = const(32768)
 _NEED_CODE = const(28672)
 # On a claimed charger, room left beside the open hotspot for charging's own features loaded on
-# use: a tap's authorization, a SendLocalList's update (ocpp_client/authorization.py ROOM, 12 KB)
+# use: a tap's authorization, a SendLocalList's update (ocpp_client/authorization.py ROOM, 8 KB)
 # with the fragments they meet. Without it a press deferred for memory opened the hotspot the
 # moment a session ended and the next list update was refused for the room it took.
-_CHARGING_ROOM = const(16384)
+_CHARGING_ROOM = const(12288)
 # Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string; the
 # servers' own are smaller (a client's 2 KB head buffer, a body in 512-byte pieces). A claim that
 # finds no such block anyway gets 503 and can be sent again.

@@ -1,6 +1,7 @@
 # Feature: authorization. Decides a tap (auth.py: the local list, the cache, the CSMS's Authorize)
 # for the connector, and answers ClearCache, GetLocalListVersion and SendLocalList (the list on
-# flash: locallist.py; a SendLocalList too long for RAM arrives as a stream, spooled.py).
+# flash: locallist.py, its updates listupdate.py; a SendLocalList too long for RAM arrives as a
+# stream, spooled.py).
 # Attached at the first tap (client.feature()) or CALL of it and kept where the bytecode is in the
 # heap (.mpy files): a tap or a GetLocalListVersion in a fragmented heap must not depend on
 # loading its modules (tests/test_low_memory.py answers the CSMS under a squeeze), and so does
@@ -8,20 +9,21 @@
 # from a tap or CALL to its end, then out of the heap with the modules OWN names; its state is
 # on flash (the cache, the list), read again at the next load.
 from ocpp_client.auth import Auth
-from ocpp_client.locallist import LocalList, TooLong
+from ocpp_client.locallist import LocalList
 
 import log
 
 # The modules only this feature loads: dropped with it when it is transient (features.unload).
-OWN = ("ocpp_client.auth", "ocpp_client.locallist", "ocpp_client.spooled",
-       "ocpp_client.jsonstream")
+OWN = ("ocpp_client.auth", "ocpp_client.locallist", "ocpp_client.listupdate",
+       "ocpp_client.spooled", "ocpp_client.jsonstream")
 # Free heap (bytes, after a collection) a SendLocalList update needs beyond its message: the
-# entries stream from RAM or flash into 32 open bucket files (on the charger's LittleFS ~8 KB of
-# file objects and caches) plus a merge's portion; measured ~10 KB on the unix port (64-bit
-# objects). Below it the update is answered Failed before it starts, the list as it was.
-ROOM = 12 * 1024
-# Its largest allocations of its own: the 32 bucket files' list, a Differential merge's two lists
-# (locallist.py _PORTION), a parsed entry; 272 bytes at most each on a 64-bit port (the entries
+# entries stream from RAM or flash into at most 7 open files (listupdate.py _spread; on the
+# charger's LittleFS ~240 bytes each, its object and cache) plus a merge's portion; measured
+# ~5.8 KB on LittleFS under the unix port (64-bit objects: `borne bench local-list`). Below it
+# the update is answered Failed before it starts, the list as it was.
+ROOM = 8 * 1024
+# Its largest allocations of its own: the open files' lists, a Differential merge's two lists
+# (listupdate.py _PORTION), a parsed entry; 272 bytes at most each on a 64-bit port (the entries
 # were parsed once already, in the heap as it is: a spooled message's pass 1, or the frame). A
 # 1,000-tag Full and Differential update go through with no free block of 512 bytes left. Probed
 # as _BLOCKS blocks of _BLOCK: with one, a block freed by chance under a squeeze let it start
@@ -36,7 +38,12 @@ _AUTH_TIMEOUT_MS = const(7000)  # a tap waits this long (from the tap, a busy li
 class Authorization(Auth):
     def __init__(self, s):
         cfg = s.config
-        super().__init__(s.store, cfg, LocalList(s.store, cfg.get("LocalAuthListMaxLength")))
+        local = LocalList(s.store, cfg.get("LocalAuthListMaxLength"))
+        if local.unfinished:
+            from ocpp_client import listupdate
+
+            listupdate.recover(local, True)
+        super().__init__(s.store, cfg, local)
         self.s = s
         self.remote = self._remote
         self.memo = s  # (s.cached: what transactions.py need not remember again)
@@ -71,7 +78,10 @@ class Authorization(Auth):
                 return {"status": "Failed"}
         entries = _at_most(p.get("localAuthorizationList") or (),
                            self.config.get("SendLocalListMaxLength"))
-        return {"status": await local.apply(p["listVersion"], p["updateType"], entries)}
+        from ocpp_client import listupdate
+
+        return {"status": await listupdate.apply(local, p["listVersion"], p["updateType"],
+                                                 entries)}
 
 
 def _at_most(entries, limit):
@@ -80,23 +90,26 @@ def _at_most(entries, limit):
     for e in entries:
         n += 1
         if n > limit:
+            from ocpp_client.listupdate import TooLong  # (loaded: the update runs)
+
             raise TooLong("more than SendLocalListMaxLength (%d) entries" % limit)
         yield e
 
 
 def attach(s):
-    # Where the feature is kept (code in the heap), the reader of a SendLocalList too long for
-    # RAM (spooled.py, jsonstream.py) loads with it and stays: loaded at each such message, in a
-    # heap a session has fragmented, its code found no block (1,168 bytes) with 40 KB free, and a
-    # list update was Failed for good. With no room for it now, taps are decided all the same and
-    # it loads with the first long list. Where the feature is transient, a load makes small
-    # objects only: a tap or a remember() does without it (~2 KB: with the checker it imports),
-    # and rpc.py loads it for the long list that needs it.
+    # Where the feature is kept (code in the heap), the list's updates (listupdate.py) and the
+    # reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) load with it and
+    # stay: loaded at each such message, in a heap a session has fragmented, the reader's code
+    # found no block (1,168 bytes) with 40 KB free, and a list update was Failed for good. With
+    # no room for them now, taps are decided all the same and they load with the first list.
+    # Where the feature is transient, a load makes small objects only: a tap or a remember()
+    # does without them (~2.5 KB: with the checker the reader imports); the update loads its
+    # module, and rpc.py the reader, for the list that needs them.
     from supervisor import code_in_heap
 
     if code_in_heap():
         try:
-            from ocpp_client import spooled
+            from ocpp_client import listupdate, spooled
         except MemoryError:
             pass
 

@@ -266,15 +266,33 @@ class OcppClient:
             ws = None
 
     async def _work(self):
-        # The session's worker; a MemoryError (or a bug) in it leaves the link up: logged once
-        # per burst, the work resumes after a pause (what was not delivered is still journaled
-        # or still marked to report). A dead link ends the session.
+        # The session's worker: BootNotification until accepted (once per power cycle), then
+        # report, deliver the queue, heartbeat. A MemoryError (or a bug) in it leaves the link
+        # up: logged once per burst, the work resumes after a pause (what was not delivered is
+        # still journaled or still marked to report). A dead link ends the session. One frame
+        # for all of it: it lives as long as the session.
         fails = 0
+        t0 = time.ticks_ms()
         while True:
-            t0 = time.ticks_ms()
             try:
-                await self._work_loop()
-                return
+                while self.registration != "Accepted":
+                    await self._boot()
+                self._kick.clear()
+                await self._report_statuses()
+                q = self.queue
+                if q is not None:
+                    await q.deliver(self.rpc)
+                self._publish()
+                if self._status_dirty or (q is not None and len(q)):
+                    continue
+                # Idle until a status changes or a message is queued (both set _kick), or until
+                # the watchdog finds no kick came for HeartbeatInterval (it sets _kick, _beat).
+                self._idle_ms = time.ticks_ms()
+                await self._kick.wait()
+                self._idle_ms = None
+                if self._beat:
+                    self._beat = False
+                    await self._heartbeat()
             except (Disconnected, CallTimeout) as e:
                 log.warn(_TAG, "call failed: %s", _why(e))
                 self._stop(e)
@@ -286,29 +304,9 @@ class OcppClient:
                 if not fails:
                     log.exc(_TAG, "session work failed; resuming it", e)
                 fails += 1
+                e = None
                 await asyncio.sleep_ms(min(5000, 250 << min(fails, 5)))
-
-    async def _work_loop(self):
-        # Boot until accepted (once per power cycle), then report, deliver the queue, heartbeat.
-        while self.registration != "Accepted":
-            await self._boot()
-        while True:
-            self._kick.clear()
-            await self._report_statuses()
-            q = self.queue
-            if q is not None:
-                await q.deliver(self.rpc)
-            self._publish()
-            if self._status_dirty or (q is not None and len(q)):
-                continue
-            # Idle until a status changes or a message is queued (both set _kick), or until the
-            # watchdog finds no kick came for HeartbeatInterval (it sets _kick and _beat).
-            self._idle_ms = time.ticks_ms()
-            await self._kick.wait()
-            self._idle_ms = None
-            if self._beat:
-                self._beat = False
-                await self._heartbeat()
+                t0 = time.ticks_ms()
 
     def _beat_due(self):
         # Called every second by the watchdog: the worker idle for HeartbeatInterval is woken

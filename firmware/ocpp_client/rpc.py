@@ -12,7 +12,7 @@ import time
 import log
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
-from supervisor import code_in_heap, drop
+from supervisor import code_in_heap, drop, wake
 
 _CALL = const(2)
 _RESULT = const(3)
@@ -122,11 +122,17 @@ class Rpc:
         self.ws = None
         self._prefix = binascii.hexlify(os.urandom(4)).decode()
         self._n = 0
-        self._lock = asyncio.Lock()  # one outstanding CALL of ours
+        # One outstanding CALL of ours. The callers after it wait their turn asleep in a queue
+        # (_take), the one in flight its answer (_waiter); each is woken by whoever ends its
+        # wait (supervisor.wake), else by its timeout. (A Lock and an Event under wait_for_ms
+        # made a task and two coroutines per waiting call, ~0.7 KB when a call waited behind
+        # another at a busy moment.)
+        self._busy = False
+        self._turns = []  # the tasks waiting for the link, first come first
+        self._waiter = None
         self._pending_id = None
         self._on_result = None
         self._answer = None
-        self._event = asyncio.Event()
         self._answered = None  # the id of the last answer sent for the frame being handled
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
         self.on_bad = None  # fn(kind, info), never raising: a bad frame (security events)
@@ -157,12 +163,10 @@ class Rpc:
         # behind a call on a dead link must not wait out that call's timeout first.
         limit = timeout_ms or self.timeout_ms
         t0 = time.ticks_ms()
-        try:  # (wait_for_ms makes a task: only when the lock is taken)
-            await (asyncio.wait_for_ms(self._lock.acquire(), limit) if self._lock.locked()
-                   else self._lock.acquire())
-        except asyncio.TimeoutError:
-            log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
-            raise CallTimeout(action)
+        if self._busy:
+            await self._take(action, limit)
+        else:
+            self._busy = True
         try:
             ws = self.ws
             if ws is None:
@@ -172,23 +176,24 @@ class Rpc:
             self._pending_id = mid
             self._on_result = on_result
             self._answer = None
-            self._event.clear()
             try:
-                try:
-                    await ws.send(json.dumps([_CALL, mid, action, payload]))
-                except (OSError, WsError) as e:
-                    log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
-                    raise Disconnected()
+                await ws.send(json.dumps([_CALL, mid, action, payload]))
+            except (OSError, WsError) as e:
+                log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
+                raise Disconnected()
+            if self._pending_id is not None:  # (not answered, nor the link gone, in the send)
                 left = limit - time.ticks_diff(time.ticks_ms(), t0)
+                self._waiter = asyncio.current_task()
                 try:
-                    await asyncio.wait_for_ms(self._event.wait(), left if left > 1 else 1)
-                except asyncio.TimeoutError:
+                    await asyncio.sleep_ms(left if left > 1 else 1)  # until answered or dropped
+                finally:
+                    self._waiter = None
+                if self._pending_id is not None:
                     log.warn(_TAG, "%s %s: no answer within %d ms", action, mid, limit)
                     raise CallTimeout(action)
-            finally:
-                self._pending_id = None
         finally:
-            self._lock.release()
+            self._pending_id = None
+            self._give()
         ans = self._answer
         if ans is None:
             raise Disconnected()
@@ -196,12 +201,47 @@ class Rpc:
             return ans[2]
         raise CallError(ans[2], ans[3] if len(ans) > 3 else "", ans[4] if len(ans) > 4 else None)
 
+    async def _take(self, action, limit):
+        # Waits for the link behind the calls before this one, at most `limit` ms; handed it by
+        # _give() (out of the queue and woken), else CallTimeout.
+        me = asyncio.current_task()
+        turns = self._turns
+        turns.append(me)
+        try:
+            await asyncio.sleep_ms(limit)
+        except BaseException:  # cancelled: out of the queue, or the link handed on if it came
+            if me in turns:
+                turns.remove(me)
+            else:
+                self._give()
+            raise
+        if me in turns:
+            turns.remove(me)
+            log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
+            raise CallTimeout(action)
+
+    def _give(self):
+        # The link to the first caller waiting for it, else free.
+        turns = self._turns
+        if turns:
+            wake(turns.pop(0))
+        else:
+            self._busy = False
+
+    def _wake_caller(self):
+        # The pending call's wait is over (its answer came, or the link went).
+        t = self._waiter
+        if t is not None:
+            self._waiter = None
+            wake(t)
+
     def drop(self):
         # The link is gone: wake any waiting caller with Disconnected.
         self.ws = None
         if self._pending_id is not None:
             self._answer = None
-            self._event.set()
+            self._pending_id = None
+            self._wake_caller()
 
     async def serve(self, ws):
         # Reads frames until the transport fails; returns the exception that ended it. Bad frames
@@ -236,7 +276,11 @@ class Rpc:
         if ws is not None:
             sj = getattr(ws, "send_json", None)  # a long answer is never built whole (ws.py)
             if sj is not None:
-                await sj(frame)
+                try:
+                    await sj(frame)
+                finally:
+                    if validate is None:  # out of the heap between answers, as the checker
+                        drop("ocpp_client.wsjson")
             else:
                 await ws.send(json.dumps(frame))
             self._answered = frame[1]
@@ -364,7 +408,7 @@ class Rpc:
                 self._on_result(msg[2])
             except Exception as e:
                 log.exc(_TAG, "result hook", e)
-        self._event.set()
+        self._wake_caller()
 
     async def _incoming(self, msg):
         mid = msg[1]

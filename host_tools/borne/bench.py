@@ -487,7 +487,7 @@ async def local_list(n: int = 1000) -> list[str]:
         f"parse and check every entry: {float(str(f['pass1_ms'])):.0f} ms)",
         f"local-list: heap high-water over the idle heap while applying it: "
         f"{f['heap_growth']} bytes ({WORD * 8}-bit words; sampled every 20th entry, after a "
-        f"collection; 32 open LittleFS bucket files are ~10 KB of it here)",
+        f"collection; at most 7 LittleFS files open, ~2.3 KB of it here)",
         f"local-list: flash (LittleFS, 4 KiB blocks, 32-byte program size): the update "
         f"{erases} block erases, {programmed // 1024} KiB programmed; writing the spool file "
         f"as the message arrives {s_erases} erases, {s_programmed // 1024} KiB; at a W25Q32's "

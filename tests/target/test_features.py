@@ -133,6 +133,7 @@ async def test_authorization_loads_on_use_and_stays():
     a = s.features["authorization"]
     features.release(s, h, "authorization")
     assert s.features["authorization"] is a and "ocpp_client.locallist" in sys.modules
+    assert "ocpp_client.listupdate" in sys.modules  # (no load at a list update either)
     assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
     assert s.features["authorization"] is a and "ocpp_client.auth" in sys.modules
 
@@ -141,8 +142,9 @@ async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
     # Frozen or in a ROMFS image (supervisor.code_in_heap() False) a load makes small objects
     # only: the feature is held from a tap or CALL to its end, then out of the heap with the
     # modules only it loads; its state is on flash and read again at the next load.
-    # A tap loads neither the reader of long lists nor the checker it imports; and the session
-    # keeps what the cache was last told (s.cached), which transactions.py need not tell again.
+    # A tap loads neither the list's updates nor the reader of long lists nor the checker it
+    # imports; and the session keeps what the cache was last told (s.cached), which
+    # transactions.py need not tell again.
     import supervisor
     from ocpp_client.authorization import OWN
 
@@ -150,11 +152,13 @@ async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
     features.TRANSIENT = saved[0] + ("authorization",)
     supervisor.code_in_heap = lambda: False
     try:
-        supervisor.drop("ocpp_client.spooled", "ocpp_client.jsonstream", "ocpp_client.validate")
+        never = ("ocpp_client.listupdate", "ocpp_client.spooled", "ocpp_client.jsonstream",
+                 "ocpp_client.validate")
+        supervisor.drop(*never)
         s = Tap("flash/auth-transient")
         h = features.handlers(s, AUTH)
         features.need(s, h, "authorization")  # a tap
-        for m in ("ocpp_client.spooled", "ocpp_client.jsonstream", "ocpp_client.validate"):
+        for m in never:
             assert m not in sys.modules, m
         s.features["authorization"].remember("04A1B2C3", {"status": "Accepted"})
         assert s.cached == ("04A1B2C3", {"status": "Accepted"})

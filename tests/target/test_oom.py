@@ -437,11 +437,12 @@ def test_a_feature_without_memory_to_load_is_tried_again_at_its_next_call():
 
 
 def test_a_list_update_out_of_memory_half_way_fails_and_keeps_the_old_list():
+    from ocpp_client import listupdate
     from ocpp_client.locallist import LocalList
 
     ll = LocalList(Store("llmem"), 1000)
     ok = [{"idTag": "OLD%d" % i, "idTagInfo": {"status": "Accepted"}} for i in range(5)]
-    assert ll.update(1, "Full", ok) == "Accepted"
+    assert listupdate.update(ll, 1, "Full", ok) == "Accepted"
 
     def entries(kind):
         for i in range(300):
@@ -451,7 +452,7 @@ def test_a_list_update_out_of_memory_half_way_fails_and_keeps_the_old_list():
 
     for kind in ("Full", "Differential"):
         with Logs() as logs:
-            st = asyncio.run(ll.apply(2, kind, entries(kind)))
+            st = asyncio.run(listupdate.apply(ll, 2, kind, entries(kind)))
         assert st == "Failed", (kind, st)
         assert logs.warned("update failed: no memory"), logs.lines
         assert ll.version == 1 and ll.count == 5

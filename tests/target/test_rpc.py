@@ -3,6 +3,7 @@
 # CSMS's calls are still answered, answers with unknown ids, oversize messages.
 import asyncio
 import json
+import time
 
 from mphelp import Logs, exists, write
 from ocpp_client.rpc import Rpc, Reject, CallError, CallTimeout, Disconnected, sniff, sniff_call
@@ -296,6 +297,84 @@ async def test_one_outstanding_call_at_a_time():
     assert r2[2] == "A2" and r2[1] != r1[1]
     ws.push('[3, "%s", {}]' % r2[1])
     assert await c2 == {}
+    ws.end()
+    await task
+
+
+async def _outcome(c):
+    try:
+        return await c
+    except BaseException as e:  # (CancelledError too)
+        return type(e).__name__
+
+
+async def test_callers_wait_their_turn_and_a_cancelled_one_hands_the_link_on():
+    # The calls behind the one in flight go in the order they came, each within its timeout
+    # counted from its call (one that runs out waiting is never sent); a caller cancelled while
+    # waiting, or while its CALL is in flight, passes the link on to the next.
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    with Logs() as logs:
+        c1 = asyncio.create_task(rpc.call("A1", {}))
+        r1 = await _next_sent(ws, 1)
+        c2 = asyncio.create_task(rpc.call("A2", {}))
+        c3 = asyncio.create_task(rpc.call("A3", {}, timeout_ms=50))
+        c4 = asyncio.create_task(rpc.call("A4", {}))
+        c5 = asyncio.create_task(rpc.call("A5", {}))
+        assert await _outcome(c3) == "CallTimeout"
+        assert logs.warned("A3 not sent: the link was busy for 50 ms")
+        c4.cancel()
+        assert await _outcome(c4) == "CancelledError"
+        ws.push('[3, "%s", {"n": 1}]' % r1[1])
+        assert await c1 == {"n": 1}
+        r2 = await _next_sent(ws, 2)
+        assert r2[2] == "A2"
+        c2.cancel()  # in flight
+        assert await _outcome(c2) == "CancelledError"
+        r5 = await _next_sent(ws, 3)
+        assert r5[2] == "A5"
+        ws.push('[3, "%s", {}]' % r2[1])  # the cancelled call's answer: ignored
+        ws.push('[3, "%s", {"n": 5}]' % r5[1])
+        assert await c5 == {"n": 5}
+        assert [m[2] for m in ws.sent] == ["A1", "A2", "A5"]
+        assert logs.warned("unknown id " + r2[1])
+        c6 = asyncio.create_task(rpc.call("A6", {}))  # the link is free again
+        r6 = await _next_sent(ws, 4)
+        ws.push('[3, "%s", {}]' % r6[1])
+        assert await c6 == {}
+    ws.end()
+    await task
+
+
+async def test_an_answer_or_a_link_loss_during_the_send_ends_the_wait_at_once():
+    # The frame is out while send() still drains: its answer (or the link's loss) can come
+    # before send() returns, and the caller must not then wait out its timeout.
+    rpc = Rpc({})
+    rpc.timeout_ms = 5000
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    sent = ws.send
+
+    async def answered_in_send(text):
+        await sent(text)
+        ws.push('[3, "%s", {"ok": 1}]' % json.loads(text)[1])
+        await asyncio.sleep_ms(20)
+
+    async def lost_in_send(text):
+        await sent(text)
+        rpc.drop()
+
+    ws.send = answered_in_send
+    t0 = time.ticks_ms()
+    assert await rpc.call("A", {}) == {"ok": 1}
+    ws.send = lost_in_send
+    try:
+        await rpc.call("B", {})
+        raise AssertionError("no Disconnected")
+    except Disconnected:
+        pass
+    assert time.ticks_diff(time.ticks_ms(), t0) < 1000
     ws.end()
     await task
 

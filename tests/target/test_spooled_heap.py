@@ -135,5 +135,6 @@ async def test_1000_entries_from_flash_in_a_small_heap():
     assert ll.version == 3 and ll.count == 1000
     assert ll.lookup("TAG00500") is not None and ll.lookup("NEW00000") is None
     again = LocalList(Store("flash"), 1000)  # and after a reboot
+    assert not again.unfinished
     assert again.version == 3 and again.lookup("NEW00000") is None
     assert again.lookup("TAG00001")["parentIdTag"] == "FAMILY1"
