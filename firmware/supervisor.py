@@ -205,6 +205,18 @@ def drop(*names):
                 pass
 
 
+def drop_waits():
+    # asyncio's wait_for, wait_for_ms and gather out of the heap again: asyncio loads their
+    # module (asyncio/funcs.py) at the first use of one and keeps them in its globals for good
+    # (~0.4 KB); a connection's set-up uses them, a session need not.
+    import asyncio
+
+    g = asyncio.__dict__
+    for n in ("wait_for", "wait_for_ms", "gather"):
+        g.pop(n, None)
+    drop("asyncio.funcs")
+
+
 def wake(task):
     # Ends a task's asyncio.sleep now: it goes from its place in asyncio's run queue (its wake-up
     # time) to the front, as Task.cancel() moves a sleeping task, but without the exception. A

@@ -20,7 +20,7 @@ import asyncio
 
 import clock
 import log
-from supervisor import code_in_heap
+from supervisor import code_in_heap, wake
 
 # Where the bytecode is in the heap (.mpy files), the profiles' modules stay loaded while a
 # TxProfile waits for its session, which must not need a load in a heap the wait fragmented. Out
@@ -43,7 +43,10 @@ class Limits:
         # A remote start's TxProfile waiting for its session, (idTag, profile, the session's
         # ref once it started), else False; the loop waits for it (_run).
         self.pending = False
-        self.wake = asyncio.Event()
+        # The loop sleeps (_napper: its task) until the limit may change; a change of profiles
+        # or sessions wakes it (kick()): no task and no Event waiter beside it.
+        self._napper = None
+        self._kicked = False
         self.active = None  # the loop runs (supervised: _run); None until app.py's run()
         connector.listen(self)
         for d in _DOCS:
@@ -76,7 +79,7 @@ class Limits:
             self.smart = None
             sm = None
             _drop()
-            self.wake.set()
+            self.kick()
 
     def expect(self, id_tag, prof):
         # A RemoteStartTransaction's chargingProfile (a TxProfile), checked now, while the CSMS
@@ -105,7 +108,7 @@ class Limits:
 
     # listener interface (the smart-charging profiles, the connector)
     def on_profiles(self):
-        self.wake.set()
+        self.kick()
 
     def on_start_dropped(self, id_tag, source, why):
         # A start waiting for its plug (or its authorization) will not happen.
@@ -120,7 +123,7 @@ class Limits:
                 self.pending = (p[0], p[1], s["ref"])  # its session: installed by _apply()
             else:
                 self.drop("another session started")
-        self.wake.set()
+        self.kick()
         if self.smart is not None or self.pending:
             # Now, not a loop turn later: the session's first offer is already limited.
             self._apply()
@@ -129,7 +132,7 @@ class Limits:
         if self.smart is not None:
             self.smart.end_tx(1)  # a TxProfile lives as long as its transaction
             self.release()
-        self.wake.set()
+        self.kick()
 
     async def run(self):
         # app.py's task: returns at once. The loop (_run) runs only while profiles are loaded
@@ -147,20 +150,30 @@ class Limits:
             except MemoryError:
                 self.active = False  # the next need() tries again; a session start applies it
 
+    def kick(self):
+        # Something changed: the loop applies the limit now.
+        self._kicked = True
+        t = self._napper
+        if t is not None:
+            self._napper = None
+            wake(t)
+
     async def _run(self):
         while True:
-            self.wake.clear()
+            self._kicked = False
             wait = self._apply()
             if wait is None:
                 if self.smart is None and not self.pending:
                     self.active = False  # no profile: nothing changes until one is set (need())
                     return
-                await self.wake.wait()  # a TxProfile waiting for its session
-                continue
+                wait = _MAX_SLEEP_S  # a TxProfile waiting for its session (on_tx_start kicks)
+            if self._kicked:
+                continue  # (a change while applying)
+            self._napper = asyncio.current_task()
             try:
-                await asyncio.wait_for(self.wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.sleep(wait)
+            finally:
+                self._napper = None
 
     def _apply(self):
         # The limit in force now onto the connector -> seconds until it may change, or None

@@ -191,13 +191,16 @@ class OcppClient:
         # One attempt (connect.py: the credentials, the TLS context and the handshake, loaded
         # for it and dropped after): -> the WebSocket, or the exception it failed with. Its own
         # frame, gone once connected: the session's long-lived run() holds none of this.
-        from supervisor import rare
+        from supervisor import drop_waits, rare
 
         try:
             attempt = rare("ocpp_client.connect", "attempt", self, url)
         except Exception as e:  # no memory to load it: a failed attempt, tried again later
             return e
-        return await attempt
+        try:
+            return await attempt
+        finally:
+            drop_waits()  # (its timeouts' wait_for_ms)
 
     async def _session(self, ws):
         # Three tasks share the link: the reader, the worker (boot, heartbeat, reports) and the
