@@ -149,9 +149,10 @@ class Config:
         # A value the CSMS gives outside ChangeConfiguration (the boot interval): kept in RAM.
         self.runtime[key] = value
 
-    def entries(self, keys=None):
-        # GetConfiguration: (configurationKey list, unknownKey list); write-only keys never.
-        return _on_use().entries(self, _keys(), keys)
+    def entries(self, keys=None, each=False):
+        # (configurationKey list, unknownKey list), or one at a time (configuration.py entries());
+        # write-only keys never.
+        return _on_use().entries(self, _keys(), keys, each)
 
 
 def _keys():

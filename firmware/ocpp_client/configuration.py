@@ -3,6 +3,8 @@
 # which load this module for a change or a listing (from the cloud, MQTT, the diagnostics
 # report): the check a new value must pass, the listing's text. `kt`: the config module (its
 # spec(), names(), SETTINGS, CHECKS, DOC), handed over by Config.
+import json
+
 import log
 
 # The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
@@ -19,16 +21,39 @@ def attach(s):
         most = cfg.get("GetConfigurationMaxKeys")
         if keys and len(keys) > most:
             keys = keys[:most]
-        known, unknown = cfg.entries(keys)
-        out = {"configurationKey": known}
-        if unknown:
-            out["unknownKey"] = unknown
-        return out
+        return _Listing(cfg, keys)
 
     async def change_configuration(p):
         return {"status": cfg.set(p["key"], p["value"])}
 
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}
+
+
+class _Listing:
+    # GetConfiguration.conf, written key by key as the frame goes out (json_to: ws.py's
+    # send_json), twice (counted, then sent): every key's entry and value text at once were
+    # ~5 KB of dicts and strings (a 32-bit heap) at the moment the answer was made.
+    def __init__(self, cfg, keys):
+        self.cfg = cfg
+        self.keys = keys
+
+    def json_to(self, out):
+        out.write(b'{"configurationKey": [')
+        sep = b""
+        unknown = None
+        for e, u in self.cfg.entries(self.keys, True):
+            if e is None:
+                unknown = unknown or []
+                unknown.append(u)
+            else:
+                out.write(sep)
+                json.dump(e, out)
+                sep = b", "
+        out.write(b"]")
+        if unknown:
+            out.write(b', "unknownKey": ')
+            json.dump(unknown, out)
+        out.write(b"}")
 
 
 def set_key(cfg, kt, key, value):
@@ -70,18 +95,29 @@ def _mqtt():
     return keys
 
 
-def entries(cfg, kt, keys=None):
-    # Config.entries(), GetConfiguration: (configurationKey list, unknownKey list). Write-only
-    # keys are left out of a full listing and reported unknown when asked by name: no leak.
+def entries(cfg, kt, keys=None, each=False):
+    # Config.entries(): (configurationKey list, unknownKey list); each: one at a time instead,
+    # (entry, None) or (None, unknown key). Write-only keys are left out of a full listing and
+    # reported unknown when asked by name: no leak.
+    if each:
+        return _each(cfg, kt, keys)
     known, unknown = [], []
+    for e, u in _each(cfg, kt, keys):
+        if e is None:
+            unknown.append(u)
+        else:
+            known.append(e)
+    return known, unknown
+
+
+def _each(cfg, kt, keys):
     for k in keys or kt.names():
         sp = kt.spec(k)
         if sp is None or sp[2] == "x":
             if keys:
-                unknown.append(k)
+                yield None, k
             continue
-        known.append({"key": k, "readonly": sp[2] == "r", "value": show(sp[0], cfg.get(k))})
-    return known, unknown
+        yield {"key": k, "readonly": sp[2] == "r", "value": show(sp[0], cfg.get(k))}, None
 
 
 def _parse(kind, value):

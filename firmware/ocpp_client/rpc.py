@@ -281,8 +281,12 @@ class Rpc:
                 finally:
                     if validate is None:  # out of the heap between answers, as the checker
                         drop("ocpp_client.wsjson")
-            else:
+            elif isinstance(frame[2], dict):
                 await ws.send(json.dumps(frame))
+            else:  # a payload that writes itself (wsjson.py), to a transport without send_json
+                from ocpp_client import wsjson
+
+                await ws.send(wsjson.text(frame))
             self._answered = frame[1]
 
     async def _last_resort(self, raw, e):
@@ -433,7 +437,7 @@ class Rpc:
         # Run the handler of a checked CALL and answer it.
         try:
             res = await h(payload)
-            if not isinstance(res, dict):
+            if not isinstance(res, dict) and getattr(res, "json_to", None) is None:
                 raise TypeError("handler returned %s" % type(res).__name__)
         except Reject as e:
             return await self._error(mid, e.code, e.description)

@@ -1,7 +1,8 @@
 # A JSON message over the WebSocket without its text in RAM (ws.WebSocket.send_json): a short
 # one is sent as json.dumps makes it; a longer one (over the send buffer) is counted in a first
 # pass of json.dump (which also raises on what JSON cannot hold, before anything is sent), then
-# written through the send buffer piece by piece as a second pass makes it.
+# written through the send buffer piece by piece as a second pass makes it. A payload may write
+# itself (dump()).
 import io
 import json
 
@@ -49,28 +50,52 @@ class _Pieces(io.IOBase):
             self.k = 0
 
 
+def dump(frame, out):
+    # json.dump(frame, out), its last element (the payload) written by its own json_to(out)
+    # when it has one: a long answer made entry by entry as it goes out, never whole
+    # (GetConfiguration's: ocpp_client/configuration.py).
+    to = getattr(frame[-1], "json_to", None)
+    if to is None:
+        json.dump(frame, out)
+        return
+    out.write(json.dumps(frame[:-1])[:-1].encode())
+    out.write(b", ")
+    to(out)
+    out.write(b"]")
+
+
+def text(frame):
+    # The frame's JSON text (a short message, or a transport without send_json).
+    if getattr(frame[-1], "json_to", None) is None:
+        return json.dumps(frame)
+    b = io.BytesIO()
+    dump(frame, b)
+    return b.getvalue().decode()
+
+
 async def send(ws, obj, mask, head):
     # ws: the WebSocket (its send buffer, lock and stream writer); mask, head: its masking and
-    # frame-head functions (ws.py's, passed in: this module is ws.py's on-use half).
-    c = _Count()
-    json.dump(obj, c)
-    n = c.n
+    # frame-head functions (ws.py's, passed in: this module is ws.py's on-use half). Both passes
+    # under the lock, with no pause between them: a payload that writes itself writes the same.
     async with ws._wlock:
+        c = _Count()
+        dump(obj, c)
+        n = c.n
         buf = ws._tx
         if buf is None or n + 14 <= len(buf):  # (closed: ws.send raises)
-            text = json.dumps(obj)
+            text_ = text(obj)
         else:
-            text = None
+            text_ = None
             h = memoryview(bytearray(14))
             hl, key = head(h, _OP_TEXT, n)
             ws.w.write(h[:hl])
             p = _Pieces(ws.w, buf, key, mask)
             try:
-                json.dump(obj, p)
+                dump(obj, p)
                 p.flush()
                 await ws.w.drain()
             except BaseException:
                 ws.abort()  # a frame cut short: the link cannot go on
                 raise
-    if text is not None:
-        await ws.send(text)
+    if text_ is not None:
+        await ws.send(text_)

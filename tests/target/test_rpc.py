@@ -211,6 +211,23 @@ async def test_handler_failures_never_end_the_session():
     assert logs.warned("handler for Reset failed", "kaput")
 
 
+class _Writes:
+    # An answer that writes itself (GetConfiguration's, ocpp_client/configuration.py).
+    def json_to(self, out):
+        out.write(b'{"configurationKey": [')
+        json.dump({"key": "A", "readonly": True, "value": "1"}, out)
+        out.write(b"]}")
+
+
+async def test_an_answer_that_writes_itself_is_sent_as_its_json():
+    async def h(p):
+        return _Writes()
+
+    sent, _ = await serve_all(Rpc({"GetConfiguration": h}), '[2, "g1", "GetConfiguration", {}]')
+    assert sent == [[3, "g1", {"configurationKey": [{"key": "A", "readonly": True,
+                                                      "value": "1"}]}]], sent
+
+
 async def test_oversize_messages_are_answered_by_the_id_in_their_head():
     rpc = Rpc({})
     with Logs() as logs:

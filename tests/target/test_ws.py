@@ -265,6 +265,39 @@ async def test_send_json_writes_a_long_message_without_building_it():
     assert n > 8000 and sink.peak - before < n // 8, (sink.peak - before, n)
 
 
+class Entries:
+    # A payload that writes itself (wsjson.dump: GetConfiguration's), one entry at a time.
+    def __init__(self, n):
+        self.n = n
+
+    def json_to(self, out):
+        out.write(b'{"configurationKey": [')
+        for i in range(self.n):
+            if i:
+                out.write(b", ")
+            json.dump({"key": "Key%d" % i, "value": "v\u00e9%d" % i}, out)
+        out.write(b"]}")
+
+
+async def test_send_json_lets_a_payload_write_itself_entry_by_entry():
+    # Long (pieces through the send buffer) or short (one text), the frame is the JSON of the
+    # same entries built whole; a long one never has them all in the heap at once.
+    for n in (200, 2):
+        whole = [3, "c", {"configurationKey": [{"key": "Key%d" % i, "value": "v\u00e9%d" % i}
+                                               for i in range(n)]}]
+        text = json.dumps(whole).encode()
+        whole = None
+        ws, _ = sock(b"")
+        sink = ws.w = Sink(len(text) + 64)
+        gc.collect()
+        before = gc.mem_alloc()
+        await ws.send_json([3, "c", Entries(n)])
+        fr = client_frames(sink.buf[: sink.n])
+        assert len(fr) == 1 and fr[0][2] == text, (n, fr[0][2][:80])
+        if n > 100:
+            assert sink.peak - before < len(text) // 8, (sink.peak - before, len(text))
+
+
 async def test_abort_closes_the_socket_and_keeps_buffers_for_the_next():
     ws, s = sock(b"")
     rx, tx = ws._rx, ws._tx
