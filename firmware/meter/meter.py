@@ -26,6 +26,7 @@ from meter.modbusmeter import ModbusMeter  # noqa: F401 (its users import it fro
 from supervisor import wake
 
 _TAG = const("meter")
+_FRESH_POLL_MS = const(20)  # fresh(): how often it looks for the poll it waits for
 # The value slots of a reading: meter/maps.py's layout, as private copies (const() does not cross
 # modules; tests/test_structure.py checks them against it).
 _V1 = const(0)
@@ -71,7 +72,6 @@ class Meter:
         self._started = 0  # polls begun
         self._done = 0  # the number of the last poll that finished
         self._kicked = False  # fresh() wants a poll now
-        self._done_evt = asyncio.Event()
         self._napper = None  # the run task while it sleeps between polls
         self._poll = Looped(self._polls, True, False)
 
@@ -87,7 +87,6 @@ class Meter:
             self._started += 1
             await self.poll()
             self._done = self._started
-            self._done_evt.set()
             if self._kicked:
                 continue  # a fresh() during the poll wants the next one at once
             spent = time.ticks_diff(time.ticks_ms(), t0)
@@ -112,15 +111,11 @@ class Meter:
         self._kicked = True
         self._wake()
         t_end = time.ticks_add(time.ticks_ms(), timeout_ms)
-        while self._done < want:
-            left = time.ticks_diff(t_end, time.ticks_ms())
-            if left <= 0:
+        while self._done < want:  # (looked at every _FRESH_POLL_MS: an Event under
+            # wait_for_ms was a task and three coroutines at each session's end)
+            if time.ticks_diff(t_end, time.ticks_ms()) <= 0:
                 return self.energy_wh()
-            self._done_evt.clear()
-            try:
-                await asyncio.wait_for_ms(self._done_evt.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+            await asyncio.sleep_ms(_FRESH_POLL_MS)
         return self.energy_wh()
 
     def poll(self):
