@@ -128,6 +128,10 @@ def _spread(ll, entries, base, full):
     return n
 
 
+def _group_path(base, g):
+    return "%s/g%d" % (base, g)
+
+
 def _group(ll, entries, base, full):
     # The entries as bucket lines, each after its bucket's two digits, into group files
     # "gN". -> number of lines written
@@ -152,7 +156,7 @@ def _group(ll, entries, base, full):
             g = b // _GROUP
             f = files[g]
             if f is None:
-                f = files[g] = open("%s/g%d" % (base, g), "wb")
+                f = files[g] = open(_group_path(base, g), "wb")
             f.write(b"%02d" % b)
             f.write(tag.upper().encode())
             f.write(b"\t")
@@ -168,7 +172,7 @@ def _group(ll, entries, base, full):
 
 def _split(ll, g, base, ext):
     # Group file g's lines into its buckets' files (without the two digits), then gone.
-    src = "%s/g%d" % (base, g)
+    src = _group_path(base, g)
     try:
         f = open(src, "rb")
     except OSError:
