@@ -7,8 +7,11 @@ time never before the start and at the start's resolution). Deterministic: a fix
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import zlib
 from collections import Counter
+from pathlib import Path
 
 from borne.chaos.ledger import judge
 from borne.csms import Csms
@@ -79,3 +82,53 @@ async def test_an_ev_plugged_through_a_power_cut_charges_again(
     second = await csms.wait_call("StartTransaction", after=n, timeout=30)
     assert second.msg[1] != first.msg[1]
     await control.wait_state(lambda s: s["relay"], "the relay to close again", timeout=30)
+
+
+async def test_a_stop_journaled_as_the_power_went_is_sent_once_and_its_start_not_again(
+    csms: Csms, control: Control, flash: Path
+) -> None:
+    """A boot ends an interrupted session and journals its StopTransaction; the power goes again
+    before the session's documents are gone. At the next boot that stop is delivered while the
+    recovery still waits for its meter reading (the meter is slow here: it does not answer).
+    The recovery must see that stop as journaled, not as a session never reported: the CSMS
+    gets one StartTransaction and one StopTransaction for the session, none under a new id."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp = csms.charge_points[CP_ID]
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await control("plug")
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"] and not s["ocpp"]["queued"],
+                             "charging, the start answered")
+    await control("power_cut")
+    await control("unplug")
+    # What the recovery journals, as the journal writes it (store/journal.py), the power cut
+    # coming before the session's document was removed.
+    data = flash / "data"
+    session = json.loads((data / "session.json").read_bytes().split(b"\n", 1)[1])
+    stop = {"meterStop": session["last_wh"], "timestamp": start.payload["timestamp"],
+            "reason": "PowerLoss", "idTag": session["tag"]}
+    _journal(data / "txq.log", {"a": "StopTransaction", "p": stop, "r": session["ref"],
+                                "i": "0badf00d-q1"})
+    await control("fault", kind="meter_down")
+    n = len(csms.frames)
+    await control("power_on")
+    await csms.wait_call("StopTransaction", after=n, timeout=30)
+    # The recovery is over once the boot's own security event is out.
+    await csms.wait_call("SecurityEventNotification", after=n, timeout=30)
+    await control("fault", kind="clear")
+    await control.wait_state(lambda s: s["ocpp"]["connected"] and not s["ocpp"]["queued"],
+                             "the queue delivered", timeout=30)
+    assert [f.msg[1] for f in csms.calls("StartTransaction")] == [start.msg[1]]
+    assert len(csms.calls("StopTransaction")) == 1
+    led = judge(csms, CP_ID)
+    assert not led.violations, led.violations
+
+
+def _journal(path: Path, rec: dict[str, object]) -> None:
+    last = max(int(ln.split(b" ", 1)[0]) for ln in path.read_bytes().splitlines() if ln)
+    seq = last + 1
+    payload = json.dumps(rec).encode()
+    crc = zlib.crc32(payload, zlib.crc32(b"%d" % seq))
+    with path.open("ab") as f:
+        f.write(b"%d %08x %s\n" % (seq, crc, payload))

@@ -26,6 +26,10 @@ class Transactions:
         q.on_start_conf = self._start_conf
         q.on_stop_conf = self._stop_conf
         s.queue = q
+        # What the journal holds of the sessions a power cut left unfinished, read now, before
+        # anything is delivered: a stop the last boot journaled for one may be delivered (and
+        # its transactionId forgotten) while the recovery waits for the meter.
+        self._cut = self._journaled(s.connector.interrupted)
         s.connector.listen(self)
         # Set once the sessions a power cut left unfinished are journaled: what this boot
         # journals of its own (security events) comes after them, as it happened.
@@ -114,18 +118,37 @@ class Transactions:
             except Exception as e:
                 log.exc(_TAG, "meter at boot", e)
         todo = rare(_CONN, "take_interrupted", self.connector)
-        pending = [(rec["a"], rec["r"]) for _, rec in self.txq.j.pending()]
+        cut, self._cut = self._cut, None
         for s, reason in todo:
-            if (STOP, s["ref"]) in pending:
+            started, stopped, reported = cut[s["ref"]]
+            if stopped:
                 continue
-            _floor(s, *self.txq.reported(s["ref"]))
-            if (START, s["ref"]) not in pending and self.txq.tx_id(s["ref"]) is None:
+            _floor(s, *reported)
+            if not started:
                 self.on_tx_start(s)
             log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
                      s["ref"], reason)
             self.on_tx_stop(s, reason)
             self.s.events.add("session_stop", reason=reason)
         rare(_CONN, "forget_interrupted", self.connector)
+
+    def _journaled(self, sessions):
+        # ref -> [its start journaled or answered, its stop journaled, (Wh, ms) reported].
+        if not sessions:
+            return None
+        q = self.txq
+        out = {}
+        for s in sessions:
+            ref = s["ref"]
+            out[ref] = [q.tx_id(ref) is not None, False, q.reported(ref)]
+        for _, rec in q.j.pending():
+            f = out.get(rec["r"])
+            if f is not None:
+                if rec["a"] == START:
+                    f[0] = True
+                elif rec["a"] == STOP:
+                    f[1] = True
+        return out
 
     # -- answers to our messages -------------------------------------------------------------
     def _start_conf(self, ref, conf):

@@ -95,13 +95,18 @@ class Agent:
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def power_cut(self) -> None:
+        # The process dies where it is first; what it printed before is still in the pipe and
+        # is read to its end, so the log shows every line up to the cut (the last lines are the
+        # ones that explain what a cut left behind).
         self.powered = False
-        if self._supervisor:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
         await self._kill()
+        sup, self._supervisor = self._supervisor, None
+        if sup:
+            _, pending = await asyncio.wait({sup}, timeout=2)
+            if pending:  # between two boots, or a process started as the power went
+                sup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sup
 
     async def _kill(self) -> None:
         if self.proc and self.proc.returncode is None:
@@ -138,6 +143,9 @@ class Agent:
                 while raw := await self.proc.stdout.readline():
                     await self._note(raw.decode(errors="replace").rstrip())
                 code = await self.proc.wait()
+                if not self.powered:
+                    await self._note("[sim] power cut")
+                    return
                 self.exit_codes.append(code)
                 what = "reset" if code == EXIT_RESET else f"exited with code {code}"
                 await self._note(f"[sim] agent {what}; rebooting")
