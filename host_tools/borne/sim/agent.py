@@ -103,7 +103,7 @@ class Agent:
         sup, self._supervisor = self._supervisor, None
         if sup:
             _, pending = await asyncio.wait({sup}, timeout=2)
-            if pending:  # between two boots, or a process started as the power went
+            if pending:  # (it ends by itself once its process is gone: a bound, no more)
                 sup.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sup
@@ -135,6 +135,9 @@ class Agent:
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT,
                 )
+                if not self.powered:  # the power went as it started
+                    await self._kill()
+                    return
                 self.boots += 1
                 if self.on_boot:
                     self.on_boot()
