@@ -8,7 +8,6 @@
 # the list's reader (attach). Frozen or in a ROMFS image it is transient (features.py): held
 # from a tap or CALL to its end, then out of the heap with the modules OWN names; its state is
 # on flash (the cache, the list), read again at the next load.
-from ocpp_client.auth import Auth
 from ocpp_client.locallist import LocalList
 
 import log
@@ -35,22 +34,43 @@ _AUTH_TIMEOUT_MS = const(7000)  # a tap waits this long (from the tap, a busy li
 # within 9 s of the tap whatever the link does (tests/test_dead_waits.py)
 
 
-class Authorization(Auth):
+class Authorization:
+    # The list's CALLs need the list only; a tap, an idTagInfo to remember and ClearCache load
+    # the decision (auth.py: the rules and the cache) at their first use. Frozen, a list update
+    # (the reference workload's data peak) thus holds ~0.45 KB less.
     def __init__(self, s):
-        cfg = s.config
-        local = LocalList(s.store, cfg.get("LocalAuthListMaxLength"))
+        self.s = s
+        local = self.local = LocalList(s.store, s.config.get("LocalAuthListMaxLength"))
         if local.unfinished:
             from ocpp_client import listupdate
 
             listupdate.recover(local, True)
-        super().__init__(s.store, cfg, local)
-        self.s = s
-        self.remote = self._remote
-        self.memo = s  # (s.cached: what transactions.py need not remember again)
+        self._a = None
+
+    def _auth(self):
+        a = self._a
+        if a is None:
+            from ocpp_client.auth import Auth
+
+            s = self.s
+            a = Auth(s.store, s.config, self.local)
+            a.remote = self._remote
+            a.memo = s  # (s.cached: what transactions.py need not remember again)
+            self._a = a
+        return a
 
     async def authorize_now(self, id_tag):
         # -> (status, parent_id_tag): the CSMS asked while it is there, else decided offline.
-        return await self.authorize(id_tag, self.s.online())
+        return await self._auth().authorize(id_tag, self.s.online())
+
+    def remember(self, id_tag, info):
+        self._auth().remember(id_tag, info)
+
+    def cache_entry(self, id_tag):
+        return self._auth().cache_entry(id_tag)
+
+    def clear_cache(self):
+        return self._auth().clear_cache()
 
     async def _remote(self, id_tag):
         conf = await self.s.rpc.call("Authorize", {"idTag": id_tag}, _AUTH_TIMEOUT_MS)
@@ -77,7 +97,7 @@ class Authorization(Auth):
                          "it was", p["listVersion"], free, ROOM, _BLOCKS, _BLOCK)
                 return {"status": "Failed"}
         entries = _at_most(p.get("localAuthorizationList") or (),
-                           self.config.get("SendLocalListMaxLength"))
+                           self.s.config.get("SendLocalListMaxLength"))
         from ocpp_client import listupdate
 
         return {"status": await listupdate.apply(local, p["listVersion"], p["updateType"],
@@ -114,5 +134,7 @@ def attach(s):
             pass
 
     a = s.features["authorization"] = Authorization(s)
+    if code_in_heap():
+        a._auth()  # kept, like the feature: a tap under a squeeze loads nothing
     return {"ClearCache": a.clear_cache_h, "GetLocalListVersion": a.list_version,
             "SendLocalList": a.send_list}

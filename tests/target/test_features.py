@@ -154,13 +154,17 @@ async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
     try:
         never = ("ocpp_client.listupdate", "ocpp_client.spooled", "ocpp_client.jsonstream",
                  "ocpp_client.validate")
-        supervisor.drop(*never)
+        supervisor.drop(*never, "ocpp_client.auth")
         s = Tap("flash/auth-transient")
         h = features.handlers(s, AUTH)
         features.need(s, h, "authorization")  # a tap
         for m in never:
             assert m not in sys.modules, m
+        # The decision (the rules, the cache) loads at its first use: a list's CALL does
+        # without it.
+        assert "ocpp_client.auth" not in sys.modules
         s.features["authorization"].remember("04A1B2C3", {"status": "Accepted"})
+        assert "ocpp_client.auth" in sys.modules
         assert s.cached == ("04A1B2C3", {"status": "Accepted"})
         features.release(s, h, "authorization")
         assert "authorization" not in s.features
