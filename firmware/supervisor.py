@@ -25,6 +25,7 @@ _TAG = const("app")
 _FIRST_MS = const(100)
 _MAX_MS = const(5000)
 _CALM_MS = const(30000)
+_LONG_MS = const(0x7FFFFFF)  # a wait without a limit: ~1.5 days, within ticks_add()'s range
 
 restarts = {}  # task name -> restarts since boot (the console and the tests read it)
 
@@ -232,6 +233,44 @@ def wake(task):
     q = core._task_queue
     q.remove(task)
     q.push(task)
+
+
+class Turns:
+    # One holder at a time, the others asleep in the order they came; give() hands the turn to
+    # the first of them and wakes it (wake()). A lock for the link's users (rpc.py's calls,
+    # ws.py's frames) without asyncio's Lock: no module of its own in the heap, no waiting queue
+    # object, and a wait with a limit without wait_for's task.
+    def __init__(self):
+        self.busy = False
+        self.waiting = []
+
+    async def take(self, limit_ms=_LONG_MS):
+        # -> True once this task holds the turn; False if `limit_ms` passed first (nothing held).
+        if not self.busy:
+            self.busy = True
+            return True
+        me = asyncio.current_task()
+        w = self.waiting
+        w.append(me)
+        try:
+            await asyncio.sleep_ms(limit_ms)
+        except BaseException:  # cancelled: out of the line, or the turn handed on if it came
+            if me in w:
+                w.remove(me)
+            else:
+                self.give()
+            raise
+        if me in w:
+            w.remove(me)
+            return False
+        return True
+
+    def give(self):
+        w = self.waiting
+        if w:
+            wake(w.pop(0))
+        else:
+            self.busy = False
 
 
 def rare(mod, name, *args):

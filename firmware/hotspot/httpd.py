@@ -17,6 +17,7 @@ import asyncio
 import io
 
 import log
+from supervisor import Turns
 
 _TAG = "http"
 _MAX_CLIENTS = const(3)
@@ -365,7 +366,7 @@ class Server:
         # One head buffer kept between clients (an app's requests come one after another): a
         # request then needs no new block; a second and third client at once allocate their own.
         self._spare = bytearray(_HEAD_MAX)
-        self._body_lock = asyncio.Lock()  # one body being read at a time
+        self._body_turn = Turns()  # one body being read at a time
         self._srv = None
         self.served = 0
 
@@ -541,9 +542,7 @@ class Server:
             raise HttpError(400, "more bytes than Content-Length")
         if got == n:
             return n
-        try:
-            await asyncio.wait_for_ms(self._body_lock.acquire(), _BODY_TIMEOUT_MS)
-        except asyncio.TimeoutError:
+        if not await self._body_turn.take(_BODY_TIMEOUT_MS):
             raise HttpError(503, "busy: try again")
         try:
             if req.headers.get(b"expect", b"").lower() == b"100-continue":
@@ -576,7 +575,7 @@ class Server:
                     raise HttpError(408, "request body not received in time")
             return n
         finally:
-            self._body_lock.release()
+            self._body_turn.give()
 
     async def _send(self, w, res, head_only):
         status, ctype, body, extra = res

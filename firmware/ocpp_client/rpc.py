@@ -12,7 +12,7 @@ import time
 import log
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
-from supervisor import code_in_heap, drop, wake
+from supervisor import Turns, code_in_heap, drop, wake
 
 _CALL = const(2)
 _RESULT = const(3)
@@ -122,13 +122,12 @@ class Rpc:
         self.ws = None
         self._prefix = binascii.hexlify(os.urandom(4)).decode()
         self._n = 0
-        # One outstanding CALL of ours. The callers after it wait their turn asleep in a queue
-        # (_take), the one in flight its answer (_waiter); each is woken by whoever ends its
-        # wait (supervisor.wake), else by its timeout. (A Lock and an Event under wait_for_ms
-        # made a task and two coroutines per waiting call, ~0.7 KB when a call waited behind
-        # another at a busy moment.)
-        self._busy = False
-        self._turns = []  # the tasks waiting for the link, first come first
+        # One outstanding CALL of ours. The callers after it wait their turn asleep
+        # (supervisor.Turns), the one in flight its answer (_waiter); each is woken by whoever
+        # ends its wait (supervisor.wake), else by its timeout. (A Lock and an Event under
+        # wait_for_ms made a task and two coroutines per waiting call, ~0.7 KB when a call
+        # waited behind another at a busy moment.)
+        self._link = Turns()
         self._waiter = None
         self._pending_id = None
         self._on_result = None
@@ -163,10 +162,9 @@ class Rpc:
         # behind a call on a dead link must not wait out that call's timeout first.
         limit = timeout_ms or self.timeout_ms
         t0 = time.ticks_ms()
-        if self._busy:
-            await self._take(action, limit)
-        else:
-            self._busy = True
+        if not await self._link.take(limit):
+            log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
+            raise CallTimeout(action)
         try:
             ws = self.ws
             if ws is None:
@@ -193,40 +191,13 @@ class Rpc:
                     raise CallTimeout(action)
         finally:
             self._pending_id = None
-            self._give()
+            self._link.give()
         ans = self._answer
         if ans is None:
             raise Disconnected()
         if ans[0] == _RESULT:
             return ans[2]
         raise CallError(ans[2], ans[3] if len(ans) > 3 else "", ans[4] if len(ans) > 4 else None)
-
-    async def _take(self, action, limit):
-        # Waits for the link behind the calls before this one, at most `limit` ms; handed it by
-        # _give() (out of the queue and woken), else CallTimeout.
-        me = asyncio.current_task()
-        turns = self._turns
-        turns.append(me)
-        try:
-            await asyncio.sleep_ms(limit)
-        except BaseException:  # cancelled: out of the queue, or the link handed on if it came
-            if me in turns:
-                turns.remove(me)
-            else:
-                self._give()
-            raise
-        if me in turns:
-            turns.remove(me)
-            log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
-            raise CallTimeout(action)
-
-    def _give(self):
-        # The link to the first caller waiting for it, else free.
-        turns = self._turns
-        if turns:
-            wake(turns.pop(0))
-        else:
-            self._busy = False
 
     def _wake_caller(self):
         # The pending call's wait is over (its answer came, or the link went).

@@ -19,6 +19,8 @@ import struct
 
 import micropython
 
+from supervisor import Turns
+
 OP_CONT = const(0)
 OP_TEXT = const(1)
 OP_BIN = const(2)
@@ -180,7 +182,7 @@ class WebSocket:
         self._hv = memoryview(self._h)
         self._ctl = bytearray(125)
         self._ctlv = memoryview(self._ctl)
-        self._wlock = asyncio.Lock()
+        self._wturn = Turns()  # one frame written at a time
 
     # -- receiving -----------------------------------------------------------------------
     async def _fill(self, mv):
@@ -410,7 +412,8 @@ class WebSocket:
         # piece: each a multiple of 4 bytes, so the key stays aligned), never copied whole.
         pv = memoryview(payload)
         n = len(pv)
-        async with self._wlock:
+        await self.turn()
+        try:
             buf, w = self._tx, self.w  # (w kept: an abort() meanwhile lets self.w go)
             if buf is None:
                 raise WsClosed("send on a closed socket")
@@ -436,6 +439,13 @@ class WebSocket:
                 w.write(body)
                 await w.drain()
                 i += k
+        finally:
+            self._wturn.give()
+
+    async def turn(self):
+        # The writer's turn (give it back with self._wturn.give()).
+        if not await self._wturn.take():
+            raise WsClosed("no turn to write for a day and a half: the link is stuck")
 
     async def send(self, text):
         if self.closed:

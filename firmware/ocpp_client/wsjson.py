@@ -74,10 +74,12 @@ def text(frame):
 
 
 async def send(ws, obj, mask, head):
-    # ws: the WebSocket (its send buffer, lock and stream writer); mask, head: its masking and
+    # ws: the WebSocket (its send buffer, writer's turn and stream writer); mask, head: its masking and
     # frame-head functions (ws.py's, passed in: this module is ws.py's on-use half). Both passes
-    # under the lock, with no pause between them: a payload that writes itself writes the same.
-    async with ws._wlock:
+    # in the writer's turn, with no pause between them: a payload that writes itself writes the
+    # same.
+    await ws.turn()
+    try:
         c = _Count()
         dump(obj, c)
         n = c.n
@@ -97,5 +99,7 @@ async def send(ws, obj, mask, head):
             except BaseException:
                 ws.abort()  # a frame cut short: the link cannot go on
                 raise
+    finally:
+        ws._wturn.give()
     if text_ is not None:
         await ws.send(text_)

@@ -61,3 +61,43 @@ async def test_drop_waits_unloads_wait_for_and_it_loads_again_on_use():
         raise AssertionError("no timeout")
     except asyncio.TimeoutError:
         pass
+
+
+async def test_turns_go_in_order_and_a_cancelled_or_late_taker_holds_none():
+    # supervisor.Turns, the link's lock (rpc.py's calls, ws.py's frames): one holder at a time,
+    # the next woken as the turn is given; a waiter cancelled or out of time never holds it, and
+    # a turn handed to a task cancelled meanwhile goes on to the next.
+    t = supervisor.Turns()
+    log = []
+
+    async def user(name, hold_ms, limit_ms=10000):
+        if not await t.take(limit_ms):
+            log.append(name + " late")
+            return
+        try:
+            log.append(name)
+            await asyncio.sleep_ms(hold_ms)
+        finally:
+            t.give()
+
+    a = asyncio.create_task(user("a", 50))
+    await asyncio.sleep_ms(0)
+    b = asyncio.create_task(user("b", 0))
+    c = asyncio.create_task(user("c", 0, limit_ms=10))  # out of time behind a
+    d = asyncio.create_task(user("d", 0))
+    await asyncio.sleep_ms(20)
+    b.cancel()  # waiting: out of the line
+    await a
+    await d
+    await c
+    assert log == ["a", "c late", "d"], log
+    assert not t.busy and not t.waiting
+    # Given to a task whose cancel came first: handed on, not lost.
+    await t.take()
+    e = asyncio.create_task(user("e", 0))
+    f = asyncio.create_task(user("f", 0))
+    await asyncio.sleep_ms(10)
+    e.cancel()
+    t.give()
+    await f
+    assert log[-1] == "f" and "e" not in log and not t.busy, log
