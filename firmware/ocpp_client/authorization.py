@@ -59,12 +59,24 @@ class Authorization:
             self._a = a
         return a
 
+    # Without the memory to load the decision, a tap is refused and an idTagInfo not cached, as
+    # when the feature itself cannot load (features.load); ClearCache answers InternalError.
     async def authorize_now(self, id_tag):
         # -> (status, parent_id_tag): the CSMS asked while it is there, else decided offline.
-        return await self._auth().authorize(id_tag, self.s.online())
+        try:
+            a = self._auth()
+        except MemoryError:
+            log.warn("ocpp", "no memory to decide tag %s: refused", id_tag)
+            return "Invalid", None
+        return await a.authorize(id_tag, self.s.online())
 
     def remember(self, id_tag, info):
-        self._auth().remember(id_tag, info)
+        try:
+            a = self._auth()
+        except MemoryError:
+            log.warn("ocpp", "no memory for the authorization cache: %s not cached", id_tag)
+            return
+        a.remember(id_tag, info)
 
     def cache_entry(self, id_tag):
         return self._auth().cache_entry(id_tag)

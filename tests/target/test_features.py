@@ -180,3 +180,37 @@ async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
         assert "ocpp_client.auth" not in sys.modules
     finally:
         features.TRANSIENT, supervisor.code_in_heap = saved
+
+
+async def test_no_memory_for_the_decision_refuses_the_tap_and_keeps_the_feature():
+    # Out of the heap, the decision's code (auth.py) loads at the first tap: without the memory
+    # for it the tap is refused (as when the feature cannot load), an idTagInfo goes uncached,
+    # nothing raises into the connector or the transaction queue, and the next tap, memory
+    # back, is decided.
+    import supervisor
+
+    class NoRoom:
+        def __getattr__(self, name):
+            raise MemoryError("no block for auth.py")
+
+    saved = features.TRANSIENT, supervisor.code_in_heap
+    features.TRANSIENT = saved[0] + ("authorization",)
+    supervisor.code_in_heap = lambda: False
+    try:
+        supervisor.drop("ocpp_client.auth")
+        s = Tap("flash/auth-noroom")
+        h = features.handlers(s, AUTH)
+        features.need(s, h, "authorization")
+        a = s.features["authorization"]
+        sys.modules["ocpp_client.auth"] = NoRoom()
+        try:
+            assert await a.authorize_now("04A1B2C3") == ("Invalid", None)
+            a.remember("04A1B2C3", {"status": "Accepted"})
+            assert getattr(s, "cached", None) is None
+        finally:
+            del sys.modules["ocpp_client.auth"]
+        a.remember("04A1B2C3", {"status": "Accepted"})
+        assert await a.authorize_now("04A1B2C3") == ("Accepted", None)
+        features.release(s, h, "authorization")
+    finally:
+        features.TRANSIENT, supervisor.code_in_heap = saved
