@@ -238,8 +238,8 @@ def wake(task):
 class Turns:
     # One holder at a time, the others asleep in the order they came; give() hands the turn to
     # the first of them and wakes it (wake()). A lock for the link's users (rpc.py's calls,
-    # ws.py's frames) without asyncio's Lock: no module of its own in the heap, no waiting queue
-    # object, and a wait with a limit without wait_for's task.
+    # ws.py's frames, the hotspot's request bodies) without asyncio's Lock: no module of its own
+    # in the heap, no waiting queue object, and a wait with a limit without wait_for's task.
     def __init__(self):
         self.busy = False
         self.waiting = []

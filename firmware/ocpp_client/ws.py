@@ -182,7 +182,7 @@ class WebSocket:
         self._hv = memoryview(self._h)
         self._ctl = bytearray(125)
         self._ctlv = memoryview(self._ctl)
-        self._wturn = Turns()  # one frame written at a time
+        self.writing = Turns()  # one frame written at a time (wsjson.py takes it too)
 
     # -- receiving -----------------------------------------------------------------------
     async def _fill(self, mv):
@@ -440,11 +440,11 @@ class WebSocket:
                 await w.drain()
                 i += k
         finally:
-            self._wturn.give()
+            self.writing.give()
 
     async def turn(self):
-        # The writer's turn (give it back with self._wturn.give()).
-        if not await self._wturn.take():
+        # The writer's turn (given back with self.writing.give()).
+        if not await self.writing.take():
             raise WsClosed("no turn to write for a day and a half: the link is stuck")
 
     async def send(self, text):

@@ -74,10 +74,10 @@ def text(frame):
 
 
 async def send(ws, obj, mask, head):
-    # ws: the WebSocket (its send buffer, writer's turn and stream writer); mask, head: its masking and
-    # frame-head functions (ws.py's, passed in: this module is ws.py's on-use half). Both passes
-    # in the writer's turn, with no pause between them: a payload that writes itself writes the
-    # same.
+    # ws: the WebSocket (its send buffer, writer's turn and stream writer); mask, head: its
+    # masking and frame-head functions (ws.py's, passed in: this module is ws.py's on-use half).
+    # Both passes in the writer's turn, with no pause between them: a payload that writes itself
+    # writes the same.
     await ws.turn()
     try:
         c = _Count()
@@ -100,6 +100,6 @@ async def send(ws, obj, mask, head):
                 ws.abort()  # a frame cut short: the link cannot go on
                 raise
     finally:
-        ws._wturn.give()
+        ws.writing.give()
     if text_ is not None:
         await ws.send(text_)
