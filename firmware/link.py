@@ -142,6 +142,14 @@ def ret(v):
     return e
 
 
+def timeout(what):
+    # A device that did not answer in time: the port's own OSError(ETIMEDOUT), as a socket's
+    # timeout is, rather than a driver's exception class in the heap.
+    from errno import ETIMEDOUT
+
+    return OSError(ETIMEDOUT, what)
+
+
 class Looped:
     # An awaitable exchange (a poll, a transaction) run by a generator that is made once and
     # loops forever, one pass per exchange: a coroutine is a new heap object at every call (its

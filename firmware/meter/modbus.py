@@ -7,7 +7,7 @@
 #   19200 baud). Before a request the master waits for that silence, discarding anything that
 #   arrives (a late answer to an earlier request, noise), so it never answers to stale bytes.
 # - Functions 0x03 (read holding registers) and 0x04 (read input registers); an exception
-#   response (function | 0x80, exception code) raises ModbusException. Timeouts, CRC errors and
+#   response (function | 0x80, exception code) raises ModbusError with that code. Timeouts, CRC errors and
 #   malformed answers are retried (`retries` times); exceptions are not, except 0x05/0x06
 #   (acknowledge / server busy).
 #
@@ -18,7 +18,7 @@
 import time
 import asyncio
 
-from link import Looped, ret
+from link import Looped, ret, timeout
 
 _RX = const(260)  # the longest RTU frame (256) with room
 # CRC-16/MODBUS (reflected polynomial 0xA001) four bits at a time: the step of each nibble k,
@@ -44,18 +44,11 @@ def crc16(buf, n):
 
 
 class ModbusError(Exception):
-    pass
-
-
-class ModbusTimeout(ModbusError):
-    pass
-
-
-class ModbusException(ModbusError):
-    # An exception response: code 1 illegal function, 2 illegal data address, 3 illegal data
-    # value, 4 server device failure, 5 acknowledge, 6 server device busy, ...
-    def __init__(self, code):
-        super().__init__("exception response code %d" % code)
+    # A bad answer (CRC, address, length: code None) or an exception response, whose code is 1
+    # illegal function, 2 illegal data address, 3 illegal data value, 4 server device failure,
+    # 5 acknowledge, 6 server device busy, ... A timeout is link.timeout()'s OSError(ETIMEDOUT).
+    def __init__(self, msg, code=None):
+        super().__init__(msg)
         self.code = code
 
 
@@ -99,8 +92,8 @@ class Master:
 
     def read(self, addr, fc, start, count):
         # Reads `count` registers: `await master.read(...)` gives 2 * count, and their bytes are
-        # in self.rx[3:3 + 2 * count] (big-endian words, as on the wire). Raises ModbusTimeout,
-        # ModbusException or ModbusError. One transaction at a time (one bus).
+        # in self.rx[3:3 + 2 * count] (big-endian words, as on the wire). Raises ModbusError (an
+        # exception response has its code) or OSError(ETIMEDOUT). One transaction at a time (one bus).
         if fc not in (3, 4) or not 1 <= count <= 125:
             raise ValueError("read: function 3 or 4, 1 to 125 registers")
         self._addr = addr
@@ -158,7 +151,7 @@ class Master:
                     got += link.take(rx, got, 5 - got)
                 if got < 5:
                     self.timeouts += 1
-                    res = ModbusTimeout("no answer from meter %d" % addr)
+                    res = timeout("no answer from meter %d" % addr)
                     continue
                 if rx[0] != addr:
                     self.bad_frames += 1
@@ -171,7 +164,7 @@ class Master:
                         continue
                     self.exceptions += 1
                     self._tx_end = time.ticks_ms()
-                    res = ModbusException(rx[2])
+                    res = ModbusError("exception response code %d" % rx[2], rx[2])
                     if rx[2] not in (5, 6):
                         break  # the meter's answer: not retried
                     # acknowledge / server busy: the same request again after a pause
@@ -191,7 +184,7 @@ class Master:
                     got += link.take(rest, got, n - got)
                 if got < n:
                     self.timeouts += 1
-                    res = ModbusTimeout("answer cut short")
+                    res = timeout("answer cut short")
                     continue
                 if crc16(rx, 3 + n) != rx[3 + n] | rx[4 + n] << 8:
                     self.crc_errors += 1

@@ -26,7 +26,7 @@
 import asyncio
 import time
 
-from link import Looped, ret
+from link import Looped, ret, timeout
 
 ACK = const(-1)
 NACK = const(-2)
@@ -57,10 +57,6 @@ _TOO_LONG = const(-7)
 
 
 class Pn532Error(Exception):
-    pass
-
-
-class Pn532Timeout(Pn532Error):
     pass
 
 
@@ -200,7 +196,7 @@ class Pn532:
         rx = self.rx
         while True:
             n = frame(tx, self._cmd, self._params)
-            res = Pn532Timeout("no answer") if self.retries < 0 else None
+            res = timeout("no answer") if self.retries < 0 else None
             for _ in range(self.retries + 1):
                 t.flush()
                 k = t.send_now(tx, n)
@@ -268,7 +264,7 @@ class Pn532:
                     res = Pn532Error("expected an ACK")
                     continue
                 if r == _TIMEOUT:
-                    res = Pn532Timeout("no complete frame from the PN532")
+                    res = timeout("no complete frame from the PN532")
                     k = t.send_now(_ACK_FRAME, 6)  # abort whatever the chip may still be doing
                     while k < 6:
                         yield from asyncio.sleep_ms(1)
