@@ -10,6 +10,7 @@
 #
 # The reader checks the structure it walks (brackets, commas, colons); the values it hands out
 # are checked by whoever parses them (json.loads). Skipped values are only bracket-matched.
+# Malformed or oversized text raises ValueError, as json.loads does (no class of its own to load).
 import json
 
 _BUF = const(2048)  # buffer when the caller has none to lend: the longest value it can hand out
@@ -20,10 +21,6 @@ _LBRACKET = const(0x5B)
 _RBRACKET = const(0x5D)
 _LBRACE = const(0x7B)
 _RBRACE = const(0x7D)
-
-
-class JsonError(ValueError):
-    pass
 
 
 class Reader:
@@ -64,7 +61,7 @@ class Reader:
             return False
         k = self.n - keep
         if k >= len(self.b):
-            raise JsonError("a value over %d bytes" % len(self.b))
+            raise ValueError("a value over %d bytes" % len(self.b))
         if keep:
             if k:
                 self.mv[:k] = self.mv[keep : self.n]
@@ -104,7 +101,7 @@ class Reader:
 
     def expect(self, c):
         if self.peek() != c:
-            raise JsonError("'%s' expected at byte %d" % (chr(c), self.tell()))
+            raise ValueError("'%s' expected at byte %d" % (chr(c), self.tell()))
         self.i += 1
 
     def end(self):
@@ -145,7 +142,7 @@ class Reader:
             return
         while True:
             if self.peek() != _QUOTE:
-                raise JsonError("a key expected at byte %d" % self.tell())
+                raise ValueError("a key expected at byte %d" % self.tell())
             k = self.load(limit)
             self.expect(_COLON)
             yield k
@@ -158,9 +155,9 @@ class Reader:
         # whole in the buffer. -> (start, end) indices in the buffer; the reader is left past it.
         c = self.peek()
         if c < 0:
-            raise JsonError("the text ends where a value was expected")
+            raise ValueError("the text ends where a value was expected")
         if c == _COMMA or c == _COLON or c == _RBRACKET or c == _RBRACE:
-            raise JsonError("a value expected at byte %d" % self.tell())
+            raise ValueError("a value expected at byte %d" % self.tell())
         self._q = c == _QUOTE
         self._s = not self._q and c != _LBRACE and c != _LBRACKET
         self._d = 0 if self._q or self._s else 1
@@ -171,17 +168,17 @@ class Reader:
             s = start - self.base
             if j >= 0:
                 if limit and j - s > limit:
-                    raise JsonError("a value over %d bytes at byte %d" % (limit, start))
+                    raise ValueError("a value over %d bytes at byte %d" % (limit, start))
                 self.i = j
                 return s, j
             if limit and self.n - s > limit:
-                raise JsonError("a value over %d bytes at byte %d" % (limit, start))
+                raise ValueError("a value over %d bytes at byte %d" % (limit, start))
             resume = self.base + self._r
             if not self._more(s if limit else min(self._r, self.n)):
                 if self._s:  # a scalar that runs to the end of the text ends there
                     self.i = self.n
                     return start - self.base, self.n
-                raise JsonError("the text ends inside a value")
+                raise ValueError("the text ends inside a value")
             i = resume - self.base
 
     def _scan(self, i):

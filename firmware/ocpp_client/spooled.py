@@ -37,7 +37,7 @@ async def read(f, buf, action):
     r = Reader(f, buf)
     try:
         return await _read(r, action, validate)
-    except ValueError as e:  # jsonstream.JsonError, or json.loads on a value
+    except ValueError as e:  # malformed (jsonstream.Reader, or json.loads on a value)
         raise Bad(validate.FORMATION, "frame is not valid JSON (%s)" % e)
 
 
