@@ -39,6 +39,7 @@ class Buzzer:
                 self.board.tone(freq, ms)
             await asyncio.sleep_ms(ms)
         self.played += 1
+        self._task = None  # (a cancelled one never gets here): its task and frame are let go
 
     def click(self):
         self.play(CLICK)

@@ -359,12 +359,15 @@ def apply_time(t):
 
 
 def fw_version():
+    # Read for each BootNotification, then out of the heap again (a module of one string).
     try:
         import version
-
-        return version.VERSION
     except ImportError:
         return "dev"
+    from supervisor import drop
+
+    drop("version")
+    return version.VERSION
 
 
 def _why(e):
