@@ -153,7 +153,7 @@ class Store:
         _makedirs(self.root)
         self._seq = {}  # name -> last seq written or read, so saves keep counting up
         self._bad = {}  # name -> True when <name>.json was invalid at load: don't rotate it
-        # (only those: an entry for every valid document was a table of Falses kept all run)
+        # (only those: an entry for every valid or missing document was a table kept all run)
         # name -> times the document was saved or removed since boot: a reader that derived
         # something from it (security.py's TLS context from the PEMs) knows it did not change
         # while the count stays the same.
@@ -177,7 +177,7 @@ class Store:
                 bad.append((ext, why))
         seen = name in self._seq  # loaded (or saved) before since boot
         self._seq[name] = max(top, 0)
-        self._mark_bad(name, any(ext == ".json" for ext, _ in bad))
+        self._mark_bad(name, any(ext == ".json" and w != "missing" for ext, w in bad))
         fn = name + ".json"
         if best is None:
             why = "; ".join(name + e + ": " + w for e, w in bad if w != "missing")
@@ -242,7 +242,7 @@ class Store:
                 if s is not None and s > seq:
                     seq = s
                 if ext == ".json":
-                    self._mark_bad(name, why is not None)
+                    self._mark_bad(name, why is not None and why != "missing")
         return seq
 
     def _mark_bad(self, name, bad):
