@@ -82,8 +82,13 @@ class Agent:
         self._changed = asyncio.Condition()
 
     def board_args(self) -> list[str]:
-        """The board's `--key value` arguments (given in BORNE_ARGS, see `_supervise`)."""
-        return ["--flash", str(self.flash), *self.args, *self.runtime.argv()]
+        """The board's `--key value` arguments (given in BORNE_ARGS, see `_supervise`).
+
+        The agent runs in its flash folder, so the flash is ".": its store's paths are then as
+        short as a charger's ("./data/..." for "/data/..."), not the host's temporary folder,
+        whose length every open path and journal name kept in the heap (~0.3 KiB at a session).
+        """
+        return ["--flash", ".", *self.args, *self.runtime.argv()]
 
     def argv(self) -> list[str]:
         return [*self.runtime.interpreter(), *self.board_args()]
