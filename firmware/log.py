@@ -16,7 +16,8 @@ try:
 except Exception:
     pass
 _MAX = const(400)  # characters of a message shown
-_NAMES = {DEBUG: "D", INFO: "I", WARN: "W", ERROR: "E"}
+# A level's letter: LETTERS[level // 10 - 1] (a text constant, no table in the heap).
+LETTERS = const("DIWE")
 # fn(level, tag, text): the agent log on flash (diag/agentlog.py) gets every printed line too.
 sink = None
 # Logging never raises MemoryError into its caller (the connector logs on its safety path): a
@@ -51,7 +52,7 @@ def _line(lvl, tag, msg, args):
     for c in "\n\r\x1b":
         if c in msg:
             msg = msg.replace(c, "\\x%02x" % ord(c))
-    sys.stdout.write("%s %s: %s\n" % (_NAMES[lvl], tag, msg))
+    sys.stdout.write("%s %s: %s\n" % (LETTERS[lvl // 10 - 1], tag, msg))
     if sink is not None:
         try:
             sink(lvl, tag, msg)

@@ -25,7 +25,6 @@ _FILE_BYTES = const(16384)
 _BUF_BYTES = const(1024)
 _FLUSH_S = const(60)
 _LINE_MAX = const(240)  # a longer line is cut: one line never dominates the ring
-_LETTERS = {log.DEBUG: "D", log.INFO: "I", log.WARN: "W", log.ERROR: "E"}
 
 
 def _seqs(d):
@@ -72,7 +71,7 @@ class AgentLog:
         # Called for every line log.py emits; must never raise nor log.
         if len(text) > _LINE_MAX:
             text = text[:_LINE_MAX] + "..."
-        line = ("%d %s %s: %s\n" % (clock.now(), _LETTERS.get(lvl, "?"), tag, text)).encode()
+        line = ("%d %s %s: %s\n" % (clock.now(), log.LETTERS[lvl // 10 - 1], tag, text)).encode()
         n = len(line)
         if self._n + n > len(self._buf):
             self.flush()
