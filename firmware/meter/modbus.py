@@ -7,9 +7,9 @@
 #   19200 baud). Before a request the master waits for that silence, discarding anything that
 #   arrives (a late answer to an earlier request, noise), so it never answers to stale bytes.
 # - Functions 0x03 (read holding registers) and 0x04 (read input registers); an exception
-#   response (function | 0x80, exception code) raises ModbusError with that code. Timeouts, CRC errors and
-#   malformed answers are retried (`retries` times); exceptions are not, except 0x05/0x06
-#   (acknowledge / server busy).
+#   response (function | 0x80, exception code) raises ModbusError with that code. Timeouts, CRC
+#   errors and malformed answers are retried (`retries` times); exceptions are not, except
+#   0x05/0x06 (acknowledge / server busy).
 #
 # A transaction allocates nothing: read() hands out a link.Looped whose generator, made once,
 # runs every transaction of this master (a coroutine per call would be a new heap object each
@@ -93,7 +93,8 @@ class Master:
     def read(self, addr, fc, start, count):
         # Reads `count` registers: `await master.read(...)` gives 2 * count, and their bytes are
         # in self.rx[3:3 + 2 * count] (big-endian words, as on the wire). Raises ModbusError (an
-        # exception response has its code) or OSError(ETIMEDOUT). One transaction at a time (one bus).
+        # exception response has its code) or OSError(ETIMEDOUT). One transaction at a time (one
+        # bus).
         if fc not in (3, 4) or not 1 <= count <= 125:
             raise ValueError("read: function 3 or 4, 1 to 125 registers")
         self._addr = addr
