@@ -312,8 +312,7 @@ class Hotspot:
         # c: a claim checked by hotspot/validate.py (and claim_refused() None).
         from hotspot import claimflow
 
-        self.state = _JOINING
-        self.error = None
+        self._set(_JOINING)  # published now: the answer to the claim may reach the app first
         self._claim_task = asyncio.create_task(claimflow.run(self, c))
         self._hold(True)
 

@@ -15,6 +15,7 @@
 # backslashes, encoded slashes and escapes above the root refused with 400).
 import asyncio
 import io
+import time
 
 import log
 from supervisor import Turns
@@ -310,17 +311,28 @@ def error(status, message, field=None, extra=None):
     return status, "application/json", json.dumps(d).encode(), extra
 
 
+def _deadline(ms):
+    return time.ticks_add(time.ticks_ms(), ms)
+
+
+def _wait_until(deadline):
+    if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+        raise asyncio.TimeoutError
+
+
 class _Conn:
     # A client socket, polled: the hotspot's sockets stay out of the loop's select.poll set.
     # (The unix port of MicroPython 1.28 crashed in poll_iternext now and then with them in
     # it.) A read waits at most _POLL_MS longer than it would otherwise; the hotspot is idle
-    # or serves one phone, so the wake-ups cost nothing that matters.
+    # or serves one phone, so the wake-ups cost nothing that matters. Each wait ends at its
+    # caller's deadline (ticks_ms) with asyncio.TimeoutError: polled anyway, a request's limits
+    # need no asyncio.wait_for_ms (its module, a task and a runner per wait in the heap).
     def __init__(self, s):
         s.setblocking(False)
         self.s = s
         self._out = []
 
-    async def readinto(self, mv):
+    async def readinto(self, mv, deadline):
         while True:
             try:
                 n = self.s.readinto(mv)
@@ -330,12 +342,13 @@ class _Conn:
                 n = None
             if n is not None:
                 return n
+            _wait_until(deadline)
             await asyncio.sleep_ms(_POLL_MS)
 
     def write(self, b):
         self._out.append(b)
 
-    async def drain(self):
+    async def drain(self, deadline):
         for b in self._out:
             mv = memoryview(b)
             while mv:
@@ -348,6 +361,7 @@ class _Conn:
                 if n:
                     mv = mv[n:]
                 else:
+                    _wait_until(deadline)
                     await asyncio.sleep_ms(_POLL_MS)
         self._out = []
 
@@ -462,7 +476,7 @@ class Server:
     async def _serve_one(self, r, w, buf):
         head = False
         try:
-            n, extra = await asyncio.wait_for_ms(self._read_head(r, buf), _HEAD_TIMEOUT_MS)
+            n, extra = await self._read_head(r, buf, _deadline(_HEAD_TIMEOUT_MS))
             req = parse_head(buf, n)
             head = req.method == "HEAD"
             req._srv, req._r, req._w, req._buf = self, r, w, buf
@@ -494,22 +508,18 @@ class Server:
         # close with unread input makes the kernel send a reset, which can destroy the answer
         # before the client reads it. Bounded in bytes and time.
         left = _DRAIN_MAX
-
-        async def sink():
-            nonlocal left
-            mv = memoryview(buf)
+        mv = memoryview(buf)
+        until = _deadline(_DRAIN_MS)
+        try:
             while left > 0:
-                k = await r.readinto(mv)
+                k = await r.readinto(mv, until)
                 if not k:
                     return
                 left -= k
-
-        try:
-            await asyncio.wait_for_ms(sink(), _DRAIN_MS)
         except Exception:
             pass
 
-    async def _read_head(self, r, buf):
+    async def _read_head(self, r, buf, deadline):
         # Reads until the blank line. -> (head length, bytes read past it). Raises HttpError.
         mv = memoryview(buf)
         got = 0
@@ -518,7 +528,7 @@ class Server:
                 if buf.find(b"\r\n", 0, _LINE_MAX) < 0:
                     raise HttpError(414, "request line too long")
                 raise HttpError(431, "request head too large")
-            k = await r.readinto(mv[got:])
+            k = await r.readinto(mv[got:], deadline)
             if not k:
                 raise EOFError()
             start = got - 3 if got > 3 else 0
@@ -547,32 +557,21 @@ class Server:
         try:
             if req.headers.get(b"expect", b"").lower() == b"100-continue":
                 req._w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                await req._w.drain()
+                await req._w.drain(_deadline(_WRITE_TIMEOUT_MS))
             mv = memoryview(req._buf)
-
-            async def fill():
-                nonlocal got
-                while got < n:
-                    r = req._r.readinto(mv[: min(piece, n - got)])
-                    if stream:
-                        try:
-                            k = await asyncio.wait_for_ms(r, _BODY_TIMEOUT_MS)
-                        except asyncio.TimeoutError:
-                            raise HttpError(408, "request body stalled")
-                    else:
-                        k = await r
-                    if not k:
-                        raise HttpError(400, "body shorter than Content-Length")
-                    put(mv[:k])
-                    got += k
-
-            if stream:
-                await fill()
-            else:
+            until = _deadline(_BODY_TIMEOUT_MS)  # the whole body; a stream's each read
+            while got < n:
+                if stream:
+                    until = _deadline(_BODY_TIMEOUT_MS)
                 try:
-                    await asyncio.wait_for_ms(fill(), _BODY_TIMEOUT_MS)
+                    k = await req._r.readinto(mv[: min(piece, n - got)], until)
                 except asyncio.TimeoutError:
-                    raise HttpError(408, "request body not received in time")
+                    raise HttpError(408, "request body stalled" if stream else
+                                         "request body not received in time")
+                if not k:
+                    raise HttpError(400, "body shorter than Content-Length")
+                put(mv[:k])
+                got += k
             return n
         finally:
             self._body_turn.give()
@@ -589,7 +588,7 @@ class Server:
             w.write(h)
             if body and not head_only:
                 w.write(body)
-            await asyncio.wait_for_ms(w.drain(), _WRITE_TIMEOUT_MS)
+            await w.drain(_deadline(_WRITE_TIMEOUT_MS))
         except Exception:
             pass  # a client that does not read its answer loses it
 
