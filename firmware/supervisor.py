@@ -206,10 +206,33 @@ def drop(*names):
                 pass
 
 
+async def within(coro, ms):
+    # -> what coro gives, or asyncio.TimeoutError once `ms` passed (coro cancelled): what
+    # asyncio.wait_for_ms does, without loading its module (asyncio/funcs.py, ~0.5 KB) and its
+    # runner: the caller's own task awaits coro, and an alarm task cancels it at the limit (it
+    # can only find the caller suspended inside coro: the alarm is stopped before this returns).
+    # A cancel from elsewhere stays a cancel.
+    a = asyncio.create_task(_alarm(asyncio.current_task(), ms))
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if a.done():  # the alarm rang
+            raise asyncio.TimeoutError
+        raise
+    finally:
+        a.cancel()
+
+
+async def _alarm(task, ms):
+    await asyncio.sleep_ms(ms)
+    task.cancel()
+
+
 def drop_waits():
     # asyncio's wait_for, wait_for_ms and gather out of the heap again: asyncio loads their
     # module (asyncio/funcs.py) at the first use of one and keeps them in its globals for good
-    # (~0.4 KB); a connection's set-up uses them, a session need not.
+    # (~0.4 KB); the firmware's own waits use within() instead, the HTTP client and FTP (net/)
+    # and the firmware update's job still use them.
     import asyncio
 
     g = asyncio.__dict__

@@ -155,8 +155,10 @@ class OcppClient:
             if not url:
                 log.warn(_TAG, "no CSMS endpoint configured; waiting for a claim")
                 self._kick.clear()
+                from supervisor import within
+
                 try:  # the claim (hotspot/) calls wake() when it sets the endpoint
-                    await asyncio.wait_for(self._kick.wait(), 30)
+                    await within(self._kick.wait(), 30000)
                 except asyncio.TimeoutError:
                     pass
                 continue

@@ -19,7 +19,7 @@ import struct
 
 import micropython
 
-from supervisor import Turns
+from supervisor import Turns, within
 
 OP_CONT = const(0)
 OP_TEXT = const(1)
@@ -467,7 +467,7 @@ class WebSocket:
         if not self.closed:
             self.closed = True
             try:
-                await asyncio.wait_for_ms(self._send_frame(OP_CLOSE, struct.pack("!H", code)), 500)
+                await within(self._send_frame(OP_CLOSE, struct.pack("!H", code)), 500)
             except Exception:
                 pass
         self.abort()

@@ -9,6 +9,7 @@ import os
 
 from net.url import split as split_url
 from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError, _close_stream
+from supervisor import within
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEADERS = const(32)
@@ -63,7 +64,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
     else:
         coro = asyncio.open_connection(chost, cport)
-    r, w = await asyncio.wait_for_ms(coro, timeout_ms)
+    r, w = await within(coro, timeout_ms)
     try:
         key = binascii.b2a_base64(os.urandom(16))[:-1]
         hosthdr = ("[%s]" % host) if ":" in host else host
@@ -77,8 +78,8 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
             req.append(b"Authorization: " + auth.encode() + b"\r\n")
         req.append(b"\r\n")
         w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
-        await asyncio.wait_for_ms(w.drain(), timeout_ms)
-        status = await asyncio.wait_for_ms(_readline(r), timeout_ms)
+        await within(w.drain(), timeout_ms)
+        status = await within(_readline(r), timeout_ms)
         parts = status.split(None, 2)
         if len(parts) < 2 or parts[1] != b"101":
             code = parts[1].decode() if len(parts) > 1 else "?"
@@ -87,7 +88,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
             raise WsError("handshake refused: HTTP %s" % code)
         headers = {}
         for _ in range(_MAX_HEADERS):
-            line = await asyncio.wait_for_ms(_readline(r), timeout_ms)
+            line = await within(_readline(r), timeout_ms)
             if line in (b"\r\n", b"\n"):
                 break
             k, _, v = line.partition(b":")

@@ -3,10 +3,10 @@
 # server's close frame (answered, raised as WsClosed). Both end the connection; each is loaded
 # by supervisor.rare() for it and dropped after. A MemoryError loading it ends the connection
 # all the same (raised from recv_msg(), as any failure of the link: the session reconnects).
-import asyncio
 import struct
 
 from ocpp_client.ws import OP_CLOSE, WsClosed, WsError
+from supervisor import within
 
 # ws.py's violation numbers (_RSV .. _HUGE) -> what is wrong; the last is a 1009 (too big),
 # the others 1002 (protocol error).
@@ -21,7 +21,7 @@ async def _close(ws, payload):
     if not ws.closed:
         ws.closed = True
         try:
-            await asyncio.wait_for_ms(ws._send_frame(OP_CLOSE, payload), 500)
+            await within(ws._send_frame(OP_CLOSE, payload), 500)
         except Exception:
             pass
 

@@ -1,5 +1,6 @@
-# On-target tests for supervisor.wake() and drop_waits(): a sleeping task woken at once without
-# a task or an exception of its own, a cancelled one never turned back into a plain wake-up, and
+# On-target tests for supervisor.wake(), within() and drop_waits(): a sleeping task woken at once
+# without a task or an exception of its own, a cancelled one never turned back into a plain
+# wake-up, a wait with a limit that neither outlives it nor swallows a real cancel, and
 # asyncio's wait_for module out of the heap again once a connection's set-up is done with it.
 import asyncio
 import sys
@@ -101,3 +102,64 @@ async def test_turns_go_in_order_and_a_cancelled_or_late_taker_holds_none():
     t.give()
     await f
     assert log[-1] == "f" and "e" not in log and not t.busy, log
+
+
+async def test_within_gives_the_result_and_its_alarm_never_rings_after():
+    async def quick():
+        await asyncio.sleep_ms(5)
+        return 42
+
+    supervisor.drop_waits()  # (whatever ran before may have loaded it)
+    assert await supervisor.within(quick(), 50) == 42
+    # The alarm was stopped: sleeping past its limit, this task is not cancelled.
+    await asyncio.sleep_ms(120)
+    assert "asyncio.funcs" not in sys.modules, "within() loaded asyncio's wait_for"
+
+
+async def test_within_cancels_a_slow_wait_and_says_timeout():
+    ended = []
+
+    async def slow():
+        try:
+            await asyncio.sleep_ms(5000)
+        finally:
+            ended.append(True)
+
+    t0 = time.ticks_ms()
+    try:
+        await supervisor.within(slow(), 60)
+    except asyncio.TimeoutError:
+        pass
+    else:
+        raise AssertionError("no TimeoutError")
+    took = time.ticks_diff(time.ticks_ms(), t0)
+    assert ended and 50 <= took < 1000, (ended, took)
+    ev = asyncio.Event()  # an Event waited on under a limit leaves its queue when it passes
+    try:
+        await supervisor.within(ev.wait(), 20)
+    except asyncio.TimeoutError:
+        pass
+    ev.set()
+    await asyncio.sleep_ms(10)
+
+
+async def test_within_leaves_a_cancel_from_elsewhere_a_cancel():
+    seen = []
+
+    async def waiter():
+        try:
+            await supervisor.within(asyncio.sleep_ms(5000), 3000)
+        except asyncio.TimeoutError:
+            seen.append("timeout")
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    t = asyncio.create_task(waiter())
+    await asyncio.sleep_ms(20)
+    t.cancel()
+    try:
+        await t
+    except asyncio.CancelledError:
+        pass
+    assert seen == ["cancelled"], seen
