@@ -315,7 +315,8 @@ def _deadline(ms):
     return time.ticks_add(time.ticks_ms(), ms)
 
 
-def _wait_until(deadline):
+def _in_time(deadline):
+    # Raises asyncio.TimeoutError once ticks_ms() has reached the deadline.
     if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
         raise asyncio.TimeoutError
 
@@ -342,7 +343,7 @@ class _Conn:
                 n = None
             if n is not None:
                 return n
-            _wait_until(deadline)
+            _in_time(deadline)
             await asyncio.sleep_ms(_POLL_MS)
 
     def write(self, b):
@@ -361,7 +362,7 @@ class _Conn:
                 if n:
                     mv = mv[n:]
                 else:
-                    _wait_until(deadline)
+                    _in_time(deadline)
                     await asyncio.sleep_ms(_POLL_MS)
         self._out = []
 

@@ -13,7 +13,6 @@
 # handed up as a Spooled object (path, size, head) instead of a buffer; otherwise it is read to its
 # end and dropped (WsTooBig, the connection lives on). Only past _DISCARD_MAX, or on a protocol
 # violation, is the connection failed.
-import asyncio
 import os
 import struct
 
