@@ -20,7 +20,7 @@ import sys
 import time
 
 import log
-import version
+from supervisor import fw_version
 
 _TAG = "console"
 
@@ -45,7 +45,7 @@ class Console:
     def identity(self):
         s = self.settings
         return {"cp_id": s["cp_id"], "serial": s["serial"], "model": s["model"],
-                "vendor": s["vendor"], "firmware": version.VERSION,
+                "vendor": s["vendor"], "firmware": fw_version(),
                 "board": _board_name(),
                 "claimed": s.is_claimed()}
 

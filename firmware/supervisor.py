@@ -206,6 +206,17 @@ def drop(*names):
                 pass
 
 
+
+def fw_version(missing="dev"):
+    # The running firmware's version: version.py (one string, which `borne release` writes)
+    # read at each use and out of the heap again; `missing` where there is none (a source tree).
+    try:
+        import version
+    except ImportError:
+        return missing
+    drop("version")
+    return version.VERSION
+
 async def within(coro, ms):
     # -> what coro gives, or asyncio.TimeoutError once `ms` passed (coro cancelled): what
     # asyncio.wait_for_ms does, without loading its module (asyncio/funcs.py, ~0.5 KB) and its

@@ -53,7 +53,7 @@ class Diag:
 
     # -- identity (the diagnostics file) ------------------------------------------------------
     def firmware_version(self):
-        from ocpp_client.client import fw_version
+        from supervisor import fw_version
 
         return fw_version()
 

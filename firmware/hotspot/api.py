@@ -75,7 +75,7 @@ def _only(hs, method, allowed):
 def _identity(hs):
     # Public: what the label already shows, plus what the app needs to choose its screens.
     s = hs.settings
-    from ocpp_client.client import fw_version
+    from supervisor import fw_version
 
     return _json(200, {"cp_id": s.factory_id, "vendor": s["vendor"], "model": s["model"],
                        "firmware": fw_version(), "ssid": hs.ssid,

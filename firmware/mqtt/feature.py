@@ -20,6 +20,7 @@ from mqtt import commands, discovery, topics
 from mqtt.link import Link, Refused
 from mqtt.prof import note
 from mqtt.url import parse_url
+from supervisor import fw_version
 
 _TAG = "mqtt"
 _TICK_MS = const(500)
@@ -29,15 +30,6 @@ QUEUE = "mqtt_sessions"
 QUEUE_MAX = const(50)  # finished sessions kept for the broker (~200 bytes each on flash)
 _BACKOFF_S = (2, 300)  # first retry, ceiling (backoff_s)
 _REFUSED_S = const(60)  # after the broker refused our credentials: no faster than this
-
-
-def _fw():
-    try:
-        import version
-
-        return version.VERSION
-    except ImportError:
-        return "dev"
 
 
 def backoff_s(fails, floor, r):
@@ -208,7 +200,7 @@ class Mqtt:
         if self.settings.get("mqtt_discovery", True):
             st = self.settings
             dev = {"name": st.get("name") or "borne " + st["cp_id"], "mf": st.get("vendor"),
-                   "mdl": st.get("model") or "borne", "sw": _fw(), "sn": st.get("serial")}
+                   "mdl": st.get("model") or "borne", "sw": fw_version(), "sn": st.get("serial")}
             self._disc = discovery.messages(self.base, st["cp_id"], dev, self.cmds.enabled,
                                             self._max_a())
         self._meter_ms = None
@@ -302,7 +294,7 @@ class Mqtt:
         v["faults"] = json.dumps(faults)
         v["offer"] = "%.1f" % c.offer_a
         v["ocpp"] = "online" if getattr(self.ocpp, "connected", False) else "offline"
-        v["firmware"] = _fw()
+        v["firmware"] = fw_version()
         v["paused"] = topics.onoff(c.owner_paused)
         lim = c.owner_limit_a
         v["limit"] = "%g" % (lim if lim is not None else self._max_a())

@@ -360,18 +360,6 @@ def apply_time(t):
             log.warn(_TAG, "CSMS sent a bad currentTime %r", t)
 
 
-def fw_version():
-    # Read for each BootNotification, then out of the heap again (a module of one string).
-    try:
-        import version
-    except ImportError:
-        return "dev"
-    from supervisor import drop
-
-    drop("version")
-    return version.VERSION
-
-
 def _why(e):
     if e is None:
         return "closed"

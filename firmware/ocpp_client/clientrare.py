@@ -81,7 +81,7 @@ async def boot(cl):
     wait_ms = cl._boot_due_ms
     if wait_ms:
         await asyncio.sleep_ms(wait_ms)
-    from ocpp_client.client import fw_version
+    from supervisor import fw_version
 
     s = cl.settings
     req = {"chargePointVendor": s["vendor"][:20], "chargePointModel": s["model"][:20]}

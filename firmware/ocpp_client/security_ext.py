@@ -69,7 +69,7 @@ def _boot_events(s, sec):
     sec.add("StartupOfTheDevice")
     if prev is not None and prev.get("k") in ("reset", "factory_reset"):
         sec.add("ResetOrReboot", "%s reset" % prev.get("type", "factory"))
-    from ocpp_client.client import fw_version  # the running firmware's
+    from supervisor import fw_version  # the running firmware's
 
     fw = fw_version()
     if doc["fw"] != fw and doc["fw"]:

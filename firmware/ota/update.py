@@ -52,12 +52,10 @@ DEFAULTS = {
 
 
 def running_version():
-    try:
-        import version
+    # "0" without a version.py (a source tree): below any bundle's, so no update is a downgrade.
+    from supervisor import fw_version
 
-        return version.VERSION
-    except ImportError:
-        return "0"
+    return fw_version("0")
 
 
 class Updater:
