@@ -20,7 +20,6 @@ from mqtt import commands, discovery, topics
 from mqtt.link import Link, Refused
 from mqtt.prof import note
 from mqtt.url import parse_url
-from supervisor import fw_version
 
 _TAG = "mqtt"
 _TICK_MS = const(500)
@@ -62,6 +61,9 @@ class Mqtt:
         self.events = events
         self.vals = {}
         self.sent = {}
+        from supervisor import fw_version
+
+        self.fw = fw_version()  # read once: the running firmware's, until the next boot
         self.queue = store.journal(QUEUE, QUEUE_MAX)
         self.inflight = None  # (packet id, journal seq) of the session being published
         self.link = None
@@ -200,7 +202,7 @@ class Mqtt:
         if self.settings.get("mqtt_discovery", True):
             st = self.settings
             dev = {"name": st.get("name") or "borne " + st["cp_id"], "mf": st.get("vendor"),
-                   "mdl": st.get("model") or "borne", "sw": fw_version(), "sn": st.get("serial")}
+                   "mdl": st.get("model") or "borne", "sw": self.fw, "sn": st.get("serial")}
             self._disc = discovery.messages(self.base, st["cp_id"], dev, self.cmds.enabled,
                                             self._max_a())
         self._meter_ms = None
@@ -294,7 +296,7 @@ class Mqtt:
         v["faults"] = json.dumps(faults)
         v["offer"] = "%.1f" % c.offer_a
         v["ocpp"] = "online" if getattr(self.ocpp, "connected", False) else "offline"
-        v["firmware"] = fw_version()
+        v["firmware"] = self.fw
         v["paused"] = topics.onoff(c.owner_paused)
         lim = c.owner_limit_a
         v["limit"] = "%g" % (lim if lim is not None else self._max_a())
