@@ -1,7 +1,8 @@
 # On-target tests for supervisor.wake(), within() and drop_waits(): a sleeping task woken at once
 # without a task or an exception of its own, a cancelled one never turned back into a plain
 # wake-up, a wait with a limit that neither outlives it nor swallows a real cancel, and
-# asyncio's wait_for module out of the heap again once a connection's set-up is done with it.
+# asyncio's wait_for module out of the heap again once a connection's set-up is done with it;
+# fw_version(), which reads version.py and lets it go.
 import asyncio
 import sys
 import time
@@ -163,3 +164,15 @@ async def test_within_leaves_a_cancel_from_elsewhere_a_cancel():
     except asyncio.CancelledError:
         pass
     assert seen == ["cancelled"], seen
+
+
+async def test_fw_version_reads_version_py_and_lets_it_go():
+    # The running firmware's version for the BootNotification, the hotspot, MQTT and the rest:
+    # read at each use, the module out of the heap again after.
+    import version
+
+    expected = version.VERSION
+    supervisor.drop("version")
+    assert supervisor.fw_version() == expected
+    assert "version" not in sys.modules
+    assert supervisor.fw_version("0") == expected  # the fallback only where there is none
