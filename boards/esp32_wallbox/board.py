@@ -31,8 +31,7 @@ import time
 
 import esp32
 import machine
-import neopixel
-from machine import ADC, PWM, UART, Pin
+from machine import ADC, PWM, UART, Pin, bitstream
 from micropython import const
 
 import pins
@@ -43,6 +42,10 @@ NAME = "esp32_wallbox"
 _DUTY_FULL = const(65535)  # duty_u16 65535 = 100 %: the LEDC output stays high, no low pulse
 _BUZZ_DUTY = const(32768)  # square wave: loudest for a piezo
 _TONE_TIMER_ID = const(0)  # hardware timer 0 stops the buzzer; the board owns it
+# The status LED, one WS2812 written with machine.bitstream: high/low times (ns) of a 0 bit, then
+# of a 1 bit, at 800 kHz (the stock neopixel driver's timing=1), its three bytes green, red, blue.
+# (That driver's module and object would hold ~0.4 KB of heap for good, and a tuple per update.)
+_WS2812_NS = const((400, 850, 800, 450))
 
 # Pilot sampling. The ADC is not synchronised with the PWM, so the board reads it back to back and
 # keeps the extremes: the highest readings are the high plateau, the lowest the low plateau. The
@@ -180,9 +183,9 @@ class Board(BoardBase):
         self._cp_low = 12000
         self._sampled = time.ticks_add(time.ticks_ms(), -10 * _SAMPLE_FRESH_MS)
 
-        self._np = neopixel.NeoPixel(Pin(pins.LED_WS2812, Pin.OUT), 1)
-        self._np[0] = (0, 0, 0)
-        self._np.write()
+        self._px_pin = Pin(pins.LED_WS2812, Pin.OUT)
+        self._px = bytearray(3)  # green, red, blue
+        bitstream(self._px_pin, 0, _WS2812_NS, self._px)  # dark
 
         self._buzz = None
         self._tone_timer = None
@@ -385,8 +388,11 @@ class Board(BoardBase):
 
     # ---- face --------------------------------------------------------------------------------
     def led(self, r, g, b):
-        self._np[0] = (r, g, b)
-        self._np.write()
+        px = self._px
+        px[0] = g
+        px[1] = r
+        px[2] = b
+        bitstream(self._px_pin, 0, _WS2812_NS, px)
 
     def led_state(self, color, pattern, brightness):
         # What the light means, on the console next to the telemetry ("@led ...").

@@ -253,6 +253,29 @@ class Pin:
         return "Pin(%d)" % self.id
 
 
+# ---- bitstream -----------------------------------------------------------------------------------
+_pixel = [None]  # the colour the status LED last showed
+
+
+def bitstream(pin, encoding, timing, data):
+    # Bit-banged output; encoding 0 (high/low pulse times) only, as extmod/machine_bitstream.c
+    # (ValueError "encoding" for another, "requested length 4 but object has length N" for a
+    # timing of another length). On pins.LED_WS2812, an output (the board sets it, as the
+    # neopixel driver does), it lights the status LED, a WS2812 taking green, red, blue: its
+    # colour goes to the simulation ("pixel rrggbb") when it changes.
+    if encoding != 0:
+        raise ValueError("encoding")
+    if len(timing) != 4:
+        raise ValueError("requested length 4 but object has length %d" % len(timing))
+    g = pin.id
+    if g != pins.LED_WS2812 or not _out[g] or len(data) < 3:
+        return
+    px = "%02x%02x%02x" % (data[1], data[0], data[2])
+    if px != _pixel[0]:
+        _pixel[0] = px
+        _wires.send("pixel " + px)
+
+
 # ---- ADC ---------------------------------------------------------------------------------------
 # The pilot sense network of pins.py: R1 to the pilot, R2 to 3V3, R3 to GND.
 _R1 = 100000
