@@ -206,7 +206,6 @@ def drop(*names):
                 pass
 
 
-
 def fw_version(missing="dev"):
     # The running firmware's version: version.py (one string, which `borne release` writes)
     # read at each use and out of the heap again; `missing` where there is none (a source tree).
@@ -216,6 +215,7 @@ def fw_version(missing="dev"):
         return missing
     drop("version")
     return version.VERSION
+
 
 async def within(coro, ms):
     # -> what coro gives, or asyncio.TimeoutError once `ms` passed (coro cancelled): what
