@@ -32,16 +32,16 @@ from borne import paths
 from borne.chaos.ledger import judge, parse_time
 from borne.chaos.mutate import mutated_frames
 from borne.csms import Csms, ws_frame
-from borne.sim.options import Runtime
+from borne.sim.options import Fitted, Runtime
 from borne.sim.simulator import ClaimOptions, Simulator
 
 CP_ID = "CP-CHAOS"
 
 # Full campaign sizes (issue 11) and the slice `make test` runs.
-FULL = {"power": 500, "net": 200, "frames": 100_000, "hotspot": 10_000, "noise": 2_000,
-        "props": 10_000, "soak": 96}
-SLICE = {"power": 6, "net": 4, "frames": 1_500, "hotspot": 300, "noise": 50, "props": 100,
-         "soak": 3}
+FULL = {"power": 500, "net": 200, "mixed": 300, "frames": 100_000, "hotspot": 10_000,
+        "noise": 2_000, "props": 10_000, "soak": 96}
+SLICE = {"power": 6, "net": 4, "mixed": 8, "frames": 1_500, "hotspot": 300, "noise": 50,
+         "props": 100, "soak": 3}
 SLICE_LONGEST_CUT_S = 4.0
 
 
@@ -122,7 +122,7 @@ def _shifted_clock(csms: Csms, shift: float) -> None:
 @contextlib.asynccontextmanager
 async def rig(workdir: Path, name: str, diag: bool = False,
               claim: ClaimOptions | None = None, heartbeat: int = 300,
-              clock_shift: float = 0.0) -> AsyncIterator[Rig]:
+              clock_shift: float = 0.0, fitted: Fitted | None = None) -> AsyncIterator[Rig]:
     flash = workdir / f"flash-{name}"
     shutil.rmtree(flash, ignore_errors=True)  # a fresh charger every run
     (workdir / f"agent-{name}.log").unlink(missing_ok=True)
@@ -133,6 +133,7 @@ async def rig(workdir: Path, name: str, diag: bool = False,
             _shifted_clock(csms, clock_shift)
         await csms.start()
     sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url if csms else None, claim=claim,
+                    fitted=fitted,
                     runtime=Runtime(diag=diag, log_file=workdir / f"agent-{name}.log"))
     await sim.start()
     try:
@@ -321,6 +322,114 @@ async def net_cuts(rng: random.Random, n: int, workdir: Path, longest: float = 6
                 res.bad(f"restore to the first delivered message took {x:.2f} s (> 3 s)")
         if r.boots() != 1:
             res.bad(f"the agent rebooted during network cuts ({r.boots()} boots)")
+    return res
+
+
+# -- power and network cuts among taps and remote starts, on the ESP32 board ---------------------
+
+MIXED_TAGS = ("04A1B2C3", "04D5E6F7", "04112233445566")
+
+
+async def mixed(rng: random.Random, n: int, workdir: Path) -> Result:
+    """Rounds of: a plug, then a tap, a remote start or nothing; maybe the network goes down or
+    comes back; a tap or an unplug may end the session; maybe a power cut (a second one during
+    the reboot now and then), online or off. The emulated ESP32 board with its MFRC522 reader
+    and a single-phase meter: the board a charger ships with. Sessions start offline by
+    LocalAuthorizeOffline / AllowOfflineTxForUnknownId. Judged by the ledger: every session the
+    CSMS sees started once and stopped once, nothing lost, whatever the order of events."""
+    res = Result("mixed cuts")
+    where: Counter[str] = Counter()
+    fitted = Fitted(board="esp32_wallbox", reader="mfrc522", meter_model="sdm120")
+    async with rig(workdir, "mixed", fitted=fitted) as r:
+        from ocpp.v16 import call
+
+        await r.configure(MeterValueSampleInterval="1", LocalAuthorizeOffline="true",
+                          AllowOfflineTxForUnknownId="true", WebSocketPingInterval="5")
+        assert r.csms is not None
+        csms = r.csms
+        net_up = plugged = True
+        await r.cmd("plug")
+        boot_at = 0  # the CSMS's frames before the latest boot's BootNotification
+        links = 0  # the CSMS's connections before the latest cut ended
+
+        async def online() -> None:
+            # The charger online on a connection made after the latest cut: a call sent
+            # sooner would go down a link the cut left, which the charger cannot answer on.
+            await csms.wait_for(lambda: csms.connects > links, 60, "a connection after the cut")
+            await csms.wait_call("BootNotification", after=boot_at, timeout=60)
+            await r.until(lambda s: s["ocpp"]["connected"], "online between rounds", 60)
+
+        for _ in range(n):
+            if net_up:
+                await online()
+            if not plugged:
+                await r.cmd("plug")
+                plugged = True
+            await r.cmd("charge")
+            tag = rng.choice(MIXED_TAGS)
+            x = rng.random()
+            if x < 0.45:
+                where["tap"] += 1
+                await r.cmd("tap", uid=tag)
+            elif x < 0.7 and net_up:
+                where["remote_start"] += 1
+                try:
+                    await asyncio.wait_for(csms.charge_points[CP_ID].call(
+                        call.RemoteStartTransaction(id_tag=tag, connector_id=1)), 10)
+                except Exception as e:
+                    res.bad(f"RemoteStartTransaction online: {type(e).__name__}: {e}")
+            await asyncio.sleep(rng.uniform(0, 2.5))
+            if rng.random() < 0.3:
+                net_up = not net_up
+                where["net_down" if not net_up else "net_up"] += 1
+                links = csms.connects
+                await r.cmd("net", up=net_up)
+                await asyncio.sleep(rng.uniform(0, 2.0))
+            y = rng.random()
+            if y < 0.25:
+                where["tap_to_stop"] += 1  # or to start, when none runs
+                await r.cmd("tap", uid=tag)
+                await asyncio.sleep(rng.uniform(0, 1.5))
+            elif y < 0.5:
+                where["unplug"] += 1
+                await r.cmd("unplug")
+                plugged = False
+                await asyncio.sleep(rng.uniform(0, 1.0))
+            if rng.random() < 0.5:
+                where["power_cut_offline" if not net_up else "power_cut"] += 1
+                if r.state()["relay"]:
+                    where["relay_closed_at_cut"] += 1
+                await r.cmd("power_cut")
+                if r.state()["relay"]:
+                    res.bad("relay closed with the power cut")
+                if rng.random() < 0.5:
+                    await r.cmd("unplug")  # the EV left while the charger was off
+                    plugged = False
+                boot_at, links = len(csms.frames), csms.connects
+                await r.cmd("power_on")
+                if rng.random() < 0.3:
+                    where["second_cut"] += 1  # during the boot and its redelivery
+                    await asyncio.sleep(rng.uniform(0, 1.0))
+                    await r.cmd("power_cut")
+                    boot_at, links = len(csms.frames), csms.connects
+                    await r.cmd("power_on")
+            if not net_up and rng.random() < 0.5:
+                await asyncio.sleep(rng.uniform(0, 3.0))
+                net_up = True
+                where["net_up"] += 1
+                links = csms.connects
+                await r.cmd("net", up=True)
+        if not net_up:
+            await r.cmd("net", up=True)
+        await r.cmd("unplug")
+        await _drained(r, 120)
+        _ledger(res, r)
+        _check_csms(res, r)
+        res.figures["rounds"] = n
+        res.figures["events"] = dict(where)
+        res.figures["boots"] = r.boots()
+        for code in r.unexpected_exits():
+            res.bad(f"the agent exited with code {code} (a crash, not a cut)")
     return res
 
 
@@ -952,7 +1061,7 @@ async def soak(rng: random.Random, sessions: int, workdir: Path) -> Result:
     return res
 
 
-CAMPAIGNS = ("power", "net", "frames", "hotspot", "noise", "props", "soak")
+CAMPAIGNS = ("power", "net", "mixed", "frames", "hotspot", "noise", "props", "soak")
 
 
 async def run(names: list[str], sizes: dict[str, int], seed: int, workdir: Path | None = None,
@@ -971,6 +1080,8 @@ async def run(names: list[str], sizes: dict[str, int], seed: int, workdir: Path 
                     res = await power_cuts(rng, n, wd)
                 elif name == "net":
                     res = await net_cuts(rng, n, wd, longest_cut)
+                elif name == "mixed":
+                    res = await mixed(rng, n, wd)
                 elif name == "frames":
                     res = await frames(rng, n, wd)
                 elif name == "hotspot":
