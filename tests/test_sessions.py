@@ -217,6 +217,8 @@ async def test_soft_reset_stops_the_session_then_reboots(csms: Csms, control: Co
     assert stop.payload["reason"] == "SoftReset" and stop.payload["transactionId"] == tx
     await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
     assert len(csms.calls("StopTransaction")) == 1
+    # The link before the restart was closed with "going away", not dropped
+    assert csms.close_codes[:1] == [(CP_ID, 1001)], csms.close_codes
 
 
 async def test_hard_reset_reboots_and_delivers_the_stop_after(

@@ -292,6 +292,7 @@ class Csms:
         self.answered: dict[tuple[str, str], str] = {}  # (cp, message id) -> our raw answer
         self.repeats: list[Frame] = []  # CALLs received again under an id seen before
         self.connects = 0
+        self.close_codes: list[tuple[str, int | None]] = []  # (cp, the code a link ended with)
         self.close_at_once = 0  # this many next connections are closed right after the handshake
         self._changed = asyncio.Condition()
         self._server: Server | None = None
@@ -381,6 +382,8 @@ class Csms:
         finally:
             if self.connections.get(cp_id) is conn:
                 del self.connections[cp_id]
+            # The charger's close frame's code; 1006 when the link ended without one
+            self.close_codes.append((cp_id, conn.close_code))
             await self._notify()
 
     def _record(self, frame: Frame) -> None:
