@@ -76,8 +76,8 @@ async def _reset(s, kind):
     log.info(_TAG, "%s reset", kind)
     ws = s.rpc.ws
     if not hard and ws is not None:
-        # 1001 (going away): the CSMS learns of the restart now, not at its ping timeout (an
-        # ESP32's reset leaves no TCP FIN), and may take the next boot's connection at once
-        await ws.close(1001)
+        from supervisor import rare
+
+        await rare("ocpp_client.wsrare", "going_away", ws)  # the closing handshake
     await asyncio.sleep_ms(50)
     s.board.reset(hard)

@@ -1,8 +1,10 @@
 # The WebSocket's (ws.py) seldom-run paths, out of the heap between their uses: a protocol
-# violation by the server (said, closed with its status code, raised as WsError) and the
-# server's close frame (answered, raised as WsClosed). Both end the connection; each is loaded
-# by supervisor.rare() for it and dropped after. A MemoryError loading it ends the connection
-# all the same (raised from recv_msg(), as any failure of the link: the session reconnects).
+# violation by the server (said, closed with its status code, raised as WsError), the
+# server's close frame (answered, raised as WsClosed) and our own close before a restart. Each
+# ends the connection; each is loaded by supervisor.rare() for it and dropped after. A
+# MemoryError loading it ends the connection all the same (raised from recv_msg(), as any
+# failure of the link: the session reconnects).
+import asyncio
 import struct
 
 from ocpp_client.ws import OP_CLOSE, WsClosed, WsError
@@ -44,3 +46,17 @@ async def closed(ws, n):
     await _close(ws, struct.pack("!H", code) if n >= 2 else b"")
     reason = bytes(ctl[2:n]).decode("utf-8", "replace") if n > 2 else ""
     raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
+
+
+async def going_away(ws):
+    # Before a restart (remote.py): the closing handshake (RFC 6455 7.1.2). Our close frame,
+    # 1001 (going away), then the server's, which the reader takes (closed(), above) and the
+    # session ends with: the CSMS learns of the restart at once, not at its ping timeout (an
+    # ESP32's reset sends no FIN), and the socket closes with nothing unread (no RST that could
+    # drop our frame). At most a second, then the link is dropped.
+    await _close(ws, struct.pack("!H", 1001))
+    for _ in range(20):
+        if ws.r is None:  # the session ended (aborted)
+            break
+        await asyncio.sleep_ms(50)
+    ws.abort()
