@@ -14,7 +14,7 @@ from pathlib import Path
 from borne.csms import Csms, now_iso
 from borne.sim.simulator import Simulator
 from conftest import BOTH_BOARDS
-from ocpp.v16 import call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import RegistrationStatus
 
 CP_ID = "CP-TEST-1"  # the id the sim fixture gives the charger
@@ -100,6 +100,33 @@ async def test_pending_boot_initiates_nothing_until_accepted(csms: Csms, flash: 
         await csms.wait_call("StatusNotification")
         names = _calls(csms)
         assert names[:3] == ["BootNotification"] * 3, names
+    finally:
+        await sim.stop()
+
+
+async def test_pending_charger_refuses_a_remote_start(csms: Csms, flash: Path) -> None:
+    # OCPP 1.6 4.2: RemoteStartTransaction is not allowed while the charger is Pending; a CSMS
+    # that sends one anyway starts no session (and no StartTransaction waits for Accepted).
+    pending = True
+    csms.respond(
+        "BootNotification",
+        lambda p: call_result.BootNotification(
+            current_time=now_iso(), interval=1,
+            status=RegistrationStatus.pending if pending else RegistrationStatus.accepted),
+    )
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await sim.start()
+    try:
+        await csms.wait_call("BootNotification")
+        await sim.command({"cmd": "plug"})
+        res = await csms.charge_points[CP_ID].call(call.RemoteStartTransaction(id_tag="04A1B2C3"))
+        assert res.status == "Rejected"
+        pending = False
+        await csms.wait_call("StatusNotification")
+        res = await csms.charge_points[CP_ID].call(call.RemoteStartTransaction(id_tag="04A1B2C3"))
+        assert res.status == "Accepted"
+        start = await csms.wait_call("StartTransaction")
+        assert len(csms.calls("StartTransaction")) == 1, start
     finally:
         await sim.stop()
 

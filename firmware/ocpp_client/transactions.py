@@ -183,6 +183,10 @@ class Transactions:
 
     # -- the CSMS's calls --------------------------------------------------------------------
     async def remote_start(self, p):
+        if self.s.registration != "Accepted":
+            # Not while the CSMS keeps the charger Pending (OCPP 1.6 4.2: not allowed then). A
+            # RemoteStopTransaction is honoured even so: stopping is always safe.
+            return {"status": "Rejected"}
         cid = p.get("connectorId", 1)
         if cid != 1:
             return {"status": "Rejected"}  # one connector; 0 is not a connector to charge on
