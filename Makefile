@@ -16,6 +16,11 @@ APT_GET ?= apt-get
 # The MQTT broker the MQTT tests start per test (tests/mqttpeer.py): Debian's mosquitto,
 # installed by `make test` when missing, the same way.
 MOSQUITTO ?= /usr/sbin/mosquitto
+# A second CSMS on another stack for the interoperability test (tests/test_interop_node.py):
+# ocpp-rpc on Node.js, pinned by tests/interop/package-lock.json, installed into build/interop
+# by npm (Debian's npm, installed by `make test` when missing, the same way).
+NPM ?= /usr/bin/npm
+NODE_PEER := build/interop/node_modules/ocpp-rpc/package.json
 
 .PHONY: setup sim test bench chaos lint lock clean
 
@@ -35,9 +40,10 @@ $(MPLIB): $(STAMP) host_tools/borne/mplib.py
 sim: setup
 	$(BIN)/borne sim $(SIM_ARGS)
 
-test: setup $(CHROMIUM) $(MOSQUITTO)
+test: setup $(CHROMIUM) $(MOSQUITTO) $(NODE_PEER)
 	$(BIN)/ruff check host_tools tests
-	BORNE_CHROMIUM=$(CHROMIUM) BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/python -m pytest
+	BORNE_CHROMIUM=$(CHROMIUM) BORNE_MOSQUITTO=$(MOSQUITTO) BORNE_NODE_PEER=build/interop \
+	  $(BIN)/python -m pytest
 
 # Debian packages the tests need, installed once: a second run finds the file and does nothing.
 # As root, or through `sudo -n`. If one cannot be installed, this says why and the run goes on:
@@ -62,6 +68,14 @@ $(CHROMIUM):
 
 $(MOSQUITTO):
 	$(call apt_install,mosquitto,MOSQUITTO,the MQTT tests (tests/test_mqtt*.py))
+
+$(NPM):
+	$(call apt_install,npm,NPM,the interoperability test (tests/test_interop_node.py))
+
+# A failed install says why and the run goes on: the interoperability test then fails naming it.
+$(NODE_PEER): tests/interop/package.json tests/interop/package-lock.json | $(NPM)
+	-mkdir -p build/interop && cp tests/interop/package.json tests/interop/package-lock.json build/interop/ \
+	  && cd build/interop && $(NPM) ci --no-audit --no-fund --quiet && touch node_modules/ocpp-rpc/package.json
 
 bench: setup $(MOSQUITTO)
 	BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/borne bench
