@@ -232,6 +232,39 @@ async def test_hard_reset_reboots_and_delivers_the_stop_after(
     assert len(csms.calls("StopTransaction")) == 1
 
 
+async def test_stop_transaction_carries_the_clock_aligned_readings(
+    csms: Csms, control: Control
+) -> None:
+    # StopTxnAlignedData: each clock-aligned reading of the session is in the StopTransaction's
+    # transactionData, the same instant as the Sample.Clock MeterValues sent during it, in order
+    # between Transaction.Begin and Transaction.End.
+    cp = await _ready(csms)
+    for key, value in (("ClockAlignedDataInterval", "1"),
+                       ("MeterValuesAlignedData", "Energy.Active.Import.Register"),
+                       ("StopTxnAlignedData", "Energy.Active.Import.Register"),
+                       ("StopTxnSampledData", "Energy.Active.Import.Register")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == \
+            "Accepted", key
+    tx = await _charging(csms, control)
+
+    def clock_values() -> list[str]:
+        return [mv["timestamp"] for f in csms.calls("MeterValues")
+                if f.payload.get("transactionId") == tx for mv in f.payload["meterValue"]
+                if mv["sampledValue"][0]["context"] == "Sample.Clock"]
+
+    await csms.wait_for(lambda: len(clock_values()) >= 3, 10, "three clock-aligned readings")
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    stop = (await csms.wait_call("StopTransaction")).payload
+    data = stop["transactionData"]
+    contexts = [mv["sampledValue"][0]["context"] for mv in data]
+    assert contexts[-1] == "Transaction.End" and set(contexts[:-1]) <= {
+        "Transaction.Begin", "Sample.Clock"} and "Transaction.Begin" not in contexts[1:], contexts
+    aligned = [mv["timestamp"] for mv in data if mv["sampledValue"][0]["context"] == "Sample.Clock"]
+    assert aligned == clock_values(), (aligned, clock_values())
+    start = (await csms.wait_call("StartTransaction")).payload["timestamp"]
+    assert aligned == sorted(aligned) and aligned[0] >= start, (start, aligned)
+
+
 async def test_meter_register_values_frame_the_energy_delivered(
     csms: Csms, control: Control
 ) -> None:

@@ -1,6 +1,7 @@
 # Feature: meter values. Periodic samples during a session (MeterValueSampleInterval) and
 # clock-aligned ones (ClockAlignedDataInterval, aligned to midnight UTC); a session's samples are
-# journaled with its transaction messages. Also the MeterValues of TriggerMessage.
+# journaled with its transaction messages, its StopTxnAlignedData readings handed to the
+# transactions feature for its StopTransaction. Also the MeterValues of TriggerMessage.
 import asyncio
 import time
 
@@ -39,6 +40,8 @@ class Metering:
                 slot = now - now % aligned
                 if self._aligned_slot is not None and slot != self._aligned_slot:
                     self._meter_values(ref, "MeterValuesAlignedData", "Sample.Clock", slot)
+                    if ref:
+                        self._stop_aligned(ref, slot)
                 self._aligned_slot = slot
 
     def _meter_values(self, ref, key, context, ts=None):
@@ -59,6 +62,15 @@ class Metering:
         req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
         if s.online():
             asyncio.create_task(s.send("MeterValues", req))
+
+    def _stop_aligned(self, ref, slot):
+        # StopTxnAlignedData: the same instant's values, for the StopTransaction's
+        # transactionData (kept by the transactions feature until the stop).
+        vals = self._sampled("StopTxnAlignedData", "Sample.Clock")
+        tx = self.s.feature("transactions")
+        if vals and tx is not None:
+            ms = max(slot * 1000, self.s.connector.session_start_ms or 0)
+            tx.aligned(ref, meterdata.meter_value(vals, ms, True))
 
     async def trigger(self, cid):
         vals = self._sampled("MeterValuesSampledData", "Trigger")
