@@ -56,6 +56,10 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("LocalPreAuthorize", "maybe", "Rejected"),
         ("LightIntensity", "101", "Rejected"),
         ("AuthorizationKey", "0123456789abcdef0123", "Accepted"),
+        # Keys whose behaviour is not implemented take only the value that is true of it
+        ("MinimumStatusDuration", "30", "Rejected"),
+        ("MinimumStatusDuration", "0", "Accepted"),
+        ("MaxEnergyOnInvalidId", "500", "Rejected"),
     ]
     for key, value, want in cases:
         res = await cp.call(call.ChangeConfiguration(key=key, value=value))

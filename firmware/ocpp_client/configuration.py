@@ -153,6 +153,10 @@ def _check(key, v, cfg, kt):
         raise ValueError("zero")
     if key == "TransactionMessageAttempts" and v > 100:
         raise ValueError("too many")
+    if key in ("MinimumStatusDuration", "MaxEnergyOnInvalidId") and v:
+        # Not implemented (statuses go out as they change; a session the CSMS refuses after its
+        # start is stopped or suspended at once): only their 0 is true, so only 0 is accepted
+        raise ValueError("only 0 is supported")
     if key == "SecurityProfile":
         if v > 3 or v < cfg.get("SecurityProfile"):
             raise ValueError("the security profile is never lowered")
