@@ -18,6 +18,7 @@
 import usocket as _so  # the host's sockets: the wires are not the chip's network
 import os
 import sys
+import utime
 
 import _thread
 
@@ -85,6 +86,9 @@ def outside_isr(fn, a, b):
         isr[0] = 1
 
 
+_deferred = [0, None]  # a stall (ms) that found its own thread inside send(), and that thread
+
+
 def send(line):
     # One line to the host; safe from any thread. Without a simulation, nothing is sent.
     s = _start()
@@ -95,6 +99,25 @@ def send(line):
         while b:
             n = s.send(b)
             b = b[n:]
+    ms, who = _deferred
+    if ms and who == _thread.get_ident():
+        _deferred[0] = 0
+        utime.sleep_ms(ms)
+
+
+def stall(ms):
+    # The chip's loop blocked for `ms` (machine.py: "stall", run between the main thread's
+    # bytecodes). Never while the lock of send() is held: the watchdog's reset line needs it, and
+    # a real chip's watchdog does not wait for its loop. Another thread lets it go at once; if it
+    # stays taken, this thread is the one inside send(), and the stall starts as that send ends.
+    for _ in range(50):
+        if _lock.acquire(0):
+            _lock.release()
+            utime.sleep_ms(ms)
+            return
+        utime.sleep_ms(1)
+    _deferred[0] = ms
+    _deferred[1] = _thread.get_ident()
 
 
 def die():

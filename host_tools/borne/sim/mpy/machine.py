@@ -168,7 +168,7 @@ def _on_s0(w):
 
 
 def _stall(ms):
-    utime.sleep_ms(ms)  # a blocking call: nothing else runs on the main thread meanwhile
+    _wires.stall(ms)  # a blocking call: nothing else runs on the main thread meanwhile
 
 
 def _on_stall(w):
