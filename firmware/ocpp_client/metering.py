@@ -6,8 +6,11 @@ import asyncio
 import time
 
 import clock
+import log
 from ocpp_client import meterdata
 from ocpp_client.txqueue import METER
+
+_TAG = const("ocpp")
 
 
 class Metering:
@@ -66,11 +69,14 @@ class Metering:
     def _stop_aligned(self, ref, slot):
         # StopTxnAlignedData: the same instant's values, for the StopTransaction's
         # transactionData (kept by the transactions feature until the stop).
-        vals = self._sampled("StopTxnAlignedData", "Sample.Clock")
-        tx = self.s.feature("transactions")
-        if vals and tx is not None:
-            ms = max(slot * 1000, self.s.connector.session_start_ms or 0)
-            tx.aligned(ref, meterdata.meter_value(vals, ms, True))
+        try:
+            vals = self._sampled("StopTxnAlignedData", "Sample.Clock")
+            tx = self.s.feature("transactions")
+            if vals and tx is not None:
+                ms = max(slot * 1000, self.s.connector.session_start_ms or 0)
+                tx.aligned(ref, meterdata.meter_value(vals, ms, True))
+        except MemoryError:  # optional data: the stop goes without this reading
+            log.warn(_TAG, "no memory for a StopTxnAlignedData reading: left out")
 
     async def trigger(self, cid):
         vals = self._sampled("MeterValuesSampledData", "Trigger")
