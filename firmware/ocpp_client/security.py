@@ -58,11 +58,25 @@ def pem_to_der(pem, label):
         i = end + 9
 
 
+def basic_password(key):
+    # The AuthorizationKey as HTTP Basic's password. The 1.6 security whitepaper makes the key
+    # the hex form of a 16-20 byte password, which goes out decoded (OCTT TC_085_CS): 32-40 hex
+    # digits are decoded. Any other key (16-20 characters, as many CSMSs set it) is the
+    # password as it is.
+    n = len(key)
+    if 32 <= n <= 40 and not n % 2:
+        try:
+            return binascii.unhexlify(key)
+        except ValueError:
+            pass
+    return key.encode()
+
+
 def basic_auth(cp_id, key):
-    # The Authorization header value for HTTP Basic "<cp_id>:<key>".
+    # The Authorization header value for HTTP Basic "<cp_id>:<password>" (basic_password()).
     if ":" in cp_id:
         raise SecurityError("a charge point id with ':' cannot use HTTP Basic")
-    tok = binascii.b2a_base64(("%s:%s" % (cp_id, key)).encode())[:-1]
+    tok = binascii.b2a_base64(cp_id.encode() + b":" + basic_password(key))[:-1]
     return "Basic " + tok.decode()
 
 

@@ -246,15 +246,28 @@ def _cp_id(path: str) -> str:
     return urllib.parse.unquote(path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
 
 
-def _basic_user(header: str) -> tuple[str, str] | None:
-    """(user, password) of an HTTP Basic Authorization header, or None."""
+def _basic_user(header: str) -> tuple[str, bytes] | None:
+    """(user, password) of an HTTP Basic Authorization header, or None. The password may be any
+    bytes (an AuthorizationKey's decoded form)."""
     if not header.startswith("Basic "):
         return None
     try:
-        user, sep, pw = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        user, sep, pw = base64.b64decode(header[6:], validate=True).partition(b":")
+        return (user.decode(), pw) if sep else None
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return (user, pw) if sep else None
+
+
+def basic_password(key: str) -> bytes:
+    """The HTTP Basic password an AuthorizationKey stands for (OCPP 1.6 security whitepaper,
+    OCTT TC_085_CS): the key is the hex form of a 16-20 byte password; a key that is not 32-40
+    hex digits is taken as the password itself, as many CSMSs set it."""
+    if 32 <= len(key) <= 40 and not len(key) % 2:
+        try:
+            return binascii.unhexlify(key)
+        except ValueError:
+            pass
+    return key.encode()
 
 
 class Csms:
@@ -339,7 +352,9 @@ class Csms:
         if self.basic_auth is not None:
             cp_id = _cp_id(request.path)
             cred = _basic_user(request.headers.get("Authorization", ""))
-            ok = cred is not None and cred[0] == cp_id and self.basic_auth.get(cp_id) == cred[1]
+            key = self.basic_auth.get(cp_id)
+            ok = (cred is not None and cred[0] == cp_id and key is not None
+                  and basic_password(key) == cred[1])
             self.auth_results.append((cp_id, ok))
             if not ok:
                 log.warning("%s: bad or missing HTTP Basic credentials", cp_id)

@@ -73,6 +73,17 @@ def test_basic_auth_header():
     refused(lambda: security.basic_auth("a:b", "k"), "':'")
 
 
+def test_a_hex_authorization_key_goes_out_decoded():
+    # The 1.6 security whitepaper's example: the key is the hex form of a 20-byte password,
+    # which the header carries as bytes (OCTT TC_085_CS checks the same).
+    key = "0001020304050607FFFFFFFFFFFFFFFFFFFFFFFF"
+    assert security.basic_auth("AL1000", key) == "Basic QUwxMDAwOgABAgMEBQYH////////////////"
+    assert security.basic_password(key.lower()) == bytes(range(8)) + b"\xff" * 12
+    # Not hex of 16-20 bytes: the key is the password itself (CSMSs that set a plain one)
+    for plain in ("0123456789abcdef0123", "Secret-Auth-Key-0123456789", "0" * 33, "g" * 32):
+        assert security.basic_password(plain) == plain.encode(), plain
+
+
 def test_profile_requirements():
     reset_clock()
     ca = dict(ca_pem=CERT)
