@@ -130,6 +130,9 @@ async def test_authorization_key_goes_to_the_settings_once_and_never_back(
 ) -> None:
     cp = await _cp(csms)
     key = "f00dcafe" * 4
+    # An upgrade the charger could not connect with is refused: profile 1 needs the key first
+    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="1"))
+    assert res.status == "Rejected", "profile 1 without an AuthorizationKey"
     res = await cp.call(call.ChangeConfiguration(key="AuthorizationKey", value=key))
     assert res.status == "Accepted"
     data = sim.flash / "data"
@@ -143,3 +146,7 @@ async def test_authorization_key_goes_to_the_settings_once_and_never_back(
     assert res.status == "Accepted"
     res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="0"))
     assert res.status == "Rejected", "the security profile is never lowered"
+    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="2"))
+    assert res.status == "Rejected", "profile 2 on a ws:// endpoint"
+    assert (await cp.call(call.GetConfiguration(key=["SecurityProfile"]))).configuration_key[0][
+        "value"] == "1"

@@ -17,6 +17,7 @@ from borne.sim.agent import Security
 from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from conftest import BOTH_BOARDS
+from ocpp.v16 import call
 from tlscerts import Ca, server_context
 
 CP_ID = "CP-TEST-1"
@@ -99,6 +100,11 @@ async def test_profile_2_tls_with_basic_auth(ca: Ca, tmp_path: Path, flash: Path
         assert sim.agent is not None
         await sim.agent.wait_line(r"clock: set from sntp")
         assert sim.sntp.requests >= 1
+    # Profile 3 needs a client certificate this charger has not got: refused, not accepted
+    # into a charger that could no longer connect
+    res = await csms.charge_points[CP_ID].call(
+        call.ChangeConfiguration(key="SecurityProfile", value="3"))
+    assert res.status == "Rejected"
 
 
 async def test_esp32_without_a_time_source_waits_for_one_before_wss(

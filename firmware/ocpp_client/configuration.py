@@ -87,6 +87,24 @@ def set_key(cfg, kt, key, value):
     return "Accepted"
 
 
+def _profile_ready(prof, st):
+    # An upgrade is refused, not accepted into a charger that can no longer connect: what the
+    # new profile needs must be in place already (the 1.6 security whitepaper's prerequisites),
+    # and a TLS profile needs a wss:// endpoint (1.6 has no key for the URL: it is provisioned).
+    if st is None:
+        return
+    if prof in (1, 2) and not st.get("auth_key", ""):
+        raise ValueError("no AuthorizationKey set")
+    if prof >= 2:
+        if not st.get("csms_url", "").startswith("wss://"):
+            raise ValueError("the CSMS URL is not wss://")
+        roots = getattr(st, "roots", None)
+        if not (roots() if roots else st.get("ca_pem", "")):
+            raise ValueError("no CentralSystemRootCertificate installed")
+    if prof == 3 and not (st.get("cert_pem", "") and st.get("key_pem", "")):
+        raise ValueError("no client certificate")
+
+
 def _mqtt():
     # mqtt/keys.py: the BorneMqtt* keys' checks and the feature's start, loaded on use (and out
     # of the heap again when no broker runs: mqtt/keys.py drops itself).
@@ -160,6 +178,7 @@ def _check(key, v, cfg, kt):
     if key == "SecurityProfile":
         if v > 3 or v < cfg.get("SecurityProfile"):
             raise ValueError("the security profile is never lowered")
+        _profile_ready(v, cfg.settings)
     if key == "AuthorizationKey":
         if not 16 <= len(v) <= 40:
             raise ValueError("length")
