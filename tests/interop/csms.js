@@ -7,14 +7,13 @@
 // and answered with {"id", "result"} or {"id", "error"}.
 'use strict';
 const readline = require('readline');
-const { RPCServer, createRPCError } = require('ocpp-rpc');
+const { RPCServer } = require('ocpp-rpc');
 
 const say = (o) => process.stdout.write(JSON.stringify({ t: Date.now() / 1000, ...o }) + '\n');
 const now = () => new Date().toISOString();
 const server = new RPCServer({ protocols: ['ocpp1.6'], strictMode: true, pingIntervalMs: 5000 });
 let client = null;
 let txId = 100;
-let boot = 'Accepted';
 
 server.auth((accept, reject, handshake) => accept({}));
 server.on('client', (c) => {
@@ -24,7 +23,7 @@ server.on('client', (c) => {
   c.on('strictValidationFailure', (e) => say({ ev: 'violation', error: String(e.error && e.error.message) }));
   c.on('badMessage', (e) => say({ ev: 'violation', error: 'bad message: ' + String(e.error) }));
   const answers = {
-    BootNotification: () => ({ status: boot, interval: 1, currentTime: now() }),
+    BootNotification: () => ({ status: 'Accepted', interval: 1, currentTime: now() }),
     Heartbeat: () => ({ currentTime: now() }),
     Authorize: () => ({ idTagInfo: { status: 'Accepted' } }),
     StartTransaction: () => ({ transactionId: ++txId, idTagInfo: { status: 'Accepted' } }),
@@ -40,7 +39,6 @@ server.on('client', (c) => {
 
 readline.createInterface({ input: process.stdin }).on('line', async (line) => {
   const m = JSON.parse(line);
-  if (m.boot) { boot = m.boot; return; }
   try {
     if (!client) throw new Error('no charger connected');
     say({ id: m.id, result: await client.call(m.method, m.params) });
