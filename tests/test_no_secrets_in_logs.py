@@ -39,8 +39,12 @@ async def test_no_secret_reaches_a_log_or_an_upload(flash: Path, tmp_path: Path)
             await control("plug")
             await control.wait_state(lambda s: s["ocpp"]["status"] == "Preparing", "Preparing")
             await control("unplug")
+            csms.basic_auth = {CP_ID: NEW_KEY}
             assert (await cp.call(call.ChangeConfiguration(key="AuthorizationKey",
                                                            value=NEW_KEY))).status == "Accepted"
+            # The charger reconnects with the new key at once (test_security.py)
+            await csms.wait_for(lambda: csms.connects == 2, 20, "the reconnection")
+            cp = csms.charge_points[CP_ID]
             with ftp_server(tmp_path / "ftp") as ftp:
                 res = await cp.call(call.GetDiagnostics(location=ftp.url()))
                 await csms.wait_for(lambda: any(

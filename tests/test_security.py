@@ -82,6 +82,30 @@ async def test_profile_1_wrong_key_is_refused_and_retried(flash: Path, stack: li
     assert not [x for x in sim.agent.all_lines if "not-the-key" in x], "the key was logged"
 
 
+async def test_a_new_authorization_key_is_used_at_once(flash: Path, stack: list[object]) -> None:
+    # 1.6 security whitepaper, OCTT TC_073_CS: the charger accepts the new key, closes its link
+    # and reconnects with the new password, a reconnection (no new BootNotification).
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start()
+    stack.append(csms)
+    stack.append(await _start(csms, flash, Security(1, KEY)))
+    await _booted(csms)
+    cp = csms.charge_points[CP_ID]
+    new = "4F43415F4F4354545F61646D696E5F74657374"  # "OCA_OCTT_admin_test", hex: TC_073_CS's
+    csms.basic_auth = {CP_ID: new}  # from now on only the new password is let in
+    tried = len(csms.auth_results)
+    res = await cp.call(call.ChangeConfiguration(key="AuthorizationKey", value=new))
+    assert res.status == "Accepted"
+    await csms.wait_for(lambda: csms.connects == 2 and csms.close_codes, 20,
+                        "the reconnection with the new password")
+    assert csms.close_codes == [(CP_ID, 1000)], "the first link ends with a normal closure"
+    assert csms.auth_results[tried:] == [(CP_ID, True)], "one attempt, with the new password"
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.GetConfiguration(key=["SecurityProfile"]))
+    assert res.configuration_key[0]["value"] == "1"
+    assert len(csms.calls("BootNotification")) == 1, "a reconnection, not a reboot"
+
+
 @BOTH_BOARDS
 async def test_profile_2_tls_with_basic_auth(ca: Ca, tmp_path: Path, flash: Path,
                                              stack: list[object], board: str) -> None:

@@ -78,6 +78,6 @@ async def _reset(s, kind):
     if not hard and ws is not None:
         from supervisor import rare
 
-        await rare("ocpp_client.wsrare", "going_away", ws)  # the closing handshake
+        await rare("ocpp_client.wsrare", "hang_up", ws, 1001)  # going away
     await asyncio.sleep_ms(50)
     s.board.reset(hard)

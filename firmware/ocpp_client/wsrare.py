@@ -48,13 +48,14 @@ async def closed(ws, n):
     raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
 
 
-async def going_away(ws):
-    # Before a restart (remote.py): the closing handshake (RFC 6455 7.1.2). Our close frame,
-    # 1001 (going away), then the server's, which the reader takes (closed(), above) and the
-    # session ends with: the CSMS learns of the restart at once, not at its ping timeout (an
-    # ESP32's reset sends no FIN), and the socket closes with nothing unread (no RST that could
-    # drop our frame). At most a second, then the link is dropped.
-    await _close(ws, struct.pack("!H", 1001))
+async def hang_up(ws, code):
+    # Before a restart (remote.py, 1001: going away) or a reconnection with new credentials
+    # (configuration.py, 1000): the closing handshake (RFC 6455 7.1.2). Our close frame, then
+    # the server's, which the reader takes (closed(), above) and the session ends with: the CSMS
+    # learns of it at once, not at its ping timeout (an ESP32's reset sends no FIN), and the
+    # socket closes with nothing unread (no RST that could drop our frame). At most a second,
+    # then the link is dropped.
+    await _close(ws, struct.pack("!H", code))
     for _ in range(20):
         if ws.r is None:  # the session ended (aborted)
             break
