@@ -4,14 +4,20 @@ serves only its idTag."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from borne.csms import Csms
-from ocpp.v16 import call
+from borne.sim.simulator import Simulator
+from ocpp.v16 import call, call_result
 from simctl import Control
 
 CP_ID = "CP-TEST-1"
+# The reader counts a card as gone 0.5 s after it left the field (test_taps.py): an owner's
+# pause between two taps.
+BETWEEN_TAPS_S = 1.0
+OWNER, STRANGER, SIBLING = "04A1B2C3", "04D4E5F6", "04112233"  # card UIDs (idTags)
 
 
 async def _cp(csms: Csms) -> Any:
@@ -130,3 +136,57 @@ async def test_reserve_a_busy_or_faulted_connector(csms: Csms, control: Control)
     res = await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
                                         reservation_id=6))
     assert res.status == "Faulted"
+
+
+async def _reserved_at_reader(csms: Csms, sim: Simulator, parent: str | None) -> Any:
+    """Connector 1 reserved for OWNER (with `parent`, if any), the reader polling."""
+    cp = await _cp(csms)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"rfid: reader ready", 15)
+    expiry = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    res = await cp.call(call.ReserveNow(connector_id=1, expiry_date=expiry, id_tag=OWNER,
+                                        reservation_id=7, parent_id_tag=parent))
+    assert res.status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved")
+    return cp
+
+
+async def test_a_tap_by_another_tag_on_a_reserved_connector_is_refused_without_authorize(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """OCTT TC_046_1_CS: another card is refused at the charger, no Authorize.req (step 5);
+    the reserved card still starts, with the reservationId."""
+    await _reserved_at_reader(csms, sim, None)
+    assert sim.agent is not None
+    n = len(sim.agent.all_lines)
+    await control("tap", uid=STRANGER)
+    await sim.agent.wait_line(rf"tag {STRANGER} refused: connector reserved", 10, start=n)
+    await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash")
+    assert not csms.calls("Authorize")
+    st = await control("state")
+    assert st["ocpp"]["status"] == "Reserved" and st["relay"] is False
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=OWNER)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    await control("plug")
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == OWNER and start.payload["reservationId"] == 7
+    assert [f.payload["idTag"] for f in csms.calls("Authorize")] == [OWNER]
+
+
+async def test_a_reservation_with_a_parent_admits_a_sibling_after_authorize(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """OCTT TC_053_CS: with a parentIdTag, the tag's parent is learnt (Authorize here: not in
+    the local list or cache), and a card of the same parent starts on the reservation."""
+    csms.respond("Authorize", lambda p: call_result.Authorize(
+        id_tag_info={"status": "Accepted", "parentIdTag": "FAMILY"}))
+    await _reserved_at_reader(csms, sim, "FAMILY")
+    await control("tap", uid=SIBLING)
+    auth = await csms.wait_call("Authorize")
+    assert auth.payload == {"idTag": SIBLING}
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    await control("plug")
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == SIBLING and start.payload["reservationId"] == 7

@@ -15,6 +15,16 @@ async def authorize_tag(c, id_tag):
     # A tap decided (connector.on_tag() made the task; the same card's stop is there): the
     # parent's card stops the running session, an accepted one starts a session (or waits for
     # the plug), a refused one is signalled.
+    s = c.session
+    r = c.reservations
+    if (r is not None and (s is None or s.get("stopped")) and not r.may_start(id_tag)
+            and not r.applying(1)["parentIdTag"]):
+        # Reserved for another tag, with no parent that could admit this one: refused here,
+        # without an Authorize (1.6 5.13; OCTT TC_046_1_CS step 5). With a parentIdTag the
+        # tag's parent must be learnt first (below: local list, cache, then Authorize).
+        log.info(_TAG, "tag %s refused: connector reserved", id_tag)
+        c._feedback(False)
+        return
     c._authorizing = True
     try:
         status, parent = await c.authorizer(id_tag)
