@@ -88,6 +88,46 @@ async def test_unplug_while_charging_opens_relay_and_stops_with_ev_disconnected(
     assert stop.payload["reason"] == "EVDisconnected" and stop.payload["transactionId"] == tx
 
 
+async def test_unplug_with_stop_on_ev_side_disconnect_false_keeps_the_transaction(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """OCTT TC_005_3_CS: the transaction is kept, reported SuspendedEV (Preparing would say none
+    is ongoing), the relay open; a plug-in charges on in it; RemoteStop ends it."""
+    cp = await _ready(csms)
+    res = await cp.call(call.ChangeConfiguration(key="StopTransactionOnEVSideDisconnect",
+                                                 value="false"))
+    assert res.status == "Accepted"
+    tx = await _charging(csms, control)
+    assert sim.agent is not None
+    lines = len(sim.agent.all_lines)
+    await control("unplug")
+    await sim.agent.wait_line(r"evse: pilot \w -> A", 10, start=lines)
+    st = await control.wait_state(lambda s: not s["relay"], "the relay open")
+    assert st["session"] is not None
+    # The status the charger holds in A, asked for after the pilot's change was handled
+    n = len(csms.frames)
+    res = await cp.call(call.TriggerMessage(requested_message="StatusNotification",
+                                            connector_id=1))
+    assert res.status == "Accepted"
+    sn = await csms.wait_call("StatusNotification", after=n)
+    assert sn.payload["status"] == "SuspendedEV"
+    await control("plug")
+    await control("charge")
+    await control.wait_state(lambda s: s["relay"], "charging again in the same transaction")
+    assert not csms.calls("StopTransaction") and len(csms.calls("StartTransaction")) == 1
+    await control("unplug")
+    await control.wait_state(lambda s: not s["relay"] and s["cp"] == "A", "unplugged again")
+    res = await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    assert res.status == "Accepted"
+    n = len(csms.frames)
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "Remote"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+    statuses = [f.payload["status"] for f in csms.calls("StatusNotification")
+                if f.payload["connectorId"] == 1]
+    assert "Preparing" not in statuses[statuses.index("Charging"):]
+
+
 async def test_ev_pausing_suspends_and_resuming_charges_again(
     csms: Csms, control: Control
 ) -> None:

@@ -686,11 +686,11 @@ class Connector:
         if s is not None:
             if self.cp in ("C", "D"):
                 return ("Charging", "NoError") if self.relay else ("SuspendedEVSE", "NoError")
-            if self.cp == "B":
-                if not s["auth"] or offer.paused(self.offer_a) or not self.operative:
-                    return ("SuspendedEVSE", "NoError")
-                return ("SuspendedEV", "NoError")
-            return ("Preparing", "NoError")
+            # B, or A: unplugged with StopTransactionOnEVSideDisconnect false, the transaction
+            # kept (Preparing would say none is ongoing; OCTT TC_005_3_CS). The relay is open.
+            if not s["auth"] or offer.paused(self.offer_a) or not self.operative:
+                return ("SuspendedEVSE", "NoError")
+            return ("SuspendedEV", "NoError")
         if self.finishing and self.cp in ("B", "C", "D"):
             return ("Finishing", "NoError")
         if not self.operative:

@@ -1,7 +1,7 @@
 # Property test of the relay invariant (DESIGN.md section 8), on the real connector state machine
 # in the unix port: thousands of random steps (plug, EV states, taps, remote start/stop, faults,
-# availability, smart-charging limits, supply headroom (load balancing), free charging, power
-# cuts), and after every step the
+# availability, smart-charging limits, supply headroom (load balancing), free charging,
+# StopTransactionOnEVSideDisconnect, power cuts), and after every step the
 # relay must be open unless every condition holds, judged from the simulated physical world,
 # not from the connector's own bookkeeping. Seeded: a failure names its seed and step.
 import asyncio
@@ -174,6 +174,9 @@ async def _run(seed):
             # load balancing: what the main fuse leaves, fractional, or no limit
             headroom = rng.getrandbits(6) / 2 if rng.getrandbits(2) else None
             c.set_headroom(headroom)
+        elif r == 27:
+            # false: an unplugged EV's transaction is kept (SuspendedEV in pilot A), relay open
+            cfg.set("StopTransactionOnEVSideDisconnect", "true" if rng.getrandbits(1) else "false")
         else:
             pass  # time passes
         await _settle(c)
