@@ -1,11 +1,12 @@
 """GetConfiguration / ChangeConfiguration (OCA 019, 021, 040_1/2), TriggerMessage (054, 055),
-ClearCache (061), DataTransfer (062)."""
+ClearCache (061), DataTransfer (062), UnlockConnector on a fixed cable (017_2, 018_2)."""
 
 from __future__ import annotations
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
 from ocpp.v16 import call
+from simctl import Control
 
 CP_ID = "CP-TEST-1"
 REQUIRED = {
@@ -120,9 +121,33 @@ async def test_clear_cache_and_data_transfer(csms: Csms, sim: Simulator) -> None
 
 
 async def test_unlock_connector(csms: Csms, sim: Simulator) -> None:
+    """OCTT TC_017_2_CS: a fixed cable has no lock to release (TC_031_CS: nor has connector 2)."""
     cp = await _cp(csms)
-    assert (await cp.call(call.UnlockConnector(connector_id=1))).status == "Unlocked"
+    assert (await cp.call(call.UnlockConnector(connector_id=1))).status == "NotSupported"
     assert (await cp.call(call.UnlockConnector(connector_id=2))).status == "NotSupported"
+
+
+async def test_unlock_connector_during_a_session_finishes_it_first(
+    csms: Csms, control: Control
+) -> None:
+    """OCTT TC_018_2_CS, 1.6 5.18: the transaction is finished (UnlockCommand), the answer is
+    still NotSupported (fixed cable)."""
+    cp = await _cp(csms)
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await control("plug")
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    tx = int((await csms.answer_to(start))["transactionId"])
+    await control.wait_state(lambda s: s["relay"], "charging")
+    n = len(csms.frames)
+    assert (await cp.call(call.UnlockConnector(connector_id=1))).status == "NotSupported"
+    stop = await csms.wait_call("StopTransaction", after=n)
+    assert stop.payload["reason"] == "UnlockCommand" and stop.payload["transactionId"] == tx
+    conf = [i for i, f in enumerate(csms.frames) if i >= n and f.direction == "in"
+            and not f.is_call]
+    assert conf and conf[0] < csms.frames.index(stop), "the StopTransaction came before the .conf"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing", after=n)
+    assert (await control("state"))["relay"] is False
 
 
 async def test_authorization_key_goes_to_the_settings_once_and_never_back(

@@ -107,10 +107,10 @@ def deauthorize(c, ref, stop):
 
 
 def unlock(c):
-    # UnlockConnector: a fixed cable has no lock to release; ending the session is all there is
-    # to do.
-    stopped = c._stop("UnlockCommand")
-    return "Unlocked" if stopped or c.session is None else "UnlockFailed"
+    # UnlockConnector: a fixed cable has no lock to release, so NotSupported (OCTT TC_017_2_CS);
+    # a transaction in progress is finished first all the same (1.6 5.18, TC_018_2_CS).
+    c._stop("UnlockCommand")
+    return "NotSupported"
 
 
 def change_availability(c, operative):
