@@ -69,6 +69,23 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
     assert res.configuration_key[0]["value"] == "15"
 
 
+async def test_unlock_connector_on_ev_side_disconnect_is_read_write(
+    csms: Csms, sim: Simulator
+) -> None:
+    """OCTT TC_019_CS: RW as 1.6's key table says; both values hold on a fixed cable (no lock)."""
+    cp = await _cp(csms)
+    key = "UnlockConnectorOnEVSideDisconnect"
+    res = await cp.call(call.GetConfiguration(key=[key]))
+    assert res.configuration_key == [{"key": key, "readonly": False, "value": "false"}]
+    for value in ("true", "false", "true"):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+        res = await cp.call(call.GetConfiguration(key=[key]))
+        assert res.configuration_key[0]["value"] == value
+    assert (await cp.call(call.ChangeConfiguration(key=key, value="maybe"))).status == "Rejected"
+    full = {k["key"]: k for k in (await cp.call(call.GetConfiguration())).configuration_key}
+    assert full[key] == {"key": key, "readonly": False, "value": "true"}
+
+
 async def test_a_measurand_list_with_one_unsupported_entry_changes_nothing(
     csms: Csms, sim: Simulator
 ) -> None:

@@ -47,7 +47,9 @@ _TABLE = const((
     "SupportedFeatureProfiles lr Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger\n"
     "TransactionMessageAttempts iw 3\n"
     "TransactionMessageRetryInterval iw 60\n"
-    "UnlockConnectorOnEVSideDisconnect br 0\n"  # fixed cable: nothing to unlock
+    # RW as 1.6's key table has it (OCTT TC_019_CS); a fixed cable has no lock, so either value
+    # is true of it.
+    "UnlockConnectorOnEVSideDisconnect bw 0\n"
     "WebSocketPingInterval iw 30\n"
     "LocalAuthListEnabled bw 1\n"
     "LocalAuthListMaxLength ir 1000\n"
