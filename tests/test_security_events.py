@@ -11,7 +11,8 @@ from borne.csms import Csms
 from borne.sim.simulator import Simulator
 from flashdoc import seed
 from ocpp.v16 import call, call_result
-from simctl import Control, running
+from ocpp.exceptions import NotImplementedError as OcppNotImplemented
+from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
 
@@ -82,6 +83,28 @@ async def test_events_made_offline_arrive_in_order_with_the_transactions(
     del order[starts[1]]
     assert order == ["StartTransaction", "StopTransaction", "SecurityEventNotification"], order
     assert _events(csms) == ["StartupOfTheDevice", "StartupOfTheDevice"]
+
+
+async def test_a_csms_without_the_security_extension_holds_up_no_transaction(
+    csms: Csms, flash: Path
+) -> None:
+    # Many 1.6 CSMSs answer SecurityEventNotification with a CALLERROR. Each event is then sent
+    # once and dropped: the retries are the transaction messages' (1.6 4.10), and waiting them
+    # out (60 s, then 120 s) held up the StartTransaction behind the boot's event.
+    def refuse(payload: dict[str, object]) -> object:
+        raise OcppNotImplemented("no security extension here")
+
+    csms.respond("SecurityEventNotification", refuse)
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
+            controlling(sim) as control:
+        await _booted(csms)
+        await csms.wait_for(lambda: _events(csms) == ["StartupOfTheDevice"], 20, "the event")
+        await control("plug")
+        await control("charge")
+        await control("tap", uid="04A1B2C3")
+        await csms.wait_call("StartTransaction", timeout=10)
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue empty")
+        assert _events(csms) == ["StartupOfTheDevice"], "a refused event is not sent again"
 
 
 async def test_bad_frames_clock_steps_and_updated_firmware(csms: Csms, flash: Path) -> None:

@@ -182,6 +182,12 @@ class TxQueue:
             except CallError as e:
                 attempts += 1
                 limit = self.config.get("TransactionMessageAttempts")
+                if action not in (START, STOP, METER):
+                    # Not a transaction message (a SecurityEventNotification): the retries are
+                    # the transaction messages' (1.6 4.10). A CSMS without the security
+                    # extension refuses every one; waiting out retries would hold up the
+                    # transaction messages and the statuses behind it for minutes.
+                    limit = 1
                 if attempts >= limit:
                     log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, e.code)
                     if action == START:
