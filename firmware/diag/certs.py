@@ -196,6 +196,10 @@ class CertStore:
 
         async def delete(p):
             url = ocpp.settings.get("csms_url", "") or ""
+            if url:  # the URL connections go to: wss:// at profile 2-3
+                from ocpp_client.security import endpoint
+
+                url = endpoint(ocpp.settings, url)
             route = getattr(ocpp.board, "route", None)
             return {"status": await self.delete(p["certificateHashData"], url, route)}
 
