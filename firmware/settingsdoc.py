@@ -79,6 +79,8 @@ def load(self, provisioning, doc):
             changed = True
     for k in _PROVISIONED:
         v = provisioning.get(k)
+        if k == "security_profile" and v is not None and v < d.get(k, 0):
+            continue  # never lowered: an upgrade over OCPP (TC_083_CS) outlives the reboot
         if v is not None and v != "" and d.get(k) != v:
             d[k] = v
             changed = True

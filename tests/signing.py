@@ -40,8 +40,14 @@ class Rsa:
     def pem(self) -> str:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def sign(self, data: bytes) -> bytes:
-        return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    def sign(self, data: bytes, pss: bool = True) -> bytes:
+        """RSA-PSS with SHA-256 and MGF1-SHA-256 (the 1.6 security whitepaper's firmware
+        signature, OCTT TC_080_CS), salt of the hash's length; `pss=False`: PKCS#1 v1.5."""
+        if not pss:
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return self.key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
+                                               salt_length=padding.PSS.DIGEST_LENGTH),
+                             hashes.SHA256())
 
 
 def ec_root(cn: str, days: tuple[int, int] = (-1, 365)) -> str:

@@ -189,6 +189,7 @@ async def test_authorization_key_goes_to_the_settings_once_and_never_back(
     res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="0"))
     assert res.status == "Rejected", "the security profile is never lowered"
     res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="2"))
-    assert res.status == "Rejected", "profile 2 on a ws:// endpoint"
+    # The ws:// endpoint is no obstacle (profile 2 reaches it over wss://), the missing root is
+    assert res.status == "Rejected", "profile 2 with no CentralSystemRootCertificate"
     assert (await cp.call(call.GetConfiguration(key=["SecurityProfile"]))).configuration_key[0][
         "value"] == "1"

@@ -187,15 +187,55 @@ async def test_bad_certificates_are_refused(case: str, ca: Ca, tmp_path: Path, f
         assert csms.auth_results == []
 
 
-async def test_profile_2_never_falls_back_to_ws(flash: Path, stack: list[object]) -> None:
+async def test_profile_2_never_falls_back_to_ws(ca: Ca, tmp_path: Path, flash: Path,
+                                               stack: list[object]) -> None:
+    # A ws:// URL at profile 2 is reached over wss:// (TC_083_CS); a CSMS that speaks only
+    # clear WebSocket there gets a TLS handshake it cannot answer, never a request in clear.
     csms = Csms(basic_auth={CP_ID: KEY})
-    await csms.start()
+    await csms.start(url_host="localhost")
     stack.append(csms)
-    sim = await _start(csms, flash, Security(2, KEY))
+    assert csms.url.startswith("ws://")
+    sim = await _start(csms, flash, Security(2, KEY, ca=ca.write(tmp_path)))
     stack.append(sim)
     assert sim.agent is not None
-    await sim.agent.wait_line(r"cannot connect .*SecurityError security profile 2 needs a wss://")
+    await sim.agent.wait_line(r"profile 2: the CSMS URL ws://localhost:\d+/ocpp over TLS: "
+                              r"wss://localhost:\d+/ocpp")
+    line = await sim.agent.wait_line(r"cannot connect .*retry in")
+    await sim.agent.wait_line(r"cannot connect", start=sim.agent.all_lines.index(line) + 1)
     assert csms.connects == 0 and csms.auth_results == []
+
+
+async def test_upgrade_from_profile_1_to_2_connects_over_tls(
+        ca: Ca, tmp_path: Path, flash: Path, stack: list[object]) -> None:
+    # OCTT TC_083_CS: a charger on profile 1 over ws:// gets SecurityProfile 2 (its root
+    # certificate installed beforehand), Accepted; after the Hard Reset it connects to the same
+    # endpoint over wss:// (the certificate checked, HTTP Basic as before) and never in clear.
+    plain = Csms(basic_auth={CP_ID: KEY})
+    await plain.start(url_host="localhost")
+    stack.append(plain)
+    ctx = server_context(ca, ca.issue("localhost", ("localhost", "127.0.0.1")), tmp_path)
+    tls = Csms(basic_auth={CP_ID: KEY})
+    await tls.start(ssl_context=ctx, url_host="localhost")
+    stack.append(tls)
+    sim = await _start(plain, flash, Security(1, KEY, ca=ca.write(tmp_path)))
+    stack.append(sim)
+    await _booted(plain)
+    cp = plain.charge_points[CP_ID]
+    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="2"))
+    assert res.status == "Accepted"
+    # The endpoint the charger knows (localhost:<plain's port>) now leads to the TLS server:
+    # the network gate carries the next connections there.
+    assert sim.gate is not None
+    sim.gate.target = ("127.0.0.1", int(tls.url.rsplit(":", 1)[1].split("/")[0]))
+    res = await cp.call(call.Reset(type="Hard"))
+    assert res.status == "Accepted"
+    await _booted(tls)
+    assert tls.auth_results and all(ok for _, ok in tls.auth_results)
+    assert plain.connects == 1, "no connection in clear after the upgrade"
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"profile 2: the CSMS URL ws://localhost:\d+/ocpp over TLS")
+    res = await tls.charge_points[CP_ID].call(call.GetConfiguration(key=["SecurityProfile"]))
+    assert res.configuration_key[0]["value"] == "2"
 
 
 def test_sim_command_line_security_options(tmp_path: Path) -> None:

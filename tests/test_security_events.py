@@ -143,7 +143,7 @@ async def test_untrusted_csms_certificate_is_a_security_event(flash: Path, tmp_p
             assert sim.agent is not None
             await sim.agent.wait_line(r"security event InvalidCentralSystemCertificate")
             n = len(sim.agent.all_lines)
-            await sim.agent.wait_line(r"cannot connect", start=n)  # retried: one event an hour
+            await sim.agent.wait_line(r"cannot connect", start=n)  # retried: one event a burst
             assert sum("InvalidCentralSystemCertificate" in ln for ln in sim.agent.all_lines) == 1
         assert "InvalidCentralSystemCertificate" in _seclog(flash)
         assert csms.calls() == []
@@ -161,3 +161,23 @@ async def test_a_cleared_security_log_is_reported(csms: Csms, control: Control, 
     await control("power_on")
     await csms.wait_for(lambda: len(_events(csms)) >= 3, 30, "the events of the second boot")
     assert _events(csms) == ["StartupOfTheDevice", "SecurityLogWasCleared", "StartupOfTheDevice"]
+
+
+async def test_a_rejected_certificate_signed_is_a_security_event(csms: Csms, sim: Simulator,
+                                                                 flash: Path) -> None:
+    # OCTT TC_077_CS: a CertificateSigned the charger rejects (it made no key pair, so no
+    # certificate can be its own) is reported as InvalidChargePointCertificate, each time.
+    from cryptography.hazmat.primitives import serialization
+    from tlscerts import Ca
+
+    cp = await _booted(csms)
+    await csms.wait_for(lambda: _events(csms) == ["StartupOfTheDevice"], 20, "StartupOfTheDevice")
+    pem = Ca(CP_ID).cert.public_bytes(serialization.Encoding.PEM).decode()
+    for n in (1, 2):
+        res = await cp.call(call.CertificateSigned(certificate_chain=pem))
+        assert res.status == "Rejected"
+        await csms.wait_for(lambda n=n: _events(csms).count("InvalidChargePointCertificate") == n,
+                            20, "InvalidChargePointCertificate")
+    ev = csms.calls("SecurityEventNotification")[-1].payload
+    assert "no SignCertificate" in ev["techInfo"]
+    assert "InvalidChargePointCertificate" in _seclog(flash)

@@ -109,6 +109,9 @@ async def test_signed_update_is_checked_installed_and_reported(
     boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
     assert boots[-1] == NEW and boots[0] != NEW
     await csms.wait_for(lambda: "FirmwareUpdated" in _events(csms), 20, "FirmwareUpdated")
+    # The signature is RSA-PSS (OCTT TC_080_CS), as the charger says it verified it
+    assert charger.agent is not None
+    await charger.agent.wait_line("firmware of request 41: RSA-PSS signature verified")
 
 
 async def test_bad_certificates_and_signatures_are_refused(

@@ -10,8 +10,9 @@
 # Key pairs: the charger cannot make its own (no key generation in MicroPython's ssl module, and
 # no RSA/EC arithmetic fast enough in Python to make a private key safely), so SignCertificate /
 # CertificateSigned are not offered: ExtendedTriggerMessage SignChargePointCertificate is
-# Rejected and CertificateSigned answers Rejected. The host's provisioning tool makes the key and
-# the client certificate (security profile 3) instead.
+# Rejected and CertificateSigned answers Rejected, reported as the security event
+# InvalidChargePointCertificate. The host's provisioning tool makes the key and the client
+# certificate (security profile 3) instead.
 #
 # A connection reads the central roots from the document alone (diag/roots.py), or `ca_pem`
 # itself while the document has not followed a new one yet (diag/secevents.py roots()): this
@@ -196,6 +197,10 @@ class CertStore:
 
         async def delete(p):
             url = ocpp.settings.get("csms_url", "") or ""
+            if url:  # the URL connections go to: wss:// at profile 2-3
+                from ocpp_client.security import endpoint
+
+                url = endpoint(ocpp.settings, url)
             route = getattr(ocpp.board, "route", None)
             return {"status": await self.delete(p["certificateHashData"], url, route)}
 
@@ -203,11 +208,15 @@ class CertStore:
             chain = p["certificateChain"]
             limit = ocpp.config.get("CertificateSignedMaxChainSize")
             if len(chain) > limit:
-                log.warn(_TAG, "CertificateSigned rejected: chain of %d bytes over %d",
-                         len(chain), limit)
+                why = "chain of %d bytes over %d" % (len(chain), limit)
             else:
-                log.warn(_TAG, "CertificateSigned rejected: this charger makes no key pair of "
-                         "its own (no SignCertificate was sent); provisioning installs it")
+                why = "no SignCertificate was sent: this charger makes no key pair of its own"
+            log.warn(_TAG, "CertificateSigned rejected: %s; provisioning installs the client "
+                     "certificate", why)
+            if self.sec is not None:
+                # The 1.6 security whitepaper's event for a refused charge point certificate
+                # (OCTT TC_077_CS), not only a log line
+                self.sec.add("InvalidChargePointCertificate", why)
             return {"status": "Rejected"}
 
         return {"InstallCertificate": install, "GetInstalledCertificateIds": get_ids,

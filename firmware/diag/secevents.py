@@ -2,8 +2,8 @@
 # each one the charger detects is written to the security log (a ring journal on flash, read by
 # GetLog SecurityLog) and queued as a SecurityEventNotification in the transaction message
 # journal (ocpp_client/txqueue.py): durable before add() returns, delivered in order after an
-# outage, never lost. Noisy kinds (bad frames, no memory) are throttled so a hostile peer cannot
-# fill the queue; the security log keeps its newest _MAX_RECORDS.
+# outage, never lost. Noisy kinds (bad frames, no memory, refused connections) are throttled so
+# a hostile peer cannot fill the queue; the security log keeps its newest _MAX_RECORDS.
 #
 # The one part of the security extension that runs from boot (kept small for the boot heap):
 # SecurityEvents is also the feature's state object, whose hooks the feature
@@ -27,10 +27,15 @@ _MAX_INFO = const(255)  # techInfo's maxLength in the schema
 
 
 def _throttle_s(kind):
-    # The least time between two events of a noisy kind, or None (every one counts).
+    # The least time between two events of a noisy kind, None (every one counts) or 0 (once per
+    # failure burst: again only after a connection succeeded, on_link_error(None)).
     if kind == "InvalidMessages" or kind == "MemoryExhaustion":
         return 600
-    if kind == "InvalidCentralSystemCertificate" or kind == "FailedToAuthenticateAtCentralSystem":
+    if kind == "InvalidCentralSystemCertificate":
+        # Each new burst of refused certificates is reported (OCTT TC_078_CS), however soon
+        # after the last; the retries within one are not.
+        return 0
+    if kind == "FailedToAuthenticateAtCentralSystem":
         return 3600
     if kind == HOTSPOT_LOCKOUT:
         return 300
@@ -56,7 +61,7 @@ class SecurityEvents:
         now = time.ticks_ms()
         if every is not None:
             last = self._last.get(kind)
-            if last is not None and time.ticks_diff(now, last) < every * 1000:
+            if last is not None and (not every or time.ticks_diff(now, last) < every * 1000):
                 return False
             self._last[kind] = now
         t = clock.now()
@@ -156,6 +161,10 @@ class SecurityEvents:
             self.add("ReconfigurationOfSecurityParameters", key)
 
     def on_link_error(self, e):
+        # e: why a connection attempt failed; None once one succeeded (the burst ended)
+        if e is None:
+            self._last.pop("InvalidCentralSystemCertificate", None)
+            return
         text = "%s %s" % (type(e).__name__, e)
         up = text.upper()
         if "HTTP 401" in text:

@@ -1,9 +1,10 @@
 # SignedUpdateFirmware (security extension): the signing certificate must be issued by an
 # installed ManufacturerRootCertificate (RSA, sha256WithRSAEncryption, checked here with big-int
-# pow) and valid now; the downloaded file must carry the request's signature (RSA PKCS#1 v1.5
-# over its SHA-256, by the signing certificate's key). Only then does the file go to the same
-# install path as UpdateFirmware (ota/: the bundle's own signature and manifest, install into the
-# other slot, trial boot, commit or rollback). Every step goes out as
+# pow) and valid now; the downloaded file must carry the request's signature (RSA-PSS over its
+# SHA-256, as the 1.6 security whitepaper says, or PKCS#1 v1.5; by the signing certificate's
+# key). Only then does the file go to the same install path as UpdateFirmware (ota/: the
+# bundle's own signature and manifest, install into the other slot, trial boot, commit or
+# rollback). Every step goes out as
 # SignedFirmwareStatusNotification with the requestId (ota's notifications are routed here
 # while a signed job is on, across the trial reboot: the job is a store document).
 import asyncio
@@ -162,11 +163,13 @@ class SignedFirmware:
                 return
             await self._notify("Downloaded", rid)
             digest = await _sha256(path)
-            if not rsa.verify(key[0], key[1], sig, digest):
+            scheme = _verify(key, sig, digest)
+            if scheme is None:
                 log.warn(_TAG, "firmware of request %d: signature does not verify", rid)
                 self.diag.sec.add("InvalidFirmwareSignature", "request %d" % rid)
                 await self._notify("InvalidSignature", rid)
                 return
+            log.info(_TAG, "firmware of request %d: %s signature verified", rid, scheme)
             await self._notify("SignatureVerified", rid)
             self.doc["rid"] = rid
             self._save()
@@ -186,6 +189,23 @@ class SignedFirmware:
                 except OSError:
                     pass
             self._task = None
+
+
+def _verify(key, sig, digest):
+    # -> the scheme the signature verifies with, or None. RSA-PSS with SHA-256 is the 1.6
+    # security whitepaper's (OCTT TC_080_CS); PKCS#1 v1.5, what this charger took before, stays
+    # accepted. One pow for both (rsa.open_sig); the PSS check is loaded for this only.
+    em = rsa.open_sig(key[0], key[1], sig)
+    if em is None:
+        return None
+    from ota import pss
+    from supervisor import drop
+
+    ok = pss.check(em, key[0], digest)
+    drop("ota.pss")
+    if ok:
+        return "RSA-PSS"
+    return "RSA PKCS#1 v1.5" if rsa.pkcs1(em, digest) else None
 
 
 async def _sha256(path):

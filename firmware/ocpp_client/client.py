@@ -173,6 +173,8 @@ class OcppClient:
                 await asyncio.sleep_ms(delay)
                 continue
             log.info(_TAG, "connected to %s", url)
+            if self.on_link_error is not None:
+                self.on_link_error(None)  # the failures' burst, if any, ended
             attempt = 0
             self.connected = True
             self._publish()

@@ -37,7 +37,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     # no load of the feature (transactions.py).
     cl.cached = None
     cl.tasks = []  # coroutines of eager features, started by run()
-    cl.on_link_error = None  # fn(exception): a connection attempt failed (security_ext)
+    cl.on_link_error = None  # fn(exception): an attempt failed; fn(None): one succeeded
     # the TLS context, kept from one connection to the next (security.py); from app.py, the
     # block reserved for it at boot; a claim hands over its own (hotspot/claim.py)
     cl.tls_keep = [] if tls is None else tls

@@ -6,6 +6,7 @@
 # stays); a package once none of it is left.
 import sys
 
+import log
 from supervisor import drop
 
 _OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.roots",
@@ -24,11 +25,17 @@ def _drop_open(held):
 
 
 async def attempt(cl, url):
-    # -> the WebSocket, or the exception the attempt failed with.
+    # -> the WebSocket, or the exception the attempt failed with. `url`: the CSMS URL as
+    # provisioned; the profile picks its scheme (security.endpoint).
     held = [n for n in _OPEN if n in sys.modules]
     try:
         from ocpp_client import security, wsopen
 
+        u = security.endpoint(cl.settings, url)
+        if u != url:
+            log.info("security", "profile %d: the CSMS URL %s over TLS: %s",
+                     cl.settings.get("security_profile", 0), url, u)
+            url = u
         auth, tls = security.connect_args(cl.settings, url, cl.board, cl.tls_keep)
         ws = await wsopen.connect(
             url, cl.settings["cp_id"], auth=auth, ssl_ctx=tls,

@@ -3,6 +3,8 @@
 #   1  ws:// + HTTP Basic "<cp_id>:<AuthorizationKey>"
 #   2  wss:// + HTTP Basic; the server certificate checked against the CA from the settings
 #   3  wss:// + a client certificate (mutual TLS), no Basic
+# At 2-3 a ws:// CSMS URL is reached over wss:// (endpoint()): 1.6 has no key for the URL, so an
+# upgrade from 1 could never happen otherwise.
 # Every wss:// connection requires the server's certificate (CERT_REQUIRED; MicroPython's own
 # default is CERT_NONE) against `ca_pem`, for the URL's host name, and only once the clock is
 # set: a charger that booted at 2000-01-01 would otherwise find every certificate not yet valid.
@@ -167,6 +169,17 @@ def _make(ders):
         except (ValueError, OSError) as e:
             raise SecurityError("client certificate or key rejected: %s" % type(e).__name__)
     return ctx
+
+
+def endpoint(settings, url):
+    # The URL a connection goes to. At profile 2-3 a ws:// URL is the same endpoint over TLS
+    # (ws://host:port/path -> wss://host:port/path; no port: 443): an upgrade from 1 by
+    # ChangeConfiguration (OCTT TC_083_CS) then connects, as EVerest's libocpp does (the URI
+    # kept without its scheme, the scheme picked by profile). 0-1 take the URL as given; the
+    # profile is never lowered, so a TLS profile never goes back to ws://.
+    if url.startswith("ws://") and settings.get("security_profile", 0) >= 2:
+        return "wss://" + url[5:]
+    return url
 
 
 def connect_args(settings, url, board=None, keep=None):

@@ -35,6 +35,26 @@ def test_noisy_kinds_are_throttled_and_tech_info_bounded():
     assert len(q.items[0][1]["techInfo"]) == 255
 
 
+def test_a_refused_csms_certificate_is_reported_once_per_failure_burst():
+    # OCTT TC_078_CS: every retry of a burst of refused connections is not an event, but each
+    # new burst (after a connection succeeded) is, however soon after the last one.
+    q = Queue()
+    s = SecurityEvents(Store("fd"), q)
+    bad = ValueError("MBEDTLS_ERR_X509_CERT_VERIFY_FAILED")
+    for _ in range(3):
+        s.on_link_error(bad)
+    assert [p["type"] for _, p, _ in q.items] == ["InvalidCentralSystemCertificate"]
+    s.on_link_error(None)  # connected: the burst ended
+    s.on_link_error(bad)
+    s.on_link_error(bad)
+    assert [p["type"] for _, p, _ in q.items].count("InvalidCentralSystemCertificate") == 2
+    # a refused password keeps its hourly throttle, a connection or not
+    s.on_link_error(OSError("handshake refused: HTTP 401"))
+    s.on_link_error(None)
+    s.on_link_error(OSError("handshake refused: HTTP 401"))
+    assert [p["type"] for _, p, _ in q.items].count("FailedToAuthenticateAtCentralSystem") == 1
+
+
 def test_window_filter():
     s = SecurityEvents(Store("fc"), Queue())
     s.add("StartupOfTheDevice")

@@ -111,6 +111,19 @@ def test_profile_requirements():
             "CA certificate rejected")
 
 
+def test_a_tls_profile_reaches_a_ws_url_over_wss():
+    # OCTT TC_083_CS: 1.6 has no key for the URL, so after an upgrade to profile 2 the
+    # provisioned ws:// endpoint is reached over TLS (same host, port and path); 0-1 take the
+    # URL as given, and a wss:// URL stays wss:// whatever the profile.
+    for prof, url, want in ((0, "ws://h:9000/ocpp", "ws://h:9000/ocpp"),
+                            (1, "ws://h:9000/ocpp", "ws://h:9000/ocpp"),
+                            (2, "ws://h:9000/ocpp", "wss://h:9000/ocpp"),
+                            (3, "ws://h/o/p", "wss://h/o/p"),
+                            (1, "wss://h/ocpp", "wss://h/ocpp"),
+                            (2, "wss://h/ocpp", "wss://h/ocpp")):
+        assert security.endpoint(settings(security_profile=prof), url) == want, (prof, url)
+
+
 def test_tls_context_requires_the_server_certificate():
     import ssl
 

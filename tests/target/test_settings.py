@@ -29,3 +29,17 @@ def test_wipe_owner_clears_the_pems():
     assert s.d["mqtt_ca_pem"] is True and s.get("mqtt_ca_pem") == CA
     s.wipe_owner()
     assert s.get("mqtt_ca_pem") == "" and store.load("settings", {})["mqtt_ca_pem"] == ""
+
+
+def test_provisioning_never_lowers_the_security_profile():
+    # A profile raised over OCPP (ChangeConfiguration SecurityProfile, OCTT TC_083_CS) outlives
+    # the reboot: the factory's (or the simulation's) lower one, applied at every boot, does
+    # not take it back; a higher one still raises it.
+    store = Store("flash/p")
+    s = Settings(store, {"cp_id": "CP1", "security_profile": 1})
+    assert s.get("security_profile") == 1
+    s.update(security_profile=2)
+    again = Settings(Store("flash/p"), {"cp_id": "CP1", "security_profile": 1})
+    assert again.get("security_profile") == 2
+    again = Settings(Store("flash/p"), {"cp_id": "CP1", "security_profile": 3})
+    assert again.get("security_profile") == 3
