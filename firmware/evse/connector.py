@@ -397,7 +397,10 @@ class Connector:
         fb = self.board.relay_feedback()
         if fb and not self.relay:
             self._set_fault("weld", True)
-        elif not fb and self.relay:
+        elif not fb and self.relay and not self._watch.leaving:
+            # (While the pilot reads out of C/D, a board's pilot-loss interrupt may have opened
+            # the contactor before the debounced state follows, which then opens the relay
+            # here: not a relay failure. Still open with the pilot back in C/D is one.)
             self._set_fault("relay", True)
         else:
             self._set_fault("weld", False)

@@ -46,6 +46,7 @@ class PilotWatch:
         self.diode_verified = False  # the diode check has passed since the PWM (re)started
         self.pilot_fault = False  # the last feed()'s faults (attributes, not a returned
         self.diode_fault = False  # tuple: a reading allocates nothing)
+        self.leaving = False  # the last reading is not C/D, whatever the debounced state says
 
     def feed(self, mv, low_mv, pwm_on, diode_fault):
         # One reading: mv the high plateau, low_mv() reads the low one (only when it is used),
@@ -53,6 +54,7 @@ class PilotWatch:
         # -> the state; sets pilot_fault and diode_fault
         raw = pilot.classify(mv)
         st = self._deb.feed(raw)
+        self.leaving = raw != "C" and raw != "D"
         # A glitch between bands keeps the last stable state; a voltage that stays between
         # bands is a fault, the relay opens.
         self._invalid = self._invalid + 1 if raw is None else 0

@@ -6,6 +6,7 @@
 # not from the connector's own bookkeeping. Seeded: a failure names its seed and step.
 import asyncio
 import random
+import time
 
 from store import Store
 from eventlog import EventLog
@@ -241,6 +242,37 @@ def test_every_fault_opens_a_closed_relay_at_once():
                 c.step()
             assert not w.relay, "%s: relay still closed" % fault
             cfg.set("BorneFreeCharging", "false")
+
+    asyncio.run(run())
+
+
+def test_a_contactor_opened_by_the_pilot_loss_interrupt_is_no_relay_failure():
+    # The ESP32 board's pilot-loss comparator opens the contactor in its interrupt the instant
+    # the EV leaves; the debounced pilot state follows three readings later. In between, the
+    # feedback (open) disagrees with the relay the connector closed: no PowerSwitchFailure for
+    # that. The same disagreement with the pilot still in C is a failed contactor.
+    async def run():
+        w = World()
+        c, cfg = _boot(w, Store("ploss"))
+        cfg.set("BorneFreeCharging", "true")
+        for cause in ("unplug", "contactor"):
+            w.ev = "B"
+            await _settle(c)
+            w.ev = "C"
+            await _settle(c)
+            assert w.relay and c.relay, (cause, c.faults)
+            c._relay_at = time.ticks_add(time.ticks_ms(), -1000)  # the feedback settled long ago
+            if cause == "unplug":
+                w.ev = "A"
+            w.relay = False  # the interrupt (or a failed coil) opened it behind the connector
+            for _ in range(4):
+                c.step()
+                if cause == "unplug":
+                    assert "relay" not in c.faults, "pilot loss taken for a relay failure"
+            if cause == "unplug":
+                assert c.cp == "A" and not c.relay
+            else:
+                assert "relay" in c.faults, "a contactor open under C not seen"
 
     asyncio.run(run())
 
