@@ -59,6 +59,15 @@ def synced():
     return _source is not None
 
 
+_FLOOR = const(1735689600)  # 2025-01-01T00:00:00Z: a clock behind it was never set
+
+
+def trusted():
+    # Set from the network, or a clock that kept the time (an RTC; the unix port's host clock):
+    # an ESP32 cold-booted without one says 2000-01-01.
+    return _source is not None or now() >= _FLOOR
+
+
 def source():
     return _source
 

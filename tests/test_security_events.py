@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from borne.csms import Csms
+from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from flashdoc import seed
-from ocpp.v16 import call, call_result
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
+from ocpp.v16 import call, call_result
 from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
@@ -105,6 +106,19 @@ async def test_a_csms_without_the_security_extension_holds_up_no_transaction(
         await csms.wait_call("StartTransaction", timeout=10)
         await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue empty")
         assert _events(csms) == ["StartupOfTheDevice"], "a refused event is not sent again"
+
+
+async def test_events_before_the_clock_is_set_carry_the_true_time(csms: Csms, flash: Path
+                                                                  ) -> None:
+    # The ESP32 board cold-boots at 2000-01-01: the boot's event is made before BootNotification
+    # gives the time, and must not go out stamped 2000 (found against ts-ocpp).
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, fitted=Fitted(board="esp32_wallbox"))
+    async with running(sim):
+        await _booted(csms)
+        await csms.wait_for(lambda: "StartupOfTheDevice" in _events(csms), 30, "the event")
+        ev = csms.calls("SecurityEventNotification")[0].payload
+        stamp = datetime.strptime(ev["timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert abs((datetime.now(UTC) - stamp).total_seconds()) < 120, ev
 
 
 async def test_bad_frames_clock_steps_and_updated_firmware(csms: Csms, flash: Path) -> None:

@@ -16,7 +16,6 @@ import clock
 import log
 
 _TAG = "security"
-_CLOCK_FLOOR = const(1735689600)  # 2025-01-01T00:00:00Z: before this, the clock was never set
 
 _ctx_cache = None  # (ca, cert, key) -> context: parse the certificates once, not per reconnect
 # The store documents the credentials come from: settings.DOC (the PEMs) and the certificate
@@ -83,7 +82,7 @@ def basic_auth(cp_id, key):
 
 
 def clock_ok():
-    return clock.synced() or clock.now() >= _CLOCK_FLOOR
+    return clock.trusted()
 
 
 def check_clock(board=None):
