@@ -45,6 +45,13 @@ async def test_versions_full_and_differential(csms: Csms, control: Control) -> N
                                            local_authorization_list=[_entry("C")]))
     assert res.status == "Accepted"
     assert (await cp.call(call.GetLocalListVersion())).list_version == 4
+    # 1.6: idTagInfo is required in a Full update; one entry without it fails the update, which
+    # leaves the list as it was (an entry dropped in silence would leave a tag off the list)
+    res = await cp.call(call.SendLocalList(list_version=5, update_type="Full",
+                                           local_authorization_list=[_entry("D"),
+                                                                     {"id_tag": "E"}]))
+    assert res.status == "Failed"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 4
 
 
 async def _max_length(cp: Any, key: str) -> int:

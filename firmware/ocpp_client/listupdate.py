@@ -145,7 +145,8 @@ def _group(ll, entries, base, full):
                 t = time.ticks_ms()
             info = e.get("idTagInfo")
             if info is None and full:
-                continue  # Full: an entry without info is not on the list
+                # 1.6: idTagInfo is required in a Full update; Failed, the list as it was
+                raise ValueError("an entry without idTagInfo in a Full update")
             tag = e["idTag"]
             if "\t" in tag or "\n" in tag:
                 raise ValueError("idTag with a tab or a line break")  # would break the lines
