@@ -278,13 +278,23 @@ class OcppClient:
         # for all of it: it lives as long as the session.
         fails = 0
         t0 = time.ticks_ms()
+        # A reconnection (boot accepted in an earlier session) delivers the messages queued
+        # offline before the statuses: the CSMS must know a transaction before it hears
+        # "Charging" (OCTT TC_037_1_CS). Only those queued by now: newer ones wait behind the
+        # statuses, so a busy queue cannot hold them back for good. After a boot the statuses
+        # come first (1.6: BootNotification, then StatusNotification per connector).
+        q = self.queue
+        first = len(q) if q is not None and self.registration == "Accepted" else 0
         while True:
             try:
                 while self.registration != "Accepted":
                     await self._boot()
                 self._kick.clear()
-                await self._report_statuses()
                 q = self.queue
+                if first:
+                    await q.deliver(self.rpc, first)
+                    first = 0
+                await self._report_statuses()
                 if q is not None:
                     await q.deliver(self.rpc)
                 self._publish()

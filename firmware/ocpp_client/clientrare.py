@@ -30,7 +30,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     cl.restart_tune = None  # fn(): the buzzer's restart tune
     cl.connected = False
     cl.registration = None  # None until the first answer, then Accepted/Pending/Rejected
-    cl.queue = None  # the transaction queue (transactions.py): delivered after the statuses
+    cl.queue = None  # the transaction queue (transactions.py): client.py _work's order
     cl.features = {}  # feature name -> its state object, where it keeps one
     # (idTag, idTagInfo) the authorization cache holds as the CSMS last gave it (auth.py
     # remember()): the same again (a session's StartTransaction.conf after its Authorize) needs
