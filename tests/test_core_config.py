@@ -18,7 +18,7 @@ REQUIRED = {
     "UnlockConnectorOnEVSideDisconnect", "LocalAuthListEnabled", "LocalAuthListMaxLength",
     "SendLocalListMaxLength", "ChargeProfileMaxStackLevel",
     "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods",
-    "MaxChargingProfilesInstalled",
+    "MaxChargingProfilesInstalled", "SupportedFileTransferProtocols",
 }
 
 
@@ -35,6 +35,10 @@ async def test_get_configuration_lists_every_required_key(csms: Csms, sim: Simul
     assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True,
                                           "value": "1"}
     assert "AuthorizationKey" not in keys, "a write-only key leaked"
+    # 1.6 FirmwareManagement key (OCTT's diagnostics and firmware cases pick a server by it):
+    # what net/ftp.py and net/http.py really speak
+    assert keys["SupportedFileTransferProtocols"] == {
+        "key": "SupportedFileTransferProtocols", "readonly": True, "value": "FTP,HTTP,HTTPS"}
 
 
 async def test_get_configuration_by_name_reports_unknown_keys(csms: Csms, sim: Simulator) -> None:
