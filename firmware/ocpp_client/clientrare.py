@@ -47,6 +47,10 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
                    "StatusNotification": cl._trigger_status}
     cl._boot_due_ms = 0
     cl._status_dirty = {}  # connector id -> (status, error_code) not yet reported
+    # per connector: ticks_ms of its last change (None: due at once, as at boot), and the
+    # (status, error_code) last reported (MinimumStatusDuration: client.py _due)
+    cl._since = [None, None]
+    cl._sent = [None, None]
     cl._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
     cl._follow = []
     cl._idle_ms = None  # ticks_ms since the worker waits for a kick (None: busy)
