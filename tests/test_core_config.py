@@ -3,6 +3,9 @@ ClearCache (061), DataTransfer (062), UnlockConnector on a fixed cable (017_2, 0
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
 from ocpp.v16 import call
@@ -19,7 +22,7 @@ REQUIRED = {
     "UnlockConnectorOnEVSideDisconnect", "LocalAuthListEnabled", "LocalAuthListMaxLength",
     "SendLocalListMaxLength", "ChargeProfileMaxStackLevel",
     "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods",
-    "MaxChargingProfilesInstalled",
+    "MaxChargingProfilesInstalled", "SupportedFileTransferProtocols",
 }
 
 
@@ -36,6 +39,10 @@ async def test_get_configuration_lists_every_required_key(csms: Csms, sim: Simul
     assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True,
                                           "value": "1"}
     assert "AuthorizationKey" not in keys, "a write-only key leaked"
+    # 1.6 FirmwareManagement key (OCTT's diagnostics and firmware cases pick a server by it):
+    # what net/ftp.py and net/http.py really speak
+    assert keys["SupportedFileTransferProtocols"] == {
+        "key": "SupportedFileTransferProtocols", "readonly": True, "value": "FTP,HTTP,HTTPS"}
 
 
 async def test_get_configuration_by_name_reports_unknown_keys(csms: Csms, sim: Simulator) -> None:
@@ -57,9 +64,10 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("LocalPreAuthorize", "maybe", "Rejected"),
         ("LightIntensity", "101", "Rejected"),
         ("AuthorizationKey", "0123456789abcdef0123", "Accepted"),
-        # Keys whose behaviour is not implemented take only the value that is true of it
-        ("MinimumStatusDuration", "30", "Rejected"),
+        ("MinimumStatusDuration", "30", "Accepted"),
+        ("MinimumStatusDuration", "86401", "Rejected"),
         ("MinimumStatusDuration", "0", "Accepted"),
+        # A key whose behaviour is not implemented takes only the value that is true of it
         ("MaxEnergyOnInvalidId", "500", "Rejected"),
     ]
     for key, value, want in cases:
@@ -193,3 +201,42 @@ async def test_authorization_key_goes_to_the_settings_once_and_never_back(
     assert res.status == "Rejected", "profile 2 with no CentralSystemRootCertificate"
     assert (await cp.call(call.GetConfiguration(key=["SecurityProfile"]))).configuration_key[0][
         "value"] == "1"
+
+
+async def test_minimum_status_duration_reports_only_a_status_that_held(
+    csms: Csms, control: Control
+) -> None:
+    """MinimumStatusDuration (OCTT TC_023_CS sets 10): a status goes out once it has held that
+    long; one that changes back within it is never reported; 0 reports at once."""
+    cp = await _cp(csms)
+    res = await cp.call(call.ChangeConfiguration(key="MinimumStatusDuration", value="3"))
+    assert res.status == "Accepted"
+
+    def statuses(n: int) -> list[str]:
+        return [f.payload["status"] for f in csms.calls("StatusNotification")
+                if f.payload["connectorId"] == 1 and csms.frames.index(f) >= n]
+
+    n = len(csms.frames)
+    await control("plug")
+    t0 = time.monotonic()
+    await control.wait_state(lambda s: s["ocpp"]["status"] == "Preparing", "Preparing")
+    await control("unplug")  # back to Available within the 3 s
+    await control.wait_state(lambda s: s["ocpp"]["status"] == "Available", "Available")
+    await asyncio.sleep(max(0.0, 5 - (time.monotonic() - t0)))  # the duration passes
+    await cp.call(call.GetConfiguration(key=["MinimumStatusDuration"]))  # the worker still answers
+    assert statuses(n) == [], "a status that changed back within the duration was reported"
+
+    n = len(csms.frames)
+    await control("plug")
+    t0 = time.monotonic()
+    await control.wait_state(lambda s: s["ocpp"]["status"] == "Preparing", "Preparing")
+    f = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
+    assert f.payload["status"] == "Preparing"
+    assert f.t - t0 >= 2.9, "reported before it held MinimumStatusDuration"
+
+    res = await cp.call(call.ChangeConfiguration(key="MinimumStatusDuration", value="0"))
+    n = len(csms.frames)
+    await control("unplug")
+    t0 = time.monotonic()
+    f = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
+    assert f.payload["status"] == "Available" and f.t - t0 < 2

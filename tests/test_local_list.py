@@ -54,6 +54,30 @@ async def test_versions_full_and_differential(csms: Csms, control: Control) -> N
     assert (await cp.call(call.GetLocalListVersion())).list_version == 4
 
 
+async def test_version_of_an_empty_list_and_of_a_list_not_in_use(
+    csms: Csms, control: Control
+) -> None:
+    """OCTT TC_042_2_CS: an empty list is version 0 whatever version its Full update carried
+    (the Differential check still uses that version); TC_042_1_CS: with LocalAuthListEnabled
+    false the list is not in use, -1."""
+    cp = await _cp(csms)
+    res = await cp.call(call.SendLocalList(list_version=1, update_type="Full"))
+    assert res.status == "Accepted"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 0
+    res = await cp.call(call.SendLocalList(list_version=1, update_type="Differential",
+                                           local_authorization_list=[_entry("C")]))
+    assert res.status == "VersionMismatch", "1 is the list's version, empty or not"
+    res = await cp.call(call.SendLocalList(list_version=2, update_type="Differential",
+                                           local_authorization_list=[_entry("C")]))
+    assert res.status == "Accepted"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 2
+    res = await cp.call(call.ChangeConfiguration(key="LocalAuthListEnabled", value="false"))
+    assert res.status == "Accepted"
+    assert (await cp.call(call.GetLocalListVersion())).list_version == -1
+    res = await cp.call(call.ChangeConfiguration(key="LocalAuthListEnabled", value="true"))
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 2
+
+
 async def _max_length(cp: Any, key: str) -> int:
     res = await cp.call(call.GetConfiguration(key=[key]))
     return int(res.configuration_key[0]["value"])

@@ -93,3 +93,62 @@ async def test_start_never_accepted_gives_transaction_id_minus_one(
     stop = await csms.wait_call("StopTransaction", timeout=20)
     assert stop.payload["transactionId"] == -1
     assert len(csms.calls("StartTransaction")) == 2, "attempts must stop at the configured count"
+
+
+async def test_start_queued_offline_goes_before_the_charging_status(
+    csms: Csms, control: Control
+) -> None:
+    # OCTT TC_037_1_CS: after the reconnection the CSMS hears the StartTransaction first, then
+    # "Charging" (it must know the transaction before the status that names it).
+    await _setup(csms, BorneFreeCharging="true")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control.wait_state(lambda s: s["relay"], "charging offline (free charging)")
+    n = len(csms.frames)
+    await control("net", up=True)
+    start = await csms.wait_call("StartTransaction", after=n, timeout=30)
+    charging = await csms.wait_call(
+        "StatusNotification", lambda p: p["connectorId"] == 1 and p["status"] == "Charging",
+        after=n, timeout=30)
+    later = csms.calls()[csms.calls().index(start) + 1:]
+    assert charging in later
+    before = csms.frames[n:csms.frames.index(start)]
+    assert not [f for f in before if f.is_call and f.action == "StatusNotification"], (
+        "no status before the queued StartTransaction")
+    assert len(csms.calls("BootNotification")) == 1
+
+
+async def test_status_changed_while_the_queue_delivers_is_reported_after_it(
+    csms: Csms, control: Control
+) -> None:
+    # The queue at the reconnection goes first; a status that changes meanwhile is reported
+    # once it is out, and a message queued meanwhile (the stop) does not hold the status back.
+    await _setup(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="5")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control.wait_state(lambda s: s["relay"], "charging offline (free charging)")
+
+    def fail(payload: object) -> object:
+        raise RuntimeError("CSMS database is down")
+
+    csms.respond("StartTransaction", fail)
+    n = len(csms.frames)
+    await control("net", up=True)
+    await csms.wait_call("StartTransaction", after=n, timeout=30)
+    await control("unplug")  # during the 5 s before the start is sent again
+    await control.wait_state(lambda s: not s["relay"], "stopped while the start waits")
+    csms.respond("StartTransaction", None)
+    stop = await csms.wait_call("StopTransaction", after=n, timeout=30)
+    status = await csms.wait_call(
+        "StatusNotification", lambda p: p["connectorId"] == 1, after=n, timeout=30)
+    calls = csms.calls()
+    starts = [i for i, f in enumerate(calls) if f.action == "StartTransaction"
+              and csms.frames.index(f) >= n]
+    assert len(starts) == 2
+    assert calls.index(status) > starts[-1], "statuses only once the reconnection's queue is out"
+    assert status.payload["status"] in ("Finishing", "Available"), status.payload
+    assert calls.index(status) < calls.index(stop), "the stop, queued later, goes after them"

@@ -92,8 +92,13 @@ class Authorization:
         return {"status": self.clear_cache()}
 
     async def list_version(self, p):
+        # 1.6 (TC_042_1/2_CS): -1 while the list is not in use, 0 while it is empty (whatever
+        # version its last update carried). The stored version stays what a Differential
+        # update is checked against (listupdate.py: VersionMismatch at <= it).
+        if not self.s.config.get("LocalAuthListEnabled"):
+            return {"listVersion": -1}
         local = self.local
-        return {"listVersion": local.version if local.count or local.version else 0}
+        return {"listVersion": local.version if local.count else 0}
 
     async def send_list(self, p):
         # The entries are a list, or a generator reading them from flash (a message too long for

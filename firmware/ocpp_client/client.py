@@ -88,6 +88,7 @@ class OcppClient:
             self._status_dirty[cid] = (status, error_code)
         except MemoryError:  # the connector's own (status, code): no new tuple
             self._status_dirty[cid] = self.connector.status_of(cid)
+        self._since[cid] = time.ticks_ms()  # (MinimumStatusDuration counts from here)
         self._kick.set()
         self._publish()
 
@@ -280,17 +281,27 @@ class OcppClient:
         # for all of it: it lives as long as the session.
         fails = 0
         t0 = time.ticks_ms()
+        # A reconnection (boot accepted in an earlier session) delivers the messages queued
+        # offline before the statuses: the CSMS must know a transaction before it hears
+        # "Charging" (OCTT TC_037_1_CS). Only those queued by now: newer ones wait behind the
+        # statuses, so a busy queue cannot hold them back for good. After a boot the statuses
+        # come first (1.6: BootNotification, then StatusNotification per connector).
+        q = self.queue
+        first = len(q) if q is not None and self.registration == "Accepted" else 0
         while True:
             try:
                 while self.registration != "Accepted":
                     await self._boot()
                 self._kick.clear()
-                await self._report_statuses()
                 q = self.queue
+                if first:
+                    await q.deliver(self.rpc, first)
+                    first = 0
+                await self._report_statuses()
                 if q is not None:
                     await q.deliver(self.rpc)
                 self._publish()
-                if self._status_dirty or (q is not None and len(q)):
+                if self._due() is not None or (q is not None and len(q)):
                     continue
                 # Idle until a status changes or a message is queued (both set _kick), or until
                 # the watchdog finds no kick came for HeartbeatInterval (it sets _kick, _beat).
@@ -321,6 +332,8 @@ class OcppClient:
         idle = self._idle_ms
         if idle is None:
             return
+        if self._status_dirty and self._due() is not None:
+            self._kick.set()  # a status has held for MinimumStatusDuration: report it
         interval = self.config.get("HeartbeatInterval")
         if time.ticks_diff(time.ticks_ms(), idle) >= (interval if interval > 0 else 86400) * 1000:
             self._idle_ms = None
@@ -339,13 +352,34 @@ class OcppClient:
             req["vendorErrorCode"] = vendor
             req["info"] = "grid meter silent: offer at its fallback"
         await self.rpc.call("StatusNotification", req)
+        self._sent[cid] = (status, err)
+
+    def _due(self):
+        # The lowest connector whose status is to be reported now, or None. With a
+        # MinimumStatusDuration, only a status that has held that long (1.6): one that changed
+        # back meanwhile is dropped by _report_statuses, never reported.
+        dur = self.config.get("MinimumStatusDuration") * 1000
+        now = time.ticks_ms()
+        due = None
+        for cid in self._status_dirty:
+            t = self._since[cid]
+            if dur and t is not None and time.ticks_diff(now, t) < dur:
+                continue
+            if due is None or cid < due:
+                due = cid
+        return due
 
     async def _report_statuses(self):
-        while self._status_dirty:
-            cid = min(self._status_dirty)
-            status, err = self._status_dirty.pop(cid)
+        hold = self.config.get("MinimumStatusDuration")
+        while True:
+            cid = self._due()
+            if cid is None:
+                return
+            st = self._status_dirty.pop(cid)
+            if hold and self._since[cid] is not None and st == self._sent[cid]:
+                continue  # back to what the CSMS was told before it held MinimumStatusDuration
             try:
-                await self._send_status(cid, status, err)
+                await self._send_status(cid, st[0], st[1])
             except Exception:
                 # Not delivered (a dead link, no memory): report the connector's status again
                 # after the reconnect or the pause.

@@ -30,7 +30,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     cl.restart_tune = None  # fn(): the buzzer's restart tune
     cl.connected = False
     cl.registration = None  # None until the first answer, then Accepted/Pending/Rejected
-    cl.queue = None  # the transaction queue (transactions.py): delivered after the statuses
+    cl.queue = None  # the transaction queue (transactions.py): client.py _work's order
     cl.features = {}  # feature name -> its state object, where it keeps one
     # (idTag, idTagInfo) the authorization cache holds as the CSMS last gave it (auth.py
     # remember()): the same again (a session's StartTransaction.conf after its Authorize) needs
@@ -47,6 +47,10 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
                    "StatusNotification": cl._trigger_status}
     cl._boot_due_ms = 0
     cl._status_dirty = {}  # connector id -> (status, error_code) not yet reported
+    # per connector: ticks_ms of its last change (None: due at once, as at boot), and the
+    # (status, error_code) last reported (MinimumStatusDuration: client.py _due)
+    cl._since = [None, None]
+    cl._sent = [None, None]
     cl._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
     cl._follow = []
     cl._idle_ms = None  # ticks_ms since the worker waits for a kick (None: busy)

@@ -45,6 +45,9 @@ _TABLE = const((
     "StopTxnSampledData mw \n"
     "StopTxnSampledDataMaxLength ir 8\n"
     "SupportedFeatureProfiles lr Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger\n"
+    # GetDiagnostics uploads over all three (net/ftp.py, net/http.py); UpdateFirmware downloads
+    # over HTTP(S) only (ota/update.py refuses another scheme).
+    "SupportedFileTransferProtocols lr FTP,HTTP,HTTPS\n"
     "TransactionMessageAttempts iw 3\n"
     "TransactionMessageRetryInterval iw 60\n"
     # RW as 1.6's key table has it (OCTT TC_019_CS); a fixed cable has no lock, so either value

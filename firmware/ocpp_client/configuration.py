@@ -186,10 +186,13 @@ def _check(key, v, cfg, kt):
         raise ValueError("zero")
     if key == "TransactionMessageAttempts" and v > 100:
         raise ValueError("too many")
-    if key in ("MinimumStatusDuration", "MaxEnergyOnInvalidId") and v:
-        # Not implemented (statuses go out as they change; a session the CSMS refuses after its
-        # start is stopped or suspended at once): only their 0 is true, so only 0 is accepted
+    if key == "MaxEnergyOnInvalidId" and v:
+        # Not implemented (a session the CSMS refuses after its start is stopped or suspended
+        # at once): only its 0 is true, so only 0 is accepted
         raise ValueError("only 0 is supported")
+    if key == "MinimumStatusDuration" and v > 86400:
+        # the session times it with ticks_diff, whose range ends after some 6 days on a charger
+        raise ValueError("over a day")
     if key == "SecurityProfile":
         if v > 3 or v < cfg.get("SecurityProfile"):
             raise ValueError("the security profile is never lowered")

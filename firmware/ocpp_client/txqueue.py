@@ -131,13 +131,17 @@ class TxQueue:
             g.close()
         return None
 
-    async def deliver(self, rpc):
-        # Sends queued messages in order until the queue is empty or the link fails (the
-        # exception propagates to the session, which reconnects).
+    async def deliver(self, rpc, n=-1):
+        # Sends queued messages in order until the queue is empty, n of them are done (n < 0:
+        # no bound) or the link fails (the exception propagates to the session, which
+        # reconnects).
         attempts = 0
         item = None
         while True:
             if item is None:
+                if not n:
+                    return
+                n -= 1
                 if self._nheld and not self.flush_held():
                     await asyncio.sleep_ms(_HELD_RETRY_MS)  # still no memory: later, no spin
                 item = self._next()
