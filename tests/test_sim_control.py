@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,16 @@ def test_bad_flash_dir_is_refused_before_start(tmp_path: Path) -> None:
     not_a_dir.write_text("x")
     r = _borne_sim("--flash", str(not_a_dir))
     assert r.returncode == 2 and "--flash" in r.stderr and "not a directory" in r.stderr
+
+
+def test_csms_on_a_taken_port_says_so_in_one_line() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "borne.cli", "csms", "--port", str(port)],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err
