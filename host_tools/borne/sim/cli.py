@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="run a unix port built with the application frozen into it "
                         "(boards/unix_sim/manifest.py says how): bytecode and names in the "
                         "image, as on a charger's firmware; unix_sim board only")
-    p.add_argument("--phases", type=int, choices=(1, 3), default=3)
+    p.add_argument("--phases", type=int, choices=(1, 3), default=3,
+                   help="phases of the simulated supply the EV draws on (default 3): the power "
+                   "and energy the meter measures; an sdm120 meter makes it single-phase")
     p.add_argument("--board", default="unix_sim", choices=BOARDS,
                    help="the board code that runs: unix_sim, or esp32_wallbox (its board.py "
                    "unchanged, on the emulated ESP32: machine, network, esp32, ... for the unix "
