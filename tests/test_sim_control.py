@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,64 @@ def test_bad_flash_dir_is_refused_before_start(tmp_path: Path) -> None:
     not_a_dir.write_text("x")
     r = _borne_sim("--flash", str(not_a_dir))
     assert r.returncode == 2 and "--flash" in r.stderr and "not a directory" in r.stderr
+
+
+def test_csms_on_a_taken_port_says_so_in_one_line() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "borne.cli", "csms", "--port", str(port)],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err
+
+
+def test_bad_sim_options_are_refused_before_start(tmp_path: Path) -> None:
+    # Each would otherwise start an agent that fails at every boot, or a hotspot no one sees.
+    flash = str(tmp_path / "f")
+    bad_env = tmp_path / "wifi.json"
+    bad_env.write_text('{"networks": [{"ssid": "Home", ')
+    no_list = tmp_path / "wifi2.json"
+    no_list.write_text('{"networks": "Home"}')
+    for argv, words in [
+        (("--heapsize", "100"), "smaller than the 700 bytes"),
+        (("--heapsize", "abc"), "not a MicroPython heap size"),
+        (("--heapsize", "100kw"), "not a MicroPython heap size"),
+        (("--profile", "2", "--auth-key", "k"), "--profile 2 connects over TLS"),
+        (("--profile", "3", "--cert", __file__, "--key", __file__), "--profile 3 connects"),
+        (("--claim", "--wifi-env", str(bad_env)), "not JSON"),
+        (("--claim", "--wifi-env", str(no_list)), "expected"),
+    ]:
+        r = _borne_sim("--flash", flash, *argv)
+        assert r.returncode == 2, (argv, r.stdout, r.stderr)
+        assert words in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+        assert "agent started" not in r.stdout
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = _borne_sim("--flash", flash, "--claim", "--http-port", str(port))
+    assert r.returncode == 1, r.stderr
+    assert f"--http-port {port}" in r.stderr and "in use" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_sim_heapsize_forms() -> None:
+    from borne.sim.cli import heapsize
+    from borne.sim.romboot import heap_bytes
+
+    for ok in ("100wK", "100WK", "64k", "2M", "1024", "1000w"):
+        assert heapsize(ok) == ok
+    assert heap_bytes("100WK") == heap_bytes("100wK")
+
+
+def test_a_claim_held_in_the_flash_is_found(tmp_path: Path) -> None:
+    from borne.sim.cli import held_csms
+    from flashdoc import seed
+
+    assert held_csms(tmp_path) is None
+    seed(tmp_path, "settings", {"csms_url": "ws://old.example/ocpp", "claimed": True})
+    assert held_csms(tmp_path) == "ws://old.example/ocpp"

@@ -251,6 +251,40 @@ def test_deploy_a_signed_release(tmp_path: Path, built: Path,
         assert rc == 1 and "built for board 'unix_sim'" in one_line_error(err)
 
 
+def test_deploy_checks_its_files_before_contacting_the_charger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A bad --ota-keys or --bundle is refused before the charger is contacted (here no device
+    # exists at the port: the error names the file, not the port), so it is never stopped,
+    # restarted into a maintenance boot or switched.
+    from borne import release
+
+    port = str(tmp_path / "ttyUSB9")
+    notjson = tmp_path / "notkeys.json"
+    notjson.write_text("{")
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"keys": []}')
+    key = release.generate()
+    ring = tmp_path / "keys.json"
+    ring.write_text(json.dumps(release.keyring([key.public_key()])))
+    notfw = tmp_path / "notes.fw"
+    notfw.write_text("hello")
+    other = tmp_path / "other.fw"
+    other.write_bytes(release.pack([("a.py", b"x = 1\n")], release.generate(), version="9.9.9",
+                                   board=BOARD))
+    for extra, want in (
+        (["--ota-keys", str(tmp_path / "nosuch.json")], "cannot read the keyring"),
+        (["--ota-keys", str(notjson)], "is not a keyring"),
+        (["--ota-keys", str(empty)], "holds no key"),
+        (["--bundle", str(tmp_path / "nosuch.fw")], "cannot read the bundle"),
+        (["--bundle", str(notfw)], "is not a release bundle"),
+        (["--bundle", str(other), "--ota-keys", str(ring)], "does not trust"),
+    ):
+        rc, _, err = run_cli(["deploy", "--port", port, "--no-build", *extra], capsys)
+        assert rc == 1 and want in one_line_error(err), err
+        assert "no device" not in err
+
+
 @pytest.mark.parametrize("fault", ["unplug", "hang"])
 def test_deploy_cut_mid_copy_leaves_the_old_application(
     tmp_path: Path, built: Path, fault: str, capsys: pytest.CaptureFixture[str]

@@ -25,6 +25,9 @@ What it does, in order (each step is printed; --dry-run prints them without a de
  7. Resets the charger and waits until the new application answers with the expected firmware
     version (unless --no-reset).
 
+The --ota-keys and --bundle files are checked before the charger is contacted (with both, the
+bundle's signature too): a bad file leaves the charger untouched.
+
 Safe to repeat: a deploy that stopped half-way is simply run again.
 
 Exit status: 0 done; 1 the device or the build failed (the message says in which state the
@@ -275,18 +278,46 @@ print(open("/boot_slot").read())""")
     return new
 
 
+def read_keyring(keys: Path) -> tuple[bytes, list[str]]:
+    """A firmware-update keyring file (`borne keygen`'s keys.json): its bytes and key ids.
+    Checked before the charger is touched (DeviceError naming the file otherwise)."""
+    try:
+        data = keys.read_bytes()
+    except OSError as e:
+        raise DeviceError(f"cannot read the keyring {keys} ({e.strerror}): make one with "
+                          "`borne keygen`; nothing was done") from None
+    try:
+        ring = json.loads(data)
+        ids = [k["id"] for k in ring["keys"] if int(k["n"], 16) and int(k["e"])]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DeviceError(f"{keys} is not a keyring from `borne keygen` ({e}): nothing was "
+                          "done") from None
+    if not ids:
+        raise DeviceError(f"{keys} holds no key: the charger would accept no update; nothing "
+                          "was done")
+    return data, ids
+
+
+def check_bundle(bundle: Path) -> None:
+    """A release bundle's file readable and a bundle at all, before the charger is touched
+    (its signature and files are checked once the charger's keyring is known)."""
+    from borne.release import MAGIC
+
+    try:
+        with bundle.open("rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError as e:
+        raise DeviceError(f"cannot read the bundle {bundle} ({e.strerror}): nothing was done"
+                          ) from None
+    if head != MAGIC:
+        raise DeviceError(f"{bundle} is not a release bundle from `borne release`: nothing was "
+                          "done")
+
+
 def install_keys(dev: Device, keys: Path, say: Say) -> None:
     """The firmware-update keyring (`borne keygen`'s keys.json) as /ota_keys.json beside
     main.py, outside both slots (firmware/ota/keys.py): temp file, hash read back, rename."""
-    try:
-        data = keys.read_bytes()
-        ring = json.loads(data)
-        ids = [k["id"] for k in ring["keys"] if int(k["n"], 16) and int(k["e"])]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DeviceError(f"{keys} is not a keyring from `borne keygen` ({e}): nothing was "
-                          "written") from None
-    if not ids:
-        raise DeviceError(f"{keys} holds no key: the charger would accept no update")
+    data, ids = read_keyring(keys)
     digest = hashlib.sha256(data).hexdigest()
     dev.step = "checking /ota_keys.json"
     if dev.hash_file("/ota_keys.json") == digest:
@@ -437,6 +468,17 @@ def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
     board_dir = paths.BOARDS / board
     if not board_dir.is_dir():
         raise DeviceError(f"no board {board!r} under {paths.BOARDS}")
+    # The files given are checked before the charger is contacted: a bad one must not leave
+    # it stopped, in a maintenance boot, or switched to the new application.
+    if ota_keys is not None:
+        read_keyring(ota_keys)
+    if bundle is not None:
+        check_bundle(bundle)
+        if ota_keys is not None:  # the whole check is possible without the charger's keyring
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="borne-bundle-") as tmp:
+                unpack_bundle(bundle, ota_keys.read_bytes(), board, Path(tmp))
     with Device(port, timeout) as dev:
         make_safe(dev, board_dir, say)
         try:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from borne import provision as prov
-from borne.deploy import deploy, local_version
+from borne.deploy import deploy, local_version, read_keyring
 from borne.devlink import Device, DeviceError, add_line_args
 
 ESP32_CHIP = "esp32"
@@ -144,9 +144,8 @@ def flash(args: argparse.Namespace, say: Say = print) -> int:
                           esptool_cmd=esp, connect_attempts=args.connect_attempts)
     check_image(args.firmware)
     prov.precheck(args)  # a bad register or CA is refused before anything is erased
-    if args.ota_keys is not None and not args.ota_keys.is_file():
-        raise DeviceError(f"no keyring {args.ota_keys}: make one with `borne keygen`; nothing "
-                          "was written")
+    if args.ota_keys is not None:
+        read_keyring(args.ota_keys)  # a missing or bad keyring: refused before the erase
     if args.port.startswith("/") and not os.path.exists(args.port):
         raise DeviceError(f"no device on that port ({args.port}): plug the charger's USB cable "
                           "in, check --port; nothing was written")

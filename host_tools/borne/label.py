@@ -148,7 +148,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--id", dest="cp_id", help="charger id")
     p.add_argument("--hotspot-key", help="the per-device WPA2 key")
     p.add_argument("--conn-password", help="the connection password")
-    p.add_argument("--connector", type=int, default=1)
+    p.add_argument("--connector", type=int, default=1,
+                   help="the connector the Scan & Charge QR code names (default 1)")
     p.add_argument("--out", default="label", help="output path without extension")
     p.set_defaults(func=run)
 

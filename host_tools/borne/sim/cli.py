@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from borne.sim.options import BOARDS, PULSE, READERS, Fitted, Runtime
 from borne.sim.simulator import ClaimOptions, Simulator, check_csms_url, check_flash_dir
 
 DEFAULT_CONTROL_PORT = 7700
+DEFAULT_HTTP_PORT = 8080
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--flash", default="sim-flash", help="the charger's persistent filesystem")
     p.add_argument("--control", type=int, default=DEFAULT_CONTROL_PORT, metavar="PORT",
                    help="control protocol port on 127.0.0.1 (0 picks a free one)")
-    p.add_argument("--heapsize", metavar="NwK", help="MicroPython heap, e.g. 100wK")
+    p.add_argument("--heapsize", metavar="NwK", type=heapsize,
+                   help="MicroPython heap (-X heapsize): N bytes, NK or NM, or NwK / NwM in "
+                   "32-bit words (scaled to this host's word size), e.g. 100wK")
     p.add_argument("--diag", action="store_true",
                    help="the agent reports its heap (state's `heap`: peak, used, total)")
     run_as = p.add_mutually_exclusive_group()
@@ -49,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="run a unix port built with the application frozen into it "
                         "(boards/unix_sim/manifest.py says how): bytecode and names in the "
                         "image, as on a charger's firmware; unix_sim board only")
-    p.add_argument("--phases", type=int, choices=(1, 3), default=3)
+    p.add_argument("--phases", type=int, choices=(1, 3), default=3,
+                   help="phases of the simulated supply the EV draws on (default 3): the power "
+                   "and energy the meter measures; an sdm120 meter makes it single-phase")
     p.add_argument("--board", default="unix_sim", choices=BOARDS,
                    help="the board code that runs: unix_sim, or esp32_wallbox (its board.py "
                    "unchanged, on the emulated ESP32: machine, network, esp32, ... for the unix "
@@ -90,11 +97,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="start unclaimed: no CSMS; claim it with `borne claim` or the page")
     c.add_argument("--wifi-env", metavar="FILE",
                    help='visible networks: {"networks": [{"ssid", "password", "rssi"}]}')
-    c.add_argument("--http-port", type=int, default=8080, help="hotspot HTTP port (loopback)")
-    c.add_argument("--dns-port", type=int, default=0, help="captive DNS port (0: a free one)")
+    c.add_argument("--http-port", type=int, default=None, metavar="PORT",
+                   help=f"hotspot HTTP port on loopback, in claim mode and when the setup button "
+                   f"opens it (default {DEFAULT_HTTP_PORT}; outside claim mode a free one if "
+                   f"{DEFAULT_HTTP_PORT} is taken; 0: a free one)")
+    c.add_argument("--dns-port", type=int, default=0, metavar="PORT",
+                   help="captive DNS port on loopback (default 0: a free one)")
     c.add_argument("--hotspot-key", help="the per-device WPA2 key (default: generated once)")
     c.add_argument("--conn-password", help="the connection password (default: generated once)")
     p.set_defaults(func=run)
+
+
+_HEAPSIZE = re.compile(r"[1-9][0-9]*[wW]?[kKmM]?")
+_HEAP_MIN = 700  # bytes: the unix port refuses a smaller -X heapsize
+
+
+def heapsize(text: str) -> str:
+    """A --heapsize the unix port's `-X heapsize=` accepts (N, NK, NM, NwK, NwM: decimal,
+    w = in 32-bit words, then the size suffix), else an argparse error: MicroPython would refuse
+    it at every start and the simulation would restart the agent forever."""
+    from borne.sim.romboot import heap_bytes
+
+    if not _HEAPSIZE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a MicroPython heap size: N bytes, NK, NM, or NwK (in 32-bit "
+            "words), e.g. 100wK")
+    if heap_bytes(text) < _HEAP_MIN:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is smaller than the {_HEAP_MIN} bytes MicroPython accepts (the "
+            "application needs far more), e.g. 100wK")
+    return text
 
 
 def security_from(args: argparse.Namespace) -> Security | None:
@@ -119,17 +151,33 @@ def run(args: argparse.Namespace) -> int:
             check_csms_url(args.csms)
         if args.wifi_env:
             args.wifi_env = Path(args.wifi_env).resolve()
-            if not args.wifi_env.is_file():
-                raise ValueError(f"--wifi-env {args.wifi_env}: no such file")
+            check_wifi_env(args.wifi_env)
         if args.claim and args.csms:
             raise ValueError("--claim starts unclaimed: the claim gives the CSMS, not --csms")
         flash = check_flash_dir(Path(args.flash))
         if not args.id or len(args.id) > 48:
             raise ValueError("--id must be 1 to 48 characters")
+        for opt, port in (("--http-port", args.http_port), ("--dns-port", args.dns_port)):
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{opt} {port}: not a port (0-65535)")
         sim = simulator_from(args, flash)
     except ValueError as e:
         print(f"borne sim: {e}", file=sys.stderr)
         return 2
+    try:
+        hotspot_ports(args)
+    except OSError as e:
+        print(f"borne sim: {e}", file=sys.stderr)
+        return 1
+    sim.http_port, sim.dns_port = args.http_port, args.dns_port
+    if sim.claim is not None:
+        sim.claim.http_port, sim.claim.dns_port = args.http_port, args.dns_port
+        held = held_csms(flash)
+        if held:
+            print(f"borne sim: warning: {flash} holds an earlier claim (CSMS {held}): the charger "
+                  "starts claimed and keeps trying that CSMS; give a new --flash, or unclaim it "
+                  "(`borne unclaim`, or the button held 10 s), to start unclaimed",
+                  file=sys.stderr)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
         asyncio.run(_main(args, sim))
@@ -141,14 +189,93 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_wifi_env(path: Path) -> None:
+    """--wifi-env: a JSON file {"networks": [{"ssid", "password", "rssi"}, ...]} (ValueError
+    otherwise: the simulated radio would silently see no network)."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"--wifi-env {path}: no such file") from None
+    except OSError as e:
+        raise ValueError(f"--wifi-env {path}: cannot read it ({e.strerror})") from None
+    except ValueError as e:
+        raise ValueError(f"--wifi-env {path}: not JSON ({e})") from None
+    nets = doc.get("networks") if isinstance(doc, dict) else None
+    if not isinstance(nets, list):
+        raise ValueError(f'--wifi-env {path}: expected {{"networks": [{{"ssid": ..., '
+                         '"password": ..., "rssi": ...}, ...]}')
+    for i, n in enumerate(nets):
+        if not (isinstance(n, dict) and isinstance(n.get("ssid"), str)
+                and isinstance(n.get("password", ""), str)
+                and isinstance(n.get("rssi", -60), int)):
+            raise ValueError(f"--wifi-env {path}: network {i + 1} needs a string \"ssid\", a "
+                             "string \"password\" (\"\" for an open one) and an integer "
+                             "\"rssi\"")
+
+
+def held_csms(flash: Path) -> str | None:
+    """The CSMS URL a flash folder's settings document holds (firmware/store's format: the
+    valid copy with the highest sequence number), None if none or unreadable."""
+    import json
+    import zlib
+
+    best: tuple[int, str] | None = None
+    for ext in (".json", ".bak"):
+        try:
+            head, body = (flash / "data" / f"settings{ext}").read_bytes().split(b"\n", 1)
+            magic, seq, _ver, crc, length = head.split()
+            body = body[:int(length)]
+            if magic != b"B1" or zlib.crc32(body) != int(crc, 16):
+                continue
+            url = json.loads(body).get("csms_url") or ""
+        except (OSError, ValueError, AttributeError):
+            continue
+        if best is None or int(seq) > best[0]:
+            best = (int(seq), url)
+    return best[1] if best and best[1] else None
+
+
+def _taken(port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:  # a port in TIME_WAIT is free for a listener
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def hotspot_ports(args: argparse.Namespace) -> None:
+    """--http-port/--dns-port resolved (the default HTTP port, or a free one outside claim mode
+    when it is taken) and checked free: OSError naming the option otherwise. The agent binds
+    them only once its hotspot opens, where a taken port would fail out of sight."""
+    if args.http_port is None:
+        args.http_port = DEFAULT_HTTP_PORT
+        if not args.claim and _taken(args.http_port, socket.SOCK_STREAM):
+            args.http_port = 0  # the button's hotspot, outside claim mode: any free port
+    for opt, port, kind in (("--http-port", args.http_port, socket.SOCK_STREAM),
+                            ("--dns-port", args.dns_port, socket.SOCK_DGRAM)):
+        if port and _taken(port, kind):
+            raise OSError(f"{opt} {port}: 127.0.0.1:{port} is in use (another simulation?): "
+                          "give another port, or 0 for a free one")
+
+
 def simulator_from(args: argparse.Namespace, flash: Path) -> Simulator:
     """The simulation the options describe, each option checked (ValueError)."""
     security, mqtt = security_from(args), mqtt_from(args)
+    if security is not None and security.profile >= 2 and not args.csms and not args.claim:
+        # The charger would retry forever: profiles 2 and 3 connect over TLS, which the
+        # embedded development CSMS (plain ws://) does not speak.
+        raise ValueError(f"--profile {security.profile} connects over TLS (wss://): give the "
+                         "CSMS with --csms wss://...; the embedded CSMS is plain ws://")
     claim = None
     if args.claim:
         claim = ClaimOptions(wifi_env=args.wifi_env,
                              hotspot_key=args.hotspot_key, conn_password=args.conn_password,
-                             http_port=args.http_port, dns_port=args.dns_port)
+                             http_port=args.http_port or 0, dns_port=args.dns_port)
     fitted = Fitted(board=args.board, reader=args.reader, meter_model=args.meter_model,
                     phases=args.phases, grid_meter=args.grid_meter,
                     grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse)
@@ -214,10 +341,14 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
         raise OSError(f"control port {args.control}: {e.strerror}") from None
     port = server.sockets[0].getsockname()[1]
     if not live:
-        print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {sim.csms_url}", flush=True)
+        csms = sim.csms_url or held_csms(sim.flash) or "none until claimed"
+        print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {csms}", flush=True)
         if sim.claim:
             print(f"[sim] claim page and API on {sim.hotspot_url}/; secrets in "
                   f"{sim.flash}/factory.json", flush=True)
+        else:
+            print(f"[sim] the setup button's hotspot (a 3 s press) serves on "
+                  f"{sim.hotspot_url}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

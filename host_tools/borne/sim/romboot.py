@@ -147,7 +147,7 @@ def heap_bytes(heapsize: str) -> int:
         mult, s = 1024, s[:-1]
     elif s[-1:] in ("M", "m"):
         mult, s = 1024 * 1024, s[:-1]
-    if s[-1:] == "w":
+    if s[-1:] in ("w", "W"):
         s = s[:-1]
         mult = mult * WORD // 4
     return int(s) * mult

@@ -64,7 +64,9 @@ class Simulator:
     """One simulated charger on `flash`. The options: `fitted` (board, reader, meters,
     installation), `runtime` (how the agent's interpreter runs), `security`, `claim` (start
     unclaimed, hotspot up: no CSMS), `mqtt` (the owner's broker); with no `csms_url` an embedded
-    CSMS giving `heartbeat_interval` accepts the charger."""
+    CSMS giving `heartbeat_interval` accepts the charger. `http_port`/`dns_port`: where the
+    hotspot's servers listen on loopback when the setup button opens it outside claim mode
+    (0 = a free one chosen at start; claim mode takes its own from `claim`)."""
 
     def __init__(
         self,
@@ -78,8 +80,11 @@ class Simulator:
         claim: ClaimOptions | None = None,
         mqtt: MqttOptions | None = None,
         heartbeat_interval: int = 300,
+        http_port: int = 0,
+        dns_port: int = 0,
     ) -> None:
         self.fitted = fitted = fitted or Fitted()
+        self.http_port, self.dns_port = http_port, dns_port
         self.runtime = runtime or Runtime()
         self.flash = check_flash_dir(flash)
         self.security = security
@@ -128,7 +133,11 @@ class Simulator:
         wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}",
                       gate=f"127.0.0.1:{gate_port}", rfid=_addr(self._rfid_server),
                       meter=f"127.0.0.1:{meter_port}")
+        # The hotspot the setup button opens binds loopback ports, not 80 and 53 (root's).
+        self.http_port = self.http_port or _free_port(socket.SOCK_STREAM)
+        self.dns_port = self.dns_port or _free_port(socket.SOCK_DGRAM)
         args = ["--id", self.cp_id, "--csms", self.csms_url, *wires.argv(),
+                "--http-port", str(self.http_port), "--dns-port", str(self.dns_port),
                 *self.fitted.argv()]
         if self.security:
             args += self.security.argv()
@@ -143,6 +152,7 @@ class Simulator:
         c = self.claim
         c.http_port = c.http_port or _free_port(socket.SOCK_STREAM)
         c.dns_port = c.dns_port or _free_port(socket.SOCK_DGRAM)
+        self.http_port, self.dns_port = c.http_port, c.dns_port
         env = c.wifi_env
         if env is None:
             env = self.flash.parent / f"{self.flash.name}-wifi.json"
@@ -217,9 +227,9 @@ class Simulator:
 
     @property
     def hotspot_url(self) -> str:
-        """The claim page and API (claim mode only)."""
-        assert self.claim is not None, "the simulator is not in claim mode"
-        return f"http://127.0.0.1:{self.claim.http_port}"
+        """The claim page and API (while the hotspot is open: from the start in claim mode,
+        after a 3 s button press otherwise)."""
+        return f"http://127.0.0.1:{self.claim.http_port if self.claim else self.http_port}"
 
     async def _integrate(self) -> None:
         while True:
