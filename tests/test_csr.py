@@ -5,7 +5,8 @@ SignChargePointCertificate, the charger makes a new P-256 key pair and sends a C
 CpoName as O. The test CA signs it; CertificateSigned is Accepted and the charger reconnects with
 the new certificate (the CSMS sees it in the TLS handshake) and keeps it on flash. A certificate
 for another key, or one that was never asked for, is Rejected and reported as
-InvalidChargePointCertificate; the key in use stays."""
+InvalidChargePointCertificate; the key in use stays. The renewed pair outlives a reboot whose
+provisioning still holds the old one."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ocpp.v16 import call
-from simctl import running
+from simctl import controlling, running
 from tlscerts import Ca, server_context
 
 CP_ID = "CP-TEST-1"
@@ -156,5 +157,14 @@ async def test_profile_3_certificate_renewed_by_request_of_the_csms(
             cp = csms.charge_points[CP_ID]  # the new link's
             res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, ca.cert)))
             assert res.status == "Rejected"
+
+            # A reboot: the provisioning (still the old pair) does not put the old one back.
+            async with controlling(sim) as control:
+                await control("power_cut")
+                await control("power_on")
+            await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 40,
+                                "the boot after the power cut")
+            seen = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert seen.serial_number == new.serial_number
     finally:
         await csms.stop()

@@ -12,7 +12,8 @@
 # key, is valid now (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is
 # signed by it (RSA: ota/rsa.py; P-256: p256.py). Then cert_pem (the chain) and key_pem (the new
 # key, SEC1 "EC PRIVATE KEY", which mbedTLS's load_cert_chain takes as DER) are saved in the
-# settings and the pending key is dropped; at security profile 3 the session reconnects with
+# settings (a reboot's provisioning does not put the old pair back: settingsdoc.py `cert_prov`)
+# and the pending key is dropped; at security profile 3 the session reconnects with
 # them (close 1000, as configuration.py does for a new AuthorizationKey).
 import binascii
 import hashlib
@@ -150,8 +151,15 @@ async def signed(store, settings, chain):
     cert_pem = "".join(x509.to_pem(b) for b in ders)
     key_pem = pem(key_der(d, q), "EC PRIVATE KEY")
     d = None
+    # What provisioning gave (hashed) stays noted: the boot's provisioning, which still holds the
+    # old pair, leaves the renewed one alone (settingsdoc.load()).
+    prov = settings.get("cert_prov", "")
+    if not prov:
+        from supervisor import rare
+
+        prov = rare("settingsdoc", "prov_hash", settings.get("cert_pem", ""))
     try:
-        settings.update(cert_pem=cert_pem, key_pem=key_pem)
+        settings.update(cert_pem=cert_pem, key_pem=key_pem, cert_prov=prov)
     except OSError as e:
         log.exc(_TAG, "saving the new client certificate", e)
         return "could not be saved"
