@@ -18,6 +18,9 @@ def defaults():
         "ca_pem": "",  # the CSMS's root CA(s), PEM: wss:// is checked against it
         "cert_pem": "",  # the charger's client certificate (profile 3), PEM
         "key_pem": "",  # secret: its private key, PEM
+        # the SHA-256 (hex) of the provisioned cert_pem a certificate renewed over OCPP replaced
+        # (diag/csr.py): provisioning that still gives that one leaves the renewed pair alone
+        "cert_prov": "",
         "call_timeout_s": 30,  # how long a CALL of ours waits for the CSMS's answer
         "name": "",
         # -- claim (hotspot/) --
@@ -52,6 +55,7 @@ def defaults():
 
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
 _OWNER = const(("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem",
+                "cert_prov",
                 "name", "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
                 "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix",
                 "mqtt_discovery"))
@@ -77,6 +81,15 @@ def load(self, provisioning, doc):
         if v and d.get(k) != v:
             d[k] = v
             changed = True
+    renewed = d.get("cert_prov")
+    if renewed:
+        # A client certificate renewed over OCPP (CertificateSigned, diag/csr.py) outlives the
+        # reboot while provisioning gives the pair it replaced; a new provisioned one wins.
+        if prov_hash(provisioning.get("cert_pem")) in (renewed, ""):
+            provisioning = dict(provisioning, cert_pem=None, key_pem=None)
+        else:
+            d["cert_prov"] = ""
+            changed = True
     for k in _PROVISIONED:
         v = provisioning.get(k)
         if k == "security_profile" and v is not None and v < d.get(k, 0):
@@ -95,6 +108,16 @@ def load(self, provisioning, doc):
     if changed:
         store.save(doc, d)
     log.info("settings", "charge point %s, CSMS %s", d["cp_id"], d["csms_url"] or "(none)")
+
+
+def prov_hash(pem):
+    # The SHA-256 (hex) of a PEM text, "" for none.
+    if not pem:
+        return ""
+    import binascii
+    import hashlib
+
+    return binascii.hexlify(hashlib.sha256(pem).digest()).decode()
 
 
 def wipe_owner(self, doc):

@@ -179,8 +179,9 @@ async def test_a_cleared_security_log_is_reported(csms: Csms, control: Control, 
 
 async def test_a_rejected_certificate_signed_is_a_security_event(csms: Csms, sim: Simulator,
                                                                  flash: Path) -> None:
-    # OCTT TC_077_CS: a CertificateSigned the charger rejects (it made no key pair, so no
-    # certificate can be its own) is reported as InvalidChargePointCertificate, each time.
+    # OCTT TC_077_CS: a CertificateSigned the charger rejects (no SignCertificate was sent, so no
+    # key of its own awaits a certificate) is reported as InvalidChargePointCertificate, each
+    # time (a certificate for another key: tests/test_csr.py).
     from cryptography.hazmat.primitives import serialization
     from tlscerts import Ca
 

@@ -7,12 +7,13 @@
 # --ca`); once the CSMS installs or deletes one, this document is what wss:// trusts, until a new
 # provisioning changes `ca_pem` (then that wins again, as a claim must).
 #
-# Key pairs: the charger cannot make its own (no key generation in MicroPython's ssl module, and
-# no RSA/EC arithmetic fast enough in Python to make a private key safely), so SignCertificate /
-# CertificateSigned are not offered: ExtendedTriggerMessage SignChargePointCertificate is
-# Rejected and CertificateSigned answers Rejected, reported as the security event
-# InvalidChargePointCertificate. The host's provisioning tool makes the key and the client
-# certificate (security profile 3) instead.
+# The charge point's own certificate (security profile 3's client certificate) is renewed by
+# request of the CSMS: ExtendedTriggerMessage SignChargePointCertificate makes a new EC P-256 key
+# pair on the charger (pure Python, diag/p256.py) and a CSR, sent as SignCertificate; the
+# CertificateSigned that answers it is checked against that pending key and installed as
+# cert_pem / key_pem (diag/csr.py, loaded for those two messages only). A chain refused is the
+# security event InvalidChargePointCertificate (OCTT TC_077_CS). The first key and client
+# certificate still come from the host's provisioning tool.
 #
 # A connection reads the central roots from the document alone (diag/roots.py), or `ca_pem`
 # itself while the document has not followed a new one yet (diag/secevents.py roots()): this
@@ -210,9 +211,19 @@ class CertStore:
             if len(chain) > limit:
                 why = "chain of %d bytes over %d" % (len(chain), limit)
             else:
-                why = "no SignCertificate was sent: this charger makes no key pair of its own"
-            log.warn(_TAG, "CertificateSigned rejected: %s; provisioning installs the client "
-                     "certificate", why)
+                from supervisor import drop
+
+                try:
+                    from diag import csr
+
+                    why = await csr.signed(ocpp.store, ocpp.settings, chain)
+                finally:
+                    drop("diag.csr", "diag.p256")
+            if why is None:
+                if ocpp.settings.get("security_profile", 0) == 3:
+                    ocpp.after(_reconnect, ocpp)
+                return {"status": "Accepted"}
+            log.warn(_TAG, "CertificateSigned rejected: %s", why)
             if self.sec is not None:
                 # The 1.6 security whitepaper's event for a refused charge point certificate
                 # (OCTT TC_077_CS), not only a log line
@@ -221,6 +232,12 @@ class CertStore:
 
         return {"InstallCertificate": install, "GetInstalledCertificateIds": get_ids,
                 "DeleteCertificate": delete, "CertificateSigned": signed}
+
+
+async def _reconnect(s):
+    from supervisor import rare
+
+    await rare("diag.csr", "reconnect", s)
 
 
 async def _probe(url, roots_pem, route=None, timeout_ms=10000):

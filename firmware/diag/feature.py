@@ -65,14 +65,15 @@ class Diag:
     # -- triggers ----------------------------------------------------------------------------
     async def _on_ext_trigger(self, p):
         # The messages of TriggerMessage (the session's triggers) and LogStatusNotification;
-        # SignChargePointCertificate: no key pair to certify (see certs.py).
+        # SignChargePointCertificate: a new key pair and its CSR, after the answer (csr.py).
         s = self.s
         what = p["requestedMessage"]
         cid = p.get("connectorId")
         if cid is not None and cid not in (0, 1):
             return {"status": "Rejected"}
         if what == "SignChargePointCertificate":
-            return {"status": "Rejected"}
+            s.after(self._csr)
+            return {"status": "Accepted"}
         if what == "BootNotification" and s.registration == "Accepted":
             return {"status": "Rejected"}
         fn = s.triggers.get(what)
@@ -82,6 +83,16 @@ class Diag:
             return {"status": "NotImplemented"}
         s.after(fn, cid)
         return {"status": "Accepted"}
+
+    async def _csr(self):
+        from supervisor import drop
+
+        try:
+            from diag import csr
+
+            await csr.request(self)
+        finally:
+            drop("diag.csr", "diag.p256")  # loaded on use: out of the heap again
 
     async def _fw_idle(self, cid=None):
         await self._send("FirmwareStatusNotification", {"status": "Idle"})

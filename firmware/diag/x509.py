@@ -1,10 +1,10 @@
 # A small X.509 (DER) reader for the certificates the CSMS installs and for firmware signing
 # certificates: serial, issuer and subject names (as DER, for hashing and comparison), validity,
-# the public key (RSA modulus and exponent; other kinds kept as bytes), basic constraints, the
-# signature algorithm and value; signed_by() checks an RSA PKCS#1 v1.5 / SHA-256 certificate
-# signature with the firmware's one RSA check (ota/rsa.py). ECDSA is not verified here: too slow in
-# Python on an ESP32 and no curve arithmetic in MicroPython; certificates with EC keys can be
-# installed as trust anchors for TLS (mbedTLS checks those), not used to verify firmware.
+# the public key (RSA modulus and exponent; an EC P-256 key's SEC1 point bytes, `ec`; other kinds
+# kept as bytes), basic constraints, the signature algorithm and value; signed_by() checks an RSA
+# PKCS#1 v1.5 / SHA-256 certificate signature with the firmware's one RSA check (ota/rsa.py). An
+# ECDSA-SHA256 signature by a P-256 key is checked by diag/p256.py, loaded only for it (the
+# charge point's own certificate, diag/csr.py: ecdsa_by()); firmware signatures stay RSA.
 import binascii
 import hashlib
 
@@ -13,6 +13,8 @@ from ota import rsa
 OID_RSA = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # rsaEncryption
 OID_RSA_SHA256 = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0b"  # sha256WithRSAEncryption
 OID_EC = b"\x2a\x86\x48\xce\x3d\x02\x01"  # id-ecPublicKey
+OID_P256 = b"\x2a\x86\x48\xce\x3d\x03\x01\x07"  # prime256v1 (secp256r1)
+OID_ECDSA_SHA256 = b"\x2a\x86\x48\xce\x3d\x04\x03\x02"  # ecdsa-with-SHA256
 OID_BASIC = b"\x55\x1d\x13"  # basicConstraints
 
 
@@ -104,6 +106,12 @@ class Cert:
         bs, be = _expect(b, ale, 0x03, ke)
         self.key_bits = bytes(b[bs + 1 : be])  # the BIT STRING's bytes (unused-bits byte off)
         self.rsa = None
+        self.ec = None  # a P-256 public key: 04 || X || Y (SEC1 uncompressed)
+        if self.key_alg == OID_EC and oe < ale:
+            t, cs, ce = tlv(b, oe, ale)  # the named curve
+            if (t == 0x06 and bytes(b[cs:ce]) == OID_P256 and len(self.key_bits) == 65
+                    and self.key_bits[0] == 4):
+                self.ec = self.key_bits
         if self.key_alg == OID_RSA:
             k = memoryview(self.key_bits)
             ps, pe = _expect(k, 0, 0x30)
@@ -168,6 +176,20 @@ class Cert:
             return False
         n, e = issuer.rsa
         return rsa.verify(n, e, self.sig, hashlib.sha256(self.tbs).digest())
+
+    def ecdsa_by(self, issuer):
+        # -> a generator (diag/p256.py's: run it, or step it between event loop turns) whose
+        # value says whether this certificate's ECDSA-SHA256 signature is made by `issuer`'s
+        # P-256 key; None when it is not such a signature or `issuer` has no such key.
+        if self.sig_alg != OID_ECDSA_SHA256 or issuer.ec is None or self.issuer != issuer.subject:
+            return None
+        from diag import p256
+
+        rs = p256.sig_from_der(self.sig)
+        q = p256.point_from(issuer.ec)
+        if rs is None or q is None:
+            return iter(())  # ends at once: value None, a failed check
+        return p256.verify(q, hashlib.sha256(self.tbs).digest(), rs[0], rs[1])
 
 
 def from_pem(text):

@@ -29,6 +29,7 @@ from ocpp.v16.enums import (
     Action,
     AuthorizationStatus,
     DataTransferStatus,
+    GenericStatus,
     RegistrationStatus,
 )
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -230,6 +231,12 @@ class CentralChargePoint(ChargePoint):
             "SecurityEventNotification", kw, call_result.SecurityEventNotification()
         )
 
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, **kw: Any) -> Any:
+        return self._answer(
+            "SignCertificate", kw, call_result.SignCertificate(status=GenericStatus.accepted)
+        )
+
     @on(Action.log_status_notification)
     def on_log_status(self, **kw: Any) -> Any:
         return self._answer("LogStatusNotification", kw, call_result.LogStatusNotification())
@@ -292,6 +299,7 @@ class Csms:
         self.client_cert_cn = client_cert_cn
         self.auth_results: list[tuple[str, bool]] = []  # (charge point id, credentials ok)
         self.client_cns: list[str] = []  # common names of the client certificates seen
+        self.client_certs: list[bytes] = []  # each TLS connection's client certificate (DER)
         self.unanswered: dict[str, int] = {}  # action -> how many next CALLs get no answer
         self.links: dict[str, _Recorder] = {}
         self.responders: dict[str, Responder] = {}
@@ -368,6 +376,10 @@ class Csms:
         if self.accept_ids is not None and cp_id not in self.accept_ids:
             await conn.close(1008, "unknown charge point")
             return
+        tls = conn.transport.get_extra_info("ssl_object")
+        peer = tls.getpeercert(binary_form=True) if tls is not None else None
+        if peer:
+            self.client_certs.append(peer)
         if self.client_cert_cn:
             cert = conn.transport.get_extra_info("peercert") or {}
             cns = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]

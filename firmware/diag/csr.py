@@ -1,0 +1,183 @@
+# The charge point's own certificate, renewed by request of the Central System (1.6 security
+# whitepaper "Update Charge Point Certificate", OCTT TC_074_CS; a refusal is TC_077_CS's
+# InvalidChargePointCertificate event). Loaded by diag/feature.py and diag/certs.py for those
+# two messages and dropped after (with diag/p256.py), never in the boot heap.
+#
+# request(): after ExtendedTriggerMessage(SignChargePointCertificate).conf, a new EC P-256 key
+# pair (diag/p256.py), kept on flash as the pending key (its own store document, saved
+# atomically, never logged) and a PKCS#10 CSR (RFC 2986) in PEM: subject CN = the charge point's
+# serial number (the whitepaper's; its cp_id when provisioning gave none), O = CpoName when set;
+# signed ECDSA-SHA256. Sent as SignCertificate.req.
+# signed(): CertificateSigned.req's chain is taken only when the leaf parses, holds the pending
+# key, is valid now (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is
+# signed by it (RSA: ota/rsa.py; P-256: p256.py). Then cert_pem (the chain) and key_pem (the new
+# key, SEC1 "EC PRIVATE KEY", which mbedTLS's load_cert_chain takes as DER) are saved in the
+# settings (a reboot's provisioning does not put the old pair back: settingsdoc.py `cert_prov`)
+# and the pending key is dropped; at security profile 3 the session reconnects with
+# them (close 1000, as configuration.py does for a new AuthorizationKey).
+import binascii
+import hashlib
+
+import log
+
+_TAG = "certs"
+DOC = "csrkey"  # the pending private key: {"d": hex} (the store's folder, never logged)
+_OID_CN = b"\x55\x04\x03"
+_OID_O = b"\x55\x04\x0a"
+
+
+def _der(tag, body):
+    from diag.p256 import der
+
+    return der(tag, body)
+
+
+def _name(cn, org):
+    # Name: SEQUENCE OF RDN (SET OF one AttributeTypeAndValue), UTF8String values; O then CN.
+    rdns = b""
+    for oid, v in ((_OID_O, org), (_OID_CN, cn)):
+        if v:
+            atv = _der(0x30, _der(0x06, oid) + _der(0x0C, v.encode()))
+            rdns += _der(0x31, atv)
+    return _der(0x30, rdns)
+
+
+def _spki(q):
+    from diag import p256, x509
+
+    alg = _der(0x30, _der(0x06, x509.OID_EC) + _der(0x06, x509.OID_P256))
+    return _der(0x30, alg + _der(0x03, b"\x00" + p256.point_bytes(q)))
+
+
+def pem(der, label):
+    b64 = binascii.b2a_base64(der).replace(b"\n", b"").decode()
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, "\n".join(lines), label)
+
+
+def key_der(d, q):
+    # SEC1 ECPrivateKey (RFC 5915): version 1, the scalar, [0] the curve, [1] the public key.
+    from diag import p256, x509
+
+    return _der(0x30, p256.der_int(1) + _der(0x04, d.to_bytes(32, "big"))
+                + _der(0xA0, _der(0x06, x509.OID_P256))
+                + _der(0xA1, _der(0x03, b"\x00" + p256.point_bytes(q))))
+
+
+async def build(d, q, cn, org):
+    # -> the CSR (DER) for public q, signed with d: CertificationRequestInfo (version 0, subject,
+    # SubjectPublicKeyInfo, no attributes), ecdsa-with-SHA256, the signature.
+    from diag import p256, x509
+
+    info = _der(0x30, p256.der_int(0) + _name(cn, org) + _spki(q) + b"\xa0\x00")
+    r, s = await p256.agen(p256.sign(d, hashlib.sha256(info).digest()))
+    alg = _der(0x30, _der(0x06, x509.OID_ECDSA_SHA256))
+    return _der(0x30, info + alg + _der(0x03, b"\x00" + p256.sig_der(r, s)))
+
+
+def subject(settings, config):
+    cn = settings.get("serial", "") or settings.get("cp_id", "")
+    org = ""
+    if config is not None:
+        try:
+            org = config.get("CpoName") or ""
+        except (KeyError, ValueError):
+            org = ""
+    return cn, org
+
+
+async def request(dg):
+    # dg: diag.feature.Diag. The key pair, the pending key saved, SignCertificate sent.
+    import time
+
+    from diag import p256
+
+    t0 = time.ticks_ms()
+    d, q = await p256.agen(p256.keygen())
+    cn, org = subject(dg.settings, dg.config)
+    der = await build(d, q, cn, org)
+    ms = time.ticks_diff(time.ticks_ms(), t0)
+    try:
+        dg.store.save(DOC, {"d": "%064x" % d})
+    except OSError as e:
+        log.exc(_TAG, "saving the new key", e)
+        return
+    d = None
+    log.info(_TAG, "new P-256 key pair and CSR (CN=%s%s) made in %d ms; SignCertificate sent",
+             cn, (", O=" + org) if org else "", ms)
+    res = await dg.s.send("SignCertificate", {"csr": pem(der, "CERTIFICATE REQUEST")})
+    if res is not None:
+        log.info(_TAG, "SignCertificate: %s", res.get("status"))
+
+
+def _pending(store):
+    d = store.load(DOC, {"d": ""}).get("d") or ""
+    try:
+        return int(d, 16) if len(d) == 64 else None
+    except ValueError:
+        return None
+
+
+async def signed(store, settings, chain):
+    # CertificateSigned: -> None when taken (saved), else the reason it is refused.
+    import clock
+    from diag import p256, x509
+
+    d = _pending(store)
+    if d is None:
+        return "no SignCertificate pending: no key of this charger awaits a certificate"
+    try:
+        ders = x509.from_pem(chain)
+        certs = [x509.Cert(b) for b in ders]
+    except (x509.BadCert, ValueError, IndexError) as e:
+        return "unreadable certificate chain: %s" % e
+    leaf = certs[0]
+    q = await p256.agen(p256.public(d))
+    if leaf.ec != p256.point_bytes(q):
+        return "the certificate is not for the key of the last SignCertificate"
+    if clock.trusted() and not leaf.valid_at(clock.now()):
+        return "not valid now (%s .. %s)" % (clock.iso(leaf.not_before), clock.iso(leaf.not_after))
+    for c in certs[1:]:
+        if c.subject != leaf.issuer:
+            continue
+        if c.rsa is not None:
+            ok = leaf.signed_by(c)
+        else:
+            g = leaf.ecdsa_by(c)
+            ok = g is not None and bool(await p256.agen(g))
+        if not ok:
+            return "the signature of its issuer in the chain does not verify"
+        break
+    cert_pem = "".join(x509.to_pem(b) for b in ders)
+    key_pem = pem(key_der(d, q), "EC PRIVATE KEY")
+    d = None
+    # What provisioning gave (hashed) stays noted: the boot's provisioning, which still holds the
+    # old pair, leaves the renewed one alone (settingsdoc.load()).
+    prov = settings.get("cert_prov", "")
+    if not prov:
+        from supervisor import rare
+
+        prov = rare("settingsdoc", "prov_hash", settings.get("cert_pem", ""))
+    try:
+        settings.update(cert_pem=cert_pem, key_pem=key_pem, cert_prov=prov)
+    except OSError as e:
+        log.exc(_TAG, "saving the new client certificate", e)
+        return "could not be saved"
+    try:
+        store.remove(DOC)
+    except OSError:
+        pass
+    log.info(_TAG, "charge point certificate installed: serial %s, valid until %s",
+             leaf.serial_hex(), clock.iso(leaf.not_after))
+    return None
+
+
+async def reconnect(s):
+    # The new client certificate in use at once (profile 3): the link closed with 1000 and made
+    # again by the session (its TLS context made anew: the settings were saved).
+    ws = s.rpc.ws
+    if ws is not None:
+        from supervisor import rare
+
+        log.info(_TAG, "reconnecting with the new client certificate")
+        await rare("ocpp_client.wsrare", "hang_up", ws, 1000)

@@ -1,0 +1,170 @@
+"""Update Charge Point Certificate by request of the Central System (1.6 security whitepaper;
+OCTT TC_074_CS, and TC_077_CS's event): at security profile 3 the CSMS triggers
+SignChargePointCertificate, the charger makes a new P-256 key pair and sends a CSR the host's
+`cryptography` reads and finds well signed, with the charge point's serial number as CN and
+CpoName as O. The test CA signs it; CertificateSigned is Accepted and the charger reconnects with
+the new certificate (the CSMS sees it in the TLS handshake) and keeps it on flash. A certificate
+for another key, or one that was never asked for, is Rejected and reported as
+InvalidChargePointCertificate; the key in use stays. The renewed pair outlives a reboot whose
+provisioning still holds the old one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from borne.csms import Csms
+from borne.sim.agent import Security
+from borne.sim.simulator import Simulator
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from ocpp.v16 import call
+from simctl import controlling, running
+from tlscerts import Ca, server_context
+
+CP_ID = "CP-TEST-1"
+SERIAL = "SIM0001"  # the simulator's provisioned serial number
+CPO = "Borne Test CPO"
+
+
+def _settings(flash: Path) -> dict[str, object]:
+    raw = (flash / "data" / "settings.json").read_bytes()
+    return json.loads(raw.split(b"\n", 1)[1])
+
+
+def _sign(ca: Ca, csr: x509.CertificateSigningRequest, days: tuple[int, int] = (-1, 30)
+          ) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    return (x509.CertificateBuilder()
+            .subject_name(csr.subject).issuer_name(ca.cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + dt.timedelta(days=days[0]))
+            .not_valid_after(now + dt.timedelta(days=days[1]))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca.key, hashes.SHA256()))
+
+
+def _pem(*certs: x509.Certificate) -> str:
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+
+
+def _events(csms: Csms) -> list[str]:
+    return [f.payload["type"] for f in csms.calls("SecurityEventNotification")]
+
+
+async def test_profile_3_certificate_renewed_by_request_of_the_csms(
+        tmp_path: Path, flash: Path) -> None:
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms()
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    old_cert, old_key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(3, ca=ca.write(tmp_path), cert=old_cert, key=old_key))
+    try:
+        async with running(sim):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            cp = csms.charge_points[CP_ID]
+            assert len(csms.client_certs) == 1
+            first = x509.load_der_x509_certificate(csms.client_certs[0])
+            res = await cp.call(call.ChangeConfiguration(key="CpoName", value=CPO))
+            assert res.status == "Accepted"
+
+            # A CertificateSigned nobody asked for: refused, reported (TC_077_CS).
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(first)))
+            assert res.status == "Rejected"
+            await csms.wait_for(lambda: "InvalidChargePointCertificate" in _events(csms), 20,
+                                "InvalidChargePointCertificate")
+
+            # TC_074_CS: the trigger, the CSR
+            n = len(csms.frames)
+            res = await cp.call(call.ExtendedTriggerMessage(
+                requested_message="SignChargePointCertificate"))
+            assert res.status == "Accepted"
+            req = await csms.wait_call("SignCertificate", after=n, timeout=30)
+            pem = req.payload["csr"]
+            assert pem.startswith("-----BEGIN CERTIFICATE REQUEST-----")
+            csr = x509.load_pem_x509_csr(pem.encode())
+            assert csr.is_signature_valid
+            assert csr.signature_hash_algorithm is not None
+            assert csr.signature_hash_algorithm.name == "sha256"
+            assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == SERIAL
+            assert csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == CPO
+            key = csr.public_key()
+            assert isinstance(key, ec.EllipticCurvePublicKey)
+            assert key.curve.name == "secp256r1"
+            assert key != first.public_key()
+            assert sim.agent is not None
+            line = await sim.agent.wait_line(r"new P-256 key pair and CSR .* made in \d+ ms")
+            print(line)
+
+            # A certificate for another key (the old one's): refused, the key stays pending.
+            wrong = (x509.CertificateBuilder()
+                     .subject_name(csr.subject).issuer_name(ca.cert.subject)
+                     .public_key(first.public_key())
+                     .serial_number(x509.random_serial_number())
+                     .not_valid_before(first.not_valid_before_utc)
+                     .not_valid_after(first.not_valid_after_utc)
+                     .sign(ca.key, hashes.SHA256()))
+            k = _events(csms).count("InvalidChargePointCertificate")
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(wrong, ca.cert)))
+            assert res.status == "Rejected"
+            await csms.wait_for(
+                lambda: _events(csms).count("InvalidChargePointCertificate") == k + 1, 20,
+                "InvalidChargePointCertificate for another key")
+            ev = csms.calls("SecurityEventNotification")[-1].payload
+            assert "not for the key" in ev["techInfo"]
+            # Signed by a CA that is in the chain but did not sign it: refused too.
+            liar = Ca("borne test root")  # same name, another key
+            res = await cp.call(call.CertificateSigned(
+                certificate_chain=_pem(_sign(ca, csr), liar.cert)))
+            assert res.status == "Rejected"
+            await sim.agent.wait_line("issuer in the chain does not verify")
+            assert _settings(flash)["cert_pem"] == old_cert.read_text()
+
+            # The CA's certificate, with its issuer: Accepted, then a reconnection with it.
+            new = _sign(ca, csr)
+            connects = csms.connects
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, ca.cert)))
+            assert res.status == "Accepted"
+            # the old link closed normally (1000), then a new one
+            await csms.wait_for(lambda: csms.close_codes == [(CP_ID, 1000)]
+                                and csms.connects > connects and CP_ID in csms.connections,
+                                30, "the reconnection with the new certificate")
+            assert len(csms.client_certs) == 2
+            seen = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert seen.serial_number == new.serial_number
+            assert seen.public_key() == key
+            await sim.agent.wait_line("connected to wss://", start=len(sim.agent.all_lines) - 20)
+            assert len(csms.calls("BootNotification")) == 1, "a reconnection, not a reboot"
+            st = _settings(flash)
+            assert st["cert_pem"] == _pem(new, ca.cert)
+            text = str(st["key_pem"])
+            assert text.startswith("-----BEGIN EC PRIVATE KEY-----")
+            priv = serialization.load_pem_private_key(text.encode(), None)
+            assert isinstance(priv, ec.EllipticCurvePrivateKey)
+            assert priv.public_key() == key
+            assert not (flash / "data" / "csrkey.json").exists(), "no pending key left"
+            logs = "\n".join(sim.agent.all_lines)
+            d = format(priv.private_numbers().private_value, "064x")
+            assert d not in logs and "PRIVATE KEY" not in logs, "the key was logged"
+            # Once installed, the same chain again has no key waiting for it.
+            cp = csms.charge_points[CP_ID]  # the new link's
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, ca.cert)))
+            assert res.status == "Rejected"
+
+            # A reboot: the provisioning (still the old pair) does not put the old one back.
+            async with controlling(sim) as control:
+                await control("power_cut")
+                await control("power_on")
+            await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 40,
+                                "the boot after the power cut")
+            seen = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert seen.serial_number == new.serial_number
+    finally:
+        await csms.stop()
