@@ -209,21 +209,3 @@ def der(tag, body):
 def sig_der(r, s):
     # ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }
     return der(0x30, der_int(r) + der_int(s))
-
-
-def sig_from_der(b):
-    # -> (r, s), or None for anything else than one SEQUENCE of two INTEGERs
-    try:
-        from diag.x509 import _expect
-
-        mv = memoryview(b)
-        s0, e0 = _expect(mv, 0, 0x30)
-        if e0 != len(b):
-            return None
-        rs, re_ = _expect(mv, s0, 0x02, e0)
-        ss, se = _expect(mv, re_, 0x02, e0)
-        if se != e0:
-            return None
-        return int.from_bytes(bytes(mv[rs:re_]), "big"), int.from_bytes(bytes(mv[ss:se]), "big")
-    except ValueError:
-        return None

@@ -50,6 +50,22 @@ def _expect(b, i, tag, end=None):
     return s, e
 
 
+def ecdsa_rs(b):
+    # An ECDSA-Sig-Value (SEQUENCE { r INTEGER, s INTEGER }) -> (r, s), or None for anything else
+    try:
+        mv = memoryview(b)
+        s0, e0 = _expect(mv, 0, 0x30)
+        if e0 != len(b):
+            return None
+        rs, re_ = _expect(mv, s0, 0x02, e0)
+        ss, se = _expect(mv, re_, 0x02, e0)
+        if se != e0:
+            return None
+        return int.from_bytes(bytes(mv[rs:re_]), "big"), int.from_bytes(bytes(mv[ss:se]), "big")
+    except ValueError:
+        return None
+
+
 def _time(b, s, e, tag):
     # UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ) -> unix seconds
     import clock
@@ -185,7 +201,7 @@ class Cert:
             return None
         from diag import p256
 
-        rs = p256.sig_from_der(self.sig)
+        rs = ecdsa_rs(self.sig)
         q = p256.point_from(issuer.ec)
         if rs is None or q is None:
             return iter(())  # ends at once: value None, a failed check
