@@ -64,6 +64,10 @@ class PilotWatch:
         self._diode_bad = self._diode_bad + 1 if bad else 0
         if pwm_on and not bad and plugged:
             self.diode_verified = True
+        elif st == "A":
+            # Unplugged: the next EV's diode is checked anew, even while a session is kept
+            # through the unplug (StopTransactionOnEVSideDisconnect false) and the PWM runs on
+            self.diode_verified = False
         self.pilot_fault = pilot_fault
         self.diode_fault = self._diode_bad >= _DIODE_BAD_READINGS or (diode_fault and bad)
         return st

@@ -277,6 +277,33 @@ def test_a_contactor_opened_by_the_pilot_loss_interrupt_is_no_relay_failure():
     asyncio.run(run())
 
 
+def test_a_plug_in_is_diode_checked_while_a_session_is_kept():
+    # StopTransactionOnEVSideDisconnect false keeps the session through an unplug. The next EV
+    # to plug in (here one with no diode) is checked before the relay closes: a diode checked on
+    # the last EV says nothing of this one (the chaos props campaign found the relay closing).
+    async def run():
+        w = World()
+        c, cfg = _boot(w, Store("kept"))
+        cfg.set("BorneFreeCharging", "true")
+        cfg.set("StopTransactionOnEVSideDisconnect", "false")
+        w.ev = "B"
+        await _settle(c)
+        w.ev = "C"
+        await _settle(c)
+        assert w.relay
+        w.ev = "A"
+        await _settle(c)
+        assert not w.relay and c.session is not None, "the session is kept, the relay open"
+        w.diode = True
+        w.ev = "C"
+        for _ in range(8):
+            await asyncio.sleep_ms(0)
+            c.step()
+            assert not w.relay, "relay closed on a plug-in whose diode was never checked"
+
+    asyncio.run(run())
+
+
 def test_pilot_between_bands_and_flickering():
     # IEC 61851-1 bands: a glitch between them changes nothing; a voltage that stays between
     # them is a fault (relay open, Faulted); flicker between B and C never closes a relay that
