@@ -216,7 +216,14 @@ async def test_change_availability_is_scheduled_during_a_session(
     res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
     assert res.status == "Scheduled"
     await cp.call(call.RemoteStopTransaction(transaction_id=tx))
-    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable")
+    await csms.wait_call("StopTransaction")
+    # The change applies once the transaction has ended: Finishing while the EV stays plugged,
+    # then Unavailable; the charge point itself (connector 0) stays Available
+    await control("unplug")
+    await csms.wait_call("StatusNotification",
+                         lambda p: p["connectorId"] == 1 and p["status"] == "Unavailable")
+    assert not [f for f in csms.calls("StatusNotification")
+                if f.payload["connectorId"] == 0 and f.payload["status"] == "Unavailable"]
     res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
     assert res.status == "Rejected"
     res = await cp.call(call.ChangeAvailability(connector_id=0, type="Operative"))
@@ -233,6 +240,31 @@ async def test_unavailable_survives_a_reboot(csms: Csms, control: Control, sim: 
     n = len(csms.frames)
     s = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
     assert s.payload["status"] == "Unavailable"
+    s = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 0, after=n)
+    assert s.payload["status"] == "Unavailable", "the charge point itself, after the reboot too"
+
+
+async def test_availability_of_the_connector_and_of_the_charge_point(
+    csms: Csms, sim: Simulator
+) -> None:
+    # 1.6 5.2: connectorId 0 is the charge point (its status and its connector's go
+    # Unavailable), 1 the connector alone (the charge point stays Available).
+    cp = await _ready(csms)
+
+    def last() -> dict[int, str]:
+        return {f.payload["connectorId"]: f.payload["status"]
+                for f in csms.calls("StatusNotification")}
+
+    async def change(connector_id: int, kind: str, want: dict[int, str]) -> None:
+        res = await cp.call(call.ChangeAvailability(connector_id=connector_id, type=kind))
+        assert res.status == "Accepted"
+        await csms.wait_for(lambda: last() == want, 20, f"the statuses {want}")
+
+    await change(1, "Inoperative", {0: "Available", 1: "Unavailable"})
+    assert not [f for f in csms.calls("StatusNotification")
+                if f.payload["connectorId"] == 0 and f.payload["status"] == "Unavailable"]
+    await change(0, "Inoperative", {0: "Unavailable", 1: "Unavailable"})
+    await change(1, "Operative", {0: "Available", 1: "Available"})
 
 
 @BOTH_BOARDS

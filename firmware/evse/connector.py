@@ -112,6 +112,7 @@ class Connector:
         self.reservations = None
         self.operative = True
         self._scheduled = None
+        self.cp_wide = False  # connector 0 Unavailable too: made inoperative as a whole
         self._status = {0: None, 1: None}
         self._authorizing = False
         self._checkpoint_ms = 0  # time.ticks_ms of the last checkpoint (or the start)
@@ -647,9 +648,10 @@ class Connector:
         self._drop_pending(reason)
         return self._stop(reason)
 
-    def change_availability(self, operative):
-        # -> "Accepted", or "Scheduled" while a session runs and it goes inoperative.
-        return _rare("change_availability", self, operative)
+    def change_availability(self, operative, whole=False):
+        # -> "Accepted", or "Scheduled" while a session runs and it goes inoperative. whole:
+        # for connector 0, the charge point (connrare.change_availability).
+        return _rare("change_availability", self, operative, whole)
 
     def _set_operative(self, operative):
         self._scheduled = None
@@ -658,13 +660,14 @@ class Connector:
             if not operative:
                 self._drop_pending("unavailable")
             log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
-        self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None})
+        self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None,
+                                     "cp": self.cp_wide})
         self._apply()
 
     # -- status ------------------------------------------------------------------------------
     def _compute_status(self, cid):
         if cid == 0:
-            if not self.operative:
+            if not self.operative and self.cp_wide:
                 return ("Unavailable", "NoError")
             return ("Available", "NoError")
         st = self._status_1()

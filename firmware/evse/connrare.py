@@ -30,6 +30,7 @@ def init(c, store):
     av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
     c.operative = av["operative"]
     c._scheduled = av["scheduled"]
+    c.cp_wide = av.get("cp", not c.operative)  # (a document from before "cp": as it was shown)
     # Sessions the last power cut left unfinished: one stopped and waiting for its final
     # meter reading (its reason is known), and/or one still open (PowerLoss).
     st = store.load(_STOPPING_DOC, {"open": False})
@@ -113,10 +114,18 @@ def unlock(c):
     return "NotSupported"
 
 
-def change_availability(c, operative):
+def change_availability(c, operative, whole=False):
+    # whole: ChangeAvailability for connector 0, the charge point, whose own status (connector
+    # 0) then goes Unavailable too; for connector 1 only the connector's does. Operative for
+    # either makes both operative again: with one connector, the charge point charges again.
+    if operative:
+        c.cp_wide = False
+    elif whole:
+        c.cp_wide = True
     if c.session is not None and not operative:
         c._scheduled = operative
-        c.store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": operative})
+        c.store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": operative,
+                                  "cp": c.cp_wide})
         return "Scheduled"
     c._set_operative(operative)
     return "Accepted"

@@ -20,7 +20,8 @@ def attach(s):
     async def change_availability(p):
         if p["connectorId"] not in (0, 1):
             return {"status": "Rejected"}
-        return {"status": conn.change_availability(p["type"] == "Operative")}
+        return {"status": conn.change_availability(p["type"] == "Operative",
+                                                   p["connectorId"] == 0)}
 
     async def unlock(p):
         if p["connectorId"] != 1:
