@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flashdoc import seed
 from ocpp.v16 import call
 from simctl import Control, controlling, running
+from uploads import FTP_PASSWORD, ftp_server
 
 CP_ID = "CP-TEST-1"
 NEW = "0.2.0"
@@ -272,6 +273,66 @@ async def test_download_resumes_after_network_cuts_and_a_second_request_replaces
     want = [None] + [f"bytes={k}-" for k in range(60000, size, 60000)]
     assert ranges == want, ranges
     assert _versions(csms)[-1] == NEW
+
+
+async def test_remote_update_over_ftp_reports_every_step_and_commits(
+        csms: Csms, charger: tuple[Simulator, Control], signing_key: rsa.RSAPrivateKey,
+        slot_files: list[tuple[str, bytes]], flash: Path, tmp_path: Path) -> None:
+    # The ftp://user:password@host/path location CSMSs such as SteVe hand out (net/ftp.py RETR).
+    sim, _ctl = charger
+    with ftp_server(tmp_path / "ftp") as ftp:
+        (ftp.root / "fw").mkdir()
+        (ftp.root / "fw" / "fw.bin").write_bytes(
+            release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+        await _update(csms, ftp.url("/fw/fw.bin"), retries=2, retry_interval=1)
+        assert await _final(csms) == "Installed"
+        assert ftp.logins and all(ok for _, ok in ftp.logins), ftp.logins
+        assert ftp.rests == [], "a first try starts at 0"
+    assert _statuses(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
+    assert _versions(csms)[-1] == NEW and _versions(csms)[0] != NEW
+    assert (flash / "boot_slot").read_text() == "a"
+    assert not (flash / "boot_trial").exists() and not (flash / "ota_bundle.fw").exists()
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"downloaded \d+ bytes from ftp://\*\*\*@127.0.0.1:\d+/fw/fw.bin")
+    assert FTP_PASSWORD not in "\n".join(sim.agent.all_lines)
+    # nor in the event log (its fw_update record names the location) or the agent log on flash
+    logs = [flash / "data" / "events.log", *(flash / "data" / "agentlog").glob("*.log")]
+    assert any("fw_update" in p.read_text(errors="replace") for p in logs if p.exists())
+    for p in logs:
+        assert FTP_PASSWORD not in p.read_text(errors="replace"), p
+
+
+async def test_ftp_download_resumes_with_rest_and_a_refused_login_fails_at_once(
+        csms: Csms, charger: tuple[Simulator, Control], signing_key: rsa.RSAPrivateKey,
+        slot_files: list[tuple[str, bytes]], tmp_path: Path) -> None:
+    sim, _ctl = charger
+    assert sim.agent is not None
+    with ftp_server(tmp_path / "ftp", cut=60000) as ftp:
+        (ftp.root / "fw.bin").write_bytes(
+            release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+        size = (ftp.root / "fw.bin").stat().st_size
+        # A wrong password (530) is final, as an HTTP 4xx is: no retry, DownloadFailed at once.
+        await _update(csms, ftp.url("/fw.bin", password="wrong-one"), retries=3,
+                      retry_interval=1)
+        assert await _final(csms, timeout=30) == "DownloadFailed"
+        assert _statuses(csms) == ["Downloading", "DownloadFailed"]
+        assert [ok for _, ok in ftp.logins] == [False]
+        await sim.agent.wait_line(r"firmware update failed \(DownloadFailed\): FTP: login "
+                                  r"refused: 530")
+        # No such file (550) is final too.
+        n = len(csms.frames)
+        await _update(csms, ftp.url("/nothing.bin"), retries=3, retry_interval=1)
+        assert await _final(csms, n, timeout=30) == "DownloadFailed"
+        await sim.agent.wait_line(r"DownloadFailed\): FTP: RETR answered 550")
+        # The data connection drops after every 60 kB: each retry asks REST where the last ended.
+        n = len(csms.frames)
+        await _update(csms, ftp.url("/fw.bin"), retries=10, retry_interval=1)
+        assert await _final(csms, n, timeout=90) == "Installed"
+        assert len(ftp.rests) >= 2 and ftp.rests == list(range(60000, size, 60000)), (
+            ftp.rests, size)
+    assert _versions(csms)[-1] == NEW
+    assert "wrong-one" not in "\n".join(sim.agent.all_lines)
+    assert FTP_PASSWORD not in "\n".join(sim.agent.all_lines)
 
 
 async def test_ota_bench_runs_inside_micropython() -> None:

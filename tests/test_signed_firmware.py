@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ocpp.v16 import call
 from signing import Rsa
 from simctl import controlling, running
+from uploads import FTP_PASSWORD, ftp_server
 
 CP_ID = "CP-TEST-1"
 NEW = "0.3.0"
@@ -73,10 +74,11 @@ def _events(csms: Csms) -> list[str]:
 
 
 async def _request(csms: Csms, url: str, cert: Rsa, signature: bytes, rid: int,
-                   later_s: int = 0) -> str:
+                   later_s: int = 0, retries: int = 1) -> str:
     cp = csms.charge_points[CP_ID]
     at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=later_s)
-    res = await cp.call(call.SignedUpdateFirmware(request_id=rid, retries=1, retry_interval=1,
+    res = await cp.call(call.SignedUpdateFirmware(request_id=rid, retries=retries,
+                                                  retry_interval=1,
         firmware={"location": url, "retrieveDateTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                   "signingCertificate": cert.pem,
                   "signature": base64.b64encode(signature).decode()}))
@@ -112,6 +114,36 @@ async def test_signed_update_is_checked_installed_and_reported(
     # The signature is RSA-PSS (OCTT TC_080_CS), as the charger says it verified it
     assert charger.agent is not None
     await charger.agent.wait_line("firmware of request 41: RSA-PSS signature verified")
+
+
+async def test_signed_update_over_ftp_and_a_refused_login(
+        csms: Csms, charger: Simulator, bundle: bytes, release_key: rsa.RSAPrivateKey,
+        tmp_path: Path) -> None:
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    assert charger.agent is not None
+    with ftp_server(tmp_path / "ftp") as ftp:
+        (ftp.root / "fw.bin").write_bytes(bundle)
+        # A wrong password (530): no retry can mend it, DownloadFailed after one try.
+        assert await _request(csms, ftp.url("/fw.bin", password="wrong-one"), signer,
+                              signer.sign(bundle), 51, retries=3) == "Accepted"
+        await csms.wait_for(lambda: ("DownloadFailed", 51) in _statuses(csms), 30,
+                            "DownloadFailed")
+        assert _statuses(csms) == [("Downloading", 51), ("DownloadFailed", 51)]
+        assert [ok for _, ok in ftp.logins] == [False]
+        await charger.agent.wait_line(r"download 1/3 failed: FTP: login refused: 530")
+        # The failed job may still await the answer to its DownloadFailed (the CSMS saw the
+        # frame before it answered): then this request cancels that leftover.
+        assert await _request(csms, ftp.url("/fw.bin"), signer, signer.sign(bundle),
+                              52) in ("Accepted", "AcceptedCanceled")
+        await csms.wait_for(lambda: ("Installed", 52) in _statuses(csms), 90, "Installed")
+    got = [s for s, r in _statuses(csms) if r == 52]
+    assert got[:3] == ["Downloading", "Downloaded", "SignatureVerified"], got
+    assert got[-2:] == ["Installing", "Installed"], got
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert boots[-1] == NEW and boots[0] != NEW
+    lines = "\n".join(charger.agent.all_lines)
+    assert FTP_PASSWORD not in lines and "wrong-one" not in lines
 
 
 async def test_bad_certificates_and_signatures_are_refused(

@@ -1,5 +1,6 @@
-"""Real upload servers for diagnostics tests: an FTP server (pyftpdlib, passive mode, one user
-with a password) and an HTTP server taking PUT and POST, each in a thread on a free port."""
+"""Real file servers for diagnostics and firmware tests: an FTP server (pyftpdlib, passive mode,
+one user with a password; uploads and downloads, REST and SIZE) and an HTTP server taking PUT and
+POST, each in a thread on a free port."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
+from pyftpdlib.handlers import DTPHandler, FTPHandler, ThrottledDTPHandler
 from pyftpdlib.servers import ThreadedFTPServer
 
 FTP_USER = "borne-diag"
@@ -23,6 +24,7 @@ class Ftp:
     root: Path
     port: int
     logins: list[tuple[str, bool]] = field(default_factory=list)
+    rests: list[int] = field(default_factory=list)  # the REST offsets asked for, in order
 
     def url(self, path: str = "/", password: str = FTP_PASSWORD) -> str:
         return f"ftp://{FTP_USER}:{password}@127.0.0.1:{self.port}{path}"
@@ -32,12 +34,15 @@ class Ftp:
 
 
 @contextmanager
-def ftp_server(root: Path, rate: int = 0) -> Iterator[Ftp]:
-    """`rate`: bytes per second the server reads an upload at (0: unthrottled)."""
+def ftp_server(root: Path, rate: int = 0, cut: int = 0) -> Iterator[Ftp]:
+    """`rate`: bytes per second the server reads an upload at (0: unthrottled). `cut`: every
+    download's data connection is dropped after that many bytes (426 on the control
+    connection), as a network cut would (0: never)."""
     root.mkdir(parents=True, exist_ok=True)
     auth = DummyAuthorizer()
     auth.add_user(FTP_USER, FTP_PASSWORD, str(root), perm="elradfmwMT")
     seen: list[tuple[str, bool]] = []
+    rests: list[int] = []
 
     class Handler(FTPHandler):
         authorizer = auth
@@ -49,17 +54,35 @@ def ftp_server(root: Path, rate: int = 0) -> Iterator[Ftp]:
         def on_login_failed(self, username: str, password: str) -> None:
             seen.append((username, False))
 
+        def ftp_REST(self, line: str) -> None:
+            if line.isdigit():
+                rests.append(int(line))
+            super().ftp_REST(line)
+
+    base: type[DTPHandler] = DTPHandler
     if rate:
-        class Dtp(ThrottledDTPHandler):
+        class Throttled(ThrottledDTPHandler):
             read_limit = rate
 
-        Handler.dtp_handler = Dtp
+        base = Handler.dtp_handler = Throttled
+    if cut:
+        class Cut(base):  # type: ignore[valid-type,misc]
+            def send(self, data: bytes) -> int:
+                left = cut - self.tot_bytes_sent
+                if left <= 0:
+                    self.handle_close()  # data still queued: 426 Transfer aborted
+                    return 0
+                sent: int = super().send(data[:left])
+                return sent
+
+        Handler.dtp_handler = Cut
+        Handler.use_sendfile = False  # sendfile() would bypass send()
     server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
     port = server.socket.getsockname()[1]
     t = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True)
     t.start()
     try:
-        yield Ftp(root, port, seen)
+        yield Ftp(root, port, seen, rests)
     finally:
         server.close_all()
         t.join(5)

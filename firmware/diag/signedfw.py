@@ -132,7 +132,7 @@ class SignedFirmware:
         self._task = asyncio.create_task(self._job(*job))
 
     async def _job(self, url, at, attempts, interval, key, sig, rid):
-        from net import http
+        from ota.update import _final, _why, fetch
 
         path = self.store.path(_FILE, "")
         try:
@@ -146,16 +146,18 @@ class SignedFirmware:
             ok = False
             for i in range(attempts):
                 try:
-                    ctx = http.tls(self.diag.settings, self.diag.board) if url.startswith(
-                        "https:") else None
-                    n = await http.download(url, path, ssl_ctx=ctx, resume=i > 0)
+                    # http(s):// or ftp:// (ota/update.py's fetch: net/http.py, net/ftp.py)
+                    n = await fetch(url, path, self.diag.settings, self.diag.board,
+                                    resume=i > 0)
                     log.info(_TAG, "downloaded %d bytes", n)
                     ok = True
                     break
                 except Exception as e:
                     if isinstance(e, asyncio.CancelledError):
                         raise
-                    log.warn(_TAG, "download %d/%d failed: %s", i + 1, attempts, e)
+                    log.warn(_TAG, "download %d/%d failed: %s", i + 1, attempts, _why(e))
+                    if _final(e):
+                        break  # a retry cannot mend it (HTTP 404, FTP 530 or 550, ...)
                     if i + 1 < attempts:
                         await asyncio.sleep(interval)
             if not ok:

@@ -1,12 +1,19 @@
-# A small FTP client (RFC 959) for uploads: passive mode, binary type, one file streamed from
-# flash through one preallocated buffer. Used by diagnostics uploads (diag/upload.py); CSMSs
-# such as SteVe hand out "ftp://user:password@host/path/".
+# A small FTP client (RFC 959, REST and SIZE of RFC 3659): passive mode, binary type, one file
+# streamed between flash and the server through one preallocated buffer. stor() uploads
+# (diagnostics, diag/upload.py); retr() downloads (firmware updates, ota/update.py: resumed with
+# REST, bounded by max_size, synced to flash as it comes). CSMSs such as SteVe hand out
+# "ftp://user:password@host/path". Loaded on use only.
 # The data connection goes to the control connection's host, whatever address the server's PASV
-# answer names (the usual NAT fix, and no bounce to a third host). Every reply has a deadline.
+# answer names (the usual NAT fix, and no bounce to a third host). Every reply has a deadline,
+# every data read too, and a download must keep MIN_RATE bytes per RATE_WINDOW_MS.
 # The password is sent only in PASS and never logged.
 import asyncio
+import os
+import time
 
 _CHUNK = const(1024)
+RATE_WINDOW_MS = const(10000)
+MIN_RATE = const(512)  # bytes per window, as net/http.py
 
 
 class FtpError(Exception):
@@ -67,58 +74,205 @@ def _pasv_port(text):
     return p1 * 256 + p2
 
 
+async def _connect(host, port, timeout_ms):
+    try:
+        return await asyncio.wait_for_ms(asyncio.open_connection(host, port), timeout_ms)
+    except asyncio.TimeoutError:
+        raise FtpError("cannot connect to %s:%d within %d ms" % (host, port, timeout_ms))
+
+
+async def _shut(s):
+    # MicroPython's Stream.close() does nothing: wait_closed() closes the socket.
+    try:
+        s.close()
+        await s.wait_closed()
+    except OSError:
+        pass
+
+
+class _Session:
+    # One control connection, logged in, binary type; data() opens a passive data connection.
+    # Used as `async with`: the connections are closed however the block ends.
+    def __init__(self, host, port, user, password, timeout_ms, route):
+        self.host = host
+        self.port = port
+        self.user = user
+        self.pw = password
+        self.t = timeout_ms
+        self.route = route
+        self.w = self.d = None
+
+    async def __aenter__(self):
+        host, t = self.host, self.t
+        self.chost, cport = self.route(host, self.port) if self.route else (host, self.port)
+        r, w = await _connect(self.chost, cport, t)
+        self.r, self.w = r, w
+        try:
+            await self._login(r, w, t)
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def _login(self, r, w, t):
+        code, text = await _reply(r, t)
+        if code != 220:
+            raise FtpError("greeting %d %s" % (code, text), code)
+        code, _ = await _cmd(r, w, "USER " + self.user, t, (230, 331))
+        if code == 331:
+            w.write(b"PASS " + self.pw.encode() + b"\r\n")
+            await w.drain()
+            code, text = await _reply(r, t)
+            if code not in (230, 202):
+                raise FtpError("login refused: %d %s" % (code, text), code)
+        await _cmd(r, w, "TYPE I", t, (200,))
+
+    async def __aexit__(self, *exc):
+        await self.close_data()
+        if self.w is not None:
+            await _shut(self.w)
+
+    async def cmd(self, line, ok, timeout_ms=None):
+        return await _cmd(self.r, self.w, line, timeout_ms or self.t, ok)
+
+    async def data(self):
+        _, text = await self.cmd("PASV", (227,))
+        dport = _pasv_port(text)
+        chost = self.chost
+        if self.route:
+            chost, dport = self.route(self.host, dport)
+        _, self.d = await _connect(chost, dport, self.t)
+        return self.d
+
+    async def close_data(self):
+        if self.d is not None:
+            d, self.d = self.d, None
+            await _shut(d)
+
+    async def done(self):
+        # After the data connection closed: the transfer's reply, then QUIT (best effort).
+        await self.close_data()
+        code, text = await _reply(self.r, self.t * 3)
+        if code not in (226, 250):
+            raise FtpError("transfer ended %d %s" % (code, text), code)
+        try:
+            self.w.write(b"QUIT\r\n")
+            await self.w.drain()
+        except OSError:
+            pass
+
+
 async def stor(host, port, user, password, path, src, timeout_ms=10000, buf=None, route=None):
     # Uploads the open binary file `src` (read from where it stands) as `path` on the server.
     # -> bytes sent. Raises FtpError (the server refused: wrong password -> code 530), OSError
     # (unreachable, connection lost). route(host, port) may redirect the TCP connections.
     buf = buf or bytearray(_CHUNK)
     mv = memoryview(buf)
-    chost, cport = route(host, port) if route else (host, port)
-    r, w = await asyncio.wait_for_ms(asyncio.open_connection(chost, cport), timeout_ms)
-    dw = None
-    try:
-        code, text = await _reply(r, timeout_ms)
-        if code != 220:
-            raise FtpError("greeting %d %s" % (code, text), code)
-        code, _ = await _cmd(r, w, "USER " + user, timeout_ms, (230, 331))
-        if code == 331:
-            w.write(b"PASS " + password.encode() + b"\r\n")
-            await w.drain()
-            code, text = await _reply(r, timeout_ms)
-            if code not in (230, 202):
-                raise FtpError("login refused: %d %s" % (code, text), code)
-        await _cmd(r, w, "TYPE I", timeout_ms, (200,))
-        _, text = await _cmd(r, w, "PASV", timeout_ms, (227,))
-        dport = _pasv_port(text)
-        if route:
-            chost, dport = route(host, dport)
-        dr, dw = await asyncio.wait_for_ms(asyncio.open_connection(chost, dport), timeout_ms)
-        await _cmd(r, w, "STOR " + path, timeout_ms, (125, 150))
+    async with _Session(host, port, user, password, timeout_ms, route) as s:
+        d = await s.data()
+        await s.cmd("STOR " + path, (125, 150))
         sent = 0
         while True:
             n = src.readinto(buf)
             if not n:
                 break
-            dw.write(mv[:n])
-            await asyncio.wait_for_ms(dw.drain(), timeout_ms)
+            d.write(mv[:n])
+            try:
+                await asyncio.wait_for_ms(d.drain(), timeout_ms)
+            except asyncio.TimeoutError:
+                raise FtpError("server took no data for %d ms" % timeout_ms)
             sent += n
-        dw.close()
-        await dw.wait_closed()
-        dw = None
-        code, text = await _reply(r, timeout_ms * 3)
-        if code not in (226, 250):
-            raise FtpError("transfer ended %d %s" % (code, text), code)
-        try:
-            w.write(b"QUIT\r\n")
-            await w.drain()
-        except OSError:
-            pass
+        await s.done()
         return sent
-    finally:
-        if dw is not None:
-            dw.close()
-        w.close()
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return 0
+
+
+def _too_big(size, max_size):
+    return FtpError("%d bytes: more than the %d that fit" % (size, max_size))
+
+
+async def retr(host, port, user, password, path, dest, resume=True, max_size=None,
+               progress=None, timeout_ms=10000, sync_every=0, buf=None, route=None, rate=None):
+    # Downloads `path` from the server into the file at `dest` (flash), as net/http.py's
+    # download() does over HTTP: with `resume` and a partial file there, REST asks for the rest
+    # and it is appended (a server without REST sends it all: the file is rewritten). -> the
+    # file's complete size. The size the server tells (SIZE) is checked against `max_size`
+    # before a byte is written, and every chunk is (a server without SIZE); progress(done,
+    # total or None) after each chunk; the file is flushed every `sync_every` bytes. Raises
+    # FtpError (code: the server's reply, 530 login refused, 550 no such file) or OSError; the
+    # file keeps what arrived, for the next try.
+    have = _size(dest) if resume else 0
+    buf = buf or bytearray(_CHUNK)
+    mv = memoryview(buf)
+    min_rate, window = rate or (MIN_RATE, RATE_WINDOW_MS)
+    async with _Session(host, port, user, password, timeout_ms, route) as s:
+        total = None
         try:
-            await w.wait_closed()
-        except OSError:
-            pass
+            _, text = await s.cmd("SIZE " + path, (213,))
+            total = int(text.split()[-1])
+        except (FtpError, ValueError, IndexError) as e:
+            if getattr(e, "code", 1) == 0:
+                raise  # no reply: the session is lost
+        if total is not None:
+            if max_size is not None and total > max_size:
+                raise _too_big(total, max_size)
+            if have == total:
+                return have  # complete already
+            if have > total:
+                have = 0  # the file changed on the server
+        d = await s.data()
+        if have:
+            try:
+                await s.cmd("REST %d" % have, (350,))
+            except FtpError as e:
+                if e.code in (0, 421):
+                    raise
+                have = 0  # no REST here: from the start
+        try:
+            await s.cmd("RETR " + path, (125, 150))
+        except FtpError as e:
+            if have and e.code == 554:  # REST position refused: the next try starts over
+                open(dest, "wb").close()
+            raise
+        f = open(dest, "ab" if have else "wb")
+        try:
+            size = have
+            unsynced = win_bytes = 0
+            win_start = time.ticks_ms()
+            while True:
+                try:
+                    k = await asyncio.wait_for_ms(d.readinto(mv), timeout_ms)
+                except asyncio.TimeoutError:
+                    raise FtpError("no data from the server for %d ms" % timeout_ms)
+                if k is None:
+                    continue
+                if not k:
+                    break
+                if max_size is not None and size + k > max_size:
+                    raise _too_big(size + k, max_size)
+                f.write(mv[:k] if k < len(mv) else mv)
+                size += k
+                unsynced += k
+                win_bytes += k
+                if sync_every and unsynced >= sync_every:
+                    f.flush()
+                    unsynced = 0
+                if time.ticks_diff(time.ticks_ms(), win_start) >= window:
+                    if win_bytes < min_rate:
+                        raise FtpError("server too slow: %d bytes in %d ms" % (win_bytes, window))
+                    win_start = time.ticks_ms()
+                    win_bytes = 0
+                if progress is not None:
+                    progress(size, total)
+        finally:
+            f.close()
+        await s.done()
+        if total is not None and size != total:
+            raise FtpError("got %d of %d bytes" % (size, total))
+        return size

@@ -45,8 +45,8 @@ _TABLE = const((
     "StopTxnSampledData mw \n"
     "StopTxnSampledDataMaxLength ir 8\n"
     "SupportedFeatureProfiles lr Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger\n"
-    # GetDiagnostics uploads over all three (net/ftp.py, net/http.py); UpdateFirmware downloads
-    # over HTTP(S) only (ota/update.py refuses another scheme).
+    # All three both ways (net/ftp.py, net/http.py): GetDiagnostics and GetLog upload over them,
+    # UpdateFirmware and SignedUpdateFirmware download over them (ota/update.py's fetch).
     "SupportedFileTransferProtocols lr FTP,HTTP,HTTPS\n"
     "TransactionMessageAttempts iw 3\n"
     "TransactionMessageRetryInterval iw 60\n"

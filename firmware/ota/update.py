@@ -2,8 +2,9 @@
 # slot -> trial boot -> commit after proof, or rollback. One job at a time; its phase is a store
 # document written at each phase change (never per chunk), so a power cut anywhere resumes it:
 #   wait      until retrieveDate
-#   download  the bundle streamed to flash (ota_bundle.fw beside main.py), HTTP Range resumes it
-#             after a network cut or a power cut (the file is synced every SYNC_BYTES)
+#   download  the bundle streamed to flash (ota_bundle.fw beside main.py) over http(s)://
+#             (net/http.py) or ftp:// (net/ftp.py); HTTP Range or FTP REST resumes it after a
+#             network cut or a power cut (the file is synced every SYNC_BYTES)
 #   verify    signature, manifest, every file's hash (bundle.check)
 #   install   waits until no transaction runs, holds the connector Unavailable, checks again,
 #             unpacks into the inactive slot, sets the trial boot record, resets
@@ -162,13 +163,18 @@ class Updater:
         d = self.doc
         if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
             return "an update is being installed (%s)" % d["phase"]
-        if not (location.startswith("http://") or location.startswith("https://")):
-            return "location must be http:// or https://"
+        if not (location.startswith("http://") or location.startswith("https://")
+                or location.startswith("ftp://")):
+            return "location must be http://, https:// or ftp://"
+        if location.startswith("ftp://"):
+            why = _ftp_loc(location)[1]
+            if why:
+                return why
         self._stop_task()
         remove(self.bundle)
         d.update(loc=location, at=retrieve_at, retries=max(0, retries), interval=max(0, interval),
                  tries=0, version="", why="", down=allow_downgrade, local=False)
-        self.events.add("fw_update", loc=location[:80])
+        self.events.add("fw_update", loc=_show(location)[:80])
         self._phase(_WAIT)
         self._start()
         return None
@@ -256,25 +262,22 @@ class Updater:
         return free + self.slots.tree_bytes(other) + self.slots.tree_bytes(self.bundle) - _RESERVE
 
     async def _download(self):
-        from net import http
-
         d = self.doc
         url = d["loc"]
         self._status("Downloading")
         while True:
             room = self._room()
             try:
-                ctx = http.tls(self.settings, self.board) if url.startswith("https:") else None
-                n = await http.download(url, self.bundle, ssl_ctx=ctx, resume=True,
-                                        max_size=None if room is None else room // 2,
-                                        progress=self._progress, sync_every=SYNC_BYTES)
-                log.info(_TAG, "downloaded %d bytes from %s", n, url.split("?")[0])
+                n = await fetch(url, self.bundle, self.settings, self.board, resume=True,
+                                max_size=None if room is None else room // 2,
+                                progress=self._progress, sync_every=SYNC_BYTES)
+                log.info(_TAG, "downloaded %d bytes from %s", n, _show(url).split("?")[0])
                 self.progress = None
                 self._status("Downloaded")
                 self._phase(_VERIFY)
                 return True
-            except Exception as e:  # HttpError, SecurityError, OSError (flash full)
-                why = str(e) if isinstance(e, http.HttpError) else "%s: %s" % (type(e).__name__, e)
+            except Exception as e:  # HttpError, FtpError, SecurityError, OSError (flash full)
+                why = _why(e)
                 if isinstance(e, asyncio.CancelledError):
                     raise
                 d["tries"] += 1
@@ -491,6 +494,59 @@ def _size(p):
 
 
 def _final(e):
-    # Failures a retry cannot mend: the bundle does not fit, the URL is wrong.
+    # Failures a retry cannot mend: the bundle does not fit, the URL is wrong, the FTP server
+    # refused the login (530) or has no such file (550), or the location is bad (501).
     s = getattr(e, "status", None)
-    return "fit" in str(e) or s in (400, 401, 403, 404, 410)
+    return (("fit" in str(e) or s in (400, 401, 403, 404, 410))
+            or (type(e).__name__ == "FtpError" and e.code in (501, 530, 550)))
+
+
+def _why(e):
+    # A failure's reason for the log and the event: never the URL's credentials.
+    name = type(e).__name__
+    if name == "HttpError":
+        return str(e)
+    return ("FTP: %s" if name == "FtpError" else name + ": %s") % e
+
+
+def _show(url):
+    # The location for a log line or an event: an ftp:// URL's credentials as "***".
+    if not url.startswith("ftp://"):
+        return url
+    from diag.location import show
+
+    return show(url)
+
+
+def _ftp_loc(url):
+    # -> ((host, port, user, password, path), None) of an ftp:// location naming a file, or
+    # (None, the reason it is refused). diag/location.py's rules (percent-decoding, no "..",
+    # no control characters; anonymous without a user).
+    from diag import location
+
+    try:
+        _, host, port, user, password, path = location.parse(url, "")
+    except location.BadLocation as e:
+        return None, "bad ftp:// location: %s" % e
+    if path.endswith("/"):
+        return None, "ftp:// location names a folder, not a file"
+    return (host, port, user, password, path), None
+
+
+async def fetch(url, path, settings, board, **kw):
+    # One download try of `url` into the file at `path`: http(s):// by net/http.py (https://
+    # checked against the configured CA), ftp:// by net/ftp.py; kw: resume, max_size, progress,
+    # sync_every (both take them). -> the file's size. Used by the job here and by
+    # SignedUpdateFirmware (diag/signedfw.py).
+    if url.startswith("ftp://"):
+        from net import ftp
+
+        loc, why = _ftp_loc(url)
+        if loc is None:
+            raise ftp.FtpError(why, 501)
+        host, port, user, password, rpath = loc
+        return await ftp.retr(host, port, user, password, rpath, path, **kw)
+    from net import http
+
+    ctx = http.tls(settings, board) if url.startswith("https:") else None
+    return await http.download(url, path, ssl_ctx=ctx, **kw)

@@ -52,6 +52,27 @@ async def test_a_bundle_larger_than_the_free_flash_is_refused_before_writing():
     assert ev.kinds[-1][0] == "fw_failed"
 
 
+def test_ftp_locations_name_a_file_and_their_password_stays_out_of_the_event_log():
+    from net import ftp
+
+    ev = Events()
+    u = update.Updater(Store("data"), Board(), {}, Conn(), ev, "unix_sim")
+    assert "folder" in u.request("ftp://u:pw-9@127.0.0.1/fw/", 2000000000, 1, 0)
+    assert "escapes" in u.request("ftp://u:pw-9@127.0.0.1/a/../fw.bin", 2000000000, 1, 0)
+    assert "ftp://" in u.request("gopher://127.0.0.1/fw.bin", 2000000000, 1, 0)
+    assert u.request("ftp://u:pw-9@127.0.0.1:2121/fw%20x.bin", 2000000000, 1, 0) is None
+    assert ev.kinds[-1] == ("fw_update", {"loc": "ftp://***@127.0.0.1:2121/fw%20x.bin"})
+    assert update._ftp_loc(u.doc["loc"])[0] == ("127.0.0.1", 2121, "u", "pw-9", "/fw x.bin")
+    assert update._ftp_loc("ftp://127.0.0.1/f")[0][2:4] == ("anonymous", "")
+    u._stop_task()
+    # a refused login, no such file, a bad location: final; a cut transfer, a timeout: retried
+    for code, final in ((530, True), (550, True), (501, True), (426, False), (0, False),
+                        (421, False)):
+        assert update._final(ftp.FtpError("x", code)) == final, code
+    assert update._final(ftp.FtpError("90000 bytes: more than the 100 that fit"))
+    assert update._why(ftp.FtpError("login refused: 530 no")) == "FTP: login refused: 530 no"
+
+
 def test_paths_outside_the_slot_are_refused():
     for bad in ("../main.py", "/main.py", "a/../../b.mpy", "a//b.mpy", "./a.mpy", "a\\b.mpy",
                 ".manifest", "", "a b.mpy", "x" * 81):
