@@ -5,15 +5,14 @@
 # "ftp://user:password@host/path". Loaded on use only.
 # The data connection goes to the control connection's host, whatever address the server's PASV
 # answer names (the usual NAT fix, and no bounce to a third host). Every reply has a deadline,
-# every data read too, and a download must keep MIN_RATE bytes per RATE_WINDOW_MS.
+# every data read too, and a download must keep a minimum rate (net/sink.py).
 # The password is sent only in PASS and never logged.
 import asyncio
 import os
-import time
+
+from net.sink import Sink
 
 _CHUNK = const(1024)
-RATE_WINDOW_MS = const(10000)
-MIN_RATE = const(512)  # bytes per window, as net/http.py
 
 
 class FtpError(Exception):
@@ -210,7 +209,6 @@ async def retr(host, port, user, password, path, dest, resume=True, max_size=Non
     have = _size(dest) if resume else 0
     buf = buf or bytearray(_CHUNK)
     mv = memoryview(buf)
-    min_rate, window = rate or (MIN_RATE, RATE_WINDOW_MS)
     async with _Session(host, port, user, password, timeout_ms, route) as s:
         total = None
         try:
@@ -241,10 +239,9 @@ async def retr(host, port, user, password, path, dest, resume=True, max_size=Non
                 open(dest, "wb").close()
             raise
         f = open(dest, "ab" if have else "wb")
+        sink = Sink(f, sync_every, rate)
         try:
             size = have
-            unsynced = win_bytes = 0
-            win_start = time.ticks_ms()
             while True:
                 try:
                     k = await asyncio.wait_for_ms(d.readinto(mv), timeout_ms)
@@ -256,18 +253,10 @@ async def retr(host, port, user, password, path, dest, resume=True, max_size=Non
                     break
                 if max_size is not None and size + k > max_size:
                     raise _too_big(size + k, max_size)
-                f.write(mv[:k] if k < len(mv) else mv)
+                slow = sink.put(mv, k)
+                if slow:
+                    raise FtpError(slow)
                 size += k
-                unsynced += k
-                win_bytes += k
-                if sync_every and unsynced >= sync_every:
-                    f.flush()
-                    unsynced = 0
-                if time.ticks_diff(time.ticks_ms(), win_start) >= window:
-                    if win_bytes < min_rate:
-                        raise FtpError("server too slow: %d bytes in %d ms" % (win_bytes, window))
-                    win_start = time.ticks_ms()
-                    win_bytes = 0
                 if progress is not None:
                     progress(size, total)
         finally:

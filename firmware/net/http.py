@@ -5,20 +5,19 @@
 # Bounded RAM: the response head is read into one 2 KiB buffer, bodies move through one chunk
 # buffer between the socket and a file; nothing grows with the size of what is transferred.
 # Every read has a timeout, the head must arrive within it as a whole, and a body must keep a
-# minimum rate (MIN_RATE bytes per RATE_WINDOW_MS): a server trickling a byte a second fails.
+# minimum rate (net/sink.py): a server trickling a byte a second fails.
 # One request per connection (Connection: close); redirects followed up to `redirects` times,
 # never from https:// down to http://.
 import asyncio
 import os
 import time
 
+from net.sink import Sink
 from net.url import split as split_url
 
 _HEAD_MAX = const(2048)
 _CHUNK = const(1024)
 TIMEOUT_MS = const(10000)
-RATE_WINDOW_MS = const(10000)
-MIN_RATE = const(512)  # bytes per window: ~50 B/s, far below any working link
 REDIRECTS = const(5)
 _REDIRECT = (301, 302, 303, 307, 308)
 
@@ -228,28 +227,17 @@ class Response:
         # minimum rate (bytes, per ms); -> bytes written. progress(done, total) after each chunk.
         # sync_every: flush the file to flash every that many bytes (LittleFS keeps nothing of
         # an open file's new data through a power cut until it is flushed or closed).
-        min_rate, window = rate or (MIN_RATE, RATE_WINDOW_MS)
+        sink = Sink(f, sync_every, rate)
         mv = memoryview(chunk)
         n = 0
-        unsynced = 0
-        win_start = time.ticks_ms()
-        win_bytes = 0
         while True:
             k = await self.readinto(mv)
             if not k:
                 return n
-            f.write(mv[:k] if k < len(mv) else mv)
+            slow = sink.put(mv, k)
+            if slow:
+                raise HttpError(slow)
             n += k
-            win_bytes += k
-            unsynced += k
-            if sync_every and unsynced >= sync_every:
-                f.flush()
-                unsynced = 0
-            if time.ticks_diff(time.ticks_ms(), win_start) >= window:
-                if win_bytes < min_rate:
-                    raise HttpError("server too slow: %d bytes in %d ms" % (win_bytes, window))
-                win_start = time.ticks_ms()
-                win_bytes = 0
             if progress is not None:
                 progress(done + n, total)
 
