@@ -57,15 +57,20 @@ async def test_session_stopped_offline_is_delivered_after_reconnect(
     assert len(csms.calls("BootNotification")) == 1
 
 
-async def test_session_started_and_stopped_offline_keeps_its_order(
-    csms: Csms, control: Control
-) -> None:
+async def _charging_offline(csms: Csms, control: Control) -> None:
+    """Free charging, the network down, an EV plugged in and charging."""
     await _setup(csms, BorneFreeCharging="true")
     await control("net", up=False)
     await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
     await control("plug")
     await control("charge")
     await control.wait_state(lambda s: s["relay"], "charging offline (free charging)")
+
+
+async def test_session_started_and_stopped_offline_keeps_its_order(
+    csms: Csms, control: Control
+) -> None:
+    await _charging_offline(csms, control)
     await control("unplug")
     await control.wait_state(lambda s: not s["relay"], "stopped offline")
     await control("net", up=True)
@@ -100,12 +105,7 @@ async def test_start_queued_offline_goes_before_the_charging_status(
 ) -> None:
     # OCTT TC_037_1_CS: after the reconnection the CSMS hears the StartTransaction first, then
     # "Charging" (it must know the transaction before the status that names it).
-    await _setup(csms, BorneFreeCharging="true")
-    await control("net", up=False)
-    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
-    await control("plug")
-    await control("charge")
-    await control.wait_state(lambda s: s["relay"], "charging offline (free charging)")
+    await _charging_offline(csms, control)
     n = len(csms.frames)
     await control("net", up=True)
     start = await csms.wait_call("StartTransaction", after=n, timeout=30)
