@@ -86,6 +86,14 @@ async def _settle(c):
         c.step()
 
 
+async def _plugged_asking(w, c):
+    # The EV plugged in (B), then asking for energy (C), each settled.
+    w.ev = "B"
+    await _settle(c)
+    w.ev = "C"
+    await _settle(c)
+
+
 def _check(w, c, limit, headroom, operative, seed, i, what):
     if not w.relay:
         return
@@ -208,10 +216,7 @@ def test_every_fault_opens_a_closed_relay_at_once():
             c.change_availability(True)  # the previous round may have left it inoperative
             c.set_limit(None)
             cfg.set("BorneFreeCharging", "true")
-            w.ev = "B"
-            await _settle(c)
-            w.ev = "C"
-            await _settle(c)
+            await _plugged_asking(w, c)
             assert w.relay, "setup: charging did not start (%s %s %s %s)" % (
                 fault, c.session, c.faults, c._watch.diode_verified)
             if fault == "rcd":
@@ -256,10 +261,7 @@ def test_a_contactor_opened_by_the_pilot_loss_interrupt_is_no_relay_failure():
         c, cfg = _boot(w, Store("ploss"))
         cfg.set("BorneFreeCharging", "true")
         for cause in ("unplug", "contactor"):
-            w.ev = "B"
-            await _settle(c)
-            w.ev = "C"
-            await _settle(c)
+            await _plugged_asking(w, c)
             assert w.relay and c.relay, (cause, c.faults)
             c._relay_at = time.ticks_add(time.ticks_ms(), -1000)  # the feedback settled long ago
             if cause == "unplug":
@@ -286,10 +288,7 @@ def test_a_plug_in_is_diode_checked_while_a_session_is_kept():
         c, cfg = _boot(w, Store("kept"))
         cfg.set("BorneFreeCharging", "true")
         cfg.set("StopTransactionOnEVSideDisconnect", "false")
-        w.ev = "B"
-        await _settle(c)
-        w.ev = "C"
-        await _settle(c)
+        await _plugged_asking(w, c)
         assert w.relay
         w.ev = "A"
         await _settle(c)
@@ -313,10 +312,7 @@ def test_pilot_between_bands_and_flickering():
         store = Store("bands")
         c, cfg = _boot(w, store)
         cfg.set("BorneFreeCharging", "true")
-        w.ev = "B"
-        await _settle(c)
-        w.ev = "C"
-        await _settle(c)
+        await _plugged_asking(w, c)
         assert w.relay, "setup: charging"
         mv = World.pilot_mv
         World.pilot_mv = lambda self: 7500  # between B (8-10 V) and C (5-7 V)
