@@ -4,6 +4,9 @@ CSMS never acknowledged leads to transactionId -1."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from borne.csms import Csms
 from ocpp.v16 import call
 from simctl import Control
@@ -152,3 +155,22 @@ async def test_status_changed_while_the_queue_delivers_is_reported_after_it(
     assert calls.index(status) > starts[-1], "statuses only once the reconnection's queue is out"
     assert status.payload["status"] in ("Finishing", "Available"), status.payload
     assert calls.index(status) < calls.index(stop), "the stop, queued later, goes after them"
+
+
+async def test_a_status_changed_offline_carries_the_time_of_the_change(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6: a StatusNotification's timestamp is "the time for which the status is reported".
+    # A change made offline is reported at the reconnection with its own time.
+    await _charging_offline(csms, control)
+    await control("unplug")
+    unplugged = datetime.now(UTC)
+    await control.wait_state(lambda s: not s["relay"], "stopped offline")
+    await asyncio.sleep(3)  # the outage goes on: the report comes seconds after the change
+    n = len(csms.frames)
+    await control("net", up=True)
+    f = await csms.wait_call("StatusNotification",
+                             lambda p: p["connectorId"] == 1 and p["status"] == "Available",
+                             after=n, timeout=30)
+    stamp = datetime.fromisoformat(f.payload["timestamp"].replace("Z", "+00:00"))
+    assert abs((stamp - unplugged).total_seconds()) < 1, (f.payload, unplugged)

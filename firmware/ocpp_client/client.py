@@ -345,8 +345,15 @@ class OcppClient:
         # TriggerMessage's (cid: its connectorId, unused).
         await _rare("boot", self)
 
-    async def _send_status(self, cid, status, err):
-        req = {"connectorId": cid, "status": status, "errorCode": err, "timestamp": clock.iso()}
+    async def _send_status(self, cid, status, err, since=None):
+        # since: ticks_ms of the change being reported; its time is the status's (1.6: "the
+        # time for which the status is reported"), not the sending's, which an outage or
+        # MinimumStatusDuration can put seconds later. A trigger reports the status now.
+        t = clock.now_ms()
+        if since is not None:
+            t -= time.ticks_diff(time.ticks_ms(), since)
+        req = {"connectorId": cid, "status": status, "errorCode": err,
+               "timestamp": clock.iso_ms(t)}
         vendor = self.connector.vendor_error(cid, status, err)
         if vendor:
             req["vendorErrorCode"] = vendor
@@ -379,7 +386,7 @@ class OcppClient:
             if hold and self._since[cid] is not None and st == self._sent[cid]:
                 continue  # back to what the CSMS was told before it held MinimumStatusDuration
             try:
-                await self._send_status(cid, st[0], st[1])
+                await self._send_status(cid, st[0], st[1], self._since[cid])
             except Exception:
                 # Not delivered (a dead link, no memory): report the connector's status again
                 # after the reconnect or the pause.
