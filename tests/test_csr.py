@@ -6,10 +6,15 @@ CpoName as O. The test CA signs it; CertificateSigned is Accepted and the charge
 the new certificate (the CSMS sees it in the TLS handshake) and keeps it on flash. A certificate
 for another key, or one that was never asked for, is Rejected and reported as
 InvalidChargePointCertificate; the key in use stays. The renewed pair outlives a reboot whose
-provisioning still holds the old one."""
+provisioning still holds the old one.
+
+The whitepaper's A03: a charger whose client certificate expires within 30 days asks for a new
+one by itself once its BootNotification is Accepted (no trigger), and installs what the CSMS has
+signed; one valid for a year asks for nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -35,7 +40,7 @@ def _settings(flash: Path) -> dict[str, object]:
     return json.loads(raw.split(b"\n", 1)[1])
 
 
-def _sign(ca: Ca, csr: x509.CertificateSigningRequest, days: tuple[int, int] = (-1, 30)
+def _sign(ca: Ca, csr: x509.CertificateSigningRequest, days: tuple[int, int] = (-1, 365)
           ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     return (x509.CertificateBuilder()
@@ -166,5 +171,67 @@ async def test_profile_3_certificate_renewed_by_request_of_the_csms(
                                 "the boot after the power cut")
             seen = x509.load_der_x509_certificate(csms.client_certs[-1])
             assert seen.serial_number == new.serial_number
+    finally:
+        await csms.stop()
+
+
+async def _renewal_sim(tmp_path: Path, flash: Path, days: int
+                       ) -> tuple[Ca, Csms, Simulator]:
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms()
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    cert, key = ca.issue(CP_ID, client=True, valid_days=(-1, days)).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(3, ca=ca.write(tmp_path), cert=cert, key=key))
+    return ca, csms, sim
+
+
+async def test_profile_3_certificate_renewed_by_the_charger_before_it_expires(
+        tmp_path: Path, flash: Path) -> None:
+    ca, csms, sim = await _renewal_sim(tmp_path, flash, 10)
+    try:
+        async with running(sim):
+            req = await csms.wait_call("SignCertificate", timeout=60)
+            assert not csms.calls("ExtendedTriggerMessage")
+            boot = csms.calls("BootNotification")
+            assert boot and csms.frames.index(boot[0]) < csms.frames.index(req), \
+                "SignCertificate before BootNotification"
+            assert sim.agent is not None
+            await sim.agent.wait_line(r"client certificate expires .* renewing it")
+            csr = x509.load_pem_x509_csr(req.payload["csr"].encode())
+            assert csr.is_signature_valid
+            assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == SERIAL
+            new = _sign(ca, csr)
+            cp = csms.charge_points[CP_ID]
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, ca.cert)))
+            assert res.status == "Accepted"
+            await csms.wait_for(lambda: len(csms.client_certs) == 2, 30,
+                                "the reconnection with the renewed certificate")
+            seen = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert seen.serial_number == new.serial_number
+            assert _settings(flash)["cert_pem"] == _pem(new, ca.cert)
+            # The renewed one is valid for a year: the reconnection asks for nothing more.
+            await sim.agent.wait_line("connected to wss://", start=len(sim.agent.all_lines) - 20)
+            await asyncio.sleep(4)
+            assert len(csms.calls("SignCertificate")) == 1
+    finally:
+        await csms.stop()
+
+
+async def test_profile_3_certificate_valid_for_a_year_is_not_renewed(
+        tmp_path: Path, flash: Path) -> None:
+    _, csms, sim = await _renewal_sim(tmp_path, flash, 365)
+    try:
+        async with running(sim):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            # A message not sent has no event to wait for: the check runs within about a second
+            # of BootNotification's Accepted (it polls the session once a second), so a few
+            # seconds after the statuses is where a SignCertificate would have come.
+            await asyncio.sleep(5)
+            assert not csms.calls("SignCertificate")
+            assert sim.agent is not None
+            assert not any("renewing it" in x for x in sim.agent.all_lines)
     finally:
         await csms.stop()

@@ -64,7 +64,9 @@ class Ca:
         return p
 
     def issue(self, cn: str, server_names: tuple[str, ...] = (), client: bool = False,
-              valid_days: tuple[int, int] = (-1, 30)) -> Issued:
+              valid_days: tuple[int, int] = (-1, 365)) -> Issued:
+        # A year by default: a client certificate expiring within 30 days is one the charger
+        # renews by itself at profile 3 (diag/csr.py renew(), the whitepaper's A03).
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         b = (

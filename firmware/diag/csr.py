@@ -1,13 +1,19 @@
 # The charge point's own certificate, renewed by request of the Central System (1.6 security
 # whitepaper "Update Charge Point Certificate", OCTT TC_074_CS; a refusal is TC_077_CS's
-# InvalidChargePointCertificate event). Loaded by diag/feature.py and diag/certs.py for those
-# two messages and dropped after (with diag/p256.py), never in the boot heap.
+# InvalidChargePointCertificate event) or by the charger itself before it expires (the
+# whitepaper's A03: renew()). Loaded by diag/feature.py and diag/certs.py for those two messages,
+# and by ocpp_client/connect.py after a connection at profile 3 for renew(); dropped after (with
+# diag/p256.py), never in the boot heap.
 #
-# request(): after ExtendedTriggerMessage(SignChargePointCertificate).conf, a new EC P-256 key
-# pair (diag/p256.py), kept on flash as the pending key (its own store document, saved
-# atomically, never logged) and a PKCS#10 CSR (RFC 2986) in PEM: subject CN = the charge point's
-# serial number (the whitepaper's; its cp_id when provisioning gave none), O = CpoName when set;
-# signed ECDSA-SHA256. Sent as SignCertificate.req.
+# request(): after ExtendedTriggerMessage(SignChargePointCertificate).conf, or from renew(), a
+# new EC P-256 key pair (diag/p256.py), kept on flash as the pending key (its own store document,
+# saved atomically, never logged) and a PKCS#10 CSR (RFC 2986) in PEM: subject CN = the charge
+# point's serial number (the whitepaper's; its cp_id when provisioning gave none), O = CpoName
+# when set; signed ECDSA-SHA256. Sent as SignCertificate.req.
+# renew(): once the session is online (BootNotification Accepted), the client certificate in use
+# (settings cert_pem, its first PEM) read with diag/x509.py; with a trusted clock, one that
+# expires within RENEW_DAYS gets request(), at most once per boot (the session's `renew_asked`).
+# One that cannot be read is left alone (logged).
 # signed(): CertificateSigned.req's chain is taken only when the leaf parses, holds the pending
 # key, is valid now (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is
 # signed by it (RSA: ota/rsa.py; P-256: p256.py). Then cert_pem (the chain) and key_pem (the new
@@ -21,6 +27,7 @@ import hashlib
 import log
 
 _TAG = "certs"
+RENEW_DAYS = 30  # renew() asks for a new certificate when the one in use expires within this
 DOC = "csrkey"  # the pending private key: {"d": hex} (the store's folder, never logged)
 _OID_CN = b"\x55\x04\x03"
 _OID_O = b"\x55\x04\x0a"
@@ -86,28 +93,70 @@ def subject(settings, config):
     return cn, org
 
 
-async def request(dg):
-    # dg: diag.feature.Diag. The key pair, the pending key saved, SignCertificate sent.
+async def request(s):
+    # s: the OCPP session. The key pair, the pending key saved, SignCertificate sent.
     import time
 
     from diag import p256
 
     t0 = time.ticks_ms()
     d, q = await p256.agen(p256.keygen())
-    cn, org = subject(dg.settings, dg.config)
+    cn, org = subject(s.settings, s.config)
     der = await build(d, q, cn, org)
     ms = time.ticks_diff(time.ticks_ms(), t0)
     try:
-        dg.store.save(DOC, {"d": "%064x" % d})
+        s.store.save(DOC, {"d": "%064x" % d})
     except OSError as e:
         log.exc(_TAG, "saving the new key", e)
         return
     d = None
     log.info(_TAG, "new P-256 key pair and CSR (CN=%s%s) made in %d ms; SignCertificate sent",
              cn, (", O=" + org) if org else "", ms)
-    res = await dg.s.send("SignCertificate", {"csr": pem(der, "CERTIFICATE REQUEST")})
+    res = await s.send("SignCertificate", {"csr": pem(der, "CERTIFICATE REQUEST")})
     if res is not None:
         log.info(_TAG, "SignCertificate: %s", res.get("status"))
+
+
+async def renew(cl):
+    # A03 (see the header): started by connect.py once a link at profile 3 is up; waits for the
+    # session to be online (nothing is sent before BootNotification is Accepted, whose
+    # currentTime may also be what makes the clock trusted), gives up when the link drops.
+    import asyncio
+    import sys
+
+    import clock
+
+    mods = ("diag.x509", "ota.rsa", "diag.p256", "ota")
+    held = [n for n in mods if n in sys.modules]
+    try:
+        while not cl.online():
+            if not cl.connected:
+                return
+            await asyncio.sleep(1)
+        if getattr(cl, "renew_asked", False) or not clock.trusted():
+            return
+        from diag import x509
+
+        try:
+            cert = x509.Cert(x509.from_pem(cl.settings.get("cert_pem", ""))[0])
+        except (x509.BadCert, ValueError, IndexError) as e:
+            log.warn(_TAG, "client certificate unreadable, not checked for renewal: %s", e)
+            return
+        end = cert.not_after
+        x509 = cert = None
+        left = end - clock.now()
+        if left >= RENEW_DAYS * 86400:
+            return
+        cl.renew_asked = True  # once per boot: the CSMS may answer later, or never
+        log.info(_TAG, "client certificate expires %s (in %d days): renewing it",
+                 clock.iso(end), left // 86400)
+        await request(cl)
+    finally:
+        from supervisor import drop
+
+        drop(*(n for n in mods[:3] if n not in held))
+        if "ota" not in held and not [m for m in sys.modules if m.startswith("ota.")]:
+            drop("ota")
 
 
 def _pending(store):

@@ -90,7 +90,7 @@ class Diag:
         try:
             from diag import csr
 
-            await csr.request(self)
+            await csr.request(self.s)
         finally:
             drop("diag.csr", "diag.p256")  # loaded on use: out of the heap again
 
