@@ -221,7 +221,10 @@ class CertStore:
                     drop("diag.csr", "diag.p256")
             if why is None:
                 if ocpp.settings.get("security_profile", 0) == 3:
-                    ocpp.after(_reconnect, ocpp)
+                    from supervisor import rare
+
+                    ocpp.after(rare, "ocpp_client.wsrare", "reconnect", ocpp,
+                               "the new client certificate")
                 return {"status": "Accepted"}
             log.warn(_TAG, "CertificateSigned rejected: %s", why)
             if self.sec is not None:
@@ -232,12 +235,6 @@ class CertStore:
 
         return {"InstallCertificate": install, "GetInstalledCertificateIds": get_ids,
                 "DeleteCertificate": delete, "CertificateSigned": signed}
-
-
-async def _reconnect(s):
-    from supervisor import rare
-
-    await rare("diag.csr", "reconnect", s)
 
 
 async def _probe(url, roots_pem, route=None, timeout_ms=10000):

@@ -20,7 +20,7 @@
 # key, SEC1 "EC PRIVATE KEY", which mbedTLS's load_cert_chain takes as DER) are saved in the
 # settings (a reboot's provisioning does not put the old pair back: settingsdoc.py `cert_prov`)
 # and the pending key is dropped; at security profile 3 the session reconnects with
-# them (close 1000, as configuration.py does for a new AuthorizationKey).
+# them (ocpp_client/wsrare.py reconnect(), as for a new AuthorizationKey).
 import binascii
 import hashlib
 
@@ -219,14 +219,3 @@ async def signed(store, settings, chain):
     log.info(_TAG, "charge point certificate installed: serial %s, valid until %s",
              leaf.serial_hex(), clock.iso(leaf.not_after))
     return None
-
-
-async def reconnect(s):
-    # The new client certificate in use at once (profile 3): the link closed with 1000 and made
-    # again by the session (its TLS context made anew: the settings were saved).
-    ws = s.rpc.ws
-    if ws is not None:
-        from supervisor import rare
-
-        log.info(_TAG, "reconnecting with the new client certificate")
-        await rare("ocpp_client.wsrare", "hang_up", ws, 1000)

@@ -31,19 +31,12 @@ def attach(s):
             # The password in use changed: the 1.6 security whitepaper has the charger close the
             # link and reconnect with it at once (OCTT TC_073_CS), once the answer is out. A
             # reconnection, not a reboot: no new BootNotification.
-            s.after(_reconnect, s)
+            from supervisor import rare
+
+            s.after(rare, "ocpp_client.wsrare", "reconnect", s, "the new AuthorizationKey")
         return {"status": status}
 
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}
-
-
-async def _reconnect(s):
-    ws = s.rpc.ws
-    if ws is not None:
-        from supervisor import rare
-
-        log.info("config", "reconnecting with the new AuthorizationKey")
-        await rare("ocpp_client.wsrare", "hang_up", ws, 1000)  # normal closure
 
 
 class _Listing:

@@ -7,6 +7,8 @@
 import asyncio
 import struct
 
+import log
+
 from ocpp_client.ws import OP_CLOSE, WsClosed, WsError
 from supervisor import within
 
@@ -61,3 +63,13 @@ async def hang_up(ws, code):
             break
         await asyncio.sleep_ms(50)
     ws.abort()
+
+
+async def reconnect(s, what):
+    # New credentials in use at once (configuration.py: a new AuthorizationKey; diag/csr.py: a
+    # renewed client certificate): the link closed with 1000, normal closure, and made again by
+    # the session with them.
+    ws = s.rpc.ws
+    if ws is not None:
+        log.info("ocpp", "reconnecting with %s", what)
+        await hang_up(ws, 1000)
