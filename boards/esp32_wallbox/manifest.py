@@ -33,3 +33,6 @@ module("pins.py", base_path=_BOARD)
 module("radio.py", base_path=_BOARD)
 module("boardonce.py", base_path=_BOARD)
 module("boardparts.py", base_path=_BOARD)
+
+# This board's resident modules join the application's (boards/firmware_manifest.py RESIDENT).
+os.environ["MICROPY_FROZEN_STATIC_FUN"] += ",board.py,pins.py,radio.py"

@@ -30,3 +30,6 @@ _BOARD = os.getcwd()
 module("board.py", base_path=_BOARD)
 module("simboard.py", base_path=_BOARD)
 module("simparts.py", base_path=_BOARD)
+
+# This board's resident modules join the application's (boards/firmware_manifest.py RESIDENT).
+os.environ["MICROPY_FROZEN_STATIC_FUN"] += ",board.py"
