@@ -723,6 +723,8 @@ async def frozen_measured(say: Callable[[str], None]) -> None:
     word = workload.word_bytes(interp)
     unit, sign = (kib, "KiB") if word == 4 else (wk, "wK")
     build = "32-bit build: an ESP32's word size" if word == 4 else "64-bit build"
+    build += (", resident functions in flash (boards/micropython/)"
+              if workload.functions_in_flash(interp) else ", stock MicroPython")
     for scenario in ("reference", "claim"):
         free = await workload.run_scenario(scenario, None, "frozen", interp, heapmap=True)
         if not free.ok:

@@ -32,6 +32,7 @@ boards/unix_sim/manifest.py and named by FROZEN_ENV, so only where one has been 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import tempfile
@@ -138,6 +139,17 @@ def word_bytes(interp: Path) -> int:
     r = subprocess.run([str(interp), "-c", "import sys; print(4 if sys.maxsize < 1 << 32 else 8)"],
                        capture_output=True, text=True, timeout=30, check=True)
     return int(r.stdout.strip())
+
+
+def functions_in_flash(interp: Path) -> bool:
+    """Whether a frozen interpreter holds its resident modules' functions in its image (built
+    with boards/micropython/frozen-static-functions.patch): a function of supervisor.py then
+    lies beside a builtin (`len`), not in the heap."""
+    code = ("import supervisor\n"
+            "print(1 if abs(id(supervisor.drop) - id(len)) < 1 << 24 else 0)")
+    r = subprocess.run([str(interp), "-c", code], capture_output=True, text=True, timeout=30,
+                       env={**os.environ, "MICROPYPATH": ".frozen"})
+    return r.returncode == 0 and r.stdout.strip() == "1"
 
 
 def runtime_for(runtime: str, heapsize: str | None, folder: Path | None) -> Runtime:
