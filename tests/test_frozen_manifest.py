@@ -1,9 +1,13 @@
 """The freeze manifests' list of resident modules (boards/firmware_manifest.py RESIDENT).
 
 With MicroPython built with boards/micropython/frozen-static-functions.patch, a resident
-module's plain functions are made in flash at build time and reach its globals through a slot
-that the GC keeps: a module listed there and then dropped would keep its globals in the heap
-until its next import. So the list names only modules that exist and that nothing drops.
+module's plain functions (and its classes that only define such functions and constants) are
+made in flash at build time and reach its globals through a slot that the GC keeps:
+- a module listed there and then dropped would keep its globals in the heap until its next
+  import, so the list names only modules that exist and that nothing drops;
+- a class made in flash has a fixed dict (a store into it raises AttributeError), so no code
+  stores an attribute into a resident module's class. mpy-tool sees such a store within the
+  class's own module (and leaves that class to run time); this test sees the others.
 """
 
 import ast
@@ -83,3 +87,52 @@ def test_the_drop_scan_sees_a_drop() -> None:
     src = 'from supervisor import drop\n_OPEN = ("net.url", "ssl")\ndef f():\n    drop("log")\n'
     assert dropped_names(src) == {"net.url", "ssl", "log"}
     assert dropped_names('X = ("log",)\n') == set()
+
+
+def _class_names() -> set[str]:
+    out = set()
+    for name in resident():
+        if name.startswith("asyncio"):
+            continue
+        path = FIRMWARE / name.replace(".", "/")
+        path = path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+        out |= {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)}
+    return out
+
+
+def stores_into(source: str, classes: set[str]) -> list[int]:
+    """Lines of `C.x = ...` / `mod.C.x = ...` (also +=, del, setattr(C, ...)) for a C in
+    `classes`."""
+    out = []
+
+    def is_class(node: ast.AST) -> bool:
+        return ((isinstance(node, ast.Name) and node.id in classes)
+                or (isinstance(node, ast.Attribute) and node.attr in classes))
+
+    for n in ast.walk(ast.parse(source)):
+        targets = []
+        if isinstance(n, ast.Assign):
+            targets = n.targets
+        elif isinstance(n, (ast.AugAssign, ast.AnnAssign)):
+            targets = [n.target]
+        elif isinstance(n, ast.Delete):
+            targets = n.targets
+        elif (isinstance(n, ast.Call) and getattr(n.func, "id", "") in ("setattr", "delattr")
+              and n.args and is_class(n.args[0])):
+            out.append(n.lineno)
+        for t in targets:
+            if isinstance(t, ast.Attribute) and is_class(t.value):
+                out.append(n.lineno)
+    return out
+
+
+def test_no_code_stores_into_a_resident_class() -> None:
+    classes = _class_names()
+    found = {str(p.relative_to(REPO)): lines for p in FIRMWARE.rglob("*.py")
+             if (lines := stores_into(p.read_text(), classes))}
+    assert not found, f"stores into a resident module's class (fixed in flash): {found}"
+
+
+def test_the_store_scan_sees_a_store() -> None:
+    src = "import rpc\nrpc.Rpc.x = 1\nRpc.y += 2\nsetattr(Rpc, 'z', 3)\nself.x = 4\n"
+    assert stores_into(src, {"Rpc"}) == [2, 3, 4]
