@@ -41,4 +41,4 @@ module("boardonce.py", base_path=_BOARD)
 module("boardparts.py", base_path=_BOARD)
 
 # This board's resident modules join the application's (boards/firmware_manifest.py RESIDENT).
-os.environ["MICROPY_FROZEN_STATIC_FUN"] += ",board.py,pins.py,radio.py"
+os.environ["MICROPY_FROZEN_STATIC_FUN"] = os.environ.get("MICROPY_FROZEN_STATIC_FUN", "") + ",board.py,pins.py,radio.py"

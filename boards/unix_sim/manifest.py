@@ -35,4 +35,4 @@ module("simboard.py", base_path=_BOARD)
 module("simparts.py", base_path=_BOARD)
 
 # This board's resident modules join the application's (boards/firmware_manifest.py RESIDENT).
-os.environ["MICROPY_FROZEN_STATIC_FUN"] += ",board.py"
+os.environ["MICROPY_FROZEN_STATIC_FUN"] = os.environ.get("MICROPY_FROZEN_STATIC_FUN", "") + ",board.py"
