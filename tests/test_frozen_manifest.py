@@ -136,3 +136,25 @@ def test_no_code_stores_into_a_resident_class() -> None:
 def test_the_store_scan_sees_a_store() -> None:
     src = "import rpc\nrpc.Rpc.x = 1\nRpc.y += 2\nsetattr(Rpc, 'z', 3)\nself.x = 4\n"
     assert stores_into(src, {"Rpc"}) == [2, 3, 4]
+
+
+BOARDS = REPO / "boards"
+
+
+def board_resident(board: str) -> list[str]:
+    """The file names a board's manifest adds to the resident list."""
+    src = (BOARDS / board / "manifest.py").read_text()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.BinOp) and isinstance(node.right, ast.Constant):
+            return [n for n in node.right.value.split(",") if n]
+    raise AssertionError(f"boards/{board}/manifest.py adds no resident modules")
+
+
+def test_the_boards_resident_modules_exist_and_are_never_dropped() -> None:
+    for board in ("esp32_wallbox", "unix_sim"):
+        files = board_resident(board)
+        assert "board.py" in files
+        assert all((BOARDS / board / f).exists() for f in files), (board, files)
+        names = {f[:-3] for f in files}
+        for p in [*FIRMWARE.rglob("*.py"), *(BOARDS / board).glob("*.py")]:
+            assert not dropped_names(p.read_text()) & names, (board, p)
