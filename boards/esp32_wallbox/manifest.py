@@ -5,7 +5,7 @@
 #   make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/borne/boards/esp32_wallbox/manifest.py
 #
 # (The patch, against v1.28.0, makes the resident modules' functions and simple classes in
-# flash at build time, not in the heap at import: ~16 KiB of a plain ESP32's heap. Without it the
+# flash at build time, not in the heap at import: ~18 KiB of a plain ESP32's heap. Without it the
 # image works the same, with stock MicroPython's figures. It has been built and run on the
 # 32-bit unix port only: ARCHITECTURE.md "Memory".)
 #
