@@ -22,7 +22,7 @@ MOSQUITTO ?= /usr/sbin/mosquitto
 NPM ?= /usr/bin/npm
 NODE_PEER := build/interop/node_modules/ocpp-rpc/package.json
 
-.PHONY: setup sim test bench chaos lint lock clean
+.PHONY: setup sim test bench frozen chaos lint lock clean
 
 setup: $(STAMP) $(MPLIB)
 
@@ -78,7 +78,31 @@ $(NODE_PEER): tests/interop/package.json tests/interop/package-lock.json | $(NPM
 	  && cd build/interop && $(NPM) ci --no-audit --no-fund --quiet && touch node_modules/ocpp-rpc/package.json
 
 bench: setup $(MOSQUITTO)
-	BORNE_MOSQUITTO=$(MOSQUITTO) $(BIN)/borne bench
+	BORNE_MOSQUITTO=$(MOSQUITTO) \
+	  BORNE_FROZEN_MICROPYTHON=$${BORNE_FROZEN_MICROPYTHON:-$(wildcard $(CURDIR)/$(FROZEN))} \
+	  $(BIN)/borne bench
+
+# A unix port with the application frozen in, as a charger's image holds it, for the bench's
+# frozen figures (`make bench` then measures it): from a MicroPython v1.28.0 checkout with its
+# submodules (MICROPYTHON_SRC), built 32-bit (an ESP32's word size: gcc-multilib) with
+# boards/micropython/'s patch, which is applied to the checkout unless it already is.
+# FROZEN_PATCH=no builds stock MicroPython's figures instead (on an unpatched checkout).
+MICROPYTHON_SRC ?=
+FROZEN_PATCH ?= yes
+FROZEN := build/frozen/micropython-borne
+PATCH := $(CURDIR)/boards/micropython/frozen-static-functions.patch
+frozen:
+	@test -n "$(MICROPYTHON_SRC)" || { echo "make frozen MICROPYTHON_SRC=/path/to/micropython \
+	(a v1.28.0 checkout with its submodules)"; exit 1; }
+	@if [ "$(FROZEN_PATCH)" = yes ]; then cd $(MICROPYTHON_SRC) && \
+	  (git apply --reverse --check $(PATCH) 2>/dev/null || git apply $(PATCH)); fi
+	$(MAKE) -C $(MICROPYTHON_SRC)/mpy-cross
+	$(MAKE) -C $(MICROPYTHON_SRC)/ports/unix MICROPY_FORCE_32BIT=1 MICROPY_PY_FFI=0 \
+	  MICROPY_PY_BTREE=0 MPY_CROSS_FLAGS=-march=x86 BUILD=$(CURDIR)/build/frozen/port \
+	  PROG=micropython-borne USER_C_MODULES=$(CURDIR)/boards/unix_sim/cmodules \
+	  FROZEN_MANIFEST=$(CURDIR)/boards/unix_sim/manifest.py
+	mkdir -p build/frozen && cp build/frozen/port/micropython-borne $(FROZEN)
+	@echo "built $(FROZEN): \`make bench\` measures it; \`borne sim --frozen $(FROZEN)\` runs it"
 
 # The full reliability campaign (issue 11): power cuts, network cuts, mutated CSMS frames, hostile
 # hotspot requests, serial noise, connector property sequences, a soak. Figures printed; exits

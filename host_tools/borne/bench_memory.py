@@ -718,7 +718,8 @@ async def frozen_measured(say: Callable[[str], None]) -> None:
         interp = workload.frozen_interpreter()
     except ValueError:
         say(f"memory-budget: frozen, measured: not run ({workload.FROZEN_ENV} unset: "
-            f"boards/unix_sim/manifest.py says how to build the interpreter)")
+            f"`make frozen MICROPYTHON_SRC=<a MicroPython v1.28.0 checkout>` builds the "
+            f"interpreter, boards/unix_sim/manifest.py says what it is)")
         return
     word = workload.word_bytes(interp)
     unit, sign = (kib, "KiB") if word == 4 else (wk, "wK")
