@@ -21,11 +21,16 @@ MANIFEST = REPO / "boards" / "firmware_manifest.py"
 _DROPPERS = {"drop", "rare", "_drop"}
 
 
-def resident() -> tuple[str, ...]:
-    for node in ast.parse(MANIFEST.read_text()).body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "RESIDENT":
+def assigned(path: Path, name: str) -> tuple[str, ...]:
+    """The literal tuple a module-level `name = (...)` of a source gives."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name:
             return ast.literal_eval(node.value)
-    raise AssertionError("boards/firmware_manifest.py has no RESIDENT tuple")
+    raise AssertionError(f"{path.relative_to(REPO)} has no {name} tuple")
+
+
+def resident() -> tuple[str, ...]:
+    return assigned(MANIFEST, "RESIDENT")
 
 
 def _strings(node: ast.AST) -> set[str]:
@@ -72,12 +77,8 @@ def test_no_resident_module_is_ever_dropped() -> None:
         for n in dropped_names(p.read_text()) & named:
             found.setdefault(n, []).append(str(p.relative_to(REPO)))
     # a transient feature is dropped after its call (features.unload)
-    ns: dict = {}
-    src = (FIRMWARE / "ocpp_client" / "features.py").read_text()
-    for node in ast.parse(src).body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "TRANSIENT":
-            ns["TRANSIENT"] = ast.literal_eval(node.value)
-    for t in ns["TRANSIENT"] + ("authorization",):
+    transient = assigned(FIRMWARE / "ocpp_client" / "features.py", "TRANSIENT")
+    for t in (*transient, "authorization"):
         if "ocpp_client." + t in named:
             found.setdefault("ocpp_client." + t, []).append("ocpp_client/features.py TRANSIENT")
     assert not found, f"resident modules that are dropped somewhere: {found}"
