@@ -29,9 +29,10 @@ for _name in sorted(os.listdir(_FIRMWARE)):
         module(_name, base_path=_FIRMWARE)  # noqa: F821
 
 # The modules a charger imports at boot and keeps: with a MicroPython built with
-# boards/micropython/frozen-static-functions.patch, mpy-tool makes their plain functions (no
-# default arguments, no closure) at build time, in flash, where each import would otherwise make
-# a 16-byte object in the heap: ~8 KiB of a 32-bit charger's heap (ARCHITECTURE.md "Memory").
+# boards/micropython/frozen-static-functions.patch, mpy-tool makes their functions (but closures
+# and those with defaults that are not constants) and their simple classes at build time, in
+# flash, where each import would otherwise make them in the heap: ~18 KiB of a 32-bit charger's
+# heap (ARCHITECTURE.md "Memory").
 # A stock MicroPython ignores the list. No module loaded on use and dropped may be here: its slot
 # would keep its globals alive until its next import (tests/test_frozen_manifest.py checks it).
 # A board's manifest adds its own (board.py, ...).

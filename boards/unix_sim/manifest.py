@@ -3,21 +3,16 @@
 # bytecode, its tables and its names in the interpreter's image instead of estimating it. From a
 # MicroPython 1.28 checkout (with its lib/mbedtls and lib/micropython-lib submodules), built
 # 32-bit, so that words, GC blocks and bytes are an ESP32's size (Debian's gcc-multilib):
+# `make frozen MICROPYTHON_SRC=/path/to/micropython` (the Makefile holds the make line) puts it
+# in build/frozen/micropython-borne, where `make bench` finds it.
 #
-#   cd micropython && git apply /path/to/borne/boards/micropython/frozen-static-functions.patch
-#   make -C mpy-cross && cd ports/unix
-#   make MICROPY_FORCE_32BIT=1 MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 MPY_CROSS_FLAGS=-march=x86 \
-#       BUILD=build-borne PROG=micropython-borne \
-#       USER_C_MODULES=/path/to/borne/boards/unix_sim/cmodules \
-#       FROZEN_MANIFEST=/path/to/borne/boards/unix_sim/manifest.py
-#
-# (The patch: the resident modules' functions and simple classes in flash, as the charger's
-# image holds them; without it the port measures stock MicroPython's frozen figures.
-# -march: ocpp_client/ws.py has native code; FFI and BTREE: libraries nothing here uses;
-# USER_C_MODULES adds memtypes, the heap by object type, which heapwatch.py prints with each
-# block map.) A 64-bit build (without MICROPY_FORCE_32BIT, -march=x64) also works; the bench
-# then gives its figures in wK, as for the other runtimes. Then
-# `borne sim --frozen build-borne/micropython-borne`, or BORNE_FROZEN_MICROPYTHON set to it for
+# (The patch it applies, boards/micropython/: the resident modules' functions and simple classes
+# in flash, as the charger's image holds them; FROZEN_PATCH=no measures stock MicroPython's
+# frozen figures. -march=x86: ocpp_client/ws.py has native code; FFI and BTREE: libraries
+# nothing here uses; USER_C_MODULES adds memtypes, the heap by object type, which heapwatch.py
+# prints with each block map.) A 64-bit build (without MICROPY_FORCE_32BIT, -march=x64) also
+# works; the bench then gives its figures in wK, as for the other runtimes. Then
+# `borne sim --frozen build/frozen/micropython-borne`, or BORNE_FROZEN_MICROPYTHON set to it for
 # `borne bench memory-budget`. The interpreter holds the firmware as it was when built: build it
 # again after a change. Run from this folder by MicroPython's tools/manifestfile.py.
 import os

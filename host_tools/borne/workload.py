@@ -125,12 +125,10 @@ def build(runtime: str, out: Path, board: str = "unix_sim") -> Path | None:
 
 def frozen_interpreter() -> Path:
     """The unix port with the application frozen in, from FROZEN_ENV (ValueError: none)."""
-    import os
-
     path = os.environ.get(FROZEN_ENV, "")
     if not path or not os.access(path, os.X_OK):
         raise ValueError(f"the frozen runtime needs {FROZEN_ENV} set to a unix port built with "
-                         f"boards/unix_sim/manifest.py (it says how); got {path!r}")
+                         f"boards/unix_sim/manifest.py (`make frozen`); got {path!r}")
     return Path(path).resolve()
 
 
