@@ -13,24 +13,18 @@ made in flash at build time and reach its globals through a slot that the GC kee
 import ast
 from pathlib import Path
 
+from borne import resident as borne_resident
+from borne.resident import assigned
+
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"
-MANIFEST = REPO / "boards" / "firmware_manifest.py"
 # Names whose calls drop the modules named in their arguments (supervisor.drop; rare() drops
 # the module it imported for the call; features.unload the feature's).
 _DROPPERS = {"drop", "rare", "_drop"}
 
 
-def assigned(path: Path, name: str) -> tuple[str, ...]:
-    """The literal tuple a module-level `name = (...)` of a source gives."""
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name:
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{path.relative_to(REPO)} has no {name} tuple")
-
-
 def resident() -> tuple[str, ...]:
-    return assigned(MANIFEST, "RESIDENT")
+    return borne_resident.firmware()
 
 
 def _strings(node: ast.AST) -> set[str]:
@@ -142,20 +136,17 @@ def test_the_store_scan_sees_a_store() -> None:
 BOARDS = REPO / "boards"
 
 
-def board_resident(board: str) -> list[str]:
-    """The file names a board's manifest adds to the resident list."""
-    src = (BOARDS / board / "manifest.py").read_text()
-    for node in ast.walk(ast.parse(src)):
-        if isinstance(node, ast.BinOp) and isinstance(node.right, ast.Constant):
-            return [n for n in node.right.value.split(",") if n]
-    raise AssertionError(f"boards/{board}/manifest.py adds no resident modules")
-
-
 def test_the_boards_resident_modules_exist_and_are_never_dropped() -> None:
     for board in ("esp32_wallbox", "unix_sim"):
-        files = board_resident(board)
+        files = borne_resident.board_files(board)
         assert "board.py" in files
         assert all((BOARDS / board / f).exists() for f in files), (board, files)
         names = {f[:-3] for f in files}
         for p in [*FIRMWARE.rglob("*.py"), *(BOARDS / board).glob("*.py")]:
             assert not dropped_names(p.read_text()) & names, (board, p)
+
+
+def test_the_modules_held_with_code_in_the_heap_exist() -> None:
+    # build.py interns their str constants in the .mpy build (borne.resident.modules)
+    for name in borne_resident.HELD_IN_HEAP:
+        assert (FIRMWARE / (name.replace(".", "/") + ".py")).exists(), name

@@ -166,3 +166,57 @@ def test_frozen_estimate_takes_out_loader_heap_and_module_qstrs() -> None:
     assert fz.file_text == len("/rom/a.mpy") + 1 + len("/rom/b.mpy") + 1
     assert fz.figure == 100_000 - 480 - fz.qstr_saved - fz.file_text
     assert fz.lowest <= fz.figure
+
+
+_INTERNED = """\
+import gc, sys, micropython
+sys.path.insert(0, sys.argv[1])
+gc.collect()
+a = gc.mem_alloc()
+import m
+gc.collect()
+texts = m.f()
+# A qstr is an immediate object (its id a small tagged number), a str made at load a pointer.
+print("@", gc.mem_alloc() - a, [id(t) < 1 << 24 for t in texts[:2]], texts, m.N)
+"""
+_INTERN_SRC = (
+    "N = len(b'some bytes, left as they are')\n"
+    "def f():\n"
+    "    return ['a text well over ten characters long', 'and another one of them',\n"
+    "            'short', 'x' * 3, 'a text well over ten characters long %d' % 7]\n"
+)
+
+
+def _import_heap(tmp: Path, mpy: bytes) -> tuple[int, str]:
+    (tmp / "lib").mkdir(exist_ok=True)  # not beside m.py: the import would take the source
+    (tmp / "lib" / "m.mpy").write_bytes(mpy)
+    (tmp / "run.py").write_text(_INTERNED)
+    out = subprocess.run([paths.micropython(), str(tmp / "run.py"), str(tmp / "lib")], cwd=tmp,
+                         env={"MICROPYPATH": ".frozen"}, capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    _, delta, rest = out.strip().split(" ", 2)
+    return int(delta), rest
+
+
+def test_interned_strings_load_as_qstrs_and_run_the_same(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text(_INTERN_SRC)
+    out = tmp_path / "plain.mpy"
+    subprocess.run([mpy_cross(), "-o", str(out), "-s", "m", str(src)], check=True)
+    plain = out.read_bytes()
+    interned, n = mpyinfo.with_strings_interned(plain)
+    # the two long texts and the format (the short ones and 'x' are qstrs already; bytes stay)
+    assert n == 3
+    before, after = mpyinfo.parse(plain), mpyinfo.parse(interned)
+    assert after.qstrs[:len(before.qstrs)] == before.qstrs  # the bytecode's indices hold
+    assert {q for q, _ in after.qstrs} - {q for q, _ in before.qstrs} == {
+        "a text well over ten characters long", "and another one of them",
+        "a text well over ten characters long %d"}
+    assert after.consts == before.consts
+    assert mpyinfo.with_strings_interned(interned) == (interned, 0)
+    heap_plain, ran_plain = _import_heap(tmp_path, plain)
+    heap_interned, ran_interned = _import_heap(tmp_path, interned)
+    assert ran_plain.startswith("[False, False] ")
+    assert ran_interned == ran_plain.replace("[False, False] ", "[True, True] ", 1)
+    # the import's heap counts the new pool entries and texts too (measured 928 -> 832)
+    assert heap_interned < heap_plain, (heap_interned, heap_plain)

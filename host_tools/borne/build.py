@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from borne import paths
+from borne import mpyinfo, paths, resident
 
 MPY_CROSS_VERSION = "1.28"
 # The CPU each board's native code is compiled for (mpy-cross -march).
@@ -41,6 +41,9 @@ BOARD_HOST_FILES = ("manifest.py",)
 _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = {".pyc", ".mpy"}
 OPT = 3  # mpy-cross -O level of every build (see above); `borne build -O N` for another
+# The resident modules' str constants are also put in their qstr tables
+# (mpyinfo.with_strings_interned): loaded, each is a qstr, not a heap object.
+INTERN = True
 _NATIVE_MARKERS = ("@micropython.native", "@micropython.viper", "@native", "@viper")
 
 
@@ -127,8 +130,10 @@ def compile_file(
     arch: str | None = None,
     native: bool = False,
     opt: int | None = OPT,
+    intern: bool = False,
 ) -> None:
-    """Compile one module; ``name`` is the source name embedded for tracebacks (module_name())."""
+    """Compile one module; ``name`` is the source name embedded for tracebacks (module_name()).
+    ``intern``: its str constants become qstrs when it loads (a resident module: INTERN)."""
     cmd = [tool, "-o", str(dest), "-s", name]
     if arch and (native or _needs_arch(src)):
         cmd.append(f"-march={arch}")
@@ -142,6 +147,8 @@ def compile_file(
     if out.returncode != 0:
         msg = (out.stderr or out.stdout).strip() or f"mpy-cross exited with {out.returncode}"
         raise BuildError(f"{src}: mpy-cross failed:\n{msg}")
+    if intern:
+        dest.write_bytes(mpyinfo.with_strings_interned(dest.read_bytes())[0])
 
 
 def compile_tree(
@@ -168,6 +175,7 @@ def compile_tree(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     root_files: list[tuple[Path, Path]] = []
+    kept = resident.modules(board, root) if INTERN else set()
     try:
         for src, rel in sources(board, root):
             if rel.as_posix() in ROOT_FILES:
@@ -175,7 +183,7 @@ def compile_tree(
             elif src.suffix == ".py":
                 compile_file(
                     tool, src, staging / rel.with_suffix(".mpy"), module_name(rel),
-                    arch=arch, native=native, opt=opt,
+                    arch=arch, native=native, opt=opt, intern=module_name(rel) in kept,
                 )
             else:
                 (staging / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -253,6 +253,54 @@ def parse(data: bytes) -> Mpy:
     return Mpy(arch, qstrs, consts, _code(r, qstrs))
 
 
+def _encode_uint(n: int) -> bytes:
+    """py/persistentcode.c's mp_encode_uint: 7 bits a byte, most significant first."""
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def with_strings_interned(data: bytes) -> tuple[bytes, int]:
+    """The same .mpy with each of its str constants (up to 255 bytes, no NUL) also named in its
+    qstr table, and how many were added.
+
+    The loader interns a module's qstr table before it makes its constants, and makes a str
+    constant whose text is already a qstr that qstr: no heap object (4 words) and no data
+    block rounded up to whole GC blocks, only a pool entry and the text packed in a qstr chunk
+    (on an ESP32 a 34-byte text takes 44 bytes so, not 64). A qstr is never freed, so this is
+    for modules that stay loaded from boot to the end (the build's resident list). The
+    entries go after the table's own, so the bytecode's qstr indices do not move; the
+    constants stay as they are (the file holds such a text twice)."""
+    r = _Reader(data)
+    r.take(4)
+    if data[2] & 0x40:
+        r.uint()  # arch flags
+    head = r.pos
+    n_qstr, n_obj = r.uint(), r.uint()
+    q0 = r.pos
+    texts: set[bytes] = set()
+    for _ in range(n_qstr):
+        n = r.uint()
+        if not n & 1:
+            texts.add(r.take(n >> 1))
+            r.byte()
+    q1 = r.pos
+    new: list[bytes] = []
+    for c in (_const(r) for _ in range(n_obj)):
+        if (c.kind == OBJ_STR and 0 < len(c.data) < 256 and b"\0" not in c.data
+                and c.data not in texts):
+            texts.add(c.data)
+            new.append(c.data)
+    if not new:
+        return data, 0
+    added = b"".join(_encode_uint(len(t) << 1) + t + b"\0" for t in new)
+    return (data[:head] + _encode_uint(n_qstr + len(new)) + _encode_uint(n_obj) + data[q0:q1]
+            + added + data[q1:]), len(new)
+
+
 @dataclass
 class Loaded:
     """What loading one .mpy from ROM puts in the heap: per allocation, in whole GC blocks."""
