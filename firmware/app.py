@@ -5,8 +5,9 @@ import sys
 
 # The qstr pool of 1,280 names: MicroPython grows its table of interned names in pools of twice
 # the last one's entries (..., 640, 1,280), and the boot interns its ~1,260th name late in
-# _build (the peripherals' modules), when the heap is scattered with module data and has no
-# such block in one piece (its MemoryError says "allocating 1280 bytes": the entries). So the
+# _build (the OCPP client's features; with .mpy files their names and the resident modules'
+# str constants, which build.py makes qstrs), when the heap is scattered with module data and
+# has no such block in one piece (its MemoryError says "allocating 1280 bytes"). So the
 # block is taken here, while the heap is whole, at its top end (a filler below it for the
 # moment: the GC allocates first-fit from the bottom, so the hole it leaves is the last one
 # small objects fill), and given up in _build just before the names cross the step: the pool
@@ -216,6 +217,11 @@ async def _build():
     # boot only when the flash holds a profile or a reservation.
     connector = Connector(b, store, events, config)
     limits = Limits(connector, store)
+    global _room
+    # The qstr pool's block (see the top): its names cross the step in here. The garbage goes
+    # first, so that the objects made until then find room below the hole, not in it.
+    gc.collect()
+    _room = None
     ocpp = OcppClient(settings=settings, config=config, board=b, connector=connector,
                       events=events, store=store, limits=limits, tls=tls)
     del tls
@@ -238,11 +244,6 @@ async def _build():
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
-    global _room
-    # The qstr pool's block (see the top): its names cross the step in here. The garbage goes
-    # first, so that the objects made until then find room below the hole, not in it.
-    gc.collect()
-    _room = None
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.meter = dev.meter
