@@ -64,8 +64,12 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # the claim once at 99 (a 1 KB block in the claim), neither reproduced alone. Lowered on
 # 2026-12-04 after a bench of 145/140wK (.mpy) and 94/88wK (ROM): the claim's to 146 and 96
 # (the ROM one with the same ~8wK over its smallest heap as the flake above had); the
-# references stay (the low-memory guarantee, the flake at 102).
-BUDGET_WK = {"reference": 170, "claim": 146, "reference_rom": 104, "claim_rom": 96}
+# references stay (the low-memory guarantee, the flake at 102). Lowered on 2026-12-05 once the
+# resident modules' str constants load as qstrs (build.py INTERN; bisections 136-138/134wK
+# .mpy, 84/83wK ROM, from 149/141 and 89/87 the same morning), each by what its scenario
+# gained, margins kept: the low-memory test at 90 % of the reference's 160 (144wK) passed 5 runs
+# in 5, and 3 in 3 at 140wK; it failed once in 3 at 135 and at 130wK.
+BUDGET_WK = {"reference": 160, "claim": 139, "reference_rom": 99, "claim_rom": 92}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
