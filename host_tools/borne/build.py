@@ -15,6 +15,10 @@ By default the output is plain bytecode, which any MicroPython 1.28 runs, compil
 loaded, and the line tables are ~6 % of it (15.5 of 256 KB), while the charger never shows a
 line number: its log keeps an exception's type and text only (log.exc), and a traceback reaches
 only the serial console, from main.py, where the module and function names still say where.
+A resident module (``borne.resident``: loaded at boot, or kept once loaded, and never dropped)
+also gets the texts of its str constants in its qstr table (INTERN,
+``mpyinfo.with_strings_interned``), so that each loads as a qstr rather than a str object in
+the heap, on any MicroPython 1.28 (ARCHITECTURE.md "Memory", "Str constants as qstrs").
 A module that uses ``@micropython.native`` or ``@micropython.viper`` is compiled for the
 board's CPU (``-march``); ``--native`` compiles every module to machine code for it.
 """
@@ -41,9 +45,7 @@ BOARD_HOST_FILES = ("manifest.py",)
 _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = {".pyc", ".mpy"}
 OPT = 3  # mpy-cross -O level of every build (see above); `borne build -O N` for another
-# The resident modules' str constants are also put in their qstr tables
-# (mpyinfo.with_strings_interned): loaded, each is a qstr, not a heap object.
-INTERN = True
+INTERN = True  # the resident modules' str constants in their qstr tables (see above)
 _NATIVE_MARKERS = ("@micropython.native", "@micropython.viper", "@native", "@viper")
 
 

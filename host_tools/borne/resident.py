@@ -24,8 +24,10 @@ def assigned(path: Path, name: str) -> tuple[str, ...]:
 
 
 def firmware(root: Path = paths.REPO) -> tuple[str, ...]:
-    """The application's resident modules, dotted (MicroPython's own `asyncio...` included)."""
-    return assigned(root / "boards" / "firmware_manifest.py", "RESIDENT")
+    """The application's resident modules, dotted (MicroPython's own `asyncio...` included);
+    none for a tree without the freeze manifest."""
+    path = root / "boards" / "firmware_manifest.py"
+    return assigned(path, "RESIDENT") if path.exists() else ()
 
 
 def board_files(board: str, root: Path = paths.REPO) -> list[str]:
