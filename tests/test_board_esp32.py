@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from borne import boardcheck, build, cli
+from borne import boardcheck, build, cli, mpyinfo
 
 REPO = Path(__file__).resolve().parents[1]
 BOARD = REPO / "boards" / "esp32_wallbox"
@@ -70,6 +70,17 @@ def test_compile_tree_builds_the_slot(tmp_path: Path) -> None:
         if rel.as_posix() not in build.ROOT_FILES and "__pycache__" not in rel.parts:
             assert (app / rel.with_suffix(".mpy")).is_file(), rel
     assert not (tmp_path / "slot.partial").exists()
+    # A resident module's str constants are also in its qstr table (they load as qstrs); a
+    # module loaded on use is left as mpy-cross wrote it (its names would stay interned).
+    for rel, interned in (("evse/connector.mpy", True), ("board.mpy", True),
+                          ("hotspot/httpd.mpy", False)):
+        mpy = mpyinfo.parse((app / rel).read_bytes())
+        names = {q for q, _ in mpy.qstrs}
+        texts = [c.data.decode() for c in mpy.consts
+                 if c.kind == mpyinfo.OBJ_STR and 0 < len(c.data) < 256]
+        assert texts, rel
+        assert all(t in names for t in texts) == interned, rel
+        assert any(t in names for t in texts) == interned, rel
 
 
 def _mini_tree(root: Path) -> None:
