@@ -25,6 +25,9 @@ is_generator, fun_data and children), one 32-byte GC block. Native/viper code: t
 goes to executable memory outside the GC heap (the unix port mmaps it, with a 3-word region
 record in the heap; an ESP32 copies it to its exec heap); viper rodata/bss go to the heap.
 
+`with_strings_interned()` is the one writer here: build.py's rewrite of a resident module's
+.mpy, whose str constants then load as qstrs.
+
 `new_qstrs()` are the module's names (and qstr-able str constants) that the interpreter does
 not hold as static qstrs: `static_qstrs()` asks the unix port itself, interning each candidate
 in a fresh interpreter and watching its qstr count.
