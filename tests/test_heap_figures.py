@@ -51,3 +51,17 @@ def test_the_block_map_read_is_the_one_at_the_peak_across_reboots() -> None:
     assert workload.peak_heapmap(lines) == ["@heapmap 3000", "00000000: hh",
                                             "@mem 1 16 class Peak"]
     assert workload.peak_heapmap(["@heapmap 10", "00000000: h"]) == []
+
+
+def test_name_counts_and_the_pools_step() -> None:
+    from borne import mpyinfo
+
+    empty = mpyinfo.Code(mpyinfo.KIND_BYTECODE, "<module>")
+
+    def mod(*names: str) -> mpyinfo.Mpy:
+        return mpyinfo.Mpy(0, [(n, False) for n in names], [], empty)
+
+    image = {"a": mod("x", "y", "print"), "b": mod("y", "z"), "c": mod("w")}
+    # "print" is the interpreter's own; "asyncio" is not in the image (frozen in the port)
+    assert bench_memory.name_counts(image, ["a", "b", "asyncio"], {"print"}) == (3, 2, 4, 3)
+    assert bench_memory.pool_steps(mpyinfo.Port.host(), 7) == 2540

@@ -392,6 +392,26 @@ def qstr_info(heapmap: list[str]) -> dict[str, int]:
     return out
 
 
+def pool_steps(port: mpyinfo.Port, n_pools: int) -> int:
+    """Names the first `n_pools` dynamic qstr pools hold (20, 40, ...: 2,540 for 7)."""
+    return sum(port.first_pool << i for i in range(n_pools))
+
+
+def name_counts(image: dict[str, mpyinfo.Mpy], loaded: list[str],
+                static: set[str]) -> tuple[int, int, int, int]:
+    """Distinct names (qstrs: never freed) the modules `loaded` intern, and every module of
+    `image` once, each without the interpreter's `static` ones; and how many file names each
+    adds (one qstr per module imported). -> (loaded, their files, all, all files)."""
+    def names(mods: list[str]) -> int:
+        out: set[str] = set()
+        for m in mods:
+            out |= image[m].names()
+        return len(out - static)
+
+    here = [m for m in loaded if m in image]
+    return names(here), len(here), names(list(image)), len(image)
+
+
 @dataclass
 class Frozen:
     """The ROM peak with what a frozen image keeps in flash taken out (mpyinfo.py)."""
@@ -670,6 +690,18 @@ async def figures(full_hour: bool = True) -> list[str]:
             for line in frozen_lines(scenario, fz) if fz else []:
                 say(line)
         say(module_table(loader, rom_data))
+        # Names are never freed, and the 8th dynamic pool is twice the 7th: how near the step.
+        every = set().union(*(m.names() for m in image.values()))
+        static = mpyinfo.static_qstrs(paths.micropython(), every)
+        n_peak, f_peak, n_all, f_all = name_counts(image, mods[-1] if mods else [], static)
+        step = pool_steps(port, 7)
+        esp32 = mpyinfo.Port(word=4)
+        eighth = (esp32.pool_bytes(step + 1) - esp32.pool_bytes(step)) / 1024
+        say(f"memory-budget: names (qstrs, never freed; this port's static ones apart): the "
+            f"modules loaded at the reference peak {n_peak} and {f_peak} file names; every "
+            f"module of the build loaded once {n_all} and {f_all} file names, before any made at "
+            f"run time; 7 pools hold {step} names, the 8th takes {port.first_pool << 7} entries "
+            f"({eighth:.1f} KiB on an ESP32)")
         await frozen_measured(say)
         # The hour, once, at the ROM run's smallest heap: nothing grows per MeterValues.
         nr = found.get(("reference", "rom"))
