@@ -62,6 +62,7 @@ def test_name_counts_and_the_pools_step() -> None:
         return mpyinfo.Mpy(0, [(n, False) for n in names], [], empty)
 
     image = {"a": mod("x", "y", "print"), "b": mod("y", "z"), "c": mod("w")}
+    image["b"].qstrs.append(("__name__", True))  # marked static in the .mpy: not counted
     # "print" is the interpreter's own; "asyncio" is not in the image (frozen in the port)
     assert bench_memory.name_counts(image, ["a", "b", "asyncio"], {"print"}) == (3, 2, 4, 3)
     assert bench_memory.pool_steps(mpyinfo.Port.host(), 7) == 2540

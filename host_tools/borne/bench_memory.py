@@ -402,10 +402,10 @@ def name_counts(image: dict[str, mpyinfo.Mpy], loaded: list[str],
     """Distinct names (qstrs: never freed) the modules `loaded` intern, and every module of
     `image` once, each without the interpreter's `static` ones; and how many file names each
     adds (one qstr per module imported). -> (loaded, their files, all, all files)."""
-    def names(mods: list[str]) -> int:
+    def names(mods: list[str]) -> int:  # a name the .mpy marks static is the firmware's own
         out: set[str] = set()
         for m in mods:
-            out |= image[m].names()
+            out |= {q for q, fixed in image[m].qstrs if not fixed}
         return len(out - static)
 
     here = [m for m in loaded if m in image]
@@ -691,7 +691,7 @@ async def figures(full_hour: bool = True) -> list[str]:
                 say(line)
         say(module_table(loader, rom_data))
         # Names are never freed, and the 8th dynamic pool is twice the 7th: how near the step.
-        every = set().union(*(m.names() for m in image.values()))
+        every = {q for m in image.values() for q, fixed in m.qstrs if not fixed}
         static = mpyinfo.static_qstrs(paths.micropython(), every)
         n_peak, f_peak, n_all, f_all = name_counts(image, mods[-1] if mods else [], static)
         step = pool_steps(port, 7)
