@@ -56,13 +56,10 @@ def test_the_block_map_read_is_the_one_at_the_peak_across_reboots() -> None:
 def test_name_counts_and_the_pools_step() -> None:
     from borne import mpyinfo
 
-    empty = mpyinfo.Code(mpyinfo.KIND_BYTECODE, "<module>")
+    def mod(name: str, *names: str) -> mpyinfo.Loaded:  # names: the interpreter's static apart
+        return mpyinfo.Loaded(name, 0, 0, 0, 0, 0, 0, list(names))
 
-    def mod(*names: str) -> mpyinfo.Mpy:
-        return mpyinfo.Mpy(0, [(n, False) for n in names], [], empty)
-
-    image = {"a": mod("x", "y", "print"), "b": mod("y", "z"), "c": mod("w")}
-    image["b"].qstrs.append(("__name__", True))  # marked static in the .mpy: not counted
-    # "print" is the interpreter's own; "asyncio" is not in the image (frozen in the port)
-    assert bench_memory.name_counts(image, ["a", "b", "asyncio"], {"print"}) == (3, 2, 4, 3)
+    loader = {"a": mod("a", "x", "y"), "b": mod("b", "y", "z"), "c": mod("c", "w")}
+    # "asyncio" is not in the build (frozen in the port)
+    assert bench_memory.name_counts(loader, ["a", "b", "asyncio"]) == (3, 2, 4, 3)
     assert bench_memory.pool_steps(mpyinfo.Port.host(), 7) == 2540

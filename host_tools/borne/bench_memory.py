@@ -372,13 +372,15 @@ def image_sources() -> dict[str, Path]:
 _QSTR_INFO = ("n_pool", "n_qstr", "n_str_data_bytes", "n_total_bytes")
 
 
+_ESP32 = mpyinfo.Port(word=4)  # an ESP32's word, block and pool entry sizes
+
+
 def esp32_pools_extra(n_qstr: int) -> float:
     """KiB an ESP32 needs beyond this host's wK for the qstr pools of n_qstr run-time names.
     The chain is the same there (mpy-tool gives the frozen pool an alloc of 10, so the first
     dynamic pool has 20 entries on every port), but an entry is a 4-byte pointer, a 2-byte hash
     and a length byte: 7 bytes, of which 3 count only half in wK here."""
-    esp32 = mpyinfo.Port(word=4)
-    return esp32.pool_bytes(n_qstr) / 1024 - wk(mpyinfo.Port.host().pool_bytes(n_qstr))
+    return _ESP32.pool_bytes(n_qstr) / 1024 - wk(mpyinfo.Port.host().pool_bytes(n_qstr))
 
 
 def qstr_info(heapmap: list[str]) -> dict[str, int]:
@@ -397,19 +399,16 @@ def pool_steps(port: mpyinfo.Port, n_pools: int) -> int:
     return sum(port.first_pool << i for i in range(n_pools))
 
 
-def name_counts(image: dict[str, mpyinfo.Mpy], loaded: list[str],
-                static: set[str]) -> tuple[int, int, int, int]:
+def name_counts(loader: dict[str, mpyinfo.Loaded],
+                loaded: list[str]) -> tuple[int, int, int, int]:
     """Distinct names (qstrs: never freed) the modules `loaded` intern, and every module of
-    `image` once, each without the interpreter's `static` ones; and how many file names each
-    adds (one qstr per module imported). -> (loaded, their files, all, all files)."""
-    def names(mods: list[str]) -> int:  # a name the .mpy marks static is the firmware's own
-        out: set[str] = set()
-        for m in mods:
-            out |= {q for q, fixed in image[m].qstrs if not fixed}
-        return len(out - static)
+    `loader` once (their `new_qstrs`: the interpreter's static ones apart); and how many file
+    names each adds (one qstr per module imported). -> (loaded, their files, all, all files)."""
+    def names(mods: list[str]) -> int:
+        return len(set().union(*(loader[m].new_qstrs for m in mods)))
 
-    here = [m for m in loaded if m in image]
-    return names(here), len(here), names(list(image)), len(image)
+    here = [m for m in loaded if m in loader]
+    return names(here), len(here), names(list(loader)), len(loader)
 
 
 @dataclass
@@ -691,12 +690,9 @@ async def figures(full_hour: bool = True) -> list[str]:
                 say(line)
         say(module_table(loader, rom_data))
         # Names are never freed, and the 8th dynamic pool is twice the 7th: how near the step.
-        every = {q for m in image.values() for q, fixed in m.qstrs if not fixed}
-        static = mpyinfo.static_qstrs(paths.micropython(), every)
-        n_peak, f_peak, n_all, f_all = name_counts(image, mods[-1] if mods else [], static)
+        n_peak, f_peak, n_all, f_all = name_counts(loader, mods[-1] if mods else [])
         step = pool_steps(port, 7)
-        esp32 = mpyinfo.Port(word=4)
-        eighth = (esp32.pool_bytes(step + 1) - esp32.pool_bytes(step)) / 1024
+        eighth = (_ESP32.pool_bytes(step + 1) - _ESP32.pool_bytes(step)) / 1024
         say(f"memory-budget: names (qstrs, never freed; this port's static ones apart): the "
             f"modules loaded at the reference peak {n_peak} and {f_peak} file names; every "
             f"module of the build loaded once {n_all} and {f_all} file names, before any made at "
