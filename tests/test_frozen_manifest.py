@@ -14,7 +14,6 @@ import ast
 from pathlib import Path
 
 from borne import resident as borne_resident
-from borne.resident import assigned
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"
@@ -71,7 +70,7 @@ def test_no_resident_module_is_ever_dropped() -> None:
         for n in dropped_names(p.read_text()) & named:
             found.setdefault(n, []).append(str(p.relative_to(REPO)))
     # a transient feature is dropped after its call (features.unload)
-    transient = assigned(FIRMWARE / "ocpp_client" / "features.py", "TRANSIENT")
+    transient = borne_resident.assigned(FIRMWARE / "ocpp_client" / "features.py", "TRANSIENT")
     for t in (*transient, "authorization"):
         if "ocpp_client." + t in named:
             found.setdefault("ocpp_client." + t, []).append("ocpp_client/features.py TRANSIENT")
