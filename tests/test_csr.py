@@ -10,7 +10,8 @@ provisioning still holds the old one.
 
 The whitepaper's A03: a charger whose client certificate expires within 30 days asks for a new
 one by itself once its BootNotification is Accepted (no trigger), and installs what the CSMS has
-signed; one valid for a year asks for nothing."""
+signed; left unanswered, it asks again a day later on the same link; one valid for a year asks
+for nothing."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 from simctl import controlling, running
 from tlscerts import Ca, server_context
 
@@ -175,11 +176,11 @@ async def test_profile_3_certificate_renewed_by_request_of_the_csms(
         await csms.stop()
 
 
-async def _renewal_sim(tmp_path: Path, flash: Path, days: int
+async def _renewal_sim(tmp_path: Path, flash: Path, days: int, heartbeat_s: int = 300
                        ) -> tuple[Ca, Csms, Simulator]:
     ca = Ca()
     ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
-    csms = Csms()
+    csms = Csms(heartbeat_interval=heartbeat_s)
     await csms.start(ssl_context=ctx, url_host="localhost")
     cert, key = ca.issue(CP_ID, client=True, valid_days=(-1, days)).write(tmp_path, "client")
     sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
@@ -215,6 +216,33 @@ async def test_profile_3_certificate_renewed_by_the_charger_before_it_expires(
             await sim.agent.wait_line("connected to wss://", start=len(sim.agent.all_lines) - 20)
             await asyncio.sleep(4)
             assert len(csms.calls("SignCertificate")) == 1
+    finally:
+        await csms.stop()
+
+
+async def test_profile_3_renewal_left_unanswered_is_asked_again_a_day_later(
+        tmp_path: Path, flash: Path) -> None:
+    # The CSMS accepts the SignCertificate but never sends the certificate; the link stays up.
+    # Its heartbeats before a day has passed ask for nothing; the first one whose currentTime
+    # is a day and an hour later asks again, so an expiring certificate cannot be forgotten on a
+    # charger that runs for months without a reboot.
+    _, csms, sim = await _renewal_sim(tmp_path, flash, 10, heartbeat_s=1)
+    try:
+        async with running(sim):
+            first = await csms.wait_call("SignCertificate", timeout=60)
+            n = len(csms.frames)
+            for _ in range(3):
+                n = csms.frames.index(await csms.wait_call("Heartbeat", after=n, timeout=20)) + 1
+            assert csms.calls("SignCertificate") == [first], "asked again within the day"
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)
+            csms.respond("Heartbeat", lambda _p: call_result.Heartbeat(
+                current_time=later.strftime("%Y-%m-%dT%H:%M:%S.000Z")))
+            again = await csms.wait_call("SignCertificate", after=n, timeout=30)
+            csr = x509.load_pem_x509_csr(again.payload["csr"].encode())
+            assert csr.is_signature_valid
+            assert len(csms.calls("BootNotification")) == 1, "asked on the same link"
+            assert sim.agent is not None
+            await sim.agent.wait_line(r"client certificate expires .* \(in 8 days\): renewing it")
     finally:
         await csms.stop()
 

@@ -10,10 +10,13 @@
 # saved atomically, never logged) and a PKCS#10 CSR (RFC 2986) in PEM: subject CN = the charge
 # point's serial number (the whitepaper's; its cp_id when provisioning gave none), O = CpoName
 # when set; signed ECDSA-SHA256. Sent as SignCertificate.req.
-# renew(): once the session is online (BootNotification Accepted), the client certificate in use
-# (settings cert_pem, its first PEM) read with diag/x509.py; with a trusted clock, one that
-# expires within RENEW_DAYS gets request(), at most once per boot (the session's `renew_asked`).
-# One that cannot be read is left alone (logged).
+# renew(): started by the session's check_cert() (after a connection at profile 3, and at a
+# heartbeat once the session's `renew_next` has come); once the session is online
+# (BootNotification Accepted), the client certificate in use (settings cert_pem, its first PEM)
+# read with diag/x509.py; with a trusted clock, one that expires within RENEW_DAYS gets
+# request(), and again every RETRY_S while no CertificateSigned replaced it; one further away
+# is checked again when it enters that window. One that cannot be read is left alone (logged
+# once a day).
 # signed(): CertificateSigned.req's chain is taken only when the leaf parses, holds the pending
 # key, is valid now (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is
 # signed by it (RSA: ota/rsa.py; P-256: p256.py). Then cert_pem (the chain) and key_pem (the new
@@ -28,6 +31,7 @@ import log
 
 _TAG = "certs"
 RENEW_DAYS = 30  # renew() asks for a new certificate when the one in use expires within this
+RETRY_S = 86400  # renew() asks again this long after a request no CertificateSigned answered
 DOC = "csrkey"  # the pending private key: {"d": hex} (the store's folder, never logged)
 _OID_CN = b"\x55\x04\x03"
 _OID_O = b"\x55\x04\x0a"
@@ -118,8 +122,8 @@ async def request(s):
 
 
 async def renew(cl):
-    # A03 (see the header): started by connect.py once a link at profile 3 is up; waits for the
-    # session to be online (nothing is sent before BootNotification is Accepted, whose
+    # A03 (see the header): started by the session's check_cert(); waits for the session to be
+    # online (nothing is sent before BootNotification is Accepted, whose
     # currentTime may also be what makes the clock trusted), gives up when the link drops.
     import asyncio
     import sys
@@ -131,23 +135,28 @@ async def renew(cl):
     try:
         while not cl.online():
             if not cl.connected:
+                cl.renew_next = 0  # checked at the next connection
                 return
             await asyncio.sleep(1)
-        if getattr(cl, "renew_asked", False) or not clock.trusted():
-            return
+        if not clock.trusted():
+            return  # checked at a heartbeat after the clock is set (check_cert()'s hour)
         from diag import x509
 
+        now = clock.now()
         try:
             cert = x509.Cert(x509.from_pem(cl.settings.get("cert_pem", ""))[0])
         except (x509.BadCert, ValueError, IndexError) as e:
             log.warn(_TAG, "client certificate unreadable, not checked for renewal: %s", e)
+            cl.renew_next = now + RETRY_S
             return
         end = cert.not_after
         x509 = cert = None
-        left = end - clock.now()
+        left = end - now
         if left >= RENEW_DAYS * 86400:
+            cl.renew_next = end - RENEW_DAYS * 86400  # when it enters the window
             return
-        cl.renew_asked = True  # once per boot: the CSMS may answer later, or never
+        # The CSMS may answer with CertificateSigned later, or never: asked again a day on.
+        cl.renew_next = now + RETRY_S
         log.info(_TAG, "client certificate expires %s (in %d days): renewing it",
                  clock.iso(end), left // 86400)
         await request(cl)

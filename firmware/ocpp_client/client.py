@@ -59,6 +59,8 @@ class OcppClient:
     # What a feature may use (features.py): settings, config, board, connector, events, store,
     # limits, meter, reader, restart_tune, rpc, features, triggers, tasks, queue;
     # online(), after(), send(), kick(), feature().
+    renew_next = 0  # check_cert()
+
     def __init__(self, *, settings, config, board, connector, events, store, limits=None,
                  tls=None):
         # limits: evse.limits.Limits (smart charging); tls: the TLS context's block reserved at
@@ -138,6 +140,22 @@ class OcppClient:
     async def _heartbeat(self, cid=None):
         conf = await self.rpc.call("Heartbeat", {})
         apply_time(conf.get("currentTime"))
+        self.check_cert()
+
+    def check_cert(self):
+        # The whitepaper's A03 at profile 3: the client certificate checked for expiry, and
+        # renewed before it expires (diag/csr.py renew(): loaded for it, its task holds its code
+        # until it ends), after each connection and, on a link that stays up for weeks, at a
+        # heartbeat, once renew_next (clock seconds, set by renew()) has come.
+        if self.settings.get("security_profile", 0) != 3 or clock.now() < self.renew_next:
+            return
+        self.renew_next = clock.now() + 3600  # one check at a time; one that died is retried
+        from supervisor import rare
+
+        try:
+            asyncio.create_task(rare("diag.csr", "renew", self))
+        except Exception as e:  # no memory for it: checked again at the next chance
+            log.warn("certs", "client certificate not checked for renewal: %s", e)
 
     async def _trigger_status(self, cid):
         for c in (0, 1) if cid is None else (cid,):

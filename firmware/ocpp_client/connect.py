@@ -3,8 +3,8 @@
 # context (with the ssl module and the central roots: diag/roots.py, the certificate store,
 # x509.py and rsa.py when ca_pem changed), the URL and the handshake. The attempt drops those it
 # loaded once the link is up or the attempt failed (one already in use elsewhere when it began
-# stays); a package once none of it is left. At profile 3 a successful attempt starts the check
-# of the client certificate's expiry (diag/csr.py renew(), the whitepaper's A03).
+# stays); a package once none of it is left. A successful attempt starts the check of the
+# client certificate's expiry at profile 3 (client.py check_cert()).
 import sys
 
 import log
@@ -46,20 +46,6 @@ async def attempt(cl, url):
         ws = e
     security = wsopen = auth = tls = None  # the socket keeps its TLS context
     _drop_open(held)
-    if (not isinstance(ws, Exception) and cl.settings.get("security_profile", 0) == 3
-            and not getattr(cl, "renew_asked", False)):
-        _renew(cl)
+    if not isinstance(ws, Exception):
+        cl.check_cert()
     return ws
-
-
-def _renew(cl):
-    # A03: the client certificate checked once the session is online, renewed before it expires
-    # (diag/csr.py renew(): loaded for it, its task holds its code until it ends).
-    import asyncio
-
-    from supervisor import rare
-
-    try:
-        asyncio.create_task(rare("diag.csr", "renew", cl))
-    except Exception as e:  # no memory for it: checked again at the next connection
-        log.warn("certs", "client certificate not checked for renewal: %s", e)
