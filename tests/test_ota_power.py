@@ -1,9 +1,10 @@
 """Power cuts at 100 seeded random instants of a firmware update (download from a real HTTP
-server, check, install, trial boot, commit): after each, and after every boot that follows, what
+server, or FTP server, check, install, trial boot, commit): after each, and after every boot that follows, what
 main.py boots is a complete version whose every file matches a manifest signed by a trusted key,
 and the update then completes. The cut falls at the k-th file-system mutation (a write lands
 only halfway, nothing after it happens: tests/target/mphelp.Power) of the whole sequence,
-k drawn from a fixed seed; the update runs in the unix port (tests/target/ota_power.py)."""
+k drawn from a fixed seed; the update runs in the unix port (tests/target/ota_power.py). Over
+FTP a download cut short resumes from the bytes on flash (REST) at the boot after."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from borne import paths, release
 from borne.sim.filesrv import FileServer
+from uploads import ftp_server
 
 SEED = 20261202
 ROUNDS = 100
@@ -45,23 +48,37 @@ async def _run(scratch: Path, url: str, ring: Path, ks: list[int]) -> list[dict[
     return [json.loads(ln[6:]) for ln in text.splitlines() if ln.startswith("ROUND ")]
 
 
-async def test_power_cut_at_100_random_instants_of_an_update(tmp_path: Path) -> None:
+async def _cuts(tmp_path: Path, url: str) -> tuple[int, list[int], list[dict[str, Any]]]:
+    # A clean run counts the update's file-system mutations; then one round per cut.
+    scratch = tmp_path / "mp"
+    scratch.mkdir()
+    keys = tmp_path / "keys.json"
+    clean = (await _run(scratch, url, keys, [10**9]))[0]
+    assert clean.get("final") == "Installed" and clean["cut"] == 0, clean
+    total = clean["ops"]
+    ks = sorted(random.Random(SEED).sample(range(total), min(ROUNDS, total)))
+    return total, ks, await _run(scratch, url, keys, ks)
+
+
+@pytest.mark.parametrize("scheme", ["http", "ftp"])
+async def test_power_cut_at_100_random_instants_of_an_update(tmp_path: Path, scheme: str
+                                                             ) -> None:
     data, ring = _bundle()
-    srv = FileServer(tmp_path / "www")
-    await srv.start()
-    try:
-        (srv.root / "fw.bin").write_bytes(data)
-        (tmp_path / "keys.json").write_text(json.dumps(ring))
-        scratch = tmp_path / "mp"
-        scratch.mkdir()
-        url = srv.url("fw.bin")
-        clean = (await _run(scratch, url, tmp_path / "keys.json", [10**9]))[0]
-        assert clean.get("final") == "Installed" and clean["cut"] == 0, clean
-        total = clean["ops"]
-        ks = sorted(random.Random(SEED).sample(range(total), min(ROUNDS, total)))
-        rounds = await _run(scratch, url, tmp_path / "keys.json", ks)
-    finally:
-        await srv.stop()
+    (tmp_path / "keys.json").write_text(json.dumps(ring))
+    if scheme == "ftp":
+        with ftp_server(tmp_path / "ftp") as ftp:
+            (ftp.root / "fw.bin").write_bytes(data)
+            total, ks, rounds = await _cuts(tmp_path, ftp.url("/fw.bin"))
+        # Cuts that fell while the file was coming in: the boot after went on from its bytes.
+        assert ftp.rests and all(0 < r < len(data) for r in ftp.rests), ftp.rests
+    else:
+        srv = FileServer(tmp_path / "www")
+        await srv.start()
+        try:
+            (srv.root / "fw.bin").write_bytes(data)
+            total, ks, rounds = await _cuts(tmp_path, srv.url("fw.bin"))
+        finally:
+            await srv.stop()
     assert len(rounds) == len(ks)
     # A cut before UpdateFirmware was answered may leave the old version and nothing to do (the
     # CSMS, unanswered, asks again) or the job stored; once answered, the update completes.

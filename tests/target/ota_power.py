@@ -1,5 +1,5 @@
 # MicroPython driver of tests/test_ota_power.py: a whole firmware update (download from a real
-# HTTP server, check, install, trial boot, commit) with the power cut at the k-th file-system
+# HTTP or FTP server, check, install, trial boot, commit) with the power cut at the k-th file-system
 # mutation, then boots until the update settles; after every cut and every boot it checks that
 # what main.py would boot is a complete, signed version. One JSON line per round.
 # Usage: micropython ota_power.py <scratch> <url> <keyring file> <cut> [<cut> ...]
@@ -16,6 +16,7 @@ from ota import bundle, keys, slots, update
 import store as store_mod
 from store import Store
 import net.http as http_mod
+import net.ftp as ftp_mod
 
 
 class Reset(Exception):
@@ -73,7 +74,7 @@ class PFile(mphelp.PFile):
 
 
 mphelp.PFile = PFile
-_MODS = (slotchoice, slots, bundle, store_mod, http_mod)
+_MODS = (slotchoice, slots, bundle, store_mod, http_mod, ftp_mod)
 
 
 def power(pw):
