@@ -1,7 +1,7 @@
-"""Power cuts at 100 seeded random instants of a firmware update (download from a real HTTP
-server, or FTP server, check, install, trial boot, commit): after each, and after every boot that follows, what
-main.py boots is a complete version whose every file matches a manifest signed by a trusted key,
-and the update then completes. The cut falls at the k-th file-system mutation (a write lands
+"""Power cuts at 100 seeded random instants of a firmware update (download from a real HTTP or
+FTP server, check, install, trial boot, commit): after each, and after every boot that follows,
+what main.py boots is a complete version whose every file matches a manifest signed by a trusted
+key, and the update then completes. The cut falls at the k-th file-system mutation (a write lands
 only halfway, nothing after it happens: tests/target/mphelp.Power) of the whole sequence,
 k drawn from a fixed seed; the update runs in the unix port (tests/target/ota_power.py). Over
 FTP a download cut short resumes from the bytes on flash (REST) at the boot after."""
