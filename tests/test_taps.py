@@ -1,6 +1,7 @@
 """RFID taps through the real PN532 emulator: identification first (OCA 004_1), cached id
-offline (007), invalid id (023), stop with the same or a sibling card (068, 069), tag learning
-(the app's "Scan Physical Tag") and the LED brightness from the cloud."""
+offline (007), invalid id (023), stop with the same or a sibling card (068, 069), an offline
+start the CSMS refuses, tag learning (the app's "Scan Physical Tag") and the LED
+brightness from the cloud."""
 
 from __future__ import annotations
 
@@ -135,6 +136,49 @@ async def test_unknown_card_offline_follows_allow_offline_tx_for_unknown_id(
     await control("tap", uid=CARD)
     await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline")
     assert (await control("state"))["relay"] is False
+
+
+@pytest.mark.parametrize("stop_on_invalid", [True, False])
+async def test_an_offline_start_the_csms_refuses_ends_or_suspends_the_charge(
+    csms: Csms, sim: Simulator, control: Control, stop_on_invalid: bool
+) -> None:
+    """1.6 StartTransaction.conf: a session started offline for a tag the charger did not
+    know (AllowOfflineTxForUnknownId) is refused by the CSMS when its StartTransaction arrives.
+    StopTransactionOnInvalidId true: the transaction is stopped (DeAuthorized) and the relay
+    opens. False: the relay opens, the transaction stays open (SuspendedEVSE) until the EV
+    leaves."""
+    cp = await _cp(csms, sim)
+    for key, value in (("WebSocketPingInterval", "1"), ("AllowOfflineTxForUnknownId", "true"),
+                       ("StopTransactionOnInvalidId", str(stop_on_invalid).lower())):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
+        transaction_id=next(csms.tx_ids), id_tag_info={"status": "Invalid"}))
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "charging offline for an unknown tag")
+    await control("net", up=True)
+    start = await csms.wait_call("StartTransaction", timeout=30)
+    assert start.payload["idTag"] == CARD
+    await control.wait_state(lambda s: not s["relay"], "the relay open once the tag is refused")
+    n = len(csms.frames)
+    if stop_on_invalid:
+        stop = await csms.wait_call("StopTransaction", after=n - 1)
+        assert stop.payload["reason"] == "DeAuthorized"
+        assert stop.payload["idTag"] == CARD
+        await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing")
+    else:
+        await csms.wait_call("StatusNotification", lambda p: p["status"] == "SuspendedEVSE",
+                             after=csms.frames.index(start))
+        assert not csms.calls("StopTransaction")
+        st = await control("state")
+        assert st["pwm_duty"] in (0, 100), st  # no offer: the EV is told to wait
+        await control("unplug")
+        stop = await csms.wait_call("StopTransaction")
+        assert stop.payload["reason"] == "EVDisconnected"
+    assert not csms.calls("Authorize"), "the offline start asks nothing when it is delivered"
 
 
 async def test_tag_learning_reports_the_card_instead_of_charging(
