@@ -67,8 +67,8 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("MinimumStatusDuration", "30", "Accepted"),
         ("MinimumStatusDuration", "86401", "Rejected"),
         ("MinimumStatusDuration", "0", "Accepted"),
-        # A key whose behaviour is not implemented takes only the value that is true of it
-        ("MaxEnergyOnInvalidId", "500", "Rejected"),
+        ("MaxEnergyOnInvalidId", "500", "Accepted"),
+        ("MaxEnergyOnInvalidId", "-1", "Rejected"),
     ]
     for key, value, want in cases:
         res = await cp.call(call.ChangeConfiguration(key=key, value=value))

@@ -138,18 +138,23 @@ async def test_unknown_card_offline_follows_allow_offline_tx_for_unknown_id(
     assert (await control("state"))["relay"] is False
 
 
-@pytest.mark.parametrize("stop_on_invalid", [True, False])
+ALLOWANCE_WH = 25  # ~8 s of the simulated EV's 11 kW
+
+
+@pytest.mark.parametrize(("stop_on_invalid", "max_energy"),
+                         [(True, 0), (False, 0), (False, ALLOWANCE_WH)])
 async def test_an_offline_start_the_csms_refuses_ends_or_suspends_the_charge(
-    csms: Csms, sim: Simulator, control: Control, stop_on_invalid: bool
+    csms: Csms, sim: Simulator, control: Control, stop_on_invalid: bool, max_energy: int
 ) -> None:
     """1.6 StartTransaction.conf: a session started offline for a tag the charger did not
     know (AllowOfflineTxForUnknownId) is refused by the CSMS when its StartTransaction arrives.
     StopTransactionOnInvalidId true: the transaction is stopped (DeAuthorized) and the relay
     opens. False: the relay opens, the transaction stays open (SuspendedEVSE) until the EV
-    leaves."""
+    leaves; with MaxEnergyOnInvalidId, only once the transaction has delivered that much."""
     cp = await _cp(csms, sim)
     for key, value in (("WebSocketPingInterval", "1"), ("AllowOfflineTxForUnknownId", "true"),
-                       ("StopTransactionOnInvalidId", str(stop_on_invalid).lower())):
+                       ("StopTransactionOnInvalidId", str(stop_on_invalid).lower()),
+                       ("MaxEnergyOnInvalidId", str(max_energy))):
         assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
     csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
         transaction_id=next(csms.tx_ids), id_tag_info={"status": "Invalid"}))
@@ -162,22 +167,29 @@ async def test_an_offline_start_the_csms_refuses_ends_or_suspends_the_charge(
     await control("net", up=True)
     start = await csms.wait_call("StartTransaction", timeout=30)
     assert start.payload["idTag"] == CARD
-    await control.wait_state(lambda s: not s["relay"], "the relay open once the tag is refused")
-    n = len(csms.frames)
+    n = csms.frames.index(start)
+    if max_energy:
+        await sim.agent.wait_line(r"charging on up to 25 Wh of the transaction")
+        assert (await control("state"))["relay"], "the allowance cut short"
+    st = await control.wait_state(lambda s: not s["relay"], "the relay open once the tag is "
+                                  "refused (and its allowance used)", timeout=40)
     if stop_on_invalid:
-        stop = await csms.wait_call("StopTransaction", after=n - 1)
+        stop = await csms.wait_call("StopTransaction", after=n)
         assert stop.payload["reason"] == "DeAuthorized"
         assert stop.payload["idTag"] == CARD
         await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing")
-    else:
-        await csms.wait_call("StatusNotification", lambda p: p["status"] == "SuspendedEVSE",
-                             after=csms.frames.index(start))
-        assert not csms.calls("StopTransaction")
-        st = await control("state")
-        assert st["pwm_duty"] in (0, 100), st  # no offer: the EV is told to wait
-        await control("unplug")
-        stop = await csms.wait_call("StopTransaction")
-        assert stop.payload["reason"] == "EVDisconnected"
+        return
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "SuspendedEVSE", after=n)
+    assert not csms.calls("StopTransaction")
+    assert st["pwm_duty"] in (0, 100), st  # no offer: the EV is told to wait
+    await control("unplug")
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "EVDisconnected"
+    delivered = stop.payload["meterStop"] - start.payload["meterStart"]
+    if max_energy:
+        # Stopped at the allowance, within a few meter polls of it
+        assert max_energy <= delivered <= max_energy + 15, delivered
+        print(f"delivered {delivered} Wh for an allowance of {max_energy}")
     assert not csms.calls("Authorize"), "the offline start asks nothing when it is delivered"
 
 

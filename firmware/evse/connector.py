@@ -416,6 +416,12 @@ class Connector:
             self.events.add("connection_timeout")
         s = self.session
         if s and self.relay and self.meter is not None:
+            cap = s.get("cap_wh")  # a refused tag's allowance (connrare.deauthorize)
+            if cap is not None and (self.energy_wh() or 0) >= cap:
+                del s["cap_wh"]
+                s["auth"] = False
+                log.info(_TAG, "MaxEnergyOnInvalidId reached: energy delivery stopped")
+                self._apply()
             # ticks, not clock.now(): the poll allocates nothing while charging steadily
             if time.ticks_diff(time.ticks_ms(), self._checkpoint_ms) >= _CHECKPOINT_S * 1000:
                 self._checkpoint(clock.now())

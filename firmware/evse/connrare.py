@@ -102,9 +102,18 @@ def deauthorize(c, ref, stop):
         return
     if stop:
         c._stop("DeAuthorized")
-    else:
-        s["auth"] = False  # keep the transaction, deliver no more energy
-        c._apply()
+        return
+    # The transaction is kept. MaxEnergyOnInvalidId (Wh, 0: none) lets the charge go on until
+    # the transaction has delivered that much from its start (as 2.0.1's E05 says of the same
+    # key): connector.py's poll stops the delivery there; no meter, no such allowance.
+    cap = c.config.get("MaxEnergyOnInvalidId")
+    e = c.energy_wh()
+    if cap and e is not None and e - s["meter_start"] < cap:
+        s["cap_wh"] = s["meter_start"] + cap
+        log.info(_TAG, "charging on up to %d Wh of the transaction (MaxEnergyOnInvalidId)", cap)
+        return
+    s["auth"] = False  # deliver no more energy
+    c._apply()
 
 
 def unlock(c):

@@ -179,10 +179,6 @@ def _check(key, v, cfg, kt):
         raise ValueError("zero")
     if key == "TransactionMessageAttempts" and v > 100:
         raise ValueError("too many")
-    if key == "MaxEnergyOnInvalidId" and v:
-        # Not implemented (a session the CSMS refuses after its start is stopped or suspended
-        # at once): only its 0 is true, so only 0 is accepted
-        raise ValueError("only 0 is supported")
     if key == "MinimumStatusDuration" and v > 86400:
         # the session times it with ticks_diff, whose range ends after some 6 days on a charger
         raise ValueError("over a day")
