@@ -143,10 +143,9 @@ class OcppClient:
         self.check_cert()
 
     def check_cert(self):
-        # The whitepaper's A03 at profile 3: the client certificate checked for expiry, and
-        # renewed before it expires (diag/csr.py renew(): loaded for it, its task holds its code
-        # until it ends), after each connection and, on a link that stays up for weeks, at a
-        # heartbeat, once renew_next (clock seconds, set by renew()) has come.
+        # The client certificate's renewal at profile 3 (diag/csr.py renew(), loaded for its
+        # task): after each connection and at heartbeats (a link may stay up for weeks), once
+        # renew_next (clock seconds, set by renew()) has come.
         if self.settings.get("security_profile", 0) != 3 or clock.now() < self.renew_next:
             return
         self.renew_next = clock.now() + 3600  # one check at a time; one that died is retried
