@@ -38,6 +38,20 @@ def _authorize_as(table: dict[str, dict[str, Any]]) -> Any:
         id_tag_info=table.get(p["id_tag"], {"status": "Invalid"}))
 
 
+async def _start_offline(csms: Csms, control: Control, what: str) -> Any:
+    """Plug, charge and tap CARD with the link down; the StartTransaction once it is back."""
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], what)
+    await control("net", up=True)
+    start = await csms.wait_call("StartTransaction", timeout=30)
+    assert start.payload["idTag"] == CARD
+    return start
+
+
 # Each reader variant: the PN532 on the UART on both boards, on I2C and an MFRC522 on SPI on the
 # ESP32 board (its provisioning says which is fitted).
 @pytest.mark.parametrize(("board", "reader"), [
@@ -112,15 +126,7 @@ async def test_cached_card_starts_offline_and_the_start_is_delivered_later(
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
     await control.wait_state(lambda s: not s["card"], "the card taken away")
     await asyncio.sleep(BETWEEN_TAPS_S)
-    await control("net", up=False)
-    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
-    await control("plug")
-    await control("charge")
-    await control("tap", uid=CARD)
-    await control.wait_state(lambda s: s["relay"], "charging offline from the cache")
-    await control("net", up=True)
-    start = await csms.wait_call("StartTransaction", timeout=30)
-    assert start.payload["idTag"] == CARD
+    await _start_offline(csms, control, "charging offline from the cache")
     assert len(csms.calls("Authorize")) == 1
 
 
@@ -158,15 +164,7 @@ async def test_an_offline_start_the_csms_refuses_ends_or_suspends_the_charge(
         assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
     csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
         transaction_id=next(csms.tx_ids), id_tag_info={"status": "Invalid"}))
-    await control("net", up=False)
-    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
-    await control("plug")
-    await control("charge")
-    await control("tap", uid=CARD)
-    await control.wait_state(lambda s: s["relay"], "charging offline for an unknown tag")
-    await control("net", up=True)
-    start = await csms.wait_call("StartTransaction", timeout=30)
-    assert start.payload["idTag"] == CARD
+    start = await _start_offline(csms, control, "charging offline for an unknown tag")
     n = csms.frames.index(start)
     if max_energy:
         await sim.agent.wait_line(r"charging on up to 25 Wh of the transaction")
