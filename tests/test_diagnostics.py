@@ -1,13 +1,15 @@
 """GetDiagnostics and GetLog: the charger writes its diagnostics (event log, agent log,
 configuration without secrets, identity, heap and flash, faults) and uploads them to real
 servers; DiagnosticsStatusNotification / LogStatusNotification tell the CSMS how it went; bad
-locations and refusing servers get the spec's status and a log line."""
+locations and refusing servers get the spec's status and a log line; an upload a power cut
+ends is reported failed after the boot."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import pytest
 from borne.csms import Csms
 from ocpp.v16 import call
 from simctl import Control
@@ -215,6 +217,39 @@ async def test_a_slow_upload_delays_no_relay_decision_nor_transaction_message(
                     if f.payload["status"] == "Uploaded")
         assert start.t < done.t
     assert closed < 2.0, f"relay closed {closed:.2f} s after the EV asked, during an upload"
+
+
+@pytest.mark.parametrize("log_request", [None, 17])
+async def test_an_upload_a_power_cut_ends_is_reported_failed_after_the_boot(
+        csms: Csms, control: Control, flash: Path, tmp_path: Path, log_request: int | None
+) -> None:
+    """GetDiagnostics (no request id) or GetLog (requestId 17) cut short by a power cut: the
+    CSMS heard Uploading, and after the reboot it hears the failure (UploadFailed /
+    UploadFailure with the request's id) instead of waiting for ever; the half-sent file is
+    gone from flash."""
+    cp = await _booted(csms)
+    action = "DiagnosticsStatusNotification" if log_request is None else "LogStatusNotification"
+    with ftp_server(tmp_path / "ftp", rate=1000) as ftp:  # ~1 KB/s: the upload takes seconds
+        if log_request is None:
+            await cp.call(call.GetDiagnostics(location=ftp.url()))
+        else:
+            res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=log_request,
+                                            log={"remoteLocation": ftp.url()}))
+            assert res.status == "Accepted"
+        await csms.wait_for(lambda: "Uploading" in _statuses(csms, action), 10, "Uploading")
+        scratch = list((flash / "data").glob("diag.out*"))
+        assert scratch, "the file being uploaded is on flash"
+        await control("power_cut")
+        await control("power_on")
+        await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 40,
+                            "the boot after the power cut")
+        final = await csms.wait_call(action, lambda p: p["status"] != "Uploading", timeout=30)
+    if log_request is None:
+        assert final.payload == {"status": "UploadFailed"}
+    else:
+        assert final.payload == {"status": "UploadFailure", "requestId": log_request}
+    assert csms.frames.index(final) > csms.frames.index(csms.calls("BootNotification")[1])
+    assert not [f for f in scratch if f.exists()], "the cut upload's file left on flash"
 
 
 async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, control: Control

@@ -195,6 +195,7 @@ class Diag:
         shown = location.show(url)
         ok = False
         try:
+            self._mark([rid, path])
             if kind == "security":
                 report.security_log(path, self.sec, since, until)
             else:
@@ -236,4 +237,20 @@ class Diag:
             await self._status(None, "Uploaded" if ok else "UploadFailed")
         else:
             await self._status(rid, "Uploaded" if ok else "UploadFailure")
+        self._mark(None)
         self._task = None
+
+    def _mark(self, up):
+        # The upload running ([requestId or None, its file]) or none, in the document the boot
+        # reads anyway (ocpp_client/security_ext.py): after a power cut the boot reports it
+        # failed and removes its file. A cancelled one stays marked until the next one marks.
+        st = self.store
+        try:
+            d = st.load("diag_boot", {"fw": "", "sec": 0})
+            if up is None:
+                d.pop("up", None)
+            else:
+                d["up"] = up
+            st.save("diag_boot", d)
+        except (OSError, MemoryError) as e:  # the upload goes on, unmarked
+            log.exc(_TAG, "diag_boot", e)

@@ -55,7 +55,8 @@ def _boot_events(s, sec):
     # StartupOfTheDevice every boot; ResetOrReboot when the boot before ended in a reset the
     # CSMS (or the owner) asked for; FirmwareUpdated when the firmware version changed;
     # SecurityLogWasCleared when the security log holds less than at the last boot (its
-    # file was removed or lost). One small store save per boot.
+    # file was removed or lost). One small store save per boot. An upload a power cut ended
+    # (diag/feature.py marks it in the same document): its final status.
     store = s.store
     prev = None
     n = 0
@@ -76,7 +77,32 @@ def _boot_events(s, sec):
         sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
     doc["fw"] = fw
     doc["sec"] = sec.j.last_seq()
+    up = doc.pop("up", None)
+    if up:
+        _upload_cut(sec, up)
     try:
         store.save("diag_boot", doc)
     except OSError as e:
         log.exc(_TAG, "diag_boot", e)
+
+
+def _upload_cut(sec, up):
+    # The CSMS heard Uploading and would wait for the end for ever: the failure is queued (the
+    # transaction queue delivers it once online, a power cut again or not), and the file that
+    # was being uploaded is removed from flash.
+    rid, path = up
+    try:
+        import os
+
+        os.remove(path)
+    except OSError:
+        pass
+    log.warn(_TAG, "an upload was cut short by a power cut: reported as failed")
+    try:
+        if rid is None:
+            sec.txq.add("DiagnosticsStatusNotification", {"status": "UploadFailed"}, None)
+        else:
+            sec.txq.add("LogStatusNotification", {"status": "UploadFailure", "requestId": rid},
+                        None)
+    except (OSError, ValueError) as e:
+        log.exc(_TAG, "queueing the upload's failure", e)
