@@ -242,7 +242,8 @@ async def _build():
         else:
             hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events, station)
     del prov
-    light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot)
+    light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot,
+                        blinks=config.get("BlinkRepeat"))
     config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).

@@ -69,6 +69,8 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("MinimumStatusDuration", "0", "Accepted"),
         ("MaxEnergyOnInvalidId", "500", "Accepted"),
         ("MaxEnergyOnInvalidId", "-1", "Rejected"),
+        ("BlinkRepeat", "5", "Accepted"),
+        ("BlinkRepeat", "101", "Rejected"),
     ]
     for key, value, want in cases:
         res = await cp.call(call.ChangeConfiguration(key=key, value=value))

@@ -4,7 +4,7 @@
 # simulation (board.led_state). Animations run on the one loop and never block it: static looks
 # are drawn once, blinks wake only at their edges, breathing at 20 frames a second.
 #
-# Priority: a transient tag feedback (accepted / rejected, ~1.5 s) > a mode (claim, update) >
+# Priority: a transient tag feedback (accepted: 1.5 s; rejected: BlinkRepeat blinks) > a mode (claim, update) >
 # the connector's status (offline replaces "available" when the cloud cannot be reached).
 import asyncio
 import time
@@ -17,8 +17,9 @@ _FEEDBACK_MS = const(1500)
 
 
 class StatusLight:
-    def __init__(self, board, connector, link, brightness=80, hotspot=None):
+    def __init__(self, board, connector, link, brightness=80, hotspot=None, blinks=3):
         self.board = board
+        self.blinks = blinks  # the OCPP BlinkRepeat key: a refused tag's red blinks
         self.connector = connector
         self.link = link  # object with .connected
         self.brightness = max(0, min(100, int(brightness)))
@@ -41,6 +42,8 @@ class StatusLight:
         # The OCPP configuration listener: LightIntensity is this light's brightness.
         if key == "LightIntensity":
             self.set_brightness(value)
+        elif key == "BlinkRepeat":
+            self.blinks = value
 
     def set_mode(self, mode):
         # "claim" (hotspot open), "update" (firmware update running) or None.
@@ -52,9 +55,12 @@ class StatusLight:
         self.mode = mode
 
     def tag_feedback(self, accepted):
-        # Short confirmation of an authorisation: green, or blinking red.
+        # Short confirmation of an authorisation: green, or red blinking `blinks` times (a look
+        # starts its animation afresh, so each blink is one whole period; 0: none, the buzzer's
+        # tune alone).
+        ms = _FEEDBACK_MS if accepted else self.blinks * patterns.period("fast_blink")
         self._feedback = "tag_accepted" if accepted else "tag_rejected"
-        self._feedback_until = time.ticks_add(time.ticks_ms(), _FEEDBACK_MS)
+        self._feedback_until = time.ticks_add(time.ticks_ms(), ms)
 
     # -- the look now ----------------------------------------------------------------------
     def look(self, now):

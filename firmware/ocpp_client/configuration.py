@@ -177,7 +177,7 @@ def _check(key, v, cfg, kt):
         raise ValueError("over 100 %")
     if key in ("HeartbeatInterval", "TransactionMessageRetryInterval") and v == 0:
         raise ValueError("zero")
-    if key == "TransactionMessageAttempts" and v > 100:
+    if key in ("TransactionMessageAttempts", "BlinkRepeat") and v > 100:
         raise ValueError("too many")
     if key == "MinimumStatusDuration" and v > 86400:
         # the session times it with ticks_diff, whose range ends after some 6 days on a charger

@@ -105,6 +105,26 @@ def test_look_priority():
     assert s.set_brightness(250) == 100 and s.set_brightness(-4) == 0
 
 
+def test_a_refused_tag_blinks_blink_repeat_times():
+    # OCPP BlinkRepeat: the red feedback lasts that many fast blinks, each a whole period.
+    s = StatusLight(Board(), Conn("Available"), Link(), blinks=2)
+    p = patterns.period("fast_blink")
+    now = time.ticks_ms()
+    s.tag_feedback(False)
+    assert s.look(time.ticks_add(now, 2 * p - 50))[0] == "tag_rejected"
+    assert s.look(time.ticks_add(now, 2 * p + 50))[0] == "available"
+    s.on_config("BlinkRepeat", 5)
+    now = time.ticks_ms()
+    s.tag_feedback(False)
+    assert s.look(time.ticks_add(now, 5 * p - 50))[0] == "tag_rejected"
+    assert s.look(time.ticks_add(now, 5 * p + 50))[0] == "available"
+    s.on_config("BlinkRepeat", 0)
+    s.tag_feedback(False)
+    assert s.look(time.ticks_ms())[0] == "available", "no blink asked for, none shown"
+    s.tag_feedback(True)
+    assert s.look(time.ticks_ms())[0] == "tag_accepted", "an acceptance shows all the same"
+
+
 async def test_animation_never_blocks_and_state_reports_meaning():
     b = Board()
     c = Conn("Charging")
