@@ -244,7 +244,7 @@ async def _build():
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot,
                         blinks=config.get("BlinkRepeat"))
-    config.listen(light)  # LightIntensity: the app's LED brightness, from the cloud
+    config.listen(light)  # LightIntensity (the LED brightness) and BlinkRepeat, from the cloud
     dev = Peripherals(b, settings, connector, light)  # RFID reader, meter, buzzer
     # Meter readings feed sessions and MeterValues (meter.latest / energy_wh()).
     connector.meter = dev.meter

@@ -4,8 +4,9 @@
 # simulation (board.led_state). Animations run on the one loop and never block it: static looks
 # are drawn once, blinks wake only at their edges, breathing at 20 frames a second.
 #
-# Priority: a transient tag feedback (accepted: 1.5 s; rejected: BlinkRepeat blinks) > a mode (claim, update) >
-# the connector's status (offline replaces "available" when the cloud cannot be reached).
+# Priority: a transient tag feedback (accepted: 1.5 s; rejected: BlinkRepeat blinks) > a mode
+# (claim, update) > the connector's status (offline replaces "available" when the cloud cannot be
+# reached).
 import asyncio
 import time
 
@@ -39,7 +40,8 @@ class StatusLight:
         return self.brightness
 
     def on_config(self, key, value):
-        # The OCPP configuration listener: LightIntensity is this light's brightness.
+        # The OCPP configuration listener: LightIntensity is this light's brightness,
+        # BlinkRepeat its refusal's blinks.
         if key == "LightIntensity":
             self.set_brightness(value)
         elif key == "BlinkRepeat":
