@@ -8,6 +8,7 @@ StatusNotification for connector 0 and every connector follows; a reconnect is n
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,6 +82,70 @@ async def test_rejected_boot_sends_nothing_else_and_retries_after_interval(
         between = [f.action for f in csms.calls() if first.t < f.t < second.t]
         assert between == [], f"sent {between} while Rejected"
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    finally:
+        await sim.stop()
+
+
+async def test_a_rejected_charger_answers_no_call_until_accepted(
+    csms: Csms, flash: Path
+) -> None:
+    # OCPP 1.6 4.2: "While Rejected, the Charge Point SHALL NOT respond to any Central System
+    # initiated message". Once Accepted it answers again.
+    answers = iter([RegistrationStatus.rejected, RegistrationStatus.accepted])
+    csms.respond(
+        "BootNotification",
+        lambda p: call_result.BootNotification(
+            current_time=now_iso(), interval=3, status=next(answers)
+        ),
+    )
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await sim.start()
+    try:
+        await csms.answer_to(await csms.wait_call("BootNotification"))
+        n = len(csms.frames)
+        await csms.send_raw(CP_ID, '[2, "while-rejected", "GetConfiguration", {}]')
+        await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 15, "a second boot")
+        answered = [f for f in csms.frames[n:] if f.direction == "in" and f.msg[0] in (3, 4)]
+        assert answered == [], f"answered while Rejected: {answered}"
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        f = await csms.call_raw(CP_ID, '[2, "after-accepted", "GetConfiguration", {}]',
+                                "after-accepted")
+        assert f.msg[0] == 3, f.msg
+    finally:
+        await sim.stop()
+
+
+async def test_a_trigger_while_pending_brings_the_boot_notification_forward(
+    csms: Csms, flash: Path
+) -> None:
+    # 1.6 4.2: no BootNotification before the interval Pending gave, "unless requested to do so
+    # with a TriggerMessage.req": the trigger's goes out at once, and it is the one retry (no
+    # second one when the interval runs out).
+    answers = iter([(RegistrationStatus.pending, 5), (RegistrationStatus.accepted, 1)])
+
+    def boot(p: object) -> call_result.BootNotification:
+        status, interval = next(answers)
+        return call_result.BootNotification(current_time=now_iso(), interval=interval,
+                                            status=status)
+
+    csms.respond("BootNotification", boot)
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await sim.start()
+    try:
+        first = await csms.wait_call("BootNotification")
+        await csms.answer_to(first)
+        res = await csms.charge_points[CP_ID].call(
+            call.TriggerMessage(requested_message="BootNotification"))
+        assert res.status == "Accepted"
+        asked = time.monotonic()
+        await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 10, "a second boot")
+        second = csms.calls("BootNotification")[1]
+        assert second.t - asked < 2, "the triggered BootNotification waited for the interval"
+        # Heartbeats (1 s) until well past the Pending interval: no further BootNotification.
+        await csms.wait_for(
+            lambda: any(f.t > first.t + 7 for f in csms.calls("Heartbeat")), 15,
+            "heartbeats past the Pending interval")
+        assert len(csms.calls("BootNotification")) == 2, _calls(csms)
     finally:
         await sim.stop()
 

@@ -357,10 +357,10 @@ class OcppClient:
             self._beat = True
             self._kick.set()
 
-    async def _boot(self, cid=None):
+    async def _boot(self, cid=-1):
         # BootNotification (clientrare.py), sent once per power cycle until Accepted; also
-        # TriggerMessage's (cid: its connectorId, unused).
-        await _rare("boot", self)
+        # TriggerMessage's (cid: its connectorId, None, 0 or 1; -1: the worker's own).
+        await _rare("boot", self, cid != -1)
 
     async def _send_status(self, cid, status, err, since=None):
         # since: ticks_ms of the change being reported; its time is the status's (1.6: "the

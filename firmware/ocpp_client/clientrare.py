@@ -81,10 +81,24 @@ def start_tasks(cl):
         ts.pop(0)
 
 
-async def boot(cl):
+async def boot(cl, triggered=False):
+    # The worker's BootNotification, after the interval the last answer gave. A TriggerMessage
+    # (only taken while not Accepted) ends that wait: 1.6 4.2 lets a trigger have it sent
+    # earlier. The worker sends it, so it goes once, not beside the worker's own.
+    wake = getattr(cl, "_boot_wake", None)
+    if triggered:
+        if wake is not None:
+            wake.set()
+        return
     wait_ms = cl._boot_due_ms
     if wait_ms:
-        await asyncio.sleep_ms(wait_ms)
+        cl._boot_wake = wake = asyncio.Event()
+        try:
+            await asyncio.wait_for_ms(wake.wait(), wait_ms)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            cl._boot_wake = None
     from supervisor import fw_version
 
     s = cl.settings
@@ -106,6 +120,7 @@ async def boot(cl):
         cl._boot_due_ms = _REJECTED_RETRY_S * 1000
         return
     cl.registration = status
+    cl.rpc.deaf = status == "Rejected"
     cl._publish()
     log.info(_TAG, "boot %s, interval %d s", status, interval)
     if status == "Accepted":

@@ -114,6 +114,10 @@ def _suspect(raw):
 
 
 class Rpc:
+    # While the CSMS has Rejected the BootNotification: its CALLs get no answer at all (1.6 4.2:
+    # "SHALL NOT respond to any Central System initiated message"). Set by the session.
+    deaf = False
+
     def __init__(self, handlers, max_id=_MAX_ID):
         # handlers: action -> async fn(payload) -> response payload (dict)
         self.handlers = handlers
@@ -306,6 +310,8 @@ class Rpc:
         # answer (rpcrare.too_big). The file is removed once handled.
         try:
             kind, mid, action = sniff_call(m.head)
+            if self.deaf:
+                return log.warn(_TAG, "CALL %s not answered while Rejected", mid)
             from ocpp_client import spooled
 
             h = self.handlers.get(action) if kind == _CALL and mid else None
@@ -370,6 +376,8 @@ class Rpc:
                 or not isinstance(mid, str) or not 0 < len(mid) <= _MAX_ID):
             return await _rare("bad_frame", self, raw, msg)
         if kind == _CALL:
+            if self.deaf:
+                return log.warn(_TAG, "CALL %s not answered while Rejected", mid)
             return await self._incoming(msg)
         if mid != self._pending_id or (
             kind == _RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
