@@ -40,7 +40,9 @@ class Metering:
             aligned = s.config.get("ClockAlignedDataInterval")
             if aligned > 0 and clock.synced():
                 now = clock.now()
-                slot = now - now % aligned
+                # Intervals counted from each midnight (1.6: "evenly spaced ... per day, starting
+                # at 00:00:00"), also for an interval that does not divide a day.
+                slot = now - now % 86400 % aligned
                 if self._aligned_slot is not None and slot != self._aligned_slot:
                     self._meter_values(ref, "MeterValuesAlignedData", "Sample.Clock", slot)
                     if ref:
@@ -86,7 +88,7 @@ class Metering:
         req = {"connectorId": 1 if cid is None else cid, "meterValue": [meterdata.meter_value(vals)]}
         tx = self.s.feature("transactions")
         tid = tx.tx_id_now() if tx is not None else None
-        if tid is not None and tid >= 0:
+        if tid is not None and tid >= 0 and cid != 0:  # (0: the main meter, no transaction's)
             req["transactionId"] = tid
         await self.s.rpc.call("MeterValues", req)
 
