@@ -351,3 +351,23 @@ async def test_meter_register_values_frame_the_energy_delivered(
     delivered = (await control("state"))["energy_wh"]
     assert stop["meterStop"] > start
     assert abs(stop["meterStop"] - start - delivered) <= 2, (start, stop["meterStop"], delivered)
+
+
+async def test_a_meter_values_trigger_names_the_transaction_on_its_connector_only(
+    csms: Csms, control: Control
+) -> None:
+    # TriggerMessage(MeterValues): for connector 1 the reading belongs to its transaction; for
+    # connector 0 (the charge point's main meter) it belongs to none.
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    got = {}
+    for cid in (1, 0):
+        n = len(csms.frames)
+        res = await cp.call(call.TriggerMessage(requested_message="MeterValues", connector_id=cid))
+        assert res.status == "Accepted"
+        mv = await csms.wait_call(
+            "MeterValues", lambda p: p["meterValue"][0]["sampledValue"][0].get("context")
+            == "Trigger", after=n)
+        got[cid] = mv.payload
+    assert got[1]["connectorId"] == 1 and got[1].get("transactionId") == tx, got[1]
+    assert got[0]["connectorId"] == 0 and "transactionId" not in got[0], got[0]
