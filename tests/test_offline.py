@@ -174,3 +174,35 @@ async def test_a_status_changed_offline_carries_the_time_of_the_change(
                              after=n, timeout=30)
     stamp = datetime.fromisoformat(f.payload["timestamp"].replace("Z", "+00:00"))
     assert abs((stamp - unplugged).total_seconds()) < 1, (f.payload, unplugged)
+
+
+async def test_a_start_waiting_for_its_retry_holds_no_status_back(
+    csms: Csms, control: Control
+) -> None:
+    # Online, the CSMS answers a StartTransaction with a CALLERROR: the start is sent again after
+    # TransactionMessageRetryInterval, and meanwhile the other messages go on (1.6 4.10 retries
+    # the transaction message; nothing says the rest waits): the unplug's status is reported
+    # at once, not after the retry.
+    await _setup(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="6")
+
+    def fail(payload: object) -> object:
+        raise RuntimeError("CSMS database is down")
+
+    csms.respond("StartTransaction", fail)
+    await control("plug")
+    await control("charge")
+    first = await csms.wait_call("StartTransaction")
+    await csms.wait_for(lambda: len(csms.frames) > csms.frames.index(first) + 1, 10,
+                        "the CALLERROR")
+    csms.respond("StartTransaction", None)
+    await control("unplug")
+    status = await csms.wait_call(
+        "StatusNotification", lambda p: p["connectorId"] == 1 and p["status"] != "Charging",
+        after=csms.frames.index(first), timeout=5)
+    assert len(csms.calls("StartTransaction")) == 1, "the status waited for the retry"
+    second = await csms.wait_call("StartTransaction", after=csms.frames.index(first) + 1,
+                                  timeout=15)
+    assert second.t - first.t >= 5.5, "retried before TransactionMessageRetryInterval"
+    assert second.msg[1] != first.msg[1], "a retry after a CALLERROR is a new attempt"
+    stop = await csms.wait_call("StopTransaction", timeout=15)
+    assert csms.calls().index(status) < csms.calls().index(second) < csms.calls().index(stop)

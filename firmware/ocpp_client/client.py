@@ -318,7 +318,7 @@ class OcppClient:
                 if q is not None:
                     await q.deliver(self.rpc)
                 self._publish()
-                if self._due() is not None or (q is not None and len(q)):
+                if self._due() is not None or (q is not None and len(q) and not q.waits()):
                     continue
                 # Idle until a status changes or a message is queued (both set _kick), or until
                 # the watchdog finds no kick came for HeartbeatInterval (it sets _kick, _beat).

@@ -10,6 +10,7 @@ import asyncio
 import binascii
 import gc
 import os
+import time
 
 import log
 from ocpp_client.errors import CallError
@@ -42,6 +43,11 @@ class TxQueue:
         # slots are preallocated: keeping a record in one allocates nothing.
         self._held = [None] * _HELD
         self._nheld = 0
+        # The oldest message, answered with a CALLERROR, is sent again at retry_at (ticks_ms),
+        # after `_attempts`: the session's regular delivery returns meanwhile, so its statuses
+        # and heartbeats are not held up behind the wait (minutes, with the defaults).
+        self.retry_at = None
+        self._attempts = 0
 
     def __len__(self):
         return len(self.j) + self._nheld
@@ -131,11 +137,28 @@ class TxQueue:
             g.close()
         return None
 
+    def waits(self):
+        # True while the oldest message waits for its retry.
+        r = self.retry_at
+        return r is not None and time.ticks_diff(r, time.ticks_ms()) > 0
+
+    async def _wake(self, s):
+        await asyncio.sleep(s)
+        if self.session is not None:
+            self.session.kick()
+
     async def deliver(self, rpc, n=-1):
         # Sends queued messages in order until the queue is empty, n of them are done (n < 0:
         # no bound) or the link fails (the exception propagates to the session, which
-        # reconnects).
-        attempts = 0
+        # reconnects). Bounded (a reconnection's queue, which goes before the statuses), a
+        # retry's wait is waited out here; unbounded, it returns and the session calls again.
+        if self.waits():
+            if n < 0:
+                return
+            await asyncio.sleep_ms(time.ticks_diff(self.retry_at, time.ticks_ms()))
+        self.retry_at = None
+        attempts = self._attempts
+        self._attempts = 0
         item = None
         while True:
             if item is None:
@@ -202,6 +225,11 @@ class TxQueue:
                     continue
                 wait = self.config.get("TransactionMessageRetryInterval") * attempts
                 log.warn(_TAG, "%s answered %s; retry %d in %d s", action, e.code, attempts, wait)
+                if n < 0:
+                    self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
+                    self._attempts = attempts
+                    asyncio.create_task(self._wake(wait))
+                    return
                 await asyncio.sleep(wait)
                 continue
             attempts = 0
