@@ -121,7 +121,9 @@ def ref_offset(cp: dict[str, Any], t: int, tx_start: int) -> int | None:
     return off
 
 
-def ref_amps(cp: dict[str, Any], off: int) -> tuple[Fraction, int | None]:
+def ref_amps(cp: dict[str, Any], off: int, phases: int) -> tuple[Fraction, int | None]:
+    """The limit in A per phase; W over 230 V x the installation's phases, whatever the period's
+    numberPhases (the charger cannot switch phases: the EV may draw on every installed one)."""
     sch = cp["chargingSchedule"]
     cur = sch["chargingSchedulePeriod"][0]
     for p in sch["chargingSchedulePeriod"]:
@@ -130,11 +132,12 @@ def ref_amps(cp: dict[str, Any], off: int) -> tuple[Fraction, int | None]:
     lim = Fraction(round(cur["limit"] * 10), 10)
     ph = cur.get("numberPhases")
     if sch["chargingRateUnit"] == "W":
-        lim /= 230 * (ph or 3)
+        lim /= 230 * phases
     return lim, ph
 
 
-def ref_best(reqs: list[Req], purpose: str, conn: int, t: int, tx_start: int) -> Fraction | None:
+def ref_best(reqs: list[Req], purpose: str, conn: int, t: int, tx_start: int, phases: int
+             ) -> Fraction | None:
     top: tuple[int, Fraction] | None = None
     for r in reqs:
         cp = r["csChargingProfiles"]
@@ -142,18 +145,20 @@ def ref_best(reqs: list[Req], purpose: str, conn: int, t: int, tx_start: int) ->
             continue
         off = ref_offset(cp, t, tx_start)
         if off is not None and (top is None or cp["stackLevel"] > top[0]):
-            top = (cp["stackLevel"], ref_amps(cp, off)[0])
+            top = (cp["stackLevel"], ref_amps(cp, off, phases)[0])
     return None if top is None else top[1]
 
 
-def ref_limit(reqs: list[Req], t: int, tx_start: int, with_tx: bool = True) -> Fraction | None:
-    """Amps per phase on connector 1 at t: min(max profile, TxProfile or else TxDefault)."""
-    cap = ref_best(reqs, "ChargePointMaxProfile", 0, t, tx_start)
-    tx = ref_best(reqs, "TxProfile", 1, t, tx_start) if with_tx else None
+def ref_limit(reqs: list[Req], t: int, tx_start: int, with_tx: bool = True, phases: int = 3
+              ) -> Fraction | None:
+    """Amps per phase on connector 1 at t: min(max profile, TxProfile or else TxDefault); with
+    one connector, connector 0's total is the same."""
+    cap = ref_best(reqs, "ChargePointMaxProfile", 0, t, tx_start, phases)
+    tx = ref_best(reqs, "TxProfile", 1, t, tx_start, phases) if with_tx else None
     if tx is None:
-        tx = ref_best(reqs, "TxDefaultProfile", 1, t, tx_start)
+        tx = ref_best(reqs, "TxDefaultProfile", 1, t, tx_start, phases)
     if tx is None:
-        tx = ref_best(reqs, "TxDefaultProfile", 0, t, tx_start)
+        tx = ref_best(reqs, "TxDefaultProfile", 0, t, tx_start, phases)
     vals = [v for v in (cap, tx) if v is not None]
     return min(vals) if vals else None
 
@@ -221,8 +226,8 @@ def profile_sets(draw: st.DrawFn) -> list[Req]:
     return out
 
 
-def install(reqs: list[Req], store: MemStore | None = None) -> Any:
-    s = SMART.Smart(store or MemStore(), 1)
+def install(reqs: list[Req], store: MemStore | None = None, phases: int = 3) -> Any:
+    s = SMART.Smart(store or MemStore(), 1, phases)
     for r in reqs:
         with _firmware():  # the parser loads on use
             st_, why = s.set_profile(copy.deepcopy(r), 77, SET_AT)
@@ -236,33 +241,39 @@ SETTINGS = settings(max_examples=150, deadline=None,
 # -- properties ----------------------------------------------------------------------------------
 
 
+PHASES = st.sampled_from([1, 3])  # the installation's (the `phases` setting)
+
+
 @SETTINGS
-@given(profile_sets(), st.integers(0, 86400), st.lists(st.integers(0, 4 * 86400), max_size=12))
-def test_limit_at_matches_the_model(reqs: list[Req], tx_ago: int, offsets: list[int]) -> None:
-    s = install(reqs)
+@given(profile_sets(), st.integers(0, 86400), st.lists(st.integers(0, 4 * 86400), max_size=12),
+       PHASES)
+def test_limit_at_matches_the_model(reqs: list[Req], tx_ago: int, offsets: list[int],
+                                    phases: int) -> None:
+    s = install(reqs, phases=phases)
     tx_start = T0 - tx_ago
     for o in offsets:
         t = tx_start + o
-        assert s.limit_at(t, 1, tx_start) == down(ref_limit(reqs, t, tx_start)), (t - T0)
+        want = down(ref_limit(reqs, t, tx_start, phases=phases))
+        assert s.limit_at(t, 1, tx_start) == want, (t - T0)
         # without a transaction TxProfiles do not count (relative ones anchored at t)
-        assert s.limit_at(t, 1) == down(ref_limit(reqs, t, t, with_tx=False))
+        assert s.limit_at(t, 1) == down(ref_limit(reqs, t, t, with_tx=False, phases=phases))
 
 
 @SETTINGS
 @given(profile_sets(), st.integers(0, 86400), st.integers(0, 86400), st.integers(60, 3 * 86400),
-       st.sampled_from(["A", "W"]), st.data())
+       st.sampled_from(["A", "W"]), PHASES, st.sampled_from([0, 1]), st.data())
 def test_composite_schedule_matches_the_model(reqs: list[Req], tx_ago: int, later: int,
-                                              duration: int, unit: str, data: st.DataObject
-                                              ) -> None:
-    s = install(reqs)
+                                              duration: int, unit: str, phases: int, cid: int,
+                                              data: st.DataObject) -> None:
+    s = install(reqs, phases=phases)
     tx_start = T0 - tx_ago
     now = tx_start + later
     with _firmware():  # the composite schedule loads on use
-        c = s.composite_schedule(1, duration, unit, now, tx_start)
+        c = s.composite_schedule(cid, duration, unit, now, tx_start)
     if c is None:
         # nothing applies anywhere: sample to be sure
         for o in data.draw(st.lists(st.integers(0, duration - 1), max_size=8)):
-            assert ref_limit(reqs, now + o, tx_start) is None
+            assert ref_limit(reqs, now + o, tx_start, phases=phases) is None
         return
     assert c["startSchedule"] == iso(now) and c["chargingRateUnit"] == unit
     ps = c["chargingSchedulePeriod"]
@@ -277,21 +288,21 @@ def test_composite_schedule_matches_the_model(reqs: list[Req], tx_ago: int, late
         probes = {p["startPeriod"], end - 1}
         probes.update(data.draw(st.lists(st.integers(p["startPeriod"], end - 1), max_size=3)))
         for o in probes:
-            want = ref_limit(reqs, now + o, tx_start)
+            want = ref_limit(reqs, now + o, tx_start, phases=phases)
             amps = MAX_A if want is None or want > MAX_A else want
             if unit == "A":
                 assert p["limit"] == down(amps), (o, p, want)
             else:
-                # W: amps x 230 x phases (the firmware keeps a W profile's own figure exactly)
-                assert math.isclose(p["limit"] / (230 * (p.get("numberPhases") or 3)),
-                                    float(amps), abs_tol=0.001), (o, p, want)
+                # W: amps x 230 x the installed phases (a W profile's own figure exactly)
+                assert math.isclose(p["limit"] / (230 * phases), float(amps), abs_tol=0.001), (
+                    o, p, want)
 
 
 @SETTINGS
-@given(profile_sets(), st.integers(0, 86400), st.integers(0, 2 * 86400), st.data())
-def test_next_change_is_the_next_change(reqs: list[Req], tx_ago: int, later: int,
+@given(profile_sets(), st.integers(0, 86400), st.integers(0, 2 * 86400), PHASES, st.data())
+def test_next_change_is_the_next_change(reqs: list[Req], tx_ago: int, later: int, phases: int,
                                         data: st.DataObject) -> None:
-    s = install(reqs)
+    s = install(reqs, phases=phases)
     tx_start = T0 - tx_ago
     now = tx_start + later
     v = s.limit_at(now, 1, tx_start)
@@ -299,7 +310,7 @@ def test_next_change_is_the_next_change(reqs: list[Req], tx_ago: int, later: int
     horizon = nc if nc is not None else now + 10 * 86400
     assert horizon > now
     for o in data.draw(st.lists(st.integers(0, horizon - now - 1), max_size=10)):
-        assert down(ref_limit(reqs, now + o, tx_start)) == v, o
+        assert down(ref_limit(reqs, now + o, tx_start, phases=phases)) == v, o
     if nc is not None and s.limit_at(nc, 1, tx_start) == v:
         # not a change: only allowed as the "look again" answer after a long steady stretch
         # (hundreds of edges: days with these profile sets)
@@ -365,3 +376,68 @@ def test_bad_profile_changes_nothing(reqs: list[Req], data: st.DataObject) -> No
         st_, why = s.set_profile(bad, None, SET_AT)
     assert st_ == "Rejected" and why
     assert (s.profiles(), store.docs) == before
+
+
+# -- pinned cases (the audit of 2026-12) ---------------------------------------------------------
+
+
+def _req(pid: int, purpose: str, conn: int, limit: float, unit: str = "A",
+         phases: int | None = None) -> Req:
+    period: dict[str, Any] = {"startPeriod": 0, "limit": limit}
+    if phases is not None:
+        period["numberPhases"] = phases
+    return {"connectorId": conn, "csChargingProfiles": {
+        "chargingProfileId": pid, "stackLevel": 0, "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": {"chargingRateUnit": unit, "startSchedule": iso(SET_AT),
+                             "chargingSchedulePeriod": [period]}}}
+
+
+def _composite(s: Any, cid: int, unit: str) -> list[dict[str, Any]]:
+    with _firmware():
+        c = s.composite_schedule(cid, 600, unit, T0, None)
+    return list(c["chargingSchedulePeriod"])
+
+
+def test_a_power_limit_holds_on_every_installed_phase() -> None:
+    # 7360 W "on 1 phase" on a 3-phase installation: the EV may draw on all 3 (the charger
+    # cannot switch), so 7360 / (230 x 3) = 10.67 A a phase, not 32 A (22 kW).
+    s = install([_req(1, "ChargePointMaxProfile", 0, 7360, "W", phases=1)], phases=3)
+    assert s.limit_at(T0, 1) == 10.6
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
+    assert _composite(s, 0, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
+    assert _composite(s, 1, "A") == [{"startPeriod": 0, "limit": 10.6, "numberPhases": 1}]
+    # 7.4 kW without numberPhases on a 1-phase installation: all of it on that phase.
+    s = install([_req(1, "ChargePointMaxProfile", 0, 7360, "W")], phases=1)
+    assert s.limit_at(T0, 1) == 32.0
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0}]
+    # an A limit in W: 16 A x 230 V x 1 phase
+    s = install([_req(1, "TxDefaultProfile", 1, 16)], phases=1)
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 3680.0}]
+
+
+def test_connector_0_reports_the_charge_points_total() -> None:
+    # 1.6 5.7: connector 0 is "the total expected energy flow of the Charge Point", TxDefault
+    # profiles included, not the ChargePointMaxProfile alone.
+    s = install([_req(1, "ChargePointMaxProfile", 0, 32), _req(2, "TxDefaultProfile", 0, 10)])
+    assert _composite(s, 0, "A") == [{"startPeriod": 0, "limit": 10.0}]
+    assert _composite(s, 0, "W") == [{"startPeriod": 0, "limit": 6900.0}]
+    assert s.limit_at(T0, 0) == 10.0
+    # the maximum still caps it
+    s = install([_req(1, "ChargePointMaxProfile", 0, 8), _req(2, "TxDefaultProfile", 1, 10)])
+    assert _composite(s, 0, "A") == [{"startPeriod": 0, "limit": 8.0}]
+
+
+def test_connector_0_sums_the_connectors_under_the_maximum() -> None:
+    # Smart keeps profiles for more connectors than this charger has: the total is their sum.
+    s = SMART.Smart(MemStore(), 2)
+    for r in (_req(1, "ChargePointMaxProfile", 0, 32), _req(2, "TxDefaultProfile", 1, 10),
+              _req(3, "TxDefaultProfile", 2, 12)):
+        with _firmware():
+            assert s.set_profile(r, None, SET_AT)[0] == "Accepted"
+    assert _composite(s, 0, "A") == [{"startPeriod": 0, "limit": 22.0}]
+    assert _composite(s, 0, "W") == [{"startPeriod": 0, "limit": 15180.0}]
+    with _firmware():
+        assert s.set_profile(_req(1, "ChargePointMaxProfile", 0, 16), None, SET_AT)[0] == (
+            "Accepted")
+    assert _composite(s, 0, "A") == [{"startPeriod": 0, "limit": 16.0}]

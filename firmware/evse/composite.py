@@ -46,8 +46,9 @@ def schedule(smart, connector, duration, unit, now, tx_start, cap):
             found = True
         key, ph, su, tenths = min_segment(ceiling, s)
         if su != u:
-            # W -> A: tenths of W / (230 x phases); A -> W: the reverse, both rounded down.
-            tenths = key // KEY_PER_DECIAMP if u == 0 else key * (ph or 3) // 6
+            # W -> A: tenths of W / (230 x installed phases); A -> W: the reverse, both rounded
+            # down (a W profile's own figure comes back exactly: key = tenths x 6 / phases).
+            tenths = key // KEY_PER_DECIAMP if u == 0 else key * smart.phases // 6
         if last is None or last[0] != tenths or last[1] != ph:
             if len(out) == MAX_PERIODS:
                 end = t

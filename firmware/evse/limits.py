@@ -62,7 +62,8 @@ class Limits:
             try:
                 from evse.smart import Smart
 
-                sm = Smart(self.store)
+                st = self.connector.config.settings
+                sm = Smart(self.store, 1, st.get("phases") if st else 3)
             except MemoryError:
                 _drop()  # half loaded: out again, the next need() tries anew
                 raise

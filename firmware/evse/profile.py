@@ -41,6 +41,11 @@ _NFIELDS = const(14)
 # A limit compares across units as amps per phase. To keep the comparison exact in integers,
 # key = amps per phase x 13800 (tenths x 1380): an A limit in tenths is x 1380, a W limit in
 # tenths is W / (230 V x phases) x 13800 = tenths x 6 / phases (6 / phases is whole for 1-3).
+# phases is the installation's (the `phases` setting), not the period's numberPhases: the
+# charger cannot switch phases (ConnectorSwitch3to1PhaseSupported false), so an EV may draw on
+# every installed phase whatever numberPhases says, and a power cap holds only when divided by
+# all of them (7360 W with numberPhases 1 on 3 phases is 10.6 A a phase, not 32 A: 22 kW). A
+# numberPhases below the installed count cannot be enforced; it is kept for the record only.
 KEY_PER_DECIAMP = const(1380)
 
 
@@ -104,17 +109,17 @@ def period(p, off):
     return i
 
 
-def seg(p, off):
-    # The limit at offset off as (key, numberPhases or 0, unit index, limit in tenths).
+def seg(p, off, phases):
+    # The limit at offset off as (key, numberPhases or 0, unit index, limit in tenths);
+    # phases: the installation's, 1 or 3 (see KEY_PER_DECIAMP).
     ps = p[_PERIODS]
     i = period(p, off)
     tenths = ps[i + 1]
-    ph = ps[i + 2]
     if p[_UNIT]:
-        key = tenths * (6 // (ph or 3))
+        key = tenths * (6 // phases)
     else:
         key = tenths * KEY_PER_DECIAMP
-    return (key, ph, p[_UNIT], tenths)
+    return (key, ps[i + 2], p[_UNIT], tenths)
 
 
 def next_edge(p, t, anchor):

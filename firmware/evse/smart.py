@@ -11,6 +11,8 @@
 # - TxProfile (only during a transaction) wins over TxDefaultProfile; a TxDefaultProfile on the
 #   connector wins over one on connector 0 (which is for every connector);
 # - ChargePointMaxProfile (connector 0) caps the result: limit = min(max, tx) at every instant;
+# - W <-> A at 230 V x the installation's phases, never the profile's numberPhases (profile.py);
+# - connector 0's composite is the charge point's total: its connectors' limits summed, capped;
 # - same chargingProfileId, or same connector + purpose + stackLevel, replaces.
 #
 # Persistence: one store document per connector ("smart0", "smart1") with that connector's
@@ -50,9 +52,10 @@ def _amps(s):
 
 
 class Smart:
-    def __init__(self, store, connectors=1):
+    def __init__(self, store, connectors=1, phases=3):
         self.store = store
         self.n = connectors
+        self.phases = phases if phases in (1, 2, 3) else 3  # installed (settings `phases`)
         self.listeners = []  # objects with on_profiles(): after any change, a sleeper re-evaluates
         self._p = []
         for c in range(connectors + 1):
@@ -224,30 +227,41 @@ class Smart:
                 if off >= 0:
                     top = q
                     at = off
-        return None if top is None else pf.seg(top, at)
+        return None if top is None else pf.seg(top, at, self.phases)
 
-    def segment_at(self, t, cid, anchor, with_tx):
-        # The limit segment at t on connector cid (0: the charge point's maximum only).
-        cap = self._best(t, CP_MAX, 0, anchor)
-        if cid == 0:
-            return cap
+    def _tx_seg(self, t, cid, anchor, with_tx):
+        # The TxProfile's segment on connector cid at t, else the TxDefaultProfile's.
         s = self._best(t, TX, cid, anchor) if with_tx else None
         if s is None:
             s = self._best(t, TX_DEFAULT, cid, anchor)
             if s is None:
                 s = self._best(t, TX_DEFAULT, 0, anchor)
-        return min_segment(cap, s)
+        return s
+
+    def segment_at(self, t, cid, anchor, with_tx):
+        # The limit segment at t on connector cid. cid 0: the charge point's total (1.6 5.7,
+        # "the total expected energy flow"), every connector's limit summed and capped by the
+        # ChargePointMaxProfile; a sum is a bare key (unit -1, converted for the answer). One
+        # transaction anchor serves all: this charger has one connector (limits.py).
+        cap = self._best(t, CP_MAX, 0, anchor)
+        if cid:
+            return min_segment(cap, self._tx_seg(t, cid, anchor, with_tx))
+        tot = None
+        for c in range(1, self.n + 1):
+            s = min_segment(cap, self._tx_seg(t, c, anchor, with_tx))
+            if s is None:
+                return None  # a connector nothing limits: neither is the total
+            tot = s if tot is None else (tot[0] + s[0], 0, -1, 0)
+        return min_segment(cap, tot)
 
     def edge_after(self, t, cid, anchor, with_tx):
         # The first time after t at which segment_at() may change, or None.
         best = None
         for q in self._p:
             pu = q[PURPOSE]
-            if pu == CP_MAX:
-                pass  # caps every connector
-            elif cid == 0 or (pu == TX and not with_tx):
+            if pu == TX and not with_tx:
                 continue
-            elif q[CONN] != cid and (pu == TX or q[CONN] != 0):
+            if cid and pu != CP_MAX and q[CONN] != cid and (pu == TX or q[CONN] != 0):
                 continue  # another connector's, and not a TxDefaultProfile for all
             e = pf.next_edge(q, t, anchor)
             if e is not None and (best is None or e < best):
@@ -255,7 +269,7 @@ class Smart:
         return best
 
     def limit_at(self, now, connector=1, tx_start=None):
-        # -> the limit in A per phase at now (W converted at 230 V x numberPhases, 3 when absent;
+        # -> the limit in A per phase at now (W converted at 230 V x the installed phases;
         # rounded down to 0.1 A), or None when no profile limits the connector. tx_start: when
         # the running transaction started (relative schedules count from it; None = no
         # transaction: TxProfiles are ignored and relative schedules show their first period).

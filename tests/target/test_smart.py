@@ -9,7 +9,8 @@
 #   R2 TxProfile (during a transaction) wins over TxDefaultProfile; a TxDefaultProfile on the
 #      connector wins over one on connector 0;
 #   R3 ChargePointMaxProfile caps: composite = min(max, tx) at every instant;
-#   R4 W -> A per phase: P / (230 V x numberPhases), numberPhases 3 when absent;
+#   R4 W -> A per phase: P / (230 V x the installation's phases: 3 here), whatever numberPhases
+#      says: the charger cannot switch phases, so the EV may draw on all of them;
 #   R5 composite starts at the request time; equal neighbouring periods merge.
 import clock
 from store import Store
@@ -99,8 +100,9 @@ def test_worked_example_max_default_tx():
     assert s.next_change(T + 1800, 1, T) == T + H
     assert s.limit_at(T + H, 1, T) == 10.0
     assert s.next_change(T + H, 1, T) is None  # nothing changes after that
-    # Connector 0 reports the charge point's maximum only.
-    assert periods(s.composite_schedule(0, H, "A", T)) == [(0, 16.0)]
+    # Connector 0 reports the charge point's total (1.6 5.7): its one connector's limit under
+    # the maximum, TxDefault included (no transaction asked about: TxProfile out).
+    assert periods(s.composite_schedule(0, 2 * H, "A", T)) == [(0, 16.0), (H, 10.0)]
 
 
 def test_no_transaction_ignores_tx_profile_and_end_tx_removes_it():
@@ -234,24 +236,32 @@ def test_watts_to_amps():
                   unit="W", start=T))
     # R4, per phase, then R3 against the 20 A maximum:
     #   0..1h   11040 W / (230 x 3) = 16.0 A                       -> 16.0 (TxDefault)
-    #   1..2h   7360 W / (230 x 1) = 32.0 A on one phase > 20 A     -> 20.0 (maximum wins)
+    #   1..2h   7360 W "on 1 phase": / (230 x 3) = 10.67 A         -> 10.6 (not 32 A: 22 kW)
     #   2..3h   4000 W / 690 = 5.797 A, rounded down to 0.1 A      -> 5.7
     c = s.composite_schedule(1, 3 * H, "A", T)
-    assert periods(c) == [(0, 16.0), (H, 20.0), (2 * H, 5.7)], periods(c)
-    # In W, each period keeps the unit of the profile that won it: 11040 W and 4000 W as given,
-    # the 20 A maximum as 20 x 230 x 3 = 13800 W.
-    c = s.composite_schedule(1, 3 * H, "W", T)
-    assert periods(c) == [(0, 11040.0), (H, 13800.0), (2 * H, 4000.0)], periods(c)
-    assert s.limit_at(T + 2 * H, 1) == 5.7
-    s.clear(id=1)
-    # Without the maximum the 1-phase period wins and the composite says so.
-    c = s.composite_schedule(1, 3 * H, "A", T)
-    assert periods(c) == [(0, 16.0), (H, 32.0, 1), (2 * H, 5.7)], periods(c)
+    assert periods(c) == [(0, 16.0), (H, 10.6, 1), (2 * H, 5.7)], periods(c)
+    # In W each period keeps the figure of the profile that won it: 11040, 7360 and 4000 W.
     c = s.composite_schedule(1, 3 * H, "W", T)
     assert periods(c) == [(0, 11040.0), (H, 7360.0, 1), (2 * H, 4000.0)], periods(c)
-    # A -> W with numberPhases: 10 A on 1 phase = 2300 W.
+    assert s.limit_at(T + H, 1) == 10.6
+    assert s.limit_at(T + 2 * H, 1) == 5.7
+    # A 12 A maximum wins the first hour; in W that is 12 x 230 x 3 = 8280 W.
+    ok(s, 0, prof(1, "ChargePointMaxProfile", 0, [(0, 12)]))
+    c = s.composite_schedule(1, 3 * H, "W", T)
+    assert periods(c) == [(0, 8280.0), (H, 7360.0, 1), (2 * H, 4000.0)], periods(c)
+    s.clear(id=1)
+    # A -> W at the installed phases too: 10 A "on 1 phase" = 10 x 230 x 3 = 6900 W.
     ok(s, 1, prof(51, "TxDefaultProfile", 1, [(0, 10, 1)]))
-    assert periods(s.composite_schedule(1, H, "W", T)) == [(0, 2300.0, 1)]
+    assert periods(s.composite_schedule(1, H, "W", T)) == [(0, 6900.0, 1)]
+
+
+def test_watts_to_amps_on_one_phase():
+    # A 1-phase installation: 7360 W (no numberPhases) is 32 A on its one phase, not a third.
+    s = Smart(Store(ROOT), 1, 1)
+    ok(s, 0, prof(1, "ChargePointMaxProfile", 0, [(0, 7360)], unit="W", start=T))
+    assert s.limit_at(T, 1) == 32.0
+    assert periods(s.composite_schedule(1, H, "W", T)) == [(0, 7360.0)]
+    assert periods(s.composite_schedule(0, H, "A", T)) == [(0, 32.0)]
 
 
 def test_tx_default_on_connector_overrides_connector_zero():
