@@ -329,9 +329,12 @@ def test_clear_removes_exactly_the_matches(reqs: list[Req], kw: dict[str, Any]) 
     s = install(reqs, store)
 
     def match(r: Req) -> bool:
+        # 1.6 5.5: "either a specific charging profile (denoted by id) or a selection" by the
+        # other fields: an id alone decides
         cp = r["csChargingProfiles"]
-        return (kw.get("id", cp["chargingProfileId"]) == cp["chargingProfileId"]
-                and kw.get("connector", r["connectorId"]) == r["connectorId"]
+        if "id" in kw:
+            return bool(kw["id"] == cp["chargingProfileId"])
+        return (kw.get("connector", r["connectorId"]) == r["connectorId"]
                 and kw.get("purpose", cp["chargingProfilePurpose"]) == cp["chargingProfilePurpose"]
                 and kw.get("stack", cp["stackLevel"]) == cp["stackLevel"])
 
@@ -441,3 +444,12 @@ def test_connector_0_sums_the_connectors_under_the_maximum() -> None:
         assert s.set_profile(_req(1, "ChargePointMaxProfile", 0, 16), None, SET_AT)[0] == (
             "Accepted")
     assert _composite(s, 0, "A") == [{"startPeriod": 0, "limit": 16.0}]
+
+
+def test_clear_by_id_ignores_the_other_fields() -> None:
+    reqs = [_req(1, "ChargePointMaxProfile", 0, 32), _req(2, "TxDefaultProfile", 0, 10)]
+    s = install(reqs)
+    assert s.clear(2, 1) == "Accepted"  # profile 2 is on connector 0: the id decides
+    assert [p[0] for p in s.profiles()] == [1]
+    assert s.clear(9, 0) == "Unknown"  # no profile 9: nothing, not the connector-0 ones
+    assert [p[0] for p in s.profiles()] == [1]

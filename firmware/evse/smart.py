@@ -121,8 +121,13 @@ class Smart:
         return "Accepted", None
 
     def clear(self, id=None, connector=None, purpose=None, stack=None):
-        # ClearChargingProfile.req: the given filters combine with AND; none = every profile.
+        # ClearChargingProfile.req (1.6 5.5): "either a specific charging profile (denoted by
+        # id) or a selection" matching connectorId, chargingProfilePurpose and stackLevel: with
+        # an id, that profile whatever the other fields say (none cleared when no profile has
+        # it); without, the given filters combine with AND; none = every profile.
         # -> "Accepted" when at least one profile was removed, else "Unknown".
+        if id is not None:
+            connector = purpose = stack = None
         if purpose is not None:
             if purpose not in pf.PURPOSES:
                 return "Unknown"

@@ -309,14 +309,16 @@ def ids(s):
 
 
 def test_clear_filters():
-    # Each filter alone, combined (AND) and all or none; a reload sees the same set.
+    # Each filter alone, combined (AND) and all or none; an id alone decides (1.6 5.5: "either
+    # a specific charging profile (denoted by id) or a selection"); a reload sees the same set.
     cases = (
         ({}, [], "Accepted"),
         ({"id": 3}, [1, 2, 4, 5], "Accepted"),
         ({"id": 99}, [1, 2, 3, 4, 5], "Unknown"),
-        ({"id": 3, "connector": 0}, [1, 2, 3, 4, 5], "Unknown"),  # AND: 3 is on connector 1
+        ({"id": 3, "connector": 0}, [1, 2, 4, 5], "Accepted"),  # 3 is on connector 1: the id
         ({"id": 3, "connector": 1}, [1, 2, 4, 5], "Accepted"),
-        ({"id": 4, "stack": 0}, [1, 2, 3, 4, 5], "Unknown"),
+        ({"id": 4, "stack": 0}, [1, 2, 3, 5], "Accepted"),
+        ({"id": 99, "connector": 1}, [1, 2, 3, 4, 5], "Unknown"),  # not a selection then
         ({"id": 2, "purpose": "TxDefaultProfile"}, [1, 3, 4, 5], "Accepted"),
         ({"connector": 0}, [3, 4, 5], "Accepted"),
         ({"connector": 1}, [1, 2], "Accepted"),
