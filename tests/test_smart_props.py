@@ -453,3 +453,21 @@ def test_clear_by_id_ignores_the_other_fields() -> None:
     assert [p[0] for p in s.profiles()] == [1]
     assert s.clear(9, 0) == "Unknown"  # no profile 9: nothing, not the connector-0 ones
     assert [p[0] for p in s.profiles()] == [1]
+
+
+def test_a_remote_starts_txprofile_needs_room() -> None:
+    reqs = [_req(i, "TxDefaultProfile", i % 2, 10 + i) for i in range(1, 11)]
+    for i, r in enumerate(reqs):
+        r["csChargingProfiles"]["stackLevel"] = i // 2
+    s = install(reqs)
+    tx = {"chargingProfileId": 20, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+          "chargingProfileKind": "Relative",
+          "chargingSchedule": {"chargingRateUnit": "A",
+                               "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6}]}}
+    with _firmware():
+        p, why = s.parse_remote(tx)
+    assert p is None and "10 profiles" in why
+    # one that replaces an installed profile (its id) still fits
+    with _firmware():
+        p, why = s.parse_remote(dict(tx, chargingProfileId=3))
+    assert why is None and s.install(p) == ("Accepted", None)

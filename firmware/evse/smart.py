@@ -90,13 +90,18 @@ class Smart:
     def parse_remote(self, prof):
         # A RemoteStartTransaction's chargingProfile -> parse()'s answer, for connector 1. Its
         # transaction does not exist yet (tx_id -1): the session it starts with is its own.
+        # Refused too when it would not fit beside the profiles installed now: accepted, it
+        # would be dropped at its session's start.
         prof = dict(prof)
         prof.pop("transactionId", None)
-        return self.parse({"connectorId": 1, "csChargingProfiles": prof}, -1)
+        p, why = self.parse({"connectorId": 1, "csChargingProfiles": prof}, -1)
+        if p is not None and len(self._split(p)[0]) >= MAX_PROFILES:
+            return None, "already %d profiles installed" % len(self._p)
+        return p, why
 
-    def install(self, p):
-        # A parsed profile into the set, replacing its namesakes -> ("Accepted", None) or
-        # ("Rejected", reason), nothing changed then.
+    def _split(self, p):
+        # -> (the profiles p leaves in place, those it replaces: same id, or same connector,
+        # purpose and stackLevel).
         keep = []
         gone = []
         for q in self._p:
@@ -105,6 +110,12 @@ class Smart:
                 gone.append(q)
             else:
                 keep.append(q)
+        return keep, gone
+
+    def install(self, p):
+        # A parsed profile into the set, replacing its namesakes -> ("Accepted", None) or
+        # ("Rejected", reason), nothing changed then.
+        keep, gone = self._split(p)
         if len(keep) >= MAX_PROFILES:
             why = "already %d profiles installed" % len(keep)
             log.warn(_TAG, "SetChargingProfile rejected: %s", why)

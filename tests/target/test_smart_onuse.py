@@ -379,3 +379,20 @@ async def test_the_loop_runs_only_while_profiles_are_loaded():
         assert lim.active is False and c.limit_a is None and loaded(*SMART) == []
     finally:
         supervisor._kept = kept
+
+
+def test_a_remote_starts_txprofile_is_refused_when_it_would_not_fit():
+    # 10 profiles installed (MaxChargingProfilesInstalled): a remote start's TxProfile would be
+    # dropped at its session's start, so the CSMS hears no (transactions.py: Rejected) at once.
+    _, _, lim = boot("full")
+    with Logs():
+        for i in range(10):
+            r = prof(i + 1, "TxDefaultProfile", 6 + i, stackLevel=i // 2)
+            r["connectorId"] = i % 2
+            assert set_profile(lim, r) == "Accepted"
+        tx = prof(20, "TxProfile", 10)["csChargingProfiles"]
+        assert "10 profiles" in lim.expect("R1", tx)
+        assert lim.pending is False and lim.smart.installed() == 10
+        # one replacing an installed profile (same id) takes no room
+        assert lim.expect("R1", dict(tx, chargingProfileId=4)) is None and lim.pending
+
