@@ -257,6 +257,9 @@ def test_limit_at_matches_the_model(reqs: list[Req], tx_ago: int, offsets: list[
         assert s.limit_at(t, 1, tx_start) == want, (t - T0)
         # without a transaction TxProfiles do not count (relative ones anchored at t)
         assert s.limit_at(t, 1) == down(ref_limit(reqs, t, t, with_tx=False, phases=phases))
+        # no schedule can be read with the clock unset: never above what any time allows
+        low = s.lowest(1, True)
+        assert low is None if not reqs else low is not None and (want is None or low <= want)
 
 
 @SETTINGS

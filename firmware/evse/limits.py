@@ -49,6 +49,7 @@ class Limits:
         self._kicked = False
         self.active = None  # the loop runs (supervised: _run); None until app.py's run()
         connector.listen(self)
+        clock.listeners.append(self.kick)  # a set clock reads the schedules anew (_apply)
         for d in _DOCS:
             if store.load(d, {"p": []})["p"]:
                 self.need()
@@ -151,8 +152,9 @@ class Limits:
             except MemoryError:
                 self.active = False  # the next need() tries again; a session start applies it
 
-    def kick(self):
-        # Something changed: the loop applies the limit now.
+    def kick(self, *_):
+        # Something changed (clock.listeners give the step and source): the loop applies the
+        # limit now.
         self._kicked = True
         t = self._napper
         if t is not None:
@@ -194,7 +196,14 @@ class Limits:
             self.pending = False  # in, or its session ended first
             self.release()
             sm = self.smart
+        start = c.session_start
         if sm is not None:
+            if not clock.trusted():
+                # No date to read a schedule at: the lowest limit the profiles could impose,
+                # never none (a site's grid cap must hold offline after a power cut) until the
+                # clock is set (kick).
+                c.set_limit(sm.lowest(1, start is not None))
+                return _MAX_SLEEP_S
             now = clock.now()
             if sm.expire(now):
                 self.release()
@@ -202,7 +211,6 @@ class Limits:
         if sm is None:
             c.set_limit(None)
             return None
-        start = c.session_start
         c.set_limit(sm.limit_at(now, 1, start))
         nxt = sm.next_change(now, 1, start)
         return _MAX_SLEEP_S if nxt is None else max(1, min(_MAX_SLEEP_S, nxt - now))

@@ -109,17 +109,28 @@ def period(p, off):
     return i
 
 
-def seg(p, off, phases):
-    # The limit at offset off as (key, numberPhases or 0, unit index, limit in tenths);
-    # phases: the installation's, 1 or 3 (see KEY_PER_DECIAMP).
+def seg(p, off, phases, i=None):
+    # The limit at offset off (or of period index i) as (key, numberPhases or 0, unit index,
+    # limit in tenths); phases: the installation's, 1 or 3 (see KEY_PER_DECIAMP).
     ps = p[_PERIODS]
-    i = period(p, off)
+    if i is None:
+        i = period(p, off)
     tenths = ps[i + 1]
     if p[_UNIT]:
         key = tenths * (6 // phases)
     else:
         key = tenths * KEY_PER_DECIAMP
     return (key, ps[i + 2], p[_UNIT], tenths)
+
+
+def lowest(p, phases):
+    # The lowest limit segment of any of p's periods: what p could impose at some time.
+    low = None
+    for i in range(0, len(p[_PERIODS]), 3):
+        s = seg(p, 0, phases, i)
+        if low is None or s[0] < low[0]:
+            low = s
+    return low
 
 
 def next_edge(p, t, anchor):

@@ -291,6 +291,16 @@ class Smart:
         # transaction: TxProfiles are ignored and relative schedules show their first period).
         return _amps(self.segment_at(now, connector, tx_start, tx_start is not None))
 
+    def lowest(self, connector=1, with_tx=False):
+        # -> the lowest limit in A any profile that may limit the connector imposes at any time,
+        # or None: what evse/limits.py offers while the clock is not trusted, which no schedule
+        # can be read at (an ESP32 without RTC after a power cut, offline, says 2000-01-01).
+        low = None
+        for q in self._p:
+            if q[CONN] in (0, connector) and (with_tx or q[PURPOSE] != TX):
+                low = min_segment(low, pf.lowest(q, self.phases))
+        return _amps(low)
+
     def next_change(self, now, connector=1, tx_start=None):
         # -> the first time after now when limit_at() gives another value, or None if it never
         # changes. When nothing changes within _SCAN edges (a steady recurring schedule) it

@@ -396,3 +396,56 @@ def test_a_remote_starts_txprofile_is_refused_when_it_would_not_fit():
         # one replacing an installed profile (same id) takes no room
         assert lim.expect("R1", dict(tx, chargingProfileId=4)) is None and lim.pending
 
+
+async def test_with_the_clock_unset_the_lowest_limit_holds_until_it_is_set():
+    # An ESP32 without RTC after a power cut, offline: the clock says 2000-01-01 and no dated
+    # schedule can be read. The lowest limit the profiles could impose holds (never none: the
+    # site's grid cap must not vanish) until the clock is set, which wakes the loop at once.
+    import supervisor
+
+    kept = supervisor._kept
+    _, c, lim = boot("unset")
+    await lim.run()
+    real = clock.now()
+    saved = clock._off, clock._source
+    try:
+        with Logs():
+            assert set_profile(lim, dated(1, "ChargePointMaxProfile", real, [16])) == "Accepted"
+            # 20 A now, 8 A from 10 days on
+            assert set_profile(lim, dated(2, "TxDefaultProfile", real, [20, 8])) == "Accepted"
+        await _turns()
+        assert c.limit_a == 16
+        # the power cut: unset, 60 s past the ESP32's epoch
+        clock._source = None
+        clock._off = 946684860 - (clock.now() - clock._off)
+        assert not clock.trusted()
+        lim.kick()
+        await _turns()
+        assert c.limit_a == 8  # the TxDefault's second period: the lowest any time allows
+        with Logs():
+            clock.set_utc(real)  # the CSMS's time (BootNotification): no wait of a minute
+        await _turns()
+        assert c.limit_a == 16
+        lim.smart.clear()
+        lim.release()
+        await _turns()
+        assert lim.active is False
+    finally:
+        clock._off, clock._source = saved
+        supervisor._kept = kept
+
+
+def dated(pid, purpose, now, limits):
+    # An Absolute profile from an hour before now, one period of 10 days per limit.
+    cp = prof(pid, purpose, 0, chargingProfileKind="Absolute")
+    sch = cp["csChargingProfiles"]["chargingSchedule"]
+    sch["startSchedule"] = clock.iso(now - 3600)
+    sch["chargingSchedulePeriod"] = [{"startPeriod": i * 10 * 86400, "limit": a}
+                                     for i, a in enumerate(limits)]
+    return cp
+
+
+async def _turns():
+    # The loop's turns after a kick (it sleeps between them, woken by kick()).
+    for _ in range(3):
+        await asyncio.sleep_ms(0)
