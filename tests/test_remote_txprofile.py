@@ -149,3 +149,27 @@ async def test_the_txprofile_limits_its_session_from_the_start_even_before_the_c
     await control("unplug")
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
     await _tap_session_at_full_offer(csms, control)
+
+
+async def test_a_tx_profile_for_a_transaction_still_without_its_id_is_taken(
+    csms: Csms, control: Control
+) -> None:
+    # A session whose StartTransaction the CSMS has not answered yet (answered with a CALLERROR
+    # here, its retry waiting) is the active transaction: a TxProfile for its connector, which
+    # cannot name the id yet, limits it at once.
+    await _ready(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="60")
+
+    def fail(payload: object) -> object:
+        raise RuntimeError("CSMS database is down")
+
+    csms.respond("StartTransaction", fail)
+    await control("load", amps=EV_A)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"] and _offers(s, FULL_A), "charging at full offer")
+    res = await _cp(csms).call(call.SetChargingProfile(
+        connector_id=1, cs_charging_profiles=_tx_profile(TX_A)))
+    assert res.status == "Accepted"
+    await control.wait_state(lambda s: _offers(s, TX_A), "the TxProfile's offer")
+    assert len(csms.calls("StartTransaction")) == 1

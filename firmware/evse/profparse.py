@@ -75,7 +75,7 @@ def _parse(req, connectors, tx_id, now):
             raise ValueError("TxProfile needs a connector, not 0")
         if tx_id is None:
             raise ValueError("TxProfile without an active transaction")
-        if txid is not None and txid != tx_id:
+        if txid is not None and tx_id != -1 and txid != tx_id:  # (-1: not known yet)
             raise ValueError("transactionId %r is not the active transaction" % (txid,))
         txid = tx_id
     elif txid is not None:

@@ -11,8 +11,12 @@ def attach(s):
     conn = s.connector
 
     def tx_id():
+        # The running transaction's id; -1 while it has none from the CSMS yet (its
+        # StartTransaction queued offline or awaiting an answer): still the active transaction a
+        # TxProfile is for. None: no transaction.
         tx = s.feature("transactions")
-        return tx.tx_id_now() if tx is not None else None
+        t = tx.tx_id_now() if tx is not None else None
+        return -1 if t is None and conn.session_ref is not None else t
 
     async def set_profile(p):
         if lim is None:
