@@ -244,6 +244,32 @@ async def test_unavailable_survives_a_reboot(csms: Csms, control: Control, sim: 
     assert s.payload["status"] == "Unavailable", "the charge point itself, after the reboot too"
 
 
+async def test_a_scheduled_unavailability_applies_when_a_power_cut_ends_the_session(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.2: Scheduled takes place once the transaction has finished; a power cut finishes it
+    # (PowerLoss at the next boot), and the change must not be lost with it.
+    await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Scheduled"
+    await control("power_cut")
+    await control("power_on")
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 30, "the reboot")
+    n = csms.frames.index(csms.calls("BootNotification")[1])
+    stop = await csms.wait_call("StopTransaction", timeout=30)
+    assert stop.payload["reason"] == "PowerLoss"
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1 and
+                         p["status"] == "Unavailable", after=n, timeout=20)
+    cp = csms.charge_points[CP_ID]  # (the new link's)
+    res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
+    assert res.status == "Rejected"
+    assert len(csms.calls("StartTransaction")) == 1
+    st = [f.payload["status"] for f in csms.frames[n:] if f.action == "StatusNotification"
+          and f.payload["connectorId"] == 1]
+    assert "Preparing" not in st and "Available" not in st, st
+
+
 async def test_availability_of_the_connector_and_of_the_charge_point(
     csms: Csms, sim: Simulator
 ) -> None:

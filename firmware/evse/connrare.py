@@ -39,6 +39,14 @@ def init(c, store):
     op = store.load(_SESSION_DOC, {"open": False})
     if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
         c.interrupted.append(op)
+    if c.interrupted and c._scheduled is not None:
+        # A change Scheduled for the session the cut ended: its transaction is over (its stop
+        # is journaled at boot, before any new session can start), so the change applies now,
+        # from the first status reported (1.6 5.2).
+        c.operative = c._scheduled
+        c._scheduled = None
+        store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": None, "cp": c.cp_wide})
+        log.info(_TAG, "connector inoperative: scheduled for the session a power cut ended")
 
 
 def device_fault(c, code, active):
