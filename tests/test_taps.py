@@ -108,7 +108,8 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     await asyncio.sleep(BETWEEN_TAPS_S)
     await control("tap", uid=SIBLING)
     stop = await csms.wait_call("StopTransaction")
-    assert stop.payload["reason"] == "Local"
+    # idTag: "the identifier which requested to stop the charging" (OCTT TC_069_CS)
+    assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
 
 async def test_cached_card_starts_offline_and_the_start_is_delivered_later(

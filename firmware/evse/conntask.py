@@ -33,6 +33,9 @@ async def authorize_tag(c, id_tag):
     s = c.session
     if s and not s.get("stopped"):
         if status == "Accepted" and parent and parent == s.get("parent"):
+            # StopTransaction's idTag is the card that asked to stop (OCTT TC_069_CS): kept in
+            # the session, so the stopping document has it for a power cut before the journal.
+            s["by"] = id_tag
             c._stop("Local")
         return
     if status != "Accepted":

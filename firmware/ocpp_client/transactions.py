@@ -94,7 +94,7 @@ class Transactions:
         # Times with the start's resolution (ms), never before it.
         stop_ms = max(s.get("stop_ms", s["stop_t"] * 1000), _start_ms(s))
         req = {"meterStop": int(s["meter_stop"]), "timestamp": clock.iso_ms(stop_ms),
-               "reason": reason, "idTag": s["tag"]}
+               "reason": reason, "idTag": s.get("by") or s["tag"]}  # (by: who stopped it)
         if data:
             data = []
             if s["ref"] in self._begin:
