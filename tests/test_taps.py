@@ -112,6 +112,41 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
 
+async def test_a_stop_transaction_conf_updates_the_cache(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.5.1: the idTagInfo of StopTransaction.conf updates the authorization cache: a card
+    the CSMS blocks there is refused offline (LocalAuthorizeOffline), not started from a stale
+    Accepted."""
+    cp = await _cp(csms, sim)
+    for key, value in (("WebSocketPingInterval", "1"), ("LocalAuthorizeOffline", "true"),
+                       ("AuthorizationCacheEnabled", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
+    csms.respond("StopTransaction", lambda p: call_result.StopTransaction(
+        id_tag_info={"status": "Blocked"}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=CARD)
+    stop = await csms.wait_call("StopTransaction")
+    await csms.answer_to(stop)
+    await control("unplug")
+    await control.wait_state(lambda s: not s["card"], "the card taken away again")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline")
+    assert st["relay"] is False and st["session"] is None
+
+
 async def test_cached_card_starts_offline_and_the_start_is_delivered_later(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

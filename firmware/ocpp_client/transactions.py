@@ -170,25 +170,25 @@ class Transactions:
         return out
 
     # -- answers to our messages -------------------------------------------------------------
-    def _start_conf(self, ref, conf):
+    def _start_conf(self, ref, conf, p):
         # (A remote start's TxProfile is in force since its session started: evse/limits.py.)
         self.connector.set_tx_id(ref, self.txq.tx_id(ref))
         info = conf.get("idTagInfo") or {}
-        self._remember(ref, info)
+        self._remember(p.get("idTag"), info)
         if info.get("status") != "Accepted":
             log.warn(_TAG, "CSMS refused the tag of session %s: %s", ref, info.get("status"))
             rare(_CONN, "deauthorize", self.connector, ref,
                  self.config.get("StopTransactionOnInvalidId"))
 
-    def _stop_conf(self, ref, conf):
+    def _stop_conf(self, ref, conf, p):
         info = conf.get("idTagInfo")
         if info:
-            self._remember(ref, info)
+            self._remember(p.get("idTag"), info)
 
-    def _remember(self, ref, info):
-        # Every idTagInfo updates the authorization cache (of the running session's tag).
-        c = self.connector
-        tag = c.session_tag if c.session_ref == ref else None
+    def _remember(self, tag, info):
+        # Every idTagInfo updates the authorization cache, for the idTag of the message it
+        # answers (as journaled: its session may be over by the answer; a stop's is the card
+        # that stopped it).
         s = self.s
         if tag and s.cached != (tag, info):  # (as the Authorize of its start: in the cache)
             from ocpp_client.features import release

@@ -32,8 +32,8 @@ class TxQueue:
         self.j = store.journal("txq", _MAX_RECORDS)
         self.ids = store.load(_IDS, {})  # session ref -> transactionId
         self.session = None  # object with kick(): told when a message is queued
-        self.on_start_conf = None  # fn(ref, conf)
-        self.on_stop_conf = None  # fn(ref, conf)
+        self.on_start_conf = None  # fn(ref, conf, payload): the answer and what it answers
+        self.on_stop_conf = None  # fn(ref, conf, payload)
         self.delivered = 0
         self._prefix = binascii.hexlify(os.urandom(4)).decode()
         self._n = 0
@@ -236,9 +236,9 @@ class TxQueue:
             item = None
             if action == START:
                 if self.on_start_conf:
-                    self.on_start_conf(ref, conf)
+                    self.on_start_conf(ref, conf, payload)
             elif action == STOP:
                 self._forget(ref)
                 if self.on_stop_conf:
-                    self.on_stop_conf(ref, conf)
+                    self.on_stop_conf(ref, conf, payload)
             self.delivered += 1
