@@ -363,6 +363,43 @@ async def test_stop_transaction_carries_the_clock_aligned_readings(
     assert aligned == sorted(aligned) and aligned[0] >= start, (start, aligned)
 
 
+async def test_stop_transaction_carries_the_periodic_samples_within_its_bound(
+    csms: Csms, control: Control
+) -> None:
+    # StopTxnSampledData: "every MeterValueSampleInterval seconds from the start of the
+    # transaction" in the StopTransaction's transactionData, between Transaction.Begin and
+    # Transaction.End; StopTransactionMaxMeterValues bounds it: a session longer than that keeps
+    # its latest samples, each the same instant as a Sample.Periodic MeterValues sent during it.
+    cp = await _ready(csms)
+    for key, value in (("MeterValueSampleInterval", "1"),
+                       ("MeterValuesSampledData", "Energy.Active.Import.Register"),
+                       ("StopTxnSampledData", "Energy.Active.Import.Register")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == \
+            "Accepted", key
+    conf = await cp.call(call.GetConfiguration(key=["StopTransactionMaxMeterValues"]))
+    most = int(conf.configuration_key[0]["value"])
+    tx = await _charging(csms, control)
+
+    def periodic() -> list[str]:
+        return [mv["timestamp"] for f in csms.calls("MeterValues")
+                if f.payload.get("transactionId") == tx for mv in f.payload["meterValue"]
+                if mv["sampledValue"][0]["context"] == "Sample.Periodic"]
+
+    await csms.wait_for(lambda: len(periodic()) > most, most * 3,
+                        f"more than {most} periodic readings")
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    data = (await csms.wait_call("StopTransaction")).payload["transactionData"]
+    assert len(data) <= most, len(data)
+    contexts = [mv["sampledValue"][0]["context"] for mv in data]
+    # (Transaction.Begin is left out when the meter's reading failed at that instant)
+    assert contexts[-1] == "Transaction.End" and "Transaction.Begin" not in contexts[1:] and set(
+        contexts[:-1]) <= {"Transaction.Begin", "Sample.Periodic"}, contexts
+    kept = [mv["timestamp"] for mv in data if mv["sampledValue"][0]["context"] == "Sample.Periodic"]
+    assert kept and kept == periodic()[-len(kept):], (kept, periodic())
+    registers = [int(mv["sampledValue"][0]["value"]) for mv in data]
+    assert registers == sorted(registers), registers
+
+
 async def test_meter_register_values_frame_the_energy_delivered(
     csms: Csms, control: Control
 ) -> None:

@@ -1,7 +1,7 @@
 # Feature: meter values. Periodic samples during a session (MeterValueSampleInterval) and
 # clock-aligned ones (ClockAlignedDataInterval, aligned to midnight UTC); a session's samples are
-# journaled with its transaction messages, its StopTxnAlignedData readings handed to the
-# transactions feature for its StopTransaction. Also the MeterValues of TriggerMessage.
+# journaled with its transaction messages, its StopTxnSampledData / StopTxnAlignedData readings
+# handed to the transactions feature for its StopTransaction. Also TriggerMessage's MeterValues.
 import asyncio
 import time
 
@@ -34,7 +34,8 @@ class Metering:
             now_ms = time.ticks_ms()
             if ref and interval > 0 and time.ticks_diff(now_ms, last_periodic) >= interval * 1000:
                 last_periodic = now_ms
-                self._meter_values(ref, "MeterValuesSampledData", "Sample.Periodic")
+                self._tx_values(ref, "MeterValuesSampledData", "StopTxnSampledData",
+                                "Sample.Periodic", clock.now_ms())
             elif not ref:
                 last_periodic = now_ms
             aligned = s.config.get("ClockAlignedDataInterval")
@@ -44,41 +45,39 @@ class Metering:
                 # at 00:00:00"), also for an interval that does not divide a day.
                 slot = now - now % 86400 % aligned
                 if self._aligned_slot is not None and slot != self._aligned_slot:
-                    self._meter_values(ref, "MeterValuesAlignedData", "Sample.Clock", slot)
                     if ref:
-                        self._stop_aligned(ref, slot)
+                        self._tx_values(ref, "MeterValuesAlignedData", "StopTxnAlignedData",
+                                        "Sample.Clock", slot * 1000)
+                    else:
+                        self._aligned_values(slot)
                 self._aligned_slot = slot
 
-    def _meter_values(self, ref, key, context, ts=None):
-        vals = self._sampled(key, context)
-        if not vals:
-            return
+    def _tx_values(self, ref, key, stop_key, context, ms):
+        # A transaction's reading: its MeterValues, journaled with the register and the time
+        # (an exact bill after a power cut: transactions.py), and the same instant's values of
+        # stop_key for its StopTransaction's transactionData (kept by the transactions feature
+        # until the stop). Times with the start's resolution (ms), never before it.
         s = self.s
-        if ref is not None:
-            # A transaction's values: times with the start's resolution (ms), never before it;
-            # the register and the time kept with the record, for an exact bill after a power
-            # cut (transactions.py).
-            c = s.connector
-            ms = max(ts * 1000 if ts is not None else clock.now_ms(), c.session_start_ms or 0)
+        c = s.connector
+        ms = max(ms, c.session_start_ms or 0)
+        vals = self._sampled(key, context)
+        if vals and s.queue is not None:
             req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ms, True)]}
-            if s.queue is not None:
-                s.queue.add(METER, req, ref, {"wh": c.energy_wh(), "ms": ms})
-            return
-        req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
-        if s.online():
-            asyncio.create_task(s.send("MeterValues", req))
-
-    def _stop_aligned(self, ref, slot):
-        # StopTxnAlignedData: the same instant's values, for the StopTransaction's
-        # transactionData (kept by the transactions feature until the stop).
+            s.queue.add(METER, req, ref, {"wh": c.energy_wh(), "ms": ms})
         try:
-            vals = self._sampled("StopTxnAlignedData", "Sample.Clock")
-            tx = self.s.feature("transactions")
+            vals = self._sampled(stop_key, context)
+            tx = s.feature("transactions")
             if vals and tx is not None:
-                ms = max(slot * 1000, self.s.connector.session_start_ms or 0)
-                tx.aligned(ref, meterdata.meter_value(vals, ms, True))
+                tx.stop_value(ref, meterdata.meter_value(vals, ms, True))
         except MemoryError:  # optional data: the stop goes without this reading
-            log.warn(_TAG, "no memory for a StopTxnAlignedData reading: left out")
+            log.warn(_TAG, "no memory for a %s reading: left out", stop_key)
+
+    def _aligned_values(self, ts):
+        # Clock-aligned values outside a transaction: sent if online, else nothing to keep.
+        vals = self._sampled("MeterValuesAlignedData", "Sample.Clock")
+        if vals and self.s.online():
+            req = {"connectorId": 1, "meterValue": [meterdata.meter_value(vals, ts)]}
+            asyncio.create_task(self.s.send("MeterValues", req))
 
     async def trigger(self, cid):
         vals = self._sampled("MeterValuesSampledData", "Trigger")

@@ -13,10 +13,11 @@ from supervisor import rare
 
 _TAG = const("ocpp")
 _CONN = const("evse.connrare")  # the connector's seldom-run paths, loaded for the call
-# StopTxnAlignedData values kept for a session's StopTransaction: the latest, a bounded share of
-# the heap (~150 bytes each, as JSON text) whatever the session's length. The CSMS has every
-# one as it happened when MeterValuesAlignedData names the measurands too.
-_ALIGNED_KEPT = const(12)
+# StopTxnSampledData / StopTxnAlignedData values kept for a session's StopTransaction: the latest,
+# a bounded share of the heap (~150 bytes each, as JSON text) whatever the session's length;
+# with Transaction.Begin and .End, 14: within StopTransactionMaxMeterValues (20). The CSMS has
+# every one as it happened when MeterValuesSampledData / AlignedData name the measurands too.
+_KEPT = const(12)
 
 
 class Transactions:
@@ -26,7 +27,7 @@ class Transactions:
         self.config = s.config
         self._authorizing = None  # the idTag of a remote start whose Authorize.req is out
         self._begin = {}  # session ref -> Transaction.Begin sampled values
-        self._aligned = {}  # session ref -> its StopTxnAlignedData values (JSON texts)
+        self._kept = {}  # session ref -> its StopTxnSampled/AlignedData values (JSON texts)
         q = self.txq = TxQueue(s.store, s.config)
         q.session = s  # add() calls s.kick(): the session delivers it
         q.on_start_conf = self._start_conf
@@ -42,13 +43,14 @@ class Transactions:
         self.recovered = asyncio.Event()
         s.tasks.append(self._recover())  # at boot, once the meter can be read
 
-    def aligned(self, ref, mv):
-        # A clock-aligned reading of StopTxnAlignedData (metering.py), for the StopTransaction's
-        # transactionData; in RAM only (a power cut's PowerLoss stop goes without them).
-        a = self._aligned.get(ref)
+    def stop_value(self, ref, mv):
+        # A periodic or clock-aligned reading of StopTxnSampledData / StopTxnAlignedData
+        # (metering.py), in time order, for the StopTransaction's transactionData; in RAM only
+        # (a power cut's PowerLoss stop goes without them).
+        a = self._kept.get(ref)
         if a is None:
-            a = self._aligned[ref] = []
-        elif len(a) >= _ALIGNED_KEPT:
+            a = self._kept[ref] = []
+        elif len(a) >= _KEPT:
             a.pop(0)
         a.append(json.dumps(mv))
 
@@ -99,7 +101,7 @@ class Transactions:
             data = []
             if s["ref"] in self._begin:
                 data.append(self._begin[s["ref"]])
-            for t in self._aligned.get(s["ref"], ()):
+            for t in self._kept.get(s["ref"], ()):
                 data.append(json.loads(t))
             end = self._sampled("Transaction.End")
             if end:
@@ -108,7 +110,7 @@ class Transactions:
                 req["transactionData"] = data
         self.txq.add(STOP, req, s["ref"])
         self._begin.pop(s["ref"], None)
-        self._aligned.pop(s["ref"], None)
+        self._kept.pop(s["ref"], None)
 
     def _sampled(self, context):
         return meterdata.sampled(self.s.meter, self.connector,
