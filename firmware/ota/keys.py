@@ -5,11 +5,15 @@
 # file of an update can replace it. It is written at provisioning (`borne deploy`, or the
 # simulation's flash), and changes only by a bundle whose manifest carries "keys":
 #   - the bundle verified under a key trusted now (like any bundle),
-#   - the new ring keeps at least one key trusted now (a single bundle cannot hand the charger to
-#     keys it never trusted: a stolen key can add one, not throw out its owner's),
+#   - the new ring keeps at least one key trusted now, the same modulus under the same id (a
+#     single bundle cannot hand the charger to keys it never trusted: a stolen key can add one,
+#     not throw out its owner's), and each id is its modulus's fingerprint (key_id), so a key
+#     cannot pose under a trusted one's id,
 #   - it is applied when the new version commits (after it proved itself), logged with the old
 #     and new key ids and written to the event log.
 # Without a keyring no update is accepted: there is no unsigned path.
+import binascii
+import hashlib
 import json
 
 import log
@@ -25,6 +29,11 @@ def _parse(data):
         kid, n, e = k["id"], int(k["n"], 16), int(k["e"])
         ring[kid] = (n, e)
     return ring
+
+
+def key_id(n):
+    # The first 8 bytes of SHA-256 over the 256-byte modulus, in hex (host_tools' release.key_id).
+    return binascii.hexlify(hashlib.sha256(n.to_bytes(256, "big")).digest()[:8]).decode()
 
 
 def load(root=""):
@@ -48,11 +57,13 @@ def check_rotation(current, new):
         raise ValueError("key rotation: malformed keyring")
     if not ring:
         raise ValueError("key rotation: empty keyring")
-    if not any(k in current for k in ring):
-        raise ValueError("key rotation: the new keyring keeps none of the trusted keys")
-    for n, e in ring.values():
+    for kid, (n, e) in ring.items():
         if n >> 2047 != 1 or e != 65537:
             raise ValueError("key rotation: only RSA-2048 keys with e = 65537")
+        if kid != key_id(n):
+            raise ValueError("key rotation: %s is not its key's id" % kid)
+    if not any(current.get(k) == v for k, v in ring.items()):
+        raise ValueError("key rotation: the new keyring keeps none of the trusted keys")
     return ring
 
 

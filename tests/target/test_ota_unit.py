@@ -90,20 +90,34 @@ def test_versions_compare_as_numbers():
     assert vt("0.10.0") > vt("0.9.9") and vt("1.2.3rc1") == vt("1.2.3") and vt("2") > vt("1.9")
 
 
-def _ring(*ids):
-    n = (1 << 2047) | 12345
-    return {"keys": [{"id": i, "n": "%x" % n, "e": 65537} for i in ids]}
+def _key(i):
+    n = (1 << 2047) | 12345 + i
+    return {"id": keys.key_id(n), "n": "%x" % n, "e": 65537}
+
+
+def _ring(*entries):
+    return {"keys": list(entries)}
 
 
 def test_key_rotation_keeps_a_trusted_key():
-    cur = keys._parse(_ring("aa", "bb"))
-    assert sorted(keys.check_rotation(cur, _ring("bb", "cc"))) == ["bb", "cc"]
-    for bad in (_ring("cc"), {"keys": []}, {"nope": 1}, {"keys": [{"id": "bb"}]}):
+    a, b, c = _key(1), _key(2), _key(3)
+    cur = keys._parse(_ring(a, b))
+    assert sorted(keys.check_rotation(cur, _ring(b, c))) == sorted([b["id"], c["id"]])
+    # b's id on another modulus: a stolen key posing as the owner's (and its id not its own)
+    posing = {"id": b["id"], "n": c["n"], "e": 65537}
+    for bad in (_ring(c), {"keys": []}, {"nope": 1}, {"keys": [{"id": b["id"]}]},
+                _ring(posing), _ring(posing, c)):
         try:
             keys.check_rotation(cur, bad)
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_a_key_id_is_the_fingerprint_the_release_tools_give():
+    n = (1 << 2047) | 987654321
+    # hashlib.sha256(n.to_bytes(256, "big")).hexdigest()[:16], as host_tools/borne/release.py
+    assert keys.key_id(n) == "4ab21c121c1cd991", keys.key_id(n)
 
 
 def test_main_counts_trial_boots_and_gives_up():
