@@ -14,6 +14,10 @@ def defaults():
         "vendor": "borne",
         "csms_url": "",
         "security_profile": 0,
+        # the profile a ChangeConfiguration raised security_profile from, kept until a connection
+        # with the new one succeeds, then -1; the one it falls back to if it never does
+        # (ocpp_client/proftrial.py, written in the same save as the profile)
+        "profile_fallback": -1,
         "auth_key": "",  # secret: the OCPP AuthorizationKey (profiles 1 and 2)
         "ca_pem": "",  # the CSMS's root CA(s), PEM: wss:// is checked against it
         "cert_pem": "",  # the charger's client certificate (profile 3), PEM
@@ -54,8 +58,8 @@ def defaults():
 
 
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
-_OWNER = const(("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem", "key_pem",
-                "cert_prov",
+_OWNER = const(("csms_url", "security_profile", "profile_fallback", "auth_key", "ca_pem",
+                "cert_pem", "key_pem", "cert_prov",
                 "name", "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
                 "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix",
                 "mqtt_discovery"))
@@ -96,6 +100,8 @@ def load(self, provisioning, doc):
             continue  # never lowered: an upgrade over OCPP (TC_083_CS) outlives the reboot
         if v is not None and v != "" and d.get(k) != v:
             d[k] = v
+            if k == "security_profile":
+                d["profile_fallback"] = -1  # a profile given anew ends an upgrade's trial
             changed = True
     # The simulation's --csms stands for an endpoint set at the factory: claimed already.
     self.preset = bool(provisioning.get("csms_url"))

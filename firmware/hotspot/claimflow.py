@@ -45,7 +45,7 @@ async def run(hs, c):
         hs.save(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
             csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
-            security_profile=c["security_profile"], auth_key=c["auth_key"],
+            security_profile=c["security_profile"], profile_fallback=-1, auth_key=c["auth_key"],
             ca_pem=c["ca_pem"], claimed=True,
             mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
             mqtt_ca_pem=c["mqtt_ca_pem"])

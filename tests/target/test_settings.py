@@ -43,3 +43,15 @@ def test_provisioning_never_lowers_the_security_profile():
     assert again.get("security_profile") == 2
     again = Settings(Store("flash/p"), {"cp_id": "CP1", "security_profile": 3})
     assert again.get("security_profile") == 3
+
+
+def test_a_profile_provisioned_anew_ends_an_upgrade_trial():
+    # An upgrade on trial (ocpp_client/proftrial.py) keeps the profile it came from; a higher
+    # profile given by provisioning is the installer's: no fallback from it.
+    store = Store("flash/t")
+    s = Settings(store, {"cp_id": "CP1", "security_profile": 1})
+    s.update(security_profile=2, profile_fallback=1)
+    again = Settings(Store("flash/t"), {"cp_id": "CP1", "security_profile": 1})
+    assert (again.get("security_profile"), again.get("profile_fallback")) == (2, 1)
+    again = Settings(Store("flash/t"), {"cp_id": "CP1", "security_profile": 3})
+    assert (again.get("security_profile"), again.get("profile_fallback")) == (3, -1)
