@@ -16,3 +16,10 @@ def seed(flash: Path, name: str, data: dict[str, Any], version: int = 1) -> Path
     path = folder / f"{name}.json"
     path.write_bytes(b"B1 1 %d %08x %d\n" % (version, zlib.crc32(body), len(body)) + body)
     return path
+
+
+def read(flash: Path, name: str) -> dict[str, Any]:
+    """A store document as the charger left it on flash: the JSON body after its header line."""
+    raw = (flash / "data" / f"{name}.json").read_bytes()
+    doc: dict[str, Any] = json.loads(raw.split(b"\n", 1)[1])
+    return doc

@@ -194,8 +194,14 @@ async def test_authorization_key_goes_to_the_settings_once_and_never_back(
     full = await cp.call(call.GetConfiguration())
     assert key not in str(full.configuration_key)
     assert sim.agent is not None and not any(key in line for line in sim.agent.all_lines)
+    connects = csms.connects
     res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="1"))
     assert res.status == "Accepted"
+    # the charger reconnects with the new profile at once (the key as its Basic password)
+    await csms.wait_for(lambda: csms.connects > connects, 20, "the reconnection with profile 1")
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="1"))
+    assert res.status == "Rejected", "the profile in use, set again (A05.FR.01)"
     res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="0"))
     assert res.status == "Rejected", "the security profile is never lowered"
     res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="2"))

@@ -8,9 +8,11 @@ through the simulator's network gate at `localhost`, the name in the server cert
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import flashdoc
 import pytest
 from borne.csms import Csms
 from borne.sim.agent import Security
@@ -205,11 +207,46 @@ async def test_profile_2_never_falls_back_to_ws(ca: Ca, tmp_path: Path, flash: P
     assert csms.connects == 0 and csms.auth_results == []
 
 
-async def test_upgrade_from_profile_1_to_2_connects_over_tls(
+def _settings(flash: Path) -> dict[str, object]:
+    return flashdoc.read(flash, "settings")
+
+
+async def _profile(cp: object) -> str:
+    res = await cp.call(call.GetConfiguration(key=["SecurityProfile"]))  # type: ignore[attr-defined]
+    value: str = res.configuration_key[0]["value"]
+    return value
+
+
+def _port(csms: Csms) -> int:
+    return int(csms.url.rsplit(":", 1)[1].split("/")[0])
+
+
+async def _upgrade_on_plain_ws(ca: Ca, tmp_path: Path, flash: Path, stack: list[object],
+                               tls: Csms | None = None) -> tuple[Csms, Simulator]:
+    # A charger at profile 1 (its root certificate installed) whose CSMS listens on plain ws://
+    # gets SecurityProfile 2: Accepted. Its wss:// attempts meet that same plain server, or
+    # `tls` (the gate carries the next connections there).
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start(url_host="localhost")
+    stack.append(csms)
+    sim = await _start(csms, flash, Security(1, KEY, ca=ca.write(tmp_path)))
+    stack.append(sim)
+    await _booted(csms)
+    if tls is not None:
+        assert sim.gate is not None
+        sim.gate.target = ("127.0.0.1", _port(tls))
+    res = await csms.charge_points[CP_ID].call(
+        call.ChangeConfiguration(key="SecurityProfile", value="2"))
+    assert res.status == "Accepted"
+    return csms, sim
+
+
+async def test_upgrade_from_profile_1_to_2_reconnects_over_tls_at_once(
         ca: Ca, tmp_path: Path, flash: Path, stack: list[object]) -> None:
-    # OCTT TC_083_CS: a charger on profile 1 over ws:// gets SecurityProfile 2 (its root
-    # certificate installed beforehand), Accepted; after the Hard Reset it connects to the same
-    # endpoint over wss:// (the certificate checked, HTTP Basic as before) and never in clear.
+    # 1.6 security whitepaper (ed. 3) A05.FR.05-07, OCTT TC_083_CS without its Reset: a charger
+    # on profile 1 over ws:// gets SecurityProfile 2 (its root certificate installed
+    # beforehand), Accepted; it closes the link at once and reconnects to the same endpoint over
+    # wss:// (the certificate checked, HTTP Basic as before), a reconnection, not a reboot.
     plain = Csms(basic_auth={CP_ID: KEY})
     await plain.start(url_host="localhost")
     stack.append(plain)
@@ -220,22 +257,100 @@ async def test_upgrade_from_profile_1_to_2_connects_over_tls(
     sim = await _start(plain, flash, Security(1, KEY, ca=ca.write(tmp_path)))
     stack.append(sim)
     await _booted(plain)
-    cp = plain.charge_points[CP_ID]
-    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="2"))
-    assert res.status == "Accepted"
     # The endpoint the charger knows (localhost:<plain's port>) now leads to the TLS server:
-    # the network gate carries the next connections there.
+    # the network gate carries the next connections there (the link up keeps its own).
     assert sim.gate is not None
-    sim.gate.target = ("127.0.0.1", int(tls.url.rsplit(":", 1)[1].split("/")[0]))
-    res = await cp.call(call.Reset(type="Hard"))
+    sim.gate.target = ("127.0.0.1", _port(tls))
+    res = await plain.charge_points[CP_ID].call(
+        call.ChangeConfiguration(key="SecurityProfile", value="2"))
     assert res.status == "Accepted"
-    await _booted(tls)
-    assert tls.auth_results and all(ok for _, ok in tls.auth_results)
+    await tls.wait_for(lambda: tls.connects == 1, 30, "the reconnection over wss://")
+    await plain.wait_for(lambda: plain.close_codes, 10, "the end of the link in clear")
+    assert plain.close_codes == [(CP_ID, 1000)], "the old link ends with a normal closure"
     assert plain.connects == 1, "no connection in clear after the upgrade"
+    assert tls.auth_results and all(ok for _, ok in tls.auth_results)
     assert sim.agent is not None
     await sim.agent.wait_line(r"profile 2: the CSMS URL ws://localhost:\d+/ocpp over TLS")
-    res = await tls.charge_points[CP_ID].call(call.GetConfiguration(key=["SecurityProfile"]))
-    assert res.configuration_key[0]["value"] == "2"
+    await sim.agent.wait_line(r"security profile 2 connected: kept")
+    cp = tls.charge_points[CP_ID]
+    assert await _profile(cp) == "2"
+    assert not tls.calls("BootNotification"), "a reconnection, not a reboot"
+    assert _settings(flash)["security_profile"] == 2
+    assert _settings(flash)["profile_fallback"] == -1, "the upgrade is kept for good"
+    events = [f.payload for c in (plain, tls) for f in c.calls("SecurityEventNotification")]
+    assert any(e["type"] == "ReconfigurationOfSecurityParameters" for e in events), events
+    # Once connected with it, never back (A05.FR.01, OCTT TC_084_CS)
+    for value in ("1", "2"):
+        res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value=value))
+        assert res.status == "Rejected", value
+    assert await _profile(cp) == "2"
+
+
+@pytest.mark.parametrize("case", ["no-tls-listener", "untrusted-certificate"])
+async def test_an_upgrade_that_cannot_connect_falls_back_to_the_old_profile(
+        case: str, ca: Ca, tmp_path: Path, flash: Path, stack: list[object]) -> None:
+    # A05.FR.08: the CSMS has no TLS listener there, or its certificate is not from the root
+    # the charger has: the charger tries profile 2 (wss://) three times, then falls back to
+    # profile 1 on ws:// by itself, reconnects (no new boot) and tells the CSMS why with a
+    # security event. Lowering from outside stays refused.
+    tls = None
+    if case == "untrusted-certificate":
+        other = Ca("someone else")
+        tls = Csms(basic_auth={CP_ID: KEY})
+        await tls.start(ssl_context=server_context(other, other.issue("localhost", ("localhost",)),
+                                                   tmp_path), url_host="localhost")
+        stack.append(tls)
+    csms, sim = await _upgrade_on_plain_ws(ca, tmp_path, flash, stack, tls)
+    assert sim.agent is not None
+    line = await sim.agent.wait_line(
+        r"SecurityProfile 2 could not connect \(WsError TLS handshake .*\): back to 1", timeout=60)
+    if sim.gate is not None and tls is not None:
+        sim.gate.target = ("127.0.0.1", _port(csms))  # profile 1's endpoint: the plain one
+    tries = [x for x in sim.agent.all_lines[:sim.agent.all_lines.index(line)]
+             if re.search(r"cannot connect to ws://localhost:\d+/ocpp: WsError TLS", x)]
+    assert len(tries) == 2, tries  # the third one's line names the fallback
+    await csms.wait_for(lambda: csms.connects == 2, 30, "the reconnection with profile 1")
+    assert csms.close_codes[0] == (CP_ID, 1000)
+    assert csms.auth_results and all(ok for _, ok in csms.auth_results)
+    cp = csms.charge_points[CP_ID]
+    assert await _profile(cp) == "1"
+    ev = await csms.wait_call(
+        "SecurityEventNotification",
+        lambda p: p["type"] == "ReconfigurationOfSecurityParameters"
+        and "back to 1" in p.get("techInfo", ""))
+    assert "SecurityProfile 2 could not connect" in ev.payload["techInfo"]
+    kinds = [f.payload["type"] for f in csms.calls("SecurityEventNotification")]
+    # the failures' own event: a certificate refused is one (once per burst of failures)
+    assert kinds.count("InvalidCentralSystemCertificate") == (tls is not None), kinds
+    assert len(csms.calls("BootNotification")) == 1, "a reconnection, not a reboot"
+    if tls is not None:
+        assert tls.connects == 0 and tls.auth_results == [], "nothing sent to an unchecked CSMS"
+    assert _settings(flash)["security_profile"] == 1
+    assert _settings(flash)["profile_fallback"] == -1
+    res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="0"))
+    assert res.status == "Rejected", "the fallback is internal: never lowered from outside"
+
+
+async def test_a_power_cut_during_the_trial_does_not_strand_the_charger(
+        ca: Ca, tmp_path: Path, flash: Path, stack: list[object]) -> None:
+    # The trial is on flash with the new profile: cut in the middle of it, the charger boots,
+    # tries profile 2 again and falls back to 1 as before, now with a BootNotification.
+    csms, sim = await _upgrade_on_plain_ws(ca, tmp_path, flash, stack)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"security profile 2 on trial: 1 of 3 refused attempts", timeout=30)
+    await sim.agent.power_cut()
+    assert (_settings(flash)["security_profile"], _settings(flash)["profile_fallback"]) == (2, 1)
+    n = len(sim.agent.all_lines)
+    await sim.agent.power_on()
+    await sim.agent.wait_line(r"profile 2: the CSMS URL ws://localhost:\d+/ocpp over TLS",
+                              start=n)
+    await sim.agent.wait_line(r"SecurityProfile 2 could not connect .*: back to 1", start=n,
+                              timeout=60)
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 30,
+                        "the boot on profile 1")
+    assert csms.connects == 2
+    assert await _profile(csms.charge_points[CP_ID]) == "1"
+    assert _settings(flash)["profile_fallback"] == -1
 
 
 def test_sim_command_line_security_options(tmp_path: Path) -> None:

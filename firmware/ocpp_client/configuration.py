@@ -26,14 +26,21 @@ def attach(s):
     async def change_configuration(p):
         key = p["key"]
         status = cfg.set(key, p["value"])
-        if (key == "AuthorizationKey" and status == "Accepted"
-                and cfg.get("SecurityProfile") in (1, 2)):
-            # The password in use changed: the 1.6 security whitepaper has the charger close the
-            # link and reconnect with it at once (OCTT TC_073_CS), once the answer is out. A
-            # reconnection, not a reboot: no new BootNotification.
+        what = None
+        if status == "Accepted" and key == "SecurityProfile":
+            # 1.6 security whitepaper (ed. 3) A05.FR.06/07: disconnect, reconnect with the new
+            # profile; on trial until it connects (proftrial.py: the old one back if it never does)
+            what = "security profile %d" % cfg.get(key)
+        elif (status == "Accepted" and key == "AuthorizationKey"
+              and cfg.get("SecurityProfile") in (1, 2)):
+            # the password in use changed: reconnect with it at once (OCTT TC_073_CS)
+            what = "the new AuthorizationKey"
+        if what is not None:
+            # Once the answer is out, on the old link. A reconnection, not a reboot: no new
+            # BootNotification.
             from supervisor import rare
 
-            s.after(rare, "ocpp_client.wsrare", "reconnect", s, "the new AuthorizationKey")
+            s.after(rare, "ocpp_client.wsrare", "reconnect", s, what)
         return {"status": status}
 
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}
@@ -84,7 +91,14 @@ def set_key(cfg, kt, key, value):
     cfg.runtime.pop(key, None)
     name = kt.SETTINGS.get(key)
     if name is not None and cfg.settings is not None:
-        cfg.settings.update(**{name: v})  # a secret is stored once, in the settings
+        kw = {name: v}  # a secret is stored once, in the settings
+        if key == "SecurityProfile":
+            # the profile to fall back to, in the same save: a power cut leaves both or neither
+            # (proftrial.py); a trial still pending keeps its own, the last that connected
+            fb = cfg.settings.get("profile_fallback", -1)
+            fb = kw["profile_fallback"] = fb if fb >= 0 else cfg.get(key)
+            log.info("security", "security profile %d on trial: %d kept until it connects", v, fb)
+        cfg.settings.update(**kw)
     elif name is not None:
         cfg.runtime[key] = v
     else:
@@ -183,8 +197,9 @@ def _check(key, v, cfg, kt):
         # the session times it with ticks_diff, whose range ends after some 6 days on a charger
         raise ValueError("over a day")
     if key == "SecurityProfile":
-        if v > 3 or v < cfg.get("SecurityProfile"):
-            raise ValueError("the security profile is never lowered")
+        if v > 3 or v <= cfg.get("SecurityProfile"):
+            # never lowered over OCPP (A00.FR.005); nor set to itself (A05.FR.01: Rejected)
+            raise ValueError("the security profile is only raised")
         _profile_ready(v, cfg.settings)
     if key == "AuthorizationKey":
         if not 16 <= len(v) <= 40:

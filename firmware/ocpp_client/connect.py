@@ -4,7 +4,8 @@
 # x509.py and rsa.py when ca_pem changed), the URL and the handshake. The attempt drops those it
 # loaded once the link is up or the attempt failed (one already in use elsewhere when it began
 # stays); a package once none of it is left. A successful attempt starts the check of the
-# client certificate's expiry at profile 3 (client.py check_cert()).
+# client certificate's expiry at profile 3 (client.py check_cert()). While a raised security
+# profile is on trial, each attempt's outcome goes to proftrial.py (loaded for it).
 import sys
 
 import log
@@ -46,6 +47,13 @@ async def attempt(cl, url):
         ws = e
     security = wsopen = auth = tls = None  # the socket keeps its TLS context
     _drop_open(held)
+    if cl.settings.get("profile_fallback", -1) >= 0:  # a raised profile on trial: kept or undone
+        from supervisor import rare
+
+        try:
+            ws = rare("ocpp_client.proftrial", "settle", cl, ws)
+        except Exception as e:  # no memory for it: the next attempt settles it
+            log.warn("security", "profile trial not settled: %s", e)
     if not isinstance(ws, Exception):
         cl.check_cert()
     return ws

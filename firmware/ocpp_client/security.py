@@ -175,7 +175,8 @@ def endpoint(settings, url):
     # (ws://host:port/path -> wss://host:port/path; no port: 443): an upgrade from 1 by
     # ChangeConfiguration (OCTT TC_083_CS) then connects, as EVerest's libocpp does (the URI
     # kept without its scheme, the scheme picked by profile). 0-1 take the URL as given; the
-    # profile is never lowered, so a TLS profile never goes back to ws://.
+    # profile is never lowered, so a TLS profile that connected never goes back to ws://: only a
+    # raised one that never connected falls back (proftrial.py), and the scheme with it.
     if url.startswith("ws://") and settings.get("security_profile", 0) >= 2:
         return "wss://" + url[5:]
     return url
