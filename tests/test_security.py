@@ -277,8 +277,12 @@ async def test_upgrade_from_profile_1_to_2_reconnects_over_tls_at_once(
     assert not tls.calls("BootNotification"), "a reconnection, not a reboot"
     assert _settings(flash)["security_profile"] == 2
     assert _settings(flash)["profile_fallback"] == -1, "the upgrade is kept for good"
-    events = [f.payload for c in (plain, tls) for f in c.calls("SecurityEventNotification")]
-    assert any(e["type"] == "ReconfigurationOfSecurityParameters" for e in events), events
+
+    def reconfigured() -> bool:  # sent on the old link, or on the new one once it is up
+        return any(f.payload["type"] == "ReconfigurationOfSecurityParameters"
+                   for c in (plain, tls) for f in c.calls("SecurityEventNotification"))
+
+    await tls.wait_for(reconfigured, 20, "ReconfigurationOfSecurityParameters")
     # Once connected with it, never back (A05.FR.01, OCTT TC_084_CS)
     for value in ("1", "2"):
         res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value=value))
