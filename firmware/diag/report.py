@@ -11,8 +11,8 @@ import clock
 # Settings shown in the diagnostics: identity, endpoint, installation. Never a key, a password,
 # a Wi-Fi name of the owner's home or a certificate.
 _SETTINGS = ("cp_id", "serial", "model", "vendor", "csms_url", "security_profile",
-             "profile_fallback", "call_timeout_s", "claimed", "meter_model", "meter_addr", "meter_baud", "phases",
-             "grid_meter_model", "grid_meter_addr", "main_fuse_a",
+             "profile_fallback", "call_timeout_s", "claimed", "meter_model", "meter_addr",
+             "meter_baud", "phases", "grid_meter_model", "grid_meter_addr", "main_fuse_a",
              "grid_fallback_a")
 _FAULTS = ("fault", "fault_cleared", "connection_timeout", "factory_reset", "reset")
 
