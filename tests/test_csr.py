@@ -41,8 +41,8 @@ def _settings(flash: Path) -> dict[str, object]:
     return json.loads(raw.split(b"\n", 1)[1])
 
 
-def _sign(ca: Ca, csr: x509.CertificateSigningRequest, days: tuple[int, int] = (-1, 365)
-          ) -> x509.Certificate:
+def _sign(ca: Ca, csr: x509.CertificateSigningRequest,
+          days: tuple[float, float] = (-1, 365)) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     return (x509.CertificateBuilder()
             .subject_name(csr.subject).issuer_name(ca.cert.subject)
@@ -68,6 +68,9 @@ async def test_profile_3_certificate_renewed_by_request_of_the_csms(
     ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
     csms = Csms()
     await csms.start(ssl_context=ctx, url_host="localhost")
+    behind = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)
+    csms.respond("BootNotification", lambda p: call_result.BootNotification(
+        current_time=behind.isoformat(), interval=3600, status="Accepted"))
     old_cert, old_key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
     sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
                     security=Security(3, ca=ca.write(tmp_path), cert=old_cert, key=old_key))
@@ -133,8 +136,17 @@ async def test_profile_3_certificate_renewed_by_request_of_the_csms(
             await sim.agent.wait_line("issuer in the chain does not verify")
             assert _settings(flash)["cert_pem"] == old_cert.read_text()
 
-            # The CA's certificate, with its issuer: Accepted, then a reconnection with it.
-            new = _sign(ca, csr)
+            # Well signed, but under a CA this charger does not trust as a central root: refused.
+            stranger = Ca("another CPO's root")
+            res = await cp.call(call.CertificateSigned(
+                certificate_chain=_pem(_sign(stranger, csr), stranger.cert)))
+            assert res.status == "Rejected"
+            await sim.agent.wait_line("not issued under a central system root")
+
+            # The CA's certificate, with its issuer: Accepted, then a reconnection with it. Its
+            # notBefore is now by the CSMS's clock, two minutes ahead of the charger's (set from
+            # a BootNotification answer that ran late): taken all the same.
+            new = _sign(ca, csr, days=(0, 365))
             connects = csms.connects
             res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, ca.cert)))
             assert res.status == "Accepted"

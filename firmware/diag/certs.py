@@ -216,7 +216,7 @@ class CertStore:
                 try:
                     from diag import csr
 
-                    why = await csr.signed(ocpp.store, ocpp.settings, chain)
+                    why = await csr.signed(ocpp.store, ocpp.settings, chain, self.central_roots())
                 finally:
                     drop("diag.csr", "diag.p256")
             if why is None:

@@ -30,6 +30,7 @@ import hashlib
 import log
 
 _TAG = "certs"
+_SKEW_S = const(600)  # a certificate's notBefore this far ahead of our clock is still taken
 RENEW_DAYS = 30  # renew() asks for a new certificate when the one in use expires within this
 RETRY_S = 86400  # renew() asks again this long after a request no CertificateSigned answered
 DOC = "csrkey"  # the pending private key: {"d": hex} (the store's folder, never logged)
@@ -176,8 +177,45 @@ def _pending(store):
         return None
 
 
-async def signed(store, settings, chain):
-    # CertificateSigned: -> None when taken (saved), else the reason it is refused.
+async def _signs(c, issuer):
+    # Is c's signature made by issuer's key (RSA, or P-256 stepped between event loop turns)?
+    from diag import p256
+
+    if issuer.rsa is not None:
+        return c.signed_by(issuer)
+    g = c.ecdsa_by(issuer)
+    return g is not None and bool(await p256.agen(g))
+
+
+async def _to_root(leaf, chain, roots):
+    # -> None when every link from the leaf up is signed by the next, up to one of the central
+    # roots installed here (the 1.6 security whitepaper: the certificate is "part of the Central
+    # System Root certificate hierarchy"), else the reason. An issuer the chain carries must
+    # verify (a liar in the chain is refused even if a root would do); one it leaves out is
+    # looked for among the roots.
+    c = leaf
+    for _ in range(len(chain) + 1):
+        if c.der in roots:
+            return None
+        up = None
+        for x in chain:
+            if x is not c and x.subject == c.issuer:
+                up = x
+                break
+        if up is None:
+            for r in roots.values():
+                if r.subject == c.issuer and await _signs(c, r):
+                    return None
+            return "not issued under a central system root installed here"
+        if not await _signs(c, up):
+            return "the signature of its issuer in the chain does not verify"
+        c = up
+    return "the chain goes round in circles"
+
+
+async def signed(store, settings, chain, roots_pem=""):
+    # CertificateSigned: -> None when taken (saved), else the reason it is refused. roots_pem:
+    # the central system roots the chain must lead to (none installed: not checked, logged).
     import clock
     from diag import p256, x509
 
@@ -193,19 +231,22 @@ async def signed(store, settings, chain):
     q = await p256.agen(p256.public(d))
     if leaf.ec != p256.point_bytes(q):
         return "the certificate is not for the key of the last SignCertificate"
-    if clock.trusted() and not leaf.valid_at(clock.now()):
+    # (a CA stamps notBefore with its own clock: minutes of skew are not a reason to refuse)
+    now = clock.now()
+    if clock.trusted() and not leaf.not_before - _SKEW_S <= now <= leaf.not_after:
         return "not valid now (%s .. %s)" % (clock.iso(leaf.not_before), clock.iso(leaf.not_after))
-    for c in certs[1:]:
-        if c.subject != leaf.issuer:
-            continue
-        if c.rsa is not None:
-            ok = leaf.signed_by(c)
-        else:
-            g = leaf.ecdsa_by(c)
-            ok = g is not None and bool(await p256.agen(g))
-        if not ok:
-            return "the signature of its issuer in the chain does not verify"
-        break
+    roots = {}
+    try:
+        for b in x509.from_pem(roots_pem) if roots_pem else ():
+            roots[b] = x509.Cert(b)
+    except x509.BadCert as e:  # (what is read before it is kept)
+        log.warn(_TAG, "a central system root unreadable: %s", e)
+    if roots:
+        why = await _to_root(leaf, certs[1:], roots)
+        if why is not None:
+            return why
+    else:
+        log.warn(_TAG, "no central system root installed: the chain's root is not checked")
     cert_pem = "".join(x509.to_pem(b) for b in ders)
     key_pem = pem(key_der(d, q), "EC PRIVATE KEY")
     d = None
