@@ -175,7 +175,7 @@ class SignedFirmware:
             await self._notify("SignatureVerified", rid)
             self.doc["rid"] = rid
             self._save()
-            why = self.fw.updater.local(path)
+            why = self.fw.updater.local(path, signed=True)
             path = None  # ota has it now
             if why:
                 log.warn(_TAG, "install refused: %s", why)

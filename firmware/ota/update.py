@@ -179,8 +179,9 @@ class Updater:
         self._start()
         return None
 
-    def local(self, path, allow_downgrade=False):
-        # A bundle uploaded at the charger (hotspot), already on flash at `path`.
+    def local(self, path, allow_downgrade=False, signed=False):
+        # A bundle uploaded at the charger (hotspot), already on flash at `path`; or `signed`:
+        # the file of a SignedUpdateFirmware (diag/signedfw.py), which announced Downloaded.
         d = self.doc
         if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
             remove(path)
@@ -193,7 +194,8 @@ class Updater:
             os.rename(path, self.bundle)
         d.update(loc="local", tries=0, version="", why="", down=allow_downgrade, local=True)
         self.events.add("fw_update", loc="local")
-        self._status("Downloaded")
+        if not signed:
+            self._status("Downloaded")
         self._phase(_VERIFY)
         self._start()
         return None
