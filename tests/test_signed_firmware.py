@@ -35,9 +35,14 @@ def release_key() -> rsa.RSAPrivateKey:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory, release_key: rsa.RSAPrivateKey) -> bytes:
+def slot_files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, bytes]]:
     files, _ = release.slot_files("unix_sim", NEW, tmp_path_factory.mktemp("rel"))
-    return release.pack(files, release_key, version=NEW, board="unix_sim")
+    return files
+
+
+@pytest.fixture(scope="module")
+def bundle(slot_files: list[tuple[str, bytes]], release_key: rsa.RSAPrivateKey) -> bytes:
+    return release.pack(slot_files, release_key, version=NEW, board="unix_sim")
 
 
 @pytest.fixture
@@ -180,3 +185,29 @@ async def test_bad_certificates_and_signatures_are_refused(
                                   "ManufacturerRootCertificate")
     await charger.agent.wait_line("SignedUpdateFirmware 2 refused: signing certificate not "
                                   "valid now")
+
+
+async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
+        csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
+        release_key: rsa.RSAPrivateKey) -> None:
+    """A signed job that ota refuses (a bundle for another board) ends InstallationFailed with
+    its requestId; an UpdateFirmware after it, ending the same way in the same uptime, is
+    reported as FirmwareStatusNotification, never under the signed job's requestId."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    other = release.pack(slot_files, release_key, version=NEW, board="esp32")
+    (www.root / "other.bin").write_bytes(other)
+    assert await _request(csms, www.url("other.bin"), signer, signer.sign(other), 61
+                          ) == "Accepted"
+    await csms.wait_for(lambda: ("InstallationFailed", 61) in _statuses(csms), 30,
+                        "InstallationFailed")
+    assert _statuses(csms) == [(s, 61) for s in ("Downloading", "Downloaded",
+                                                 "SignatureVerified", "InstallationFailed")]
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await csms.charge_points[CP_ID].call(call.UpdateFirmware(location=www.url("other.bin"),
+                                                             retrieve_date=when, retries=1))
+    await csms.wait_call("FirmwareStatusNotification",
+                         lambda p: p["status"] == "InstallationFailed", timeout=30)
+    assert [f.payload["status"] for f in csms.calls("FirmwareStatusNotification")] == [
+        "Downloading", "Downloaded", "InstallationFailed"]
+    assert len(_statuses(csms)) == 4

@@ -29,7 +29,6 @@ class SignedFirmware:
         self.store = diag.store
         self.doc = self.store.load(_DOC, {"rid": None})
         self._task = None
-        self._last = None
         fw = self.fw
         if fw is not None:
             fw.signed = self._route  # ota's statuses, while a signed job is on
@@ -47,15 +46,12 @@ class SignedFirmware:
             log.exc(_TAG, "saving", e)
 
     def _route(self, st):
-        # ota's status -> (action, payload) to send instead, or None (ota sends its own).
+        # ota's status -> (action, payload) to send instead, or None (ota sends its own). Asked
+        # once a status, at its first try (ota/ocpp.py): its retries keep the answer.
         rid = self.doc["rid"]
         if rid is None:
-            last = self._last
-            # the same final status again (its first send failed): still the signed job's
-            return ("SignedFirmwareStatusNotification", {"status": st, "requestId": last[1]}
-                    ) if last is not None and last[0] == st else None
+            return None
         if st in _FINAL:
-            self._last = (st, rid)
             self.doc["rid"] = None
             self._save()
         return "SignedFirmwareStatusNotification", {"status": st, "requestId": rid}

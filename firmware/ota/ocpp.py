@@ -30,6 +30,7 @@ class Firmware:
         # fn(status) -> (action, payload) or None: a SignedUpdateFirmware job (diag/signedfw.py)
         # takes the statuses of the install it handed over, as SignedFirmwareStatusNotification.
         self.signed = None
+        self._head = None  # the first queued status as it goes out (routed at its first try)
 
     async def update(self, p):
         try:
@@ -54,6 +55,7 @@ class Firmware:
     def _changed(self, st):
         if len(self._queue) >= _QUEUE:
             self._queue.pop(0)
+            self._head = None
         self._queue.append(st)
         self._kick.set()
 
@@ -71,13 +73,18 @@ class Firmware:
                     pass
                 continue
             st = self._queue[0]
-            sent = self.signed(st) if self.signed is not None else None
+            if self._head is None:
+                # Routed once: a retry goes out as the same message, even when the signed job
+                # that owned the status has ended and another job runs.
+                sent = self.signed(st) if self.signed is not None else None
+                self._head = sent or ("FirmwareStatusNotification", {"status": st})
             try:
-                await s.rpc.call(*(sent or ("FirmwareStatusNotification", {"status": st})))
+                await s.rpc.call(*self._head)
             except Exception as e:
                 log.warn(_TAG, "FirmwareStatusNotification %s not sent: %s", st, e)
                 await asyncio.sleep(2)
                 continue
             if self._queue and self._queue[0] == st:
                 self._queue.pop(0)
+            self._head = None
             self.updater.delivered(st)
