@@ -7,6 +7,7 @@ reported as a security event, and the running version stays."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -211,3 +212,42 @@ async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
     assert [f.payload["status"] for f in csms.calls("FirmwareStatusNotification")] == [
         "Downloading", "Downloaded", "InstallationFailed"]
     assert len(_statuses(csms)) == 4
+
+
+@pytest.mark.parametrize("cut_at", ["DownloadScheduled", "Downloading"])
+async def test_a_signed_job_cut_before_its_signature_is_checked_resumes_after_the_boot(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey, cut_at: str) -> None:
+    """A power cut while the download waits for its retrieve time (hours, maybe) or while it
+    runs: the job was saved when it was accepted, so the boot takes it up again once online
+    (announcing where it is again) and the CSMS hears it to its end, all under its requestId."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    serve = www._file
+    gate = asyncio.Event()
+
+    async def held(*args: object) -> None:  # the server answers once the power is back
+        await gate.wait()
+        await serve(*args)  # type: ignore[arg-type]
+
+    if cut_at == "Downloading":
+        www._file = held  # type: ignore[method-assign]
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 71,
+                          later_s=20 if cut_at == "DownloadScheduled" else 0) == "Accepted"
+    await csms.wait_for(lambda: (cut_at, 71) in _statuses(csms), 20, cut_at)
+    assert charger.agent is not None
+    await charger.agent.power_cut()
+    gate.set()
+    await charger.agent.power_on()
+    await csms.wait_for(lambda: ("Installed", 71) in _statuses(csms), 120, "Installed")
+    got = [s for s, _ in _statuses(csms)]
+    assert {r for _, r in _statuses(csms)} == {71}
+    assert got[0] == cut_at
+    resumed = got[1:]
+    if resumed[0] == "DownloadScheduled":  # the retrieve time had not come at the boot
+        resumed = resumed[1:]
+    assert resumed == ["Downloading", "Downloaded", "SignatureVerified", "Installing",
+                       "Installed"], got
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert len(boots) == 3 and boots[-1] == NEW, boots

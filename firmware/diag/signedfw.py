@@ -6,7 +6,14 @@
 # bundle's own signature and manifest, install into the other slot, trial boot, commit or
 # rollback). Every step goes out as
 # SignedFirmwareStatusNotification with the requestId (ota's notifications are routed here
-# while a signed job is on, across the trial reboot: the job is a store document).
+# while a signed job is on, across the trial reboot).
+# The job is a store document from its acceptance on, so a power cut resumes it (the boot loads
+# this module for it: ocpp_client/security_ext.py); `ph` says where it was:
+#   get   scheduled or downloading: the boot starts it again once online, from its retrieve time
+#         (DownloadScheduled or Downloading again), the partial file resumed (Range / REST)
+#   wait  verified, for ota/: also a hand-over a cut lost (the file still here: done again;
+#         nowhere: InstallationFailed)
+#   ota   handed to ota/, whose statuses are the job's until a final one
 import asyncio
 import binascii
 import hashlib
@@ -27,11 +34,24 @@ class SignedFirmware:
     def __init__(self, diag):
         self.diag = diag
         self.store = diag.store
-        self.doc = self.store.load(_DOC, {"rid": None})
+        # a document written before `ph` existed had rid set only once handed to ota
+        self.doc = self.store.load(_DOC, {"rid": None, "ph": "ota"})
         self._task = None
         fw = self.fw
         if fw is not None:
             fw.signed = self._route  # ota's statuses, while a signed job is on
+            if self._resumable(fw.updater):
+                self._task = asyncio.create_task(self._job(True))
+
+    def _resumable(self, up):
+        # At boot: a job a reboot interrupted before ota had it, or lost on the way to ota.
+        d = self.doc
+        if d["rid"] is None or d["ph"] != "ota":
+            return d["rid"] is not None
+        if up.busy() or up.unsent() is not None:
+            return False  # ota has it: its statuses come routed here
+        d["ph"] = "wait"  # the cut came before ota took the file
+        return True
 
     @property
     def fw(self):
@@ -49,8 +69,8 @@ class SignedFirmware:
         # ota's status -> (action, payload) to send instead, or None (ota sends its own). Asked
         # once a status, at its first try (ota/ocpp.py): its retries keep the answer.
         rid = self.doc["rid"]
-        if rid is None:
-            return None
+        if rid is None or self.doc["ph"] != "ota":
+            return None  # no signed job, or one that has not handed its file over yet
         if st in _FINAL:
             self.doc["rid"] = None
             self._save()
@@ -98,10 +118,6 @@ class SignedFirmware:
             # is the report.
             self.diag.sec.add("InvalidFirmwareSigningCertificate", why)
             return {"status": "InvalidCertificate"}
-        try:
-            sig = binascii.a2b_base64(fw["signature"])
-        except ValueError:
-            sig = b""
         up = self.fw.updater if self.fw is not None else None
         if up is None:
             log.warn(_TAG, "SignedUpdateFirmware %d rejected: no update path in this build", rid)
@@ -109,75 +125,59 @@ class SignedFirmware:
         if up.doc["phase"] in ("verify", "install", "trial", "itrial"):
             log.warn(_TAG, "SignedUpdateFirmware %d rejected: an update is being installed", rid)
             return {"status": "Rejected"}
-        try:
-            at = clock.parse_iso(fw["retrieveDateTime"])
-        except ValueError:
-            at = 0
         retries = p.get("retries")
         interval = p.get("retryInterval")
         canceled = self._task is not None
         if canceled:
             self._task.cancel()
             self._task = None
-        job = (fw["location"], at, 3 if retries is None else max(1, retries),
-               60 if interval is None else max(0, interval), cert.rsa, sig, rid)
-        self.diag.s.after(self._spawn, job)
+        n, e = cert.rsa
+        self.doc = {"rid": rid, "ph": "get", "url": fw["location"],
+                    "at": _when(fw["retrieveDateTime"]),
+                    "tries": 3 if retries is None else max(1, retries),
+                    "iv": 60 if interval is None else max(0, interval),
+                    "key": ["%x" % n, e], "sig": fw["signature"]}
+        self._save()  # from now on a power cut resumes the job
+        self.diag.s.after(self._spawn)
         return {"status": "AcceptedCanceled" if canceled else "Accepted"}
 
-    async def _spawn(self, job):
-        self._task = asyncio.create_task(self._job(*job))
+    async def _spawn(self):
+        self._task = asyncio.create_task(self._job(False))
 
-    async def _job(self, url, at, attempts, interval, key, sig, rid):
-        from ota.update import _final, _why, fetch
+    async def _end(self, st):
+        # The job's own final status (not one of ota's): no job on any more.
+        rid = self.doc["rid"]
+        self.doc["rid"] = None
+        self._save()
+        await self._notify(st, rid)
 
+    async def _job(self, resumed):
+        from ota.slots import exists
+
+        d = self.doc
+        rid = d["rid"]
         path = self.store.path(_FILE, "")
         try:
-            # A retrieve time within the clock's own granularity (whole seconds, set from the
-            # CSMS's) is "now": it is waited for but not announced as a schedule.
-            if at > clock.now() + 2:
-                await self._notify("DownloadScheduled", rid)
-                while at > clock.now():
-                    await asyncio.sleep(min(at - clock.now(), 60))
-            await self._notify("Downloading", rid)
-            ok = False
-            for i in range(attempts):
-                try:
-                    # http(s):// or ftp:// (ota/update.py's fetch: net/http.py, net/ftp.py)
-                    n = await fetch(url, path, self.diag.settings, self.diag.board,
-                                    resume=i > 0)
-                    log.info(_TAG, "downloaded %d bytes", n)
-                    ok = True
-                    break
-                except Exception as e:
-                    if isinstance(e, asyncio.CancelledError):
-                        raise
-                    log.warn(_TAG, "download %d/%d failed: %s", i + 1, attempts, _why(e))
-                    if _final(e):
-                        break  # a retry cannot mend it (HTTP 404, FTP 530 or 550, ...)
-                    if i + 1 < attempts:
-                        await asyncio.sleep(interval)
-            if not ok:
-                await self._notify("DownloadFailed", rid)
+            if resumed:
+                log.info(_TAG, "request %d resumed after the reboot (%s)", rid, d["ph"])
+                # Its statuses go out once the CSMS can hear them (the session has no event for
+                # it: diag/csr.py polls the same way).
+                while not self.diag.s.online():
+                    await asyncio.sleep(1)
+            if d["ph"] == "get":
+                if not await self._get(path, rid, resumed):
+                    return
+            if not exists(path):
+                log.warn(_TAG, "firmware of request %d lost before its installation", rid)
+                await self._end("InstallationFailed")
                 return
-            await self._notify("Downloaded", rid)
-            digest = await _sha256(path)
-            scheme = _verify(key, sig, digest)
-            if scheme is None:
-                log.warn(_TAG, "firmware of request %d: signature does not verify", rid)
-                self.diag.sec.add("InvalidFirmwareSignature", "request %d" % rid)
-                await self._notify("InvalidSignature", rid)
-                return
-            log.info(_TAG, "firmware of request %d: %s signature verified", rid, scheme)
-            await self._notify("SignatureVerified", rid)
-            self.doc["rid"] = rid
+            d["ph"] = "ota"
             self._save()
             why = self.fw.updater.local(path, signed=True)
             path = None  # ota has it now
             if why:
                 log.warn(_TAG, "install refused: %s", why)
-                self.doc["rid"] = None
-                self._save()
-                await self._notify("InstallationFailed", rid)
+                await self._end("InstallationFailed")
         finally:
             if path is not None:
                 try:
@@ -187,6 +187,66 @@ class SignedFirmware:
                 except OSError:
                     pass
             self._task = None
+
+    async def _get(self, path, rid, resumed):
+        # Schedule, download, signature. -> True once the file is verified (the job's end
+        # reported otherwise).
+        from ota.update import _final, _why, fetch
+
+        d = self.doc
+        at = d["at"]
+        # A retrieve time within the clock's own granularity (whole seconds, set from the
+        # CSMS's) is "now": it is waited for but not announced as a schedule.
+        if at > clock.now() + 2:
+            await self._notify("DownloadScheduled", rid)
+            while at > clock.now():
+                await asyncio.sleep(min(at - clock.now(), 60))
+        await self._notify("Downloading", rid)
+        ok = False
+        attempts = d["tries"]
+        for i in range(attempts):
+            try:
+                # http(s):// or ftp:// (ota/update.py's fetch: net/http.py, net/ftp.py); after a
+                # reboot the partial file is resumed
+                n = await fetch(d["url"], path, self.diag.settings, self.diag.board,
+                                resume=resumed or i > 0)
+                log.info(_TAG, "downloaded %d bytes", n)
+                ok = True
+                break
+            except Exception as e:
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                log.warn(_TAG, "download %d/%d failed: %s", i + 1, attempts, _why(e))
+                if _final(e):
+                    break  # a retry cannot mend it (HTTP 404, FTP 530 or 550, ...)
+                if i + 1 < attempts:
+                    await asyncio.sleep(d["iv"])
+        if not ok:
+            await self._end("DownloadFailed")
+            return False
+        await self._notify("Downloaded", rid)
+        try:
+            sig = binascii.a2b_base64(d["sig"])
+        except ValueError:
+            sig = b""
+        digest = await _sha256(path)
+        scheme = _verify((int(d["key"][0], 16), d["key"][1]), sig, digest)
+        if scheme is None:
+            log.warn(_TAG, "firmware of request %d: signature does not verify", rid)
+            self.diag.sec.add("InvalidFirmwareSignature", "request %d" % rid)
+            await self._end("InvalidSignature")
+            return False
+        log.info(_TAG, "firmware of request %d: %s signature verified", rid, scheme)
+        await self._notify("SignatureVerified", rid)
+        return True
+
+
+def _when(s):
+    # A request's date-time -> clock seconds (0, "now", when it cannot be read).
+    try:
+        return clock.parse_iso(s)
+    except ValueError:
+        return 0
 
 
 def _verify(key, sig, digest):
