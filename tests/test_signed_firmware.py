@@ -11,6 +11,7 @@ import asyncio
 import base64
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -79,15 +80,20 @@ def _events(csms: Csms) -> list[str]:
     return [f.payload["type"] for f in csms.calls("SecurityEventNotification")]
 
 
+def _iso(later_s: int) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=later_s)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
 async def _request(csms: Csms, url: str, cert: Rsa, signature: bytes, rid: int,
-                   later_s: int = 0, retries: int = 1) -> str:
+                   later_s: int = 0, retries: int = 1, install_s: int | None = None) -> str:
     cp = csms.charge_points[CP_ID]
-    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=later_s)
+    fw = {"location": url, "retrieveDateTime": _iso(later_s), "signingCertificate": cert.pem,
+          "signature": base64.b64encode(signature).decode()}
+    if install_s is not None:
+        fw["installDateTime"] = _iso(install_s)
     res = await cp.call(call.SignedUpdateFirmware(request_id=rid, retries=retries,
-                                                  retry_interval=1,
-        firmware={"location": url, "retrieveDateTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "signingCertificate": cert.pem,
-                  "signature": base64.b64encode(signature).decode()}))
+                                                  retry_interval=1, firmware=fw))
     status: str = res.status
     return status
 
@@ -110,7 +116,8 @@ async def test_signed_update_is_checked_installed_and_reported(
     assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 41) == "Accepted"
     await csms.wait_for(lambda: ("Installed", 41) in _statuses(csms), 90, "Installed")
     assert _statuses(csms) == [(s, 41) for s in ("Downloading", "Downloaded",
-                                                 "SignatureVerified", "Installing", "Installed")]
+                                                 "SignatureVerified", "Installing",
+                                                 "InstallRebooting", "Installed")]
     assert csms.calls("FirmwareStatusNotification") == []
     boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
     assert boots[-1] == NEW and boots[0] != NEW
@@ -142,8 +149,8 @@ async def test_signed_update_over_ftp_and_a_refused_login(
                               52) in ("Accepted", "AcceptedCanceled")
         await csms.wait_for(lambda: ("Installed", 52) in _statuses(csms), 90, "Installed")
     got = [s for s, r in _statuses(csms) if r == 52]
-    assert got[:3] == ["Downloading", "Downloaded", "SignatureVerified"], got
-    assert got[-2:] == ["Installing", "Installed"], got
+    assert got == ["Downloading", "Downloaded", "SignatureVerified", "Installing",
+                   "InstallRebooting", "Installed"], got
     boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
     assert boots[-1] == NEW and boots[0] != NEW
     lines = "\n".join(charger.agent.all_lines)
@@ -248,6 +255,38 @@ async def test_a_signed_job_cut_before_its_signature_is_checked_resumes_after_th
     if resumed[0] == "DownloadScheduled":  # the retrieve time had not come at the boot
         resumed = resumed[1:]
     assert resumed == ["Downloading", "Downloaded", "SignatureVerified", "Installing",
-                       "Installed"], got
+                       "InstallRebooting", "Installed"], got
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert len(boots) == 3 and boots[-1] == NEW, boots
+
+
+async def test_installation_waits_for_install_date_time_even_across_a_power_cut(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """installDateTime in the future: the verified file waits on flash (InstallScheduled),
+    through a power cut, and is installed at that time; InstallRebooting comes before the
+    reset into the new slot; Installed after it carries the requestId."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    install_s = 25
+    due = time.monotonic() + install_s - 1  # the install time in whole seconds
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 81,
+                          install_s=install_s) == "Accepted"
+    await csms.wait_for(lambda: ("InstallScheduled", 81) in _statuses(csms), 30,
+                        "InstallScheduled")
+    assert charger.agent is not None
+    await charger.agent.power_cut()
+    await charger.agent.power_on()
+    await csms.wait_for(lambda: ("Installed", 81) in _statuses(csms), 120, "Installed")
+    assert {r for _, r in _statuses(csms)} == {81}
+    got = [s for s, _ in _statuses(csms)]
+    assert got[:4] == ["Downloading", "Downloaded", "SignatureVerified", "InstallScheduled"]
+    after = got[5:] if got[4] == "InstallScheduled" else got[4:]  # again after the boot
+    assert after == ["Installing", "InstallRebooting", "Installed"], got
+    installing = next(f for f in csms.calls("SignedFirmwareStatusNotification")
+                      if f.payload["status"] == "Installing")
+    assert installing.t >= due, f"installed {due - installing.t:.1f} s before installDateTime"
+    assert len(www.requests()) == 1, "the verified file was kept, not downloaded again"
     boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
     assert len(boots) == 3 and boots[-1] == NEW, boots

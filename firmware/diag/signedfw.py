@@ -11,8 +11,9 @@
 # this module for it: ocpp_client/security_ext.py); `ph` says where it was:
 #   get   scheduled or downloading: the boot starts it again once online, from its retrieve time
 #         (DownloadScheduled or Downloading again), the partial file resumed (Range / REST)
-#   wait  verified, for ota/: also a hand-over a cut lost (the file still here: done again;
-#         nowhere: InstallationFailed)
+#   wait  verified, waiting for installDateTime (InstallScheduled; again after a reboot), then
+#         for ota/; also a hand-over a cut lost (the file still here: done again; nowhere:
+#         InstallationFailed)
 #   ota   handed to ota/, whose statuses are the job's until a final one
 import asyncio
 import binascii
@@ -133,7 +134,7 @@ class SignedFirmware:
             self._task = None
         n, e = cert.rsa
         self.doc = {"rid": rid, "ph": "get", "url": fw["location"],
-                    "at": _when(fw["retrieveDateTime"]),
+                    "at": _when(fw["retrieveDateTime"]), "inst": _when(fw.get("installDateTime")),
                     "tries": 3 if retries is None else max(1, retries),
                     "iv": 60 if interval is None else max(0, interval),
                     "key": ["%x" % n, e], "sig": fw["signature"]}
@@ -167,10 +168,17 @@ class SignedFirmware:
             if d["ph"] == "get":
                 if not await self._get(path, rid, resumed):
                     return
+                d["ph"] = "wait"
+                self._save()
             if not exists(path):
                 log.warn(_TAG, "firmware of request %d lost before its installation", rid)
                 await self._end("InstallationFailed")
                 return
+            inst = d.get("inst", 0)
+            if inst > clock.now() + 2:  # (the retrieve time's rule below)
+                await self._notify("InstallScheduled", rid)
+                while inst > clock.now():
+                    await asyncio.sleep(min(inst - clock.now(), 60))
             d["ph"] = "ota"
             self._save()
             why = self.fw.updater.local(path, signed=True)
@@ -242,9 +250,9 @@ class SignedFirmware:
 
 
 def _when(s):
-    # A request's date-time -> clock seconds (0, "now", when it cannot be read).
+    # A request's date-time -> clock seconds (0, "now", when absent or unreadable).
     try:
-        return clock.parse_iso(s)
+        return clock.parse_iso(s) if s else 0
     except ValueError:
         return 0
 

@@ -192,8 +192,9 @@ class Updater:
             import os
 
             os.rename(path, self.bundle)
-        d.update(loc="local", tries=0, version="", why="", down=allow_downgrade, local=True)
-        self.events.add("fw_update", loc="local")
+        loc = "signed" if signed else "local"
+        d.update(loc=loc, tries=0, version="", why="", down=allow_downgrade, local=True)
+        self.events.add("fw_update", loc=loc)
         if not signed:
             self._status("Downloaded")
         self._phase(_VERIFY)
@@ -352,7 +353,12 @@ class Updater:
         self.events.add("fw_trial", version=self.doc["version"], slot=s)
         log.info(_TAG, "version %s installed in slot %s: restarting to try it",
                  self.doc["version"], s)
-        # Let the Installing notification go out first (bounded), then restart into the trial.
+        if self.doc["loc"] == "signed":
+            # SignedFirmwareStatus has InstallRebooting (FirmwareStatus has not). Saved unsent:
+            # a reset before it went out sends it after the boot (ota/ocpp.py, unsent()).
+            self._status("InstallRebooting")
+            self._save()
+        # Let the last notification go out first (bounded), then restart into the trial.
         for _ in range(50 if self.listeners else 0):
             if self.doc["sent"]:
                 break
@@ -475,7 +481,8 @@ class Updater:
 
     # -- reporting -----------------------------------------------------------------------
     def unsent(self):
-        # A final status a reboot kept from the CSMS (Installed, *Failed), to send once.
+        # A status a reboot kept from the CSMS (Installed, *Failed, InstallRebooting), to send
+        # once.
         d = self.doc
         return None if d["sent"] else d["status"]
 
