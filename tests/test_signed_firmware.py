@@ -98,6 +98,19 @@ async def _request(csms: Csms, url: str, cert: Rsa, signature: bytes, rid: int,
     return status
 
 
+async def _trigger(csms: Csms) -> tuple[str | None, dict[str, object]]:
+    """ExtendedTriggerMessage(FirmwareStatusNotification) -> the message it brought."""
+    n = len(csms.frames)
+    res = await csms.charge_points[CP_ID].call(
+        call.ExtendedTriggerMessage(requested_message="FirmwareStatusNotification"))
+    assert res.status == "Accepted"
+    f = await csms.wait_for(lambda: next(
+        (f for f in csms.frames[n:] if f.direction == "in" and f.action in (
+            "FirmwareStatusNotification", "SignedFirmwareStatusNotification")), None),
+        10, "the triggered status")
+    return f.action, f.payload
+
+
 async def _manufacturer_root(csms: Csms) -> Rsa:
     """A manufacturer root, installed on the charger by the CSMS."""
     root = Rsa("borne manufacturer root")
@@ -211,6 +224,9 @@ async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
                         "InstallationFailed")
     assert _statuses(csms) == [(s, 61) for s in ("Downloading", "Downloaded",
                                                  "SignatureVerified", "InstallationFailed")]
+    # The signed job's last status stays the trigger's answer until another job reports.
+    assert await _trigger(csms) == ("SignedFirmwareStatusNotification",
+                                    {"status": "InstallationFailed", "requestId": 61})
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     await csms.charge_points[CP_ID].call(call.UpdateFirmware(location=www.url("other.bin"),
                                                              retrieve_date=when, retries=1))
@@ -218,7 +234,8 @@ async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
                          lambda p: p["status"] == "InstallationFailed", timeout=30)
     assert [f.payload["status"] for f in csms.calls("FirmwareStatusNotification")] == [
         "Downloading", "Downloaded", "InstallationFailed"]
-    assert len(_statuses(csms)) == 4
+    assert len(_statuses(csms)) == 5  # the four and the triggered one
+    assert await _trigger(csms) == ("FirmwareStatusNotification", {"status": "Idle"})
 
 
 @pytest.mark.parametrize("cut_at", ["DownloadScheduled", "Downloading"])
@@ -275,6 +292,9 @@ async def test_installation_waits_for_install_date_time_even_across_a_power_cut(
                           install_s=install_s) == "Accepted"
     await csms.wait_for(lambda: ("InstallScheduled", 81) in _statuses(csms), 30,
                         "InstallScheduled")
+    # ExtendedTriggerMessage: the signed job's state, not the unsigned updater's Idle
+    assert await _trigger(csms) == ("SignedFirmwareStatusNotification",
+                                    {"status": "InstallScheduled", "requestId": 81})
     assert charger.agent is not None
     await charger.agent.power_cut()
     await charger.agent.power_on()
@@ -282,8 +302,9 @@ async def test_installation_waits_for_install_date_time_even_across_a_power_cut(
     assert {r for _, r in _statuses(csms)} == {81}
     got = [s for s, _ in _statuses(csms)]
     assert got[:4] == ["Downloading", "Downloaded", "SignatureVerified", "InstallScheduled"]
-    after = got[5:] if got[4] == "InstallScheduled" else got[4:]  # again after the boot
-    assert after == ["Installing", "InstallRebooting", "Installed"], got
+    # InstallScheduled: announced, triggered, and again after the boot (if still ahead)
+    assert [s for s in got[4:] if s != "InstallScheduled"] == [
+        "Installing", "InstallRebooting", "Installed"], got
     installing = next(f for f in csms.calls("SignedFirmwareStatusNotification")
                       if f.payload["status"] == "Installing")
     assert installing.t >= due, f"installed {due - installing.t:.1f} s before installDateTime"

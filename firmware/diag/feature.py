@@ -77,6 +77,8 @@ class Diag:
         if what == "BootNotification" and s.registration == "Accepted":
             return {"status": "Rejected"}
         fn = s.triggers.get(what)
+        if what == "FirmwareStatusNotification" and self.signedfw.status() is not None:
+            fn = self.signedfw.trigger  # a signed job's: SignedFirmwareStatusNotification
         if fn is None and what == "FirmwareStatusNotification":
             fn = self._fw_idle  # no update feature in this build: nothing is going on
         if fn is None:

@@ -38,6 +38,10 @@ class SignedFirmware:
         # a document written before `ph` existed had rid set only once handed to ota
         self.doc = self.store.load(_DOC, {"rid": None, "ph": "ota"})
         self._task = None
+        # (status, requestId) the signed job said last: ExtendedTriggerMessage's answer while
+        # it runs and after, until another job reports (ota's statuses not routed here)
+        d = self.doc
+        self.last = (d["st"], d["rid"]) if d["rid"] is not None and d.get("st") else None
         fw = self.fw
         if fw is not None:
             fw.signed = self._route  # ota's statuses, while a signed job is on
@@ -69,15 +73,31 @@ class SignedFirmware:
     def _route(self, st):
         # ota's status -> (action, payload) to send instead, or None (ota sends its own). Asked
         # once a status, at its first try (ota/ocpp.py): its retries keep the answer.
-        rid = self.doc["rid"]
-        if rid is None or self.doc["ph"] != "ota":
+        d = self.doc
+        rid = d["rid"]
+        if rid is None or d["ph"] != "ota":
+            self.last = None  # another job's status: the firmware's state is its now
             return None  # no signed job, or one that has not handed its file over yet
         if st in _FINAL:
-            self.doc["rid"] = None
-            self._save()
+            d["rid"] = None
+        d["st"] = st
+        self.last = (st, rid)
+        self._save()  # Installing, InstallRebooting: the trigger's answer after the reset
         return "SignedFirmwareStatusNotification", {"status": st, "requestId": rid}
 
+    def status(self):
+        # -> (status, requestId) for ExtendedTriggerMessage(FirmwareStatusNotification), or
+        # None: ota answers (Idle, or an UpdateFirmware job started since).
+        if self.last is None or (self.doc["rid"] is None and self.fw.updater.busy()):
+            return None
+        return self.last
+
+    async def trigger(self, cid=None):
+        await self._notify(*self.last)
+
     async def _notify(self, st, rid):
+        self.doc["st"] = st  # saved with the job's next phase
+        self.last = (st, rid)
         await self.diag._send("SignedFirmwareStatusNotification", {"status": st, "requestId": rid})
 
     # -- the signing certificate ------------------------------------------------------------
@@ -139,6 +159,7 @@ class SignedFirmware:
                     "iv": 60 if interval is None else max(0, interval),
                     "key": ["%x" % n, e], "sig": fw["signature"]}
         self._save()  # from now on a power cut resumes the job
+        self.last = None  # until it says something: ota's Idle
         self.diag.s.after(self._spawn)
         return {"status": "AcceptedCanceled" if canceled else "Accepted"}
 
