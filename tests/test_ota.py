@@ -6,6 +6,7 @@ refused with the running version untouched, and a session is never interrupted."
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -395,3 +396,31 @@ async def test_an_image_that_does_not_prove_itself_is_rolled_back_by_the_bootloa
                                 r"to ota_0")
     od = esp32state.otadata(flash)
     assert (od["boot"], od["state"]) == ("ota_0", "aborted"), od
+
+
+async def test_credentials_in_an_http_location_go_as_basic_and_never_into_the_logs(
+        csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
+        signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]]) -> None:
+    """http://user:password@host/...?token=...: the credentials go to the server as HTTP
+    Basic (as for diagnostics uploads) and neither they nor the query reach the event log or
+    the agent log, which a GetDiagnostics uploads. (A bundle for another board: refused after
+    its download, no reboot needed.)"""
+    sim, _ctl = charger
+    (www.root / "fw.bin").write_bytes(
+        release.pack(slot_files, signing_key, version=NEW, board="esp32"))
+    url = www.url("fw.bin").replace("://", "://u:s3cret@") + "?token=t0ken5ecret"
+    await _update(csms, url, retries=1)
+    assert await _final(csms) == "InstallationFailed"
+    assert _statuses(csms) == ["Downloading", "Downloaded", "InstallationFailed"]
+    get = www.requests("GET")
+    assert [r.path for r in get] == ["/fw.bin?token=t0ken5ecret"]
+    assert get[0].headers["authorization"] == "Basic " + base64.b64encode(b"u:s3cret").decode()
+    res = await csms.charge_points[CP_ID].call(call.GetDiagnostics(location=www.url("upload/")))
+    await csms.wait_call("DiagnosticsStatusNotification", lambda p: p["status"] == "Uploaded",
+                         timeout=30)
+    text = (www.root / "uploads" / res.file_name).read_text()
+    assert "fw_update" in text and "***@127.0.0.1" in text
+    assert sim.agent is not None
+    for secret in ("s3cret", "t0ken5ecret"):
+        assert secret not in text
+        assert not [ln for ln in sim.agent.all_lines if secret in ln]

@@ -373,13 +373,16 @@ def _size(path):
 
 async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress=None,
                    route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS, chunk=None, rate=None,
-                   sync_every=0):
+                   sync_every=0, headers=None):
     # GET url into the file at `path`, streamed. With `resume` and a partial file there, asks
     # for the rest (Range) and appends; a server that ignores Range sends it all again (file
     # rewritten). -> the file's complete size. `max_size` refuses a longer body before a byte of
-    # it is written. Raises HttpError (the file keeps what arrived, for the next resume).
+    # it is written; `headers`: more request headers (Authorization). Raises HttpError (the
+    # file keeps what arrived, for the next resume).
     have = _size(path) if resume else 0
-    headers = {"Range": "bytes=%d-" % have} if have else None
+    if have:
+        headers = dict(headers or ())
+        headers["Range"] = "bytes=%d-" % have
     resp, url = await _follow("GET", url, headers, None, ssl_ctx, route, timeout_ms, redirects,
                               None)
     try:

@@ -274,7 +274,7 @@ class Updater:
                 n = await fetch(url, self.bundle, self.settings, self.board, resume=True,
                                 max_size=None if room is None else room // 2,
                                 progress=self._progress, sync_every=SYNC_BYTES)
-                log.info(_TAG, "downloaded %d bytes from %s", n, _show(url).split("?")[0])
+                log.info(_TAG, "downloaded %d bytes from %s", n, _show(url))
                 self.progress = None
                 self._status("Downloaded")
                 self._phase(_VERIFY)
@@ -519,12 +519,11 @@ def _why(e):
 
 
 def _show(url):
-    # The location for a log line or an event: an ftp:// URL's credentials as "***".
-    if not url.startswith("ftp://"):
-        return url
+    # The location for a log line or an event (both end up in diagnostics uploads): any
+    # scheme's credentials as "***", no query or fragment (tokens ride there).
     from diag.location import show
 
-    return show(url)
+    return show(url.split("#")[0].split("?")[0])
 
 
 def _ftp_loc(url):
@@ -558,4 +557,21 @@ async def fetch(url, path, settings, board, **kw):
     from net import http
 
     ctx = http.tls(settings, board) if url.startswith("https:") else None
-    return await http.download(url, path, ssl_ctx=ctx, **kw)
+    auth = None
+    if "@" in url:
+        # Credentials in the URL become HTTP Basic, as for uploads (diag/upload.py): net/http.py
+        # takes none in URLs.
+        import binascii
+
+        from diag import location
+
+        try:
+            scheme, host, port, user, password, rpath = location.parse(url, "")
+        except location.BadLocation as e:
+            raise http.HttpError("bad location: %s" % e, 400)  # no retry mends it
+        if user is not None:
+            url = "%s://%s:%d%s" % (scheme, ("[%s]" % host) if ":" in host else host, port,
+                                    rpath)
+            tok = binascii.b2a_base64(("%s:%s" % (user, password or "")).encode())[:-1]
+            auth = {"Authorization": "Basic " + tok.decode()}
+    return await http.download(url, path, ssl_ctx=ctx, headers=auth, **kw)
