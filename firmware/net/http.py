@@ -356,12 +356,20 @@ async def _follow(method, url, headers, body, ssl_ctx, route, timeout_ms, redire
         if url.startswith("https:") and not nxt.startswith("https:"):
             raise HttpError("redirect from https:// to %s refused" % nxt.split(":")[0],
                             resp.status)
+        if headers and "Authorization" in headers and _origin(nxt) != _origin(url):
+            # Credentials are for the server they were given for, not where it sends us
+            headers = {k: v for k, v in headers.items() if k != "Authorization"}
         url = nxt
         if body is not None and resp.status in (301, 302, 303):
             raise HttpError("HTTP %d redirect of a %s: not re-sent" % (resp.status, method),
                             resp.status)
         if rewind is not None:
             rewind()
+
+
+def _origin(url):
+    # scheme://host[:port], as compared for a redirect
+    return "/".join(url.split("/", 3)[:3]).lower()
 
 
 def _size(path):

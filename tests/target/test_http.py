@@ -170,6 +170,14 @@ async def test_redirects_followed_then_a_loop_refused():
     await _fails(http.download(_url("loop/x"), "loop.out"), "more than 5 redirects")
 
 
+async def test_credentials_follow_a_redirect_on_the_same_server_only():
+    auth = {"Authorization": "Basic dTpzM2NyZXQ="}
+    await http.download(_url("redirect/2/echo-auth"), "same.out", headers=auth)
+    assert _read("same.out") == b"Basic dTpzM2NyZXQ=", _read("same.out")
+    await http.download(_url("elsewhere/echo-auth"), "other.out", headers=auth, resume=False)
+    assert _read("other.out") == b"", _read("other.out")
+
+
 async def test_a_trickling_server_fails():
     _put("t.bin", b"y" * 5000)
     t0 = time.ticks_ms()

@@ -8,6 +8,9 @@ size and SHA-256). Misbehaviour is chosen by a path prefix, so any client can as
     /status/<code>/...        answers <code> with a short body
     /loop/...                 302 to itself, forever
     /redirect/<k>/<path>      k redirects (relative, then absolute), then <path>
+    /elsewhere/<path>         302 to <path> on the other name of this server (127.0.0.1 <->
+                              localhost): another origin
+    /echo-auth                answers the Authorization header it was sent ("" without one)
     /trickle/<path>           the head at once, then the body one byte a second
     /trickle-head/<path>      even the status line one byte a second
     /cut/<n>/<path>           closes the connection after n bytes of the body (each request:
@@ -129,6 +132,14 @@ class FileServer:
                 scheme = "https" if w.get_extra_info("sslcontext") else "http"
                 loc = f"{scheme}://{host}/redirect/{k - 1}/{rest}"
             await _answer(w, 302, b"", {"Location": loc})
+        elif mode == "elsewhere":
+            host, _, port = headers.get("host", "127.0.0.1").partition(":")
+            other = "localhost" if host == "127.0.0.1" else "127.0.0.1"
+            scheme = "https" if w.get_extra_info("sslcontext") else "http"
+            rest = "/".join(parts[1:])
+            await _answer(w, 302, b"", {"Location": f"{scheme}://{other}:{port}/{rest}"})
+        elif mode == "echo-auth":
+            await _answer(w, 200, headers.get("authorization", "").encode())
         elif mode == "silent":
             await asyncio.sleep(3600)
         elif mode == "trickle-head":
