@@ -30,10 +30,13 @@ def quote(s):
 
 
 def parse_url(url):
-    # -> (secure, host, port, path) of a ws:// or wss:// URL (net/url.py). Raises ValueError.
+    # -> (secure, host, port, path) of a ws:// or wss:// URL (net/url.py); the path keeps its
+    # query. Raises ValueError; a fragment too (RFC 6455 3: a ws URI has none).
     scheme, user, host, port, rest = split_url(url, ("ws", "wss"))
     if user is not None:
         raise ValueError("credentials in the URL are not accepted")
+    if "#" in rest:
+        raise ValueError("a fragment (#) in the CSMS URL is not accepted")
     return scheme == "wss", host, port, rest if rest.startswith("/") else "/" + rest
 
 
@@ -46,20 +49,44 @@ async def _readline(r):
     return line
 
 
+async def _response(r):
+    # -> the headers of a 101 answer (lower-case names); raises WsError for any other status.
+    # Read under one deadline (connect()): a server dribbling lines cannot stretch it.
+    parts = (await _readline(r)).split(None, 2)
+    if len(parts) < 2 or parts[1] != b"101":
+        code = parts[1].decode() if len(parts) > 1 else "?"
+        if code == "401":
+            raise WsError("handshake refused: HTTP 401 (the CSMS did not accept our credentials)")
+        raise WsError("handshake refused: HTTP %s" % code)
+    headers = {}
+    for _ in range(_MAX_HEADERS):
+        line = await _readline(r)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower()] = v.strip()
+    raise WsError("too many handshake headers")
+
+
 async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, timeout_ms=10000,
-                  max_size=16384, route=None, spool=None, spool_max=SPOOL_MAX, spool_if=None):
+                  max_size=16384, route=None, spool=None, spool_max=SPOOL_MAX, spool_if=None,
+                  resolve=None):
     # Opens the socket, performs the handshake, checks the accept key and the subprotocol.
     # `auth` is the ready "Basic ..." header value or None; `ssl_ctx` the TLS context for wss://
-    # (security.tls_context); `route(host, port)` may redirect the TCP connection (the board's
-    # network) while TLS and Host keep the URL's host; `spool` (a store.Spool) takes messages over
-    # max_size, up to spool_max, whose head `spool_if` accepts. Raises WsError/OSError/ValueError.
+    # (security.tls_context); `resolve(host)` (async) -> the IP to connect to (net/dns.py:
+    # MicroPython's open_connection would call getaddrinfo, which blocks the loop);
+    # `route(host, port)` may redirect the TCP connection (the board's network) while TLS and
+    # Host keep the URL's host; `spool` (a store.Spool) takes messages over max_size, up to
+    # spool_max, whose head `spool_if` accepts. Raises WsError/OSError/ValueError.
     secure, host, port, path = parse_url(url)
     if secure and ssl_ctx is None:
         raise WsError("wss:// needs a TLS context")
+    path, q, query = path.partition("?")
     if not path.endswith("/"):
         path += "/"
-    path += quote(cp_id)
-    chost, cport = route(host, port) if route else (host, port)
+    path += quote(cp_id) + q + query  # the id ends the path; a query stays after it
+    chost = await resolve(host) if resolve else host
+    chost, cport = route(chost, port) if route else (chost, port)
     if secure:
         coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
     else:
@@ -79,22 +106,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         req.append(b"\r\n")
         w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
         await within(w.drain(), timeout_ms)
-        status = await within(_readline(r), timeout_ms)
-        parts = status.split(None, 2)
-        if len(parts) < 2 or parts[1] != b"101":
-            code = parts[1].decode() if len(parts) > 1 else "?"
-            if code == "401":
-                raise WsError("handshake refused: HTTP 401 (the CSMS did not accept our credentials)")
-            raise WsError("handshake refused: HTTP %s" % code)
-        headers = {}
-        for _ in range(_MAX_HEADERS):
-            line = await within(_readline(r), timeout_ms)
-            if line in (b"\r\n", b"\n"):
-                break
-            k, _, v = line.partition(b":")
-            headers[k.strip().lower()] = v.strip()
-        else:
-            raise WsError("too many handshake headers")
+        headers = await within(_response(r), timeout_ms)
         if headers.get(b"upgrade", b"").lower() != b"websocket" or b"upgrade" not in (
             headers.get(b"connection", b"").lower()
         ):

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import struct
+import time
 
 from mphelp import exists, read, write
 from ocpp_client import ws as wsmod
@@ -505,6 +506,13 @@ def test_parse_url():
     assert p("wss://h:8443/a/b") == (True, "h", 8443, "/a/b")
     assert p("wss://[::1]:9/x") == (True, "::1", 9, "/x")
     assert p("ws://h") == (False, "h", 80, "/")
+    assert p("wss://h/ocpp?token=x") == (True, "h", 443, "/ocpp?token=x")
+    assert p("ws://h?t=1") == (False, "h", 80, "/?t=1")
+    try:
+        p("ws://h/ocpp#frag")
+        raise AssertionError("a fragment accepted")
+    except ValueError as e:
+        assert "fragment" in str(e)
     for bad in ("http://h/", "ws://", "ws://u:p@h/", "ws://h:0/", "ws://h:99999/", "ws://h:x/"):
         try:
             p(bad)
@@ -586,6 +594,75 @@ async def test_handshake_routes_and_passes_tls_host():
     assert b"Host: csms.example:443" in bytes(s.out)
     assert b"GET /ocpp/CP%201%2F%C3%A9 " in bytes(s.out)
     ws.abort()
+
+
+async def test_the_id_ends_the_path_and_the_query_follows_it():
+    # wss://h/ocpp?token=x once became "/ocpp?token=x/CP1": the query swallowed the id.
+    for url, line in (("ws://csms.example/ocpp?token=x", b"GET /ocpp/CP%201%2F%C3%A9?token=x "),
+                      ("ws://csms.example/ocpp/?a=1&b=2", b"GET /ocpp/CP%201%2F%C3%A9?a=1&b=2 "),
+                      ("ws://csms.example?t", b"GET /CP%201%2F%C3%A9?t ")):
+        ws, s = await _handshake(_ok(), url=url)
+        assert bytes(s.out).startswith(line), (url, bytes(s.out)[:60])
+        ws.abort()
+    try:
+        await _handshake(_ok(), url="ws://csms.example/ocpp#x")
+        raise AssertionError("a fragment accepted")
+    except ValueError as e:
+        assert "fragment" in str(e)
+
+
+async def test_the_name_is_resolved_by_the_hook_and_tls_keeps_it():
+    # The board's resolver (net/dns.py) gives the address; open_connection gets the IP (no
+    # getaddrinfo of a name, which blocks), TLS and Host keep the URL's host.
+    asked = []
+
+    async def resolve(host):
+        asked.append(host)
+        return "10.1.2.3"
+
+    ctx = object()
+    ws, s = await _handshake(_ok(), url="wss://csms.example/ocpp", ssl_ctx=ctx, resolve=resolve)
+    assert asked == ["csms.example"]
+    assert s.target == ("10.1.2.3", 443, ctx, "csms.example")
+    assert b"Host: csms.example:443" in bytes(s.out)
+    ws.abort()
+    ws, s = await _handshake(_ok(), resolve=resolve, route=lambda h, p: (h, p + 1))
+    assert s.target == ("10.1.2.3", 9001, None, None), "routed after it is resolved"
+    ws.abort()
+
+
+class Dribble(HsStream):
+    # A server that sends its answer one line every `gap_ms`: each line in time for a per-line
+    # limit, the whole far past it.
+    gap_ms = 40
+
+    async def readline(self):
+        await asyncio.sleep_ms(self.gap_ms)
+        return await super().readline()
+
+
+async def test_one_deadline_for_the_whole_handshake_answer():
+    def slow(req):
+        return (b"HTTP/1.1 101 Switching Protocols\r\n" + b"X-Pad: 1\r\n" * 20
+                + _ok()(req).split(b"\r\n", 1)[1])
+
+    s = Dribble(slow)
+    real = asyncio.open_connection
+
+    async def fake_open(host, port, ssl=None, server_hostname=None):
+        return s, s
+
+    asyncio.open_connection = fake_open
+    t0 = time.ticks_ms()
+    try:
+        await wsopen.connect("ws://csms.example/ocpp", "CP1", timeout_ms=300)
+        raise AssertionError("a dribbled answer of ~1 s passed a 300 ms limit")
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        asyncio.open_connection = real
+    assert time.ticks_diff(time.ticks_ms(), t0) < 600
+    assert s.closed
 
 
 async def test_handshake_failures():
