@@ -128,7 +128,7 @@ class BoardBase:
         return None
 
     def dns_server(self):
-        # -> (ip, port) of the network's DNS resolver (mqtt/dns.py asks it on a UDP socket,
+        # -> (ip, port) of the network's DNS resolver (net/dns.py asks it on a UDP socket,
         # without blocking), or None: names are then resolved by getaddrinfo, which blocks.
         return None
 

@@ -487,7 +487,7 @@ class Board(BoardBase):
         return self._meter
 
     def dns_server(self):
-        # The home network's resolver, for name lookups that must not block (mqtt/dns.py).
+        # The home network's resolver, for name lookups that must not block (net/dns.py).
         return self.wlan().dns_server()
 
     def wlan(self):

@@ -4,7 +4,7 @@
 #   ap_open(ssid, key) -> ip    ap_close()    listen_addr("http"|"dns") -> (host, port)
 #   scan() -> [(ssid, rssi, secure)]    async join(ssid, password, timeout_ms) -> "ok" |
 #   "wrong_password" | "not_found" | "failed"    leave()    sta_up() -> bool
-#   dns_server() -> (ip, port) | None (mqtt/dns.py asks it without blocking the loop)
+#   dns_server() -> (ip, port) | None (net/dns.py asks it without blocking the loop)
 import asyncio
 import time
 

@@ -10,7 +10,7 @@
 # and its `sock` is a _Pipe: writes land in a preallocated buffer, and reads see exactly one
 # whole packet that has already arrived; a read past it raises _Pending, which is what umqtt
 # would have waited for (a PUBACK, a SUBACK: they are handled here when they arrive). The real
-# socket is an asyncio stream this module drives: dns.py resolves the name on a UDP socket, TCP
+# socket is an asyncio stream this module drives: net/dns.py resolves the name on a UDP socket, TCP
 # connects without blocking, TLS handshakes on the loop, and the buffer drains as fast as the
 # socket takes it. A message that does not fit the buffer is dropped (the caller keeps the
 # latest value and sends it again), so a slow or gone broker only costs MQTT. CONNECT is encoded
@@ -22,7 +22,7 @@ import time
 from umqtt.simple import MQTTClient
 
 import log
-from mqtt import dns
+from net import dns
 from mqtt.prof import note
 
 _TAG = "mqtt"
@@ -85,6 +85,7 @@ class Link(MQTTClient):
         self.pipe = self.sock = _Pipe()
         self.ctx = ssl_ctx
         self.resolver = resolver  # fn() -> (ip, port) of the DNS resolver or None; or None
+        self.memo = [None, None, 0]  # the broker's address while its TTL lasts (net/dns.py)
         self.rx = bytearray(IN_SIZE)
         self.rn = 0
         self.skip = 0  # bytes of an oversized packet still to drop
@@ -139,7 +140,7 @@ class Link(MQTTClient):
     async def session(self):
         # Connects, logs in, then moves bytes until the connection fails; raises why.
         tls, host = self.ctx is not None, self.server
-        ip = await dns.resolve(host, self.resolver() if self.resolver else None)
+        ip = await dns.resolve(host, self.resolver() if self.resolver else None, self.memo)
         if tls:
             coro = asyncio.open_connection(ip, self.port, ssl=self.ctx, server_hostname=host)
         else:

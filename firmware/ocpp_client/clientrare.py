@@ -41,6 +41,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     # the TLS context, kept from one connection to the next (security.py); from app.py, the
     # block reserved for it at boot; a claim hands over its own (hotspot/claim.py)
     cl.tls_keep = [] if tls is None else tls
+    cl.dns_memo = [None, None, 0]  # the CSMS's address while its TTL lasts (net/dns.py)
     # TriggerMessage: requestedMessage -> async fn(connector_id or None)
     cl.triggers = {"BootNotification": cl._boot,
                    "Heartbeat": cl._heartbeat,

@@ -5,14 +5,15 @@
 # loaded once the link is up or the attempt failed (one already in use elsewhere when it began
 # stays); a package once none of it is left. A successful attempt starts the check of the
 # client certificate's expiry at profile 3 (client.py check_cert()). While a raised security
-# profile is on trial, each attempt's outcome goes to proftrial.py (loaded for it).
+# profile is on trial, each attempt's outcome goes to proftrial.py (loaded for it). The CSMS's
+# name is resolved by net/dns.py, without blocking the loop; its answer is kept in cl.dns_memo.
 import sys
 
 import log
 from supervisor import drop
 
-_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "diag.roots",
-         "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
+_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "net.dns",
+         "diag.roots", "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
 
 
 def _drop_open(held):
@@ -30,7 +31,9 @@ async def attempt(cl, url):
     # -> the WebSocket, or the exception the attempt failed with. `url`: the CSMS URL as
     # provisioned; the profile picks its scheme (security.endpoint).
     held = [n for n in _OPEN if n in sys.modules]
+    dns = None
     try:
+        from net import dns
         from ocpp_client import security, wsopen
 
         u = security.endpoint(cl.settings, url)
@@ -42,10 +45,13 @@ async def attempt(cl, url):
         ws = await wsopen.connect(
             url, cl.settings["cp_id"], auth=auth, ssl_ctx=tls,
             route=getattr(cl.board, "route", None), spool=cl.spool, spool_if=cl.rpc.spool_wanted,
+            resolve=lambda h: dns.resolve(h, cl.board.dns_server(), cl.dns_memo),
         )
     except Exception as e:
         ws = e
-    security = wsopen = auth = tls = None  # the socket keeps its TLS context
+        if dns is not None:
+            dns.expire(cl.dns_memo)  # asked again next time: the CSMS may have moved
+    security = wsopen = auth = tls = dns = None  # the socket keeps its TLS context
     _drop_open(held)
     if cl.settings.get("profile_fallback", -1) >= 0:  # a raised profile on trial: kept or undone
         from supervisor import rare

@@ -1,9 +1,9 @@
 # On-target tests of the MQTT link's pieces that need no broker: the framing of incoming bytes
 # however they are cut, umqtt's packets written into the pipe (and rolled back when full), the
-# DNS answer parser, the command checks.
+# command checks (the DNS resolver it uses: test_dns.py).
 import struct
 
-from mqtt import commands, dns
+from mqtt import commands
 from mqtt.link import OUT_SIZE, Link, Refused
 
 
@@ -126,30 +126,6 @@ def test_connect_packet():
     assert p[9] == 0x02 | 0x04 | 0x08 | 0x20 | 0x80 | 0x40
     assert p[10:12] == b"\x00\x3c"
     assert p.endswith(b"\x00\x01u\x00\x01p")
-
-
-def _answer(qid, rcode=0, ip=None):
-    q = b"\x06broker\x04home\x00\x00\x01\x00\x01"
-    an = 1 if ip else 0
-    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, an, 0, 0)
-    body = q
-    if ip:
-        body += b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes(ip)
-    return head + body
-
-
-def test_dns_answers():
-    assert dns.parse(_answer(7, ip=(10, 1, 2, 3)), 7) == "10.1.2.3"
-    assert dns.parse(_answer(8, ip=(10, 1, 2, 3)), 7) is None  # not our query
-    for bad, why in ((_answer(7, rcode=3), "does not exist"), (_answer(7), "no address"),
-                     (_answer(7, ip=(1, 2, 3, 4))[:-6], "malformed")):
-        try:
-            dns.parse(bad, 7)
-            assert False, why
-        except dns.DnsError as e:
-            assert why in str(e), (why, e)
-    assert dns.numeric("192.168.1.20") and not dns.numeric("broker.lan")
-    assert not dns.numeric("1.2.3.256")
 
 
 def test_command_checks():

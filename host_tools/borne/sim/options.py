@@ -135,7 +135,8 @@ class Wires:
     """Where the agent finds the simulated world, each "host:port" on loopback (None = not
     wired): the I/O socket (pin-level signals), the SNTP server, the network gate to the CSMS,
     the reader's HSU line and the RS-485 line (with its line settings, which the emulated ESP32's
-    UART must match). The unix_sim board reads them; so does the emulated ESP32 (sim/mpy/)."""
+    UART must match), the network's DNS resolver. The unix_sim board reads them; so does the
+    emulated ESP32 (sim/mpy/)."""
 
     io: str
     sntp: str
@@ -143,10 +144,12 @@ class Wires:
     rfid: str | None = None
     meter: str | None = None
     meter_line: str = METER_LINE
+    dns: str | None = None
 
     def argv(self) -> list[str]:
         out = ["--io", self.io, "--sntp", self.sntp, "--meter-line", self.meter_line]
-        for flag, addr in (("--gate", self.gate), ("--rfid", self.rfid), ("--meter", self.meter)):
+        for flag, addr in (("--gate", self.gate), ("--rfid", self.rfid), ("--meter", self.meter),
+                           ("--dns", self.dns)):
             if addr:
                 out += [flag, addr]
         return out

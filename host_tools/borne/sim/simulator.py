@@ -18,6 +18,7 @@ from borne.sim.agent import Agent, Security
 from borne.sim.hardware import HW_FAULTS, Hardware
 from borne.sim.meter_emu import MeterEmulator
 from borne.sim.mqttopts import MqttOptions
+from borne.sim.dnsserver import DnsServer
 from borne.sim.netgate import NetGate
 from borne.sim.options import PULSE, Fitted, Runtime, Wires
 from borne.sim.pn532_emu import Pn532Emulator
@@ -106,6 +107,9 @@ class Simulator:
         self.hw.console_telemetry = fitted.board == "esp32_wallbox"
         self.meter = MeterEmulator(self.hw, "sdm630" if pulse else fitted.meter_model)
         self.sntp = SntpServer()  # the network's time source (the ESP32 asks it before TLS)
+        # The network's DNS resolver (DHCP's, on the charger): the CSMS's name (and localhost)
+        # on loopback, where the gate or the CSMS listens. `dns.silent` makes it a dead one.
+        self.dns = DnsServer({"localhost": "127.0.0.1"})
         # Load balancing: a supply-side meter on the same RS-485 line, at its own address.
         self.grid: MeterEmulator | None = None
         if fitted.grid_meter:
@@ -125,6 +129,7 @@ class Simulator:
             self.csms = Csms(heartbeat_interval=self.heartbeat_interval)
             self.csms_url = await self.csms.start()
         host, port = check_csms_url(self.csms_url)
+        self.dns.names.setdefault(host.lower(), "127.0.0.1")
         self.gate = NetGate(host, port)
         gate_port = await self.gate.start()
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
@@ -132,7 +137,7 @@ class Simulator:
         meter_port = await self.meter.start()
         wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}",
                       gate=f"127.0.0.1:{gate_port}", rfid=_addr(self._rfid_server),
-                      meter=f"127.0.0.1:{meter_port}")
+                      meter=f"127.0.0.1:{meter_port}", dns=await self.dns.start())
         # The hotspot the setup button opens binds loopback ports, not 80 and 53 (root's).
         self.http_port = self.http_port or _free_port(socket.SOCK_STREAM)
         self.dns_port = self.dns_port or _free_port(socket.SOCK_DGRAM)
@@ -158,7 +163,8 @@ class Simulator:
             env = self.flash.parent / f"{self.flash.name}-wifi.json"
             env.write_text(json.dumps({"networks": c.networks}))
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
-        wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}")
+        wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}",
+                      dns=await self.dns.start())
         await self._power_on(["--id", self.cp_id, *wires.argv(),
                               *replace(c, wifi_env=env).argv()])
 
@@ -246,6 +252,7 @@ class Simulator:
                 server.close()
         await self.meter.stop()
         self.sntp.stop()
+        self.dns.stop()
         if self.gate:
             await self.gate.stop()
         if self.csms:

@@ -7,6 +7,8 @@
 #     the lookup fails as lwIP's does on the ESP32: OSError(-202);
 #   - the CSMS's host:port (from --csms) goes to the simulation's network gate (--gate), which
 #     can cut the link; TLS still checks the CSMS's real host name;
+#   - the station's DNS resolver (192.168.1.1:53, the DHCP-given one) is the simulation's
+#     (--dns); it gives the CSMS's name a loopback address, which is then the CSMS's too;
 #   - <any host>:123 (NTP) goes to the simulation's SNTP server (--sntp), if there is one;
 #   - the rest (loopback servers of tests) resolves as on the host.
 # With no --wifi-env the simulation has no radio world: the station is taken as joined.
@@ -16,6 +18,7 @@ import usocket as _s
 import _wires
 
 _AP_IP = "192.168.4.1"
+_STA_DNS = "192.168.1.1"  # network.py's station ifconfig()
 
 
 def _csms():
@@ -46,7 +49,10 @@ def _route(host, port):
         raise OSError(-202)  # no interface with an IP: the lookup fails
     if port == 123 and _wires.arg("sntp"):
         return _wires.hostport(_wires.arg("sntp"))
-    if _wires.arg("gate") and (host, port) == _csms():
+    if port == 53 and host == _STA_DNS and _wires.arg("dns"):
+        return _wires.hostport(_wires.arg("dns"))
+    csms = _csms()
+    if _wires.arg("gate") and csms and port == csms[1] and host in (csms[0], "127.0.0.1"):
         return _wires.hostport(_wires.arg("gate"))
     return host, port
 

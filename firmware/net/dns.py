@@ -1,8 +1,12 @@
-# Name resolution that never blocks the loop: one DNS query (RFC 1035, type A) on a non-blocking
-# UDP socket to the resolver the board names (board.dns_server(): the DHCP-given one on the
+# Name resolution that never blocks the loop, for the OCPP connection (ocpp_client/connect.py)
+# and the MQTT broker (mqtt/link.py): one DNS query (RFC 1035, type A) on a non-blocking UDP
+# socket to the resolver the board names (board.dns_server(): the DHCP-given one on the
 # charger, `--dns` in the simulation). socket.getaddrinfo() blocks the whole loop for as long as
-# the resolver takes (lwIP waits seconds for a resolver that does not answer); it is used only
-# on a board that names no resolver, and said so in the log once.
+# the resolver takes (lwIP waits seconds for a resolver that does not answer: the ESP32's
+# watchdog may fire); it is used only on a board that names no resolver, and said so once.
+# A caller may keep the last answer in a `memo` ([host, ip, expiry ticks_ms]) across attempts:
+# used until its TTL runs out, and past it while the resolver does not answer (RFC 8767's
+# serve-stale: a resolver outage alone does not take the charger offline).
 import asyncio
 import os
 import socket
@@ -10,10 +14,9 @@ import struct
 import time
 
 import log
-from mqtt.prof import note
 
-_TAG = "mqtt"
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, lwIP)
+_TTL_MAX_S = const(3600)  # within ticks_ms()'s range; a longer TTL is only a longer memo
 _warned = False
 
 
@@ -54,8 +57,8 @@ def _skip_name(d, i):
 
 
 def parse(d, qid):
-    # -> "a.b.c.d" from an answer to our query, None for a datagram that is not one (wrong id:
-    # a stray or spoofed reply is ignored); raises DnsError for a negative answer.
+    # -> ("a.b.c.d", ttl seconds) from an answer to our query, None for a datagram that is not
+    # one (wrong id: a stray or spoofed reply is ignored); raises DnsError for a negative answer.
     if len(d) < 12:
         return None
     rid, flags, qd, an = struct.unpack_from("!HHHH", d, 0)
@@ -72,10 +75,10 @@ def parse(d, qid):
             i = _skip_name(d, i) + 4
         for _ in range(an):
             i = _skip_name(d, i)
-            typ, cls, _ttl, rdlen = struct.unpack_from("!HHIH", d, i)
+            typ, cls, ttl, rdlen = struct.unpack_from("!HHIH", d, i)
             i += 10
             if typ == 1 and cls == 1 and rdlen == 4:
-                return "%d.%d.%d.%d" % (d[i], d[i + 1], d[i + 2], d[i + 3])
+                return "%d.%d.%d.%d" % (d[i], d[i + 1], d[i + 2], d[i + 3]), ttl
             i += rdlen
     except (IndexError, ValueError):
         raise DnsError("malformed answer")
@@ -89,16 +92,39 @@ def _ip_of(sockaddr):
     return "%d.%d.%d.%d" % (sockaddr[4], sockaddr[5], sockaddr[6], sockaddr[7])
 
 
-async def resolve(host, server, timeout_ms=2000, tries=2):
+def expire(memo):
+    # The memo's answer is asked again at the next resolve() (a connection to it failed: the
+    # name may have moved); still served if the resolver then says nothing.
+    if memo and memo[0]:
+        memo[2] = time.ticks_ms()
+
+
+async def resolve(host, server, memo=None, timeout_ms=2000, tries=2):
     # -> the host's IPv4 address as text. server: (ip, port) of the resolver, or None.
     global _warned
-    if numeric(host):
+    if ":" in host or numeric(host):  # (an IPv6 literal too)
         return host
+    mine = memo is not None and memo[0] == host
+    if mine and time.ticks_diff(memo[2], time.ticks_ms()) > 0:
+        return memo[1]
     if server is None:
         if not _warned:
             _warned = True
-            log.warn(_TAG, "no DNS resolver known: names are resolved by getaddrinfo (blocking)")
-        return _ip_of(socket.getaddrinfo(host, 1883)[0][-1])
+            log.warn("net", "no DNS resolver known: names are resolved by getaddrinfo (blocking)")
+        return _ip_of(socket.getaddrinfo(host, 80)[0][-1])
+    try:
+        ip, ttl = await _ask(host, server, timeout_ms, tries)
+    except DnsError as e:
+        if not mine or "answer" not in str(e):
+            raise
+        log.warn("net", "%s: %s; using its last address %s", host, e, memo[1])
+        return memo[1]
+    if memo is not None:
+        memo[:] = host, ip, time.ticks_add(time.ticks_ms(), min(ttl, _TTL_MAX_S) * 1000)
+    return ip
+
+
+async def _ask(host, server, timeout_ms, tries):
     qid = int.from_bytes(os.urandom(2), "big")
     q = _query(qid, host)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -109,20 +135,17 @@ async def resolve(host, server, timeout_ms=2000, tries=2):
             s.sendto(q, addr)
             waited = 0
             while waited < timeout_ms:
-                t0 = time.ticks_us()
                 try:
                     d = s.recv(512)
                 except OSError as e:
                     if e.errno not in _EAGAIN:
                         raise
-                    note("dns", t0)
                     await asyncio.sleep_ms(20)
                     waited += 20
                     continue
-                ip = parse(d, qid)
-                note("dns", t0)
-                if ip is not None:
-                    return ip
+                a = parse(d, qid)
+                if a is not None:
+                    return a
         raise DnsError("the resolver did not answer")
     finally:
         s.close()

@@ -1,0 +1,145 @@
+# On-target tests for net/dns.py, the resolver the OCPP connection and MQTT share: the answer
+# parser, the memo kept while the TTL lasts and served past it while the resolver is silent,
+# and a silent resolver that never holds the loop (a UDP socket on loopback plays the resolver).
+import asyncio
+import socket
+import struct
+import time
+
+from net import dns
+
+
+def _answer(qid, rcode=0, ip=None, ttl=60):
+    q = b"\x06broker\x04home\x00\x00\x01\x00\x01"
+    an = 1 if ip else 0
+    head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, an, 0, 0)
+    body = q
+    if ip:
+        body += b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, ttl, 4) + bytes(ip)
+    return head + body
+
+
+def test_dns_answers():
+    assert dns.parse(_answer(7, ip=(10, 1, 2, 3)), 7) == ("10.1.2.3", 60)
+    assert dns.parse(_answer(8, ip=(10, 1, 2, 3)), 7) is None  # not our query
+    for bad, why in ((_answer(7, rcode=3), "does not exist"), (_answer(7), "no address"),
+                     (_answer(7, ip=(1, 2, 3, 4))[:-6], "malformed")):
+        try:
+            dns.parse(bad, 7)
+            assert False, why
+        except dns.DnsError as e:
+            assert why in str(e), (why, e)
+    assert dns.numeric("192.168.1.20") and not dns.numeric("broker.lan")
+    assert not dns.numeric("1.2.3.256")
+
+
+class Resolver:
+    # A resolver on a loopback UDP port: answers every A query with 10.1.2.3 (ttl seconds),
+    # or nothing while silent; counts the queries.
+    def __init__(self, ttl=60):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.port = _bind(self.s)
+        self.s.setblocking(False)
+        self.ttl = ttl
+        self.silent = False
+        self.queries = 0
+        self.task = asyncio.create_task(self._serve())
+
+    def addr(self):
+        # (ip, port) as board.dns_server() gives it
+        return "127.0.0.1", self.port
+
+    async def _serve(self):
+        while True:
+            try:
+                d, peer = self.s.recvfrom(512)
+            except OSError:
+                await asyncio.sleep_ms(5)
+                continue
+            self.queries += 1
+            if not self.silent:
+                qid = struct.unpack_from("!H", d, 0)[0]
+                self.s.sendto(_answer(qid, ip=(10, 1, 2, 3), ttl=self.ttl), peer)
+
+    def close(self):
+        self.task.cancel()
+        self.s.close()
+
+
+def _bind(s):
+    # -> a free loopback port it is bound to (the unix port's sockets have no getsockname)
+    import os
+
+    base = 20000 + int.from_bytes(os.urandom(2), "big") % 30000
+    for port in range(base, base + 200):
+        try:
+            s.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free UDP port")
+
+
+async def test_the_answer_is_kept_for_its_ttl_and_served_while_the_resolver_is_silent():
+    r = Resolver()
+    try:
+        memo = [None, None, 0]
+        assert await dns.resolve("csms.test", r.addr(), memo) == "10.1.2.3"
+        assert await dns.resolve("csms.test", r.addr(), memo) == "10.1.2.3"
+        assert r.queries == 1, "the second is the memo's"
+        assert await dns.resolve("127.0.0.9", r.addr(), memo) == "127.0.0.9"  # numeric
+        assert await dns.resolve("::1", r.addr(), memo) == "::1"  # an IPv6 literal
+        assert r.queries == 1
+        dns.expire(memo)  # a connection to it failed: asked again
+        assert await dns.resolve("csms.test", r.addr(), memo) == "10.1.2.3"
+        assert r.queries == 2
+        r.silent = True
+        dns.expire(memo)
+        assert await dns.resolve("csms.test", r.addr(), memo, 100, 1) == "10.1.2.3", "stale"
+        assert r.queries == 3
+        try:
+            await dns.resolve("other.test", r.addr(), memo, 100, 1)
+            raise AssertionError("a silent resolver gave an answer")
+        except dns.DnsError as e:
+            assert "did not answer" in str(e)
+    finally:
+        r.close()
+
+
+async def test_a_zero_ttl_is_asked_again():
+    r = Resolver(ttl=0)
+    try:
+        memo = [None, None, 0]
+        await dns.resolve("csms.test", r.addr(), memo)
+        await dns.resolve("csms.test", r.addr(), memo)
+        assert r.queries == 2
+    finally:
+        r.close()
+
+
+async def test_a_silent_resolver_never_holds_the_loop():
+    r = Resolver()
+    r.silent = True
+    worst = [0]
+
+    async def tick():
+        last = time.ticks_ms()
+        while True:
+            await asyncio.sleep_ms(5)
+            now = time.ticks_ms()
+            worst[0] = max(worst[0], time.ticks_diff(now, last))
+            last = now
+
+    t = asyncio.create_task(tick())
+    try:
+        t0 = time.ticks_ms()
+        try:
+            await dns.resolve("csms.test", r.addr(), None, 300, 2)
+            raise AssertionError("answered")
+        except dns.DnsError:
+            pass
+        assert time.ticks_diff(time.ticks_ms(), t0) >= 550
+        assert worst[0] < 100, worst[0]
+    finally:
+        t.cancel()
+        r.close()
