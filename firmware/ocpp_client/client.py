@@ -18,6 +18,7 @@ _TAG = const("ocpp")
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _ECONNREFUSED = const(111)
+_PROVEN_MS = const(60000)
 
 
 def _rare(name, *args):
@@ -40,19 +41,22 @@ def backoff_ms(attempt):
     return ceil // 2 + (ceil // 2) * _rand_u16() // 65535
 
 
+def dead(e):
+    # A path that gave no answer (timeout, reset, unreachable, no DNS answer, no memory to try)
+    # costs the CSMS nothing: retried at the base (1-2 s) and not counted, so the charger is back
+    # within ~2 s of the network however long it was gone (an attempt hanging on a dead path
+    # ends at its own timeout). Anything else is a refusal, backed off exponentially: an HTTP
+    # status, TLS, connection refused, a close after our request (a CSMS that read it: `borne
+    # chaos net`'s closes were dead paths, harmless now they are not counted), and what a retry
+    # cannot mend soon but costs a blocking SNTP ask each (SecurityError, ValueError: no clock).
+    return isinstance(e, (OSError, asyncio.TimeoutError, MemoryError)) and not (
+        e.args and e.args[0] == _ECONNREFUSED)
+
+
 def retry_ms(e, attempt):
-    # The pause before the next connection attempt. A CSMS that answered and refused (HTTP
-    # status, TLS, connection refused) is backed off exponentially: a fleet must not hammer it.
-    # A path that gave no answer (timeout, reset, unreachable, closed mid-handshake: what a dead
-    # network does, `borne chaos net` found the last) costs the CSMS nothing: retried at the base
-    # (1-2 s), so the charger is back within ~2 s of the network however long it was gone (an
-    # attempt hanging on a dead path ends at its own timeout).
-    if isinstance(e, wsmod.WsClosed):
-        return backoff_ms(1)
-    if isinstance(e, wsmod.WsError) or (isinstance(e, OSError) and e.args
-                                        and e.args[0] == _ECONNREFUSED):
-        return backoff_ms(attempt)
-    return backoff_ms(1)
+    # The pause before the next connection attempt; `attempt`: refusals and unproven sessions
+    # in a row (run()).
+    return backoff_ms(1 if dead(e) else attempt)
 
 
 class OcppClient:
@@ -182,7 +186,7 @@ class OcppClient:
                 continue
             ws = await self._connect(url)
             if isinstance(ws, Exception):
-                attempt += 1
+                attempt += not dead(ws)
                 delay = retry_ms(ws, attempt)
                 log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(ws), delay)
                 if self.on_link_error is not None:
@@ -193,9 +197,9 @@ class OcppClient:
             log.info(_TAG, "connected to %s", url)
             if self.on_link_error is not None:
                 self.on_link_error(None)  # the failures' burst, if any, ended
-            attempt = 0
             self.connected = True
             self._publish()
+            t0 = time.ticks_ms()
             try:
                 reason = await self._session(ws)
             finally:  # a failure (no memory) leaves no socket open behind the restart
@@ -203,6 +207,11 @@ class OcppClient:
                 self.connected = False
             ws = None  # its socket and TLS context are garbage through the pause
             self._publish()
+            # The backoff restarts only after a session that proved itself by lasting: a CSMS
+            # that upgrades and closes at once (1008 for an unknown id, a draining balancer)
+            # would otherwise be hit every 1-2 s for ever.
+            if time.ticks_diff(time.ticks_ms(), t0) >= _PROVEN_MS:
+                attempt = 0
             attempt += 1
             delay = backoff_ms(attempt)
             log.warn(_TAG, "link lost: %s; reconnect in %d ms", _why(reason), delay)

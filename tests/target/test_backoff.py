@@ -86,19 +86,28 @@ def test_real_random_source_spreads_too():
 
 
 def test_a_dead_path_is_retried_at_the_base_a_refusal_backs_off():
-    # borne chaos net: a long network cut made handshakes end in "connection closed" (the path
-    # died under them); counted as refusals, they backed off to 25 s after the network was back.
+    # A dead path is retried at the base and not counted (run() counts refusals only), so a
+    # long cut leaves no backoff behind it. A close after our request was read (a CSMS draining
+    # or refusing us) and a missing trusted clock (each retry asks SNTP, blocking) back off.
+    import asyncio
+
+    from net.dns import DnsError
     from ocpp_client import ws
+    from ocpp_client.security import SecurityError
 
     orig = client._rand_u16
     try:
         client._rand_u16 = lambda: 65535
-        dead = (ws.WsClosed("connection closed during the handshake"), OSError(104),
-                OSError(113), Exception("timeout"))
+        dead = (OSError(104), OSError(113), asyncio.TimeoutError(), DnsError("no answer"),
+                MemoryError())
         for e in dead:
+            assert client.dead(e), e
             assert client.retry_ms(e, 8) == 2000, e
-        refused = (ws.WsError("handshake refused: HTTP 503"), OSError(111))
+        refused = (ws.WsError("handshake refused: HTTP 503"), OSError(111),
+                   ws.WsClosed("connection closed during the handshake"),
+                   SecurityError("clock not set"), ValueError("bad certificate"))
         for e in refused:
+            assert not client.dead(e), e
             assert client.retry_ms(e, 8) == 120000, e
     finally:
         restore(orig)
