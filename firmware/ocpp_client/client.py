@@ -267,6 +267,8 @@ class OcppClient:
         # half-open: drop it rather than show "connected" on a dead link. Checked every second,
         # so a changed interval takes effect at once. The heartbeat's timer too (_beat_due): no
         # timeout task kept by the idle worker.
+        from supervisor import within
+
         last_ping = time.ticks_ms()
         try:
             while True:
@@ -285,8 +287,13 @@ class OcppClient:
                         return
                     if time.ticks_diff(now, last_ping) >= interval * 1000:
                         last_ping = now
+                        # Bounded: a writer stuck in drain() on a dead socket (lwIP gives up
+                        # after minutes) holds the turn; the ping then counts as silence, which
+                        # the check above ends, and the heartbeat timer runs on.
                         try:
-                            await ws.ping()
+                            await within(ws.ping(), 1000)
+                        except asyncio.TimeoutError:
+                            pass
                         except MemoryError:
                             raise
                         except Exception as e:
