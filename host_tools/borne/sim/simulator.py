@@ -15,10 +15,10 @@ from typing import Any
 
 from borne.csms import Csms
 from borne.sim.agent import Agent, Security
+from borne.sim.dnsserver import DnsServer
 from borne.sim.hardware import HW_FAULTS, Hardware
 from borne.sim.meter_emu import MeterEmulator
 from borne.sim.mqttopts import MqttOptions
-from borne.sim.dnsserver import DnsServer
 from borne.sim.netgate import NetGate
 from borne.sim.options import PULSE, Fitted, Runtime, Wires
 from borne.sim.pn532_emu import Pn532Emulator
