@@ -88,6 +88,7 @@ def req(method: str, path: str, body: bytes | None = None, headers: dict[str, st
     return head.encode() + b"\r\n" + (body or b"")
 
 
+API_LOGIN = b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # the charger's own address
 MALFORMED: list[tuple[bytes, int]] = [
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET /\r\n\r\n", 400),
@@ -105,13 +106,13 @@ MALFORMED: list[tuple[bytes, int]] = [
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 40 + b"\r\n", 431),
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 3000 + b"\r\n\r\n", 431),
-    (b"DELETE /api/identity HTTP/1.1\r\nHost: x\r\n\r\n", 405),
-    (b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n", 411),
-    (b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 413),
-    (b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
-    (b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    (b"DELETE /api/identity HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405),
+    (API_LOGIN + b"Content-Type: application/json\r\n\r\n", 411),
+    (API_LOGIN + b"Content-Length: 100000\r\n\r\n", 413),
+    (API_LOGIN + b"Content-Length: -1\r\n\r\n", 400),
+    (API_LOGIN + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
      400),
-    (b"POST /api/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+    (API_LOGIN + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
     (req("POST", "/api/login", b'{"password": "x"}', {"Content-Type": "text/plain"}), 415),
     (req("POST", "/api/login", b'{"password": '), 400),
     (req("POST", "/api/login", b"\xff\xfe\x00"), 400),
@@ -132,6 +133,12 @@ MALFORMED: list[tuple[bytes, int]] = [
     (req("GET", "/nothing-here"), 404),
     (req("GET", "/generate_204", headers={"Host": "connectivitycheck.gstatic.com"}), 302),
     (req("GET", "/api/networks"), 401),
+    # the API answers only the charger's address and its own page (DNS rebinding, cross-site)
+    (req("POST", "/api/login", b'{"password": "x"}', {"Host": "evil.example"}), 403),
+    (req("GET", "/api/identity", headers={"Host": "evil.example:80"}), 403),
+    (req("POST", "/api/login", b'{"password": "x"}', {"Origin": "http://evil.example"}), 403),
+    (req("POST", "/api/unclaim", b'{"confirm": true}', {"Origin": "null"}), 403),
+    (req("GET", "/api/identity", headers={"Origin": "http://127.0.0.1"}), 200),
     (req("GET", "/api/networks", token="0" * 32), 401),
 ]
 
@@ -246,8 +253,8 @@ async def test_random_bytes_and_mutations_never_hurt_it(fsim: Simulator, fctl: C
         reply = await exchange(port, bytes(base), timeout=8, eof=True)
         if reply:
             code = status_of(reply)
-            assert code in (200, 302, 400, 401, 404, 405, 408, 411, 413, 414, 415, 422, 429, 431,
-                            501, 505), (bytes(base[:80]), code)
+            assert code in (200, 302, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 422, 429,
+                            431, 501, 505), (bytes(base[:80]), code)
     # DNS: noise, truncations, pointers, responses; then a real query still answered
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.3)

@@ -6,6 +6,8 @@
 #   GET  /api/networks   Wi-Fi scan list                                   (Bearer token)
 #   POST /api/claim      the claim -> 202, then GET /api/claim for progress (Bearer token)
 #   POST /api/unclaim    {"confirm": true} -> 202, factory reset           (Bearer token)
+# Every /api/ route answers only a request for the hotspot's own address from its own page
+# (_ours): 403 otherwise.
 import json
 
 import log
@@ -23,6 +25,8 @@ def _json(status, d, extra=None):
 async def handle(hs, req):
     p = req.path
     m = req.method
+    if p[:5] == "/api/" and not _ours(hs, req):
+        return httpd.error(403, "ask the charger by its address, from its own page")
     if p == "/api/identity":
         return _only(hs, m, ("GET", "HEAD")) or _identity(hs)
     if p == "/api/login":
@@ -64,6 +68,18 @@ async def handle(hs, req):
         # Captive portal: a phone's connectivity check (or any page) lands on the claim page.
         return 302, None, b"", (("Location", "http://%s/" % hs.ip),)
     return httpd.error(404, "not found")
+
+
+def _ours(hs, req):
+    # A page of another site must not reach the API: by DNS rebinding (its name resolved to the
+    # charger: Host is that name) nor by a cross-site request (Origin is that site). The claim
+    # page is served at http://<hs.ip>/ (the captive portal redirects there); a port is kept
+    # in both (the simulation's).
+    host = req.header(b"host", "")
+    if host.split(":")[0] != hs.ip:
+        return False
+    o = req.header(b"origin")
+    return o is None or o == "http://" + host
 
 
 def _only(hs, method, allowed):
