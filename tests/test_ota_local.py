@@ -16,6 +16,7 @@ from pathlib import Path
 import browser
 import pytest
 from borne import release
+from borne.claim import ProvisioningClient
 from borne.sim.simulator import ClaimOptions, Simulator
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flashdoc import seed
@@ -121,3 +122,42 @@ async def test_owner_installs_a_bundle_from_the_claim_page(
     assert (flash / "boot_slot").read_text() == "a"
     assert csim.agent is not None
     await csim.agent.wait_line(r"slot a proved itself \(\d+ s without a crash\)")
+
+
+async def _put_raw(port: int, token: str, length: int, body: bytes) -> tuple[
+        asyncio.StreamReader, asyncio.StreamWriter]:
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(f"PUT /api/firmware HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {length}\r\n\r\n".encode() + body)
+    await w.drain()
+    return r, w
+
+
+async def test_a_second_upload_while_one_is_received_is_refused(csim: Simulator) -> None:
+    # Both would write the same file on flash: the second is refused at once, before its body,
+    # and once the first is gone (its client vanished) an upload is taken again.
+    assert csim.claim is not None
+    port = csim.claim.http_port
+    token = await asyncio.to_thread(ProvisioningClient(csim.hotspot_url).login, PASSWORD)
+    first_r, first_w = await _put_raw(port, token, 100_000, b"B1" * 1000)  # more to come
+    second_r, second_w = await _put_raw(port, token, 10, b"0123456789")
+    try:
+        reply = await asyncio.wait_for(second_r.read(), 10)
+    finally:
+        second_w.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 409 "), reply[:200]
+    assert json.loads(body)["error"] == "another upload is in progress", body
+    first_w.write_eof()  # the first upload ends short of its length: refused, its file dropped
+    try:
+        reply = await asyncio.wait_for(first_r.read(), 15)
+    finally:
+        first_w.close()
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
+    third_r, third_w = await _put_raw(port, token, 10, b"0123456789")  # not a bundle
+    try:
+        reply = await asyncio.wait_for(third_r.read(), 10)
+    finally:
+        third_w.close()
+    assert b"another upload" not in reply, reply[:200]
