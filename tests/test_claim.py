@@ -22,6 +22,7 @@ from borne.sim.simulator import ClaimOptions, Simulator
 from borne.workload import until
 from conftest import BOTH_BOARDS
 from simctl import Control, controlling, running
+from tlscerts import Ca, server_context
 
 CP_ID = "CP-CLAIM-1"
 KEY = "abcd-efgh-ijkm-npqr"
@@ -189,6 +190,34 @@ async def test_claim_flow_reports_each_failure_then_comes_online(
             assert secret not in text
     settings = (csim.flash / "data" / "settings.json").read_text()
     assert json.loads(settings.split("\n", 1)[1])["wifi_pass"] == HOME["password"]
+
+
+async def test_a_csms_certificate_the_claims_ca_does_not_sign_is_csms_tls(
+    csim: Simulator, ctl: Control, tmp_path: Path
+) -> None:
+    # README: a failed TLS handshake is reported as csms_tls (the owner checks the URL and
+    # ca_pem), not as an unreachable CSMS; the right CA then claims.
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost", "127.0.0.1")), tmp_path)
+    key = "k" * 20
+    csms = Csms(basic_auth={CP_ID: key})
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    try:
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        tls = {"security_profile": 2, "auth_key": key}
+        wrong = Ca("another root").write(tmp_path / "other").read_text()
+        st = await claim_and_wait(c, fields(csms.url, ca_pem=wrong, **tls))
+        assert (st["state"], st["error"]) == ("failed", "csms_tls"), st
+        assert "ca_pem" in st["message"]
+        assert not csms.calls(), "the charger talked OCPP before the claim succeeded"
+        st = await claim_and_wait(c, fields(csms.url, ca_pem=ca.write(tmp_path).read_text(),
+                                            **tls))
+        assert st["state"] == "done", st
+        await csms.wait_call("BootNotification", timeout=30)
+    finally:
+        await csms.stop()
 
 
 @BOTH_BOARDS

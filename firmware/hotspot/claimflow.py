@@ -94,6 +94,8 @@ async def _probe(hs, c):
                                        route=getattr(hs.board, "route", None))
         except wsmod.WsError as e:
             log.warn(_TAG, "CSMS check: %s", e)
+            if isinstance(e, wsopen.TlsError):
+                return "csms_tls"
             return "csms_refused" if "refused" in str(e) else "csms_unreachable"
         except (OSError, asyncio.TimeoutError) as e:
             log.warn(_TAG, "CSMS check: %s %s", type(e).__name__, e)

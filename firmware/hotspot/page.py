@@ -120,7 +120,8 @@ function poll(name) {
     }
     if (d.state === 'failed') {
       say(d.message || d.error, 'bad'); busy(false);
-      field({field: {wifi_wrong_password: 'wifi_password', wifi_not_found: 'wifi_ssid'}[d.error]});
+      field({field: {wifi_wrong_password: 'wifi_password', wifi_not_found: 'wifi_ssid',
+        csms_tls: 'ca_pem'}[d.error]});
       return;
     }
     say(d.state === 'checking_csms' ? 'Reaching the cloud...' : 'Joining your Wi-Fi...');

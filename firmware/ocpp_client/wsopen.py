@@ -17,6 +17,11 @@ _MAX_HEADER_LINE = const(512)
 _UNRESERVED = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
+class TlsError(WsError):
+    # The TLS handshake failed (certificate, CA, host name, alert): a claim says csms_tls.
+    pass
+
+
 def quote(s):
     # Percent-encoding of one path segment: RFC 3986 unreserved characters kept, every other
     # UTF-8 byte as %XX (so "/", "%", "?", "#", spaces and non-ASCII cannot change the URL).
@@ -122,7 +127,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         if secure and (isinstance(e, ValueError) or (isinstance(e, OSError) and _mbedtls(e))):
             # mbedTLS: a failed certificate check (ValueError with the reasons, one per line) or
             # a TLS alert (OSError with a negative code)
-            raise WsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
+            raise TlsError("TLS handshake with %s failed: %s" % (host, " ".join(str(e).split())))
         raise
     return WebSocket(r, w, max_size, spool, spool_max, spool_if)
 
