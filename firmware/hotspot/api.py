@@ -76,7 +76,7 @@ def _ours(hs, req):
     # page is served at http://<hs.ip>/ (the captive portal redirects there); a port is kept
     # in both (the simulation's).
     host = req.header(b"host", "")
-    if host.split(":")[0] != hs.ip:
+    if host.split(":")[0] not in (hs.ip, hs.http_host):
         return False
     o = req.header(b"origin")
     return o is None or o == "http://" + host

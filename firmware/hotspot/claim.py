@@ -114,6 +114,9 @@ class Hotspot:
         opts = board.hotspot_options() if hasattr(board, "hotspot_options") else {}
         self.idle_s = opts.get("hotspot_idle_s", _IDLE_S)
         self.grace_ms = opts.get("close_grace_ms", _CLOSE_GRACE_MS)
+        # Another name clients reach the hotspot by (api.py's Host check): the ESP32 emulation
+        # forwards a loopback port to 192.168.4.1:80. A charger in the field has none.
+        self.http_host = opts.get("http_host")
         self.ssid = ssid_for(settings.factory_id)
         self._key = provisioning.get("hotspot_key", "")
         # The login guard (hotspot/guard.py): made when the hotspot opens (its failure count

@@ -214,10 +214,13 @@ class Simulator:
         doc["hotspot_key"] = (c and c.hotspot_key) or prev.get("hotspot_key") or make_secret(4)
         doc["conn_password"] = ((c and c.conn_password) or prev.get("conn_password")
                                 or make_secret(3))
+        # The emulated access point (192.168.4.1:80) is reached at a loopback port: the
+        # hotspot's API takes that Host too.
+        knobs: dict[str, Any] = {"http_host": "127.0.0.1"}
         if c is not None:
-            knobs = {"hotspot_idle_s": c.idle_s, "lockout_base_ms": c.lockout_base_ms,
-                     "close_grace_ms": c.close_grace_ms}
-            doc["hotspot"] = {k: v for k, v in knobs.items() if v is not None}
+            knobs.update(hotspot_idle_s=c.idle_s, lockout_base_ms=c.lockout_base_ms,
+                         close_grace_ms=c.close_grace_ms)
+        doc["hotspot"] = {k: v for k, v in knobs.items() if v is not None}
         esp32state.provision(self.flash, doc)
 
     def factory_secrets(self) -> dict[str, str]:
