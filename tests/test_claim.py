@@ -21,6 +21,7 @@ from borne.sim.options import Fitted
 from borne.sim.simulator import ClaimOptions, Simulator
 from borne.workload import until
 from conftest import BOTH_BOARDS
+from ocpp.v16 import call as ocpp
 from simctl import Control, controlling, running
 from tlscerts import Ca, server_context
 
@@ -250,6 +251,82 @@ async def test_long_press_reopens_and_unclaim_wipes_owner_data(
     doc = json.loads((csim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
     assert doc["wifi_pass"] == "" and doc["csms_url"] == "" and doc["cp_id"] == CP_ID
     assert csim.factory_secrets()["hotspot_key"] == KEY  # the factory's survive
+
+
+async def test_unclaim_leaves_nothing_of_the_old_owner(csms: Csms, flash: Path) -> None:
+    # The old owner's CSMS gave a local list and a charging profile, a session ran on a listed
+    # card; after the unclaim the new owner's CSMS sees list version 0 and no limit, and with it
+    # offline the old card starts nothing (the defaults' LocalAuthorizeOffline must not let it).
+    old = "04DEAD01"  # a card UID: hex
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options(reader=True))
+    async with running(csim), controlling(csim) as ctl:
+        await _unclaim_and_claim_again(csms, csim, ctl, old)
+
+
+async def _unclaim_and_claim_again(csms: Csms, csim: Simulator, ctl: Control, old: str) -> None:
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp = csms.charge_points[CP_ID]
+    listed = {"id_tag": old, "id_tag_info": {"status": "Accepted"}}
+    res = await cp.call(ocpp.SendLocalList(list_version=7, update_type="Full",
+                                           local_authorization_list=[listed]))
+    assert res.status == "Accepted"
+    res = await cp.call(ocpp.SetChargingProfile(connector_id=0, cs_charging_profiles={
+        "chargingProfileId": 3, "stackLevel": 0, "chargingProfilePurpose": "ChargePointMaxProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {
+            "chargingRateUnit": "A", "startSchedule": "2020-01-01T00:00:00Z",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6}]}}))
+    assert res.status == "Accepted"
+    await ctl("plug")
+    assert (await ctl("tap", uid=old))["ok"]
+    await csms.wait_call("StartTransaction", lambda p: p["idTag"] == old)
+    await ctl("unplug")
+    await csms.wait_call("StopTransaction")
+    data = csim.flash / "data"
+    assert (data / "smart0.json").exists() and (data / "locallist.json").exists()
+    assert old in (data / "events.log").read_text()
+
+    assert (await ctl("button", ms=3100))["ok"]
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    await call(c.unclaim)
+    await ctl.wait_state(lambda s: (s.get("hotspot") or {}).get("claimed") is False
+                         and (s.get("hotspot") or {}).get("open") is True,
+                         "the charger back in claim mode after its restart")
+    left = [p.name for p in data.rglob("*") if p.is_file() and (
+        p.name.split(".")[0] in ("smart0", "locallist", "locallist_new", "txids", "session",
+                                 "ocpp_config") or p.name.startswith("authc")
+        or p.parent.name == "ll")]
+    assert not left, f"the old owner's documents survived the unclaim: {left}"
+    for log in ("events.log", "txq.log"):  # (the queue holds the new boot's security events)
+        text = (data / log).read_text() if (data / log).exists() else ""
+        assert old not in text and "StartTransaction" not in text, (log, text)
+
+    new = Csms(heartbeat_interval=300)
+    await new.start()
+    try:
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        assert (await claim_and_wait(c, fields(new.url)))["state"] == "done"
+        await new.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        ncp = new.charge_points[CP_ID]
+        assert (await ncp.call(ocpp.GetLocalListVersion())).list_version == 0
+        res = await ncp.call(ocpp.GetCompositeSchedule(connector_id=1, duration=600,
+                                                       charging_rate_unit="A"))
+        periods = res.charging_schedule["charging_schedule_period"]
+        assert [p["limit"] for p in periods] == [32], periods  # BorneMaxCurrent: no profile
+    finally:
+        await new.stop()
+    await ctl.wait_state(lambda s: not s["ocpp"]["connected"], "offline: the new CSMS is down")
+    await ctl("plug")
+    assert (await ctl("tap", uid=old))["ok"]
+    assert csim.agent is not None
+    await csim.agent.wait_line(rf"tag {old} refused: Invalid")
+    assert not (await ctl("state"))["relay"]
 
 
 @BOTH_BOARDS

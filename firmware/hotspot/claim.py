@@ -137,6 +137,7 @@ class Hotspot:
         self._scan = None  # (ticks_ms, list)
         self._want_open = False
         self._reset_at = None
+        self._wiped = False  # a factory reset's: wiped again just before its reboot
         self.need_free = opts.get("hotspot_need_free") or need_free()
         self._deferred = None  # why the hotspot should open, refused for want of memory
         self._retry_at = 0
@@ -271,6 +272,10 @@ class Hotspot:
             await asyncio.sleep_ms(200)
             now = time.ticks_ms()
             if self._reset_at is not None and time.ticks_diff(now, self._reset_at) >= 0:
+                if self._wiped:
+                    self._wipe(False)  # what tasks wrote back since; no await until the reset
+                    if self.events:
+                        self.events.add("factory_reset")
                 self.board.reset(True)
             if self._want_open:
                 self._want_open = False
@@ -290,17 +295,20 @@ class Hotspot:
 
     # -- unclaim / factory reset --------------------------------------------------------
     def factory_reset(self):
-        # Wipes what the owner gave (name, home Wi-Fi, cloud endpoint and credentials, OCPP
-        # configuration) and reboots into claim mode. The factory identity and the per-device
-        # secrets stay: they are the label's.
-        self.settings.wipe_owner()
-        self.store.remove("ocpp_config")
+        # Wipes the owner's data (hotspot/reset.py: what the owner, their CSMS and broker gave
+        # or left) now and again just before the reboot into claim mode. The factory identity
+        # and the per-device secrets stay: they are the label's.
+        self._wipe(True)
+        self._wiped = True
         if self.radio:
             self.radio.leave()
-        if self.events:
-            self.events.add("factory_reset")
         log.warn(_TAG, "owner data wiped; restarting into claim mode")
         self._reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
+
+    def _wipe(self, first):
+        from supervisor import rare
+
+        rare("hotspot.reset", "wipe", self, first)
 
     # -- the claim (api.py asks, claimflow.py reports) -----------------------------------
     def claim_refused(self):

@@ -163,8 +163,11 @@ class Simulator:
             env = self.flash.parent / f"{self.flash.name}-wifi.json"
             env.write_text(json.dumps({"networks": c.networks}))
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
+        if c.reader:
+            self._rfid_server = await asyncio.start_server(self.reader.serve, "127.0.0.1", 0)
         wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}",
-                      dns=await self.dns.start())
+                      dns=await self.dns.start(),
+                      rfid=_addr(self._rfid_server) if self._rfid_server else None)
         await self._power_on(["--id", self.cp_id, *wires.argv(),
                               *replace(c, wifi_env=env).argv()])
 
@@ -458,6 +461,7 @@ class ClaimOptions:
     close_grace_ms: int | None = None
     http_port: int = 0
     dns_port: int = 0
+    reader: bool = False  # the RFID reader wired too (the `tap` command): a claimed owner's cards
 
     def argv(self) -> list[str]:
         out = ["--http-port", str(self.http_port), "--dns-port", str(self.dns_port)]

@@ -1,0 +1,55 @@
+# The factory reset's wipe (unclaim, very long press of the setup button): loaded for it and out
+# of the heap after (claim.Hotspot.factory_reset(); run by supervisor.rare). The owner gives the
+# charger away: what the owner, their CSMS or their broker gave or left goes; what belongs to the
+# device stays. Every document the firmware writes, and which it is:
+#   owner (wiped): the settings' owner fields (settingsdoc.wipe_owner), _DOCS, _QUEUES, _FOLDERS,
+#     _EMPTIED
+#   device (kept): settings' identity and installation (meter, fuse, phases), claim_guard (the
+#     login lockout: it guards the label's password, not the owner's data), ota and signedfw
+#     (a firmware job and the slots: the running code's business), pulse_meter (the meter's
+#     register: energy readings never go back), diag_boot and seclog (the device's security
+#     log: its events carry no tag and no secret, and the reset belongs in it), spools and
+#     scratch files (dropped at boot or by their job).
+import log
+
+_TAG = "hotspot"
+_DOCS = const((
+    "ocpp_config",  # the CSMS's configuration keys (ocpp_client/config.py)
+    "locallist", "locallist_new",  # the local authorization list's version and count
+    "authcache", "authc0", "authc1", "authc2", "authc3", "authc4", "authc5", "authc6",
+    "authc7",  # the authorization cache (ocpp_client/auth.py _bucket)
+    "smart0", "smart1",  # charging profiles (evse/smart.py)
+    "reservations",  # evse/reservation.py
+    "availability",  # ChangeAvailability's (evse/connector.py)
+    "session", "stopping",  # an open session: its tag; its StopTransaction would go nowhere
+    "certs", "csrkey",  # the CSMS's installed roots, a pending CSR's key (diag/)
+    "owner_controls",  # MQTT pause and limit (mqtt/commands.py)
+    "events",  # the event log: the owner's tags, sessions, logbook (eventlog.py)
+))
+# Queues a live sender reads (ocpp_client/txqueue.py, its id map; mqtt/feature.py's finished
+# sessions): removed only just before the reboot; gone from under it, a sender spun on records it
+# still counted and hung the loop. A power cut in between leaves them.
+_QUEUES = const(("txq", "txids", "mqtt_sessions"))
+_FOLDERS = const(("ll", "ll.new", "ll.old"))  # the local list's tags (ocpp_client/locallist.py)
+_EMPTIED = const(("agentlog",))  # log lines name tags and the CSMS (diag/agentlog.py)
+
+
+def wipe(hs, first):
+    # first: at the reset's request; again (not first) just before the reboot, with no await
+    # between, so nothing a task wrote meanwhile (a meter checkpoint, an event, an Authorize's
+    # cache entry) outlives it.
+    st = hs.store
+    if first:
+        # Messages for the old CSMS still undelivered (billing data) cannot go to the next one:
+        # said, then dropped with the rest.
+        n = len(st.journal("txq", 400))
+        if n:
+            log.warn(_TAG, "factory reset: %d transaction message(s) never delivered to the "
+                     "old CSMS dropped", n)
+    hs.settings.wipe_owner()
+    from store import wipe as w
+
+    w.remove(st, _DOCS if first else _DOCS + _QUEUES, _FOLDERS, _EMPTIED)
+    from supervisor import drop
+
+    drop("store.wipe")
