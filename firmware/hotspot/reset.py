@@ -44,7 +44,7 @@ def wipe(hs, first):
         # said, then dropped with the rest.
         n = len(st.journal("txq", 400))
         if n:
-            log.warn(_TAG, "factory reset: %d transaction message(s) never delivered to the "
+            log.warn(_TAG, "factory reset: %d queued message(s) never delivered to the "
                      "old CSMS dropped", n)
     hs.settings.wipe_owner()
     from store import wipe as w
