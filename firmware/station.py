@@ -1,6 +1,7 @@
 # The charger's link to its home Wi-Fi (the settings' wifi_ssid / wifi_pass, once claimed): joined
-# at boot and again whenever it drops, with a pause doubling from 5 s to 5 min after each failed
-# attempt; the OCPP session is woken once joined. The one joiner, run by app.py whether claim mode
+# at boot and again whenever it drops, with a pause doubling from 5 s to 1 min after each failed
+# attempt (a failed join stops the radio's own retries: a longer pause would keep a charger
+# offline minutes after its router is back); the OCPP session is woken once joined. The one joiner, run by app.py whether claim mode
 # (hotspot/claim.py) is loaded or not; a claim in progress holds it (`hold`), as the claim joins
 # the owner's network itself (hotspot/claimflow.py) to check it.
 import asyncio
@@ -10,7 +11,7 @@ import log
 _TAG = "hotspot"
 _JOIN_TIMEOUT_MS = const(20000)
 _PAUSE_MIN_MS = const(5000)
-_PAUSE_MAX_MS = const(300000)
+_PAUSE_MAX_MS = const(60000)
 _POLL_MS = const(1000)
 
 
