@@ -4,6 +4,7 @@ availability, reset, power loss. The relay is checked at every step the way a us
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from borne.csms import Csms
@@ -163,9 +164,12 @@ async def test_without_free_charging_plugging_in_is_not_enough(
 
 
 @BOTH_BOARDS
-async def test_rcd_trip_opens_relay_reports_ground_failure_and_recovers(
+async def test_rcd_trip_opens_relay_ends_the_session_and_latches_until_unplugged(
     csms: Csms, control: Control
 ) -> None:
+    # The RCD module releasing (as a 6 mA DC module does once the opening stopped the fault
+    # current) closes nothing again: the session ended at the trip, the connector stays Faulted
+    # (GroundFailure) until the EV is unplugged with the RCD healthy; the next plug-in charges.
     await _charging(csms, control)
     await control("fault", kind="rcd")
     st = await control.wait_state(lambda s: not s["relay"], "the relay to open on an RCD trip")
@@ -174,9 +178,25 @@ async def test_rcd_trip_opens_relay_reports_ground_failure_and_recovers(
         "StatusNotification",
         lambda p: p["status"] == "Faulted" and p["errorCode"] == "GroundFailure",
     )
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "Other"
     await control("fault", kind="clear")
+    await control("pause")
+    await control("charge")
+    for _ in range(20):  # one second of the EV asking again, the same plug-in: never closed
+        st = await control("state")
+        assert not st["relay"] and st["ocpp"]["status"] == "Faulted", st
+        await asyncio.sleep(0.05)
     n = len(csms.frames)
-    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging", after=n)
+    await control("unplug")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.RemoteStartTransaction(id_tag="REMOTE2", connector_id=1))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction", lambda p: p["idTag"] == "REMOTE2", after=n)
+    await control.wait_state(lambda s: s["relay"], "a new plug-in to charge")
 
 
 @BOTH_BOARDS

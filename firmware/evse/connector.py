@@ -23,6 +23,9 @@ _AVAIL_DOC = const("availability")
 # The installer's limit (cable, breaker) in A, a configuration key: the most any offer can be.
 _MAX_KEY = const("BorneMaxCurrent")
 _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError in the poll
+# Latched faults (safety.LATCHED): they clear only with the EV unplugged (pilot A), the RCD input
+# healthy and the contactor's feedback reading open, all together this long; or by a restart.
+_UNLATCH_MS = const(3000)
 
 
 def _drop_reservations():
@@ -84,6 +87,8 @@ class Connector:
         self._napper = None  # run()'s task while it pauses between polls (_edges wakes it)
         self._edged = False  # an edge came during a poll: the next one now
         self.oom_hold_ms = _OOM_HOLD_MS
+        self.unlatch_ms = _UNLATCH_MS
+        self._sound_at = None  # ticks_ms since a latched fault's inputs all read healthy
         self._burst = 0
         self.oom_count = 0  # MemoryErrors the poll survived (fail safe: relay opened)
         self._duty_offer = None  # the offer the cached duty below is for
@@ -287,9 +292,15 @@ class Connector:
         if on and kind not in self.faults:
             self.faults[kind] = safety.FAULT_CODES[kind]
             self._apply()  # relay opens before the fault is reported or logged
+            self._sound_at = None
             log.warn(_TAG, "fault %s (%s)", kind, self.faults[kind])
             self.events.add("fault", what=kind)
             self._report()
+            if kind in safety.LATCHED:
+                # No reclosing within this plug-in (a 6 mA DC RCD module releases as soon as the
+                # opening stopped the fault current): the session ends. 1.6's EmergencyStop
+                # means the button; the fault itself went out as Faulted just before.
+                self._stop("Other")
         elif not on and kind in self.faults:
             del self.faults[kind]
             log.info(_TAG, "fault %s cleared", kind)
@@ -372,8 +383,10 @@ class Connector:
 
     def step(self):
         b = self.board
-        # RCD first: it is the most urgent input.
-        self._set_fault("rcd", b.rcd_tripped())
+        # RCD first: it is the most urgent input. Latched: its release clears nothing here.
+        rcd = b.rcd_tripped()
+        if rcd:
+            self._set_fault("rcd", True)
         # The low plateau is only meaningful once PWM has run a little (ADC and filter settle).
         pwm_on = (self._duty is not None and self._duty < 100
                   and time.ticks_diff(time.ticks_ms(), self._pwm_at) >= self.settle_ms)
@@ -388,14 +401,17 @@ class Connector:
             self._on_pilot(prev, st)
         self._set_fault("pilot", w.pilot_fault)
         self._set_fault("diode", w.diode_fault)
-        self._check_feedback()
+        fb = b.relay_feedback()
+        self._check_feedback(fb)
+        self._check_latched(rcd, fb)
         self._check_timeouts()
         self._apply()
 
-    def _check_feedback(self):
+    def _check_feedback(self, fb):
+        # Both faults latch (safety.LATCHED, _check_latched): one reading of the auxiliary
+        # contact that agrees again proves nothing (a welded contact's bounce).
         if time.ticks_diff(time.ticks_ms(), self._relay_at) < _FEEDBACK_MS:
             return
-        fb = self.board.relay_feedback()
         if fb and not self.relay:
             self._set_fault("weld", True)
         elif not fb and self.relay and not self._watch.leaving:
@@ -403,10 +419,20 @@ class Connector:
             # the contactor before the debounced state follows, which then opens the relay
             # here: not a relay failure. Still open with the pilot back in C/D is one.)
             self._set_fault("relay", True)
-        else:
-            self._set_fault("weld", False)
-            if "relay" in self.faults and not self.relay:
-                self._set_fault("relay", False)
+
+    def _check_latched(self, rcd, fb):
+        # A latched fault clears once the EV is unplugged and the inputs read sound (RCD healthy,
+        # feedback open: the relay is open while any fault holds) for unlatch_ms without a break.
+        f = self.faults
+        if not ("rcd" in f or "weld" in f or "relay" in f):
+            return
+        if self.cp != "A" or rcd or fb:
+            self._sound_at = None
+        elif self._sound_at is None:
+            self._sound_at = time.ticks_ms()
+        elif time.ticks_diff(time.ticks_ms(), self._sound_at) >= self.unlatch_ms:
+            for k in safety.LATCHED:
+                self._set_fault(k, False)
 
     def _check_timeouts(self):
         p = self.pending

@@ -21,6 +21,10 @@ FAULT_CODES = {
     "meter": "PowerMeterFailure",
 }
 FAULT_ORDER = ("rcd", "weld", "relay", "pilot", "diode", "meter")  # which one the status names
+# Faults that end the session and stay until the EV is unplugged and the inputs read sound
+# (connector._check_latched) or the charger restarts: an RCD trip, a welded contact, a contactor
+# whose auxiliary contact disagrees. The others clear with their cause.
+LATCHED = ("rcd", "weld", "relay")
 _INVALID_READINGS = const(5)  # 100 ms of pilot readings between bands: a pilot fault
 _DIODE_BAD_READINGS = const(3)
 

@@ -15,7 +15,7 @@ from evse import connrare
 from evse.connector import Connector
 
 SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
-STEPS = 400
+STEPS = 1000
 _MV = {"A": 12000, "B": 9000, "C": 6000, "D": 3000, "E": 0}
 
 
@@ -72,6 +72,7 @@ def _boot(world, store):
     c = Connector(world, store, EventLog(store, 20), cfg)
     c.authorizer = _allow
     c.settle_ms = 0  # the test's time does not pass; the pilot is settled at once
+    c.unlatch_ms = 0  # a latched fault clears at the second sound reading with the EV unplugged
     world.relay = False  # the coil drops with the power
     world.duty = 100
     s = connrare.take_interrupted(c)
@@ -94,7 +95,7 @@ async def _plugged_asking(w, c):
     await _settle(c)
 
 
-def _check(w, c, limit, headroom, operative, seed, i, what):
+def _check(w, c, limit, headroom, operative, seed, i, what, rcd_latched=False):
     if not w.relay:
         return
     s = c.session
@@ -103,6 +104,8 @@ def _check(w, c, limit, headroom, operative, seed, i, what):
         why = "EV not asking (pilot %s)" % w.cp()
     elif w.rcd:
         why = "RCD tripped"
+    elif rcd_latched:
+        why = "the RCD tripped during this plug-in (released since)"
     elif w.short or w.diode:
         why = "pilot fault"
     elif s is None or not s["auth"] or s.get("stopped"):
@@ -130,6 +133,7 @@ async def _run(seed):
     headroom = None
     operative = True
     closed = 0
+    rcd_latched = False  # the RCD tripped and no unplug with it sound since (nor a restart)
     for i in range(STEPS):
         r = rng.getrandbits(5)
         what = r
@@ -174,6 +178,7 @@ async def _run(seed):
             cfg.set("BorneFreeCharging", "true" if rng.getrandbits(1) else "false")
         elif r == 24:
             c, cfg = _boot(w, store)  # power cut and restart on the same flash
+            rcd_latched = False
             operative = c.operative
             limit = None
             headroom = None
@@ -189,9 +194,13 @@ async def _run(seed):
         else:
             pass  # time passes
         await _settle(c)
+        if w.rcd:
+            rcd_latched = True
+        elif w.ev == "A":
+            rcd_latched = False
         if c._scheduled is None:  # (a ChangeAvailability waiting for the session: not yet)
             operative = c.operative
-        _check(w, c, limit, headroom, operative, seed, i, what)
+        _check(w, c, limit, headroom, operative, seed, i, what, rcd_latched)
         closed += w.relay
     return closed
 

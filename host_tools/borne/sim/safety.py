@@ -35,7 +35,8 @@ async def stalled_trip(sim: Simulator, kind: str, stall_ms: int = 300,
                        after_ms: int = 50) -> float:
     """Charge, block the chip's loop for `stall_ms`, and `after_ms` into it trip the RCD
     (kind "rcd") or unplug ("unplug"): seconds until the relay opened. Leaves the EV unplugged
-    and the faults cleared."""
+    and the faults cleared (an RCD trip latches until the EV is unplugged with the RCD sound for
+    a while: this waits for the connector to be Available again)."""
     await sim.command({"cmd": "plug"})
     await asyncio.sleep(0.3)
     t = time.monotonic()
@@ -53,5 +54,8 @@ async def stalled_trip(sim: Simulator, kind: str, stall_ms: int = 300,
     await asyncio.sleep((stall_ms - after_ms) / 1000 + 0.3)  # the loop runs again
     await sim.command({"cmd": "unplug"})
     await sim.command({"cmd": "fault", "kind": "clear"})
-    await asyncio.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while (await sim.command({"cmd": "state"}))["ocpp"]["status"] != "Available":
+        assert time.monotonic() < deadline, "the connector not Available again"
+        await asyncio.sleep(0.05)
     return dt
