@@ -29,6 +29,18 @@ if __name__ == "__main__" and not slotchoice.maintenance():
             pass
         raise
     except Exception as e:
+        # The contactor opens first (Board() drives it open before anything else; the pins
+        # keep the crashed program's state), then the report, the trial's verdict (a flash
+        # write) and the restart. (unix_sim: the relay is the simulation's, whose coil drops
+        # when the process ends.)
+        b = None
+        try:
+            import board
+
+            b = board.Board()
+            b.set_relay(False)
+        except Exception:
+            pass
         sys.print_exception(e)
         if trial:
             try:
@@ -38,9 +50,7 @@ if __name__ == "__main__" and not slotchoice.maintenance():
             except Exception:
                 pass
         try:
-            import board
-
-            board.Board().reset(True)
+            (b or board.Board()).reset(True)
         except Exception:
             pass
         raise

@@ -229,6 +229,7 @@ class Board(BoardBase):
     # keeps the offset
 
     def reset(self, hard):
+        self.set_relay(False)  # the contract: relay open first (a constant line, no allocation)
         self._send("reset %d" % (1 if hard else 0))
         # Exit code 4 asks the simulation to start the agent again: a reboot.
         sys.exit(4)

@@ -58,11 +58,16 @@ def _idle(s, what):
 
 async def _reset(s, kind):
     hard = kind == "Hard"
-    s.events.add("reset", type=kind)
-    if s.restart_tune is not None:
-        s.restart_tune()  # the owner hears the restart (sound + LED change)
     conn = s.connector
+    # The session's stop first (the relay opens in it), then what is only told: the event log's
+    # line (a flash write) and the tune, which need memory a reset must not depend on.
     conn.stop_for("HardReset" if hard else "SoftReset")
+    try:
+        s.events.add("reset", type=kind)
+        if s.restart_tune is not None:
+            s.restart_tune()  # the owner hears the restart (sound + LED change)
+    except MemoryError:
+        pass
     # The StopTransaction waits for the final meter reading (a second at most); a soft reset
     # also lets it go out first, if the link allows it.
     for _ in range(30):
