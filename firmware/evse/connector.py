@@ -115,7 +115,8 @@ class Connector:
         # evse.reservation.Reservations while one is held (or found on flash), else None: the
         # module is out of the heap and nothing is reserved.
         self.reservations = None
-        self.operative = True
+        self.operative = True  # the CSMS's ChangeAvailability (persisted)
+        self.held = False  # hold(): a firmware update installs, nothing starts (not persisted)
         self._scheduled = None
         self.cp_wide = False  # connector 0 Unavailable too: made inoperative as a whole
         self._status = {0: None, 1: None}
@@ -216,7 +217,7 @@ class Connector:
             if time.ticks_diff(time.ticks_ms(), self._oom_at) < self.oom_hold_ms:
                 return False
             self._oom_at = None
-        return safety.relay_allowed(self.cp, self.session, self.operative, self.faults,
+        return safety.relay_allowed(self.cp, self.session, self._available(), self.faults,
                                     self.offer_a, self._watch.diode_verified)
 
     def _apply(self):
@@ -254,8 +255,12 @@ class Connector:
         self._relay_at = self._oom_at = time.ticks_ms()
         self.oom_count += 1
 
+    def _available(self):
+        # Operative (the CSMS's word) and not held by a firmware update (hold()).
+        return self.operative and not self.held
+
     def _offering(self):
-        return safety.offering(self.session, self.operative, self.faults, self.offer_a)
+        return safety.offering(self.session, self._available(), self.faults, self.offer_a)
 
     def _compute_offer(self):
         a = offer.offer(self.config.get(_MAX_KEY), self.limit_a, self.headroom_a)
@@ -495,7 +500,7 @@ class Connector:
     def can_start(self):
         # Not before the sessions a power cut interrupted are ended (the client does it at boot,
         # after one meter reading): their documents must not be mistaken for a new one's.
-        return (self.session is None and self.operative and not self.faults
+        return (self.session is None and self._available() and not self.faults
                 and not self.interrupted and not self.restarting)
 
     def _try_start(self):
@@ -726,12 +731,12 @@ class Connector:
                 return ("Charging", "NoError") if self.relay else ("SuspendedEVSE", "NoError")
             # B, or A: unplugged with StopTransactionOnEVSideDisconnect false, the transaction
             # kept (Preparing would say none is ongoing; OCTT TC_005_3_CS). The relay is open.
-            if not s["auth"] or offer.paused(self.offer_a) or not self.operative:
+            if not s["auth"] or offer.paused(self.offer_a) or not self._available():
                 return ("SuspendedEVSE", "NoError")
             return ("SuspendedEV", "NoError")
         if self.finishing and self.cp in ("B", "C", "D"):
             return ("Finishing", "NoError")
-        if not self.operative:
+        if not self._available():
             return ("Unavailable", "NoError")
         if self.pending is not None or self.cp in ("B", "C", "D"):
             return ("Preparing", "NoError")
@@ -766,10 +771,10 @@ class Connector:
     def hold(self, on):
         # Unavailable while a firmware update installs (never during a session: the updater
         # waits for it to end), not persisted: the restart that follows ends it, or hold(False)
-        # when the installation failed (a method: that must not need a load).
+        # when the installation failed (a method: that must not need a load). A flag of its
+        # own, apart from `operative`: a ChangeAvailability meanwhile starts nothing during the
+        # installation and is what holds after it.
+        self.held = on
         if on:
-            self._held = self.operative
-            self.operative = False
-        else:
-            self.operative = getattr(self, "_held", self.operative)
+            self._drop_pending("unavailable")
         self._apply()

@@ -319,12 +319,16 @@ class Updater:
                  len(b.manifest["files"]), b.size())
         return b
 
-    async def _install(self):
+    async def _no_session(self, what):
         conn = self.connector
         if conn.session is not None:
-            log.info(_TAG, "installation waits for the transaction to end")
+            log.info(_TAG, "%s waits for the transaction to end", what)
             while conn.session is not None:
                 await asyncio.sleep(1)
+
+    async def _install(self):
+        conn = self.connector
+        await self._no_session("installation")
         conn.hold(True)
         self._status("Installing")
         try:
@@ -363,6 +367,9 @@ class Updater:
             if self.doc["sent"]:
                 break
             await asyncio.sleep_ms(100)
+        # The hold starts no session; should one run all the same, the restart waits for it:
+        # a reset never cuts a transaction off.
+        await self._no_session("the restart")
         self.board.reset(True)
 
     async def _install_image(self, b):
