@@ -823,3 +823,41 @@ def test_sim_refuses_reader_variants_the_board_lacks(tmp_path: Path) -> None:
         Simulator(tmp_path / "f", fitted=Fitted(board="pico"))
     with pytest.raises(ValueError, match="reader 'rc522'"):
         Simulator(tmp_path / "f", fitted=Fitted(board="esp32_wallbox", reader="rc522"))
+
+
+_DUTY_SCRIPT = """
+import json
+import machine
+import pins
+import board
+from evse import pilot
+
+b = board.Board()
+out = []
+for tenths in range(60, 801):
+    b.set_pwm(pilot.duty_for(tenths / 10))
+    out.append([tenths, machine._pwm[pins.CP_PWM]._duty])
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _ev_reads(duty_u16: int) -> float:
+    """The current an EV reads from the pilot's duty (IEC 61851-1:2017 Table A.8)."""
+    d = duty_u16 * 100 / 65535
+    if 8 <= d < 10:
+        return 6.0
+    if 10 <= d <= 85:
+        return d * 0.6
+    return (d - 64) * 2.5 if 85 < d <= 96 else 0.0
+
+
+def test_the_pilot_duty_never_reads_as_more_than_the_offer(tmp_path: Path) -> None:
+    # Every offer from 6 to 80 A in 0.1 A steps, through the board's duty_u16: the EV never
+    # reads more than offered, nor much less (51-52.5 A: 51 A, the low range's top; 52.5 A
+    # itself is 85 %, which reads as 51 A too). Rounding once made 51 A (85 %) 85.0004 %,
+    # which the high range reads as 52.5 A.
+    for tenths, duty in _run_emulated(tmp_path, _DUTY_SCRIPT):
+        a = tenths / 10
+        got = _ev_reads(duty)
+        assert got <= a + 1e-9, f"{a} A offered, duty_u16 {duty} reads {got:.4f} A"
+        assert got >= (51 if 51 <= a <= 52.5 else a) - 0.01, f"{a} A reads {got:.4f} A"

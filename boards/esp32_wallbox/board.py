@@ -348,7 +348,11 @@ class Board(BoardBase):
         elif duty_pct <= 0:
             d = 0
         else:
-            d = int(duty_pct * 655.35 + 0.5)
+            # Truncated, never rounded up: an EV reads the duty back as a current (x 0.6 up to
+            # 85 %, (d - 64) x 2.5 above it), both rising with the duty, so a truncated duty never
+            # reads as more than the offer. Rounded, 51 A (85 %) became 85.0004 %, read with the
+            # high range as 52.5 A. (6 A, 10 %, becomes 9.9992 %: 8-10 % reads 6 A.)
+            d = int(duty_pct * 655.35)
         self._cp_pwm.duty_u16(d)
         self._duty = d
         # The LEDC applies a new duty at the next period: let the cached sample expire 2 ms from

@@ -40,6 +40,27 @@ def test_duty_from_pilot():
     assert offer.duty(0) == 100
 
 
+def _ev_reads(duty):
+    # The current an EV reads from a duty (IEC 61851-1 Table A.8)
+    if 8 <= duty < 10:
+        return 6
+    if 10 <= duty <= 85:
+        return duty * 0.6
+    return (duty - 64) * 2.5 if duty <= 96 else 0
+
+
+def test_no_offer_reads_as_more_than_offered_around_the_two_ranges():
+    # 51-52.5 A: the high range's formula gives under 85 %, which an EV reads with the low one;
+    # 85 % (51 A) is the most below the offer there.
+    for tenths in range(500, 540):
+        a = tenths / 10
+        d = offer.duty(a)
+        got = _ev_reads(d)
+        assert got <= a + 1e-9, (a, d, got)
+        assert got >= (51 if 51 <= a <= 52.5 else a) - 1e-9, (a, d, got)
+    assert offer.duty(51) == 85 and offer.duty(52) == 85 and offer.duty(52.5) == 85
+
+
 def test_headroom_per_phase():
     assert offer.headroom(40, [10, 25, 12]) == 15  # the fullest phase counts
     assert offer.headroom(40, [45, 0, 0]) == 0  # already over: nothing left, never negative

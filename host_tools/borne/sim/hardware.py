@@ -25,7 +25,9 @@ HW_FAULTS = ("rcd", "weld", *PILOT_FAULTS)
 
 
 def offer_amps(duty: float) -> float:
-    """The current an EV may draw for a PWM duty (IEC 61851-1 Annex A); 0: nothing offered."""
+    """The current an EV may draw for a PWM duty (IEC 61851-1:2017 Table A.8); 0: none."""
+    if 8 <= duty < 10:
+        return 6.0
     if 10 <= duty <= 85:
         return duty * 0.6
     if 85 < duty <= 96:
