@@ -160,3 +160,29 @@ async def test_house_command_is_checked(control: Control, sim: Simulator) -> Non
     assert st["house"] == [1, 2.5, 3] and st["supply"] is None  # no grid meter fitted here
     r = await control("fault", kind="grid_down")
     assert not r["ok"] and "no grid meter" in r["error"]
+
+
+async def test_an_ev_that_does_not_follow_a_lower_offer_is_cut_off(
+    csms: Csms, lb: tuple[Simulator, Control]
+) -> None:
+    # A misbehaving EV (the simulation's `load` with follows_offer false) keeps drawing 16 A
+    # when the house leaves it 10 A: 5 s after the offer fell the relay opens (SuspendedEVSE);
+    # it charges again once the EV stops asking and asks anew.
+    sim, control = lb
+    await _charging_at_16(csms, control)
+    assert (await control("load", amps=16, follows_offer=False))["ok"]
+    assert (await control("house", amps=15))["ok"]
+    await control.wait_state(lambda s: s["pwm_duty"] == duty(10), "the offer at 10 A", 3)
+    t0 = time.monotonic()
+    st = await control.wait_state(lambda s: not s["relay"], "the relay open on the overdraw", 10)
+    assert time.monotonic() - t0 > 4, "cut before the EV had its 5 s to follow"
+    assert st["ocpp"]["status"] == "SuspendedEVSE" and st["session"], st
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"EV draws .* relay opened until it stops asking", 5)
+    assert (await control("load", amps=10))["ok"]  # it behaves now
+    await control("pause")
+    await sim.agent.wait_line(r"pilot C -> B", 5)
+    await control("charge")
+    # (The grid reading may have caught the EV's 16 A with the charger's own meter already at 0
+    # A, taken as house load: the headroom then needs its 5 s rise first.)
+    await control.wait_state(lambda s: s["relay"], "charging again after B, C", 20)

@@ -26,6 +26,10 @@ _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError
 # Latched faults (safety.LATCHED): they clear only with the EV unplugged (pilot A), the RCD input
 # healthy and the contactor's feedback reading open, all together this long; or by a restart.
 _UNLATCH_MS = const(3000)
+# An EV must follow a lower offer within 5 s (IEC 61851-1): one that draws more than the offer
+# + 10 % (at least + 1 A) on any phase that long after the last change of the relay or the
+# offer gets the relay opened until it stops asking (pilot out of C/D).
+_FOLLOW_MS = const(5000)
 
 
 def _drop_reservations():
@@ -88,6 +92,9 @@ class Connector:
         self._edged = False  # an edge came during a poll: the next one now
         self.oom_hold_ms = _OOM_HOLD_MS
         self.unlatch_ms = _UNLATCH_MS
+        self.follow_ms = _FOLLOW_MS
+        self._over_a = None  # the current above which the EV overdraws the cached offer
+        self.overdrawn = False  # the EV ignored the offer: relay open until it leaves C/D
         self._sound_at = None  # ticks_ms since a latched fault's inputs all read healthy
         self._burst = 0
         self.oom_count = 0  # MemoryErrors the poll survived (fail safe: relay opened)
@@ -217,6 +224,8 @@ class Connector:
             if time.ticks_diff(time.ticks_ms(), self._oom_at) < self.oom_hold_ms:
                 return False
             self._oom_at = None
+        if self.overdrawn:
+            return False
         return safety.relay_allowed(self.cp, self.session, self._available(), self.faults,
                                     self.offer_a, self._watch.diode_verified)
 
@@ -244,6 +253,7 @@ class Connector:
         if a != self._duty_offer:
             self._duty_val = pilot.duty_for(a)
             self._duty_offer = a
+            self._over_a = a + (a / 10 if a > 10 else 1)  # (a float: computed once, here)
         return self._duty_val
 
     def _fail_safe(self):
@@ -399,8 +409,10 @@ class Connector:
         st = w.feed(b.pilot_mv(), self._low_mv, pwm_on, "diode" in self.faults)
         if st != self.cp:
             prev, self.cp = self.cp, st
-            if st not in ("C", "D") and self.relay:
-                self._apply()  # EV stopped asking or left: open before anything else
+            if st not in ("C", "D"):
+                self.overdrawn = False  # the EV asks anew: it may try again
+                if self.relay:
+                    self._apply()  # EV stopped asking or left: open before anything else
             log.info(_TAG, "pilot %s -> %s", prev, st)
             b.telemetry("cp", st)
             self._on_pilot(prev, st)
@@ -453,6 +465,7 @@ class Connector:
                 s["auth"] = False
                 log.info(_TAG, "MaxEnergyOnInvalidId reached: energy delivery stopped")
                 self._apply()
+            self._check_draw()
             # ticks, not clock.now(): the poll allocates nothing while charging steadily
             if time.ticks_diff(time.ticks_ms(), self._checkpoint_ms) >= _CHECKPOINT_S * 1000:
                 self._checkpoint(clock.now())
@@ -461,6 +474,24 @@ class Connector:
             for cid, rid in r.expired():
                 log.info(_TAG, "reservation %d expired", rid)
                 self.events.add("reservation_expired", id=rid)
+
+    def _check_draw(self):
+        # The EV's draw against the offer, once the outputs have been still for follow_ms
+        # (comparisons of the meter's floats only: nothing allocated per poll).
+        lim = self._over_a
+        if lim is None or time.ticks_diff(time.ticks_ms(), self.output_ms()) < self.follow_ms:
+            return
+        L = getattr(self.meter, "latest", None)
+        if L is None or not L.get("ok"):
+            return  # (a failed meter is a fault of its own)
+        for i in L.get("current_a") or ():
+            if i is not None and i > lim:
+                self.overdrawn = True
+                self._apply()  # open first
+                log.warn(_TAG, "EV draws %s A, offer %s A: relay opened until it stops asking",
+                         i, self.offer_a)
+                self._event("overdraw")
+                return
 
     def _checkpoint(self, now):
         e = self.energy_wh()

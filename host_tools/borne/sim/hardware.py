@@ -41,6 +41,7 @@ class Hardware:
     plugged: bool = False
     asking: bool = False  # EV in state C
     load_amps: float = 16.0
+    follows_offer: bool = True  # False: a misbehaving EV draws load_amps whatever the pilot says
     pwm_duty: float = 100.0
     relay_cmd: bool = False
     relay_contacts: bool = False
@@ -95,6 +96,8 @@ class Hardware:
     def current_amps(self) -> float:
         if not (self.relay_contacts and self.plugged and self.asking):
             return 0.0
+        if not self.follows_offer and offer_amps(self.pwm_duty) > 0:
+            return self.load_amps
         return max(0.0, min(self.load_amps, offer_amps(self.pwm_duty)))
 
     def power_w(self) -> float:

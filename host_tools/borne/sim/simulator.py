@@ -336,8 +336,12 @@ class Simulator:
             amps = req.get("amps")
             if isinstance(amps, bool) or not isinstance(amps, int | float) or not 0 <= amps <= 80:
                 raise CommandError('load needs "amps", a number from 0 to 80')
+            follows = req.get("follows_offer", True)
+            if not isinstance(follows, bool):
+                raise CommandError('"follows_offer" is a bool')
             hw.integrate()
             hw.load_amps = float(amps)
+            hw.follows_offer = follows
         elif cmd == "house":
             hw.set_house(_house_amps(req.get("amps")))
         elif cmd == "tap":
