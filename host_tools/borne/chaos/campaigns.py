@@ -596,15 +596,21 @@ def _lenient(csms: Csms, data: str | bytes) -> None:
 
 # -- hostile hotspot requests --------------------------------------------------------------------
 
+# The API answers only requests for the hotspot's own address (hotspot/api.py: 403 otherwise),
+# 127.0.0.1 in the simulation; one request of another host, and one from another site, keep that
+# refusal exercised.
 _HS_BASE = [
     b"GET / HTTP/1.1\r\nHost: 192.168.4.1\r\n\r\n",
-    b"GET /api/identity HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /api/networks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0123\r\n\r\n",
-    b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"GET /api/identity HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /api/networks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer 0123\r\n\r\n",
+    b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     b"Content-Length: 17\r\n\r\n{\"password\": \"x\"}",
-    b"POST /api/claim HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     b"Content-Length: 2\r\n\r\n{}",
     b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n",
+    b"GET /api/identity HTTP/1.1\r\nHost: rebound.example\r\n\r\n",
+    b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"password\": \"x\"}",
 ]
 
 
