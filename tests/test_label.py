@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
+import pytest
 from borne.cli import main
 from borne.label import Label, ssid_for, wifi_qr_text
 
@@ -51,3 +54,34 @@ def test_label_files(tmp_path: Path) -> None:
 
 def test_label_needs_its_secrets(tmp_path: Path) -> None:
     assert main(["label", "--id", "CP1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_label_files_are_private_and_named_after_the_whole_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The secrets from the environment, never from the command line; both files mode 0600
+    # whatever the umask, and a dotted name keeps its last part (site.01 and site.02 are two).
+    monkeypatch.setenv("BORNE_HOTSPOT_KEY", "abcd-efgh-ijkm-npqr")
+    monkeypatch.setenv("BORNE_CONN_PASSWORD", "wxyz-2345-6789-abcd")
+    old = os.umask(0o022)
+    try:
+        for name in ("site.01", "site.02"):
+            assert main(["label", "--id", name, "--out", str(tmp_path / name)]) == 0
+    finally:
+        os.umask(old)
+    for name in ("site.01", "site.02"):
+        for ext in (".svg", ".png"):
+            f = tmp_path / (name + ext)
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert not (tmp_path / "site.svg").exists()
+    assert ">site.02<" in (tmp_path / "site.02.svg").read_text()
+    assert "abcd-efgh-ijkm-npqr" in (tmp_path / "site.01.svg").read_text()
+    capsys.readouterr()
+    # The secrets are no options any more (argv ends up in the shell's history and `ps`).
+    with pytest.raises(SystemExit):
+        main(["label", "--id", "CP1", "--hotspot-key", "k", "--conn-password", "p"])
+    capsys.readouterr()
+    # A folder that does not exist: one line, no traceback.
+    assert main(["label", "--id", "CP1", "--out", str(tmp_path / "nosuch" / "x")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot write the label" in err and "\n" not in err and "Traceback" not in err

@@ -471,6 +471,64 @@ def test_provision_writes_nvs_verifies_registers_and_labels(
         assert doc["key_pem"].encode() not in dev2.output
 
 
+def test_provision_twice_at_once_on_one_register(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two technicians, two chargers, one register (a shared folder): the register is re-read
+    # under its lock before an id is chosen and before each save, so neither charger is lost
+    # and no id is given twice.
+    reg = tmp_path / "register.json"
+    with make_device(tmp_path, "one") as a, make_device(tmp_path, "two") as b:
+        rcs: dict[str, int] = {}
+
+        def run(dev: SerialDevice) -> None:
+            rcs[dev.port] = cli.main(["provision", "--port", dev.port, "--register", str(reg),
+                                      "--label", str(tmp_path / dev.flash.parent.name)])
+
+        threads = [threading.Thread(target=run, args=(d,)) for d in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        out = capsys.readouterr()
+        assert list(rcs.values()) == [0, 0], out.err
+        devices = json.loads(reg.read_text())["devices"]
+        assert sorted(d["cp_id"] for d in devices) == ["borne-000001", "borne-000002"]
+        assert all(d["state"] == "done" for d in devices)
+        held = {json.loads(esp32state.nvs_read(d.chip)["borne"]["prov"])["cp_id"]
+                for d in (a, b)}
+        assert held == {"borne-000001", "borne-000002"}
+
+
+def test_provision_labels_before_the_restart(
+    tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An application that never answers after the restart: the provisioning is written and
+    # the label printed before, and the one-line error says so.
+    monkeypatch.setattr(deploy, "BOOT_WAIT_S", 3.0)
+    reg = tmp_path / "register.json"
+    with make_device(tmp_path) as dev:
+        for name in ("main.py", "slotchoice.py"):
+            shutil.copy(built / name, dev.flash / name)
+        (dev.flash / "app_a").mkdir()
+        (dev.flash / "app_a" / "app.py").write_text(
+            "def run():\n    import time\n    while True:\n        time.sleep(1)\n")
+        (dev.flash / "boot_slot").write_text("a")
+        dev.power_cycle()
+        rc, out, err = run_cli(["provision", "--port", dev.port, "--register", str(reg),
+                                "--label", str(tmp_path / "site.01")], capsys)
+        assert rc == 1
+        err = one_line_error(err)
+        assert "borne-000001 is provisioned (NVS verified, recorded, label written)" in err
+        assert "did not start the application" in err
+        for ext in (".svg", ".png"):  # the extension added, not put in place of ".01"
+            f = tmp_path / f"site.01{ext}"
+            assert f.is_file() and stat.S_IMODE(f.stat().st_mode) == 0o600
+        assert "label: " in out
+        assert json.loads(reg.read_text())["devices"][0]["state"] == "done"
+
+
 def _check_client_cert(ca: Path, doc: dict[str, object]) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec

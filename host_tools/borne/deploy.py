@@ -387,8 +387,10 @@ def unpack_bundle(bundle: Path, keyring: bytes, board: str, dest: Path) -> str:
     return str(manifest["version"])
 
 
-def wait_for_app(dev: Device, say: Say, timeout: float = BOOT_WAIT_S) -> dict[str, object]:
-    """After a reset: ask the application for its identity until it answers."""
+def wait_for_app(dev: Device, say: Say, timeout: float | None = None) -> dict[str, object]:
+    """After a reset: ask the application for its identity until it answers (at most
+    ``timeout`` s, default BOOT_WAIT_S)."""
+    timeout = BOOT_WAIT_S if timeout is None else timeout
     dev.step = "waiting for the charger to start the application"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

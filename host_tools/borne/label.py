@@ -5,6 +5,9 @@ the connection password, a QR code to join the hotspot (the standard Wi-Fi QR fo
 `WIFI:T:WPA;S:<ssid>;P:<key>;;` with `\\ ; , : "` escaped) and a Scan & Charge QR code with the
 charger id and connector. QR codes are made with `segno` (its PNG writer draws the codes
 embedded in the SVG); the SVG layout is composed here, and drawn again as PNG with Pillow.
+
+The files carry both secrets: they are written mode 0600, as `<out>.svg` and `<out>.png` (the
+extension added to the whole name: `site.01` and `site.02` stay two labels).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import base64
 import io
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,8 @@ from xml.sax.saxutils import escape
 
 import segno
 
+ENV_KEY = "BORNE_HOTSPOT_KEY"  # the secrets, when neither a register nor a flash folder has them
+ENV_PASSWORD = "BORNE_CONN_PASSWORD"
 SCAN_AND_CHARGE = "borne:charge?cp={cp}&connector={connector}"
 _SSID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -93,11 +99,6 @@ class Label:
             + "</svg>"
         )
 
-    def png(self, path: Path, px_per_mm: int = 12) -> None:
-        """The same label as a raster PNG (90 x 55 mm at `px_per_mm`), for printers and
-        screens that take no SVG: the texts, both passwords included, and both QR codes."""
-        _png_label(self, path, px_per_mm)
-
     def rows(self) -> list[tuple[str, str]]:
         return [
             ("Charger", self.cp_id),
@@ -107,7 +108,33 @@ class Label:
         ]
 
 
-def _png_label(label: Label, path: Path, k: int) -> None:
+def label_paths(out: Path) -> tuple[Path, Path]:
+    """The SVG and PNG files of a label named ``out`` (without extension): the extension is
+    added to the whole name, never in place of a dotted id's last part."""
+    return out.with_name(out.name + ".svg"), out.with_name(out.name + ".png")
+
+
+def _private(path: Path) -> io.BufferedWriter:
+    # Mode 0600 from the start (the secrets are never readable by others, whatever the umask),
+    # and again on a file that existed with a looser mode.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def write_label(label: Label, out: Path) -> tuple[Path, Path]:
+    """Both label files, mode 0600 (they carry the secrets). OSError as the OS tells it."""
+    svg, png = label_paths(out)
+    with _private(svg) as f:
+        f.write(label.svg().encode())
+    with _private(png) as f:
+        _png_label(label, f, 12)
+    return svg, png
+
+
+def _png_label(label: Label, path: Path | io.BufferedWriter, k: int) -> None:
+    # The same label as a raster PNG (90 x 55 mm at k px/mm), for printers and screens that take
+    # no SVG: the texts, both passwords included, and both QR codes.
     # Drawn with Pillow's bundled font (FreeType): case-sensitive secrets print as they are.
     from PIL import Image, ImageDraw, ImageFont
 
@@ -140,30 +167,33 @@ def _png_label(label: Label, path: Path, k: int) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("label", help="print the charger's label (SVG and PNG) with its QR codes",
-                       description="The secrets come from the factory file (the simulation's "
-                       "<flash>/factory.json) or from the options.")
+                       description="The secrets come from the installer's register (--register), "
+                       "the simulation's factory file (--flash: <flash>/factory.json), or the "
+                       f"environment ({ENV_KEY}, {ENV_PASSWORD}); never from the command line, "
+                       "where the shell's history and `ps` would keep them. The files carry the "
+                       "secrets: they are written mode 0600.")
     p.add_argument("--flash", help="a simulated charger's flash directory (reads factory.json)")
     p.add_argument("--register", metavar="FILE",
                    help="the installer's register (`borne provision`): reprint the label of --id")
     p.add_argument("--id", dest="cp_id", help="charger id")
-    p.add_argument("--hotspot-key", help="the per-device WPA2 key")
-    p.add_argument("--conn-password", help="the connection password")
     p.add_argument("--connector", type=int, default=1,
                    help="the connector the Scan & Charge QR code names (default 1)")
-    p.add_argument("--out", default="label", help="output path without extension")
+    p.add_argument("--out", default="label",
+                   help="output path without extension (.svg and .png are added)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    key, pw, cp_id = args.hotspot_key, args.conn_password, args.cp_id
+    cp_id = args.cp_id
+    key, pw = os.environ.get(ENV_KEY) or None, os.environ.get(ENV_PASSWORD) or None
     if args.flash:
         try:
             d = json.loads((Path(args.flash) / "factory.json").read_text())
         except (OSError, ValueError) as e:
             print(f"borne label: {args.flash}/factory.json: {e}", file=sys.stderr)
             return 2
-        key = key or d.get("hotspot_key")
-        pw = pw or d.get("conn_password")
+        key = d.get("hotspot_key") or key
+        pw = d.get("conn_password") or pw
     if args.register and cp_id:
         from borne.provision import Register, RegisterError
 
@@ -175,15 +205,17 @@ def run(args: argparse.Namespace) -> int:
         if entry is None:
             print(f"borne label: {cp_id} is not in the register {args.register}", file=sys.stderr)
             return 2
-        key = key or entry.get("hotspot_key")
-        pw = pw or entry.get("conn_password")
+        key = entry.get("hotspot_key") or key
+        pw = entry.get("conn_password") or pw
     if not (cp_id and key and pw):
-        print("borne label: --id, and --hotspot-key/--conn-password (or --flash) are required",
-              file=sys.stderr)
+        print(f"borne label: --id, and the secrets from --register, --flash or {ENV_KEY} and "
+              f"{ENV_PASSWORD} are required", file=sys.stderr)
         return 2
-    label = Label(cp_id, key, pw, args.connector)
-    out = Path(args.out)
-    out.with_suffix(".svg").write_text(label.svg())
-    label.png(out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.svg')} and {out.with_suffix('.png')}")
+    try:
+        svg, png = write_label(Label(cp_id, key, pw, args.connector), Path(args.out))
+    except OSError as e:
+        print(f"borne label: cannot write the label {args.out}.svg ({e.strerror}): check that "
+              "its folder exists and is writable", file=sys.stderr)
+        return 1
+    print(f"wrote {svg} and {png} (they carry the secrets: print them, then delete them)")
     return 0

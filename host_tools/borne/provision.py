@@ -21,8 +21,13 @@ and then:
     by the installer, mode 0600: it holds the secrets so labels can be printed again);
  4. writes the provisioning into NVS (namespace "borne", key "prov", JSON, at most 2048 bytes:
     what boards/esp32_wallbox/board.py reads), commits, reads it back and compares its SHA-256;
- 5. restarts the charger, and if an application is installed, checks it reports the new id;
- 6. prints the label (SVG and PNG, --label PATH without extension; `borne label` reprints).
+ 5. prints the label (SVG and PNG, mode 0600: --label PATH without extension, .svg and .png
+    added; `borne label` reprints), before the restart, so a charger that does not come back
+    still has it;
+ 6. restarts the charger, and if an application is installed, checks it reports the new id.
+
+The register is read and saved under an exclusive lock (<register>.lock): two provisionings at
+once never choose the same id nor lose each other's charger.
 
 Safe to repeat: run again on the same charger, it verifies what is there and says so; on a chip
 the register knows (by its factory MAC) whose NVS was erased, it writes the same identity again,
@@ -38,14 +43,16 @@ arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +117,25 @@ class Register:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def locked(path: Path) -> Iterator[Register]:
+        """The register read under an exclusive lock (fcntl.flock on ``<register>.lock``), held
+        until the block ends: two provisionings at once, in two terminals, never choose the
+        same id nor save over each other's charger. Re-read under the lock before every
+        choice and every save; never held while the charger is spoken to."""
+        lock = path.with_name(path.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise RegisterError(f"cannot create the register's lock {lock} ({e.strerror}): "
+                                "check that its folder exists and is writable") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield Register.load(path)
+        finally:
+            os.close(fd)  # releases the lock
 
     def find(self, cp_id: str) -> dict[str, Any] | None:
         return next((d for d in self.devices if d["cp_id"] == cp_id), None)
@@ -220,7 +246,9 @@ else:
     except Exception:
         i = "?"
     print(repr((i, binascii.hexlify(hashlib.sha256(b[:n]).digest()).decode())))""")
-    assert isinstance(v, tuple)
+    if not (isinstance(v, tuple) and len(v) == 2):
+        raise DeviceError(f"the charger answered {v!r} when asked for its NVS provisioning: "
+                          "is this the borne esp32_wallbox board?")
     return v[0], v[1]
 
 
@@ -247,6 +275,10 @@ def precheck(args: argparse.Namespace) -> Register:
             raise RegisterError("--sp3 needs the installer's CA: --ca DIR (create one with "
                                 "--create-ca DIR)")
         client_cert(Path(args.ca), "check", "check")  # the CA can sign
+    folder = Path(args.label).parent if args.label else Path(".")
+    if not folder.is_dir():
+        raise RegisterError(f"--label {args.label}: no folder {folder} to write the label in; "
+                            "nothing was done")
     return reg
 
 
@@ -254,7 +286,8 @@ def provision(args: argparse.Namespace, say: Say = print) -> int:
     from borne import paths
     from borne.deploy import make_safe, wait_for_app
 
-    reg = precheck(args)
+    path = Path(args.register)
+    precheck(args)
     with Device(args.port, args.timeout) as dev:
         make_safe(dev, paths.BOARDS / "esp32_wallbox", say)
         facts = dev.probe()
@@ -264,38 +297,58 @@ def provision(args: argparse.Namespace, say: Say = print) -> int:
                 "esp32.NVS: it is not an ESP32 charger; check --port"
             )
         held_id, held_hash = read_device_prov(dev)
-        mine = reg.by_chip(facts.unique_id) or (reg.find(held_id) if held_id else None)
-        if held_id and mine and mine["cp_id"] == held_id and mine.get("state") == "done":
-            if held_hash != hashlib.sha256(prov_doc(mine)).hexdigest():
+        with Register.locked(path) as reg:
+            mine = reg.by_chip(facts.unique_id) or (reg.find(held_id) if held_id else None)
+            done = False
+            if mine is not None and held_id and mine["cp_id"] == held_id and \
+                    mine.get("state") == "done":
+                entry, done = mine, True
+            else:
+                if held_id and not args.force:
+                    raise DeviceError(
+                        f"the charger is provisioned already as {held_id}"
+                        f"{'' if mine else ' (not in this register)'}: nothing was changed; use "
+                        "--force to replace its identity (its printed label becomes invalid)"
+                    )
+                entry = _new_entry(reg, args, facts.unique_id, mine)
+                blob = prov_doc(entry)
+                if len(blob) > PROV_MAX:
+                    raise RegisterError(f"the provisioning is {len(blob)} bytes, the board reads "
+                                        f"at most {PROV_MAX}: nothing was written")
+                reg.save()  # reserved first: a cut cable now leaves the id kept for a re-run
+        if done:
+            if held_hash != hashlib.sha256(prov_doc(entry)).hexdigest():
                 raise DeviceError(
                     f"the charger holds id {held_id} but not the secrets this register has for "
                     "it: someone re-provisioned it; use --force to write the register's again"
                 )
-            say(f"already provisioned as {held_id} (serial {mine['serial']}); NVS verified")
-            entry = mine
+            say(f"already provisioned as {held_id} (serial {entry['serial']}); NVS verified")
         else:
-            if held_id and not args.force:
-                raise DeviceError(
-                    f"the charger is provisioned already as {held_id}"
-                    f"{'' if mine else ' (not in this register)'}: nothing was changed; use "
-                    "--force to replace its identity (its printed label becomes invalid)"
-                )
-            entry = _new_entry(reg, args, facts.unique_id, mine)
-            blob = prov_doc(entry)
-            if len(blob) > PROV_MAX:
-                raise RegisterError(f"the provisioning is {len(blob)} bytes, the board reads "
-                                    f"at most {PROV_MAX}: nothing was written")
-            reg.save()  # reserved first: a cut cable now leaves the id kept for a re-run
             write_device_prov(dev, blob)
             entry["state"] = "done"
-            reg.save()
+            with Register.locked(path) as reg:
+                reg.devices = [d for d in reg.devices if d["cp_id"] != entry["cp_id"]]
+                reg.devices.append(entry)
+                reg.save()
             say(f"provisioned {entry['cp_id']} (serial {entry['serial']}): written to NVS "
                 f"{NVS_NAMESPACE}/{NVS_KEY} ({len(blob)} bytes), read back and verified; "
-                f"recorded in {reg.path}")
+                f"recorded in {path}")
+        # The label now, before the restart: an application that does not come back must not
+        # leave the technician without it.
+        _label(entry, args, path, say)
+        if args.show_secrets:
+            say(f"hotspot key: {entry['hotspot_key']}  connection password: "
+                f"{entry['conn_password']}")
         app = facts.boot_slot is not None
         dev.reset()
         if app:
-            ident = wait_for_app(dev, say)
+            try:
+                ident = wait_for_app(dev, say)
+            except DeviceError as e:
+                raise DeviceError(
+                    f"{entry['cp_id']} is provisioned (NVS verified, recorded, label written), "
+                    f"but {e}; `borne provision` again verifies it once the application runs"
+                ) from None
             if ident.get("cp_id") != entry["cp_id"]:
                 raise DeviceError(
                     f"the application reports id {ident.get('cp_id')!r}, not {entry['cp_id']!r}:"
@@ -305,10 +358,6 @@ def provision(args: argparse.Namespace, say: Say = print) -> int:
             say(f"the application reports {entry['cp_id']}")
         else:
             say("no application on the charger yet: install it with `borne deploy`")
-    _label(entry, args, say)
-    if args.show_secrets:
-        say(f"hotspot key: {entry['hotspot_key']}  connection password: "
-            f"{entry['conn_password']}")
     return 0
 
 
@@ -345,15 +394,20 @@ def _new_entry(reg: Register, args: argparse.Namespace, unique_id: str | None,
     return entry
 
 
-def _label(entry: dict[str, Any], args: argparse.Namespace, say: Say) -> None:
-    from borne.label import Label
+def _label(entry: dict[str, Any], args: argparse.Namespace, register: Path, say: Say) -> None:
+    from borne.label import Label, write_label
 
     out = Path(args.label or f"{entry['cp_id']}-label")
-    label = Label(entry["cp_id"], entry["hotspot_key"], entry["conn_password"])
-    out.with_suffix(".svg").write_text(label.svg())
-    label.png(out.with_suffix(".png"))
-    say(f"label: {out.with_suffix('.svg')} and {out.with_suffix('.png')} (they carry the "
-        "secrets: print them, then delete them)")
+    try:
+        svg, png = write_label(Label(entry["cp_id"], entry["hotspot_key"],
+                                     entry["conn_password"]), out)
+    except OSError as e:
+        raise RegisterError(
+            f"cannot write the label {out}.svg ({e.strerror}): {entry['cp_id']} is provisioned "
+            "and recorded, the charger stays stopped until it is reset or power-cycled; print "
+            f"the label with `borne label --register {register} --id {entry['cp_id']}`"
+        ) from None
+    say(f"label: {svg} and {png} (they carry the secrets: print them, then delete them)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -396,4 +450,9 @@ def _cmd(args: argparse.Namespace) -> int:
         return provision(args)
     except (DeviceError, RegisterError) as e:
         print(f"provision: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("provision: interrupted: the charger may be left stopped (contactor open) until "
+              "it is reset or power-cycled; run the same command again: the register keeps "
+              "the identity reserved for this charger and the run completes it", file=sys.stderr)
         return 1
