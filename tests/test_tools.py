@@ -586,6 +586,36 @@ def test_monitor_follows_decodes_commands_and_reconnects(
         assert all(ln[2] == ":" and ln[8] == "." for ln in logged.splitlines())
 
 
+def test_monitor_shows_only_text(tmp_path: Path) -> None:
+    # Noise on the line (a wrong baud rate, a crashed device): escape sequences must not reach
+    # the operator's terminal (retitle it, clear it), and a line that never ends is shown.
+    import io
+
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = tmp_path / "ttyNoise"
+    link.symlink_to(os.ttyname(slave))
+    out = io.StringIO()
+    mon = Monitor(str(link), out, tmp_path / "m.log", colour=False)
+    t = threading.Thread(target=mon.run, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: "following" in out.getvalue(), 10, "the monitor to start")
+        os.write(master, b"I boot ok\r\n\x1b]0;PWNED\x07\x1b[2J\xff\xfe garbage\r\n"
+                 b'@state {"status": "\\u001b[2J"}\r\n' + b"x" * 5000)
+        wait_for(lambda: out.getvalue().count("x") >= 5000, 10, "the 5 KB line without newline")
+    finally:
+        mon.stop.set()
+        t.join(10)
+        os.close(master)
+        os.close(slave)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;PWNED\\x07\\x1b[2J" in text and "I boot ok" in text
+    assert "\x1b" not in (tmp_path / "m.log").read_text()
+    assert max(len(ln) for ln in text.splitlines()) < 1200  # shown in pieces of 1 KiB
+
+
 def test_monitor_decodes_lines() -> None:
     assert decode('@state {"status": "Charging", "relay": true, "cp": "C", "offer_a": 16, '
                   '"error": "NoError", "session": true}') == (

@@ -17,6 +17,10 @@ Type a command and Enter to send it to the charger's maintenance console:
 None of them can close the contactor. Nothing is sent to the charger but these commands: the
 monitor never stops the application (no Ctrl-C reaches the charger).
 
+What the charger sends reaches the terminal as text only: control characters (an escape
+sequence could retitle or clear the terminal) are shown escaped (\x1b), tabs kept; a line that
+does not end (a prompt, noise) is shown once it holds 1 KiB or after 0.5 s without more.
+
 If the cable is pulled, the monitor says so and waits for the port to come back, then goes on
 (and the log file notes the gap). It opens the port exclusively: close it before `borne deploy`.
 
@@ -45,6 +49,17 @@ COMMANDS = ("identity", "stats", "hotspot", "restart")
 _COLOURS = {"E": "\x1b[31m", "W": "\x1b[33m", "D": "\x1b[2m", "state": "\x1b[36m",
             "ok": "\x1b[32m", "err": "\x1b[31;1m", "note": "\x1b[35m"}
 _RESET = "\x1b[0m"
+PARTIAL_MAX = 1024  # bytes of a line without its newline shown as they are ...
+PARTIAL_S = 0.5  # ... or after this long without more
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character but the tab escaped (\\x1b, \\x7f, \\u2028):
+    nothing the charger sends can drive the operator's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c == "\t" or c.isprintable() else
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in text)
 
 
 def decode(line: str) -> tuple[str, str]:
@@ -89,6 +104,7 @@ class Monitor:
         self.reconnects = 0
 
     def show(self, kind: str, text: str) -> None:
+        text = printable(text)  # after decoding: a JSON "\\u001b" is an escape too
         stamp = dt.datetime.now().strftime("%H:%M:%S.%f")[:-3]
         self.log.write(f"{stamp} {text}\n")
         self.log.flush()
@@ -123,6 +139,7 @@ class Monitor:
         ser = self._open(first=True)
         self.note(f"following {self.port}; session log {self.log_path}")
         buf = b""
+        since = 0.0  # when the line in buf began arriving
         try:
             while not self.stop.is_set() and ser is not None:
                 if end and time.monotonic() >= end:
@@ -141,18 +158,30 @@ class Monitor:
                         self.note("reconnected (what the charger printed meanwhile is lost)")
                     buf = b""
                     continue
+                if chunk and not buf:
+                    since = time.monotonic()
                 buf += chunk
                 while b"\n" in buf:
                     raw, _, buf = buf.partition(b"\n")
-                    line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-                    if line:
-                        self.show(*decode(line))
+                    since = time.monotonic()
+                    self._line(raw)
+                while len(buf) >= PARTIAL_MAX:  # no newline coming: shown in pieces
+                    self._line(buf[:PARTIAL_MAX])
+                    buf = buf[PARTIAL_MAX:]
+                if buf and time.monotonic() - since >= PARTIAL_S:
+                    self._line(buf)  # a prompt, or noise without an end
+                    buf = b""
         finally:
             if ser is not None:
                 with contextlib.suppress(Exception):
                     ser.close()
             self.log.close()
         return 0
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+        if line:
+            self.show(*decode(line))
 
     def _send_pending(self, ser: serial.Serial) -> None:
         while True:
