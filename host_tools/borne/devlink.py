@@ -91,6 +91,8 @@ class Facts:
     flash_total: int
     boot_slot: str | None
     unique_id: str | None
+    heap: int  # gc.mem_free() + gc.mem_alloc(): on the ESP32 port mem_free counts what the
+    # heap can still grow by from the IDF heap (MicroPython >= 1.21)
 
     @property
     def mpy_version(self) -> tuple[int, int]:
@@ -101,7 +103,8 @@ class Facts:
         return self.mpy >> 10
 
 
-_PROBE = """import sys, os
+_PROBE = """import sys, os, gc
+gc.collect()
 try:
     import esp32
     n = hasattr(esp32, "NVS")
@@ -123,7 +126,7 @@ try:
 except Exception:
     u = None
 print(repr((sys.platform, tuple(sys.implementation.version), getattr(sys.implementation, "_mpy", 0),
-  getattr(sys.implementation, "_machine", ""), n, ff, ft, s, u)))
+  getattr(sys.implementation, "_machine", ""), n, ff, ft, s, u, gc.mem_free() + gc.mem_alloc())))
 """
 
 
@@ -234,9 +237,30 @@ class Device:
     def probe(self) -> Facts:
         self.step = "reading what the device is"
         v = self.eval(_PROBE)
-        if not (isinstance(v, tuple) and len(v) == 9):
+        if not (isinstance(v, tuple) and len(v) == 10):
             raise DeviceError(f"the device on {self.port} gave an unexpected description: {v!r}")
         return Facts(*v)  # type: ignore[arg-type]
+
+    def frozen_version(self) -> str | None:
+        """The version of the application frozen into the device's image (its ``version``
+        module found outside the filesystem: ``.frozen``, or the emulation's built-in
+        folders), None when the image carries none. The running program's modules and path
+        are put back."""
+        self.step = "looking for an application frozen into the image"
+        v = self.eval("""import sys
+p, m = sys.path[:], sys.modules.pop("version", None)
+sys.path[:] = [d for d in p if d not in ("", ".", "/", "/lib") and "app_" not in d]
+try:
+    import version
+    v = str(version.VERSION)
+except Exception:
+    v = None
+sys.modules.pop("version", None)
+if m is not None:
+    sys.modules["version"] = m
+sys.path[:] = p
+print(repr(v))""")
+        return v if isinstance(v, str) else None
 
     def put(self, dest: str, data: bytes, chunk: int = 2048) -> None:
         """Write a file (through a temp name first is the caller's business)."""
@@ -319,7 +343,14 @@ def _walk(p, rel):
                         raise DeviceError(
                             f"the charger refused @{name}: {m.group(2).decode(errors='replace')}"
                         )
-                    data = json.loads(m.group(2) or b"{}")
+                    try:
+                        data = json.loads(m.group(2) or b"{}")
+                    except ValueError:
+                        raise DeviceError(
+                            f"the charger's answer to @{name} on {self.port} arrived garbled "
+                            f"({m.group(2)[:40]!r}): noise on the line; check the cable and "
+                            "run the command again"
+                        ) from None
                     return data if isinstance(data, dict) else {}
                 if b"SyntaxError" in buf and buf.rstrip().endswith(b">>>"):
                     break  # the friendly REPL read our line: no application is running

@@ -1,16 +1,25 @@
 """borne flash: the whole first install of a charger, in one command, over its USB serial line.
 
+ 0. checks the image (an ESP32 image; its MicroPython version, from the ESP-IDF application
+    description, must be 1.28 unless --any-micropython; unreadable: a warning, and the
+    charger's own version is checked after writing), the register, CA and keyring;
  1. esptool erase-flash: wipes everything, the filesystem and NVS (unless --no-erase);
  2. esptool write-flash at 0x1000: the MicroPython image (--firmware: stock ESP32_GENERIC
-    1.28, or the image built with boards/esp32_wallbox/manifest.py);
- 3. waits for MicroPython to answer on the line (esptool resets the chip after writing);
- 4. installs the application as `borne deploy` does (built for the chip, copied, verified,
-    /boot_slot switched);
+    1.28, or the image built with boards/esp32_wallbox/manifest.py); esptool's output is
+    shown as it comes;
+ 3. waits for MicroPython to answer on the line (esptool resets the chip after writing), checks
+    its version, and asks it whether the image carries the application frozen in (its
+    `version` module outside the filesystem);
+ 4. frozen image: writes main.py and slotchoice.py only (no /boot_slot: the frozen application
+    runs, no slot shadows it). Stock image: installs the application as `borne deploy` does
+    (built for the chip, copied, verified, /boot_slot switched), which refuses a heap too small
+    for it (a plain ESP32: flash the frozen image; --allow-small-heap overrides);
  5. provisions the charger as `borne provision` does (identity and secrets into NVS, register,
     label; same options);
  6. restarts it and checks that the application reports the new id and the firmware version.
 
---dry-run prints every step and the exact esptool command lines, touching nothing.
+--dry-run checks the image and the provisioning's files, then prints every step and the exact
+command lines, touching nothing.
 
 esptool needs the ESP32's ROM bootloader: on most boards it resets into it by itself through the
 USB adapter's RTS/DTR lines; if it cannot ("Failed to connect"), hold BOOT, press and release EN,
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -31,13 +41,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from borne import paths
 from borne import provision as prov
-from borne.deploy import deploy, local_version, read_keyring
+from borne.build import MPY_CROSS_VERSION
+from borne.deploy import (
+    add_check_args,
+    check_micropython,
+    deploy,
+    install_keys,
+    local_version,
+    make_safe,
+    read_keyring,
+    use_frozen,
+    wait_for_app,
+)
 from borne.devlink import Device, DeviceError, add_line_args
 
 ESP32_CHIP = "esp32"
 ESP32_FIRMWARE_OFFSET = 0x1000  # plain ESP32 (S3/C3 images start at 0x0)
 ESP_IMAGE_MAGIC = 0xE9
+PARTITION_TABLE = 0x8000  # flash offset of the partition table of a MicroPython ESP32 image
+APP_DESC_MAGIC = 0xABCD5432  # esp_app_desc_t.magic_word
 DEFAULT_BAUD = 460800
 BOOT_WAIT_S = 30.0
 
@@ -96,28 +120,73 @@ def explain_esptool(output: str, rc: int, step: str, erased: bool) -> str:
 
 def run_esptool(cmd: list[str], step: str, erased: bool, say: Say) -> None:
     say("$ " + shlex.join(cmd))
+    out: list[str] = []
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        # Shown line by line as esptool prints them (its progress lines end in "\r": universal
+        # newlines make each one a line): a long write is seen moving.
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              errors="replace") as p:
+            assert p.stdout is not None  # stdout=PIPE
+            for line in p.stdout:
+                line = line.rstrip("\n")
+                if line:
+                    out.append(line)
+                    say("  " + line)
+            rc = p.wait()
     except OSError as e:
         raise DeviceError(f"cannot run esptool ({e}): run `make setup`") from None
-    out = p.stdout + p.stderr
-    for line in out.splitlines():
-        say("  " + line)
-    if p.returncode != 0:
-        raise DeviceError(explain_esptool(out, p.returncode, step, erased))
+    if rc != 0:
+        raise DeviceError(explain_esptool("\n".join(out), rc, step, erased))
 
 
-def check_image(firmware: Path) -> None:
+def image_version(data: bytes) -> str | None:
+    """The version string of a MicroPython ESP32 image (written at 0x1000: the bootloader, the
+    partition table at 0x8000, the application), from the ESP-IDF application description of
+    its first app partition: after the 24-byte image header and the 8-byte segment header,
+    esp_app_desc_t = magic 0xABCD5432, secure_version, 8 reserved bytes, version[32]. An
+    application image alone (its description at 0) is read too. None if there is none."""
+    starts = []
+    table = PARTITION_TABLE - ESP32_FIRMWARE_OFFSET
+    for at in range(table, min(len(data), table + 0xC00), 32):
+        entry = data[at:at + 32]
+        if entry[:2] != b"\xaa\x50":  # the entries' magic; the table ends at the first other
+            break
+        if entry[2] == 0:  # type app
+            starts.append(int.from_bytes(entry[4:8], "little") - ESP32_FIRMWARE_OFFSET)
+    for start in (*starts, 0):
+        desc = data[start + 32:start + 80]
+        if len(desc) == 48 and int.from_bytes(desc[:4], "little") == APP_DESC_MAGIC:
+            return desc[16:48].split(b"\0")[0].decode("ascii", errors="replace")
+    return None
+
+
+def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None:
+    """An ESP32 image, of the MicroPython this firmware targets when the image says which."""
     try:
-        head = firmware.read_bytes()[:1]
+        data = firmware.read_bytes()
     except OSError as e:
         raise DeviceError(f"cannot read the firmware image {firmware} ({e.strerror})") from None
-    if head != bytes([ESP_IMAGE_MAGIC]):
+    if data[:1] != bytes([ESP_IMAGE_MAGIC]):
         raise DeviceError(
             f"{firmware} is not an ESP32 firmware image (no 0xE9 header): download "
-            "ESP32_GENERIC-v1.28.x.bin, or build the frozen image from "
+            f"ESP32_GENERIC-v{MPY_CROSS_VERSION}.x.bin, or build the frozen image from "
             "boards/esp32_wallbox/manifest.py"
         )
+    version = image_version(data)
+    m = re.search(r"(\d+)\.(\d+)", version or "")
+    if m is None:
+        say(f"warning: {firmware.name} does not say its MicroPython version (no ESP-IDF "
+            "application description with one): the charger's is checked after writing")
+    elif f"{m[1]}.{m[2]}" != MPY_CROSS_VERSION:
+        if not any_micropython:
+            raise DeviceError(
+                f"{firmware} is MicroPython {version}, this firmware targets "
+                f"{MPY_CROSS_VERSION}: download ESP32_GENERIC-v{MPY_CROSS_VERSION}.x.bin (or "
+                "build the frozen image against it), or pass --any-micropython; nothing was "
+                "written"
+            )
+        say(f"warning: {firmware.name} is MicroPython {version}, not {MPY_CROSS_VERSION} "
+            "(--any-micropython)")
 
 
 def wait_for_micropython(port: str, timeout: float, say: Say) -> None:
@@ -138,11 +207,18 @@ def wait_for_micropython(port: str, timeout: float, say: Say) -> None:
                       "again")
 
 
-def flash(args: argparse.Namespace, say: Say = print) -> int:
+class Progress:
+    """Where a flash stands, for the message of an interruption (Ctrl-C)."""
+
+    state = "nothing was written: the charger is as it was"
+
+
+def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None = None) -> int:
+    progress = progress or Progress()
     esp = shlex.split(args.esptool) if args.esptool else None
     cmds = flash_commands(args.firmware, args.port, args.baud, erase=not args.no_erase,
                           esptool_cmd=esp, connect_attempts=args.connect_attempts)
-    check_image(args.firmware)
+    check_image(args.firmware, say, args.any_micropython)
     prov.precheck(args)  # a bad register or CA is refused before anything is erased
     if args.ota_keys is not None:
         read_keyring(args.ota_keys)  # a missing or bad keyring: refused before the erase
@@ -153,46 +229,82 @@ def flash(args: argparse.Namespace, say: Say = print) -> int:
     for cmd in cmds:
         step = "erase-flash" if "erase-flash" in cmd else "write-flash"
         say(f"== {step}")
+        progress.state = ("the flash may be ERASED or half written: the charger runs nothing "
+                          "until `borne flash` completes; run it again")
         run_esptool(cmd, step, erased, say)
         erased = erased or step == "erase-flash"
+    progress.state = ("MicroPython is written but the installation is incomplete: run "
+                      "`borne flash --no-erase` again (the register keeps the charger's identity)")
     wait_for_micropython(args.port, args.boot_wait, say)
     say("== application")
-    deploy(args.port, args.board, no_build=args.no_build, reset=False, timeout=args.timeout,
-           ota_keys=args.ota_keys, say=say)
+    with Device(args.port, args.timeout) as dev:
+        make_safe(dev, paths.BOARDS / args.board, say)
+        facts = dev.probe()
+        note = check_micropython(facts, args.any_micropython)
+        if note:
+            say(note)
+        frozen = dev.frozen_version()
+        if frozen is not None:
+            say(f"the image carries the application frozen in (version {frozen}): no .mpy "
+                "application is installed, no slot shadows it")
+            use_frozen(dev, say)
+            if args.ota_keys is not None:
+                install_keys(dev, args.ota_keys, say)
+    if frozen is None:
+        deploy(args.port, args.board, no_build=args.no_build, reset=False, timeout=args.timeout,
+               ota_keys=args.ota_keys, any_micropython=args.any_micropython,
+               allow_small_heap=args.allow_small_heap, say=say)
     say("== provisioning")
     prov.provision(args, say=say)
     with Device(args.port, args.timeout) as dev:
-        from borne.deploy import wait_for_app
-
         ident = wait_for_app(dev, say, timeout=args.boot_wait)
-    want = local_version()
+    want = frozen or local_version()
     if ident.get("firmware") != want:
-        raise DeviceError(f"the charger reports firmware {ident.get('firmware')!r}, not {want!r}"
-                          ": run `borne deploy`")
-    say(f"installed: {ident.get('cp_id')} (serial {ident.get('serial')}), firmware {want}, "
-        f"board {ident.get('board')}")
+        fix = "a slot shadows the frozen application" if frozen else "run `borne deploy`"
+        raise DeviceError(f"the charger reports firmware {ident.get('firmware')!r}, not "
+                          f"{want!r}: {fix}")
+    if frozen and frozen != local_version():
+        say(f"note: the image's application is version {frozen}, this checkout's "
+            f"{local_version()}")
+    say(f"installed: {ident.get('cp_id')} (serial {ident.get('serial')}), firmware {want}"
+        f"{' (frozen)' if frozen else ''}, board {ident.get('board')}")
     return 0
 
 
 def dry_run(args: argparse.Namespace) -> None:
+    """The checks a flash makes before touching the charger, then its steps."""
+    check_image(args.firmware, print, args.any_micropython)
+    prov.precheck(args)
+    if args.ota_keys is not None:
+        read_keyring(args.ota_keys)
     esp = shlex.split(args.esptool) if args.esptool else None
     cmds = flash_commands(args.firmware, args.port, args.baud, erase=not args.no_erase,
                           esptool_cmd=esp, connect_attempts=args.connect_attempts)
+    deploy_cmd = ["borne", "deploy", "--port", args.port, "--board", args.board, "--no-reset"]
+    deploy_cmd += ["--no-build"] if args.no_build else []
+    deploy_cmd += ["--ota-keys", str(args.ota_keys)] if args.ota_keys else []
+    deploy_cmd += ["--any-micropython"] if args.any_micropython else []
+    deploy_cmd += ["--allow-small-heap"] if args.allow_small_heap else []
+    prov_cmd = ["borne", "provision", "--port", args.port, "--register", str(args.register)]
+    prov_cmd += ["--id", args.id] if args.id else []
+    prov_cmd += ["--sp3", "--ca", str(args.ca)] if args.sp3 else []
+    prov_cmd += ["--label", str(args.label)] if args.label else []
     steps = [shlex.join(c) for c in cmds]
     steps += [
-        f"wait up to {args.boot_wait:.0f} s for MicroPython's raw REPL on {args.port}",
-        f"borne deploy --port {args.port} --board {args.board} --no-reset"
-        f"{' --no-build' if args.no_build else ''}"
-        f"{' --ota-keys ' + str(args.ota_keys) if args.ota_keys else ''}  (build for the chip, "
-        "copy to /app_a, verify SHA-256, switch /boot_slot)",
-        f"borne provision --port {args.port} --register {args.register}"
-        f"{' --id ' + args.id if args.id else ''}"
-        f"{' --sp3 --ca ' + str(args.ca) if args.sp3 else ''}"
-        "  (identity and secrets into NVS, read back, register, label; restarts the charger)",
-        f"ask the application for its identity: the provisioned id and firmware {local_version()}",
+        f"wait up to {args.boot_wait:.0f} s for MicroPython's raw REPL on {shlex.quote(args.port)}"
+        f"; check it is MicroPython {MPY_CROSS_VERSION}; ask whether the image carries the "
+        "application frozen in",
+        "frozen image: write /main.py and /slotchoice.py, remove any /boot_slot"
+        f"{', install the keyring' if args.ota_keys else ''}; otherwise: "
+        f"{shlex.join(deploy_cmd)}  (heap checked; build for the chip, copy to /app_a, verify "
+        "SHA-256, switch /boot_slot)",
+        f"{shlex.join(prov_cmd)}  (identity and secrets into NVS, read back, register, label; "
+        "restarts the charger)",
+        "ask the application for its identity: the provisioned id and firmware "
+        f"{local_version()} (or the frozen image's version)",
     ]
-    for i, s in enumerate(steps, 1):
-        print(f"{i:2}. {s}")
+    for i, step in enumerate(steps, 1):
+        print(f"{i:2}. {step}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -218,7 +330,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="esptool's attempts to reach the bootloader (default esptool's, 7)")
     p.add_argument("--boot-wait", type=float, default=BOOT_WAIT_S, metavar="S",
                    help="how long to wait for MicroPython, then the application, to answer")
-    p.add_argument("--dry-run", action="store_true", help="print every step, touch nothing")
+    add_check_args(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the image and the files, print every step, touch nothing")
     g = p.add_argument_group("provisioning (as `borne provision`)")
     g.add_argument("--register", default="borne-register.json", metavar="FILE")
     g.add_argument("--prefix", default="borne")
@@ -232,11 +346,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    if args.dry_run:
-        dry_run(args)
-        return 0
+    progress = Progress()
     try:
-        return flash(args)
+        if args.dry_run:
+            dry_run(args)
+            return 0
+        return flash(args, progress=progress)
     except (DeviceError, prov.RegisterError) as e:
         print(f"flash: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"flash: interrupted: {progress.state}", file=sys.stderr)
         return 1

@@ -339,7 +339,7 @@ def provision(args: argparse.Namespace, say: Say = print) -> int:
         if args.show_secrets:
             say(f"hotspot key: {entry['hotspot_key']}  connection password: "
                 f"{entry['conn_password']}")
-        app = facts.boot_slot is not None
+        app = facts.boot_slot is not None or dev.frozen_version() is not None
         dev.reset()
         if app:
             try:
