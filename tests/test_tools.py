@@ -894,6 +894,31 @@ def test_flash_interrupted_says_the_state(tmp_path: Path, monkeypatch: pytest.Mo
     assert rc == 1 and "interrupted: the flash may be ERASED" in one_line_error(err)
 
 
+def test_release_refuses_bad_versions_and_encrypted_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The version is pasted into version.py's source and the bundle's name; a key with a
+    # password gives one line, not a traceback.
+    from borne import release
+    from cryptography.hazmat.primitives import serialization
+
+    key = release.generate()
+    plain = tmp_path / "plain.key"
+    plain.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+    for bad in ('1.0"\nimport os', "../../x", "1.0 beta", ""):
+        rc, _, err = run_cli(["release", "--key", str(plain), "--version", bad], capsys)
+        assert rc == 1 and "a version is digits and dots" in one_line_error(err), bad
+    assert release.VERSION_RX.match("0.2.0") and release.VERSION_RX.match("0.2.0-rc.1")
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.BestAvailableEncryption(b"pw")))
+    rc, _, err = run_cli(["release", "--key", str(locked), "--version", "1.0.0"], capsys)
+    assert rc == 1 and "password-protected" in one_line_error(err)
+
+
 def test_console_answer_garbled_by_noise(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     tty.setraw(slave)

@@ -31,6 +31,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -45,6 +46,9 @@ from borne import paths
 from borne.build import MPY_CROSS_VERSION, BuildError, compile_file, compile_tree, mpy_cross
 
 MAGIC = b"BORNEFW1"
+# A release's version: written into version.py's source and into the bundle's file name, so
+# digits and dots, then an optional -/+ suffix of letters, digits and dots ("0.2.0-rc.1").
+VERSION_RX = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([-+][0-9A-Za-z.]{1,32})?$")
 FORMAT = 1
 
 
@@ -63,7 +67,14 @@ def generate() -> rsa.RSAPrivateKey:
 
 
 def load_key(path: Path) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except TypeError:  # cryptography: "Password was not given but private key is encrypted"
+        raise ValueError(f"{path}: the key is password-protected; `borne release` signs with "
+                         "an unencrypted key (as `borne keygen` writes it: keep it offline)"
+                         ) from None
+    except ValueError as e:
+        raise ValueError(f"{path}: not a PEM private key ({e})") from None
     if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != 2048:
         raise ValueError(f"{path}: not an RSA-2048 private key")
     return key
@@ -113,6 +124,9 @@ def slot_files(board: str, version: str | None, out: Path) -> tuple[list[tuple[s
 def release(board: str, key: rsa.RSAPrivateKey, version: str | None = None,
             out: Path | None = None, rotate: dict[str, Any] | None = None,
             image: Path | None = None, micropython: str = MPY_CROSS_VERSION) -> Path:
+    if version is not None and not VERSION_RX.match(version):
+        raise ValueError(f"--version {version!r}: a version is digits and dots with an optional "
+                         "-/+ suffix of letters, digits and dots (e.g. 0.2.0, 0.2.0-rc.1)")
     extra: dict[str, Any] = {"keys": rotate} if rotate else {}
     if image is not None:
         # MicroPython itself with the application frozen in it: one file, an ESP32 app image.
