@@ -263,19 +263,24 @@ class Store:
         tmp = self.path(name, ".tmp")
         f = open(tmp, "wb")
         try:
-            # The body streams from json.dump (no block of its length: a document holding
-            # certificates is a few KB, and the heap may be fragmented then); the header goes
-            # first with its checksum and length zero, and is written again once they are known
-            # (the same width: zero-padded). A cut before that leaves a .tmp load() rejects.
-            head = "B1 %d %d " % (seq, version)
-            f.write(head + _BLANK)
-            w = _Summed(f)
-            json.dump(data, w)
-            w.done()
-            f.seek(len(head))
-            f.write("%08x %010d\n" % (w.crc, w.n))
-        finally:
-            f.close()  # closing flushes to flash on LittleFS
+            try:
+                # The body streams from json.dump (no block of its length: a document holding
+                # certificates is a few KB, and the heap may be fragmented then); the header
+                # goes first with its checksum and length zero, and is written again once they
+                # are known (the same width: zero-padded). A cut before that leaves a .tmp
+                # load() rejects.
+                head = "B1 %d %d " % (seq, version)
+                f.write(head + _BLANK)
+                w = _Summed(f)
+                json.dump(data, w)
+                w.done()
+                f.seek(len(head))
+                f.write("%08x %010d\n" % (w.crc, w.n))
+            finally:
+                f.close()  # closing flushes to flash on LittleFS
+        except OSError:
+            _remove(tmp)  # the partial copy would hold space a full flash lacks
+            raise
         self._changed(name)  # before the renames: a save cut after one may have changed it
         self._rotate(name)
         os.rename(tmp, self.path(name))

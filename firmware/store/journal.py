@@ -18,7 +18,11 @@
 # Compaction rewrites the live records to <path>.tmp and renames it over <path>; until the rename
 # the old file is whole, after it the new one is. At open a leftover .tmp is either a partial
 # rewrite (the main file still exists: dropped) or a finished one whose rename was cut on a
-# filesystem that cannot rename over a file (main missing: completed).
+# filesystem that cannot rename over a file (main missing: completed). A rewrite that fails
+# (flash full) removes its .tmp and waits _AGAIN more lines before the next try.
+#
+# Flash full or failing: append() raises OSError with nothing on flash (a torn part is fenced
+# off); ack() marks the records done in RAM and raises after (see ack()).
 #
 # No memory: append() and ack() retry a MemoryError after a collection (_TRIES in all) and raise
 # it only when nothing reached flash, so a caller may try again later without a duplicate; what
@@ -43,6 +47,15 @@ _ACK = const(b"A")
 _MAX_LINE = const(8192)
 _CHUNK = const(256)
 _TRIES = const(3)
+_AGAIN = const(32)  # lines appended after a failed compaction before the next try
+_EEXIST = const(17)
+
+
+def _drop(p):
+    try:
+        os.remove(p)
+    except OSError:
+        pass
 
 
 def _crc(seq, payload):
@@ -77,6 +90,7 @@ class Journal:
         # reads a few lines, not the whole file. _at: the offset of the line _lines() yielded.
         self._from = self._from_seq = 0
         self._at = 0
+        self._again = 0  # no compaction before this many lines (after a failed one)
         # A compaction cut short completed or dropped, then the counters read from the file
         # (store/jopen.py: loaded for the opening, out of the heap after it).
         from supervisor import rare
@@ -263,28 +277,41 @@ class Journal:
         except MemoryError:
             gc.collect()  # a ring's count stays as it was; the trim waits for the next write
 
-    def ack(self, seq):
+    def ack(self, seq, flash=True):
         # Everything up to seq is done. Never beyond the last record: a later append must not
-        # be born acked. MemoryError only when the ack is not on flash.
+        # be born acked. MemoryError only when the ack is not on flash. flash=False: done in
+        # RAM only (as when the flash refuses the ack line, below).
         if seq > self._seq:
             seq = self._seq
         if seq <= self._acked:
             return
-        _retry(self._append_ack, seq)
+        err = None
+        try:
+            if flash:
+                _retry(self._append_ack, seq)
+        except OSError as e:
+            # Flash full or failing: done in RAM all the same (pending() skips it: a queue is
+            # not sent the same record again and again), raised after; the next ack line or
+            # compaction carries it to flash, a reboot before that repeats it (at least once).
+            err = e
         old, self._acked = self._acked, seq
         # Record seqs are consecutive, so the count moves by arithmetic, not by a rescan (an ack
         # per delivered message would make draining a queue quadratic). A skipped corrupt
         # record can make this undercount; the next open recounts.
         self._npend -= seq - old
+        if err is not None:
+            raise err
         self._after_write(False)
 
     def _maybe_compact(self):
         n = self._nlines
-        if n > self.max and (n - self._npend) * 2 >= n:
+        if n > self.max and n >= self._again and (n - self._npend) * 2 >= n:
             try:
                 self.compact()
             except (OSError, MemoryError) as e:
-                # The record is already durable; a failed rewrite only postpones the trim.
+                # The record is already durable; a failed rewrite only postpones the trim, by
+                # _AGAIN lines (a full flash: not one failed rewrite per append).
+                self._again = n + _AGAIN
                 log.exc(_TAG, "%s: compaction" % self.path, e)
 
     def compact(self):
@@ -294,21 +321,33 @@ class Journal:
         top = self._seq
         w = self._acked
         n = 1
-        f = open(tmp, "wb")
         try:
-            # The watermark line keeps the top seq when every record is acked.
-            f.write(_line(top if self._npend == 0 else w, _ACK))
-            for ln in self._live_lines():
-                f.write(ln)
-                n += 1
-        finally:
-            f.close()
-        try:
+            f = open(tmp, "wb")
+            try:
+                # The watermark line keeps the top seq when every record is acked.
+                f.write(_line(top if self._npend == 0 else w, _ACK))
+                for ln in self._live_lines():
+                    f.write(ln)
+                    n += 1
+            finally:
+                f.close()
             os.rename(tmp, self.path)
-        except OSError:
-            # FAT cannot rename over a file; the next open (jopen.py) completes this if cut here.
+        except Exception as e:
+            if not (isinstance(e, OSError) and e.errno == _EEXIST):
+                _drop(tmp)  # partial, or whole but not renamed: its space back (a full flash)
+                raise
+            # A filesystem that cannot rename over a file (EEXIST; MicroPython's FAT renames
+            # over one itself): the main file goes first, the next open (jopen.py) completes
+            # this if cut here. Should the rename fail still, the .tmp holds every record and
+            # is the journal from now on (appends go there: a new main file would make the
+            # next open drop the .tmp as a partial rewrite; with no main file it renames it).
             os.remove(self.path)
-            os.rename(tmp, self.path)
+            try:
+                os.rename(tmp, self.path)
+            except OSError:
+                self.path = tmp
+                raise
+        self._again = 0
         self._nlines = n
         self._nrec = n - 1
         self._torn = False

