@@ -43,6 +43,9 @@ class TxQueue:
         # slots are preallocated: keeping a record in one allocates nothing.
         self._held = [None] * _HELD
         self._nheld = 0
+        self._flash = None  # the OSError of the last write that failed (flash full), or None
+        self.on_stop_journaled = None  # fn(ref): a held StopTransaction reached the flash
+        self._held_at = 0  # ticks_ms: the held records are tried again then (deliver())
         # The oldest message, answered with a CALLERROR, is sent again at retry_at (ticks_ms),
         # after `_attempts`: the session's regular delivery returns meanwhile, so its statuses
         # and heartbeats are not held up behind the wait (minutes, with the defaults).
@@ -63,34 +66,52 @@ class TxQueue:
         rec = {"a": action, "p": payload, "r": ref, "i": "%s-q%d" % (self._prefix, self._n)}
         if extra:
             rec.update(extra)
-        self._journal(rec)
+        done = self._journal(rec)
         if self.session is not None:
             self.session.kick()
+        return done
 
     def _journal(self, rec):
+        # -> True once on flash, False when kept in RAM (held: journaled by the next add() or
+        # deliver()). Held without memory, or with the flash full or failing (OSError), but a
+        # StartTransaction the flash refuses raises: its session does not start (connector.py).
+        a = rec["a"]
         if not self._nheld or self.flush_held():
             try:
                 self.j.append(rec)  # retried after a collection by the journal itself
-                return
+                return True
             except MemoryError:
                 gc.collect()
-        if self._nheld >= (_HELD if rec["a"] != METER else _HELD - 2):  # (2 kept for a stop)
-            raise MemoryError("no memory to journal a %s, none left to hold it" % rec["a"])
+            except OSError as e:
+                self._flash = e
+        if a == START and self._flash is not None:
+            raise self._flash
+        if self._nheld >= (_HELD if a != METER else _HELD - 2):  # (2 kept for a stop)
+            raise MemoryError("no memory to journal a %s, none left to hold it" % a)
         self._held[self._nheld] = rec
         self._nheld += 1
-        log.warn(_TAG, "%s kept in RAM: no memory to journal it yet", rec["a"])
+        log.warn(_TAG, "%s kept in RAM: %s", a,
+                 "no memory to journal it yet" if self._flash is None else "flash full")
+        return False
 
     def flush_held(self):
-        # Journal the records kept in RAM, oldest first. -> True when none is left.
+        # Journal the records kept in RAM, oldest first. -> True when none is left. A held
+        # StopTransaction's session document goes once it is on flash (on_stop_journaled).
         n = self._nheld
         i = 0
         try:
             while i < n:
-                self.j.append(self._held[i])
+                rec = self._held[i]
+                self.j.append(rec)
                 self._held[i] = None
                 i += 1
+                if rec["a"] == STOP and self.on_stop_journaled is not None:
+                    self.on_stop_journaled(rec["r"])
+            self._flash = None
         except MemoryError:
             gc.collect()
+        except OSError as e:
+            self._flash = e
         if i:
             h = self._held
             for k in range(i, n):
@@ -121,9 +142,16 @@ class TxQueue:
         self.store.save(_IDS, self.ids)
 
     def _forget(self, ref):
-        if ref in self.ids:
-            del self.ids[ref]
-            self.store.save(_IDS, self.ids)
+        # Saved first, then forgotten: a save that fails (flash full) keeps the id, which the
+        # stop repeated after a reboot needs (at least once); logged, delivery goes on.
+        ids = self.ids
+        if ref in ids:
+            rest = {k: v for k, v in ids.items() if k != ref}
+            try:
+                self.store.save(_IDS, rest)
+                self.ids = rest
+            except OSError as e:
+                log.exc(_TAG, "transactionId of %s kept" % ref, e)
 
     def _next(self):
         # The oldest pending record, or None: one in RAM at a time (a MeterValues record is
@@ -138,8 +166,11 @@ class TxQueue:
         return None
 
     def waits(self):
-        # True while the oldest message waits for its retry.
+        # True while the oldest message waits for its retry, or records kept in RAM wait for the
+        # flash (or the memory) to take them (_held_at: no spin meanwhile, heartbeats go out).
         r = self.retry_at
+        if r is None and self._nheld:
+            r = self._held_at
         return r is not None and time.ticks_diff(r, time.ticks_ms()) > 0
 
     async def _wake(self, s):
@@ -155,7 +186,9 @@ class TxQueue:
         if self.waits():
             if n < 0:
                 return
-            await asyncio.sleep_ms(time.ticks_diff(self.retry_at, time.ticks_ms()))
+            r = self.retry_at
+            await asyncio.sleep_ms(time.ticks_diff(self._held_at if r is None else r,
+                                                   time.ticks_ms()))
         self.retry_at = None
         attempts = self._attempts
         self._attempts = 0
@@ -165,11 +198,13 @@ class TxQueue:
                 if not n:
                     return
                 n -= 1
-                if self._nheld and not self.flush_held():
-                    await asyncio.sleep_ms(_HELD_RETRY_MS)  # still no memory: later, no spin
+                held = self._nheld and not self.flush_held()
                 item = self._next()
                 if item is None:
-                    return  # (records still held: the session calls again, a second later)
+                    if held:  # still no memory or flash for them: tried again later, no spin
+                        self._held_at = time.ticks_add(time.ticks_ms(), _HELD_RETRY_MS)
+                        asyncio.create_task(self._wake(_HELD_RETRY_MS // 1000))
+                    return
             seq, rec = item
             action, payload, ref = rec["a"], rec["p"], rec["r"]
             if action == START and ref in self.ids:
@@ -186,12 +221,18 @@ class TxQueue:
                 # power cut as small as it can be. (OCPP 1.6 delivers at least once: a cut
                 # between the CSMS's answer and this write still repeats the message.) Both
                 # writes are idempotent: no memory for them, they are tried again after a
-                # collection; failing still, the record stays unacked and is sent again.
+                # collection; failing still, the record stays unacked and is sent again. The
+                # flash full or failing (OSError, logged by rpc.py): the record is done in RAM
+                # (the journal's ack), repeated only after a reboot; the id is kept in RAM.
                 for _ in range(2):
                     try:
                         if action == START:
                             tid = conf.get("transactionId")
-                            self._set_id(ref, tid if isinstance(tid, int) else -1)
+                            try:
+                                self._set_id(ref, tid if isinstance(tid, int) else -1)
+                            except OSError:
+                                self.j.ack(seq, False)  # not on flash: sent again after a reboot
+                                raise
                         self.j.ack(seq)
                         break
                     except MemoryError:

@@ -118,6 +118,58 @@ class Rpc:
         return conf
 
 
+def test_acks_the_flash_refuses_are_no_resend_loop():
+    st = Store("ff_ack")
+    q = TxQueue(st, Config(st))
+    q.add(START, {"idTag": "A"}, "r1")
+    q.add("MeterValues", {"connectorId": 1}, "r1")
+    q.add(STOP, {"meterStop": 1}, "r1")
+    rpc = Rpc()
+
+    async def run():
+        await q.deliver(rpc, 1)
+        _fill()
+        try:
+            for _ in range(3):
+                await q.deliver(rpc)
+        finally:
+            _free()
+
+    asyncio.run(run())
+    assert rpc.sent == [(START, None), ("MeterValues", 7), (STOP, 7)], rpc.sent
+    assert len(q) == 0
+    q2 = TxQueue(st, Config(st))  # a reboot: what was done in RAM only is sent again
+    assert [rec["a"] for _, rec in q2.j.pending()] == ["MeterValues", STOP]
+    assert q2.tx_id("r1") == 7, "the transactionId was forgotten before its save"
+
+
+def test_held_records_wait_without_spinning_the_session():
+    st = Store("ff_held")
+    q = TxQueue(st, Config(st))
+    q.add(START, {"idTag": "A"}, "r1")
+    _fill("journal")
+    try:
+        assert q.add(STOP, {"meterStop": 1}, "r1") is False
+        assert q._nheld == 1
+        with Logs():
+            try:
+                q.add(START, {"idTag": "B"}, "r2")
+                raise AssertionError("a StartTransaction kept in RAM on a full flash")
+            except OSError:
+                pass
+        rpc = Rpc()
+
+        async def run():
+            await q.deliver(rpc)  # the START on flash goes out
+            await q.deliver(rpc)  # the STOP still held: a pause, not a spin
+            return q.waits()
+
+        assert asyncio.run(run()), "no pause while held records wait for the flash"
+        assert [a for a, _ in rpc.sent] == [START]
+    finally:
+        _free()
+
+
 def _journal(name, n):
     j = Store(name).journal("j", 8)
     for i in range(n):
