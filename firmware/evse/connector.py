@@ -207,7 +207,9 @@ class Connector:
 
     def _emit(self, name, *args):
         # A listener's failure (a MemoryError included) is its own: logged, the others and the
-        # connector go on.
+        # connector go on. -> the OSError one raised, or None: the transactions feature's
+        # record not on flash (others keep a flash failure to themselves: mqtt/feature.py).
+        err = None
         for lst in self.listeners:
             try:
                 fn = getattr(lst, name, None)
@@ -215,6 +217,9 @@ class Connector:
                     fn(*args)
             except Exception as e:
                 log.exc(_TAG, "listener %s" % name, e)
+                if isinstance(e, OSError):
+                    err = e
+        return err
 
     # -- the safety core ---------------------------------------------------------------------
     def relay_allowed(self):
@@ -494,13 +499,22 @@ class Connector:
                 return
 
     def _checkpoint(self, now):
+        # Not written when the register has not moved since the last one (SuspendedEV: flash
+        # wear for nothing). The flash full or failing: logged (once a checkpoint, a minute),
+        # charging goes on; the journaled MeterValues carry the register and time as well.
         e = self.energy_wh()
-        if e is not None and self.session:
+        s = self.session
+        if e is not None and s:
             self._checkpoint_ms = time.ticks_ms()
-            self.session["last_wh"] = e
-            self.session["last_t"] = now
-            self.session["last_ms"] = clock.now_ms()
-            self.store.save(_SESSION_DOC, self.session)
+            if e == s["last_wh"]:
+                return
+            s["last_wh"] = e
+            s["last_t"] = now
+            s["last_ms"] = clock.now_ms()
+            try:
+                self.store.save(_SESSION_DOC, s)
+            except OSError as ex:
+                log.exc(_TAG, "session checkpoint", ex)
 
     def _on_pilot(self, prev, st):
         if st == "A":
@@ -553,7 +567,8 @@ class Connector:
         now = now_ms // 1000
         e = self.energy_wh()
         r = self.reservations
-        res = r.take(1, id_tag, parent) if r is not None and r.reserved(1) else None
+        res = r.applying(1) if r is not None else None  # taken once the start is on flash
+        res = res["reservationId"] if res and r.may_start(id_tag, parent, 1) else None
         s = {
             "open": True,
             "ref": "%d-%d" % (now, time.ticks_ms() & 0xFFFF),
@@ -569,11 +584,22 @@ class Connector:
             "last_ms": now_ms,
             "res": res,
         }
+        # Persist before telling anyone: after a power cut this record ends the session. The
+        # relay closes only once it and the StartTransaction are on flash (meanwhile the PWM
+        # has not run, the diode is unchecked: no close): the flash full or failing refuses the
+        # start (connrare.refuse_start: the refused tap's signal, a log line, the CSMS told).
+        try:
+            self.store.save(_SESSION_DOC, s)
+        except OSError as ex:
+            return _rare("refuse_start", self, s, ex)
         self.session = s
         self._checkpoint_ms = time.ticks_ms()
-        # Persist before telling anyone: after a power cut this record ends the session.
-        self.store.save(_SESSION_DOC, s)
-        self._emit("on_tx_start", s)  # first: the StartTransaction's journal
+        ex = self._emit("on_tx_start", s)  # first: the StartTransaction's journal
+        if ex is not None:
+            self.session = None  # (first: should the module not load, no session either)
+            return _rare("refuse_start", self, s, ex)
+        if res is not None:
+            r.take(1, id_tag, parent)
         try:  # lines that need memory: without it they are left out, the session goes on
             log.info(_TAG, "session %s started for %s (%s)", s["ref"], id_tag, source)
             self.events.add("session_start", tag=id_tag, src=source)
@@ -607,31 +633,35 @@ class Connector:
                 # No memory for the task (or its code, conntask.py): the stop is journaled now,
                 # at the last reading.
                 gc.collect()
-                self._journal_stop(s, reason)
-                self.store.remove(_STOPPING_DOC)
+                self._journal_stop(s, reason, _STOPPING_DOC)
                 self.finishing_stops -= 1
         else:
-            self._journal_stop(s, reason)
-            self.store.remove(_SESSION_DOC)
+            self._journal_stop(s, reason, _SESSION_DOC)
         if self._scheduled is not None:
             self._set_operative(self._scheduled)
         self._apply()
         return True
 
     def _save_stopping(self, s):
-        # -> False without the memory to write it: the stop is journaled at once instead, at
-        # the last reading (not lost, nor left to the next boot).
+        # -> False without the memory or the flash (full, failing) to write it: the stop is
+        # journaled at once instead, at the last reading (not lost, nor left to the next boot).
         try:
             self.store.save(_STOPPING_DOC, s)
             return True
         except MemoryError:
             gc.collect()
-            return False
+        except OSError as e:
+            log.exc(_TAG, "stopping document", e)
+        return False
 
-    def _journal_stop(self, s, reason):
+    def _journal_stop(self, s, reason, doc):
         # The listeners (the StopTransaction's journal) first: a MemoryError in the log line or
-        # the event log after them loses nothing of the bill.
-        self._emit("on_tx_stop", s, reason)
+        # the event log after them loses nothing of the bill. The session's document (doc)
+        # goes once the stop is on flash; kept in RAM instead (flash full, no memory), it stays
+        # until the transactions feature journals it (connrare.stop_journaled) or the next boot
+        # ends the session from it.
+        if self._emit("on_tx_stop", s, reason) is None:
+            self.store.remove(doc)
         try:
             log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
             self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])

@@ -20,6 +20,7 @@ _SESSION_DOC = const("session")
 _STOPPING_DOC = const("stopping")
 _AVAIL_DOC = const("availability")
 _RESERVATIONS_DOC = const("reservations")
+FLASH_FULL = "flash full"  # on_start_dropped's why when the flash refused a start
 
 
 def init(c, store):
@@ -101,6 +102,31 @@ def forget_interrupted(c):
     c.store.remove(_STOPPING_DOC)
     c.store.remove(_SESSION_DOC)
     c._try_start()
+
+
+def refuse_start(c, s, e):
+    # connector._start(): the session's document or its StartTransaction did not reach the
+    # flash (full or failing, e): no session (the relay never closed for it), its document
+    # gone, the owner told as for a refused tap, the CSMS by the listeners (on_start_dropped:
+    # the transactions feature sends a StatusNotification with InternalError, "flash full").
+    c.session = None
+    c.store.remove(_SESSION_DOC)
+    log.error(_TAG, "session for %s refused: flash full or failing (%s)", s["tag"], e)
+    c.events.add("start_refused", tag=s["tag"], why="flash")
+    c._feedback(False)
+    c._emit("on_start_dropped", s["tag"], s["src"], FLASH_FULL)
+    c._apply()
+
+
+def stop_journaled(c, ref):
+    # The StopTransaction of session ref, kept in RAM (the flash was full, or no memory), is
+    # on flash now: its session's documents go (connector._journal_stop() kept them), so the
+    # next boot does not end it again.
+    for doc in (_STOPPING_DOC, _SESSION_DOC):
+        if c.store.load(doc, {}).get("ref") == ref and (c.session is None
+                                                         or c.session["ref"] != ref):
+            c.store.remove(doc)
+            log.info(_TAG, "session %s: stop on flash, %s document removed", ref, doc)
 
 
 def deauthorize(c, ref, stop):

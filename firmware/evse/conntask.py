@@ -60,6 +60,5 @@ async def finish_stop(c, s, reason):
             s["meter_stop"] = e
     except Exception as ex:
         log.exc(_TAG, "final meter reading", ex)
-    c._journal_stop(s, reason)
-    c.store.remove(_STOPPING_DOC)
+    c._journal_stop(s, reason, _STOPPING_DOC)
     c.finishing_stops -= 1

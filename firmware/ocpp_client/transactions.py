@@ -32,6 +32,7 @@ class Transactions:
         q.session = s  # add() calls s.kick(): the session delivers it
         q.on_start_conf = self._start_conf
         q.on_stop_conf = self._stop_conf
+        q.on_stop_journaled = self._stop_journaled
         s.queue = q
         # What the journal holds of the sessions a power cut left unfinished, read now, before
         # anything is delivered: a stop the last boot journaled for one may be delivered (and
@@ -108,9 +109,30 @@ class Transactions:
                 data.append(meterdata.meter_value(end, stop_ms, True))
             if data:
                 req["transactionData"] = data
-        self.txq.add(STOP, req, s["ref"])
+        done = self.txq.add(STOP, req, s["ref"])
         self._begin.pop(s["ref"], None)
         self._kept.pop(s["ref"], None)
+        if not done:
+            # Kept in RAM (flash full, or no memory): the connector keeps the session's document
+            # until it is on flash (_stop_journaled), a power cut meanwhile ends it from there.
+            raise OSError("StopTransaction kept in RAM, not on flash yet")
+
+    def _stop_journaled(self, ref):
+        try:
+            rare(_CONN, "stop_journaled", self.connector, ref)
+        except Exception as e:
+            log.exc(_TAG, "session %s: documents" % ref, e)
+
+    def on_start_dropped(self, id_tag, source, why):
+        # A start the flash refused (connrare.refuse_start): the CSMS is told, with the status
+        # as it is and errorCode InternalError (1.6 has no code for storage; OtherError would
+        # need a vendorErrorCode to say anything), "flash full" in info. Not journaled: there is
+        # no room; lost if offline, as the owner was told at the charger.
+        if why == "flash full" and self.s.online():
+            req = {"connectorId": 1, "status": self.connector.status_of(1)[0],
+                   "errorCode": "InternalError", "info": why,
+                   "timestamp": clock.iso_ms(clock.now_ms())}
+            asyncio.create_task(self.s.send("StatusNotification", req))
 
     def _sampled(self, context):
         return meterdata.sampled(self.s.meter, self.connector,

@@ -100,6 +100,156 @@ def _actions(q):
     return [rec["a"] for _, rec in q.j.pending()]
 
 
+def test_session_document_refused_no_session_no_relay():
+    st, w, c, q, tx, signals = _mk("ff_doc")
+    w.ev = "B"
+    _polls(c, 4)
+    _fill("session")
+    try:
+        with Logs() as logs:
+            c.remote_start("A-1")
+            w.ev = "C"
+            _polls(c, 10)
+    finally:
+        _free()
+    assert w.closes == 0 and not w.relay, "the relay closed with no session document on flash"
+    assert c.session is None
+    assert _actions(q) == [], "a StartTransaction for a session that is not on flash"
+    assert signals == [False], signals
+    assert tx.dropped == [("A-1", "remote", "flash full")], tx.dropped
+    assert logs.said("refused", "flash"), logs.lines
+    assert c.status_of(1) == ("Preparing", "NoError")
+    _polls(c, 10)
+    assert c.poll() and w.closes == 0, "the connector went on"
+
+
+def test_start_transaction_refused_no_session_no_relay():
+    st, w, c, q, tx, signals = _mk("ff_start")
+    w.ev = "B"
+    _polls(c, 4)
+    _fill("journal")
+    try:
+        c.remote_start("A-1")
+        w.ev = "C"
+        _polls(c, 10)
+    finally:
+        _free()
+    assert w.closes == 0 and not w.relay, "the relay closed with no StartTransaction on flash"
+    assert c.session is None and q._nheld == 0
+    assert st.load("session", {}) == {}, "a document left for a session that never was"
+    assert signals == [False] and tx.dropped[0][2] == "flash full"
+    # unplug, the flash free again: the next plug-in charges
+    w.ev = "A"
+    _polls(c, 6)
+    _plug_and_start(w, c)
+    assert w.relay and _actions(q) == [START]
+
+
+def test_stop_kept_with_its_document_until_journaled():
+    st, w, c, q, tx, signals = _mk("ff_stop")
+    _plug_and_start(w, c)
+    assert w.relay
+    ref = c.session_ref
+    _fill("journal", "stopping", "session")
+    try:
+        w.ev = "A"
+        _polls(c, 10)
+        assert not w.relay and c.session is None
+        assert st.load("session", {}).get("ref") == ref, "the session's document went"
+        assert q._nheld == 1 and q._held[0]["a"] == STOP, "the stop is not kept in RAM"
+        assert _actions(q) == [START]
+    finally:
+        _free()
+    # the next write journals it first (here: the session's delivery), the document goes
+    assert q.flush_held()
+    assert _actions(q) == [START, STOP]
+    assert st.load("session", {}) == {}, "the document stayed after the stop was journaled"
+
+
+def test_stop_document_ends_the_session_at_boot_when_never_journaled():
+    st, w, c, q, tx, signals = _mk("ff_boot")
+    _plug_and_start(w, c)
+    ref = c.session_ref
+    _fill("journal", "stopping")
+    try:
+        w.ev = "A"
+        _polls(c, 10)
+    finally:
+        _free()
+    # power cut: the RAM (the held stop) is gone, the document is there
+    c2 = Connector(World(Boom()), Store("ff_boot"), Events(st, Boom()), Config(st))
+    assert [s["ref"] for s in c2.interrupted] == [ref]
+
+
+def test_stopping_document_kept_when_the_final_reading_cannot_be_journaled():
+    st, w, c, q, tx, signals = _mk("ff_fresh")
+
+    class M:
+        wh = 1000
+
+        def energy_wh(self):
+            return self.wh
+
+        async def fresh(self, *a):
+            return self.wh + 5
+
+    c.meter = M()
+
+    async def run():
+        _plug_and_start(w, c)
+        ref = c.session_ref
+        _fill("journal")
+        try:
+            w.ev = "A"
+            _polls(c, 10)
+            for _ in range(5):
+                await asyncio.sleep_ms(0)
+            assert c.finishing_stops == 0
+            assert st.load("stopping", {}).get("ref") == ref, "the stopping document went"
+            assert q._nheld == 1
+        finally:
+            _free()
+        assert q.flush_held()
+        assert st.load("stopping", {}) == {}
+
+    asyncio.run(run())
+
+
+def test_checkpoint_refused_charging_goes_on_and_no_write_when_unchanged():
+    import time
+
+    st, w, c, q, tx, signals = _mk("ff_ckpt")
+
+    class M:
+        wh = 1000
+
+        def energy_wh(self):
+            return self.wh
+
+    m = c.meter = M()
+    _plug_and_start(w, c)
+    closes = w.closes
+    m.wh = 1200
+    _fill("session")
+    try:
+        with Logs() as logs:
+            c._checkpoint_ms = time.ticks_add(time.ticks_ms(), -61000)
+            ok = [c.poll() for _ in range(5)]
+    finally:
+        _free()
+    assert all(ok) and w.relay and w.closes == closes and c.oom_count == 0, (ok, c.oom_count)
+    assert logs.said("checkpoint"), logs.lines
+    # the register stands still (SuspendedEV): no write
+    SAVES.clear()
+    c._checkpoint_ms = time.ticks_add(time.ticks_ms(), -61000)
+    _polls(c, 3)
+    assert "session" not in SAVES, SAVES
+    m.wh = 1300
+    c._checkpoint_ms = time.ticks_add(time.ticks_ms(), -61000)
+    _polls(c, 3)
+    assert SAVES.count("session") == 1 and st.load("session", {})["last_wh"] == 1300
+
+
 class Rpc:
     def __init__(self):
         self.sent = []
