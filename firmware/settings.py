@@ -42,9 +42,11 @@ class Settings:
                 f = f or self._pems()
                 d[k] = f.get(k, "")
         f = None
-        d.update(kw)
-        self.store.save(DOC, d)
-        self._shelve()
+        try:  # saved first, in effect after: a failed save (flash full) changes nothing
+            self.store.save(DOC, dict(d, **kw))
+            d.update(kw)
+        finally:
+            self._shelve()
 
     def _pems(self):
         # The document as on flash (a set PEM's text is only there).

@@ -87,23 +87,31 @@ def set_key(cfg, kt, key, value):
     except ValueError as e:
         log.info("config", "%s: value refused (%s)", key, e)
         return "Rejected"
+    # Saved first, in effect after: the flash full or failing (OSError) leaves the old value in
+    # force, Rejected (1.6 has no status for it; an InternalError said nothing of the value).
+    name = kt.SETTINGS.get(key)
+    try:
+        if name is not None and cfg.settings is not None:
+            kw = {name: v}  # a secret is stored once, in the settings
+            if key == "SecurityProfile":
+                # the profile to fall back to, in the same save: a power cut leaves both or
+                # neither (proftrial.py); a trial still pending keeps its own, the last that
+                # connected
+                fb = cfg.settings.get("profile_fallback", -1)
+                fb = kw["profile_fallback"] = fb if fb >= 0 else cfg.get(key)
+                log.info("security", "security profile %d on trial: %d kept until it connects",
+                         v, fb)
+            cfg.settings.update(**kw)
+        elif name is None:
+            cfg.store.save(kt.DOC, dict(cfg.changed, **{key: v}))
+            cfg.changed[key] = v
+    except OSError as e:
+        log.exc("config", "%s not changed: flash full or failing" % key, e)
+        return "Rejected"
     log.info("config", "%s changed", key)  # never the value: it may be a secret
     cfg.runtime.pop(key, None)
-    name = kt.SETTINGS.get(key)
-    if name is not None and cfg.settings is not None:
-        kw = {name: v}  # a secret is stored once, in the settings
-        if key == "SecurityProfile":
-            # the profile to fall back to, in the same save: a power cut leaves both or neither
-            # (proftrial.py); a trial still pending keeps its own, the last that connected
-            fb = cfg.settings.get("profile_fallback", -1)
-            fb = kw["profile_fallback"] = fb if fb >= 0 else cfg.get(key)
-            log.info("security", "security profile %d on trial: %d kept until it connects", v, fb)
-        cfg.settings.update(**kw)
-    elif name is not None:
+    if name is not None and cfg.settings is None:
         cfg.runtime[key] = v
-    else:
-        cfg.changed[key] = v
-        cfg.store.save(kt.DOC, cfg.changed)
     for lst in cfg.listeners:
         lst.on_config(key, v)
     if key.startswith("BorneMqtt"):

@@ -320,6 +320,41 @@ def test_held_records_wait_without_spinning_the_session():
         _free()
 
 
+def test_change_configuration_on_a_full_flash_is_rejected_and_changes_nothing():
+    st = Store("ff_cfg")
+    cfg = Config(st)
+    before = cfg.get("HeartbeatInterval")
+    _fill("ocpp_config")
+    try:
+        with Logs() as logs:
+            r = cfg.set("HeartbeatInterval", str(before + 60))
+    finally:
+        _free()
+    assert r == "Rejected", r
+    assert cfg.get("HeartbeatInterval") == before
+    assert Config(st).get("HeartbeatInterval") == before
+    assert logs.said("HeartbeatInterval", "not changed"), logs.lines
+    assert cfg.set("HeartbeatInterval", str(before + 60)) == "Accepted"
+    assert cfg.get("HeartbeatInterval") == before + 60
+
+
+def test_settings_update_on_a_full_flash_changes_nothing():
+    from settings import Settings
+
+    st = Store("ff_settings")
+    s = Settings(st, {"cp_id": "CP1"})
+    _fill()
+    try:
+        try:
+            s.update(cp_id="CP2")
+            raise AssertionError("no error")
+        except OSError:
+            pass
+    finally:
+        _free()
+    assert s.get("cp_id") == "CP1"
+
+
 def _journal(name, n):
     j = Store(name).journal("j", 8)
     for i in range(n):
