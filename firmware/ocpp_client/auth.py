@@ -137,7 +137,10 @@ class Auth:
             b[id_tag] = [entry, clock.now()]
             if len(b) > _PER_BUCKET:
                 del b[min(b, key=lambda k: b[k][1])]
-            self.store.save(doc, b)
+            try:  # best effort: the flash full or failing loses the entry, not the tap
+                self.store.save(doc, b)
+            except OSError as e:
+                log.exc(_TAG, "cache of %s" % id_tag, e)
         if self.memo is not None:
             self.memo.cached = (id_tag, info)
 

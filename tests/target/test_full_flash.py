@@ -355,6 +355,25 @@ def test_settings_update_on_a_full_flash_changes_nothing():
     assert s.get("cp_id") == "CP1"
 
 
+def test_a_tap_accepted_by_the_csms_is_not_lost_to_a_full_cache():
+    from ocpp_client.auth import Auth
+
+    st = Store("ff_auth")
+    a = Auth(st, Config(st))
+
+    async def remote(tag):
+        return {"status": "Accepted"}
+
+    a.remote = remote
+    _fill()
+    try:
+        with Logs():
+            r = asyncio.run(a.authorize("04A1B2C3", True))
+    finally:
+        _free()
+    assert r == ("Accepted", None), r
+
+
 def _journal(name, n):
     j = Store(name).journal("j", 8)
     for i in range(n):
