@@ -101,6 +101,10 @@ def steps(ll, version, kind, entries):
         yield "Failed"
         return
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        if done:  # marked done (the flash full after it): as without memory above
+            log.exc(_TAG, "%s update: finished at the next update or boot" % kind, e)
+            yield "Accepted"
+            return
         log.exc(_TAG, "%s update failed" % kind, e)
         yield "Failed"
         return
@@ -305,14 +309,15 @@ def recover(ll, boot=False):
             _rmtree(old)
             os.rename(ll.dir, old)
         os.rename(new, ll.dir)
-    if kind is not None:
+    _rmtree(old)  # first: its space back before the version is saved (a full flash)
+    if kind is not None or exists(ll.dir + "/done"):
+        # (ll/done: a Full update moved in, its version not saved: a cut, or the flash full)
         meta = ll.store.load(DOC + "_new", {})
         if meta:
             ll.version, ll.count = meta["version"], meta["count"]
             _save_meta(ll)
             ll.store.remove(DOC + "_new")
     _rmtree(new)
-    _rmtree(old)
     if exists(ll.dir + "/done"):
         os.remove(ll.dir + "/done")
 

@@ -441,3 +441,35 @@ def test_compaction_takes_the_remove_then_rename_way_only_on_eexist():
     assert sorted(os.listdir("ff_eexist")) == ["j.log"]
     again = Store("ff_eexist").journal("j", 8)
     assert [o for _, o in again.pending()] == [{"i": 5}, {"x": 1}, {"x": 2}]
+
+
+def test_full_local_list_whose_version_cannot_be_saved_is_accepted_and_kept():
+    from ocpp_client import listupdate
+    from ocpp_client.locallist import LocalList
+
+    def load():
+        ll = LocalList(Store("ff_ll"), 100)
+        if ll.unfinished:
+            listupdate.recover(ll, True)
+        return ll
+
+    def entries(n, prefix):
+        for i in range(n):
+            yield {"idTag": "%s%03d" % (prefix, i), "idTagInfo": {"status": "Accepted"}}
+
+    ll = load()
+    assert listupdate.update(ll, 1, "Full", entries(5, "OLD")) == "Accepted"
+    _fill("locallist")  # the version's document: the list moved in, its version not saved
+    try:
+        with Logs():
+            st = listupdate.update(ll, 2, "Full", entries(3, "NEW"))
+    finally:
+        _free()
+    assert st == "Accepted", "the new list is live: Failed would be a lie"
+    assert ll.lookup("NEW001") is not None and ll.lookup("OLD001") is None
+    assert (ll.version, ll.count) == (2, 3)
+    assert not any(n.endswith(".old") for n in os.listdir("ff_ll")), "the old list stayed"
+    ll = load()  # a reboot: the version is saved then
+    assert (ll.version, ll.count) == (2, 3) and ll.lookup("NEW002") is not None
+    ll = load()
+    assert (ll.version, ll.count) == (2, 3) and not ll.unfinished
