@@ -117,6 +117,8 @@ class Limits:
         p = self.pending
         if p and p[2] is None and source == "remote" and p[0] == id_tag:
             self.drop(why)
+        if why == "flash full":  # refused after on_tx_start (connrare.refuse_start): its
+            self.on_tx_stop(None, why)  # TxProfile, installed already, goes with it
 
     def on_tx_start(self, s):
         p = self.pending

@@ -473,3 +473,27 @@ def test_full_local_list_whose_version_cannot_be_saved_is_accepted_and_kept():
     assert (ll.version, ll.count) == (2, 3) and ll.lookup("NEW002") is not None
     ll = load()
     assert (ll.version, ll.count) == (2, 3) and not ll.unfinished
+
+
+def test_remote_start_txprofile_goes_with_a_start_the_flash_refused():
+    from evse.limits import Limits
+    from test_smart_onuse import prof
+
+    st, w, c, q, tx, signals = _mk("ff_txprof")
+    c.listeners.remove(tx)
+    lim = Limits(c, st)  # (app.py's order: the limits listen before the transactions feature)
+    c.listen(tx)
+    w.ev = "B"
+    _polls(c, 4)
+    assert lim.expect("R1", prof(7, "TxProfile", 10)["csChargingProfiles"]) is None
+    _fill("journal")
+    try:
+        with Logs():
+            assert c.remote_start("R1") == "Accepted"
+            w.ev = "C"
+            _polls(c, 10)
+    finally:
+        _free()
+    assert c.session is None and w.closes == 0
+    assert lim.smart is None or lim.smart.profiles() == [], lim.smart.profiles()
+    assert not lim.pending
