@@ -497,3 +497,75 @@ def test_remote_start_txprofile_goes_with_a_start_the_flash_refused():
     assert c.session is None and w.closes == 0
     assert lim.smart is None or lim.smart.profiles() == [], lim.smart.profiles()
     assert not lim.pending
+
+
+def test_the_transactions_feature_tells_the_csms_and_keeps_the_stop_document():
+    # The real feature (ocpp_client/transactions.py) in place of Tx above.
+    from ocpp_client.transactions import Transactions
+
+    st = Store("ff_feature")
+    w = World(Boom())
+    cfg = Config(st)
+    c = Connector(w, st, Events(st, Boom()), cfg)
+    c.authorizer = _accept
+    c.settle_ms = 0
+    sent = []
+
+    class Session:
+        connector = c
+        config = cfg
+        store = st
+        meter = None
+        events = c.events
+        queue = None
+
+        def __init__(self):
+            self.tasks = []
+
+        def kick(self):
+            pass
+
+        def online(self):
+            return True
+
+        async def send(self, action, req):
+            sent.append((action, req))
+
+    s = Session()
+    t = Transactions(s)
+    for coro in s.tasks:
+        coro.close()
+
+    async def run():
+        w.ev = "B"
+        _polls(c, 4)
+        _fill("journal")
+        try:
+            with Logs():
+                c.remote_start("A-1")
+                _polls(c, 4)
+                await asyncio.sleep_ms(0)
+        finally:
+            _free()
+        assert c.session is None and w.closes == 0
+        assert [(a, r["errorCode"], r["info"], r["status"]) for a, r in sent] == [
+            ("StatusNotification", "InternalError", "flash full", "Preparing")], sent
+        c.remote_start("A-2")
+        w.ev = "C"
+        _polls(c, 10)
+        assert w.relay
+        ref = c.session_ref
+        _fill("journal", "stopping")
+        try:
+            with Logs():
+                w.ev = "A"
+                _polls(c, 6)
+        finally:
+            _free()
+        assert not w.relay and st.load("session", {}).get("ref") == ref
+        assert len(t.txq) == 2 and t.txq._nheld == 1
+        assert t.txq.flush_held()
+        assert st.load("session", {}) == {}
+        assert [rec["a"] for _, rec in t.txq.j.pending()] == [START, STOP]
+
+    asyncio.run(run())
