@@ -76,7 +76,7 @@ class TxQueue:
         # deliver()). Held without memory, or with the flash full or failing (OSError), but a
         # StartTransaction the flash refuses raises: its session does not start (connector.py).
         a = rec["a"]
-        if not self._nheld or self.flush_held():
+        if self.flush_held():  # (none held: clears _flash)
             try:
                 self.j.append(rec)  # retried after a collection by the journal itself
                 return True
