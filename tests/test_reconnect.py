@@ -91,6 +91,8 @@ async def test_a_csms_that_closes_at_once_is_backed_off(flash: Path, refusal: st
             print(refusal, "pauses (ms):", pauses, "connects:", connects)
             for i, ms in enumerate(pauses):
                 assert 1000 << i <= ms <= 2000 << i, pauses
-            assert connects == 3
+            # A close after the request counts from its second in a row: the first may be a
+            # network that came back resetting what hung on it (connect.py), retried at once.
+            assert connects == 3 + (refusal == "close after the request"), connects
     finally:
         server.close()

@@ -46,9 +46,9 @@ def dead(e):
     # costs the CSMS nothing: retried at the base (1-2 s) and not counted, so the charger is back
     # within ~2 s of the network however long it was gone (an attempt hanging on a dead path
     # ends at its own timeout). Anything else is a refusal, backed off exponentially: an HTTP
-    # status, TLS, connection refused, a close right after our request (a CSMS that read it;
-    # one after the attempt hung is a reset, wsopen.py), and what a retry cannot mend soon but
-    # costs a blocking SNTP ask each (SecurityError, ValueError: no clock).
+    # status, TLS, connection refused, a close after our request when it repeats (a CSMS that
+    # read it; the first is taken as a reset, connect.py), and what a retry cannot mend soon
+    # but costs a blocking SNTP ask each (SecurityError, ValueError: no clock).
     return isinstance(e, (OSError, asyncio.TimeoutError, MemoryError)) and not (
         e.args and e.args[0] == _ECONNREFUSED)
 

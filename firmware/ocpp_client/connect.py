@@ -10,8 +10,10 @@
 import sys
 
 import log
+from ocpp_client.ws import WsClosed
 from supervisor import drop
 
+_ECONNRESET = const(104)
 _OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "net.dns",
          "diag.roots", "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
 
@@ -51,6 +53,16 @@ async def attempt(cl, url):
         ws = e
         if dns is not None:
             dns.expire(cl.dns_memo)  # asked again next time: the CSMS may have moved
+        if isinstance(e, WsClosed):
+            # Closed after our request without an answer: a CSMS refusing (backed off:
+            # client.dead) once it repeats. The first may be the path's: a network that comes
+            # back resets what hung on it (the chaos net gate does), and the charger must be
+            # back at once.
+            n = cl.hs_closes = getattr(cl, "hs_closes", 0) + 1
+            if n < 2:
+                ws = OSError(_ECONNRESET, str(e))
+    if not isinstance(ws, Exception):
+        cl.hs_closes = 0
     security = wsopen = auth = tls = dns = None  # the socket keeps its TLS context
     _drop_open(held)
     if cl.settings.get("profile_fallback", -1) >= 0:  # a raised profile on trial: kept or undone
