@@ -307,11 +307,11 @@ async def test_an_upgrade_that_cannot_connect_falls_back_to_the_old_profile(
     csms, sim = await _upgrade_on_plain_ws(ca, tmp_path, flash, stack, tls)
     assert sim.agent is not None
     line = await sim.agent.wait_line(
-        r"SecurityProfile 2 could not connect \(WsError TLS handshake .*\): back to 1", timeout=60)
+        r"SecurityProfile 2 could not connect \(TlsError TLS handshake .*\): back to 1", timeout=60)
     if sim.gate is not None and tls is not None:
         sim.gate.target = ("127.0.0.1", _port(csms))  # profile 1's endpoint: the plain one
     tries = [x for x in sim.agent.all_lines[:sim.agent.all_lines.index(line)]
-             if re.search(r"cannot connect to ws://localhost:\d+/ocpp: WsError TLS", x)]
+             if re.search(r"cannot connect to ws://localhost:\d+/ocpp: TlsError TLS", x)]
     assert len(tries) == 2, tries  # the third one's line names the fallback
     await csms.wait_for(lambda: csms.connects == 2, 30, "the reconnection with profile 1")
     assert csms.close_codes[0] == (CP_ID, 1000)

@@ -63,7 +63,9 @@ def settle(cl, ws):
     return ProfileFallback(text)
 
 
-class ProfileFallback(Exception):
+class ProfileFallback(OSError):
+    # An OSError for client.dead(): the next attempt, with the old profile, is not a refusal's
+    # retry (at the base, 1-2 s; not counted).
     pass
 
 
