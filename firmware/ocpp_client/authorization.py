@@ -12,9 +12,10 @@ from ocpp_client.locallist import LocalList
 
 import log
 
-# The modules only this feature loads: dropped with it when it is transient (features.unload).
+# The modules this feature loads: dropped with it when it is transient (features.unload); the
+# others that load store.wipe drop it after their use too.
 OWN = ("ocpp_client.auth", "ocpp_client.locallist", "ocpp_client.listupdate",
-       "ocpp_client.spooled", "ocpp_client.jsonstream")
+       "ocpp_client.spooled", "ocpp_client.jsonstream", "store.wipe")
 # Free heap (bytes, after a collection) a SendLocalList update needs beyond its message: the
 # entries stream from RAM or flash into at most 7 open files (listupdate.py _spread; on the
 # charger's LittleFS ~240 bytes each, its object and cache) plus a merge's portion; measured

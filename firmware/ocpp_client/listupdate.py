@@ -19,6 +19,7 @@ import time
 
 import log
 from ocpp_client.locallist import BUCKETS, DOC, bucket, exists
+from store.wipe import rmtree
 
 _TAG = const("locallist")
 # A Differential update merges a bucket's changes this many at a time, in two lists allocated
@@ -73,7 +74,7 @@ def steps(ll, version, kind, entries):
                 staged = yield from _spread(ll, entries, new, False)
                 count = yield from _merge_all(ll, staged, new)
         except BaseException:
-            _rmtree(new)
+            rmtree(new)
             raise
         ll.store.save(DOC + "_new", {"version": version, "count": count})
         with open(new + "/done", "wb") as f:
@@ -306,10 +307,10 @@ def recover(ll, boot=False):
                 os.rename(src, p)
     elif kind is not None:  # Full (written empty by earlier firmware)
         if exists(ll.dir):
-            _rmtree(old)
+            rmtree(old)
             os.rename(ll.dir, old)
         os.rename(new, ll.dir)
-    _rmtree(old)  # first: its space back before the version is saved (a full flash)
+    rmtree(old)  # first: its space back before the version is saved (a full flash)
     if kind is not None or exists(ll.dir + "/done"):
         # (ll/done: a Full update moved in, its version not saved: a cut, or the flash full)
         meta = ll.store.load(DOC + "_new", {})
@@ -317,7 +318,7 @@ def recover(ll, boot=False):
             ll.version, ll.count = meta["version"], meta["count"]
             _save_meta(ll)
             ll.store.remove(DOC + "_new")
-    _rmtree(new)
+    rmtree(new)
     if exists(ll.dir + "/done"):
         os.remove(ll.dir + "/done")
 
@@ -332,22 +333,6 @@ def _find(tags, n, tag):
     while i < n and tags[i] != tag:
         i += 1
     return i
-
-
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        try:
-            os.remove(path + "/" + n)
-        except OSError:
-            pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 def _remove(path):

@@ -11,6 +11,7 @@ import struct
 import sys
 
 from ota import rsa, slots
+from store.wipe import rmtree
 
 MAGIC = b"BORNEFW1"
 FORMAT = const(1)
@@ -210,7 +211,7 @@ async def install(b, dest, buf=None):
     # again against the keyring (verify_slot).
     # Raises Refused (a file changed on flash since the check) or OSError (flash full, failing).
     buf = buf or bytearray(_BUF)
-    slots.rmtree(dest)
+    rmtree(dest, True, True)  # (strict: raises where it cannot empty it)
     slots.makedirs(dest)
     f = open(b.path, "rb")
     try:

@@ -43,19 +43,6 @@ def write(p, text):
         os.rename(p + ".tmp", p)
 
 
-def rmtree(p):
-    try:
-        mode = os.stat(p)[0]
-    except OSError:
-        return
-    if mode & 0x4000:
-        for name in os.listdir(p):
-            rmtree(p + "/" + name)
-        os.rmdir(p)
-    else:
-        os.remove(p)
-
-
 def makedirs(p):
     cur = "/" if p[:1] == "/" else ""
     for part in p.split("/"):

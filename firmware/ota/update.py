@@ -467,11 +467,11 @@ class Updater:
     def _commit_image(self, why):
         # The image proved itself: the bootloader keeps it; the application frozen in it is
         # the one that runs from now on, so the slots (older applications) go.
-        from ota.slots import rmtree
+        from supervisor import rare
 
         self.board.app_partitions()[0].mark_app_valid_cancel_rollback()
         for name in ("app_a", "app_b"):
-            rmtree(self.slots.path(name))
+            rare("store.wipe", "rmtree", self.slots.path(name), True, True)  # (strict: raises)
         remove(self.slots.path(_KEEP))
         remove(self.slots.path("boot_slot"))
         self.trial = None

@@ -1,5 +1,7 @@
-# Removing many documents, journals and folders of the store at once (a factory reset:
-# hotspot/reset.py), loaded for it and out of the heap after.
+# Removing from the store's flash: many documents, journals and folders at once (a factory reset:
+# hotspot/reset.py) and a folder with all it holds (rmtree: the wipe, the local list's update
+# folders, the firmware slots). Loaded on use and out of the heap after (where its user is kept,
+# it is kept with it: ocpp_client/listupdate.py).
 import os
 
 from store import _remove
@@ -11,22 +13,32 @@ def remove(store, names, folders=(), emptied=()):
     for n in names:
         store.remove(n)
     for n in folders:
-        _rmtree(store.path(n, ""), True)
+        rmtree(store.path(n, ""))
     for n in emptied:
-        _rmtree(store.path(n, ""), False)
+        rmtree(store.path(n, ""), False)
 
 
-def _rmtree(p, top):
+def rmtree(p, top=True, strict=False):
+    # The folder p with all it holds (top False: what it holds, p kept). Best effort: p not there
+    # or a file is left alone (not ours to remove), and what cannot be removed stays. strict (the
+    # firmware slots): p may be a file, removed too, and a failure raises OSError.
     try:
         names = os.listdir(p)
     except OSError:
-        return  # not there (or a file: not ours to remove)
+        if strict:
+            try:
+                os.stat(p)
+            except OSError:
+                return  # not there
+            os.remove(p)
+        return
     for n in names:
         q = p + "/" + n
-        if not _remove(q):
-            _rmtree(q, True)
+        if not _remove(q):  # a folder (LittleFS removes an empty one)
+            rmtree(q, True, strict)
     if top:
         try:
             os.rmdir(p)
         except OSError:
-            pass
+            if strict:
+                raise

@@ -15,6 +15,8 @@ from mphelp import Cut
 from ota import bundle, keys, slots, update
 import store as store_mod
 from store import Store
+from store import wipe
+from store.wipe import rmtree
 import net.http as http_mod
 import net.ftp as ftp_mod
 
@@ -74,7 +76,7 @@ class PFile(mphelp.PFile):
 
 
 mphelp.PFile = PFile
-_MODS = (slotchoice, slots, bundle, store_mod, http_mod, ftp_mod)
+_MODS = (slotchoice, slots, bundle, wipe, store_mod, http_mod, ftp_mod)
 
 
 def power(pw):
@@ -159,7 +161,7 @@ def one_round(k, url, ring):
 
 
 def rmall(p):
-    slots.rmtree(p)
+    rmtree(p, True, True)
 
 
 def main_(argv):
