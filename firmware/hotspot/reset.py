@@ -2,8 +2,8 @@
 # of the heap after (claim.Hotspot.factory_reset(); run by supervisor.rare). The owner gives the
 # charger away: what the owner, their CSMS or their broker gave or left goes; what belongs to the
 # device stays. Every document the firmware writes, and which it is:
-#   owner (wiped): the settings' owner fields (settingsdoc.wipe_owner), _DOCS, _QUEUES, _FOLDERS,
-#     _EMPTIED
+#   owner (wiped): the settings' owner fields (settingsdoc.wipe_owner), _DOCS and the
+#     authorization cache's (auth.docs()), _QUEUES, _FOLDERS, _EMPTIED
 #   device (kept): settings' identity and installation (meter, fuse, phases), claim_guard (the
 #     login lockout: it guards the label's password, not the owner's data), ota and signedfw
 #     (a firmware job and the slots: the running code's business), pulse_meter (the meter's
@@ -16,8 +16,6 @@ _TAG = "hotspot"
 _DOCS = const((
     "ocpp_config",  # the CSMS's configuration keys (ocpp_client/config.py)
     "locallist", "locallist_new",  # the local authorization list's version and count
-    "authcache", "authc0", "authc1", "authc2", "authc3", "authc4", "authc5", "authc6",
-    "authc7",  # the authorization cache (ocpp_client/auth.py _bucket)
     "smart0", "smart1",  # charging profiles (evse/smart.py)
     "reservations",  # evse/reservation.py
     "availability",  # ChangeAvailability's (evse/connector.py)
@@ -25,7 +23,7 @@ _DOCS = const((
     "certs", "csrkey",  # the CSMS's installed roots, a pending CSR's key (diag/)
     "owner_controls",  # MQTT pause and limit (mqtt/commands.py)
     "events",  # the event log: the owner's tags, sessions, logbook (eventlog.py)
-))
+))  # and the authorization cache's, as its owner names them (ocpp_client/auth.py docs())
 # Queues a live sender reads (ocpp_client/txqueue.py, its id map; mqtt/feature.py's finished
 # sessions): removed only just before the reboot; gone from under it, a sender spun on records it
 # still counted and hung the loop. A power cut in between leaves them.
@@ -42,14 +40,21 @@ def wipe(hs, first):
     if first:
         # Messages for the old CSMS still undelivered (billing data) cannot go to the next one:
         # said, then dropped with the rest.
-        n = len(st.journal("txq", 400))
+        from ocpp_client.txqueue import MAX_RECORDS  # (resident: the client's)
+
+        n = len(st.journal("txq", MAX_RECORDS))
         if n:
             log.warn(_TAG, "factory reset: %d queued message(s) never delivered to the "
                      "old CSMS dropped", n)
     hs.settings.wipe_owner()
+    import sys
+
+    loaded = () if "ocpp_client.auth" in sys.modules else ("ocpp_client.auth",)
+    from ocpp_client import auth  # (loaded for it where it is not: dropped again below)
     from store import wipe as w
 
-    w.remove(st, _DOCS if first else _DOCS + _QUEUES, _FOLDERS, _EMPTIED)
+    docs = _DOCS + auth.docs()
+    w.remove(st, docs if first else docs + _QUEUES, _FOLDERS, _EMPTIED)
     from supervisor import drop
 
-    drop("store.wipe")
+    drop("store.wipe", *loaded)

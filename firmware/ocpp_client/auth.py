@@ -23,6 +23,12 @@ def _bucket(i):
     return "authc%d" % i
 
 
+def docs():
+    # Every document of the cache: the buckets and earlier firmware's one (a factory reset wipes
+    # them: hotspot/reset.py).
+    return tuple(_bucket(i) for i in range(_BUCKETS)) + (_OLD_CACHE,)
+
+
 def _doc(id_tag):
     # The document of a tag's bucket.
     return _bucket(crc32(id_tag.encode()) % _BUCKETS)

@@ -17,7 +17,7 @@ from ocpp_client.errors import CallError
 
 _TAG = const("txq")
 _IDS = const("txids")
-_MAX_RECORDS = const(400)
+MAX_RECORDS = const(400)  # the journal's bound (store/journal.py; hotspot/reset.py opens it)
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them
 _HELD_RETRY_MS = const(1000)
 START = "StartTransaction"
@@ -29,7 +29,7 @@ class TxQueue:
     def __init__(self, store, config):
         self.store = store
         self.config = config
-        self.j = store.journal("txq", _MAX_RECORDS)
+        self.j = store.journal("txq", MAX_RECORDS)
         self.ids = store.load(_IDS, {})  # session ref -> transactionId
         self.session = None  # object with kick(): told when a message is queued
         self.on_start_conf = None  # fn(ref, conf, payload): the answer and what it answers
