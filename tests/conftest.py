@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from borne.csms import Csms
+from borne.csms import Csms, Frame
 from borne.mosquitto import Broker
 from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
@@ -22,6 +22,20 @@ CP_ID = "CP-TEST-1"
 # selects them; everything else runs on unix_sim only.
 BOARDS = ("unix_sim", "esp32_wallbox")
 BOTH_BOARDS = pytest.mark.parametrize("board", BOARDS, indirect=True)
+
+
+async def start_answered_with_callerror(csms: Csms, control: Control) -> Frame:
+    """The CSMS answers every StartTransaction with a CALLERROR (its handler raises); the EV
+    plugs in and asks for current: -> the first StartTransaction (its retry waits for
+    TransactionMessageRetryInterval)."""
+
+    def fail(payload: object) -> object:
+        raise RuntimeError("CSMS database is down")
+
+    csms.respond("StartTransaction", fail)
+    await control("plug")
+    await control("charge")
+    return await csms.wait_call("StartTransaction")
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +25,29 @@ CP_ID = "CP-TEST-1"  # the id the sim fixture gives the charger
 
 def _calls(csms: Csms) -> list[str]:
     return [f.action or "" for f in csms.calls()]
+
+
+@asynccontextmanager
+async def _rejected_first(csms: Csms, flash: Path, interval: int) -> AsyncIterator[None]:
+    # A charger running while it lasts, whose first BootNotification the CSMS answers Rejected
+    # (retry after `interval`), the next Accepted.
+    answers = iter([RegistrationStatus.rejected, RegistrationStatus.accepted])
+    csms.respond(
+        "BootNotification",
+        lambda p: call_result.BootNotification(
+            current_time=now_iso(), interval=interval, status=next(answers)
+        ),
+    )
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await sim.start()
+    try:
+        yield
+    finally:
+        await sim.stop()
+
+
+async def _second_boot(csms: Csms) -> None:
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 15, "a second boot")
 
 
 @BOTH_BOARDS
@@ -66,24 +91,13 @@ async def test_heartbeat_interval_and_clock_come_from_the_boot_answer(
 async def test_rejected_boot_sends_nothing_else_and_retries_after_interval(
     csms: Csms, flash: Path
 ) -> None:
-    answers = iter([RegistrationStatus.rejected, RegistrationStatus.accepted])
-    csms.respond(
-        "BootNotification",
-        lambda p: call_result.BootNotification(
-            current_time=now_iso(), interval=1, status=next(answers)
-        ),
-    )
-    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
-    await sim.start()
-    try:
-        await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 15, "a second boot")
+    async with _rejected_first(csms, flash, 1):
+        await _second_boot(csms)
         first, second = csms.calls("BootNotification")[:2]
         assert second.t - first.t >= 0.9, "retried before the interval the CSMS gave"
         between = [f.action for f in csms.calls() if first.t < f.t < second.t]
         assert between == [], f"sent {between} while Rejected"
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-    finally:
-        await sim.stop()
 
 
 async def test_a_rejected_charger_answers_no_call_until_accepted(
@@ -91,28 +105,17 @@ async def test_a_rejected_charger_answers_no_call_until_accepted(
 ) -> None:
     # OCPP 1.6 4.2: "While Rejected, the Charge Point SHALL NOT respond to any Central System
     # initiated message". Once Accepted it answers again.
-    answers = iter([RegistrationStatus.rejected, RegistrationStatus.accepted])
-    csms.respond(
-        "BootNotification",
-        lambda p: call_result.BootNotification(
-            current_time=now_iso(), interval=3, status=next(answers)
-        ),
-    )
-    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
-    await sim.start()
-    try:
+    async with _rejected_first(csms, flash, 3):
         await csms.answer_to(await csms.wait_call("BootNotification"))
         n = len(csms.frames)
         await csms.send_raw(CP_ID, '[2, "while-rejected", "GetConfiguration", {}]')
-        await csms.wait_for(lambda: len(csms.calls("BootNotification")) >= 2, 15, "a second boot")
+        await _second_boot(csms)
         answered = [f for f in csms.frames[n:] if f.direction == "in" and f.msg[0] in (3, 4)]
         assert answered == [], f"answered while Rejected: {answered}"
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
         f = await csms.call_raw(CP_ID, '[2, "after-accepted", "GetConfiguration", {}]',
                                 "after-accepted")
         assert f.msg[0] == 3, f.msg
-    finally:
-        await sim.stop()
 
 
 async def test_a_trigger_while_pending_brings_the_boot_notification_forward(

@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from borne.csms import Csms
+from conftest import start_answered_with_callerror
 from ocpp.v16 import call
 from simctl import Control
 
@@ -184,14 +185,7 @@ async def test_a_start_waiting_for_its_retry_holds_no_status_back(
     # the transaction message; nothing says the rest waits): the unplug's status is reported
     # at once, not after the retry.
     await _setup(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="6")
-
-    def fail(payload: object) -> object:
-        raise RuntimeError("CSMS database is down")
-
-    csms.respond("StartTransaction", fail)
-    await control("plug")
-    await control("charge")
-    first = await csms.wait_call("StartTransaction")
+    first = await start_answered_with_callerror(csms, control)
     await csms.wait_for(lambda: len(csms.frames) > csms.frames.index(first) + 1, 10,
                         "the CALLERROR")
     csms.respond("StartTransaction", None)

@@ -10,6 +10,7 @@ from typing import Any
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
+from conftest import start_answered_with_callerror
 from ocpp.v16 import call, call_result
 from simctl import Control
 
@@ -158,15 +159,8 @@ async def test_a_tx_profile_for_a_transaction_still_without_its_id_is_taken(
     # here, its retry waiting) is the active transaction: a TxProfile for its connector, which
     # cannot name the id yet, limits it at once.
     await _ready(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="60")
-
-    def fail(payload: object) -> object:
-        raise RuntimeError("CSMS database is down")
-
-    csms.respond("StartTransaction", fail)
     await control("load", amps=EV_A)
-    await control("plug")
-    await control("charge")
-    await csms.wait_call("StartTransaction")
+    await start_answered_with_callerror(csms, control)
     await control.wait_state(lambda s: s["relay"] and _offers(s, FULL_A), "charging at full offer")
     res = await _cp(csms).call(call.SetChargingProfile(
         connector_id=1, cs_charging_profiles=_tx_profile(TX_A)))

@@ -16,9 +16,22 @@ from simctl import Control
 CP_ID = "CP-TEST-1"
 
 
-async def _ready(csms: Csms) -> Any:
+async def _ready(csms: Csms, **config: str) -> Any:
+    # The charger's connection once connector 1 is reported, each of `config`'s keys changed
+    # and Accepted.
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-    return csms.charge_points[CP_ID]
+    cp = csms.charge_points[CP_ID]
+    for key, value in config.items():
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == \
+            "Accepted", key
+    return cp
+
+
+def _sent_readings(csms: Csms, tx: int, context: str) -> list[str]:
+    # The timestamps of the readings in `context` the MeterValues of transaction tx carried.
+    return [mv["timestamp"] for f in csms.calls("MeterValues")
+            if f.payload.get("transactionId") == tx for mv in f.payload["meterValue"]
+            if mv["sampledValue"][0]["context"] == context]
 
 
 async def _charging(csms: Csms, control: Control, tag: str = "REMOTE1") -> int:
@@ -356,19 +369,14 @@ async def test_stop_transaction_carries_the_clock_aligned_readings(
     # StopTxnAlignedData: each clock-aligned reading of the session is in the StopTransaction's
     # transactionData, the same instant as the Sample.Clock MeterValues sent during it, in order
     # between Transaction.Begin and Transaction.End.
-    cp = await _ready(csms)
-    for key, value in (("ClockAlignedDataInterval", "1"),
-                       ("MeterValuesAlignedData", "Energy.Active.Import.Register"),
-                       ("StopTxnAlignedData", "Energy.Active.Import.Register"),
-                       ("StopTxnSampledData", "Energy.Active.Import.Register")):
-        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == \
-            "Accepted", key
+    cp = await _ready(csms, ClockAlignedDataInterval="1",
+                      MeterValuesAlignedData="Energy.Active.Import.Register",
+                      StopTxnAlignedData="Energy.Active.Import.Register",
+                      StopTxnSampledData="Energy.Active.Import.Register")
     tx = await _charging(csms, control)
 
     def clock_values() -> list[str]:
-        return [mv["timestamp"] for f in csms.calls("MeterValues")
-                if f.payload.get("transactionId") == tx for mv in f.payload["meterValue"]
-                if mv["sampledValue"][0]["context"] == "Sample.Clock"]
+        return _sent_readings(csms, tx, "Sample.Clock")
 
     await csms.wait_for(lambda: len(clock_values()) >= 3, 10, "three clock-aligned readings")
     await cp.call(call.RemoteStopTransaction(transaction_id=tx))
@@ -390,20 +398,15 @@ async def test_stop_transaction_carries_the_periodic_samples_within_its_bound(
     # transaction" in the StopTransaction's transactionData, between Transaction.Begin and
     # Transaction.End; StopTransactionMaxMeterValues bounds it: a session longer than that keeps
     # its latest samples, each the same instant as a Sample.Periodic MeterValues sent during it.
-    cp = await _ready(csms)
-    for key, value in (("MeterValueSampleInterval", "1"),
-                       ("MeterValuesSampledData", "Energy.Active.Import.Register"),
-                       ("StopTxnSampledData", "Energy.Active.Import.Register")):
-        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == \
-            "Accepted", key
+    cp = await _ready(csms, MeterValueSampleInterval="1",
+                      MeterValuesSampledData="Energy.Active.Import.Register",
+                      StopTxnSampledData="Energy.Active.Import.Register")
     conf = await cp.call(call.GetConfiguration(key=["StopTransactionMaxMeterValues"]))
     most = int(conf.configuration_key[0]["value"])
     tx = await _charging(csms, control)
 
     def periodic() -> list[str]:
-        return [mv["timestamp"] for f in csms.calls("MeterValues")
-                if f.payload.get("transactionId") == tx for mv in f.payload["meterValue"]
-                if mv["sampledValue"][0]["context"] == "Sample.Periodic"]
+        return _sent_readings(csms, tx, "Sample.Periodic")
 
     await csms.wait_for(lambda: len(periodic()) > most, most * 3,
                         f"more than {most} periodic readings")

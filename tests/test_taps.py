@@ -52,6 +52,20 @@ async def _start_offline(csms: Csms, control: Control, what: str) -> Any:
     return start
 
 
+async def _charge_then_stop_with(csms: Csms, control: Control, uid: str) -> Any:
+    """Plug, charge, tap CARD to start; once the card is taken away, tap `uid`: its
+    StopTransaction."""
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=uid)
+    return await csms.wait_call("StopTransaction")
+
+
 # Each reader variant: the PN532 on the UART on both boards, on I2C and an MFRC522 on SPI on the
 # ESP32 board (its provisioning says which is fitted).
 @pytest.mark.parametrize(("board", "reader"), [
@@ -99,15 +113,7 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     await _cp(csms, sim)
     family = {"status": "Accepted", "parentIdTag": "FAMILY"}
     csms.respond("Authorize", _authorize_as({CARD: family, SIBLING: family}))
-    await control("plug")
-    await control("charge")
-    await control("tap", uid=CARD)
-    await csms.wait_call("StartTransaction")
-    await control.wait_state(lambda s: s["relay"], "charging")
-    await control.wait_state(lambda s: not s["card"], "the first card taken away")
-    await asyncio.sleep(BETWEEN_TAPS_S)
-    await control("tap", uid=SIBLING)
-    stop = await csms.wait_call("StopTransaction")
+    stop = await _charge_then_stop_with(csms, control, SIBLING)
     # idTag: "the identifier which requested to stop the charging" (OCTT TC_069_CS)
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
@@ -125,15 +131,7 @@ async def test_a_stop_transaction_conf_updates_the_cache(
     csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
     csms.respond("StopTransaction", lambda p: call_result.StopTransaction(
         id_tag_info={"status": "Blocked"}))
-    await control("plug")
-    await control("charge")
-    await control("tap", uid=CARD)
-    await csms.wait_call("StartTransaction")
-    await control.wait_state(lambda s: s["relay"], "charging")
-    await control.wait_state(lambda s: not s["card"], "the card taken away")
-    await asyncio.sleep(BETWEEN_TAPS_S)
-    await control("tap", uid=CARD)
-    stop = await csms.wait_call("StopTransaction")
+    stop = await _charge_then_stop_with(csms, control, CARD)
     await csms.answer_to(stop)
     await control("unplug")
     await control.wait_state(lambda s: not s["card"], "the card taken away again")

@@ -48,6 +48,16 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def _raw_pty(tmp_path: Path, name: str) -> tuple[int, int, Path]:
+    """A pseudo-terminal in raw mode, a serial port's stand-in: -> (master, slave, the link
+    tmp_path/name to the slave's device)."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = tmp_path / name
+    link.symlink_to(os.ttyname(slave))
+    return master, slave, link
+
+
 def make_device(tmp: Path, name: str = "dev", esp32: bool = True, argv: list[str] | None = None,
                 frozen: list[Path] | None = None, **kw: object) -> SerialDevice:
     """A charger: the ESP32 emulation with the wallbox's circuit (pins.py), or with esp32=False
@@ -398,10 +408,7 @@ def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert rc == 1 and "no device at" in one_line_error(err)
 
     # Not MicroPython: something on the line that prints its own talk and ignores ours.
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    link = tmp_path / "ttyGPS"
-    link.symlink_to(os.ttyname(slave))
+    master, slave, link = _raw_pty(tmp_path, "ttyGPS")
     stop = threading.Event()
 
     def gps() -> None:
@@ -626,10 +633,7 @@ def test_monitor_shows_only_text(tmp_path: Path) -> None:
     # the operator's terminal (retitle it, clear it), and a line that never ends is shown.
     import io
 
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    link = tmp_path / "ttyNoise"
-    link.symlink_to(os.ttyname(slave))
+    master, slave, link = _raw_pty(tmp_path, "ttyNoise")
     out = io.StringIO()
     mon = Monitor(str(link), out, tmp_path / "m.log", colour=False)
     t = threading.Thread(target=mon.run, daemon=True)
@@ -920,10 +924,7 @@ def test_release_refuses_bad_versions_and_encrypted_keys(
 
 
 def test_console_answer_garbled_by_noise(tmp_path: Path) -> None:
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    link = tmp_path / "ttyNoisy"
-    link.symlink_to(os.ttyname(slave))
+    master, slave, link = _raw_pty(tmp_path, "ttyNoisy")
     stop = threading.Event()
 
     def answer() -> None:

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from fakeboard import FakeBoard
+from otafakes import Board, Conn, Events, Reset
 import slotchoice
 import mphelp
 from mphelp import Cut
@@ -19,30 +19,6 @@ from store import wipe
 from store.wipe import rmtree
 import net.http as http_mod
 import net.ftp as ftp_mod
-
-
-class Reset(Exception):
-    pass
-
-
-class Board(FakeBoard):
-    def reset(self, hard):
-        raise Reset()
-
-
-class Conn:
-    session = None
-
-    def started(self):
-        return True
-
-    def hold(self, on):
-        pass
-
-
-class Events:
-    def add(self, kind, **kw):
-        pass
 
 
 class Power(mphelp.Power):

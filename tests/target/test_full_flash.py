@@ -71,6 +71,20 @@ class Tx:
         self.dropped.append((tag, source, why))
 
 
+class _Meter:
+    # A register at `wh`, no reading afresh at a stop.
+    wh = 1000
+
+    def energy_wh(self):
+        return self.wh
+
+
+class _FreshMeter(_Meter):
+    # A stop reads the register afresh (the connector's finishing stop): 5 Wh on.
+    async def fresh(self, *a):
+        return self.wh + 5
+
+
 def _mk(name):
     st = Store(name)
     w = World(Boom())
@@ -96,22 +110,27 @@ def _plug_and_start(w, c, ev="C"):
     _polls(c, 10)
 
 
+def _start_on_full(w, c, *names):
+    # Plugged in, a remote start and the EV asking for current, with the flash full for `names`.
+    w.ev = "B"
+    _polls(c, 4)
+    _fill(*names)
+    try:
+        c.remote_start("A-1")
+        w.ev = "C"
+        _polls(c, 10)
+    finally:
+        _free()
+
+
 def _actions(q):
     return [rec["a"] for _, rec in q.j.pending()]
 
 
 def test_session_document_refused_no_session_no_relay():
     st, w, c, q, tx, signals = _mk("ff_doc")
-    w.ev = "B"
-    _polls(c, 4)
-    _fill("session")
-    try:
-        with Logs() as logs:
-            c.remote_start("A-1")
-            w.ev = "C"
-            _polls(c, 10)
-    finally:
-        _free()
+    with Logs() as logs:
+        _start_on_full(w, c, "session")
     assert w.closes == 0 and not w.relay, "the relay closed with no session document on flash"
     assert c.session is None
     assert _actions(q) == [], "a StartTransaction for a session that is not on flash"
@@ -125,15 +144,7 @@ def test_session_document_refused_no_session_no_relay():
 
 def test_start_transaction_refused_no_session_no_relay():
     st, w, c, q, tx, signals = _mk("ff_start")
-    w.ev = "B"
-    _polls(c, 4)
-    _fill("journal")
-    try:
-        c.remote_start("A-1")
-        w.ev = "C"
-        _polls(c, 10)
-    finally:
-        _free()
+    _start_on_full(w, c, "journal")
     assert w.closes == 0 and not w.relay, "the relay closed with no StartTransaction on flash"
     assert c.session is None and q._nheld == 0
     assert st.load("session", {}) == {}, "a document left for a session that never was"
@@ -183,17 +194,7 @@ def test_stop_document_ends_the_session_at_boot_when_never_journaled():
 
 def test_stopping_document_kept_when_the_final_reading_cannot_be_journaled():
     st, w, c, q, tx, signals = _mk("ff_fresh")
-
-    class M:
-        wh = 1000
-
-        def energy_wh(self):
-            return self.wh
-
-        async def fresh(self, *a):
-            return self.wh + 5
-
-    c.meter = M()
+    c.meter = _FreshMeter()
 
     async def run():
         _plug_and_start(w, c)
@@ -219,14 +220,7 @@ def test_checkpoint_refused_charging_goes_on_and_no_write_when_unchanged():
     import time
 
     st, w, c, q, tx, signals = _mk("ff_ckpt")
-
-    class M:
-        wh = 1000
-
-        def energy_wh(self):
-            return self.wh
-
-    m = c.meter = M()
+    m = c.meter = _Meter()
     _plug_and_start(w, c)
     closes = w.closes
     m.wh = 1200

@@ -3,7 +3,7 @@
 # CSMS asked for last; and the restart into the new version never cuts a session off.
 import asyncio
 
-from fakeboard import FakeBoard
+from otafakes import Board, Conn, Events, Reset
 from store import Store
 from test_connector_props import World, _boot, _plugged_asking, _settle
 from ota import bundle, update
@@ -43,43 +43,14 @@ async def test_a_failed_installation_keeps_an_inoperative_the_csms_sent_meanwhil
     assert c.session is None and not w.relay
 
 
-class _Reset(Exception):
-    pass
-
-
-class _Board(FakeBoard):
-    def reset(self, hard):
-        raise _Reset()
-
-
-class _Conn:
-    # A connector whose session appears between the hold and the restart (no real connector
-    # lets it now; the updater checks all the same).
-    session = None
-
-    def __init__(self):
-        self.held = []
-
-    def started(self):
-        return True
-
-    def hold(self, on):
-        self.held.append(on)
-
-
-class _Events:
-    def add(self, kind, **kw):
-        pass
-
-
 class _Bundle:
     version = "9.9.9"
     manifest = {"files": []}
 
 
 async def test_the_restart_after_an_installation_waits_for_a_session():
-    conn = _Conn()
-    u = update.Updater(Store("data"), _Board(), {}, conn, _Events(), "unix_sim")
+    conn = Conn()
+    u = update.Updater(Store("data"), Board(), {}, conn, Events(), "unix_sim")
     u.doc["version"] = "9.9.9"
 
     async def check():
@@ -103,7 +74,7 @@ async def test_the_restart_after_an_installation_waits_for_a_session():
     try:
         await u._install()
         raise AssertionError("no restart")
-    except _Reset:
+    except Reset:
         pass
     finally:
         bundle.install = real
