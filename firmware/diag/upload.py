@@ -19,6 +19,7 @@ async def upload(url, filename, path, board=None, settings=None, timeout_ms=1000
     except location.BadLocation as e:
         raise UploadError("bad location: %s" % e)
     route = None  # straight to the server (the simulation's network gate is the CSMS link's)
+    resolver = board.dns_server() if board is not None else None  # the name: net/dns.py
     try:
         if scheme == "ftp":
             from net import ftp
@@ -26,19 +27,19 @@ async def upload(url, filename, path, board=None, settings=None, timeout_ms=1000
             f = open(path, "rb")
             try:
                 return await ftp.stor(host, port, user, password, rpath, f, timeout_ms,
-                                      route=route)
+                                      route=route, resolver=resolver)
             except ftp.FtpError as e:
                 raise UploadError("FTP: %s" % e)
             finally:
                 f.close()
         return await _http(scheme, host, port, user, password, rpath, path, board, settings,
-                           timeout_ms, route)
+                           timeout_ms, route, resolver)
     except OSError as e:
         raise UploadError("%s: %s %s" % (scheme, type(e).__name__, e))
 
 
 async def _http(scheme, host, port, user, password, rpath, path, board, settings, timeout_ms,
-                route):
+                route, resolver):
     # Credentials in the URL become HTTP Basic (net/http.py takes none in URLs).
     import binascii
 
@@ -63,13 +64,13 @@ async def _http(scheme, host, port, user, password, rpath, path, board, settings
     try:
         try:
             await http.upload("PUT", url, path, headers=headers, ssl_ctx=ctx, route=route,
-                              timeout_ms=timeout_ms)
+                              timeout_ms=timeout_ms, resolver=resolver)
         except http.HttpError as e:
             if e.status != 405:
                 raise
             # A server that takes uploads by POST only says so with 405.
             await http.upload("POST", url, path, headers=headers, ssl_ctx=ctx, route=route,
-                              timeout_ms=timeout_ms)
+                              timeout_ms=timeout_ms, resolver=resolver)
     except http.HttpError as e:
         raise UploadError("%s: %s" % (scheme, e))
     return os.stat(path)[6]

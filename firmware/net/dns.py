@@ -1,9 +1,15 @@
-# Name resolution that never blocks the loop, for the OCPP connection (ocpp_client/connect.py)
-# and the MQTT broker (mqtt/link.py): one DNS query (RFC 1035, type A) on a non-blocking UDP
-# socket to the resolver the board names (board.dns_server(): the DHCP-given one on the
-# charger, `--dns` in the simulation). socket.getaddrinfo() blocks the whole loop for as long as
-# the resolver takes (lwIP waits seconds for a resolver that does not answer: the ESP32's
-# watchdog may fire); it is used only on a board that names no resolver, and said so once.
+# Name resolution that never blocks the loop, for every connection the charger makes by name:
+# the OCPP connection (ocpp_client/connect.py), the MQTT broker (mqtt/link.py), the claim's
+# check of the CSMS (hotspot/claimflow.py), downloads and uploads (net/http.py, net/ftp.py:
+# firmware, diagnostics) and DeleteCertificate's TLS probe (diag/certs.py): one DNS query
+# (RFC 1035, type A) on a non-blocking UDP socket to the resolver the board names
+# (board.dns_server(): the DHCP-given one on the charger, `--dns` in the simulation).
+# socket.getaddrinfo() blocks the whole loop for as long as the resolver takes (lwIP waits
+# seconds for a resolver that does not answer: the ESP32's watchdog may fire); it is used only
+# on a board that names no resolver, and said so once.
+# net/http.py, net/ftp.py and diag/certs.py take the resolver as a `resolver=` argument beside
+# `route=`, from their callers: board.dns_server()'s (ip, port), or None (getaddrinfo). Each
+# resolves the name here, then routes the address, and TLS checks the name.
 # A caller may keep the last answer in a `memo` ([host, ip, expiry ticks_ms]) across attempts:
 # used until its TTL runs out, and past it while the resolver does not answer (RFC 8767's
 # serve-stale: a resolver outage alone does not take the charger offline).

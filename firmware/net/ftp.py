@@ -6,7 +6,8 @@
 # The data connection goes to the control connection's host, whatever address the server's PASV
 # answer names (the usual NAT fix, and no bounce to a third host). Every reply has a deadline,
 # every data read too, and a download must keep a minimum rate (net/sink.py).
-# The password is sent only in PASS and never logged.
+# The password is sent only in PASS and never logged. The server's name is resolved once a
+# session, by net/dns.py (`resolver`: see there), never by open_connection's getaddrinfo.
 import asyncio
 import os
 
@@ -80,6 +81,25 @@ async def _connect(host, port, timeout_ms):
         raise FtpError("cannot connect to %s:%d within %d ms" % (host, port, timeout_ms))
 
 
+async def _addr(host, resolver):
+    # The host's address, asked of `resolver` by net/dns.py (loaded for the lookup, dropped after
+    # unless it was in use already). Raises FtpError.
+    import sys
+
+    held = "net.dns" in sys.modules
+    from net import dns
+
+    try:
+        return await dns.resolve(host, resolver)
+    except OSError as e:
+        raise FtpError("cannot resolve %s: %s" % (host, e))
+    finally:
+        if not held:
+            from supervisor import drop
+
+            drop("net.dns")
+
+
 async def _shut(s):
     # MicroPython's Stream.close() does nothing: wait_closed() closes the socket.
     try:
@@ -92,8 +112,9 @@ async def _shut(s):
 class _Session:
     # One control connection, logged in, binary type; data() opens a passive data connection.
     # Used as `async with`: the connections are closed however the block ends.
-    def __init__(self, host, port, user, password, timeout_ms, route):
+    def __init__(self, host, port, user, password, timeout_ms, route, resolver):
         self.host = host
+        self.resolver = resolver
         self.port = port
         self.user = user
         self.pw = password
@@ -102,8 +123,9 @@ class _Session:
         self.w = self.d = None
 
     async def __aenter__(self):
-        host, t = self.host, self.t
-        self.chost, cport = self.route(host, self.port) if self.route else (host, self.port)
+        t = self.t
+        self.ip = ip = await _addr(self.host, self.resolver)
+        self.chost, cport = self.route(ip, self.port) if self.route else (ip, self.port)
         r, w = await _connect(self.chost, cport, t)
         self.r, self.w = r, w
         try:
@@ -139,7 +161,7 @@ class _Session:
         dport = _pasv_port(text)
         chost = self.chost
         if self.route:
-            chost, dport = self.route(self.host, dport)
+            chost, dport = self.route(self.ip, dport)
         _, self.d = await _connect(chost, dport, self.t)
         return self.d
 
@@ -161,13 +183,14 @@ class _Session:
             pass
 
 
-async def stor(host, port, user, password, path, src, timeout_ms=10000, buf=None, route=None):
+async def stor(host, port, user, password, path, src, timeout_ms=10000, buf=None, route=None,
+               resolver=None):
     # Uploads the open binary file `src` (read from where it stands) as `path` on the server.
     # -> bytes sent. Raises FtpError (the server refused: wrong password -> code 530), OSError
-    # (unreachable, connection lost). route(host, port) may redirect the TCP connections.
+    # (unreachable, connection lost). route(ip, port) may redirect the TCP connections.
     buf = buf or bytearray(_CHUNK)
     mv = memoryview(buf)
-    async with _Session(host, port, user, password, timeout_ms, route) as s:
+    async with _Session(host, port, user, password, timeout_ms, route, resolver) as s:
         d = await s.data()
         await s.cmd("STOR " + path, (125, 150))
         sent = 0
@@ -197,7 +220,8 @@ def _too_big(size, max_size):
 
 
 async def retr(host, port, user, password, path, dest, resume=True, max_size=None,
-               progress=None, timeout_ms=10000, sync_every=0, buf=None, route=None, rate=None):
+               progress=None, timeout_ms=10000, sync_every=0, buf=None, route=None, rate=None,
+               resolver=None):
     # Downloads `path` from the server into the file at `dest` (flash), as net/http.py's
     # download() does over HTTP: with `resume` and a partial file there, REST asks for the rest
     # and it is appended (a server without REST sends it all: the file is rewritten). -> the
@@ -209,7 +233,7 @@ async def retr(host, port, user, password, path, dest, resume=True, max_size=Non
     have = _size(dest) if resume else 0
     buf = buf or bytearray(_CHUNK)
     mv = memoryview(buf)
-    async with _Session(host, port, user, password, timeout_ms, route) as s:
+    async with _Session(host, port, user, password, timeout_ms, route, resolver) as s:
         total = None
         try:
             _, text = await s.cmd("SIZE " + path, (213,))

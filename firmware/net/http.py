@@ -254,14 +254,39 @@ class Response:
         return bytes(mv[:n])
 
 
+async def _addr(host, resolver):
+    # The host's address, asked of `resolver` by net/dns.py (loaded for the lookup, dropped after
+    # unless it was in use already: the CSMS attempt's, MQTT's). Raises HttpError.
+    import sys
+
+    held = "net.dns" in sys.modules
+    from net import dns
+
+    try:
+        return await dns.resolve(host, resolver)
+    except OSError as e:
+        raise HttpError("cannot resolve %s: %s" % (host, e))
+    finally:
+        if not held:
+            from supervisor import drop
+
+            drop("net.dns")
+
+
 async def request(method, url, headers=None, body=None, ssl_ctx=None, route=None,
-                  timeout_ms=TIMEOUT_MS, chunk=None):
+                  timeout_ms=TIMEOUT_MS, chunk=None, resolver=None):
     # One request, no redirects followed -> an open Response (head read). body: None, bytes, or
-    # an open binary file with its size: (file, size), sent from `chunk`. Raises HttpError.
+    # an open binary file with its size: (file, size), sent from `chunk`. The host's name is
+    # resolved by net/dns.py (`resolver`: see there), then `route` may redirect the connection;
+    # TLS checks the URL's host. Raises HttpError.
     secure, host, port, path = parse_url(url)
     if secure and ssl_ctx is None:
         raise HttpError("https:// needs a CA (no TLS context)")
-    chost, cport = route(host, port) if route else (host, port)
+    ip = await _addr(host, resolver)
+    try:
+        chost, cport = route(ip, port) if route else (ip, port)
+    except OSError as e:
+        raise HttpError("cannot connect to %s:%d: %s" % (host, port, _oserr(e)))
     try:
         if secure:
             coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
@@ -338,11 +363,12 @@ def _oserr(e):
 
 
 async def _follow(method, url, headers, body, ssl_ctx, route, timeout_ms, redirects, chunk,
-                  rewind=None):
+                  rewind=None, resolver=None):
     # request() following redirects (bounded, never https -> http) -> (Response, final URL).
     seen = 0
     while True:
-        resp = await request(method, url, headers, body, ssl_ctx, route, timeout_ms, chunk)
+        resp = await request(method, url, headers, body, ssl_ctx, route, timeout_ms, chunk,
+                             resolver)
         if resp.status not in _REDIRECT:
             return resp, url
         loc = resp.headers.get("location")
@@ -381,7 +407,7 @@ def _size(path):
 
 async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress=None,
                    route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS, chunk=None, rate=None,
-                   sync_every=0, headers=None):
+                   sync_every=0, headers=None, resolver=None):
     # GET url into the file at `path`, streamed. With `resume` and a partial file there, asks
     # for the rest (Range) and appends; a server that ignores Range sends it all again (file
     # rewritten). -> the file's complete size. `max_size` refuses a longer body before a byte of
@@ -392,7 +418,7 @@ async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress
         headers = dict(headers or ())
         headers["Range"] = "bytes=%d-" % have
     resp, url = await _follow("GET", url, headers, None, ssl_ctx, route, timeout_ms, redirects,
-                              None)
+                              None, resolver=resolver)
     try:
         st = resp.status
         if st == 416 and have:
@@ -445,7 +471,7 @@ def _content_range(v):
 
 async def upload(method, url, path, content_type="application/octet-stream", headers=None,
                  ssl_ctx=None, route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS,
-                 chunk=None):
+                 chunk=None, resolver=None):
     # PUT or POST the file at `path` as the body, streamed (Content-Length); follows 307/308.
     # -> (status, first KiB of the answer's body). Raises HttpError (status >= 400 included).
     size = _size(path)
@@ -455,7 +481,7 @@ async def upload(method, url, path, content_type="application/octet-stream", hea
     f = open(path, "rb")
     try:
         resp, url = await _follow(method, url, hdrs, (f, size), ssl_ctx, route, timeout_ms,
-                                  redirects, chunk, rewind=lambda: f.seek(0))
+                                  redirects, chunk, rewind=lambda: f.seek(0), resolver=resolver)
     finally:
         f.close()
     try:

@@ -552,7 +552,9 @@ async def fetch(url, path, settings, board, **kw):
     # One download try of `url` into the file at `path`: http(s):// by net/http.py (https://
     # checked against the configured CA), ftp:// by net/ftp.py; kw: resume, max_size, progress,
     # sync_every (both take them). -> the file's size. Used by the job here and by
-    # SignedUpdateFirmware (diag/signedfw.py).
+    # SignedUpdateFirmware (diag/signedfw.py). The server's name is asked of the board's resolver
+    # (net/dns.py), not of getaddrinfo.
+    kw["resolver"] = board.dns_server() if board is not None else None
     if url.startswith("ftp://"):
         from net import ftp
 

@@ -8,6 +8,7 @@ import json
 import os
 import time
 
+import supervisor  # noqa: F401  (resident on the charger; net/ drops net.dns with its drop())
 from net import http
 from ocpp_client import security
 
