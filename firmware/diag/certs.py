@@ -154,7 +154,7 @@ class CertStore:
                     return kind, pem, h["serialNumber"]
         return None
 
-    async def delete(self, hd, url=None, route=None):
+    async def delete(self, hd, url=None, route=None, resolver=None):
         # -> "Accepted" | "Failed" | "NotFound". `url`: the CSMS endpoint; when it is wss://, a
         # central root is deleted only if a TLS handshake with the CSMS still succeeds on the
         # roots that remain (it is not the root the connection needs), and never the last one.
@@ -170,7 +170,7 @@ class CertStore:
                 log.warn(_TAG, "DeleteCertificate refused: the last central system root, "
                          "which the wss:// connection needs")
                 return "Failed"
-            why = await _probe(url, "".join(d["cs"]), route)
+            why = await _probe(url, "".join(d["cs"]), route, resolver)
             if why:
                 log.warn(_TAG, "DeleteCertificate refused: without it the CSMS's certificate "
                          "is not trusted (%s)", why)
@@ -202,8 +202,9 @@ class CertStore:
                 from ocpp_client.security import endpoint
 
                 url = endpoint(ocpp.settings, url)
-            route = getattr(ocpp.board, "route", None)
-            return {"status": await self.delete(p["certificateHashData"], url, route)}
+            b = ocpp.board
+            return {"status": await self.delete(p["certificateHashData"], url,
+                                                getattr(b, "route", None), b.dns_server())}
 
         async def signed(p):
             chain = p["certificateChain"]
@@ -237,20 +238,35 @@ class CertStore:
                 "DeleteCertificate": delete, "CertificateSigned": signed}
 
 
-async def _probe(url, roots_pem, route=None, timeout_ms=10000):
+async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000):
     # One TLS handshake with the CSMS trusting only `roots_pem`: None when it succeeds, else the
     # reason. (MicroPython's TLS sockets do not tell which root verified a peer, so asking the
-    # server again is how to know whether a root is still needed.)
+    # server again is how to know whether a root is still needed.) The CSMS's name is asked of
+    # `resolver` by net/dns.py (see there), as the OCPP connection does.
     import asyncio
+    import sys
 
     from ocpp_client import security
     from ocpp_client.wsopen import parse_url
 
     w = None
+    held = "net.dns" in sys.modules
     try:
         _, host, port, path = parse_url(url)
         ctx = security.tls_context(roots_pem)
-        chost, cport = route(host, port) if route else (host, port)
+        from net import dns
+
+        try:
+            ip = await dns.resolve(host, resolver)
+        except OSError as e:
+            return "cannot resolve %s: %s" % (host, e)
+        finally:
+            dns = None
+            if not held:  # loaded for the lookup only, unless in use already
+                from supervisor import drop
+
+                drop("net.dns")
+        chost, cport = route(ip, port) if route else (ip, port)
         r, w = await asyncio.wait_for_ms(
             asyncio.open_connection(chost, cport, ssl=ctx, server_hostname=host), timeout_ms)
         # The handshake runs with the first write; any HTTP answer means it passed.

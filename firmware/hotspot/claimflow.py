@@ -10,8 +10,9 @@ _TAG = "hotspot"
 _JOIN_TIMEOUT_MS = const(20000)
 _CSMS_TIMEOUT_MS = const(10000)
 # What the CSMS check loads (as each of ocpp_client/client.py's attempts does): out of the heap
-# again after it, those it loaded (the session's own attempt loads and drops them in turn).
-_OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url"))
+# again after it, those it loaded (the session's own attempt loads and drops them in turn). The
+# CSMS's name is asked of the home network's resolver by net/dns.py, as the session does.
+_OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url", "net.dns"))
 # The claim's failures, as GET /api/claim reports them.
 MESSAGES = {
     "wifi_wrong_password": "the home Wi-Fi refused the password",
@@ -82,6 +83,7 @@ async def _probe(hs, c):
         if n not in sys.modules:
             new.append(n)
     try:
+        from net import dns
         from ocpp_client import ws as wsmod
         from ocpp_client import wsopen
         from ocpp_client.security import connect_args
@@ -91,7 +93,8 @@ async def _probe(hs, c):
             auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
             conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
                                        timeout_ms=_CSMS_TIMEOUT_MS,
-                                       route=getattr(hs.board, "route", None))
+                                       route=getattr(hs.board, "route", None),
+                                       resolve=lambda h: dns.resolve(h, hs.board.dns_server()))
         except wsmod.WsError as e:
             log.warn(_TAG, "CSMS check: %s", e)
             if isinstance(e, wsopen.TlsError):
