@@ -84,8 +84,11 @@ async def test_install_list_delete_and_the_next_wss_connection(flash: Path, tmp_
             await csms.stop()
             csms = await _tls_csms(ca2, tmp_path / "two", port)
             cp = await _linked(csms)
+            sim.dns.queries.clear()
             res = await cp.call(call.DeleteCertificate(certificate_hash_data=hash_data(_pem(ca1))))
             assert res.status == "Accepted"
+            # (its TLS probe of the CSMS asked the network's resolver, not getaddrinfo)
+            assert sim.dns.queries == ["localhost"], sim.dns.queries
             # ... and now ca2 is the last root the link needs.
             res = await cp.call(call.DeleteCertificate(certificate_hash_data=hash_data(_pem(ca2))))
             assert res.status == "Failed"

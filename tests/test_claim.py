@@ -213,6 +213,8 @@ async def test_a_csms_certificate_the_claims_ca_does_not_sign_is_csms_tls(
         assert (st["state"], st["error"]) == ("failed", "csms_tls"), st
         assert "ca_pem" in st["message"]
         assert not csms.calls(), "the charger talked OCPP before the claim succeeded"
+        # the check asked the home network's resolver for the CSMS's name (not getaddrinfo)
+        assert "localhost" in csim.dns.queries, csim.dns.queries
         st = await claim_and_wait(c, fields(csms.url, ca_pem=ca.write(tmp_path).read_text(),
                                             **tls))
         assert st["state"] == "done", st

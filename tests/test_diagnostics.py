@@ -111,6 +111,61 @@ async def test_unreachable_server_and_bad_locations(csms: Csms, control: Control
         await sim.agent.wait_line("GetDiagnostics to .* refused: " + why)
 
 
+async def test_upload_servers_named_by_host_name_are_asked_of_the_network_resolver(
+        csms: Csms, control: Control, sim, tmp_path: Path) -> None:
+    # The name goes to the network's resolver (net/dns.py on a UDP socket), never to
+    # open_connection's getaddrinfo, which on the ESP32 holds the whole loop while the resolver
+    # takes its time; a name that does not exist fails the upload like an unreachable server.
+    from borne.sim.filesrv import FileServer
+
+    cp = await _booted(csms)
+    sim.dns.names["diag.borne.test"] = "127.0.0.1"
+    with ftp_server(tmp_path / "ftp") as ftp:
+        # FTP (control and passive data connections), the resolver slow to answer meanwhile.
+        sim.dns.hold()
+        res = await cp.call(call.GetDiagnostics(
+            location=ftp.url("/").replace("127.0.0.1", "diag.borne.test")))
+        await sim.dns.wait_query("diag.borne.test", timeout=30)
+        try:
+            conf = await asyncio.wait_for(
+                cp.call(call.GetConfiguration(key=["HeartbeatInterval"])), 2)
+        except TimeoutError:
+            raise AssertionError("no GetConfiguration answer within 2 s while the charger's "
+                                 "DNS lookup waited: the lookup holds the loop") from None
+        assert conf.configuration_key[0]["key"] == "HeartbeatInterval"
+        assert not ftp.logins, "no connection before the name is resolved"
+        sim.dns.release()
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        assert [f.name for f in ftp.files()] == [res.file_name]
+    # HTTP PUT (GetLog) to a server by name.
+    srv = FileServer(tmp_path / "www")
+    await srv.start()
+    try:
+        sim.dns.queries.clear()
+        url = srv.url("/upload/", host="diag.borne.test")
+        res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=3,
+                                        log={"remoteLocation": url}))
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms, "LogStatusNotification"),
+                            30, "LogStatusNotification Uploaded")
+        assert "diag.borne.test" in sim.dns.queries
+        put = srv.requests("PUT")
+        assert [p.path for p in put] == ["/upload/" + res.filename]
+        assert put[0].headers.get("host") == f"diag.borne.test:{srv.ports['http']}"
+    finally:
+        await srv.stop()
+    # A name the resolver does not know: UploadFailed, and the charger goes on.
+    n = len(csms.frames)
+    await cp.call(call.GetDiagnostics(location="ftp://u:p@nowhere.borne.test/", retries=1))
+    f = await csms.wait_call("DiagnosticsStatusNotification",
+                             lambda p: p["status"] == "UploadFailed", timeout=30, after=n)
+    assert f.payload["status"] == "UploadFailed"
+    await sim.agent.wait_line(r"upload 1/1 .* failed: FTP: cannot resolve nowhere.borne.test: "
+                              r"name does not exist")
+    assert "nowhere.borne.test" in sim.dns.queries
+    conf = await cp.call(call.GetConfiguration(key=["HeartbeatInterval"]))
+    assert conf.configuration_key[0]["key"] == "HeartbeatInterval"
+
+
 async def test_get_log_diagnostics_to_http_put(csms: Csms, control: Control, tmp_path: Path
                                                ) -> None:
     from borne.sim.filesrv import FileServer

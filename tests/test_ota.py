@@ -336,6 +336,44 @@ async def test_ftp_download_resumes_with_rest_and_a_refused_login_fails_at_once(
     assert FTP_PASSWORD not in "\n".join(sim.agent.all_lines)
 
 
+async def test_a_download_by_host_name_asks_the_network_resolver_without_holding_the_loop(
+        csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
+        signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]]) -> None:
+    # The server's name goes to the network's resolver (net/dns.py on a UDP socket), never to
+    # open_connection's getaddrinfo, which on the ESP32 holds the whole loop while the resolver
+    # takes its time; a name that does not exist is a download failure like any other.
+    sim, _ctl = charger
+    assert sim.agent is not None
+    cp = csms.charge_points[CP_ID]
+    (www.root / "fw.bin").write_bytes(
+        release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+    await _update(csms, www.url("fw.bin", host="nowhere.borne.test"), retries=1)
+    assert await _final(csms, timeout=30) == "DownloadFailed"
+    await sim.agent.wait_line(r"firmware update failed \(DownloadFailed\): cannot resolve "
+                              r"nowhere.borne.test: name does not exist")
+    assert "nowhere.borne.test" in sim.dns.queries
+    assert not www.requests("GET")
+    # A slow resolver: the lookup waits, the charger goes on answering the CSMS meanwhile.
+    sim.dns.names["fw.borne.test"] = "127.0.0.1"
+    sim.dns.hold()
+    n = len(csms.frames)
+    await _update(csms, www.url("fw.bin", host="fw.borne.test"), retries=2, retry_interval=1)
+    await sim.dns.wait_query("fw.borne.test", timeout=30)
+    try:
+        res = await asyncio.wait_for(
+            cp.call(call.GetConfiguration(key=["HeartbeatInterval"])), 2)
+    except TimeoutError:
+        raise AssertionError("no GetConfiguration answer within 2 s while the charger's DNS "
+                             "lookup waited: the lookup holds the loop") from None
+    assert res.configuration_key and res.configuration_key[0]["key"] == "HeartbeatInterval"
+    assert not www.requests("GET"), "the download cannot start before its name is resolved"
+    sim.dns.release()
+    assert await _final(csms, n, timeout=60) == "Installed"
+    gets = www.requests("GET")
+    assert gets and gets[0].headers.get("host") == f"fw.borne.test:{www.ports['http']}", gets
+    assert _versions(csms)[-1] == NEW
+
+
 async def test_ota_bench_runs_inside_micropython() -> None:
     from borne.bench_ota import ota_figures
 

@@ -1,7 +1,9 @@
 """A small DNS server on a loopback UDP port: what the simulated charger's resolver is.
 
 It answers A queries for the names it is given, NXDOMAIN for the others, or, with `silent`,
-nothing at all (a resolver that is down: the charger must not wait on it).
+nothing at all (a resolver that is down: the charger must not wait on it). `hold()` keeps the
+queries unanswered until `release()` answers them (a slow resolver); `wait_query()` waits until
+a name was asked.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class DnsServer(asyncio.DatagramProtocol):
         self.names = dict(names or {})
         self.silent = False
         self.queries: list[str] = []
+        self.held: list[tuple[bytes, tuple[str, int]]] | None = None
+        self._asked = asyncio.Event()
         self.transport: asyncio.DatagramTransport | None = None
         self.addr = ""
 
@@ -42,11 +46,47 @@ class DnsServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         try:
+            name, _ = _qname(data, 12)
+        except IndexError:
+            return
+        self.queries.append(name)
+        self._asked.set()
+        if self.held is not None:
+            self.held.append((data, addr))
+            return
+        self._answer(data, addr)
+
+    def hold(self) -> None:
+        """Queries wait unanswered from now until release()."""
+        if self.held is None:
+            self.held = []
+
+    def release(self) -> None:
+        """Answer the held queries (as the names stand now) and stop holding."""
+        held, self.held = self.held or [], None
+        for data, addr in held:
+            self._answer(data, addr)
+
+    async def wait_query(self, name: str, timeout: float = 20) -> None:
+        """Until the resolver has been asked for `name`; AssertionError after `timeout` s."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while name.lower() not in (q.lower() for q in self.queries):
+            self._asked.clear()
+            left = end - loop.time()
+            try:
+                await asyncio.wait_for(self._asked.wait(), max(left, 0))
+            except TimeoutError:
+                raise AssertionError(
+                    f"the resolver was not asked for {name} within {timeout} s "
+                    f"(asked: {sorted(set(self.queries))})") from None
+
+    def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
             qid, _flags, qd = struct.unpack_from("!HHH", data)
             name, end = _qname(data, 12)
         except (struct.error, IndexError):
             return
-        self.queries.append(name)
         if self.silent or qd != 1 or self.transport is None:
             return
         question = data[12 : end + 4]
