@@ -258,15 +258,11 @@ async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000):
         from net import dns
 
         try:
-            ip = await dns.resolve(host, resolver)
+            ip = await dns.lookup(host, resolver, held)
         except OSError as e:
-            return "cannot resolve %s: %s" % (host, e)
+            return str(e)
         finally:
             dns = None
-            if not held:  # loaded for the lookup only, unless in use already
-                from supervisor import drop
-
-                drop("net.dns")
         chost, cport = route(ip, port) if route else (ip, port)
         r, w = await asyncio.wait_for_ms(
             asyncio.open_connection(chost, cport, ssl=ctx, server_hostname=host), timeout_ms)

@@ -98,6 +98,22 @@ def _ip_of(sockaddr):
     return "%d.%d.%d.%d" % (sockaddr[4], sockaddr[5], sockaddr[6], sockaddr[7])
 
 
+async def lookup(host, server, held, err=OSError):
+    # resolve() for a connection of its own (a download, an upload, DeleteCertificate's probe),
+    # no memo: the caller imported this module for it, so it leaves the heap after unless it was
+    # `held` (in use already then: a CSMS attempt's, the MQTT link's). Raises err("cannot
+    # resolve HOST: why").
+    try:
+        return await resolve(host, server)
+    except OSError as e:
+        raise err("cannot resolve %s: %s" % (host, e))
+    finally:
+        if not held:
+            from supervisor import drop
+
+            drop("net.dns")
+
+
 def expire(memo):
     # The memo's answer is asked again at the next resolve() (a connection to it failed: the
     # name may have moved); still served if the resolver then says nothing.

@@ -10,6 +10,7 @@
 # session, by net/dns.py (`resolver`: see there), never by open_connection's getaddrinfo.
 import asyncio
 import os
+import sys
 
 from net.sink import Sink
 
@@ -81,25 +82,6 @@ async def _connect(host, port, timeout_ms):
         raise FtpError("cannot connect to %s:%d within %d ms" % (host, port, timeout_ms))
 
 
-async def _addr(host, resolver):
-    # The host's address, asked of `resolver` by net/dns.py (loaded for the lookup, dropped after
-    # unless it was in use already). Raises FtpError.
-    import sys
-
-    held = "net.dns" in sys.modules
-    from net import dns
-
-    try:
-        return await dns.resolve(host, resolver)
-    except OSError as e:
-        raise FtpError("cannot resolve %s: %s" % (host, e))
-    finally:
-        if not held:
-            from supervisor import drop
-
-            drop("net.dns")
-
-
 async def _shut(s):
     # MicroPython's Stream.close() does nothing: wait_closed() closes the socket.
     try:
@@ -124,7 +106,11 @@ class _Session:
 
     async def __aenter__(self):
         t = self.t
-        self.ip = ip = await _addr(self.host, self.resolver)
+        held = "net.dns" in sys.modules
+        from net import dns
+
+        self.ip = ip = await dns.lookup(self.host, self.resolver, held, FtpError)
+        dns = None  # (out of the heap with the lookup unless held)
         self.chost, cport = self.route(ip, self.port) if self.route else (ip, self.port)
         r, w = await _connect(self.chost, cport, t)
         self.r, self.w = r, w

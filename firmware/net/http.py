@@ -10,6 +10,7 @@
 # never from https:// down to http://.
 import asyncio
 import os
+import sys
 import time
 
 from net.sink import Sink
@@ -254,25 +255,6 @@ class Response:
         return bytes(mv[:n])
 
 
-async def _addr(host, resolver):
-    # The host's address, asked of `resolver` by net/dns.py (loaded for the lookup, dropped after
-    # unless it was in use already: the CSMS attempt's, MQTT's). Raises HttpError.
-    import sys
-
-    held = "net.dns" in sys.modules
-    from net import dns
-
-    try:
-        return await dns.resolve(host, resolver)
-    except OSError as e:
-        raise HttpError("cannot resolve %s: %s" % (host, e))
-    finally:
-        if not held:
-            from supervisor import drop
-
-            drop("net.dns")
-
-
 async def request(method, url, headers=None, body=None, ssl_ctx=None, route=None,
                   timeout_ms=TIMEOUT_MS, chunk=None, resolver=None):
     # One request, no redirects followed -> an open Response (head read). body: None, bytes, or
@@ -282,7 +264,11 @@ async def request(method, url, headers=None, body=None, ssl_ctx=None, route=None
     secure, host, port, path = parse_url(url)
     if secure and ssl_ctx is None:
         raise HttpError("https:// needs a CA (no TLS context)")
-    ip = await _addr(host, resolver)
+    held = "net.dns" in sys.modules
+    from net import dns
+
+    ip = await dns.lookup(host, resolver, held, HttpError)
+    dns = None  # (out of the heap with the lookup unless held: a download may take minutes)
     try:
         chost, cport = route(ip, port) if route else (ip, port)
     except OSError as e:

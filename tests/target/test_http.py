@@ -9,6 +9,7 @@ import os
 import time
 
 import supervisor  # noqa: F401  (resident on the charger; net/ drops net.dns with its drop())
+from net import dns  # noqa: F401  (loaded first: compiling its source with 24 KB free is not the download's peak)
 from net import http
 from ocpp_client import security
 
