@@ -6,14 +6,17 @@ a test whose charger sent an invalid frame fails at teardown with the frames lis
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from borne.csms import Csms, Frame
 from borne.mosquitto import Broker
 from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
+from ocpp.v16 import call
 from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
@@ -36,6 +39,19 @@ async def start_answered_with_callerror(csms: Csms, control: Control) -> Frame:
     await control("plug")
     await control("charge")
     return await csms.wait_call("StartTransaction")
+
+
+async def answers_while_resolving(cp: Any, sim: Simulator, name: str) -> None:
+    """The charger asks the simulation's resolver (holding its answers) for `name`; meanwhile
+    it must answer the CSMS: a GetConfiguration within 2 s, or the lookup holds its loop."""
+    await sim.dns.wait_query(name, timeout=30)
+    try:
+        conf = await asyncio.wait_for(
+            cp.call(call.GetConfiguration(key=["HeartbeatInterval"])), 2)
+    except TimeoutError:
+        raise AssertionError(f"no GetConfiguration answer within 2 s while the charger's DNS "
+                             f"lookup of {name} waited: the lookup holds the loop") from None
+    assert conf.configuration_key[0]["key"] == "HeartbeatInterval"
 
 
 @pytest.fixture

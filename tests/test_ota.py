@@ -20,6 +20,7 @@ from borne.sim.agent import Security
 from borne.sim.filesrv import FileServer, self_signed
 from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
+from conftest import answers_while_resolving
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flashdoc import seed
 from ocpp.v16 import call
@@ -358,14 +359,7 @@ async def test_a_download_by_host_name_asks_the_network_resolver_without_holding
     sim.dns.hold()
     n = len(csms.frames)
     await _update(csms, www.url("fw.bin", host="fw.borne.test"), retries=2, retry_interval=1)
-    await sim.dns.wait_query("fw.borne.test", timeout=30)
-    try:
-        res = await asyncio.wait_for(
-            cp.call(call.GetConfiguration(key=["HeartbeatInterval"])), 2)
-    except TimeoutError:
-        raise AssertionError("no GetConfiguration answer within 2 s while the charger's DNS "
-                             "lookup waited: the lookup holds the loop") from None
-    assert res.configuration_key and res.configuration_key[0]["key"] == "HeartbeatInterval"
+    await answers_while_resolving(cp, sim, "fw.borne.test")
     assert not www.requests("GET"), "the download cannot start before its name is resolved"
     sim.dns.release()
     assert await _final(csms, n, timeout=60) == "Installed"
