@@ -5,6 +5,7 @@
 # goes through _apply(), which opens the relay first, before anything is reported.
 import asyncio
 import gc
+import sys
 import time
 
 import clock
@@ -58,7 +59,11 @@ def _rare(name, *args):
 
 def _task(name, *args):
     # The coroutine of a task at a session's edge (evse/conntask.py: a tap's decision, a stop's
-    # final reading), its module out of the heap again once the task ends.
+    # final reading), its module out of the heap again once the task ends; unless it is kept
+    # (with the code in the heap, authorization.attach keeps it: a tap loads nothing).
+    m = sys.modules.get("evse.conntask")
+    if m is not None:
+        return getattr(m, name)(*args)
     from supervisor import rare
 
     return rare("evse.conntask", name, *args)
