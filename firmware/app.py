@@ -84,8 +84,8 @@ def _tls_reserve(settings):
 
 
 # Free heap below which claim mode is not even loaded for a press: it would refuse to open and
-# its module would hold ~10 KB the charging features need (hotspot/claim.py wants more than this
-# on any port: its servers' data and the room it leaves for charging).
+# its module would hold ~10 KB the charging features need while it waits (hotspot/room.py says
+# what it wants beside charging; at least this on any port).
 _CLAIM_FLOOR = const(32768)
 
 
@@ -117,14 +117,17 @@ class _Setup:
         # None: it cannot load (a damaged file, logged): the charger runs on without it.
         gc.collect()
         free = gc.mem_free()
+        need = _CLAIM_FLOOR
         try:
-            if free < _CLAIM_FLOOR:
+            need = max(need, supervisor.rare("hotspot.room", "need",
+                                             self._board.hotspot_options())[1])
+            if free < need:
                 raise MemoryError
             h = self._make()
         except MemoryError:
             if self._press is None:
-                log.warn("app", "claim mode refused: no memory to load it (%d bytes free); "
-                         "it opens once memory frees", free)
+                log.warn("app", "claim mode refused: no memory to load it (%d bytes free, it "
+                         "needs %d); it opens once memory frees", free, need)
                 self._tel(True)
             return False
         except Exception as e:

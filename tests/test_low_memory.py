@@ -184,10 +184,13 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
     await lctl("unplug")
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
 
-    # At 90 % of the budget the hotspot stays refused (less heap free than it needs); in the
-    # roomier heap it opened once the squeeze ended.
+    # At 90 % of the budget the hotspot either stays refused (less heap free than it needs) or
+    # opens now that the session's memory is back (the heap's layout decides; either is safe,
+    # and it never opened while the session ran); in the roomier heap it opened once the
+    # squeeze ended.
     if low:
-        assert (await lctl("state"))["hotspot"]["refused"]
+        await lctl.wait_state(lambda s: s["hotspot"]["refused"] or s["hotspot"]["open"],
+                              "the hotspot refused still, or open", 10)
         print(f"heap {LOW_HEAP_WK}wK: {(await squeeze(lsim, 10**9))['free']} bytes free after "
               "the session")
         await squeeze(lsim, None)
@@ -247,17 +250,18 @@ async def test_the_hotspot_opens_once_memory_frees(
     assert rep["held"] > 0 and rep["free"] >= 32768, rep
     mark = len(agent.all_lines)
     await lctl("button", ms=3500)
+    # refused before claim mode loads (app.py: hotspot/room.py's figure), or by claim mode itself
     refused = await agent.wait_line(r"hotspot: claim mode \(setup button\) refused: \d+ bytes "
-                                    r"of heap free, it needs \d+ with a block of \d+", start=mark)
+                                    r"of heap free, it needs \d+ with a block of \d+|app: claim "
+                                    r"mode refused: no memory to load it \(\d+ bytes free, it "
+                                    r"needs \d+\)", start=mark)
     m = re.search(r"it needs (\d+)", refused)
     assert m, refused
-    need = int(m.group(1))  # hotspot/claim.py need_free() and the room it leaves for charging
+    need = int(m.group(1))  # hotspot/room.py need() and the room it leaves for charging
     assert not (await lctl.wait_state(lambda s: (s["hotspot"] or {}).get("refused"),
                                       "the refusal", 10))["hotspot"]["open"]
-    mark = len(agent.all_lines)
     await squeeze(lsim, None)
     await lctl.wait_state(lambda s: (s["hotspot"] or {}).get("open"), "the hotspot to open", 15)
-    await agent.wait_line(r"hotspot: memory freed \(\d+ bytes\): opening claim mode", start=mark)
     held = roomy["free"] - (await squeeze(lsim, 10**9))["free"]
     print(f"the open hotspot holds {held} bytes of heap (it needs {need} free to open)")
     assert held <= need - CHARGING_ROOM, (

@@ -22,25 +22,7 @@ _CLOSE_GRACE_MS = const(10000)
 _READ_MS = const(1000)  # after the app read a claim's success: its answer is written by then
 _SCAN_CACHE_MS = const(20000)
 _RESET_DELAY_MS = const(700)
-# Free heap (bytes, after a collection) the hotspot needs to open: what it holds once open, and a
-# request's working room, measured on the unix port (64-bit objects) and computed for the runtime
-# (need_free()). Its data: the servers' module data, one 2 KB head buffer, the TLS block below
-# (~18 KB), and a request (another client's head buffer, a body of up to 6 KB read in 512-byte
-# pieces and what it parses into, its answer: ~10 KB): _NEED_DATA. Where the bytecode loads into
-# the heap (.mpy or .py files; not a ROMFS image or frozen modules, which run it in place) the
-# servers' bytecode too (~12 KB) and a claimed charger's claim.py and login guard, loaded by the
-# first press of the setup button (~14 KB): _NEED_CODE; tests/test_low_memory.py measures what
-# the open hotspot holds from the .mpy build against the figure the refusal logs (~48 KB of 60).
-# A 32-bit port (the ESP32) needs about half the data (objects of half the size) and the same
-# bytecode, an estimate until measured on the charger. Below it, opening is refused with a
-# logged reason and tried again every _ROOM_RETRY_MS until memory frees.
-_NEED_DATA = const(32768)
-_NEED_CODE = const(28672)
-# On a claimed charger, room left beside the open hotspot for charging's own features loaded on
-# use: a tap's authorization, a SendLocalList's update (ocpp_client/authorization.py ROOM, 8 KB)
-# with the fragments they meet. Without it a press deferred for memory opened the hotspot the
-# moment a session ended and the next list update was refused for the room it took.
-_CHARGING_ROOM = const(12288)
+# Free heap the hotspot needs to open: hotspot/room.py.
 # Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string; the
 # servers' own are smaller (a client's 2 KB head buffer, a body in 512-byte pieces). A claim that
 # finds no such block anyway gets 503 and can be sent again.
@@ -67,15 +49,6 @@ _JOINING = const("joining_wifi")
 _CHECKING = const("checking_csms")
 _DONE = const("done")
 _FAILED = const("failed")
-
-
-def need_free():
-    # -> _NEED_DATA (halved on a 32-bit port), and _NEED_CODE where the bytecode is in the heap
-    # (supervisor.code_in_heap()).
-    from supervisor import code_in_heap
-
-    n = _NEED_DATA if sys.maxsize > 1 << 32 else _NEED_DATA // 2
-    return n + _NEED_CODE if code_in_heap() else n
 
 
 def _grow_modules():
@@ -138,7 +111,9 @@ class Hotspot:
         self._want_open = False
         self._reset_at = None
         self._wiped = False  # a factory reset's: wiped again just before its reboot
-        self.need_free = opts.get("hotspot_need_free") or need_free()
+        from supervisor import rare
+
+        self.need_free, self.need_charging = rare("hotspot.room", "need", opts)
         self._deferred = None  # why the hotspot should open, refused for want of memory
         self._retry_at = 0
         self.tls = []  # the claim's TLS context (security.tls_context's `keep`), while open
@@ -156,7 +131,7 @@ class Hotspot:
         from supervisor import heap_room
 
         # (a collection first: the servers' modules load into the heap, frozen on a charger)
-        need = self.need_free if why == _UNCLAIMED else self.need_free + _CHARGING_ROOM
+        need = self.need_free if why == _UNCLAIMED else self.need_charging
         ok, free = heap_room(need, _BLOCK)
         if not ok:
             # Charging first: the hotspot waits until the heap has room for it.
