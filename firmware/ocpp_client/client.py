@@ -422,11 +422,14 @@ class OcppClient:
                 continue  # back to what the CSMS was told before it held MinimumStatusDuration
             try:
                 await self._send_status(cid, st[0], st[1], self._since[cid])
-            except Exception:
-                # Not delivered (a dead link, no memory): report the connector's status again
-                # after the reconnect or the pause.
+            except Exception as e:
+                # Ignored by a CSMS that answers a probe (clientrare.answers): dropped, a later
+                # change is reported. Not delivered (a dead link, no memory): the connector's
+                # status is reported again after the reconnect or the pause.
+                if isinstance(e, CallTimeout) and await _rare("answers", self, e):
+                    continue
                 self._status_dirty.setdefault(cid, self.connector.status_of(cid))
-                raise
+                raise e
 
 
 def apply_time(t):

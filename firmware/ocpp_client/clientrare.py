@@ -1,6 +1,7 @@
 # The session's (client.py) seldom-run paths, out of the heap between their calls: its set-up at
-# boot, the start of the features' tasks and the BootNotification (once per power cycle, or a
-# retry while the CSMS has not accepted it). Each is a function of the session `cl`, loaded by
+# boot, the start of the features' tasks, the BootNotification (once per power cycle, or a
+# retry while the CSMS has not accepted it) and the probe of a link on which a CALL of ours went
+# unanswered (answers()). Each is a function of the session `cl`, loaded by
 # supervisor.rare() for the call and dropped after it (with .mpy files, a module's bytecode is in
 # the heap while it is imported). A MemoryError loading it reaches the caller: the boot fails as
 # it would have, the session's worker pauses and boots again (client.py _work).
@@ -8,7 +9,7 @@ import asyncio
 
 import log
 from ocpp_client import client, features
-from ocpp_client.errors import CallError
+from ocpp_client.errors import CallError, CallTimeout, Disconnected
 from ocpp_client.rpc import Rpc
 
 _TAG = "ocpp"
@@ -131,3 +132,27 @@ async def boot(cl, triggered=False):
         cl._boot_due_ms = 0
     else:
         cl._boot_due_ms = (interval if interval > 0 else _REJECTED_RETRY_S) * 1000
+
+
+async def answers(cl, e):
+    # A CALL of ours got no answer within its timeout (e: its CallTimeout): is the link dead, or
+    # does the CSMS ignore that message (no security extension, a SecurityEventNotification; a
+    # StartTransaction it drops)? Asked again after every reconnection, an ignored message would
+    # otherwise cost the link for ever, and nothing behind it would get through. The probe is a
+    # Heartbeat: a pong proves only the WebSocket layer, a Heartbeat the CSMS's OCPP side. -> True
+    # when it is answered (a CALLERROR too): the link lives and the message counts as a failed
+    # attempt (txqueue.py deliver: a transaction message retried under the SAME id, for
+    # TransactionMessageAttempts, any other dropped; client.py: a StatusNotification dropped).
+    # False when it is not: the link is dead (half-open), a reconnect follows and nothing is
+    # counted, so no billing data is lost to a dead link. Not for a BootNotification (nothing
+    # else before it is Accepted) nor a Heartbeat (the probe itself): those reconnect.
+    what = e.args[0] if e.args else "a call"
+    log.warn(_TAG, "%s unanswered: probing the link with a Heartbeat", what)
+    try:
+        await cl._heartbeat()
+    except CallError:
+        pass
+    except (CallTimeout, Disconnected):
+        return False
+    log.warn(_TAG, "the link lives (Heartbeat answered): %s was ignored", what)
+    return True

@@ -13,7 +13,8 @@ import os
 import time
 
 import log
-from ocpp_client.errors import CallError
+from supervisor import rare
+from ocpp_client.errors import CallError, CallTimeout
 
 _TAG = const("txq")
 _IDS = const("txids")
@@ -46,11 +47,13 @@ class TxQueue:
         self._flash = None  # the OSError of the last write that failed (flash full), or None
         self.on_stop_journaled = None  # fn(ref): a held StopTransaction reached the flash
         self._held_at = 0  # ticks_ms: the held records are tried again then (deliver())
-        # The oldest message, answered with a CALLERROR, is sent again at retry_at (ticks_ms),
-        # after `_attempts`: the session's regular delivery returns meanwhile, so its statuses
-        # and heartbeats are not held up behind the wait (minutes, with the defaults).
+        # The oldest message, answered with a CALLERROR (or ignored: no answer on a live link),
+        # is sent again at retry_at (ticks_ms), after `_attempts` (`_errs` of them CALLERRORs):
+        # the session's regular delivery returns meanwhile, so its statuses and heartbeats are
+        # not held up behind the wait (minutes, with the defaults).
         self.retry_at = None
         self._attempts = 0
+        self._errs = 0
 
     def __len__(self):
         return len(self.j) + self._nheld
@@ -190,8 +193,8 @@ class TxQueue:
             await asyncio.sleep_ms(time.ticks_diff(self._held_at if r is None else r,
                                                    time.ticks_ms()))
         self.retry_at = None
-        attempts = self._attempts
-        self._attempts = 0
+        attempts, errs = self._attempts, self._errs
+        self._attempts = self._errs = 0
         item = None
         while True:
             if item is None:
@@ -241,13 +244,24 @@ class TxQueue:
 
             log.debug(_TAG, "sending %s %d", action, seq)
             try:
-                # A retry after a CALLERROR is a new attempt: a CSMS that recognises repeats by
-                # id would only give the same error again.
+                # A retry after a CALLERROR is a new attempt (".N", N the CALLERRORs so far): a
+                # CSMS that recognises repeats by id would only give the same error again. One
+                # after no answer is the same frame: the CSMS may have booked the first.
                 mid = rec.get("i")
-                if mid is not None and attempts:
-                    mid = "%s.%d" % (mid, attempts)
+                if mid is not None and errs:
+                    mid = "%s.%d" % (mid, errs)
                 conf = await rpc.call(action, payload, on_result=hook, mid=mid)
-            except CallError as e:
+            except (CallError, CallTimeout) as e:
+                code = getattr(e, "code", None)
+                if code is None:
+                    # No answer: an attempt only if the link answers a probe (the CSMS ignores
+                    # this message); a dead link is raised, nothing counted (clientrare.answers).
+                    s = self.session
+                    if s is None or not await rare("ocpp_client.clientrare", "answers", s, e):
+                        raise e
+                    code = "no answer"
+                else:
+                    errs += 1
                 attempts += 1
                 limit = self.config.get("TransactionMessageAttempts")
                 if action not in (START, STOP, METER):
@@ -257,23 +271,23 @@ class TxQueue:
                     # transaction messages and the statuses behind it for minutes.
                     limit = 1
                 if attempts >= limit:
-                    log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, e.code)
+                    log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, code)
                     if action == START:
                         self._set_id(ref, -1)
                     self.j.ack(seq)
                     item = None
-                    attempts = 0
+                    attempts = errs = 0
                     continue
                 wait = self.config.get("TransactionMessageRetryInterval") * attempts
-                log.warn(_TAG, "%s answered %s; retry %d in %d s", action, e.code, attempts, wait)
+                log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
                 if n < 0:
                     self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
-                    self._attempts = attempts
+                    self._attempts, self._errs = attempts, errs
                     asyncio.create_task(self._wake(wait))
                     return
                 await asyncio.sleep(wait)
                 continue
-            attempts = 0
+            attempts = errs = 0
             item = None
             if action == START:
                 if self.on_start_conf:
