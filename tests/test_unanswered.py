@@ -1,0 +1,156 @@
+"""A CSMS that never answers one message is not a dead link. A queued message (a security event, a
+transaction message) or a StatusNotification that gets no answer while the CSMS still answers a
+Heartbeat counts as a failed attempt: a security event or a status is dropped, a transaction
+message is sent again under the same message id (the CSMS may have booked the first), and the
+charger keeps its link. Only a link that answers nothing at all is reconnected, and then nothing
+queued is dropped. (Before, any unanswered CALL cost the link, and the queue sent its oldest
+message first after each reconnection: a CSMS without the security extension that ignores
+SecurityEventNotification held the charger in a reconnect loop for good.)
+
+The charger's CALLs time out after 2 s here (`call_timeout_s`), so each case takes seconds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from borne.csms import Csms
+from borne.sim.simulator import Simulator
+from flashdoc import seed
+from ocpp.v16 import call
+from simctl import Control, controlling, running
+
+CP_ID = "CP-TEST-1"
+CARD = "04A1B2C3"
+
+
+@asynccontextmanager
+async def _charger(csms: Csms, flash: Path) -> AsyncIterator[tuple[Simulator, Control]]:
+    seed(flash, "settings", {"call_timeout_s": 2})
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
+            controlling(sim) as control:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        yield sim, control
+
+
+async def _configure(csms: Csms, **keys: str) -> None:
+    cp = csms.charge_points[CP_ID]
+    for k, v in keys.items():
+        assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
+
+
+def _status(cid: int, status: str) -> Any:
+    return lambda p: p["connectorId"] == cid and p["status"] == status
+
+
+async def test_a_csms_that_ignores_security_events_still_gets_statuses_and_transactions(
+    csms: Csms, flash: Path
+) -> None:
+    # A CSMS without the security extension that does not even refuse its messages: every
+    # SecurityEventNotification goes unanswered, everything else is answered.
+    csms.unanswered["SecurityEventNotification"] = 1000
+    async with _charger(csms, flash) as (sim, control):
+        assert sim.agent is not None
+        await csms.wait_call("SecurityEventNotification")  # the boot's StartupOfTheDevice
+        await sim.agent.wait_line(r"rfid: reader ready", 15)
+        n = len(csms.frames)
+        await control("plug")
+        await control("charge")
+        await control("tap", uid=CARD)
+        start = await csms.wait_call("StartTransaction", timeout=30)
+        tx = (await csms.answer_to(start))["transactionId"]
+        await csms.wait_call("StatusNotification", _status(1, "Charging"), after=n, timeout=20)
+        await control("unplug")
+        stop = await csms.wait_call("StopTransaction", timeout=20)
+        assert stop.payload["transactionId"] == tx
+        await csms.answer_to(stop)
+        await csms.wait_call("StatusNotification", _status(1, "Available"), after=n, timeout=20)
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue empty")
+        assert csms.connects == 1, f"the charger reconnected {csms.connects - 1} time(s)"
+        assert len(csms.calls("SecurityEventNotification")) == 1, (
+            "an ignored security event is dropped, not sent again")
+        assert len(csms.calls("StartTransaction")) == 1
+        assert len(csms.calls("StopTransaction")) == 1
+        assert len(csms.calls("BootNotification")) == 1
+        await sim.agent.wait_line(
+            r"SecurityEventNotification dropped after 1 attempts \(no answer\)", 5)
+
+
+async def test_an_ignored_start_is_sent_again_under_its_id_and_booked_once(
+    csms: Csms, flash: Path
+) -> None:
+    # The CSMS drops the first StartTransaction (it may have booked it and lost the answer) and
+    # answers its repeat: the repeat is the same frame, id included, so the CSMS books one
+    # transaction; the link stays up throughout.
+    async with _charger(csms, flash) as (_, control):
+        await _configure(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="1")
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the boot's event answered")
+        csms.unanswered["StartTransaction"] = 1
+        await control("plug")
+        await control("charge")
+        first = await csms.wait_call("StartTransaction")
+        await csms.wait_for(lambda: len(csms.calls("StartTransaction")) >= 2, 30,
+                            "the ignored StartTransaction sent again")
+        again = csms.calls("StartTransaction")[1]
+        assert again.msg[1] == first.msg[1], "a repeat after no answer keeps its message id"
+        assert again.raw == first.raw
+        tx = (await csms.answer_to(again))["transactionId"]
+        await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx,
+                                 "the session to carry the CSMS's transactionId")
+        await control("unplug")
+        stop = await csms.wait_call("StopTransaction", timeout=20)
+        assert stop.payload["transactionId"] == tx
+        await csms.answer_to(stop)
+        assert len(set(csms.started.values())) == 1, (
+            f"the CSMS booked {len(set(csms.started.values()))} transactions for one session")
+        assert len(csms.calls("StartTransaction")) == 2
+        assert csms.connects == 1, f"the charger reconnected {csms.connects - 1} time(s)"
+
+
+async def test_an_ignored_status_is_dropped_and_the_link_kept(csms: Csms, flash: Path) -> None:
+    async with _charger(csms, flash) as (_, control):
+        await _configure(csms, BorneFreeCharging="true")
+        n = len(csms.frames)
+        csms.unanswered["StatusNotification"] = 1
+        await control("plug")  # (free charging: the session starts, SuspendedEV: ignored)
+        ignored = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                       after=n)
+        await control("charge")
+        await csms.wait_call("StartTransaction", after=n, timeout=20)
+        await csms.wait_call("StatusNotification", _status(1, "Charging"), after=n, timeout=20)
+        assert csms.connects == 1, f"the charger reconnected {csms.connects - 1} time(s)"
+        sent = [f.payload["status"] for f in csms.calls("StatusNotification")
+                if csms.frames.index(f) > n and f.payload["connectorId"] == 1]
+        assert sent == [ignored.payload["status"], "Charging"], sent
+
+
+async def test_a_link_that_answers_nothing_is_reconnected_and_the_stop_delivered(
+    csms: Csms, flash: Path
+) -> None:
+    # Half-open at the OCPP level: the WebSocket still answers pings, but neither the
+    # StopTransaction nor the Heartbeat that probes the link gets an answer. That is a dead
+    # link, not an ignored message: the charger reconnects and delivers the stop after it, with
+    # TransactionMessageAttempts 1 (a timeout counted as an attempt would drop it).
+    async with _charger(csms, flash) as (_, control):
+        await _configure(csms, BorneFreeCharging="true", TransactionMessageAttempts="1")
+        await control("plug")
+        await control("charge")
+        start = await csms.wait_call("StartTransaction", timeout=20)
+        tx = (await csms.answer_to(start))["transactionId"]
+        await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx
+                                 and s["ocpp"]["queued"] == 0, "the start answered")
+        csms.unanswered["StopTransaction"] = 1
+        csms.unanswered["Heartbeat"] = 1
+        await control("unplug")
+        first = await csms.wait_call("StopTransaction", timeout=20)
+        await csms.wait_for(lambda: csms.connects >= 2, 30, "the charger to reconnect")
+        await csms.wait_for(lambda: len(csms.calls("StopTransaction")) >= 2, 30,
+                            "the StopTransaction sent again after the reconnect")
+        again = csms.calls("StopTransaction")[1]
+        assert again.raw == first.raw and again.payload["transactionId"] == tx
+        await csms.answer_to(again)
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue empty")
+        assert csms.connects == 2
+        assert len(csms.calls("BootNotification")) == 1
