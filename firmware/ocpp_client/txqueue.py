@@ -252,34 +252,13 @@ class TxQueue:
                     mid = "%s.%d" % (mid, errs)
                 conf = await rpc.call(action, payload, on_result=hook, mid=mid)
             except (CallError, CallTimeout) as e:
-                code = getattr(e, "code", None)
-                if code is None:
-                    # No answer: an attempt only if the link answers a probe (the CSMS ignores
-                    # this message); a dead link is raised, nothing counted (clientrare.answers).
-                    s = self.session
-                    if s is None or not await rare("ocpp_client.clientrare", "answers", s, e):
-                        raise e
-                    code = "no answer"
-                else:
-                    errs += 1
-                attempts += 1
-                limit = self.config.get("TransactionMessageAttempts")
-                if action not in (START, STOP, METER):
-                    # Not a transaction message (a SecurityEventNotification): the retries are
-                    # the transaction messages' (1.6 4.10). A CSMS without the security
-                    # extension refuses every one; waiting out retries would hold up the
-                    # transaction messages and the statuses behind it for minutes.
-                    limit = 1
-                if attempts >= limit:
-                    log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, code)
-                    if action == START:
-                        self._set_id(ref, -1)
-                    self.j.ack(seq)
+                # A failed attempt: probed, counted, dropped or retried (txqrare.py, loaded on
+                # use). A dead link is raised from there, nothing counted.
+                attempts, errs, wait = await rare("ocpp_client.txqrare", "failed", self, e, seq,
+                                                  rec, attempts, errs)
+                if wait is None:  # dropped
                     item = None
-                    attempts = errs = 0
                     continue
-                wait = self.config.get("TransactionMessageRetryInterval") * attempts
-                log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
                 if n < 0:
                     self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
                     self._attempts, self._errs = attempts, errs

@@ -1,0 +1,45 @@
+# The transaction queue's (txqueue.py) seldom-run path, out of the heap between its uses: a
+# queued message that failed, answered with a CALLERROR or not answered at all. Loaded by
+# supervisor.rare() for the failure and dropped after it. A MemoryError loading it reaches the
+# session's worker, which pauses and delivers again (the record is still journaled).
+import log
+from ocpp_client.txqueue import START, STOP, METER
+
+_TAG = "txq"
+
+
+async def failed(q, e, seq, rec, attempts, errs):
+    # e: the CallError or CallTimeout of record `rec` (journal seq), after `attempts` failed
+    # attempts, `errs` of them CALLERRORs (the ".N" of the next id: txqueue.py deliver). -> the
+    # new (attempts, errs, pause in s before the retry), or (0, 0, None) once it is dropped
+    # (acked, logged). No answer counts only where the link answers a probe (the CSMS ignores
+    # this message, clientrare.answers); on a dead link the CallTimeout is raised, nothing
+    # counted, and the session reconnects: a half-open link drops no billing data.
+    action = rec["a"]
+    code = getattr(e, "code", None)
+    if code is None:
+        from supervisor import rare
+
+        s = q.session
+        if s is None or not await rare("ocpp_client.clientrare", "answers", s, e):
+            raise e
+        code = "no answer"
+    else:
+        errs += 1
+    attempts += 1
+    limit = q.config.get("TransactionMessageAttempts")
+    if action not in (START, STOP, METER):
+        # Not a transaction message (a SecurityEventNotification): the retries are the
+        # transaction messages' (1.6 4.10). A CSMS without the security extension refuses (or
+        # ignores) every one; waiting out retries would hold up the transaction messages and
+        # the statuses behind it for minutes.
+        limit = 1
+    if attempts >= limit:
+        log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, code)
+        if action == START:
+            q._set_id(rec["r"], -1)
+        q.j.ack(seq)
+        return 0, 0, None
+    wait = q.config.get("TransactionMessageRetryInterval") * attempts
+    log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
+    return attempts, errs, wait
