@@ -156,3 +156,27 @@ async def test_a_link_that_answers_nothing_is_reconnected_and_the_stop_delivered
         await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the queue empty")
         assert csms.connects == 2
         assert len(csms.calls("BootNotification")) == 1
+
+
+async def test_an_answer_that_comes_after_the_timeout_is_taken(csms: Csms, flash: Path) -> None:
+    # A stalled backend: the StartTransaction's answer comes after the charger's 2 s, before the
+    # Heartbeat that probes the link. That late answer is the answer: its transactionId is the
+    # session's, nothing is sent twice, and the link is kept.
+    async with _charger(csms, flash) as (sim, control):
+        assert sim.agent is not None
+        await _configure(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="1")
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the boot's event answered")
+        csms.stalled["StartTransaction"] = 3.5
+        await control("plug")
+        await control("charge")
+        start = await csms.wait_call("StartTransaction", timeout=20)
+        tx = (await csms.answer_to(start))["transactionId"]
+        await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx
+                                 and s["ocpp"]["queued"] == 0, "the late answer's transactionId")
+        await control("unplug")
+        stop = await csms.wait_call("StopTransaction", timeout=20)
+        assert stop.payload["transactionId"] == tx
+        await csms.answer_to(stop)
+        assert len(csms.calls("StartTransaction")) == 1, "a late answer is not a reason to resend"
+        assert csms.connects == 1, f"the charger reconnected {csms.connects - 1} time(s)"
+        await sim.agent.wait_line(r"StartTransaction answered late", 5)

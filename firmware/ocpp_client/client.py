@@ -423,10 +423,13 @@ class OcppClient:
             try:
                 await self._send_status(cid, st[0], st[1], self._since[cid])
             except Exception as e:
-                # Ignored by a CSMS that answers a probe (clientrare.answers): dropped, a later
-                # change is reported. Not delivered (a dead link, no memory): the connector's
-                # status is reported again after the reconnect or the pause.
-                if isinstance(e, CallTimeout) and await _rare("answers", self, e):
+                # Answered late, or ignored by a CSMS that answers a probe (clientrare.answers):
+                # delivered, or dropped (a later change is reported). Not delivered (a dead
+                # link, no memory): the status is reported again after the reconnect or pause.
+                v = isinstance(e, CallTimeout) and await _rare("answers", self, e)
+                if v:
+                    if v is not True:
+                        self._sent[cid] = st
                     continue
                 self._status_dirty.setdefault(cid, self.connector.status_of(cid))
                 raise e

@@ -139,12 +139,14 @@ async def answers(cl, e):
     # does the CSMS ignore that message (no security extension, a SecurityEventNotification; a
     # StartTransaction it drops)? Asked again after every reconnection, an ignored message would
     # otherwise cost the link for ever, and nothing behind it would get through. The probe is a
-    # Heartbeat: a pong proves only the WebSocket layer, a Heartbeat the CSMS's OCPP side. -> True
-    # when it is answered (a CALLERROR too): the link lives and the message counts as a failed
-    # attempt (txqueue.py deliver: a transaction message retried under the SAME id, for
-    # TransactionMessageAttempts, any other dropped; client.py: a StatusNotification dropped).
-    # False when it is not: the link is dead (half-open), a reconnect follows and nothing is
-    # counted, so no billing data is lost to a dead link. Not for a BootNotification (nothing
+    # Heartbeat: a pong proves only the WebSocket layer, a Heartbeat the CSMS's OCPP side.
+    # -> False when it is not answered: the link is dead (half-open), a reconnect follows and
+    # nothing is counted, so no billing data is lost to a dead link. -> the message's own answer
+    # ([3 or 4, id, ...], rpc.py late) when it came after the timeout, before the Heartbeat's
+    # (the link stalled: it is the answer). -> True when only the Heartbeat is answered (a
+    # CALLERROR too): the link lives and the message counts as a failed attempt (txqrare.py: a
+    # transaction message retried under the SAME id, for TransactionMessageAttempts, any other
+    # dropped; client.py: a StatusNotification dropped). Not for a BootNotification (nothing
     # else before it is Accepted) nor a Heartbeat (the probe itself): those reconnect.
     what = e.args[0] if e.args else "a call"
     log.warn(_TAG, "%s unanswered: probing the link with a Heartbeat", what)
@@ -154,5 +156,9 @@ async def answers(cl, e):
         pass
     except (CallTimeout, Disconnected):
         return False
+    late = cl.rpc.late
+    if late is not None:
+        cl.rpc.late = None
+        return late
     log.warn(_TAG, "the link lives (Heartbeat answered): %s was ignored", what)
     return True

@@ -136,6 +136,9 @@ class Rpc:
         self._pending_id = None
         self._on_result = None
         self._answer = None
+        # The id of our last CALL that timed out, and its answer if one came after all (the link
+        # stalled: clientrare.answers takes a late answer as the answer).
+        self.timed_out = self.late = None
         self._answered = None  # the id of the last answer sent for the frame being handled
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
         self.on_bad = None  # fn(kind, info), never raising: a bad frame (security events)
@@ -192,6 +195,7 @@ class Rpc:
                     self._waiter = None
                 if self._pending_id is not None:
                     log.warn(_TAG, "%s %s: no answer within %d ms", action, mid, limit)
+                    self.timed_out, self.late = mid, None
                     raise CallTimeout(action)
         finally:
             self._pending_id = None
@@ -383,6 +387,9 @@ class Rpc:
             kind == _RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
             kind == _ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
         ):
+            if mid == self.timed_out and mid != self._pending_id:
+                self.late = msg  # (clientrare.answers)
+                return log.warn(_TAG, "answer to %s after its timeout", mid)
             return _rare("bad_answer", self, msg)  # ignored, logged
         self._answer = msg
         self._pending_id = None

@@ -11,8 +11,8 @@ _TAG = "txq"
 async def failed(q, e, seq, rec, attempts, errs):
     # e: the CallError or CallTimeout of record `rec` (journal seq), after `attempts` failed
     # attempts, `errs` of them CALLERRORs (the ".N" of the next id: txqueue.py deliver). -> the
-    # new (attempts, errs, pause in s before the retry), or (0, 0, None) once it is dropped
-    # (acked, logged). No answer counts only where the link answers a probe (the CSMS ignores
+    # new (attempts, errs, pause in s before the retry), (0, 0, None) once it is dropped (acked,
+    # logged), or (attempts, errs, the answer's payload) when its answer came late. No answer counts only where the link answers a probe (the CSMS ignores
     # this message, clientrare.answers); on a dead link the CallTimeout is raised, nothing
     # counted, and the session reconnects: a half-open link drops no billing data.
     action = rec["a"]
@@ -21,9 +21,17 @@ async def failed(q, e, seq, rec, attempts, errs):
         from supervisor import rare
 
         s = q.session
-        if s is None or not await rare("ocpp_client.clientrare", "answers", s, e):
+        v = s is not None and await rare("ocpp_client.clientrare", "answers", s, e)
+        if not v:
             raise e
         code = "no answer"
+        if v is not True:  # its answer, late (the link stalled): taken as the answer
+            log.warn(_TAG, "%s answered late", action)
+            if v[0] == 3 and isinstance(v[2], dict):
+                return attempts, errs, v[2]  # delivered: deliver() goes on as if in time
+            if v[0] == 4 and isinstance(v[2], str):
+                code = v[2]  # a CALLERROR
+                errs += 1
     else:
         errs += 1
     attempts += 1

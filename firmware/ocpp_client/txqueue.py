@@ -259,13 +259,17 @@ class TxQueue:
                 if wait is None:  # dropped
                     item = None
                     continue
-                if n < 0:
-                    self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
-                    self._attempts, self._errs = attempts, errs
-                    asyncio.create_task(self._wake(wait))
-                    return
-                await asyncio.sleep(wait)
-                continue
+                if isinstance(wait, dict):  # its answer, late: delivered
+                    conf = wait
+                    hook(conf)
+                else:
+                    if n < 0:
+                        self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
+                        self._attempts, self._errs = attempts, errs
+                        asyncio.create_task(self._wake(wait))
+                        return
+                    await asyncio.sleep(wait)
+                    continue
             attempts = errs = 0
             item = None
             if action == START:

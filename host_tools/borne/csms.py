@@ -99,6 +99,9 @@ class _Recorder:
             if action and self.csms.unanswered.get(action, 0) > 0:
                 self.csms.unanswered[action] -= 1  # a CSMS that never answers this one
                 continue
+            stall = self.csms.stalled.pop(action, 0) if action else 0
+            if stall:
+                await asyncio.sleep(stall)  # a slow backend: this CALL and all behind it wait
             return text
 
     async def _repeat(self, frame: Frame) -> bool:
@@ -301,6 +304,7 @@ class Csms:
         self.client_cns: list[str] = []  # common names of the client certificates seen
         self.client_certs: list[bytes] = []  # each TLS connection's client certificate (DER)
         self.unanswered: dict[str, int] = {}  # action -> how many next CALLs get no answer
+        self.stalled: dict[str, float] = {}  # action -> seconds its next CALL's handling waits
         self.links: dict[str, _Recorder] = {}
         self.responders: dict[str, Responder] = {}
         self.frames: list[Frame] = []
