@@ -46,8 +46,14 @@ def init(c, store):
         # from the first status reported (1.6 5.2).
         c.operative = c._scheduled
         c._scheduled = None
-        store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": None, "cp": c.cp_wide})
         log.info(_TAG, "connector inoperative: scheduled for the session a power cut ended")
+        try:
+            store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": None, "cp": c.cp_wide})
+        except OSError as e:
+            # Flash full or failing: in force all the same, the boot goes on. The document
+            # still says Scheduled: a boot that finds the session's documents again applies it
+            # again; one after they went keeps it scheduled for the next session's end.
+            log.exc(_TAG, "availability not saved", e)
 
 
 def device_fault(c, code, active):
@@ -95,12 +101,15 @@ def take_interrupted(c):
     return out
 
 
-def forget_interrupted(c):
+def forget_interrupted(c, kept=()):
     # Called once the stops of the interrupted sessions are journaled. An EV plugged in
     # meanwhile (or still plugged in from before the cut) starts now: its plug was refused
-    # by can_start() while the old session's documents were still there.
-    c.store.remove(_STOPPING_DOC)
-    c.store.remove(_SESSION_DOC)
+    # by can_start() while the old session's documents were still there. kept: the refs of
+    # sessions whose stop is not on flash (held in RAM: the flash full): their documents stay
+    # until it is (stop_journaled), a power cut meanwhile ends them again at the next boot.
+    for doc in (_STOPPING_DOC, _SESSION_DOC):
+        if not kept or c.store.load(doc, {}).get("ref") not in kept:
+            c.store.remove(doc)
     c._try_start()
 
 

@@ -64,12 +64,14 @@ class Transactions:
     # No memory while a StartTransaction or StopTransaction is built: it is built again after a
     # collection (its journaling is its last step: all or nothing), a stop the second time
     # without its optional transactionData; the Transaction.Begin values are optional too.
-    def on_tx_start(self, s):
+    def on_tx_start(self, s, hold=False):
+        # hold: a power cut's recovery, whose session ran: kept in RAM with its stop when the
+        # flash refuses it (a new session's start is refused instead: connector.py).
         try:
-            self._tx_start(s)
+            self._tx_start(s, hold)
         except MemoryError:
             gc.collect()
-            self._tx_start(s)
+            self._tx_start(s, hold)
         try:
             begin = self._sampled("Transaction.Begin")
             if begin:
@@ -77,13 +79,13 @@ class Transactions:
         except MemoryError:
             log.warn(_TAG, "no memory for the Transaction.Begin values: left out")
 
-    def _tx_start(self, s):
+    def _tx_start(self, s, hold=False):
         ts = clock.iso_ms(s["start_ms"]) if "start_ms" in s else clock.iso(s["start"])
         req = {"connectorId": 1, "idTag": s["tag"], "meterStart": int(s["meter_start"]),
                "timestamp": ts}
         if s.get("res") is not None:
             req["reservationId"] = s["res"]
-        self.txq.add(START, req, s["ref"])
+        self.txq.add(START, req, s["ref"], hold=hold)
 
     def on_tx_stop(self, s, reason):
         try:
@@ -160,20 +162,29 @@ class Transactions:
                 await m.fresh(3000)
             except Exception as e:
                 log.exc(_TAG, "meter at boot", e)
+        # The flash full (or no memory): each session is tried, a stop kept in RAM is journaled
+        # before anything newer and its documents stay until then (kept); one that could not
+        # even be kept stays to the next boot. The connector goes on either way.
         todo = rare(_CONN, "take_interrupted", self.connector)
         cut, self._cut = self._cut, None
+        kept = []
         for s, reason in todo:
-            started, stopped, reported = cut[s["ref"]]
+            ref = s["ref"]
+            started, stopped, reported = cut[ref]
             if stopped:
                 continue
             _floor(s, *reported)
-            if not started:
-                self.on_tx_start(s)
             log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
-                     s["ref"], reason)
-            self.on_tx_stop(s, reason)
+                     ref, reason)
+            try:
+                if not started:
+                    self.on_tx_start(s, True)
+                self.on_tx_stop(s, reason)
+            except Exception as e:  # (OSError: kept in RAM, or refused; MemoryError)
+                kept.append(ref)
+                log.exc(_TAG, "session %s: stop not on flash" % ref, e)
             self.s.events.add("session_stop", reason=reason)
-        rare(_CONN, "forget_interrupted", self.connector)
+        rare(_CONN, "forget_interrupted", self.connector, kept)
 
     def _journaled(self, sessions):
         # ref -> [its start journaled or answered, its stop journaled, (Wh, ms) reported].

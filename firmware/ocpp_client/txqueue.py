@@ -58,23 +58,24 @@ class TxQueue:
     def __len__(self):
         return len(self.j) + self._nheld
 
-    def add(self, action, payload, ref, extra=None):
+    def add(self, action, payload, ref, extra=None, hold=False):
         # Durable once this returns. The record carries the message id it is sent under, every
         # time: a repeat after a reconnect or a power cut is the first frame byte for byte (the
         # frame is built from the record as read back from flash, the same text each time). The
         # id is unique across boots and factory resets (random per boot + a counter).
         # extra: more fields kept with the record (a MeterValues' register and time, read back
-        # when a power cut ends the session).
+        # when a power cut ends the session). hold: a StartTransaction the flash refuses is
+        # kept in RAM too (a power cut's recovery: its session ran), not raised.
         self._n += 1
         rec = {"a": action, "p": payload, "r": ref, "i": "%s-q%d" % (self._prefix, self._n)}
         if extra:
             rec.update(extra)
-        done = self._journal(rec)
+        done = self._journal(rec, hold)
         if self.session is not None:
             self.session.kick()
         return done
 
-    def _journal(self, rec):
+    def _journal(self, rec, hold=False):
         # -> True once on flash, False when kept in RAM (held: journaled by the next add() or
         # deliver()). Held without memory, or with the flash full or failing (OSError), but a
         # StartTransaction the flash refuses raises: its session does not start (connector.py).
@@ -87,7 +88,7 @@ class TxQueue:
                 gc.collect()
             except OSError as e:
                 self._flash = e
-        if a == START and self._flash is not None:
+        if a == START and self._flash is not None and not hold:
             raise self._flash
         if self._nheld >= (_HELD if a != METER else _HELD - 2):  # (2 kept for a stop)
             raise MemoryError("no memory to journal a %s, none left to hold it" % a)

@@ -563,3 +563,122 @@ def test_the_transactions_feature_tells_the_csms_and_keeps_the_stop_document():
         assert [rec["a"] for _, rec in t.txq.j.pending()] == [START, STOP]
 
     asyncio.run(run())
+
+
+# -- boot on a full flash: every recovery step runs, nothing journaled is lost ------------------
+class _BootSession:
+    # The OCPP session as ocpp_client/transactions.py sees it at boot (no link yet).
+    def __init__(self, c, st, cfg):
+        self.connector = c
+        self.config = cfg
+        self.store = st
+        self.meter = None
+        self.events = c.events
+        self.queue = None
+        self.tasks = []
+
+    def kick(self):
+        pass
+
+    def online(self):
+        return False
+
+
+def _boot(name):
+    # A boot after a power cut: the connector reads the flash, the transactions feature attaches
+    # and runs its recovery task. -> (store, world, connector, feature)
+    from ocpp_client.transactions import Transactions
+
+    st = Store(name)
+    w = World(Boom())
+    cfg = Config(st)
+    c = Connector(w, st, Events(st, Boom()), cfg)
+    c.authorizer = _accept
+    c.settle_ms = 0
+    s = _BootSession(c, st, cfg)
+    t = Transactions(s)
+    for coro in s.tasks:
+        asyncio.run(coro)  # the recovery (once the meter was read)
+    return st, w, c, t
+
+
+def _cut_mid_session(name, journal_start=True):
+    # A session charging when the power went: its document on flash, its StartTransaction
+    # journaled (or, cut between the two writes, not).
+    st, w, c, q, tx, signals = _mk(name)
+    if not journal_start:
+        c.listeners.remove(tx)  # the cut came before the StartTransaction's line
+    _plug_and_start(w, c)
+    assert w.relay
+    return c.session_ref
+
+
+def test_boot_on_a_full_flash_ends_the_interrupted_session_and_holds_its_stop():
+    ref = _cut_mid_session("ff_boot_full")
+    _fill()
+    try:
+        with Logs() as logs:
+            st, w, c, t = _boot("ff_boot_full")
+        assert t.recovered.is_set()
+        q = t.txq
+        assert [r["a"] for r in q._held[:q._nheld]] == [STOP], q._held
+        assert q._held[0]["p"]["reason"] == "PowerLoss"
+        assert st.load("session", {}).get("ref") == ref, "the document went with its stop in RAM"
+        assert logs.said("kept in RAM", "flash full"), logs.lines
+        # the connector runs: not blocked by the recovery, and no session on a full flash
+        assert c.interrupted == [] and c.poll()
+        w.ev = "B"
+        _polls(c, 4)
+        with Logs():
+            c.remote_start("A-2")
+            w.ev = "C"
+            _polls(c, 10)
+        assert c.session is None and w.closes == 0
+    finally:
+        _free()
+    # the flash free again: the held stop is journaled (the session's delivery), its document goes
+    assert q.flush_held()
+    assert [rec["a"] for _, rec in q.j.pending()] == [START, STOP]
+    assert st.load("session", {}) == {}, "the document stayed after its stop was journaled"
+    c.remote_start("A-3")
+    _polls(c, 10)
+    assert c.session is not None and w.relay, "no session once the flash is free"
+
+
+def test_boot_on_a_full_flash_holds_a_start_never_journaled_with_its_stop():
+    # The cut came between the session's document and its StartTransaction: at boot both are
+    # owed. The flash full, both wait in RAM, in order, the document kept until they are written.
+    ref = _cut_mid_session("ff_boot_nostart", journal_start=False)
+    _fill()
+    try:
+        with Logs():
+            st, w, c, t = _boot("ff_boot_nostart")
+        q = t.txq
+        assert [(r["a"], r["r"]) for r in q._held[:q._nheld]] == [(START, ref), (STOP, ref)]
+        assert st.load("session", {}).get("ref") == ref
+    finally:
+        _free()
+    assert q.flush_held()
+    assert [(rec["a"], rec["r"]) for _, rec in q.j.pending()] == [(START, ref), (STOP, ref)]
+    assert st.load("session", {}) == {}
+    # a second cut before the flash freed would have ended the session again from its document
+    # (tested above); here it was journaled: the next boot owes nothing
+    _, _, c2, t2 = _boot("ff_boot_nostart")
+    assert c2.power_cut_stops == () and len(t2.txq) == 2
+
+
+def test_boot_on_a_full_flash_with_a_change_scheduled_for_the_cut_session():
+    # A ChangeAvailability Scheduled for the session the cut ended applies at boot (its
+    # transaction is over); its save refused by the flash must not stop the boot.
+    st, w, c, q, tx, signals = _mk("ff_boot_avail")
+    _plug_and_start(w, c)
+    assert c.change_availability(False) == "Scheduled"
+    _fill()
+    try:
+        with Logs() as logs:
+            st, w, c, t = _boot("ff_boot_avail")
+        assert not c.operative and c.status_of(1)[0] == "Unavailable"
+        assert logs.said("availability"), logs.lines
+        assert t.txq._nheld == 1
+    finally:
+        _free()
