@@ -316,7 +316,14 @@ def recover(ll, boot=False):
         meta = ll.store.load(DOC + "_new", {})
         if meta:
             ll.version, ll.count = meta["version"], meta["count"]
-            _save_meta(ll)
+            try:
+                _save_meta(ll)
+            except OSError as e:
+                # Flash full or failing: the list is live, its version in RAM; its done marker
+                # stays (ll/done, or ll.new/done for a Differential), so the next update or boot
+                # saves it. The list's users go on.
+                log.exc(_TAG, "list version %d not saved" % ll.version, e)
+                return
             ll.store.remove(DOC + "_new")
     rmtree(new)
     if exists(ll.dir + "/done"):
