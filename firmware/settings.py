@@ -23,8 +23,9 @@ class Settings:
         self.factory_id = ""  # the cp_id provisioning gave (a claim may give another)
         self.preset = False  # an endpoint set at the factory (`borne sim --csms`): claimed
         self.d = None
-        _doc().load(self, provisioning, DOC)  # the document, merged with provisioning
-        self._shelve()
+        # the document, merged with provisioning (the PEM texts kept in RAM when not saved)
+        if _doc().load(self, provisioning, DOC):
+            self._shelve()
 
     def __getitem__(self, k):
         v = self.d[k]

@@ -111,9 +111,17 @@ def load(self, provisioning, doc):
             d[k] = v
             changed = True
     self.d = d
+    saved = True
     if changed:
-        store.save(doc, d)
+        try:
+            store.save(doc, d)
+        except OSError as e:
+            # Flash full or failing: in force from RAM (the PEM texts too: not on flash), merged
+            # and saved again at the next boot; the boot goes on.
+            log.exc("settings", "provisioning not saved", e)
+            saved = False
     log.info("settings", "charge point %s, CSMS %s", d["cp_id"], d["csms_url"] or "(none)")
+    return saved
 
 
 def prov_hash(pem):

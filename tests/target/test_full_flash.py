@@ -682,3 +682,60 @@ def test_boot_on_a_full_flash_with_a_change_scheduled_for_the_cut_session():
         assert t.txq._nheld == 1
     finally:
         _free()
+
+
+def test_local_list_update_finished_at_boot_on_a_still_full_flash():
+    # A Full list moved in, its version not saved (the flash full), then a reboot with the flash
+    # still full: the list loads (authorization works, GetLocalListVersion tells the truth),
+    # the version is saved once the flash takes it.
+    from ocpp_client import listupdate
+    from ocpp_client.locallist import LocalList
+
+    def load():
+        ll = LocalList(Store("ff_ll_boot"), 100)
+        if ll.unfinished:
+            listupdate.recover(ll, True)
+        return ll
+
+    def entries(n, prefix):
+        for i in range(n):
+            yield {"idTag": "%s%03d" % (prefix, i), "idTagInfo": {"status": "Accepted"}}
+
+    ll = load()
+    assert listupdate.update(ll, 1, "Full", entries(5, "OLD")) == "Accepted"
+    _fill("locallist")
+    try:
+        with Logs():
+            assert listupdate.update(ll, 2, "Full", entries(3, "NEW")) == "Accepted"
+        with Logs() as logs:
+            ll = load()  # the reboot, the flash still full
+        assert (ll.version, ll.count) == (2, 3) and ll.lookup("NEW001") is not None
+        assert logs.said("version"), logs.lines
+    finally:
+        _free()
+    ll = load()  # the next boot, the flash free: saved
+    assert (ll.version, ll.count) == (2, 3) and ll.lookup("NEW002") is not None
+    assert not load().unfinished
+
+
+def test_settings_provisioned_anew_on_a_full_flash_boot_in_force_from_ram():
+    # Provisioning that changes the settings at boot (a new CSMS, a CA) with the flash full: the
+    # boot goes on with them in force (the PEM text too, which is otherwise read from flash),
+    # merged and saved again at the next boot.
+    from settings import Settings
+
+    st = Store("ff_settings_boot")
+    Settings(st, {"cp_id": "CP1"})
+    prov = {"cp_id": "CP1", "csms_url": "ws://csms.example/ocpp", "ca_pem": "-----CA-----"}
+    _fill()
+    try:
+        with Logs() as logs:
+            s = Settings(st, prov)
+    finally:
+        _free()
+    assert s.get("csms_url") == "ws://csms.example/ocpp" and s.is_claimed()
+    assert s.get("ca_pem") == "-----CA-----", s.get("ca_pem")
+    assert logs.said("provisioning", "not saved"), logs.lines
+    s = Settings(st, prov)
+    assert Store("ff_settings_boot").load("settings", {}).get("ca_pem") == "-----CA-----"
+    assert s.get("ca_pem") == "-----CA-----"
