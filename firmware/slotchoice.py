@@ -45,8 +45,12 @@ def _remove(p):
 
 
 def _write(p, text):
-    with open(p + ".tmp", "w") as f:
-        f.write(text)
+    try:
+        with open(p + ".tmp", "w") as f:
+            f.write(text)
+    except OSError:
+        _remove(p + ".tmp")  # (flash full: its space back)
+        raise
     try:
         os.rename(p + ".tmp", p)
     except OSError:  # FAT: rename cannot replace a file
@@ -55,7 +59,10 @@ def _write(p, text):
 
 
 def give_up(s, why):
-    _write("boot_note", "slot %s: %s" % (s, why))
+    try:
+        _write("boot_note", "slot %s: %s" % (s, why))
+    except OSError:  # flash full: no note, the trial ends all the same
+        print("borne: slot %s given up: %s" % (s, why))
     _remove("boot_trial")
 
 
@@ -82,8 +89,13 @@ def choose():
     elif n >= TRIAL_BOOTS:
         give_up(s, "not proven after %d boots (hang, watchdog or power loss)" % n)
     else:
-        _write("boot_trial", "%s %d" % (s, n + 1))
-        return s, True
+        try:
+            _write("boot_trial", "%s %d" % (s, n + 1))
+            return s, True
+        except OSError:
+            # Flash full: the boot cannot be counted, and a trial nothing counts could hang and
+            # restart for ever; the committed slot runs (the update: InstallationFailed).
+            give_up(s, "flash full: trial boot not counted")
     return cur, False
 
 

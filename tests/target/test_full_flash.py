@@ -739,3 +739,35 @@ def test_settings_provisioned_anew_on_a_full_flash_boot_in_force_from_ram():
     s = Settings(st, prov)
     assert Store("ff_settings_boot").load("settings", {}).get("ca_pem") == "-----CA-----"
     assert s.get("ca_pem") == "-----CA-----"
+
+
+def test_a_trial_boot_on_a_full_flash_runs_the_committed_slot():
+    # main.py's slot choice counts a trial boot on flash before the new version runs; the flash
+    # full, it cannot: the committed version runs (a trial nothing counts could hang for ever),
+    # the boot goes on, and the update ends InstallationFailed ("slot b was not booted").
+    import slotchoice
+
+    def _open_full(p, mode="r"):
+        if "w" in mode or "a" in mode:
+            raise OSError(28)
+        return open(p, mode)
+
+    try:
+        os.mkdir("app_b")
+    except OSError:
+        pass
+    for p, text in (("app_b/.manifest", "{}"), ("boot_slot", "a"), ("boot_trial", "b 1")):
+        with open(p, "w") as f:
+            f.write(text)
+    slotchoice.open = _open_full
+    try:
+        assert slotchoice.choose() == ("a", False)
+    finally:
+        del slotchoice.open
+        for p in ("boot_slot", "boot_trial", "boot_note", "boot_note.tmp", "boot_trial.tmp",
+                  "app_b/.manifest"):
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+    assert "boot_trial" not in os.listdir("."), "the trial goes on uncounted"
