@@ -32,6 +32,10 @@ class TxQueue:
         self.config = config
         self.j = store.journal("txq", MAX_RECORDS)
         self.ids = store.load(_IDS, {})  # session ref -> transactionId
+        # An id the flash refused (full) is in RAM only: saved before any ack line (whose
+        # watermark would pass its StartTransaction, which a reboot then would not repeat: the
+        # id lost, the stop at -1), and tried again at the next add() and deliver().
+        self._unsaved = False
         self.session = None  # object with kick(): told when a message is queued
         self.on_start_conf = None  # fn(ref, conf, payload): the answer and what it answers
         self.on_stop_conf = None  # fn(ref, conf, payload)
@@ -66,6 +70,8 @@ class TxQueue:
         # extra: more fields kept with the record (a MeterValues' register and time, read back
         # when a power cut ends the session). hold: a StartTransaction the flash refuses is
         # kept in RAM too (a power cut's recovery: its session ran), not raised.
+        if self._unsaved:
+            self._retry_ids()  # (first: the line may compact the journal, acks and all)
         self._n += 1
         rec = {"a": action, "p": payload, "r": ref, "i": "%s-q%d" % (self._prefix, self._n)}
         if extra:
@@ -143,7 +149,20 @@ class TxQueue:
 
     def _set_id(self, ref, tx_id):
         self.ids[ref] = tx_id
+        self._unsaved = True
+        self._save_ids()
+
+    def _save_ids(self):
+        # Raises OSError (flash full or failing): the ids stay in RAM, _unsaved.
         self.store.save(_IDS, self.ids)
+        self._unsaved = False
+
+    def _retry_ids(self):
+        try:
+            self._save_ids()
+            log.info(_TAG, "transactionIds saved")
+        except OSError:
+            pass
 
     def _forget(self, ref):
         # Saved first, then forgotten: a save that fails (flash full) keeps the id, which the
@@ -154,6 +173,7 @@ class TxQueue:
             try:
                 self.store.save(_IDS, rest)
                 self.ids = rest
+                self._unsaved = False
             except OSError as e:
                 log.exc(_TAG, "transactionId of %s kept" % ref, e)
 
@@ -187,6 +207,8 @@ class TxQueue:
         # no bound) or the link fails (the exception propagates to the session, which
         # reconnects). Bounded (a reconnection's queue, which goes before the statuses), a
         # retry's wait is waited out here; unbounded, it returns and the session calls again.
+        if self._unsaved:
+            self._retry_ids()
         if self.waits():
             if n < 0:
                 return
@@ -227,16 +249,19 @@ class TxQueue:
                 # writes are idempotent: no memory for them, they are tried again after a
                 # collection; failing still, the record stays unacked and is sent again. The
                 # flash full or failing (OSError, logged by rpc.py): the record is done in RAM
-                # (the journal's ack), repeated only after a reboot; the id is kept in RAM.
+                # (the journal's ack), repeated only after a reboot; the id is kept in RAM, and
+                # every later ack too until it is saved (_unsaved).
                 for _ in range(2):
                     try:
-                        if action == START:
-                            tid = conf.get("transactionId")
-                            try:
+                        try:
+                            if action == START:
+                                tid = conf.get("transactionId")
                                 self._set_id(ref, tid if isinstance(tid, int) else -1)
-                            except OSError:
-                                self.j.ack(seq, False)  # not on flash: sent again after a reboot
-                                raise
+                            elif self._unsaved:
+                                self._save_ids()  # before an ack line passes its start
+                        except OSError:
+                            self.j.ack(seq, False)  # not on flash: sent again after a reboot
+                            raise
                         self.j.ack(seq)
                         break
                     except MemoryError:

@@ -11,7 +11,7 @@ from mphelp import Logs
 from store import Store
 from store.journal import Journal
 from ocpp_client.config import Config
-from ocpp_client.txqueue import TxQueue, START, STOP
+from ocpp_client.txqueue import TxQueue, START, STOP, METER
 from evse.connector import Connector
 from evse import connrare
 from test_oom import Boom, World, Events, _accept, _polls
@@ -771,3 +771,87 @@ def test_a_trial_boot_on_a_full_flash_runs_the_committed_slot():
             except OSError:
                 pass
     assert "boot_trial" not in os.listdir("."), "the trial goes on uncounted"
+
+
+# -- a StartTransaction answered while its transactionId cannot be saved ------------------------
+class MidRpc:
+    # The CSMS: every frame as sent (action, transactionId, message id); StartTransaction.conf
+    # gives `tid` (a CSMS that recognises a repeat by its message id gives the same again).
+    def __init__(self, tid=7):
+        self.tid = tid
+        self.sent = []
+
+    async def call(self, action, payload, on_result=None, mid=None):
+        self.sent.append((action, payload.get("transactionId"), mid))
+        await asyncio.sleep_ms(0)
+        conf = {"transactionId": self.tid, "idTagInfo": {"status": "Accepted"}} \
+            if action == START else {}
+        if on_result:
+            try:
+                on_result(conf)
+            except Exception:
+                pass  # rpc.py logs a hook's failure
+        return conf
+
+
+def _answered_on_a_full_flash(name):
+    # A session's StartTransaction answered (transactionId 7) while the flash is full, then a
+    # MeterValues answered still full: both carry the id from RAM.
+    st = Store(name)
+    q = TxQueue(st, Config(st))
+    q.add(START, {"idTag": "A"}, "r1")
+    q.add(METER, {"connectorId": 1}, "r1")
+    rpc = MidRpc()
+    _fill()
+    try:
+        with Logs():
+            asyncio.run(q.deliver(rpc))
+    finally:
+        _free()
+    assert [(a, t) for a, t, _ in rpc.sent] == [(START, None), (METER, 7)], rpc.sent
+    assert q.tx_id("r1") == 7
+    return st, q, rpc
+
+
+def test_an_id_not_saved_never_leaves_the_stop_at_minus_one_after_a_reboot():
+    # The flash frees; the next MeterValues' ack line reaches flash. A power cut after it: the
+    # StopTransaction must still carry 7 (the ack's watermark passed the StartTransaction: it is
+    # not sent again, so 7 is known only if it reached flash before that ack).
+    st, q, rpc = _answered_on_a_full_flash("ff_id_ack")
+    q.add(METER, {"connectorId": 1}, "r1")
+    asyncio.run(q.deliver(rpc))
+    q.add(STOP, {"meterStop": 1}, "r1")  # journaled; the power goes before it is sent
+    q2 = TxQueue(st, Config(st))
+    rpc2 = MidRpc(8)
+    asyncio.run(q2.deliver(rpc2))
+    assert [(a, t) for a, t, _ in rpc2.sent] == [(STOP, 7)], rpc2.sent
+
+
+def test_an_id_not_saved_is_saved_once_the_flash_frees():
+    # Nothing answered after the flash freed: the next message queued saves the id, so a reboot
+    # does not send the StartTransaction again (a CSMS that does not recognise the message id
+    # would book the transaction twice).
+    st, q, rpc = _answered_on_a_full_flash("ff_id_free")
+    q.add(STOP, {"meterStop": 1}, "r1")
+    q2 = TxQueue(st, Config(st))  # a power cut
+    assert q2.tx_id("r1") == 7
+    rpc2 = MidRpc(8)
+    asyncio.run(q2.deliver(rpc2))
+    # (the MeterValues acked in RAM only is repeated, under its message id: at least once)
+    assert rpc2.sent == [(METER, 7, rpc.sent[1][2]), (STOP, 7, rpc2.sent[1][2])], rpc2.sent
+
+
+def test_an_id_not_saved_with_the_flash_still_full_after_a_reboot():
+    # Nothing could reach flash: the reboot repeats the StartTransaction byte for byte (its
+    # message id too, so a CSMS can tell the repeat), then the rest with what that answer gives.
+    st, q, rpc = _answered_on_a_full_flash("ff_id_full")
+    start_mid = rpc.sent[0][2]
+    q2 = TxQueue(st, Config(st))
+    rpc2 = MidRpc(7)
+    _fill()
+    try:
+        with Logs():
+            asyncio.run(q2.deliver(rpc2))
+    finally:
+        _free()
+    assert rpc2.sent == [(START, None, start_mid), (METER, 7, rpc.sent[1][2])], rpc2.sent
