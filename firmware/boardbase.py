@@ -150,8 +150,7 @@ class BoardBase:
         # set_boot(), mark_app_valid_cancel_rollback()), or None on a board that cannot.
         return None
 
-    def sync_time(self):
-        # Ask a network time source (SNTP) and set the clock from it; -> True when it did.
-        # Blocks for at most about a second. Called before a TLS connection while the clock is
-        # unset.
-        return False
+    def ntp_server(self):
+        # -> (host name, port) of the SNTP server the clock is set from while it is not trusted
+        # (before a TLS connection: net/sntp.py, resolved by net/dns.py, not blocking), or None.
+        return None

@@ -504,10 +504,10 @@ class Board(BoardBase):
         return self._radio
 
     # ---- clock and restart -------------------------------------------------------------------
-    def sync_time(self):
-        # SNTP (ntptime, frozen in the firmware): one request, up to ntptime.timeout (1 s) of
-        # blocking. Sets the clock (and through it the RTC) when a server answers.
-        return _once().sync_time()
+    def ntp_server(self):
+        # No battery RTC: after a power cut the clock starts at 2000 and is set by SNTP
+        # (net/sntp.py; ntptime's server, whose blocking lookup and wait it does not use).
+        return "pool.ntp.org", 123
 
     def set_rtc(self, unix_seconds):
         # The clock module passes seconds since 1970. The ESP32 port counts time.time() from 2000,

@@ -1,9 +1,7 @@
 # The ESP32 wallbox board's parts used once or seldom, imported on use and dropped after
 # (board.py's _once()), so that only what runs all the time stays in the heap: the provisioning
 # read from NVS at boot (board.py's header), the RFID reader the board builds itself (I2C or
-# SPI), and the SNTP request.
-import time
-
+# SPI).
 import esp32
 import machine
 from machine import Pin
@@ -15,7 +13,6 @@ from board import _warn
 _NVS_NAMESPACE = "borne"
 _NVS_KEY = "prov"
 _PROV_MAX = const(2048)
-_EPOCH_2000 = 946684800  # unix seconds at the ESP32 port's epoch
 
 
 def read_provisioning():
@@ -71,17 +68,3 @@ def rfid_driver(kind):
     return None
 
 
-def sync_time():
-    # Board.sync_time(): SNTP (ntptime, frozen in the firmware), one request, up to
-    # ntptime.timeout (1 s) of blocking. Sets the clock (and through it the RTC) when a server
-    # answers.
-    import ntptime
-    import clock
-
-    try:
-        t = ntptime.time()
-    except (OSError, OverflowError, IndexError) as e:
-        _warn("no time from SNTP (%s): %r", (ntptime.host, e))
-        return False
-    clock.set_utc(t + (_EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0), "sntp")
-    return True

@@ -79,6 +79,13 @@ class Board(BoardBase):
         # None = ask getaddrinfo (blocking).
         return _hostport(self.args["dns"]) if "dns" in self.args else None
 
+    def ntp_server(self):
+        # The simulation's SNTP server: `--ntp NAME` (which its resolver, --dns, knows) at the
+        # port of `--sntp HOST:PORT`, or None. Read from the arguments when asked (the host's
+        # clock is trusted: only a test that makes it not asks), nothing kept in the heap.
+        a = _on_use().args(self._argv)
+        return (a["ntp"], _hostport(a["sntp"])[1]) if "ntp" in a and "sntp" in a else None
+
     def hotspot_options(self):
         # Test knobs: idle timeout, lockout base, grace before closing after a claim.
         return _on_use().hotspot_options(self.args)

@@ -57,7 +57,8 @@ async def _http(scheme, host, port, user, password, rpath, path, board, settings
         from ocpp_client import security
 
         try:
-            security.check_clock(board)
+            await security.sync_clock(board)
+            security.check_clock()
             roots = getattr(settings, "roots", None)
             ctx = security.tls_context(roots() if roots else settings.get("ca_pem", ""))
         except security.SecurityError as e:

@@ -86,11 +86,13 @@ async def _probe(hs, c):
         from net import dns
         from ocpp_client import ws as wsmod
         from ocpp_client import wsopen
-        from ocpp_client.security import connect_args
+        from ocpp_client.security import connect_args, sync_clock
 
         try:
+            if c["csms_url"].startswith("wss://"):
+                await sync_clock(hs.board)
             # (the TLS context made in the block the hotspot reserved when it opened)
-            auth, ctx = connect_args(c, c["csms_url"], hs.board, hs.tls)
+            auth, ctx = connect_args(c, c["csms_url"], hs.tls)
             conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
                                        timeout_ms=_CSMS_TIMEOUT_MS,
                                        route=getattr(hs.board, "route", None),

@@ -138,7 +138,7 @@ class Mqtt:
 
             if not st.get("mqtt_ca_pem"):
                 raise security.SecurityError("mqtts:// needs the broker's CA (mqtt_ca_pem)")
-            security.check_clock(self.board)
+            security.check_clock()
             ctx = security.tls_context(st.get("mqtt_ca_pem"))
         link = Link("borne-" + cp, host, port, st.get("mqtt_user"), st.get("mqtt_pass"), ctx,
                     _KEEPALIVE_S, self.board.dns_server)
@@ -158,6 +158,10 @@ class Mqtt:
             try:
                 if self._reload or self.link is None:
                     self.link = None
+                    if (self.settings.get("mqtt_url") or "").lower().startswith("mqtts:"):
+                        from ocpp_client import security
+
+                        await security.sync_clock(self.board)  # _build() checks the clock
                     t0 = time.ticks_us()
                     self.link = self._build()
                     note("build", t0)

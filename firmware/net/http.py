@@ -30,11 +30,13 @@ class HttpError(Exception):
         self.status = status
 
 
-def tls(settings, board=None):
-    # The TLS context for https:// URLs: the same CA, checks and clock rule as the CSMS link.
+async def tls(settings, board=None):
+    # The TLS context for https:// URLs: the same CA, checks and clock rule as the CSMS link
+    # (an untrusted clock is set from the board's SNTP server first).
     from ocpp_client import security
 
-    security.check_clock(board)
+    await security.sync_clock(board)
+    security.check_clock()
     return security.tls_context(settings.get("ca_pem", ""))
 
 

@@ -43,7 +43,9 @@ async def attempt(cl, url):
             log.info("security", "profile %d: the CSMS URL %s over TLS: %s",
                      cl.settings.get("security_profile", 0), url, u)
             url = u
-        auth, tls = security.connect_args(cl.settings, url, cl.board, cl.tls_keep)
+        if url.startswith("wss://"):
+            await security.sync_clock(cl.board)  # an untrusted clock from SNTP, not blocking
+        auth, tls = security.connect_args(cl.settings, url, cl.tls_keep)
         ws = await wsopen.connect(
             url, cl.settings["cp_id"], auth=auth, ssl_ctx=tls,
             route=getattr(cl.board, "route", None), spool=cl.spool, spool_if=cl.rpc.spool_wanted,

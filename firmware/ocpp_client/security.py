@@ -85,20 +85,21 @@ def clock_ok():
     return clock.trusted()
 
 
-def check_clock(board=None):
-    # Certificates carry validity dates: the clock must be right before they are checked. A
-    # board that can get the time on its own (NTP) is asked first.
-    if clock_ok():
-        return
-    sync = getattr(board, "sync_time", None)
-    if sync is not None:
-        try:
-            sync()
-        except Exception as e:
-            log.exc(_TAG, "time sync", e)
-        if clock_ok():
-            return
-    raise SecurityError("clock not set (%s): cannot check the CSMS certificate" % clock.iso())
+async def sync_clock(board):
+    # Before a TLS connection: an untrusted clock is set from the board's SNTP server
+    # (net/sntp.py, loaded for it), without blocking the loop. check_clock() then says.
+    s = None if clock.trusted() or board is None else board.ntp_server()
+    if s:
+        from net import sntp
+
+        await sntp.sync(s, board.dns_server())
+
+
+def check_clock():
+    # Certificates carry validity dates: the clock must be right before they are checked
+    # (a caller that can wait awaits sync_clock() first).
+    if not clock_ok():
+        raise SecurityError("clock not set (%s): cannot check the CSMS certificate" % clock.iso())
 
 
 def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
@@ -182,10 +183,10 @@ def endpoint(settings, url):
     return url
 
 
-def connect_args(settings, url, board=None, keep=None):
+def connect_args(settings, url, keep=None):
     # -> (authorization header or None, TLS context or None) for connecting to `url`, checked
     # against the configured security profile (`keep`: tls_context's). Raises SecurityError
-    # with the reason.
+    # with the reason. Does not wait: a wss:// URL needs a trusted clock already (sync_clock).
     prof = settings.get("security_profile", 0)
     if prof not in (0, 1, 2, 3):
         raise SecurityError("unknown security profile %r" % (prof,))
@@ -200,7 +201,7 @@ def connect_args(settings, url, board=None, keep=None):
         auth = basic_auth(settings["cp_id"], key)
     ctx = None
     if secure:
-        check_clock(board)
+        check_clock()
         # A reconnect with neither credentials document saved since the context was made (their
         # counts in Store.changes, kept after it in `keep`) takes it as it is: the PEMs are not
         # read and hashed again, nor their modules loaded, in what may be a fragmented heap by

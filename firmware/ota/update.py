@@ -566,7 +566,7 @@ async def fetch(url, path, settings, board, **kw):
         return await ftp.retr(host, port, user, password, rpath, path, **kw)
     from net import http
 
-    ctx = http.tls(settings, board) if url.startswith("https:") else None
+    ctx = await http.tls(settings, board) if url.startswith("https:") else None
     auth = None
     if "@" in url:
         # Credentials in the URL become HTTP Basic, as for uploads (diag/upload.py): net/http.py

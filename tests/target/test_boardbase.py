@@ -34,7 +34,7 @@ def test_defaults():
     assert b.rfid_stream() is None and b.rfid_driver() is None
     assert b.meter_stream(9600, "E") is None and b.meter_pulses() is None
     assert b.wlan() is None and b.hotspot_options() == {}
-    assert b.sync_time() is False
+    assert b.ntp_server() is None
     b.telemetry("x", 1)
     b.led_state("00ff00", "solid", 80)
     b.set_rtc(1767225600)

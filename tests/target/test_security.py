@@ -162,38 +162,37 @@ def test_a_reconnect_takes_the_context_as_it_is_until_a_document_is_saved():
     st = _Store()
     s = _Counted(st, security_profile=2, auth_key="k", ca_pem=CERT)
     keep = []
-    _, ctx = security.connect_args(s, "wss://h/", None, keep)
+    _, ctx = security.connect_args(s, "wss://h/", keep)
     assert ctx is not None and s.reads == 1
-    auth, again = security.connect_args(s, "wss://h/", None, keep)
+    auth, again = security.connect_args(s, "wss://h/", keep)
     assert again is ctx and s.reads == 1 and auth == security.basic_auth("CP1", "k")
     st.save("session")  # not a credentials document: nothing read again
-    assert security.connect_args(s, "wss://h/", None, keep)[1] is ctx and s.reads == 1
+    assert security.connect_args(s, "wss://h/", keep)[1] is ctx and s.reads == 1
     st.save("settings")  # the settings saved: the PEMs are read and compared again
-    assert security.connect_args(s, "wss://h/", None, keep)[1] is ctx and s.reads == 2
-    assert security.connect_args(s, "wss://h/", None, keep)[1] is ctx and s.reads == 2
+    assert security.connect_args(s, "wss://h/", keep)[1] is ctx and s.reads == 2
+    assert security.connect_args(s, "wss://h/", keep)[1] is ctx and s.reads == 2
     s["ca_pem"] = CERT + CERT  # a new central root in the certificate store
     st.save("certs")
-    new = security.connect_args(s, "wss://h/", None, keep)[1]
+    new = security.connect_args(s, "wss://h/", keep)[1]
     assert new is not ctx and s.reads == 3
     s["security_profile"] = 3  # another profile: the client certificate read, a new context
     s["cert_pem"], s["key_pem"] = CERT, KEY
-    assert security.connect_args(s, "wss://h/", None, keep)[1] is not new and s.reads > 3
+    assert security.connect_args(s, "wss://h/", keep)[1] is not new and s.reads > 3
 
 
 class Board(FakeBoard):
-    def __init__(self, fix):
+    # names an SNTP server (a loopback port nothing answers on) or none
+    def __init__(self, server):
         super().__init__()
-        self.fix = fix
+        self.server = server
         self.calls = 0
 
-    def sync_time(self):
+    def ntp_server(self):
         self.calls += 1
-        if self.fix:
-            clock.set_utc(1767225600, "ntp")  # 2026-01-01
-        return self.fix
+        return self.server
 
 
-def test_unset_clock_refuses_certificate_checks():
+async def test_unset_clock_refuses_certificate_checks():
     reset_clock()
     try:
         clock._off = -clock.now() + 946684800  # the ESP32 after a cold boot: 2000-01-01
@@ -201,12 +200,17 @@ def test_unset_clock_refuses_certificate_checks():
         refused(lambda: security.connect_args(settings(ca_pem=CERT), "wss://h/"),
                 "clock not set (2000-01-01T")
         assert security.connect_args(settings(), "ws://h/") == (None, None)  # no certs, no need
-        b = Board(fix=False)
-        refused(lambda: security.check_clock(b), "clock not set")
-        assert b.calls == 1
-        b = Board(fix=True)
-        security.check_clock(b)  # the board got the time: fine now
-        assert b.calls == 1 and security.clock_ok()
+        refused(security.check_clock, "clock not set")  # never waits: it only says
+        b = Board(None)
+        await security.sync_clock(b)  # a board without a time source: nothing asked
+        assert b.calls == 1 and not security.clock_ok()
+        b = Board(("127.0.0.1", 9))  # no resolver (dns_server() None): not asked either
+        await security.sync_clock(b)
+        assert b.calls == 1 and not security.clock_ok()
+        clock.set_utc(1767225600, "sntp")  # 2026-01-01
+        security.check_clock()  # fine now
+        await security.sync_clock(b)
+        assert b.calls == 1, "a trusted clock asks no server"
         clock._off = -clock.now() + 946684800
         assert security.clock_ok()  # once set from the network, trusted whatever it says
     finally:
