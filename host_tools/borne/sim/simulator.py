@@ -22,6 +22,7 @@ from borne.sim.mqttopts import MqttOptions
 from borne.sim.netgate import NetGate
 from borne.sim.options import PULSE, Fitted, Runtime, Wires
 from borne.sim.pn532_emu import Pn532Emulator
+from borne.sim.sntp import NAME as SNTP_NAME
 from borne.sim.sntp import SntpServer
 
 log = logging.getLogger("borne.sim")
@@ -109,7 +110,7 @@ class Simulator:
         self.sntp = SntpServer()  # the network's time source (the ESP32 asks it before TLS)
         # The network's DNS resolver (DHCP's, on the charger): the CSMS's name (and localhost)
         # on loopback, where the gate or the CSMS listens. `dns.silent` makes it a dead one.
-        self.dns = DnsServer({"localhost": "127.0.0.1"})
+        self.dns = DnsServer({"localhost": "127.0.0.1", SNTP_NAME: "127.0.0.1"})
         # Load balancing: a supply-side meter on the same RS-485 line, at its own address.
         self.grid: MeterEmulator | None = None
         if fitted.grid_meter:

@@ -1,6 +1,10 @@
 """The simulation's SNTP server (RFC 4330): the time source an ESP32 asks before it may check a
-CSMS certificate. It answers on a loopback UDP port with the host's clock; `silent` makes it
-drop requests (no time source answers)."""
+CSMS certificate. It answers on a loopback UDP port with the host's clock, under the name NAME
+(the simulation's resolver knows it; the ESP32 board's own server name). Knobs: `silent` drops
+requests (no time source answers); `hold()` keeps them unanswered until `release()` (a slow
+server); `forge` answers with an originate timestamp that is not the request's (a forged or
+stray reply, which the charger must not take); `garbage` answers with a datagram that is no
+SNTP reply. `wait_request()` waits until a request came."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import struct
 import time
 
 NTP_TO_UNIX = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+NAME = "pool.ntp.org"  # the server's name on the simulated network
 
 
 def answer(request: bytes, now: float) -> bytes | None:
@@ -29,7 +34,12 @@ def answer(request: bytes, now: float) -> bytes | None:
 class SntpServer(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.silent = False
+        self.forge = False
+        self.garbage = False
         self.requests = 0
+        self.answered = 0
+        self.held: list[tuple[bytes, tuple[str, int]]] | None = None
+        self._asked = asyncio.Event()
         self._transport: asyncio.DatagramTransport | None = None
 
     async def start(self, host: str = "127.0.0.1") -> int:
@@ -41,11 +51,47 @@ class SntpServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.requests += 1
+        self._asked.set()
         if self.silent or self._transport is None:
             return
+        if self.held is not None:
+            self.held.append((data, addr))
+            return
+        self._answer(data, addr)
+
+    def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
         reply = answer(data, time.time())
-        if reply:
-            self._transport.sendto(reply, addr)
+        if not reply or self._transport is None:
+            return
+        if self.garbage:
+            reply = b"\x00garbage" + bytes(40)
+        elif self.forge:
+            reply = reply[:24] + bytes(b ^ 0x5A for b in reply[24:32]) + reply[32:]
+        self.answered += 1
+        self._transport.sendto(reply, addr)
+
+    def hold(self) -> None:
+        """Requests wait unanswered from now until release()."""
+        if self.held is None:
+            self.held = []
+
+    def release(self) -> None:
+        """Answer the held requests (with the knobs as they stand now) and stop holding."""
+        held, self.held = self.held or [], None
+        for data, addr in held:
+            self._answer(data, addr)
+
+    async def wait_request(self, count: int = 1, timeout: float = 20) -> None:
+        """Until `count` requests have come in all; AssertionError after `timeout` s."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.requests < count:
+            self._asked.clear()
+            try:
+                await asyncio.wait_for(self._asked.wait(), max(end - loop.time(), 0))
+            except TimeoutError:
+                raise AssertionError(
+                    f"{self.requests} SNTP requests in {timeout} s, {count} awaited") from None
 
     def stop(self) -> None:
         if self._transport:
