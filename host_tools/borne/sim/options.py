@@ -12,7 +12,6 @@ from pathlib import Path
 
 from borne import paths
 from borne.sim.meter_emu import MODELS as METER_MODELS
-from borne.sim.sntp import NAME as SNTP_NAME
 
 BOARDS = ("unix_sim", "esp32_wallbox")
 READERS = ("pn532_uart", "pn532_i2c", "mfrc522")  # the ESP32 board's reader variants
@@ -141,7 +140,6 @@ class Wires:
 
     io: str
     sntp: str
-    ntp: str = SNTP_NAME  # the SNTP server's name (unix_sim's --ntp; the resolver knows it)
     gate: str | None = None
     rfid: str | None = None
     meter: str | None = None
@@ -149,8 +147,7 @@ class Wires:
     dns: str | None = None
 
     def argv(self) -> list[str]:
-        out = ["--io", self.io, "--sntp", self.sntp, "--ntp", self.ntp,
-               "--meter-line", self.meter_line]
+        out = ["--io", self.io, "--sntp", self.sntp, "--meter-line", self.meter_line]
         for flag, addr in (("--gate", self.gate), ("--rfid", self.rfid), ("--meter", self.meter),
                            ("--dns", self.dns)):
             if addr:
