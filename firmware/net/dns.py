@@ -1,7 +1,8 @@
 # Name resolution that never blocks the loop, for every connection the charger makes by name:
 # the OCPP connection (ocpp_client/connect.py), the MQTT broker (mqtt/link.py), the claim's
 # check of the CSMS (hotspot/claimflow.py), downloads and uploads (net/http.py, net/ftp.py:
-# firmware, diagnostics) and DeleteCertificate's TLS probe (diag/certs.py): one DNS query
+# firmware, diagnostics), DeleteCertificate's TLS probe (diag/certs.py) and the SNTP server of
+# a charger whose clock is not trusted yet (net/sntp.py): one DNS query
 # (RFC 1035, type A) on a non-blocking UDP socket to the resolver the board names
 # (board.dns_server(): the DHCP-given one on the charger, `--dns` in the simulation).
 # socket.getaddrinfo() blocks the whole loop for as long as the resolver takes (lwIP waits
