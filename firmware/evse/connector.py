@@ -5,7 +5,6 @@
 # goes through _apply(), which opens the relay first, before anything is reported.
 import asyncio
 import gc
-import sys
 import time
 
 import clock
@@ -59,13 +58,15 @@ def _rare(name, *args):
 
 def _task(name, *args):
     # The coroutine of a task at a session's edge (evse/conntask.py: a tap's decision, a stop's
-    # final reading), its module out of the heap again once the task ends; unless it is kept
-    # (with the code in the heap, authorization.attach keeps it: a tap loads nothing).
-    m = sys.modules.get("evse.conntask")
-    if m is not None:
-        return getattr(m, name)(*args)
-    from supervisor import rare
+    # final reading), its module out of the heap again once the task ends. With the code in the
+    # heap it stays once loaded, as a tap's decision does (ocpp_client/authorization.py): a tap
+    # after a squeeze had fragmented the heap found no block for it, and was lost.
+    from supervisor import code_in_heap, rare
 
+    if code_in_heap():
+        from evse import conntask
+
+        return getattr(conntask, name)(*args)
     return rare("evse.conntask", name, *args)
 
 

@@ -153,12 +153,6 @@ def attach(s):
 
     a = s.features["authorization"] = Authorization(s)
     if code_in_heap():
-        # Kept, like the feature: a tap loads nothing, so a heap that a squeeze left fragmented
-        # still decides it (the tap's task's code too: evse/connector.py _task).
-        a._auth()
-        try:
-            import evse.conntask
-        except MemoryError:
-            pass
+        a._auth()  # kept, like the feature: a tap under a squeeze loads nothing
     return {"ClearCache": a.clear_cache_h, "GetLocalListVersion": a.list_version,
             "SendLocalList": a.send_list}
