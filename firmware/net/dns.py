@@ -149,7 +149,15 @@ async def resolve(host, server, memo=None, timeout_ms=2000, tries=2):
 
 async def _ask(host, server, timeout_ms, tries):
     qid = int.from_bytes(os.urandom(2), "big")
-    q = _query(qid, host)
+    a = await exchange(server, _query(qid, host), 512, lambda d: parse(d, qid), timeout_ms, tries)
+    if a is None:
+        raise DnsError("the resolver did not answer")
+    return a
+
+
+async def exchange(server, q, size, check, timeout_ms, tries):
+    # One question `q` on a non-blocking UDP socket to server ((ip, port)), asked again after
+    # each timeout (net/sntp.py's too): -> the first check(datagram) that is not None, or None.
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
     try:
@@ -159,16 +167,16 @@ async def _ask(host, server, timeout_ms, tries):
             waited = 0
             while waited < timeout_ms:
                 try:
-                    d = s.recv(512)
+                    d = s.recv(size)
                 except OSError as e:
                     if e.errno not in _EAGAIN:
                         raise
                     await asyncio.sleep_ms(20)
                     waited += 20
                     continue
-                a = parse(d, qid)
+                a = check(d)
                 if a is not None:
                     return a
-        raise DnsError("the resolver did not answer")
+        return None
     finally:
         s.close()

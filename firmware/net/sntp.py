@@ -4,23 +4,20 @@
 # it leaves the heap after (net/dns.py too, unless it was in use already).
 # The board names the server (board.ntp_server(): (host name, port), or None). Its name is
 # resolved by net/dns.py with the board's resolver; one 48-byte request goes out on a
-# non-blocking UDP socket, polled with short sleeps, asked again once after a timeout.
+# non-blocking UDP socket (net/dns.py exchange()), asked again once after a timeout.
 # MicroPython's ntptime would do the same with a blocking getaddrinfo and a blocking wait: the
 # whole loop (meter, pilot, LED, the OCPP session) stalled for seconds while the network is
 # down. A reply counts only if it answers our request: a server's (mode 4), echoing the random
 # transmit timestamp we sent as its originate timestamp (a forged or stray datagram does not
 # know it), synchronised (stratum 1-15, leap indicator not 3) and with a transmit timestamp.
 # The clock is set through clock.set_utc(), which knows the port's epoch.
-import asyncio
 import os
-import socket
 import struct
 
 import clock
 import log
 
 _NTP_TO_UNIX = const(2208988800)  # seconds from 1900-01-01 (NTP's era 0) to 1970-01-01
-_EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, lwIP)
 
 
 def request(nonce):
@@ -60,7 +57,12 @@ async def sync(server, resolver, timeout_ms=1000, tries=2):
         from net import dns
 
         ip = await dns.resolve(host, resolver)
-        clock.set_utc(await _ask(ip, server[1], timeout_ms, tries), "sntp")
+        nonce = os.urandom(8)
+        t = await dns.exchange((ip, server[1]), request(nonce), 64, lambda d: parse(d, nonce),
+                               timeout_ms, tries)
+        if t is None:
+            raise OSError("no valid answer")
+        clock.set_utc(t, "sntp")
         return True
     except Exception as e:
         log.warn("clock", "no time from SNTP (%s): %s", host, e)
@@ -70,29 +72,3 @@ async def sync(server, resolver, timeout_ms=1000, tries=2):
         if not held:
             drop("net.dns")
 
-
-async def _ask(ip, port, timeout_ms, tries):
-    nonce = os.urandom(8)
-    q = request(nonce)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setblocking(False)
-    try:
-        addr = socket.getaddrinfo(ip, port)[0][-1]  # numeric: no lookup
-        for _ in range(tries):
-            s.sendto(q, addr)
-            waited = 0
-            while waited < timeout_ms:
-                try:
-                    d = s.recv(64)
-                except OSError as e:
-                    if e.errno not in _EAGAIN:
-                        raise
-                    await asyncio.sleep_ms(20)
-                    waited += 20
-                    continue
-                t = parse(d, nonce)
-                if t is not None:
-                    return t
-        raise OSError("no valid answer")
-    finally:
-        s.close()

@@ -21,12 +21,40 @@ def _qname(d: bytes, i: int) -> tuple[str, int]:
     return ".".join(labels), i + 1
 
 
-class DnsServer(asyncio.DatagramProtocol):
+class HoldingServer(asyncio.DatagramProtocol):
+    """A UDP server of the simulation that can hold its answers (a slow resolver, a slow time
+    server): hold(), then release(). Subclasses answer a request in _answer()."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[bytes, tuple[str, int]]] | None = None
+
+    def _take(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.held is not None:
+            self.held.append((data, addr))
+            return
+        self._answer(data, addr)
+
+    def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+        raise NotImplementedError
+
+    def hold(self) -> None:
+        """Requests wait unanswered from now until release()."""
+        if self.held is None:
+            self.held = []
+
+    def release(self) -> None:
+        """Answer the held requests (as the server's knobs stand now) and stop holding."""
+        held, self.held = self.held or [], None
+        for data, addr in held:
+            self._answer(data, addr)
+
+
+class DnsServer(HoldingServer):
     def __init__(self, names: dict[str, str] | None = None) -> None:
+        super().__init__()
         self.names = dict(names or {})
         self.silent = False
         self.queries: list[str] = []
-        self.held: list[tuple[bytes, tuple[str, int]]] | None = None
         self._asked = asyncio.Event()
         self.transport: asyncio.DatagramTransport | None = None
         self.addr = ""
@@ -51,21 +79,7 @@ class DnsServer(asyncio.DatagramProtocol):
             return
         self.queries.append(name)
         self._asked.set()
-        if self.held is not None:
-            self.held.append((data, addr))
-            return
-        self._answer(data, addr)
-
-    def hold(self) -> None:
-        """Queries wait unanswered from now until release()."""
-        if self.held is None:
-            self.held = []
-
-    def release(self) -> None:
-        """Answer the held queries (as the names stand now) and stop holding."""
-        held, self.held = self.held or [], None
-        for data, addr in held:
-            self._answer(data, addr)
+        self._take(data, addr)
 
     async def wait_query(self, name: str, timeout: float = 20) -> None:
         """Until the resolver has been asked for `name`; AssertionError after `timeout` s."""

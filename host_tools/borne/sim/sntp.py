@@ -12,6 +12,8 @@ import asyncio
 import struct
 import time
 
+from borne.sim.dnsserver import HoldingServer
+
 NTP_TO_UNIX = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 NAME = "pool.ntp.org"  # the server's name on the simulated network
 
@@ -31,14 +33,14 @@ def answer(request: bytes, now: float) -> bytes | None:
     return out
 
 
-class SntpServer(asyncio.DatagramProtocol):
+class SntpServer(HoldingServer):
     def __init__(self) -> None:
+        super().__init__()
         self.silent = False
         self.forge = False
         self.garbage = False
         self.requests = 0
         self.answered = 0
-        self.held: list[tuple[bytes, tuple[str, int]]] | None = None
         self._asked = asyncio.Event()
         self._transport: asyncio.DatagramTransport | None = None
 
@@ -54,10 +56,7 @@ class SntpServer(asyncio.DatagramProtocol):
         self._asked.set()
         if self.silent or self._transport is None:
             return
-        if self.held is not None:
-            self.held.append((data, addr))
-            return
-        self._answer(data, addr)
+        self._take(data, addr)
 
     def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
         reply = answer(data, time.time())
@@ -69,17 +68,6 @@ class SntpServer(asyncio.DatagramProtocol):
             reply = reply[:24] + bytes(b ^ 0x5A for b in reply[24:32]) + reply[32:]
         self.answered += 1
         self._transport.sendto(reply, addr)
-
-    def hold(self) -> None:
-        """Requests wait unanswered from now until release()."""
-        if self.held is None:
-            self.held = []
-
-    def release(self) -> None:
-        """Answer the held requests (with the knobs as they stand now) and stop holding."""
-        held, self.held = self.held or [], None
-        for data, addr in held:
-            self._answer(data, addr)
 
     async def wait_request(self, count: int = 1, timeout: float = 20) -> None:
         """Until `count` requests have come in all; AssertionError after `timeout` s."""
