@@ -85,13 +85,19 @@ class _FreshMeter(_Meter):
         return self.wh + 5
 
 
-def _mk(name):
-    st = Store(name)
+def _connector(st):
+    # -> (world, config, connector) on the store, every tap accepted, no settling wait.
     w = World(Boom())
     cfg = Config(st)
     c = Connector(w, st, Events(st, Boom()), cfg)
     c.authorizer = _accept
     c.settle_ms = 0
+    return w, cfg, c
+
+
+def _mk(name):
+    st = Store(name)
+    w, cfg, c = _connector(st)
     c.oom_hold_ms = 0
     signals = []
     c.feedback = signals.append
@@ -244,6 +250,17 @@ def test_checkpoint_refused_charging_goes_on_and_no_write_when_unchanged():
     assert SAVES.count("session") == 1 and st.load("session", {})["last_wh"] == 1300
 
 
+def _answered(conf, on_result):
+    # The CSMS's answer as rpc.py gives it: its result hook run first (a hook's failure logged
+    # there, not raised).
+    if on_result:
+        try:
+            on_result(conf)
+        except Exception:
+            pass
+    return conf
+
+
 class Rpc:
     def __init__(self):
         self.sent = []
@@ -254,12 +271,7 @@ class Rpc:
             raise OSError(99)  # a loop: out
         await asyncio.sleep_ms(0)
         conf = {"transactionId": 7} if action == START else {}
-        if on_result:
-            try:
-                on_result(conf)
-            except Exception:
-                pass  # rpc.py logs a hook's failure
-        return conf
+        return _answered(conf, on_result)
 
 
 def test_acks_the_flash_refuses_are_no_resend_loop():
@@ -437,35 +449,49 @@ def test_compaction_takes_the_remove_then_rename_way_only_on_eexist():
     assert [o for _, o in again.pending()] == [{"i": 5}, {"x": 1}, {"x": 2}]
 
 
-def test_full_local_list_whose_version_cannot_be_saved_is_accepted_and_kept():
+def _list_at(folder):
+    # The local list as the feature loads it at boot (a half-done update finished first).
     from ocpp_client import listupdate
     from ocpp_client.locallist import LocalList
 
-    def load():
-        ll = LocalList(Store("ff_ll"), 100)
-        if ll.unfinished:
-            listupdate.recover(ll, True)
-        return ll
+    ll = LocalList(Store(folder), 100)
+    if ll.unfinished:
+        listupdate.recover(ll, True)
+    return ll
 
-    def entries(n, prefix):
-        for i in range(n):
-            yield {"idTag": "%s%03d" % (prefix, i), "idTagInfo": {"status": "Accepted"}}
 
-    ll = load()
-    assert listupdate.update(ll, 1, "Full", entries(5, "OLD")) == "Accepted"
-    _fill("locallist")  # the version's document: the list moved in, its version not saved
+def _entries(n, prefix):
+    for i in range(n):
+        yield {"idTag": "%s%03d" % (prefix, i), "idTagInfo": {"status": "Accepted"}}
+
+
+def _old_list_then_full(folder):
+    # A Full list of 5 tags (version 1), then the flash full for the list's version document
+    # (the caller frees it: _free()).
+    from ocpp_client import listupdate
+
+    ll = _list_at(folder)
+    assert listupdate.update(ll, 1, "Full", _entries(5, "OLD")) == "Accepted"
+    _fill("locallist")
+    return ll
+
+
+def test_full_local_list_whose_version_cannot_be_saved_is_accepted_and_kept():
+    from ocpp_client import listupdate
+
+    ll = _old_list_then_full("ff_ll")  # the list moved in, its version not saved
     try:
         with Logs():
-            st = listupdate.update(ll, 2, "Full", entries(3, "NEW"))
+            st = listupdate.update(ll, 2, "Full", _entries(3, "NEW"))
     finally:
         _free()
     assert st == "Accepted", "the new list is live: Failed would be a lie"
     assert ll.lookup("NEW001") is not None and ll.lookup("OLD001") is None
     assert (ll.version, ll.count) == (2, 3)
     assert not any(n.endswith(".old") for n in os.listdir("ff_ll")), "the old list stayed"
-    ll = load()  # a reboot: the version is saved then
+    ll = _list_at("ff_ll")  # a reboot: the version is saved then
     assert (ll.version, ll.count) == (2, 3) and ll.lookup("NEW002") is not None
-    ll = load()
+    ll = _list_at("ff_ll")
     assert (ll.version, ll.count) == (2, 3) and not ll.unfinished
 
 
@@ -590,11 +616,7 @@ def _boot(name):
     from ocpp_client.transactions import Transactions
 
     st = Store(name)
-    w = World(Boom())
-    cfg = Config(st)
-    c = Connector(w, st, Events(st, Boom()), cfg)
-    c.authorizer = _accept
-    c.settle_ms = 0
+    w, cfg, c = _connector(st)
     s = _BootSession(c, st, cfg)
     t = Transactions(s)
     for coro in s.tasks:
@@ -689,33 +711,20 @@ def test_local_list_update_finished_at_boot_on_a_still_full_flash():
     # still full: the list loads (authorization works, GetLocalListVersion tells the truth),
     # the version is saved once the flash takes it.
     from ocpp_client import listupdate
-    from ocpp_client.locallist import LocalList
 
-    def load():
-        ll = LocalList(Store("ff_ll_boot"), 100)
-        if ll.unfinished:
-            listupdate.recover(ll, True)
-        return ll
-
-    def entries(n, prefix):
-        for i in range(n):
-            yield {"idTag": "%s%03d" % (prefix, i), "idTagInfo": {"status": "Accepted"}}
-
-    ll = load()
-    assert listupdate.update(ll, 1, "Full", entries(5, "OLD")) == "Accepted"
-    _fill("locallist")
+    ll = _old_list_then_full("ff_ll_boot")  # the list moved in, its version not saved
     try:
         with Logs():
-            assert listupdate.update(ll, 2, "Full", entries(3, "NEW")) == "Accepted"
+            assert listupdate.update(ll, 2, "Full", _entries(3, "NEW")) == "Accepted"
         with Logs() as logs:
-            ll = load()  # the reboot, the flash still full
+            ll = _list_at("ff_ll_boot")  # the reboot, the flash still full
         assert (ll.version, ll.count) == (2, 3) and ll.lookup("NEW001") is not None
         assert logs.said("version"), logs.lines
     finally:
         _free()
-    ll = load()  # the next boot, the flash free: saved
+    ll = _list_at("ff_ll_boot")  # the next boot, the flash free: saved
     assert (ll.version, ll.count) == (2, 3) and ll.lookup("NEW002") is not None
-    assert not load().unfinished
+    assert not _list_at("ff_ll_boot").unfinished
 
 
 def test_settings_provisioned_anew_on_a_full_flash_boot_in_force_from_ram():
@@ -786,12 +795,7 @@ class MidRpc:
         await asyncio.sleep_ms(0)
         conf = {"transactionId": self.tid, "idTagInfo": {"status": "Accepted"}} \
             if action == START else {}
-        if on_result:
-            try:
-                on_result(conf)
-            except Exception:
-                pass  # rpc.py logs a hook's failure
-        return conf
+        return _answered(conf, on_result)
 
 
 def _answered_on_a_full_flash(name):
