@@ -203,9 +203,8 @@ class CertStore:
 
                 url = endpoint(ocpp.settings, url)
             b = ocpp.board
-            d = getattr(b, "dns_server", None)
             return {"status": await self.delete(p["certificateHashData"], url,
-                                                getattr(b, "route", None), d() if d else None)}
+                                                getattr(b, "route", None), b.dns_server())}
 
         async def signed(p):
             chain = p["certificateChain"]

@@ -19,8 +19,8 @@ async def upload(url, filename, path, board=None, settings=None, timeout_ms=1000
     except location.BadLocation as e:
         raise UploadError("bad location: %s" % e)
     route = None  # straight to the server (the simulation's network gate is the CSMS link's)
-    d = getattr(board, "dns_server", None)
-    resolver = d() if d else None  # the board's resolver: the name is asked of it (net/dns.py)
+    # the board's resolver: the name is asked of it (net/dns.py)
+    resolver = board.dns_server() if board is not None else None
     try:
         if scheme == "ftp":
             from net import ftp

@@ -554,8 +554,7 @@ async def fetch(url, path, settings, board, **kw):
     # sync_every (both take them). -> the file's size. Used by the job here and by
     # SignedUpdateFirmware (diag/signedfw.py). The server's name is asked of the board's resolver
     # (net/dns.py), not of getaddrinfo.
-    d = getattr(board, "dns_server", None)
-    kw["resolver"] = d() if d else None
+    kw["resolver"] = board.dns_server()
     if url.startswith("ftp://"):
         from net import ftp
 
