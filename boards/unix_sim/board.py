@@ -79,10 +79,9 @@ class Board(BoardBase):
         # None = ask getaddrinfo (blocking).
         return _hostport(self.args["dns"]) if "dns" in self.args else None
 
-    # ntp_server(): BoardBase's (None): the host's clock is trusted, so nothing asks it. (A
-    # method more in this class moves the heap's layout enough to fail the 144 wK squeeze of
-    # tests/test_low_memory.py.) The ESP32 board, which starts at 2000 after a power cut,
-    # names its server; in the simulation that is the SNTP server by name (sim/sntp.py).
+    # ntp_server(): BoardBase's (None): the host's clock is trusted, so nothing asks it. The
+    # ESP32 board, which starts at 2000 after a power cut, names its server; in the simulation
+    # that is the SNTP server by name (sim/sntp.py).
 
     def hotspot_options(self):
         # Test knobs: idle timeout, lockout base, grace before closing after a claim.

@@ -12,9 +12,10 @@ async def failed(q, e, seq, rec, attempts, errs):
     # e: the CallError or CallTimeout of record `rec` (journal seq), after `attempts` failed
     # attempts, `errs` of them CALLERRORs (the ".N" of the next id: txqueue.py deliver). -> the
     # new (attempts, errs, pause in s before the retry), (0, 0, None) once it is dropped (acked,
-    # logged), or (attempts, errs, the answer's payload) when its answer came late. No answer counts only where the link answers a probe (the CSMS ignores
-    # this message, clientrare.answers); on a dead link the CallTimeout is raised, nothing
-    # counted, and the session reconnects: a half-open link drops no billing data.
+    # logged), or (attempts, errs, the answer's payload) when its answer came late. No answer
+    # counts only where the link answers a probe (the CSMS ignores this message,
+    # clientrare.answers); on a dead link the CallTimeout is raised, nothing counted, and the
+    # session reconnects: a half-open link drops no billing data.
     action = rec["a"]
     code = getattr(e, "code", None)
     if code is None:
