@@ -11,7 +11,8 @@ _JOIN_TIMEOUT_MS = const(20000)
 _CSMS_TIMEOUT_MS = const(10000)
 # What the CSMS check loads (as each of ocpp_client/client.py's attempts does): out of the heap
 # again after it, those it loaded (the session's own attempt loads and drops them in turn). The
-# CSMS's name is asked of the home network's resolver by net/dns.py, as the session does.
+# CSMS's name is asked of the home network's resolver by net/dns.py, as the session does, before
+# the handshake (_lookup()).
 _OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url", "net.dns"))
 # The claim's failures, as GET /api/claim reports them.
 MESSAGES = {
@@ -83,7 +84,6 @@ async def _probe(hs, c):
         if n not in sys.modules:
             new.append(n)
     try:
-        from net import dns
         from ocpp_client import ws as wsmod
         from ocpp_client import wsopen
         from ocpp_client.security import connect_args, sync_clock
@@ -91,12 +91,16 @@ async def _probe(hs, c):
         try:
             if c["csms_url"].startswith("wss://"):
                 await sync_clock(hs.board)
+            ip = await _lookup(c["csms_url"], hs.board.dns_server(), "net.dns" not in new)
+
+            async def known(_):
+                return ip
+
             # (the TLS context made in the block the hotspot reserved when it opened)
             auth, ctx = connect_args(c, c["csms_url"], hs.tls)
             conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
                                        timeout_ms=_CSMS_TIMEOUT_MS,
-                                       route=getattr(hs.board, "route", None),
-                                       resolve=lambda h: dns.resolve(h, hs.board.dns_server()))
+                                       route=getattr(hs.board, "route", None), resolve=known)
         except wsmod.WsError as e:
             log.warn(_TAG, "CSMS check: %s", e)
             if isinstance(e, wsopen.TlsError):
@@ -115,3 +119,12 @@ async def _probe(hs, c):
         return None
     finally:
         drop(*new)  # what the check loaded (the session's attempt loads them in turn)
+
+
+async def _lookup(url, server, held):
+    # The CSMS's address, asked first: net/dns.py leaves the heap again (unless `held`) before
+    # the TLS handshake, the check's peak, where the claim has only the hotspot's room.
+    from net import dns
+    from net.url import split
+
+    return await dns.lookup(split(url, ("ws", "wss"))[2], server, held)

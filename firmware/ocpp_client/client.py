@@ -12,7 +12,7 @@ import log
 from ocpp_client import ws as wsmod
 from ocpp_client import features
 from ocpp_client.errors import CallError, CallTimeout, Disconnected
-from ocpp_client.rpc import Rpc  # noqa: F401 (loaded at boot; clientrare.init uses it)
+from ocpp_client.rpc import Rpc, load_checker  # (Rpc loaded at boot; clientrare.init uses it)
 
 _TAG = const("ocpp")
 _BACKOFF_MIN_MS = const(1000)
@@ -184,6 +184,7 @@ class OcppClient:
                 except asyncio.TimeoutError:
                     pass
                 continue
+            load_checker()
             ws = await self._connect(url)
             if isinstance(ws, Exception):
                 attempt += not dead(ws)

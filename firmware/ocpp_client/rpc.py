@@ -24,12 +24,20 @@ _TAG = const("rpc")
 # its own for that case: a SendLocalList too large for the memory available is Failed (the
 # list stays as it was: locallist.py applies all or nothing). Payloads as JSON text.
 _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
-# The checker and its rules (validate.py, rules.py): with the bytecode in the heap, loaded at
-# boot, before the heap fragments, and kept; out of it (frozen, a ROMFS image), where a load
-# makes small objects only, loaded for each CALL and dropped after its check (~0.5 KB less
-# between CALLs).
+# The checker and its rules (validate.py, rules.py): with the bytecode in the heap, loaded by
+# the first connection attempt (load_checker(): early in a claimed charger's boot, before the
+# heap fragments; an unclaimed one has no CSMS to check frames from until its claim, and
+# claim mode needs the ~7 KB) and kept; out of it (frozen, a ROMFS image), where a load makes
+# small objects only, loaded for each CALL and dropped after its check (~0.5 KB less between
+# CALLs).
 _CHECKER = ("ocpp_client.validate", "ocpp_client.rules")
-validate = __import__(_CHECKER[0], None, None, ("check",)) if code_in_heap() else None
+validate = None
+
+
+def load_checker():
+    global validate
+    if validate is None and code_in_heap():
+        validate = __import__(_CHECKER[0], None, None, ("check",))
 
 
 def _rare(name, *args):

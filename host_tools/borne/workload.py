@@ -69,6 +69,10 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # .mpy, 84/83wK ROM, from 149/141 and 89/87 the same morning), each by what its scenario
 # gained, margins kept: the low-memory test at 90 % of the reference's 160 (144wK) passed 5 runs
 # in 5, and 3 in 3 at 140wK; it failed once in 3 at 135wK and 3 times in 7 at 130wK.
+# 2026-12-05 (later): the claim failed CI at 139 (the check's name lookup, net/dns.py, had added
+# ~2wK: smallest 139); with the lookup's module out before the handshake and the frame checker
+# loaded by the first connection attempt rather than at boot (claim mode has no CSMS), its
+# smallest is 136 again (6 runs at 136-139 passed), so 139 stays.
 BUDGET_WK = {"reference": 160, "claim": 139, "reference_rom": 99, "claim_rom": 92}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
