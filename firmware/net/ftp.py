@@ -75,11 +75,13 @@ def _pasv_port(text):
     return p1 * 256 + p2
 
 
-async def _connect(host, port, timeout_ms):
+async def _connect(host, port, timeout_ms, name, what):
+    # name: the URL's host, which the failure names (host: the address it resolved or routed to)
     try:
         return await asyncio.wait_for_ms(asyncio.open_connection(host, port), timeout_ms)
     except asyncio.TimeoutError:
-        raise FtpError("cannot connect to %s:%d within %d ms" % (host, port, timeout_ms))
+        raise FtpError("cannot open the %s connection to %s within %d ms"
+                       % (what, name, timeout_ms))
 
 
 async def _shut(s):
@@ -112,7 +114,7 @@ class _Session:
         self.ip = ip = await dns.lookup(self.host, self.resolver, held, FtpError)
         dns = None  # (out of the heap with the lookup unless held)
         self.chost, cport = self.route(ip, self.port) if self.route else (ip, self.port)
-        r, w = await _connect(self.chost, cport, t)
+        r, w = await _connect(self.chost, cport, t, "%s:%d" % (self.host, self.port), "control")
         self.r, self.w = r, w
         try:
             await self._login(r, w, t)
@@ -148,7 +150,7 @@ class _Session:
         chost = self.chost
         if self.route:
             chost, dport = self.route(self.ip, dport)
-        _, self.d = await _connect(chost, dport, self.t)
+        _, self.d = await _connect(chost, dport, self.t, "%s:%d" % (self.host, dport), "data")
         return self.d
 
     async def close_data(self):

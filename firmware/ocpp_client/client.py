@@ -184,7 +184,6 @@ class OcppClient:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            load_checker()
             ws = await self._connect(url)
             if isinstance(ws, Exception):
                 attempt += not dead(ws)
@@ -202,6 +201,7 @@ class OcppClient:
             self._publish()
             t0 = time.ticks_ms()
             try:
+                load_checker()  # (after the handshake: its peak is not the checker's too)
                 reason = await self._session(ws)
             finally:  # a failure (no memory) leaves no socket open behind the restart
                 ws.abort()

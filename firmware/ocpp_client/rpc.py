@@ -25,11 +25,11 @@ _TAG = const("rpc")
 # list stays as it was: locallist.py applies all or nothing). Payloads as JSON text.
 _NO_MEMORY = {"SendLocalList": '{"status":"Failed"}'}
 # The checker and its rules (validate.py, rules.py): with the bytecode in the heap, loaded by
-# the first connection attempt (load_checker(): early in a claimed charger's boot, before the
-# heap fragments; an unclaimed one has no CSMS to check frames from until its claim, and
-# claim mode needs the ~7 KB) and kept; out of it (frozen, a ROMFS image), where a load makes
-# small objects only, loaded for each CALL and dropped after its check (~0.5 KB less between
-# CALLs).
+# the first connection (load_checker(), after the handshake, whose TLS peak it would add to; an
+# unclaimed charger has no CSMS to check frames from until its claim, and claim mode needs the
+# ~7 KB) and kept, since a fragmented heap may later lack the blocks to load it again; out of
+# it (frozen, a ROMFS image), where a load makes small objects only, loaded for each CALL and
+# dropped after its check (~0.5 KB less between CALLs).
 _CHECKER = ("ocpp_client.validate", "ocpp_client.rules")
 validate = None
 

@@ -93,7 +93,7 @@ async def test_a_transient_feature_is_dropped_after_its_call():
     assert "vendor" in features.TRANSIENT
     s = Session()
     rpc = Rpc(features.handlers(s, (("vendor", False, ("DataTransfer",)),)))
-    load_checker()  # (as the client's first connection attempt)
+    load_checker()  # (as the client does once connected)
     for mid in ("a", "b"):
         sent, _ = await serve_all(rpc, '[2, "%s", "DataTransfer", {"vendorId": "x"}]' % mid)
         assert sent == [[3, mid, {"status": "UnknownVendorId"}]], sent

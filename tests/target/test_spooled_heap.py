@@ -117,7 +117,7 @@ async def test_1000_entries_from_flash_in_a_small_heap():
     store = Store("flash")
     c = Client(store)
     rpc = Rpc(authorization.attach(c))
-    load_checker()  # (the client's first connection attempt loads it)
+    load_checker()  # (the client loads it once connected)
     gc.collect()
     free = gc.mem_free()
     print("free heap before: %d bytes" % free)
