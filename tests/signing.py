@@ -61,8 +61,10 @@ def ec_root(cn: str, days: tuple[int, int] = (-1, 365)) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def hash_data(cert_pem: str, issuer_pem: str | None = None) -> dict[str, str]:
-    """CertificateHashDataType (SHA256) of a certificate; a root is its own issuer."""
+def hash_data(cert_pem: str, issuer_pem: str | None = None, alg: str = "SHA256"
+              ) -> dict[str, str]:
+    """CertificateHashDataType (alg: SHA256, SHA384 or SHA512) of a certificate; a root is its
+    own issuer."""
     cert = x509.load_pem_x509_certificate(cert_pem.encode())
     issuer = x509.load_pem_x509_certificate((issuer_pem or cert_pem).encode())
     pub = issuer.public_key()
@@ -72,8 +74,8 @@ def hash_data(cert_pem: str, issuer_pem: str | None = None) -> dict[str, str]:
     else:
         bits = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
     return {
-        "hashAlgorithm": "SHA256",
-        "issuerNameHash": hashlib.sha256(cert.issuer.public_bytes()).hexdigest(),
-        "issuerKeyHash": hashlib.sha256(bits).hexdigest(),
+        "hashAlgorithm": alg,
+        "issuerNameHash": hashlib.new(alg.lower(), cert.issuer.public_bytes()).hexdigest(),
+        "issuerKeyHash": hashlib.new(alg.lower(), bits).hexdigest(),
         "serialNumber": format(cert.serial_number, "x"),
     }

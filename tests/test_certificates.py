@@ -104,6 +104,25 @@ async def test_install_list_delete_and_the_next_wss_connection(flash: Path, tmp_
         await csms.stop()
 
 
+async def test_delete_by_sha384_and_sha512_hash_data(csms: Csms, control, sim) -> None:
+    # CertificateHashDataType allows SHA256, SHA384 and SHA512: a CSMS that hashes with either
+    # of the longer ones deletes what it names too (and an unknown serial is NotFound).
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp = csms.charge_points[CP_ID]
+    for alg in ("SHA384", "SHA512"):
+        root = Rsa(f"maker root {alg}")
+        assert (await cp.call(call.InstallCertificate(certificate_type=MFR, certificate=root.pem))
+                ).status == "Accepted"
+        hd = hash_data(root.pem, alg=alg)
+        res = await cp.call(call.DeleteCertificate(
+            certificate_hash_data=dict(hd, serialNumber="1234")))
+        assert res.status == "NotFound", alg
+        res = await cp.call(call.DeleteCertificate(certificate_hash_data=hd))
+        assert res.status == "Accepted", alg
+        ids = await cp.call(call.GetInstalledCertificateIds(certificate_type=MFR))
+        assert ids.status == "NotFound", (alg, ids)
+
+
 async def test_bad_certificates_are_refused_and_nothing_changes(csms: Csms, control, sim,
                                                                 flash: Path) -> None:
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)

@@ -141,18 +141,25 @@ class CertStore:
 
     # -- DeleteCertificate ----------------------------------------------------------------------
     def find(self, hd):
-        # The installed certificate with this hash data: (kind, pem, serial) or None.
-        if hd.get("hashAlgorithm") != "SHA256":
-            log.info(_TAG, "DeleteCertificate: only SHA256 hash data is kept")
+        # The installed certificate with this hash data (SHA256, SHA384 or SHA512, as the CSMS
+        # computed it): (kind, pem, serial) or None.
+        alg = hd.get("hashAlgorithm")
+        if alg not in ("SHA256", "SHA384", "SHA512"):
             return None
         want = (hd["issuerNameHash"].lower(), hd["issuerKeyHash"].lower(),
                 hd["serialNumber"].lower().lstrip("0") or "0")
-        for kind in (CS, MFR):
-            for c, pem in self.certs(kind):
-                h = c.hash_data()
-                if (h["issuerNameHash"], h["issuerKeyHash"], h["serialNumber"]) == want:
-                    return kind, pem, h["serialNumber"]
-        return None
+        try:
+            for kind in (CS, MFR):
+                for c, pem in self.certs(kind):
+                    h = c.hash_data(None, alg)
+                    if (h["issuerNameHash"], h["issuerKeyHash"], h["serialNumber"]) == want:
+                        return kind, pem, h["serialNumber"]
+            return None
+        finally:
+            if alg != "SHA256":
+                from supervisor import drop
+
+                drop("diag.sha512")  # (loaded for this request only, where hashlib lacks it)
 
     async def delete(self, hd, url=None, route=None, resolver=None):
         # -> "Accepted" | "Failed" | "NotFound". `url`: the CSMS endpoint; when it is wss://, a

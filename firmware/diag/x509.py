@@ -175,14 +175,14 @@ class Cert:
     def valid_at(self, t):
         return self.not_before <= t <= self.not_after
 
-    def hash_data(self, issuer_key_bits=None):
-        # OCPP CertificateHashDataType (SHA256): the issuer's name and public key hashed, and the
-        # serial. For a root the issuer's key is its own.
+    def hash_data(self, issuer_key_bits=None, alg="SHA256"):
+        # OCPP CertificateHashDataType: the issuer's name and public key hashed (alg: SHA256,
+        # SHA384 or SHA512), and the serial. For a root the issuer's key is its own.
         kb = issuer_key_bits if issuer_key_bits is not None else self.key_bits
         return {
-            "hashAlgorithm": "SHA256",
-            "issuerNameHash": binascii.hexlify(hashlib.sha256(self.issuer).digest()).decode(),
-            "issuerKeyHash": binascii.hexlify(hashlib.sha256(kb).digest()).decode(),
+            "hashAlgorithm": alg,
+            "issuerNameHash": binascii.hexlify(_digest(alg, self.issuer)).decode(),
+            "issuerKeyHash": binascii.hexlify(_digest(alg, kb)).decode(),
             "serialNumber": self.serial_hex(),
         }
 
@@ -225,3 +225,16 @@ def to_pem(der):
     b64 = binascii.b2a_base64(der).replace(b"\n", b"").decode()
     lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
     return "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % "\n".join(lines)
+
+
+def _digest(alg, data):
+    # SHA256 from hashlib; SHA384/SHA512 from hashlib where the port has them, else computed by
+    # diag/sha512.py (MicroPython's hashlib has neither; the caller drops that module after).
+    if alg == "SHA256":
+        return hashlib.sha256(data).digest()
+    f = getattr(hashlib, alg.lower(), None)
+    if f is not None:
+        return f(data).digest()
+    from diag import sha512
+
+    return sha512.digest(data, int(alg[3:]))

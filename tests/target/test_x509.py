@@ -32,6 +32,31 @@ def test_fields_and_hash_data_match_what_a_csms_computes():
     assert e == 65537 and n >> 2047 == 1
 
 
+# The root's hash data as a CSMS computes it with SHA384 and SHA512 (tests/signing.py).
+ROOT_NAME_384 = "556fed8c955f6523448114cc270bde04316e932103b0225d90a9b3484840e2f99de1691d9b84e0c37878e18a99152bc1"
+ROOT_KEY_512 = "f6d6df14df3cb0bed4bf206b1b7ffd034a939e78523782fb8a57ad9d5271f1306c87841c3950168dad3ff2ec8212910718eda51259ed32a331403ac4009b602b"
+# FIPS 180-2's examples: one block and two blocks.
+ABC = b"abc"
+ABC_384 = "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
+LONG = b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"
+LONG_512 = "8e959b75dae313da8cf4f72814fc143f8f7779c6eb9f7fa17299aeadb6889018501d289e4900f7e4331b99dec4b5433ac7d329eeb6dd26545e96e55b874be909"
+
+
+def test_sha384_and_sha512_hash_data_match_what_a_csms_computes():
+    # MicroPython's hashlib has neither: diag/sha512.py computes them for DeleteCertificate.
+    import binascii
+
+    from diag import sha512
+
+    assert binascii.hexlify(sha512.digest(ABC, 384)).decode() == ABC_384
+    assert binascii.hexlify(sha512.digest(LONG)).decode() == LONG_512
+    root = _cert(ROOT)
+    h384, h512 = root.hash_data(None, "SHA384"), root.hash_data(None, "SHA512")
+    assert h384["hashAlgorithm"] == "SHA384" and h384["issuerNameHash"] == ROOT_NAME_384
+    assert h512["hashAlgorithm"] == "SHA512" and h512["issuerKeyHash"] == ROOT_KEY_512
+    assert h384["serialNumber"] == h512["serialNumber"] == ROOT_HASH["serialNumber"]
+
+
 def test_signatures_verify_and_forgeries_do_not():
     root, leaf, other = _cert(ROOT), _cert(LEAF), _cert(OTHER)
     t0 = time.ticks_us()
