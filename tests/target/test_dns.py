@@ -33,16 +33,15 @@ def test_dns_answers():
     assert not dns.numeric("1.2.3.256")
 
 
-class Resolver:
-    # A resolver on a loopback UDP port: answers every A query with 10.1.2.3 (ttl seconds),
-    # or nothing while silent; counts the queries.
-    def __init__(self, ttl=60):
+class UdpPeer:
+    # A peer on a loopback UDP port (this file's resolver, test_sntp.py's time server): counts
+    # the datagrams it gets and sends back answer(datagram), or nothing while silent.
+    def __init__(self):
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.port = _bind(self.s)
         self.s.setblocking(False)
-        self.ttl = ttl
         self.silent = False
-        self.queries = 0
+        self.requests = 0
         self.task = asyncio.create_task(self._serve())
 
     def addr(self):
@@ -56,14 +55,23 @@ class Resolver:
             except OSError:
                 await asyncio.sleep_ms(5)
                 continue
-            self.queries += 1
+            self.requests += 1
             if not self.silent:
-                qid = struct.unpack_from("!H", d, 0)[0]
-                self.s.sendto(_answer(qid, ip=(10, 1, 2, 3), ttl=self.ttl), peer)
+                self.s.sendto(self.answer(d), peer)
 
     def close(self):
         self.task.cancel()
         self.s.close()
+
+
+class Resolver(UdpPeer):
+    # Answers every A query with 10.1.2.3 (ttl seconds); `requests`: the queries.
+    def __init__(self, ttl=60):
+        self.ttl = ttl
+        super().__init__()
+
+    def answer(self, d):
+        return _answer(struct.unpack_from("!H", d, 0)[0], ip=(10, 1, 2, 3), ttl=self.ttl)
 
 
 def _bind(s):
@@ -86,17 +94,17 @@ async def test_the_answer_is_kept_for_its_ttl_and_served_while_the_resolver_is_s
         memo = [None, None, 0]
         assert await dns.resolve("csms.test", r.addr(), memo) == "10.1.2.3"
         assert await dns.resolve("csms.test", r.addr(), memo) == "10.1.2.3"
-        assert r.queries == 1, "the second is the memo's"
+        assert r.requests == 1, "the second is the memo's"
         assert await dns.resolve("127.0.0.9", r.addr(), memo) == "127.0.0.9"  # numeric
         assert await dns.resolve("::1", r.addr(), memo) == "::1"  # an IPv6 literal
-        assert r.queries == 1
+        assert r.requests == 1
         dns.expire(memo)  # a connection to it failed: asked again
         assert await dns.resolve("csms.test", r.addr(), memo) == "10.1.2.3"
-        assert r.queries == 2
+        assert r.requests == 2
         r.silent = True
         dns.expire(memo)
         assert await dns.resolve("csms.test", r.addr(), memo, 100, 1) == "10.1.2.3", "stale"
-        assert r.queries == 3
+        assert r.requests == 3
         try:
             await dns.resolve("other.test", r.addr(), memo, 100, 1)
             raise AssertionError("a silent resolver gave an answer")
@@ -112,7 +120,7 @@ async def test_a_zero_ttl_is_asked_again():
         memo = [None, None, 0]
         await dns.resolve("csms.test", r.addr(), memo)
         await dns.resolve("csms.test", r.addr(), memo)
-        assert r.queries == 2
+        assert r.requests == 2
     finally:
         r.close()
 

@@ -3,13 +3,12 @@
 # clock module, a forged reply not taken, and a silent server that never holds the loop (a UDP
 # socket on loopback plays the server, a second the resolver that names it).
 import asyncio
-import socket
 import struct
 import sys
 import time
 
 import clock
-from test_dns import LoopWatch, Resolver, _bind
+from test_dns import LoopWatch, Resolver, UdpPeer
 
 from net import sntp
 
@@ -38,32 +37,14 @@ def test_replies():
         assert sntp.parse(bad, nonce) is None, bad
 
 
-class Server:
-    # An SNTP server on a loopback UDP port: answers each request, or nothing while silent,
-    # or with a wrong originate timestamp while forging.
+class Server(UdpPeer):
+    # An SNTP server: answers each request, with a wrong originate timestamp while forging.
     def __init__(self):
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.port = _bind(self.s)
-        self.s.setblocking(False)
-        self.silent = False
         self.forge = False
-        self.requests = 0
-        self.task = asyncio.create_task(self._serve())
+        super().__init__()
 
-    async def _serve(self):
-        while True:
-            try:
-                d, peer = self.s.recvfrom(64)
-            except OSError:
-                await asyncio.sleep_ms(5)
-                continue
-            self.requests += 1
-            if not self.silent:
-                self.s.sendto(_reply(d, originate=bytes(8) if self.forge else None), peer)
-
-    def close(self):
-        self.task.cancel()
-        self.s.close()
+    def answer(self, d):
+        return _reply(d, originate=bytes(8) if self.forge else None)
 
 
 def _cold():
@@ -85,13 +66,13 @@ async def test_the_clock_is_set_from_the_named_server():
         # the resolver is asked, and no server answers at the address it gives
         assert await sntp.sync(("127.0.0.1", srv.port), r.addr())
         assert clock.trusted() and clock.source() == "sntp"
-        assert abs(clock.now() - 1767225600) <= 1 and srv.requests == 1 and r.queries == 0
+        assert abs(clock.now() - 1767225600) <= 1 and srv.requests == 1 and r.requests == 0
         assert "net.sntp" not in sys.modules, "dropped after (net.dns: held by test_dns)"
         _cold()
         assert not await sntp.sync(("time.test", srv.port), r.addr(), 100, 1)
-        assert r.queries == 1 and not clock.trusted()
+        assert r.requests == 1 and not clock.trusted()
         assert not await sntp.sync(("time.test", srv.port), None)  # no resolver: not asked
-        assert r.queries == 1
+        assert r.requests == 1
     finally:
         srv.close()
         r.close()
