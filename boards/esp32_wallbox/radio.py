@@ -12,6 +12,15 @@ import network
 
 _AUTH_WPA2_PSK = const(3)
 _AUTH_OPEN = const(0)
+# A join's attempts: the driver's first and this many more. The port's status() names "no such
+# network" (STAT_NO_AP_FOUND and IDF 5's variants) and an SAE/WPA3 refusal (STAT_WRONG_PASSWORD)
+# at once, but a wrong WPA2 key only as the reason of the last failed attempt (ESP-IDF's
+# 4-way handshake timeout, or STAT_HANDSHAKE_TIMEOUT) once no attempt remains: with the
+# port's default (unlimited) it reads STAT_CONNECTING until the timeout, and the owner was told
+# "could not join" instead of "wrong password". Station (firmware/station.py) rejoins after a
+# drop itself.
+_JOIN_RETRIES = const(2)
+_REASON_4WAY_HANDSHAKE_TIMEOUT = const(15)  # ESP-IDF wifi_err_reason_t (no network.STAT_ name)
 
 
 class Radio:
@@ -59,22 +68,25 @@ class Radio:
             sta.disconnect()
         except OSError:
             pass
+        sta.config(reconnects=_JOIN_RETRIES)
         sta.connect(ssid, password)
         t0 = time.ticks_ms()
         while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
             st = sta.status()
             if st == network.STAT_GOT_IP:
                 return "ok"
-            if st == network.STAT_WRONG_PASSWORD:
-                sta.disconnect()
+            if st in (network.STAT_IDLE, network.STAT_CONNECTING):
+                await asyncio.sleep_ms(200)  # (IDLE: our disconnect()'s, until an attempt ends)
+                continue
+            sta.disconnect()
+            if st in (network.STAT_WRONG_PASSWORD, network.STAT_HANDSHAKE_TIMEOUT,
+                      _REASON_4WAY_HANDSHAKE_TIMEOUT):
                 return "wrong_password"
-            if st == network.STAT_NO_AP_FOUND:
-                sta.disconnect()
+            if st in (network.STAT_NO_AP_FOUND, network.STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY,
+                      network.STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD,
+                      network.STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD):
                 return "not_found"
-            if st == network.STAT_CONNECT_FAIL:
-                sta.disconnect()
-                return "failed"
-            await asyncio.sleep_ms(200)
+            return "failed"  # another reason once the attempts are spent (association, ...)
         sta.disconnect()
         return "failed"
 

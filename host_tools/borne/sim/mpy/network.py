@@ -2,7 +2,14 @@
 # side only). The radio world is the simulation's: the networks in range and their passwords
 # come from the JSON file --wifi-env (re-read at each scan and connect), as for unix_sim's
 # SimRadio:  {"networks": [{"ssid": "Home", "password": "secret99", "rssi": -50}, ...]}
-# ("password": "" is an open network). A connect takes 300 ms to succeed or fail.
+# ("password": "" is an open network). Each connection attempt takes 300 ms to succeed or fail.
+# The station's status() follows ports/esp32/network_wlan.c of v1.28: a failed attempt leaves
+# the driver's disconnect reason (201 no such network; 15, the 4-way handshake timing out, for a
+# wrong WPA2 key, as ESP-IDF reports it; 202 for an open network given a key is not modelled),
+# and the driver tries again until config(reconnects=N) attempts have failed (N+1 in all;
+# unlimited by default). status() answers a "no AP found" reason at once, STAT_IDLE after
+# disconnect() (ASSOC_LEAVE, until a new attempt ends), STAT_CONNECTING while attempts remain,
+# and the raw reason (15) once they are spent.
 # While either interface is active, ADC2 cannot be read (machine.ADC raises, as on the chip);
 # the emulated socket module routes traffic only while the station has an IP or the access
 # point is up (sim/mpy/socket.py).
@@ -23,6 +30,9 @@ STAT_WRONG_PASSWORD = 202
 STAT_ASSOC_FAIL = 203
 STAT_CONNECT_FAIL = 203
 STAT_HANDSHAKE_TIMEOUT = 204
+STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY = 210
+STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD = 211
+STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD = 212
 AUTH_OPEN = 0
 AUTH_WEP = 1
 AUTH_WPA_PSK = 2
@@ -32,6 +42,10 @@ AUTH_WPA3_PSK = 6
 AUTH_WPA2_WPA3_PSK = 7
 
 _CONNECT_MS = 300
+_REASON_4WAY_HANDSHAKE_TIMEOUT = 15  # wifi_err_reason_t: what a wrong WPA2 key gives
+_REASON_ASSOC_LEAVE = 8  # after wlan.disconnect()
+_REASON_CONNECTION_FAIL = 205
+_NO_AP = (STAT_NO_AP_FOUND, 210, 211, 212)  # and the IDF 5 variants (stubs: STAT_NO_AP_FOUND_*)
 
 
 def _networks():
@@ -65,8 +79,11 @@ class WLAN:
             w._cfg = {"essid": "ESP_" if interface_id else "", "password": "",
                       "authmode": AUTH_OPEN, "max_clients": 10, "channel": 1,
                       "hidden": False}
-            w._target = None  # (ssid, key, ticks at connect)
-            w._status = STAT_IDLE
+            w._target = None  # (ssid, key, ticks the current attempt began) while requested
+            w._ok = False  # joined (GOT_IP)
+            w._reason = 0  # the driver's last disconnect reason (kept across connect())
+            w._tries = 0  # attempts failed since connect()
+            w._conf_reconnects = 0  # the port's conf value: reconnects + 1, 0 = for ever
             _ifaces[interface_id] = w
         return w
 
@@ -79,7 +96,7 @@ class WLAN:
         self._active = bool(is_active)
         if not self._active:
             self._target = None
-            self._status = STAT_IDLE
+            self._ok = False
         machine._wifi[0] = 1 if any(w is not None and w._active for w in _ifaces) else 0
 
     def _need_active(self):
@@ -91,11 +108,52 @@ class WLAN:
         if self._if != STA_IF:
             raise OSError("STA required")
         self._target = (ssid, password or "", utime.ticks_ms())
-        self._status = STAT_CONNECTING
+        self._ok = False
+        self._tries = 0
 
     def disconnect(self):
+        if self._target is not None or self._ok:
+            self._reason = _REASON_ASSOC_LEAVE
         self._target = None
-        self._status = STAT_IDLE
+        self._ok = False
+
+    def _attempts(self):
+        # The driver's attempts that ended since the last look, each _CONNECT_MS long.
+        t = self._target
+        while t is not None and not self._ok:
+            if utime.ticks_diff(utime.ticks_ms(), t[2]) < _CONNECT_MS:
+                return
+            reason = STAT_NO_AP_FOUND
+            for n in _networks():
+                if n["ssid"] == t[0]:
+                    reason = 0 if n.get("password", "") == t[1] else _REASON_4WAY_HANDSHAKE_TIMEOUT
+            if reason == 0:
+                self._ok = True
+                self._reason = 0
+                return
+            self._reason = reason
+            self._tries += 1
+            if self._conf_reconnects and self._tries >= self._conf_reconnects:
+                return  # the driver gives up; still "requested", as on the port
+            t = self._target = (t[0], t[1], utime.ticks_add(t[2], _CONNECT_MS))
+
+    def _sta_status(self):
+        self._attempts()
+        r = self._reason
+        if self._ok:
+            return STAT_GOT_IP
+        if r in _NO_AP:
+            return r
+        if r in (STAT_WRONG_PASSWORD, _REASON_CONNECTION_FAIL):
+            return STAT_WRONG_PASSWORD
+        if r == _REASON_ASSOC_LEAVE:
+            return STAT_IDLE
+        if self._target is not None and (self._conf_reconnects == 0
+                                         or self._tries < self._conf_reconnects):
+            return STAT_CONNECTING
+        if r == 0:
+            return STAT_IDLE
+        return r
 
     def status(self, param=None):
         if param == "rssi":
@@ -105,15 +163,9 @@ class WLAN:
             raise OSError("STA Not Connected")
         if param == "stations":
             return []
-        t = self._target
-        if self._if == STA_IF and t is not None and self._status == STAT_CONNECTING:
-            if utime.ticks_diff(utime.ticks_ms(), t[2]) >= _CONNECT_MS:
-                self._status = STAT_NO_AP_FOUND
-                for n in _networks():
-                    if n["ssid"] == t[0]:
-                        ok = n.get("password", "") == t[1]
-                        self._status = STAT_GOT_IP if ok else STAT_WRONG_PASSWORD
-        return self._status
+        if self._if == AP_IF:
+            return STAT_IDLE
+        return self._sta_status()
 
     def isconnected(self):
         if self._if == AP_IF:
@@ -154,6 +206,8 @@ class WLAN:
                 k = "password"
             if k == "password" and v and len(v) < 8 and self._if == AP_IF:
                 raise OSError("ESP_ERR_WIFI_PASSWORD")
+            if k == "reconnects":
+                self._conf_reconnects = 0 if v == -1 else int(v) + 1
             self._cfg[k] = v
 
     def ifconfig(self, ip_mask_gateway_dns=None):
