@@ -60,7 +60,7 @@ vfs.mount(vfs.VfsLfs2(dev, readsize=32, progsize=32, lookahead=32), "/flash")
 
 from ocpp_client import authorization, spooled  # noqa: E402  (after the mount: the store is there)
 from ocpp_client.config import Config  # noqa: E402
-from ocpp_client.rpc import Rpc  # noqa: E402
+from ocpp_client.rpc import Rpc, load_checker  # noqa: E402
 from ocpp_client.ws import Spooled, WsClosed  # noqa: E402
 from store import Store  # noqa: E402
 
@@ -127,6 +127,7 @@ def spool(version):
 
 async def main():
     rpc = Rpc(authorization.attach(Session(store)))
+    load_checker()  # as the client does once connected (kept: the reader stays loaded too)
     out = {"entries": N}
     # the spool file, as ws.py writes it while the message arrives
     e0, p0 = dev.erases, dev.programmed
