@@ -42,9 +42,9 @@ def board_files(board: str, root: Path = paths.REPO) -> list[str]:
 
 
 # Modules the firmware keeps once loaded where its bytecode is in the heap (.mpy files:
-# `supervisor.code_in_heap()`), and drops after use where it is not: the CALL checker, loaded at
-# boot by rpc.py, and the authorization feature with its list's updates and reader, from the
-# first tap or list on (authorization.attach).
+# `supervisor.code_in_heap()`), and drops after use where it is not: the CALL checker, loaded by
+# rpc.load_checker() once the first connection is up, and the authorization feature with its
+# list's updates and reader, from the first tap or list on (authorization.attach).
 HELD_IN_HEAP = (
     "ocpp_client.validate", "ocpp_client.authorization", "ocpp_client.auth",
     "ocpp_client.locallist", "ocpp_client.listupdate", "ocpp_client.spooled",
