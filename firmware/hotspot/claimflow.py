@@ -91,7 +91,8 @@ async def _probe(hs, c):
         try:
             if c["csms_url"].startswith("wss://"):
                 await sync_clock(hs.board)
-            ip = await _lookup(c["csms_url"], hs.board.dns_server(), "net.dns" not in new)
+            ip = await _lookup(wsopen.parse_url(c["csms_url"])[1], hs.board.dns_server(),
+                               "net.dns" not in new)
 
             async def known(_):
                 return ip
@@ -121,10 +122,10 @@ async def _probe(hs, c):
         drop(*new)  # what the check loaded (the session's attempt loads them in turn)
 
 
-async def _lookup(url, server, held):
-    # The CSMS's address, asked first: net/dns.py leaves the heap again (unless `held`) before
-    # the TLS handshake, the check's peak, where the claim has only the hotspot's room.
+async def _lookup(host, server, held):
+    # The CSMS's address, asked first: net/dns.py leaves the heap again (unless `held`) with
+    # this frame, before the TLS handshake, the check's peak, where the claim has only the
+    # hotspot's room.
     from net import dns
-    from net.url import split
 
-    return await dns.lookup(split(url, ("ws", "wss"))[2], server, held)
+    return await dns.lookup(host, server, held)
