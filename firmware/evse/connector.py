@@ -75,7 +75,8 @@ class Connector:
     # reservation changes (it listens to them; the reservations are loaded on use: reserving()).
     # Outputs: relay + pilot PWM (here only), events to the objects given to listen(), each
     # called if it has the method (the listener convention of the firmware):
-    #   on_status(cid, status, error_code), on_tx_start(session), on_tx_stop(session, reason),
+    #   on_status(cid, status, error_code), on_tx_starting() (raises OSError: no start yet),
+    #   on_tx_start(session), on_tx_stop(session, reason),
     #   on_start_dropped(id_tag, source, why): an authorized start (source "tag", "remote")
     #   will not become a session (ConnectionTimeOut, refused, unavailable, another start)
     # The session dict an event carries is the listener's to read, never to change.
@@ -594,6 +595,11 @@ class Connector:
         # relay closes only once it and the StartTransaction are on flash (meanwhile the PWM
         # has not run, the diode is unchecked: no close): the flash full or failing refuses the
         # start (connrare.refuse_start: the refused tap's signal, a log line, the CSMS told).
+        # A stop held in RAM goes to flash first (on_tx_starting): its session's document is
+        # the one this would replace, and it must outlive a power cut until then.
+        ex = self._emit("on_tx_starting")
+        if ex is not None:
+            return _rare("refuse_start", self, s, ex, False)
         try:
             self.store.save(_SESSION_DOC, s)
         except OSError as ex:

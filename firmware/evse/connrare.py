@@ -113,13 +113,15 @@ def forget_interrupted(c, kept=()):
     c._try_start()
 
 
-def refuse_start(c, s, e):
+def refuse_start(c, s, e, doc=True):
     # connector._start(): the session's document or its StartTransaction did not reach the
-    # flash (full or failing, e): no session (the relay never closed for it), its document
-    # gone, the owner told as for a refused tap, the CSMS by the listeners (on_start_dropped:
-    # the transactions feature sends a StatusNotification with InternalError, "flash full").
+    # flash (full or failing, e), or an earlier stop is still in RAM (doc False: the document
+    # there is that stop's): no session (the relay never closed for it), its document gone,
+    # the owner told as for a refused tap, the CSMS by the listeners (on_start_dropped: the
+    # transactions feature sends a StatusNotification with InternalError, "flash full").
     c.session = None
-    c.store.remove(_SESSION_DOC)
+    if doc:
+        c.store.remove(_SESSION_DOC)
     log.error(_TAG, "session for %s refused: flash full or failing (%s)", s["tag"], e)
     c.events.add("start_refused", tag=s["tag"], why="flash")
     c._feedback(False)

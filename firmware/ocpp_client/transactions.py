@@ -87,6 +87,11 @@ class Transactions:
             req["reservationId"] = s["res"]
         self.txq.add(START, req, s["ref"], hold=hold)
 
+    def on_tx_starting(self):
+        # A session starts only once every stop before it is on flash (connector._start).
+        if not self.txq.flush_held():
+            raise OSError("a StopTransaction is not on flash yet")
+
     def on_tx_stop(self, s, reason):
         try:
             self._tx_stop(s, reason, True)

@@ -63,6 +63,10 @@ class Tx:
     def on_tx_start(self, s):
         self.q.add(START, {"idTag": s["tag"]}, s["ref"])
 
+    def on_tx_starting(self):
+        if not self.q.flush_held():
+            raise OSError("a StopTransaction is not on flash yet")
+
     def on_tx_stop(self, s, reason):
         if not self.q.add(STOP, {"meterStop": s["meter_stop"], "reason": reason}, s["ref"]):
             raise OSError("StopTransaction kept in RAM")
@@ -181,6 +185,43 @@ def test_stop_kept_with_its_document_until_journaled():
     assert q.flush_held()
     assert _actions(q) == [START, STOP]
     assert st.load("session", {}) == {}, "the document stayed after the stop was journaled"
+
+
+def test_a_new_session_never_takes_the_document_of_a_stop_held_in_ram():
+    # Session A's stop is held in RAM (the journal full), its document kept. A start meanwhile,
+    # the journal still full but room for a small document, would write its own in that place:
+    # a power cut would then lose A's stop. It is refused instead, A's document stays, and once
+    # the flash frees, A's stop is journaled before the next session's start.
+    st, w, c, q, tx, signals = _mk("ff_overwrite")
+    _plug_and_start(w, c)
+    ref = c.session_ref
+    _fill("journal", "stopping")
+    try:
+        with Logs() as logs:
+            w.ev = "A"
+            _polls(c, 10)
+            assert q._nheld == 1 and st.load("session", {}).get("ref") == ref
+            w.ev = "B"
+            _polls(c, 4)
+            c.remote_start("A-2")
+            w.ev = "C"
+            _polls(c, 10)
+        assert c.session is None and not w.relay, "a session started over a stop held in RAM"
+        assert st.load("session", {}).get("ref") == ref, "the held stop's document was replaced"
+        assert signals[-1] is False and tx.dropped[-1][2] == "flash full", (signals, tx.dropped)
+        assert logs.said("refused", "not on flash"), logs.lines
+    finally:
+        _free()
+    # a power cut now: the next boot ends A from its document
+    c2 = Connector(World(Boom()), Store("ff_overwrite"), Events(st, Boom()), Config(st))
+    assert [s["ref"] for s in c2.interrupted] == [ref]
+    # or the flash frees: the next start journals A's stop first, then its own
+    w.ev = "A"
+    _polls(c, 6)
+    _plug_and_start(w, c)
+    assert w.relay and c.session_ref != ref
+    assert _actions(q) == [START, STOP, START], _actions(q)
+    assert st.load("session", {}).get("ref") == c.session_ref
 
 
 def test_stop_document_ends_the_session_at_boot_when_never_journaled():
