@@ -68,27 +68,32 @@ class Radio:
             sta.disconnect()
         except OSError:
             pass
+        # The port's status() shows the driver's last disconnect reason until the next one or
+        # an address, and disconnect() sends none unless the station was joined: after a failed
+        # join (or a drop the driver gave up on), the new attempt reads the old failure. That
+        # one is taken for this attempt's only if it still stands at the timeout; before, a
+        # retry after a wrong key or a router's outage would fail at once, for ever.
+        old = sta.status()
         sta.config(reconnects=_JOIN_RETRIES)
         sta.connect(ssid, password)
         t0 = time.ticks_ms()
+        st = old
         while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
             st = sta.status()
             if st == network.STAT_GOT_IP:
                 return "ok"
-            if st in (network.STAT_IDLE, network.STAT_CONNECTING):
-                await asyncio.sleep_ms(200)  # (IDLE: our disconnect()'s, until an attempt ends)
-                continue
-            sta.disconnect()
-            if st in (network.STAT_WRONG_PASSWORD, network.STAT_HANDSHAKE_TIMEOUT,
-                      _REASON_4WAY_HANDSHAKE_TIMEOUT):
-                return "wrong_password"
-            if st in (network.STAT_NO_AP_FOUND, network.STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY,
-                      network.STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD,
-                      network.STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD):
-                return "not_found"
-            return "failed"  # another reason once the attempts are spent (association, ...)
+            if st != old and st not in (network.STAT_IDLE, network.STAT_CONNECTING):
+                break
+            await asyncio.sleep_ms(200)  # (IDLE: our disconnect()'s, until an attempt ends)
         sta.disconnect()
-        return "failed"
+        if st in (network.STAT_WRONG_PASSWORD, network.STAT_HANDSHAKE_TIMEOUT,
+                  _REASON_4WAY_HANDSHAKE_TIMEOUT):
+            return "wrong_password"
+        if st in (network.STAT_NO_AP_FOUND, network.STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY,
+                  network.STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD,
+                  network.STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD):
+            return "not_found"
+        return "failed"  # another reason once the attempts are spent, or still trying
 
     def leave(self):
         try:

@@ -296,4 +296,8 @@ class SimRadio:
         self._sta = None
 
     def sta_up(self):
+        # Joined, and its network still in the file: a router that leaves it drops the station.
+        s = self._sta
+        if s is not None and not any(n["ssid"] == s for n in self._networks()):
+            self._sta = None
         return self._sta is not None

@@ -8,8 +8,14 @@
 # wrong WPA2 key, as ESP-IDF reports it; 202 for an open network given a key is not modelled),
 # and the driver tries again until config(reconnects=N) attempts have failed (N+1 in all;
 # unlimited by default). status() answers a "no AP found" reason at once, STAT_IDLE after
-# disconnect() (ASSOC_LEAVE, until a new attempt ends), STAT_CONNECTING while attempts remain,
-# and the raw reason (15) once they are spent.
+# disconnect() of a joined station (ASSOC_LEAVE, until a new attempt ends), STAT_CONNECTING
+# while attempts remain, and the raw reason (15) once they are spent. The reason is the port's
+# one static, changed only by the driver's next disconnect event or an address: ESP-IDF sends
+# that event for esp_wifi_disconnect() only when the station "is already connected to the AP"
+# (its Wi-Fi guide), so disconnect() after a failed join leaves it, and a new connect() reads
+# the old failure (a "no AP found" one, which status() answers first) until its own attempt
+# ends. A joined network that leaves the file drops the station (a beacon timeout), and the
+# driver's remaining attempts follow (its counter is reset by connect(), not by a join).
 # While either interface is active, ADC2 cannot be read (machine.ADC raises, as on the chip);
 # the emulated socket module routes traffic only while the station has an IP or the access
 # point is up (sim/mpy/socket.py).
@@ -113,7 +119,7 @@ class WLAN:
         self._tries = 0
 
     def disconnect(self):
-        if self._target is not None or self._ok:
+        if self._ok:
             self._reason = _REASON_ASSOC_LEAVE
         self._target = None
         self._ok = False
@@ -121,6 +127,13 @@ class WLAN:
     def _attempts(self):
         # The driver's attempts that ended since the last look, each _CONNECT_MS long.
         t = self._target
+        if self._ok and t is not None and not any(n["ssid"] == t[0] for n in _networks()):
+            self._ok = False  # the AP is gone: its beacons time out, the driver tries again
+            self._reason = STAT_BEACON_TIMEOUT
+            self._tries += 1
+            if self._conf_reconnects and self._tries >= self._conf_reconnects:
+                return
+            t = self._target = (t[0], t[1], utime.ticks_ms())
         while t is not None and not self._ok:
             if utime.ticks_diff(utime.ticks_ms(), t[2]) < _CONNECT_MS:
                 return
