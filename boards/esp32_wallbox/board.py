@@ -3,9 +3,12 @@
 #
 # Safety first: Board() opens the contactor and puts the pilot at a steady +12 V (no offer) before
 # it touches anything else, and reset() does the same before restarting. Two inputs do not wait
-# for the event loop: an RCD trip and the loss of the pilot (pins.CP_LOST) open the contactor in
-# their hard interrupt handlers (which allocate nothing), so a loop stalled by a garbage
-# collection or a blocking call cannot delay it; set_relay(True) is refused while either says no.
+# for the event loop: an RCD trip and the loss of the pilot (pins.CP_LOST) de-energise the coil
+# through the board's interlock (pins.py), in hardware, so a loop stalled by a garbage collection
+# or a blocking call cannot delay it. MicroPython's ESP32 port has no hard pin interrupts (its
+# ISR only schedules the handler, which runs between bytecodes), so no code could: the handlers
+# here then bring the relay output in line and wake the connector; set_relay(True) is refused
+# while either input says no.
 # Everything else (and the session, its status and its report) is the connector state machine's,
 # on the event loop: the other interrupts only set the `edge` flag. A watchdog (machine.WDT, fed
 # by a task of the loop) resets a loop hung for WDT_MS; the contactor's pull-down holds it open
@@ -161,16 +164,17 @@ class Board(BoardBase):
         self._de = Pin(pins.RS485_DE_RE, Pin.OUT, value=0)  # listen
 
         super().__init__()
-        # Inputs. The RCD and the pilot-loss comparator open the contactor in their hard IRQ;
-        # the other interrupts only set the flag; the connector reads the levels.
+        # Inputs. The RCD and the pilot-loss comparator (cut the coil in hardware, and) open the
+        # relay output in their handler; the other interrupts only set the flag; the connector
+        # reads the levels. (The port's Pin.irq takes handler, trigger and wake only.)
         self._fb = Pin(pins.RELAY_FB, Pin.IN)
         self._rcd = Pin(pins.RCD_TRIP, Pin.IN)
         self._cp_lost = Pin(pins.CP_LOST, Pin.IN)
         self._btn = Pin(pins.BUTTON, Pin.IN)
         both = Pin.IRQ_RISING | Pin.IRQ_FALLING
         self._fb.irq(handler=self._on_edge, trigger=both)
-        self._rcd.irq(handler=self._on_trip, trigger=both, hard=True)
-        self._cp_lost.irq(handler=self._on_trip, trigger=both, hard=True)
+        self._rcd.irq(handler=self._on_trip, trigger=both)
+        self._cp_lost.irq(handler=self._on_trip, trigger=both)
         self._pressed_at = None  # ticks_ms of the press in progress
         self._press_ms = 0  # the last press's length, for the button task
         self._pressed = asyncio.ThreadSafeFlag()
@@ -233,8 +237,9 @@ class Board(BoardBase):
         self.edge.set()
 
     def _on_trip(self, _pin):
-        # Hard IRQ: nothing allocated. An RCD trip or a lost pilot opens the contactor now; the
-        # connector sees the inputs at its next look and owns the rest.
+        # Scheduled by the port's ISR (the interlock has cut the coil already): an RCD trip or a
+        # lost pilot opens the relay output too, so the coil stays off once the input clears;
+        # the connector sees the inputs at its next look and owns the rest.
         if self._rcd.value() == pins.RCD_TRIPPED_LEVEL or self._cp_lost.value():
             self._relay.value(0)
         self.edge.set()
@@ -524,15 +529,17 @@ class Board(BoardBase):
         machine.RTC().datetime((y, m, d, wd, rem // 3600, rem // 60 % 60, rem % 60, 0))
 
     def _safe(self):
-        # Relay open, then the pilot to a plain GPIO driven high (+12 V). A soft reset stops every
-        # LEDC channel with its output low, which would put -12 V on the pilot until the next
-        # Board(); detaching the PWM here first leaves the GPIO latch (high) in charge.
+        # Relay open, then the pilot to a plain GPIO driven high (+12 V). PWM.deinit() stops the
+        # LEDC channel with its output low and leaves the pin routed to it (machine_pwm.c's
+        # ledc_stop): -12 V on the pilot, as a soft reset's own deinit of every channel would
+        # give until the next Board(). So the pin is taken back as a GPIO first (Pin() routes
+        # it to its output latch, high), and the channel stopped after.
         self._relay.value(0)
+        Pin(pins.CP_PWM, Pin.OUT, value=1)
         try:
             self._cp_pwm.deinit()
         except Exception:
             pass
-        Pin(pins.CP_PWM, Pin.OUT, value=1)
         if self._buzz is not None:
             self._buzz.duty_u16(0)
 

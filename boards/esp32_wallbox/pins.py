@@ -58,12 +58,13 @@ CP_ADC = const(36)
 CP_GAIN_X1000 = const(11824)
 CP_OFFSET_MV = const(15349)
 
-# Pilot loss: a comparator (LM393, open collector) on the pilot line through the same kind of
-# divider, threshold +10.5 V: its output is released (high, external 10 k pull-up) while the
-# pilot's high level is above +10.5 V, which is state A (no EV, or the pilot wire lost: the EV's
-# resistor is gone). An unplug while charging makes it rise; its interrupt opens the contactor at
-# once, without waiting for the event loop (and the ADC sampling above). With the PWM running
-# and no EV it follows the PWM (1 kHz of edges), which only repeats "relay open".
+# Pilot loss: a comparator (LM393, open collector) on the pilot's high level, threshold +10.5 V:
+# a peak hold (Schottky diode into 100 nF, 47 k bleed: tau 4.7 ms, a few periods) ahead of the
+# same kind of divider makes it a level, not a copy of the PWM. Its output is released (high,
+# external 10 k pull-up) while the high level is above +10.5 V, which is state A (no EV, or the
+# pilot wire lost: the EV's resistor is gone). An unplug while charging makes it rise within a
+# millisecond or two: the interlock (Contactor, below) cuts the coil at once, and its interrupt
+# wakes the connector.
 # GPIO 15 is a strapping pin: its level at reset only selects the boot log; it outputs a short
 # PWM at boot, so a 1 k series resistor keeps that from fighting the comparator's output.
 CP_LOST = const(15)
@@ -72,6 +73,13 @@ CP_LOST = const(15)
 # Relay coil driver (logic-level MOSFET, flyback diode on the coil): high = coil energised = main
 # contacts closed. An external 100 k pull-down on the gate keeps the contactor open while the
 # GPIO floats (reset, boot, flashing, a crash into the ROM).
+# Interlock, in hardware: a second MOSFET in series on the coil's low side conducts only while the
+# RCD module reports healthy (its output conducting) and the pilot-loss comparator's output is
+# held low (a pilot below +10.5 V: an EV there): a trip or an unplug de-energises the coil within
+# the comparator's and the coil's own times, whatever the firmware does or how long its loop is
+# blocked. MicroPython's ESP32 port runs no Python in an interrupt (its pin ISR only schedules
+# the handler), so only hardware can keep that promise; the firmware drives RELAY low as well
+# once its handler runs, and never drives it high against either input.
 RELAY = const(26)
 
 # Relay feedback: the contactor's auxiliary contact (normally open, mechanically linked to the

@@ -200,7 +200,7 @@ async def relay_timing(rounds: int = 15) -> list[str]:
 @bench("safety-stall")
 async def safety_stall(rounds: int = 6) -> list[str]:
     """The ESP32 board on the emulated chip, its loop blocked for 300 ms: RCD trip / unplug ->
-    relay open, from the pin's hard interrupt (issue 10: within 20 ms)."""
+    relay open, by the board's interlock in hardware (issue 10: within 20 ms)."""
     from borne.sim import safety
 
     rcd, unplug = [], []

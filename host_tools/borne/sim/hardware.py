@@ -218,7 +218,8 @@ class Hardware:
 
     def stall(self, ms: int) -> None:
         """The emulated chip's main thread blocks for `ms` (a garbage collection, a blocking
-        call): only its hard interrupts run meanwhile."""
+        call): no Python runs on it meanwhile, interrupt handlers included (the port schedules
+        them); the circuit (the relay's interlock) still does."""
         self._send(f"stall {ms}")
 
     def boot(self) -> None:

@@ -11,10 +11,10 @@
 #                 chip's loop blocked that long, for safety tests)
 #   chip -> host: "relay 0|1 <monotonic us>", "pwm <duty %>", "pixel <rrggbb>",
 #                 "tone <hz> <ms>", "reset 0|1"
-# A thread reads the socket: it is the chip's interrupt controller. A hard IRQ handler
-# (Pin.irq(hard=True)) runs on that thread at once, whatever the main thread is doing, with the
-# heap locked as in an ISR; a soft one is scheduled (micropython.schedule) and runs between the
-# main thread's bytecodes.
+# A thread reads the socket: it is the chip's interrupt controller and the circuit around it.
+# The circuit (machine.py: the relay's interlock) reacts on that thread at once, whatever the
+# main thread is doing; a pin's IRQ handler is scheduled (micropython.schedule), as the ESP32
+# port's ISR does, and runs between the main thread's bytecodes.
 import usocket as _so  # the host's sockets: the wires are not the chip's network
 import os
 import sys
@@ -65,25 +65,6 @@ _handlers = {}  # first word of a host line -> fn(words); registered by the emul
 def on(word, fn):
     _handlers[word] = fn
     _start()
-
-
-isr = [0]  # 1 while a hard IRQ handler runs (the heap locked on this thread)
-
-
-def outside_isr(fn, a, b):
-    # fn(a, b) with the heap unlocked: the emulated circuit's bookkeeping may allocate even when
-    # a hard IRQ handler (whose allocations are refused) drives a pin. Allocates nothing itself.
-    if not isr[0]:
-        return fn(a, b)
-    import micropython
-
-    isr[0] = 0
-    micropython.heap_unlock()
-    try:
-        return fn(a, b)
-    finally:
-        micropython.heap_lock()
-        isr[0] = 1
 
 
 _deferred = [0, None]  # a stall (ms) that found its own thread inside send(), and that thread

@@ -14,7 +14,9 @@
 #     pins.CP_ADC reads the pilot through the resistor divider of pins.py (R1 100k to the pilot,
 #     R2 21.5k to 3V3, R3 16.2k to GND), on the PWM's high or low phase by the time in the
 #     period; pins.CP_LOST is the comparator output (high while the pilot is above +10.5 V).
-#   - contactor: pins.RELAY drives the coil ("relay" to the host); pins.RELAY_FB and
+#   - contactor: pins.RELAY drives the coil through the board's safety interlock (pins.py: an
+#     RCD trip or a lost pilot de-energises it whatever the chip does): the coil's state is
+#     "relay" to the host; pins.RELAY_FB and
 #     pins.RCD_TRIP follow the host's "fb" / "rcd"; pins.RCD_TEST high makes the RCD module trip
 #     (its self-test); pins.BUTTON is pressed (low) for "btn <ms>"; pins.S0_PULSE falls once a
 #     pulse.
@@ -43,8 +45,10 @@ _ADC2 = (0, 2, 4, 12, 13, 14, 15, 25, 26, 27)
 
 _level = bytearray(_NPINS)  # what each pin reads: the circuit's level, or the output latch
 _out = bytearray(_NPINS)  # 1: configured as an output
-_irq = [None] * _NPINS  # (handler, trigger, hard, pin) per pin
+_irq = [None] * _NPINS  # (handler, trigger, pin) per pin
+_coil = [0]  # the contactor's coil: pins.RELAY through the interlock
 _pwm = [None] * _NPINS  # the PWM on a pin, if any
+_idle_low = bytearray(_NPINS)  # 1: a deinit PWM's pin, held low by the stopped LEDC channel
 _cp = [12000, 12000]  # the pilot's high and low levels (mV), from the host
 _host_rcd = [0]  # the RCD module's trip output as the host drives it
 _wifi = [0]  # set by network.WLAN: ADC2 cannot be read while the radio runs
@@ -74,40 +78,52 @@ def _set_input(g, v):
     if old == v or _out[g]:
         return
     _level[g] = v
+    if g == pins.RCD_TRIP or g == pins.CP_LOST:
+        _interlock()
     irq = _irq[g]
     if irq is None:
         return
-    handler, trigger, hard, pin = irq
+    handler, trigger, pin = irq
     if not trigger & (Pin.IRQ_RISING if v else Pin.IRQ_FALLING):
         return
-    if hard:
-        # An ISR: it runs now, whatever the main thread does, and may not allocate.
-        micropython.heap_lock()
-        _wires.isr[0] = 1
-        try:
-            handler(pin)
-        finally:
-            _wires.isr[0] = 0
-            micropython.heap_unlock()
-    else:
+    # The port's ISR only schedules the handler (ports/esp32/machine_pin.c: no hard pin IRQs):
+    # it runs on the main thread between bytecodes, never inside a blocking call, and an edge
+    # that finds the queue full (MICROPY_SCHEDULER_DEPTH, 8 there) is lost.
+    try:
         micropython.schedule(handler, pin)
+    except RuntimeError:
+        pass
+
+
+def _interlock():
+    # The coil is energised only while pins.RELAY is driven high, the RCD module is healthy and
+    # the pilot is not lost: the hardware interlock of pins.py, which needs no code to run. Called
+    # from the main thread (the output) and the host lines' thread (the inputs): each caller
+    # checks again after its send, so the last state sent is the circuit's.
+    while True:
+        on = 1 if (_out[pins.RELAY] and _level[pins.RELAY]
+                   and _level[pins.RCD_TRIP] != pins.RCD_TRIPPED_LEVEL
+                   and not _level[pins.CP_LOST]) else 0
+        if on == _coil[0]:
+            return
+        _coil[0] = on
+        # Stamped with the chip's clock (CLOCK_MONOTONIC, as the host's time.monotonic()): when
+        # the coil switched, not when the host got round to reading it.
+        _wires.send("relay %d %d" % (on, utime.ticks_us()))
 
 
 def _output(g, v):
-    # The chip drives a pin: tell the circuit what it does (from a hard IRQ too).
-    _wires.outside_isr(_drive, g, v)
+    # The chip drives a pin: tell the circuit what it does.
+    _drive(g, v)
 
 
 def _drive(g, v):
     v = 1 if v else 0
     _event(("out", g, v))
-    changed = _level[g] != v
     _level[g] = v
-    if g == pins.RELAY and changed:
-        # Stamped with the chip's clock (CLOCK_MONOTONIC, as the host's time.monotonic()): when
-        # the coil switched, not when the host got round to reading it.
-        _wires.send("relay %d %d" % (v, utime.ticks_us()))
-    elif g == pins.CP_PWM and _pwm[g] is None:
+    if g == pins.RELAY:
+        _interlock()
+    elif g == pins.CP_PWM and _pwm[g] is None and not _idle_low[g]:
         _wires.send("pwm %d" % (100 if v else 0))
     elif g == pins.RCD_TEST:
         _rcd_level()
@@ -207,17 +223,23 @@ class Pin:
 
     def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
         g = self.id
+        taken = False
         if mode is not None and mode != -1:
             if mode & 2 and g >= _FIRST_INPUT_ONLY:  # GPIO_MODE_DEF_OUTPUT
                 raise ValueError("pin can only be input")
-            if _pwm[g] is not None:
-                _pwm[g]._detach()  # a mode change takes the pin back from the LEDC
+            if _pwm[g] is not None or _idle_low[g]:
+                if _pwm[g] is not None:
+                    _pwm[g]._detach()  # a mode change takes the pin back from the LEDC
+                _idle_low[g] = 0
+                taken = True
             _out[g] = 1 if mode & 2 else 0
         if value is not None:
             if _out[g]:
                 _output(g, value)
             else:
                 pass  # the latch is set for when the pin becomes an output
+        if taken and g == pins.CP_PWM and value is None:
+            _wires.send("pwm %d" % (100 if _out[g] and _level[g] else 0))
         _wire()
 
     def value(self, x=None):
@@ -243,9 +265,10 @@ class Pin:
             return Pin.OUT if _out[self.id] else Pin.IN
         self.init(mode)
 
-    def irq(self, handler=None, trigger=3, *, wake=None, hard=False):
+    def irq(self, handler=None, trigger=3, wake=None):
+        # (v1.28's ESP32 Pin.irq takes these three only: hard=, priority= raise TypeError)
         g = self.id
-        _irq[g] = None if handler is None else (handler, trigger, hard, self)
+        _irq[g] = None if handler is None else (handler, trigger, self)
         _wire()
         return None
 
@@ -362,6 +385,8 @@ class PWM:
         # One configuration of the LEDC channel: frequency and duty take effect together.
         g = self._g
         _pwm[g] = None  # not attached while half-configured: no glitch reaches the circuit
+        self._live = True
+        _idle_low[g] = 0
         try:
             if freq is not None:
                 self.freq(freq)
@@ -422,13 +447,19 @@ class PWM:
         _pwm[self._g] = None
 
     def deinit(self):
+        # The channel stops (its timer and channel freed) even when a Pin() init has taken the
+        # pin back meanwhile; a pin still routed to it idles low: ledc_stop() (machine_pwm.c)
+        # until a Pin() mode-setting init takes it back.
         g = self._g
+        if not self._live:
+            return
+        self._live = False
+        _event(("deinit", g))
         if _pwm[g] is self:
-            _event(("deinit", g))
             self._detach()
-            # The GPIO's own latch is in charge again.
+            _idle_low[g] = 1
             if g == pins.CP_PWM:
-                _wires.send("pwm %d" % (100 if _level[g] else 0))
+                _wires.send("pwm 0")
 
 
 def _pct(d):
