@@ -667,16 +667,20 @@ def test_monitor_decodes_lines() -> None:
 # ---- flash -----------------------------------------------------------------------------------
 
 
-def _image(tmp_path: Path, version: str | None = None) -> Path:
+def _image(tmp_path: Path, version: str | None = None, ota: bool = True) -> Path:
     """An ESP32 image as a MicroPython build lays it out from 0x1000: the bootloader (0xE9), the
-    partition table at 0x8000 naming the app partition at 0x10000, whose image holds the
+    partition table at 0x8000 naming the app partition at 0x10000 (ota_0, and ota_1 after it, as
+    ESP32_GENERIC-OTA's; ota False: one factory app, as ESP32_GENERIC's), whose image holds the
     ESP-IDF application description (esp_app_desc_t) with ``version``; None: no table."""
-    fw = tmp_path / f"ESP32_GENERIC-{version or 'plain'}.bin"
+    fw = tmp_path / f"ESP32_GENERIC-{version or 'plain'}{'' if ota else '-factory'}.bin"
     data = bytearray([0xE9]) + bytearray(255)
     if version is not None:
         data += bytearray(0x7000 - len(data))
         data += b"\xaa\x50" + bytes([1, 2]) + (0x9000).to_bytes(4, "little") + bytes(24)  # nvs
-        data += b"\xaa\x50" + bytes([0, 0]) + (0x10000).to_bytes(4, "little") + bytes(24)
+        first = 0x10 if ota else 0
+        data += b"\xaa\x50" + bytes([0, first]) + (0x10000).to_bytes(4, "little") + bytes(24)
+        if ota:
+            data += b"\xaa\x50" + bytes([0, 0x11]) + (0x190000).to_bytes(4, "little") + bytes(24)
         data += b"\xff" * (0xF000 - len(data))
         desc = (0xABCD5432).to_bytes(4, "little") + bytes(12) + version.encode().ljust(32, b"\0")
         data += bytes([0xE9]) + bytes(31) + desc + b"micropython".ljust(32, b"\0")
@@ -735,6 +739,10 @@ def test_flash_checks_the_image_version(tmp_path: Path,
     rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
                           str(_image(tmp_path))], capsys)
     assert rc == 0 and "does not say its MicroPython version" in out
+    # a table without OTA app partitions (stock ESP32_GENERIC): said, not refused
+    rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
+                          str(_image(tmp_path, "v1.28.0", ota=False))], capsys)
+    assert rc == 0 and "no OTA app partitions" in out and "BOARD_VARIANT=OTA" in out
     rc, out, _ = run_cli(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"], capsys)
     assert rc == 0 and "@safe" in out and "inactive slot" in out and "SHA-256" in out
 

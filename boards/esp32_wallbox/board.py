@@ -551,9 +551,14 @@ class Board(BoardBase):
 
     def app_partitions(self):
         # The OTA app partitions (MicroPython's ESP32_GENERIC-OTA table: ota_0, ota_1); the
-        # bootloader rolls back an image that was not marked valid before the next boot.
+        # bootloader rolls back an image that was not marked valid before the next boot. None
+        # on an image whose table has none (stock ESP32_GENERIC's factory app:
+        # get_next_update() raises OSError ENOENT): interpreter updates are refused.
         run = esp32.Partition(esp32.Partition.RUNNING)
-        return run, run.get_next_update()
+        try:
+            return run, run.get_next_update()
+        except OSError:
+            return None
 
 
 del _root

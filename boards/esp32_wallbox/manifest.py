@@ -2,14 +2,20 @@
 #
 #   cd micropython && git apply /path/to/borne/boards/micropython/frozen-static-functions.patch
 #   cd ports/esp32
-#   make BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/borne/boards/esp32_wallbox/manifest.py
+#   make BOARD=ESP32_GENERIC BOARD_VARIANT=OTA \
+#        FROZEN_MANIFEST=/path/to/borne/boards/esp32_wallbox/manifest.py
+#
+# (BOARD_VARIANT=OTA: the partition table with two 1.5 MiB app partitions, ota_0 and ota_1,
+# which interpreter updates write; without it, one factory app, and the charger refuses them.
+# The image must fit 1.5 MiB: not checked here, no image has been built on this project's
+# machines.)
 #
 # (The patch, against v1.28.0, makes the resident modules' functions and simple classes in
 # flash at build time, not in the heap at import: ~18 KiB of a plain ESP32's heap. Without it the
 # image works the same, with stock MicroPython's figures. It has been built and run on the
 # 32-bit unix port only: ARCHITECTURE.md "Memory".)
 #
-# and write it with `borne flash --firmware build-ESP32_GENERIC/firmware.bin`.
+# and write it with `borne flash --firmware build-ESP32_GENERIC-OTA/firmware.bin`.
 #
 # The frozen code is the factory application: compiled to bytecode at build time and run from
 # flash, it costs no RAM for code and is always there. Over-the-air updates never touch it: they

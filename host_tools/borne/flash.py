@@ -139,20 +139,28 @@ def run_esptool(cmd: list[str], step: str, erased: bool, say: Say) -> None:
         raise DeviceError(explain_esptool("\n".join(out), rc, step, erased))
 
 
-def image_version(data: bytes) -> str | None:
-    """The version string of a MicroPython ESP32 image (written at 0x1000: the bootloader, the
-    partition table at 0x8000, the application), from the ESP-IDF application description of
-    its first app partition: after the 24-byte image header and the 8-byte segment header,
-    esp_app_desc_t = magic 0xABCD5432, secure_version, 8 reserved bytes, version[32]. An
-    application image alone (its description at 0) is read too. None if there is none."""
-    starts = []
+def app_entries(data: bytes) -> list[tuple[int, int]]:
+    """(subtype, offset in the image) of each app partition in the partition table of an ESP32
+    image written at 0x1000 (the table at 0x8000; 32-byte entries of magic 0xAA50, type, subtype,
+    offset, size, ...). Subtype 0 is a factory app, 0x10 + n is ota_n. [] without a table."""
+    out = []
     table = PARTITION_TABLE - ESP32_FIRMWARE_OFFSET
     for at in range(table, min(len(data), table + 0xC00), 32):
         entry = data[at:at + 32]
         if entry[:2] != b"\xaa\x50":  # the entries' magic; the table ends at the first other
             break
         if entry[2] == 0:  # type app
-            starts.append(int.from_bytes(entry[4:8], "little") - ESP32_FIRMWARE_OFFSET)
+            out.append((entry[3], int.from_bytes(entry[4:8], "little") - ESP32_FIRMWARE_OFFSET))
+    return out
+
+
+def image_version(data: bytes) -> str | None:
+    """The version string of a MicroPython ESP32 image (written at 0x1000: the bootloader, the
+    partition table at 0x8000, the application), from the ESP-IDF application description of
+    its first app partition: after the 24-byte image header and the 8-byte segment header,
+    esp_app_desc_t = magic 0xABCD5432, secure_version, 8 reserved bytes, version[32]. An
+    application image alone (its description at 0) is read too. None if there is none."""
+    starts = [at for _, at in app_entries(data)]
     for start in (*starts, 0):
         desc = data[start + 32:start + 80]
         if len(desc) == 48 and int.from_bytes(desc[:4], "little") == APP_DESC_MAGIC:
@@ -187,6 +195,13 @@ def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None
             )
         say(f"warning: {firmware.name} is MicroPython {version}, not {MPY_CROSS_VERSION} "
             "(--any-micropython)")
+    apps = app_entries(data)
+    if apps and not any(sub == 0x10 for sub, _ in apps):
+        # (stock ESP32_GENERIC's table: one factory app) application bundles still install
+        say(f"warning: {firmware.name}'s partition table has no OTA app partitions (ota_0, "
+            "ota_1): the charger will refuse interpreter updates (image bundles, `borne "
+            "release --image`), which a plain ESP32 running the frozen image needs; build "
+            "that image with BOARD_VARIANT=OTA (boards/esp32_wallbox/manifest.py)")
 
 
 def wait_for_micropython(port: str, timeout: float, say: Say) -> None:
