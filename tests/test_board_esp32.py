@@ -624,6 +624,27 @@ print("RESULT " + json.dumps(out))
 '''
 
 
+_SCAN = '''
+import json, _wires
+with open("wifi.json", "w") as f:
+    json.dump({"networks": [{"ssid": "Home", "password": "secret99", "rssi": -50},
+                            {"ssid": "Attic", "password": "hidden-one", "hidden": True}]}, f)
+_wires._args["wifi-env"] = "wifi.json"
+import network, radio
+raw = network.WLAN(network.STA_IF)
+raw.active(True)
+out = {"raw": [[x[0].decode(), x[5]] for x in raw.scan()], "scan": radio.Radio().scan()}
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_a_hidden_network_is_left_out_of_the_scan(tmp_path: Path) -> None:
+    # v1.28 scans with show_hidden and never sets the hidden field: a nameless entry.
+    r = _run_emulated(tmp_path, _SCAN)
+    assert r["raw"] == [["Home", False], ["", False]]
+    assert r["scan"] == [["Home", -50, True]]
+
+
 def test_emulation_refuses_what_the_chip_refuses(tmp_path: Path) -> None:
     r = _run_emulated(tmp_path, _ERRORS)
     assert r["flash"] == r["missing"] == r["beyond"] == ["ValueError", "invalid pin"]

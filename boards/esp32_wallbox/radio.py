@@ -31,9 +31,11 @@ class Radio:
 
     # access point
     def ap_open(self, ssid, key):
+        # Configured before it starts: started first, the driver would broadcast its default
+        # (open, "ESP_xxxxxx") access point until config() (docs/esp32/quickref.rst's order).
         ap = self._ap
-        ap.active(True)
         ap.config(essid=ssid, password=key, authmode=_AUTH_WPA2_PSK, max_clients=4)
+        ap.active(True)
         self._ip = ap.ifconfig()[0]
         return self._ip
 
@@ -52,7 +54,9 @@ class Radio:
         sta.active(True)
         out = []
         for ssid, _bssid, _ch, rssi, auth, hidden in sta.scan():
-            if hidden:
+            # The port scans with show_hidden and never sets `hidden` (network_wlan.c): a
+            # hidden network is the one with no name.
+            if hidden or not ssid:
                 continue
             try:
                 name = ssid.decode()

@@ -195,8 +195,10 @@ class WLAN:
         for i, n in enumerate(_networks()):
             auth = AUTH_WPA2_PSK if n.get("password") else AUTH_OPEN
             bssid = bytes([0x02, 0, 0, 0, 0, i & 0xFF])
-            out.append((n["ssid"].encode(), bssid, 1 + i % 11, int(n.get("rssi", -60)), auth,
-                        False))
+            # The port scans with show_hidden: a network marked "hidden" in the file comes with
+            # an empty name, and the last field is always False (network_wlan.c's "XXX hidden?").
+            name = b"" if n.get("hidden") else n["ssid"].encode()
+            out.append((name, bssid, 1 + i % 11, int(n.get("rssi", -60)), auth, False))
         return out
 
     def config(self, *args, **kw):
