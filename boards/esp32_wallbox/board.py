@@ -162,6 +162,10 @@ class Board(BoardBase):
         self._rcd_test = Pin(pins.RCD_TEST, Pin.OUT, value=0)
         Pin(pins.BUZZER, Pin.OUT, value=0)
         self._de = Pin(pins.RS485_DE_RE, Pin.OUT, value=0)  # listen
+        # A soft reset leaves the last boot's watchdog running (ports/esp32/main.c does not stop
+        # it): fed here, the boot has its whole timeout again to reach start()'s feeding task.
+        if machine.reset_cause() == machine.SOFT_RESET:
+            machine.WDT(timeout=_WDT_MS).feed()
 
         super().__init__()
         # Inputs. The RCD and the pilot-loss comparator (cut the coil in hardware, and) open the
@@ -547,6 +551,8 @@ class Board(BoardBase):
         self._safe()
         if hard:
             machine.reset()
+        if self._wdt is not None:
+            self._wdt.feed()  # a soft reset leaves it running: the next boot gets its whole time
         machine.soft_reset()
 
     def app_partitions(self):

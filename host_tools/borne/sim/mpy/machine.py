@@ -749,6 +749,12 @@ class RTC:
 
 
 _wdt = [None]  # (timeout_ms, last feed ticks)
+# A soft reset does not stop the watchdog (ports/esp32/main.c's soft-reset cleanup leaves the
+# task WDT subscription of machine_wdt.c alone): the next boot must feed it in time. The chip's
+# state across that reset is this file beside the NVS (esp32.py's directory), read and removed
+# when the next process imports this module; reset_cause() is then SOFT_RESET.
+_WDT_FILE = "wdt_soft_reset.json"
+_cause = [1]  # PWRON_RESET
 
 
 class WDT:
@@ -773,6 +779,30 @@ def _watch():
             _wires.die()
 
 
+def _wdt_file():
+    import esp32
+
+    return esp32._path(_WDT_FILE)
+
+
+def _carry_wdt():
+    # At import: a watchdog armed before a soft reset runs on, from its last feed (the host's
+    # monotonic ticks are the chip's). A file older than its timeout is a power cut's leftover.
+    import json
+    import os
+
+    try:
+        with open(_wdt_file()) as f:
+            timeout, fed = json.load(f)
+        os.remove(_wdt_file())
+    except (OSError, ValueError):
+        return
+    _cause[0] = SOFT_RESET
+    if utime.ticks_diff(utime.ticks_ms(), fed) <= timeout:
+        _wdt[0] = [timeout, fed]
+        _thread.start_new_thread(_watch, ())
+
+
 # ---- the chip ----------------------------------------------------------------------------------
 def reset():
     _wires.send("reset 1")
@@ -780,6 +810,11 @@ def reset():
 
 
 def soft_reset():
+    if _wdt[0] is not None:
+        import json
+
+        with open(_wdt_file(), "w") as f:
+            json.dump(_wdt[0], f)
     _wires.send("reset 0")
     raise SystemExit(4)
 
@@ -809,7 +844,7 @@ def enable_irq(state=0):
 
 
 def reset_cause():
-    return 1  # PWRON_RESET
+    return _cause[0]
 
 
 PWRON_RESET = 1
@@ -817,3 +852,5 @@ HARD_RESET = 2
 WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
+
+_carry_wdt()
