@@ -634,6 +634,8 @@ import network, radio
 raw = network.WLAN(network.STA_IF)
 raw.active(True)
 out = {"raw": [[x[0].decode(), x[5]] for x in raw.scan()], "scan": radio.Radio().scan()}
+raw.connect("Home", "secret99")  # while the station connects, the port's scan answers []
+out["connecting"] = raw.scan()
 print("RESULT " + json.dumps(out))
 '''
 
@@ -643,6 +645,7 @@ def test_a_hidden_network_is_left_out_of_the_scan(tmp_path: Path) -> None:
     r = _run_emulated(tmp_path, _SCAN)
     assert r["raw"] == [["Home", False], ["", False]]
     assert r["scan"] == [["Home", -50, True]]
+    assert r["connecting"] == []
 
 
 _WDT_CARRY = '''

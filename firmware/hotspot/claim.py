@@ -21,6 +21,7 @@ _IDLE_S = const(900)
 _CLOSE_GRACE_MS = const(10000)
 _READ_MS = const(1000)  # after the app read a claim's success: its answer is written by then
 _SCAN_CACHE_MS = const(20000)
+_EMPTY_SCAN_MS = const(3000)  # an empty scan is kept this long only (the radio may be busy)
 _RESET_DELAY_MS = const(700)
 # Free heap the hotspot needs to open: hotspot/room.py.
 # Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string; the
@@ -342,8 +343,11 @@ class Hotspot:
             nets.sort(key=lambda n: -n["rssi"])
             import json
 
+            # An empty answer is scanned again soon: the ESP32 port answers [] while its
+            # station is connecting (esp_wifi_scan_start's ESP_ERR_WIFI_STATE).
+            at = now if nets else time.ticks_add(now, _EMPTY_SCAN_MS - _SCAN_CACHE_MS)
             self._scan = None
-            self._scan = (now, json.dumps({"networks": nets[:30]}).encode())
+            self._scan = (at, json.dumps({"networks": nets[:30]}).encode())
         return self._scan[1]
 
     def joining(self):

@@ -190,6 +190,10 @@ class WLAN:
 
     def scan(self):
         self._need_active()
+        if self._if == STA_IF and self._sta_status() == STAT_CONNECTING:
+            # esp_wifi_scan_start() refuses while the station connects (ESP_ERR_WIFI_STATE),
+            # and network_wlan.c then returns the empty list
+            return []
         utime.sleep_ms(50)  # the real scan blocks for about 2 s, every channel
         out = []
         for i, n in enumerate(_networks()):
