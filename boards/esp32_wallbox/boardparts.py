@@ -2,27 +2,26 @@
 # for: the S0 pulse counter (board.py's meter_pulses(), meter model "pulse") and the SPI device
 # of an MFRC522 reader (boardonce.py's rfid_driver()). A charger with a Modbus meter and a PN532
 # on the UART (the factory's default) never loads this module.
-import asyncio
-
-from machine import Pin
+from machine import Counter, Pin
 
 import pins
 
+_S0_UNIT = const(0)  # the PCNT unit (of 8) that counts the S0 pulses
+_S0_FILTER_NS = const(12000)  # glitches shorter than this are not pulses (the PCNT's longest)
+
 
 class S0:
-    # S0 pulses since boot, counted on falling edges in the pin's IRQ handler, which the port
-    # schedules (the PulseMeter reads .count and waits on .flag). Edges that come while the
-    # scheduler's queue (8) is full are lost: a blocking call of over a second at the highest
-    # pulse rates (a 22 kW charge on a 1,000 imp/kWh meter: ~6 a second).
+    # S0 pulses since boot (the PulseMeter reads .count), counted by the chip's pulse counter
+    # (machine.Counter on esp32.PCNT) on falling edges: in hardware, so none is lost while the
+    # loop is blocked. A pin IRQ could not promise that: the port only schedules its handler,
+    # and an edge that finds the scheduler's queue (8) full is dropped.
     def __init__(self):
-        self.count = 0
-        self.flag = asyncio.ThreadSafeFlag()
-        self._pin = Pin(pins.S0_PULSE, Pin.IN, Pin.PULL_UP)
-        self._pin.irq(handler=self._on_pulse, trigger=Pin.IRQ_FALLING)
+        pin = Pin(pins.S0_PULSE, Pin.IN, Pin.PULL_UP)
+        self._c = Counter(_S0_UNIT, pin, edge=Counter.FALLING, filter_ns=_S0_FILTER_NS)
 
-    def _on_pulse(self, _pin):
-        self.count += 1
-        self.flag.set()
+    @property
+    def count(self):
+        return self._c.value()
 
 
 class SpiDevice:

@@ -148,5 +148,6 @@ RS485_DE_RE = const(32)
 METER_BAUD = const(9600)
 # S0 pulse output of a pulse meter (DIN 43864 / IEC 62053-31: open collector, pulses >= 30 ms).
 # External 4.7 k pull-up to 3V3 (the internal ~45 k is too weak for a cable); counted on falling
-# edges in the pin's interrupt (at most ~10 pulses a second at 1000 imp/kWh and 32 A x 3).
+# edges by the chip's pulse counter (PCNT unit 0, machine.Counter: no interrupt, none lost while
+# the loop is blocked; at most ~10 pulses a second at 1000 imp/kWh and 32 A x 3).
 S0_PULSE = const(33)

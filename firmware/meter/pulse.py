@@ -1,5 +1,5 @@
 # S0 pulse meter (EN 62053-31): the fallback when no Modbus meter is fitted. The board counts
-# the pulses in its pin interrupt and sets a ThreadSafeFlag; this source turns the count into
+# the pulses (the ESP32's pulse counter, in hardware); this source turns the count into
 # energy (wh_per_pulse, e.g. 1 Wh for a 1000 imp/kWh meter) and estimates power from the time
 # between pulses. Voltage, current and frequency are unknown (None), never invented.
 #
@@ -22,8 +22,7 @@ _IDLE_MS = const(60000)  # no pulse for this long: power is taken as 0
 
 class PulseMeter:
     def __init__(self, pulses, wh_per_pulse=1.0, store=None):
-        # pulses: an object with .count (pulses since boot, incremented by the board's IRQ)
-        # and .flag (an asyncio.ThreadSafeFlag the IRQ sets).
+        # pulses: an object with .count (pulses since boot, as the board counts them).
         self.pulses = pulses
         self.wh_per_pulse = wh_per_pulse
         self.store = store

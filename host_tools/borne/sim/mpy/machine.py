@@ -78,6 +78,9 @@ def _set_input(g, v):
     if old == v or _out[g]:
         return
     _level[g] = v
+    c = _counters.get(g)
+    if c is not None and c._edge & (Counter.RISING if v else Counter.FALLING):
+        c._n += c._step  # the pulse counter counts in hardware: no interrupt, nothing lost
     if g == pins.RCD_TRIP or g == pins.CP_LOST:
         _interlock()
     irq = _irq[g]
@@ -274,6 +277,59 @@ class Pin:
 
     def __repr__(self):
         return "Pin(%d)" % self.id
+
+
+# ---- Counter (esp32.PCNT, ports/esp32/modules/machine.py) -------------------------------------
+_counters = {}  # gpio -> the Counter counting its edges
+
+
+class Counter:
+    # One singleton per PCNT unit id, as the port's: Counter(id) alone returns it unchanged;
+    # with a source it is configured afresh and reset to 0.
+    RISING = 1
+    FALLING = 2
+    UP = 1
+    DOWN = 2
+    _INSTANCES = {}
+
+    def __new__(cls, unit_id, *args, **kwargs):
+        self = cls._INSTANCES.get(unit_id)
+        if self is None:
+            self = object.__new__(cls)
+            cls._INSTANCES[unit_id] = self
+        return self
+
+    def __init__(self, unit_id, *args, filter_ns=0, **kwargs):
+        self._unit_id = unit_id
+        if hasattr(self, "_n") and not (args or kwargs):
+            return
+        self._configure(*args, **kwargs)
+
+    def _configure(self, src, edge=RISING, direction=UP):
+        g = _gpio(src)
+        for k in [k for k, c in _counters.items() if c is self]:
+            del _counters[k]
+        self._edge = edge
+        self._step = -1 if direction == Counter.DOWN else 1
+        self._n = 0
+        _counters[g] = self
+
+    def init(self, *args, **kwargs):
+        self.__init__(self._unit_id, *args, **kwargs)
+
+    def deinit(self):
+        for k in [k for k, c in _counters.items() if c is self]:
+            del _counters[k]
+        if hasattr(self, "_n"):
+            del self._n
+
+    def value(self, value=None):
+        if not hasattr(self, "_n"):
+            raise RuntimeError("not initialised")
+        n = self._n
+        if value is not None:
+            self._n = value
+        return n
 
 
 # ---- bitstream -----------------------------------------------------------------------------------
