@@ -68,10 +68,17 @@ class Radio:
     async def join(self, ssid, password, timeout_ms=15000):
         sta = self._sta
         sta.active(True)
+        was = sta.isconnected()
         try:
             sta.disconnect()
         except OSError:
             pass
+        # Joined before (a claim on a claimed charger): the port learns of the disconnection
+        # from the driver's event, and until then status() still says GOT_IP, which the new
+        # attempt would take for its own.
+        t0 = time.ticks_ms()
+        while was and sta.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+            await asyncio.sleep_ms(50)
         # The port's status() shows the driver's last disconnect reason until the next one or
         # an address, and disconnect() sends none unless the station was joined: after a failed
         # join (or a drop the driver gave up on), the new attempt reads the old failure. That
