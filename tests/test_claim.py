@@ -77,6 +77,16 @@ async def claim_and_wait(c: ProvisioningClient, f: dict[str, Any]) -> dict[str, 
     return result
 
 
+async def claim_through_the_hotspot(sim: Simulator, csms: Csms) -> None:
+    """The owner claims the unclaimed charger for `csms`; -> once its BootNotification came."""
+    async with controlling(sim) as ctl:
+        await hotspot_up(ctl)
+        c = ProvisioningClient(sim.hotspot_url)
+        await call(c.login, PASSWORD)
+        assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
+        await csms.wait_call("BootNotification", timeout=30)
+
+
 def dns_query(port: int, name: bytes = b"\x07example\x03com\x00") -> bytes:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(3)
@@ -206,12 +216,7 @@ async def test_home_wifi_is_joined_again_once_the_router_is_back(
     env.write_text(json.dumps({"networks": [HOME, other]}))
     async with running(Simulator(flash, cp_id=CP_ID, claim=claim_options(wifi_env=env),
                                  fitted=Fitted(board=board))) as sim:
-        async with controlling(sim) as ctl:
-            await hotspot_up(ctl)
-            c = ProvisioningClient(sim.hotspot_url)
-            await call(c.login, PASSWORD)
-            assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
-        await csms.wait_call("BootNotification", timeout=30)
+        await claim_through_the_hotspot(sim, csms)
         agent = sim.agent
         assert agent is not None
         line0 = len(agent.all_lines)

@@ -11,7 +11,7 @@ from borne.claim import ProvisioningClient
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
 from simctl import controlling
-from test_claim import PASSWORD, call, claim_and_wait, claim_options, fields, hotspot_up
+from test_claim import call, claim_options, claim_through_the_hotspot, hotspot_up
 
 CP_ID = "CP-CLAIM-1"
 
@@ -22,12 +22,7 @@ async def test_claimed_charger_rejoins_wifi_and_loads_claim_mode_at_the_press(
     sim = Simulator(flash, cp_id=CP_ID, claim=claim_options(idle_s=4))  # type: ignore[arg-type]
     await sim.start()
     try:
-        async with controlling(sim) as ctl:
-            await hotspot_up(ctl)
-            c = ProvisioningClient(sim.hotspot_url)
-            await call(c.login, PASSWORD)
-            assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
-            await csms.wait_call("BootNotification", timeout=30)
+        await claim_through_the_hotspot(sim, csms)
         agent = sim.agent
         assert agent is not None
         boots = len(csms.calls("BootNotification"))
