@@ -115,8 +115,7 @@ class _Setup:
     def load(self):
         # -> True once the hotspot is built and its task started; False: no memory (logged);
         # None: it cannot load (a damaged file, logged): the charger runs on without it.
-        gc.collect()
-        free = gc.mem_free()
+        free = supervisor.heap_free()
         need = _CLAIM_FLOOR
         try:
             need = max(need, supervisor.rare("hotspot.room", "need",
@@ -205,6 +204,7 @@ async def _build():
 
     b = board_mod.Board()
     clock.rtc_hook = b.set_rtc  # network time also sets the board's hardware clock
+    supervisor.growth = b.heap_growth  # the room checks count what the heap can still add
     store = Store(b.flash_root)
     from diag import agentlog
 

@@ -140,6 +140,11 @@ class BoardBase:
         # -> (host, port): where a TCP connection to host:port really goes.
         return host, port
 
+    def heap_growth(self):
+        # Bytes the GC heap can still add beyond gc.mem_free(), on a port that grows it by
+        # areas (the ESP32's); 0 for a heap of fixed size (the unix port's -X heapsize).
+        return 0
+
     def set_rtc(self, unix_seconds):
         # Set the hardware clock from network time (the clock module calls it).
         pass

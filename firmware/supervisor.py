@@ -352,13 +352,28 @@ def code_in_heap():
     return True
 
 
-def heap_room(need, block, count=1):
-    # Has the heap room for a feature? -> (yes?, free bytes): at least `need` bytes free after a
-    # collection, and `count` contiguous blocks of `block` bytes at once (its largest buffers: a
-    # fragmented heap can have plenty free in holes too small for them), probed by allocating
-    # them once.
+growth = None  # board.heap_growth (app.py): what the GC heap can still add
+
+
+def heap_free():
+    # Free heap after a collection, with the room the heap can still grow by: on the ESP32 the
+    # port adds areas on demand, and gc.mem_free() counts only those made so far.
     gc.collect()
     free = gc.mem_free()
+    if growth is not None:
+        try:
+            free += growth()
+        except Exception:
+            pass
+    return free
+
+
+def heap_room(need, block, count=1):
+    # Has the heap room for a feature? -> (yes?, free bytes): at least `need` bytes free after a
+    # collection (heap_free()), and `count` contiguous blocks of `block` bytes at once (its
+    # largest buffers: a fragmented heap can have plenty free in holes too small for them),
+    # probed by allocating them once (on the ESP32 that grows the heap if it can).
+    free = heap_free()
     if free < need:
         return False, free
     held = None

@@ -648,6 +648,29 @@ def test_a_hidden_network_is_left_out_of_the_scan(tmp_path: Path) -> None:
     assert r["connecting"] == []
 
 
+_GROWTH = '''
+import gc, json, supervisor, board
+b = board.Board()
+supervisor.growth = b.heap_growth
+gc.collect()
+free = gc.mem_free()
+out = {"rule": [board._growth(40000, 57344), board._growth(100000, 57344),
+                board._growth(40000, 20000), board._growth(120000, 57344)],
+       "big_heap": [b.heap_growth(), supervisor.heap_free() - free]}
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_the_room_checks_count_what_the_esp32_heap_can_still_add(tmp_path: Path) -> None:
+    # v1.28 grows the ESP32's GC heap from 56 KiB by areas taken from the ESP-IDF heap; the
+    # board counts up to twice that first area (what the port leaves Wi-Fi and TLS room beside)
+    # within the largest free ESP-IDF block, less the new area's tables and a margin.
+    r = _run_emulated(tmp_path, _GROWTH)
+    assert r["rule"] == [57344 - 1433 - 2048, 2 * 57344 - 100000, 20000 - 500 - 2048, 0]
+    # this unix port's heap is over twice the first area: nothing more to count
+    assert r["big_heap"][0] == 0 and abs(r["big_heap"][1]) <= 1024
+
+
 _WDT_CARRY = '''
 import json, sys, machine
 print("RESULT " + json.dumps([machine.reset_cause(), machine._wdt[0] is not None]))

@@ -28,6 +28,7 @@
 # removes it. Nothing here invents a default for a missing secret: an unprovisioned board returns
 # an empty dict and the application stays unprovisioned.
 import asyncio
+import gc
 import io
 import os
 import time
@@ -83,8 +84,14 @@ _POLL_WR = const(4)
 
 _READERS = ("pn532_uart", "pn532_i2c", "mfrc522")
 _BUTTON_MIN_MS = const(50)  # shorter is contact bounce, not a press
+_GC_FIRST_AREA = const(56 * 1024)  # v1.28's MICROPY_GC_INITIAL_HEAP_SIZE for the ESP32
 _WDT_MS = const(5000)  # the loop must feed the watchdog within this, or the chip resets
 _WDT_FEED_MS = const(1000)
+
+
+def _growth(total, largest):
+    # heap_growth()'s rule: up to twice the first area, within the largest free ESP-IDF block.
+    return max(0, min(2 * _GC_FIRST_AREA - total, largest - largest // 40 - 2048))
 
 
 def _cp_mv(uv):
@@ -554,6 +561,20 @@ class Board(BoardBase):
         if self._wdt is not None:
             self._wdt.feed()  # a soft reset leaves it running: the next boot gets its whole time
         machine.soft_reset()
+
+    def heap_growth(self):
+        # v1.28 starts the GC heap at 56 KiB and adds an area from the ESP-IDF heap when an
+        # allocation fails (MICROPY_GC_SPLIT_HEAP_AUTO). The port sizes that first area so one
+        # doubling still leaves Wi-Fi and a TLS connection their RAM: counted up to twice it,
+        # and never more than the largest free ESP-IDF block less the new area's own tables
+        # (~1/40) and a margin.
+        if gc.mem_free() + gc.mem_alloc() >= 2 * _GC_FIRST_AREA:
+            return 0
+        try:
+            largest = max(h[2] for h in esp32.idf_heap_info(esp32.HEAP_DATA))
+        except Exception:
+            return 0
+        return _growth(gc.mem_free() + gc.mem_alloc(), largest)
 
     def app_partitions(self):
         # The OTA app partitions (MicroPython's ESP32_GENERIC-OTA table: ota_0, ota_1); the

@@ -88,6 +88,20 @@ def _save_json(name, doc):
     os.rename(tmp, _path(name))
 
 
+# ---- ESP-IDF heap ---------------------------------------------------------------------------
+# The ESP-IDF heap beside MicroPython's. On the chip the GC heap grows into it (56 KiB first,
+# more areas on demand); the unix port's GC heap is fixed (-X heapsize), so these are fixed
+# figures of a plain ESP32 with Wi-Fi started, for code that reads them
+# (boards/esp32_wallbox/board.py heap_growth()): (total, free, largest free block, minimum free).
+HEAP_DATA = 4
+HEAP_EXEC = 1
+_IDF_HEAP = ((113840, 0, 0, 0), (79912, 61440, 57344, 52000), (15072, 15036, 15036, 15036))
+
+
+def idf_heap_info(capabilities):
+    return list(_IDF_HEAP) if capabilities & HEAP_DATA else [(15072, 15036, 15036, 15036)]
+
+
 # ---- NVS -------------------------------------------------------------------------------------
 
 
