@@ -88,7 +88,7 @@ class Transactions:
         self.txq.add(START, req, s["ref"], hold=hold)
 
     def on_tx_starting(self):
-        # A session starts only once every stop before it is on flash (connector._start).
+        # A session starts only once every stop before it is on flash (the connector asks).
         if not self.txq.flush_held():
             raise OSError("a StopTransaction is not on flash yet")
 
