@@ -35,9 +35,16 @@ validate = None
 
 
 def load_checker():
+    # Kept from the first connection on. A heap that has no block for it yet (after a claim,
+    # claim mode still open in a fragmented heap) is no failure: each CALL then loads it for
+    # its check, as where the code is out of the heap, until a later connection keeps it.
     global validate
     if validate is None and code_in_heap():
-        validate = __import__(_CHECKER[0], None, None, ("check",))
+        try:
+            validate = __import__(_CHECKER[0], None, None, ("check",))
+        except MemoryError:
+            drop(*_CHECKER)
+            log.warn(_TAG, "no room to keep the frame checker yet: loaded for each CALL")
 
 
 def _rare(name, *args):
