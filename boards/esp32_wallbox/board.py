@@ -568,13 +568,14 @@ class Board(BoardBase):
         # doubling still leaves Wi-Fi and a TLS connection their RAM: counted up to twice it,
         # and never more than the largest free ESP-IDF block less the new area's own tables
         # (~1/40) and a margin.
-        if gc.mem_free() + gc.mem_alloc() >= 2 * _GC_FIRST_AREA:
+        total = gc.mem_free() + gc.mem_alloc()
+        if total >= 2 * _GC_FIRST_AREA:
             return 0
         try:
             largest = max(h[2] for h in esp32.idf_heap_info(esp32.HEAP_DATA))
         except Exception:
             return 0
-        return _growth(gc.mem_free() + gc.mem_alloc(), largest)
+        return _growth(total, largest)
 
     def app_partitions(self):
         # The OTA app partitions (MicroPython's ESP32_GENERIC-OTA table: ota_0, ota_1); the
