@@ -307,8 +307,7 @@ class Counter:
 
     def _configure(self, src, edge=RISING, direction=UP):
         g = _gpio(src)
-        for k in [k for k, c in _counters.items() if c is self]:
-            del _counters[k]
+        self._unhook()
         self._edge = edge
         self._step = -1 if direction == Counter.DOWN else 1
         self._n = 0
@@ -318,10 +317,13 @@ class Counter:
         self.__init__(self._unit_id, *args, **kwargs)
 
     def deinit(self):
-        for k in [k for k, c in _counters.items() if c is self]:
-            del _counters[k]
+        self._unhook()
         if hasattr(self, "_n"):
             del self._n
+
+    def _unhook(self):
+        for k in [k for k, c in _counters.items() if c is self]:
+            del _counters[k]
 
     def value(self, value=None):
         if not hasattr(self, "_n"):
