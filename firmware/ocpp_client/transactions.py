@@ -90,7 +90,7 @@ class Transactions:
     def on_tx_starting(self):
         # A session starts only once every stop before it is on flash (the connector asks).
         if not self.txq.flush_held():
-            raise OSError("a StopTransaction is not on flash yet")
+            raise OSError("records held in RAM are not on flash yet")
 
     def on_tx_stop(self, s, reason):
         try:
