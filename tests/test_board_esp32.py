@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from borne import boardcheck, build, cli, mpyinfo
@@ -420,7 +421,10 @@ def _pins() -> dict[str, int]:
     }
 
 
-def _run_emulated(tmp_path: Path, script: str) -> dict:
+def _run_emulated(tmp_path: Path, script: str, *args: str, exits: tuple[int, ...] = (0,)
+                  ) -> Any:
+    """The script's RESULT line, run in tmp_path with `args`; its exit status one of `exits`
+    (4: the emulated chip restarted)."""
     if not MICROPYTHON.exists():
         pytest.skip("the unix port is not installed")
     from borne import paths
@@ -428,10 +432,10 @@ def _run_emulated(tmp_path: Path, script: str) -> dict:
     path = tmp_path / "script.py"
     path.write_text(script)
     env = dict(os.environ, MICROPYPATH=paths.micropypath("esp32_wallbox"))
-    proc = subprocess.run([str(MICROPYTHON), str(path)], env=env, capture_output=True, text=True,
-                          check=False, timeout=60, cwd=tmp_path)
+    proc = subprocess.run([str(MICROPYTHON), str(path), *args], env=env, capture_output=True,
+                          text=True, check=False, timeout=60, cwd=tmp_path)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
+    assert proc.returncode in exits and lines, proc.stdout + proc.stderr
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -683,19 +687,8 @@ if sys.argv[1] == "soft":
 def test_a_soft_reset_leaves_the_watchdog_running(tmp_path: Path) -> None:
     # ports/esp32/main.c's soft reset does not stop machine_wdt.c's watchdog: the next boot
     # must feed it in time (board.py feeds it in Board() after a soft reset, and before one).
-    if not MICROPYTHON.exists():
-        pytest.skip("the unix port is not installed")
-    from borne import paths
-
-    (tmp_path / "script.py").write_text(_WDT_CARRY)
-    env = dict(os.environ, MICROPYPATH=paths.micropypath("esp32_wallbox"))
-    seen = []
-    for step in ("soft", "next", "next"):
-        proc = subprocess.run([str(MICROPYTHON), "script.py", step], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, check=False, timeout=60)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        assert lines, proc.stdout + proc.stderr
-        seen.append(json.loads(lines[-1][len("RESULT "):]))
+    seen = [_run_emulated(tmp_path, _WDT_CARRY, step, exits=(0, 4))
+            for step in ("soft", "next", "next")]
     # power-on; after the soft reset: SOFT_RESET, the watchdog armed; then a clean start again
     assert seen == [[1, False], [5, True], [1, False]], seen
 
