@@ -48,7 +48,7 @@ def _tls_error(e):
     if isinstance(e, ValueError):
         return True
     a = e.args[0] if isinstance(e, OSError) and e.args else 0
-    return isinstance(a, int) and a < 0
+    return isinstance(a, int) and a <= -256  # mbedTLS's codes (ocpp_client/wsopen.py _mbedtls)
 
 
 class Mqtt:

@@ -340,14 +340,25 @@ async def _send_file(w, f, size, chunk, timeout_ms):
 
 def _tlserr(e):
     a = e.args[0] if e.args else 0
-    return isinstance(a, int) and a < 0
+    return isinstance(a, int) and a <= -256  # mbedTLS's codes (ocpp_client/wsopen.py _mbedtls)
+
+
+_LABELS = {"ECONNABORTED": "connection aborted", "ECONNRESET": "connection reset",
+           "ETIMEDOUT": "timed out", "ECONNREFUSED": "connection refused",
+           "EHOSTUNREACH": "host unreachable"}
 
 
 def _oserr(e):
+    # By the port's own errno names: the numbers differ (newlib's ETIMEDOUT, the ESP32's, is
+    # 116; Linux's 110). getaddrinfo fails with a small negative code (-2, -3 Linux; -200,
+    # -202 lwIP).
+    from errno import errorcode
+
     a = e.args[0] if e.args else None
-    names = {103: "connection aborted", 104: "connection reset", 110: "timed out",
-             111: "connection refused", 113: "host unreachable", -2: "name not resolved"}
-    return names.get(a, "%s %s" % (type(e).__name__, e))
+    if isinstance(a, int) and -256 < a < 0:
+        return "name not resolved (%d)" % a
+    label = _LABELS.get(errorcode.get(a)) if isinstance(a, int) else None
+    return label or "%s %s" % (type(e).__name__, e)
 
 
 async def _follow(method, url, headers, body, ssl_ctx, route, timeout_ms, redirects, chunk,

@@ -15,6 +15,8 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEADERS = const(32)
 _MAX_HEADER_LINE = const(512)
 _UNRESERVED = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ECONNRESET = const(104)  # the same number in Linux's and newlib's (ESP32) errno
+_ECONNREFUSED = const(111)
 
 
 class TlsError(WsError):
@@ -109,8 +111,17 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         if auth:
             req.append(b"Authorization: " + auth.encode() + b"\r\n")
         req.append(b"\r\n")
-        w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
-        await within(w.drain(), timeout_ms)
+        try:
+            w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
+            await within(w.drain(), timeout_ms)
+        except OSError as e:
+            if e.errno != _ECONNRESET:
+                raise
+            # lwIP (the ESP32) reports a refused connect (a RST to our SYN) as a reset at the
+            # first write (micropython issue 8326), where Linux says refused; a reset before
+            # the request is out is a refusal either way, backed off (client.dead), not a
+            # dead path retried every 1-2 s.
+            raise OSError(_ECONNREFUSED, "connection refused (reset before the request was sent)")
         headers = await within(_response(r), timeout_ms)
         if headers.get(b"upgrade", b"").lower() != b"websocket" or b"upgrade" not in (
             headers.get(b"connection", b"").lower()
@@ -133,5 +144,8 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
 
 
 def _mbedtls(e):
+    # An mbedTLS error code is -256 or below: modtls turns the socket's errno, which it passes
+    # through mbedTLS negated, positive again above that. A small negative code is the ESP32
+    # getaddrinfo's (-202: no name), not TLS.
     a = e.args[0] if e.args else 0
-    return isinstance(a, int) and a < 0
+    return isinstance(a, int) and a <= -256

@@ -241,3 +241,17 @@ def test_parse_url():
         raise AssertionError(bad)
     assert http._join("https://h:1/a/b", "/c") == "https://h:1/c"
     assert http._join("http://h:1/a/b", "c") == "http://h:1/a/c"
+
+
+def test_socket_errors_are_named_by_the_ports_own_errno():
+    # The ESP32's errno numbers are newlib's (ETIMEDOUT 116, ECONNABORTED 113, EHOSTUNREACH
+    # 118), not Linux's: labels come from the port's errno names, never from the numbers.
+    import errno
+
+    for name, label in (("ETIMEDOUT", "timed out"), ("ECONNREFUSED", "connection refused"),
+                        ("EHOSTUNREACH", "host unreachable"), ("ECONNRESET", "connection reset"),
+                        ("ECONNABORTED", "connection aborted")):
+        assert http._oserr(OSError(getattr(errno, name))) == label, name
+    assert http._oserr(OSError(-2)) == "name not resolved (-2)"  # glibc's getaddrinfo
+    assert http._oserr(OSError(-202)) == "name not resolved (-202)"  # lwIP's
+    assert "OSError" in http._oserr(OSError(errno.EIO))

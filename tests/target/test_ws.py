@@ -691,3 +691,56 @@ async def test_handshake_failures():
         await _handshake(_ok(), url="wss://h/")
     except WsError as e:
         assert "TLS context" in str(e)
+
+
+class ResetAtWrite(Stream):
+    # lwIP's answer to a connect refused by the host (a RST to the SYN): the non-blocking
+    # connect "succeeds" and the first write raises ECONNRESET (micropython issue 8326, the
+    # ESP32); or an mbedTLS alert / the ESP32 getaddrinfo's code raised from inside the handshake.
+    def __init__(self, err):
+        super().__init__(b"")
+        self.err = err
+
+    def write(self, b):
+        raise self.err
+
+
+async def _open_failing(err, url="ws://csms.example/ocpp", ssl_ctx=None):
+    s = ResetAtWrite(err)
+    real = asyncio.open_connection
+
+    async def fake_open(host, port, ssl=None, server_hostname=None):
+        return s, s
+
+    asyncio.open_connection = fake_open
+    try:
+        await wsopen.connect(url, "CP1", ssl_ctx=ssl_ctx)
+    except Exception as e:
+        assert s.closed, "the socket is closed on failure"
+        return e
+    finally:
+        asyncio.open_connection = real
+    raise AssertionError("connected through a failing stream")
+
+
+async def test_a_connect_refused_as_lwip_reports_it_is_backed_off_as_a_refusal():
+    from ocpp_client import client
+
+    e = await _open_failing(OSError(104))
+    assert isinstance(e, OSError) and e.errno == 111, repr(e)
+    assert not client.dead(e), "a host refusing the connection is backed off, not hammered"
+    for url, ctx in (("ws://csms.example/ocpp", None), ("wss://csms.example/ocpp", object())):
+        e = await _open_failing(OSError(104), url, ctx)
+        assert e.errno == 111, (url, repr(e))
+    # Any other error of the request's write is what it was: a dead path stays dead.
+    e = await _open_failing(OSError(113))
+    assert e.errno == 113 and client.dead(e)
+
+
+async def test_only_mbedtls_codes_are_taken_for_a_tls_failure():
+    ctx = object()
+    e = await _open_failing(OSError(-0x7780, "SSL - A fatal alert message was received"),
+                            "wss://csms.example/ocpp", ctx)
+    assert isinstance(e, wsopen.TlsError) and "fatal alert" in str(e), repr(e)
+    e = await _open_failing(OSError(-202), "wss://csms.example/ocpp", ctx)  # lwIP: no name
+    assert not isinstance(e, wsopen.TlsError) and e.args[0] == -202, repr(e)
