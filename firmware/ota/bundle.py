@@ -125,7 +125,7 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
             raise Refused("truncated bundle (%d of %d bytes)" % (total, need))
         if total > need:
             raise Refused("bundle has %d bytes of trailing data" % (total - need))
-        size = need - data_off
+        size = _flash(path, m["files"], mlen)
         if room is not None and size > room:
             raise Refused("needs %d bytes of flash, %d free" % (size, room))
         b = Bundle(path, m, mlen, sig, kid, data_off)
@@ -133,6 +133,28 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
         return b
     finally:
         f.close()
+
+
+def _flash(path, files, mlen):
+    # Bytes the slot takes unpacked (its files, .sig and the .manifest of `mlen` bytes), as
+    # LittleFS (the ESP32's filesystem) counts them: each file in whole blocks, each folder (the
+    # slot's too) a metadata pair of two. A sum of sizes fell short for a bundle of small files,
+    # which then failed with ENOSPC partway. A file small enough to sit in its folder's metadata
+    # counts a block too: a little room refused rather than an install that cannot finish.
+    try:
+        bs = os.statvfs(path)[0] or 1
+    except (OSError, AttributeError):
+        bs = 1
+    dirs = {""}
+    n = (mlen + bs - 1) // bs * bs + bs
+    for e in files:
+        n += (e[1] + bs - 1) // bs * bs
+        p = e[0]
+        i = p.rfind("/")
+        while i > 0:
+            dirs.add(p[:i])
+            i = p.rfind("/", 0, i)
+    return n + 2 * bs * len(dirs)
 
 
 def _manifest(raw, board, running_version, allow_downgrade):

@@ -52,6 +52,28 @@ async def test_a_bundle_larger_than_the_free_flash_is_refused_before_writing():
     assert ev.kinds[-1][0] == "fw_failed"
 
 
+def test_an_unpacked_slot_is_counted_in_flash_blocks():
+    # LittleFS gives each file whole blocks and each folder a pair: 40 modules of 600 bytes are
+    # 24,000 bytes but 40 blocks (160 KiB) on an ESP32's 4 KiB blocks. Counted by their sizes, a
+    # bundle of small files passed the room check and the install met ENOSPC partway.
+    files = [["lib/m%d.mpy" % i, 600, ""] for i in range(40)] + [["app.mpy", 5000, ""],
+                                                                 ["lib/x/y.mpy", 0, ""]]
+    real = bundle.os
+
+    class Flash:
+        @staticmethod
+        def statvfs(p):
+            return (4096, 4096, 512, 100, 100, 0, 0, 0, 0, 255)
+
+    bundle.os = Flash
+    try:
+        need = bundle._flash("fw.bin", files, 3000)
+    finally:
+        bundle.os = real
+    blocks = 1 + 1 + 40 + 2 + 0 + 2 * 3  # .manifest, .sig, the files, 3 folders (slot, lib, lib/x)
+    assert need == blocks * 4096, (need, blocks * 4096)
+
+
 def test_ftp_locations_name_a_file_and_their_password_stays_out_of_the_event_log():
     from net import ftp
 
