@@ -12,8 +12,9 @@ from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError, _close_strea
 from supervisor import within
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_MAX_HEADERS = const(32)
-_MAX_HEADER_LINE = const(512)
+_MAX_HEADERS = const(100)
+_MAX_HEADER_LINE = const(4096)  # a proxy's long cookie or policy header, read and dropped
+_WANTED = (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-protocol")
 _UNRESERVED = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ECONNRESET = const(104)  # the same number in Linux's and newlib's (ESP32) errno
 _ECONNREFUSED = const(111)
@@ -57,8 +58,10 @@ async def _readline(r):
 
 
 async def _response(r):
-    # -> the headers of a 101 answer (lower-case names); raises WsError for any other status.
-    # Read under one deadline (connect()): a server dribbling lines cannot stretch it.
+    # -> the headers of a 101 answer that the handshake checks (lower-case names); raises
+    # WsError for any other status. Read under one deadline (connect()): a server dribbling
+    # lines cannot stretch it. The others (cookies, policies a load balancer adds) are dropped
+    # as they are read: none of them may keep a charger from connecting.
     parts = (await _readline(r)).split(None, 2)
     if len(parts) < 2 or parts[1] != b"101":
         code = parts[1].decode() if len(parts) > 1 else "?"
@@ -71,7 +74,9 @@ async def _response(r):
         if line in (b"\r\n", b"\n"):
             return headers
         k, _, v = line.partition(b":")
-        headers[k.strip().lower()] = v.strip()
+        k = k.strip().lower()
+        if k in _WANTED:
+            headers[k] = v.strip()
     raise WsError("too many handshake headers")
 
 

@@ -665,6 +665,23 @@ async def test_one_deadline_for_the_whole_handshake_answer():
     assert s.closed
 
 
+async def test_a_proxys_long_and_many_headers_do_not_stop_the_handshake():
+    # A CSMS behind a load balancer: its cookie (~1.5 KB) and 60 more headers once failed the
+    # handshake ("header line too long", "too many headers"), and the charger never connected.
+    def proxied(req):
+        head, rest = _ok()(req).split(b"\r\n", 1)
+        return (head + b"\r\nSet-Cookie: LB=" + b"a" * 1500 + b"; Path=/; Secure; HttpOnly\r\n"
+                + b"".join(b"X-Proxy-%d: on\r\n" % i for i in range(60)) + rest)
+
+    ws, s = await _handshake(proxied)
+    ws.abort()
+    try:
+        await _handshake(lambda req: b"HTTP/1.1 101 OK\r\nX-Huge: " + b"b" * 5000 + b"\r\n\r\n")
+        raise AssertionError("a 5 KB header line accepted")
+    except WsError as e:
+        assert "too long" in str(e)
+
+
 async def test_handshake_failures():
     def status(code):
         return lambda req: b"HTTP/1.1 " + code + b" Nope\r\n\r\n"
