@@ -48,8 +48,9 @@ async def test_get_configuration_lists_every_required_key(csms: Csms, sim: Simul
 async def test_get_configuration_by_name_reports_unknown_keys(csms: Csms, sim: Simulator) -> None:
     cp = await _cp(csms)
     res = await cp.call(call.GetConfiguration(key=["HeartbeatInterval", "NoSuchKey",
-                                                    "AuthorizationKey"]))
-    assert [k["key"] for k in res.configuration_key] == ["HeartbeatInterval"]
+                                                    "AuthorizationKey", "connectionTIMEOUT"]))
+    # Keys are CiString50: compared case-insensitively, answered as the charger spells them
+    assert [k["key"] for k in res.configuration_key] == ["HeartbeatInterval", "ConnectionTimeOut"]
     assert set(res.unknown_key) == {"NoSuchKey", "AuthorizationKey"}
 
 
@@ -71,12 +72,13 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("MaxEnergyOnInvalidId", "-1", "Rejected"),
         ("BlinkRepeat", "5", "Accepted"),
         ("BlinkRepeat", "101", "Rejected"),
+        ("metervaluesampleinterval", "20", "Accepted"),  # CiString50: case-insensitive
     ]
     for key, value, want in cases:
         res = await cp.call(call.ChangeConfiguration(key=key, value=value))
         assert res.status == want, (key, value, res.status)
     res = await cp.call(call.GetConfiguration(key=["MeterValueSampleInterval"]))
-    assert res.configuration_key[0]["value"] == "15"
+    assert res.configuration_key[0]["value"] == "20"
 
 
 async def test_unlock_connector_on_ev_side_disconnect_is_read_write(

@@ -24,7 +24,9 @@ def attach(s):
         return _Listing(cfg, keys)
 
     async def change_configuration(p):
-        key = p["key"]
+        import sys
+
+        key = canon(sys.modules["ocpp_client.config"], p["key"])
         status = cfg.set(key, p["value"])
         what = None
         if status == "Accepted" and key == "SecurityProfile":
@@ -73,8 +75,21 @@ class _Listing:
         out.write(b"}")
 
 
+def canon(kt, key):
+    # A key as the table spells it: keys are CiString50 (1.6: compared case-insensitively), so
+    # an operator's "heartbeatinterval" is HeartbeatInterval. An unknown key comes back as given.
+    if type(key) is not str or kt.spec(key) is not None:
+        return key
+    low = key.lower()
+    for n in kt.names():
+        if n.lower() == low:
+            return n
+    return key
+
+
 def set_key(cfg, kt, key, value):
     # Config.set(): ChangeConfiguration validated and stored; -> the OCPP ConfigurationStatus.
+    key = canon(kt, key)
     sp = kt.spec(key)
     if sp is None:
         return "NotSupported"
@@ -160,6 +175,8 @@ def entries(cfg, kt, keys=None, each=False):
 
 def _each(cfg, kt, keys):
     for k in keys or kt.names():
+        if keys:
+            k = canon(kt, k)
         sp = kt.spec(k)
         if sp is None or sp[2] == "x":
             if keys:
