@@ -93,6 +93,26 @@ async def test_identification_first_then_plug_then_same_card_stops(
     await control.wait_state(lambda s: not s["relay"], "the relay open after the second tap")
 
 
+async def test_the_card_a_remote_start_named_in_lower_case_stops_its_session(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    # The app started the session with the card's UID as the CSMS keeps it, in lower case; the
+    # reader reads it in upper case. idTags are CiString20: the owner's tap stops it.
+    cp = await _cp(csms, sim)
+    csms.respond("Authorize", _authorize_as({CARD.lower(): {"status": "Accepted"},
+                                             CARD: {"status": "Accepted"}}))
+    res = await cp.call(call.RemoteStartTransaction(id_tag=CARD.lower(), connector_id=1))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction", lambda p: p["idTag"] == CARD.lower())
+    await control.wait_state(lambda s: s["relay"], "charging after the remote start")
+    await control("tap", uid=CARD)
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "Local"
+    await control.wait_state(lambda s: not s["relay"], "the relay open after the tap")
+
+
 async def test_invalid_card_starts_nothing(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:
@@ -111,8 +131,10 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:
     await _cp(csms, sim)
-    family = {"status": "Accepted", "parentIdTag": "FAMILY"}
-    csms.respond("Authorize", _authorize_as({CARD: family, SIBLING: family}))
+    # parentIdTag is a CiString20: the same parent whatever its case in each answer
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted", "parentIdTag": "FAMILY"},
+                                             SIBLING: {"status": "Accepted",
+                                                       "parentIdTag": "Family"}}))
     stop = await _charge_then_stop_with(csms, control, SIBLING)
     # idTag: "the identifier which requested to stop the charging" (OCTT TC_069_CS)
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING

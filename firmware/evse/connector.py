@@ -689,7 +689,8 @@ class Connector:
         log.info(_TAG, "tag %s presented at connector 1", id_tag)
         self.board.telemetry("tag", id_tag)
         s = self.session
-        if s and not s.get("stopped") and id_tag == s["tag"]:
+        if s and not s.get("stopped") and id_tag.upper() == s["tag"].upper():
+            # (idTags are CiString20: a remote start's may be the same UID in lower case)
             self._stop("Local")
             return
         if self._authorizing or self.authorizer is None:

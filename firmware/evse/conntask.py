@@ -32,7 +32,8 @@ async def authorize_tag(c, id_tag):
         c._authorizing = False
     s = c.session
     if s and not s.get("stopped"):
-        if status == "Accepted" and parent and parent == s.get("parent"):
+        if (status == "Accepted" and parent and s.get("parent")
+                and parent.upper() == s["parent"].upper()):  # CiString20: any case
             # StopTransaction's idTag is the card that asked to stop (OCTT TC_069_CS): kept in
             # the session, so the stopping document has it for a power cut before the journal.
             s["by"] = id_tag
