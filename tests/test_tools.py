@@ -742,7 +742,7 @@ def test_flash_checks_the_image_version(tmp_path: Path,
     # a table without OTA app partitions (stock ESP32_GENERIC): said, not refused
     rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
                           str(_image(tmp_path, "v1.28.0", ota=False))], capsys)
-    assert rc == 0 and "no OTA app partitions" in out and "BOARD_VARIANT=OTA" in out
+    assert rc == 0 and "no OTA app partitions" in out and "BORNE_WALLBOX" in out
     rc, out, _ = run_cli(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"], capsys)
     assert rc == 0 and "@safe" in out and "inactive slot" in out and "SHA-256" in out
 

@@ -1,21 +1,18 @@
-# Freeze manifest of the borne ESP32 wallbox firmware. Build a custom image with:
+# Freeze manifest of the borne ESP32 wallbox firmware. The image is built through borne's board
+# definition, which names this manifest (boards/micropython/BORNE_WALLBOX: 8 MiB of flash, two
+# OTA app partitions for interpreter updates, a filesystem that holds an image bundle; it says
+# why not ESP32_GENERIC-OTA):
 #
 #   cd micropython && git apply /path/to/borne/boards/micropython/frozen-static-functions.patch
-#   cd ports/esp32
-#   make BOARD=ESP32_GENERIC BOARD_VARIANT=OTA \
-#        FROZEN_MANIFEST=/path/to/borne/boards/esp32_wallbox/manifest.py
-#
-# (BOARD_VARIANT=OTA: the partition table with two 1.5 MiB app partitions, ota_0 and ota_1,
-# which interpreter updates write; without it, one factory app, and the charger refuses them.
-# The image must fit 1.5 MiB: not checked here, no image has been built on this project's
-# machines.)
+#   cd ports/esp32 && make BOARD_DIR=/path/to/borne/boards/micropython/BORNE_WALLBOX
 #
 # (The patch, against v1.28.0, makes the resident modules' functions and simple classes in
 # flash at build time, not in the heap at import: ~18 KiB of a plain ESP32's heap. Without it the
 # image works the same, with stock MicroPython's figures. It has been built and run on the
-# 32-bit unix port only: ARCHITECTURE.md "Memory".)
+# 32-bit unix port only: ARCHITECTURE.md "Memory". No ESP32 image has been built on this
+# project's machines.)
 #
-# and write it with `borne flash --firmware build-ESP32_GENERIC-OTA/firmware.bin`.
+# Write it with `borne flash --firmware build-BORNE_WALLBOX/firmware.bin`.
 #
 # The frozen code is the factory application: compiled to bytecode at build time and run from
 # flash, it costs no RAM for code and is always there. Over-the-air updates never touch it: they

@@ -125,7 +125,8 @@ async def check(path, ring, board, running_version, allow_downgrade=False, room=
             raise Refused("truncated bundle (%d of %d bytes)" % (total, need))
         if total > need:
             raise Refused("bundle has %d bytes of trailing data" % (total - need))
-        size = _flash(path, m["files"], mlen)
+        # An image goes into an app partition, not the filesystem: it needs no room there.
+        size = 0 if m.get("kind") == "image" else _flash(path, m["files"], mlen)
         if room is not None and size > room:
             raise Refused("needs %d bytes of flash, %d free" % (size, room))
         b = Bundle(path, m, mlen, sig, kid, data_off)

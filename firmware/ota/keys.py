@@ -6,8 +6,9 @@
 # simulation's flash), and changes only by a bundle whose manifest carries "keys":
 #   - the bundle verified under a key trusted now (like any bundle),
 #   - the new ring keeps at least one key trusted now, the same modulus under the same id (a
-#     single bundle cannot hand the charger to keys it never trusted: a stolen key can add one,
-#     not throw out its owner's), and each id is its modulus's fingerprint (key_id), so a key
+#     single bundle cannot hand the charger to keys it never trusted; a stolen trusted key can
+#     still keep itself and drop the others, as it can sign any code: a key is revoked by a
+#     rotation its owner signs first), and each id is its modulus's fingerprint (key_id), so a key
 #     cannot pose under a trusted one's id,
 #   - it is applied when the new version commits (after it proved itself), logged with the old
 #     and new key ids and written to the event log.

@@ -40,8 +40,8 @@ async def handle(hs, req, only, as_json):
     ctype = req.header(b"content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/octet-stream":
         raise httpd.HttpError(415, "send the bundle as application/octet-stream")
-    room = u._room()
-    limit = 4 * 1024 * 1024 if room is None else room // 2
+    room = u._room(False)
+    limit = 4 * 1024 * 1024 if room is None else room  # (as a download: update.py)
     path = u.root + UPLOAD
     _receiving = True
     try:

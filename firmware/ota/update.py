@@ -255,24 +255,27 @@ class Updater:
         if d["phase"] == _INSTALL:
             await self._install()
 
-    def _room(self):
-        # Flash for the bundle and its unpacked copy: free space, plus the inactive slot (the
-        # job replaces it) and any partial download.
+    def _room(self, replaced=True):
+        # Flash the update may use: free space and any partial download, less the reserve; with
+        # `replaced`, the inactive slot's too, which the install empties first (a download
+        # cannot count on it: it is still there).
         free = self.slots.free_bytes()
         if free is None:
             return None
-        other = self.slots.dir(self.slots.inactive())
-        return free + self.slots.tree_bytes(other) + self.slots.tree_bytes(self.bundle) - _RESERVE
+        other = self.slots.tree_bytes(self.slots.dir(self.slots.inactive())) if replaced else 0
+        return free + other + self.slots.tree_bytes(self.bundle) - _RESERVE
 
     async def _download(self):
         d = self.doc
         url = d["loc"]
         self._status("Downloading")
         while True:
-            room = self._room()
+            room = self._room(False)
             try:
+                # The whole room: an image bundle needs no more (its image goes into an app
+                # partition); the check then refuses an application that would not fit unpacked.
                 n = await fetch(url, self.bundle, self.settings, self.board, resume=True,
-                                max_size=None if room is None else room // 2,
+                                max_size=room,
                                 progress=self._progress, sync_every=SYNC_BYTES)
                 log.info(_TAG, "downloaded %d bytes from %s", n, _show(url))
                 self.progress = None

@@ -201,7 +201,7 @@ def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None
         say(f"warning: {firmware.name}'s partition table has no OTA app partitions (ota_0, "
             "ota_1): the charger will refuse interpreter updates (image bundles, `borne "
             "release --image`), which a plain ESP32 running the frozen image needs; build "
-            "that image with BOARD_VARIANT=OTA (boards/esp32_wallbox/manifest.py)")
+            "that image with borne's board definition, boards/micropython/BORNE_WALLBOX")
 
 
 def wait_for_micropython(port: str, timeout: float, say: Say) -> None:

@@ -17,8 +17,9 @@
 #   part_<label>.bin  the contents of an app or data partition, created on first write; bytes
 #                   never written read as 0xFF (erased NOR flash).
 #
-# Partition table: MicroPython's partitions-4MiB-ota.csv (ESP32_GENERIC-OTA): nvs, otadata,
-# phy_init, ota_0 and ota_1 (1.5 MiB each), vfs. There is no factory app.
+# Partition table: MicroPython's partitions-8MiBplus-ota.csv on 8 MiB of flash, as borne's board
+# definition builds it (boards/micropython/BORNE_WALLBOX): nvs, otadata, phy_init, ota_0 and
+# ota_1 (2.4 MiB each), vfs (3 MiB). There is no factory app.
 #
 # Behaviour kept from the chip (ESP-IDF with CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE, as
 # MicroPython builds it):
@@ -208,14 +209,14 @@ class NVS:
 
 # ---- Partition -------------------------------------------------------------------------------
 
-# label, type, subtype, address, size (partitions-4MiB-ota.csv)
+# label, type, subtype, address, size (partitions-8MiBplus-ota.csv, the rest of 8 MiB for vfs)
 _TABLE = (
     ("nvs", 1, 0x02, 0x9000, 0x4000),
     ("otadata", 1, 0x00, 0xD000, 0x2000),
     ("phy_init", 1, 0x01, 0xF000, 0x1000),
-    ("ota_0", 0, 0x10, 0x10000, 0x180000),
-    ("ota_1", 0, 0x11, 0x190000, 0x180000),
-    ("vfs", 1, 0x81, 0x310000, 0xF0000),
+    ("ota_0", 0, 0x10, 0x10000, 0x270000),
+    ("ota_1", 0, 0x11, 0x280000, 0x270000),
+    ("vfs", 1, 0x81, 0x4F0000, 0x310000),
 )
 _APPS = ("ota_0", "ota_1")
 
