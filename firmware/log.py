@@ -79,3 +79,25 @@ def error(tag, msg, *args):
 def exc(tag, msg, e):
     # The exception's type and text, without a traceback dump that could carry payloads.
     _emit(ERROR, tag, "%s: %s: %s", (msg, type(e).__name__, e))
+
+
+def url(u):
+    # A URL for a log line (which the agent log keeps and diagnostics upload): credentials
+    # replaced by "***", the query and fragment by "?..." (a pre-signed upload's signature, a
+    # CSMS token ride there). The last "@" before them ends the credentials: a password may hold
+    # a "/".
+    i = u.find("://")
+    if i < 0:
+        return u[:80]
+    rest = u[i + 3:]
+    cut = len(rest)
+    for c in "?#":
+        k = rest.find(c)
+        if 0 <= k < cut:
+            cut = k
+    tail = "?..." if cut < len(rest) else ""
+    rest = rest[:cut]
+    at = rest.rfind("@")
+    if at >= 0:
+        rest = "***@" + rest[at + 1:]
+    return (u[:i + 3] + rest)[:200] + tail

@@ -50,6 +50,7 @@ def defaults():
         "mqtt_url": "",
         "mqtt_user": "",
         "mqtt_pass": "",  # secret: the broker password
+        "mqtt_pass_ocpp": False,  # that password came over OCPP (the CSMS's own: mqtt/keys.py)
         "mqtt_ca_pem": "",
         "mqtt_prefix": "borne",  # topics: <prefix>/<cp_id>/...
         "mqtt_discovery": True,  # Home Assistant discovery messages under homeassistant/
@@ -61,8 +62,8 @@ def defaults():
 _OWNER = const(("csms_url", "security_profile", "profile_fallback", "auth_key", "ca_pem",
                 "cert_pem", "key_pem", "cert_prov",
                 "name", "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
-                "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem", "mqtt_prefix",
-                "mqtt_discovery"))
+                "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_pass_ocpp", "mqtt_ca_pem",
+                "mqtt_prefix", "mqtt_discovery"))
 _IDENTITY = const(("cp_id", "serial", "model", "vendor"))
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
 _PROVISIONED = const(("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem",
@@ -120,7 +121,8 @@ def load(self, provisioning, doc):
             # and saved again at the next boot; the boot goes on.
             log.exc("settings", "provisioning not saved", e)
             saved = False
-    log.info("settings", "charge point %s, CSMS %s", d["cp_id"], d["csms_url"] or "(none)")
+    log.info("settings", "charge point %s, CSMS %s", d["cp_id"],
+             log.url(d["csms_url"]) if d["csms_url"] else "(none)")
     return saved
 
 

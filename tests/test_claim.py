@@ -299,7 +299,20 @@ async def test_unclaim_leaves_nothing_of_the_old_owner(csms: Csms, flash: Path) 
         await _unclaim_and_claim_again(csms, csim, ctl, old)
 
 
-async def _unclaim_and_claim_again(csms: Csms, csim: Simulator, ctl: Control, old: str) -> None:
+async def test_a_claim_for_another_csms_leaves_nothing_of_the_old_one(
+    csms: Csms, flash: Path
+) -> None:
+    # A charger sold on and claimed by its new owner without an unclaim: the claim for another
+    # CSMS wipes what the old owner and CSMS left, as the unclaim does. A claim again for the
+    # same CSMS (a new home Wi-Fi) keeps it all.
+    old = "04DEAD01"
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options(reader=True))
+    async with running(csim), controlling(csim) as ctl:
+        await _unclaim_and_claim_again(csms, csim, ctl, old, unclaim=False)
+
+
+async def _unclaim_and_claim_again(csms: Csms, csim: Simulator, ctl: Control, old: str,
+                                   unclaim: bool = True) -> None:
     await hotspot_up(ctl)
     c = ProvisioningClient(csim.hotspot_url)
     await call(c.login, PASSWORD)
@@ -325,30 +338,48 @@ async def _unclaim_and_claim_again(csms: Csms, csim: Simulator, ctl: Control, ol
     assert (data / "smart0.json").exists() and (data / "locallist.json").exists()
     assert old in (data / "events.log").read_text()
 
+    def nothing_left() -> None:
+        left = [p.name for p in data.rglob("*") if p.is_file() and (
+            p.name.split(".")[0] in ("smart0", "locallist", "locallist_new", "txids", "session",
+                                     "ocpp_config") or p.name.startswith("authc")
+            or p.parent.name == "ll")]
+        assert not left, f"the old owner's documents survived: {left}"
+        for log in ("events.log", "txq.log"):  # (the queue holds the new boot's security events)
+            text = (data / log).read_text() if (data / log).exists() else ""
+            assert old not in text and "StartTransaction" not in text, (log, text)
+
+    if not unclaim:  # claimed again for the same CSMS: nothing goes
+        assert (await ctl("button", ms=3100))["ok"]
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        n = len(csms.frames)
+        assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n,
+                             timeout=30)
+        cp = csms.charge_points[CP_ID]
+        assert (await cp.call(ocpp.GetLocalListVersion())).list_version == 7
     assert (await ctl("button", ms=3100))["ok"]
     await hotspot_up(ctl)
     c = ProvisioningClient(csim.hotspot_url)
     await call(c.login, PASSWORD)
-    await call(c.unclaim)
-    await ctl.wait_state(lambda s: (s.get("hotspot") or {}).get("claimed") is False
-                         and (s.get("hotspot") or {}).get("open") is True,
-                         "the charger back in claim mode after its restart")
-    left = [p.name for p in data.rglob("*") if p.is_file() and (
-        p.name.split(".")[0] in ("smart0", "locallist", "locallist_new", "txids", "session",
-                                 "ocpp_config") or p.name.startswith("authc")
-        or p.parent.name == "ll")]
-    assert not left, f"the old owner's documents survived the unclaim: {left}"
-    for log in ("events.log", "txq.log"):  # (the queue holds the new boot's security events)
-        text = (data / log).read_text() if (data / log).exists() else ""
-        assert old not in text and "StartTransaction" not in text, (log, text)
+    if unclaim:
+        await call(c.unclaim)
+        await ctl.wait_state(lambda s: (s.get("hotspot") or {}).get("claimed") is False
+                             and (s.get("hotspot") or {}).get("open") is True,
+                             "the charger back in claim mode after its restart")
+        nothing_left()
 
     new = Csms(heartbeat_interval=300)
     await new.start()
     try:
-        c = ProvisioningClient(csim.hotspot_url)
-        await call(c.login, PASSWORD)
+        if unclaim:
+            c = ProvisioningClient(csim.hotspot_url)
+            await call(c.login, PASSWORD)
         assert (await claim_and_wait(c, fields(new.url)))["state"] == "done"
-        await new.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        await new.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
+        if not unclaim:
+            nothing_left()
         ncp = new.charge_points[CP_ID]
         assert (await ncp.call(ocpp.GetLocalListVersion())).list_version == 0
         res = await ncp.call(ocpp.GetCompositeSchedule(connector_id=1, duration=600,

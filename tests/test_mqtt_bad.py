@@ -139,6 +139,18 @@ async def test_tls_with_the_ca_checked_and_the_name_resolved_without_blocking(
                 await sub.value(f"{BASE}/availability", "online")
                 assert "localhost" in dns.queries
                 assert any("(TLS)" in ln for ln in sim.agent.all_lines)
+                # The CSMS may move the broker, but not to plain MQTT, and the owner's password
+                # stays with the broker it was given for: a CSMS pointing the charger at its own
+                # listener once received it.
+                await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+                cp = csms.charge_points[CP_ID]
+                for url, want in ((f"mqtt://127.0.0.1:{broker.port}", "Rejected"),
+                                  (f"mqtts://localhost:{broker.tls_port + 1}", "Accepted")):
+                    res = await cp.call(call.ChangeConfiguration(key="BorneMqttUrl", value=url))
+                    assert res.status == want, (url, res.status)
+                doc = json.loads((flash / "data" / "settings.json").read_text().split("\n", 1)[1])
+                assert doc["mqtt_pass"] == "" and doc["mqtt_user"] == USER, doc
+                assert not any(PASSWORD in ln for ln in sim.agent.all_lines)
         finally:
             sub.close()
         bad = MqttOptions(f"mqtts://mqtt.home.test:{broker.tls_port}", USER, PASSWORD, ca_file,

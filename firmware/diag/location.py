@@ -75,14 +75,7 @@ def parse(url, filename):
 
 
 def show(url):
-    # The location for a log line: credentials replaced by "***".
-    i = url.find("://")
-    if i < 0:
-        return url[:80]
-    rest = url[i + 3 :]
-    j = rest.find("/")
-    head = rest if j < 0 else rest[:j]
-    at = head.rfind("@")
-    if at >= 0:
-        rest = "***@" + rest[at + 1 :]
-    return (url[: i + 3] + rest)[:200]
+    # The location for a log line: log.url() (no credentials, no query).
+    from log import url as shown
+
+    return shown(url)

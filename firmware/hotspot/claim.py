@@ -112,6 +112,7 @@ class Hotspot:
         self._want_open = False
         self._reset_at = None
         self._wiped = False  # a factory reset's: wiped again just before its reboot
+        self._rewipe = False  # a claim for another CSMS's: its data again, the new claim kept
         from supervisor import rare
 
         self.need_free, self.need_charging = rare("hotspot.room", "need", opts)
@@ -252,6 +253,10 @@ class Hotspot:
                     self._wipe(False)  # what tasks wrote back since; no await until the reset
                     if self.events:
                         self.events.add("factory_reset")
+                elif self._rewipe:
+                    from supervisor import rare
+
+                    rare("hotspot.reset", "wipe", self, False, False)
                 self.board.reset(True)
             if self._want_open:
                 self._want_open = False
@@ -280,6 +285,16 @@ class Hotspot:
             self.radio.leave()
         log.warn(_TAG, "owner data wiped; restarting into claim mode")
         self._reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
+
+    def new_operator(self):
+        # A claim for another CSMS endpoint or charge point id on a claimed charger (a charger
+        # sold on, or moved to another operator): what the old owner and CSMS gave or left goes
+        # as at a factory reset (their cards charged offline, their queued transactions went to
+        # the new CSMS), before the new claim is saved; again before the restart, that claim
+        # kept. The same CSMS (a new home Wi-Fi) keeps it all.
+        log.warn(_TAG, "claimed for another CSMS: the previous owner's data wiped")
+        self._wipe(True)
+        self._rewipe = True
 
     def _wipe(self, first):
         from supervisor import rare

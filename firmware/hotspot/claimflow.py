@@ -44,18 +44,21 @@ async def run(hs, c):
             hs.radio.leave()
             _failed(hs, code)
             return
+        st = hs.settings
+        if was_claimed and (st.get("csms_url") != c["csms_url"] or st.get("cp_id") != c["cp_id"]):
+            hs.new_operator()
         hs.save(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
             csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
             security_profile=c["security_profile"], profile_fallback=-1, auth_key=c["auth_key"],
             ca_pem=c["ca_pem"], claimed=True,
             mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
-            mqtt_ca_pem=c["mqtt_ca_pem"])
+            mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"])
         hs.settings.preset = False
         from mqtt import keys as mqtt_keys
 
         mqtt_keys.changed()  # the owner's broker, if the claim gave one
-        log.info(_TAG, "claimed as %s; CSMS %s", c["cp_id"], c["csms_url"])
+        log.info(_TAG, "claimed as %s; CSMS %s", c["cp_id"], log.url(c["csms_url"]))
         hs.claimed(restart=was_claimed)
     except MemoryError as e:
         log.exc(_TAG, "claim", e)

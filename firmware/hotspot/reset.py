@@ -32,10 +32,11 @@ _FOLDERS = const(("ll", "ll.new", "ll.old"))  # the local list's tags (ocpp_clie
 _EMPTIED = const(("agentlog",))  # log lines name tags and the CSMS (diag/agentlog.py)
 
 
-def wipe(hs, first):
+def wipe(hs, first, settings=True):
     # first: at the reset's request; again (not first) just before the reboot, with no await
     # between, so nothing a task wrote meanwhile (a meter checkpoint, an event, an Authorize's
-    # cache entry) outlives it.
+    # cache entry) outlives it. settings False: the owner's settings stay (a claim for another
+    # CSMS saved the new ones: claim.Hotspot.new_operator()).
     st = hs.store
     if first:
         # Messages for the old CSMS still undelivered (billing data) cannot go to the next one:
@@ -46,7 +47,8 @@ def wipe(hs, first):
         if n:
             log.warn(_TAG, "factory reset: %d queued message(s) never delivered to the "
                      "old CSMS dropped", n)
-    hs.settings.wipe_owner()
+    if settings:
+        hs.settings.wipe_owner()
     import sys
 
     loaded = () if "ocpp_client.auth" in sys.modules else ("ocpp_client.auth",)

@@ -25,6 +25,31 @@ def check(key, v):
         raise ValueError("too long")
 
 
+def url_change(v, settings):
+    # A new BorneMqttUrl over OCPP -> the settings saved with it. The owner's broker password
+    # (from the claim or provisioning) goes to the broker it was given for only: another
+    # endpoint (scheme, host, port; none too) clears it (the user is readable over OCPP
+    # anyway), so a CSMS that points the charger at its own listener learns nothing. A
+    # password the CSMS set (BorneMqttPassword: mqtt_pass_ocpp) is its own and follows its
+    # URL. mqtts:// is never lowered to mqtt:// over OCPP (ValueError).
+    old = settings.get("mqtt_url", "") if settings is not None else ""
+    if not old or old == v:
+        return {}
+    from mqtt.url import parse_url
+
+    try:
+        was = parse_url(old)
+    except ValueError:
+        was = None
+    now = parse_url(v) if v else None
+    if was is not None and was[0] and now is not None and not now[0]:
+        raise ValueError("mqtts:// is not lowered to mqtt:// over OCPP")
+    if now != was and settings.get("mqtt_pass") and not settings.get("mqtt_pass_ocpp"):
+        log.info(_TAG, "broker endpoint changed over OCPP: its password cleared")
+        return {"mqtt_pass": ""}
+    return {}
+
+
 def _deps():
     # (board, settings, config, connector, ocpp, events, store), or None before app.py set it.
     # Looked up, not imported: config.py's configuration.py imports this module.

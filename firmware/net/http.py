@@ -13,6 +13,7 @@ import os
 import sys
 import time
 
+import log
 from net.sink import Sink
 from net.url import split as split_url
 
@@ -376,7 +377,8 @@ async def _follow(method, url, headers, body, ssl_ctx, route, timeout_ms, redire
             raise HttpError("HTTP %d redirect without a Location" % resp.status, resp.status)
         seen += 1
         if seen > redirects:
-            raise HttpError("more than %d redirects (last to %s)" % (redirects, loc), resp.status)
+            raise HttpError("more than %d redirects (last to %s)" % (redirects, log.url(loc)),
+                            resp.status)
         nxt = _join(url, loc)
         if url.startswith("https:") and not nxt.startswith("https:"):
             raise HttpError("redirect from https:// to %s refused" % nxt.split(":")[0],

@@ -188,13 +188,14 @@ class OcppClient:
             if isinstance(ws, Exception):
                 attempt += not dead(ws)
                 delay = retry_ms(ws, attempt)
-                log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", url, _why(ws), delay)
+                log.warn(_TAG, "cannot connect to %s: %s; retry in %d ms", log.url(url), _why(ws),
+                         delay)
                 if self.on_link_error is not None:
                     self.on_link_error(ws)
                 ws = None
                 await asyncio.sleep_ms(delay)
                 continue
-            log.info(_TAG, "connected to %s", url)
+            log.info(_TAG, "connected to %s", log.url(url))
             if self.on_link_error is not None:
                 self.on_link_error(None)  # the failures' burst, if any, ended
             self.connected = True

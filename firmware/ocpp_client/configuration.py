@@ -99,6 +99,7 @@ def set_key(cfg, kt, key, value):
     try:
         v = _parse(kind, value)
         _check(key, v, cfg, kt)
+        extra = _mqtt().url_change(v, cfg.settings) if key == "BorneMqttUrl" else None
     except ValueError as e:
         log.info("config", "%s: value refused (%s)", key, e)
         return "Rejected"
@@ -108,6 +109,10 @@ def set_key(cfg, kt, key, value):
     try:
         if name is not None and cfg.settings is not None:
             kw = {name: v}  # a secret is stored once, in the settings
+            if extra:
+                kw.update(extra)
+            elif key == "BorneMqttPassword":
+                kw["mqtt_pass_ocpp"] = True  # the CSMS's own (mqtt/keys.py url_change)
             if key == "SecurityProfile":
                 # the profile to fall back to, in the same save: a power cut leaves both or
                 # neither (proftrial.py); a trial still pending keeps its own, the last that

@@ -41,7 +41,7 @@ async def attempt(cl, url):
         u = security.endpoint(cl.settings, url)
         if u != url:
             log.info("security", "profile %d: the CSMS URL %s over TLS: %s",
-                     cl.settings.get("security_profile", 0), url, u)
+                     cl.settings.get("security_profile", 0), log.url(url), log.url(u))
             url = u
         if url.startswith("wss://"):
             await security.sync_clock(cl.board)  # an untrusted clock from SNTP, not blocking
