@@ -667,20 +667,27 @@ def test_monitor_decodes_lines() -> None:
 # ---- flash -----------------------------------------------------------------------------------
 
 
-def _image(tmp_path: Path, version: str | None = None, ota: bool = True) -> Path:
-    """An ESP32 image as a MicroPython build lays it out from 0x1000: the bootloader (0xE9), the
-    partition table at 0x8000 naming the app partition at 0x10000 (ota_0, and ota_1 after it, as
-    ESP32_GENERIC-OTA's; ota False: one factory app, as ESP32_GENERIC's), whose image holds the
+def _image(tmp_path: Path, version: str | None = None, ota: bool = True,
+           flash_mib: int = 0, slot: int = 0) -> Path:
+    """An ESP32 image as a MicroPython build lays it out from 0x1000: the bootloader (0xE9; its
+    header's flash size ``flash_mib``, 0: 1 MiB), the partition table at 0x8000 naming the app
+    partition at 0x10000 (ota_0, and ota_1 after it, each ``slot`` bytes, as ESP32_GENERIC-OTA's
+    or BORNE_WALLBOX's; ota False: one factory app, as ESP32_GENERIC's), whose image holds the
     ESP-IDF application description (esp_app_desc_t) with ``version``; None: no table."""
     fw = tmp_path / f"ESP32_GENERIC-{version or 'plain'}{'' if ota else '-factory'}.bin"
     data = bytearray([0xE9]) + bytearray(255)
+    data[3] = {0: 0, 4: 0x20, 8: 0x30}[flash_mib]
+
+    def entry(kind: int, sub: int, at: int, size: int) -> bytes:
+        return (b"\xaa\x50" + bytes([kind, sub]) + at.to_bytes(4, "little")
+                + size.to_bytes(4, "little") + bytes(20))
+
     if version is not None:
         data += bytearray(0x7000 - len(data))
-        data += b"\xaa\x50" + bytes([1, 2]) + (0x9000).to_bytes(4, "little") + bytes(24)  # nvs
-        first = 0x10 if ota else 0
-        data += b"\xaa\x50" + bytes([0, first]) + (0x10000).to_bytes(4, "little") + bytes(24)
+        data += entry(1, 2, 0x9000, 0x4000)  # nvs
+        data += entry(0, 0x10 if ota else 0, 0x10000, slot)
         if ota:
-            data += b"\xaa\x50" + bytes([0, 0x11]) + (0x190000).to_bytes(4, "little") + bytes(24)
+            data += entry(0, 0x11, 0x10000 + slot, slot)
         data += b"\xff" * (0xF000 - len(data))
         desc = (0xABCD5432).to_bytes(4, "little") + bytes(12) + version.encode().ljust(32, b"\0")
         data += bytes([0xE9]) + bytes(31) + desc + b"micropython".ljust(32, b"\0")
@@ -743,6 +750,14 @@ def test_flash_checks_the_image_version(tmp_path: Path,
     rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
                           str(_image(tmp_path, "v1.28.0", ota=False))], capsys)
     assert rc == 0 and "no OTA app partitions" in out and "BORNE_WALLBOX" in out
+    # ESP32_GENERIC-OTA on 4 MiB: 960 KiB of filesystem, where an image bundle must wait before
+    # it is written; BORNE_WALLBOX's 8 MiB layout leaves 3 MiB
+    rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
+                          str(_image(tmp_path, "v1.28.0", flash_mib=4, slot=0x180000))], capsys)
+    assert rc == 0 and "leaves 960 KiB of filesystem" in out and "BORNE_WALLBOX" in out, out
+    rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
+                          str(_image(tmp_path, "v1.28.0", flash_mib=8, slot=0x270000))], capsys)
+    assert rc == 0 and "warning" not in out, out
     rc, out, _ = run_cli(["deploy", "--dry-run", "--port", "/dev/ttyUSB0"], capsys)
     assert rc == 0 and "@safe" in out and "inactive slot" in out and "SHA-256" in out
 

@@ -139,19 +139,41 @@ def run_esptool(cmd: list[str], step: str, erased: bool, say: Say) -> None:
         raise DeviceError(explain_esptool("\n".join(out), rc, step, erased))
 
 
-def app_entries(data: bytes) -> list[tuple[int, int]]:
-    """(subtype, offset in the image) of each app partition in the partition table of an ESP32
-    image written at 0x1000 (the table at 0x8000; 32-byte entries of magic 0xAA50, type, subtype,
-    offset, size, ...). Subtype 0 is a factory app, 0x10 + n is ota_n. [] without a table."""
+def partitions(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(type, subtype, flash offset, size) of each entry in the partition table of an ESP32 image
+    written at 0x1000 (the table at 0x8000; 32-byte entries of magic 0xAA50, type, subtype,
+    offset, size, ...). [] without a table."""
     out = []
     table = PARTITION_TABLE - ESP32_FIRMWARE_OFFSET
     for at in range(table, min(len(data), table + 0xC00), 32):
         entry = data[at:at + 32]
         if entry[:2] != b"\xaa\x50":  # the entries' magic; the table ends at the first other
             break
-        if entry[2] == 0:  # type app
-            out.append((entry[3], int.from_bytes(entry[4:8], "little") - ESP32_FIRMWARE_OFFSET))
+        out.append((entry[2], entry[3], int.from_bytes(entry[4:8], "little"),
+                    int.from_bytes(entry[8:12], "little")))
     return out
+
+
+def app_entries(data: bytes) -> list[tuple[int, int]]:
+    """(subtype, offset in the image) of each app partition (type 0). Subtype 0 is a factory
+    app, 0x10 + n is ota_n."""
+    return [(sub, off - ESP32_FIRMWARE_OFFSET) for kind, sub, off, _ in partitions(data)
+            if kind == 0]
+
+
+def filesystem_bytes(data: bytes) -> int | None:
+    """The filesystem's size on a module of the flash size the image's header names (its fourth
+    byte's high nibble: 1 MiB << n): its "vfs" partition, or (MicroPython's tables leave it out)
+    the flash past the last partition, which MicroPython's main.c registers as "vfs" (up to
+    the chip's physical size: a larger module gives more). None without a table or a size."""
+    parts = partitions(data)
+    code = data[3] >> 4 if len(data) > 3 else 0xF
+    if not parts or code > 4:
+        return None
+    data_fat = [size for kind, sub, _, size in parts if kind == 1 and sub == 0x81]
+    if data_fat:
+        return max(data_fat)
+    return max(0, (1 << (20 + code)) - max(off + size for _, _, off, size in parts))
 
 
 def image_version(data: bytes) -> str | None:
@@ -202,6 +224,17 @@ def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None
             "ota_1): the charger will refuse interpreter updates (image bundles, `borne "
             "release --image`), which a plain ESP32 running the frozen image needs; build "
             "that image with borne's board definition, boards/micropython/BORNE_WALLBOX")
+        return
+    fs = filesystem_bytes(data)
+    slot = max((size for kind, sub, _, size in partitions(data) if kind == 0 and sub == 0x10),
+               default=0)
+    if fs is not None and slot and fs < slot:
+        # (ESP32_GENERIC-OTA on 4 MiB: 960 KiB left for the filesystem)
+        say(f"warning: on the {1 << (data[3] >> 4)} MiB module its header names, "
+            f"{firmware.name}'s layout leaves {fs // 1024} KiB of filesystem, less than its "
+            f"{slot // 1024} KiB app partition: an interpreter update (an image bundle) waits "
+            "on the filesystem before it is written, so none would fit; build the image with "
+            "borne's board definition, boards/micropython/BORNE_WALLBOX (8 MiB flash)")
 
 
 def wait_for_micropython(port: str, timeout: float, say: Say) -> None:
