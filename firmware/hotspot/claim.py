@@ -257,6 +257,8 @@ class Hotspot:
                     from supervisor import rare
 
                     rare("hotspot.reset", "wipe", self, False, False)
+                    if self.events:
+                        self.events.add("claimed")  # the new owner's log begins with it
                 self.board.reset(True)
             if self._want_open:
                 self._want_open = False
