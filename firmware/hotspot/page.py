@@ -77,7 +77,8 @@ function field(d) {
 }
 api('GET', '/api/identity').then(function (d) {
   $('who').textContent = (d.model || 'Charger') + ' ' + (d.cp_id || '') +
-    (d.claimed ? ' (already claimed)' : '');
+    (d.claimed ? ' (already claimed: a claim for another cloud erases what the old one' +
+     ' left, its cards included)' : '');
   $('cp_id').value = d.cp_id || '';
 }).catch(lost);
 $('login').addEventListener('submit', function (e) {
