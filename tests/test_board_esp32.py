@@ -945,3 +945,31 @@ def test_the_pilot_duty_never_reads_as_more_than_the_offer(tmp_path: Path) -> No
         got = _ev_reads(duty)
         assert got <= a + 1e-9, f"{a} A offered, duty_u16 {duty} reads {got:.4f} A"
         assert got >= (51 if 51 <= a <= 52.5 else a) - 0.01, f"{a} A reads {got:.4f} A"
+
+
+def test_the_board_definition_and_the_emulated_chip_describe_one_flash() -> None:
+    # The image's MicroPython board (boards/micropython/BORNE_WALLBOX, built outside CI: no
+    # ESP-IDF here) and the emulated chip the tests run on (sim/mpy/esp32.py) must not drift:
+    # the board freezes this board's manifest on 8 MiB with MicroPython v1.28's
+    # partitions-8MiBplus-ota.csv (ota_0 and ota_1 of 0x270000 from 0x10000; main.c gives the
+    # flash past them to "vfs"), which is the emulated partition table.
+    import ast
+    import re
+
+    bd = REPO / "boards" / "micropython" / "BORNE_WALLBOX"
+    cmake = (bd / "mpconfigboard.cmake").read_text()
+    m = re.search(r"set\(MICROPY_FROZEN_MANIFEST \$\{MICROPY_BOARD_DIR\}/(\S+)\)", cmake)
+    assert m and (bd / m[1]).resolve() == BOARD / "manifest.py"
+    assert "${MICROPY_BOARD_DIR}/sdkconfig.board" in cmake
+    sdk = (bd / "sdkconfig.board").read_text()
+    assert "CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y" in sdk
+    assert 'CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="partitions-8MiBplus-ota.csv"' in sdk
+    header = (bd / "mpconfigboard.h").read_text()
+    assert "MICROPY_PY_BLUETOOTH (0)" in header  # (sdkconfig.ble left out of the cmake too)
+    assert "sdkconfig.ble" not in cmake
+    emu = ast.parse((REPO / "host_tools" / "borne" / "sim" / "mpy" / "esp32.py").read_text())
+    table = next(n.value for n in emu.body if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], "id", "") == "_TABLE")
+    rows = {r[0]: tuple(r[3:]) for r in ast.literal_eval(table)}
+    assert rows["ota_0"] == (0x10000, 0x270000) and rows["ota_1"] == (0x280000, 0x270000)
+    assert rows["vfs"] == (0x4F0000, (8 << 20) - 0x4F0000)
