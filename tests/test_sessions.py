@@ -457,3 +457,32 @@ async def test_a_meter_values_trigger_names_the_transaction_on_its_connector_onl
         got[cid] = mv.payload
     assert got[1]["connectorId"] == 1 and got[1].get("transactionId") == tx, got[1]
     assert got[0]["connectorId"] == 0 and "transactionId" not in got[0], got[0]
+
+
+async def test_a_status_the_csms_answers_with_an_error_holds_nothing_back(
+    csms: Csms, control: Control
+) -> None:
+    # A CSMS that answers connector 0's StatusNotification with a CALLERROR (it knows no
+    # connector 0) has given its final answer: 1.6 retries transaction messages only. The
+    # charger once put the status back and retried it for ever, ahead of everything else: the
+    # EV charged while no StartTransaction, no other status and no heartbeat ever went out.
+    from ocpp.exceptions import InternalError
+    from ocpp.v16 import call_result
+
+    def status(p: dict[str, Any]) -> Any:
+        if p["connector_id"] == 0:
+            raise InternalError(description="no connector 0 here")
+        return call_result.StatusNotification()
+
+    csms.respond("StatusNotification", status)
+    cp = await _ready(csms, BorneFreeCharging="true")
+    await control("plug")
+    await control("load", amps=16)
+    await control("charge")
+    start = await csms.wait_call("StartTransaction", timeout=20)
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await csms.wait_call("StatusNotification",
+                         lambda p: p["connectorId"] == 1 and p["status"] == "Charging")
+    zero = [f for f in csms.calls("StatusNotification") if f.payload["connectorId"] == 0]
+    assert len(zero) == 1, f"connector 0's refused status sent {len(zero)} times"
+    assert start.payload["connectorId"] == 1 and cp is not None

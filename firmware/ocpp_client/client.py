@@ -424,6 +424,11 @@ class OcppClient:
                 continue  # back to what the CSMS was told before it held MinimumStatusDuration
             try:
                 await self._send_status(cid, st[0], st[1], self._since[cid])
+            except CallError as e:
+                # The CSMS's final answer (1.6 retries transaction messages only): reported,
+                # not sent again. Put back, it held every message behind it for good.
+                log.warn(_TAG, "StatusNotification of connector %d answered %s", cid, e.code)
+                self._sent[cid] = st
             except Exception as e:
                 # Answered late, or ignored by a CSMS that answers a probe (clientrare.answers):
                 # delivered, or dropped (a later change is reported). Not delivered (a dead
