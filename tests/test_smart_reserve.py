@@ -138,6 +138,41 @@ async def test_reserve_a_busy_or_faulted_connector(csms: Csms, control: Control)
     assert res.status == "Faulted"
 
 
+async def test_a_connector_going_unavailable_or_faulted_ends_its_reservation(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.13: a reservation is terminated when the connector is set Unavailable or Faulted.
+    # It once outlived both: the connector showed Reserved again after, and the reservation
+    # could still be cancelled.
+    cp = await _cp(csms)
+    later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def unavailable(on: bool) -> None:
+        res = await cp.call(call.ChangeAvailability(
+            connector_id=1, type="Inoperative" if on else "Operative"))
+        assert res.status == "Accepted"
+
+    async def faulted(on: bool) -> None:
+        await control("fault", kind="rcd" if on else "clear")
+
+    for rid, (status, make) in ((8, ("Unavailable", unavailable)), (9, ("Faulted", faulted))):
+        n = len(csms.frames)
+        assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
+                                              reservation_id=rid))).status == "Accepted"
+        await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved", after=n)
+        await make(True)
+        n = len(csms.frames)
+        await csms.wait_call("StatusNotification",
+                             lambda p, s=status: p["status"] == s, after=n)
+        n = len(csms.frames)
+        await make(False)
+        # back Available, not Reserved: the reservation is gone
+        back = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                    after=n)
+        assert back.payload["status"] == "Available", back.payload
+        assert (await cp.call(call.CancelReservation(reservation_id=rid))).status == "Rejected"
+
+
 async def _reserved_at_reader(csms: Csms, sim: Simulator, parent: str | None) -> Any:
     """Connector 1 reserved for OWNER (with `parent`, if any), the reader polling."""
     cp = await _cp(csms)

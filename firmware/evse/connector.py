@@ -323,6 +323,8 @@ class Connector:
             log.warn(_TAG, "fault %s (%s)", kind, self.faults[kind])
             self.events.add("fault", what=kind)
             self._report()
+            if self.reservations is not None:
+                self.reservations.end(1, "faulted")
             if kind in safety.LATCHED:
                 # No reclosing within this plug-in (a 6 mA DC RCD module releases as soon as the
                 # opening stopped the fault current): the session ends. 1.6's EmergencyStop
@@ -770,6 +772,8 @@ class Connector:
             self.operative = operative
             if not operative:
                 self._drop_pending("unavailable")
+                if self.reservations is not None:
+                    self.reservations.end(1, "unavailable")
             log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
         self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None,
                                      "cp": self.cp_wide})

@@ -143,6 +143,19 @@ class Reservations:
         self._tell(r[_CID], None)
         return "Accepted"
 
+    def end(self, connector_id, why):
+        # The connector can no longer honour the reservation that holds it: it went Unavailable
+        # or Faulted (1.6 5.13: the reservation is terminated then). Dropped and said.
+        a = self.applying(connector_id)
+        if a is None:
+            return
+        r = self._find_id(a["reservationId"])
+        keep = [x for x in self._r if x is not r]
+        if not self._save(keep):
+            self._r = keep  # ended in RAM; the flash copy ends the same way after a reboot
+        log.info(_TAG, "reservation %r ended: connector %s", r[_RID], why)
+        self._tell(r[_CID], None)
+
     def applying(self, connector_id=1):
         # The reservation that holds connector_id (its own, else a connector-0 one when the
         # charge point has a single connector or every other connector is reserved here), or
