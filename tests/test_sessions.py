@@ -486,3 +486,22 @@ async def test_a_status_the_csms_answers_with_an_error_holds_nothing_back(
     zero = [f for f in csms.calls("StatusNotification") if f.payload["connectorId"] == 0]
     assert len(zero) == 1, f"connector 0's refused status sent {len(zero)} times"
     assert start.payload["connectorId"] == 1 and cp is not None
+
+
+async def test_a_remote_start_while_finishing_starts_without_a_new_plug_in(
+    csms: Csms, control: Control
+) -> None:
+    # The owner stopped from the app and starts again, the cable still in: 1.6 4.9 goes from
+    # Finishing to Preparing when an idTag is presented again. The remote start was Accepted,
+    # then nothing started until the cable was plugged in again.
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    assert (await cp.call(call.RemoteStopTransaction(transaction_id=tx))).status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing")
+    n = len(csms.frames)
+    res = await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction", after=n, timeout=15)
+    assert start.payload["idTag"] == "REMOTE1"
+    await control.wait_state(lambda s: s["relay"], "charging again, the cable never unplugged")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging", after=n)

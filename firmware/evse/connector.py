@@ -558,7 +558,10 @@ class Connector:
                 and not self.interrupted and not self.restarting)
 
     def _try_start(self):
-        if self.session is not None or self.cp not in ("B", "C", "D") or self.finishing:
+        # (not before the last stop's final reading is journaled: conntask.finish_stop tries
+        # again then)
+        if (self.session is not None or self.cp not in ("B", "C", "D") or self.finishing
+                or self.finishing_stops):
             return
         if not self.can_start():
             return
@@ -711,6 +714,7 @@ class Connector:
             return False
         timeout = self.config.get("ConnectionTimeOut")
         self._drop_pending("another start")  # the last authorization wins
+        self.finishing = False  # an idTag again after a stop: Finishing -> Preparing (1.6 4.9)
         self.pending = (id_tag, parent, time.ticks_add(time.ticks_ms(), timeout * 1000), source)
         self._try_start()
         self._apply()

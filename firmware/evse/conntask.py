@@ -61,5 +61,8 @@ async def finish_stop(c, s, reason):
             s["meter_stop"] = e
     except Exception as ex:
         log.exc(_TAG, "final meter reading", ex)
-    c._journal_stop(s, reason, _STOPPING_DOC)
-    c.finishing_stops -= 1
+    try:
+        c._journal_stop(s, reason, _STOPPING_DOC)
+    finally:  # (starts wait on it: connector._try_start)
+        c.finishing_stops -= 1
+    c._try_start()  # a start authorized meanwhile (an idTag again in Finishing)
