@@ -219,10 +219,16 @@ async def test_every_pilot_fault_opens_the_relay_and_charging_resumes_after(
     # The EV's diode missing, the pilot shorted to PE (the RCD and the weld have tests of their
     # own): each opens the relay and faults the connector; cleared, the session charges again.
     await _charging(csms, control)
-    for kind in ("diode", "pilot_short"):
+    for kind, vendor in (("diode", "DiodeFault"), ("pilot_short", "PilotFault")):
+        n = len(csms.frames)
         assert (await control("fault", kind=kind))["ok"]
         st = await control.wait_state(lambda s: not s["relay"], f"the relay open on {kind}")
         assert st["power_w"] == 0
+        # OtherError says which in vendorErrorCode (1.6: "more information in vendorErrorCode")
+        f = await csms.wait_call("StatusNotification", lambda p: p["status"] == "Faulted",
+                                 after=n)
+        assert f.payload["errorCode"] == "OtherError", f.payload
+        assert f.payload.get("vendorErrorCode") == vendor, f.payload
         n = len(csms.frames)
         await control("fault", kind="clear")
         await control.wait_state(lambda s: s["relay"], f"charging again after {kind} cleared")

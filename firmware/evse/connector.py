@@ -797,10 +797,16 @@ class Connector:
         return st
 
     def vendor_error(self, cid, status, error_code):
-        # vendorErrorCode for a status being reported, or None.
-        if cid == 1 and error_code == "OtherError" and status != "Faulted" and self.grid_failed:
-            return "GridMeterFailure"
-        return None
+        # vendorErrorCode for a status being reported, or None: what an OtherError is (1.6:
+        # "more information in vendorErrorCode"), a pilot or diode fault or a silent grid meter.
+        if cid != 1 or error_code != "OtherError":
+            return None
+        if status == "Faulted":
+            for k in safety.FAULT_ORDER:  # the fault the status names (_status_1)
+                if k in self.faults:
+                    return "PilotFault" if k == "pilot" else "DiodeFault" if k == "diode" else None
+            return None
+        return "GridMeterFailure" if self.grid_failed else None
 
     def _status_1(self):
         if self.faults:

@@ -394,7 +394,8 @@ class OcppClient:
         vendor = self.connector.vendor_error(cid, status, err)
         if vendor:
             req["vendorErrorCode"] = vendor
-            req["info"] = "grid meter silent: offer at its fallback"
+            if vendor == "GridMeterFailure":
+                req["info"] = "grid meter silent: offer at its fallback"
         await self.rpc.call("StatusNotification", req)
         self._sent[cid] = (status, err)
 
