@@ -145,7 +145,7 @@ class Diag:
         try:
             location.parse(url, name)
         except location.BadLocation as e:
-            log.warn(_TAG, "GetDiagnostics to %s refused: %s", location.show(url), e)
+            log.warn(_TAG, "GetDiagnostics to %s refused: %s", log.url(url), e)
             self.diag_status = "Idle"
             self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"})
             return {}
@@ -168,7 +168,7 @@ class Diag:
         try:
             location.parse(url, name)
         except location.BadLocation as e:
-            log.warn(_TAG, "GetLog to %s refused: %s", location.show(url), e)
+            log.warn(_TAG, "GetLog to %s refused: %s", log.url(url), e)
             return {"status": "Rejected"}
         since, until = self._window(lp.get("oldestTimestamp"), lp.get("latestTimestamp"))
         n, wait = self._attempts(p)
@@ -194,7 +194,7 @@ class Diag:
 
         self._n = getattr(self, "_n", 0) + 1
         path = self.store.path("%s%d" % (_SCRATCH, self._n), "")  # never the cancelled one's
-        shown = location.show(url)
+        shown = log.url(url)
         ok = False
         try:
             self._mark([rid, path])

@@ -1,5 +1,5 @@
 # Upload locations of GetDiagnostics / GetLog: "<scheme>://[user[:password]@]host[:port][/path]".
-# The password never reaches a log line or a diagnostics file: show() drops the credentials.
+# The password never reaches a log line or a diagnostics file: log.url() drops the credentials.
 # A path that could leave the folder the CSMS named ("..", encoded or not), or bytes an FTP
 # command line cannot carry (CR, LF, NUL), are refused here.
 
@@ -73,9 +73,3 @@ def parse(url, filename):
         return scheme, host, port, user or "anonymous", password or "", path
     return scheme, host, port, user, password, raw + query
 
-
-def show(url):
-    # The location for a log line: log.url() (no credentials, no query).
-    from log import url as shown
-
-    return shown(url)

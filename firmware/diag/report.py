@@ -7,6 +7,7 @@ import json
 import os
 
 import clock
+import log
 
 # Settings shown in the diagnostics: identity, endpoint, installation. Never a key, a password,
 # a Wi-Fi name of the owner's home or a certificate.
@@ -22,9 +23,7 @@ def _iso(t):
 
 
 def _url_safe(u):
-    from diag.location import show
-
-    return show(u) if isinstance(u, str) else u
+    return log.url(u) if isinstance(u, str) else u
 
 
 def diagnostics(path, d, since=None, until=None, faults=20):

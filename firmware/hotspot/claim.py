@@ -254,9 +254,7 @@ class Hotspot:
                     if self.events:
                         self.events.add("factory_reset")
                 elif self._rewipe:
-                    from supervisor import rare
-
-                    rare("hotspot.reset", "wipe", self, False, False)
+                    self._wipe(False, False)  # the new claim's settings kept
                     if self.events:
                         self.events.add("claimed")  # the new owner's log begins with it
                 self.board.reset(True)
@@ -298,10 +296,10 @@ class Hotspot:
         self._wipe(True)
         self._rewipe = True
 
-    def _wipe(self, first):
+    def _wipe(self, first, settings=True):
         from supervisor import rare
 
-        rare("hotspot.reset", "wipe", self, first)
+        rare("hotspot.reset", "wipe", self, first, settings)
 
     # -- the claim (api.py asks, claimflow.py reports) -----------------------------------
     def claim_refused(self):

@@ -531,9 +531,7 @@ def _why(e):
 def _show(url):
     # The location for a log line or an event (both end up in diagnostics uploads): any
     # scheme's credentials as "***", no query or fragment (tokens ride there).
-    from diag.location import show
-
-    return show(url.split("#")[0].split("?")[0])
+    return log.url(url.split("#")[0].split("?")[0])
 
 
 def _ftp_loc(url):

@@ -1,5 +1,6 @@
-# On-target tests for diag/location.py: upload locations parsed, credentials never shown,
-# escaping paths and unknown schemes refused.
+# On-target tests for diag/location.py: upload locations parsed, escaping paths and unknown
+# schemes refused; and log.url(), which shows them (and any URL) without credentials or query.
+import log
 from diag import location
 from diag.location import BadLocation
 
@@ -31,15 +32,13 @@ def test_refused():
             raise AssertionError("accepted %s" % url)
 
 
-def test_show_hides_credentials():
-    assert location.show("ftp://user:secret@h:21/a/") == "ftp://***@h:21/a/"
-    assert "secret" not in location.show("ftp://secret@h")
+def test_log_url_hides_credentials_and_query():
+    assert log.url("ftp://user:secret@h:21/a/") == "ftp://***@h:21/a/"
+    assert "secret" not in log.url("ftp://secret@h")
     # A pre-signed upload's signature (the query), a password holding a "/": neither reaches a
     # log line, which the agent log keeps and the next diagnostics upload carries.
-    assert location.show("https://h/x?X-Amz-Signature=SIG") == "https://h/x?..."
-    assert location.show("ftp://diag:Pa55/word@h:21/up/") == "ftp://***@h:21/up/"
-    assert location.show("wss://csms.example/ocpp#frag") == "wss://csms.example/ocpp?..."
-    import log
-
+    assert log.url("https://h/x?X-Amz-Signature=SIG") == "https://h/x?..."
+    assert log.url("ftp://diag:Pa55/word@h:21/up/") == "ftp://***@h:21/up/"
+    assert log.url("wss://csms.example/ocpp#frag") == "wss://csms.example/ocpp?..."
     assert log.url("wss://csms.example/ocpp?token=abc") == "wss://csms.example/ocpp?..."
     assert log.url("ws://csms.example:9000/ocpp") == "ws://csms.example:9000/ocpp"
