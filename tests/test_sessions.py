@@ -511,3 +511,40 @@ async def test_a_remote_start_while_finishing_starts_without_a_new_plug_in(
     assert start.payload["idTag"] == "REMOTE1"
     await control.wait_state(lambda s: s["relay"], "charging again, the cable never unplugged")
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Charging", after=n)
+
+
+async def test_online_the_csms_hears_of_a_transaction_before_the_status_that_names_it(
+    csms: Csms, control: Control
+) -> None:
+    # "Charging" names a transaction, "Finishing" one that has stopped (1.6 4.9): a CSMS that
+    # hears the status first sees a connector charging with no transaction, or one finished
+    # while its transaction still runs. Online as at a reconnection, the transaction message
+    # goes first, whether the session is started and stopped remotely or by the EV.
+    tx = await _charging(csms, control)
+    calls = csms.calls()
+    start = csms.calls("StartTransaction")[0]
+    early = [f.payload["status"] for f in calls[:calls.index(start)]
+             if f.action == "StatusNotification" and f.payload["connectorId"] == 1]
+    assert not {"Charging", "SuspendedEV", "SuspendedEVSE"} & set(early), early
+    cp = csms.charge_points[CP_ID]
+    n = len(csms.frames)
+    assert (await cp.call(call.RemoteStopTransaction(transaction_id=tx))).status == "Accepted"
+    finishing = await csms.wait_call("StatusNotification",
+                                     lambda p: p["status"] == "Finishing", after=n)
+    stop = await csms.wait_call("StopTransaction", after=n)
+    calls = csms.calls()
+    assert calls.index(stop) < calls.index(finishing), "Finishing reported before the stop"
+    n = len(csms.frames)
+    await control("charge")  # the owner starts again from the app, the cable still in
+    res = await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction", after=n, timeout=15)
+    await csms.answer_to(start)
+    await control.wait_state(lambda s: s["relay"], "charging again")
+    n = len(csms.frames)
+    await control("unplug")
+    available = await csms.wait_call("StatusNotification",
+                                     lambda p: p["status"] == "Available", after=n)
+    stop = await csms.wait_call("StopTransaction", after=n)
+    calls = csms.calls()
+    assert calls.index(stop) < calls.index(available), "Available reported before the stop"

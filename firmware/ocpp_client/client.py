@@ -318,22 +318,31 @@ class OcppClient:
         # for all of it: it lives as long as the session.
         fails = 0
         t0 = time.ticks_ms()
-        # A reconnection (boot accepted in an earlier session) delivers the messages queued
-        # offline before the statuses: the CSMS must know a transaction before it hears
-        # "Charging" (OCTT TC_037_1_CS). Only those queued by now: newer ones wait behind the
-        # statuses, so a busy queue cannot hold them back for good. After a boot the statuses
-        # come first (1.6: BootNotification, then StatusNotification per connector).
+        # The CSMS must know of a transaction before it hears a status that names it
+        # ("Charging", OCTT TC_037_1_CS) or says it ended ("Finishing", "Available"): the
+        # messages queued by the time statuses are reported go first. Only those: newer ones
+        # wait behind the statuses, so a busy queue cannot hold them back for good. A
+        # reconnection (boot accepted in an earlier session) waits out a retry of the queue
+        # it found; online, a message waiting for its retry holds no status back. After a
+        # boot the statuses come first (1.6: BootNotification, then StatusNotification per
+        # connector).
         q = self.queue
         first = len(q) if q is not None and self.registration == "Accepted" else 0
+        booted = False
         while True:
             try:
                 while self.registration != "Accepted":
                     await self._boot()
+                    booted = True
                 self._kick.clear()
                 q = self.queue
                 if first:
                     await q.deliver(self.rpc, first)
                     first = 0
+                elif booted:
+                    booted = False
+                elif q is not None and len(q) and self._due() is not None:
+                    await q.deliver(self.rpc, len(q), False)
                 await self._report_statuses()
                 if q is not None:
                     await q.deliver(self.rpc)
@@ -406,7 +415,10 @@ class OcppClient:
         dur = self.config.get("MinimumStatusDuration") * 1000
         now = time.ticks_ms()
         due = None
+        stopping = self.connector.finishing_stops
         for cid in self._status_dirty:
+            if cid and stopping:
+                continue  # its StopTransaction is not queued yet (the final reading): it goes first
             t = self._since[cid]
             if dur and t is not None and time.ticks_diff(now, t) < dur:
                 continue
@@ -416,10 +428,15 @@ class OcppClient:
 
     async def _report_statuses(self):
         hold = self.config.get("MinimumStatusDuration")
+        q = self.queue
+        sent = False
         while True:
             cid = self._due()
             if cid is None:
                 return
+            if sent and q is not None and len(q) and not q.waits():
+                return  # queued while a status went out (a start): it goes before the next one
+            sent = True
             st = self._status_dirty.pop(cid)
             if hold and self._since[cid] is not None and st == self._sent[cid]:
                 continue  # back to what the CSMS was told before it held MinimumStatusDuration

@@ -202,15 +202,18 @@ class TxQueue:
         if self.session is not None:
             self.session.kick()
 
-    async def deliver(self, rpc, n=-1):
+    async def deliver(self, rpc, n=-1, patient=None):
         # Sends queued messages in order until the queue is empty, n of them are done (n < 0:
         # no bound) or the link fails (the exception propagates to the session, which
-        # reconnects). Bounded (a reconnection's queue, which goes before the statuses), a
-        # retry's wait is waited out here; unbounded, it returns and the session calls again.
+        # reconnects). Patient (by default when bounded: a reconnection's queue, which goes
+        # before the statuses), a retry's wait is waited out here; if not, it returns and the
+        # session calls again.
+        if patient is None:
+            patient = n >= 0
         if self._unsaved:
             self._retry_ids()
         if self.waits():
-            if n < 0:
+            if not patient:
                 return
             r = self.retry_at
             await asyncio.sleep_ms(time.ticks_diff(self._held_at if r is None else r,
@@ -289,7 +292,7 @@ class TxQueue:
                     conf = wait
                     hook(conf)
                 else:
-                    if n < 0:
+                    if not patient:
                         self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
                         self._attempts, self._errs = attempts, errs
                         asyncio.create_task(self._wake(wait))
