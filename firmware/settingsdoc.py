@@ -69,8 +69,9 @@ _IDENTITY = const(("cp_id", "serial", "model", "vendor"))
 _PROVISIONED = const(("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem",
                       "key_pem", "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_ca_pem",
                       "mqtt_prefix"))
-_INSTALLATION = const(("meter_model", "meter_baud", "meter_parity", "grid_meter_model",
-                       "grid_meter_addr", "main_fuse_a", "grid_fallback_a", "mqtt_controls"))
+_INSTALLATION = const(("meter_model", "meter_addr", "meter_baud", "meter_parity",
+                       "meter_wh_per_pulse", "phases", "grid_meter_model", "grid_meter_addr",
+                       "main_fuse_a", "grid_fallback_a", "mqtt_controls"))
 
 
 def load(self, provisioning, doc):

@@ -157,3 +157,32 @@ async def test_session_energy_matches_the_ev_within_2_wh(csms: Csms, flash: Path
         booked = stop.payload["meterStop"] - start.payload["meterStart"]
         # the EV's energy from the first to the last moment the contacts were closed
         assert abs(booked - (e1 - e0)) <= 2, (booked, e0, e1)
+
+
+async def test_a_single_phase_installation_reports_one_phases_values(
+    csms: Csms, flash: Path
+) -> None:
+    # Power.Offered was the offer times 230 V times 3 phases, and Voltage and Current.Import
+    # had L2 and L3 at "0", on an SDM120 (single-phase) installation.
+    from ocpp.v16 import call
+
+    s = Simulator(flash, cp_id="CP-METER", csms_url=csms.url, fitted=Fitted(meter_model="sdm120"))
+    async with running(s), controlling(s) as control:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        cp = csms.charge_points["CP-METER"]
+        for k, v in (("BorneFreeCharging", "true"), ("MeterValuesSampledData",
+                     "Power.Offered,Current.Offered,Current.Import,Voltage")):
+            assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
+        await control("plug")
+        await control("load", amps=16)
+        await control("charge")
+        await control.wait_state(lambda st: st["relay"], "charging")
+        n = len(csms.frames)
+        assert (await cp.call(call.TriggerMessage(requested_message="MeterValues",
+                                                  connector_id=1))).status == "Accepted"
+        mv = await csms.wait_call("MeterValues", after=n)
+        values = {(sv["measurand"], sv.get("phase")): float(sv["value"])
+                  for sv in mv.payload["meterValue"][0]["sampledValue"]}
+        assert values[("Power.Offered", None)] == values[("Current.Offered", None)] * 230, values
+        assert {p for (m, p) in values if m in ("Voltage", "Current.Import")} == {"L1-N", "L1"}, (
+            values)

@@ -73,6 +73,8 @@ def provisioning(a):
         p["meter_model"] = a["meter-model"]
     if "meter-baud" in a:
         p["meter_baud"] = int(a["meter-baud"])
+    if "phases" in a:  # the installation's (the sim's supply)
+        p["phases"] = int(a["phases"])
     # Load balancing: the grid meter on the same RS-485 socket ("" = none), the main fuse.
     if "grid-meter-model" in a:
         p["grid_meter_model"] = a["grid-meter-model"]

@@ -126,6 +126,7 @@ class Connector:
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
         self.restarting = False  # stop_for(): a restart comes, no session starts before it
+        self.unmetered = False  # a start waits for the meter's first reading (step() tries it)
         # evse.reservation.Reservations while one is held (or found on flash), else None: the
         # module is out of the heap and nothing is reserved.
         self.reservations = None
@@ -436,6 +437,9 @@ class Connector:
         self._check_feedback(fb)
         self._check_latched(rcd, fb)
         self._check_timeouts()
+        if self.unmetered and self.energy_wh() is not None:
+            self.unmetered = False
+            self._try_start()
         self._apply()
 
     def _check_feedback(self, fb):
@@ -565,6 +569,11 @@ class Connector:
             return
         if not self.can_start():
             return
+        if self.meter is not None and self.energy_wh() is None:
+            # No reading yet (a boot, the meter silent): a session's meterStart must be its
+            # register, never 0, or the whole register is billed. The start waits for it.
+            self.unmetered = True
+            return
         p = self.pending
         if p:
             self.pending = None
@@ -631,7 +640,13 @@ class Connector:
         s["stopped"] = reason
         self._apply()  # relay open first
         e = self.energy_wh()
-        s["meter_stop"] = e if e is not None else s.get("last_wh", s["meter_start"])
+        if e is None:
+            # The meter failing: its last good reading, which MeterValues may have carried
+            # already (the session's checkpoint can be a minute older).
+            L = getattr(self.meter, "latest", None)
+            e = L["energy_wh"] if L else None
+        last = s.get("last_wh", s["meter_start"])
+        s["meter_stop"] = e if e is not None and e >= last else last
         s["stop_ms"] = clock.now_ms()
         s["stop_t"] = s["stop_ms"] // 1000
         self.session = None

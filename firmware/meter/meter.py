@@ -80,6 +80,16 @@ class Meter:
         # never get a stale or invented figure as if it were current.
         return self.latest["energy_wh"] if self.latest["ok"] else None
 
+    def keep(self, wh):
+        # A StopTransaction's meterStop, before its journal: a source that keeps its register
+        # itself (the S0 counter, meter/pulse.py) saves it, and raises it after a power cut.
+        f = getattr(self.source, "keep", None)
+        if f is not None:
+            f(wh)
+            e = self.latest["energy_wh"]
+            if e is not None and e < wh:
+                self.latest["energy_wh"] = wh  # (the next reading's checks start from it)
+
     async def run(self):
         while True:
             t0 = time.ticks_ms()

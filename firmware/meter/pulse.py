@@ -6,8 +6,9 @@
 # The pulse count restarts at every boot, so the energy register is the stored base plus the
 # pulses since boot. The base is checkpointed through the store at most once a minute while
 # energy flows (one small-file write: ~1 flash erase block per minute of charging), and at
-# stop/shutdown by whoever calls checkpoint(). A power cut loses at most a minute of pulses,
-# which makes the register lag, never jump or run backwards.
+# each StopTransaction (keep()), before its journal. A power cut loses at most a minute of
+# pulses; the interrupted session's stop, floored by the registers it reported, then raises
+# the base to its meterStop (keep()): the register never runs back below a published one.
 import time
 
 _DOC = "pulse_meter"
@@ -64,6 +65,18 @@ class PulseMeter:
             out[_P] = 3600000.0 * self.wh_per_pulse / max(iv, since)
         if self.store and e != self._saved_wh and time.ticks_diff(now, self._saved_ms) >= _CHECKPOINT_MS:
             self.checkpoint(now)
+
+    def keep(self, wh):
+        # A published register (a StopTransaction's meterStop) is never gone back on: the
+        # base rises to it, and is saved. The flash full or failing: the next checkpoint.
+        e = self.energy_wh()
+        if wh > e:
+            self.base_wh += wh - e
+        if self.store and self.energy_wh() != self._saved_wh:
+            try:
+                self.checkpoint()
+            except OSError:
+                pass
 
     def checkpoint(self, now=None):
         if not self.store:

@@ -14,7 +14,10 @@ def _fmt(v):
 
 def sampled(meter, connector, measurands, context):
     # -> list of SampledValue dicts (possibly empty)
-    r = meter.latest if meter is not None and getattr(meter, "latest", None) else {}
+    r = getattr(meter, "latest", None) if meter is not None else None
+    if not r or not r.get("ok"):
+        r = {}  # failing: its last reading is no longer the meter's, and no value is invented
+    n = getattr(meter, "phases", 3)  # a single-phase installation has no L2, L3
     out = []
     for m in measurands:
         unit = "A"  # each branch sets its measurand's values and unit (None: no unit)
@@ -28,9 +31,9 @@ def sampled(meter, connector, measurands, context):
             vals = [(None, r.get("power_w"))]
             unit = "W"
         elif m == "Current.Import":
-            vals = list(zip(_PHASES, r.get("current_a") or ()))
+            vals = list(zip(_PHASES[:n], r.get("current_a") or ()))
         elif m == "Voltage":
-            vals = [(p + "-N", v) for p, v in zip(_PHASES, r.get("voltage_v") or ())]
+            vals = [(p + "-N", v) for p, v in zip(_PHASES[:n], r.get("voltage_v") or ())]
             unit = "V"
         elif m == "Frequency":
             vals = [(None, r.get("frequency_hz"))]
@@ -39,7 +42,7 @@ def sampled(meter, connector, measurands, context):
             vals = [(None, connector.offer_a if connector.relay_allowed() else 0)]
         elif m == "Power.Offered":
             a = connector.offer_a if connector.relay_allowed() else 0
-            vals = [(None, a * 230 * 3)]
+            vals = [(None, a * 230 * n)]
             unit = "W"
         else:
             vals = []

@@ -116,6 +116,9 @@ class Transactions:
                 data.append(meterdata.meter_value(end, stop_ms, True))
             if data:
                 req["transactionData"] = data
+        m = self.s.meter
+        if hasattr(m, "keep"):
+            m.keep(req["meterStop"])
         done = self.txq.add(STOP, req, s["ref"])
         self._begin.pop(s["ref"], None)
         self._kept.pop(s["ref"], None)

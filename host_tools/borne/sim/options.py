@@ -124,7 +124,8 @@ class Fitted:
         out = ["--meter-model", self.meter_model,
                "--grid-meter-model", self.grid_meter or "",  # "" = no grid meter
                "--grid-meter-addr", str(self.grid_meter_addr),
-               "--main-fuse", str(self.main_fuse_a)]
+               "--main-fuse", str(self.main_fuse_a),
+               "--phases", str(self.supply_phases)]
         if self.meter_baud:
             out += ["--meter-baud", str(self.meter_baud)]
         return out

@@ -186,7 +186,7 @@ class Simulator:
         f = self.fitted
         doc: dict[str, Any] = {"cp_id": self.cp_id, "serial": "SIM0001", "model": "borne-esp32",
                                "vendor": "borne", "rfid": f.reader,
-                               "meter_model": f.meter_model}
+                               "meter_model": f.meter_model, "phases": f.supply_phases}
         if self.claim is None and self.csms_url:
             doc["csms_url"] = self.csms_url
         sec = self.security
