@@ -73,6 +73,14 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("BlinkRepeat", "5", "Accepted"),
         ("BlinkRepeat", "101", "Rejected"),
         ("metervaluesampleinterval", "20", "Accepted"),  # CiString50: case-insensitive
+        # goes out as StartTransaction's idTag (CiString20): a longer one lost the sessions
+        ("BorneFreeChargingIdTag", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "Rejected"),
+        ("BorneFreeChargingIdTag", "", "Rejected"),
+        ("BorneFreeChargingIdTag", "GARAGE-FREE", "Accepted"),
+        ("ConnectorPhaseRotation", "garbage", "Rejected"),
+        ("ConnectorPhaseRotation", "1.XYZ", "Rejected"),
+        ("ConnectorPhaseRotation", "5.RST", "Rejected"),  # no connector 5
+        ("ConnectorPhaseRotation", "0.RST,1.STR", "Accepted"),
     ]
     for key, value, want in cases:
         res = await cp.call(call.ChangeConfiguration(key=key, value=value))

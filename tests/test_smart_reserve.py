@@ -225,3 +225,26 @@ async def test_a_reservation_with_a_parent_admits_a_sibling_after_authorize(
     await control("plug")
     start = await csms.wait_call("StartTransaction")
     assert start.payload["idTag"] == SIBLING and start.payload["reservationId"] == 7
+
+
+async def test_a_reservation_taken_while_a_remote_start_authorizes_holds_the_connector(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.12: once a reservation is Accepted, the connector serves only its idTag. A remote
+    # start still waiting for its Authorize (AuthorizeRemoteTxRequests) when the reservation
+    # came went ahead anyway once authorized, and charged the other tag on a reserved connector.
+    cp = await _cp(csms)
+    csms.stalled["Authorize"] = 2.0
+    res = await cp.call(call.RemoteStartTransaction(id_tag=STRANGER, connector_id=1))
+    assert res.status == "Accepted"
+    auth = await csms.wait_call("Authorize")
+    expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    res = await cp.call(call.ReserveNow(connector_id=1, expiry_date=expiry, id_tag=OWNER,
+                                        reservation_id=7))
+    assert res.status == "Accepted"
+    await csms.answer_to(auth)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=OWNER)
+    start = await csms.wait_call("StartTransaction", timeout=20)
+    assert start.payload["idTag"] == OWNER and start.payload["reservationId"] == 7, start.payload

@@ -754,7 +754,8 @@ class Connector:
 
     def remote_authorized(self, id_tag, parent):
         # The CSMS accepted the tag of a RemoteStartTransaction (AuthorizeRemoteTxRequests).
-        if not self._authorized(id_tag, parent, "remote"):
+        # A reservation for another tag taken meanwhile holds the connector (1.6 5.12).
+        if not self._may_start(id_tag, parent) or not self._authorized(id_tag, parent, "remote"):
             self._emit("on_start_dropped", id_tag, "remote", "cannot start now")
 
     def remote_refused(self, id_tag):

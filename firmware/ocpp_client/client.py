@@ -380,7 +380,8 @@ class OcppClient:
             return
         if self._status_dirty and self._due() is not None:
             self._kick.set()  # a status has held for MinimumStatusDuration: report it
-        interval = self.config.get("HeartbeatInterval")
+        # (a day at most: ticks_diff's range ends after some 6 days on a charger)
+        interval = min(self.config.get("HeartbeatInterval"), 86400)
         if time.ticks_diff(time.ticks_ms(), idle) >= (interval if interval > 0 else 86400) * 1000:
             self._idle_ms = None
             self._beat = True

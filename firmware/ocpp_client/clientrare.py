@@ -131,7 +131,8 @@ async def boot(cl, triggered=False):
         cl.events.add("boot_accepted")
         cl._boot_due_ms = 0
     else:
-        cl._boot_due_ms = (interval if interval > 0 else _REJECTED_RETRY_S) * 1000
+        # (a day at most: ticks_diff's range ends after some 6 days on a charger)
+        cl._boot_due_ms = (min(interval, 86400) if interval > 0 else _REJECTED_RETRY_S) * 1000
 
 
 async def answers(cl, e):

@@ -234,8 +234,10 @@ def _check(key, v, cfg, kt):
     if key == "AuthorizationKey":
         if not 16 <= len(v) <= 40:
             raise ValueError("length")
-    if key == "ConnectorPhaseRotation" and len(v.split(",")) > 2:
-        raise ValueError("too many entries")
+    if key == "ConnectorPhaseRotation":
+        _rotation(v)
+    if key == "BorneFreeChargingIdTag" and not (0 < len(v) <= 20 and _printable(v)):
+        raise ValueError("not an idTag (1-20 printable characters)")  # it goes in StartTransaction
     if key in ("MeterValuesAlignedData", "StopTxnAlignedData") and v and cfg.get("ClockAlignedDataInterval") < 0:
         raise ValueError("bad interval")
     chk = kt.CHECKS.get(key)
@@ -243,6 +245,25 @@ def _check(key, v, cfg, kt):
         chk(v)
     if key.startswith("BorneMqtt"):
         _mqtt().check(key, v)
+
+
+def _printable(v):
+    for c in v:
+        if not " " < c <= "~":
+            return False
+    return True
+
+
+def _rotation(v):
+    # 1.6 9.1.7: "<connector>.<rotation>" entries, connector 0 (the supply) or 1 (ours).
+    items = v.split(",")
+    if len(items) > 2:
+        raise ValueError("too many entries")
+    for it in items:
+        c, _, r = it.strip().partition(".")
+        if c not in ("0", "1") or r not in ("NotApplicable", "Unknown", "RST", "RTS", "SRT",
+                                             "STR", "TRS", "TSR"):
+            raise ValueError("not <connector>.<rotation>: %s" % it)
 
 
 def show(kind, v):
