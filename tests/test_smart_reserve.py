@@ -225,3 +225,50 @@ async def test_a_reservation_with_a_parent_admits_a_sibling_after_authorize(
     await control("plug")
     start = await csms.wait_call("StartTransaction")
     assert start.payload["idTag"] == SIBLING and start.payload["reservationId"] == 7
+
+
+def _daily_hourly(pid: int, purpose: str, stack: int, minute: int) -> dict[str, Any]:
+    """A Recurring Daily profile of 24 hourly periods, all 32 A (they merge: no limit change),
+    its edges offset by `minute` so that those of several such profiles do not line up."""
+    p = _profile(pid, purpose, 32, stack)
+    p["chargingProfileKind"] = "Recurring"
+    p["recurrencyKind"] = "Daily"
+    p["chargingSchedule"]["chargingSchedulePeriod"] = [
+        {"startPeriod": h * 3600, "limit": 32} for h in range(24)]
+    p["chargingSchedule"]["startSchedule"] = "2026-01-01T00:%02d:00Z" % minute
+    return p
+
+
+async def test_a_year_long_composite_schedule_does_not_hold_up_the_charger(
+    csms: Csms, control: Control
+) -> None:
+    """1.6 5.7: GetCompositeSchedule may ask for any duration. A year over ten recurring
+    profiles (thousands of edges) must neither stall the charger's safety loop (the relay opens
+    at once when the EV is unplugged meanwhile) nor go unanswered: the answer may cover less."""
+    cp = await _cp(csms)
+    for k in range(9):
+        res = await cp.call(call.SetChargingProfile(
+            connector_id=1, cs_charging_profiles=_daily_hourly(k + 1, "TxDefaultProfile", k,
+                                                               k * 5 + 1)))
+        assert res.status == "Accepted"
+    res = await cp.call(call.SetChargingProfile(
+        connector_id=0, cs_charging_profiles=_daily_hourly(10, "ChargePointMaxProfile", 0, 47)))
+    assert res.status == "Accepted"
+    await _charge(csms, control)
+    await control.wait_state(lambda s: s["relay"] and s["power_w"] > 0, "charging")
+    year = 365 * 86400
+    ask = asyncio.ensure_future(cp.call(call.GetCompositeSchedule(
+        connector_id=1, duration=year, charging_rate_unit="A")))
+    await control("unplug")
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await control.wait_state(lambda s: not s["relay"], "the relay open after the unplug",
+                             timeout=2)
+    assert loop.time() - t0 < 1, "the relay opened %.1f s after the unplug" % (loop.time() - t0)
+    res = await asyncio.wait_for(ask, 10)
+    assert res.status == "Accepted"
+    sched = res.charging_schedule
+    assert 0 < sched["duration"] <= year
+    assert [(p["start_period"], p["limit"]) for p in sched["charging_schedule_period"]] == [
+        (0, 32)]
+

@@ -1,6 +1,10 @@
 # GetCompositeSchedule's answer from the installed profiles (OCPP 1.6 5.7): loaded for the call
 # only (evse/smart.py's composite_schedule(), supervisor.rare()), so a profile's whole life does
-# not keep it in the heap. It walks Smart's limit rules (segment_at, edge_after) edge by edge.
+# not keep it in the heap. It walks Smart's limit rules (segment_at, edge_after) edge by edge,
+# a few edges per turn of the event loop: a long request (a year over ten recurring profiles is
+# thousands of edges, ~8 ms each on an ESP32) must not hold up the pilot and relay loop.
+import asyncio
+
 import clock
 from evse import profile as pf
 from evse.profile import KEY_PER_DECIAMP
@@ -9,18 +13,23 @@ from evse.smart import min_segment
 # A composite answer is at most this many periods (its duration is cut there), so a CSMS asking
 # for a year of an hourly daily profile cannot exhaust the heap.
 MAX_PERIODS = const(48)
+# Edges walked at most (the duration is cut at the last one: 1.6 lets the answer cover less than
+# asked), _CHUNK of them between two turns of the event loop: a few seconds in all on an ESP32
+# with ten profiles, well within a CSMS's wait, and a few tens of ms at a time.
+_EDGES = const(400)
+_CHUNK = const(4)
 # The most the pilot can signal (IEC 61851-1): what "no limit" means in a composite schedule.
 MAX_A = const(80)
 
 
-def schedule(smart, connector, duration, unit, now, tx_start, cap):
+async def schedule(smart, connector, duration, unit, now, tx_start, cap):
     # -> {"startSchedule", "duration", "chargingRateUnit", "chargingSchedulePeriod":
     # [{"startPeriod", "limit"[, "numberPhases"]}]} from now for duration s, equal neighbouring
     # periods merged; or None when no profile applies at all in that time and no cap is given
     # (nothing to report). unit "A" (None: "A") or "W"; cap: the charger's own limit in A
     # (installer setting), applied like a profile; where nothing limits, MAX_A is reported.
     # Without a transaction (tx_start None), relative schedules are shown as if one started now.
-    # The duration is cut at MAX_PERIODS. ValueError for an unknown connector or unit, or a
+    # The duration is cut at MAX_PERIODS periods or _EDGES edges. ValueError for an unknown connector or unit, or a
     # duration < 1 (answer Rejected).
     if not isinstance(duration, int) or duration < 1:
         raise ValueError("duration %r" % (duration,))
@@ -40,6 +49,7 @@ def schedule(smart, connector, duration, unit, now, tx_start, cap):
     last = None
     t = now
     end = now + duration
+    n = 0
     while t < end:
         s = smart.segment_at(t, connector, anchor, with_tx)
         if s is not None:
@@ -60,6 +70,12 @@ def schedule(smart, connector, duration, unit, now, tx_start, cap):
             last = (tenths, ph)
         e = smart.edge_after(t, connector, anchor, with_tx)
         t = end if e is None or e > end else e
+        n += 1
+        if n % _CHUNK == 0:
+            if n == _EDGES:
+                end = t  # the periods found hold until t
+            else:
+                await asyncio.sleep(0)
     if not found:
         return None
     return {

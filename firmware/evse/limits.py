@@ -214,7 +214,7 @@ class Limits:
             c.set_limit(None)
             return None
         c.set_limit(sm.limit_at(now, 1, start))
-        nxt = sm.next_change(now, 1, start)
+        nxt = sm.next_change(now, 1, start, now + _MAX_SLEEP_S)
         return _MAX_SLEEP_S if nxt is None else max(1, min(_MAX_SLEEP_S, nxt - now))
 
 
