@@ -13,9 +13,11 @@
 # for its authorization and the plug; the connector's session of that remote start installs it
 # as it starts (on_tx_start: the pilot's first offer is already the profile's, with
 # or without StartTransaction.conf; the transactionId that comes with it changes nothing here),
-# and it ends with that session (end_tx). A start that never becomes that session (no plug
-# within ConnectionTimeOut, the idTag refused, the connector unavailable, another start or
-# session first) discards it (on_start_dropped, on_tx_start): it never limits anyone else.
+# and it ends with that session (end_tx). While it waits it counts as installed (Smart.held):
+# a SetChargingProfile that would leave it no room is Rejected, not it. A start that never
+# becomes that session (no plug within ConnectionTimeOut, the idTag refused, the connector
+# unavailable, another start or session first) discards it (on_start_dropped, on_tx_start): it
+# never limits anyone else.
 import asyncio
 
 import clock
@@ -70,6 +72,7 @@ class Limits:
                 raise
             sm.listen(self)
             self.smart = sm
+        sm.held = 1 if self.pending else 0  # a remote start's TxProfile keeps its room
         self._start()  # (a no-op while the loop runs)
         return sm
 
@@ -190,8 +193,11 @@ class Limits:
             if p[2] == c.session_ref:
                 try:
                     sm = self.need()
-                    sm.install(p[1])  # Rejected (10 installed): logged there
+                    sm.held = 0  # the room kept for it
+                    ok = sm.install(p[1])[0] == "Accepted"
                 except MemoryError:
+                    ok = False
+                if not ok:
                     # Never above the CSMS's limit: nothing offered until it is in.
                     c.set_limit(0)
                     return 1

@@ -58,6 +58,9 @@ class Smart:
         self.n = connectors
         self.phases = phases if phases in (1, 2, 3) else 3  # installed (settings `phases`)
         self.listeners = []  # objects with on_profiles(): after any change, a sleeper re-evaluates
+        # 1 while a remote start's TxProfile waits for its session (evse/limits.py sets it): it
+        # counts as installed, its room is kept.
+        self.held = 0
         self._p = []
         for c in range(connectors + 1):
             d = store.load(_doc(c), {"p": []})["p"]
@@ -117,8 +120,8 @@ class Smart:
         # A parsed profile into the set, replacing its namesakes -> ("Accepted", None) or
         # ("Rejected", reason), nothing changed then.
         keep, gone = self._split(p)
-        if len(keep) >= MAX_PROFILES:
-            why = "already %d profiles installed" % len(keep)
+        if len(keep) + self.held >= MAX_PROFILES:
+            why = "already %d profiles installed" % (len(keep) + self.held)
             log.warn(_TAG, "SetChargingProfile rejected: %s", why)
             return "Rejected", why
         keep.append(p)
