@@ -272,3 +272,34 @@ async def test_a_year_long_composite_schedule_does_not_hold_up_the_charger(
     assert [(p["start_period"], p["limit"]) for p in sched["charging_schedule_period"]] == [
         (0, 32)]
 
+async def test_a_clock_correction_mid_session_does_not_move_a_relative_schedule(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.13.3: a Relative schedule counts from the transaction's start. When the CSMS sets
+    the charger's clock 2 h ahead mid-session (an ESP32 without RTC is hours off after a power
+    cut), the transaction is still seconds old: its first hour's 10 A still holds."""
+    cp = await _cp(csms)
+    prof = _profile(1, "TxDefaultProfile", 10)
+    prof["chargingSchedule"]["duration"] = 3600
+    assert (await cp.call(call.SetChargingProfile(
+        connector_id=1, cs_charging_profiles=prof))).status == "Accepted"
+    await _charge(csms, control)
+    await control.wait_state(lambda s: s["relay"] and abs(s["pwm_duty"] - 10 / 0.6) < 0.1,
+                             "10 A offered")
+    for hours in (2, -3):  # ahead, then behind the session's start
+        n = len(sim.agent.all_lines)
+        csms.respond("Heartbeat", lambda p, h=hours: call_result.Heartbeat(
+            current_time=(datetime.now(UTC) + timedelta(hours=h)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")))
+        assert (await cp.call(call.TriggerMessage(requested_message="Heartbeat"))).status == (
+            "Accepted")
+        await sim.agent.wait_line(r"clock: set from .*step", 10, start=n)
+        res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=600,
+                                                      charging_rate_unit="A"))
+        periods = res.charging_schedule["charging_schedule_period"]
+        assert [(p["start_period"], p["limit"]) for p in periods] == [(0, 10)], (hours, periods)
+        st = await control("state")
+        assert abs(st["pwm_duty"] - 10 / 0.6) < 0.1, (hours, st["pwm_duty"])
+        assert abs(st["power_w"] - 10 * 230 * 3) < 1, (hours, st["power_w"])
+    csms.respond("Heartbeat", None)
+

@@ -50,8 +50,10 @@ class Limits:
         self._napper = None
         self._kicked = False
         self.active = None  # the loop runs (supervised: _run); None until app.py's run()
+        # The clock's steps since the running session started (tx_start()).
+        self._shift = 0
         connector.listen(self)
-        clock.listeners.append(self.kick)  # a set clock reads the schedules anew (_apply)
+        clock.listeners.append(self.on_clock)
         for d in _DOCS:
             if store.load(d, {"p": []})["p"]:
                 self.need()
@@ -123,7 +125,22 @@ class Limits:
         if why == "flash full":  # refused after on_tx_start (connrare.refuse_start): its
             self.on_tx_stop(None, why)  # TxProfile, installed already, goes with it
 
+    def on_clock(self, step, source):
+        # The clock was set: the schedules are read anew at the new time (_apply), but the
+        # running transaction is no older for it (tx_start()).
+        self._shift += step
+        self.kick()
+
+    def tx_start(self):
+        # When the running session started, on the clock as set now, or None: what relative
+        # schedules count from (1.6 3.13.3). The session's own record keeps the time its clock
+        # said then (its StartTransaction's); a clock corrected since (an ESP32 without RTC set
+        # from 2000-01-01 mid-session) must not age or rejuvenate the transaction.
+        t = self.connector.session_start
+        return None if t is None else t + self._shift
+
     def on_tx_start(self, s):
+        self._shift = 0
         p = self.pending
         if p:
             if s["src"] == "remote" and s["tag"] == p[0]:
@@ -158,8 +175,7 @@ class Limits:
                 self.active = False  # the next need() tries again; a session start applies it
 
     def kick(self, *_):
-        # Something changed (clock.listeners give the step and source): the loop applies the
-        # limit now.
+        # Something changed: the loop applies the limit now.
         self._kicked = True
         t = self._napper
         if t is not None:
@@ -204,7 +220,7 @@ class Limits:
             self.pending = False  # in, or its session ended first
             self.release()
             sm = self.smart
-        start = c.session_start
+        start = self.tx_start()
         if sm is not None:
             if not clock.trusted():
                 # No date to read a schedule at: the lowest limit the profiles could impose,

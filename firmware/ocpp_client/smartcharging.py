@@ -45,7 +45,7 @@ def attach(s):
             return {"status": "Rejected"}
         try:
             sched = await lim.need().composite_schedule(
-                cid, p["duration"], p.get("chargingRateUnit"), None, conn.session_start,
+                cid, p["duration"], p.get("chargingRateUnit"), None, lim.tx_start(),
                 cap=conn.config.get("BorneMaxCurrent"))
         except ValueError as e:
             log.info(_TAG, "GetCompositeSchedule rejected: %s", e)
