@@ -320,7 +320,9 @@ def test_composite_schedule_matches_the_model(reqs: list[Req], tx_ago: int, late
     assert len(ps) <= MAX_PERIODS
     for a, b in itertools.pairwise(ps):
         assert a["startPeriod"] < b["startPeriod"] < c["duration"]
-        assert (a["limit"], a.get("numberPhases")) != (b["limit"], b.get("numberPhases"))
+        assert a["limit"] != b["limit"]
+    # every limit is for the installed phases, whatever the profiles' numberPhases (3: unsaid)
+    assert all(p.get("numberPhases", 3) == phases for p in ps), ps
     ends = [p["startPeriod"] for p in ps[1:]] + [c["duration"]]
     for p, end in zip(ps, ends, strict=True):
         probes = {p["startPeriod"], end - 1}
@@ -473,16 +475,18 @@ def test_a_power_limit_holds_on_every_installed_phase() -> None:
     # cannot switch), so 7360 / (230 x 3) = 10.67 A a phase, not 32 A (22 kW).
     s = install([_req(1, "ChargePointMaxProfile", 0, 7360, "W", phases=1)], phases=3)
     assert s.limit_at(T0, 1) == 10.6
-    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
-    assert _composite(s, 0, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
-    assert _composite(s, 1, "A") == [{"startPeriod": 0, "limit": 10.6, "numberPhases": 1}]
+    # The composite's limits are for the 3 installed phases (1.6's default: numberPhases left
+    # out), not 10.6 A next to the profile's numberPhases 1 (2.4 kW; the audit of 2026-12).
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0}]
+    assert _composite(s, 0, "W") == [{"startPeriod": 0, "limit": 7360.0}]
+    assert _composite(s, 1, "A") == [{"startPeriod": 0, "limit": 10.6}]
     # 7.4 kW without numberPhases on a 1-phase installation: all of it on that phase.
     s = install([_req(1, "ChargePointMaxProfile", 0, 7360, "W")], phases=1)
     assert s.limit_at(T0, 1) == 32.0
-    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0}]
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
     # an A limit in W: 16 A x 230 V x 1 phase
-    s = install([_req(1, "TxDefaultProfile", 1, 16)], phases=1)
-    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 3680.0}]
+    s = install([_req(1, "TxDefaultProfile", 1, 16, phases=3)], phases=1)
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 3680.0, "numberPhases": 1}]
 
 
 def test_connector_0_reports_the_charge_points_total() -> None:

@@ -235,7 +235,7 @@ def _daily_hourly(pid: int, purpose: str, stack: int, minute: int) -> dict[str, 
     p["recurrencyKind"] = "Daily"
     p["chargingSchedule"]["chargingSchedulePeriod"] = [
         {"startPeriod": h * 3600, "limit": 32} for h in range(24)]
-    p["chargingSchedule"]["startSchedule"] = "2026-01-01T00:%02d:00Z" % minute
+    p["chargingSchedule"]["startSchedule"] = f"2026-01-01T00:{minute:02d}:00Z"
     return p
 
 
@@ -303,3 +303,24 @@ async def test_a_clock_correction_mid_session_does_not_move_a_relative_schedule(
         assert abs(st["power_w"] - 10 * 230 * 3) < 1, (hours, st["power_w"])
     csms.respond("Heartbeat", None)
 
+async def test_a_composite_schedule_reports_the_phases_its_limit_is_for(
+    csms: Csms, control: Control
+) -> None:
+    """1.6 7.13: a period's limit in A is per phase over numberPhases (3 when absent). A W limit
+    holds on every installed phase (the charger cannot switch to one): 7360 W on this 3-phase
+    installation is 10.6 A on each of the 3, and the composite says so, whatever the profile's
+    numberPhases: the figures agree with what the EV may draw."""
+    cp = await _cp(csms)
+    prof = _profile(1, "TxDefaultProfile", 7360, unit="W")
+    prof["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+    assert (await cp.call(call.SetChargingProfile(
+        connector_id=1, cs_charging_profiles=prof))).status == "Accepted"
+    await _charge(csms, control)
+    st = await control.wait_state(lambda s: s["relay"] and s["power_w"] > 0, "charging")
+    res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=600,
+                                                  charging_rate_unit="A"))
+    (period,) = res.charging_schedule["charging_schedule_period"]
+    phases = period.get("number_phases", 3)
+    amps = float(period["limit"])
+    assert (amps, phases) == (10.6, 3), period
+    assert abs(amps * 230 * phases - st["power_w"]) < 100, (period, st["power_w"])

@@ -54,20 +54,23 @@ async def schedule(smart, connector, duration, unit, now, tx_start, cap):
         s = smart.segment_at(t, connector, anchor, with_tx)
         if s is not None:
             found = True
-        key, ph, su, tenths = min_segment(ceiling, s)
+        key, _, su, tenths = min_segment(ceiling, s)
         if su != u:
             # W -> A: tenths of W / (230 x installed phases); A -> W: the reverse, both rounded
             # down (a W profile's own figure comes back exactly: key = tenths x 6 / phases).
             tenths = key // KEY_PER_DECIAMP if u == 0 else key * smart.phases // 6
-        if last is None or last[0] != tenths or last[1] != ph:
+        if last != tenths:
             if len(out) == MAX_PERIODS:
                 end = t
                 break
             d = {"startPeriod": t - now, "limit": tenths / 10}
-            if ph:
-                d["numberPhases"] = ph
+            if smart.phases != 3:
+                # The phases the limit is for: every installed one (an EV may draw on all, the
+                # charger cannot switch), never a profile's numberPhases. 3 goes unsaid (1.6's
+                # default).
+                d["numberPhases"] = smart.phases
             out.append(d)
-            last = (tenths, ph)
+            last = tenths
         e = smart.edge_after(t, connector, anchor, with_tx)
         t = end if e is None or e > end else e
         n += 1

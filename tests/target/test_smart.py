@@ -245,21 +245,23 @@ def test_watts_to_amps():
     #   0..1h   11040 W / (230 x 3) = 16.0 A                       -> 16.0 (TxDefault)
     #   1..2h   7360 W "on 1 phase": / (230 x 3) = 10.67 A         -> 10.6 (not 32 A: 22 kW)
     #   2..3h   4000 W / 690 = 5.797 A, rounded down to 0.1 A      -> 5.7
+    # Each limit is for the 3 installed phases (the EV may draw on all), which the composite
+    # leaves unsaid (1.6's default), not numberPhases 1 next to 10.6 A (2.4 kW).
     c = composite(s, 1, 3 * H, "A", T)
-    assert periods(c) == [(0, 16.0), (H, 10.6, 1), (2 * H, 5.7)], periods(c)
+    assert periods(c) == [(0, 16.0), (H, 10.6), (2 * H, 5.7)], periods(c)
     # In W each period keeps the figure of the profile that won it: 11040, 7360 and 4000 W.
     c = composite(s, 1, 3 * H, "W", T)
-    assert periods(c) == [(0, 11040.0), (H, 7360.0, 1), (2 * H, 4000.0)], periods(c)
+    assert periods(c) == [(0, 11040.0), (H, 7360.0), (2 * H, 4000.0)], periods(c)
     assert s.limit_at(T + H, 1) == 10.6
     assert s.limit_at(T + 2 * H, 1) == 5.7
     # A 12 A maximum wins the first hour; in W that is 12 x 230 x 3 = 8280 W.
     ok(s, 0, prof(1, "ChargePointMaxProfile", 0, [(0, 12)]))
     c = composite(s, 1, 3 * H, "W", T)
-    assert periods(c) == [(0, 8280.0), (H, 7360.0, 1), (2 * H, 4000.0)], periods(c)
+    assert periods(c) == [(0, 8280.0), (H, 7360.0), (2 * H, 4000.0)], periods(c)
     s.clear(id=1)
     # A -> W at the installed phases too: 10 A "on 1 phase" = 10 x 230 x 3 = 6900 W.
     ok(s, 1, prof(51, "TxDefaultProfile", 1, [(0, 10, 1)]))
-    assert periods(composite(s, 1, H, "W", T)) == [(0, 6900.0, 1)]
+    assert periods(composite(s, 1, H, "W", T)) == [(0, 6900.0)]
 
 
 def test_watts_to_amps_on_one_phase():
@@ -267,8 +269,9 @@ def test_watts_to_amps_on_one_phase():
     s = Smart(Store(ROOT), 1, 1)
     ok(s, 0, prof(1, "ChargePointMaxProfile", 0, [(0, 7360)], unit="W", start=T))
     assert s.limit_at(T, 1) == 32.0
-    assert periods(composite(s, 1, H, "W", T)) == [(0, 7360.0)]
-    assert periods(composite(s, 0, H, "A", T)) == [(0, 32.0)]
+    # its limits are for that one phase: said so (numberPhases 1), 3 being 1.6's default
+    assert periods(composite(s, 1, H, "W", T)) == [(0, 7360.0, 1)]
+    assert periods(composite(s, 0, H, "A", T)) == [(0, 32.0, 1)]
 
 
 def test_tx_default_on_connector_overrides_connector_zero():
