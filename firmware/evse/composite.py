@@ -29,8 +29,8 @@ async def schedule(smart, connector, duration, unit, now, tx_start, cap):
     # (nothing to report). unit "A" (None: "A") or "W"; cap: the charger's own limit in A
     # (installer setting), applied like a profile; where nothing limits, MAX_A is reported.
     # Without a transaction (tx_start None), relative schedules are shown as if one started now.
-    # The duration is cut at MAX_PERIODS periods or _EDGES edges. ValueError for an unknown connector or unit, or a
-    # duration < 1 (answer Rejected).
+    # The duration is cut at MAX_PERIODS periods or _EDGES edges. ValueError for an unknown
+    # connector or unit, or a duration < 1 (answer Rejected).
     if not isinstance(duration, int) or duration < 1:
         raise ValueError("duration %r" % (duration,))
     if type(connector) is not int or connector < 0 or connector > smart.n:
