@@ -118,6 +118,32 @@ async def test_a_remote_start_on_a_connector_made_unavailable_drops_its_txprofil
     await _tap_session_at_full_offer(csms, control)
 
 
+async def test_profiles_set_while_the_remote_start_waits_leave_room_for_its_txprofile(
+    csms: Csms, control: Control
+) -> None:
+    """The Accepted remote start's TxProfile counts against MaxChargingProfilesInstalled (10)
+    while it waits for the plug: the CSMS's 10th further profile is Rejected, not accepted at
+    the cost of the TxProfile, and the session is limited by it."""
+    await _ready(csms, AuthorizeRemoteTxRequests="false")
+    assert await _remote_start(csms, "REMOTE1") == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    answers = []
+    for stack in range(9):
+        prof = {**_tx_profile(FULL_A, pid=20 + stack), "stackLevel": stack,
+                "chargingProfilePurpose": "TxDefaultProfile"}
+        answers.append((await _cp(csms).call(call.SetChargingProfile(
+            connector_id=1, cs_charging_profiles=prof))).status)
+    prof = {**_tx_profile(FULL_A, pid=40), "chargingProfilePurpose": "TxDefaultProfile"}
+    answers.append((await _cp(csms).call(call.SetChargingProfile(
+        connector_id=0, cs_charging_profiles=prof))).status)
+    assert answers == ["Accepted"] * 9 + ["Rejected"], answers
+    await control("load", amps=EV_A)
+    await control("plug")
+    await control("charge")
+    st = await control.wait_state(lambda s: s["relay"] and s["power_w"] > 0, "charging")
+    assert _offers(st, TX_A), st
+
+
 async def test_the_txprofile_limits_its_session_from_the_start_even_before_the_conf(
     csms: Csms, control: Control
 ) -> None:

@@ -86,6 +86,41 @@ class MemStore:
         self.docs[name] = json.dumps(data)
 
 
+def _run(coro: Any) -> Any:
+    """A composite schedule's coroutine driven by hand to its answer: its only awaits are
+    asyncio.sleep(0), which yield None."""
+    while True:
+        try:
+            assert coro.send(None) is None
+        except StopIteration as done:
+            return done.value
+
+
+def _edges_per_step(s: Any, coro: Any) -> tuple[Any, list[int]]:
+    """_run() -> (the answer, how many edges (edge_after calls) it walked between two turns of
+    the event loop, each time)."""
+    walked = [0]
+    real = s.edge_after
+
+    def counting(*a: Any) -> Any:
+        walked[0] += 1
+        return real(*a)
+
+    s.edge_after = counting
+    steps = []
+    try:
+        while True:
+            walked[0] = 0
+            try:
+                assert coro.send(None) is None
+            except StopIteration as done:
+                steps.append(walked[0])
+                return done.value, steps
+            steps.append(walked[0])
+    finally:
+        del s.edge_after
+
+
 def iso(t: int) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -272,7 +307,7 @@ def test_composite_schedule_matches_the_model(reqs: list[Req], tx_ago: int, late
     tx_start = T0 - tx_ago
     now = tx_start + later
     with _firmware():  # the composite schedule loads on use
-        c = s.composite_schedule(cid, duration, unit, now, tx_start)
+        c = _run(s.composite_schedule(cid, duration, unit, now, tx_start))
     if c is None:
         # nothing applies anywhere: sample to be sure
         for o in data.draw(st.lists(st.integers(0, duration - 1), max_size=8)):
@@ -285,7 +320,9 @@ def test_composite_schedule_matches_the_model(reqs: list[Req], tx_ago: int, late
     assert len(ps) <= MAX_PERIODS
     for a, b in itertools.pairwise(ps):
         assert a["startPeriod"] < b["startPeriod"] < c["duration"]
-        assert (a["limit"], a.get("numberPhases")) != (b["limit"], b.get("numberPhases"))
+        assert a["limit"] != b["limit"]
+    # every limit is for the installed phases, whatever the profiles' numberPhases (3: unsaid)
+    assert all(p.get("numberPhases", 3) == phases for p in ps), ps
     ends = [p["startPeriod"] for p in ps[1:]] + [c["duration"]]
     for p, end in zip(ps, ends, strict=True):
         probes = {p["startPeriod"], end - 1}
@@ -401,8 +438,36 @@ def _req(pid: int, purpose: str, conn: int, limit: float, unit: str = "A",
 
 def _composite(s: Any, cid: int, unit: str) -> list[dict[str, Any]]:
     with _firmware():
-        c = s.composite_schedule(cid, 600, unit, T0, None)
+        c = _run(s.composite_schedule(cid, 600, unit, T0, None))
     return list(c["chargingSchedulePeriod"])
+
+
+def test_a_long_composite_walks_few_edges_per_turn_of_the_loop() -> None:
+    # A year over ten daily profiles of 24 hourly periods, edges apart (the audit of 2026-12:
+    # ~88000 edges walked in one go froze the charger for tens of seconds). The walk gives the
+    # event loop a turn every few edges (an edge is ~8 ms on an ESP32 with ten profiles: the
+    # pilot and relay loop must not wait more than a few tens of ms) and stops after a bounded
+    # number of them, answering a shorter duration (1.6 5.7 allows it).
+    reqs = []
+    for k in range(10):
+        r = _req(k + 1, "ChargePointMaxProfile" if k == 9 else "TxDefaultProfile",
+                 0 if k == 9 else 1, 32)
+        cp = r["csChargingProfiles"]
+        cp["stackLevel"] = 0 if k == 9 else k
+        cp["chargingProfileKind"] = "Recurring"
+        cp["recurrencyKind"] = "Daily"
+        sch = cp["chargingSchedule"]
+        sch["startSchedule"] = iso(SET_AT + 61 * k)
+        sch["chargingSchedulePeriod"] = [{"startPeriod": h * 3600, "limit": 32} for h in range(24)]
+        reqs.append(r)
+    s = install(reqs)
+    year = 365 * 86400
+    with _firmware():
+        c, steps = _edges_per_step(s, s.composite_schedule(1, year, "A", T0, None))
+    assert c["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 32.0}]
+    assert 86400 <= c["duration"] < year, c["duration"]
+    assert max(steps) <= 4, steps
+    assert sum(steps) <= 400, sum(steps)
 
 
 def test_a_power_limit_holds_on_every_installed_phase() -> None:
@@ -410,16 +475,18 @@ def test_a_power_limit_holds_on_every_installed_phase() -> None:
     # cannot switch), so 7360 / (230 x 3) = 10.67 A a phase, not 32 A (22 kW).
     s = install([_req(1, "ChargePointMaxProfile", 0, 7360, "W", phases=1)], phases=3)
     assert s.limit_at(T0, 1) == 10.6
-    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
-    assert _composite(s, 0, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
-    assert _composite(s, 1, "A") == [{"startPeriod": 0, "limit": 10.6, "numberPhases": 1}]
+    # The composite's limits are for the 3 installed phases (1.6's default: numberPhases left
+    # out), not 10.6 A next to the profile's numberPhases 1 (2.4 kW; the audit of 2026-12).
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0}]
+    assert _composite(s, 0, "W") == [{"startPeriod": 0, "limit": 7360.0}]
+    assert _composite(s, 1, "A") == [{"startPeriod": 0, "limit": 10.6}]
     # 7.4 kW without numberPhases on a 1-phase installation: all of it on that phase.
     s = install([_req(1, "ChargePointMaxProfile", 0, 7360, "W")], phases=1)
     assert s.limit_at(T0, 1) == 32.0
-    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0}]
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 7360.0, "numberPhases": 1}]
     # an A limit in W: 16 A x 230 V x 1 phase
-    s = install([_req(1, "TxDefaultProfile", 1, 16)], phases=1)
-    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 3680.0}]
+    s = install([_req(1, "TxDefaultProfile", 1, 16, phases=3)], phases=1)
+    assert _composite(s, 1, "W") == [{"startPeriod": 0, "limit": 3680.0, "numberPhases": 1}]
 
 
 def test_connector_0_reports_the_charge_points_total() -> None:

@@ -248,3 +248,102 @@ async def test_a_reservation_taken_while_a_remote_start_authorizes_holds_the_con
     await control("tap", uid=OWNER)
     start = await csms.wait_call("StartTransaction", timeout=20)
     assert start.payload["idTag"] == OWNER and start.payload["reservationId"] == 7, start.payload
+
+
+def _daily_hourly(pid: int, purpose: str, stack: int, minute: int) -> dict[str, Any]:
+    """A Recurring Daily profile of 24 hourly periods, all 32 A (they merge: no limit change),
+    its edges offset by `minute` so that those of several such profiles do not line up."""
+    p = _profile(pid, purpose, 32, stack)
+    p["chargingProfileKind"] = "Recurring"
+    p["recurrencyKind"] = "Daily"
+    p["chargingSchedule"]["chargingSchedulePeriod"] = [
+        {"startPeriod": h * 3600, "limit": 32} for h in range(24)]
+    p["chargingSchedule"]["startSchedule"] = f"2026-01-01T00:{minute:02d}:00Z"
+    return p
+
+
+async def test_a_year_long_composite_schedule_does_not_hold_up_the_charger(
+    csms: Csms, control: Control
+) -> None:
+    """1.6 5.7: GetCompositeSchedule may ask for any duration. A year over ten recurring
+    profiles (thousands of edges) must neither stall the charger's safety loop (the relay opens
+    at once when the EV is unplugged meanwhile) nor go unanswered: the answer may cover less."""
+    cp = await _cp(csms)
+    for k in range(9):
+        res = await cp.call(call.SetChargingProfile(
+            connector_id=1, cs_charging_profiles=_daily_hourly(k + 1, "TxDefaultProfile", k,
+                                                               k * 5 + 1)))
+        assert res.status == "Accepted"
+    res = await cp.call(call.SetChargingProfile(
+        connector_id=0, cs_charging_profiles=_daily_hourly(10, "ChargePointMaxProfile", 0, 47)))
+    assert res.status == "Accepted"
+    await _charge(csms, control)
+    await control.wait_state(lambda s: s["relay"] and s["power_w"] > 0, "charging")
+    year = 365 * 86400
+    ask = asyncio.ensure_future(cp.call(call.GetCompositeSchedule(
+        connector_id=1, duration=year, charging_rate_unit="A")))
+    await control("unplug")
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await control.wait_state(lambda s: not s["relay"], "the relay open after the unplug",
+                             timeout=2)
+    assert loop.time() - t0 < 1, "the relay opened %.1f s after the unplug" % (loop.time() - t0)
+    res = await asyncio.wait_for(ask, 10)
+    assert res.status == "Accepted"
+    sched = res.charging_schedule
+    assert 0 < sched["duration"] <= year
+    assert [(p["start_period"], p["limit"]) for p in sched["charging_schedule_period"]] == [
+        (0, 32)]
+
+async def test_a_clock_correction_mid_session_does_not_move_a_relative_schedule(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.13.3: a Relative schedule counts from the transaction's start. When the CSMS sets
+    the charger's clock 2 h ahead mid-session (an ESP32 without RTC is hours off after a power
+    cut), the transaction is still seconds old: its first hour's 10 A still holds."""
+    cp = await _cp(csms)
+    prof = _profile(1, "TxDefaultProfile", 10)
+    prof["chargingSchedule"]["duration"] = 3600
+    assert (await cp.call(call.SetChargingProfile(
+        connector_id=1, cs_charging_profiles=prof))).status == "Accepted"
+    await _charge(csms, control)
+    await control.wait_state(lambda s: s["relay"] and abs(s["pwm_duty"] - 10 / 0.6) < 0.1,
+                             "10 A offered")
+    for hours in (2, -3):  # ahead, then behind the session's start
+        n = len(sim.agent.all_lines)
+        csms.respond("Heartbeat", lambda p, h=hours: call_result.Heartbeat(
+            current_time=(datetime.now(UTC) + timedelta(hours=h)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")))
+        assert (await cp.call(call.TriggerMessage(requested_message="Heartbeat"))).status == (
+            "Accepted")
+        await sim.agent.wait_line(r"clock: set from .*step", 10, start=n)
+        res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=600,
+                                                      charging_rate_unit="A"))
+        periods = res.charging_schedule["charging_schedule_period"]
+        assert [(p["start_period"], p["limit"]) for p in periods] == [(0, 10)], (hours, periods)
+        st = await control("state")
+        assert abs(st["pwm_duty"] - 10 / 0.6) < 0.1, (hours, st["pwm_duty"])
+        assert abs(st["power_w"] - 10 * 230 * 3) < 1, (hours, st["power_w"])
+    csms.respond("Heartbeat", None)
+
+async def test_a_composite_schedule_reports_the_phases_its_limit_is_for(
+    csms: Csms, control: Control
+) -> None:
+    """1.6 7.13: a period's limit in A is per phase over numberPhases (3 when absent). A W limit
+    holds on every installed phase (the charger cannot switch to one): 7360 W on this 3-phase
+    installation is 10.6 A on each of the 3, and the composite says so, whatever the profile's
+    numberPhases: the figures agree with what the EV may draw."""
+    cp = await _cp(csms)
+    prof = _profile(1, "TxDefaultProfile", 7360, unit="W")
+    prof["chargingSchedule"]["chargingSchedulePeriod"][0]["numberPhases"] = 1
+    assert (await cp.call(call.SetChargingProfile(
+        connector_id=1, cs_charging_profiles=prof))).status == "Accepted"
+    await _charge(csms, control)
+    st = await control.wait_state(lambda s: s["relay"] and s["power_w"] > 0, "charging")
+    res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=600,
+                                                  charging_rate_unit="A"))
+    (period,) = res.charging_schedule["charging_schedule_period"]
+    phases = period.get("number_phases", 3)
+    amps = float(period["limit"])
+    assert (amps, phases) == (10.6, 3), period
+    assert abs(amps * 230 * phases - st["power_w"]) < 100, (period, st["power_w"])

@@ -13,9 +13,11 @@
 # for its authorization and the plug; the connector's session of that remote start installs it
 # as it starts (on_tx_start: the pilot's first offer is already the profile's, with
 # or without StartTransaction.conf; the transactionId that comes with it changes nothing here),
-# and it ends with that session (end_tx). A start that never becomes that session (no plug
-# within ConnectionTimeOut, the idTag refused, the connector unavailable, another start or
-# session first) discards it (on_start_dropped, on_tx_start): it never limits anyone else.
+# and it ends with that session (end_tx). While it waits it counts as installed (Smart.held):
+# a SetChargingProfile that would leave it no room is Rejected, not it. A start that never
+# becomes that session (no plug within ConnectionTimeOut, the idTag refused, the connector
+# unavailable, another start or session first) discards it (on_start_dropped, on_tx_start): it
+# never limits anyone else.
 import asyncio
 
 import clock
@@ -48,8 +50,10 @@ class Limits:
         self._napper = None
         self._kicked = False
         self.active = None  # the loop runs (supervised: _run); None until app.py's run()
+        # The clock's steps since the running session started (tx_start()).
+        self._shift = 0
         connector.listen(self)
-        clock.listeners.append(self.kick)  # a set clock reads the schedules anew (_apply)
+        clock.listeners.append(self.on_clock)
         for d in _DOCS:
             if store.load(d, {"p": []})["p"]:
                 self.need()
@@ -70,6 +74,7 @@ class Limits:
                 raise
             sm.listen(self)
             self.smart = sm
+        sm.held = 1 if self.pending else 0  # a remote start's TxProfile keeps its room
         self._start()  # (a no-op while the loop runs)
         return sm
 
@@ -120,7 +125,22 @@ class Limits:
         if why == "flash full":  # refused after on_tx_start (connrare.refuse_start): its
             self.on_tx_stop(None, why)  # TxProfile, installed already, goes with it
 
+    def on_clock(self, step, source):
+        # The clock was set: the schedules are read anew at the new time (_apply), but the
+        # running transaction is no older for it (tx_start()).
+        self._shift += step
+        self.kick()
+
+    def tx_start(self):
+        # When the running session started, on the clock as set now, or None: what relative
+        # schedules count from (1.6 3.13.3). The session's own record keeps the time its clock
+        # said then (its StartTransaction's); a clock corrected since (an ESP32 without RTC set
+        # from 2000-01-01 mid-session) must not age or rejuvenate the transaction.
+        t = self.connector.session_start
+        return None if t is None else t + self._shift
+
     def on_tx_start(self, s):
+        self._shift = 0
         p = self.pending
         if p:
             if s["src"] == "remote" and s["tag"] == p[0]:
@@ -155,8 +175,7 @@ class Limits:
                 self.active = False  # the next need() tries again; a session start applies it
 
     def kick(self, *_):
-        # Something changed (clock.listeners give the step and source): the loop applies the
-        # limit now.
+        # Something changed: the loop applies the limit now.
         self._kicked = True
         t = self._napper
         if t is not None:
@@ -190,15 +209,18 @@ class Limits:
             if p[2] == c.session_ref:
                 try:
                     sm = self.need()
-                    sm.install(p[1])  # Rejected (10 installed): logged there
+                    sm.held = 0  # the room kept for it
+                    ok = sm.install(p[1])[0] == "Accepted"
                 except MemoryError:
+                    ok = False
+                if not ok:
                     # Never above the CSMS's limit: nothing offered until it is in.
                     c.set_limit(0)
                     return 1
             self.pending = False  # in, or its session ended first
             self.release()
             sm = self.smart
-        start = c.session_start
+        start = self.tx_start()
         if sm is not None:
             if not clock.trusted():
                 # No date to read a schedule at: the lowest limit the profiles could impose,
@@ -214,7 +236,7 @@ class Limits:
             c.set_limit(None)
             return None
         c.set_limit(sm.limit_at(now, 1, start))
-        nxt = sm.next_change(now, 1, start)
+        nxt = sm.next_change(now, 1, start, now + _MAX_SLEEP_S)
         return _MAX_SLEEP_S if nxt is None else max(1, min(_MAX_SLEEP_S, nxt - now))
 
 

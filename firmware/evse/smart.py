@@ -1,7 +1,8 @@
 # OCPP 1.6 Smart Charging on the charger: the installed charging profiles, and what they allow.
 # SetChargingProfile / ClearChargingProfile change the set; limit_at() gives the current limit
 # for the pilot, next_change() when to look again (the caller sleeps until then, no polling),
-# composite_schedule() answers GetCompositeSchedule (evse/composite.py, loaded for the call).
+# composite_schedule() answers GetCompositeSchedule (evse/composite.py, loaded for the call,
+# awaited: a long one yields to the event loop).
 # Pure logic: times are passed in (unix s UTC).
 #
 # Rules (OCPP 1.6 3.13 and 5.16, shared/OCPP16.md):
@@ -57,6 +58,9 @@ class Smart:
         self.n = connectors
         self.phases = phases if phases in (1, 2, 3) else 3  # installed (settings `phases`)
         self.listeners = []  # objects with on_profiles(): after any change, a sleeper re-evaluates
+        # 1 while a remote start's TxProfile waits for its session (evse/limits.py sets it): it
+        # counts as installed, its room is kept.
+        self.held = 0
         self._p = []
         for c in range(connectors + 1):
             d = store.load(_doc(c), {"p": []})["p"]
@@ -116,8 +120,8 @@ class Smart:
         # A parsed profile into the set, replacing its namesakes -> ("Accepted", None) or
         # ("Rejected", reason), nothing changed then.
         keep, gone = self._split(p)
-        if len(keep) >= MAX_PROFILES:
-            why = "already %d profiles installed" % len(keep)
+        if len(keep) + self.held >= MAX_PROFILES:
+            why = "already %d profiles installed" % (len(keep) + self.held)
             log.warn(_TAG, "SetChargingProfile rejected: %s", why)
             return "Rejected", why
         keep.append(p)
@@ -301,11 +305,13 @@ class Smart:
                 low = min_segment(low, pf.lowest(q, self.phases))
         return _amps(low)
 
-    def next_change(self, now, connector=1, tx_start=None):
+    def next_change(self, now, connector=1, tx_start=None, until=None):
         # -> the first time after now when limit_at() gives another value, or None if it never
-        # changes. When nothing changes within _SCAN edges (a steady recurring schedule) it
-        # answers the last edge looked at: not a change, a time to look again. Call again after
-        # any set/clear (listeners) and when a transaction starts or ends.
+        # changes. When nothing changes within _SCAN edges (a steady recurring schedule), or
+        # up to until (the caller looks again then anyway: the walk stays short, it runs in one
+        # turn of the event loop), it answers the last edge looked at: not a change, a time to
+        # look again. Call again after any set/clear (listeners) and when a transaction starts
+        # or ends.
         with_tx = tx_start is not None
         v = _amps(self.segment_at(now, connector, tx_start, with_tx))
         t = now
@@ -313,14 +319,16 @@ class Smart:
             t = self.edge_after(t, connector, tx_start, with_tx)
             if t is None:
                 return None
-            if _amps(self.segment_at(t, connector, tx_start, with_tx)) != v:
+            if _amps(self.segment_at(t, connector, tx_start, with_tx)) != v or (
+                    until is not None and t >= until):
                 return t
         return t
 
     def composite_schedule(self, connector, duration, unit=None, now=None, tx_start=None,
                            cap=None):
-        # GetCompositeSchedule's answer (evse/composite.py, loaded for the call only) -> the
-        # schedule dict, or None when nothing applies; ValueError for a request to reject.
+        # GetCompositeSchedule's answer (evse/composite.py, loaded for the call only): a
+        # coroutine -> the schedule dict, or None when nothing applies; ValueError for a
+        # request to reject.
         from supervisor import rare
 
         return rare("evse.composite", "schedule", self, connector, duration, unit,

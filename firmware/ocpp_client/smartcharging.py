@@ -44,9 +44,9 @@ def attach(s):
         if lim is None or cid not in (0, 1):
             return {"status": "Rejected"}
         try:
-            sched = lim.need().composite_schedule(cid, p["duration"], p.get("chargingRateUnit"),
-                                                  None, conn.session_start,
-                                                  cap=conn.config.get("BorneMaxCurrent"))
+            sched = await lim.need().composite_schedule(
+                cid, p["duration"], p.get("chargingRateUnit"), None, lim.tx_start(),
+                cap=conn.config.get("BorneMaxCurrent"))
         except ValueError as e:
             log.info(_TAG, "GetCompositeSchedule rejected: %s", e)
             return {"status": "Rejected"}

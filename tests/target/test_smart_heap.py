@@ -2,6 +2,7 @@
 # stored, reloaded and evaluated. The ESP32's ~100 KB heap also holds TLS, the OCPP client and
 # the drivers, so the installed profiles must stay a few KB.
 # heapsize: 48wK
+import asyncio
 import gc
 
 import clock
@@ -37,7 +38,7 @@ def test_full_profile_set_in_small_heap():
     # Measured about 8 KB on the 64-bit unix port (half that with the ESP32's 4-byte words).
     assert held < 12000, held
     assert len(s.profiles()) == MAX_PROFILES
-    c = s.composite_schedule(1, 86400, "W", T)
+    c = asyncio.run(s.composite_schedule(1, 86400, "W", T))
     assert 1 <= len(c["chargingSchedulePeriod"]) <= 48
     assert s.limit_at(T, 1) is not None
     assert s.next_change(T, 1) > T

@@ -118,7 +118,8 @@ def test_a_rejected_profile_or_a_question_leaves_nothing_loaded():
     assert set_profile(lim, prof(1, "TxProfile", 10)) == "Rejected"  # no transaction
     assert lim.smart is None and loaded(*SMART) == []
     try:
-        s = lim.need().composite_schedule(1, 600, cap=c.config.get("BorneMaxCurrent"))
+        s = asyncio.run(lim.need().composite_schedule(
+            1, 600, cap=c.config.get("BorneMaxCurrent")))
     finally:
         lim.release()
     assert s["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": c.config.get("BorneMaxCurrent")}]
