@@ -18,6 +18,11 @@ listeners = []
 
 _off = 0  # unix UTC = local seconds + _off
 _source = None
+# A boot that began with the clock untrusted (an ESP32 cold-booted offline says 2000-01-01):
+# the steps that set it since, summed. A time read before is off by this much (txqueue.py
+# moves the times of the records it stamped meanwhile).
+shift = 0
+_blind = False
 
 
 def _local():
@@ -39,9 +44,12 @@ def now_ms():
 def set_utc(unix_seconds, source="net"):
     # Trust the network's time; the RTC (if the board has a hook) follows, and then the offset
     # is whatever the local clock still misses (0 once the RTC is set).
-    global _off, _source
+    global _off, _source, shift, _blind
     unix_seconds = int(unix_seconds)
     step = unix_seconds - now()
+    if _blind or not trusted():
+        _blind = True
+        shift += step
     if rtc_hook:
         try:
             rtc_hook(unix_seconds)

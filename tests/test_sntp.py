@@ -106,3 +106,51 @@ async def test_a_reply_that_does_not_answer_the_request_is_not_taken(
         setattr(sim.sntp, bad, False)  # an honest answer is taken at the next attempt
         await _booted(csms)
         await sim.agent.wait_line(r"clock: set from sntp")
+
+
+async def test_a_session_started_before_the_clock_was_set_reaches_the_csms_at_its_true_time(
+        wss: tuple[Csms, Security], flash: Path) -> None:
+    # A power cut takes the router down too: the charger comes back first, its clock at
+    # 2000-01-01, the time server out of reach, and the EV charges (free charging). Its
+    # StartTransaction, MeterValues and StopTransaction were sent stamped 2000-01-01 once the
+    # time came: moved by the step that set the clock (the charger's clock ran on), they carry
+    # the true times.
+    from datetime import UTC, datetime
+
+    from ocpp.v16 import call
+
+    csms, security = wss
+    sim = _esp32(csms, flash, security)
+    async with running(sim), controlling(sim) as control:
+        await _booted(csms)
+        cp = csms.charge_points[CP_ID]
+        for k, v in (("BorneFreeCharging", "true"), ("MeterValueSampleInterval", "2")):
+            assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
+        sim.sntp.hold()
+        await control("power_cut")
+        await control("plug")
+        await control("load", amps=16)
+        await control("charge")
+        await control("power_on")
+        began = datetime.now(UTC)
+        e0 = (await control.wait_state(lambda s: s["relay"], "charging offline, the clock unset",
+                                       30))["energy_wh"]
+        await control.wait_state(lambda s: s["energy_wh"] >= e0 + 15, "a few samples", 30)
+        await control("unplug")
+        await control.wait_state(lambda s: not s["relay"], "stopped offline")
+        ended = datetime.now(UTC)
+        n = len(csms.frames)
+        sim.sntp.release()
+        stop = await csms.wait_call("StopTransaction", after=n, timeout=60)
+    start = csms.calls("StartTransaction")[-1]
+
+    def at(t: str) -> datetime:
+        return datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+    t0, t1 = at(start.payload["timestamp"]), at(stop.payload["timestamp"])
+    assert abs((t0 - began).total_seconds()) < 15, (start.payload["timestamp"], began)
+    assert abs((t1 - ended).total_seconds()) < 5, (stop.payload["timestamp"], ended)
+    stamps = [at(mv["timestamp"]) for f in csms.frames[n:] if f.is_call
+              and f.action == "MeterValues" for mv in f.payload["meterValue"]]
+    stamps += [at(mv["timestamp"]) for mv in stop.payload.get("transactionData", ())]
+    assert stamps and all(t0 <= t <= t1 for t in stamps), (t0, t1, stamps)

@@ -52,3 +52,24 @@ async def failed(q, e, seq, rec, attempts, errs):
     wait = q.config.get("TransactionMessageRetryInterval") * attempts
     log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
     return attempts, errs, wait
+
+
+def restamp(p, shift, floor):
+    # The times in a queued message (its own, its MeterValues', its transactionData's) that a
+    # clock not yet set stamped (before `floor`, a year), moved by the step that set it in that
+    # boot: the charger's clock ran on meanwhile, so the move is exact. The resolution stays.
+    import clock
+
+    if isinstance(p, list):
+        for x in p:
+            restamp(x, shift, floor)
+        return
+    if not isinstance(p, dict):
+        return
+    for k, v in p.items():
+        if k == "timestamp" and isinstance(v, str) and v[:4] < "%d" % floor:
+            ms = clock.parse_iso(v) * 1000 + (int(v[20:23]) if v[19:20] == "." else 0)
+            ms += shift * 1000
+            p[k] = clock.iso_ms(ms) if v[19:20] == "." else clock.iso(ms // 1000)
+        elif isinstance(v, (list, dict)):
+            restamp(v, shift, floor)
