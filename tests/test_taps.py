@@ -140,6 +140,33 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
 
+async def test_a_card_of_the_group_named_in_the_start_conf_stops_a_remote_start(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.10: any token of the group may stop the transaction (OCTT TC_069_CS). A remote
+    start not authorized first (AuthorizeRemoteTxRequests false) learns the parent of its tag
+    only from StartTransaction.conf's idTagInfo."""
+    cp = await _cp(csms, sim)
+    assert (await cp.call(call.ChangeConfiguration(key="AuthorizeRemoteTxRequests",
+                                                   value="false"))).status == "Accepted"
+    csms.respond("Authorize", _authorize_as({
+        SIBLING: {"status": "Accepted", "parentIdTag": "FAMILY"}}))
+    csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
+        transaction_id=next(csms.tx_ids),
+        id_tag_info={"status": "Accepted", "parentIdTag": "FAMILY"}))
+    res = await cp.call(call.RemoteStartTransaction(id_tag=CARD, connector_id=1))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging after the remote start")
+    await control.wait_state(lambda s: s["session"] and s["session"]["transaction_id"] is not None,
+                             "the StartTransaction.conf applied")
+    await control("tap", uid=SIBLING)
+    stop = await csms.wait_call("StopTransaction", timeout=10)
+    assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
+
+
 async def test_a_stop_transaction_conf_updates_the_cache(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:
