@@ -167,6 +167,29 @@ async def test_a_card_of_the_group_named_in_the_start_conf_stops_a_remote_start(
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
 
+async def test_a_callerror_to_authorize_refuses_the_card(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.4: AllowOfflineTxForUnknownId applies offline. A CSMS that answers the Authorize,
+    even with a CALLERROR, is online and has not authorized the card: it is refused at once
+    (the red flash), nothing charges."""
+    cp = await _cp(csms, sim)
+    assert (await cp.call(call.ChangeConfiguration(key="AllowOfflineTxForUnknownId",
+                                                   value="true"))).status == "Accepted"
+
+    def fail(payload: object) -> object:
+        raise RuntimeError("CSMS database is down")
+
+    csms.respond("Authorize", fail)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("Authorize")
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash")
+    assert st["relay"] is False and st["session"] is None
+    assert not csms.calls("StartTransaction")
+
+
 async def test_a_stop_transaction_conf_updates_the_cache(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

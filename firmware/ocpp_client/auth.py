@@ -11,6 +11,7 @@ from binascii import crc32
 
 import clock
 import log
+from ocpp_client.errors import CallError
 
 _TAG = const("auth")
 _OLD_CACHE = const("authcache")  # earlier firmware's one document: spread into buckets once
@@ -109,7 +110,12 @@ class Auth:
         if online and self.remote is not None:
             try:
                 info = await self.remote(id_tag)
-            except Exception as e:
+            except CallError as e:
+                # The CSMS is there and did not authorize the tag: refused, never decided as
+                # offline (AllowOfflineTxForUnknownId would let any card charge).
+                log.warn(_TAG, "Authorize answered %s: %s refused", e.code, id_tag)
+                return "Invalid", None
+            except Exception as e:  # no answer (a dead link, a timeout): decided offline
                 log.warn(_TAG, "Authorize failed (%s): deciding offline", type(e).__name__)
             else:
                 self.remember(id_tag, info)
