@@ -236,6 +236,41 @@ async def test_cached_card_starts_offline_and_the_start_is_delivered_later(
     assert len(csms.calls("Authorize")) == 1
 
 
+async def _cache_then_go_offline(csms: Csms, control: Control) -> None:
+    """Tap CARD online (Authorize Accepted: cached), let its authorization lapse
+    (ConnectionTimeOut 1 s), take the link down."""
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
+    await control("tap", uid=CARD)
+    await csms.wait_call("Authorize")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    n = len(csms.frames)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+
+
+async def test_a_card_on_a_list_not_in_use_is_cached(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """LocalAuthListEnabled false: the list decides nothing, so the cache must hold what the
+    CSMS said of a card that happens to be on it (1.6 3.5.1); offline it charges from there."""
+    cp = await _cp(csms, sim)
+    res = await cp.call(call.SendLocalList(
+        list_version=1, update_type="Full",
+        local_authorization_list=[{"id_tag": CARD, "id_tag_info": {"status": "Accepted"}}]))
+    assert res.status == "Accepted"
+    for key, value in (("WebSocketPingInterval", "1"), ("ConnectionTimeOut", "1"),
+                       ("LocalAuthListEnabled", "false")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    await _cache_then_go_offline(csms, control)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "the cached card charging offline", timeout=10)
+
+
 async def test_unknown_card_offline_follows_allow_offline_tx_for_unknown_id(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

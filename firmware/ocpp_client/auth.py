@@ -139,8 +139,9 @@ class Auth:
         # Every idTagInfo the CSMS sends updates the cache (Authorize, Start/StopTransaction).
         if not self.config.get("AuthorizationCacheEnabled") or not isinstance(info, dict):
             return
-        if self.local is not None and self.local.lookup(id_tag) is not None:
-            return  # the local list wins; the cache does not shadow it
+        if (self.local is not None and self.config.get("LocalAuthListEnabled")
+                and self.local.lookup(id_tag) is not None):
+            return  # the list in use wins; the cache does not shadow it
         entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
         doc = _doc(id_tag)
         b = self.store.load(doc, {})
