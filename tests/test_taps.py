@@ -251,6 +251,23 @@ async def _cache_then_go_offline(csms: Csms, control: Control) -> None:
     await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
 
 
+async def test_offline_without_local_authorize_offline_a_cached_card_is_an_unknown_one(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """LocalAuthorizeOffline false: offline, the cache cannot authorize CARD, so it is one of
+    the "unknown" tags AllowOfflineTxForUnknownId admits (1.6 3.4), as a stranger's card is;
+    not refused as "Expired" (a status the CSMS never gave)."""
+    cp = await _cp(csms, sim)
+    for key, value in (("WebSocketPingInterval", "1"), ("ConnectionTimeOut", "1"),
+                       ("LocalAuthorizeOffline", "false"), ("AllowOfflineTxForUnknownId", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    await _cache_then_go_offline(csms, control)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "the cached card charging offline", timeout=10)
+
+
 async def test_a_card_on_a_list_not_in_use_is_cached(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

@@ -125,11 +125,13 @@ class Auth:
                 return st, info.get("parentIdTag")
         # Offline.
         info = self._local_info(id_tag)
-        if info is not None:
-            if self.config.get("LocalAuthorizeOffline") and _valid(info, now):
-                return "Accepted", info.get("parentIdTag")
+        if info is not None and not _valid(info, now):
             st = info.get("status", "Invalid")
             return ("Expired" if st == "Accepted" else st), info.get("parentIdTag")
+        if info is not None and self.config.get("LocalAuthorizeOffline"):
+            return "Accepted", info.get("parentIdTag")
+        # Unknown, or valid where the list and cache may not authorize (LocalAuthorizeOffline
+        # false): what 1.6 3.4 calls "unknown".
         if self.config.get("AllowOfflineTxForUnknownId"):
             log.info(_TAG, "%s unknown, accepted offline (AllowOfflineTxForUnknownId)", id_tag)
             return "Accepted", None
