@@ -85,6 +85,7 @@ class Auth:
         _migrate(store)
         self.remote = None  # async fn(id_tag) -> idTagInfo; raises when offline
         self.memo = None  # object whose .cached the last (id_tag, info) remembered goes to
+        self.conflict = None  # fn(id_tag): the CSMS contradicted the local list
 
     def _local_info(self, id_tag):
         if self.local is not None and self.config.get("LocalAuthListEnabled"):
@@ -138,25 +139,35 @@ class Auth:
         return "Invalid", None
 
     def remember(self, id_tag, info):
-        # Every idTagInfo the CSMS sends updates the cache (Authorize, Start/StopTransaction).
-        if not self.config.get("AuthorizationCacheEnabled") or not isinstance(info, dict):
+        # Every idTagInfo the CSMS sends updates the cache (Authorize, Start/StopTransaction);
+        # one that contradicts the tag's entry in the list in use is a LocalListConflict
+        # (1.6 3.5.2: told to the CSMS by self.conflict(id_tag)). ConcurrentTx says nothing
+        # of the tag's validity.
+        if not isinstance(info, dict):
             return
-        if (self.local is not None and self.config.get("LocalAuthListEnabled")
-                and self.local.lookup(id_tag) is not None):
-            return  # the list in use wins; the cache does not shadow it
-        entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
-        doc = _doc(id_tag)
-        b = self.store.load(doc, {})
-        old = b.get(id_tag)
-        if not old or old[0] != entry:
-            b[id_tag] = [entry, clock.now()]
-            if len(b) > _PER_BUCKET:
-                del b[min(b, key=lambda k: b[k][1])]
-            try:  # best effort: the flash full or failing loses the entry, not the tap
-                self.store.save(doc, b)
-            except OSError as e:
-                log.exc(_TAG, "cache of %s" % id_tag, e)
-        if self.memo is not None:
+        now = clock.now()
+        listed = self.local.lookup(id_tag) if (
+            self.local is not None and self.config.get("LocalAuthListEnabled")) else None
+        if listed is not None:  # the list wins; the cache does not shadow it
+            if (self.conflict is not None and info.get("status") != "ConcurrentTx"
+                    and _valid(listed, now) != _valid(info, now)):
+                self.conflict(id_tag)
+        elif not self.config.get("AuthorizationCacheEnabled"):
+            return
+        else:
+            entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
+            doc = _doc(id_tag)
+            b = self.store.load(doc, {})
+            old = b.get(id_tag)
+            if not old or old[0] != entry:
+                b[id_tag] = [entry, now]
+                if len(b) > _PER_BUCKET:
+                    del b[min(b, key=lambda k: b[k][1])]
+                try:  # best effort: the flash full or failing loses the entry, not the tap
+                    self.store.save(doc, b)
+                except OSError as e:
+                    log.exc(_TAG, "cache of %s" % id_tag, e)
+        if self.memo is not None:  # (the list's answer too: one conflict reported once)
             self.memo.cached = (id_tag, info)
 
     def cache_entry(self, id_tag):
