@@ -9,7 +9,7 @@ from typing import Any
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 from simctl import Control
 
 CP_ID = "CP-TEST-1"
@@ -160,3 +160,42 @@ async def test_local_pre_authorize_starts_without_asking_the_csms(
     start = await csms.wait_call("StartTransaction")
     assert start.payload["idTag"] == "LOCAL1"
     assert not csms.calls("Authorize"), "a locally listed tag needs no Authorize.req"
+
+
+async def test_a_start_conf_contradicting_the_list_reports_local_list_conflict(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.5.2: the list says Accepted, the StartTransaction.conf Blocked: the charger stops
+    the session and tells the CSMS with connector 0's status and errorCode LocalListConflict
+    (once); the next list update clears it (NoError)."""
+    cp = await _cp(csms)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"rfid: reader ready", 15)
+    for key, value in (("LocalPreAuthorize", "true"), ("StopTransactionOnInvalidId", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    res = await cp.call(call.SendLocalList(list_version=1, update_type="Full",
+                                           local_authorization_list=[_entry("04A1B2C3")]))
+    assert res.status == "Accepted"
+    csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
+        transaction_id=next(csms.tx_ids), id_tag_info={"status": "Blocked"}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid="04A1B2C3")
+    start = await csms.wait_call("StartTransaction")
+    stop = await csms.wait_call("StopTransaction", timeout=15)
+    assert stop.payload["reason"] == "DeAuthorized"
+    conflict = await csms.wait_call(
+        "StatusNotification", lambda p: p["connectorId"] == 0, after=csms.frames.index(start),
+        timeout=10)
+    assert conflict.payload["errorCode"] == "LocalListConflict"
+    assert conflict.payload["status"] == "Available"
+    n = len(csms.frames)
+    res = await cp.call(call.SendLocalList(list_version=2, update_type="Full",
+                                           local_authorization_list=[_entry("04A1B2C3",
+                                                                            "Blocked")]))
+    assert res.status == "Accepted"
+    cleared = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 0,
+                                   after=n, timeout=10)
+    assert (cleared.payload["status"], cleared.payload["errorCode"]) == ("Available", "NoError")
+    assert len([f for f in csms.calls("StatusNotification")
+                if f.payload["errorCode"] == "LocalListConflict"]) == 1

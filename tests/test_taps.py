@@ -140,6 +140,56 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
 
+async def test_a_card_of_the_group_named_in_the_start_conf_stops_a_remote_start(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.10: any token of the group may stop the transaction (OCTT TC_069_CS). A remote
+    start not authorized first (AuthorizeRemoteTxRequests false) learns the parent of its tag
+    only from StartTransaction.conf's idTagInfo."""
+    cp = await _cp(csms, sim)
+    assert (await cp.call(call.ChangeConfiguration(key="AuthorizeRemoteTxRequests",
+                                                   value="false"))).status == "Accepted"
+    csms.respond("Authorize", _authorize_as({
+        SIBLING: {"status": "Accepted", "parentIdTag": "FAMILY"}}))
+    csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
+        transaction_id=next(csms.tx_ids),
+        id_tag_info={"status": "Accepted", "parentIdTag": "FAMILY"}))
+    res = await cp.call(call.RemoteStartTransaction(id_tag=CARD, connector_id=1))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging after the remote start")
+    await control.wait_state(lambda s: s["session"] and s["session"]["transaction_id"] is not None,
+                             "the StartTransaction.conf applied")
+    await control("tap", uid=SIBLING)
+    stop = await csms.wait_call("StopTransaction", timeout=10)
+    assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
+
+
+async def test_a_callerror_to_authorize_refuses_the_card(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 3.4: AllowOfflineTxForUnknownId applies offline. A CSMS that answers the Authorize,
+    even with a CALLERROR, is online and has not authorized the card: it is refused at once
+    (the red flash), nothing charges."""
+    cp = await _cp(csms, sim)
+    assert (await cp.call(call.ChangeConfiguration(key="AllowOfflineTxForUnknownId",
+                                                   value="true"))).status == "Accepted"
+
+    def fail(payload: object) -> object:
+        raise RuntimeError("CSMS database is down")
+
+    csms.respond("Authorize", fail)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("Authorize")
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash")
+    assert st["relay"] is False and st["session"] is None
+    assert not csms.calls("StartTransaction")
+
+
 async def test_a_stop_transaction_conf_updates_the_cache(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:
@@ -184,6 +234,58 @@ async def test_cached_card_starts_offline_and_the_start_is_delivered_later(
     await asyncio.sleep(BETWEEN_TAPS_S)
     await _start_offline(csms, control, "charging offline from the cache")
     assert len(csms.calls("Authorize")) == 1
+
+
+async def _cache_then_go_offline(csms: Csms, control: Control) -> None:
+    """Tap CARD online (Authorize Accepted: cached), let its authorization lapse
+    (ConnectionTimeOut 1 s), take the link down."""
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
+    await control("tap", uid=CARD)
+    await csms.wait_call("Authorize")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    n = len(csms.frames)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+
+
+async def test_offline_without_local_authorize_offline_a_cached_card_is_an_unknown_one(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """LocalAuthorizeOffline false: offline, the cache cannot authorize CARD, so it is one of
+    the "unknown" tags AllowOfflineTxForUnknownId admits (1.6 3.4), as a stranger's card is;
+    not refused as "Expired" (a status the CSMS never gave)."""
+    cp = await _cp(csms, sim)
+    for key, value in (("WebSocketPingInterval", "1"), ("ConnectionTimeOut", "1"),
+                       ("LocalAuthorizeOffline", "false"), ("AllowOfflineTxForUnknownId", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    await _cache_then_go_offline(csms, control)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "the cached card charging offline", timeout=10)
+
+
+async def test_a_card_on_a_list_not_in_use_is_cached(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """LocalAuthListEnabled false: the list decides nothing, so the cache must hold what the
+    CSMS said of a card that happens to be on it (1.6 3.5.1); offline it charges from there."""
+    cp = await _cp(csms, sim)
+    res = await cp.call(call.SendLocalList(
+        list_version=1, update_type="Full",
+        local_authorization_list=[{"id_tag": CARD, "id_tag_info": {"status": "Accepted"}}]))
+    assert res.status == "Accepted"
+    for key, value in (("WebSocketPingInterval", "1"), ("ConnectionTimeOut", "1"),
+                       ("LocalAuthListEnabled", "false")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    await _cache_then_go_offline(csms, control)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "the cached card charging offline", timeout=10)
 
 
 async def test_unknown_card_offline_follows_allow_offline_tx_for_unknown_id(

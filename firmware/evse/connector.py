@@ -860,11 +860,20 @@ class Connector:
                 if cid == 1:
                     self.board.telemetry("session", _session_view(self))
 
-    def set_tx_id(self, ref, tx_id):
-        # The CSMS's transactionId for the running session (shown in the simulation's state).
+    def set_tx_id(self, ref, tx_id, parent=None):
+        # The CSMS's transactionId for the running session (shown in the simulation's state),
+        # and its StartTransaction.conf's parentIdTag: a remote or offline start learns it only
+        # there, and a card of the group stops the session (1.6 3.10; conntask.authorize_tag).
+        # On flash with the session: it still holds after a power cut.
         s = self.session
         if s is not None and s["ref"] == ref:
             s["tx"] = tx_id
+            if parent and parent != s.get("parent"):
+                s["parent"] = parent
+                try:
+                    self.store.save(_SESSION_DOC, s)
+                except OSError as ex:  # kept in RAM: the group stops it until a power cut
+                    log.exc(_TAG, "session parent", ex)
             self.board.telemetry("session", _session_view(self))
 
     # -- firmware updates (ota/) -------------------------------------------------------------

@@ -11,6 +11,7 @@ from binascii import crc32
 
 import clock
 import log
+from ocpp_client.errors import CallError
 
 _TAG = const("auth")
 _OLD_CACHE = const("authcache")  # earlier firmware's one document: spread into buckets once
@@ -84,6 +85,7 @@ class Auth:
         _migrate(store)
         self.remote = None  # async fn(id_tag) -> idTagInfo; raises when offline
         self.memo = None  # object whose .cached the last (id_tag, info) remembered goes to
+        self.conflict = None  # fn(id_tag): the CSMS contradicted the local list
 
     def _local_info(self, id_tag):
         if self.local is not None and self.config.get("LocalAuthListEnabled"):
@@ -109,7 +111,12 @@ class Auth:
         if online and self.remote is not None:
             try:
                 info = await self.remote(id_tag)
-            except Exception as e:
+            except CallError as e:
+                # The CSMS is there and did not authorize the tag: refused, never decided as
+                # offline (AllowOfflineTxForUnknownId would let any card charge).
+                log.warn(_TAG, "Authorize answered %s: %s refused", e.code, id_tag)
+                return "Invalid", None
+            except Exception as e:  # no answer (a dead link, a timeout): decided offline
                 log.warn(_TAG, "Authorize failed (%s): deciding offline", type(e).__name__)
             else:
                 self.remember(id_tag, info)
@@ -119,35 +126,48 @@ class Auth:
                 return st, info.get("parentIdTag")
         # Offline.
         info = self._local_info(id_tag)
-        if info is not None:
-            if self.config.get("LocalAuthorizeOffline") and _valid(info, now):
-                return "Accepted", info.get("parentIdTag")
+        if info is not None and not _valid(info, now):
             st = info.get("status", "Invalid")
             return ("Expired" if st == "Accepted" else st), info.get("parentIdTag")
+        if info is not None and self.config.get("LocalAuthorizeOffline"):
+            return "Accepted", info.get("parentIdTag")
+        # Unknown, or valid where the list and cache may not authorize (LocalAuthorizeOffline
+        # false): what 1.6 3.4 calls "unknown".
         if self.config.get("AllowOfflineTxForUnknownId"):
             log.info(_TAG, "%s unknown, accepted offline (AllowOfflineTxForUnknownId)", id_tag)
             return "Accepted", None
         return "Invalid", None
 
     def remember(self, id_tag, info):
-        # Every idTagInfo the CSMS sends updates the cache (Authorize, Start/StopTransaction).
-        if not self.config.get("AuthorizationCacheEnabled") or not isinstance(info, dict):
+        # Every idTagInfo the CSMS sends updates the cache (Authorize, Start/StopTransaction);
+        # one that contradicts the tag's entry in the list in use is a LocalListConflict
+        # (1.6 3.5.2: told to the CSMS by self.conflict(id_tag)). ConcurrentTx says nothing
+        # of the tag's validity.
+        if not isinstance(info, dict):
             return
-        if self.local is not None and self.local.lookup(id_tag) is not None:
-            return  # the local list wins; the cache does not shadow it
-        entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
-        doc = _doc(id_tag)
-        b = self.store.load(doc, {})
-        old = b.get(id_tag)
-        if not old or old[0] != entry:
-            b[id_tag] = [entry, clock.now()]
-            if len(b) > _PER_BUCKET:
-                del b[min(b, key=lambda k: b[k][1])]
-            try:  # best effort: the flash full or failing loses the entry, not the tap
-                self.store.save(doc, b)
-            except OSError as e:
-                log.exc(_TAG, "cache of %s" % id_tag, e)
-        if self.memo is not None:
+        now = clock.now()
+        listed = self.local.lookup(id_tag) if (
+            self.local is not None and self.config.get("LocalAuthListEnabled")) else None
+        if listed is not None:  # the list wins; the cache does not shadow it
+            if (self.conflict is not None and info.get("status") != "ConcurrentTx"
+                    and _valid(listed, now) != _valid(info, now)):
+                self.conflict(id_tag)
+        elif not self.config.get("AuthorizationCacheEnabled"):
+            return
+        else:
+            entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
+            doc = _doc(id_tag)
+            b = self.store.load(doc, {})
+            old = b.get(id_tag)
+            if not old or old[0] != entry:
+                b[id_tag] = [entry, now]
+                if len(b) > _PER_BUCKET:
+                    del b[min(b, key=lambda k: b[k][1])]
+                try:  # best effort: the flash full or failing loses the entry, not the tap
+                    self.store.save(doc, b)
+                except OSError as e:
+                    log.exc(_TAG, "cache of %s" % id_tag, e)
+        if self.memo is not None:  # (the list's answer too: one conflict reported once)
             self.memo.cached = (id_tag, info)
 
     def cache_entry(self, id_tag):

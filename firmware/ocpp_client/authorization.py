@@ -57,6 +57,7 @@ class Authorization:
             a = Auth(s.store, s.config, self.local)
             a.remote = self._remote
             a.memo = s  # (s.cached: what transactions.py need not remember again)
+            a.conflict = self._conflict
             self._a = a
         return a
 
@@ -84,6 +85,14 @@ class Authorization:
 
     def clear_cache(self):
         return self._auth().clear_cache()
+
+    def _conflict(self, id_tag):
+        # 1.6 3.5.2: connector 0's status goes to the CSMS again, errorCode LocalListConflict,
+        # once per conflict; its next report (the next accepted list update: send_list) says
+        # NoError again.
+        s = self.s
+        log.warn("ocpp", "the CSMS contradicts the local list on %s: LocalListConflict", id_tag)
+        s.on_status(0, s.connector.status_of(0)[0], "LocalListConflict")
 
     async def _remote(self, id_tag):
         conf = await self.s.rpc.call("Authorize", {"idTag": id_tag}, _AUTH_TIMEOUT_MS)
@@ -118,8 +127,11 @@ class Authorization:
                            self.s.config.get("SendLocalListMaxLength"))
         from ocpp_client import listupdate
 
-        return {"status": await listupdate.apply(local, p["listVersion"], p["updateType"],
-                                                 entries)}
+        st = await listupdate.apply(local, p["listVersion"], p["updateType"], entries)
+        s = self.s
+        if st == "Accepted" and "LocalListConflict" in (s._sent[0] or ()):
+            s.on_status(0, *s.connector.status_of(0))  # the list updated: conflict over
+        return {"status": st}
 
 
 def _at_most(entries, limit):

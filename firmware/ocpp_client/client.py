@@ -62,7 +62,8 @@ def retry_ms(e, attempt):
 class OcppClient:
     # What a feature may use (features.py): settings, config, board, connector, events, store,
     # limits, meter, reader, restart_tune, rpc, features, triggers, tasks, queue;
-    # online(), after(), send(), kick(), feature().
+    # online(), after(), send(), kick(), feature(); on_status() and _sent[0] (read): connector
+    # 0's LocalListConflict (authorization.py).
     renew_next = 0  # check_cert()
 
     def __init__(self, *, settings, config, board, connector, events, store, limits=None,

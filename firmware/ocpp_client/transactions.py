@@ -215,8 +215,8 @@ class Transactions:
     # -- answers to our messages -------------------------------------------------------------
     def _start_conf(self, ref, conf, p):
         # (A remote start's TxProfile is in force since its session started: evse/limits.py.)
-        self.connector.set_tx_id(ref, self.txq.tx_id(ref))
         info = conf.get("idTagInfo") or {}
+        self.connector.set_tx_id(ref, self.txq.tx_id(ref), info.get("parentIdTag"))
         self._remember(p.get("idTag"), info)
         if info.get("status") != "Accepted":
             log.warn(_TAG, "CSMS refused the tag of session %s: %s", ref, info.get("status"))

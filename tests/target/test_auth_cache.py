@@ -97,3 +97,66 @@ def test_the_cache_of_earlier_firmware_moves_into_the_buckets_once():
     kept = [i for i in range(70) if a.cache_entry("04A1B2%04X" % i) is not None]
     assert 0 < len(kept) <= 64 and 69 in kept, kept  # the most recent of each bucket stay
     assert store.load("authcache", None) is None  # the old document is gone
+
+
+class _List:
+    # The local list as Auth reads it (ocpp_client/locallist.py: lookup()).
+    def __init__(self, entries):
+        self.entries = entries
+
+    def lookup(self, id_tag):
+        return self.entries.get(id_tag)
+
+
+def test_an_answer_contradicting_the_list_in_use_is_a_conflict_and_the_list_wins():
+    # 1.6 3.5.2 LocalListConflict; a list not in use (LocalAuthListEnabled false) contradicts
+    # nothing and keeps no tag out of the cache.
+    store = Store("ac_conflict")
+    a = Auth(store, Config(store), _List({"LISTED": {"status": "Accepted"},
+                                          "BARRED": {"status": "Blocked"}}))
+    told = []
+    a.conflict = told.append
+    a.remember("LISTED", {"status": "Accepted"})
+    a.remember("LISTED", {"status": "ConcurrentTx"})  # says nothing of the tag's validity
+    a.remember("OTHER", {"status": "Blocked"})
+    assert told == []
+    a.remember("LISTED", {"status": "Blocked"})
+    a.remember("BARRED", {"status": "Accepted"})
+    assert told == ["LISTED", "BARRED"]
+    assert a.cache_entry("LISTED") is None and a.cache_entry("OTHER") is not None
+    a.config.set("LocalAuthListEnabled", "false")
+    a.remember("LISTED", {"status": "Blocked"})
+    assert told == ["LISTED", "BARRED"]
+    assert a.cache_entry("LISTED")[0] == {"status": "Blocked"}
+
+
+async def test_a_callerror_to_authorize_refuses_and_no_answer_decides_offline():
+    from ocpp_client.errors import CallError, CallTimeout
+
+    store = Store("ac_callerror")
+    a = Auth(store, Config(store))
+    a.config.set("AllowOfflineTxForUnknownId", "true")
+    why = []
+
+    async def remote(id_tag):
+        raise why[0]
+
+    a.remote = remote
+    why.append(CallError("InternalError"))
+    assert await a.authorize("04A1B2C3", True) == ("Invalid", None)
+    why[0] = CallTimeout("Authorize")
+    assert await a.authorize("04A1B2C3", True) == ("Accepted", None)  # unknown, offline
+
+
+async def test_offline_without_local_authorize_offline_a_cached_tag_is_unknown():
+    # 1.6 3.4: the cache may not authorize it, so AllowOfflineTxForUnknownId decides; a refusal
+    # the cache holds still refuses.
+    store = Store("ac_unknown")
+    a = Auth(store, Config(store))
+    a.remember("04A1B2C3", {"status": "Accepted"})
+    a.remember("DEADBEEF", {"status": "Blocked"})
+    a.config.set("LocalAuthorizeOffline", "false")
+    assert await a.authorize("04A1B2C3", False) == ("Invalid", None)
+    a.config.set("AllowOfflineTxForUnknownId", "true")
+    assert await a.authorize("04A1B2C3", False) == ("Accepted", None)
+    assert await a.authorize("DEADBEEF", False) == ("Blocked", None)

@@ -43,6 +43,7 @@ class Client:
         self.store = store
         self.features = {}
         self.connector = self
+        self._sent = [None, None]  # (connector 0's last report: a LocalListConflict to clear)
 
     def online(self):
         return False
