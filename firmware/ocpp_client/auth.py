@@ -31,8 +31,9 @@ def docs():
 
 
 def _doc(id_tag):
-    # The document of a tag's bucket.
-    return _bucket(crc32(id_tag.encode()) % _BUCKETS)
+    # The document of a tag's bucket. Tags are CiString20: the cache keys them in upper case,
+    # as the reader reads a card's UID and the local list keys it.
+    return _bucket(crc32(id_tag.upper().encode()) % _BUCKETS)
 
 
 def _migrate(store):
@@ -51,8 +52,8 @@ def _migrate(store):
             doc = _bucket(i)
             b = store.load(doc, {})
             for tag in old:
-                if _doc(tag) == doc and isinstance(old[tag], list) and tag not in b:
-                    b[tag] = old[tag]
+                if _doc(tag) == doc and isinstance(old[tag], list) and tag.upper() not in b:
+                    b[tag.upper()] = old[tag]
             while len(b) > _PER_BUCKET:
                 del b[min(b, key=lambda k: b[k][1])]
             if b:
@@ -158,9 +159,10 @@ class Auth:
             entry = {k: info[k] for k in ("status", "expiryDate", "parentIdTag") if k in info}
             doc = _doc(id_tag)
             b = self.store.load(doc, {})
-            old = b.get(id_tag)
+            key = id_tag.upper()
+            old = b.get(key)
             if not old or old[0] != entry:
-                b[id_tag] = [entry, now]
+                b[key] = [entry, now]
                 if len(b) > _PER_BUCKET:
                     del b[min(b, key=lambda k: b[k][1])]
                 try:  # best effort: the flash full or failing loses the entry, not the tap
@@ -172,7 +174,7 @@ class Auth:
 
     def cache_entry(self, id_tag):
         # -> the cache's [idTagInfo, last_used] of a tag, or None.
-        return self.store.load(_doc(id_tag), {}).get(id_tag)
+        return self.store.load(_doc(id_tag), {}).get(id_tag.upper())
 
     def clear_cache(self):
         st = self.store

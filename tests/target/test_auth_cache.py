@@ -35,6 +35,15 @@ async def test_a_remembered_tag_decides_a_tap_offline_after_a_reboot():
     assert await a.authorize("0BADCAFE", False) == ("Invalid", None)
 
 
+async def test_a_tag_cached_in_lower_case_decides_the_cards_tap_offline():
+    # idTags are CiString20: a CSMS may name a card in lower case (a remote start, its
+    # records), the reader reads the UID in upper case. The cache missed it offline.
+    a = _auth("ac_case")
+    a.remember("04a1b2c3", INFO)
+    assert await a.authorize("04A1B2C3", False) == ("Accepted", "FLEET01")
+    assert a.cache_entry("04A1b2C3") is not None
+
+
 def test_sixty_four_cached_tags_hold_no_heap_and_a_lookup_lets_its_bucket_go():
     a = _auth("ac_heap")
     _fill(a, 64)
