@@ -129,7 +129,10 @@ class OcppClient:
         self._follow.append((fn, args))
 
     def _after_reply(self, action, req, res):
+        # res None: the CALL was refused (its handler failed): the work it queued is dropped.
         items, self._follow = self._follow, []
+        if res is None:
+            return
         for fn, args in items:
             asyncio.create_task(self._run_follow(fn, args))
 

@@ -440,14 +440,23 @@ class Rpc:
             res = await h(payload)
             if not isinstance(res, dict) and getattr(res, "json_to", None) is None:
                 raise TypeError("handler returned %s" % type(res).__name__)
-        except Reject as e:
-            return await self._error(mid, e.code, e.description)
-        except MemoryError:
-            return await self._no_memory(mid, action)
         except Exception as e:
+            self._after(action, payload, None)  # refused: no work after it
+            if isinstance(e, Reject):
+                return await self._error(mid, e.code, e.description)
+            if isinstance(e, MemoryError):
+                return await self._no_memory(mid, action)
             log.exc(_TAG, "handler for %s failed" % action, e)
             return await self._error(mid, "InternalError", "handler failed")
-        await self._reply([_RESULT, mid, res])
+        try:
+            await self._reply([_RESULT, mid, res])
+        finally:
+            # The work the answer accepts goes on even when the answer is lost (the link failed
+            # under it): the charger said yes, and its messages tell the CSMS what came of it.
+            # Left waiting, it ran after another CALL's answer.
+            self._after(action, payload, res)
+
+    def _after(self, action, payload, res):
         if self.after_reply is not None:
             try:
                 self.after_reply(action, payload, res)

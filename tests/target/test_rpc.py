@@ -619,3 +619,24 @@ async def test_a_call_that_cannot_be_sent_is_disconnected():
             pass
     assert logs.warned("Heartbeat", "not sent", "OSError")
     assert rpc._pending_id is None
+
+
+async def test_the_work_after_an_answer_runs_once_for_its_call_even_if_the_answer_is_lost():
+    # A remote start's Authorize (work after its .conf) stayed queued when the .conf could not
+    # be sent: it ran after another CALL's answer, and meanwhile every remote start was
+    # Rejected. A CALL refused by its handler's failure drops what it queued.
+    after = []
+
+    async def boom(p):
+        raise RuntimeError("kaput")
+
+    rpc = Rpc({"RemoteStartTransaction": _ok_reset, "Reset": boom})
+    rpc.after_reply = lambda a, req, res: after.append((a, res))
+    ws = FakeWs('[2, "1", "RemoteStartTransaction", {"idTag": "T1"}]')
+    ws.fail_send = OSError(104)
+    with Logs():
+        await rpc.serve(ws)
+    assert after == [("RemoteStartTransaction", {"status": "Accepted"})]
+    with Logs():
+        await serve_all(rpc, '[2, "2", "Reset", {"type": "Soft"}]')
+    assert after[1:] == [("Reset", None)]
