@@ -571,6 +571,114 @@ def test_provision_labels_before_the_restart(
         assert json.loads(reg.read_text())["devices"][0]["state"] == "done"
 
 
+# ---- install ---------------------------------------------------------------------------------
+
+
+def test_install_reaches_the_running_firmware_and_leaves_the_identity(
+    tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The factory provisions the identity; the installer on site sets the meter, the supply
+    # and load balancing; a new meter later changes only that. Each reaches the application's
+    # settings (merged at boot from NVS borne/inst) and the meters it sets up.
+    from flashdoc import read
+
+    reg = tmp_path / "register.json"
+    with make_device(tmp_path) as dev:
+        assert deploy.deploy(dev.port, BOARD, no_build=True, say=lambda s: None) == 0
+        rc, out, err = run_cli(["provision", "--port", dev.port, "--register", str(reg),
+                                "--label", str(tmp_path / "label"), "--meter-model", "pulse",
+                                "--wh-per-pulse", "0.5", "--phases", "1"], capsys)
+        assert rc == 0, err
+        prov = esp32state.nvs_read(dev.chip)["borne"]["prov"]
+        assert json.loads(esp32state.nvs_read(dev.chip)["borne"]["inst"]) == {
+            "meter_model": "pulse", "meter_wh_per_pulse": 0.5, "phases": 1}
+        wait_for(lambda: b"meter: pulse" in dev.output, 30, "the application's pulse meter")
+        s = read(dev.flash, "settings")
+        assert (s["meter_model"], s["meter_wh_per_pulse"], s["phases"]) == ("pulse", 0.5, 1)
+
+        # On site: a Modbus meter and a grid meter for load balancing, on the same bus.
+        n = len(dev.output)
+        rc, out, err = run_cli(["install", "--port", dev.port, "--meter-model", "sdm630",
+                                "--meter-addr", "1", "--meter-baud", "19200", "--phases", "3",
+                                "--grid-meter-model", "em340", "--grid-meter-addr", "3",
+                                "--main-fuse", "32", "--grid-fallback", "0",
+                                "--mqtt-controls", "on"], capsys)
+        assert rc == 0, err
+        assert "read back and verified" in out and "main fuse 32 A" in out
+        wait_for(lambda: b"grid meter: em340 at address 3, main fuse 32 A" in dev.output[n:],
+                 30, "the application to set up the grid meter")
+        s = read(dev.flash, "settings")
+        want = {"meter_model": "sdm630", "meter_addr": 1, "meter_baud": 19200, "phases": 3,
+                "meter_wh_per_pulse": 0.5, "grid_meter_model": "em340", "grid_meter_addr": 3,
+                "main_fuse_a": 32, "grid_fallback_a": 0, "mqtt_controls": True}
+        assert {k: s[k] for k in want} == want
+        # The identity and the secrets untouched, never shown.
+        nvs = esp32state.nvs_read(dev.chip)["borne"]
+        assert nvs["prov"] == prov
+        for key in ("hotspot_key", "conn_password"):
+            assert json.loads(prov)[key] not in out + err
+
+        # Again: nothing to write; without options, it shows the installation.
+        rc, out, _ = run_cli(["install", "--port", dev.port, "--main-fuse", "32"], capsys)
+        assert rc == 0 and "installation unchanged" in out
+        assert esp32state.nvs_read(dev.chip)["borne"]["inst"] == nvs["inst"]
+        rc, out, _ = run_cli(["install", "--port", dev.port], capsys)
+        assert rc == 0 and "grid meter em340 at address 3, main fuse 32 A, fallback 0 A" in out
+        # Load balancing off again.
+        rc, out, err = run_cli(["install", "--port", dev.port, "--grid-meter-model", "none"],
+                               capsys)
+        assert rc == 0, err
+        wait_for(lambda: read(dev.flash, "settings")["grid_meter_model"] == "", 30,
+                 "the application to take the grid meter off")
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--meter-model", "sdm999"], "--meter-model 'sdm999': one of sdm630, sdm120"),
+    (["--phases", "2"], "--phases '2': 1 or 3"),
+    (["--meter-addr", "0"], "--meter-addr 0: out of range, 1-247"),
+    (["--meter-baud", "9601"], "--meter-baud 9601: one of 1200"),
+    (["--meter-parity", "X"], "--meter-parity 'X': N, E or O"),
+    (["--wh-per-pulse", "0"], "--wh-per-pulse '0': Wh per pulse"),
+    (["--grid-meter-model", "pulse"], "an S0 meter cannot be one"),
+    (["--main-fuse", "ten"], "--main-fuse 'ten': a whole number"),
+    (["--grid-fallback", "3"], "--grid-fallback 3: 0 (pause"),
+])
+def test_install_refuses_bad_values_before_the_charger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    port = str(tmp_path / "ttyUSB0")  # never opened: refused first
+    rc, _, err = run_cli(["install", "--port", port, *argv], capsys)
+    assert rc == 2 and says in one_line_error(err) and "nothing was written" in err
+    reg = tmp_path / "register.json"
+    rc, _, err = run_cli(["provision", "--port", port, "--register", str(reg), *argv], capsys)
+    assert rc == 2 and says in one_line_error(err) and "nothing was written" in err
+    assert not reg.exists()
+
+
+def test_install_refuses_bad_combinations_and_an_unprovisioned_charger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = tmp_path / "register.json"
+    with make_device(tmp_path) as dev:
+        rc, _, err = run_cli(["install", "--port", dev.port, "--phases", "1"], capsys)
+        assert rc == 1 and "not provisioned" in one_line_error(err)
+        assert "borne" not in esp32state.nvs_read(dev.chip)
+        rc, _, err = run_cli(["provision", "--port", dev.port, "--register", str(reg),
+                              "--label", str(tmp_path / "label"), "--meter-addr", "4"], capsys)
+        assert rc == 0, err
+        inst = esp32state.nvs_read(dev.chip)["borne"]["inst"]
+        for argv, says in (
+            (["--grid-meter-model", "sdm630", "--grid-meter-addr", "4"], "both have address 4"),
+            (["--meter-model", "sdm120"], "the meter sdm120 measures one phase"),
+            (["--grid-meter-model", "sdm120"], "the grid meter sdm120 measures one phase"),
+            (["--grid-meter-model", "abb_b23", "--main-fuse", "16", "--grid-fallback", "20"],
+             "--grid-fallback 20 A is above the main fuse (16 A)"),
+        ):
+            rc, _, err = run_cli(["install", "--port", dev.port, *argv], capsys)
+            assert rc == 2 and says in one_line_error(err), err
+            assert esp32state.nvs_read(dev.chip)["borne"]["inst"] == inst
+
+
 def _check_client_cert(ca: Path, doc: dict[str, object]) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -975,6 +1083,7 @@ def test_console_answer_garbled_by_noise(tmp_path: Path) -> None:
 def test_help_reads_as_a_manual(capsys: pytest.CaptureFixture[str]) -> None:
     for tool, words in (("provision", ("register", "NVS", "CSPRNG", "label")),
                         ("flash", ("esptool", "BOOT", "provision")),
+                        ("install", ("--meter-model", "--grid-meter-model", "inst", "SHA-256")),
                         ("deploy", ("contactor", "INACTIVE slot", "SHA-256")),
                         ("monitor", ("restart", "hotspot", "cable", "log"))):
         with pytest.raises(SystemExit):

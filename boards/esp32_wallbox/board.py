@@ -16,13 +16,15 @@
 #
 # Provisioning (factory identity and per-device secrets) lives in the ESP32's NVS partition, not in
 # the filesystem: namespace "borne", key "prov", one blob holding a UTF-8 JSON object of at most
-# 2048 bytes, e.g. {"cp_id", "serial", "model", "vendor", "hotspot_key", "conn_password", ...},
-# the installation ("meter_model": a Modbus model or "pulse", "meter_baud", "meter_parity", ...)
+# 2048 bytes, e.g. {"cp_id", "serial", "model", "vendor", "hotspot_key", "conn_password", ...}
 # and "rfid": "pn532_uart" (the default) | "pn532_i2c" | "mfrc522" (the reader fitted at the
-# factory). Provisioning that is missing or corrupt gives {}: the charger stays unprovisioned and
+# factory); over it, key "inst" (at most 512 bytes), the installation ("meter_model": a Modbus
+# model or "pulse", "meter_baud", "meter_parity", "phases", "grid_meter_model", ...).
+# Provisioning that is missing or corrupt gives {}: the charger stays unprovisioned and
 # safe (relay open, pilot +12 V) and says why in the log; an unknown reader is logged and there is
 # no reader.
-# `borne provision` writes it once per device (esp32.NVS("borne").set_blob("prov", doc); commit()).
+# `borne provision` writes "prov" once per device (esp32.NVS("borne").set_blob("prov", doc);
+# commit()); `borne install` (or `borne provision` with the same options) writes "inst".
 # Why NVS: a factory reset wipes /data, and MicroPython reformats (or refuses) a filesystem it cannot
 # mount; the identity printed on the device's label must survive both. Only a full flash erase
 # removes it. Nothing here invents a default for a missing secret: an unprovisioned board returns

@@ -12,25 +12,39 @@ from board import _warn
 
 _NVS_NAMESPACE = "borne"
 _NVS_KEY = "prov"
+_INST_KEY = "inst"
 _PROV_MAX = const(2048)
+_INST_MAX = const(512)
 
 
 def read_provisioning():
-    import json
-
-    buf = bytearray(_PROV_MAX)
-    try:
-        n = esp32.NVS(_NVS_NAMESPACE).get_blob(_NVS_KEY, buf)
-    except OSError:
+    # The factory's "prov", and over it the installer's "inst" (`borne install`): its own key,
+    # so that a new meter never rewrites the identity and secrets.
+    doc = _read(_NVS_KEY, _PROV_MAX, "provisioning")
+    if doc is None:
         _warn("no provisioning in NVS %s/%s: device not provisioned", (_NVS_NAMESPACE, _NVS_KEY))
         return {}
+    if doc:
+        doc.update(_read(_INST_KEY, _INST_MAX, "installation") or {})
+    return doc
+
+
+def _read(key, size, what):
+    # A JSON object from NVS, None if absent; a damaged one is logged and reads as {}.
+    import json
+
+    buf = bytearray(size)
+    try:
+        n = esp32.NVS(_NVS_NAMESPACE).get_blob(key, buf)
+    except OSError:
+        return None
     try:
         doc = json.loads(bytes(memoryview(buf)[:n]))
     except ValueError:
-        _warn("provisioning in NVS is not JSON: ignored", ())
+        _warn("%s in NVS is not JSON: ignored", (what,))
         return {}
     if not isinstance(doc, dict):
-        _warn("provisioning in NVS is not a JSON object: ignored", ())
+        _warn("%s in NVS is not a JSON object: ignored", (what,))
         return {}
     return doc
 

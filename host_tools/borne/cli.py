@@ -18,6 +18,7 @@ _SUBCOMMAND_MODULES = (
     "borne.deploy",
     "borne.flash",
     "borne.provision",
+    "borne.install",
     "borne.monitor",
     "borne.claim",
     "borne.label",

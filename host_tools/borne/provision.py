@@ -24,7 +24,10 @@ and then:
  5. prints the label (SVG and PNG, mode 0600: --label PATH without extension, .svg and .png
     added; `borne label` reprints), before the restart, so a charger that does not come back
     still has it;
- 6. restarts the charger, and if an application is installed, checks it reports the new id.
+ 6. with installation options (--meter-model, --phases, --grid-meter-model, ...: `borne
+    install --help`), sets the installation as `borne install` does (NVS key "inst", its own:
+    the identity and secrets are not rewritten; options left out keep what the charger has);
+ 7. restarts the charger, and if an application is installed, checks it reports the new id.
 
 The register is read and saved under an exclusive lock (<register>.lock): two provisionings at
 once never choose the same id nor lose each other's charger.
@@ -37,7 +40,7 @@ to reuse an id of the register, to overwrite a charger provisioned by someone el
 with --show-secrets.
 
 Exit status: 0 done (or already done); 1 the device, the register or the CA failed; 2 bad
-arguments.
+arguments (an installation value or combination refused).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from borne import install
 from borne.devlink import Device, DeviceError, add_line_args
 
 ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 symbols (5 bits), no 0/o or 1/l
@@ -288,6 +292,10 @@ def provision(args: argparse.Namespace, say: Say = print) -> int:
 
     path = Path(args.register)
     precheck(args)
+    try:
+        changes = install.from_args(args)  # bad installation values: refused before the charger
+    except install.InstallError as e:
+        raise install.InstallError(f"{e}: nothing was written") from None
     with Device(args.port, args.timeout) as dev:
         make_safe(dev, paths.BOARDS / "esp32_wallbox", say)
         facts = dev.probe()
@@ -336,6 +344,14 @@ def provision(args: argparse.Namespace, say: Say = print) -> int:
         # The label now, before the restart: an application that does not come back must not
         # leave the technician without it.
         _label(entry, args, path, say)
+        if changes:
+            try:
+                install.apply(dev, changes, say)
+            except install.InstallError as e:
+                dev.reset()
+                raise install.InstallError(
+                    f"{e} ({entry['cp_id']} is provisioned; the charger restarts with its "
+                    "installation unchanged: set it with `borne install`)") from None
         if args.show_secrets:
             say(f"hotspot key: {entry['hotspot_key']}  connection password: "
                 f"{entry['conn_password']}")
@@ -435,6 +451,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="replace the identity of a charger provisioned before")
     p.add_argument("--show-secrets", action="store_true",
                    help="print the hotspot key and connection password on the terminal")
+    install.add_install_args(p)
     p.set_defaults(func=_cmd)
 
 
@@ -448,6 +465,9 @@ def _cmd(args: argparse.Namespace) -> int:
             print("provision: --port is required (the charger's serial port)", file=sys.stderr)
             return 2
         return provision(args)
+    except install.InstallError as e:
+        print(f"provision: {e}", file=sys.stderr)
+        return 2
     except (DeviceError, RegisterError) as e:
         print(f"provision: {e}", file=sys.stderr)
         return 1

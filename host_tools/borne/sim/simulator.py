@@ -181,8 +181,9 @@ class Simulator:
         self._tick = asyncio.get_running_loop().create_task(self._integrate())
 
     def provisioning(self) -> dict[str, Any]:
-        """What the factory writes into the ESP32's NVS for this simulation: the identity, the
-        CSMS and its credentials, the installation and the reader fitted."""
+        """What the factory and the installer write into the ESP32's NVS for this simulation:
+        the identity, the CSMS and its credentials, the installation and the reader fitted
+        (the installation goes under its own key, "inst", as `borne install` writes it)."""
         f = self.fitted
         doc: dict[str, Any] = {"cp_id": self.cp_id, "serial": "SIM0001", "model": "borne-esp32",
                                "vendor": "borne", "rfid": f.reader,
@@ -225,7 +226,12 @@ class Simulator:
             knobs.update(hotspot_idle_s=c.idle_s, lockout_base_ms=c.lockout_base_ms,
                          close_grace_ms=c.close_grace_ms)
         doc["hotspot"] = {k: v for k, v in knobs.items() if v is not None}
+        from borne.install import DEFAULTS, INST_KEY
+
+        inst = {k: doc.pop(k) for k in DEFAULTS if k in doc}
         esp32state.provision(self.flash, doc)
+        esp32state.nvs_write(self.flash, "borne", INST_KEY,
+                             json.dumps(inst, separators=(",", ":")).encode())
 
     def factory_secrets(self) -> dict[str, str]:
         """The per-device secrets as the factory left them: in NVS on the ESP32 board, in
