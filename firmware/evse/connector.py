@@ -114,7 +114,7 @@ class Connector:
         self.relay = False
         self._relay_at = time.ticks_ms()
         self._pwm_at = self._hi_at = self._relay_at
-        self._duty = None  # nothing set yet: the first _apply() drives the PWM
+        self._duty = None  # nothing on the wire known: the first _apply() drives the PWM
         self.settle_ms = _SETTLE_MS
         self.faults = {}  # kind -> error code
         self.reader_failed = False
@@ -241,7 +241,7 @@ class Connector:
             if time.ticks_diff(time.ticks_ms(), self._oom_at) < self.oom_hold_ms:
                 return False
             self._oom_at = None
-        if self.overdrawn:
+        if self.overdrawn or self._duty is None:  # (None: a PWM write failed, _apply retries it)
             return False
         return safety.relay_allowed(self.cp, self.session, self._available(), self.faults,
                                     self.offer_a, self._watch.diode_verified)
@@ -258,9 +258,17 @@ class Connector:
         if duty != self._duty:
             if duty == 100 or self._duty is None or self._duty == 100:
                 self._watch.diode_verified = False  # PWM (re)starts: the diode is checked again
+            # Recorded once on the wire: a write that fails (MemoryError) may have left a higher
+            # offer there. The relay opens, and stays open (relay_allowed) until the next
+            # _apply() has written the duty anew and the diode is checked again.
+            self._duty = None
+            try:
+                self.board.set_pwm(duty)
+            except Exception:
+                self._fail_safe()
+                raise
             self._duty = duty
             self._pwm_at = time.ticks_ms()
-            self.board.set_pwm(duty)
         self._report()
 
     def _duty_for(self):

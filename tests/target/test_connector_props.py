@@ -393,3 +393,41 @@ async def test_an_edge_ends_the_pause_between_polls_and_a_pause_allocates_nothin
         cm.wake = real
         await asyncio.sleep_ms(0)
     assert not w.relay
+
+
+async def test_a_pwm_write_that_fails_is_retried_and_the_relay_opens_meanwhile():
+    # A lower offer whose PWM write fails (MemoryError: no memory for the board's duty
+    # arithmetic) must not leave the higher one on the wire with the relay closed: the relay
+    # opens, and the next poll writes the duty again; charging resumes once it is on the wire.
+    w = World()
+    c, cfg = _boot(w, Store("pwmfail"))
+    cfg.set("BorneFreeCharging", "true")
+    await _plugged_asking(w, c)
+    assert w.relay and c.offer_a == 32
+    real = World.set_pwm
+    fails = [1]
+
+    def failing(self, d):
+        if fails[0]:
+            fails[0] -= 1
+            raise MemoryError("no memory")
+        real(self, d)
+
+    World.set_pwm = failing
+    try:
+        try:
+            c.set_limit(10)  # smart charging: the caller sees the MemoryError
+        except MemoryError:
+            pass
+        assert not w.relay, "the PWM write failed: relay closed on the old 32 A offer"
+        for _ in range(5):
+            c.poll()
+            assert not (w.relay and w.duty > 10 / 0.6 + 0.01), (
+                "relay closed, offer %s A, wire duty %s" % (c.offer_a, w.duty))
+        assert abs(w.duty - 10 / 0.6) < 0.01, "the failed write was never retried"
+        c._oom_at = None  # (the fail-safe hold after a MemoryError: not what is tested here)
+        await _settle(c)
+        assert w.relay, "the duty is on the wire again: charging resumes"
+    finally:
+        World.set_pwm = real
+
