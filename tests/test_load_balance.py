@@ -186,3 +186,31 @@ async def test_an_ev_that_does_not_follow_a_lower_offer_is_cut_off(
     # (The grid reading may have caught the EV's 16 A with the charger's own meter already at 0
     # A, taken as house load: the headroom then needs its 5 s rise first.)
     await control.wait_state(lambda s: s["relay"], "charging again after B, C", 20)
+
+
+async def test_an_offer_that_keeps_falling_does_not_put_off_the_cut(
+    csms: Csms, lb: tuple[Simulator, Control]
+) -> None:
+    # The house load rises slowly (an oven heating up): 0.5 A more every 2 s, and every step
+    # lowers the offer. An EV that ignores the pilot (16 A drawn) is still cut off about 5 s
+    # after the offer fell below its draw: each step does not give it another 5 s (a fuse
+    # overloaded for as long as the load kept moving).
+    sim, control = lb
+    await _charging_at_16(csms, control)
+    assert (await control("load", amps=16, follows_offer=False))["ok"]
+    house = 10.0
+    assert (await control("house", amps=house))["ok"]
+    await control.wait_state(lambda s: s["pwm_duty"] < duty(16), "a lower offer", 5)
+    t0 = t_step = time.monotonic()
+    while (st := await control("state"))["relay"]:
+        assert time.monotonic() - t0 < 12, (
+            f"16 A drawn on offers down to {st['pwm_duty'] * 0.6:.1f} A for 12 s: relay closed")
+        if time.monotonic() - t_step >= 2 and house < 18:
+            house += 0.5
+            t_step = time.monotonic()
+            assert (await control("house", amps=house))["ok"]
+        await asyncio.sleep(0.05)
+    assert time.monotonic() - t0 > 4, "cut before the EV had its 5 s to follow"
+    assert st["ocpp"]["status"] == "SuspendedEVSE" and st["session"], st
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"EV draws .* relay opened until it stops asking", 5)

@@ -65,7 +65,7 @@ _WS2812_NS = const((400, 850, 800, 450))
 #   extremes are what the pilot really shows.
 # Time only counts while sampling is dense (gaps under _GAP_US): if the task is interrupted (Wi-Fi,
 # a soft IRQ), the pause cannot hide a phase. _SAMPLE_CAP_US of wall time bounds the loop anyway;
-# the connector's debounce (3 equal readings) absorbs a reading cut short by that cap.
+# the connector's debounce (safety.PilotWatch) absorbs a single reading cut short by that cap.
 _STEADY_SAMPLES = const(8)
 _PHASE_SAMPLES = const(3)
 _SPLIT_MV = const(1500)  # between the lowest high plateau (D, +3 V) and the low plateau (-12 V)

@@ -26,10 +26,12 @@ _OOM_HOLD_MS = const(2000)  # the relay stays open this long after a MemoryError
 # Latched faults (safety.LATCHED): they clear only with the EV unplugged (pilot A), the RCD input
 # healthy and the contactor's feedback reading open, all together this long; or by a restart.
 _UNLATCH_MS = const(3000)
-# An EV must follow a lower offer within 5 s (IEC 61851-1): one that draws more than the offer
-# + 10 % (at least + 1 A) on any phase that long after the last change of the relay or the
-# offer gets the relay opened until it stops asking (pilot out of C/D).
+# An EV must follow a lower offer within 5 s (IEC 61851-1): one that draws more than the highest
+# offer in force during the last 5 s + 10 % (at least + 1 A) on any phase, the relay closed that
+# long, gets the relay opened until it stops asking (pilot out of C/D). A lower offer counts 5 s
+# after it, a higher one at once: an offer that keeps moving puts nothing off.
 _FOLLOW_MS = const(5000)
+_SLICES = const(6)  # the highest offer is kept per slice of follow_ms / 5, the last 6 of them
 
 
 def _drop_reservations():
@@ -101,6 +103,8 @@ class Connector:
         self.unlatch_ms = _UNLATCH_MS
         self.follow_ms = _FOLLOW_MS
         self._over_a = None  # the current above which the EV overdraws the cached offer
+        self._over_hi = [0] * _SLICES  # the highest _over_a per slice (_check_draw)
+        self._hi_i = 0  # the running slice
         self.overdrawn = False  # the EV ignored the offer: relay open until it leaves C/D
         self._sound_at = None  # ticks_ms since a latched fault's inputs all read healthy
         self._burst = 0
@@ -109,8 +113,8 @@ class Connector:
         self._duty_val = 100
         self.relay = False
         self._relay_at = time.ticks_ms()
-        self._pwm_at = self._relay_at
-        self._duty = None  # nothing set yet: the first _apply() drives the PWM
+        self._pwm_at = self._hi_at = self._relay_at
+        self._duty = None  # nothing on the wire known: the first _apply() drives the PWM
         self.settle_ms = _SETTLE_MS
         self.faults = {}  # kind -> error code
         self.reader_failed = False
@@ -237,7 +241,7 @@ class Connector:
             if time.ticks_diff(time.ticks_ms(), self._oom_at) < self.oom_hold_ms:
                 return False
             self._oom_at = None
-        if self.overdrawn:
+        if self.overdrawn or self._duty is None:  # (None: a PWM write failed, _apply retries it)
             return False
         return safety.relay_allowed(self.cp, self.session, self._available(), self.faults,
                                     self.offer_a, self._watch.diode_verified)
@@ -254,9 +258,17 @@ class Connector:
         if duty != self._duty:
             if duty == 100 or self._duty is None or self._duty == 100:
                 self._watch.diode_verified = False  # PWM (re)starts: the diode is checked again
+            # Recorded once on the wire: a write that fails (MemoryError) may have left a higher
+            # offer there. The relay opens, and stays open (relay_allowed) until the next
+            # _apply() has written the duty anew and the diode is checked again.
+            self._duty = None
+            try:
+                self.board.set_pwm(duty)
+            except Exception:
+                self._fail_safe()
+                raise
             self._duty = duty
             self._pwm_at = time.ticks_ms()
-            self.board.set_pwm(duty)
         self._report()
 
     def _duty_for(self):
@@ -266,7 +278,9 @@ class Connector:
         if a != self._duty_offer:
             self._duty_val = pilot.duty_for(a)
             self._duty_offer = a
-            self._over_a = a + (a / 10 if a > 10 else 1)  # (a float: computed once, here)
+            self._over_a = o = a + (a / 10 if a > 10 else 1)  # (a float: computed once, here)
+            if o > self._over_hi[self._hi_i]:
+                self._over_hi[self._hi_i] = o  # a higher offer counts at once (_check_draw)
         return self._duty_val
 
     def _fail_safe(self):
@@ -494,11 +508,24 @@ class Connector:
                 self.events.add("reservation_expired", id=rid)
 
     def _check_draw(self):
-        # The EV's draw against the offer, once the outputs have been still for follow_ms
-        # (comparisons of the meter's floats only: nothing allocated per poll).
+        # The EV's draw against the highest offer in force during the last follow_ms (+ 10 %:
+        # _over_a), once the relay has been closed that long. Kept per slice of follow_ms / 5,
+        # the last _SLICES: a lower offer counts follow_ms (to a slice more) after it, however
+        # often it moves. (Comparisons of floats only: nothing allocated per poll.)
+        now = time.ticks_ms()
         lim = self._over_a
-        if lim is None or time.ticks_diff(time.ticks_ms(), self.output_ms()) < self.follow_ms:
+        hi = self._over_hi
+        if lim is None:
             return
+        if time.ticks_diff(now, self._hi_at) >= self.follow_ms // (_SLICES - 1):
+            self._hi_at = now
+            self._hi_i = i = (self._hi_i + 1) % _SLICES
+            hi[i] = lim
+        if time.ticks_diff(now, self._relay_at) < self.follow_ms:
+            return
+        for o in hi:
+            if o > lim:
+                lim = o
         L = getattr(self.meter, "latest", None)
         if L is None or not L.get("ok"):
             return  # (a failed meter is a fault of its own)

@@ -43,8 +43,12 @@ def relay_allowed(cp, session, operative, faults, offer_a, diode_verified):
 class PilotWatch:
     # The pilot's readings, debounced into a state (A-F), with the two faults they can show:
     # a voltage that stays between bands (a broken pilot circuit) and a missing EV diode.
+    # Leaving C/D is quicker than reaching it (IEC 61851-1: C -> B, the supply off within about
+    # 100 ms): 2 of the last 3 readings out of C/D (between bands included) make it B, however
+    # the C readings or glitches fall among them; C/D again needs 3 equal readings in a row.
     def __init__(self):
         self._deb = pilot.Debounce(3, "A")
+        self._out = 0  # the last 3 readings, a bit each: 1 if out of C/D
         self._invalid = 0  # consecutive readings between bands
         self._diode_bad = 0  # consecutive readings with no diode while PWM runs
         self.diode_verified = False  # the diode check has passed since the PWM (re)started
@@ -58,9 +62,15 @@ class PilotWatch:
         # -> the state; sets pilot_fault and diode_fault
         raw = pilot.classify(mv)
         st = self._deb.feed(raw)
-        self.leaving = raw != "C" and raw != "D"
-        # A glitch between bands keeps the last stable state; a voltage that stays between
-        # bands is a fault, the relay opens.
+        self.leaving = out = raw != "C" and raw != "D"
+        o = (self._out << 1) & 7
+        if out:
+            o |= 1
+        self._out = o
+        if o & (o - 1) and (st == "C" or st == "D"):  # (2 bits of 3 set)
+            st = self._deb.state = "B"  # (the debounce still needs 3 readings for C, or A)
+        # A single glitch between bands keeps the last stable state; a voltage that stays
+        # between bands is a fault, the relay opens.
         self._invalid = self._invalid + 1 if raw is None else 0
         pilot_fault = st in ("E", "F") or self._invalid >= _INVALID_READINGS
         plugged = st in ("B", "C", "D")

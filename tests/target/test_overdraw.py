@@ -1,6 +1,7 @@
 # An EV that does not follow a lower offer (IEC 61851-1: within 5 s): the connector compares
 # the meter's phase currents with the offer and opens the relay once the EV draws more than the
-# offer + 10 % (at least + 1 A) follow_ms after the outputs last changed; the EV may charge again
+# highest offer of the last follow_ms + 10 % (at least + 1 A), the relay closed that long (an
+# offer that keeps moving puts nothing off); the EV may charge again
 # once it stops asking (B) and asks anew (C). On the real connector, the physics simulated.
 import asyncio
 import time
@@ -74,3 +75,40 @@ async def test_an_ev_that_follows_the_offer_within_the_tolerance_charges_on():
     m.draw(7.2)
     await _polls(c, 100)
     assert not w.relay, "7.2 A on a 6 A offer"
+
+
+async def test_an_offer_that_keeps_moving_does_not_put_off_the_cut():
+    # The house load moves the headroom every 0.8 follow_ms while the EV draws 32 A whatever the
+    # pilot says: each change must not give the EV a new follow_ms (it was never cut off).
+    w, c, m = await _charging_at_32()
+    c.follow_ms = 500
+    h = 16.0
+    t0 = time.ticks_ms()
+    while w.relay and time.ticks_diff(time.ticks_ms(), t0) < 4000:
+        c.set_headroom(h)
+        h = 15.5 if h == 16.0 else 16.0
+        await _polls(c, 400)
+    took = time.ticks_diff(time.ticks_ms(), t0)
+    assert not w.relay, "32 A drawn on a ~16 A offer for 8 x follow_ms: relay still closed"
+    assert 500 <= took <= 1400, "cut %d ms after the offer fell (follow_ms 500)" % took
+
+
+async def test_each_lower_offer_has_its_follow_time_and_a_higher_one_counts_at_once():
+    # The threshold is the highest offer in force during the last follow_ms: a second drop
+    # soon after a first gives the EV its whole follow_ms for it, and a rise counts at once.
+    w, c, m = await _charging_at_32()
+    c.set_headroom(30)
+    m.draw(30.0)
+    await _polls(c, 240)
+    c.set_headroom(10)  # 0.8 follow_ms after the first drop
+    await _polls(c, 160)  # the EV follows the second drop after half its follow_ms
+    m.draw(10.5)
+    await _polls(c, 400)
+    assert w.relay and not c.overdrawn, "cut before the EV had follow_ms to follow 10 A"
+    c.set_headroom(None)  # 32 A offered again: the EV may draw it at once
+    m.draw(32.0)
+    await _polls(c, 100)
+    assert w.relay and not c.overdrawn, "cut for drawing a higher offer"
+    c.set_headroom(16)
+    await _polls(c, 600)
+    assert not w.relay, "32 A on a 16 A offer for 2 x follow_ms: relay still closed"
