@@ -238,3 +238,44 @@ async def test_no_command_closes_the_relay_against_the_invariants(
         await sub.value(f"{BASE}/fault", "OFF")
         st = await control("state")
         assert not st["relay"], "no EV asking: nothing to close"
+
+
+def _session_kwh(sub: Subscriber, after: int = 0) -> list[tuple[str, float]]:
+    """(session id, energy_kwh) of each running-session message from index `after`."""
+    out = []
+    for m in sub.msgs[after:]:
+        if m.topic == f"{BASE}/session":
+            d = json.loads(m.payload)
+            if d["active"]:
+                out.append((d["id"], d["energy_kwh"]))
+    return out
+
+
+async def test_session_energy_never_falls_while_the_meter_fails(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # Session energy is total_increasing in HA: a lower value within one session reads as a
+    # meter reset, and HA's statistics count the session's energy twice.
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        await sub.wait(lambda m: m.topic == f"{BASE}/session"
+                       and json.loads(m.payload)["energy_kwh"] > 0, "session energy rising",
+                       timeout=30)
+        await control("fault", kind="meter_down")
+        await sim.agent.wait_line("meter failing: PowerMeterFailure")
+        for _ in range(2):  # two samples of the running session while the meter fails
+            n = len(sub.msgs)
+            await sub.wait(lambda m: m.topic == f"{BASE}/session", "the session sampled",
+                           timeout=15, after=n)
+        peak = max(kwh for _, kwh in _session_kwh(sub))
+        await control("fault", kind="clear")
+        await sub.wait(lambda m: m.topic == f"{BASE}/session"
+                       and json.loads(m.payload)["energy_kwh"] > peak,
+                       "session energy rising again once the meter is back", timeout=60)
+        vals = _session_kwh(sub)
+        assert len({ref for ref, _ in vals}) == 1, "one session throughout"
+        kwh = [v for _, v in vals]
+        assert kwh == sorted(kwh), f"session energy fell within one session: {kwh}"
+

@@ -72,6 +72,8 @@ class Mqtt:
         self._disc_next = None
         self._meter_ms = None
         self._foreign = 0
+        self._sess_ref = None  # the running session's ref and the most energy published for it
+        self._sess_wh = 0
         self.base = self.set_topic = None
         self.cmds = commands.Commands(connector, events, store, bool(settings.get("mqtt_controls")),
                                       self._max_a)
@@ -331,8 +333,15 @@ class Mqtt:
         if s is None:
             v["session"] = '{"active":false,"energy_kwh":0}'
             return
-        e = c.energy_wh()
-        wh = (e - s["meter_start"]) if e is not None else s.get("last_wh", 0) - s["meter_start"]
+        # The meter failing: its last good reading (as the stop's meterStop), not the session's
+        # checkpoint (up to a minute older). HA takes energy_kwh as total_increasing: a lower
+        # value within the session reads as a reset, so it never goes below one published.
+        e = L["energy_wh"] if L else None
+        wh = (e if e is not None else s.get("last_wh", s["meter_start"])) - s["meter_start"]
+        if self._sess_ref == s["ref"] and wh < self._sess_wh:
+            wh = self._sess_wh
+        self._sess_ref = s["ref"]
+        self._sess_wh = wh
         v["session"] = json.dumps({
             "active": True, "id": s["ref"], "tag": topics.mask(s.get("tag")),
             "start": clock.iso(s["start"]), "duration_s": clock.now() - s["start"],
