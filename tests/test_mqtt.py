@@ -279,3 +279,35 @@ async def test_session_energy_never_falls_while_the_meter_fails(
         kwh = [v for _, v in vals]
         assert kwh == sorted(kwh), f"session energy fell within one session: {kwh}"
 
+
+async def test_power_current_and_voltage_are_unknown_while_the_meter_fails(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # A retained 11 kW after the meter failed (the relay open) would be shown as current: the
+    # measurements go "None" (HA's MQTT sensor: unknown) until the meter is back.
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    measured = ("power", "current_l1", "current_l2", "current_l3", "voltage_l1", "voltage_l2",
+                "voltage_l3")
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        await sub.wait(lambda m: m.topic == f"{BASE}/power" and float(m.text) > 1000,
+                       "power while charging", timeout=15)
+        n = len(sub.msgs)
+        await control("fault", kind="meter_down")
+        await control.wait_state(lambda s: not s["relay"], "the relay to open on meter failure")
+        for t in measured:
+            await sub.value(f"{BASE}/{t}", "None", timeout=15, after=n)
+        late = Subscriber(broker, [f"{BASE}/#"], client_id="late")
+        try:
+            m = await late.wait(lambda m: m.topic == f"{BASE}/power", "the retained power", 5)
+            assert m.retain and m.text == "None", f"a late subscriber gets {m.text} W"
+            e = await late.wait(lambda m: m.topic == f"{BASE}/energy", "the retained energy", 5)
+            assert float(e.text) > 0, "the register total stays (a stale total is still true)"
+        finally:
+            late.close()
+        n = len(sub.msgs)
+        await control("fault", kind="clear")
+        v = await sub.wait(lambda m: m.topic == f"{BASE}/voltage_l1" and m.text != "None",
+                           "the voltage once the meter is back", timeout=30, after=n)
+        assert 200 < float(v.text) < 260

@@ -329,6 +329,12 @@ class Mqtt:
                     v["voltage_l%d" % (i + 1)] = "%.1f" % u
             if L.get("energy_wh") is not None:
                 v["energy"] = "%.3f" % (L["energy_wh"] / 1000)
+        else:
+            # The meter failing: a retained 11 kW would be shown as current. "None" is what HA's
+            # MQTT sensor takes as unknown (an empty payload it ignores); the energy total stays.
+            for k in topics.MEASURED:
+                if k in v:
+                    v[k] = "None"
         s = c.session
         if s is None:
             v["session"] = '{"active":false,"energy_kwh":0}'
