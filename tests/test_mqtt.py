@@ -216,6 +216,36 @@ async def test_controls_are_off_unless_the_installation_enables_them(
         assert len(removed) == 3, "an empty retained message removes each control from HA"
 
 
+async def test_a_retained_command_is_not_replayed_at_a_reconnect(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # The broker hands a retained message to every new subscription (MQTT 3.1.1, 3.3.1.3): a
+    # pause published retained would come back at each reconnect and undo the owner's resume.
+    opts = MqttOptions(broker.url, USER, PASSWORD, controls=True)
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        sub.c.publish(f"{BASE}/set", '{"pause": true}', retain=True).wait_for_publish(5)
+        await sub.value(f"{BASE}/paused", "ON")  # live: the owner's word now, taken
+        n = len(sub.msgs)
+        sub.publish(f"{BASE}/set", '{"pause": false}')
+        await sub.value(f"{BASE}/paused", "OFF", after=n)
+        await control.wait_state(lambda s: s["relay"], "charging again on resume")
+        n = len(sub.msgs)
+        cp = csms.charge_points[CP_ID]
+        res = await cp.call(call.ChangeConfiguration(key="BorneMqttUser", value=USER))
+        assert res.status == "Accepted"  # the settings changed: the charger reconnects
+        await sub.value(f"{BASE}/availability", "online", after=n, timeout=30)
+        await sim.agent.wait_line("W mqtt: a retained command dropped")
+        n = len(sub.msgs)
+        sub.publish(f"{BASE}/set", '{"current_limit": 16, "id": "after"}')
+        await sub.wait(lambda m: m.topic == f"{BASE}/result" and b'"after"' in m.payload,
+                       "the answer to a live command after the reconnect", after=n)
+        st = await control("state")
+        assert st["relay"], "a retained pause was replayed at the reconnect"
+        assert sub.latest(f"{BASE}/paused").text == "OFF"  # type: ignore[union-attr]
+
+
 async def test_no_command_closes_the_relay_against_the_invariants(
     csms: Csms, flash: Path, broker: Broker, sub: Subscriber
 ) -> None:
