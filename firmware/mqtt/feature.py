@@ -17,6 +17,7 @@ import time
 import clock
 import log
 from mqtt import commands, discovery, topics
+from mqtt.keys import check  # resident while the feature runs (it starts the feature)
 from mqtt.link import Link, Refused
 from mqtt.prof import note
 from mqtt.url import parse_url
@@ -132,7 +133,13 @@ class Mqtt:
             return None
         tls, host, port = parse_url(url)
         cp = st["cp_id"]
-        self.base = topics.base(st.get("mqtt_prefix") or "borne", cp)
+        pre = st.get("mqtt_prefix") or "borne"
+        try:
+            check("BorneMqttPrefix", pre)  # the key's check, for a provisioned prefix too
+        except ValueError as e:
+            log.warn(_TAG, "topic prefix refused (%s): borne/ instead", e)
+            pre = "borne"
+        self.base = topics.base(pre, cp)
         self.set_topic = (self.base + "/" + topics.SET).encode()
         ctx = None
         if tls:

@@ -149,6 +149,20 @@ def test_command_checks():
             pass
 
 
+def test_prefix_checks():
+    from mqtt.keys import check
+
+    for ok in ("borne", "home/ev", "a" * 32, "maison-été"):
+        check("BorneMqttPrefix", ok)
+    for bad in ("", "a" * 33, "a/+", "#", "/a", "a/", "a//b", "a\x00b", "a\tb", "a\x7fb",
+                "a\x85b"):
+        try:
+            check("BorneMqttPrefix", bad)
+            assert False, bad
+        except ValueError:
+            pass
+
+
 def test_backoff_doubles_caps_and_jitters():
     from mqtt.feature import backoff_s
 
