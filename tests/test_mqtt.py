@@ -216,6 +216,36 @@ async def test_controls_are_off_unless_the_installation_enables_them(
         assert len(removed) == 3, "an empty retained message removes each control from HA"
 
 
+async def test_a_retained_command_is_not_replayed_at_a_reconnect(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # The broker hands a retained message to every new subscription (MQTT 3.1.1, 3.3.1.3): a
+    # pause published retained would come back at each reconnect and undo the owner's resume.
+    opts = MqttOptions(broker.url, USER, PASSWORD, controls=True)
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        sub.c.publish(f"{BASE}/set", '{"pause": true}', retain=True).wait_for_publish(5)
+        await sub.value(f"{BASE}/paused", "ON")  # live: the owner's word now, taken
+        n = len(sub.msgs)
+        sub.publish(f"{BASE}/set", '{"pause": false}')
+        await sub.value(f"{BASE}/paused", "OFF", after=n)
+        await control.wait_state(lambda s: s["relay"], "charging again on resume")
+        n = len(sub.msgs)
+        cp = csms.charge_points[CP_ID]
+        res = await cp.call(call.ChangeConfiguration(key="BorneMqttUser", value=USER))
+        assert res.status == "Accepted"  # the settings changed: the charger reconnects
+        await sub.value(f"{BASE}/availability", "online", after=n, timeout=30)
+        await sim.agent.wait_line("W mqtt: a retained command dropped")
+        n = len(sub.msgs)
+        sub.publish(f"{BASE}/set", '{"current_limit": 16, "id": "after"}')
+        await sub.wait(lambda m: m.topic == f"{BASE}/result" and b'"after"' in m.payload,
+                       "the answer to a live command after the reconnect", after=n)
+        st = await control("state")
+        assert st["relay"], "a retained pause was replayed at the reconnect"
+        assert sub.latest(f"{BASE}/paused").text == "OFF"  # type: ignore[union-attr]
+
+
 async def test_no_command_closes_the_relay_against_the_invariants(
     csms: Csms, flash: Path, broker: Broker, sub: Subscriber
 ) -> None:
@@ -238,3 +268,76 @@ async def test_no_command_closes_the_relay_against_the_invariants(
         await sub.value(f"{BASE}/fault", "OFF")
         st = await control("state")
         assert not st["relay"], "no EV asking: nothing to close"
+
+
+def _session_kwh(sub: Subscriber, after: int = 0) -> list[tuple[str, float]]:
+    """(session id, energy_kwh) of each running-session message from index `after`."""
+    out = []
+    for m in sub.msgs[after:]:
+        if m.topic == f"{BASE}/session":
+            d = json.loads(m.payload)
+            if d["active"]:
+                out.append((d["id"], d["energy_kwh"]))
+    return out
+
+
+async def test_session_energy_never_falls_while_the_meter_fails(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # Session energy is total_increasing in HA: a lower value within one session reads as a
+    # meter reset, and HA's statistics count the session's energy twice.
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        await sub.wait(lambda m: m.topic == f"{BASE}/session"
+                       and json.loads(m.payload)["energy_kwh"] > 0, "session energy rising",
+                       timeout=30)
+        await control("fault", kind="meter_down")
+        await sim.agent.wait_line("meter failing: PowerMeterFailure")
+        for _ in range(2):  # two samples of the running session while the meter fails
+            n = len(sub.msgs)
+            await sub.wait(lambda m: m.topic == f"{BASE}/session", "the session sampled",
+                           timeout=15, after=n)
+        peak = max(kwh for _, kwh in _session_kwh(sub))
+        await control("fault", kind="clear")
+        await sub.wait(lambda m: m.topic == f"{BASE}/session"
+                       and json.loads(m.payload)["energy_kwh"] > peak,
+                       "session energy rising again once the meter is back", timeout=60)
+        vals = _session_kwh(sub)
+        assert len({ref for ref, _ in vals}) == 1, "one session throughout"
+        kwh = [v for _, v in vals]
+        assert kwh == sorted(kwh), f"session energy fell within one session: {kwh}"
+
+
+async def test_power_current_and_voltage_are_unknown_while_the_meter_fails(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # A retained 11 kW after the meter failed (the relay open) would be shown as current: the
+    # measurements go "None" (HA's MQTT sensor: unknown) until the meter is back.
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    measured = ("power", "current_l1", "current_l2", "current_l3", "voltage_l1", "voltage_l2",
+                "voltage_l3")
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        await sub.wait(lambda m: m.topic == f"{BASE}/power" and float(m.text) > 1000,
+                       "power while charging", timeout=15)
+        n = len(sub.msgs)
+        await control("fault", kind="meter_down")
+        await control.wait_state(lambda s: not s["relay"], "the relay to open on meter failure")
+        for t in measured:
+            await sub.value(f"{BASE}/{t}", "None", timeout=15, after=n)
+        late = Subscriber(broker, [f"{BASE}/#"], client_id="late")
+        try:
+            m = await late.wait(lambda m: m.topic == f"{BASE}/power", "the retained power", 5)
+            assert m.retain and m.text == "None", f"a late subscriber gets {m.text} W"
+            e = await late.wait(lambda m: m.topic == f"{BASE}/energy", "the retained energy", 5)
+            assert float(e.text) > 0, "the register total stays (a stale total is still true)"
+        finally:
+            late.close()
+        n = len(sub.msgs)
+        await control("fault", kind="clear")
+        v = await sub.wait(lambda m: m.topic == f"{BASE}/voltage_l1" and m.text != "None",
+                           "the voltage once the meter is back", timeout=30, after=n)
+        assert 200 < float(v.text) < 260

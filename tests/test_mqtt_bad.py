@@ -177,7 +177,7 @@ async def test_the_broker_set_over_ocpp(csms: Csms, flash: Path, broker: Broker)
     from mqttpeer import free_port
 
     opts = MqttOptions(f"mqtt://127.0.0.1:{free_port()}")
-    sub = Subscriber(broker, [f"{BASE}/#"])
+    sub = Subscriber(broker, [f"home/ev/{CP_ID}/#"])
     try:
         async with running(_sim(csms, flash, opts)) as sim:
             await sim.agent.wait_line(r"W mqtt: broker: ")
@@ -185,13 +185,20 @@ async def test_the_broker_set_over_ocpp(csms: Csms, flash: Path, broker: Broker)
             cp = csms.charge_points[CP_ID]
             for key, value, want in (("BorneMqttUrl", "http://x", "Rejected"),
                                      ("BorneMqttPrefix", "a/#", "Rejected"),
+                                     # MQTT 3.1.1 1.5.3: no NUL (the broker hangs up) nor
+                                     # other control characters; no empty topic level
+                                     ("BorneMqttPrefix", "home\u0000x", "Rejected"),
+                                     ("BorneMqttPrefix", "home\nx", "Rejected"),
+                                     ("BorneMqttPrefix", "home\u007fx", "Rejected"),
+                                     ("BorneMqttPrefix", "home//x", "Rejected"),
+                                     ("BorneMqttPrefix", "home/ev", "Accepted"),
                                      ("BorneMqttControls", "true", "Rejected"),
                                      ("BorneMqttUser", USER, "Accepted"),
                                      ("BorneMqttPassword", PASSWORD, "Accepted"),
                                      ("BorneMqttUrl", broker.url, "Accepted")):
                 res = await cp.call(call.ChangeConfiguration(key=key, value=value))
                 assert res.status == want, (key, res.status)
-            await sub.value(f"{BASE}/availability", "online", timeout=30)
+            await sub.value(f"home/ev/{CP_ID}/availability", "online", timeout=30)
             res = await cp.call(call.GetConfiguration(key=["BorneMqttPassword", "BorneMqttUser"]))
             assert res.unknown_key == ["BorneMqttPassword"], "write-only: never shown"
             assert res.configuration_key[0]["value"] == USER
@@ -241,5 +248,20 @@ async def test_a_session_a_power_cut_ended_is_published(
             assert json.loads(done.payload)["reason"] == "PowerLoss"
             stop = await csms.wait_call("StopTransaction")
             assert stop.payload["reason"] == "PowerLoss"
+    finally:
+        sub.close()
+
+
+async def test_a_provisioned_prefix_mqtt_cannot_take_falls_back_to_the_default(
+    csms: Csms, flash: Path, broker: Broker
+) -> None:
+    # The same check as BorneMqttPrefix's: a control character in the topics would have the
+    # broker hang up at every attempt; the charger says so and publishes under "borne".
+    opts = MqttOptions(broker.url, USER, PASSWORD, prefix="home\tev")
+    sub = Subscriber(broker, [f"{BASE}/#"])
+    try:
+        async with running(_sim(csms, flash, opts)) as sim:
+            await sim.agent.wait_line(r"W mqtt: topic prefix refused")
+            await sub.value(f"{BASE}/availability", "online", timeout=30)
     finally:
         sub.close()

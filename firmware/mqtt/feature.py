@@ -17,6 +17,7 @@ import time
 import clock
 import log
 from mqtt import commands, discovery, topics
+from mqtt.keys import check  # resident while the feature runs (it starts the feature)
 from mqtt.link import Link, Refused
 from mqtt.prof import note
 from mqtt.url import parse_url
@@ -72,6 +73,8 @@ class Mqtt:
         self._disc_next = None
         self._meter_ms = None
         self._foreign = 0
+        self._sess_ref = None  # the running session's ref and the most energy published for it
+        self._sess_wh = 0
         self.base = self.set_topic = None
         self.cmds = commands.Commands(connector, events, store, bool(settings.get("mqtt_controls")),
                                       self._max_a)
@@ -130,7 +133,13 @@ class Mqtt:
             return None
         tls, host, port = parse_url(url)
         cp = st["cp_id"]
-        self.base = topics.base(st.get("mqtt_prefix") or "borne", cp)
+        pre = st.get("mqtt_prefix") or "borne"
+        try:
+            check("BorneMqttPrefix", pre)  # the key's check, for a provisioned prefix too
+        except ValueError as e:
+            log.warn(_TAG, "topic prefix refused (%s): borne/ instead", e)
+            pre = "borne"
+        self.base = topics.base(pre, cp)
         self.set_topic = (self.base + "/" + topics.SET).encode()
         ctx = None
         if tls:
@@ -327,12 +336,25 @@ class Mqtt:
                     v["voltage_l%d" % (i + 1)] = "%.1f" % u
             if L.get("energy_wh") is not None:
                 v["energy"] = "%.3f" % (L["energy_wh"] / 1000)
+        else:
+            # The meter failing: a retained 11 kW would be shown as current. "None" is what HA's
+            # MQTT sensor takes as unknown (an empty payload it ignores); the energy total stays.
+            for k in topics.MEASURED:
+                if k in v:
+                    v[k] = "None"
         s = c.session
         if s is None:
             v["session"] = '{"active":false,"energy_kwh":0}'
             return
-        e = c.energy_wh()
-        wh = (e - s["meter_start"]) if e is not None else s.get("last_wh", 0) - s["meter_start"]
+        # The meter failing: its last good reading (as the stop's meterStop), not the session's
+        # checkpoint (up to a minute older). HA takes energy_kwh as total_increasing: a lower
+        # value within the session reads as a reset, so it never goes below one published.
+        e = L["energy_wh"] if L else None
+        wh = (e if e is not None else s.get("last_wh", s["meter_start"])) - s["meter_start"]
+        if self._sess_ref == s["ref"] and wh < self._sess_wh:
+            wh = self._sess_wh
+        self._sess_ref = s["ref"]
+        self._sess_wh = wh
         v["session"] = json.dumps({
             "active": True, "id": s["ref"], "tag": topics.mask(s.get("tag")),
             "start": clock.iso(s["start"]), "duration_s": clock.now() - s["start"],

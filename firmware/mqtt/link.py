@@ -301,6 +301,11 @@ class Link(MQTTClient):
                 # umqtt would run the callback and then fail an assertion.
                 log.warn(_TAG, "PUBLISH with QoS %d dropped", (b[i] >> 1) & 3)
                 return
+            if b[i] & 0x01:
+                # RETAIN: a stored message the broker replays at every (re)subscription (MQTT
+                # 3.1.1, 3.3.1.3); a command from before a reconnect would undo later ones.
+                log.warn(_TAG, "a retained command dropped (publish commands without retain)")
+                return
             p = self.pipe
             p.pkt = memoryview(b)[i:i + total]
             p.pos = 0

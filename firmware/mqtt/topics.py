@@ -27,6 +27,9 @@ STATE = {
     "limit": (0, True),  # A: the owner's current limit (the installer's maximum when none)
     "free": (0, True),  # ON / OFF: free charging
 }
+# The meter's measurements: "None" (unknown) while the meter fails (feature.py)
+MEASURED = ("power", "current_l1", "current_l2", "current_l3", "voltage_l1", "voltage_l2",
+            "voltage_l3")
 AVAILABILITY = "availability"  # online / offline; QoS 1, retained, also the last will
 SESSIONS = "sessions"  # each finished session, JSON; QoS 1, not retained (an event)
 RESULT = "result"  # the answer to each command, JSON; QoS 0, not retained

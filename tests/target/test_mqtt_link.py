@@ -95,6 +95,15 @@ def test_malformed_and_qos2_publish_are_dropped_not_run():
     assert lk.up
 
 
+def test_a_retained_publish_is_dropped_not_run():
+    # the broker's replay of a retained command at a (re)subscription (RETAIN bit 0x01)
+    lk, got = _link()
+    retained = bytearray(_publish("a/set", b'{"pause":true}'))
+    retained[0] |= 0x01
+    _feed(lk, b"\x20\x02\x00\x00" + bytes(retained) + _publish("a/set", b'{"pause":false}'), 5)
+    assert got["msgs"] == [(b"a/set", b'{"pause":false}')]
+
+
 def test_publish_into_the_pipe_and_rollback_when_full():
     lk, _ = _link()
     assert lk.send("t", b"v") is None  # not connected: dropped
@@ -137,6 +146,20 @@ def test_command_checks():
             commands.parse(bad, 32)
             assert False, bad
         except commands.Bad:
+            pass
+
+
+def test_prefix_checks():
+    from mqtt.keys import check
+
+    for ok in ("borne", "home/ev", "a" * 32, "maison-été"):
+        check("BorneMqttPrefix", ok)
+    for bad in ("", "a" * 33, "a/+", "#", "/a", "a/", "a//b", "a\x00b", "a\tb", "a\x7fb",
+                "a\x85b"):
+        try:
+            check("BorneMqttPrefix", bad)
+            assert False, bad
+        except ValueError:
             pass
 
 
