@@ -328,6 +328,7 @@ async def test_power_current_and_voltage_are_unknown_while_the_meter_fails(
         await control.wait_state(lambda s: not s["relay"], "the relay to open on meter failure")
         for t in measured:
             await sub.value(f"{BASE}/{t}", "None", timeout=15, after=n)
+        await sub.value(f"{BASE}/faults", '["PowerMeterFailure"]', timeout=15, after=n)
         late = Subscriber(broker, [f"{BASE}/#"], client_id="late")
         try:
             m = await late.wait(lambda m: m.topic == f"{BASE}/power", "the retained power", 5)

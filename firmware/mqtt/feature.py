@@ -304,7 +304,9 @@ class Mqtt:
         v["plugged"] = topics.onoff(c.cp in ("B", "C", "D"))
         v["charging"] = topics.onoff(c.relay)
         faults = list(c.faults.values())
-        faults.extend(c.device_faults)
+        for f in c.device_faults:  # (a device's failure is among the faults too: once)
+            if f not in faults:
+                faults.append(f)
         v["fault"] = topics.onoff(faults)
         v["faults"] = json.dumps(faults)
         v["offer"] = "%.1f" % c.offer_a
