@@ -233,12 +233,17 @@ class SignedFirmware:
         await self._notify("Downloading", rid)
         ok = False
         attempts = d["tries"]
+        up = self.fw.updater
         for i in range(attempts):
             try:
                 # http(s):// or ftp:// (ota/update.py's fetch: net/http.py, net/ftp.py); after a
-                # reboot the partial file is resumed
+                # reboot the partial file is resumed. Bounded as ota's own download (free flash
+                # and the partial file, less its reserve for the store): too big is final.
+                room = up._room(False)
+                if room is not None:
+                    room += up.slots.tree_bytes(path)
                 n = await fetch(d["url"], path, self.diag.settings, self.diag.board,
-                                resume=resumed or i > 0)
+                                resume=resumed or i > 0, max_size=room)
                 log.info(_TAG, "downloaded %d bytes", n)
                 ok = True
                 break
