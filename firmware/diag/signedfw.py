@@ -44,7 +44,7 @@ class SignedFirmware:
         self.last = (d["st"], d["rid"]) if d["rid"] is not None and d.get("st") else None
         fw = self.fw
         if fw is not None:
-            fw.signed = self._route  # ota's statuses, while a signed job is on
+            fw.signed = self  # route(): ota's statuses, while a signed job is on
             if self._resumable(fw.updater):
                 self._task = asyncio.create_task(self._job(True))
 
@@ -70,13 +70,14 @@ class SignedFirmware:
         except OSError as e:
             log.exc(_TAG, "saving", e)
 
-    def _route(self, st):
+    def route(self, st):
         # ota's status -> (action, payload) to send instead, or None (ota sends its own). Asked
         # once a status, at its first try (ota/ocpp.py): its retries keep the answer.
         d = self.doc
         rid = d["rid"]
         if rid is None or d["ph"] != "ota":
-            self.last = None  # another job's status: the firmware's state is its now
+            if rid is None:
+                self.last = None  # another job's status: the firmware's state is its now
             return None  # no signed job, or one that has not handed its file over yet
         if st in _FINAL:
             d["rid"] = None
@@ -91,6 +92,32 @@ class SignedFirmware:
         if self.last is None or (self.doc["rid"] is None and self.fw.updater.busy()):
             return None
         return self.last
+
+    def plain(self):
+        # TriggerMessage(FirmwareStatusNotification) while the job has not reached ota: its
+        # phase as a FirmwareStatus, or None (ota answers).
+        d = self.doc
+        if d["rid"] is None or d["ph"] == "ota" or self.last is None:
+            return None
+        st = self.last[0]
+        return st if st == "Downloading" else "Idle" if st == "DownloadScheduled" else "Downloaded"
+
+    def cancel(self):
+        # An UpdateFirmware was accepted (ota/ocpp.py): it replaces a job that has not reached
+        # ota, as it replaces another UpdateFirmware. The job ends (its file goes with its task),
+        # the CSMS hears how, and no boot resumes it.
+        d = self.doc
+        rid = d["rid"]
+        if rid is None or d["ph"] == "ota":
+            return
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        log.warn(_TAG, "request %d replaced by UpdateFirmware", rid)
+        st = "DownloadFailed" if d["ph"] == "get" else "InstallationFailed"
+        d["rid"] = None
+        self._save()
+        self.diag.s.after(self._notify, st, rid)
 
     async def trigger(self, cid=None):
         await self._notify(*self.last)
@@ -152,6 +179,9 @@ class SignedFirmware:
         if canceled:
             self._task.cancel()
             self._task = None
+        # One firmware job: an UpdateFirmware still waiting or downloading ends (DownloadFailed)
+        if up.cancel("replaced by SignedUpdateFirmware %d" % rid):
+            canceled = True
         n, e = cert.rsa
         self.doc = {"rid": rid, "ph": "get", "url": fw["location"],
                     "at": _when(fw["retrieveDateTime"]), "inst": _when(fw.get("installDateTime")),

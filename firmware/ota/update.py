@@ -201,6 +201,16 @@ class Updater:
         self._start()
         return None
 
+    def cancel(self, why):
+        # A SignedUpdateFirmware replaces a job still waiting or downloading (diag/signedfw.py):
+        # it ends DownloadFailed. -> True when there was one.
+        if self.doc["phase"] not in (_WAIT, _DOWNLOAD):
+            return False
+        self._stop_task()
+        self.progress = None
+        self._fail("DownloadFailed", why)
+        return True
+
     def _stop_task(self):
         if self._task is not None:
             self._task.cancel()
