@@ -268,6 +268,23 @@ async def test_a_slow_upload_delays_no_relay_decision_nor_transaction_message(
     assert closed < 2.0, f"relay closed {closed:.2f} s after the EV asked, during an upload"
 
 
+async def test_an_upload_that_ends_while_the_csms_link_is_down_is_reported_once_online(
+        csms: Csms, control: Control, sim, tmp_path: Path) -> None:
+    """The CSMS heard Uploading; the link goes down and the upload ends meanwhile (the upload
+    does not go through the CSMS link): Uploaded reaches the CSMS once the link is back, instead
+    of being dropped and leaving it waiting for ever."""
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp", rate=1000) as ftp:  # ~1 KB/s: the upload takes seconds
+        await cp.call(call.GetDiagnostics(location=ftp.url(), retries=1))
+        await csms.wait_for(lambda: "Uploading" in _statuses(csms), 10, "Uploading")
+        await control("net", up=False)
+        await sim.agent.wait_line(r"uploaded to ftp://", timeout=60)
+        assert len(ftp.files()) == 1
+    await control("net", up=True)
+    await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 60, "Uploaded once online")
+    assert _statuses(csms) == ["Uploading", "Uploaded"]
+
+
 @pytest.mark.parametrize("log_request", [None, 17])
 async def test_an_upload_a_power_cut_ends_is_reported_failed_after_the_boot(
         csms: Csms, control: Control, flash: Path, tmp_path: Path, log_request: int | None

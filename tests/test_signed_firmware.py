@@ -297,6 +297,28 @@ async def test_an_update_firmware_replaces_a_downloading_signed_job(
     assert not any("resumed after the reboot" in ln for ln in charger.agent.all_lines)
 
 
+async def test_a_signed_job_ending_while_the_csms_link_is_down_is_reported_once_online(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """The job runs while the CSMS link is down (its download does not use the link): its
+    final status (here InvalidSignature) reaches the CSMS once the link is back."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(b"another file"), 73,
+                          later_s=5) == "Accepted"
+    await csms.wait_for(lambda: ("DownloadScheduled", 73) in _statuses(csms), 10,
+                        "DownloadScheduled")
+    assert charger.gate is not None and charger.agent is not None
+    charger.gate.set_up(False)
+    # (a status sent as the link went may wait for its CALL's timeout first)
+    await charger.agent.wait_line("firmware of request 73: signature does not verify", 90)
+    charger.gate.set_up(True)
+    await csms.wait_for(lambda: ("InvalidSignature", 73) in _statuses(csms), 60,
+                        "InvalidSignature once online")
+    assert _statuses(csms)[-1] == ("InvalidSignature", 73)
+
+
 @pytest.mark.parametrize("cut_at", ["DownloadScheduled", "Downloading"])
 async def test_a_signed_job_cut_before_its_signature_is_checked_resumes_after_the_boot(
         csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,

@@ -47,8 +47,17 @@ class Diag:
     def handlers(self):
         return self._handlers
 
-    async def _send(self, action, payload):
-        # A status notification: sent if the link is up, else lost (the CSMS asks with a trigger).
+    async def _send(self, action, payload, final=False):
+        # A status notification. A job's final one goes through the transaction queue (journaled:
+        # delivered once online, a link down or a power cut meanwhile), as the CSMS would wait
+        # for it for ever; others are sent if the link is up, else lost (the CSMS asks with a
+        # trigger).
+        if final:
+            try:
+                self.sec.txq.add(action, payload, None)
+                return
+            except (OSError, ValueError, MemoryError) as e:
+                log.exc(_TAG, "queueing " + action, e)  # sent now, if it can be
         await self.s.send(action, payload)
 
     # -- identity (the diagnostics file) ------------------------------------------------------
@@ -147,7 +156,8 @@ class Diag:
         except location.BadLocation as e:
             log.warn(_TAG, "GetDiagnostics to %s refused: %s", log.url(url), e)
             self.diag_status = "Idle"
-            self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"})
+            self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"},
+                         True)
             return {}
         since, until = self._window(p.get("startTime"), p.get("stopTime"))
         n, wait = self._attempts(p)
@@ -181,13 +191,15 @@ class Diag:
         return {"status": "AcceptedCanceled" if canceled else "Accepted", "filename": name}
 
     async def _status(self, rid, status):
+        final = status != "Uploading"
         if rid is None:
-            self.diag_status = status if status == "Uploading" else "Idle"
-            await self._send("DiagnosticsStatusNotification", {"status": status})
+            self.diag_status = "Idle" if final else status
+            await self._send("DiagnosticsStatusNotification", {"status": status}, final)
         else:
-            self.log_status = status if status == "Uploading" else "Idle"
+            self.log_status = "Idle" if final else status
             self.log_request = rid
-            await self._send("LogStatusNotification", {"status": status, "requestId": rid})
+            await self._send("LogStatusNotification", {"status": status, "requestId": rid},
+                             final)
 
     async def _upload(self, url, name, attempts, wait_s, kind, since, until, rid=None):
         from diag import location, report, upload

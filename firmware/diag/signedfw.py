@@ -117,15 +117,16 @@ class SignedFirmware:
         st = "DownloadFailed" if d["ph"] == "get" else "InstallationFailed"
         d["rid"] = None
         self._save()
-        self.diag.s.after(self._notify, st, rid)
+        self.diag.s.after(self._notify, st, rid, True)
 
     async def trigger(self, cid=None):
         await self._notify(*self.last)
 
-    async def _notify(self, st, rid):
+    async def _notify(self, st, rid, final=False):
         self.doc["st"] = st  # saved with the job's next phase
         self.last = (st, rid)
-        await self.diag._send("SignedFirmwareStatusNotification", {"status": st, "requestId": rid})
+        await self.diag._send("SignedFirmwareStatusNotification", {"status": st, "requestId": rid},
+                              final)
 
     # -- the signing certificate ------------------------------------------------------------
     def check_certificate(self, pem):
@@ -201,7 +202,7 @@ class SignedFirmware:
         rid = self.doc["rid"]
         self.doc["rid"] = None
         self._save()
-        await self._notify(st, rid)
+        await self._notify(st, rid, True)
 
     async def _job(self, resumed):
         from ota.slots import exists
