@@ -110,12 +110,13 @@ class Updater:
 
     def current(self):
         # What TriggerMessage(FirmwareStatusNotification) answers: the job's state, or Idle.
+        # An install waiting for the session to end is still Downloaded (the status sent last).
         d = self.doc
         if d["phase"] in (_IDLE, _WAIT):
             return "Idle"
         if d["phase"] == _DOWNLOAD:
             return "Downloading"
-        if d["phase"] == _VERIFY:
+        if d["phase"] == _VERIFY or d["phase"] == _INSTALL and d["status"] != "Installing":
             return "Downloaded"
         return "Installing"
 
