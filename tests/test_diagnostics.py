@@ -268,6 +268,25 @@ async def test_a_slow_upload_delays_no_relay_decision_nor_transaction_message(
     assert closed < 2.0, f"relay closed {closed:.2f} s after the EV asked, during an upload"
 
 
+async def test_a_location_naming_a_file_is_the_file_name_answered(
+        csms: Csms, control: Control, tmp_path: Path) -> None:
+    """GetDiagnostics.conf's fileName (and GetLog's filename) is the name of the file uploaded:
+    the location's own when it names a file, not the generated one."""
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        res = await cp.call(call.GetDiagnostics(location=ftp.url("/my%20diag.txt")))
+        assert res.file_name == "my diag.txt"
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        (ftp.root / "sub").mkdir()
+        lres = await cp.call(call.GetLog(log_type="SecurityLog", request_id=5,
+                                         log={"remoteLocation": ftp.url("/sub/sec.log")}))
+        assert lres.filename == "sec.log"
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms, "LogStatusNotification"), 30,
+                            "log Uploaded")
+        assert [p.relative_to(ftp.root).as_posix() for p in ftp.files()] == [
+            "my diag.txt", "sub/sec.log"]
+
+
 async def test_an_upload_that_ends_while_the_csms_link_is_down_is_reported_once_online(
         csms: Csms, control: Control, sim, tmp_path: Path) -> None:
     """The CSMS heard Uploading; the link goes down and the upload ends meanwhile (the upload

@@ -150,9 +150,8 @@ class Diag:
         from diag import location
 
         url = p["location"]
-        name = self._file_name("diag")
         try:
-            location.parse(url, name)
+            name = _used(location.parse(url, self._file_name("diag")))
         except location.BadLocation as e:
             log.warn(_TAG, "GetDiagnostics to %s refused: %s", log.url(url), e)
             self.diag_status = "Idle"
@@ -176,7 +175,7 @@ class Diag:
         kind = "security" if p["logType"] == "SecurityLog" else "diag"
         name = self._file_name("securitylog" if kind == "security" else "diag")
         try:
-            location.parse(url, name)
+            name = _used(location.parse(url, name))
         except location.BadLocation as e:
             log.warn(_TAG, "GetLog to %s refused: %s", log.url(url), e)
             return {"status": "Rejected"}
@@ -268,3 +267,12 @@ class Diag:
             st.save("diag_boot", d)
         except (OSError, MemoryError) as e:  # the upload goes on, unmarked
             log.exc(_TAG, "diag_boot", e)
+
+
+def _used(loc):
+    # The name the file goes under (the answer's fileName): the generated one in a folder
+    # location, the location's own otherwise (location.parse's path).
+    from diag import location
+
+    p = loc[5] if loc[0] == "ftp" else location._unquote(loc[5].split("?")[0])
+    return p[p.rfind("/") + 1 :]
