@@ -88,6 +88,20 @@ async def test_wrong_ftp_password_fails_after_the_retries(csms: Csms, control: C
     assert "wrong-one" not in "\n".join(sim.agent.all_lines)
 
 
+async def test_a_refused_log_upload_says_permission_denied(csms: Csms, control: Control,
+                                                          tmp_path: Path) -> None:
+    """GetLog's LogStatusNotification tells a refused login (FTP 530) as PermissionDenied, the
+    whitepaper's status for it, not the generic UploadFailure."""
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=4, retries=1,
+                                        log={"remoteLocation": ftp.url(password="wrong-one")}))
+        assert res.status == "Accepted"
+        await csms.wait_for(lambda: len(_statuses(csms, "LogStatusNotification")) == 2, 30,
+                            "the final LogStatusNotification")
+    assert _statuses(csms, "LogStatusNotification") == ["Uploading", "PermissionDenied"]
+
+
 async def test_unreachable_server_and_bad_locations(csms: Csms, control: Control, sim,
                                                     tmp_path: Path) -> None:
     cp = await _booted(csms)
@@ -186,15 +200,15 @@ async def test_get_log_diagnostics_to_http_put(csms: Csms, control: Control, tmp
             requested_message="LogStatusNotification"))).status == "Accepted"
         f = await csms.wait_call("LogStatusNotification", after=n)
         assert f.payload == {"status": "Idle"}
-        # A refusing server: UploadFailure after the retries, nothing stored there.
+        # A refusing server (403): PermissionDenied after the retries, nothing stored there.
         res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=8, retries=2,
                                         retry_interval=0,
                                         log={"remoteLocation": srv.url("/status/403/")}))
         await csms.wait_for(
-            lambda: "UploadFailure" in _statuses(csms, "LogStatusNotification"), 30,
-            "LogStatusNotification UploadFailure")
+            lambda: "PermissionDenied" in _statuses(csms, "LogStatusNotification"), 30,
+            "LogStatusNotification PermissionDenied")
         assert [f.payload["status"] for f in csms.calls("LogStatusNotification")][-3:] == [
-            "Uploading", "Uploading", "UploadFailure"]
+            "Uploading", "Uploading", "PermissionDenied"]
         assert len(srv.requests("PUT")) == 3
         # An unknown scheme: Rejected at once.
         res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=9,

@@ -207,6 +207,7 @@ class Diag:
         path = self.store.path("%s%d" % (_SCRATCH, self._n), "")  # never the cancelled one's
         shown = log.url(url)
         ok = False
+        why = None  # GetLog's status for the last failure, when not UploadFailure
         try:
             self._mark([rid, path])
             if kind == "security":
@@ -221,6 +222,7 @@ class Diag:
                     ok = True
                     break
                 except upload.UploadError as e:
+                    why = e.st
                     log.warn(_TAG, "upload %d/%d of %s to %s failed: %s", i + 1, attempts, name,
                              shown, e)
                 if i + 1 < attempts:
@@ -249,7 +251,7 @@ class Diag:
         if rid is None:
             await self._status(None, "Uploaded" if ok else "UploadFailed")
         else:
-            await self._status(rid, "Uploaded" if ok else "UploadFailure")
+            await self._status(rid, "Uploaded" if ok else why or "UploadFailure")
         self._mark(None)
         self._task = None
 
