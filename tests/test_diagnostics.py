@@ -88,6 +88,20 @@ async def test_wrong_ftp_password_fails_after_the_retries(csms: Csms, control: C
     assert "wrong-one" not in "\n".join(sim.agent.all_lines)
 
 
+async def test_a_refused_log_upload_says_permission_denied(csms: Csms, control: Control,
+                                                          tmp_path: Path) -> None:
+    """GetLog's LogStatusNotification tells a refused login (FTP 530) as PermissionDenied, the
+    whitepaper's status for it, not the generic UploadFailure."""
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=4, retries=1,
+                                        log={"remoteLocation": ftp.url(password="wrong-one")}))
+        assert res.status == "Accepted"
+        await csms.wait_for(lambda: len(_statuses(csms, "LogStatusNotification")) == 2, 30,
+                            "the final LogStatusNotification")
+    assert _statuses(csms, "LogStatusNotification") == ["Uploading", "PermissionDenied"]
+
+
 async def test_unreachable_server_and_bad_locations(csms: Csms, control: Control, sim,
                                                     tmp_path: Path) -> None:
     cp = await _booted(csms)
@@ -186,15 +200,15 @@ async def test_get_log_diagnostics_to_http_put(csms: Csms, control: Control, tmp
             requested_message="LogStatusNotification"))).status == "Accepted"
         f = await csms.wait_call("LogStatusNotification", after=n)
         assert f.payload == {"status": "Idle"}
-        # A refusing server: UploadFailure after the retries, nothing stored there.
+        # A refusing server (403): PermissionDenied after the retries, nothing stored there.
         res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=8, retries=2,
                                         retry_interval=0,
                                         log={"remoteLocation": srv.url("/status/403/")}))
         await csms.wait_for(
-            lambda: "UploadFailure" in _statuses(csms, "LogStatusNotification"), 30,
-            "LogStatusNotification UploadFailure")
+            lambda: "PermissionDenied" in _statuses(csms, "LogStatusNotification"), 30,
+            "LogStatusNotification PermissionDenied")
         assert [f.payload["status"] for f in csms.calls("LogStatusNotification")][-3:] == [
-            "Uploading", "Uploading", "UploadFailure"]
+            "Uploading", "Uploading", "PermissionDenied"]
         assert len(srv.requests("PUT")) == 3
         # An unknown scheme: Rejected at once.
         res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=9,
@@ -266,6 +280,42 @@ async def test_a_slow_upload_delays_no_relay_decision_nor_transaction_message(
                     if f.payload["status"] == "Uploaded")
         assert start.t < done.t
     assert closed < 2.0, f"relay closed {closed:.2f} s after the EV asked, during an upload"
+
+
+async def test_a_location_naming_a_file_is_the_file_name_answered(
+        csms: Csms, control: Control, tmp_path: Path) -> None:
+    """GetDiagnostics.conf's fileName (and GetLog's filename) is the name of the file uploaded:
+    the location's own when it names a file, not the generated one."""
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp") as ftp:
+        res = await cp.call(call.GetDiagnostics(location=ftp.url("/my%20diag.txt")))
+        assert res.file_name == "my diag.txt"
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 30, "Uploaded")
+        (ftp.root / "sub").mkdir()
+        lres = await cp.call(call.GetLog(log_type="SecurityLog", request_id=5,
+                                         log={"remoteLocation": ftp.url("/sub/sec.log")}))
+        assert lres.filename == "sec.log"
+        await csms.wait_for(lambda: "Uploaded" in _statuses(csms, "LogStatusNotification"), 30,
+                            "log Uploaded")
+        assert [p.relative_to(ftp.root).as_posix() for p in ftp.files()] == [
+            "my diag.txt", "sub/sec.log"]
+
+
+async def test_an_upload_that_ends_while_the_csms_link_is_down_is_reported_once_online(
+        csms: Csms, control: Control, sim, tmp_path: Path) -> None:
+    """The CSMS heard Uploading; the link goes down and the upload ends meanwhile (the upload
+    does not go through the CSMS link): Uploaded reaches the CSMS once the link is back, instead
+    of being dropped and leaving it waiting for ever."""
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp", rate=1000) as ftp:  # ~1 KB/s: the upload takes seconds
+        await cp.call(call.GetDiagnostics(location=ftp.url(), retries=1))
+        await csms.wait_for(lambda: "Uploading" in _statuses(csms), 10, "Uploading")
+        await control("net", up=False)
+        await sim.agent.wait_line(r"uploaded to ftp://", timeout=60)
+        assert len(ftp.files()) == 1
+    await control("net", up=True)
+    await csms.wait_for(lambda: "Uploaded" in _statuses(csms), 60, "Uploaded once online")
+    assert _statuses(csms) == ["Uploading", "Uploaded"]
 
 
 @pytest.mark.parametrize("log_request", [None, 17])

@@ -248,6 +248,12 @@ async def test_installation_waits_for_the_session_to_end(
     await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Downloaded")
     await asyncio.sleep(2)
     assert "Installing" not in _statuses(csms)
+    # Nothing is being installed yet: TriggerMessage answers the last status sent, Downloaded
+    n = len(csms.frames)
+    res = await cp.call(call.TriggerMessage(requested_message="FirmwareStatusNotification"))
+    assert res.status == "Accepted"
+    f = await csms.wait_call("FirmwareStatusNotification", after=n)
+    assert f.payload == {"status": "Downloaded"}
     assert (await ctl("state"))["relay"]
     await ctl("unplug")
     assert await _final(csms) == "Installed"

@@ -238,6 +238,87 @@ async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
     assert await _trigger(csms) == ("FirmwareStatusNotification", {"status": "Idle"})
 
 
+def _plain(csms: Csms) -> list[str]:
+    return [f.payload["status"] for f in csms.calls("FirmwareStatusNotification")]
+
+
+async def _update(csms: Csms, url: str) -> None:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await csms.charge_points[CP_ID].call(call.UpdateFirmware(location=url, retrieve_date=when,
+                                                             retries=1))
+
+
+async def test_a_signed_update_cancels_a_downloading_update_firmware_and_says_so(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """One firmware job at a time: a SignedUpdateFirmware while an UpdateFirmware downloads
+    answers AcceptedCanceled (the whitepaper's value for it), and the cancelled job ends with a
+    final status the CSMS hears."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    await _update(csms, www.url("trickle/fw.bin"))
+    await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Downloading")
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 71
+                          ) == "AcceptedCanceled"
+    await csms.wait_for(lambda: ("Installed", 71) in _statuses(csms), 90, "Installed")
+    assert _plain(csms) == ["Downloading", "DownloadFailed"]
+    assert [s for s, _ in _statuses(csms)] == ["Downloading", "Downloaded", "SignatureVerified",
+                                               "Installing", "InstallRebooting", "Installed"]
+
+
+async def test_an_update_firmware_replaces_a_downloading_signed_job(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """An UpdateFirmware while a signed job downloads replaces it, as it replaces another
+    UpdateFirmware: the signed job ends DownloadFailed and does not come back after the update's
+    reboot. Meanwhile TriggerMessage(FirmwareStatusNotification) says Downloading, not Idle."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("trickle/fw.bin"), signer, signer.sign(bundle), 72
+                          ) == "Accepted"
+    await csms.wait_for(lambda: ("Downloading", 72) in _statuses(csms), 30, "Downloading")
+    n = len(csms.frames)
+    res = await csms.charge_points[CP_ID].call(
+        call.TriggerMessage(requested_message="FirmwareStatusNotification"))
+    assert res.status == "Accepted"
+    f = await csms.wait_call("FirmwareStatusNotification", after=n)
+    assert f.payload == {"status": "Downloading"}
+    await _update(csms, www.url("fw.bin"))
+    await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Installed",
+                         timeout=90)
+    assert _statuses(csms) == [("Downloading", 72), ("DownloadFailed", 72)]
+    assert _plain(csms) == ["Downloading", "Downloading", "Downloaded", "Installing",
+                            "Installed"]
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert boots[-1] == NEW and len(boots) == 2, boots
+    assert charger.agent is not None
+    assert not any("resumed after the reboot" in ln for ln in charger.agent.all_lines)
+
+
+async def test_a_signed_job_ending_while_the_csms_link_is_down_is_reported_once_online(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """The job runs while the CSMS link is down (its download does not use the link): its
+    final status (here InvalidSignature) reaches the CSMS once the link is back."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(b"another file"), 73,
+                          later_s=5) == "Accepted"
+    await csms.wait_for(lambda: ("DownloadScheduled", 73) in _statuses(csms), 10,
+                        "DownloadScheduled")
+    assert charger.gate is not None and charger.agent is not None
+    charger.gate.set_up(False)
+    # (a status sent as the link went may wait for its CALL's timeout first)
+    await charger.agent.wait_line("firmware of request 73: signature does not verify", 90)
+    charger.gate.set_up(True)
+    await csms.wait_for(lambda: ("InvalidSignature", 73) in _statuses(csms), 60,
+                        "InvalidSignature once online")
+    assert _statuses(csms)[-1] == ("InvalidSignature", 73)
+
+
 @pytest.mark.parametrize("cut_at", ["DownloadScheduled", "Downloading"])
 async def test_a_signed_job_cut_before_its_signature_is_checked_resumes_after_the_boot(
         csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,

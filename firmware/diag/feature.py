@@ -47,8 +47,17 @@ class Diag:
     def handlers(self):
         return self._handlers
 
-    async def _send(self, action, payload):
-        # A status notification: sent if the link is up, else lost (the CSMS asks with a trigger).
+    async def _send(self, action, payload, final=False):
+        # A status notification. A job's final one goes through the transaction queue (journaled:
+        # delivered once online, a link down or a power cut meanwhile), as the CSMS would wait
+        # for it for ever; others are sent if the link is up, else lost (the CSMS asks with a
+        # trigger).
+        if final:
+            try:
+                self.sec.txq.add(action, payload, None)
+                return
+            except (OSError, ValueError, MemoryError) as e:
+                log.exc(_TAG, "queueing " + action, e)  # sent now, if it can be
         await self.s.send(action, payload)
 
     # -- identity (the diagnostics file) ------------------------------------------------------
@@ -141,13 +150,13 @@ class Diag:
         from diag import location
 
         url = p["location"]
-        name = self._file_name("diag")
         try:
-            location.parse(url, name)
+            name = _used(location.parse(url, self._file_name("diag")))
         except location.BadLocation as e:
             log.warn(_TAG, "GetDiagnostics to %s refused: %s", log.url(url), e)
             self.diag_status = "Idle"
-            self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"})
+            self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"},
+                         True)
             return {}
         since, until = self._window(p.get("startTime"), p.get("stopTime"))
         n, wait = self._attempts(p)
@@ -166,7 +175,7 @@ class Diag:
         kind = "security" if p["logType"] == "SecurityLog" else "diag"
         name = self._file_name("securitylog" if kind == "security" else "diag")
         try:
-            location.parse(url, name)
+            name = _used(location.parse(url, name))
         except location.BadLocation as e:
             log.warn(_TAG, "GetLog to %s refused: %s", log.url(url), e)
             return {"status": "Rejected"}
@@ -181,13 +190,15 @@ class Diag:
         return {"status": "AcceptedCanceled" if canceled else "Accepted", "filename": name}
 
     async def _status(self, rid, status):
+        final = status != "Uploading"
         if rid is None:
-            self.diag_status = status if status == "Uploading" else "Idle"
-            await self._send("DiagnosticsStatusNotification", {"status": status})
+            self.diag_status = "Idle" if final else status
+            await self._send("DiagnosticsStatusNotification", {"status": status}, final)
         else:
-            self.log_status = status if status == "Uploading" else "Idle"
+            self.log_status = "Idle" if final else status
             self.log_request = rid
-            await self._send("LogStatusNotification", {"status": status, "requestId": rid})
+            await self._send("LogStatusNotification", {"status": status, "requestId": rid},
+                             final)
 
     async def _upload(self, url, name, attempts, wait_s, kind, since, until, rid=None):
         from diag import location, report, upload
@@ -196,6 +207,7 @@ class Diag:
         path = self.store.path("%s%d" % (_SCRATCH, self._n), "")  # never the cancelled one's
         shown = log.url(url)
         ok = False
+        why = None  # GetLog's status for the last failure, when not UploadFailure
         try:
             self._mark([rid, path])
             if kind == "security":
@@ -210,6 +222,7 @@ class Diag:
                     ok = True
                     break
                 except upload.UploadError as e:
+                    why = e.st
                     log.warn(_TAG, "upload %d/%d of %s to %s failed: %s", i + 1, attempts, name,
                              shown, e)
                 if i + 1 < attempts:
@@ -238,7 +251,7 @@ class Diag:
         if rid is None:
             await self._status(None, "Uploaded" if ok else "UploadFailed")
         else:
-            await self._status(rid, "Uploaded" if ok else "UploadFailure")
+            await self._status(rid, "Uploaded" if ok else why or "UploadFailure")
         self._mark(None)
         self._task = None
 
@@ -256,3 +269,12 @@ class Diag:
             st.save("diag_boot", d)
         except (OSError, MemoryError) as e:  # the upload goes on, unmarked
             log.exc(_TAG, "diag_boot", e)
+
+
+def _used(loc):
+    # The name the file goes under (the answer's fileName): the generated one in a folder
+    # location, the location's own otherwise (location.parse's path).
+    from diag import location
+
+    p = loc[5] if loc[0] == "ftp" else location._unquote(loc[5].split("?")[0])
+    return p[p.rfind("/") + 1 :]

@@ -44,7 +44,7 @@ class SignedFirmware:
         self.last = (d["st"], d["rid"]) if d["rid"] is not None and d.get("st") else None
         fw = self.fw
         if fw is not None:
-            fw.signed = self._route  # ota's statuses, while a signed job is on
+            fw.signed = self  # route(): ota's statuses, while a signed job is on
             if self._resumable(fw.updater):
                 self._task = asyncio.create_task(self._job(True))
 
@@ -70,13 +70,14 @@ class SignedFirmware:
         except OSError as e:
             log.exc(_TAG, "saving", e)
 
-    def _route(self, st):
+    def route(self, st):
         # ota's status -> (action, payload) to send instead, or None (ota sends its own). Asked
         # once a status, at its first try (ota/ocpp.py): its retries keep the answer.
         d = self.doc
         rid = d["rid"]
         if rid is None or d["ph"] != "ota":
-            self.last = None  # another job's status: the firmware's state is its now
+            if rid is None:
+                self.last = None  # another job's status: the firmware's state is its now
             return None  # no signed job, or one that has not handed its file over yet
         if st in _FINAL:
             d["rid"] = None
@@ -92,13 +93,40 @@ class SignedFirmware:
             return None
         return self.last
 
+    def plain(self):
+        # TriggerMessage(FirmwareStatusNotification) while the job has not reached ota: its
+        # phase as a FirmwareStatus, or None (ota answers).
+        d = self.doc
+        if d["rid"] is None or d["ph"] == "ota" or self.last is None:
+            return None
+        st = self.last[0]
+        return st if st == "Downloading" else "Idle" if st == "DownloadScheduled" else "Downloaded"
+
+    def cancel(self):
+        # An UpdateFirmware was accepted (ota/ocpp.py): it replaces a job that has not reached
+        # ota, as it replaces another UpdateFirmware. The job ends (its file goes with its task),
+        # the CSMS hears how, and no boot resumes it.
+        d = self.doc
+        rid = d["rid"]
+        if rid is None or d["ph"] == "ota":
+            return
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        log.warn(_TAG, "request %d replaced by UpdateFirmware", rid)
+        st = "DownloadFailed" if d["ph"] == "get" else "InstallationFailed"
+        d["rid"] = None
+        self._save()
+        self.diag.s.after(self._notify, st, rid, True)
+
     async def trigger(self, cid=None):
         await self._notify(*self.last)
 
-    async def _notify(self, st, rid):
+    async def _notify(self, st, rid, final=False):
         self.doc["st"] = st  # saved with the job's next phase
         self.last = (st, rid)
-        await self.diag._send("SignedFirmwareStatusNotification", {"status": st, "requestId": rid})
+        await self.diag._send("SignedFirmwareStatusNotification", {"status": st, "requestId": rid},
+                              final)
 
     # -- the signing certificate ------------------------------------------------------------
     def check_certificate(self, pem):
@@ -152,6 +180,9 @@ class SignedFirmware:
         if canceled:
             self._task.cancel()
             self._task = None
+        # One firmware job: an UpdateFirmware still waiting or downloading ends (DownloadFailed)
+        if up.cancel("replaced by SignedUpdateFirmware %d" % rid):
+            canceled = True
         n, e = cert.rsa
         self.doc = {"rid": rid, "ph": "get", "url": fw["location"],
                     "at": _when(fw["retrieveDateTime"]), "inst": _when(fw.get("installDateTime")),
@@ -171,7 +202,7 @@ class SignedFirmware:
         rid = self.doc["rid"]
         self.doc["rid"] = None
         self._save()
-        await self._notify(st, rid)
+        await self._notify(st, rid, True)
 
     async def _job(self, resumed):
         from ota.slots import exists
@@ -233,12 +264,17 @@ class SignedFirmware:
         await self._notify("Downloading", rid)
         ok = False
         attempts = d["tries"]
+        up = self.fw.updater
         for i in range(attempts):
             try:
                 # http(s):// or ftp:// (ota/update.py's fetch: net/http.py, net/ftp.py); after a
-                # reboot the partial file is resumed
+                # reboot the partial file is resumed. Bounded as ota's own download (free flash
+                # and the partial file, less its reserve for the store): too big is final.
+                room = up._room(False)
+                if room is not None:
+                    room += up.slots.tree_bytes(path)
                 n = await fetch(d["url"], path, self.diag.settings, self.diag.board,
-                                resume=resumed or i > 0)
+                                resume=resumed or i > 0, max_size=room)
                 log.info(_TAG, "downloaded %d bytes", n)
                 ok = True
                 break

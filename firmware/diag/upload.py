@@ -2,14 +2,23 @@
 # mode) or http(s):// (net/http.py, PUT, POST after a 405; https:// trusts the central system roots, like the CSMS
 # link). Runs in its own task and moves the file in 1 KiB chunks, awaiting the socket after each:
 # the connector and the OCPP link go on meanwhile. A failure raises UploadError with a reason fit
-# for a log line (never the credentials).
+# for a log line (never the credentials), and `st`: the LogStatus it means when not UploadFailure
+# (PermissionDenied: FTP 530/550, HTTP 401/403; NotSupportedOperation: FTP 502/504, HTTP 405 after
+# the POST, 501).
 import os
 
 from diag import location
 
 
 class UploadError(Exception):
-    pass
+    def __init__(self, msg, st=None):
+        super().__init__(msg)
+        self.st = st
+
+
+def _st(code, denied, unsupported):
+    return "PermissionDenied" if code in denied else (
+        "NotSupportedOperation" if code in unsupported else None)
 
 
 async def upload(url, filename, path, board=None, settings=None, timeout_ms=10000):
@@ -30,7 +39,7 @@ async def upload(url, filename, path, board=None, settings=None, timeout_ms=1000
                 return await ftp.stor(host, port, user, password, rpath, f, timeout_ms,
                                       route=route, resolver=resolver)
             except ftp.FtpError as e:
-                raise UploadError("FTP: %s" % e)
+                raise UploadError("FTP: %s" % e, _st(e.code, (530, 550), (502, 504)))
             finally:
                 f.close()
         return await _http(scheme, host, port, user, password, rpath, path, board, settings,
@@ -74,5 +83,5 @@ async def _http(scheme, host, port, user, password, rpath, path, board, settings
             await http.upload("POST", url, path, headers=headers, ssl_ctx=ctx, route=route,
                               timeout_ms=timeout_ms, resolver=resolver)
     except http.HttpError as e:
-        raise UploadError("%s: %s" % (scheme, e))
+        raise UploadError("%s: %s" % (scheme, e), _st(e.status, (401, 403), (405, 501)))
     return os.stat(path)[6]

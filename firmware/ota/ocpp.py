@@ -27,8 +27,9 @@ class Firmware:
         if st:
             self._queue.append(st)
         self._kick = asyncio.Event()
-        # fn(status) -> (action, payload) or None: a SignedUpdateFirmware job (diag/signedfw.py)
-        # takes the statuses of the install it handed over, as SignedFirmwareStatusNotification.
+        # SignedUpdateFirmware's job (diag/signedfw.py): route(status) -> (action, payload) or
+        # None: it takes the statuses of the install it handed over, as
+        # SignedFirmwareStatusNotification.
         self.signed = None
         self._head = None  # the first queued status as it goes out (routed at its first try)
 
@@ -47,10 +48,15 @@ class Firmware:
         if why:
             # 1.6 gives UpdateFirmware.conf no status: the request is answered and logged.
             log.warn(_TAG, "UpdateFirmware ignored: %s", why)
+        elif self.signed is not None:
+            self.signed.cancel()  # it replaces a signed job not yet installing, too
         return {}
 
     async def trigger(self, cid):
-        await self.s.rpc.call("FirmwareStatusNotification", {"status": self.updater.current()})
+        st = self.updater.current()
+        if st == "Idle" and self.signed is not None:
+            st = self.signed.plain() or st  # a signed job before its install
+        await self.s.rpc.call("FirmwareStatusNotification", {"status": st})
 
     def _changed(self, st):
         if len(self._queue) >= _QUEUE:
@@ -76,7 +82,7 @@ class Firmware:
             if self._head is None:
                 # Routed once: a retry goes out as the same message, even when the signed job
                 # that owned the status has ended and another job runs.
-                sent = self.signed(st) if self.signed is not None else None
+                sent = self.signed.route(st) if self.signed is not None else None
                 self._head = sent or ("FirmwareStatusNotification", {"status": st})
             try:
                 await s.rpc.call(*self._head)

@@ -110,12 +110,13 @@ class Updater:
 
     def current(self):
         # What TriggerMessage(FirmwareStatusNotification) answers: the job's state, or Idle.
+        # An install waiting for the session to end is still Downloaded (the status sent last).
         d = self.doc
         if d["phase"] in (_IDLE, _WAIT):
             return "Idle"
         if d["phase"] == _DOWNLOAD:
             return "Downloading"
-        if d["phase"] == _VERIFY:
+        if d["phase"] == _VERIFY or d["phase"] == _INSTALL and d["status"] != "Installing":
             return "Downloaded"
         return "Installing"
 
@@ -200,6 +201,16 @@ class Updater:
         self._phase(_VERIFY)
         self._start()
         return None
+
+    def cancel(self, why):
+        # A SignedUpdateFirmware replaces a job still waiting or downloading (diag/signedfw.py):
+        # it ends DownloadFailed. -> True when there was one.
+        if self.doc["phase"] not in (_WAIT, _DOWNLOAD):
+            return False
+        self._stop_task()
+        self.progress = None
+        self._fail("DownloadFailed", why)
+        return True
 
     def _stop_task(self):
         if self._task is not None:

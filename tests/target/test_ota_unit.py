@@ -52,6 +52,44 @@ async def test_a_bundle_larger_than_the_free_flash_is_refused_before_writing():
     assert ev.kinds[-1][0] == "fw_failed"
 
 
+async def test_a_signed_download_larger_than_the_free_flash_fails_at_once():
+    # SignedUpdateFirmware downloads under the same bound as UpdateFirmware (free flash less
+    # the reserve): unbounded, it filled the flash to 0 bytes and the session's documents failed
+    # to save. Too big is final: DownloadFailed at once, not after the retries.
+    import asyncio
+
+    from diag import signedfw
+
+    with open(CFG["root"] + "/big.fw", "wb") as f:
+        f.write(b"x" * 50000)
+    u = update.Updater(Store("data"), Board(), {}, Conn(), Events(), "unix_sim")
+    u.slots.free_bytes = lambda: 16384 + 40000  # the reserve, and less than the file
+    sent = []
+
+    class Diag:
+        store = u.store
+        settings = {}
+        board = Board()
+
+        class s:
+            def feature(name):
+                return Fw
+
+        async def _send(action, p, final=False):
+            sent.append(p["status"])
+
+    class Fw:
+        updater = u
+
+    job = signedfw.SignedFirmware(Diag)
+    job.doc = {"rid": 3, "ph": "get", "url": "http://127.0.0.1:%d/big.fw" % CFG["http"],
+               "at": 0, "inst": 0, "tries": 3, "iv": 600, "key": ["3", 3], "sig": ""}
+    await asyncio.wait_for(job._job(False), 20)  # a retry would wait 600 s
+    assert sent == ["Downloading", "DownloadFailed"], sent
+    assert not slots.exists(Diag.store.path(signedfw._FILE, ""))
+    assert job.doc["rid"] is None
+
+
 def test_an_unpacked_slot_is_counted_in_flash_blocks():
     # LittleFS gives each file whole blocks and each folder a pair: 40 modules of 600 bytes are
     # 24,000 bytes but 40 blocks (160 KiB) on an ESP32's 4 KiB blocks. Counted by their sizes, a
