@@ -51,6 +51,23 @@ async def failed(q, e, seq, rec, attempts, errs):
         return 0, 0, None
     wait = q.config.get("TransactionMessageRetryInterval") * attempts
     log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
+    if code == "no answer":
+        # OCPP-J 1.6 4.1.4: a message id is used once per connection (MaEVe drops a reused
+        # one). The repeat keeps its id (the CSMS may have booked the first, and can tell), so
+        # it goes on a new connection: the link closes (1000), and the reconnection's delivery
+        # waits out the retry before anything else.
+        import time
+
+        from ocpp_client.errors import Disconnected
+        from supervisor import rare
+
+        q.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
+        q._attempts, q._errs = attempts, errs
+        s = q.session
+        ws = s.rpc.ws if s is not None else None
+        if ws is not None:
+            await rare("ocpp_client.wsrare", "hang_up", ws, 1000)
+        raise Disconnected("its repeat goes on a new connection")
     return attempts, errs, wait
 
 

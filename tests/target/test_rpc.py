@@ -640,3 +640,24 @@ async def test_the_work_after_an_answer_runs_once_for_its_call_even_if_the_answe
     with Logs():
         await serve_all(rpc, '[2, "2", "Reset", {"type": "Soft"}]')
     assert after[1:] == [("Reset", None)]
+
+
+async def test_a_null_payload_is_an_empty_one():
+    # OCPP-J 1.6 4.2: "If there is no payload JSON allows for two different notations: null
+    # or an empty object {}". ocpp-rpc sends null for a CALL without parameters and for a
+    # handler that returns nothing: FormationViolation, and answers taken as malformed.
+    sent, _ = await serve_all(Rpc({"ClearCache": lambda p: _ok()}),
+                              '[2, "n1", "ClearCache", null]',
+                              '[2, "n2", "Reset", null]')
+    assert sent[0] == [3, "n1", {"status": "Accepted"}]
+    assert errors(sent[1:]) == [("n2", "OccurenceConstraintViolation")]
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    call = asyncio.create_task(rpc.call("StatusNotification", {
+        "connectorId": 0, "status": "Available", "errorCode": "NoError"}))
+    req = await _next_sent(ws, 1)
+    ws.push('[3, "%s", null]' % req[1])
+    assert await call == {}
+    ws.end()
+    await task
