@@ -17,10 +17,9 @@ import time
 import clock
 import log
 from mqtt import commands, discovery, topics
-from mqtt.keys import check  # resident while the feature runs (it starts the feature)
 from mqtt.link import Link, Refused
 from mqtt.prof import note
-from mqtt.url import parse_url
+from mqtt.url import check_prefix, parse_url
 
 _TAG = "mqtt"
 _TICK_MS = const(500)
@@ -135,7 +134,7 @@ class Mqtt:
         cp = st["cp_id"]
         pre = st.get("mqtt_prefix") or "borne"
         try:
-            check("BorneMqttPrefix", pre)  # the key's check, for a provisioned prefix too
+            check_prefix(pre)  # the key's check, for a provisioned prefix too
         except ValueError as e:
             log.warn(_TAG, "topic prefix refused (%s): borne/ instead", e)
             pre = "borne"

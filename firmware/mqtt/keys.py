@@ -19,12 +19,9 @@ def check(key, v):
 
             parse_url(v)
     elif key == "BorneMqttPrefix":
-        # Topic levels: no wildcards, no empty level; no control characters (MQTT 3.1.1 1.5.3:
-        # a broker hangs up on a NUL, mosquitto on any of them, at every attempt).
-        if (not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/"
-                or "//" in v or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in v)):
-            raise ValueError("prefix: 1-32 characters, no + # //, control characters, nor / at"
-                             " either end")
+        from mqtt.url import check_prefix
+
+        check_prefix(v)
     elif len(v) > 64:  # user, password
         raise ValueError("too long")
 

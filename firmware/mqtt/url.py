@@ -13,3 +13,13 @@ def parse_url(url):
     if user is not None:
         raise ValueError("the broker URL must not carry credentials")
     return scheme == "mqtts", host, port
+
+
+def check_prefix(v):
+    # The topic prefix (BorneMqttPrefix, or provisioned): topic levels, no wildcards, no empty
+    # level; no control characters (MQTT 3.1.1 1.5.3: a broker hangs up on a NUL, mosquitto on
+    # any of them, at every attempt). ValueError when refused.
+    if (not 0 < len(v) <= 32 or "+" in v or "#" in v or v[0] == "/" or v[-1] == "/"
+            or "//" in v or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in v)):
+        raise ValueError("prefix: 1-32 characters, no + # //, control characters, nor / at"
+                         " either end")

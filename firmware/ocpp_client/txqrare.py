@@ -71,22 +71,52 @@ async def failed(q, e, seq, rec, attempts, errs):
     return attempts, errs, wait
 
 
-def restamp(p, shift, floor):
-    # The times in a queued message (its own, its MeterValues', its transactionData's) that a
-    # clock not yet set stamped (before `floor`, a year), moved by the step that set it in that
-    # boot: the charger's clock ran on meanwhile, so the move is exact. The resolution stays.
+_SHIFTS = "txshift"  # boot prefix -> clock.shift, for records sent after a reboot
+_FLOOR = "2025"  # a time before it was stamped by a clock not yet set (clock._FLOOR)
+
+
+def shifted(q):
+    # The clock was set in a boot that began without it, records queued (txqueue._on_clock):
+    # its step is saved by the boot's id prefix, for those sent after a reboot.
+    import clock
+
+    d = q.store.load(_SHIFTS, {})
+    d[q._prefix] = clock.shift
+    while len(d) > 4:  # (the oldest boots' records are long delivered)
+        d.pop(next(iter(d)))
+    try:
+        q.store.save(_SHIFTS, d)
+    except OSError as e:
+        log.exc(_TAG, "clock shift", e)
+
+
+def restamp(q, rec, payload):
+    # A queued message holding times a clock not yet set stamped (txqueue._stale): moved by
+    # the step that set it in the record's boot, if known (this boot's, or one saved).
+    import clock
+
+    p = rec["i"].split("-", 1)[0]
+    shift = clock.shift if p == q._prefix else q.store.load(_SHIFTS, {}).get(p, 0)
+    if shift:
+        _move(payload, shift)
+
+
+def _move(p, shift):
+    # The times in a message (its own, its MeterValues', its transactionData's) stamped before
+    # _FLOOR, moved by `shift` s: the charger's clock ran on meanwhile, so the move is exact.
+    # The resolution stays.
     import clock
 
     if isinstance(p, list):
         for x in p:
-            restamp(x, shift, floor)
+            _move(x, shift)
         return
     if not isinstance(p, dict):
         return
     for k, v in p.items():
-        if k == "timestamp" and isinstance(v, str) and v[:4] < "%d" % floor:
+        if k == "timestamp" and isinstance(v, str) and v[:4] < _FLOOR:
             ms = clock.parse_iso(v) * 1000 + (int(v[20:23]) if v[19:20] == "." else 0)
             ms += shift * 1000
             p[k] = clock.iso_ms(ms) if v[19:20] == "." else clock.iso(ms // 1000)
         elif isinstance(v, (list, dict)):
-            restamp(v, shift, floor)
+            _move(v, shift)

@@ -19,8 +19,6 @@ from ocpp_client.errors import CallError, CallTimeout
 
 _TAG = const("txq")
 _IDS = const("txids")
-_SHIFTS = const("txshift")  # boot prefix -> clock.shift: for records stamped before the clock
-_FLOOR_YEAR = const(2025)  # a time before it was stamped by a clock not yet set (clock._FLOOR)
 MAX_RECORDS = const(400)  # the journal's bound (store/journal.py; hotspot/reset.py opens it)
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them
 _HELD_RETRY_MS = const(1000)
@@ -30,7 +28,8 @@ METER = "MeterValues"
 
 
 def _stale(p):
-    # Does a queued message hold a time stamped before the clock was set (in its boot)?
+    # Does a queued message hold a time stamped before the clock was set in its boot (a year
+    # before clock._FLOOR's)?
     for k in ("meterValue", "transactionData"):
         v = p.get(k)
         if v and v[0].get("timestamp", "")[:4] < "2025":
@@ -55,8 +54,8 @@ class TxQueue:
         self._prefix = binascii.hexlify(os.urandom(4)).decode()
         self._n = 0
         # A record stamped while the clock was not set (a boot offline after a power cut) goes
-        # out with its times moved by the step that set it, that boot's (saved for later boots).
-        self._shifts = store.load(_SHIFTS, {})
+        # out with its times moved by the step that set it, that boot's (saved for later boots:
+        # txqrare.shifted()).
         clock.listeners.append(self._on_clock)
         # No memory to journal a record even after the journal's own retries: the record (built
         # already) waits here, in order, and is journaled before anything newer, by the next
@@ -79,22 +78,8 @@ class TxQueue:
         return len(self.j) + self._nheld
 
     def _on_clock(self, step, source):
-        s = clock.shift
-        if not s or not len(self.j):
-            return
-        d = self._shifts
-        d[self._prefix] = s
-        while len(d) > 4:  # (the oldest boots' records are long delivered)
-            d.pop(next(iter(d)))
-        try:
-            self.store.save(_SHIFTS, d)
-        except OSError as e:
-            log.exc(_TAG, "clock shift", e)
-
-    def _shift(self, rec):
-        # -> the seconds its untrusted times are off by, 0 when none is known.
-        p = rec["i"].split("-", 1)[0]
-        return clock.shift if p == self._prefix else self._shifts.get(p, 0)
+        if clock.shift and len(self.j):
+            rare("ocpp_client.txqrare", "shifted", self)
 
     def add(self, action, payload, ref, extra=None, hold=False):
         # Durable once this returns. The record carries the message id it is sent under, every
@@ -278,8 +263,8 @@ class TxQueue:
             if action in (STOP, METER):  # (a SecurityEventNotification is queued here too)
                 tid = self.ids.get(ref)
                 payload["transactionId"] = tid if tid is not None else -1
-            if _stale(payload) and self._shift(rec):
-                rare("ocpp_client.txqrare", "restamp", payload, self._shift(rec), _FLOOR_YEAR)
+            if _stale(payload):
+                rare("ocpp_client.txqrare", "restamp", self, rec, payload)
             def hook(conf, seq=seq, action=action, ref=ref):
                 # Runs the instant the answer is read: the id and the ack reach flash before
                 # anything else happens, which keeps the window for a retransmission after a
