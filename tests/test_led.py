@@ -4,6 +4,7 @@ the connector's status."""
 from __future__ import annotations
 
 from borne.csms import Csms
+from ocpp.v16 import call
 from simctl import Control
 
 
@@ -18,3 +19,26 @@ async def test_led_follows_the_connector(control: Control, csms: Csms) -> None:
     assert (await control("fault", kind="pilot_short"))["ok"]
     st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "faulted: red")
     assert st["led"]["pattern"] == "fast_blink"
+
+
+async def test_claim_look_never_hides_a_session_or_a_fault(control: Control, csms: Csms) -> None:
+    # The setup button's hotspot open (the owner changing the home Wi-Fi): the claim look stands
+    # in for an idle connector only; a session shows as a session and a tripped RCD as a fault.
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    await control.wait_state(lambda s: s["led"]["color"] == "00ff00", "available: green")
+    assert (await control("button", ms=3100))["ok"]
+    await control.wait_state(lambda s: (s.get("hotspot") or {}).get("open") is True, "hotspot")
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff00ff", "idle: the claim look")
+    assert st["led"]["pattern"] == "breathe"
+    cp = csms.charge_points["CP-TEST-1"]
+    res = await cp.call(call.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+    assert res.status == "Accepted"
+    for cmd in ("plug", "charge"):
+        assert (await control(cmd))["ok"]
+    st = await control.wait_state(lambda s: s["relay"], "charging")
+    st = await control.wait_state(lambda s: s["led"]["pattern"] == "breathe"
+                                  and s["led"]["color"] == "0000ff", "charging: blue breathe")
+    assert (await control("fault", kind="rcd"))["ok"]
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Faulted")
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "faulted: red")
+    assert st["led"]["pattern"] == "fast_blink" and st["hotspot"]["open"] is True
