@@ -3,9 +3,18 @@ the connector's status."""
 
 from __future__ import annotations
 
+import asyncio
+
+from borne import release
 from borne.csms import Csms
+from borne.sim.filesrv import FileServer
+from borne.sim.simulator import Simulator
+from cryptography.hazmat.primitives.asymmetric import rsa
 from ocpp.v16 import call
 from simctl import Control
+from test_ota import NEW, _final, _update, charger, signing_key, slot_files, www
+
+__all__ = ["charger", "signing_key", "slot_files", "www"]  # test_ota's fixtures, used here
 
 
 async def test_led_follows_the_connector(control: Control, csms: Csms) -> None:
@@ -42,3 +51,31 @@ async def test_claim_look_never_hides_a_session_or_a_fault(control: Control, csm
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Faulted")
     st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "faulted: red")
     assert st["led"]["pattern"] == "fast_blink" and st["hotspot"]["open"] is True
+
+
+async def test_a_firmware_installation_shows_the_update_look(
+    csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
+    signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]]
+) -> None:
+    # The connector held for an installation (Unavailable): the owner sees an update running,
+    # not a charger out of order.
+    _, ctl = charger
+    (www.root / "fw.bin").write_bytes(
+        release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+    seen: list[tuple[str, str, str]] = []
+
+    async def watch() -> None:
+        while True:
+            st = await ctl("state")
+            look = (st["led"]["color"], st["led"]["pattern"], st["ocpp"]["status"])
+            if not seen or seen[-1] != look:
+                seen.append(look)
+            await asyncio.sleep(0.05)
+
+    t = asyncio.create_task(watch())
+    try:
+        await _update(csms, www.url("fw.bin"))
+        assert await _final(csms, timeout=90) == "Installed"
+    finally:
+        t.cancel()
+    assert ("ffffff", "fast_breathe", "Unavailable") in seen, seen

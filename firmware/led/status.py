@@ -25,7 +25,7 @@ class StatusLight:
         self.connector = connector
         self.link = link  # object with .connected
         self.brightness = max(0, min(100, int(brightness)))
-        self.mode = None  # "claim", "update" or None
+        self.mode = None  # "claim", "update" or None (the connector's `held` shows "update" too)
         self.hotspot = hotspot  # object with .open (claim mode), or None
         self._feedback = None
         self._feedback_until = 0
@@ -78,6 +78,8 @@ class StatusLight:
             if name in _IDLE:
                 if self.mode:
                     name = self.mode
+                elif self.connector.held:  # a firmware update installs (evse/connector hold())
+                    name = "update"
                 elif self.hotspot is not None and self.hotspot.open:
                     name = "claim"
         if name != self._name:  # the table is read when the look changes, not every check

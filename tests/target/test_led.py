@@ -29,6 +29,8 @@ class Board(FakeBoard):
 
 
 class Conn:
+    held = False
+
     def __init__(self, status="Available"):
         self.status = status
 
