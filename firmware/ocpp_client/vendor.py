@@ -7,9 +7,7 @@ import log
 from ocpp_client.errors import CallError
 
 _TAG = "ocpp"
-
-
-_RETRY_MS = const(2000)
+_RETRY_MS = const(2000)  # a tagLearned sent again after this while offline or unanswered
 
 
 def attach(s):
