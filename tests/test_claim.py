@@ -289,6 +289,42 @@ async def test_long_press_reopens_and_unclaim_wipes_owner_data(
     assert csim.factory_secrets()["hotspot_key"] == KEY  # the factory's survive
 
 
+@pytest.mark.parametrize("how", ["unclaim", "button"])
+async def test_unclaim_during_a_session_stops_it_and_reports_the_stop(
+    csms: Csms, sim: Simulator, control: Control, how: str
+) -> None:
+    # An unclaim (the app over the button's hotspot) or the button held 10 s while a car
+    # charges: the relay opens at once, not at the reboot, and the CSMS still online gets the
+    # transaction's StopTransaction before the owner's data (the queue with it) is wiped.
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp = csms.charge_points["CP-TEST-1"]
+    res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+    assert res.status == "Accepted"
+    await control("plug")
+    await control("load", amps=16)
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    tx = int((await csms.answer_to(start))["transactionId"])
+    await control.wait_state(lambda s: s["relay"] and (s["session"] or {}).get(
+        "transaction_id") == tx, "the session charging with its transaction id")
+    assert sim.agent is not None
+    boots = sim.agent.boots
+    if how == "unclaim":
+        assert (await control("button", ms=3100))["ok"]
+        await hotspot_up(control)
+        c = ProvisioningClient(sim.hotspot_url)
+        await call(c.login, sim.factory_secrets()["conn_password"])
+        await call(c.unclaim)
+    else:
+        assert (await control("button", ms=10100))["ok"]
+    await control.wait_state(lambda s: not s["relay"], "the relay open at the unclaim", 0.5)
+    assert sim.agent.boots == boots
+    stop = await csms.wait_call("StopTransaction", timeout=10)
+    assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "Reboot"
+    await sim.agent.wait_line(r"owner data wiped", 15)
+    assert not any("never delivered" in ln for ln in sim.agent.all_lines)
+
+
 async def test_unclaim_leaves_nothing_of_the_old_owner(csms: Csms, flash: Path) -> None:
     # The old owner's CSMS gave a local list and a charging profile, a session ran on a listed
     # card; after the unclaim the new owner's CSMS sees list version 0 and no limit, and with it

@@ -358,6 +358,18 @@ async def test_soft_reset_stops_the_session_then_reboots(csms: Csms, control: Co
     assert csms.close_codes[:1] == [(CP_ID, 1001)], csms.close_codes
 
 
+async def test_the_restart_tune_plays_whole_before_the_reboot(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    # The app's Restart: the owner hears the whole restart tune (its three notes), not the
+    # reboot cutting it short.
+    cp = await _ready(csms)
+    n = len(sim.hw.tones)
+    assert (await cp.call(call.Reset(type="Soft"))).status == "Accepted"
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
+    assert sim.hw.tones[n:n + 3] == [(1500, 100), (2000, 100), (2500, 150)], sim.hw.tones[n:]
+
+
 async def test_hard_reset_reboots_and_delivers_the_stop_after(
     csms: Csms, control: Control
 ) -> None:

@@ -362,6 +362,53 @@ async def test_tag_learning_reports_the_card_instead_of_charging(
     assert not csms.calls("Authorize") and not csms.calls("StartTransaction")
 
 
+async def test_a_tag_learned_offline_is_reported_once_back_online(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    # The click tells the owner the card was read: the app must get it, even when the link
+    # dropped between the app's request and the tap.
+    cp = await _cp(csms, sim)
+    res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="learnTag"))
+    assert res.status == "Accepted"
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", 90)
+    await control("tap", uid=CARD)
+    assert sim.agent is not None
+    await sim.agent.wait_line(rf"learned tag {CARD}", 10)
+    await control("net", up=True)
+    learned = await csms.wait_call(
+        "DataTransfer", lambda p: p.get("messageId") == "tagLearned", timeout=60)
+    assert learned.payload["data"] == CARD
+
+
+async def test_an_unanswered_tag_learned_is_sent_again(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    cp = await _cp(csms, sim)
+    csms.unanswered["DataTransfer"] = 1
+    res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="learnTag"))
+    assert res.status == "Accepted"
+    await control("tap", uid=CARD)
+
+    def learned() -> list[Any]:
+        return [f for f in csms.calls("DataTransfer") if f.payload.get("messageId") == "tagLearned"]
+
+    await csms.wait_for(lambda: len(learned()) >= 2, 60, "tagLearned sent again after no answer")
+    assert [f.payload["data"] for f in learned()] == [CARD, CARD]
+    await asyncio.sleep(3)  # past the retry's pause
+    assert len(learned()) == 2, "answered, it is not sent again"
+
+
+async def test_learn_tag_is_refused_while_the_reader_has_failed(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    cp = await _cp(csms, sim)
+    assert (await control("fault", kind="reader_down"))["ok"]
+    await control.wait_state(lambda s: "ReaderFailure" in s["device_faults"], "ReaderFailure", 10)
+    res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="learnTag"))
+    assert res.status == "Rejected"
+
+
 async def test_light_intensity_from_the_cloud(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

@@ -111,6 +111,7 @@ class Hotspot:
         self._scan = None  # (ticks_ms, list)
         self._want_open = False
         self._reset_at = None
+        self._resetting = False  # a factory reset asked: its session's stop going out
         self._wiped = False  # a factory reset's: wiped again just before its reboot
         self._rewipe = False  # a claim for another CSMS's: its data again, the new claim kept
         from supervisor import rare
@@ -247,6 +248,8 @@ class Hotspot:
             self._publish()
         while True:
             await asyncio.sleep_ms(200)
+            if self._resetting and not self._wiped:
+                await self._factory_reset()
             now = time.ticks_ms()
             if self._reset_at is not None and time.ticks_diff(now, self._reset_at) >= 0:
                 if self._wiped:
@@ -271,14 +274,23 @@ class Hotspot:
                 elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
                     await self.close_ap("idle for %d s" % self.idle_s)
             elif (self.ends and self._deferred is None and self._reset_at is None
-                  and self._claim_task is None and not self._want_open):
+                  and not self._resetting and self._claim_task is None and not self._want_open):
                 return
 
     # -- unclaim / factory reset --------------------------------------------------------
     def factory_reset(self):
+        # A session is stopped now (the relay opens: the reboot ends it), then run() lets its
+        # StopTransaction reach the CSMS (_settle) before the wipe.
+        if self._resetting:
+            return
+        self._resetting = True
+        self._stop_session()
+
+    async def _factory_reset(self):
         # Wipes the owner's data (hotspot/reset.py: what the owner, their CSMS and broker gave
-        # or left) now and again just before the reboot into claim mode. The factory identity
-        # and the per-device secrets stay: they are the label's.
+        # or left) and again just before the reboot into claim mode. The factory identity and
+        # the per-device secrets stay: they are the label's.
+        await self._settle()
         self._wipe(True)
         self._wiped = True
         if self.radio:
@@ -286,15 +298,28 @@ class Hotspot:
         log.warn(_TAG, "owner data wiped; restarting into claim mode")
         self._reset_at = time.ticks_add(time.ticks_ms(), _RESET_DELAY_MS)
 
-    def new_operator(self):
+    async def new_operator(self):
         # A claim for another CSMS endpoint or charge point id on a claimed charger (a charger
-        # sold on, or moved to another operator): what the old owner and CSMS gave or left goes
-        # as at a factory reset (their cards charged offline, their queued transactions went to
-        # the new CSMS), before the new claim is saved; again before the restart, that claim
-        # kept. The same CSMS (a new home Wi-Fi) keeps it all.
+        # sold on, or moved to another operator): a session is stopped and reported to the old
+        # CSMS as at a factory reset, then what the old owner and CSMS gave or left goes (their
+        # cards charged offline, their queued transactions went to the new CSMS), before the
+        # new claim is saved; again before the restart, that claim kept. The same CSMS (a new
+        # home Wi-Fi) keeps it all.
+        self._stop_session()
+        await self._settle()
         log.warn(_TAG, "claimed for another CSMS: the previous owner's data wiped")
         self._wipe(True)
         self._rewipe = True
+
+    def _stop_session(self):
+        # The charger reboots: a session ends now with the 1.6 reason "Reboot", and none starts.
+        if self.connector is not None:
+            self.connector.stop_for("Reboot")
+
+    async def _settle(self):
+        from supervisor import rare
+
+        await rare("hotspot.reset", "settle", self)
 
     def _wipe(self, first, settings=True):
         from supervisor import rare
@@ -306,6 +331,8 @@ class Hotspot:
         # -> why a claim cannot start now, or None.
         if self._claim_task is not None:
             return "a claim is already in progress"
+        if self._resetting:
+            return "the charger is being reset"
         if self.state == _DONE:
             return "already claimed; the hotspot is closing"
         return None

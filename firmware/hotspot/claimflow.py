@@ -46,7 +46,7 @@ async def run(hs, c):
             return
         st = hs.settings
         if was_claimed and (st.get("csms_url") != c["csms_url"] or st.get("cp_id") != c["cp_id"]):
-            hs.new_operator()
+            await hs.new_operator()
         hs.save(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
             csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],

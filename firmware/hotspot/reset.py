@@ -10,6 +10,8 @@
 #     register: energy readings never go back), diag_boot and seclog (the device's security
 #     log: its events carry no tag and no secret, and the reset belongs in it), spools and
 #     scratch files (dropped at boot or by their job).
+import asyncio
+
 import log
 
 _TAG = "hotspot"
@@ -30,6 +32,22 @@ _DOCS = const((
 _QUEUES = const(("txq", "txids", "txshift", "mqtt_sessions"))
 _FOLDERS = const(("ll", "ll.new", "ll.old"))  # the local list's tags (ocpp_client/locallist.py)
 _EMPTIED = const(("agentlog",))  # log lines name tags and the CSMS (diag/agentlog.py)
+
+
+async def settle(hs):
+    # Before the wipe: a session stopped for it (claim.Hotspot._stop_session) waits for its
+    # final meter reading, then its StopTransaction and what else is queued go to the CSMS while
+    # the link allows, a few seconds at most (as at a soft Reset: ocpp_client/remote.py). What
+    # is left is dropped by the wipe, said.
+    conn, s = hs.connector, hs.ocpp
+    for _ in range(30):
+        if conn is None or not conn.finishing_stops:
+            break
+        await asyncio.sleep_ms(100)
+    for _ in range(50):
+        if s is None or s.queue is None or not len(s.queue) or not s.online():
+            break
+        await asyncio.sleep_ms(100)
 
 
 def wipe(hs, first, settings=True):

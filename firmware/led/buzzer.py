@@ -10,6 +10,7 @@ TAG_READ = b"\x87\x0c"  # 2700 Hz 60 ms
 ACCEPTED = b"\x64\x10\x00\x08\x87\x18"  # 2000 Hz 80 ms, pause 40 ms, 2700 Hz 120 ms
 REJECTED = b"\x23\x24\x00\x0c\x19\x3c"  # 700 Hz 180 ms, pause 60 ms, 500 Hz 300 ms
 RESTART = b"\x4b\x14\x64\x14\x7d\x1e"  # 1500 Hz 100 ms, 2000 Hz 100 ms, 2500 Hz 150 ms
+_RESTART_MS = const(350)  # its length
 
 
 class Buzzer:
@@ -49,7 +50,9 @@ class Buzzer:
 
     # (An authorisation's answer is feedback(accepted) below: no method of its own per tune.)
     def restart(self):
+        # -> how long the tune lasts (ms): the reset waits that long before the reboot.
         self.play(RESTART)
+        return _RESTART_MS if self.enabled else 0
 
     def feedback(self, accepted):
         # An authorisation's answer at the charger (Connector.feedback): LED flash and tune.

@@ -4,9 +4,9 @@
 # simulation (board.led_state). Animations run on the one loop and never block it: static looks
 # are drawn once, blinks wake only at their edges, breathing at 20 frames a second.
 #
-# Priority: a transient tag feedback (accepted: 1.5 s; rejected: BlinkRepeat blinks) > a mode
-# (claim, update) > the connector's status (offline replaces "available" when the cloud cannot be
-# reached).
+# Priority: a transient tag feedback (accepted: 1.5 s; rejected: BlinkRepeat blinks) > the
+# connector's status (offline replaces "available" when the cloud cannot be reached), where a mode
+# (claim, update) stands in for an idle connector's look only: a session or a fault always shows.
 import asyncio
 import time
 
@@ -15,6 +15,7 @@ from led import patterns
 _FRAME_MS = const(50)
 _CHECK_MS = const(100)  # how often the status and link state are looked at
 _FEEDBACK_MS = const(1500)
+_IDLE = const(("available", "offline", "preparing", "reserved", "unavailable"))  # a mode hides
 
 
 class StatusLight:
@@ -24,7 +25,7 @@ class StatusLight:
         self.connector = connector
         self.link = link  # object with .connected
         self.brightness = max(0, min(100, int(brightness)))
-        self.mode = None  # "claim", "update" or None
+        self.mode = None  # "claim", "update" or None (the connector's `held` shows "update" too)
         self.hotspot = hotspot  # object with .open (claim mode), or None
         self._feedback = None
         self._feedback_until = 0
@@ -71,14 +72,16 @@ class StatusLight:
             name = self._feedback
         else:
             self._feedback = None
-            if self.mode:
-                name = self.mode
-            elif self.hotspot is not None and self.hotspot.open:
-                name = "claim"
-            else:
-                name = patterns.status_look(self.connector.status_of(1)[0])
-                if name == "available" and not self.link.connected:
-                    name = "offline"
+            name = patterns.status_look(self.connector.status_of(1)[0])
+            if name == "available" and not self.link.connected:
+                name = "offline"
+            if name in _IDLE:
+                if self.mode:
+                    name = self.mode
+                elif self.connector.held:  # a firmware update installs (evse/connector hold())
+                    name = "update"
+                elif self.hotspot is not None and self.hotspot.open:
+                    name = "claim"
         if name != self._name:  # the table is read when the look changes, not every check
             self._name = name
             self._look = patterns.look(name)

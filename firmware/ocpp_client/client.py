@@ -117,7 +117,7 @@ class OcppClient:
         return self.connected and self.registration == "Accepted"
 
     async def send(self, action, req):
-        # A CALL whose loss is only logged (not journaled): tagLearned, MeterValues off-session.
+        # A CALL whose loss is only logged (not journaled): MeterValues off-session.
         try:
             return await self.rpc.call(action, req)
         except Exception as e:

@@ -2,6 +2,7 @@
 # TriggerMessage (the messages features offer in session.triggers), UnlockConnector,
 # ChangeAvailability.
 import asyncio
+import time
 
 import log
 
@@ -62,12 +63,14 @@ async def _reset(s, kind):
     # The session's stop first (the relay opens in it), then what is only told: the event log's
     # line (a flash write) and the tune, which need memory a reset must not depend on.
     conn.stop_for("HardReset" if hard else "SoftReset")
+    tune = 0
     try:
         s.events.add("reset", type=kind)
         if s.restart_tune is not None:
-            s.restart_tune()  # the owner hears the restart (sound + LED change)
+            tune = s.restart_tune() or 0  # the owner hears the restart (sound + LED change)
     except MemoryError:
         pass
+    t0 = time.ticks_ms()
     # The StopTransaction waits for the final meter reading (a second at most); a soft reset
     # also lets it go out first, if the link allows it.
     for _ in range(30):
@@ -85,5 +88,6 @@ async def _reset(s, kind):
         from supervisor import rare
 
         await rare("ocpp_client.wsrare", "hang_up", ws, 1001)  # going away
-    await asyncio.sleep_ms(50)
+    # The tune plays to its end (a second at most), not cut by the reboot.
+    await asyncio.sleep_ms(max(50, min(1000, tune - time.ticks_diff(time.ticks_ms(), t0))))
     s.board.reset(hard)

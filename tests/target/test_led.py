@@ -29,6 +29,8 @@ class Board(FakeBoard):
 
 
 class Conn:
+    held = False
+
     def __init__(self, status="Available"):
         self.status = status
 
@@ -83,19 +85,40 @@ def test_appearance_of_statuses():
     assert appearance("Bogus", True) == patterns.LOOKS["faulted"]
 
 
+class Hotspot:
+    open = True
+
+
 def test_look_priority():
-    c = Conn("Charging")
+    c = Conn("Unavailable")
     s = StatusLight(Board(), c, Link())
     now = time.ticks_ms()
-    assert s.look(now)[0] == "charging"
+    assert s.look(now)[0] == "unavailable"
     s.set_mode("update")
     assert s.look(now)[0] == "update"
     s.tag_feedback(False)
     assert s.look(now)[0] == "tag_rejected"
     assert s.look(time.ticks_add(now, 2000))[0] == "update", "feedback is transient"
+    c.status = "Faulted"
+    assert s.look(now)[0] == "faulted", "a mode never hides a fault"
     s.set_mode(None)
     c.status = "SuspendedEVSE"
     assert s.look(now)[0] == "suspended"
+
+
+def test_claim_look_stands_in_for_an_idle_connector_only():
+    # The setup hotspot open: the owner sees claim mode on an idle connector, and a session or a
+    # fault (the safety signal) as they are.
+    c = Conn("Available")
+    s = StatusLight(Board(), c, Link(), hotspot=Hotspot())
+    now = time.ticks_ms()
+    for status in ("Available", "Preparing", "Reserved", "Unavailable"):
+        c.status = status
+        assert s.look(now)[0] == "claim", status
+    for status, name in (("Charging", "charging"), ("SuspendedEV", "suspended"),
+                         ("Finishing", "finishing"), ("Faulted", "faulted")):
+        c.status = status
+        assert s.look(now)[0] == name, status
     try:
         s.set_mode("disco")
     except ValueError:
