@@ -73,7 +73,11 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # ~2wK: smallest 139); with the lookup's module out before the handshake and the frame checker
 # loaded by the first connection attempt rather than at boot (claim mode has no CSMS), its
 # smallest is 136 again (6 runs at 136-139 passed), so 139 stays.
-BUDGET_WK = {"reference": 160, "claim": 139, "reference_rom": 99, "claim_rom": 92}
+# 2026-12-06: the day's fixes added ~2.5 KB of resident bytecode (claim smallest 137, reference
+# 144: unchanged within noise), but the low-memory test at 144wK (90 % of 160) failed 3 runs in
+# 10 at its first ChangeConfiguration after the boot (no room for the frame checker: "out of
+# memory"); the reference goes to 168 (the test at 151wK: 6 runs in 6).
+BUDGET_WK = {"reference": 168, "claim": 139, "reference_rom": 99, "claim_rom": 92}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
