@@ -76,8 +76,10 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # 2026-12-06: the day's fixes added ~2.5 KB of resident bytecode (claim smallest 137, reference
 # 144: unchanged within noise), but the low-memory test at 144wK (90 % of 160) failed 3 runs in
 # 10 at its first ChangeConfiguration after the boot (no room for the frame checker: "out of
-# memory"); the reference goes to 168 (the test at 151wK: 6 runs in 6).
-BUDGET_WK = {"reference": 168, "claim": 139, "reference_rom": 99, "claim_rom": 92}
+# memory"); the reference goes to 168 (the test at 151wK: 6 runs in 6). The claim failed once
+# at 139 in about 8 runs (a 592-byte block for the connection after the claim; its smallest
+# heap is 137): 141.
+BUDGET_WK = {"reference": 168, "claim": 141, "reference_rom": 99, "claim_rom": 92}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
