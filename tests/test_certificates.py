@@ -173,3 +173,33 @@ async def test_bad_certificates_are_refused_and_nothing_changes(csms: Csms, cont
                  "rejected: 2 certificates", "CertificateStoreMaxLength",
                  "no SignCertificate pending"):
         await sim.agent.wait_line(line, timeout=5)
+
+
+async def test_at_profile_3_a_root_the_link_does_not_need_is_deleted(
+    flash: Path, tmp_path: Path
+) -> None:
+    # The deletion's probe (a handshake on the roots that remain) presented no client
+    # certificate: a CSMS that requires one refused it, so at profile 3 no root could ever be
+    # deleted (Failed), and roots could not be rotated.
+    ca = Ca("csms root")
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms(client_cert_cn=True)
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    cert, key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(3, ca=ca.write(tmp_path), cert=cert, key=key))
+    try:
+        async with running(sim):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            cp = csms.charge_points[CP_ID]
+            extra = ec_root("an unused extra root")
+            res = await cp.call(call.InstallCertificate(certificate_type=CS, certificate=extra))
+            assert res.status == "Accepted"
+            res = await cp.call(call.DeleteCertificate(certificate_hash_data=hash_data(extra)))
+            assert res.status == "Accepted", res
+            own = ca.write(tmp_path / "own").read_text()
+            res = await cp.call(call.DeleteCertificate(certificate_hash_data=hash_data(own)))
+            assert res.status == "Failed", "the root the link needs stays"
+    finally:
+        await csms.stop()

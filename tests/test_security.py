@@ -20,6 +20,7 @@ from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from conftest import BOTH_BOARDS
 from ocpp.v16 import call
+from simctl import running
 from tlscerts import Ca, server_context
 
 CP_ID = "CP-TEST-1"
@@ -376,3 +377,39 @@ def test_sim_command_line_security_options(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ValueError, match=words):
             parse(*argv)
+
+
+async def test_an_upgrade_to_3_whose_client_certificate_is_refused_falls_back_to_2(
+        tmp_path: Path, flash: Path) -> None:
+    # A05.FR.08 when the CSMS refuses the client certificate: a TLS 1.3 server closes once the
+    # handshake is done (EPIPE at our request), which was a dead path retried every 1-2 s for
+    # the trial's 10 minutes, with no fallback and no security event.
+    import ssl
+
+    ca, other = Ca(), Ca("a CA the CSMS does not trust")
+    cert, key = ca.issue("localhost", ("localhost",)).write(tmp_path, "server")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    ctx.verify_mode = ssl.CERT_OPTIONAL  # a client certificate is checked when one is given
+    ctx.load_verify_locations(cafile=str(ca.write(tmp_path, "client-ca")))
+    csms = Csms(basic_auth={CP_ID: KEY})
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    ccert, ckey = other.issue(CP_ID, client=True).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(2, KEY, ca=ca.write(tmp_path), cert=ccert, key=ckey))
+    try:
+        async with running(sim):
+            await _booted(csms)
+            cp = csms.charge_points[CP_ID]
+            res = await cp.call(call.ChangeConfiguration(key="SecurityProfile", value="3"))
+            assert res.status == "Accepted"
+            assert sim.agent is not None
+            await sim.agent.wait_line(r"SecurityProfile 3 could not connect .*: back to 2",
+                                      timeout=45)
+            await csms.wait_call("SecurityEventNotification",
+                                 lambda p: p["type"] == "FailedToAuthenticateAtCentralSystem",
+                                 timeout=30)
+            assert await _profile(csms.charge_points[CP_ID]) == "2"
+    finally:
+        await csms.stop()

@@ -161,7 +161,7 @@ class CertStore:
 
                 drop("diag.sha512")  # (loaded for this request only, where hashlib lacks it)
 
-    async def delete(self, hd, url=None, route=None, resolver=None):
+    async def delete(self, hd, url=None, route=None, resolver=None, client=("", "")):
         # -> "Accepted" | "Failed" | "NotFound". `url`: the CSMS endpoint; when it is wss://, a
         # central root is deleted only if a TLS handshake with the CSMS still succeeds on the
         # roots that remain (it is not the root the connection needs), and never the last one.
@@ -177,7 +177,7 @@ class CertStore:
                 log.warn(_TAG, "DeleteCertificate refused: the last central system root, "
                          "which the wss:// connection needs")
                 return "Failed"
-            why = await _probe(url, "".join(d["cs"]), route, resolver)
+            why = await _probe(url, "".join(d["cs"]), route, resolver, client=client)
             if why:
                 log.warn(_TAG, "DeleteCertificate refused: without it the CSMS's certificate "
                          "is not trusted (%s)", why)
@@ -210,8 +210,14 @@ class CertStore:
 
                 url = endpoint(ocpp.settings, url)
             b = ocpp.board
+            st = ocpp.settings
+            # At profile 3 the CSMS may require the client certificate: the probe presents it,
+            # or every handshake fails and no root could ever be deleted.
+            client = (st.get("cert_pem", ""), st.get("key_pem", "")) if st.get(
+                "security_profile", 0) == 3 else ("", "")
             return {"status": await self.delete(p["certificateHashData"], url,
-                                                getattr(b, "route", None), b.dns_server())}
+                                                getattr(b, "route", None), b.dns_server(),
+                                                client)}
 
         async def signed(p):
             chain = p["certificateChain"]
@@ -245,7 +251,7 @@ class CertStore:
                 "DeleteCertificate": delete, "CertificateSigned": signed}
 
 
-async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000):
+async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000, client=("", "")):
     # One TLS handshake with the CSMS trusting only `roots_pem`: None when it succeeds, else the
     # reason. (MicroPython's TLS sockets do not tell which root verified a peer, so asking the
     # server again is how to know whether a root is still needed.) The CSMS's name is asked of
@@ -260,7 +266,7 @@ async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000):
     held = "net.dns" in sys.modules
     try:
         _, host, port, path = parse_url(url)
-        ctx = security.tls_context(roots_pem)
+        ctx = security.tls_context(roots_pem, client[0], client[1])
         from net import dns
 
         try:

@@ -188,7 +188,7 @@ class SecurityEvents:
             return
         text = "%s %s" % (type(e).__name__, e)
         up = text.upper()
-        if "HTTP 401" in text:
+        if "HTTP 401" in text or "CLIENT CREDENTIALS REFUSED" in up:
             self.add("FailedToAuthenticateAtCentralSystem", text[:120])
         elif "X509" in up or "CERT" in up or "VERIFY" in up:
             self.add("InvalidCentralSystemCertificate", text[:120])

@@ -18,6 +18,7 @@ _WANTED = (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-p
 _UNRESERVED = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ECONNRESET = const(104)  # the same number in Linux's and newlib's (ESP32) errno
 _ECONNREFUSED = const(111)
+_EPIPE = const(32)  # the same in Linux's and newlib's errno
 
 
 class TlsError(WsError):
@@ -120,6 +121,11 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
             w.write(b"".join(req))  # over TLS, the handshake (and the certificate check) runs here
             await within(w.drain(), timeout_ms)
         except OSError as e:
+            if secure and e.errno == _EPIPE:
+                # A TLS 1.3 server refusing our client credentials closes once the handshake is
+                # done: a refusal (backed off, counted by a profile's trial), not a dead path.
+                raise OSError(_ECONNREFUSED, "connection refused: the server closed it in the "
+                              "TLS handshake (client credentials refused)")
             if e.errno != _ECONNRESET:
                 raise
             # lwIP (the ESP32) reports a refused connect (a RST to our SYN) as a reset at the
