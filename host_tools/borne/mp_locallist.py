@@ -86,6 +86,7 @@ class Session:
         self.store = store
         self.features = {}
         self.connector = self
+        self._sent = [None, None]  # connector 0's last report (a LocalListConflict to clear)
 
     def online(self):
         return False
