@@ -275,3 +275,51 @@ async def test_profile_3_certificate_valid_for_a_year_is_not_renewed(
             assert not any("renewing it" in x for x in sim.agent.all_lines)
     finally:
         await csms.stop()
+
+
+async def test_a_certificate_valid_from_later_is_used_from_then(
+        tmp_path: Path, flash: Path) -> None:
+    # Whitepaper A02/A03: the charger switches to the new certificate "as soon as Not valid
+    # before is reached". One an hour ahead was Rejected (InvalidChargePointCertificate); one
+    # a few minutes ahead was used at once, and the CSMS refused it until then (offline). Here
+    # the charger's clock starts 200 s behind (a late BootNotification answer): the new
+    # certificate is ahead of it by more than the 180 s taken as a CA's skew, and is kept; a
+    # Heartbeat's answer sets the clock, and the charger switches then.
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms()
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    behind = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=200)
+    csms.respond("BootNotification", lambda p: call_result.BootNotification(
+        current_time=behind.isoformat(), interval=3600, status="Accepted"))
+    old_cert, old_key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(3, ca=ca.write(tmp_path), cert=old_cert, key=old_key))
+    try:
+        async with running(sim):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            cp = csms.charge_points[CP_ID]
+            n = len(csms.frames)
+            res = await cp.call(call.ExtendedTriggerMessage(
+                requested_message="SignChargePointCertificate"))
+            assert res.status == "Accepted"
+            req = await csms.wait_call("SignCertificate", after=n, timeout=30)
+            csr = x509.load_pem_x509_csr(req.payload["csr"].encode())
+            ahead_s = 4
+            new = _sign(ca, csr, (ahead_s / 86400, 365))
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, ca.cert)))
+            assert res.status == "Accepted"
+            assert sim.agent is not None
+            await sim.agent.wait_line(r"certificate kept until it is valid", 10)
+            # (still on the old one, the link kept)
+            assert csms.connects == 1 and "InvalidChargePointCertificate" not in _events(csms)
+            await asyncio.sleep(ahead_s + 1)  # its notBefore comes by the CSMS's (CA's) clock
+            assert (await cp.call(call.TriggerMessage(requested_message="Heartbeat"))
+                    ).status == "Accepted"  # its answer sets the charger's clock
+            await csms.wait_for(lambda: csms.connects == 2, 30, "the reconnection with it")
+            used = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert used.serial_number == new.serial_number
+            assert _settings(flash)["cert_pem"] == _pem(new, ca.cert)
+    finally:
+        await csms.stop()

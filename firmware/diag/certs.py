@@ -233,8 +233,10 @@ class CertStore:
                     why = await csr.signed(ocpp.store, ocpp.settings, chain, self.central_roots())
                 finally:
                     drop("diag.csr", "diag.p256")
-            if why is None:
-                if ocpp.settings.get("security_profile", 0) == 3:
+            if not why:  # (False: taken, to be used from its notBefore: csr.signed())
+                if why is False:
+                    ocpp.renew_next = 0  # the next check_cert() notes when to switch
+                elif ocpp.settings.get("security_profile", 0) == 3:
                     from supervisor import rare
 
                     ocpp.after(rare, "ocpp_client.wsrare", "reconnect", ocpp,

@@ -18,19 +18,25 @@
 # is checked again when it enters that window. One that cannot be read is left alone (logged
 # once a day).
 # signed(): CertificateSigned.req's chain is taken only when the leaf parses, holds the pending
-# key, is valid now (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is
+# key, has not expired (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is
 # signed by it (RSA: ota/rsa.py; P-256: p256.py). Then cert_pem (the chain) and key_pem (the new
 # key, SEC1 "EC PRIVATE KEY", which mbedTLS's load_cert_chain takes as DER) are saved in the
 # settings (a reboot's provisioning does not put the old pair back: settingsdoc.py `cert_prov`)
 # and the pending key is dropped; at security profile 3 the session reconnects with
-# them (ocpp_client/wsrare.py reconnect(), as for a new AuthorizationKey).
+# them (ocpp_client/wsrare.py reconnect(), as for a new AuthorizationKey). A leaf whose notBefore
+# is ahead (more than _SKEW_S) is kept with its key in the pending document until then, the pair
+# in use meanwhile; renew() switches to it once notBefore has come (A02/A03: "as soon as Not
+# valid before is reached"; checked after each connection and at heartbeats).
 import binascii
 import hashlib
 
 import log
 
 _TAG = "certs"
-_SKEW_S = const(600)  # a certificate's notBefore this far ahead of our clock is still taken
+# A CA stamps notBefore with its own clock: a certificate this little ahead of ours is used at
+# once (a CSMS whose clock is ours, set by its Heartbeat answers, takes it); one further ahead
+# waits until then.
+_SKEW_S = const(180)
 RENEW_DAYS = 30  # renew() asks for a new certificate when the one in use expires within this
 RETRY_S = 86400  # renew() asks again this long after a request no CertificateSigned answered
 DOC = "csrkey"  # the pending private key: {"d": hex} (the store's folder, never logged)
@@ -141,6 +147,12 @@ async def renew(cl):
             await asyncio.sleep(1)
         if not clock.trusted():
             return  # checked at a heartbeat after the clock is set (check_cert()'s hour)
+        wait = await _switch(cl)
+        if wait is True:
+            return
+        if wait is not None:  # a new certificate waits for its notBefore: nothing to ask
+            cl.renew_next = wait
+            return
         from diag import x509
 
         now = clock.now()
@@ -231,10 +243,12 @@ async def signed(store, settings, chain, roots_pem=""):
     q = await p256.agen(p256.public(d))
     if leaf.ec != p256.point_bytes(q):
         return "the certificate is not for the key of the last SignCertificate"
-    # (a CA stamps notBefore with its own clock: minutes of skew are not a reason to refuse)
+    # One whose notBefore is still ahead is taken and switched to once it is reached (the
+    # whitepaper's A02/A03): a CSMS refuses it before.
     now = clock.now()
-    if clock.trusted() and not leaf.not_before - _SKEW_S <= now <= leaf.not_after:
-        return "not valid now (%s .. %s)" % (clock.iso(leaf.not_before), clock.iso(leaf.not_after))
+    if clock.trusted() and now > leaf.not_after:
+        return "expired (%s .. %s)" % (clock.iso(leaf.not_before), clock.iso(leaf.not_after))
+    ahead = clock.trusted() and now < leaf.not_before - _SKEW_S
     roots = {}
     try:
         for b in x509.from_pem(roots_pem) if roots_pem else ():
@@ -248,6 +262,24 @@ async def signed(store, settings, chain, roots_pem=""):
     else:
         log.warn(_TAG, "no central system root installed: the chain's root is not checked")
     cert_pem = "".join(x509.to_pem(b) for b in ders)
+    if ahead:
+        # Kept beside its key until then; renew() (the session's check_cert(), after each
+        # connection and at heartbeats) switches to it.
+        try:
+            store.save(DOC, {"d": "%064x" % d, "cert": cert_pem, "from": leaf.not_before})
+        except OSError as e:
+            log.exc(_TAG, "keeping the new client certificate", e)
+            return "could not be saved"
+        log.info(_TAG, "charge point certificate kept until it is valid, from %s",
+                 clock.iso(leaf.not_before))
+        return False
+    return _install(store, settings, d, q, cert_pem, leaf.serial_hex(), leaf.not_after)
+
+
+def _install(store, settings, d, q, cert_pem, serial, until):
+    # The new pair in use (the settings), the pending key dropped. -> None, or why not.
+    import clock
+
     key_pem = pem(key_der(d, q), "EC PRIVATE KEY")
     d = None
     # What provisioning gave (hashed) stays noted: the boot's provisioning, which still holds the
@@ -267,5 +299,28 @@ async def signed(store, settings, chain, roots_pem=""):
     except OSError:
         pass
     log.info(_TAG, "charge point certificate installed: serial %s, valid until %s",
-             leaf.serial_hex(), clock.iso(leaf.not_after))
+             serial, clock.iso(until))
     return None
+
+
+async def _switch(cl):
+    # A certificate taken before its notBefore (signed()): in use once that has come, then
+    # the session reconnects with it. -> True when switched, its notBefore while it waits,
+    # else None.
+    import clock
+    from diag import p256, x509
+
+    p = cl.store.load(DOC, {})
+    if not p.get("cert"):
+        return None
+    if clock.now() < p["from"] - _SKEW_S:
+        return p["from"] - _SKEW_S
+    d = int(p["d"], 16)
+    q = await p256.agen(p256.public(d))
+    leaf = x509.Cert(x509.from_pem(p["cert"])[0])
+    if _install(cl.store, cl.settings, d, q, p["cert"], leaf.serial_hex(), leaf.not_after):
+        return None
+    from supervisor import rare
+
+    await rare("ocpp_client.wsrare", "reconnect", cl, "the new client certificate")
+    return True
