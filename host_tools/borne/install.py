@@ -202,12 +202,17 @@ print(repr((i or {{}}, h.decode() if h else None, {{k: p[k] for k in {keys!r} if
     return v[0], v[1], v[2]
 
 
-def write_device(dev: Device, data: bytes) -> None:
-    dev.step = "writing the installation into NVS"
+def set_blob(dev: Device, key: str, blob: bytes) -> None:
+    """Write one blob of the charger's NVS namespace and commit it (`borne provision` too)."""
     dev.exec(f"""import esp32
 n = esp32.NVS({NVS_NAMESPACE!r})
-n.set_blob({INST_KEY!r}, {data!r})
+n.set_blob({key!r}, {blob!r})
 n.commit()""")
+
+
+def write_device(dev: Device, data: bytes) -> None:
+    dev.step = "writing the installation into NVS"
+    set_blob(dev, INST_KEY, data)
     _, digest, _ = read_device(dev)
     if digest != hashlib.sha256(data).hexdigest():
         raise DeviceError("the installation read back from NVS differs from what was written: "

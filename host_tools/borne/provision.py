@@ -258,10 +258,7 @@ else:
 
 def write_device_prov(dev: Device, blob: bytes) -> None:
     dev.step = "writing the provisioning into NVS"
-    dev.exec(f"""import esp32
-n = esp32.NVS({NVS_NAMESPACE!r})
-n.set_blob({NVS_KEY!r}, {blob!r})
-n.commit()""")
+    install.set_blob(dev, NVS_KEY, blob)
     _, digest = read_device_prov(dev)
     if digest != hashlib.sha256(blob).hexdigest():
         raise DeviceError("the provisioning read back from NVS differs from what was written: "
