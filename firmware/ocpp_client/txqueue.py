@@ -1,6 +1,7 @@
 # Transaction-related messages (StartTransaction, StopTransaction, transaction MeterValues),
 # journaled on flash before they are sent and acked only after the CSMS's answer, so a power cut
-# or an outage at any instant loses none and reorders none.
+# or an outage at any instant loses none and reorders none (but intermediate MeterValues thinned
+# in a long outage: _THIN).
 #
 # A record names its session by a local reference; the transactionId is filled in at send time
 # from the StartTransaction.conf (kept in a small document), or -1 when that start could never
@@ -22,6 +23,11 @@ _IDS = const("txids")
 MAX_RECORDS = const(400)  # the journal's bound (store/journal.py; hotspot/reset.py opens it)
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them
 _HELD_RETRY_MS = const(1000)
+# A long outage: past _THIN bytes of journal (~10 h of MeterValues at 60 s, of a ~3 MiB flash)
+# the intermediate MeterValues are thinned to one each _SPARSE_MS, none past 2 x _THIN, so the
+# flash keeps room for every session's Start and Stop (always journaled), the settings, the list.
+_THIN = const(262144)
+_SPARSE_MS = const(900000)
 START = "StartTransaction"
 STOP = "StopTransaction"
 METER = "MeterValues"
@@ -73,6 +79,8 @@ class TxQueue:
         self.retry_at = None
         self._attempts = 0
         self._errs = 0
+        self._sparse = 0  # the time (ms) of the last MeterValues kept while thinning
+        self.thinned = 0  # MeterValues dropped by the thinning since boot
 
     def __len__(self):
         return len(self.j) + self._nheld
@@ -89,6 +97,8 @@ class TxQueue:
         # extra: more fields kept with the record (a MeterValues' register and time, read back
         # when a power cut ends the session). hold: a StartTransaction the flash refuses is
         # kept in RAM too (a power cut's recovery: its session ran), not raised.
+        if action == METER and self._thin(extra):
+            return True
         if self._unsaved:
             self._retry_ids()  # (first: the line may compact the journal, acks and all)
         self._n += 1
@@ -99,6 +109,23 @@ class TxQueue:
         if self.session is not None:
             self.session.kick()
         return done
+
+    def _thin(self, extra):
+        # -> True for a MeterValues the thinning drops (see _THIN).
+        try:
+            size = os.stat(self.j.path)[6]
+        except OSError:
+            return False
+        if size < _THIN:
+            return False
+        ms = extra.get("ms", 0) if extra else 0
+        if size < 2 * _THIN and not 0 <= ms - self._sparse < _SPARSE_MS:  # (a clock step back)
+            self._sparse = ms
+            return False
+        if not self.thinned:
+            log.warn(_TAG, "%d bytes queued: MeterValues thinned", size)
+        self.thinned += 1
+        return True
 
     def _journal(self, rec, hold=False):
         # -> True once on flash, False when kept in RAM (held: journaled by the next add() or

@@ -900,3 +900,52 @@ def test_an_id_not_saved_with_the_flash_still_full_after_a_reboot():
     finally:
         _free()
     assert rpc2.sent == [(START, None, start_mid), (METER, 7, rpc.sent[1][2])], rpc2.sent
+
+
+def _reading(ms, wh):
+    # A MeterValues as metering.py journals it (the default measurands), with its register/time.
+    ts = "2026-12-%02dT%02d:%02d:%02dZ" % (1 + ms // 86400000, ms // 3600000 % 24,
+                                          ms // 60000 % 60, ms // 1000 % 60)
+    sv = [{"value": str(wh), "context": "Sample.Periodic",
+           "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+          {"value": "11000", "context": "Sample.Periodic", "measurand": "Power.Active.Import",
+           "unit": "W"}]
+    return {"connectorId": 1, "meterValue": [{"timestamp": ts, "sampledValue": sv}]}, \
+        {"wh": wh, "ms": ms}
+
+
+def test_a_long_outage_thins_meter_values_and_keeps_start_and_stop():
+    # A session charging through three days offline at MeterValueSampleInterval 60: 4,320
+    # readings (~1.7 MB of a 3 MiB filesystem; a week at 10 s would be ~24 MB). The queue must
+    # not fill the flash (every later session refused "flash full", the settings unsaveable):
+    # the first ~10 h of readings stay as they came, later ones are thinned to one each 15 min,
+    # Start and Stop always kept.
+    st = Store("ff_outage")
+    q = TxQueue(st, Config(st))
+    q.add(START, {"idTag": "A"}, "r1")
+    n = 3 * 1440
+    with Logs() as logs:
+        for i in range(n):
+            p, extra = _reading(i * 60000, 1000 + i)
+            q.add(METER, p, "r1", extra)
+        q.add(STOP, {"meterStop": 1000 + n}, "r1")
+    size = os.stat(st.path("txq", ".log"))[6]
+    assert size < 400000, size
+    acts = []
+    k = 0
+    last = gap = 0
+    for _, rec in q.j.pending():  # (no list of them: the unix port's heap is the charger's)
+        if rec["a"] != METER:
+            acts.append(rec["a"])
+            continue
+        ms = rec["ms"]
+        if k < 600:
+            assert ms == k * 60000, "the first readings not kept as they came"
+        else:
+            gap = max(gap, ms - last)
+        last = ms
+        k += 1
+    assert acts == [START, STOP], acts
+    assert last >= (n - 15) * 60000, "nothing kept of the outage's end"
+    assert 0 < gap <= 15 * 60000, gap
+    assert any("MeterValues" in ln[2] for ln in logs.lines), logs.lines
