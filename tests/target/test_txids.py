@@ -1,0 +1,59 @@
+# On-target tests for the transaction queue's transactionId document (txqueue.py: "txids"):
+# an id is kept while its session's messages may still need it and forgotten after, so the
+# document (and the dict the queue holds in RAM for good) does not grow with every session.
+import asyncio
+
+from mphelp import Logs
+from store import Store
+from ocpp_client.errors import CallError
+from ocpp_client.txqueue import TxQueue, START, STOP, METER
+
+
+class Cfg:
+    def get(self, k):
+        return {"TransactionMessageAttempts": 2, "TransactionMessageRetryInterval": 0}[k]
+
+
+class Csms:
+    # Answers StartTransaction with transactionId 7 (or refuses it: start_err), refuses every
+    # StopTransaction with a CALLERROR (a CSMS that does not know the transaction).
+    def __init__(self, start_err=False):
+        self.start_err = start_err
+        self.sent = []
+
+    async def call(self, action, payload, on_result=None, mid=None):
+        self.sent.append(action)
+        await asyncio.sleep_ms(0)
+        if action == STOP or (action == START and self.start_err):
+            raise CallError("PropertyConstraintViolation", "unknown transaction")
+        conf = {"transactionId": 7, "idTagInfo": {"status": "Accepted"}} if action == START \
+            else {}
+        if on_result is not None:
+            on_result(conf)
+        return conf
+
+
+def _session(q, ref):
+    q.add(START, {"idTag": "A"}, ref)
+    q.add(METER, {"connectorId": 1}, ref)
+    q.add(STOP, {"meterStop": 1}, ref)
+
+
+def _dropped_stops_forget_their_ids(name, csms):
+    st = Store(name)
+    q = TxQueue(st, Cfg())
+    with Logs():
+        for i in range(3):
+            _session(q, "r%d" % i)
+            asyncio.run(q.deliver(csms, -1, True))
+    assert len(q) == 0 and csms.sent.count(STOP) == 6, csms.sent
+    assert q.ids == {}, q.ids
+    assert TxQueue(st, Cfg()).ids == {}, "ids of finished sessions still on flash"
+
+
+def test_a_stop_transaction_dropped_after_its_attempts_forgets_the_id():
+    _dropped_stops_forget_their_ids("txids_drop", Csms())
+
+
+def test_a_start_dropped_then_its_stop_dropped_forgets_the_minus_one():
+    _dropped_stops_forget_their_ids("txids_drop2", Csms(True))
