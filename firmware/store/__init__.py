@@ -253,7 +253,8 @@ class Store:
 
     def save(self, name, data, version=1):
         # Raises (OSError: flash full or failing, TypeError: not JSON-able) with the previous
-        # copy intact (a .tmp left unfinished, which load() passes over). Atomic replace. The
+        # copy intact (a .tmp left unfinished, which load() passes over, or removed: one written
+        # whole but not renamed would be taken). Atomic replace. The
         # states a power cut can leave, and what load() then finds:
         #  1. .tmp partly written          -> .json (old) is newest valid
         #  2. .tmp complete, .bak removed  -> .tmp (new) beats .json (old) by seq
@@ -282,8 +283,14 @@ class Store:
             _remove(tmp)  # the partial copy would hold space a full flash lacks
             raise
         self._changed(name)  # before the renames: a save cut after one may have changed it
-        self._rotate(name)
-        os.rename(tmp, self.path(name))
+        try:
+            self._rotate(name)
+            os.rename(tmp, self.path(name))
+        except OSError:
+            # A rename refused (LittleFS without a block for the folder): the .tmp is whole and
+            # the newest, and a load would take it; but the caller was told the save failed.
+            _remove(tmp)
+            raise
         self._seq[name] = seq
 
     def _changed(self, name):

@@ -402,6 +402,38 @@ def test_settings_update_on_a_full_flash_changes_nothing():
     assert s.get("cp_id") == "CP1"
 
 
+def _store_renames(fake, fn):
+    import store as sm
+
+    sm.os = fake
+    try:
+        fn()
+    finally:
+        sm.os = os
+
+
+def test_a_change_whose_rename_the_flash_refuses_stays_rejected_after_a_reboot():
+    # The .tmp written whole, then a rename refused (LittleFS can run out of blocks for the
+    # directory's metadata): Rejected, so neither this boot's next load nor a reboot may take
+    # the new copy (a SecurityProfile or AuthorizationKey the CSMS was told was not changed).
+    for fail in (1, 2):  # the rename of .json to .bak, or of .tmp to .json
+        st = Store("ff_rename%d" % fail)
+        cfg = Config(st)
+        cfg.set("HeartbeatInterval", "100")
+        assert cfg.set("HeartbeatInterval", "200") == "Accepted"  # a .bak now: two renames
+        fake = FakeOs(lambda n, fail=fail: 28 if n == fail else 0)
+        out = []
+
+        def change():
+            with Logs():
+                out.append(cfg.set("HeartbeatInterval", "300"))
+
+        _store_renames(fake, change)
+        assert out == ["Rejected"] and cfg.get("HeartbeatInterval") == 200, (fail, out)
+        assert Config(st).get("HeartbeatInterval") == 200, fail
+        assert Config(Store("ff_rename%d" % fail)).get("HeartbeatInterval") == 200, fail
+
+
 def test_a_tap_accepted_by_the_csms_is_not_lost_to_a_full_cache():
     from ocpp_client.auth import Auth
 
@@ -443,6 +475,9 @@ class FakeOs:
 
     def remove(self, p):
         os.remove(p)
+
+    def stat(self, p):
+        return os.stat(p)
 
 
 def _patched(fake, fn):
