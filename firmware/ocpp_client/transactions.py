@@ -14,10 +14,13 @@ from supervisor import rare
 _TAG = const("ocpp")
 _CONN = const("evse.connrare")  # the connector's seldom-run paths, loaded for the call
 # StopTxnSampledData / StopTxnAlignedData values kept for a session's StopTransaction: the latest,
-# a bounded share of the heap (~150 bytes each, as JSON text) whatever the session's length;
-# with Transaction.Begin and .End, 14: within StopTransactionMaxMeterValues (20). The CSMS has
-# every one as it happened when MeterValuesSampledData / AlignedData name the measurands too.
+# a bounded share of the heap whatever the session's length: at most _KEPT (with
+# Transaction.Begin and .End, 14: within StopTransactionMaxMeterValues, 20) and _KEPT_BYTES of
+# JSON text (~150 bytes each for one measurand, ~0.8 KB for four with their phases), so the
+# StopTransaction's journal line stays within the journal's 8 KB (store/journal.py). The CSMS
+# has every one as it happened when MeterValuesSampledData / AlignedData name the measurands too.
 _KEPT = const(12)
+_KEPT_BYTES = const(4096)
 
 
 class Transactions:
@@ -51,9 +54,12 @@ class Transactions:
         a = self._kept.get(ref)
         if a is None:
             a = self._kept[ref] = []
-        elif len(a) >= _KEPT:
-            a.pop(0)
         a.append(json.dumps(mv))
+        n = 0
+        for t in a:
+            n += len(t)
+        while len(a) > 1 and (len(a) > _KEPT or n > _KEPT_BYTES):
+            n -= len(a.pop(0))
 
     def tx_id_now(self):
         # The CSMS's transactionId of the running session, or None.
@@ -63,7 +69,8 @@ class Transactions:
     # -- connector events --------------------------------------------------------------------
     # No memory while a StartTransaction or StopTransaction is built: it is built again after a
     # collection (its journaling is its last step: all or nothing), a stop the second time
-    # without its optional transactionData; the Transaction.Begin values are optional too.
+    # without its optional transactionData (so too one the journal refuses as too long: a stop
+    # is never lost for its data); the Transaction.Begin values are optional too.
     def on_tx_start(self, s, hold=False):
         # hold: a power cut's recovery, whose session ran: kept in RAM with its stop when the
         # flash refuses it (a new session's start is refused instead: connector.py).
@@ -95,9 +102,9 @@ class Transactions:
     def on_tx_stop(self, s, reason):
         try:
             self._tx_stop(s, reason, True)
-        except MemoryError:
+        except (MemoryError, ValueError) as e:  # (ValueError: the journal's "record too big")
             gc.collect()
-            log.warn(_TAG, "no memory for the StopTransaction's transactionData: left out")
+            log.warn(_TAG, "StopTransaction's transactionData left out: %s", e)
             self._tx_stop(s, reason, False)
 
     def _tx_stop(self, s, reason, data):

@@ -984,3 +984,47 @@ def test_a_long_outage_thins_meter_values_and_keeps_start_and_stop():
     assert last >= (n - 15) * 60000, "nothing kept of the outage's end"
     assert 0 < gap <= 15 * 60000, gap
     assert any("MeterValues" in ln[2] for ln in logs.lines), logs.lines
+
+
+def _phased_reading(i, n=1):
+    # A StopTxnSampledData reading of four measurands with their phases (~0.8 KB as JSON), or
+    # n times as many sampled values.
+    sv = [{"value": str(1000 + i), "context": "Sample.Periodic",
+           "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+          {"value": "11040", "context": "Sample.Periodic", "measurand": "Power.Active.Import",
+           "unit": "W"}]
+    for ph in ("L1", "L2", "L3"):
+        sv.append({"value": "16.0", "context": "Sample.Periodic", "measurand": "Current.Import",
+                   "phase": ph, "unit": "A"})
+        sv.append({"value": "230.1", "context": "Sample.Periodic", "measurand": "Voltage",
+                   "phase": ph + "-N", "unit": "V"})
+    return {"timestamp": "2026-12-06T10:%02d:00.000Z" % i, "sampledValue": sv * n}
+
+
+def test_a_stop_with_a_long_transaction_data_is_journaled_not_lost():
+    # Twelve kept readings of four measurands with their phases were ~10 KB of transactionData,
+    # past the journal's 8 KB line: the StopTransaction raised "record too big" and was lost
+    # (its session document removed all the same: the CSMS never heard the transaction end).
+    st, w, c, t = _boot("ff_longstop")
+    for k, (n, want_data) in enumerate(((12, 1), (1, 0))):
+        w.ev = "B"
+        _polls(c, 4)
+        assert c.remote_start("A-%d" % k) == "Accepted"
+        w.ev = "C"
+        _polls(c, 10)
+        ref = c.session_ref
+        assert ref is not None
+        for i in range(n):
+            t.stop_value(ref, _phased_reading(i, 1 if n > 1 else 12))  # (1: one huge reading)
+        with Logs():
+            w.ev = "A"
+            _polls(c, 6)
+        stops = [rec for _, rec in t.txq.j.pending() if rec["a"] == STOP and rec["r"] == ref]
+        assert len(stops) == 1, "the StopTransaction of session %d was lost" % k
+        data = stops[0]["p"].get("transactionData", [])
+        if want_data:
+            ts = [mv["timestamp"] for mv in data]
+            assert ts and ts == ["2026-12-06T10:%02d:00.000Z" % i for i in range(12 - len(ts), 12)]
+        else:
+            assert data == [], "a stop too long for the journal goes without its data"
+        assert st.load("session", {}) == {}
