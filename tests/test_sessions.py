@@ -164,6 +164,26 @@ async def test_free_charging_starts_without_a_tag(csms: Csms, control: Control) 
     await control.wait_state(lambda s: s["relay"], "the relay to close")
 
 
+async def test_free_charging_starts_once_the_connector_is_operative_again(
+    csms: Csms, control: Control
+) -> None:
+    # An EV left plugged in while the connector was Unavailable charges once the CSMS makes it
+    # Operative again: free charging needs no tap. It stayed Preparing until it was replugged.
+    cp = await _ready(csms, BorneFreeCharging="true")
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable")
+    await control("plug")
+    await control("charge")
+    await asyncio.sleep(1)
+    assert not csms.calls("StartTransaction")
+    res = await cp.call(call.ChangeAvailability(connector_id=0, type="Operative"))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction", timeout=10)
+    assert start.payload["idTag"] == "FREECHARGING"
+    await control.wait_state(lambda s: s["relay"], "the relay to close")
+
+
 async def test_without_free_charging_plugging_in_is_not_enough(
     csms: Csms, control: Control
 ) -> None:

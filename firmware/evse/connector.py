@@ -182,6 +182,7 @@ class Connector:
         # A reservation was made, cancelled, taken or expired: the status follows at once.
         if r is None:
             self.release_reservations()  # the last one ended: out of the heap
+            self._try_start()  # a free-charging EV it held back starts now
         self._apply()
 
     # -- read-only views ---------------------------------------------------------------------

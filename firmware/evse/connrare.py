@@ -182,6 +182,8 @@ def change_availability(c, operative, whole=False):
                                   "cp": c.cp_wide})
         return "Scheduled"
     c._set_operative(operative)
+    if operative:
+        c._try_start()  # an EV plugged in meanwhile: free charging starts it now
     return "Accepted"
 
 
