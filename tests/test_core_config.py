@@ -157,6 +157,18 @@ async def test_clear_cache_and_data_transfer(csms: Csms, sim: Simulator) -> None
     assert res.status == "Accepted"
 
 
+async def test_data_transfer_ids_are_case_insensitive(csms: Csms, sim: Simulator) -> None:
+    """1.6 DataTransfer.req: vendorId (CiString255) and messageId (CiString50) compare without
+    regard to case; a CSMS writing "Borne" got UnknownVendorId."""
+    cp = await _cp(csms)
+    res = await cp.call(call.DataTransfer(vendor_id="Borne", message_id="LogBook", data="x"))
+    assert res.status == "Accepted"
+    res = await cp.call(call.DataTransfer(vendor_id="BORNE", message_id="nosuchthing"))
+    assert res.status == "UnknownMessageId"
+    res = await cp.call(call.DataTransfer(vendor_id="borneX", message_id="logbook"))
+    assert res.status == "UnknownVendorId"
+
+
 async def test_unlock_connector(csms: Csms, sim: Simulator) -> None:
     """OCTT TC_017_2_CS: a fixed cable has no lock to release (TC_031_CS: nor has connector 2)."""
     cp = await _cp(csms)
