@@ -164,6 +164,25 @@ async def test_free_charging_starts_without_a_tag(csms: Csms, control: Control) 
     await control.wait_state(lambda s: s["relay"], "the relay to close")
 
 
+async def test_free_charging_switched_on_by_the_csms_starts_an_ev_already_plugged_in(
+    csms: Csms, control: Control
+) -> None:
+    # BorneFreeCharging is the owner app's setting, which the cloud changes: an EV already
+    # plugged in charges at once, as when the owner switches it at home (MQTT). It stayed
+    # Preparing until it was replugged.
+    cp = await _ready(csms)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    await control.wait_state(lambda s: (s["meter"] or {}).get("ok"), "the meter's first reading")
+    await asyncio.sleep(1)  # (a start waiting for that reading would be tried again then)
+    res = await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction", timeout=10)
+    assert start.payload["idTag"] == "FREECHARGING"
+    await control.wait_state(lambda s: s["relay"], "the relay to close")
+
+
 async def test_free_charging_starts_once_the_connector_is_operative_again(
     csms: Csms, control: Control
 ) -> None:

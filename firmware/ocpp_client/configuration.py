@@ -43,6 +43,8 @@ def attach(s):
             from supervisor import rare
 
             s.after(rare, "ocpp_client.wsrare", "reconnect", s, what)
+        elif status == "Accepted" and key == "BorneFreeCharging" and cfg.get(key):
+            s.connector._try_start()  # an EV already plugged in starts now (connrare.py too)
         return {"status": status}
 
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}
