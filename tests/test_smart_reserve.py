@@ -153,6 +153,33 @@ async def test_free_charging_starts_once_the_reservation_is_over(
                              after=n)
 
 
+async def test_a_reservation_is_replaced_while_its_driver_is_plugged_in(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.13: a ReserveNow with the reservationId of a reservation held replaces it. With its
+    # driver's EV plugged in (Preparing) the extension was answered Occupied: the reservation
+    # then expired under him, and the connector was anyone's.
+    cp = await _cp(csms)
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=soon, id_tag=OWNER,
+                                          reservation_id=7))).status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved")
+    await control("plug")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag=OWNER,
+                                          reservation_id=7))).status == "Accepted"
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag=STRANGER,
+                                          reservation_id=8))).status == "Occupied"
+    await asyncio.sleep(4)  # past the first expiry
+    res = await cp.call(call.RemoteStartTransaction(id_tag=STRANGER, connector_id=1))
+    assert res.status == "Rejected", "the reservation expired at its first expiryDate"
+    res = await cp.call(call.RemoteStartTransaction(id_tag=OWNER, connector_id=1))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == OWNER and start.payload["reservationId"] == 7
+
+
 async def test_reserve_a_busy_or_faulted_connector(csms: Csms, control: Control) -> None:
     cp = await _cp(csms)
     later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
