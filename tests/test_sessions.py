@@ -293,19 +293,43 @@ async def test_change_availability_is_scheduled_during_a_session(
     cp = csms.charge_points[CP_ID]
     res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
     assert res.status == "Scheduled"
+    n = len(csms.frames)
     await cp.call(call.RemoteStopTransaction(transaction_id=tx))
-    await csms.wait_call("StopTransaction")
-    # The change applies once the transaction has ended: Finishing while the EV stays plugged,
-    # then Unavailable; the charge point itself (connector 0) stays Available
+    stop = await csms.wait_call("StopTransaction", after=n)
+    # The change applies once the transaction has ended, and the CSMS is told so (1.6 5.2):
+    # Unavailable after the stop, the EV still plugged in (Charging -> Unavailable), where it
+    # heard Finishing until the unplug; the charge point itself (connector 0) stays Available
+    st = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
+    assert st.payload["status"] == "Unavailable", st.payload
+    assert csms.frames.index(stop) < csms.frames.index(st)
     await control("unplug")
-    await csms.wait_call("StatusNotification",
-                         lambda p: p["connectorId"] == 1 and p["status"] == "Unavailable")
+    await asyncio.sleep(0.5)
+    assert [f.payload["status"] for f in csms.calls("StatusNotification")[-1:]] == ["Unavailable"]
     assert not [f for f in csms.calls("StatusNotification")
                 if f.payload["connectorId"] == 0 and f.payload["status"] == "Unavailable"]
     res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
     assert res.status == "Rejected"
     res = await cp.call(call.ChangeAvailability(connector_id=0, type="Operative"))
     assert res.status == "Accepted"
+
+
+async def test_change_availability_after_a_stop_with_the_ev_still_plugged_in_is_reported(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.2: "When an availability change ... has happened, the Charge Point SHALL inform
+    # Central System of its new availability status with a StatusNotification". Finishing (the
+    # cable still in after a stop) hid it: Accepted, and nothing until the unplug.
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing")
+    n = len(csms.frames)
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1 and
+                         p["status"] == "Unavailable", after=n, timeout=10)
+    res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
+    assert res.status == "Rejected"
 
 
 async def test_unavailable_survives_a_reboot(csms: Csms, control: Control, sim: Simulator) -> None:

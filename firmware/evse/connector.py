@@ -866,10 +866,11 @@ class Connector:
             if not s["auth"] or offer.paused(self.offer_a) or not self._available():
                 return ("SuspendedEVSE", "NoError")
             return ("SuspendedEV", "NoError")
+        if not self._available():
+            # before Finishing: the CSMS hears its change has happened (1.6 5.2), cable in or not
+            return ("Unavailable", "NoError")
         if self.finishing and self.cp in ("B", "C", "D"):
             return ("Finishing", "NoError")
-        if not self._available():
-            return ("Unavailable", "NoError")
         if self.pending is not None or self.cp in ("B", "C", "D"):
             return ("Preparing", "NoError")
         if self.reservations is not None and self.reservations.reserved(1):
