@@ -210,6 +210,12 @@ def set_free_charging(c, on):
     # plugged in starts at once when it goes on.
     st = c.config.set("BorneFreeCharging", "true" if on else "false")
     if st == "Accepted" and on:
-        c._try_start()
+        free_charging_on(c)
     c._apply()
     return st
+
+
+def free_charging_on(c):
+    # BorneFreeCharging went on (here, or by ChangeConfiguration: configuration.py): an EV
+    # already plugged in starts now, not at its next plug-in.
+    c._try_start()

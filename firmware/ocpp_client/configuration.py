@@ -44,7 +44,9 @@ def attach(s):
 
             s.after(rare, "ocpp_client.wsrare", "reconnect", s, what)
         elif status == "Accepted" and key == "BorneFreeCharging" and cfg.get(key):
-            s.connector._try_start()  # an EV already plugged in starts now (connrare.py too)
+            from supervisor import rare
+
+            rare("evse.connrare", "free_charging_on", s.connector)
         return {"status": status}
 
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}
