@@ -330,6 +330,12 @@ async def test_change_availability_after_a_stop_with_the_ev_still_plugged_in_is_
                          p["status"] == "Unavailable", after=n, timeout=10)
     res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
     assert res.status == "Rejected"
+    # Operative again, the cable still in: Preparing (1.6 4.9 has no Unavailable -> Finishing)
+    n = len(csms.frames)
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Operative"))
+    assert res.status == "Accepted"
+    st = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
+    assert st.payload["status"] == "Preparing", st.payload
 
 
 async def test_unavailable_survives_a_reboot(csms: Csms, control: Control, sim: Simulator) -> None:

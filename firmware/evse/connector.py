@@ -819,6 +819,7 @@ class Connector:
         if operative != self.operative:
             self.operative = operative
             if not operative:
+                self.finishing = False  # (operative again, the cable in: Preparing, 1.6 4.9)
                 self._drop_pending("unavailable")
                 if self.reservations is not None:
                     self.reservations.end(1, "unavailable")
