@@ -147,6 +147,23 @@ async def test_trigger_message_answers_first_then_sends(csms: Csms, sim: Simulat
     assert res.status == "Rejected"  # already accepted
 
 
+async def test_trigger_message_for_a_connector_that_does_not_exist(
+    csms: Csms, sim: Simulator
+) -> None:
+    """OCTT TC_055_CS: a connector's message for a connector there is not: Rejected. 1.6 5.17:
+    a connectorId the requested message has no use for is ignored, the message still sent (a
+    Heartbeat for connector 2 was Rejected)."""
+    cp = await _cp(csms)
+    for what in ("StatusNotification", "MeterValues"):
+        res = await cp.call(call.TriggerMessage(requested_message=what, connector_id=2))
+        assert res.status == "Rejected", what
+    for what in ("Heartbeat", "DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+        n = len(csms.frames)
+        res = await cp.call(call.TriggerMessage(requested_message=what, connector_id=2))
+        assert res.status == "Accepted", what
+        await csms.wait_call(what, after=n)
+
+
 async def test_clear_cache_and_data_transfer(csms: Csms, sim: Simulator) -> None:
     cp = await _cp(csms)
     assert (await cp.call(call.ClearCache())).status == "Accepted"
@@ -155,6 +172,18 @@ async def test_clear_cache_and_data_transfer(csms: Csms, sim: Simulator) -> None
     res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="logbook",
                                           data='{"km": 12345}'))
     assert res.status == "Accepted"
+
+
+async def test_data_transfer_ids_are_case_insensitive(csms: Csms, sim: Simulator) -> None:
+    """1.6 DataTransfer.req: vendorId (CiString255) and messageId (CiString50) compare without
+    regard to case; a CSMS writing "Borne" got UnknownVendorId."""
+    cp = await _cp(csms)
+    res = await cp.call(call.DataTransfer(vendor_id="Borne", message_id="LogBook", data="x"))
+    assert res.status == "Accepted"
+    res = await cp.call(call.DataTransfer(vendor_id="BORNE", message_id="nosuchthing"))
+    assert res.status == "UnknownMessageId"
+    res = await cp.call(call.DataTransfer(vendor_id="borneX", message_id="logbook"))
+    assert res.status == "UnknownVendorId"
 
 
 async def test_unlock_connector(csms: Csms, sim: Simulator) -> None:

@@ -164,6 +164,45 @@ async def test_free_charging_starts_without_a_tag(csms: Csms, control: Control) 
     await control.wait_state(lambda s: s["relay"], "the relay to close")
 
 
+async def test_free_charging_switched_on_by_the_csms_starts_an_ev_already_plugged_in(
+    csms: Csms, control: Control
+) -> None:
+    # BorneFreeCharging is the owner app's setting, which the cloud changes: an EV already
+    # plugged in charges at once, as when the owner switches it at home (MQTT). It stayed
+    # Preparing until it was replugged.
+    cp = await _ready(csms)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    await control.wait_state(lambda s: (s["meter"] or {}).get("ok"), "the meter's first reading")
+    await asyncio.sleep(1)  # (a start waiting for that reading would be tried again then)
+    res = await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction", timeout=10)
+    assert start.payload["idTag"] == "FREECHARGING"
+    await control.wait_state(lambda s: s["relay"], "the relay to close")
+
+
+async def test_free_charging_starts_once_the_connector_is_operative_again(
+    csms: Csms, control: Control
+) -> None:
+    # An EV left plugged in while the connector was Unavailable charges once the CSMS makes it
+    # Operative again: free charging needs no tap. It stayed Preparing until it was replugged.
+    cp = await _ready(csms, BorneFreeCharging="true")
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable")
+    await control("plug")
+    await control("charge")
+    await asyncio.sleep(1)
+    assert not csms.calls("StartTransaction")
+    res = await cp.call(call.ChangeAvailability(connector_id=0, type="Operative"))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction", timeout=10)
+    assert start.payload["idTag"] == "FREECHARGING"
+    await control.wait_state(lambda s: s["relay"], "the relay to close")
+
+
 async def test_without_free_charging_plugging_in_is_not_enough(
     csms: Csms, control: Control
 ) -> None:
@@ -254,19 +293,49 @@ async def test_change_availability_is_scheduled_during_a_session(
     cp = csms.charge_points[CP_ID]
     res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
     assert res.status == "Scheduled"
+    n = len(csms.frames)
     await cp.call(call.RemoteStopTransaction(transaction_id=tx))
-    await csms.wait_call("StopTransaction")
-    # The change applies once the transaction has ended: Finishing while the EV stays plugged,
-    # then Unavailable; the charge point itself (connector 0) stays Available
+    stop = await csms.wait_call("StopTransaction", after=n)
+    # The change applies once the transaction has ended, and the CSMS is told so (1.6 5.2):
+    # Unavailable after the stop, the EV still plugged in (Charging -> Unavailable), where it
+    # heard Finishing until the unplug; the charge point itself (connector 0) stays Available
+    st = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
+    assert st.payload["status"] == "Unavailable", st.payload
+    assert csms.frames.index(stop) < csms.frames.index(st)
     await control("unplug")
-    await csms.wait_call("StatusNotification",
-                         lambda p: p["connectorId"] == 1 and p["status"] == "Unavailable")
+    await asyncio.sleep(0.5)
+    assert [f.payload["status"] for f in csms.calls("StatusNotification")[-1:]] == ["Unavailable"]
     assert not [f for f in csms.calls("StatusNotification")
                 if f.payload["connectorId"] == 0 and f.payload["status"] == "Unavailable"]
     res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
     assert res.status == "Rejected"
     res = await cp.call(call.ChangeAvailability(connector_id=0, type="Operative"))
     assert res.status == "Accepted"
+
+
+async def test_change_availability_after_a_stop_with_the_ev_still_plugged_in_is_reported(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.2: "When an availability change ... has happened, the Charge Point SHALL inform
+    # Central System of its new availability status with a StatusNotification". Finishing (the
+    # cable still in after a stop) hid it: Accepted, and nothing until the unplug.
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing")
+    n = len(csms.frames)
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1 and
+                         p["status"] == "Unavailable", after=n, timeout=10)
+    res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
+    assert res.status == "Rejected"
+    # Operative again, the cable still in: Preparing (1.6 4.9 has no Unavailable -> Finishing)
+    n = len(csms.frames)
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Operative"))
+    assert res.status == "Accepted"
+    st = await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n)
+    assert st.payload["status"] == "Preparing", st.payload
 
 
 async def test_unavailable_survives_a_reboot(csms: Csms, control: Control, sim: Simulator) -> None:

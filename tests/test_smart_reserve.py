@@ -122,6 +122,64 @@ async def test_cancel_and_expiry_free_the_connector(csms: Csms, control: Control
                          timeout=10)
 
 
+async def test_free_charging_starts_once_the_reservation_is_over(
+    csms: Csms, control: Control
+) -> None:
+    # An EV plugged into a connector reserved for another card waits (the reservation holds
+    # it), and charges once the reservation is cancelled or has expired: free charging needs
+    # no tap. It stayed Preparing until it was replugged.
+    cp = await _cp(csms)
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for rid, expiry in ((4, later), (5, soon)):
+        n = len(csms.frames)
+        assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=expiry, id_tag=OWNER,
+                                              reservation_id=rid))).status == "Accepted"
+        await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved", after=n)
+        await control("plug")
+        await control("charge")
+        await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing", after=n)
+        await asyncio.sleep(0.5)
+        assert len(csms.calls("StartTransaction")) == rid - 4, "started on a reserved connector"
+        if rid == 4:
+            assert (await cp.call(call.CancelReservation(reservation_id=4))).status == "Accepted"
+        start = await csms.wait_call("StartTransaction", after=n, timeout=10)
+        assert start.payload["idTag"] == "FREECHARGING" and "reservationId" not in start.payload
+        await control.wait_state(lambda s: s["relay"], "the relay to close")
+        await control("unplug")
+        await csms.wait_call("StopTransaction", after=n)
+        await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available",
+                             after=n)
+
+
+async def test_a_reservation_is_replaced_while_its_driver_is_plugged_in(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.13: a ReserveNow with the reservationId of a reservation held replaces it. With its
+    # driver's EV plugged in (Preparing) the extension was answered Occupied: the reservation
+    # then expired under him, and the connector was anyone's.
+    cp = await _cp(csms)
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=soon, id_tag=OWNER,
+                                          reservation_id=7))).status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved")
+    await control("plug")
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag=OWNER,
+                                          reservation_id=7))).status == "Accepted"
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag=STRANGER,
+                                          reservation_id=8))).status == "Occupied"
+    await asyncio.sleep(4)  # past the first expiry
+    res = await cp.call(call.RemoteStartTransaction(id_tag=STRANGER, connector_id=1))
+    assert res.status == "Rejected", "the reservation expired at its first expiryDate"
+    res = await cp.call(call.RemoteStartTransaction(id_tag=OWNER, connector_id=1))
+    assert res.status == "Accepted"
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == OWNER and start.payload["reservationId"] == 7
+
+
 async def test_reserve_a_busy_or_faulted_connector(csms: Csms, control: Control) -> None:
     cp = await _cp(csms)
     later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -182,6 +182,7 @@ class Connector:
         # A reservation was made, cancelled, taken or expired: the status follows at once.
         if r is None:
             self.release_reservations()  # the last one ended: out of the heap
+            self._try_start()  # a free-charging EV it held back starts now
         self._apply()
 
     # -- read-only views ---------------------------------------------------------------------
@@ -818,6 +819,7 @@ class Connector:
         if operative != self.operative:
             self.operative = operative
             if not operative:
+                self.finishing = False  # (operative again, the cable in: Preparing, 1.6 4.9)
                 self._drop_pending("unavailable")
                 if self.reservations is not None:
                     self.reservations.end(1, "unavailable")
@@ -865,10 +867,11 @@ class Connector:
             if not s["auth"] or offer.paused(self.offer_a) or not self._available():
                 return ("SuspendedEVSE", "NoError")
             return ("SuspendedEV", "NoError")
+        if not self._available():
+            # before Finishing: the CSMS hears its change has happened (1.6 5.2), cable in or not
+            return ("Unavailable", "NoError")
         if self.finishing and self.cp in ("B", "C", "D"):
             return ("Finishing", "NoError")
-        if not self._available():
-            return ("Unavailable", "NoError")
         if self.pending is not None or self.cp in ("B", "C", "D"):
             return ("Preparing", "NoError")
         if self.reservations is not None and self.reservations.reserved(1):

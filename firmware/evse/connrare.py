@@ -182,6 +182,8 @@ def change_availability(c, operative, whole=False):
                                   "cp": c.cp_wide})
         return "Scheduled"
     c._set_operative(operative)
+    if operative:
+        c._try_start()  # an EV plugged in meanwhile: free charging starts it now
     return "Accepted"
 
 
@@ -208,6 +210,12 @@ def set_free_charging(c, on):
     # plugged in starts at once when it goes on.
     st = c.config.set("BorneFreeCharging", "true" if on else "false")
     if st == "Accepted" and on:
-        c._try_start()
+        free_charging_on(c)
     c._apply()
     return st
+
+
+def free_charging_on(c):
+    # BorneFreeCharging went on (here, or by ChangeConfiguration: configuration.py): an EV
+    # already plugged in starts now, not at its next plug-in.
+    c._try_start()

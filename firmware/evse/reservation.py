@@ -102,11 +102,14 @@ class Reservations:
             log.warn(_TAG, "ReserveNow %r rejected: %s", reservation_id, why)
             return "Rejected"
         st = "Accepted"
+        old = self._find_id(reservation_id)
         if connector_status == "Faulted":
             st = "Faulted"
         elif connector_status == "Unavailable":
             st = "Unavailable"
-        elif connector_status in _OCCUPIED:
+        elif connector_status in _OCCUPIED and (old is None or connector_status != "Preparing"):
+            # (Preparing with this reservation held: its own driver plugged in or tapped; the
+            # same reservationId is replaced all the same, 1.6 5.13: an extended expiry holds)
             st = "Occupied"
         else:
             # Held by another reservation: its own on that connector, or (one connector) one
@@ -115,13 +118,11 @@ class Reservations:
                 if r[_RID] != reservation_id and (r[_CID] == cid or self.n == 1):
                     st = "Occupied"
                     break
-            if st == "Accepted" and connector_status == "Reserved" and self._find_id(
-                    reservation_id) is None:
+            if st == "Accepted" and connector_status == "Reserved" and old is None:
                 st = "Occupied"  # shown Reserved for a reservation this object does not hold
         if st != "Accepted":
             log.info(_TAG, "ReserveNow %r on connector %d: %s", reservation_id, cid, st)
             return st
-        old = self._find_id(reservation_id)
         new = [r for r in self._r if r is not old]
         rec = [cid, reservation_id, expiry, id_tag, parent_id_tag or None]
         new.append(rec)

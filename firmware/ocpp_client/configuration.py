@@ -43,6 +43,10 @@ def attach(s):
             from supervisor import rare
 
             s.after(rare, "ocpp_client.wsrare", "reconnect", s, what)
+        elif status == "Accepted" and key == "BorneFreeCharging" and cfg.get(key):
+            from supervisor import rare
+
+            rare("evse.connrare", "free_charging_on", s.connector)
         return {"status": status}
 
     return {"GetConfiguration": get_configuration, "ChangeConfiguration": change_configuration}

@@ -40,7 +40,9 @@ def attach(s):
         if fn is None:
             return {"status": "NotImplemented"}
         if cid is not None and cid not in (0, 1):
-            return {"status": "Rejected"}
+            if what in ("MeterValues", "StatusNotification"):
+                return {"status": "Rejected"}  # no such connector
+            cid = None  # 1.6 5.17: a connectorId the message has no use for is ignored
         if what == "BootNotification" and s.registration == "Accepted":
             return {"status": "Rejected"}
         s.after(fn, cid)

@@ -47,15 +47,17 @@ def attach(s):
             held[1] = None
 
     async def data_transfer(p):
-        if p.get("vendorId") != "borne":
+        # vendorId and messageId are CiStrings (1.6 DataTransfer.req): any case is ours.
+        if p["vendorId"].lower() != "borne":
             return {"status": "UnknownVendorId"}
-        if p.get("messageId") == "learnTag":
+        mid = (p.get("messageId") or "").lower()
+        if mid == "learntag":
             if s.reader is None or s.reader.failed:  # (ReaderFailure: no card would be read)
                 return {"status": "Rejected"}
             s.reader.learn(learned)
             s.events.add("learn_tag")
             return {"status": "Accepted"}
-        if p.get("messageId") == "logbook":
+        if mid == "logbook":
             # The driver logbook entry the cloud attaches to the current session.
             s.events.add("logbook", data=str(p.get("data", ""))[:200])
             return {"status": "Accepted"}

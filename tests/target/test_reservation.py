@@ -84,6 +84,11 @@ def test_replace_same_id_and_occupied_by_another():
     assert r.all() == [{"connectorId": 1, "reservationId": 20, "expiryDate": T + 7200,
                         "idTag": "TAG-B", "parentIdTag": None}]
     assert not r.may_start("TAG-A") and r.may_start("TAG-B")
+    # Its driver plugged in (Preparing): the same reservationId is still replaced (an extended
+    # expiry), another one is Occupied.
+    assert r.reserve(1, EXP, "TAG-C", None, 22, "Preparing", T) == "Occupied"
+    assert r.reserve(1, clock.iso(T + 9000), "TAG-B", None, 20, "Preparing", T) == "Accepted"
+    assert r.applying(1)["expiryDate"] == T + 9000
 
 
 def test_connector_zero():
