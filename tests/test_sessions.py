@@ -629,3 +629,19 @@ async def test_online_the_csms_hears_of_a_transaction_before_the_status_that_nam
     stop = await csms.wait_call("StopTransaction", after=n)
     calls = csms.calls()
     assert calls.index(stop) < calls.index(available), "Available reported before the stop"
+
+
+async def test_free_charging_starts_once_the_meter_is_back(csms: Csms, control: Control) -> None:
+    # An EV plugged in while the meter was down (no energy may flow unmeasured) charges once the
+    # meter answers again: it stayed Preparing until it was replugged.
+    await _ready(csms, BorneFreeCharging="true")
+    assert (await control("fault", kind="meter_down"))["ok"]
+    await csms.wait_call("StatusNotification", lambda p: p["errorCode"] == "PowerMeterFailure")
+    await control("plug")
+    await control("charge")
+    await asyncio.sleep(1)
+    assert not csms.calls("StartTransaction")
+    assert (await control("fault", kind="clear"))["ok"]
+    start = await csms.wait_call("StartTransaction", timeout=15)
+    assert start.payload["idTag"] == "FREECHARGING"
+    await control.wait_state(lambda s: s["relay"], "the relay to close")

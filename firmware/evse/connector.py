@@ -351,6 +351,7 @@ class Connector:
             log.info(_TAG, "fault %s cleared", kind)
             self.events.add("fault_cleared", what=kind)
             self._apply()
+            self._try_start()  # a free-charging EV plugged in meanwhile: no replug needed
 
     def device_fault(self, code, active):
         # A peripheral fault from the drivers (OCPP ChargePointErrorCode). A failed meter opens
@@ -921,3 +922,5 @@ class Connector:
         if on:
             self._drop_pending("unavailable")
         self._apply()
+        if not on:
+            self._try_start()
