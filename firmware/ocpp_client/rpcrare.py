@@ -17,10 +17,20 @@ _TAG = "rpc"
 
 
 async def garbage(r, raw, why):
-    # A frame that does not parse: answer the CALL it seems to be, if any.
+    # A frame that does not parse: answer the CALL it seems to be, if any. One that is not UTF-8
+    # fails the connection instead (RFC 6455 8.1: 1007, no answer); the session reconnects.
+    from supervisor import rare
+
     kind, mid = sniff(raw)
+    text = rare("ocpp_client.mend", "utf8_ok", raw)
+    if not text:
+        why = "not valid UTF-8"
     if r.on_bad:
         r.on_bad("InvalidMessages", why)
+    if not text and r.ws is not None:
+        log.warn(_TAG, "frame (%d bytes, id %s) is %s: closing the link (1007)", len(raw), mid,
+                 why)
+        await rare("ocpp_client.wsrare", "fail", r.ws, 10)  # (wsrare.BAD_TEXT)
     if kind in (_RESULT, _ERROR):
         log.warn(_TAG, "answer %s is %s: ignored", mid, why)
         return

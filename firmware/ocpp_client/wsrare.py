@@ -12,12 +12,15 @@ import log
 from ocpp_client.ws import OP_CLOSE, WsClosed, WsError
 from supervisor import within
 
-# ws.py's violation numbers (_RSV .. _HUGE) -> what is wrong; the last is a 1009 (too big),
-# the others 1002 (protocol error).
+# ws.py's violation numbers (_RSV .. _HUGE) -> what is wrong, and BAD_TEXT (a text message that
+# is not UTF-8: the RPC layer finds it); _HUGE is a 1009 (too big), BAD_TEXT a 1007 (RFC 6455
+# 8.1), the others 1002 (protocol error).
 _WHY = ("reserved bits set", "server frames must not be masked", "bad frame length",
         "control frame fragmented or over 125 bytes", "close frame with a 1-byte body",
         "unknown control opcode %d", "continuation frame without a message",
-        "new message inside a fragmented one", "unknown opcode %d", "message over %d bytes")
+        "new message inside a fragmented one", "unknown opcode %d", "message over %d bytes",
+        "text message is not valid UTF-8")
+BAD_TEXT = 10
 
 
 async def _close(ws, payload):
@@ -35,7 +38,7 @@ async def fail(ws, why, arg=None):
     text = _WHY[why]
     if arg is not None:
         text = text % arg
-    await _close(ws, struct.pack("!H", 1009 if why == len(_WHY) - 1 else 1002))
+    await _close(ws, struct.pack("!H", 1009 if why == 9 else 1007 if why == BAD_TEXT else 1002))
     raise WsError(text)
 
 
