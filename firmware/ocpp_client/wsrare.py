@@ -43,13 +43,19 @@ async def fail(ws, why, arg=None):
 
 
 async def closed(ws, n):
-    # The server's close frame, its n-byte body in ws._ctl: echo its code, raise WsClosed.
+    # The server's close frame, its n-byte body in ws._ctl: echo its code, raise WsClosed (the
+    # session backs off: "by peer"). A code no endpoint may send (RFC 6455 7.4: 1005, 1006, 1015,
+    # under 1000, unassigned) is answered 1002, not echoed; a reason that is not UTF-8 1007 (8.1).
     if n == 1:
         await fail(ws, 4)  # a 1-byte body
     ctl = ws._ctl
     code = ctl[0] << 8 | ctl[1] if n >= 2 else 1005
-    await _close(ws, struct.pack("!H", code) if n >= 2 else b"")
-    reason = bytes(ctl[2:n]).decode("utf-8", "replace") if n > 2 else ""
+    ans = code if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999 else 1002
+    try:
+        reason = str(bytes(ctl[2:n]), "utf-8") if n > 2 else ""
+    except UnicodeError:
+        reason, ans = "(reason not UTF-8)", 1007
+    await _close(ws, struct.pack("!H", ans) if n >= 2 else b"")
     raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
 
 
