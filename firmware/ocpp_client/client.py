@@ -271,10 +271,11 @@ class OcppClient:
             self._end.set()
 
     async def _watch(self, ws):
-        # Ping at WebSocketPingInterval; no frame at all for two intervals means the socket is
-        # half-open: drop it rather than show "connected" on a dead link. Checked every second,
-        # so a changed interval takes effect at once. The heartbeat's timer too (_beat_due): no
-        # timeout task kept by the idle worker.
+        # Ping at WebSocketPingInterval; nothing received for two intervals (ws.last_rx_ms: any
+        # read, a long message arriving too) means the socket is half-open: drop it rather than
+        # show "connected" on a dead link. Checked every second, so a changed interval takes
+        # effect at once. The heartbeat's timer too (_beat_due): no timeout task kept by the
+        # idle worker.
         from supervisor import within
 
         last_ping = time.ticks_ms()

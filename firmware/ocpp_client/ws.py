@@ -198,6 +198,9 @@ class WebSocket:
             if not k:
                 raise WsClosed("connection closed mid-frame (%d of %d bytes)" % (got, n))
             got += k
+            # Every read is a sign of life: a long message on a slow link is no silence (the
+            # half-open watch, client.py; the pongs to its pings queue behind the message).
+            self.last_rx_ms = _ticks()
 
     async def _skip(self, n):
         # Read and drop n bytes, using the receive buffer past the kept head as scratch.
@@ -241,7 +244,6 @@ class WebSocket:
         # -> (fin, opcode, payload length) of the next frame.
         h = self._h
         await self._fill(self._hv[:2])
-        self.last_rx_ms = _ticks()
         b0 = h[0]
         b1 = h[1]
         if b0 & 0x70:
