@@ -16,6 +16,14 @@ _FORMATION = "FormationViolation"
 _TAG = "rpc"
 
 
+def _deaf(r, mid):
+    # While the CSMS has Rejected the BootNotification no CALL is answered (rpc.py Rpc.deaf),
+    # a broken one neither. -> True then, said.
+    if r.deaf:
+        log.warn(_TAG, "frame (id %s) not answered while Rejected", mid)
+    return r.deaf
+
+
 async def garbage(r, raw, why):
     # A frame that does not parse: answer the CALL it seems to be, if any. One that is not UTF-8
     # fails the connection instead (RFC 6455 8.1: 1007, no answer); the session reconnects.
@@ -34,6 +42,8 @@ async def garbage(r, raw, why):
     if kind in (_RESULT, _ERROR):
         log.warn(_TAG, "answer %s is %s: ignored", mid, why)
         return
+    if _deaf(r, mid):
+        return
     log.warn(_TAG, "frame (%d bytes, id %s) is %s: FormationViolation", len(raw), mid, why)
     await r._error(mid, _FORMATION, "frame is " + why)
 
@@ -50,6 +60,8 @@ async def bad_frame(r, raw, msg):
         return
     mid = msg[1] if len(msg) > 1 else None
     if kind == _CALL:
+        if _deaf(r, mid):
+            return
         log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
         return await r._error(None, _FORMATION, "bad message id")
     log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
@@ -95,6 +107,6 @@ async def too_big(r, e):
     kind, mid = sniff(e.head)
     log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
              e.size, e.limit, kind, mid)
-    if kind == _CALL and mid:
+    if kind == _CALL and mid and not _deaf(r, mid):
         await r._error(mid, _FORMATION,
                        "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))

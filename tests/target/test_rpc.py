@@ -242,6 +242,30 @@ async def test_oversize_messages_are_answered_by_the_id_in_their_head():
     assert logs.warned("40000 bytes over the 16384-byte limit")
 
 
+async def test_while_rejected_not_even_a_broken_call_is_answered():
+    # OCPP 1.6 4.2: "While Rejected, the Charge Point SHALL NOT respond to any Central System
+    # initiated message": a frame that does not parse, a CALL with a bad id, one over the limit
+    # included. Each is logged.
+    rpc = Rpc({"Reset": echo})
+    rpc.deaf = True
+    with Logs() as logs:
+        sent, why = await serve_all(
+            rpc,
+            "this is not json",
+            '[2, "trunc-1", "Reset", {"type": ',
+            '[2, 17, "Reset", {"type": "Soft"}]',
+            WsTooBig(40000, 16384, b'[2,"big-7","DataTransfer",{"vendorId":"x","data":"zzzz'),
+            '[2, "short", "Reset"]',
+            '[2, "ok", "Reset", {"type": "Soft"}]',
+        )
+    assert sent == [] and isinstance(why, WsClosed), sent
+    quiet = [w for w in logs.warnings() if "not answered while Rejected" in w]
+    assert len(quiet) == 6, logs.warnings()
+    rpc.deaf = False
+    sent, _ = await serve_all(rpc, '[2, "trunc-2", "Reset", {"type": ')
+    assert errors(sent) == [("trunc-2", "FormationViolation")]
+
+
 async def test_answers_with_unknown_ids_are_logged_and_ignored():
     rpc = Rpc({})
     with Logs() as logs:
