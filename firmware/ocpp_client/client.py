@@ -213,10 +213,11 @@ class OcppClient:
                 self.connected = False
             ws = None  # its socket and TLS context are garbage through the pause
             self._publish()
-            # The backoff goes on only past a session the CSMS itself closed (a close frame)
-            # before it proved itself by lasting: one that upgrades and closes at once (1008 for
-            # an unknown id, a draining balancer) would otherwise be hit every 1-2 s for ever. A
-            # link the network took (silence, a reset) restarts it: back in 1-2 s.
+            # The backoff goes on only past a session the CSMS itself closed (a close frame, or
+            # a protocol violation of its: wsrare.fail) before it proved itself by lasting: one
+            # that upgrades and closes at once (1008 for an unknown id, a draining balancer)
+            # would otherwise be hit every 1-2 s for ever. A link the network took (silence, a
+            # reset) restarts it: back in 1-2 s.
             if (time.ticks_diff(time.ticks_ms(), t0) >= _PROVEN_MS
                     or "by peer" not in str(reason)):
                 attempt = 0

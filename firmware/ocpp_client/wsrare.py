@@ -34,12 +34,14 @@ async def _close(ws, payload):
 
 
 async def fail(ws, why, arg=None):
-    # A protocol violation (_WHY[why], its %d from `arg`): close with its code and raise.
+    # A protocol violation (_WHY[why], its %d from `arg`): close with its code and raise. Said
+    # "by peer": the session backs off as after the server's close (client.py run()), not
+    # retried every 1-2 s as a link the network took.
     text = _WHY[why]
     if arg is not None:
         text = text % arg
     await _close(ws, struct.pack("!H", 1009 if why == 9 else 1007 if why == BAD_TEXT else 1002))
-    raise WsError(text)
+    raise WsError("protocol error by peer: " + text)
 
 
 async def closed(ws, n):
