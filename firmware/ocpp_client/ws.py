@@ -185,7 +185,9 @@ class WebSocket:
 
     # -- receiving -----------------------------------------------------------------------
     async def _fill(self, mv):
-        # Fill mv completely from the stream.
+        # Fill mv completely from the stream. Every read is a sign of life: a long message on a
+        # slow link is no silence (the half-open watch, client.py; the pongs to its pings queue
+        # behind the message).
         n = len(mv)
         got = 0
         r = self.r
@@ -196,10 +198,8 @@ class WebSocket:
             if k is None:
                 continue  # TLS: a record with no application data yet
             if not k:
-                raise WsClosed("connection closed mid-frame (%d of %d bytes)" % (got, n))
+                raise WsClosed("connection closed mid-frame")
             got += k
-            # Every read is a sign of life: a long message on a slow link is no silence (the
-            # half-open watch, client.py; the pongs to its pings queue behind the message).
             self.last_rx_ms = _ticks()
 
     async def _skip(self, n):
