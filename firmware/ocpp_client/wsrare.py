@@ -46,10 +46,11 @@ async def fail(ws, why, arg=None):
 
 async def closed(ws, n):
     # The server's close frame, its n-byte body in ws._ctl: echo its code, raise WsClosed (the
-    # session backs off: "by peer"). A code no endpoint may send (RFC 6455 7.4: 1005, 1006, 1015,
+    # session backs off: "by peer"; not when it answers our own close). A code no endpoint may send (RFC 6455 7.4: 1005, 1006, 1015,
     # under 1000, unassigned) is answered 1002, not echoed; a reason that is not UTF-8 1007 (8.1).
     if n == 1:
         await fail(ws, 4)  # a 1-byte body
+    ours = ws.closed  # the server answers our close (hang_up): no refusal of the CSMS
     ctl = ws._ctl
     code = ctl[0] << 8 | ctl[1] if n >= 2 else 1005
     ans = code if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999 else 1002
@@ -58,7 +59,8 @@ async def closed(ws, n):
     except UnicodeError:
         reason, ans = "(reason not UTF-8)", 1007
     await _close(ws, struct.pack("!H", ans) if n >= 2 else b"")
-    raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
+    raise WsClosed("closed %s (%d%s)" % ("on our close" if ours else "by peer", code,
+                                         " " + reason if reason else ""))
 
 
 async def hang_up(ws, code):

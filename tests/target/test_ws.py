@@ -167,6 +167,18 @@ async def test_a_close_code_no_endpoint_may_send_or_a_reason_not_utf8_is_not_ech
         assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", ans))], (code, reason, s.out)
 
 
+async def test_the_answer_to_our_own_close_is_no_close_by_the_peer():
+    # hang_up (a reconnection with new credentials, a repeat that needs a new connection): the
+    # server's close answers ours; the session must not take it for a refusal and back off.
+    from ocpp_client import wsrare
+
+    ws, s = sock(frame(8, struct.pack("!H", 1000)))
+    await wsrare._close(ws, struct.pack("!H", 1000))
+    e = await raises(ws.recv(), WsClosed)
+    assert "by peer" not in str(e) and "1000" in str(e), e
+    assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", 1000))]  # ours, sent once
+
+
 async def test_masked_server_frame_fails_the_connection():
     ws, s = sock(frame(1, "hello", mask=b"\x01\x02\x03\x04"))
     e = await raises(ws.recv(), WsError)
