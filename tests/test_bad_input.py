@@ -177,3 +177,45 @@ async def test_half_open_link_is_detected_by_ping(csms: Csms, flash: Path) -> No
     finally:
         await sim.stop()
         print("\n".join(sim.agent.all_lines if sim.agent else []))
+
+
+async def test_a_text_frame_that_is_not_utf8_fails_the_connection_with_1007(
+    csms: Csms, sim: Simulator
+) -> None:
+    # RFC 6455 8.1: text that is not UTF-8 fails the WebSocket connection (close code 1007), with
+    # no answer; the charger reconnects without a new boot and answers on the new link.
+    await _booted(csms)
+    assert sim.agent is not None
+    for i, bad in enumerate((b"\xff", b"\xed\xa0\x80")):  # refused by json / taken by it
+        n = csms.connects
+        csms.write_raw(CP_ID, ws_frame(1, b'[2, "u8-%d", "DataTransfer", {"vendorId": "' % i
+                                       + bad + b'"}]'))
+        await csms.wait_for(lambda i=i: (CP_ID, 1007) in csms.close_codes[i:], 10,
+                            "the charger to close the link with 1007")
+        await csms.wait_for(lambda n=n: csms.connects > n and CP_ID in csms.connections, 20,
+                            "the charger to reconnect")
+    assert csms.close_codes == [(CP_ID, 1007)] * 2
+    assert not [f for f in csms.answers() if f.msg[1] in ("u8-0", "u8-1")]
+    assert await _err(csms, _call("after-1", "MakeCoffee", {}), "after-1") == "NotImplemented"
+    assert len(csms.calls("BootNotification")) == 1
+
+
+async def test_a_close_reason_that_is_not_utf8_is_a_close_by_the_csms(
+    csms: Csms, sim: Simulator
+) -> None:
+    # A CSMS refusing with a Latin-1 reason: the charger answers 1007 (RFC 6455 8.1) and takes it
+    # as a close by the CSMS (backed off when it repeats), not as a failure of its own.
+    await _booted(csms)
+    assert sim.agent is not None
+    reason = "Gerät gesperrt".encode("latin-1")
+    csms.write_raw(CP_ID, ws_frame(8, (1008).to_bytes(2, "big") + reason))
+    await csms.wait_for(lambda: csms.close_codes == [(CP_ID, 1007)], 10,
+                        "the charger to answer the close with 1007")
+    await sim.agent.wait_line(r"link lost: WsClosed closed by peer \(1008")
+    await csms.wait_for(lambda: csms.connects >= 2 and CP_ID in csms.connections, 20,
+                        "the charger to reconnect")
+    # A code no endpoint may send (RFC 6455 7.4.1) is answered 1002, not echoed.
+    csms.write_raw(CP_ID, ws_frame(8, (1005).to_bytes(2, "big")))
+    await csms.wait_for(lambda: csms.close_codes[1:] == [(CP_ID, 1002)], 10,
+                        "the charger to answer the close with 1002")
+    assert len(csms.calls("BootNotification")) == 1

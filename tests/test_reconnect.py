@@ -53,7 +53,8 @@ async def _close_after_upgrade(conn: ServerConnection) -> None:
     await conn.close(1008, "unknown charge point")
 
 
-@pytest.mark.parametrize("refusal", ["close after the upgrade", "close after the request"])
+@pytest.mark.parametrize("refusal", ["close after the upgrade", "close after the request",
+                                     "text not UTF-8 after the upgrade"])
 async def test_a_csms_that_closes_at_once_is_backed_off(flash: Path, refusal: str) -> None:
     # Each pause at least doubles: 1-2 s, 2-4 s, 4-8 s (it was 1-2 s for ever: ~20 connects a
     # minute against a CSMS that sends 1008 for an unknown id, or a draining load balancer).
@@ -70,8 +71,17 @@ async def test_a_csms_that_closes_at_once_is_backed_off(flash: Path, refusal: st
         connects += 1
         await _close_after_upgrade(conn)
 
-    if refusal == "close after the upgrade":
-        server = await serve(upgrade_then_close, "127.0.0.1", 0,
+    async def upgrade_then_bad_text(conn: ServerConnection) -> None:
+        # A CSMS that fails the protocol (RFC 6455 8.1: the charger fails the link with 1007)
+        nonlocal connects
+        connects += 1
+        conn.transport.write(b"\x81\x01\xff")
+        await conn.wait_closed()
+
+    if refusal != "close after the request":
+        handler = upgrade_then_close if refusal == "close after the upgrade" else (
+            upgrade_then_bad_text)
+        server = await serve(handler, "127.0.0.1", 0,
                              subprotocols=["ocpp1.6"])  # type: ignore[list-item]
         pause = r"link lost: .*; reconnect in (\d+) ms"
     else:

@@ -213,10 +213,11 @@ class OcppClient:
                 self.connected = False
             ws = None  # its socket and TLS context are garbage through the pause
             self._publish()
-            # The backoff goes on only past a session the CSMS itself closed (a close frame)
-            # before it proved itself by lasting: one that upgrades and closes at once (1008 for
-            # an unknown id, a draining balancer) would otherwise be hit every 1-2 s for ever. A
-            # link the network took (silence, a reset) restarts it: back in 1-2 s.
+            # The backoff goes on only past a session the CSMS itself closed (a close frame, or
+            # a protocol violation of its: wsrare.fail) before it proved itself by lasting: one
+            # that upgrades and closes at once (1008 for an unknown id, a draining balancer)
+            # would otherwise be hit every 1-2 s for ever. A link the network took (silence, a
+            # reset) restarts it: back in 1-2 s.
             if (time.ticks_diff(time.ticks_ms(), t0) >= _PROVEN_MS
                     or "by peer" not in str(reason)):
                 attempt = 0
@@ -271,10 +272,11 @@ class OcppClient:
             self._end.set()
 
     async def _watch(self, ws):
-        # Ping at WebSocketPingInterval; no frame at all for two intervals means the socket is
-        # half-open: drop it rather than show "connected" on a dead link. Checked every second,
-        # so a changed interval takes effect at once. The heartbeat's timer too (_beat_due): no
-        # timeout task kept by the idle worker.
+        # Ping at WebSocketPingInterval; nothing received for two intervals (ws.last_rx_ms: any
+        # read, a long message arriving too) means the socket is half-open: drop it rather than
+        # show "connected" on a dead link. Checked every second, so a changed interval takes
+        # effect at once. The heartbeat's timer too (_beat_due): no timeout task kept by the
+        # idle worker.
         from supervisor import within
 
         last_ping = time.ticks_ms()

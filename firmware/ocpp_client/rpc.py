@@ -2,7 +2,8 @@
 # CALLERROR [4,id,code,description,details]. At most one outstanding CALL of ours; the CSMS's
 # calls are answered while we wait. Every incoming CALL is checked against the 1.6 rules
 # (validate.py) before its handler runs, and every malformed frame gets the spec's reaction and a
-# log line; nothing the CSMS sends can end the session except a broken transport.
+# log line; nothing the CSMS sends can end the session except a broken transport, or a text
+# message that is not UTF-8 (RFC 6455 8.1: the connection is failed with 1007, rpcrare.garbage).
 import asyncio
 import json
 import os

@@ -16,13 +16,36 @@ _FORMATION = "FormationViolation"
 _TAG = "rpc"
 
 
+def _deaf(r, mid):
+    # While the CSMS has Rejected the BootNotification no CALL is answered (rpc.py Rpc.deaf),
+    # a broken one neither. -> True then, said.
+    if r.deaf:
+        log.warn(_TAG, "frame (id %s) not answered while Rejected", mid)
+    return r.deaf
+
+
 async def garbage(r, raw, why):
-    # A frame that does not parse: answer the CALL it seems to be, if any.
+    # A frame that does not parse: answer the CALL it seems to be, if any. One that is not UTF-8
+    # fails the connection instead (RFC 6455 8.1: 1007, no answer); the session reconnects.
+    from supervisor import rare
+
     kind, mid = sniff(raw)
+    try:
+        text = rare("ocpp_client.mend", "utf8_ok", raw)
+    except MemoryError:  # no room for the check: answered as any frame that does not parse
+        text = True
+    if not text:
+        why = "not valid UTF-8"
     if r.on_bad:
         r.on_bad("InvalidMessages", why)
+    if not text and r.ws is not None:
+        log.warn(_TAG, "frame (%d bytes, id %s) is %s: closing the link (1007)", len(raw), mid,
+                 why)
+        await rare("ocpp_client.wsrare", "fail", r.ws, 10)  # (wsrare.BAD_TEXT)
     if kind in (_RESULT, _ERROR):
         log.warn(_TAG, "answer %s is %s: ignored", mid, why)
+        return
+    if _deaf(r, mid):
         return
     log.warn(_TAG, "frame (%d bytes, id %s) is %s: FormationViolation", len(raw), mid, why)
     await r._error(mid, _FORMATION, "frame is " + why)
@@ -40,6 +63,8 @@ async def bad_frame(r, raw, msg):
         return
     mid = msg[1] if len(msg) > 1 else None
     if kind == _CALL:
+        if _deaf(r, mid):
+            return
         log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
         return await r._error(None, _FORMATION, "bad message id")
     log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
@@ -85,6 +110,6 @@ async def too_big(r, e):
     kind, mid = sniff(e.head)
     log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
              e.size, e.limit, kind, mid)
-    if kind == _CALL and mid:
+    if kind == _CALL and mid and not _deaf(r, mid):
         await r._error(mid, _FORMATION,
                        "message of %d bytes is over the %d-byte limit" % (e.size, e.limit))

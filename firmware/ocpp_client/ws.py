@@ -185,7 +185,9 @@ class WebSocket:
 
     # -- receiving -----------------------------------------------------------------------
     async def _fill(self, mv):
-        # Fill mv completely from the stream.
+        # Fill mv completely from the stream. Every read is a sign of life: a long message on a
+        # slow link is no silence (the half-open watch, client.py; the pongs to its pings queue
+        # behind the message).
         n = len(mv)
         got = 0
         r = self.r
@@ -196,8 +198,9 @@ class WebSocket:
             if k is None:
                 continue  # TLS: a record with no application data yet
             if not k:
-                raise WsClosed("connection closed mid-frame (%d of %d bytes)" % (got, n))
+                raise WsClosed("connection closed mid-frame")
             got += k
+            self.last_rx_ms = _ticks()
 
     async def _skip(self, n):
         # Read and drop n bytes, using the receive buffer past the kept head as scratch.
@@ -241,7 +244,6 @@ class WebSocket:
         # -> (fin, opcode, payload length) of the next frame.
         h = self._h
         await self._fill(self._hv[:2])
-        self.last_rx_ms = _ticks()
         b0 = h[0]
         b1 = h[1]
         if b0 & 0x70:

@@ -12,12 +12,15 @@ import log
 from ocpp_client.ws import OP_CLOSE, WsClosed, WsError
 from supervisor import within
 
-# ws.py's violation numbers (_RSV .. _HUGE) -> what is wrong; the last is a 1009 (too big),
-# the others 1002 (protocol error).
+# ws.py's violation numbers (_RSV .. _HUGE) -> what is wrong, and BAD_TEXT (a text message that
+# is not UTF-8: the RPC layer finds it); _HUGE is a 1009 (too big), BAD_TEXT a 1007 (RFC 6455
+# 8.1), the others 1002 (protocol error).
 _WHY = ("reserved bits set", "server frames must not be masked", "bad frame length",
         "control frame fragmented or over 125 bytes", "close frame with a 1-byte body",
         "unknown control opcode %d", "continuation frame without a message",
-        "new message inside a fragmented one", "unknown opcode %d", "message over %d bytes")
+        "new message inside a fragmented one", "unknown opcode %d", "message over %d bytes",
+        "text message is not valid UTF-8")
+BAD_TEXT = 10
 
 
 async def _close(ws, payload):
@@ -31,23 +34,33 @@ async def _close(ws, payload):
 
 
 async def fail(ws, why, arg=None):
-    # A protocol violation (_WHY[why], its %d from `arg`): close with its code and raise.
+    # A protocol violation (_WHY[why], its %d from `arg`): close with its code and raise. Said
+    # "by peer": the session backs off as after the server's close (client.py run()), not
+    # retried every 1-2 s as a link the network took.
     text = _WHY[why]
     if arg is not None:
         text = text % arg
-    await _close(ws, struct.pack("!H", 1009 if why == len(_WHY) - 1 else 1002))
-    raise WsError(text)
+    await _close(ws, struct.pack("!H", 1009 if why == 9 else 1007 if why == BAD_TEXT else 1002))
+    raise WsError("protocol error by peer: " + text)
 
 
 async def closed(ws, n):
-    # The server's close frame, its n-byte body in ws._ctl: echo its code, raise WsClosed.
+    # The server's close frame, its n-byte body in ws._ctl: echo its code, raise WsClosed (the
+    # session backs off: "by peer"; not when it answers our own close). A code no endpoint may send (RFC 6455 7.4: 1005, 1006, 1015,
+    # under 1000, unassigned) is answered 1002, not echoed; a reason that is not UTF-8 1007 (8.1).
     if n == 1:
         await fail(ws, 4)  # a 1-byte body
+    ours = ws.closed  # the server answers our close (hang_up): no refusal of the CSMS
     ctl = ws._ctl
     code = ctl[0] << 8 | ctl[1] if n >= 2 else 1005
-    await _close(ws, struct.pack("!H", code) if n >= 2 else b"")
-    reason = bytes(ctl[2:n]).decode("utf-8", "replace") if n > 2 else ""
-    raise WsClosed("closed by peer (%d%s)" % (code, " " + reason if reason else ""))
+    ans = code if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999 else 1002
+    try:
+        reason = str(bytes(ctl[2:n]), "utf-8") if n > 2 else ""
+    except UnicodeError:
+        reason, ans = "(reason not UTF-8)", 1007
+    await _close(ws, struct.pack("!H", ans) if n >= 2 else b"")
+    raise WsClosed("closed %s (%d%s)" % ("on our close" if ours else "by peer", code,
+                                         " " + reason if reason else ""))
 
 
 async def hang_up(ws, code):

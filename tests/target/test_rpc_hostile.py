@@ -6,13 +6,15 @@
 # earlier call included), and a given message id is the one sent.
 import asyncio
 import json
+import struct
 import time
 
 from mphelp import Logs
 from ocpp_client import rpc as rpcmod
 from ocpp_client import mend
 from ocpp_client.rpc import Rpc, CallTimeout
-from ocpp_client.ws import WsClosed
+from ocpp_client.ws import WebSocket, WsClosed, WsError
+from test_ws import Stream, client_frames, frame
 
 
 class RawWs:
@@ -102,17 +104,30 @@ def test_unsurrogate_leaves_clean_strings_alone():
         assert not mend.utf8_ok(bad), bad
 
 
-async def test_raw_bytes_that_are_not_utf8_get_formation_violation():
+async def test_raw_bytes_that_are_not_utf8_fail_the_connection_with_1007():
+    # RFC 6455 8.1: a text message that is not UTF-8 fails the WebSocket connection (close code
+    # 1007), whether MicroPython's json refuses it (a stray byte, a cut sequence) or takes it
+    # (overlong forms, encoded surrogates, past U+10FFFF); it gets no answer, later frames none
+    # either, and the session reconnects.
     async def dt(p):
         return {"status": "Accepted", "data": p.get("data", "")}
 
-    r = Rpc({"DataTransfer": dt})
-    frames = [b'[2, "u%d", "DataTransfer", {"vendorId": "v", "data": "' + bad + b'"}]'
-              for bad in (b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\xe0\x80\x80")]
-    frames = [f.replace(b"%d", str(i).encode()) for i, f in enumerate(frames)]
-    sent = await serve_all(r, *frames)
-    assert [json.loads(t)[:3] for t in sent] == [[4, "u%d" % i, "FormationViolation"]
-                                                 for i in range(4)], sent
+    for bad in (b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\xe0\x80\x80", b"\xff",
+                b"\xc3(", b"\x80", b"\xe2\x82"):
+        call = b'[2, "u1", "DataTransfer", {"vendorId": "v", "data": "' + bad + b'"}]'
+        ok = b'[2, "u2", "DataTransfer", {"vendorId": "v"}]'
+        s = Stream(frame(1, call) + frame(1, ok), chunk=4096)
+        why = await Rpc({"DataTransfer": dt}).serve(WebSocket(s, s, 1024))
+        assert isinstance(why, WsError) and "UTF-8" in str(why), (bad, why)
+        assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", 1007))], (bad, s.out)
+    # Split over fragments, the same; text that is UTF-8 is answered as ever.
+    s = Stream(frame(1, b'[2, "u3", "DataTransfer", {"vendorId": "v", "data": "\xc3', fin=False)
+               + frame(0, b'\xa9"}]') + frame(1, b'[2, "u4", "DataTransfer", {"vendorId": "\xc3"}]'))
+    why = await Rpc({"DataTransfer": dt}).serve(WebSocket(s, s, 1024))
+    fr = client_frames(s.out)
+    assert [json.loads(b) for _, op, b in fr if op == 1] == [
+        [3, "u3", {"status": "Accepted", "data": "\u00e9"}]], fr
+    assert fr[-1] == (0x80, 8, struct.pack("!H", 1007)) and "UTF-8" in str(why), (fr, why)
 
 
 async def test_absurd_numbers_get_a_callerror_never_a_result():

@@ -152,6 +152,33 @@ async def test_close_frame_is_answered_and_raises():
     await raises(ws.send("x"), WsClosed)
 
 
+async def test_a_close_code_no_endpoint_may_send_or_a_reason_not_utf8_is_not_echoed():
+    # RFC 6455 7.4: 1005, 1006, 1015 and codes under 1000 or unassigned are never sent in a close
+    # frame (answered 1002); 8.1: a reason that is not UTF-8 is answered 1007. Either way the
+    # server closed: WsClosed "by peer" (the session backs off), never another exception.
+    cases = [(1005, b"", 1002), (1006, b"", 1002), (1015, b"", 1002), (999, b"", 1002),
+             (2000, b"", 1002), (5000, b"", 1002), (1004, b"", 1002), (1012, b"", 1012),
+             (4001, b"", 4001), (1008, "Gerät".encode(), 1008), (1008, b"Ger\xe4t", 1007),
+             (1000, b"\xff", 1007)]
+    for code, reason, ans in cases:
+        ws, s = sock(frame(8, struct.pack("!H", code) + reason))
+        e = await raises(ws.recv(), WsClosed)
+        assert "by peer (%d" % code in str(e), (code, e)
+        assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", ans))], (code, reason, s.out)
+
+
+async def test_the_answer_to_our_own_close_is_no_close_by_the_peer():
+    # hang_up (a reconnection with new credentials, a repeat that needs a new connection): the
+    # server's close answers ours; the session must not take it for a refusal and back off.
+    from ocpp_client import wsrare
+
+    ws, s = sock(frame(8, struct.pack("!H", 1000)))
+    await wsrare._close(ws, struct.pack("!H", 1000))
+    e = await raises(ws.recv(), WsClosed)
+    assert "by peer" not in str(e) and "1000" in str(e), e
+    assert client_frames(s.out) == [(0x80, 8, struct.pack("!H", 1000))]  # ours, sent once
+
+
 async def test_masked_server_frame_fails_the_connection():
     ws, s = sock(frame(1, "hello", mask=b"\x01\x02\x03\x04"))
     e = await raises(ws.recv(), WsError)

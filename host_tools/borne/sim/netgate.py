@@ -17,6 +17,7 @@ class NetGate:
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
+        self.down_rate = 0  # bytes/s toward the agent (a slow link); 0: as fast as loopback
         self._up_event = asyncio.Event()
         self._up_event.set()
 
@@ -61,15 +62,23 @@ class NetGate:
         self._pairs.discard(pair)
         pair = (w, uw)
         self._pairs.add(pair)
-        await asyncio.gather(self._pipe(r, uw), self._pipe(ur, w), return_exceptions=True)
+        await asyncio.gather(self._pipe(r, uw), self._pipe(ur, w, down=True),
+                             return_exceptions=True)
         self._pairs.discard(pair)
         for x in (w, uw):
             with contextlib.suppress(Exception):
                 x.close()
 
-    async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, r: asyncio.StreamReader, w: asyncio.StreamWriter, down: bool = False
+    ) -> None:
         while data := await r.read(4096):
-            if self.up:  # cut: the bytes are lost on the air
-                w.write(data)
-                await w.drain()
+            rate = self.down_rate if down else 0
+            step = 512 if rate else len(data)
+            for i in range(0, len(data), step):
+                if self.up:  # cut: the bytes are lost on the air
+                    w.write(data[i : i + step])
+                    await w.drain()
+                if rate:
+                    await asyncio.sleep(step / rate)
         w.close()
