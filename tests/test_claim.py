@@ -325,6 +325,50 @@ async def test_unclaim_during_a_session_stops_it_and_reports_the_stop(
     assert not any("never delivered" in ln for ln in sim.agent.all_lines)
 
 
+async def test_a_claim_for_the_same_csms_keeps_a_session_charging(
+    csms: Csms, flash: Path
+) -> None:
+    # The owner moves the charger to a new home Wi-Fi (the setup button's hotspot, a claim for
+    # the same CSMS) while a car charges: the settings change without a restart, so the session
+    # charges on (a restart ended it as a PowerLoss, the car left waiting in Preparing) and the
+    # link is made again with the new settings.
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    async with running(csim), controlling(csim) as ctl:
+        await claim_through_the_hotspot(csim, csms)
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        cp = csms.charge_points[CP_ID]
+        res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+        assert res.status == "Accepted"
+        await ctl("plug")
+        await ctl("load", amps=16)
+        await ctl("charge")
+        start = await csms.wait_call("StartTransaction")
+        tx = int((await csms.answer_to(start))["transactionId"])
+        await ctl.wait_state(lambda s: s["relay"] and (s["session"] or {}).get(
+            "transaction_id") == tx, "the session charging with its transaction id")
+        agent = csim.agent
+        assert agent is not None
+        boots, line0 = agent.boots, len(agent.all_lines)
+        assert (await ctl("button", ms=3100))["ok"]
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        new_wifi = fields(csms.url, wifi_ssid="Other", wifi_password="whatever-123")
+        assert (await claim_and_wait(c, new_wifi))["state"] == "done"
+        await hotspot_up(ctl, open_=False)
+        seen = await agent.wait_line(r"reconnecting with the claim's settings", 15, start=line0)
+        await agent.wait_line(r"ocpp: connected to", 15,
+                              start=agent.all_lines.index(seen, line0))
+        await asyncio.sleep(1.5)  # (a restart came 0.5 s after the hotspot closed)
+        st = await ctl("state")
+        assert agent.boots == boots, "the charger restarted for a new home Wi-Fi"
+        assert st["relay"] and (st["session"] or {}).get("transaction_id") == tx, st
+        assert st["ocpp"]["connected"] is True
+        assert not csms.calls("StopTransaction"), "the session was stopped"
+        doc = json.loads((csim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
+        assert doc["wifi_ssid"] == "Other"
+
+
 async def test_unclaim_leaves_nothing_of_the_old_owner(csms: Csms, flash: Path) -> None:
     # The old owner's CSMS gave a local list and a charging profile, a session ran on a listed
     # card; after the unclaim the new owner's CSMS sees list version 0 and no limit, and with it
@@ -389,10 +433,13 @@ async def _unclaim_and_claim_again(csms: Csms, csim: Simulator, ctl: Control, ol
         await hotspot_up(ctl)
         c = ProvisioningClient(csim.hotspot_url)
         await call(c.login, PASSWORD)
-        n = len(csms.frames)
+        assert csim.agent is not None
+        line0 = len(csim.agent.all_lines)
         assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
-        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, after=n,
-                             timeout=30)
+        # (no restart: the link made again with the claim's settings)
+        seen = await csim.agent.wait_line(r"reconnecting with the claim's settings", 30, line0)
+        await csim.agent.wait_line(r"ocpp: connected to", 15,
+                                   start=csim.agent.all_lines.index(seen, line0))
         cp = csms.charge_points[CP_ID]
         assert (await cp.call(ocpp.GetLocalListVersion())).list_version == 7
     assert (await ctl("button", ms=3100))["ok"]

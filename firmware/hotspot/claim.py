@@ -202,6 +202,12 @@ class Hotspot:
             # and the open hotspot are never in it at once, the heap's peak of a claim).
             self._wake = False
             self.ocpp.wake()
+            if self.ocpp.connected:
+                # A claimed charger's claim (its CSMS's, a new home Wi-Fi): the link is made
+                # again with the claim's settings, a session charging on.
+                from supervisor import rare
+
+                await rare("ocpp_client.wsrare", "reconnect", self.ocpp, "the claim's settings")
         if self.events:
             self.events.add("hotspot_closed")
         self._publish()
@@ -405,7 +411,8 @@ class Hotspot:
     def claimed(self, restart):
         # The claim is stored: the hotspot closes after the grace period (the app reads the
         # result meanwhile); a charger that had another endpoint restarts clean, a new one
-        # connects at once.
+        # connects then, and one claimed again for its own CSMS connects again then (no
+        # restart: a session charges on).
         if self.events:
             self.events.add("claimed")
         self._set(_DONE)
