@@ -149,6 +149,29 @@ async def test_wrong_connection_password_locks_out_growing(csim: Simulator, ctl:
     assert "HotspotRepeatedFailedLogins" in seclog and PASSWORD not in seclog
 
 
+async def test_a_lockout_longer_than_the_idle_timeout_leaves_the_hotspot_open(
+    flash: Path
+) -> None:
+    # The lock grows past the hotspot's idle timeout (an hour's against 15 minutes'): an owner
+    # who waits out Retry-After without a request must find the hotspot still open. (It closed
+    # under them, and each opening arms the stored count's lock again: locked out for good.)
+    sim = Simulator(flash, cp_id=CP_ID, claim=claim_options(idle_s=3))
+    async with running(sim), controlling(sim) as ctl:
+        await hotspot_up(ctl)
+        c = ProvisioningClient(sim.hotspot_url)
+        wait = 0
+        while wait <= 3:
+            await asyncio.sleep(wait + 0.1)
+            with pytest.raises(ClaimError) as e:
+                await call(c.login, "nope-nope-nope")
+            assert e.value.status == 401
+            wait = e.value.retry_after
+        await asyncio.sleep(wait + 0.2)
+        await call(c.login, PASSWORD)
+        assert (await ctl("state"))["hotspot"]["open"] is True
+        await hotspot_up(ctl, open_=False, timeout=6)  # idle after it, it closes
+
+
 @BOTH_BOARDS
 async def test_claim_flow_reports_each_failure_then_comes_online(
     csms: Csms, csim: Simulator, ctl: Control

@@ -6,7 +6,7 @@
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
 # press; it closes after a successful claim (_READ_MS after the app read the result, at the
-# latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request. See README.md
+# latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request (or lockout). See README.md
 # "Provisioning API".
 import asyncio
 import sys
@@ -275,6 +275,11 @@ class Hotspot:
                 await self.open_ap(self._deferred)
             if self.open:
                 busy = self._claim_task is not None
+                if self.guard is not None and self.guard.retry_after_s():
+                    # Login locked: idle counts from the lock's end. (A lock that outlasted it
+                    # closed the hotspot under an owner waiting out Retry-After, and each
+                    # opening arms the stored count's lock again: locked out for good.)
+                    self._last_ms = now
                 if self._close_at is not None and time.ticks_diff(now, self._close_at) >= 0:
                     await self.close_ap("claimed")
                 elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
