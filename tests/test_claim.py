@@ -227,6 +227,36 @@ async def test_claim_flow_reports_each_failure_then_comes_online(
 
 
 @BOTH_BOARDS
+async def test_two_claims_sent_at_once_run_one(csms: Csms, csim: Simulator, ctl: Control) -> None:
+    # Two claims whose bodies come after their heads (two phones, or an app sending again a
+    # claim whose answer it lost): the second is refused (409), not run beside the first (two
+    # joins, two CSMS checks and two saves at once, one's failure shown over the other's claim).
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    tok = await call(c.login, PASSWORD)
+    assert csim.claim is not None
+    body = json.dumps(fields(csms.url)).encode()
+    head = (f"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {tok}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    conns = [await asyncio.open_connection("127.0.0.1", csim.claim.http_port) for _ in range(2)]
+    for _, w in conns:
+        w.write(head)
+        await w.drain()
+    await asyncio.sleep(0.3)  # both heads read, their bodies awaited
+    for _, w in conns:
+        w.write(body)
+        await w.drain()
+    answers = []
+    for r, w in conns:
+        answers.append((await asyncio.wait_for(r.read(), 10)).split(b" ", 2)[1])
+        w.close()
+    assert sorted(answers) == [b"202", b"409"], answers
+    assert (await call(c.wait, 30.0))["state"] == "done"
+    assert csim.agent is not None
+    assert len([ln for ln in csim.agent.all_lines if "hotspot: claimed as" in ln]) == 1
+
+
 async def test_home_wifi_is_joined_again_once_the_router_is_back(
     csms: Csms, flash: Path, board: str, tmp_path: Path
 ) -> None:

@@ -194,6 +194,9 @@ async def _post_claim(hs, req):
     finally:
         drop(*new)  # out of the heap until the next claim
     validate = d = None  # (this frame's references: the claim flow loads in their room)
+    busy = hs.claim_refused()  # again: another claim may have started while this body came
+    if busy:
+        return httpd.error(409, busy)
     hs.start_claim(c)
     return _json(202, {"state": hs.state})
 
