@@ -422,6 +422,38 @@ async def test_a_claim_for_the_same_csms_keeps_a_session_charging(
         assert doc["wifi_ssid"] == "Other"
 
 
+async def test_a_claim_without_cp_id_keeps_the_id_a_claim_gave(csms: Csms, flash: Path) -> None:
+    # Claimed as GARAGE-7, then claimed again for a new home Wi-Fi without a cp_id (the page
+    # leaves the field empty on a claimed charger): the charger stays GARAGE-7 with its data. It
+    # took the label's id, a claim for "another" charge point: the data wiped, a restart, and
+    # a charger its CSMS does not know.
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    async with running(csim), controlling(csim) as ctl:
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        assert (await claim_and_wait(c, fields(csms.url, cp_id="GARAGE-7")))["state"] == "done"
+        await csms.wait_call("BootNotification", timeout=30)
+        await hotspot_up(ctl, open_=False)
+        agent = csim.agent
+        assert agent is not None
+        boots, line0 = agent.boots, len(agent.all_lines)
+        assert (await ctl("button", ms=3100))["ok"]
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        st = await claim_and_wait(c, fields(csms.url, cp_id="", wifi_ssid="Other",
+                                            wifi_password="whatever-123"))
+        assert st["state"] == "done" and st["cp_id"] == "GARAGE-7", st
+        await hotspot_up(ctl, open_=False)
+        await agent.wait_line(r"reconnecting with the claim's settings", 15, start=line0)
+        await asyncio.sleep(1.5)  # (a restart came 0.5 s after the hotspot closed)
+        assert agent.boots == boots
+        assert not any("wiped" in ln for ln in agent.all_lines[line0:])
+        doc = json.loads((csim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
+        assert doc["cp_id"] == "GARAGE-7" and doc["wifi_ssid"] == "Other"
+
+
 async def test_unclaim_leaves_nothing_of_the_old_owner(csms: Csms, flash: Path) -> None:
     # The old owner's CSMS gave a local list and a charging profile, a session ran on a listed
     # card; after the unclaim the new owner's CSMS sees list version 0 and no limit, and with it
