@@ -422,6 +422,34 @@ async def test_a_claim_for_the_same_csms_keeps_a_session_charging(
         assert doc["wifi_ssid"] == "Other"
 
 
+async def test_no_wifi_scan_while_the_relay_is_closed(csms: Csms, flash: Path) -> None:
+    # A scan stalls the ESP32's loop ~2 s; the EV leaving state C must open the relay within
+    # 100 ms, and only the loop sees that (the interlock sees an unplug): the hotspot opened
+    # while a car charges answers without a scan (the owner types the name), and scans once
+    # the relay is open.
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    async with running(csim), controlling(csim) as ctl:
+        await claim_through_the_hotspot(csim, csms)
+        await hotspot_up(ctl, open_=False)
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        cp = csms.charge_points[CP_ID]
+        res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+        assert res.status == "Accepted"
+        await ctl("plug")
+        await ctl("load", amps=16)
+        await ctl("charge")
+        await ctl.wait_state(lambda s: s["relay"], "the relay closed")
+        assert (await ctl("button", ms=3100))["ok"]
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        status, data = await call(c.request, "GET", "/api/networks")
+        assert status == 200 and data["networks"] == [] and "while charging" in data["why"], data
+        await ctl("pause")  # the EV stops asking: state B, the relay opens
+        await ctl.wait_state(lambda s: not s["relay"], "the relay open")
+        assert [n["ssid"] for n in await call(c.networks)] == ["Home Net", "Other"]
+
+
 async def test_a_claim_without_cp_id_keeps_the_id_a_claim_gave(csms: Csms, flash: Path) -> None:
     # Claimed as GARAGE-7, then claimed again for a new home Wi-Fi without a cp_id (the page
     # leaves the field empty on a claimed charger): the charger stays GARAGE-7 with its data. It

@@ -42,6 +42,7 @@ _BLOCK = const(4096)
 _MODULES = const(12)
 _ROOM_RETRY_MS = const(2000)
 _UNCLAIMED = const("not claimed")  # why claim mode opens on a charger with nothing to charge for
+_NO_SCAN = const(b'{"networks": [], "why": "no Wi-Fi scan while charging: type the name"}')
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # The claim's progress, as GET /api/claim reports it.
@@ -381,12 +382,16 @@ class Hotspot:
     def networks(self):
         # The Wi-Fi networks in reach, strongest first, as GET /api/networks answers them (JSON
         # bytes: the cache is one block, not a dict per network). A scan blocks the radio (and
-        # on the ESP32 the loop) for a moment: cached, and never repeated while the relay is
-        # closed.
+        # on the ESP32 the loop, ~2 s) for a moment: cached, and never made while the relay is
+        # closed (the EV leaving state C opens it within 100 ms: the loop's, IEC 61851-1; the
+        # hardware interlock sees only an unplug): the last scan, or none and the owner types
+        # the network's name.
         now = time.ticks_ms()
         fresh = self._scan and time.ticks_diff(now, self._scan[0]) < _SCAN_CACHE_MS
         relay = self.connector is not None and self.connector.relay
-        if not fresh and not (relay and self._scan):
+        if relay and not self._scan:
+            return _NO_SCAN
+        if not fresh and not relay:
             seen = {}
             for ssid, rssi, secure in self.radio.scan():
                 if ssid and (ssid not in seen or seen[ssid][0] < rssi):

@@ -99,7 +99,7 @@ $('login').addEventListener('submit', function (e) {
         o.textContent = w.ssid + (w.secure ? '' : ' (open)'); s.appendChild(o);
       });
       var o = document.createElement('option'); o.value = ''; o.textContent = 'Other...';
-      s.appendChild(o); pick();
+      s.appendChild(o); pick(); if (n.why) say(n.why);
     });
   }).catch(function () { $('login-btn').disabled = false; lost(); });
 });
