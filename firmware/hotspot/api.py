@@ -188,12 +188,17 @@ async def _post_claim(hs, req):
     from hotspot import validate
 
     try:
-        c = validate.claim(d, hs.settings.factory_id)
+        # (no cp_id: the one in use, the label's unless a claim gave another: a claim for a
+        # new home Wi-Fi must not make the charger another charge point, its data wiped)
+        c = validate.claim(d, hs.settings["cp_id"])
     except validate.Invalid as e:
         return httpd.error(422, e.message, e.field or None)
     finally:
         drop(*new)  # out of the heap until the next claim
     validate = d = None  # (this frame's references: the claim flow loads in their room)
+    busy = hs.claim_refused()  # again: another claim may have started while this body came
+    if busy:
+        return httpd.error(409, busy)
     hs.start_claim(c)
     return _json(202, {"state": hs.state})
 

@@ -6,7 +6,7 @@
 #
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
 # press; it closes after a successful claim (_READ_MS after the app read the result, at the
-# latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request. See README.md
+# latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request (or lockout). See README.md
 # "Provisioning API".
 import asyncio
 import sys
@@ -42,6 +42,7 @@ _BLOCK = const(4096)
 _MODULES = const(12)
 _ROOM_RETRY_MS = const(2000)
 _UNCLAIMED = const("not claimed")  # why claim mode opens on a charger with nothing to charge for
+_NO_SCAN = const(b'{"networks": [], "why": "no Wi-Fi scan while charging: type the name"}')
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # The claim's progress, as GET /api/claim reports it.
@@ -202,6 +203,12 @@ class Hotspot:
             # and the open hotspot are never in it at once, the heap's peak of a claim).
             self._wake = False
             self.ocpp.wake()
+            if self.ocpp.connected:
+                # A claimed charger's claim (its CSMS's, a new home Wi-Fi): the link is made
+                # again with the claim's settings, a session charging on.
+                from supervisor import rare
+
+                await rare("ocpp_client.wsrare", "reconnect", self.ocpp, "the claim's settings")
         if self.events:
             self.events.add("hotspot_closed")
         self._publish()
@@ -269,6 +276,11 @@ class Hotspot:
                 await self.open_ap(self._deferred)
             if self.open:
                 busy = self._claim_task is not None
+                if self.guard is not None and self.guard.retry_after_s():
+                    # Login locked: idle counts from the lock's end. (A lock that outlasted it
+                    # closed the hotspot under an owner waiting out Retry-After, and each
+                    # opening arms the stored count's lock again: locked out for good.)
+                    self._last_ms = now
                 if self._close_at is not None and time.ticks_diff(now, self._close_at) >= 0:
                     await self.close_ap("claimed")
                 elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
@@ -370,12 +382,16 @@ class Hotspot:
     def networks(self):
         # The Wi-Fi networks in reach, strongest first, as GET /api/networks answers them (JSON
         # bytes: the cache is one block, not a dict per network). A scan blocks the radio (and
-        # on the ESP32 the loop) for a moment: cached, and never repeated while the relay is
-        # closed.
+        # on the ESP32 the loop, ~2 s) for a moment: cached, and never made while the relay is
+        # closed (the EV leaving state C opens it within 100 ms: the loop's, IEC 61851-1; the
+        # hardware interlock sees only an unplug): the last scan, or none and the owner types
+        # the network's name.
         now = time.ticks_ms()
         fresh = self._scan and time.ticks_diff(now, self._scan[0]) < _SCAN_CACHE_MS
         relay = self.connector is not None and self.connector.relay
-        if not fresh and not (relay and self._scan):
+        if relay and not self._scan:
+            return _NO_SCAN
+        if not fresh and not relay:
             seen = {}
             for ssid, rssi, secure in self.radio.scan():
                 if ssid and (ssid not in seen or seen[ssid][0] < rssi):
@@ -405,7 +421,8 @@ class Hotspot:
     def claimed(self, restart):
         # The claim is stored: the hotspot closes after the grace period (the app reads the
         # result meanwhile); a charger that had another endpoint restarts clean, a new one
-        # connects at once.
+        # connects then, and one claimed again for its own CSMS connects again then (no
+        # restart: a session charges on).
         if self.events:
             self.events.add("claimed")
         self._set(_DONE)

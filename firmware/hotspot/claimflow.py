@@ -45,7 +45,9 @@ async def run(hs, c):
             _failed(hs, code)
             return
         st = hs.settings
-        if was_claimed and (st.get("csms_url") != c["csms_url"] or st.get("cp_id") != c["cp_id"]):
+        other = was_claimed and (st.get("csms_url") != c["csms_url"]
+                                 or st.get("cp_id") != c["cp_id"])
+        if other:
             await hs.new_operator()
         hs.save(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
@@ -59,7 +61,7 @@ async def run(hs, c):
 
         mqtt_keys.changed()  # the owner's broker, if the claim gave one
         log.info(_TAG, "claimed as %s; CSMS %s", c["cp_id"], log.url(c["csms_url"]))
-        hs.claimed(restart=was_claimed)
+        hs.claimed(restart=other)  # (the same CSMS: no restart, a session charges on)
     except MemoryError as e:
         log.exc(_TAG, "claim", e)
         _failed(hs, "out_of_memory")

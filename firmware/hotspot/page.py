@@ -79,7 +79,8 @@ api('GET', '/api/identity').then(function (d) {
   $('who').textContent = (d.model || 'Charger') + ' ' + (d.cp_id || '') +
     (d.claimed ? ' (already claimed: a claim for another cloud erases what the old one' +
      ' left, its cards included)' : '');
-  $('cp_id').value = d.cp_id || '';
+  // (claimed: empty keeps the id in use, which may not be the label's)
+  if (d.claimed) $('cp_id').placeholder = 'unchanged'; else $('cp_id').value = d.cp_id || '';
 }).catch(lost);
 $('login').addEventListener('submit', function (e) {
   e.preventDefault();
@@ -98,7 +99,7 @@ $('login').addEventListener('submit', function (e) {
         o.textContent = w.ssid + (w.secure ? '' : ' (open)'); s.appendChild(o);
       });
       var o = document.createElement('option'); o.value = ''; o.textContent = 'Other...';
-      s.appendChild(o); pick();
+      s.appendChild(o); pick(); if (n.why) say(n.why);
     });
   }).catch(function () { $('login-btn').disabled = false; lost(); });
 });

@@ -127,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--wifi-ssid", help="home Wi-Fi network")
     p.add_argument("--wifi-password", help="home Wi-Fi password (or BORNE_WIFI_PASSWORD)")
     p.add_argument("--csms", help="CSMS URL, ws:// or wss://")
-    p.add_argument("--cp-id", help="OCPP charge point id (default: the charger's id)")
+    p.add_argument("--cp-id", help="OCPP charge point id (default: the one in use)")
     p.add_argument("--profile", type=int, default=None, choices=(0, 1, 2),
                    help="OCPP security profile (default 2 for wss://, 0 for ws://)")
     p.add_argument("--auth-key", help="AuthorizationKey for profiles 1-2 (or BORNE_AUTH_KEY)")
