@@ -751,6 +751,8 @@ out["wdt_id"] = err(lambda: machine.WDT(id=1, timeout=5000))[0]
 out["wdt_zero"] = err(lambda: machine.WDT(timeout=0))
 p = machine.PWM(machine.Pin(14), freq=1000, duty_u16=0)
 out["duty_ns"] = err(lambda: p.duty_ns(2000000))
+import socket
+out["socket"] = sorted(n for n in dir(socket) if not n.startswith("_"))
 print("RESULT " + json.dumps(out))
 '''
 
@@ -760,7 +762,7 @@ def test_emulation_refuses_what_only_the_stubs_allow(tmp_path: Path) -> None:
     # emulation refuses too, so a wrong call fails here and not on a chip: WLAN.config keys
     # (network_wlan.c), Pin (machine_pin.c), ADC (machine_adc.c), UART buffers
     # (uart_driver_install), Timer (machine_timer.c), RTC (machine_rtc.c), WDT (machine_wdt.c),
-    # PWM (machine_pwm.c), Partition.ioctl (esp32_partition.c).
+    # PWM (machine_pwm.c), Partition.ioctl (esp32_partition.c), the socket module (modsocket.c).
     r = _run_emulated(tmp_path, _PORT_ONLY)
     assert r["ap_ok"] is None and r["ap_old_names"] is None and r["sta_ok"] is None
     assert r["ap_unknown"] == ["ValueError", "unknown config param"]
@@ -783,6 +785,12 @@ def test_emulation_refuses_what_only_the_stubs_allow(tmp_path: Path) -> None:
     assert r["wdt_id"] == "ValueError"
     assert r["wdt_zero"] == ["ValueError", "WDT timeout too short"]
     assert r["duty_ns"] == ["ValueError", "duty_ns must be from 0 to 1000000 ns"]
+    # socket: ports/esp32/modsocket.c's names (less SO_BINDTODEVICE), none of the unix port's
+    # own (inet_ntop, SO_KEEPALIVE, ...)
+    assert r["socket"] == sorted([
+        "AF_INET", "AF_INET6", "SOCK_STREAM", "SOCK_DGRAM", "SOCK_RAW", "IPPROTO_TCP",
+        "IPPROTO_UDP", "IPPROTO_IP", "SOL_SOCKET", "SO_REUSEADDR", "SO_BROADCAST",
+        "IP_ADD_MEMBERSHIP", "TCP_NODELAY", "MSG_PEEK", "MSG_DONTWAIT", "getaddrinfo", "socket"])
 
 
 _NVS_PART = '''
