@@ -722,6 +722,7 @@ def err(fn):
     return None
 ap = network.WLAN(network.AP_IF)
 sta = network.WLAN(network.STA_IF)
+out["disconnect_off"] = err(sta.disconnect)  # Wi-Fi not started: esp_wifi_disconnect() fails
 # network_wlan.c's keys (either name), each on its own interface, and nothing else
 out["ap_ok"] = err(lambda: ap.config(ssid="Borne-1", key="secret-key", security=3, channel=6,
                                      hidden=False, max_clients=4))
@@ -766,6 +767,7 @@ def test_emulation_refuses_what_only_the_stubs_allow(tmp_path: Path) -> None:
     r = _run_emulated(tmp_path, _PORT_ONLY)
     assert r["ap_ok"] is None and r["ap_old_names"] is None and r["sta_ok"] is None
     assert r["ap_unknown"] == ["ValueError", "unknown config param"]
+    assert r["disconnect_off"] == ["OSError", "Wifi Not Started"]
     assert r["ap_kept"] == "Borne-1"  # a refused set applies none of its keys
     assert r["sta_ap_key"] == ["OSError", "AP required"]
     assert r["ap_sta_key"] == ["OSError", "STA required"]

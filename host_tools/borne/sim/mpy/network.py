@@ -134,6 +134,8 @@ class WLAN:
         self._tries = 0
 
     def disconnect(self):
+        if not machine._wifi[0]:
+            raise OSError("Wifi Not Started")  # esp_wifi_disconnect(): ESP_ERR_WIFI_NOT_STARTED
         if self._ok:
             self._reason = _REASON_ASSOC_LEAVE
         self._target = None
