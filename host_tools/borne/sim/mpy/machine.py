@@ -804,15 +804,15 @@ class Timer:
 
 
 class RTC:
-    # machine_rtc.c: RTC() takes no arguments; init() takes the 8 fields with the hour 4th
-    # (no weekday), datetime() with the weekday 4th.
+    # machine_rtc.c: RTC() takes no arguments; init() takes 8 fields with the hour 4th (no
+    # weekday; the 7th is ignored, the 8th is the microseconds), datetime() the weekday 4th.
     def __init__(self):
         pass
 
     def init(self, datetime):
         if len(datetime) != 8:
             raise ValueError("requested length 8 but object has length %d" % len(datetime))
-        y, m, d, hh, mm, ss, us, _tz = datetime
+        y, m, d, hh, mm, ss, _x, us = datetime
         self.datetime((y, m, d, 0, hh, mm, ss, us))
 
     def datetime(self, datetimetuple=None):
