@@ -736,6 +736,7 @@ out["get_two"] = err(lambda: ap.config("essid", "channel"))
 out["get_and_set"] = err(lambda: ap.config("essid", channel=3))
 out["sta_ok"] = err(lambda: sta.config(reconnects=2))
 out["reconnects"] = sta.config("reconnects")
+out["ap_status"] = ap.status()
 # machine: what the stubs describe for other ports, the ESP32's C code refuses
 out["pin_alt"] = err(lambda: machine.Pin(4, machine.Pin.OUT, alt=1))[0]
 out["pin_mode"] = hasattr(machine.Pin(4), "mode")
@@ -774,7 +775,7 @@ def test_emulation_refuses_what_only_the_stubs_allow(tmp_path: Path) -> None:
     assert r["get_key"] == ["ValueError", "unknown config param"]
     assert r["get_two"] == ["TypeError", "can query only one param"]
     assert r["get_and_set"] == ["TypeError", "either pos or kw args are allowed"]
-    assert r["reconnects"] == 2
+    assert r["reconnects"] == 2 and r["ap_status"] is None
     assert r["pin_alt"] == "TypeError" and r["pin_mode"] is False
     assert r["part_ioctl"] == "TypeError"
     assert r["adc_atten"] == ["ValueError", "invalid attenuation"]

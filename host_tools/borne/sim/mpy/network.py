@@ -195,7 +195,7 @@ class WLAN:
         if param == "stations":
             return []
         if self._if == AP_IF:
-            return STAT_IDLE
+            return None  # network_wlan.c: status() answers for the station only
         return self._sta_status()
 
     def isconnected(self):
