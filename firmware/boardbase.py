@@ -116,8 +116,8 @@ class BoardBase:
         return None
 
     def meter_pulses(self):
-        # For an S0 meter: an object with .count (pulses since boot, counted in the pin IRQ)
-        # and .flag (a ThreadSafeFlag it sets), or None.
+        # For an S0 meter: an object with .count (pulses since boot, counted where none is lost:
+        # the ESP32's pulse counter), or None.
         return None
 
     def wlan(self):

@@ -711,6 +711,91 @@ def test_emulation_refuses_what_the_chip_refuses(tmp_path: Path) -> None:
     assert r["hard_irq"] == "TypeError"
 
 
+_PORT_ONLY = '''
+import json, machine, network, esp32
+out = {}
+def err(fn):
+    try:
+        fn()
+    except Exception as e:
+        return [type(e).__name__] + [a for a in e.args]
+    return None
+ap = network.WLAN(network.AP_IF)
+sta = network.WLAN(network.STA_IF)
+out["disconnect_off"] = err(sta.disconnect)  # Wi-Fi not started: esp_wifi_disconnect() fails
+# network_wlan.c's keys (either name), each on its own interface, and nothing else
+out["ap_ok"] = err(lambda: ap.config(ssid="Borne-1", key="secret-key", security=3, channel=6,
+                                     hidden=False, max_clients=4))
+out["ap_old_names"] = err(lambda: ap.config(essid="Borne-1", password="secret-key", authmode=3))
+out["ap_unknown"] = err(lambda: ap.config(essid="x", max_connections=4))
+out["ap_kept"] = ap.config("essid")
+out["sta_ap_key"] = err(lambda: sta.config(ssid="Home"))
+out["ap_sta_key"] = err(lambda: ap.config(reconnects=2))
+out["get_key"] = err(lambda: ap.config("password"))
+out["get_two"] = err(lambda: ap.config("essid", "channel"))
+out["get_and_set"] = err(lambda: ap.config("essid", channel=3))
+out["sta_ok"] = err(lambda: sta.config(reconnects=2))
+out["reconnects"] = sta.config("reconnects")
+out["ap_status"] = ap.status()
+# machine: what the stubs describe for other ports, the ESP32's C code refuses
+out["pin_alt"] = err(lambda: machine.Pin(4, machine.Pin.OUT, alt=1))[0]
+out["pin_mode"] = hasattr(machine.Pin(4), "mode")
+out["part_ioctl"] = err(lambda: esp32.Partition("ota_1").ioctl(4))[0]
+out["adc_atten"] = err(lambda: machine.ADC(machine.Pin(36), atten=4))
+out["adc_width"] = err(lambda: machine.ADC(machine.Pin(36)).width(13))
+out["adc_default"] = machine.ADC(machine.Pin(36)).read_uv() > 2000000  # 11 dB: +12 V reads
+out["uart_rxbuf"] = err(lambda: machine.UART(2, 115200, tx=17, rx=16, rxbuf=64))
+out["uart_txbuf"] = err(lambda: machine.UART(2, 115200, tx=17, rx=16, txbuf=100))
+out["uart_invert"] = err(lambda: machine.UART(2, 115200, tx=17, rx=16, invert=1))
+out["timer_hard"] = err(lambda: machine.Timer(0).init(period=10, callback=print, hard=True))
+out["rtc_args"] = err(lambda: machine.RTC(datetime=(2025, 1, 1, 0, 0, 0, 0, 0)))[0]
+out["wdt_id"] = err(lambda: machine.WDT(id=1, timeout=5000))[0]
+out["wdt_zero"] = err(lambda: machine.WDT(timeout=0))
+p = machine.PWM(machine.Pin(14), freq=1000, duty_u16=0)
+out["duty_ns"] = err(lambda: p.duty_ns(2000000))
+import socket
+out["socket"] = sorted(n for n in dir(socket) if not n.startswith("_"))
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_emulation_refuses_what_only_the_stubs_allow(tmp_path: Path) -> None:
+    # The stubs document every port's API; what the ESP32 port's C code (v1.28) refuses, the
+    # emulation refuses too, so a wrong call fails here and not on a chip: WLAN.config keys
+    # (network_wlan.c), Pin (machine_pin.c), ADC (machine_adc.c), UART buffers
+    # (uart_driver_install), Timer (machine_timer.c), RTC (machine_rtc.c), WDT (machine_wdt.c),
+    # PWM (machine_pwm.c), Partition.ioctl (esp32_partition.c), the socket module (modsocket.c).
+    r = _run_emulated(tmp_path, _PORT_ONLY)
+    assert r["ap_ok"] is None and r["ap_old_names"] is None and r["sta_ok"] is None
+    assert r["ap_unknown"] == ["ValueError", "unknown config param"]
+    assert r["disconnect_off"] == ["OSError", "Wifi Not Started"]
+    assert r["ap_kept"] == "Borne-1"  # a refused set applies none of its keys
+    assert r["sta_ap_key"] == ["OSError", "AP required"]
+    assert r["ap_sta_key"] == ["OSError", "STA required"]
+    assert r["get_key"] == ["ValueError", "unknown config param"]
+    assert r["get_two"] == ["TypeError", "can query only one param"]
+    assert r["get_and_set"] == ["TypeError", "either pos or kw args are allowed"]
+    assert r["reconnects"] == 2 and r["ap_status"] is None
+    assert r["pin_alt"] == "TypeError" and r["pin_mode"] is False
+    assert r["part_ioctl"] == "TypeError"
+    assert r["adc_atten"] == ["ValueError", "invalid attenuation"]
+    assert r["adc_width"] == ["ValueError", "invalid bit-width"]
+    assert r["adc_default"] is True
+    assert r["uart_rxbuf"] == r["uart_txbuf"] == ["OSError", 1, "ESP_FAIL"]
+    assert r["uart_invert"] == ["ValueError", "invalid inversion mask"]
+    assert r["timer_hard"] == ["ValueError", "hard Timers are not implemented"]
+    assert r["rtc_args"] == "TypeError"
+    assert r["wdt_id"] == "ValueError"
+    assert r["wdt_zero"] == ["ValueError", "WDT timeout too short"]
+    assert r["duty_ns"] == ["ValueError", "duty_ns must be from 0 to 1000000 ns"]
+    # socket: ports/esp32/modsocket.c's names (less SO_BINDTODEVICE), none of the unix port's
+    # own (inet_ntop, SO_KEEPALIVE, ...)
+    assert r["socket"] == sorted([
+        "AF_INET", "AF_INET6", "SOCK_STREAM", "SOCK_DGRAM", "SOCK_RAW", "IPPROTO_TCP",
+        "IPPROTO_UDP", "IPPROTO_IP", "SOL_SOCKET", "SO_REUSEADDR", "SO_BROADCAST",
+        "IP_ADD_MEMBERSHIP", "TCP_NODELAY", "MSG_PEEK", "MSG_DONTWAIT", "getaddrinfo", "socket"])
+
+
 _NVS_PART = '''
 import json, sys, esp32
 P = esp32.Partition

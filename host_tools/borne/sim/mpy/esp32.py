@@ -370,7 +370,7 @@ class Partition:
         self._check(off, len(buf))
         self._program(off, buf)
 
-    def ioctl(self, op, arg=None):
+    def ioctl(self, op, arg):  # (esp32_partition.c: both arguments required)
         if op in (1, 2, 3):  # init, deinit, sync
             return 0
         if op == 4:  # block count

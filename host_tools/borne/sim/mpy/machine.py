@@ -1,12 +1,19 @@
 # MicroPython's `machine` module of the ESP32 port (1.28), emulated for the unix port so the
 # ESP32 board's own code runs in the simulation (host side only, never shipped). Every name
-# here exists in micropython-esp32-stubs (tests/test_mpy_emulation.py checks it); behaviour
-# follows the port's C code (ports/esp32/machine_*.c), errors included:
+# here exists in micropython-esp32-stubs (tests/test_board_esp32.py checks it); behaviour
+# follows the port's C code (ports/esp32/machine_*.c), errors included, and where the stubs
+# describe more than the ESP32 port takes (they document every port), the port's C code wins:
 #   Pin(6..11) (the SPI flash), Pin(20, 24, 28..31) or beyond 39 -> ValueError("invalid pin")
 #     (the port itself accepts 6-11 and the chip then hangs: the emulation refuses them);
-#   Pin(34..39, Pin.OUT) -> ValueError("pin can only be input");
+#   Pin(34..39, Pin.OUT) -> ValueError("pin can only be input"); Pin(alt=) -> TypeError, and
+#     a Pin has no mode() (machine_pin.c: init, value, on, off, toggle, irq);
 #   ADC on a pin without an ADC channel -> ValueError("invalid pin"); an ADC2 pin (0, 2, 4,
-#     12-15, 25-27) read while Wi-Fi is active -> OSError(110, "ESP_ERR_TIMEOUT").
+#     12-15, 25-27) read while Wi-Fi is active -> OSError(110, "ESP_ERR_TIMEOUT") (the port
+#     ignores adc_oneshot_read()'s timeout and returns a meaningless reading: raised here, so
+#     the mistake fails in CI); atten outside 0..3, width outside 9..12 -> ValueError;
+#   UART(rxbuf <= 128, or txbuf 1..128) -> OSError(1, "ESP_FAIL") (uart_driver_install());
+#   Timer.init(hard=True), WDT(id != 0), WDT(timeout <= 0) -> ValueError; RTC(args) ->
+#     TypeError.
 #
 # The circuit around the chip is the one boards/esp32_wallbox/pins.py documents (imported as
 # `pins`); the simulation drives it through sim/mpy/_wires.py:
@@ -220,11 +227,13 @@ class Pin:
     DRIVE_2 = 2
     DRIVE_3 = 3
 
-    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
+    # (v1.28's ESP32 Pin takes mode, pull, value, drive and hold: no alt; hold is left out,
+    # as the stubs lack it)
+    def __init__(self, id, mode=-1, pull=-1, *, value=None, drive=None):
         self.id = _gpio(id)
         self.init(mode, pull, value=value)
 
-    def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
+    def init(self, mode=-1, pull=-1, *, value=None, drive=None):
         g = self.id
         taken = False
         if mode is not None and mode != -1:
@@ -262,11 +271,6 @@ class Pin:
 
     def toggle(self):
         self.value(1 - _level[self.id])
-
-    def mode(self, mode=None):
-        if mode is None:
-            return Pin.OUT if _out[self.id] else Pin.IN
-        self.init(mode)
 
     def irq(self, handler=None, trigger=3, wake=None):
         # (v1.28's ESP32 Pin.irq takes these three only: hard=, priority= raise TypeError)
@@ -387,16 +391,17 @@ class ADC:
     WIDTH_11BIT = 11
     WIDTH_12BIT = 12
 
-    def __init__(self, pin, *, atten=0):
+    def __init__(self, pin, *, atten=None):
         g = _gpio(pin)
         if g not in _ADC1 and g not in _ADC2:
             raise ValueError("invalid pin")
         self._g = g
-        self._atten = atten
+        self._atten = ADC.ATTN_11DB  # machine_adc.c: ADC_ATTEN_MAX unless given
+        self.init(atten=atten)
 
     def init(self, *, atten=None):
         if atten is not None:
-            self._atten = atten
+            self.atten(atten)
 
     def read_uv(self):
         g = self._g
@@ -418,10 +423,13 @@ class ADC:
         return self.read_u16() >> 4
 
     def atten(self, atten):
+        if not 0 <= atten <= 3:
+            raise ValueError("invalid attenuation")
         self._atten = atten
 
     def width(self, bits):
-        pass
+        if not 9 <= bits <= 12:
+            raise ValueError("invalid bit-width")
 
 
 # ---- PWM (LEDC) --------------------------------------------------------------------------------
@@ -476,6 +484,8 @@ class PWM:
         period_ns = 1000000000 // self._freq
         if value is None:
             return self._duty * period_ns // 65535
+        if not 0 <= value <= period_ns:
+            raise ValueError("duty_ns must be from 0 to %d ns" % period_ns)
         self.duty_u16(min(65535, value * 65535 // period_ns))
 
     def duty(self, value=None):
@@ -551,7 +561,8 @@ class UART:
         self._line = None
         self._rs485 = False
         self._unsent = 0  # bytes written and not yet on the wire (flush() waits for them)
-        self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, timeout=timeout)
+        self.init(baudrate, bits, parity, stop, tx=tx, rx=rx, txbuf=txbuf, rxbuf=rxbuf,
+                  timeout=timeout, invert=invert)
 
     def init(self, baudrate=115200, bits=8, parity=None, stop=1, *, tx=None, rx=None,
              txbuf=256, rxbuf=256, timeout=0, timeout_char=0, invert=0):
@@ -561,6 +572,12 @@ class UART:
             raise ValueError("invalid parity")
         if stop not in (1, 2):
             raise ValueError("invalid stop bits")
+        if invert & ~(UART.INV_TX | UART.INV_RX | UART.INV_RTS | UART.INV_CTS):
+            raise ValueError("invalid inversion mask")
+        # uart_driver_install(): the RX ring above the 128-byte FIFO, the TX one 0 or above it
+        # (ESP_FAIL, which check_esp_err() raises as OSError(1, "ESP_FAIL"))
+        if rxbuf <= 128 or 0 < txbuf <= 128:
+            raise OSError(1, "ESP_FAIL")
         # Default pins: UART1's (9, 10) are the SPI flash's, refused like any flash pin.
         tx = _gpio(tx if tx is not None else (1, 10, 17)[self._id])
         rx = _gpio(rx if rx is not None else (3, 9, 16)[self._id])
@@ -760,6 +777,8 @@ class Timer:
             self.init(*args, **kw)
 
     def init(self, *, mode=1, period=-1, freq=-1, callback=None, hard=False):
+        if hard:
+            raise ValueError("hard Timers are not implemented")
         self._gen += 1
         if freq > 0:
             period = 1000 // freq or 1
@@ -785,12 +804,16 @@ class Timer:
 
 
 class RTC:
-    def __init__(self, id=0, *, datetime=None):
-        if datetime is not None:
-            self.datetime(datetime)
+    # machine_rtc.c: RTC() takes no arguments; init() takes 8 fields with the hour 4th (no
+    # weekday; the 7th is ignored, the 8th is the microseconds), datetime() the weekday 4th.
+    def __init__(self):
+        pass
 
     def init(self, datetime):
-        self.datetime(tuple(datetime) + (0,) * (8 - len(datetime)))
+        if len(datetime) != 8:
+            raise ValueError("requested length 8 but object has length %d" % len(datetime))
+        y, m, d, hh, mm, ss, _x, us = datetime
+        self.datetime((y, m, d, 0, hh, mm, ss, us))
 
     def datetime(self, datetimetuple=None):
         import time
@@ -819,6 +842,10 @@ class WDT:
     # Once started it cannot be stopped; not fed within the timeout, the chip resets (the host
     # is told "reset 1", then the process stops at once and the simulation boots it again).
     def __init__(self, *, id=0, timeout=5000):
+        if id != 0:
+            raise ValueError()
+        if timeout <= 0:
+            raise ValueError("WDT timeout too short")
         first = _wdt[0] is None
         _wdt[0] = [max(1, int(timeout)), utime.ticks_ms()]
         if first:

@@ -16,6 +16,10 @@
 # the old failure (a "no AP found" one, which status() answers first) until its own attempt
 # ends. A joined network that leaves the file drops the station (a beacon timeout), and the
 # driver's remaining attempts follow (its counter is reset by connect(), not by a join).
+# config() takes the keys network_wlan.c knows, under either of their names (ssid/essid,
+# key/password, security/authmode), each on the interface it belongs to: another key is
+# ValueError("unknown config param"), an access point's key on the station (or reconnects on
+# the access point) OSError("AP required") / OSError("STA required"), and nothing is applied.
 # While either interface is active, ADC2 cannot be read (machine.ADC raises, as on the chip);
 # the emulated socket module routes traffic only while the station has an IP or the access
 # point is up (sim/mpy/socket.py).
@@ -53,6 +57,17 @@ _REASON_ASSOC_LEAVE = 8  # after wlan.disconnect()
 _REASON_CONNECTION_FAIL = 205
 _NO_AP = (STAT_NO_AP_FOUND, STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY,
           STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD, STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD)
+# WLAN.config()'s keys in v1.28 (network_wlan.c), each with the interface it requires (None:
+# either); the names of the left column are the ones these tables use.
+_ALIAS = {"ssid": "essid", "key": "password", "security": "authmode",
+          "dhcp_hostname": "hostname"}
+_SET = {"mac": None, "essid": AP_IF, "hidden": AP_IF, "authmode": AP_IF, "password": AP_IF,
+        "channel": None, "hostname": None, "max_clients": AP_IF, "reconnects": STA_IF,
+        "txpower": None, "protocol": None, "pm": None}
+# (the key is write-only: config("password") is an unknown param)
+_GET = {"mac": None, "essid": None, "hidden": AP_IF, "authmode": AP_IF, "channel": None,
+        "ifname": None, "hostname": STA_IF, "max_clients": None, "reconnects": STA_IF,
+        "txpower": None, "protocol": None, "pm": None}
 
 
 def _networks():
@@ -119,6 +134,8 @@ class WLAN:
         self._tries = 0
 
     def disconnect(self):
+        if not machine._wifi[0]:
+            raise OSError("Wifi Not Started")  # esp_wifi_disconnect(): ESP_ERR_WIFI_NOT_STARTED
         if self._ok:
             self._reason = _REASON_ASSOC_LEAVE
         self._target = None
@@ -178,7 +195,7 @@ class WLAN:
         if param == "stations":
             return []
         if self._if == AP_IF:
-            return STAT_IDLE
+            return None  # network_wlan.c: status() answers for the station only
         return self._sta_status()
 
     def isconnected(self):
@@ -205,25 +222,35 @@ class WLAN:
             out.append((name, bssid, 1 + i % 11, int(n.get("rssi", -60)), auth, False))
         return out
 
+    def _require(self, want):
+        # network_wlan.c's require_if(): a key of the other interface's
+        if want is not None and self._if != want:
+            raise OSError("STA required" if want == STA_IF else "AP required")
+
     def config(self, *args, **kw):
+        # network_wlan.c's config(): the keys it knows, each for the interface it names; any
+        # other key is ValueError, and a set that raises applies none of its keys.
+        if args and kw:
+            raise TypeError("either pos or kw args are allowed")
         if args:
-            key = args[0]
+            if len(args) != 1:
+                raise TypeError("can query only one param")
+            key = _ALIAS.get(args[0], args[0])
+            if key not in _GET:
+                raise ValueError("unknown config param")
+            self._require(_GET[key])
             if key == "mac":
                 return machine.unique_id()
-            if key == "ssid":
-                key = "essid"
-            if key == "key":
-                key = "password"
-            if key == "password":
-                raise ValueError("can't get password")
-            if key not in self._cfg:
+            if key == "reconnects":
+                return self._conf_reconnects - 1
+            return self._cfg.get(key)
+        for k in kw:
+            key = _ALIAS.get(k, k)
+            if key not in _SET:
                 raise ValueError("unknown config param")
-            return self._cfg[key]
+            self._require(_SET[key])
         for k, v in kw.items():
-            if k == "ssid":
-                k = "essid"
-            if k == "key":
-                k = "password"
+            k = _ALIAS.get(k, k)
             if k == "password" and v and len(v) < 8 and self._if == AP_IF:
                 raise OSError("ESP_ERR_WIFI_PASSWORD")
             if k == "reconnects":

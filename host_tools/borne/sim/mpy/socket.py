@@ -17,6 +17,17 @@ import usocket as _s
 
 import _wires
 
+# The module's names are the ESP32 port's (ports/esp32/modsocket.c): what only the unix port has
+# is taken away, so firmware that used it fails here and not on a chip; the port's own options
+# for setsockopt() have lwIP's numbers, which are Linux's too.
+for _n in ("AF_UNIX", "IP_DROP_MEMBERSHIP", "MSG_DONTROUTE", "SO_ERROR", "SO_KEEPALIVE",
+           "SO_LINGER", "inet_ntop", "inet_pton", "sockaddr"):
+    globals().pop(_n, None)
+IPPROTO_IP = 0
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+TCP_NODELAY = 1
+
 _AP_IP = "192.168.4.1"
 _STA_DNS = "192.168.1.1"  # network.py's station ifconfig()
 
