@@ -208,6 +208,14 @@ async def test_max_size_refuses_before_writing():
     assert _size("m.out") == 0
 
 
+async def test_max_size_stops_a_body_without_a_length_at_the_bound():
+    # Chunked (or close-delimited) bodies say no size up front: the bound is kept as they come,
+    # never the whole body on flash first (an update's bound keeps the store's reserve free).
+    _put("mc.bin", b"c" * 20000)
+    await _fails(http.download(_url("chunked/mc.bin"), "mc.out", max_size=9999), "more than")
+    assert _size("mc.out") <= 9999, _size("mc.out")
+
+
 async def test_upload_streams_a_file():
     data = _data(120000, 29)
     with open("up.bin", "wb") as f:
