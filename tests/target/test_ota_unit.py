@@ -133,6 +133,22 @@ def test_ftp_locations_name_a_file_and_their_password_stays_out_of_the_event_log
     assert update._why(ftp.FtpError("login refused: 530 no")) == "FTP: login refused: 530 no"
 
 
+def test_a_pasv_answer_is_read_with_or_without_parentheses():
+    # RFC 1123 4.1.2.6: a client "cannot assume that the parentheses shown on page 40 of
+    # RFC-959 will be present"; it scans from the first digit.
+    from net import ftp
+
+    for text in ("Entering Passive Mode (127,0,0,1,195,80).", "Entering Passive Mode "
+                 "127,0,0,1,195,80", "=127,0,0,1,195,80", "Passive 127,0,0,1,195,80 ok"):
+        assert ftp._pasv_port(text) == 50000, text
+    for bad in ("Entering Passive Mode", "Entering Passive Mode (127,0,0,1,195)"):
+        try:
+            ftp._pasv_port(bad)
+        except ftp.FtpError:
+            continue
+        raise AssertionError(bad)
+
+
 def test_paths_outside_the_slot_are_refused():
     for bad in ("../main.py", "/main.py", "a/../../b.mpy", "a//b.mpy", "./a.mpy", "a\\b.mpy",
                 ".manifest", "", "a b.mpy", "x" * 81):
