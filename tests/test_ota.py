@@ -166,6 +166,29 @@ async def test_a_version_that_never_proves_itself_rolls_back(
     assert NEW not in _versions(csms)
 
 
+async def test_a_version_that_never_reaches_the_csms_rolls_back(
+        csms: Csms, www: FileServer, signing_key: rsa.RSAPrivateKey,
+        slot_files: list[tuple[str, bytes]], flash: Path) -> None:
+    # It runs and never crashes, but its OCPP connection never opens: committed after the trial
+    # time, it would have left the charger out of the CSMS's reach for good. A job the CSMS
+    # asked for must reach it again; the old version comes back and says why.
+    _provision(flash, signing_key, trial_s=6)
+    src = (Path(__file__).parents[1] / "firmware/ocpp_client/wsopen.py").read_text()
+    src += "\n\nasync def connect(*a, **k):\n    raise WsError('this version cannot connect')\n"
+    files = [(p, b) for p, b in _with(slot_files, "ocpp_client/wsopen.py", src.encode())
+             if p != "ocpp_client/wsopen.mpy"]
+    (www.root / "deaf.bin").write_bytes(
+        release.pack(files, signing_key, version=NEW, board="unix_sim"))
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
+        await _update(csms, www.url("deaf.bin"))
+        assert await _final(csms, timeout=90) == "InstallationFailed"
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"rolled back: slot a: never reached the CSMS in \d+ s")
+    assert NEW not in _versions(csms)
+    assert not (flash / "boot_slot").exists() and not (flash / "boot_trial").exists()
+
+
 BAD = [
     # (what, manifest or file change, expected reason in the log)
     ("unknown key", "key", r"signed by unknown key"),

@@ -29,8 +29,11 @@ _IDLE, _WAIT, _DOWNLOAD, _VERIFY, _INSTALL, _TRIAL = ("idle", "wait", "download"
 _ITRIAL = "itrial"  # an interpreter image on trial (ota/image.py)
 _KEEP = "boot_slot.img"  # the committed slot, set aside while an image's frozen app is tried
 # PROOF: the trial version commits once every part was built and runs (this task is gathered
-# with them), the connector task has run, and BootNotification was Accepted; or, with the CSMS
-# away, after `ota_trial_s` seconds (setting, default TRIAL_S) without a crash.
+# with them), the connector task has run, and BootNotification was Accepted; or after
+# `ota_trial_s` seconds (setting, default TRIAL_S) without a crash, where the CSMS answered its
+# BootNotification at all or the bundle came from a local upload (maybe no CSMS there). A job
+# the CSMS asked for whose version never reached it rolls back (once no session runs): it would
+# leave the charger out of the CSMS's reach for good.
 TRIAL_S = const(600)
 _SETTLE_MS = const(2000)
 CURRENT = None  # the charger's Updater, for the hotspot's local upload (ota/local.py)
@@ -444,17 +447,35 @@ class Updater:
         t0 = time.ticks_ms()
         limit = self.settings.get("ota_trial_s", TRIAL_S) * 1000
         conn = self.connector
+        heard = self.proof is None or self.doc["loc"] == "local"  # nothing to reach
         while True:
             await asyncio.sleep_ms(250)
             up = time.ticks_diff(time.ticks_ms(), t0)
             ran = conn.started()
-            if up >= _SETTLE_MS and ran and self.proof is not None and self.proof():
+            reg = self.proof() if self.proof is not None else None
+            heard = heard or reg is not None
+            if up >= _SETTLE_MS and ran and reg == "Accepted":
                 why = "BootNotification accepted"
                 break
             if up >= limit and ran:
-                why = "%d s without a crash" % (up // 1000)
-                break
+                if heard:
+                    why = "%d s without a crash" % (up // 1000)
+                    break
+                if conn.session is None:
+                    self._give_up("never reached the CSMS in %d s" % (up // 1000))
+                    return
         self.commit(why)
+
+    def _give_up(self, why):
+        # The trial version rolls itself back: main.py's give_up() (a note, no trial record), or
+        # for an image a reset before it was marked valid; the old version reports why.
+        log.warn(_TAG, "trial of %s given up: %s", self.trial, why)
+        if self.trial != "image":
+            from ota.slots import write
+
+            write(self.slots.path("boot_note"), "slot %s: %s" % (self.trial, why))
+            remove(self.slots.path("boot_trial"))
+        self.board.reset(True)
 
     def commit(self, why):
         # The trial version proved itself: it becomes the committed one (a key rotation it
