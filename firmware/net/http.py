@@ -367,10 +367,13 @@ def _oserr(e):
 
 
 async def _follow(method, url, headers, body, ssl_ctx, route, timeout_ms, redirects, chunk,
-                  rewind=None, resolver=None):
+                  rewind=None, resolver=None, tls=None):
     # request() following redirects (bounded, never https -> http) -> (Response, final URL).
+    # tls: async fn() -> the TLS context, made when an https:// URL (a redirect's) needs one.
     seen = 0
     while True:
+        if ssl_ctx is None and tls is not None and url.startswith("https:"):
+            ssl_ctx = await tls()
         resp = await request(method, url, headers, body, ssl_ctx, route, timeout_ms, chunk,
                              resolver)
         if resp.status not in _REDIRECT:
@@ -412,19 +415,19 @@ def _size(path):
 
 async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress=None,
                    route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS, chunk=None, rate=None,
-                   sync_every=0, headers=None, resolver=None):
+                   sync_every=0, headers=None, resolver=None, tls=None):
     # GET url into the file at `path`, streamed. With `resume` and a partial file there, asks
     # for the rest (Range) and appends; a server that ignores Range sends it all again (file
     # rewritten). -> the file's complete size. `max_size` refuses a longer body before a byte of
     # it is written (one without a length: stopped at the bound); `headers`: more request
-    # headers (Authorization). Raises HttpError (the file keeps what arrived, for the next
-    # resume).
+    # headers (Authorization); `tls`: see _follow() (an http:// URL redirected to https://).
+    # Raises HttpError (the file keeps what arrived, for the next resume).
     have = _size(path) if resume else 0
     if have:
         headers = dict(headers or ())
         headers["Range"] = "bytes=%d-" % have
     resp, url = await _follow("GET", url, headers, None, ssl_ctx, route, timeout_ms, redirects,
-                              None, resolver=resolver)
+                              None, resolver=resolver, tls=tls)
     try:
         st = resp.status
         if st == 416 and have:

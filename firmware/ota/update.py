@@ -598,7 +598,8 @@ async def fetch(url, path, settings, board, **kw):
         return await ftp.retr(host, port, user, password, rpath, path, **kw)
     from net import http
 
-    ctx = await http.tls(settings, board) if url.startswith("https:") else None
+    # The TLS context when an https:// URL needs it: the location's, or a redirect's from http://
+    kw["tls"] = lambda: http.tls(settings, board)
     auth = None
     if "@" in url:
         # Credentials in the URL become HTTP Basic, as for uploads (diag/upload.py): net/http.py
@@ -616,4 +617,4 @@ async def fetch(url, path, settings, board, **kw):
                                     rpath)
             tok = binascii.b2a_base64(("%s:%s" % (user, password or "")).encode())[:-1]
             auth = {"Authorization": "Basic " + tok.decode()}
-    return await http.download(url, path, ssl_ctx=ctx, headers=auth, **kw)
+    return await http.download(url, path, headers=auth, **kw)
