@@ -435,6 +435,7 @@ async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress
             cr = resp.headers.get("content-range", "")
             if cr.startswith("bytes */") and cr[8:].strip() == str(have):
                 return have
+            open(path, "wb").close()  # the next try asks for all of it
             raise HttpError("server refused to resume at %d (%s)" % (have, cr or "416"), st)
         if st == 206 and have:
             start, total = _content_range(resp.headers.get("content-range", ""))

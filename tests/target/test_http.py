@@ -150,6 +150,19 @@ async def test_complete_file_resumed_is_complete():
     assert _read("done.out") == data
 
 
+async def test_a_partial_file_the_server_cannot_resume_starts_over():
+    # 416 for a partial file longer than the server's (the file was replaced there): the next
+    # try starts from byte 0, not the same refused Range again until the retries run out.
+    data = _data(3000, 31)
+    _put("sh.bin", data)
+    with open("sh.out", "wb") as f:
+        f.write(b"x" * 5000)
+    e = await _fails(http.download(_url("sh.bin"), "sh.out"), "refused to resume")
+    assert e.status == 416
+    n = await http.download(_url("sh.bin"), "sh.out")
+    assert n == len(data) and _read("sh.out") == data
+
+
 async def test_chunked_body():
     data = _data(9000, 19)
     _put("ch.bin", data)
