@@ -545,10 +545,11 @@ def _size(p):
 
 
 def _final(e):
-    # Failures a retry cannot mend: the bundle does not fit, the URL is wrong, the FTP server
-    # refused the login (530) or has no such file (550), or the location is bad (501).
+    # Failures a retry cannot mend: the bundle does not fit (net/: "... that fit"), the URL is
+    # wrong, the FTP server refused the login (530) or has no such file (550), or the location
+    # is bad (501).
     s = getattr(e, "status", None)
-    return (("fit" in str(e) or s in (400, 401, 403, 404, 410))
+    return (("that fit" in str(e) or s in (400, 401, 403, 404, 410))
             or (type(e).__name__ == "FtpError" and e.code in (501, 530, 550)))
 
 

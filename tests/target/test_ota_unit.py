@@ -130,6 +130,12 @@ def test_ftp_locations_name_a_file_and_their_password_stays_out_of_the_event_log
                         (421, False)):
         assert update._final(ftp.FtpError("x", code)) == final, code
     assert update._final(ftp.FtpError("90000 bytes: more than the 100 that fit"))
+    # "fit" elsewhere in a message (a host's or a path's name) is no such failure: retried
+    from net import http
+
+    assert not update._final(http.HttpError("HTTP 503 from http://h/benefits/fw.bin", 503))
+    assert not update._final(ftp.FtpError("cannot open the control connection to outfit.example"
+                                          ":21 within 10000 ms"))
     assert update._why(ftp.FtpError("login refused: 530 no")) == "FTP: login refused: 530 no"
 
 
