@@ -284,6 +284,38 @@ async def test_installation_waits_for_the_session_to_end(
     assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"
 
 
+async def test_a_second_request_replaces_an_installation_still_waiting_for_the_session(
+        csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
+        signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]], flash: Path) -> None:
+    # The first bundle is downloaded and waits for the session to end, nothing written yet; the
+    # operator sends another one. UpdateFirmware.conf has no status to refuse it with: the
+    # charger installs the one asked for last (as a second request replaces a download).
+    sim, ctl = charger
+    assert sim.agent is not None
+    cp = csms.charge_points[CP_ID]
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await ctl("plug")
+    await ctl("charge")
+    await ctl.wait_state(lambda s: s["relay"], "charging")
+    (www.root / "first.bin").write_bytes(
+        release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+    (www.root / "second.bin").write_bytes(release.pack(
+        [*slot_files, ("second.txt", b"the second bundle")], signing_key, version=NEW,
+        board="unix_sim"))
+    await _update(csms, www.url("first.bin"))
+    await sim.agent.wait_line(r"installation waits for the transaction to end", timeout=30)
+    n = len(csms.frames)
+    await _update(csms, www.url("second.bin"))
+    await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Downloaded",
+                         after=n)
+    assert (await ctl("state"))["relay"], "the session goes on"
+    await ctl("unplug")
+    assert await _final(csms, n) == "Installed"
+    assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"
+    stops = csms.calls("StopTransaction")
+    assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"
+
+
 async def test_download_resumes_after_network_cuts_and_a_second_request_replaces_a_stuck_one(
         csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
         signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]]) -> None:

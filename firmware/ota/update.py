@@ -161,11 +161,14 @@ class Updater:
 
     # -- requests ------------------------------------------------------------------------
     def request(self, location, retrieve_at, retries=0, interval=0, allow_downgrade=False):
-        # UpdateFirmware. -> None when accepted, or the reason it is ignored. A job that is
-        # still waiting or downloading is replaced (its download dropped); one that is checking
-        # or installing cannot be stopped.
+        # UpdateFirmware. -> None when accepted, or the reason it is ignored. A job of the CSMS's
+        # that has not begun installing (waiting, downloading, checking, waiting for the session
+        # to end: nothing written) is replaced, its bundle dropped; one installing or on trial
+        # cannot be stopped, nor is a local upload's or a signed job's replaced (their own
+        # answers say so).
         d = self.doc
-        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
+        if d["phase"] in (_TRIAL, _ITRIAL) or d["phase"] in (_VERIFY, _INSTALL) and (
+                d["local"] or d["status"] == "Installing"):
             return "an update is being installed (%s)" % d["phase"]
         if not (location.startswith("http://") or location.startswith("https://")
                 or location.startswith("ftp://")):
