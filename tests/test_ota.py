@@ -166,6 +166,29 @@ async def test_a_version_that_never_proves_itself_rolls_back(
     assert NEW not in _versions(csms)
 
 
+async def test_a_version_that_never_reaches_the_csms_rolls_back(
+        csms: Csms, www: FileServer, signing_key: rsa.RSAPrivateKey,
+        slot_files: list[tuple[str, bytes]], flash: Path) -> None:
+    # It runs and never crashes, but its OCPP connection never opens: committed after the trial
+    # time, it would have left the charger out of the CSMS's reach for good. A job the CSMS
+    # asked for must reach it again; the old version comes back and says why.
+    _provision(flash, signing_key, trial_s=6)
+    src = (Path(__file__).parents[1] / "firmware/ocpp_client/wsopen.py").read_text()
+    src += "\n\nasync def connect(*a, **k):\n    raise WsError('this version cannot connect')\n"
+    files = [(p, b) for p, b in _with(slot_files, "ocpp_client/wsopen.py", src.encode())
+             if p != "ocpp_client/wsopen.mpy"]
+    (www.root / "deaf.bin").write_bytes(
+        release.pack(files, signing_key, version=NEW, board="unix_sim"))
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=30)
+        await _update(csms, www.url("deaf.bin"))
+        assert await _final(csms, timeout=90) == "InstallationFailed"
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"rolled back: slot a: never reached the CSMS in \d+ s")
+    assert NEW not in _versions(csms)
+    assert not (flash / "boot_slot").exists() and not (flash / "boot_trial").exists()
+
+
 BAD = [
     # (what, manifest or file change, expected reason in the log)
     ("unknown key", "key", r"signed by unknown key"),
@@ -257,6 +280,38 @@ async def test_installation_waits_for_the_session_to_end(
     assert (await ctl("state"))["relay"]
     await ctl("unplug")
     assert await _final(csms) == "Installed"
+    stops = csms.calls("StopTransaction")
+    assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"
+
+
+async def test_a_second_request_replaces_an_installation_still_waiting_for_the_session(
+        csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
+        signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]], flash: Path) -> None:
+    # The first bundle is downloaded and waits for the session to end, nothing written yet; the
+    # operator sends another one. UpdateFirmware.conf has no status to refuse it with: the
+    # charger installs the one asked for last (as a second request replaces a download).
+    sim, ctl = charger
+    assert sim.agent is not None
+    cp = csms.charge_points[CP_ID]
+    await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await ctl("plug")
+    await ctl("charge")
+    await ctl.wait_state(lambda s: s["relay"], "charging")
+    (www.root / "first.bin").write_bytes(
+        release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+    (www.root / "second.bin").write_bytes(release.pack(
+        [*slot_files, ("second.txt", b"the second bundle")], signing_key, version=NEW,
+        board="unix_sim"))
+    await _update(csms, www.url("first.bin"))
+    await sim.agent.wait_line(r"installation waits for the transaction to end", timeout=30)
+    n = len(csms.frames)
+    await _update(csms, www.url("second.bin"))
+    await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Downloaded",
+                         after=n)
+    assert (await ctl("state"))["relay"], "the session goes on"
+    await ctl("unplug")
+    assert await _final(csms, n) == "Installed"
+    assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"
     stops = csms.calls("StopTransaction")
     assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"
 

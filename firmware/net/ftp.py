@@ -60,12 +60,15 @@ async def _cmd(r, w, line, timeout_ms, ok):
 
 
 def _pasv_port(text):
-    # "Entering Passive Mode (h1,h2,h3,h4,p1,p2)" -> port
-    i = text.find("(")
-    j = text.find(")", i)
-    if i < 0 or j < 0:
-        raise FtpError("PASV answer without an address")
-    parts = text[i + 1 : j].split(",")
+    # "Entering Passive Mode (h1,h2,h3,h4,p1,p2)" -> port. Read from the first digit on: RFC
+    # 1123 4.1.2.6, servers may leave out RFC 959's parentheses ("227 =h1,..." too).
+    i = 0
+    while i < len(text) and not text[i].isdigit():
+        i += 1
+    j = i
+    while j < len(text) and (text[j].isdigit() or text[j] == ","):
+        j += 1
+    parts = text[i:j].split(",")
     if len(parts) != 6:
         raise FtpError("PASV answer not understood")
     try:

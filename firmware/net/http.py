@@ -226,11 +226,13 @@ class Response:
         return k
 
     async def into_file(self, f, chunk, progress=None, done=0, total=None, rate=None,
-                        sync_every=0):
+                        sync_every=0, max_size=None):
         # Stream the whole body into the open file f through `chunk` (a bytearray), keeping a
         # minimum rate (bytes, per ms); -> bytes written. progress(done, total) after each chunk.
         # sync_every: flush the file to flash every that many bytes (LittleFS keeps nothing of
         # an open file's new data through a power cut until it is flushed or closed).
+        # max_size: the file's bound (done included), kept chunk by chunk: a chunked or
+        # close-delimited body says no size up front, and must not fill the flash first.
         sink = Sink(f, sync_every, rate)
         mv = memoryview(chunk)
         n = 0
@@ -238,6 +240,8 @@ class Response:
             k = await self.readinto(mv)
             if not k:
                 return n
+            if max_size is not None and done + n + k > max_size:
+                raise HttpError("%d bytes: more than the %d that fit" % (done + n + k, max_size))
             slow = sink.put(mv, k)
             if slow:
                 raise HttpError(slow)
@@ -363,10 +367,13 @@ def _oserr(e):
 
 
 async def _follow(method, url, headers, body, ssl_ctx, route, timeout_ms, redirects, chunk,
-                  rewind=None, resolver=None):
+                  rewind=None, resolver=None, tls=None):
     # request() following redirects (bounded, never https -> http) -> (Response, final URL).
+    # tls: async fn() -> the TLS context, made when an https:// URL (a redirect's) needs one.
     seen = 0
     while True:
+        if ssl_ctx is None and tls is not None and url.startswith("https:"):
+            ssl_ctx = await tls()
         resp = await request(method, url, headers, body, ssl_ctx, route, timeout_ms, chunk,
                              resolver)
         if resp.status not in _REDIRECT:
@@ -408,18 +415,19 @@ def _size(path):
 
 async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress=None,
                    route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS, chunk=None, rate=None,
-                   sync_every=0, headers=None, resolver=None):
+                   sync_every=0, headers=None, resolver=None, tls=None):
     # GET url into the file at `path`, streamed. With `resume` and a partial file there, asks
     # for the rest (Range) and appends; a server that ignores Range sends it all again (file
     # rewritten). -> the file's complete size. `max_size` refuses a longer body before a byte of
-    # it is written; `headers`: more request headers (Authorization). Raises HttpError (the
-    # file keeps what arrived, for the next resume).
+    # it is written (one without a length: stopped at the bound); `headers`: more request
+    # headers (Authorization); `tls`: see _follow() (an http:// URL redirected to https://).
+    # Raises HttpError (the file keeps what arrived, for the next resume).
     have = _size(path) if resume else 0
     if have:
         headers = dict(headers or ())
         headers["Range"] = "bytes=%d-" % have
     resp, url = await _follow("GET", url, headers, None, ssl_ctx, route, timeout_ms, redirects,
-                              None, resolver=resolver)
+                              None, resolver=resolver, tls=tls)
     try:
         st = resp.status
         if st == 416 and have:
@@ -427,6 +435,7 @@ async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress
             cr = resp.headers.get("content-range", "")
             if cr.startswith("bytes */") and cr[8:].strip() == str(have):
                 return have
+            open(path, "wb").close()  # the next try asks for all of it
             raise HttpError("server refused to resume at %d (%s)" % (have, cr or "416"), st)
         if st == 206 and have:
             start, total = _content_range(resp.headers.get("content-range", ""))
@@ -444,12 +453,10 @@ async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress
         f = open(path, mode)
         try:
             n = await resp.into_file(f, chunk or bytearray(_CHUNK), progress, have, total, rate,
-                                     sync_every)
+                                     sync_every, max_size)
         finally:
             f.close()
         size = have + n
-        if max_size is not None and size > max_size:
-            raise HttpError("%d bytes: more than the %d that fit" % (size, max_size), st)
         if total is not None and size != total:
             raise HttpError("got %d of %d bytes" % (size, total), st)
         return size

@@ -20,7 +20,7 @@ class Firmware:
         self.s = s
         self.updater = u = Updater(s.store, s.board, s.settings, s.connector, s.events,
                                    board_mod.NAME)
-        u.proof = lambda: s.registration == "Accepted"
+        u.proof = lambda: s.registration  # the BootNotification's answer (None before one)
         u.listeners.append(self._changed)
         self._queue = []
         st = u.unsent()

@@ -29,8 +29,11 @@ _IDLE, _WAIT, _DOWNLOAD, _VERIFY, _INSTALL, _TRIAL = ("idle", "wait", "download"
 _ITRIAL = "itrial"  # an interpreter image on trial (ota/image.py)
 _KEEP = "boot_slot.img"  # the committed slot, set aside while an image's frozen app is tried
 # PROOF: the trial version commits once every part was built and runs (this task is gathered
-# with them), the connector task has run, and BootNotification was Accepted; or, with the CSMS
-# away, after `ota_trial_s` seconds (setting, default TRIAL_S) without a crash.
+# with them), the connector task has run, and BootNotification was Accepted; or after
+# `ota_trial_s` seconds (setting, default TRIAL_S) without a crash, where the CSMS answered its
+# BootNotification at all or the bundle came from a local upload (maybe no CSMS there). A job
+# the CSMS asked for whose version never reached it rolls back (once no session runs): it would
+# leave the charger out of the CSMS's reach for good.
 TRIAL_S = const(600)
 _SETTLE_MS = const(2000)
 CURRENT = None  # the charger's Updater, for the hotspot's local upload (ota/local.py)
@@ -158,11 +161,14 @@ class Updater:
 
     # -- requests ------------------------------------------------------------------------
     def request(self, location, retrieve_at, retries=0, interval=0, allow_downgrade=False):
-        # UpdateFirmware. -> None when accepted, or the reason it is ignored. A job that is
-        # still waiting or downloading is replaced (its download dropped); one that is checking
-        # or installing cannot be stopped.
+        # UpdateFirmware. -> None when accepted, or the reason it is ignored. A job of the CSMS's
+        # that has not begun installing (waiting, downloading, checking, waiting for the session
+        # to end: nothing written) is replaced, its bundle dropped; one installing or on trial
+        # cannot be stopped, nor is a local upload's or a signed job's replaced (their own
+        # answers say so).
         d = self.doc
-        if d["phase"] in (_VERIFY, _INSTALL, _TRIAL, _ITRIAL):
+        if d["phase"] in (_TRIAL, _ITRIAL) or d["phase"] in (_VERIFY, _INSTALL) and (
+                d["local"] or d["status"] == "Installing"):
             return "an update is being installed (%s)" % d["phase"]
         if not (location.startswith("http://") or location.startswith("https://")
                 or location.startswith("ftp://")):
@@ -444,17 +450,35 @@ class Updater:
         t0 = time.ticks_ms()
         limit = self.settings.get("ota_trial_s", TRIAL_S) * 1000
         conn = self.connector
+        heard = self.proof is None or self.doc["loc"] == "local"  # nothing to reach
         while True:
             await asyncio.sleep_ms(250)
             up = time.ticks_diff(time.ticks_ms(), t0)
             ran = conn.started()
-            if up >= _SETTLE_MS and ran and self.proof is not None and self.proof():
+            reg = self.proof() if self.proof is not None else None
+            heard = heard or reg is not None
+            if up >= _SETTLE_MS and ran and reg == "Accepted":
                 why = "BootNotification accepted"
                 break
             if up >= limit and ran:
-                why = "%d s without a crash" % (up // 1000)
-                break
+                if heard:
+                    why = "%d s without a crash" % (up // 1000)
+                    break
+                if conn.session is None:
+                    self._give_up("never reached the CSMS in %d s" % (up // 1000))
+                    return
         self.commit(why)
+
+    def _give_up(self, why):
+        # The trial version rolls itself back: main.py's give_up() (a note, no trial record), or
+        # for an image a reset before it was marked valid; the old version reports why.
+        log.warn(_TAG, "trial of %s given up: %s", self.trial, why)
+        if self.trial != "image":
+            from ota.slots import write
+
+            write(self.slots.path("boot_note"), "slot %s: %s" % (self.trial, why))
+            remove(self.slots.path("boot_trial"))
+        self.board.reset(True)
 
     def commit(self, why):
         # The trial version proved itself: it becomes the committed one (a key rotation it
@@ -524,10 +548,11 @@ def _size(p):
 
 
 def _final(e):
-    # Failures a retry cannot mend: the bundle does not fit, the URL is wrong, the FTP server
-    # refused the login (530) or has no such file (550), or the location is bad (501).
+    # Failures a retry cannot mend: the bundle does not fit (net/: "... that fit"), the URL is
+    # wrong, the FTP server refused the login (530) or has no such file (550), or the location
+    # is bad (501).
     s = getattr(e, "status", None)
-    return (("fit" in str(e) or s in (400, 401, 403, 404, 410))
+    return (("that fit" in str(e) or s in (400, 401, 403, 404, 410))
             or (type(e).__name__ == "FtpError" and e.code in (501, 530, 550)))
 
 
@@ -577,7 +602,8 @@ async def fetch(url, path, settings, board, **kw):
         return await ftp.retr(host, port, user, password, rpath, path, **kw)
     from net import http
 
-    ctx = await http.tls(settings, board) if url.startswith("https:") else None
+    # The TLS context when an https:// URL needs it: the location's, or a redirect's from http://
+    kw["tls"] = lambda: http.tls(settings, board)
     auth = None
     if "@" in url:
         # Credentials in the URL become HTTP Basic, as for uploads (diag/upload.py): net/http.py
@@ -595,4 +621,4 @@ async def fetch(url, path, settings, board, **kw):
                                     rpath)
             tok = binascii.b2a_base64(("%s:%s" % (user, password or "")).encode())[:-1]
             auth = {"Authorization": "Basic " + tok.decode()}
-    return await http.download(url, path, ssl_ctx=ctx, headers=auth, **kw)
+    return await http.download(url, path, headers=auth, **kw)

@@ -150,6 +150,19 @@ async def test_complete_file_resumed_is_complete():
     assert _read("done.out") == data
 
 
+async def test_a_partial_file_the_server_cannot_resume_starts_over():
+    # 416 for a partial file longer than the server's (the file was replaced there): the next
+    # try starts from byte 0, not the same refused Range again until the retries run out.
+    data = _data(3000, 31)
+    _put("sh.bin", data)
+    with open("sh.out", "wb") as f:
+        f.write(b"x" * 5000)
+    e = await _fails(http.download(_url("sh.bin"), "sh.out"), "refused to resume")
+    assert e.status == 416
+    n = await http.download(_url("sh.bin"), "sh.out")
+    assert n == len(data) and _read("sh.out") == data
+
+
 async def test_chunked_body():
     data = _data(9000, 19)
     _put("ch.bin", data)
@@ -170,6 +183,26 @@ async def test_redirects_followed_then_a_loop_refused():
     n = await http.download(_url("redirect/3/r.bin"), "r.out")
     assert n == len(data) and _read("r.out") == data
     await _fails(http.download(_url("loop/x"), "loop.out"), "more than 5 redirects")
+
+
+async def test_an_update_location_redirected_to_https_is_followed():
+    # http:// -> https:// (a server that forces TLS, as most do): an update's download makes
+    # its TLS context for the redirect (ota/update.py fetch()), checked against the CA.
+    from ota import update
+
+    class Board:
+        def dns_server(self):
+            return None
+
+        def ntp_server(self):
+            return None
+
+    data = _data(4000, 29)
+    _put("up.bin", data)
+    with open(CFG["ca"]) as f:
+        settings = {"ca_pem": f.read()}
+    n = await update.fetch(_url("tohttps/up.bin"), "up.out", settings, Board())
+    assert n == len(data) and _read("up.out") == data
 
 
 async def test_credentials_follow_a_redirect_on_the_same_server_only():
@@ -206,6 +239,14 @@ async def test_max_size_refuses_before_writing():
     _put("m.bin", b"m" * 10000)
     await _fails(http.download(_url("m.bin"), "m.out", max_size=9999), "more than")
     assert _size("m.out") == 0
+
+
+async def test_max_size_stops_a_body_without_a_length_at_the_bound():
+    # Chunked (or close-delimited) bodies say no size up front: the bound is kept as they come,
+    # never the whole body on flash first (an update's bound keeps the store's reserve free).
+    _put("mc.bin", b"c" * 20000)
+    await _fails(http.download(_url("chunked/mc.bin"), "mc.out", max_size=9999), "more than")
+    assert _size("mc.out") <= 9999, _size("mc.out")
 
 
 async def test_upload_streams_a_file():

@@ -130,7 +130,29 @@ def test_ftp_locations_name_a_file_and_their_password_stays_out_of_the_event_log
                         (421, False)):
         assert update._final(ftp.FtpError("x", code)) == final, code
     assert update._final(ftp.FtpError("90000 bytes: more than the 100 that fit"))
+    # "fit" elsewhere in a message (a host's or a path's name) is no such failure: retried
+    from net import http
+
+    assert not update._final(http.HttpError("HTTP 503 from http://h/benefits/fw.bin", 503))
+    assert not update._final(ftp.FtpError("cannot open the control connection to outfit.example"
+                                          ":21 within 10000 ms"))
     assert update._why(ftp.FtpError("login refused: 530 no")) == "FTP: login refused: 530 no"
+
+
+def test_a_pasv_answer_is_read_with_or_without_parentheses():
+    # RFC 1123 4.1.2.6: a client "cannot assume that the parentheses shown on page 40 of
+    # RFC-959 will be present"; it scans from the first digit.
+    from net import ftp
+
+    for text in ("Entering Passive Mode (127,0,0,1,195,80).", "Entering Passive Mode "
+                 "127,0,0,1,195,80", "=127,0,0,1,195,80", "Passive 127,0,0,1,195,80 ok"):
+        assert ftp._pasv_port(text) == 50000, text
+    for bad in ("Entering Passive Mode", "Entering Passive Mode (127,0,0,1,195)"):
+        try:
+            ftp._pasv_port(bad)
+        except ftp.FtpError:
+            continue
+        raise AssertionError(bad)
 
 
 def test_paths_outside_the_slot_are_refused():

@@ -10,6 +10,8 @@ size and SHA-256). Misbehaviour is chosen by a path prefix, so any client can as
     /redirect/<k>/<path>      k redirects (relative, then absolute), then <path>
     /elsewhere/<path>         302 to <path> on the other name of this server (127.0.0.1 <->
                               localhost): another origin
+    /tohttps/<path>           301 to https://localhost:<https port>/<path> (a server that
+                              forces TLS)
     /echo-auth                answers the Authorization header it was sent ("" without one)
     /trickle/<path>           the head at once, then the body one byte a second
     /trickle-head/<path>      even the status line one byte a second
@@ -138,6 +140,10 @@ class FileServer:
             scheme = "https" if w.get_extra_info("sslcontext") else "http"
             rest = "/".join(parts[1:])
             await _answer(w, 302, b"", {"Location": f"{scheme}://{other}:{port}/{rest}"})
+        elif mode == "tohttps" and "https" in self.ports:
+            rest = "/".join(parts[1:])
+            loc = f"https://localhost:{self.ports['https']}/{rest}"
+            await _answer(w, 301, b"", {"Location": loc})
         elif mode == "echo-auth":
             await _answer(w, 200, headers.get("authorization", "").encode())
         elif mode == "silent":
@@ -228,7 +234,8 @@ class FileServer:
         await _answer(w, 201, reply, {"Content-Type": "application/json"})
 
 
-_REASONS = {200: "OK", 201: "Created", 206: "Partial Content", 302: "Found", 404: "Not Found",
+_REASONS = {200: "OK", 201: "Created", 206: "Partial Content", 301: "Moved Permanently",
+            302: "Found", 404: "Not Found",
             411: "Length Required", 413: "Payload Too Large", 416: "Range Not Satisfiable",
             500: "Internal Server Error"}
 
