@@ -810,12 +810,13 @@ def test_flash_dry_run_prints_every_step(tmp_path: Path,
                           "--baud", "921600"], capsys)
     assert rc == 0
     steps = out.splitlines()
-    assert steps[0].endswith("esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 "
+    assert "esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 flash-id  (" in steps[0]
+    assert steps[1].endswith("esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 "
                              "erase-flash")
-    assert steps[1].endswith(f"--baud 921600 write-flash -z 0x1000 {fw}")
-    assert "borne deploy --port /dev/ttyUSB0" in steps[3]
-    assert "borne provision --port /dev/ttyUSB0" in steps[4]
-    assert "identity" in steps[5]
+    assert steps[2].endswith(f"--baud 921600 write-flash -z 0x1000 {fw}")
+    assert "borne deploy --port /dev/ttyUSB0" in steps[4]
+    assert "borne provision --port /dev/ttyUSB0" in steps[5]
+    assert "identity" in steps[6]
     assert "warning" not in out  # the version is in the image below
     # Arguments quoted as a shell reads them; the image and the register checked in a dry run.
     rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/my port", "--firmware",
@@ -879,7 +880,7 @@ def test_flash_reports_esptool_failures(tmp_path: Path,
                               "--connect-attempts", "1"], capsys)
         assert rc == 1
         err = one_line_error(err)
-        assert "esptool erase-flash failed" in err and "bootloader" in err
+        assert "esptool flash-id failed" in err and "bootloader" in err
         assert "nothing was written" in err
     rc, _, err = run_cli(["flash", "--port", str(tmp_path / "ttyUSB7"), "--firmware", str(fw),
                           "--connect-attempts", "1"], capsys)
@@ -907,6 +908,48 @@ def test_flash_reports_esptool_failures(tmp_path: Path,
     assert rc == 1 and "not an ESP32 firmware image" in one_line_error(err)
 
 
+def test_flash_refuses_an_image_the_module_cannot_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # BORNE_WALLBOX's image is laid out for 8 MiB (its header; ota_0, ota_1 and the filesystem
+    # up to 8 MiB): on a 4 MiB module esptool writes it all the same (it fits) and the chip
+    # never boots again (the bootloader refuses a header larger than the flash; the table runs
+    # past it). esptool flash-id tells the module's size: refused before the erase.
+    big = _image(tmp_path, "v1.28.0", flash_mib=8, slot=0x270000)
+    calls = tmp_path / "calls.txt"
+
+    def esptool(flash_says: str) -> Path:
+        stub = tmp_path / f"esptool-{flash_says}"
+        stub.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+                        f"case \"$*\" in *flash-id*) echo 'Detected flash size: {flash_says}';; "
+                        "*write-flash*) echo 'A fatal error occurred: Timed out'; exit 2;; esac\n")
+        stub.chmod(0o755)
+        return stub
+
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(big), "--esptool",
+                         str(esptool("4MB")), "--register", str(tmp_path / "r.json")], capsys)
+    assert rc == 1
+    err = one_line_error(err)
+    assert "laid out for 8 MiB of flash" in err and "this module has 4 MiB" in err, err
+    assert "nothing was written" in err
+    assert [c.split()[-1] for c in calls.read_text().splitlines()] == ["flash-id"]
+    # The 8 MiB module it is built for: erased and written (the stand-in's write then fails).
+    calls.unlink()
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(big), "--esptool",
+                         str(esptool("8MB")), "--register", str(tmp_path / "r.json")], capsys)
+    assert rc == 1 and "esptool write-flash failed" in one_line_error(err)
+    assert [c.split()[-1] for c in calls.read_text().splitlines()][:2] == ["flash-id",
+                                                                         "erase-flash"]
+    # A stock 4 MiB image on that 4 MiB module passes the check.
+    calls.unlink()
+    stock = _image(tmp_path, "v1.28.0", ota=False, flash_mib=4, slot=0x1F0000)
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(stock),
+                         "--esptool", str(esptool("4MB")), "--register",
+                         str(tmp_path / "r.json")], capsys)
+    assert rc == 1 and "esptool write-flash failed" in one_line_error(err)
+    assert "erase-flash" in calls.read_text()
+
+
 def test_flash_whole_install(tmp_path: Path, built: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     # esptool replaced by a stand-in that does what esptool does to this device: erase-flash
@@ -928,7 +971,8 @@ def test_flash_whole_install(tmp_path: Path, built: Path,
         # The firmware-update keyring beside main.py, outside both slots (firmware/ota/keys.py).
         assert (dev.flash / "ota_keys.json").read_bytes() == keys.read_bytes()
         assert "firmware-update keyring installed" in out
-        assert calls.read_text().splitlines()[1].endswith(f"write-flash -z 0x1000 {fw}")
+        assert calls.read_text().splitlines()[0].endswith("flash-id")
+        assert calls.read_text().splitlines()[2].endswith(f"write-flash -z 0x1000 {fw}")
         assert not (dev.flash / "old.txt").exists()
         assert (dev.flash / "boot_slot").read_text() == "a"
         assert json.loads(esp32state.nvs_read(dev.chip)["borne"]["prov"])["cp_id"] == \
@@ -1019,9 +1063,10 @@ def test_flash_interrupted_says_the_state(tmp_path: Path, monkeypatch: pytest.Mo
     # Ctrl-C during the write: one line saying the flash may be erased, no traceback.
     from borne import flash
 
-    def esptool(cmd: list[str], step: str, erased: bool, say: object) -> None:
+    def esptool(cmd: list[str], step: str, erased: bool, say: object) -> str:
         if step == "write-flash":
             raise KeyboardInterrupt
+        return ""
 
     monkeypatch.setattr(flash, "run_esptool", esptool)
     rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(_image(tmp_path)),
