@@ -451,6 +451,40 @@ def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert not (tmp_path / "reg.json").exists()
 
 
+def test_tools_refuse_another_esp32_chip(tmp_path: Path, built: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # An ESP32-S3 running MicroPython (the port's sys.implementation._machine: "<board> with
+    # ESP32S3") on the port: the wallbox's pin numbers are other pins there (GPIO 26, the
+    # relay's, is an S3 module's flash/PSRAM bus). deploy, provision and install refuse it
+    # before driving a pin or writing anything. (The emulated chip answers as the S3 would.)
+    from borne import devlink
+
+    monkeypatch.setattr(devlink, "_PROBE", devlink._PROBE.replace(
+        "sys.platform,", '"esp32",').replace(
+        'getattr(sys.implementation, "_machine", "")', '"Generic ESP32S3 module with ESP32S3"'))
+    monkeypatch.setattr(deploy, "safe_outputs_code",
+                        lambda board_dir: "open('/pins_driven', 'w').close()\n")
+    with make_device(tmp_path) as dev:
+        reg = tmp_path / "reg.json"
+        for argv in (["deploy", "--no-build"], ["provision", "--register", str(reg)],
+                     ["install", "--phases", "1", "--meter-model", "sdm120"]):
+            rc, _, err = run_cli([*argv, "--port", dev.port], capsys)
+            err = one_line_error(err)
+            assert rc == 1 and "is an ESP32S3" in err and "not the plain ESP32" in err, err
+            assert not (dev.flash / "pins_driven").exists(), argv
+            assert sorted(p.name for p in dev.flash.iterdir()) == [], argv
+            assert "borne" not in esp32state.nvs_read(dev.chip), argv
+        assert not reg.exists()
+    # A plain ESP32 ("Generic ESP32 module with SPIRAM with ESP32") passes.
+    from borne.devlink import Facts
+
+    deploy.check_chip(Facts("esp32", (1, 28, 0), 6, "Generic ESP32 module with SPIRAM with "
+                            "ESP32", True, 0, 0, None, None, 0), BOARD)
+    deploy.check_chip(Facts("esp32", (1, 28, 0), 6, "borne wallbox with ESP32", True, 0, 0,
+                            None, None, 0), BOARD)
+
+
 # ---- provision -------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ What it does, in order (each step is printed; --dry-run prints them without a de
     charging session (reason Reboot), open the contactor and restart into a maintenance boot
     ("@safe": the application and its watchdog stay stopped, the contactor open, until the
     next reset). If no application answers, Ctrl-C stops whatever runs and the contactor and
-    pilot pins are driven safe directly (pins from boards/<board>/pins.py).
+    pilot pins are driven safe directly (pins from boards/<board>/pins.py). Either way, an ESP32
+    of another kind (ESP32-S3, -C3: other pins) is refused then, before any pin or file.
  2. Stops the application (Ctrl-C) and reads what the device is: MicroPython version, .mpy
     format, an ESP32 with NVS, free flash, the active slot, its heap. Refuses a MicroPython
     other than the release this firmware targets (1.28: build.MPY_CROSS_VERSION; override
@@ -188,6 +189,21 @@ def footprint(app: Path) -> int:
     return total
 
 
+def check_chip(facts: Facts, board: str) -> None:
+    """Refuse an ESP32 of another kind (ESP32-S3, -C3, ...: the MicroPython ESP32 port says
+    "<board> with <MCU>") where the board is wired for a plain ESP32: its pin numbers mean other
+    pins there (GPIO 26, the relay's, is an ESP32-S3 module's flash/PSRAM bus)."""
+    if board != "esp32_wallbox" or facts.platform != "esp32":
+        return
+    mcu = facts.machine.rpartition(" with ")[2]
+    if mcu != "ESP32":
+        raise DeviceError(
+            f"this device is an {mcu or 'unknown chip'} ({facts.machine}), not the plain ESP32 "
+            f"the {board} board is wired for (its pins differ): check --port; nothing was "
+            "written, no pin driven (its program is stopped until it is reset)"
+        )
+
+
 def check_board(facts: Facts, board: str) -> None:
     if board == "esp32_wallbox" and not facts.has_nvs:
         raise DeviceError(
@@ -224,10 +240,12 @@ def make_safe(dev: Device, board_dir: Path, say: Say) -> None:
         say("contactor open: the application ended any session and restarted into a "
             "maintenance boot (application and watchdog stopped)")
         dev.raw()
+        check_chip(dev.probe(), board_dir.name)
         return
     say("no application answered on the console: stopping what runs (Ctrl-C) and opening the "
         "contactor by its pin")
     dev.raw()
+    check_chip(dev.probe(), board_dir.name)  # another chip's pins are not driven
     code = safe_outputs_code(board_dir)
     if code:
         dev.step = "opening the contactor by its pin"
