@@ -406,6 +406,10 @@ def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     rc, _, err = run_cli(["monitor", "--port", str(tmp_path / "ttyUSB9"), "--log",
                           str(tmp_path / "m.log")], capsys)
     assert rc == 1 and "no device at" in one_line_error(err)
+    # A session log that cannot be written (no such folder): said in one line, no traceback.
+    rc, _, err = run_cli(["monitor", "--port", str(tmp_path / "ttyUSB9"), "--log",
+                          str(tmp_path / "nosuch" / "m.log")], capsys)
+    assert rc == 1 and "cannot write the session log" in one_line_error(err)
 
     # Not MicroPython: something on the line that prints its own talk and ignores ours.
     master, slave, link = _raw_pty(tmp_path, "ttyGPS")
