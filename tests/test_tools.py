@@ -185,6 +185,32 @@ def test_deploy_is_atomic_verified_and_repeatable(device: SerialDevice, built: P
     assert deploy.local_hashes(device.flash / "app_a") == want
 
 
+def test_deploy_when_the_console_does_not_answer(device: SerialDevice, built: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # The application runs, its watchdog with it, but its console does not answer @safe in
+    # time (still building its parts after a power-on: the watchdog starts before the console
+    # task). Ctrl-C stops the application, not the watchdog: the chip would reset a few
+    # seconds into the copy, every time. The tool restarts it into the maintenance boot
+    # itself (main.py's one-shot marker, as @safe does), then copies.
+    assert deploy.deploy(device.port, BOARD, no_build=True, say=lambda s: None) == 0
+    with Device(device.port) as d:
+        d.wait_output(rb"@state", 20)  # the application is up (the watchdog with it)
+    console = Device.console
+
+    def slow(self: Device, name: str, timeout: float | None = None) -> dict[str, object]:
+        if name == "safe":
+            raise TimeoutError("no answer to @safe")
+        return console(self, name, timeout)
+
+    monkeypatch.setattr(Device, "console", slow)
+    said, say = lines()
+    assert deploy.deploy(device.port, BOARD, no_build=True, timeout=3,
+                         say=say) == 0  # type: ignore[arg-type]
+    assert any("maintenance boot" in s for s in said), said
+    assert (device.flash / "boot_slot").read_text() == "b"
+    assert deploy.local_hashes(device.flash / "app_b") == deploy.local_hashes(built / "slot")
+
+
 def test_deploy_opens_the_contactor_of_a_charging_session(tmp_path: Path, built: Path) -> None:
     # The simulated EV and contactor (borne.sim.hardware, as `borne sim` uses it) on the
     # emulated chip's wires; an S0 meter and free charging, so a session runs by itself.
