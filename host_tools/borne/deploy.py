@@ -6,7 +6,10 @@ What it does, in order (each step is printed; --dry-run prints them without a de
     charging session (reason Reboot), open the contactor and restart into a maintenance boot
     ("@safe": the application and its watchdog stay stopped, the contactor open, until the
     next reset). If no application answers, Ctrl-C stops whatever runs and the contactor and
-    pilot pins are driven safe directly (pins from boards/<board>/pins.py).
+    pilot pins are driven safe directly (pins from boards/<board>/pins.py), and a charger with
+    borne's main.py is restarted into the maintenance boot (an application that ran but did not
+    answer, still starting, left its watchdog running). Either way, an ESP32 of another kind
+    (ESP32-S3, -C3: other pins) is refused then, before any pin or file.
  2. Stops the application (Ctrl-C) and reads what the device is: MicroPython version, .mpy
     format, an ESP32 with NVS, free flash, the active slot, its heap. Refuses a MicroPython
     other than the release this firmware targets (1.28: build.MPY_CROSS_VERSION; override
@@ -188,6 +191,21 @@ def footprint(app: Path) -> int:
     return total
 
 
+def check_chip(facts: Facts, board: str) -> None:
+    """Refuse an ESP32 of another kind (ESP32-S3, -C3, ...: the MicroPython ESP32 port says
+    "<board> with <MCU>") where the board is wired for a plain ESP32: its pin numbers mean other
+    pins there (GPIO 26, the relay's, is an ESP32-S3 module's flash/PSRAM bus)."""
+    if board != "esp32_wallbox" or facts.platform != "esp32":
+        return
+    mcu = facts.machine.rpartition(" with ")[2]
+    if mcu != "ESP32":
+        raise DeviceError(
+            f"this device is an {mcu or 'unknown chip'} ({facts.machine}), not the plain ESP32 "
+            f"the {board} board is wired for (its pins differ): check --port; nothing was "
+            "written, no pin driven (its program is stopped until it is reset)"
+        )
+
+
 def check_board(facts: Facts, board: str) -> None:
     if board == "esp32_wallbox" and not facts.has_nvs:
         raise DeviceError(
@@ -205,7 +223,8 @@ def local_hashes(app: Path) -> dict[str, str]:
 def make_safe(dev: Device, board_dir: Path, say: Say) -> None:
     """Step 1: contactor open and the application stopped, the safe way when it answers: it
     ends the session, opens the contactor and restarts into a maintenance boot (application
-    and watchdog not started: a running ESP32 watchdog would reset the chip during the copy)."""
+    and watchdog not started: a running ESP32 watchdog would reset the chip during the copy).
+    Else Ctrl-C, the pins driven safe, and the maintenance boot asked for by the tool."""
     try:
         ans = dev.console("safe", timeout=4)
     except TimeoutError:
@@ -224,10 +243,12 @@ def make_safe(dev: Device, board_dir: Path, say: Say) -> None:
         say("contactor open: the application ended any session and restarted into a "
             "maintenance boot (application and watchdog stopped)")
         dev.raw()
+        check_chip(dev.probe(), board_dir.name)
         return
     say("no application answered on the console: stopping what runs (Ctrl-C) and opening the "
         "contactor by its pin")
     dev.raw()
+    check_chip(dev.probe(), board_dir.name)  # another chip's pins are not driven
     code = safe_outputs_code(board_dir)
     if code:
         dev.step = "opening the contactor by its pin"
@@ -235,6 +256,24 @@ def make_safe(dev: Device, board_dir: Path, say: Say) -> None:
             dev.exec(code)
         except DeviceError as e:
             say(f"warning: could not drive the contactor pin ({e})")
+    # An application that ran but did not answer (still starting) left its watchdog running,
+    # which nothing stops but a reset: main.py's maintenance boot, as @safe asks for it.
+    dev.step = "looking for main.py's maintenance boot"
+    if dev.eval("try:\n    print('maintenance' in open('/main.py').read())\n"
+                "except OSError:\n    print(False)") is not True:
+        return  # no borne main.py: nothing started a watchdog
+    dev.step = "restarting into a maintenance boot"
+    dev.exec("with open('/maint', 'w') as f:\n    f.write('1')")
+    dev.reset()
+    try:  # (a slot whose board cannot load ends at the REPL: no watchdog either)
+        dev.wait_output(rb"maintenance boot|\n>>> ", BOOT_WAIT_S)
+    except TimeoutError:
+        raise DeviceError(
+            "the charger did not come back after its restart into a maintenance boot within "
+            f"{BOOT_WAIT_S:.0f} s: watch it with `borne monitor`, then run again") from None
+    say("restarted into a maintenance boot (a watchdog the application started would reset "
+        "the chip during the work)")
+    dev.raw()
 
 
 def install(dev: Device, app: Path, root: Path, facts: Facts, say: Say) -> str:
@@ -590,8 +629,9 @@ def dry_run(port: str, board: str, no_build: bool, reset: bool) -> None:
     steps = [
         f"open {port} (pyserial, exclusive) at 115200 baud",
         "send '@safe' to the application: end any session, contactor open, restart into a "
-        "maintenance boot (no application, no watchdog); if nothing answers, Ctrl-C and drive "
-        f"the pins of boards/{board}/pins.py safe",
+        "maintenance boot (no application, no watchdog); if nothing answers, Ctrl-C, drive "
+        f"the pins of boards/{board}/pins.py safe and (borne's main.py there) restart into "
+        "that maintenance boot",
         "Ctrl-C, raw REPL (mpremote's serial transport): read MicroPython version, .mpy format,"
         f" NVS, free flash, /boot_slot, heap; refuse a MicroPython other than {MPY_CROSS_VERSION}"
         " and a heap under the .mpy application's budget",

@@ -2,7 +2,10 @@
 
  0. checks the image (an ESP32 image; its MicroPython version, from the ESP-IDF application
     description, must be 1.28 unless --any-micropython; unreadable: a warning, and the
-    charger's own version is checked after writing), the register, CA and keyring;
+    charger's own version is checked after writing), the register, CA and keyring; then
+    esptool flash-id: a plain ESP32 (esptool refuses another chip) whose flash holds the image
+    (the size its header names and its partition table's end: an 8 MiB image on a 4 MiB
+    module would never boot), else refused with nothing written;
  1. esptool erase-flash: wipes everything, the filesystem and NVS (unless --no-erase);
  2. esptool write-flash at 0x1000: the MicroPython image (--firmware: stock ESP32_GENERIC
     1.28, or the image built with boards/esp32_wallbox/manifest.py); esptool's output is
@@ -94,14 +97,15 @@ def esptool() -> list[str]:
 def flash_commands(firmware: Path, port: str | None = None, baud: int = DEFAULT_BAUD,
                    erase: bool = True, esptool_cmd: list[str] | None = None,
                    connect_attempts: int | None = None) -> list[list[str]]:
-    """The esptool command lines that (erase and) write a MicroPython image to an ESP32."""
+    """The esptool command lines that check the chip and its flash size (flash-id), (erase and)
+    write a MicroPython image to an ESP32."""
     base = [*(esptool_cmd or esptool()), "--chip", ESP32_CHIP]
     if port:
         base += ["--port", port]
     base += ["--baud", str(baud)]
     if connect_attempts is not None:
         base += ["--connect-attempts", str(connect_attempts)]
-    cmds = []
+    cmds = [[*base, "flash-id"]]
     if erase:
         cmds.append([*base, "erase-flash"])
     cmds.append([*base, "write-flash", "-z", hex(ESP32_FIRMWARE_OFFSET), str(firmware)])
@@ -118,7 +122,8 @@ def explain_esptool(output: str, rc: int, step: str, erased: bool) -> str:
     return f"esptool {step} failed: {cause}; {state}"
 
 
-def run_esptool(cmd: list[str], step: str, erased: bool, say: Say) -> None:
+def run_esptool(cmd: list[str], step: str, erased: bool, say: Say) -> str:
+    """Run esptool, showing its output; that output, or DeviceError naming the cause."""
     say("$ " + shlex.join(cmd))
     out: list[str] = []
     try:
@@ -137,6 +142,7 @@ def run_esptool(cmd: list[str], step: str, erased: bool, say: Say) -> None:
         raise DeviceError(f"cannot run esptool ({e}): run `make setup`") from None
     if rc != 0:
         raise DeviceError(explain_esptool("\n".join(out), rc, step, erased))
+    return "\n".join(out)
 
 
 def partitions(data: bytes) -> list[tuple[int, int, int, int]]:
@@ -188,6 +194,38 @@ def image_version(data: bytes) -> str | None:
         if len(desc) == 48 and int.from_bytes(desc[:4], "little") == APP_DESC_MAGIC:
             return desc[16:48].split(b"\0")[0].decode("ascii", errors="replace")
     return None
+
+
+def image_flash_bytes(data: bytes) -> int:
+    """The flash an image needs: the size its header names (the bootloader refuses to start on
+    a smaller chip: "Detected size smaller than the size in the binary image header") and the
+    end of its partition table's last partition. 0 when it names neither."""
+    code = data[3] >> 4 if len(data) > 3 else 0xF
+    header = (1 << (20 + code)) if code <= 4 else 0  # ESP32: 1, 2, 4, 8, 16 MiB
+    return max([header, *(off + size for _, _, off, size in partitions(data))])
+
+
+def detected_flash_bytes(esptool_output: str) -> int | None:
+    """The chip's flash size from esptool flash-id's "Detected flash size: 4MB"; None when
+    esptool could not tell ("Unknown") or said nothing."""
+    m = re.search(r"Detected flash size:\s*(\d+)\s*([KM])B", esptool_output)
+    return int(m[1]) << (10 if m[2] == "K" else 20) if m else None
+
+
+def check_flash_size(firmware: Path, esptool_output: str, say: Say) -> None:
+    """Refuse, before anything is erased, an image that needs more flash than the chip has."""
+    need = image_flash_bytes(firmware.read_bytes())
+    have = detected_flash_bytes(esptool_output)
+    if have is None:
+        say("warning: esptool did not say the module's flash size: not checked against the "
+            f"image's {need >> 20} MiB")
+    elif need > have:
+        raise DeviceError(
+            f"{firmware.name} is laid out for {need >> 20} MiB of flash (its header and "
+            f"partition table), this module has {have >> 20} MiB: it would never boot; flash "
+            f"an image for {have >> 20} MiB (ESP32_GENERIC-v{MPY_CROSS_VERSION}.x.bin) or fit "
+            "the module the board needs (boards/micropython/BORNE_WALLBOX: 8 MiB); nothing was "
+            "written: the charger is as it was")
 
 
 def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None:
@@ -275,8 +313,11 @@ def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None 
                           "in, check --port; nothing was written")
     erased = False
     for cmd in cmds:
-        step = "erase-flash" if "erase-flash" in cmd else "write-flash"
+        step = next(s for s in ("flash-id", "erase-flash", "write-flash") if s in cmd)
         say(f"== {step}")
+        if step == "flash-id":  # the chip and its flash, before anything is erased
+            check_flash_size(args.firmware, run_esptool(cmd, step, erased, say), say)
+            continue
         progress.state = ("the flash may be ERASED or half written: the charger runs nothing "
                           "until `borne flash` completes; run it again")
         run_esptool(cmd, step, erased, say)
@@ -338,6 +379,8 @@ def dry_run(args: argparse.Namespace) -> None:
     prov_cmd += ["--sp3", "--ca", str(args.ca)] if args.sp3 else []
     prov_cmd += ["--label", str(args.label)] if args.label else []
     steps = [shlex.join(c) for c in cmds]
+    steps[0] += (f"  (a plain ESP32 with the {image_flash_bytes(args.firmware.read_bytes()) >> 20}"
+                 " MiB of flash the image needs, else nothing is written)")
     steps += [
         f"wait up to {args.boot_wait:.0f} s for MicroPython's raw REPL on {shlex.quote(args.port)}"
         f"; check it is MicroPython {MPY_CROSS_VERSION}; ask whether the image carries the "

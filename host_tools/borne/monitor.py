@@ -24,7 +24,8 @@ does not end (a prompt, noise) is shown once it holds 1 KiB or after 0.5 s witho
 If the cable is pulled, the monitor says so and waits for the port to come back, then goes on
 (and the log file notes the gap). It opens the port exclusively: close it before `borne deploy`.
 
-Exit status: 0 after quit / Ctrl-C / --duration; 1 the port could not be opened.
+Exit status: 0 after quit / Ctrl-C / --duration; 1 the port or the session log could
+not be opened.
 """
 
 from __future__ import annotations
@@ -237,7 +238,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _cmd(args: argparse.Namespace) -> int:
     log_path = args.log or Path(dt.datetime.now().strftime("monitor-%Y%m%d-%H%M%S.log"))
     colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
-    mon = Monitor(args.port, sys.stdout, log_path, colour)
+    try:
+        mon = Monitor(args.port, sys.stdout, log_path, colour)
+    except OSError as e:  # a --log folder that does not exist, a read-only working folder
+        print(f"monitor: cannot write the session log {log_path} ({e.strerror}): name a "
+              "writable file with --log", file=sys.stderr)
+        return 1
     for cmd in args.send:
         mon.send(cmd)
     threading.Thread(target=_stdin_commands, args=(mon,), daemon=True).start()
