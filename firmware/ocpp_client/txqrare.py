@@ -48,6 +48,8 @@ async def failed(q, e, seq, rec, attempts, errs):
         if action == START:
             q._set_id(rec["r"], -1)
         q.j.ack(seq)
+        if action == STOP:
+            q._forget(rec["r"])  # its session's last message: the id is needed no more
         return 0, 0, None
     wait = q.config.get("TransactionMessageRetryInterval") * attempts
     log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
