@@ -200,3 +200,26 @@ async def test_a_start_waiting_for_its_retry_holds_no_status_back(
     assert second.msg[1] != first.msg[1], "a retry after a CALLERROR is a new attempt"
     stop = await csms.wait_call("StopTransaction", timeout=15)
     assert csms.calls().index(status) < csms.calls().index(second) < csms.calls().index(stop)
+
+
+async def test_a_status_sent_on_a_link_found_dead_is_reported_after_the_reconnection(
+    csms: Csms, control: Control
+) -> None:
+    # The link dies silently; the plug's "Preparing" goes out on it and waits for its answer
+    # when the watchdog finds the socket half-open (two WebSocketPingIntervals of silence, here
+    # well within the call's timeout) and ends the session. The CSMS never got it: it is
+    # reported after the reconnection (it was lost: the CSMS showed "Available" with an EV
+    # plugged in until the next change).
+    await _setup(csms)
+    await control.wait_state(lambda s: s["ocpp"]["connected"], "online")
+    await control("net", up=False)
+    n = len(csms.frames)
+    await control("plug")
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    assert not [f for f in csms.frames[n:] if f.action == "StatusNotification"], (
+        "the gate is cut: nothing reaches the CSMS")
+    await control("net", up=True)
+    f = await csms.wait_call(
+        "StatusNotification", lambda p: p["connectorId"] == 1 and p["status"] == "Preparing",
+        after=n, timeout=20)
+    assert f.payload["errorCode"] == "NoError"

@@ -20,7 +20,7 @@ from typing import Any
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
 from flashdoc import seed
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
@@ -182,3 +182,45 @@ async def test_an_answer_that_comes_after_the_timeout_is_taken(csms: Csms, flash
         assert len(csms.calls("StartTransaction")) == 1, "a late answer is not a reason to resend"
         assert csms.connects == 1, f"the charger reconnected {csms.connects - 1} time(s)"
         await sim.agent.wait_line(r"StartTransaction answered late", 5)
+
+
+async def test_a_retry_lost_with_the_link_goes_again_under_the_id_the_csms_may_have_booked(
+    csms: Csms, flash: Path
+) -> None:
+    # The CSMS refuses the first StartTransaction (a CALLERROR: its database is down), books the
+    # retry (a new attempt, a new id) and its answer is lost with the link (a router reboot).
+    # After the reconnection the start goes again under the retry's id, which the CSMS
+    # recognises: one transaction. (Before, the reconnection forgot the attempts: the start went
+    # under its first id, which the CSMS had refused, and it opened a second transaction.)
+    async with _charger(csms, flash) as (sim, control):
+        assert sim.gate is not None
+        gate = sim.gate
+        await _configure(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="1")
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the boot's event answered")
+        seen: list[object] = []
+
+        def db_down_then_link_lost(payload: object) -> object:
+            seen.append(payload)
+            if len(seen) == 1:
+                csms.started.clear()  # (on_start books before it asks us: not this one)
+                raise RuntimeError("CSMS database is down")
+            if len(seen) == 2:
+                gate.set_up(False)  # booked; the answer is lost on the air
+            return call_result.StartTransaction(  # the transaction on_start booked
+                transaction_id=max(csms.started.values()), id_tag_info={"status": "Accepted"})
+
+        csms.respond("StartTransaction", db_down_then_link_lost)
+        await control("plug")
+        await control("charge")
+        await csms.wait_for(lambda: len(seen) >= 2, 30, "the retry after the CALLERROR")
+        await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=20)
+        await control("net", up=True)
+        await csms.wait_for(lambda: len(csms.calls("StartTransaction")) >= 3, 30,
+                            "the start sent again after the reconnection")
+        first, retry, again = csms.calls("StartTransaction")[:3]
+        assert retry.msg[1] != first.msg[1], "a retry after a CALLERROR is a new attempt"
+        assert again.msg[1] == retry.msg[1], (
+            f"sent again under {again.msg[1]}, not under {retry.msg[1]} that the CSMS booked")
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the start delivered")
+        assert len(set(csms.started.values())) == 1, (
+            f"the CSMS booked {len(set(csms.started.values()))} transactions for one session")

@@ -447,24 +447,31 @@ class OcppClient:
             st = self._status_dirty.pop(cid)
             if hold and self._since[cid] is not None and st == self._sent[cid]:
                 continue  # back to what the CSMS was told before it held MinimumStatusDuration
+            done = False
             try:
                 await self._send_status(cid, st[0], st[1], self._since[cid])
+                done = True
             except CallError as e:
                 # The CSMS's final answer (1.6 retries transaction messages only): reported,
                 # not sent again. Put back, it held every message behind it for good.
                 log.warn(_TAG, "StatusNotification of connector %d answered %s", cid, e.code)
                 self._sent[cid] = st
+                done = True
             except Exception as e:
                 # Answered late, or ignored by a CSMS that answers a probe (clientrare.answers):
-                # delivered, or dropped (a later change is reported). Not delivered (a dead
-                # link, no memory): the status is reported again after the reconnect or pause.
+                # delivered, or dropped (a later change is reported).
                 v = isinstance(e, CallTimeout) and await _rare("answers", self, e)
-                if v:
-                    if v is not True:
-                        self._sent[cid] = st
-                    continue
-                self._status_dirty.setdefault(cid, self.connector.status_of(cid))
-                raise e
+                if not v:
+                    raise e
+                if v is not True:
+                    self._sent[cid] = st
+                done = True
+            finally:
+                # Not delivered (a dead link, no memory, the worker cancelled as it waited: the
+                # watchdog found the socket half-open): reported again after the reconnection
+                # or the pause, never lost.
+                if not done:
+                    self._status_dirty.setdefault(cid, self.connector.status_of(cid))
 
 
 def apply_time(t):

@@ -64,7 +64,7 @@ async def failed(q, e, seq, rec, attempts, errs):
         from supervisor import rare
 
         q.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
-        q._attempts, q._errs = attempts, errs
+        q._attempts, q._errs, q._aseq = attempts, errs, seq
         s = q.session
         ws = s.rpc.ws if s is not None else None
         if ws is not None:

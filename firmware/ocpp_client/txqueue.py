@@ -81,6 +81,7 @@ class TxQueue:
         self._errs = 0
         self._sparse = 0  # the time (ms) of the last MeterValues kept while thinning
         self.thinned = 0  # MeterValues dropped by the thinning since boot
+        self._aseq = None  # the journal seq of the message they count
 
     def __len__(self):
         return len(self.j) + self._nheld
@@ -265,8 +266,10 @@ class TxQueue:
             await asyncio.sleep_ms(time.ticks_diff(self._held_at if r is None else r,
                                                    time.ticks_ms()))
         self.retry_at = None
+        # The oldest message's failed attempts stay on the queue until it is done: a link lost
+        # meanwhile (the worker cancelled, or the dead link raised) must not reset them, or its
+        # repeat would go under its first id rather than the one the CSMS may have booked.
         attempts, errs = self._attempts, self._errs
-        self._attempts = self._errs = 0
         item = None
         while True:
             if item is None:
@@ -281,6 +284,8 @@ class TxQueue:
                         asyncio.create_task(self._wake(_HELD_RETRY_MS // 1000))
                     return
             seq, rec = item
+            if seq != self._aseq:  # (those of a message answered as its worker was cancelled)
+                attempts = errs = 0
             action, payload, ref = rec["a"], rec["p"], rec["r"]
             if action == START and ref in self.ids:
                 # Answered before a power cut came between the id and the ack: never twice.
@@ -333,6 +338,7 @@ class TxQueue:
                 # use). A dead link is raised from there, nothing counted.
                 attempts, errs, wait = await rare("ocpp_client.txqrare", "failed", self, e, seq,
                                                   rec, attempts, errs)
+                self._attempts, self._errs, self._aseq = attempts, errs, seq
                 if wait is None:  # dropped
                     item = None
                     continue
@@ -340,14 +346,14 @@ class TxQueue:
                     conf = wait
                     hook(conf)
                 else:
+                    self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
                     if not patient:
-                        self.retry_at = time.ticks_add(time.ticks_ms(), wait * 1000)
-                        self._attempts, self._errs = attempts, errs
                         asyncio.create_task(self._wake(wait))
                         return
-                    await asyncio.sleep(wait)
+                    await asyncio.sleep(wait)  # (a link lost meanwhile: the next waits the rest)
+                    self.retry_at = None
                     continue
-            attempts = errs = 0
+            attempts = errs = self._attempts = self._errs = 0
             item = None
             if action == START:
                 if self.on_start_conf:
