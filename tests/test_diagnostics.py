@@ -373,9 +373,21 @@ async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, c
         requested_message="SignChargePointCertificate"))
     assert res.status == "Accepted"
     await csms.wait_call("SignCertificate", after=n)
-    res = await cp.call(call.ExtendedTriggerMessage(requested_message="Heartbeat",
-                                                    connector_id=5))
-    assert res.status == "Rejected"
+    # A connectorId the message has no use for is ignored (1.6 5.17, as TriggerMessage), the
+    # message still sent; a connector's message for a connector there is not: Rejected.
+    for what in ("Heartbeat", "FirmwareStatusNotification", "LogStatusNotification"):
+        n = len(csms.frames)
+        res = await cp.call(call.ExtendedTriggerMessage(requested_message=what, connector_id=5))
+        assert res.status == "Accepted", what
+        await csms.wait_call(what, after=n)
+    n = len(csms.frames)
+    res = await cp.call(call.ExtendedTriggerMessage(
+        requested_message="SignChargePointCertificate", connector_id=2))
+    assert res.status == "Accepted"
+    await csms.wait_call("SignCertificate", after=n)
+    for what in ("StatusNotification", "MeterValues"):
+        res = await cp.call(call.ExtendedTriggerMessage(requested_message=what, connector_id=2))
+        assert res.status == "Rejected", what
 
 
 async def test_http_post_only_server_and_basic_credentials(csms: Csms, control: Control) -> None:

@@ -73,26 +73,21 @@ class Diag:
 
     # -- triggers ----------------------------------------------------------------------------
     async def _on_ext_trigger(self, p):
-        # The messages of TriggerMessage (the session's triggers) and LogStatusNotification;
-        # SignChargePointCertificate: a new key pair and its CSR, after the answer (csr.py).
+        # SignChargePointCertificate: a new key pair and its CSR, after the answer (csr.py);
+        # LogStatusNotification and a signed job's FirmwareStatusNotification: their state. The
+        # rest is TriggerMessage's (remote.py), with its rules: a connectorId the message has no
+        # use for is ignored (1.6 5.17), StatusNotification/MeterValues for connector 2 Rejected.
         s = self.s
         what = p["requestedMessage"]
-        cid = p.get("connectorId")
-        if cid is not None and cid not in (0, 1):
-            return {"status": "Rejected"}
         if what == "SignChargePointCertificate":
             s.after(self._csr)
             return {"status": "Accepted"}
-        if what == "BootNotification" and s.registration == "Accepted":
-            return {"status": "Rejected"}
-        fn = s.triggers.get(what)
+        fn = s.triggers.get(what) if what == "LogStatusNotification" else None
         if what == "FirmwareStatusNotification" and self.signedfw.status() is not None:
             fn = self.signedfw.trigger  # a signed job's: SignedFirmwareStatusNotification
-        if fn is None and what == "FirmwareStatusNotification":
-            fn = self._fw_idle  # no update feature in this build: nothing is going on
         if fn is None:
-            return {"status": "NotImplemented"}
-        s.after(fn, cid)
+            return await s.rpc.handlers.get("TriggerMessage")(p)
+        s.after(fn, None)
         return {"status": "Accepted"}
 
     async def _csr(self):
@@ -104,9 +99,6 @@ class Diag:
             await csr.request(self.s)
         finally:
             drop("diag.csr", "diag.p256")  # loaded on use: out of the heap again
-
-    async def _fw_idle(self, cid=None):
-        await self._send("FirmwareStatusNotification", {"status": "Idle"})
 
     # -- GetDiagnostics / GetLog ------------------------------------------------------------
     def _window(self, a, b):
