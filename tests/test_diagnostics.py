@@ -28,6 +28,11 @@ def _statuses(csms: Csms, action: str = "DiagnosticsStatusNotification") -> list
     return [f.payload["status"] for f in csms.calls(action)]
 
 
+def _log_statuses(csms: Csms) -> list[list[object]]:
+    return [[f.payload.get("requestId"), f.payload["status"]]
+            for f in csms.calls("LogStatusNotification")]
+
+
 async def test_get_diagnostics_uploads_to_ftp(csms: Csms, control: Control, sim,
                                               tmp_path: Path) -> None:
     cp = await _booted(csms)
@@ -240,6 +245,17 @@ async def test_security_log_over_https_checks_the_ca(csms: Csms, flash: Path, tm
                                 30, "Uploaded")
             text = (srv.root / "uploads" / res.filename).read_text()
             assert "StartupOfTheDevice" in text.splitlines()[1]
+            # An http:// location the server redirects to https:// (308, as a server forcing
+            # TLS does): followed, the TLS context made then and checked against the same CA.
+            url = srv.url("/tohttps/upload/", host="localhost")
+            res = await cp.call(call.GetLog(log_type="SecurityLog", request_id=3, retries=1,
+                                            log={"remoteLocation": url}))
+            assert res.status == "Accepted"
+            await csms.wait_for(lambda: [3, "Uploaded"] in _log_statuses(csms), 30,
+                                "Uploaded after the redirect")
+            assert (srv.root / "uploads" / res.filename).exists()
+            assert [r.path for r in srv.requests("PUT")][-2:] == [
+                "/tohttps/upload/" + res.filename, "/upload/" + res.filename]
             # A server whose certificate the charger's roots do not sign: refused.
             ctx2, _ = self_signed(tmp_path / "tls2")
             other = FileServer(tmp_path / "www2", ssl_ctx=ctx2)

@@ -1,10 +1,10 @@
 # Uploads one file from flash to a GetDiagnostics / GetLog location: ftp:// (net/ftp.py, passive
-# mode) or http(s):// (net/http.py, PUT, POST after a 405; https:// trusts the central system roots, like the CSMS
-# link). Runs in its own task and moves the file in 1 KiB chunks, awaiting the socket after each:
-# the connector and the OCPP link go on meanwhile. A failure raises UploadError with a reason fit
-# for a log line (never the credentials), and `st`: the LogStatus it means when not UploadFailure
-# (PermissionDenied: FTP 530/550, HTTP 401/403; NotSupportedOperation: FTP 502/504, HTTP 405 after
-# the POST, 501).
+# mode) or http(s):// (net/http.py, PUT, POST after a 405; https://, a redirect's too, trusts
+# the central system roots, like the CSMS link). Runs in its own task and moves the file in 1 KiB
+# chunks, awaiting the socket after each: the connector and the OCPP link go on meanwhile. A
+# failure raises UploadError with a reason fit for a log line (never the credentials), and `st`:
+# the LogStatus it means when not UploadFailure (PermissionDenied: FTP 530/550, HTTP 401/403;
+# NotSupportedOperation: FTP 502/504, HTTP 405 after the POST, 501).
 import os
 
 from diag import location
@@ -61,27 +61,34 @@ async def _http(scheme, host, port, user, password, rpath, path, board, settings
     if user is not None:
         tok = binascii.b2a_base64(("%s:%s" % (user, password or "")).encode())[:-1].decode()
         headers["Authorization"] = "Basic " + tok
-    ctx = None
-    if scheme == "https":
-        from ocpp_client import security
+    made = []
 
-        try:
-            await security.sync_clock(board)
-            security.check_clock()
-            roots = getattr(settings, "roots", None)
-            ctx = security.tls_context(roots() if roots else settings.get("ca_pem", ""))
-        except security.SecurityError as e:
-            raise UploadError("https: %s" % e)
+    async def tls():
+        # The TLS context of an https:// location, or of the https:// URL an http:// one is
+        # redirected to (net/http.py _follow): the CSMS link's roots, made once.
+        if not made:
+            from ocpp_client import security
+
+            try:
+                await security.sync_clock(board)
+                security.check_clock()
+                roots = getattr(settings, "roots", None)
+                pem = roots() if roots else settings.get("ca_pem", "")
+                made.append(security.tls_context(pem))
+            except security.SecurityError as e:
+                raise UploadError("https: %s" % e)
+        return made[0]
+
     try:
         try:
-            await http.upload("PUT", url, path, headers=headers, ssl_ctx=ctx, route=route,
-                              timeout_ms=timeout_ms, resolver=resolver)
+            await http.upload("PUT", url, path, headers=headers, route=route,
+                              timeout_ms=timeout_ms, resolver=resolver, tls=tls)
         except http.HttpError as e:
             if e.status != 405:
                 raise
             # A server that takes uploads by POST only says so with 405.
-            await http.upload("POST", url, path, headers=headers, ssl_ctx=ctx, route=route,
-                              timeout_ms=timeout_ms, resolver=resolver)
+            await http.upload("POST", url, path, headers=headers, route=route,
+                              timeout_ms=timeout_ms, resolver=resolver, tls=tls)
     except http.HttpError as e:
         raise UploadError("%s: %s" % (scheme, e), _st(e.status, (401, 403), (405, 501)))
     return os.stat(path)[6]

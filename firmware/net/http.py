@@ -479,8 +479,9 @@ def _content_range(v):
 
 async def upload(method, url, path, content_type="application/octet-stream", headers=None,
                  ssl_ctx=None, route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS,
-                 chunk=None, resolver=None):
-    # PUT or POST the file at `path` as the body, streamed (Content-Length); follows 307/308.
+                 chunk=None, resolver=None, tls=None):
+    # PUT or POST the file at `path` as the body, streamed (Content-Length); follows 307/308
+    # (`tls`: see _follow()).
     # -> (status, first KiB of the answer's body). Raises HttpError (status >= 400 included).
     size = _size(path)
     hdrs = {"Content-Type": content_type}
@@ -489,7 +490,8 @@ async def upload(method, url, path, content_type="application/octet-stream", hea
     f = open(path, "rb")
     try:
         resp, url = await _follow(method, url, hdrs, (f, size), ssl_ctx, route, timeout_ms,
-                                  redirects, chunk, rewind=lambda: f.seek(0), resolver=resolver)
+                                  redirects, chunk, rewind=lambda: f.seek(0), resolver=resolver,
+                                  tls=tls)
     finally:
         f.close()
     try:

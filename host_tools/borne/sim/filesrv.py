@@ -11,7 +11,7 @@ size and SHA-256). Misbehaviour is chosen by a path prefix, so any client can as
     /elsewhere/<path>         302 to <path> on the other name of this server (127.0.0.1 <->
                               localhost): another origin
     /tohttps/<path>           301 to https://localhost:<https port>/<path> (a server that
-                              forces TLS)
+                              forces TLS); an upload there: 308 (the method kept), body read
     /echo-auth                answers the Authorization header it was sent ("" without one)
     /trickle/<path>           the head at once, then the body one byte a second
     /trickle-head/<path>      even the status line one byte a second
@@ -223,6 +223,11 @@ class FileServer:
             await r.readexactly(n)
             await _answer(w, int(parts[1]), b"refused\n")
             return
+        if parts and parts[0] == "tohttps" and "https" in self.ports:
+            await r.readexactly(n)
+            loc = f"https://localhost:{self.ports['https']}/{'/'.join(parts[1:])}"
+            await _answer(w, 308, b"", {"Location": loc})
+            return
         if parts and parts[0] == "slowup":
             await asyncio.sleep(30)
         name = "_".join(p for p in parts[1:] if p not in ("..", ".")) or "upload.bin"
@@ -235,7 +240,7 @@ class FileServer:
 
 
 _REASONS = {200: "OK", 201: "Created", 206: "Partial Content", 301: "Moved Permanently",
-            302: "Found", 404: "Not Found",
+            302: "Found", 308: "Permanent Redirect", 404: "Not Found",
             411: "Length Required", 413: "Payload Too Large", 416: "Range Not Satisfiable",
             500: "Internal Server Error"}
 
