@@ -683,3 +683,39 @@ async def test_a_null_payload_is_an_empty_one():
     assert await call == {}
     ws.end()
     await task
+
+
+async def test_a_short_callerror_to_our_call_fails_it_at_once():
+    # OCPP-J 4.2.3: a CALLERROR has 5 elements. One with fewer (or a code that is not a string)
+    # naming our pending CALL is still the CSMS's error: the call fails now, not after waiting
+    # out its timeout (a tap's Authorize, 30 s). Logged as malformed.
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    cases = (('"InternalError"', "InternalError", ""),
+             ('"InternalError", "busy"', "InternalError", "busy"),
+             ('', "GenericError", ""),
+             ('17, "x"', "GenericError", "x"))
+    with Logs() as logs:
+        for i, (tail, code, desc) in enumerate(cases):
+            t0 = time.ticks_ms()
+            c = asyncio.create_task(rpc.call("Authorize", {"idTag": "T"}, timeout_ms=30000))
+            req = await _next_sent(ws, i + 1)
+            ws.push('[4, "%s"%s]' % (req[1], ", " + tail if tail else ""))
+            try:
+                await asyncio.wait_for_ms(c, 2000)
+                raise AssertionError("no CallError")
+            except CallError as e:
+                assert (e.code, e.description) == (code, desc), (tail, e.code, e.description)
+            assert time.ticks_diff(time.ticks_ms(), t0) < 2000
+    assert logs.warned("malformed CALLERROR")
+    # Not ours: still ignored.
+    c = asyncio.create_task(rpc.call("Heartbeat", {}))
+    req = await _next_sent(ws, len(cases) + 1)
+    ws.push('[4, "someone-else", "InternalError"]')
+    await asyncio.sleep_ms(20)
+    assert not c.done()
+    ws.push('[3, "%s", {"currentTime": "2026-01-01T00:00:00Z"}]' % req[1])
+    assert (await c)["currentTime"]
+    ws.end()
+    await task
