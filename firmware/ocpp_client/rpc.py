@@ -286,8 +286,9 @@ class Rpc:
 
     async def _last_resort(self, raw, e):
         # Handling a frame failed outside any handler (no memory to parse or answer it, a bug):
-        # a CALL still gets one answer, InternalError, built without json from the id sniffed
-        # off its head (printable ASCII, no quote or backslash: safe between quotes).
+        # a CALL still gets one answer (none while Rejected), InternalError, built without json
+        # from the id sniffed off its head (printable ASCII, no quote or backslash: safe between
+        # quotes).
         import gc
 
         gc.collect()
@@ -296,7 +297,7 @@ class Rpc:
         if isinstance(raw, Spooled):
             raw.remove()  # (read or not: its file goes)
         log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
-        if kind == _CALL and mid and mid != self._answered and self.ws:
+        if kind == _CALL and mid and mid != self._answered and self.ws and not self.deaf:
             ans = _NO_MEMORY.get(action) if isinstance(e, MemoryError) else None
             if ans is not None:  # (SendLocalList: Failed, the list as it was)
                 await self.ws.send('[3,"%s",%s]' % (mid, ans))
@@ -378,7 +379,7 @@ class Rpc:
             log.warn(_TAG, "no memory to parse a frame of %d bytes (id %s)", len(raw), mid)
             if self.on_bad:
                 self.on_bad("MemoryExhaustion", None)
-            if kind == _CALL:
+            if kind == _CALL and not self.deaf:
                 await self._no_memory(mid, action)
             return
         except ValueError:  # UnicodeError is a ValueError too

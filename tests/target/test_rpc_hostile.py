@@ -228,3 +228,39 @@ async def test_the_given_message_id_is_sent():
     ws.eof = True
     ws.ev.set()
     await task
+
+
+async def test_while_rejected_no_call_is_answered_even_out_of_memory():
+    # OCPP 1.6 4.2: while the registration is Rejected the charge point SHALL NOT respond to
+    # any Central System initiated message: not even the InternalError of a frame that found no
+    # memory to parse (_no_memory) or whose handling failed (_last_resort).
+    class NoJson:
+        @staticmethod
+        def loads(raw):
+            raise MemoryError("memory allocation failed")
+
+    def no_rare(name, *args):
+        raise MemoryError("memory allocation failed")
+
+    r = Rpc({"ClearCache": echo_keys})
+    r.deaf = True
+    orig_json, orig_rare = rpcmod.json, rpcmod._rare
+    try:
+        with Logs():
+            rpcmod.json = NoJson
+            sent = await serve_all(r, '[2, "m1", "ClearCache", {}]')
+            rpcmod.json = orig_json
+            rpcmod._rare = no_rare
+            sent += await serve_all(r, '[2, "g1", "ClearCache", {"a": ')
+    finally:
+        rpcmod.json, rpcmod._rare = orig_json, orig_rare
+    assert sent == [], sent
+    # Accepted again: the same frames are answered.
+    r.deaf = False
+    try:
+        with Logs():
+            rpcmod._rare = no_rare
+            sent = await serve_all(r, '[2, "g2", "ClearCache", {"a": ')
+    finally:
+        rpcmod._rare = orig_rare
+    assert [json.loads(t)[:3] for t in sent] == [[4, "g2", "InternalError"]]
