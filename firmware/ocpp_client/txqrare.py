@@ -28,10 +28,10 @@ async def failed(q, e, seq, rec, attempts, errs):
         code = "no answer"
         if v is not True:  # its answer, late (the link stalled): taken as the answer
             log.warn(_TAG, "%s answered late", action)
-            if v[0] == 3 and isinstance(v[2], dict):
+            if v[0] == 3 and len(v) > 2 and isinstance(v[2], dict):
                 return attempts, errs, v[2]  # delivered: deliver() goes on as if in time
-            if v[0] == 4 and isinstance(v[2], str):
-                code = v[2]  # a CALLERROR
+            if v[0] == 4:  # a CALLERROR (a malformed one too, as rpcrare.bad_answer takes it)
+                code = v[2] if len(v) > 2 and isinstance(v[2], str) else "GenericError"
                 errs += 1
     else:
         errs += 1

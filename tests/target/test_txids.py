@@ -57,3 +57,40 @@ def test_a_stop_transaction_dropped_after_its_attempts_forgets_the_id():
 
 def test_a_start_dropped_then_its_stop_dropped_forgets_the_minus_one():
     _dropped_stops_forget_their_ids("txids_drop2", Csms(True))
+
+
+async def test_a_late_answer_too_short_to_read_is_still_an_answer_or_none():
+    # A StartTransaction timed out, the probe (a Heartbeat) was answered, and its own answer came
+    # in between, malformed ([4, id] with no code, [3, id] with no payload: rpc.py keeps it as
+    # the late answer). A short CALLERROR is a CALLERROR (GenericError: retried under ".1", as
+    # rpcrare.bad_answer takes one in time), a short CALLRESULT no answer (the repeat on a new
+    # connection); neither may break the failure path (v[2] raised IndexError).
+    from ocpp_client import txqrare
+    from ocpp_client.errors import CallTimeout, Disconnected
+
+    class Rpc:
+        ws = None
+        late = None
+
+    class Session:
+        rpc = Rpc()
+
+        async def _heartbeat(self):
+            pass
+
+    class Q:
+        config = Cfg()
+        session = Session()
+
+    q = Q()
+    rec = {"a": START}
+    with Logs() as logs:
+        q.session.rpc.late = [4, "m-1"]
+        assert await txqrare.failed(q, CallTimeout(START), 1, rec, 0, 0) == (1, 1, 0)
+        assert logs.warned("GenericError")
+        q.session.rpc.late = [3, "m-1"]
+        try:
+            await txqrare.failed(q, CallTimeout(START), 1, rec, 0, 0)
+            raise AssertionError("no Disconnected")
+        except Disconnected:
+            pass
