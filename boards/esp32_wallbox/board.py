@@ -260,19 +260,20 @@ class Board(BoardBase):
         self.edge.set()
 
     def _on_button(self, pin):
+        # One call per edge. Any edge ends the press in progress (one that reads pressed was
+        # released and pressed again since), counted only as long as the button task saw the
+        # pin held, not until now: this handler runs late when the loop was blocked across the
+        # release (a Wi-Fi scan, a TLS handshake), and a 9 s press must not read as the 10 s of
+        # a factory reset.
         now = time.ticks_ms()
-        if pin.value() == pins.BUTTON_PRESSED_LEVEL:
-            if self._pressed_at is None:
-                self._pressed_at = self._held_at = now
-                self._pressed.set()  # the task samples the pin until the release
-        elif self._pressed_at is not None:
-            start = self._pressed_at
+        start = self._pressed_at
+        if start is not None:
             self._pressed_at = None
             if time.ticks_diff(now, start) >= _BUTTON_MIN_MS:
-                # Only as long as the pin was seen held, not until now: this handler runs late
-                # when the loop was blocked across the release (a Wi-Fi scan, a TLS handshake),
-                # and a 9 s press must not read as the 10 s of a factory reset.
                 self._press_ms = max(1, time.ticks_diff(self._held_at, start))
+        if pin.value() == pins.BUTTON_PRESSED_LEVEL:
+            self._pressed_at = self._held_at = now
+            self._pressed.set()  # the task samples the pin until the release
 
     async def _button_task(self):
         # Samples the pin while a press lasts; one on_button(ms) call per press, on the loop,
