@@ -1058,3 +1058,76 @@ def test_the_board_definition_and_the_emulated_chip_describe_one_flash() -> None
     rows = {r[0]: tuple(r[3:]) for r in ast.literal_eval(table)}
     assert rows["ota_0"] == (0x10000, 0x270000) and rows["ota_1"] == (0x280000, 0x270000)
     assert rows["vfs"] == (0x4F0000, (8 << 20) - 0x4F0000)
+
+
+# What each GPIO name of pins.py does: driven by the chip ("out"), read ("in"), or both (a bus
+# line, "io"). The alternative readers (one fitted at the factory: provisioning's "rfid") may
+# share pins; nothing else may.
+_PIN_ROLES = {
+    "CP_PWM": "out", "CP_ADC": "in", "CP_LOST": "in", "RELAY": "out", "RELAY_FB": "in",
+    "RCD_TRIP": "in", "RCD_TEST": "out", "LED_WS2812": "out", "BUZZER": "out", "BUTTON": "in",
+    "PN532_TX": "out", "PN532_RX": "in", "PN532_I2C_SDA": "io", "PN532_I2C_SCL": "out",
+    "MFRC522_SCK": "out", "MFRC522_MOSI": "out", "MFRC522_MISO": "in", "MFRC522_SS": "out",
+    "MFRC522_RST": "out", "RS485_TX": "out", "RS485_RX": "in", "RS485_DE_RE": "out",
+    "S0_PULSE": "in",
+}
+_READER_GROUPS = (("PN532_TX", "PN532_RX"), ("PN532_I2C_SDA", "PN532_I2C_SCL"),
+                  ("MFRC522_SCK", "MFRC522_MOSI", "MFRC522_MISO", "MFRC522_SS", "MFRC522_RST"))
+
+
+def test_the_pin_map_fits_both_modules_and_boots_safely() -> None:
+    # The map must work on an ESP32-WROOM-32E (the BORNE_WALLBOX image, no PSRAM) and on an
+    # ESP32-WROVER-E (PSRAM: what the .mpy application needs, ESP32_GENERIC-SPIRAM). ESP32
+    # datasheet / module datasheets: GPIO 6-11 are the SPI flash; 16/17 the WROVER's PSRAM (not
+    # even on its pads, and MicroPython's SPIRAM build has no Pin(16)/Pin(17): machine_pin.h);
+    # 1/3 UART0 (REPL, esptool); 34-39 inputs only; strapping pins 0, 2, 5, 12, 15 are read at
+    # reset (12 high: 1.8 V flash, no boot; 0/2: download mode) and 1, 3, 5, 14, 15 show
+    # activity during boot, so the relay and the pilot stay off all of them.
+    consts = _pins()
+    gpio = {n: consts[n] for n in _PIN_ROLES}
+    others = ("_HZ", "_X1000", "_MV", "_LEVEL", "_ID", "_BAUD", "_ADDR")  # not GPIO numbers
+    assert set(gpio) == {n for n in consts if not n.endswith(others)}, "a pin without a role"
+    for name, g in gpio.items():
+        assert g not in range(6, 12), f"{name} on GPIO {g}: the module's SPI flash"
+        assert g not in (16, 17), f"{name} on GPIO {g}: a WROVER module's PSRAM"
+        assert g not in (1, 3), f"{name} on GPIO {g}: UART0, the REPL's and esptool's"
+        assert g not in (0, 2, 12), f"{name} on strapping pin {g}"
+        if _PIN_ROLES[name] != "in":
+            assert g < 34, f"{name} drives GPIO {g}, which is input only"
+    for name in ("RELAY", "CP_PWM", "RCD_TEST", "RS485_DE_RE"):
+        assert gpio[name] not in (1, 3, 5, 14, 15), f"{name} on a pin busy at boot"
+    # Strapping pins 5 and 15 only where their boot level is harmless: the MFRC522's SS (idles
+    # high, active low) and the pilot-loss comparator (an input).
+    assert {n for n, g in gpio.items() if g in (5, 15)} <= {"MFRC522_SS", "CP_LOST"}
+    group = {n: i for i, names in enumerate(_READER_GROUPS) for n in names}
+    by_pin: dict[int, list[str]] = {}
+    for name, g in gpio.items():
+        by_pin.setdefault(g, []).append(name)
+    for g, names in by_pin.items():
+        if len(names) > 1:
+            groups = [group.get(n) for n in names]
+            assert None not in groups and len(set(groups)) == len(groups), (g, names)
+
+
+_SPIRAM_SCRIPT = '''
+import json, esp32, board
+
+out = {}
+nvs = esp32.NVS("borne")
+for reader in ("pn532_uart", "pn532_i2c", "mfrc522"):
+    nvs.set_blob("prov", json.dumps({"rfid": reader}).encode())
+    nvs.commit()
+    b = board.Board()
+    try:
+        out[reader] = type(b.rfid_stream() or b.rfid_driver()).__name__
+    except Exception as e:
+        out[reader] = repr(e)
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_every_reader_opens_on_a_psram_module(tmp_path: Path) -> None:
+    # The .mpy application needs PSRAM (ESP32_GENERIC-SPIRAM on a WROVER module), whose build has
+    # no GPIO 16/17: a reader wired there could not even be opened.
+    r = _run_emulated(tmp_path, _SPIRAM_SCRIPT, "--spiram", "1")
+    assert r == {"pn532_uart": "UART", "pn532_i2c": "Pn532", "mfrc522": "Mfrc522"}, r

@@ -86,6 +86,7 @@ _POLL_WR = const(4)
 
 _READERS = ("pn532_uart", "pn532_i2c", "mfrc522")
 _BUTTON_MIN_MS = const(50)  # shorter is contact bounce, not a press
+_BUTTON_POLL_MS = const(20)  # the pin's level is sampled this often while pressed
 _GC_FIRST_AREA = const(56 * 1024)  # v1.28's MICROPY_GC_INITIAL_HEAP_SIZE for the ESP32
 _WDT_MS = const(5000)  # the loop must feed the watchdog within this, or the chip resets
 _WDT_FEED_MS = const(1000)
@@ -189,6 +190,7 @@ class Board(BoardBase):
         self._rcd.irq(handler=self._on_trip, trigger=both)
         self._cp_lost.irq(handler=self._on_trip, trigger=both)
         self._pressed_at = None  # ticks_ms of the press in progress
+        self._held_at = 0  # ticks_ms the button task last saw it held
         self._press_ms = 0  # the last press's length, for the button task
         self._pressed = asyncio.ThreadSafeFlag()
         self._btn.irq(handler=self._on_button, trigger=both)
@@ -258,27 +260,41 @@ class Board(BoardBase):
         self.edge.set()
 
     def _on_button(self, pin):
+        # One call per edge. Any edge ends the press in progress (one that reads pressed was
+        # released and pressed again since), counted only as long as the button task saw the
+        # pin held, not until now: this handler runs late when the loop was blocked across the
+        # release (a Wi-Fi scan, a TLS handshake), and a 9 s press must not read as the 10 s of
+        # a factory reset.
         now = time.ticks_ms()
-        if pin.value() == pins.BUTTON_PRESSED_LEVEL:
-            if self._pressed_at is None:
-                self._pressed_at = now
-        elif self._pressed_at is not None:
-            ms = time.ticks_diff(now, self._pressed_at)
+        start = self._pressed_at
+        if start is not None:
             self._pressed_at = None
-            if ms >= _BUTTON_MIN_MS:
-                self._press_ms = ms
-                self._pressed.set()
+            if time.ticks_diff(now, start) >= _BUTTON_MIN_MS:
+                self._press_ms = max(1, time.ticks_diff(self._held_at, start))
+        if pin.value() == pins.BUTTON_PRESSED_LEVEL:
+            self._pressed_at = self._held_at = now
+            self._pressed.set()  # the task samples the pin until the release
 
     async def _button_task(self):
-        # One on_button(ms) call per press, on the loop, after the release.
+        # Samples the pin while a press lasts; one on_button(ms) call per press, on the loop,
+        # after the release.
         while True:
             await self._pressed.wait()
-            fn = self.on_button
-            if fn is not None:
-                try:
-                    fn(self._press_ms)
-                except Exception as e:
-                    _warn("setup button handler: %r", (e,))
+            while True:
+                t = time.ticks_ms()  # before the read: a stall in between only shortens it
+                if self._btn.value() == pins.BUTTON_PRESSED_LEVEL:
+                    self._held_at = t
+                ms = self._press_ms
+                self._press_ms = 0  # (no call since the read: no handler ran in between)
+                fn = self.on_button
+                if ms and fn is not None:
+                    try:
+                        fn(ms)
+                    except Exception as e:
+                        _warn("setup button handler: %r", (e,))
+                if self._pressed_at is None:
+                    break
+                await asyncio.sleep_ms(_BUTTON_POLL_MS)
 
     async def _watch_pilot(self):
         # Sample the pilot 50 times a second and wake the connector whenever either level moves

@@ -1,4 +1,6 @@
-# Pin map of the borne ESP32 wallbox: a plain ESP32-WROOM-32 module (4 MB flash, no PSRAM).
+# Pin map of the borne ESP32 wallbox. It fits both modules the charger runs on: an ESP32-WROOM-32E
+# with 8 MiB of flash (N8; the BORNE_WALLBOX image, no PSRAM) and an ESP32-WROVER-E (PSRAM: the
+# .mpy application on ESP32_GENERIC-SPIRAM, README "Installing a charger").
 #
 # Only board.py reads this file. Every number here is a GPIO number.
 #
@@ -19,7 +21,10 @@
 # - Outputs whose state matters while the chip is in reset or booting (relay coil, pilot) are on
 #   pins that stay high-impedance through reset and boot (no boot-time PWM like 1, 3, 5, 14, 15),
 #   with an external resistor that holds the safe level until board.py drives them.
-# - GPIO 16/17 are free because there is no PSRAM (on a WROVER module they are the PSRAM bus).
+# - GPIO 16/17 are unused: on a WROVER module they are the PSRAM's (not on its pads), and
+#   MicroPython's SPIRAM build has no Pin(16)/Pin(17) at all. That leaves no free pin for the
+#   PN532: the readers are alternatives (one fitted at the factory, provisioning's "rfid"), so
+#   they share one header on the VSPI pins.
 from micropython import const
 
 # ---- Control pilot --------------------------------------------------------------------------
@@ -111,18 +116,21 @@ BUTTON = const(39)
 BUTTON_PRESSED_LEVEL = const(0)
 
 # ---- RFID reader -----------------------------------------------------------------------------
+# One reader header, whichever reader is fitted: the PN532 uses the MFRC522's MOSI (23, driven
+# by the chip either way) and MISO (19, read either way) pins; its UART and I2C are routed there
+# through the GPIO matrix.
 # PN532 on UART2 (HSU, 115200 8N1). ESP32 TX -> PN532 RXD, ESP32 RX <- PN532 TXD.
 RFID_UART_ID = const(2)
-PN532_TX = const(17)
-PN532_RX = const(16)
+PN532_TX = const(23)
+PN532_RX = const(19)
 PN532_BAUD = const(115200)
 # The same PN532 module speaks I2C instead when its mode switch says so; its SDA/TXD and SCL/RXD
 # share the header pins, so the I2C alternative uses the same two wires: SDA on the pin wired to
 # the module's SDA/TXD (our RX), SCL on the module's SCL/RXD (our TX). The module carries the
 # I2C pull-ups. Hardware I2C bus 0, 100 kHz, PN532 address 0x24.
 RFID_I2C_ID = const(0)
-PN532_I2C_SDA = const(16)
-PN532_I2C_SCL = const(17)
+PN532_I2C_SDA = const(19)
+PN532_I2C_SCL = const(23)
 PN532_I2C_HZ = const(100000)
 PN532_I2C_ADDR = const(0x24)
 # MFRC522 (alternative reader) on SPI2 ("VSPI") at its IO_MUX pins: SCK 18, MOSI 23, MISO 19, SS 5.

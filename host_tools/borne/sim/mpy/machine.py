@@ -4,7 +4,8 @@
 # follows the port's C code (ports/esp32/machine_*.c), errors included, and where the stubs
 # describe more than the ESP32 port takes (they document every port), the port's C code wins:
 #   Pin(6..11) (the SPI flash), Pin(20, 24, 28..31) or beyond 39 -> ValueError("invalid pin")
-#     (the port itself accepts 6-11 and the chip then hangs: the emulation refuses them);
+#     (the port itself accepts 6-11 and the chip then hangs: the emulation refuses them), and
+#     Pin(16, 17) when emulating the SPIRAM build (--spiram 1: a WROVER's PSRAM pins);
 #   Pin(34..39, Pin.OUT) -> ValueError("pin can only be input"); Pin(alt=) -> TypeError, and
 #     a Pin has no mode() (machine_pin.c: init, value, on, off, toggle, irq);
 #   ADC on a pin without an ADC channel -> ValueError("invalid pin"); an ADC2 pin (0, 2, 4,
@@ -46,6 +47,9 @@ import pins
 _NPINS = 40
 _MISSING = (20, 24, 28, 29, 30, 31)
 _FLASH = (6, 7, 8, 9, 10, 11)
+# The SPIRAM build (ESP32_GENERIC-SPIRAM on a WROVER module; "--spiram 1") has no Pin(16) or
+# Pin(17): they are the PSRAM's (ports/esp32/machine_pin.h).
+_PSRAM = (16, 17) if _wires.arg("spiram") else ()
 _FIRST_INPUT_ONLY = 34
 _ADC1 = (32, 33, 34, 35, 36, 37, 38, 39)
 _ADC2 = (0, 2, 4, 12, 13, 14, 15, 25, 26, 27)
@@ -73,7 +77,8 @@ def _event(e):
 def _gpio(id):
     if isinstance(id, Pin):
         return id.id
-    if not isinstance(id, int) or not 0 <= id < _NPINS or id in _MISSING or id in _FLASH:
+    if (not isinstance(id, int) or not 0 <= id < _NPINS or id in _MISSING or id in _FLASH
+            or id in _PSRAM):
         raise ValueError("invalid pin")
     return id
 
