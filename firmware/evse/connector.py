@@ -718,9 +718,10 @@ class Connector:
     def _journal_stop(self, s, reason, doc):
         # The listeners (the StopTransaction's journal) first: a MemoryError in the log line or
         # the event log after them loses nothing of the bill. The session's document (doc)
-        # goes once the stop is on flash; kept in RAM instead (flash full, no memory), it stays
-        # until the transactions feature journals it (connrare.stop_journaled) or the next boot
-        # ends the session from it.
+        # goes once the stop is on flash; kept in RAM instead (flash full, no memory) or owed
+        # (no memory to hold it either: transactions.py tries it again), it stays until the
+        # transactions feature journals it (connrare.stop_journaled) or the next boot ends the
+        # session from it.
         if self._emit("on_tx_stop", s, reason) is None:
             self.store.remove(doc)
         try:
