@@ -59,7 +59,8 @@ async def _link():
     ws = StallWs()
     task = await _run_with(rpc, ws)
     # another task's call (a FirmwareStatusNotification) takes the link first; its send stalls
-    other = asyncio.create_task(_outcome(rpc.call("FirmwareStatusNotification", {"status": "Idle"})))
+    fsn = rpc.call("FirmwareStatusNotification", {"status": "Idle"})
+    other = asyncio.create_task(_outcome(fsn))
     await asyncio.sleep_ms(0)
     assert len(ws.sent) == 1
     return rpc, ws, task, other
