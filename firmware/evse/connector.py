@@ -636,8 +636,9 @@ class Connector:
         }
         # Persist before telling anyone: after a power cut this record ends the session. The
         # relay closes only once it and the StartTransaction are on flash (meanwhile the PWM
-        # has not run, the diode is unchecked: no close): the flash full or failing refuses the
-        # start (connrare.refuse_start: the refused tap's signal, a log line, the CSMS told).
+        # has not run, the diode is unchecked: no close): the flash full or failing (or no memory
+        # for the StartTransaction) refuses the start (connrare.refuse_start: the refused tap's
+        # signal, a log line, the CSMS told).
         # A stop held in RAM goes to flash first (on_tx_starting): its session's document is
         # the one this would replace, and it must outlive a power cut until then.
         ex = self._emit("on_tx_starting")

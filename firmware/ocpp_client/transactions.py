@@ -80,7 +80,13 @@ class Transactions:
             self._tx_start(s, hold)
         except MemoryError:
             gc.collect()
-            self._tx_start(s, hold)
+            try:
+                self._tx_start(s, hold)
+            except MemoryError:
+                # Neither journaled nor held: refused as one the flash refuses (OSError: the
+                # connector's listeners swallow anything else, and the relay would close for
+                # a session the CSMS never hears of).
+                raise OSError(12)  # ENOMEM
         try:
             begin = self._sampled("Transaction.Begin")
             if begin:

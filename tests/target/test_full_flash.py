@@ -729,6 +729,48 @@ def test_a_stop_with_no_slot_left_in_ram_keeps_its_document_and_is_journaled_lat
     asyncio.run(run())
 
 
+def test_a_start_with_no_memory_to_journal_it_is_refused_and_the_relay_stays_open():
+    # No memory to build or journal the StartTransaction, even after a collection (MemoryError
+    # out of the transactions feature's on_tx_start): the session must not run (it ran, relay
+    # closed, with no StartTransaction anywhere: the CSMS never heard of it, its stop went with
+    # transactionId -1). Refused as a start the flash refuses; the next start charges.
+    from ocpp_client.transactions import Transactions
+
+    st = Store("ff_nomem_start")
+    w, cfg, c = _connector(st)
+    s = _BootSession(c, st, cfg)
+    t = Transactions(s)
+    for coro in s.tasks:
+        coro.close()
+    q = t.txq
+    signals = []
+    c.feedback = signals.append
+    add = q.add
+
+    def no_memory(action, *a, **k):
+        if action == START:
+            raise MemoryError("injected")
+        return add(action, *a, **k)
+
+    q.add = no_memory
+    w.ev = "B"
+    _polls(c, 4)
+    with Logs() as logs:
+        c.remote_start("A-1")
+        w.ev = "C"
+        _polls(c, 10)
+    assert w.closes == 0 and not w.relay, "the relay closed for a session with no StartTransaction"
+    assert c.session is None and len(q) == 0
+    assert st.load("session", {}) == {}, "a document left for a session that never was"
+    assert signals == [False], signals
+    assert logs.said("refused", "no memory"), logs.lines
+    q.add = add
+    w.ev = "A"
+    _polls(c, 6)
+    _plug_and_start(w, c)
+    assert w.relay and [rec["a"] for _, rec in q.j.pending()] == [START]
+
+
 # -- boot on a full flash: every recovery step runs, nothing journaled is lost ------------------
 class _BootSession:
     # The OCPP session as ocpp_client/transactions.py sees it at boot (no link yet).
