@@ -636,8 +636,9 @@ class Connector:
         }
         # Persist before telling anyone: after a power cut this record ends the session. The
         # relay closes only once it and the StartTransaction are on flash (meanwhile the PWM
-        # has not run, the diode is unchecked: no close): the flash full or failing refuses the
-        # start (connrare.refuse_start: the refused tap's signal, a log line, the CSMS told).
+        # has not run, the diode is unchecked: no close): the flash full or failing (or no memory
+        # for the StartTransaction) refuses the start (connrare.refuse_start: the refused tap's
+        # signal, a log line, the CSMS told).
         # A stop held in RAM goes to flash first (on_tx_starting): its session's document is
         # the one this would replace, and it must outlive a power cut until then.
         ex = self._emit("on_tx_starting")
@@ -718,9 +719,10 @@ class Connector:
     def _journal_stop(self, s, reason, doc):
         # The listeners (the StopTransaction's journal) first: a MemoryError in the log line or
         # the event log after them loses nothing of the bill. The session's document (doc)
-        # goes once the stop is on flash; kept in RAM instead (flash full, no memory), it stays
-        # until the transactions feature journals it (connrare.stop_journaled) or the next boot
-        # ends the session from it.
+        # goes once the stop is on flash; kept in RAM instead (flash full, no memory) or owed
+        # (no memory to hold it either: transactions.py tries it again), it stays until the
+        # transactions feature journals it (connrare.stop_journaled) or the next boot ends the
+        # session from it.
         if self._emit("on_tx_stop", s, reason) is None:
             self.store.remove(doc)
         try:

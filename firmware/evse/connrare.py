@@ -119,13 +119,17 @@ def refuse_start(c, s, e, doc=True):
     # there is that stop's): no session (the relay never closed for it), its document gone,
     # the owner told as for a refused tap, the CSMS by the listeners (on_start_dropped: the
     # transactions feature sends a StatusNotification with InternalError, "flash full").
+    # An OSError 12 (ENOMEM): no memory for the StartTransaction (transactions.py), the same
+    # but for what the log and the CSMS are told.
     c.session = None
     if doc:
         c.store.remove(_SESSION_DOC)
-    log.error(_TAG, "session for %s refused: flash full or failing (%s)", s["tag"], e)
-    c.events.add("start_refused", tag=s["tag"], why="flash")
+    why = "no memory" if getattr(e, "errno", None) == 12 else FLASH_FULL
+    log.error(_TAG, "session for %s refused: %s (%s)", s["tag"],
+              why if why != FLASH_FULL else "flash full or failing", e)
+    c.events.add("start_refused", tag=s["tag"], why="memory" if why != FLASH_FULL else "flash")
     c._feedback(False)
-    c._emit("on_start_dropped", s["tag"], s["src"], FLASH_FULL)
+    c._emit("on_start_dropped", s["tag"], s["src"], why)
     c._apply()
 
 

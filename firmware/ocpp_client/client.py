@@ -11,7 +11,7 @@ import clock
 import log
 from ocpp_client import ws as wsmod
 from ocpp_client import features
-from ocpp_client.errors import CallError, CallTimeout, Disconnected
+from ocpp_client.errors import CallError, CallTimeout, Disconnected, NotSent
 from ocpp_client.rpc import Rpc, load_checker  # (Rpc loaded at boot; clientrare.init uses it)
 
 _TAG = const("ocpp")
@@ -457,6 +457,8 @@ class OcppClient:
                 log.warn(_TAG, "StatusNotification of connector %d answered %s", cid, e.code)
                 self._sent[cid] = st
                 done = True
+            except NotSent:
+                return  # never went out (the link busy): kept (below), the worker comes back
             except Exception as e:
                 # Answered late, or ignored by a CSMS that answers a probe (clientrare.answers):
                 # delivered, or dropped (a later change is reported).

@@ -15,6 +15,12 @@ class CallTimeout(Exception):
     pass
 
 
+class NotSent(CallTimeout):
+    # The CALL never got its turn on the link within its time limit (another of ours held it):
+    # not sent at all, so neither an attempt nor a sign the CSMS ignores it.
+    pass
+
+
 class Disconnected(Exception):
     pass
 

@@ -11,7 +11,7 @@ import binascii
 import time
 
 import log
-from ocpp_client.errors import CallError, CallTimeout, Disconnected, Reject
+from ocpp_client.errors import CallError, CallTimeout, Disconnected, NotSent, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
 from supervisor import Turns, code_in_heap, drop, wake
 
@@ -187,7 +187,7 @@ class Rpc:
         t0 = time.ticks_ms()
         if not await self._link.take(limit):
             log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
-            raise CallTimeout(action)
+            raise NotSent(action)
         try:
             ws = self.ws
             if ws is None:

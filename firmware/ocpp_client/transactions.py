@@ -31,6 +31,8 @@ class Transactions:
         self._authorizing = None  # the idTag of a remote start whose Authorize.req is out
         self._begin = {}  # session ref -> Transaction.Begin sampled values
         self._kept = {}  # session ref -> its StopTxnSampled/AlignedData values (JSON texts)
+        self._owed = []  # (session, reason) of stops not journaled yet: on_tx_stop
+        self._paying = False  # _pay() runs
         q = self.txq = TxQueue(s.store, s.config)
         q.session = s  # add() calls s.kick(): the session delivers it
         q.on_start_conf = self._start_conf
@@ -78,7 +80,13 @@ class Transactions:
             self._tx_start(s, hold)
         except MemoryError:
             gc.collect()
-            self._tx_start(s, hold)
+            try:
+                self._tx_start(s, hold)
+            except MemoryError:
+                # Neither journaled nor held: refused as one the flash refuses (OSError: the
+                # connector's listeners swallow anything else, and the relay would close for
+                # a session the CSMS never hears of).
+                raise OSError(12)  # ENOMEM
         try:
             begin = self._sampled("Transaction.Begin")
             if begin:
@@ -96,10 +104,47 @@ class Transactions:
 
     def on_tx_starting(self):
         # A session starts only once every stop before it is on flash (the connector asks).
-        if not self.txq.flush_held():
+        if self._owed:
+            self._pay_now()
+        if self._owed or not self.txq.flush_held():
             raise OSError("records held in RAM are not on flash yet")
 
     def on_tx_stop(self, s, reason):
+        # A stop neither journaled nor held in RAM (no memory even after a collection, or the
+        # held slots full: txqueue.py) is owed, in order, and tried again each second (_pay):
+        # the connector keeps its session's document meanwhile (OSError), no session starts
+        # before it is journaled (on_tx_starting), a power cut ends the session at boot.
+        o = self._owed
+        if not o:
+            try:
+                return self.stop_now(s, reason)
+            except MemoryError:
+                gc.collect()
+        o.append((s, reason))
+        if not self._paying:
+            try:
+                asyncio.create_task(self._pay())
+                self._paying = True
+            except MemoryError:  # (the next start, or the next stop, tries again)
+                pass
+        raise OSError("StopTransaction owed: no memory to journal it yet")
+
+    async def _pay(self):
+        try:
+            while self._owed:
+                await asyncio.sleep(1)
+                self._pay_now()
+        finally:
+            self._paying = False
+
+    def _pay_now(self):
+        try:
+            rare("ocpp_client.txqrare", "pay", self)
+        except MemoryError:
+            gc.collect()
+
+    def stop_now(self, s, reason):
+        # Raises OSError when kept in RAM (not on flash yet), MemoryError when not even that.
         try:
             self._tx_stop(s, reason, True)
         except (MemoryError, ValueError) as e:  # (ValueError: the journal's "record too big")

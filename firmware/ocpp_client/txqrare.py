@@ -73,6 +73,29 @@ async def failed(q, e, seq, rec, attempts, errs):
     return attempts, errs, wait
 
 
+def pay(t):
+    # The stops the transactions feature owes (transactions.py on_tx_stop: no memory to journal
+    # or hold them), in order. Each journaled has its session's documents removed; one held in
+    # RAM keeps them until it reaches the flash (on_stop_journaled). A MemoryError leaves it and
+    # those after it owed.
+    o = t._owed
+    while o:
+        s, reason = o[0]
+        held = False
+        try:
+            t.stop_now(s, reason)
+        except OSError:
+            held = True
+        o.pop(0)
+        if not held:
+            t._stop_journaled(s["ref"])
+        try:
+            log.info(_TAG, "session %s: its owed StopTransaction %s", s["ref"],
+                     "kept in RAM" if held else "journaled")
+        except MemoryError:
+            pass
+
+
 _SHIFTS = "txshift"  # boot prefix -> clock.shift, for records sent after a reboot
 _FLOOR = "2025"  # a time before it was stamped by a clock not yet set (clock._FLOOR)
 

@@ -16,7 +16,7 @@ import time
 import clock
 import log
 from supervisor import rare
-from ocpp_client.errors import CallError, CallTimeout
+from ocpp_client.errors import CallError, CallTimeout, NotSent
 
 _TAG = const("txq")
 _IDS = const("txids")
@@ -333,6 +333,8 @@ class TxQueue:
                 if mid is not None and errs:
                     mid = "%s.%d" % (mid, errs)
                 conf = await rpc.call(action, payload, on_result=hook, mid=mid)
+            except NotSent:
+                continue  # never went out (the link busy): no attempt, it waits its turn again
             except (CallError, CallTimeout) as e:
                 # A failed attempt: probed, counted, dropped or retried (txqrare.py, loaded on
                 # use). A dead link is raised from there, nothing counted.

@@ -667,6 +667,110 @@ def test_the_transactions_feature_tells_the_csms_and_keeps_the_stop_document():
     asyncio.run(run())
 
 
+def test_a_stop_with_no_slot_left_in_ram_keeps_its_document_and_is_journaled_later():
+    # The flash full through a session: its MeterValues and two security events fill the 8
+    # records txqueue.py holds in RAM, and the StopTransaction finds no slot (MemoryError). Its
+    # session's document stays (it was removed: the stop lost for good, the CSMS never heard the
+    # transaction end), no session starts over it, and once the flash takes the held records
+    # the stop is journaled after them (a retry each second) and the document goes.
+    from ocpp_client.transactions import Transactions
+
+    st = Store("ff_owed")
+    w, cfg, c = _connector(st)
+    s = _BootSession(c, st, cfg)
+    t = Transactions(s)
+    for coro in s.tasks:
+        coro.close()
+    q = t.txq
+
+    async def run():
+        w.ev = "B"
+        _polls(c, 4)
+        c.remote_start("A-1")
+        w.ev = "C"
+        _polls(c, 10)
+        assert w.relay
+        ref = c.session_ref
+        _fill("journal")
+        try:
+            with Logs():
+                for i in range(6):
+                    q.add(METER, {"connectorId": 1, "meterValue": []}, ref, {"wh": 1000 + i})
+                for i in range(2):
+                    q.add("SecurityEventNotification", {"type": "InvalidMessages"}, None)
+                assert q._nheld == 8
+                w.ev = "A"
+                _polls(c, 6)
+                assert not w.relay and c.session is None
+                assert st.load("session", {}).get("ref") == ref, "the owed stop's document went"
+                # a start meanwhile would take that document's place: refused
+                w.ev = "B"
+                _polls(c, 4)
+                c.remote_start("A-2")
+                w.ev = "C"
+                _polls(c, 10)
+                await asyncio.sleep_ms(1200)  # (a retry: the flash still full)
+            assert c.session is None and w.closes == 1, "a session started over an owed stop"
+            assert st.load("session", {}).get("ref") == ref
+        finally:
+            _free()
+        w.ev = "A"
+        _polls(c, 6)
+        with Logs() as logs:
+            await asyncio.sleep_ms(1200)
+        assert [rec["a"] for _, rec in q.j.pending()] == [START] + [METER] * 6 + [
+            "SecurityEventNotification"] * 2 + [STOP], [rec["a"] for _, rec in q.j.pending()]
+        assert q._nheld == 0 and not t._owed
+        assert st.load("session", {}) == {}, "the document stayed after its stop was journaled"
+        assert logs.said(ref, "owed", "journaled"), logs.lines
+        _plug_and_start(w, c)
+        assert c.session is not None and w.relay, "no session once the stop is journaled"
+
+    asyncio.run(run())
+
+
+def test_a_start_with_no_memory_to_journal_it_is_refused_and_the_relay_stays_open():
+    # No memory to build or journal the StartTransaction, even after a collection (MemoryError
+    # out of the transactions feature's on_tx_start): the session must not run (it ran, relay
+    # closed, with no StartTransaction anywhere: the CSMS never heard of it, its stop went with
+    # transactionId -1). Refused as a start the flash refuses; the next start charges.
+    from ocpp_client.transactions import Transactions
+
+    st = Store("ff_nomem_start")
+    w, cfg, c = _connector(st)
+    s = _BootSession(c, st, cfg)
+    t = Transactions(s)
+    for coro in s.tasks:
+        coro.close()
+    q = t.txq
+    signals = []
+    c.feedback = signals.append
+    add = q.add
+
+    def no_memory(action, *a, **k):
+        if action == START:
+            raise MemoryError("injected")
+        return add(action, *a, **k)
+
+    q.add = no_memory
+    w.ev = "B"
+    _polls(c, 4)
+    with Logs() as logs:
+        c.remote_start("A-1")
+        w.ev = "C"
+        _polls(c, 10)
+    assert w.closes == 0 and not w.relay, "the relay closed for a session with no StartTransaction"
+    assert c.session is None and len(q) == 0
+    assert st.load("session", {}) == {}, "a document left for a session that never was"
+    assert signals == [False], signals
+    assert logs.said("refused", "no memory"), logs.lines
+    q.add = add
+    w.ev = "A"
+    _polls(c, 6)
+    _plug_and_start(w, c)
+    assert w.relay and [rec["a"] for _, rec in q.j.pending()] == [START]
+
+
 # -- boot on a full flash: every recovery step runs, nothing journaled is lost ------------------
 class _BootSession:
     # The OCPP session as ocpp_client/transactions.py sees it at boot (no link yet).
