@@ -422,6 +422,76 @@ async def test_a_claim_for_the_same_csms_keeps_a_session_charging(
         assert doc["wifi_ssid"] == "Other"
 
 
+def settings_doc(sim: Simulator) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(
+        (sim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
+    return doc
+
+
+async def reclaim(sim: Simulator, ctl: Control, f: dict[str, Any]) -> dict[str, Any]:
+    """The setup button's hotspot on a claimed charger, and the claim `f` sent through it."""
+    assert (await ctl("button", ms=3100))["ok"]
+    await hotspot_up(ctl)
+    c = ProvisioningClient(sim.hotspot_url)
+    await call(c.login, PASSWORD)
+    return await claim_and_wait(c, f)
+
+
+async def test_a_claim_upgrading_its_csms_to_wss_keeps_the_owners_data(
+    flash: Path, tmp_path: Path
+) -> None:
+    # The owner's CSMS moves from ws:// to wss:// at the same host, port and path (profile 0 ->
+    # 2): the same CSMS, so the claim keeps the local list and needs no restart (it counted as
+    # another CSMS: the owner's data wiped and a restart). Back to ws:// is a downgrade of the
+    # security profile (OCPP 1.6 security whitepaper): refused, the claim in force kept.
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost", "127.0.0.1")), tmp_path)
+    key = "k" * 20
+    plain = Csms()
+    await plain.start(url_host="localhost")
+    port = int(plain.url.rsplit(":", 1)[1].split("/")[0])
+    tls = Csms(basic_auth={CP_ID: key})
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await claim_through_the_hotspot(csim, plain)
+            await plain.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            res = await plain.charge_points[CP_ID].call(ocpp.SendLocalList(
+                list_version=7, update_type="Full", local_authorization_list=[
+                    {"id_tag": "04CAFE01", "id_tag_info": {"status": "Accepted"}}]))
+            assert res.status == "Accepted"
+            await hotspot_up(ctl, open_=False)
+            await plain.stop()
+            await tls.start(port=port, ssl_context=ctx, url_host="localhost")
+            assert tls.url == plain.url.replace("ws://", "wss://")
+            agent = csim.agent
+            assert agent is not None
+            boots, line0 = agent.boots, len(agent.all_lines)
+            pem = ca.write(tmp_path).read_text()
+            st = await reclaim(csim, ctl, fields(tls.url, security_profile=2, auth_key=key,
+                                                 ca_pem=pem))
+            assert st["state"] == "done", st
+            await hotspot_up(ctl, open_=False)
+            # (the link, lost with the plain CSMS, may be made by its retry while the hotspot
+            # is open, then again at the claim's end)
+            seen = await agent.wait_line(r"hotspot closed", 15, start=line0)
+            await agent.wait_line(r"ocpp: connected to wss://", 15,
+                                  start=agent.all_lines.index(seen, line0))
+            await asyncio.sleep(1.5)  # (a restart came 0.5 s after the hotspot closed)
+            assert agent.boots == boots, "the charger restarted for its own CSMS"
+            assert not any("wiped" in ln for ln in agent.all_lines[line0:])
+            res = await tls.charge_points[CP_ID].call(ocpp.GetLocalListVersion())
+            assert res.list_version == 7, "the owner's local list was wiped"
+            with pytest.raises(ClaimError) as e:
+                await reclaim(csim, ctl, fields(plain.url))
+            assert e.value.status == 422 and e.value.data["field"] == "security_profile"
+            doc = settings_doc(csim)
+            assert (doc["csms_url"], doc["security_profile"]) == (tls.url, 2)
+    finally:
+        await tls.stop()
+        await plain.stop()
+
+
 async def test_no_wifi_scan_while_the_relay_is_closed(csms: Csms, flash: Path) -> None:
     # A scan stalls the ESP32's loop ~2 s; the EV leaving state C must open the relay within
     # 100 ms, and only the loop sees that (the interlock sees an unplug): the hotspot opened

@@ -44,9 +44,8 @@ async def run(hs, c):
             hs.radio.leave()
             _failed(hs, code)
             return
-        st = hs.settings
-        other = was_claimed and (st.get("csms_url") != c["csms_url"]
-                                 or st.get("cp_id") != c["cp_id"])
+        # another CSMS (or charge point id): hotspot/validate.py's against()
+        other = was_claimed and not c["same"]
         if other:
             await hs.new_operator()
         hs.save(
