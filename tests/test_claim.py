@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import flashdoc
 import pytest
 from borne.claim import ClaimError, ProvisioningClient
 from borne.csms import Csms
@@ -490,6 +491,53 @@ async def test_a_claim_upgrading_its_csms_to_wss_keeps_the_owners_data(
     finally:
         await tls.stop()
         await plain.stop()
+
+
+async def test_a_claim_for_the_same_csms_keeps_security_profile_3(
+    flash: Path, tmp_path: Path
+) -> None:
+    # The CSMS moved the charger to profile 3 (client certificate); the owner claims it again
+    # for a new home Wi-Fi, for the same CSMS, with the best a claim can give (2: a claim
+    # cannot give a certificate). The profile and the pair in force stay (no downgrade, OCPP
+    # 1.6 security whitepaper): the claim's check and the link present the certificate (its
+    # check at profile 2 failed the CSMS's TLS handshake, and the claim with it).
+    ca = Ca("csms root")
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms(client_cert_cn=True)
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    cert, key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    pem = ca.write(tmp_path).read_text()
+    # claimed at profile 2, raised to 3 by its CSMS since (the pair provisioned)
+    flashdoc.seed(flash, "settings", {
+        "cp_id": CP_ID, "claim_cp_id": CP_ID, "claimed": True, "name": "Garage",
+        "wifi_ssid": HOME["ssid"], "wifi_pass": HOME["password"], "csms_url": csms.url,
+        "security_profile": 3, "auth_key": "k" * 20, "ca_pem": pem,
+        "cert_pem": cert.read_text(), "key_pem": key.read_text()})
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            agent = csim.agent
+            assert agent is not None
+            line0 = len(agent.all_lines)
+            st = await reclaim(csim, ctl, fields(
+                csms.url, wifi_ssid="Other", wifi_password="whatever-123", security_profile=2,
+                auth_key="k" * 20, ca_pem=pem))
+            assert st["state"] == "done", st
+            await hotspot_up(ctl, open_=False)
+            seen = await agent.wait_line(r"reconnecting with the claim's settings", 15,
+                                         start=line0)
+            await agent.wait_line(r"ocpp: connected to", 15,
+                                  start=agent.all_lines.index(seen, line0))
+            doc = flashdoc.read(flash, "settings")
+            assert doc["security_profile"] == 3 and doc["wifi_ssid"] == "Other"
+            assert doc["cert_pem"] and doc["key_pem"]
+            await asyncio.sleep(1)
+            assert (await ctl("state"))["ocpp"]["connected"] is True
+            assert csms.client_cns[-1] == CP_ID
+    finally:
+        await csms.stop()
 
 
 async def test_no_wifi_scan_while_the_relay_is_closed(csms: Csms, flash: Path) -> None:

@@ -101,8 +101,14 @@ async def _probe(hs, c):
             async def known(_):
                 return ip
 
+            if c["security_profile"] == 3:  # kept (validate.against): the pair in use
+                c["cert_pem"] = hs.settings.get("cert_pem", "")
+                c["key_pem"] = hs.settings.get("key_pem", "")
             # (the TLS context made in the block the hotspot reserved when it opened)
-            auth, ctx = connect_args(c, c["csms_url"], hs.tls)
+            try:
+                auth, ctx = connect_args(c, c["csms_url"], hs.tls)
+            finally:
+                c["cert_pem"] = c["key_pem"] = None
             conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
                                        timeout_ms=_CSMS_TIMEOUT_MS,
                                        route=getattr(hs.board, "route", None), resolve=known)

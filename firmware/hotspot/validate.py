@@ -184,8 +184,9 @@ def against(c, st):
     # A claim checked against the settings in use: c["same"] True for the CSMS endpoint and
     # charge point id of a claimed charger (a new home Wi-Fi: nothing wiped, no restart). For
     # that CSMS the security profile is never lowered (OCPP 1.6 security whitepaper: no
-    # downgrade; README "Security profiles"): a claim below the profile in force (wss:// ->
-    # ws:// too) is refused: an unclaim starts over.
+    # downgrade; README "Security profiles"): profile 3 in force stays, with its client
+    # certificate pair, for a claim that says 2 (a claim cannot give a certificate); a claim
+    # below the profile in force (wss:// -> ws:// too) is refused: an unclaim starts over.
     c["same"] = False
     url = st.get("csms_url")
     if not st.is_claimed() or not url or st.get("cp_id") != c["cp_id"]:
@@ -200,7 +201,9 @@ def against(c, st):
     if had < 0:
         had = st.get("security_profile", 0)
     p = c["security_profile"]
-    if p < had:
+    if p == 2 and had == 3:
+        c["security_profile"] = 3
+    elif p < had:
         raise Invalid("security_profile", "this charger uses security profile %d with this CSMS: "
                       "a claim cannot lower it (unclaim first to start over)" % had)
 
