@@ -540,6 +540,46 @@ async def test_a_claim_for_the_same_csms_keeps_security_profile_3(
         await csms.stop()
 
 
+async def test_a_power_cut_after_a_claim_for_another_csms_leaves_the_new_claim_clean(
+    csms: Csms, flash: Path
+) -> None:
+    # A claim for another CSMS while the old one does not answer a session's StopTransaction;
+    # the power goes before the claim's restart. The charger boots claimed for the new CSMS,
+    # and what was left of the old owner's data is wiped then: the old StopTransaction never
+    # reaches the new CSMS (the restart's second wipe had never come, and it went there).
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options(close_grace_ms=6000))
+    new = Csms(heartbeat_interval=300)
+    await new.start()
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await claim_through_the_hotspot(csim, csms)
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            await hotspot_up(ctl, open_=False)
+            cp = csms.charge_points[CP_ID]
+            res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+            assert res.status == "Accepted"
+            await ctl("plug")
+            await ctl("load", amps=16)
+            await ctl("charge")
+            await csms.wait_call("StartTransaction")
+            csms.unanswered["StopTransaction"] = 100
+            st = await reclaim(csim, ctl, fields(new.url))
+            assert st["state"] == "done", st
+            assert csms.calls("StopTransaction"), "the session's stop went to the old CSMS"
+            agent = csim.agent
+            assert agent is not None
+            await agent.power_cut()  # before the claim's restart
+            await agent.power_on()
+            await new.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                timeout=30)
+            await asyncio.sleep(3)
+            assert not new.calls("StopTransaction"), "the old CSMS's stop reached the new one"
+            doc = settings_doc(csim)
+            assert doc["claimed"] and doc["csms_url"] == new.url and not doc.get("rewipe")
+    finally:
+        await new.stop()
+
+
 async def test_no_wifi_scan_while_the_relay_is_closed(csms: Csms, flash: Path) -> None:
     # A scan stalls the ESP32's loop ~2 s; the EV leaving state C must open the relay within
     # 100 ms, and only the loop sees that (the interlock sees an unplug): the hotspot opened

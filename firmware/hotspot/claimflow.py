@@ -46,16 +46,23 @@ async def run(hs, c):
             return
         # another CSMS (or charge point id): hotspot/validate.py's against()
         other = was_claimed and not c["same"]
+        old = {}
         if other:
             await hs.new_operator()
+            # The old owner's settings the claim does not give: back to their defaults
+            # (settingsdoc.py), in the claim's own save, marked for the wipe that follows it.
+            old = {"cert_pem": "", "key_pem": "", "cert_prov": "", "mqtt_prefix": "borne",
+                   "mqtt_discovery": True, "rewipe": True}
         hs.save(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
             csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
             security_profile=c["security_profile"], profile_fallback=-1, auth_key=c["auth_key"],
             ca_pem=c["ca_pem"], claimed=True,
             mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
-            mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"])
+            mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"], **old)
         hs.settings.preset = False
+        if other:
+            hs.wipe_old()
         from mqtt import keys as mqtt_keys
 
         mqtt_keys.changed()  # the owner's broker, if the claim gave one
