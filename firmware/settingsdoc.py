@@ -112,6 +112,14 @@ def load(self, provisioning, doc):
         if v is not None and d.get(k) != v:
             d[k] = v
             changed = True
+    if d.get("rewipe"):
+        # A claim for another CSMS saved, the power cut before its restart (hotspot/claim.py
+        # wipe_old()): the old owner's data it left goes now, the new claim kept.
+        from supervisor import rare
+
+        rare("hotspot.reset", "leftovers", store)
+        d["rewipe"] = False
+        changed = True
     self.d = d
     saved = True
     if changed:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import flashdoc
 import pytest
 from borne.claim import ClaimError, ProvisioningClient
 from borne.csms import Csms
@@ -420,6 +421,163 @@ async def test_a_claim_for_the_same_csms_keeps_a_session_charging(
         assert not csms.calls("StopTransaction"), "the session was stopped"
         doc = json.loads((csim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
         assert doc["wifi_ssid"] == "Other"
+
+
+def settings_doc(sim: Simulator) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(
+        (sim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
+    return doc
+
+
+async def reclaim(sim: Simulator, ctl: Control, f: dict[str, Any]) -> dict[str, Any]:
+    """The setup button's hotspot on a claimed charger, and the claim `f` sent through it."""
+    assert (await ctl("button", ms=3100))["ok"]
+    await hotspot_up(ctl)
+    c = ProvisioningClient(sim.hotspot_url)
+    await call(c.login, PASSWORD)
+    return await claim_and_wait(c, f)
+
+
+async def test_a_claim_upgrading_its_csms_to_wss_keeps_the_owners_data(
+    flash: Path, tmp_path: Path
+) -> None:
+    # The owner's CSMS moves from ws:// to wss:// at the same host, port and path (profile 0 ->
+    # 2): the same CSMS, so the claim keeps the local list and needs no restart (it counted as
+    # another CSMS: the owner's data wiped and a restart). Back to ws:// is a downgrade of the
+    # security profile (OCPP 1.6 security whitepaper): refused, the claim in force kept.
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost", "127.0.0.1")), tmp_path)
+    key = "k" * 20
+    plain = Csms()
+    await plain.start(url_host="localhost")
+    port = int(plain.url.rsplit(":", 1)[1].split("/")[0])
+    tls = Csms(basic_auth={CP_ID: key})
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await claim_through_the_hotspot(csim, plain)
+            await plain.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            res = await plain.charge_points[CP_ID].call(ocpp.SendLocalList(
+                list_version=7, update_type="Full", local_authorization_list=[
+                    {"id_tag": "04CAFE01", "id_tag_info": {"status": "Accepted"}}]))
+            assert res.status == "Accepted"
+            await hotspot_up(ctl, open_=False)
+            await plain.stop()
+            await tls.start(port=port, ssl_context=ctx, url_host="localhost")
+            assert tls.url == plain.url.replace("ws://", "wss://")
+            agent = csim.agent
+            assert agent is not None
+            boots, line0 = agent.boots, len(agent.all_lines)
+            pem = ca.write(tmp_path).read_text()
+            st = await reclaim(csim, ctl, fields(tls.url, security_profile=2, auth_key=key,
+                                                 ca_pem=pem))
+            assert st["state"] == "done", st
+            await hotspot_up(ctl, open_=False)
+            # (the link, lost with the plain CSMS, may be made by its retry while the hotspot
+            # is open, then again at the claim's end)
+            seen = await agent.wait_line(r"hotspot closed", 15, start=line0)
+            await agent.wait_line(r"ocpp: connected to wss://", 15,
+                                  start=agent.all_lines.index(seen, line0))
+            await asyncio.sleep(1.5)  # (a restart came 0.5 s after the hotspot closed)
+            assert agent.boots == boots, "the charger restarted for its own CSMS"
+            assert not any("wiped" in ln for ln in agent.all_lines[line0:])
+            res = await tls.charge_points[CP_ID].call(ocpp.GetLocalListVersion())
+            assert res.list_version == 7, "the owner's local list was wiped"
+            with pytest.raises(ClaimError) as e:
+                await reclaim(csim, ctl, fields(plain.url))
+            assert e.value.status == 422 and e.value.data["field"] == "security_profile"
+            doc = settings_doc(csim)
+            assert (doc["csms_url"], doc["security_profile"]) == (tls.url, 2)
+    finally:
+        await tls.stop()
+        await plain.stop()
+
+
+async def test_a_claim_for_the_same_csms_keeps_security_profile_3(
+    flash: Path, tmp_path: Path
+) -> None:
+    # The CSMS moved the charger to profile 3 (client certificate); the owner claims it again
+    # for a new home Wi-Fi, for the same CSMS, with the best a claim can give (2: a claim
+    # cannot give a certificate). The profile and the pair in force stay (no downgrade, OCPP
+    # 1.6 security whitepaper): the claim's check and the link present the certificate (its
+    # check at profile 2 failed the CSMS's TLS handshake, and the claim with it).
+    ca = Ca("csms root")
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms(client_cert_cn=True)
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    cert, key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    pem = ca.write(tmp_path).read_text()
+    # claimed at profile 2, raised to 3 by its CSMS since (the pair provisioned)
+    flashdoc.seed(flash, "settings", {
+        "cp_id": CP_ID, "claim_cp_id": CP_ID, "claimed": True, "name": "Garage",
+        "wifi_ssid": HOME["ssid"], "wifi_pass": HOME["password"], "csms_url": csms.url,
+        "security_profile": 3, "auth_key": "k" * 20, "ca_pem": pem,
+        "cert_pem": cert.read_text(), "key_pem": key.read_text()})
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            agent = csim.agent
+            assert agent is not None
+            line0 = len(agent.all_lines)
+            st = await reclaim(csim, ctl, fields(
+                csms.url, wifi_ssid="Other", wifi_password="whatever-123", security_profile=2,
+                auth_key="k" * 20, ca_pem=pem))
+            assert st["state"] == "done", st
+            await hotspot_up(ctl, open_=False)
+            seen = await agent.wait_line(r"reconnecting with the claim's settings", 15,
+                                         start=line0)
+            await agent.wait_line(r"ocpp: connected to", 15,
+                                  start=agent.all_lines.index(seen, line0))
+            doc = flashdoc.read(flash, "settings")
+            assert doc["security_profile"] == 3 and doc["wifi_ssid"] == "Other"
+            assert doc["cert_pem"] and doc["key_pem"]
+            await asyncio.sleep(1)
+            assert (await ctl("state"))["ocpp"]["connected"] is True
+            assert csms.client_cns[-1] == CP_ID
+    finally:
+        await csms.stop()
+
+
+async def test_a_power_cut_after_a_claim_for_another_csms_leaves_the_new_claim_clean(
+    csms: Csms, flash: Path
+) -> None:
+    # A claim for another CSMS while the old one does not answer a session's StopTransaction;
+    # the power goes before the claim's restart. The charger boots claimed for the new CSMS,
+    # and what was left of the old owner's data is wiped then: the old StopTransaction never
+    # reaches the new CSMS (the restart's second wipe had never come, and it went there).
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options(close_grace_ms=6000))
+    new = Csms(heartbeat_interval=300)
+    await new.start()
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await claim_through_the_hotspot(csim, csms)
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            await hotspot_up(ctl, open_=False)
+            cp = csms.charge_points[CP_ID]
+            res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+            assert res.status == "Accepted"
+            await ctl("plug")
+            await ctl("load", amps=16)
+            await ctl("charge")
+            await csms.wait_call("StartTransaction")
+            csms.unanswered["StopTransaction"] = 100
+            st = await reclaim(csim, ctl, fields(new.url))
+            assert st["state"] == "done", st
+            assert csms.calls("StopTransaction"), "the session's stop went to the old CSMS"
+            agent = csim.agent
+            assert agent is not None
+            await agent.power_cut()  # before the claim's restart
+            await agent.power_on()
+            await new.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                timeout=30)
+            await asyncio.sleep(3)
+            assert not new.calls("StopTransaction"), "the old CSMS's stop reached the new one"
+            doc = settings_doc(csim)
+            assert doc["claimed"] and doc["csms_url"] == new.url and not doc.get("rewipe")
+    finally:
+        await new.stop()
 
 
 async def test_no_wifi_scan_while_the_relay_is_closed(csms: Csms, flash: Path) -> None:

@@ -191,6 +191,7 @@ async def _post_claim(hs, req):
         # (no cp_id: the one in use, the label's unless a claim gave another: a claim for a
         # new home Wi-Fi must not make the charger another charge point, its data wiped)
         c = validate.claim(d, hs.settings["cp_id"])
+        validate.against(c, hs.settings)
     except validate.Invalid as e:
         return httpd.error(422, e.message, e.field or None)
     finally:

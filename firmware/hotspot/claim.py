@@ -313,14 +313,18 @@ class Hotspot:
     async def new_operator(self):
         # A claim for another CSMS endpoint or charge point id on a claimed charger (a charger
         # sold on, or moved to another operator): a session is stopped and reported to the old
-        # CSMS as at a factory reset, then what the old owner and CSMS gave or left goes (their
-        # cards charged offline, their queued transactions went to the new CSMS), before the
-        # new claim is saved; again before the restart, that claim kept. The same CSMS (a new
-        # home Wi-Fi) keeps it all.
+        # CSMS as at a factory reset; claimflow.py then saves the new claim, marked `rewipe`,
+        # and wipe_old() follows. The same CSMS (a new home Wi-Fi) keeps it all.
         self._stop_session()
         await self._settle()
+
+    def wipe_old(self):
+        # After the marked save: what the old owner and CSMS gave or left goes (their cards
+        # charged offline, their queued transactions went to the new CSMS); again before the
+        # restart, the new claim kept. A power cut from the save on leaves the new claim, and
+        # the boot wipes what is left (settingsdoc.load): never an unclaimed charger.
         log.warn(_TAG, "claimed for another CSMS: the previous owner's data wiped")
-        self._wipe(True)
+        self._wipe(True, False)
         self._rewipe = True
 
     def _stop_session(self):

@@ -44,19 +44,25 @@ async def run(hs, c):
             hs.radio.leave()
             _failed(hs, code)
             return
-        st = hs.settings
-        other = was_claimed and (st.get("csms_url") != c["csms_url"]
-                                 or st.get("cp_id") != c["cp_id"])
+        # another CSMS (or charge point id): hotspot/validate.py's against()
+        other = was_claimed and not c["same"]
+        old = {}
         if other:
             await hs.new_operator()
+            # The old owner's settings the claim does not give: back to their defaults
+            # (settingsdoc.py), in the claim's own save, marked for the wipe that follows it.
+            old = {"cert_pem": "", "key_pem": "", "cert_prov": "", "mqtt_prefix": "borne",
+                   "mqtt_discovery": True, "rewipe": True}
         hs.save(
             name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
             csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
             security_profile=c["security_profile"], profile_fallback=-1, auth_key=c["auth_key"],
             ca_pem=c["ca_pem"], claimed=True,
             mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
-            mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"])
+            mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"], **old)
         hs.settings.preset = False
+        if other:
+            hs.wipe_old()
         from mqtt import keys as mqtt_keys
 
         mqtt_keys.changed()  # the owner's broker, if the claim gave one
@@ -102,8 +108,14 @@ async def _probe(hs, c):
             async def known(_):
                 return ip
 
+            if c["security_profile"] == 3:  # kept (validate.against): the pair in use
+                c["cert_pem"] = hs.settings.get("cert_pem", "")
+                c["key_pem"] = hs.settings.get("key_pem", "")
             # (the TLS context made in the block the hotspot reserved when it opened)
-            auth, ctx = connect_args(c, c["csms_url"], hs.tls)
+            try:
+                auth, ctx = connect_args(c, c["csms_url"], hs.tls)
+            finally:
+                c["cert_pem"] = c["key_pem"] = None
             conn = await wsopen.connect(c["csms_url"], c["cp_id"], auth=auth, ssl_ctx=ctx,
                                        timeout_ms=_CSMS_TIMEOUT_MS,
                                        route=getattr(hs.board, "route", None), resolve=known)

@@ -54,7 +54,8 @@ def wipe(hs, first, settings=True):
     # first: at the reset's request; again (not first) just before the reboot, with no await
     # between, so nothing a task wrote meanwhile (a meter checkpoint, an event, an Authorize's
     # cache entry) outlives it. settings False: the owner's settings stay (a claim for another
-    # CSMS saved the new ones: claim.Hotspot.new_operator()).
+    # CSMS saved the new ones, marked `rewipe`: claim.Hotspot.wipe_old(); the mark is cleared
+    # by its last wipe).
     st = hs.store
     if first:
         # Messages for the old CSMS still undelivered (billing data) cannot go to the next one:
@@ -67,6 +68,20 @@ def wipe(hs, first, settings=True):
                      "old CSMS dropped", n)
     if settings:
         hs.settings.wipe_owner()
+    _remove(st, not first)
+    if not first and not settings:
+        hs.settings.update(rewipe=False)  # all gone: the boot has nothing left to wipe
+
+
+def leftovers(store):
+    # At boot (settingsdoc.load), before anything reads them: a claim for another CSMS saved
+    # (its settings marked `rewipe`) and the power cut before its restart's wipe; what is left
+    # of the old owner's documents goes (their queued transactions never reach the new CSMS).
+    log.warn(_TAG, "a claim for another CSMS was cut short: the previous owner's data wiped")
+    _remove(store, True)
+
+
+def _remove(st, queues):
     import sys
 
     loaded = () if "ocpp_client.auth" in sys.modules else ("ocpp_client.auth",)
@@ -74,7 +89,7 @@ def wipe(hs, first, settings=True):
     from store import wipe as w
 
     docs = _DOCS + auth.docs()
-    w.remove(st, docs if first else docs + _QUEUES, _FOLDERS, _EMPTIED)
+    w.remove(st, docs + _QUEUES if queues else docs, _FOLDERS, _EMPTIED)
     from supervisor import drop
 
     drop("store.wipe", *loaded)

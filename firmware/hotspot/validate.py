@@ -170,6 +170,44 @@ def profile(d):
     return v
 
 
+def _where(url):
+    # A CSMS endpoint without its scheme: ws:// raised to wss:// (at profile 2-3 the charger
+    # reaches ws://host/path over wss://: security.endpoint()) is the same CSMS; a scheme's
+    # default port is none given, and a trailing "/" none.
+    from net.url import PORTS, split
+
+    scheme, _, host, port, path = split(url, ("ws", "wss"))
+    return host.lower(), None if port == PORTS[scheme] else port, path.rstrip("/")
+
+
+def against(c, st):
+    # A claim checked against the settings in use: c["same"] True for the CSMS endpoint and
+    # charge point id of a claimed charger (a new home Wi-Fi: nothing wiped, no restart). For
+    # that CSMS the security profile is never lowered (OCPP 1.6 security whitepaper: no
+    # downgrade; README "Security profiles"): profile 3 in force stays, with its client
+    # certificate pair, for a claim that says 2 (a claim cannot give a certificate); a claim
+    # below the profile in force (wss:// -> ws:// too) is refused: an unclaim starts over.
+    c["same"] = False
+    url = st.get("csms_url")
+    if not st.is_claimed() or not url or st.get("cp_id") != c["cp_id"]:
+        return
+    try:
+        if _where(url) != _where(c["csms_url"]):
+            return
+    except ValueError:
+        return
+    c["same"] = True
+    had = st.get("profile_fallback", -1)  # a raised profile on trial: not in force yet
+    if had < 0:
+        had = st.get("security_profile", 0)
+    p = c["security_profile"]
+    if p == 2 and had == 3:
+        c["security_profile"] = 3
+    elif p < had:
+        raise Invalid("security_profile", "this charger uses security profile %d with this CSMS: "
+                      "a claim cannot lower it (unclaim first to start over)" % had)
+
+
 def claim(d, default_cp_id):
     # -> cleaned dict with every field of _FIELDS. Raises Invalid.
     if not isinstance(d, dict):
