@@ -79,7 +79,7 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # memory"); the reference goes to 168 (the test at 151wK: 6 runs in 6). The claim failed once
 # at 139 in about 8 runs (a 592-byte block for the connection after the claim; its smallest
 # heap is 137): 141.
-BUDGET_WK = {"reference": 168, "claim": 141, "reference_rom": 99, "claim_rom": 92}
+BUDGET_WK = {"reference": 168, "claim": 143, "reference_rom": 99, "claim_rom": 92}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
