@@ -39,9 +39,9 @@ CP_ID = "CP-CHAOS"
 
 # Full campaign sizes (issue 11) and the slice `make test` runs.
 FULL = {"power": 500, "net": 200, "mixed": 300, "frames": 100_000, "hotspot": 10_000,
-        "noise": 2_000, "props": 10_000, "soak": 96}
+        "noise": 2_000, "props": 10_000, "soak": 96, "answers": 300}
 SLICE = {"power": 6, "net": 4, "mixed": 8, "frames": 1_500, "hotspot": 300, "noise": 50,
-         "props": 100, "soak": 3}
+         "props": 100, "soak": 3, "answers": 10}
 SLICE_LONGEST_CUT_S = 4.0
 
 
@@ -1067,7 +1067,7 @@ async def soak(rng: random.Random, sessions: int, workdir: Path) -> Result:
     return res
 
 
-CAMPAIGNS = ("power", "net", "mixed", "frames", "hotspot", "noise", "props", "soak")
+CAMPAIGNS = ("power", "net", "mixed", "frames", "hotspot", "noise", "props", "soak", "answers")
 
 
 async def run(names: list[str], sizes: dict[str, int], seed: int, workdir: Path | None = None,
@@ -1098,6 +1098,10 @@ async def run(names: list[str], sizes: dict[str, int], seed: int, workdir: Path 
                     res = await asyncio.to_thread(props, rng, n, wd)
                 elif name == "soak":
                     res = await soak(rng, n, wd)
+                elif name == "answers":
+                    from borne.chaos.answers import answers
+
+                    res = await answers(rng, n, wd)
                 else:
                     raise ValueError(name)
             except Exception as e:  # the campaign itself broke: that is a finding too
