@@ -39,6 +39,14 @@ CONFIG = {
     "HeartbeatInterval": ("2", "30", "300"),
     "TransactionMessageRetryInterval": ("1", "2"),
     "MinimumStatusDuration": ("0", "1"),
+    "WebSocketPingInterval": ("0", "1", "5"),
+    "TransactionMessageAttempts": ("4", "5"),
+    "MeterValuesSampledData": ("Energy.Active.Import.Register",
+                               "Energy.Active.Import.Register,Power.Active.Import",
+                               "Current.Import,Voltage,Frequency,Power.Offered,Current.Offered"),
+    "MeterValuesAlignedData": ("Energy.Active.Import.Register", "Power.Active.Import,Voltage"),
+    "StopTxnSampledData": ("", "Energy.Active.Import.Register,Current.Import"),
+    "StopTxnAlignedData": ("", "Energy.Active.Import.Register"),
 }
 REFUSALS = ("Invalid", "Blocked", "Expired", "ConcurrentTx")
 
