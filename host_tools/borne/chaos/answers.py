@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from borne.chaos.campaigns import CP_ID, Result, Rig, _check_csms, _drained, _ledger, rig
+from borne.sim.agent import EXIT_RESET
 
 TAGS = ("04A1B2C3", "04D5E6F7", "0A0B0C0D")
 ATTEMPTS = 4  # TransactionMessageAttempts: a message fails at most ATTEMPTS - 1 times in a row
@@ -152,6 +153,59 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
                 res.bad(f"{type(req).__name__}: {type(e).__name__}: {e}")
                 return None
 
+        # Unavailable: a ChangeAvailability Inoperative Accepted at once (not Scheduled) and
+        # no Operative Accepted since: no relay may close (OCPP 1.6 5.2, 4.9 Unavailable).
+        unavailable = False
+
+        async def operator() -> None:
+            nonlocal unavailable
+            y = rng.randrange(8)
+            if y == 0:
+                kind = "Inoperative" if rng.random() < 0.3 else "Operative"
+                cid = rng.choice((0, 1))
+                ops[f"availability_{kind}"] += 1
+                a = await remote(call.ChangeAvailability(connector_id=cid, type=kind))
+                if a is not None and a.status == "Accepted":
+                    unavailable = kind == "Inoperative"
+                elif a is not None and a.status == "Scheduled":
+                    unavailable = False  # (not judged: it takes effect when the session ends)
+            elif y == 1:
+                ops["reserve"] += 1
+                t = datetime.fromtimestamp(time.time() + plan.shift + rng.uniform(5, 90), UTC)
+                await remote(call.ReserveNow(connector_id=1, id_tag=rng.choice(TAGS),
+                                             expiry_date=t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                             reservation_id=rng.randint(1, 3)))
+            elif y == 2:
+                ops["cancel_reservation"] += 1
+                await remote(call.CancelReservation(reservation_id=rng.randint(1, 3)))
+            elif y == 3:
+                ops["unlock"] += 1
+                await remote(call.UnlockConnector(connector_id=1))
+            elif y == 4:
+                what = rng.choice(("StatusNotification", "MeterValues", "Heartbeat",
+                                   "BootNotification"))
+                ops[f"trigger_{what}"] += 1
+                await remote(call.TriggerMessage(requested_message=what,
+                                                 connector_id=rng.choice((None, 1))))
+            elif y == 5:
+                ops["clear_cache"] += 1
+                await remote(call.ClearCache())
+            elif y == 6:
+                ops["tx_default_profile"] += 1
+                await remote(call.SetChargingProfile(connector_id=rng.choice((0, 1)),
+                                                     cs_charging_profiles={
+                    "chargingProfileId": 7, "stackLevel": 0,
+                    "chargingProfilePurpose": "TxDefaultProfile",
+                    "chargingProfileKind": "Relative",
+                    "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+                        {"startPeriod": 0, "limit": rng.choice((0, 6, 16))}]}}))
+            elif rng.random() < 0.3:
+                ops["reset_soft"] += 1
+                await remote(call.Reset(type="Soft"))
+            else:
+                ops["clear_profile"] += 1
+                await remote(call.ClearChargingProfile())
+
         plugged = False
         loop = asyncio.get_running_loop()
         refused_at: dict[int, float] = {}
@@ -159,7 +213,7 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
         for i in range(n):
             plan.draw()
             for _ in range(rng.randint(1, 4)):
-                x = rng.random()
+                x = rng.random() * 1.15  # past 1: another operator's call (operator())
                 st = r.state()
                 if x < 0.15:
                     k = rng.choice(list(CONFIG))
@@ -205,10 +259,14 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
                         plugged = False
                     await asyncio.sleep(rng.uniform(0, 1.0))
                     await r.cmd("power_on")
+                elif x >= 1:
+                    await operator()
                 await asyncio.sleep(rng.uniform(0, 1.5))
                 st = r.state()
                 if st["relay"] and not st["session"]:
                     res.bad(f"round {i}: relay closed without a session")
+                if st["relay"] and unavailable:
+                    res.bad(f"round {i}: relay closed while Unavailable ({st['ocpp']['status']})")
                 # A session whose start the CSMS refused (idTagInfo not Accepted) charges no
                 # more: stopped (StopTransactionOnInvalidId true) or no energy offered (false).
                 now = loop.time()
@@ -232,5 +290,7 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
         if not cuts and r.boots() != 1:
             res.bad(f"the agent rebooted ({r.boots()} boots)")
         for code in r.unexpected_exits():
+            if code == EXIT_RESET:
+                continue  # a Reset's reboot
             res.bad(f"the agent exited with code {code}")
     return res
