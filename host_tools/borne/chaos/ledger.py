@@ -60,6 +60,9 @@ def judge(csms: Csms, cp_id: str, complete: bool = True) -> Ledger:
                 led.repeats_same_id += 1
                 continue
             first[mid] = f
+    # A CALL the CSMS answered with a CALLERROR booked nothing: its retry (under a new id)
+    # is no duplicate.
+    first = {mid: f for mid, f in first.items() if not _refused(csms, cp_id, mid)}
     by_content: dict[tuple[str, str], str] = {}
     for mid, f in first.items():
         key = (f.action or "", json.dumps(f.payload, sort_keys=True))
@@ -120,6 +123,12 @@ def judge(csms: Csms, cp_id: str, complete: bool = True) -> Ledger:
         if order[fs[0].msg[1]] < max([*seq, order[sf.msg[1]]]):
             led.bad("out_of_order", f"transaction {tid}: stop before one of its messages")
     return led
+
+
+def _refused(csms: Csms, cp_id: str, mid: str) -> bool:
+    """Did the CSMS answer message `mid` with a CALLERROR?"""
+    a = csms.answered.get((cp_id, mid))
+    return a is not None and a.lstrip("[ ").startswith("4")
 
 
 def _register(p: dict[str, Any]) -> float | None:
