@@ -188,20 +188,14 @@ async def test_redirects_followed_then_a_loop_refused():
 async def test_an_update_location_redirected_to_https_is_followed():
     # http:// -> https:// (a server that forces TLS, as most do): an update's download makes
     # its TLS context for the redirect (ota/update.py fetch()), checked against the CA.
+    from fakeboard import FakeBoard
     from ota import update
-
-    class Board:
-        def dns_server(self):
-            return None
-
-        def ntp_server(self):
-            return None
 
     data = _data(4000, 29)
     _put("up.bin", data)
     with open(CFG["ca"]) as f:
         settings = {"ca_pem": f.read()}
-    n = await update.fetch(_url("tohttps/up.bin"), "up.out", settings, Board())
+    n = await update.fetch(_url("tohttps/up.bin"), "up.out", settings, FakeBoard())
     assert n == len(data) and _read("up.out") == data
 
 
