@@ -31,13 +31,14 @@ class Transactions:
         self._authorizing = None  # the idTag of a remote start whose Authorize.req is out
         self._begin = {}  # session ref -> Transaction.Begin sampled values
         self._kept = {}  # session ref -> its StopTxnSampled/AlignedData values (JSON texts)
-        self._owed = []  # (session, reason) of stops not journaled yet: on_tx_stop
+        # (session, reason) of stops not journaled yet (on_tx_stop); txqrare.pay journals them
+        self.owed = []
         self._paying = False  # _pay() runs
         q = self.txq = TxQueue(s.store, s.config)
         q.session = s  # add() calls s.kick(): the session delivers it
         q.on_start_conf = self._start_conf
         q.on_stop_conf = self._stop_conf
-        q.on_stop_journaled = self._stop_journaled
+        q.on_stop_journaled = self.stop_journaled
         s.queue = q
         # What the journal holds of the sessions a power cut left unfinished, read now, before
         # anything is delivered: a stop the last boot journaled for one may be delivered (and
@@ -104,9 +105,9 @@ class Transactions:
 
     def on_tx_starting(self):
         # A session starts only once every stop before it is on flash (the connector asks).
-        if self._owed:
+        if self.owed:
             self._pay_now()
-        if self._owed or not self.txq.flush_held():
+        if self.owed or not self.txq.flush_held():
             raise OSError("records held in RAM are not on flash yet")
 
     def on_tx_stop(self, s, reason):
@@ -114,7 +115,7 @@ class Transactions:
         # held slots full: txqueue.py) is owed, in order, and tried again each second (_pay):
         # the connector keeps its session's document meanwhile (OSError), no session starts
         # before it is journaled (on_tx_starting), a power cut ends the session at boot.
-        o = self._owed
+        o = self.owed
         if not o:
             try:
                 return self.stop_now(s, reason)
@@ -131,7 +132,7 @@ class Transactions:
 
     async def _pay(self):
         try:
-            while self._owed:
+            while self.owed:
                 await asyncio.sleep(1)
                 self._pay_now()
         finally:
@@ -176,10 +177,10 @@ class Transactions:
         self._kept.pop(s["ref"], None)
         if not done:
             # Kept in RAM (flash full, or no memory): the connector keeps the session's document
-            # until it is on flash (_stop_journaled), a power cut meanwhile ends it from there.
+            # until it is on flash (stop_journaled), a power cut meanwhile ends it from there.
             raise OSError("StopTransaction kept in RAM, not on flash yet")
 
-    def _stop_journaled(self, ref):
+    def stop_journaled(self, ref):
         try:
             rare(_CONN, "stop_journaled", self.connector, ref)
         except Exception as e:

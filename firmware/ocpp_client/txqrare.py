@@ -78,7 +78,7 @@ def pay(t):
     # or hold them), in order. Each journaled has its session's documents removed; one held in
     # RAM keeps them until it reaches the flash (on_stop_journaled). A MemoryError leaves it and
     # those after it owed.
-    o = t._owed
+    o = t.owed
     while o:
         s, reason = o[0]
         held = False
@@ -88,7 +88,7 @@ def pay(t):
             held = True
         o.pop(0)
         if not held:
-            t._stop_journaled(s["ref"])
+            t.stop_journaled(s["ref"])
         try:
             log.info(_TAG, "session %s: its owed StopTransaction %s", s["ref"],
                      "kept in RAM" if held else "journaled")

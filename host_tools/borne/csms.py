@@ -131,7 +131,9 @@ class _Recorder:
         self.csms._record(frame)
         m = frame.msg
         if isinstance(m, list) and len(m) > 1 and m[0] in (3, 4) and isinstance(m[1], str):
-            self.csms.answered[(self.cp_id, m[1])] = raw
+            # The first answer stands: a CALL stalled on a link that died meanwhile may be
+            # answered again there after its repeat was answered on the new link.
+            self.csms.answered.setdefault((self.cp_id, m[1]), raw)
         await self.conn.send(raw)
 
 
@@ -183,8 +185,11 @@ class CentralChargePoint(ChargePoint):
     def on_start(self, **kw: Any) -> Any:
         # One transaction per StartTransaction message id: a repeat under the same id (the
         # charger lost power or the link between our answer and its note of it) is answered
-        # before it gets here (_Recorder._repeat); one under a new id would open a second.
-        key = (self.id, self.csms.links[self.id].current_id)
+        # before it gets here (_Recorder._repeat); one under a new id would open a second. The
+        # id is this link's (a stalled CALL is handled after the charger may have reconnected:
+        # the newest link's would be another message's).
+        link: _Recorder = self._connection
+        key = self.csms.start_key = (self.id, link.current_id)
         tid = self.csms.started.get(key)
         if tid is None:
             tid = self.csms.started[key] = next(self.csms.tx_ids)
@@ -313,6 +318,8 @@ class Csms:
         self.connections: dict[str, ServerConnection] = {}
         self.tx_ids = itertools.count(1)
         self.started: dict[tuple[Any, ...], int] = {}  # (charge point, message id) -> tx id
+        # The `started` key of the StartTransaction being answered, for its responder
+        self.start_key: tuple[Any, ...] | None = None
         self.first_frames: dict[tuple[str, str], str] = {}  # (cp, message id) -> first raw CALL
         self.answered: dict[tuple[str, str], str] = {}  # (cp, message id) -> our raw answer
         self.repeats: list[Frame] = []  # CALLs received again under an id seen before

@@ -720,7 +720,7 @@ def test_a_stop_with_no_slot_left_in_ram_keeps_its_document_and_is_journaled_lat
             await asyncio.sleep_ms(1200)
         assert [rec["a"] for _, rec in q.j.pending()] == [START] + [METER] * 6 + [
             "SecurityEventNotification"] * 2 + [STOP], [rec["a"] for _, rec in q.j.pending()]
-        assert q._nheld == 0 and not t._owed
+        assert q._nheld == 0 and not t.owed
         assert st.load("session", {}) == {}, "the document stayed after its stop was journaled"
         assert logs.said(ref, "owed", "journaled"), logs.lines
         _plug_and_start(w, c)

@@ -103,12 +103,12 @@ class RandomCsms:
             if self.fails[key] < ATTEMPTS - 1 and self.rng.random() < self.p_err:
                 self.fails[key] += 1
                 self.figures[f"callerror_{action}"] += 1
-                if action == "StartTransaction":  # not booked
-                    c.started.pop((CP_ID, c.links[CP_ID].current_id), None)
+                if action == "StartTransaction" and c.start_key not in c.answered:
+                    c.started.pop(c.start_key, None)  # not booked (unless answered already)
                 raise InternalError(description="chaos: the backend failed")
             self.fails.pop(key, None)
             if action == "StartTransaction":
-                tid = c.started[(CP_ID, c.links[CP_ID].current_id)]
+                tid = c.started[c.start_key]
                 status = self.refuse or "Accepted"
                 if self.refuse:
                     self.refuse = None
