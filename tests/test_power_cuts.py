@@ -15,7 +15,8 @@ from pathlib import Path
 
 from borne.chaos.ledger import judge
 from borne.csms import Csms
-from ocpp.v16 import call
+from borne.sim.simulator import Simulator
+from ocpp.v16 import call, call_result
 from simctl import Control
 
 CP_ID = "CP-TEST-1"
@@ -121,6 +122,55 @@ async def test_a_stop_journaled_as_the_power_went_is_sent_once_and_its_start_not
                              "the queue delivered", timeout=30)
     assert [f.msg[1] for f in csms.calls("StartTransaction")] == [start.msg[1]]
     assert len(csms.calls("StopTransaction")) == 1
+    led = judge(csms, CP_ID)
+    assert not led.violations, led.violations
+
+
+async def test_a_start_retried_after_a_callerror_goes_again_under_the_retry_id_after_a_cut(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """The CSMS refuses StartTransaction X (a CALLERROR), books its retry X.1 and the power goes
+    before the charger reads that answer. After the reboot the start must go again as X.1, the
+    id the CSMS may have booked: repeated as X (its attempts forgotten with the RAM), a CSMS
+    that does not keep every message id it refused books it as a second transaction."""
+    assert sim.gate is not None
+    gate = sim.gate
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp = csms.charge_points[CP_ID]
+    for k, v in (("BorneFreeCharging", "true"), ("TransactionMessageRetryInterval", "1")):
+        await cp.call(call.ChangeConfiguration(key=k, value=v))
+    await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the boot's event answered")
+    seen: list[object] = []
+
+    def db_down_then_power_cut(payload: object) -> object:
+        seen.append(payload)
+        if len(seen) == 1:
+            csms.started.clear()  # (on_start books before it asks us: not this one)
+            raise RuntimeError("CSMS database is down")
+        if len(seen) == 2:
+            gate.set_up(False)  # booked; the power goes before the answer reaches the charger
+        return call_result.StartTransaction(
+            transaction_id=max(csms.started.values()), id_tag_info={"status": "Accepted"})
+
+    csms.respond("StartTransaction", db_down_then_power_cut)
+    await control("plug")
+    await control("charge")
+    await csms.wait_for(lambda: len(seen) >= 2, 30, "the retry after the CALLERROR")
+    first, retry = csms.calls("StartTransaction")[:2]
+    assert retry.msg[1] != first.msg[1], "a retry after a CALLERROR is a new attempt"
+    await control("power_cut")
+    await control("unplug")
+    await control("net", up=True)
+    n = len(csms.frames)
+    await control("power_on")
+    again = await csms.wait_call("StartTransaction", after=n, timeout=30)
+    assert again.msg[1] == retry.msg[1], (
+        f"sent again under {again.msg[1]} after the cut, not under {retry.msg[1]} that the CSMS "
+        f"booked ({first.msg[1]} was refused)")
+    await csms.wait_call("StopTransaction", after=n, timeout=30)
+    await control.wait_state(lambda s: s["ocpp"]["connected"] and not s["ocpp"]["queued"],
+                             "the queue delivered", timeout=30)
+    assert len(csms.calls("StartTransaction")) == 3
     led = judge(csms, CP_ID)
     assert not led.violations, led.violations
 

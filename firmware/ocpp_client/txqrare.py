@@ -53,6 +53,13 @@ async def failed(q, e, seq, rec, attempts, errs):
         return 0, 0, None
     wait = q.config.get("TransactionMessageRetryInterval") * attempts
     log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
+    if rec.get("i"):
+        # Saved before the retry goes out: after a power cut it goes again under the id of its
+        # last attempt (the CSMS may have booked that one), counting on (txqueue.deliver).
+        try:
+            q.store.save("txretry", {"i": rec["i"], "a": attempts, "e": errs})
+        except (OSError, MemoryError) as x:
+            log.exc(_TAG, "its attempts", x)
     if code == "no answer":
         # OCPP-J 1.6 4.1.4: a message id is used once per connection (MaEVe drops a reused
         # one). The repeat keeps its id (the CSMS may have booked the first, and can tell), so

@@ -20,6 +20,7 @@ from ocpp_client.errors import CallError, CallTimeout, NotSent
 
 _TAG = const("txq")
 _IDS = const("txids")
+_RETRY = const("txretry")  # the oldest message's failed attempts (txqrare.failed saves them)
 MAX_RECORDS = const(400)  # the journal's bound (store/journal.py; hotspot/reset.py opens it)
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them
 _HELD_RETRY_MS = const(1000)
@@ -82,6 +83,10 @@ class TxQueue:
         self._sparse = 0  # the time (ms) of the last MeterValues kept while thinning
         self.thinned = 0  # MeterValues dropped by the thinning since boot
         self._aseq = None  # the journal seq of the message they count
+        # Those saved at its last failure: a reboot must not forget them, or the message would
+        # go again under its first id, which the CSMS refused, not under the one it may have
+        # booked (taken by the first message delivered, if it is that one).
+        self._saved = store.load(_RETRY, {})
 
     def __len__(self):
         return len(self.j) + self._nheld
@@ -286,6 +291,10 @@ class TxQueue:
             seq, rec = item
             if seq != self._aseq:  # (those of a message answered as its worker was cancelled)
                 attempts = errs = 0
+                r, self._saved = self._saved, None
+                if r and r.get("i") == rec.get("i"):  # (its failures before a power cut)
+                    attempts, errs = self._attempts, self._errs = r["a"], r["e"]
+                    self._aseq = seq
             action, payload, ref = rec["a"], rec["p"], rec["r"]
             if action == START and ref in self.ids:
                 # Answered before a power cut came between the id and the ack: never twice.
