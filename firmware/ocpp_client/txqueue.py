@@ -6,7 +6,7 @@
 # A record names its session by a local reference; the transactionId is filled in at send time
 # from the StartTransaction.conf (kept in a small document), or -1 when that start could never
 # be delivered. Flash budget: one journal line per message plus one ack line; the id document
-# is rewritten once per StartTransaction.conf and once per StopTransaction.conf.
+# is rewritten twice per StartTransaction.conf (both copies) and once per StopTransaction.conf.
 import asyncio
 import binascii
 import gc
@@ -205,9 +205,15 @@ class TxQueue:
         self._save_ids()
 
     def _save_ids(self):
-        # Raises OSError (flash full or failing): the ids stay in RAM, _unsaved.
+        # Raises OSError (flash full or failing): the ids stay in RAM, _unsaved. Saved twice,
+        # so the copy before (.bak, what load() takes when this one is spoiled) holds the
+        # newest id too: one lost sends its session's stop at -1, the CSMS's transaction open.
         self.store.save(_IDS, self.ids)
         self._unsaved = False
+        try:
+            self.store.save(_IDS, self.ids)
+        except (OSError, MemoryError):
+            pass  # (one copy: as good as it was)
 
     def _retry_ids(self):
         try:

@@ -94,3 +94,22 @@ async def test_a_late_answer_too_short_to_read_is_still_an_answer_or_none():
             raise AssertionError("no Disconnected")
         except Disconnected:
             pass
+
+
+def test_a_spoiled_id_document_loses_no_transaction_id():
+    # A bit flipped in txids.json (flash wear): load() takes the copy before it (.bak), which
+    # must hold the newest transactionId too, or that session's MeterValues and
+    # StopTransaction go out under -1 and the CSMS never closes its transaction.
+    from mphelp import read, write
+
+    st = Store("txids_flip")
+    q = TxQueue(st, Cfg())
+    with Logs():
+        q.add(START, {"idTag": "A"}, "r0")
+        asyncio.run(q.deliver(Csms(), -1, True))
+        assert q.tx_id("r0") == 7
+        p = st.path("txids")
+        b = bytearray(read(p))
+        b[-3] ^= 1
+        write(p, bytes(b))
+        assert TxQueue(Store("txids_flip"), Cfg()).tx_id("r0") == 7, "the transactionId lost"
