@@ -16,8 +16,9 @@ from pathlib import Path
 from borne.chaos.ledger import judge
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
+from flashdoc import read, seed
 from ocpp.v16 import call, call_result
-from simctl import Control
+from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
 SEED = 20261121
@@ -182,3 +183,33 @@ def _journal(path: Path, rec: dict[str, object]) -> None:
     crc = zlib.crc32(payload, zlib.crc32(b"%d" % seq))
     with path.open("ab") as f:
         f.write(b"%d %08x %s\n" % (seq, crc, payload))
+
+
+async def test_an_id_left_by_a_cut_after_its_stop_was_answered_is_forgotten_at_boot(
+    csms: Csms, flash: Path
+) -> None:
+    """The power went between a StopTransaction's answer (acked) and the removal of its
+    session's transactionId: nothing needs that id any more, and the next boot forgets it
+    (kept, every such cut left one more in the document and in RAM for good)."""
+    seed(flash, "txids", {"1796000000-123": 41})
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
+            controlling(sim) as control:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the boot's event answered")
+        cp = csms.charge_points[CP_ID]
+        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+        await control("plug")
+        await control("charge")
+        start = await csms.wait_call("StartTransaction", timeout=20)
+        tx = (await csms.answer_to(start))["transactionId"]
+        await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx,
+                                 "the start answered")
+        await control("unplug")
+        stop = await csms.wait_call("StopTransaction", timeout=20)
+        assert stop.payload["transactionId"] == tx
+        await csms.answer_to(stop)
+        for _ in range(100):  # (removed just after the stop's ack)
+            if read(flash, "txids") == {}:
+                break
+            await asyncio.sleep(0.1)
+        assert read(flash, "txids") == {}, "a transactionId no session needs is kept"

@@ -44,6 +44,8 @@ class Transactions:
         # anything is delivered: a stop the last boot journaled for one may be delivered (and
         # its transactionId forgotten) while the recovery waits for the meter.
         self._cut = self._journaled(s.connector.interrupted)
+        if q.ids:  # (a power cut between a stop's answer and its id's removal leaves one)
+            rare("ocpp_client.txqrare", "tidy", q, s.connector.interrupted)
         s.connector.listen(self)
         # Set once the sessions a power cut left unfinished are journaled: what this boot
         # journals of its own (security events) comes after them, as it happened.

@@ -80,6 +80,18 @@ async def failed(q, e, seq, rec, attempts, errs):
     return attempts, errs, wait
 
 
+def tidy(q, sessions):
+    # At boot: the transactionIds that no session a power cut left unfinished and no queued
+    # message needs (a cut between a stop's answer and its id's removal: txqueue._forget) are
+    # forgotten, or the document (and the dict kept in RAM for good) would grow with them.
+    need = {s["ref"] for s in sessions or ()}
+    for _, rec in q.j.pending():
+        need.add(rec.get("r"))
+    for ref in [r for r in q.ids if r not in need]:
+        log.info(_TAG, "transactionId of %s: its session is over, forgotten", ref)
+        q._forget(ref)
+
+
 def pay(t):
     # The stops the transactions feature owes (transactions.py on_tx_stop: no memory to journal
     # or hold them), in order. Each journaled has its session's documents removed; one held in
