@@ -129,6 +129,9 @@ class Connector:
         self.session = None  # dict, persisted; see _new_session
         self.pending = None  # (id_tag, parent, deadline_ms, remote) authorized, waiting for plug
         self.finishing = False
+        # A stop not on flash yet (held in RAM, owed: _journal_stop): no new user until it is,
+        # and the CSMS has no StopTransaction yet: Finishing, not Available (1.6 4.9).
+        self.stop_held = False
         self.restarting = False  # stop_for(): a restart comes, no session starts before it
         self.unmetered = False  # a start waits for the meter's first reading (step() tries it)
         # evse.reservation.Reservations while one is held (or found on flash), else None: the
@@ -725,6 +728,8 @@ class Connector:
         # session from it.
         if self._emit("on_tx_stop", s, reason) is None:
             self.store.remove(doc)
+        else:
+            self.stop_held = True  # (until connrare.stop_journaled)
         try:
             log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
             self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
@@ -873,7 +878,7 @@ class Connector:
         if not self._available():
             # before Finishing: the CSMS hears its change has happened (1.6 5.2), cable in or not
             return ("Unavailable", "NoError")
-        if self.finishing and self.cp in ("B", "C", "D"):
+        if self.finishing and self.cp in ("B", "C", "D") or self.stop_held:
             return ("Finishing", "NoError")
         if self.pending is not None or self.cp in ("B", "C", "D"):
             return ("Preparing", "NoError")

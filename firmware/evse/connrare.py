@@ -110,6 +110,8 @@ def forget_interrupted(c, kept=()):
     for doc in (_STOPPING_DOC, _SESSION_DOC):
         if not kept or c.store.load(doc, {}).get("ref") not in kept:
             c.store.remove(doc)
+    if kept:
+        c.stop_held = True  # Finishing until it is on flash (stop_journaled)
     c._try_start()
 
 
@@ -136,7 +138,8 @@ def refuse_start(c, s, e, doc=True):
 def stop_journaled(c, ref):
     # The StopTransaction of session ref, kept in RAM (the flash was full, or no memory), is
     # on flash now: its session's documents go (connector._journal_stop() kept them), so the
-    # next boot does not end it again.
+    # next boot does not end it again; the connector is available again (Finishing meanwhile).
+    c.stop_held = False
     for doc in (_STOPPING_DOC, _SESSION_DOC):
         if c.store.load(doc, {}).get("ref") == ref and (c.session is None
                                                          or c.session["ref"] != ref):

@@ -187,6 +187,26 @@ def test_stop_kept_with_its_document_until_journaled():
     assert st.load("session", {}) == {}, "the document stayed after the stop was journaled"
 
 
+def test_a_stop_held_in_ram_keeps_the_connector_finishing_until_journaled():
+    # The EV left, its StopTransaction held in RAM (the flash full): no new user can start (the
+    # next start is refused) and the CSMS has no stop yet. Available would tell the CSMS the
+    # connector is free for a new user with its transaction still open (1.6 4.9: Finishing, "not
+    # yet available for a new user"); Available once the stop is on flash.
+    st, w, c, q, tx, signals = _mk("ff_finishing")
+    _plug_and_start(w, c)
+    _fill("journal", "stopping", "session")
+    try:
+        w.ev = "A"
+        _polls(c, 10)
+        assert q._nheld == 1 and c.session is None
+        assert c.status_of(1)[0] == "Finishing", c.status_of(1)
+    finally:
+        _free()
+    assert q.flush_held()
+    _polls(c, 4)
+    assert c.status_of(1)[0] == "Available", c.status_of(1)
+
+
 def test_a_new_session_never_takes_the_document_of_a_stop_held_in_ram():
     # Session A's stop is held in RAM (the journal full), its document kept. A start meanwhile,
     # the journal still full but room for a small document, would write its own in that place:
@@ -836,6 +856,7 @@ def test_boot_on_a_full_flash_ends_the_interrupted_session_and_holds_its_stop():
             w.ev = "C"
             _polls(c, 10)
         assert c.session is None and w.closes == 0
+        assert c.status_of(1)[0] == "Finishing", "free for a new user with its stop in RAM"
     finally:
         _free()
     # the flash free again: the held stop is journaled (the session's delivery), its document goes
