@@ -113,3 +113,44 @@ def test_a_spoiled_id_document_loses_no_transaction_id():
         b[-3] ^= 1
         write(p, bytes(b))
         assert TxQueue(Store("txids_flip"), Cfg()).tx_id("r0") == 7, "the transactionId lost"
+
+
+class Cut(Exception):
+    pass
+
+
+class Refusing:
+    # Refuses every StartTransaction with a CALLERROR; the power goes at its `cut`-th CALL.
+    def __init__(self, cut=0):
+        self.cut = cut
+        self.mids = []
+
+    async def call(self, action, payload, on_result=None, mid=None):
+        if len(self.mids) + 1 == self.cut:
+            raise Cut()
+        self.mids.append(mid)
+        await asyncio.sleep_ms(0)
+        raise CallError("InternalError", "database down")
+
+
+def test_a_message_s_failed_attempts_survive_a_power_cut():
+    # TransactionMessageAttempts 2: X refused, then the power goes as X.1 is sent (it may have
+    # been booked, its answer lost). After the reboot X.1 goes again, the second and last
+    # attempt: never X (refused; at a CSMS that does not keep refused ids, a second booking), nor
+    # two attempts more.
+    st = Store("txids_attempts")
+    q = TxQueue(st, Cfg())
+    first = Refusing(cut=2)
+    with Logs():
+        q.add(START, {"idTag": "A"}, "r0")
+        try:
+            asyncio.run(q.deliver(first, -1, True))
+            raise AssertionError("no power cut")
+        except Cut:
+            pass
+        x = first.mids[0]
+        q = TxQueue(Store("txids_attempts"), Cfg())  # the reboot
+        again = Refusing()
+        asyncio.run(q.deliver(again, -1, True))
+    assert again.mids == [x + ".1"], (x, again.mids)
+    assert len(q) == 0 and q.tx_id("r0") == -1, "not dropped after its attempts"
