@@ -726,10 +726,10 @@ class Connector:
         # (no memory to hold it either: transactions.py tries it again), it stays until the
         # transactions feature journals it (connrare.stop_journaled) or the next boot ends the
         # session from it.
-        if self._emit("on_tx_stop", s, reason) is None:
+        # (stop_held: until connrare.stop_journaled; should that fail, until the next stop)
+        self.stop_held = self._emit("on_tx_stop", s, reason) is not None
+        if not self.stop_held:
             self.store.remove(doc)
-        else:
-            self.stop_held = True  # (until connrare.stop_journaled)
         try:
             log.info(_TAG, "session %s stopped: %s", s["ref"], reason)
             self.events.add("session_stop", reason=reason, wh=s["meter_stop"] - s["meter_start"])
