@@ -169,3 +169,17 @@ async def test_offline_without_local_authorize_offline_a_cached_tag_is_unknown()
     a.config.set("AllowOfflineTxForUnknownId", "true")
     assert await a.authorize("04A1B2C3", False) == ("Accepted", None)
     assert await a.authorize("DEADBEEF", False) == ("Blocked", None)
+
+
+async def test_concurrent_tx_does_not_replace_the_cached_status_of_the_card():
+    # 1.6 3.5.1 / 7.25: ConcurrentTx says the card is in a transaction elsewhere now, nothing
+    # of the card itself: the next offline tap, that transaction over, is decided as before.
+    a = _auth("ac_concurrent")
+    a.remember("04A1B2C3", INFO)
+    a.remember("04A1B2C3", {"status": "ConcurrentTx"})  # tapped while charging elsewhere
+    assert a.cache_entry("04A1B2C3")[0] == INFO
+    assert await a.authorize("04A1B2C3", False) == ("Accepted", "FLEET01")
+    a.remember("0BADCAFE", {"status": "ConcurrentTx"})  # a card never cached: still unknown
+    assert a.cache_entry("0BADCAFE") is None
+    a.config.set("AllowOfflineTxForUnknownId", "true")
+    assert await a.authorize("0BADCAFE", False) == ("Accepted", None)
