@@ -13,7 +13,7 @@ import time
 import log
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, NotSent, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
-from supervisor import Turns, code_in_heap, drop, wake
+from supervisor import Turns, code_in_heap, drop, wake, within
 
 _CALL = const(2)
 _RESULT = const(3)
@@ -157,6 +157,7 @@ class Rpc:
         self.timed_out = self.late = None
         self._answered = None  # the id of the last answer sent for the frame being handled
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
+        self.on_dead = None  # fn(reason): the link must go (a CALL it would not take)
         self.on_bad = None  # fn(kind, info), never raising: a bad frame (security events)
 
     def spool_wanted(self, head):
@@ -197,8 +198,17 @@ class Rpc:
             self._pending_id = mid
             self._on_result = on_result
             self._answer = None
-            try:
-                await ws.send(json.dumps([_CALL, mid, action, payload]))
+            try:  # bounded too: a peer gone without FIN/RST blocks a write for a minute
+                await within(ws.send(json.dumps([_CALL, mid, action, payload])),
+                             max(1, limit - time.ticks_diff(time.ticks_ms(), t0)))
+            except asyncio.TimeoutError:
+                # The link takes no data: the frame may be half out, so no frame more goes on
+                # it and the session drops it (on_dead); the tap is decided offline now.
+                log.warn(_TAG, "%s %s not sent within %d ms: link stalled", action, mid, limit)
+                ws.closed = True
+                if self.on_dead is not None and self.ws is ws:
+                    self.on_dead(WsError("link stalled"))
+                raise Disconnected()
             except (OSError, WsError) as e:
                 log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
                 raise Disconnected()
