@@ -158,6 +158,11 @@ class Rpc:
         self._answered = None  # the id of the last answer sent for the frame being handled
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
         self.on_dead = None  # fn(reason): the link must go (a CALL it would not take)
+        # A CALL of ours went unanswered (timed out, waited out its turn behind one that did,
+        # or could not be written) and nothing came from the CSMS since: a tap is decided
+        # offline at once (authorization.py), not each after its own timeout again, until a
+        # frame comes or the link is dropped.
+        self.quiet = False
         self.on_bad = None  # fn(kind, info), never raising: a bad frame (security events)
 
     def spool_wanted(self, head):
@@ -188,6 +193,7 @@ class Rpc:
         t0 = time.ticks_ms()
         if not await self._link.take(limit):
             log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
+            self.quiet = True
             raise NotSent(action)
         try:
             ws = self.ws
@@ -205,7 +211,7 @@ class Rpc:
                 # The link takes no data: the frame may be half out, so no frame more goes on
                 # it and the session drops it (on_dead); the tap is decided offline now.
                 log.warn(_TAG, "%s %s not sent within %d ms: link stalled", action, mid, limit)
-                ws.closed = True
+                self.quiet = ws.closed = True
                 if self.on_dead is not None and self.ws is ws:
                     self.on_dead(WsError("link stalled"))
                 raise Disconnected()
@@ -221,7 +227,7 @@ class Rpc:
                     self._waiter = None
                 if self._pending_id is not None:
                     log.warn(_TAG, "%s %s: no answer within %d ms", action, mid, limit)
-                    self.timed_out, self.late = mid, None
+                    self.timed_out, self.late, self.quiet = mid, None, True
                     raise CallTimeout(action)
         finally:
             self._pending_id = None
@@ -252,6 +258,7 @@ class Rpc:
         # Reads frames until the transport fails; returns the exception that ended it. Bad frames
         # never end it: each is answered or logged, and the next one is read.
         self.ws = ws
+        self.quiet = False
         recv = getattr(ws, "recv_msg", None) or ws.recv
         try:
             while True:
@@ -260,6 +267,7 @@ class Rpc:
                 except WsTooBig as e:
                     raw = e  # read to its end and dropped: answered as the oversize it is
                 self._answered = None
+                self.quiet = False  # the CSMS shows life
                 try:
                     if isinstance(raw, Spooled):
                         await self._spooled(raw)

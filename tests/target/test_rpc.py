@@ -775,3 +775,32 @@ async def test_a_send_the_link_does_not_take_ends_the_call_at_its_timeout_and_th
     ping.cancel()
     st.gone()
     await task
+
+
+async def test_after_an_unanswered_call_the_link_is_quiet_until_a_frame_comes():
+    # authorization.py decides taps offline at once while rpc.quiet: set by a CALL that timed
+    # out or never got the link, cleared by any frame the CSMS sends, and by a new link.
+    rpc = Rpc({"ClearCache": lambda p: _ok()})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    assert not rpc.quiet
+    with Logs():
+        c = asyncio.create_task(rpc.call("StatusNotification", {}, timeout_ms=200))
+        await _next_sent(ws, 1)
+        try:
+            await rpc.call("Authorize", {"idTag": "T"}, timeout_ms=50)  # behind it: NotSent
+            raise AssertionError("sent")
+        except CallTimeout:
+            pass
+        assert rpc.quiet
+        try:
+            await c
+            raise AssertionError("answered")
+        except CallTimeout:
+            pass
+        assert rpc.quiet
+        ws.push('[2, "x", "ClearCache", {}]')
+        assert (await _next_sent(ws, 2))[:2] == [3, "x"]
+    assert not rpc.quiet
+    ws.end()
+    await task
