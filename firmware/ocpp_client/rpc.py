@@ -237,6 +237,8 @@ class Rpc:
             raise Disconnected()
         if ans[0] == _RESULT:
             return ans[2]
+        if ans[0] != _ERROR:  # a CALLRESULT that cannot be read (rpcrare.bad_answer)
+            raise CallTimeout(action)
         raise CallError(ans[2], ans[3] if len(ans) > 3 else "", ans[4] if len(ans) > 4 else None)
 
     def _wake_caller(self):

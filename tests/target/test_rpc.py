@@ -804,3 +804,29 @@ async def test_after_an_unanswered_call_the_link_is_quiet_until_a_frame_comes():
     assert not rpc.quiet
     ws.end()
     await task
+
+
+async def test_a_callresult_to_our_call_without_an_object_fails_it_at_once():
+    # OCPP-J 4.2.2: a CALLRESULT's payload is a JSON object. One naming our pending CALL with
+    # anything else ([3, id, []], a string, a fourth element) is the CSMS's answer all the
+    # same, unusable: the call fails now as unanswered (CallTimeout: a tap's Authorize is
+    # decided offline, a transaction message retried under its id), not after waiting out its
+    # timeout. Logged as malformed.
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    with Logs() as logs:
+        for i, tail in enumerate(('[]', '"x"', '5', '{}, 1')):
+            t0 = time.ticks_ms()
+            c = asyncio.create_task(rpc.call("Authorize", {"idTag": "T"}, timeout_ms=30000))
+            req = await _next_sent(ws, i + 1)
+            ws.push('[3, "%s", %s]' % (req[1], tail))
+            try:
+                await asyncio.wait_for_ms(c, 2000)
+                raise AssertionError("no CallTimeout")
+            except CallTimeout:
+                pass
+            assert time.ticks_diff(time.ticks_ms(), t0) < 2000
+    assert logs.warned("malformed CALLRESULT")
+    ws.end()
+    await task
