@@ -120,6 +120,10 @@ class Auth:
             except Exception as e:  # no answer (a dead link, a timeout): decided offline
                 log.warn(_TAG, "Authorize failed (%s): deciding offline", type(e).__name__)
             else:
+                if not isinstance(info, dict) or "status" not in info:
+                    # Not the idTagInfo 1.6 requires: no verdict, not authorized, not cached.
+                    log.warn(_TAG, "Authorize answer without idTagInfo: %s refused", id_tag)
+                    return "Invalid", None
                 self.remember(id_tag, info)
                 st = info.get("status", "Invalid")
                 if st == "Accepted" and not _valid(info, now):
