@@ -64,3 +64,28 @@ async def test_listed_tag_with_local_pre_authorize_charges_within_1_s(
     waited = await _tap_behind_a_dead_call(csms, control)
     print(f"tap to relay closed: {waited:.2f} s (LocalPreAuthorize, a call on a dead link)")
     assert waited <= 1.0, f"the tap waited {waited:.1f} s"
+
+
+async def test_after_an_unanswered_authorize_the_next_tap_is_decided_offline_at_once(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    # The link dies unnoticed (no FIN: the watchdog needs two ping intervals, 60 s, to drop
+    # it). A first tap's Authorize goes unanswered: decided offline after its 7 s. The next
+    # tap on that link, the CSMS still silent, must not wait 7 s more: offline at once.
+    await _listed(csms, sim)
+    assert sim.agent is not None
+    await control("plug")
+    await control("charge")
+    await control("net", up=False)
+    loop = asyncio.get_running_loop()
+    await control("tap", uid="0BADCAFE")  # unknown: refused offline, after the timeout
+    await sim.agent.wait_line(r"Authorize failed", 15)
+    await asyncio.sleep(1.0)  # (the reader's debounce: the first card gone)
+    t0 = loop.time()
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "the relay closed for the listed tag",
+                             timeout=30)
+    waited = loop.time() - t0
+    print(f"second tap to relay closed: {waited:.2f} s (the link silent since an Authorize)")
+    assert waited <= 2.0, f"the tap waited {waited:.1f} s"
+    assert not [x for x in sim.agent.all_lines if "half-open" in x]  # (the link still up)

@@ -120,6 +120,10 @@ class Auth:
             except Exception as e:  # no answer (a dead link, a timeout): decided offline
                 log.warn(_TAG, "Authorize failed (%s): deciding offline", type(e).__name__)
             else:
+                if not isinstance(info, dict) or "status" not in info:
+                    # Not the idTagInfo 1.6 requires: no verdict, not authorized, not cached.
+                    log.warn(_TAG, "Authorize answer without idTagInfo: %s refused", id_tag)
+                    return "Invalid", None
                 self.remember(id_tag, info)
                 st = info.get("status", "Invalid")
                 if st == "Accepted" and not _valid(info, now):
@@ -143,15 +147,17 @@ class Auth:
         # Every idTagInfo the CSMS sends updates the cache (Authorize, Start/StopTransaction);
         # one that contradicts the tag's entry in the list in use is a LocalListConflict
         # (1.6 3.5.2: told to the CSMS by self.conflict(id_tag)). ConcurrentTx says nothing
-        # of the tag's validity.
+        # of the tag's validity (1.6 3.5.1: a transaction in progress elsewhere): no conflict,
+        # and the cached entry stays (kept, it refused the card's next offline tap for good).
         if not isinstance(info, dict):
             return
         now = clock.now()
         listed = self.local.lookup(id_tag) if (
             self.local is not None and self.config.get("LocalAuthListEnabled")) else None
-        if listed is not None:  # the list wins; the cache does not shadow it
-            if (self.conflict is not None and info.get("status") != "ConcurrentTx"
-                    and _valid(listed, now) != _valid(info, now)):
+        if info.get("status") == "ConcurrentTx":
+            pass
+        elif listed is not None:  # the list wins; the cache does not shadow it
+            if self.conflict is not None and _valid(listed, now) != _valid(info, now):
                 self.conflict(id_tag)
         elif not self.config.get("AuthorizationCacheEnabled"):
             return

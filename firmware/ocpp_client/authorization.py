@@ -70,7 +70,10 @@ class Authorization:
         except MemoryError:
             log.warn("ocpp", "no memory to decide tag %s: refused", id_tag)
             return "Invalid", None
-        return await a.authorize(id_tag, self.s.online())
+        # A CALL of ours just went unanswered (rpc.quiet): decided offline now, not after the
+        # Authorize's own timeout again, until the CSMS is heard from or the link dropped.
+        s = self.s
+        return await a.authorize(id_tag, s.online() and not s.rpc.quiet)
 
     def remember(self, id_tag, info):
         try:

@@ -61,6 +61,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     cl.rpc = Rpc(features.Handlers(cl))  # a feature's handlers made on use
     cl.rpc.timeout_ms = settings.get("call_timeout_s", 30) * 1000
     cl.rpc.after_reply = cl._after_reply
+    cl.rpc.on_dead = cl._stop  # a CALL the link would not take: the session ends
     connector.listen(cl)
     connector.authorizer = cl.authorize  # authorization.py, loaded at the first tap
     for cid in (0, 1):

@@ -13,7 +13,7 @@ import time
 import log
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, NotSent, Reject
 from ocpp_client.ws import Spooled, WsError, WsTooBig
-from supervisor import Turns, code_in_heap, drop, wake
+from supervisor import Turns, code_in_heap, drop, wake, within
 
 _CALL = const(2)
 _RESULT = const(3)
@@ -157,6 +157,12 @@ class Rpc:
         self.timed_out = self.late = None
         self._answered = None  # the id of the last answer sent for the frame being handled
         self.after_reply = None  # optional fn(action, request, response): work after the .conf
+        self.on_dead = None  # fn(reason): the link must go (a CALL it would not take)
+        # A CALL of ours went unanswered (timed out, waited out its turn behind one that did,
+        # or could not be written) and nothing came from the CSMS since: a tap is decided
+        # offline at once (authorization.py), not each after its own timeout again, until a
+        # frame comes or the link is dropped.
+        self.quiet = False
         self.on_bad = None  # fn(kind, info), never raising: a bad frame (security events)
 
     def spool_wanted(self, head):
@@ -187,6 +193,7 @@ class Rpc:
         t0 = time.ticks_ms()
         if not await self._link.take(limit):
             log.warn(_TAG, "%s not sent: the link was busy for %d ms", action, limit)
+            self.quiet = True
             raise NotSent(action)
         try:
             ws = self.ws
@@ -197,8 +204,17 @@ class Rpc:
             self._pending_id = mid
             self._on_result = on_result
             self._answer = None
-            try:
-                await ws.send(json.dumps([_CALL, mid, action, payload]))
+            try:  # bounded too: a peer gone without FIN/RST blocks a write for a minute
+                await within(ws.send(json.dumps([_CALL, mid, action, payload])),
+                             max(1, limit - time.ticks_diff(time.ticks_ms(), t0)))
+            except asyncio.TimeoutError:
+                # The link takes no data: the frame may be half out, so no frame more goes on
+                # it and the session drops it (on_dead); the tap is decided offline now.
+                log.warn(_TAG, "%s %s not sent within %d ms: link stalled", action, mid, limit)
+                self.quiet = ws.closed = True
+                if self.on_dead is not None and self.ws is ws:
+                    self.on_dead(WsError("link stalled"))
+                raise Disconnected()
             except (OSError, WsError) as e:
                 log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
                 raise Disconnected()
@@ -211,7 +227,7 @@ class Rpc:
                     self._waiter = None
                 if self._pending_id is not None:
                     log.warn(_TAG, "%s %s: no answer within %d ms", action, mid, limit)
-                    self.timed_out, self.late = mid, None
+                    self.timed_out, self.late, self.quiet = mid, None, True
                     raise CallTimeout(action)
         finally:
             self._pending_id = None
@@ -221,6 +237,8 @@ class Rpc:
             raise Disconnected()
         if ans[0] == _RESULT:
             return ans[2]
+        if ans[0] != _ERROR:  # a CALLRESULT that cannot be read (rpcrare.bad_answer)
+            raise CallTimeout(action)
         raise CallError(ans[2], ans[3] if len(ans) > 3 else "", ans[4] if len(ans) > 4 else None)
 
     def _wake_caller(self):
@@ -242,6 +260,7 @@ class Rpc:
         # Reads frames until the transport fails; returns the exception that ended it. Bad frames
         # never end it: each is answered or logged, and the next one is read.
         self.ws = ws
+        self.quiet = False
         recv = getattr(ws, "recv_msg", None) or ws.recv
         try:
             while True:
@@ -250,6 +269,7 @@ class Rpc:
                 except WsTooBig as e:
                     raw = e  # read to its end and dropped: answered as the oversize it is
                 self._answered = None
+                self.quiet = False  # the CSMS shows life
                 try:
                     if isinstance(raw, Spooled):
                         await self._spooled(raw)

@@ -71,22 +71,27 @@ async def bad_frame(r, raw, msg):
 
 
 def bad_answer(r, msg):
-    # An answer that is not to our pending CALL, or is malformed: ignored. But a CALLERROR to
-    # our pending CALL short of its 5 elements or without a string code is still the CSMS's
-    # error: taken as one (GenericError when it names none), the call fails now instead of
-    # waiting out its timeout (a tap's Authorize: 30 s).
+    # An answer that is not to our pending CALL: ignored. A malformed one to our pending CALL is
+    # still the CSMS's answer: the call fails now instead of waiting out its timeout (a tap's
+    # Authorize: 7 s). A CALLERROR short of its 5 elements or without a string code is taken as
+    # the error it names (GenericError when none). A CALLRESULT whose payload is not a JSON
+    # object (OCPP-J 4.2.2), or with more than 3 elements, cannot be read: the call fails as if
+    # unanswered (CallTimeout; rpc.py), at once: a tap is decided offline, a transaction
+    # message retried under the same id (the CSMS may have booked it: a new id, as after a
+    # CALLERROR, could book it twice).
     mid = msg[1]
     if mid != r._pending_id:
-        log.warn(_TAG, "answer with unknown id %s: ignored", mid)
-    elif msg[0] == _ERROR:
+        return log.warn(_TAG, "answer with unknown id %s: ignored", mid)
+    if msg[0] == _ERROR:
         code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else "GenericError"
         desc = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
         log.warn(_TAG, "malformed CALLERROR to %s: taken as %s", mid, code)
         r._answer = [_ERROR, mid, code, desc, None]
-        r._pending_id = None
-        r._wake_caller()
     else:
-        log.warn(_TAG, "malformed answer to %s: ignored", mid)
+        log.warn(_TAG, "malformed CALLRESULT to %s: taken as no answer", mid)
+        r._answer = [0, mid]
+    r._pending_id = None
+    r._wake_caller()
 
 
 async def bad_call(r, msg):

@@ -270,7 +270,12 @@ class Transactions:
     # -- answers to our messages -------------------------------------------------------------
     def _start_conf(self, ref, conf, p):
         # (A remote start's TxProfile is in force since its session started: evse/limits.py.)
-        info = conf.get("idTagInfo") or {}
+        info = conf.get("idTagInfo")
+        if not isinstance(info, dict) or "status" not in info:
+            # 1.6 requires it: an answer without it says nothing of the tag, which stays
+            # authorized (taken as a refusal, it stopped the charge); the id is taken.
+            self.connector.set_tx_id(ref, self.txq.tx_id(ref))
+            return log.warn(_TAG, "session %s: StartTransaction answered without idTagInfo", ref)
         self.connector.set_tx_id(ref, self.txq.tx_id(ref), info.get("parentIdTag"))
         self._remember(p.get("idTag"), info)
         if info.get("status") != "Accepted":

@@ -169,3 +169,40 @@ async def test_offline_without_local_authorize_offline_a_cached_tag_is_unknown()
     a.config.set("AllowOfflineTxForUnknownId", "true")
     assert await a.authorize("04A1B2C3", False) == ("Accepted", None)
     assert await a.authorize("DEADBEEF", False) == ("Blocked", None)
+
+
+async def test_concurrent_tx_does_not_replace_the_cached_status_of_the_card():
+    # 1.6 3.5.1 / 7.25: ConcurrentTx says the card is in a transaction elsewhere now, nothing
+    # of the card itself: the next offline tap, that transaction over, is decided as before.
+    a = _auth("ac_concurrent")
+    a.remember("04A1B2C3", INFO)
+    a.remember("04A1B2C3", {"status": "ConcurrentTx"})  # tapped while charging elsewhere
+    assert a.cache_entry("04A1B2C3")[0] == INFO
+    assert await a.authorize("04A1B2C3", False) == ("Accepted", "FLEET01")
+    a.remember("0BADCAFE", {"status": "ConcurrentTx"})  # a card never cached: still unknown
+    assert a.cache_entry("0BADCAFE") is None
+    a.config.set("AllowOfflineTxForUnknownId", "true")
+    assert await a.authorize("0BADCAFE", False) == ("Accepted", None)
+
+
+async def test_an_authorize_answer_without_a_readable_id_tag_info_refuses_and_keeps_the_cache():
+    # 1.6 6.3: Authorize.conf's idTagInfo (with its status) is required. One that is not an
+    # object with a status gives no verdict: the tap is refused (the CSMS is there), never a
+    # crash of the tap's task (no red flash), and the cached entry is not touched.
+    a = _auth("ac_unreadable")
+    a.remember("04A1B2C3", INFO)
+    answers = ["Accepted", {}, {"parentIdTag": "FLEET01"}, None]
+
+    async def remote(id_tag):
+        return answers.pop(0)
+
+    a.remote = remote
+    with Logs():
+        for _ in range(4):
+            assert await a.authorize("0BADCAFE", True) == ("Invalid", None)
+    a.config.set("LocalPreAuthorize", "false")
+    answers.append({})
+    with Logs():
+        assert await a.authorize("04A1B2C3", True) == ("Invalid", None)
+    assert a.cache_entry("04A1B2C3")[0] == INFO
+    assert a.cache_entry("0BADCAFE") is None

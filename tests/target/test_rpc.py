@@ -719,3 +719,114 @@ async def test_a_short_callerror_to_our_call_fails_it_at_once():
     assert (await c)["currentTime"]
     ws.end()
     await task
+
+
+
+class _Stalled:
+    # The stream of a peer gone without FIN or RST (a Wi-Fi router rebooted): nothing arrives,
+    # and with the send buffer full every write blocks until the TCP stack gives up (~60 s on
+    # lwIP). gone() ends it.
+    def __init__(self):
+        self.ev = asyncio.Event()
+
+    async def readinto(self, buf):
+        await self.ev.wait()
+        return 0
+
+    def write(self, b):
+        pass
+
+    async def drain(self):
+        await self.ev.wait()
+
+    def close(self):
+        pass
+
+    def gone(self):
+        self.ev.set()
+
+
+async def test_a_send_the_link_does_not_take_ends_the_call_at_its_timeout_and_the_link():
+    # A tap's Authorize must fail within its own timeout (decided offline then), not when the
+    # stack gives up; the link, the frame perhaps half out, is for the session to drop
+    # (rpc.on_dead) and no frame more goes on it.
+    from ocpp_client.ws import WebSocket
+
+    rpc = Rpc({})
+    st = _Stalled()
+    ws = WebSocket(st, st, 4096)
+    task = await _run_with(rpc, ws)
+    dead = []
+    rpc.on_dead = dead.append
+    ping = asyncio.create_task(ws.ping())  # a frame stuck in its write, holding the turn
+    await asyncio.sleep_ms(10)
+    with Logs() as logs:
+        for _ in range(2):  # the first waits its turn behind it; the second, the link closed
+            t0 = time.ticks_ms()
+            try:
+                await asyncio.wait_for_ms(rpc.call("Authorize", {"idTag": "T"}, timeout_ms=300),
+                                          3000)
+                raise AssertionError("no Disconnected")
+            except Disconnected:
+                pass
+            assert time.ticks_diff(time.ticks_ms(), t0) < 1000
+    assert logs.warned("Authorize", "not sent within 300 ms")
+    assert len(dead) == 1 and ws.closed
+    ping.cancel()
+    st.gone()
+    await task
+
+
+async def test_after_an_unanswered_call_the_link_is_quiet_until_a_frame_comes():
+    # authorization.py decides taps offline at once while rpc.quiet: set by a CALL that timed
+    # out or never got the link, cleared by any frame the CSMS sends, and by a new link.
+    rpc = Rpc({"ClearCache": lambda p: _ok()})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    assert not rpc.quiet
+    with Logs():
+        c = asyncio.create_task(rpc.call("StatusNotification", {}, timeout_ms=200))
+        await _next_sent(ws, 1)
+        try:
+            await rpc.call("Authorize", {"idTag": "T"}, timeout_ms=50)  # behind it: NotSent
+            raise AssertionError("sent")
+        except CallTimeout:
+            pass
+        assert rpc.quiet
+        try:
+            await c
+            raise AssertionError("answered")
+        except CallTimeout:
+            pass
+        assert rpc.quiet
+        ws.push('[2, "x", "ClearCache", {}]')
+        assert (await _next_sent(ws, 2))[:2] == [3, "x"]
+    assert not rpc.quiet
+    ws.end()
+    await task
+
+
+async def test_a_callresult_to_our_call_without_an_object_fails_it_at_once():
+    # OCPP-J 4.2.2: a CALLRESULT's payload is a JSON object. One naming our pending CALL with
+    # anything else ([3, id, []], a string, a fourth element) is the CSMS's answer all the
+    # same, unusable: the call fails now as unanswered (CallTimeout: a tap's Authorize is
+    # decided offline, a transaction message retried under its id), not after waiting out its
+    # timeout. Logged as malformed.
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    with Logs() as logs:
+        for i, tail in enumerate(('[]', '"x"', '5', '{}, 1')):
+            t0 = time.ticks_ms()
+            c = asyncio.create_task(rpc.call("Authorize", {"idTag": "T"}, timeout_ms=30000))
+            req = await _next_sent(ws, i + 1)
+            ws.push('[3, "%s", %s]' % (req[1], tail))
+            try:
+                await asyncio.wait_for_ms(c, 2000)
+                raise AssertionError("no CallTimeout")
+            except CallTimeout:
+                pass
+            assert time.ticks_diff(time.ticks_ms(), t0) < 2000
+    assert logs.warned("malformed CALLRESULT")
+    ws.end()
+    await task
