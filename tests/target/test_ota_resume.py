@@ -138,3 +138,26 @@ async def test_a_signed_jobs_tries_and_retry_wait_outlast_a_power_cut():
         time.ticks_diff(calls[1], t0))
     assert job2.doc["rid"] is None
 
+
+async def test_a_boot_in_an_update_firmware_retry_wait_waits_out_its_rest():
+    # UpdateFirmware's retryInterval: the wait between two tries. A power cut in it made the boot
+    # try again at once.
+    calls, real = _spy()
+    try:
+        u = update.Updater(Store("data"), Board(), {}, Conn(), Events(), "unix_sim")
+        assert u.request(FAIL, 0, 3, 3) is None
+        t0 = time.ticks_ms()
+        task = asyncio.create_task(u._job())
+        await _until(lambda: len(calls) == 1, 10)
+        await asyncio.sleep_ms(500)
+        task.cancel()
+        await asyncio.sleep_ms(0)
+        u2 = update.Updater(Store("data"), Board(), {}, Conn(), Events(), "unix_sim")
+        assert u2.doc["tries"] == 1 and u2.doc["phase"] == "download", u2.doc
+        task = asyncio.create_task(u2._job())
+        await _until(lambda: len(calls) == 2, 10)
+        task.cancel()
+    finally:
+        update.fetch = real
+    assert time.ticks_diff(calls[1], t0) >= 2000, "retried %d ms after the first try" % (
+        time.ticks_diff(calls[1], t0))
