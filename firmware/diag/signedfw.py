@@ -73,7 +73,8 @@ class SignedFirmware:
 
     def route(self, st):
         # ota's status -> (action, payload) to send instead, or None (ota sends its own). Asked
-        # once a status, at its first try (ota/ocpp.py): its retries keep the answer.
+        # once a status, as ota says it (or at its first try: ota/ocpp.py): its retries keep
+        # the answer.
         d = self.doc
         rid = d["rid"]
         if rid is None or d["ph"] != "ota":
@@ -103,28 +104,31 @@ class SignedFirmware:
         st = self.last[0]
         return st if st == "Downloading" else "Idle" if st == "DownloadScheduled" else "Downloaded"
 
-    def cancel(self):
-        # An UpdateFirmware was accepted (ota/ocpp.py): it replaces a job that has not reached
-        # ota, as it replaces another UpdateFirmware. The job ends (its file goes with its task),
-        # the CSMS hears how, and no boot resumes it.
+    def cancel(self, by="UpdateFirmware"):
+        # An UpdateFirmware was accepted (ota/ocpp.py), or another SignedUpdateFirmware: it
+        # replaces a job that has not reached ota, as it replaces another UpdateFirmware. The
+        # job ends (its file goes with its task), the CSMS hears how under its requestId, and
+        # no boot resumes it. -> True when there was one.
         d = self.doc
         rid = d["rid"]
         if rid is None or d["ph"] == "ota":
-            return
+            return False
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        log.warn(_TAG, "request %d replaced by UpdateFirmware", rid)
+        log.warn(_TAG, "request %d replaced by %s", rid, by)
         st = "DownloadFailed" if d["ph"] == "get" else "InstallationFailed"
         d["rid"] = None
         self._save()
         self.diag.s.after(self._notify, st, rid, True)
+        return True
 
     async def trigger(self, cid=None):
         await self._notify(*self.last)
 
     async def _notify(self, st, rid, final=False):
-        self.doc["st"] = st  # saved with the job's next phase
+        if rid == self.doc["rid"]:  # (not a replaced job's)
+            self.doc["st"] = st  # saved with the job's next phase
         self.last = (st, rid)
         await self.diag._send("SignedFirmwareStatusNotification", {"status": st, "requestId": rid},
                               final)
@@ -177,10 +181,8 @@ class SignedFirmware:
             return {"status": "Rejected"}
         retries = p.get("retries")
         interval = p.get("retryInterval")
-        canceled = self._task is not None
-        if canceled:
-            self._task.cancel()
-            self._task = None
+        # A signed job not yet in ota's hands ends (its final status under its own requestId)
+        canceled = self.cancel("SignedUpdateFirmware %d" % rid)
         # One firmware job: an UpdateFirmware still waiting or downloading ends (DownloadFailed)
         if up.cancel("replaced by SignedUpdateFirmware %d" % rid):
             canceled = True
