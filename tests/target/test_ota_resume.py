@@ -161,3 +161,48 @@ async def test_a_boot_in_an_update_firmware_retry_wait_waits_out_its_rest():
         update.fetch = real
     assert time.ticks_diff(calls[1], t0) >= 2000, "retried %d ms after the first try" % (
         time.ticks_diff(calls[1], t0))
+
+
+async def test_a_replaced_update_firmwares_status_queued_offline_stays_its_own():
+    # A SignedUpdateFirmware replaces a downloading UpdateFirmware: its DownloadFailed waits in
+    # the queue while the link is down. Routed only when it went out, it was taken for the
+    # signed job's (handed to ota meanwhile): SignedFirmwareStatusNotification DownloadFailed
+    # under the signed job's requestId, which ended that job's routing (its Installing then
+    # went out unsigned).
+    from ota import ocpp
+
+    calls = []
+
+    class S:
+        store = Store("data")
+        board = Board()
+        settings = {}
+        connector = Conn()
+        events = Events()
+        registration = "Accepted"
+        up = False
+
+        def online():
+            return S.up
+
+        class rpc:
+            async def call(action, p):
+                calls.append((action, p))
+
+    fw = ocpp.Firmware(S)
+    sent = []
+    job = _signed(sent)
+    fw.signed = job
+    job.diag.s.feature = lambda name: fw
+    fw.updater.listeners[0]("DownloadFailed")  # the replaced job's end, said while offline
+    job.doc = _doc("http://x/fw.bin", 1, 0)
+    job.doc["ph"] = "ota"  # the signed job handed its file to ota
+    fw.updater.listeners[0]("Installing")
+    S.up = True
+    task = asyncio.create_task(fw._send())
+    await _until(lambda: len(calls) == 2, 10)
+    task.cancel()
+    assert calls == [("FirmwareStatusNotification", {"status": "DownloadFailed"}),
+                     ("SignedFirmwareStatusNotification", {"status": "Installing",
+                                                           "requestId": 5})], calls
+    assert job.doc["rid"] == 5
