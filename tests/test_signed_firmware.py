@@ -267,6 +267,28 @@ async def test_a_signed_update_cancels_a_downloading_update_firmware_and_says_so
                                                "Installing", "InstallRebooting", "Installed"]
 
 
+async def test_a_signed_update_replacing_a_downloading_signed_job_ends_it_under_its_id(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """A second SignedUpdateFirmware while the first downloads answers AcceptedCanceled, and the
+    first job ends with a final status under its own requestId: without one the CSMS keeps it
+    Downloading for ever (as UpdateFirmware replacing a signed job already says)."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("trickle/fw.bin"), signer, signer.sign(bundle), 74
+                          ) == "Accepted"
+    await csms.wait_for(lambda: ("Downloading", 74) in _statuses(csms), 30, "Downloading")
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 75
+                          ) == "AcceptedCanceled"
+    await csms.wait_for(lambda: ("Installed", 75) in _statuses(csms), 90, "Installed")
+    assert [s for s, r in _statuses(csms) if r == 74] == ["Downloading", "DownloadFailed"]
+    assert [s for s, r in _statuses(csms) if r == 75] == [
+        "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting",
+        "Installed"]
+    assert csms.calls("FirmwareStatusNotification") == []
+
+
 async def test_an_update_firmware_replaces_a_downloading_signed_job(
         csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
         release_key: rsa.RSAPrivateKey) -> None:

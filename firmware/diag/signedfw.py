@@ -10,7 +10,8 @@
 # The job is a store document from its acceptance on, so a power cut resumes it (the boot loads
 # this module for it: ocpp_client/security_ext.py); `ph` says where it was:
 #   get   scheduled or downloading: the boot starts it again once online, from its retrieve time
-#         (DownloadScheduled or Downloading again), the partial file resumed (Range / REST)
+#         (DownloadScheduled or Downloading again), the partial file resumed (Range / REST),
+#         its tries counted on and the rest of a retry's wait waited out
 #   wait  verified, waiting for installDateTime (InstallScheduled; again after a reboot), then
 #         for ota/; also a hand-over a cut lost (the file still here: done again; nowhere:
 #         InstallationFailed)
@@ -72,7 +73,8 @@ class SignedFirmware:
 
     def route(self, st):
         # ota's status -> (action, payload) to send instead, or None (ota sends its own). Asked
-        # once a status, at its first try (ota/ocpp.py): its retries keep the answer.
+        # once a status, as ota says it (or at its first try: ota/ocpp.py): its retries keep
+        # the answer.
         d = self.doc
         rid = d["rid"]
         if rid is None or d["ph"] != "ota":
@@ -102,28 +104,31 @@ class SignedFirmware:
         st = self.last[0]
         return st if st == "Downloading" else "Idle" if st == "DownloadScheduled" else "Downloaded"
 
-    def cancel(self):
-        # An UpdateFirmware was accepted (ota/ocpp.py): it replaces a job that has not reached
-        # ota, as it replaces another UpdateFirmware. The job ends (its file goes with its task),
-        # the CSMS hears how, and no boot resumes it.
+    def cancel(self, by="UpdateFirmware"):
+        # An UpdateFirmware was accepted (ota/ocpp.py), or another SignedUpdateFirmware: it
+        # replaces a job that has not reached ota, as it replaces another UpdateFirmware. The
+        # job ends (its file goes with its task), the CSMS hears how under its requestId, and
+        # no boot resumes it. -> True when there was one.
         d = self.doc
         rid = d["rid"]
         if rid is None or d["ph"] == "ota":
-            return
+            return False
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        log.warn(_TAG, "request %d replaced by UpdateFirmware", rid)
+        log.warn(_TAG, "request %d replaced by %s", rid, by)
         st = "DownloadFailed" if d["ph"] == "get" else "InstallationFailed"
         d["rid"] = None
         self._save()
         self.diag.s.after(self._notify, st, rid, True)
+        return True
 
     async def trigger(self, cid=None):
         await self._notify(*self.last)
 
     async def _notify(self, st, rid, final=False):
-        self.doc["st"] = st  # saved with the job's next phase
+        if rid == self.doc["rid"]:  # (not a replaced job's)
+            self.doc["st"] = st  # saved with the job's next phase
         self.last = (st, rid)
         await self.diag._send("SignedFirmwareStatusNotification", {"status": st, "requestId": rid},
                               final)
@@ -176,10 +181,8 @@ class SignedFirmware:
             return {"status": "Rejected"}
         retries = p.get("retries")
         interval = p.get("retryInterval")
-        canceled = self._task is not None
-        if canceled:
-            self._task.cancel()
-            self._task = None
+        # A signed job not yet in ota's hands ends (its final status under its own requestId)
+        canceled = self.cancel("SignedUpdateFirmware %d" % rid)
         # One firmware job: an UpdateFirmware still waiting or downloading ends (DownloadFailed)
         if up.cancel("replaced by SignedUpdateFirmware %d" % rid):
             canceled = True
@@ -251,7 +254,7 @@ class SignedFirmware:
     async def _get(self, path, rid, resumed):
         # Schedule, download, signature. -> True once the file is verified (the job's end
         # reported otherwise).
-        from ota.update import _final, _why, fetch
+        from ota.update import SYNC_BYTES, _final, _why, fetch
 
         d = self.doc
         at = d["at"]
@@ -265,26 +268,37 @@ class SignedFirmware:
         ok = False
         attempts = d["tries"]
         up = self.fw.updater
-        for i in range(attempts):
+        # The tries made and the next one's time are saved at each failure: a boot goes on with
+        # the count (`retries` is how many times, not how many a boot) and waits out the rest
+        # of retryInterval (at most all of it: a clock that went back).
+        wait = min(d.get("nx", 0) - clock.now(), d["iv"])
+        if wait > 0:
+            await asyncio.sleep(wait)
+        while d.setdefault("n", 0) < attempts:
             try:
                 # http(s):// or ftp:// (ota/update.py's fetch: net/http.py, net/ftp.py); after a
-                # reboot the partial file is resumed. Bounded as ota's own download (free flash
-                # and the partial file, less its reserve for the store): too big is final.
+                # reboot the partial file is resumed, synced to flash as it comes as ota's own.
+                # Bounded as ota's own download (free flash and the partial file, less its
+                # reserve for the store): too big is final.
                 room = up._room(False)
                 if room is not None:
                     room += up.slots.tree_bytes(path)
                 n = await fetch(d["url"], path, self.diag.settings, self.diag.board,
-                                resume=resumed or i > 0, max_size=room)
+                                resume=resumed or d["n"] > 0, max_size=room,
+                                sync_every=SYNC_BYTES)
                 log.info(_TAG, "downloaded %d bytes", n)
                 ok = True
                 break
             except Exception as e:
                 if isinstance(e, asyncio.CancelledError):
                     raise
-                log.warn(_TAG, "download %d/%d failed: %s", i + 1, attempts, _why(e))
+                d["n"] += 1
+                log.warn(_TAG, "download %d/%d failed: %s", d["n"], attempts, _why(e))
                 if _final(e):
                     break  # a retry cannot mend it (HTTP 404, FTP 530 or 550, ...)
-                if i + 1 < attempts:
+                if d["n"] < attempts:
+                    d["nx"] = clock.now() + d["iv"]
+                    self._save()
                     await asyncio.sleep(d["iv"])
         if not ok:
             await self._end("DownloadFailed")

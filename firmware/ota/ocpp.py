@@ -62,7 +62,12 @@ class Firmware:
         if len(self._queue) >= _QUEUE:
             self._queue.pop(0)
             self._head = None
-        self._queue.append(st)
+        # Routed as it happens when a signed job can be asked: the status is the job's that
+        # runs now (a replaced UpdateFirmware's DownloadFailed, queued while offline, went out
+        # under the signed job's requestId once the link was back, ending it). A status queued
+        # before (the one a reboot kept) is routed at its first try.
+        sig = self.signed
+        self._queue.append(st if sig is None else sig.route(st) or _plain(st))
         self._kick.set()
 
     def tasks(self):
@@ -78,19 +83,28 @@ class Firmware:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            st = self._queue[0]
-            if self._head is None:
-                # Routed once: a retry goes out as the same message, even when the signed job
-                # that owned the status has ended and another job runs.
-                sent = self.signed.route(st) if self.signed is not None else None
-                self._head = sent or ("FirmwareStatusNotification", {"status": st})
+            item = self._queue[0]
+            if isinstance(item, str):
+                st = item
+                if self._head is None:
+                    # Routed once: a retry goes out as the same message, even when the signed
+                    # job that owned the status has ended and another job runs.
+                    sent = self.signed.route(st) if self.signed is not None else None
+                    self._head = sent or _plain(st)
+            else:
+                st = item[1]["status"]
+                self._head = item
             try:
                 await s.rpc.call(*self._head)
             except Exception as e:
                 log.warn(_TAG, "FirmwareStatusNotification %s not sent: %s", st, e)
                 await asyncio.sleep(2)
                 continue
-            if self._queue and self._queue[0] == st:
+            if self._queue and self._queue[0] is item:
                 self._queue.pop(0)
             self._head = None
             self.updater.delivered(st)
+
+
+def _plain(st):
+    return "FirmwareStatusNotification", {"status": st}

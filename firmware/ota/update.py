@@ -4,7 +4,8 @@
 #   wait      until retrieveDate
 #   download  the bundle streamed to flash (ota_bundle.fw beside main.py) over http(s)://
 #             (net/http.py) or ftp:// (net/ftp.py); HTTP Range or FTP REST resumes it after a
-#             network cut or a power cut (the file is synced every SYNC_BYTES)
+#             network cut or a power cut (the file is synced every SYNC_BYTES); a cut in a
+#             retry's wait leaves the boot the rest of retryInterval to wait
 #   verify    signature, manifest, every file's hash (bundle.check)
 #   install   waits until no transaction runs, holds the connector Unavailable, checks again,
 #             unpacks into the inactive slot, sets the trial boot record, resets
@@ -255,12 +256,16 @@ class Updater:
 
     async def _job(self):
         d = self.doc
-        if d["phase"] == _WAIT:
+        if d["phase"] == _WAIT or d["phase"] == _DOWNLOAD and d["tries"]:
+            # retrieveDate; or, a boot in a retry's wait (`at` moved on at the failure), the rest
+            # of retryInterval (at most all of it: a clock that went back)
+            end = d["at"] if d["phase"] == _WAIT else min(d["at"], clock.now() + d["interval"])
             while True:
-                left = d["at"] - clock.now()
+                left = end - clock.now()
                 if left <= 0:
                     break
                 await asyncio.sleep(min(left, 60))
+        if d["phase"] == _WAIT:
             self._phase(_DOWNLOAD)
         if d["phase"] == _DOWNLOAD:
             if not await self._download():
@@ -310,6 +315,7 @@ class Updater:
                     return False
                 log.warn(_TAG, "download try %d of %d failed: %s; again in %d s", d["tries"],
                          d["retries"], why, d["interval"])
+                d["at"] = clock.now() + d["interval"]
                 self._save()
                 await asyncio.sleep(d["interval"])
 
