@@ -810,3 +810,77 @@ async def test_a_claim_out_of_memory_says_so_and_can_be_sent_again(
     st = await claim_and_wait(c, fields(csms.url))
     assert st["state"] == "done", st
     await csms.wait_call("BootNotification", timeout=30)
+
+
+def fill_settings_slot(sim: Simulator) -> Path:
+    """The settings' next save fails as on a full flash (an OSError from the store): its .tmp
+    cannot be written, a folder stands at its name. -> that folder (rmdir() frees the flash)."""
+    slot = sim.flash / "data" / "settings.tmp"
+    slot.mkdir()
+    return slot
+
+
+async def test_a_claim_whose_save_fails_says_so_and_changes_nothing(
+    csms: Csms, csim: Simulator, ctl: Control
+) -> None:
+    # The claim's save fails (flash full): the owner reads that the charger could not store it
+    # (it said "could not join the home Wi-Fi", which had worked, and sent them to the router),
+    # the charger stays unclaimed and talks to no CSMS, and the same claim goes through once the
+    # flash has room.
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    slot = fill_settings_slot(csim)
+    st = await claim_and_wait(c, fields(csms.url))
+    assert (st["state"], st["error"]) == ("failed", "storage_failed"), st
+    assert "store" in st["message"] and "Wi-Fi" not in st["message"], st
+    assert (await call(c.identity))["claimed"] is False
+    await asyncio.sleep(1)
+    assert not csms.calls("BootNotification")
+    slot.rmdir()
+    st = await claim_and_wait(c, fields(csms.url))
+    assert st["state"] == "done", st
+    await csms.wait_call("BootNotification", timeout=30)
+
+
+async def test_a_claim_for_another_csms_whose_save_fails_keeps_the_session_charging(
+    csms: Csms, flash: Path
+) -> None:
+    # A claim for another CSMS while a car charges, and its save fails (flash full): the
+    # charger stays as it was, claimed for its CSMS with the session charging. (The session was
+    # stopped before the save: the car's charge ended for a claim that never took effect.)
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    new = Csms(heartbeat_interval=300)
+    await new.start()
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await claim_through_the_hotspot(csim, csms)
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            await hotspot_up(ctl, open_=False)
+            cp = csms.charge_points[CP_ID]
+            res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+            assert res.status == "Accepted"
+            await ctl("plug")
+            await ctl("load", amps=16)
+            await ctl("charge")
+            start = await csms.wait_call("StartTransaction")
+            tx = int((await csms.answer_to(start))["transactionId"])
+            await ctl.wait_state(lambda s: s["relay"] and (s["session"] or {}).get(
+                "transaction_id") == tx, "the session charging with its transaction id")
+            before = settings_doc(csim)
+            agent = csim.agent
+            assert agent is not None
+            boots = agent.boots
+            slot = fill_settings_slot(csim)
+            st = await reclaim(csim, ctl, fields(new.url))
+            assert (st["state"], st["error"]) == ("failed", "storage_failed"), st
+            await asyncio.sleep(1.5)
+            state = await ctl("state")
+            assert state["relay"] and (state["session"] or {}).get("transaction_id") == tx, state
+            assert not csms.calls("StopTransaction"), "the session was stopped"
+            assert agent.boots == boots and not new.calls()
+            assert settings_doc(csim) == before
+            assert not any("wiped" in ln for ln in agent.all_lines)
+            slot.rmdir()
+    finally:
+        await new.stop()
