@@ -884,3 +884,54 @@ async def test_a_claim_for_another_csms_whose_save_fails_keeps_the_session_charg
             slot.rmdir()
     finally:
         await new.stop()
+
+
+def login_from(port: int, source: str, password: str) -> tuple[int, dict[str, Any]]:
+    """POST /api/login from the client address `source` (a loopback one: 127.0.0.x)."""
+    body = json.dumps({"password": password}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=(source, 0)) as s:
+        s.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+                  + body)
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(rest)
+
+
+async def test_a_wrong_password_flood_locks_out_its_client_not_the_owner(
+    csim: Simulator, ctl: Control
+) -> None:
+    # Someone in range with the Wi-Fi key (a neighbour, a prankster) sends wrong passwords: the
+    # lock is theirs, the owner's phone logs in. (The lock was the charger's: sent again each
+    # time it ended, it kept the owner out for good.) Many addresses together (one cycling
+    # them) still meet a lock for all, a short one.
+    await hotspot_up(ctl)
+    assert csim.claim is not None
+    port = csim.claim.http_port
+    prank = "127.0.0.2"
+    for i in range(2):  # locked, and locked again once the lock ends
+        while True:
+            status, data = await call(login_from, port, prank, "nope-nope-nope")
+            if status == 429 or data.get("retry_after"):
+                break
+            assert status == 401, (status, data)
+        status, data = await call(login_from, port, prank, PASSWORD)
+        assert status == 429, (status, data)
+        status, data = await call(login_from, port, "127.0.0.1", PASSWORD)
+        assert status == 200 and data["token"], (status, data)
+        await asyncio.sleep(data.get("retry_after", 0) + 1.2 * (i + 1))
+    # ten wrong passwords in a row from ten addresses: every client waits a moment
+    waits = []
+    for n in range(10):
+        status, data = await call(login_from, port, f"127.0.0.{10 + n}", "nope-nope-nope")
+        assert status == 401, (n, status, data)
+        waits.append(data["retry_after"])
+    assert waits[:9] == [0] * 9 and 1 <= waits[9] <= 30, waits
+    status, data = await call(login_from, port, "127.0.0.1", PASSWORD)
+    assert status == 429 and data["retry_after"] <= 30, (status, data)
+    await asyncio.sleep(data["retry_after"] + 0.2)
+    status, data = await call(login_from, port, "127.0.0.1", PASSWORD)
+    assert status == 200, (status, data)
