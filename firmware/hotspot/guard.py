@@ -65,8 +65,10 @@ class Guard:
         self._until = self._arm(self.fails, _ALL_FREE, _ALL_MAX_S)  # the lock for all
         self._cl = {}  # client -> [failures in a row, lock deadline or None, last failure]
         for e in d.get("clients") or ():
+            # A stored client's lock is armed again short: its address may be the owner's now
+            # (the access point's DHCP hands them out again from the first); its count stays.
             if isinstance(e, list) and len(e) == 2 and isinstance(e[1], int):
-                self._cl[str(e[0])] = [e[1], self._arm(e[1], _FREE_TRIES, _MAX_LOCK_S),
+                self._cl[str(e[0])] = [e[1], self._arm(e[1], _FREE_TRIES, _ALL_MAX_S),
                                        time.ticks_ms()]
         self._tokens = {}  # token -> last use (ticks_ms)
 
