@@ -17,6 +17,7 @@ from hotspot import httpd
 _TAG = "hotspot"
 # A claim's validation and the URL parsers it loads (those not loaded before leave after it).
 _PARSERS = const(("hotspot.validate", "net.url", "mqtt.url"))
+_LOGIN_MAX = const(512)  # {"password": ...} of at most 128 characters, escaped
 
 
 def _json(status, d, extra=None):
@@ -144,6 +145,8 @@ async def _login(hs, req):
     wait = hs.guard.retry_after_s(req.peer)
     if wait:  # refused before reading anything: a locked client costs no work
         return _locked(hs, wait)
+    if req.body_length() > _LOGIN_MAX:  # nor does a long body anyone may send: not read
+        return httpd.error(413, "a login body is at most %d bytes" % _LOGIN_MAX)
     d = await _json_body(hs, req)
     pw = d.get("password") if isinstance(d, dict) else None
     if not isinstance(pw, str):
