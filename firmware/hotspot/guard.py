@@ -120,7 +120,7 @@ class Guard:
             self._until = self._arm(self.fails, _ALL_FREE, _ALL_MAX_S)
             wait = self.retry_after_s(addr)
             if wait:
-                _security_event(e[0], wait)
+                _security_event(max(e[0], self.fails), wait)
             self._save()
             return "wrong", wait
         if c in self._cl or self.fails:
