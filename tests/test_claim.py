@@ -810,3 +810,128 @@ async def test_a_claim_out_of_memory_says_so_and_can_be_sent_again(
     st = await claim_and_wait(c, fields(csms.url))
     assert st["state"] == "done", st
     await csms.wait_call("BootNotification", timeout=30)
+
+
+def fill_settings_slot(sim: Simulator) -> Path:
+    """The settings' next save fails as on a full flash (an OSError from the store): its .tmp
+    cannot be written, a folder stands at its name. -> that folder (rmdir() frees the flash)."""
+    slot = sim.flash / "data" / "settings.tmp"
+    slot.mkdir()
+    return slot
+
+
+async def test_a_claim_whose_save_fails_says_so_and_changes_nothing(
+    csms: Csms, csim: Simulator, ctl: Control
+) -> None:
+    # The claim's save fails (flash full): the owner reads that the charger could not store it
+    # (it said "could not join the home Wi-Fi", which had worked, and sent them to the router),
+    # the charger stays unclaimed and talks to no CSMS, and the same claim goes through once the
+    # flash has room.
+    await hotspot_up(ctl)
+    c = ProvisioningClient(csim.hotspot_url)
+    await call(c.login, PASSWORD)
+    slot = fill_settings_slot(csim)
+    st = await claim_and_wait(c, fields(csms.url))
+    assert (st["state"], st["error"]) == ("failed", "storage_failed"), st
+    assert "store" in st["message"] and "Wi-Fi" not in st["message"], st
+    assert (await call(c.identity))["claimed"] is False
+    await asyncio.sleep(1)
+    assert not csms.calls("BootNotification")
+    slot.rmdir()
+    st = await claim_and_wait(c, fields(csms.url))
+    assert st["state"] == "done", st
+    await csms.wait_call("BootNotification", timeout=30)
+
+
+async def test_a_claim_for_another_csms_whose_save_fails_keeps_the_session_charging(
+    csms: Csms, flash: Path
+) -> None:
+    # A claim for another CSMS while a car charges, and its save fails (flash full): the
+    # charger stays as it was, claimed for its CSMS with the session charging. (The session was
+    # stopped before the save: the car's charge ended for a claim that never took effect.)
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options())
+    new = Csms(heartbeat_interval=300)
+    await new.start()
+    try:
+        async with running(csim), controlling(csim) as ctl:
+            await claim_through_the_hotspot(csim, csms)
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            await hotspot_up(ctl, open_=False)
+            cp = csms.charge_points[CP_ID]
+            res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+            assert res.status == "Accepted"
+            await ctl("plug")
+            await ctl("load", amps=16)
+            await ctl("charge")
+            start = await csms.wait_call("StartTransaction")
+            tx = int((await csms.answer_to(start))["transactionId"])
+            await ctl.wait_state(lambda s: s["relay"] and (s["session"] or {}).get(
+                "transaction_id") == tx, "the session charging with its transaction id")
+            before = settings_doc(csim)
+            agent = csim.agent
+            assert agent is not None
+            boots = agent.boots
+            slot = fill_settings_slot(csim)
+            st = await reclaim(csim, ctl, fields(new.url))
+            assert (st["state"], st["error"]) == ("failed", "storage_failed"), st
+            await asyncio.sleep(1.5)
+            state = await ctl("state")
+            assert state["relay"] and (state["session"] or {}).get("transaction_id") == tx, state
+            assert not csms.calls("StopTransaction"), "the session was stopped"
+            assert agent.boots == boots and not new.calls()
+            assert settings_doc(csim) == before
+            assert not any("wiped" in ln for ln in agent.all_lines)
+            slot.rmdir()
+    finally:
+        await new.stop()
+
+
+def login_from(port: int, source: str, password: str) -> tuple[int, dict[str, Any]]:
+    """POST /api/login from the client address `source` (a loopback one: 127.0.0.x)."""
+    body = json.dumps({"password": password}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                  source_address=(source, 0)) as s:
+        s.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+                  + body)
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(rest)
+
+
+async def test_a_wrong_password_flood_locks_out_its_client_not_the_owner(
+    csim: Simulator, ctl: Control
+) -> None:
+    # Someone in range with the Wi-Fi key (a neighbour, a prankster) sends wrong passwords: the
+    # lock is theirs, the owner's phone logs in. (The lock was the charger's: sent again each
+    # time it ended, it kept the owner out for good.) Many addresses together (one cycling
+    # them) still meet a lock for all, a short one.
+    await hotspot_up(ctl)
+    assert csim.claim is not None
+    port = csim.claim.http_port
+    prank = "127.0.0.2"
+    for i in range(2):  # locked, and locked again once the lock ends
+        while True:
+            status, data = await call(login_from, port, prank, "nope-nope-nope")
+            if status == 429 or data.get("retry_after"):
+                break
+            assert status == 401, (status, data)
+        status, data = await call(login_from, port, prank, PASSWORD)
+        assert status == 429, (status, data)
+        status, data = await call(login_from, port, "127.0.0.1", PASSWORD)
+        assert status == 200 and data["token"], (status, data)
+        await asyncio.sleep(data.get("retry_after", 0) + 1.2 * (i + 1))
+    # ten wrong passwords in a row from ten addresses: every client waits a moment
+    waits = []
+    for n in range(10):
+        status, data = await call(login_from, port, f"127.0.0.{10 + n}", "nope-nope-nope")
+        assert status == 401, (n, status, data)
+        waits.append(data["retry_after"])
+    assert waits[:9] == [0] * 9 and 1 <= waits[9] <= 30, waits
+    status, data = await call(login_from, port, "127.0.0.1", PASSWORD)
+    assert status == 429 and data["retry_after"] <= 30, (status, data)
+    await asyncio.sleep(data["retry_after"] + 0.2)
+    status, data = await call(login_from, port, "127.0.0.1", PASSWORD)
+    assert status == 200, (status, data)

@@ -2,7 +2,8 @@
 # (the claim flow itself: claimflow.py). Imported only
 # while the hotspot is open, so a claimed charger never compiles it into its heap.
 #   GET  /api/identity   public: cp_id, vendor, model, firmware, ssid, claimed
-#   POST /api/login      {"password"} -> {"token"}; growing lockout after wrong passwords
+#   POST /api/login      {"password"} -> {"token"}; a client's growing lockout after wrong
+#                        passwords (hotspot/guard.py)
 #   GET  /api/networks   Wi-Fi scan list                                   (Bearer token)
 #   POST /api/claim      the claim -> 202, then GET /api/claim for progress (Bearer token)
 #   POST /api/unclaim    {"confirm": true} -> 202, factory reset           (Bearer token)
@@ -16,6 +17,7 @@ from hotspot import httpd
 _TAG = "hotspot"
 # A claim's validation and the URL parsers it loads (those not loaded before leave after it).
 _PARSERS = const(("hotspot.validate", "net.url", "mqtt.url"))
+_LOGIN_MAX = const(512)  # {"password": ...} of at most 128 characters, escaped
 
 
 def _json(status, d, extra=None):
@@ -140,20 +142,22 @@ def _too_deep(chunks, limit):
 
 
 async def _login(hs, req):
-    wait = hs.guard.retry_after_s()
-    if wait:  # refused before reading anything: a locked charger does no work
+    wait = hs.guard.retry_after_s(req.peer)
+    if wait:  # refused before reading anything: a locked client costs no work
         return _locked(hs, wait)
+    if req.body_length() > _LOGIN_MAX:  # nor does a long body anyone may send: not read
+        return httpd.error(413, "a login body is at most %d bytes" % _LOGIN_MAX)
     d = await _json_body(hs, req)
     pw = d.get("password") if isinstance(d, dict) else None
     if not isinstance(pw, str):
         return httpd.error(422, "password (a string) is required", "password")
-    res, val = hs.guard.login(pw)
+    res, val = hs.guard.login(pw, req.peer)
     if res == "ok":
         log.info(_TAG, "owner logged in")
         return _json(200, {"token": val, "expires_idle_s": 900})
     if res == "locked":
         return _locked(hs, val)
-    log.warn(_TAG, "wrong connection password (%d in a row)", hs.guard.fails)
+    log.warn(_TAG, "wrong connection password (%d in a row from all clients)", hs.guard.fails)
     extra = (("Retry-After", str(val)),) if val else None
     return _json(401, {"error": "wrong connection password", "field": "password",
                        "retry_after": val}, extra)

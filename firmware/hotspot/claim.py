@@ -312,9 +312,10 @@ class Hotspot:
 
     async def new_operator(self):
         # A claim for another CSMS endpoint or charge point id on a claimed charger (a charger
-        # sold on, or moved to another operator): a session is stopped and reported to the old
-        # CSMS as at a factory reset; claimflow.py then saves the new claim, marked `rewipe`,
-        # and wipe_old() follows. The same CSMS (a new home Wi-Fi) keeps it all.
+        # sold on, or moved to another operator): once claimflow.py saved the new claim, marked
+        # `rewipe` (a failed save stops nothing), a session is stopped and reported to the old
+        # CSMS as at a factory reset, and wipe_old() follows. The same CSMS (a new home Wi-Fi)
+        # keeps it all.
         self._stop_session()
         await self._settle()
 

@@ -23,6 +23,8 @@ MESSAGES = {
     "csms_refused": "the CSMS refused the charger (check the charge point id and auth_key)",
     "csms_tls": "the TLS connection to the CSMS failed (check the URL and ca_pem)",
     "out_of_memory": "the charger ran out of memory; try again",
+    "storage_failed": "the charger could not store the claim (its flash is full or failing); "
+                      "nothing was changed",
 }
 
 
@@ -48,20 +50,30 @@ async def run(hs, c):
         other = was_claimed and not c["same"]
         old = {}
         if other:
-            await hs.new_operator()
             # The old owner's settings the claim does not give: back to their defaults
             # (settingsdoc.py), in the claim's own save, marked for the wipe that follows it.
             old = {"cert_pem": "", "key_pem": "", "cert_prov": "", "mqtt_prefix": "borne",
                    "mqtt_discovery": True, "rewipe": True}
-        hs.save(
-            name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
-            csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
-            security_profile=c["security_profile"], profile_fallback=-1, auth_key=c["auth_key"],
-            ca_pem=c["ca_pem"], claimed=True,
-            mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
-            mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"], **old)
+        try:
+            # Saved before a session is stopped for another CSMS: a failed save (flash full)
+            # leaves the charger as it was, the session charging, the claim in force kept.
+            hs.save(
+                name=c["name"], wifi_ssid=c["wifi_ssid"], wifi_pass=c["wifi_password"],
+                csms_url=c["csms_url"], claim_cp_id=c["cp_id"], cp_id=c["cp_id"],
+                security_profile=c["security_profile"], profile_fallback=-1,
+                auth_key=c["auth_key"], ca_pem=c["ca_pem"], claimed=True,
+                mqtt_url=c["mqtt_url"], mqtt_user=c["mqtt_user"], mqtt_pass=c["mqtt_pass"],
+                mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"], **old)
+        except OSError as e:
+            log.warn(_TAG, "claim not stored: %s", e)
+            hs.radio.leave()
+            _failed(hs, "storage_failed")
+            return
         hs.settings.preset = False
         if other:
+            # The session stopped and reported to the old CSMS (the link made before the save
+            # stays up meanwhile), then the old owner's data goes.
+            await hs.new_operator()
             hs.wipe_old()
         from mqtt import keys as mqtt_keys
 

@@ -83,11 +83,12 @@ class HttpError(Exception):
 
 class Request:
     __slots__ = ("method", "path", "query", "version", "headers", "body", "_srv", "_r", "_w",
-                 "_buf")
+                 "_buf", "peer")
 
     def __init__(self):
         self.body = b""
         self.headers = {}
+        self.peer = None  # the client's address, as accept() gave it (the login's lockouts)
 
     def header(self, name, default=None):
         v = self.headers.get(name)
@@ -328,9 +329,10 @@ class _Conn:
     # or serves one phone, so the wake-ups cost nothing that matters. Each wait ends at its
     # caller's deadline (ticks_ms) with asyncio.TimeoutError: polled anyway, a request's limits
     # need no asyncio.wait_for_ms (its module, a task and a runner per wait in the heap).
-    def __init__(self, s):
+    def __init__(self, s, peer=None):
         s.setblocking(False)
         self.s = s
+        self.peer = peer
         self._out = []
 
     async def readinto(self, mv, deadline):
@@ -421,12 +423,12 @@ class Server:
     async def _accept(self, ls):
         while True:
             try:
-                s, _ = ls.accept()
+                s, a = ls.accept()
             except OSError:  # EAGAIN: nobody waiting
                 await asyncio.sleep_ms(_POLL_MS)
                 continue
             try:
-                c = _Conn(s)
+                c = _Conn(s, a)
                 asyncio.create_task(self._client(c, c))
             except MemoryError:
                 # No memory for this client: it is turned away (503, closed), the server goes on.
@@ -481,6 +483,7 @@ class Server:
             req = parse_head(buf, n)
             head = req.method == "HEAD"
             req._srv, req._r, req._w, req._buf = self, r, w, buf
+            req.peer = getattr(r, "peer", None)
             req.body = extra  # bytes that came with the head, belong to the body
             if self.on_request:
                 self.on_request()
