@@ -438,6 +438,10 @@ class Rpc:
             except Exception as e:
                 log.exc(_TAG, "result hook", e)
         self._wake_caller()
+        # The caller takes its answer before the next frame is handled (buffered frames are read
+        # without a pause): a StopTransaction.conf then a SendLocalList take effect in that
+        # order, and the answer's idTagInfo meets the list the CSMS answered by (1.6 3.5.2).
+        await asyncio.sleep(0)
 
     async def _incoming(self, msg):
         mid = msg[1]

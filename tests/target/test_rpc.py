@@ -830,3 +830,32 @@ async def test_a_callresult_to_our_call_without_an_object_fails_it_at_once():
     assert logs.warned("malformed CALLRESULT")
     ws.end()
     await task
+
+
+async def test_the_caller_takes_its_answer_before_the_next_frame_is_handled():
+    # The CSMS answers our StopTransaction, then sends a SendLocalList: the charger must see
+    # them in that order (the answer's idTagInfo is checked against the list the CSMS had when
+    # it answered, 1.6 3.5.2), even when both frames are already buffered.
+    order = []
+
+    async def send_list(p):
+        order.append("list")
+        return {"status": "Accepted"}
+
+    rpc = Rpc({"SendLocalList": send_list})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+
+    async def caller():
+        await rpc.call("StopTransaction", {"transactionId": 1})
+        order.append("answer")
+
+    call = asyncio.create_task(caller())
+    req = await _next_sent(ws, 1)
+    ws.q.append('[3, "%s", {}]' % req[1])  # both at once, no wait between them
+    ws.push('[2, "csms-1", "SendLocalList", {"listVersion": 2, "updateType": "Full"}]')
+    await call
+    await _next_sent(ws, 2)
+    assert order == ["answer", "list"], order
+    ws.end()
+    await task
