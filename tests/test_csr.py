@@ -374,3 +374,55 @@ async def test_a_new_certificate_the_csms_refuses_falls_back_to_the_old_pair(
                                  timeout=30)
     finally:
         await csms.stop()
+
+
+def _sub_ca(root: Ca) -> Ca:
+    # A CA whose certificate the root signed (a CPO's issuing sub-CA).
+    sub = Ca("borne test sub-CA")
+    now = dt.datetime.now(dt.UTC)
+    sub.cert = (x509.CertificateBuilder()
+                .subject_name(sub.cert.subject).issuer_name(root.cert.subject)
+                .public_key(sub.key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(root.key, hashes.SHA256()))
+    return sub
+
+
+async def test_a_certificate_from_a_sub_ca_is_presented_with_its_chain(
+        tmp_path: Path, flash: Path) -> None:
+    # CertificateSigned's chain "can also contain the necessary sub CA certificates" (whitepaper
+    # A02): a CPO issues charge point certificates from a sub-CA, and its TLS end trusts the
+    # root. Only the leaf went out in the handshake: the CSMS could not build the path and
+    # refused every connection with it. Now the whole chain goes.
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms()
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    old_cert, old_key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(3, ca=ca.write(tmp_path), cert=old_cert, key=old_key))
+    try:
+        async with running(sim):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            cp = csms.charge_points[CP_ID]
+            n = len(csms.frames)
+            res = await cp.call(call.ExtendedTriggerMessage(
+                requested_message="SignChargePointCertificate"))
+            assert res.status == "Accepted"
+            req = await csms.wait_call("SignCertificate", after=n, timeout=30)
+            csr = x509.load_pem_x509_csr(req.payload["csr"].encode())
+            sub = _sub_ca(ca)
+            new = _sign(sub, csr)
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, sub.cert)))
+            assert res.status == "Accepted"
+            await csms.wait_for(lambda: csms.connects == 2 and CP_ID in csms.connections, 60,
+                                "the reconnection with the new certificate")
+            seen = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert seen.serial_number == new.serial_number
+            assert _settings(flash)["cert_pem"] == _pem(new, sub.cert)
+    finally:
+        await csms.stop()
