@@ -25,6 +25,9 @@ def defaults():
         # the SHA-256 (hex) of the provisioned cert_pem a certificate renewed over OCPP replaced
         # (diag/csr.py): provisioning that still gives that one leaves the renewed pair alone
         "cert_prov": "",
+        # a client certificate renewed at profile 3 that has not connected yet: the old pair kept
+        # beside it (diag/csr.py, ocpp_client/proftrial.py)
+        "cert_trial": False,
         "call_timeout_s": 30,  # how long a CALL of ours waits for the CSMS's answer
         "name": "",
         # -- claim (hotspot/) --
@@ -60,7 +63,7 @@ def defaults():
 
 # What an unclaim / factory reset clears: everything the owner gave (secrets included).
 _OWNER = const(("csms_url", "security_profile", "profile_fallback", "auth_key", "ca_pem",
-                "cert_pem", "key_pem", "cert_prov",
+                "cert_pem", "key_pem", "cert_prov", "cert_trial",
                 "name", "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
                 "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_pass_ocpp", "mqtt_ca_pem",
                 "mqtt_prefix", "mqtt_discovery"))
@@ -95,6 +98,7 @@ def load(self, provisioning, doc):
             provisioning = dict(provisioning, cert_pem=None, key_pem=None)
         else:
             d["cert_prov"] = ""
+            d["cert_trial"] = False  # a new provisioned pair ends a renewal's trial
             changed = True
     for k in _PROVISIONED:
         v = provisioning.get(k)

@@ -168,6 +168,8 @@ async def test_profile_3_certificate_renewed_by_request_of_the_csms(
             assert isinstance(priv, ec.EllipticCurvePrivateKey)
             assert priv.public_key() == key
             assert not (flash / "data" / "csrkey.json").exists(), "no pending key left"
+            assert not (flash / "data" / "certold.json").exists(), "the old pair dropped"
+            assert st["cert_trial"] is False, "the new pair connected: kept"
             logs = "\n".join(sim.agent.all_lines)
             d = format(priv.private_numbers().private_value, "064x")
             assert d not in logs and "PRIVATE KEY" not in logs, "the key was logged"
@@ -321,5 +323,106 @@ async def test_a_certificate_valid_from_later_is_used_from_then(
             used = x509.load_der_x509_certificate(csms.client_certs[-1])
             assert used.serial_number == new.serial_number
             assert _settings(flash)["cert_pem"] == _pem(new, ca.cert)
+    finally:
+        await csms.stop()
+
+
+async def test_a_new_certificate_the_csms_refuses_falls_back_to_the_old_pair(
+        tmp_path: Path, flash: Path) -> None:
+    # Whitepaper A02 installs the new pair; A05.FR.08's rule ("to prevent that the Charge Point
+    # will become unable to reconnect on its own") applies as much to a client certificate the
+    # CSMS's TLS end refuses: here it is signed under a root the CSMS installed on the charger
+    # but its TLS terminator does not trust yet. The old pair was gone at once: every
+    # reconnection refused, the charger locked out for good. Now the old pair is kept until the
+    # new one has connected, and is back after three refused attempts, with a security event.
+    ca, other = Ca(), Ca("a new CPO root")
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms()
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    old_cert, old_key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(3, ca=ca.write(tmp_path), cert=old_cert, key=old_key))
+    try:
+        async with running(sim):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            cp = csms.charge_points[CP_ID]
+            first = x509.load_der_x509_certificate(csms.client_certs[0])
+            res = await cp.call(call.InstallCertificate(
+                certificate_type="CentralSystemRootCertificate", certificate=_pem(other.cert)))
+            assert res.status == "Accepted"
+            n = len(csms.frames)
+            res = await cp.call(call.ExtendedTriggerMessage(
+                requested_message="SignChargePointCertificate"))
+            assert res.status == "Accepted"
+            req = await csms.wait_call("SignCertificate", after=n, timeout=30)
+            csr = x509.load_pem_x509_csr(req.payload["csr"].encode())
+            new = _sign(other, csr)
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, other.cert)))
+            assert res.status == "Accepted"
+            assert sim.agent is not None
+            await sim.agent.wait_line("charge point certificate installed")
+            await csms.wait_for(lambda: csms.connects == 2 and CP_ID in csms.connections, 60,
+                                "the reconnection with the old pair")
+            seen = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert seen.serial_number == first.serial_number
+            assert _settings(flash)["cert_pem"] == old_cert.read_text()
+            assert not (flash / "data" / "certold.json").exists()
+            await csms.wait_call("SecurityEventNotification",
+                                 lambda p: p["type"] == "ReconfigurationOfSecurityParameters"
+                                 and "client certificate" in p.get("techInfo", ""),
+                                 timeout=30)
+    finally:
+        await csms.stop()
+
+
+def _sub_ca(root: Ca) -> Ca:
+    # A CA whose certificate the root signed (a CPO's issuing sub-CA).
+    sub = Ca("borne test sub-CA")
+    now = dt.datetime.now(dt.UTC)
+    sub.cert = (x509.CertificateBuilder()
+                .subject_name(sub.cert.subject).issuer_name(root.cert.subject)
+                .public_key(sub.key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(root.key, hashes.SHA256()))
+    return sub
+
+
+async def test_a_certificate_from_a_sub_ca_is_presented_with_its_chain(
+        tmp_path: Path, flash: Path) -> None:
+    # CertificateSigned's chain "can also contain the necessary sub CA certificates" (whitepaper
+    # A02): a CPO issues charge point certificates from a sub-CA, and its TLS end trusts the
+    # root. Only the leaf went out in the handshake: the CSMS could not build the path and
+    # refused every connection with it. Now the whole chain goes.
+    ca = Ca()
+    ctx = server_context(ca, ca.issue("localhost", ("localhost",)), tmp_path, require_client=True)
+    csms = Csms()
+    await csms.start(ssl_context=ctx, url_host="localhost")
+    old_cert, old_key = ca.issue(CP_ID, client=True).write(tmp_path, "client")
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url,
+                    security=Security(3, ca=ca.write(tmp_path), cert=old_cert, key=old_key))
+    try:
+        async with running(sim):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1,
+                                 timeout=30)
+            cp = csms.charge_points[CP_ID]
+            n = len(csms.frames)
+            res = await cp.call(call.ExtendedTriggerMessage(
+                requested_message="SignChargePointCertificate"))
+            assert res.status == "Accepted"
+            req = await csms.wait_call("SignCertificate", after=n, timeout=30)
+            csr = x509.load_pem_x509_csr(req.payload["csr"].encode())
+            sub = _sub_ca(ca)
+            new = _sign(sub, csr)
+            res = await cp.call(call.CertificateSigned(certificate_chain=_pem(new, sub.cert)))
+            assert res.status == "Accepted"
+            await csms.wait_for(lambda: csms.connects == 2 and CP_ID in csms.connections, 60,
+                                "the reconnection with the new certificate")
+            seen = x509.load_der_x509_certificate(csms.client_certs[-1])
+            assert seen.serial_number == new.serial_number
+            assert _settings(flash)["cert_pem"] == _pem(new, sub.cert)
     finally:
         await csms.stop()

@@ -544,6 +544,22 @@ async def test_a_meter_values_trigger_names_the_transaction_on_its_connector_onl
         got[cid] = mv.payload
     assert got[1]["connectorId"] == 1 and got[1].get("transactionId") == tx, got[1]
     assert got[0]["connectorId"] == 0 and "transactionId" not in got[0], got[0]
+    # No connectorId: 1.6 5.17 "for all allowed connectorId values", as StatusNotification's
+    # trigger does: connector 0 and 1 (it was connector 1 only).
+    n = len(csms.frames)
+    res = await cp.call(call.TriggerMessage(requested_message="MeterValues"))
+    assert res.status == "Accepted"
+    await csms.wait_for(lambda: len(_triggered(csms, n)) == 2, 10, "two MeterValues")
+    await asyncio.sleep(1)
+    both = _triggered(csms, n)
+    assert [p["connectorId"] for p in both] == [0, 1], both
+    assert "transactionId" not in both[0] and both[1].get("transactionId") == tx, both
+
+
+def _triggered(csms: Csms, n: int) -> list[dict[str, Any]]:
+    return [f.payload for f in csms.frames[n:] if f.direction == "in" and f.is_call
+            and f.action == "MeterValues"
+            and f.payload["meterValue"][0]["sampledValue"][0].get("context") == "Trigger"]
 
 
 async def test_a_status_the_csms_answers_with_an_error_holds_nothing_back(

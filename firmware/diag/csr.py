@@ -17,16 +17,17 @@
 # request(), and again every RETRY_S while no CertificateSigned replaced it; one further away
 # is checked again when it enters that window. One that cannot be read is left alone (logged
 # once a day).
-# signed(): CertificateSigned.req's chain is taken only when the leaf parses, holds the pending
-# key, has not expired (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is
-# signed by it (RSA: ota/rsa.py; P-256: p256.py). Then cert_pem (the chain) and key_pem (the new
-# key, SEC1 "EC PRIVATE KEY", which mbedTLS's load_cert_chain takes as DER) are saved in the
-# settings (a reboot's provisioning does not put the old pair back: settingsdoc.py `cert_prov`)
-# and the pending key is dropped; at security profile 3 the session reconnects with
-# them (ocpp_client/wsrare.py reconnect(), as for a new AuthorizationKey). A leaf whose notBefore
-# is ahead (more than _SKEW_S) is kept with its key in the pending document until then, the pair
-# in use meanwhile; renew() switches to it once notBefore has come (A02/A03: "as soon as Not
-# valid before is reached"; checked after each connection and at heartbeats).
+# signed(): CertificateSigned.req's chain is taken only when the leaf parses, holds the pending key,
+# has not expired (a trusted clock: clock.trusted()) and, if its issuer is in the chain, is signed
+# by it (RSA: ota/rsa.py; P-256: p256.py). Then cert_pem (the chain) and key_pem (the new key, SEC1
+# "EC PRIVATE KEY", which mbedTLS's load_cert_chain takes as DER) are saved in the settings (a
+# reboot's provisioning does not put the old pair back: settingsdoc.py `cert_prov`) and the pending
+# key is dropped; at security profile 3 the old pair is kept (OLD) until the new one has connected,
+# and put back if the CSMS refuses it (ocpp_client/proftrial.py); the session reconnects with them
+# (ocpp_client/wsrare.py reconnect(), as for a new AuthorizationKey). A leaf whose notBefore is
+# ahead (more than _SKEW_S) is kept with its key in the pending document until then, the pair in use
+# meanwhile; renew() switches to it once notBefore has come (A02/A03: "as soon as Not valid before
+# is reached"; checked after each connection and at heartbeats).
 import binascii
 import hashlib
 
@@ -40,6 +41,7 @@ _SKEW_S = const(180)
 RENEW_DAYS = 30  # renew() asks for a new certificate when the one in use expires within this
 RETRY_S = 86400  # renew() asks again this long after a request no CertificateSigned answered
 DOC = "csrkey"  # the pending private key: {"d": hex} (the store's folder, never logged)
+OLD = "certold"  # the pair in use before, while the new one has not connected: {"cert", "key"}
 _OID_CN = b"\x55\x04\x03"
 _OID_O = b"\x55\x04\x0a"
 
@@ -289,8 +291,14 @@ def _install(store, settings, d, q, cert_pem, serial, until):
         from supervisor import rare
 
         prov = rare("settingsdoc", "prov_hash", settings.get("cert_pem", ""))
+    # At profile 3 the pair that connected is kept ("certold") until the new one has: a CSMS
+    # that refuses the new one would lock the charger out (ocpp_client/proftrial.py falls back).
+    trial = settings.get("security_profile", 0) == 3
     try:
-        settings.update(cert_pem=cert_pem, key_pem=key_pem, cert_prov=prov)
+        if trial and not settings.get("cert_trial"):
+            store.save(OLD, {"cert": settings.get("cert_pem", ""),
+                             "key": settings.get("key_pem", "")})
+        settings.update(cert_pem=cert_pem, key_pem=key_pem, cert_prov=prov, cert_trial=trial)
     except OSError as e:
         log.exc(_TAG, "saving the new client certificate", e)
         return "could not be saved"

@@ -52,8 +52,8 @@ async def run(hs, c):
         if other:
             # The old owner's settings the claim does not give: back to their defaults
             # (settingsdoc.py), in the claim's own save, marked for the wipe that follows it.
-            old = {"cert_pem": "", "key_pem": "", "cert_prov": "", "mqtt_prefix": "borne",
-                   "mqtt_discovery": True, "rewipe": True}
+            old = {"cert_pem": "", "key_pem": "", "cert_prov": "", "cert_trial": False,
+                   "mqtt_prefix": "borne", "mqtt_discovery": True, "rewipe": True}
         try:
             # Saved before a session is stopped for another CSMS: a failed save (flash full)
             # leaves the charger as it was, the session charging, the claim in force kept.

@@ -22,7 +22,7 @@ _DOCS = const((
     "reservations",  # evse/reservation.py
     "availability",  # ChangeAvailability's (evse/connector.py)
     "session", "stopping",  # an open session: its tag; its StopTransaction would go nowhere
-    "certs", "csrkey",  # the CSMS's installed roots, a pending CSR's key (diag/)
+    "certs", "csrkey", "certold",  # the CSMS's installed roots, a pending CSR's key, the old pair
     "owner_controls",  # MQTT pause and limit (mqtt/commands.py)
     "events",  # the event log: the owner's tags, sessions, logbook (eventlog.py)
 ))  # and the authorization cache's, as its owner names them (ocpp_client/auth.py docs())

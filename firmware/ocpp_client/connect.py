@@ -5,8 +5,9 @@
 # loaded once the link is up or the attempt failed (one already in use elsewhere when it began
 # stays); a package once none of it is left. A successful attempt starts the check of the
 # client certificate's expiry at profile 3 (client.py check_cert()). While a raised security
-# profile is on trial, each attempt's outcome goes to proftrial.py (loaded for it). The CSMS's
-# name is resolved by net/dns.py, without blocking the loop; its answer is kept in cl.dns_memo.
+# profile (or a renewed client certificate) is on trial, each attempt's outcome goes to
+# proftrial.py (loaded for it). The CSMS's name is resolved by net/dns.py, without blocking the
+# loop; its answer is kept in cl.dns_memo.
 import sys
 
 import log
@@ -67,7 +68,9 @@ async def attempt(cl, url):
         cl.hs_closes = 0
     security = wsopen = auth = tls = dns = None  # the socket keeps its TLS context
     _drop_open(held)
-    if cl.settings.get("profile_fallback", -1) >= 0:  # a raised profile on trial: kept or undone
+    st = cl.settings
+    if st.get("profile_fallback", -1) >= 0 or st.get("cert_trial"):
+        # a raised profile, or a renewed client certificate, on trial: kept or undone
         from supervisor import rare
 
         try:

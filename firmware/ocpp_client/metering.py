@@ -84,12 +84,16 @@ class Metering:
         if not vals:
             # No meter reading to give: the offer is the one value the EVSE itself knows.
             vals = meterdata.sampled(None, self.s.connector, ("Current.Offered",), "Trigger")
-        req = {"connectorId": 1 if cid is None else cid, "meterValue": [meterdata.meter_value(vals)]}
+        mv = [meterdata.meter_value(vals)]
         tx = self.s.feature("transactions")
         tid = tx.tx_id_now() if tx is not None else None
-        if tid is not None and tid >= 0 and cid != 0:  # (0: the main meter, no transaction's)
-            req["transactionId"] = tid
-        await self.s.rpc.call("MeterValues", req)
+        # No connectorId: every one it applies to (1.6 5.17), as StatusNotification's. 0 is the
+        # charge point's main meter: ours (a grid meter measures the house, not the charger).
+        for c in (0, 1) if cid is None else (cid,):
+            req = {"connectorId": c, "meterValue": mv}
+            if tid is not None and tid >= 0 and c:  # (0: the main meter, no transaction's)
+                req["transactionId"] = tid
+            await self.s.rpc.call("MeterValues", req)
 
 
 def attach(s):

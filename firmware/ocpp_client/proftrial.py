@@ -18,6 +18,10 @@
 #   outside (A00.FR.005). The CSMS learns of it by a ReconfigurationOfSecurityParameters event
 #   (the security parameters changed) naming the cause; the failures themselves raised their
 #   own (InvalidCentralSystemCertificate, FailedToAuthenticateAtCentralSystem: secevents.py).
+# A client certificate renewed at profile 3 (CertificateSigned, diag/csr.py: settings `cert_trial`)
+# is on the same trial, for the same reason: the pair in use before is kept until the new one has
+# connected and is put back if the CSMS refuses the new one (its TLS end may not trust the CA that
+# signed it), or the charger would be locked out for good.
 # Loaded for one call and dropped (supervisor.rare); its count lives on the session (cl.trial).
 import time
 
@@ -27,6 +31,7 @@ _TAG = "security"
 _ATTEMPTS = const(3)
 _TRIAL_MS = const(600000)  # 10 minutes
 _ECONNREFUSED = const(111)
+_OLD = "certold"  # diag/csr.py OLD
 
 
 def settle(cl, ws):
@@ -35,10 +40,15 @@ def settle(cl, ws):
     st = cl.settings
     new = st.get("security_profile", 0)
     old = st.get("profile_fallback", -1)
+    cert = st.get("cert_trial")  # a client certificate renewed at profile 3 (diag/csr.py)
     if not isinstance(ws, Exception):
-        st.update(profile_fallback=-1)
+        st.update(profile_fallback=-1, cert_trial=False)
         cl.trial = None
-        log.info(_TAG, "security profile %d connected: kept (%d is not used again)", new, old)
+        if cert:
+            _forget(cl.store)
+            log.info(_TAG, "the new client certificate connected: kept")
+        if old >= 0:
+            log.info(_TAG, "security profile %d connected: kept (%d is not used again)", new, old)
         return ws
     t = getattr(cl, "trial", None)
     if t is None:
@@ -46,13 +56,26 @@ def settle(cl, ws):
     if _refused(ws):
         t[0] += 1
     if t[0] < _ATTEMPTS and time.ticks_diff(time.ticks_ms(), t[1]) < _TRIAL_MS:
-        log.warn(_TAG, "security profile %d on trial: %d of %d refused attempts", new, t[0],
+        log.warn(_TAG, "%s on trial: %d of %d refused attempts",
+                 "the new client certificate" if cert else "security profile %d" % new, t[0],
                  _ATTEMPTS)
         return ws
     why = "%s %s" % (type(ws).__name__, ws)
-    st.update(security_profile=old, profile_fallback=-1)
     cl.trial = None
-    text = "SecurityProfile %d could not connect (%s): back to %d" % (new, why, old)
+    if cert:
+        # the pair that connected before, back in use (and the new one gone: the CSMS refused it)
+        p = cl.store.load(_OLD, {})
+        if p.get("cert") and p.get("key"):
+            st.update(cert_pem=p["cert"], key_pem=p["key"], cert_trial=False)
+            text = "the new client certificate could not connect (%s): back to the previous one"
+        else:
+            st.update(cert_trial=False)
+            text = "the new client certificate could not connect (%s): no previous one kept"
+        _forget(cl.store)
+    else:
+        st.update(security_profile=old, profile_fallback=-1)
+        text = "SecurityProfile %d could not connect (%%s): back to %d" % (new, old)
+    text = text % why
     log.warn(_TAG, "%s", text)
     from diag import secevents
 
@@ -61,6 +84,13 @@ def settle(cl, ws):
     # Not a refusal of the next attempt, which uses other credentials: retried at the base
     # (client.retry_ms), not after the trial's backoff.
     return ProfileFallback(text)
+
+
+def _forget(store):
+    try:
+        store.remove(_OLD)
+    except OSError:
+        pass
 
 
 class ProfileFallback(OSError):

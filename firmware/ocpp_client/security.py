@@ -137,7 +137,8 @@ def tls_context(ca_pem, cert_pem="", key_pem="", keep=None):
 
 
 def _decode(ca_pem, cert_pem, key_pem):
-    # The credentials as DER: -> (CA certificates, client certificate or None, its key or None)
+    # The credentials as DER: -> (CA certificates, the client certificate and the rest of its
+    # chain or None, its key or None)
     cas = pem_to_der(ca_pem, "CERTIFICATE")
     if not cas:
         raise SecurityError("no CA certificate configured (ca_pem): wss:// cannot be checked")
@@ -147,7 +148,7 @@ def _decode(ca_pem, cert_pem, key_pem):
     keys = pem_to_der(key_pem, ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"))
     if not certs or not keys:
         raise SecurityError("client certificate or key missing")
-    return cas, certs[0], keys[0]
+    return cas, certs, keys[0]
 
 
 def _make(ders):
@@ -165,7 +166,12 @@ def _make(ders):
             raise SecurityError("CA certificate rejected: %s" % e)
     if cert is not None:
         try:
-            ctx.load_cert_chain(cert, key)
+            # One call per certificate, the leaf first: each appends to the chain presented (a DER
+            # text holds one). A leaf issued by a sub-CA (CertificateSigned "can also contain the
+            # necessary sub CA certificates") goes with it, or a CSMS that trusts only its root
+            # refuses it.
+            for c in cert:
+                ctx.load_cert_chain(c, key)
         except (ValueError, OSError) as e:
             raise SecurityError("client certificate or key rejected: %s" % type(e).__name__)
     return ctx
