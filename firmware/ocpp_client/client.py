@@ -301,14 +301,14 @@ class OcppClient:
                         # socket (lwIP gives up after minutes) holds it; the ping then counts as
                         # silence, which the check above ends, and the heartbeat timer runs on.
                         # Its own write is not cut at 1 s (a slow link's stall would leave half
-                        # a frame out: ws.py then drops the link), only at an interval.
+                        # a frame out: ws.py then drops the link), only an interval after that.
                         try:
-                            await within(ws.ping(b"", 1000), interval * 1000)
+                            await within(ws.ping(b"", 1000), interval * 1000 + 1000)
                         except MemoryError:
                             raise
                         except asyncio.TimeoutError:
                             self._stop(wsmod.WsError("link stalled: a ping not out in %d s"
-                                                     % interval))
+                                                     % (interval + 1)))
                             return
                         except Exception as e:
                             self._stop(e)
