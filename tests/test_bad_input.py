@@ -200,6 +200,28 @@ async def test_a_text_frame_that_is_not_utf8_fails_the_connection_with_1007(
     assert len(csms.calls("BootNotification")) == 1
 
 
+async def test_a_spooled_list_that_is_not_utf8_fails_the_connection_with_1007(
+    csms: Csms, sim: Simulator, flash: Path
+) -> None:
+    # Over the 16 KiB RAM limit a SendLocalList is spooled to flash and read from there: text
+    # that is not UTF-8 (here an encoded surrogate, which MicroPython's decoder takes) fails the
+    # connection as it does in RAM (RFC 6455 8.1: 1007, no answer), and the list stays as it was.
+    await _booted(csms)
+    entries = [{"idTag": f"T{i:04d}", "idTagInfo": {"status": "Accepted"}} for i in range(400)]
+    text = _call("u8-big", "SendLocalList", {"listVersion": 5, "updateType": "Full",
+                                             "localAuthorizationList": entries}).encode()
+    assert len(text) > 16384
+    csms.write_raw(CP_ID, ws_frame(1, text.replace(b"T0123", b"T\xed\xa0\x80")))
+    await csms.wait_for(lambda: (CP_ID, 1007) in csms.close_codes, 20,
+                        "the charger to close the link with 1007")
+    await csms.wait_for(lambda: csms.connects > 1 and CP_ID in csms.connections, 20,
+                        "the charger to reconnect")
+    assert not [f for f in csms.answers() if f.msg[1] == "u8-big"]
+    assert not (flash / "data" / "rx.spool").exists()
+    assert (await csms.call_raw(CP_ID, _call("v-1", "GetLocalListVersion", {}), "v-1")).msg[2] \
+        == {"listVersion": 0}
+
+
 async def test_a_close_reason_that_is_not_utf8_is_a_close_by_the_csms(
     csms: Csms, sim: Simulator
 ) -> None:

@@ -297,15 +297,19 @@ class OcppClient:
                         return
                     if time.ticks_diff(now, last_ping) >= interval * 1000:
                         last_ping = now
-                        # Bounded: a writer stuck in drain() on a dead socket (lwIP gives up
-                        # after minutes) holds the turn; the ping then counts as silence, which
-                        # the check above ends, and the heartbeat timer runs on.
+                        # Its turn waited for 1 s at most: a writer stuck in drain() on a dead
+                        # socket (lwIP gives up after minutes) holds it; the ping then counts as
+                        # silence, which the check above ends, and the heartbeat timer runs on.
+                        # Its own write is not cut at 1 s (a slow link's stall would leave half
+                        # a frame out: ws.py then drops the link), only an interval after that.
                         try:
-                            await within(ws.ping(), 1000)
-                        except asyncio.TimeoutError:
-                            pass
+                            await within(ws.ping(b"", 1000), interval * 1000 + 1000)
                         except MemoryError:
                             raise
+                        except asyncio.TimeoutError:
+                            self._stop(wsmod.WsError("link stalled: a ping not out in %d s"
+                                                     % (interval + 1)))
+                            return
                         except Exception as e:
                             self._stop(e)
                             return

@@ -375,6 +375,8 @@ class Rpc:
                 except MemoryError:
                     payload = None  # (the generator, pass 1, let go before the answer)
                     return await self._no_memory(mid, action)
+                except UnicodeError:  # not UTF-8: the link fails with 1007, as for one in RAM
+                    return await _rare("garbage", self, m, "not valid UTF-8", False)
                 except OSError as e:
                     log.exc(_TAG, "%s %s: reading it from flash" % (action, mid), e)
                     return await self._error(mid, "InternalError", "cannot read the message")

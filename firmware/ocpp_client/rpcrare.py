@@ -24,14 +24,16 @@ def _deaf(r, mid):
     return r.deaf
 
 
-async def garbage(r, raw, why):
+async def garbage(r, raw, why, text=None):
     # A frame that does not parse: answer the CALL it seems to be, if any. One that is not UTF-8
     # fails the connection instead (RFC 6455 8.1: 1007, no answer); the session reconnects.
+    # `raw` may be a spooled message (its head names it), `text` False when it is known not UTF-8.
     from supervisor import rare
 
-    kind, mid = sniff(raw)
+    kind, mid = sniff(getattr(raw, "head", raw))
     try:
-        text = rare("ocpp_client.mend", "utf8_ok", raw)
+        if text is None:
+            text = rare("ocpp_client.mend", "utf8_ok", raw)
     except MemoryError:  # no room for the check: answered as any frame that does not parse
         text = True
     if not text:

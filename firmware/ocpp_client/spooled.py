@@ -1,6 +1,7 @@
 # A CALL too long for RAM (ws.Spooled: written to flash as it arrived), read from its file as a
 # stream. Only an action with one array field that may legitimately be this long is read
-# (STREAMED); the rest of its payload is small. Two passes over the file:
+# (STREAMED); the rest of its payload is small. The file must be strict UTF-8 (else UnicodeError:
+# the link fails with 1007, as for a message in RAM). Then two passes over the file:
 #  1. the frame [2, id, action, {payload}] is walked; every field but the array is parsed; each
 #     array item is parsed and checked on its own (validate.check_value) and counted; the
 #     payload is then checked against the action's rules exactly as a CALL in RAM would be
@@ -34,11 +35,41 @@ async def read(f, buf, action):
     # work) does without it, and rpc.py drops it meanwhile where the code is out of the heap.
     from ocpp_client import validate
 
+    if not _utf8(f, buf):
+        raise UnicodeError("not valid UTF-8")  # the link fails (rpc.py), as for one in RAM
+    f.seek(0)
     r = Reader(f, buf)
     try:
         return await _read(r, action, validate)
     except ValueError as e:  # malformed (jsonstream.Reader, or json.loads on a value)
         raise Bad(validate.FORMATION, "frame is not valid JSON (%s)" % e)
+
+
+def _utf8(f, buf):
+    # Is the whole file UTF-8 (RFC 6455 8.1)? MicroPython's decoder takes encoded surrogates and
+    # overlong forms, which json.loads would then store: checked strictly (mend.py) chunk by
+    # chunk, a character cut at a chunk's end carried into the next; an ASCII chunk costs a max().
+    from ocpp_client.mend import utf8_ok
+
+    mv = memoryview(buf if buf is not None else bytearray(512))[:1024]
+    k = 0  # bytes carried
+    while True:
+        n = k + (f.readinto(mv[k:]) or 0)
+        if n == k:
+            return not k  # (a character cut by the end)
+        e = n
+        for j in range(1, min(n, 4)):
+            c = mv[n - j]
+            if c < 0x80:
+                break
+            if c >= 0xC0:
+                if j < (2 if c < 0xE0 else 3 if c < 0xF0 else 4):
+                    e = n - j
+                break
+        if e and max(mv[:e]) >= 0x80 and not utf8_ok(mv[:e]):
+            return False
+        k = n - e
+        mv[:k] = bytes(mv[e:n])
 
 
 async def _read(r, action, validate):

@@ -407,13 +407,15 @@ class WebSocket:
         return m if isinstance(m, Spooled) else str(m, "utf-8")
 
     # -- sending -------------------------------------------------------------------------
-    async def _send_frame(self, op, payload):
+    async def _send_frame(self, op, payload, held=False):
         # payload: str (its UTF-8 bytes are read in place), bytes, bytearray or memoryview.
         # A payload longer than the send buffer goes out in pieces through it (masked piece by
         # piece: each a multiple of 4 bytes, so the key stays aligned), never copied whole.
+        # `held`: the caller took the writer's turn already.
         pv = memoryview(payload)
         n = len(pv)
-        await self.turn()
+        if not held:
+            await self.turn()
         try:
             buf, w = self._tx, self.w  # (w kept: an abort() meanwhile lets self.w go)
             if buf is None:
@@ -440,6 +442,12 @@ class WebSocket:
                 w.write(body)
                 await w.drain()
                 i += k
+        except BaseException:
+            # Cut short (cancelled at a deadline, or the stream failed): part of the frame may be
+            # out, and asyncio's stream would send its buffer again, whole, before the next frame:
+            # the peer would see a corrupt frame. The link is not used again.
+            self.abort()
+            raise
         finally:
             self.writing.give()
 
@@ -461,8 +469,12 @@ class WebSocket:
 
         await wsjson.send(self, obj, _mask, _head)
 
-    async def ping(self, data=b""):
-        await self._send_frame(OP_PING, data)
+    async def ping(self, data=b"", wait_ms=0x7FFFFFF):
+        # -> False when the writer's turn did not come within wait_ms (nothing sent).
+        if not await self.writing.take(wait_ms):
+            return False
+        await self._send_frame(OP_PING, data, True)
+        return True
 
     async def close(self, code=1000):
         if not self.closed:

@@ -489,7 +489,7 @@ def test_sniff():
 def spooled(text, limit=1024):
     # The message as ws.py hands it up once spooled (every call reuses the one spool file).
     sp = Store("flash").spool("rx")
-    b = text.encode()
+    b = text.encode() if isinstance(text, str) else text
     write(sp.path, b)
     return Spooled(sp, len(b), limit, b[:128], bytearray(2048))
 
@@ -577,6 +577,51 @@ async def test_a_malformed_spooled_call_is_answered_and_never_reaches_the_handle
                             ("b-2", "OccurenceConstraintViolation"), ("b-3", "FormationViolation")]
     assert "localAuthorizationList[33].idTagInfo.status" in sent[0][3]
     assert seen == []
+
+
+class ClosingWs(FakeWs):
+    # FakeWs with what wsrare.fail() uses: the close frames it sends are kept.
+    closed = False
+
+    def __init__(self, *frames):
+        super().__init__(*frames)
+        self.frames = []
+
+    async def _send_frame(self, op, payload):
+        self.frames.append((op, bytes(payload)))
+
+
+async def test_a_spooled_message_that_is_not_utf8_fails_the_link_as_one_in_ram_does():
+    # RFC 6455 8.1: text that is not UTF-8 fails the connection (1007), with no answer, whether
+    # the message was in RAM or spooled to flash; an encoded surrogate or an overlong form
+    # (MicroPython's decoder takes both) never reaches the local list.
+    seen = []
+
+    async def h(p):
+        seen.append([e["idTag"] for e in p["localAuthorizationList"]])
+        return {"status": "Accepted"}
+
+    text = json.dumps([2, "big-u8", "SendLocalList", {
+        "listVersion": 7, "localAuthorizationList": entries(40), "updateType": "Full"}]).encode()
+    for bad in (b"\xff", b"\xed\xa0\x80", b"\xc0\xaf", b"\xc3("):
+        m = spooled(text.replace(b"T0033", b"T" + bad))
+        ws = ClosingWs(m)
+        ws.eof = True
+        with Logs():
+            why = await Rpc({"SendLocalList": h}).serve(ws)
+        assert ws.sent == [] and ws.frames == [(8, b"\x03\xef")], (bad, ws.sent, ws.frames)
+        assert "UTF-8" in str(why), why
+        assert not exists(m.spool.path)
+    assert seen == []
+    # UTF-8 text is read, its multi-byte characters across the reader's chunks too.
+    ok = entries(150)
+    for i, e in enumerate(ok):
+        e["idTag"] = "\u00e9t\u00e9\u20ac\U0001f600%d" % i
+    m = spooled(json.dumps([2, "big-u8", "SendLocalList", {
+        "listVersion": 8, "localAuthorizationList": ok, "updateType": "Full"}], separators=(",", ":")))
+    sent, _ = await serve_all(Rpc({"SendLocalList": h}), m)
+    assert sent == [[3, "big-u8", {"status": "Accepted"}]], sent
+    assert seen == [[e["idTag"] for e in ok]]
 
 
 async def test_other_spooled_messages_get_the_oversize_answer():
