@@ -89,7 +89,7 @@ def tidy(q, sessions):
         need.add(rec.get("r"))
     for ref in [r for r in q.ids if r not in need]:
         log.info(_TAG, "transactionId of %s: its session is over, forgotten", ref)
-        q._forget(ref)
+        q._forget(ref, False)
 
 
 def pay(t):
