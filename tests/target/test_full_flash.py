@@ -1247,3 +1247,42 @@ def test_a_session_whose_stop_went_is_not_booked_again_from_a_document_left_behi
 
 def test_a_held_stop_whose_document_could_not_go_is_not_booked_again():
     _not_booked_again("ff_left_held", _no_memory_for_the_removal)
+
+
+# -- sessions of boots that began with the same clock -----------------------------------------
+class _Frozen:
+    # The connector's time module in a boot offline after a power cut: the ESP32 counts from
+    # 2000-01-01, and a start at a fixed delay after boot (free charging, the EV plugged in
+    # through the cut) comes at the same ms since boot each time.
+    ticks_add = staticmethod(__import__("time").ticks_add)
+    ticks_diff = staticmethod(__import__("time").ticks_diff)
+
+    @staticmethod
+    def ticks_ms():
+        return 5123
+
+
+def test_sessions_of_boots_that_began_alike_keep_their_own_refs_and_stops():
+    # Each of two boots starts a session at the same clock second and ms since boot, and the
+    # power goes during each. Built from those alone, both sessions had one ref: the third boot
+    # took the stop journaled for the first (PowerLoss, still queued: offline) for the second's,
+    # which never got one (its transaction open at the CSMS for good).
+    import clock
+    import evse.connector as cm
+
+    now_ms = clock.now_ms
+    clock.now_ms = lambda: 946684805123
+    cm.time = _Frozen
+    try:
+        ref = _cut_mid_session("ff_same_refs")  # boot 1: a session, then the power goes
+        with Logs():
+            st, w, c, t = _boot("ff_same_refs")  # boot 2: ends it, then a new one, the power goes
+            _plug_and_start(w, c)
+            ref2 = c.session_ref
+            st, w, c, t = _boot("ff_same_refs")  # boot 3
+    finally:
+        clock.now_ms = now_ms
+        cm.time = __import__("time")
+    assert [(rec["a"], rec["r"]) for _, rec in t.txq.j.pending()] == [
+        (START, ref), (STOP, ref), (START, ref2), (STOP, ref2)], list(t.txq.j.pending())
+    assert ref2 != ref, "two sessions under one ref"
