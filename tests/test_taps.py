@@ -381,6 +381,28 @@ async def test_a_tag_learned_offline_is_reported_once_back_online(
     assert learned.payload["data"] == CARD
 
 
+async def test_a_tag_learned_offline_is_reported_after_a_power_cut(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    # The click told the owner the card was added (owner's manual, "Scan Physical Tag": "un
+    # clic de la borne confirme que les cartes ont été ajoutées avec succès"); held in RAM, the
+    # report went with a power cut before the link came back, and the card never reached the app.
+    cp = await _cp(csms, sim)
+    res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="learnTag"))
+    assert res.status == "Accepted"
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", 90)
+    await control("tap", uid=CARD)
+    assert sim.agent is not None
+    await sim.agent.wait_line(rf"learned tag {CARD}", 10)
+    await control("power_cut")
+    await control("net", up=True)
+    await control("power_on")
+    learned = await csms.wait_call(
+        "DataTransfer", lambda p: p.get("messageId") == "tagLearned", timeout=60)
+    assert learned.payload["data"] == CARD
+
+
 async def test_an_unanswered_tag_learned_is_sent_again(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

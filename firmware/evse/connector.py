@@ -5,6 +5,7 @@
 # goes through _apply(), which opens the relay first, before anything is reported.
 import asyncio
 import gc
+import os
 import time
 
 import clock
@@ -624,7 +625,10 @@ class Connector:
         res = res["reservationId"] if res and r.may_start(id_tag, parent, 1) else None
         s = {
             "open": True,
-            "ref": "%d-%d" % (now, time.ticks_ms() & 0xFFFF),
+            # Unique across boots: one offline after a power cut counts from 2000-01-01, and a
+            # start at a fixed delay after boot has the same second and ms each time; two
+            # sessions under one ref share their StopTransaction's bookkeeping (transactions.py).
+            "ref": "%d-%d" % (now, int.from_bytes(os.urandom(3), "big")),
             "tag": id_tag,
             "parent": parent,
             "auth": True,

@@ -225,10 +225,16 @@ class Transactions:
                 await m.fresh(3000)
             except Exception as e:
                 log.exc(_TAG, "meter at boot", e)
+        # A session whose stop went already (delivered or dropped: txqueue's done) left its
+        # document behind (a removal that failed): not interrupted, never booked again; the
+        # document goes with the others (forget_interrupted).
+        c = self.connector
+        done = self.txq.done
+        c.interrupted = [s for s in c.interrupted if s["ref"] not in done]
         # The flash full (or no memory): each session is tried, a stop kept in RAM is journaled
         # before anything newer and its documents stay until then (kept); one that could not
         # even be kept stays to the next boot. The connector goes on either way.
-        todo = rare(_CONN, "take_interrupted", self.connector)
+        todo = rare(_CONN, "take_interrupted", c)
         cut, self._cut = self._cut, None
         kept = []
         for s, reason in todo:

@@ -6,6 +6,7 @@ import log
 from ocpp_client.txqueue import START, STOP, METER
 
 _TAG = "txq"
+_LEARN_S = 2  # a tagLearned's pause before it goes again (not a transaction message)
 
 
 async def failed(q, e, seq, rec, attempts, errs):
@@ -41,8 +42,9 @@ async def failed(q, e, seq, rec, attempts, errs):
         # Not a transaction message (a SecurityEventNotification): the retries are the
         # transaction messages' (1.6 4.10). A CSMS without the security extension refuses (or
         # ignores) every one; waiting out retries would hold up the transaction messages and
-        # the statuses behind it for minutes.
-        limit = 1
+        # the statuses behind it for minutes. A tagLearned (vendor.py) unanswered is sent
+        # again (the owner was told the card was added), after _LEARN_S; refused, dropped.
+        limit = limit if action == "DataTransfer" and code == "no answer" else 1
     if attempts >= limit:
         log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, code)
         if action == START:
@@ -51,7 +53,8 @@ async def failed(q, e, seq, rec, attempts, errs):
         if action == STOP:
             q._forget(rec["r"])  # as a delivered stop's (after its ack: a repeat needs the id)
         return 0, 0, None
-    wait = q.config.get("TransactionMessageRetryInterval") * attempts
+    wait = _LEARN_S if action == "DataTransfer" else \
+        q.config.get("TransactionMessageRetryInterval") * attempts
     log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
     if rec.get("i"):
         # Saved before the retry goes out: after a power cut it goes again under the id of its
@@ -89,7 +92,7 @@ def tidy(q, sessions):
         need.add(rec.get("r"))
     for ref in [r for r in q.ids if r not in need]:
         log.info(_TAG, "transactionId of %s: its session is over, forgotten", ref)
-        q._forget(ref)
+        q._forget(ref, False)
 
 
 def pay(t):

@@ -20,6 +20,8 @@ from ocpp_client.errors import CallError, CallTimeout, NotSent
 
 _TAG = const("txq")
 _IDS = const("txids")
+_DONE = const("~")  # in the id document: the refs of the last sessions whose stop went
+_NDONE = const(8)
 _RETRY = const("txretry")  # the oldest message's failed attempts (txqrare.failed saves them)
 MAX_RECORDS = const(400)  # the journal's bound (store/journal.py; hotspot/reset.py opens it)
 _HELD = const(8)  # records kept in RAM while the journal has no memory to write them
@@ -50,6 +52,10 @@ class TxQueue:
         self.config = config
         self.j = store.journal("txq", MAX_RECORDS)
         self.ids = store.load(_IDS, {})  # session ref -> transactionId
+        # The refs of the last sessions whose stop was delivered (or dropped), newest first, kept
+        # with the ids: a session's document a failed removal left is then not taken at boot for
+        # one a power cut interrupted, and booked again (transactions._journaled).
+        self.done = self.ids.pop(_DONE, [])
         # An id the flash refused (full) is in RAM only: saved before any ack line (whose
         # watermark would pass its StartTransaction, which a reboot then would not repeat: the
         # id lost, the stop at -1), and tried again at the next add() and deliver().
@@ -208,12 +214,20 @@ class TxQueue:
         # Raises OSError (flash full or failing): the ids stay in RAM, _unsaved. Saved twice,
         # so the copy before (.bak, what load() takes when this one is spoiled) holds the
         # newest id too: one lost sends its session's stop at -1, the CSMS's transaction open.
-        self.store.save(_IDS, self.ids)
+        d = self._doc(self.ids, self.done)
+        self.store.save(_IDS, d)
         self._unsaved = False
         try:
-            self.store.save(_IDS, self.ids)
+            self.store.save(_IDS, d)
         except (OSError, MemoryError):
             pass  # (one copy: as good as it was)
+
+    def _doc(self, ids, done):
+        if not done:
+            return ids
+        d = dict(ids)
+        d[_DONE] = done
+        return d
 
     def _retry_ids(self):
         try:
@@ -222,15 +236,18 @@ class TxQueue:
         except OSError:
             pass
 
-    def _forget(self, ref):
+    def _forget(self, ref, ended=True):
         # Saved first, then forgotten: a save that fails (flash full) keeps the id, which the
-        # stop repeated after a reboot needs (at least once); logged, delivery goes on.
+        # stop repeated after a reboot needs (at least once); logged, delivery goes on. ended:
+        # its stop went now, its ref goes on the list of those done.
         ids = self.ids
         if ref in ids:
             rest = {k: v for k, v in ids.items() if k != ref}
+            done = ([ref] + self.done)[:_NDONE] if ended else self.done
             try:
-                self.store.save(_IDS, rest)
+                self.store.save(_IDS, self._doc(rest, done))
                 self.ids = rest
+                self.done = done
                 self._unsaved = False
             except OSError as e:
                 log.exc(_TAG, "transactionId of %s kept" % ref, e)

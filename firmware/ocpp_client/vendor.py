@@ -1,50 +1,23 @@
 # Feature: DataTransfer with vendorId "borne": the owner app's tag learning ("learnTag": the next
-# card read goes to the cloud, as "tagLearned", not to a session: sent again until answered) and
-# logbook entries.
-import asyncio
-
+# card read goes to the cloud, as "tagLearned", not to a session) and logbook entries.
 import log
-from ocpp_client.errors import CallError
 
 _TAG = "ocpp"
-_RETRY_MS = const(2000)  # a tagLearned sent again after this while offline or unanswered
 
 
 def attach(s):
-    # The learned tag the CSMS has not answered yet, and its reporter task: the click told the
-    # owner the card was read, so the report waits out the link (offline, an unanswered call)
-    # until the CSMS answers it. One kept: a card learned meanwhile replaces it.
-    held = [None, None]
-
     def learned(id_tag):
+        # The click told the owner the card was added (the owner's manual): its report goes
+        # through the transaction queue, journaled, so neither an outage nor a power cut before
+        # the CSMS answers loses it (sent again until answered: txqrare.failed).
         if id_tag is None:
             log.info(_TAG, "tag learning timed out")
             return
-        held[0] = id_tag
-        if held[1] is None:
-            held[1] = asyncio.create_task(report())
-
-    async def report():
         try:
-            while held[0] is not None:
-                tag = held[0]
-                if s.online():
-                    try:
-                        await s.rpc.call("DataTransfer", {"vendorId": "borne",
-                                                          "messageId": "tagLearned", "data": tag})
-                    except CallError as e:  # answered: a CSMS without it
-                        log.warn(_TAG, "tagLearned %s refused: %s", tag, e)
-                    except Exception as e:
-                        log.warn(_TAG, "tagLearned %s not answered (%s): sent again",
-                                 tag, type(e).__name__)
-                        await asyncio.sleep_ms(_RETRY_MS)
-                        continue
-                    if held[0] == tag:
-                        held[0] = None
-                else:
-                    await asyncio.sleep_ms(_RETRY_MS)
-        finally:
-            held[1] = None
+            s.queue.add("DataTransfer", {"vendorId": "borne", "messageId": "tagLearned",
+                                         "data": id_tag}, None)
+        except Exception as e:  # (no memory, none left to hold it: lost, said so)
+            log.exc(_TAG, "tagLearned %s lost" % id_tag, e)
 
     async def data_transfer(p):
         # vendorId and messageId are CiStrings (1.6 DataTransfer.req): any case is ours.

@@ -1153,3 +1153,136 @@ def test_a_stop_with_a_long_transaction_data_is_journaled_not_lost():
         else:
             assert data == [], "a stop too long for the journal goes without its data"
         assert st.load("session", {}) == {}
+
+
+# -- a session's document left behind after its stop went -------------------------------------
+def _delivered_then_rebooted(name, fail):
+    # A session charged and stopped; `fail(store, connector)` (-> its undo) keeps its document
+    # on flash after its StopTransaction was journaled (a removal the flash ignores, no memory
+    # to load connrare.py); the flash frees (if `fail` filled it), the stop is delivered (its
+    # transactionId forgotten), then the charger reboots. -> (the session's ref, the next
+    # boot's (st, w, c, t)).
+    from ocpp_client.transactions import Transactions
+
+    st = Store(name)
+    w, cfg, c = _connector(st)
+    s = _BootSession(c, st, cfg)
+    t = Transactions(s)
+    for coro in s.tasks:
+        coro.close()
+    q = t.txq
+    rpc = _NoInfoRpc(41)
+    _plug_and_start(w, c)
+    ref = c.session_ref
+    with Logs():
+        asyncio.run(q.deliver(rpc))
+        undo = fail(st, c)
+        try:
+            w.ev = "A"
+            _polls(c, 6)
+            _free()
+            asyncio.run(q.deliver(rpc))
+        finally:
+            _free()
+            undo()
+    assert not w.relay and c.session is None and len(q) == 0
+    assert [(a, tid) for a, tid, _ in rpc.sent] == [(START, None), (STOP, 41)], rpc.sent
+    assert q.ids == {} and st.load("session", {}).get("ref") == ref
+    with Logs():
+        return ref, _boot(name)
+
+
+class _NoInfoRpc(MidRpc):
+    # (a StartTransaction.conf without idTagInfo: no authorization cache to update here)
+    async def call(self, action, payload, on_result=None, mid=None):
+        self.sent.append((action, payload.get("transactionId"), mid))
+        await asyncio.sleep_ms(0)
+        return _answered({"transactionId": self.tid} if action == START else {}, on_result)
+
+
+def _removal_ignored(st, c):
+    # store._remove swallows an OSError (a failing flash): the session's document stays.
+    remove = Store.remove
+    Store.remove = lambda self, n: None if n == "session" else remove(self, n)
+
+    def undo():
+        Store.remove = remove
+    return undo
+
+
+def _no_memory_for_the_removal(st, c):
+    # The stop held in RAM (the flash full), journaled once the flash frees (the delivery), and
+    # no memory then to load connrare.py for its document's removal (transactions.py).
+    import ocpp_client.transactions as tx
+
+    rare = tx.rare
+
+    def no_memory(mod, name, *a):
+        if name == "stop_journaled":
+            raise MemoryError("injected")
+        return rare(mod, name, *a)
+
+    _fill("journal")
+    tx.rare = no_memory
+
+    def undo():
+        tx.rare = rare
+    return undo
+
+
+def _not_booked_again(name, fail):
+    # Booked again, the CSMS got a NEW StartTransaction and a StopTransaction (PowerLoss) for
+    # the session: one charge billed twice.
+    ref, (st, w, c, t) = _delivered_then_rebooted(name, fail)
+    assert [rec["a"] for _, rec in t.txq.j.pending()] == [], "the session booked again"
+    assert all(s["ref"] != ref for s, _ in c.power_cut_stops), c.power_cut_stops
+    assert st.load("session", {}) == {}, "the document left behind is still there"
+    _plug_and_start(w, c)
+    assert w.relay and c.session_ref != ref
+
+
+def test_a_session_whose_stop_went_is_not_booked_again_from_a_document_left_behind():
+    _not_booked_again("ff_left_doc", _removal_ignored)
+
+
+def test_a_held_stop_whose_document_could_not_go_is_not_booked_again():
+    _not_booked_again("ff_left_held", _no_memory_for_the_removal)
+
+
+# -- sessions of boots that began with the same clock -----------------------------------------
+class _Frozen:
+    # The connector's time module in a boot offline after a power cut: the ESP32 counts from
+    # 2000-01-01, and a start at a fixed delay after boot (free charging, the EV plugged in
+    # through the cut) comes at the same ms since boot each time.
+    ticks_add = staticmethod(__import__("time").ticks_add)
+    ticks_diff = staticmethod(__import__("time").ticks_diff)
+
+    @staticmethod
+    def ticks_ms():
+        return 5123
+
+
+def test_sessions_of_boots_that_began_alike_keep_their_own_refs_and_stops():
+    # Each of two boots starts a session at the same clock second and ms since boot, and the
+    # power goes during each. Built from those alone, both sessions had one ref: the third boot
+    # took the stop journaled for the first (PowerLoss, still queued: offline) for the second's,
+    # which never got one (its transaction open at the CSMS for good).
+    import clock
+    import evse.connector as cm
+
+    now_ms = clock.now_ms
+    clock.now_ms = lambda: 946684805123
+    cm.time = _Frozen
+    try:
+        ref = _cut_mid_session("ff_same_refs")  # boot 1: a session, then the power goes
+        with Logs():
+            st, w, c, t = _boot("ff_same_refs")  # boot 2: ends it, then a new one, the power goes
+            _plug_and_start(w, c)
+            ref2 = c.session_ref
+            st, w, c, t = _boot("ff_same_refs")  # boot 3
+    finally:
+        clock.now_ms = now_ms
+        cm.time = __import__("time")
+    assert [(rec["a"], rec["r"]) for _, rec in t.txq.j.pending()] == [
+        (START, ref), (STOP, ref), (START, ref2), (STOP, ref2)], list(t.txq.j.pending())
+    assert ref2 != ref, "two sessions under one ref"
