@@ -375,3 +375,22 @@ async def test_the_energy_register_never_steps_down_across_a_power_cut(
         await asyncio.sleep(6)  # a meter sample after the boot
         kwh = _energy(sub)
         assert kwh == sorted(kwh), f"the energy register stepped down: {kwh}"
+
+
+async def test_a_busy_link_to_a_live_broker_is_kept(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # Keep alive is 60 s: the charger pings when it sent nothing for half of it, and drops
+    # the link when it heard nothing for 1.5 times it. Values going out every 5 s while
+    # charging (QoS 0: no answer) must not make a live broker look silent: the link dropped
+    # every 90 s, and the broker sent the will, "offline", to Home Assistant each time.
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        n = len(sub.msgs)
+        await asyncio.sleep(100)
+        avail = [m.text for m in sub.msgs[n:] if m.topic == f"{BASE}/availability"]
+        assert avail == [], f"availability while charging: {avail}"
+        assert not [ln for ln in sim.agent.all_lines if "broker:" in ln]
+        assert any(m.topic == f"{BASE}/power" for m in sub.msgs[n:])

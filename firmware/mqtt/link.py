@@ -94,6 +94,7 @@ class Link(MQTTClient):
         self.on_up = None  # fn(): the session is accepted; subscribe and publish the state
         self._err = None
         self._rx_ms = self._tx_ms = 0
+        self._pinged = False  # a PINGREQ since the last bytes in
         self.dropped = 0
 
     # -- what the feature calls ---------------------------------------------------------------
@@ -200,6 +201,7 @@ class Link(MQTTClient):
     async def _pump(self, w):
         start = now = time.ticks_ms()
         self._rx_ms = self._tx_ms = now
+        self._pinged = False
         ka = self.keepalive * 1000
         while True:
             if self._err is not None:
@@ -210,9 +212,13 @@ class Link(MQTTClient):
             if ka:
                 if time.ticks_diff(now, self._rx_ms) > ka * 3 // 2:
                     raise OSError("the broker went silent")
-                if self.up and time.ticks_diff(now, self._tx_ms) > ka // 2:
+                # Ping when nothing went out, and when nothing came in, for half of it: QoS 0
+                # values sent every 5 s get no answer, and a live broker must not look silent.
+                if self.up and (time.ticks_diff(now, self._tx_ms) > ka // 2 or (
+                        not self._pinged and time.ticks_diff(now, self._rx_ms) > ka // 2)):
                     try:
                         self.ping()
+                        self._pinged = True
                     except OSError:
                         pass  # the buffer is full: data is about to go anyway
             n = self.pipe.n
@@ -242,6 +248,7 @@ class Link(MQTTClient):
                 if n == 0:
                     raise OSError("the broker closed the connection")
                 self._rx_ms = time.ticks_ms()
+                self._pinged = False
                 if self.skip:
                     k = min(self.skip, n)
                     self.skip -= k
