@@ -141,6 +141,9 @@ class Link(MQTTClient):
     async def session(self):
         # Connects, logs in, then moves bytes until the connection fails; raises why.
         tls, host = self.ctx is not None, self.server
+        # Cleared before the first wait: a close() while connecting (the settings changed) then
+        # ends this session as soon as it is open, not forgotten with the link left unfed.
+        self._err = None
         ip = await dns.resolve(host, self.resolver() if self.resolver else None, self.memo)
         if tls:
             coro = asyncio.open_connection(ip, self.port, ssl=self.ctx, server_hostname=host)
@@ -148,7 +151,6 @@ class Link(MQTTClient):
             coro = asyncio.open_connection(ip, self.port)
         r, w = await asyncio.wait_for_ms(coro, _OPEN_MS)
         self.pipe.n = self.rn = self.skip = self.dropped = 0
-        self._err = None
         self.up = False
         reader = None
         try:
