@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from borne.csms import Csms
 from borne.sim.mqttopts import MqttOptions
+from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
 from mqttpeer import PASSWORD, USER, Broker, Subscriber
 from ocpp.v16 import call
@@ -342,3 +343,54 @@ async def test_power_current_and_voltage_are_unknown_while_the_meter_fails(
         v = await sub.wait(lambda m: m.topic == f"{BASE}/voltage_l1" and m.text != "None",
                            "the voltage once the meter is back", timeout=30, after=n)
         assert 200 < float(v.text) < 260
+
+
+def _energy(sub: Subscriber) -> list[float]:
+    return [float(m.text) for m in sub.msgs if m.topic == f"{BASE}/energy" and m.text != "None"]
+
+
+async def test_the_energy_register_never_steps_down_across_a_power_cut(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # Energy is total_increasing in HA: a lower value reads as a meter reset (HA then counts
+    # the whole register again) or, within 10 %, as a fall of the sum. An S0 meter's count
+    # restarts at boot from its base saved once a minute: the register published every 5 s
+    # before a power cut was above what the charger counted from after it.
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    s = Simulator(flash, cp_id=CP_ID, csms_url=csms.url, mqtt=opts,
+                  fitted=Fitted(meter_model="pulse"))
+    async with running(s) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        await control("load", amps=32)
+        await sub.wait(lambda m: m.topic == f"{BASE}/session"
+                       and json.loads(m.payload)["energy_kwh"] >= 0.03, "30 Wh charged",
+                       timeout=60)
+        await asyncio.sleep(5)  # a meter sample more
+        await control("power_cut")
+        await control("power_on")
+        n = len(sub.msgs)
+        await sub.value(f"{BASE}/availability", "online", timeout=60, after=n)
+        await csms.wait_call("StopTransaction", timeout=60)
+        await asyncio.sleep(6)  # a meter sample after the boot
+        kwh = _energy(sub)
+        assert kwh == sorted(kwh), f"the energy register stepped down: {kwh}"
+
+
+async def test_a_busy_link_to_a_live_broker_is_kept(
+    csms: Csms, flash: Path, broker: Broker, sub: Subscriber
+) -> None:
+    # Keep alive is 60 s: the charger pings when it sent nothing for half of it, and drops
+    # the link when it heard nothing for 1.5 times it. Values going out every 5 s while
+    # charging (QoS 0: no answer) must not make a live broker look silent: the link dropped
+    # every 90 s, and the broker sent the will, "offline", to Home Assistant each time.
+    opts = MqttOptions(broker.url, USER, PASSWORD)
+    async with running(_sim(csms, flash, opts)) as sim, controlling(sim) as control:
+        await sub.value(f"{BASE}/availability", "online")
+        await _charging(csms, control, TAG)
+        n = len(sub.msgs)
+        await asyncio.sleep(100)
+        avail = [m.text for m in sub.msgs[n:] if m.topic == f"{BASE}/availability"]
+        assert avail == [], f"availability while charging: {avail}"
+        assert not [ln for ln in sim.agent.all_lines if "broker:" in ln]
+        assert any(m.topic == f"{BASE}/power" for m in sub.msgs[n:])

@@ -5,6 +5,7 @@ never a relay change; charging and OCPP go on; finished sessions wait on flash f
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -265,3 +266,32 @@ async def test_a_provisioned_prefix_mqtt_cannot_take_falls_back_to_the_default(
             await sub.value(f"{BASE}/availability", "online", timeout=30)
     finally:
         sub.close()
+
+
+async def test_a_setting_changed_while_connecting_is_taken(
+    csms: Csms, flash: Path, broker: Broker
+) -> None:
+    # The CSMS changes the topic prefix while the charger resolves the broker's name (a slow
+    # resolver). The change closed the connection before it was open, and the opening forgot
+    # it: the link came up with the old settings and nothing fed it, so nothing but
+    # "online" was ever published, until the broker went away.
+    dns = DnsServer({"mqtt.home.test": "127.0.0.1"})
+    dns_addr = await dns.start()
+    dns.hold()
+    opts = MqttOptions(f"mqtt://mqtt.home.test:{broker.port}", USER, PASSWORD, dns=dns_addr)
+    sub = Subscriber(broker, [f"home/ev/{CP_ID}/#", f"{BASE}/#"])
+    try:
+        async with running(_sim(csms, flash, opts)):
+            await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+            cp = csms.charge_points[CP_ID]
+            dns.queries.clear()
+            await dns.wait_query("mqtt.home.test")  # an attempt is resolving
+            res = await cp.call(call.ChangeConfiguration(key="BorneMqttPrefix", value="home/ev"))
+            assert res.status == "Accepted"
+            await asyncio.sleep(0.7)  # the feeder's turn (500 ms) while the name resolves
+            dns.release()
+            await sub.value(f"home/ev/{CP_ID}/availability", "online", timeout=30)
+            await sub.wait(lambda m: m.topic == f"home/ev/{CP_ID}/status", "the status", 10)
+    finally:
+        sub.close()
+        dns.stop()

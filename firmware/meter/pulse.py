@@ -34,7 +34,8 @@ class PulseMeter:
         self._last_count = pulses.count
         self._last_pulse_ms = None
         self._interval_ms = None
-        self._saved_wh = self.base_wh
+        # The register as saved: a power cut goes back to it, never below (mqtt/ publishes it)
+        self.saved_wh = self.base_wh
         self._saved_ms = time.ticks_ms()
 
     def energy_wh(self):
@@ -63,7 +64,7 @@ class PulseMeter:
             # power from the last pulse interval, decaying if the next pulse is overdue
             since = time.ticks_diff(now, self._last_pulse_ms)
             out[_P] = 3600000.0 * self.wh_per_pulse / max(iv, since)
-        if self.store and e != self._saved_wh and time.ticks_diff(now, self._saved_ms) >= _CHECKPOINT_MS:
+        if self.store and e != self.saved_wh and time.ticks_diff(now, self._saved_ms) >= _CHECKPOINT_MS:
             self.checkpoint(now)
 
     def keep(self, wh):
@@ -72,7 +73,7 @@ class PulseMeter:
         e = self.energy_wh()
         if wh > e:
             self.base_wh += wh - e
-        if self.store and self.energy_wh() != self._saved_wh:
+        if self.store and self.energy_wh() != self.saved_wh:
             try:
                 self.checkpoint()
             except OSError:
@@ -83,5 +84,5 @@ class PulseMeter:
             return
         e = self.energy_wh()
         self.store.save(_DOC, {"wh": e})
-        self._saved_wh = e
+        self.saved_wh = e
         self._saved_ms = time.ticks_ms() if now is None else now

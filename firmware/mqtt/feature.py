@@ -335,8 +335,12 @@ class Mqtt:
                 u = L["voltage_v"][i]
                 if u is not None:
                     v["voltage_l%d" % (i + 1)] = "%.1f" % u
-            if L.get("energy_wh") is not None:
-                v["energy"] = "%.3f" % (L["energy_wh"] / 1000)
+            e = L.get("energy_wh")
+            if e is not None:
+                # HA's total_increasing: a step down reads as a meter reset. An S0 counter
+                # (meter/pulse.py) loses its pulses since the last save at a power cut: the
+                # saved register, which the next boot counts on from.
+                v["energy"] = "%.3f" % (getattr(m.source, "saved_wh", e) / 1000)
         else:
             # The meter failing: a retained 11 kW would be shown as current. "None" is what HA's
             # MQTT sensor takes as unknown (an empty payload it ignores); the energy total stays.

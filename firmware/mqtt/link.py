@@ -94,6 +94,7 @@ class Link(MQTTClient):
         self.on_up = None  # fn(): the session is accepted; subscribe and publish the state
         self._err = None
         self._rx_ms = self._tx_ms = 0
+        self._pinged = False  # a PINGREQ since the last bytes in
         self.dropped = 0
 
     # -- what the feature calls ---------------------------------------------------------------
@@ -140,6 +141,9 @@ class Link(MQTTClient):
     async def session(self):
         # Connects, logs in, then moves bytes until the connection fails; raises why.
         tls, host = self.ctx is not None, self.server
+        # Cleared before the first wait: a close() while connecting (the settings changed) then
+        # ends this session as soon as it is open, not forgotten with the link left unfed.
+        self._err = None
         ip = await dns.resolve(host, self.resolver() if self.resolver else None, self.memo)
         if tls:
             coro = asyncio.open_connection(ip, self.port, ssl=self.ctx, server_hostname=host)
@@ -147,7 +151,6 @@ class Link(MQTTClient):
             coro = asyncio.open_connection(ip, self.port)
         r, w = await asyncio.wait_for_ms(coro, _OPEN_MS)
         self.pipe.n = self.rn = self.skip = self.dropped = 0
-        self._err = None
         self.up = False
         reader = None
         try:
@@ -200,6 +203,7 @@ class Link(MQTTClient):
     async def _pump(self, w):
         start = now = time.ticks_ms()
         self._rx_ms = self._tx_ms = now
+        self._pinged = False
         ka = self.keepalive * 1000
         while True:
             if self._err is not None:
@@ -210,9 +214,13 @@ class Link(MQTTClient):
             if ka:
                 if time.ticks_diff(now, self._rx_ms) > ka * 3 // 2:
                     raise OSError("the broker went silent")
-                if self.up and time.ticks_diff(now, self._tx_ms) > ka // 2:
+                # Ping when nothing went out, and when nothing came in, for half of it: QoS 0
+                # values sent every 5 s get no answer, and a live broker must not look silent.
+                if self.up and (time.ticks_diff(now, self._tx_ms) > ka // 2 or (
+                        not self._pinged and time.ticks_diff(now, self._rx_ms) > ka // 2)):
                     try:
                         self.ping()
+                        self._pinged = True
                     except OSError:
                         pass  # the buffer is full: data is about to go anyway
             n = self.pipe.n
@@ -242,6 +250,7 @@ class Link(MQTTClient):
                 if n == 0:
                     raise OSError("the broker closed the connection")
                 self._rx_ms = time.ticks_ms()
+                self._pinged = False
                 if self.skip:
                     k = min(self.skip, n)
                     self.skip -= k
