@@ -204,9 +204,20 @@ class Rpc:
             self._pending_id = mid
             self._on_result = on_result
             self._answer = None
-            try:  # bounded too: a peer gone without FIN/RST blocks a write for a minute
-                await within(ws.send(json.dumps([_CALL, mid, action, payload])),
-                             max(1, limit - time.ticks_diff(time.ticks_ms(), t0)))
+            # The writer's turn (an answer or a ping may be going out): not in time, nothing went
+            # out and the link may be fine (a long answer on a slow link), so NotSent; whoever
+            # holds the turn bounds its own write.
+            text = json.dumps([_CALL, mid, action, payload])
+            wt = getattr(ws, "writing", None)
+            if wt is not None and not await wt.take(
+                    max(1, limit - time.ticks_diff(time.ticks_ms(), t0))):
+                log.warn(_TAG, "%s not sent: the link was writing for %d ms", action, limit)
+                self.quiet = True
+                raise NotSent(action)
+            try:  # bounded too: a peer gone without FIN/RST blocks a write for a minute (at
+                # least 1 s: a frame whose turn came at the deadline still gets a fair try)
+                await within(ws.send(text, True) if wt is not None else ws.send(text),
+                             max(1000, limit - time.ticks_diff(time.ticks_ms(), t0)))
             except asyncio.TimeoutError:
                 # The link takes no data: the frame may be half out, so no frame more goes on
                 # it and the session drops it (on_dead); the tap is decided offline now.

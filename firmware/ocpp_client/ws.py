@@ -412,11 +412,11 @@ class WebSocket:
         # A payload longer than the send buffer goes out in pieces through it (masked piece by
         # piece: each a multiple of 4 bytes, so the key stays aligned), never copied whole.
         # `held`: the caller took the writer's turn already.
-        pv = memoryview(payload)
-        n = len(pv)
         if not held:
             await self.turn()
         try:
+            pv = memoryview(payload)
+            n = len(pv)
             buf, w = self._tx, self.w  # (w kept: an abort() meanwhile lets self.w go)
             if buf is None:
                 raise WsClosed("send on a closed socket")
@@ -456,10 +456,13 @@ class WebSocket:
         if not await self.writing.take():
             raise WsClosed("no turn to write for a day and a half: the link is stuck")
 
-    async def send(self, text):
+    async def send(self, text, held=False):
+        # held: the caller took the writer's turn (rpc.call, to bound its wait apart).
         if self.closed:
+            if held:
+                self.writing.give()
             raise WsClosed("send on a closed socket")
-        await self._send_frame(OP_TEXT, text)
+        await self._send_frame(OP_TEXT, text, held)
 
     async def send_json(self, obj):
         # A text message of json.dumps(obj); a long one is never built whole (wsjson.py).
