@@ -33,6 +33,7 @@ from ocpp.v16.enums import (
     RegistrationStatus,
 )
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from borne.ocpp_schema import FrameChecker
 
@@ -134,6 +135,11 @@ class _Recorder:
             # The first answer stands: a CALL stalled on a link that died meanwhile may be
             # answered again there after its repeat was answered on the new link.
             self.csms.answered.setdefault((self.cp_id, m[1]), raw)
+            # An answer the charger hung up before: the frames it sent before closing are
+            # still to be read (a Reset.conf behind a stalled Authorize), not dropped with it.
+            with contextlib.suppress(ConnectionClosed):
+                await self.conn.send(raw)
+            return
         await self.conn.send(raw)
 
 

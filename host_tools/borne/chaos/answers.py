@@ -19,7 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from borne.chaos.campaigns import CP_ID, Result, Rig, _check_csms, _drained, _ledger, rig
+from borne.chaos.campaigns import (
+    CP_ID,
+    Result,
+    Rig,
+    _check_csms,
+    _check_idle_status,
+    _drained,
+    _ledger,
+    rig,
+)
 from borne.sim.agent import EXIT_RESET
 
 TAGS = ("04A1B2C3", "04D5E6F7", "0A0B0C0D")
@@ -283,6 +292,7 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
         await _drained(r, 120)
         _ledger(res, r)
         _check_csms(res, r)
+        await _check_idle_status(res, r, ("Available", "Unavailable", "Reserved"), 130)
         res.figures["rounds"] = n
         res.figures["ops"] = dict(sorted(ops.items()))
         res.figures["csms"] = dict(sorted(plan.figures.items()))

@@ -176,6 +176,24 @@ async def _drained(r: Rig, timeout: float = 90) -> None:
     await asyncio.sleep(1.5)  # anything sent twice would arrive now
 
 
+async def _check_idle_status(res: Result, r: Rig, allowed: tuple[str, ...] = ("Available",),
+                             wait: float = 5) -> None:
+    """Drained, nothing plugged: the charger's connector 1 is idle within `wait` seconds (a tap
+    waiting for a plug is Preparing up to ConnectionTimeOut) and the CSMS was told so (its
+    latest StatusNotification for it is the charger's status): no status that lies."""
+    assert r.csms is not None
+    with contextlib.suppress(TimeoutError):
+        await r.until(lambda s: s["ocpp"]["status"] in allowed, "connector 1 idle", wait)
+    await asyncio.sleep(1.5)  # (MinimumStatusDuration)
+    own = r.state()["ocpp"]["status"]
+    told = [f.payload["status"] for f in r.csms.calls("StatusNotification")
+            if f.payload.get("connectorId") == 1]
+    if own not in allowed:
+        res.bad(f"connector 1 {own} when idle and unplugged")
+    if told[-1:] != [own]:
+        res.bad(f"the CSMS was last told connector 1 is {told[-1:]}, the charger says {own}")
+
+
 def _answer_times(csms: Csms) -> list[float]:
     """How long the CSMS took to answer the charger's transaction messages (seconds): the part
     of the repeat window a cut falls into between our answer leaving and the charger's ack."""
@@ -236,6 +254,7 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
         await _drained(r)
         _ledger(res, r)
         _check_csms(res, r)
+        await _check_idle_status(res, r)
         assert r.csms is not None
         reasons = Counter(f.payload["reason"] for f in r.csms.calls("StopTransaction"))
         res.figures["cuts"] = n + where["redelivery"]
@@ -311,6 +330,7 @@ async def net_cuts(rng: random.Random, n: int, workdir: Path, longest: float = 6
         await _drained(r)
         _ledger(res, r)
         _check_csms(res, r)
+        await _check_idle_status(res, r)
         res.figures["cuts"] = n
         res.figures["longest_cut_s"] = longest
         res.figures["boots"] = r.boots()
@@ -425,6 +445,7 @@ async def mixed(rng: random.Random, n: int, workdir: Path) -> Result:
         await _drained(r, 120)
         _ledger(res, r)
         _check_csms(res, r)
+        await _check_idle_status(res, r, wait=65)  # (a tap may wait for a plug)
         res.figures["rounds"] = n
         res.figures["events"] = dict(where)
         res.figures["boots"] = r.boots()
