@@ -263,11 +263,12 @@ async def test_every_pilot_fault_opens_the_relay_and_charging_resumes_after(
         assert (await control("fault", kind=kind))["ok"]
         st = await control.wait_state(lambda s: not s["relay"], f"the relay open on {kind}")
         assert st["power_w"] == 0
-        # OtherError says which in vendorErrorCode (1.6: "more information in vendorErrorCode")
-        f = await csms.wait_call("StatusNotification", lambda p: p["status"] == "Faulted",
-                                 after=n)
+        # OtherError says which in vendorErrorCode (1.6: "more information in vendorErrorCode").
+        # A shorted pilot may read as a missing diode for a sample on its way to state E: the
+        # CSMS is told again when the fault turns out to be another.
+        f = await csms.wait_call("StatusNotification", lambda p, v=vendor: p["status"] ==
+                                 "Faulted" and p.get("vendorErrorCode") == v, after=n)
         assert f.payload["errorCode"] == "OtherError", f.payload
-        assert f.payload.get("vendorErrorCode") == vendor, f.payload
         n = len(csms.frames)
         await control("fault", kind="clear")
         await control.wait_state(lambda s: s["relay"], f"charging again after {kind} cleared")

@@ -143,6 +143,7 @@ class Connector:
         self._scheduled = None
         self.cp_wide = False  # connector 0 Unavailable too: made inoperative as a whole
         self._status = {0: None, 1: None}
+        self._vendor = None  # connector 1's vendorErrorCode last reported (vendor_error)
         self._authorizing = False
         self._checkpoint_ms = 0  # time.ticks_ms of the last checkpoint (or the start)
         # Sessions the last power cut left unfinished (stopped, waiting for the final reading;
@@ -893,8 +894,14 @@ class Connector:
     def _report(self):
         for cid in (0, 1):
             st = self._compute_status(cid)
-            if st != self._status[cid]:
+            # A fault that turns into another under the same OtherError (a shorted pilot read
+            # as a missing diode for a sample, then as state E) is reported again: the CSMS
+            # learns what it is from vendorErrorCode.
+            v = self.vendor_error(cid, st[0], st[1]) if cid else None
+            if st != self._status[cid] or (cid and v != self._vendor):
                 self._status[cid] = st
+                if cid:
+                    self._vendor = v
                 # Listeners first: a MemoryError in the log line or the telemetry after this
                 # must not keep the new status from the OCPP client.
                 self._emit("on_status", cid, st[0], st[1])
