@@ -479,6 +479,38 @@ async def test_stop_transaction_carries_the_clock_aligned_readings(
     assert aligned == sorted(aligned) and aligned[0] >= start, (start, aligned)
 
 
+async def test_a_clock_aligned_reading_is_taken_only_at_a_boundary_crossed(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 9.1.5: a clock-aligned reading is the register at a boundary of the interval's grid
+    # (from midnight), taken as the clock passes it. A change of ClockAlignedDataInterval sent a
+    # reading at once for the new grid's last boundary, long past: the session's register now,
+    # stamped midnight (moved up to the session's start), a Sample.Clock value at the start
+    # above meterStart, which a billing check of the intervals reads as energy never delivered.
+    cp = await _ready(csms, ClockAlignedDataInterval="2",
+                      MeterValuesAlignedData="Energy.Active.Import.Register",
+                      StopTxnAlignedData="Energy.Active.Import.Register")
+    tx = await _charging(csms, control)
+    await csms.wait_for(lambda: len(_sent_readings(csms, tx, "Sample.Clock")) >= 2, 10,
+                        "two clock-aligned readings")
+    before = (await control("state"))["energy_wh"]
+    await control.wait_state(lambda s: s["energy_wh"] >= before + 3, "some energy delivered")
+    n = len(csms.calls("MeterValues"))
+    assert (await cp.call(call.ChangeConfiguration(key="ClockAlignedDataInterval",
+                                                   value="86400"))).status == "Accepted"
+    await asyncio.sleep(2)
+    late = [mv for f in csms.calls("MeterValues")[n:] for mv in f.payload["meterValue"]
+            if mv["sampledValue"][0]["context"] == "Sample.Clock"]
+    assert not late, f"a reading for a boundary not crossed: {late}"
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    stop = (await csms.wait_call("StopTransaction")).payload
+    start = csms.calls("StartTransaction")[0].payload
+    clock = [mv for mv in stop["transactionData"]
+             if mv["sampledValue"][0]["context"] == "Sample.Clock"]
+    assert all(int(mv["sampledValue"][0]["value"]) == start["meterStart"] for mv in clock
+               if mv["timestamp"] <= start["timestamp"]), (start, clock)
+
+
 async def test_stop_transaction_carries_the_periodic_samples_within_its_bound(
     csms: Csms, control: Control
 ) -> None:

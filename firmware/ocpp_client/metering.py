@@ -16,7 +16,8 @@ _TAG = const("ocpp")
 class Metering:
     def __init__(self, s):
         self.s = s
-        self._aligned_slot = None
+        self._aligned_slot = 0  # the last boundary reported (unix s)
+        self._aligned_at = None  # the clock at the last look, None: not looking
         s.tasks.append(("metering", self.run))  # supervised: restarted after a failure
         s.triggers["MeterValues"] = self.trigger
 
@@ -42,15 +43,22 @@ class Metering:
             if aligned > 0 and clock.synced():
                 now = clock.now()
                 # Intervals counted from each midnight (1.6: "evenly spaced ... per day, starting
-                # at 00:00:00"), also for an interval that does not divide a day.
+                # at 00:00:00"), also for an interval that does not divide a day. A reading only
+                # for a boundary the clock passed since the last look, each once: a new
+                # interval's grid, or a clock set back, has no boundary to report yet (its last
+                # one is past: a reading stamped then would carry the register of now).
                 slot = now - now % 86400 % aligned
-                if self._aligned_slot is not None and slot != self._aligned_slot:
+                prev = self._aligned_at
+                if prev is not None and prev < slot and slot > self._aligned_slot:
+                    self._aligned_slot = slot
                     if ref:
                         self._tx_values(ref, "MeterValuesAlignedData", "StopTxnAlignedData",
                                         "Sample.Clock", slot * 1000)
                     else:
                         self._aligned_values(slot)
-                self._aligned_slot = slot
+                self._aligned_at = now
+            else:
+                self._aligned_at = None
 
     def _tx_values(self, ref, key, stop_key, context, ms):
         # A transaction's reading: its MeterValues, journaled with the register and the time
