@@ -223,3 +223,33 @@ async def test_a_status_sent_on_a_link_found_dead_is_reported_after_the_reconnec
         "StatusNotification", lambda p: p["connectorId"] == 1 and p["status"] == "Preparing",
         after=n, timeout=20)
     assert f.payload["errorCode"] == "NoError"
+
+
+async def test_a_session_after_an_offline_boot_has_its_clock_aligned_readings(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 9.1.5: clock-aligned readings at every boundary of the interval's grid. A boot offline
+    # (a watchdog reset, a power cut on a board whose clock kept the time) took none until the
+    # CSMS had set the clock, though the clock was trusted: a session charged offline had its
+    # periodic samples but no Sample.Clock reading for the whole outage.
+    await _setup(csms, BorneFreeCharging="true", ClockAlignedDataInterval="2",
+                 MeterValuesAlignedData="Energy.Active.Import.Register")
+    await control("net", up=False)
+    await control("power_cut")
+    await control("power_on")
+    await control("plug")
+    await control("load", amps=16)
+    await control("charge")
+    await control.wait_state(lambda s: s["relay"], "charging offline (free charging)", 30)
+    await asyncio.sleep(6)
+    up = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    await control("net", up=True)
+    start = await csms.wait_call("StartTransaction", timeout=30)
+    tx = (await csms.answer_to(start))["transactionId"]
+    await csms.wait_for(lambda: any(f.payload.get("transactionId") == tx and any(
+        mv["timestamp"] > up for mv in f.payload["meterValue"]) for f in csms.calls(
+        "MeterValues")), 20, "the readings since the reconnection")
+    offline = [mv["timestamp"] for f in csms.calls("MeterValues") for mv in f.payload["meterValue"]
+               if f.payload.get("transactionId") == tx and mv["timestamp"] < up
+               and mv["sampledValue"][0]["context"] == "Sample.Clock"]
+    assert len(offline) >= 2, f"the clock-aligned readings while offline: {offline}"

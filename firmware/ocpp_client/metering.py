@@ -40,7 +40,8 @@ class Metering:
             elif not ref:
                 last_periodic = now_ms
             aligned = s.config.get("ClockAlignedDataInterval")
-            if aligned > 0 and clock.synced():
+            # (a trusted clock, not only one the CSMS set: a boot offline has readings too)
+            if aligned > 0 and clock.trusted():
                 now = clock.now()
                 # Intervals counted from each midnight (1.6: "evenly spaced ... per day, starting
                 # at 00:00:00"), also for an interval that does not divide a day. A reading only
