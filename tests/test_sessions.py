@@ -589,6 +589,33 @@ async def test_a_meter_values_trigger_names_the_transaction_on_its_connector_onl
     assert "transactionId" not in both[0] and both[1].get("transactionId") == tx, both
 
 
+async def test_current_offered_is_the_pilots_offer_while_the_ev_suspends(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 Measurand Current.Offered: "maximum current offered to EV", what the pilot's duty
+    # cycle signals. With the EV pausing (SuspendedEV: the charger offers, the EV takes nothing)
+    # it was "0", the figure of an offer cut by the charger (SuspendedEVSE): a load manager read
+    # its limit as not applied, the status as a lie.
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    assert (await cp.call(call.ChangeConfiguration(
+        key="MeterValuesSampledData", value="Current.Offered,Power.Offered"))).status == "Accepted"
+    await control("pause")
+    n = len(csms.frames)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "SuspendedEV", after=n)
+    st = await control.wait_state(lambda s: not s["relay"], "the relay to open")
+    assert st["pwm_duty"] < 100, st
+    offer = round(st["pwm_duty"] * 0.6, 1)
+    n = len(csms.frames)
+    assert (await cp.call(call.TriggerMessage(requested_message="MeterValues",
+                                              connector_id=1))).status == "Accepted"
+    mv = await csms.wait_call("MeterValues", after=n)
+    assert mv.payload.get("transactionId") == tx
+    values = {sv["measurand"]: float(sv["value"]) for sv in mv.payload["meterValue"][0][
+        "sampledValue"]}
+    assert values == {"Current.Offered": offer, "Power.Offered": offer * 230 * 3}, (values, st)
+
+
 def _triggered(csms: Csms, n: int) -> list[dict[str, Any]]:
     return [f.payload for f in csms.frames[n:] if f.direction == "in" and f.is_call
             and f.action == "MeterValues"

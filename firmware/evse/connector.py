@@ -260,7 +260,7 @@ class Connector:
             self.relay = want
             self._relay_at = time.ticks_ms()
             log.info(_TAG, "relay %s", "closed" if want else "open")
-        duty = self._duty_for() if self._offering() else 100
+        duty = self._duty_for() if self.offering() else 100
         if duty != self._duty:
             if duty == 100 or self._duty is None or self._duty == 100:
                 self._watch.diode_verified = False  # PWM (re)starts: the diode is checked again
@@ -302,7 +302,8 @@ class Connector:
         # Operative (the CSMS's word) and not held by a firmware update (hold()).
         return self.operative and not self.held
 
-    def _offering(self):
+    def offering(self):
+        # The pilot offers offer_a (PWM runs), whether the EV takes it or not: Current.Offered.
         return safety.offering(self.session, self._available(), self.faults, self.offer_a)
 
     def _compute_offer(self):

@@ -39,9 +39,10 @@ def sampled(meter, connector, measurands, context):
             vals = [(None, r.get("frequency_hz"))]
             unit = None
         elif m == "Current.Offered":
-            vals = [(None, connector.offer_a if connector.relay_allowed() else 0)]
+            # What the pilot signals, also while the EV takes nothing (SuspendedEV)
+            vals = [(None, connector.offer_a if connector.offering() else 0)]
         elif m == "Power.Offered":
-            a = connector.offer_a if connector.relay_allowed() else 0
+            a = connector.offer_a if connector.offering() else 0
             vals = [(None, a * 230 * n)]
             unit = "W"
         else:

@@ -14,7 +14,7 @@ class Conn:
     def energy_wh(self):
         return 1234
 
-    def relay_allowed(self):
+    def offering(self):
         return True
 
 
