@@ -127,6 +127,31 @@ async def test_invalid_card_starts_nothing(
     assert not csms.calls("StartTransaction")
 
 
+async def test_a_card_at_an_unavailable_connector_is_refused_not_accepted(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """Inoperative (ChangeAvailability), no session can start: the card gets the refusal's red
+    flash at once, not the accepted signal of a charge that never comes, and the CSMS no
+    Authorize for it."""
+    cp = await _cp(csms, sim)
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable")
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    seen = set()
+
+    def looked(s: dict[str, Any]) -> bool:
+        seen.add(s["led"]["color"])
+        return s["led"]["color"] == "ff0000"
+
+    st = await control.wait_state(looked, "the red flash", timeout=5)
+    assert "00ff00" not in seen, "the accepted signal at a connector that cannot charge"
+    assert st["relay"] is False and st["session"] is None
+    assert not csms.calls("Authorize") and not csms.calls("StartTransaction")
+
+
 async def test_sibling_card_with_the_same_parent_stops_the_session(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

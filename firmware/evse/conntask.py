@@ -25,6 +25,8 @@ async def authorize_tag(c, id_tag):
         log.info(_TAG, "tag %s refused: connector reserved", id_tag)
         c._feedback(False)
         return
+    if (s is None or s.get("stopped")) and _cannot_start(c, id_tag):
+        return  # (no Authorize: nothing it answers could start a session)
     c._authorizing = True
     try:
         status, parent = await c.authorizer(id_tag)
@@ -48,8 +50,21 @@ async def authorize_tag(c, id_tag):
         log.info(_TAG, "tag %s refused: connector reserved", id_tag)
         c._feedback(False)
         return
+    if _cannot_start(c, id_tag):  # (it changed during the Authorize)
+        return
     c._feedback(True)
     c._authorized(id_tag, parent, "tag")
+
+
+def _cannot_start(c, id_tag):
+    # Unavailable, Faulted, a reset coming, a power cut's sessions still being ended: the
+    # accepted signal would promise a charge that never comes (connector._authorized() starts
+    # nothing then). The card is refused at the charger instead. -> True when refused.
+    if c.can_start():
+        return False
+    log.info(_TAG, "tag %s refused: no session can start now", id_tag)
+    c._feedback(False)
+    return True
 
 
 async def finish_stop(c, s, reason):
