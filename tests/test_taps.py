@@ -165,6 +165,31 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
 
+async def test_a_card_of_another_group_stops_nothing_and_is_signalled_refused(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """A card that neither started the session nor shares its parent stops nothing (1.6
+    StopTransaction: the same idTag or the same parentIdTag), and the owner is told so at the
+    charger (the refusal's red flash), not left with no answer at all."""
+    await _cp(csms, sim)
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted", "parentIdTag": "FAMILY"},
+                                             SIBLING: {"status": "Accepted",
+                                                       "parentIdTag": "NEIGHBOUR"}}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=SIBLING)
+    await csms.wait_call("Authorize", lambda p: p["idTag"] == SIBLING)
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash",
+                                  timeout=5)
+    assert st["relay"] is True and st["session"] is not None
+    assert not csms.calls("StopTransaction")
+
+
 async def test_a_card_of_the_group_named_in_the_start_conf_stops_a_remote_start(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

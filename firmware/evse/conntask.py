@@ -40,6 +40,11 @@ async def authorize_tag(c, id_tag):
             # the session, so the stopping document has it for a power cut before the journal.
             s["by"] = id_tag
             c._stop("Local")
+        else:
+            # Neither the session's card nor one of its group: it stops nothing, and says so
+            # (without a signal the owner could not tell a wrong card from a reader that missed it).
+            log.info(_TAG, "tag %s does not stop the session: %s, not of its group", id_tag, status)
+            c._feedback(False)
         return
     if status != "Accepted":
         log.info(_TAG, "tag %s refused: %s", id_tag, status)
