@@ -127,6 +127,31 @@ async def test_invalid_card_starts_nothing(
     assert not csms.calls("StartTransaction")
 
 
+async def test_a_card_at_an_unavailable_connector_is_refused_not_accepted(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """Inoperative (ChangeAvailability), no session can start: the card gets the refusal's red
+    flash at once, not the accepted signal of a charge that never comes, and the CSMS no
+    Authorize for it."""
+    cp = await _cp(csms, sim)
+    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    assert res.status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable")
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    seen = set()
+
+    def looked(s: dict[str, Any]) -> bool:
+        seen.add(s["led"]["color"])
+        return s["led"]["color"] == "ff0000"
+
+    st = await control.wait_state(looked, "the red flash", timeout=5)
+    assert "00ff00" not in seen, "the accepted signal at a connector that cannot charge"
+    assert st["relay"] is False and st["session"] is None
+    assert not csms.calls("Authorize") and not csms.calls("StartTransaction")
+
+
 async def test_sibling_card_with_the_same_parent_stops_the_session(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:
@@ -138,6 +163,31 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     stop = await _charge_then_stop_with(csms, control, SIBLING)
     # idTag: "the identifier which requested to stop the charging" (OCTT TC_069_CS)
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
+
+
+async def test_a_card_of_another_group_stops_nothing_and_is_signalled_refused(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """A card that neither started the session nor shares its parent stops nothing (1.6
+    StopTransaction: the same idTag or the same parentIdTag), and the owner is told so at the
+    charger (the refusal's red flash), not left with no answer at all."""
+    await _cp(csms, sim)
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted", "parentIdTag": "FAMILY"},
+                                             SIBLING: {"status": "Accepted",
+                                                       "parentIdTag": "NEIGHBOUR"}}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=SIBLING)
+    await csms.wait_call("Authorize", lambda p: p["idTag"] == SIBLING)
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash",
+                                  timeout=5)
+    assert st["relay"] is True and st["session"] is not None
+    assert not csms.calls("StopTransaction")
 
 
 async def test_a_card_of_the_group_named_in_the_start_conf_stops_a_remote_start(

@@ -25,6 +25,8 @@ async def authorize_tag(c, id_tag):
         log.info(_TAG, "tag %s refused: connector reserved", id_tag)
         c._feedback(False)
         return
+    if (s is None or s.get("stopped")) and _cannot_start(c, id_tag):
+        return  # (no Authorize: nothing it answers could start a session)
     c._authorizing = True
     try:
         status, parent = await c.authorizer(id_tag)
@@ -38,6 +40,11 @@ async def authorize_tag(c, id_tag):
             # the session, so the stopping document has it for a power cut before the journal.
             s["by"] = id_tag
             c._stop("Local")
+        else:
+            # Neither the session's card nor one of its group: it stops nothing, and says so
+            # (without a signal the owner could not tell a wrong card from a reader that missed it).
+            log.info(_TAG, "tag %s does not stop the session: %s, not of its group", id_tag, status)
+            c._feedback(False)
         return
     if status != "Accepted":
         log.info(_TAG, "tag %s refused: %s", id_tag, status)
@@ -48,8 +55,21 @@ async def authorize_tag(c, id_tag):
         log.info(_TAG, "tag %s refused: connector reserved", id_tag)
         c._feedback(False)
         return
+    if _cannot_start(c, id_tag):  # (it changed during the Authorize)
+        return
     c._feedback(True)
     c._authorized(id_tag, parent, "tag")
+
+
+def _cannot_start(c, id_tag):
+    # Unavailable, Faulted, a reset coming, a power cut's sessions still being ended: the
+    # accepted signal would promise a charge that never comes (connector._authorized() starts
+    # nothing then). The card is refused at the charger instead. -> True when refused.
+    if c.can_start():
+        return False
+    log.info(_TAG, "tag %s refused: no session can start now", id_tag)
+    c._feedback(False)
+    return True
 
 
 async def finish_stop(c, s, reason):
