@@ -365,6 +365,52 @@ async def test_remote_update_over_ftp_reports_every_step_and_commits(
         assert FTP_PASSWORD not in p.read_text(errors="replace"), p
 
 
+async def test_a_location_it_cannot_download_from_fails_the_download_at_once(
+        csms: Csms, charger: tuple[Simulator, Control]) -> None:
+    """OCTT TC_044_2 (download failed): an UpdateFirmware whose location no download can use
+    (another scheme, an ftp:// folder) was ignored, logged only: the CSMS heard no
+    FirmwareStatusNotification and waited for one for ever. Now Downloading, then
+    DownloadFailed at once (no retry mends a location), as for any download that fails."""
+    for loc in ("sftp://127.0.0.1/fw.bin", "ftp://127.0.0.1/firmware/", "file:///fw.bin"):
+        n = len(csms.frames)
+        await _update(csms, loc, retries=3, retry_interval=60)
+        assert await _final(csms, n, timeout=10) == "DownloadFailed", loc
+        got = [f.payload["status"] for f in csms.frames[n:]
+               if f.direction == "in" and f.is_call and f.action == "FirmwareStatusNotification"]
+        assert got == ["Downloading", "DownloadFailed"], (loc, got)
+    cp = csms.charge_points[CP_ID]
+    n = len(csms.frames)
+    await cp.call(call.TriggerMessage(requested_message="FirmwareStatusNotification"))
+    f = await csms.wait_call("FirmwareStatusNotification", after=n)
+    assert f.payload == {"status": "Idle"}  # the failed job is over
+
+
+async def test_a_firmware_status_the_csms_refuses_is_not_sent_again_and_again(
+        csms: Csms, charger: tuple[Simulator, Control]) -> None:
+    """A FirmwareStatusNotification answered with a CALLERROR (a CSMS without Firmware
+    Management, as after a local upload, or one that failed) was sent again every 2 s for ever,
+    and the statuses behind it never went out. It is an answer: the status is dropped, as the
+    transaction queue drops a refused message that is not a transaction's, and the next one
+    goes out."""
+
+    def fail(payload: object) -> object:
+        raise NotImplementedError("no Firmware Management here")
+
+    csms.respond("FirmwareStatusNotification", fail)
+    await _update(csms, "http://127.0.0.1:1/fw.bin", retries=1)
+    assert await _final(csms, timeout=10) == "DownloadFailed"
+    await asyncio.sleep(5)
+    assert _statuses(csms) == ["Downloading", "DownloadFailed"]
+    csms.respond("FirmwareStatusNotification", None)
+    n = len(csms.frames)
+    cp = csms.charge_points[CP_ID]
+    await cp.call(call.TriggerMessage(requested_message="FirmwareStatusNotification"))
+    f = await csms.wait_call("FirmwareStatusNotification", after=n)
+    assert f.payload == {"status": "Idle"}
+    await asyncio.sleep(3)
+    assert _statuses(csms) == ["Downloading", "DownloadFailed", "Idle"]
+
+
 async def test_ftp_download_resumes_with_rest_and_a_refused_login_fails_at_once(
         csms: Csms, charger: tuple[Simulator, Control], signing_key: rsa.RSAPrivateKey,
         slot_files: list[tuple[str, bytes]], tmp_path: Path) -> None:

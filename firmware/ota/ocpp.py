@@ -7,6 +7,7 @@ import asyncio
 import board as board_mod
 import clock
 import log
+from ocpp_client.errors import CallError
 from ota.update import Updater
 
 _TAG = "ota"
@@ -96,6 +97,12 @@ class Firmware:
                 self._head = item
             try:
                 await s.rpc.call(*self._head)
+            except CallError as e:
+                # Answered with a CALLERROR (a CSMS without Firmware Management: a local upload's
+                # statuses; a CSMS's failure): dropped, as the transaction queue drops such a
+                # message (txqrare.failed). Sent again every 2 s, it was for ever, each boot
+                # anew, and held up every status behind it.
+                log.warn(_TAG, "%s %s refused (%s): dropped", self._head[0], st, e.code)
             except Exception as e:
                 log.warn(_TAG, "FirmwareStatusNotification %s not sent: %s", st, e)
                 await asyncio.sleep(2)

@@ -171,13 +171,8 @@ class Updater:
         if d["phase"] in (_TRIAL, _ITRIAL) or d["phase"] in (_VERIFY, _INSTALL) and (
                 d["local"] or d["status"] == "Installing"):
             return "an update is being installed (%s)" % d["phase"]
-        if not (location.startswith("http://") or location.startswith("https://")
-                or location.startswith("ftp://")):
-            return "location must be http://, https:// or ftp://"
-        if location.startswith("ftp://"):
-            why = _ftp_loc(location)[1]
-            if why:
-                return why
+        # A location it cannot download from is a job all the same, DownloadFailed at its first
+        # try (fetch): ignored, the CSMS heard no status at all and waited for one for ever.
         self._stop_task()
         remove(self.bundle)
         d.update(loc=location, at=retrieve_at, retries=max(0, retries), interval=max(0, interval),
@@ -608,6 +603,8 @@ async def fetch(url, path, settings, board, **kw):
         return await ftp.retr(host, port, user, password, rpath, path, **kw)
     from net import http
 
+    if not (url.startswith("http://") or url.startswith("https://")):
+        raise http.HttpError("location must be http://, https:// or ftp://", 400)  # final
     # The TLS context when an https:// URL needs it: the location's, or a redirect's from http://
     kw["tls"] = lambda: http.tls(settings, board)
     auth = None

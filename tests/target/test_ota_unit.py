@@ -112,14 +112,22 @@ def test_an_unpacked_slot_is_counted_in_flash_blocks():
     assert need == blocks * 4096, (need, blocks * 4096)
 
 
-def test_ftp_locations_name_a_file_and_their_password_stays_out_of_the_event_log():
-    from net import ftp
+async def test_ftp_locations_name_a_file_and_their_password_stays_out_of_the_event_log():
+    from net import ftp, http
 
     ev = Events()
     u = update.Updater(Store("data"), Board(), {}, Conn(), ev, "unix_sim")
-    assert "folder" in u.request("ftp://u:pw-9@127.0.0.1/fw/", 2000000000, 1, 0)
-    assert "escapes" in u.request("ftp://u:pw-9@127.0.0.1/a/../fw.bin", 2000000000, 1, 0)
-    assert "ftp://" in u.request("gopher://127.0.0.1/fw.bin", 2000000000, 1, 0)
+    assert "folder" in update._ftp_loc("ftp://u:pw-9@127.0.0.1/fw/")[1]
+    assert "escapes" in update._ftp_loc("ftp://u:pw-9@127.0.0.1/a/../fw.bin")[1]
+    # A location no download can use is a job all the same (the CSMS hears DownloadFailed, not
+    # nothing): its first try fails, final, before any connection.
+    for loc, err in (("ftp://u:pw-9@127.0.0.1/fw/", ftp.FtpError),
+                     ("gopher://127.0.0.1/fw.bin", http.HttpError)):
+        try:
+            await update.fetch(loc, "data/x.fw", {}, Board())
+            raise AssertionError("fetched " + loc)
+        except err as e:
+            assert update._final(e), (loc, e)
     assert u.request("ftp://u:pw-9@127.0.0.1:2121/fw%20x.bin", 2000000000, 1, 0) is None
     assert ev.kinds[-1] == ("fw_update", {"loc": "ftp://***@127.0.0.1:2121/fw%20x.bin"})
     assert update._ftp_loc(u.doc["loc"])[0] == ("127.0.0.1", 2121, "u", "pw-9", "/fw x.bin")
