@@ -63,7 +63,8 @@ def syntax(b):
     # '{"a":}' (read as {}) and "\\x41" (read as "x41") parse, and a CALL so broken would be run.
     # Steps by token: a string's text is crossed with find(). Values are json.loads's to check.
     b = b.encode() if isinstance(b, str) else bytes(b)  # (a memoryview has no find())
-    st = []  # the open brackets
+    st = bytearray(8)  # the open brackets, st[:d] (a byte each: a deep frame stays small)
+    d = 0
     s = 0  # expected: 0 a value, 1 a key, 2 a colon, 3 a comma or a closing bracket
     fresh = False  # just after an opening bracket: it may close at once
     i, n = 0, len(b)
@@ -71,17 +72,17 @@ def syntax(b):
         while i < n and b[i] in b" \t\r\n":
             i += 1
         if i >= n:
-            return None if s == 3 and not st else "ends early"
+            return None if s == 3 and not d else "ends early"
         c = b[i]
-        if st and c == st[-1] + 2 and (s == 3 or fresh):  # ] closes [, } closes {
-            st.pop()
+        if d and c == st[d - 1] + 2 and (s == 3 or fresh):  # ] closes [, } closes {
+            d -= 1
             s, fresh, i = 3, False, i + 1
             continue
         fresh = False
         if s == 3:
-            if not st or c != 0x2C:
+            if not d or c != 0x2C:
                 return "comma expected at %d" % i
-            s, i = 1 if st[-1] == 0x7B else 0, i + 1
+            s, i = 1 if st[d - 1] == 0x7B else 0, i + 1
         elif s == 2:
             if c != 0x3A:
                 return "colon expected at %d" % i
@@ -102,7 +103,10 @@ def syntax(b):
         elif s == 1:
             return "key expected at %d" % i
         elif c == 0x5B or c == 0x7B:
-            st.append(c)
+            if d == len(st):
+                st.extend(st)
+            st[d] = c
+            d += 1
             s, fresh, i = 0 if c == 0x5B else 1, True, i + 1
         else:  # a number or a literal: up to what may follow a value
             j = i
