@@ -58,9 +58,10 @@ def known(action):
 
 
 def syntax(b):
-    # -> None when the frame (bytes) is JSON as RFC 8259 writes it, else what is wrong. MicroPython's
-    # json.loads reads commas and colons as blanks and any escape: '{"type":"Hard",}', '[1 2]',
-    # '{"a":}' (read as {}) and "\\x41" (read as "x41") parse, and a CALL so broken would be run.
+    # -> None when the frame (bytes) is JSON as RFC 8259 writes it, else what is wrong.
+    # MicroPython's json.loads reads commas and colons as blanks and takes any escape and raw
+    # control characters in strings: '{"type":"Hard",}', '[1 2]', '{"a":}' (read as {}) and
+    # "\\x41" (read as "x41") parse, and a CALL so broken would be run.
     # Steps by token: a string's text is crossed with find(). Values are json.loads's to check.
     b = b.encode() if isinstance(b, str) else bytes(b)  # (a memoryview has no find())
     st = bytearray(8)  # the open brackets, st[:d] (a byte each: a deep frame stays small)
@@ -68,6 +69,7 @@ def syntax(b):
     s = 0  # expected: 0 a value, 1 a key, 2 a colon, 3 a comma or a closing bracket
     fresh = False  # just after an opening bracket: it may close at once
     i, n = 0, len(b)
+    ctl = n and min(b) < 0x20  # a control byte somewhere: raw in a string, it is not JSON
     while True:
         while i < n and b[i] in b" \t\r\n":
             i += 1
@@ -99,6 +101,8 @@ def syntax(b):
                 if b[k + 1] not in b'"\\/bfnrtu':
                     return "bad escape at %d" % k
                 j = k + 2
+            if ctl and q > i + 1 and min(memoryview(b)[i + 1 : q]) < 0x20:
+                return "control character in a string at %d" % i
             s, i = 2 if s == 1 else 3, q + 1
         elif s == 1:
             return "key expected at %d" % i

@@ -176,12 +176,13 @@ async def test_json_that_only_micropython_reads_is_a_formation_violation_never_r
             '[2, "c5", "DataTransfer", {"vendorId": "v", "data": "\\x41"}]',
             '[2, "c6", "Reset", {"type"::"Hard"}]',
             '[2, "c7", "FooBar", {,}]',
-            '[2, "ok", "Reset", {"type": "Soft"}]',
+            '[2, "c8", "DataTransfer", {"vendorId": "v", "data": "a\tb"}]',  # a raw tab
+            '[\n  2,\n  "ok",\r\n\t"Reset",\n  {"type": "Soft"}\n]',  # blanks: JSON
             '[2, "ok2", "DataTransfer", {"vendorId": "v", "data": "a\\"b\\\\\\u00e9/"}]',
         )
     # (c3's id cannot be read without its comma: "-1", as for any frame whose id cannot be)
     assert errors(sent) == [(m, "FormationViolation")
-                            for m in ("c1", "c2", "-1", "c4", "c5", "c6", "c7")], sent
+                            for m in ("c1", "c2", "-1", "c4", "c5", "c6", "c7", "c8")], sent
     assert sent[1][3].startswith("frame is not valid JSON (")
     assert sent[-1] == [3, "ok2", {"status": "Accepted"}]
     assert seen == [{"type": "Soft"}, {"vendorId": "v", "data": 'a"b\\\u00e9/'}]
