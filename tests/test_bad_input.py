@@ -62,6 +62,10 @@ async def test_malformed_calls_get_the_spec_codes_and_the_session_survives(
         (_call("dt-1", "ReserveNow", {"connectorId": 1, "expiryDate": "tomorrow", "idTag": "T",
                                       "reservationId": 1}), "dt-1", "PropertyConstraintViolation"),
         (_call("extra-1", "ClearCache", {"please": True}), "extra-1", "FormationViolation"),
+        # not JSON (RFC 8259), though MicroPython's json.loads reads both: never run
+        ('[2, "comma-1", "Reset", {"type": "Hard",}]', "comma-1", "FormationViolation"),
+        ('[2, "colon-1", "ChangeAvailability", {"connectorId": 1, "type": "Inoperative", "x":}]',
+         "colon-1", "FormationViolation"),
         (_call("unk-1", "MakeCoffee", {}), "unk-1", "NotImplemented"),
         # an action of 1.6 the charger does not take (the charge point's own SignCertificate)
         (_call("sup-1", "SignCertificate", {"csr": "x"}), "sup-1", "NotSupported"),

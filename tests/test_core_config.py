@@ -8,7 +8,7 @@ import time
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 from simctl import Control
 
 CP_ID = "CP-TEST-1"
@@ -81,12 +81,36 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("ConnectorPhaseRotation", "1.XYZ", "Rejected"),
         ("ConnectorPhaseRotation", "5.RST", "Rejected"),  # no connector 5
         ("ConnectorPhaseRotation", "0.RST,1.STR", "Accepted"),
+        # past an int32, or a time past the ticks' range on a charger: Rejected (accepted, a
+        # ConnectionTimeOut of 2**70 overflowed every tap's start)
+        ("ConnectionTimeOut", str(2**70), "Rejected"),
+        ("ConnectionTimeOut", "600000", "Rejected"),
+        ("ConnectionTimeOut", "86400", "Accepted"),
+        ("TransactionMessageRetryInterval", "86401", "Rejected"),
+        ("MeterValueSampleInterval", "2147483648", "Rejected"),
+        ("MaxEnergyOnInvalidId", str(2**70), "Rejected"),
+        ("ConnectionTimeOut", "60", "Accepted"),
     ]
     for key, value, want in cases:
         res = await cp.call(call.ChangeConfiguration(key=key, value=value))
         assert res.status == want, (key, value, res.status)
     res = await cp.call(call.GetConfiguration(key=["MeterValueSampleInterval"]))
     assert res.configuration_key[0]["value"] == "20"
+
+
+async def test_a_connection_timeout_past_the_ticks_range_is_refused_and_taps_still_start(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """A ConnectionTimeOut of 2**70 s was Accepted, and every tap's start then overflowed (the
+    card Accepted, no StartTransaction ever); one past ~6 days wrapped the ticks on a charger."""
+    cp = await _cp(csms)
+    res = await cp.call(call.ChangeConfiguration(key="ConnectionTimeOut", value=str(2**70)))
+    assert res.status == "Rejected"
+    csms.respond("Authorize", lambda p: call_result.Authorize(id_tag_info={"status": "Accepted"}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid="04A1B2C3")
+    await csms.wait_call("StartTransaction", timeout=15)
 
 
 async def test_unlock_connector_on_ev_side_disconnect_is_read_write(

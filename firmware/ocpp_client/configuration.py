@@ -219,16 +219,20 @@ def _parse(kind, value):
 
 
 def _check(key, v, cfg, kt):
-    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
-        raise ValueError("negative")
+    if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v <= 0x7FFFFFFF:
+        # (past an int32 no CSMS reads it back, and a time past a machine word overflowed the
+        # ticks arithmetic that uses it: every tap's start failed)
+        raise ValueError("out of range")
     if key == "LightIntensity" and v > 100:
         raise ValueError("over 100 %")
     if key in ("HeartbeatInterval", "TransactionMessageRetryInterval") and v == 0:
         raise ValueError("zero")
     if key in ("TransactionMessageAttempts", "BlinkRepeat") and v > 100:
         raise ValueError("too many")
-    if key == "MinimumStatusDuration" and v > 86400:
-        # the session times it with ticks_diff, whose range ends after some 6 days on a charger
+    if key in ("MinimumStatusDuration", "ConnectionTimeOut", "TransactionMessageRetryInterval") \
+            and v > 86400:
+        # timed with ticks_add/ticks_diff, whose range ends after some 6 days on a charger (a
+        # longer ConnectionTimeOut wrapped: the tap's authorization lapsed at once)
         raise ValueError("over a day")
     if key == "SecurityProfile":
         if v > 3 or v <= cfg.get("SecurityProfile"):

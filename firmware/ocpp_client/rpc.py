@@ -434,7 +434,7 @@ class Rpc:
         if kind == _CALL:
             if self.deaf:
                 return log.warn(_TAG, "CALL %s not answered while Rejected", mid)
-            return await self._incoming(msg)
+            return await self._incoming(msg, raw)
         if mid != self._pending_id or (
             kind == _RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
             kind == _ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
@@ -456,7 +456,7 @@ class Rpc:
         # order, and the answer's idTagInfo meets the list the CSMS answered by (1.6 3.5.2).
         await asyncio.sleep(0)
 
-    async def _incoming(self, msg):
+    async def _incoming(self, msg, raw):
         mid = msg[1]
         if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
             return await _rare("bad_call", self, msg)  # ProtocolError, FormationViolation
@@ -465,12 +465,15 @@ class Rpc:
         try:
             v = validate or __import__(_CHECKER[0], None, None, ("check",))
             known, bad = v.known(action), v.check(action, payload)
+            broken = v.syntax(raw)  # what json.loads takes and RFC 8259 does not: never run
         except MemoryError:
             return await self._no_memory(mid, action)
         finally:
             v = None  # (not held through the handler)
             if validate is None:
                 drop(*_CHECKER)
+        if broken:
+            return await _rare("garbage", self, raw, "not valid JSON (%s)" % broken, True)
         if h is None or bad is not None:  # NotImplemented, the rule broken, NotSupported
             return await _rare("refuse", self, mid, action, h, known, bad)
         await self._handle(mid, action, h, payload)

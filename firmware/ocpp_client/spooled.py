@@ -123,7 +123,7 @@ async def _payload(r, action, validate):
             t = time.ticks_ms()
             for text in r.items(_ITEM_MAX):
                 if bad is None:
-                    v = json.loads(text)
+                    v = _loads(validate, text)
                     if validate.check_value(rule[0], rule[1], v, "") is not None:
                         # again, naming the item (the path is only built for the one reported)
                         bad = validate.check_value(rule[0], rule[1], v, "%s[%d]" % (big, n))
@@ -134,7 +134,7 @@ async def _payload(r, action, validate):
             payload[k] = ()  # stand-in: validate.check takes the result from `streamed`
             streamed = {big: (n, bad)}
         elif k in names:
-            payload[k] = r.load(_VALUE_MAX)
+            payload[k] = _loads(validate, r.value(_VALUE_MAX))
             if k == big:  # not an array (the last one counts, as with json.loads)
                 pos = -1
                 streamed = None  # validate.check finds the wrong type
@@ -144,6 +144,14 @@ async def _payload(r, action, validate):
                 unknown = True
             r.skip()
     return payload, pos, streamed
+
+
+def _loads(validate, text):
+    # json.loads of a value checked strictly first (validate.syntax: json.loads takes '{"a":}')
+    why = validate.syntax(text)
+    if why:
+        raise ValueError(why)
+    return json.loads(text)
 
 
 def _items(r, pos):

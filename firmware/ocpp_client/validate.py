@@ -57,6 +57,70 @@ def known(action):
     return " " not in action and (" " + action + " ") in KNOWN
 
 
+def syntax(b):
+    # -> None when the frame (bytes) is JSON as RFC 8259 writes it, else what is wrong.
+    # MicroPython's json.loads reads commas and colons as blanks and takes any escape and raw
+    # control characters in strings: '{"type":"Hard",}', '[1 2]', '{"a":}' (read as {}) and
+    # "\\x41" (read as "x41") parse, and a CALL so broken would be run.
+    # Steps by token: a string's text is crossed with find(). Values are json.loads's to check.
+    b = b.encode() if isinstance(b, str) else bytes(b)  # (a memoryview has no find())
+    st = bytearray(8)  # the open brackets, st[:d] (a byte each: a deep frame stays small)
+    d = 0
+    s = 0  # expected: 0 a value, 1 a key, 2 a colon, 3 a comma or a closing bracket
+    fresh = False  # just after an opening bracket: it may close at once
+    i, n = 0, len(b)
+    ctl = n and min(b) < 0x20  # a control byte somewhere: raw in a string, it is not JSON
+    while True:
+        while i < n and b[i] in b" \t\r\n":
+            i += 1
+        if i >= n:
+            return None if s == 3 and not d else "ends early"
+        c = b[i]
+        if d and c == st[d - 1] + 2 and (s == 3 or fresh):  # ] closes [, } closes {
+            d -= 1
+            s, fresh, i = 3, False, i + 1
+            continue
+        fresh = False
+        if s == 3:
+            if not d or c != 0x2C:
+                return "comma expected at %d" % i
+            s, i = 1 if st[d - 1] == 0x7B else 0, i + 1
+        elif s == 2:
+            if c != 0x3A:
+                return "colon expected at %d" % i
+            s, i = 0, i + 1
+        elif c == 0x22:  # a string: a value, or a key
+            j = i + 1
+            while True:
+                q = b.find(b'"', j)
+                if q < 0:
+                    return "string not closed"
+                k = b.find(b"\\", j, q)
+                if k < 0:
+                    break
+                if b[k + 1] not in b'"\\/bfnrtu':
+                    return "bad escape at %d" % k
+                j = k + 2
+            if ctl and q > i + 1 and min(memoryview(b)[i + 1 : q]) < 0x20:
+                return "control character in a string at %d" % i
+            s, i = 2 if s == 1 else 3, q + 1
+        elif s == 1:
+            return "key expected at %d" % i
+        elif c == 0x5B or c == 0x7B:
+            if d == len(st):
+                st.extend(st)
+            st[d] = c
+            d += 1
+            s, fresh, i = 0 if c == 0x5B else 1, True, i + 1
+        else:  # a number or a literal: up to what may follow a value
+            j = i
+            while j < n and b[j] not in b' \t\r\n,:]}"[{':
+                j += 1
+            if j == i:
+                return "value expected at %d" % i
+            s, i = 3, j
+
+
 def check(action, payload, streamed=None):
     # -> None when the payload is valid (or the action has no rules), else (code, description).
     # streamed: {field: (number of items, (code, description) of the first bad one or None)} for

@@ -155,6 +155,60 @@ async def test_payload_is_validated_before_the_handler():
     assert logs.warned("Reset", "TypeConstraintViolation", "type: must be a string")
 
 
+async def test_json_that_only_micropython_reads_is_a_formation_violation_never_run():
+    # MicroPython's json.loads takes commas and colons as blanks and any escape: each of these
+    # parses there (c1 to c3 as a Hard reset), none is JSON (RFC 8259 2, 4, 5, 7), so
+    # none is run: FormationViolation under its id (OCPP-J 4.2.3), and the next call is answered.
+    seen = []
+
+    async def h(p):
+        seen.append(p)
+        return {"status": "Accepted"}
+
+    rpc = Rpc({"Reset": h, "ChangeAvailability": h, "DataTransfer": h})
+    with Logs() as logs:
+        sent, _ = await serve_all(
+            rpc,
+            '[2, "c1", "Reset", {"type": "Hard",}]',
+            '[2, "c2", "Reset", {"type": "Hard"},]',
+            '[2 "c3" "Reset" {"type" "Hard"}]',
+            '[2, "c4", "ChangeAvailability", {"connectorId": 1, "type": "Operative", "x":}]',
+            '[2, "c5", "DataTransfer", {"vendorId": "v", "data": "\\x41"}]',
+            '[2, "c6", "Reset", {"type"::"Hard"}]',
+            '[2, "c7", "FooBar", {,}]',
+            '[2, "c8", "DataTransfer", {"vendorId": "v", "data": "a\tb"}]',  # a raw tab
+            '[\n  2,\n  "ok",\r\n\t"Reset",\n  {"type": "Soft"}\n]',  # blanks: JSON
+            '[2, "ok2", "DataTransfer", {"vendorId": "v", "data": "a\\"b\\\\\\u00e9/"}]',
+        )
+    # (c3's id cannot be read without its comma: "-1", as for any frame whose id cannot be)
+    assert errors(sent) == [(m, "FormationViolation")
+                            for m in ("c1", "c2", "-1", "c4", "c5", "c6", "c7", "c8")], sent
+    assert sent[1][3].startswith("frame is not valid JSON (")
+    assert sent[-1] == [3, "ok2", {"status": "Accepted"}]
+    assert seen == [{"type": "Soft"}, {"vendorId": "v", "data": 'a"b\\\u00e9/'}]
+    assert logs.warned("c1", "not valid JSON")
+
+
+async def test_a_spooled_list_that_only_micropython_reads_is_never_applied():
+    seen = []
+
+    async def h(p):
+        seen.append(list(p["localAuthorizationList"]))
+        return {"status": "Accepted"}
+
+    text = json.dumps([2, "s-1", "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                                   "localAuthorizationList": entries(40)}])
+    bad_item = text.replace('"Accepted"}}, {"idTag": "T0033"', '"Accepted",}}, {"idTag": "T0033"')
+    bad_value = text.replace('"updateType": "Full"', '"updateType": "\\Full"')  # read "Full"
+    assert bad_item != text and bad_value != text
+    rpc = Rpc({"SendLocalList": h})
+    sent = []
+    for mid, t in (("s-1", bad_item), ("s-2", bad_value.replace("s-1", "s-2"))):
+        sent += (await serve_all(rpc, spooled(t)))[0]
+    assert errors(sent) == [("s-1", "FormationViolation"), ("s-2", "FormationViolation")], sent
+    assert seen == []
+
+
 async def test_out_of_the_heap_the_checker_is_loaded_for_each_call_and_dropped():
     # Frozen or in a ROMFS image (supervisor.code_in_heap() False) the checker and its rules are
     # not kept between CALLs: each is checked as before, and they are out of sys.modules after.

@@ -156,7 +156,7 @@ async def test_every_call_gets_one_answer_when_handling_runs_out_of_memory():
     r = Rpc({"ClearCache": echo_keys})
     orig = rpcmod.Rpc._incoming
 
-    async def no_memory(self, msg):
+    async def no_memory(self, msg, raw):
         raise MemoryError("memory allocation failed")
 
     rpcmod.Rpc._incoming = no_memory
