@@ -55,3 +55,80 @@ def test_a_profile_provisioned_anew_ends_an_upgrade_trial():
     assert (again.get("security_profile"), again.get("profile_fallback")) == (2, 1)
     again = Settings(Store("flash/t"), {"cp_id": "CP1", "security_profile": 3})
     assert (again.get("security_profile"), again.get("profile_fallback")) == (3, -1)
+
+
+class _Cut(Exception):
+    pass
+
+
+def test_a_power_cut_in_a_factory_reset_wipe_leaves_nothing_of_the_old_owner():
+    # A factory reset saves the settings unclaimed, then removes the owner's documents
+    # (hotspot/reset.py). The power goes between the two (here: the removal is cut): the boot
+    # finds an unclaimed charger, and none of the old owner's documents for the next owner's
+    # claim to take over (their local list, CSMS roots and CSR key, queued transactions).
+    import os
+
+    from hotspot import reset
+    from store import wipe
+
+    store = Store("flash/r")
+    s = Settings(store, {"cp_id": "CP1"})
+    s.update(claimed=True, csms_url="ws://old/ocpp", auth_key="k" * 20)
+    store.save("certs", {"central": ["x"]})
+    store.save("csrkey", {"d": "00"})
+    store.save("locallist", {"version": 3, "count": 1})
+    store.journal("txq", 10).append({"m": "StopTransaction"})
+    os.mkdir(store.path("ll", ""))
+
+    class Hs:
+        pass
+
+    hs = Hs()
+    hs.store, hs.settings = store, s
+    keep = wipe.remove
+
+    def cut(*a, **k):
+        raise _Cut()
+
+    wipe.remove = cut
+    try:
+        reset.wipe(hs, True)
+        raise AssertionError("not cut")
+    except _Cut:
+        pass
+    finally:
+        wipe.remove = keep
+    assert store.load("certs", {}) == {"central": ["x"]}  # the cut came before the removal
+    again = Settings(Store("flash/r"), {"cp_id": "CP1"})  # the boot
+    assert not again.is_claimed() and again.get("auth_key") == ""
+    st = Store("flash/r")
+    for name in ("certs", "csrkey", "locallist"):
+        assert st.load(name, {}) == {}, name
+    assert len(st.journal("txq", 10)) == 0
+    try:
+        os.stat(st.path("ll", ""))
+        raise AssertionError("the local list's folder left")
+    except OSError:
+        pass
+    assert not st.load("settings", {}).get("rewipe")
+
+
+def test_a_factory_reset_finished_leaves_no_wipe_for_the_boot():
+    # The reset's last wipe (just before its reboot) clears the mark: the boot wipes nothing
+    # and says nothing of a reset cut short.
+    from hotspot import reset
+
+    store = Store("flash/r2")
+    s = Settings(store, {"cp_id": "CP1"})
+    s.update(claimed=True, csms_url="ws://old/ocpp")
+
+    class Hs:
+        pass
+
+    hs = Hs()
+    hs.store, hs.settings = store, s
+    reset.wipe(hs, True)
+    assert store.load("settings", {}).get("rewipe")  # until the last wipe
+    reset.wipe(hs, False)
+    assert not store.load("settings", {}).get("rewipe")
+    assert not Settings(Store("flash/r2"), {"cp_id": "CP1"}).is_claimed()
