@@ -25,9 +25,6 @@ FLASH_FULL = "flash full"  # on_start_dropped's why when the flash refused a sta
 
 def init(c, store):
     # The constructor's reading of the flash (connector.py sets its fields first).
-    if store.load(_RESERVATIONS_DOC, {"r": []})["r"]:
-        c.reserving()
-        c.release_reservations()  # none of them loaded (malformed): out again
     av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
     c.operative = av["operative"]
     c._scheduled = av["scheduled"]
@@ -40,6 +37,15 @@ def init(c, store):
     op = store.load(_SESSION_DOC, {"open": False})
     if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
         c.interrupted.append(op)
+    if store.load(_RESERVATIONS_DOC, {"r": []})["r"]:
+        r = c.reserving()
+        for s in c.interrupted:
+            # Started on a reservation, the power cut before its end was saved (_start saves
+            # the session and journals its StartTransaction first, which names it: the CSMS
+            # sees it used): it holds the connector no more.
+            if s.get("res") is not None:
+                r.used(s["res"])
+        c.release_reservations()  # none left (used, or malformed): out again
     if c.interrupted and c._scheduled is not None:
         # A change Scheduled for the session the cut ended: its transaction is over (its stop
         # is journaled at boot, before any new session can start), so the change applies now,
