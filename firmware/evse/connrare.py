@@ -46,10 +46,11 @@ def init(c, store):
             if s.get("res") is not None:
                 r.used(s["res"])
         c.release_reservations()  # none left (used, or malformed): out again
-    if c.interrupted and c._scheduled is not None:
-        # A change Scheduled for the session the cut ended: its transaction is over (its stop
-        # is journaled at boot, before any new session can start), so the change applies now,
-        # from the first status reported (1.6 5.2).
+    if c._scheduled is not None:
+        # A change Scheduled for a session: no session outlives a boot (one the cut ended is
+        # stopped now, before any new one can start; or the cut came as one ended, after its
+        # document went and before the change was saved), so the change applies now, from the
+        # first status reported (1.6 5.2).
         c.operative = c._scheduled
         c._scheduled = None
         log.info(_TAG, "connector inoperative: scheduled for the session a power cut ended")
@@ -57,8 +58,7 @@ def init(c, store):
             store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": None, "cp": c.cp_wide})
         except OSError as e:
             # Flash full or failing: in force all the same, the boot goes on. The document
-            # still says Scheduled: a boot that finds the session's documents again applies it
-            # again; one after they went keeps it scheduled for the next session's end.
+            # still says Scheduled: the next boot applies it again.
             log.exc(_TAG, "availability not saved", e)
 
 
