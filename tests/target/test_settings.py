@@ -132,3 +132,77 @@ def test_a_factory_reset_finished_leaves_no_wipe_for_the_boot():
     reset.wipe(hs, False)
     assert not store.load("settings", {}).get("rewipe")
     assert not Settings(Store("flash/r2"), {"cp_id": "CP1"}).is_claimed()
+
+
+class _CutOs:
+    # The os module, cut (a _Cut raised) at the n-th change to the flash: a power cut there.
+    def __init__(self, real, n):
+        self.real = real
+        self.n = n
+
+    def __getattr__(self, k):
+        return getattr(self.real, k)
+
+    def step(self):
+        self.n -= 1
+        if self.n < 0:
+            raise _Cut()
+
+    def rename(self, a, b):
+        self.step()
+        self.real.rename(a, b)
+
+    def remove(self, p):
+        self.step()
+        self.real.remove(p)
+
+    def rmdir(self, p):
+        self.step()
+        self.real.rmdir(p)
+
+
+def test_a_factory_reset_cut_at_every_step_boots_claimed_with_all_or_unclaimed_with_none():
+    import os
+
+    import store as storemod
+    from hotspot import reset
+    from store import wipe
+
+    docs = ("certs", "csrkey", "locallist", "ocpp_config", "authc3", "smart0")
+    n = 0
+    while True:
+        wipe.rmtree("flash/rc")
+        st = Store("flash/rc")
+        s = Settings(st, {"cp_id": "CP1"})
+        s.update(claimed=True, csms_url="ws://old/ocpp", auth_key="k" * 20)
+        for d in docs:
+            st.save(d, {"x": 1})
+            st.save(d, {"x": 2})  # a .bak too
+        st.journal("txq", 10).append({"m": 1})
+        os.mkdir(st.path("ll", ""))
+
+        class Hs:
+            pass
+
+        hs = Hs()
+        hs.store, hs.settings = st, s
+        cut = storemod.os = wipe.os = _CutOs(os, n)
+        try:
+            reset.wipe(hs, True)
+            reset.wipe(hs, False)
+        except _Cut:
+            pass
+        finally:
+            storemod.os = wipe.os = os
+        b = Settings(Store("flash/rc"), {"cp_id": "CP1"})  # the boot
+        st = Store("flash/rc")
+        left = [d for d in docs if st.load(d, {})]
+        queued = len(st.journal("txq", 10))
+        if b.is_claimed():  # cut before the settings' save: nothing wiped yet
+            assert b.get("auth_key") == "k" * 20 and left == list(docs) and queued, n
+        else:
+            assert b.get("auth_key") == "" and not left and not queued, (n, left, queued)
+        if cut.n >= 0:
+            break  # not cut: every step was
+        n += 1
+    assert n > 20, n
