@@ -117,8 +117,9 @@ def load(self, provisioning, doc):
             d[k] = v
             changed = True
     if d.get("rewipe"):
-        # A claim for another CSMS saved, the power cut before its restart (hotspot/claim.py
-        # wipe_old()): the old owner's data it left goes now, the new claim kept.
+        # A claim for another CSMS saved (hotspot/claim.py wipe_old()), or a factory reset's
+        # settings wiped (wipe_owner()), the power cut before its restart: the old owner's data
+        # it left goes now (a new claim kept).
         from supervisor import rare
 
         rare("hotspot.reset", "leftovers", store)
@@ -156,4 +157,8 @@ def wipe_owner(self, doc):
         self.d[k] = dflt[k]
     self.d["cp_id"] = self.factory_id
     self.preset = False
+    # Marked: the owner's documents go after this save (hotspot/reset.py); a power cut before
+    # they are all gone left an unclaimed charger with them, which the next owner's claim took
+    # over (the old cards, CSMS roots, queued transactions). The boot wipes them (load()).
+    self.d["rewipe"] = True
     self.store.save(doc, self.d)

@@ -25,9 +25,6 @@ FLASH_FULL = "flash full"  # on_start_dropped's why when the flash refused a sta
 
 def init(c, store):
     # The constructor's reading of the flash (connector.py sets its fields first).
-    if store.load(_RESERVATIONS_DOC, {"r": []})["r"]:
-        c.reserving()
-        c.release_reservations()  # none of them loaded (malformed): out again
     av = store.load(_AVAIL_DOC, {"operative": True, "scheduled": None})
     c.operative = av["operative"]
     c._scheduled = av["scheduled"]
@@ -40,10 +37,20 @@ def init(c, store):
     op = store.load(_SESSION_DOC, {"open": False})
     if op.get("open") and not (st.get("open") and st["ref"] == op["ref"]):
         c.interrupted.append(op)
-    if c.interrupted and c._scheduled is not None:
-        # A change Scheduled for the session the cut ended: its transaction is over (its stop
-        # is journaled at boot, before any new session can start), so the change applies now,
-        # from the first status reported (1.6 5.2).
+    if store.load(_RESERVATIONS_DOC, {"r": []})["r"]:
+        r = c.reserving()
+        for s in c.interrupted:
+            # Started on a reservation, the power cut before its end was saved (_start saves
+            # the session and journals its StartTransaction first, which names it: the CSMS
+            # sees it used): it holds the connector no more.
+            if s.get("res") is not None:
+                r.used(s["res"])
+        c.release_reservations()  # none left (used, or malformed): out again
+    if c._scheduled is not None:
+        # A change Scheduled for a session: no session outlives a boot (one the cut ended is
+        # stopped now, before any new one can start; or the cut came as one ended, after its
+        # document went and before the change was saved), so the change applies now, from the
+        # first status reported (1.6 5.2).
         c.operative = c._scheduled
         c._scheduled = None
         log.info(_TAG, "connector inoperative: scheduled for the session a power cut ended")
@@ -51,8 +58,7 @@ def init(c, store):
             store.save(_AVAIL_DOC, {"operative": c.operative, "scheduled": None, "cp": c.cp_wide})
         except OSError as e:
             # Flash full or failing: in force all the same, the boot goes on. The document
-            # still says Scheduled: a boot that finds the session's documents again applies it
-            # again; one after they went keeps it scheduled for the next session's end.
+            # still says Scheduled: the next boot applies it again.
             log.exc(_TAG, "availability not saved", e)
 
 

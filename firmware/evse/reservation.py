@@ -202,6 +202,16 @@ class Reservations:
         self._tell(rec[_CID], None)
         return r["reservationId"]
 
+    def used(self, rid):
+        # At boot: reservation rid started a session the power cut ended before take() saved
+        # its end (connrare.init): gone, unsaid (its StartTransaction says it was used).
+        r = self._find_id(rid)
+        if r is not None:
+            keep = [x for x in self._r if x is not r]
+            if not self._save(keep):
+                self._r = keep  # the flash copy goes the same way at the next boot
+            log.info(_TAG, "reservation %r used by the session a power cut ended", rid)
+
     def expired(self, now=None):
         # Drop reservations whose expiryDate has come. -> [(connector_id, reservation_id)] so the
         # caller can show the connectors Available again.

@@ -54,8 +54,8 @@ def wipe(hs, first, settings=True):
     # first: at the reset's request; again (not first) just before the reboot, with no await
     # between, so nothing a task wrote meanwhile (a meter checkpoint, an event, an Authorize's
     # cache entry) outlives it. settings False: the owner's settings stay (a claim for another
-    # CSMS saved the new ones, marked `rewipe`: claim.Hotspot.wipe_old(); the mark is cleared
-    # by its last wipe).
+    # CSMS saved the new ones, marked `rewipe`: claim.Hotspot.wipe_old()). The settings' save
+    # marks `rewipe` too (a factory reset: settingsdoc.wipe_owner); the last wipe clears it.
     st = hs.store
     if first:
         # Messages for the old CSMS still undelivered (billing data) cannot go to the next one:
@@ -69,15 +69,17 @@ def wipe(hs, first, settings=True):
     if settings:
         hs.settings.wipe_owner()
     _remove(st, not first)
-    if not first and not settings:
+    if not first:
         hs.settings.update(rewipe=False)  # all gone: the boot has nothing left to wipe
 
 
 def leftovers(store):
-    # At boot (settingsdoc.load), before anything reads them: a claim for another CSMS saved
-    # (its settings marked `rewipe`) and the power cut before its restart's wipe; what is left
-    # of the old owner's documents goes (their queued transactions never reach the new CSMS).
-    log.warn(_TAG, "a claim for another CSMS was cut short: the previous owner's data wiped")
+    # At boot (settingsdoc.load), before anything reads them: a claim for another CSMS or a
+    # factory reset saved its settings (marked `rewipe`) and the power cut before its restart's
+    # wipe; what is left of the old owner's documents goes (their queued transactions never
+    # reach the new CSMS, their cards never charge for the next owner).
+    log.warn(_TAG, "a claim for another CSMS or a factory reset was cut short: the previous "
+             "owner's data wiped")
     _remove(store, True)
 
 

@@ -161,3 +161,50 @@ def test_malformed_document_on_flash():
     assert lg.warned("malformed")
     st.save("reservations", {"r": 3})
     assert Reservations(Store(ROOT)).all() == []
+
+
+class _Cut(Exception):
+    pass
+
+
+def test_a_reservation_a_session_used_as_the_power_went_holds_nothing_after_the_boot():
+    # connector._start(): the session's document, its StartTransaction (with reservationId),
+    # then the reservation's end are saved. The power goes before that last save: the boot
+    # ends the session (its StartTransaction told the CSMS the reservation was used), and the
+    # reservation must not hold the connector on (shown Reserved, every other card refused
+    # until its expiry, for a reservation the CSMS saw used).
+    from evse.connector import Connector
+    from ocpp_client.config import Config
+    from test_oom import Boom, Events, World, _polls
+
+    st = Store("rcut")
+    w = World(Boom())
+    c = Connector(w, st, Events(st, Boom()), Config(st))
+    c.settle_ms = 0
+    now = clock.now()
+    assert c.reserving().reserve(1, now + 1800, "TAG-A", None, 21, "Available", now) == "Accepted"
+    save = Store.save
+
+    def cut(self, name, data, version=1):
+        if name == "reservations":
+            raise _Cut()
+        return save(self, name, data, version)
+
+    Store.save = cut
+    try:
+        w.ev = "B"
+        _polls(c, 4)
+        assert c.remote_start("TAG-A") == "Accepted"
+        _polls(c, 4)
+        w.ev = "C"
+        _polls(c, 10)
+        raise AssertionError("no cut")
+    except _Cut:
+        pass
+    finally:
+        Store.save = save
+    assert st.load("session", {}).get("res") == 21  # the session started on it
+    c2 = Connector(World(Boom()), Store("rcut"), Events(st, Boom()), Config(st))
+    assert [s["res"] for s in c2.interrupted] == [21]
+    assert c2.reservations is None or not c2.reservations.reserved(1)
+    assert Reservations(Store("rcut")).all() == []

@@ -55,3 +55,154 @@ def test_a_profile_provisioned_anew_ends_an_upgrade_trial():
     assert (again.get("security_profile"), again.get("profile_fallback")) == (2, 1)
     again = Settings(Store("flash/t"), {"cp_id": "CP1", "security_profile": 3})
     assert (again.get("security_profile"), again.get("profile_fallback")) == (3, -1)
+
+
+class _Cut(Exception):
+    pass
+
+
+def test_a_power_cut_in_a_factory_reset_wipe_leaves_nothing_of_the_old_owner():
+    # A factory reset saves the settings unclaimed, then removes the owner's documents
+    # (hotspot/reset.py). The power goes between the two (here: the removal is cut): the boot
+    # finds an unclaimed charger, and none of the old owner's documents for the next owner's
+    # claim to take over (their local list, CSMS roots and CSR key, queued transactions).
+    import os
+
+    from hotspot import reset
+    from store import wipe
+
+    store = Store("flash/r")
+    s = Settings(store, {"cp_id": "CP1"})
+    s.update(claimed=True, csms_url="ws://old/ocpp", auth_key="k" * 20)
+    store.save("certs", {"central": ["x"]})
+    store.save("csrkey", {"d": "00"})
+    store.save("locallist", {"version": 3, "count": 1})
+    store.journal("txq", 10).append({"m": "StopTransaction"})
+    os.mkdir(store.path("ll", ""))
+
+    class Hs:
+        pass
+
+    hs = Hs()
+    hs.store, hs.settings = store, s
+    keep = wipe.remove
+
+    def cut(*a, **k):
+        raise _Cut()
+
+    wipe.remove = cut
+    try:
+        reset.wipe(hs, True)
+        raise AssertionError("not cut")
+    except _Cut:
+        pass
+    finally:
+        wipe.remove = keep
+    assert store.load("certs", {}) == {"central": ["x"]}  # the cut came before the removal
+    again = Settings(Store("flash/r"), {"cp_id": "CP1"})  # the boot
+    assert not again.is_claimed() and again.get("auth_key") == ""
+    st = Store("flash/r")
+    for name in ("certs", "csrkey", "locallist"):
+        assert st.load(name, {}) == {}, name
+    assert len(st.journal("txq", 10)) == 0
+    try:
+        os.stat(st.path("ll", ""))
+        raise AssertionError("the local list's folder left")
+    except OSError:
+        pass
+    assert not st.load("settings", {}).get("rewipe")
+
+
+def test_a_factory_reset_finished_leaves_no_wipe_for_the_boot():
+    # The reset's last wipe (just before its reboot) clears the mark: the boot wipes nothing
+    # and says nothing of a reset cut short.
+    from hotspot import reset
+
+    store = Store("flash/r2")
+    s = Settings(store, {"cp_id": "CP1"})
+    s.update(claimed=True, csms_url="ws://old/ocpp")
+
+    class Hs:
+        pass
+
+    hs = Hs()
+    hs.store, hs.settings = store, s
+    reset.wipe(hs, True)
+    assert store.load("settings", {}).get("rewipe")  # until the last wipe
+    reset.wipe(hs, False)
+    assert not store.load("settings", {}).get("rewipe")
+    assert not Settings(Store("flash/r2"), {"cp_id": "CP1"}).is_claimed()
+
+
+class _CutOs:
+    # The os module, cut (a _Cut raised) at the n-th change to the flash: a power cut there.
+    def __init__(self, real, n):
+        self.real = real
+        self.n = n
+
+    def __getattr__(self, k):
+        return getattr(self.real, k)
+
+    def step(self):
+        self.n -= 1
+        if self.n < 0:
+            raise _Cut()
+
+    def rename(self, a, b):
+        self.step()
+        self.real.rename(a, b)
+
+    def remove(self, p):
+        self.step()
+        self.real.remove(p)
+
+    def rmdir(self, p):
+        self.step()
+        self.real.rmdir(p)
+
+
+def test_a_factory_reset_cut_at_every_step_boots_claimed_with_all_or_unclaimed_with_none():
+    import os
+
+    import store as storemod
+    from hotspot import reset
+    from store import wipe
+
+    docs = ("certs", "csrkey", "locallist", "ocpp_config", "authc3", "smart0")
+    n = 0
+    while True:
+        wipe.rmtree("flash/rc")
+        st = Store("flash/rc")
+        s = Settings(st, {"cp_id": "CP1"})
+        s.update(claimed=True, csms_url="ws://old/ocpp", auth_key="k" * 20)
+        for d in docs:
+            st.save(d, {"x": 1})
+            st.save(d, {"x": 2})  # a .bak too
+        st.journal("txq", 10).append({"m": 1})
+        os.mkdir(st.path("ll", ""))
+
+        class Hs:
+            pass
+
+        hs = Hs()
+        hs.store, hs.settings = st, s
+        cut = storemod.os = wipe.os = _CutOs(os, n)
+        try:
+            reset.wipe(hs, True)
+            reset.wipe(hs, False)
+        except _Cut:
+            pass
+        finally:
+            storemod.os = wipe.os = os
+        b = Settings(Store("flash/rc"), {"cp_id": "CP1"})  # the boot
+        st = Store("flash/rc")
+        left = [d for d in docs if st.load(d, {})]
+        queued = len(st.journal("txq", 10))
+        if b.is_claimed():  # cut before the settings' save: nothing wiped yet
+            assert b.get("auth_key") == "k" * 20 and left == list(docs) and queued, n
+        else:
+            assert b.get("auth_key") == "" and not left and not queued, (n, left, queued)
+        if cut.n >= 0:
+            break  # not cut: every step was
+        n += 1
+    assert n > 20, n
