@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
 import subprocess
 import sys
@@ -178,3 +180,44 @@ def test_a_claim_held_in_the_flash_is_found(tmp_path: Path) -> None:
     assert held_csms(tmp_path) is None
     seed(tmp_path, "settings", {"csms_url": "ws://old.example/ocpp", "claimed": True})
     assert held_csms(tmp_path) == "ws://old.example/ocpp"
+
+
+async def _sim_process(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "borne.cli", "sim", "--no-screen", "--control", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+
+async def _ended(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    """SIGINT (Ctrl-C) -> (exit status, everything it printed)."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def test_credentials_in_the_csms_url_are_sent_as_http_basic(tmp_path: Path) -> None:
+    # A CSMS's URL as its operator hands it out, SteVe's shape with its trailing slash and the
+    # Basic credentials in it: the charger connects as CP1 with them (OCPP 1.6 security
+    # profile 1), instead of refusing the URL at every attempt, and no password is printed.
+    csms = Csms(basic_auth={"CP1": "s3cret-pass"})
+    base = await csms.start()
+    port = base.rsplit(":", 1)[1].split("/")[0]
+    url = f"ws://CP1:s3cret-pass@127.0.0.1:{port}/steve/websocket/CentralSystemService/"
+    proc = await _sim_process("--flash", str(tmp_path / "f"), "--csms", url)
+    try:
+        await csms.wait_call("BootNotification", timeout=30)
+        assert ("CP1", True) in csms.auth_results
+        assert set(csms.links) == {"CP1"}
+    finally:
+        rc, out = await _ended(proc)
+        await csms.stop()
+    assert rc == 0, out
+    assert "s3cret-pass" not in out, out
+    assert "Traceback" not in out, out[-4000:]
+    for url, words in [(f"ws://CP1:pw@127.0.0.1:{port}/", "not the charge point id"),
+                       (f"ws://X:@127.0.0.1:{port}/", "no password")]:
+        r = _borne_sim("--id", "CP2", "--csms", url, "--flash", str(tmp_path / "g"))
+        assert r.returncode == 2 and words in r.stderr, (url, r.stderr)
+

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import sys
+import urllib.parse
 from pathlib import Path
 
 from borne.sim import screen
@@ -22,6 +23,7 @@ from borne.sim.simulator import ClaimOptions, Simulator, check_csms_url, check_f
 
 DEFAULT_CONTROL_PORT = 7700
 DEFAULT_HTTP_PORT = 8080
+DEFAULT_ID = "borne-sim-0001"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,8 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Run the firmware under the unix port with simulated EV, relay, RCD, LED and "
         "buzzer; with no --csms, an embedded development CSMS accepts the charger.",
     )
-    p.add_argument("--csms", metavar="URL", help="the CSMS to connect to (ws:// or wss://)")
-    p.add_argument("--id", default="borne-sim-0001", help="charge point id")
+    p.add_argument("--csms", metavar="URL",
+                   help="the CSMS to connect to (ws:// or wss://; the charge point id is "
+                   "appended); ws://ID:PASSWORD@host/... is --profile 1 (wss://: 2) with "
+                   "--auth-key PASSWORD and --id ID")
+    p.add_argument("--id", help=f"charge point id (default {DEFAULT_ID})")
     p.add_argument("--flash", default="sim-flash", help="the charger's persistent filesystem")
     p.add_argument("--control", type=int, default=DEFAULT_CONTROL_PORT, metavar="PORT",
                    help="control protocol port on 127.0.0.1 (0 picks a free one)")
@@ -129,6 +134,35 @@ def heapsize(text: str) -> str:
     return text
 
 
+def url_credentials(args: argparse.Namespace) -> None:
+    """--csms ws://ID:PASSWORD@host/...: the URL's credentials become HTTP Basic's, as
+    --profile 1 (wss://: 2) --auth-key PASSWORD --id ID, and leave the URL (the charger takes
+    none in it, and the URL is printed). ValueError when they cannot be sent as given."""
+    u = urllib.parse.urlsplit(args.csms)
+    if u.username is None:
+        return
+    user, password = urllib.parse.unquote(u.username), urllib.parse.unquote(u.password or "")
+    if args.profile is not None or args.auth_key is not None:
+        raise ValueError("--csms: give the credentials in the URL or as --profile/--auth-key, "
+                         "not both")
+    if not password:
+        raise ValueError("--csms: the URL has a user name but no password (ws://ID:PASSWORD@...)")
+    if user and args.id and user != args.id:
+        raise ValueError(f"--csms: the URL's user {user!r} is not the charge point id "
+                         f"{args.id!r}: HTTP Basic's user name is the id (OCPP 1.6 security "
+                         "profile 1)")
+    # The charger decodes an AuthorizationKey of 32-40 hex digits (the whitepaper's hex form):
+    # such a password would not go out as typed.
+    if 32 <= len(password) <= 40 and not len(password) % 2 and all(
+            c in "0123456789abcdefABCDEF" for c in password):
+        raise ValueError("--csms: a password of 32-40 hex digits is taken as an AuthorizationKey "
+                         "in hex: give it as --auth-key (what it decodes to is sent)")
+    args.id = args.id or user or None
+    args.profile = 2 if u.scheme == "wss" else 1
+    args.auth_key = password
+    args.csms = urllib.parse.urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2]))
+
+
 def security_from(args: argparse.Namespace) -> Security | None:
     """The --profile/--auth-key/--ca/--cert/--key options, checked; None when none is given."""
     given = [args.profile, args.auth_key, args.ca, args.cert, args.key]
@@ -149,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.csms:
             check_csms_url(args.csms)
+            url_credentials(args)
+        args.id = args.id or DEFAULT_ID
         if args.wifi_env:
             args.wifi_env = Path(args.wifi_env).resolve()
             check_wifi_env(args.wifi_env)
