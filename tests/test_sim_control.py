@@ -221,3 +221,29 @@ async def test_credentials_in_the_csms_url_are_sent_as_http_basic(tmp_path: Path
         r = _borne_sim("--id", "CP2", "--csms", url, "--flash", str(tmp_path / "g"))
         assert r.returncode == 2 and words in r.stderr, (url, r.stderr)
 
+
+async def test_two_simulations_on_one_flash_folder_are_refused(tmp_path: Path) -> None:
+    # A second `borne sim` on the folder a running one uses would boot a second charger on its
+    # files: the first's running session ended as a power loss under it. It is refused before
+    # any agent starts; so is a control port in use.
+    flash = str(tmp_path / "f")
+    first = await _sim_process("--flash", flash)
+    try:
+        assert first.stdout is not None
+        while b"agent started" not in await asyncio.wait_for(first.stdout.readline(), 30):
+            pass
+        r = _borne_sim("--flash", flash, "--control", "0")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "another simulation runs" in r.stderr and "--flash" in r.stderr
+        assert "agent started" not in r.stdout
+    finally:
+        rc, out = await _ended(first)
+    assert rc == 0, out
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = _borne_sim("--flash", flash, "--control", str(port))
+    assert r.returncode == 1 and "agent started" not in r.stdout, (r.stdout, r.stderr)
+    assert f"--control {port}" in r.stderr and "in use" in r.stderr
+

@@ -201,6 +201,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"borne sim: {e}", file=sys.stderr)
         return 2
     try:
+        lock_flash(flash)  # held until this process ends
+        if args.control and _taken(args.control, socket.SOCK_STREAM):
+            raise OSError(f"--control {args.control}: 127.0.0.1:{args.control} is in use "
+                          "(another simulation?): give another port, or 0 for a free one")
         hotspot_ports(args)
     except OSError as e:
         print(f"borne sim: {e}", file=sys.stderr)
@@ -271,6 +275,25 @@ def held_csms(flash: Path) -> str | None:
         if best is None or int(seq) > best[0]:
             best = (int(seq), url)
     return best[1] if best and best[1] else None
+
+
+_flash_locks: list[int] = []
+
+
+def lock_flash(flash: Path) -> None:
+    """An exclusive lock on the flash folder for the life of this process (the kernel drops it
+    when the process ends, however): a second simulation on the same folder would run a second
+    charger on its files, whose boot ends the first's running session as a power loss."""
+    import fcntl
+
+    fd = os.open(flash, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OSError(f"--flash {flash}: another simulation runs on this folder: stop it, or "
+                      "give this one its own --flash (and --id, --control)") from None
+    _flash_locks.append(fd)
 
 
 def _taken(port: int, kind: socket.SocketKind) -> bool:
