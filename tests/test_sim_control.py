@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
 import signal
 import socket
 import subprocess
@@ -247,3 +250,28 @@ async def test_two_simulations_on_one_flash_folder_are_refused(tmp_path: Path) -
     assert r.returncode == 1 and "agent started" not in r.stdout, (r.stdout, r.stderr)
     assert f"--control {port}" in r.stderr and "in use" in r.stderr
 
+
+async def test_ctrl_c_ends_the_simulation_cleanly(tmp_path: Path) -> None:
+    # `nc 127.0.0.1 7700` left open, as the README drives it, then Ctrl-C: the simulation ends
+    # with status 0, no traceback (Python 3.11 reported the cancelled connection handler), and
+    # no agent process left behind.
+    proc = await _sim_process("--flash", str(tmp_path / "f"))
+    try:
+        assert proc.stdout is not None
+        port = pid = 0
+        while not pid:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            if m := re.search(r"control protocol on 127\.0\.0\.1:(\d+)", line):
+                port = int(m[1])
+            if m := re.search(r"agent started \(boot 1, pid (\d+)\)", line):
+                pid = int(m[1])
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b'{"cmd": "state"}\n')
+        assert b'"ok": true' in await asyncio.wait_for(r.readline(), 10)
+    finally:
+        rc, out = await _ended(proc)
+    assert rc == 0 and "Traceback" not in out, out[-3000:]
+    w.close()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 0)
+        raise AssertionError(f"the agent (pid {pid}) outlived the simulation")

@@ -13,6 +13,7 @@ import socket
 import sys
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 from borne.sim import screen
 from borne.sim.agent import Security
@@ -410,6 +411,7 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
                   f"{sim.hotspot_url}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancel)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
@@ -421,3 +423,12 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
             drawer.cancel()
         server.close()
         await sim.stop()
+
+
+def _quiet_cancel(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Python 3.11's start_server reports a connection handler cancelled as the loop ends (a
+    control client such as `nc` still connected at Ctrl-C, a CSMS link through the gate) with
+    a traceback: the end of the simulation is no error."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
