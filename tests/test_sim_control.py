@@ -275,3 +275,27 @@ async def test_ctrl_c_ends_the_simulation_cleanly(tmp_path: Path) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, 0)
         raise AssertionError(f"the agent (pid {pid}) outlived the simulation")
+
+
+async def test_the_screen_says_how_to_drive_the_simulation(control: Control, csms: Csms,
+                                                           sim: Simulator) -> None:
+    # `make sim` shows its status screen: a newcomer must learn there how to drive it. Every
+    # request it shows as an example works as shown, the commands it names are the protocol's
+    # (and the README's table's), and an unknown command's error names them.
+    from borne.sim import screen
+    from borne.sim.simulator import COMMANDS
+
+    text = screen.render(sim, 7700)
+    assert """echo '{"cmd": "plug"}' | nc -q 1 127.0.0.1 7700""" in text
+    assert all(c in text for c in COMMANDS) and "Ctrl-C" in text
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    examples = re.findall(r"\{[^{}]*\}", "\n".join(screen.how_to_drive(7700)))
+    assert len(examples) >= 5
+    for req in examples:
+        assert (await control.raw(req.encode() + b"\n"))["ok"], req
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("| cmd | arguments | effect |", 1)[1].split("\n\n", 1)[0]
+    named = {c for row in table.splitlines()[2:] for c in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert named == set(COMMANDS)
+    reply = await control("explode")
+    assert all(c in reply["error"] for c in COMMANDS)

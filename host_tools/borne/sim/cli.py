@@ -403,6 +403,8 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
     if not live:
         csms = sim.csms_url or held_csms(sim.flash) or "none until claimed"
         print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {csms}", flush=True)
+        for line in screen.how_to_drive(port):
+            print(f"[sim] {line}", flush=True)
         if sim.claim:
             print(f"[sim] claim page and API on {sim.hotspot_url}/; secrets in "
                   f"{sim.flash}/factory.json", flush=True)

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from typing import Any
 
-from borne.sim.simulator import Simulator
+from borne.sim.simulator import COMMANDS, Simulator
 
 _CLEAR = "\x1b[H\x1b[2J"
 _RGB_NAMES = {
@@ -26,7 +26,7 @@ def render(sim: Simulator, control_port: int | None) -> str:
     lines = [
         f"borne sim  -  {sim.cp_id}  -  CSMS {sim.csms_url}"
         + ("  (embedded)" if sim.csms else ""),
-        f"control: 127.0.0.1:{control_port}" if control_port else "control: off",
+        *(how_to_drive(control_port) if control_port else ["control: off"]),
         "",
         f"  supply     {'on' if st['powered'] else 'CUT'}       "
         f"network {'up' if st['net'] else 'CUT'}",
@@ -46,6 +46,18 @@ def render(sim: Simulator, control_port: int | None) -> str:
     ]
     tail = list(sim.agent.lines)[-12:] if sim.agent else []
     return "\n".join(lines + ["  " + x[:110] for x in tail]) + "\n"
+
+
+def how_to_drive(port: int) -> list[str]:
+    """What a newcomer needs to drive the simulation: the control protocol, by example."""
+    return [
+        f"control: 127.0.0.1:{port} takes one JSON request a line; in another terminal, e.g.:",
+        f"""  echo '{{"cmd": "plug"}}' | nc -q 1 127.0.0.1 {port}    (an EV plugged in)""",
+        """  {"cmd": "tap", "uid": "04a1b2c3"}  {"cmd": "charge"}  {"cmd": "net", "up": false}  """
+        """{"cmd": "power_cut"}""",
+        f"  commands: {' '.join(COMMANDS[:-1])}",
+        f"  {COMMANDS[-1]} (README \"Driving the simulator\"); Ctrl-C ends the simulation",
+    ]
 
 
 def _meter(m: dict[str, Any] | None, model: str) -> str:

@@ -28,6 +28,9 @@ from borne.sim.sntp import SntpServer
 log = logging.getLogger("borne.sim")
 
 FAULT_KINDS = (*HW_FAULTS, "meter_down", "reader_down", "grid_down", "clear")
+# The control protocol's commands (README "Driving the simulator"), as its help names them
+COMMANDS = ("plug", "charge", "pause", "unplug", "load", "tap", "fault", "house", "net",
+            "power_cut", "power_on", "button", "stall", "state")
 
 
 class CommandError(Exception):
@@ -412,7 +415,7 @@ class Simulator:
         elif cmd == "state":
             return self.state()
         else:
-            raise CommandError(f"unknown command {cmd!r}")
+            raise CommandError(f"unknown command {cmd!r}: one of {', '.join(COMMANDS)}")
         return None
 
     async def serve_control(self, port: int, host: str = "127.0.0.1") -> asyncio.Server:
