@@ -335,7 +335,8 @@ def simulator_from(args: argparse.Namespace, flash: Path) -> Simulator:
     if args.claim:
         claim = ClaimOptions(wifi_env=args.wifi_env,
                              hotspot_key=args.hotspot_key, conn_password=args.conn_password,
-                             http_port=args.http_port or 0, dns_port=args.dns_port)
+                             http_port=args.http_port or 0, dns_port=args.dns_port,
+                             reader=True, meter=True)  # a whole charger once claimed
     fitted = Fitted(board=args.board, reader=args.reader, meter_model=args.meter_model,
                     phases=args.phases, grid_meter=args.grid_meter,
                     grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse)
