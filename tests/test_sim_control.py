@@ -299,3 +299,31 @@ async def test_the_screen_says_how_to_drive_the_simulation(control: Control, csm
     assert named == set(COMMANDS)
     reply = await control("explode")
     assert all(c in reply["error"] for c in COMMANDS)
+
+
+async def test_no_screen_prints_the_log_without_the_boards_telemetry(tmp_path: Path) -> None:
+    # --no-screen --board esp32_wallbox: the emulated board's console telemetry (a meter
+    # reading a second, LED changes) feeds `state`; the terminal shows the agent's log.
+    proc = await _sim_process("--flash", str(tmp_path / "f"), "--board", "esp32_wallbox")
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        while "boot Accepted" not in (seen or [""])[-1]:
+            seen.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
+        await asyncio.sleep(2.5)  # a few meter polls
+    finally:
+        rc, out = await _ended(proc)
+    text = "".join(seen) + out
+    assert rc == 0 and "I periph: meter" in text
+    assert not [x for x in text.splitlines() if x.startswith(("@tel ", "@led "))], text[-2000:]
+
+
+def test_the_screen_shows_the_log_without_the_boards_telemetry(tmp_path: Path) -> None:
+    from borne.sim import screen
+    from borne.sim.agent import Agent
+
+    sim = Simulator(tmp_path / "f")
+    sim.agent = Agent(tmp_path / "f", [])
+    sim.agent.lines.extend(["I app: borne up", *["@tel meter {}", "@led 00ff00 solid 80"] * 20])
+    text = screen.render(sim, 7700)
+    assert "I app: borne up" in text and "@tel" not in text and "@led" not in text

@@ -392,7 +392,10 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
     if not live:
         await sim.start()
         assert sim.agent is not None
-        sim.agent.on_line = lambda line: print(line, flush=True)
+        # The ESP32 board's console telemetry (@tel, @led: a meter reading a second) feeds
+        # `state`; printed, it would bury the agent's log.
+        sim.agent.on_line = lambda line: None if line.startswith(("@tel ", "@led ")) \
+            else print(line, flush=True)
     else:
         await sim.start()
     try:

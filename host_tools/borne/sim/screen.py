@@ -44,7 +44,9 @@ def render(sim: Simulator, control_port: int | None) -> str:
         "",
         "agent log:",
     ]
-    tail = list(sim.agent.lines)[-12:] if sim.agent else []
+    # the agent's log, without the ESP32 board's console telemetry (shown above)
+    log = sim.agent.lines if sim.agent else ()
+    tail = [x for x in log if not x.startswith(("@tel ", "@led "))][-12:]
     return "\n".join(lines + ["  " + x[:110] for x in tail]) + "\n"
 
 
