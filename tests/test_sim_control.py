@@ -151,6 +151,9 @@ def test_bad_sim_options_are_refused_before_start(tmp_path: Path) -> None:
         (("--profile", "2", "--auth-key", "k"), "--profile 2 connects over TLS"),
         (("--profile", "3", "--cert", __file__, "--key", __file__), "--profile 3 connects"),
         (("--claim", "--wifi-env", str(bad_env)), "not JSON"),
+        (("--csms", "wss://localhost:9/ocpp"), "give it with --ca PEM"),
+        (("--csms", "ws://CP1:pw@localhost:9/ocpp", "--id", "CP1", "--ca", "/nonexistent"),
+         "--ca /nonexistent: no such file"),
         (("--claim", "--wifi-env", str(no_list)), "expected"),
     ]:
         r = _borne_sim("--flash", flash, *argv)

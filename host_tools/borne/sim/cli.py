@@ -192,6 +192,13 @@ def run(args: argparse.Namespace) -> int:
         if args.claim and args.csms:
             raise ValueError("--claim starts unclaimed: the claim gives the CSMS, not --csms")
         flash = check_flash_dir(Path(args.flash))
+        tls = args.csms and (args.csms.lower().startswith("wss://") or (args.profile or 0) >= 2)
+        if tls and args.ca is None and not any((flash / "data").glob("certs.*")):
+            # (a root installed over OCPP, InstallCertificate, is in the flash's certs document)
+            raise ValueError("--csms over TLS: the charger checks the CSMS's certificate against "
+                             "a root CA and holds none: give it with --ca PEM (the root of the "
+                             "CSMS's certificate chain, e.g. from /etc/ssl/certs/ for a public "
+                             "one)")
         if not args.id or len(args.id) > 48:
             raise ValueError("--id must be 1 to 48 characters")
         for opt, port in (("--http-port", args.http_port), ("--dns-port", args.dns_port)):
