@@ -144,6 +144,8 @@ def test_bad_sim_options_are_refused_before_start(tmp_path: Path) -> None:
     bad_env.write_text('{"networks": [{"ssid": "Home", ')
     no_list = tmp_path / "wifi2.json"
     no_list.write_text('{"networks": "Home"}')
+    big = tmp_path / "bundle.pem"  # a system's CA bundle: ~200 KB
+    big.write_text("-----BEGIN CERTIFICATE-----\n" + "A" * 200_000 + "\n")
     for argv, words in [
         (("--heapsize", "100"), "smaller than the 700 bytes"),
         (("--heapsize", "abc"), "not a MicroPython heap size"),
@@ -152,6 +154,7 @@ def test_bad_sim_options_are_refused_before_start(tmp_path: Path) -> None:
         (("--profile", "3", "--cert", __file__, "--key", __file__), "--profile 3 connects"),
         (("--claim", "--wifi-env", str(bad_env)), "not JSON"),
         (("--csms", "wss://localhost:9/ocpp"), "give it with --ca PEM"),
+        (("--csms", "wss://localhost:9/ocpp", "--ca", str(big)), "not a system bundle"),
         (("--csms", "ws://CP1:pw@localhost:9/ocpp", "--id", "CP1", "--ca", "/nonexistent"),
          "--ca /nonexistent: no such file"),
         (("--claim", "--wifi-env", str(no_list)), "expected"),

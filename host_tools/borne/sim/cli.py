@@ -164,6 +164,9 @@ def url_credentials(args: argparse.Namespace) -> None:
     args.csms = urllib.parse.urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2]))
 
 
+_PEM_MAX = 16384
+
+
 def security_from(args: argparse.Namespace) -> Security | None:
     """The --profile/--auth-key/--ca/--cert/--key options, checked; None when none is given."""
     given = [args.profile, args.auth_key, args.ca, args.cert, args.key]
@@ -172,6 +175,12 @@ def security_from(args: argparse.Namespace) -> Security | None:
     for opt, path in (("--ca", args.ca), ("--cert", args.cert), ("--key", args.key)):
         if path is not None and not path.is_file():
             raise ValueError(f"{opt} {path}: no such file")
+        if path is not None and path.stat().st_size > _PEM_MAX:
+            # The settings document holding it would pass the store's 64 KiB bound: unreadable,
+            # the charger would boot on the defaults, no CSMS and no CA.
+            raise ValueError(f"{opt} {path}: {path.stat().st_size} bytes, more than a charger "
+                             f"holds ({_PEM_MAX}): give the one root of the CSMS's chain, not a "
+                             "system bundle")
     prof = args.profile or 0
     if prof in (1, 2) and not args.auth_key:
         raise ValueError(f"--profile {prof} needs --auth-key")
