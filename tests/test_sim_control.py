@@ -145,13 +145,15 @@ def test_bad_sim_options_are_refused_before_start(tmp_path: Path) -> None:
     no_list = tmp_path / "wifi2.json"
     no_list.write_text('{"networks": "Home"}')
     big = tmp_path / "bundle.pem"  # a system's CA bundle: ~200 KB
+    pem = tmp_path / "x.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
     big.write_text("-----BEGIN CERTIFICATE-----\n" + "A" * 200_000 + "\n")
     for argv, words in [
         (("--heapsize", "100"), "smaller than the 700 bytes"),
         (("--heapsize", "abc"), "not a MicroPython heap size"),
         (("--heapsize", "100kw"), "not a MicroPython heap size"),
         (("--profile", "2", "--auth-key", "k"), "--profile 2 connects over TLS"),
-        (("--profile", "3", "--cert", __file__, "--key", __file__), "--profile 3 connects"),
+        (("--profile", "3", "--cert", str(pem), "--key", str(pem)), "--profile 3 connects"),
         (("--claim", "--wifi-env", str(bad_env)), "not JSON"),
         (("--csms", "wss://localhost:9/ocpp"), "give it with --ca PEM"),
         (("--csms", "wss://localhost:9/ocpp", "--ca", str(big)), "not a system bundle"),
@@ -333,3 +335,21 @@ def test_the_screen_shows_the_log_without_the_boards_telemetry(tmp_path: Path) -
     sim.agent.lines.extend(["I app: borne up", *["@tel meter {}", "@led 00ff00 solid 80"] * 20])
     text = screen.render(sim, 7700)
     assert "I app: borne up" in text and "@tel" not in text and "@led" not in text
+
+
+def test_the_screen_says_where_the_claim_page_is(tmp_path: Path) -> None:
+    # `borne sim --claim` on its live screen: the claim page's address (a port chosen at start
+    # when asked) and where the secrets to log in with are; not "CSMS None".
+    from borne.sim import screen
+    from borne.sim.options import Fitted
+    from borne.sim.simulator import ClaimOptions
+
+    for board, where in (("unix_sim", "factory.json"), ("esp32_wallbox", "nvs.json")):
+        sim = Simulator(tmp_path / board, claim=ClaimOptions(http_port=8123),
+                        fitted=Fitted(board=board))
+        text = screen.render(sim, 7700)
+        assert "claim page and API on http://127.0.0.1:8123/" in text
+        assert f"{tmp_path / board}/{where}" in text and "borne label --flash" in text
+        assert "CSMS none until claimed" in text and "None" not in text
+    sim = Simulator(tmp_path / "f", http_port=8124)
+    assert "hotspot (a 3 s press) serves on http://127.0.0.1:8124/" in screen.render(sim, 7700)

@@ -421,16 +421,10 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
         raise OSError(f"control port {args.control}: {e.strerror}") from None
     port = server.sockets[0].getsockname()[1]
     if not live:
-        csms = sim.csms_url or held_csms(sim.flash) or "none until claimed"
-        print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {csms}", flush=True)
-        for line in screen.how_to_drive(port):
+        print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {screen.csms_shown(sim)}",
+              flush=True)
+        for line in [*screen.how_to_drive(port), screen.hotspot_line(sim)]:
             print(f"[sim] {line}", flush=True)
-        if sim.claim:
-            print(f"[sim] claim page and API on {sim.hotspot_url}/; secrets in "
-                  f"{sim.flash}/factory.json", flush=True)
-        else:
-            print(f"[sim] the setup button's hotspot (a 3 s press) serves on "
-                  f"{sim.hotspot_url}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancel)
