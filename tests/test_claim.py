@@ -935,3 +935,37 @@ async def test_a_wrong_password_flood_locks_out_its_client_not_the_owner(
     await asyncio.sleep(data["retry_after"] + 0.2)
     status, data = await call(login_from, port, "127.0.0.1", PASSWORD)
     assert status == 200, (status, data)
+
+
+async def test_borne_sim_claim_charges_once_claimed(csms: Csms, tmp_path: Path) -> None:
+    # `borne sim --claim` as the README runs it: once claimed, the charger is a whole one. Its
+    # reader takes a card, its meter measures the session (it had neither: `tap` answered ok
+    # and did nothing, no meter was read), the installation options given reach it, and the
+    # state does not say the network is cut.
+    from borne.cli import build_parser
+    from borne.sim.cli import simulator_from
+
+    env = tmp_path / "wifi.json"
+    env.write_text(json.dumps({"networks": [HOME]}))
+    args = build_parser().parse_args([
+        "sim", "--claim", "--id", CP_ID, "--flash", str(tmp_path / "f"), "--wifi-env", str(env),
+        "--conn-password", PASSWORD, "--http-port", "0", "--phases", "1"])
+    csim = simulator_from(args, tmp_path / "f")
+    async with running(csim), controlling(csim) as ctl:
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        assert (await ctl("state"))["net"] is True
+        await ctl("plug")
+        await ctl("tap", uid="04a1b2c3")
+        start = await csms.wait_call("StartTransaction", timeout=30)
+        await ctl("charge")
+        await ctl.wait_state(lambda s: s["relay"] and s["energy_wh"] > 5, "5 Wh charged", 60)
+        st = await ctl("state")
+        assert st["meter"] and st["meter"]["energy_wh"] > 0, st["meter"]
+        assert st["power_w"] < 4000, "--phases 1: 230 V x 16 A at most"
+        await ctl("tap", uid="04a1b2c3")
+        stop = await csms.wait_call("StopTransaction", timeout=30)
+    assert stop.payload["meterStop"] > start.payload["meterStart"]

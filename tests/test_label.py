@@ -85,3 +85,29 @@ def test_label_files_are_private_and_named_after_the_whole_id(
     assert main(["label", "--id", "CP1", "--out", str(tmp_path / "nosuch" / "x")]) == 1
     err = capsys.readouterr().err.strip()
     assert "cannot write the label" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_label_from_an_esp32_simulations_flash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `borne sim --board esp32_wallbox` keeps its provisioning in the emulated NVS, not in
+    # factory.json: `borne label --flash` reads it there (the id with it), and refuses an --id
+    # that is another charger's, whose label these secrets would be wrong on.
+    import json
+
+    from borne.sim import esp32state
+
+    flash = tmp_path / "flash"
+    doc = {"cp_id": "CP9", "hotspot_key": "abcd-efgh-ijkm-npqr", "conn_password": "wxyz-2345"}
+    esp32state.nvs_write(flash, "borne", "prov", json.dumps(doc).encode())
+    out = tmp_path / "lbl"
+    assert main(["label", "--flash", str(flash), "--out", str(out)]) == 0
+    svg = (tmp_path / "lbl.svg").read_text()
+    assert all(t in svg for t in (">CP9<", "borne-CP9", "abcd-efgh-ijkm-npqr", "wxyz-2345"))
+    capsys.readouterr()
+    assert main(["label", "--flash", str(flash), "--id", "CP1", "--out", str(out)]) == 2
+    assert "is CP9, not CP1" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["label", "--flash", str(tmp_path / "empty"), "--id", "CP1",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no simulated charger" in err and "Errno" not in err and "\n" not in err

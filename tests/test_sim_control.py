@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -139,13 +144,21 @@ def test_bad_sim_options_are_refused_before_start(tmp_path: Path) -> None:
     bad_env.write_text('{"networks": [{"ssid": "Home", ')
     no_list = tmp_path / "wifi2.json"
     no_list.write_text('{"networks": "Home"}')
+    big = tmp_path / "bundle.pem"  # a system's CA bundle: ~200 KB
+    pem = tmp_path / "x.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    big.write_text("-----BEGIN CERTIFICATE-----\n" + "A" * 200_000 + "\n")
     for argv, words in [
         (("--heapsize", "100"), "smaller than the 700 bytes"),
         (("--heapsize", "abc"), "not a MicroPython heap size"),
         (("--heapsize", "100kw"), "not a MicroPython heap size"),
         (("--profile", "2", "--auth-key", "k"), "--profile 2 connects over TLS"),
-        (("--profile", "3", "--cert", __file__, "--key", __file__), "--profile 3 connects"),
+        (("--profile", "3", "--cert", str(pem), "--key", str(pem)), "--profile 3 connects"),
         (("--claim", "--wifi-env", str(bad_env)), "not JSON"),
+        (("--csms", "wss://localhost:9/ocpp"), "give it with --ca PEM"),
+        (("--csms", "wss://localhost:9/ocpp", "--ca", str(big)), "not a system bundle"),
+        (("--csms", "ws://CP1:pw@localhost:9/ocpp", "--id", "CP1", "--ca", "/nonexistent"),
+         "--ca /nonexistent: no such file"),
         (("--claim", "--wifi-env", str(no_list)), "expected"),
     ]:
         r = _borne_sim("--flash", flash, *argv)
@@ -178,3 +191,165 @@ def test_a_claim_held_in_the_flash_is_found(tmp_path: Path) -> None:
     assert held_csms(tmp_path) is None
     seed(tmp_path, "settings", {"csms_url": "ws://old.example/ocpp", "claimed": True})
     assert held_csms(tmp_path) == "ws://old.example/ocpp"
+
+
+async def _sim_process(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "borne.cli", "sim", "--no-screen", "--control", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+
+async def _ended(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    """SIGINT (Ctrl-C) -> (exit status, everything it printed)."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def test_credentials_in_the_csms_url_are_sent_as_http_basic(tmp_path: Path) -> None:
+    # A CSMS's URL as its operator hands it out, SteVe's shape with its trailing slash and the
+    # Basic credentials in it: the charger connects as CP1 with them (OCPP 1.6 security
+    # profile 1), instead of refusing the URL at every attempt, and no password is printed.
+    csms = Csms(basic_auth={"CP1": "s3cret-pass"})
+    base = await csms.start()
+    port = base.rsplit(":", 1)[1].split("/")[0]
+    url = f"ws://CP1:s3cret-pass@127.0.0.1:{port}/steve/websocket/CentralSystemService/"
+    proc = await _sim_process("--flash", str(tmp_path / "f"), "--csms", url)
+    try:
+        await csms.wait_call("BootNotification", timeout=30)
+        assert ("CP1", True) in csms.auth_results
+        assert set(csms.links) == {"CP1"}
+    finally:
+        rc, out = await _ended(proc)
+        await csms.stop()
+    assert rc == 0, out
+    assert "s3cret-pass" not in out, out
+    assert "Traceback" not in out, out[-4000:]
+    for url, words in [(f"ws://CP1:pw@127.0.0.1:{port}/", "not the charge point id"),
+                       (f"ws://X:@127.0.0.1:{port}/", "no password")]:
+        r = _borne_sim("--id", "CP2", "--csms", url, "--flash", str(tmp_path / "g"))
+        assert r.returncode == 2 and words in r.stderr, (url, r.stderr)
+
+
+async def test_two_simulations_on_one_flash_folder_are_refused(tmp_path: Path) -> None:
+    # A second `borne sim` on the folder a running one uses would boot a second charger on its
+    # files: the first's running session ended as a power loss under it. It is refused before
+    # any agent starts; so is a control port in use.
+    flash = str(tmp_path / "f")
+    first = await _sim_process("--flash", flash)
+    try:
+        assert first.stdout is not None
+        while b"agent started" not in await asyncio.wait_for(first.stdout.readline(), 30):
+            pass
+        r = _borne_sim("--flash", flash, "--control", "0")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "another simulation runs" in r.stderr and "--flash" in r.stderr
+        assert "agent started" not in r.stdout
+    finally:
+        rc, out = await _ended(first)
+    assert rc == 0, out
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = _borne_sim("--flash", flash, "--control", str(port))
+    assert r.returncode == 1 and "agent started" not in r.stdout, (r.stdout, r.stderr)
+    assert f"--control {port}" in r.stderr and "in use" in r.stderr
+
+
+async def test_ctrl_c_ends_the_simulation_cleanly(tmp_path: Path) -> None:
+    # `nc 127.0.0.1 7700` left open, as the README drives it, then Ctrl-C: the simulation ends
+    # with status 0, no traceback (Python 3.11 reported the cancelled connection handler), and
+    # no agent process left behind.
+    proc = await _sim_process("--flash", str(tmp_path / "f"))
+    try:
+        assert proc.stdout is not None
+        port = pid = 0
+        while not pid:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            if m := re.search(r"control protocol on 127\.0\.0\.1:(\d+)", line):
+                port = int(m[1])
+            if m := re.search(r"agent started \(boot 1, pid (\d+)\)", line):
+                pid = int(m[1])
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b'{"cmd": "state"}\n')
+        assert b'"ok": true' in await asyncio.wait_for(r.readline(), 10)
+    finally:
+        rc, out = await _ended(proc)
+    assert rc == 0 and "Traceback" not in out, out[-3000:]
+    w.close()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 0)
+        raise AssertionError(f"the agent (pid {pid}) outlived the simulation")
+
+
+async def test_the_screen_says_how_to_drive_the_simulation(control: Control, csms: Csms,
+                                                           sim: Simulator) -> None:
+    # `make sim` shows its status screen: a newcomer must learn there how to drive it. Every
+    # request it shows as an example works as shown, the commands it names are the protocol's
+    # (and the README's table's), and an unknown command's error names them.
+    from borne.sim import screen
+    from borne.sim.simulator import COMMANDS
+
+    text = screen.render(sim, 7700)
+    assert """echo '{"cmd": "plug"}' | nc -q 1 127.0.0.1 7700""" in text
+    assert all(c in text for c in COMMANDS) and "Ctrl-C" in text
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    examples = re.findall(r"\{[^{}]*\}", "\n".join(screen.how_to_drive(7700)))
+    assert len(examples) >= 5
+    for req in examples:
+        assert (await control.raw(req.encode() + b"\n"))["ok"], req
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("| cmd | arguments | effect |", 1)[1].split("\n\n", 1)[0]
+    named = {c for row in table.splitlines()[2:] for c in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert named == set(COMMANDS)
+    reply = await control("explode")
+    assert all(c in reply["error"] for c in COMMANDS)
+
+
+async def test_no_screen_prints_the_log_without_the_boards_telemetry(tmp_path: Path) -> None:
+    # --no-screen --board esp32_wallbox: the emulated board's console telemetry (a meter
+    # reading a second, LED changes) feeds `state`; the terminal shows the agent's log.
+    proc = await _sim_process("--flash", str(tmp_path / "f"), "--board", "esp32_wallbox")
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        while "boot Accepted" not in (seen or [""])[-1]:
+            seen.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
+        await asyncio.sleep(2.5)  # a few meter polls
+    finally:
+        rc, out = await _ended(proc)
+    text = "".join(seen) + out
+    assert rc == 0 and "I periph: meter" in text
+    assert not [x for x in text.splitlines() if x.startswith(("@tel ", "@led "))], text[-2000:]
+
+
+def test_the_screen_shows_the_log_without_the_boards_telemetry(tmp_path: Path) -> None:
+    from borne.sim import screen
+    from borne.sim.agent import Agent
+
+    sim = Simulator(tmp_path / "f")
+    sim.agent = Agent(tmp_path / "f", [])
+    sim.agent.lines.extend(["I app: borne up", *["@tel meter {}", "@led 00ff00 solid 80"] * 20])
+    text = screen.render(sim, 7700)
+    assert "I app: borne up" in text and "@tel" not in text and "@led" not in text
+
+
+def test_the_screen_says_where_the_claim_page_is(tmp_path: Path) -> None:
+    # `borne sim --claim` on its live screen: the claim page's address (a port chosen at start
+    # when asked) and where the secrets to log in with are; not "CSMS None".
+    from borne.sim import screen
+    from borne.sim.options import Fitted
+    from borne.sim.simulator import ClaimOptions
+
+    for board, where in (("unix_sim", "factory.json"), ("esp32_wallbox", "nvs.json")):
+        sim = Simulator(tmp_path / board, claim=ClaimOptions(http_port=8123),
+                        fitted=Fitted(board=board))
+        text = screen.render(sim, 7700)
+        assert "claim page and API on http://127.0.0.1:8123/" in text
+        assert f"{tmp_path / board}/{where}" in text and "borne label --flash" in text
+        assert "CSMS none until claimed" in text and "None" not in text
+    sim = Simulator(tmp_path / "f", http_port=8124)
+    assert "hotspot (a 3 s press) serves on http://127.0.0.1:8124/" in screen.render(sim, 7700)

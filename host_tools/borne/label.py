@@ -20,6 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import segno
@@ -165,14 +166,40 @@ def _png_label(label: Label, path: Path | io.BufferedWriter, k: int) -> None:
     img.save(path, "PNG")
 
 
+def flash_secrets(flash: Path) -> dict[str, Any]:
+    """A simulated charger's factory data in its --flash folder: <flash>/factory.json (the
+    unix_sim board: the secrets), else the emulated NVS's provisioning (`borne sim --board
+    esp32_wallbox`: the id too). ValueError naming what is missing."""
+    try:
+        doc = json.loads((flash / "factory.json").read_text())
+    except FileNotFoundError:
+        from borne.sim import esp32state
+
+        try:
+            blob = esp32state.nvs_read(flash).get("borne", {}).get("prov")
+            doc = json.loads(blob) if isinstance(blob, bytes) else None
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{flash}/nvs.json: cannot read it ({e})") from None
+        if doc is None:
+            raise ValueError(f"{flash} holds no simulated charger (no factory.json, no NVS "
+                             "provisioning): name the folder `borne sim --flash` ran on") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{flash}/factory.json: cannot read it ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{flash}: its factory data is not a JSON object")
+    return doc
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("label", help="print the charger's label (SVG and PNG) with its QR codes",
                        description="The secrets come from the installer's register (--register), "
-                       "the simulation's factory file (--flash: <flash>/factory.json), or the "
+                       "the simulation's flash folder (--flash: its factory.json, or the emulated "
+                       "NVS of --board esp32_wallbox, which gives the id too), or the "
                        f"environment ({ENV_KEY}, {ENV_PASSWORD}); never from the command line, "
                        "where the shell's history and `ps` would keep them. The files carry the "
                        "secrets: they are written mode 0600.")
-    p.add_argument("--flash", help="a simulated charger's flash directory (reads factory.json)")
+    p.add_argument("--flash", help="a simulated charger's flash directory (its factory.json, "
+                   "or its emulated NVS)")
     p.add_argument("--register", metavar="FILE",
                    help="the installer's register (`borne provision`): reprint the label of --id")
     p.add_argument("--id", dest="cp_id", help="charger id")
@@ -188,10 +215,15 @@ def run(args: argparse.Namespace) -> int:
     key, pw = os.environ.get(ENV_KEY) or None, os.environ.get(ENV_PASSWORD) or None
     if args.flash:
         try:
-            d = json.loads((Path(args.flash) / "factory.json").read_text())
-        except (OSError, ValueError) as e:
-            print(f"borne label: {args.flash}/factory.json: {e}", file=sys.stderr)
+            d = flash_secrets(Path(args.flash))
+        except ValueError as e:
+            print(f"borne label: {e}", file=sys.stderr)
             return 2
+        if cp_id and d.get("cp_id") not in (None, cp_id):
+            print(f"borne label: the charger in {args.flash} is {d['cp_id']}, not {cp_id}: "
+                  "its secrets would go on another charger's label", file=sys.stderr)
+            return 2
+        cp_id = cp_id or d.get("cp_id")
         key = d.get("hotspot_key") or key
         pw = d.get("conn_password") or pw
     if args.register and cp_id:

@@ -11,7 +11,9 @@ import re
 import signal
 import socket
 import sys
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 from borne.sim import screen
 from borne.sim.agent import Security
@@ -22,6 +24,7 @@ from borne.sim.simulator import ClaimOptions, Simulator, check_csms_url, check_f
 
 DEFAULT_CONTROL_PORT = 7700
 DEFAULT_HTTP_PORT = 8080
+DEFAULT_ID = "borne-sim-0001"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,8 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Run the firmware under the unix port with simulated EV, relay, RCD, LED and "
         "buzzer; with no --csms, an embedded development CSMS accepts the charger.",
     )
-    p.add_argument("--csms", metavar="URL", help="the CSMS to connect to (ws:// or wss://)")
-    p.add_argument("--id", default="borne-sim-0001", help="charge point id")
+    p.add_argument("--csms", metavar="URL",
+                   help="the CSMS to connect to (ws:// or wss://; the charge point id is "
+                   "appended); ws://ID:PASSWORD@host/... is --profile 1 (wss://: 2) with "
+                   "--auth-key PASSWORD and --id ID")
+    p.add_argument("--id", help=f"charge point id (default {DEFAULT_ID})")
     p.add_argument("--flash", default="sim-flash", help="the charger's persistent filesystem")
     p.add_argument("--control", type=int, default=DEFAULT_CONTROL_PORT, metavar="PORT",
                    help="control protocol port on 127.0.0.1 (0 picks a free one)")
@@ -129,6 +135,38 @@ def heapsize(text: str) -> str:
     return text
 
 
+def url_credentials(args: argparse.Namespace) -> None:
+    """--csms ws://ID:PASSWORD@host/...: the URL's credentials become HTTP Basic's, as
+    --profile 1 (wss://: 2) --auth-key PASSWORD --id ID, and leave the URL (the charger takes
+    none in it, and the URL is printed). ValueError when they cannot be sent as given."""
+    u = urllib.parse.urlsplit(args.csms)
+    if u.username is None:
+        return
+    user, password = urllib.parse.unquote(u.username), urllib.parse.unquote(u.password or "")
+    if args.profile is not None or args.auth_key is not None:
+        raise ValueError("--csms: give the credentials in the URL or as --profile/--auth-key, "
+                         "not both")
+    if not password:
+        raise ValueError("--csms: the URL has a user name but no password (ws://ID:PASSWORD@...)")
+    if user and args.id and user != args.id:
+        raise ValueError(f"--csms: the URL's user {user!r} is not the charge point id "
+                         f"{args.id!r}: HTTP Basic's user name is the id (OCPP 1.6 security "
+                         "profile 1)")
+    # The charger decodes an AuthorizationKey of 32-40 hex digits (the whitepaper's hex form):
+    # such a password would not go out as typed.
+    if 32 <= len(password) <= 40 and not len(password) % 2 and all(
+            c in "0123456789abcdefABCDEF" for c in password):
+        raise ValueError("--csms: a password of 32-40 hex digits is taken as an AuthorizationKey "
+                         "in hex: give it as --auth-key (what it decodes to is sent)")
+    args.id = args.id or user or None
+    args.profile = 2 if u.scheme == "wss" else 1
+    args.auth_key = password
+    args.csms = urllib.parse.urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2]))
+
+
+_PEM_MAX = 16384
+
+
 def security_from(args: argparse.Namespace) -> Security | None:
     """The --profile/--auth-key/--ca/--cert/--key options, checked; None when none is given."""
     given = [args.profile, args.auth_key, args.ca, args.cert, args.key]
@@ -137,6 +175,12 @@ def security_from(args: argparse.Namespace) -> Security | None:
     for opt, path in (("--ca", args.ca), ("--cert", args.cert), ("--key", args.key)):
         if path is not None and not path.is_file():
             raise ValueError(f"{opt} {path}: no such file")
+        if path is not None and path.stat().st_size > _PEM_MAX:
+            # The settings document holding it would pass the store's 64 KiB bound: unreadable,
+            # the charger would boot on the defaults, no CSMS and no CA.
+            raise ValueError(f"{opt} {path}: {path.stat().st_size} bytes, more than a charger "
+                             f"holds ({_PEM_MAX}): give the one root of the CSMS's chain, not a "
+                             "system bundle")
     prof = args.profile or 0
     if prof in (1, 2) and not args.auth_key:
         raise ValueError(f"--profile {prof} needs --auth-key")
@@ -149,12 +193,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.csms:
             check_csms_url(args.csms)
+            url_credentials(args)
+        args.id = args.id or DEFAULT_ID
         if args.wifi_env:
             args.wifi_env = Path(args.wifi_env).resolve()
             check_wifi_env(args.wifi_env)
         if args.claim and args.csms:
             raise ValueError("--claim starts unclaimed: the claim gives the CSMS, not --csms")
         flash = check_flash_dir(Path(args.flash))
+        tls = args.csms and (args.csms.lower().startswith("wss://") or (args.profile or 0) >= 2)
+        if tls and args.ca is None and not any((flash / "data").glob("certs.*")):
+            # (a root installed over OCPP, InstallCertificate, is in the flash's certs document)
+            raise ValueError("--csms over TLS: the charger checks the CSMS's certificate against "
+                             "a root CA and holds none: give it with --ca PEM (the root of the "
+                             "CSMS's certificate chain, e.g. from /etc/ssl/certs/ for a public "
+                             "one)")
         if not args.id or len(args.id) > 48:
             raise ValueError("--id must be 1 to 48 characters")
         for opt, port in (("--http-port", args.http_port), ("--dns-port", args.dns_port)):
@@ -165,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"borne sim: {e}", file=sys.stderr)
         return 2
     try:
+        lock_flash(flash)  # held until this process ends
+        if args.control and _taken(args.control, socket.SOCK_STREAM):
+            raise OSError(f"--control {args.control}: 127.0.0.1:{args.control} is in use "
+                          "(another simulation?): give another port, or 0 for a free one")
         hotspot_ports(args)
     except OSError as e:
         print(f"borne sim: {e}", file=sys.stderr)
@@ -237,6 +294,25 @@ def held_csms(flash: Path) -> str | None:
     return best[1] if best and best[1] else None
 
 
+_flash_locks: list[int] = []
+
+
+def lock_flash(flash: Path) -> None:
+    """An exclusive lock on the flash folder for the life of this process (the kernel drops it
+    when the process ends, however): a second simulation on the same folder would run a second
+    charger on its files, whose boot ends the first's running session as a power loss."""
+    import fcntl
+
+    fd = os.open(flash, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OSError(f"--flash {flash}: another simulation runs on this folder: stop it, or "
+                      "give this one its own --flash (and --id, --control)") from None
+    _flash_locks.append(fd)
+
+
 def _taken(port: int, kind: socket.SocketKind) -> bool:
     with socket.socket(socket.AF_INET, kind) as s:
         if kind == socket.SOCK_STREAM:  # a port in TIME_WAIT is free for a listener
@@ -275,7 +351,8 @@ def simulator_from(args: argparse.Namespace, flash: Path) -> Simulator:
     if args.claim:
         claim = ClaimOptions(wifi_env=args.wifi_env,
                              hotspot_key=args.hotspot_key, conn_password=args.conn_password,
-                             http_port=args.http_port or 0, dns_port=args.dns_port)
+                             http_port=args.http_port or 0, dns_port=args.dns_port,
+                             reader=True, meter=True)  # a whole charger once claimed
     fitted = Fitted(board=args.board, reader=args.reader, meter_model=args.meter_model,
                     phases=args.phases, grid_meter=args.grid_meter,
                     grid_meter_addr=args.grid_meter_addr, main_fuse_a=args.main_fuse)
@@ -331,7 +408,10 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
     if not live:
         await sim.start()
         assert sim.agent is not None
-        sim.agent.on_line = lambda line: print(line, flush=True)
+        # The ESP32 board's console telemetry (@tel, @led: a meter reading a second) feeds
+        # `state`; printed, it would bury the agent's log.
+        sim.agent.on_line = lambda line: None if line.startswith(("@tel ", "@led ")) \
+            else print(line, flush=True)
     else:
         await sim.start()
     try:
@@ -341,16 +421,13 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
         raise OSError(f"control port {args.control}: {e.strerror}") from None
     port = server.sockets[0].getsockname()[1]
     if not live:
-        csms = sim.csms_url or held_csms(sim.flash) or "none until claimed"
-        print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {csms}", flush=True)
-        if sim.claim:
-            print(f"[sim] claim page and API on {sim.hotspot_url}/; secrets in "
-                  f"{sim.flash}/factory.json", flush=True)
-        else:
-            print(f"[sim] the setup button's hotspot (a 3 s press) serves on "
-                  f"{sim.hotspot_url}/", flush=True)
+        print(f"[sim] control protocol on 127.0.0.1:{port}; CSMS {screen.csms_shown(sim)}",
+              flush=True)
+        for line in [*screen.how_to_drive(port), screen.hotspot_line(sim)]:
+            print(f"[sim] {line}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancel)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
@@ -362,3 +439,12 @@ async def _main(args: argparse.Namespace, sim: Simulator) -> None:
             drawer.cancel()
         server.close()
         await sim.stop()
+
+
+def _quiet_cancel(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Python 3.11's start_server reports a connection handler cancelled as the loop ends (a
+    control client such as `nc` still connected at Ctrl-C, a CSMS link through the gate) with
+    a traceback: the end of the simulation is no error."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)

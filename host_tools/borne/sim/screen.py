@@ -6,7 +6,7 @@ import asyncio
 import sys
 from typing import Any
 
-from borne.sim.simulator import Simulator
+from borne.sim.simulator import COMMANDS, Simulator
 
 _CLEAR = "\x1b[H\x1b[2J"
 _RGB_NAMES = {
@@ -24,9 +24,10 @@ def render(sim: Simulator, control_port: int | None) -> str:
     ocpp = st["ocpp"]
     link = "online" if ocpp["connected"] else "OFFLINE"
     lines = [
-        f"borne sim  -  {sim.cp_id}  -  CSMS {sim.csms_url}"
+        f"borne sim  -  {sim.cp_id}  -  CSMS {csms_shown(sim)}"
         + ("  (embedded)" if sim.csms else ""),
-        f"control: 127.0.0.1:{control_port}" if control_port else "control: off",
+        *(how_to_drive(control_port) if control_port else ["control: off"]),
+        hotspot_line(sim),
         "",
         f"  supply     {'on' if st['powered'] else 'CUT'}       "
         f"network {'up' if st['net'] else 'CUT'}",
@@ -44,8 +45,40 @@ def render(sim: Simulator, control_port: int | None) -> str:
         "",
         "agent log:",
     ]
-    tail = list(sim.agent.lines)[-12:] if sim.agent else []
+    # the agent's log, without the ESP32 board's console telemetry (shown above)
+    log = sim.agent.lines if sim.agent else ()
+    tail = [x for x in log if not x.startswith(("@tel ", "@led "))][-12:]
     return "\n".join(lines + ["  " + x[:110] for x in tail]) + "\n"
+
+
+def csms_shown(sim: Simulator) -> str:
+    """The CSMS the charger uses: given, embedded, or the one a claim gave (kept in its flash)."""
+    from borne.sim.cli import held_csms
+
+    return sim.csms_url or held_csms(sim.flash) or "none until claimed"
+
+
+def hotspot_line(sim: Simulator) -> str:
+    """Where the hotspot's claim page and API serve (the port may be a free one chosen at
+    start), and where the simulated charger's secrets are."""
+    if sim.claim is None:
+        return f"the setup button's hotspot (a 3 s press) serves on {sim.hotspot_url}/"
+    where = ("nvs.json (the emulated NVS)" if sim.fitted.board == "esp32_wallbox"
+             else "factory.json")
+    return (f"claim page and API on {sim.hotspot_url}/; secrets in {sim.flash}/{where}: "
+            f"`borne label --flash {sim.flash}` prints them")
+
+
+def how_to_drive(port: int) -> list[str]:
+    """What a newcomer needs to drive the simulation: the control protocol, by example."""
+    return [
+        f"control: 127.0.0.1:{port} takes one JSON request a line; in another terminal, e.g.:",
+        f"""  echo '{{"cmd": "plug"}}' | nc -q 1 127.0.0.1 {port}    (an EV plugged in)""",
+        """  {"cmd": "tap", "uid": "04a1b2c3"}  {"cmd": "charge"}  {"cmd": "net", "up": false}  """
+        """{"cmd": "power_cut"}""",
+        f"  commands: {' '.join(COMMANDS[:-1])}",
+        f"  {COMMANDS[-1]} (README \"Driving the simulator\"); Ctrl-C ends the simulation",
+    ]
 
 
 def _meter(m: dict[str, Any] | None, model: str) -> str:

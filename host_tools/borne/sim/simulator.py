@@ -28,6 +28,9 @@ from borne.sim.sntp import SntpServer
 log = logging.getLogger("borne.sim")
 
 FAULT_KINDS = (*HW_FAULTS, "meter_down", "reader_down", "grid_down", "clear")
+# The control protocol's commands (README "Driving the simulator"), as its help names them
+COMMANDS = ("plug", "charge", "pause", "unplug", "load", "tap", "fault", "house", "net",
+            "power_cut", "power_on", "button", "stall", "state")
 
 
 class CommandError(Exception):
@@ -166,11 +169,13 @@ class Simulator:
         self._io_server = await asyncio.start_server(self.hw.serve_agent, "127.0.0.1", 0)
         if c.reader:
             self._rfid_server = await asyncio.start_server(self.reader.serve, "127.0.0.1", 0)
+        meter = f"127.0.0.1:{await self.meter.start()}" if c.meter else None
         wires = Wires(io=_addr(self._io_server), sntp=f"127.0.0.1:{await self.sntp.start()}",
-                      dns=await self.dns.start(),
+                      dns=await self.dns.start(), meter=meter,
                       rfid=_addr(self._rfid_server) if self._rfid_server else None)
         await self._power_on(["--id", self.cp_id, *wires.argv(),
-                              *replace(c, wifi_env=env).argv()])
+                              *replace(c, wifi_env=env).argv(),
+                              *(self.fitted.argv() if c.meter else [])])
 
     async def _power_on(self, args: list[str]) -> None:
         if self.fitted.board == "esp32_wallbox":
@@ -291,7 +296,7 @@ class Simulator:
             "power_w": round(hw.power_w(), 1),
             "session": tel.get("session"),
             "powered": bool(self.agent and self.agent.powered),
-            "net": bool(self.gate and self.gate.up),
+            "net": self.gate.up if self.gate else True,  # claim mode has no gate to cut
             "faults": sorted(self.faults()),
             "hotspot": tel.get("hotspot"),
             "device_faults": tel.get("device_faults", []),
@@ -412,7 +417,7 @@ class Simulator:
         elif cmd == "state":
             return self.state()
         else:
-            raise CommandError(f"unknown command {cmd!r}")
+            raise CommandError(f"unknown command {cmd!r}: one of {', '.join(COMMANDS)}")
         return None
 
     async def serve_control(self, port: int, host: str = "127.0.0.1") -> asyncio.Server:
@@ -473,6 +478,10 @@ class ClaimOptions:
     http_port: int = 0
     dns_port: int = 0
     reader: bool = False  # the RFID reader wired too (the `tap` command): a claimed owner's cards
+    # The meters wired and the installation (`fitted`) given too, as outside claim mode: what
+    # `borne sim --claim` runs, so the charger it claims charges as any other (the claim
+    # workloads and most claim tests leave both out: the hotspot's heap is measured without)
+    meter: bool = False
 
     def argv(self) -> list[str]:
         out = ["--http-port", str(self.http_port), "--dns-port", str(self.dns_port)]
