@@ -68,7 +68,7 @@ async def test_an_ev_plugged_through_a_power_cut_charges_again(
 ) -> None:
     """The power comes back with the EV still plugged in and asking: once the interrupted
     session is ended (PowerLoss), a new one starts by itself (free charging here; a plug during
-    that recovery is not forgotten; a tap then gets the refusal's red signal, to be tapped again)."""
+    that recovery is not forgotten; a tap then gets the refusal's red signal, to tap again)."""
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
     cp = csms.charge_points[CP_ID]
     await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
