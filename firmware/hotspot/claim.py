@@ -283,11 +283,17 @@ class Hotspot:
                     self._last_ms = now
                 if self._close_at is not None and time.ticks_diff(now, self._close_at) >= 0:
                     await self.close_ap("claimed")
+                    if self._over():
+                        return  # at once: out of the heap before the claim's session connects
                 elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
                     await self.close_ap("idle for %d s" % self.idle_s)
-            elif (self.ends and self._deferred is None and self._reset_at is None
-                  and not self._resetting and self._claim_task is None and not self._want_open):
+            elif self._over():
                 return
+
+    def _over(self):
+        # Claim mode is over (run() returns): closed, nothing pending.
+        return (self.ends and not self.open and self._deferred is None and self._reset_at is None
+                and not self._resetting and self._claim_task is None and not self._want_open)
 
     # -- unclaim / factory reset --------------------------------------------------------
     def factory_reset(self):
@@ -441,8 +447,26 @@ class Hotspot:
             # hotspot has closed (close_ap()).
             if self.tls:
                 self.ocpp.tls_keep[:] = self.tls
+                if self.tls[0] is not None:
+                    self._stamp()
             self.tls = []
             self._wake = True
+            # Claim mode is over once closed: an unclaimed charger's hotspot, made at boot,
+            # then leaves the heap as one opened by the setup button does (app.py's _Setup).
+            self.ends = True
+
+    def _stamp(self):
+        # The claim's context was made for the credentials just saved: stamped so, the session's
+        # first connection takes it as it is (security.connect_args), without reading the PEMs
+        # again in the heap the hotspot leaves. Without memory for it, they are read.
+        st = self.settings
+        from supervisor import rare
+
+        try:
+            self.ocpp.tls_keep.append(rare("ocpp_client.security", "stamp",
+                                           st.get("security_profile", 0), st.store))
+        except MemoryError:
+            pass
 
     def save(self, **kw):
         # A claim's save of the settings, in the block of the servers' kept head buffer: let go
