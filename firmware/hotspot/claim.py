@@ -106,7 +106,11 @@ class Hotspot:
         try:
             opening = rare("hotspot.opening", "open_ap", self, why)
         except MemoryError:
-            self._deferred = why
+            if self._deferred is None:
+                log.warn(_TAG, "claim mode (%s) refused: no memory to load it; it opens once "
+                         "memory frees", why)
+                self._deferred = why
+                self._publish()
             self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
             return
         await opening
