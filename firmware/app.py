@@ -95,13 +95,15 @@ class _Setup:
     # nothing pending: Hotspot.run() returns); then the object and its module go and this takes
     # the button back. The hotspot runs as its own supervised task and takes the button
     # meanwhile (station.py keeps the home Wi-Fi either way). With no memory to load it, the
-    # press is kept and claim mode loads once memory frees.
-    def __init__(self, board, make):
+    # press is kept and claim mode loads once memory frees. An unclaimed charger's hotspot
+    # (`h`, made at boot) is handed over so once it is claimed and closed (Hotspot.claimed()).
+    def __init__(self, board, make, h=None):
         self._board = board
         self._make = make
-        self.h = None
+        self.h = h
         self._press = None  # a press waiting for memory (ms)
-        self._tel(False)
+        if h is None:
+            self._tel(False)
 
     def _tel(self, refused):
         # the hotspot's telemetry while it is not loaded (its ssid is its own: hotspot/claim.py)
@@ -238,12 +240,12 @@ async def _build():
             from station import Station
 
             station = Station(b.wlan(), settings, ocpp.wake)
+        hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
+                                          connector, events, station),
+                         None if claimed else _hotspot(b, store, settings, prov, ocpp,
+                                                       connector, events, station))
         if claimed:
-            hotspot = _Setup(b, lambda: _hotspot(b, store, settings, b.provisioning(), ocpp,
-                                              connector, events, station))
             b.on_button = hotspot.button
-        else:
-            hotspot = _hotspot(b, store, settings, prov, ocpp, connector, events, station)
     del prov
     light = StatusLight(b, connector, ocpp, config.get("LightIntensity"), hotspot=hotspot,
                         blinks=config.get("BlinkRepeat"))
@@ -282,8 +284,8 @@ async def _build():
     tasks.extend(dev.tasks())
     if station is not None:
         tasks.append(("wifi", station.run))
-    if hotspot is not None and not isinstance(hotspot, _Setup):
-        tasks.append(("hotspot", hotspot.run))
+    if hotspot is not None and hotspot.h is not None:
+        tasks.append(("hotspot", hotspot._run))
     # The serial maintenance console (console.py): `borne monitor` and `borne deploy` use it.
     tasks.append(("console", _console(b, settings, connector, hotspot)))
     return tasks
@@ -291,8 +293,12 @@ async def _build():
 
 async def _main():
     # The main task: builds the agent (its frame gone once built), then keeps its tasks for
-    # ever (supervisor.keep(): restarts any that fails).
-    await supervisor.keep(await _build())
+    # ever (supervisor.keep(): restarts any that fails). The boot-only functions leave the
+    # globals then, and with them their code where it is in the heap (.mpy: ~1 KB).
+    global _build, _tls_reserve
+    tasks = await _build()
+    del _build, _tls_reserve
+    await supervisor.keep(tasks)
 
 
 def run():

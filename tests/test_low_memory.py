@@ -42,7 +42,7 @@ CP_ID = "CP-LOWMEM"
 # allocations (OCPP frames, journal lines), none for the hotspot's largest block (a claim's 4 KB
 # CA certificate: hotspot/claim.py checks it).
 SQUEEZE_BLOCK = 1024
-# For the setup button: no free block of 4 KB (hotspot/claim.py _BLOCK), so claim mode loads and
+# For the setup button: no free block of 4 KB (hotspot/opening.py _BLOCK), so claim mode loads and
 # refuses for its block. The blocks under 1 KB alone summed ~32 KB in a 256wK heap, about
 # app.py's floor below which it is not even loaded (_CLAIM_FLOOR: a refusal without its figures).
 BUTTON_SQUEEZE_BLOCK = 4096

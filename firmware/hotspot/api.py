@@ -11,13 +11,8 @@
 # (_ours): 403 otherwise.
 import json
 
-import log
 from hotspot import httpd
 
-_TAG = "hotspot"
-# A claim's validation and the URL parsers it loads (those not loaded before leave after it).
-_PARSERS = const(("hotspot.validate", "net.url", "mqtt.url"))
-_LOGIN_MAX = const(512)  # {"password": ...} of at most 128 characters, escaped
 
 
 def _json(status, d, extra=None):
@@ -32,7 +27,7 @@ async def handle(hs, req):
     if p == "/api/identity":
         return _only(hs, m, ("GET", "HEAD")) or _identity(hs)
     if p == "/api/login":
-        return _only(hs, m, ("POST",)) or await _login(hs, req)
+        return _only(hs, m, ("POST",)) or await _post("login", hs, req)
     if p in ("/api/networks", "/api/claim", "/api/unclaim"):
         if p == "/api/networks":
             allowed = ("GET", "HEAD")
@@ -49,9 +44,9 @@ async def handle(hs, req):
         if p == "/api/networks":
             return _networks(hs)
         if p == "/api/unclaim":
-            return await _unclaim(hs, req)
+            return await _post("unclaim", hs, req)
         if m == "POST":
-            return await _post_claim(hs, req)
+            return await _post("claim", hs, req)
         return _claim_status(hs)
     if p == "/api/firmware":  # local firmware update (ota/local.py)
         from ota import local
@@ -70,6 +65,14 @@ async def handle(hs, req):
         # Captive portal: a phone's connectivity check (or any page) lands on the claim page.
         return 302, None, b"", (("Location", "http://%s/" % hs.ip),)
     return httpd.error(404, "not found")
+
+
+async def _post(name, hs, req):
+    # The POST routes (hotspot/apipost.py), each run once or twice a claim: loaded for the
+    # request and out of the heap after (a MemoryError loading it: 503, httpd.py).
+    from supervisor import rare
+
+    return await rare("hotspot.apipost", name, hs, req)
 
 
 def _ours(hs, req):
@@ -100,118 +103,9 @@ def _identity(hs):
                        "claimed": s.is_claimed()})
 
 
-async def _json_body(hs, req):
-    req.body_length()  # 411 / 413 first
-    ctype = req.header(b"content-type", "")
-    if ctype.split(";")[0].strip().lower() != "application/json":
-        raise httpd.HttpError(415, "send Content-Type: application/json")
-    body = await req.read_body()
-    if _too_deep(body.chunks, 8):
-        raise httpd.HttpError(400, "the JSON is nested too deeply")
-    try:
-        return json.load(body)  # streamed from its pieces: the body never in one block
-    except (ValueError, UnicodeError, RuntimeError):
-        raise httpd.HttpError(400, "the body is not valid JSON")
-    except MemoryError:  # a long string needs a block of its length: the heap has none now
-        raise httpd.HttpError(503, "out of memory, try again")
-
-
-def _too_deep(chunks, limit):
-    # A claim is a flat object: refuse deep nesting before the parser spends the heap on it.
-    depth = 0
-    in_str = False
-    esc = False
-    for b in chunks:
-        for c in b:
-            if in_str:
-                if esc:
-                    esc = False
-                elif c == 92:  # backslash
-                    esc = True
-                elif c == 34:
-                    in_str = False
-            elif c == 34:
-                in_str = True
-            elif c in (91, 123):  # [ {
-                depth += 1
-                if depth > limit:
-                    return True
-            elif c in (93, 125):
-                depth -= 1
-    return False
-
-
-async def _login(hs, req):
-    wait = hs.guard.retry_after_s(req.peer)
-    if wait:  # refused before reading anything: a locked client costs no work
-        return _locked(hs, wait)
-    if req.body_length() > _LOGIN_MAX:  # nor does a long body anyone may send: not read
-        return httpd.error(413, "a login body is at most %d bytes" % _LOGIN_MAX)
-    d = await _json_body(hs, req)
-    pw = d.get("password") if isinstance(d, dict) else None
-    if not isinstance(pw, str):
-        return httpd.error(422, "password (a string) is required", "password")
-    res, val = hs.guard.login(pw, req.peer)
-    if res == "ok":
-        log.info(_TAG, "owner logged in")
-        return _json(200, {"token": val, "expires_idle_s": 900})
-    if res == "locked":
-        return _locked(hs, val)
-    log.warn(_TAG, "wrong connection password (%d in a row from all clients)", hs.guard.fails)
-    extra = (("Retry-After", str(val)),) if val else None
-    return _json(401, {"error": "wrong connection password", "field": "password",
-                       "retry_after": val}, extra)
-
-
-def _locked(hs, wait):
-    return _json(429, {"error": "too many wrong passwords: try again in %d s" % wait,
-                       "retry_after": wait}, (("Retry-After", str(wait)),))
-
-
 def _networks(hs):
     return 200, "application/json", hs.networks(), None
 
 
 def _claim_status(hs):
     return _json(200, hs.claim_status())
-
-
-async def _post_claim(hs, req):
-    busy = hs.claim_refused()
-    if busy:
-        return httpd.error(409, busy)
-    d = await _json_body(hs, req)
-    import sys
-
-    from supervisor import drop
-
-    new = []
-    for n in _PARSERS:
-        if n not in sys.modules:
-            new.append(n)
-    from hotspot import validate
-
-    try:
-        # (no cp_id: the one in use, the label's unless a claim gave another: a claim for a
-        # new home Wi-Fi must not make the charger another charge point, its data wiped)
-        c = validate.claim(d, hs.settings["cp_id"])
-        validate.against(c, hs.settings)
-    except validate.Invalid as e:
-        return httpd.error(422, e.message, e.field or None)
-    finally:
-        drop(*new)  # out of the heap until the next claim
-    validate = d = None  # (this frame's references: the claim flow loads in their room)
-    busy = hs.claim_refused()  # again: another claim may have started while this body came
-    if busy:
-        return httpd.error(409, busy)
-    hs.start_claim(c)
-    return _json(202, {"state": hs.state})
-
-
-async def _unclaim(hs, req):
-    d = await _json_body(hs, req)
-    if not isinstance(d, dict) or d.get("confirm") is not True:
-        return httpd.error(422, 'send {"confirm": true} to unclaim', "confirm")
-    if not hs.unclaim():
-        return httpd.error(409, "a claim is in progress")
-    return _json(202, {"state": "unclaiming"})

@@ -4,12 +4,13 @@
 # (station.py) while a claim runs, and handles the setup button (long press: claim mode; very
 # long press: factory reset).
 #
+# Its opening and the Wi-Fi scan: hotspot/opening.py, loaded for them.
+#
 # Claim mode opens when the charger has never been claimed (or was unclaimed), or on a long
 # press; it closes after a successful claim (_READ_MS after the app read the result, at the
 # latest _CLOSE_GRACE_MS later) and after _IDLE_S without a request (or lockout). See README.md
 # "Provisioning API".
 import asyncio
-import sys
 import time
 
 import log
@@ -20,29 +21,9 @@ _VERY_LONG_PRESS_MS = const(10000)
 _IDLE_S = const(900)
 _CLOSE_GRACE_MS = const(10000)
 _READ_MS = const(1000)  # after the app read a claim's success: its answer is written by then
-_SCAN_CACHE_MS = const(20000)
-_EMPTY_SCAN_MS = const(3000)  # an empty scan is kept this long only (the radio may be busy)
 _RESET_DELAY_MS = const(700)
-# Free heap the hotspot needs to open: hotspot/room.py.
-# Its largest block: a claim's CA certificate (ca_pem, up to 4 KB), parsed into one string; the
-# servers' own are smaller (a client's 2 KB head buffer, a body in 512-byte pieces). A claim that
-# finds no such block anyway gets 503 and can be sent again.
-_BLOCK = const(4096)
-# The TLS context of the claim's CSMS check (one ~3 KB allocation) is reserved when claim mode
-# opens, as app.py reserves the OCPP client's: an unconfigured context, the size of the one to
-# come, given up just before it is made (security.tls_context's `keep` list).
-# Two more of a claim's allocations need one block each, which the heap fragmented by the
-# requests before it may no longer have: the save of the settings (their JSON text, with the
-# CA's PEM: ~2 KB growing in one block, then its bytes), and sys.modules' table, grown (into a
-# new block, never shrunk) when the check's modules join the servers'. The save gets the
-# servers' kept 2 KB head buffer's block (save(): let go for it and taken again after); the
-# table is grown when claim mode opens, for _MODULES more entries than it holds (the servers,
-# the claim flow, the check's ocpp_client.security, wsopen and net.url with its package,
-# validate's parsers).
-_MODULES = const(12)
 _ROOM_RETRY_MS = const(2000)
 _UNCLAIMED = const("not claimed")  # why claim mode opens on a charger with nothing to charge for
-_NO_SCAN = const(b'{"networks": [], "why": "no Wi-Fi scan while charging: type the name"}')
 _SSID_CHARS = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # The claim's progress, as GET /api/claim reports it.
@@ -51,16 +32,6 @@ _JOINING = const("joining_wifi")
 _CHECKING = const("checking_csms")
 _DONE = const("done")
 _FAILED = const("failed")
-
-
-def _grow_modules():
-    # sys.modules' table made room for _MODULES more entries: placeholders added and removed
-    # (a table keeps its size, a removed entry's slot is taken again).
-    m = sys.modules
-    for i in range(_MODULES):
-        m["_claim%d" % i] = None
-    for i in range(_MODULES):
-        del m["_claim%d" % i]
 
 
 def ssid_for(cp_id):
@@ -129,62 +100,26 @@ class Hotspot:
     async def open_ap(self, why):
         if self.open or self.radio is None:
             return
-        if len(self._key) < 8:
-            log.error(_TAG, "no per-device hotspot key provisioned: claim mode unavailable")
-            return
-        from supervisor import heap_room
+        # (hotspot/opening.py: loaded for it; without memory to load it, tried again later)
+        from supervisor import rare
 
-        # (a collection first: the servers' modules load into the heap, frozen on a charger)
-        need = self.need_free if why == _UNCLAIMED else self.need_charging
-        ok, free = heap_room(need, _BLOCK)
-        if not ok:
-            # Charging first: the hotspot waits until the heap has room for it.
-            first = self._deferred is None
-            self._deferred = why
-            self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
-            if first:
-                log.warn(_TAG, "claim mode (%s) refused: %d bytes of heap free, it needs %d "
-                         "with a block of %d; it opens once memory frees", why, free,
-                         need, _BLOCK)
-                self._publish()
-            return
-        if self._deferred is not None:
-            log.info(_TAG, "memory freed (%d bytes): opening claim mode", free)
-            self._deferred = None
-        _grow_modules()
         try:
-            import tls
-
-            self.tls = [None, tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)]  # while the heap is whole
+            opening = rare("hotspot.opening", "open_ap", self, why)
         except MemoryError:
-            self.tls = []  # the check tries without it
-        self.ip = self.radio.ap_open(self.ssid, self._key)
-        from hotspot import api, httpd
-        from hotspot.dns import CaptiveDns
-        from hotspot.guard import Guard
-
-        try:
-            self.guard = Guard(self.store, *self._pw)
-            # Inside the try: the server's buffers are allocated here, and a heap too fragmented
-            # for them must leave the charger running (hotspot closed, logged), not crash it.
-            self._http = httpd.Server(lambda req: api.handle(self, req), self.touch)
-            host, port = self.radio.listen_addr("http")
-            await self._http.start(host, port or 80)
-            self._dns = CaptiveDns(self.ip)
-            host, port = self.radio.listen_addr("dns")
-            self._dns.start(host, port or 53)
-        except (OSError, MemoryError) as e:
-            log.exc(_TAG, "cannot start the hotspot servers", e)
-            await self._teardown()
+            if self._deferred is None:
+                log.warn(_TAG, "claim mode (%s) refused: no memory to load it; it opens once "
+                         "memory frees", why)
+                self._deferred = why
+                self._publish()
+            self._retry_at = time.ticks_add(time.ticks_ms(), _ROOM_RETRY_MS)
             return
-        self.open = True
-        self.state = _IDLE
-        self.error = None
-        self.touch()
-        log.info(_TAG, "claim mode (%s): access point %s at %s", why, self.ssid, self.ip)
-        if self.events:
-            self.events.add("hotspot_open")
-        self._publish()
+        await opening
+
+    def _handle(self, req):
+        # A request to the servers: the API (loaded while the hotspot is open).
+        from hotspot import api
+
+        return api.handle(self, req)
 
     async def close_ap(self, why):
         if not self.open:
@@ -283,11 +218,17 @@ class Hotspot:
                     self._last_ms = now
                 if self._close_at is not None and time.ticks_diff(now, self._close_at) >= 0:
                     await self.close_ap("claimed")
+                    if self._over():
+                        return  # at once: out of the heap before the claim's session connects
                 elif not busy and time.ticks_diff(now, self._last_ms) > self.idle_s * 1000:
                     await self.close_ap("idle for %d s" % self.idle_s)
-            elif (self.ends and self._deferred is None and self._reset_at is None
-                  and not self._resetting and self._claim_task is None and not self._want_open):
+            elif self._over():
                 return
+
+    def _over(self):
+        # Claim mode is over (run() returns): closed, nothing pending.
+        return (self.ends and not self.open and self._deferred is None and self._reset_at is None
+                and not self._resetting and self._claim_task is None and not self._want_open)
 
     # -- unclaim / factory reset --------------------------------------------------------
     def factory_reset(self):
@@ -385,33 +326,10 @@ class Hotspot:
         return True
 
     def networks(self):
-        # The Wi-Fi networks in reach, strongest first, as GET /api/networks answers them (JSON
-        # bytes: the cache is one block, not a dict per network). A scan blocks the radio (and
-        # on the ESP32 the loop, ~2 s) for a moment: cached, and never made while the relay is
-        # closed (the EV leaving state C opens it within 100 ms: the loop's, IEC 61851-1; the
-        # hardware interlock sees only an unplug): the last scan, or none and the owner types
-        # the network's name.
-        now = time.ticks_ms()
-        fresh = self._scan and time.ticks_diff(now, self._scan[0]) < _SCAN_CACHE_MS
-        relay = self.connector is not None and self.connector.relay
-        if relay and not self._scan:
-            return _NO_SCAN
-        if not fresh and not relay:
-            seen = {}
-            for ssid, rssi, secure in self.radio.scan():
-                if ssid and (ssid not in seen or seen[ssid][0] < rssi):
-                    seen[ssid] = (rssi, secure)
-            nets = [{"ssid": k, "rssi": v[0], "secure": v[1]} for k, v in seen.items()]
-            seen = None
-            nets.sort(key=lambda n: -n["rssi"])
-            import json
+        # GET /api/networks (hotspot/opening.py)
+        from supervisor import rare
 
-            # An empty answer is scanned again soon: the ESP32 port answers [] while its
-            # station is connecting (esp_wifi_scan_start's ESP_ERR_WIFI_STATE).
-            at = now if nets else time.ticks_add(now, _EMPTY_SCAN_MS - _SCAN_CACHE_MS)
-            self._scan = None
-            self._scan = (at, json.dumps({"networks": nets[:30]}).encode())
-        return self._scan[1]
+        return rare("hotspot.opening", "networks", self)
 
     def joining(self):
         self._set(_JOINING)
@@ -441,8 +359,26 @@ class Hotspot:
             # hotspot has closed (close_ap()).
             if self.tls:
                 self.ocpp.tls_keep[:] = self.tls
+                if self.tls[0] is not None:
+                    self._stamp()
             self.tls = []
             self._wake = True
+            # Claim mode is over once closed: an unclaimed charger's hotspot, made at boot,
+            # then leaves the heap as one opened by the setup button does (app.py's _Setup).
+            self.ends = True
+
+    def _stamp(self):
+        # The claim's context was made for the credentials just saved: stamped so, the session's
+        # first connection takes it as it is (security.connect_args), without reading the PEMs
+        # again in the heap the hotspot leaves. Without memory for it, they are read.
+        st = self.settings
+        from supervisor import rare
+
+        try:
+            self.ocpp.tls_keep.append(rare("ocpp_client.security", "stamp",
+                                           st.get("security_profile", 0), st.store))
+        except MemoryError:
+            pass
 
     def save(self, **kw):
         # A claim's save of the settings, in the block of the servers' kept head buffer: let go

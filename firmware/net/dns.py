@@ -18,6 +18,7 @@ import asyncio
 import os
 import socket
 import struct
+import sys
 import time
 
 import log
@@ -149,15 +150,28 @@ async def resolve(host, server, memo=None, timeout_ms=2000, tries=2):
 
 async def _ask(host, server, timeout_ms, tries):
     qid = int.from_bytes(os.urandom(2), "big")
-    a = await exchange(server, _query(qid, host), 512, lambda d: parse(d, qid), timeout_ms, tries)
+    # The answer is read into the WebSocket's spare receive buffer (1 KB, ocpp_client/ws.py)
+    # while no connection holds it, taken meanwhile: recv() would need a fresh 512-byte block,
+    # which a fragmented heap may not have (the CSMS's lookup at a reconnect, the claim's check).
+    ws = sys.modules.get("ocpp_client.ws")
+    buf = ws._spare_rx if ws is not None else None
+    if buf is not None:
+        ws._spare_rx = None
+    try:
+        a = await exchange(server, _query(qid, host), 512, lambda d: parse(d, qid), timeout_ms,
+                           tries, buf)
+    finally:
+        if buf is not None and ws._spare_rx is None:  # (a connection made meanwhile has its own)
+            ws._spare_rx = buf
     if a is None:
         raise DnsError("the resolver did not answer")
     return a
 
 
-async def exchange(server, q, size, check, timeout_ms, tries):
+async def exchange(server, q, size, check, timeout_ms, tries, buf=None):
     # One question `q` on a non-blocking UDP socket to server ((ip, port)), asked again after
     # each timeout (net/sntp.py's too): -> the first check(datagram) that is not None, or None.
+    # A datagram is read into `buf` if given (checked as a memoryview of it), else recv(size).
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
     try:
@@ -167,13 +181,17 @@ async def exchange(server, q, size, check, timeout_ms, tries):
             waited = 0
             while waited < timeout_ms:
                 try:
-                    d = s.recv(size)
+                    d = s.recv(size) if buf is None else s.readinto(buf)
                 except OSError as e:
                     if e.errno not in _EAGAIN:
                         raise
+                    d = None
+                if d is None:  # (readinto: nothing yet)
                     await asyncio.sleep_ms(20)
                     waited += 20
                     continue
+                if buf is not None:
+                    d = memoryview(buf)[:d]
                 a = check(d)
                 if a is not None:
                     return a

@@ -213,7 +213,7 @@ def connect_args(settings, url, keep=None):
         # read and hashed again, nor their modules loaded, in what may be a fragmented heap by
         # then. After a save of either, tls_context() compares them.
         st = getattr(settings, "store", None)
-        if keep and st is not None and keep[2:] == [_stamp(prof, st)]:
+        if keep and st is not None and keep[2:] == [stamp(prof, st)]:
             return auth, keep[1]
         cert = key = ""
         if prof == 3:
@@ -227,10 +227,12 @@ def connect_args(settings, url, keep=None):
         if keep and st is not None:
             # taken after the reads: the roots' first read may save the certificate store
             del keep[2:]
-            keep.append(_stamp(prof, st))
+            keep.append(stamp(prof, st))
     return auth, ctx
 
 
-def _stamp(prof, store):
+def stamp(prof, store):
+    # What a kept context was made under: the profile and the credentials documents' saves
+    # (also hotspot/claim.py's, handing the claim's context to the session).
     ch = store.changes
     return (prof, ch.get(_DOCS[0], 0), ch.get(_DOCS[1], 0))

@@ -13,6 +13,7 @@ from supervisor import rare
 
 _TAG = const("ocpp")
 _CONN = const("evse.connrare")  # the connector's seldom-run paths, loaded for the call
+_TXQ = const("ocpp_client.txqrare")  # and the queue's: a power cut's sessions, at boot
 # StopTxnSampledData / StopTxnAlignedData values kept for a session's StopTransaction: the latest,
 # a bounded share of the heap whatever the session's length: at most _KEPT (with
 # Transaction.Begin and .End, 14: within StopTransactionMaxMeterValues, 20) and _KEPT_BYTES of
@@ -43,7 +44,9 @@ class Transactions:
         # What the journal holds of the sessions a power cut left unfinished, read now, before
         # anything is delivered: a stop the last boot journaled for one may be delivered (and
         # its transactionId forgotten) while the recovery waits for the meter.
-        self._cut = self._journaled(s.connector.interrupted)
+        self._cut = None
+        if s.connector.interrupted:
+            self._cut = rare(_TXQ, "journaled", q, s.connector.interrupted)
         if q.ids:  # (a power cut between a stop's answer and its id's removal leaves one)
             rare("ocpp_client.txqrare", "tidy", q, s.connector.interrupted)
         s.connector.listen(self)
@@ -204,74 +207,12 @@ class Transactions:
                                  self.config.measurands("StopTxnSampledData"), context)
 
     async def _recover(self):
+        # (txqrare.end_interrupted: loaded at boot only when a power cut left a session)
         try:
-            await self._end_interrupted()
+            if self.connector.interrupted:
+                await rare(_TXQ, "end_interrupted", self)
         finally:
             self.recovered.set()
-
-    async def _end_interrupted(self):
-        # Sessions a power cut left unfinished end now: an open one with PowerLoss, a stopped
-        # one with its own reason. A StartTransaction is journaled first if the cut came before
-        # that; a stop already journaled is not repeated. The bill is exact: the meter is read
-        # now (the register stood still while the charger was off), and an open session's stop
-        # is never below a register already reported for it nor earlier than the last instant
-        # the charger knew it was running (its last MeterValues or minute checkpoint). The
-        # connector starts no new session before this is done.
-        if not self.connector.interrupted:
-            return
-        m = self.s.meter
-        if m is not None and hasattr(m, "fresh"):
-            try:
-                await m.fresh(3000)
-            except Exception as e:
-                log.exc(_TAG, "meter at boot", e)
-        # A session whose stop went already (delivered or dropped: txqueue's done) left its
-        # document behind (a removal that failed): not interrupted, never booked again; the
-        # document goes with the others (forget_interrupted).
-        c = self.connector
-        done = self.txq.done
-        c.interrupted = [s for s in c.interrupted if s["ref"] not in done]
-        # The flash full (or no memory): each session is tried, a stop kept in RAM is journaled
-        # before anything newer and its documents stay until then (kept); one that could not
-        # even be kept stays to the next boot. The connector goes on either way.
-        todo = rare(_CONN, "take_interrupted", c)
-        cut, self._cut = self._cut, None
-        kept = []
-        for s, reason in todo:
-            ref = s["ref"]
-            started, stopped, reported = cut[ref]
-            if stopped:
-                continue
-            _floor(s, *reported)
-            log.warn(_TAG, "session %s was unfinished at power loss: stopping it (%s)",
-                     ref, reason)
-            try:
-                if not started:
-                    self.on_tx_start(s, True)
-                self.on_tx_stop(s, reason)
-            except Exception as e:  # (OSError: kept in RAM, or refused; MemoryError)
-                kept.append(ref)
-                log.exc(_TAG, "session %s: stop not on flash" % ref, e)
-            self.s.events.add("session_stop", reason=reason)
-        rare(_CONN, "forget_interrupted", self.connector, kept)
-
-    def _journaled(self, sessions):
-        # ref -> [its start journaled or answered, its stop journaled, (Wh, ms) reported].
-        if not sessions:
-            return None
-        q = self.txq
-        out = {}
-        for s in sessions:
-            ref = s["ref"]
-            out[ref] = [q.tx_id(ref) is not None, False, q.reported(ref)]
-        for _, rec in q.j.pending():
-            f = out.get(rec["r"])
-            if f is not None:
-                if rec["a"] == START:
-                    f[0] = True
-                elif rec["a"] == STOP:
-                    f[1] = True
-        return out
 
     # -- answers to our messages -------------------------------------------------------------
     def _start_conf(self, ref, conf, p):
@@ -366,17 +307,6 @@ class Transactions:
 
 def _start_ms(s):
     return s["start_ms"] if "start_ms" in s else s["start"] * 1000
-
-
-def _floor(s, wh, ms):
-    # An interrupted open session's stop: never below a register already reported for it, never
-    # before the last time it was known running (nor its start).
-    if "stop_ms" not in s:
-        s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
-    if wh is not None and wh > s["meter_stop"]:
-        s["meter_stop"] = wh
-    if ms is not None and ms > s["stop_ms"]:
-        s["stop_ms"] = ms
 
 
 def attach(s):

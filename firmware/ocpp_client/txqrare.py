@@ -1,9 +1,13 @@
 # The transaction queue's (txqueue.py) seldom-run path, out of the heap between its uses: a
-# queued message that failed, answered with a CALLERROR or not answered at all. Loaded by
+# queued message that failed, answered with a CALLERROR or not answered at all; and at boot, the
+# sessions a power cut left unfinished (transactions.py: journaled, end_interrupted). Loaded by
 # supervisor.rare() for the failure and dropped after it. A MemoryError loading it reaches the
 # session's worker, which pauses and delivers again (the record is still journaled).
 import log
 from ocpp_client.txqueue import START, STOP, METER
+from supervisor import rare
+
+_CONN = const("evse.connrare")
 
 _TAG = "txq"
 _LEARN_S = 2  # a tagLearned's pause before it goes again (not a transaction message)
@@ -167,3 +171,79 @@ def _move(p, shift):
             p[k] = clock.iso_ms(ms) if v[19:20] == "." else clock.iso(ms // 1000)
         elif isinstance(v, (list, dict)):
             _move(v, shift)
+
+
+def journaled(q, sessions):
+    # ref -> [its start journaled or answered, its stop journaled, (Wh, ms) reported].
+    if not sessions:
+        return None
+    out = {}
+    for s in sessions:
+        ref = s["ref"]
+        out[ref] = [q.tx_id(ref) is not None, False, q.reported(ref)]
+    for _, rec in q.j.pending():
+        f = out.get(rec["r"])
+        if f is not None:
+            if rec["a"] == START:
+                f[0] = True
+            elif rec["a"] == STOP:
+                f[1] = True
+    return out
+
+
+async def end_interrupted(t):
+    # Sessions a power cut left unfinished end now: an open one with PowerLoss, a stopped
+    # one with its own reason. A StartTransaction is journaled first if the cut came before
+    # that; a stop already journaled is not repeated. The bill is exact: the meter is read
+    # now (the register stood still while the charger was off), and an open session's stop
+    # is never below a register already reported for it nor earlier than the last instant
+    # the charger knew it was running (its last MeterValues or minute checkpoint). The
+    # connector starts no new session before this is done.
+    if not t.connector.interrupted:
+        return
+    m = t.s.meter
+    if m is not None and hasattr(m, "fresh"):
+        try:
+            await m.fresh(3000)
+        except Exception as e:
+            log.exc("ocpp", "meter at boot", e)
+    # A session whose stop went already (delivered or dropped: txqueue's done) left its
+    # document behind (a removal that failed): not interrupted, never booked again; the
+    # document goes with the others (forget_interrupted).
+    c = t.connector
+    done = t.txq.done
+    c.interrupted = [s for s in c.interrupted if s["ref"] not in done]
+    # The flash full (or no memory): each session is tried, a stop kept in RAM is journaled
+    # before anything newer and its documents stay until then (kept); one that could not
+    # even be kept stays to the next boot. The connector goes on either way.
+    todo = rare(_CONN, "take_interrupted", c)
+    cut, t._cut = t._cut, None
+    kept = []
+    for s, reason in todo:
+        ref = s["ref"]
+        started, stopped, reported = cut[ref]
+        if stopped:
+            continue
+        _floor(s, *reported)
+        log.warn("ocpp", "session %s was unfinished at power loss: stopping it (%s)",
+                 ref, reason)
+        try:
+            if not started:
+                t.on_tx_start(s, True)
+            t.on_tx_stop(s, reason)
+        except Exception as e:  # (OSError: kept in RAM, or refused; MemoryError)
+            kept.append(ref)
+            log.exc("ocpp", "session %s: stop not on flash" % ref, e)
+        t.s.events.add("session_stop", reason=reason)
+    rare(_CONN, "forget_interrupted", t.connector, kept)
+
+
+def _floor(s, wh, ms):
+    # An interrupted open session's stop: never below a register already reported for it, never
+    # before the last time it was known running (nor its start).
+    if "stop_ms" not in s:
+        s["stop_ms"] = s.get("last_ms", s["stop_t"] * 1000)
+    if wh is not None and wh > s["meter_stop"]:
+        s["meter_stop"] = wh
+    if ms is not None and ms > s["stop_ms"]:
+        s["stop_ms"] = ms

@@ -78,8 +78,11 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # 10 at its first ChangeConfiguration after the boot (no room for the frame checker: "out of
 # memory"); the reference goes to 168 (the test at 151wK: 6 runs in 6). The claim failed once
 # at 139 in about 8 runs (a 592-byte block for the connection after the claim; its smallest
-# heap is 137): 141.
-BUDGET_WK = {"reference": 168, "claim": 143, "reference_rom": 99, "claim_rom": 92}
+# heap is 137): 141. Later that day, ~1.6 KB more resident bytecode: smallest 142, budget 143;
+# then claim mode's code out of the heap at its check (hotspot/opening.py, apipost.py, the
+# lookup's buffer borrowed, the session's first connect without the PEMs): smallest 138 (5 runs
+# in 5), 142.
+BUDGET_WK = {"reference": 168, "claim": 142, "reference_rom": 99, "claim_rom": 92}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 
