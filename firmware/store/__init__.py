@@ -23,8 +23,8 @@ import log
 
 _TAG = const("store")
 _EXTS = const((".json", ".tmp", ".bak"))
-# Documents and journals, in remove()'s order: each copy a load (or a journal's open) would
-# take before the next goes after it, so a power cut leaves the document as it was or none of it.
+# Documents and journals, in remove()'s order: the copies a load (or a journal's open) falls
+# back to go first, so a power cut leaves the document as it was or none of it.
 _ALL = const((".bak", ".json", ".tmp", ".log.tmp", ".log"))
 _MAX_BODY = const(65536)  # a corrupt length must not ask the heap for megabytes
 _PIECE = const(128)  # bytes of a document's body checked at a time
