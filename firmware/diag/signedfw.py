@@ -179,6 +179,8 @@ class SignedFirmware:
         if up.doc["phase"] in ("verify", "install", "trial", "itrial"):
             log.warn(_TAG, "SignedUpdateFirmware %d rejected: an update is being installed", rid)
             return {"status": "Rejected"}
+        from ota.update import MAX_TRIES, MAX_WAIT_S  # (loaded: the updater's)
+
         retries = p.get("retries")
         interval = p.get("retryInterval")
         # A signed job not yet in ota's hands ends (its final status under its own requestId)
@@ -189,8 +191,8 @@ class SignedFirmware:
         n, e = cert.rsa
         self.doc = {"rid": rid, "ph": "get", "url": fw["location"],
                     "at": _when(fw["retrieveDateTime"]), "inst": _when(fw.get("installDateTime")),
-                    "tries": 3 if retries is None else max(1, retries),
-                    "iv": 60 if interval is None else max(0, interval),
+                    "tries": 3 if retries is None else max(1, min(retries, MAX_TRIES)),
+                    "iv": 60 if interval is None else max(0, min(interval, MAX_WAIT_S)),
                     "key": ["%x" % n, e], "sig": fw["signature"]}
         self._save()  # from now on a power cut resumes the job
         self.last = None  # until it says something: ota's Idle

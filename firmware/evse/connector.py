@@ -830,16 +830,21 @@ class Connector:
 
     def _set_operative(self, operative):
         self._scheduled = None
-        if operative != self.operative:
-            self.operative = operative
-            if not operative:
-                self.finishing = False  # (operative again, the cable in: Preparing, 1.6 4.9)
-                self._drop_pending("unavailable")
-                if self.reservations is not None:
-                    self.reservations.end(1, "unavailable")
-            log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
-        self.store.save(_AVAIL_DOC, {"operative": self.operative, "scheduled": None,
-                                     "cp": self.cp_wide})
+        was = self.operative
+        self.operative = operative
+        try:
+            # Saved before the reservation ends: a cut between the two boots the connector
+            # Unavailable, the reservation ended then (connrare.init), not Available without it.
+            self.store.save(_AVAIL_DOC, {"operative": operative, "scheduled": None,
+                                         "cp": self.cp_wide})
+        finally:  # (not saved: in force all the same, the caller told)
+            if operative != was:
+                if not operative:
+                    self.finishing = False  # (operative again, cable in: Preparing, 1.6 4.9)
+                    self._drop_pending("unavailable")
+                    if self.reservations is not None:
+                        self.reservations.end(1, "unavailable")
+                log.info(_TAG, "connector %s", "operative" if operative else "inoperative")
         self._apply()
 
     # -- status ------------------------------------------------------------------------------

@@ -60,6 +60,10 @@ def init(c, store):
             # Flash full or failing: in force all the same, the boot goes on. The document
             # still says Scheduled: the next boot applies it again.
             log.exc(_TAG, "availability not saved", e)
+    if not c.operative and c.reservations is not None:
+        # Made Unavailable, the power cut before its reservation's end was saved
+        # (connector._set_operative): it ends now, as it would have (1.6 5.13).
+        c.reservations.end(1, "unavailable")
 
 
 def device_fault(c, code, active):

@@ -11,6 +11,9 @@ _CONN = const("evse.connrare")
 
 _TAG = "txq"
 _LEARN_S = 2  # a tagLearned's pause before it goes again (not a transaction message)
+# A retry's wait at most (the interval x the attempts, 1.6 4.10: a day x 100 passed the range
+# of an ESP32's ticks, 2**29 ms: OverflowError in ticks_add); a day is the interval's own bound.
+_MAX_WAIT_S = const(86400)
 
 
 async def failed(q, e, seq, rec, attempts, errs):
@@ -58,7 +61,7 @@ async def failed(q, e, seq, rec, attempts, errs):
             q._forget(rec["r"])  # as a delivered stop's (after its ack: a repeat needs the id)
         return 0, 0, None
     wait = _LEARN_S if action == "DataTransfer" else \
-        q.config.get("TransactionMessageRetryInterval") * attempts
+        min(q.config.get("TransactionMessageRetryInterval") * attempts, _MAX_WAIT_S)
     log.warn(_TAG, "%s: %s; retry %d in %d s", action, code, attempts, wait)
     if rec.get("i"):
         # Saved before the retry goes out: after a power cut it goes again under the id of its

@@ -36,6 +36,11 @@ _KEEP = "boot_slot.img"  # the committed slot, set aside while an image's frozen
 # the CSMS asked for whose version never reached it rolls back (once no session runs): it would
 # leave the charger out of the CSMS's reach for good.
 TRIAL_S = const(600)
+# A CSMS's retries and retryInterval (UpdateFirmware, SignedUpdateFirmware: diag/signedfw.py)
+# are capped as GetDiagnostics' are: past ~6.2 days an ESP32's asyncio.sleep overflows its
+# ticks (2**70 raised OverflowError on any port), and endless tries keep a job Downloading.
+MAX_TRIES = const(10)
+MAX_WAIT_S = const(86400)
 _SETTLE_MS = const(2000)
 CURRENT = None  # the charger's Updater, for the hotspot's local upload (ota/local.py)
 
@@ -175,7 +180,8 @@ class Updater:
         # try (fetch): ignored, the CSMS heard no status at all and waited for one for ever.
         self._stop_task()
         remove(self.bundle)
-        d.update(loc=location, at=retrieve_at, retries=max(0, retries), interval=max(0, interval),
+        d.update(loc=location, at=retrieve_at, retries=max(0, min(retries, MAX_TRIES)),
+                 interval=max(0, min(interval, MAX_WAIT_S)),
                  tries=0, version="", why="", down=allow_downgrade, local=False)
         self.events.add("fw_update", loc=_show(location)[:80])
         self._phase(_WAIT)

@@ -23,7 +23,9 @@ import log
 
 _TAG = const("store")
 _EXTS = const((".json", ".tmp", ".bak"))
-_ALL = const((".json", ".tmp", ".bak", ".log", ".log.tmp"))  # documents and journals
+# Documents and journals, in remove()'s order: the copies a load (or a journal's open) falls
+# back to go first, so a power cut leaves the document as it was or none of it.
+_ALL = const((".bak", ".json", ".tmp", ".log.tmp", ".log"))
 _MAX_BODY = const(65536)  # a corrupt length must not ask the heap for megabytes
 _PIECE = const(128)  # bytes of a document's body checked at a time
 
@@ -297,7 +299,8 @@ class Store:
         self.changes[name] = self.changes.get(name, 0) + 1
 
     def remove(self, name):
-        # Every copy of the document and its journal (factory reset, unclaim).
+        # Every copy of the document and its journal (factory reset, unclaim, a session's end),
+        # the older first (_ALL).
         self._changed(name)
         for ext in _ALL:
             _remove(self.path(name, ext))

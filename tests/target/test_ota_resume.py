@@ -206,3 +206,56 @@ async def test_a_replaced_update_firmwares_status_queued_offline_stays_its_own()
                      ("SignedFirmwareStatusNotification", {"status": "Installing",
                                                            "requestId": 5})], calls
     assert job.doc["rid"] == 5
+
+
+async def test_an_update_firmware_retry_interval_past_the_ticks_range_is_capped():
+    # retryInterval (and retries) had no bound: 2**70 s made the retry's asyncio.sleep raise
+    # OverflowError after the first failed try (an ESP32's ticks overflow past ~6.2 days), the
+    # job ended InstallationFailed for a download that merely failed once. Capped now.
+    calls, real = _spy()
+    seen = []
+    try:
+        u = update.Updater(Store("data"), Board(), {}, Conn(), Events(), "unix_sim")
+        u.listeners.append(seen.append)
+        assert u.request(FAIL, 0, 2**70, 2**70) is None
+        assert u.doc["retries"] <= update.MAX_TRIES and u.doc["interval"] <= update.MAX_WAIT_S
+        task = asyncio.create_task(u.run())
+        await _until(lambda: len(calls) == 1, 10)
+        await asyncio.sleep_ms(500)  # the try failed: in its retry's wait
+        done = task.done()
+        task.cancel()
+    finally:
+        update.fetch = real
+    assert not done and "InstallationFailed" not in seen, seen
+    assert u.doc["phase"] == "download" and u.doc["tries"] == 1, u.doc
+
+
+async def test_a_signed_update_firmware_retry_interval_past_the_ticks_range_is_capped():
+    # The same for SignedUpdateFirmware: its task died of the OverflowError, the job stayed
+    # Downloading for the CSMS (and at every boot, whose resumed wait overflowed again).
+    calls, real = _spy()
+    sent = []
+    try:
+        job = _signed(sent)
+        spawned = []
+        job.diag.s.after = lambda fn, *a: spawned.append(fn)
+
+        class Cert:
+            rsa = (3, 3)
+
+        job.check_certificate = lambda pem: (Cert, None)
+        ans = await job.on_request({"requestId": 7, "retries": 2**70, "retryInterval": 2**70,
+                                    "firmware": {"location": FAIL, "signature": "",
+                                                 "retrieveDateTime": "2020-01-01T00:00:00Z",
+                                                 "signingCertificate": "x"}})
+        assert ans == {"status": "Accepted"}, ans
+        assert job.doc["tries"] <= update.MAX_TRIES and job.doc["iv"] <= update.MAX_WAIT_S
+        await spawned[0]()
+        task = job._task
+        await _until(lambda: len(calls) == 1, 10)
+        await asyncio.sleep_ms(500)
+        done = task.done()
+        task.cancel()
+    finally:
+        update.fetch = real
+    assert not done and job.doc["n"] == 1 and job.doc["rid"] == 7, job.doc

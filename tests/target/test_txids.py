@@ -154,3 +154,25 @@ def test_a_message_s_failed_attempts_survive_a_power_cut():
         asyncio.run(q.deliver(again, -1, True))
     assert again.mids == [x + ".1"], (x, again.mids)
     assert len(q) == 0 and q.tx_id("r0") == -1, "not dropped after its attempts"
+
+
+async def test_a_retry_wait_stays_within_the_ticks_range():
+    # 1.6 4.10: the wait before a retry is TransactionMessageRetryInterval x the transmissions
+    # so far. Up to a day x 100 attempts it passed the ticks' range on an ESP32 (2**29 ms: about
+    # 6.2 days): ticks_add raised OverflowError (or wrapped: an early retry). It is capped at
+    # a day, the interval's own bound.
+    from ocpp_client import txqrare
+
+    class Big:
+        def get(self, k):
+            return {"TransactionMessageAttempts": 100, "TransactionMessageRetryInterval": 86400}[k]
+
+    class Q:
+        config = Big()
+        session = None
+
+    with Logs():
+        a, _, wait = await txqrare.failed(Q(), CallError("InternalError", "x"), 1, {"a": STOP},
+                                          49, 0)
+    assert a == 50 and wait * 1000 < 2**29, wait
+    assert wait == 86400, wait
