@@ -10,6 +10,7 @@ soon after the CSMS refused the session's tag) and by every CALL of the CSMS ans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -288,7 +289,19 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
                     res.bad(f"round {i}: transaction {tid} still charging "
                             f"{now - refused_at[tid]:.0f} s after the CSMS refused its tag")
         plan.calm()
+        # With StopTransactionOnEVSideDisconnect false (the operator's random keys) an unplug
+        # stops no session (OCPP 1.6 of that key): the operator stops what still runs,
+        # remotely, once its transaction id is known.
+        await remote(call.ChangeConfiguration(key="StopTransactionOnEVSideDisconnect",
+                                              value="true"))
         await r.cmd("unplug")
+        with contextlib.suppress(TimeoutError):
+            await r.until(lambda s: not s["session"] or isinstance(
+                s["session"].get("transaction_id"), int), "the session's transaction id", 60)
+        tid = (r.state()["session"] or {}).get("transaction_id")
+        if isinstance(tid, int):
+            ops["final_remote_stop"] += 1
+            await remote(call.RemoteStopTransaction(transaction_id=tid))
         await _drained(r, 120)
         _ledger(res, r)
         _check_csms(res, r)
