@@ -154,15 +154,15 @@ async def _ask(host, server, timeout_ms, tries):
     # while no connection holds it, taken meanwhile: recv() would need a fresh 512-byte block,
     # which a fragmented heap may not have (the CSMS's lookup at a reconnect, the claim's check).
     ws = sys.modules.get("ocpp_client.ws")
-    buf = ws._spare_rx if ws is not None else None
+    buf = ws.spare_rx if ws is not None else None
     if buf is not None:
-        ws._spare_rx = None
+        ws.spare_rx = None
     try:
         a = await exchange(server, _query(qid, host), 512, lambda d: parse(d, qid), timeout_ms,
                            tries, buf)
     finally:
-        if buf is not None and ws._spare_rx is None:  # (a connection made meanwhile has its own)
-            ws._spare_rx = buf
+        if buf is not None and ws.spare_rx is None:  # (a connection made meanwhile has its own)
+            ws.spare_rx = buf
     if a is None:
         raise DnsError("the resolver did not answer")
     return a

@@ -119,8 +119,9 @@ def apply_mask(buf, key):
 # The buffers of the connection: made when this module is imported (at boot, before the heap
 # fragments: the first connection is made after code loaded on use came and went) and kept
 # from one connection to the next, so a long-running charger never needs fresh blocks for
-# them. One connection at a time, so one of each.
-_spare_rx = bytearray(RX_SIZE)
+# them. One connection at a time, so one of each. `spare_rx` is public: net/dns.py borrows it
+# for an answer while no connection holds it (None meanwhile).
+spare_rx = bytearray(RX_SIZE)
 _spare_tx = bytearray(TX_SIZE)
 
 
@@ -172,11 +173,11 @@ class WebSocket:
         self.spool_if = spool_if
         self.closed = False
         self.last_rx_ms = _ticks()
-        global _spare_rx, _spare_tx
-        self._rx = _spare_rx or bytearray(RX_SIZE)
+        global spare_rx, _spare_tx
+        self._rx = spare_rx or bytearray(RX_SIZE)
         self._rxv = memoryview(self._rx)
         self._tx = _spare_tx or bytearray(TX_SIZE)
-        _spare_rx = _spare_tx = None
+        spare_rx = _spare_tx = None
         self._h = bytearray(8)
         self._hv = memoryview(self._h)
         self._ctl = bytearray(125)
@@ -496,9 +497,9 @@ class WebSocket:
         self.closed = True
         _close_stream(self.w)
         self.r = self.w = None
-        global _spare_rx, _spare_tx
+        global spare_rx, _spare_tx
         if self._rx is not None:
-            _spare_rx, _spare_tx = self._rx, self._tx
+            spare_rx, _spare_tx = self._rx, self._tx
             self._rx = self._tx = None
 
 

@@ -331,9 +331,9 @@ async def test_abort_closes_the_socket_and_keeps_buffers_for_the_next():
     rx, tx = ws._rx, ws._tx
     ws.abort()
     assert s.closed and ws.closed
-    assert wsmod._spare_rx is rx and wsmod._spare_tx is tx
+    assert wsmod.spare_rx is rx and wsmod._spare_tx is tx
     ws2, _ = sock(b"")  # takes them again
-    assert ws2._rx is rx and ws2._tx is tx and wsmod._spare_rx is None
+    assert ws2._rx is rx and ws2._tx is tx and wsmod.spare_rx is None
     ws3, _ = sock(b"")  # a second live connection gets its own
     assert ws3._rx is not rx
     ws2.abort()
