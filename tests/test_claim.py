@@ -812,6 +812,43 @@ async def test_a_claim_out_of_memory_says_so_and_can_be_sent_again(
     await csms.wait_call("BootNotification", timeout=30)
 
 
+async def test_a_failed_wifi_change_goes_back_to_the_network_that_worked(
+    csms: Csms, flash: Path, tmp_path: Path
+) -> None:
+    # The owner of a claimed, online charger moves it to another Wi-Fi from the app and the
+    # claim fails after the join (here the heap runs short for the CSMS check): the charger
+    # leaves the network it tried and joins its own again (station.py). It stayed on the one
+    # tried, where the station never rejoined the home network (it was "up"): on a guest
+    # network without a route to the CSMS, the charger was lost from the app for good.
+    env = tmp_path / "wifi.json"
+    other = {"ssid": "Other", "password": "whatever-123", "rssi": -80}
+    env.write_text(json.dumps({"networks": [HOME, other]}))
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options(wifi_env=env))
+    async with running(csim), controlling(csim) as ctl:
+        await claim_through_the_hotspot(csim, csms)
+        await hotspot_up(ctl, open_=False)
+        agent = csim.agent
+        assert agent is not None
+        assert (await ctl("button", ms=3100))["ok"]
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        line0 = len(agent.all_lines)
+        await call(c.claim, fields(csms.url, wifi_ssid="Other", wifi_password="whatever-123"))
+        csim.hw.squeeze_heap(2048)
+        st = await ctl.wait_state(
+            lambda s: (s.get("hotspot") or {}).get("claim") not in ("joining_wifi",
+                                                                     "checking_csms"),
+            "the claim to end", 20)
+        csim.hw.squeeze_heap(None)
+        await until(lambda: csim.hw.telemetry.get("squeeze") is not None, 10,
+                    "the agent giving its heap back")
+        assert st["hotspot"]["claim"] == "failed", st["hotspot"]
+        assert (await call(c.status))["error"] == "out_of_memory"
+        await agent.wait_line(r"joined the home Wi-Fi", 15, start=line0)
+        assert settings_doc(csim)["wifi_ssid"] == HOME["ssid"]
+
+
 def fill_settings_slot(sim: Simulator) -> Path:
     """The settings' next save fails as on a full flash (an OSError from the store): its .tmp
     cannot be written, a folder stands at its name. -> that folder (rmdir() frees the flash)."""

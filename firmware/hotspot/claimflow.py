@@ -31,20 +31,23 @@ MESSAGES = {
 async def run(hs, c):
     # c: a claim checked by hotspot/validate.py. Progress goes to the Hotspot's methods.
     was_claimed = hs.settings.is_claimed()
+    # An error nobody expected is reported as the failure of the step under way (codes the app
+    # and the page know): not "wifi_failed" for a Wi-Fi that worked. None once the claim is
+    # stored: it is in force whatever fails after.
+    step = "wifi_failed"
+    code = None  # the claim failed: why
+    other = False
     try:
         hs.joining()
         res = await hs.radio.join(c["wifi_ssid"], c["wifi_password"], _JOIN_TIMEOUT_MS)
         if res != "ok":
             code = {"wrong_password": "wifi_wrong_password",
                     "not_found": "wifi_not_found"}.get(res, "wifi_failed")
-            hs.radio.leave()
-            _failed(hs, code)
             return
+        step = "csms_unreachable"
         hs.checking()
         code = await _probe(hs, c)
         if code:
-            hs.radio.leave()
-            _failed(hs, code)
             return
         # another CSMS (or charge point id): hotspot/validate.py's against()
         other = was_claimed and not c["same"]
@@ -54,6 +57,7 @@ async def run(hs, c):
             # (settingsdoc.py), in the claim's own save, marked for the wipe that follows it.
             old = {"cert_pem": "", "key_pem": "", "cert_prov": "", "cert_trial": False,
                    "mqtt_prefix": "borne", "mqtt_discovery": True, "rewipe": True}
+        step = "storage_failed"
         try:
             # Saved before a session is stopped for another CSMS: a failed save (flash full)
             # leaves the charger as it was, the session charging, the claim in force kept.
@@ -66,9 +70,9 @@ async def run(hs, c):
                 mqtt_pass_ocpp=False, mqtt_ca_pem=c["mqtt_ca_pem"], **old)
         except OSError as e:
             log.warn(_TAG, "claim not stored: %s", e)
-            hs.radio.leave()
-            _failed(hs, "storage_failed")
+            code = step
             return
+        step = None
         hs.settings.preset = False
         if other:
             # The session stopped and reported to the old CSMS (the link made before the save
@@ -80,13 +84,20 @@ async def run(hs, c):
         mqtt_keys.changed()  # the owner's broker, if the claim gave one
         log.info(_TAG, "claimed as %s; CSMS %s", c["cp_id"], log.url(c["csms_url"]))
         hs.claimed(restart=other)  # (the same CSMS: no restart, a session charges on)
-    except MemoryError as e:
+    except Exception as e:  # MemoryError too
         log.exc(_TAG, "claim", e)
-        _failed(hs, "out_of_memory")
-    except Exception as e:
-        log.exc(_TAG, "claim", e)
-        _failed(hs, "wifi_failed")
+        if step is None:
+            # Stored, and a step after failed: the restart puts the claim in force as saved
+            # (the boot finishes an old owner's wipe: settingsdoc.load).
+            hs.claimed(restart=True)
+        else:
+            code = "out_of_memory" if isinstance(e, MemoryError) else step
     finally:
+        if code:
+            # Off the network tried, whatever failed: station.py joins the one that worked
+            # again (a claimed charger stays on it: its owner keeps it in the app).
+            hs.radio.leave()
+            _failed(hs, code)
         hs.claim_ended()
 
 
