@@ -57,6 +57,9 @@ def defaults():
         "mqtt_ca_pem": "",
         "mqtt_prefix": "borne",  # topics: <prefix>/<cp_id>/...
         "mqtt_discovery": True,  # Home Assistant discovery messages under homeassistant/
+        # "<node> <mqtt_url>": the node id discovery last published under on that broker ("": none),
+        # emptied there once the charger has another id (mqtt/feature.py)
+        "mqtt_ha": "",
         "mqtt_controls": False,  # installation: pause, current limit, free charging over MQTT
     }
 
@@ -66,7 +69,7 @@ _OWNER = const(("csms_url", "security_profile", "profile_fallback", "auth_key", 
                 "cert_pem", "key_pem", "cert_prov", "cert_trial",
                 "name", "claimed", "claim_cp_id", "wifi_ssid", "wifi_pass",
                 "mqtt_url", "mqtt_user", "mqtt_pass", "mqtt_pass_ocpp", "mqtt_ca_pem",
-                "mqtt_prefix", "mqtt_discovery"))
+                "mqtt_prefix", "mqtt_discovery", "mqtt_ha"))
 _IDENTITY = const(("cp_id", "serial", "model", "vendor"))
 # What provisioning (the factory, the claim, `borne sim`) may set besides the identity.
 _PROVISIONED = const(("csms_url", "security_profile", "auth_key", "ca_pem", "cert_pem",

@@ -81,3 +81,35 @@ async def test_every_discovery_message_fits_home_assistants_schema(
         "energy", "total_increasing", "kWh")
     assert seen["number/limit"]["min"] == 6 and seen["number/limit"]["max"] == 32
     assert "Charging" in seen["sensor/status"]["options"]  # type: ignore[operator]
+
+
+async def test_a_changed_charge_point_id_leaves_no_ghost_device(
+    csms: Csms, flash: Path, broker: Broker
+) -> None:
+    # The charger gets another charge point id (provisioning, or a claim under another id) and
+    # keeps its broker: the old id's retained discovery configs are emptied (HA's way to remove
+    # an entity), so Home Assistant shows one charger, not a second one that never updates.
+    opts = MqttOptions(broker.url, USER, PASSWORD, controls=True)
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url, mqtt=opts)):
+        sub = Subscriber(broker, ["homeassistant/#"], client_id="first")
+        try:
+            await sub.wait(lambda m: m.topic.endswith("/free/config"), "the last config")
+        finally:
+            sub.close()
+    async with running(Simulator(flash, cp_id="CP-TEST-2", csms_url=csms.url, mqtt=opts)):
+        sub = Subscriber(broker, ["homeassistant/#"], client_id="second")
+        try:
+            await sub.wait(lambda m: m.topic.endswith("/borne_CP-TEST-2/free/config"),
+                           "the new id's last config")
+            await sub.wait(lambda m: "/borne_CP-TEST-1/" in m.topic and not m.payload
+                           and m.topic.endswith("/free/config"), "the old id's configs emptied")
+        finally:
+            sub.close()
+        late = Subscriber(broker, ["homeassistant/#"], client_id="ha")
+        try:
+            await late.wait(lambda m: m.topic.endswith("/borne_CP-TEST-2/free/config"),
+                            "the new id's configs")
+            nodes = {m.topic.split("/")[2] for m in late.msgs if m.payload}
+        finally:
+            late.close()
+    assert nodes == {"borne_CP-TEST-2"}, nodes

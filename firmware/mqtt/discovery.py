@@ -81,3 +81,10 @@ def messages(base, cp_id, device, controls, max_a):
         if "ops" in d:
             d["ops"] = list(d["ops"])  # a string of one-letter options, or the tuple
         yield topic, json.dumps(d).encode()
+
+
+def cleared(node):
+    # The retained configs of a node no longer ours (another charge point id, discovery turned
+    # off), emptied: HA removes those entities, the broker the messages (else a ghost charger).
+    for key, comp, _, _ in _entities(6):
+        yield "%s/%s/%s/%s/config" % (PREFIX, comp, node, key), b""

@@ -69,6 +69,7 @@ class Mqtt:
         self.link = None
         self._reload = True
         self._disc = None  # discovery messages still to publish (a generator), and the next one
+        self._ha = None  # "node url" of the discovery published (mqtt_ha)
         self._disc_next = None
         self._meter_ms = None
         self._foreign = 0
@@ -210,15 +211,33 @@ class Mqtt:
         link.send(self.base + "/" + topics.AVAILABILITY, "online", True, 1)
         self.sent = {}
         self._disc_next = None
-        self._disc = None
-        if self.settings.get("mqtt_discovery", True):
-            st = self.settings
+        st = self.settings
+        dev = None
+        if st.get("mqtt_discovery", True):
             dev = {"name": st.get("name") or "borne " + st["cp_id"], "mf": st.get("vendor"),
                    "mdl": st.get("model") or "borne", "sw": self.fw, "sn": st.get("serial")}
-            self._disc = discovery.messages(self.base, st["cp_id"], dev, self.cmds.enabled,
-                                            self._max_a())
+        # The node HA knows the charger by on this broker ("" none), as the settings keep it
+        # ("node url"): another one published before is emptied first.
+        url = st.get("mqtt_url")
+        node = discovery.node_id(st["cp_id"]) if dev else ""
+        self._ha = "%s %s" % (node, url)
+        was = st.get("mqtt_ha", "").split(" ")
+        old = was[0] if len(was) == 2 and was[1] == url and was[0] not in ("", node) else None
+        self._disc = self._configs(old, dev) if old or dev else None
         self._meter_ms = None
         self._sample(True)
+
+    def _configs(self, old, dev):
+        if old:
+            yield from discovery.cleared(old)
+        if dev:
+            yield from discovery.messages(self.base, self.settings["cp_id"], dev,
+                                          self.cmds.enabled, self._max_a())
+        if self.settings.get("mqtt_ha") != self._ha:
+            try:  # all handed to the socket: the node published is the one HA knows now
+                self.settings.update(mqtt_ha=self._ha)
+            except OSError as e:  # (flash full: emptied again at the next connection)
+                log.warn(_TAG, "discovery node not saved: %s", e)
 
     def _on_puback(self, pid):
         f = self.inflight
