@@ -78,6 +78,34 @@ class _Pipe:
         pass
 
 
+def _open(ip, port, ctx, host):
+    # asyncio.open_connection's steps (a generator as it is), its socket closed when the connect
+    # is given up (_OPEN_MS) or fails: left to the GC, each retry held one (lwIP has ~10; the
+    # unix port never closes one).
+    import socket
+    from errno import EINPROGRESS
+
+    from asyncio import core
+
+    s = socket.socket()
+    try:
+        s.setblocking(False)
+        try:
+            s.connect(socket.getaddrinfo(ip, port)[0][-1])
+        except OSError as e:
+            if e.errno != EINPROGRESS:
+                raise
+        if ctx is not None:
+            s = ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
+            s.setblocking(False)
+        yield core._io_queue.queue_write(s)
+    except BaseException:
+        s.close()
+        raise
+    w = asyncio.StreamWriter(s, {})
+    return w, w
+
+
 class Link(MQTTClient):
     def __init__(self, client_id, host, port, user, password, ssl_ctx, keepalive, resolver):
         super().__init__(client_id, host, port, user or None, password if user else None,
@@ -140,16 +168,12 @@ class Link(MQTTClient):
     # -- one connection -----------------------------------------------------------------------
     async def session(self):
         # Connects, logs in, then moves bytes until the connection fails; raises why.
-        tls, host = self.ctx is not None, self.server
+        host = self.server
         # Cleared before the first wait: a close() while connecting (the settings changed) then
         # ends this session as soon as it is open, not forgotten with the link left unfed.
         self._err = None
         ip = await dns.resolve(host, self.resolver() if self.resolver else None, self.memo)
-        if tls:
-            coro = asyncio.open_connection(ip, self.port, ssl=self.ctx, server_hostname=host)
-        else:
-            coro = asyncio.open_connection(ip, self.port)
-        r, w = await asyncio.wait_for_ms(coro, _OPEN_MS)
+        r, w = await asyncio.wait_for_ms(_open(ip, self.port, self.ctx, host), _OPEN_MS)
         self.pipe.n = self.rn = self.skip = self.dropped = 0
         self.up = False
         reader = None
