@@ -193,3 +193,28 @@ async def test_a_tx_profile_for_a_transaction_still_without_its_id_is_taken(
     assert res.status == "Accepted"
     await control.wait_state(lambda s: _offers(s, TX_A), "the TxProfile's offer")
     assert len(csms.calls("StartTransaction")) == 1
+
+
+async def test_a_clear_charging_profile_reaches_the_txprofile_of_a_waiting_remote_start(
+    csms: Csms, control: Control, sim: Simulator
+) -> None:
+    """1.6 5.5: ClearChargingProfile removes the profiles that match; the TxProfile an Accepted
+    RemoteStartTransaction brought is one, from the answer on. Cleared while the start waits for
+    the plug, it is Accepted (not Unknown) and does not limit the session afterwards; a filter
+    that does not match it (another purpose) leaves it in place."""
+    await _ready(csms, AuthorizeRemoteTxRequests="false")
+    assert await _remote_start(csms, "REMOTE1") == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    res = await _cp(csms).call(call.ClearChargingProfile(
+        charging_profile_purpose="TxDefaultProfile"))
+    assert res.status == "Unknown"
+    res = await _cp(csms).call(call.ClearChargingProfile(id=7))
+    assert res.status == "Accepted"
+    await sim.agent.wait_line(r"TxProfile 7 of the remote start for REMOTE1 discarded")
+    await control("load", amps=EV_A)
+    await control("plug")
+    await control("charge")
+    st = await control.wait_state(lambda s: s["relay"] and s["power_w"] > 0, "charging")
+    assert _offers(st, FULL_A), st
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == "REMOTE1"
