@@ -21,8 +21,17 @@ def attach(s):
     async def set_profile(p):
         if lim is None:
             return {"status": "NotSupported"}
+        t = tx_id()
+        q = s.queue
+        want = p["csChargingProfiles"].get("transactionId")
+        if t == -1 and want is not None and q is not None and (
+                want == q.gone or want in q.ids.values()):
+            # The running session's id is not known yet (a TxProfile for it is taken), but it
+            # is not that of a session that ended (late for it, a CSMS's race): not for this one.
+            log.info(_TAG, "SetChargingProfile rejected: transaction %d has ended", want)
+            return {"status": "Rejected"}
         try:
-            st, why = lim.need().set_profile(p, tx_id=tx_id())
+            st, why = lim.need().set_profile(p, tx_id=t)
         finally:
             lim.release()  # rejected with none installed: out of the heap again
         if why:
