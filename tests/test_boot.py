@@ -65,6 +65,17 @@ async def test_boot_accepted_then_status_of_both_connectors(csms: Csms, sim: Sim
     assert names.index("StatusNotification") > 0
 
 
+async def test_both_boot_statuses_come_before_the_queued_messages(
+    csms: Csms, sim: Simulator
+) -> None:
+    """1.6 4.2: after BootNotification Accepted, the StatusNotification of connector 0 and of
+    every connector; the boot's SecurityEventNotification (StartupOfTheDevice, queued before
+    the boot was accepted) waits for both, it does not cut in between them."""
+    await csms.wait_for(lambda: csms.calls("SecurityEventNotification"), 20, "StartupOfTheDevice")
+    assert _calls(csms)[:4] == ["BootNotification", "StatusNotification", "StatusNotification",
+                                "SecurityEventNotification"], _calls(csms)
+
+
 async def test_heartbeat_interval_and_clock_come_from_the_boot_answer(
     csms: Csms, flash: Path
 ) -> None:

@@ -193,3 +193,55 @@ async def test_a_tx_profile_for_a_transaction_still_without_its_id_is_taken(
     assert res.status == "Accepted"
     await control.wait_state(lambda s: _offers(s, TX_A), "the TxProfile's offer")
     assert len(csms.calls("StartTransaction")) == 1
+
+
+async def test_a_clear_charging_profile_reaches_the_txprofile_of_a_waiting_remote_start(
+    csms: Csms, control: Control, sim: Simulator
+) -> None:
+    """1.6 5.5: ClearChargingProfile removes the profiles that match; the TxProfile an Accepted
+    RemoteStartTransaction brought is one, from the answer on. Cleared while the start waits for
+    the plug, it is Accepted (not Unknown) and does not limit the session afterwards; a filter
+    that does not match it (another purpose) leaves it in place."""
+    await _ready(csms, AuthorizeRemoteTxRequests="false")
+    assert await _remote_start(csms, "REMOTE1") == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
+    res = await _cp(csms).call(call.ClearChargingProfile(
+        charging_profile_purpose="TxDefaultProfile"))
+    assert res.status == "Unknown"
+    res = await _cp(csms).call(call.ClearChargingProfile(id=7))
+    assert res.status == "Accepted"
+    await sim.agent.wait_line(r"TxProfile 7 of the remote start for REMOTE1 discarded")
+    await control("load", amps=EV_A)
+    await control("plug")
+    await control("charge")
+    st = await control.wait_state(lambda s: s["relay"] and s["power_w"] > 0, "charging")
+    assert _offers(st, FULL_A), st
+    start = await csms.wait_call("StartTransaction")
+    assert start.payload["idTag"] == "REMOTE1"
+
+
+async def test_a_tx_profile_for_the_ended_transaction_does_not_limit_the_next_one(
+    csms: Csms, control: Control
+) -> None:
+    """1.6 5.16 / 3.13.4: a TxProfile names the active transaction. One that names the
+    transaction just ended (late, a CSMS's race), while the next session's StartTransaction is
+    still unanswered (its id unknown, so a profile for it is taken: the test above), is not for
+    that session: Rejected, and the new driver is not limited by it."""
+    await _ready(csms, BorneFreeCharging="true", TransactionMessageRetryInterval="60")
+    await control("load", amps=EV_A)
+    await control("plug")
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    tx = int((await csms.answer_to(start))["transactionId"])
+    await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx,
+                             "the first session's id")
+    n = len(csms.frames)
+    await control("unplug")
+    await csms.wait_call("StopTransaction", after=n)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
+    await start_answered_with_callerror(csms, control)
+    await control.wait_state(lambda s: s["relay"] and _offers(s, FULL_A), "charging at full offer")
+    res = await _cp(csms).call(call.SetChargingProfile(
+        connector_id=1, cs_charging_profiles={**_tx_profile(0), "transactionId": tx}))
+    assert res.status == "Rejected"
+    assert _offers(await control("state"), FULL_A)

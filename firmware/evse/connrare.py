@@ -1,6 +1,6 @@
 # The connector's (evse/connector.py) seldom-run paths, out of the heap between their calls:
-# the set-up at boot, the power-cut recovery, ChangeAvailability, UnlockConnector, a tag the
-# CSMS refused mid-session, the owner's controls (mqtt/) and the peripherals' fault reports
+# the set-up at boot, the power-cut recovery, ChangeAvailability, a tag the CSMS refused
+# mid-session, the owner's controls (mqtt/) and the peripherals' fault reports
 # other than the meter's (the tasks at a session's edges: conntask.py). Each is a function of
 # the connector `c`, loaded for the call by supervisor.rare() (connector.py's _rare(), or its
 # caller's: those no resident code calls are not methods, which would be in the heap for good)
@@ -176,13 +176,6 @@ def deauthorize(c, ref, stop):
         return
     s["auth"] = False  # deliver no more energy
     c._apply()
-
-
-def unlock(c):
-    # UnlockConnector: a fixed cable has no lock to release, so NotSupported (OCTT TC_017_2_CS);
-    # a transaction in progress is finished first all the same (1.6 5.18, TC_018_2_CS).
-    c._stop("UnlockCommand")
-    return "NotSupported"
 
 
 def change_availability(c, operative, whole=False):

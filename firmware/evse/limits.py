@@ -17,7 +17,7 @@
 # a SetChargingProfile that would leave it no room is Rejected, not it. A start that never
 # becomes that session (no plug within ConnectionTimeOut, the idTag refused, the connector
 # unavailable, another start or session first) discards it (on_start_dropped, on_tx_start): it
-# never limits anyone else.
+# never limits anyone else. A ClearChargingProfile that matches it discards it too (drop()).
 import asyncio
 
 import clock

@@ -440,12 +440,15 @@ class OcppClient:
     async def _report_statuses(self):
         hold = self.config.get("MinimumStatusDuration")
         q = self.queue
+        # What was queued before: after a boot it waits for every status (1.6 4.2), else the
+        # worker delivered it just now; only a message queued meanwhile (a start) cuts in.
+        n = len(q) if q is not None else 0
         sent = False
         while True:
             cid = self._due()
             if cid is None:
                 return
-            if sent and q is not None and len(q) and not q.waits():
+            if sent and q is not None and len(q) > n and not q.waits():
                 return  # queued while a status went out (a start): it goes before the next one
             sent = True
             st = self._status_dirty.pop(cid)

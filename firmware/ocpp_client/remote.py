@@ -25,11 +25,11 @@ def attach(s):
                                                    p["connectorId"] == 0)}
 
     async def unlock(p):
-        if p["connectorId"] != 1:
-            return {"status": "NotSupported"}
-        from supervisor import rare
-
-        return {"status": rare("evse.connrare", "unlock", conn)}
+        # A fixed cable has no lock to release (1.6 5.18: NotSupported, "no connector lock";
+        # OCTT TC_017_2/TC_018_2_CS), nor has an unknown connector: nothing happens, a running
+        # transaction goes on. Its "finish the transaction first" precedes an unlock that
+        # happens; UnlockConnector "SHOULD NOT be used to remotely stop a running transaction".
+        return {"status": "NotSupported"}
 
     async def trigger(p):
         what = p["requestedMessage"]

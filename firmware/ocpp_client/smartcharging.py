@@ -21,8 +21,17 @@ def attach(s):
     async def set_profile(p):
         if lim is None:
             return {"status": "NotSupported"}
+        t = tx_id()
+        q = s.queue
+        want = p["csChargingProfiles"].get("transactionId")
+        if t == -1 and want is not None and q is not None and (
+                want == q.gone or want in q.ids.values()):
+            # The running session's id is not known yet (a TxProfile for it is taken), but it
+            # is not that of a session that ended (late for it, a CSMS's race): not for this one.
+            log.info(_TAG, "SetChargingProfile rejected: transaction %d has ended", want)
+            return {"status": "Rejected"}
         try:
-            st, why = lim.need().set_profile(p, tx_id=tx_id())
+            st, why = lim.need().set_profile(p, tx_id=t)
         finally:
             lim.release()  # rejected with none installed: out of the heap again
         if why:
@@ -30,11 +39,23 @@ def attach(s):
         return {"status": st}
 
     async def clear_profile(p):
+        pid = p.get("id")
+        cid = p.get("connectorId")
+        st = "Unknown"
+        # A remote start's TxProfile waiting for its session (evse/limits.py) was set by the
+        # CSMS as much as the installed ones (1.6 5.5): a match is discarded, its start stays.
+        w = lim.pending if lim is not None else None
+        if w and (pid == w[1][0] if pid is not None else (  # (profile.py's ID, STACK)
+                cid in (None, 1) and p.get("chargingProfilePurpose") in (None, "TxProfile")
+                and p.get("stackLevel") in (None, w[1][5]))):
+            lim.drop("cleared by the CSMS")
+            st = "Accepted"
         if lim is None or lim.smart is None:
-            return {"status": "Unknown"}  # no profile installed: none matches
+            return {"status": st}  # no profile installed: none (else) matches
         try:
-            st = lim.smart.clear(p.get("id"), p.get("connectorId"),
-                                 p.get("chargingProfilePurpose"), p.get("stackLevel"))
+            if lim.smart.clear(pid, cid, p.get("chargingProfilePurpose"),
+                               p.get("stackLevel")) == "Accepted":
+                st = "Accepted"
         finally:
             lim.release()
         return {"status": st}

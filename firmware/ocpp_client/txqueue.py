@@ -56,6 +56,7 @@ class TxQueue:
         # with the ids: a session's document a failed removal left is then not taken at boot for
         # one a power cut interrupted, and booked again (transactions._journaled).
         self.done = self.ids.pop(_DONE, [])
+        self.gone = None  # the transactionId of the session whose stop went last (smartcharging)
         # An id the flash refused (full) is in RAM only: saved before any ack line (whose
         # watermark would pass its StartTransaction, which a reboot then would not repeat: the
         # id lost, the stop at -1), and tried again at the next add() and deliver().
@@ -248,6 +249,7 @@ class TxQueue:
                 self.store.save(_IDS, self._doc(rest, done))
                 self.ids = rest
                 self.done = done
+                self.gone = ids[ref]
                 self._unsaved = False
             except OSError as e:
                 log.exc(_TAG, "transactionId of %s kept" % ref, e)

@@ -182,8 +182,6 @@ async def _run(seed):
             operative = c.operative
             limit = None
             headroom = None
-        elif r == 25:
-            connrare.unlock(c)
         elif r == 26:
             # load balancing: what the main fuse leaves, fractional, or no limit
             headroom = rng.getrandbits(6) / 2 if rng.getrandbits(2) else None
