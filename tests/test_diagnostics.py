@@ -372,7 +372,8 @@ async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, c
     cp = await _booted(csms)
     expect = {"Heartbeat": "Heartbeat", "MeterValues": "MeterValues",
               "StatusNotification": "StatusNotification",
-              "FirmwareStatusNotification": "FirmwareStatusNotification",
+              # the security whitepaper's MessageTriggerEnumType: the signed update's message
+              "FirmwareStatusNotification": "SignedFirmwareStatusNotification",
               "LogStatusNotification": "LogStatusNotification"}
     for what, action in expect.items():
         n = len(csms.frames)
@@ -395,7 +396,7 @@ async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, c
         n = len(csms.frames)
         res = await cp.call(call.ExtendedTriggerMessage(requested_message=what, connector_id=5))
         assert res.status == "Accepted", what
-        await csms.wait_call(what, after=n)
+        await csms.wait_call(expect[what], after=n)
     n = len(csms.frames)
     res = await cp.call(call.ExtendedTriggerMessage(
         requested_message="SignChargePointCertificate", connector_id=2))

@@ -74,7 +74,7 @@ class Diag:
     # -- triggers ----------------------------------------------------------------------------
     async def _on_ext_trigger(self, p):
         # SignChargePointCertificate: a new key pair and its CSR, after the answer (csr.py);
-        # LogStatusNotification and a signed job's FirmwareStatusNotification: their state. The
+        # LogStatusNotification and SignedFirmwareStatusNotification: their state. The
         # rest is TriggerMessage's (remote.py), with its rules: a connectorId the message has no
         # use for is ignored (1.6 5.17), StatusNotification/MeterValues for connector 2 Rejected.
         s = self.s
@@ -83,8 +83,13 @@ class Diag:
             s.after(self._csr)
             return {"status": "Accepted"}
         fn = s.triggers.get(what) if what == "LogStatusNotification" else None
-        if what == "FirmwareStatusNotification" and self.signedfw.status() is not None:
-            fn = self.signedfw.trigger  # a signed job's: SignedFirmwareStatusNotification
+        sf = self.signedfw
+        if what == "FirmwareStatusNotification" and (sf.status() is not None
+                                                     or not sf.fw.updater.busy()):
+            # SignedFirmwareStatusNotification (the whitepaper's MessageTriggerEnumType), Idle
+            # when no job runs; an UpdateFirmware's job, which has no requestId, answers in
+            # its own FirmwareStatusNotification (TriggerMessage's)
+            fn = sf.trigger
         if fn is None:
             return await s.rpc.handlers.get("TriggerMessage")(p)
         s.after(fn, None)

@@ -124,7 +124,14 @@ class SignedFirmware:
         return True
 
     async def trigger(self, cid=None):
-        await self._notify(*self.last)
+        # ExtendedTriggerMessage(FirmwareStatusNotification): the status sent last (whitepaper
+        # L01.FR.29), or Idle without a requestId once it was Installed (L01.FR.28) or when no
+        # signed job reported since the boot.
+        last = self.status()
+        if last is None or last[0] == "Installed":
+            await self.diag._send("SignedFirmwareStatusNotification", {"status": "Idle"})
+        else:
+            await self._notify(*last)
 
     async def _notify(self, st, rid, final=False):
         if rid == self.doc["rid"]:  # (not a replaced job's)
