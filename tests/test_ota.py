@@ -563,3 +563,21 @@ async def test_credentials_in_an_http_location_go_as_basic_and_never_into_the_lo
     for secret in ("s3cret", "t0ken5ecret"):
         assert secret not in text
         assert not [ln for ln in sim.agent.all_lines if secret in ln]
+
+
+async def test_a_job_saved_uncapped_by_an_older_build_waits_the_capped_retry_interval(
+        csms: Csms, flash: Path, signing_key: rsa.RSAPrivateKey) -> None:
+    """A download job an older build saved with the CSMS's retryInterval as it came (here
+    2**31-1 s, an int32 a CSMS may send) resumes at the boot with the cap a request gets now
+    (a day): the retry waited 68 years, the job Downloading for good (on the ESP32, past ~6.2
+    days, asyncio.sleep overflows)."""
+    _provision(flash, signing_key)
+    seed(flash, "ota", {"phase": "download", "status": "Downloading", "sent": True,
+                        "loc": "http://127.0.0.1:9/fw.bin", "at": 0, "retries": 3,
+                        "interval": 2**31 - 1, "tries": 1, "version": "", "slot": "",
+                        "why": "", "down": False, "local": False})
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim:
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"download try 2 of 3 failed: .* again in 86400 s", timeout=60)
+        await asyncio.sleep(3)
+    assert "InstallationFailed" not in _statuses(csms)

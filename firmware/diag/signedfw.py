@@ -263,9 +263,11 @@ class SignedFirmware:
     async def _get(self, path, rid, resumed):
         # Schedule, download, signature. -> True once the file is verified (the job's end
         # reported otherwise).
-        from ota.update import SYNC_BYTES, _final, _why, fetch
+        from ota.update import MAX_TRIES, MAX_WAIT_S, SYNC_BYTES, _final, _why, fetch
 
         d = self.doc
+        # (capped again: a job an older build saved uncapped, as ota/update.py's _boot())
+        d["iv"] = min(d["iv"], MAX_WAIT_S)
         at = d["at"]
         # A retrieve time within the clock's own granularity (whole seconds, set from the
         # CSMS's) is "now": it is waited for but not announced as a schedule.
@@ -275,7 +277,7 @@ class SignedFirmware:
                 await asyncio.sleep(min(at - clock.now(), 60))
         await self._notify("Downloading", rid)
         ok = False
-        attempts = d["tries"]
+        attempts = min(d["tries"], MAX_TRIES)
         up = self.fw.updater
         # The tries made and the next one's time are saved at each failure: a boot goes on with
         # the count (`retries` is how many times, not how many a boot) and waits out the rest

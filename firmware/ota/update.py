@@ -140,6 +140,10 @@ class Updater:
     def _boot(self):
         # What a boot finds: a trial running, a trial given up, or a job to resume.
         d = self.doc
+        # A job an older build saved without request()'s caps: its retry's wait (up to 68
+        # years; asyncio.sleep overflows on the ESP32) or its tries never ended.
+        d["retries"] = min(d["retries"], MAX_TRIES)
+        d["interval"] = min(d["interval"], MAX_WAIT_S)
         note = self.slots.take_note()
         self.trial = self.slots.trial()
         if (self.trial or d["phase"] in (_IDLE, _TRIAL, _ITRIAL)) and exists(self.bundle):
