@@ -294,9 +294,10 @@ class SignedFirmware:
                 room = up._room(False)
                 if room is not None:
                     room += up.slots.tree_bytes(path)
+                val = [d.get("val")]  # (the partial file's validator: net/http.py)
                 n = await fetch(d["url"], path, self.diag.settings, self.diag.board,
                                 resume=resumed or d["n"] > 0, max_size=room,
-                                sync_every=SYNC_BYTES)
+                                sync_every=SYNC_BYTES, validator=val)
                 log.info(_TAG, "downloaded %d bytes", n)
                 ok = True
                 break
@@ -304,6 +305,7 @@ class SignedFirmware:
                 if isinstance(e, asyncio.CancelledError):
                     raise
                 d["n"] += 1
+                d["val"] = val[0]  # saved with the next try's time
                 log.warn(_TAG, "download %d/%d failed: %s", d["n"], attempts, _why(e))
                 if _final(e):
                     break  # a retry cannot mend it (HTTP 404, FTP 530 or 550, ...)
