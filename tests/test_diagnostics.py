@@ -372,7 +372,8 @@ async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, c
     cp = await _booted(csms)
     expect = {"Heartbeat": "Heartbeat", "MeterValues": "MeterValues",
               "StatusNotification": "StatusNotification",
-              "FirmwareStatusNotification": "FirmwareStatusNotification",
+              # the security whitepaper's MessageTriggerEnumType: the signed update's message
+              "FirmwareStatusNotification": "SignedFirmwareStatusNotification",
               "LogStatusNotification": "LogStatusNotification"}
     for what, action in expect.items():
         n = len(csms.frames)
@@ -395,7 +396,7 @@ async def test_extended_trigger_message_for_every_message_it_lists(csms: Csms, c
         n = len(csms.frames)
         res = await cp.call(call.ExtendedTriggerMessage(requested_message=what, connector_id=5))
         assert res.status == "Accepted", what
-        await csms.wait_call(what, after=n)
+        await csms.wait_call(expect[what], after=n)
     n = len(csms.frames)
     res = await cp.call(call.ExtendedTriggerMessage(
         requested_message="SignChargePointCertificate", connector_id=2))
@@ -418,3 +419,25 @@ async def test_http_post_only_server_and_basic_credentials(csms: Csms, control: 
         assert srv.methods == ["PUT", "POST"]
         assert srv.auth == ["Basic " + base64.b64encode(b"diag:Up-Pass-77").decode()]
         assert b"== agent log" in srv.bodies[f"/incoming/{res.file_name}"]
+
+
+async def test_an_upload_a_new_request_cancels_ends_failed_under_its_own_id(
+        csms: Csms, control: Control, tmp_path: Path) -> None:
+    """One upload at a time: a GetLog while an upload runs cancels it (AcceptedCanceled,
+    whitepaper N01.FR.11), and the cancelled one ends with a final status the CSMS hears (its
+    GetLog's requestId: N01.FR.07/10; a GetDiagnostics' UploadFailed), not Uploading for ever."""
+    cp = await _booted(csms)
+    with ftp_server(tmp_path / "ftp", rate=300) as ftp:  # ~300 B/s: each upload takes a while
+        await cp.call(call.GetDiagnostics(location=ftp.url(), retries=1))
+        await csms.wait_for(lambda: "Uploading" in _statuses(csms), 10, "Uploading")
+        res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=21, retries=1,
+                                        log={"remoteLocation": ftp.url()}))
+        assert res.status == "AcceptedCanceled"
+        await csms.wait_for(lambda: [21, "Uploading"] in _log_statuses(csms), 10, "Uploading")
+        res = await cp.call(call.GetLog(log_type="DiagnosticsLog", request_id=22, retries=1,
+                                        log={"remoteLocation": ftp.url()}))
+        assert res.status == "AcceptedCanceled"
+        await csms.wait_for(lambda: [22, "Uploaded"] in _log_statuses(csms), 60, "Uploaded")
+    assert _statuses(csms) == ["Uploading", "UploadFailed"]
+    assert [s for r, s in _log_statuses(csms) if r == 21] == ["Uploading", "UploadFailure"]
+    assert [s for r, s in _log_statuses(csms) if r == 22] == ["Uploading", "Uploaded"]

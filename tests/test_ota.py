@@ -563,3 +563,46 @@ async def test_credentials_in_an_http_location_go_as_basic_and_never_into_the_lo
     for secret in ("s3cret", "t0ken5ecret"):
         assert secret not in text
         assert not [ln for ln in sim.agent.all_lines if secret in ln]
+
+
+async def test_a_job_saved_uncapped_by_an_older_build_waits_the_capped_retry_interval(
+        csms: Csms, flash: Path, signing_key: rsa.RSAPrivateKey) -> None:
+    """A download job an older build saved with the CSMS's retryInterval as it came (here
+    2**31-1 s, an int32 a CSMS may send) resumes at the boot with the cap a request gets now
+    (a day): the retry waited 68 years, the job Downloading for good (on the ESP32, past ~6.2
+    days, asyncio.sleep overflows)."""
+    _provision(flash, signing_key)
+    seed(flash, "ota", {"phase": "download", "status": "Downloading", "sent": True,
+                        "loc": "http://127.0.0.1:9/fw.bin", "at": 0, "retries": 3,
+                        "interval": 2**31 - 1, "tries": 1, "version": "", "slot": "",
+                        "why": "", "down": False, "local": False})
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim:
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"download try 2 of 3 failed: .* again in 86400 s", timeout=60)
+        await asyncio.sleep(3)
+    assert "InstallationFailed" not in _statuses(csms)
+
+
+async def test_a_resumed_download_of_a_file_changed_on_the_server_starts_over(
+        csms: Csms, charger: tuple[Simulator, Control], www: FileServer,
+        signing_key: rsa.RSAPrivateKey, slot_files: list[tuple[str, bytes]], flash: Path
+) -> None:
+    """The bundle is replaced on the server between two tries: the resume asks for the rest
+    only of the version it has part of (If-Range with its ETag, RFC 9110 13.1.5), the server
+    sends the new one whole, and the update installs it. Without If-Range the rest of the new
+    file was appended to the start of the old one, and the spliced bundle, downloaded in full,
+    failed its signature (InstallationFailed)."""
+    sim, _ = charger
+    assert sim.agent is not None
+    (www.root / "fw.bin").write_bytes(
+        release.pack(slot_files, signing_key, version=NEW, board="unix_sim"))
+    await _update(csms, www.url("cut/100000/fw.bin"), retries=10, retry_interval=3)
+    await sim.agent.wait_line(r"download try 1 of 10 failed", timeout=30)
+    (www.root / "fw.bin").write_bytes(release.pack(
+        _with(slot_files, "second.txt", b"the second bundle"), signing_key, version=NEW,
+        board="unix_sim"))
+    assert await _final(csms, timeout=120) == "Installed"
+    gets = [r.headers for r in www.requests("GET") if r.path.startswith("/cut/")]
+    assert "range" not in gets[0] and gets[1].get("range") == "bytes=100000-", gets
+    assert gets[1].get("if-range", "").startswith('"'), gets  # the first version's ETag
+    assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"

@@ -71,8 +71,8 @@ async def charger(csms: Csms, flash: Path, release_key: rsa.RSAPrivateKey
         yield sim
 
 
-def _statuses(csms: Csms) -> list[tuple[str, int]]:
-    return [(f.payload["status"], f.payload["requestId"])
+def _statuses(csms: Csms) -> list[tuple[str, int | None]]:
+    return [(f.payload["status"], f.payload.get("requestId"))  # (None: a triggered Idle)
             for f in csms.calls("SignedFirmwareStatusNotification")]
 
 
@@ -235,7 +235,7 @@ async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
     assert [f.payload["status"] for f in csms.calls("FirmwareStatusNotification")] == [
         "Downloading", "Downloaded", "InstallationFailed"]
     assert len(_statuses(csms)) == 5  # the four and the triggered one
-    assert await _trigger(csms) == ("FirmwareStatusNotification", {"status": "Idle"})
+    assert await _trigger(csms) == ("SignedFirmwareStatusNotification", {"status": "Idle"})
 
 
 def _plain(csms: Csms) -> list[str]:
@@ -414,3 +414,20 @@ async def test_installation_waits_for_install_date_time_even_across_a_power_cut(
     assert len(www.requests()) == 1, "the verified file was kept, not downloaded again"
     boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
     assert len(boots) == 3 and boots[-1] == NEW, boots
+
+
+async def test_extended_trigger_message_answers_signed_firmware_status_idle_after_installed(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """ExtendedTriggerMessage(FirmwareStatusNotification) triggers a
+    SignedFirmwareStatusNotification (security whitepaper, MessageTriggerEnumType): Idle without a
+    requestId while no firmware job ever ran, Idle again once the last one said Installed
+    (L01.FR.28), never the plain 1.6 FirmwareStatusNotification."""
+    assert await _trigger(csms) == ("SignedFirmwareStatusNotification", {"status": "Idle"})
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 91) == "Accepted"
+    await csms.wait_for(lambda: ("Installed", 91) in _statuses(csms), 90, "Installed")
+    assert await _trigger(csms) == ("SignedFirmwareStatusNotification", {"status": "Idle"})
+    assert csms.calls("FirmwareStatusNotification") == []

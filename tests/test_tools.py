@@ -185,6 +185,28 @@ def test_deploy_is_atomic_verified_and_repeatable(device: SerialDevice, built: P
     assert deploy.local_hashes(device.flash / "app_a") == want
 
 
+def test_deploy_during_an_image_trial_keeps_the_way_back(device: SerialDevice, built: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    # An interpreter image on trial (firmware/ota/update.py's _install_image): /boot_slot is set
+    # aside as /boot_slot.img, naming the slot the rollback comes back to. A deploy then read no
+    # /boot_slot and cleared /app_a, that very slot; it now refuses, nothing changed.
+    # (left at the REPL: the image's own frozen application, which would run now, is not in
+    # this emulation)
+    assert deploy.deploy(device.port, BOARD, no_build=True, reset=False, say=lambda s: None) == 0
+    (device.flash / "app_a" / "kept.txt").write_text("the application the rollback restores")
+    want = deploy.local_hashes(device.flash / "app_a")
+    (device.flash / "boot_slot").rename(device.flash / "boot_slot.img")
+    rc, _, err = run_cli(["deploy", "--port", device.port, "--board", BOARD, "--no-build"],
+                         capsys)
+    assert rc == 1
+    err = one_line_error(err)
+    assert "on trial" in err and "nothing was changed" in err, err
+    assert deploy.local_hashes(device.flash / "app_a") == want
+    assert (device.flash / "boot_slot.img").read_text() == "a"
+    assert not (device.flash / "boot_slot").exists() and not (device.flash / "app_b").exists()
+
+
 def test_deploy_when_the_console_does_not_answer(device: SerialDevice, built: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # The application runs, its watchdog with it, but its console does not answer @safe in

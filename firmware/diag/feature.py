@@ -3,7 +3,7 @@
 # GetLog with LogStatusNotification, ExtendedTriggerMessage, the certificate messages (certs.py)
 # and SignedUpdateFirmware (signedfw.py). Work after a .conf goes through the session's after(),
 # so a triggered message always follows its answer. One upload at a time, in its own task: a new
-# request cancels the one running.
+# request cancels the one running (reported failed: _start).
 import asyncio
 
 import clock
@@ -35,6 +35,7 @@ class Diag:
         self.log_status = "Idle"  # LogStatusNotification's, with its requestId
         self.log_request = None
         self._task = None
+        self._rid = None  # the running upload's GetLog requestId (None: a GetDiagnostics)
         from diag.signedfw import SignedFirmware
 
         self.signedfw = SignedFirmware(self)
@@ -74,7 +75,7 @@ class Diag:
     # -- triggers ----------------------------------------------------------------------------
     async def _on_ext_trigger(self, p):
         # SignChargePointCertificate: a new key pair and its CSR, after the answer (csr.py);
-        # LogStatusNotification and a signed job's FirmwareStatusNotification: their state. The
+        # LogStatusNotification and SignedFirmwareStatusNotification: their state. The
         # rest is TriggerMessage's (remote.py), with its rules: a connectorId the message has no
         # use for is ignored (1.6 5.17), StatusNotification/MeterValues for connector 2 Rejected.
         s = self.s
@@ -83,8 +84,13 @@ class Diag:
             s.after(self._csr)
             return {"status": "Accepted"}
         fn = s.triggers.get(what) if what == "LogStatusNotification" else None
-        if what == "FirmwareStatusNotification" and self.signedfw.status() is not None:
-            fn = self.signedfw.trigger  # a signed job's: SignedFirmwareStatusNotification
+        sf = self.signedfw
+        if what == "FirmwareStatusNotification" and (sf.status() is not None
+                                                     or not sf.fw.updater.busy()):
+            # SignedFirmwareStatusNotification (the whitepaper's MessageTriggerEnumType), Idle
+            # when no job runs; an UpdateFirmware's job, which has no requestId, answers in
+            # its own FirmwareStatusNotification (TriggerMessage's)
+            fn = sf.trigger
         if fn is None:
             return await s.rpc.handlers.get("TriggerMessage")(p)
         s.after(fn, None)
@@ -119,12 +125,19 @@ class Diag:
                      or c in "._-")[:48] or "cp"
         return "%s-%s-%s.txt" % (cp, kind, t[:15])
 
-    def _start(self, job):
-        # One upload at a time: a new request ends the one running.
+    def _start(self, job, rid=None):
+        # One upload at a time: a new request ends the one running, which ends failed for its
+        # CSMS (a GetLog's under its requestId: the whitepaper's N01.FR.07/10; it stayed
+        # Uploading for ever). Not a GetDiagnostics replaced by another: with no requestId, its
+        # UploadFailed would read as the new one's.
         old, self._task = self._task, None
         if old is not None:
             log.info(_TAG, "an upload in progress is cancelled by a new request")
             old.cancel()
+            was = self._rid
+            if was is not None or rid is not None:
+                self.s.after(self._status, was, "UploadFailed" if was is None else "UploadFailure")
+        self._rid = rid
         self.s.after(self._spawn, job)
         return old is not None
 
@@ -178,7 +191,7 @@ class Diag:
         async def job():
             await self._upload(url, name, n, wait, kind, since, until, rid)
 
-        canceled = self._start(job)
+        canceled = self._start(job, rid)
         return {"status": "AcceptedCanceled" if canceled else "Accepted", "filename": name}
 
     async def _status(self, rid, status):

