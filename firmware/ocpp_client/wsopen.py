@@ -14,7 +14,8 @@ from supervisor import within
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEADERS = const(100)
 _MAX_HEADER_LINE = const(4096)  # a proxy's long cookie or policy header, read and dropped
-_WANTED = (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-protocol")
+_WANTED = (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-protocol",
+           b"sec-websocket-extensions")
 _UNRESERVED = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ECONNRESET = const(104)  # the same number in Linux's and newlib's (ESP32) errno
 _ECONNREFUSED = const(111)
@@ -141,6 +142,9 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         want = binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
         if headers.get(b"sec-websocket-accept") != want:
             raise WsError("bad Sec-WebSocket-Accept")
+        ext = headers.get(b"sec-websocket-extensions")
+        if ext:  # RFC 6455 4.1: we ask for none, so any named one MUST fail the connection
+            raise WsError("server chose an extension not asked for: %r" % ext[:60])
         proto = headers.get(b"sec-websocket-protocol", b"").decode()
         if proto != subprotocol:
             raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))
