@@ -482,7 +482,7 @@ class Rpc:
         try:
             v = validate or __import__(_CHECKER[0], None, None, ("check",))
             known, bad = v.known(action), v.check(action, payload)
-            broken = v.syntax(raw)  # what json.loads takes and RFC 8259 does not: never run
+            broken = v.syntax(inplace(raw))  # what json.loads takes, RFC 8259 not: never run
         except MemoryError:
             return await self._no_memory(mid, action)
         finally:
