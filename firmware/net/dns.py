@@ -24,6 +24,7 @@ import time
 import log
 
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, lwIP)
+_ECONNREFUSED = const(111)
 _TTL_MAX_S = const(3600)  # within ticks_ms()'s range; a longer TTL is only a longer memo
 _warned = False
 
@@ -64,13 +65,16 @@ def _skip_name(d, i):
         i += n + 1
 
 
-def parse(d, qid):
+def parse(d, qid, q=None):
     # -> ("a.b.c.d", ttl seconds) from an answer to our query, None for a datagram that is not
-    # one (wrong id: a stray or spoofed reply is ignored); raises DnsError for a negative answer.
+    # one (wrong id, or not our question `q` when given: a stray or spoofed reply is ignored,
+    # RFC 5452 3); raises DnsError for a negative answer.
     if len(d) < 12:
         return None
     rid, flags, qd, an = struct.unpack_from("!HHHH", d, 0)
     if rid != qid or not flags & 0x8000:
+        return None
+    if q is not None and (qd != 1 or bytes(d[12 : len(q)]).lower() != q[12:].lower()):
         return None
     rcode = flags & 0xF
     if rcode == 3:
@@ -157,9 +161,9 @@ async def _ask(host, server, timeout_ms, tries):
     buf = ws.spare_rx if ws is not None else None
     if buf is not None:
         ws.spare_rx = None
+    q = _query(qid, host)
     try:
-        a = await exchange(server, _query(qid, host), 512, lambda d: parse(d, qid), timeout_ms,
-                           tries, buf)
+        a = await exchange(server, q, 512, lambda d: parse(d, qid, q), timeout_ms, tries, buf)
     finally:
         if buf is not None and ws.spare_rx is None:  # (a connection made meanwhile has its own)
             ws.spare_rx = buf
@@ -172,18 +176,26 @@ async def exchange(server, q, size, check, timeout_ms, tries, buf=None):
     # One question `q` on a non-blocking UDP socket to server ((ip, port)), asked again after
     # each timeout (net/sntp.py's too): -> the first check(datagram) that is not None, or None.
     # A datagram is read into `buf` if given (checked as a memoryview of it), else recv(size).
+    # The socket is connected to the server: a datagram from any other address or port never
+    # reaches it (RFC 5452 3: a forger must then spoof the server's address, not only the id).
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
     try:
-        addr = socket.getaddrinfo(server[0], server[1])[0][-1]  # numeric: no lookup
+        s.connect(socket.getaddrinfo(server[0], server[1])[0][-1])  # numeric: no lookup
         for _ in range(tries):
-            s.sendto(q, addr)
+            try:
+                s.send(q)
+            except OSError as e:
+                if e.errno != _ECONNREFUSED:
+                    raise
             waited = 0
             while waited < timeout_ms:
                 try:
                     d = s.recv(size) if buf is None else s.readinto(buf)
                 except OSError as e:
-                    if e.errno not in _EAGAIN:
+                    # ECONNREFUSED: an ICMP unreachable the connected socket reports (Linux); as
+                    # silence (the memo's address still served, net/dns.py's callers unchanged)
+                    if e.errno not in _EAGAIN and e.errno != _ECONNREFUSED:
                         raise
                     d = None
                 if d is None:  # (readinto: nothing yet)

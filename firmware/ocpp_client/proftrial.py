@@ -12,10 +12,13 @@
 #   BootNotification is sent at a reconnection, so none can be waited for.
 # - Back to the old one: after _ATTEMPTS attempts the CSMS's end refused (TLS, HTTP, a reset, a
 #   handshake cut), or _TRIAL_MS after the first failure without a connection, whatever the
-#   failures (a path that never answers). A network that is down (timeouts, no route, no name) or a clock not yet set says
-#   nothing of the profile: those attempts are not counted, so an outage at the boot does not
-#   undo the upgrade. The fallback is internal: Config.set() still refuses any lowering from
-#   outside (A00.FR.005). The CSMS learns of it by a ReconfigurationOfSecurityParameters event
+#   failures (a path that never answers). A network that is down (timeouts, no route, no name)
+#   or a clock not yet set says nothing of the profile: those attempts are not counted, so an
+#   outage at the boot does not undo the upgrade. On the endpoint the old credentials reached
+#   (a raise from 2 to 3, a renewed certificate) neither does a TCP refusal (the CSMS
+#   restarting), and the 10 minutes start at the first refusal: an outage of any length keeps
+#   what the CSMS installed. The fallback is internal: Config.set() still refuses any lowering
+#   from outside (A00.FR.005). The CSMS learns of it by a ReconfigurationOfSecurityParameters event
 #   (the security parameters changed) naming the cause; the failures themselves raised their
 #   own (InvalidCentralSystemCertificate, FailedToAuthenticateAtCentralSystem: secevents.py).
 # A client certificate renewed at profile 3 (CertificateSigned, diag/csr.py: settings `cert_trial`)
@@ -50,10 +53,18 @@ def settle(cl, ws):
         if old >= 0:
             log.info(_TAG, "security profile %d connected: kept (%d is not used again)", new, old)
         return ws
+    # The endpoint the old credentials reached (a renewed certificate, a raise from 2 to 3: the
+    # same wss:// host and port): its port refusing TCP is the CSMS down, not a refusal of the
+    # new credentials, and a dead path there says nothing of them either (the trial's clock
+    # starts at the first refusal). From 0-1 to 2-3 the URL turns wss://, perhaps another port.
+    same = cert or old >= 2
     t = getattr(cl, "trial", None)
+    refused = _refused(ws, same)
     if t is None:
+        if same and not refused:
+            return ws
         t = cl.trial = [0, time.ticks_ms()]
-    if _refused(ws):
+    if refused:
         t[0] += 1
     if t[0] < _ATTEMPTS and time.ticks_diff(time.ticks_ms(), t[1]) < _TRIAL_MS:
         log.warn(_TAG, "%s on trial: %d of %d refused attempts",
@@ -99,9 +110,12 @@ class ProfileFallback(OSError):
     pass
 
 
-def _refused(e):
+def _refused(e, same):
     # The CSMS's end answered and refused, or our own credentials are missing: counted. Not a
-    # path that gave no answer (a timeout, no route, no name) nor a clock not set yet.
+    # path that gave no answer (a timeout, no route, no name) nor a clock not set yet; nor, on
+    # the `same` endpoint, the OS's own ECONNREFUSED (a bare errno: the port refused TCP before
+    # any TLS). wsopen.py's refusals carry a reason: a TLS 1.3 end closing on our certificate,
+    # a reset at the first write (lwIP's refused connect, or that close: not told apart).
     if isinstance(e, OSError):
-        return bool(e.args) and e.args[0] == _ECONNREFUSED
+        return bool(e.args) and e.args[0] == _ECONNREFUSED and (len(e.args) > 1 or not same)
     return "TimeoutError" not in type(e).__name__ and "clock not set" not in str(e)

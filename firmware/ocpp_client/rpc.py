@@ -116,11 +116,28 @@ def _name(b, i):
     return s.decode(), k + 1
 
 
+def inplace(raw):
+    # A frame's bytes to find() in: a memoryview (the WebSocket's receive buffer, up to 16 KB)
+    # has no find(), a bytearray over the same bytes (uctypes) has, with no copy of the frame
+    # (on every frame: a 16 KB block a fragmented heap may lack). The caller's memoryview keeps
+    # the buffer alive meanwhile.
+    if isinstance(raw, str):
+        return raw.encode()
+    if isinstance(raw, (bytes, bytearray)):
+        return raw
+    try:
+        import uctypes
+
+        return uctypes.bytearray_at(uctypes.addressof(raw), len(raw))
+    except (ImportError, AttributeError, TypeError):  # a port without uctypes: a copy
+        return bytes(raw)
+
+
 def _suspect(raw):
     # Could the frame hold a \\u escape of a UTF-16 surrogate, or bytes MicroPython takes for
     # UTF-8 that are not (overlong forms, encoded surrogates, past U+10FFFF: lead bytes C0 C1 E0
     # ED F0 F4..FF)? Such a frame goes through mend.py. Plain ASCII and most text never do.
-    b = bytes(raw) if not isinstance(raw, str) else raw.encode()
+    b = inplace(raw)
     if b.find(b"\\ud") >= 0 or b.find(b"\\uD") >= 0:
         return True
     for c in b"\xc0\xc1\xe0\xed\xf0\xf4\xf5\xf6\xf7":
@@ -465,7 +482,7 @@ class Rpc:
         try:
             v = validate or __import__(_CHECKER[0], None, None, ("check",))
             known, bad = v.known(action), v.check(action, payload)
-            broken = v.syntax(raw)  # what json.loads takes and RFC 8259 does not: never run
+            broken = v.syntax(inplace(raw))  # what json.loads takes, RFC 8259 not: never run
         except MemoryError:
             return await self._no_memory(mid, action)
         finally:

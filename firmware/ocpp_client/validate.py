@@ -57,13 +57,16 @@ def known(action):
     return " " not in action and (" " + action + " ") in KNOWN
 
 
-def syntax(b):
-    # -> None when the frame (bytes) is JSON as RFC 8259 writes it, else what is wrong.
-    # MicroPython's json.loads reads commas and colons as blanks and takes any escape and raw
-    # control characters in strings: '{"type":"Hard",}', '[1 2]', '{"a":}' (read as {}) and
-    # "\\x41" (read as "x41") parse, and a CALL so broken would be run.
+def syntax(frame):
+    # -> None when the frame (str, bytes, bytearray) is JSON as RFC 8259 writes it, else
+    # what is wrong. MicroPython's json.loads reads commas and colons as blanks and takes any
+    # escape and raw control characters in strings: '{"type":"Hard",}', '[1 2]', '{"a":}' (read
+    # as {}) and "\\x41" (read as "x41") parse, and a CALL so broken would be run.
     # Steps by token: a string's text is crossed with find(). Values are json.loads's to check.
-    b = b.encode() if isinstance(b, str) else bytes(b)  # (a memoryview has no find())
+    # (rpc.py hands a CALL in the receive buffer over as rpc.inplace() makes it: no copy)
+    b = frame.encode() if isinstance(frame, str) else frame
+    if not isinstance(b, (bytes, bytearray)):
+        b = bytes(b)  # (a memoryview has no find())
     st = bytearray(8)  # the open brackets, st[:d] (a byte each: a deep frame stays small)
     d = 0
     s = 0  # expected: 0 a value, 1 a key, 2 a colon, 3 a comma or a closing bracket

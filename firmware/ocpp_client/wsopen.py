@@ -14,7 +14,9 @@ from supervisor import within
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEADERS = const(100)
 _MAX_HEADER_LINE = const(4096)  # a proxy's long cookie or policy header, read and dropped
-_WANTED = (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-protocol")
+_KEEP = const(256)  # of a header line: the status and the headers checked are far shorter
+_WANTED = (b"upgrade", b"connection", b"sec-websocket-accept", b"sec-websocket-protocol",
+           b"sec-websocket-extensions")
 _UNRESERVED = const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ECONNRESET = const(104)  # the same number in Linux's and newlib's (ESP32) errno
 _ECONNREFUSED = const(111)
@@ -49,13 +51,29 @@ def parse_url(url):
     return scheme == "wss", host, port, rest if rest.startswith("/") else "/" + rest
 
 
-async def _readline(r):
-    line = await r.readline()
-    if not line:
-        raise WsClosed("connection closed during the handshake")
-    if len(line) > _MAX_HEADER_LINE:
-        raise WsError("handshake header line too long")
-    return line
+async def _readline(r, buf, one):
+    # One line of the answer, its first len(buf) bytes kept (all a checked header needs), read
+    # byte by byte (into `one`, no allocation each) and failed past _MAX_HEADER_LINE: the
+    # stream's readline() reads on to a newline however long the line, and a server's endless
+    # one took the whole heap, the charger's other tasks with it. (A few hundred bytes of
+    # answer: as many small reads, once per connection.) The bytes after the answer stay in the
+    # stream for the WebSocket.
+    n = 0
+    keep = len(buf)
+    while True:
+        k = await r.readinto(one)
+        if k is None:
+            continue  # TLS: a record with no application data yet
+        if not k:
+            raise WsClosed("connection closed during the handshake")
+        c = one[0]
+        if n < keep:
+            buf[n] = c
+        n += 1
+        if c == 10:  # \n
+            return bytes(buf[: min(n, keep)])
+        if n > _MAX_HEADER_LINE:
+            raise WsError("handshake header line too long")
 
 
 async def _response(r):
@@ -63,7 +81,8 @@ async def _response(r):
     # WsError for any other status. Read under one deadline (connect()): a server dribbling
     # lines cannot stretch it. The others (cookies, policies a load balancer adds) are dropped
     # as they are read: none of them may keep a charger from connecting.
-    parts = (await _readline(r)).split(None, 2)
+    buf, one = bytearray(_KEEP), bytearray(1)
+    parts = (await _readline(r, buf, one)).split(None, 2)
     if len(parts) < 2 or parts[1] != b"101":
         code = parts[1].decode() if len(parts) > 1 else "?"
         if code == "401":
@@ -71,7 +90,7 @@ async def _response(r):
         raise WsError("handshake refused: HTTP %s" % code)
     headers = {}
     for _ in range(_MAX_HEADERS):
-        line = await _readline(r)
+        line = await _readline(r, buf, one)
         if line in (b"\r\n", b"\n"):
             return headers
         k, _, v = line.partition(b":")
@@ -141,6 +160,9 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         want = binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
         if headers.get(b"sec-websocket-accept") != want:
             raise WsError("bad Sec-WebSocket-Accept")
+        ext = headers.get(b"sec-websocket-extensions")
+        if ext:  # RFC 6455 4.1: we ask for none, so any named one MUST fail the connection
+            raise WsError("server chose an extension not asked for: %r" % ext[:60])
         proto = headers.get(b"sec-websocket-protocol", b"").decode()
         if proto != subprotocol:
             raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))

@@ -9,8 +9,7 @@ import time
 from net import dns
 
 
-def _answer(qid, rcode=0, ip=None, ttl=60):
-    q = b"\x06broker\x04home\x00\x00\x01\x00\x01"
+def _answer(qid, rcode=0, ip=None, ttl=60, q=b"\x06broker\x04home\x00\x00\x01\x00\x01"):
     an = 1 if ip else 0
     head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, an, 0, 0)
     body = q
@@ -22,6 +21,9 @@ def _answer(qid, rcode=0, ip=None, ttl=60):
 def test_dns_answers():
     assert dns.parse(_answer(7, ip=(10, 1, 2, 3)), 7) == ("10.1.2.3", 60)
     assert dns.parse(_answer(8, ip=(10, 1, 2, 3)), 7) is None  # not our query
+    q = dns._query(7, "Broker.HOME")  # our question: its name in any case
+    assert dns.parse(_answer(7, ip=(10, 1, 2, 3)), 7, q) == ("10.1.2.3", 60)
+    assert dns.parse(_answer(7, ip=(10, 1, 2, 3)), 7, dns._query(7, "broker.homes")) is None
     for bad, why in ((_answer(7, rcode=3), "does not exist"), (_answer(7), "no address"),
                      (_answer(7, ip=(1, 2, 3, 4))[:-6], "malformed")):
         try:
@@ -71,7 +73,9 @@ class Resolver(UdpPeer):
         super().__init__()
 
     def answer(self, d):
-        return _answer(struct.unpack_from("!H", d, 0)[0], ip=(10, 1, 2, 3), ttl=self.ttl)
+        # (its question echoed, as resolvers do: RFC 1035 4.1.2)
+        qid = struct.unpack_from("!H", d, 0)[0]
+        return _answer(qid, ip=(10, 1, 2, 3), ttl=self.ttl, q=d[12:])
 
 
 def _bind(s):
@@ -121,6 +125,58 @@ async def test_a_zero_ttl_is_asked_again():
         await dns.resolve("csms.test", r.addr(), memo)
         await dns.resolve("csms.test", r.addr(), memo)
         assert r.requests == 2
+    finally:
+        r.close()
+
+
+class Forger(UdpPeer):
+    # A resolver that answers each query with 6.6.6.6 the way `mode` says: "elsewhere" from
+    # another port (an attacker who learnt or guessed the id), "other" from its own port but for
+    # another name than the one asked; "ok": a true answer (10.1.2.3, the question echoed).
+    def __init__(self):
+        self.mode = "ok"
+        self.other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        _bind(self.other)
+        super().__init__()
+
+    def answer(self, d):
+        qid = struct.unpack_from("!H", d, 0)[0]
+        if self.mode == "other":
+            return _answer(qid, ip=(6, 6, 6, 6))  # (its question: broker.home)
+        ip = (10, 1, 2, 3) if self.mode == "ok" else (6, 6, 6, 6)
+        return (struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + d[12:] + b"\xc0\x0c"
+                + struct.pack("!HHIH", 1, 1, 60, 4) + bytes(ip))
+
+    async def _serve(self):
+        while True:
+            try:
+                d, peer = self.s.recvfrom(512)
+            except OSError:
+                await asyncio.sleep_ms(5)
+                continue
+            self.requests += 1
+            (self.other if self.mode == "elsewhere" else self.s).sendto(self.answer(d), peer)
+
+    def close(self):
+        super().close()
+        self.other.close()
+
+
+async def test_an_answer_from_elsewhere_or_for_another_name_is_not_taken():
+    # RFC 5452 3: a resolver takes a response only if it comes from the address the question
+    # went to and carries the question asked (the id alone is 16 bits to guess). A forged
+    # address for the CSMS's name sends the charger, with its Basic credentials at profile 1,
+    # to someone else.
+    r = Forger()
+    try:
+        assert await dns.resolve("csms.example", r.addr(), None, 300, 1) == "10.1.2.3"
+        for mode in ("elsewhere", "other"):
+            r.mode = mode
+            try:
+                ip = await dns.resolve("csms.example", r.addr(), None, 300, 1)
+                raise AssertionError("%s: a forged answer was taken: %s" % (mode, ip))
+            except dns.DnsError as e:
+                assert "did not answer" in str(e), (mode, e)
     finally:
         r.close()
 

@@ -63,3 +63,50 @@ def test_a_dead_network_is_not_counted_but_the_trial_has_an_end():
     s.trial[1] = time.ticks_add(time.ticks_ms(), -600001)  # 10 minutes since the first failure
     assert isinstance(proftrial.settle(s, OSError(110)), proftrial.ProfileFallback)
     assert _saved(s) == (1, -1)
+
+
+def _cert_session(name):
+    # A client certificate renewed at profile 3 on trial (diag/csr.py), the old pair kept.
+    s = Session(name)
+    s.settings.update(security_profile=3, profile_fallback=-1, cert_trial=True,
+                      cert_pem="NEW", key_pem="NEWKEY")
+    s.store = s.settings.store
+    s.store.save("certold", {"cert": "OLD", "key": "OLDKEY"})
+    return s
+
+
+def test_a_csms_down_does_not_undo_a_renewed_client_certificate():
+    # The CSMS's port refusing TCP (the service restarting: the OS's bare ECONNREFUSED) before
+    # any TLS says nothing of the certificate: the endpoint is the one the old pair reached.
+    s = _cert_session("pt4")
+    for _ in range(5):
+        e = OSError(111)
+        assert proftrial.settle(s, e) is e
+    assert s.settings.get("cert_trial") is True and s.settings.get("cert_pem") == "NEW"
+    # ... nor a dead uplink: the trial's ten minutes start at the first refusal
+    for e in (OSError(110), OSError(113), asyncio.TimeoutError()):
+        assert proftrial.settle(s, e) is e
+    assert getattr(s, "trial", None) is None
+    assert s.settings.get("cert_trial") is True and s.settings.get("cert_pem") == "NEW"
+    assert s.store.load("certold", {}).get("cert") == "OLD"
+    # The TLS end refusing it is counted: three of them, and the old pair is back.
+    from ocpp_client.wsopen import TlsError
+
+    for e in (TlsError("TLS handshake with h failed"), OSError(111, "client credentials refused"),
+              WsClosed("cut")):
+        out = proftrial.settle(s, e)
+    assert isinstance(out, proftrial.ProfileFallback)
+    assert s.settings.get("cert_pem") == "OLD" and s.settings.get("cert_trial") is False
+
+
+def test_a_csms_down_does_not_undo_a_raise_from_2_to_3():
+    s = Session("pt5")
+    s.settings.update(security_profile=3, profile_fallback=2)
+    for _ in range(5):
+        proftrial.settle(s, OSError(111))
+    assert _saved(s) == (3, 2)
+    # once refused by its TLS end, the trial has its end: ten minutes on, whatever the failure
+    proftrial.settle(s, WsError("TLS handshake with h failed"))
+    s.trial[1] = time.ticks_add(time.ticks_ms(), -600001)
+    assert isinstance(proftrial.settle(s, OSError(110)), proftrial.ProfileFallback)
+    assert _saved(s) == (2, -1)

@@ -163,3 +163,52 @@ def test_uris():
         assert validate.is_uri(s), s
     for s in ("", "/path", "h/x", "1http://h", "ht tp://h", "http://h/a b", ":x", "http://h/\n"):
         assert not validate.is_uri(s), s
+
+
+def _frame_in_buffer(text, junk=b'"\x01\\'):
+    # A CALL as the WebSocket hands it up: a memoryview of the start of its receive buffer,
+    # whose tail holds whatever an earlier, longer message left (junk, quotes, control bytes).
+    b = text.encode()
+    buf = bytearray(len(b) + 64)
+    buf[: len(b)] = b
+    for i in range(len(b), len(buf)):
+        buf[i] = junk[i % len(junk)]
+    return memoryview(buf)[: len(b)]
+
+
+def test_syntax_checks_a_frame_in_place():
+    # Every frame is looked at for what mend.py must mend (rpc._suspect) and every CALL checked
+    # by validate.syntax(), both on the frame where the WebSocket left it (rpc.inplace): a 16 KB
+    # one (the link's max_size) must not cost a 16 KB copy on the charger's heap, nor see the
+    # stale bytes past the frame.
+    import gc
+    import time
+
+    from ocpp_client import rpc
+
+    ids = ",".join('"tag%05d"' % i for i in range(1440))
+    text = '[2,"m1","DataTransfer",{"vendorId":"v","data":"x","ids":[%s]}]' % ids
+    mv = _frame_in_buffer(text)
+    assert 15800 < len(mv) <= 16384, len(mv)
+    assert validate.syntax(rpc.inplace(mv)) is None
+    for check in (lambda: validate.syntax(rpc.inplace(mv)), lambda: rpc._suspect(mv)):
+        gc.collect()
+        gc.disable()
+        try:
+            a0 = gc.mem_alloc()
+            t0 = time.ticks_us()
+            assert not check()
+            dt = time.ticks_diff(time.ticks_us(), t0)
+            used = gc.mem_alloc() - a0
+        finally:
+            gc.enable()
+        print("a %d-byte frame: %d us, %d bytes allocated" % (len(mv), dt, used))
+        assert used < 1024, used
+    # the same verdicts as on the text itself
+    for s in ('{"type":"Hard",}', "[1 2]", '{"a":}', '["\\x41"]', '["a\x01"]', '["a"'):
+        assert validate.syntax(rpc.inplace(_frame_in_buffer(s))) is not None, s
+        assert validate.syntax(_frame_in_buffer(s)) is not None, s
+        assert validate.syntax(s) is not None, s
+    for s in ('[2,"a","B",{}]', '["\\u0041\\"",1.5e3,true,null,[],{}]', "[]"):
+        assert validate.syntax(rpc.inplace(_frame_in_buffer(s))) is None, s
+        assert validate.syntax(s) is None, s

@@ -663,9 +663,10 @@ class Dribble(HsStream):
     # limit, the whole far past it.
     gap_ms = 40
 
-    async def readline(self):
-        await asyncio.sleep_ms(self.gap_ms)
-        return await super().readline()
+    async def readinto(self, buf):
+        if self.pos == 0 or self.data[self.pos - 1] == 10:  # a line begins
+            await asyncio.sleep_ms(self.gap_ms)
+        return await super().readinto(buf)
 
 
 async def test_one_deadline_for_the_whole_handshake_answer():
@@ -735,6 +736,28 @@ async def test_handshake_failures():
         await _handshake(_ok(), url="wss://h/")
     except WsError as e:
         assert "TLS context" in str(e)
+
+
+async def test_an_extension_the_charger_did_not_ask_for_fails_the_handshake():
+    # RFC 6455 4.1: a Sec-WebSocket-Extensions naming an extension the client did not ask for
+    # (this one asks for none) MUST fail the connection: its frames (permessage-deflate's RSV1,
+    # compressed text) could not be read.
+    def ext(value):
+        def fn(req):
+            return _ok()(req)[:-2] + b"Sec-WebSocket-Extensions: " + value + b"\r\n\r\n"
+
+        return fn
+
+    for value in (b"permessage-deflate", b"x-webkit-deflate-frame; no_context_takeover"):
+        try:
+            ws, _ = await _handshake(ext(value))
+            ws.abort()
+        except WsError as e:
+            assert "extension" in str(e), str(e)
+            continue
+        raise AssertionError(value)
+    ws, _ = await _handshake(ext(b""))  # an empty one names none
+    ws.abort()
 
 
 class ResetAtWrite(Stream):
