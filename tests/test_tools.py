@@ -849,6 +849,40 @@ def test_monitor_shows_only_text(tmp_path: Path) -> None:
     assert max(len(ln) for ln in text.splitlines()) < 1200  # shown in pieces of 1 KiB
 
 
+def test_monitor_on_a_wrong_port_says_so(tmp_path: Path) -> None:
+    # A port with nothing behind it that speaks (another device, a charger off): the monitor
+    # showed "following" and then nothing, on screen and in its log, without a word why. Now it
+    # asks `identity` after 3 s and, unanswered, says the port seems wrong; a charger that
+    # answers is not told off.
+    import io
+
+    for answer in (False, True):
+        master, slave, link = _raw_pty(tmp_path, f"ttyQuiet{answer}")
+        out = io.StringIO()
+        log = tmp_path / f"m{answer}.log"
+        mon = Monitor(str(link), out, log, colour=False)
+        t = threading.Thread(target=mon.run, kwargs={"duration": 9}, daemon=True)
+        t.start()
+        try:
+            wait_for(lambda o=out: "sent identity" in o.getvalue(), 10, "the identity probe")
+            asked = b""
+            while b"@identity" not in asked:
+                asked += os.read(master, 100)
+            if answer:
+                os.write(master, b'@ok identity {"cp_id": "borne-000001"}\r\n')
+            t.join(15)
+        finally:
+            mon.stop.set()
+            t.join(10)
+            os.close(master)
+            os.close(slave)
+        text = out.getvalue()
+        assert ("no answer from" in text) != answer, text
+        assert ("no answer from" in log.read_text()) != answer
+        if not answer:
+            assert "check --port" in text and str(link) in text
+
+
 def test_monitor_decodes_lines() -> None:
     assert decode('@state {"status": "Charging", "relay": true, "cp": "C", "offer_a": 16, '
                   '"error": "NoError", "session": true}') == (
