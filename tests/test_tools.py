@@ -1112,6 +1112,25 @@ def test_flash_refuses_a_stock_image_too_small_before_erasing(
         assert ("without PSRAM" in out) == note, out
 
 
+def test_flash_refused_after_the_erase_says_the_charger_is_erased(
+    tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A SPIRAM build on a module without PSRAM (esptool cannot tell): deploy's heap check
+    # refuses once MicroPython runs, after the erase. Its words alone ("nothing was copied")
+    # hid that the charger's application and identity were gone.
+    fw = _image(tmp_path, "v1.28.0", ota=False)
+    with make_device(tmp_path, heapsize="128K") as dev, _esptool_standin(tmp_path, dev) as stub:
+        (dev.flash / "old.txt").write_text("from before")
+        rc, _, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--board",
+                              BOARD, "--no-build", "--esptool", str(stub), "--register",
+                              str(tmp_path / "r.json")], capsys)
+        assert rc == 1
+        err = one_line_error(err)
+        assert "heap is" in err and "nothing was copied" in err, err
+        assert "flash was ERASED" in err and "no application" in err, err
+        assert not (dev.flash / "old.txt").exists()
+
+
 def test_flash_whole_install(tmp_path: Path, built: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     # esptool replaced by a stand-in that does what esptool does to this device: erase-flash

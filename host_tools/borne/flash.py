@@ -324,6 +324,9 @@ class Progress:
     """Where a flash stands, for the message of an interruption (Ctrl-C)."""
 
     state = "nothing was written: the charger is as it was"
+    # Where a failure after esptool leaves the charger (a refusal's own words do not say it:
+    # deploy's heap check says "nothing was copied"); None once the provisioning is done.
+    failed: str | None = None
 
 
 def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None = None) -> int:
@@ -351,6 +354,10 @@ def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None 
         erased = erased or step == "erase-flash"
     progress.state = ("MicroPython is written but the installation is incomplete: run "
                       "`borne flash --no-erase` again (the register keeps the charger's identity)")
+    progress.failed = (("the charger's flash was ERASED: it holds MicroPython only, no "
+                        "application and no identity" if erased else "the charger holds the new "
+                        "MicroPython, no application installed") + "; fix the cause, then run "
+                       "`borne flash` again (the register keeps the charger's identity)")
     wait_for_micropython(args.port, args.boot_wait, say)
     say("== application")
     with Device(args.port, args.timeout) as dev:
@@ -371,7 +378,10 @@ def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None 
                ota_keys=args.ota_keys, any_micropython=args.any_micropython,
                allow_small_heap=args.allow_small_heap, say=say)
     say("== provisioning")
+    progress.failed = ("the application is installed, the charger not provisioned: fix the "
+                       "cause, then run `borne flash --no-erase` again")
     prov.provision(args, say=say)
+    progress.failed = None
     with Device(args.port, args.timeout) as dev:
         ident = wait_for_app(dev, say, timeout=args.boot_wait)
     want = frozen or local_version()
@@ -471,7 +481,8 @@ def _cmd(args: argparse.Namespace) -> int:
             return 0
         return flash(args, progress=progress)
     except (DeviceError, prov.RegisterError) as e:
-        print(f"flash: {e}", file=sys.stderr)
+        state = progress.failed
+        print(f"flash: {e}{'; ' + state if state else ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"flash: interrupted: {progress.state}", file=sys.stderr)
