@@ -849,6 +849,40 @@ def test_monitor_shows_only_text(tmp_path: Path) -> None:
     assert max(len(ln) for ln in text.splitlines()) < 1200  # shown in pieces of 1 KiB
 
 
+def test_monitor_on_a_wrong_port_says_so(tmp_path: Path) -> None:
+    # A port with nothing behind it that speaks (another device, a charger off): the monitor
+    # showed "following" and then nothing, on screen and in its log, without a word why. Now it
+    # asks `identity` after 3 s and, unanswered, says the port seems wrong; a charger that
+    # answers is not told off.
+    import io
+
+    for answer in (False, True):
+        master, slave, link = _raw_pty(tmp_path, f"ttyQuiet{answer}")
+        out = io.StringIO()
+        log = tmp_path / f"m{answer}.log"
+        mon = Monitor(str(link), out, log, colour=False)
+        t = threading.Thread(target=mon.run, kwargs={"duration": 9}, daemon=True)
+        t.start()
+        try:
+            wait_for(lambda o=out: "sent identity" in o.getvalue(), 10, "the identity probe")
+            asked = b""
+            while b"@identity" not in asked:
+                asked += os.read(master, 100)
+            if answer:
+                os.write(master, b'@ok identity {"cp_id": "borne-000001"}\r\n')
+            t.join(15)
+        finally:
+            mon.stop.set()
+            t.join(10)
+            os.close(master)
+            os.close(slave)
+        text = out.getvalue()
+        assert ("no answer from" in text) != answer, text
+        assert ("no answer from" in log.read_text()) != answer
+        if not answer:
+            assert "check --port" in text and str(link) in text
+
+
 def test_monitor_decodes_lines() -> None:
     assert decode('@state {"status": "Charging", "relay": true, "cp": "C", "offer_a": 16, '
                   '"error": "NoError", "session": true}') == (
@@ -862,12 +896,14 @@ def test_monitor_decodes_lines() -> None:
 
 
 def _image(tmp_path: Path, version: str | None = None, ota: bool = True,
-           flash_mib: int = 0, slot: int = 0) -> Path:
+           flash_mib: int = 0, slot: int = 0,
+           board: str = "Generic ESP32 module with SPIRAM") -> Path:
     """An ESP32 image as a MicroPython build lays it out from 0x1000: the bootloader (0xE9; its
     header's flash size ``flash_mib``, 0: 1 MiB), the partition table at 0x8000 naming the app
     partition at 0x10000 (ota_0, and ota_1 after it, each ``slot`` bytes, as ESP32_GENERIC-OTA's
     or BORNE_WALLBOX's; ota False: one factory app, as ESP32_GENERIC's), whose image holds the
-    ESP-IDF application description (esp_app_desc_t) with ``version``; None: no table."""
+    ESP-IDF application description (esp_app_desc_t) with ``version``; None: no table. Its
+    MicroPython board name ``board`` is in it (a build with SPIRAM support by default)."""
     fw = tmp_path / f"ESP32_GENERIC-{version or 'plain'}{'' if ota else '-factory'}.bin"
     data = bytearray([0xE9]) + bytearray(255)
     data[3] = {0: 0, 4: 0x20, 8: 0x30}[flash_mib]
@@ -885,6 +921,9 @@ def _image(tmp_path: Path, version: str | None = None, ota: bool = True,
         data += b"\xff" * (0xF000 - len(data))
         desc = (0xABCD5432).to_bytes(4, "little") + bytes(12) + version.encode().ljust(32, b"\0")
         data += bytes([0xE9]) + bytes(31) + desc + b"micropython".ljust(32, b"\0")
+    data += board.encode() + b" with ESP32\0"  # MicroPython's sys.implementation._machine
+    if board != "Generic ESP32 module with SPIRAM":
+        fw = fw.with_stem(fw.stem + "-" + board.replace(" ", "_"))
     fw.write_bytes(bytes(data))
     return fw
 
@@ -895,7 +934,8 @@ def test_flash_dry_run_prints_every_step(tmp_path: Path,
     rc, out, _ = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware", str(fw),
                           "--baud", "921600"], capsys)
     assert rc == 0
-    steps = out.splitlines()
+    assert out.startswith("note: ") and "is checked once it runs" in out  # a SPIRAM build
+    steps = out.splitlines()[1:]
     assert "esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 flash-id  (" in steps[0]
     assert steps[1].endswith("esptool --chip esp32 --port /dev/ttyUSB0 --baud 921600 "
                              "erase-flash")
@@ -1034,6 +1074,61 @@ def test_flash_refuses_an_image_the_module_cannot_hold(
                          str(tmp_path / "r.json")], capsys)
     assert rc == 1 and "esptool write-flash failed" in one_line_error(err)
     assert "erase-flash" in calls.read_text()
+
+
+def test_flash_refuses_a_stock_image_too_small_before_erasing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Stock ESP32_GENERIC (no SPIRAM support) gives ~110-160 KiB of heap on any module: deploy's
+    # heap check refused it only after esptool had erased the charger (its application, NVS
+    # identity) and written the image. The image says what it is: refused before esptool runs.
+    calls = tmp_path / "calls.txt"
+    stub = tmp_path / "esptool-stub"
+    stub.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+                    "case \"$*\" in *write-flash*) echo 'A fatal error occurred: Timed out'; "
+                    "exit 2;; esac\n")
+    stub.chmod(0o755)
+    plain = _image(tmp_path, "v1.28.0", ota=False, board="Generic ESP32 module")
+    flash = ["flash", "--port", "/dev/null", "--esptool", str(stub), "--register",
+             str(tmp_path / "r.json"), "--firmware"]
+    rc, _, err = run_cli([*flash, str(plain)], capsys)
+    assert rc == 1
+    err = one_line_error(err)
+    assert "without SPIRAM support" in err and "frozen image" in err, err
+    assert "nothing was written" in err and not calls.exists()
+    rc, _, err = run_cli(["flash", "--dry-run", "--port", "/dev/ttyUSB0", "--firmware",
+                          str(plain)], capsys)
+    assert rc == 1 and "without SPIRAM support" in one_line_error(err)
+    # Overridden (--allow-small-heap); a SPIRAM build (checked once it runs) and the frozen
+    # image (BORNE_WALLBOX) are flashed: the stand-in's write then fails.
+    for fw, extra, note in ((plain, ["--allow-small-heap"], False),
+                            (_image(tmp_path, "v1.28.0", ota=False), [], True),
+                            (_image(tmp_path, "v1.28.0", board="borne wallbox"), [], False)):
+        with contextlib.suppress(FileNotFoundError):
+            calls.unlink()
+        rc, out, err = run_cli([*flash, str(fw), *extra], capsys)
+        assert rc == 1 and "esptool write-flash failed" in one_line_error(err), err
+        assert "erase-flash" in calls.read_text()
+        assert ("without PSRAM" in out) == note, out
+
+
+def test_flash_refused_after_the_erase_says_the_charger_is_erased(
+    tmp_path: Path, built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A SPIRAM build on a module without PSRAM (esptool cannot tell): deploy's heap check
+    # refuses once MicroPython runs, after the erase. Its words alone ("nothing was copied")
+    # hid that the charger's application and identity were gone.
+    fw = _image(tmp_path, "v1.28.0", ota=False)
+    with make_device(tmp_path, heapsize="128K") as dev, _esptool_standin(tmp_path, dev) as stub:
+        (dev.flash / "old.txt").write_text("from before")
+        rc, _, err = run_cli(["flash", "--port", dev.port, "--firmware", str(fw), "--board",
+                              BOARD, "--no-build", "--esptool", str(stub), "--register",
+                              str(tmp_path / "r.json")], capsys)
+        assert rc == 1
+        err = one_line_error(err)
+        assert "heap is" in err and "nothing was copied" in err, err
+        assert "flash was ERASED" in err and "no application" in err, err
+        assert not (dev.flash / "old.txt").exists()
 
 
 def test_flash_whole_install(tmp_path: Path, built: Path,

@@ -152,7 +152,7 @@ def check_micropython(facts: Facts, allow_other: bool = False) -> str | None:
         return f"warning: MicroPython {have}, not {MPY_CROSS_VERSION} (--any-micropython)"
     raise DeviceError(
         f"the charger runs MicroPython {have}, this firmware targets {MPY_CROSS_VERSION}: flash "
-        f"MicroPython {MPY_CROSS_VERSION} (`borne flash --firmware ESP32_GENERIC-v"
+        f"MicroPython {MPY_CROSS_VERSION} (`borne flash --firmware ESP32_GENERIC-SPIRAM-v"
         f"{MPY_CROSS_VERSION}.x.bin`, or the frozen image), or pass --any-micropython to go on "
         "untested; nothing was copied"
     )

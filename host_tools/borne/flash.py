@@ -5,7 +5,8 @@
     charger's own version is checked after writing), the register, CA and keyring; then
     esptool flash-id: a plain ESP32 (esptool refuses another chip) whose flash holds the image
     (the size its header names and its partition table's end: an 8 MiB image on a 4 MiB
-    module would never boot), else refused with nothing written;
+    module would never boot), else refused with nothing written; so is a stock image whose
+    heap cannot hold the .mpy application (no SPIRAM support: see step 4);
  1. esptool erase-flash: wipes everything, the filesystem and NVS (unless --no-erase);
  2. esptool write-flash at 0x1000: the MicroPython image (--firmware: stock ESP32_GENERIC
     1.28, or the image built with boards/esp32_wallbox/manifest.py); esptool's output is
@@ -65,6 +66,8 @@ ESP32_FIRMWARE_OFFSET = 0x1000  # plain ESP32 (S3/C3 images start at 0x0)
 ESP_IMAGE_MAGIC = 0xE9
 PARTITION_TABLE = 0x8000  # flash offset of the partition table of a MicroPython ESP32 image
 APP_DESC_MAGIC = 0xABCD5432  # esp_app_desc_t.magic_word
+# In an image that carries the application: BORNE_WALLBOX's board name, a frozen board module.
+FROZEN_MARKS = (b"borne wallbox", b"boardonce.py")
 DEFAULT_BAUD = 460800
 BOOT_WAIT_S = 30.0
 
@@ -223,12 +226,35 @@ def check_flash_size(firmware: Path, esptool_output: str, say: Say) -> None:
         raise DeviceError(
             f"{firmware.name} is laid out for {need >> 20} MiB of flash (its header and "
             f"partition table), this module has {have >> 20} MiB: it would never boot; flash "
-            f"an image for {have >> 20} MiB (ESP32_GENERIC-v{MPY_CROSS_VERSION}.x.bin) or fit "
-            "the module the board needs (boards/micropython/BORNE_WALLBOX: 8 MiB); nothing was "
-            "written: the charger is as it was")
+            f"an image for {have >> 20} MiB (ESP32_GENERIC-SPIRAM-v{MPY_CROSS_VERSION}.x.bin) "
+            "or fit the module the board needs (boards/micropython/BORNE_WALLBOX: 8 MiB); "
+            "nothing was written: the charger is as it was")
 
 
-def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None:
+def check_heap_fits(data: bytes, name: str, say: Say, allow_small_heap: bool) -> None:
+    """Refuse, before anything is erased, a stock image whose heap cannot hold the .mpy
+    application: deploy's heap check would refuse it only once the flash is erased and written.
+    The image carries the application when it names borne's board (BORNE_WALLBOX's board name,
+    or a board module among its frozen ones); a stock image built without SPIRAM support (no
+    "SPIRAM" anywhere: MicroPython names such builds "... with SPIRAM") gives ~110-160 KiB of
+    heap on any module, under the budget. A SPIRAM build needs PSRAM on the module, which
+    esptool cannot see: its heap is checked once MicroPython runs."""
+    if FROZEN_MARKS[0] in data or FROZEN_MARKS[1] in data or allow_small_heap:
+        return
+    if b"SPIRAM" not in data:
+        raise DeviceError(
+            f"{name} is a MicroPython image without the application frozen in and without "
+            "SPIRAM support: its heap cannot hold the application as .mpy files (`borne "
+            "deploy` would refuse it after the erase); flash the frozen image "
+            "(boards/micropython/BORNE_WALLBOX), or ESP32_GENERIC-SPIRAM on a module with "
+            "PSRAM, or pass --allow-small-heap; nothing was written: the charger is as it was")
+    say(f"note: {name} is a stock SPIRAM image: the heap is checked once it runs; a module "
+        "without PSRAM (ESP32-WROOM) is refused then, with the flash already erased: flash "
+        "the frozen image (boards/micropython/BORNE_WALLBOX) on one")
+
+
+def check_image(firmware: Path, say: Say, any_micropython: bool = False,
+                allow_small_heap: bool = False) -> None:
     """An ESP32 image, of the MicroPython this firmware targets when the image says which."""
     try:
         data = firmware.read_bytes()
@@ -237,7 +263,7 @@ def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None
     if data[:1] != bytes([ESP_IMAGE_MAGIC]):
         raise DeviceError(
             f"{firmware} is not an ESP32 firmware image (no 0xE9 header): download "
-            f"ESP32_GENERIC-v{MPY_CROSS_VERSION}.x.bin, or build the frozen image from "
+            f"ESP32_GENERIC-SPIRAM-v{MPY_CROSS_VERSION}.x.bin, or build the frozen image from "
             "boards/esp32_wallbox/manifest.py"
         )
     version = image_version(data)
@@ -249,12 +275,13 @@ def check_image(firmware: Path, say: Say, any_micropython: bool = False) -> None
         if not any_micropython:
             raise DeviceError(
                 f"{firmware} is MicroPython {version}, this firmware targets "
-                f"{MPY_CROSS_VERSION}: download ESP32_GENERIC-v{MPY_CROSS_VERSION}.x.bin (or "
-                "build the frozen image against it), or pass --any-micropython; nothing was "
+                f"{MPY_CROSS_VERSION}: download ESP32_GENERIC-SPIRAM-v{MPY_CROSS_VERSION}.x.bin "
+                "(or build the frozen image against it), or pass --any-micropython; nothing was "
                 "written"
             )
         say(f"warning: {firmware.name} is MicroPython {version}, not {MPY_CROSS_VERSION} "
             "(--any-micropython)")
+    check_heap_fits(data, firmware.name, say, allow_small_heap)
     apps = app_entries(data)
     if apps and not any(sub == 0x10 for sub, _ in apps):
         # (stock ESP32_GENERIC's table: one factory app) application bundles still install
@@ -297,6 +324,9 @@ class Progress:
     """Where a flash stands, for the message of an interruption (Ctrl-C)."""
 
     state = "nothing was written: the charger is as it was"
+    # Where a failure after esptool leaves the charger (a refusal's own words do not say it:
+    # deploy's heap check says "nothing was copied"); None once the provisioning is done.
+    failed: str | None = None
 
 
 def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None = None) -> int:
@@ -304,7 +334,7 @@ def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None 
     esp = shlex.split(args.esptool) if args.esptool else None
     cmds = flash_commands(args.firmware, args.port, args.baud, erase=not args.no_erase,
                           esptool_cmd=esp, connect_attempts=args.connect_attempts)
-    check_image(args.firmware, say, args.any_micropython)
+    check_image(args.firmware, say, args.any_micropython, args.allow_small_heap)
     prov.precheck(args)  # a bad register or CA is refused before anything is erased
     if args.ota_keys is not None:
         read_keyring(args.ota_keys)  # a missing or bad keyring: refused before the erase
@@ -324,6 +354,10 @@ def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None 
         erased = erased or step == "erase-flash"
     progress.state = ("MicroPython is written but the installation is incomplete: run "
                       "`borne flash --no-erase` again (the register keeps the charger's identity)")
+    progress.failed = (("the charger's flash was ERASED: it holds MicroPython only, no "
+                        "application and no identity" if erased else "the charger holds the new "
+                        "MicroPython, no application installed") + "; fix the cause, then run "
+                       "`borne flash` again (the register keeps the charger's identity)")
     wait_for_micropython(args.port, args.boot_wait, say)
     say("== application")
     with Device(args.port, args.timeout) as dev:
@@ -344,7 +378,10 @@ def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None 
                ota_keys=args.ota_keys, any_micropython=args.any_micropython,
                allow_small_heap=args.allow_small_heap, say=say)
     say("== provisioning")
+    progress.failed = ("the application is installed, the charger not provisioned: fix the "
+                       "cause, then run `borne flash --no-erase` again")
     prov.provision(args, say=say)
+    progress.failed = None
     with Device(args.port, args.timeout) as dev:
         ident = wait_for_app(dev, say, timeout=args.boot_wait)
     want = frozen or local_version()
@@ -362,7 +399,7 @@ def flash(args: argparse.Namespace, say: Say = print, progress: Progress | None 
 
 def dry_run(args: argparse.Namespace) -> None:
     """The checks a flash makes before touching the charger, then its steps."""
-    check_image(args.firmware, print, args.any_micropython)
+    check_image(args.firmware, print, args.any_micropython, args.allow_small_heap)
     prov.precheck(args)
     if args.ota_keys is not None:
         read_keyring(args.ota_keys)
@@ -444,7 +481,8 @@ def _cmd(args: argparse.Namespace) -> int:
             return 0
         return flash(args, progress=progress)
     except (DeviceError, prov.RegisterError) as e:
-        print(f"flash: {e}", file=sys.stderr)
+        state = progress.failed
+        print(f"flash: {e}{'; ' + state if state else ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"flash: interrupted: {progress.state}", file=sys.stderr)

@@ -21,6 +21,10 @@ What the charger sends reaches the terminal as text only: control characters (an
 sequence could retitle or clear the terminal) are shown escaped (\x1b), tabs kept; a line that
 does not end (a prompt, noise) is shown once it holds 1 KiB or after 0.5 s without more.
 
+If nothing of the charger's arrives in 3 s, the monitor asks it `identity`; with no answer
+3 s later it says the port seems wrong (another device, nothing behind it, the charger off) and
+keeps listening.
+
 If the cable is pulled, the monitor says so and waits for the port to come back, then goes on
 (and the log file notes the gap). It opens the port exclusively: close it before `borne deploy`.
 
@@ -44,7 +48,7 @@ from typing import TextIO
 
 import serial
 
-from borne.devlink import DeviceError, add_line_args, open_serial
+from borne.devlink import DeviceError, add_line_args, open_serial, ports_seen
 
 COMMANDS = ("identity", "stats", "hotspot", "restart")
 _COLOURS = {"E": "\x1b[31m", "W": "\x1b[33m", "D": "\x1b[2m", "state": "\x1b[36m",
@@ -52,6 +56,8 @@ _COLOURS = {"E": "\x1b[31m", "W": "\x1b[33m", "D": "\x1b[2m", "state": "\x1b[36m
 _RESET = "\x1b[0m"
 PARTIAL_MAX = 1024  # bytes of a line without its newline shown as they are ...
 PARTIAL_S = 0.5  # ... or after this long without more
+PROBE_S = 3.0  # nothing from the charger this long after opening: ask it `identity` ...
+ANSWER_S = 3.0  # ... and no answer this long after: say the port seems wrong
 
 
 def printable(text: str) -> str:
@@ -103,6 +109,7 @@ class Monitor:
         self.commands: queue.Queue[str] = queue.Queue()
         self.stop = threading.Event()
         self.reconnects = 0
+        self.heard = False  # a line of the charger's (console answer, state, log) arrived
 
     def show(self, kind: str, text: str) -> None:
         text = printable(text)  # after decoding: a JSON "\\u001b" is an escape too
@@ -139,12 +146,29 @@ class Monitor:
         end = time.monotonic() + duration if duration else None
         ser = self._open(first=True)
         self.note(f"following {self.port}; session log {self.log_path}")
+        asked: float | None = None  # when `identity` was sent, nothing heard before
+        told = False
+        opened = time.monotonic()
         buf = b""
         since = 0.0  # when the line in buf began arriving
         try:
             while not self.stop.is_set() and ser is not None:
                 if end and time.monotonic() >= end:
                     break
+                if not self.heard and not told:
+                    # A wrong port (another device, nothing behind it) or a wrong charger
+                    # state otherwise leaves an empty screen and log without a word why.
+                    now = time.monotonic()
+                    if asked is None and now - opened >= PROBE_S:
+                        asked = now
+                        self.note(f"nothing from the charger in {PROBE_S:.0f} s: asking it")
+                        self.send("identity")
+                    elif asked is not None and now - asked >= ANSWER_S:
+                        told = True
+                        self.note(f"no answer from {self.port}: not the charger's port, or the "
+                                  "charger is off or not running borne; check --port (ports "
+                                  f"seen: {ports_seen()}), the USB cable and the power; still "
+                                  "listening")
                 try:
                     self._send_pending(ser)
                     chunk = ser.read(ser.in_waiting or 1)
@@ -182,7 +206,9 @@ class Monitor:
     def _line(self, raw: bytes) -> None:
         line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
         if line:
-            self.show(*decode(line))
+            kind, text = decode(line)
+            self.heard = self.heard or kind != ""
+            self.show(kind, text)
 
     def _send_pending(self, ser: serial.Serial) -> None:
         while True:
