@@ -14,6 +14,7 @@ import sys
 import time
 
 import log
+from net import tcp
 from net.sink import Sink
 from net.url import split as split_url
 
@@ -281,10 +282,7 @@ async def request(method, url, headers=None, body=None, ssl_ctx=None, route=None
     except OSError as e:
         raise HttpError("cannot connect to %s:%d: %s" % (host, port, _oserr(e)))
     try:
-        if secure:
-            coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
-        else:
-            coro = asyncio.open_connection(chost, cport)
+        coro = tcp.connect(chost, cport, ssl_ctx if secure else None, host)
         r, w = await asyncio.wait_for_ms(coro, timeout_ms)
     except asyncio.TimeoutError:
         raise HttpError("cannot connect to %s:%d within %d ms" % (host, port, timeout_ms))

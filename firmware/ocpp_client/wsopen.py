@@ -2,7 +2,6 @@
 # or TLS connection, the HTTP Upgrade with the subprotocol and credentials, the accept key. Used
 # only while connecting: the session drops it from the heap once connected (client.py); the
 # connection itself is ws.WebSocket.
-import asyncio
 import binascii
 import hashlib
 import os
@@ -100,11 +99,9 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
     path += quote(cp_id) + q + query  # the id ends the path; a query stays after it
     chost = await resolve(host) if resolve else host
     chost, cport = route(chost, port) if route else (chost, port)
-    if secure:
-        coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
-    else:
-        coro = asyncio.open_connection(chost, cport)
-    r, w = await within(coro, timeout_ms)
+    from net import tcp  # (its socket closed if the connect is given up: connect._OPEN drops it)
+
+    r, w = await within(tcp.connect(chost, cport, ssl_ctx if secure else None, host), timeout_ms)
     try:
         key = binascii.b2a_base64(os.urandom(16))[:-1]
         hosthdr = ("[%s]" % host) if ":" in host else host

@@ -3,6 +3,7 @@
 # command checks (the DNS resolver it uses: test_dns.py).
 import struct
 
+from mphelp import CA, hanging_listener, open_fds
 from mqtt import commands
 from mqtt.link import OUT_SIZE, Link, Refused
 
@@ -173,43 +174,16 @@ def test_backoff_doubles_caps_and_jitters():
     assert min(seen) == 32 and max(seen) == 48 and len(seen) > 10
 
 
-def _hanging_listener():
-    # A listener whose accept queue is full: a connect to it hangs (its SYN dropped) until
-    # given up. -> (its sockets, port)
-    import socket
-
-    for port in range(47310, 47400):
-        srv = socket.socket()
-        try:
-            srv.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-        except OSError:
-            srv.close()
-            continue
-        srv.listen(0)
-        held = [srv]
-        for _ in range(3):
-            c = socket.socket()
-            c.setblocking(False)
-            try:
-                c.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            except OSError:
-                pass
-            held.append(c)
-        return held, port
-    raise OSError("no free port")
-
-
 async def test_a_connect_given_up_closes_its_socket():
     # A broker that never answers the connect: each attempt, given up after 10 s, held its
     # socket until a collection (lwIP has ~10; the unix port never closed it): after a long
     # outage the charger had none left for OCPP.
     import gc
-    import os
 
-    held, port = _hanging_listener()
+    held, port = hanging_listener()
     try:
         gc.collect()
-        n0 = len(os.listdir("/proc/self/fd"))
+        n0 = open_fds()
         lk = Link("borne-T", "127.0.0.1", port, None, None, None, 60, None)
         try:
             await lk.session()
@@ -217,7 +191,8 @@ async def test_a_connect_given_up_closes_its_socket():
         except Exception as e:
             assert type(e).__name__ in ("TimeoutError", "CancelledError"), repr(e)
         gc.collect()
-        assert len(os.listdir("/proc/self/fd")) == n0, "the socket of the connect was kept"
+        assert open_fds() == n0, "the socket of the connect was kept"
     finally:
         for s in held:
             s.close()
+

@@ -1,0 +1,121 @@
+# On-target tests: a TCP or TLS connect that is given up (a black-holed host: its SYN dropped)
+# or fails (refused) closes its socket, for the CSMS connection (ocpp_client/wsopen.py), the
+# HTTP and FTP clients (net/) and DeleteCertificate's probe (diag/certs.py). Left to the GC, each
+# retry held one until a collection (lwIP has ~10 on the ESP32; the unix port never closed a TCP
+# one): after a long outage nothing could connect any more. The process's open fds show a
+# socket kept.
+import asyncio
+import gc
+
+from mphelp import CA, closed_port, hanging_listener, open_fds
+from ocpp_client import wsopen
+
+
+async def _leaks(attempt, tries=3):
+    # -> how many fds `tries` connects given up left open; attempt(port) must raise or return.
+    # Counted with no collection between: one would close a socket left to the GC (a TLS one
+    # here; any on the ESP32), long after the attempt.
+    held, port = hanging_listener()
+    gc.collect()
+    gc.disable()
+    try:
+        n0 = open_fds()
+        for _ in range(tries):
+            await attempt(port)
+        return open_fds() - n0
+    finally:
+        gc.enable()
+        for s in held:
+            s.close()
+
+
+async def _ws(port, scheme="ws"):
+    ctx = None
+    if scheme == "wss":
+        from ocpp_client import security
+
+        ctx = security.tls_context(CA)
+    try:
+        await wsopen.connect("%s://127.0.0.1:%d/ocpp" % (scheme, port), "CP1", ssl_ctx=ctx,
+                             timeout_ms=200)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError("a connect to a black-holed CSMS must time out")
+
+
+async def test_a_csms_connect_given_up_closes_its_socket():
+    # The CSMS connection is retried for ever while the CSMS cannot be reached.
+    assert await _leaks(_ws) == 0, "each connect given up kept its socket"
+
+
+async def test_a_csms_connect_over_tls_given_up_closes_its_socket():
+    assert await _leaks(lambda p: _ws(p, "wss")) == 0, "each TLS connect given up kept its socket"
+
+
+async def test_a_refused_csms_connect_closes_its_socket():
+    port = closed_port()
+    gc.collect()
+    n0 = open_fds()
+    for _ in range(3):
+        try:
+            await wsopen.connect("ws://127.0.0.1:%d/ocpp" % port, "CP1", timeout_ms=500)
+            raise AssertionError("connected to a closed port")
+        except OSError as e:
+            assert e.errno == 111, repr(e)  # refused: backed off (client.dead)
+    assert open_fds() == n0, "each refused connect kept its socket"
+
+
+async def _http(port):
+    from net import http
+
+    try:
+        await http.request("GET", "http://127.0.0.1:%d/fw.bin" % port, timeout_ms=200)
+    except http.HttpError as e:
+        assert "within 200 ms" in str(e), repr(e)
+        return
+    raise AssertionError("a download from a black-holed server must time out")
+
+
+async def test_an_http_connect_given_up_closes_its_socket():
+    assert await _leaks(_http) == 0, "each connect given up kept its socket"
+
+
+async def test_a_refused_http_connect_closes_its_socket():
+    from net import http
+
+    port = closed_port()
+    gc.collect()
+    n0 = open_fds()
+    for _ in range(3):
+        try:
+            await http.request("GET", "http://127.0.0.1:%d/fw.bin" % port, timeout_ms=500)
+            raise AssertionError("connected to a closed port")
+        except http.HttpError as e:
+            assert "cannot connect" in str(e) or "failed" in str(e), repr(e)
+    assert open_fds() == n0, "each refused connect kept its socket"
+
+
+async def _ftp(port):
+    from net import ftp
+
+    try:
+        await ftp.retr("127.0.0.1", port, "u", "p", "/fw.bin", "/tmp/borne-ftp-never", timeout_ms=200)
+    except ftp.FtpError as e:
+        assert "control connection" in str(e), repr(e)
+        return
+    raise AssertionError("a download from a black-holed server must time out")
+
+
+async def test_an_ftp_connect_given_up_closes_its_socket():
+    assert await _leaks(_ftp) == 0, "each connect given up kept its socket"
+
+
+async def _probe(port):
+    from diag import certs
+
+    why = await certs._probe("wss://127.0.0.1:%d/ocpp" % port, CA, timeout_ms=200)
+    assert why and "TimeoutError" in why, why
+
+
+async def test_a_certificate_probe_given_up_closes_its_socket():
+    assert await _leaks(_probe) == 0, "each probe given up kept its socket"
