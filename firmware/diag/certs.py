@@ -294,10 +294,7 @@ async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000, cl
         return "%s %s" % (type(e).__name__, " ".join(str(e).split()))
     finally:
         if w is not None:
-            try:
-                w.s.close()
-            except Exception:
-                pass
+            tcp.close(w)  # (the TCP socket too: a failed TLS handshake lets it go)
         if not tcp_held:
             from supervisor import drop
 

@@ -73,18 +73,6 @@ def _join(base, loc):
     return origin + path[: path.rfind("/") + 1] + loc
 
 
-def _close(w):
-    # MicroPython's StreamWriter.close() does nothing: close the socket under it.
-    try:
-        s = getattr(w, "s", None)
-        if s is not None:
-            s.close()
-        else:
-            w.close()
-    except Exception:
-        pass
-
-
 class Response:
     # One answered request: status, headers (lower-case str -> str), and the body, read with
     # readinto() / into_file() / text(). Always close().
@@ -104,7 +92,7 @@ class Response:
         self._eof = False
 
     def close(self):
-        _close(self.w)
+        tcp.close(self.w)
 
     async def _read(self, mv):
         while True:

@@ -34,5 +34,16 @@ def connect(host, port, ctx=None, hostname=None):
         raw.close()  # (already closed with s unless a TLS socket let it go)
         raise
     w = asyncio.StreamWriter(s, {})
+    w.raw = raw
     return w, w
 
+
+def close(w):
+    # Closes a stream from connect() (MicroPython's Stream.close() does nothing): its socket, and
+    # the TCP one under a TLS one, which a failed handshake cuts loose (modtls forgets it: the
+    # TLS socket's close() then leaves it open). A second close() of a socket does nothing.
+    for s in (getattr(w, "s", w), getattr(w, "raw", None)):
+        try:
+            s.close()
+        except Exception:
+            pass

@@ -7,7 +7,7 @@ import hashlib
 import os
 
 from net.url import split as split_url
-from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError, _close_stream
+from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError
 from supervisor import within
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -142,7 +142,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         if proto != subprotocol:
             raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))
     except BaseException as e:
-        _close_stream(w)
+        tcp.close(w)  # (the TCP socket too: a failed TLS handshake lets it go)
         if secure and (isinstance(e, ValueError) or (isinstance(e, OSError) and _mbedtls(e))):
             # mbedTLS: a failed certificate check (ValueError with the reasons, one per line) or
             # a TLS alert (OSError with a negative code)

@@ -1,5 +1,5 @@
 # On-target tests: a TCP or TLS connect that is given up (a black-holed host: its SYN dropped)
-# or fails (refused) closes its socket, for the CSMS connection (ocpp_client/wsopen.py), the
+# or fails (refused, a TLS handshake failing) closes its socket, for the CSMS connection (ocpp_client/wsopen.py), the
 # HTTP and FTP clients (net/) and DeleteCertificate's probe (diag/certs.py). Left to the GC, each
 # retry held one until a collection (lwIP has ~10 on the ESP32; the unix port never closed a TCP
 # one): after a long outage nothing could connect any more. The process's open fds show a
@@ -63,6 +63,73 @@ async def test_a_refused_csms_connect_closes_its_socket():
         except OSError as e:
             assert e.errno == 111, repr(e)  # refused: backed off (client.dead)
     assert open_fds() == n0, "each refused connect kept its socket"
+
+
+async def _failed_handshakes(attempt, tries=3):
+    # -> how many fds `tries` TLS handshakes with a plain HTTP server left open (it answers the
+    # ClientHello with a 400: the handshake fails at the first write); attempt(port, ctx).
+    async def plain(r, w):
+        try:
+            await r.read(16)
+            w.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            await w.drain()
+        finally:
+            w.s.close()  # (MicroPython's Stream.close() does nothing)
+
+    port = closed_port()
+    srv = await asyncio.start_server(plain, "127.0.0.1", port)
+    from ocpp_client import security
+
+    ctx = security.tls_context(CA)
+    gc.collect()
+    gc.disable()
+    try:
+        n0 = open_fds()
+        for _ in range(tries):
+            await attempt(port, ctx)
+            await asyncio.sleep_ms(20)  # (the server's side closed)
+        return open_fds() - n0
+    finally:
+        gc.enable()
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_a_failed_tls_handshake_with_the_csms_closes_its_socket():
+    # A CSMS whose certificate is not trusted, retried for ever: modtls lets the TCP socket go
+    # when the handshake fails, and closing the TLS one left it open.
+    async def attempt(port, ctx):
+        try:
+            await wsopen.connect("wss://127.0.0.1:%d/ocpp" % port, "CP1", ssl_ctx=ctx)
+        except wsopen.TlsError:  # (a claim says csms_tls)
+            return
+        raise AssertionError("a TLS handshake with a plain HTTP server passed")
+
+    assert await _failed_handshakes(attempt) == 0, "each failed handshake kept its socket"
+
+
+async def test_a_failed_https_handshake_closes_its_socket():
+    from net import http
+
+    async def attempt(port, ctx):
+        try:
+            await http.request("GET", "https://127.0.0.1:%d/fw.bin" % port, ssl_ctx=ctx)
+        except http.HttpError as e:
+            assert "TLS handshake" in str(e), repr(e)
+            return
+        raise AssertionError("a TLS handshake with a plain HTTP server passed")
+
+    assert await _failed_handshakes(attempt) == 0, "each failed handshake kept its socket"
+
+
+async def test_a_failed_certificate_probe_closes_its_socket():
+    from diag import certs
+
+    async def attempt(port, ctx):
+        why = await certs._probe("wss://127.0.0.1:%d/ocpp" % port, CA)
+        assert why and "MBEDTLS" in why, why
+
+    assert await _failed_handshakes(attempt) == 0, "each failed probe kept its socket"
 
 
 async def _http(port):
