@@ -157,10 +157,7 @@ class Link(MQTTClient):
             self.up = False
             if reader is not None:
                 reader.cancel()
-            try:
-                w.close()
-            except Exception:
-                pass
+            tcp.close(w)  # (Stream.close() does nothing: the socket stayed open, one a session)
 
     def _connect_packet(self):
         # MQTT 3.1.1 CONNECT (section 3.1): clean session, keepalive, the will, user/password.

@@ -196,3 +196,53 @@ async def test_a_connect_given_up_closes_its_socket():
         for s in held:
             s.close()
 
+
+async def _sessions_end(ctx, tries=2):
+    # -> how many fds `tries` sessions with a broker that closes at once (after a 400 to a TLS
+    # ClientHello) left open.
+    import asyncio
+    import gc
+
+    from mphelp import closed_port
+
+    async def gone(r, w):
+        try:
+            await r.read(16)
+            w.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            await w.drain()
+        finally:
+            w.s.close()  # (MicroPython's Stream.close() does nothing)
+
+    port = closed_port()
+    srv = await asyncio.start_server(gone, "127.0.0.1", port)
+    gc.collect()
+    gc.disable()
+    try:
+        n0 = open_fds()
+        for _ in range(tries):
+            lk = Link("borne-T", "127.0.0.1", port, None, None, ctx, 60, None)
+            try:
+                await lk.session()
+                assert False, "the session must end"
+            except Exception as e:
+                assert not isinstance(e, AssertionError), repr(e)
+            await asyncio.sleep_ms(20)
+        return open_fds() - n0
+    finally:
+        gc.enable()
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_a_session_that_ends_closes_its_socket():
+    # The session's end called the stream's close(), which does nothing in MicroPython: each
+    # reconnect (a broker restart, a Wi-Fi drop) kept a socket until a collection (the ESP32)
+    # or for ever (the unix port).
+    assert await _sessions_end(None) == 0, "each session kept its socket"
+
+
+async def test_a_failed_tls_handshake_closes_its_socket():
+    # modtls lets the TCP socket go when the handshake fails: closing the TLS one missed it.
+    from ocpp_client import security
+
+    assert await _sessions_end(security.tls_context(CA)) == 0, "each handshake kept its socket"
