@@ -186,3 +186,48 @@ async def _probe(port):
 
 async def test_a_certificate_probe_given_up_closes_its_socket():
     assert await _leaks(_probe) == 0, "each probe given up kept its socket"
+
+
+class _Cl:
+    # What one attempt of the session (ocpp_client/connect.py) reads of its client, at profile 0.
+    def __init__(self):
+        class Board:
+            def dns_server(self):
+                return None
+
+        class Rpc:
+            def spool_wanted(self, head):
+                return False
+
+        self.settings = {"cp_id": "CP1", "security_profile": 0}
+        self.board = Board()
+        self.rpc = Rpc()
+        self.spool = None
+        self.tls_keep = []
+        self.dns_memo = [None, None, 0]
+
+    def check_cert(self):
+        pass
+
+
+async def test_the_sessions_attempts_at_a_black_holed_csms_keep_no_socket_nor_module():
+    # The session's own attempt (given up after 10 s, retried for ever): the socket is closed,
+    # and net/tcp.py leaves the heap with wsopen.py (both loaded by the attempt, as in a session).
+    import sys
+
+    from ocpp_client import connect
+    from supervisor import drop
+
+    mine = ("ocpp_client.wsopen", "net.tcp")
+    drop(*mine)  # (loaded by the tests above)
+    held, port = hanging_listener()
+    try:
+        gc.collect()
+        n0 = open_fds()
+        e = await connect.attempt(_Cl(), "ws://127.0.0.1:%d/ocpp" % port)
+        assert isinstance(e, asyncio.TimeoutError), repr(e)
+        assert open_fds() == n0, "the attempt kept its socket"
+        assert [n for n in mine if n in sys.modules] == [], "loaded for good"
+    finally:
+        for s in held:
+            s.close()
