@@ -266,6 +266,7 @@ async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000, cl
 
     w = None
     held = "net.dns" in sys.modules
+    tcp_held = "net.tcp" in sys.modules
     try:
         _, host, port, path = parse_url(url)
         ctx = security.tls_context(roots_pem, client[0], client[1])
@@ -278,8 +279,9 @@ async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000, cl
         finally:
             dns = None
         chost, cport = route(ip, port) if route else (ip, port)
-        r, w = await asyncio.wait_for_ms(
-            asyncio.open_connection(chost, cport, ssl=ctx, server_hostname=host), timeout_ms)
+        from net import tcp  # (its socket closed if given up; dropped after unless held)
+
+        r, w = await asyncio.wait_for_ms(tcp.connect(chost, cport, ctx, host), timeout_ms)
         # The handshake runs with the first write; any HTTP answer means it passed.
         w.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                 % (path.encode(), host.encode()))
@@ -292,7 +294,8 @@ async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000, cl
         return "%s %s" % (type(e).__name__, " ".join(str(e).split()))
     finally:
         if w is not None:
-            try:
-                w.s.close()
-            except Exception:
-                pass
+            tcp.close(w)  # (the TCP socket too: a failed TLS handshake lets it go)
+        if not tcp_held:
+            from supervisor import drop
+
+            drop("net.tcp")

@@ -13,7 +13,7 @@ _CSMS_TIMEOUT_MS = const(10000)
 # again after it, those it loaded (the session's own attempt loads and drops them in turn). The
 # CSMS's name is asked of the home network's resolver by net/dns.py, as the session does, before
 # the handshake (_lookup()).
-_OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url", "net.dns"))
+_OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url", "net.dns", "net.tcp"))
 # The claim's failures, as GET /api/claim reports them.
 MESSAGES = {
     "wifi_wrong_password": "the home Wi-Fi refused the password",

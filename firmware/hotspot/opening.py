@@ -24,9 +24,9 @@ _BLOCK = const(4096)
 # new block, never shrunk) when the check's modules join the servers'. The save gets the
 # servers' kept 2 KB head buffer's block (save(): let go for it and taken again after); the
 # table is grown when claim mode opens, for _MODULES more entries than it holds (the servers,
-# the claim flow, the check's ocpp_client.security, wsopen and net.url with its package,
-# validate's parsers).
-_MODULES = const(12)
+# the claim flow, the check's ocpp_client.security, wsopen, net.url with its package and
+# net.tcp, validate's parsers).
+_MODULES = const(13)
 _SCAN_CACHE_MS = const(20000)
 _EMPTY_SCAN_MS = const(3000)  # an empty scan is kept this long only (the radio may be busy)
 _NO_SCAN = const(b'{"networks": [], "why": "no Wi-Fi scan while charging: type the name"}')

@@ -22,7 +22,7 @@ import time
 from umqtt.simple import MQTTClient
 
 import log
-from net import dns
+from net import dns, tcp  # (tcp: its socket closed if the connect is given up)
 from mqtt.prof import note
 
 _TAG = "mqtt"
@@ -76,34 +76,6 @@ class _Pipe:
 
     def close(self):
         pass
-
-
-def _open(ip, port, ctx, host):
-    # asyncio.open_connection's steps (a generator as it is), its socket closed when the connect
-    # is given up (_OPEN_MS) or fails: left to the GC, each retry held one (lwIP has ~10; the
-    # unix port never closes one).
-    import socket
-    from errno import EINPROGRESS
-
-    from asyncio import core
-
-    s = socket.socket()
-    try:
-        s.setblocking(False)
-        try:
-            s.connect(socket.getaddrinfo(ip, port)[0][-1])
-        except OSError as e:
-            if e.errno != EINPROGRESS:
-                raise
-        if ctx is not None:
-            s = ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
-            s.setblocking(False)
-        yield core._io_queue.queue_write(s)
-    except BaseException:
-        s.close()
-        raise
-    w = asyncio.StreamWriter(s, {})
-    return w, w
 
 
 class Link(MQTTClient):
@@ -173,7 +145,7 @@ class Link(MQTTClient):
         # ends this session as soon as it is open, not forgotten with the link left unfed.
         self._err = None
         ip = await dns.resolve(host, self.resolver() if self.resolver else None, self.memo)
-        r, w = await asyncio.wait_for_ms(_open(ip, self.port, self.ctx, host), _OPEN_MS)
+        r, w = await asyncio.wait_for_ms(tcp.connect(ip, self.port, self.ctx, host), _OPEN_MS)
         self.pipe.n = self.rn = self.skip = self.dropped = 0
         self.up = False
         reader = None
@@ -185,10 +157,7 @@ class Link(MQTTClient):
             self.up = False
             if reader is not None:
                 reader.cancel()
-            try:
-                w.close()
-            except Exception:
-                pass
+            tcp.close(w)  # (Stream.close() does nothing: the socket stayed open, one a session)
 
     def _connect_packet(self):
         # MQTT 3.1.1 CONNECT (section 3.1): clean session, keepalive, the will, user/password.

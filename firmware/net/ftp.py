@@ -7,11 +7,12 @@
 # answer names (the usual NAT fix, and no bounce to a third host). Every reply has a deadline,
 # every data read too, and a download must keep a minimum rate (net/sink.py).
 # The password is sent only in PASS and never logged. The server's name is resolved once a
-# session, by net/dns.py (`resolver`: see there), never by open_connection's getaddrinfo.
+# session, by net/dns.py (`resolver`: see there), never by a blocking getaddrinfo.
 import asyncio
 import os
 import sys
 
+from net import tcp
 from net.sink import Sink
 
 _CHUNK = const(1024)
@@ -81,7 +82,7 @@ def _pasv_port(text):
 async def _connect(host, port, timeout_ms, name, what):
     # name: the URL's host, which the failure names (host: the address it resolved or routed to)
     try:
-        return await asyncio.wait_for_ms(asyncio.open_connection(host, port), timeout_ms)
+        return await asyncio.wait_for_ms(tcp.connect(host, port), timeout_ms)
     except asyncio.TimeoutError:
         raise FtpError("cannot open the %s connection to %s within %d ms"
                        % (what, name, timeout_ms))

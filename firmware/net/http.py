@@ -14,6 +14,7 @@ import sys
 import time
 
 import log
+from net import tcp
 from net.sink import Sink
 from net.url import split as split_url
 
@@ -72,18 +73,6 @@ def _join(base, loc):
     return origin + path[: path.rfind("/") + 1] + loc
 
 
-def _close(w):
-    # MicroPython's StreamWriter.close() does nothing: close the socket under it.
-    try:
-        s = getattr(w, "s", None)
-        if s is not None:
-            s.close()
-        else:
-            w.close()
-    except Exception:
-        pass
-
-
 class Response:
     # One answered request: status, headers (lower-case str -> str), and the body, read with
     # readinto() / into_file() / text(). Always close().
@@ -103,7 +92,7 @@ class Response:
         self._eof = False
 
     def close(self):
-        _close(self.w)
+        tcp.close(self.w)
 
     async def _read(self, mv):
         while True:
@@ -281,10 +270,7 @@ async def request(method, url, headers=None, body=None, ssl_ctx=None, route=None
     except OSError as e:
         raise HttpError("cannot connect to %s:%d: %s" % (host, port, _oserr(e)))
     try:
-        if secure:
-            coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
-        else:
-            coro = asyncio.open_connection(chost, cport)
+        coro = tcp.connect(chost, cport, ssl_ctx if secure else None, host)
         r, w = await asyncio.wait_for_ms(coro, timeout_ms)
     except asyncio.TimeoutError:
         raise HttpError("cannot connect to %s:%d within %d ms" % (host, port, timeout_ms))

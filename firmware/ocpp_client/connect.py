@@ -15,7 +15,7 @@ from ocpp_client.ws import WsClosed
 from supervisor import drop
 
 _ECONNRESET = const(104)
-_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "net.dns",
+_OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "net.dns", "net.tcp",
          "diag.roots", "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
 
 

@@ -2,13 +2,12 @@
 # or TLS connection, the HTTP Upgrade with the subprotocol and credentials, the accept key. Used
 # only while connecting: the session drops it from the heap once connected (client.py); the
 # connection itself is ws.WebSocket.
-import asyncio
 import binascii
 import hashlib
 import os
 
 from net.url import split as split_url
-from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError, _close_stream
+from ocpp_client.ws import SPOOL_MAX, WebSocket, WsClosed, WsError
 from supervisor import within
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -119,11 +118,9 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
     path += quote(cp_id) + q + query  # the id ends the path; a query stays after it
     chost = await resolve(host) if resolve else host
     chost, cport = route(chost, port) if route else (chost, port)
-    if secure:
-        coro = asyncio.open_connection(chost, cport, ssl=ssl_ctx, server_hostname=host)
-    else:
-        coro = asyncio.open_connection(chost, cport)
-    r, w = await within(coro, timeout_ms)
+    from net import tcp  # (its socket closed if the connect is given up: connect._OPEN drops it)
+
+    r, w = await within(tcp.connect(chost, cport, ssl_ctx if secure else None, host), timeout_ms)
     try:
         key = binascii.b2a_base64(os.urandom(16))[:-1]
         hosthdr = ("[%s]" % host) if ":" in host else host
@@ -167,7 +164,7 @@ async def connect(url, cp_id, subprotocol="ocpp1.6", auth=None, ssl_ctx=None, ti
         if proto != subprotocol:
             raise WsError("server did not agree to %s (got %r)" % (subprotocol, proto))
     except BaseException as e:
-        _close_stream(w)
+        tcp.close(w)  # (the TCP socket too: a failed TLS handshake lets it go)
         if secure and (isinstance(e, ValueError) or (isinstance(e, OSError) and _mbedtls(e))):
             # mbedTLS: a failed certificate check (ValueError with the reasons, one per line) or
             # a TLS alert (OSError with a negative code)

@@ -1,7 +1,21 @@
-# Helpers for on-target tests (MicroPython): log capture, file bytes, and power-cut injection.
+# Helpers for on-target tests (MicroPython): log capture, file bytes, power-cut injection, and
+# connects that hang or are refused (with the process's open fds to see a socket kept).
 import os
 
 import log
+
+# A throwaway self-signed CA (test_security.py's), for TLS contexts whose
+# connects never get to check a certificate.
+CA = """-----BEGIN CERTIFICATE-----
+MIIBNDCB3KADAgECAgEHMAoGCCqGSM49BAMCMBkxFzAVBgNVBAMMDm9uLXRhcmdl
+dCB0ZXN0MCAXDTI1MDEwMTAwMDAwMFoYDzIwOTkwMTAxMDAwMDAwWjAZMRcwFQYD
+VQQDDA5vbi10YXJnZXQgdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABF6S
+FcsxmGhPy7KQAwYlYUI3fFiJeI8VvzJdK1c3WHgsHNBSI6U6EnGU+8FblmWtBLRH
+UY1aE4KNEfJCaVYHSFOjEzARMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
+RwAwRAIgbR2/lzjSoR8gebuA6aZhJeQPvRMw0nHd1puhOIc43VoCIAEQtoTG34Gf
+IG6qGCqzbcWC/OhJLoQhaDWla2NogSgY
+-----END CERTIFICATE-----
+"""
 
 
 def read(p):
@@ -132,3 +146,51 @@ def powered(mod, pw):
 def unpowered(mod):
     mod.os = os
     del mod.open
+
+
+def hanging_listener():
+    # A listener whose accept queue is full: a connect to it hangs (its SYN dropped, as a
+    # black-holed host's) until given up. -> (its sockets, to close; port)
+    import socket
+
+    for port in range(47310, 47400):
+        srv = socket.socket()
+        try:
+            srv.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+        except OSError:
+            srv.close()
+            continue
+        srv.listen(0)
+        held = [srv]
+        for _ in range(3):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            except OSError:
+                pass
+            held.append(c)
+        return held, port
+    raise OSError("no free port")
+
+
+def closed_port():
+    # -> a loopback port nothing listens on (a connect to it is refused): one free to bind
+    import socket
+
+    for port in range(47400, 47500):
+        s = socket.socket()
+        try:
+            s.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
+    raise OSError("no free port")
+
+
+def open_fds():
+    # -> how many file descriptors the process holds (the unix port: sockets are fds; a TLS
+    # socket's is closed by a collection too, as the ESP32 closes any socket: too late)
+    return len(os.listdir("/proc/self/fd"))

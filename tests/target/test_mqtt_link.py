@@ -3,6 +3,7 @@
 # command checks (the DNS resolver it uses: test_dns.py).
 import struct
 
+from mphelp import CA, hanging_listener, open_fds
 from mqtt import commands
 from mqtt.link import OUT_SIZE, Link, Refused
 
@@ -173,43 +174,16 @@ def test_backoff_doubles_caps_and_jitters():
     assert min(seen) == 32 and max(seen) == 48 and len(seen) > 10
 
 
-def _hanging_listener():
-    # A listener whose accept queue is full: a connect to it hangs (its SYN dropped) until
-    # given up. -> (its sockets, port)
-    import socket
-
-    for port in range(47310, 47400):
-        srv = socket.socket()
-        try:
-            srv.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-        except OSError:
-            srv.close()
-            continue
-        srv.listen(0)
-        held = [srv]
-        for _ in range(3):
-            c = socket.socket()
-            c.setblocking(False)
-            try:
-                c.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
-            except OSError:
-                pass
-            held.append(c)
-        return held, port
-    raise OSError("no free port")
-
-
 async def test_a_connect_given_up_closes_its_socket():
     # A broker that never answers the connect: each attempt, given up after 10 s, held its
     # socket until a collection (lwIP has ~10; the unix port never closed it): after a long
     # outage the charger had none left for OCPP.
     import gc
-    import os
 
-    held, port = _hanging_listener()
+    held, port = hanging_listener()
     try:
         gc.collect()
-        n0 = len(os.listdir("/proc/self/fd"))
+        n0 = open_fds()
         lk = Link("borne-T", "127.0.0.1", port, None, None, None, 60, None)
         try:
             await lk.session()
@@ -217,7 +191,58 @@ async def test_a_connect_given_up_closes_its_socket():
         except Exception as e:
             assert type(e).__name__ in ("TimeoutError", "CancelledError"), repr(e)
         gc.collect()
-        assert len(os.listdir("/proc/self/fd")) == n0, "the socket of the connect was kept"
+        assert open_fds() == n0, "the socket of the connect was kept"
     finally:
         for s in held:
             s.close()
+
+
+async def _sessions_end(ctx, tries=2):
+    # -> how many fds `tries` sessions with a broker that closes at once (after a 400 to a TLS
+    # ClientHello) left open.
+    import asyncio
+    import gc
+
+    from mphelp import closed_port
+
+    async def gone(r, w):
+        try:
+            await r.read(16)
+            w.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            await w.drain()
+        finally:
+            w.s.close()  # (MicroPython's Stream.close() does nothing)
+
+    port = closed_port()
+    srv = await asyncio.start_server(gone, "127.0.0.1", port)
+    gc.collect()
+    gc.disable()
+    try:
+        n0 = open_fds()
+        for _ in range(tries):
+            lk = Link("borne-T", "127.0.0.1", port, None, None, ctx, 60, None)
+            try:
+                await lk.session()
+                assert False, "the session must end"
+            except Exception as e:
+                assert not isinstance(e, AssertionError), repr(e)
+            await asyncio.sleep_ms(20)
+        return open_fds() - n0
+    finally:
+        gc.enable()
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_a_session_that_ends_closes_its_socket():
+    # The session's end called the stream's close(), which does nothing in MicroPython: each
+    # reconnect (a broker restart, a Wi-Fi drop) kept a socket until a collection (the ESP32)
+    # or for ever (the unix port).
+    assert await _sessions_end(None) == 0, "each session kept its socket"
+
+
+async def test_a_failed_tls_handshake_closes_its_socket():
+    # modtls lets the TCP socket go when the handshake fails: closing the TLS one missed it.
+    from ocpp_client import security
+
+    assert await _sessions_end(security.tls_context(CA)) == 0, "each handshake kept its socket"

@@ -9,6 +9,7 @@ import struct
 import time
 
 from mphelp import exists, read, write
+from net import tcp
 from ocpp_client import ws as wsmod
 from ocpp_client import wsopen
 from ocpp_client.ws import Spooled, WebSocket, WsClosed, WsError, WsTooBig
@@ -579,17 +580,17 @@ def _accept(req):
 
 async def _handshake(reply_fn, **kw):
     s = HsStream(reply_fn)
-    real = asyncio.open_connection
+    real = tcp.connect
 
     async def fake_open(host, port, ssl=None, server_hostname=None):
         s.target = (host, port, ssl, server_hostname)
         return s, s
 
-    asyncio.open_connection = fake_open
+    tcp.connect = fake_open
     try:
         ws = await wsopen.connect(kw.pop("url", "ws://csms.example:9000/ocpp"), "CP 1/é", **kw)
     finally:
-        asyncio.open_connection = real
+        tcp.connect = real
     return ws, s
 
 
@@ -609,7 +610,7 @@ async def test_handshake_request_and_checks():
     assert b"Host: csms.example:9000" in req
     assert b"Sec-WebSocket-Protocol: ocpp1.6" in req
     assert b"Authorization: Basic Q1A6a2V5" in req
-    assert s.target == ("csms.example", 9000, None, None)
+    assert s.target == ("csms.example", 9000, None, "csms.example")
     ws.abort()
 
 
@@ -639,7 +640,7 @@ async def test_the_id_ends_the_path_and_the_query_follows_it():
 
 
 async def test_the_name_is_resolved_by_the_hook_and_tls_keeps_it():
-    # The board's resolver (net/dns.py) gives the address; open_connection gets the IP (no
+    # The board's resolver (net/dns.py) gives the address; tcp.connect gets the IP (no
     # getaddrinfo of a name, which blocks), TLS and Host keep the URL's host.
     asked = []
 
@@ -654,7 +655,7 @@ async def test_the_name_is_resolved_by_the_hook_and_tls_keeps_it():
     assert b"Host: csms.example:443" in bytes(s.out)
     ws.abort()
     ws, s = await _handshake(_ok(), resolve=resolve, route=lambda h, p: (h, p + 1))
-    assert s.target == ("10.1.2.3", 9001, None, None), "routed after it is resolved"
+    assert s.target == ("10.1.2.3", 9001, None, "csms.example"), "routed after it is resolved"
     ws.abort()
 
 
@@ -675,12 +676,12 @@ async def test_one_deadline_for_the_whole_handshake_answer():
                 + _ok()(req).split(b"\r\n", 1)[1])
 
     s = Dribble(slow)
-    real = asyncio.open_connection
+    real = tcp.connect
 
     async def fake_open(host, port, ssl=None, server_hostname=None):
         return s, s
 
-    asyncio.open_connection = fake_open
+    tcp.connect = fake_open
     t0 = time.ticks_ms()
     try:
         await wsopen.connect("ws://csms.example/ocpp", "CP1", timeout_ms=300)
@@ -688,7 +689,7 @@ async def test_one_deadline_for_the_whole_handshake_answer():
     except asyncio.TimeoutError:
         pass
     finally:
-        asyncio.open_connection = real
+        tcp.connect = real
     assert time.ticks_diff(time.ticks_ms(), t0) < 600
     assert s.closed
 
@@ -774,19 +775,19 @@ class ResetAtWrite(Stream):
 
 async def _open_failing(err, url="ws://csms.example/ocpp", ssl_ctx=None):
     s = ResetAtWrite(err)
-    real = asyncio.open_connection
+    real = tcp.connect
 
     async def fake_open(host, port, ssl=None, server_hostname=None):
         return s, s
 
-    asyncio.open_connection = fake_open
+    tcp.connect = fake_open
     try:
         await wsopen.connect(url, "CP1", ssl_ctx=ssl_ctx)
     except Exception as e:
         assert s.closed, "the socket is closed on failure"
         return e
     finally:
-        asyncio.open_connection = real
+        tcp.connect = real
     raise AssertionError("connected through a failing stream")
 
 
