@@ -54,11 +54,21 @@ async def failed(q, e, seq, rec, attempts, errs):
         limit = limit if action == "DataTransfer" and code == "no answer" else 1
     if attempts >= limit:
         log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, code)
-        if action == START:
-            q._set_id(rec["r"], -1)
-        q.j.ack(seq)
+        # Saved before its ack line, as a delivered message's (txqueue.deliver's hook).
+        flash = True
+        ref = rec["r"]
+        try:
+            if action == START:
+                q._set_id(ref, -1)
+            elif action == STOP and ref not in q.done:
+                q.end(ref)
+            elif q._unsaved:
+                q._save_ids()
+        except OSError:
+            flash = False  # kept in RAM, the ack too: sent again after a reboot
+        q.j.ack(seq, flash)
         if action == STOP:
-            q._forget(rec["r"])  # as a delivered stop's (after its ack: a repeat needs the id)
+            q._forget(ref)  # as a delivered stop's (after its ack: a repeat needs the id)
         return 0, 0, None
     wait = _LEARN_S if action == "DataTransfer" else \
         min(q.config.get("TransactionMessageRetryInterval") * attempts, _MAX_WAIT_S)

@@ -6,7 +6,8 @@
 # A record names its session by a local reference; the transactionId is filled in at send time
 # from the StartTransaction.conf (kept in a small document), or -1 when that start could never
 # be delivered. Flash budget: one journal line per message plus one ack line; the id document
-# is rewritten twice per StartTransaction.conf (both copies) and once per StopTransaction.conf.
+# is rewritten twice per StartTransaction.conf (both copies) and per StopTransaction.conf (its
+# ref among those done, then its id forgotten).
 import asyncio
 import binascii
 import gc
@@ -237,14 +238,25 @@ class TxQueue:
         except OSError:
             pass
 
+    def end(self, ref):
+        # A session's stop went (answered, or dropped): its ref on the list of those done,
+        # saved with its id still there before the stop's ack line (OSError: in RAM, _unsaved,
+        # the ack in RAM too). A document its removal left behind is then never taken at boot
+        # for a session a power cut interrupted: its stop is repeated (at least once), not
+        # booked again.
+        self.done = ([ref] + self.done)[:_NDONE]
+        self._unsaved = True
+        self.store.save(_IDS, self._doc(self.ids, self.done))  # (_forget's save: the 2nd copy)
+        self._unsaved = False
+
     def _forget(self, ref, ended=True):
         # Saved first, then forgotten: a save that fails (flash full) keeps the id, which the
         # stop repeated after a reboot needs (at least once); logged, delivery goes on. ended:
-        # its stop went now, its ref goes on the list of those done.
+        # its stop went now, its ref goes on the list of those done (end() put it there).
         ids = self.ids
         if ref in ids:
             rest = {k: v for k, v in ids.items() if k != ref}
-            done = ([ref] + self.done)[:_NDONE] if ended else self.done
+            done = ([ref] + self.done)[:_NDONE] if ended and ref not in self.done else self.done
             try:
                 self.store.save(_IDS, self._doc(rest, done))
                 self.ids = rest
@@ -347,6 +359,8 @@ class TxQueue:
                             if action == START:
                                 tid = conf.get("transactionId")
                                 self._set_id(ref, tid if isinstance(tid, int) else -1)
+                            elif action == STOP and ref not in self.done:
+                                self.end(ref)
                             elif self._unsaved:
                                 self._save_ids()  # before an ack line passes its start
                         except OSError:

@@ -1286,3 +1286,45 @@ def test_sessions_of_boots_that_began_alike_keep_their_own_refs_and_stops():
     assert [(rec["a"], rec["r"]) for _, rec in t.txq.j.pending()] == [
         (START, ref), (STOP, ref), (START, ref2), (STOP, ref2)], list(t.txq.j.pending())
     assert ref2 != ref, "two sessions under one ref"
+
+
+def test_a_stop_delivered_whose_end_the_flash_refused_is_not_booked_again():
+    # The ack line of the delivered StopTransaction reached the flash, the txids document (the
+    # refs of the sessions ended) did not, and the session's document stayed behind: the next
+    # boot took the session for one a power cut interrupted and booked a second StopTransaction
+    # (PowerLoss) under its transactionId.
+    from ocpp_client.transactions import Transactions
+
+    name = "ff_left_ids"
+    st = Store(name)
+    w, cfg, c = _connector(st)
+    s = _BootSession(c, st, cfg)
+    t = Transactions(s)
+    for coro in s.tasks:
+        coro.close()
+    q = t.txq
+    rpc = _NoInfoRpc(41)
+    _plug_and_start(w, c)
+    ref = c.session_ref
+    with Logs():
+        asyncio.run(q.deliver(rpc))
+        undo = _removal_ignored(st, c)
+        try:
+            w.ev = "A"
+            _polls(c, 6)
+            _fill("txids")
+            asyncio.run(q.deliver(rpc))
+        finally:
+            _free()
+            undo()
+    assert [(a, tid) for a, tid, _ in rpc.sent] == [(START, None), (STOP, 41)], rpc.sent
+    assert st.load("session", {}).get("ref") == ref
+    with Logs():
+        st, w, c, t = _boot(name)
+    # At most the same StopTransaction again (its ack not on flash: at least once, under its
+    # message id and transactionId), never a second one of the session's own.
+    booked = [(rec["a"], rec["r"], rec["i"]) for _, rec in t.txq.j.pending()]
+    assert booked in ([], [(STOP, ref, rpc.sent[1][2])]), "booked again: %r" % booked
+    rpc2 = _NoInfoRpc(42)
+    asyncio.run(t.txq.deliver(rpc2))
+    assert rpc2.sent in ([], [(STOP, 41, rpc.sent[1][2])]), rpc2.sent

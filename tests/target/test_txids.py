@@ -115,6 +115,34 @@ def test_a_spoiled_id_document_loses_no_transaction_id():
         assert TxQueue(Store("txids_flip"), Cfg()).tx_id("r0") == 7, "the transactionId lost"
 
 
+def test_a_dropped_stop_whose_end_the_flash_refuses_is_not_acked_on_flash():
+    # The StopTransaction dropped after its attempts while the flash refuses the txids document
+    # (its ref among the sessions ended): its ack line must not reach the flash before that, or
+    # a session document left behind is taken at boot for a session the power cut interrupted,
+    # and booked again (a second StopTransaction, PowerLoss). Kept in RAM: a reboot repeats it.
+    st = Store("txids_dropfull")
+    q = TxQueue(st, Cfg())
+    save = st.save
+
+    def full(name, data, version=1):
+        if name == "txids":
+            raise OSError(28)
+        return save(name, data, version)
+
+    with Logs():
+        q.add(START, {"idTag": "A"}, "r0")
+        asyncio.run(q.deliver(Csms(), -1, True))
+        q.add(STOP, {"meterStop": 1}, "r0")
+        st.save = full
+        asyncio.run(q.deliver(Csms(), -1, True))
+        assert len(q) == 0
+        del st.save
+        q2 = TxQueue(Store("txids_dropfull"), Cfg())  # a reboot, nothing saved since
+    pending = [(rec["a"], rec["r"]) for _, rec in q2.j.pending()]
+    assert "r0" in q2.done or pending == [(STOP, "r0")], (q2.done, pending)
+    assert q2.tx_id("r0") == 7
+
+
 class Cut(Exception):
     pass
 
