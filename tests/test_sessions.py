@@ -74,6 +74,28 @@ async def test_remote_start_authorizes_then_charges_then_remote_stop(
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
 
 
+async def test_a_remote_start_behind_a_slow_answer_waits_its_turn(
+    csms: Csms, control: Control
+) -> None:
+    # A CSMS slow to answer one of the charger's CALLs (a Heartbeat, 10 s) sends a remote start
+    # meanwhile: its Authorize waits for the link and goes once the Heartbeat is answered. It
+    # waited a tap's 7 s, was decided as if offline and the start the CSMS had been told was
+    # Accepted was refused: no session (seen against ocpp-rpc with slow answers).
+    cp = await _ready(csms)
+    await control("plug")
+    csms.stalled["Heartbeat"] = 10
+    res = await cp.call(call.TriggerMessage(requested_message="Heartbeat"))
+    assert res.status == "Accepted"
+    await asyncio.sleep(0.5)  # the Heartbeat is out, its answer 10 s away
+    # (our reading of answers waits behind the stalled Heartbeat too: the call in a task)
+    remote = asyncio.create_task(
+        cp.call(call.RemoteStartTransaction(id_tag="REMOTE9", connector_id=1)))
+    start = await csms.wait_call("StartTransaction", timeout=30)
+    assert (await remote).status == "Accepted"
+    assert start.payload["idTag"] == "REMOTE9"
+    assert [f.payload for f in csms.calls("Authorize")] == [{"idTag": "REMOTE9"}]
+
+
 async def test_remote_stop_of_an_unknown_transaction_is_rejected(
     csms: Csms, control: Control
 ) -> None:

@@ -47,6 +47,7 @@ class Authorization:
 
             listupdate.recover(local, True)
         self._a = None
+        self._ms = _AUTH_TIMEOUT_MS  # the Authorize being decided: how long it waits
 
     def _auth(self):
         a = self._a
@@ -63,8 +64,9 @@ class Authorization:
 
     # Without the memory to load the decision, a tap is refused and an idTagInfo not cached, as
     # when the feature itself cannot load (features.load); ClearCache answers InternalError.
-    async def authorize_now(self, id_tag):
+    async def authorize_now(self, id_tag, ms=0):
         # -> (status, parent_id_tag): the CSMS asked while it is there, else decided offline.
+        # ms: the wait for the CSMS (0: a tap's, _AUTH_TIMEOUT_MS).
         try:
             a = self._auth()
         except MemoryError:
@@ -73,6 +75,7 @@ class Authorization:
         # A CALL of ours just went unanswered (rpc.quiet): decided offline now, not after the
         # Authorize's own timeout again, until the CSMS is heard from or the link dropped.
         s = self.s
+        self._ms = ms or _AUTH_TIMEOUT_MS
         return await a.authorize(id_tag, s.online() and not s.rpc.quiet)
 
     def remember(self, id_tag, info):
@@ -98,7 +101,7 @@ class Authorization:
         s.on_status(0, s.connector.status_of(0)[0], "LocalListConflict")
 
     async def _remote(self, id_tag):
-        conf = await self.s.rpc.call("Authorize", {"idTag": id_tag}, _AUTH_TIMEOUT_MS)
+        conf = await self.s.rpc.call("Authorize", {"idTag": id_tag}, self._ms)
         return conf.get("idTagInfo") or {"status": "Invalid"}
 
     async def clear_cache_h(self, p):

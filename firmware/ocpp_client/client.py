@@ -79,13 +79,14 @@ class OcppClient:
         features.need(self, self.rpc.handlers, name)
         return self.features.get(name)
 
-    async def authorize(self, id_tag):
+    async def authorize(self, id_tag, ms=0):
         # A tap: the authorization feature attached for it (loaded at the first tap, kept).
+        # ms: how long the CSMS is waited for (0: a tap's wait).
         a = self.feature("authorization")
         try:
             if a is None:
                 return "Invalid", None  # cannot decide: no session starts
-            return await a.authorize_now(id_tag)
+            return await a.authorize_now(id_tag, ms)
         finally:
             features.release(self, self.rpc.handlers, "authorization")
 

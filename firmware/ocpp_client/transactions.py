@@ -291,7 +291,10 @@ class Transactions:
     async def _authorize_remote(self, id_tag):
         status = "Invalid"
         try:
-            status, parent = await self.s.authorize(id_tag)
+            # The CSMS just sent the start: its Authorize waits a CALL's timeout for its turn
+            # and answer, not a tap's 7 s (behind our CALLs on a slow CSMS, that refused a
+            # start the CSMS was told was Accepted, as if offline).
+            status, parent = await self.s.authorize(id_tag, self.s.rpc.timeout_ms)
         finally:  # no answer (an error) refuses it too: the start (and its TxProfile) dropped
             self._authorizing = None
             if status == "Accepted":
