@@ -249,8 +249,39 @@ class CertStore:
                 self.sec.add("InvalidChargePointCertificate", why)
             return {"status": "Rejected"}
 
-        return {"InstallCertificate": install, "GetInstalledCertificateIds": get_ids,
-                "DeleteCertificate": delete, "CertificateSigned": signed}
+        return {"InstallCertificate": _light(install),
+                "GetInstalledCertificateIds": _light(get_ids),
+                "DeleteCertificate": _light(delete), "CertificateSigned": _light(signed)}
+
+
+# What a certificate message loads of the connection's modules (ocpp_client.security, by
+# x509.from_pem too, with its cached TLS context; DeleteCertificate's probe wsopen with
+# net.url): dropped after it unless in use before it. The session's next connect attempt takes
+# what it finds loaded as in use elsewhere and keeps it (connect._OPEN): one left here stayed
+# resident for good.
+_CONN = ("ocpp_client.security", "ocpp_client.wsopen", "net.url", "net")
+
+
+def _light(fn):
+    async def h(p):
+        import sys
+
+        held = [n for n in _CONN if n in sys.modules]
+        try:
+            return await fn(p)
+        finally:
+            from supervisor import drop
+
+            for n in _CONN:  # (a package only once none of it is left: connect._drop_open)
+                if n not in held:
+                    q = n + "."
+                    for m in sys.modules:
+                        if m.startswith(q):
+                            break
+                    else:
+                        drop(n)
+
+    return h
 
 
 async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000, client=("", "")):

@@ -82,6 +82,11 @@ class Connector:
     #   on_tx_start(session), on_tx_stop(session, reason),
     #   on_start_dropped(id_tag, source, why): an authorized start (source "tag", "remote")
     #   will not become a session (ConnectionTimeOut, refused, unavailable, another start)
+    # An OSError raised from one is the transactions feature's alone (its StartTransaction or
+    # StopTransaction not on flash: the start refused, the stop held: _emit); any other listener
+    # keeps its own flash failure to itself (mqtt/feature.py, evse/smart.py _commit), or a start
+    # it refused could be one whose StartTransaction is journaled already (limits.py listens
+    # before the transactions feature).
     # The session dict an event carries is the listener's to read, never to change.
     def __init__(self, board, store, events, config, meter=None):
         self.board = board

@@ -93,7 +93,7 @@ class TxQueue:
         self._aseq = None  # the journal seq of the message they count
         # Those saved at its last failure: a reboot must not forget them, or the message would
         # go again under its first id, which the CSMS refused, not under the one it may have
-        # booked (taken by the first message delivered, if it is that one).
+        # booked (taken when that message's record comes up).
         self._saved = store.load(_RETRY, {})
 
     def __len__(self):
@@ -321,6 +321,7 @@ class TxQueue:
                 held = self._nheld and not self.flush_held()
                 item = self._next()
                 if item is None:
+                    self._saved = None  # (nothing of an earlier boot left for it to name)
                     if held:  # still no memory or flash for them: tried again later, no spin
                         self._held_at = time.ticks_add(time.ticks_ms(), _HELD_RETRY_MS)
                         asyncio.create_task(self._wake(_HELD_RETRY_MS // 1000))
@@ -328,8 +329,11 @@ class TxQueue:
             seq, rec = item
             if seq != self._aseq:  # (those of a message answered as its worker was cancelled)
                 attempts = errs = 0
-                r, self._saved = self._saved, None
-                if r and r.get("i") == rec.get("i"):  # (its failures before a power cut)
+                r = self._saved
+                # (its failures before a power cut; kept until its own record comes: one whose
+                # ack was lost in a reboot may go before it)
+                if r and r.get("i") == rec.get("i"):
+                    self._saved = None
                     attempts, errs = self._attempts, self._errs = r["a"], r["e"]
                     self._aseq = seq
             action, payload, ref = rec["a"], rec["p"], rec["r"]

@@ -1328,3 +1328,59 @@ def test_a_stop_delivered_whose_end_the_flash_refused_is_not_booked_again():
     rpc2 = _NoInfoRpc(42)
     asyncio.run(t.txq.deliver(rpc2))
     assert rpc2.sent in ([], [(STOP, 41, rpc.sent[1][2])]), rpc2.sent
+
+
+class _Cut(Exception):
+    pass
+
+
+class _Refuse:
+    # Answers MeterValues, refuses StartTransaction with a CALLERROR; the power goes at its
+    # `cut`-th CALL (0: never).
+    def __init__(self, cut=0):
+        self.cut = cut
+        self.sent = []
+
+    async def call(self, action, payload, on_result=None, mid=None):
+        if len(self.sent) + 1 == self.cut:
+            raise _Cut()
+        self.sent.append((action, mid))
+        await asyncio.sleep_ms(0)
+        if action == START:
+            from ocpp_client.errors import CallError
+
+            raise CallError("InternalError", "database down")
+        return _answered({}, on_result)
+
+
+class _Attempts2:
+    def get(self, k):
+        return {"TransactionMessageAttempts": 2, "TransactionMessageRetryInterval": 0}[k]
+
+
+def test_a_retry_s_last_id_survives_a_reboot_behind_a_message_whose_ack_was_lost():
+    # M delivered, its ack refused by a full journal (done in RAM: sent again after a reboot);
+    # S refused (its attempt saved: txretry), the power goes as S.1 is sent (it may be booked).
+    # After the reboot M goes first, then S under S.1 again, its last attempt: never under S,
+    # which the CSMS refused (a second booking at one that does not keep refused ids). The
+    # saved attempt was used up by M, the first record met, which it does not name.
+    st = Store("ff_retry_id")
+    q = TxQueue(st, _Attempts2())
+    q.add(METER, {"connectorId": 1}, "r0")
+    q.add(START, {"idTag": "A"}, "r1")
+    first = _Refuse(cut=3)
+    with Logs():
+        _fill("journal")
+        try:
+            asyncio.run(q.deliver(first, -1, True))
+            raise AssertionError("no power cut")
+        except _Cut:
+            pass
+        finally:
+            _free()
+        s = first.sent[1][1]
+        q = TxQueue(Store("ff_retry_id"), _Attempts2())  # the reboot
+        again = _Refuse()
+        asyncio.run(q.deliver(again, -1, True))
+    assert [m for a, m in again.sent if a == START] == [s + ".1"], (s, again.sent)
+    assert len(q) == 0 and q.tx_id("r1") == -1, "not dropped after its attempts"
