@@ -111,3 +111,19 @@ def test_label_from_an_esp32_simulations_flash(
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no simulated charger" in err and "Errno" not in err and "\n" not in err
+
+
+def test_label_default_name_is_the_chargers_as_provision_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `borne provision` (and `borne flash`) write <id>-label.svg/.png; `borne label` wrote
+    # label.svg, the same name for every charger: a reprint overwrote another charger's label.
+    monkeypatch.setenv("BORNE_HOTSPOT_KEY", "abcd-efgh-ijkm-npqr")
+    monkeypatch.setenv("BORNE_CONN_PASSWORD", "wxyz-2345-6789-abcd")
+    monkeypatch.chdir(tmp_path)
+    for cp_id in ("CP1", "CP2"):
+        assert main(["label", "--id", cp_id]) == 0
+    assert ">CP1<" in (tmp_path / "CP1-label.svg").read_text()
+    assert ">CP2<" in (tmp_path / "CP2-label.svg").read_text()
+    assert (tmp_path / "CP2-label.png").is_file() and not (tmp_path / "label.svg").exists()
+    assert "CP2-label.svg" in capsys.readouterr().out

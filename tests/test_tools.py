@@ -18,6 +18,7 @@ import json
 import os
 import pty
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -148,6 +149,30 @@ def test_mpremote_talks_to_the_emulated_board(tmp_path: Path) -> None:
         assert r.stdout.rstrip().endswith("3")
         assert (dev.flash / "hello.txt").read_bytes() == src.read_bytes()
         assert b"KeyboardInterrupt" in dev.output  # mpremote's Ctrl-C stopped main.py
+
+
+def test_a_ctrl_c_between_main_py_and_the_repl_leaves_the_board_at_its_repl(
+    tmp_path: Path
+) -> None:
+    # The unix port leaves SIGINT at its default action between the end of main.py and its
+    # REPL (and before boot.py runs): a Ctrl-C landing there (a tool entering the raw REPL
+    # right after a maintenance boot) ended the process, which the emulation took for a reset
+    # and booted again with main.py: the application ran again and `borne install` found no
+    # raw REPL (about 1 run in 16). A board stops main.py, or what boots, at its REPL.
+    with make_device(tmp_path, esp32=False) as dev:
+        (dev.flash / "main.py").write_text("print('main ran')\n")
+        dev.power_cycle()
+        wait_for(lambda: dev.output.rstrip().endswith(b">>>"), 10, "the REPL after main.py")
+        boots = dev.boots
+        proc = dev._proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGINT)  # that window's Ctrl-C, made certain
+        wait_for(lambda: dev._proc is not proc and dev.output.rstrip().endswith(b">>>"), 10,
+                 "the REPL again")
+        assert dev.boots == boots and dev.output.count(b"main ran") == 1
+        with Device(dev.port) as d:
+            d.raw()
+            assert d.eval("print(1 + 1)") == 2
 
 
 # ---- deploy ----------------------------------------------------------------------------------

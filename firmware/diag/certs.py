@@ -317,10 +317,13 @@ async def _probe(url, roots_pem, route=None, resolver=None, timeout_ms=10000, cl
         w.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                 % (path.encode(), host.encode()))
         await asyncio.wait_for_ms(w.drain(), timeout_ms)
-        line = await asyncio.wait_for_ms(r.readline(), timeout_ms)
-        if not line.startswith(b"HTTP/1."):
+        # Only the answer's first bytes: readline() would read a hostile server's endless
+        # line on to the end of the heap.
+        if await asyncio.wait_for_ms(r.readexactly(7), timeout_ms) != b"HTTP/1.":
             return "no HTTP answer"
         return None
+    except EOFError:
+        return "no HTTP answer"
     except Exception as e:
         return "%s %s" % (type(e).__name__, " ".join(str(e).split()))
     finally:

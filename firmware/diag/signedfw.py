@@ -40,9 +40,11 @@ class SignedFirmware:
         self.doc = self.store.load(_DOC, {"rid": None, "ph": "ota"})
         self._task = None
         # (status, requestId) the signed job said last: ExtendedTriggerMessage's answer while
-        # it runs and after, until another job reports (ota's statuses not routed here)
+        # it runs and after, until another job reports (ota's statuses not routed here); an
+        # ended job's requestId is kept as `lr` for it, across a boot (L01.FR.29)
         d = self.doc
-        self.last = (d["st"], d["rid"]) if d["rid"] is not None and d.get("st") else None
+        rid = d["rid"] if d["rid"] is not None else d.get("lr")
+        self.last = (d["st"], rid) if rid is not None and d.get("st") else None
         fw = self.fw
         if fw is not None:
             fw.signed = self  # route(): ota's statuses, while a signed job is on
@@ -80,9 +82,12 @@ class SignedFirmware:
         if rid is None or d["ph"] != "ota":
             if rid is None:
                 self.last = None  # another job's status: the firmware's state is its now
+                if d.pop("lr", None) is not None:
+                    self._save()
             return None  # no signed job, or one that has not handed its file over yet
         if st in _FINAL:
             d["rid"] = None
+            d["lr"] = rid
         d["st"] = st
         self.last = (st, rid)
         self._save()  # Installing, InstallRebooting: the trigger's answer after the reset
@@ -119,6 +124,7 @@ class SignedFirmware:
         log.warn(_TAG, "request %d replaced by %s", rid, by)
         st = "DownloadFailed" if d["ph"] == "get" else "InstallationFailed"
         d["rid"] = None
+        d["st"], d["lr"] = st, rid
         self._save()
         self.diag.s.after(self._notify, st, rid, True)
         return True
@@ -211,8 +217,10 @@ class SignedFirmware:
 
     async def _end(self, st):
         # The job's own final status (not one of ota's): no job on any more.
-        rid = self.doc["rid"]
-        self.doc["rid"] = None
+        d = self.doc
+        rid = d["rid"]
+        d["rid"] = None
+        d["st"], d["lr"] = st, rid  # the trigger's answer after a boot
         self._save()
         await self._notify(st, rid, True)
 

@@ -205,8 +205,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--id", dest="cp_id", help="charger id")
     p.add_argument("--connector", type=int, default=1,
                    help="the connector the Scan & Charge QR code names (default 1)")
-    p.add_argument("--out", default="label",
-                   help="output path without extension (.svg and .png are added)")
+    p.add_argument("--out", help="output path without extension (.svg and .png are added; "
+                   "default <id>-label, as `borne provision` names it)")
     p.set_defaults(func=run)
 
 
@@ -243,10 +243,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"borne label: --id, and the secrets from --register, --flash or {ENV_KEY} and "
               f"{ENV_PASSWORD} are required", file=sys.stderr)
         return 2
+    out = args.out or f"{cp_id}-label"
     try:
-        svg, png = write_label(Label(cp_id, key, pw, args.connector), Path(args.out))
+        svg, png = write_label(Label(cp_id, key, pw, args.connector), Path(out))
     except OSError as e:
-        print(f"borne label: cannot write the label {args.out}.svg ({e.strerror}): check that "
+        print(f"borne label: cannot write the label {out}.svg ({e.strerror}): check that "
               "its folder exists and is writable", file=sys.stderr)
         return 1
     print(f"wrote {svg} and {png} (they carry the secrets: print them, then delete them)")

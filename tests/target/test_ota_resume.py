@@ -259,3 +259,24 @@ async def test_a_signed_update_firmware_retry_interval_past_the_ticks_range_is_c
     finally:
         update.fetch = real
     assert not done and job.doc["n"] == 1 and job.doc["rid"] == 7, job.doc
+
+
+async def test_a_signed_jobs_last_status_outlasts_a_boot():
+    # Security whitepaper L01.FR.29: ExtendedTriggerMessage(FirmwareStatusNotification) sends
+    # the status sent last, with its requestId. A job that ended (InvalidSignature, a final
+    # status of its install) left no requestId in the store: after a boot the trigger said Idle.
+    job = _signed([])
+    job.doc = _doc(FAIL, 1, 0)
+    job._save()
+    await job._end("InvalidSignature")
+    assert job.status() == ("InvalidSignature", 5)
+    assert _signed([]).status() == ("InvalidSignature", 5)  # the boot
+    job = _signed([])
+    job.doc = {"rid": 6, "ph": "ota", "st": "Installing"}  # handed to ota
+    job._save()
+    job.route("InstallationFailed")  # ota's final status, sent as the job's
+    job = _signed([])
+    assert job.status() == ("InstallationFailed", 6)
+    # Another job's status (an UpdateFirmware's): the firmware's state is its, after a boot too.
+    job.route("Downloading")
+    assert job.status() is None and _signed([]).status() is None

@@ -12,7 +12,8 @@ This bridge adds only what a board does and a process does not:
   ``MPY: soft reboot`` as a board does. Asked from the raw REPL, the new process comes back in the
   raw REPL without running ``main.py`` (the board's rule, which mpremote relies on).
 - **Reset**: ``machine.reset()`` or the watchdog (the process ends: exit code 4, or killed, as
-  the ESP32 emulation does it) boots it again with ``main.py``.
+  the ESP32 emulation does it) boots it again with ``main.py``. A Ctrl-C that ended the process
+  (where the unix port leaves SIGINT at its default action) brings back only the REPL.
 - **The board's UART buffer**: after a Ctrl-C to a running program, what the host sends next
   waits until the REPL is up (the unix port flushes its terminal's input when its REPL starts).
 - **The board's line discipline**: ``\\n`` leaves the device as ``\\r\\n`` (the unix port on a pty
@@ -150,7 +151,8 @@ class SerialDevice:
 
     def _spawn(self, mode: str) -> None:
         # "boot": boot.py and main.py, then the REPL, as after a reset; "raw": the raw REPL
-        # after a soft reboot asked from it (main.py does not run).
+        # after a soft reboot asked from it (main.py does not run); "repl": the friendly REPL
+        # alone (a Ctrl-C that ended the process).
         assert self._console is not None
         slave = self._console[1]
         self._console_mode(slave)  # a REPL killed in raw mode left the terminal so
@@ -345,7 +347,13 @@ class SerialDevice:
         soft_raw = self._raw and self._last_in == b"\x04"
         self._raw = False
         self._last_in = b""
-        if code == EXIT_RESET or code < 0:  # machine.reset(), the watchdog, a power cycle
+        if code == -signal.SIGINT:
+            # Ctrl-C where the unix port leaves SIGINT at its default (before boot.py, between
+            # main.py's end and the REPL) ends the process; a board stops there at its REPL
+            # (main.py does not run again: after a maintenance boot the application would).
+            self._send(b"\r\nKeyboardInterrupt\r\n")
+            self._spawn("repl")
+        elif code == EXIT_RESET or code < 0:  # machine.reset(), the watchdog, a power cycle
             self._send(b"\r\nets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13\r\n")
             self._spawn("boot")
         else:  # Ctrl-D: the unix port's REPL ends, the board's reboots softly
