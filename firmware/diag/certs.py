@@ -255,31 +255,13 @@ class CertStore:
 
 
 # What a certificate message loads of the connection's modules (ocpp_client.security, by
-# x509.from_pem too, with its cached TLS context; DeleteCertificate's probe wsopen with
-# net.url): dropped after it unless in use before it. The session's next connect attempt takes
-# what it finds loaded as in use elsewhere and keeps it (connect._OPEN): one left here stayed
-# resident for good.
-_CONN = ("ocpp_client.security", "ocpp_client.wsopen", "net.url", "net")
-
-
+# x509.from_pem too, with its cached TLS context; DeleteCertificate's probe wsopen with net.url)
+# is dropped after it unless in use before it (netdrop.py).
 def _light(fn):
     async def h(p):
-        import sys
+        from supervisor import rare
 
-        held = [n for n in _CONN if n in sys.modules]
-        try:
-            return await fn(p)
-        finally:
-            from supervisor import drop
-
-            for n in _CONN:  # (a package only once none of it is left: connect._drop_open)
-                if n not in held:
-                    q = n + "."
-                    for m in sys.modules:
-                        if m.startswith(q):
-                            break
-                    else:
-                        drop(n)
+        return await rare("netdrop", "run", fn(p))
 
     return h
 

@@ -148,7 +148,13 @@ class SignedFirmware:
 
     # -- the signing certificate ------------------------------------------------------------
     def check_certificate(self, pem):
-        # -> (x509.Cert, None) or (None, reason)
+        # -> (x509.Cert, None) or (None, reason); ocpp_client.security (x509's PEM reader, the
+        # clock check) out of the heap after it unless in use before (netdrop.py)
+        from supervisor import rare
+
+        return rare("netdrop", "call", self._check, pem)
+
+    def _check(self, pem):
         from diag.certs import MFR
         from ocpp_client import security
 

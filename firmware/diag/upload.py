@@ -21,8 +21,15 @@ def _st(code, denied, unsupported):
         "NotSupportedOperation" if code in unsupported else None)
 
 
-async def upload(url, filename, path, board=None, settings=None, timeout_ms=10000):
-    # -> bytes sent
+def upload(url, filename, path, board=None, settings=None, timeout_ms=10000):
+    # -> (awaited) bytes sent; what it loads (net/, ocpp_client.security with its TLS context)
+    # is out of the heap after it (netdrop.py)
+    from supervisor import rare
+
+    return rare("netdrop", "run", _upload(url, filename, path, board, settings, timeout_ms))
+
+
+async def _upload(url, filename, path, board, settings, timeout_ms):
     try:
         scheme, host, port, user, password, rpath = location.parse(url, filename)
     except location.BadLocation as e:

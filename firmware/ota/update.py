@@ -602,12 +602,19 @@ def _ftp_loc(url):
     return (host, port, user, password, path), None
 
 
-async def fetch(url, path, settings, board, **kw):
+def fetch(url, path, settings, board, **kw):
     # One download try of `url` into the file at `path`: http(s):// by net/http.py (https://
     # checked against the configured CA), ftp:// by net/ftp.py; kw: resume, max_size, progress,
-    # sync_every (both take them), validator (HTTP's: net/http.py). -> the file's size. Used by
-    # the job here and by SignedUpdateFirmware (diag/signedfw.py). The server's name is asked of
-    # the board's resolver (net/dns.py), not of getaddrinfo.
+    # sync_every (both take them), validator (HTTP's: net/http.py). -> (awaited) the file's
+    # size. Used by the job here and by SignedUpdateFirmware (diag/signedfw.py). The server's
+    # name is asked of the board's resolver (net/dns.py), not of getaddrinfo. What the try loads
+    # (net/, ocpp_client.security with its TLS context) is out of the heap after it (netdrop.py).
+    from supervisor import rare
+
+    return rare("netdrop", "run", _fetch(url, path, settings, board, kw))
+
+
+async def _fetch(url, path, settings, board, kw):
     kw["resolver"] = board.dns_server()
     if url.startswith("ftp://"):
         kw.pop("validator", None)  # (HTTP's alone)
