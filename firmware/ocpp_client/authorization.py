@@ -4,8 +4,8 @@
 # stream, spooled.py).
 # Attached at the first tap (client.feature()) or CALL of it and kept where the bytecode is in the
 # heap (.mpy files): a tap or a GetLocalListVersion in a fragmented heap must not depend on
-# loading its modules (tests/test_low_memory.py answers the CSMS under a squeeze), and so does
-# the list's reader (attach). Frozen or in a ROMFS image it is transient (features.py): held
+# loading its modules (tests/test_low_memory.py answers the CSMS under a squeeze), nor a list
+# update once the first one loaded its modules and reader (attach). Frozen or in a ROMFS image it is transient (features.py): held
 # from a tap or CALL to its end, then out of the heap with the modules OWN names; its state is
 # on flash (the cache, the list), read again at the next load.
 from ocpp_client.locallist import LocalList
@@ -117,6 +117,8 @@ class Authorization:
         # The entries are a list, or a generator reading them from flash (a message too long for
         # RAM): counted as they stream past, never len()'d.
         local = self.local
+        from ocpp_client import listupdate  # (in the heap before its room is looked for)
+
         if p["updateType"] == "Full" or p["listVersion"] > local.version:
             from supervisor import heap_room
 
@@ -128,8 +130,6 @@ class Authorization:
                 return {"status": "Failed"}
         entries = _at_most(p.get("localAuthorizationList") or (),
                            self.s.config.get("SendLocalListMaxLength"))
-        from ocpp_client import listupdate
-
         st = await listupdate.apply(local, p["listVersion"], p["updateType"], entries)
         s = self.s
         if st == "Accepted" and "LocalListConflict" in (s._sent[0] or ()):
@@ -150,21 +150,16 @@ def _at_most(entries, limit):
 
 
 def attach(s):
-    # Where the feature is kept (code in the heap), the list's updates (listupdate.py) and the
-    # reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) load with it and
-    # stay: loaded at each such message, in a heap a session has fragmented, the reader's code
-    # found no block (1,168 bytes) with 40 KB free, and a list update was Failed for good. With
-    # no room for them now, taps are decided all the same and they load with the first list.
-    # Where the feature is transient, a load makes small objects only: a tap or a remember()
-    # does without them (~2.5 KB: with the checker the reader imports); the update loads its
-    # module, and rpc.py the reader, for the list that needs them.
+    # The list's updates (listupdate.py) and the reader of a SendLocalList too long for RAM
+    # (spooled.py, jsonstream.py) load with the first list that needs them, not with a tap
+    # (~11 KB of a 64-bit heap the sessions before a first list have no use for: the reference
+    # workload's tightest steps come before its list). Where the feature is kept (code in the
+    # heap) they stay once loaded: loaded at each such message, in a heap a session has
+    # fragmented, the reader's code found no block (1,168 bytes) with 40 KB free, and a list
+    # update was Failed for good. One that cannot load answers its list Failed (the list as it
+    # was); the next list loads them. Where the feature is transient, rpc.py drops the reader
+    # after its message.
     from supervisor import code_in_heap
-
-    if code_in_heap():
-        try:
-            from ocpp_client import listupdate, spooled
-        except MemoryError:
-            pass
 
     a = s.features["authorization"] = Authorization(s)
     if code_in_heap():

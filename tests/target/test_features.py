@@ -126,17 +126,29 @@ async def test_authorization_loads_on_use_and_stays():
     # is in the heap (here: source files): under memory pressure a tap or a GetLocalListVersion
     # must not need a module load (its modules may find no block to load into:
     # tests/test_low_memory.py).
+    # The list's updates and the reader of long lists load with the first list, not with a
+    # tap (the sessions before it have no use for their ~11 KB: issue 12), and stay.
+    import supervisor
+
     assert "authorization" not in features.TRANSIENT
+    lists = ("ocpp_client.listupdate", "ocpp_client.spooled", "ocpp_client.jsonstream")
+    supervisor.drop(*lists)
     s = Tap("flash/auth")
+    s._sent = {0: None}
     h = features.handlers(s, AUTH)
     assert "authorization" not in s.features  # not at boot
     features.need(s, h, "authorization")
     a = s.features["authorization"]
     features.release(s, h, "authorization")
     assert s.features["authorization"] is a and "ocpp_client.locallist" in sys.modules
-    assert "ocpp_client.listupdate" in sys.modules  # (no load at a list update either)
+    assert [m for m in lists if m in sys.modules] == []  # not for a tap
     assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
     assert s.features["authorization"] is a and "ocpp_client.auth" in sys.modules
+    full = {"listVersion": 1, "updateType": "Full",
+            "localAuthorizationList": [{"idTag": "A1", "idTagInfo": {"status": "Accepted"}}]}
+    assert await h.get("SendLocalList")(full) == {"status": "Accepted"}
+    assert "ocpp_client.listupdate" in sys.modules  # loaded by the first list, and kept
+    assert await h.get("GetLocalListVersion")({}) == {"listVersion": 1}
 
 
 async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
