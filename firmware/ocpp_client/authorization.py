@@ -8,6 +8,8 @@
 # update once the first one loaded its modules and reader (attach). Frozen or in a ROMFS image it is transient (features.py): held
 # from a tap or CALL to its end, then out of the heap with the modules OWN names; its state is
 # on flash (the cache, the list), read again at the next load.
+import sys
+
 from ocpp_client.locallist import LocalList
 
 import log
@@ -118,6 +120,13 @@ class Authorization:
         # RAM): counted as they stream past, never len()'d.
         local = self.local
         from ocpp_client import listupdate  # (in the heap before its room is looked for)
+        from supervisor import code_in_heap
+
+        if code_in_heap() and "ocpp_client.spooled" not in sys.modules:
+            try:  # the reader of long lists with the first list, short or not: kept (attach)
+                from ocpp_client import spooled  # noqa: F401
+            except MemoryError:
+                pass
 
         if p["updateType"] == "Full" or p["listVersion"] > local.version:
             from supervisor import heap_room
@@ -151,7 +160,7 @@ def _at_most(entries, limit):
 
 def attach(s):
     # The list's updates (listupdate.py) and the reader of a SendLocalList too long for RAM
-    # (spooled.py, jsonstream.py) load with the first list that needs them, not with a tap
+    # (spooled.py, jsonstream.py) load with the first list (send_list), not with a tap
     # (~11 KB of a 64-bit heap the sessions before a first list have no use for: the reference
     # workload's tightest steps come before its list). Where the feature is kept (code in the
     # heap) they stay once loaded: loaded at each such message, in a heap a session has

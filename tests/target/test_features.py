@@ -147,7 +147,9 @@ async def test_authorization_loads_on_use_and_stays():
     full = {"listVersion": 1, "updateType": "Full",
             "localAuthorizationList": [{"idTag": "A1", "idTagInfo": {"status": "Accepted"}}]}
     assert await h.get("SendLocalList")(full) == {"status": "Accepted"}
-    assert "ocpp_client.listupdate" in sys.modules  # loaded by the first list, and kept
+    # loaded by the first list, short or not, and kept: a long one later, in a heap a session
+    # fragmented (tests/test_low_memory.py squeezes it), needs no load for its reader
+    assert [m for m in lists if m in sys.modules] == list(lists)
     assert await h.get("GetLocalListVersion")({}) == {"listVersion": 1}
 
 
