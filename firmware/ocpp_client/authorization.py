@@ -159,16 +159,24 @@ def _at_most(entries, limit):
 
 
 def attach(s):
-    # The list's updates (listupdate.py) and the reader of a SendLocalList too long for RAM
-    # (spooled.py, jsonstream.py) load with the first list (send_list), not with a tap
-    # (~11 KB of a 64-bit heap the sessions before a first list have no use for: the reference
-    # workload's tightest steps come before its list). Where the feature is kept (code in the
-    # heap) they stay once loaded: loaded at each such message, in a heap a session has
-    # fragmented, the reader's code found no block (1,168 bytes) with 40 KB free, and a list
-    # update was Failed for good. One that cannot load answers its list Failed (the list as it
-    # was); the next list loads them. Where the feature is transient, rpc.py drops the reader
-    # after its message.
+    # Where the feature is kept (code in the heap), the list's updates (listupdate.py) and the
+    # reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) stay once loaded:
+    # loaded at each such message, in a heap a session has fragmented, the reader's code found
+    # no block (1,168 bytes) with 40 KB free, and a list update was Failed for good. They load
+    # with the feature when a CALL of it attaches it (as before a squeeze: a list's answer then
+    # needs no load, tests/test_low_memory.py), but not for a tap (the connector deciding one:
+    # ~11 KB of a 64-bit heap that the sessions before a first list have no use for, the
+    # reference workload's tightest steps); the first list loads them then (send_list). With no
+    # room for them now, they load with the first list. Where the feature is transient, a load
+    # makes small objects only: a tap or a remember() does without them; the update loads its
+    # module, and rpc.py the reader, for the list that needs them.
     from supervisor import code_in_heap
+
+    if code_in_heap() and not getattr(s.connector, "_authorizing", False):
+        try:
+            from ocpp_client import listupdate, spooled  # noqa: F401
+        except MemoryError:
+            pass
 
     a = s.features["authorization"] = Authorization(s)
     if code_in_heap():

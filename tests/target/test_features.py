@@ -135,6 +135,7 @@ async def test_authorization_loads_on_use_and_stays():
     supervisor.drop(*lists)
     s = Tap("flash/auth")
     s._sent = {0: None}
+    s._authorizing = True  # (the connector deciding a tap: connector.py, conntask.py)
     h = features.handlers(s, AUTH)
     assert "authorization" not in s.features  # not at boot
     features.need(s, h, "authorization")
@@ -151,6 +152,12 @@ async def test_authorization_loads_on_use_and_stays():
     # fragmented (tests/test_low_memory.py squeezes it), needs no load for its reader
     assert [m for m in lists if m in sys.modules] == list(lists)
     assert await h.get("GetLocalListVersion")({}) == {"listVersion": 1}
+    # Attached by a CALL of its own (no tap deciding), the feature loads them at once.
+    supervisor.drop(*lists)
+    s = Tap("flash/auth-call")
+    h = features.handlers(s, AUTH)
+    assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
+    assert [m for m in lists if m in sys.modules] == list(lists)
 
 
 async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():
