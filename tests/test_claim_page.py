@@ -24,10 +24,10 @@ CP_ID = "CP-PAGE-1"
 PASSWORD = "wxyz-2345-6789"
 HOME = {"ssid": "Home Net", "password": "correct horse 42", "rssi": -50}
 NEIGHBOUR = {"ssid": "Neighbour", "password": "whatever-123", "rssi": -80}
-# What GET /api/claim reports for a refused Wi-Fi password (firmware/hotspot/claimflow.py MESSAGES):
+# What GET /api/claim reports for a refused Wi-Fi password (firmware/hotspot/failtext.py MESSAGES):
 # the page must show it as it is.
 WIFI_REFUSED = "the home Wi-Fi refused the password"
-CLAIM_PY = Path(__file__).parent.parent / "firmware" / "hotspot" / "claimflow.py"
+CLAIM_PY = Path(__file__).parent.parent / "firmware" / "hotspot" / "failtext.py"
 
 MSG = "document.getElementById('msg')"
 

@@ -22,7 +22,7 @@ import asyncio
 
 import clock
 import log
-from supervisor import code_in_heap, wake
+from supervisor import code_in_heap, rare, wake
 
 # Where the bytecode is in the heap (.mpy files), the profiles' modules stay loaded while a
 # TxProfile waits for its session, which must not need a load in a heap the wait fragmented. Out
@@ -95,9 +95,21 @@ class Limits:
         if self.pending:
             return "another remote start's TxProfile is pending"
         try:
-            p, why = self.need().parse_remote(prof)
+            if self.smart is None:
+                # No profile installed, none to fit beside: parsed first, and the parser out of
+                # the heap before the profiles' module loads to hold it (the two at once were
+                # the reference workload's peak: no block for the parser at 144wK).
+                p, why = rare("evse.profparse", "remote", prof, 1, clock.now())
+                if p is None:
+                    _drop()  # (evse.profile, which the parser imported)
+                else:
+                    self.need()
+            else:
+                p, why = self.need().parse_remote(prof)
         except MemoryError:
             self.release()
+            if self.smart is None:
+                _drop()  # (evse.profile, which the parser imported)
             raise
         self.pending = (id_tag, p, None) if p is not None else False
         self.release()

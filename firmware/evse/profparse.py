@@ -38,6 +38,14 @@ def parse(req, connectors, tx_id, now):
         return None, str(e) or type(e).__name__
 
 
+def remote(prof, connectors, now):
+    # A RemoteStartTransaction's chargingProfile -> parse()'s answer, for connector 1. Its
+    # transaction does not exist yet (tx_id -1): the session it starts with is its own.
+    prof = dict(prof)
+    prof.pop("transactionId", None)
+    return parse({"connectorId": 1, "csChargingProfiles": prof}, connectors, -1, now)
+
+
 def _parse(req, connectors, tx_id, now):
     if not isinstance(req, dict):
         raise ValueError("not an object")

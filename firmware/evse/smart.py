@@ -92,13 +92,12 @@ class Smart:
                     clock.now() if now is None else now)
 
     def parse_remote(self, prof):
-        # A RemoteStartTransaction's chargingProfile -> parse()'s answer, for connector 1. Its
-        # transaction does not exist yet (tx_id -1): the session it starts with is its own.
+        # A RemoteStartTransaction's chargingProfile -> parse()'s answer (profparse.remote).
         # Refused too when it would not fit beside the profiles installed now: accepted, it
         # would be dropped at its session's start.
-        prof = dict(prof)
-        prof.pop("transactionId", None)
-        p, why = self.parse({"connectorId": 1, "csChargingProfiles": prof}, -1)
+        from supervisor import rare
+
+        p, why = rare("evse.profparse", "remote", prof, self.n, clock.now())
         if p is not None and len(self._split(p)[0]) >= MAX_PROFILES:
             return None, "already %d profiles installed" % len(self._p)
         return p, why

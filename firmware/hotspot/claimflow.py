@@ -14,18 +14,6 @@ _CSMS_TIMEOUT_MS = const(10000)
 # CSMS's name is asked of the home network's resolver by net/dns.py, as the session does, before
 # the handshake (_lookup()).
 _OPEN = const(("ocpp_client.security", "ocpp_client.wsopen", "net.url", "net.dns", "net.tcp"))
-# The claim's failures, as GET /api/claim reports them.
-MESSAGES = {
-    "wifi_wrong_password": "the home Wi-Fi refused the password",
-    "wifi_not_found": "the home Wi-Fi network was not found",
-    "wifi_failed": "could not join the home Wi-Fi",
-    "csms_unreachable": "the home network works but the CSMS cannot be reached",
-    "csms_refused": "the CSMS refused the charger (check the charge point id and auth_key)",
-    "csms_tls": "the TLS connection to the CSMS failed (check the URL and ca_pem)",
-    "out_of_memory": "the charger ran out of memory; try again",
-    "storage_failed": "the charger could not store the claim (its flash is full or failing); "
-                      "nothing was changed",
-}
 
 
 async def run(hs, c):
@@ -102,8 +90,20 @@ async def run(hs, c):
 
 
 def _failed(hs, code):
-    # The Hotspot keeps the message: this module leaves the heap when the claim ends.
-    hs.failed(code, MESSAGES.get(code, code))
+    # The Hotspot keeps the message: this module leaves the heap when the claim ends. Its text
+    # loads for a failure only (hotspot/failtext.py: ~0.6 KB that the claim's peak, its import
+    # and CSMS check, need not hold); without memory for it, the code says it.
+    # Running out of memory loads nothing to say so.
+    if code == "out_of_memory":
+        msg = "the charger ran out of memory; try again"
+    else:
+        from supervisor import rare
+
+        try:
+            msg = rare("hotspot.failtext", "text", code)
+        except MemoryError:
+            msg = code
+    hs.failed(code, msg)
 
 
 async def _probe(hs, c):

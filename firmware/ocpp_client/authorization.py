@@ -4,10 +4,12 @@
 # stream, spooled.py).
 # Attached at the first tap (client.feature()) or CALL of it and kept where the bytecode is in the
 # heap (.mpy files): a tap or a GetLocalListVersion in a fragmented heap must not depend on
-# loading its modules (tests/test_low_memory.py answers the CSMS under a squeeze), and so does
-# the list's reader (attach). Frozen or in a ROMFS image it is transient (features.py): held
+# loading its modules (tests/test_low_memory.py answers the CSMS under a squeeze), nor a list
+# update once the first one loaded its modules and reader (attach). Frozen or in a ROMFS image it is transient (features.py): held
 # from a tap or CALL to its end, then out of the heap with the modules OWN names; its state is
 # on flash (the cache, the list), read again at the next load.
+import sys
+
 from ocpp_client.locallist import LocalList
 
 import log
@@ -120,6 +122,15 @@ class Authorization:
         # The entries are a list, or a generator reading them from flash (a message too long for
         # RAM): counted as they stream past, never len()'d.
         local = self.local
+        from ocpp_client import listupdate  # (in the heap before its room is looked for)
+        from supervisor import code_in_heap
+
+        if code_in_heap() and "ocpp_client.spooled" not in sys.modules:
+            try:  # the reader of long lists with the first list, short or not: kept (attach)
+                from ocpp_client import spooled  # noqa: F401
+            except MemoryError:
+                pass
+
         if p["updateType"] == "Full" or p["listVersion"] > local.version:
             from supervisor import heap_room
 
@@ -131,8 +142,6 @@ class Authorization:
                 return {"status": "Failed"}
         entries = _at_most(p.get("localAuthorizationList") or (),
                            self.s.config.get("SendLocalListMaxLength"))
-        from ocpp_client import listupdate
-
         st = await listupdate.apply(local, p["listVersion"], p["updateType"], entries)
         s = self.s
         if st == "Accepted" and "LocalListConflict" in (s._sent[0] or ()):
@@ -154,18 +163,21 @@ def _at_most(entries, limit):
 
 def attach(s):
     # Where the feature is kept (code in the heap), the list's updates (listupdate.py) and the
-    # reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) load with it and
-    # stay: loaded at each such message, in a heap a session has fragmented, the reader's code
-    # found no block (1,168 bytes) with 40 KB free, and a list update was Failed for good. With
-    # no room for them now, taps are decided all the same and they load with the first list.
-    # Where the feature is transient, a load makes small objects only: a tap or a remember()
-    # does without them (~2.5 KB: with the checker the reader imports); the update loads its
+    # reader of a SendLocalList too long for RAM (spooled.py, jsonstream.py) stay once loaded:
+    # loaded at each such message, in a heap a session has fragmented, the reader's code found
+    # no block (1,168 bytes) with 40 KB free, and a list update was Failed for good. They load
+    # with the feature when a CALL of it attaches it (as before a squeeze: a list's answer then
+    # needs no load, tests/test_low_memory.py), but not for a tap (the connector deciding one:
+    # ~11 KB of a 64-bit heap that the sessions before a first list have no use for, the
+    # reference workload's tightest steps); the first list loads them then (send_list). With no
+    # room for them now, they load with the first list. Where the feature is transient, a load
+    # makes small objects only: a tap or a remember() does without them; the update loads its
     # module, and rpc.py the reader, for the list that needs them.
     from supervisor import code_in_heap
 
-    if code_in_heap():
+    if code_in_heap() and not getattr(s.connector, "_authorizing", False):
         try:
-            from ocpp_client import listupdate, spooled
+            from ocpp_client import listupdate, spooled  # noqa: F401
         except MemoryError:
             pass
 

@@ -126,17 +126,38 @@ async def test_authorization_loads_on_use_and_stays():
     # is in the heap (here: source files): under memory pressure a tap or a GetLocalListVersion
     # must not need a module load (its modules may find no block to load into:
     # tests/test_low_memory.py).
+    # The list's updates and the reader of long lists load with the first list, not with a
+    # tap (the sessions before it have no use for their ~11 KB: issue 12), and stay.
+    import supervisor
+
     assert "authorization" not in features.TRANSIENT
+    lists = ("ocpp_client.listupdate", "ocpp_client.spooled", "ocpp_client.jsonstream")
+    supervisor.drop(*lists)
     s = Tap("flash/auth")
+    s._sent = {0: None}
+    s._authorizing = True  # (the connector deciding a tap: connector.py, conntask.py)
     h = features.handlers(s, AUTH)
     assert "authorization" not in s.features  # not at boot
     features.need(s, h, "authorization")
     a = s.features["authorization"]
     features.release(s, h, "authorization")
     assert s.features["authorization"] is a and "ocpp_client.locallist" in sys.modules
-    assert "ocpp_client.listupdate" in sys.modules  # (no load at a list update either)
+    assert [m for m in lists if m in sys.modules] == []  # not for a tap
     assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
     assert s.features["authorization"] is a and "ocpp_client.auth" in sys.modules
+    full = {"listVersion": 1, "updateType": "Full",
+            "localAuthorizationList": [{"idTag": "A1", "idTagInfo": {"status": "Accepted"}}]}
+    assert await h.get("SendLocalList")(full) == {"status": "Accepted"}
+    # loaded by the first list, short or not, and kept: a long one later, in a heap a session
+    # fragmented (tests/test_low_memory.py squeezes it), needs no load for its reader
+    assert [m for m in lists if m in sys.modules] == list(lists)
+    assert await h.get("GetLocalListVersion")({}) == {"listVersion": 1}
+    # Attached by a CALL of its own (no tap deciding), the feature loads them at once.
+    supervisor.drop(*lists)
+    s = Tap("flash/auth-call")
+    h = features.handlers(s, AUTH)
+    assert await h.get("GetLocalListVersion")({}) == {"listVersion": 0}
+    assert [m for m in lists if m in sys.modules] == list(lists)
 
 
 async def test_authorization_is_transient_where_the_code_is_out_of_the_heap():

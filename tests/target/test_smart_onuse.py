@@ -382,6 +382,35 @@ async def test_the_loop_runs_only_while_profiles_are_loaded():
         supervisor._kept = kept
 
 
+class Watching(Store):
+    # Notes whether the profiles' parser is in the heap when evse/smart.py's Smart loads.
+    parser_in = None
+
+    def load(self, name, defaults, version=1):
+        if name == "smart0":
+            self.parser_in = "evse.profparse" in sys.modules
+        return Store.load(self, name, defaults, version)
+
+
+def test_a_remote_starts_txprofile_is_parsed_before_the_profiles_load():
+    # With no profile installed the parser (evse/profparse.py) leaves the heap before the
+    # profiles' module loads to hold the TxProfile: the two at once were the reference
+    # workload's peak, where the parser found no block (issue 12). A refused one leaves
+    # nothing loaded.
+    store = Watching("parsefirst")
+    c = Connector(World(), store, EventLog(store, 20), Config(store))
+    lim = Limits(c, store)
+    store.parser_in = None
+    tx = prof(7, "TxProfile", 10)["csChargingProfiles"]
+    with Logs():
+        assert "stackLevel" in lim.expect("R0", dict(tx, stackLevel=99))
+        assert lim.pending is False and lim.smart is None and store.parser_in is None
+        assert loaded(*SMART) == [] and "evse.profparse" not in sys.modules
+        assert lim.expect("R1", tx) is None
+    assert store.parser_in is False and lim.pending[1][0] == 7
+    assert loaded(*SMART) == list(SMART) and "evse.profparse" not in sys.modules
+
+
 def test_a_remote_starts_txprofile_is_refused_when_it_would_not_fit():
     # 10 profiles installed (MaxChargingProfilesInstalled): a remote start's TxProfile would be
     # dropped at its session's start, so the CSMS hears no (transactions.py: Rejected) at once.
