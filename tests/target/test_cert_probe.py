@@ -5,6 +5,7 @@
 # left stayed resident for good.
 import sys
 
+from fakeboard import FakeBoard
 from store import Store
 from supervisor import drop
 from mphelp import closed_port
@@ -13,18 +14,11 @@ from test_x509 import ROOT, OTHER, ROOT_HASH
 _CONN = ("ocpp_client.security", "ocpp_client.wsopen", "net.url")
 
 
-class _Board:
-    route = None
-
-    def dns_server(self):
-        return None
-
-
 class _Session:
     def __init__(self, port):
         self.settings = {"csms_url": "ws://127.0.0.1:%d/ocpp" % port, "security_profile": 2,
                          "ca_pem": ROOT + OTHER}
-        self.board = _Board()
+        self.board = FakeBoard()
         self.config = None
 
 

@@ -7,6 +7,7 @@
 import asyncio
 import gc
 
+from fakeboard import FakeBoard
 from mphelp import CA, closed_port, hanging_listener, open_fds
 from ocpp_client import wsopen
 
@@ -191,16 +192,12 @@ async def test_a_certificate_probe_given_up_closes_its_socket():
 class _Cl:
     # What one attempt of the session (ocpp_client/connect.py) reads of its client, at profile 0.
     def __init__(self):
-        class Board:
-            def dns_server(self):
-                return None
-
         class Rpc:
             def spool_wanted(self, head):
                 return False
 
         self.settings = {"cp_id": "CP1", "security_profile": 0}
-        self.board = Board()
+        self.board = FakeBoard()
         self.rpc = Rpc()
         self.spool = None
         self.tls_keep = []
