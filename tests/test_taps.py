@@ -139,6 +139,9 @@ async def test_a_card_at_an_unavailable_connector_is_refused_not_accepted(
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Unavailable")
     await control("plug")
     await control("charge")
+    # The light looks at the status every 100 ms (led/status.py): until it shows Unavailable
+    # (grey), the green of Available is still the look from before, not the tap's answer.
+    await control.wait_state(lambda s: s["led"]["color"] == "808080", "the unavailable look")
     await control("tap", uid=CARD)
     seen = set()
 

@@ -99,39 +99,71 @@ class Board(BoardBase):
         asyncio.create_task(self._reader(asyncio.StreamReader(s)))
 
     async def _reader(self, r):
+        # The wires are read whatever the heap holds: a line that finds no memory (the squeeze
+        # importing simboard in a heap the hotspot has filled) is tried again after a
+        # collection; the reader ending would leave pilot and feedback frozen for good.
         while True:
-            line = await r.readline()
-            if not line:
-                # The simulation went away: that is the power going off.
-                sys.exit(3)
-            p = line.split()
-            try:
-                if p[0] == b"cp":
-                    self._cp_high = int(p[1])
-                    self._cp_low = int(p[2])
-                elif p[0] == b"fb":
-                    self._fb = p[1] == b"1"
-                elif p[0] == b"rcd":
-                    self._rcd = p[1] == b"1"
-                elif p[0] == b"btn":
-                    if self.on_button:
-                        self.on_button(int(p[1]))
-                    continue
-                elif p[0] == b"squeeze":
-                    # kept while squeezing: giving the heap back must not need an import
-                    m = getattr(self, "_squeeze_mod", None) or _on_use()
-                    block = int(p[1])
-                    self._squeeze_mod = m if block > 0 else None
-                    m.squeeze(self, block, int(p[2]) if len(p) > 2 else 0)
-                    continue
-                elif p[0] == b"s0":
-                    if self._pulses is not None:
-                        self._pulses.count = int(p[1])
-                        self._pulses.flag.set()
-                    continue
-            except (IndexError, ValueError):
-                continue
-            self.edge.set()
+            line = None
+            for _ in range(50):
+                try:
+                    if line is None:
+                        line = await r.readline()
+                        if not line:
+                            # The simulation went away: that is the power going off.
+                            sys.exit(3)
+                    self._line(line)
+                    break
+                except MemoryError:
+                    await self._no_memory()
+            else:
+                self._unhandled(line)
+
+    async def _no_memory(self):
+        import gc
+
+        gc.collect()
+        await asyncio.sleep_ms(20)
+
+    def _unhandled(self, line):
+        # No memory for a second: a squeeze is still answered (nothing held, the free heap), so
+        # the host is not left waiting; another line is lost, as to a glitch on its wire.
+        import gc
+
+        try:
+            if line and line.startswith(b"squeeze"):
+                self._send('tel squeeze {"held": 0, "free": %d}' % gc.mem_free())
+        except MemoryError:
+            pass
+
+    def _line(self, line):
+        p = line.split()
+        try:
+            if p[0] == b"cp":
+                self._cp_high = int(p[1])
+                self._cp_low = int(p[2])
+            elif p[0] == b"fb":
+                self._fb = p[1] == b"1"
+            elif p[0] == b"rcd":
+                self._rcd = p[1] == b"1"
+            elif p[0] == b"btn":
+                if self.on_button:
+                    self.on_button(int(p[1]))
+                return
+            elif p[0] == b"squeeze":
+                # kept while squeezing: giving the heap back must not need an import
+                m = getattr(self, "_squeeze_mod", None) or _on_use()
+                block = int(p[1])
+                self._squeeze_mod = m if block > 0 else None
+                m.squeeze(self, block, int(p[2]) if len(p) > 2 else 0)
+                return
+            elif p[0] == b"s0":
+                if self._pulses is not None:
+                    self._pulses.count = int(p[1])
+                    self._pulses.flag.set()
+                return
+        except (IndexError, ValueError):
+            return
+        self.edge.set()
 
     def _send(self, line):
         if self._io is None:
