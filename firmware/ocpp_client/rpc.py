@@ -89,6 +89,15 @@ def sniff_call(raw):
     return kind, mid, action
 
 
+def _quotable(s):
+    # -> True when s is safe between JSON quotes as it is (printable ASCII, no quote or
+    # backslash).
+    for c in s:
+        if not " " <= c <= "~" or c in '"\\':
+            return False
+    return True
+
+
 def _blank(b, i):
     n = len(b)
     while i < n and b[i] in b" \t\r\n":
@@ -332,11 +341,12 @@ class Rpc:
                 await ws.send(wsjson.text(frame))
             self._answered = frame[1]
 
-    async def _last_resort(self, raw, e):
+    def _last_resort(self, raw, e):
         # Handling a frame failed outside any handler (no memory to parse or answer it, a bug):
         # a CALL still gets one answer (none while Rejected), InternalError, built without json
         # from the id sniffed off its head (printable ASCII, no quote or backslash: safe between
-        # quotes).
+        # quotes). -> what to await for it (as _say()). Not a coroutine, as _no_memory(): its
+        # frame would be one more block to find on a heap that just ran out.
         import gc
 
         gc.collect()
@@ -348,26 +358,37 @@ class Rpc:
         if kind == _CALL and mid and mid != self._answered and self.ws and not self.deaf:
             ans = _NO_MEMORY.get(action) if isinstance(e, MemoryError) else None
             if ans is not None:  # (SendLocalList: Failed, the list as it was)
-                await self.ws.send('[3,"%s",%s]' % (mid, ans))
-            else:
-                await self.ws.send('[4,"%s","InternalError","cannot handle the call",{}]' % mid)
-    async def _no_memory(self, mid, action):
+                return self._say(mid, '[3,"%s",%s]' % (mid, ans))
+            return self._say(mid, '[4,"%s","InternalError","cannot handle the call",{}]' % mid)
+        return asyncio.sleep_ms(0)  # (allocates nothing: asyncio's one sleep generator)
+
+    def _no_memory(self, mid, action):
         # The answer to CALL mid (action, or None when unknown) that ran out of memory, built
-        # without json after a collection.
+        # without json after a collection. -> what to await for it (as _say()).
         import gc
 
         gc.collect()
         log.warn(_TAG, "%s %s: out of memory", action, mid)
         ans = _NO_MEMORY.get(action)
+        if self.ws is not None and mid and _quotable(mid):
+            if ans is None:
+                return self._say(mid, '[4,"%s","InternalError","out of memory",{}]' % mid)
+            return self._say(mid, '[3,"%s",%s]' % (mid, ans))
         if ans is None:
-            return await self._error(mid, "InternalError", "out of memory")
-        if self.ws is not None and mid:
-            for c in mid:
-                if not " " <= c <= "~" or c in '"\\':  # not safe between quotes as it is
-                    await self._reply([_RESULT, mid, json.loads(ans)])
-                    return
-            await self.ws.send('[3,"%s",%s]' % (mid, ans))
-            self._answered = mid
+            return self._error(mid, "InternalError", "out of memory")
+        if mid:
+            return self._reply([_RESULT, mid, json.loads(ans)])
+        return asyncio.sleep_ms(0)
+
+    def _say(self, mid, text):
+        # A short answer built without json, written at once when the link is free
+        # (ws.send_now: no coroutine, whose frame is one more block a heap out of memory may not
+        # have). -> what to await: nothing more then, else the usual send.
+        self._answered = mid
+        sn = getattr(self.ws, "send_now", None)
+        if sn is not None and sn(text):
+            return asyncio.sleep_ms(0)
+        return self.ws.send(text)
 
     async def _error(self, mid, code, description):
         await self._reply([_ERROR, mid or _NO_ID, code, description, {}])

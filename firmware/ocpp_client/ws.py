@@ -465,6 +465,32 @@ class WebSocket:
             raise WsClosed("send on a closed socket")
         await self._send_frame(OP_TEXT, text, held)
 
+    def send_now(self, text):
+        # A short text message written at once, with no coroutine: each call of one allocates
+        # its frame (_send_frame's: 272 bytes), which a heap out of memory may not have, and the
+        # answer to a CALL that ran out of memory (rpc.py) must still go. -> False, nothing
+        # written, while another frame is being written or when it exceeds the send buffer: the
+        # caller sends it the usual way. (A socket taking only part of it leaves the rest in
+        # the stream's buffer, flushed by the next frame's drain.)
+        buf, w = self._tx, self.w
+        if self.closed or self.writing.busy or buf is None:
+            return False
+        pv = memoryview(text)
+        n = len(pv)
+        bv = memoryview(buf)
+        if n + 14 > len(buf):
+            return False
+        hl, key = _head(bv, OP_TEXT, n)
+        body = bv[hl : hl + n]
+        body[:] = pv
+        _mask(body, n, key)
+        try:
+            w.write(bv[: hl + n])
+        except BaseException:
+            self.abort()
+            raise
+        return True
+
     async def send_json(self, obj):
         # A text message of json.dumps(obj); a long one is never built whole (wsjson.py).
         if self.closed:
