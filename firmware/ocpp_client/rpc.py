@@ -317,7 +317,17 @@ class Rpc:
                 except (OSError, WsError):
                     raise  # the transport failed while answering
                 except Exception as e:
-                    await self._last_resort(raw, e)
+                    t = self._last_resort(raw, e)
+                    k = 0
+                    # Its answer, once the writer's turn is free (another frame may be going
+                    # out), waited for in this frame: a heap out of memory may have no block
+                    # for a coroutine to send it with (ws.send_now needs none). 5 s at most.
+                    while t is not None and not self._said(t):
+                        if not hasattr(ws, "send_now") or k == 100 or ws.closed:
+                            await ws.send(t)  # (closed: raises, the link is gone)
+                            break
+                        k += 1
+                        await asyncio.sleep_ms(50)
         except Exception as e:
             return e
         finally:
@@ -345,8 +355,7 @@ class Rpc:
         # Handling a frame failed outside any handler (no memory to parse or answer it, a bug):
         # a CALL still gets one answer (none while Rejected), InternalError, built without json
         # from the id sniffed off its head (printable ASCII, no quote or backslash: safe between
-        # quotes). -> what to await for it (as _say()). Not a coroutine, as _no_memory(): its
-        # frame would be one more block to find on a heap that just ran out.
+        # quotes). -> its text (serve() sends it), or None.
         import gc
 
         gc.collect()
@@ -356,11 +365,12 @@ class Rpc:
             raw.remove()  # (read or not: its file goes)
         log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
         if kind == _CALL and mid and mid != self._answered and self.ws and not self.deaf:
+            self._answered = mid
             ans = _NO_MEMORY.get(action) if isinstance(e, MemoryError) else None
             if ans is not None:  # (SendLocalList: Failed, the list as it was)
-                return self._say(mid, '[3,"%s",%s]' % (mid, ans))
-            return self._say(mid, '[4,"%s","InternalError","cannot handle the call",{}]' % mid)
-        return asyncio.sleep_ms(0)  # (allocates nothing: asyncio's one sleep generator)
+                return '[3,"%s",%s]' % (mid, ans)
+            return '[4,"%s","InternalError","cannot handle the call",{}]' % mid
+        return None
 
     def _no_memory(self, mid, action):
         # The answer to CALL mid (action, or None when unknown) that ran out of memory, built
@@ -381,14 +391,19 @@ class Rpc:
         return asyncio.sleep_ms(0)
 
     def _say(self, mid, text):
-        # A short answer built without json, written at once when the link is free
-        # (ws.send_now: no coroutine, whose frame is one more block a heap out of memory may not
-        # have). -> what to await: nothing more then, else the usual send.
-        self._answered = mid
-        sn = getattr(self.ws, "send_now", None)
-        if sn is not None and sn(text):
-            return asyncio.sleep_ms(0)
+        # A short answer built without json, written at once when the link is free (_said()).
+        # -> what to await: nothing more then, else the usual send (which needs a block for its
+        # coroutine: without one, the MemoryError reaches serve(), whose last resort answers).
+        if self._said(text):
+            self._answered = mid
+            return asyncio.sleep_ms(0)  # (allocates nothing: asyncio's one sleep generator)
         return self.ws.send(text)
+
+    def _said(self, text):
+        # -> True once text went out with no coroutine, whose frame is one more block a heap out
+        # of memory may not have (ws.send_now); False while another frame is being written.
+        sn = getattr(self.ws, "send_now", None)
+        return sn is not None and sn(text)
 
     async def _error(self, mid, code, description):
         await self._reply([_ERROR, mid or _NO_ID, code, description, {}])
