@@ -95,7 +95,10 @@ class Meter:
             t0 = time.ticks_ms()
             self._kicked = False
             self._started += 1
-            await self.poll()
+            try:
+                await self.poll()
+            except MemoryError:
+                pass  # (no block for a fresh exchange): the next poll tries, at its period
             self._done = self._started
             if self._kicked:
                 continue  # a fresh() during the poll wants the next one at once
@@ -139,6 +142,12 @@ class Meter:
         while True:
             try:
                 yield from self.source.read(self._vals)
+            except MemoryError:
+                # The heap, not the meter: no failure counted (a squeezed heap must not fault
+                # the charger), and nothing formatted; the next poll reads again.
+                self.errors += 1
+                yield ret(False)
+                continue
             except Exception as e:
                 yield ret(self._unread(e))
                 continue

@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+import micropython
+
 from link import Link
 from meter import maps
 from meter.meter import Meter, ModbusMeter
@@ -151,4 +153,43 @@ async def test_fresh_reading_comes_from_a_poll_begun_after_the_request():
     assert took < 500, "fresh() took %d ms: it waited for its timeout" % took
     e = await m.fresh(timeout_ms=2000)  # and again: its counters survive a good poll
     assert time.ticks_diff(time.ticks_ms(), t0) < 1000
+    task.cancel()
+
+
+class _NoHeap:
+    # A source whose reads find the heap exhausted: every allocation fails from the moment it
+    # raises (micropython.heap_lock()) until the test gives the heap back.
+    def __init__(self):
+        self.out = False
+        self.e = vals(e=1000)
+
+    async def read(self, out):
+        if self.out:
+            exc = MemoryError()
+            micropython.heap_lock()
+            raise exc
+        for k in range(maps.NVALUES):
+            out[k] = self.e[k]
+
+
+async def test_polls_out_of_memory_are_no_meter_failure_and_the_task_lives_on():
+    # A heap squeezed while charging: the polls find no memory, which is no meter failure (no
+    # PowerMeterFailure), and the meter task neither dies nor waits a restart's backoff: once
+    # memory is back the session's end reads the register as it is (the owner is billed it).
+    src = _NoHeap()
+    seen = []
+    m = Meter(src, period_ms=20, fail_after=3, on_failure=seen.append)
+    task = asyncio.create_task(m.run())
+    await asyncio.sleep_ms(30)
+    assert m.energy_wh() == 1000
+    src.out = True
+    await asyncio.sleep_ms(200)  # ~10 polls with no memory
+    while micropython.heap_unlock():
+        pass
+    src.out = False
+    src.e = vals(e=1016)
+    e = await m.fresh(timeout_ms=2000)
+    assert e == 1016, e
+    assert not task.done(), "the meter task ended"
+    assert seen == [] and not m.failed and m.errors >= 3, (seen, m.errors)
     task.cancel()
