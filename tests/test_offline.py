@@ -206,10 +206,10 @@ async def test_a_status_sent_on_a_link_found_dead_is_reported_after_the_reconnec
     csms: Csms, control: Control
 ) -> None:
     # The link dies silently; the plug's "Preparing" goes out on it and waits for its answer
-    # when the watchdog finds the socket half-open (two WebSocketPingIntervals of silence, here
-    # well within the call's timeout) and ends the session. The CSMS never got it: it is
-    # reported after the reconnection (it was lost: the CSMS showed "Available" with an EV
-    # plugged in until the next change).
+    # when the watchdog finds the socket half-open (two WebSocketPingIntervals of silence, 5 s
+    # at least, here well within the call's timeout) and ends the session. The CSMS never got
+    # it: it is reported after the reconnection (it was lost: the CSMS showed "Available" with
+    # an EV plugged in until the next change).
     await _setup(csms)
     await control.wait_state(lambda s: s["ocpp"]["connected"], "online")
     await control("net", up=False)

@@ -17,9 +17,9 @@ CP_ID = "CP-TEST-1"
 async def test_a_long_message_on_a_slow_link_is_not_taken_for_a_dead_link(
     csms: Csms, flash: Path
 ) -> None:
-    # WebSocketPingInterval 1 s: two seconds without a frame is a half-open link. A 1,000-tag
-    # SendLocalList (~80 KB) at 16 KB/s takes ~5 s to arrive: bytes arrive all along, so the
-    # link lives, and the list is taken.
+    # WebSocketPingInterval 1 s: 5 s without a frame is a half-open link (two intervals are
+    # less). A 1,000-tag SendLocalList (~80 KB) at 8 KB/s takes ~10 s to arrive: bytes arrive
+    # all along, so the link lives, and the list is taken.
     seed(flash, "ocpp_config", {"WebSocketPingInterval": 1})
     sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
     await sim.start()
@@ -30,9 +30,9 @@ async def test_a_long_message_on_a_slow_link_is_not_taken_for_a_dead_link(
         tags = [{"id_tag": f"T{i:05d}", "id_tag_info": {"status": "Accepted",
                                                          "expiry_date": "2031-01-01T00:00:00Z"}}
                 for i in range(1000)]
-        sim.gate.down_rate = 16000
+        sim.gate.down_rate = 8000
         res = await asyncio.wait_for(cp.call(call.SendLocalList(
-            list_version=7, update_type="Full", local_authorization_list=tags)), 20)
+            list_version=7, update_type="Full", local_authorization_list=tags)), 28)
         sim.gate.down_rate = 0
         assert res.status == "Accepted"
         assert not [x for x in sim.agent.all_lines if "half-open" in x]

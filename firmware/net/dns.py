@@ -25,6 +25,7 @@ import log
 
 _EAGAIN = (11, 35)  # EAGAIN / EWOULDBLOCK (Linux, lwIP)
 _ECONNREFUSED = const(111)
+_PORT_TRIES = const(4)
 _TTL_MAX_S = const(3600)  # within ticks_ms()'s range; a longer TTL is only a longer memo
 _warned = False
 
@@ -152,8 +153,12 @@ async def resolve(host, server, memo=None, timeout_ms=2000, tries=2):
     return ip
 
 
+def _rand16():
+    return int.from_bytes(os.urandom(2), "big")
+
+
 async def _ask(host, server, timeout_ms, tries):
-    qid = int.from_bytes(os.urandom(2), "big")
+    qid = _rand16()
     # The answer is read into the WebSocket's spare receive buffer (1 KB, ocpp_client/ws.py)
     # while no connection holds it, taken meanwhile: recv() would need a fresh 512-byte block,
     # which a fragmented heap may not have (the CSMS's lookup at a reconnect, the claim's check).
@@ -181,6 +186,14 @@ async def exchange(server, q, size, check, timeout_ms, tries, buf=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
     try:
+        # From a random ephemeral port (RFC 5452 9.2: lwIP takes the next one, which a forger
+        # who saw a query knows, leaving the 16-bit id); one in use: another, then the OS's.
+        for _ in range(_PORT_TRIES):
+            try:
+                s.bind(socket.getaddrinfo("0.0.0.0", 49152 | _rand16() & 0x3FFF)[0][-1])
+                break
+            except OSError:
+                pass
         s.connect(socket.getaddrinfo(server[0], server[1])[0][-1])  # numeric: no lookup
         for _ in range(tries):
             try:

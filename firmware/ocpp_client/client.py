@@ -19,6 +19,7 @@ _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(120000)
 _ECONNREFUSED = const(111)
 _PROVEN_MS = const(60000)
+_SILENCE_MIN_MS = const(5000)  # the half-open watch's least silence (_watch)
 
 
 def _rare(name, *args):
@@ -273,11 +274,12 @@ class OcppClient:
             self._end.set()
 
     async def _watch(self, ws):
-        # Ping at WebSocketPingInterval; nothing received for two intervals (ws.last_rx_ms: any
-        # read, a long message arriving too) means the socket is half-open: drop it rather than
-        # show "connected" on a dead link. Checked every second, so a changed interval takes
-        # effect at once. The heartbeat's timer too (_beat_due): no timeout task kept by the
-        # idle worker.
+        # Ping at WebSocketPingInterval; nothing received for two intervals, 5 s at least (a
+        # pong late from a loaded CSMS or over a mobile link is no dead link; 1.6 sets no
+        # limit) (ws.last_rx_ms: any read, a long message arriving too) means the socket is
+        # half-open: drop it rather than show "connected" on a dead link. Checked every second,
+        # so a changed interval takes effect at once. The heartbeat's timer too (_beat_due): no
+        # timeout task kept by the idle worker.
         from supervisor import within
 
         last_ping = time.ticks_ms()
@@ -291,7 +293,7 @@ class OcppClient:
                         continue
                     now = time.ticks_ms()
                     silent = time.ticks_diff(now, ws.last_rx_ms)
-                    if silent > 2 * interval * 1000:
+                    if silent > max(2 * interval * 1000, _SILENCE_MIN_MS):
                         log.warn(_TAG, "no frame for %d s: half-open socket, dropping it",
                                  silent // 1000)
                         self._stop(wsmod.WsError("half-open socket"))

@@ -21,6 +21,7 @@ _ERROR = const(4)
 _MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = const("-1")  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1)
 _TAG = const("rpc")
+_MIN_WRITE_MS = const(5000)  # the least a CALL's write gets (its limit if shorter)
 # A CALL that ran out of memory is answered InternalError, except an action with an answer of
 # its own for that case: a SendLocalList too large for the memory available is Failed (the
 # list stays as it was: locallist.py applies all or nothing). Payloads as JSON text.
@@ -241,9 +242,12 @@ class Rpc:
                 self.quiet = True
                 raise NotSent(action)
             try:  # bounded too: a peer gone without FIN/RST blocks a write for a minute (at
-                # least 1 s: a frame whose turn came at the deadline still gets a fair try)
+                # least 5 s, or the call's limit if shorter: a frame whose turn came near its
+                # deadline still gets a fair try; with 1 s, a slow link's stall of a TCP resend
+                # or two dropped a healthy link)
                 await within(ws.send(text, True) if wt is not None else ws.send(text),
-                             max(1000, limit - time.ticks_diff(time.ticks_ms(), t0)))
+                             max(min(limit, _MIN_WRITE_MS),
+                                 limit - time.ticks_diff(time.ticks_ms(), t0)))
             except asyncio.TimeoutError:
                 # The link takes no data: the frame may be half out, so no frame more goes on
                 # it and the session drops it (on_dead); the tap is decided offline now.

@@ -132,3 +132,54 @@ async def test_a_status_that_never_got_its_turn_is_kept_and_sent():
     assert not ws.hung_up
     ws.end()
     await task
+
+
+class LateTurnWs(FakeWs):
+    # The first CALL is answered after _LATE_MS, near the second's limit; the second's send
+    # then stalls for _SHORT_STALL_MS (a slow link that recovers), and is answered.
+    closed = False
+    hung_up = False
+
+    def abort(self):
+        self.hung_up = True
+
+    async def send(self, text):
+        await FakeWs.send(self, text)
+        m = self.sent[-1]
+        if len(self.sent) == 1:
+            asyncio.create_task(self._answer(m[1], _LATE_MS))
+        else:
+            await asyncio.sleep_ms(_SHORT_STALL_MS)
+            self.push('[3, "%s", {"currentTime": "2026-01-01T00:00:00.000Z"}]' % m[1])
+
+    async def _answer(self, mid, ms):
+        await asyncio.sleep_ms(ms)
+        self.push('[3, "%s", {}]' % mid)
+
+
+_LATE_MS = 1800
+_SHORT_STALL_MS = 1500
+
+
+async def test_a_call_whose_turn_comes_near_its_deadline_gets_a_fair_write():
+    # Its turn came 0.2 s before its limit: the write got 1 s, and a stall of 1.5 s (a slow
+    # link, not a dead one) dropped a healthy link. It gets a few seconds at least now.
+    rpc = Rpc({})
+    ws = LateTurnWs()
+    dead = []
+    rpc.on_dead = dead.append
+    task = await _run_with(rpc, ws)
+    first = asyncio.create_task(_outcome(rpc.call("FirmwareStatusNotification",
+                                                  {"status": "Idle"}, 5000)))
+    await asyncio.sleep_ms(0)
+    with Logs() as logs:
+        out = await _outcome(rpc.call("Heartbeat", {}, 2000))
+    assert await first == {}
+    assert [m[2] for m in ws.sent] == ["FirmwareStatusNotification", "Heartbeat"]
+    assert not dead and not ws.closed and not ws.hung_up, (out, logs.warnings())
+    # (its answer came with the write's end, after the limit: taken, or a CallTimeout whose
+    # late answer clientrare.answers takes; no reconnect either way)
+    assert out in ("CallTimeout", {"currentTime": "2026-01-01T00:00:00.000Z"}), (
+        out, logs.warnings())
+    ws.end()
+    await task

@@ -1,6 +1,7 @@
 # On-target tests for net/dns.py, the resolver the OCPP connection and MQTT share: the answer
 # parser, the memo kept while the TTL lasts and served past it while the resolver is silent,
-# and a silent resolver that never holds the loop (a UDP socket on loopback plays the resolver).
+# a silent resolver that never holds the loop (a UDP socket on loopback plays the resolver),
+# and each query's random source port.
 import asyncio
 import socket
 import struct
@@ -216,3 +217,84 @@ async def test_a_silent_resolver_never_holds_the_loop():
         assert w.worst < 100, w.worst
     finally:
         r.close()
+
+
+class PortsResolver(Resolver):
+    # A Resolver that keeps the source port of each query (`ports`).
+    def __init__(self):
+        self.ports = []
+        super().__init__()
+
+    async def _serve(self):
+        while True:
+            try:
+                d, peer = self.s.recvfrom(512)
+            except OSError:
+                await asyncio.sleep_ms(5)
+                continue
+            self.requests += 1
+            # (a struct sockaddr_in on the unix port: the port in bytes 2-3; (ip, port) else)
+            self.ports.append(peer[1] if isinstance(peer, tuple) else peer[2] << 8 | peer[3])
+            self.s.sendto(self.answer(d), peer)
+
+
+class SeededOs:
+    # dns.py's `os`: urandom() from a seeded RNG, after the 16-bit values given (a query takes
+    # its id's first, then its port's).
+    def __init__(self, *first):
+        import random
+
+        random.seed(5)
+        self.rng = random
+        self.first = list(first)
+
+    def urandom(self, n):
+        if self.first:
+            return self.first.pop(0).to_bytes(n, "big")
+        return bytes(self.rng.getrandbits(8) for _ in range(n))
+
+
+async def _ports(values, n):
+    # -> the source ports of n queries, dns.py's random values from SeededOs(*values)
+    import os
+
+    r = PortsResolver()
+    dns.os = SeededOs(*values)
+    try:
+        for _ in range(n):
+            assert await dns.resolve("csms.test", r.addr(), None, 300, 1) == "10.1.2.3"
+        return r.ports
+    finally:
+        dns.os = os
+        r.close()
+
+
+async def test_each_query_goes_out_from_a_random_port():
+    # RFC 5452 9.2: a resolver MUST use an unpredictable source port. lwIP gives a socket the
+    # next ephemeral port: a forger who saw one query knows the next one's, and only the 16-bit
+    # id is left to guess for an answer that sends the charger (its Basic credentials at
+    # profile 1) elsewhere.
+    ports = await _ports((), 4)
+    assert len(ports) == 4 and all(49152 <= p <= 65535 for p in ports), ports
+    for a, b in zip(ports, ports[1:]):
+        assert abs(a - b) > 8, ports  # not in sequence
+
+
+async def test_a_port_in_use_is_passed_over():
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        import os
+
+        for _ in range(50):  # a free ephemeral port, held here (any address: 0.0.0.0)
+            p = 49152 + int.from_bytes(os.urandom(2), "big") % 16384
+            try:
+                taken.bind(socket.getaddrinfo("0.0.0.0", p)[0][-1])
+                break
+            except OSError:
+                continue
+        other = 49152 + (p - 49152 + 5000) % 16384
+        assert await _ports((7, p - 49152, other - 49152), 1) == [other]
+        # always in use: the OS's choice, still answered
+        assert len(await _ports((7,) + (p - 49152,) * 8, 1)) == 1
+    finally:
+        taken.close()
