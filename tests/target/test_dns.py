@@ -59,8 +59,12 @@ class UdpPeer:
                 await asyncio.sleep_ms(5)
                 continue
             self.requests += 1
+            self.seen(peer)
             if not self.silent:
                 self.s.sendto(self.answer(d), peer)
+
+    def seen(self, peer):
+        pass
 
     def close(self):
         self.task.cancel()
@@ -225,17 +229,9 @@ class PortsResolver(Resolver):
         self.ports = []
         super().__init__()
 
-    async def _serve(self):
-        while True:
-            try:
-                d, peer = self.s.recvfrom(512)
-            except OSError:
-                await asyncio.sleep_ms(5)
-                continue
-            self.requests += 1
-            # (a struct sockaddr_in on the unix port: the port in bytes 2-3; (ip, port) else)
-            self.ports.append(peer[1] if isinstance(peer, tuple) else peer[2] << 8 | peer[3])
-            self.s.sendto(self.answer(d), peer)
+    def seen(self, peer):
+        # (a struct sockaddr_in on the unix port: the port in bytes 2-3; (ip, port) else)
+        self.ports.append(peer[1] if isinstance(peer, tuple) else peer[2] << 8 | peer[3])
 
 
 class SeededOs:
