@@ -51,6 +51,10 @@ async def test_malformed_calls_get_the_spec_codes_and_the_session_survives(
         ('{"not": "an array"}', "-1", "FormationViolation"),
         ('[2, "t-1", "Reset", {"type": "So', "t-1", "FormationViolation"),  # truncated JSON
         ('[2, 42, "Reset", {"type": "Soft"}]', "-1", "FormationViolation"),  # id not a string
+        # an id over OCPP-J's 36 characters (a CSMS's "<uuid>-<n>"): refused under its own id
+        # (4.2.3: "the exact same ID"), not "-1", which left the CSMS waiting out its timeout
+        (_call("0f8fad5b-d9cb-469f-a165-70867728950e-17", "Reset", {"type": "Soft"}),
+         "0f8fad5b-d9cb-469f-a165-70867728950e-17", "FormationViolation"),
         ('[2, "inc-1", "Reset"]', "inc-1", "ProtocolError"),  # no payload: incomplete
         (_call("p-1", "Reset", []), "p-1", "FormationViolation"),  # payload not an object
         (_call("miss-1", "Reset", {}), "miss-1", "OccurenceConstraintViolation"),

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from borne.csms import Csms, now_iso
 from borne.sim.simulator import Simulator
 from conftest import BOTH_BOARDS
@@ -206,6 +207,34 @@ async def test_pending_charger_refuses_a_remote_start(csms: Csms, flash: Path) -
         assert res.status == "Accepted"
         start = await csms.wait_call("StartTransaction")
         assert len(csms.calls("StartTransaction")) == 1, start
+    finally:
+        await sim.stop()
+
+
+@pytest.mark.parametrize("interval", ['"300"', "300.0", None])
+async def test_an_accepted_boot_with_a_loosely_typed_interval_registers(
+    csms: Csms, flash: Path, interval: str | None
+) -> None:
+    # A backend on loosely typed JSON (PHP, JavaScript: "300", 300.0), or one leaving the
+    # interval out, still answered Accepted: the charger is registered and reports at once. It
+    # took the answer as not understood and booted again every minute, for ever on such a CSMS:
+    # never a status, a start or a stop delivered.
+    csms.unanswered["BootNotification"] = 1  # answered below, by hand
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=csms.url)
+    await sim.start()
+    try:
+        boot = await csms.wait_call("BootNotification")
+        body = f'"currentTime": "{now_iso()}", "status": "Accepted"'
+        if interval is not None:
+            body += f', "interval": {interval}'
+        await csms.send_raw(CP_ID, f'[3, "{boot.msg[1]}", {{{body}}}]')
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=10)
+        assert len(csms.calls("BootNotification")) == 1, _calls(csms)
+        res = await csms.charge_points[CP_ID].call(
+            call.GetConfiguration(key=["HeartbeatInterval"]))
+        # its number taken where it gave one; else the interval kept (the default, a day)
+        want = "86400" if interval is None else "300"
+        assert res.configuration_key[0]["value"] == want, res
     finally:
         await sim.stop()
 

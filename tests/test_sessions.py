@@ -74,6 +74,29 @@ async def test_remote_start_authorizes_then_charges_then_remote_stop(
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
 
 
+async def test_a_transaction_id_a_loosely_typed_csms_sends_as_a_string_is_the_stops(
+    csms: Csms, control: Control
+) -> None:
+    # A backend on loosely typed JSON (PHP with its database's strings) answers StartTransaction
+    # with "transactionId": "4711". It names transaction 4711: the charger's MeterValues and
+    # StopTransaction carry 4711, and a RemoteStopTransaction of 4711 stops it. It was taken as
+    # none (-1): the stop went under -1 and the CSMS's transaction stayed open, its bill lost.
+    cp = await _ready(csms)
+    csms.unanswered["StartTransaction"] = 1  # answered below, by hand
+    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1))
+            ).status == "Accepted"
+    await control("plug")
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    await csms.send_raw(CP_ID, f'[3, "{start.msg[1]}", {{"transactionId": "4711", '
+                        '"idTagInfo": {"status": "Accepted"}}]')
+    await control.wait_state(
+        lambda s: (s["session"] or {}).get("transaction_id") == 4711, "the charger to know its id")
+    assert (await cp.call(call.RemoteStopTransaction(transaction_id=4711))).status == "Accepted"
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["transactionId"] == 4711 and stop.payload["reason"] == "Remote"
+
+
 async def test_a_remote_start_behind_a_slow_answer_waits_its_turn(
     csms: Csms, control: Control
 ) -> None:

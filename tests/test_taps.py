@@ -6,6 +6,7 @@ brightness from the cloud."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -241,6 +242,37 @@ async def test_a_callerror_to_authorize_refuses_the_card(
     st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash")
     assert st["relay"] is False and st["session"] is None
     assert not csms.calls("StartTransaction")
+
+
+async def test_a_card_the_csms_accepts_with_an_expiry_date_past_starts(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """1.6 7.15 IdTagInfo: expiryDate is "the date at which idTag should be removed from the
+    Authorization Cache", not a verdict. A CSMS that answers Accepted with an expiryDate a
+    minute past (one that sends now + its cache window, a charger clock ahead of it) has
+    accepted the card: the session starts. Offline, the cached entry is expired (refused)."""
+    cp = await _cp(csms, sim)
+    for key, value in (("WebSocketPingInterval", "1"), ("LocalAuthorizeOffline", "true"),
+                       ("AuthorizationCacheEnabled", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    info = {"status": "Accepted", "expiryDate": past}
+    csms.respond("Authorize", _authorize_as({CARD: info}))
+    csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
+        transaction_id=7, id_tag_info=info))
+    csms.respond("StopTransaction", lambda p: call_result.StopTransaction(id_tag_info=info))
+    stop = await _charge_then_stop_with(csms, control, CARD)
+    await csms.answer_to(stop)
+    await control("unplug")
+    await control.wait_state(lambda s: not s["card"], "the card taken away again")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline")
+    assert st["relay"] is False and st["session"] is None
 
 
 async def test_a_stop_transaction_conf_updates_the_cache(

@@ -125,10 +125,10 @@ class Auth:
                     log.warn(_TAG, "Authorize answer without idTagInfo: %s refused", id_tag)
                     return "Invalid", None
                 self.remember(id_tag, info)
-                st = info.get("status", "Invalid")
-                if st == "Accepted" and not _valid(info, now):
-                    st = "Expired"
-                return st, info.get("parentIdTag")
+                # The CSMS's verdict as it is: expiryDate is when the tag leaves the cache
+                # (1.6 7.15), not a verdict (one in the past, or a clock ahead, refused a card
+                # the CSMS accepted); the cache's entry is then expired for offline taps.
+                return info.get("status", "Invalid"), info.get("parentIdTag")
         # Offline.
         info = self._local_info(id_tag)
         if info is not None and not _valid(info, now):

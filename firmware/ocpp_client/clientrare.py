@@ -118,10 +118,20 @@ async def boot(cl, triggered=False):
     status = conf.get("status")
     interval = conf.get("interval")
     client.apply_time(conf.get("currentTime"))
-    if status not in ("Accepted", "Pending", "Rejected") or not isinstance(interval, int):
+    if status not in ("Accepted", "Pending", "Rejected"):
         log.warn(_TAG, "BootNotification answer not understood: %r", conf)
         cl._boot_due_ms = _REJECTED_RETRY_S * 1000
         return
+    if type(interval) is not int:
+        # A loosely typed backend's "300" or 300.0, or none: the status is the CSMS's word all
+        # the same. Refused, an Accepted charger booted every minute for ever and never
+        # reported nor delivered anything. Read as a number where it is one, else as 0 (the
+        # heartbeat interval kept; Pending, Rejected: retried after _REJECTED_RETRY_S).
+        log.warn(_TAG, "BootNotification interval %r is not an integer", interval)
+        try:
+            interval = int(float(interval)) if type(interval) in (str, float) else 0
+        except (ValueError, OverflowError):
+            interval = 0
     cl.registration = status
     cl.rpc.deaf = status == "Rejected"
     cl._publish()

@@ -68,6 +68,11 @@ async def bad_frame(r, raw, msg):
         if _deaf(r, mid):
             return
         log.warn(_TAG, "CALL with a bad message id %r: FormationViolation", mid)
+        # One that reads, only too long (OCPP-J 4.1.4: 36 at most), is refused under itself
+        # (4.2.3: the answer carries "the exact same ID"): under "-1" the CSMS waited out its
+        # timeout for an answer that had come.
+        if isinstance(mid, str) and mid:
+            return await r._error(mid, _FORMATION, "message id over 36 characters")
         return await r._error(None, _FORMATION, "bad message id")
     log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
 

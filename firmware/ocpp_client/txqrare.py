@@ -16,6 +16,22 @@ _LEARN_S = 2  # a tagLearned's pause before it goes again (not a transaction mes
 _MAX_WAIT_S = const(86400)
 
 
+def tx_id(tid):
+    # StartTransaction.conf's transactionId when it is not a JSON integer: a loosely typed
+    # backend's "123" or 123.0 (PHP's database strings) names transaction 123, which its stop
+    # must carry; -1 (the CSMS's transaction left open) only where no number can be read.
+    if type(tid) in (str, float):
+        try:
+            n = int(float(tid))
+            if n == float(tid) and -2147483648 <= n <= 2147483647:
+                log.warn(_TAG, "transactionId %r is not an integer: taken as %d", tid, n)
+                return n
+        except (ValueError, OverflowError):
+            pass
+    log.warn(_TAG, "StartTransaction answered without a usable transactionId (%r): -1", tid)
+    return -1
+
+
 async def failed(q, e, seq, rec, attempts, errs):
     # e: the CallError or CallTimeout of record `rec` (journal seq), after `attempts` failed
     # attempts, `errs` of them CALLERRORs (the ".N" of the next id: txqueue.py deliver). -> the

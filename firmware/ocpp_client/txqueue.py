@@ -362,7 +362,9 @@ class TxQueue:
                         try:
                             if action == START:
                                 tid = conf.get("transactionId")
-                                self._set_id(ref, tid if isinstance(tid, int) else -1)
+                                if type(tid) is not int:  # (a loosely typed "123", none)
+                                    tid = rare("ocpp_client.txqrare", "tx_id", tid)
+                                self._set_id(ref, tid)
                             elif action == STOP and ref not in self.done:
                                 self.end(ref)
                             elif self._unsaved:

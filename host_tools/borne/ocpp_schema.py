@@ -109,7 +109,9 @@ class FrameChecker:
             return [f"not JSON: {raw[:80]!r}"]
         if not isinstance(msg, list) or not msg or msg[0] not in (2, 3, 4):
             return [f"not an OCPP-J message: {raw[:80]!r}"]
-        if len(msg) < 2 or not isinstance(msg[1], str) or not 0 < len(msg[1]) <= 36:
+        # (an answer carries the CALL's id, which may be the CSMS's own too long one)
+        if len(msg) < 2 or not isinstance(msg[1], str) or (not 0 < len(msg[1]) <= 36 and not (
+                msg[0] in (3, 4) and msg[1] in self.pending)):
             return [f"bad message id in {raw[:80]!r}"]
         if msg[0] == 2:
             if len(msg) != 4 or not isinstance(msg[2], str):

@@ -92,7 +92,7 @@ async def test_bad_frames_get_the_spec_codes_and_serve_goes_on():
         ("-1", "FormationViolation"),
         ("-1", "FormationViolation"),
         ("-1", "FormationViolation"),
-        ("-1", "FormationViolation"),
+        ("x" * 37, "FormationViolation"),  # (readable, too long: answered under it)
         ("short", "ProtocolError"),
         ("list", "FormationViolation"),
         ("five", "FormationViolation"),
