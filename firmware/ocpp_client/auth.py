@@ -157,7 +157,9 @@ class Auth:
         if info.get("status") == "ConcurrentTx":
             pass
         elif listed is not None:  # the list wins; the cache does not shadow it
-            if self.conflict is not None and _valid(listed, now) != _valid(info, now):
+            # (the answer's status as it is: its expiryDate is the cache's, not a verdict)
+            if self.conflict is not None and _valid(listed, now) != (
+                    info.get("status") == "Accepted"):
                 self.conflict(id_tag)
         elif not self.config.get("AuthorizationCacheEnabled"):
             return

@@ -128,6 +128,9 @@ def test_an_answer_contradicting_the_list_in_use_is_a_conflict_and_the_list_wins
     a.remember("LISTED", {"status": "Accepted"})
     a.remember("LISTED", {"status": "ConcurrentTx"})  # says nothing of the tag's validity
     a.remember("OTHER", {"status": "Blocked"})
+    # Accepted with an expiryDate past (a CSMS's now + its cache window, a clock ahead): the
+    # CSMS accepts the tag as the list does (expiryDate is when it leaves the cache, 1.6 7.15)
+    a.remember("LISTED", {"status": "Accepted", "expiryDate": "2001-01-01T00:00:00Z"})
     assert told == []
     a.remember("LISTED", {"status": "Blocked"})
     a.remember("BARRED", {"status": "Accepted"})
