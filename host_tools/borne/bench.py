@@ -149,6 +149,13 @@ def _stats(xs: list[float]) -> str:
     return f"median {xs[len(xs) // 2]:.1f} ms, p95 {p95:.1f} ms, max {xs[-1]:.1f} ms (n={len(xs)})"
 
 
+async def _available(sim: Simulator, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while (await sim.command({"cmd": "state"}))["ocpp"]["status"] != "Available":
+        assert time.monotonic() < deadline, "the connector not Available again"
+        await asyncio.sleep(0.05)
+
+
 @bench("relay-timing")
 async def relay_timing(rounds: int = 15) -> list[str]:
     """EV asks (state C) -> relay closed; unplug / pause / RCD trip -> relay open, as commanded
@@ -186,6 +193,9 @@ async def relay_timing(rounds: int = 15) -> list[str]:
                     rcd.append(await _relay_edge(sim, False, t))
                     await sim.command({"cmd": "unplug"})
                     await sim.command({"cmd": "fault", "kind": "clear"})
+                    # An RCD trip latches until the EV has been unplugged with the RCD sound
+                    # for 3 s (evse/connector.py _check_latched): the next plug-in waits for it.
+                    await _available(sim)
                 await asyncio.sleep(0.3)
         finally:
             await sim.stop()
