@@ -643,8 +643,13 @@ class _AnyAnswer(dict):  # type: ignore[type-arg]
     def pop(self, k: Any, d: Any = None) -> Any:
         return super().pop(k, "?")
 
+    def __contains__(self, k: object) -> bool:
+        # Every id is one the CSMS may have sent (the same one twice in flight, read by the
+        # charger as it is, over 36 characters too): pop() judges its answer.
+        return True
 
-_HEAD = re.compile(r'^\s*\[\s*2\s*,?\s*"([^"\\]{1,36})"\s*,?\s*"([^"]{1,40})"')
+
+_HEAD = re.compile(r'^\s*\[\s*2\s*,?\s*"([^"\\]+)"\s*,?\s*"([^"]{1,40})"')
 
 
 def _lenient(csms: Csms, data: str | bytes) -> None:
@@ -655,6 +660,15 @@ def _lenient(csms: Csms, data: str | bytes) -> None:
     if not isinstance(link.checker.pending, _AnyAnswer):
         link.checker.pending = _AnyAnswer(link.checker.pending)
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):
+        msg = None
+    if (isinstance(msg, list) and len(msg) > 2 and msg[0] == 2 and isinstance(msg[1], str)
+            and msg[1] and isinstance(msg[2], str)):
+        # (an id of any length: one over 36 characters is refused under itself, OCPP-J 4.2.3)
+        link.checker.pending[msg[1]] = msg[2]
+        return
     m = _HEAD.match(text)
     if m:
         link.checker.pending[m.group(1)] = m.group(2)
