@@ -39,3 +39,27 @@ async def test_an_answer_sent_before_the_charger_hangs_up_is_read(csms: Csms,
     res = await asyncio.wait_for(cp.call(call.Reset(type="Soft")), 10)
     assert res.status == "Accepted"
     await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
+
+
+def test_identical_readings_outside_a_transaction_are_no_repeat() -> None:
+    # Seed 93121 answers=110 ("repeated_under_new_id: MeterValues 8b551856-10 and f9d1df2f-10"):
+    # the CSMS's clock ran 40 s ahead for one boot and was right for the next, so the charger
+    # passed the clock-aligned boundary 19:33:54 in both and sent a reading of it in each (power
+    # 0 W, 230 V: the same content). Such a reading has no transactionId, is never journaled nor
+    # sent again: two of them are two readings, not one repeated under a new id. A journaled
+    # transaction message with the same content under a new id still is.
+    from types import SimpleNamespace
+
+    from borne.chaos.ledger import judge
+    from borne.csms import Frame
+
+    mv = {"connectorId": 1, "meterValue": [{"timestamp": "2026-12-06T19:33:54Z", "sampledValue": [
+        {"context": "Sample.Clock", "measurand": "Voltage", "unit": "V", "value": "230"}]}]}
+    frames = [Frame(CP_ID, "in", "", [2, f"{p}-10", "MeterValues", mv]) for p in ("a", "b")]
+    fake = SimpleNamespace(frames=frames, started={}, answered={})
+    led = judge(fake, CP_ID)  # type: ignore[arg-type]
+    assert not led.violations, led.violations
+    tx = {**mv, "transactionId": 7}
+    fake.frames = [Frame(CP_ID, "in", "", [2, f"{p}-10", "MeterValues", tx]) for p in ("a", "b")]
+    again = judge(fake, CP_ID).violations  # type: ignore[arg-type]
+    assert any(v.startswith("repeated_under_new_id") for v in again), again

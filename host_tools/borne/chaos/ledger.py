@@ -65,6 +65,11 @@ def judge(csms: Csms, cp_id: str, complete: bool = True) -> Ledger:
     first = {mid: f for mid, f in first.items() if not _refused(csms, cp_id, mid)}
     by_content: dict[tuple[str, str], str] = {}
     for mid, f in first.items():
+        if f.action == "MeterValues" and "transactionId" not in f.payload:
+            # Outside a transaction a reading is sent once, never journaled nor repeated: the
+            # same content twice is two readings (two triggers in a second, or an aligned
+            # boundary the CSMS's clock, set back across a reboot, made the charger pass again).
+            continue
         key = (f.action or "", json.dumps(f.payload, sort_keys=True))
         if key in by_content:
             led.bad("repeated_under_new_id", f"{f.action} {by_content[key]} and {mid}: {key[1]}")
