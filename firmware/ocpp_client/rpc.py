@@ -71,7 +71,11 @@ def sniff(raw):
 def sniff_call(raw):
     # (message type, id, action) from the start of a frame, as sniff(); the action is None when
     # it cannot be read ('[2, "abc", "SendLocalList", ...' -> (2, "abc", "SendLocalList")).
-    b = bytes(raw[:128]) if not isinstance(raw, str) else raw[:128].encode()
+    if isinstance(raw, str):
+        b = raw[:128].encode()
+    else:  # read in place, no 128-byte copy: _last_resort sniffs when memory ran out
+        b = memoryview(raw)
+        b = inplace(b[:128] if len(b) > 128 else b)
     n = len(b)
     i = _blank(b, 0)
     if i >= n or b[i] != 0x5B:  # [
