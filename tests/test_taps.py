@@ -244,6 +244,22 @@ async def test_a_callerror_to_authorize_refuses_the_card(
     assert not csms.calls("StartTransaction")
 
 
+async def _refused_offline_after_a_session(csms: Csms, control: Control) -> None:
+    """CARD charges and stops a session; then, offline, the same card is refused."""
+    stop = await _charge_then_stop_with(csms, control, CARD)
+    await csms.answer_to(stop)
+    await control("unplug")
+    await control.wait_state(lambda s: not s["card"], "the card taken away again")
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline")
+    assert st["relay"] is False and st["session"] is None
+
+
 async def test_a_card_the_csms_accepts_with_an_expiry_date_past_starts(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:
@@ -261,18 +277,7 @@ async def test_a_card_the_csms_accepts_with_an_expiry_date_past_starts(
     csms.respond("StartTransaction", lambda p: call_result.StartTransaction(
         transaction_id=7, id_tag_info=info))
     csms.respond("StopTransaction", lambda p: call_result.StopTransaction(id_tag_info=info))
-    stop = await _charge_then_stop_with(csms, control, CARD)
-    await csms.answer_to(stop)
-    await control("unplug")
-    await control.wait_state(lambda s: not s["card"], "the card taken away again")
-    await control("net", up=False)
-    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
-    await asyncio.sleep(BETWEEN_TAPS_S)
-    await control("plug")
-    await control("charge")
-    await control("tap", uid=CARD)
-    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline")
-    assert st["relay"] is False and st["session"] is None
+    await _refused_offline_after_a_session(csms, control)
 
 
 async def test_a_stop_transaction_conf_updates_the_cache(
@@ -288,18 +293,7 @@ async def test_a_stop_transaction_conf_updates_the_cache(
     csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
     csms.respond("StopTransaction", lambda p: call_result.StopTransaction(
         id_tag_info={"status": "Blocked"}))
-    stop = await _charge_then_stop_with(csms, control, CARD)
-    await csms.answer_to(stop)
-    await control("unplug")
-    await control.wait_state(lambda s: not s["card"], "the card taken away again")
-    await control("net", up=False)
-    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
-    await asyncio.sleep(BETWEEN_TAPS_S)
-    await control("plug")
-    await control("charge")
-    await control("tap", uid=CARD)
-    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline")
-    assert st["relay"] is False and st["session"] is None
+    await _refused_offline_after_a_session(csms, control)
 
 
 async def test_cached_card_starts_offline_and_the_start_is_delivered_later(
