@@ -15,6 +15,8 @@ _DEF_RETRY_S = const(30)
 _MAX_RETRY_S = const(3600)
 _MAX_ATTEMPTS = const(10)
 _SCRATCH = "diag.out"  # the file being uploaded, in the store's folder
+_CERT_CALLS = ("InstallCertificate", "GetInstalledCertificateIds", "DeleteCertificate",
+               "CertificateSigned")  # diag/certs.py's handlers()
 
 
 class Diag:
@@ -30,23 +32,45 @@ class Diag:
         self.connector = s.connector
         self.agentlog = logging.agentlog
         self.sec = logging
-        self.certs = logging.certs()
         self.diag_status = "Idle"  # DiagnosticsStatusNotification's current state
         self.log_status = "Idle"  # LogStatusNotification's, with its requestId
         self.log_request = None
         self._task = None
         self._rid = None  # the running upload's GetLog requestId (None: a GetDiagnostics)
-        from diag.signedfw import SignedFirmware
-
-        self.signedfw = SignedFirmware(self)
+        self._sf = None
         h = {"GetDiagnostics": self._on_get_diagnostics, "GetLog": self._on_get_log,
              "ExtendedTriggerMessage": self._on_ext_trigger,
-             "SignedUpdateFirmware": self.signedfw.on_request}
-        h.update(self.certs.handlers(s))
+             "SignedUpdateFirmware": self._on_signed}
+        for a in _CERT_CALLS:
+            h[a] = self._on_cert(a)
         self._handlers = h
 
     def handlers(self):
         return self._handlers
+
+    # The certificate store and the signed update (with x509, ota/rsa.py and the firmware
+    # feature's updater, ~20 KB of code) are made at their own first use: an upload needs none.
+    @property
+    def certs(self):
+        return self.sec.certs()
+
+    @property
+    def signedfw(self):
+        sf = self._sf
+        if sf is None:
+            from diag.signedfw import SignedFirmware
+
+            sf = self._sf = SignedFirmware(self)
+        return sf
+
+    async def _on_signed(self, p):
+        return await self.signedfw.on_request(p)
+
+    def _on_cert(self, action):
+        async def h(p):
+            return await self.certs.handlers(self.s)[action](p)
+
+        return h
 
     async def _send(self, action, payload, final=False):
         # A status notification. A job's final one goes through the transaction queue (journaled:
@@ -84,13 +108,13 @@ class Diag:
             s.after(self._csr)
             return {"status": "Accepted"}
         fn = s.triggers.get(what) if what == "LogStatusNotification" else None
-        sf = self.signedfw
-        if what == "FirmwareStatusNotification" and (sf.status() is not None
-                                                     or not sf.fw.updater.busy()):
-            # SignedFirmwareStatusNotification (the whitepaper's MessageTriggerEnumType), Idle
-            # when no job runs; an UpdateFirmware's job, which has no requestId, answers in
-            # its own FirmwareStatusNotification (TriggerMessage's)
-            fn = sf.trigger
+        if what == "FirmwareStatusNotification":
+            sf = self.signedfw
+            if sf.status() is not None or not sf.fw.updater.busy():
+                # SignedFirmwareStatusNotification (the whitepaper's MessageTriggerEnumType),
+                # Idle when no job runs; an UpdateFirmware's job, which has no requestId,
+                # answers in its own FirmwareStatusNotification (TriggerMessage's)
+                fn = sf.trigger
         if fn is None:
             return await s.rpc.handlers.get("TriggerMessage")(p)
         s.after(fn, None)

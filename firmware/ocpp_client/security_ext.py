@@ -36,7 +36,7 @@ def attach(s):
     else:
         _boot_events(s, sec)
     if s.store.load("signedfw", {"rid": None})["rid"] is not None:
-        sec.need()  # a signed job is on: resumed, or its statuses routed (diag/signedfw.py)
+        sec.need().signedfw  # a signed job is on: resumed, or its statuses routed (signedfw.py)
     if al is not None:
         sec.reset = s.board.reset
         s.board.reset = sec.flush_then_reset

@@ -1,0 +1,64 @@
+# On-target test: the security extension's feature (diag/feature.py) loads, at a GetDiagnostics,
+# only what uploads need. The certificate store (diag/certs.py, x509) and the signed update
+# (diag/signedfw.py with ota/: the firmware feature's updater) load at their own first CALL:
+# made at construction, they kept ~25 KB of a 32-bit heap for good after any upload.
+import sys
+
+from diag.secevents import SecurityEvents
+from settings import Settings
+from store import Store
+
+_HEAVY = ("diag.signedfw", "diag.certs", "diag.x509", "ota.update", "ota.ocpp", "ota.rsa")
+
+
+class Queue:
+    def add(self, action, payload, ref):
+        pass
+
+
+class Session:
+    def __init__(self, store):
+        self.store = store
+        self.settings = Settings(store, {})
+        self.config = None
+        self.events = None
+        self.connector = None
+        self.board = None
+        self.features = {}
+        self.asked = []
+
+    def feature(self, name):  # a lazy feature attached (the firmware feature: ota/)
+        self.asked.append(name)
+
+
+def _out(*names):
+    for n in names:
+        sys.modules.pop(n, None)
+
+
+def test_the_uploads_feature_loads_neither_certificates_nor_the_firmware_updater():
+    _out(*_HEAVY)
+    st = Store("don")
+    sec = SecurityEvents(st, Queue())
+    sec.s = Session(st)
+    d = sec.need()
+    h = d.handlers()
+    for a in ("GetDiagnostics", "GetLog", "ExtendedTriggerMessage", "SignedUpdateFirmware",
+              "InstallCertificate", "GetInstalledCertificateIds", "DeleteCertificate",
+              "CertificateSigned"):
+        assert a in h, a
+    assert [n for n in _HEAVY if n in sys.modules] == [], [n for n in _HEAVY if n in sys.modules]
+    assert sec.s.asked == [], sec.s.asked
+
+
+async def test_a_certificate_call_loads_the_store_at_its_first_use():
+    _out(*_HEAVY)
+    st = Store("doc")
+    sec = SecurityEvents(st, Queue())
+    sec.s = Session(st)
+    d = sec.need()
+    res = await d.handlers()["GetInstalledCertificateIds"](
+        {"certificateType": "ManufacturerRootCertificate"})
+    assert res == {"status": "NotFound"}, res
+    assert "diag.certs" in sys.modules and sec.certs() is d.certs
+    assert "diag.signedfw" not in sys.modules and "ota.update" not in sys.modules
