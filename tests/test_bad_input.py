@@ -50,7 +50,8 @@ async def test_malformed_calls_get_the_spec_codes_and_the_session_survives(
         ("this is not json", "-1", "FormationViolation"),
         ('{"not": "an array"}', "-1", "FormationViolation"),
         ('[2, "t-1", "Reset", {"type": "So', "t-1", "FormationViolation"),  # truncated JSON
-        ('[2, 42, "Reset", {"type": "Soft"}]', "-1", "FormationViolation"),  # id not a string
+        # an id not a string: refused under its text, which the CSMS can match (not "-1")
+        ('[2, 42, "Reset", {"type": "Soft"}]', "42", "FormationViolation"),
         # an id over OCPP-J's 36 characters (a CSMS's "<uuid>-<n>"): refused under its own id
         # (4.2.3: "the exact same ID"), not "-1", which left the CSMS waiting out its timeout
         (_call("0f8fad5b-d9cb-469f-a165-70867728950e-17", "Reset", {"type": "Soft"}),
@@ -101,6 +102,11 @@ async def test_oversize_and_hand_made_frames(csms: Csms, sim: Simulator, flash: 
     f = await csms.call_raw(CP_ID, big, "big-1")
     assert _code(f) == "FormationViolation" and "limit" in f.msg[3]
     await sim.agent.wait_line(r"message of \d+ bytes over the 16384-byte limit")
+    # So too one whose id is over OCPP-J's 36 characters: answered under it, not left unanswered.
+    long_id = "0f8fad5b-d9cb-469f-a165-70867728950e-18"
+    f = await csms.call_raw(CP_ID, _call(long_id, "DataTransfer",
+                                         {"vendorId": "x", "data": "z" * 40000}), long_id)
+    assert _code(f) == "FormationViolation" and "limit" in f.msg[3]
     # Over the 256 KiB flash limit: read to its end and dropped; no spool file is left.
     huge = _call("huge-1", "SendLocalList", {"listVersion": 1, "updateType": "Full",
                                              "localAuthorizationList": [],

@@ -766,3 +766,25 @@ async def test_free_charging_starts_once_the_meter_is_back(csms: Csms, control: 
     start = await csms.wait_call("StartTransaction", timeout=15)
     assert start.payload["idTag"] == "FREECHARGING"
     await control.wait_state(lambda s: s["relay"], "the relay to close")
+
+
+async def test_a_triggered_meter_values_names_the_transaction_as_periodic_ones_do(
+    csms: Csms, control: Control
+) -> None:
+    # A CSMS whose transaction ids are negative (an integer, as 1.6's schema has it): the
+    # periodic MeterValues carried the id, a TriggerMessage(MeterValues)'s left it out, so the
+    # CSMS could not book that reading on its transaction.
+    import itertools
+
+    csms.tx_ids = itertools.count(-7, -1)
+    cp = await _ready(csms, MeterValueSampleInterval="1")
+    tx = await _charging(csms, control)
+    assert tx == -7
+    await csms.wait_call("MeterValues", lambda p: p.get("transactionId") == tx)
+    n = len(csms.frames)
+    res = await cp.call(call.TriggerMessage(requested_message="MeterValues", connector_id=1))
+    assert res.status == "Accepted"
+    mv = await csms.wait_call(
+        "MeterValues", lambda p: p["meterValue"][0]["sampledValue"][0].get("context") == "Trigger",
+        after=n)
+    assert mv.payload.get("transactionId") == tx, mv.payload

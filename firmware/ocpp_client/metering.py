@@ -100,7 +100,9 @@ class Metering:
         # charge point's main meter: ours (a grid meter measures the house, not the charger).
         for c in (0, 1) if cid is None else (cid,):
             req = {"connectorId": c, "meterValue": mv}
-            if tid is not None and tid >= 0 and c:  # (0: the main meter, no transaction's)
+            # The CSMS's id as periodic readings carry it (txqueue.py): a negative one too (its
+            # own, or -1 for a start it never answered). 0: the main meter, no transaction's.
+            if tid is not None and c:
                 req["transactionId"] = tid
             await self.s.rpc.call("MeterValues", req)
 

@@ -22,6 +22,7 @@ _MAX_ID = const(36)  # OCPP-J: message ids are strings of at most 36 characters
 _NO_ID = const("-1")  # the id of an answer to a frame whose id cannot be read (as OCPP 2.0.1)
 _TAG = const("rpc")
 _MIN_WRITE_MS = const(5000)  # the least a CALL's write gets (its limit if shorter)
+_MIN_ANSWER_MS = const(2000)  # the least a written CALL waits for its answer (limit if shorter)
 # A CALL that ran out of memory is answered InternalError, except an action with an answer of
 # its own for that case: a SendLocalList too large for the memory available is Failed (the
 # list stays as it was: locallist.py applies all or nothing). Payloads as JSON text.
@@ -264,10 +265,14 @@ class Rpc:
                 log.warn(_TAG, "%s %s not sent: %s %s", action, mid, type(e).__name__, e)
                 raise Disconnected()
             if self._pending_id is not None:  # (not answered, nor the link gone, in the send)
-                left = limit - time.ticks_diff(time.ticks_ms(), t0)
+                # A write that ended near or past the limit (a slow link, a long turn) still
+                # leaves its answer a round trip's time: with 1 ms, a slow but healthy link's
+                # Heartbeat timed out and the session reconnected.
+                left = max(limit - time.ticks_diff(time.ticks_ms(), t0),
+                           min(limit, _MIN_ANSWER_MS))
                 self._waiter = asyncio.current_task()
                 try:
-                    await asyncio.sleep_ms(left if left > 1 else 1)  # until answered or dropped
+                    await asyncio.sleep_ms(left)  # until answered or dropped
                 finally:
                     self._waiter = None
                 if self._pending_id is not None:

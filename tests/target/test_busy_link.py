@@ -183,3 +183,37 @@ async def test_a_call_whose_turn_comes_near_its_deadline_gets_a_fair_write():
         out, logs.warnings())
     ws.end()
     await task
+
+
+class SlowAnswerWs(LateTurnWs):
+    # As LateTurnWs, but the second CALL's answer comes a round trip after its slow write ends.
+    async def send(self, text):
+        await FakeWs.send(self, text)
+        m = self.sent[-1]
+        if len(self.sent) == 1:
+            asyncio.create_task(self._answer(m[1], _LATE_MS))
+        else:
+            await asyncio.sleep_ms(_SHORT_STALL_MS)
+            asyncio.create_task(self._answer(m[1], _RTT_MS))
+
+
+_RTT_MS = 400
+
+
+async def test_a_call_written_past_its_limit_still_gets_a_round_trip_for_its_answer():
+    # Its write ended after its limit (a slow link that recovers): the answer, a round trip
+    # later, was waited for 1 ms, the Heartbeat timed out, and the session reconnected a healthy
+    # link. A written CALL waits a couple of seconds at least now.
+    rpc = Rpc({})
+    ws = SlowAnswerWs()
+    task = await _run_with(rpc, ws)
+    first = asyncio.create_task(_outcome(rpc.call("FirmwareStatusNotification",
+                                                  {"status": "Idle"}, 5000)))
+    await asyncio.sleep_ms(0)
+    with Logs() as logs:
+        out = await _outcome(rpc.call("Heartbeat", {}, 2000))
+    assert await first == {}
+    assert out == {}, (out, logs.warnings())
+    assert rpc.timed_out is None and not rpc.quiet
+    ws.end()
+    await task

@@ -91,7 +91,7 @@ async def test_bad_frames_get_the_spec_codes_and_serve_goes_on():
         ("trunc-1", "FormationViolation"),
         ("-1", "FormationViolation"),
         ("-1", "FormationViolation"),
-        ("-1", "FormationViolation"),
+        ("17", "FormationViolation"),  # (a number: under its text, which the CSMS can match)
         ("x" * 37, "FormationViolation"),  # (readable, too long: answered under it)
         ("short", "ProtocolError"),
         ("list", "FormationViolation"),
@@ -278,6 +278,38 @@ async def test_an_answer_that_writes_itself_is_sent_as_its_json():
     sent, _ = await serve_all(Rpc({"GetConfiguration": h}), '[2, "g1", "GetConfiguration", {}]')
     assert sent == [[3, "g1", {"configurationKey": [{"key": "A", "readonly": True,
                                                       "value": "1"}]}]], sent
+
+
+async def test_a_call_with_a_number_or_an_over_long_id_is_answered_under_that_id():
+    # OCPP-J 4.1.3/4.2.3: the id is a string of 36 at most (else FormationViolation), but the
+    # answer carries the id the CSMS sent, so it can match it: under "-1" it waited out its own
+    # timeout. So too for a frame that does not parse and a message over the size limit.
+    rpc = Rpc({"Heartbeat": echo})
+    long_id = "L" * 50
+    with Logs():
+        sent, why = await serve_all(
+            rpc,
+            '[2, 17, "Heartbeat", {}]',
+            '[2,-3.5 , "Heartbeat", {}]',
+            '[2, 18, "Heartbeat", {"x": ',  # truncated
+            '[2, "%s", "Heartbeat", {"x": ' % long_id,  # truncated, the id over 36
+            WsTooBig(40000, 16384, ('[2,"%s","DataTransfer",{"vendorId":"x","data":"zz' % long_id)
+                     .encode()),
+            WsTooBig(40000, 16384, b'[2, 19, "DataTransfer",{"vendorId":"x","data":"zzzz'),
+            '[2, null, "Heartbeat", {}]',
+            '[2, "a\\"b' + "y" * 40 + '", "Heartbeat", {"x": ',  # (an escape: not read raw)
+        )
+    assert errors(sent) == [
+        ("17", "FormationViolation"),
+        ("-3.5", "FormationViolation"),
+        ("18", "FormationViolation"),
+        (long_id, "FormationViolation"),
+        (long_id, "FormationViolation"),
+        ("19", "FormationViolation"),
+        ("-1", "FormationViolation"),
+        ("-1", "FormationViolation"),
+    ], sent
+    assert isinstance(why, WsClosed)
 
 
 async def test_oversize_messages_are_answered_by_the_id_in_their_head():
@@ -687,12 +719,12 @@ async def test_other_spooled_messages_get_the_oversize_answer():
         json.dumps([2, "dt-1", "DataTransfer", {"vendorId": "x", "data": "z" * 3000}]),
         json.dumps([3, "res-1", {"x": "y" * 3000}]),
         "garbage" * 500,
-        json.dumps([2, "x" * 40, "SendLocalList", {}]) + " " * 3000,  # no readable id
+        json.dumps([2, "x" * 40, "SendLocalList", {}]) + " " * 3000,  # an id over 36
     ]
     ms = [spooled(t) for t in frames]
     with Logs() as logs:
         sent, why = await serve_all(Rpc({"DataTransfer": h}), *ms)
-    assert errors(sent) == [("dt-1", "FormationViolation")]
+    assert errors(sent) == [("dt-1", "FormationViolation"), ("x" * 40, "FormationViolation")]
     assert "over the 1024-byte limit" in sent[0][3]
     assert logs.warned("over the 1024-byte limit")
     for m in ms:
