@@ -109,6 +109,9 @@ class Diag:
             return {"status": "Accepted"}
         fn = s.triggers.get(what) if what == "LogStatusNotification" else None
         if what == "FirmwareStatusNotification":
+            if self._sf is None and "firmware" not in s.features and _fw_idle(self.store):
+                s.after(self._send, "SignedFirmwareStatusNotification", {"status": "Idle"})
+                return {"status": "Accepted"}  # (no job this boot, none to tell of: nothing loaded)
             sf = self.signedfw
             if sf.status() is not None or not sf.fw.updater.busy():
                 # SignedFirmwareStatusNotification (the whitepaper's MessageTriggerEnumType),
@@ -298,6 +301,13 @@ class Diag:
             st.save("diag_boot", d)
         except (OSError, MemoryError) as e:  # the upload goes on, unmarked
             log.exc(_TAG, "diag_boot", e)
+
+
+def _fw_idle(store):
+    # The signed job's document (diag/signedfw.py) names no job and no status to repeat: an
+    # ExtendedTriggerMessage(FirmwareStatusNotification) is answered Idle (L01.FR.28).
+    d = store.load("signedfw", {})
+    return d.get("rid") is None and (d.get("lr") is None or d.get("st") in (None, "Installed"))
 
 
 def _used(loc):

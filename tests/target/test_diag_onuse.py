@@ -27,8 +27,17 @@ class Session:
         self.features = {}
         self.asked = []
 
+        self.later = []
+        self.sent = []
+
     def feature(self, name):  # a lazy feature attached (the firmware feature: ota/)
         self.asked.append(name)
+
+    def after(self, fn, *args):
+        self.later.append((fn, args))
+
+    async def send(self, action, payload):
+        self.sent.append((action, payload))
 
 
 def _out(*names):
@@ -62,3 +71,20 @@ async def test_a_certificate_call_loads_the_store_at_its_first_use():
     assert res == {"status": "NotFound"}, res
     assert "diag.certs" in sys.modules and sec.certs() is d.certs
     assert "diag.signedfw" not in sys.modules and "ota.update" not in sys.modules
+
+
+async def test_a_firmware_status_trigger_with_no_job_is_idle_and_loads_nothing():
+    # ExtendedTriggerMessage(FirmwareStatusNotification) with no signed job and no update:
+    # Idle (whitepaper L01.FR.28), without making the signed job (it kept ~20 KB for good).
+    _out(*_HEAVY)
+    st = Store("dot")
+    sec = SecurityEvents(st, Queue())
+    sec.s = Session(st)
+    res = await sec.need().handlers()["ExtendedTriggerMessage"](
+        {"requestedMessage": "FirmwareStatusNotification"})
+    assert res == {"status": "Accepted"}, res
+    for fn, args in sec.s.later:
+        await fn(*args)
+    assert sec.s.sent == [("SignedFirmwareStatusNotification", {"status": "Idle"})], sec.s.sent
+    assert [n for n in _HEAVY if n in sys.modules] == [], [n for n in _HEAVY if n in sys.modules]
+    assert sec.s.asked == [], sec.s.asked
