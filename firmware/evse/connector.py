@@ -148,7 +148,7 @@ class Connector:
         self.cp_wide = False  # connector 0 Unavailable too: made inoperative as a whole
         self._status = {0: None, 1: None}
         self._vendor = None  # connector 1's vendorErrorCode last reported (vendor_error)
-        self._authorizing = False
+        self.authorizing = False  # a tap being decided (conntask.py; authorization.attach reads it)
         self._checkpoint_ms = 0  # time.ticks_ms of the last checkpoint (or the start)
         # Sessions the last power cut left unfinished (stopped, waiting for the final reading;
         # still open: PowerLoss), ended by the client at boot (take_interrupted()).
@@ -760,7 +760,7 @@ class Connector:
             # (idTags are CiString20: a remote start's may be the same UID in lower case)
             self._stop("Local")
             return
-        if self._authorizing or self.authorizer is None:
+        if self.authorizing or self.authorizer is None:
             return
         # Decided in conntask.authorize_tag(): without the memory for it, the tap is lost, as
         # without the memory for its task (the next one tries again).

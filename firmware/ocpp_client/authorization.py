@@ -234,7 +234,7 @@ def attach(s):
     # module, and rpc.py the reader, for the list that needs them.
     from supervisor import code_in_heap
 
-    if code_in_heap() and not getattr(s.connector, "_authorizing", False):
+    if code_in_heap() and not getattr(s.connector, "authorizing", False):
         try:
             from ocpp_client import listupdate, spooled  # noqa: F401
         except MemoryError:
