@@ -128,6 +128,41 @@ async def test_invalid_card_starts_nothing(
     assert not csms.calls("StartTransaction")
 
 
+async def test_an_authorize_answered_after_the_tap_was_decided_is_cached(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """A CSMS behind a slow roaming hub answers Authorize in 10 s: the tap is decided offline
+    after its 7 s (this card unknown there: refused), but the late Accepted goes into the
+    authorization cache (1.6 3.5.1: every idTagInfo received updates it), so the card charges
+    at its next tap decided offline. Before, the late answer was dropped: refused again."""
+    cp = await _cp(csms, sim)
+    await cp.call(call.ChangeConfiguration(key="WebSocketPingInterval", value="1"))
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"}}))
+    csms.stalled["Authorize"] = 10
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await control("tap", uid=CARD)
+    auth = await csms.wait_call("Authorize")
+    await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "refused offline",
+                             timeout=12)
+    assert loop.time() - t0 <= 9.0
+    for _ in range(100):  # the answer, at 10 s
+        if [f for f in csms.frames if f.direction == "out" and isinstance(f.msg, list)
+                and f.msg[:2] == [3, auth.msg[1]]]:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # (read and cached by the charger)
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("net", up=False)
+    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await control.wait_state(lambda s: s["relay"], "the card charging offline from the cache",
+                             timeout=10)
+
+
 async def test_a_card_at_an_unavailable_connector_is_refused_not_accepted(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

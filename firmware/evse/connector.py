@@ -82,11 +82,10 @@ class Connector:
     #   on_tx_start(session), on_tx_stop(session, reason),
     #   on_start_dropped(id_tag, source, why): an authorized start (source "tag", "remote")
     #   will not become a session (ConnectionTimeOut, refused, unavailable, another start)
-    # An OSError raised from one is the transactions feature's alone (its StartTransaction or
-    # StopTransaction not on flash: the start refused, the stop held: _emit); any other listener
-    # keeps its own flash failure to itself (mqtt/feature.py, evse/smart.py _commit), or a start
-    # it refused could be one whose StartTransaction is journaled already (limits.py listens
-    # before the transactions feature).
+    # An OSError raised from one counts only from the transactions feature (its StartTransaction
+    # or StopTransaction not on flash: the start refused, the stop held: _emit); any other's is
+    # logged like any failure, or a start it refused could be one whose StartTransaction is
+    # journaled already (limits.py listens before the transactions feature).
     # The session dict an event carries is the listener's to read, never to change.
     def __init__(self, board, store, events, config, meter=None):
         self.board = board
@@ -149,7 +148,7 @@ class Connector:
         self.cp_wide = False  # connector 0 Unavailable too: made inoperative as a whole
         self._status = {0: None, 1: None}
         self._vendor = None  # connector 1's vendorErrorCode last reported (vendor_error)
-        self._authorizing = False
+        self.authorizing = False  # a tap being decided (conntask.py; authorization.attach reads it)
         self._checkpoint_ms = 0  # time.ticks_ms of the last checkpoint (or the start)
         # Sessions the last power cut left unfinished (stopped, waiting for the final reading;
         # still open: PowerLoss), ended by the client at boot (take_interrupted()).
@@ -230,8 +229,9 @@ class Connector:
 
     def _emit(self, name, *args):
         # A listener's failure (a MemoryError included) is its own: logged, the others and the
-        # connector go on. -> the OSError one raised, or None: the transactions feature's
-        # record not on flash (others keep a flash failure to themselves: mqtt/feature.py).
+        # connector go on. -> the OSError the transactions feature raised (the one listener
+        # with on_tx_starting), or None: its record not on flash. Another's (limits.py writing
+        # the offer: an ESP32's LEDC error) refused a start whose StartTransaction was journaled.
         err = None
         for lst in self.listeners:
             try:
@@ -240,7 +240,7 @@ class Connector:
                     fn(*args)
             except Exception as e:
                 log.exc(_TAG, "listener %s" % name, e)
-                if isinstance(e, OSError):
+                if isinstance(e, OSError) and hasattr(lst, "on_tx_starting"):
                     err = e
         return err
 
@@ -760,7 +760,7 @@ class Connector:
             # (idTags are CiString20: a remote start's may be the same UID in lower case)
             self._stop("Local")
             return
-        if self._authorizing or self.authorizer is None:
+        if self.authorizing or self.authorizer is None:
             return
         # Decided in conntask.authorize_tag(): without the memory for it, the tap is lost, as
         # without the memory for its task (the next one tries again).

@@ -27,11 +27,11 @@ async def authorize_tag(c, id_tag):
         return
     if (s is None or s.get("stopped")) and _cannot_start(c, id_tag):
         return  # (no Authorize: nothing it answers could start a session)
-    c._authorizing = True
+    c.authorizing = True
     try:
         status, parent = await c.authorizer(id_tag)
     finally:
-        c._authorizing = False
+        c.authorizing = False
     s = c.session
     if s and not s.get("stopped"):
         if (status == "Accepted" and parent and s.get("parent")

@@ -10,7 +10,11 @@
 # on flash (the cache, the list), read again at the next load.
 import sys
 
+import asyncio
+from ocpp_client import features
+from ocpp_client.errors import CallTimeout
 from ocpp_client.locallist import LocalList
+from supervisor import wake
 
 import log
 
@@ -33,8 +37,8 @@ ROOM = 8 * 1024
 _BLOCK = const(512)
 _BLOCKS = const(2)
 _AUTH_TIMEOUT_MS = const(7000)  # a tap waits this long (from the tap, a busy link included)
-# for the CSMS before deciding offline: with the reader and the relay, a listed tag charges
-# within 9 s of the tap whatever the link does (tests/test_dead_waits.py)
+# for the CSMS before deciding offline (_remote: whatever the link does): with the reader and
+# the relay, a listed tag charges within 9 s of the tap (tests/test_dead_waits.py)
 
 
 class Authorization:
@@ -103,8 +107,20 @@ class Authorization:
         s.on_status(0, s.connector.status_of(0)[0], "LocalListConflict")
 
     async def _remote(self, id_tag):
-        conf = await self.s.rpc.call("Authorize", {"idTag": id_tag}, self._ms)
-        return conf.get("idTagInfo") or {"status": "Invalid"}
+        # The tap waits self._ms at most, whatever the link does: the Authorize runs in a task
+        # of its own, since its write, its turn come late on a congested link, may take up to
+        # 5 s more (rpc.py's floor: a tap waited ~12 s). What the CSMS answers after the tap
+        # was decided still goes into the cache (_ask).
+        box = [asyncio.current_task(), None]
+        asyncio.create_task(_ask(self.s, id_tag, self._ms, box))
+        await asyncio.sleep_ms(self._ms)  # until _ask wakes it
+        r = box[1]
+        box[0] = None
+        if r is None:
+            raise CallTimeout("Authorize")
+        if isinstance(r, Exception):
+            raise r
+        return r
 
     async def clear_cache_h(self, p):
         return {"status": self.clear_cache()}
@@ -149,6 +165,49 @@ class Authorization:
         return {"status": st}
 
 
+async def _ask(s, id_tag, ms, box):
+    # A tap's Authorize: its idTagInfo (or why none) to the tap while it waits (box[0]), else to
+    # the cache (_late), as one that comes after the CALL's own timeout (rpc.late_to).
+    rpc = s.rpc
+    was = rpc.timed_out
+    try:
+        r = (await rpc.call("Authorize", {"idTag": id_tag}, ms)).get("idTagInfo") or {
+            "status": "Invalid"}
+    except Exception as e:
+        r = e
+        if rpc.timed_out != was:  # sent, not answered in time: its answer may come yet
+            rpc.late_to = (rpc.timed_out, lambda m: _late(s, id_tag, m))
+    t = box[0]
+    if t is not None:
+        box[1] = r
+        wake(t)
+    elif not isinstance(r, Exception):
+        _late(s, id_tag, r)
+
+
+def _late(s, id_tag, info):
+    # An Authorize answered after its tap was decided (offline: a roaming hub may take 10 s):
+    # the cache takes its idTagInfo all the same (1.6 3.5.1: every idTagInfo received updates
+    # it), or the card's next tap is decided offline again without what the CSMS said. No
+    # session starts from it: the owner saw the tap decided. info: an idTagInfo, or the late
+    # answer's frame (rpc.late_to).
+    try:
+        if isinstance(info, list):
+            info = info[2] if info[0] == 3 and len(info) == 3 else None
+            info = info.get("idTagInfo") if isinstance(info, dict) else None
+        if not isinstance(info, dict) or "status" not in info:
+            return
+        log.info("ocpp", "Authorize of %s answered late (%s): cached", id_tag, info["status"])
+        a = s.feature("authorization")
+        try:
+            if a is not None:
+                a.remember(id_tag, info)
+        finally:
+            features.release(s, s.rpc.handlers, "authorization")
+    except Exception as e:  # (no memory for it: not cached, as for a tap)
+        log.exc("ocpp", "late Authorize", e)
+
+
 def _at_most(entries, limit):
     # The entries, failing the update (TooLong: it keeps the old list) past `limit` of them.
     n = 0
@@ -175,7 +234,7 @@ def attach(s):
     # module, and rpc.py the reader, for the list that needs them.
     from supervisor import code_in_heap
 
-    if code_in_heap() and not getattr(s.connector, "_authorizing", False):
+    if code_in_heap() and not getattr(s.connector, "authorizing", False):
         try:
             from ocpp_client import listupdate, spooled  # noqa: F401
         except MemoryError:

@@ -165,6 +165,9 @@ class Rpc:
     # While the CSMS has Rejected the BootNotification: its CALLs get no answer at all (1.6 4.2:
     # "SHALL NOT respond to any Central System initiated message"). Set by the session.
     deaf = False
+    # (message id, fn(answer frame)): told of that CALL's answer should it come after its
+    # timeout (authorization.py: a late Authorize.conf still goes into the cache). One at a time.
+    late_to = None
 
     def __init__(self, handlers, max_id=_MAX_ID):
         # handlers: action -> async fn(payload) -> response payload (dict)
@@ -507,6 +510,10 @@ class Rpc:
         ):
             if mid == self.timed_out and mid != self._pending_id:
                 self.late = msg  # (clientrare.answers)
+                lt = self.late_to
+                if lt is not None and lt[0] == mid:
+                    self.late_to = None
+                    lt[1](msg)
                 return log.warn(_TAG, "answer to %s after its timeout", mid)
             return _rare("bad_answer", self, msg)  # ignored, logged
         self._answer = msg

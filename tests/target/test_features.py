@@ -135,7 +135,7 @@ async def test_authorization_loads_on_use_and_stays():
     supervisor.drop(*lists)
     s = Tap("flash/auth")
     s._sent = {0: None}
-    s._authorizing = True  # (the connector deciding a tap: connector.py, conntask.py)
+    s.authorizing = True  # (the connector deciding a tap: connector.py, conntask.py)
     h = features.handlers(s, AUTH)
     assert "authorization" not in s.features  # not at boot
     features.need(s, h, "authorization")

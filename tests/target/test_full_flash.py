@@ -152,6 +152,39 @@ def test_session_document_refused_no_session_no_relay():
     assert c.poll() and w.closes == 0, "the connector went on"
 
 
+class _OtherFails:
+    # A listener that is not the transactions feature, listening before it (evse/limits.py:
+    # its on_tx_start writes the session's offer, board.set_pwm, whose LEDC error is an OSError
+    # on an ESP32), failing with an OSError of its own.
+    def on_tx_start(self, s):
+        raise OSError(5)
+
+    def on_tx_stop(self, s, reason):
+        raise OSError(5)
+
+
+def test_another_listeners_oserror_neither_refuses_a_journaled_start_nor_holds_a_stop():
+    # Only the transactions feature's OSError means its record is not on flash. Taken from any
+    # listener, the start was refused with its StartTransaction journaled already (the CSMS
+    # told of a transaction that never ends), and a stop held: Finishing for good.
+    st = Store("ff_other")
+    w, cfg, c = _connector(st)
+    c.oom_hold_ms = 0
+    c.listen(_OtherFails())
+    q = TxQueue(st, cfg)
+    c.listen(Tx(q, c))
+    with Logs():
+        _plug_and_start(w, c)
+    assert _actions(q) == [START]
+    assert c.session is not None and w.relay, "the start refused for another listener's error"
+    with Logs():
+        w.ev = "A"
+        _polls(c, 10)
+    assert _actions(q) == [START, STOP]
+    assert not c.stop_held and c.status_of(1) == ("Available", "NoError")
+    assert st.load("session", {}) == {}
+
+
 def test_start_transaction_refused_no_session_no_relay():
     st, w, c, q, tx, signals = _mk("ff_start")
     _start_on_full(w, c, "journal")

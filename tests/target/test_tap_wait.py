@@ -1,0 +1,106 @@
+# On-target tests for a tap's wait for the CSMS (ocpp_client/authorization.py): bounded by its
+# own limit whatever the link does, and an Authorize the CSMS answers after the tap was decided
+# still goes into the authorization cache (1.6 3.5.1).
+import asyncio
+import json
+import time
+
+from mphelp import Logs
+from ocpp_client import features
+from ocpp_client.rpc import Rpc
+from test_features import AUTH, Tap
+from test_rpc import FakeWs, _Stalled, _run_with
+
+CARD = "04A1B2C3"
+
+
+class Online(Tap):
+    # A session with a link (rpc) whose CSMS is there, the authorization feature on its table.
+    def __init__(self, folder, rpc):
+        super().__init__(folder)
+        self.rpc = rpc
+        self._sent = {0: None}
+        self.cached = None
+        rpc.handlers = features.handlers(self, AUTH)
+
+    def online(self):
+        return True
+
+    def feature(self, name):  # (as client.py's)
+        features.need(self, self.rpc.handlers, name)
+        return self.features.get(name)
+
+
+async def _tap(s, ms):
+    # -> (the tap's decision, ms it took), as client.authorize() decides one.
+    t0 = time.ticks_ms()
+    a = s.feature("authorization")
+    try:
+        r = await a.authorize_now(CARD, ms)
+    finally:
+        features.release(s, s.rpc.handlers, "authorization")
+    return r, time.ticks_diff(time.ticks_ms(), t0)
+
+
+async def test_a_tap_whose_authorize_gets_the_writer_late_waits_its_limit_only():
+    # Another frame holds the writer's turn (a long answer on a congested link) until just
+    # before the tap's limit; the Authorize's write then gets rpc.py's floor (the limit, at
+    # most 5 s) and the link takes nothing: the tap waited twice its limit (7 s + 5 s on a
+    # charger). Decided offline at its limit instead.
+    from ocpp_client.ws import WebSocket
+
+    rpc = Rpc({})
+    st = _Stalled()
+    ws = WebSocket(st, st, 4096)
+    task = await _run_with(rpc, ws)
+    rpc.on_dead = lambda e: None
+    s = Online("flash/writer", rpc)
+    assert await ws.writing.take()
+
+    async def free():
+        await asyncio.sleep_ms(900)
+        ws.writing.give()
+
+    asyncio.create_task(free())
+    with Logs():
+        r, took = await _tap(s, 1000)
+        assert r == ("Invalid", None)  # unknown, offline, AllowOfflineTxForUnknownId false
+        assert took < 1300, "the tap waited %d ms" % took
+        await asyncio.sleep_ms(1200)  # the Authorize's write gives up too
+    st.gone()
+    await task
+
+
+async def test_an_authorize_answered_after_the_tap_was_decided_goes_into_the_cache():
+    # A roaming hub answers after the tap's limit: the tap was decided offline (refused, the
+    # card unknown), but what the CSMS said is cached, so the card's next tap decided offline
+    # charges (LocalAuthorizeOffline).
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    s = Online("flash/late", rpc)
+    with Logs() as logs:
+        r, took = await _tap(s, 300)
+        assert r == ("Invalid", None)
+        assert ws.sent and ws.sent[0][2] == "Authorize"
+        info = {"status": "Accepted", "parentIdTag": "FLEET01"}
+        ws.push(json.dumps([3, ws.sent[0][1], {"idTagInfo": info}]))
+        await asyncio.sleep_ms(50)
+    assert logs.warned("Authorize", "no answer within 300 ms")
+    a = s.feature("authorization")
+    assert a.cache_entry(CARD)[0] == info
+    assert await a._auth().authorize(CARD, False) == ("Accepted", "FLEET01")
+    # Only that Authorize's answer: another CALL's, late too, caches nothing.
+    a.clear_cache()
+    with Logs():
+        await _tap(s, 300)
+        try:
+            await rpc.call("Heartbeat", {}, 100)
+        except Exception:
+            pass
+        assert ws.sent[-1][2] == "Heartbeat"
+        ws.push(json.dumps([3, ws.sent[-1][1], {"idTagInfo": info}]))
+        await asyncio.sleep_ms(50)
+    assert a.cache_entry(CARD) is None
+    ws.end()
+    await task
