@@ -118,7 +118,8 @@ class SecurityEvents:
         return h
 
     def certs(self):
-        # The certificate store, kept once diag/feature.py needs it.
+        # The certificate store, made for a certificate CALL (dropped after it: diag/feature.py)
+        # or the signed job (kept with it).
         if self._certs is None:
             self._certs = self._store()
         return self._certs

@@ -5,6 +5,7 @@
 import sys
 
 from diag.secevents import SecurityEvents
+from mphelp import CA
 from settings import Settings
 from store import Store
 
@@ -60,7 +61,7 @@ def test_the_uploads_feature_loads_neither_certificates_nor_the_firmware_updater
     assert sec.s.asked == [], sec.s.asked
 
 
-async def test_a_certificate_call_loads_the_store_at_its_first_use():
+async def test_a_certificate_call_loads_the_store_for_itself_only():
     _out(*_HEAVY)
     st = Store("doc")
     sec = SecurityEvents(st, Queue())
@@ -69,8 +70,16 @@ async def test_a_certificate_call_loads_the_store_at_its_first_use():
     res = await d.handlers()["GetInstalledCertificateIds"](
         {"certificateType": "ManufacturerRootCertificate"})
     assert res == {"status": "NotFound"}, res
-    assert "diag.certs" in sys.modules and sec.certs() is d.certs
-    assert "diag.signedfw" not in sys.modules and "ota.update" not in sys.modules
+    # and out of the heap again after it: the store lives in its document
+    assert [n for n in _HEAVY if n in sys.modules] == [], [n for n in _HEAVY if n in sys.modules]
+    assert sec._certs is None
+    res = await d.handlers()["InstallCertificate"](
+        {"certificateType": "ManufacturerRootCertificate", "certificate": CA})
+    assert res == {"status": "Accepted"}, res
+    assert "diag.certs" not in sys.modules and "diag.x509" not in sys.modules
+    res = await d.handlers()["GetInstalledCertificateIds"](
+        {"certificateType": "ManufacturerRootCertificate"})
+    assert res["status"] == "Accepted" and len(res["certificateHashData"]) == 1, res
 
 
 async def test_a_firmware_status_trigger_with_no_job_is_idle_and_loads_nothing():
