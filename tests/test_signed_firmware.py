@@ -431,3 +431,55 @@ async def test_extended_trigger_message_answers_signed_firmware_status_idle_afte
     await csms.wait_for(lambda: ("Installed", 91) in _statuses(csms), 90, "Installed")
     assert await _trigger(csms) == ("SignedFirmwareStatusNotification", {"status": "Idle"})
     assert csms.calls("FirmwareStatusNotification") == []
+
+
+@pytest.mark.parametrize("first_job", ["SignedUpdateFirmware", "UpdateFirmware"])
+async def test_a_signed_update_replaces_an_install_waiting_for_the_session(
+        csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
+        release_key: rsa.RSAPrivateKey, flash: Path, first_job: str) -> None:
+    """The first bundle is downloaded and waits for the session to end, nothing written; the
+    operator sends a corrected one, signed. The whitepaper (Secure firmware update: a charge
+    point installing or about to install firmware SHOULD cancel it and answer AcceptedCanceled)
+    wants it replaced: the first job ends InstallationFailed (a signed one under its
+    requestId), the second is installed once the session ended. (It was Rejected, and the first
+    one installed.)"""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    first = release.pack(slot_files, release_key, version=NEW, board="unix_sim")
+    second = release.pack([*slot_files, ("second.txt", b"the second bundle")], release_key,
+                          version=NEW, board="unix_sim")
+    (www.root / "first.bin").write_bytes(first)
+    (www.root / "second.bin").write_bytes(second)
+    cp = csms.charge_points[CP_ID]
+    assert charger.agent is not None
+    async with controlling(charger) as ctl:
+        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+        await ctl("plug")
+        await ctl("charge")
+        await ctl.wait_state(lambda s: s["relay"], "charging")
+        if first_job == "UpdateFirmware":
+            await _update(csms, www.url("first.bin"))
+        else:
+            assert await _request(csms, www.url("first.bin"), signer, signer.sign(first), 101
+                                  ) == "Accepted"
+        await charger.agent.wait_line(r"installation waits for the transaction to end", 60)
+        assert await _request(csms, www.url("second.bin"), signer, signer.sign(second), 102
+                              ) == "AcceptedCanceled"
+        await csms.wait_for(lambda: ("SignatureVerified", 102) in _statuses(csms), 30,
+                            "the second job verified")
+        if first_job == "UpdateFirmware":
+            await csms.wait_call("FirmwareStatusNotification",
+                                 lambda p: p["status"] == "InstallationFailed")
+            assert _plain(csms) == ["Downloading", "Downloaded", "InstallationFailed"]
+        else:
+            assert [s for s, r in _statuses(csms) if r == 101] == [
+                "Downloading", "Downloaded", "SignatureVerified", "InstallationFailed"]
+        assert (await ctl("state"))["relay"], "the session goes on"
+        await ctl("unplug")
+    await csms.wait_for(lambda: ("Installed", 102) in _statuses(csms), 90, "Installed")
+    assert [s for s, r in _statuses(csms) if r == 102] == [
+        "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting",
+        "Installed"]
+    assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"
+    stops = csms.calls("StopTransaction")
+    assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"

@@ -214,14 +214,24 @@ class Updater:
         self._start()
         return None
 
+    def replaceable(self):
+        # A job not begun installing (nothing written): waiting, downloading, or a CSMS's
+        # bundle being checked or waiting for the session to end; never a hotspot upload's.
+        d = self.doc
+        ph = d["phase"]
+        return ph in (_WAIT, _DOWNLOAD) or ph in (_VERIFY, _INSTALL) and d["loc"] != "local" \
+            and d["status"] != "Installing"
+
     def cancel(self, why):
-        # A SignedUpdateFirmware replaces a job still waiting or downloading (diag/signedfw.py):
-        # it ends DownloadFailed. -> True when there was one.
-        if self.doc["phase"] not in (_WAIT, _DOWNLOAD):
+        # A SignedUpdateFirmware replaces such a job (diag/signedfw.py; the whitepaper's
+        # AcceptedCanceled): DownloadFailed before its file was whole, InstallationFailed after.
+        # -> True when there was one.
+        if not self.replaceable():
             return False
+        st = "DownloadFailed" if self.doc["phase"] in (_WAIT, _DOWNLOAD) else "InstallationFailed"
         self._stop_task()
         self.progress = None
-        self._fail("DownloadFailed", why)
+        self._fail(st, why)
         return True
 
     def _stop_task(self):
