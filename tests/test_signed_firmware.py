@@ -483,3 +483,43 @@ async def test_a_signed_update_replaces_an_install_waiting_for_the_session(
     assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"
     stops = csms.calls("StopTransaction")
     assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"
+
+
+async def test_an_update_firmware_replaces_a_signed_install_waiting_for_the_session(
+        csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
+        release_key: rsa.RSAPrivateKey, flash: Path) -> None:
+    """An UpdateFirmware replaces a verified signed bundle waiting for the session to end, as it
+    replaces an UpdateFirmware's: the signed job ends InstallationFailed under its requestId and
+    the new bundle is installed once the session ended. (It was ignored: UpdateFirmware.conf
+    has no status, so the CSMS heard nothing of its request, ever, and the old bundle went
+    in.)"""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    first = release.pack(slot_files, release_key, version=NEW, board="unix_sim")
+    second = release.pack([*slot_files, ("second.txt", b"the second bundle")], release_key,
+                          version=NEW, board="unix_sim")
+    (www.root / "first.bin").write_bytes(first)
+    (www.root / "second.bin").write_bytes(second)
+    cp = csms.charge_points[CP_ID]
+    assert charger.agent is not None
+    async with controlling(charger) as ctl:
+        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+        await ctl("plug")
+        await ctl("charge")
+        await ctl.wait_state(lambda s: s["relay"], "charging")
+        assert await _request(csms, www.url("first.bin"), signer, signer.sign(first), 111
+                              ) == "Accepted"
+        await charger.agent.wait_line(r"installation waits for the transaction to end", 60)
+        await _update(csms, www.url("second.bin"))
+        await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Downloaded",
+                             timeout=30)
+        await csms.wait_for(lambda: ("InstallationFailed", 111) in _statuses(csms), 10,
+                            "the signed job's end")
+        assert (await ctl("state"))["relay"], "the session goes on"
+        await ctl("unplug")
+    await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Installed",
+                         timeout=90)
+    assert _statuses(csms) == [(s, 111) for s in ("Downloading", "Downloaded",
+                                                  "SignatureVerified", "InstallationFailed")]
+    assert _plain(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
+    assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"

@@ -41,6 +41,10 @@ class Firmware:
             at = 0
         retries = p.get("retries")
         interval = p.get("retryInterval")
+        if self.updater.doc["loc"] == "signed":
+            # A signed job's bundle checked or waiting for the session (nothing written) is
+            # replaced as an UpdateFirmware's is; it ends InstallationFailed under its requestId.
+            self.updater.cancel("replaced by UpdateFirmware")
         why = self.updater.request(
             p["location"], at,
             _DEFAULT_RETRIES if retries is None else retries,

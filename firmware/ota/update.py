@@ -174,8 +174,8 @@ class Updater:
         # UpdateFirmware. -> None when accepted, or the reason it is ignored. A job of the CSMS's
         # that has not begun installing (waiting, downloading, checking, waiting for the session
         # to end: nothing written) is replaced, its bundle dropped; one installing or on trial
-        # cannot be stopped, nor is a local upload's or a signed job's replaced (their own
-        # answers say so).
+        # cannot be stopped, nor is a local upload's replaced (a signed job's is ended first:
+        # ota/ocpp.py).
         d = self.doc
         if d["phase"] in (_TRIAL, _ITRIAL) or d["phase"] in (_VERIFY, _INSTALL) and (
                 d["local"] or d["status"] == "Installing"):
