@@ -211,22 +211,24 @@ async def test_bad_certificates_and_signatures_are_refused(
 async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
         csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
         release_key: rsa.RSAPrivateKey) -> None:
-    """A signed job that ota refuses (a bundle for another board) ends InstallationFailed with
-    its requestId; an UpdateFirmware after it, ending the same way in the same uptime, is
-    reported as FirmwareStatusNotification, never under the signed job's requestId."""
+    """A signed job that ota refuses (a bundle for another board) ends InstallVerificationFailed
+    with its requestId; an UpdateFirmware after it, failing the same way in the same uptime, is
+    reported as FirmwareStatusNotification (InstallationFailed: 1.6 has no other value), never
+    under the signed job's requestId."""
     root = await _manufacturer_root(csms)
     signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
     other = release.pack(slot_files, release_key, version=NEW, board="esp32")
     (www.root / "other.bin").write_bytes(other)
     assert await _request(csms, www.url("other.bin"), signer, signer.sign(other), 61
                           ) == "Accepted"
-    await csms.wait_for(lambda: ("InstallationFailed", 61) in _statuses(csms), 30,
-                        "InstallationFailed")
+    await csms.wait_for(lambda: ("InstallVerificationFailed", 61) in _statuses(csms), 30,
+                        "InstallVerificationFailed")
     assert _statuses(csms) == [(s, 61) for s in ("Downloading", "Downloaded",
-                                                 "SignatureVerified", "InstallationFailed")]
+                                                 "SignatureVerified",
+                                                 "InstallVerificationFailed")]
     # The signed job's last status stays the trigger's answer until another job reports.
     assert await _trigger(csms) == ("SignedFirmwareStatusNotification",
-                                    {"status": "InstallationFailed", "requestId": 61})
+                                    {"status": "InstallVerificationFailed", "requestId": 61})
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     await csms.charge_points[CP_ID].call(call.UpdateFirmware(location=www.url("other.bin"),
                                                              retrieve_date=when, retries=1))
@@ -523,3 +525,31 @@ async def test_an_update_firmware_replaces_a_signed_install_waiting_for_the_sess
                                                   "SignatureVerified", "InstallationFailed")]
     assert _plain(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
     assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"
+
+
+async def test_a_signed_bundle_that_fails_its_own_checks_ends_install_verification_failed(
+        csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
+        release_key: rsa.RSAPrivateKey) -> None:
+    """The file carries the request's signature, but the bundle inside fails the checks made
+    before anything is written (here: signed by a release key the charger does not trust). The
+    whitepaper's status for it is InstallVerificationFailed ("verification of the new firmware
+    failed and installation will not proceed"), not InstallationFailed, which tells the
+    operator an installation was tried and failed. The running version stays."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    stranger = release.pack(slot_files, release.generate(), version=NEW, board="unix_sim")
+    (www.root / "fw.bin").write_bytes(stranger)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(stranger), 121
+                          ) == "Accepted"
+    await csms.wait_for(lambda: any(r == 121 and s.endswith("Failed") for s, r in
+                                    _statuses(csms)), 60, "the job's end")
+    assert _statuses(csms) == [(s, 121) for s in ("Downloading", "Downloaded",
+                                                  "SignatureVerified",
+                                                  "InstallVerificationFailed")]
+    assert await _trigger(csms) == ("SignedFirmwareStatusNotification",
+                                    {"status": "InstallVerificationFailed", "requestId": 121})
+    assert charger.agent is not None
+    await charger.agent.wait_line(r"firmware update failed \(InstallVerificationFailed\): "
+                                  r"signed by unknown key")
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert NEW not in boots

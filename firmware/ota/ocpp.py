@@ -118,4 +118,7 @@ class Firmware:
 
 
 def _plain(st):
+    # (a signed job's status with no job left to route it: FirmwareStatus's nearest value)
+    if st == "InstallVerificationFailed":
+        st = "InstallationFailed"
     return "FirmwareStatusNotification", {"status": st}

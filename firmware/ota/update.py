@@ -348,18 +348,21 @@ class Updater:
 
         d = self.doc
         room = self._room()
+        # A bundle refused before anything is written: SignedFirmwareStatus has a value for it
+        # (the whitepaper's InstallVerificationFailed), FirmwareStatus has not.
+        st = "InstallVerificationFailed" if d["loc"] == "signed" else "InstallationFailed"
         try:
             b = await bundle.check(self.bundle, keys.load(self.root), self.board_name,
                                    running_version(), d["down"],
                                    None if room is None else room - _size(self.bundle))
         except bundle.Refused as e:
-            self._fail("InstallationFailed", str(e))
+            self._fail(st, str(e))
             return None
         if "keys" in b.manifest:
             try:
                 keys.check_rotation(keys.load(self.root), b.manifest["keys"])
             except ValueError as e:
-                self._fail("InstallationFailed", str(e))
+                self._fail(st, str(e))
                 return None
         d["version"] = b.version
         log.info(_TAG, "bundle %s checked: %d files, %d bytes", b.version,
