@@ -553,3 +553,31 @@ async def test_a_signed_bundle_that_fails_its_own_checks_ends_install_verificati
                                   r"signed by unknown key")
     boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
     assert NEW not in boots
+
+
+async def test_an_install_made_while_the_csms_link_is_down_reports_in_order_after_the_boot(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """The installation runs while the CSMS link is down (at its installDateTime): the reset
+    keeps InstallRebooting unsent. The new version commits itself as soon as its
+    BootNotification is accepted, and Installed ends the job; the kept InstallRebooting must
+    still go first under the job's requestId, not after Installed as a plain
+    FirmwareStatusNotification (whose FirmwareStatus has no such value: a CALLERROR, and the
+    CSMS's last word on the job was InstallRebooting)."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 131,
+                          install_s=12) == "Accepted"
+    await csms.wait_for(lambda: ("InstallScheduled", 131) in _statuses(csms), 30,
+                        "InstallScheduled")
+    assert charger.gate is not None and charger.agent is not None
+    charger.gate.set_up(False)
+    await charger.agent.wait_line(r"running slot a on trial", 90)
+    await asyncio.sleep(3)
+    charger.gate.set_up(True)
+    await csms.wait_for(lambda: ("Installed", 131) in _statuses(csms), 90, "Installed")
+    await asyncio.sleep(3)  # (anything after it)
+    assert csms.calls("FirmwareStatusNotification") == []
+    got = [s for s, r in _statuses(csms) if r == 131]
+    assert got[-2:] == ["InstallRebooting", "Installed"], got

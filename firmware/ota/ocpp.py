@@ -72,7 +72,15 @@ class Firmware:
         # under the signed job's requestId once the link was back, ending it). A status queued
         # before (the one a reboot kept) is routed at its first try.
         sig = self.signed
-        self._queue.append(st if sig is None else sig.route(st) or _plain(st))
+        q = self._queue
+        if sig is not None:
+            # A status a reboot kept, not tried yet (offline), is routed first: this one may end
+            # the signed job (Installed at the commit, before the link took the kept
+            # InstallRebooting), and the kept one went out after it, as a plain, invalid one.
+            for i in range(0 if self._head is None else 1, len(q)):
+                if isinstance(q[i], str):
+                    q[i] = sig.route(q[i]) or _plain(q[i])
+        q.append(st if sig is None else sig.route(st) or _plain(st))
         self._kick.set()
 
     def tasks(self):
