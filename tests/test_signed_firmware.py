@@ -211,22 +211,24 @@ async def test_bad_certificates_and_signatures_are_refused(
 async def test_an_unsigned_update_after_a_signed_one_is_reported_unsigned(
         csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
         release_key: rsa.RSAPrivateKey) -> None:
-    """A signed job that ota refuses (a bundle for another board) ends InstallationFailed with
-    its requestId; an UpdateFirmware after it, ending the same way in the same uptime, is
-    reported as FirmwareStatusNotification, never under the signed job's requestId."""
+    """A signed job that ota refuses (a bundle for another board) ends InstallVerificationFailed
+    with its requestId; an UpdateFirmware after it, failing the same way in the same uptime, is
+    reported as FirmwareStatusNotification (InstallationFailed: 1.6 has no other value), never
+    under the signed job's requestId."""
     root = await _manufacturer_root(csms)
     signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
     other = release.pack(slot_files, release_key, version=NEW, board="esp32")
     (www.root / "other.bin").write_bytes(other)
     assert await _request(csms, www.url("other.bin"), signer, signer.sign(other), 61
                           ) == "Accepted"
-    await csms.wait_for(lambda: ("InstallationFailed", 61) in _statuses(csms), 30,
-                        "InstallationFailed")
+    await csms.wait_for(lambda: ("InstallVerificationFailed", 61) in _statuses(csms), 30,
+                        "InstallVerificationFailed")
     assert _statuses(csms) == [(s, 61) for s in ("Downloading", "Downloaded",
-                                                 "SignatureVerified", "InstallationFailed")]
+                                                 "SignatureVerified",
+                                                 "InstallVerificationFailed")]
     # The signed job's last status stays the trigger's answer until another job reports.
     assert await _trigger(csms) == ("SignedFirmwareStatusNotification",
-                                    {"status": "InstallationFailed", "requestId": 61})
+                                    {"status": "InstallVerificationFailed", "requestId": 61})
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     await csms.charge_points[CP_ID].call(call.UpdateFirmware(location=www.url("other.bin"),
                                                              retrieve_date=when, retries=1))
@@ -431,3 +433,151 @@ async def test_extended_trigger_message_answers_signed_firmware_status_idle_afte
     await csms.wait_for(lambda: ("Installed", 91) in _statuses(csms), 90, "Installed")
     assert await _trigger(csms) == ("SignedFirmwareStatusNotification", {"status": "Idle"})
     assert csms.calls("FirmwareStatusNotification") == []
+
+
+@pytest.mark.parametrize("first_job", ["SignedUpdateFirmware", "UpdateFirmware"])
+async def test_a_signed_update_replaces_an_install_waiting_for_the_session(
+        csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
+        release_key: rsa.RSAPrivateKey, flash: Path, first_job: str) -> None:
+    """The first bundle is downloaded and waits for the session to end, nothing written; the
+    operator sends a corrected one, signed. The whitepaper (Secure firmware update: a charge
+    point installing or about to install firmware SHOULD cancel it and answer AcceptedCanceled)
+    wants it replaced: the first job ends InstallationFailed (a signed one under its
+    requestId), the second is installed once the session ended. (It was Rejected, and the first
+    one installed.)"""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    first = release.pack(slot_files, release_key, version=NEW, board="unix_sim")
+    second = release.pack([*slot_files, ("second.txt", b"the second bundle")], release_key,
+                          version=NEW, board="unix_sim")
+    (www.root / "first.bin").write_bytes(first)
+    (www.root / "second.bin").write_bytes(second)
+    cp = csms.charge_points[CP_ID]
+    assert charger.agent is not None
+    async with controlling(charger) as ctl:
+        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+        await ctl("plug")
+        await ctl("charge")
+        await ctl.wait_state(lambda s: s["relay"], "charging")
+        if first_job == "UpdateFirmware":
+            await _update(csms, www.url("first.bin"))
+        else:
+            assert await _request(csms, www.url("first.bin"), signer, signer.sign(first), 101
+                                  ) == "Accepted"
+        await charger.agent.wait_line(r"installation waits for the transaction to end", 60)
+        assert await _request(csms, www.url("second.bin"), signer, signer.sign(second), 102
+                              ) == "AcceptedCanceled"
+        await csms.wait_for(lambda: ("SignatureVerified", 102) in _statuses(csms), 30,
+                            "the second job verified")
+        if first_job == "UpdateFirmware":
+            await csms.wait_call("FirmwareStatusNotification",
+                                 lambda p: p["status"] == "InstallationFailed")
+            assert _plain(csms) == ["Downloading", "Downloaded", "InstallationFailed"]
+        else:
+            assert [s for s, r in _statuses(csms) if r == 101] == [
+                "Downloading", "Downloaded", "SignatureVerified", "InstallationFailed"]
+        assert (await ctl("state"))["relay"], "the session goes on"
+        await ctl("unplug")
+    await csms.wait_for(lambda: ("Installed", 102) in _statuses(csms), 90, "Installed")
+    assert [s for s, r in _statuses(csms) if r == 102] == [
+        "Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallRebooting",
+        "Installed"]
+    assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"
+    stops = csms.calls("StopTransaction")
+    assert len(stops) == 1 and stops[0].payload["reason"] == "EVDisconnected"
+
+
+async def test_an_update_firmware_replaces_a_signed_install_waiting_for_the_session(
+        csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
+        release_key: rsa.RSAPrivateKey, flash: Path) -> None:
+    """An UpdateFirmware replaces a verified signed bundle waiting for the session to end, as it
+    replaces an UpdateFirmware's: the signed job ends InstallationFailed under its requestId and
+    the new bundle is installed once the session ended. (It was ignored: UpdateFirmware.conf
+    has no status, so the CSMS heard nothing of its request, ever, and the old bundle went
+    in.)"""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    first = release.pack(slot_files, release_key, version=NEW, board="unix_sim")
+    second = release.pack([*slot_files, ("second.txt", b"the second bundle")], release_key,
+                          version=NEW, board="unix_sim")
+    (www.root / "first.bin").write_bytes(first)
+    (www.root / "second.bin").write_bytes(second)
+    cp = csms.charge_points[CP_ID]
+    assert charger.agent is not None
+    async with controlling(charger) as ctl:
+        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+        await ctl("plug")
+        await ctl("charge")
+        await ctl.wait_state(lambda s: s["relay"], "charging")
+        assert await _request(csms, www.url("first.bin"), signer, signer.sign(first), 111
+                              ) == "Accepted"
+        await charger.agent.wait_line(r"installation waits for the transaction to end", 60)
+        await _update(csms, www.url("second.bin"))
+        await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Downloaded",
+                             timeout=30)
+        await csms.wait_for(lambda: ("InstallationFailed", 111) in _statuses(csms), 10,
+                            "the signed job's end")
+        assert (await ctl("state"))["relay"], "the session goes on"
+        await ctl("unplug")
+    await csms.wait_call("FirmwareStatusNotification", lambda p: p["status"] == "Installed",
+                         timeout=90)
+    assert _statuses(csms) == [(s, 111) for s in ("Downloading", "Downloaded",
+                                                  "SignatureVerified", "InstallationFailed")]
+    assert _plain(csms) == ["Downloading", "Downloaded", "Installing", "Installed"]
+    assert (flash / "app_a" / "second.txt").read_bytes() == b"the second bundle"
+
+
+async def test_a_signed_bundle_that_fails_its_own_checks_ends_install_verification_failed(
+        csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
+        release_key: rsa.RSAPrivateKey) -> None:
+    """The file carries the request's signature, but the bundle inside fails the checks made
+    before anything is written (here: signed by a release key the charger does not trust). The
+    whitepaper's status for it is InstallVerificationFailed ("verification of the new firmware
+    failed and installation will not proceed"), not InstallationFailed, which tells the
+    operator an installation was tried and failed. The running version stays."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    stranger = release.pack(slot_files, release.generate(), version=NEW, board="unix_sim")
+    (www.root / "fw.bin").write_bytes(stranger)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(stranger), 121
+                          ) == "Accepted"
+    await csms.wait_for(lambda: any(r == 121 and s.endswith("Failed") for s, r in
+                                    _statuses(csms)), 60, "the job's end")
+    assert _statuses(csms) == [(s, 121) for s in ("Downloading", "Downloaded",
+                                                  "SignatureVerified",
+                                                  "InstallVerificationFailed")]
+    assert await _trigger(csms) == ("SignedFirmwareStatusNotification",
+                                    {"status": "InstallVerificationFailed", "requestId": 121})
+    assert charger.agent is not None
+    await charger.agent.wait_line(r"firmware update failed \(InstallVerificationFailed\): "
+                                  r"signed by unknown key")
+    boots = [f.payload.get("firmwareVersion") for f in csms.calls("BootNotification")]
+    assert NEW not in boots
+
+
+async def test_an_install_made_while_the_csms_link_is_down_reports_in_order_after_the_boot(
+        csms: Csms, charger: Simulator, www: FileServer, bundle: bytes,
+        release_key: rsa.RSAPrivateKey) -> None:
+    """The installation runs while the CSMS link is down (at its installDateTime): the reset
+    keeps InstallRebooting unsent. The new version commits itself as soon as its
+    BootNotification is accepted, and Installed ends the job; the kept InstallRebooting must
+    still go first under the job's requestId, not after Installed as a plain
+    FirmwareStatusNotification (whose FirmwareStatus has no such value: a CALLERROR, and the
+    CSMS's last word on the job was InstallRebooting)."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    (www.root / "fw.bin").write_bytes(bundle)
+    assert await _request(csms, www.url("fw.bin"), signer, signer.sign(bundle), 131,
+                          install_s=12) == "Accepted"
+    await csms.wait_for(lambda: ("InstallScheduled", 131) in _statuses(csms), 30,
+                        "InstallScheduled")
+    assert charger.gate is not None and charger.agent is not None
+    charger.gate.set_up(False)
+    await charger.agent.wait_line(r"running slot a on trial", 90)
+    await asyncio.sleep(3)
+    charger.gate.set_up(True)
+    await csms.wait_for(lambda: ("Installed", 131) in _statuses(csms), 90, "Installed")
+    await asyncio.sleep(3)  # (anything after it)
+    assert csms.calls("FirmwareStatusNotification") == []
+    got = [s for s, r in _statuses(csms) if r == 131]
+    assert got[-2:] == ["InstallRebooting", "Installed"], got

@@ -195,7 +195,7 @@ class SignedFirmware:
         if up is None:
             log.warn(_TAG, "SignedUpdateFirmware %d rejected: no update path in this build", rid)
             return {"status": "Rejected"}
-        if up.doc["phase"] in ("verify", "install", "trial", "itrial"):
+        if up.busy() and not up.replaceable():  # (installing, on trial, a hotspot upload's)
             log.warn(_TAG, "SignedUpdateFirmware %d rejected: an update is being installed", rid)
             return {"status": "Rejected"}
         from ota.update import MAX_TRIES, MAX_WAIT_S  # (loaded: the updater's)
@@ -204,7 +204,8 @@ class SignedFirmware:
         interval = p.get("retryInterval")
         # A signed job not yet in ota's hands ends (its final status under its own requestId)
         canceled = self.cancel("SignedUpdateFirmware %d" % rid)
-        # One firmware job: an UpdateFirmware still waiting or downloading ends (DownloadFailed)
+        # One firmware job: one in ota's hands not yet installing ends (its status routed, a
+        # signed one's under its requestId: route())
         if up.cancel("replaced by SignedUpdateFirmware %d" % rid):
             canceled = True
         n, e = cert.rsa

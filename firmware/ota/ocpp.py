@@ -41,6 +41,10 @@ class Firmware:
             at = 0
         retries = p.get("retries")
         interval = p.get("retryInterval")
+        if self.updater.doc["loc"] == "signed":
+            # A signed job's bundle checked or waiting for the session (nothing written) is
+            # replaced as an UpdateFirmware's is; it ends InstallationFailed under its requestId.
+            self.updater.cancel("replaced by UpdateFirmware")
         why = self.updater.request(
             p["location"], at,
             _DEFAULT_RETRIES if retries is None else retries,
@@ -68,7 +72,15 @@ class Firmware:
         # under the signed job's requestId once the link was back, ending it). A status queued
         # before (the one a reboot kept) is routed at its first try.
         sig = self.signed
-        self._queue.append(st if sig is None else sig.route(st) or _plain(st))
+        q = self._queue
+        if sig is not None:
+            # A status a reboot kept, not tried yet (offline), is routed first: this one may end
+            # the signed job (Installed at the commit, before the link took the kept
+            # InstallRebooting), and the kept one went out after it, as a plain, invalid one.
+            for i in range(0 if self._head is None else 1, len(q)):
+                if isinstance(q[i], str):
+                    q[i] = sig.route(q[i]) or _plain(q[i])
+        q.append(st if sig is None else sig.route(st) or _plain(st))
         self._kick.set()
 
     def tasks(self):
@@ -114,4 +126,7 @@ class Firmware:
 
 
 def _plain(st):
+    # (a signed job's status with no job left to route it: FirmwareStatus's nearest value)
+    if st == "InstallVerificationFailed":
+        st = "InstallationFailed"
     return "FirmwareStatusNotification", {"status": st}

@@ -174,8 +174,8 @@ class Updater:
         # UpdateFirmware. -> None when accepted, or the reason it is ignored. A job of the CSMS's
         # that has not begun installing (waiting, downloading, checking, waiting for the session
         # to end: nothing written) is replaced, its bundle dropped; one installing or on trial
-        # cannot be stopped, nor is a local upload's or a signed job's replaced (their own
-        # answers say so).
+        # cannot be stopped, nor is a local upload's replaced (a signed job's is ended first:
+        # ota/ocpp.py).
         d = self.doc
         if d["phase"] in (_TRIAL, _ITRIAL) or d["phase"] in (_VERIFY, _INSTALL) and (
                 d["local"] or d["status"] == "Installing"):
@@ -214,14 +214,24 @@ class Updater:
         self._start()
         return None
 
+    def replaceable(self):
+        # A job not begun installing (nothing written): waiting, downloading, or a CSMS's
+        # bundle being checked or waiting for the session to end; never a hotspot upload's.
+        d = self.doc
+        ph = d["phase"]
+        return ph in (_WAIT, _DOWNLOAD) or ph in (_VERIFY, _INSTALL) and d["loc"] != "local" \
+            and d["status"] != "Installing"
+
     def cancel(self, why):
-        # A SignedUpdateFirmware replaces a job still waiting or downloading (diag/signedfw.py):
-        # it ends DownloadFailed. -> True when there was one.
-        if self.doc["phase"] not in (_WAIT, _DOWNLOAD):
+        # A SignedUpdateFirmware replaces such a job (diag/signedfw.py; the whitepaper's
+        # AcceptedCanceled): DownloadFailed before its file was whole, InstallationFailed after.
+        # -> True when there was one.
+        if not self.replaceable():
             return False
+        st = "DownloadFailed" if self.doc["phase"] in (_WAIT, _DOWNLOAD) else "InstallationFailed"
         self._stop_task()
         self.progress = None
-        self._fail("DownloadFailed", why)
+        self._fail(st, why)
         return True
 
     def _stop_task(self):
@@ -338,18 +348,21 @@ class Updater:
 
         d = self.doc
         room = self._room()
+        # A bundle refused before anything is written: SignedFirmwareStatus has a value for it
+        # (the whitepaper's InstallVerificationFailed), FirmwareStatus has not.
+        st = "InstallVerificationFailed" if d["loc"] == "signed" else "InstallationFailed"
         try:
             b = await bundle.check(self.bundle, keys.load(self.root), self.board_name,
                                    running_version(), d["down"],
                                    None if room is None else room - _size(self.bundle))
         except bundle.Refused as e:
-            self._fail("InstallationFailed", str(e))
+            self._fail(st, str(e))
             return None
         if "keys" in b.manifest:
             try:
                 keys.check_rotation(keys.load(self.root), b.manifest["keys"])
             except ValueError as e:
-                self._fail("InstallationFailed", str(e))
+                self._fail(st, str(e))
                 return None
         d["version"] = b.version
         log.info(_TAG, "bundle %s checked: %d files, %d bytes", b.version,
