@@ -78,7 +78,7 @@ class Diag:
                     from supervisor import drop
 
                     self.sec._certs = None
-                    drop("diag.certs", "diag.x509", "ota.rsa")
+                    drop("diag.certs", "diag.roots", "diag.x509", "ota.rsa")
 
         return h
 
@@ -296,6 +296,9 @@ class Diag:
             await self._status(rid, "Uploaded" if ok else why or "UploadFailure")
         self._mark(None)
         self._task = None
+        from supervisor import drop
+
+        drop("diag.report", "diag.upload", "diag.location")  # (the next request loads them)
 
     def _mark(self, up):
         # The upload running ([requestId or None, its file]) or none, in the document the boot
