@@ -23,7 +23,7 @@ from borne.sim.simulator import Simulator
 from cryptography.hazmat.primitives.asymmetric import rsa
 from ocpp.v16 import call
 from signing import Rsa
-from simctl import controlling, running
+from simctl import Control, controlling, running
 from uploads import FTP_PASSWORD, ftp_server
 
 CP_ID = "CP-TEST-1"
@@ -435,6 +435,29 @@ async def test_extended_trigger_message_answers_signed_firmware_status_idle_afte
     assert csms.calls("FirmwareStatusNotification") == []
 
 
+async def _two_bundles(csms: Csms, www: FileServer, slot_files: list[tuple[str, bytes]],
+                       release_key: rsa.RSAPrivateKey) -> tuple[Rsa, bytes, bytes]:
+    """A signing certificate under an installed manufacturer root, and two bundles served as
+    first.bin and second.bin (the second adds second.txt)."""
+    root = await _manufacturer_root(csms)
+    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
+    first = release.pack(slot_files, release_key, version=NEW, board="unix_sim")
+    second = release.pack([*slot_files, ("second.txt", b"the second bundle")], release_key,
+                          version=NEW, board="unix_sim")
+    (www.root / "first.bin").write_bytes(first)
+    (www.root / "second.bin").write_bytes(second)
+    return signer, first, second
+
+
+async def _charging(csms: Csms, ctl: Control) -> None:
+    """A free-charging session with the relay closed."""
+    await csms.charge_points[CP_ID].call(
+        call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+    await ctl("plug")
+    await ctl("charge")
+    await ctl.wait_state(lambda s: s["relay"], "charging")
+
+
 @pytest.mark.parametrize("first_job", ["SignedUpdateFirmware", "UpdateFirmware"])
 async def test_a_signed_update_replaces_an_install_waiting_for_the_session(
         csms: Csms, charger: Simulator, www: FileServer, slot_files: list[tuple[str, bytes]],
@@ -445,20 +468,10 @@ async def test_a_signed_update_replaces_an_install_waiting_for_the_session(
     wants it replaced: the first job ends InstallationFailed (a signed one under its
     requestId), the second is installed once the session ended. (It was Rejected, and the first
     one installed.)"""
-    root = await _manufacturer_root(csms)
-    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
-    first = release.pack(slot_files, release_key, version=NEW, board="unix_sim")
-    second = release.pack([*slot_files, ("second.txt", b"the second bundle")], release_key,
-                          version=NEW, board="unix_sim")
-    (www.root / "first.bin").write_bytes(first)
-    (www.root / "second.bin").write_bytes(second)
-    cp = csms.charge_points[CP_ID]
+    signer, first, second = await _two_bundles(csms, www, slot_files, release_key)
     assert charger.agent is not None
     async with controlling(charger) as ctl:
-        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
-        await ctl("plug")
-        await ctl("charge")
-        await ctl.wait_state(lambda s: s["relay"], "charging")
+        await _charging(csms, ctl)
         if first_job == "UpdateFirmware":
             await _update(csms, www.url("first.bin"))
         else:
@@ -495,20 +508,10 @@ async def test_an_update_firmware_replaces_a_signed_install_waiting_for_the_sess
     the new bundle is installed once the session ended. (It was ignored: UpdateFirmware.conf
     has no status, so the CSMS heard nothing of its request, ever, and the old bundle went
     in.)"""
-    root = await _manufacturer_root(csms)
-    signer = Rsa("borne firmware signing", issuer=root, ca=False, key=release_key)
-    first = release.pack(slot_files, release_key, version=NEW, board="unix_sim")
-    second = release.pack([*slot_files, ("second.txt", b"the second bundle")], release_key,
-                          version=NEW, board="unix_sim")
-    (www.root / "first.bin").write_bytes(first)
-    (www.root / "second.bin").write_bytes(second)
-    cp = csms.charge_points[CP_ID]
+    signer, first, _ = await _two_bundles(csms, www, slot_files, release_key)
     assert charger.agent is not None
     async with controlling(charger) as ctl:
-        await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
-        await ctl("plug")
-        await ctl("charge")
-        await ctl.wait_state(lambda s: s["relay"], "charging")
+        await _charging(csms, ctl)
         assert await _request(csms, www.url("first.bin"), signer, signer.sign(first), 111
                               ) == "Accepted"
         await charger.agent.wait_line(r"installation waits for the transaction to end", 60)
