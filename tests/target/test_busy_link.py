@@ -150,7 +150,10 @@ class LateTurnWs(FakeWs):
             asyncio.create_task(self._answer(m[1], _LATE_MS))
         else:
             await asyncio.sleep_ms(_SHORT_STALL_MS)
-            self.push('[3, "%s", {"currentTime": "2026-01-01T00:00:00.000Z"}]' % m[1])
+            self.answer_second(m[1])
+
+    def answer_second(self, mid):  # with the write's end
+        self.push('[3, "%s", {"currentTime": "2026-01-01T00:00:00.000Z"}]' % mid)
 
     async def _answer(self, mid, ms):
         await asyncio.sleep_ms(ms)
@@ -187,14 +190,8 @@ async def test_a_call_whose_turn_comes_near_its_deadline_gets_a_fair_write():
 
 class SlowAnswerWs(LateTurnWs):
     # As LateTurnWs, but the second CALL's answer comes a round trip after its slow write ends.
-    async def send(self, text):
-        await FakeWs.send(self, text)
-        m = self.sent[-1]
-        if len(self.sent) == 1:
-            asyncio.create_task(self._answer(m[1], _LATE_MS))
-        else:
-            await asyncio.sleep_ms(_SHORT_STALL_MS)
-            asyncio.create_task(self._answer(m[1], _RTT_MS))
+    def answer_second(self, mid):
+        asyncio.create_task(self._answer(mid, _RTT_MS))
 
 
 _RTT_MS = 400
