@@ -113,9 +113,11 @@ class Authorization:
         # was decided still goes into the cache (_ask).
         box = [asyncio.current_task(), None]
         asyncio.create_task(_ask(self.s, id_tag, self._ms, box))
-        await asyncio.sleep_ms(self._ms)  # until _ask wakes it
+        try:
+            await asyncio.sleep_ms(self._ms)  # until _ask wakes it
+        finally:
+            box[0] = None  # (a tap cancelled meanwhile: never woken from another sleep)
         r = box[1]
-        box[0] = None
         if r is None:
             raise CallTimeout("Authorize")
         if isinstance(r, Exception):

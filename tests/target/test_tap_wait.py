@@ -104,3 +104,35 @@ async def test_an_authorize_answered_after_the_tap_was_decided_goes_into_the_cac
     assert a.cache_entry(CARD) is None
     ws.end()
     await task
+
+
+async def test_a_tap_cancelled_while_waiting_is_not_woken_later():
+    # The tap's task is cancelled during its wait (the card's task ended) and then sleeps
+    # elsewhere: the Authorize's answer, coming after, must not wake that other sleep (the
+    # waker still named the task: asyncio's queue would lose its order, or end a sleep early).
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    s = Online("flash/cancel", rpc)
+    woke = []
+
+    async def tap_then_sleep():
+        try:
+            await _tap(s, 2000)
+        except asyncio.CancelledError:
+            pass
+        t0 = time.ticks_ms()
+        await asyncio.sleep_ms(600)
+        woke.append(time.ticks_diff(time.ticks_ms(), t0))
+
+    with Logs():
+        t = asyncio.create_task(tap_then_sleep())
+        await asyncio.sleep_ms(100)
+        assert ws.sent and ws.sent[0][2] == "Authorize"
+        t.cancel()
+        await asyncio.sleep_ms(100)
+        ws.push(json.dumps([3, ws.sent[0][1], {"idTagInfo": {"status": "Accepted"}}]))
+        await asyncio.sleep_ms(800)
+    assert woke and woke[0] >= 580, "the other sleep ended after %s ms" % woke
+    ws.end()
+    await task
