@@ -634,6 +634,28 @@ async def test_a_meter_values_trigger_names_the_transaction_on_its_connector_onl
     assert "transactionId" not in both[0] and both[1].get("transactionId") == tx, both
 
 
+async def test_a_triggered_reading_in_a_transaction_has_its_starts_resolution(
+    csms: Csms, control: Control
+) -> None:
+    # A triggered MeterValues naming the transaction was stamped to the second while its
+    # StartTransaction and sampled readings carry milliseconds: a reading right after the start
+    # read as earlier than it (12:00:00Z < 12:00:00.437Z). Found by borne chaos answers, seed
+    # 94031. It now has the start's resolution and is never before it.
+    tx = await _charging(csms, control)
+    start = (await csms.wait_call("StartTransaction")).payload["timestamp"]
+    n = len(csms.frames)
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.TriggerMessage(requested_message="MeterValues", connector_id=1))
+    assert res.status == "Accepted"
+    mv = await csms.wait_call(
+        "MeterValues", lambda p: p["meterValue"][0]["sampledValue"][0].get("context")
+        == "Trigger", after=n)
+    assert mv.payload.get("transactionId") == tx
+    ts = mv.payload["meterValue"][0]["timestamp"]
+    assert "." in start and "." in ts, (start, ts)
+    assert ts >= start, (start, ts)
+
+
 async def test_current_offered_is_the_pilots_offer_while_the_ev_suspends(
     csms: Csms, control: Control
 ) -> None:

@@ -93,9 +93,14 @@ class Metering:
         if not vals:
             # No meter reading to give: the offer is the one value the EVSE itself knows.
             vals = meterdata.sampled(None, self.s.connector, ("Current.Offered",), "Trigger")
-        mv = [meterdata.meter_value(vals)]
         tx = self.s.feature("transactions")
         tid = tx.tx_id_now() if tx is not None else None
+        sess = self.s.connector.session
+        if tid is not None and tid >= 0 and sess and "start_ms" in sess:
+            # A transaction's reading: its start's resolution (ms), never before it.
+            mv = [meterdata.meter_value(vals, max(clock.now_ms(), sess["start_ms"]), True)]
+        else:
+            mv = [meterdata.meter_value(vals)]
         # No connectorId: every one it applies to (1.6 5.17), as StatusNotification's. 0 is the
         # charge point's main meter: ours (a grid meter measures the house, not the charger).
         for c in (0, 1) if cid is None else (cid,):
