@@ -96,7 +96,7 @@ class Metering:
         tx = self.s.feature("transactions")
         tid = tx.tx_id_now() if tx is not None else None
         sess = self.s.connector.session
-        if tid is not None and tid >= 0 and sess and "start_ms" in sess:
+        if tid is not None and sess and "start_ms" in sess:
             # A transaction's reading: its start's resolution (ms), never before it.
             mv = [meterdata.meter_value(vals, max(clock.now_ms(), sess["start_ms"]), True)]
         else:
