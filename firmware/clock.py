@@ -19,9 +19,11 @@ listeners = []
 _off = 0  # unix UTC = local seconds + _off
 _source = None
 # A boot that began with the clock untrusted (an ESP32 cold-booted offline says 2000-01-01):
-# the steps that set it since, summed. A time read before is off by this much (txqueue.py
-# moves the times of the records it stamped meanwhile).
-shift = 0
+# the steps that set it since, summed, in ms. A time read before is off by this much (txqueue.py
+# moves the times of the records it stamped meanwhile). Read off the clock itself around each
+# setting, not from the whole seconds asked: an RTC set to the second (the ESP32 board's hook)
+# drops the fraction, and a record stamped before would come up to 1 s off against those after.
+shift_ms = 0
 _blind = False
 
 
@@ -44,18 +46,20 @@ def now_ms():
 def set_utc(unix_seconds, source="net"):
     # Trust the network's time; the RTC (if the board has a hook) follows, and then the offset
     # is whatever the local clock still misses (0 once the RTC is set).
-    global _off, _source, shift, _blind
+    global _off, _source, shift_ms, _blind
     unix_seconds = int(unix_seconds)
     step = unix_seconds - now()
-    if _blind or not trusted():
-        _blind = True
-        shift += step
+    blind = _blind or not trusted()
+    was = now_ms()
     if rtc_hook:
         try:
             rtc_hook(unix_seconds)
         except Exception as e:
             log.exc("clock", "rtc hook", e)
     _off = unix_seconds - _local()
+    if blind:
+        _blind = True
+        shift_ms += now_ms() - was
     if _source is None or step > 2 or step < -2:
         log.info("clock", "set from %s to %s (step %ds)", source, iso(unix_seconds), step)
     _source = source

@@ -29,7 +29,7 @@ _DOCS = const((
 # Queues a live sender reads (ocpp_client/txqueue.py, its id map; mqtt/feature.py's finished
 # sessions): removed only just before the reboot; gone from under it, a sender spun on records it
 # still counted and hung the loop. A power cut in between leaves them.
-_QUEUES = const(("txq", "txids", "txshift", "txretry", "mqtt_sessions"))
+_QUEUES = const(("txq", "txids", "txshift", "txshiftms", "txretry", "mqtt_sessions"))
 _FOLDERS = const(("ll", "ll.new", "ll.old"))  # the local list's tags (ocpp_client/locallist.py)
 _EMPTIED = const(("agentlog",))  # log lines name tags and the CSMS (diag/agentlog.py)
 

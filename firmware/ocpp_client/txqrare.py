@@ -151,7 +151,8 @@ def pay(t):
             pass
 
 
-_SHIFTS = "txshift"  # boot prefix -> clock.shift, for records sent after a reboot
+_SHIFTS = "txshiftms"  # boot prefix -> clock.shift_ms, for records sent after a reboot
+_OLD_SHIFTS = "txshift"  # (the same in s, as a build before 2026-12-06 saved it)
 _FLOOR = "2025"  # a time before it was stamped by a clock not yet set (clock._FLOOR)
 
 
@@ -161,7 +162,7 @@ def shifted(q):
     import clock
 
     d = q.store.load(_SHIFTS, {})
-    d[q._prefix] = clock.shift
+    d[q._prefix] = clock.shift_ms
     while len(d) > 4:  # (the oldest boots' records are long delivered)
         d.pop(next(iter(d)))
     try:
@@ -176,14 +177,19 @@ def restamp(q, rec, payload):
     import clock
 
     p = rec["i"].split("-", 1)[0]
-    shift = clock.shift if p == q._prefix else q.store.load(_SHIFTS, {}).get(p, 0)
+    if p == q._prefix:
+        shift = clock.shift_ms
+    else:
+        shift = q.store.load(_SHIFTS, {}).get(p)
+        if shift is None:
+            shift = q.store.load(_OLD_SHIFTS, {}).get(p, 0) * 1000
     if shift:
         _move(payload, shift)
 
 
 def _move(p, shift):
     # The times in a message (its own, its MeterValues', its transactionData's) stamped before
-    # _FLOOR, moved by `shift` s: the charger's clock ran on meanwhile, so the move is exact.
+    # _FLOOR, moved by `shift` ms: the charger's clock ran on meanwhile, so the move is exact.
     # The resolution stays.
     import clock
 
@@ -196,7 +202,7 @@ def _move(p, shift):
     for k, v in p.items():
         if k == "timestamp" and isinstance(v, str) and v[:4] < _FLOOR:
             ms = clock.parse_iso(v) * 1000 + (int(v[20:23]) if v[19:20] == "." else 0)
-            ms += shift * 1000
+            ms += shift
             p[k] = clock.iso_ms(ms) if v[19:20] == "." else clock.iso(ms // 1000)
         elif isinstance(v, (list, dict)):
             _move(v, shift)

@@ -100,7 +100,7 @@ class TxQueue:
         return len(self.j) + self._nheld
 
     def _on_clock(self, step, source):
-        if clock.shift and len(self.j):
+        if clock.shift_ms and len(self.j):
             rare("ocpp_client.txqrare", "shifted", self)
 
     def add(self, action, payload, ref, extra=None, hold=False):

@@ -184,3 +184,64 @@ def test_iso_ms_keeps_milliseconds():
     assert clock.iso_ms(1795240000123) == clock.iso(1795240000)[:-1] + ".123Z"
     assert clock.iso_ms(1795240000007).endswith(":40.007Z")
     assert clock.parse_iso(clock.iso_ms(1795240000999)) == 1795240000
+
+
+class FakeRtc(Fake2000):
+    # An ESP32 RTC with its fraction of a second: set, it takes whole seconds (the board's hook).
+    def __init__(self, t, frac_ms):
+        super().__init__(t)
+        self.frac = frac_ms
+
+    def time_ns(self):
+        return self.t * 1000000000 + self.frac * 1000000
+
+
+def test_a_clock_set_to_the_second_moves_earlier_stamps_by_its_real_step():
+    # An ESP32 cold-booted offline (2000-01-01T00:00:10.700) stamps a record, then the CSMS
+    # sets the clock; the RTC hook drops the fraction. The record's move (clock.shift_ms,
+    # txqrare.restamp) must put it where the new clock puts the same moment: moved by whole
+    # seconds it came 700 ms after a record stamped just after the setting (chaos mixed 94033).
+    fake = FakeRtc(10, 700)
+    reset(fake)
+    clock.EPOCH_OFFSET = 946684800
+    clock._blind = False
+    clock.shift_ms = 0
+
+    def hook(unix):
+        fake.t = unix - 946684800
+        fake.frac = 0
+
+    try:
+        before = clock.now_ms()
+        clock.rtc_hook = hook
+        clock.set_utc(1795239420, "csms")
+        after = clock.now_ms()
+        assert after == 1795239420000, after
+        assert before + clock.shift_ms == after, (before + clock.shift_ms, after)
+    finally:
+        reset()
+        clock._blind = False
+        clock.shift_ms = 0
+
+
+def test_a_record_of_another_boot_is_moved_by_the_step_saved_for_it():
+    # txqrare.restamp: a record stamped before the clock was set in an earlier boot is moved
+    # by the step saved for that boot, in ms; one saved by an older build (in s) still counts.
+    from ocpp_client import txqrare
+    from store import Store
+
+    class Q:
+        _prefix = "b2"
+
+    q = Q()
+    q.store = Store("flash/shifts")
+    q.store.save("txshift", {"b1": 100})
+    p = {"timestamp": "2000-01-01T00:00:10.700Z", "meterValue": [
+        {"timestamp": "2000-01-01T00:00:11Z"}]}
+    txqrare.restamp(q, {"i": "b1-7"}, p)
+    assert p == {"timestamp": "2000-01-01T00:01:50.700Z", "meterValue": [
+        {"timestamp": "2000-01-01T00:01:51Z"}]}, p
+    q.store.save("txshiftms", {"b1": 100250})
+    p = {"timestamp": "2000-01-01T00:00:10.700Z"}
+    txqrare.restamp(q, {"i": "b1-8"}, p)
+    assert p["timestamp"] == "2000-01-01T00:01:50.950Z", p
