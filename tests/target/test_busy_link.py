@@ -164,13 +164,9 @@ _LATE_MS = 1800
 _SHORT_STALL_MS = 1500
 
 
-async def test_a_call_whose_turn_comes_near_its_deadline_gets_a_fair_write():
-    # Its turn came 0.2 s before its limit: the write got 1 s, and a stall of 1.5 s (a slow
-    # link, not a dead one) dropped a healthy link. It gets a few seconds at least now.
-    rpc = Rpc({})
-    ws = LateTurnWs()
-    dead = []
-    rpc.on_dead = dead.append
+async def _heartbeat_behind_a_call(rpc, ws):
+    # A CALL answered late holds the writer's turn; a Heartbeat (2 s limit) waits behind it.
+    # -> (the link's task, the Heartbeat's outcome, its logs); the first CALL was answered.
     task = await _run_with(rpc, ws)
     first = asyncio.create_task(_outcome(rpc.call("FirmwareStatusNotification",
                                                   {"status": "Idle"}, 5000)))
@@ -178,6 +174,17 @@ async def test_a_call_whose_turn_comes_near_its_deadline_gets_a_fair_write():
     with Logs() as logs:
         out = await _outcome(rpc.call("Heartbeat", {}, 2000))
     assert await first == {}
+    return task, out, logs
+
+
+async def test_a_call_whose_turn_comes_near_its_deadline_gets_a_fair_write():
+    # Its turn came 0.2 s before its limit: the write got 1 s, and a stall of 1.5 s (a slow
+    # link, not a dead one) dropped a healthy link. It gets a few seconds at least now.
+    rpc = Rpc({})
+    ws = LateTurnWs()
+    dead = []
+    rpc.on_dead = dead.append
+    task, out, logs = await _heartbeat_behind_a_call(rpc, ws)
     assert [m[2] for m in ws.sent] == ["FirmwareStatusNotification", "Heartbeat"]
     assert not dead and not ws.closed and not ws.hung_up, (out, logs.warnings())
     # (its answer came with the write's end, after the limit: taken, or a CallTimeout whose
@@ -203,13 +210,7 @@ async def test_a_call_written_past_its_limit_still_gets_a_round_trip_for_its_ans
     # link. A written CALL waits a couple of seconds at least now.
     rpc = Rpc({})
     ws = SlowAnswerWs()
-    task = await _run_with(rpc, ws)
-    first = asyncio.create_task(_outcome(rpc.call("FirmwareStatusNotification",
-                                                  {"status": "Idle"}, 5000)))
-    await asyncio.sleep_ms(0)
-    with Logs() as logs:
-        out = await _outcome(rpc.call("Heartbeat", {}, 2000))
-    assert await first == {}
+    task, out, logs = await _heartbeat_behind_a_call(rpc, ws)
     assert out == {}, (out, logs.warnings())
     assert rpc.timed_out is None and not rpc.quiet
     ws.end()
