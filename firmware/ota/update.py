@@ -57,7 +57,6 @@ DEFAULTS = {
     "slot": "",  # the slot on trial
     "why": "",  # the last failure's reason
     "down": False,  # a downgrade was allowed for this job
-    "local": False,  # the bundle came from a local upload
 }
 
 
@@ -177,8 +176,7 @@ class Updater:
         # cannot be stopped, nor is a local upload's replaced (a signed job's is ended first:
         # ota/ocpp.py).
         d = self.doc
-        if d["phase"] in (_TRIAL, _ITRIAL) or d["phase"] in (_VERIFY, _INSTALL) and (
-                d["local"] or d["status"] == "Installing"):
+        if self.busy() and not self.replaceable():
             return "an update is being installed (%s)" % d["phase"]
         # A location it cannot download from is a job all the same, DownloadFailed at its first
         # try (fetch): ignored, the CSMS heard no status at all and waited for one for ever.
@@ -186,7 +184,7 @@ class Updater:
         remove(self.bundle)
         d.update(loc=location, at=retrieve_at, retries=max(0, min(retries, MAX_TRIES)),
                  interval=max(0, min(interval, MAX_WAIT_S)),
-                 tries=0, version="", why="", down=allow_downgrade, local=False, val=None)
+                 tries=0, version="", why="", down=allow_downgrade, val=None)
         self.events.add("fw_update", loc=_show(location)[:80])
         self._phase(_WAIT)
         self._start()
@@ -206,7 +204,7 @@ class Updater:
 
             os.rename(path, self.bundle)
         loc = "signed" if signed else "local"
-        d.update(loc=loc, tries=0, version="", why="", down=allow_downgrade, local=True)
+        d.update(loc=loc, tries=0, version="", why="", down=allow_downgrade)
         self.events.add("fw_update", loc=loc)
         if not signed:
             self._status("Downloaded")
