@@ -72,13 +72,7 @@ class Diag:
                 return await self.certs.handlers(self.s)[action](p)
             finally:
                 if self._sf is None:  # (the signed job reads the store too: kept with it)
-                    # The store and its parsers out of the heap again (~9 KB of a 32-bit heap
-                    # kept for good otherwise): it lives in its document, which a connection
-                    # reads alone (diag/roots.py) and the next certificate CALL reads again.
-                    from supervisor import drop
-
-                    self.sec._certs = None
-                    drop("diag.certs", "diag.roots", "diag.x509", "ota.rsa")
+                    self.sec.drop_certs()
 
         return h
 

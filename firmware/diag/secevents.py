@@ -118,11 +118,20 @@ class SecurityEvents:
         return h
 
     def certs(self):
-        # The certificate store, made for a certificate CALL (dropped after it: diag/feature.py)
+        # The certificate store, made for a certificate CALL (dropped after it: drop_certs())
         # or the signed job (kept with it).
         if self._certs is None:
             self._certs = self._store()
         return self._certs
+
+    def drop_certs(self):
+        # The store and its parsers out of the heap again (~9 KB of a 32-bit heap kept for good
+        # otherwise): it lives in its document, which a connection reads alone (roots()) and
+        # the next certificate CALL reads again.
+        from supervisor import drop
+
+        self._certs = None
+        drop("diag.certs", "diag.roots", "diag.x509", "ota.rsa")
 
     def _store(self):
         from diag.certs import CertStore
