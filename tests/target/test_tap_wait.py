@@ -31,6 +31,14 @@ class Online(Tap):
         return self.features.get(name)
 
 
+async def _online(folder):
+    # -> (rpc, its link, the link's task, a session on it) with a CSMS that answers when told.
+    rpc = Rpc({})
+    ws = FakeWs()
+    task = await _run_with(rpc, ws)
+    return rpc, ws, task, Online(folder, rpc)
+
+
 async def _tap(s, ms):
     # -> (the tap's decision, ms it took), as client.authorize() decides one.
     t0 = time.ticks_ms()
@@ -75,10 +83,7 @@ async def test_an_authorize_answered_after_the_tap_was_decided_goes_into_the_cac
     # A roaming hub answers after the tap's limit: the tap was decided offline (refused, the
     # card unknown), but what the CSMS said is cached, so the card's next tap decided offline
     # charges (LocalAuthorizeOffline).
-    rpc = Rpc({})
-    ws = FakeWs()
-    task = await _run_with(rpc, ws)
-    s = Online("flash/late", rpc)
+    rpc, ws, task, s = await _online("flash/late")
     with Logs() as logs:
         r, took = await _tap(s, 300)
         assert r == ("Invalid", None)
@@ -110,10 +115,7 @@ async def test_a_tap_cancelled_while_waiting_is_not_woken_later():
     # The tap's task is cancelled during its wait (the card's task ended) and then sleeps
     # elsewhere: the Authorize's answer, coming after, must not wake that other sleep (the
     # waker still named the task: asyncio's queue would lose its order, or end a sleep early).
-    rpc = Rpc({})
-    ws = FakeWs()
-    task = await _run_with(rpc, ws)
-    s = Online("flash/cancel", rpc)
+    rpc, ws, task, s = await _online("flash/cancel")
     woke = []
 
     async def tap_then_sleep():
