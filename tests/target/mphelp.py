@@ -1,6 +1,8 @@
 # Helpers for on-target tests (MicroPython): log capture, file bytes, power-cut injection, and
 # connects that hang or are refused (with the process's open fds to see a socket kept).
+import asyncio
 import os
+import time
 
 import log
 
@@ -34,6 +36,15 @@ def exists(p):
         return True
     except OSError:
         return False
+
+
+async def until(pred, what, ms=3000):
+    # A bounded wait for an event a test cannot await directly; fails naming it.
+    t0 = time.ticks_ms()
+    while not pred():
+        if time.ticks_diff(time.ticks_ms(), t0) > ms:
+            raise AssertionError("timed out waiting for " + what)
+        await asyncio.sleep_ms(5)
 
 
 class Logs:

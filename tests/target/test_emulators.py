@@ -3,7 +3,6 @@
 # the PN532 emulator written from UM0701-02, and pymodbus RTU servers with each meter's map.
 import asyncio
 from errno import ETIMEDOUT
-import time
 
 from link import Link
 from rfid.pn532 import Pn532, Hsu
@@ -12,6 +11,7 @@ from meter import maps
 from meter.meter import Meter, ModbusMeter
 from meter.modbus import Master
 import emu
+from mphelp import until
 
 
 def reader_driver():
@@ -123,10 +123,3 @@ async def test_meter_task_rejects_nonsense_from_pymodbus():
     assert await mt.poll()
     assert fails == [True, False]
 
-
-async def until(pred, what, ms=3000):
-    t0 = time.ticks_ms()
-    while not pred():
-        if time.ticks_diff(time.ticks_ms(), t0) > ms:
-            raise AssertionError("timed out waiting for " + what)
-        await asyncio.sleep_ms(5)

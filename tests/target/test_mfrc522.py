@@ -6,6 +6,7 @@ import asyncio
 from rfid.mfrc522 import Mfrc522, Mfrc522Error, crc_a
 from rfid.reader import Reader
 from mfrc522emu import Mfrc522Emu, Card
+from mphelp import until
 
 H = bytes.fromhex
 
@@ -112,12 +113,3 @@ async def test_reader_task_on_an_mfrc522_that_disappears():
     finally:
         t.cancel()
 
-
-async def until(pred, what, ms=3000):
-    import time
-
-    t0 = time.ticks_ms()
-    while not pred():
-        if time.ticks_diff(time.ticks_ms(), t0) > ms:
-            raise AssertionError("timed out waiting for " + what)
-        await asyncio.sleep_ms(5)

@@ -7,7 +7,7 @@ from link import Link
 from rfid.pn532 import Pn532, Hsu
 from rfid.reader import Reader, id_tag
 from fakewire import Wire, MiniPn532
-from mphelp import Logs
+from mphelp import Logs, until
 
 H = bytes.fromhex
 
@@ -124,13 +124,6 @@ async def test_reader_that_disappears_is_reported_and_reinitialised():
     finally:
         task.cancel()
 
-
-async def until(pred, what, ms=3000):
-    t0 = time.ticks_ms()
-    while not pred():
-        if time.ticks_diff(time.ticks_ms(), t0) > ms:
-            raise AssertionError("timed out waiting for " + what)
-        await asyncio.sleep_ms(5)
 
 
 def test_with_confirm_a_new_card_counts_when_read_twice_in_a_row():

@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 
-from mphelp import Logs
+from mphelp import Logs, until
 from ocpp_client import features
 from ocpp_client.rpc import Rpc
 from test_features import AUTH, Tap
@@ -88,6 +88,9 @@ async def test_an_authorize_answered_after_the_tap_was_decided_goes_into_the_cac
         r, took = await _tap(s, 300)
         assert r == ("Invalid", None)
         assert ws.sent and ws.sent[0][2] == "Authorize"
+        # The CALL's own wait ends just after the tap's (its write came first): the answer
+        # comes after both.
+        await until(lambda: rpc.timed_out == ws.sent[0][1], "the Authorize's timeout")
         info = {"status": "Accepted", "parentIdTag": "FLEET01"}
         ws.push(json.dumps([3, ws.sent[0][1], {"idTagInfo": info}]))
         await asyncio.sleep_ms(50)
