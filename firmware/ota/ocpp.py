@@ -26,7 +26,7 @@ class Firmware:
         self._queue = []
         st = u.unsent()
         if st:
-            self._queue.append(st)
+            self._queue.append(_kept(s.store, u.doc, st))
         self._kick = asyncio.Event()
         # SignedUpdateFirmware's job (diag/signedfw.py): route(status) -> (action, payload) or
         # None: it takes the statuses of the install it handed over, as
@@ -123,6 +123,18 @@ class Firmware:
                 self._queue.pop(0)
             self._head = None
             self.updater.delivered(st)
+
+
+def _kept(store, d, st):
+    # The status a reboot kept unanswered. A signed job's final one was routed before the cut:
+    # diag/signedfw.py ended the job then (no job for route() at this boot), its requestId kept
+    # as `lr`; it goes out again as it went before, SignedFirmwareStatusNotification. Any other
+    # is routed at its first try.
+    if d["loc"] == "signed":
+        j = store.load("signedfw", {"rid": None})
+        if j["rid"] is None and j.get("lr") is not None and j.get("st") == st:
+            return "SignedFirmwareStatusNotification", {"status": st, "requestId": j["lr"]}
+    return st
 
 
 def _plain(st):

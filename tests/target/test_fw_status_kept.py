@@ -1,0 +1,72 @@
+# On-target test: a firmware job's final status that a power cut kept from the CSMS goes out
+# after the boot as the CSMS first heard of the job: a signed job's (SignedUpdateFirmware) as
+# SignedFirmwareStatusNotification with its requestId, though the job ended before the cut.
+import asyncio
+
+from diag.signedfw import SignedFirmware
+from mphelp import until
+from ota import update
+from ota.ocpp import Firmware
+from otafakes import Board, Conn, Events
+from store import Store
+
+
+class Rpc:
+    def __init__(self):
+        self.sent = []
+
+    async def call(self, action, p):
+        self.sent.append((action, p))
+        return {}
+
+
+class Session:
+    # What ota/ocpp.py's Firmware asks of the OCPP session.
+    def __init__(self, store):
+        self.store = store
+        self.board = Board()
+        self.settings = {}
+        self.connector = Conn()
+        self.events = Events()
+        self.registration = "Accepted"
+        self.rpc = Rpc()
+        self.features = {}
+
+    def online(self):
+        return True
+
+
+def _diag(store, fw):
+    # diag/feature.py's Diag as diag/signedfw.py uses it
+    class Diag:
+        class s:
+            def feature(name):
+                return fw
+
+    Diag.store = store
+    return Diag
+
+
+async def test_a_signed_jobs_final_status_kept_by_a_power_cut_goes_out_signed_after_the_boot():
+    st = Store("fwkept")
+    # The trial boot of a signed job's firmware: InstallRebooting unsent, the job in ota's hands
+    st.save("ota", dict(update.DEFAULTS, loc="signed", status="InstallRebooting", sent=False))
+    st.save("signedfw", {"rid": 7, "ph": "ota", "st": "InstallRebooting"})
+    fw = Firmware(Session(st))
+    SignedFirmware(_diag(st, fw))  # security_ext.py loads it at such a boot
+    assert fw.signed is not None
+    fw.updater._installed()  # the trial proved itself: Installed, routed to the signed job
+    assert fw._queue[-1] == ("SignedFirmwareStatusNotification",
+                             {"status": "Installed", "requestId": 7}), fw._queue
+    # The power goes before the CSMS answers it. At the boot the signed job has ended (nothing
+    # loads diag/signedfw.py), and the status goes out as it went before.
+    s = Session(st)
+    fw = Firmware(s)
+    t = asyncio.create_task(fw._send())
+    try:
+        await until(lambda: s.rpc.sent, "the kept status sent")
+    finally:
+        t.cancel()
+    assert s.rpc.sent[0] == ("SignedFirmwareStatusNotification",
+                             {"status": "Installed", "requestId": 7}), s.rpc.sent
+    assert fw.updater.unsent() is None
