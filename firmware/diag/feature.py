@@ -63,6 +63,10 @@ class Diag:
             sf = self._sf = SignedFirmware(self)
         return sf
 
+    def signed_job(self):
+        # The signed job if one was made (the firmware feature, attached again, routes to it).
+        return self._sf
+
     async def _on_signed(self, p):
         return await self.signedfw.on_request(p)
 

@@ -4,6 +4,10 @@
 # something left to do (a status to report after the reboot, a trial to prove).
 import asyncio
 
+# What features.unload() drops with this module once a job has ended (ota/ocpp.py _drop): the
+# job's modules; ota/local.py (the hotspot's upload page) keeps it attached while loaded.
+OWN = ("ota.ocpp", "ota.update", "ota.slots", "ota.bundle", "ota.keys", "ota.image", "ota.pss")
+
 from ota.ocpp import Firmware
 
 

@@ -31,7 +31,9 @@ class Firmware:
         # SignedUpdateFirmware's job (diag/signedfw.py): route(status) -> (action, payload) or
         # None: it takes the statuses of the install it handed over, as
         # SignedFirmwareStatusNotification.
-        self.signed = None
+        sec = s.features.get("security_ext")
+        d = getattr(sec, "diag", None)
+        self.signed = None if d is None else d.signed_job()  # (attached again: see _drop)
         self._head = None  # the first queued status as it goes out (routed at its first try)
 
     async def update(self, p):
@@ -123,6 +125,32 @@ class Firmware:
                 self._queue.pop(0)
             self._head = None
             self.updater.delivered(st)
+            if not self._queue and self._ended():
+                self._drop()
+                return  # (supervised: a return ends it)
+
+    def _ended(self):
+        # The job over and its final status answered (a CALLERROR too), no signed job that may
+        # hand a file here, no hotspot upload page loaded (ota/local.py keeps this updater's
+        # module): nothing left for ota/ until the next request.
+        import sys
+
+        d = self.updater.doc
+        sig = self.signed
+        return d["phase"] == "idle" and d["sent"] and "ota.local" not in sys.modules and (
+            sig is None or sig.doc["rid"] is None)
+
+    def _drop(self):
+        # A failed job (a good one reboots; one Installed after its trial, too) left the feature
+        # in the heap for good (~24 KB, 64-bit): out again, as a transient feature goes. Its
+        # next UpdateFirmware, signed job, upload or trigger attaches it again (features.py).
+        from ocpp_client import features
+
+        s = self.s
+        self.updater.end()
+        s.triggers.pop("FirmwareStatusNotification", None)  # remote.py answers Idle again
+        features.unload(s, s.rpc.handlers, "firmware")
+        log.info(_TAG, "update over: out of the heap")
 
 
 def _kept(store, d, st):

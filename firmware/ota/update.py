@@ -85,6 +85,7 @@ class Updater:
         self.trial = None
         self._task = None
         self._restart = False
+        self._ended = False
         self._wake = asyncio.Event()
         self._boot()
         global CURRENT
@@ -266,6 +267,16 @@ class Updater:
                 continue  # a new request replaced the job
             self._wake.clear()
             await self._wake.wait()
+            if self._ended:
+                return
+
+    def end(self):
+        # The feature is dropped (ota/ocpp.py): run() returns, nothing refers to this updater.
+        global CURRENT
+        self._ended = True
+        self._wake.set()
+        if CURRENT is self:
+            CURRENT = None
 
     async def _job(self):
         d = self.doc

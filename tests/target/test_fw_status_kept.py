@@ -2,6 +2,7 @@
 # after the boot as the CSMS first heard of the job: a signed job's (SignedUpdateFirmware) as
 # SignedFirmwareStatusNotification with its requestId, though the job ended before the cut.
 import asyncio
+import sys
 
 from diag.signedfw import SignedFirmware
 from mphelp import until
@@ -70,3 +71,60 @@ async def test_a_signed_jobs_final_status_kept_by_a_power_cut_goes_out_signed_af
     assert s.rpc.sent[0] == ("SignedFirmwareStatusNotification",
                              {"status": "Installed", "requestId": 7}), s.rpc.sent
     assert fw.updater.unsent() is None
+
+
+class Config:
+    def get(self, key):
+        return None
+
+
+class FeatureSession(Session):
+    # The session's feature machinery (features.py) with the firmware feature lazy, as on the
+    # charger, and an RPC whose CALLs the CSMS answers at once.
+    def __init__(self, store):
+        from ocpp_client import features
+
+        super().__init__(store)
+        self.config = Config()
+        self.triggers = {}
+        self.tasks = None  # (the session runs: a feature attached now starts its own tasks)
+        self.rpc.handlers = features.handlers(self, (("firmware", False, ("UpdateFirmware",)),))
+
+    def feature(self, name):
+        from ocpp_client import features
+
+        features.need(self, self.rpc.handlers, name)
+        return self.features.get(name)
+
+
+def _ota_modules():
+    return [n for n in sys.modules if n.startswith("ota.") or n == "ocpp_client.firmware"]
+
+
+async def _update(s, location):
+    return await s.rpc.handlers.get("UpdateFirmware")(
+        {"location": location, "retrieveDate": "2020-01-01T00:00:00Z", "retries": 1})
+
+
+async def test_a_failed_update_leaves_the_heap_once_its_final_status_is_answered():
+    # A download that fails for good (a location no retry mends: DownloadFailed at once) kept
+    # ota/ (~24 KB at 64-bit) in the heap until the next reboot; a good update reboots.
+    import gc
+
+    for n in _ota_modules():
+        sys.modules.pop(n, None)
+    s = FeatureSession(Store("fwdrop"))
+    gc.collect()
+    m0 = gc.mem_alloc()
+    assert await _update(s, "gopher://nowhere/fw.bin") == {}
+    assert "firmware" in s.features and "FirmwareStatusNotification" in s.triggers
+    await until(lambda: "firmware" not in s.features, "the feature dropped")
+    assert [p["status"] for _, p in s.rpc.sent] == ["Downloading", "DownloadFailed"], s.rpc.sent
+    assert _ota_modules() == [], _ota_modules()
+    assert "FirmwareStatusNotification" not in s.triggers  # remote.py's Idle again
+    gc.collect()
+    print("heap kept by a failed update: %d bytes" % (gc.mem_alloc() - m0))
+    # and the next UpdateFirmware attaches it again
+    assert await _update(s, "gopher://nowhere/again.bin") == {}
+    await until(lambda: len(s.rpc.sent) == 4, "the second job's statuses")
+    assert [p["status"] for _, p in s.rpc.sent[2:]] == ["Downloading", "DownloadFailed"]
