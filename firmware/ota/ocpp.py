@@ -92,6 +92,10 @@ class Firmware:
         s = self.s
         while True:
             if not self._queue or not s.online():
+                if not self._queue and self._ended():
+                    # (attached for a look only: a trigger's answer, the hotspot's page)
+                    self._drop()
+                    return
                 self._kick.clear()
                 try:
                     await asyncio.wait_for(self._kick.wait(), 2)
