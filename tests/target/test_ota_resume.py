@@ -180,6 +180,7 @@ async def test_a_replaced_update_firmwares_status_queued_offline_stays_its_own()
         connector = Conn()
         events = Events()
         registration = "Accepted"
+        features = {}
         up = False
 
         def online():
