@@ -38,6 +38,10 @@ class Diag:
         self._task = None
         self._rid = None  # the running upload's GetLog requestId (None: a GetDiagnostics)
         self._sf = None
+        # After-the-answer work queued or running (after()), by all and by the CALL being
+        # handled: the feature leaves the heap only once none is left (secevents.settle()).
+        self._work = 0
+        self._added = 0
         h = {"GetDiagnostics": self._on_get_diagnostics, "GetLog": self._on_get_log,
              "ExtendedTriggerMessage": self._on_ext_trigger,
              "SignedUpdateFirmware": self._on_signed}
@@ -47,6 +51,25 @@ class Diag:
 
     def handlers(self):
         return self._handlers
+
+    def after(self, fn, *args):
+        # s.after() counted: a status a task still owes keeps this object, and the state it
+        # answers triggers with, in place.
+        self._work += 1
+        self._added += 1
+        self.s.after(self._then, fn, args)
+
+    async def _then(self, fn, args):
+        try:
+            await fn(*args)
+        finally:
+            self._work -= 1
+            self.sec.settle()
+
+    def idle(self):
+        # No work owed after an answer, no upload, no signed job or its firmware feature.
+        sf = self._sf
+        return self._work == 0 and self._task is None and (sf is None or sf.idle())
 
     # The certificate store and the signed update (with x509, ota/rsa.py and the firmware
     # feature's updater, ~20 KB of code) are made at their own first use: an upload needs none.
@@ -113,12 +136,12 @@ class Diag:
         s = self.s
         what = p["requestedMessage"]
         if what == "SignChargePointCertificate":
-            s.after(self._csr)
+            self.after(self._csr)
             return {"status": "Accepted"}
         fn = s.triggers.get(what) if what == "LogStatusNotification" else None
         if what == "FirmwareStatusNotification":
             if self._sf is None and "firmware" not in s.features and _fw_idle(self.store):
-                s.after(self._send, "SignedFirmwareStatusNotification", {"status": "Idle"})
+                self.after(self._send, "SignedFirmwareStatusNotification", {"status": "Idle"})
                 return {"status": "Accepted"}  # (no job this boot, none to tell of: nothing loaded)
             sf = self.signedfw
             if sf.status() is not None or not sf.fw.updater.busy():
@@ -128,7 +151,7 @@ class Diag:
                 fn = sf.trigger
         if fn is None:
             return await s.rpc.handlers.get("TriggerMessage")(p)
-        s.after(fn, None)
+        self.after(fn, None)
         return {"status": "Accepted"}
 
     async def _csr(self):
@@ -171,9 +194,9 @@ class Diag:
             old.cancel()
             was = self._rid
             if was is not None or rid is not None:
-                self.s.after(self._status, was, "UploadFailed" if was is None else "UploadFailure")
+                self.after(self._status, was, "UploadFailed" if was is None else "UploadFailure")
         self._rid = rid
-        self.s.after(self._spawn, job)
+        self.after(self._spawn, job)
         return old is not None
 
     async def _spawn(self, job):
@@ -195,7 +218,7 @@ class Diag:
         except location.BadLocation as e:
             log.warn(_TAG, "GetDiagnostics to %s refused: %s", log.url(url), e)
             self.diag_status = "Idle"
-            self.s.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"},
+            self.after(self._send, "DiagnosticsStatusNotification", {"status": "UploadFailed"},
                          True)
             return {}
         since, until = self._window(p.get("startTime"), p.get("stopTime"))
@@ -297,6 +320,7 @@ class Diag:
         from supervisor import drop
 
         drop("diag.report", "diag.upload", "diag.location")  # (the next request loads them)
+        self.sec.settle()
 
     def _mark(self, up):
         # The upload running ([requestId or None, its file]) or none, in the document the boot

@@ -61,6 +61,11 @@ class SignedFirmware:
         d["ph"] = "wait"  # the cut came before ota took the file
         return True
 
+    def idle(self):
+        # No job on, and the firmware feature that routes to it gone (ota/ocpp.py drops it).
+        return self.doc["rid"] is None and self._task is None and \
+            self.diag.s.features.get("firmware") is None
+
     @property
     def fw(self):
         # The firmware update feature's state (ota/ocpp.py: its updater does the install),
@@ -126,7 +131,7 @@ class SignedFirmware:
         d["rid"] = None
         d["st"], d["lr"] = st, rid
         self._save()
-        self.diag.s.after(self._notify, st, rid, True)
+        self.diag.after(self._notify, st, rid, True)
         return True
 
     async def trigger(self, cid=None):
@@ -216,7 +221,7 @@ class SignedFirmware:
                     "key": ["%x" % n, e], "sig": fw["signature"]}
         self._save()  # from now on a power cut resumes the job
         self.last = None  # until it says something: ota's Idle
-        self.diag.s.after(self._spawn)
+        self.diag.after(self._spawn)
         return {"status": "AcceptedCanceled" if canceled else "Accepted"}
 
     async def _spawn(self):
@@ -274,6 +279,7 @@ class SignedFirmware:
                 except OSError:
                     pass
             self._task = None
+            self.diag.sec.settle()
 
     async def _get(self, path, rid, resumed):
         # Schedule, download, signature. -> True once the file is verified (the job's end

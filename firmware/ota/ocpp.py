@@ -155,6 +155,9 @@ class Firmware:
         s.triggers.pop("FirmwareStatusNotification", None)  # remote.py answers Idle again
         features.unload(s, s.rpc.handlers, "firmware")
         log.info(_TAG, "update over: out of the heap")
+        sec = s.features.get("security_ext")
+        if sec is not None:
+            sec.settle()  # the signed job's feature may go now too
 
 
 def _kept(store, d, st):

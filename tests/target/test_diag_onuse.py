@@ -97,3 +97,73 @@ async def test_a_firmware_status_trigger_with_no_job_is_idle_and_loads_nothing()
     assert sec.s.sent == [("SignedFirmwareStatusNotification", {"status": "Idle"})], sec.s.sent
     assert [n for n in _HEAVY if n in sys.modules] == [], [n for n in _HEAVY if n in sys.modules]
     assert sec.s.asked == [], sec.s.asked
+
+
+class Journal(Queue):
+    # The transaction queue: where a job's final status goes (journaled, delivered once online)
+    def __init__(self):
+        self.added = []
+
+    def add(self, action, payload, ref):
+        self.added.append((action, payload))
+
+
+async def _run_after(s):
+    # The session's work after the .conf (client.py after()), run as it runs it: one task each
+    import asyncio
+
+    items, s.later = s.later, []
+    for fn, args in items:
+        asyncio.create_task(fn(*args))
+    await asyncio.sleep_ms(0)
+
+
+def _get_log(port, rid):
+    return {"log": {"remoteLocation": "http://127.0.0.1:%d/up/" % port}, "logType": "SecurityLog",
+            "requestId": rid, "retries": 1}
+
+
+async def test_the_diagnostics_feature_leaves_the_heap_once_idle_and_never_before():
+    # Kept for good after the first security-extension CALL (~12 KB at 64-bit) until now. An
+    # upload running, or a status still owed by work after an answer, keeps it: the trigger's
+    # answer and a replaced upload's failure come from it.
+    from mphelp import closed_port, hanging_listener, until
+
+    _out(*_HEAVY)
+    sys.modules.pop("diag.feature", None)
+    st = Store("dod")
+    q = Journal()
+    sec = SecurityEvents(st, q)
+    s = sec.s = Session(st)
+    res = await sec.handler("GetInstalledCertificateIds")(
+        {"certificateType": "ManufacturerRootCertificate"})
+    assert res == {"status": "NotFound"}, res
+    assert sec.diag is None and "diag.feature" not in sys.modules  # nothing owed: out at once
+
+    held, port = hanging_listener()  # an upload that hangs in its connect
+    try:
+        res = await sec.handler("GetLog")(_get_log(port, 1))
+        assert res["status"] == "Accepted", res
+        assert sec.diag is not None  # its upload's task is still to be made (after the .conf)
+        await _run_after(s)
+        await until(lambda: ("LogStatusNotification", {"status": "Uploading", "requestId": 1})
+                    in s.sent, "Uploading")
+        res = await sec.handler("GetInstalledCertificateIds")(
+            {"certificateType": "ManufacturerRootCertificate"})
+        assert sec.diag is not None and "diag.feature" in sys.modules  # the upload runs
+        await sec.trigger_log()
+        assert s.sent[-1] == ("LogStatusNotification", {"status": "Uploading", "requestId": 1})
+        # A second GetLog replaces it: the first one's failure is owed by work after the answer
+        res = await sec.handler("GetLog")(_get_log(closed_port(), 2))
+        assert res["status"] == "AcceptedCanceled", res
+        await _run_after(s)
+        await until(lambda: sec.diag is None, "the feature dropped", 12000)
+    finally:
+        for c in held:
+            c.close()
+    assert q.added == [("LogStatusNotification", {"status": "UploadFailure", "requestId": 1}),
+                       ("LogStatusNotification", {"status": "UploadFailure", "requestId": 2})], \
+        q.added
+    assert "diag.feature" not in sys.modules
+    await sec.trigger_log()
+    assert s.sent[-1] == ("LogStatusNotification", {"status": "Idle"}), s.sent[-1]
