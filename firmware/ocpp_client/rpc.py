@@ -95,6 +95,39 @@ def sniff_call(raw):
     return kind, mid, action
 
 
+def odd_id(raw):
+    # The id of a CALL whose head sniff_call() cannot name: a JSON number or a string over 36
+    # characters (OCPP-J 4.1.3/4.1.4: FormationViolation), as its text ('[2, 17, ...' -> "17"),
+    # read in place from the first 128 bytes: the out-of-memory answers need it too. The CSMS
+    # matches its answer by "the exact same ID" (4.2.3); under "-1" it waited out its timeout.
+    # -> None when unreadable (an escape, a control or non-ASCII byte: not safely read here).
+    if isinstance(raw, str):
+        b = raw[:128].encode()
+    else:
+        b = memoryview(raw)
+        b = inplace(b[:128] if len(b) > 128 else b)
+    n = len(b)
+    i = _blank(b, 0)
+    if i >= n or b[i] != 0x5B:  # [
+        return None
+    i = b.find(b",", i)
+    if i < 0:
+        return None
+    i = j = _blank(b, i + 1)
+    if i < n and b[i] == 0x22:  # "
+        i = j = i + 1
+        while i < n and 0x20 <= b[i] <= 0x7E and b[i] != 0x22 and b[i] != 0x5C:
+            i += 1
+        if i >= n or b[i] != 0x22:
+            return None
+    else:
+        while i < n and b[i] in b"+-.0123456789eE":
+            i += 1
+        if i >= n or b[i] not in b" \t\r\n,":
+            return None
+    return bytes(b[j:i]).decode() if i > j else None
+
+
 def _quotable(s):
     # -> True when s is safe between JSON quotes as it is (printable ASCII, no quote or
     # backslash).
@@ -377,6 +410,8 @@ class Rpc:
         gc.collect()
         head = getattr(raw, "head", None)  # an oversize message: its head names it
         kind, mid, action = sniff_call(raw if head is None else head)
+        if kind == _CALL and mid is None:
+            mid = odd_id(raw if head is None else head)
         if isinstance(raw, Spooled):
             raw.remove()  # (read or not: its file goes)
         log.exc(_TAG, "frame handling failed (id %s)" % mid, e)
@@ -478,6 +513,8 @@ class Rpc:
 
             gc.collect()
             kind, mid, action = sniff_call(raw)
+            if kind == _CALL and mid is None:
+                mid = odd_id(raw)  # (a number, an id too long: answered under it all the same)
             log.warn(_TAG, "no memory to parse a frame of %d bytes (id %s)", len(raw), mid)
             if self.on_bad:
                 self.on_bad("MemoryExhaustion", None)

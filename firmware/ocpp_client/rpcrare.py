@@ -7,36 +7,13 @@
 # memory ran out on (rpc.py _last_resort); what runs without memory (no room to parse, to
 # answer) stays in rpc.py.
 import log
-from ocpp_client.rpc import inplace, sniff
+from ocpp_client.rpc import odd_id, sniff
 
 _CALL = const(2)
 _RESULT = const(3)
 _ERROR = const(4)
 _FORMATION = "FormationViolation"
 _TAG = "rpc"
-
-
-def _any_id(raw):
-    # The id of a CALL whose head sniff() cannot name: a string over 36 characters, or a JSON
-    # number (OCPP-J 4.1.3: a string; either is a FormationViolation), as its text within the
-    # head's first 128 bytes: '[2, 17, ...' -> "17". The CSMS matches its answer by it (4.2.3:
-    # "the exact same id"); under "-1" it waited out its own timeout. -> None when unreadable.
-    b = bytes(inplace(raw[:128] if isinstance(raw, str) else raw)[:128])
-    i = b.find(b",")
-    if i < 0 or not b.lstrip(b" \t\r\n").startswith(b"["):
-        return None
-    b = b[i + 1 :].lstrip(b" \t\r\n")
-    if b[:1] == b'"':
-        k = b.find(b'"', 1)
-        b = b[1:k] if k > 1 else b""
-        if b.find(b"\\") >= 0 or any(c < 0x20 or c > 0x7E for c in b):
-            return None  # (an escape, a control or non-ASCII byte: not safely read from here)
-    else:
-        k = 0
-        while k < len(b) and b[k] in b"+-.0123456789eE":
-            k += 1
-        b = b[:k] if b[k : k + 1] in b" \t\r\n," else b""
-    return b.decode() if b else None
 
 
 def _deaf(r, mid):
@@ -55,7 +32,7 @@ async def garbage(r, raw, why, text=None):
 
     kind, mid = sniff(getattr(raw, "head", raw))
     if kind == _CALL and mid is None:
-        mid = _any_id(getattr(raw, "head", raw))
+        mid = odd_id(getattr(raw, "head", raw))
     try:
         if text is None:
             text = rare("ocpp_client.mend", "utf8_ok", raw)
@@ -98,9 +75,9 @@ async def bad_frame(r, raw, msg):
         # timeout for an answer that had come.
         if isinstance(mid, str) and mid:
             return await r._error(mid, _FORMATION, "message id over 36 characters")
-        # A number (17) under its own text ("17", _any_id), as the CSMS can match it.
+        # A number (17) under its own text ("17", odd_id), as the CSMS can match it.
         num = isinstance(mid, (int, float)) and not isinstance(mid, bool)
-        return await r._error(_any_id(raw) if num else None, _FORMATION, "bad message id")
+        return await r._error(odd_id(raw) if num else None, _FORMATION, "bad message id")
     log.warn(_TAG, "answer with a bad message id %r: ignored", mid)
 
 
@@ -158,7 +135,7 @@ async def too_big(r, e):
     # flash (rpc.py _spooled)
     kind, mid = sniff(e.head)
     if kind == _CALL and mid is None:
-        mid = _any_id(e.head)  # (over 36 characters, a number: answered under it all the same)
+        mid = odd_id(e.head)  # (over 36 characters, a number: answered under it all the same)
     log.warn(_TAG, "message of %d bytes over the %d-byte limit (type %s, id %s): dropped",
              e.size, e.limit, kind, mid)
     if kind == _CALL and mid and not _deaf(r, mid):

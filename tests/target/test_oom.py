@@ -474,3 +474,33 @@ def test_an_odd_message_id_still_gets_valid_json_when_out_of_memory():
     sent, _ = asyncio.run(run())
     assert sent == [[3, 'q"x', {"status": "Failed"}]], sent
     json.dumps(sent)
+
+
+def test_a_call_with_a_number_or_an_overlong_id_is_answered_under_it_when_out_of_memory():
+    # No memory to parse the frame (json.loads raises): the CALL was answered under "-1" when
+    # its id was not a string of 1..36 characters, and the CSMS, which matches its answer by
+    # "the exact same ID" (OCPP-J 4.2.3), waited out its timeout for one that had come.
+    import json
+
+    from ocpp_client import rpc as rpc_mod
+
+    class NoRoom:
+        # json, but a frame's parse finds no memory (as a fragmented heap's)
+        dumps = json.dumps
+
+        def loads(s):
+            raise MemoryError("memory allocation failed")
+
+    long_id = "x" * 60
+    frames = ('[2, 17, "Reset", {"type": "Soft"}]',
+              '[2, "%s", "Reset", {"type": "Soft"}]' % long_id,
+              '[2, "q\\"x", "Reset", {"type": "Soft"}]')  # (not read safely: "-1" still)
+    rpc = Rpc({"Reset": _accept})
+    rpc_mod.json = NoRoom
+    try:
+        with Logs():
+            sent, _ = asyncio.run(serve_all(rpc, *frames))
+    finally:
+        rpc_mod.json = json
+    assert [m[:3] for m in sent] == [[4, "17", "InternalError"], [4, long_id, "InternalError"],
+                                     [4, "-1", "InternalError"]], sent
