@@ -36,6 +36,7 @@ ROOM = 8 * 1024
 # (1 run in 6 of test_low_memory.py); at 90 % of the budget, after a session, 2 are found.
 _BLOCK = const(512)
 _BLOCKS = const(2)
+_LATE = const(3)  # late Authorize answers waited for at once (rpc.late_to): taps in a row
 _AUTH_TIMEOUT_MS = const(7000)  # a tap waits this long (from the tap, a busy link included)
 # for the CSMS before deciding offline (_remote: whatever the link does): with the reader and
 # the relay, a listed tag charges within 9 s of the tap (tests/test_dead_waits.py)
@@ -178,7 +179,11 @@ async def _ask(s, id_tag, ms, box):
     except Exception as e:
         r = e
         if rpc.timed_out != was:  # sent, not answered in time: its answer may come yet
-            rpc.late_to = (rpc.timed_out, lambda m: _late(s, id_tag, m))
+            lt = rpc.late_to or []
+            if len(lt) >= _LATE:
+                del lt[0]
+            lt.append((rpc.timed_out, lambda m: _late(s, id_tag, m)))
+            rpc.late_to = lt
     t = box[0]
     if t is not None:
         box[1] = r

@@ -198,8 +198,9 @@ class Rpc:
     # While the CSMS has Rejected the BootNotification: its CALLs get no answer at all (1.6 4.2:
     # "SHALL NOT respond to any Central System initiated message"). Set by the session.
     deaf = False
-    # (message id, fn(answer frame)): told of that CALL's answer should it come after its
-    # timeout (authorization.py: a late Authorize.conf still goes into the cache). One at a time.
+    # [(message id, fn(answer frame))]: told of those CALLs' answers should they come after their
+    # timeout (authorization.py: a late Authorize.conf still goes into the cache; its last few,
+    # a second card may be tapped while the hub is slow). Over with the link.
     late_to = None
 
     def __init__(self, handlers, max_id=_MAX_ID):
@@ -337,6 +338,7 @@ class Rpc:
     def drop(self):
         # The link is gone: wake any waiting caller with Disconnected.
         self.ws = None
+        self.late_to = None  # (an answer comes on the link its CALL went out on)
         if self._pending_id is not None:
             self._answer = None
             self._pending_id = None
@@ -545,13 +547,19 @@ class Rpc:
             kind == _RESULT and (len(msg) != 3 or not isinstance(msg[2], dict))) or (
             kind == _ERROR and (len(msg) < 4 or not isinstance(msg[2], str))
         ):
-            if mid == self.timed_out and mid != self._pending_id:
-                self.late = msg  # (clientrare.answers)
+            if mid != self._pending_id:
+                late = mid == self.timed_out
+                if late:
+                    self.late = msg  # (clientrare.answers)
                 lt = self.late_to
-                if lt is not None and lt[0] == mid:
-                    self.late_to = None
-                    lt[1](msg)
-                return log.warn(_TAG, "answer to %s after its timeout", mid)
+                for e in lt or ():
+                    if e[0] == mid:
+                        lt.remove(e)
+                        e[1](msg)
+                        late = True
+                        break
+                if late:
+                    return log.warn(_TAG, "answer to %s after its timeout", mid)
             return _rare("bad_answer", self, msg)  # ignored, logged
         self._answer = msg
         self._pending_id = None

@@ -141,3 +141,38 @@ async def test_a_tap_cancelled_while_waiting_is_not_woken_later():
     assert woke and woke[0] >= 580, "the other sleep ended after %s ms" % woke
     ws.end()
     await task
+
+
+async def test_two_cards_tapped_while_the_hub_is_slow_both_get_their_late_answers_cached():
+    # A second card tapped while the first's Authorize waits (its owner tries another card, a
+    # roaming hub taking its time): its Authorize goes out once the first's timed out, and times
+    # out too. Only the last timed-out CALL's answer was taken, so the first card's, coming
+    # after that, was lost for the cache: its next tap was decided offline without it.
+    rpc, ws, task, s = await _online("flash/late2")
+
+    async def tap(card):
+        a = s.feature("authorization")
+        try:
+            return await a.authorize_now(card, 300)
+        finally:
+            features.release(s, s.rpc.handlers, "authorization")
+
+    with Logs():
+        first = asyncio.create_task(tap(CARD))
+        await asyncio.sleep_ms(50)
+        assert await tap("04D5E6F7") == ("Invalid", None)
+        assert await first == ("Invalid", None)
+        await until(lambda: len(ws.sent) == 2 and rpc.timed_out == ws.sent[1][1],
+                    "the second Authorize's timeout")
+        assert [(m[2], m[3]["idTag"]) for m in ws.sent] == [("Authorize", CARD),
+                                                           ("Authorize", "04D5E6F7")]
+        info = {"status": "Accepted"}
+        for m in ws.sent:
+            ws.push(json.dumps([3, m[1], {"idTagInfo": info}]))
+        await until(lambda: s.feature("authorization").cache_entry("04D5E6F7") is not None,
+                    "the second card cached")
+    a = s.feature("authorization")
+    assert a.cache_entry(CARD) is not None and a.cache_entry(CARD)[0] == info
+    assert a.cache_entry("04D5E6F7")[0] == info
+    ws.end()
+    await task
