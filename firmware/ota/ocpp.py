@@ -35,6 +35,7 @@ class Firmware:
         d = getattr(sec, "diag", None)
         self.signed = None if d is None else d.signed_job()  # (attached again: see _drop)
         self._head = None  # the first queued status as it goes out (routed at its first try)
+        self._other = False  # a status said with no signed job to route it (_not_signed)
 
     async def update(self, p):
         try:
@@ -75,6 +76,9 @@ class Firmware:
         # before (the one a reboot kept) is routed at its first try.
         sig = self.signed
         q = self._queue
+        if sig is None and not self._other:
+            self._other = True
+            _not_signed(self.s.store)
         if sig is not None:
             # A status a reboot kept, not tried yet (offline), is routed first: this one may end
             # the signed job (Installed at the commit, before the link took the kept
@@ -158,6 +162,18 @@ class Firmware:
         sec = s.features.get("security_ext")
         if sec is not None:
             sec.settle()  # the signed job's feature may go now too
+
+
+def _not_signed(store):
+    # Another job's status with no signed job object to route it (both dropped once idle): what
+    # diag/signedfw.py's route() does then, on its document. The signed job that ended before is
+    # the firmware's state no more: ExtendedTriggerMessage answers Idle, not its last status.
+    d = store.load("signedfw", {"rid": None})
+    if d["rid"] is None and d.pop("lr", None) is not None:
+        try:
+            store.save("signedfw", d)
+        except OSError as e:
+            log.exc(_TAG, "saving signedfw", e)
 
 
 def _kept(store, d, st):
