@@ -3,9 +3,11 @@
 # tests/test_rules.py fails when this file and the schemas disagree.
 #
 # RULES: one line per action, after a newline: the action's name, a space, and its rules
-# as a compact JSON text that validate.py parses only while it checks a payload. One string
-# constant: with the code in flash it takes no heap (a tuple of strings takes an object
-# per string, nested tuples far more). Rules: [[name, code, arg], ...],
+# as a compact JSON text that validate.py parses only while it checks a payload. A few
+# string constants of whole lines, each ending in a newline: with the code in flash they
+# take an object each (nested tuples would take far more); from an .mpy file each is one
+# block, and one of ~2.8 KB found none in a heap fragmented at boot (the frame checker
+# then loaded for every CALL, the first one out of memory). Rules: [[name, code, arg], ...],
 # code = kind | 16 if required. Kinds: 1 string (arg: maxLength or 0), 2 integer (arg:
 # [min, max] or null), 3 number (arg: n for multipleOf 1/n, or 0), 4 boolean,
 # 5 date-time, 6 URI (arg: maxLength or 0), 7 enum string (arg: values), 8 object
@@ -29,9 +31,11 @@ RULES = (
     '\nClearCache []'
     '\nDataTransfer [["vendorId",17,255],["messageId",1,50],["data",1,0]]'
     '\nGetConfiguration [["key",9,[0,[1,50]]]]'
+    '\n',
     '\nRemoteStartTransaction [["connectorId",2,[0,null]],["idTag",17,20],["chargingProfile",8,[["chargingProfileId",18,null],["transactionId",2,null],["stackLevel",18,[0,null]],["chargingProfilePurpose",23,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind",23,["Absolute","Recurring","Relative"]],["recurrencyKind",7,["Daily","Weekly"]],["validFrom",5,null],["validTo",5,null],["chargingSchedule",24,[["duration",2,null],["startSchedule",5,null],["chargingRateUnit",23,["A","W"]],["chargingSchedulePeriod",25,[0,[8,[["startPeriod",18,null],["limit",19,10],["numberPhases",2,null]]]]],["minChargingRate",3,10]]]]]]'
     '\nRemoteStopTransaction [["transactionId",18,null]]'
     '\nReset [["type",23,["Hard","Soft"]]]'
+    '\n',
     '\nUnlockConnector [["connectorId",18,[0,null]]]'
     '\nGetDiagnostics [["location",22,0],["retries",2,null],["retryInterval",2,null],["startTime",5,null],["stopTime",5,null]]'
     '\nUpdateFirmware [["location",22,0],["retries",2,null],["retrieveDate",21,null],["retryInterval",2,null]]'
@@ -39,9 +43,12 @@ RULES = (
     '\nSendLocalList [["listVersion",18,null],["localAuthorizationList",9,[0,[8,[["idTag",17,20],["idTagInfo",8,[["expiryDate",5,null],["parentIdTag",1,20],["status",23,["Accepted","Blocked","Expired","Invalid","ConcurrentTx"]]]]]]]],["updateType",23,["Differential","Full"]]]'
     '\nCancelReservation [["reservationId",18,null]]'
     '\nReserveNow [["connectorId",18,[0,null]],["expiryDate",21,null],["idTag",17,20],["parentIdTag",1,20],["reservationId",18,null]]'
+    '\n',
     '\nClearChargingProfile [["id",2,null],["connectorId",2,[0,null]],["chargingProfilePurpose",7,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["stackLevel",2,null]]'
     '\nGetCompositeSchedule [["connectorId",18,[0,null]],["duration",18,null],["chargingRateUnit",7,["A","W"]]]'
+    '\n',
     '\nSetChargingProfile [["connectorId",18,[0,null]],["csChargingProfiles",24,[["chargingProfileId",18,null],["transactionId",2,null],["stackLevel",18,[0,null]],["chargingProfilePurpose",23,["ChargePointMaxProfile","TxDefaultProfile","TxProfile"]],["chargingProfileKind",23,["Absolute","Recurring","Relative"]],["recurrencyKind",7,["Daily","Weekly"]],["validFrom",5,null],["validTo",5,null],["chargingSchedule",24,[["duration",2,null],["startSchedule",5,null],["chargingRateUnit",23,["A","W"]],["chargingSchedulePeriod",25,[0,[8,[["startPeriod",18,null],["limit",19,10],["numberPhases",2,null]]]]],["minChargingRate",3,10]]]]]]'
+    '\n',
     '\nTriggerMessage [["requestedMessage",23,["BootNotification","DiagnosticsStatusNotification","FirmwareStatusNotification","Heartbeat","MeterValues","StatusNotification"]],["connectorId",2,[0,null]]]'
-    '\n'
+    '\n',
 )

@@ -3,9 +3,11 @@
 # tests/test_rules.py fails when this file and the schemas disagree.
 #
 # RULES: one line per action, after a newline: the action's name, a space, and its rules
-# as a compact JSON text that validate.py parses only while it checks a payload. One string
-# constant: with the code in flash it takes no heap (a tuple of strings takes an object
-# per string, nested tuples far more). Rules: [[name, code, arg], ...],
+# as a compact JSON text that validate.py parses only while it checks a payload. A few
+# string constants of whole lines, each ending in a newline: with the code in flash they
+# take an object each (nested tuples would take far more); from an .mpy file each is one
+# block, and one of ~2.8 KB found none in a heap fragmented at boot (the frame checker
+# then loaded for every CALL, the first one out of memory). Rules: [[name, code, arg], ...],
 # code = kind | 16 if required. Kinds: 1 string (arg: maxLength or 0), 2 integer (arg:
 # [min, max] or null), 3 number (arg: n for multipleOf 1/n, or 0), 4 boolean,
 # 5 date-time, 6 URI (arg: maxLength or 0), 7 enum string (arg: values), 8 object
@@ -17,8 +19,9 @@ RULES = (
     '\nDeleteCertificate [["certificateHashData",24,[["hashAlgorithm",23,["SHA256","SHA384","SHA512"]],["issuerNameHash",17,128],["issuerKeyHash",17,128],["serialNumber",17,40]]]]'
     '\nExtendedTriggerMessage [["requestedMessage",23,["BootNotification","LogStatusNotification","FirmwareStatusNotification","Heartbeat","MeterValues","SignChargePointCertificate","StatusNotification"]],["connectorId",2,null]]'
     '\nGetInstalledCertificateIds [["certificateType",23,["CentralSystemRootCertificate","ManufacturerRootCertificate"]]]'
+    '\n',
     '\nGetLog [["log",24,[["remoteLocation",17,512],["oldestTimestamp",5,null],["latestTimestamp",5,null]]],["logType",23,["DiagnosticsLog","SecurityLog"]],["requestId",18,null],["retries",2,null],["retryInterval",2,null]]'
     '\nInstallCertificate [["certificateType",23,["CentralSystemRootCertificate","ManufacturerRootCertificate"]],["certificate",17,5500]]'
     '\nSignedUpdateFirmware [["retries",2,null],["retryInterval",2,null],["requestId",18,null],["firmware",24,[["location",17,512],["retrieveDateTime",21,null],["installDateTime",5,null],["signingCertificate",17,5500],["signature",17,800]]]]'
-    '\n'
+    '\n',
 )

@@ -49,8 +49,10 @@ def _utf8(f, buf):
     # Is the whole file UTF-8 (RFC 6455 8.1)? MicroPython's decoder takes encoded surrogates and
     # overlong forms, which json.loads would then store: checked strictly (mend.py) chunk by
     # chunk, a character cut at a chunk's end carried into the next; an ASCII chunk costs a max().
-    from ocpp_client.mend import utf8_ok
-
+    # The checker loads at the first chunk that is not ASCII: a list of plain tags (the rule)
+    # leaves its bytecode (~1.3 KB of a 64-bit heap, kept once loaded) out of the heap in which
+    # the update then looks for room.
+    utf8_ok = None
     mv = memoryview(buf if buf is not None else bytearray(512))[:1024]
     k = 0  # bytes carried
     while True:
@@ -66,8 +68,11 @@ def _utf8(f, buf):
                 if j < (2 if c < 0xE0 else 3 if c < 0xF0 else 4):
                     e = n - j
                 break
-        if e and max(mv[:e]) >= 0x80 and not utf8_ok(mv[:e]):
-            return False
+        if e and max(mv[:e]) >= 0x80:
+            if utf8_ok is None:
+                from ocpp_client.mend import utf8_ok
+            if not utf8_ok(mv[:e]):
+                return False
         k = n - e
         mv[:k] = bytes(mv[e:n])
 

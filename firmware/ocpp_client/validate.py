@@ -42,14 +42,16 @@ def rules_for(action):
 
 
 def _find(table, action):
-    # table: "\n<action> <rules JSON>" lines (rules.py)
+    # table: strings of "\n<action> <rules JSON>" lines, each ending in "\n" (rules.py)
     if " " in action or "\n" in action:
         return None
-    i = table.find("\n" + action + " ")
-    if i < 0:
-        return None
-    i += len(action) + 2
-    return json.loads(table[i:table.find("\n", i)])
+    key = "\n" + action + " "
+    for part in table:
+        i = part.find(key)
+        if i >= 0:
+            i += len(key)
+            return json.loads(part[i:part.find("\n", i)])
+    return None
 
 
 def known(action):

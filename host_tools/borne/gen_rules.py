@@ -205,9 +205,11 @@ _HEADER = [
     "# tests/test_rules.py fails when this file and the schemas disagree.",
     "#",
     "# RULES: one line per action, after a newline: the action's name, a space, and its rules",
-    "# as a compact JSON text that validate.py parses only while it checks a payload. One string",
-    "# constant: with the code in flash it takes no heap (a tuple of strings takes an object",
-    "# per string, nested tuples far more). Rules: [[name, code, arg], ...],",
+    "# as a compact JSON text that validate.py parses only while it checks a payload. A few",
+    "# string constants of whole lines, each ending in a newline: with the code in flash they",
+    "# take an object each (nested tuples would take far more); from an .mpy file each is one",
+    "# block, and one of ~2.8 KB found none in a heap fragmented at boot (the frame checker",
+    "# then loaded for every CALL, the first one out of memory). Rules: [[name, code, arg], ...],",
     "# code = kind | 16 if required. Kinds: 1 string (arg: maxLength or 0), 2 integer (arg:",
     "# [min, max] or null), 3 number (arg: n for multipleOf 1/n, or 0), 4 boolean,",
     "# 5 date-time, 6 URI (arg: maxLength or 0), 7 enum string (arg: values), 8 object",
@@ -224,12 +226,22 @@ def _names(var: str, names: tuple[str, ...]) -> list[str]:
     return lines
 
 
+# The longest string constant of RULES (characters; a longer line stands alone).
+PART_MAX = 768
+
+
 def _rules(actions: tuple[str, ...]) -> list[str]:
     lines = ["RULES = ("]
+    size = 0
     for action, fields in table(actions):
         text = json.dumps(_json(fields), separators=(",", ":"), ensure_ascii=True)
-        lines.append(f"    {chr(10) + action + ' ' + text!r}")
-    lines.append("    '\\n'")
+        line = chr(10) + action + " " + text
+        if size and size + len(line) + 1 > PART_MAX:
+            lines.append("    '\\n',")
+            size = 0
+        lines.append(f"    {line!r}")
+        size += len(line)
+    lines.append("    '\\n',")
     lines.append(")")
     return lines
 

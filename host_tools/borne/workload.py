@@ -85,7 +85,11 @@ from borne.sim.simulator import ClaimOptions, Simulator
 # the first list), and a remote start's TxProfile parsed before the profiles' module loads: the
 # reference's smallest went from ~146 to ~142-144 (144 passed 5 runs in 5, 142 14 in 16); 168
 # stays (the low-memory test at 144wK, 90 % of 160, still failed 1 run in 5).
-BUDGET_WK = {"reference": 168, "claim": 142, "reference_rom": 99, "claim_rom": 92}
+# 2026-12-07: rules.py's RULES no longer one 2.8 KB string (the frame checker found no block for
+# it after the boot: the low-memory test at 147wK failed 6 runs in 8) and spooled.py's UTF-8
+# check loaded only for text that is not ASCII: 164 (the test at 147wK 16 in 16, 144wK 8 in 8,
+# 140wK 1 in 6; the workload's smallest unchanged, ~142).
+BUDGET_WK = {"reference": 164, "claim": 142, "reference_rom": 99, "claim_rom": 92}
 TARGET_WK = 100  # issue 12: the budget to reach
 ROM_TARGET_KIB = 40  # issue 12: data working set with the bytecode out of the heap
 

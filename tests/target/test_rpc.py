@@ -710,6 +710,35 @@ async def test_a_spooled_message_that_is_not_utf8_fails_the_link_as_one_in_ram_d
     assert seen == [[e["idTag"] for e in ok]]
 
 
+async def test_a_plain_spooled_list_is_read_without_loading_the_utf8_checker():
+    # Issue 12: the strict UTF-8 check (mend.py) loads for a spooled message at its first byte
+    # that is not ASCII; a list of plain tags leaves its bytecode out of the heap in which the
+    # update then looks for room (a 1,000-tag list in the reference workload).
+    import sys
+
+    sys.modules.pop("ocpp_client.mend", None)
+    seen = []
+
+    async def h(p):
+        seen.append([e["idTag"] for e in p["localAuthorizationList"]])
+        return {"status": "Accepted"}
+
+    m = spooled(json.dumps([2, "plain", "SendLocalList", {
+        "listVersion": 9, "localAuthorizationList": entries(150), "updateType": "Full"}]))
+    sent, _ = await serve_all(Rpc({"SendLocalList": h}), m)
+    assert sent == [[3, "plain", {"status": "Accepted"}]], sent
+    assert len(seen[0]) == 150
+    assert "ocpp_client.mend" not in sys.modules
+    # past a first ASCII chunk, a character that is not ASCII loads it (and is checked)
+    ok = entries(150)
+    ok[120]["idTag"] = "\u00e9t\u00e9"
+    m = spooled(json.dumps([2, "later", "SendLocalList", {
+        "listVersion": 9, "localAuthorizationList": ok, "updateType": "Full"}]))
+    sent, _ = await serve_all(Rpc({"SendLocalList": h}), m)
+    assert sent == [[3, "later", {"status": "Accepted"}]], sent
+    assert seen[1][120] == "\u00e9t\u00e9" and "ocpp_client.mend" in sys.modules
+
+
 async def test_other_spooled_messages_get_the_oversize_answer():
     async def h(p):
         raise AssertionError("never called")
