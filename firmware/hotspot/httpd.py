@@ -478,9 +478,12 @@ class Server:
 
     async def _serve_one(self, r, w, buf):
         head = False
+        path = ("request", "head")  # (what the log names: a head not parsed yet)
+        why = None
         try:
             n, extra = await self._read_head(r, buf, _deadline(_HEAD_TIMEOUT_MS))
             req = parse_head(buf, n)
+            path = (req.method, req.path)
             head = req.method == "HEAD"
             req._srv, req._r, req._w, req._buf = self, r, w, buf
             req.peer = getattr(r, "peer", None)
@@ -491,6 +494,8 @@ class Server:
         except asyncio.TimeoutError:
             res = error(408, "request head not received in time")
         except HttpError as e:
+            if e.status == 503 and "memory" in e.message:  # (not "busy": the page polls)
+                why = e.message
             res = error(e.status, e.message, extra=e.headers)
         except (OSError, EOFError):
             return  # the client went away
@@ -498,10 +503,13 @@ class Server:
             import gc
 
             gc.collect()
+            why = "out of memory"
             res = error(503, "out of memory, try again")
         except Exception as e:
             log.exc(_TAG, "handler", e)
             res = error(500, "internal error")
+        if why:  # (a retry may fail again: the log says why, the owner's phone only "try again")
+            log.warn(_TAG, "%s %s: 503, %s", path[0], path[1], why)
         self.served += 1
         await self._send(w, res, head)
         if res[0] >= 400:
