@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from borne.chaos.campaigns import CAMPAIGNS, SLICE, SLICE_LONGEST_CUT_S, report, run
@@ -63,3 +64,50 @@ def test_identical_readings_outside_a_transaction_are_no_repeat() -> None:
     fake.frames = [Frame(CP_ID, "in", "", [2, f"{p}-10", "MeterValues", tx]) for p in ("a", "b")]
     again = judge(fake, CP_ID).violations  # type: ignore[arg-type]
     assert any(v.startswith("repeated_under_new_id") for v in again), again
+
+
+async def test_answers_judges_the_relay_by_its_command_not_the_contacts_settling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seed 95047 answers=60 ("round 32: relay closed without a session"): a stop opens the
+    # relay, then ends the session; the contacts open a contactor's time (RELAY_DELAY_S) after
+    # the command, so a state read in between shows them closed with no session. The judge
+    # must not count that window (here: after a RemoteStopTransaction), and must count a relay
+    # commanded closed without a session.
+    from borne.chaos.answers import relay_without_session
+    from borne.chaos.campaigns import CP_ID as CHAOS_CP
+    from borne.chaos.campaigns import rig
+    from borne.sim import hardware
+
+    # The stop's own work (its flash writes) took 16 ms on this host, the simulated contactor
+    # 15 ms: a slower one (60 ms, inside the 250 ms the charger gives a contactor to settle)
+    # makes the window certain.
+    monkeypatch.setattr(hardware, "RELAY_DELAY_S", 0.06)
+
+    async with rig(tmp_path, "relay") as r:
+        await r.cmd("plug")
+        await r.cmd("charge")
+        await r.cmd("tap", uid="04A1B2C3")
+        await r.until(lambda s: s["relay"] and s["session"], "charging", 30)
+        hw = r.sim.hw
+
+        async def session_ended() -> dict[str, Any]:
+            # Read at the line that ends it (every line from the agent sets `changed`): the
+            # 50 ms steps of until() would miss the contactor's time.
+            while True:
+                hw.changed.clear()
+                st = r.state()
+                if not st["session"]:
+                    return st
+                await hw.changed.wait()
+
+        s0 = await r.until(lambda s: isinstance((s["session"] or {}).get("transaction_id"), int),
+                           "the transaction id", 30)
+        assert r.csms is not None
+        stop = call.RemoteStopTransaction(transaction_id=s0["session"]["transaction_id"])
+        ended = asyncio.create_task(session_ended())
+        await r.csms.charge_points[CHAOS_CP].call(stop)
+        st = await asyncio.wait_for(ended, 10)
+        assert st["relay"], "the state was read after the contacts opened: no window to judge"
+        assert not relay_without_session(r, st)
+        hw.relay_cmd = True  # (as if the firmware had left the coil energised)
+        assert relay_without_session(r, st)

@@ -62,6 +62,15 @@ CONFIG = {
 REFUSALS = ("Invalid", "Blocked", "Expired", "ConcurrentTx")
 
 
+def relay_without_session(r: Rig, st: dict[str, Any]) -> bool:
+    """Is the relay closed with no session? Judged on the coil's command as well as the
+    contacts: a stop opens the relay and then ends the session, and the contacts follow the
+    command a contactor's time later (sim.hardware.RELAY_DELAY_S), so a state read in between
+    shows them closed after the session ended (seed 95047, answers=60, round 32: the agent's
+    log has every close inside a session)."""
+    return st["relay"] and not st["session"] and r.sim.hw.relay_cmd
+
+
 class RandomCsms:
     """The CSMS's answers for the next stretch, drawn by `draw`."""
 
@@ -273,7 +282,7 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
                     await operator()
                 await asyncio.sleep(rng.uniform(0, 1.5))
                 st = r.state()
-                if st["relay"] and not st["session"]:
+                if relay_without_session(r, st):
                     res.bad(f"round {i}: relay closed without a session")
                 if st["relay"] and unavailable:
                     res.bad(f"round {i}: relay closed while Unavailable ({st['ocpp']['status']})")
