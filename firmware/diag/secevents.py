@@ -113,13 +113,8 @@ class SecurityEvents:
 
     def handler(self, action):
         async def h(p):
-            d = self.need()
-            d._added = 0
             try:
-                return await d.handlers()[action](p)
-            except BaseException:
-                d._work -= d._added  # (a refused CALL's work is dropped: rpc.py)
-                raise
+                return await self.need().call(action, p)
             finally:
                 self.settle()
 
