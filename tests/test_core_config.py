@@ -142,6 +142,35 @@ async def test_a_measurand_list_with_one_unsupported_entry_changes_nothing(
     assert after.configuration_key == before.configuration_key
 
 
+async def test_a_measurand_may_name_one_phase(csms: Csms, sim: Simulator) -> None:
+    """OCPP 1.6 9.1, MeterValuesSampledData: "Where applicable, the Measurand is combined with
+    the optional phase; for instance: Voltage.L1". Such a list was Rejected whole (a CSMS that
+    asks for Current.Import.L1..L3 kept the default readings); a phase the charger does not
+    measure for that measurand (a neutral current, a per-phase power) is still Rejected."""
+    cp = await _cp(csms)
+    for value, want in (("Energy.Active.Import.Register,Current.Import.L1,Voltage.L2-N",
+                         "Accepted"),
+                        ("Voltage.L1,Current.Import.L3", "Accepted"),
+                        ("Current.Import.N", "Rejected"),
+                        ("Power.Active.Import.L1", "Rejected"),
+                        ("Current.Import.L4", "Rejected"),
+                        ("Energy.Active.Import.Register.L1", "Rejected")):
+        res = await cp.call(call.ChangeConfiguration(key="StopTxnSampledData", value=value))
+        assert res.status == want, (value, res.status)
+    res = await cp.call(call.ChangeConfiguration(
+        key="MeterValuesSampledData",
+        value="Energy.Active.Import.Register,Current.Import.L1,Voltage.L2-N"))
+    assert res.status == "Accepted"
+    n = len(csms.frames)
+    res = await cp.call(call.TriggerMessage(requested_message="MeterValues", connector_id=1))
+    assert res.status == "Accepted"
+    mv = await csms.wait_call("MeterValues", after=n)
+    got = [(sv["measurand"], sv.get("phase"))
+           for sv in mv.payload["meterValue"][0]["sampledValue"]]
+    assert got == [("Energy.Active.Import.Register", None), ("Current.Import", "L1"),
+                   ("Voltage", "L2-N")], got
+
+
 async def test_configuration_survives_a_reboot(csms: Csms, sim: Simulator) -> None:
     cp = await _cp(csms)
     await cp.call(call.ChangeConfiguration(key="ConnectionTimeOut", value="42"))

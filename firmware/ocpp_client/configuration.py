@@ -9,7 +9,11 @@ import log
 
 # The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
 _MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered"
-               ",Power.Offered,Voltage,Frequency,")
+               ",Power.Offered,Voltage,Frequency,"
+               # one phase of those the meter gives by phase (1.6 9.1: "Voltage.L1"; a voltage is
+               # phase-to-neutral, named either way)
+               "Current.Import.L1,Current.Import.L2,Current.Import.L3,Voltage.L1,Voltage.L2,"
+               "Voltage.L3,Voltage.L1-N,Voltage.L2-N,Voltage.L3-N,")
 _MAX_MEASURANDS = const(8)  # the *MaxLength keys of config.py say 8
 
 

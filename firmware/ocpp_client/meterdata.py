@@ -20,6 +20,12 @@ def sampled(meter, connector, measurands, context):
     n = getattr(meter, "phases", 3)  # a single-phase installation has no L2, L3
     out = []
     for m in measurands:
+        # "Current.Import.L1", "Voltage.L2-N": that phase only (1.6 9.1 MeterValuesSampledData:
+        # a measurand "combined with the optional phase"); configuration.py admits which.
+        i = m.rfind(".")
+        want = m[i + 1:i + 3] if i > 0 and m[i + 1:i + 2] == "L" else None
+        if want:
+            m = m[:i]
         unit = "A"  # each branch sets its measurand's values and unit (None: no unit)
         if m == "Energy.Active.Import.Register":
             # In whole Wh, as meterStart/meterStop are: a register sent here is never above the
@@ -48,7 +54,7 @@ def sampled(meter, connector, measurands, context):
         else:
             vals = []
         for phase, v in vals:
-            if v is None:
+            if v is None or want and (phase or "")[:2] != want:
                 continue
             sv = {"value": _fmt(v), "context": context, "measurand": m}
             if phase:

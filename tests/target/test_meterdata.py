@@ -42,3 +42,16 @@ def test_unknown_measurands_and_values_are_left_out_never_invented():
     assert meterdata.sampled(Meter(), Conn(), ("SoC", "Temperature"), "Trigger") == []
     got = meterdata.sampled(None, Conn(), ("Power.Active.Import", "Current.Offered"), "Trigger")
     assert [v["measurand"] for v in got] == ["Current.Offered"]
+
+
+def test_a_measurand_with_a_phase_gives_that_phase_only():
+    # OCPP 1.6 9.1 (MeterValuesSampledData): "Where applicable, the Measurand is combined with
+    # the optional phase; for instance: Voltage.L1". The SampledValue names the measurand and
+    # its phase apart, as the schema has them; a voltage is the meter's phase-to-neutral one.
+    got = meterdata.sampled(Meter(), Conn(), ("Current.Import.L2", "Voltage.L1", "Voltage.L2-N",
+                                              "Voltage.L3", "Energy.Active.Import.Register"),
+                            "Sample.Periodic")
+    seen = [(v["measurand"], v.get("phase"), v["value"]) for v in got]
+    assert seen == [("Current.Import", "L2", "16"), ("Voltage", "L1-N", "230"),
+                    ("Voltage", "L2-N", "229.5"),  # (L3 unknown: left out, never invented)
+                    ("Energy.Active.Import.Register", None, "1234")], seen
