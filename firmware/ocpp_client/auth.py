@@ -149,7 +149,9 @@ class Auth:
         # (1.6 3.5.2: told to the CSMS by self.conflict(id_tag)). ConcurrentTx says nothing
         # of the tag's validity (1.6 3.5.1: a transaction in progress elsewhere): no conflict,
         # and the cached entry stays (kept, it refused the card's next offline tap for good).
-        if not isinstance(info, dict):
+        if not isinstance(info, dict) or "status" not in info:
+            # (1.6 requires the status: {} or a lone expiryDate says nothing of the tag; taken
+            # for one, it emptied the card's cached entry or raised a false LocalListConflict)
             return
         now = clock.now()
         listed = self.local.lookup(id_tag) if (

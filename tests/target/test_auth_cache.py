@@ -209,3 +209,26 @@ async def test_an_authorize_answer_without_a_readable_id_tag_info_refuses_and_ke
         assert await a.authorize("04A1B2C3", True) == ("Invalid", None)
     assert a.cache_entry("04A1B2C3")[0] == INFO
     assert a.cache_entry("0BADCAFE") is None
+
+
+async def test_an_id_tag_info_without_a_status_changes_neither_the_cache_nor_the_list():
+    # A StopTransaction.conf's idTagInfo goes to the cache as it is (transactions.py); one
+    # without the status 1.6 requires in it ({}, a CSMS's empty object; an expiryDate or a
+    # parentIdTag alone) says nothing of the card. It replaced the card's Accepted entry with an
+    # empty one (its next offline tap refused: "Invalid"), and against the list in use it was
+    # reported as a LocalListConflict.
+    a = _auth("ac_nostatus")
+    a.remember("04A1B2C3", INFO)
+    for info in ({}, {"expiryDate": "2099-01-01T00:00:00Z"}, {"parentIdTag": "X"}):
+        a.remember("04A1B2C3", info)
+        a.remember("0BADCAFE", info)
+    assert a.cache_entry("04A1B2C3")[0] == INFO
+    assert a.cache_entry("0BADCAFE") is None
+    assert await a.authorize("04A1B2C3", False) == ("Accepted", "FLEET01")
+    store = Store("ac_nostatus_list")
+    a = Auth(store, Config(store), _List({"LISTED": {"status": "Accepted"}}))
+    told = []
+    a.conflict = told.append
+    a.remember("LISTED", {})
+    a.remember("LISTED", {"expiryDate": "2099-01-01T00:00:00Z"})
+    assert told == []
