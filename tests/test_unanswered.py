@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,28 @@ async def test_a_retry_lost_with_the_link_goes_again_under_the_id_the_csms_may_h
         await control.wait_state(lambda s: s["ocpp"]["queued"] == 0, "the start delivered")
         assert len(set(csms.started.values())) == 1, (
             f"the CSMS booked {len(set(csms.started.values()))} transactions for one session")
+
+
+async def test_a_csms_that_refuses_heartbeats_delays_nothing(csms: Csms, flash: Path) -> None:
+    # A backend that answers Heartbeat with a CALLERROR (a proxy without the action, a transient
+    # InternalError) is there all the same: each heartbeat goes on time, and the session's work
+    # (a status after a plug) is not held back by a pause, as it was when the refusal was taken
+    # for the session's own failure (a 0.5-5 s pause after each, growing).
+    def refuse(_: object) -> object:
+        raise RuntimeError("no heartbeats here")
+
+    async with _charger(csms, flash) as (sim, control):
+        assert sim.agent is not None
+        csms.respond("Heartbeat", refuse)
+        n = len(csms.frames)
+        await _configure(csms, HeartbeatInterval="1")
+        for _ in range(5):
+            await csms.wait_call("Heartbeat", after=len(csms.frames), timeout=10)
+        beats = [f.t for f in csms.calls("Heartbeat")[-5:]]
+        gaps = [round(b - a, 1) for a, b in pairwise(beats)]
+        assert max(gaps) < 3.5, f"heartbeats held back after refusals: gaps {gaps} s"
+        await control("plug")
+        await csms.wait_call("StatusNotification", _status(1, "Preparing"), after=n, timeout=5)
+        assert csms.connects == 1, f"the charger reconnected {csms.connects - 1} time(s)"
+        assert not [x for x in sim.agent.all_lines if "session work failed" in x]
+        await sim.agent.wait_line(r"Heartbeat refused: CallError", 5)

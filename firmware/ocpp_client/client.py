@@ -148,7 +148,11 @@ class OcppClient:
 
     # -- triggers the session itself answers -----------------------------------------------
     async def _heartbeat(self, cid=None):
-        conf = await self.rpc.call("Heartbeat", {})
+        try:
+            conf = await self.rpc.call("Heartbeat", {})
+        except CallError as e:  # the CSMS is there all the same: no pause, no link lost
+            log.warn(_TAG, "Heartbeat refused: %s", _why(e))
+            return
         apply_time(conf.get("currentTime"))
         self.check_cert()
 
