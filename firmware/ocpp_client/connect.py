@@ -9,6 +9,7 @@
 # proftrial.py (loaded for it). The CSMS's name is resolved by net/dns.py, without blocking the
 # loop; its answer is kept in cl.dns_memo.
 import sys
+import time
 
 import log
 from ocpp_client.ws import WsClosed
@@ -17,10 +18,11 @@ from supervisor import drop
 _ECONNRESET = const(104)
 _OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "net.dns", "net.tcp",
          "diag.roots", "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
+_CREDS = ("ocpp_client.security", "diag.roots", "diag.certs", "diag.x509", "ota.rsa", "ota")
 
 
-def _drop_open(held):
-    for n in _OPEN:
+def _drop_open(held, names=_OPEN):
+    for n in names:
         if n not in held:
             p = n + "."
             for m in sys.modules:
@@ -30,14 +32,25 @@ def _drop_open(held):
                 drop(n)
 
 
+async def resolve(cl, host, held, asked):
+    # The CSMS's address (net/dns.py, with the memo cl.dns_memo), the module out of the heap
+    # again before the connect unless it was held (see attempt()).
+    from net import dns
+
+    asked[0] = True
+    try:
+        return await dns.resolve(host, cl.board.dns_server(), cl.dns_memo)
+    finally:
+        _drop_open(held, ("net.dns",))
+
+
 async def attempt(cl, url):
     # -> the WebSocket, or the exception the attempt failed with. `url`: the CSMS URL as
     # provisioned; the profile picks its scheme (security.endpoint).
     held = [n for n in _OPEN if n in sys.modules]
-    dns = None
+    asked = [False]  # the name was resolved (resolve())
     try:
-        from net import dns
-        from ocpp_client import security, wsopen
+        from ocpp_client import security
 
         u = security.endpoint(cl.settings, url)
         if u != url:
@@ -47,15 +60,24 @@ async def attempt(cl, url):
         if url.startswith("wss://"):
             await security.sync_clock(cl.board)  # an untrusted clock from SNTP, not blocking
         auth, tls = security.connect_args(cl.settings, url, cl.tls_keep)
+        # The credentials are made: their modules leave the heap before the connection's
+        # (net/dns.py too, once resolved: resolve()). The TCP and TLS sockets and the
+        # handshake then find its blocks free: an attempt's peak, a reconnect's in a heap that
+        # a session has filled, was every module of it loaded at once.
+        security = None
+        _drop_open(held, _CREDS)
+        from ocpp_client import wsopen
+
         ws = await wsopen.connect(
             url, cl.settings["cp_id"], auth=auth, ssl_ctx=tls,
             route=getattr(cl.board, "route", None), spool=cl.spool, spool_if=cl.rpc.spool_wanted,
-            resolve=lambda h: dns.resolve(h, cl.board.dns_server(), cl.dns_memo),
+            resolve=lambda h: resolve(cl, h, held, asked),
         )
     except Exception as e:
         ws = e
-        if dns is not None:
-            dns.expire(cl.dns_memo)  # asked again next time: the CSMS may have moved
+        m = cl.dns_memo
+        if asked[0] and m and m[0]:
+            m[2] = time.ticks_ms()  # (dns.expire(), not loaded again) the CSMS may have moved
         if isinstance(e, WsClosed):
             # Closed after our request without an answer: a CSMS refusing (backed off:
             # client.dead) once it repeats. The first may be the path's: a network that comes
@@ -66,7 +88,7 @@ async def attempt(cl, url):
                 ws = OSError(_ECONNRESET, str(e))
     if not isinstance(ws, Exception):
         cl.hs_closes = 0
-    security = wsopen = auth = tls = dns = None  # the socket keeps its TLS context
+    security = wsopen = auth = tls = None  # the socket keeps its TLS context
     _drop_open(held)
     st = cl.settings
     if st.get("profile_fallback", -1) >= 0 or st.get("cert_trial"):

@@ -228,3 +228,28 @@ async def test_the_sessions_attempts_at_a_black_holed_csms_keep_no_socket_nor_mo
     finally:
         for s in held:
             s.close()
+
+
+async def test_an_attempt_connects_with_its_credentials_and_resolver_out_of_the_heap():
+    # The TCP/TLS connect (and the handshake after it) is an attempt's peak: a reconnect in a
+    # heap a session has filled ran out of memory there with the credentials' module and the
+    # resolver still loaded though done with. Both are out once the board routes the address.
+    import sys
+
+    from ocpp_client import connect
+    from supervisor import drop
+
+    gone = ("ocpp_client.security", "net.dns")
+    drop(*gone)
+    seen = []
+    cl = _Cl()
+
+    def route(host, port):
+        seen.append([n for n in gone if n in sys.modules])
+        return host, port
+
+    cl.board.route = route
+    e = await connect.attempt(cl, "ws://127.0.0.1:%d/ocpp" % closed_port())
+    assert isinstance(e, OSError), repr(e)
+    assert seen == [[]], seen
+    assert [n for n in gone if n in sys.modules] == []

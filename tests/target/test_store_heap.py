@@ -65,3 +65,42 @@ def test_journal_and_eventlog_in_small_heap():
     assert len(ev2) == 200
     assert [e["wh"] for e in ev2.recent(50)][-1] == 400
     assert free > 8000, free
+
+
+def test_a_queued_record_is_read_back_without_a_second_block_of_its_length():
+    # The session delivers the queue one record at a time, each read from its line on flash (a
+    # MeterValues line is ~0.4 KB): in a heap short of memory, with one free block that long
+    # and no other (tests/test_low_memory.py's squeeze), a record still parses. Its JSON is
+    # read where it lies in the line, not copied into a second block of its length first (the
+    # copy failed there: the queue stalled for as long as the squeeze lasted).
+    s = Store("flash")
+    q = s.journal("txq_view", 10)
+    sv = [{"v": "%d.5" % (1000 + i), "u": "Wh"} for i in range(5)]
+    rec = {"a": "MeterValues", "r": "s1", "p": {"t": "2026-12-07T04:00:00Z", "v": sv}}
+    q.append({"a": "Heartbeat"})
+    q.append(rec)
+    it = q.pending()
+    assert next(it)[1] == {"a": "Heartbeat"}  # (the reader's file and frames made)
+    gc.collect()
+    held = spare = None
+    for n in (320, 160):  # every free block of 160 bytes or more taken, a few small ones left
+        k = 0
+        try:
+            while True:
+                held = (held, bytearray(n - 32))  # (32: the objects)
+                k += 1
+                if k % 8 == 0:
+                    spare = (spare, bytearray(8))
+        except MemoryError:
+            pass
+    spare = None
+    first = held
+    try:
+        held = held[0]  # gives one block of 320 bytes back: the line's
+        first = None
+        got = next(it)[1]
+    finally:
+        held = first = None
+        it.close()
+    gc.collect()
+    assert got == rec, got
