@@ -111,3 +111,49 @@ async def test_answers_judges_the_relay_by_its_command_not_the_contacts_settling
         assert not relay_without_session(r, st)
         hw.relay_cmd = True  # (as if the firmware had left the coil energised)
         assert relay_without_session(r, st)
+
+
+async def test_a_start_stalled_on_a_dead_link_is_not_booked_after_its_repeat_was_refused(
+        csms: Csms) -> None:
+    # The answers campaign's CSMS held a StartTransaction (a stall); meanwhile the link died,
+    # the charger reconnected and sent it again under its id, and that repeat was answered with
+    # a CALLERROR: no transaction (the charger starts it again under a new id). The held
+    # handling then went on on the dead link and booked a transaction nobody would ever stop,
+    # so the campaign's drain waited in vain (seed 95047, answers=60, the chaos8 rerun). The
+    # answer the charger got is the CSMS's answer to that CALL: the late handling must not
+    # book, nor answer anything else.
+    import json
+    import random
+    from types import SimpleNamespace
+
+    from borne.chaos.answers import RandomCsms
+    from websockets.asyncio.client import connect
+
+    plan = RandomCsms(random.Random(1), SimpleNamespace(csms=csms))  # type: ignore[arg-type]
+    url = f"{csms.url}/{CP_ID}"
+    start = {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0,
+             "timestamp": "2026-12-07T04:00:00.000Z"}
+    first = json.dumps([2, "s-1", "StartTransaction", start])
+    csms.stalled["StartTransaction"] = 1.5
+    async with connect(url, subprotocols=["ocpp1.6"]) as old:  # type: ignore[list-item]
+        await old.send(first)
+        await csms.wait_call("StartTransaction")
+    plan.p_err = 1.0
+    async with connect(url, subprotocols=["ocpp1.6"]) as new:  # type: ignore[list-item]
+        await new.send(first)  # the same CALL again, on the new link
+        assert json.loads(await asyncio.wait_for(new.recv(), 5))[:2] == [4, "s-1"]
+        plan.p_err = 0.0
+
+        def answers_to_first() -> int:
+            return sum(1 for f in csms.frames if f.direction == "out" and not f.is_call
+                       and isinstance(f.msg, list) and f.msg[1] == "s-1")
+
+        # The held handling ends on the dead link (its answer, if any, goes nowhere).
+        await csms.wait_for(lambda: answers_to_first() == 2, 10, "the held handling")
+        await new.send(json.dumps([2, "s-2", "StartTransaction", start]))  # the retry
+        answer = json.loads(await asyncio.wait_for(new.recv(), 5))
+    assert answer[:2] == [3, "s-2"]
+    booked = {mid: tid for (_, mid), tid in csms.started.items()}
+    assert booked == {"s-2": answer[2]["transactionId"]}, booked
+    dead = [f.msg for f in csms.frames if f.direction == "out" and f.msg[1] == "s-1"]
+    assert dead[0] == dead[1], dead  # one CALL, one answer

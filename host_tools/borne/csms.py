@@ -103,6 +103,14 @@ class _Recorder:
             stall = self.csms.stalled.pop(action, 0) if action else 0
             if stall:
                 await asyncio.sleep(stall)  # a slow backend: this CALL and all behind it wait
+                answer = self.csms.answered.get((self.cp_id, frame.msg[1]))
+                if answer is not None:
+                    # Answered meanwhile, as a repeat on a newer link (the charger reconnected
+                    # and sent it again): that answer is the one to this message id; handling it
+                    # again would give one CALL a second answer (a StartTransaction refused
+                    # with a CALLERROR booked after all).
+                    await self.send(answer)
+                    continue
             return text
 
     async def _repeat(self, frame: Frame) -> bool:

@@ -141,10 +141,24 @@ async def rig(workdir: Path, name: str, diag: bool = False,
         if csms is not None:
             await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, 60)
         yield r
+    except BaseException:
+        if csms is not None:  # (a drain that gave up: which CALL booked what, and when)
+            save_frames(csms, workdir / f"csms-{name}.jsonl")
+        raise
     finally:
         await sim.stop()
         if csms is not None:
             await csms.stop()
+
+
+def save_frames(csms: Csms, path: Path) -> None:
+    """The CSMS's frame log, one JSON object a line (monotonic time, charge point, direction,
+    the raw frame), then its bookings: (charge point, StartTransaction message id) -> id."""
+    with path.open("w") as f:
+        for fr in csms.frames:
+            f.write(json.dumps({"t": round(fr.t, 4), "cp": fr.cp_id, "dir": fr.direction,
+                                "raw": fr.raw}) + "\n")
+        f.write(json.dumps({"started": [[*k, v] for k, v in csms.started.items()]}) + "\n")
 
 
 def _check_csms(res: Result, r: Rig) -> None:
@@ -168,11 +182,15 @@ async def _drained(r: Rig, timeout: float = 90) -> None:
     csms = r.csms
     await r.until(lambda s: s["ocpp"]["connected"], "online", timeout)
 
-    def done() -> bool:
+    def unstopped() -> set[int]:
         stopped = {f.payload.get("transactionId") for f in csms.calls("StopTransaction")}
-        return set(csms.started.values()) <= stopped
+        return set(csms.started.values()) - stopped
 
-    await csms.wait_for(done, timeout, "every started transaction to be stopped")
+    try:
+        await csms.wait_for(lambda: not unstopped(), timeout,
+                            "every started transaction to be stopped")
+    except AssertionError as e:
+        raise AssertionError(f"{e} (no stop for {sorted(unstopped())})") from None
     await asyncio.sleep(1.5)  # anything sent twice would arrive now
 
 
