@@ -161,48 +161,51 @@ class Mfrc522:
     # -- ISO/IEC 14443-3 type A activation ----------------------------------------------
     async def poll(self, uid):
         # WUPA, then anticollision + select per cascade level. Copies the UID into uid and
-        # returns its length (4, 7, 10), or 0 when no card answered.
+        # returns its length (4, 7, 10), or 0 when no card answered. A card that answers the
+        # WUPA and is gone before its UID is read (pulled away, at the edge of the field) is no
+        # card either, not a reader error (three of those in a row reported a ReaderFailure).
+        # One try around it all: no extra call (and its generator) per poll.
         buf = self.buf
         buf[0] = WUPA
         self.clear_bits(_COLL, 0x80)  # ValuesAfterColl = 0: bits after a collision read 0
         try:
             if await self.transceive(1, 7) != 2:  # ATQA
                 raise Mfrc522Error("bad ATQA")
+            n = 0
+            for level in range(3):
+                sel = _SEL[level]
+                buf[0] = sel
+                buf[1] = 0x20  # NVB: 2 bytes, no UID bits known
+                if await self.transceive(2) != 5:
+                    raise Mfrc522Error("bad anticollision answer")
+                if buf[0] ^ buf[1] ^ buf[2] ^ buf[3] != buf[4]:
+                    raise Mfrc522Error("BCC mismatch")
+                # keep CLn for the UID before the buffer is reused
+                c0, c1, c2, c3, bcc = buf[0], buf[1], buf[2], buf[3], buf[4]
+                buf[0] = sel
+                buf[1] = 0x70  # NVB: 7 bytes, the whole UID CLn
+                buf[2], buf[3], buf[4], buf[5], buf[6] = c0, c1, c2, c3, bcc
+                c = crc_a(buf, 7)
+                buf[7] = c & 0xFF
+                buf[8] = c >> 8
+                if await self.transceive(9) != 3:
+                    raise Mfrc522Error("bad SAK")
+                if crc_a(buf, 3) != 0:  # the CRC of data + its CRC is 0 when it is right
+                    raise Mfrc522Error("SAK CRC_A mismatch")
+                sak = buf[0]
+                if sak & 0x04:  # UID not complete: CLn starts with the cascade tag
+                    if c0 != _CT or level == 2:
+                        raise Mfrc522Error("bad cascade")
+                    uid[n], uid[n + 1], uid[n + 2] = c1, c2, c3
+                    n += 3
+                    continue
+                uid[n], uid[n + 1], uid[n + 2], uid[n + 3] = c0, c1, c2, c3
+                n += 4
+                await self._halt()
+                return n
+            raise Mfrc522Error("UID longer than three cascade levels")
         except NoCard:
             return 0
-        n = 0
-        for level in range(3):
-            sel = _SEL[level]
-            buf[0] = sel
-            buf[1] = 0x20  # NVB: 2 bytes, no UID bits known
-            if await self.transceive(2) != 5:
-                raise Mfrc522Error("bad anticollision answer")
-            if buf[0] ^ buf[1] ^ buf[2] ^ buf[3] != buf[4]:
-                raise Mfrc522Error("BCC mismatch")
-            # keep CLn for the UID before the buffer is reused
-            c0, c1, c2, c3, bcc = buf[0], buf[1], buf[2], buf[3], buf[4]
-            buf[0] = sel
-            buf[1] = 0x70  # NVB: 7 bytes, the whole UID CLn
-            buf[2], buf[3], buf[4], buf[5], buf[6] = c0, c1, c2, c3, bcc
-            c = crc_a(buf, 7)
-            buf[7] = c & 0xFF
-            buf[8] = c >> 8
-            if await self.transceive(9) != 3:
-                raise Mfrc522Error("bad SAK")
-            if crc_a(buf, 3) != 0:  # the CRC of data + its CRC is 0 when it is right
-                raise Mfrc522Error("SAK CRC_A mismatch")
-            sak = buf[0]
-            if sak & 0x04:  # UID not complete: CLn starts with the cascade tag
-                if c0 != _CT or level == 2:
-                    raise Mfrc522Error("bad cascade")
-                uid[n], uid[n + 1], uid[n + 2] = c1, c2, c3
-                n += 3
-                continue
-            uid[n], uid[n + 1], uid[n + 2], uid[n + 3] = c0, c1, c2, c3
-            n += 4
-            await self._halt()
-            return n
-        raise Mfrc522Error("UID longer than three cascade levels")
 
     async def _halt(self):
         # HLTA (50 00 + CRC_A): the card does not answer; a timeout is success.

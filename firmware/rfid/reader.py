@@ -83,7 +83,8 @@ class Reader:
     def _fail(self, why, e):
         self._errors += 1
         if self._errors == 1 or self._errors == self.fail_after:
-            log.warn(_TAG, "%s: %s (%d in a row)", why, e, self._errors)
+            # the type too: a driver error may have no text
+            log.warn(_TAG, "%s: %s: %s (%d in a row)", why, type(e).__name__, e, self._errors)
         if self._errors >= self.fail_after:
             self.ready = False
             # The card in the field is kept (the same card still held after the reader comes
