@@ -760,7 +760,11 @@ class Connector:
             # (idTags are CiString20: a remote start's may be the same UID in lower case)
             self._stop("Local")
             return
-        if self.authorizing or self.authorizer is None:
+        if self.authorizing:
+            # one tap decided at a time: the owner of this card sees no signal, the log says why
+            log.info(_TAG, "tag %s ignored: another card's authorization is under way", id_tag)
+            return
+        if self.authorizer is None:
             return
         # Decided in conntask.authorize_tag(): without the memory for it, the tap is lost, as
         # without the memory for its task (the next one tries again).
