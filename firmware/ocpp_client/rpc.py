@@ -350,12 +350,24 @@ class Rpc:
         self.ws = ws
         self.quiet = False
         recv = getattr(ws, "recv_msg", None) or ws.recv
+        oom = 0
         try:
             while True:
                 try:
                     raw = await recv()
                 except WsTooBig as e:
                     raw = e  # read to its end and dropped: answered as the oversize it is
+                except MemoryError:
+                    # No memory for the read's coroutines (a heap at its peak): read again
+                    # once memory is back, if no byte of the message was taken (the stream is
+                    # in step; else _read_oom says the link ends). The watch (client.py) ends
+                    # a link silent for too long.
+                    if not _read_oom(ws, oom):
+                        raise
+                    oom = 1
+                    await asyncio.sleep_ms(50)
+                    continue
+                oom = 0
                 self._answered = None
                 self.quiet = False  # the CSMS shows life
                 try:
@@ -624,3 +636,17 @@ class Rpc:
                 self.after_reply(action, payload, res)
             except Exception as e:
                 log.exc(_TAG, "after %s" % action, e)
+
+
+def _read_oom(ws, k):
+    # A MemoryError out of reading a frame (k: not the first in a row). -> True: read again (nothing
+    # of the next message was taken from the stream).
+    import gc
+
+    gc.collect()
+    edge = getattr(ws, "edge", False)
+    if not edge:
+        log.warn(_TAG, "out of memory mid-frame: the stream is out of step, the link ends")
+    elif not k:
+        log.warn(_TAG, "out of memory to read a frame: reading it once memory is back")
+    return edge and not ws.closed
