@@ -350,7 +350,6 @@ class Rpc:
         self.ws = ws
         self.quiet = False
         recv = getattr(ws, "recv_msg", None) or ws.recv
-        oom = 0
         try:
             while True:
                 try:
@@ -358,16 +357,19 @@ class Rpc:
                 except WsTooBig as e:
                     raw = e  # read to its end and dropped: answered as the oversize it is
                 except MemoryError:
-                    # No memory for the read's coroutines (a heap at its peak): read again
-                    # once memory is back, if no byte of the message was taken (the stream is
-                    # in step; else _read_oom says the link ends). The watch (client.py) ends
-                    # a link silent for too long.
-                    if not _read_oom(ws, oom):
+                    # No memory for the read's coroutines (a heap at its peak): read again once
+                    # memory is back if no byte of the message was taken (ws.edge: the stream is
+                    # in step). The watch (client.py) ends a link silent for too long.
+                    if not getattr(ws, "edge", 0):
+                        log.warn(_TAG, "out of memory mid-frame: the stream is out of step")
                         raise
-                    oom = 1
+                    if ws.closed:
+                        raise
+                    import gc
+
+                    gc.collect()
                     await asyncio.sleep_ms(50)
                     continue
-                oom = 0
                 self._answered = None
                 self.quiet = False  # the CSMS shows life
                 try:
@@ -636,17 +638,3 @@ class Rpc:
                 self.after_reply(action, payload, res)
             except Exception as e:
                 log.exc(_TAG, "after %s" % action, e)
-
-
-def _read_oom(ws, k):
-    # A MemoryError out of reading a frame (k: not the first in a row). -> True: read again (nothing
-    # of the next message was taken from the stream).
-    import gc
-
-    gc.collect()
-    edge = getattr(ws, "edge", False)
-    if not edge:
-        log.warn(_TAG, "out of memory mid-frame: the stream is out of step, the link ends")
-    elif not k:
-        log.warn(_TAG, "out of memory to read a frame: reading it once memory is back")
-    return edge and not ws.closed
