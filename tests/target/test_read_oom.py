@@ -59,7 +59,7 @@ def _serve(ws, handlers, tape=None):
 
 def test_a_read_out_of_memory_on_a_squeezed_heap_waits_for_memory_and_keeps_the_link():
     # As the next frame is to be read, the heap is at its peak: left with holes under ~190
-    # bytes (another task's), none for the read's coroutine frames (recv_msg's: 352 bytes on
+    # bytes (another task's), none for the read's coroutine frames (recv_msg's: 272 bytes on
     # this port). The link stays, and once memory is back the next CALL is read and answered.
     # (It once ended the link: "link lost: MemoryError memory allocation failed, allocating
     # 272 bytes".)
@@ -77,7 +77,7 @@ def test_a_read_out_of_memory_on_a_squeezed_heap_waits_for_memory_and_keeps_the_
             if self.reads == 2:  # the second message
                 asyncio.create_task(give_back())
                 _fragment()
-            return WebSocket.recv_msg(self)  # (its coroutine made here: the 352 bytes)
+            return WebSocket.recv_msg(self)  # (its coroutine made here: the 272 bytes)
 
     ws = Squeezed(Stream(frame(1, _CALL1) + frame(1, _CALL2), chunk=4096), None, 4096)
     sent, why, logs = _serve(ws, {"Reset": _reset})
