@@ -198,7 +198,13 @@ class WebSocket:
         if r is None:
             raise WsClosed("connection aborted")
         while got < n:
-            k = await r.readinto(mv[got:] if got else mv)
+            try:
+                k = await r.readinto(mv[got:] if got else mv)
+            except MemoryError:
+                # No memory for the read's coroutine: nothing was read, the stream is in step;
+                # read again once memory is back (the watch, client.py, ends a silent link).
+                await _oom_wait()
+                continue
             if k is None:
                 continue  # TLS: a record with no application data yet
             if not k:
@@ -563,6 +569,14 @@ def _log_spool(e):
     import log
 
     log.warn("ws", "cannot spool a long message to flash (%s): dropping it", e)
+
+
+def _oom_wait():
+    import asyncio
+    import gc
+
+    gc.collect()
+    return asyncio.sleep_ms(50)  # (allocates nothing: a singleton)
 
 
 def _ticks():

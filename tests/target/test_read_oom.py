@@ -103,13 +103,34 @@ def test_a_read_out_of_memory_before_the_next_message_is_retried():
     assert isinstance(why, WsClosed), why
 
 
-def test_a_read_out_of_memory_mid_frame_ends_the_link_and_says_so():
-    # Read 3 takes the second frame's head, read 4 (its payload) runs out of memory: the stream
-    # is out of step, the link ends with a clear line (not a retry that would misread).
-    from ocpp_client.ws import WebSocket
+def test_a_read_out_of_memory_mid_frame_inside_the_stream_read_is_retried():
+    # Read 3 takes the second frame's head, read 4 (its payload) runs out of memory in the
+    # stream's read, before it took any byte: read again, the frame is not lost.
+    from ocpp_client.ws import WebSocket, WsClosed
 
     s = _OomStream(frame(1, _CALL2) + frame(1, _CALL2.replace("c-2", "c-3")), 4)
     sent, why, logs = _serve(WebSocket(s, None, 4096), {"Reset": _reset})
+    ok = {"status": "Accepted"}
+    assert sent == [[3, "c-2", ok], [3, "c-3", ok]], (sent, why)
+    assert isinstance(why, WsClosed), why
+
+
+def test_a_read_out_of_memory_mid_frame_ends_the_link_and_says_so():
+    # The second frame's head taken, no memory for the coroutine that reads its payload: the
+    # stream is out of step, the link ends with a clear line (not a retry that would misread).
+    from ocpp_client.ws import WebSocket
+
+    class NoFrame(WebSocket):
+        fills = 0
+
+        def _fill(self, mv):
+            self.fills += 1
+            if self.fills == 4:  # 1-2: the first frame, 3: the second's head
+                raise MemoryError("injected")
+            return WebSocket._fill(self, mv)
+
+    s = Stream(frame(1, _CALL2) + frame(1, _CALL2.replace("c-2", "c-3")), chunk=4096)
+    sent, why, logs = _serve(NoFrame(s, None, 4096), {"Reset": _reset})
     assert sent == [[3, "c-2", {"status": "Accepted"}]], sent
     assert isinstance(why, MemoryError), why
     assert logs.warned("out of memory mid-frame", "out of step"), logs.lines
