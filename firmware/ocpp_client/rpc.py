@@ -356,6 +356,20 @@ class Rpc:
                     raw = await recv()
                 except WsTooBig as e:
                     raw = e  # read to its end and dropped: answered as the oversize it is
+                except MemoryError:
+                    # No memory for the read's coroutines (a heap at its peak): read again once
+                    # memory is back if no byte of the message was taken (ws.edge: the stream is
+                    # in step). The watch (client.py) ends a link silent for too long.
+                    if not getattr(ws, "edge", 0):
+                        log.warn(_TAG, "out of memory mid-frame: the stream is out of step")
+                        raise
+                    if ws.closed:
+                        raise
+                    import gc
+
+                    gc.collect()
+                    await asyncio.sleep_ms(50)
+                    continue
                 self._answered = None
                 self.quiet = False  # the CSMS shows life
                 try:

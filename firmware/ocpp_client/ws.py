@@ -173,6 +173,9 @@ class WebSocket:
         self.spool_if = spool_if
         self.closed = False
         self.last_rx_ms = _ticks()
+        # No byte of the next message read yet (a MemoryError out of recv_msg then leaves the
+        # stream in step: rpc.serve reads again once memory is back).
+        self.edge = True
         global spare_rx, _spare_tx
         self._rx = spare_rx or bytearray(RX_SIZE)
         self._rxv = memoryview(self._rx)
@@ -195,12 +198,19 @@ class WebSocket:
         if r is None:
             raise WsClosed("connection aborted")
         while got < n:
-            k = await r.readinto(mv[got:] if got else mv)
+            try:
+                k = await r.readinto(mv[got:] if got else mv)
+            except MemoryError:
+                # No memory for the read's coroutine: nothing was read, the stream is in step;
+                # read again once memory is back (the watch, client.py, ends a silent link).
+                await _oom_wait()
+                continue
             if k is None:
                 continue  # TLS: a record with no application data yet
             if not k:
                 raise WsClosed("connection closed mid-frame")
             got += k
+            self.edge = False
             self.last_rx_ms = _ticks()
 
     async def _skip(self, n):
@@ -297,6 +307,8 @@ class WebSocket:
                 fin, op, n = await self._head()
                 if op >= 8:
                     await self._control(op, n, fin)
+                    if first < 0:
+                        self.edge = True
                     continue
                 if op == OP_CONT:
                     if first < 0:
@@ -349,16 +361,24 @@ class WebSocket:
                 if not fin:
                     continue
                 head = self._rxv[: min(size, _HEAD_KEEP)]
+                # (what is handed up is made before the edge is marked: out of memory for it,
+                # the message read is lost, and the link with it)
                 if mode == _RAM:
-                    return self._rxv[:size]
+                    m = self._rxv[:size]
+                    self.edge = True
+                    return m
                 if mode == _SPOOL:
                     kept = self._spool_end(f, True)
                     f = None
                     if kept:
-                        return Spooled(self.spool, size, self.max_size, bytes(head), self._rx)
+                        m = Spooled(self.spool, size, self.max_size, bytes(head), self._rx)
+                        self.edge = True
+                        return m
                 # over the flash limit, or not spooled (not wanted, no spool, the flash failed)
                 limit = self.spool_max if size > self.spool_max else self.max_size
-                raise WsTooBig(size, limit, bytes(head))
+                m = WsTooBig(size, limit, bytes(head))
+                self.edge = True
+                raise m
         finally:
             if f is not None:  # the connection failed mid-message
                 self._spool_end(f, False)
@@ -549,6 +569,14 @@ def _log_spool(e):
     import log
 
     log.warn("ws", "cannot spool a long message to flash (%s): dropping it", e)
+
+
+def _oom_wait():
+    import asyncio
+    import gc
+
+    gc.collect()
+    return asyncio.sleep_ms(50)  # (allocates nothing: a singleton)
 
 
 def _ticks():
