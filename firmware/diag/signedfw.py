@@ -261,8 +261,8 @@ class SignedFirmware:
             inst = d.get("inst", 0)
             if inst > clock.now() + 2:  # (the retrieve time's rule below)
                 await self._notify("InstallScheduled", rid)
-                while inst > clock.now():
-                    await asyncio.sleep(min(inst - clock.now(), 60))
+            while inst > clock.now():
+                await asyncio.sleep(min(inst - clock.now(), 60))
             d["ph"] = "ota"
             self._save()
             why = self.fw.updater.local(path, signed=True)
@@ -294,8 +294,8 @@ class SignedFirmware:
         # CSMS's) is "now": it is waited for but not announced as a schedule.
         if at > clock.now() + 2:
             await self._notify("DownloadScheduled", rid)
-            while at > clock.now():
-                await asyncio.sleep(min(at - clock.now(), 60))
+        while at > clock.now():
+            await asyncio.sleep(min(at - clock.now(), 60))
         await self._notify("Downloading", rid)
         ok = False
         attempts = min(d["tries"], MAX_TRIES)
