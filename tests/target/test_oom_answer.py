@@ -11,9 +11,8 @@ from ocpp_client.ws import WebSocket, WsClosed
 from test_ws import Stream, client_frames, frame
 
 
-class _Tape:
-    # A writer into a preallocated buffer: writing allocates nothing of the heap the test took,
-    # and gives it back (what comes after the answer is not under test).
+class Tape:
+    # A writer into a preallocated buffer: writing allocates nothing of the heap a test took.
     def __init__(self, n):
         self.buf = bytearray(n)
         self.n = 0
@@ -21,10 +20,16 @@ class _Tape:
     def write(self, b):
         self.buf[self.n : self.n + len(b)] = b
         self.n += len(b)
-        _HELD[0] = _HELD[1] = _HELD[2] = None  # memory given back once the answer is out
 
     async def drain(self):
         pass
+
+
+class _Tape(Tape):
+    # ... and gives that heap back (what comes after the answer is not under test).
+    def write(self, b):
+        super().write(b)
+        _HELD[0] = _HELD[1] = _HELD[2] = None  # memory given back once the answer is out
 
 
 _HELD = [None, None, None]

@@ -9,25 +9,11 @@ import json
 
 from mphelp import Logs
 from ocpp_client.rpc import Rpc
-from test_oom_answer import _fragment, _release
+from test_oom_answer import Tape, _fragment, _release
 from test_ws import Stream, client_frames, frame
 
 _CALL1 = '[2,"c-1","Reset",{"type":"Hard"}]'
 _CALL2 = '[2,"c-2","Reset",{"type":"Soft"}]'
-
-
-class _Tape:
-    # A writer into a preallocated buffer (writing allocates nothing of the squeezed heap).
-    def __init__(self, n):
-        self.buf = bytearray(n)
-        self.n = 0
-
-    def write(self, b):
-        self.buf[self.n : self.n + len(b)] = b
-        self.n += len(b)
-
-    async def drain(self):
-        pass
 
 
 class _OomStream(Stream):
@@ -48,7 +34,7 @@ async def _reset(p):
 
 
 def _serve(ws, handlers, tape=None):
-    tape = tape or _Tape(1024)
+    tape = tape or Tape(1024)
     ws.w = tape
     rpc = Rpc(handlers)
     with Logs() as logs:
