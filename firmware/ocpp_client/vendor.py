@@ -18,6 +18,7 @@ def attach(s):
                                          "data": id_tag}, None)
         except Exception as e:  # (no memory, none left to hold it: lost, said so)
             log.exc(_TAG, "tagLearned %s lost" % id_tag, e)
+            return False
 
     async def data_transfer(p):
         # vendorId and messageId are CiStrings (1.6 DataTransfer.req): any case is ours.

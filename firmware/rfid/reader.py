@@ -195,11 +195,17 @@ class Reader:
         self.events += 1
         tag = id_tag(self._uid, n)
         if self._learn_cb:
+            # The click tells the owner the card was added: it comes once the card is kept
+            # (journaled by the callback), so a power cut after it loses nothing. A callback
+            # that could not keep it answers False: the refusal tune instead.
             cb, self._learn_cb = self._learn_cb, None
-            log.info(_TAG, "learned tag %s", tag)
+            kept = cb(tag) is not False
+            log.info(_TAG, "learned tag %s" if kept else "tag %s not learned", tag)
             if self.buzzer:
-                self.buzzer.click()
-            cb(tag)
+                if kept:
+                    self.buzzer.click()
+                else:
+                    self.buzzer.feedback(False)
             return
         log.info(_TAG, "tag %s presented", tag)
         if self.buzzer:

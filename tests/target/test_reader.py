@@ -22,6 +22,9 @@ class Beeps:
     def tag_read(self):
         self.log.append("read")
 
+    def feedback(self, accepted):
+        self.log.append("accepted" if accepted else "refused")
+
 
 def reader(**kw):
     tags = []
@@ -89,6 +92,21 @@ def test_learning_mode_reports_the_next_card_to_the_callback_with_a_click():
     show(r, H("04a2b3c4"), time.ticks_ms())
     assert learned == ["04A2B3C4"] and tags == [] and not r.learning
     assert r.buzzer.log == ["click"]
+
+
+def test_learning_mode_clicks_only_once_the_card_is_kept():
+    # The click tells the owner the card was added: a power cut after it must lose nothing,
+    # so it follows the callback (which journals the card); one that could not keep it
+    # answers False and the owner hears the refusal instead.
+    r, tags = reader()
+    heard = []
+    r.learn(lambda tag: heard.append(list(r.buzzer.log)), timeout_ms=60000)
+    show(r, H("04a2b3c4"), time.ticks_ms())
+    assert heard == [[]] and r.buzzer.log == ["click"]
+    r, tags = reader()
+    r.learn(lambda tag: False, timeout_ms=60000)
+    show(r, H("04a2b3c4"), time.ticks_ms())
+    assert r.buzzer.log == ["refused"] and tags == [] and not r.learning
 
 
 def test_learning_mode_times_out_with_none():
