@@ -4,13 +4,14 @@ order with the transaction messages), and is written to the security log on flas
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from borne.csms import Csms
 from borne.sim.options import Fitted
 from borne.sim.simulator import Simulator
-from flashdoc import seed
+from flashdoc import read, seed
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.v16 import call, call_result
 from simctl import Control, controlling, running
@@ -196,3 +197,37 @@ async def test_a_rejected_certificate_signed_is_a_security_event(csms: Csms, sim
     ev = csms.calls("SecurityEventNotification")[-1].payload
     assert "no SignCertificate" in ev["techInfo"]
     assert "InvalidChargePointCertificate" in _seclog(flash)
+
+
+async def test_events_made_before_the_clock_is_set_survive_a_power_cut(flash: Path) -> None:
+    # The ESP32 cold-boots at 2000-01-01: a new firmware's first boot, offline, made
+    # FirmwareUpdated (a critical event, guaranteed delivery) before anything set the clock. A
+    # power cut then must not lose it: the next boot no longer sees a version change.
+    seed(flash, "diag_boot", {"fw": "0.0.1-old"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # the CSMS's, down at first: nothing sets the clock
+    sim = Simulator(flash, cp_id=CP_ID, csms_url=f"ws://127.0.0.1:{port}/ocpp",
+                    fitted=Fitted(board="esp32_wallbox"))
+    sim.sntp.silent = True
+    csms = Csms(heartbeat_interval=300)
+    try:
+        await sim.start()
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"security event FirmwareUpdated: 0\.0\.1-old -> ", timeout=30)
+        # the boot noted the new version (the cut comes after: the next boot sees no change)
+        await sim.agent.wait_line(r"app: borne up", timeout=30)
+        assert read(flash, "diag_boot")["fw"] != "0.0.1-old"
+        await sim.agent.power_cut()
+        await csms.start(port=port)
+        sim.sntp.silent = False
+        await sim.agent.power_on()
+        await _booted(csms)
+        await csms.wait_for(lambda: "FirmwareUpdated" in _events(csms), 30, "FirmwareUpdated")
+        fu = next(f.payload for f in csms.calls("SecurityEventNotification")
+                  if f.payload["type"] == "FirmwareUpdated")
+        assert fu["techInfo"].startswith("0.0.1-old -> ")
+    finally:
+        await sim.stop()
+        await csms.stop()
+    assert not csms.violations, csms.violations

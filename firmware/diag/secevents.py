@@ -24,7 +24,6 @@ _MAX_RECORDS = const(200)
 HOTSPOT_LOCKOUT = "HotspotRepeatedFailedLogins"
 current = None  # the app's SecurityEvents, for parts that have no handle on it (hotspot/guard.py)
 _MAX_INFO = const(255)  # techInfo's maxLength in the schema
-_MAX_EARLY = const(8)  # events held for the clock at most (the oldest dropped beyond)
 
 
 def _throttle_s(kind):
@@ -55,7 +54,6 @@ class SecurityEvents:
         self.reset = None  # the board's reset, which flush_then_reset() wraps
         self.diag = None  # diag.feature.Diag, once a CALL needed it
         self._certs = None
-        self._early = None  # [(ticks_ms, payload)]: events made before the clock was set
 
     def add(self, kind, info=None):
         # -> True when recorded and queued, False when throttled.
@@ -77,17 +75,12 @@ class SecurityEvents:
             self.j.append(rec)
         except (OSError, ValueError) as e:
             log.exc(_TAG, "security log", e)
-        if clock.trusted():
-            self._queue(payload)
-        else:
-            # An ESP32 cold-booted without the time (2000-01-01): the notification waits in RAM
-            # for the clock (on_clock) and goes out stamped then, back-dated by its wait. The
-            # security log keeps the time the charger had; a power cut before the clock is set
-            # loses the notification (the next boot makes its own StartupOfTheDevice).
-            e = self._early = self._early or []
-            if len(e) >= _MAX_EARLY:
-                del e[0]
-            e.append((now, payload))
+        # Queued at once, whatever the clock says: durable before add() returns (a critical event
+        # made by an ESP32 cold-booted offline, FirmwareUpdated, ResetOrReboot, was lost to a
+        # power cut while it waited in RAM for the time, and its next boot no longer saw the
+        # change). One stamped before the clock was set (2000-01-01) goes out with its time moved
+        # by the step that set it (txqueue.py, txqrare.restamp: exact in its own boot).
+        self._queue(payload)
         for fn in self.listeners:
             fn(kind)
         return True
@@ -192,12 +185,6 @@ class SecurityEvents:
             log.exc(_TAG, "queueing %s" % payload["type"], e)
 
     def on_clock(self, step, source):
-        early, self._early = self._early, None
-        if early:
-            now, t = time.ticks_ms(), clock.now()
-            for ms, payload in early:
-                payload["timestamp"] = clock.iso(t - time.ticks_diff(now, ms) // 1000)
-                self._queue(payload)
         if step > 60 or step < -60:
             self.add("SettingSystemTime", "step %d s from %s" % (step, source))
 
