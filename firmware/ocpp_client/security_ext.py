@@ -77,6 +77,9 @@ def _boot_events(s, sec):
         sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
     doc["fw"] = fw
     doc["sec"] = sec.j.last_seq()
+    was = doc.pop("was", None)  # a replaced upload whose failure was not queued yet
+    if was:
+        _upload_cut(sec, [was[0], None])
     up = doc.pop("up", None)
     if up:
         _upload_cut(sec, up)
@@ -94,7 +97,8 @@ def _upload_cut(sec, up):
     try:
         import os
 
-        os.remove(path)
+        if path:
+            os.remove(path)
     except OSError:
         pass
     log.warn(_TAG, "an upload was cut short by a power cut: reported as failed")
