@@ -35,13 +35,19 @@ def attach(s):
         s.tasks.append(_after_recovery(s, sec))
     else:
         _boot_events(s, sec)
-    if s.store.load("signedfw", {"rid": None})["rid"] is not None:
+    if _signed_job(s.store):
         sec.need().signedfw  # a signed job is on: resumed, or its statuses routed (signedfw.py)
     if al is not None:
         sec.reset = s.board.reset
         s.board.reset = sec.flush_then_reset
         s.tasks.append(("agentlog", al.run))  # supervised by the session (client.py)
     return {}
+
+
+def _signed_job(store):
+    # A signed job on, or a replaced one's final status owed (diag/signedfw.py cancel()).
+    d = store.load("signedfw", {"rid": None})
+    return d["rid"] is not None or bool(d.get("owed"))
 
 
 async def _after_recovery(s, sec):
