@@ -86,6 +86,13 @@ def load(self, provisioning, doc):
     d = store.load(doc, defaults())
     changed = False
     self.factory_id = provisioning.get("cp_id") or d["cp_id"]
+    if d.get("unclaim"):
+        # An unclaim / factory reset was answered (hotspot/claim.py factory_reset()) and a power
+        # cut came before its wipe: done now, as wipe_owner() does (the documents go below).
+        log.warn("settings", "a factory reset was cut short by a power cut: the owner's data "
+                 "wiped now")
+        _owner_out(self, d)
+        changed = True
     if d.get("claim_cp_id"):
         provisioning = dict(provisioning, cp_id=d["claim_cp_id"])
     for k in _IDENTITY:
@@ -155,13 +162,18 @@ def prov_hash(pem):
 
 def wipe_owner(self, doc):
     # Settings.wipe_owner(): the owner's data and secrets go, the factory identity stays.
+    _owner_out(self, self.d)
+    self.preset = False
+    self.store.save(doc, self.d)
+
+
+def _owner_out(self, d):
     dflt = defaults()
     for k in _OWNER:
-        self.d[k] = dflt[k]
-    self.d["cp_id"] = self.factory_id
-    self.preset = False
+        d[k] = dflt[k]
+    d["cp_id"] = self.factory_id
+    d.pop("unclaim", None)
     # Marked: the owner's documents go after this save (hotspot/reset.py); a power cut before
     # they are all gone left an unclaimed charger with them, which the next owner's claim took
     # over (the old cards, CSMS roots, queued transactions). The boot wipes them (load()).
-    self.d["rewipe"] = True
-    self.store.save(doc, self.d)
+    d["rewipe"] = True

@@ -1006,3 +1006,45 @@ async def test_borne_sim_claim_charges_once_claimed(csms: Csms, tmp_path: Path) 
         await ctl("tap", uid="04a1b2c3")
         stop = await csms.wait_call("StopTransaction", timeout=30)
     assert stop.payload["meterStop"] > start.payload["meterStart"]
+
+
+async def test_an_unclaim_answered_then_cut_by_a_power_cut_still_happens(
+    csms: Csms, flash: Path
+) -> None:
+    # The app heard 202 (the charger is given away) and drops it from the account. Until the
+    # wipe, the charger gives a running session's StopTransaction to the CSMS (up to 5 s): a
+    # power cut then brought it back claimed, with the owner's Wi-Fi, CSMS credentials and
+    # cards, charging for whoever has one. Held there by a CSMS that does not answer the stop.
+    csim = Simulator(flash, cp_id=CP_ID, claim=claim_options(reader=True))
+    async with running(csim), controlling(csim) as ctl:
+        await claim_through_the_hotspot(csim, csms)
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        cp = csms.charge_points[CP_ID]
+        res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+        assert res.status == "Accepted"
+        await ctl("plug")
+        await ctl("load", amps=16)
+        await ctl("charge")
+        await csms.wait_call("StartTransaction")
+        await ctl.wait_state(lambda s: s["relay"], "charging")
+        await hotspot_up(ctl, open_=False)
+        assert (await ctl("button", ms=3100))["ok"]
+        await hotspot_up(ctl)
+        c = ProvisioningClient(csim.hotspot_url)
+        await call(c.login, PASSWORD)
+        csms.unanswered["StopTransaction"] = 1
+        await call(c.unclaim)
+        await csms.wait_call("StopTransaction", timeout=10)
+        agent = csim.agent
+        assert agent is not None
+        assert not any("owner data wiped" in ln for ln in agent.all_lines)
+        boots = len(csms.calls("BootNotification"))
+        await ctl("power_cut")
+        await ctl("power_on")
+        st = await ctl.wait_state(lambda s: (s.get("hotspot") or {}).get("open") is True,
+                                  "claim mode after the power cut", 30)
+        assert st["hotspot"]["claimed"] is False, st["hotspot"]
+        doc = json.loads((csim.flash / "data" / "settings.json").read_text().split("\n", 1)[1])
+        assert doc["wifi_pass"] == "" and doc["csms_url"] == "" and doc["cp_id"] == CP_ID, doc
+        assert not (csim.flash / "data" / "ll").exists(), "the owner's cards survived"
+        assert len(csms.calls("BootNotification")) == boots, "connected to the old CSMS again"

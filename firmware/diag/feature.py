@@ -198,19 +198,31 @@ class Diag:
         # CSMS (a GetLog's under its requestId: the whitepaper's N01.FR.07/10; it stayed
         # Uploading for ever). Not a GetDiagnostics replaced by another: with no requestId, its
         # UploadFailed would read as the new one's.
+        # The job is marked on flash before the answer goes out, with the replaced one's failure
+        # if still owed: a power cut right after the answer (before the work after it) left the
+        # CSMS waiting for ever; the boot reports both failed (ocpp_client/security_ext.py).
         old, self._task = self._task, None
+        was = self._rid
+        owed = old is not None and (was is not None or rid is not None)
+        self._n = getattr(self, "_n", 0) + 1
+        path = self.store.path("%s%d" % (_SCRATCH, self._n), "")  # never the cancelled one's
+        self._mark([rid, path], [was] if owed else None)
         if old is not None:
             log.info(_TAG, "an upload in progress is cancelled by a new request")
             old.cancel()
-            was = self._rid
-            if was is not None or rid is not None:
-                self.after(self._status, was, "UploadFailed" if was is None else "UploadFailure")
+            if owed:
+                self.after(self._owed, was)
         self._rid = rid
-        self.after(self._spawn, job)
+        self.after(self._spawn, job, path)
         return old is not None
 
-    async def _spawn(self, job):
-        self._task = asyncio.create_task(job())
+    async def _owed(self, was):
+        # A replaced upload's failure, queued: no longer the boot's to report.
+        await self._status(was, "UploadFailed" if was is None else "UploadFailure")
+        self._mark(False)
+
+    async def _spawn(self, job, path):
+        self._task = asyncio.create_task(job(path))
 
     def _attempts(self, p):
         n = p.get("retries")
@@ -234,8 +246,8 @@ class Diag:
         since, until = self._window(p.get("startTime"), p.get("stopTime"))
         n, wait = self._attempts(p)
 
-        async def job():
-            await self._upload(url, name, n, wait, "diag", since, until)
+        async def job(path):
+            await self._upload(url, name, path, n, wait, "diag", since, until)
 
         self._start(job)
         return {"fileName": name}
@@ -256,8 +268,8 @@ class Diag:
         n, wait = self._attempts(p)
         rid = p["requestId"]
 
-        async def job():
-            await self._upload(url, name, n, wait, kind, since, until, rid)
+        async def job(path):
+            await self._upload(url, name, path, n, wait, kind, since, until, rid)
 
         canceled = self._start(job, rid)
         return {"status": "AcceptedCanceled" if canceled else "Accepted", "filename": name}
@@ -273,16 +285,14 @@ class Diag:
             await self._send("LogStatusNotification", {"status": status, "requestId": rid},
                              final)
 
-    async def _upload(self, url, name, attempts, wait_s, kind, since, until, rid=None):
+    async def _upload(self, url, name, path, attempts, wait_s, kind, since, until, rid=None):
+        # (marked on flash by _start(), before the answer)
         from diag import location, report, upload
 
-        self._n = getattr(self, "_n", 0) + 1
-        path = self.store.path("%s%d" % (_SCRATCH, self._n), "")  # never the cancelled one's
         shown = log.url(url)
         ok = False
         why = None  # GetLog's status for the last failure, when not UploadFailure
         try:
-            self._mark([rid, path])
             if kind == "security":
                 report.security_log(path, self.sec, since, until)
             else:
@@ -332,17 +342,23 @@ class Diag:
         drop("diag.report", "diag.upload", "diag.location")  # (the next request loads them)
         self.sec.settle()
 
-    def _mark(self, up):
-        # The upload running ([requestId or None, its file]) or none, in the document the boot
-        # reads anyway (ocpp_client/security_ext.py): after a power cut the boot reports it
-        # failed and removes its file. A cancelled one stays marked until the next one marks.
+    def _mark(self, up, owed=None):
+        # The upload running ([requestId or None, its file]) or none (None; False: left as it
+        # is), and [requestId] of a replaced one whose failure is not queued yet (`was`; cleared
+        # with up False), in the document the boot reads anyway (ocpp_client/security_ext.py):
+        # after a power cut the boot reports them failed and removes the file. A cancelled one
+        # stays marked until the next one marks.
         st = self.store
         try:
             d = st.load("diag_boot", {"fw": "", "sec": 0})
             if up is None:
                 d.pop("up", None)
+            elif up is False:
+                d.pop("was", None)
             else:
                 d["up"] = up
+            if owed is not None:
+                d["was"] = owed
             st.save("diag_boot", d)
         except (OSError, MemoryError) as e:  # the upload goes on, unmarked
             log.exc(_TAG, "diag_boot", e)

@@ -45,6 +45,16 @@ class SignedFirmware:
         d = self.doc
         rid = d["rid"] if d["rid"] is not None else d.get("lr")
         self.last = (d["st"], rid) if rid is not None and d.get("st") else None
+        o = d.get("owed")
+        if o:
+            # A replaced job's final status the power cut kept from the queue (cancel())
+            try:
+                self.diag.sec.txq.add("SignedFirmwareStatusNotification",
+                                      {"status": o[0], "requestId": o[1]}, None)
+                del d["owed"]
+                self._save()
+            except (OSError, ValueError, MemoryError) as e:
+                log.exc(_TAG, "queueing request %d's status" % o[1], e)
         fw = self.fw
         if fw is not None:
             fw.signed = self  # route(): ota's statuses, while a signed job is on
@@ -130,9 +140,17 @@ class SignedFirmware:
         st = "DownloadFailed" if d["ph"] == "get" else "InstallationFailed"
         d["rid"] = None
         d["st"], d["lr"] = st, rid
+        # Owed until queued (after the answer: _owed), saved with the end: a power cut right
+        # after the answer leaves it to the boot (ocpp_client/security_ext.py, __init__)
+        d["owed"] = [st, rid]
         self._save()
-        self.diag.after(self._notify, st, rid, True)
+        self.diag.after(self._owed, st, rid)
         return True
+
+    async def _owed(self, st, rid):
+        await self._notify(st, rid, True)
+        if self.doc.pop("owed", None) is not None:  # (the next job's document carries it)
+            self._save()
 
     async def trigger(self, cid=None):
         # ExtendedTriggerMessage(FirmwareStatusNotification): the status sent last (whitepaper
@@ -214,11 +232,14 @@ class SignedFirmware:
         if up.cancel("replaced by SignedUpdateFirmware %d" % rid):
             canceled = True
         n, e = cert.rsa
+        owed = self.doc.get("owed")  # (the replaced job's status: kept until queued)
         self.doc = {"rid": rid, "ph": "get", "url": fw["location"],
                     "at": _when(fw["retrieveDateTime"]), "inst": _when(fw.get("installDateTime")),
                     "tries": 3 if retries is None else max(1, min(retries, MAX_TRIES)),
                     "iv": 60 if interval is None else max(0, min(interval, MAX_WAIT_S)),
                     "key": ["%x" % n, e], "sig": fw["signature"]}
+        if owed:
+            self.doc["owed"] = owed
         self._save()  # from now on a power cut resumes the job
         self.last = None  # until it says something: ota's Idle
         self.diag.after(self._spawn)

@@ -57,8 +57,12 @@ async def authorize_tag(c, id_tag):
         return
     if _cannot_start(c, id_tag):  # (it changed during the Authorize)
         return
-    c._feedback(True)
+    # The accepted signal promises the charge: with the EV plugged in the session starts here,
+    # on flash with its StartTransaction, and the signal follows (a power cut after it ends a
+    # billed session); a start the flash refused was signalled refused (connrare.refuse_start).
     c._authorized(id_tag, parent, "tag")
+    if c.session is not None or c.pending is not None:
+        c._feedback(True)
 
 
 def _cannot_start(c, id_tag):

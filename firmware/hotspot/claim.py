@@ -238,6 +238,13 @@ class Hotspot:
             return
         self._resetting = True
         self._stop_session()
+        # On flash before the answer (202) is out: a power cut before the wipe (a session's stop
+        # still going out: seconds) leaves it to the boot (settingsdoc.load), not a charger
+        # back with the owner's credentials and cards the app has given away.
+        try:
+            self.settings.update(unclaim=True)
+        except (OSError, MemoryError) as e:
+            log.exc(_TAG, "factory reset not marked on flash", e)
 
     async def _factory_reset(self):
         # Wipes the owner's data (hotspot/reset.py: what the owner, their CSMS and broker gave

@@ -115,6 +115,12 @@ class Commands:
 
     def _apply(self, cmd):
         c = self.connector
+        if "pause" in cmd or "current_limit" in cmd:
+            # On flash first (restore() reads it at boot), then in force: the flash full or
+            # failing changes nothing, and a power cut after the answer or the log's "done"
+            # keeps it (parse() checked the limit against the bound the connector checks).
+            self.store.save(DOC, {"paused": cmd.get("pause", c.owner_paused),
+                                  "limit": cmd.get("current_limit", c.owner_limit_a)})
         if "pause" in cmd:
             _owner("set_owner_pause", c, cmd["pause"])
         if "current_limit" in cmd:
@@ -128,8 +134,6 @@ class Commands:
                 raise Bad("free charging could not be set (%s)" % st)
         log.info(_TAG, "command done: %s", ", ".join(sorted(cmd)))
         self.events.add("mqtt_command", **cmd)
-        if "pause" in cmd or "current_limit" in cmd:
-            self.store.save(DOC, {"paused": c.owner_paused, "limit": c.owner_limit_a})
 
     def restore(self):
         # At boot: the owner's pause and limit survive a reboot, while the controls are on.

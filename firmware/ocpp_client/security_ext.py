@@ -35,13 +35,19 @@ def attach(s):
         s.tasks.append(_after_recovery(s, sec))
     else:
         _boot_events(s, sec)
-    if s.store.load("signedfw", {"rid": None})["rid"] is not None:
+    if _signed_job(s.store):
         sec.need().signedfw  # a signed job is on: resumed, or its statuses routed (signedfw.py)
     if al is not None:
         sec.reset = s.board.reset
         s.board.reset = sec.flush_then_reset
         s.tasks.append(("agentlog", al.run))  # supervised by the session (client.py)
     return {}
+
+
+def _signed_job(store):
+    # A signed job on, or a replaced one's final status owed (diag/signedfw.py cancel()).
+    d = store.load("signedfw", {"rid": None})
+    return d["rid"] is not None or bool(d.get("owed"))
 
 
 async def _after_recovery(s, sec):
@@ -77,6 +83,9 @@ def _boot_events(s, sec):
         sec.add("FirmwareUpdated", "%s -> %s" % (doc["fw"], fw))
     doc["fw"] = fw
     doc["sec"] = sec.j.last_seq()
+    was = doc.pop("was", None)  # a replaced upload whose failure was not queued yet
+    if was:
+        _upload_cut(sec, [was[0], None])
     up = doc.pop("up", None)
     if up:
         _upload_cut(sec, up)
@@ -94,7 +103,8 @@ def _upload_cut(sec, up):
     try:
         import os
 
-        os.remove(path)
+        if path:
+            os.remove(path)
     except OSError:
         pass
     log.warn(_TAG, "an upload was cut short by a power cut: reported as failed")

@@ -167,3 +167,78 @@ async def test_the_diagnostics_feature_leaves_the_heap_once_idle_and_never_befor
     assert "diag.feature" not in sys.modules
     await sec.trigger_log()
     assert s.sent[-1] == ("LogStatusNotification", {"status": "Idle"}), s.sent[-1]
+
+
+class Events:
+    # The event log as the boot reads it (no reset before this boot)
+    def recent(self, n):
+        return []
+
+
+def _boot_after_a_cut(root):
+    # The store as the power cut left it, read by the next boot's security extension
+    # (ocpp_client/security_ext.py): -> what it queued for the CSMS.
+    from ocpp_client import security_ext
+
+    st = Store(root)
+    q = Journal()
+    sec = SecurityEvents(st, q)
+    s = sec.s = Session(st)
+    s.events = Events()
+    security_ext._boot_events(s, sec)
+    return [a for a in q.added if a[0] != "SecurityEventNotification"]
+
+
+async def test_an_upload_answered_then_cut_before_it_began_is_reported_failed_after_the_boot():
+    # The CSMS has its answer (Accepted, the file's name) and waits for the upload's final
+    # status. A power cut right after the answer, before the work after it ran (the upload's
+    # task not made yet), left nothing on flash of the job: the CSMS waited for ever. Here the
+    # work after the answer never runs (s.later), as with that power cut.
+    from mphelp import closed_port
+
+    _out(*_HEAVY)
+    sys.modules.pop("diag.feature", None)
+    sec = SecurityEvents(Store("dcut"), Journal())
+    s = sec.s = Session(Store("dcut"))
+    res = await sec.handler("GetLog")(_get_log(closed_port(), 5))
+    assert res["status"] == "Accepted", res
+    assert s.later  # (the upload starts after the answer)
+    assert _boot_after_a_cut("dcut") == [
+        ("LogStatusNotification", {"status": "UploadFailure", "requestId": 5})]
+
+    sys.modules.pop("diag.feature", None)
+    sec = SecurityEvents(Store("dcut2"), Journal())
+    s = sec.s = Session(Store("dcut2"))
+    res = await sec.handler("GetDiagnostics")(
+        {"location": "ftp://u:p@127.0.0.1:%d/" % closed_port()})
+    assert res.get("fileName"), res
+    assert _boot_after_a_cut("dcut2") == [
+        ("DiagnosticsStatusNotification", {"status": "UploadFailed"})]
+
+
+async def test_a_replaced_upload_and_its_successor_cut_after_the_answer_both_end_failed():
+    # A GetLog replaces one running (AcceptedCanceled): the first one's failure was owed by
+    # work after the answer, and the second was not on flash yet; a power cut right after
+    # that answer must leave the CSMS waiting for neither.
+    from mphelp import hanging_listener, until
+
+    _out(*_HEAVY)
+    sys.modules.pop("diag.feature", None)
+    st = Store("dcut3")
+    sec = SecurityEvents(st, Journal())
+    s = sec.s = Session(st)
+    held, port = hanging_listener()
+    try:
+        res = await sec.handler("GetLog")(_get_log(port, 8))
+        assert res["status"] == "Accepted", res
+        await _run_after(s)
+        await until(lambda: ("LogStatusNotification", {"status": "Uploading", "requestId": 8})
+                    in s.sent, "Uploading")
+        res = await sec.handler("GetLog")(_get_log(port, 9))
+        assert res["status"] == "AcceptedCanceled", res
+        got = _boot_after_a_cut("dcut3")
+    finally:
+        for c in held:
+            c.close()
+    assert got == [("LogStatusNotification", {"status": "UploadFailure", "requestId": 8}),
+                   ("LogStatusNotification", {"status": "UploadFailure", "requestId": 9})], got

@@ -128,3 +128,52 @@ async def test_a_failed_update_leaves_the_heap_once_its_final_status_is_answered
     assert await _update(s, "gopher://nowhere/again.bin") == {}
     await until(lambda: len(s.rpc.sent) == 4, "the second job's statuses")
     assert [p["status"] for _, p in s.rpc.sent[2:]] == ["Downloading", "DownloadFailed"]
+
+
+class Txq:
+    # The transaction queue, where a job's final status is journaled
+    def __init__(self):
+        self.added = []
+
+    def add(self, action, payload, ref):
+        self.added.append((action, payload))
+
+
+def _diag_at(store, later, txq):
+    # diag/feature.py's Diag as a signed job's cancel() and a boot use it: work after the
+    # answer kept in `later` (not run: the power goes first), the queue `txq`
+    class Diag:
+        class s:
+            features = {}
+
+            def feature(name):
+                return None
+
+        def after(fn, *args):
+            later.append((fn, args))
+
+    Diag.store = store
+    Diag.sec = type("Sec", (), {"txq": txq})
+    return Diag
+
+
+async def test_a_replaced_signed_jobs_failure_cut_after_the_answer_is_sent_after_the_boot():
+    # An UpdateFirmware (or another SignedUpdateFirmware) replaces a signed job not yet
+    # installing: its final status under its requestId was owed by work after the answer, so a
+    # power cut right after the answer left the CSMS waiting for it for ever.
+    from ocpp_client import security_ext
+
+    st = Store("fwowed")
+    st.save("signedfw", {"rid": 4, "ph": "get", "st": "DownloadScheduled"})
+    later = []
+    sf = SignedFirmware(_diag_at(st, later, Txq()))
+    assert sf.cancel("UpdateFirmware") is True
+    assert later  # (the status after the answer: the power goes first)
+    # The boot
+    assert security_ext._signed_job(st)  # it loads diag/signedfw.py for it
+    q = Txq()
+    SignedFirmware(_diag_at(st, [], q))
+    assert q.added == [("SignedFirmwareStatusNotification",
+                        {"status": "DownloadFailed", "requestId": 4})], q.added
+    # once queued, not again at the next boot
+    assert not security_ext._signed_job(st)
