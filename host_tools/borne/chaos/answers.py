@@ -58,6 +58,7 @@ CONFIG = {
     "MeterValuesAlignedData": ("Energy.Active.Import.Register", "Power.Active.Import,Voltage"),
     "StopTxnSampledData": ("", "Energy.Active.Import.Register,Current.Import"),
     "StopTxnAlignedData": ("", "Energy.Active.Import.Register"),
+    "LightIntensity": ("30", "100"),  # the owner app's LED brightness, saved as a setting
 }
 REFUSALS = ("Invalid", "Blocked", "Expired", "ConcurrentTx")
 
