@@ -438,6 +438,8 @@ async def mixed(rng: random.Random, n: int, workdir: Path) -> Result:
                     await r.cmd("power_cut")
                     boot_at, links = len(csms.frames), csms.connects
                     await r.cmd("power_on")
+                    if net_up:  # (a remote start below goes on the new link, as each round's)
+                        await online()
             tag = rng.choice(MIXED_TAGS)
             x = rng.random()
             if x < 0.45:
