@@ -157,3 +157,27 @@ async def test_a_start_stalled_on_a_dead_link_is_not_booked_after_its_repeat_was
     assert booked == {"s-2": answer[2]["transactionId"]}, booked
     dead = [f.msg for f in csms.frames if f.direction == "out" and f.msg[1] == "s-1"]
     assert dead[0] == dead[1], dead  # one CALL, one answer
+
+
+def test_a_clicked_card_must_reach_the_csms_once() -> None:
+    # The owner's "Scan Physical Tag": the click says the card was added (owner's manual), so
+    # mixed judges that each clicked card reached the CSMS as a tagLearned, a resend under its
+    # first message id only; a card asked for but never read (no click) is owed nothing.
+    from borne.chaos.campaigns import learned_not_delivered
+    from borne.csms import Frame
+
+    def learned(mid: str, uid: str) -> Frame:
+        return Frame(CP_ID, "in", "", [2, mid, "DataTransfer",
+                                       {"vendorId": "borne", "messageId": "tagLearned",
+                                        "data": uid}])
+
+    csms = Csms()
+    lines = ["I ocpp: learned tag 04C10000000001", "I rfid: learned tag 04C10000000002"]
+    asked = ["04C10000000001", "04C10000000002", "04C10000000003"]
+    assert learned_not_delivered(csms, lines, asked) == [
+        "card 04C10000000001 clicked as learned never reached the CSMS",
+        "card 04C10000000002 clicked as learned never reached the CSMS"]
+    csms.frames += [learned("a-1", "04C10000000001"), learned("a-1", "04C10000000001"),
+                    learned("a-2", "04C10000000002"), learned("b-1", "04C10000000002")]
+    assert learned_not_delivered(csms, lines, asked) == [
+        "card 04C10000000002 reached the CSMS under 2 message ids"]

@@ -58,6 +58,7 @@ CONFIG = {
     "MeterValuesAlignedData": ("Energy.Active.Import.Register", "Power.Active.Import,Voltage"),
     "StopTxnSampledData": ("", "Energy.Active.Import.Register,Current.Import"),
     "StopTxnAlignedData": ("", "Energy.Active.Import.Register"),
+    "LightIntensity": ("30", "100"),  # the owner app's LED brightness, saved as a setting
 }
 REFUSALS = ("Invalid", "Blocked", "Expired", "ConcurrentTx")
 
@@ -226,6 +227,7 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
                 await remote(call.ClearChargingProfile())
 
         plugged = False
+        saved: dict[str, str] = {}  # the keys' latest Accepted values
         loop = asyncio.get_running_loop()
         refused_at: dict[int, float] = {}
         charged_on: set[int] = set()
@@ -241,6 +243,12 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
                     a = await remote(call.ChangeConfiguration(key=k, value=v))
                     if a is not None and a.status not in ("Accepted", "RebootRequired"):
                         res.bad(f"ChangeConfiguration {k}={v}: {a.status}")
+                    # (HeartbeatInterval: a reboot's BootNotification.conf interval replaces
+                    # it, OCPP 1.6 4.2)
+                    if a is not None and a.status == "Accepted" and k != "HeartbeatInterval":
+                        saved[k] = v
+                    else:  # (unanswered: either value may stand)
+                        saved.pop(k, None)
                 elif x < 0.35:
                     ops["plug" if not plugged else "unplug"] += 1
                     await r.cmd("plug" if not plugged else "unplug")
@@ -312,6 +320,15 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
             ops["final_remote_stop"] += 1
             await remote(call.RemoteStopTransaction(transaction_id=tid))
         await _drained(r, 120)
+        # A setting the operator saved (Accepted) holds through power cuts and resets: the
+        # owner's "Sauvegardez les modifications" (OCPP 1.6 5.3: Accepted, the change applied).
+        saved["StopTransactionOnEVSideDisconnect"] = "true"
+        conf = await remote(call.GetConfiguration(key=sorted(saved)))
+        held = {c["key"]: c.get("value") for c in (conf.configuration_key or [])} if conf else {}
+        for k, v in sorted(saved.items()):
+            if conf is not None and held.get(k, "").replace(" ", "").lower() != v.lower():
+                res.bad(f"{k} reads {held.get(k)!r} after the cuts, saved as {v!r}")
+        ops["settings_checked"] = len(saved)
         _ledger(res, r)
         _check_csms(res, r)
         await _check_idle_status(res, r, ("Available", "Unavailable", "Reserved"), 130)

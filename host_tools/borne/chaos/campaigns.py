@@ -405,13 +405,41 @@ async def mixed(rng: random.Random, n: int, workdir: Path) -> Result:
             await csms.wait_call("BootNotification", after=boot_at, timeout=60)
             await r.until(lambda s: s["ocpp"]["connected"], "online between rounds", 60)
 
-        for _ in range(n):
+        learning: list[str] = []  # cards the owner had the charger learn
+        for k in range(n):
             if net_up:
                 await online()
             if not plugged:
                 await r.cmd("plug")
                 plugged = True
             await r.cmd("charge")
+            if net_up and rng.random() < 0.15:
+                # The owner's "Scan Physical Tag" (the app's learnTag), then the card held to
+                # the reader, now and then during an outage, now and then a power cut right
+                # after the click (which says the card was added: _check_learned).
+                if not await _ask_learn(r, res):
+                    continue
+                where["learn"] += 1
+                learning.append(f"04C1{k:010X}")
+                if rng.random() < 0.3:
+                    where["learn_offline"] += 1
+                    net_up = False
+                    links = csms.connects
+                    await r.cmd("net", up=False)
+                    await asyncio.sleep(rng.uniform(0, 1.0))
+                assert r.sim.agent is not None
+                start = len(r.sim.agent.all_lines)
+                await r.cmd("tap", uid=learning[-1])
+                with contextlib.suppress(AssertionError):  # (the click, before the next card)
+                    await r.sim.agent.wait_line(f"learned tag {learning[-1]}", 5, start)
+                if rng.random() < 0.3:
+                    where["learn_cut"] += 1
+                    await asyncio.sleep(rng.uniform(0, 0.3))
+                    await r.cmd("power_cut")
+                    boot_at, links = len(csms.frames), csms.connects
+                    await r.cmd("power_on")
+                    if net_up:  # (a remote start below goes on the new link, as each round's)
+                        await online()
             tag = rng.choice(MIXED_TAGS)
             x = rng.random()
             if x < 0.45:
@@ -472,12 +500,62 @@ async def mixed(rng: random.Random, n: int, workdir: Path) -> Result:
         _ledger(res, r)
         _check_csms(res, r)
         await _check_idle_status(res, r, wait=65)  # (a tap may wait for a plug)
+        await _check_learned(res, r, learning)
         res.figures["rounds"] = n
         res.figures["events"] = dict(where)
         res.figures["boots"] = r.boots()
         for code in r.unexpected_exits():
             res.bad(f"the agent exited with code {code} (a crash, not a cut)")
     return res
+
+
+async def _ask_learn(r: Rig, res: Result) -> bool:
+    """The owner app's learnTag (DataTransfer): the charger's next card read is the card."""
+    from ocpp.v16 import call
+
+    assert r.csms is not None
+    try:
+        ans = await asyncio.wait_for(r.csms.charge_points[CP_ID].call(
+            call.DataTransfer(vendor_id="borne", message_id="learnTag")), 10)
+    except Exception as e:
+        res.bad(f"learnTag online: {type(e).__name__}: {e}")
+        return False
+    if ans.status != "Accepted":
+        res.bad(f"learnTag answered {ans.status}")
+        return False
+    return True
+
+
+def learned_not_delivered(csms: Csms, lines: list[str], learning: list[str]) -> list[str]:
+    """Of the cards the owner had learnt, those whose click was heard (the "learned tag" line
+    comes with it) and that did not reach the CSMS as a tagLearned under one message id (a
+    repeat the app can recognise)."""
+    ids: dict[str, set[str]] = {}
+    for f in csms.calls("DataTransfer"):
+        if f.payload.get("messageId") == "tagLearned":
+            ids.setdefault(f.payload.get("data", ""), set()).add(f.msg[1])
+    out = []
+    for u in learning:
+        if not any(f"learned tag {u}" in ln for ln in lines):
+            continue
+        if u not in ids:
+            out.append(f"card {u} clicked as learned never reached the CSMS")
+        elif len(ids[u]) > 1:
+            out.append(f"card {u} reached the CSMS under {len(ids[u])} message ids")
+    return out
+
+
+async def _check_learned(res: Result, r: Rig, learning: list[str]) -> None:
+    assert r.csms is not None and r.sim.agent is not None
+    csms, lines = r.csms, r.sim.agent.all_lines
+    # (drained of transactions; a tagLearned queued behind them may still be on its way)
+    with contextlib.suppress(AssertionError):
+        await csms.wait_for(lambda: not learned_not_delivered(csms, lines, learning), 15,
+                            "the learned cards")
+    for v in learned_not_delivered(csms, lines, learning):
+        res.bad(v)
+    clicked = sum(any(f"learned tag {u}" in ln for ln in lines) for u in learning)
+    res.figures["cards_learned"] = f"{clicked} clicked of {len(learning)} asked"
 
 
 # -- mutated CSMS frames -------------------------------------------------------------------------
