@@ -181,3 +181,28 @@ def test_a_clicked_card_must_reach_the_csms_once() -> None:
                     learned("a-2", "04C10000000002"), learned("b-1", "04C10000000002")]
     assert learned_not_delivered(csms, lines, asked) == [
         "card 04C10000000002 reached the CSMS under 2 message ids"]
+
+
+async def test_the_soak_sends_no_call_into_a_network_cut(tmp_path: Path) -> None:
+    # Seed 98113 soak=16 ("campaign aborted: TimeoutError ... RemoteStopTransaction"): the soak
+    # cut the network 0.5 s into session 13 and chose a remote stop 3 s later, checking only
+    # that both ends still held the link. They do for seconds after a cut (the charger notices
+    # at its next ping, the CSMS when the network returns and the gate resets the link), so the
+    # CALL was dropped by the gate and its 30 s ran out. A CALL is sent only with no cut on.
+    from borne.chaos.campaigns import CP_ID as CHAOS_CP
+    from borne.chaos.campaigns import reachable, rig
+
+    async with rig(tmp_path, "reach") as r:
+        assert r.csms is not None
+        csms = r.csms
+        await r.until(lambda s: s["ocpp"]["connected"], "online", 30)
+        await csms.wait_for(lambda: CHAOS_CP in csms.connections, 30, "the link")
+        assert reachable(r, cutting=False)
+        await r.cmd("net", up=False)
+        # What the soak checked before: both ends still hold the link...
+        assert r.state()["ocpp"]["connected"] and CHAOS_CP in csms.connections
+        # ...yet a CALL sent now is never answered.
+        trigger = call.TriggerMessage(requested_message="Heartbeat")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(csms.charge_points[CHAOS_CP].call(trigger), 3)
+        assert not reachable(r, cutting=True)
