@@ -17,7 +17,7 @@ from typing import Any
 import flashdoc
 import pytest
 from borne.claim import ClaimError, ProvisioningClient
-from borne.csms import Csms
+from borne.csms import Csms, Frame
 from borne.sim.options import Fitted
 from borne.sim.simulator import ClaimOptions, Simulator
 from borne.workload import until
@@ -86,6 +86,18 @@ async def claim_through_the_hotspot(sim: Simulator, csms: Csms) -> None:
         await call(c.login, PASSWORD)
         assert (await claim_and_wait(c, fields(csms.url)))["state"] == "done"
         await csms.wait_call("BootNotification", timeout=30)
+
+
+async def app_starts_charging(csms: Csms, ctl: Control, cp_id: str = CP_ID) -> Frame:
+    """The app's remote start on connector 1, then a car plugged in drawing 16 A; -> the
+    StartTransaction the CSMS got."""
+    res = await csms.charge_points[cp_id].call(
+        ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
+    assert res.status == "Accepted"
+    await ctl("plug")
+    await ctl("load", amps=16)
+    await ctl("charge")
+    return await csms.wait_call("StartTransaction")
 
 
 def dns_query(port: int, name: bytes = b"\x07example\x03com\x00") -> bytes:
@@ -351,13 +363,7 @@ async def test_unclaim_during_a_session_stops_it_and_reports_the_stop(
     # charges: the relay opens at once, not at the reboot, and the CSMS still online gets the
     # transaction's StopTransaction before the owner's data (the queue with it) is wiped.
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-    cp = csms.charge_points["CP-TEST-1"]
-    res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
-    assert res.status == "Accepted"
-    await control("plug")
-    await control("load", amps=16)
-    await control("charge")
-    start = await csms.wait_call("StartTransaction")
+    start = await app_starts_charging(csms, control, "CP-TEST-1")
     tx = int((await csms.answer_to(start))["transactionId"])
     await control.wait_state(lambda s: s["relay"] and (s["session"] or {}).get(
         "transaction_id") == tx, "the session charging with its transaction id")
@@ -390,13 +396,7 @@ async def test_a_claim_for_the_same_csms_keeps_a_session_charging(
     async with running(csim), controlling(csim) as ctl:
         await claim_through_the_hotspot(csim, csms)
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-        cp = csms.charge_points[CP_ID]
-        res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
-        assert res.status == "Accepted"
-        await ctl("plug")
-        await ctl("load", amps=16)
-        await ctl("charge")
-        start = await csms.wait_call("StartTransaction")
+        start = await app_starts_charging(csms, ctl)
         tx = int((await csms.answer_to(start))["transactionId"])
         await ctl.wait_state(lambda s: s["relay"] and (s["session"] or {}).get(
             "transaction_id") == tx, "the session charging with its transaction id")
@@ -555,13 +555,7 @@ async def test_a_power_cut_after_a_claim_for_another_csms_leaves_the_new_claim_c
             await claim_through_the_hotspot(csim, csms)
             await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
             await hotspot_up(ctl, open_=False)
-            cp = csms.charge_points[CP_ID]
-            res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
-            assert res.status == "Accepted"
-            await ctl("plug")
-            await ctl("load", amps=16)
-            await ctl("charge")
-            await csms.wait_call("StartTransaction")
+            await app_starts_charging(csms, ctl)
             csms.unanswered["StopTransaction"] = 100
             st = await reclaim(csim, ctl, fields(new.url))
             assert st["state"] == "done", st
@@ -894,13 +888,7 @@ async def test_a_claim_for_another_csms_whose_save_fails_keeps_the_session_charg
             await claim_through_the_hotspot(csim, csms)
             await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
             await hotspot_up(ctl, open_=False)
-            cp = csms.charge_points[CP_ID]
-            res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
-            assert res.status == "Accepted"
-            await ctl("plug")
-            await ctl("load", amps=16)
-            await ctl("charge")
-            start = await csms.wait_call("StartTransaction")
+            start = await app_starts_charging(csms, ctl)
             tx = int((await csms.answer_to(start))["transactionId"])
             await ctl.wait_state(lambda s: s["relay"] and (s["session"] or {}).get(
                 "transaction_id") == tx, "the session charging with its transaction id")
@@ -1019,13 +1007,7 @@ async def test_an_unclaim_answered_then_cut_by_a_power_cut_still_happens(
     async with running(csim), controlling(csim) as ctl:
         await claim_through_the_hotspot(csim, csms)
         await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-        cp = csms.charge_points[CP_ID]
-        res = await cp.call(ocpp.RemoteStartTransaction(id_tag="APPTAG", connector_id=1))
-        assert res.status == "Accepted"
-        await ctl("plug")
-        await ctl("load", amps=16)
-        await ctl("charge")
-        await csms.wait_call("StartTransaction")
+        await app_starts_charging(csms, ctl)
         await ctl.wait_state(lambda s: s["relay"], "charging")
         await hotspot_up(ctl, open_=False)
         assert (await ctl("button", ms=3100))["ok"]
