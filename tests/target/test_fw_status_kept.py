@@ -10,6 +10,7 @@ from ota import update
 from ota.ocpp import Firmware
 from otafakes import Board, Conn, Events
 from store import Store
+from test_diag_onuse import Journal
 
 
 class Rpc:
@@ -130,15 +131,6 @@ async def test_a_failed_update_leaves_the_heap_once_its_final_status_is_answered
     assert [p["status"] for _, p in s.rpc.sent[2:]] == ["Downloading", "DownloadFailed"]
 
 
-class Txq:
-    # The transaction queue, where a job's final status is journaled
-    def __init__(self):
-        self.added = []
-
-    def add(self, action, payload, ref):
-        self.added.append((action, payload))
-
-
 def _diag_at(store, later, txq):
     # diag/feature.py's Diag as a signed job's cancel() and a boot use it: work after the
     # answer kept in `later` (not run: the power goes first), the queue `txq`
@@ -166,12 +158,12 @@ async def test_a_replaced_signed_jobs_failure_cut_after_the_answer_is_sent_after
     st = Store("fwowed")
     st.save("signedfw", {"rid": 4, "ph": "get", "st": "DownloadScheduled"})
     later = []
-    sf = SignedFirmware(_diag_at(st, later, Txq()))
+    sf = SignedFirmware(_diag_at(st, later, Journal()))
     assert sf.cancel("UpdateFirmware") is True
     assert later  # (the status after the answer: the power goes first)
     # The boot
     assert security_ext._signed_job(st)  # it loads diag/signedfw.py for it
-    q = Txq()
+    q = Journal()
     SignedFirmware(_diag_at(st, [], q))
     assert q.added == [("SignedFirmwareStatusNotification",
                         {"status": "DownloadFailed", "requestId": 4})], q.added
