@@ -447,11 +447,8 @@ async def mixed(rng: random.Random, n: int, workdir: Path) -> Result:
                 await r.cmd("tap", uid=tag)
             elif x < 0.7 and net_up:
                 where["remote_start"] += 1
-                try:
-                    await asyncio.wait_for(csms.charge_points[CP_ID].call(
-                        call.RemoteStartTransaction(id_tag=tag, connector_id=1)), 10)
-                except Exception as e:
-                    res.bad(f"RemoteStartTransaction online: {type(e).__name__}: {e}")
+                await _online_call(r, res, call.RemoteStartTransaction(id_tag=tag, connector_id=1),
+                                   "RemoteStartTransaction")
             await asyncio.sleep(rng.uniform(0, 2.5))
             if rng.random() < 0.3:
                 net_up = not net_up
@@ -509,21 +506,33 @@ async def mixed(rng: random.Random, n: int, workdir: Path) -> Result:
     return res
 
 
+async def _online_call(r: Rig, res: Result, req: Any, what: str) -> Any:
+    """A CALL of the CSMS while the charger is online: -> its answer, or None (a violation)."""
+    assert r.csms is not None
+    try:
+        return await asyncio.wait_for(r.csms.charge_points[CP_ID].call(req), 10)
+    except Exception as e:
+        res.bad(f"{what} online: {type(e).__name__}: {e}")
+        return None
+
+
 async def _ask_learn(r: Rig, res: Result) -> bool:
     """The owner app's learnTag (DataTransfer): the charger's next card read is the card."""
     from ocpp.v16 import call
 
-    assert r.csms is not None
-    try:
-        ans = await asyncio.wait_for(r.csms.charge_points[CP_ID].call(
-            call.DataTransfer(vendor_id="borne", message_id="learnTag")), 10)
-    except Exception as e:
-        res.bad(f"learnTag online: {type(e).__name__}: {e}")
+    ans = await _online_call(
+        r, res, call.DataTransfer(vendor_id="borne", message_id="learnTag"), "learnTag")
+    if ans is None:
         return False
     if ans.status != "Accepted":
         res.bad(f"learnTag answered {ans.status}")
         return False
     return True
+
+
+def _clicked(uid: str, lines: list[str]) -> bool:
+    # The agent logs "learned tag" with the click (rfid/reader.py)
+    return any(f"learned tag {uid}" in ln for ln in lines)
 
 
 def learned_not_delivered(csms: Csms, lines: list[str], learning: list[str]) -> list[str]:
@@ -536,7 +545,7 @@ def learned_not_delivered(csms: Csms, lines: list[str], learning: list[str]) -> 
             ids.setdefault(f.payload.get("data", ""), set()).add(f.msg[1])
     out = []
     for u in learning:
-        if not any(f"learned tag {u}" in ln for ln in lines):
+        if not _clicked(u, lines):
             continue
         if u not in ids:
             out.append(f"card {u} clicked as learned never reached the CSMS")
@@ -554,7 +563,7 @@ async def _check_learned(res: Result, r: Rig, learning: list[str]) -> None:
                             "the learned cards")
     for v in learned_not_delivered(csms, lines, learning):
         res.bad(v)
-    clicked = sum(any(f"learned tag {u}" in ln for ln in lines) for u in learning)
+    clicked = sum(_clicked(u, lines) for u in learning)
     res.figures["cards_learned"] = f"{clicked} clicked of {len(learning)} asked"
 
 
