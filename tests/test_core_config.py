@@ -4,6 +4,7 @@ ClearCache (061), DataTransfer (062), UnlockConnector on a fixed cable (017_2, 0
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from borne.csms import Csms
@@ -52,6 +53,24 @@ async def test_get_configuration_by_name_reports_unknown_keys(csms: Csms, sim: S
     # Keys are CiString50: compared case-insensitively, answered as the charger spells them
     assert [k["key"] for k in res.configuration_key] == ["HeartbeatInterval", "ConnectionTimeOut"]
     assert set(res.unknown_key) == {"NoSuchKey", "AuthorizationKey"}
+
+
+async def test_more_keys_than_get_configuration_max_keys_is_refused_not_cut(
+    csms: Csms, sim: Simulator
+) -> None:
+    # 1.6 5.8: the charger MAY limit the keys of one request (GetConfigurationMaxKeys). Cut to
+    # the limit, the keys past it were in neither list: the CSMS took them for answered.
+    cp = await _cp(csms)
+    most = int((await cp.call(call.GetConfiguration(key=["GetConfigurationMaxKeys"])))
+               .configuration_key[0]["value"])
+    keys = [f"BorneNoSuchKey{i}" for i in range(most)] + ["HeartbeatInterval"]
+    f = await csms.call_raw(CP_ID, json.dumps([2, "many-1", "GetConfiguration", {"key": keys}]),
+                            "many-1")
+    assert f.msg[0] == 4 and f.msg[2] == "OccurenceConstraintViolation", f.raw
+    # at the limit, every key is answered
+    res = await cp.call(call.GetConfiguration(key=keys[1:]))
+    assert [k["key"] for k in res.configuration_key] == ["HeartbeatInterval"]
+    assert len(res.unknown_key) == most - 1
 
 
 async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:

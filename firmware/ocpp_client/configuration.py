@@ -6,6 +6,7 @@
 import json
 
 import log
+from ocpp_client.errors import Reject
 
 # The measurands the meter gives, comma-separated (one string constant, no tuple in the heap).
 _MEASURANDS = (",Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered"
@@ -24,7 +25,10 @@ def attach(s):
         keys = p.get("key")
         most = cfg.get("GetConfigurationMaxKeys")
         if keys and len(keys) > most:
-            keys = keys[:most]
+            # 1.6 5.8: the charger's limit on one request's keys. Refused whole: cut to the
+            # limit, the keys past it were in neither list and the CSMS took them as answered.
+            raise Reject("OccurenceConstraintViolation",
+                         "more than GetConfigurationMaxKeys (%d) keys" % most)
         return _Listing(cfg, keys)
 
     async def change_configuration(p):
