@@ -78,6 +78,26 @@ async def test_version_of_an_empty_list_and_of_a_list_not_in_use(
     assert (await cp.call(call.GetLocalListVersion())).list_version == 2
 
 
+async def test_a_list_sent_while_the_local_list_is_off_is_not_supported(
+    csms: Csms, control: Control
+) -> None:
+    """OCTT TC_043_1_CS: a charger not using a local list answers SendLocalList NotSupported
+    (as GetLocalListVersion answers -1, TC_042_1_CS). Accepted, the CSMS took the list for in
+    force while no tap used it; the list kept is the one before."""
+    cp = await _cp(csms)
+    res = await cp.call(call.SendLocalList(list_version=2, update_type="Full",
+                                           local_authorization_list=[_entry("A")]))
+    assert res.status == "Accepted"
+    res = await cp.call(call.ChangeConfiguration(key="LocalAuthListEnabled", value="false"))
+    assert res.status == "Accepted"
+    for kind in ("Full", "Differential"):
+        res = await cp.call(call.SendLocalList(list_version=7, update_type=kind,
+                                               local_authorization_list=[_entry("B")]))
+        assert res.status == "NotSupported", kind
+    res = await cp.call(call.ChangeConfiguration(key="LocalAuthListEnabled", value="true"))
+    assert (await cp.call(call.GetLocalListVersion())).list_version == 2
+
+
 async def _max_length(cp: Any, key: str) -> int:
     res = await cp.call(call.GetConfiguration(key=[key]))
     return int(res.configuration_key[0]["value"])

@@ -140,6 +140,11 @@ class Authorization:
     async def send_list(self, p):
         # The entries are a list, or a generator reading them from flash (a message too long for
         # RAM): counted as they stream past, never len()'d.
+        if not self.s.config.get("LocalAuthListEnabled"):
+            # The list not in use (GetLocalListVersion: -1): NotSupported, as OCTT TC_043_1_CS
+            # has it, the list kept as it was. Accepted, the CSMS took for in force a list no
+            # tap consulted.
+            return {"status": "NotSupported"}
         local = self.local
         from ocpp_client import listupdate  # (in the heap before its room is looked for)
         from supervisor import code_in_heap
