@@ -109,6 +109,12 @@ async def test_change_configuration_answers(csms: Csms, sim: Simulator) -> None:
         ("MeterValueSampleInterval", "2147483648", "Rejected"),
         ("MaxEnergyOnInvalidId", str(2**70), "Rejected"),
         ("ConnectionTimeOut", "60", "Accepted"),
+        # the O of the charge point certificate's CSR (security whitepaper): X.509's bound on an
+        # organization name is 64 characters (RFC 5280 ub-organization-name); a longer one made
+        # a CSR a CA may refuse, long after the ChangeConfiguration was Accepted
+        ("CpoName", "C" * 65, "Rejected"),
+        ("CpoName", "Ä" * 64, "Accepted"),
+        ("CpoName", "", "Accepted"),
     ]
     for key, value, want in cases:
         res = await cp.call(call.ChangeConfiguration(key=key, value=value))

@@ -252,6 +252,10 @@ def _check(key, v, cfg, kt):
             raise ValueError("length")
     if key == "ConnectorPhaseRotation":
         _rotation(v)
+    if key == "CpoName" and len(v) > 64:
+        # the O of the charge point certificate's CSR (diag/csr.py): X.509 bounds an
+        # organization name to 64 characters (RFC 5280 ub-organization-name); a CA refuses more
+        raise ValueError("over 64 characters")
     if key == "BorneFreeChargingIdTag" and not (0 < len(v) <= 20 and _printable(v)):
         raise ValueError("not an idTag (1-20 printable characters)")  # it goes in StartTransaction
     if key in ("MeterValuesAlignedData", "StopTxnAlignedData") and v and cfg.get("ClockAlignedDataInterval") < 0:
