@@ -5,12 +5,13 @@ availability, reset, power loss. The relay is checked at every step the way a us
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from borne.csms import Csms
 from borne.sim.simulator import Simulator
 from conftest import BOTH_BOARDS
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 from simctl import Control
 
 CP_ID = "CP-TEST-1"
@@ -554,6 +555,36 @@ async def test_a_clock_aligned_reading_is_taken_only_at_a_boundary_crossed(
              if mv["sampledValue"][0]["context"] == "Sample.Clock"]
     assert all(int(mv["sampledValue"][0]["value"]) == start["meterStart"] for mv in clock
                if mv["timestamp"] <= start["timestamp"]), (start, clock)
+
+
+async def test_a_clock_set_back_after_a_reboot_repeats_no_clock_aligned_reading(
+    csms: Csms, control: Control
+) -> None:
+    # A clock ahead (an RTC that kept the time through the reboot) reports a boundary; after
+    # the reboot the CSMS sets it back across that boundary. Passed again, the boundary was
+    # reported a second time: two Sample.Clock readings of one instant, with two registers.
+    await _ready(csms, ClockAlignedDataInterval="10",
+                 MeterValuesAlignedData="Energy.Active.Import.Register")
+
+    def clock_stamps(after: int = 0) -> list[str]:
+        return [mv["timestamp"] for f in csms.calls("MeterValues")[after:]
+                for mv in f.payload["meterValue"]
+                if mv["sampledValue"][0]["context"] == "Sample.Clock"]
+
+    await csms.wait_for(lambda: clock_stamps(), 15, "a clock-aligned reading")
+    b = datetime.strptime(clock_stamps()[0][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    back = (b - timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    csms.respond("BootNotification", lambda p: call_result.BootNotification(
+        current_time=back, interval=300, status="Accepted"))
+    csms.respond("Heartbeat", lambda p: call_result.Heartbeat(current_time=back))
+    n = len(csms.calls("MeterValues"))
+    await control("power_cut")
+    await control("power_on")
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 20, "the reboot")
+    # the charger's next boundary on the clock set back: the one reported before is passed by
+    await csms.wait_for(lambda: any(t > clock_stamps()[0] for t in clock_stamps(n)), 40,
+                        "a clock-aligned reading after the reboot")
+    assert clock_stamps()[0] not in clock_stamps(n), clock_stamps()
 
 
 async def test_stop_transaction_carries_the_periodic_samples_within_its_bound(

@@ -20,6 +20,18 @@ class Metering:
         self._aligned_at = None  # the clock at the last look, None: not looking
         s.tasks.append(("metering", self.run))  # supervised: restarted after a failure
         s.triggers["MeterValues"] = self.trigger
+        clock.listeners.append(self._set_back)
+
+    def _set_back(self, step, source):
+        # The clock set back: the boundary it had passed counts as reported, by this boot or
+        # by the one before a reboot (an RTC that ran ahead through it, the first look of this
+        # boot maybe not yet taken). Passed again, it was a second reading of one instant.
+        aligned = self.s.config.get("ClockAlignedDataInterval")
+        if step < 0 and aligned > 0:
+            was = clock.now() - step
+            was -= was % 86400 % aligned
+            if was > self._aligned_slot:
+                self._aligned_slot = was
 
     def _sampled(self, key, context):
         s = self.s
