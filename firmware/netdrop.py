@@ -19,17 +19,22 @@ def _held():
     return [n for n in _MODS if n in sys.modules], "asyncio.funcs" in sys.modules
 
 
-def _drop(held):
-    mods, waits = held
-    for n in _MODS:
-        if n not in mods:
+def unheld(names, held):
+    # Of `names`, those not in `held` (in use before the step) out of the heap; a package once
+    # none of it is left. Also the connection attempt's (ocpp_client/connect.py).
+    for n in names:
+        if n not in held:
             q = n + "."
             for m in sys.modules:
                 if m.startswith(q):
                     break
             else:
                 drop(n)
-    if not waits:
+
+
+def _drop(held):
+    unheld(_MODS, held[0])
+    if not held[1]:
         drop_waits()
 
 

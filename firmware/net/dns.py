@@ -13,7 +13,9 @@
 # resolves the name here, then routes the address, and TLS checks the name.
 # A caller may keep the last answer in a `memo` ([host, ip, expiry ticks_ms]) across attempts:
 # used until its TTL runs out, and past it while the resolver does not answer (RFC 8767's
-# serve-stale: a resolver outage alone does not take the charger offline).
+# serve-stale: a resolver outage alone does not take the charger offline). A caller expires it
+# by setting the expiry to now (ocpp_client/connect.py, after a connection to it failed: the
+# name may have moved), without loading this module for it.
 import asyncio
 import os
 import socket
@@ -119,13 +121,6 @@ async def lookup(host, server, held, err=OSError):
             from supervisor import drop
 
             drop("net.dns")
-
-
-def expire(memo):
-    # The memo's answer is asked again at the next resolve() (a connection to it failed: the
-    # name may have moved); still served if the resolver then says nothing.
-    if memo and memo[0]:
-        memo[2] = time.ticks_ms()
 
 
 async def resolve(host, server, memo=None, timeout_ms=2000, tries=2):

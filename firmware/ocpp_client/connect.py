@@ -12,24 +12,15 @@ import sys
 import time
 
 import log
+from netdrop import unheld
 from ocpp_client.ws import WsClosed
 from supervisor import drop
 
+drop("netdrop")  # (its unheld() is all this takes: not left in the heap by the attempt)
 _ECONNRESET = const(104)
 _OPEN = ("ocpp_client.security", "ocpp_client.wsopen", "ssl", "net.url", "net.dns", "net.tcp",
          "diag.roots", "diag.certs", "diag.x509", "ota.rsa", "net", "ota")
 _CREDS = ("ocpp_client.security", "diag.roots", "diag.certs", "diag.x509", "ota.rsa", "ota")
-
-
-def _drop_open(held, names=_OPEN):
-    for n in names:
-        if n not in held:
-            p = n + "."
-            for m in sys.modules:
-                if m.startswith(p):
-                    break
-            else:
-                drop(n)
 
 
 async def resolve(cl, host, held, asked):
@@ -41,7 +32,7 @@ async def resolve(cl, host, held, asked):
     try:
         return await dns.resolve(host, cl.board.dns_server(), cl.dns_memo)
     finally:
-        _drop_open(held, ("net.dns",))
+        unheld(("net.dns",), held)
 
 
 async def attempt(cl, url):
@@ -65,7 +56,7 @@ async def attempt(cl, url):
         # handshake then find its blocks free: an attempt's peak, a reconnect's in a heap that
         # a session has filled, was every module of it loaded at once.
         security = None
-        _drop_open(held, _CREDS)
+        unheld(_CREDS, held)
         from ocpp_client import wsopen
 
         ws = await wsopen.connect(
@@ -77,7 +68,7 @@ async def attempt(cl, url):
         ws = e
         m = cl.dns_memo
         if asked[0] and m and m[0]:
-            m[2] = time.ticks_ms()  # (dns.expire(), not loaded again) the CSMS may have moved
+            m[2] = time.ticks_ms()  # expired (net/dns.py memo): the CSMS may have moved
         if isinstance(e, WsClosed):
             # Closed after our request without an answer: a CSMS refusing (backed off:
             # client.dead) once it repeats. The first may be the path's: a network that comes
@@ -89,7 +80,7 @@ async def attempt(cl, url):
     if not isinstance(ws, Exception):
         cl.hs_closes = 0
     security = wsopen = auth = tls = None  # the socket keeps its TLS context
-    _drop_open(held)
+    unheld(_OPEN, held)
     st = cl.settings
     if st.get("profile_fallback", -1) >= 0 or st.get("cert_trial"):
         # a raised profile, or a renewed client certificate, on trial: kept or undone

@@ -12,7 +12,7 @@ import time
 
 import log
 from ocpp_client.errors import CallError, CallTimeout, Disconnected, NotSent, Reject
-from ocpp_client.ws import Spooled, WsError, WsTooBig
+from ocpp_client.ws import Spooled, WsError, WsTooBig, oom_wait
 from supervisor import Turns, code_in_heap, drop, wake, within
 
 _CALL = const(2)
@@ -365,10 +365,7 @@ class Rpc:
                         raise
                     if ws.closed:
                         raise
-                    import gc
-
-                    gc.collect()
-                    await asyncio.sleep_ms(50)
+                    await oom_wait()
                     continue
                 self._answered = None
                 self.quiet = False  # the CSMS shows life

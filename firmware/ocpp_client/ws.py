@@ -203,7 +203,7 @@ class WebSocket:
             except MemoryError:
                 # No memory for the read's coroutine: nothing was read, the stream is in step;
                 # read again once memory is back (the watch, client.py, ends a silent link).
-                await _oom_wait()
+                await oom_wait()
                 continue
             if k is None:
                 continue  # TLS: a record with no application data yet
@@ -571,7 +571,8 @@ def _log_spool(e):
     log.warn("ws", "cannot spool a long message to flash (%s): dropping it", e)
 
 
-def _oom_wait():
+def oom_wait():
+    # A read that found no memory waits for it here: a collection, then 50 ms (rpc.serve too).
     import asyncio
     import gc
 

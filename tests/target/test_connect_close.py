@@ -212,11 +212,13 @@ async def test_the_sessions_attempts_at_a_black_holed_csms_keep_no_socket_nor_mo
     # and net/tcp.py leaves the heap with wsopen.py (both loaded by the attempt, as in a session).
     import sys
 
-    from ocpp_client import connect
     from supervisor import drop
 
-    mine = ("ocpp_client.wsopen", "net.tcp")
-    drop(*mine)  # (loaded by the tests above)
+    # (netdrop: connect.py's unheld(), taken as connect.py loads, as in a session)
+    mine = ("ocpp_client.wsopen", "net.tcp", "netdrop")
+    drop("ocpp_client.connect", *mine)  # (loaded by the tests above)
+    from ocpp_client import connect
+
     held, port = hanging_listener()
     try:
         gc.collect()
