@@ -1,0 +1,215 @@
+"""How the charger copes with what other CSMSs (SteVe, CitrineOS, MaEVe, OCPP.Core, commercial
+clouds) do within OCPP 1.6J, and with what some do outside it: each variation sent by a CSMS on
+the `ocpp` package, end to end in the simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from borne.csms import Csms, now_iso
+from borne.sim.simulator import Simulator
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import RegistrationStatus
+from simctl import controlling, running
+
+CP_ID = "CP-TEST-1"
+CARD = "04A1B2C3"
+
+
+async def test_a_csms_that_keeps_the_charger_pending_may_talk_and_the_owner_still_charges(
+    csms: Csms, flash: Path
+) -> None:
+    """1.6 4.2: while Pending the CSMS may configure the charger (GetConfiguration,
+    ChangeConfiguration, SendLocalList, TriggerMessage) and the charger initiates nothing but
+    BootNotification. A Pending that never turns Accepted (interval 0: the charger picks its
+    own) must not leave the owner's card dead: the tap is decided by the local rules."""
+    csms.respond("BootNotification", lambda p: call_result.BootNotification(
+        current_time=now_iso(), interval=0, status=RegistrationStatus.pending))
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
+            controlling(sim) as control:
+        await csms.wait_call("BootNotification")
+        assert sim.agent is not None
+        await sim.agent.wait_line(r"boot Pending", 15)
+        cp: Any = csms.charge_points[CP_ID]
+        res = await cp.call(call.GetConfiguration(key=["HeartbeatInterval"]))
+        assert res.configuration_key, res
+        res = await cp.call(call.ChangeConfiguration(key="LocalAuthorizeOffline", value="true"))
+        assert res.status == "Accepted"
+        res = await cp.call(call.SendLocalList(
+            list_version=3, update_type="Full",
+            local_authorization_list=[{"id_tag": CARD, "id_tag_info": {"status": "Accepted"}}]))
+        assert res.status == "Accepted", res
+        await sim.agent.wait_line(r"rfid: reader ready", 15)
+        await control("plug")
+        await control("charge")
+        await control("tap", uid=CARD)
+        await control.wait_state(lambda s: s["relay"], "charging on the listed card", timeout=15)
+        sent = {f.action for f in csms.calls()}
+        assert sent == {"BootNotification"}, sent
+
+
+def _in(dt_utc: Any, hours: int, frac: str = "") -> str:
+    """dt_utc written in a zone `hours` from UTC, with a fraction: "...T06:00:00.123+01:00"."""
+    from datetime import timedelta, timezone
+
+    t = dt_utc.astimezone(timezone(timedelta(hours=hours)))
+    z = t.strftime("%z")
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + z[:3] + ":" + z[3:]
+
+
+async def test_offsets_in_a_boot_answers_current_time_are_converted(
+    csms: Csms, flash: Path
+) -> None:
+    csms.respond("BootNotification", lambda p: call_result.BootNotification(
+        current_time="2031-03-04T01:06:07.123456-04:00", interval=300,
+        status=RegistrationStatus.accepted))
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)):
+        status = await csms.wait_call("StatusNotification")
+        assert status.payload["timestamp"].startswith("2031-03-04T05:06:0"), status.payload
+
+
+async def test_a_reservations_expiry_in_another_zone_is_converted(
+    csms: Csms, sim: Simulator
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp: Any = csms.charge_points[CP_ID]
+    now = datetime.now(UTC)
+    # 10 minutes ahead, written 5 hours behind UTC: read as UTC, it would be long past
+    later = _in(now + timedelta(minutes=10), -5, ".123456")
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
+                                          reservation_id=1))).status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved")
+    assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available",
+                         after=len(csms.frames) - 2)
+    # 3 s ahead, written 2 hours ahead of UTC: read as UTC, it would hold for two hours
+    soon = _in(now + timedelta(seconds=3), 2, ".5")
+    n = len(csms.frames)
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=soon, id_tag="B",
+                                          reservation_id=2))).status == "Accepted"
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved", after=n)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n,
+                         timeout=10)
+
+
+async def _remote_charge(csms: Csms, sim: Simulator, answer: str) -> Any:
+    """A remote start answered by hand with `answer` (the StartTransaction.conf's JSON)."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp: Any = csms.charge_points[CP_ID]
+    assert (await cp.call(call.ChangeConfiguration(key="AuthorizeRemoteTxRequests",
+                                                   value="false"))).status == "Accepted"
+    csms.unanswered["StartTransaction"] = 1
+    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1))
+            ).status == "Accepted"
+    await sim.command({"cmd": "plug"})
+    await sim.command({"cmd": "charge"})
+    start = await csms.wait_call("StartTransaction")
+    await csms.send_raw(CP_ID, f'[3, "{start.msg[1]}", {answer}]')
+    return cp
+
+
+async def _transaction_id_is_the_stops(csms: Csms, sim: Simulator, tx: int) -> None:
+    cp = await _remote_charge(
+        csms, sim, f'{{"transactionId": {tx}, "idTagInfo": {{"status": "Accepted"}}}}')
+    mid = f"stop-{abs(tx)}"
+    f = await csms.call_raw(CP_ID, f'[2, "{mid}", "RemoteStopTransaction", '
+                            f'{{"transactionId": {tx}}}]', mid)
+    assert f.msg[0] == 3 and f.msg[2] == {"status": "Accepted"}, f.msg
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "Remote"
+    del cp
+
+
+async def test_the_largest_transaction_id_is_the_stops(csms: Csms, sim: Simulator) -> None:
+    await _transaction_id_is_the_stops(csms, sim, 2**31 - 1)
+
+
+async def test_a_negative_transaction_id_is_the_stops(csms: Csms, sim: Simulator) -> None:
+    await _transaction_id_is_the_stops(csms, sim, -5)
+
+
+async def test_a_start_answered_blocked_with_a_parent_and_expiry_stops_deauthorized(
+    csms: Csms, sim: Simulator
+) -> None:
+    await _remote_charge(csms, sim, '{"transactionId": 77, "idTagInfo": {"status": "Blocked", '
+                         '"parentIdTag": "FLEET", "expiryDate": "2031-01-01T00:00:00.000+01:00"}}')
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "DeAuthorized" and stop.payload["transactionId"] == 77
+
+
+async def test_heartbeat_interval_zero_is_refused_and_the_interval_kept(
+    csms: Csms, sim: Simulator
+) -> None:
+    """1.6 gives HeartbeatInterval 0 no meaning (2.0.1 neither): refused with Rejected, a
+    clear answer, and the interval in force stays; the BootNotification's interval 0 likewise
+    leaves it as it was (test_boot.py)."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp: Any = csms.charge_points[CP_ID]
+    res = await cp.call(call.ChangeConfiguration(key="HeartbeatInterval", value="0"))
+    assert res.status == "Rejected", res
+    res = await cp.call(call.GetConfiguration(key=["HeartbeatInterval"]))
+    assert res.configuration_key[0]["value"] == "300"
+
+
+async def test_calls_back_to_back_under_one_id_each_get_their_answer(
+    csms: Csms, sim: Simulator
+) -> None:
+    """OCPP-J ids are unique per sender, yet a CSMS may reuse one (a counter restarted, a
+    retry): each CALL is answered under it, in order; an id of 36 characters, OCPP-J's
+    longest, is answered as it is."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    mid = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    n = len(csms.frames)
+    text = f'[2, "{mid}", "GetLocalListVersion", {{}}]'
+    await csms.send_raw(CP_ID, text, expect_id=mid)
+    await csms.send_raw(CP_ID, text, expect_id=mid)
+    await csms.wait_for(lambda: len([f for f in csms.answers() if f.msg[1] == mid
+                                     and csms.frames.index(f) >= n]) >= 2, 10, "two answers")
+    # (the frame checker pairs answers with CALLs by id: the reused one's second answer is
+    # "unknown" to it, the CSMS's doing, not the charger's)
+    csms.violations = [v for v in csms.violations if f"unknown CALL id '{mid}'" not in v]
+
+
+async def test_a_csms_refusing_every_meter_values_holds_no_stop_back(
+    csms: Csms, control: Any
+) -> None:
+    """A CSMS that answers every MeterValues with a CALLERROR (its meter store down, a
+    measurand it will not take). 1.6 4.10 retries a transaction message after
+    TransactionMessageRetryInterval x its attempts, in order, so each refused reading held the
+    queue for the retries' sum while the next readings queued behind it: with the defaults
+    (a reading a minute, 3 attempts, 60 s) the backlog grew by two readings a minute, and a
+    session's StopTransaction, and the next StartTransaction, came hours after the session.
+    A refused reading with a newer reading or its stop queued behind it is superseded (the
+    register goes on in them): dropped at once. The latest is still retried."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp: Any = csms.charge_points[CP_ID]
+    for key, value in (("MeterValueSampleInterval", "1"), ("TransactionMessageAttempts", "3"),
+                       ("TransactionMessageRetryInterval", "3"),
+                       ("BorneFreeCharging", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+
+    def refuse(p: object) -> object:
+        raise RuntimeError("meter store down")
+
+    csms.respond("MeterValues", refuse)
+    await control("plug")
+    await control("load", amps=16)
+    await control("charge")
+    start = await csms.wait_call("StartTransaction")
+    # Readings for a while: each refused, the next one queued within a second of it
+    await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= 8, 30, "8 readings sent")
+    import time
+
+    t0 = time.monotonic()
+    await control("unplug")
+    stop = await csms.wait_call("StopTransaction", timeout=30)
+    assert time.monotonic() - t0 < 5, "the stop waited behind the refused readings' retries"
+    assert stop.payload["transactionId"] == (await csms.answer_to(start))["transactionId"]
+    # The refused readings were each sent at most the attempts allowed, under one id each
+    ids = [f.msg[1].split(".")[0] for f in csms.calls("MeterValues")]
+    assert max(ids.count(i) for i in ids) <= 3
+    # The last reading before the stop and the ones with nothing behind them were retried
+    assert any("." in f.msg[1] for f in csms.calls("MeterValues")), "no retry at all"
