@@ -213,3 +213,37 @@ async def test_a_csms_refusing_every_meter_values_holds_no_stop_back(
     assert max(ids.count(i) for i in ids) <= 3
     # The last reading before the stop and the ones with nothing behind them were retried
     assert any("." in f.msg[1] for f in csms.calls("MeterValues")), "no retry at all"
+
+
+async def test_a_stop_the_csms_refuses_is_retried_its_attempts_then_the_queue_goes_on(
+    csms: Csms, sim: Simulator, control: Any
+) -> None:
+    """1.6 4.10: a StopTransaction answered with a CALLERROR is sent again after
+    TransactionMessageRetryInterval x its attempts, each time as a new attempt (its own id),
+    TransactionMessageAttempts in all, then dropped and logged; the next session's messages
+    are not held behind it."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp: Any = csms.charge_points[CP_ID]
+    for key, value in (("TransactionMessageAttempts", "2"),
+                       ("TransactionMessageRetryInterval", "1"), ("BorneFreeCharging", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+
+    def refuse(p: object) -> object:
+        raise RuntimeError("billing backend down")
+
+    csms.respond("StopTransaction", refuse)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await control("unplug")
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"StopTransaction dropped after 2 attempts", 20)
+    stops = csms.calls("StopTransaction")
+    assert len(stops) == 2 and stops[1].msg[1] == stops[0].msg[1] + ".1", [f.msg for f in stops]
+    assert stops[1].t - stops[0].t >= 0.9, "retried before TransactionMessageRetryInterval"
+    csms.respond("StopTransaction", None)
+    n = len(csms.frames)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction", after=n, timeout=10)
