@@ -247,3 +247,43 @@ async def test_a_stop_the_csms_refuses_is_retried_its_attempts_then_the_queue_go
     await control("plug")
     await control("charge")
     await csms.wait_call("StartTransaction", after=n, timeout=10)
+
+
+async def test_a_csms_ignoring_every_meter_values_holds_no_stop_back(
+    csms: Csms, flash: Path
+) -> None:
+    """A CSMS that never answers MeterValues (no handler for it) while it answers the rest:
+    each unanswered reading cost its call's timeout, the Heartbeat probe, a new connection and
+    the retries' pauses, TransactionMessageAttempts times, while the next readings queued
+    behind it. A reading with a newer one or its stop queued behind it is dropped at its first
+    unanswered attempt (the link proved alive by the probe, not reconnected for it); the
+    latest one, with nothing behind it, is retried as 1.6 4.10 says (on a new connection:
+    test_unanswered.py)."""
+    from flashdoc import seed
+
+    seed(flash, "settings", {"call_timeout_s": 2})
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
+            controlling(sim) as control:
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        cp: Any = csms.charge_points[CP_ID]
+        # (a reading each 3 s, longer than a call's timeout: no backlog from the timing alone)
+        for key, value in (("MeterValueSampleInterval", "3"),
+                           ("TransactionMessageAttempts", "3"),
+                           ("TransactionMessageRetryInterval", "3"),
+                           ("BorneFreeCharging", "true")):
+            assert (await cp.call(call.ChangeConfiguration(key=key, value=value))
+                    ).status == "Accepted"
+        csms.unanswered["MeterValues"] = 10**6
+        await control("plug")
+        await control("load", amps=16)
+        await control("charge")
+        await csms.wait_call("StartTransaction")
+        await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= 3, 60, "3 readings sent")
+        import time
+
+        t0 = time.monotonic()
+        await control("unplug")
+        await csms.wait_call("StopTransaction", timeout=60)
+        waited = time.monotonic() - t0
+        print(f"the stop {waited:.1f} s after the unplug; {csms.connects} connections")
+        assert waited < 8, "the stop waited behind the ignored readings' retries"
