@@ -40,13 +40,27 @@ async def test_a_csms_that_keeps_the_charger_pending_may_talk_and_the_owner_stil
             list_version=3, update_type="Full",
             local_authorization_list=[{"id_tag": CARD, "id_tag_info": {"status": "Accepted"}}]))
         assert res.status == "Accepted", res
+        # What the CSMS asks for with a TriggerMessage is sent, Pending or not (1.6 4.2)
+        for what in ("StatusNotification", "Heartbeat"):
+            res = await cp.call(call.TriggerMessage(requested_message=what, connector_id=1))
+            assert res.status == "Accepted", (what, res)
+            await csms.wait_call(what)
+        asked = {f.action for f in csms.calls()}
+        assert asked == {"BootNotification", "StatusNotification", "Heartbeat"}, asked
+        n = len(csms.frames)
         await sim.agent.wait_line(r"rfid: reader ready", 15)
         await control("plug")
         await control("charge")
         await control("tap", uid=CARD)
         await control.wait_state(lambda s: s["relay"], "charging on the listed card", timeout=15)
-        sent = {f.action for f in csms.calls()}
-        assert sent == {"BootNotification"}, sent
+        sent = {f.action for f in csms.frames[n:] if f.direction == "in" and f.action}
+        assert sent <= {"BootNotification"}, sent
+        # Accepted at last (brought forward by a trigger): the session's start is delivered
+        csms.respond("BootNotification", None)
+        res = await cp.call(call.TriggerMessage(requested_message="BootNotification"))
+        assert res.status == "Accepted"
+        start = await csms.wait_call("StartTransaction", timeout=15)
+        assert start.payload["idTag"] == CARD
 
 
 def _in(dt_utc: Any, hours: int, frac: str = "") -> str:
@@ -287,3 +301,40 @@ async def test_a_csms_ignoring_every_meter_values_holds_no_stop_back(
         waited = time.monotonic() - t0
         print(f"the stop {waited:.1f} s after the unplug; {csms.connects} connections")
         assert waited < 8, "the stop waited behind the ignored readings' retries"
+
+
+async def test_a_schedules_start_and_validity_in_other_zones_are_converted(
+    csms: Csms, sim: Simulator
+) -> None:
+    """An Absolute profile whose startSchedule (an hour ago, for two hours) and validFrom are
+    written with offsets and fractions, its limit as a JSON integer: in force now. Read as UTC,
+    the -05:00 start would have ended hours ago."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    now = datetime.now(UTC)
+    profile = {
+        "chargingProfileId": 5, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "validFrom": _in(now - timedelta(minutes=5), 1, ".1"),
+        "chargingSchedule": {
+            "chargingRateUnit": "A", "duration": 7200,
+            "startSchedule": _in(now - timedelta(hours=1), -5, ".123456"),
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10}]}}
+    text = json.dumps([2, "abs-1", "SetChargingProfile",
+                       {"connectorId": 1, "csChargingProfiles": profile}])
+    f = await csms.call_raw(CP_ID, text, "abs-1")
+    assert f.msg[:3] == [3, "abs-1", {"status": "Accepted"}], f.msg
+    cp: Any = csms.charge_points[CP_ID]
+    res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=600,
+                                                  charging_rate_unit="A"))
+    assert res.status == "Accepted", res
+    periods = res.charging_schedule["charging_schedule_period"]
+    assert periods[0]["limit"] == 10, res.charging_schedule
+    # A limit past the schema's one decimal (a CSMS's W -> A division): refused, named
+    profile["chargingProfileId"] = 6
+    profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 15.942028985507246
+    text = json.dumps([2, "abs-2", "SetChargingProfile",
+                       {"connectorId": 1, "csChargingProfiles": profile}])
+    f = await csms.call_raw(CP_ID, text, "abs-2")
+    assert f.msg[:3] == [4, "abs-2", "PropertyConstraintViolation"] and "limit" in f.msg[3], f.msg
