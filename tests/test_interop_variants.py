@@ -338,3 +338,33 @@ async def test_a_schedules_start_and_validity_in_other_zones_are_converted(
                        {"connectorId": 1, "csChargingProfiles": profile}])
     f = await csms.call_raw(CP_ID, text, "abs-2")
     assert f.msg[:3] == [4, "abs-2", "PropertyConstraintViolation"] and "limit" in f.msg[3], f.msg
+
+
+async def test_a_data_transfer_the_csms_refuses_is_not_sent_again_and_holds_nothing(
+    csms: Csms, sim: Simulator, control: Any
+) -> None:
+    """A CSMS with no DataTransfer handler answers the charger's tagLearned with a CALLERROR
+    (NotImplemented): its final word, not a transaction message (1.6 4.10 retries those only):
+    logged and dropped once, the session that follows delivered at once."""
+    from ocpp.exceptions import NotImplementedError as OcppNotImplemented
+
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"rfid: reader ready", 15)
+    cp: Any = csms.charge_points[CP_ID]
+    res = await cp.call(call.DataTransfer(vendor_id="borne", message_id="learnTag"))
+    assert res.status == "Accepted"
+
+    def refuse(p: object) -> object:
+        raise OcppNotImplemented(description="no DataTransfer here")
+
+    csms.respond("DataTransfer", refuse)
+    assert (await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+            ).status == "Accepted"
+    await control("tap", uid=CARD)
+    await csms.wait_call("DataTransfer")
+    await sim.agent.wait_line(r"DataTransfer dropped after 1 attempts \(NotImplemented\)", 10)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction", timeout=10)
+    assert len(csms.calls("DataTransfer")) == 1
