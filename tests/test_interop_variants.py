@@ -141,6 +141,11 @@ async def test_the_largest_transaction_id_is_the_stops(csms: Csms, sim: Simulato
     await _transaction_id_is_the_stops(csms, sim, 2**31 - 1)
 
 
+async def test_a_transaction_id_past_32_bits_is_the_stops(csms: Csms, sim: Simulator) -> None:
+    # (the schema's integer has no bound: a CSMS on 64-bit keys)
+    await _transaction_id_is_the_stops(csms, sim, 2**40 + 3)
+
+
 async def test_a_negative_transaction_id_is_the_stops(csms: Csms, sim: Simulator) -> None:
     await _transaction_id_is_the_stops(csms, sim, -5)
 
@@ -368,3 +373,24 @@ async def test_a_data_transfer_the_csms_refuses_is_not_sent_again_and_holds_noth
     await control("charge")
     await csms.wait_call("StartTransaction", timeout=10)
     assert len(csms.calls("DataTransfer")) == 1
+
+
+async def test_answers_with_properties_the_schemas_do_not_define_are_taken(
+    csms: Csms, flash: Path
+) -> None:
+    """The 1.6 schemas forbid additional properties, yet CSMSs add their own to answers
+    (a vendor's field in BootNotification.conf, idTagInfo): the charger takes what it knows.
+    (A CALL with one is refused FormationViolation: tests/test_bad_input.py.)"""
+    csms.unanswered["BootNotification"] = 1
+    async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim:
+        boot = await csms.wait_call("BootNotification")
+        await csms.send_raw(CP_ID, f'[3, "{boot.msg[1]}", {{"currentTime": "{now_iso()}", '
+                            '"interval": 300, "status": "Accepted", "vendorInfo": {"a": 1}}]')
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+        await _remote_charge(csms, sim, '{"transactionId": 9, "idTagInfo": {"status": '
+                             '"Accepted", "groupId": "X"}, "sessionUrl": "https://x/9"}')
+        cp: Any = csms.charge_points[CP_ID]
+        assert (await cp.call(call.RemoteStopTransaction(transaction_id=9))).status == "Accepted"
+        stop = await csms.wait_call("StopTransaction")
+        assert stop.payload["transactionId"] == 9
+        assert len(csms.calls("BootNotification")) == 1
