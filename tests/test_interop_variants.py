@@ -394,3 +394,28 @@ async def test_answers_with_properties_the_schemas_do_not_define_are_taken(
         stop = await csms.wait_call("StopTransaction")
         assert stop.payload["transactionId"] == 9
         assert len(csms.calls("BootNotification")) == 1
+
+
+async def test_a_call_of_the_csms_before_its_answer_to_ours_is_answered_and_ours_taken(
+    csms: Csms, sim: Simulator
+) -> None:
+    """The CSMS, still working on the charger's StartTransaction, sends a CALL of its own
+    first (OCPP-J allows one outstanding CALL per direction): the charger answers it at once
+    and then takes the StartTransaction.conf, whose id its RemoteStop names."""
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp: Any = csms.charge_points[CP_ID]
+    assert (await cp.call(call.ChangeConfiguration(key="BorneFreeCharging", value="true"))
+            ).status == "Accepted"
+    csms.unanswered["StartTransaction"] = 1  # answered below, by hand, after a CALL of ours
+    await sim.command({"cmd": "plug"})
+    await sim.command({"cmd": "charge"})
+    start = await csms.wait_call("StartTransaction")
+    f = await csms.call_raw(CP_ID, '[2, "first-1", "GetConfiguration", '
+                            '{"key": ["HeartbeatInterval"]}]', "first-1")
+    assert f.msg[0] == 3, f.msg
+    await csms.send_raw(CP_ID, f'[3, "{start.msg[1]}", {{"transactionId": 4242, '
+                        '"idTagInfo": {"status": "Accepted"}}]')
+    assert (await cp.call(call.RemoteStopTransaction(transaction_id=4242))).status == "Accepted"
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["transactionId"] == 4242
+    assert len(csms.calls("StartTransaction")) == 1
