@@ -336,6 +336,13 @@ async def test_a_schedules_start_and_validity_in_other_zones_are_converted(
     assert res.status == "Accepted", res
     periods = res.charging_schedule["charging_schedule_period"]
     assert periods[0]["limit"] == 10, res.charging_schedule
+    # One decimal written with many digits, or with a binary float's noise: taken
+    for i, limit in enumerate(("16.000000", "7.1000000000000005", "11039.999999999998")):
+        text = json.dumps([2, f"many-{i}", "SetChargingProfile",
+                           {"connectorId": 1, "csChargingProfiles": profile}]).replace(
+                               '"limit": 10', f'"limit": {limit}')
+        f = await csms.call_raw(CP_ID, text, f"many-{i}")
+        assert f.msg[:3] == [3, f"many-{i}", {"status": "Accepted"}], (limit, f.msg)
     # A limit past the schema's one decimal (a CSMS's W -> A division): refused, named
     profile["chargingProfileId"] = 6
     profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 15.942028985507246
