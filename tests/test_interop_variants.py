@@ -4,14 +4,19 @@ the `ocpp` package, end to end in the simulator."""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from borne.csms import Csms, now_iso
 from borne.sim.simulator import Simulator
+from flashdoc import seed
+from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import RegistrationStatus
-from simctl import controlling, running
+from simctl import Control, controlling, running
 
 CP_ID = "CP-TEST-1"
 CARD = "04A1B2C3"
@@ -65,8 +70,6 @@ async def test_a_csms_that_keeps_the_charger_pending_may_talk_and_the_owner_stil
 
 def _in(dt_utc: Any, hours: int, frac: str = "") -> str:
     """dt_utc written in a zone `hours` from UTC, with a fraction: "...T06:00:00.123+01:00"."""
-    from datetime import timedelta, timezone
-
     t = dt_utc.astimezone(timezone(timedelta(hours=hours)))
     z = t.strftime("%z")
     return t.strftime("%Y-%m-%dT%H:%M:%S") + frac + z[:3] + ":" + z[3:]
@@ -86,8 +89,6 @@ async def test_offsets_in_a_boot_answers_current_time_are_converted(
 async def test_a_reservations_expiry_in_another_zone_is_converted(
     csms: Csms, sim: Simulator
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
     cp: Any = csms.charge_points[CP_ID]
     now = datetime.now(UTC)
@@ -96,9 +97,9 @@ async def test_a_reservations_expiry_in_another_zone_is_converted(
     assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
                                           reservation_id=1))).status == "Accepted"
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved")
+    n = len(csms.frames)
     assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Accepted"
-    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available",
-                         after=len(csms.frames) - 2)
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
     # 3 s ahead, written 2 hours ahead of UTC: read as UTC, it would hold for two hours
     soon = _in(now + timedelta(seconds=3), 2, ".5")
     n = len(csms.frames)
@@ -126,7 +127,7 @@ async def _remote_charge(csms: Csms, sim: Simulator, answer: str) -> Any:
 
 
 async def _transaction_id_is_the_stops(csms: Csms, sim: Simulator, tx: int) -> None:
-    cp = await _remote_charge(
+    await _remote_charge(
         csms, sim, f'{{"transactionId": {tx}, "idTagInfo": {{"status": "Accepted"}}}}')
     mid = f"stop-{abs(tx)}"
     f = await csms.call_raw(CP_ID, f'[2, "{mid}", "RemoteStopTransaction", '
@@ -134,7 +135,6 @@ async def _transaction_id_is_the_stops(csms: Csms, sim: Simulator, tx: int) -> N
     assert f.msg[0] == 3 and f.msg[2] == {"status": "Accepted"}, f.msg
     stop = await csms.wait_call("StopTransaction")
     assert stop.payload["transactionId"] == tx and stop.payload["reason"] == "Remote"
-    del cp
 
 
 async def test_the_largest_transaction_id_is_the_stops(csms: Csms, sim: Simulator) -> None:
@@ -193,7 +193,7 @@ async def test_calls_back_to_back_under_one_id_each_get_their_answer(
 
 
 async def test_a_csms_refusing_every_meter_values_holds_no_stop_back(
-    csms: Csms, control: Any
+    csms: Csms, control: Control
 ) -> None:
     """A CSMS that answers every MeterValues with a CALLERROR (its meter store down, a
     measurand it will not take). 1.6 4.10 retries a transaction message after
@@ -220,8 +220,6 @@ async def test_a_csms_refusing_every_meter_values_holds_no_stop_back(
     start = await csms.wait_call("StartTransaction")
     # Readings for a while: each refused, the next one queued within a second of it
     await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= 8, 30, "8 readings sent")
-    import time
-
     t0 = time.monotonic()
     await control("unplug")
     stop = await csms.wait_call("StopTransaction", timeout=30)
@@ -235,7 +233,7 @@ async def test_a_csms_refusing_every_meter_values_holds_no_stop_back(
 
 
 async def test_a_stop_the_csms_refuses_is_retried_its_attempts_then_the_queue_goes_on(
-    csms: Csms, sim: Simulator, control: Any
+    csms: Csms, sim: Simulator, control: Control
 ) -> None:
     """1.6 4.10: a StopTransaction answered with a CALLERROR is sent again after
     TransactionMessageRetryInterval x its attempts, each time as a new attempt (its own id),
@@ -278,8 +276,6 @@ async def test_a_csms_ignoring_every_meter_values_holds_no_stop_back(
     unanswered attempt (the link proved alive by the probe, not reconnected for it); the
     latest one, with nothing behind it, is retried as 1.6 4.10 says (on a new connection:
     test_unanswered.py)."""
-    from flashdoc import seed
-
     seed(flash, "settings", {"call_timeout_s": 2})
     async with running(Simulator(flash, cp_id=CP_ID, csms_url=csms.url)) as sim, \
             controlling(sim) as control:
@@ -298,8 +294,6 @@ async def test_a_csms_ignoring_every_meter_values_holds_no_stop_back(
         await control("charge")
         await csms.wait_call("StartTransaction")
         await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= 3, 60, "3 readings sent")
-        import time
-
         t0 = time.monotonic()
         await control("unplug")
         await csms.wait_call("StopTransaction", timeout=60)
@@ -314,9 +308,6 @@ async def test_a_schedules_start_and_validity_in_other_zones_are_converted(
     """An Absolute profile whose startSchedule (an hour ago, for two hours) and validFrom are
     written with offsets and fractions, its limit as a JSON integer: in force now. Read as UTC,
     the -05:00 start would have ended hours ago."""
-    import json
-    from datetime import UTC, datetime, timedelta
-
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
     now = datetime.now(UTC)
     profile = {
@@ -353,13 +344,11 @@ async def test_a_schedules_start_and_validity_in_other_zones_are_converted(
 
 
 async def test_a_data_transfer_the_csms_refuses_is_not_sent_again_and_holds_nothing(
-    csms: Csms, sim: Simulator, control: Any
+    csms: Csms, sim: Simulator, control: Control
 ) -> None:
     """A CSMS with no DataTransfer handler answers the charger's tagLearned with a CALLERROR
     (NotImplemented): its final word, not a transaction message (1.6 4.10 retries those only):
     logged and dropped once, the session that follows delivered at once."""
-    from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-
     await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
     assert sim.agent is not None
     await sim.agent.wait_line(r"rfid: reader ready", 15)
