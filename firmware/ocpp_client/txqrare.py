@@ -68,6 +68,14 @@ async def failed(q, e, seq, rec, attempts, errs):
         # the statuses behind it for minutes. A tagLearned (vendor.py) unanswered is sent
         # again (the owner was told the card was added), after _LEARN_S; refused, dropped.
         limit = limit if action == "DataTransfer" and code == "no answer" else 1
+    elif action == METER and _superseded(q, seq, rec["r"]):
+        # Refused or ignored (the link alive: answers() above), with a newer reading or the
+        # stop of its session queued behind it, whose register carries on what it said:
+        # dropped now. Its retries' pauses (and, unanswered, a reconnection each) held the
+        # queue in order while a reading queued each sample interval: a CSMS refusing every
+        # one (the defaults: 60 s, 3 attempts, 60 s) left the stop, and the next start, hours
+        # late. The latest reading of a session still gets its retries.
+        limit = attempts
     if attempts >= limit:
         log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, code)
         # Saved before its ack line, as a delivered message's (txqueue.deliver's hook).
@@ -114,6 +122,21 @@ async def failed(q, e, seq, rec, attempts, errs):
             await rare("ocpp_client.wsrare", "hang_up", ws, 1000)
         raise Disconnected("its repeat goes on a new connection")
     return attempts, errs, wait
+
+
+def _superseded(q, seq, ref):
+    # A MeterValues or StopTransaction of session `ref` queued after record `seq`.
+    for r in q._held[:q._nheld]:
+        if r is not None and r.get("r") == ref and r["a"] in (METER, STOP):
+            return True
+    it = q.j.pending()
+    try:
+        for s, r in it:
+            if s > seq and r.get("r") == ref and r.get("a") in (METER, STOP):
+                return True
+    finally:
+        it.close()
+    return False
 
 
 def tidy(q, sessions):
