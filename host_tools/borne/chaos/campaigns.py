@@ -240,11 +240,19 @@ def _answer_times(csms: Csms) -> list[float]:
 
 async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
     res = Result("power cuts")
+    # The free-charging plays draw from a generator of their own (seeded from the campaign's
+    # without drawing from it): each round draws its plays and instants as before.
+    frng = random.Random(repr(rng.getstate()))
     async with rig(workdir, "power") as r:
         await r.configure(BorneFreeCharging="true", MeterValueSampleInterval="1")
         where: Counter[str] = Counter()
-        for _ in range(n):
+        free = FreeCharging(r, res)
+        for k in range(n):
             await r.until(lambda s: s["ocpp"]["connected"], "online after a power cut", 60)
+            await free.online()
+            if frng.random() < 0.25:
+                await free.flip(k, cut_after=frng.uniform(0, 0.1) if frng.random() < 0.4 else None)
+            plugged_at = len(free.csms.frames)  # (a StartTransaction after it: this plug-in's)
             x = rng.random()
             if x < 0.1:
                 where["idle"] += 1  # no session: a cut during heartbeats/statuses
@@ -252,31 +260,52 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
             else:
                 await r.cmd("plug")
                 await r.cmd("charge")
+                if x >= 0.3 and (free.just_on or frng.random() < 0.2):
+                    # (not every round: a cut before the relay closed is one of the instants)
+                    await free.plugged_in(k, plugged_at)
                 if x < 0.3:
                     where["starting"] += 1  # the StartTransaction in flight
                     await asyncio.sleep(rng.uniform(0, 0.3))
                 elif x < 0.75:
                     where["charging"] += 1
                     await asyncio.sleep(rng.uniform(0.3, 3.0))
+                    if not free.on and frng.random() < 0.4:
+                        await free.flip(k, cut_after=None, plugged=True)
                 else:
                     where["stopping"] += 1  # the EV leaves: the stop in flight
                     await asyncio.sleep(rng.uniform(0.3, 2.0))
                     await r.cmd("unplug")
                     await asyncio.sleep(rng.uniform(0, 0.4))
+            if x >= 0.1:  # (plugged in this round)
+                free.check_off(k)
             if r.state()["relay"]:
                 where["relay_closed_at_cut"] += 1  # the plug before it was served
+            free.cut()
             await r.cmd("power_cut")
             if r.state()["relay"]:
                 res.bad("relay closed with the power cut")
-            await r.cmd("unplug")
+            # Now and then the EV stays plugged in through the cut (judged once online).
+            through = 0.1 <= x < 0.75 and frng.random() < 0.15
+            if not through:
+                await r.cmd("unplug")
             await r.cmd("power_on")
             if rng.random() < 0.2:
                 # A second cut during the reboot's redelivery.
                 where["redelivery"] += 1
                 await r.until(lambda s: s["ocpp"]["connected"], "online", 60)
                 await asyncio.sleep(rng.uniform(0, 0.5))
+                free.cut()
                 await r.cmd("power_cut")
                 await r.cmd("power_on")
+            if through:
+                await free.plugged_through(k)
+                await r.cmd("unplug")
+                # (the EV gone for good, not for less than the charger's pilot poll: the next
+                # round's plug-in would find this session still running)
+                await r.until(lambda s: not s["relay"] and not s["session"],
+                              "the session to end with the unplug", 15)
+        await free.online()
+        await free.read_back("the end")
         await _drained(r)
         _ledger(res, r)
         _check_csms(res, r)
@@ -288,6 +317,7 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
         res.figures["instants"] = dict(where)
         res.figures["stop_reasons"] = dict(reasons)
         res.figures["boots"] = r.boots()
+        res.figures["free_charging"] = dict(free.counts)
         t = _answer_times(r.csms)
         if t:
             res.figures["csms_answer_ms_median"] = round(statistics.median(t) * 1000, 1)
@@ -295,6 +325,118 @@ async def power_cuts(rng: random.Random, n: int, workdir: Path) -> Result:
         for code in r.unexpected_exits():
             res.bad(f"the agent exited with code {code} (a crash, not a cut)")
     return res
+
+
+class FreeCharging:
+    """The CSMS (the owner's app, through it) switching free charging (BorneFreeCharging) among
+    the power campaign's cuts, judged from the user's side: after a cut the value last
+    answered Accepted is in force (read back, and in what the charger does), a plug-in with it
+    on charges without a tap, one with it off starts nothing. That each free session reaches
+    the CSMS once is the ledger's."""
+
+    def __init__(self, r: Rig, res: Result) -> None:
+        assert r.csms is not None
+        self.r, self.res, self.csms = r, res, r.csms
+        self.on = True  # the power campaign's configure()
+        self.counts: Counter[str] = Counter()
+        self.boot_at = 0  # the CSMS's frames before the latest cut
+        self.links = 0  # its connections before the latest cut
+        self.check_after_cut = False  # a flip the cut came right after: read back once online
+        self.just_on = False  # turned on, no plug-in judged since
+
+    def cut(self) -> None:
+        self.boot_at, self.links = len(self.csms.frames), self.csms.connects
+
+    async def online(self) -> None:
+        """Online on a link made after the latest cut (a CALL sent sooner would go down the one
+        the cut left) and booted; the value read back if a flip came right before the cut."""
+        await self.csms.wait_for(lambda: self.csms.connects > self.links, 60,
+                                 "a connection after the cut")
+        await self.csms.wait_call("BootNotification", after=self.boot_at, timeout=60)
+        await self.r.until(lambda s: s["ocpp"]["connected"], "online after a power cut", 60)
+        if self.check_after_cut:
+            self.check_after_cut = False
+            await self.read_back("after the cut that followed its change")
+
+    async def flip(self, k: int, cut_after: float | None, plugged: bool = False) -> None:
+        from ocpp.v16 import call
+
+        want = not self.on
+        ans = await _online_call(self.r, self.res, call.ChangeConfiguration(
+            key="BorneFreeCharging", value="true" if want else "false"),
+            "ChangeConfiguration BorneFreeCharging")
+        if ans is None:
+            return
+        if ans.status != "Accepted":
+            self.res.bad(f"round {k}: BorneFreeCharging={want} answered {ans.status}")
+            return
+        self.on = self.just_on = want
+        self.counts["on" if want else "off"] += 1
+        if plugged:
+            # An EV already plugged in starts once free charging goes on: no tap, no re-plug.
+            self.counts["on_while_plugged"] += 1
+            await self._charges(k, len(self.csms.frames), "turned on with the EV plugged in")
+        if cut_after is not None:
+            # A cut right after the CSMS read the Accepted: the change must be on flash already.
+            self.counts["cut_after_change"] += 1
+            await asyncio.sleep(cut_after)
+            self.cut()
+            await self.r.cmd("power_cut")
+            await self.r.cmd("power_on")
+            self.check_after_cut = True
+            await self.online()
+
+    async def plugged_in(self, k: int, since: int) -> None:
+        """Plugged in and asking for charge, free charging on: the relay closes and the CSMS
+        hears of the session by its StartTransaction for the free-charging tag, without a tap."""
+        if self.on:
+            self.just_on = False
+            self.counts["plug_ins_on"] += 1
+            await self._charges(k, since, "a plug-in")
+
+    async def _charges(self, k: int, since: int, what: str) -> None:
+        try:
+            await self.r.until(lambda s: s["relay"], "the relay", 15)
+            await self.csms.wait_call("StartTransaction",
+                                      lambda p: p.get("idTag") == "FREECHARGING", 15, since)
+        except (TimeoutError, AssertionError) as e:
+            self.res.bad(f"round {k}: free charging on, {what} did not charge: {e}")
+
+    async def plugged_through(self, k: int) -> None:
+        """The EV stayed plugged in through the cut: the charger, back, ends the interrupted
+        session and, free charging on, starts a new one by itself; off, none."""
+        since = self.boot_at
+        await self.online()
+        if self.on:
+            self.counts["plugged_through_on"] += 1
+            await self._charges(k, since, "an EV plugged in through a cut")
+        else:
+            self.counts["plugged_through_off"] += 1
+            await asyncio.sleep(2.0)  # (a start would come at once: the meter is read at boot)
+            self.check_off(k)
+
+    def check_off(self, k: int) -> None:
+        """With free charging off a plug-in starts no session (no tap was made): at the round's
+        end, before its cut, none runs and the relay is open."""
+        if self.on:
+            return
+        self.counts["plug_ins_off"] += 1
+        st = self.r.state()
+        if st["relay"] or st["session"]:
+            self.res.bad(f"round {k}: free charging off, a plug-in started a session")
+
+    async def read_back(self, when: str) -> None:
+        from ocpp.v16 import call
+
+        ans = await _online_call(self.r, self.res, call.GetConfiguration(
+            key=["BorneFreeCharging"]), "GetConfiguration")
+        if ans is None:
+            return
+        got = [e.get("value") for e in ans.configuration_key or []
+               if e.get("key") == "BorneFreeCharging"]
+        self.counts["read_back"] += 1
+        if got != ["true" if self.on else "false"]:
+            self.res.bad(f"BorneFreeCharging reads {got} {when}, last Accepted: {self.on}")
 
 
 # -- network cuts --------------------------------------------------------------------------------
