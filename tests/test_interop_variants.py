@@ -17,6 +17,7 @@ from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import RegistrationStatus
 from simctl import Control, controlling, running
+from test_smart_reserve import reserved_until
 
 CP_ID = "CP-TEST-1"
 CARD = "04A1B2C3"
@@ -102,12 +103,7 @@ async def test_a_reservations_expiry_in_another_zone_is_converted(
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n)
     # 3 s ahead, written 2 hours ahead of UTC: read as UTC, it would hold for two hours
     soon = _in(now + timedelta(seconds=3), 2, ".5")
-    n = len(csms.frames)
-    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=soon, id_tag="B",
-                                          reservation_id=2))).status == "Accepted"
-    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved", after=n)
-    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n,
-                         timeout=10)
+    await reserved_until(cp, csms, soon)
 
 
 async def _remote_charge(csms: Csms, sim: Simulator, answer: str) -> Any:

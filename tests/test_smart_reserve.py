@@ -114,8 +114,14 @@ async def test_cancel_and_expiry_free_the_connector(csms: Csms, control: Control
                                           reservation_id=1))).status == "Accepted"
     assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Accepted"
     assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Rejected"
+    await reserved_until(cp, csms, soon)
+
+
+async def reserved_until(cp: Any, csms: Csms, expiry: str) -> None:
+    """A reservation that expires by itself (`expiry` a few seconds ahead): the connector is
+    Reserved, then Available again once the time has passed."""
     n = len(csms.frames)
-    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=soon, id_tag="B",
+    assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=expiry, id_tag="B",
                                           reservation_id=2))).status == "Accepted"
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Reserved", after=n)
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Available", after=n,
