@@ -112,6 +112,8 @@ async def test_cancel_and_expiry_free_the_connector(csms: Csms, control: Control
     later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
                                           reservation_id=1))).status == "Accepted"
+    # OCTT TC_052_CS: another reservationId is Rejected, and the reservation held stays
+    assert (await cp.call(call.CancelReservation(reservation_id=99))).status == "Rejected"
     assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Accepted"
     assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Rejected"
     await reserved_until(cp, csms, soon)
@@ -187,8 +189,27 @@ async def test_a_reservation_is_replaced_while_its_driver_is_plugged_in(
 
 
 async def test_reserve_a_busy_or_faulted_connector(csms: Csms, control: Control) -> None:
+    """OCTT TC_048_1/2/3_CS (Faulted, Occupied, Unavailable); connector 0 is Rejected
+    (ReserveConnectorZeroSupported is false: TC_049, TC_050_x do not apply)."""
     cp = await _cp(csms)
     later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    res = await cp.call(call.ReserveNow(connector_id=0, expiry_date=later, id_tag="A",
+                                        reservation_id=3))
+    assert res.status == "Rejected"
+    for cid in (1, 0):  # the connector, then the charge point, set Inoperative
+        n = len(csms.frames)
+        assert (await cp.call(call.ChangeAvailability(connector_id=cid, type="Inoperative"))
+                ).status == "Accepted"
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1
+                             and p["status"] == "Unavailable", after=n)
+        res = await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
+                                            reservation_id=4))
+        assert res.status == "Unavailable", cid
+        n = len(csms.frames)
+        assert (await cp.call(call.ChangeAvailability(connector_id=cid, type="Operative"))
+                ).status == "Accepted"
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1
+                             and p["status"] == "Available", after=n)
     await control("plug")
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
     res = await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
