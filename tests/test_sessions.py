@@ -57,12 +57,26 @@ async def _charging(csms: Csms, control: Control, tag: str = "REMOTE1") -> int:
 async def test_remote_start_authorizes_then_charges_then_remote_stop(
     csms: Csms, control: Control
 ) -> None:
+    cp = await _ready(csms)
+    # OCTT TC_060_CS: a remote start whose chargingProfile is not a TxProfile is Rejected
+    res = await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1,
+                                                    charging_profile={
+        "chargingProfileId": 9, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Relative", "chargingSchedule": {
+            "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6}]}}))
+    assert res.status == "Rejected"
+    assert not csms.calls("Authorize")
     tx = await _charging(csms, control)
     # AuthorizeRemoteTxRequests is true by default: the tag was authorized first.
     assert csms.calls("Authorize")[0].payload == {"idTag": "REMOTE1"}
     st = await control("state")
     assert st["pwm_duty"] < 100 and st["power_w"] > 0 and st["ocpp"]["status"] == "Charging"
     cp = csms.charge_points[CP_ID]
+    # OCTT TC_026_CS: a remote start on the connector a transaction runs on is Rejected, and
+    # touches nothing
+    res = await cp.call(call.RemoteStartTransaction(id_tag="REMOTE2", connector_id=1))
+    assert res.status == "Rejected"
+    assert (await control("state"))["relay"] is True
     res = await cp.call(call.RemoteStopTransaction(transaction_id=tx))
     assert res.status == "Accepted"
     stop = await csms.wait_call("StopTransaction")
