@@ -374,6 +374,29 @@ async def test_change_availability_is_scheduled_during_a_session(
     assert res.status == "Accepted"
 
 
+async def test_the_charge_point_made_unavailable_during_a_session_says_so_after_the_stop(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.2: connectorId 0 during a transaction: Scheduled, it takes place once the
+    # transaction has finished. The charge point's Unavailable went out ahead of the
+    # StopTransaction (while the final meter reading was taken), telling the CSMS of an
+    # unavailable charge point whose transaction still ran.
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.ChangeAvailability(connector_id=0, type="Inoperative"))
+    assert res.status == "Scheduled"
+    n = len(csms.frames)
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    stop = await csms.wait_call("StopTransaction", after=n)
+    for cid in (0, 1):
+        st = await csms.wait_call("StatusNotification", lambda p, c=cid: p["connectorId"] == c,
+                                  after=n)
+        assert st.payload["status"] == "Unavailable", st.payload
+        assert csms.frames.index(stop) < csms.frames.index(st), f"connector {cid} before the stop"
+    res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
+    assert res.status == "Rejected"
+
+
 async def test_change_availability_after_a_stop_with_the_ev_still_plugged_in_is_reported(
     csms: Csms, control: Control
 ) -> None:
