@@ -86,6 +86,35 @@ async def test_composite_schedule_and_bad_profiles(csms: Csms, control: Control)
     assert (await cp.call(call.SetChargingProfile(connector_id=1,
                                                   cs_charging_profiles=bad))).status == "Rejected"
     assert (await cp.call(call.ClearChargingProfile(id=99))).status == "Unknown"
+    # OCTT TC_066/067_CS: an Absolute TxDefaultProfile under the charge point's maximum, the
+    # composite in the unit asked for; cleared by criteria, then everything
+    start = datetime.now(UTC).replace(microsecond=0)
+    steps = [{"startPeriod": t, "limit": a} for t, a in ((0, 6), (60, 8), (200, 10))]
+    res = await cp.call(call.SetChargingProfile(connector_id=1, cs_charging_profiles={
+        "chargingProfileId": 4, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {
+            "duration": 400, "startSchedule": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "chargingRateUnit": "A", "chargingSchedulePeriod": steps}}))
+    assert res.status == "Accepted"
+    for unit, per_amp in (("A", 1), ("W", 230 * 3)):
+        res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=400,
+                                                      charging_rate_unit=unit))
+        sched = res.charging_schedule
+        assert res.status == "Accepted" and sched["charging_rate_unit"] == unit
+        late = (datetime.fromisoformat(res.schedule_start) - start).total_seconds()
+        assert 0 <= late < 5, res.schedule_start
+        got = [(p["start_period"], float(p["limit"])) for p in sched["charging_schedule_period"]]
+        want = [(max(0, t - round(late)), a * per_amp) for t, a in ((0, 6), (60, 8), (200, 10))]
+        assert [a for _, a in got[:3]] == [a for _, a in want], got
+        assert all(abs(g[0] - w[0]) <= 1 for g, w in zip(got, want, strict=False)), got
+    res = await cp.call(call.ClearChargingProfile(connector_id=1, stack_level=1,
+                                                  charging_profile_purpose="TxDefaultProfile"))
+    assert res.status == "Accepted"
+    res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=400,
+                                                  charging_rate_unit="A"))
+    assert [float(p["limit"]) for p in res.charging_schedule["charging_schedule_period"]] == [16]
+    assert (await cp.call(call.ClearChargingProfile())).status == "Accepted"  # the maximum
+    assert (await cp.call(call.ClearChargingProfile())).status == "Unknown"  # none left
 
 
 async def test_reservation_serves_only_its_tag_and_is_carried_into_the_transaction(
