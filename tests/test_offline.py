@@ -5,6 +5,7 @@ CSMS never acknowledged leads to transactionId -1."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime
 
 from borne.csms import Csms
@@ -50,6 +51,8 @@ async def test_session_stopped_offline_is_delivered_after_reconnect(
     await control("net", up=False)
     await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
     n = len(csms.frames)
+    # OCTT TC_036_CS: at least 3 periodic readings taken while the link is down
+    await control.wait_state(lambda s: s["ocpp"]["queued"] >= 3, "3 readings queued offline")
     await control("unplug")
     await control.wait_state(lambda s: not s["relay"], "the relay to open while offline")
     await control("net", up=True)
@@ -58,6 +61,14 @@ async def test_session_stopped_offline_is_delivered_after_reconnect(
     assert len(csms.calls("StopTransaction")) == 1 and len(csms.calls("StartTransaction")) == 1
     for mv in csms.calls("MeterValues"):
         assert mv.payload.get("transactionId") == tx
+    # ... each delivered once back, before the stop, in time order, a sample interval apart,
+    # as Sample.Periodic (OCTT checks the spacing by the timestamps)
+    late = [datetime.fromisoformat(v["timestamp"]) for f in csms.frames[n:csms.frames.index(stop)]
+            if f.is_call and f.action == "MeterValues" for v in f.payload["meterValue"]
+            if v["sampledValue"][0].get("context", "Sample.Periodic") == "Sample.Periodic"]
+    assert len(late) >= 3, late
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(late)]
+    assert all(round(g) == 1 for g in gaps), gaps  # (in whole seconds, as OCTT compares)
     assert len(csms.calls("BootNotification")) == 1
 
 

@@ -57,12 +57,26 @@ async def _charging(csms: Csms, control: Control, tag: str = "REMOTE1") -> int:
 async def test_remote_start_authorizes_then_charges_then_remote_stop(
     csms: Csms, control: Control
 ) -> None:
+    cp = await _ready(csms)
+    # OCTT TC_060_CS: a remote start whose chargingProfile is not a TxProfile is Rejected
+    res = await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1,
+                                                    charging_profile={
+        "chargingProfileId": 9, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Relative", "chargingSchedule": {
+            "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6}]}}))
+    assert res.status == "Rejected"
+    assert not csms.calls("Authorize")
     tx = await _charging(csms, control)
     # AuthorizeRemoteTxRequests is true by default: the tag was authorized first.
     assert csms.calls("Authorize")[0].payload == {"idTag": "REMOTE1"}
     st = await control("state")
     assert st["pwm_duty"] < 100 and st["power_w"] > 0 and st["ocpp"]["status"] == "Charging"
     cp = csms.charge_points[CP_ID]
+    # OCTT TC_026_CS: a remote start on the connector a transaction runs on is Rejected, and
+    # touches nothing
+    res = await cp.call(call.RemoteStartTransaction(id_tag="REMOTE2", connector_id=1))
+    assert res.status == "Rejected"
+    assert (await control("state"))["relay"] is True
     res = await cp.call(call.RemoteStopTransaction(transaction_id=tx))
     assert res.status == "Accepted"
     stop = await csms.wait_call("StopTransaction")
@@ -358,6 +372,29 @@ async def test_change_availability_is_scheduled_during_a_session(
     assert res.status == "Rejected"
     res = await cp.call(call.ChangeAvailability(connector_id=0, type="Operative"))
     assert res.status == "Accepted"
+
+
+async def test_the_charge_point_made_unavailable_during_a_session_says_so_after_the_stop(
+    csms: Csms, control: Control
+) -> None:
+    # 1.6 5.2: connectorId 0 during a transaction: Scheduled, it takes place once the
+    # transaction has finished. The charge point's Unavailable went out ahead of the
+    # StopTransaction (while the final meter reading was taken), telling the CSMS of an
+    # unavailable charge point whose transaction still ran.
+    tx = await _charging(csms, control)
+    cp = csms.charge_points[CP_ID]
+    res = await cp.call(call.ChangeAvailability(connector_id=0, type="Inoperative"))
+    assert res.status == "Scheduled"
+    n = len(csms.frames)
+    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
+    stop = await csms.wait_call("StopTransaction", after=n)
+    for cid in (0, 1):
+        st = await csms.wait_call("StatusNotification", lambda p, c=cid: p["connectorId"] == c,
+                                  after=n)
+        assert st.payload["status"] == "Unavailable", st.payload
+        assert csms.frames.index(stop) < csms.frames.index(st), f"connector {cid} before the stop"
+    res = await cp.call(call.RemoteStartTransaction(id_tag="X", connector_id=1))
+    assert res.status == "Rejected"
 
 
 async def test_change_availability_after_a_stop_with_the_ev_still_plugged_in_is_reported(

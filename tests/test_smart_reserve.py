@@ -86,6 +86,35 @@ async def test_composite_schedule_and_bad_profiles(csms: Csms, control: Control)
     assert (await cp.call(call.SetChargingProfile(connector_id=1,
                                                   cs_charging_profiles=bad))).status == "Rejected"
     assert (await cp.call(call.ClearChargingProfile(id=99))).status == "Unknown"
+    # OCTT TC_066/067_CS: an Absolute TxDefaultProfile under the charge point's maximum, the
+    # composite in the unit asked for; cleared by criteria, then everything
+    start = datetime.now(UTC).replace(microsecond=0)
+    steps = [{"startPeriod": t, "limit": a} for t, a in ((0, 6), (60, 8), (200, 10))]
+    res = await cp.call(call.SetChargingProfile(connector_id=1, cs_charging_profiles={
+        "chargingProfileId": 4, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {
+            "duration": 400, "startSchedule": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "chargingRateUnit": "A", "chargingSchedulePeriod": steps}}))
+    assert res.status == "Accepted"
+    for unit, per_amp in (("A", 1), ("W", 230 * 3)):
+        res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=400,
+                                                      charging_rate_unit=unit))
+        sched = res.charging_schedule
+        assert res.status == "Accepted" and sched["charging_rate_unit"] == unit
+        late = (datetime.fromisoformat(res.schedule_start) - start).total_seconds()
+        assert 0 <= late < 5, res.schedule_start
+        got = [(p["start_period"], float(p["limit"])) for p in sched["charging_schedule_period"]]
+        want = [(max(0, t - round(late)), a * per_amp) for t, a in ((0, 6), (60, 8), (200, 10))]
+        assert [a for _, a in got[:3]] == [a for _, a in want], got
+        assert all(abs(g[0] - w[0]) <= 1 for g, w in zip(got, want, strict=False)), got
+    res = await cp.call(call.ClearChargingProfile(connector_id=1, stack_level=1,
+                                                  charging_profile_purpose="TxDefaultProfile"))
+    assert res.status == "Accepted"
+    res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=400,
+                                                  charging_rate_unit="A"))
+    assert [float(p["limit"]) for p in res.charging_schedule["charging_schedule_period"]] == [16]
+    assert (await cp.call(call.ClearChargingProfile())).status == "Accepted"  # the maximum
+    assert (await cp.call(call.ClearChargingProfile())).status == "Unknown"  # none left
 
 
 async def test_reservation_serves_only_its_tag_and_is_carried_into_the_transaction(
@@ -112,6 +141,8 @@ async def test_cancel_and_expiry_free_the_connector(csms: Csms, control: Control
     later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert (await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
                                           reservation_id=1))).status == "Accepted"
+    # OCTT TC_052_CS: another reservationId is Rejected, and the reservation held stays
+    assert (await cp.call(call.CancelReservation(reservation_id=99))).status == "Rejected"
     assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Accepted"
     assert (await cp.call(call.CancelReservation(reservation_id=1))).status == "Rejected"
     await reserved_until(cp, csms, soon)
@@ -187,8 +218,27 @@ async def test_a_reservation_is_replaced_while_its_driver_is_plugged_in(
 
 
 async def test_reserve_a_busy_or_faulted_connector(csms: Csms, control: Control) -> None:
+    """OCTT TC_048_1/2/3_CS (Faulted, Occupied, Unavailable); connector 0 is Rejected
+    (ReserveConnectorZeroSupported is false: TC_049, TC_050_x do not apply)."""
     cp = await _cp(csms)
     later = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    res = await cp.call(call.ReserveNow(connector_id=0, expiry_date=later, id_tag="A",
+                                        reservation_id=3))
+    assert res.status == "Rejected"
+    for cid in (1, 0):  # the connector, then the charge point, set Inoperative
+        n = len(csms.frames)
+        assert (await cp.call(call.ChangeAvailability(connector_id=cid, type="Inoperative"))
+                ).status == "Accepted"
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1
+                             and p["status"] == "Unavailable", after=n)
+        res = await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",
+                                            reservation_id=4))
+        assert res.status == "Unavailable", cid
+        n = len(csms.frames)
+        assert (await cp.call(call.ChangeAvailability(connector_id=cid, type="Operative"))
+                ).status == "Accepted"
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1
+                             and p["status"] == "Available", after=n)
     await control("plug")
     await csms.wait_call("StatusNotification", lambda p: p["status"] == "Preparing")
     res = await cp.call(call.ReserveNow(connector_id=1, expiry_date=later, id_tag="A",

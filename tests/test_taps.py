@@ -204,6 +204,39 @@ async def test_sibling_card_with_the_same_parent_stops_the_session(
     assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == SIBLING
 
 
+async def test_another_card_at_a_session_without_a_group_asks_nothing_and_stops_nothing(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """OCTT TC_068_CS: while charging, a card other than the session's, the session's tag with
+    no parentIdTag: no Authorize.req (nothing it could answer lets that card stop the session;
+    one reader, one connector), no StopTransaction, the card signalled refused. Then the
+    session's own card stops it: its idTag in the StopTransaction, the connector Finishing."""
+    await _cp(csms, sim)
+    csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"},
+                                             SIBLING: {"status": "Accepted"}}))
+    await control("plug")
+    await control("charge")
+    await control("tap", uid=CARD)
+    await csms.wait_call("StartTransaction")
+    await control.wait_state(lambda s: s["relay"], "charging")
+    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await control.wait_state(lambda s: s["led"]["color"] != "ff0000", "no red flash yet")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=SIBLING)
+    st = await control.wait_state(lambda s: s["led"]["color"] == "ff0000", "the red flash",
+                                  timeout=5)
+    assert st["relay"] is True and st["session"] is not None
+    assert not [f for f in csms.calls("Authorize") if f.payload["idTag"] == SIBLING]
+    assert not csms.calls("StopTransaction")
+    await control.wait_state(lambda s: not s["card"], "the other card taken away")
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    n = len(csms.frames)
+    await control("tap", uid=CARD)
+    stop = await csms.wait_call("StopTransaction")
+    assert stop.payload["reason"] == "Local" and stop.payload["idTag"] == CARD
+    await csms.wait_call("StatusNotification", lambda p: p["status"] == "Finishing", after=n)
+
+
 async def test_a_card_of_another_group_stops_nothing_and_is_signalled_refused(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

@@ -27,6 +27,12 @@ async def authorize_tag(c, id_tag):
         return
     if (s is None or s.get("stopped")) and _cannot_start(c, id_tag):
         return  # (no Authorize: nothing it answers could start a session)
+    if s and not s.get("stopped") and not s.get("parent"):
+        # Not the session's card (on_tag), and the session has no group: nothing an Authorize
+        # answers lets this card stop it, so none is sent (OCTT TC_068_CS step 1).
+        log.info(_TAG, "tag %s does not stop the session: not its card, it has no group", id_tag)
+        c._feedback(False)
+        return
     c.authorizing = True
     try:
         status, parent = await c.authorizer(id_tag)

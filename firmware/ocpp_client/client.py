@@ -435,8 +435,11 @@ class OcppClient:
         due = None
         stopping = self.connector.finishing_stops
         for cid in self._status_dirty:
-            if cid and stopping:
-                continue  # its StopTransaction is not queued yet (the final reading): it goes first
+            if stopping:
+                # A StopTransaction not queued yet (the final reading) goes first: before the
+                # connector's status, and the charge point's (an Unavailable scheduled for the
+                # end of the transaction, 1.6 5.2)
+                continue
             t = self._since[cid]
             if dur and t is not None and time.ticks_diff(now, t) < dur:
                 continue
