@@ -52,6 +52,10 @@ BUTTON_SQUEEZE_BLOCK = 4096
 # the relay holds.
 LIST_SQUEEZE_BLOCK = 512
 LIST_SQUEEZE_CAP = 6144
+# For a Reset: no free block of 384 bytes (a frame of 272 is still read and answered), as little
+# as ocpp_client/remote.py's code, its work's coroutine or a session's dict growing (368 bytes
+# once) may find. At 256 the Reset's frame itself cannot be read (rpc.py answers InternalError).
+RESET_SQUEEZE_BLOCK = 384
 OLD_TAG = "0A0B0C0D"  # on the local list before the squeeze
 # What claim mode leaves free beside it on a claimed charger (hotspot/claim.py _CHARGING_ROOM):
 # a tap's authorization and a list update load after it opens.
@@ -269,3 +273,34 @@ async def test_the_hotspot_opens_once_memory_frees(
     assert held <= need - CHARGING_ROOM, (
         "the open hotspot takes the room hotspot/claim.py leaves for charging's features")
     await squeeze(lsim, None)
+
+
+async def test_a_reset_squeezed_out_of_its_feature_still_stops_the_session_and_reboots(
+    csms: Csms, lsim: Simulator, lctl: Control
+) -> None:
+    # A Reset is the operator's remedy for a charger in trouble, low memory included: with no
+    # free block for ocpp_client/remote.py (1,168 bytes in the reference's run at 142wK, answered
+    # InternalError then), for its work or for the session's stop, it is still Accepted; the
+    # session stops with its reason, the charger reboots and the StopTransaction reaches the
+    # CSMS. (Before: InternalError, or Accepted with the relay open and the session never
+    # ended, "work after the answer: MemoryError ... 368 bytes", 1 run in 2.)
+    agent = lsim.agent
+    assert agent is not None
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    cp = csms.charge_points[CP_ID]
+    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1"))).status == "Accepted"
+    await lctl("plug")
+    await lctl("load", amps=16)
+    await lctl("charge")
+    await lctl.wait_state(lambda s: s["relay"], "the relay to close", 30)
+    tx = int((await csms.answer_to(await csms.wait_call("StartTransaction")))["transactionId"])
+    await squeeze(lsim, RESET_SQUEEZE_BLOCK)
+    mark = len(agent.all_lines)
+    res = await cp.call(call.Reset(type="Hard"))
+    assert res.status == "Accepted", res
+    line = await agent.wait_line(r"reset without its feature|Hard reset", start=mark)
+    print(line)  # the resident path (remote.py found no block), or remote.py's own
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 30, "the reboot")
+    stop = (await csms.wait_call("StopTransaction", timeout=30)).payload
+    assert stop["reason"] == "HardReset" and stop["transactionId"] == tx, stop
+    assert len(csms.calls("StopTransaction")) == 1

@@ -19,9 +19,8 @@
 # once; its actions are answered NotSupported (missing) or InternalError (anything else) from
 # then on, except for want of memory: that call is answered as any CALL that ran out of memory
 # (rpc.py: InternalError, SendLocalList Failed) and the next one tries to load it again; but a
-# Reset, the operator's remedy for a charger in trouble, is carried out all the same (_reset).
+# Reset, the operator's remedy for a charger in trouble, is carried out all the same (reset()).
 # Charging never depends on a feature: the connector runs the relay on its own.
-import asyncio
 import sys
 
 import log
@@ -186,14 +185,7 @@ def _stub(s, out, name, actions, action):
         # stays failed, logged once).
         if name not in s.features and load(s, out, name, actions) is None:
             if action == "Reset":
-                # The operator's remedy for a charger in trouble, low memory included: carried
-                # out with what is resident (_reboot). The answer's work queued first (without
-                # memory for it: InternalError, nothing done), then the session's stop: relay
-                # open, StopTransaction journaled.
-                ok = {"status": "Accepted"}
-                s.after(_reboot, s, p["type"] == "Hard")
-                s.connector.stop_for(p["type"] + "Reset")  # HardReset, SoftReset
-                return ok
+                return reset(s, p["type"] == "Hard")
             # No memory: the RPC layer answers as for any CALL that ran out of it (InternalError;
             # SendLocalList: Failed); the next call tries again.
             raise MemoryError("feature %s not loaded" % name)
@@ -214,18 +206,18 @@ def _stub(s, out, name, actions, action):
     return first
 
 
-async def _reboot(s, hard):
-    # A Reset whose feature (remote.py) found no memory to load, once answered: the stop's final
-    # reading on flash first, and for a soft one the queue out too if the link allows (8 s at
-    # most, as remote.py's). Left out: what a reset only tells (the event log's line, the tune,
-    # a soft one's 1001 close).
-    q = s.queue
-    for _ in range(80):
-        if not s.connector.finishing_stops and (hard or not q or not s.online()):
-            break
-        await asyncio.sleep_ms(100)
+def reset(s, hard):
+    # A Reset without memory for its feature (remote.py: to load it, or for its work's
+    # coroutine): the operator's remedy for a charger in trouble, low memory included, so carried
+    # out with what is resident and no coroutine of its own. The session's stop now (relay open;
+    # the StopTransaction journaled, or its "stopping" document on flash, which the next boot
+    # ends it from with this reason), the reboot once the answer is out. Left out: what a reset
+    # only tells (event log line, tune, a soft one's 1001 close and the queue's delivery first).
+    ok = {"status": "Accepted"}  # (no memory for these: InternalError, nothing done)
+    s.after(s.board.reset, hard)  # (called by the follow's task, never returns: no coroutine)
+    s.connector.stop_for("HardReset" if hard else "SoftReset")
     log.warn(_TAG, "reset without its feature")
-    s.board.reset(hard)
+    return ok
 
 
 def unload(s, out, name):
