@@ -106,6 +106,22 @@ async def list_version_or_shed(cp: Any, agent: Any, version: int) -> None:
     assert res.list_version == version, res
 
 
+async def booted(csms: Csms, sim: Simulator) -> Any:
+    """The agent, once it reported its connector to the CSMS after the boot."""
+    assert sim.agent is not None
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    return sim.agent
+
+
+async def remote_session(cp: Any, lctl: Control) -> dict[str, Any]:
+    """A remote start, the EV plugged in and charging: the state once the relay closed."""
+    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1"))).status == "Accepted"
+    await lctl("plug")
+    await lctl("load", amps=16)
+    await lctl("charge")
+    return await lctl.wait_state(lambda s: s["relay"], "the relay to close", 30)
+
+
 def _entry(tag: str) -> dict[str, Any]:
     return {"id_tag": tag, "id_tag_info": {"status": "Accepted"}}
 
@@ -118,9 +134,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
     # small portions): the list is set at 90 % of the budget too, shed while squeezed, updated
     # after.
     low = lsim.runtime.heapsize == f"{LOW_HEAP_WK}wK"
-    agent = lsim.agent
-    assert agent is not None
-    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    agent = await booted(csms, lsim)
     cp = csms.charge_points[CP_ID]
     for k, v in (("MeterValueSampleInterval", "2"), ("LocalPreAuthorize", "true")):
         assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
@@ -129,11 +143,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
     assert res.status == "Accepted", res
 
     # A session charges.
-    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1"))).status == "Accepted"
-    await lctl("plug")
-    await lctl("load", amps=16)
-    await lctl("charge")
-    st = await lctl.wait_state(lambda s: s["relay"], "the relay to close", 30)
+    st = await remote_session(cp, lctl)
     start = (await csms.wait_call("StartTransaction")).payload
     assert abs(start["meterStart"] - st["energy_wh"]) <= 2
     roomy = await squeeze(lsim, 10**9)  # nothing held: the free heap while charging
@@ -248,9 +258,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
 async def test_the_hotspot_opens_once_memory_frees(
     csms: Csms, lsim: Simulator, lctl: Control
 ) -> None:
-    agent = lsim.agent
-    assert agent is not None
-    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    agent = await booted(csms, lsim)
     roomy = await squeeze(lsim, 10**9)
     rep = await squeeze(lsim, BUTTON_SQUEEZE_BLOCK)
     assert rep["held"] > 0 and rep["free"] >= 32768, rep
@@ -284,15 +292,9 @@ async def test_a_reset_squeezed_out_of_its_feature_still_stops_the_session_and_r
     # session stops with its reason, the charger reboots and the StopTransaction reaches the
     # CSMS. (Before: InternalError, or Accepted with the relay open and the session never
     # ended, "work after the answer: MemoryError ... 368 bytes", 1 run in 2.)
-    agent = lsim.agent
-    assert agent is not None
-    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    agent = await booted(csms, lsim)
     cp = csms.charge_points[CP_ID]
-    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1"))).status == "Accepted"
-    await lctl("plug")
-    await lctl("load", amps=16)
-    await lctl("charge")
-    await lctl.wait_state(lambda s: s["relay"], "the relay to close", 30)
+    await remote_session(cp, lctl)
     tx = int((await csms.answer_to(await csms.wait_call("StartTransaction")))["transactionId"])
     await squeeze(lsim, RESET_SQUEEZE_BLOCK)
     mark = len(agent.all_lines)

@@ -61,6 +61,18 @@ def _world(name):
     return w, c, rec, resets
 
 
+def _served(name, charging=True):
+    # A connector (charging, or idle), its session and the RPC layer answering the CSMS with the
+    # remote feature's table: (world, connector, its stops, its resets, rpc).
+    w, c, rec, resets = _world(name)
+    if charging:
+        _charging(w, c)
+    s = Session(c, w)
+    rpc = Rpc(features.handlers(s, REMOTE))
+    rpc.after_reply = s._after_reply
+    return w, c, rec, resets, rpc
+
+
 async def _rebooted(resets):
     # The follow's task runs the board's reset: the process ends there (asyncio.run raises it).
     for _ in range(50):
@@ -79,18 +91,14 @@ def _run(coro):
 async def _reset_without_its_feature(kind, name):
     sys.modules["ocpp_client.remote"] = NoRoom
     try:
-        w, c, rec, resets = _world(name)
-        _charging(w, c)
+        w, c, rec, resets, rpc = _served(name)
         c.meter.wh = 1500
-        s = Session(c, w)
-        rpc = Rpc(features.handlers(s, REMOTE))
-        rpc.after_reply = s._after_reply
         with Logs() as logs:
             sent, _ = await serve_all(rpc, '[2, "r1", "Reset", {"type": "%s"}]' % kind)
             assert sent == [[3, "r1", {"status": "Accepted"}]], sent
             assert not w.relay, "the relay opens at once"
             assert [ln for ln in logs.warnings() if "reset without its feature" in ln], logs.lines
-        assert "remote" not in s.features  # (not loaded: the next CALL tries again)
+        assert "remote" not in rpc.handlers.s.features  # (not loaded: the next CALL tries again)
         try:
             await _rebooted(resets)
         finally:
@@ -122,12 +130,8 @@ def test_a_reset_whose_work_finds_no_memory_gets_the_resident_reset():
         raise MemoryError("memory allocation failed, allocating 368 bytes")
 
     async def run():
-        w, c, rec, resets = _world("rst_work")
-        _charging(w, c)
+        w, c, rec, resets, rpc = _served("rst_work")
         c.meter.wh = 1400
-        s = Session(c, w)
-        rpc = Rpc(features.handlers(s, REMOTE))
-        rpc.after_reply = s._after_reply
         real, remote._reset = remote._reset, no_room
         try:
             with Logs():
@@ -149,10 +153,7 @@ def test_a_reset_while_idle_without_memory_for_its_feature_still_reboots():
     async def run():
         sys.modules["ocpp_client.remote"] = NoRoom
         try:
-            w, c, rec, resets = _world("rst_idle")
-            s = Session(c, w)
-            rpc = Rpc(features.handlers(s, REMOTE))
-            rpc.after_reply = s._after_reply
+            w, c, rec, resets, rpc = _served("rst_idle", charging=False)
             with Logs():
                 sent, _ = await serve_all(rpc, '[2, "r2", "Reset", {"type": "Soft"}]')
             assert sent == [[3, "r2", {"status": "Accepted"}]], sent
@@ -173,11 +174,7 @@ def test_the_other_remote_actions_without_memory_answer_internal_error_and_charg
     async def run():
         sys.modules["ocpp_client.remote"] = NoRoom
         try:
-            w, c, rec, resets = _world("rst_other")
-            _charging(w, c)
-            s = Session(c, w)
-            rpc = Rpc(features.handlers(s, REMOTE))
-            rpc.after_reply = s._after_reply
+            w, c, rec, resets, rpc = _served("rst_other")
             sent, _ = await serve_all(
                 rpc,
                 '[2, "t", "TriggerMessage", {"requestedMessage": "Heartbeat"}]',
