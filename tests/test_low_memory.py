@@ -27,6 +27,7 @@ from borne.sim.simulator import Simulator
 from ocpp.exceptions import InternalError
 from ocpp.v16 import call
 from simctl import Control, controlling, running
+from websockets.exceptions import ConnectionClosed
 
 pytestmark = pytest.mark.system
 
@@ -52,6 +53,11 @@ BUTTON_SQUEEZE_BLOCK = 4096
 # the relay holds.
 LIST_SQUEEZE_BLOCK = 512
 LIST_SQUEEZE_CAP = 6144
+# For a Reset: no free block of 384 bytes, as little as a session's dict growing for its stop's
+# fields (368 bytes: the relay opened, the session never ended, 1 run in 2 before the fix) or
+# remote.py's code and work may find; now and then not even the Reset's frame is read (272
+# bytes). At 512 the old code passed 4 runs in 4; at 256 hardly a frame is read.
+RESET_SQUEEZE_BLOCK = 384
 OLD_TAG = "0A0B0C0D"  # on the local list before the squeeze
 # What claim mode leaves free beside it on a claimed charger (hotspot/claim.py _CHARGING_ROOM):
 # a tap's authorization and a list update load after it opens.
@@ -102,6 +108,22 @@ async def list_version_or_shed(cp: Any, agent: Any, version: int) -> None:
     assert res.list_version == version, res
 
 
+async def booted(csms: Csms, sim: Simulator) -> Any:
+    """The agent, once it reported its connector to the CSMS after the boot."""
+    assert sim.agent is not None
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    return sim.agent
+
+
+async def remote_session(cp: Any, lctl: Control) -> dict[str, Any]:
+    """A remote start, the EV plugged in and charging: the state once the relay closed."""
+    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1"))).status == "Accepted"
+    await lctl("plug")
+    await lctl("load", amps=16)
+    await lctl("charge")
+    return await lctl.wait_state(lambda s: s["relay"], "the relay to close", 30)
+
+
 def _entry(tag: str) -> dict[str, Any]:
     return {"id_tag": tag, "id_tag_info": {"status": "Accepted"}}
 
@@ -114,9 +136,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
     # small portions): the list is set at 90 % of the budget too, shed while squeezed, updated
     # after.
     low = lsim.runtime.heapsize == f"{LOW_HEAP_WK}wK"
-    agent = lsim.agent
-    assert agent is not None
-    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    agent = await booted(csms, lsim)
     cp = csms.charge_points[CP_ID]
     for k, v in (("MeterValueSampleInterval", "2"), ("LocalPreAuthorize", "true")):
         assert (await cp.call(call.ChangeConfiguration(key=k, value=v))).status == "Accepted"
@@ -125,11 +145,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
     assert res.status == "Accepted", res
 
     # A session charges.
-    assert (await cp.call(call.RemoteStartTransaction(id_tag="REMOTE1"))).status == "Accepted"
-    await lctl("plug")
-    await lctl("load", amps=16)
-    await lctl("charge")
-    st = await lctl.wait_state(lambda s: s["relay"], "the relay to close", 30)
+    st = await remote_session(cp, lctl)
     start = (await csms.wait_call("StartTransaction")).payload
     assert abs(start["meterStart"] - st["energy_wh"]) <= 2
     roomy = await squeeze(lsim, 10**9)  # nothing held: the free heap while charging
@@ -244,9 +260,7 @@ async def test_low_memory_sheds_features_and_keeps_charging_safely(
 async def test_the_hotspot_opens_once_memory_frees(
     csms: Csms, lsim: Simulator, lctl: Control
 ) -> None:
-    agent = lsim.agent
-    assert agent is not None
-    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1, timeout=60)
+    agent = await booted(csms, lsim)
     roomy = await squeeze(lsim, 10**9)
     rep = await squeeze(lsim, BUTTON_SQUEEZE_BLOCK)
     assert rep["held"] > 0 and rep["free"] >= 32768, rep
@@ -269,3 +283,43 @@ async def test_the_hotspot_opens_once_memory_frees(
     assert held <= need - CHARGING_ROOM, (
         "the open hotspot takes the room hotspot/claim.py leaves for charging's features")
     await squeeze(lsim, None)
+
+
+async def test_a_reset_squeezed_out_of_its_feature_still_stops_the_session_and_reboots(
+    csms: Csms, lsim: Simulator, lctl: Control
+) -> None:
+    # A Reset is the operator's remedy for a charger in trouble, low memory included: with no
+    # free block for ocpp_client/remote.py (1,168 bytes in the reference's run at 142wK, answered
+    # InternalError then), for its work or for the session's stop, it is still Accepted; the
+    # session stops with its reason, the charger reboots and the StopTransaction reaches the
+    # CSMS. (Before: InternalError, or Accepted with the relay open and the session never
+    # ended, "work after the answer: MemoryError ... 368 bytes", 1 run in 2.)
+    agent = await booted(csms, lsim)
+    cp = csms.charge_points[CP_ID]
+    await remote_session(cp, lctl)
+    tx = int((await csms.answer_to(await csms.wait_call("StartTransaction")))["transactionId"])
+    await squeeze(lsim, RESET_SQUEEZE_BLOCK)
+    for _ in range(8):
+        mark = len(agent.all_lines)
+        try:
+            res = (await cp.call(call.Reset(type="Hard"), suppress=False)).status
+            break
+        except ConnectionClosed:
+            # The answer unwritten for want of a block (its work goes on all the same: rpc.py),
+            # the link gone with the reboot: the reboot and the stop below tell.
+            res = "Accepted"
+            break
+        except InternalError:
+            # Only for a frame the squeeze left no block to read (rpc.py's last resort, before
+            # any Reset is handled: 1 run in 3 here), as an operator would: asked again.
+            await agent.wait_line(r"frame handling failed.*MemoryError", start=mark)
+            await asyncio.sleep(0.5)
+    else:
+        raise AssertionError("the Reset's frame was never read")
+    assert res == "Accepted", res
+    line = await agent.wait_line(r"reset without its feature|Hard reset", start=mark)
+    print(line)  # the resident path (remote.py found no block), or remote.py's own
+    await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2, 30, "the reboot")
+    stop = (await csms.wait_call("StopTransaction", timeout=30)).payload
+    assert stop["reason"] == "HardReset" and stop["transactionId"] == tx, stop
+    assert len(csms.calls("StopTransaction")) == 1

@@ -648,6 +648,15 @@ class Connector:
             "last_ms": now_ms,
             "res": res,
         }
+        try:  # Room for the keys a session gains (tx, by, the stop's four) taken now: a stop in
+            # a heap with no larger block for its dict opened the relay, then failed to end the
+            # session (deleted slots are reused, the table never shrinks).
+            for i in range(8):
+                s[i] = 0
+        except MemoryError:
+            pass
+        for i in range(8):
+            s.pop(i, None)
         # Persist before telling anyone: after a power cut this record ends the session. The
         # relay closes only once it and the StartTransaction are on flash (meanwhile the PWM
         # has not run, the diode is unchecked: no close): the flash full or failing (or no memory

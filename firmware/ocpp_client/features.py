@@ -18,7 +18,8 @@
 # feature that cannot be loaded (file missing on a damaged filesystem, no memory) is logged
 # once; its actions are answered NotSupported (missing) or InternalError (anything else) from
 # then on, except for want of memory: that call is answered as any CALL that ran out of memory
-# (rpc.py: InternalError, SendLocalList Failed) and the next one tries to load it again.
+# (rpc.py: InternalError, SendLocalList Failed) and the next one tries to load it again; but a
+# Reset, the operator's remedy for a charger in trouble, is carried out all the same (reset()).
 # Charging never depends on a feature: the connector runs the relay on its own.
 import sys
 
@@ -183,6 +184,8 @@ def _stub(s, out, name, actions, action):
         # handler. A transient one is dropped after, unless held (one that failed to load
         # stays failed, logged once).
         if name not in s.features and load(s, out, name, actions) is None:
+            if action == "Reset":
+                return reset(s, p["type"] == "Hard")
             # No memory: the RPC layer answers as for any CALL that ran out of it (InternalError;
             # SendLocalList: Failed); the next call tries again.
             raise MemoryError("feature %s not loaded" % name)
@@ -201,6 +204,20 @@ def _stub(s, out, name, actions, action):
             release(s, out, name)
 
     return first
+
+
+def reset(s, hard):
+    # A Reset without memory for its feature (remote.py: to load it, or for its work's
+    # coroutine): the operator's remedy for a charger in trouble, low memory included, so carried
+    # out with what is resident and no coroutine of its own. The session's stop now (relay open;
+    # the StopTransaction journaled, or its "stopping" document on flash, which the next boot
+    # ends it from with this reason), the reboot once the answer is out. Left out: what a reset
+    # only tells (event log line, tune, a soft one's 1001 close and the queue's delivery first).
+    ok = {"status": "Accepted"}  # (no memory for these: InternalError, nothing done)
+    s.after(s.board.reset, hard)  # (called by the follow's task, never returns: no coroutine)
+    s.connector.stop_for("HardReset" if hard else "SoftReset")
+    log.warn(_TAG, "reset without its feature")
+    return ok
 
 
 def unload(s, out, name):

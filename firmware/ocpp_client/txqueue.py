@@ -110,7 +110,8 @@ class TxQueue:
         # id is unique across boots and factory resets (random per boot + a counter).
         # extra: more fields kept with the record (a MeterValues' register and time, read back
         # when a power cut ends the session). hold: a StartTransaction the flash refuses is
-        # kept in RAM too (a power cut's recovery: its session ran), not raised.
+        # kept in RAM too (a power cut's recovery: its session ran), not raised; None: a record
+        # not on flash is raised, never kept in RAM (a learned card's report, vendor.py).
         if action == METER and self._thin(extra):
             return True
         if self._unsaved:
@@ -144,7 +145,8 @@ class TxQueue:
     def _journal(self, rec, hold=False):
         # -> True once on flash, False when kept in RAM (held: journaled by the next add() or
         # deliver()). Held without memory, or with the flash full or failing (OSError), but a
-        # StartTransaction the flash refuses raises: its session does not start (connector.py).
+        # StartTransaction the flash refuses raises: its session does not start (connector.py);
+        # hold None: raised, never held.
         a = rec["a"]
         if self.flush_held():  # (none held: clears _flash)
             try:
@@ -154,8 +156,8 @@ class TxQueue:
                 gc.collect()
             except OSError as e:
                 self._flash = e
-        if a == START and self._flash is not None and not hold:
-            raise self._flash
+        if a == START and self._flash is not None and not hold or hold is None:
+            raise self._flash or MemoryError()
         if self._nheld >= (_HELD if a != METER else _HELD - 2):  # (2 kept for a stop)
             raise MemoryError("no memory to journal a %s, none left to hold it" % a)
         self._held[self._nheld] = rec

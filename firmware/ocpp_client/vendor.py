@@ -7,17 +7,19 @@ _TAG = "ocpp"
 
 def attach(s):
     def learned(id_tag):
-        # The click told the owner the card was added (the owner's manual): its report goes
+        # The click tells the owner the card was added (the owner's manual): its report goes
         # through the transaction queue, journaled, so neither an outage nor a power cut before
-        # the CSMS answers loses it (sent again until answered: txqrare.failed).
+        # the CSMS answers loses it (sent again until answered: txqrare.failed). One the flash
+        # (full) or the memory cannot take now is not kept in RAM, where a power cut would lose
+        # it after the click, nor sent later: the owner hears the refusal and tries again.
         if id_tag is None:
             log.info(_TAG, "tag learning timed out")
             return
         try:
             s.queue.add("DataTransfer", {"vendorId": "borne", "messageId": "tagLearned",
-                                         "data": id_tag}, None)
-        except Exception as e:  # (no memory, none left to hold it: lost, said so)
-            log.exc(_TAG, "tagLearned %s lost" % id_tag, e)
+                                         "data": id_tag}, None, hold=None)
+        except Exception as e:  # (MemoryError, OSError: flash full or failing)
+            log.exc(_TAG, "tagLearned %s not kept" % id_tag, e)
             return False
 
     async def data_transfer(p):

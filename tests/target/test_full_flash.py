@@ -1417,3 +1417,60 @@ def test_a_retry_s_last_id_survives_a_reboot_behind_a_message_whose_ack_was_lost
         asyncio.run(q.deliver(again, -1, True))
     assert [m for a, m in again.sent if a == START] == [s + ".1"], (s, again.sent)
     assert len(q) == 0 and q.tx_id("r1") == -1, "not dropped after its attempts"
+
+
+class _Learning:
+    # What the vendor feature uses of the session to learn a card: the queue, the reader, the
+    # event log (a note only).
+    def __init__(self, q, r):
+        self.queue = q
+        self.reader = r
+        self.events = self
+
+    def add(self, *a, **kw):
+        pass
+
+
+def _learn_one(q, card):
+    # The owner's app asks to learn a card, the card is presented: -> what the owner heard.
+    from ocpp_client import vendor
+    from test_reader import reader, show, H
+
+    import time
+
+    r, tags = reader()
+    dt = vendor.attach(_Learning(q, r))["DataTransfer"]
+    assert asyncio.run(dt({"vendorId": "borne", "messageId": "learnTag"})) == {
+        "status": "Accepted"}
+    show(r, H(card), time.ticks_ms())
+    assert tags == [] and not r.learning
+    return r.buzzer.log
+
+
+def test_a_learned_card_the_flash_or_memory_cannot_keep_gets_the_refusal_not_the_click():
+    # The click tells the owner the card was added; kept in RAM only (flash full, no memory to
+    # journal it) a power cut would lose it after the click, and with the flash full it would
+    # never be sent at all. So the owner hears the refusal, nothing is kept to be sent later, and
+    # once the flash takes it the next presentation clicks.
+    st = Store("ff_learn")
+    q = TxQueue(st, Config(st))
+    with Logs():
+        _fill("journal")
+        try:
+            assert _learn_one(q, "04a2b3c4") == ["refused"]
+        finally:
+            _free()
+        assert len(q) == 0, "a card the owner was told was not added is not sent later"
+        append = Journal._append_line
+
+        def no_memory(self, line, payload=None):
+            raise MemoryError("injected")
+
+        Journal._append_line = no_memory
+        try:
+            assert _learn_one(q, "04a2b3c4") == ["refused"]
+        finally:
+            Journal._append_line = append
+        assert len(q) == 0
+        assert _learn_one(q, "04a2b3c4") == ["click"]
+    assert [rec["p"]["data"] for _, rec in q.j.pending()] == ["04A2B3C4"]

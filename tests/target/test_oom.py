@@ -504,3 +504,24 @@ def test_a_call_with_a_number_or_an_overlong_id_is_answered_under_it_when_out_of
         rpc_mod.json = json
     assert [m[:3] for m in sent] == [[4, "17", "InternalError"], [4, long_id, "InternalError"],
                                      [4, "-1", "InternalError"]], sent
+
+
+def test_a_session_has_room_for_what_its_stop_adds_without_a_larger_block():
+    # A stop in a heap with no block larger than a few hundred bytes (squeezed: the Reset of
+    # tests/test_low_memory.py) opened the relay, then failed to grow the session's dict for
+    # its fields (368 bytes), so the session was never ended nor its StopTransaction journaled.
+    # The dict has room for them from the start: no allocation to add them.
+    w, c = _connector("stoproom", Boom())
+    _charging(w, c)
+    s = c.session
+    gc.collect()
+    micropython.heap_lock()
+    try:
+        s["tx"] = 7
+        s["by"] = "A-1"
+        s["stopped"] = "Remote"
+        s["meter_stop"] = 1
+        s["stop_ms"] = 2
+        s["stop_t"] = 3
+    finally:
+        micropython.heap_unlock()
