@@ -347,16 +347,22 @@ async def test_welded_relay_faults_and_blocks_new_sessions(csms: Csms, control: 
     assert res.status == "Rejected"
 
 
-async def test_change_availability_is_scheduled_during_a_session(
-    csms: Csms, control: Control
-) -> None:
+async def _inoperative_then_stopped(csms: Csms, control: Control, cid: int) -> Any:
+    """A session charging, ChangeAvailability(cid, Inoperative) Scheduled, then a remote stop:
+    the charge point, its StopTransaction and the frame count before the stop."""
     tx = await _charging(csms, control)
     cp = csms.charge_points[CP_ID]
-    res = await cp.call(call.ChangeAvailability(connector_id=1, type="Inoperative"))
+    res = await cp.call(call.ChangeAvailability(connector_id=cid, type="Inoperative"))
     assert res.status == "Scheduled"
     n = len(csms.frames)
     await cp.call(call.RemoteStopTransaction(transaction_id=tx))
-    stop = await csms.wait_call("StopTransaction", after=n)
+    return cp, await csms.wait_call("StopTransaction", after=n), n
+
+
+async def test_change_availability_is_scheduled_during_a_session(
+    csms: Csms, control: Control
+) -> None:
+    cp, stop, n = await _inoperative_then_stopped(csms, control, 1)
     # The change applies once the transaction has ended, and the CSMS is told so (1.6 5.2):
     # Unavailable after the stop, the EV still plugged in (Charging -> Unavailable), where it
     # heard Finishing until the unplug; the charge point itself (connector 0) stays Available
@@ -381,13 +387,7 @@ async def test_the_charge_point_made_unavailable_during_a_session_says_so_after_
     # transaction has finished. The charge point's Unavailable went out ahead of the
     # StopTransaction (while the final meter reading was taken), telling the CSMS of an
     # unavailable charge point whose transaction still ran.
-    tx = await _charging(csms, control)
-    cp = csms.charge_points[CP_ID]
-    res = await cp.call(call.ChangeAvailability(connector_id=0, type="Inoperative"))
-    assert res.status == "Scheduled"
-    n = len(csms.frames)
-    await cp.call(call.RemoteStopTransaction(transaction_id=tx))
-    stop = await csms.wait_call("StopTransaction", after=n)
+    cp, stop, n = await _inoperative_then_stopped(csms, control, 0)
     for cid in (0, 1):
         st = await csms.wait_call("StatusNotification", lambda p, c=cid: p["connectorId"] == c,
                                   after=n)

@@ -56,15 +56,20 @@ async def _start_offline(csms: Csms, control: Control, what: str) -> Any:
 async def _charge_then_stop_with(csms: Csms, control: Control, uid: str) -> Any:
     """Plug, charge, tap CARD to start; once the card is taken away, tap `uid`: its
     StopTransaction."""
+    await _charging_by_card(csms, control)
+    await asyncio.sleep(BETWEEN_TAPS_S)
+    await control("tap", uid=uid)
+    return await csms.wait_call("StopTransaction")
+
+
+async def _charging_by_card(csms: Csms, control: Control) -> None:
+    """Plug, charge, tap CARD: the session charging and the card taken away."""
     await control("plug")
     await control("charge")
     await control("tap", uid=CARD)
     await csms.wait_call("StartTransaction")
     await control.wait_state(lambda s: s["relay"], "charging")
     await control.wait_state(lambda s: not s["card"], "the card taken away")
-    await asyncio.sleep(BETWEEN_TAPS_S)
-    await control("tap", uid=uid)
-    return await csms.wait_call("StopTransaction")
 
 
 # Each reader variant: the PN532 on the UART on both boards, on I2C and an MFRC522 on SPI on the
@@ -214,12 +219,7 @@ async def test_another_card_at_a_session_without_a_group_asks_nothing_and_stops_
     await _cp(csms, sim)
     csms.respond("Authorize", _authorize_as({CARD: {"status": "Accepted"},
                                              SIBLING: {"status": "Accepted"}}))
-    await control("plug")
-    await control("charge")
-    await control("tap", uid=CARD)
-    await csms.wait_call("StartTransaction")
-    await control.wait_state(lambda s: s["relay"], "charging")
-    await control.wait_state(lambda s: not s["card"], "the card taken away")
+    await _charging_by_card(csms, control)
     await control.wait_state(lambda s: s["led"]["color"] != "ff0000", "no red flash yet")
     await asyncio.sleep(BETWEEN_TAPS_S)
     await control("tap", uid=SIBLING)
