@@ -174,22 +174,39 @@ def pay(t):
             pass
 
 
-_SHIFTS = "txshiftms"  # boot prefix -> clock.shift_ms, for records sent after a reboot
-_OLD_SHIFTS = "txshift"  # (the same in s, as a build before 2026-12-06 saved it)
+_SHIFTS = "txshiftms"  # {"s": [[boot prefix, clock.shift_ms], ...]} oldest first (version 2)
+_OLD_SHIFTS = "txshift"  # (boot prefix -> the same in s, as a build before 2026-12-06 saved it)
 _FLOOR = "2025"  # a time before it was stamped by a clock not yet set (clock._FLOOR)
+_KEEP = const(8)  # boots' steps kept at most (each one's records still queued)
+
+
+def _shifts(q):
+    # The saved steps, oldest boot first. A build before 2026-12-07 kept a dict (version 1),
+    # whose order MicroPython does not keep: its dropping of "the oldest" dropped any boot's,
+    # the newest's too, whose queued records then went out at 2000-01-01 (chaos mixed 100023).
+    d = q.store.load(_SHIFTS, {"s": []}, 2)
+    s = d.pop("s")
+    return [[p, d[p]] for p in d] + s
 
 
 def shifted(q):
     # The clock was set in a boot that began without it, records queued (txqueue._on_clock):
-    # its step is saved by the boot's id prefix, for those sent after a reboot.
+    # its step is saved by the boot's id prefix, for those sent after a reboot. The journal is
+    # in order, so the boots before the one of the oldest queued record have nothing left to
+    # move: their steps go.
     import clock
 
-    d = q.store.load(_SHIFTS, {})
-    d[q._prefix] = clock.shift_ms
-    while len(d) > 4:  # (the oldest boots' records are long delivered)
-        d.pop(next(iter(d)))
+    d = [e for e in _shifts(q) if e[0] != q._prefix]
+    d.append([q._prefix, clock.shift_ms])
+    item = q._next()
+    if item is not None:
+        p = str(item[1].get("i", "")).split("-", 1)[0]
+        for k in range(len(d)):
+            if d[k][0] == p:
+                d = d[k:]
+                break
     try:
-        q.store.save(_SHIFTS, d)
+        q.store.save(_SHIFTS, {"s": d[-_KEEP:]}, 2)
     except OSError as e:
         log.exc(_TAG, "clock shift", e)
 
@@ -200,10 +217,13 @@ def restamp(q, rec, payload):
     import clock
 
     p = rec["i"].split("-", 1)[0]
+    shift = None
     if p == q._prefix:
         shift = clock.shift_ms
     else:
-        shift = q.store.load(_SHIFTS, {}).get(p)
+        for e in _shifts(q):
+            if e[0] == p:
+                shift = e[1]
         if shift is None:
             shift = q.store.load(_OLD_SHIFTS, {}).get(p, 0) * 1000
     if shift:

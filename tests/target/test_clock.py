@@ -245,3 +245,95 @@ def test_a_record_of_another_boot_is_moved_by_the_step_saved_for_it():
     p = {"timestamp": "2000-01-01T00:00:10.700Z"}
     txqrare.restamp(q, {"i": "b1-8"}, p)
     assert p["timestamp"] == "2000-01-01T00:01:50.950Z", p
+
+
+class _TxCfg:
+    def get(self, k):
+        return {"TransactionMessageAttempts": 3, "TransactionMessageRetryInterval": 0}[k]
+
+
+class _Wire:
+    # A CSMS that takes every message: what it was sent, by message id.
+    def __init__(self):
+        self.sent = {}
+
+    async def call(self, action, payload, on_result=None, mid=None):
+        self.sent[mid] = payload
+        if on_result is not None:
+            on_result({})
+        return {}
+
+
+def _blind_boot(name, prefix, stamped_s, set_to):
+    # A boot of an ESP32 without a battery clock, offline at first: it queues a MeterValues
+    # stamped `stamped_s` s after 2000-01-01, then the CSMS sets the clock to `set_to` (the
+    # queue's clock listener saves the step). -> the step (ms).
+    from ocpp_client.txqueue import TxQueue, METER
+    from store import Store
+
+    fake = FakeRtc(stamped_s, 190)
+    reset(fake)
+    clock.EPOCH_OFFSET = 946684800
+    clock._blind = False
+    clock.shift_ms = 0
+    q = TxQueue(Store(name), _TxCfg())
+    q._prefix = prefix
+    try:
+        q.add(METER, {"connectorId": 1, "meterValue": [
+            {"timestamp": clock.iso_ms(clock.now_ms()), "sampledValue": [{"value": "52"}]}]}, "r")
+        clock.set_utc(set_to, "csms")
+        return clock.shift_ms
+    finally:
+        clock.listeners.remove(q._on_clock)
+        reset()
+        clock._blind = False
+        clock.shift_ms = 0
+
+
+def _delivered(name):
+    # The next boot, the clock set: -> {message id: payload} of what the queue sends.
+    import asyncio
+    from ocpp_client.txqueue import TxQueue
+    from store import Store
+
+    q = TxQueue(Store(name), _TxCfg())
+    clock.listeners.remove(q._on_clock)
+    wire = _Wire()
+    asyncio.run(q.deliver(wire, 20))
+    return wire.sent
+
+
+def test_a_boot_s_clock_step_outlives_the_dropping_of_older_ones():
+    # chaos mixed 100023: the steps were a dict, bounded at 4 by dropping "the oldest"; but a
+    # MicroPython dict keeps no order, and the boot that had just set its clock lost its own
+    # step: after the next power cut its queued MeterValues went out at 2000-01-01T00:00:01,
+    # before the transaction's start (and differing from their first send under the same id).
+    # The steps four earlier boots (an older build) left:
+    from store import Store
+
+    Store("shiftboots").save("txshiftms", {"26fa7d98": 849967795524, "c867664f": 849967812558,
+                                           "3f58d773": 849967807534, "04d44afc": 849967806444})
+    step = _blind_boot("shiftboots", "f6e08171", 1, 1796652780)
+    sent = _delivered("shiftboots")
+    ts = sent["f6e08171-q1"]["meterValue"][0]["timestamp"]
+    assert ts == clock.iso_ms(946684801190 + step), (ts, step)
+    assert ts[:4] == "2026", ts
+
+
+def test_the_steps_of_every_boot_with_records_queued_are_kept():
+    # Six boots in a row each queue a record before the CSMS sets the clock, and each loses
+    # power before the queue is delivered: every record goes out moved by its own boot's step.
+    prefixes = ("b0000001", "b0000002", "b0000003", "b0000004", "b0000005", "b0000006")
+    steps = {}
+    for k, p in enumerate(prefixes):
+        steps[p] = _blind_boot("shiftsix", p, 10 + k, 1796652780 + 60 * k)
+    sent = _delivered("shiftsix")
+    for k, p in enumerate(prefixes):
+        ts = sent[p + "-q1"]["meterValue"][0]["timestamp"]
+        assert ts == clock.iso_ms((946684810 + k) * 1000 + 190 + steps[p]), (p, ts)
+    # Delivered, they are no longer kept by the next boot that sets its clock offline.
+    _blind_boot("shiftsix", "b0000007", 20, 1796653200)
+    from store import Store
+
+    kept = [e[0] for e in Store("shiftsix").load("txshiftms", {}, 2)["s"]]
+    assert kept == ["b0000007"], kept
