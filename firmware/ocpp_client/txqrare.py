@@ -224,6 +224,7 @@ def restamp(q, rec, payload):
         for e in _shifts(q):
             if e[0] == p:
                 shift = e[1]
+                break
         if shift is None:
             shift = q.store.load(_OLD_SHIFTS, {}).get(p, 0) * 1000
     if shift:

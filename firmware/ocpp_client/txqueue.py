@@ -156,7 +156,7 @@ class TxQueue:
                 gc.collect()
             except OSError as e:
                 self._flash = e
-        if a == START and self._flash is not None and not hold or hold is None:
+        if hold is None or (a == START and self._flash is not None and not hold):
             raise self._flash or MemoryError()
         if self._nheld >= (_HELD if a != METER else _HELD - 2):  # (2 kept for a stop)
             raise MemoryError("no memory to journal a %s, none left to hold it" % a)
