@@ -68,16 +68,23 @@ async def failed(q, e, seq, rec, attempts, errs):
         # the statuses behind it for minutes. A tagLearned (vendor.py) unanswered is sent
         # again (the owner was told the card was added), after _LEARN_S; refused, dropped.
         limit = limit if action == "DataTransfer" and code == "no answer" else 1
-    elif action == METER and _superseded(q, seq, rec["r"]):
-        # Refused or ignored (the link alive: answers() above), with a newer reading or the
-        # stop of its session queued behind it, whose register carries on what it said:
-        # dropped now. Its retries' pauses (and, unanswered, a reconnection each) held the
-        # queue in order while a reading queued each sample interval: a CSMS refusing every
+    elif action == METER and (attempts > 1 or getattr(q, "_mvdrop", -1) == q.delivered) \
+            and _superseded(q, seq, rec["r"]):
+        # Refused or ignored (the link alive: answers() above) repeatedly, with a newer
+        # reading or the stop of its session queued behind it, whose register carries on what
+        # it said: dropped now. Its retries' pauses (and, unanswered, a reconnection each) held
+        # the queue in order while a reading queued each sample interval: a CSMS refusing every
         # one (the defaults: 60 s, 3 attempts, 60 s) left the stop, and the next start, hours
-        # late. The latest reading of a session still gets its retries.
+        # late. "Repeatedly" (1.6 lets a transaction message be skipped only then): its second
+        # failure, or its first where the reading before it was dropped and no queued message
+        # went through since (_mvdrop: q.delivered then); a one-off failure (a CSMS's hiccup
+        # under a backlog) is retried, its sample kept. The latest reading of a session still
+        # gets all its retries.
         limit = attempts
     if attempts >= limit:
         log.error(_TAG, "%s dropped after %d attempts (%s)", action, attempts, code)
+        if action == METER:
+            q._mvdrop = q.delivered
         # Saved before its ack line, as a delivered message's (txqueue.deliver's hook).
         flash = True
         ref = rec["r"]
