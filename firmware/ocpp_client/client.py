@@ -132,11 +132,19 @@ class OcppClient:
 
     def _after_reply(self, action, req, res):
         # res None: the CALL was refused (its handler failed): the work it queued is dropped.
-        items, self._follow = self._follow, []
-        if res is None:
-            return
-        for fn, args in items:
-            asyncio.create_task(self._run_follow(fn, args))
+        try:
+            items, self._follow = self._follow, []
+            if res is None:
+                return
+            for fn, args in items:
+                asyncio.create_task(self._run_follow(fn, args))
+        except MemoryError:
+            # No room for the follow-up's task: a Reset accepted without its feature
+            # (features.reset, its session stopped already) reboots from here, allocating
+            # nothing, or the charger would stay up, stopped, after saying yes.
+            if self.reboot is not None:
+                self.board.reset(self.reboot)
+            raise
 
     async def _run_follow(self, fn, args):
         try:

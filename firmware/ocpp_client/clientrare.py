@@ -55,6 +55,7 @@ def init(cl, settings, config, board, connector, events, store, limits, tls):
     cl._sent = [None, None]
     cl._kick = asyncio.Event()  # work for the session: a status, a queued message, a claim
     cl._follow = []
+    cl.reboot = None  # a Reset's kind (hard: True) once features.reset accepted it
     cl._idle_ms = None  # ticks_ms since the worker waits for a kick (None: busy)
     cl._beat = False  # the watchdog found a heartbeat due (_beat_due)
     cl.spool = store.spool("rx")  # long incoming messages; drops one left by a reboot

@@ -215,6 +215,7 @@ def reset(s, hard):
     # only tells (event log line, tune, a soft one's 1001 close and the queue's delivery first).
     ok = {"status": "Accepted"}  # (no memory for these: InternalError, nothing done)
     s.after(s.board.reset, hard)  # (called by the follow's task, never returns: no coroutine)
+    s.reboot = hard  # (the reboot when that task finds no memory: client._after_reply)
     s.connector.stop_for("HardReset" if hard else "SoftReset")
     log.warn(_TAG, "reset without its feature")
     return ok

@@ -6,6 +6,8 @@
 import asyncio
 import sys
 
+import micropython
+
 from mphelp import Logs
 from ocpp_client import features
 from ocpp_client.client import OcppClient
@@ -38,6 +40,7 @@ class Session:
     def __init__(self, connector, board):
         self.features = {}
         self._follow = []
+        self.reboot = None
         self.connector = connector
         self.board = board
 
@@ -189,3 +192,47 @@ def test_the_other_remote_actions_without_memory_answer_internal_error_and_charg
             del sys.modules["ocpp_client.remote"]
 
     asyncio.run(run())
+
+
+def test_a_reset_whose_reboot_finds_no_memory_for_its_task_still_reboots():
+    # The Reset answered Accepted and the session stopped, then no room in the heap at all for
+    # the reboot's follow-up task (its coroutine, the Task, the list of follow-ups): the charger
+    # reboots all the same, from what was set while the answer was made, allocating nothing.
+    # (Before, the task's MemoryError was logged and the charger, its session stopped, never
+    # rebooted.)
+    from ocpp_client.client import OcppClient
+
+    async def run():
+        sys.modules["ocpp_client.remote"] = NoRoom
+        try:
+            w, c, rec, resets, rpc = _served("rst_notask")
+            s = rpc.handlers.s
+            real = w.reset
+
+            def reset(hard):
+                micropython.heap_unlock()  # (the reboot's own bookkeeping, the test's)
+                real(hard)
+
+            w.reset = reset
+
+            def no_heap(action, req, res):
+                # After the answer: the heap without a free byte (locked) for the follow-up.
+                micropython.heap_lock()
+                try:
+                    OcppClient._after_reply(s, action, req, res)
+                except Exception:
+                    micropython.heap_unlock()
+                    raise
+                micropython.heap_unlock()
+
+            rpc.after_reply = no_heap
+            with Logs():
+                sent, _ = await serve_all(rpc, '[2, "r4", "Reset", {"type": "Hard"}]')
+            assert sent == [[3, "r4", {"status": "Accepted"}]], sent
+            assert not w.relay
+            await _rebooted(resets)
+        finally:
+            sys.modules.pop("ocpp_client.remote", None)
+            assert resets == [(True, False)], resets
+
+    _run(run())
