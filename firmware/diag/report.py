@@ -66,8 +66,7 @@ def diagnostics(path, d, since=None, until=None, faults=20):
         for rec in _last(d.events, _FAULTS, faults):
             w(_event_line(rec))
         w("\n== event log\n")
-        for _, rec in d.events.records():
-            t = rec.get("t", 0)
+        for t, rec in _fixed(d.events, _steps(d.sec)):
             if (since is None or t >= since) and (until is None or t <= until):
                 w(_event_line(rec))
         w("\n== agent log\n")
@@ -102,7 +101,76 @@ def security_log(path, sec, since=None, until=None):
     try:
         f.write("borne security log; generated %s; window %s .. %s\n"
                 % (clock.iso(), _iso(since), _iso(until)))
-        for t, kind, info in sec.records(since, until):
-            f.write("%s %s%s\n" % (clock.iso(t), kind, (" " + info) if info else ""))
+        for t, r in _fixed(sec.j, _steps(sec)):
+            if (since is None or t >= since) and (until is None or t <= until):
+                info = r.get("info")
+                f.write("%s %s%s\n" % (clock.iso(t), r.get("type", "?"),
+                                        (" " + info) if info else ""))
     finally:
         f.close()
+
+
+# A record stamped before _FLOOR (clock._FLOOR) was stamped by a clock not set yet: an ESP32
+# cold-booted offline counts from 2000-01-01. A technician reading the logs (and a window of the
+# hours asked for) needs the time it happened: a boot whose clock was set later has its records
+# moved here, at read time, by the step that set it (the SettingSystemTime security event, which
+# says it), as the transaction queue moves its records (txqrare.restamp). The journals stay as
+# written (append-only, nothing resident for it); a boot that never got the time keeps its
+# stamps, and so does one whose step the security log no longer holds (its ring).
+_FLOOR = const(1735689600)
+
+
+def _steps(sec):
+    # [(time set, step s)] of the security log's SettingSystemTime records, oldest first.
+    out = []
+    if sec is not None:
+        for _, r in sec.j.records():
+            if r.get("type") == "SettingSystemTime":
+                try:
+                    out.append((r["t"], int(r["info"].split()[1])))
+                except (KeyError, IndexError, ValueError, AttributeError):
+                    pass
+    return out
+
+
+def _runs(records, steps):
+    # [(first seq, last seq, step)]: the runs of records stamped by an unset clock whose boot set
+    # it. A run ends at a record stamped by a set clock (at t: the setting came between, the
+    # latest one logged before t, made with the unset clock past the run's last stamp and after
+    # the last set-clock record before the run) or at a stamp going back (a new boot, its clock
+    # cold again: the run before never got its step).
+    out = []
+    first = last = lt = None
+    pt = 0
+    for seq, r in records:
+        t = r.get("t", 0)
+        if t < _FLOOR:
+            if first is None or t < lt:
+                first = seq
+            last, lt = seq, t
+            continue
+        if first is not None:
+            step = None
+            for ts, st in steps:
+                if pt <= ts <= t and ts - st >= lt:
+                    step = st
+            if step:
+                out.append((first, last, step))
+            first = None
+        pt = t
+    return out
+
+
+def _fixed(log_, steps):
+    # log_: a journal or the event log (records(): (seq, record) oldest first) -> (the record's
+    # time, moved if its boot's clock was set later, record), oldest first; two passes, one
+    # record in RAM at a time.
+    runs = _runs(log_.records(), steps) if steps else ()
+    for seq, r in log_.records():
+        t = r.get("t", 0)
+        if t < _FLOOR:
+            for a, b, st in runs:
+                if a <= seq <= b:
+                    t += st
+                    break
+        yield t, r

@@ -85,14 +85,6 @@ class SecurityEvents:
             fn(kind)
         return True
 
-    def records(self, since=None, until=None):
-        # (unix seconds, type, info or None), oldest first, one at a time.
-        for _, r in self.j.records():
-            t = r.get("t", 0)
-            if (since is not None and t < since) or (until is not None and t > until):
-                continue
-            yield t, r.get("type", "?"), r.get("info")
-
     def __len__(self):
         return len(self.j)
 

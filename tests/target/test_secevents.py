@@ -22,7 +22,7 @@ def test_recorded_and_queued():
     assert all(a == "SecurityEventNotification" and r is None for a, _, r in q.items)
     assert q.items[0][1]["timestamp"].endswith("Z")
     again = SecurityEvents(Store("fa"), Queue())  # after a reboot, the log is still there
-    assert [k for _, k, _ in again.records()] == ["StartupOfTheDevice", "ResetOrReboot"]
+    assert [r["type"] for _, r in again.j.records()] == ["StartupOfTheDevice", "ResetOrReboot"]
 
 
 def test_noisy_kinds_are_throttled_and_tech_info_bounded():
@@ -55,8 +55,64 @@ def test_a_refused_csms_certificate_is_reported_once_per_failure_burst():
     assert [p["type"] for _, p, _ in q.items].count("FailedToAuthenticateAtCentralSystem") == 1
 
 
+def _security_log(s, since=None, until=None):
+    # GetLog SecurityLog's file, its records' lines (the header line left out).
+    from diag import report
+
+    report.security_log("/seclog.txt", s, since, until)
+    with open("/seclog.txt") as f:
+        return f.read().splitlines()[1:]
+
+
 def test_window_filter():
     s = SecurityEvents(Store("fc"), Queue())
     s.add("StartupOfTheDevice")
-    t = next(s.records())[0]
-    assert list(s.records(since=t + 1)) == [] and len(list(s.records(until=t))) == 1
+    t = next(s.j.records())[1]["t"]
+    assert _security_log(s, since=t + 1) == [] and len(_security_log(s, until=t)) == 1
+
+
+def test_events_of_a_boot_whose_clock_was_set_late_are_in_the_log_at_their_time():
+    # An ESP32 cold-booted offline stamps 2000-01-01: its security events (and the event log's
+    # records) fell out of a GetLog / GetDiagnostics window of the hours they happened in, and
+    # read 26 years off. Once its clock is set (SettingSystemTime, the step in it) the report
+    # moves them by that step; a boot that never got the time keeps its stamps.
+    import clock
+    from diag import report
+    from eventlog import EventLog
+
+    real = clock.now()
+    was = clock._source, clock.shift_ms, clock._blind
+    store = Store("fclk")
+    s = SecurityEvents(store, Queue())
+    ev = EventLog(store)
+    clock.listeners.append(s.on_clock)
+    try:
+        s.add("StartupOfTheDevice")  # a boot with the time
+        clock._off = 946684800 + 50 - clock._local()  # (a cold boot offline: 2000-01-01T00:00:50)
+        s.add("StartupOfTheDevice")  # (it never gets the time)
+        ev.add("boot")
+        clock._off = 946684800 + 10 - clock._local()  # (the next cold boot, offline too)
+        s.add("StartupOfTheDevice")
+        ev.add("boot")
+        ev.add("session_start", tag="A")
+        set_at = real + 3600
+        clock.set_utc(set_at)  # the network gives the time
+        s.add("ResetOrReboot", "Hard reset")
+        ev.add("reset", type="Hard")
+        lines = _security_log(s, set_at - 600, set_at + 600)
+        assert [ln.split()[1] for ln in lines] == [
+            "StartupOfTheDevice", "SettingSystemTime", "ResetOrReboot"], lines
+        t = clock.parse_iso(lines[0].split()[0])
+        assert set_at - 1 <= t <= set_at, lines
+        lines = _security_log(s)  # no window: the boot without the time as stamped
+        assert len(lines) == 5 and lines[1].startswith("2000-01-01T00:00:5"), lines
+        assert [clock.parse_iso(ln.split()[0]) >= set_at - 1 for ln in lines] == [
+            False, False, True, True, True], lines
+        fixed = list(report._fixed(ev, report._steps(s)))
+        assert [r["k"] for _, r in fixed] == ["boot", "boot", "session_start", "reset"], fixed
+        ts = [t for t, _ in fixed]
+        assert ts[0] < 946684900 and all(set_at - 1 <= t <= set_at for t in ts[1:]), ts
+    finally:
+        clock.listeners.remove(s.on_clock)
+        clock.set_utc(real)
+        clock._source, clock.shift_ms, clock._blind = was
