@@ -228,48 +228,6 @@ async def test_a_csms_refusing_every_meter_values_holds_no_stop_back(
     assert any("." in f.msg[1] for f in csms.calls("MeterValues")), "no retry at all"
 
 
-async def test_a_reading_refused_once_is_retried_though_newer_ones_are_queued(
-    csms: Csms, control: Control
-) -> None:
-    """1.6 allows a charge point to skip a transaction message only when the CSMS repeatedly
-    reports a failure to process it. Readings queued through an outage; back online, the CSMS
-    answers the first of them with a one-off CALLERROR (a database hiccup under the backlog):
-    it goes again after TransactionMessageRetryInterval and is booked, not dropped at its first
-    failure because newer ones wait behind it (its sample lost from the CSMS's charging curve
-    and interim billing)."""
-    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
-    cp: Any = csms.charge_points[CP_ID]
-    for key, value in (("MeterValueSampleInterval", "1"), ("TransactionMessageAttempts", "3"),
-                       ("TransactionMessageRetryInterval", "1"), ("WebSocketPingInterval", "1"),
-                       ("BorneFreeCharging", "true")):
-        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
-    await control("plug")
-    await control("load", amps=16)
-    await control("charge")
-    start = await csms.wait_call("StartTransaction")
-    tx = (await csms.answer_to(start))["transactionId"]
-    await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx, "tx id")
-    await control("net", up=False)
-    await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
-    n = len(csms.frames)
-    await control.wait_state(lambda s: s["ocpp"]["queued"] >= 3, "3 readings queued offline")
-    refused: list[str] = []
-
-    def hiccup(p: object) -> object:
-        if not refused:
-            refused.append("x")
-            raise RuntimeError("database busy")
-        return call_result.MeterValues()
-
-    csms.respond("MeterValues", hiccup)
-    await control("net", up=True)
-    first = await csms.wait_call("MeterValues", after=n, timeout=30)
-    again = await csms.wait_call("MeterValues", timeout=15, after=csms.frames.index(first) + 1)
-    assert again.msg[1] == first.msg[1] + ".1", "the refused reading was dropped, not retried"
-    assert again.payload["meterValue"] == first.payload["meterValue"]
-    assert await csms.answer_to(again) == {}, "the retry was not booked"
-
-
 async def test_a_stop_the_csms_refuses_is_retried_its_attempts_then_the_queue_goes_on(
     csms: Csms, sim: Simulator, control: Control
 ) -> None:

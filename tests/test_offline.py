@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from borne.csms import Csms
 from conftest import start_answered_with_callerror
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 from simctl import Control
 
 CP_ID = "CP-TEST-1"
@@ -39,20 +39,27 @@ async def test_dead_link_is_noticed_and_the_led_and_state_tell_the_truth(
     assert len(csms.calls("BootNotification")) == 1
 
 
-async def test_session_stopped_offline_is_delivered_after_reconnect(
-    csms: Csms, control: Control
-) -> None:
-    await _setup(csms, BorneFreeCharging="true", MeterValueSampleInterval="1")
-    await control("plug")
-    await control("charge")
+async def _readings_queued_offline(csms: Csms, control: Control) -> tuple[int, int]:
+    """A session started online (its transactionId known), then the link down until 3
+    periodic readings are queued (OCTT TC_036_CS): (its transactionId, len(csms.frames) when
+    the link went)."""
     start = await csms.wait_call("StartTransaction")
     tx = (await csms.answer_to(start))["transactionId"]
     await control.wait_state(lambda s: (s["session"] or {}).get("transaction_id") == tx, "tx id")
     await control("net", up=False)
     await control.wait_state(lambda s: not s["ocpp"]["connected"], "offline", timeout=10)
     n = len(csms.frames)
-    # OCTT TC_036_CS: at least 3 periodic readings taken while the link is down
     await control.wait_state(lambda s: s["ocpp"]["queued"] >= 3, "3 readings queued offline")
+    return tx, n
+
+
+async def test_session_stopped_offline_is_delivered_after_reconnect(
+    csms: Csms, control: Control
+) -> None:
+    await _setup(csms, BorneFreeCharging="true", MeterValueSampleInterval="1")
+    await control("plug")
+    await control("charge")
+    tx, n = await _readings_queued_offline(csms, control)
     await control("unplug")
     await control.wait_state(lambda s: not s["relay"], "the relay to open while offline")
     await control("net", up=True)
@@ -70,6 +77,38 @@ async def test_session_stopped_offline_is_delivered_after_reconnect(
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(late)]
     assert all(round(g) == 1 for g in gaps), gaps  # (in whole seconds, as OCTT compares)
     assert len(csms.calls("BootNotification")) == 1
+
+
+async def test_a_reading_refused_once_is_retried_though_newer_ones_are_queued(
+    csms: Csms, control: Control
+) -> None:
+    """1.6 allows a charge point to skip a transaction message only when the CSMS repeatedly
+    reports a failure to process it. Readings queued through an outage; back online, the CSMS
+    answers the first of them with a one-off CALLERROR (a database hiccup under the backlog):
+    it goes again after TransactionMessageRetryInterval and is booked, not dropped at its first
+    failure because newer ones wait behind it (its sample lost from the CSMS's charging curve
+    and interim billing). A CSMS refusing every reading: test_interop_variants.py."""
+    await _setup(csms, MeterValueSampleInterval="1", TransactionMessageAttempts="3",
+                 TransactionMessageRetryInterval="1", BorneFreeCharging="true")
+    await control("plug")
+    await control("load", amps=16)
+    await control("charge")
+    _, n = await _readings_queued_offline(csms, control)
+    refused: list[str] = []
+
+    def hiccup(p: object) -> object:
+        if not refused:
+            refused.append("x")
+            raise RuntimeError("database busy")
+        return call_result.MeterValues()
+
+    csms.respond("MeterValues", hiccup)
+    await control("net", up=True)
+    first = await csms.wait_call("MeterValues", after=n, timeout=30)
+    again = await csms.wait_call("MeterValues", timeout=15, after=csms.frames.index(first) + 1)
+    assert again.msg[1] == first.msg[1] + ".1", "the refused reading was dropped, not retried"
+    assert again.payload["meterValue"] == first.payload["meterValue"]
+    assert await csms.answer_to(again) == {}, "the retry was not booked"
 
 
 async def _charging_offline(csms: Csms, control: Control) -> None:
