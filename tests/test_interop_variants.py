@@ -411,3 +411,38 @@ async def test_a_call_of_the_csms_before_its_answer_to_ours_is_answered_and_ours
     stop = await csms.wait_call("StopTransaction")
     assert stop.payload["transactionId"] == 4242
     assert len(csms.calls("StartTransaction")) == 1
+
+
+async def test_empty_answers_written_as_empty_arrays_are_taken(
+    csms: Csms, sim: Simulator, control: Control
+) -> None:
+    """A CSMS on PHP: json_encode() writes an empty array, its empty object, as `[]`, so the
+    confirmations without fields (StatusNotification, MeterValues, a StopTransaction without
+    idTagInfo) come as `[3, id, []]`. Each was taken as no answer: a Heartbeat probe after every
+    status, a reconnection and a retry for every reading, a stop held back with the next
+    session behind it. An empty array is an empty payload, as null is (OCPP-J 4.2), for the
+    CSMS's CALLs too."""
+    for action in ("StatusNotification", "MeterValues", "StopTransaction"):
+        csms.raw_results[action] = "[]"
+    await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1)
+    cp: Any = csms.charge_points[CP_ID]
+    for key, value in (("MeterValueSampleInterval", "1"), ("BorneFreeCharging", "true")):
+        assert (await cp.call(call.ChangeConfiguration(key=key, value=value))).status == "Accepted"
+    f = await csms.call_raw(CP_ID, '[2, "php-1", "GetLocalListVersion", []]', "php-1")
+    assert f.msg[0] == 3 and "listVersion" in f.msg[2], f.msg
+    await control("plug")
+    await control("load", amps=16)
+    await control("charge")
+    await csms.wait_call("StartTransaction")
+    await csms.wait_for(lambda: len(csms.calls("MeterValues")) >= 3, 15, "3 readings sent")
+    await control("unplug")
+    await csms.wait_call("StopTransaction")
+    n = len(csms.frames)
+    await control("plug")
+    await control("charge")
+    await csms.wait_call("StartTransaction", after=n, timeout=10)
+    ids = [f.msg[1] for f in csms.calls("MeterValues")]
+    assert len(ids) == len(set(ids)), f"readings sent again: {ids}"
+    assert len(csms.calls("StopTransaction")) == 1
+    assert not csms.calls("Heartbeat"), "answers taken as missing, the link probed"
+    assert csms.connects == 1

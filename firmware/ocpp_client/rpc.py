@@ -548,8 +548,11 @@ class Rpc:
         if (not _is_int(kind) or kind not in (_CALL, _RESULT, _ERROR)
                 or not isinstance(mid, str) or not 0 < len(mid) <= _MAX_ID):
             return await _rare("bad_frame", self, raw, msg)
-        if kind != _ERROR and len(msg) == (4 if kind == _CALL else 3) and msg[-1] is None:
-            msg[-1] = {}  # OCPP-J 4.2: no payload is null or {} (ocpp-rpc sends null)
+        if kind != _ERROR and len(msg) == (4 if kind == _CALL else 3) and (
+                msg[-1] is None or type(msg[-1]) is list and not msg[-1]):
+            # OCPP-J 4.2: no payload is null or {} (ocpp-rpc sends null); [] is PHP's {}
+            # (json_encode of an empty array): a CSMS on PHP answers every empty conf so
+            msg[-1] = {}
         if kind == _CALL:
             if self.deaf:
                 return log.warn(_TAG, "CALL %s not answered while Rejected", mid)
