@@ -57,7 +57,8 @@ async def test_malformed_calls_get_the_spec_codes_and_the_session_survives(
         (_call("0f8fad5b-d9cb-469f-a165-70867728950e-17", "Reset", {"type": "Soft"}),
          "0f8fad5b-d9cb-469f-a165-70867728950e-17", "FormationViolation"),
         ('[2, "inc-1", "Reset"]', "inc-1", "ProtocolError"),  # no payload: incomplete
-        (_call("p-1", "Reset", []), "p-1", "FormationViolation"),  # payload not an object
+        # payload not an object ([] is one: PHP's {}, test_interop_variants.py)
+        (_call("p-1", "Reset", ["Soft"]), "p-1", "FormationViolation"),
         (_call("miss-1", "Reset", {}), "miss-1", "OccurenceConstraintViolation"),
         (_call("type-1", "ChangeAvailability", {"connectorId": "1", "type": "Operative"}),
          "type-1", "TypeConstraintViolation"),

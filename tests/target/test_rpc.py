@@ -80,7 +80,7 @@ async def test_bad_frames_get_the_spec_codes_and_serve_goes_on():
             '[2, 17, "Reset", {"type": "Soft"}]',
             '[2, "' + "x" * 37 + '", "Reset", {"type": "Soft"}]',
             '[2, "short", "Reset"]',
-            '[2, "list", "Reset", []]',
+            '[2, "list", "Reset", ["Soft"]]',
             '[2, "five", "Reset", {"type": "Soft"}, 1]',
             '[2, "num", 5, {}]',
             '[2, "ok", "Reset", {"type": "Soft"}]',
@@ -827,20 +827,26 @@ async def test_the_work_after_an_answer_runs_once_for_its_call_even_if_the_answe
 async def test_a_null_payload_is_an_empty_one():
     # OCPP-J 1.6 4.2: "If there is no payload JSON allows for two different notations: null
     # or an empty object {}". ocpp-rpc sends null for a CALL without parameters and for a
-    # handler that returns nothing: FormationViolation, and answers taken as malformed.
+    # handler that returns nothing: FormationViolation, and answers taken as malformed. An
+    # empty array is PHP's empty object (json_encode): taken as {} too.
     sent, _ = await serve_all(Rpc({"ClearCache": lambda p: _ok()}),
                               '[2, "n1", "ClearCache", null]',
-                              '[2, "n2", "Reset", null]')
+                              '[2, "n2", "Reset", null]',
+                              '[2, "n3", "ClearCache", []]',
+                              '[2, "n4", "Reset", []]')
     assert sent[0] == [3, "n1", {"status": "Accepted"}]
-    assert errors(sent[1:]) == [("n2", "OccurenceConstraintViolation")]
+    assert sent[2] == [3, "n3", {"status": "Accepted"}]
+    assert errors([sent[1], sent[3]]) == [("n2", "OccurenceConstraintViolation"),
+                                          ("n4", "OccurenceConstraintViolation")]
     rpc = Rpc({})
     ws = FakeWs()
     task = await _run_with(rpc, ws)
-    call = asyncio.create_task(rpc.call("StatusNotification", {
-        "connectorId": 0, "status": "Available", "errorCode": "NoError"}))
-    req = await _next_sent(ws, 1)
-    ws.push('[3, "%s", null]' % req[1])
-    assert await call == {}
+    for i, empty in enumerate(("null", "[]")):
+        call = asyncio.create_task(rpc.call("StatusNotification", {
+            "connectorId": 0, "status": "Available", "errorCode": "NoError"}))
+        req = await _next_sent(ws, i + 1)
+        ws.push('[3, "%s", %s]' % (req[1], empty))
+        assert await call == {}, empty
     ws.end()
     await task
 
@@ -994,7 +1000,8 @@ async def test_after_an_unanswered_call_the_link_is_quiet_until_a_frame_comes():
 
 async def test_a_callresult_to_our_call_without_an_object_fails_it_at_once():
     # OCPP-J 4.2.2: a CALLRESULT's payload is a JSON object. One naming our pending CALL with
-    # anything else ([3, id, []], a string, a fourth element) is the CSMS's answer all the
+    # anything else ([3, id, [1]], a string, a fourth element; [] is {}, PHP's way of writing
+    # it: test_a_null_payload_is_an_empty_one) is the CSMS's answer all the
     # same, unusable: the call fails now as unanswered (CallTimeout: a tap's Authorize is
     # decided offline, a transaction message retried under its id), not after waiting out its
     # timeout. Logged as malformed.
@@ -1002,7 +1009,7 @@ async def test_a_callresult_to_our_call_without_an_object_fails_it_at_once():
     ws = FakeWs()
     task = await _run_with(rpc, ws)
     with Logs() as logs:
-        for i, tail in enumerate(('[]', '"x"', '5', '{}, 1')):
+        for i, tail in enumerate(('[1]', '"x"', '5', '{}, 1')):
             t0 = time.ticks_ms()
             c = asyncio.create_task(rpc.call("Authorize", {"idTag": "T"}, timeout_ms=30000))
             req = await _next_sent(ws, i + 1)
