@@ -368,6 +368,11 @@ async def answers(rng: random.Random, n: int, workdir: Path, cuts: bool = True) 
                 now = loop.time()
                 if avail.ended(st, now):
                     ops["scheduled_applied"] += 1
+                    # (the state's session and status come from one report: the status that
+                    # followed the session's)
+                    if st["ocpp"]["status"] not in ("Unavailable", "Faulted"):
+                        res.bad(f"round {i}: connector 1 {st['ocpp']['status']} after the "
+                                "session its Inoperative was Scheduled for")
                 ops["steps_out_of_service"] += avail.out(now)
                 if avail.known and avail.inop and st["relay"]:
                     res.bad(f"round {i}: relay closed while Unavailable ({st['ocpp']['status']})")
