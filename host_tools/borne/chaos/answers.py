@@ -2,9 +2,14 @@
 CSMS always answers at once and accepts everything; a real one refuses a message now and then
 with a CALLERROR, answers late, refuses a tag (Authorize or StartTransaction), sends a clock
 that jumps, and its operator changes the configuration and starts and stops sessions remotely
-while drivers tap and plug. Judged by the ledger (a CALL refused with a CALLERROR is not booked:
-its retry under a new id is no duplicate), by the relay (closed only in a session, and opened
-soon after the CSMS refused the session's tag) and by every CALL of the CSMS answered.
+while drivers tap and plug; it takes the charger out of service (ChangeAvailability
+Inoperative, Scheduled during a session) and puts it back a few rounds later. Judged by the
+ledger (a CALL refused with a CALLERROR is not booked: its retry under a new id is no
+duplicate), by the relay (closed only in a session, and opened
+soon after the CSMS refused the session's tag), by availability (out of service: no relay,
+no session, Unavailable, a RemoteStartTransaction Rejected; a Scheduled change applied at the
+session's end, its Unavailable after the StopTransaction; back in service: a session charges)
+and by every CALL of the CSMS answered.
 """
 
 from __future__ import annotations
