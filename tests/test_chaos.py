@@ -206,3 +206,65 @@ async def test_the_soak_sends_no_call_into_a_network_cut(tmp_path: Path) -> None
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(csms.charge_points[CHAOS_CP].call(trigger), 3)
         assert not reachable(r, cutting=True)
+
+
+async def test_answers_judge_follows_a_scheduled_inoperative_and_the_way_back(
+        tmp_path: Path) -> None:
+    # The answers campaign's model of availability (OCPP 1.6 5.2) against the firmware's: an
+    # Inoperative for the charge point during a session is Scheduled, applies when the session
+    # ends (the Unavailable StatusNotification after its StopTransaction), a RemoteStart is
+    # then Rejected; an Operative for connector 1 puts both back (connrare) and a session
+    # charges again. A wire where the Unavailable came first is judged.
+    import time
+
+    from borne.chaos.answers import Availability, scheduled_before_stop
+    from borne.chaos.campaigns import CP_ID as CHAOS_CP
+    from borne.chaos.campaigns import rig
+    from borne.csms import Frame
+
+    async with rig(tmp_path, "avail") as r:
+        assert r.csms is not None
+        csms = r.csms
+        cp = csms.charge_points[CHAOS_CP]
+        loop = asyncio.get_running_loop()
+        avail = Availability()
+        await r.cmd("plug")
+        await r.cmd("charge")
+        await r.cmd("tap", uid="04A1B2C3")
+        st = await r.until(lambda s: s["relay"] and isinstance(
+            (s["session"] or {}).get("transaction_id"), int), "charging", 30)
+        tid = st["session"]["transaction_id"]
+        avail.requests.append(time.monotonic())
+        a = await cp.call(call.ChangeAvailability(connector_id=0, type="Inoperative"))
+        assert a.status == "Scheduled"
+        avail.answered("Inoperative", a.status, loop.time(), r.state())
+        assert avail.scheduled == (avail.pending[0][0], tid) and not avail.inop
+        avail.sched_since -= Availability.GRACE_S + 1  # (as if the report's delay had passed)
+        assert not avail.ended(r.state(), loop.time()), "ended while the session runs"
+        await cp.call(call.RemoteStopTransaction(transaction_id=tid))
+        await r.until(lambda s: not s["session"] and s["ocpp"]["status"] == "Unavailable",
+                      "the change applied", 30)
+        assert avail.ended(r.state(), loop.time()) and avail.inop
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 1
+                             and p["status"] == "Unavailable", 10)
+        assert scheduled_before_stop(csms, avail) == []
+        rs = await cp.call(call.RemoteStartTransaction(id_tag="04A1B2C3", connector_id=1))
+        assert rs.status == "Rejected"
+        # The same answers, the Unavailable on the wire before the stop: judged.
+        late = [f for f in csms.frames if f.is_call and f.action == "StopTransaction"]
+        fake = type("W", (), {"calls": lambda self, a: [
+            Frame(CHAOS_CP, "in", "", f.msg, f.t + 60 if a == "StopTransaction" else f.t)
+            for f in csms.calls(a)]})()
+        assert late and scheduled_before_stop(fake, avail), "not judged"
+        a = await cp.call(call.ChangeAvailability(connector_id=1, type="Operative"))
+        avail.answered("Operative", a.status, loop.time(), r.state())
+        assert a.status == "Accepted" and not avail.inop
+        await csms.wait_call("StatusNotification", lambda p: p["connectorId"] == 0
+                             and p["status"] == "Available", 10)
+        await r.cmd("unplug")
+        await r.until(lambda s: s["ocpp"]["status"] == "Available", "the EV gone", 10)
+        await r.cmd("plug")
+        await r.cmd("charge")
+        rs = await cp.call(call.RemoteStartTransaction(id_tag="04A1B2C3", connector_id=1))
+        assert rs.status == "Accepted"
+        await r.until(lambda s: s["relay"] and s["session"], "charging again", 30)
