@@ -268,3 +268,20 @@ async def test_answers_judge_follows_a_scheduled_inoperative_and_the_way_back(
         rs = await cp.call(call.RemoteStartTransaction(id_tag="04A1B2C3", connector_id=1))
         assert rs.status == "Accepted"
         await r.until(lambda s: s["relay"] and s["session"], "charging again", 30)
+
+
+async def test_the_soak_judges_the_heap_kept_not_a_reconnection_in_flight() -> None:
+    # Seed 101011 soak=8 ("the heap grew from 282784 to 289632 bytes"): the last slot's one
+    # reading fell on the reconnection after its network cut (295808 in use, 283488 a second
+    # later, 283648 for the next 10 s), and with 8 slots the last quarter is two readings. The
+    # soak now takes the least reading of each slot's idle end: the heap the charger keeps.
+    from borne.chaos.campaigns import _heap_floor
+
+    readings = iter([283488, 295808, 295808, 283648])
+
+    class Reporting:  # the simulator's state as the slot ends: one heap reading per look
+        def state(self) -> dict[str, Any]:
+            return {"heap": {"used": next(readings, 283648)}}
+
+    loop = asyncio.get_running_loop()
+    assert await _heap_floor(Reporting(), loop.time() + 0.3) == 283488  # type: ignore[arg-type]
