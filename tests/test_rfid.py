@@ -3,6 +3,8 @@ agent's PN532 driver and tag-event task, and the connector's tag events."""
 
 from __future__ import annotations
 
+import asyncio
+
 from borne.sim.simulator import Simulator
 from simctl import Control
 
@@ -25,6 +27,29 @@ async def test_tap_gives_one_event_per_presentation(control: Control, sim: Simul
                  if f"evse: tag {uid.upper()} presented" in ln]
         assert len(lines) == 1, lines
 
+
+
+async def test_a_tap_of_the_card_still_held_is_no_new_presentation(
+    control: Control, sim: Simulator
+) -> None:
+    # A card counts once per presentation: tapped again before its last tap's hold is over,
+    # it never left the field, so the charger reads nothing new; the reply says so, since a
+    # scenario that taps twice in quick succession would otherwise wait for a tap never read.
+    assert sim.agent is not None
+    await sim.agent.wait_line(r"rfid: reader ready", 15)
+    uid = "04A1B2C3"
+    start = len(sim.agent.all_lines)
+    assert (await control("tap", uid=uid))["held"] is False
+    await sim.agent.wait_line(TAG_LINE.format(uid), 5, start=start)
+    assert (await control("tap", uid=uid))["held"] is True
+    await control.wait_state(lambda s: not s["card"], "the card taken away", 5)
+    lines = [ln for ln in sim.agent.all_lines[start:] if TAG_LINE.format(uid) in ln]
+    assert len(lines) == 1, lines
+    # Kept away for longer than the reader's 0.5 s "gone" time, then tapped again: read again.
+    await asyncio.sleep(1.0)
+    start = len(sim.agent.all_lines)
+    assert (await control("tap", uid=uid))["held"] is False
+    await sim.agent.wait_line(TAG_LINE.format(uid), 5, start=start)
 
 async def test_tap_refuses_uids_that_are_not_iso14443a_lengths(control: Control) -> None:
     for uid in ("04A2B3", "04A2B3C4D5", "0"):

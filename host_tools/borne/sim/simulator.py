@@ -368,8 +368,13 @@ class Simulator:
             hold = req.get("hold", self.reader.presentation_s)
             if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold <= 60:
                 raise CommandError('tap: "hold" is the seconds the card stays, from 0 to 60')
-            self.reader.present(bytes.fromhex(uid), float(hold))
+            card = bytes.fromhex(uid)
+            # The same card still held (its last tap's `hold` not over) is held longer: no new
+            # presentation, so the charger reads no new tap; the reply says so.
+            held = self.reader.card() == card
+            self.reader.present(card, float(hold))
             hw.card(uid, float(hold))  # the same card in an MFRC522's field (ESP32 board)
+            return {"held": held}
         elif cmd == "fault":
             kind = req.get("kind")
             if kind not in FAULT_KINDS:
