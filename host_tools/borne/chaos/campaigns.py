@@ -1410,6 +1410,12 @@ async def soak(rng: random.Random, sessions: int, workdir: Path) -> Result:
             res.figures["heap_used_first_quarter"] = int(early)
             res.figures["heap_used_last_quarter"] = int(late)
             res.figures["heap_used_max"] = max(used)
+            # every quarter's median (growth that levels off reads differently from a leak),
+            # and each slot's floor in the workdir for a closer look
+            res.figures["heap_used_quarters"] = [
+                int(statistics.median(used[k * q:(k + 1) * q if k < 3 else len(used)]))
+                for k in range(4)]
+            (workdir / "heap-soak.json").write_text(json.dumps(used) + "\n")
             if late > early + 4096:
                 res.bad(f"the heap grew from {early:.0f} to {late:.0f} bytes over the soak")
         if r.boots() != 1:
