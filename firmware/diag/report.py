@@ -66,9 +66,8 @@ def diagnostics(path, d, since=None, until=None, faults=20):
         for rec in _last(d.events, _FAULTS, faults):
             w(_event_line(rec))
         w("\n== event log\n")
-        for t, rec in _fixed(d.events, _steps(d.sec)):
-            if (since is None or t >= since) and (until is None or t <= until):
-                w(_event_line(rec))
+        for _, rec in _fixed(d.events, _steps(d.sec), since, until):
+            w(_event_line(rec))
         w("\n== agent log\n")
         if d.agentlog is not None:
             for ln in d.agentlog.lines(since, until):
@@ -101,11 +100,9 @@ def security_log(path, sec, since=None, until=None):
     try:
         f.write("borne security log; generated %s; window %s .. %s\n"
                 % (clock.iso(), _iso(since), _iso(until)))
-        for t, r in _fixed(sec.j, _steps(sec)):
-            if (since is None or t >= since) and (until is None or t <= until):
-                info = r.get("info")
-                f.write("%s %s%s\n" % (clock.iso(t), r.get("type", "?"),
-                                        (" " + info) if info else ""))
+        for t, r in _fixed(sec.j, _steps(sec), since, until):
+            info = r.get("info")
+            f.write("%s %s%s\n" % (clock.iso(t), r.get("type", "?"), (" " + info) if info else ""))
     finally:
         f.close()
 
@@ -161,10 +158,10 @@ def _runs(records, steps):
     return out
 
 
-def _fixed(log_, steps):
+def _fixed(log_, steps, since=None, until=None):
     # log_: a journal or the event log (records(): (seq, record) oldest first) -> (the record's
-    # time, moved if its boot's clock was set later, record), oldest first; two passes, one
-    # record in RAM at a time.
+    # time, moved if its boot's clock was set later, record) within since .. until (None: open),
+    # oldest first; two passes, one record in RAM at a time.
     runs = _runs(log_.records(), steps) if steps else ()
     for seq, r in log_.records():
         t = r.get("t", 0)
@@ -173,4 +170,5 @@ def _fixed(log_, steps):
                 if a <= seq <= b:
                     t += st
                     break
-        yield t, r
+        if (since is None or t >= since) and (until is None or t <= until):
+            yield t, r
